@@ -1,0 +1,53 @@
+"""The array-module seam: which array library holds a tensor's data.
+
+Op code never imports NumPy for array math; it asks ``get_array_module`` for the
+module of its inputs (NumPy, or CuPy once the GPU backend plugs in). CuPy is
+imported only when a CUDA array or ``device="cuda"`` is actually seen.
+"""
+import numpy
+
+DEVICES = ("cpu", "cuda")
+
+
+def _is_cupy(array):
+    return type(array).__module__.split(".", 1)[0] == "cupy"
+
+
+def get_array_module(*arrays):
+    """NumPy, or CuPy if any of ``arrays`` is a CuPy array."""
+    for a in arrays:
+        if _is_cupy(a):
+            return cupy_module()
+    return numpy
+
+
+def device_of(array):
+    return "cuda" if _is_cupy(array) else "cpu"
+
+
+def cupy_module():
+    """Import CuPy lazily, with one clear message when it or a GPU is missing."""
+    try:
+        import cupy
+    except ImportError as e:
+        raise RuntimeError(
+            "device='cuda' needs CuPy: install minivae[cuda12] or minivae[cuda13]") from e
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # CuPy raises its own CUDARuntimeError without a driver
+        count = 0
+    if count == 0:
+        raise RuntimeError("device='cuda' needs an NVIDIA GPU, and CuPy found none")
+    return cupy
+
+
+def module_for_device(device):
+    """The array module that holds data on ``device`` ("cpu" or "cuda")."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    return numpy if device == "cpu" else cupy_module()
+
+
+def to_numpy(array):
+    """A NumPy copy (or view) of any backend's array."""
+    return array.get() if _is_cupy(array) else numpy.asarray(array)

@@ -1,0 +1,13 @@
+"""Every op of minivae: ``OPS`` (name → Function class, forward and VJP side by side)
+and the functions that apply them. ``NONDIFFERENTIABLE`` lists value-only ops."""
+from minivae.ops._registry import NONDIFFERENTIABLE, OPS, register
+from minivae.ops.arith import add, cast, clip, div, maximum, minimum, mul, neg, pow, sub, where
+from minivae.ops.unary import abs, exp, expm1, log, log1p, relu, sigmoid, softplus, sqrt, tanh
+from minivae.ops.reduce import logsumexp, max, mean, sum
+from minivae.ops.linalg import matmul
+from minivae.ops.shape import (broadcast_to, chunk, concatenate, getitem, one_hot, reshape, split,
+                               stack, transpose)
+from minivae.ops.softmax import log_softmax, softmax
+from minivae.ops.losses import bce_with_logits
+
+__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "register", *OPS, *NONDIFFERENTIABLE, "split", "chunk"])

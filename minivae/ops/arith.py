@@ -1,0 +1,174 @@
+"""Elementwise binary arithmetic, with broadcasting undone in every VJP."""
+from minivae.engine import Function
+from minivae.ops._broadcast import unbroadcast
+from minivae.ops._registry import register
+
+
+@register("add")
+class Add(Function):
+    """z = x + y;  x̄ = unbroadcast(ḡ, x.shape);  ȳ = unbroadcast(ḡ, y.shape)."""
+
+    def forward(ctx, x, y):
+        ctx.save(xshape=x.shape, yshape=y.shape)
+        return x + y
+
+    def backward(ctx, g):
+        return unbroadcast(g, ctx.xshape), unbroadcast(g, ctx.yshape)
+
+
+@register("sub")
+class Sub(Function):
+    """z = x − y;  x̄ = unbroadcast(ḡ, x.shape);  ȳ = −unbroadcast(ḡ, y.shape)."""
+
+    def forward(ctx, x, y):
+        ctx.save(xshape=x.shape, yshape=y.shape)
+        return x - y
+
+    def backward(ctx, g):
+        return unbroadcast(g, ctx.xshape), -unbroadcast(g, ctx.yshape)
+
+
+@register("mul")
+class Mul(Function):
+    """z = x·y;  x̄ = unbroadcast(ḡ·y, x.shape);  ȳ = unbroadcast(ḡ·x, y.shape)."""
+
+    def forward(ctx, x, y):
+        ctx.save(x=x, y=y)
+        return x * y
+
+    def backward(ctx, g):
+        x, y = ctx.x, ctx.y
+        return unbroadcast(g * y, x.shape), unbroadcast(g * x, y.shape)
+
+
+@register("div")
+class Div(Function):
+    """z = x / y;  x̄ = unbroadcast(ḡ / y, x.shape);  ȳ = unbroadcast(−ḡ·z / y, y.shape)."""
+
+    def forward(ctx, x, y):
+        z = x / y
+        ctx.save(xshape=x.shape, y=y, z=z)
+        return z
+
+    def backward(ctx, g):
+        gx = g / ctx.y
+        return unbroadcast(gx, ctx.xshape), unbroadcast(-gx * ctx.z, ctx.y.shape)
+
+
+@register("neg")
+class Neg(Function):
+    """z = −x;  x̄ = −ḡ."""
+
+    def forward(ctx, x):
+        return -x
+
+    def backward(ctx, g):
+        return -g
+
+
+@register("pow")
+class Pow(Function):
+    """z = x^y;  x̄ = unbroadcast(ḡ·y·x^(y−1), x.shape);  ȳ = unbroadcast(ḡ·z·log x, y.shape).
+
+    The exponent's gradient needs x > 0; it is computed only when y requires one.
+    """
+
+    def forward(ctx, x, y):
+        z = x ** y
+        ctx.save(x=x, y=y, z=z)
+        return z
+
+    def backward(ctx, g):
+        x, y, z = ctx.x, ctx.y, ctx.z
+        gx = unbroadcast(g * y * x ** (y - 1), x.shape)
+        gy = unbroadcast(g * z * ctx.xp.log(x), y.shape) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+@register("maximum")
+class Maximum(Function):
+    """z = max(x, y);  x̄ = ḡ·[x > y] + ½ḡ·[x = y];  ȳ = ḡ·[y > x] + ½ḡ·[x = y] (ties split, as PyTorch)."""
+
+    def forward(ctx, x, y):
+        ctx.save(x=x, y=y)
+        return ctx.xp.maximum(x, y)
+
+    def backward(ctx, g):
+        x, y = ctx.x, ctx.y
+        wx = (x > y) + 0.5 * (x == y)
+        return unbroadcast(g * wx, x.shape), unbroadcast(g * (1 - wx), y.shape)
+
+
+@register("minimum")
+class Minimum(Function):
+    """z = min(x, y);  x̄ = ḡ·[x < y] + ½ḡ·[x = y];  ȳ = ḡ·[y < x] + ½ḡ·[x = y]."""
+
+    def forward(ctx, x, y):
+        ctx.save(x=x, y=y)
+        return ctx.xp.minimum(x, y)
+
+    def backward(ctx, g):
+        x, y = ctx.x, ctx.y
+        wx = (x < y) + 0.5 * (x == y)
+        return unbroadcast(g * wx, x.shape), unbroadcast(g * (1 - wx), y.shape)
+
+
+@register("where")
+class Where(Function):
+    """z = cond ? x : y;  x̄ = unbroadcast(cond ? ḡ : 0, x.shape);  ȳ = unbroadcast(cond ? 0 : ḡ, y.shape).
+    ``cond`` is a boolean mask and gets no gradient."""
+
+    def forward(ctx, cond, x, y):
+        cond = cond.astype(bool, copy=False)
+        ctx.save(cond=cond, xshape=x.shape, yshape=y.shape)
+        return ctx.xp.where(cond, x, y)
+
+    def backward(ctx, g):
+        zero = ctx.xp.zeros((), dtype=g.dtype)
+        gx = ctx.xp.where(ctx.cond, g, zero)
+        return None, unbroadcast(gx, ctx.xshape), unbroadcast(g - gx, ctx.yshape)
+
+
+@register("clip")
+class Clip(Function):
+    """z = min(max(x, lo), hi);  x̄ = ḡ·[lo ≤ x ≤ hi] (the bounds are constants)."""
+
+    def forward(ctx, x, lo=None, hi=None):
+        inside = ctx.xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.save(inside=inside)
+        return ctx.xp.clip(x, lo, hi)
+
+    def backward(ctx, g):
+        return g * ctx.inside
+
+
+@register("cast")
+class Cast(Function):
+    """z = x as ``dtype``;  x̄ = ḡ as x.dtype."""
+
+    def forward(ctx, x, dtype):
+        ctx.save(xdtype=x.dtype)
+        return x.astype(dtype)
+
+    def backward(ctx, g):
+        return g.astype(ctx.xdtype)
+
+
+add, sub, mul, div, neg, pow = Add.apply, Sub.apply, Mul.apply, Div.apply, Neg.apply, Pow.apply
+maximum, minimum, cast = Maximum.apply, Minimum.apply, Cast.apply
+
+
+def where(cond, x, y):
+    """Elementwise ``x`` where ``cond`` else ``y`` (NumPy's ``where``)."""
+    return Where.apply(cond, x, y)
+
+
+def clip(x, min=None, max=None):
+    """Clamp ``x`` to [min, max] (either may be None), as ``numpy.clip``."""
+    if min is None and max is None:
+        raise ValueError("clip needs min or max")
+    return Clip.apply(x, lo=min, hi=max)

@@ -1,0 +1,91 @@
+"""Reductions over ``axis`` (None, an int or a tuple; negatives allowed) with ``keepdims``."""
+from minivae.engine import Function
+from minivae.ops._broadcast import expand_reduced, normalize_axis
+from minivae.ops._registry import register
+
+
+@register("sum")
+class Sum(Function):
+    """y = Σ_axis x;  x̄ = broadcast(ḡ, x.shape)."""
+
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = normalize_axis(axis, x.ndim, x.shape)
+        ctx.save(shape=x.shape, axes=axes, keepdims=keepdims)
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    def backward(ctx, g):
+        g = expand_reduced(g, ctx.shape, ctx.axes, ctx.keepdims)
+        return ctx.xp.broadcast_to(g, ctx.shape).copy()
+
+
+@register("mean")
+class Mean(Function):
+    """y = (1/n) Σ_axis x;  x̄ = broadcast(ḡ, x.shape) / n, n the number of reduced elements."""
+
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = normalize_axis(axis, x.ndim, x.shape)
+        n = 1
+        for a in axes:
+            n *= x.shape[a]
+        ctx.save(shape=x.shape, axes=axes, keepdims=keepdims, n=n)
+        return x.mean(axis=axes, keepdims=keepdims)
+
+    def backward(ctx, g):
+        g = expand_reduced(g, ctx.shape, ctx.axes, ctx.keepdims)
+        return ctx.xp.broadcast_to(g / ctx.n, ctx.shape).copy()
+
+
+@register("max")
+class Max(Function):
+    """y = max_axis x;  x̄ = ḡ·[x = y] / #ties (ties share the gradient evenly, as torch.amax)."""
+
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = normalize_axis(axis, x.ndim, x.shape)
+        y = x.max(axis=axes, keepdims=True)
+        mask = x == y
+        ctx.save(axes=axes, keepdims=keepdims, mask=mask, shape=x.shape)
+        return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+    def backward(ctx, g):
+        g = expand_reduced(g, ctx.shape, ctx.axes, ctx.keepdims)
+        mask = ctx.mask
+        return g * mask / mask.sum(axis=ctx.axes, keepdims=True)
+
+
+def logsumexp_array(xp, x, axes):
+    """log Σ_axes eˣ with keepdims, shifted by the max so nothing overflows;
+    an all −∞ slice gives −∞ rather than NaN."""
+    m = x.max(axis=axes, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    return m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))
+
+
+@register("logsumexp")
+class LogSumExp(Function):
+    """y = log Σ_axis eˣ (max-shifted);  x̄ = ḡ·e^{x − y} = ḡ·softmax(x)."""
+
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = normalize_axis(axis, x.ndim, x.shape)
+        y = logsumexp_array(ctx.xp, x, axes)
+        ctx.save(x=x, y=y, axes=axes, keepdims=keepdims)
+        return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+
+    def backward(ctx, g):
+        g = expand_reduced(g, ctx.x.shape, ctx.axes, ctx.keepdims)
+        return g * ctx.xp.exp(ctx.x - ctx.y)
+
+
+def sum(x, axis=None, keepdims=False):
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)

@@ -1,0 +1,179 @@
+"""Ops that move, select or combine elements without arithmetic."""
+import builtins
+
+from minivae.engine import DEFAULT_FLOAT, Function, Tensor, tensor
+from minivae.ops._broadcast import normalize_axis, unbroadcast
+from minivae.ops._registry import nondifferentiable, register
+
+
+@register("reshape")
+class Reshape(Function):
+    """z = x viewed as ``shape``;  x̄ = ḡ reshaped to x.shape."""
+
+    def forward(ctx, x, shape):
+        ctx.save(xshape=x.shape)
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape a tensor of shape {x.shape} into {tuple(shape)}") from None
+
+    def backward(ctx, g):
+        return g.reshape(ctx.xshape)
+
+
+@register("transpose")
+class Transpose(Function):
+    """z = x with axes permuted (reversed when ``axes`` is None);  x̄ = ḡ permuted back by argsort(axes)."""
+
+    def forward(ctx, x, axes=None):
+        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+        if sorted(axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: {axes} is not a permutation of the axes of shape {x.shape}")
+        ctx.save(inverse=tuple(sorted(range(x.ndim), key=axes.__getitem__)))
+        return x.transpose(axes)
+
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse)
+
+
+def _has_array_index(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return builtins.any(hasattr(p, "shape") or isinstance(p, list) for p in parts)
+
+
+@register("getitem")
+class GetItem(Function):
+    """z = x[index] (slices, ints, None, Ellipsis, integer or boolean arrays);
+    x̄ = zeros like x with ḡ scattered-added at index (repeated indices accumulate)."""
+
+    def forward(ctx, x, index):
+        ctx.save(xshape=x.shape, index=index)
+        return x[index]
+
+    def backward(ctx, g):
+        gx = ctx.xp.zeros(ctx.xshape, dtype=g.dtype)
+        if _has_array_index(ctx.index):
+            ctx.xp.add.at(gx, ctx.index, g)  # an index may repeat: accumulate, not overwrite
+        else:
+            gx[ctx.index] = g
+        return gx
+
+
+@register("concatenate")
+class Concatenate(Function):
+    """z = [x₁, x₂, …] joined along ``axis``;  x̄ᵢ = the slice of ḡ that xᵢ occupies."""
+
+    def forward(ctx, *xs, axis=0):
+        if not xs:
+            raise ValueError("concatenate needs at least one tensor")
+        axis = normalize_axis(axis, xs[0].ndim, xs[0].shape)[0]
+        ctx.save(axis=axis, sizes=[x.shape[axis] for x in xs])
+        return ctx.xp.concatenate(xs, axis=axis)
+
+    def backward(ctx, g):
+        bounds = [0]
+        for n in ctx.sizes:
+            bounds.append(bounds[-1] + n)
+        index = [slice(None)] * g.ndim
+        grads = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            index[ctx.axis] = slice(lo, hi)
+            grads.append(g[tuple(index)])
+        return tuple(grads)
+
+
+@register("stack")
+class Stack(Function):
+    """z = [x₁, x₂, …] stacked along a new ``axis``;  x̄ᵢ = ḡ taken at position i of that axis."""
+
+    def forward(ctx, *xs, axis=0):
+        if not xs:
+            raise ValueError("stack needs at least one tensor")
+        axis = normalize_axis(axis, xs[0].ndim + 1, xs[0].shape)[0]
+        ctx.save(axis=axis, n=len(xs))
+        return ctx.xp.stack(xs, axis=axis)
+
+    def backward(ctx, g):
+        return tuple(g.take(i, axis=ctx.axis) for i in range(ctx.n))
+
+
+@register("broadcast_to")
+class BroadcastTo(Function):
+    """z = x broadcast to ``shape``;  x̄ = unbroadcast(ḡ, x.shape)."""
+
+    def forward(ctx, x, shape):
+        ctx.save(xshape=x.shape)
+        try:
+            return ctx.xp.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"cannot broadcast a tensor of shape {x.shape} to {tuple(shape)}") from None
+
+    def backward(ctx, g):
+        return unbroadcast(g, ctx.xshape)
+
+
+def reshape(x, shape):
+    return Reshape.apply(x, shape=(shape,) if isinstance(shape, int) else tuple(shape))
+
+
+def transpose(x, axes=None):
+    return Transpose.apply(x, axes=axes)
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem.apply(x, index=index)
+
+
+def concatenate(tensors, axis=0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def broadcast_to(x, shape):
+    return BroadcastTo.apply(x, shape=tuple(shape))
+
+
+def split(x, indices_or_sections, axis=0):
+    """Pieces of ``x`` along ``axis``, as ``numpy.split``: an int n gives n equal pieces,
+    a list of indices gives the cut points. Each piece is a ``getitem`` slice, so its
+    VJP is getitem's."""
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, int):
+        if indices_or_sections <= 0 or n % indices_or_sections:
+            raise ValueError(f"split: axis of length {n} does not divide into {indices_or_sections} equal pieces")
+        step = n // indices_or_sections
+        cuts = list(range(step, n, step))
+    else:
+        cuts = list(indices_or_sections)
+    bounds = [0] + cuts + [n]
+    axis = normalize_axis(axis, x.ndim, x.shape)[0]
+    pieces = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index = (slice(None),) * axis + (slice(lo, hi),)
+        pieces.append(getitem(x, index))
+    return pieces
+
+
+def chunk(x, chunks, axis=0):
+    """``chunks`` pieces of near-equal size along ``axis`` (the last may be smaller), as ``torch.chunk``."""
+    n = x.shape[axis]
+    step = -(-n // chunks)
+    return split(x, list(range(step, n, step)), axis=axis)
+
+
+@nondifferentiable("one_hot")
+def one_hot(indices, num_classes, dtype=None):
+    """Float one-hot vectors (last axis ``num_classes``) for integer ``indices``; no gradient."""
+    idx = indices if isinstance(indices, Tensor) else tensor(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot needs integer indices, not {idx.dtype}")
+    if idx.size and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):
+        raise ValueError(f"one_hot: indices must lie in [0, {num_classes})")
+    return Tensor((idx.data[..., None] == idx.xp.arange(num_classes)).astype(dtype or DEFAULT_FLOAT))

@@ -1,0 +1,144 @@
+"""Elementwise unary functions. Where the derivative is a function of the output
+(exp, sqrt, tanh, sigmoid), the output is what is saved."""
+from minivae.engine import Function
+from minivae.ops._registry import register
+
+
+@register("exp")
+class Exp(Function):
+    """y = eˣ;  x̄ = ḡ·y."""
+
+    def forward(ctx, x):
+        y = ctx.xp.exp(x)
+        ctx.save(y=y)
+        return y
+
+    def backward(ctx, g):
+        return g * ctx.y
+
+
+@register("log")
+class Log(Function):
+    """y = log x;  x̄ = ḡ / x."""
+
+    def forward(ctx, x):
+        ctx.save(x=x)
+        return ctx.xp.log(x)
+
+    def backward(ctx, g):
+        return g / ctx.x
+
+
+@register("log1p")
+class Log1p(Function):
+    """y = log(1 + x);  x̄ = ḡ / (1 + x)."""
+
+    def forward(ctx, x):
+        ctx.save(x=x)
+        return ctx.xp.log1p(x)
+
+    def backward(ctx, g):
+        return g / (1 + ctx.x)
+
+
+@register("expm1")
+class Expm1(Function):
+    """y = eˣ − 1;  x̄ = ḡ·(y + 1)."""
+
+    def forward(ctx, x):
+        y = ctx.xp.expm1(x)
+        ctx.save(y=y)
+        return y
+
+    def backward(ctx, g):
+        return g * (ctx.y + 1)
+
+
+@register("sqrt")
+class Sqrt(Function):
+    """y = √x;  x̄ = ḡ / (2y)."""
+
+    def forward(ctx, x):
+        y = ctx.xp.sqrt(x)
+        ctx.save(y=y)
+        return y
+
+    def backward(ctx, g):
+        return g / (2 * ctx.y)
+
+
+@register("abs")
+class Abs(Function):
+    """y = |x|;  x̄ = ḡ·sign(x) (0 at x = 0)."""
+
+    def forward(ctx, x):
+        ctx.save(x=x)
+        return ctx.xp.abs(x)
+
+    def backward(ctx, g):
+        return g * ctx.xp.sign(ctx.x)
+
+
+@register("tanh")
+class Tanh(Function):
+    """y = tanh x;  x̄ = ḡ·(1 − y²)."""
+
+    def forward(ctx, x):
+        y = ctx.xp.tanh(x)
+        ctx.save(y=y)
+        return y
+
+    def backward(ctx, g):
+        return g * (1 - ctx.y * ctx.y)
+
+
+def stable_sigmoid(xp, x):
+    """σ(x) = 1/(1 + e⁻ˣ) for x ≥ 0 and eˣ/(1 + eˣ) for x < 0: e^{−|x|} never overflows."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def stable_softplus(xp, x):
+    """log(1 + eˣ) = max(x, 0) + log1p(e^{−|x|}): finite for any finite x."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+@register("sigmoid")
+class Sigmoid(Function):
+    """y = σ(x) = 1/(1 + e⁻ˣ);  x̄ = ḡ·y·(1 − y)."""
+
+    def forward(ctx, x):
+        y = stable_sigmoid(ctx.xp, x)
+        ctx.save(y=y)
+        return y
+
+    def backward(ctx, g):
+        return g * ctx.y * (1 - ctx.y)
+
+
+@register("softplus")
+class Softplus(Function):
+    """y = log(1 + eˣ);  x̄ = ḡ·σ(x)."""
+
+    def forward(ctx, x):
+        ctx.save(x=x)
+        return stable_softplus(ctx.xp, x)
+
+    def backward(ctx, g):
+        return g * stable_sigmoid(ctx.xp, ctx.x)
+
+
+@register("relu")
+class Relu(Function):
+    """y = max(x, 0);  x̄ = ḡ·[x > 0]."""
+
+    def forward(ctx, x):
+        ctx.save(positive=x > 0)
+        return ctx.xp.maximum(x, 0)
+
+    def backward(ctx, g):
+        return g * ctx.positive
+
+
+exp, log, log1p, expm1, sqrt, abs = Exp.apply, Log.apply, Log1p.apply, Expm1.apply, Sqrt.apply, Abs.apply
+tanh, sigmoid, softplus, relu = Tanh.apply, Sigmoid.apply, Softplus.apply, Relu.apply

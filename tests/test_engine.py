@@ -1,0 +1,196 @@
+"""The engine: accumulation, reuse, no_grad, detach, deep graphs, broadcasting, dtypes, errors."""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+
+
+def leaf(values, dtype=np.float64):
+    return mv.tensor(np.asarray(values, dtype=dtype), requires_grad=True)
+
+
+def test_reused_node_accumulates_within_one_backward():
+    x = leaf([1.0, -2.0, 3.0])
+    y = x * x + x  # dy/dx = 2x + 1
+    y.backward(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(x.grad, np.array([1.0, 2.0, 3.0]) * (2 * x.data + 1))
+
+
+def test_diamond_graph_sums_both_paths():
+    x = leaf(0.5)
+    a = ops.exp(x)
+    y = a * a + ops.tanh(a)
+    y.backward()
+    e = np.exp(0.5)
+    np.testing.assert_allclose(x.grad, 2 * e * e + (1 - np.tanh(e) ** 2) * e)
+
+
+def test_grad_accumulates_across_backward_calls_like_pytorch():
+    x = leaf([2.0])
+    (x * 3).sum().backward()
+    (x * 4).sum().backward()
+    np.testing.assert_allclose(x.grad, [7.0])
+
+
+def test_backward_twice_through_one_graph_needs_retain_graph():
+    x = leaf([1.0, 2.0])
+    y = (ops.exp(x)).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * np.exp([1.0, 2.0]))
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_no_grad_records_nothing_and_restores_state():
+    x = leaf([1.0])
+    with mv.no_grad():
+        y = x * 2
+        assert not mv.is_grad_enabled()
+    assert mv.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+
+
+def test_detach_cuts_the_graph_but_shares_values():
+    x = leaf([1.0, 2.0])
+    d = (x * 2).detach()
+    assert not d.requires_grad
+    y = (x * d).sum()  # d is a constant: dy/dx = d
+    y.backward()
+    np.testing.assert_allclose(x.grad, [2.0, 4.0])
+
+
+def test_ten_thousand_node_chain_backpropagates_iteratively():
+    x = leaf(1.0)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.backward()
+    np.testing.assert_allclose(x.grad, 1.0001 ** 10_000, rtol=1e-9)
+
+
+def test_broadcast_gradients_take_each_input_shape():
+    a, b = leaf(np.ones((3, 1))), leaf(np.ones(4))
+    (a * b * 2).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
+    np.testing.assert_allclose(a.grad, np.full((3, 1), 8.0))
+    np.testing.assert_allclose(b.grad, np.full(4, 6.0))
+
+
+def test_non_leaf_grad_is_kept_only_when_asked():
+    x = leaf([1.0, 2.0])
+    h = (x * 3).retain_grad()
+    k = x * 5
+    (h * h + k).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    assert k.grad is None
+
+
+def test_default_dtype_is_float32_and_float64_is_kept():
+    assert mv.tensor([1.0, 2.0]).dtype == np.float32
+    assert mv.tensor(np.zeros(2)).dtype == np.float64
+    assert mv.tensor([1, 2]).dtype.kind == "i"
+    x = mv.tensor([1.0], requires_grad=True)
+    assert (x * 2.5).dtype == np.float32  # a Python number does not upcast
+    (x * 2.5).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_float32_and_float64_agree():
+    rng = np.random.default_rng(0)
+    x64, w64 = rng.normal(size=(5, 7)), rng.normal(size=(7, 3))
+    results = []
+    for dtype in (np.float32, np.float64):
+        x = mv.tensor(x64.astype(dtype), requires_grad=True)
+        w = mv.tensor(w64.astype(dtype))
+        y = (ops.log_softmax(ops.tanh(x @ w), temperature=0.7) * ops.sigmoid(x).sum(axis=1, keepdims=True)).mean()
+        y.backward()
+        assert y.dtype == dtype and x.grad.dtype == dtype
+        results.append((y.item(), x.grad.astype(np.float64)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-4, atol=1e-6)
+
+
+def test_comparisons_give_masks_without_gradient():
+    x = leaf([1.0, -1.0])
+    mask = x > 0
+    assert mask.dtype == bool and not mask.requires_grad
+    np.testing.assert_array_equal(mask.data, [True, False])
+    y = ops.where(mask, x, x * 0).sum()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0])
+
+
+def test_max_ties_share_the_gradient_evenly():
+    x = leaf([[3.0, 3.0, 1.0]])
+    ops.max(x, axis=1).sum().backward()
+    np.testing.assert_allclose(x.grad, [[0.5, 0.5, 0.0]])
+
+
+def test_one_hot_and_split():
+    h = ops.one_hot(mv.tensor([2, 0]), 3)
+    np.testing.assert_array_equal(h.data, [[0, 0, 1], [1, 0, 0]])
+    assert h.dtype == np.float32 and not h.requires_grad
+    parts = ops.chunk(mv.tensor(np.arange(10.0)), 3)
+    assert [p.shape for p in parts] == [(4,), (4,), (2,)]
+
+
+def test_operators_with_arrays_and_scalars_on_either_side():
+    x = leaf([1.0, 2.0])
+    y = 1 - x / 2 + np.array([1.0, 1.0]) * x ** 2
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, -0.5 + 2 * x.data)
+
+
+# ---- errors that name the problem ----------------------------------------------------
+def test_matmul_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
+        mv.tensor(np.ones((2, 3))) @ mv.tensor(np.ones((4, 5)))
+
+
+def test_backward_on_non_scalar_needs_grad():
+    x = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"shape \(2,\) needs grad="):
+        (x * 2).backward()
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="int"):
+        mv.tensor([1, 2], requires_grad=True)
+
+
+@pytest.mark.parametrize("axis", [2, -3, (0, 0)])
+def test_bad_axis_is_named(axis):
+    with pytest.raises(ValueError, match="axis"):
+        ops.sum(mv.tensor(np.ones((2, 3))), axis=axis)
+
+
+def test_bad_shapes_and_devices_are_named():
+    with pytest.raises(ValueError, match=r"\(2, 3\) into \(4,\)"):
+        ops.reshape(mv.tensor(np.ones((2, 3))), (4,))
+    with pytest.raises(ValueError, match="unknown device"):
+        mv.tensor([1.0], device="tpu")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        ops.softmax(mv.tensor([1.0, 2.0]), temperature=0.0)
+
+
+def test_a_wrong_shaped_vjp_fails_loudly():
+    class Bad(mv.Function):
+        def forward(ctx, x):
+            return x * 2
+
+        def backward(ctx, g):
+            return g.sum()
+    x = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"Bad.backward returned a gradient of shape \(\)"):
+        Bad.apply(x).sum().backward()
+
+
+def test_a_missing_vjp_fails_loudly():
+    class NoVJP(mv.Function):
+        def forward(ctx, x):
+            return x
+
+    with pytest.raises(NotImplementedError, match="NoVJP"):
+        NoVJP.apply(leaf([1.0])).sum().backward()

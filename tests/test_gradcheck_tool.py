@@ -1,0 +1,83 @@
+"""The checker itself: it passes correct VJPs and catches planted wrong ones."""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+
+
+def planted(backward):
+    """An op computing softmax whose VJP is replaced by ``backward(y, g)``."""
+    class Planted(mv.Function):
+        def forward(ctx, x):
+            y = np.exp(x - x.max(-1, keepdims=True))
+            y /= y.sum(-1, keepdims=True)
+            ctx.save(y=y)
+            return y
+
+        def backward(ctx, g):
+            return backward(ctx.y, g)
+    return Planted.apply
+
+
+def softmax_vjp(y, g):
+    return y * (g - (g * y).sum(-1, keepdims=True))
+
+
+SHAPES = [(3, 4), (40, 30), (80, 60)]  # full Jacobian, entrywise Jᵀv, random directions
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_accepts_a_correct_vjp(shape):
+    assert mv.gradcheck(planted(softmax_vjp), [np.random.default_rng(0).normal(size=shape)])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_catches_a_zero_vjp_that_all_ones_upstream_would_hide(shape):
+    zero = planted(lambda y, g: np.zeros_like(g))
+    x = np.random.default_rng(1).normal(size=shape)
+    # with an all-ones upstream gradient the true softmax VJP is 0 too: the checker must not use one
+    np.testing.assert_allclose(softmax_vjp(np.exp(x) / np.exp(x).sum(-1, keepdims=True), np.ones(shape)), 0, atol=1e-12)
+    with pytest.raises(mv.GradcheckError):
+        mv.gradcheck(zero, [x])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (40, 30)])
+def test_catches_one_wrong_entry_and_names_it(shape):
+    def off_by_one_entry(y, g):
+        gx = softmax_vjp(y, g)
+        gx[2, 1] *= 1.01
+        return gx
+    with pytest.raises(mv.GradcheckError, match=r"input 0 .* at index \(2, 1\)"):
+        mv.gradcheck(planted(off_by_one_entry), [np.random.default_rng(2).normal(size=shape)])
+
+
+def test_message_names_the_second_input():
+    class WrongSecond(mv.Function):
+        def forward(ctx, x, y):
+            ctx.save(x=x, y=y)
+            return x * y
+
+        def backward(ctx, g):
+            return g * ctx.y, g * ctx.x * 2
+    with pytest.raises(mv.GradcheckError, match="input 1"):
+        mv.gradcheck(WrongSecond.apply, [np.ones(3), np.ones(3) * 2])
+
+
+def test_too_coarse_a_step_is_detected():
+    # central differences err by eps²/6·f''' ; for x⁴ at x = 1 with eps = 0.1 that is 0.04 of 4
+    with pytest.raises(mv.GradcheckError):
+        mv.gradcheck(lambda x: x ** 4, [np.ones(1)], eps=0.1)
+    assert mv.gradcheck(lambda x: x ** 4, [np.ones(1)])
+
+
+def test_float32_inputs_are_upcast_with_a_warning():
+    with pytest.warns(UserWarning, match="float32"):
+        assert mv.gradcheck(ops.tanh, [np.ones(3, dtype=np.float32)])
+
+
+def test_constant_inputs_are_held_fixed():
+    w = mv.tensor(np.array([1.0, 2.0]))  # requires_grad=False: not checked, not perturbed
+    assert mv.gradcheck(lambda x, w: x * w, [np.ones(2), w])
+    with pytest.raises(ValueError, match="no floating input"):
+        mv.gradcheck(lambda w: w * 2, [w])

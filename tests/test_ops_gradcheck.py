@@ -1,0 +1,246 @@
+"""Every registered op passes gradcheck in float64 over random shapes, axes and values
+in its valid domain. An op in OPS without an entry in DOMAINS fails the coverage test."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import minivae as mv
+from minivae import ops
+from tests.strategies import away_from_zero, axes, broadcastable_pair, rngs, shapes
+
+
+def case(fn, *inputs, eps=1e-6):
+    return fn, list(inputs), eps
+
+
+def binary(fn, low=-2.0, high=2.0):
+    @st.composite
+    def draw_case(draw):
+        sx, sy = draw(broadcastable_pair())
+        rng = draw(rngs)
+        return case(fn, rng.uniform(low, high, sx), rng.uniform(low, high, sy))
+    return draw_case()
+
+
+def unary(fn, sample):
+    """``sample(rng, shape)`` draws values in the op's domain."""
+    @st.composite
+    def draw_case(draw):
+        return case(fn, sample(draw(rngs), draw(shapes())))
+    return draw_case()
+
+
+def uniform(low, high):
+    return lambda rng, shape: rng.uniform(low, high, shape)
+
+
+def reduction(fn):
+    @st.composite
+    def draw_case(draw):
+        shape = draw(shapes())
+        axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+        return case(lambda x: fn(x, axis=axis, keepdims=keepdims), draw(rngs).normal(size=shape))
+    return draw_case()
+
+
+@st.composite
+def div_case(draw):
+    sx, sy = draw(broadcastable_pair())
+    rng = draw(rngs)
+    return case(ops.div, rng.normal(size=sx), away_from_zero(rng, sy, 0.5, 2.0))
+
+
+@st.composite
+def pow_case(draw):
+    sx, sy = draw(broadcastable_pair())
+    rng = draw(rngs)
+    if draw(st.booleans()):  # tensor exponent: both gradients, base kept positive for log x
+        return case(ops.pow, rng.uniform(0.5, 2.0, sx), rng.uniform(-2.0, 2.0, sy))
+    k = draw(st.sampled_from([2, 3, -1, 0.5]))
+    return case(lambda x: x ** k, rng.uniform(0.5, 2.0, sx))
+
+
+@st.composite
+def tie_free_pair(draw, fn):
+    sx, sy = draw(broadcastable_pair())
+    rng = draw(rngs)
+    x, y = rng.normal(size=sx), rng.normal(size=sy)
+    assume(np.abs(x - y).min(initial=1.0) > 1e-3)  # off the kink x = y
+    return case(fn, x, y)
+
+
+@st.composite
+def where_case(draw):
+    sx, sy = draw(broadcastable_pair())
+    sc = np.broadcast_shapes(sx, sy)
+    rng = draw(rngs)
+    cond = rng.random(sc) < 0.5
+    return case(lambda x, y: ops.where(cond, x, y), rng.normal(size=sx), rng.normal(size=sy))
+
+
+@st.composite
+def clip_case(draw):
+    x = draw(rngs).uniform(-1, 1, draw(shapes()))
+    assume(np.abs(np.abs(x) - 0.5).min(initial=1.0) > 1e-3)  # off the bounds
+    lo, hi = draw(st.sampled_from([(-0.5, 0.5), (None, 0.5), (-0.5, None)]))
+    return case(lambda t: ops.clip(t, lo, hi), x)
+
+
+@st.composite
+def cast_case(draw):
+    x = draw(rngs).normal(size=draw(shapes()))
+    # through float32 and back: the float32 rounding (~6e-8) needs a larger step than 1e-6
+    return case(lambda t: ops.cast(ops.cast(t, dtype=np.float32), dtype=np.float64), x, eps=1e-3)
+
+
+@st.composite
+def max_case(draw):
+    shape = draw(shapes())
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    x = draw(rngs).permutation(np.arange(int(np.prod(shape))) * 0.1).reshape(shape)  # no ties
+    return case(lambda t: ops.max(t, axis=axis, keepdims=keepdims), x + 0.01)
+
+
+MATMUL_SHAPES = [  # (m, k, n, b) filled in by the strategy
+    lambda m, k, n, b: ((k,), (k,)), lambda m, k, n, b: ((k,), (k, n)),
+    lambda m, k, n, b: ((m, k), (k,)), lambda m, k, n, b: ((m, k), (k, n)),
+    lambda m, k, n, b: ((b, m, k), (k, n)), lambda m, k, n, b: ((1, m, k), (b, k, n)),
+    lambda m, k, n, b: ((b, 1, m, k), (3, k, n)), lambda m, k, n, b: ((k,), (b, k, n)),
+    lambda m, k, n, b: ((b, m, k), (k,))]
+
+
+@st.composite
+def matmul_case(draw, pattern=None):
+    pattern = pattern or draw(st.sampled_from(MATMUL_SHAPES))
+    sx, sy = pattern(*(draw(st.integers(1, 4)) for _ in range(4)))
+    rng = draw(rngs)
+    return case(ops.matmul, rng.normal(size=sx), rng.normal(size=sy))
+
+
+@st.composite
+def reshape_case(draw):
+    shape = draw(shapes())
+    target = draw(st.sampled_from([(-1,), tuple(reversed(shape)), (1,) + shape + (1,)]))
+    return case(lambda t: ops.reshape(t, target), draw(rngs).normal(size=shape))
+
+
+@st.composite
+def transpose_case(draw):
+    shape = draw(shapes())
+    perm = draw(st.permutations(range(len(shape)))) if shape else []
+    axes_ = draw(st.sampled_from([None, tuple(perm)]))
+    return case(lambda t: ops.transpose(t, axes_), draw(rngs).normal(size=shape))
+
+
+@st.composite
+def getitem_case(draw):
+    """Every kind of index in each example, so none is left to chance."""
+    shape = draw(shapes(1, 3))
+    rng = draw(rngs)
+    n = shape[0]
+    indices = [slice(None, None, 2), slice(-1, None), 0, -1, (Ellipsis, 0), (None, slice(None)),
+               rng.integers(0, n, size=n + 2),   # more indices than rows: some repeat and must accumulate
+               rng.random(shape) < 0.5]          # boolean mask
+    return case(lambda t: ops.concatenate([ops.reshape(ops.getitem(t, i), -1) for i in indices]),
+                rng.normal(size=shape))
+
+
+@st.composite
+def concatenate_case(draw):
+    shape = draw(shapes(1, 3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    rng = draw(rngs)
+    pieces = []
+    for _ in range(draw(st.integers(1, 3))):
+        s = list(shape)
+        s[axis] = draw(st.integers(1, 3))
+        pieces.append(rng.normal(size=s))
+    return case(lambda *ts: ops.concatenate(ts, axis=axis), *pieces)
+
+
+@st.composite
+def stack_case(draw):
+    shape = draw(shapes())
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    rng = draw(rngs)
+    pieces = [rng.normal(size=shape) for _ in range(draw(st.integers(1, 3)))]
+    return case(lambda *ts: ops.stack(ts, axis=axis), *pieces)
+
+
+@st.composite
+def broadcast_to_case(draw):
+    small, _ = draw(broadcastable_pair())
+    target = (draw(st.integers(1, 3)),) + tuple(max(n, 2) for n in small)
+    return case(lambda t: ops.broadcast_to(t, target), draw(rngs).normal(size=small))
+
+
+def softmax_like(fn):
+    @st.composite
+    def draw_case(draw):
+        shape = draw(shapes(1, 3))
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        tau = draw(st.floats(0.2, 5.0))
+        return case(lambda t: fn(t, axis=axis, temperature=tau), 2 * draw(rngs).normal(size=shape))
+    return draw_case()
+
+
+@st.composite
+def bce_case(draw):
+    sx, st_ = draw(broadcastable_pair())
+    rng = draw(rngs)
+    return case(ops.bce_with_logits, 3 * rng.normal(size=sx), rng.uniform(0, 1, st_))
+
+
+DOMAINS = {
+    "add": binary(ops.add), "sub": binary(ops.sub), "mul": binary(ops.mul), "div": div_case(),
+    "neg": unary(ops.neg, uniform(-2, 2)), "pow": pow_case(),
+    "maximum": tie_free_pair(ops.maximum), "minimum": tie_free_pair(ops.minimum),
+    "where": where_case(), "clip": clip_case(), "cast": cast_case(),
+    "exp": unary(ops.exp, uniform(-3, 3)), "log": unary(ops.log, uniform(0.1, 5)),
+    "log1p": unary(ops.log1p, uniform(-0.9, 5)), "expm1": unary(ops.expm1, uniform(-3, 3)),
+    "sqrt": unary(ops.sqrt, uniform(0.1, 5)), "abs": unary(ops.abs, away_from_zero),
+    "tanh": unary(ops.tanh, uniform(-3, 3)), "sigmoid": unary(ops.sigmoid, uniform(-6, 6)),
+    "softplus": unary(ops.softplus, uniform(-6, 6)), "relu": unary(ops.relu, away_from_zero),
+    "sum": reduction(ops.sum), "mean": reduction(ops.mean), "max": max_case(),
+    "logsumexp": reduction(ops.logsumexp), "matmul": matmul_case(),
+    "reshape": reshape_case(), "transpose": transpose_case(), "getitem": getitem_case(),
+    "concatenate": concatenate_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
+    "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),
+    "bce_with_logits": bce_case(),
+}
+
+
+def test_every_registered_op_has_a_gradcheck_domain():
+    assert set(mv.OPS) - set(DOMAINS) == set(), "ops without gradcheck coverage"
+    assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"
+
+
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+@given(data=st.data())
+def test_op_gradcheck_float64(name, data):
+    fn, inputs, eps = data.draw(DOMAINS[name])
+    before = [x.copy() for x in inputs]
+    assert mv.gradcheck(fn, inputs, eps=eps)
+    for b, x in zip(before, inputs):  # ops must not mutate their inputs
+        np.testing.assert_array_equal(b, x)
+
+
+@given(data=st.data())
+def test_split_and_chunk_gradcheck(data):
+    shape = data.draw(shapes(1, 3))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    x = data.draw(rngs).normal(size=shape)
+    cut = data.draw(st.integers(0, shape[axis]))
+    chunks = data.draw(st.integers(1, 4))
+
+    def f(t):
+        pieces = ops.split(t, [cut], axis=axis) + ops.chunk(t, chunks, axis=axis)
+        return ops.concatenate([ops.reshape(p * (i + 1), (-1,)) for i, p in enumerate(pieces)])
+    assert mv.gradcheck(f, [x])
+
+
+@pytest.mark.parametrize("pattern", range(len(MATMUL_SHAPES)))
+@given(data=st.data())
+def test_matmul_gradcheck_every_shape_pattern(pattern, data):
+    fn, inputs, eps = data.draw(matmul_case(MATMUL_SHAPES[pattern]))
+    assert mv.gradcheck(fn, inputs, eps=eps)

@@ -34,3 +34,26 @@ def binary_cross_entropy_with_logits(logits, target, reduction="sum"):
         reduction: "sum" (default: nats per batch, as a VAE's reconstruction term), "mean" or "none".
     """
     return reduce(ops.bce_with_logits(logits, target), reduction)
+
+
+def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, rng=None):
+    """A Gumbel-Softmax (Concrete) sample: softmax((logits + g) / τ) with g ~ Gumbel(0, 1).
+
+    Args:
+        logits: unnormalized log-probabilities.
+        temperature: τ > 0; as τ → 0 samples approach one-hot (less bias, more variance).
+        hard: forward the one-hot of the argmax and backward the soft sample's
+            gradient (straight-through Gumbel-Softmax).
+        gumbels: fixed Gumbel noise of logits' shape (for study and tests); else drawn from ``rng``.
+        rng: a ``minivae.random.Generator``.
+
+    References:
+        1. Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017.
+        2. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017.
+    """
+    if gumbels is None:
+        if rng is None:
+            raise ValueError("gumbel_softmax needs rng= (a minivae.random.Generator) or gumbels=")
+        gumbels = rng.gumbel(logits.shape, logits.dtype)
+    y = ops.softmax(ops.add(logits, gumbels), axis=axis, temperature=temperature)
+    return ops.straight_through(y, axis=axis) if hard else y

@@ -211,7 +211,7 @@ DOMAINS = {
 
 
 def test_every_registered_op_has_a_gradcheck_domain():
-    assert set(mv.OPS) - set(DOMAINS) == set(), "ops without gradcheck coverage"
+    assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"
 
 

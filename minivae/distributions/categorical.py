@@ -1,0 +1,61 @@
+"""Categorical distributions over K classes, sampled by the Gumbel-max trick."""
+from minivae import ops
+from minivae.distributions.distribution import Distribution, as_param, require_rng
+from minivae.engine import Tensor
+
+
+class Categorical(Distribution):
+    """P(z = k) = softmax(logits)_k over the last axis; samples are integer class indices.
+
+    sample     argmax_k (logits_k + g_k), g ~ Gumbel(0, 1): exactly Categorical (Gumbel-max trick)
+    log_prob   log_softmax(logits)[z]
+    entropy    −Σ_k p_k log p_k
+    ``logits`` are stored normalized (log-probabilities), as in torch.distributions.
+    """
+
+    def __init__(self, logits):
+        logits = as_param(logits)
+        if logits.ndim == 0:
+            raise ValueError("Categorical: logits need a last axis of categories")
+        self.logits = ops.log_softmax(logits, axis=-1)
+        self.num_categories = logits.shape[-1]
+        self.batch_shape = logits.shape[:-1]
+
+    @property
+    def probs(self):
+        return ops.exp(self.logits)
+
+    def sample(self, sample_shape=(), rng=None):
+        shape = self._extended(sample_shape, event_shape=(self.num_categories,))
+        g = self.logits.xp.asarray(require_rng(rng, "Categorical.sample").gumbel(shape, self.logits.dtype))
+        return Tensor((self.logits.data + g).argmax(axis=-1))
+
+    def log_prob(self, value):
+        return (ops.one_hot(value, self.num_categories, dtype=self.logits.dtype) * self.logits).sum(axis=-1)
+
+    def entropy(self):
+        return -(self.probs * self.logits).sum(axis=-1)
+
+    def enumerate_support(self):
+        """All K values, shaped (K, 1, …, 1) to broadcast against the batch."""
+        xp = self.logits.xp
+        return Tensor(xp.arange(self.num_categories).reshape((-1,) + (1,) * len(self.batch_shape)))
+
+
+class OneHotCategorical(Categorical):
+    """Categorical with one-hot samples (event_shape = (K,))."""
+
+    def __init__(self, logits):
+        super().__init__(logits)
+        self.event_shape = (self.num_categories,)
+
+    def sample(self, sample_shape=(), rng=None):
+        return ops.one_hot(super().sample(sample_shape, rng), self.num_categories, dtype=self.logits.dtype)
+
+    def log_prob(self, value):
+        return (value * self.logits).sum(axis=-1)
+
+    def enumerate_support(self):
+        """All K one-hot vectors, shaped (K, 1, …, 1, K)."""
+        eye = self.logits.xp.eye(self.num_categories, dtype=self.logits.dtype)
+        return Tensor(eye.reshape((self.num_categories,) + (1,) * len(self.batch_shape) + (self.num_categories,)))

@@ -1,0 +1,47 @@
+"""The Gaussian, sampled by reparameterization z = loc + scale·ε."""
+
+from minivae import ops
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, require_rng
+
+
+class Normal(Distribution):
+    """N(loc, scale²), elementwise (batch_shape = the broadcast shape of loc and scale).
+
+    rsample    z = loc + scale·ε, ε ~ N(0, 1): z is differentiable in loc and scale (pathwise)
+    log_prob   −(x − loc)²/(2 scale²) − log scale − ½ log 2π
+    entropy    ½ + ½ log 2π + log scale
+    """
+
+    has_rsample = True
+
+    def __init__(self, loc, scale):
+        self.loc, self.scale = as_param(loc), as_param(scale)
+        if (self.scale.data <= 0).any():
+            raise ValueError("Normal: scale must be > 0")
+        self.batch_shape = tuple(ops.add(self.loc.detach(), self.scale.detach()).shape)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    @property
+    def variance(self):
+        return self.scale * self.scale
+
+    def rsample(self, sample_shape=(), rng=None, eps=None):
+        """loc + scale·ε; pass ``eps`` to fix the noise (then ``rng`` is not needed)."""
+        if eps is None:
+            eps = require_rng(rng, "Normal.rsample").normal(self._extended(sample_shape), self.loc.dtype)
+        return self.loc + self.scale * eps
+
+    def log_prob(self, value):
+        z = (value - self.loc) / self.scale
+        return -0.5 * z * z - ops.log(self.scale) - 0.5 * LOG_2PI
+
+    def entropy(self):
+        return ops.broadcast_to(ops.log(self.scale) + 0.5 * (1 + LOG_2PI), self.batch_shape)
+
+    def __repr__(self):
+        return f"Normal(batch_shape={self.batch_shape})"
+
+

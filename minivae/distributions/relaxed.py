@@ -1,0 +1,73 @@
+"""The Concrete / Gumbel-Softmax relaxation of a categorical, in log space and on the simplex."""
+import math
+
+from minivae import ops
+from minivae.distributions.distribution import Distribution, as_param, require_rng
+
+
+def _check_temperature(temperature):
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    return float(temperature)
+
+
+class ExpRelaxedCategorical(Distribution):
+    r"""The log of a Concrete sample: x = log_softmax((logits + g)/τ), g ~ Gumbel(0, 1).
+
+    log_prob   log (K−1)! + (K−1) log τ + Σ_k (l_k − τx_k) − K · logsumexp_k (l_k − τx_k)
+    Working on x = log y keeps every quantity finite at small τ, where y's entries underflow to 0.
+
+    References:
+        1. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017 (Appendix C, ExpConcrete).
+    """
+
+    has_rsample = True
+
+    def __init__(self, temperature, logits):
+        self.temperature = _check_temperature(temperature)
+        logits = as_param(logits)
+        self.logits = ops.log_softmax(logits, axis=-1)
+        self.num_categories = logits.shape[-1]
+        self.batch_shape, self.event_shape = logits.shape[:-1], (self.num_categories,)
+
+    def _gumbels(self, sample_shape, rng, gumbels):
+        if gumbels is None:
+            gumbels = require_rng(rng, f"{type(self).__name__}.rsample").gumbel(
+                self._extended(sample_shape), self.logits.dtype)
+        return gumbels
+
+    def rsample(self, sample_shape=(), rng=None, gumbels=None):
+        g = self._gumbels(sample_shape, rng, gumbels)
+        return ops.log_softmax(self.logits + g, axis=-1, temperature=self.temperature)
+
+    def log_prob(self, value):
+        k, tau = self.num_categories, self.temperature
+        score = self.logits - tau * value
+        return (score.sum(axis=-1) - k * ops.logsumexp(score, axis=-1)
+                + math.lgamma(k) + (k - 1) * math.log(tau))
+
+
+class RelaxedOneHotCategorical(ExpRelaxedCategorical):
+    r"""Gumbel-Softmax / Concrete on the simplex: y = softmax((logits + g)/τ).
+
+    rsample    y (differentiable in logits); ``hard=True`` forwards one_hot(argmax y) — ties to the
+               lowest index — and backpropagates y's gradient (straight-through Gumbel-Softmax)
+    log_prob   the Concrete density  log (K−1)! + (K−1) log τ + Σ_k (l_k − (τ+1) log y_k)
+               − K · logsumexp_k (l_k − τ log y_k), evaluated through the log-space form;
+               log y is floored at the dtype's smallest normal number, so the result stays finite
+               where y has underflowed to 0 (small τ).
+
+    References:
+        1. Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017.
+        2. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017.
+    """
+
+    def rsample(self, sample_shape=(), rng=None, hard=False, gumbels=None):
+        g = self._gumbels(sample_shape, rng, gumbels)
+        y = ops.softmax(self.logits + g, axis=-1, temperature=self.temperature)
+        return ops.straight_through(y, axis=-1) if hard else y
+
+    def log_prob(self, value):
+        tiny = float(value.xp.finfo(value.dtype).tiny) if hasattr(value, "xp") else 1e-300
+        log_y = ops.log(ops.maximum(value, tiny))
+        return super().log_prob(log_y) - log_y.sum(axis=-1)

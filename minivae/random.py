@@ -1,0 +1,120 @@
+"""Counter-based random numbers: Philox4x32-10 (Salmon et al., 2011; cuRAND's default).
+
+This NumPy version is the reference that the Numba and CUDA versions must match:
+the same (key, counter) gives the same 32-bit words on every backend.
+
+Stream layout: a draw of n values at counter offset c uses the Philox blocks
+c, c+1, …, c + ⌈n/4⌉ − 1 (counter words (block mod 2³², block div 2³², 0, 0), key
+(seed mod 2³², seed div 2³² mod 2³²)); value i comes from word i mod 4 of block
+c + i div 4, and the offset then advances by ⌈n/4⌉. So a run is reproducible, and a
+step can be replayed from its offset.
+"""
+import numpy
+
+_M0, _M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85   # key schedule (golden ratio, √3 − 1)
+_MASK = 0xFFFFFFFF
+
+
+def philox4x32(counter, key, rounds=10):
+    """Philox4x32-R on arrays: ``counter`` (4, n) and ``key`` (2,) or (2, n) uint32 → (4, n) uint32."""
+    c = [numpy.asarray(w, dtype=numpy.uint64) for w in counter]
+    k0, k1 = (numpy.asarray(w, dtype=numpy.uint64) for w in key)
+    for r in range(rounds):
+        if r:
+            k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
+        p0, p1 = c[0] * _M0, c[2] * _M1  # exact in 64 bits: a 32×32-bit product
+        c = [(p1 >> 32) ^ c[1] ^ k0, p1 & _MASK, (p0 >> 32) ^ c[3] ^ k1, p0 & _MASK]
+    return numpy.stack(c).astype(numpy.uint32)
+
+
+def words_to_uniform(words, dtype):
+    """32-bit words → uniforms in the open interval (0, 1), never exactly 0 or 1.
+
+    float64: (w + ½)·2⁻³² ∈ [2⁻³³, 1 − 2⁻³³]. float32: the top 23 bits,
+    ((w >> 9) + ½)·2⁻²³ ∈ [2⁻²⁴, 1 − 2⁻²⁴], both ends exactly representable.
+    """
+    if numpy.dtype(dtype) == numpy.float32:
+        return (((words >> 9).astype(numpy.float32) + numpy.float32(0.5)) * numpy.float32(2.0 ** -23))
+    return (words.astype(numpy.float64) + 0.5) * 2.0 ** -32
+
+
+class Generator:
+    """A seeded, counter-based random stream; every function that samples takes one as ``rng``.
+
+    Args:
+        seed: an integer in [0, 2⁶⁴).
+    """
+
+    def __init__(self, seed=0, counter=0):
+        if not isinstance(seed, (int, numpy.integer)) or not 0 <= seed < 2 ** 64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        self.seed, self.counter = int(seed), int(counter)
+
+    def __repr__(self):
+        return f"Generator(seed={self.seed}, counter={self.counter})"
+
+    def state_dict(self):
+        return {"seed": self.seed, "counter": self.counter}
+
+    def load_state_dict(self, state):
+        self.seed, self.counter = int(state["seed"]), int(state["counter"])
+
+    def words(self, n):
+        """The next n 32-bit words of the stream."""
+        blocks = numpy.arange(self.counter, self.counter + (n + 3) // 4, dtype=numpy.uint64)
+        self.counter += (n + 3) // 4
+        zero = numpy.zeros_like(blocks)
+        counter = (blocks & _MASK, blocks >> 32, zero, zero)
+        key = (self.seed & _MASK, (self.seed >> 32) & _MASK)
+        return philox4x32(counter, key).T.reshape(-1)[:n]
+
+    def uniform(self, shape=(), dtype=numpy.float32):
+        """Uniforms in the open interval (0, 1)."""
+        shape = _shape(shape)
+        return words_to_uniform(self.words(_size(shape)), dtype).reshape(shape)
+
+    def normal(self, shape=(), dtype=numpy.float32):
+        """Standard normals by Box–Muller on pairs of float64 uniforms: √(−2 log u₁)·(cos 2πu₂, sin 2πu₂)."""
+        shape = _shape(shape)
+        n = _size(shape)
+        u = words_to_uniform(self.words(2 * ((n + 1) // 2)), numpy.float64).reshape(-1, 2)
+        r = numpy.sqrt(-2.0 * numpy.log(u[:, 0]))
+        theta = 2.0 * numpy.pi * u[:, 1]
+        z = numpy.stack([r * numpy.cos(theta), r * numpy.sin(theta)], axis=1).reshape(-1)[:n]
+        return z.astype(dtype).reshape(shape)
+
+    def gumbel(self, shape=(), dtype=numpy.float32):
+        """Standard Gumbel noise g = −log E, E = −log1p(−u) ~ Exponential(1).
+
+        u ∈ [2⁻³³, 1 − 2⁻³³] keeps E in (0, ∞) strictly, so g is always finite
+        (unlike −log(−log u) on u ∈ [0, 1], infinite at both ends).
+        """
+        shape = _shape(shape)
+        u = words_to_uniform(self.words(_size(shape)), numpy.float64)
+        return (-numpy.log(-numpy.log1p(-u))).astype(dtype).reshape(shape)
+
+    def bernoulli(self, p):
+        """0/1 draws with P(1) = p (an array), in p's dtype."""
+        p = numpy.asarray(p)
+        return (self.uniform(p.shape, numpy.float64) < p).astype(p.dtype if p.dtype.kind == "f" else numpy.float32)
+
+    def permutation(self, n):
+        """A uniformly random permutation of range(n) (argsort of uniform keys)."""
+        return numpy.argsort(self.uniform(n, numpy.float64), kind="stable")
+
+    def integers(self, low, high, shape=()):
+        """Integers in [low, high) (by floor of uniform·range; bias < 2⁻²⁰ for ranges below 2¹²)."""
+        u = self.uniform(shape, numpy.float64)
+        return (low + numpy.floor(u * (high - low))).astype(numpy.int64)
+
+
+def _shape(shape):
+    return (shape,) if isinstance(shape, (int, numpy.integer)) else tuple(shape)
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

@@ -1,6 +1,106 @@
-"""The ``minivae`` command."""
+"""The ``minivae`` command: train, eval, sample, estimators, ops."""
 import argparse
 import sys
+
+DEFAULT_OUT = "runs/default"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one readable line, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _sizes(text):
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hidden sizes are comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _load_data(args):
+    from minivae.data import load_splits
+    data = load_splits(args.data)
+    if args.limit:
+        data = {k: v[:args.limit] for k, v in data.items()}
+    return data
+
+
+def _train(args):
+    from minivae.models import CategoricalVAE, GaussianVAE
+    from minivae.random import Generator
+    from minivae.training import train
+    if args.model == "gaussian" and args.estimator not in (None, "pathwise"):
+        raise ValueError(f"the gaussian model trains with the pathwise estimator, not {args.estimator!r}")
+    if args.model == "categorical" and args.estimator == "pathwise":
+        raise ValueError("a categorical latent has no pathwise gradient: use gumbel_softmax, straight_through or reinforce")
+    data = _load_data(args)  # before anything is written: a bad data file leaves no trace
+    x_dim = data["train"].shape[1]
+    rng = Generator(args.seed)
+    if args.model == "gaussian":
+        model = GaussianVAE(x_dim, args.hidden, args.z_dim, rng=rng)
+    else:
+        model = CategoricalVAE(x_dim, args.hidden, args.n_latent, args.n_categories,
+                               estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
+                               tau_min=args.tau_min, anneal_rate=args.anneal_rate, rng=rng)
+    print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}); output in {args.out}")
+    train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+          seed=args.seed, resume=args.resume, clip=args.clip)
+
+
+def _eval(args):
+    import numpy
+    from minivae import objectives
+    from minivae.data import batches
+    from minivae.engine import Tensor, no_grad
+    from minivae.random import Generator
+    from minivae.training import load_checkpoint
+    model, _ = load_checkpoint(args.checkpoint)
+    x = _load_data(args)[args.split]
+    if x.shape[1] != model.config["x_dim"]:
+        raise ValueError(f"the data has {x.shape[1]} pixels an image, the model expects {model.config['x_dim']}")
+    rng = Generator(args.seed)
+    elbo, ll = [], []
+    with no_grad():
+        for xb in batches(x, args.batch_size):
+            elbo.append(objectives.elbo(model, Tensor(xb), rng).numpy())
+            ll.append(objectives.log_likelihood_is(model, Tensor(xb), rng, k=args.k).numpy())
+    print(f"{args.split}: {len(x)} images")
+    print(f"  ELBO (1 sample)                     {numpy.concatenate(elbo).mean():9.3f} nats")
+    print(f"  log p(x), importance sampled k={args.k:<5d} {numpy.concatenate(ll).mean():9.3f} nats")
+
+
+def _sample(args):
+    from minivae.png import image_grid, write_png
+    from minivae.random import Generator
+    from minivae.training import load_checkpoint
+    model, _ = load_checkpoint(args.checkpoint)
+    images = model.sample(args.n, Generator(args.seed)).numpy()
+    write_png(args.out, image_grid(images))
+    print(f"wrote {args.n} samples to {args.out}")
+
+
+def _estimators(args):
+    from minivae import lab
+    lab.main(draws=args.draws, seed=args.seed, plot=args.plot)
 
 
 def _ops(args):
@@ -11,41 +111,69 @@ def _ops(args):
         print(f"{name:16s} (no gradient)")
 
 
-def _demo(args):
-    """Fit softmax regression to noisy synthetic clusters with hand-written gradients."""
-    import numpy as np
-    import minivae as mv
-    import minivae.functional as F
-    rng = np.random.default_rng(args.seed)
-    centers = rng.normal(size=(3, 2)) * 3
-    labels = rng.integers(0, 3, size=300)
-    x = mv.tensor((centers[labels] + rng.normal(size=(300, 2))).astype(np.float32))
-    target = mv.ops.one_hot(labels, 3)
-    w = mv.tensor(np.zeros((2, 3), np.float32), requires_grad=True)
-    b = mv.tensor(np.zeros(3, np.float32), requires_grad=True)
-    for step in range(args.steps):
-        loss = -(F.log_softmax(x @ w + b) * target).sum(axis=1).mean()
-        w.grad = b.grad = None
-        loss.backward()
-        w.data -= 0.1 * w.grad
-        b.data -= 0.1 * b.grad
-        if step % max(1, args.steps // 5) == 0 or step == args.steps - 1:
-            accuracy = float(((x @ w + b).argmax(axis=1).data == labels).mean())
-            print(f"step {step:4d}  cross-entropy {loss.item():.4f}  accuracy {accuracy:.3f}")
+def build_parser():
+    parser = _Parser(prog="minivae", description="Variational autoencoders and gradient estimators on NumPy.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def data_args(p):
+        p.add_argument("--data", default="default",
+                       help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
+        p.add_argument("--limit", type=_positive_int, help="use only the first N images of each split")
+
+    t = sub.add_parser("train", help="train a VAE")
+    t.add_argument("--model", choices=["gaussian", "categorical"], default="categorical")
+    data_args(t)
+    t.add_argument("--epochs", type=_positive_int, default=10)
+    t.add_argument("--batch-size", type=_positive_int, default=100)
+    t.add_argument("--lr", type=_positive_float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hidden", type=_sizes, default=(512, 256), help="hidden sizes, e.g. 512,256")
+    t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
+    t.add_argument("--n-latent", type=_positive_int, default=20, help="categorical: latent variables")
+    t.add_argument("--n-categories", type=_positive_int, default=10, help="categorical: categories each")
+    t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"])
+    t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
+    t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
+    t.add_argument("--anneal-rate", type=float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
+    t.add_argument("--clip", type=_positive_float, help="clip gradients to this global norm")
+    t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    t.set_defaults(run=_train)
+
+    e = sub.add_parser("eval", help="test ELBO and importance-sampled log-likelihood of a checkpoint")
+    e.add_argument("checkpoint")
+    data_args(e)
+    e.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    e.add_argument("-k", type=_positive_int, default=1000, help="importance samples")
+    e.add_argument("--batch-size", type=_positive_int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(run=_eval)
+
+    s = sub.add_parser("sample", help="draw images from a checkpoint's prior")
+    s.add_argument("checkpoint")
+    s.add_argument("--n", type=_positive_int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="samples.png")
+    s.set_defaults(run=_sample)
+
+    x = sub.add_parser("estimators", help="compare gradient estimators against exact gradients")
+    x.add_argument("--draws", type=_positive_int, default=1000, help="independent estimates per estimator")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--plot", help="also write a PNG plot here (needs matplotlib)")
+    x.set_defaults(run=_estimators)
+
+    sub.add_parser("ops", help="list every registered op and its formula").set_defaults(run=_ops)
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="minivae", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("ops", help="list every registered op and its formula").set_defaults(run=_ops)
-    demo = sub.add_parser("demo", help="a short demo of the autodiff engine")
-    demo.add_argument("--steps", type=int, default=100)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, TypeError, OSError, RuntimeError) as e:
+    except KeyboardInterrupt:
+        print(f"minivae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError, NotImplementedError) as e:
         print(f"minivae {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0
@@ -53,3 +181,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+

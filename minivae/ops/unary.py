@@ -92,6 +92,30 @@ class Tanh(Function):
         return g * (1 - ctx.y * ctx.y)
 
 
+@register("sin")
+class Sin(Function):
+    """y = sin x;  x̄ = ḡ·cos x."""
+
+    def forward(ctx, x):
+        ctx.save(x=x)
+        return ctx.xp.sin(x)
+
+    def backward(ctx, g):
+        return g * ctx.xp.cos(ctx.x)
+
+
+@register("cos")
+class Cos(Function):
+    """y = cos x;  x̄ = −ḡ·sin x."""
+
+    def forward(ctx, x):
+        ctx.save(x=x)
+        return ctx.xp.cos(x)
+
+    def backward(ctx, g):
+        return -g * ctx.xp.sin(ctx.x)
+
+
 def stable_sigmoid(xp, x):
     """σ(x) = 1/(1 + e⁻ˣ) for x ≥ 0 and eˣ/(1 + eˣ) for x < 0: e^{−|x|} never overflows."""
     e = xp.exp(-xp.abs(x))
@@ -142,3 +166,4 @@ class Relu(Function):
 
 exp, log, log1p, expm1, sqrt, abs = Exp.apply, Log.apply, Log1p.apply, Expm1.apply, Sqrt.apply, Abs.apply
 tanh, sigmoid, softplus, relu = Tanh.apply, Sigmoid.apply, Softplus.apply, Relu.apply
+sin, cos = Sin.apply, Cos.apply

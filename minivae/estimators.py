@@ -1,0 +1,98 @@
+"""Gradient estimators for ∇_θ E_{z~q_θ}[f(z)], selectable by name.
+
+Each returns a *surrogate*: a tensor whose value is a Monte Carlo estimate of E_q[f(z)] (one
+value per batch entry: ``f`` maps samples of shape (*sample_shape, *batch, *event) to values of
+shape (*sample_shape, *batch), or keeps fewer trailing axes and the log-densities are summed
+to match) and whose gradient, after ``.backward()``, is the estimator's gradient.
+
+    pathwise          z = g(θ, ε) (reparameterized); ∇ = E[∇_θ f(g(θ, ε))]          unbiased, low variance
+    reinforce         ∇ = E[(f(z) − b) ∇_θ log q_θ(z)] (+ E[∇_θ f] if f depends on θ)  unbiased for any
+                      baseline b not depending on z; needs only log q
+    gumbel_softmax    z = softmax((logits + g)/τ), relaxed; f evaluated on the simplex  biased, bias → 0 as τ → 0,
+                      variance grows as τ → 0
+    straight_through  one-hot z forward, the relaxed sample's gradient backward      biased at any τ
+    exact             Σ_z q_θ(z) f(z) over every configuration of a small discrete z  the true gradient
+
+References:
+    1. Williams. Simple statistical gradient-following algorithms for connectionist RL. 1992.
+    2. Kingma, Welling. Auto-Encoding Variational Bayes. ICLR 2014.
+    3. Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017.
+    4. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017.
+    5. Bengio, Léonard, Courville. Estimating or propagating gradients through stochastic neurons. 2013.
+    6. Mohamed, Rosca, Figurnov, Mnih. Monte Carlo Gradient Estimation in Machine Learning. JMLR 2020.
+"""
+from minivae import ops
+from minivae.distributions import Categorical, OneHotCategorical, RelaxedOneHotCategorical
+from minivae.engine import Tensor
+from minivae.objectives import enumerate_one_hot
+
+
+def _sum_to(lp, ndim):
+    while lp.ndim > ndim:
+        lp = lp.sum(axis=-1)
+    return lp
+
+
+def pathwise(f, q, sample_shape=(), rng=None):
+    """f(z) with z = q.rsample(): the reparameterization (pathwise) estimator."""
+    if not q.has_rsample:
+        raise ValueError(f"pathwise needs a reparameterizable distribution; {type(q).__name__} has none "
+                         "(use reinforce, gumbel_softmax, straight_through or exact)")
+    return f(q.rsample(sample_shape, rng=rng))
+
+
+def reinforce(f, q, sample_shape=(), rng=None, baseline=0.0):
+    """f(z) + (f(z) − b)·log q(z) − [its value]: value E f, gradient the score-function estimate.
+    ``baseline`` b is a number or an array broadcastable to f's values (never a function of z)."""
+    z = q.sample(sample_shape, rng=rng)
+    fz = f(z)
+    signal = fz.detach() - baseline
+    score = signal * _sum_to(q.log_prob(z), fz.ndim)
+    return fz + score - score.detach()
+
+
+def _relaxed(q, temperature):
+    if not isinstance(q, Categorical):
+        raise ValueError(f"Gumbel-Softmax relaxes a categorical distribution, not {type(q).__name__}")
+    return RelaxedOneHotCategorical(temperature, q.logits)
+
+
+def gumbel_softmax(f, q, sample_shape=(), rng=None, temperature=1.0):
+    """f(y) with y = softmax((logits + g)/τ): f must accept points of the simplex."""
+    return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng))
+
+
+def straight_through(f, q, sample_shape=(), rng=None, temperature=1.0):
+    """f(one_hot(argmax y)) forward, with y's gradient backward."""
+    return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng, hard=True))
+
+
+def exact(f, q, max_configurations=2 ** 16):
+    """Σ_z q(z) f(z) over all joint one-hot configurations of the last batch axis of a
+    ``OneHotCategorical`` (earlier batch axes are independent and kept)."""
+    if not isinstance(q, OneHotCategorical):
+        raise ValueError(f"exact enumeration needs a OneHotCategorical, not {type(q).__name__}")
+    k = q.num_categories
+    n = q.batch_shape[-1] if q.batch_shape else 1
+    if k ** n > max_configurations:
+        raise ValueError(f"exact: {k}^{n} = {k ** n} configurations exceed the limit {max_configurations}")
+    z = enumerate_one_hot(n, k, q.logits.data.dtype)  # (C, n, k)
+    if not q.batch_shape:
+        z = z[:, 0]
+    z = Tensor(z.reshape((len(z),) + (1,) * max(len(q.batch_shape) - 1, 0) + z.shape[1:]))
+    log_q = q.log_prob(z)
+    if q.batch_shape:
+        log_q = log_q.sum(axis=-1)
+    return (ops.exp(log_q) * f(z)).sum(axis=0)
+
+
+ESTIMATORS = {"pathwise": pathwise, "reinforce": reinforce, "gumbel_softmax": gumbel_softmax,
+              "straight_through": straight_through, "exact": exact}
+
+
+def get(name):
+    """The estimator called ``name``, or a clear error listing the choices."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
+    return ESTIMATORS[name]
+

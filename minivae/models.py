@@ -1,0 +1,143 @@
+"""VAEs for binary images, each a latent variable model p(x, z) = p(x|z) p(z) with an encoder q(z|x).
+
+Every model offers ``posterior(x)`` → q(z|x), ``prior()`` → p(z), ``likelihood(z)`` → p(x|z),
+and ``loss(x, rng)`` → the training objective (mean negative ELBO per example, in nats) whose
+gradient is the model's chosen estimator. ``minivae.objectives`` evaluates any of them.
+"""
+import math
+
+import numpy
+
+from minivae import ops
+from minivae.distributions import (Bernoulli, Categorical, Normal, OneHotCategorical, RelaxedOneHotCategorical,
+                                   kl_divergence)
+from minivae.engine import Tensor, no_grad
+from minivae.nn import MLP, Module
+
+
+class GaussianVAE(Module):
+    """q(z|x) = N(μ(x), σ(x)²), p(z) = N(0, I), p(x|z) = Bernoulli(decoder(z)) (or a Gaussian
+    with one learned scale, ``likelihood="gaussian"``). Trained by the pathwise estimator,
+    z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014)."""
+
+    kind = "gaussian"
+
+    def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu", *, rng):
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
+        self.config = dict(x_dim=x_dim, hidden=tuple(hidden), z_dim=z_dim, likelihood=likelihood, activation=activation)
+        self.encoder = MLP((x_dim, *hidden, 2 * z_dim), activation, rng=rng)
+        self.decoder = MLP((z_dim, *reversed(hidden), x_dim), activation, rng=rng)
+        if likelihood == "gaussian":
+            self.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
+        self.z_dim, self.likelihood_kind = z_dim, likelihood
+
+    def posterior(self, x):
+        h = self.encoder(x)
+        loc, log_var = h[..., :self.z_dim], h[..., self.z_dim:]
+        return Normal(loc, ops.exp(0.5 * log_var))
+
+    def prior(self):
+        zeros = numpy.zeros(self.z_dim, numpy.float32)
+        return Normal(Tensor(zeros), Tensor(zeros + 1))
+
+    def likelihood(self, z):
+        out = self.decoder(z)
+        if self.likelihood_kind == "bernoulli":
+            return Bernoulli(out)
+        return Normal(out, ops.broadcast_to(ops.exp(self.log_scale), out.shape))
+
+    def loss(self, x, rng, step=0, beta=1.0):
+        q = self.posterior(x)
+        z = q.rsample(rng=rng)
+        reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
+        kl = kl_divergence(q, self.prior()).sum(axis=-1)
+        return -(reconstruction - beta * kl).mean()
+
+    def sample(self, n, rng):
+        """Mean images p(x|z) for n draws z ~ p(z)."""
+        with no_grad():
+            z = self.prior().sample((n,), rng=rng)
+            return self.likelihood(z).mean
+
+
+class CategoricalVAE(Module):
+    """N latent variables of K categories, q(z|x) = Π_n Cat(softmax(encoder(x)_n)), a uniform
+    prior, p(x|z) = Bernoulli(decoder(one-hot z flattened)). The training gradient is one of:
+
+    "gumbel_softmax"    relaxed one-hot samples at temperature τ (Jang et al. 2017)
+    "straight_through"  one-hot forward, relaxed gradient backward
+    "reinforce"         exact discrete samples, the score-function gradient for the encoder
+                        with a moving-average baseline (Williams 1992; Mnih & Gregor 2014)
+
+    The KL to the uniform prior is in closed form for all three. The temperature follows
+    τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t.
+    """
+
+    kind = "categorical"
+    ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce")
+
+    def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
+                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, *, rng):
+        if estimator not in self.ESTIMATORS:
+            raise ValueError(f"estimator must be one of {self.ESTIMATORS}, not {estimator!r}")
+        if not (tau0 > 0 and tau_min > 0 and anneal_rate >= 0):
+            raise ValueError("temperatures must be > 0 and the anneal rate ≥ 0")
+        self.config = dict(x_dim=x_dim, hidden=tuple(hidden), n_latent=n_latent, n_categories=n_categories,
+                           estimator=estimator, tau0=tau0, tau_min=tau_min, anneal_rate=anneal_rate,
+                           activation=activation)
+        self.encoder = MLP((x_dim, *hidden, n_latent * n_categories), activation, rng=rng)
+        self.decoder = MLP((n_latent * n_categories, *reversed(hidden), x_dim), activation, rng=rng)
+        self.n_latent, self.n_categories, self.estimator = n_latent, n_categories, estimator
+        self.tau0, self.tau_min, self.anneal_rate = tau0, tau_min, anneal_rate
+        self.baseline, self.baseline_decay = None, baseline_decay
+
+    def temperature(self, step):
+        return max(self.tau_min, self.tau0 * math.exp(-self.anneal_rate * step))
+
+    def _logits(self, x):
+        return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
+
+    def posterior(self, x):
+        return OneHotCategorical(self._logits(x))
+
+    def prior(self):
+        return OneHotCategorical(Tensor(numpy.zeros((self.n_latent, self.n_categories), numpy.float32)))
+
+    def likelihood(self, z):
+        flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
+        return Bernoulli(self.decoder(flat))
+
+    def loss(self, x, rng, step=0, beta=1.0):
+        logits = self._logits(x)
+        kl = kl_divergence(Categorical(logits), self.prior()).sum(axis=-1)
+        if self.estimator == "reinforce":
+            q = OneHotCategorical(logits)
+            z = q.sample(rng=rng)
+            reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
+            signal = reconstruction.detach().numpy()
+            b = signal.mean() if self.baseline is None else self.baseline
+            self.baseline = b if self.baseline is None else (
+                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * float(signal.mean()))
+            score = q.log_prob(z).sum(axis=-1) * (signal - b).astype(signal.dtype)
+            # value: −ELBO; gradient: + the score-function term for the encoder
+            return -(reconstruction - beta * kl + score - score.detach()).mean()
+        relaxed = RelaxedOneHotCategorical(self.temperature(step), logits)
+        z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
+        reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
+        return -(reconstruction - beta * kl).mean()
+
+    def sample(self, n, rng):
+        with no_grad():
+            z = self.prior().sample((n,), rng=rng)
+            return self.likelihood(z).mean
+
+
+MODELS = {"gaussian": GaussianVAE, "categorical": CategoricalVAE}
+
+
+def build(kind, config, rng):
+    """A model from its kind and the ``config`` it recorded (used to load checkpoints)."""
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; expected one of {sorted(MODELS)}")
+    return MODELS[kind](**config, rng=rng)

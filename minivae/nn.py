@@ -1,0 +1,146 @@
+"""Modules with named parameters, as in ``torch.nn``: Linear, MLP, activations, state_dict."""
+import math
+
+import numpy
+
+from minivae import ops
+from minivae._io import load_npz, save_npz_atomic
+from minivae.engine import Tensor
+
+
+class Module:
+    """Holds parameters (tensors that require grad) and submodules, found by attribute name.
+    Calling a module runs its ``forward``."""
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            object.__setattr__(self, "_parameters", {})
+            object.__setattr__(self, "_modules", {})
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Tensor) and value.requires_grad:
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, tensor) for every parameter, in the order they were assigned."""
+        for name, p in self.__dict__.get("_parameters", {}).items():
+            yield prefix + name, p
+        for name, m in self.__dict__.get("_modules", {}).items():
+            yield from m.named_parameters(prefix + name + ".")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self):
+        """name → a NumPy copy of each parameter."""
+        return {name: numpy.array(p.numpy()) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Copy ``state`` into the parameters; names, shapes and dtypes must match exactly."""
+        own = dict(self.named_parameters())
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not fit {type(self).__name__}: "
+                             f"missing {missing}, unexpected {unexpected}")
+        for name, p in own.items():
+            value = numpy.asarray(state[name])
+            if value.shape != p.shape:
+                raise ValueError(f"state_dict: {name} has shape {value.shape}, the model expects {p.shape}")
+            p.data[...] = p.xp.asarray(value, dtype=p.dtype)
+
+    def save(self, path):
+        """Write the parameters to an .npz file (atomically; never pickled)."""
+        save_npz_atomic(path, self.state_dict())
+
+    def load(self, path):
+        self.load_state_dict(load_npz(path))
+        return self
+
+
+def _require_rng(rng, who):
+    if rng is None:
+        raise ValueError(f"{who} needs rng= (a minivae.random.Generator) for its initial weights")
+    return rng
+
+
+class Linear(Module):
+    """y = x W + b with W of shape (in_features, out_features).
+
+    init "glorot": W ~ U(−a, a), a = √(6 / (in + out)) (Glorot & Bengio 2010), for tanh/sigmoid;
+    init "he": W ~ N(0, 2 / in) (He et al. 2015), for ReLU. b = 0.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, init="glorot", dtype=numpy.float32):
+        rng = _require_rng(rng, "Linear")
+        if init == "glorot":
+            a = math.sqrt(6.0 / (in_features + out_features))
+            w = (2 * rng.uniform((in_features, out_features), numpy.float64) - 1) * a
+        elif init == "he":
+            w = rng.normal((in_features, out_features), numpy.float64) * math.sqrt(2.0 / in_features)
+        else:
+            raise ValueError(f"init must be 'glorot' or 'he', not {init!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Tensor(w.astype(dtype), requires_grad=True)
+        self.bias = Tensor(numpy.zeros(out_features, dtype), requires_grad=True) if bias else None
+
+    def forward(self, x):
+        y = ops.matmul(x, self.weight)
+        return y + self.bias if self.bias is not None else y
+
+
+class Activation(Module):
+    def __init__(self, fn):
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+ACTIVATIONS = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid, "softplus": ops.softplus}
+
+
+def ReLU():
+    return Activation(ops.relu)
+
+
+def Tanh():
+    return Activation(ops.tanh)
+
+
+class Sequential(Module):
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        self.layers = list(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class MLP(Sequential):
+    """Linear layers of ``sizes`` (e.g. (784, 512, 256, 40)) with ``activation`` between them
+    (none after the last). He init for ReLU, Glorot otherwise."""
+
+    def __init__(self, sizes, activation="relu", *, rng=None, dtype=numpy.float32):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
+        rng = _require_rng(rng, "MLP")
+        init = "he" if activation == "relu" else "glorot"
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(a, b, rng=rng, init=init, dtype=dtype))
+            if i < len(sizes) - 2:
+                layers.append(Activation(ACTIVATIONS[activation]))
+        super().__init__(*layers)

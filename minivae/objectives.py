@@ -1,0 +1,90 @@
+"""Bounds on log p(x), in nats per example, for any model with ``posterior``, ``prior`` and ``likelihood``.
+
+    prior_bound        E_p(z)[log p(x|z)]                              (the loose bound: Jensen on p(z))
+    elbo               E_q[log p(x|z)] − β·KL(q(z|x) ‖ p(z))           (β = 1: a lower bound on log p(x))
+    iwae_bound(k)      E[log (1/k) Σ_i p(x, z_i) / q(z_i|x)]            (tightens with k; Burda et al. 2016)
+    log_likelihood_is  the same importance-sampled estimate with k in the thousands, chunked
+    exact_log_likelihood  log Σ_z p(x|z) p(z) over every configuration of a small discrete z
+
+Latent log-densities are summed over the last axis (latent dimensions or variables), likelihoods
+over the last axis (pixels). Each function returns a tensor of shape (batch,).
+"""
+import math
+
+import numpy
+
+from minivae import ops
+from minivae.distributions import kl_divergence
+from minivae.engine import Tensor, no_grad
+
+
+def _latent(q, sample_shape, rng):
+    return q.rsample(sample_shape, rng=rng) if q.has_rsample else q.sample(sample_shape, rng=rng)
+
+
+def _log_joint_minus_q(model, x, q, z):
+    """log p(x|z) + log p(z) − log q(z|x), one value per sample and example."""
+    return (model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
+            - q.log_prob(z).sum(axis=-1))
+
+
+def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
+    """E_q[log p(x|z)] − β·KL(q ‖ p), the expectation over k samples from q (reparameterized
+    where q allows). The KL is in closed form when one is registered and ``analytic_kl``."""
+    q = model.posterior(x)
+    z = _latent(q, (k,), rng)
+    reconstruction = model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
+    if analytic_kl:
+        try:
+            return reconstruction - beta * kl_divergence(q, model.prior()).sum(axis=-1)
+        except NotImplementedError:
+            pass
+    kl = (q.log_prob(z).sum(axis=-1) - model.prior().log_prob(z).sum(axis=-1)).mean(axis=0)
+    return reconstruction - beta * kl
+
+
+def prior_bound(model, x, rng, k=1):
+    """(1/k) Σ_i log p(x|z_i), z_i ~ p(z): a lower bound on log p(x) that ignores x when
+    choosing z, so it is far looser than the ELBO."""
+    z = model.prior().sample((k, x.shape[0]), rng=rng)
+    return model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
+
+
+def iwae_bound(model, x, rng, k=5):
+    """log (1/k) Σ_i p(x, z_i)/q(z_i|x), z_i ~ q(z|x) (Burda, Grosse, Salakhutdinov 2016)."""
+    q = model.posterior(x)
+    log_w = _log_joint_minus_q(model, x, q, _latent(q, (k,), rng))
+    return ops.logsumexp(log_w, axis=0) - math.log(k)
+
+
+def log_likelihood_is(model, x, rng, k=5000, chunk=500):
+    """Importance-sampled estimate of log p(x) with k samples from q(z|x), drawn ``chunk`` at a
+    time so memory stays bounded (no gradient). Its bias is ≤ 0 and shrinks as k grows."""
+    with no_grad():
+        q = model.posterior(x)
+        parts = []
+        for start in range(0, k, chunk):
+            z = q.sample((min(chunk, k - start),), rng=rng)
+            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z), axis=0).data)
+        return Tensor(ops.logsumexp(Tensor(numpy.stack(parts)), axis=0).data - math.log(k))
+
+
+def exact_log_likelihood(model, x, max_configurations=2 ** 16):
+    """log p(x) = log Σ_z p(x|z) p(z), summing over all K^N one-hot configurations of a model with
+    N categorical latents of K categories (``model.n_latent``, ``model.n_categories``)."""
+    n, kk = getattr(model, "n_latent", None), getattr(model, "n_categories", None)
+    if n is None or kk is None:
+        raise ValueError("exact_log_likelihood needs a model with discrete latents (n_latent, n_categories)")
+    count = kk ** n
+    if count > max_configurations:
+        raise ValueError(f"exact_log_likelihood: {kk}^{n} = {count} configurations exceed the limit "
+                         f"{max_configurations}; use log_likelihood_is instead")
+    z = enumerate_one_hot(n, kk)[:, None]  # (K^N, 1, N, K), broadcast over the batch
+    log_joint = model.likelihood(Tensor(z)).log_prob(x).sum(axis=-1) + model.prior().log_prob(Tensor(z)).sum(axis=-1)
+    return ops.logsumexp(log_joint, axis=0)
+
+
+def enumerate_one_hot(n, k, dtype=numpy.float32):
+    """Every configuration of n categorical variables with k categories, as (k^n, n, k) one-hot."""
+    index = numpy.indices((k,) * n).reshape(n, -1).T
+    return numpy.eye(k, dtype=dtype)[index]

@@ -266,12 +266,12 @@ def _raw(x):
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):
-    """A new leaf tensor. Python floats default to float32 (``DEFAULT_FLOAT``);
-    arrays keep their dtype unless ``dtype`` is given; integers stay integers."""
+    """A new leaf tensor. Python floats default to float32 (``DEFAULT_FLOAT``); NumPy arrays and
+    scalars keep their dtype unless ``dtype`` is given; integers stay integers."""
     if isinstance(data, Tensor):
         data = data.data
     xp = module_for_device(device)
-    if dtype is None and get_array_module(data) is numpy and not isinstance(data, numpy.ndarray):
+    if dtype is None and get_array_module(data) is numpy and not isinstance(data, (numpy.ndarray, numpy.generic)):
         probe = numpy.asarray(data)
         dtype = DEFAULT_FLOAT if probe.dtype == numpy.float64 else probe.dtype
     if device == "cpu" and get_array_module(data) is not numpy:

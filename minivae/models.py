@@ -116,9 +116,9 @@ class CategoricalVAE(Module):
             z = q.sample(rng=rng)
             reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
             signal = reconstruction.detach().numpy()
-            b = signal.mean() if self.baseline is None else self.baseline
-            self.baseline = b if self.baseline is None else (
-                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * float(signal.mean()))
+            mean = float(signal.mean())  # the baseline stays a Python float, so a resumed run matches exactly
+            b = mean if self.baseline is None else self.baseline
+            self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
             score = q.log_prob(z).sum(axis=-1) * (signal - b).astype(signal.dtype)
             # value: −ELBO; gradient: + the score-function term for the encoder
             return -(reconstruction - beta * kl + score - score.detach()).mean()

@@ -90,6 +90,7 @@ def test_non_leaf_grad_is_kept_only_when_asked():
 def test_default_dtype_is_float32_and_float64_is_kept():
     assert mv.tensor([1.0, 2.0]).dtype == np.float32
     assert mv.tensor(np.zeros(2)).dtype == np.float64
+    assert mv.tensor(np.float64(0.5)).dtype == np.float64  # NumPy scalars keep their dtype, as in PyTorch
     assert mv.tensor([1, 2]).dtype.kind == "i"
     x = mv.tensor([1.0], requires_grad=True)
     assert (x * 2.5).dtype == np.float32  # a Python number does not upcast

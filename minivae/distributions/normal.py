@@ -16,7 +16,8 @@ class Normal(Distribution):
 
     def __init__(self, loc, scale):
         self.loc, self.scale = as_param(loc), as_param(scale)
-        if (self.scale.data <= 0).any():
+        # check constants a user passes; a computed scale is left alone (no pass over it per step)
+        if not self.scale.requires_grad and (self.scale.data <= 0).any():
             raise ValueError("Normal: scale must be > 0")
         self.batch_shape = tuple(ops.add(self.loc.detach(), self.scale.detach()).shape)
 

@@ -1,0 +1,118 @@
+"""The minivae command end to end in a temporary folder."""
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minivae.cli import main
+from minivae.training import load_checkpoint
+
+SMALL = ["--limit", "300", "--hidden", "32", "--batch-size", "50"]
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def test_train_writes_checkpoint_metrics_and_pictures(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--model", "categorical", "--epochs", 2, "--n-latent", 4, "--out", out, *SMALL) == 0
+    for name in ("checkpoint.npz", "metrics.csv", "reconstructions.png", "samples.png"):
+        assert (out / name).exists(), name
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["valid_elbo"]) < 0
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp")]
+    model, arrays = load_checkpoint(out / "checkpoint.npz")
+    assert model.kind == "categorical" and int(arrays["meta/epoch"]) == 2
+
+
+@pytest.mark.parametrize("model,extra", [("gaussian", ["--z-dim", 3]),
+                                         ("categorical", ["--n-latent", 3, "--estimator", "reinforce"])])
+def test_resume_matches_an_uninterrupted_run(tmp_path, model, extra):
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["train", "--model", model, *extra, *SMALL, "--seed", 3]
+    assert run(*args, "--epochs", 3, "--out", full) == 0
+    assert run(*args, "--epochs", 1, "--out", part) == 0
+    assert run(*args, "--epochs", 3, "--out", part, "--resume") == 0
+    a, _ = load_checkpoint(full / "checkpoint.npz")
+    b, _ = load_checkpoint(part / "checkpoint.npz")
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    assert open(full / "metrics.csv").read().count("\n") == open(part / "metrics.csv").read().count("\n")
+
+
+def test_eval_and_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL)
+    capsys.readouterr()
+    assert run("eval", out / "checkpoint.npz", "--limit", 100, "-k", 50) == 0
+    text = capsys.readouterr().out
+    elbo = float(text.split("ELBO (1 sample)")[1].split()[0])
+    ll = float(text.split("k=50")[1].split()[0])
+    assert ll > elbo  # the importance-sampled estimate is the tighter one
+    assert run("sample", out / "checkpoint.npz", "--n", 16, "--out", tmp_path / "s.png") == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--data", tmp_path / "missing.amat", "--out", out) == 1
+    assert "no such data file" in one_error_line(capsys) and not out.exists()
+    (tmp_path / "bad.amat").write_text("0 1\n1\n")
+    assert run("train", "--data", tmp_path / "bad.amat", "--out", out) == 1
+    assert "line 2" in one_error_line(capsys) and not out.exists()
+    with pytest.raises(SystemExit) as e:
+        run("train", "--epochs", 0)
+    assert e.value.code == 2 and "positive integer" in one_error_line(capsys)
+    with pytest.raises(SystemExit):
+        run("train", "--hidden", "a,b")
+    assert "hidden sizes" in one_error_line(capsys)
+    assert run("train", "--model", "gaussian", "--estimator", "reinforce", "--out", out) == 1
+    assert "pathwise" in one_error_line(capsys)
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    assert run("eval", tmp_path / "junk.npz") == 1
+    assert "not a readable .npz" in one_error_line(capsys)
+
+
+def test_checkpoint_of_another_model_is_refused_and_kept(tmp_path, capsys):
+    out = tmp_path / "run"
+    run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL)
+    before = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert run("train", "--model", "categorical", "--epochs", 2, "--out", out, "--resume", *SMALL) == 1
+    assert "holds a gaussian model" in one_error_line(capsys)
+    assert run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL) == 1
+    assert "already holds a checkpoint" in one_error_line(capsys)
+    assert (out / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point of the test
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL)
+    good = (out / "checkpoint.npz").read_bytes()
+    # a learning rate this large drives the weights to inf within a few steps
+    assert run("train", "--model", "gaussian", "--epochs", 3, "--z-dim", 2, "--out", out, "--resume",
+               "--lr", "1e30", *SMALL) == 1
+    line = one_error_line(capsys)
+    assert "the loss became" in line and "last good checkpoint" in line
+    model, arrays = load_checkpoint(out / "checkpoint.npz")
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+def test_console_script_runs_and_estimators_command(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "minivae.cli", "estimators", "--draws", "20"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "(d) bounds" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "minivae.cli", "ops"], capture_output=True, text=True)
+    assert "softmax" in r.stdout and "one_hot" in r.stdout

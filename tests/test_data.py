@@ -1,0 +1,122 @@
+"""Readers on small files written here, corrupt and truncated ones included; the real data when present."""
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from minivae.data import DataFormatError, batches, binarize, load_default, load_images, load_splits, read_amat, read_idx
+from minivae.random import Generator
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+def write_idx(path, array, type_byte=0x08, gz=False):
+    header = struct.pack(">BBBB", 0, 0, type_byte, array.ndim) + b"".join(struct.pack(">i", d) for d in array.shape)
+    body = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(body)
+    return body
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_round_trip(tmp_path, gz):
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 4, 3)).astype(np.uint8)
+    write_idx(tmp_path / "x", images, gz=gz)
+    np.testing.assert_array_equal(read_idx(tmp_path / "x"), images)
+    x = load_images(tmp_path / "x")
+    assert x.shape == (5, 12) and x.dtype == np.float32 and x.max() <= 1.0
+    np.testing.assert_allclose(x, images.reshape(5, 12) / 255.0, rtol=1e-6)
+
+
+def test_idx_other_types(tmp_path):
+    a = np.arange(6, dtype=np.int32).reshape(2, 3) - 3
+    write_idx(tmp_path / "i", a, type_byte=0x0C)
+    np.testing.assert_array_equal(read_idx(tmp_path / "i"), a)
+
+
+def test_idx_errors_name_the_problem(tmp_path):
+    images = np.zeros((5, 4, 4), np.uint8)
+    body = write_idx(tmp_path / "good", images)
+    (tmp_path / "truncated").write_bytes(body[:-7])
+    with pytest.raises(DataFormatError, match=r"says \(5, 4, 4\).*holds 73"):
+        read_idx(tmp_path / "truncated")
+    (tmp_path / "magic").write_bytes(b"\x12\x34" + body[2:])
+    with pytest.raises(DataFormatError, match="bad magic number"):
+        read_idx(tmp_path / "magic")
+    (tmp_path / "header").write_bytes(body[:6])
+    with pytest.raises(DataFormatError, match="truncated IDX header"):
+        read_idx(tmp_path / "header")
+    (tmp_path / "badgz").write_bytes(gzip.compress(body)[:30])
+    with pytest.raises(DataFormatError, match="broken gzip"):
+        read_idx(tmp_path / "badgz")
+    with pytest.raises(DataFormatError, match="no such data file"):
+        read_idx(tmp_path / "missing")
+    write_idx(tmp_path / "labels", np.zeros(5, np.uint8))
+    with pytest.raises(DataFormatError, match="labels"):
+        load_images(tmp_path / "labels")
+
+
+def test_amat_round_trip_and_errors(tmp_path):
+    x = (np.random.default_rng(1).random((3, 6)) < 0.5).astype(int)
+    text = "\n".join(" ".join(map(str, row)) for row in x) + "\n"
+    (tmp_path / "a.amat").write_text(text)
+    with gzip.open(tmp_path / "b.amat.gz", "wt") as f:
+        f.write(text)
+    np.testing.assert_array_equal(read_amat(tmp_path / "a.amat"), x)
+    np.testing.assert_array_equal(load_images(tmp_path / "b.amat.gz"), x)
+    (tmp_path / "ragged.amat").write_text("0 1 0\n1 1\n")
+    with pytest.raises(DataFormatError, match="line 2 has 2 values"):
+        read_amat(tmp_path / "ragged.amat")
+    (tmp_path / "grey.amat").write_text("0 0.5 1\n")
+    with pytest.raises(DataFormatError, match="0 or 1"):
+        read_amat(tmp_path / "grey.amat")
+    (tmp_path / "word.amat").write_text("0 x 1\n")
+    with pytest.raises(DataFormatError, match="numbers"):
+        read_amat(tmp_path / "word.amat")
+    (tmp_path / "empty.amat").write_text("")
+    with pytest.raises(DataFormatError, match="no images"):
+        read_amat(tmp_path / "empty.amat")
+
+
+def test_folder_of_idx_files_gets_a_validation_split(tmp_path):
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((12, 2, 2), np.uint8), gz=True)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((3, 2, 2), np.uint8), gz=True)
+    splits = load_splits(str(tmp_path))
+    assert len(splits["train"]) == 10 and len(splits["valid"]) == 2 and len(splits["test"]) == 3
+    with pytest.raises(DataFormatError, match="no training images"):
+        load_splits(str(tmp_path / ".."))
+
+
+def test_embedded_default_is_real_binarized_digits():
+    d = load_default()
+    assert {k: v.shape for k, v in d.items()} == {"train": (30000, 784), "valid": (5000, 784), "test": (5000, 784)}
+    assert set(np.unique(d["train"])) == {0.0, 1.0}
+    # digits, not noise: about 13% of pixels are ink, and the border is blank
+    assert 0.11 < d["test"].mean() < 0.15
+    assert d["train"].reshape(-1, 28, 28)[:, :, 0].mean() < 0.001
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED, "binarized-mnist")), reason="../shared/data not present")
+def test_embedded_default_matches_its_source():
+    test = read_amat(os.path.join(SHARED, "binarized-mnist", "binarized_mnist_test.amat.gz"))
+    assert len(test) == 10_000 and abs(test.mean() - 0.1325) < 0.001  # the data README's check
+    np.testing.assert_array_equal(load_default()["test"], test[:5000])
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED, "fashion-mnist")), reason="../shared/data not present")
+def test_real_fashion_mnist_idx():
+    x = load_images(os.path.join(SHARED, "fashion-mnist", "t10k-images-idx3-ubyte.gz"))
+    assert x.shape == (10_000, 784) and 0 <= x.min() and x.max() == 1.0
+
+
+def test_batches_are_a_seeded_partition_and_binarize_is_dynamic():
+    x = np.arange(10.0)[:, None]
+    got = np.concatenate(list(batches(x, 3, rng=Generator(0))))[:, 0]
+    assert sorted(got) == list(range(10)) and list(got) != list(range(10))
+    np.testing.assert_array_equal(got, np.concatenate(list(batches(x, 3, rng=Generator(0))))[:, 0])
+    assert [len(b) for b in batches(x, 3, drop_last=True)] == [3, 3, 3]
+    grey = np.full((2000, 10), 0.3, np.float32)
+    rng = Generator(1)
+    a, b = binarize(grey, rng), binarize(grey, rng)
+    assert abs(a.mean() - 0.3) < 0.01 and not np.array_equal(a, b)

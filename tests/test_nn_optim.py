@@ -1,0 +1,130 @@
+"""Modules, state_dict round trips, optimizers against their update formulas."""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae.nn import MLP, Linear, Module
+from minivae.optim import SGD, Adam, clip_grad_norm_
+from minivae.random import Generator
+
+
+def test_named_parameters_in_assignment_order_and_zero_grad():
+    m = MLP((3, 4, 2), rng=Generator(0))
+    names = [n for n, _ in m.named_parameters()]
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    (m(mv.tensor(np.ones((5, 3), np.float32))) ** 2).sum().backward()
+    assert all(p.grad is not None for p in m.parameters())
+    m.zero_grad()
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_init_is_seeded_and_scaled():
+    a, b = Linear(200, 300, rng=Generator(1)), Linear(200, 300, rng=Generator(1))
+    np.testing.assert_array_equal(a.weight.data, b.weight.data)
+    bound = np.sqrt(6 / 500)  # Glorot uniform: variance bound²/3 = 2/(in+out)
+    assert np.abs(a.weight.data).max() <= bound
+    assert a.weight.data.var() == pytest.approx(2 / 500, rel=0.05)
+    he = Linear(200, 300, rng=Generator(2), init="he")
+    assert he.weight.data.var() == pytest.approx(2 / 200, rel=0.05)
+    with pytest.raises(ValueError, match="rng="):
+        Linear(2, 3)
+
+
+def test_state_dict_save_load_round_trip(tmp_path):
+    m = MLP((3, 4, 2), rng=Generator(0))
+    path = tmp_path / "m.npz"
+    m.save(path)
+    other = MLP((3, 4, 2), rng=Generator(5)).load(path)
+    for (n, p), (_, q) in zip(m.named_parameters(), other.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    with pytest.raises(ValueError, match="missing"):
+        MLP((3, 4, 4, 2), rng=Generator(0)).load(path)
+    with pytest.raises(ValueError, match="shape"):
+        MLP((3, 5, 2), rng=Generator(0)).load(path)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        m.load(tmp_path / "bad.npz")
+
+
+def quadratic(p):
+    return ((p - mv.tensor(np.array([1.0, -2.0]))) ** 2).sum()
+
+
+def test_sgd_momentum_matches_its_formula():
+    p = mv.tensor(np.array([0.0, 0.0]), requires_grad=True)
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    v, x = np.zeros(2), np.zeros(2)
+    for _ in range(3):
+        opt.zero_grad()
+        quadratic(p).backward()
+        opt.step()
+        g = 2 * (x - [1.0, -2.0])
+        v = 0.9 * v + g
+        x = x - 0.1 * v
+    np.testing.assert_allclose(p.data, x)
+
+
+def test_adam_matches_its_formula_and_converges():
+    p = mv.tensor(np.array([0.0, 0.0]), requires_grad=True)
+    opt = Adam([p], lr=0.01)
+    m = v = np.zeros(2)
+    x = np.zeros(2)
+    for t in range(1, 6):
+        opt.zero_grad()
+        quadratic(p).backward()
+        opt.step()
+        g = 2 * (x - [1.0, -2.0])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        x = x - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(p.data, x, rtol=1e-10)
+    opt = Adam([p], lr=0.1)
+    for _ in range(500):
+        opt.zero_grad()
+        quadratic(p).backward()
+        opt.step()
+    np.testing.assert_allclose(p.data, [1.0, -2.0], atol=1e-3)
+
+
+def test_optimizer_state_round_trip_continues_identically():
+    def run(steps, restore_at=None):
+        p = mv.tensor(np.array([0.0, 0.0]), requires_grad=True)
+        opt = Adam([p], lr=0.05)
+        for i in range(steps):
+            if i == restore_at:
+                state, data = opt.state_dict(), p.data.copy()
+                p = mv.tensor(data, requires_grad=True)
+                opt = Adam([p], lr=0.05)
+                opt.load_state_dict(state)
+            opt.zero_grad()
+            quadratic(p).backward()
+            opt.step()
+        return p.data
+    np.testing.assert_array_equal(run(10), run(10, restore_at=4))
+
+
+def test_clip_grad_norm_scales_globally():
+    a = mv.tensor(np.zeros(2), requires_grad=True)
+    b = mv.tensor(np.zeros(1), requires_grad=True)
+    a.grad, b.grad = np.array([3.0, 0.0]), np.array([4.0])
+    assert clip_grad_norm_([a, b], 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-9)
+
+
+def test_optimizer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="empty"):
+        Adam([])
+    with pytest.raises(ValueError, match="learning rate"):
+        SGD([mv.tensor([1.0], requires_grad=True)], lr=0)
+
+
+def test_custom_module_registers_submodules():
+    class Two(Module):
+        def __init__(self):
+            self.a = Linear(2, 2, rng=Generator(0))
+            self.b = Linear(2, 1, rng=Generator(1))
+            self.scale = mv.tensor(np.ones(1, np.float32), requires_grad=True)
+
+        def forward(self, x):
+            return self.b(self.a(x)) * self.scale
+    assert [n for n, _ in Two().named_parameters()] == ["scale", "a.weight", "a.bias", "b.weight", "b.bias"]

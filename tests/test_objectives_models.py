@@ -1,0 +1,117 @@
+"""Bounds on log p(x) in the order theory gives, and models whose gradients check."""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import objectives as O
+from minivae.lab import TINY_DATA, TinyCategoricalVAE, tiny_vae_bounds
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.random import Generator
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return TinyCategoricalVAE(Generator(7)), mv.tensor(TINY_DATA)
+
+
+def test_exact_log_likelihood_by_brute_force(tiny):
+    model, x = tiny
+    # p(x) = Σ_z p(z) p(x|z): sum the 9 configurations one by one, in plain probabilities
+    from minivae.objectives import enumerate_one_hot
+    total = np.zeros(len(TINY_DATA))
+    for z in enumerate_one_hot(2, 3, np.float64):
+        logits = model.decoder(mv.tensor(z.reshape(1, -1))).data
+        p = 1 / (1 + np.exp(-logits))
+        total += (1 / 9) * np.prod(np.where(TINY_DATA == 1, p, 1 - p), axis=1)
+    np.testing.assert_allclose(O.exact_log_likelihood(model, x).data, np.log(total), rtol=1e-10)
+
+
+def test_bounds_are_ordered_and_converge(tiny):
+    model, x = tiny
+    with mv.no_grad():
+        exact = O.exact_log_likelihood(model, x).data
+        elbo = O.elbo(model, x, Generator(0), k=20_000).data
+        prior = O.prior_bound(model, x, Generator(1), k=20_000).data
+        iwae_1000 = O.iwae_bound(model, x, Generator(2), k=1000).data
+        is_est = O.log_likelihood_is(model, x, Generator(3), k=20_000, chunk=3000).data
+    assert np.all(prior < exact) and np.all(elbo < exact)
+    np.testing.assert_allclose(is_est, exact, atol=5e-3)
+    assert np.all(np.abs(iwae_1000 - exact) < np.abs(elbo - exact))  # importance weighting tightens the bound
+
+
+def test_prior_bound_is_the_elbo_with_q_equal_to_the_prior():
+    model = TinyCategoricalVAE(Generator(7))
+    model.encoder.weight.data[...] = 0  # q(z|x) = uniform = p(z): the KL term vanishes
+    x = mv.tensor(TINY_DATA)
+    with mv.no_grad():
+        elbo = O.elbo(model, x, Generator(0), k=40_000).data
+        prior = O.prior_bound(model, x, Generator(1), k=40_000).data
+    np.testing.assert_allclose(elbo, prior, atol=0.03)
+
+
+def test_elbo_gap_equals_kl_to_the_posterior():
+    b = tiny_vae_bounds()
+    assert np.all(b["elbo"] <= b["log_px"])
+    np.testing.assert_allclose(b["gap"], b["kl_to_posterior"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b["elbo"], b["elbo_analytic_kl"], rtol=1e-10)
+
+
+def test_exact_log_likelihood_refuses_large_latents():
+    with pytest.raises(ValueError, match="configurations exceed"):
+        O.exact_log_likelihood(CategoricalVAE(x_dim=4, hidden=(3,), rng=Generator(0)), mv.tensor(np.zeros((1, 4))))
+
+
+def test_gaussian_elbo_mc_kl_agrees_with_analytic_kl():
+    model = GaussianVAE(x_dim=6, hidden=(5,), z_dim=2, rng=Generator(0))
+    x = mv.tensor((np.random.default_rng(0).random((3, 6)) < 0.5).astype(np.float32))
+    with mv.no_grad():
+        a = O.elbo(model, x, Generator(1), k=50_000).data
+        b = O.elbo(model, x, Generator(1), k=50_000, analytic_kl=False).data
+    np.testing.assert_allclose(a, b, atol=0.05)
+
+
+def test_gaussian_vae_loss_gradcheck_with_fixed_noise():
+    model = GaussianVAE(x_dim=4, hidden=(3,), z_dim=2, rng=Generator(0), activation="tanh")
+    params = model.parameters()
+    x = mv.tensor((np.random.default_rng(1).random((2, 4)) < 0.5).astype(np.float64))
+    assert mv.gradcheck(lambda *ps: _rebind(model, ps, x), [p.data.astype(np.float64) for p in params])
+
+
+def _rebind(model, tensors, x):
+    """The model's loss as a function of new parameter tensors, with the same noise on every call."""
+    for (name, _), t in zip(list(model.named_parameters()), tensors):
+        owner = model
+        *path, leaf = name.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        object.__setattr__(owner, leaf, t)
+    return model.loss(x, Generator(5))
+
+
+@pytest.mark.parametrize("estimator", ["gumbel_softmax", "straight_through", "reinforce"])
+def test_categorical_vae_learns_a_few_steps(estimator):
+    from minivae.optim import Adam
+    rng = Generator(0)
+    x = mv.tensor((np.random.default_rng(0).random((64, 20)) < 0.3).astype(np.float32))
+    model = CategoricalVAE(x_dim=20, hidden=(16,), n_latent=3, n_categories=4, estimator=estimator, rng=rng)
+    opt = Adam(model.parameters(), lr=3e-3)
+    with mv.no_grad():
+        before = float(O.elbo(model, x, Generator(9), k=20).data.mean())
+    for step in range(150):
+        loss = model.loss(x, rng, step=step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with mv.no_grad():
+        after = float(O.elbo(model, x, Generator(9), k=20).data.mean())
+    assert after > before + 1.0
+
+
+def test_temperature_schedule():
+    m = CategoricalVAE(x_dim=4, hidden=(3,), n_latent=1, n_categories=2, tau0=2.0, tau_min=0.5, anneal_rate=1e-3,
+                       rng=Generator(0))
+    assert m.temperature(0) == 2.0
+    assert m.temperature(1000) == pytest.approx(2.0 * np.exp(-1.0))
+    assert m.temperature(10**6) == 0.5
+    with pytest.raises(ValueError, match="estimator"):
+        CategoricalVAE(estimator="pathwise", rng=Generator(0))

@@ -63,7 +63,7 @@ def _train(args):
                                tau_min=args.tau_min, anneal_rate=args.anneal_rate, rng=rng)
     print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}); output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume, clip=args.clip)
+          seed=args.seed, resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization)
 
 
 def _eval(args):
@@ -136,6 +136,8 @@ def build_parser():
     t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
     t.add_argument("--anneal-rate", type=float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
     t.add_argument("--clip", type=_positive_float, help="clip gradients to this global norm")
+    t.add_argument("--dynamic-binarization", action="store_true",
+                   help="binarize each training batch afresh (for grey-level data such as IDX files)")
     t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     t.set_defaults(run=_train)

@@ -10,7 +10,7 @@ import numpy
 
 from minivae import objectives
 from minivae._io import load_npz, save_npz_atomic, write_atomic
-from minivae.data import batches
+from minivae.data import batches, binarize
 from minivae.engine import Tensor, no_grad
 from minivae.models import build
 from minivae.optim import Adam, clip_grad_norm_
@@ -81,12 +81,13 @@ class Progress:
         self.stream.flush()
 
 
-def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, log=print):
+def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, log=print):
     """Train ``model`` on data["train"], evaluating data["valid"] after each epoch.
 
     Writes to the folder ``out``: checkpoint.npz (after each epoch, atomically), metrics.csv,
     reconstructions.png and samples.png. With ``resume``, continues from out/checkpoint.npz
-    and reaches the same parameters as an uninterrupted run with the same seed.
+    and reaches the same parameters as an uninterrupted run with the same seed. With ``dynamic``,
+    each batch is binarized afresh (pixel = 1 with probability its grey level).
     """
     os.makedirs(out, exist_ok=True)
     ckpt_path, metrics_path = os.path.join(out, CHECKPOINT), os.path.join(out, METRICS)
@@ -114,6 +115,8 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     for epoch in range(start_epoch, epochs + 1):
         started, total, count = time.perf_counter(), 0.0, 0
         for i, xb in enumerate(batches(data["train"], batch_size, rng=rng), 1):
+            if dynamic:
+                xb = binarize(xb, rng)
             loss = model.loss(Tensor(xb), rng, step=step)
             value = loss.item()
             if not math.isfinite(value):

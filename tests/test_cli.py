@@ -116,3 +116,14 @@ def test_console_script_runs_and_estimators_command(tmp_path):
     assert r.returncode == 0 and "(d) bounds" in r.stdout
     r = subprocess.run([sys.executable, "-m", "minivae.cli", "ops"], capture_output=True, text=True)
     assert "softmax" in r.stdout and "one_hot" in r.stdout
+
+
+def test_train_on_idx_files_with_dynamic_binarization(tmp_path):
+    from tests.test_data import write_idx
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (120, 28, 28)).astype(np.uint8), gz=True)
+    out = tmp_path / "run"
+    assert run("train", "--data", tmp_path, "--model", "gaussian", "--z-dim", 2, "--hidden", 16, "--epochs", 1,
+               "--batch-size", 40, "--dynamic-binarization", "--out", out) == 0
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert model.config["x_dim"] == 784

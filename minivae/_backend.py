@@ -4,9 +4,16 @@ Op code never imports NumPy for array math; it asks ``get_array_module`` for the
 module of its inputs (NumPy, or CuPy once the GPU backend plugs in). CuPy is
 imported only when a CUDA array or ``device="cuda"`` is actually seen.
 """
+import contextlib
+import importlib
+import importlib.util
+import os
+
 import numpy
 
 DEVICES = ("cpu", "cuda")
+_numba_enabled = None
+_fused_modules = {}
 
 
 def _is_cupy(array):
@@ -51,3 +58,35 @@ def module_for_device(device):
 def to_numpy(array):
     """A NumPy copy (or view) of any backend's array."""
     return array.get() if _is_cupy(array) else numpy.asarray(array)
+
+
+def numba_enabled():
+    """True when Numba is installed and MINIVAE_DISABLE_NUMBA is not set (decided once, lazily)."""
+    global _numba_enabled
+    if _numba_enabled is None:
+        disabled = os.environ.get("MINIVAE_DISABLE_NUMBA", "").lower() in ("1", "true", "yes")
+        _numba_enabled = not disabled and importlib.util.find_spec("numba") is not None
+    return _numba_enabled
+
+
+@contextlib.contextmanager
+def use_numba(flag):
+    """Within this block, fused Numba kernels are used (if installed) or not: to compare both paths."""
+    global _numba_enabled
+    previous = numba_enabled()
+    _numba_enabled = bool(flag) and importlib.util.find_spec("numba") is not None
+    try:
+        yield
+    finally:
+        _numba_enabled = previous
+
+
+def fused(name, xp):
+    """The fused-kernel module ``minivae._cpu.<name>`` for NumPy arrays when Numba is on, else None
+    (the caller then runs the NumPy formula, which is the specification)."""
+    if xp is not numpy or not numba_enabled():
+        return None
+    module = _fused_modules.get(name)
+    if module is None:
+        module = _fused_modules[name] = importlib.import_module(f"minivae._cpu.{name}")
+    return module

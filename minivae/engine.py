@@ -10,7 +10,7 @@ import contextlib
 
 import numpy
 
-from minivae._backend import device_of, get_array_module, module_for_device
+from minivae._backend import device_of, fused, get_array_module, module_for_device
 
 DEFAULT_FLOAT = numpy.float32
 _grad_enabled = True
@@ -47,6 +47,10 @@ class Function:
     def save(self, **residuals):
         self.__dict__.update(residuals)
         self._saved += tuple(residuals)
+
+    def fused(self, name):
+        """The fused kernels for this op on this backend, or None: the only place a backend is chosen."""
+        return fused(name, self.xp)
 
     def release(self):
         """Drop the saved residuals once the VJP has run (memory is freed early)."""

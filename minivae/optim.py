@@ -3,6 +3,8 @@ import math
 
 import numpy
 
+from minivae._backend import fused
+
 
 class Optimizer:
     def __init__(self, params, lr):
@@ -61,22 +63,81 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·m̂/(√v̂ + ε), with bias-corrected m̂, v̂
-    (Kingma & Ba 2015)."""
+    (Kingma & Ba 2015), written as p ← p − lr_t·m/(√v + ε_t), lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), ε_t = ε·√(1−β₂ᵗ).
+
+    All parameters, and m and v, live in flat buffers (one per dtype and device); each parameter's
+    ``.data`` is a view into its buffer. With Numba, each parameter's slice is updated in one fused
+    pass (minivae/_cpu/adam.py): copying the gradients into one buffer to make a single call
+    would cost more memory traffic than the calls it saves.
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
         self.betas, self.eps = betas, eps
+        self._views, (self._m, self._v) = flatten(self.params, companions=2)
 
-    def update(self, p, g, state):
+    def step(self):
+        self.steps += 1
         b1, b2 = self.betas
-        m = state.setdefault("m", p.xp.zeros_like(p.data))
-        v = state.setdefault("v", p.xp.zeros_like(p.data))
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
         step_size = self.lr * math.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
-        p.data -= step_size * m / (p.xp.sqrt(v) + self.eps * math.sqrt(1 - b2 ** self.steps))
+        eps_hat = self.eps * math.sqrt(1 - b2 ** self.steps)
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if p.data is not self._views[i]:  # .data was rebound: copy it back into the buffer
+                self._views[i].reshape(-1)[...] = p.data.reshape(-1)
+                p.data = self._views[i]
+            flat_p, g, m, v = p.data.reshape(-1), p.grad.reshape(-1), self._m[i], self._v[i]
+            kernel = fused("adam", p.xp)
+            if kernel is not None:
+                kernel.adam_step(flat_p, g, m, v, step_size, b1, b2, eps_hat)
+                continue
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            flat_p -= step_size * m / (p.xp.sqrt(v) + eps_hat)
+
+    def state_dict(self):
+        out = {"steps": numpy.array(self.steps)}
+        for i in range(len(self.params)):
+            out[f"{i}.m"], out[f"{i}.v"] = _host(self._m[i]), _host(self._v[i])
+        return out
+
+    def load_state_dict(self, state):
+        self.steps = int(state["steps"])
+        for i, p in enumerate(self.params):
+            self._m[i][...] = p.xp.asarray(state[f"{i}.m"]).reshape(-1)
+            self._v[i][...] = p.xp.asarray(state[f"{i}.v"]).reshape(-1)
+
+
+def _host(a):
+    return numpy.array(a.get() if hasattr(a, "get") else a)
+
+
+def flatten(params, companions=0):
+    """Move parameters into one flat buffer per (device, dtype); each ``p.data`` becomes a view.
+    Also allocates ``companions`` zeroed buffers laid out alike (optimizer state).
+    Returns the parameter views and, per companion, each parameter's 1-D slice, in ``params`` order."""
+    groups = {}
+    for i, p in enumerate(params):
+        groups.setdefault((p.device, p.dtype), []).append(i)
+    slices = [[None] * len(params) for _ in range(companions)]
+    for indices in groups.values():
+        first = params[indices[0]]
+        total = sum(params[i].size for i in indices)
+        flat = first.xp.empty(total, first.dtype)
+        extra = [first.xp.zeros(total, first.dtype) for _ in range(companions)]
+        start = 0
+        for i in indices:
+            p, stop = params[i], start + params[i].size
+            view = flat[start:stop].reshape(p.shape)
+            view[...] = p.data
+            p.data = view
+            for k in range(companions):
+                slices[k][i] = extra[k][start:stop]
+            start = stop
+    return [p.data for p in params], slices
 
 
 def clip_grad_norm_(params, max_norm):

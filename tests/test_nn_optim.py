@@ -128,3 +128,15 @@ def test_custom_module_registers_submodules():
         def forward(self, x):
             return self.b(self.a(x)) * self.scale
     assert [n for n, _ in Two().named_parameters()] == ["scale", "a.weight", "a.bias", "b.weight", "b.bias"]
+
+
+def test_adam_keeps_parameters_in_one_flat_buffer_and_survives_rebinding():
+    m = MLP((3, 4, 2), rng=Generator(0))
+    opt = Adam(m.parameters(), lr=0.1)
+    base = m.parameters()[0].data.base
+    assert base is not None and all(p.data.base is base for p in m.parameters())
+    p = m.parameters()[1]
+    p.data = np.full(p.shape, 5.0, np.float32)  # a user rebinds .data: the next step adopts it
+    (m(mv.tensor(np.ones((2, 3), np.float32))) ** 2).sum().backward()
+    opt.step()
+    assert p.data.base is base and np.all(np.abs(p.data - 5.0) <= 0.1 + 1e-6)

@@ -185,6 +185,15 @@ def softmax_like(fn):
 
 
 @st.composite
+def gumbel_softmax_case(draw):
+    shape = draw(shapes(1, 3))
+    seed, counter, tau = draw(st.integers(0, 2**40)), draw(st.integers(0, 2**20)), draw(st.floats(0.3, 3.0))
+    # a fixed (seed, counter) fixes the noise, so the soft sample is a smooth function of the logits
+    return case(lambda t: ops.GumbelSoftmax.apply(t, seed=seed, counter=counter, temperature=tau),
+                draw(rngs).normal(size=shape))
+
+
+@st.composite
 def bce_case(draw):
     sx, st_ = draw(broadcastable_pair())
     rng = draw(rngs)
@@ -207,7 +216,7 @@ DOMAINS = {
     "reshape": reshape_case(), "transpose": transpose_case(), "getitem": getitem_case(),
     "concatenate": concatenate_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
     "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),
-    "bce_with_logits": bce_case(),
+    "bce_with_logits": bce_case(), "gumbel_softmax": gumbel_softmax_case(),
 }
 
 

@@ -63,8 +63,11 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
     """
 
     def rsample(self, sample_shape=(), rng=None, hard=False, gumbels=None):
-        g = self._gumbels(sample_shape, rng, gumbels)
-        y = ops.softmax(self.logits + g, axis=-1, temperature=self.temperature)
+        if gumbels is None:  # the fused Gumbel-Softmax op draws the same noise rng.gumbel would
+            logits = ops.broadcast_to(self.logits, self._extended(sample_shape))
+            return ops.gumbel_softmax(logits, require_rng(rng, "RelaxedOneHotCategorical.rsample"),
+                                      temperature=self.temperature, hard=hard)
+        y = ops.softmax(self.logits + gumbels, axis=-1, temperature=self.temperature)
         return ops.straight_through(y, axis=-1) if hard else y
 
     def log_prob(self, value):

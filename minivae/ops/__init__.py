@@ -9,6 +9,6 @@ from minivae.ops.shape import (broadcast_to, chunk, concatenate, getitem, one_ho
                                stack, transpose)
 from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import bce_with_logits
-from minivae.ops.sampling import SURROGATES, straight_through
+from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE, "split", "chunk"])

@@ -1,7 +1,10 @@
-"""Sampling ops whose backward is a deliberate surrogate, not the true derivative."""
+"""Sampling ops: Gumbel-Softmax with its noise drawn from a Philox stream, and the straight-through
+one-hot, whose backward is a deliberate surrogate rather than the derivative of its forward."""
 from minivae.engine import Function
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
+from minivae.ops.softmax import softmax_array, softmax_vjp
+from minivae.random import Generator
 
 SURROGATES = set()  # ops whose VJP is by design not the derivative of the forward (tested apart)
 
@@ -28,3 +31,42 @@ class StraightThrough(Function):
 
 SURROGATES.add("straight_through")
 straight_through = StraightThrough.apply
+
+
+@register("gumbel_softmax")
+class GumbelSoftmax(Function):
+    r"""Gumbel-Softmax over the last axis with noise from the Philox stream (seed, counter).
+
+    forward   y = softmax((l + g)/τ),  g = Generator(seed, counter).gumbel(l.shape): the same noise
+              on every backend; ``hard`` returns one_hot(argmax y) (ties to the lowest index) instead
+    backward  l̄ = y ⊙ (ḡ − Σ_k ḡ_k y_k)/τ  (for ``hard`` too: straight-through)
+    saves     y            fused: minivae/_cpu/gumbel.py gumbel_softmax_fwd (noise made in-kernel,
+                           never stored), backward by minivae/_cpu/softmax.py softmax_bwd
+    """
+
+    def forward(ctx, logits, seed=0, counter=0, temperature=1.0, hard=False):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        kernel = ctx.fused("gumbel") if logits.ndim and logits.dtype.kind == "f" else None
+        if kernel is not None:
+            y, out = kernel.gumbel_softmax_fwd(logits, seed, counter, temperature, hard)
+        else:
+            xp = ctx.xp
+            g = xp.asarray(Generator(seed, counter).gumbel(logits.shape, logits.dtype))
+            y = softmax_array(xp, logits + g, (logits.ndim - 1,), temperature)
+            out = StraightThrough.forward(ctx, y) if hard else y
+        ctx.save(y=y, tau=temperature, kernel=ctx.fused("softmax") if kernel is not None else None)
+        return out
+
+    def backward(ctx, g):
+        y = ctx.y
+        if ctx.kernel is not None:
+            return ctx.kernel.softmax_bwd(y, g, ctx.tau)
+        return softmax_vjp(y, g, -1, ctx.tau)
+
+
+def gumbel_softmax(logits, rng, temperature=1.0, hard=False):
+    """The op above with the noise of ``rng``'s next draw of logits.size values (the counter advances)."""
+    counter = rng.counter
+    rng.counter += (logits.size + 3) // 4
+    return GumbelSoftmax.apply(logits, seed=rng.seed, counter=counter, temperature=temperature, hard=hard)

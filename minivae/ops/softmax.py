@@ -10,8 +10,28 @@ def _check_temperature(temperature):
 
 
 def _scaled(x, axis, temperature):
-    """z = (x − max x) / τ: the shift makes every exponent ≤ 0, so nothing overflows."""
+    """z = (x − max x) / τ: the shift makes every exponent ≤ 0, so nothing overflows, and comes
+    before the division so that small τ does not magnify rounding in large values."""
     return (x - x.max(axis=axis, keepdims=True)) / temperature
+
+
+def softmax_array(xp, x, axis, temperature):
+    """The reference softmax(x/τ) on arrays (also used by Gumbel-Softmax)."""
+    y = xp.exp(_scaled(x, axis, temperature))
+    y /= y.sum(axis=axis, keepdims=True)
+    return y
+
+
+def softmax_vjp(y, g, axis, temperature):
+    """x̄ = y ⊙ (ḡ − Σ ḡ y) / τ on arrays."""
+    return y * (g - (g * y).sum(axis=axis, keepdims=True)) / temperature
+
+
+def _kernel(ctx, x, axis):
+    """The fused kernels when they apply: a floating array reduced over its last axis."""
+    if x.ndim == 0 or axis != (x.ndim - 1,) or x.dtype.kind != "f":
+        return None
+    return ctx.fused("softmax")
 
 
 @register("softmax")
@@ -20,20 +40,25 @@ class Softmax(Function):
 
     forward   y = exp((x − max x)/τ) / Σ_k exp((x_k − max x)/τ)
     backward  x̄ = y ⊙ (ḡ − Σ_k ḡ_k y_k) / τ
-    saves     y
+    saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
         _check_temperature(temperature)
         axis = normalize_axis(axis, x.ndim, x.shape)
-        y = ctx.xp.exp(_scaled(x, axis, temperature))
-        y /= y.sum(axis=axis, keepdims=True)
-        ctx.save(y=y, axis=axis, tau=temperature)
+        kernel = _kernel(ctx, x, axis)
+        if kernel is not None:
+            y = kernel.softmax_fwd(x, temperature)
+        else:
+            y = softmax_array(ctx.xp, x, axis, temperature)
+        ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
         return y
 
     def backward(ctx, g):
         y = ctx.y
-        return y * (g - (g * y).sum(axis=ctx.axis, keepdims=True)) / ctx.tau
+        if ctx.kernel is not None:
+            return ctx.kernel.softmax_bwd(y, g, ctx.tau)
+        return softmax_vjp(y, g, ctx.axis, ctx.tau)
 
 
 @register("log_softmax")
@@ -42,18 +67,24 @@ class LogSoftmax(Function):
 
     forward   y = z − log Σ_k exp(z_k),  z = (x − max x)/τ
     backward  x̄ = (ḡ − exp(y) Σ_k ḡ_k) / τ
-    saves     y
+    saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd with log=True
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
         _check_temperature(temperature)
         axis = normalize_axis(axis, x.ndim, x.shape)
-        z = _scaled(x, axis, temperature)
-        y = z - ctx.xp.log(ctx.xp.exp(z).sum(axis=axis, keepdims=True))
-        ctx.save(y=y, axis=axis, tau=temperature)
+        kernel = _kernel(ctx, x, axis)
+        if kernel is not None:
+            y = kernel.softmax_fwd(x, temperature, log=True)
+        else:
+            z = _scaled(x, axis, temperature)
+            y = z - ctx.xp.log(ctx.xp.exp(z).sum(axis=axis, keepdims=True))
+        ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
         return y
 
     def backward(ctx, g):
+        if ctx.kernel is not None:
+            return ctx.kernel.softmax_bwd(ctx.y, g, ctx.tau, log=True)
         return (g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / ctx.tau
 
 

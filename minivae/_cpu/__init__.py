@@ -1,0 +1,25 @@
+"""Numba kernels for the CPU hot paths, one module per op, imported on first use through
+``minivae._backend.fused``. Each implements the NumPy formula of its op (the specification) and
+is tested against it, values and gradients, float32 and float64."""
+import types
+
+import numba
+
+PARALLEL_MIN = 1 << 16  # elements: below this, starting threads costs more than it saves
+
+
+def kernel(fn):
+    """Compile ``fn`` (whose outer loop is a ``numba.prange``) twice: serially, and across
+    threads. ``k(size, *args)`` runs the parallel build when ``size`` ≥ PARALLEL_MIN.
+
+    The parallel build gets its own function object and qualified name, so the two builds keep
+    separate entries in Numba's on-disk cache.
+    """
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    serial, parallel = numba.njit(cache=True)(fn), numba.njit(parallel=True, cache=True)(twin)
+
+    def run(size, *args):
+        return (parallel if size >= PARALLEL_MIN else serial)(*args)
+    run.serial, run.parallel = serial, parallel
+    return run

@@ -1,0 +1,49 @@
+"""Gumbel-Softmax over the last axis with the noise made inside the kernel from Philox (seed,
+counter), never stored: element i (row-major) takes word i mod 4 of block counter + i div 4."""
+import math
+
+import numba
+import numpy
+
+from minivae._cpu import kernel
+from minivae._cpu.philox import gumbel_from_word, philox_block
+
+
+@kernel
+def _fwd(logits, k0, k1, counter, inv_tau, hard, y, out):
+    rows, k = logits.shape
+    for r in numba.prange(rows):
+        first = r * k
+        block = numpy.uint64(counter + first // 4)
+        w = philox_block(block, k0, k1)
+        for j in range(k):                    # y ← logits + g, in the logits' dtype
+            b = numpy.uint64(counter + (first + j) // 4)
+            if b != block:
+                block = b
+                w = philox_block(block, k0, k1)
+            y[r, j] = gumbel_from_word(w[(first + j) % 4])  # rounded to the logits' dtype first,
+            y[r, j] += logits[r, j]                          # then added: as the reference does
+        m = y[r, 0]                           # the max in the same dtype, so y − m rounds as the reference
+        for j in range(1, k):
+            m = max(m, y[r, j])
+        s = 0.0
+        for j in range(k):
+            e = math.exp((y[r, j] - m) * inv_tau)
+            y[r, j] = e
+            s += e
+        best = 0
+        for j in range(k):
+            y[r, j] = y[r, j] / s
+            if y[r, j] > y[r, best]:           # ties go to the lowest index, as numpy.argmax
+                best = j
+        for j in range(k):
+            out[r, j] = (1.0 if j == best else 0.0) if hard else y[r, j]
+
+
+def gumbel_softmax_fwd(logits, seed, counter, temperature, hard):
+    """(y, out): y = softmax((logits + g)/τ) (kept for the VJP); out = y, or one_hot(argmax y) if hard."""
+    x = numpy.ascontiguousarray(logits).reshape(-1, logits.shape[-1])
+    y, out = numpy.empty(x.shape, x.dtype), numpy.empty(x.shape, x.dtype)
+    k0, k1 = numpy.uint64(seed & 0xFFFFFFFF), numpy.uint64((seed >> 32) & 0xFFFFFFFF)
+    _fwd(x.size, x, k0, k1, numpy.uint64(counter), 1.0 / temperature, hard, y, out)
+    return y.reshape(logits.shape), out.reshape(logits.shape)

@@ -1,0 +1,28 @@
+"""Philox4x32-10 inside Numba kernels: the same function of (key, counter) as minivae.random."""
+import math
+
+import numba
+import numpy
+
+_M0, _M1 = numpy.uint64(0xD2511F53), numpy.uint64(0xCD9E8D57)
+_W0, _W1 = numpy.uint64(0x9E3779B9), numpy.uint64(0xBB67AE85)
+_MASK, _32 = numpy.uint64(0xFFFFFFFF), numpy.uint64(32)
+
+
+@numba.njit(inline="always")
+def philox_block(block, k0, k1):
+    """The 4 words of Philox4x32-10 for counter (block mod 2³², block div 2³², 0, 0), key (k0, k1)."""
+    c0, c1, c2, c3 = block & _MASK, block >> _32, numpy.uint64(0), numpy.uint64(0)
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
+        p0, p1 = c0 * _M0, c2 * _M1
+        c0, c1, c2, c3 = (p1 >> _32) ^ c1 ^ k0, p1 & _MASK, (p0 >> _32) ^ c3 ^ k1, p0 & _MASK
+    return c0, c1, c2, c3
+
+
+@numba.njit(inline="always")
+def gumbel_from_word(w):
+    """g = −log(−log1p(−u)), u = (w + ½)·2⁻³² ∈ (0, 1): as Generator.gumbel."""
+    u = (float(w) + 0.5) * 2.0 ** -32
+    return -math.log(-math.log1p(-u))

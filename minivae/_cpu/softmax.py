@@ -1,0 +1,60 @@
+"""softmax / log-softmax with temperature over the last axis, forward and backward, one pass per row."""
+import math
+
+import numba
+import numpy
+
+from minivae._cpu import kernel
+
+
+def _rows(a):
+    return numpy.ascontiguousarray(a).reshape(-1, a.shape[-1])
+
+
+@kernel
+def _fwd(x, inv_tau, log, out):
+    rows, k = x.shape
+    for r in numba.prange(rows):
+        m = x[r, 0]
+        for j in range(1, k):
+            m = max(m, x[r, j])
+        s = 0.0
+        for j in range(k):
+            e = math.exp((x[r, j] - m) * inv_tau)
+            out[r, j] = e
+            s += e
+        if log:
+            log_s = math.log(s)
+            for j in range(k):
+                out[r, j] = (x[r, j] - m) * inv_tau - log_s
+        else:
+            for j in range(k):
+                out[r, j] = out[r, j] / s
+
+
+@kernel
+def _bwd(y, g, inv_tau, log, out):
+    rows, k = y.shape
+    for r in numba.prange(rows):
+        s = 0.0
+        for j in range(k):
+            s += g[r, j] if log else g[r, j] * y[r, j]
+        for j in range(k):
+            if log:
+                out[r, j] = (g[r, j] - math.exp(y[r, j]) * s) * inv_tau
+            else:
+                out[r, j] = y[r, j] * (g[r, j] - s) * inv_tau
+
+
+def softmax_fwd(x, temperature, log=False):
+    """y = softmax(x/τ) (or its log) along the last axis."""
+    out = numpy.empty(x.shape, x.dtype)
+    _fwd(x.size, _rows(x), 1.0 / temperature, log, out.reshape(-1, x.shape[-1]))
+    return out
+
+
+def softmax_bwd(y, g, temperature, log=False):
+    """x̄ = y(ḡ − Σḡy)/τ, or for log-softmax (ḡ − e^y Σḡ)/τ."""
+    out = numpy.empty(y.shape, y.dtype)
+    _bwd(y.size, _rows(y), _rows(g.astype(y.dtype, copy=False)), 1.0 / temperature, log, out.reshape(-1, y.shape[-1]))
+    return out

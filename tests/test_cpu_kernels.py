@@ -1,0 +1,149 @@
+"""Each fused Numba kernel against the NumPy formula it implements: values and gradients, float32
+and float64, over shapes with one row, K = 1, odd K and large K. Skipped without Numba."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minivae as mv
+from minivae import ops
+from minivae._backend import use_numba
+from minivae.optim import Adam
+from minivae.random import Generator
+
+pytest.importorskip("numba", reason="Numba is not installed: the fused CPU kernels are not in use")
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+row_counts = st.sampled_from([1, 2, 7, 128])
+k_values = st.sampled_from([1, 2, 3, 10, 33, 1024])
+
+
+def both_paths(fn, inputs, upstream):
+    """fn's value and input gradients with the fused kernels, then with the NumPy formulas."""
+    results = []
+    for flag in (True, False):
+        with use_numba(flag):
+            ts = [mv.tensor(x, requires_grad=True) for x in inputs]
+            y = fn(*ts)
+            y.backward(upstream)
+            results.append((y.data, [t.grad for t in ts]))
+    return results
+
+
+def assert_same(fused, reference, dtype, grad_scale=0.0):
+    """Values to TOL; gradients to TOL plus 8 ulps of ``grad_scale``, the natural size of the
+    gradient where the VJP cancels (softmax's y(ḡ − Σḡy)/τ at nearly one-hot y: both
+    implementations store y in ``dtype``, and 1 − y_max is then known only to an ulp)."""
+    (y1, g1), (y0, g0) = fused, reference
+    assert y1.dtype == y0.dtype == dtype
+    np.testing.assert_allclose(y1, y0, **TOL[dtype])
+    for a, b in zip(g1, g0):
+        assert a.dtype == dtype
+        tol = dict(TOL[dtype], atol=TOL[dtype]["atol"] + 8 * np.finfo(dtype).eps * grad_scale)
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", [ops.softmax, ops.log_softmax])
+@given(rows=row_counts, k=k_values, tau=st.sampled_from([1e-3, 0.5, 1.0, 3.0, 1e3]), seed=st.integers(0, 2**16))
+def test_softmax_kernels_match_the_reference(op, dtype, rows, k, tau, seed):
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.normal(size=(rows, k))).astype(dtype)
+    g = rng.normal(size=(rows, k)).astype(dtype)
+    assert_same(*both_paths(lambda t: op(t, temperature=tau), [x], g), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_kernels_batched_and_extreme(dtype):
+    x = np.array([[[-1e4, 0.0, 1e4], [1e4, 1e4, -1e4]], [[0.0, 0.0, 0.0], [5.0, -5.0, 1.0]]], dtype)
+    g = np.random.default_rng(0).normal(size=x.shape).astype(dtype)
+    for op in (ops.softmax, ops.log_softmax):
+        fused, reference = both_paths(lambda t: op(t, temperature=1e-3), [x], g)
+        assert np.all(np.isfinite(fused[0])) and np.all(np.isfinite(fused[1][0]))
+        assert_same(fused, reference, dtype)
+
+
+def test_softmax_on_another_axis_uses_the_reference():
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    g = np.random.default_rng(1).normal(size=(4, 5))
+    assert_same(*both_paths(lambda t: ops.softmax(t, axis=0, temperature=0.7), [x], g), np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(shape=st.sampled_from([(1,), (1, 1), (3, 7), (128, 784)]), seed=st.integers(0, 2**16))
+def test_bce_kernel_matches_the_reference(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = (4 * rng.normal(size=shape)).astype(dtype)
+    x.flat[0] = 1e4 if x.size > 1 else x.flat[0]
+    t = rng.uniform(size=shape).astype(dtype)
+    g = rng.normal(size=shape).astype(dtype)
+    assert_same(*both_paths(ops.bce_with_logits, [x, t], g), dtype)
+
+
+def test_fused_ops_pass_gradcheck():
+    rng = np.random.default_rng(3)
+    with use_numba(True):
+        assert mv.gradcheck(lambda t: ops.log_softmax(t, temperature=0.4), [rng.normal(size=(3, 5))])
+        assert mv.gradcheck(ops.bce_with_logits, [rng.normal(size=(2, 3)), rng.uniform(size=(2, 3))])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_kernel_matches_the_reference(dtype):
+    from minivae.nn import MLP
+    params = {}
+    for flag in (True, False):
+        with use_numba(flag):
+            model = MLP((300, 400, 5), rng=Generator(0), dtype=dtype)  # 120,000 weights: the parallel build
+            opt = Adam(model.parameters(), lr=1e-2)
+            x = mv.tensor(np.random.default_rng(1).normal(size=(8, 300)).astype(dtype))
+            for _ in range(3):
+                opt.zero_grad()
+                (model(x) ** 2).mean().backward()
+                opt.step()
+            params[flag] = [p.data.copy() for p in model.parameters()]
+    for a, b in zip(params[True], params[False]):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+def test_both_kernel_builds_agree():
+    from minivae._cpu import softmax as kernels
+    x = np.random.default_rng(0).normal(size=(64, 33))
+    out_serial, out_parallel = np.empty_like(x), np.empty_like(x)
+    kernels._fwd.serial(x, 2.0, False, out_serial)
+    kernels._fwd.parallel(x, 2.0, False, out_parallel)
+    np.testing.assert_array_equal(out_serial, out_parallel)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hard", [False, True])
+@given(rows=row_counts, k=k_values, tau=st.sampled_from([1e-3, 0.5, 1.0, 1e3]),
+       seed=st.integers(0, 2**64 - 1), counter=st.integers(0, 2**40))
+def test_gumbel_softmax_kernel_matches_the_reference(dtype, hard, rows, k, tau, seed, counter):
+    """Same (seed, counter) → the same noise in the kernel as Generator(seed, counter).gumbel."""
+    rng = np.random.default_rng(seed % 2**32)
+    x = (2 * rng.normal(size=(rows, k))).astype(dtype)
+    g = rng.normal(size=(rows, k)).astype(dtype)
+    fn = lambda t: ops.GumbelSoftmax.apply(t, seed=seed, counter=counter, temperature=tau, hard=hard)  # noqa: E731
+    fused, reference = both_paths(fn, [x], g)
+    scale = np.abs(g).max() / tau
+    if hard:  # a one-ulp difference may flip a near-tie: compare where the soft argmax is clear
+        np.testing.assert_array_equal(fused[0].sum(-1), 1)
+        agree = (fused[0] == reference[0]).all(-1)
+        assert agree.mean() >= 0.99 if rows > 100 else agree.all()
+        tol = dict(TOL[dtype], atol=TOL[dtype]["atol"] + 8 * np.finfo(dtype).eps * scale)
+        np.testing.assert_allclose(fused[1][0], reference[1][0], **tol)
+    else:
+        assert_same(fused, reference, dtype, grad_scale=scale)
+
+
+def test_gumbel_softmax_same_seed_same_sample_as_generator_noise():
+    import minivae.functional as F
+    logits = np.random.default_rng(0).normal(size=(4, 9))
+    rng = Generator(77)
+    rng.uniform(3)  # an unaligned counter offset
+    expected_rng = Generator(77, rng.counter)
+    noise = expected_rng.gumbel((4, 9), np.float64)
+    with use_numba(True):
+        y = F.gumbel_softmax(mv.tensor(logits), temperature=0.7, rng=rng)
+    e = np.exp((logits + noise) / 0.7)
+    np.testing.assert_allclose(y.data, e / e.sum(-1, keepdims=True), rtol=1e-12)
+    assert rng.counter == expected_rng.counter

@@ -9,8 +9,7 @@ import math
 import numpy
 
 from minivae import ops
-from minivae.distributions import (Bernoulli, Categorical, Normal, OneHotCategorical, RelaxedOneHotCategorical,
-                                   kl_divergence)
+from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, no_grad
 from minivae.nn import MLP, Module
 
@@ -32,9 +31,12 @@ class GaussianVAE(Module):
             self.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
         self.z_dim, self.likelihood_kind = z_dim, likelihood
 
-    def posterior(self, x):
+    def _encode(self, x):
         h = self.encoder(x)
-        loc, log_var = h[..., :self.z_dim], h[..., self.z_dim:]
+        return h[..., :self.z_dim], h[..., self.z_dim:]  # μ and log σ²
+
+    def posterior(self, x):
+        loc, log_var = self._encode(x)
         return Normal(loc, ops.exp(0.5 * log_var))
 
     def prior(self):
@@ -48,10 +50,12 @@ class GaussianVAE(Module):
         return Normal(out, ops.broadcast_to(ops.exp(self.log_scale), out.shape))
 
     def loss(self, x, rng, step=0, beta=1.0):
-        q = self.posterior(x)
-        z = q.rsample(rng=rng)
+        """−(E_q log p(x|z) − β·KL(q ‖ N(0, I))) per example, averaged: the same quantity as
+        objectives.elbo, through the fused reparameterization and KL ops."""
+        loc, log_var = self._encode(x)
+        z = ops.reparameterize(loc, log_var, rng.normal(loc.shape, loc.dtype))
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-        kl = kl_divergence(q, self.prior()).sum(axis=-1)
+        kl = ops.kl_standard_normal(loc, log_var).sum(axis=-1)
         return -(reconstruction - beta * kl).mean()
 
     def sample(self, n, rng):
@@ -110,7 +114,7 @@ class CategoricalVAE(Module):
 
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
-        kl = kl_divergence(Categorical(logits), self.prior()).sum(axis=-1)
+        kl = ops.categorical_kl(logits, self.prior().logits).sum(axis=-1)
         if self.estimator == "reinforce":
             q = OneHotCategorical(logits)
             z = q.sample(rng=rng)

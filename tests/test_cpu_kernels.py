@@ -147,3 +147,26 @@ def test_gumbel_softmax_same_seed_same_sample_as_generator_noise():
     e = np.exp((logits + noise) / 0.7)
     np.testing.assert_allclose(y.data, e / e.sum(-1, keepdims=True), rtol=1e-12)
     assert rng.counter == expected_rng.counter
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(shape=st.sampled_from([(1,), (1, 1), (3, 7), (128, 20), (300, 300)]), seed=st.integers(0, 2**16))
+def test_gaussian_kernels_match_the_reference(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    mu, log_var = rng.normal(size=shape).astype(dtype), rng.uniform(-3, 3, shape).astype(dtype)
+    eps, g = rng.normal(size=shape).astype(dtype), rng.normal(size=shape).astype(dtype)
+    assert_same(*both_paths(lambda m, v: ops.reparameterize(m, v, eps), [mu, log_var], g), dtype)
+    assert_same(*both_paths(ops.kl_standard_normal, [mu, log_var], g), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(rows=row_counts, k=k_values, seed=st.integers(0, 2**16))
+def test_categorical_kl_kernel_matches_the_reference(dtype, rows, k, seed):
+    rng = np.random.default_rng(seed)
+    logits = (3 * rng.normal(size=(rows, k))).astype(dtype)
+    logits[0, 0] = 1e4  # an extreme logit stays finite
+    prior = rng.normal(size=k).astype(dtype)
+    g = rng.normal(size=rows).astype(dtype)
+    fused, reference = both_paths(lambda t: ops.categorical_kl(t, prior), [logits], g)
+    assert np.all(np.isfinite(fused[0])) and np.all(np.isfinite(fused[1][0]))
+    assert_same(fused, reference, dtype, grad_scale=np.abs(g).max() * (np.abs(logits).max() + np.abs(prior).max()))

@@ -153,3 +153,19 @@ def test_gaussian_likelihood_option():
     assert np.isfinite(loss.item()) and model.log_scale.grad is not None
     with pytest.raises(ValueError, match="likelihood"):
         GaussianVAE(likelihood="poisson", rng=Generator(0))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_training_loss_value_is_the_negative_elbo(kind):
+    """The fused training loss and objectives.elbo compute the same quantity from the same noise."""
+    x = mv.tensor((np.random.default_rng(0).random((5, 12)) < 0.4).astype(np.float64))
+    if kind == "gaussian":
+        model = GaussianVAE(x_dim=12, hidden=(6,), z_dim=3, rng=Generator(0))
+        loss = model.loss(x, Generator(4)).item()
+        elbo = O.elbo(model, x, Generator(4)).data.mean()
+        assert loss == pytest.approx(-elbo, rel=1e-5)
+    else:  # with REINFORCE the loss value is exactly −ELBO of the discrete sample
+        model = CategoricalVAE(x_dim=12, hidden=(6,), n_latent=3, n_categories=4, estimator="reinforce", rng=Generator(0))
+        loss = model.loss(x, Generator(4)).item()
+        elbo = O.elbo(model, x, Generator(4)).data.mean()
+        assert loss == pytest.approx(-elbo, rel=1e-5)

@@ -194,6 +194,29 @@ def gumbel_softmax_case(draw):
 
 
 @st.composite
+def reparameterize_case(draw):
+    shape = draw(shapes())
+    rng = draw(rngs)
+    eps = rng.normal(size=shape)  # fixed noise: no gradient
+    return case(lambda m, v: ops.reparameterize(m, v, eps), rng.normal(size=shape), rng.uniform(-2, 2, shape))
+
+
+@st.composite
+def kl_standard_normal_case(draw):
+    shape = draw(shapes())
+    rng = draw(rngs)
+    return case(ops.kl_standard_normal, rng.normal(size=shape), rng.uniform(-2, 2, shape))
+
+
+@st.composite
+def categorical_kl_case(draw):
+    shape = draw(shapes(1, 3))
+    rng = draw(rngs)
+    prior = rng.normal(size=shape[-1:])  # constant prior logits, broadcast over the batch
+    return case(lambda t: ops.categorical_kl(t, prior), 2 * rng.normal(size=shape))
+
+
+@st.composite
 def bce_case(draw):
     sx, st_ = draw(broadcastable_pair())
     rng = draw(rngs)
@@ -217,6 +240,8 @@ DOMAINS = {
     "concatenate": concatenate_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
     "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),
     "bce_with_logits": bce_case(), "gumbel_softmax": gumbel_softmax_case(),
+    "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
+    "categorical_kl": categorical_kl_case(),
 }
 
 

@@ -59,6 +59,7 @@ def main():
     p.add_argument("--k-is", type=int, default=5000, help="importance samples for log p(x); 0 to skip")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--out", default="runs/quality")
+    p.add_argument("--eval-only", action="store_true", help="skip training: evaluate OUT/best.npz")
     args = p.parse_args()
     print("command: python " + " ".join(sys.argv))
     data = load_splits(DATA)
@@ -74,7 +75,8 @@ def main():
     optimizer = Adam(model.parameters(), lr=args.lr)
     os.makedirs(args.out, exist_ok=True)
     best, best_epoch, step, started = -numpy.inf, 0, 0, time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
+    epoch = 0
+    for epoch in range(1, 0 if args.eval_only else args.epochs + 1):
         for xb in batches(data["train"], args.batch_size, rng=rng):
             loss = model.loss(mv.tensor(xb), rng, step=step)
             optimizer.zero_grad()
@@ -95,7 +97,10 @@ def main():
     x = data["test"][:args.test_limit] if args.test_limit else data["test"]
     t = time.perf_counter()
     result = test_bounds(model, x, args.seed + 2, args.k_elbo, args.k_is if args.model == "gaussian" else 0)
-    print(f"\nselected epoch {best_epoch} of {epoch} by validation ELBO; trained {(t - started) / 60:.1f} min")
+    if args.eval_only:
+        print(f"\nevaluating {args.out}/best.npz (validation ELBO {evaluate(model, data['valid'], args.seed + 1):.3f})")
+    else:
+        print(f"\nselected epoch {best_epoch} of {epoch} by validation ELBO; trained {(t - started) / 60:.1f} min")
     print(f"test set: {len(x)} images; evaluation took {(time.perf_counter() - t) / 60:.1f} min")
     for name, value in result.items():
         print(f"  test −{name:18s} {-value:8.2f} nats")

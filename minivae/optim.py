@@ -7,6 +7,13 @@ from minivae._backend import fused
 
 
 class Optimizer:
+    """Keeps the parameters, and ``n_buffers`` state buffers laid out alike, in flat buffers (one
+    per dtype and device); each parameter's ``.data`` is a view into its buffer. Subclasses
+    implement ``update(i, p, g, step)`` for one parameter."""
+
+    n_buffers = 0
+    buffer_names = ()
+
     def __init__(self, params, lr):
         self.params = list(params)
         if not self.params:
@@ -14,8 +21,8 @@ class Optimizer:
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         self.lr = lr
-        self.state = [{} for _ in self.params]
         self.steps = 0
+        self._views, self._buffers = flatten(self.params, companions=self.n_buffers)
 
     def zero_grad(self):
         for p in self.params:
@@ -23,92 +30,79 @@ class Optimizer:
 
     def step(self):
         self.steps += 1
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
-                self.update(p, p.grad, state)
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if p.data is not self._views[i]:  # .data was rebound: copy it back into the buffer
+                self._views[i][...] = p.data
+                p.data = self._views[i]
+            self.update(i, p.data.reshape(-1), p.grad.reshape(-1), fused(self.kernel, p.xp))
 
     def state_dict(self):
         """Step count and per-parameter buffers, as NumPy arrays (for .npz checkpoints)."""
         out = {"steps": numpy.array(self.steps)}
-        for i, state in enumerate(self.state):
-            for k, v in state.items():
-                out[f"{i}.{k}"] = numpy.array(v.get() if hasattr(v, "get") else v)
+        for name, buffer in zip(self.buffer_names, self._buffers):
+            for i, b in enumerate(buffer):
+                out[f"{i}.{name}"] = _host(b)
         return out
 
     def load_state_dict(self, state):
         self.steps = int(state["steps"])
-        self.state = [{} for _ in self.params]
-        for key, v in state.items():
-            if key == "steps":
-                continue
-            i, name = key.split(".", 1)
-            p = self.params[int(i)]
-            self.state[int(i)][name] = p.xp.asarray(v)
+        for name, buffer in zip(self.buffer_names, self._buffers):
+            for i, (p, b) in enumerate(zip(self.params, buffer)):
+                b[...] = p.xp.asarray(state[f"{i}.{name}"]).reshape(-1)
 
 
 class SGD(Optimizer):
-    """v ← μ·v + g;  p ← p − lr·v  (plain SGD when momentum μ = 0)."""
+    """v ← μ·v + g;  p ← p − lr·v  (plain SGD when momentum μ = 0; v starts at 0, so the first
+    step uses v = g, as PyTorch's). fused: minivae/_cpu/sgd.py"""
+
+    n_buffers, buffer_names, kernel = 1, ("momentum",), "sgd"
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
         self.momentum = momentum
 
-    def update(self, p, g, state):
+    def update(self, i, p, g, kernel):
+        if kernel is not None:
+            kernel.sgd_step(p, g, self._buffers[0][i], self.lr, self.momentum)
+            return
         if self.momentum:
-            v = state.get("momentum")
-            state["momentum"] = v = g.copy() if v is None else self.momentum * v + g
+            v = self._buffers[0][i]
+            v *= self.momentum
+            v += g
             g = v
-        p.data -= self.lr * g
+        p -= self.lr * g
 
 
 class Adam(Optimizer):
     """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·m̂/(√v̂ + ε), with bias-corrected m̂, v̂
     (Kingma & Ba 2015), written as p ← p − lr_t·m/(√v + ε_t), lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), ε_t = ε·√(1−β₂ᵗ).
 
-    All parameters, and m and v, live in flat buffers (one per dtype and device); each parameter's
-    ``.data`` is a view into its buffer. With Numba, each parameter's slice is updated in one fused
-    pass (minivae/_cpu/adam.py): copying the gradients into one buffer to make a single call
-    would cost more memory traffic than the calls it saves.
+    With Numba each parameter's slice of the flat buffers is updated in one fused pass
+    (minivae/_cpu/adam.py): copying the gradients into one buffer to make a single call would
+    cost more memory traffic than the calls it saves.
     """
+
+    n_buffers, buffer_names, kernel = 2, ("m", "v"), "adam"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
         self.betas, self.eps = betas, eps
-        self._views, (self._m, self._v) = flatten(self.params, companions=2)
 
-    def step(self):
-        self.steps += 1
+    def update(self, i, p, g, kernel):
         b1, b2 = self.betas
         step_size = self.lr * math.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
         eps_hat = self.eps * math.sqrt(1 - b2 ** self.steps)
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            if p.data is not self._views[i]:  # .data was rebound: copy it back into the buffer
-                self._views[i].reshape(-1)[...] = p.data.reshape(-1)
-                p.data = self._views[i]
-            flat_p, g, m, v = p.data.reshape(-1), p.grad.reshape(-1), self._m[i], self._v[i]
-            kernel = fused("adam", p.xp)
-            if kernel is not None:
-                kernel.adam_step(flat_p, g, m, v, step_size, b1, b2, eps_hat)
-                continue
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            flat_p -= step_size * m / (p.xp.sqrt(v) + eps_hat)
-
-    def state_dict(self):
-        out = {"steps": numpy.array(self.steps)}
-        for i in range(len(self.params)):
-            out[f"{i}.m"], out[f"{i}.v"] = _host(self._m[i]), _host(self._v[i])
-        return out
-
-    def load_state_dict(self, state):
-        self.steps = int(state["steps"])
-        for i, p in enumerate(self.params):
-            self._m[i][...] = p.xp.asarray(state[f"{i}.m"]).reshape(-1)
-            self._v[i][...] = p.xp.asarray(state[f"{i}.v"]).reshape(-1)
+        m, v = self._buffers[0][i], self._buffers[1][i]
+        if kernel is not None:
+            kernel.adam_step(p, g, m, v, step_size, b1, b2, eps_hat)
+            return
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        p -= step_size * m / (v ** 0.5 + eps_hat)
 
 
 def _host(a):

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 import minivae as mv
 from minivae import ops
 from minivae._backend import use_numba
-from minivae.optim import Adam
+from minivae.optim import SGD, Adam
 from minivae.random import Generator
 
 pytest.importorskip("numba", reason="Numba is not installed: the fused CPU kernels are not in use")
@@ -87,13 +87,15 @@ def test_fused_ops_pass_gradcheck():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_kernel_matches_the_reference(dtype):
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=1e-2), lambda ps: SGD(ps, lr=1e-2, momentum=0.9),
+                                  lambda ps: SGD(ps, lr=1e-2)], ids=["adam", "sgd-momentum", "sgd"])
+def test_optimizer_kernels_match_the_reference(dtype, make):
     from minivae.nn import MLP
     params = {}
     for flag in (True, False):
         with use_numba(flag):
             model = MLP((300, 400, 5), rng=Generator(0), dtype=dtype)  # 120,000 weights: the parallel build
-            opt = Adam(model.parameters(), lr=1e-2)
+            opt = make(model.parameters())
             x = mv.tensor(np.random.default_rng(1).normal(size=(8, 300)).astype(dtype))
             for _ in range(3):
                 opt.zero_grad()

@@ -160,7 +160,10 @@ def main():
         have_torch = False
         print("PyTorch not installed: minivae figures only")
     print(f"{os.cpu_count()} CPU cores; median ms per training step over {args.repeats} rounds of {args.steps} steps")
-    print(f"{'model':12s} {'batch':>5s} {'numba':>9s} {'numpy':>9s}" + (f" {'torch':>9s} {'numba/torch':>12s} {'numpy/torch':>12s}" if have_torch else ""))
+    header = f"{'model':12s} {'batch':>5s} {'numba':>9s} {'numpy':>9s}"
+    if have_torch:
+        header += f" {'torch':>9s} {'numba/torch':>12s} {'numpy/torch':>12s}"
+    print(header)
     for kind in ("gaussian", "categorical"):
         for batch in (128, 1024):
             steps = max(3, args.steps if batch == 128 else args.steps // 4)

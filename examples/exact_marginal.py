@@ -18,7 +18,7 @@ from minivae.random import Generator
 model = TinyCategoricalVAE(Generator(123))   # 2 variables × 3 categories: 9 configurations
 x = mv.tensor(TINY_DATA)
 optimizer = Adam(model.parameters(), lr=0.05)
-for step in range(300):                       # the exact ELBO: no sampling at all
+for _ in range(300):                       # the exact ELBO: no sampling at all
     reconstruction = estimators.exact(lambda z: model.likelihood(z).log_prob(x).sum(axis=-1), model.posterior(x))
     kl = kl_divergence(Categorical(model.logits(x)), model.prior()).sum(axis=-1)
     loss = -(reconstruction - kl).sum()

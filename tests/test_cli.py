@@ -106,7 +106,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
                "--lr", "1e30", *SMALL) == 1
     line = one_error_line(capsys)
     assert "the loss became" in line and "last good checkpoint" in line
-    model, arrays = load_checkpoint(out / "checkpoint.npz")
+    assert (out / "checkpoint.npz").read_bytes() == good  # epoch 1's checkpoint, untouched
+    model, _ = load_checkpoint(out / "checkpoint.npz")
     assert all(np.isfinite(p.data).all() for p in model.parameters())
 
 

@@ -57,7 +57,7 @@ def test_softmax_kernels_batched_and_extreme(dtype):
     x = np.array([[[-1e4, 0.0, 1e4], [1e4, 1e4, -1e4]], [[0.0, 0.0, 0.0], [5.0, -5.0, 1.0]]], dtype)
     g = np.random.default_rng(0).normal(size=x.shape).astype(dtype)
     for op in (ops.softmax, ops.log_softmax):
-        fused, reference = both_paths(lambda t: op(t, temperature=1e-3), [x], g)
+        fused, reference = both_paths(lambda t, op=op: op(t, temperature=1e-3), [x], g)
         assert np.all(np.isfinite(fused[0])) and np.all(np.isfinite(fused[1][0]))
         assert_same(fused, reference, dtype)
 

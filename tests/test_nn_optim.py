@@ -35,7 +35,7 @@ def test_state_dict_save_load_round_trip(tmp_path):
     path = tmp_path / "m.npz"
     m.save(path)
     other = MLP((3, 4, 2), rng=Generator(5)).load(path)
-    for (n, p), (_, q) in zip(m.named_parameters(), other.named_parameters()):
+    for (_, p), (_, q) in zip(m.named_parameters(), other.named_parameters()):
         np.testing.assert_array_equal(p.data, q.data)
     with pytest.raises(ValueError, match="missing"):
         MLP((3, 4, 4, 2), rng=Generator(0)).load(path)

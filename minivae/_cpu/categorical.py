@@ -1,28 +1,20 @@
 """Categorical KL to a given prior over the last axis, one pass per row."""
-import math
 
 import numba
 import numpy
 
 from minivae._cpu import kernel
+from minivae._cpu.rows import softmax_row
 
 
 @kernel
 def _fwd(logits, log_p, kl, q, diff):
     rows, k = logits.shape
     for r in numba.prange(rows):
-        m = logits[r, 0]
-        for j in range(1, k):
-            m = max(m, logits[r, j])
-        s = 0.0
-        for j in range(k):
-            s += math.exp(logits[r, j] - m)
-        log_s = math.log(s)
+        m, log_s = softmax_row(logits, r, 1.0, q)
         total = 0.0
         for j in range(k):
-            log_q = logits[r, j] - m - log_s
-            q[r, j] = math.exp(log_q)
-            diff[r, j] = log_q - log_p[r, j]
+            diff[r, j] = (logits[r, j] - m - log_s) - log_p[r, j]
             total += q[r, j] * diff[r, j]
         kl[r] = total
 

@@ -1,12 +1,12 @@
 """Gumbel-Softmax over the last axis with the noise made inside the kernel from Philox (seed,
 counter), never stored: element i (row-major) takes word i mod 4 of block counter + i div 4."""
-import math
 
 import numba
 import numpy
 
 from minivae._cpu import kernel
 from minivae._cpu.philox import gumbel_from_word, philox_block
+from minivae._cpu.rows import softmax_row
 
 
 @kernel
@@ -23,17 +23,9 @@ def _fwd(logits, k0, k1, counter, inv_tau, hard, y, out):
                 w = philox_block(block, k0, k1)
             y[r, j] = gumbel_from_word(w[(first + j) % 4])  # rounded to the logits' dtype first,
             y[r, j] += logits[r, j]                          # then added: as the reference does
-        m = y[r, 0]                           # the max in the same dtype, so y − m rounds as the reference
-        for j in range(1, k):
-            m = max(m, y[r, j])
-        s = 0.0
-        for j in range(k):
-            e = math.exp((y[r, j] - m) * inv_tau)
-            y[r, j] = e
-            s += e
+        softmax_row(y, r, inv_tau, y)         # in place; the max stays in y's dtype, as in the reference
         best = 0
-        for j in range(k):
-            y[r, j] = y[r, j] / s
+        for j in range(1, k):
             if y[r, j] > y[r, best]:           # ties go to the lowest index, as numpy.argmax
                 best = j
         for j in range(k):

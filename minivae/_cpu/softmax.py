@@ -5,6 +5,7 @@ import numba
 import numpy
 
 from minivae._cpu import kernel
+from minivae._cpu.rows import softmax_row
 
 
 def _rows(a):
@@ -15,21 +16,10 @@ def _rows(a):
 def _fwd(x, inv_tau, log, out):
     rows, k = x.shape
     for r in numba.prange(rows):
-        m = x[r, 0]
-        for j in range(1, k):
-            m = max(m, x[r, j])
-        s = 0.0
-        for j in range(k):
-            e = math.exp((x[r, j] - m) * inv_tau)
-            out[r, j] = e
-            s += e
+        m, log_s = softmax_row(x, r, inv_tau, out)
         if log:
-            log_s = math.log(s)
             for j in range(k):
                 out[r, j] = (x[r, j] - m) * inv_tau - log_s
-        else:
-            for j in range(k):
-                out[r, j] = out[r, j] / s
 
 
 @kernel

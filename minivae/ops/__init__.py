@@ -1,5 +1,6 @@
 """Every op of minivae: ``OPS`` (name → Function class, forward and VJP side by side)
 and the functions that apply them. ``NONDIFFERENTIABLE`` lists value-only ops."""
+# ruff: noqa: F401  (this module re-exports every op; __all__ is built from the registry)
 from minivae.ops._registry import NONDIFFERENTIABLE, OPS, register
 from minivae.ops.arith import add, cast, clip, div, maximum, minimum, mul, neg, pow, sub, where
 from minivae.ops.unary import abs, cos, exp, expm1, log, log1p, relu, sigmoid, sin, softplus, sqrt, tanh

@@ -6,7 +6,6 @@ import pytest
 
 import minivae as mv
 import minivae.functional as F
-from minivae import ops
 from minivae.distributions import (Bernoulli, Categorical, ExpRelaxedCategorical, Normal, OneHotCategorical,
                                    RelaxedOneHotCategorical, kl_divergence, mc_kl)
 from minivae.random import Generator
@@ -55,7 +54,7 @@ def test_bernoulli_log_prob_is_stable_and_correct():
 
 
 def test_bernoulli_entropy_gradient():
-    assert mv.gradcheck(lambda l: Bernoulli(l).entropy(), [np.array([-2.0, 0.3, 1.5])])
+    assert mv.gradcheck(lambda lg: Bernoulli(lg).entropy(), [np.array([-2.0, 0.3, 1.5])])
 
 
 def test_gumbel_max_sampling_passes_chi_square():
@@ -97,7 +96,7 @@ def test_kl_closed_forms_match_monte_carlo_and_definition():
 def test_gradcheck_of_normal_kl_and_log_probs():
     assert mv.gradcheck(lambda m, s: kl_divergence(Normal(m, s), Normal(0.0, 1.0)),
                         [np.array([0.3, -1.0]), np.array([0.5, 2.0])])
-    assert mv.gradcheck(lambda l: Categorical(l).entropy(), [np.random.default_rng(0).normal(size=(2, 4))])
+    assert mv.gradcheck(lambda lg: Categorical(lg).entropy(), [np.random.default_rng(0).normal(size=(2, 4))])
 
 
 # ---- Gumbel-Softmax / Concrete --------------------------------------------------------
@@ -153,7 +152,7 @@ def test_gumbel_softmax_hard_is_one_hot_forward_soft_backward():
 
 def test_gumbel_softmax_soft_samples_gradcheck_with_fixed_noise():
     g = Generator(5).gumbel((3, 4), np.float64)
-    assert mv.gradcheck(lambda l: F.gumbel_softmax(l, temperature=0.3, gumbels=g), [np.random.default_rng(1).normal(size=(3, 4))])
+    assert mv.gradcheck(lambda lg: F.gumbel_softmax(lg, temperature=0.3, gumbels=g), [np.random.default_rng(1).normal(size=(3, 4))])
 
 
 def test_gumbel_softmax_argmax_frequencies_are_categorical():

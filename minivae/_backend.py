@@ -90,3 +90,23 @@ def fused(name, xp):
     if module is None:
         module = _fused_modules[name] = importlib.import_module(f"minivae._cpu.{name}")
     return module
+
+
+def info():
+    """What this installation can use: versions, the fused-kernel path, and the GPU if any."""
+    import platform
+    out = {"python": platform.python_version(), "numpy": numpy.__version__, "numba": None,
+           "fused_cpu_kernels": False, "cupy": None, "gpu": None}
+    if importlib.util.find_spec("numba") is not None:
+        from importlib.metadata import version
+        out["numba"] = version("numba")
+        out["fused_cpu_kernels"] = numba_enabled()
+    if importlib.util.find_spec("cupy") is not None:
+        try:
+            cupy = cupy_module()
+            out["cupy"] = cupy.__version__
+            props = cupy.cuda.runtime.getDeviceProperties(0)
+            out["gpu"] = f"{props['name'].decode()} (CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()})"
+        except RuntimeError as e:
+            out["gpu"] = f"unavailable: {e}"
+    return out

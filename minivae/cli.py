@@ -1,5 +1,6 @@
-"""The ``minivae`` command: train, eval, sample, estimators, ops."""
+"""The ``minivae`` command: train, eval, sample, estimators, ops, info."""
 import argparse
+import os
 import sys
 
 DEFAULT_OUT = "runs/default"
@@ -103,6 +104,14 @@ def _estimators(args):
     lab.main(draws=args.draws, seed=args.seed, plot=args.plot)
 
 
+def _info(args):
+    from minivae import info
+    for key, value in info().items():
+        print(f"{key:18s} {value if value is not None else 'not installed'}")
+    if os.environ.get("MINIVAE_DISABLE_NUMBA"):
+        print("(MINIVAE_DISABLE_NUMBA is set: the NumPy formulas run)")
+
+
 def _ops(args):
     from minivae.ops import NONDIFFERENTIABLE, OPS
     for name, cls in sorted(OPS.items()):
@@ -165,6 +174,7 @@ def build_parser():
     x.set_defaults(run=_estimators)
 
     sub.add_parser("ops", help="list every registered op and its formula").set_defaults(run=_ops)
+    sub.add_parser("info", help="versions, fused kernels in use, GPU").set_defaults(run=_info)
     return parser
 
 

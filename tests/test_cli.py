@@ -111,6 +111,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert all(np.isfinite(p.data).all() for p in model.parameters())
 
 
+def test_info_reports_the_kernel_path(capsys):
+    import importlib.util
+    assert run("info") == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out and "fused_cpu_kernels" in out
+    from minivae import info
+    assert info()["fused_cpu_kernels"] == (importlib.util.find_spec("numba") is not None
+                                           and os.environ.get("MINIVAE_DISABLE_NUMBA", "") not in ("1", "true", "yes"))
+
+
 def test_console_script_runs_and_estimators_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "minivae.cli", "estimators", "--draws", "20"],
                        capture_output=True, text=True, cwd=tmp_path)

@@ -84,3 +84,9 @@ def test_lab_report_runs(capsys):
     out = capsys.readouterr().out
     for part in ("(a) Bernoulli toy, t = 0.45", "(b) Gaussian toy", "(c) categorical toy", "(d) bounds"):
         assert part in out
+
+
+def test_lab_plot_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: the lab prints tables only")
+    lab.main(draws=30, seed=0, plot=str(tmp_path / "lab.png"))
+    assert (tmp_path / "lab.png").read_bytes()[:4] == b"\x89PNG"

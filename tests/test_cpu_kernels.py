@@ -49,7 +49,18 @@ def test_softmax_kernels_match_the_reference(op, dtype, rows, k, tau, seed):
     rng = np.random.default_rng(seed)
     x = (3 * rng.normal(size=(rows, k))).astype(dtype)
     g = rng.normal(size=(rows, k)).astype(dtype)
-    assert_same(*both_paths(lambda t: op(t, temperature=tau), [x], g), dtype)
+    fused, reference = both_paths(lambda t: op(t, temperature=tau), [x], g)
+    assert_same(fused, reference, dtype, grad_scale=np.abs(g).max() / tau)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_kernel_near_one_hot_at_small_temperature(dtype):
+    """The example hypothesis's long profile found: τ = 1e-3, rows of 33, float32."""
+    rng = np.random.default_rng(0)
+    x = (3 * rng.normal(size=(7, 33))).astype(dtype)
+    g = rng.normal(size=(7, 33)).astype(dtype)
+    fused, reference = both_paths(lambda t: ops.softmax(t, temperature=1e-3), [x], g)
+    assert_same(fused, reference, dtype, grad_scale=np.abs(g).max() / 1e-3)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -5,7 +5,7 @@ import types
 
 import numba
 
-PARALLEL_MIN = 1 << 16  # elements: below this, starting threads costs more than it saves
+PARALLEL_MIN = 1 << 22  # elements: below this, threads cost more than they save (and contend with BLAS's)
 
 
 def kernel(fn):

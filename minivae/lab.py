@@ -57,15 +57,15 @@ def bernoulli_toy(t, draws, rng, theta=0.0, temperature=0.5):
     def q_for(th):
         return OneHotCategorical(ops.stack([th, th * 0], axis=-1))
     exact_grad = (1 - 2 * t) * _sigmoid(theta) * (1 - _sigmoid(theta))
+    # the baseline comes from independent pilot draws, so it never depends on the sample it scales
+    pilot = q_for(Tensor(numpy.full(draws, theta))).sample(rng=rng)
+    baseline = _ema_baseline(f(pilot).numpy())
     grads = {}
-    for name, kwargs in [("reinforce", {}), ("reinforce+baseline", {"baseline": None}),
-                         ("gumbel_softmax", {"temperature": temperature}),
-                         ("straight_through", {"temperature": temperature})]:
+    for name, estimator, kwargs in [("reinforce", E.reinforce, {}),
+                                    ("reinforce+baseline", E.reinforce, {"baseline": baseline}),
+                                    ("gumbel_softmax", E.gumbel_softmax, {"temperature": temperature}),
+                                    ("straight_through", E.straight_through, {"temperature": temperature})]:
         th = Tensor(numpy.full(draws, theta), requires_grad=True)
-        if "baseline" in kwargs:
-            pilot = q_for(Tensor(numpy.full(draws, theta))).sample(rng=rng)
-            kwargs = {"baseline": _ema_baseline(f(pilot).numpy())}
-        estimator = E.get(name.split("+")[0])
         grads[name] = _per_draw_grads(th, estimator(f, q_for(th), rng=rng, **kwargs))
     th = Tensor(numpy.array(theta), requires_grad=True)
     E.exact(f, q_for(th)).backward()

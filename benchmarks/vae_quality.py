@@ -49,6 +49,9 @@ def main():
     p.add_argument("--estimator", default="gumbel_softmax", choices=CategoricalVAE.ESTIMATORS)
     p.add_argument("--z-dim", type=int, default=50)
     p.add_argument("--hidden", default="512,256")
+    p.add_argument("--activation", default="relu", help="relu, tanh, softplus or gated (GatedLinear hidden layers)")
+    p.add_argument("--warmup-epochs", type=int, default=0, help="KL weight β rises linearly from 0 to 1 over these epochs")
+    p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation ELBO")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--max-minutes", type=float, default=float("inf"), help="stop training after this long")
     p.add_argument("--batch-size", type=int, default=100)
@@ -66,10 +69,11 @@ def main():
     hidden = tuple(int(h) for h in args.hidden.split(","))
     rng = Generator(args.seed)
     if args.model == "gaussian":
-        model = GaussianVAE(hidden=hidden, z_dim=args.z_dim, rng=rng)
+        model = GaussianVAE(hidden=hidden, z_dim=args.z_dim, activation=args.activation, rng=rng)
     else:
         model = CategoricalVAE(hidden=hidden, n_latent=20, n_categories=10, estimator=args.estimator,
-                               tau0=1.0, tau_min=0.5, anneal_rate=args.anneal_rate, rng=rng)
+                               tau0=1.0, tau_min=0.5, anneal_rate=args.anneal_rate,
+                               activation=args.activation, rng=rng)
     print(f"model: {args.model} {model.config}; train {len(data['train'])}, valid {len(data['valid'])}, "
           f"test {len(data['test'])} images")
     optimizer = Adam(model.parameters(), lr=args.lr)
@@ -77,8 +81,9 @@ def main():
     best, best_epoch, step, started = -numpy.inf, 0, 0, time.perf_counter()
     epoch = 0
     for epoch in range(1, 0 if args.eval_only else args.epochs + 1):
+        beta = min(1.0, epoch / args.warmup_epochs) if args.warmup_epochs else 1.0
         for xb in batches(data["train"], args.batch_size, rng=rng):
-            loss = model.loss(mv.tensor(xb), rng, step=step)
+            loss = model.loss(mv.tensor(xb), rng, step=step, beta=beta)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -90,6 +95,9 @@ def main():
         minutes = (time.perf_counter() - started) / 60
         print(f"epoch {epoch:4d}  step {step:7d}  valid ELBO {valid:8.3f}  best {best:8.3f} (epoch {best_epoch})"
               f"  {minutes:6.1f} min", flush=True)
+        if args.patience and epoch - best_epoch >= args.patience and beta == 1.0:
+            print(f"stopping: no better validation ELBO for {args.patience} epochs")
+            break
         if minutes > args.max_minutes:
             print(f"stopping: --max-minutes {args.max_minutes} reached")
             break

@@ -30,6 +30,25 @@ def test_init_is_seeded_and_scaled():
         Linear(2, 3)
 
 
+def test_gated_mlp_computes_gated_linear_units_and_its_gradient_checks():
+    m = MLP((3, 4, 2), "gated", rng=Generator(0), dtype=np.float64)
+    assert [n for n, _ in m.named_parameters()] == ["0.linear.weight", "0.linear.bias", "1.weight", "1.bias"]
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    w, b = m.layers[0].linear.weight.data, m.layers[0].linear.bias.data
+    h = x @ w + b
+    expected = (h[:, :4] / (1 + np.exp(-h[:, 4:]))) @ m.layers[1].weight.data + m.layers[1].bias.data
+    np.testing.assert_allclose(m(mv.tensor(x)).data, expected, rtol=1e-12)
+    linears = [m.layers[0].linear, m.layers[1]]
+
+    def f(x, *values):  # the parameters as inputs, so gradcheck differentiates with respect to them
+        for layer, w, b in zip(linears, values[::2], values[1::2]):
+            layer.weight, layer.bias = w, b
+        return m(x)
+    assert mv.gradcheck(f, [x, *(p.data.copy() for p in m.parameters())])
+    with pytest.raises(ValueError, match="gated"):
+        MLP((3, 2), "swish", rng=Generator(0))
+
+
 def test_state_dict_save_load_round_trip(tmp_path):
     m = MLP((3, 4, 2), rng=Generator(0))
     path = tmp_path / "m.npz"

@@ -14,10 +14,15 @@ def kernel(fn):
 
     The parallel build gets its own function object and qualified name, so the two builds keep
     separate entries in Numba's on-disk cache.
+
+    error_model="numpy": a float division by zero gives inf/nan as in the NumPy reference instead
+    of raising ZeroDivisionError. Python's model puts a branch in every loop that divides, and
+    the branch stops LLVM from vectorizing it (Adam: 8× slower).
     """
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__)
     twin.__qualname__ = fn.__qualname__ + "_parallel"
-    serial, parallel = numba.njit(cache=True)(fn), numba.njit(parallel=True, cache=True)(twin)
+    serial = numba.njit(cache=True, error_model="numpy")(fn)
+    parallel = numba.njit(parallel=True, cache=True, error_model="numpy")(twin)
 
     def run(size, *args):
         return (parallel if size >= PARALLEL_MIN else serial)(*args)

@@ -1,4 +1,17 @@
-"""BCE-with-logits: the loss and its derivative σ(x) − t in one pass over memory."""
+"""BCE-with-logits: the loss and its derivative σ(x) − t in one pass over memory.
+
+Both need e = e^{−|x|}, then ℓ = max(x, 0) − x·t + log1p(e) and σ(x) = 1/(1 + e) (x ≥ 0) or
+e/(1 + e). Numba calls libm's exp and log1p one element at a time, which NumPy's SIMD ufuncs
+beat, so float32 inputs take a branch-free float64 polynomial path that LLVM vectorizes:
+
+    e^{−a} = (e^{−a/1024})^{1024}   Taylor series of degree 8 on [−0.108, 0] (error < 6e-15),
+                                    squared ten times (relative error × 1024: < 1e-11)
+    log1p(e) = 2·atanh(s),  s = e/(2 + e) ∈ [0, ⅓]: 2·Σ_{j<11} s^{2j+1}/(2j+1) (error < 2e-12)
+
+a is clipped at 110, where e^{−a} < 2^{−158} is 0 in float32 and log1p(e) = e is far below an ulp
+of the other terms. The result, rounded once to float32, is within an ulp of the exact value:
+closer than NumPy's float32 formula, which rounds at every step. float64 keeps libm's exp/log1p.
+"""
 import math
 
 import numba
@@ -6,9 +19,11 @@ import numpy
 
 from minivae._cpu import kernel
 
+A_MAX = 110.0
+
 
 @kernel
-def _fwd(x, t, loss, dx):
+def _fwd64(x, t, loss, dx):
     for i in numba.prange(x.size):
         xi, ti = x[i], t[i]
         e = math.exp(-abs(xi))                      # e^{−|x|} ≤ 1: never overflows
@@ -17,9 +32,31 @@ def _fwd(x, t, loss, dx):
         dx[i] = s - ti
 
 
+@kernel
+def _fwd32(x, t, loss, dx):
+    for i in numba.prange(x.size):
+        xi, ti = numpy.float64(x[i]), numpy.float64(t[i])
+        a = abs(xi)
+        a = A_MAX if a > A_MAX else a               # a NaN stays NaN
+        y = a * (-1.0 / 1024.0)
+        e = 1.0 + y * (1.0 + y * (1 / 2 + y * (1 / 6 + y * (1 / 24 + y * (1 / 120 + y * (
+            1 / 720 + y * (1 / 5040 + y * (1 / 40320))))))))
+        for _ in range(10):
+            e = e * e
+        q = 1.0 / ((1.0 + e) * (2.0 + e))          # one division serves s and σ
+        s = e * (1.0 + e) * q
+        s2 = s * s
+        log1p_e = 2.0 * s * (1.0 + s2 * (1 / 3 + s2 * (1 / 5 + s2 * (1 / 7 + s2 * (1 / 9 + s2 * (1 / 11 + s2 * (
+            1 / 13 + s2 * (1 / 15 + s2 * (1 / 17 + s2 * (1 / 19 + s2 * (1 / 21)))))))))))
+        loss[i] = max(xi, 0.0) - xi * ti + log1p_e
+        r = (2.0 + e) * q                           # 1/(1 + e)
+        dx[i] = (r if xi >= 0 else e * r) - ti
+
+
 def bce_fwd(x, t):
     """ℓ = max(x, 0) − x·t + log1p(e^{−|x|}) and dℓ/dx = σ(x) − t, for equal shapes."""
     loss, dx = numpy.empty(x.shape, x.dtype), numpy.empty(x.shape, x.dtype)
-    _fwd(x.size, numpy.ascontiguousarray(x).reshape(-1), numpy.ascontiguousarray(t).reshape(-1),
-         loss.reshape(-1), dx.reshape(-1))
+    fwd = _fwd32 if x.dtype == numpy.float32 else _fwd64
+    fwd(x.size, numpy.ascontiguousarray(x).reshape(-1), numpy.ascontiguousarray(t).reshape(-1),
+        loss.reshape(-1), dx.reshape(-1))
     return loss, dx

@@ -13,5 +13,7 @@ def _step(p, g, v, lr, momentum):
 
 
 def sgd_step(p, g, v, lr, momentum):
-    """In place on 1-D views: v ← μv + g; p ← p − lr·v (v stays 0 and unused in effect when μ = 0)."""
-    _step(p.size, p, g, v, lr, momentum)
+    """In place on 1-D views: v ← μv + g; p ← p − lr·v (v stays 0 and unused in effect when μ = 0).
+    The scalars take the parameters' dtype, as in the NumPy formula."""
+    s = p.dtype.type
+    _step(p.size, p, g, v, s(lr), s(momentum))

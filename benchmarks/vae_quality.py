@@ -22,7 +22,7 @@ from minivae.data import batches, load_splits
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.random import Generator
-from minivae.training import evaluate
+from minivae.training import evaluate, kl_weight
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "binarized-mnist")
 
@@ -81,7 +81,7 @@ def main():
     best, best_epoch, step, started = -numpy.inf, 0, 0, time.perf_counter()
     epoch = 0
     for epoch in range(1, 0 if args.eval_only else args.epochs + 1):
-        beta = min(1.0, epoch / args.warmup_epochs) if args.warmup_epochs else 1.0
+        beta = kl_weight(epoch, args.warmup_epochs)
         for xb in batches(data["train"], args.batch_size, rng=rng):
             loss = model.loss(mv.tensor(xb), rng, step=step, beta=beta)
             optimizer.zero_grad()

@@ -20,6 +20,13 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text}")
+    return value
+
+
 def _positive_float(text):
     value = float(text)
     if not value > 0:
@@ -57,14 +64,15 @@ def _train(args):
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":
-        model = GaussianVAE(x_dim, args.hidden, args.z_dim, rng=rng)
+        model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, rng=rng)
     else:
         model = CategoricalVAE(x_dim, args.hidden, args.n_latent, args.n_categories,
                                estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
-                               tau_min=args.tau_min, anneal_rate=args.anneal_rate, rng=rng)
+                               tau_min=args.tau_min, anneal_rate=args.anneal_rate,
+                               activation=args.activation, rng=rng)
     print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}); output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization)
+          seed=args.seed, resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs)
 
 
 def _eval(args):
@@ -137,6 +145,9 @@ def build_parser():
     t.add_argument("--lr", type=_positive_float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--hidden", type=_sizes, default=(512, 256), help="hidden sizes, e.g. 512,256")
+    t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",
+                   help="hidden layers: an activation after each, or gated linear units")
+    t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, help="KL weight rises linearly from 0 to 1 over these epochs")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
     t.add_argument("--n-latent", type=_positive_int, default=20, help="categorical: latent variables")
     t.add_argument("--n-categories", type=_positive_int, default=10, help="categorical: categories each")

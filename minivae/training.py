@@ -81,18 +81,26 @@ class Progress:
         self.stream.flush()
 
 
-def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, log=print):
+def kl_weight(epoch, warmup_epochs):
+    """β for ``epoch`` (1-based): rises linearly to 1 over the first ``warmup_epochs`` (KL warm-up,
+    Bowman et al. 2016; Sønderby et al. 2016), 1 throughout when that is 0."""
+    return min(1.0, epoch / warmup_epochs) if warmup_epochs else 1.0
+
+
+def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, warmup_epochs=0,
+          log=print):
     """Train ``model`` on data["train"], evaluating data["valid"] after each epoch.
 
     Writes to the folder ``out``: checkpoint.npz (after each epoch, atomically), metrics.csv,
     reconstructions.png and samples.png. With ``resume``, continues from out/checkpoint.npz
     and reaches the same parameters as an uninterrupted run with the same seed. With ``dynamic``,
-    each batch is binarized afresh (pixel = 1 with probability its grey level).
+    each batch is binarized afresh (pixel = 1 with probability its grey level). The KL term is
+    weighted by kl_weight(epoch, warmup_epochs); the validation ELBO is always the full bound.
     """
     os.makedirs(out, exist_ok=True)
     ckpt_path, metrics_path = os.path.join(out, CHECKPOINT), os.path.join(out, METRICS)
     optimizer, rng = Adam(model.parameters(), lr=lr), Generator(seed)
-    start_epoch, step, rows = 1, 0, [["epoch", "step", "train_loss", "valid_elbo", "temperature", "seconds"]]
+    start_epoch, step, rows = 1, 0, [["epoch", "step", "train_loss", "valid_elbo", "temperature", "kl_weight", "seconds"]]
     if resume:
         saved, arrays = load_checkpoint(ckpt_path)
         if saved.kind != model.kind or saved.config != model.config:
@@ -114,10 +122,11 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     progress = Progress()
     for epoch in range(start_epoch, epochs + 1):
         started, total, count = time.perf_counter(), 0.0, 0
+        beta = kl_weight(epoch, warmup_epochs)
         for i, xb in enumerate(batches(data["train"], batch_size, rng=rng), 1):
             if dynamic:
                 xb = binarize(xb, rng)
-            loss = model.loss(Tensor(xb), rng, step=step)
+            loss = model.loss(Tensor(xb), rng, step=step, beta=beta)
             value = loss.item()
             if not math.isfinite(value):
                 raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; "
@@ -132,7 +141,7 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
             progress.update(epoch, epochs, i, steps_per_epoch, total / count, started)
         valid = evaluate(model, data["valid"], seed + 1)
         tau = model.temperature(step) if hasattr(model, "temperature") else ""
-        rows.append([epoch, step, f"{total / count:.4f}", f"{valid:.4f}", tau, f"{time.perf_counter() - started:.1f}"])
+        rows.append([epoch, step, f"{total / count:.4f}", f"{valid:.4f}", tau, beta, f"{time.perf_counter() - started:.1f}"])
         save_checkpoint(ckpt_path, model, optimizer, rng, epoch, step)
         _write_csv_atomic(metrics_path, rows)
         log(f"epoch {epoch}: train loss {total / count:.3f}  valid ELBO {valid:.3f} nats")

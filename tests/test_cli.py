@@ -30,7 +30,7 @@ def test_train_writes_checkpoint_metrics_and_pictures(tmp_path, capsys):
     assert model.kind == "categorical" and int(arrays["meta/epoch"]) == 2
 
 
-@pytest.mark.parametrize("model,extra", [("gaussian", ["--z-dim", 3]),
+@pytest.mark.parametrize("model,extra", [("gaussian", ["--z-dim", 3, "--activation", "gated", "--warmup-epochs", 2]),
                                          ("categorical", ["--n-latent", 3, "--estimator", "reinforce"])])
 def test_resume_matches_an_uninterrupted_run(tmp_path, model, extra):
     full, part = tmp_path / "full", tmp_path / "part"
@@ -43,6 +43,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, model, extra):
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
     assert open(full / "metrics.csv").read().count("\n") == open(part / "metrics.csv").read().count("\n")
+    if "--warmup-epochs" in extra:
+        assert [r["kl_weight"] for r in csv.DictReader(open(part / "metrics.csv"))] == ["0.5", "1.0", "1.0"]
+        assert a.config["activation"] == "gated"
 
 
 def test_eval_and_sample(tmp_path, capsys):
@@ -77,6 +80,9 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run("train", "--hidden", "a,b")
     assert "hidden sizes" in one_error_line(capsys)
+    with pytest.raises(SystemExit):
+        run("train", "--warmup-epochs", -1)
+    assert "≥ 0" in one_error_line(capsys)
     assert run("train", "--model", "gaussian", "--estimator", "reinforce", "--out", out) == 1
     assert "pathwise" in one_error_line(capsys)
     (tmp_path / "junk.npz").write_bytes(b"junk")

@@ -52,6 +52,11 @@ def main():
     p.add_argument("--activation", default="relu", help="relu, tanh, softplus or gated (GatedLinear hidden layers)")
     p.add_argument("--warmup-epochs", type=int, default=0, help="KL weight β rises linearly from 0 to 1 over these epochs")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation ELBO")
+    p.add_argument("--baseline-hidden", type=int, default=0,
+                   help="reinforce: hidden units of an input-dependent baseline b(x) (0: moving average only)")
+    p.add_argument("--lr-decay", type=float, default=1.0,
+                   help="multiply the learning rate by this after --lr-patience epochs without a better validation ELBO")
+    p.add_argument("--lr-patience", type=int, default=10)
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--max-minutes", type=float, default=float("inf"), help="stop training after this long")
     p.add_argument("--batch-size", type=int, default=100)
@@ -73,13 +78,13 @@ def main():
     else:
         model = CategoricalVAE(hidden=hidden, n_latent=20, n_categories=10, estimator=args.estimator,
                                tau0=1.0, tau_min=0.5, anneal_rate=args.anneal_rate,
-                               activation=args.activation, rng=rng)
+                               activation=args.activation, baseline_hidden=args.baseline_hidden, rng=rng)
     print(f"model: {args.model} {model.config}; train {len(data['train'])}, valid {len(data['valid'])}, "
           f"test {len(data['test'])} images")
     optimizer = Adam(model.parameters(), lr=args.lr)
     os.makedirs(args.out, exist_ok=True)
     best, best_epoch, step, started = -numpy.inf, 0, 0, time.perf_counter()
-    epoch = 0
+    epoch, last_change = 0, 0
     for epoch in range(1, 0 if args.eval_only else args.epochs + 1):
         beta = kl_weight(epoch, args.warmup_epochs)
         for xb in batches(data["train"], args.batch_size, rng=rng):
@@ -95,6 +100,10 @@ def main():
         minutes = (time.perf_counter() - started) / 60
         print(f"epoch {epoch:4d}  step {step:7d}  valid ELBO {valid:8.3f}  best {best:8.3f} (epoch {best_epoch})"
               f"  {minutes:6.1f} min", flush=True)
+        if args.lr_decay != 1.0 and beta == 1.0 and epoch - max(best_epoch, last_change) >= args.lr_patience:
+            optimizer.lr *= args.lr_decay  # as torch.optim.lr_scheduler.ReduceLROnPlateau
+            last_change = epoch
+            print(f"learning rate now {optimizer.lr:.3g}", flush=True)
         if args.patience and epoch - best_epoch >= args.patience and beta == 1.0:
             print(f"stopping: no better validation ELBO for {args.patience} epochs")
             break

@@ -60,6 +60,8 @@ def _train(args):
         raise ValueError(f"the gaussian model trains with the pathwise estimator, not {args.estimator!r}")
     if args.model == "categorical" and args.estimator == "pathwise":
         raise ValueError("a categorical latent has no pathwise gradient: use gumbel_softmax, straight_through or reinforce")
+    if args.baseline_hidden and args.estimator != "reinforce":
+        raise ValueError("--baseline-hidden is the input-dependent baseline of the categorical model's reinforce estimator")
     data = _load_data(args)  # before anything is written: a bad data file leaves no trace
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
@@ -69,7 +71,7 @@ def _train(args):
         model = CategoricalVAE(x_dim, args.hidden, args.n_latent, args.n_categories,
                                estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
                                tau_min=args.tau_min, anneal_rate=args.anneal_rate,
-                               activation=args.activation, rng=rng)
+                               activation=args.activation, baseline_hidden=args.baseline_hidden, rng=rng)
     print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}); output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
           seed=args.seed, resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs)
@@ -152,6 +154,8 @@ def build_parser():
     t.add_argument("--n-latent", type=_positive_int, default=20, help="categorical: latent variables")
     t.add_argument("--n-categories", type=_positive_int, default=10, help="categorical: categories each")
     t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"])
+    t.add_argument("--baseline-hidden", type=_non_negative_int, default=0,
+                   help="reinforce: hidden units of a learned input-dependent baseline b(x) (0: moving average only)")
     t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
     t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
     t.add_argument("--anneal-rate", type=float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")

@@ -72,7 +72,11 @@ class CategoricalVAE(Module):
     "gumbel_softmax"    relaxed one-hot samples at temperature τ (Jang et al. 2017)
     "straight_through"  one-hot forward, relaxed gradient backward
     "reinforce"         exact discrete samples, the score-function gradient for the encoder
-                        with a moving-average baseline (Williams 1992; Mnih & Gregor 2014)
+                        with a moving-average baseline c (Williams 1992) and, when
+                        ``baseline_hidden`` > 0, an input-dependent baseline b_ψ(x) on top
+                        (NVIL, Mnih & Gregor 2014): the encoder's gradient is
+                        (log p(x|z) − c − b_ψ(x)) ∇ log q(z|x), unbiased because neither c nor
+                        b_ψ depends on z; ψ is fitted by least squares to log p(x|z) − c
 
     The KL to the uniform prior is in closed form for all three. The temperature follows
     τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t.
@@ -82,19 +86,23 @@ class CategoricalVAE(Module):
     ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce")
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
-                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, *, rng):
+                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, *, rng):
         if estimator not in self.ESTIMATORS:
             raise ValueError(f"estimator must be one of {self.ESTIMATORS}, not {estimator!r}")
         if not (tau0 > 0 and tau_min > 0 and anneal_rate >= 0):
             raise ValueError("temperatures must be > 0 and the anneal rate ≥ 0")
+        if baseline_hidden and estimator != "reinforce":
+            raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
         self.config = dict(x_dim=x_dim, hidden=tuple(hidden), n_latent=n_latent, n_categories=n_categories,
                            estimator=estimator, tau0=tau0, tau_min=tau_min, anneal_rate=anneal_rate,
-                           activation=activation)
+                           activation=activation, baseline_hidden=baseline_hidden)
         self.encoder = MLP((x_dim, *hidden, n_latent * n_categories), activation, rng=rng)
         self.decoder = MLP((n_latent * n_categories, *reversed(hidden), x_dim), activation, rng=rng)
         self.n_latent, self.n_categories, self.estimator = n_latent, n_categories, estimator
         self.tau0, self.tau_min, self.anneal_rate = tau0, tau_min, anneal_rate
         self.baseline, self.baseline_decay = None, baseline_decay
+        if baseline_hidden:
+            self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng)
 
     def temperature(self, step):
         return max(self.tau_min, self.tau0 * math.exp(-self.anneal_rate * step))
@@ -123,9 +131,17 @@ class CategoricalVAE(Module):
             mean = float(signal.mean())  # the baseline stays a Python float, so a resumed run matches exactly
             b = mean if self.baseline is None else self.baseline
             self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
-            score = q.log_prob(z).sum(axis=-1) * (signal - b).astype(signal.dtype)
-            # value: −ELBO; gradient: + the score-function term for the encoder
-            return -(reconstruction - beta * kl + score - score.detach()).mean()
+            centred = (signal - b).astype(signal.dtype)
+            fit = 0.0
+            if "baseline_net" in self._modules:
+                predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
+                error = predicted - centred
+                fit = 0.5 * error * error  # least squares for ψ
+                centred = centred - predicted.detach().numpy()
+                fit = fit - fit.detach()
+            score = q.log_prob(z).sum(axis=-1) * centred
+            # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
+            return (-(reconstruction - beta * kl + score - score.detach()) + fit).mean()
         relaxed = RelaxedOneHotCategorical(self.temperature(step), logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)

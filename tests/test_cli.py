@@ -31,7 +31,7 @@ def test_train_writes_checkpoint_metrics_and_pictures(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model,extra", [("gaussian", ["--z-dim", 3, "--activation", "gated", "--warmup-epochs", 2]),
-                                         ("categorical", ["--n-latent", 3, "--estimator", "reinforce"])])
+                                         ("categorical", ["--n-latent", 3, "--estimator", "reinforce", "--baseline-hidden", 4])])
 def test_resume_matches_an_uninterrupted_run(tmp_path, model, extra):
     full, part = tmp_path / "full", tmp_path / "part"
     args = ["train", "--model", model, *extra, *SMALL, "--seed", 3]
@@ -85,6 +85,8 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
     assert "≥ 0" in one_error_line(capsys)
     assert run("train", "--model", "gaussian", "--estimator", "reinforce", "--out", out) == 1
     assert "pathwise" in one_error_line(capsys)
+    assert run("train", "--model", "categorical", "--baseline-hidden", 8, "--out", out) == 1
+    assert "reinforce" in one_error_line(capsys)
     (tmp_path / "junk.npz").write_bytes(b"junk")
     assert run("eval", tmp_path / "junk.npz") == 1
     assert "not a readable .npz" in one_error_line(capsys)

@@ -101,8 +101,7 @@ class CategoricalVAE(Module):
         self.n_latent, self.n_categories, self.estimator = n_latent, n_categories, estimator
         self.tau0, self.tau_min, self.anneal_rate = tau0, tau_min, anneal_rate
         self.baseline, self.baseline_decay = None, baseline_decay
-        if baseline_hidden:
-            self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng)
+        self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng) if baseline_hidden else None
 
     def temperature(self, step):
         return max(self.tau_min, self.tau0 * math.exp(-self.anneal_rate * step))
@@ -133,7 +132,7 @@ class CategoricalVAE(Module):
             self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
             centred = (signal - b).astype(signal.dtype)
             fit = 0.0
-            if "baseline_net" in self._modules:
+            if self.baseline_net is not None:
                 predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
                 error = predicted - centred
                 fit = 0.5 * error * error  # least squares for ψ

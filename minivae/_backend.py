@@ -1,8 +1,12 @@
 """The array-module seam: which array library holds a tensor's data.
 
 Op code never imports NumPy for array math; it asks ``get_array_module`` for the
-module of its inputs (NumPy, or CuPy once the GPU backend plugs in). CuPy is
-imported only when a CUDA array or ``device="cuda"`` is actually seen.
+module of its inputs (NumPy, or CuPy for data on the GPU). CuPy is imported only when
+a CUDA array or ``device="cuda"`` is actually seen.
+
+``emulate_cuda`` lets the test suite stand in for the GPU on the CPU: a strict array type
+that refuses implicit conversion to NumPy (as CuPy does) plays the "cuda" data, and the
+kernels of kernels/*.cu run through the host emulation in tests/cuda_host/.
 """
 import contextlib
 import importlib
@@ -14,9 +18,13 @@ import numpy
 DEVICES = ("cpu", "cuda")
 _numba_enabled = None
 _fused_modules = {}
+_emulation = None  # (array module, array type) standing in for CuPy, in tests
+_cuda_kernels_enabled = os.environ.get("MINIVAE_DISABLE_CUDA_KERNELS", "").lower() not in ("1", "true", "yes")
 
 
 def _is_cupy(array):
+    if _emulation is not None and isinstance(array, _emulation[1]):
+        return True
     return type(array).__module__.split(".", 1)[0] == "cupy"
 
 
@@ -34,6 +42,8 @@ def device_of(array):
 
 def cupy_module():
     """Import CuPy lazily, with one clear message when it or a GPU is missing."""
+    if _emulation is not None:
+        return _emulation[0]
     try:
         import cupy
     except ImportError as e:
@@ -60,6 +70,18 @@ def to_numpy(array):
     return array.get() if _is_cupy(array) else numpy.asarray(array)
 
 
+@contextlib.contextmanager
+def emulate_cuda(module, array_type):
+    """Within this block ``array_type`` counts as data on device "cuda" and ``module`` is its array
+    module, in place of CuPy (the tests' strict stand-in for the GPU)."""
+    global _emulation
+    previous, _emulation = _emulation, (module, array_type)
+    try:
+        yield
+    finally:
+        _emulation = previous
+
+
 def numba_enabled():
     """True when Numba is installed and MINIVAE_DISABLE_NUMBA is not set (decided once, lazily)."""
     global _numba_enabled
@@ -81,32 +103,63 @@ def use_numba(flag):
         _numba_enabled = previous
 
 
+@contextlib.contextmanager
+def use_cuda_kernels(flag):
+    """Within this block data on the GPU goes through the fused kernels of kernels/*.cu (True) or
+    through the CuPy array formulas alone (False): to compare both paths."""
+    global _cuda_kernels_enabled
+    previous, _cuda_kernels_enabled = _cuda_kernels_enabled, bool(flag)
+    try:
+        yield
+    finally:
+        _cuda_kernels_enabled = previous
+
+
 def fused(name, xp):
-    """The fused-kernel module ``minivae._cpu.<name>`` for NumPy arrays when Numba is on, else None
-    (the caller then runs the NumPy formula, which is the specification)."""
-    if xp is not numpy or not numba_enabled():
-        return None
-    module = _fused_modules.get(name)
+    """The fused-kernel module for arrays of module ``xp``, or None (the caller then runs the array
+    formula, which is the specification): ``minivae._gpu.<name>`` (CUDA kernels through CuPy) for
+    data on the GPU, ``minivae._cpu.<name>`` (Numba) for NumPy arrays when Numba is on."""
+    if xp is numpy:
+        if not numba_enabled():
+            return None
+        package = "minivae._cpu"
+    else:
+        if not _cuda_kernels_enabled:
+            return None
+        package = "minivae._gpu"
+    module = _fused_modules.get((package, name))
     if module is None:
-        module = _fused_modules[name] = importlib.import_module(f"minivae._cpu.{name}")
+        module = _fused_modules[(package, name)] = importlib.import_module(f"{package}.{name}")
     return module
 
 
 def info():
-    """What this installation can use: versions, the fused-kernel path, and the GPU if any."""
+    """What this installation can use: versions, the fused-kernel paths, and the GPU if any."""
     import platform
+    from importlib.metadata import version
     out = {"python": platform.python_version(), "numpy": numpy.__version__, "numba": None,
-           "fused_cpu_kernels": False, "cupy": None, "gpu": None}
+           "fused_cpu_kernels": False, "cupy": None, "gpu": None, "cuda": None, "fused_cuda_kernels": None}
     if importlib.util.find_spec("numba") is not None:
-        from importlib.metadata import version
         out["numba"] = version("numba")
         out["fused_cpu_kernels"] = numba_enabled()
     if importlib.util.find_spec("cupy") is not None:
         try:
             cupy = cupy_module()
-            out["cupy"] = cupy.__version__
-            props = cupy.cuda.runtime.getDeviceProperties(0)
-            out["gpu"] = f"{props['name'].decode()} (CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()})"
         except RuntimeError as e:
             out["gpu"] = f"unavailable: {e}"
+            return out
+        runtime = cupy.cuda.runtime
+        props = runtime.getDeviceProperties(runtime.getDevice())
+        out["cupy"] = cupy.__version__
+        out["gpu"] = f"{props['name'].decode()} (sm_{props['major']}{props['minor']}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB)"
+        out["cuda"] = f"runtime {_cuda_version(runtime.runtimeGetVersion())}, driver {_cuda_version(runtime.driverGetVersion())}"
+        if _cuda_kernels_enabled:
+            from minivae._gpu import loader
+            out["fused_cuda_kernels"] = f"on: {', '.join(loader.SOURCES)} from {loader.KERNELS_DIR}"
+        else:
+            out["fused_cuda_kernels"] = "off (MINIVAE_DISABLE_CUDA_KERNELS): CuPy array formulas"
     return out
+
+
+def _cuda_version(v):
+    return f"{v // 1000}.{v % 1000 // 10}"

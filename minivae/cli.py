@@ -44,6 +44,12 @@ def _sizes(text):
     return sizes
 
 
+def _check_device(args):
+    """Fail before anything is read or written when the device cannot be used (no CuPy, no GPU)."""
+    from minivae._backend import module_for_device
+    module_for_device(args.device)
+
+
 def _load_data(args):
     from minivae.data import load_splits
     data = load_splits(args.data)
@@ -62,29 +68,32 @@ def _train(args):
         raise ValueError("a categorical latent has no pathwise gradient: use gumbel_softmax, straight_through or reinforce")
     if args.baseline_hidden and args.estimator != "reinforce":
         raise ValueError("--baseline-hidden is the input-dependent baseline of the categorical model's reinforce estimator")
+    _check_device(args)
     data = _load_data(args)  # before anything is written: a bad data file leaves no trace
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":
-        model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, rng=rng)
+        model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, rng=rng, device=args.device)
     else:
         model = CategoricalVAE(x_dim, args.hidden, args.n_latent, args.n_categories,
                                estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
                                tau_min=args.tau_min, anneal_rate=args.anneal_rate,
-                               activation=args.activation, baseline_hidden=args.baseline_hidden, rng=rng)
-    print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}); output in {args.out}")
+                               activation=args.activation, baseline_hidden=args.baseline_hidden, rng=rng,
+                               device=args.device)
+    print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}) on {args.device}; "
+          f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
           seed=args.seed, resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs)
 
 
 def _eval(args):
-    import numpy
-    from minivae import objectives
+    from minivae import objectives, ops
     from minivae.data import batches
-    from minivae.engine import Tensor, no_grad
+    from minivae.engine import no_grad, tensor
     from minivae.random import Generator
     from minivae.training import load_checkpoint
-    model, _ = load_checkpoint(args.checkpoint)
+    _check_device(args)
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
     x = _load_data(args)[args.split]
     if x.shape[1] != model.config["x_dim"]:
         raise ValueError(f"the data has {x.shape[1]} pixels an image, the model expects {model.config['x_dim']}")
@@ -92,18 +101,22 @@ def _eval(args):
     elbo, ll = [], []
     with no_grad():
         for xb in batches(x, args.batch_size):
-            elbo.append(objectives.elbo(model, Tensor(xb), rng).numpy())
-            ll.append(objectives.log_likelihood_is(model, Tensor(xb), rng, k=args.k).numpy())
+            xb = tensor(xb, device=args.device)
+            elbo.append(objectives.elbo(model, xb, rng))
+            ll.append(objectives.log_likelihood_is(model, xb, rng, k=args.k))
+        # one copy of each result to the host, at the end
+        elbo, ll = ops.concatenate(elbo).numpy(), ops.concatenate(ll).numpy()
     print(f"{args.split}: {len(x)} images")
-    print(f"  ELBO (1 sample)                     {numpy.concatenate(elbo).mean():9.3f} nats")
-    print(f"  log p(x), importance sampled k={args.k:<5d} {numpy.concatenate(ll).mean():9.3f} nats")
+    print(f"  ELBO (1 sample)                     {elbo.mean():9.3f} nats")
+    print(f"  log p(x), importance sampled k={args.k:<5d} {ll.mean():9.3f} nats")
 
 
 def _sample(args):
     from minivae.png import image_grid, write_png
     from minivae.random import Generator
     from minivae.training import load_checkpoint
-    model, _ = load_checkpoint(args.checkpoint)
+    _check_device(args)
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
     images = model.sample(args.n, Generator(args.seed)).numpy()
     write_png(args.out, image_grid(images))
     print(f"wrote {args.n} samples to {args.out}")
@@ -133,6 +146,10 @@ def _ops(args):
 def build_parser():
     parser = _Parser(prog="minivae", description="Variational autoencoders and gradient estimators on NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def device_arg(p):
+        p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                       help="where to compute: cpu (NumPy) or cuda (an NVIDIA GPU through CuPy)")
 
     def data_args(p):
         p.add_argument("--data", default="default",
@@ -164,6 +181,7 @@ def build_parser():
                    help="binarize each training batch afresh (for grey-level data such as IDX files)")
     t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    device_arg(t)
     t.set_defaults(run=_train)
 
     e = sub.add_parser("eval", help="test ELBO and importance-sampled log-likelihood of a checkpoint")
@@ -173,6 +191,7 @@ def build_parser():
     e.add_argument("-k", type=_positive_int, default=1000, help="importance samples")
     e.add_argument("--batch-size", type=_positive_int, default=100)
     e.add_argument("--seed", type=int, default=0)
+    device_arg(e)
     e.set_defaults(run=_eval)
 
     s = sub.add_parser("sample", help="draw images from a checkpoint's prior")
@@ -180,6 +199,7 @@ def build_parser():
     s.add_argument("--n", type=_positive_int, default=64)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.png")
+    device_arg(s)
     s.set_defaults(run=_sample)
 
     x = sub.add_parser("estimators", help="compare gradient estimators against exact gradients")

@@ -64,7 +64,8 @@ class Function:
         tensors = _lift(inputs)
         devices = {t.device for t in tensors}
         if len(devices) > 1:
-            raise RuntimeError(f"{cls.__name__}: inputs are on different devices {sorted(devices)}")
+            raise RuntimeError(f"{getattr(cls, 'name', cls.__name__)}: inputs are on different devices: "
+                               + " and ".join(sorted(devices)))
         needs = tuple(t.requires_grad for t in tensors)
         ctx = cls(get_array_module(*(t.data for t in tensors)), needs)
         out = Tensor(ctx.forward(*(t.data for t in tensors), **params))
@@ -80,8 +81,9 @@ class Function:
 
 
 def _lift(inputs):
-    """Tensors pass through; numbers and arrays become constants. A Python number
-    takes the dtype of the first floating tensor, so ``x * 2`` stays float32."""
+    """Tensors pass through; numbers and arrays become constants on the device of the first
+    tensor. A Python number takes the dtype of the first floating tensor, so ``x * 2`` stays
+    float32 (filled in place on the device: no copy from the host)."""
     like = next((t for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
     device = next((t.device for t in inputs if isinstance(t, Tensor)), "cpu")
     out = []
@@ -89,7 +91,7 @@ def _lift(inputs):
         if isinstance(x, Tensor):
             out.append(x)
         elif isinstance(x, (bool, int, float)) and like is not None:
-            out.append(Tensor(like.xp.asarray(x, dtype=like.dtype)))
+            out.append(Tensor(like.xp.full((), x, dtype=like.dtype)))
         else:
             out.append(tensor(x, device=device))
     return out

@@ -3,12 +3,16 @@
 Every model offers ``posterior(x)`` → q(z|x), ``prior()`` → p(z), ``likelihood(z)`` → p(x|z),
 and ``loss(x, rng)`` → the training objective (mean negative ELBO per example, in nats) whose
 gradient is the model's chosen estimator. ``minivae.objectives`` evaluates any of them.
+
+``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
+every sample the model draws is then made on the GPU, and a training step copies nothing back.
 """
 import math
 
 import numpy
 
 from minivae import ops
+from minivae._backend import get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, no_grad
 from minivae.nn import MLP, Module
@@ -21,7 +25,8 @@ class GaussianVAE(Module):
 
     kind = "gaussian"
 
-    def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu", *, rng):
+    def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu", *, rng,
+                 device="cpu"):
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
         self.config = dict(x_dim=x_dim, hidden=tuple(hidden), z_dim=z_dim, likelihood=likelihood, activation=activation)
@@ -30,6 +35,7 @@ class GaussianVAE(Module):
         if likelihood == "gaussian":
             self.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
         self.z_dim, self.likelihood_kind = z_dim, likelihood
+        self.to(device)
 
     def _encode(self, x):
         h = self.encoder(x)
@@ -40,8 +46,8 @@ class GaussianVAE(Module):
         return Normal(loc, ops.exp(0.5 * log_var))
 
     def prior(self):
-        zeros = numpy.zeros(self.z_dim, numpy.float32)
-        return Normal(Tensor(zeros), Tensor(zeros + 1))
+        xp = module_for_device(self.device)
+        return Normal(Tensor(xp.zeros(self.z_dim, numpy.float32)), Tensor(xp.ones(self.z_dim, numpy.float32)))
 
     def likelihood(self, z):
         out = self.decoder(z)
@@ -53,7 +59,7 @@ class GaussianVAE(Module):
         """−(E_q log p(x|z) − β·KL(q ‖ N(0, I))) per example, averaged: the same quantity as
         objectives.elbo, through the fused reparameterization and KL ops."""
         loc, log_var = self._encode(x)
-        z = ops.reparameterize(loc, log_var, rng.normal(loc.shape, loc.dtype))
+        z = ops.reparameterize(loc, log_var, rng.normal(loc.shape, loc.dtype, device=loc.device))
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
         kl = ops.kl_standard_normal(loc, log_var).sum(axis=-1)
         return -(reconstruction - beta * kl).mean()
@@ -86,7 +92,8 @@ class CategoricalVAE(Module):
     ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce")
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
-                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, *, rng):
+                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, *, rng,
+                 device="cpu"):
         if estimator not in self.ESTIMATORS:
             raise ValueError(f"estimator must be one of {self.ESTIMATORS}, not {estimator!r}")
         if not (tau0 > 0 and tau_min > 0 and anneal_rate >= 0):
@@ -100,8 +107,18 @@ class CategoricalVAE(Module):
         self.decoder = MLP((n_latent * n_categories, *reversed(hidden), x_dim), activation, rng=rng)
         self.n_latent, self.n_categories, self.estimator = n_latent, n_categories, estimator
         self.tau0, self.tau_min, self.anneal_rate = tau0, tau_min, anneal_rate
+        # c, the moving average: a float64 number (0-d array on the model's device once trained), or None
         self.baseline, self.baseline_decay = None, baseline_decay
         self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng) if baseline_hidden else None
+        self.to(device)
+
+    def to(self, device):
+        super().to(device)
+        if self.baseline is not None:
+            xp = module_for_device(device)
+            self.baseline = xp.asarray(self.baseline, dtype=numpy.float64) if device != "cpu" else \
+                numpy.float64(to_numpy(self.baseline))
+        return self
 
     def temperature(self, step):
         return max(self.tau_min, self.tau0 * math.exp(-self.anneal_rate * step))
@@ -113,7 +130,8 @@ class CategoricalVAE(Module):
         return OneHotCategorical(self._logits(x))
 
     def prior(self):
-        return OneHotCategorical(Tensor(numpy.zeros((self.n_latent, self.n_categories), numpy.float32)))
+        xp = module_for_device(self.device)
+        return OneHotCategorical(Tensor(xp.zeros((self.n_latent, self.n_categories), numpy.float32)))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
@@ -126,17 +144,20 @@ class CategoricalVAE(Module):
             q = OneHotCategorical(logits)
             z = q.sample(rng=rng)
             reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-            signal = reconstruction.detach().numpy()
-            mean = float(signal.mean())  # the baseline stays a Python float, so a resumed run matches exactly
-            b = mean if self.baseline is None else self.baseline
+            # the baseline is updated in float64 on the device (never fetched to the host), so a
+            # resumed run, which reloads it, matches an uninterrupted one exactly
+            signal = reconstruction.detach().data
+            xp = get_array_module(signal)
+            mean = signal.mean().astype(numpy.float64)
+            b = mean if self.baseline is None else xp.asarray(self.baseline, dtype=numpy.float64)
             self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
-            centred = (signal - b).astype(signal.dtype)
+            centred = signal - b.astype(signal.dtype)
             fit = 0.0
             if self.baseline_net is not None:
                 predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
                 error = predicted - centred
                 fit = 0.5 * error * error  # least squares for ψ
-                centred = centred - predicted.detach().numpy()
+                centred = centred - predicted.detach().data
                 fit = fit - fit.detach()
             score = q.log_prob(z).sum(axis=-1) * centred
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
@@ -155,8 +176,8 @@ class CategoricalVAE(Module):
 MODELS = {"gaussian": GaussianVAE, "categorical": CategoricalVAE}
 
 
-def build(kind, config, rng):
-    """A model from its kind and the ``config`` it recorded (used to load checkpoints)."""
+def build(kind, config, rng, device="cpu"):
+    """A model from its kind and the ``config`` it recorded (used to load checkpoints), on ``device``."""
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; expected one of {sorted(MODELS)}")
-    return MODELS[kind](**config, rng=rng)
+    return MODELS[kind](**config, rng=rng, device=device)

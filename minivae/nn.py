@@ -4,6 +4,7 @@ import math
 import numpy
 
 from minivae import ops
+from minivae._backend import module_for_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor
 
@@ -41,19 +42,38 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    @property
+    def device(self):
+        """Where the parameters live ("cpu" or "cuda"; "cpu" for a module without any)."""
+        return next((p.device for p in self.parameters()), "cpu")
+
+    def to(self, device):
+        """Move every parameter (and its gradient) to ``device`` in place; returns self.
+
+        The tensors stay the same objects, so references to them (an optimizer's list) see the move;
+        an optimizer keeps its state where the parameters were when it was made, so make it after."""
+        xp = module_for_device(device)
+        for p in self.parameters():
+            if p.device != device:
+                p.data = xp.asarray(p.data) if device != "cpu" else to_numpy(p.data)
+                if p.grad is not None:
+                    p.grad = xp.asarray(p.grad) if device != "cpu" else to_numpy(p.grad)
+        return self
+
     def state_dict(self):
-        """name → a NumPy copy of each parameter."""
+        """name → a NumPy copy of each parameter (copied from the GPU if it is there)."""
         return {name: numpy.array(p.numpy()) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
-        """Copy ``state`` into the parameters; names, shapes and dtypes must match exactly."""
+        """Copy ``state`` into the parameters, on whatever device they are; names and shapes must
+        match exactly."""
         own = dict(self.named_parameters())
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state_dict does not fit {type(self).__name__}: "
                              f"missing {missing}, unexpected {unexpected}")
         for name, p in own.items():
-            value = numpy.asarray(state[name])
+            value = to_numpy(state[name])
             if value.shape != p.shape:
                 raise ValueError(f"state_dict: {name} has shape {value.shape}, the model expects {p.shape}")
             p.data[...] = p.xp.asarray(value, dtype=p.dtype)
@@ -78,9 +98,11 @@ class Linear(Module):
 
     init "glorot": W ~ U(−a, a), a = √(6 / (in + out)) (Glorot & Bengio 2010), for tanh/sigmoid;
     init "he": W ~ N(0, 2 / in) (He et al. 2015), for ReLU. b = 0.
+    The weights are drawn on the host from ``rng`` (the same values on every device), then moved to ``device``.
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, rng=None, init="glorot", dtype=numpy.float32):
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, init="glorot", dtype=numpy.float32,
+                 device="cpu"):
         rng = _require_rng(rng, "Linear")
         if init == "glorot":
             a = math.sqrt(6.0 / (in_features + out_features))
@@ -92,6 +114,7 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = Tensor(w.astype(dtype), requires_grad=True)
         self.bias = Tensor(numpy.zeros(out_features, dtype), requires_grad=True) if bias else None
+        self.to(device)
 
     def forward(self, x):
         y = ops.matmul(x, self.weight)
@@ -103,8 +126,8 @@ class GatedLinear(Module):
     the VampPrior VAEs (Tomczak & Welling 2018). W and V are held as one (in, 2·out) matrix so
     the layer costs one matrix product; the gate starts half open."""
 
-    def __init__(self, in_features, out_features, *, rng=None, dtype=numpy.float32):
-        self.linear = Linear(in_features, 2 * out_features, rng=rng, init="glorot", dtype=dtype)
+    def __init__(self, in_features, out_features, *, rng=None, dtype=numpy.float32, device="cpu"):
+        self.linear = Linear(in_features, 2 * out_features, rng=rng, init="glorot", dtype=dtype, device=device)
         self.out_features = out_features
 
     def forward(self, x):
@@ -148,7 +171,7 @@ class MLP(Sequential):
     (none after the last). He init for ReLU, Glorot otherwise. ``activation="gated"`` makes
     every hidden layer a GatedLinear unit instead."""
 
-    def __init__(self, sizes, activation="relu", *, rng=None, dtype=numpy.float32):
+    def __init__(self, sizes, activation="relu", *, rng=None, dtype=numpy.float32, device="cpu"):
         if activation not in ACTIVATIONS and activation != "gated":
             raise ValueError(f"activation must be one of {sorted([*ACTIVATIONS, 'gated'])}, not {activation!r}")
         rng = _require_rng(rng, "MLP")
@@ -157,9 +180,9 @@ class MLP(Sequential):
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             hidden = i < len(sizes) - 2
             if hidden and activation == "gated":
-                layers.append(GatedLinear(a, b, rng=rng, dtype=dtype))
+                layers.append(GatedLinear(a, b, rng=rng, dtype=dtype, device=device))
                 continue
-            layers.append(Linear(a, b, rng=rng, init=init, dtype=dtype))
+            layers.append(Linear(a, b, rng=rng, init=init, dtype=dtype, device=device))
             if hidden:
                 layers.append(Activation(ACTIVATIONS[activation]))
         super().__init__(*layers)

@@ -15,7 +15,8 @@ import numpy
 
 from minivae import ops
 from minivae.distributions import kl_divergence
-from minivae.engine import Tensor, no_grad
+from minivae._backend import device_of
+from minivae.engine import Tensor, no_grad, tensor
 
 
 def _latent(q, sample_shape, rng):
@@ -65,8 +66,8 @@ def log_likelihood_is(model, x, rng, k=5000, chunk=500):
         parts = []
         for start in range(0, k, chunk):
             z = q.sample((min(chunk, k - start),), rng=rng)
-            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z), axis=0).data)
-        return Tensor(ops.logsumexp(Tensor(numpy.stack(parts)), axis=0).data - math.log(k))
+            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z), axis=0))
+        return ops.logsumexp(ops.stack(parts), axis=0) - math.log(k)
 
 
 def exact_log_likelihood(model, x, max_configurations=2 ** 16):
@@ -79,8 +80,9 @@ def exact_log_likelihood(model, x, max_configurations=2 ** 16):
     if count > max_configurations:
         raise ValueError(f"exact_log_likelihood: {kk}^{n} = {count} configurations exceed the limit "
                          f"{max_configurations}; use log_likelihood_is instead")
-    z = enumerate_one_hot(n, kk)[:, None]  # (K^N, 1, N, K), broadcast over the batch
-    log_joint = model.likelihood(Tensor(z)).log_prob(x).sum(axis=-1) + model.prior().log_prob(Tensor(z)).sum(axis=-1)
+    device = x.device if isinstance(x, Tensor) else device_of(x)
+    z = tensor(enumerate_one_hot(n, kk)[:, None], device=device)  # (K^N, 1, N, K), broadcast over the batch
+    log_joint = model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
     return ops.logsumexp(log_joint, axis=0)
 
 

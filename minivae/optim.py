@@ -3,13 +3,15 @@ import math
 
 import numpy
 
-from minivae._backend import fused
+from minivae._backend import fused, get_array_module
 
 
 class Optimizer:
     """Keeps the parameters, and ``n_buffers`` state buffers laid out alike, in flat buffers (one
     per dtype and device); each parameter's ``.data`` is a view into its buffer. Subclasses
-    implement ``update(i, p, g, step)`` for one parameter."""
+    implement ``update(i, p, g, kernel)`` for one parameter, and ``update_all(group, grads, kernel)``
+    for a whole flat buffer in one launch (the CUDA kernels, whose launches cost more than their
+    arithmetic here)."""
 
     n_buffers = 0
     buffer_names = ()
@@ -22,7 +24,7 @@ class Optimizer:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         self.lr = lr
         self.steps = 0
-        self._views, self._buffers = flatten(self.params, companions=self.n_buffers)
+        self._views, self._buffers, self._groups = flatten(self.params, companions=self.n_buffers)
 
     def zero_grad(self):
         for p in self.params:
@@ -31,12 +33,18 @@ class Optimizer:
     def step(self):
         self.steps += 1
         for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            if p.data is not self._views[i]:  # .data was rebound: copy it back into the buffer
+            if p.grad is not None and p.data is not self._views[i]:  # .data was rebound: copy it back
                 self._views[i][...] = p.data
                 p.data = self._views[i]
-            self.update(i, p.data.reshape(-1), p.grad.reshape(-1), fused(self.kernel, p.xp))
+        for group in self._groups:
+            kernel = fused(self.kernel, get_array_module(group.flat))
+            if getattr(kernel, "ONE_LAUNCH", False):
+                self.update_all(group, [self.params[i].grad for i in group.indices], kernel)
+                continue
+            for i in group.indices:
+                p = self.params[i]
+                if p.grad is not None:
+                    self.update(i, p.data.reshape(-1), p.grad.reshape(-1), kernel)
 
     def state_dict(self):
         """Step count and per-parameter buffers, as NumPy arrays (for .npz checkpoints)."""
@@ -62,6 +70,9 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
         self.momentum = momentum
+
+    def update_all(self, group, grads, kernel):
+        kernel.sgd_step_all(group.flat, group.companions[0], grads, group.starts, self.lr, self.momentum)
 
     def update(self, i, p, g, kernel):
         if kernel is not None:
@@ -90,10 +101,16 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.betas, self.eps = betas, eps
 
-    def update(self, i, p, g, kernel):
+    def _scalars(self):
         b1, b2 = self.betas
         step_size = self.lr * math.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
-        eps_hat = self.eps * math.sqrt(1 - b2 ** self.steps)
+        return step_size, b1, b2, self.eps * math.sqrt(1 - b2 ** self.steps)
+
+    def update_all(self, group, grads, kernel):
+        kernel.adam_step_all(group.flat, *group.companions, grads, group.starts, *self._scalars())
+
+    def update(self, i, p, g, kernel):
+        step_size, b1, b2, eps_hat = self._scalars()
         m, v = self._buffers[0][i], self._buffers[1][i]
         if kernel is not None:
             kernel.adam_step(p, g, m, v, step_size, b1, b2, eps_hat)
@@ -109,29 +126,39 @@ def _host(a):
     return numpy.array(a.get() if hasattr(a, "get") else a)
 
 
+class FlatGroup:
+    """The parameters ``indices`` of one (device, dtype), laid end to end in ``flat``, with their
+    ``companions`` (optimizer state) laid out alike; parameter j of the group occupies
+    ``starts[j]:starts[j + 1]`` (``starts`` lives on the group's device, for the kernels)."""
+
+    def __init__(self, indices, flat, companions, starts):
+        self.indices, self.flat, self.companions, self.starts = indices, flat, companions, starts
+
+
 def flatten(params, companions=0):
     """Move parameters into one flat buffer per (device, dtype); each ``p.data`` becomes a view.
     Also allocates ``companions`` zeroed buffers laid out alike (optimizer state).
-    Returns the parameter views and, per companion, each parameter's 1-D slice, in ``params`` order."""
-    groups = {}
+    Returns the parameter views, per companion each parameter's 1-D slice (in ``params`` order),
+    and the ``FlatGroup``s."""
+    by_kind = {}
     for i, p in enumerate(params):
-        groups.setdefault((p.device, p.dtype), []).append(i)
+        by_kind.setdefault((p.device, p.dtype), []).append(i)
     slices = [[None] * len(params) for _ in range(companions)]
-    for indices in groups.values():
+    groups = []
+    for indices in by_kind.values():
         first = params[indices[0]]
-        total = sum(params[i].size for i in indices)
-        flat = first.xp.empty(total, first.dtype)
-        extra = [first.xp.zeros(total, first.dtype) for _ in range(companions)]
-        start = 0
-        for i in indices:
-            p, stop = params[i], start + params[i].size
+        starts = numpy.cumsum([0] + [params[i].size for i in indices])
+        flat = first.xp.empty(int(starts[-1]), first.dtype)
+        extra = [first.xp.zeros(int(starts[-1]), first.dtype) for _ in range(companions)]
+        for i, start, stop in zip(indices, starts[:-1], starts[1:]):
+            p = params[i]
             view = flat[start:stop].reshape(p.shape)
             view[...] = p.data
             p.data = view
             for k in range(companions):
                 slices[k][i] = extra[k][start:stop]
-            start = stop
-    return [p.data for p in params], slices
+        groups.append(FlatGroup(indices, flat, extra, first.xp.asarray(starts.astype(numpy.int64))))
+    return [p.data for p in params], slices, groups
 
 
 def clip_grad_norm_(params, max_norm):

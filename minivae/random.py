@@ -8,8 +8,15 @@ c, c+1, …, c + ⌈n/4⌉ − 1 (counter words (block mod 2³², block div 2³�
 (seed mod 2³², seed div 2³² mod 2³²)); value i comes from word i mod 4 of block
 c + i div 4, and the offset then advances by ⌈n/4⌉. So a run is reproducible, and a
 step can be replayed from its offset.
+
+``uniform``, ``normal`` and ``gumbel`` take ``device=``: on "cuda" the values are made on the GPU
+(kernels/random.cu through minivae._gpu.random, or these same formulas on CuPy arrays when the
+CUDA kernels are switched off), equal to the CPU draw's, and the counter advances exactly as the
+CPU draw advances it.
 """
 import numpy
+
+from minivae._backend import fused, get_array_module, module_for_device
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85   # key schedule (golden ratio, √3 − 1)
@@ -17,15 +24,18 @@ _MASK = 0xFFFFFFFF
 
 
 def philox4x32(counter, key, rounds=10):
-    """Philox4x32-R on arrays: ``counter`` (4, n) and ``key`` (2,) or (2, n) uint32 → (4, n) uint32."""
-    c = [numpy.asarray(w, dtype=numpy.uint64) for w in counter]
-    k0, k1 = (numpy.asarray(w, dtype=numpy.uint64) for w in key)
+    """Philox4x32-R on arrays (NumPy or CuPy): ``counter`` (4, n) and ``key`` (2,) or (2, n) uint32
+    → (4, n) uint32. A key of plain integers stays a host scalar (no copy to the device)."""
+    xp = get_array_module(*counter, *key)
+    c = [xp.asarray(w, dtype=numpy.uint64) for w in counter]
+    k0, k1 = (numpy.uint64(w) if isinstance(w, (int, numpy.integer)) else xp.asarray(w, dtype=numpy.uint64)
+              for w in key)
     for r in range(rounds):
         if r:
             k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
         p0, p1 = c[0] * _M0, c[2] * _M1  # exact in 64 bits: a 32×32-bit product
         c = [(p1 >> 32) ^ c[1] ^ k0, p1 & _MASK, (p0 >> 32) ^ c[3] ^ k1, p0 & _MASK]
-    return numpy.stack(c).astype(numpy.uint32)
+    return xp.stack(c).astype(numpy.uint32)
 
 
 def words_to_uniform(words, dtype):
@@ -37,6 +47,13 @@ def words_to_uniform(words, dtype):
     if numpy.dtype(dtype) == numpy.float32:
         return (((words >> 9).astype(numpy.float32) + numpy.float32(0.5)) * numpy.float32(2.0 ** -23))
     return (words.astype(numpy.float64) + 0.5) * 2.0 ** -32
+
+
+def _normal_from_uniforms(xp, u, n):
+    """Box–Muller on rows (u₁, u₂) of float64 uniforms: n standard normals (float64)."""
+    r = xp.sqrt(-2.0 * xp.log(u[:, 0]))
+    theta = 2.0 * numpy.pi * u[:, 1]
+    return xp.stack([r * xp.cos(theta), r * xp.sin(theta)], axis=1).reshape(-1)[:n]
 
 
 class Generator:
@@ -60,39 +77,59 @@ class Generator:
     def load_state_dict(self, state):
         self.seed, self.counter = int(state["seed"]), int(state["counter"])
 
-    def words(self, n):
-        """The next n 32-bit words of the stream."""
-        blocks = numpy.arange(self.counter, self.counter + (n + 3) // 4, dtype=numpy.uint64)
+    def words(self, n, device="cpu"):
+        """The next n 32-bit words of the stream (made on ``device``)."""
+        xp = module_for_device(device)
+        blocks = xp.arange(self.counter, self.counter + (n + 3) // 4, dtype=numpy.uint64)
         self.counter += (n + 3) // 4
-        zero = numpy.zeros_like(blocks)
+        zero = xp.zeros_like(blocks)
         counter = (blocks & _MASK, blocks >> 32, zero, zero)
         key = (self.seed & _MASK, (self.seed >> 32) & _MASK)
         return philox4x32(counter, key).T.reshape(-1)[:n]
 
-    def uniform(self, shape=(), dtype=numpy.float32):
+    def _kernels(self, device):
+        """minivae._gpu.random when the draw is on the GPU and its kernels are on, else None (the
+        formulas below then run on the device's arrays)."""
+        return None if device == "cpu" else fused("random", module_for_device(device))
+
+    def uniform(self, shape=(), dtype=numpy.float32, device="cpu"):
         """Uniforms in the open interval (0, 1)."""
         shape = _shape(shape)
-        return words_to_uniform(self.words(_size(shape)), dtype).reshape(shape)
+        n = _size(shape)
+        kernels = self._kernels(device)
+        if kernels is not None:
+            return self._advanced(kernels.uniform(self.seed, self.counter, shape, dtype), n)
+        return words_to_uniform(self.words(n, device), dtype).reshape(shape)
 
-    def normal(self, shape=(), dtype=numpy.float32):
+    def normal(self, shape=(), dtype=numpy.float32, device="cpu"):
         """Standard normals by Box–Muller on pairs of float64 uniforms: √(−2 log u₁)·(cos 2πu₂, sin 2πu₂)."""
         shape = _shape(shape)
         n = _size(shape)
-        u = words_to_uniform(self.words(2 * ((n + 1) // 2)), numpy.float64).reshape(-1, 2)
-        r = numpy.sqrt(-2.0 * numpy.log(u[:, 0]))
-        theta = 2.0 * numpy.pi * u[:, 1]
-        z = numpy.stack([r * numpy.cos(theta), r * numpy.sin(theta)], axis=1).reshape(-1)[:n]
-        return z.astype(dtype).reshape(shape)
+        kernels = self._kernels(device)
+        if kernels is not None:
+            return self._advanced(kernels.normal(self.seed, self.counter, shape, dtype), 2 * ((n + 1) // 2))
+        u = words_to_uniform(self.words(2 * ((n + 1) // 2), device), numpy.float64).reshape(-1, 2)
+        return _normal_from_uniforms(get_array_module(u), u, n).astype(dtype).reshape(shape)
 
-    def gumbel(self, shape=(), dtype=numpy.float32):
+    def gumbel(self, shape=(), dtype=numpy.float32, device="cpu"):
         """Standard Gumbel noise g = −log E, E = −log1p(−u) ~ Exponential(1).
 
         u ∈ [2⁻³³, 1 − 2⁻³³] keeps E in (0, ∞) strictly, so g is always finite
         (unlike −log(−log u) on u ∈ [0, 1], infinite at both ends).
         """
         shape = _shape(shape)
-        u = words_to_uniform(self.words(_size(shape)), numpy.float64)
-        return (-numpy.log(-numpy.log1p(-u))).astype(dtype).reshape(shape)
+        n = _size(shape)
+        kernels = self._kernels(device)
+        if kernels is not None:
+            return self._advanced(kernels.gumbel(self.seed, self.counter, shape, dtype), n)
+        u = words_to_uniform(self.words(n, device), numpy.float64)
+        xp = get_array_module(u)
+        return (-xp.log(-xp.log1p(-u))).astype(dtype).reshape(shape)
+
+    def _advanced(self, out, n_words):
+        """``out``, after moving the counter past the n_words words a kernel's draw used."""
+        self.counter += (n_words + 3) // 4
+        return out
 
     def bernoulli(self, p):
         """0/1 draws with P(1) = p (an array), in p's dtype."""

@@ -9,9 +9,10 @@ import time
 import numpy
 
 from minivae import objectives
+from minivae._backend import module_for_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic, write_atomic
 from minivae.data import batches, binarize
-from minivae.engine import Tensor, no_grad
+from minivae.engine import no_grad, tensor
 from minivae.models import build
 from minivae.optim import Adam, clip_grad_norm_
 from minivae.png import image_grid, write_png
@@ -26,6 +27,8 @@ class TrainingError(RuntimeError):
 
 
 def save_checkpoint(path, model, optimizer, rng, epoch, step):
+    """Everything as NumPy arrays (copied from the GPU where the model is there), so a checkpoint
+    loads on either device."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
     arrays.update({
@@ -34,29 +37,31 @@ def save_checkpoint(path, model, optimizer, rng, epoch, step):
         "meta/rng": numpy.array([rng.seed, rng.counter], dtype=numpy.uint64),
     })
     if getattr(model, "baseline", None) is not None:
-        arrays["meta/baseline"] = numpy.array(model.baseline)
+        arrays["meta/baseline"] = numpy.array(to_numpy(model.baseline), dtype=numpy.float64)
     save_npz_atomic(path, arrays)
 
 
-def load_checkpoint(path):
-    """(model, arrays) from a checkpoint file, with a clear error for anything else."""
+def load_checkpoint(path, device="cpu"):
+    """(model on ``device``, arrays) from a checkpoint file, with a clear error for anything else."""
     arrays = load_npz(path)
     if "meta/kind" not in arrays:
         raise TrainingError(f"{path} is not a minivae checkpoint")
     model = build(str(arrays["meta/kind"]), json.loads(str(arrays["meta/config"])), rng=Generator(0))
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
     if "meta/baseline" in arrays:
-        model.baseline = float(arrays["meta/baseline"])
-    return model, arrays
+        model.baseline = numpy.float64(arrays["meta/baseline"])
+    return model.to(device), arrays
 
 
 def evaluate(model, x, seed, batch_size=500):
-    """Mean single-sample ELBO (nats per example) over ``x``, with its own fixed noise."""
-    rng, total = Generator(seed), 0.0
+    """Mean single-sample ELBO (nats per example) over ``x``, with its own fixed noise. The sum
+    stays on the model's device (in float64) until the one copy of the result at the end."""
+    rng, device = Generator(seed), model.device
+    total = module_for_device(device).zeros((), numpy.float64)
     with no_grad():
         for xb in batches(x, batch_size):
-            total += float(objectives.elbo(model, Tensor(xb), rng).data.sum())
-    return total / len(x)
+            total = total + objectives.elbo(model, tensor(xb, device=device), rng).data.sum().astype(numpy.float64)
+    return float(to_numpy(total)) / len(x)
 
 
 def _write_csv_atomic(path, rows):
@@ -96,6 +101,9 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     and reaches the same parameters as an uninterrupted run with the same seed. With ``dynamic``,
     each batch is binarized afresh (pixel = 1 with probability its grey level). The KL term is
     weighted by kl_weight(epoch, warmup_epochs); the validation ELBO is always the full bound.
+
+    The model trains on its own device (``model.to("cuda")`` first for the GPU): each batch is
+    copied there, and the one copy back per step is the loss value, fetched once the step is queued.
     """
     os.makedirs(out, exist_ok=True)
     ckpt_path, metrics_path = os.path.join(out, CHECKPOINT), os.path.join(out, METRICS)
@@ -118,6 +126,7 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     elif os.path.exists(ckpt_path):
         raise TrainingError(f"{out} already holds a checkpoint: pass --resume, or choose another output folder")
 
+    device = model.device
     steps_per_epoch = -(-len(data["train"]) // batch_size)
     progress = Progress()
     for epoch in range(start_epoch, epochs + 1):
@@ -126,16 +135,16 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
         for i, xb in enumerate(batches(data["train"], batch_size, rng=rng), 1):
             if dynamic:
                 xb = binarize(xb, rng)
-            loss = model.loss(Tensor(xb), rng, step=step, beta=beta)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; "
-                                    f"the last good checkpoint is kept in {ckpt_path}")
+            loss = model.loss(tensor(xb, device=device), rng, step=step, beta=beta)
             optimizer.zero_grad()
             loss.backward()
             if clip:
                 clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; "
+                                    f"the last good checkpoint is kept in {ckpt_path}")
             step += 1
             total, count = total + value * len(xb), count + len(xb)
             progress.update(epoch, epochs, i, steps_per_epoch, total / count, started)
@@ -154,7 +163,7 @@ def write_pictures(model, x, out, seed, n=32):
     rng = Generator(seed + 2)
     with no_grad():
         originals = x[:n]
-        q = model.posterior(Tensor(originals))
+        q = model.posterior(tensor(originals, device=model.device))
         z = q.rsample(rng=rng) if q.has_rsample else q.sample(rng=rng)
         recon = model.likelihood(z).mean.numpy()
         paired = numpy.concatenate([numpy.concatenate([originals[i:i + 8], recon[i:i + 8]]) for i in range(0, n, 8)])

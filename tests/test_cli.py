@@ -146,3 +146,40 @@ def test_train_on_idx_files_with_dynamic_binarization(tmp_path):
                "--batch-size", 40, "--dynamic-binarization", "--out", out) == 0
     model, _ = load_checkpoint(out / "checkpoint.npz")
     assert model.config["x_dim"] == 784
+
+
+def _cuda_usable():
+    from minivae._backend import module_for_device
+    try:
+        module_for_device("cuda")
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_cuda_usable(), reason="CuPy and a GPU are here: --device cuda works")
+@pytest.mark.parametrize("command", ["train", "eval", "sample"])
+def test_device_cuda_without_cupy_or_gpu_is_one_line_and_writes_nothing(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    if command == "train":
+        args = ["train", "--out", out, "--epochs", 1, *SMALL]
+    else:
+        run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL)
+        capsys.readouterr()
+        where = ["--out", tmp_path / "s.png"] if command == "sample" else ["--limit", 10]
+        args = [command, out / "checkpoint.npz", *where]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert run(*args, "--device", "cuda") == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"minivae {command}: error: device='cuda' needs ")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no run folder, no file
+
+
+def test_device_is_a_choice_with_cpu_the_default(tmp_path, capsys):
+    from minivae.cli import build_parser
+    for command in (["train"], ["eval", "c.npz"], ["sample", "c.npz"]):
+        assert build_parser().parse_args(command).device == "cpu"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--device", "tpu"])
+    assert "invalid choice" in capsys.readouterr().err

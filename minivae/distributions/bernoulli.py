@@ -25,7 +25,7 @@ class Bernoulli(Distribution):
 
     def sample(self, sample_shape=(), rng=None):
         p = self.probs.data
-        u = self.logits.xp.asarray(require_rng(rng, "Bernoulli.sample").uniform(self._extended(sample_shape), p.dtype))
+        u = require_rng(rng, "Bernoulli.sample").uniform(self._extended(sample_shape), p.dtype, device=self.logits.device)
         return Tensor((u < p).astype(p.dtype))
 
     def log_prob(self, value):

@@ -27,7 +27,7 @@ class Categorical(Distribution):
 
     def sample(self, sample_shape=(), rng=None):
         shape = self._extended(sample_shape, event_shape=(self.num_categories,))
-        g = self.logits.xp.asarray(require_rng(rng, "Categorical.sample").gumbel(shape, self.logits.dtype))
+        g = require_rng(rng, "Categorical.sample").gumbel(shape, self.logits.dtype, device=self.logits.device)
         return Tensor((self.logits.data + g).argmax(axis=-1))
 
     def log_prob(self, value):
@@ -50,7 +50,8 @@ class OneHotCategorical(Categorical):
         self.event_shape = (self.num_categories,)
 
     def sample(self, sample_shape=(), rng=None):
-        return ops.one_hot(super().sample(sample_shape, rng), self.num_categories, dtype=self.logits.dtype)
+        k = super().sample(sample_shape, rng).data  # in [0, K) by construction: no range check (a device sync)
+        return Tensor((k[..., None] == self.logits.xp.arange(self.num_categories)).astype(self.logits.dtype))
 
     def log_prob(self, value):
         return (value * self.logits).sum(axis=-1)

@@ -16,8 +16,9 @@ class Normal(Distribution):
 
     def __init__(self, loc, scale):
         self.loc, self.scale = as_param(loc), as_param(scale)
-        # check constants a user passes; a computed scale is left alone (no pass over it per step)
-        if not self.scale.requires_grad and (self.scale.data <= 0).any():
+        # check constants a user passes; a computed scale is left alone (no pass over it per step), and
+        # so is one on the GPU (the check would wait for the GPU and copy its answer back)
+        if not self.scale.requires_grad and self.scale.device == "cpu" and (self.scale.data <= 0).any():
             raise ValueError("Normal: scale must be > 0")
         self.batch_shape = tuple(ops.add(self.loc.detach(), self.scale.detach()).shape)
 
@@ -32,7 +33,8 @@ class Normal(Distribution):
     def rsample(self, sample_shape=(), rng=None, eps=None):
         """loc + scale·ε; pass ``eps`` to fix the noise (then ``rng`` is not needed)."""
         if eps is None:
-            eps = require_rng(rng, "Normal.rsample").normal(self._extended(sample_shape), self.loc.dtype)
+            eps = require_rng(rng, "Normal.rsample").normal(self._extended(sample_shape), self.loc.dtype,
+                                                            device=self.loc.device)
         return self.loc + self.scale * eps
 
     def log_prob(self, value):

@@ -1,6 +1,8 @@
 """The Concrete / Gumbel-Softmax relaxation of a categorical, in log space and on the simplex."""
 import math
 
+import numpy
+
 from minivae import ops
 from minivae.distributions.distribution import Distribution, as_param, require_rng
 
@@ -33,7 +35,7 @@ class ExpRelaxedCategorical(Distribution):
     def _gumbels(self, sample_shape, rng, gumbels):
         if gumbels is None:
             gumbels = require_rng(rng, f"{type(self).__name__}.rsample").gumbel(
-                self._extended(sample_shape), self.logits.dtype)
+                self._extended(sample_shape), self.logits.dtype, device=self.logits.device)
         return gumbels
 
     def rsample(self, sample_shape=(), rng=None, gumbels=None):
@@ -71,6 +73,6 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
         return ops.straight_through(y, axis=-1) if hard else y
 
     def log_prob(self, value):
-        tiny = float(value.xp.finfo(value.dtype).tiny) if hasattr(value, "xp") else 1e-300
+        tiny = float(numpy.finfo(value.dtype).tiny) if hasattr(value, "xp") else 1e-300
         log_y = ops.log(ops.maximum(value, tiny))
         return super().log_prob(log_y) - log_y.sum(axis=-1)

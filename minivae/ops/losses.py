@@ -12,8 +12,9 @@ class BCEWithLogits(Function):
 
     forward   ℓ = −[t log σ(x) + (1 − t) log(1 − σ(x))] = max(x, 0) − x·t + log1p(e^{−|x|})
     backward  x̄ = ḡ·(σ(x) − t);  t̄ = −ḡ·x
-    saves     x, t          fused (same shapes and dtype): minivae/_cpu/bce.py bce_fwd computes ℓ
-                            and σ(x) − t in one pass, and the VJP is then one multiply
+    saves     x, t          fused (same shapes and dtype): minivae/_cpu/bce.py bce_fwd (on the GPU
+                            kernels/bce.cu) computes ℓ and σ(x) − t in one pass, and the VJP is then
+                            one multiply
     """
 
     def forward(ctx, x, t):
@@ -43,7 +44,8 @@ class Reparameterize(Function):
 
     forward   z = μ + σ·ε,  σ = exp(½ v)  (v = log σ², ε fixed noise: no gradient)
     backward  μ̄ = ḡ;  v̄ = ½ ḡ·σ·ε = ½ ḡ·(z − μ)
-    saves     σ·ε           fused: minivae/_cpu/gaussian.py reparameterize_fwd
+    saves     σ·ε           fused: minivae/_cpu/gaussian.py reparameterize_fwd; on the GPU
+                            kernels/gaussian.cu reparameterize_fwd/_bwd
     """
 
     def forward(ctx, mu, log_var, eps):
@@ -53,11 +55,13 @@ class Reparameterize(Function):
         else:
             noise = ctx.xp.exp(0.5 * log_var) * eps
             z = mu + noise
-        ctx.save(noise=noise, mu_shape=mu.shape)
+        ctx.save(noise=noise, mu_shape=mu.shape, kernel=kernel)
         return z
 
     def backward(ctx, g):
-        return unbroadcast(g, ctx.mu_shape), unbroadcast(0.5 * g * ctx.noise, ctx.noise.shape), None
+        bwd = getattr(ctx.kernel, "reparameterize_bwd", None)  # one fused pass on the GPU; NumPy's product on the CPU
+        glog_var = bwd(g, ctx.noise) if bwd is not None else unbroadcast(0.5 * g * ctx.noise, ctx.noise.shape)
+        return unbroadcast(g, ctx.mu_shape), glog_var, None
 
 
 @register("kl_standard_normal")
@@ -66,7 +70,8 @@ class KLStandardNormal(Function):
 
     forward   ½ (μ² + eᵛ − 1 − v)
     backward  μ̄ = ḡ·μ;  v̄ = ½ ḡ·(eᵛ − 1)
-    saves     μ, eᵛ         fused: minivae/_cpu/gaussian.py kl_standard_normal_fwd
+    saves     μ, eᵛ         fused: minivae/_cpu/gaussian.py kl_standard_normal_fwd; on the GPU
+                            kernels/gaussian.cu kl_standard_normal_fwd/_bwd
     """
 
     def forward(ctx, mu, log_var):
@@ -76,10 +81,13 @@ class KLStandardNormal(Function):
         else:
             var = ctx.xp.exp(log_var)
             kl = 0.5 * (mu * mu + var - 1 - log_var)
-        ctx.save(mu=mu, var=var)
+        ctx.save(mu=mu, var=var, kernel=kernel)
         return kl
 
     def backward(ctx, g):
+        bwd = getattr(ctx.kernel, "kl_standard_normal_bwd", None)  # one fused pass on the GPU
+        if bwd is not None:
+            return bwd(g, ctx.mu, ctx.var)
         return unbroadcast(g * ctx.mu, ctx.mu.shape), unbroadcast(0.5 * g * (ctx.var - 1), ctx.var.shape)
 
 
@@ -89,7 +97,8 @@ class CategoricalKL(Function):
 
     forward   KL = Σ_k q_k (log q_k − log p_k),  log q = log_softmax(l), log p = log_softmax(l_p)
     backward  l̄_j = ḡ·q_j ((log q_j − log p_j) − KL)
-    saves     q, log q − log p, KL     fused: minivae/_cpu/categorical.py categorical_kl_fwd
+    saves     q, log q − log p, KL     fused: minivae/_cpu/categorical.py categorical_kl_fwd; on the GPU
+                                       kernels/categorical_kl.cu categorical_kl_fwd/_bwd
     """
 
     def forward(ctx, logits, prior_logits):
@@ -103,10 +112,13 @@ class CategoricalKL(Function):
             log_q = logits - logsumexp_array(xp, logits, (logits.ndim - 1,))
             q, diff = xp.exp(log_q), log_q - log_p
             kl = (q * diff).sum(axis=-1)
-        ctx.save(q=q, diff=diff, kl=kl)
+        ctx.save(q=q, diff=diff, kl=kl, kernel=kernel)
         return kl
 
     def backward(ctx, g):
+        bwd = getattr(ctx.kernel, "categorical_kl_bwd", None)  # one fused pass on the GPU
+        if bwd is not None:
+            return bwd(g, ctx.q, ctx.diff, ctx.kl), None
         return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], None
 
 

@@ -40,8 +40,8 @@ class GumbelSoftmax(Function):
     forward   y = softmax((l + g)/τ),  g = Generator(seed, counter).gumbel(l.shape): the same noise
               on every backend; ``hard`` returns one_hot(argmax y) (ties to the lowest index) instead
     backward  l̄ = y ⊙ (ḡ − Σ_k ḡ_k y_k)/τ  (for ``hard`` too: straight-through)
-    saves     y            fused: minivae/_cpu/gumbel.py gumbel_softmax_fwd (noise made in-kernel,
-                           never stored), backward by minivae/_cpu/softmax.py softmax_bwd
+    saves     y            fused: minivae/_cpu/gumbel.py gumbel_softmax_fwd, kernels/gumbel_softmax.cu
+                           (noise made in-kernel, never stored), backward by softmax_bwd
     """
 
     def forward(ctx, logits, seed=0, counter=0, temperature=1.0, hard=False):

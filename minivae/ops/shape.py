@@ -170,10 +170,12 @@ def chunk(x, chunks, axis=0):
 
 @nondifferentiable("one_hot")
 def one_hot(indices, num_classes, dtype=None):
-    """Float one-hot vectors (last axis ``num_classes``) for integer ``indices``; no gradient."""
+    """Float one-hot vectors (last axis ``num_classes``) for integer ``indices``; no gradient.
+    Indices outside [0, num_classes) are refused on the CPU; on the GPU they give rows of zeros
+    (checking would wait for the GPU and copy the answer back)."""
     idx = indices if isinstance(indices, Tensor) else tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot needs integer indices, not {idx.dtype}")
-    if idx.size and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):
+    if idx.size and idx.device == "cpu" and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):
         raise ValueError(f"one_hot: indices must lie in [0, {num_classes})")
     return Tensor((idx.data[..., None] == idx.xp.arange(num_classes)).astype(dtype or DEFAULT_FLOAT))

@@ -40,7 +40,7 @@ class Softmax(Function):
 
     forward   y = exp((x − max x)/τ) / Σ_k exp((x_k − max x)/τ)
     backward  x̄ = y ⊙ (ḡ − Σ_k ḡ_k y_k) / τ
-    saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd
+    saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd, kernels/softmax.cu
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
@@ -67,7 +67,7 @@ class LogSoftmax(Function):
 
     forward   y = z − log Σ_k exp(z_k),  z = (x − max x)/τ
     backward  x̄ = (ḡ − exp(y) Σ_k ḡ_k) / τ
-    saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd with log=True
+    saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd with log=True, kernels/softmax.cu
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):

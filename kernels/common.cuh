@@ -1,0 +1,186 @@
+// Helpers shared by kernels/*.cu: float/double math overloads, −∞, warp and block reductions
+// (sum, max, argmax), the grid-stride index and softmax of a row held in registers.
+//
+// Layouts used by the kernels:
+//   elementwise   thread i of the grid handles i, i + S, i + 2S, … (S = gridDim.x·blockDim.x)
+//   warp per row  row = blockIdx.x·(blockDim.x/32) + threadIdx.x/32; lane l handles j = l, l + 32, …
+//   block per row row = blockIdx.x; thread t handles j = t, t + blockDim.x, …
+// Strided j keeps every load and store of a warp on consecutive addresses (coalesced).
+//
+// Every reduction is a butterfly (__shfl_xor_sync) whose partial sums are combined in the same
+// order on every lane, so all lanes (and, for block_*, all threads) get bitwise the same result:
+// no broadcast is needed and every thread may use it in the per-element formula.
+//
+// The same text compiles with NVRTC/nvcc and with the host C++ compiler (tests/cuda_host), so
+// element math lives in MINIVAE_HD functions and device-only helpers in MINIVAE_D ones.
+#pragma once
+#include "philox.cuh"
+
+#ifdef __CUDACC__
+#define MINIVAE_D __device__ __forceinline__
+#else
+#define MINIVAE_D static inline
+#endif
+
+#define MINIVAE_FULL_MASK 0xffffffffu
+
+// Overloads pick the single- or double-precision libm function from the argument type, so a
+// template on T calls expf for float and exp for double (never a float→double round trip).
+MINIVAE_HD float mv_exp(float x) { return expf(x); }
+MINIVAE_HD double mv_exp(double x) { return exp(x); }
+MINIVAE_HD float mv_log(float x) { return logf(x); }
+MINIVAE_HD double mv_log(double x) { return log(x); }
+MINIVAE_HD float mv_log1p(float x) { return log1pf(x); }
+MINIVAE_HD double mv_log1p(double x) { return log1p(x); }
+MINIVAE_HD float mv_sqrt(float x) { return sqrtf(x); }
+MINIVAE_HD double mv_sqrt(double x) { return sqrt(x); }
+
+template <typename T>
+MINIVAE_HD T mv_max(T a, T b) { return b > a ? b : a; }
+
+// −∞ from its bit pattern: NVRTC defines neither INFINITY nor HUGE_VAL. The unused argument
+// selects the type (explicit specialisations could not be `static` on the host).
+MINIVAE_D float neg_inf(float) { return __int_as_float((int)0xff800000u); }
+MINIVAE_D double neg_inf(double) { return __longlong_as_double((long long)0xfff0000000000000ull); }
+
+// Values per thread kept in registers by the block-per-row kernels (k ≤ 8·blockDim.x).
+#define MINIVAE_BLOCK_VALUES 8
+
+// Index of "no element" in an argmax: loses every tie against a real index.
+#define MINIVAE_NO_INDEX 0x7fffffff
+
+template <typename T>
+MINIVAE_D T warp_sum(T v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(MINIVAE_FULL_MASK, v, o);
+    return v;
+}
+
+template <typename T>
+MINIVAE_D T warp_max(T v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = mv_max(v, __shfl_xor_sync(MINIVAE_FULL_MASK, v, o));
+    return v;
+}
+
+// (v, i) ← the largest v of the warp and its index; equal values go to the lowest index, as
+// numpy.argmax. Both are exchanged in every step, so the pair stays consistent.
+template <typename T>
+MINIVAE_D void warp_argmax(T& v, int& i) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const T ov = __shfl_xor_sync(MINIVAE_FULL_MASK, v, o);
+        const int oi = __shfl_xor_sync(MINIVAE_FULL_MASK, i, o);
+        if (ov > v || (ov == v && oi < i)) {
+            v = ov;
+            i = oi;
+        }
+    }
+}
+
+// Block reductions: each warp reduces, lane 0 of warp w parks its result in buf[w], then every
+// warp reduces the (≤ 32) parked values itself. The barrier before the write keeps a second
+// call from overwriting buf while a slower warp still reads the first call's values; the
+// barrier after it publishes the writes. Must be reached by every thread of the block.
+template <typename T>
+MINIVAE_D T block_sum(T v) {
+    __shared__ T buf[32];
+    v = warp_sum(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) buf[threadIdx.x >> 5] = v;
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    return warp_sum(lane < (int)(blockDim.x >> 5) ? buf[lane] : T(0));
+}
+
+template <typename T>
+MINIVAE_D T block_max(T v) {
+    __shared__ T buf[32];
+    v = warp_max(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) buf[threadIdx.x >> 5] = v;
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    return warp_max(lane < (int)(blockDim.x >> 5) ? buf[lane] : neg_inf(T(0)));
+}
+
+template <typename T>
+MINIVAE_D void block_argmax(T& v, int& i) {
+    __shared__ T vbuf[32];
+    __shared__ int ibuf[32];
+    warp_argmax(v, i);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) {
+        vbuf[threadIdx.x >> 5] = v;
+        ibuf[threadIdx.x >> 5] = i;
+    }
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    const bool live = lane < (int)(blockDim.x >> 5);
+    v = live ? vbuf[lane] : neg_inf(T(0));
+    i = live ? ibuf[lane] : MINIVAE_NO_INDEX;
+    warp_argmax(v, i);
+}
+
+// Reductions over the threads that share a row: its warp (Block = false) or its block (true), so
+// that one row routine serves both the warp-per-row and the block-per-row kernels.
+template <bool Block, typename T>
+MINIVAE_D T row_sum(T v) {
+    if constexpr (Block) return block_sum(v);
+    else return warp_sum(v);
+}
+
+template <bool Block, typename T>
+MINIVAE_D T row_max(T v) {
+    if constexpr (Block) return block_max(v);
+    else return warp_max(v);
+}
+
+// Grid-stride loop bounds for elementwise kernels (64-bit: n may exceed 2³¹).
+MINIVAE_D long long grid_first() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+MINIVAE_D long long grid_step() { return (long long)gridDim.x * blockDim.x; }
+
+// Softmax of one row whose elements j = first + t·stride (t < N, j < k) sit in v[t], in place:
+//   m = max_j v_j;  z_j = (v_j − m)·inv_tau;  s = Σ_j exp z_j;
+//   v_j ← exp(z_j)/s, or z_j − log s when log_out.
+// Entries with j ≥ k are left alone. Every thread of the row (warp or block) must call it.
+template <typename T, int N, bool Block>
+MINIVAE_D void softmax_regs(T (&v)[N], int first, int stride, int k, T inv_tau, int log_out) {
+    T m = neg_inf(T(0));
+#pragma unroll
+    for (int t = 0; t < N; ++t)
+        if (first + t * stride < k) m = mv_max(m, v[t]);
+    m = row_max<Block>(m);
+    T s = T(0);
+#pragma unroll
+    for (int t = 0; t < N; ++t) {
+        if (first + t * stride < k) {
+            v[t] = (v[t] - m) * inv_tau;
+            const T e = mv_exp(v[t]);
+            s += e;
+            if (!log_out) v[t] = e;
+        }
+    }
+    s = row_sum<Block>(s);
+    const T log_s = log_out ? mv_log(s) : T(0);
+#pragma unroll
+    for (int t = 0; t < N; ++t)
+        if (first + t * stride < k) v[t] = log_out ? v[t] - log_s : v[t] / s;
+}
+
+// The same for a row too long for registers: reads src three times (max, sum, result) and writes
+// dst; each thread touches only its own j, so src may equal dst. Every thread of the block must call it.
+template <typename T>
+MINIVAE_D void softmax_block_global(const T* src, T* dst, int k, T inv_tau, int log_out) {
+    T m = neg_inf(T(0));
+    for (int j = threadIdx.x; j < k; j += blockDim.x) m = mv_max(m, src[j]);
+    m = block_max(m);
+    T s = T(0);
+    for (int j = threadIdx.x; j < k; j += blockDim.x) s += mv_exp((src[j] - m) * inv_tau);
+    s = block_sum(s);
+    const T log_s = log_out ? mv_log(s) : T(0);
+    for (int j = threadIdx.x; j < k; j += blockDim.x) {
+        const T z = (src[j] - m) * inv_tau;
+        dst[j] = log_out ? z - log_s : mv_exp(z) / s;
+    }
+}

@@ -1,0 +1,58 @@
+// Optimizer steps over a flat parameter buffer, one launch for every parameter (as minivae/optim.py):
+//
+//   Adam   m ← b1·m + (1 − b1)·g;  v ← b2·v + (1 − b2)·g·g;  p ← p − step_size·m/(√v + eps_hat)
+//          (step_size and eps_hat carry the bias corrections; the scalars arrive already in T)
+//   SGD    v ← momentum·v + g;  p ← p − lr·v
+//
+// p, m, v are flat buffers of n values; parameter j occupies [starts[j], starts[j+1]) of them
+// (starts[count] = n). Gradients are separate arrays, so grads[j] holds the device address of
+// parameter j's gradient, or 0 when it has none: its slice is then left untouched (not even the
+// moments decay), as the reference skips a parameter whose .grad is None.
+//
+// Layout: grid-stride loop over the n elements; element i finds its parameter by binary search
+// over starts (log2(count) reads of a small array that stays in cache), so one launch covers
+// parameters of any sizes without a per-parameter launch.
+#include "common.cuh"
+
+// The j with starts[j] ≤ i < starts[j+1] (0 ≤ i < starts[count]); empty parameters are skipped
+// because their start equals the next one.
+MINIVAE_D int owner(const long long* __restrict__ starts, int count, long long i) {
+    int lo = 0, hi = count;  // starts[lo] ≤ i < starts[hi]
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) >> 1;
+        if (starts[mid] <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+template <typename T>
+__global__ void adam_step(T* __restrict__ p, T* __restrict__ m, T* __restrict__ v,
+                          const unsigned long long* __restrict__ grads, const long long* __restrict__ starts,
+                          int count, long long n, T step_size, T b1, T one_minus_b1, T b2, T one_minus_b2,
+                          T eps_hat) {
+    for (long long i = grid_first(); i < n; i += grid_step()) {
+        const int j = owner(starts, count, i);
+        if (grads[j] == 0) continue;
+        const T gi = reinterpret_cast<const T*>(grads[j])[i - starts[j]];
+        const T mi = b1 * m[i] + one_minus_b1 * gi;
+        const T vi = b2 * v[i] + one_minus_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step_size * mi / (mv_sqrt(vi) + eps_hat);
+    }
+}
+
+template <typename T>
+__global__ void sgd_step(T* __restrict__ p, T* __restrict__ v, const unsigned long long* __restrict__ grads,
+                         const long long* __restrict__ starts, int count, long long n, T lr, T momentum) {
+    for (long long i = grid_first(); i < n; i += grid_step()) {
+        const int j = owner(starts, count, i);
+        if (grads[j] == 0) continue;
+        const T vi = momentum * v[i] + reinterpret_cast<const T*>(grads[j])[i - starts[j]];
+        v[i] = vi;
+        p[i] -= lr * vi;
+    }
+}

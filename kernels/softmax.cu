@@ -1,0 +1,136 @@
+// Softmax and log-softmax with temperature τ over the rows of a (rows, k) C-contiguous array.
+//
+//   forward   m = max_j x_j;  z_j = (x_j − m)·inv_tau;  s = Σ_j exp z_j
+//             softmax y_j = exp(z_j)/s;   log-softmax y_j = z_j − log s          (inv_tau = 1/τ)
+//   backward  softmax gx_j = y_j·(g_j − Σ_i g_i y_i)·inv_tau
+//             log-softmax gx_j = (g_j − exp(y_j)·Σ_i g_i)·inv_tau
+// as minivae/ops/softmax.py. The shift by the max makes every exponent ≤ 0, so logits of ±1e4 and
+// τ down to 1e-3 neither overflow nor give NaN.
+//
+// Layouts (common.cuh): *_warp_* one warp per row, lane l keeps x_j, j = l + 32t (t < N), in
+// registers: the row is read once and written once (k ≤ 32·N). *_block_* one block per row,
+// thread t keeps j = t + blockDim.x·u (u < 8) in registers when k ≤ 8·blockDim.x, otherwise it
+// re-reads the row from global memory for each pass (any k). A warp (block) past the last row
+// skips the row as a whole, so shuffles and barriers stay collective.
+#include "common.cuh"
+
+// The term of the backward sum Σ_i for element i, and the gradient given that sum.
+template <typename T>
+MINIVAE_HD T softmax_bwd_term(T y, T g, int log_out) { return log_out ? g : g * y; }
+
+template <typename T>
+MINIVAE_HD T softmax_bwd_elem(T y, T g, T s, T inv_tau, int log_out) {
+    return log_out ? (g - mv_exp(y) * s) * inv_tau : y * (g - s) * inv_tau;
+}
+
+template <typename T, int N>
+__global__ void softmax_warp_fwd(const T* __restrict__ x, T* __restrict__ y, int rows, int k, T inv_tau,
+                                 int log_out) {
+    const int lane = threadIdx.x & 31;
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
+        const T* xr = x + row * k;
+        T* yr = y + row * k;
+        T v[N];
+#pragma unroll
+        for (int t = 0; t < N; ++t) {
+            const int j = lane + 32 * t;
+            v[t] = j < k ? xr[j] : T(0);
+        }
+        softmax_regs<T, N, false>(v, lane, 32, k, inv_tau, log_out);
+#pragma unroll
+        for (int t = 0; t < N; ++t) {
+            const int j = lane + 32 * t;
+            if (j < k) yr[j] = v[t];
+        }
+    }
+}
+
+template <typename T, int N>
+__global__ void softmax_warp_bwd(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ gx, int rows,
+                                 int k, T inv_tau, int log_out) {
+    const int lane = threadIdx.x & 31;
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
+        T yv[N], gv[N];
+        T s = T(0);
+#pragma unroll
+        for (int t = 0; t < N; ++t) {
+            const int j = lane + 32 * t;
+            yv[t] = j < k ? y[row * k + j] : T(0);
+            gv[t] = j < k ? g[row * k + j] : T(0);
+            s += softmax_bwd_term(yv[t], gv[t], log_out);  // padding adds 0
+        }
+        s = warp_sum(s);
+#pragma unroll
+        for (int t = 0; t < N; ++t) {
+            const int j = lane + 32 * t;
+            if (j < k) gx[row * k + j] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, log_out);
+        }
+    }
+}
+
+// __launch_bounds__(1024, 1): launchers use up to 1024 threads per row, which needs ≤ 64 registers
+// per thread; the explicit 1 block per SM stops ptxas from aiming at two (32 registers, spills).
+template <typename T>
+__global__ void __launch_bounds__(1024, 1)
+    softmax_block_fwd(const T* __restrict__ x, T* __restrict__ y, int rows, int k, T inv_tau, int log_out) {
+    const int first = threadIdx.x, stride = blockDim.x;
+    const bool cached = k <= MINIVAE_BLOCK_VALUES * stride;  // the same for the whole block
+    const int row = blockIdx.x;
+    if (row < rows) {  // the same in the whole block: every thread reaches the barriers
+        const T* xr = x + (long long)row * k;
+        T* yr = y + (long long)row * k;
+        if (cached) {
+            T v[MINIVAE_BLOCK_VALUES];
+#pragma unroll
+            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
+                const int j = first + t * stride;
+                v[t] = j < k ? xr[j] : T(0);
+            }
+            softmax_regs<T, MINIVAE_BLOCK_VALUES, true>(v, first, stride, k, inv_tau, log_out);
+#pragma unroll
+            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
+                const int j = first + t * stride;
+                if (j < k) yr[j] = v[t];
+            }
+        } else {
+            softmax_block_global(xr, yr, k, inv_tau, log_out);
+        }
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(1024, 1)
+    softmax_block_bwd(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ gx, int rows, int k,
+                      T inv_tau, int log_out) {
+    const int first = threadIdx.x, stride = blockDim.x;
+    const bool cached = k <= MINIVAE_BLOCK_VALUES * stride;
+    const int row = blockIdx.x;
+    if (row < rows) {  // the same in the whole block: every thread reaches the barriers
+        const T* yr = y + (long long)row * k;
+        const T* gr = g + (long long)row * k;
+        T* gxr = gx + (long long)row * k;
+        T s = T(0);
+        if (cached) {
+            T yv[MINIVAE_BLOCK_VALUES], gv[MINIVAE_BLOCK_VALUES];
+#pragma unroll
+            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
+                const int j = first + t * stride;
+                yv[t] = j < k ? yr[j] : T(0);
+                gv[t] = j < k ? gr[j] : T(0);
+                s += softmax_bwd_term(yv[t], gv[t], log_out);
+            }
+            s = block_sum(s);
+#pragma unroll
+            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
+                const int j = first + t * stride;
+                if (j < k) gxr[j] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, log_out);
+            }
+        } else {
+            for (int j = first; j < k; j += stride) s += softmax_bwd_term(yr[j], gr[j], log_out);
+            s = block_sum(s);
+            for (int j = first; j < k; j += stride) gxr[j] = softmax_bwd_elem(yr[j], gr[j], s, inv_tau, log_out);
+        }
+    }
+}

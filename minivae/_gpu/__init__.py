@@ -1,0 +1,87 @@
+"""CUDA kernels through CuPy, one thin launcher module per hot path, imported on first use through
+``minivae._backend.fused`` with the same function names as ``minivae._cpu`` (the Numba kernels).
+
+Each launcher checks dtypes and shapes, makes its inputs C-contiguous (a RawKernel ignores strides),
+allocates the outputs, picks the kernel and its grid, and passes every scalar as the NumPy type of
+the kernel's C parameter. The kernels themselves are kernels/*.cu, loaded by ``loader``.
+"""
+import numpy
+
+from minivae._backend import get_array_module
+from minivae._gpu import loader
+
+ELEMENTWISE_BLOCK = 256
+MAX_GRID = 1 << 16          # elementwise kernels loop over the rest (grid-stride)
+ROWS_PER_WARP_BLOCK = 4     # warp-per-row kernels: 4 warps, 4 rows per block of 128 threads
+BLOCK_CACHE = 8             # values per thread the block-per-row kernels keep in registers
+LARGEST_WARP_ROW = 32 * max(loader.WARP_N)
+
+
+def floating(a, who):
+    """The C type name of ``a``'s dtype; anything but float32/float64 is refused with the op's name."""
+    if a.dtype not in (numpy.float32, numpy.float64):
+        raise TypeError(f"{who}: the CUDA kernels take float32 or float64, not {a.dtype}")
+    return loader.ctype(a.dtype)
+
+
+def contiguous(a, dtype=None):
+    """``a`` as a C-contiguous array of ``dtype`` (a copy only when needed)."""
+    return get_array_module(a).ascontiguousarray(a, dtype=dtype)
+
+
+def rows_of(a, dtype=None):
+    """A C-contiguous (rows, k) view of ``a`` over its last axis."""
+    return contiguous(a, dtype).reshape(-1, a.shape[-1])
+
+
+def address(a):
+    """The device address of an array's data (CuPy's ``data.ptr``; the tests' stand-ins say theirs)."""
+    if hasattr(a, "__minivae_device_ptr__"):
+        return a.__minivae_device_ptr__()
+    if isinstance(a, numpy.ndarray):  # the host emulation of the kernels runs on NumPy memory
+        return a.ctypes.data
+    return a.data.ptr
+
+
+def row_launch(rows, k):
+    """(layout, N, grid, block) of a row-wise kernel over ``rows`` rows of length ``k``.
+
+    Rows up to 1024 long take a warp each (4 to a block of 128 threads), each lane holding
+    N = ⌈k/32⌉ values (rounded up to a power of two) in registers: the row is read once and the
+    reductions are warp shuffles. Longer rows take a block each, wide enough that a thread holds at
+    most 8 values (up to 1024 threads, beyond which the kernel re-reads the row)."""
+    if k <= LARGEST_WARP_ROW:
+        n = next(n for n in loader.WARP_N if 32 * n >= k)
+        return "warp", n, (-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,)
+    threads = min(1024, 32 * -(-k // (32 * BLOCK_CACHE)))
+    return "block", None, (rows,), (threads,)
+
+
+def elementwise_launch(n):
+    """(grid, block) of a grid-stride elementwise kernel over n elements."""
+    return (min(MAX_GRID, -(-n // ELEMENTWISE_BLOCK)),), (ELEMENTWISE_BLOCK,)
+
+
+def launch_rows(source, stem, direction, t, rows, k, args):
+    """Launch ``<stem>_<warp|block>_<direction><t...>`` from kernels/<source> over rows of length k."""
+    if rows == 0 or k == 0:
+        return
+    layout, n, grid, block = row_launch(rows, k)
+    name = f"{stem}_{layout}_{direction}<{t}>" if n is None else f"{stem}_{layout}_{direction}<{t}, {n}>"
+    loader.function(source, name)(grid, block, args)
+
+
+def launch_elementwise(source, name, n, args):
+    if n == 0:
+        return
+    grid, block = elementwise_launch(n)
+    loader.function(source, name)(grid, block, args)
+
+
+def gradient_table(grads, like):
+    """The parameters' gradients for the one-launch optimizer kernels: (a device array of their
+    addresses, 0 where a parameter has none; the C-contiguous gradients those addresses point into,
+    which the caller keeps referenced until the launch is queued)."""
+    grads = [None if g is None else contiguous(g, like.dtype) for g in grads]
+    table = numpy.array([0 if g is None else address(g) for g in grads], dtype=numpy.uint64)
+    return get_array_module(like).asarray(table), grads

@@ -1,0 +1,32 @@
+"""Categorical KL to a given prior over the last axis, a warp per row: kernels/categorical_kl.cu."""
+import numpy
+
+from minivae._backend import get_array_module
+from minivae._gpu import ROWS_PER_WARP_BLOCK, contiguous, floating, loader, rows_of
+
+
+def _launch(name, rows, args):
+    if rows:
+        loader.function("categorical_kl.cu", name)((-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,), args)
+
+
+def categorical_kl_fwd(logits, log_p):
+    """(KL per row, q, log q − log p) for logits and prior log-probabilities of the same shape."""
+    t = floating(logits, "categorical_kl")
+    x, lp = rows_of(logits), rows_of(log_p, logits.dtype)
+    xp = get_array_module(logits)
+    rows, k = x.shape
+    kl, q, diff = xp.empty(rows, x.dtype), xp.empty(x.shape, x.dtype), xp.empty(x.shape, x.dtype)
+    _launch(f"categorical_kl_fwd<{t}>", rows, (x, lp, kl, q, diff, numpy.int32(rows), numpy.int32(k)))
+    return kl.reshape(logits.shape[:-1]), q.reshape(logits.shape), diff.reshape(logits.shape)
+
+
+def categorical_kl_bwd(g, q, diff, kl):
+    """l̄ = ḡ·q ⊙ (diff − KL), row by row."""
+    t = floating(q, "categorical_kl backward")
+    qr, dr = rows_of(q), rows_of(diff)
+    rows, k = qr.shape
+    gl = get_array_module(q).empty(qr.shape, q.dtype)
+    _launch(f"categorical_kl_bwd<{t}>", rows,
+            (contiguous(g, q.dtype).reshape(-1), qr, dr, contiguous(kl).reshape(-1), gl, numpy.int32(rows), numpy.int32(k)))
+    return gl.reshape(q.shape)

@@ -1,0 +1,83 @@
+"""Loads kernels/*.cu with CuPy's RawModule: one module per source file and device, compiled by NVRTC on
+first use (CuPy caches the binary on disk), each template instantiated by the name expressions below.
+
+``SOURCES`` and ``NVRTC_OPTIONS`` are what the runtime compiles; tests/test_cuda_build.py compiles exactly
+these for sm_75, sm_80 and sm_90 without a GPU, and tests run the same sources on the CPU through
+``use_module_factory`` (tests/cuda_host/).
+"""
+import contextlib
+import pathlib
+
+_HERE = pathlib.Path(__file__).resolve().parent
+
+
+def _kernels_dir():
+    """kernels/ ships inside the wheel as minivae/kernels; in a source checkout it sits beside minivae/."""
+    for candidate in (_HERE.parent / "kernels", _HERE.parent.parent / "kernels"):
+        if (candidate / "philox.cuh").is_file():
+            return candidate
+    raise RuntimeError(f"the CUDA sources (kernels/*.cu) are missing beside {_HERE.parent}: reinstall minivae")
+
+
+KERNELS_DIR = _kernels_dir()
+TYPES = ("float", "double")
+WARP_N = (1, 2, 4, 8, 16, 32)   # values per lane of the warp-per-row kernels: rows up to 32·N = 1024
+
+
+def _each(template, per_type=("",)):
+    return [template.format(t=t, n=n) for t in TYPES for n in per_type]
+
+
+SOURCES = {
+    "softmax.cu": (_each("softmax_warp_fwd<{t}, {n}>", WARP_N) + _each("softmax_warp_bwd<{t}, {n}>", WARP_N)
+                   + _each("softmax_block_fwd<{t}>") + _each("softmax_block_bwd<{t}>")),
+    "gumbel_softmax.cu": _each("gumbel_softmax_warp_fwd<{t}, {n}>", WARP_N) + _each("gumbel_softmax_block_fwd<{t}>"),
+    "gaussian.cu": (_each("reparameterize_fwd<{t}>") + _each("reparameterize_bwd<{t}>")
+                    + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")),
+    "categorical_kl.cu": _each("categorical_kl_fwd<{t}>") + _each("categorical_kl_bwd<{t}>"),
+    "bce.cu": _each("bce_fwd<{t}>"),
+    "optim.cu": _each("adam_step<{t}>") + _each("sgd_step<{t}>"),
+    "random.cu": _each("philox_uniform<{t}>") + _each("philox_normal<{t}>") + _each("philox_gumbel<{t}>"),
+}
+
+# Everything the runtime passes to NVRTC besides the target architecture, which CuPy adds for the device.
+NVRTC_OPTIONS = ("--std=c++17", f"-I{KERNELS_DIR}")
+
+_modules = {}
+_factory = None
+
+
+def ctype(dtype):
+    """The C type of a NumPy dtype in a name expression ("float" or "double")."""
+    name = {"float32": "float", "float64": "double"}.get(str(dtype))
+    if name is None:
+        raise TypeError(f"the CUDA kernels take float32 or float64 arrays, not {dtype}")
+    return name
+
+
+def function(source, name):
+    """The kernel ``name`` (one of SOURCES[source]) on the current device, as a CuPy RawKernel:
+    ``k(grid, block, args)``."""
+    if name not in SOURCES[source]:
+        raise KeyError(f"{name!r} is not instantiated in kernels/{source}")
+    if _factory is not None:
+        return _factory(source).get_function(name)
+    import cupy
+    key = (source, cupy.cuda.runtime.getDevice())
+    module = _modules.get(key)
+    if module is None:
+        code = (KERNELS_DIR / source).read_text()
+        module = _modules[key] = cupy.RawModule(code=code, options=NVRTC_OPTIONS, name_expressions=SOURCES[source])
+    return module.get_function(name)
+
+
+@contextlib.contextmanager
+def use_module_factory(factory):
+    """Within this block kernels come from ``factory(source)`` (an object with ``get_function``) instead of
+    CuPy: the test suite runs the same sources on the CPU this way."""
+    global _factory
+    previous, _factory = _factory, factory
+    try:
+        yield
+    finally:
+        _factory = previous

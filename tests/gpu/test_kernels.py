@@ -1,0 +1,15 @@
+"""The kernel cases of tests/kernel_cases.py on a real GPU, through CuPy and the real launchers."""
+import pytest
+
+from tests.kernel_cases import *  # noqa: F401,F403  (the shared cases)
+
+
+class CupyDevice:
+    def __init__(self, cupy):
+        self.put, self.get = cupy.asarray, cupy.asnumpy
+
+
+@pytest.fixture(scope="module")
+def dev():
+    import cupy
+    return CupyDevice(cupy)

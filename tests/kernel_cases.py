@@ -1,0 +1,221 @@
+"""Every kernel of kernels/*.cu against its NumPy reference (the op's formula, the specification):
+values and gradients, float32 and float64, awkward shapes, extreme logits and temperatures.
+
+The cases take a ``dev`` fixture (``put``: NumPy → device array, ``get``: back) and call the
+launchers of minivae/_gpu directly, so the same cases run the kernels on the CPU through the host
+emulation (tests/test_cuda_kernels.py, plain and under ThreadSanitizer / AddressSanitizer) and on a
+real GPU through CuPy (tests/gpu/test_kernels.py)."""
+import os
+
+import numpy as np
+import pytest
+
+from minivae._gpu import adam, bce, categorical, gaussian, gumbel, random, sgd, softmax
+from minivae.ops.reduce import logsumexp_array
+from minivae.ops.softmax import softmax_array, softmax_vjp
+from minivae.random import Generator
+
+DTYPES = [np.float32, np.float64]
+# K: 1, 2, around a warp (31, 32, 33), a row needing N = 16 lanes' worth, one past the warp kernels (1025)
+LENGTHS = [1, 2, 31, 32, 33, 257, 1025]
+TAUS = [1e-3, 1.0, 1e3]
+if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
+    # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
+    # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row)
+    LENGTHS, TAUS = [33, 1025], [1.0]
+
+
+def tol(dtype):
+    """rtol, atol between two evaluations of one formula in ``dtype``: a few ulp, magnified by the
+    exponent's size (exp(z) carries z's relative error times |z|, and |z| reaches ~10² before underflow)."""
+    return (2e-5, 1e-6) if dtype == np.float32 else (1e-12, 1e-14)
+
+
+def close(got, want, dtype, scale=1.0):
+    rtol, atol = tol(dtype)
+    np.testing.assert_allclose(got, want, rtol=rtol * scale, atol=atol * scale)
+
+
+def logits(rng, rows, k, dtype, spread=1e4):
+    """Logits spanning ±spread, with a tie at the maximum in every other row."""
+    x = rng.uniform(-spread, spread, (rows, k))
+    if k > 1:
+        x[::2, -1] = x[::2].max(axis=1)
+    return x.astype(dtype)
+
+
+def log_softmax_array(x, tau):
+    z = (x - x.max(axis=-1, keepdims=True)) / tau
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", LENGTHS)
+@pytest.mark.parametrize("tau", TAUS)
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_forward_and_backward(dev, dtype, k, tau, log):
+    rng = np.random.default_rng(k)
+    rows = 5
+    # spread the logits over ~30 τ so that several entries of a row matter at every temperature
+    x = logits(rng, rows, k, dtype, spread=min(1e4, 30 * tau) if tau < 1e3 else 1e4)
+    g = rng.standard_normal((rows, k)).astype(dtype)        # random upstream: all ones hides softmax bugs
+    y = dev.get(softmax.softmax_fwd(dev.put(x), tau, log=log))
+    gx = dev.get(softmax.softmax_bwd(dev.put(y), dev.put(g), tau, log=log))
+    if log:
+        want = log_softmax_array(x, tau)
+        close(y, want, dtype, scale=max(1.0, np.abs(want).max()))
+        want_gx = (g - np.exp(y) * g.sum(axis=-1, keepdims=True)) / tau
+    else:
+        close(y, softmax_array(np, x, (1,), tau), dtype)
+        want_gx = softmax_vjp(y, g, -1, tau)
+    close(gx, want_gx, dtype, scale=k / tau)                # Σ over k terms, each scaled by 1/τ
+    assert np.isfinite(y).all() and np.isfinite(gx).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 33, 1025])
+def test_softmax_at_extreme_logits_stays_finite(dev, dtype, k):
+    x = np.full((3, k), -1e4, dtype)
+    x[:, 0] = 1e4
+    for tau in TAUS:
+        y = dev.get(softmax.softmax_fwd(dev.put(x), tau))
+        ly = dev.get(softmax.softmax_fwd(dev.put(x), tau, log=True))
+        assert np.isfinite(y).all() and np.isfinite(ly).all()
+        np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", LENGTHS)
+@pytest.mark.parametrize("hard", [False, True])
+def test_gumbel_softmax_noise_matches_the_numpy_stream(dev, dtype, k, hard):
+    rng = np.random.default_rng(k + 100)
+    rows, tau = 6, 0.7
+    seed, counter = 2 ** 40 + 17, 2 ** 32 - 3               # both key words; the counter carries past 2³²
+    x = logits(rng, rows, k, dtype, spread=3.0)
+    y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), seed, counter, tau, hard))
+    noisy = x + Generator(seed, counter).gumbel(x.shape, dtype)   # the reference: GumbelSoftmax's NumPy path
+    want = softmax_array(np, noisy, (1,), tau)
+    close(y, want, dtype)
+    if hard:
+        np.testing.assert_array_equal(out, np.eye(k, dtype=dtype)[want.argmax(axis=1)])
+    else:
+        close(out, y, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,tied", [(40, (3, 20)), (40, (3, 35)), (1100, (3, 700)), (1100, (40, 1099))])
+def test_gumbel_softmax_hard_ties_go_to_the_lowest_index(dev, dtype, k, tied):
+    """Logits of ±1e30 swallow the noise (an ulp of 1e30 exceeds any Gumbel draw), so the tied entries
+    get exactly equal y: across lanes (3, 20), within one lane (3, 35), across a block's threads."""
+    x = np.full((3, k), -1e30, dtype)
+    x[:, list(tied)] = 1e30
+    y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 5, 0, 1.0, True))
+    assert (y[:, tied[0]] == y[:, tied[1]]).all() and (y[:, tied[0]] == 0.5).all()
+    np.testing.assert_array_equal(out, np.eye(k, dtype=dtype)[[tied[0]] * 3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 255, 1000])
+def test_gaussian_reparameterization_and_kl(dev, dtype, n):
+    rng = np.random.default_rng(n)
+    mu, log_var, eps, g = (rng.standard_normal(n).astype(dtype) * s for s in (3, 4, 1, 1))
+    z, noise = (dev.get(a) for a in gaussian.reparameterize_fwd(dev.put(mu), dev.put(log_var), dev.put(eps)))
+    close(noise, np.exp(0.5 * log_var) * eps, dtype, scale=10)
+    close(z, mu + noise, dtype)
+    close(dev.get(gaussian.reparameterize_bwd(dev.put(g), dev.put(noise))), 0.5 * g * noise, dtype)
+    kl, var = (dev.get(a) for a in gaussian.kl_standard_normal_fwd(dev.put(mu), dev.put(log_var)))
+    close(var, np.exp(log_var), dtype, scale=10)
+    close(kl, 0.5 * (mu * mu + np.exp(log_var) - 1 - log_var), dtype, scale=10)
+    gmu, glv = (dev.get(a) for a in gaussian.kl_standard_normal_bwd(dev.put(g), dev.put(mu), dev.put(var)))
+    close(gmu, g * mu, dtype)
+    close(glv, 0.5 * g * (var - 1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 2, 10, 33, 100])
+def test_categorical_kl(dev, dtype, k):
+    rng = np.random.default_rng(k)
+    rows = 7
+    x = logits(rng, rows, k, dtype, spread=20.0)
+    prior = rng.standard_normal(k).astype(dtype)
+    log_p = np.broadcast_to(prior - logsumexp_array(np, prior, (0,)), x.shape)
+    g = rng.standard_normal(rows).astype(dtype)
+    kl, q, diff = (dev.get(a) for a in categorical.categorical_kl_fwd(dev.put(x), dev.put(np.ascontiguousarray(log_p))))
+    log_q = x - logsumexp_array(np, x, (1,))
+    close(q, np.exp(log_q), dtype)
+    close(diff, log_q - log_p, dtype, scale=40)
+    close(kl, (np.exp(log_q) * (log_q - log_p)).sum(axis=1), dtype, scale=40 * k)
+    gl = dev.get(categorical.categorical_kl_bwd(dev.put(g), dev.put(q), dev.put(diff), dev.put(kl)))
+    close(gl, q * (diff - kl[:, None]) * g[:, None], dtype, scale=40)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_with_logits_loss_and_gradient(dev, dtype):
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal(500) * 5, [-1e4, 1e4, 0.0, -0.0, 88.0, -88.0, 800.0]]).astype(dtype)
+    t = rng.uniform(0, 1, x.size).astype(dtype)
+    loss, dx = (dev.get(a) for a in bce.bce_fwd(dev.put(x), dev.put(t)))
+    want = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    e = np.exp(-np.abs(x))
+    close(loss, want, dtype, scale=max(1.0, np.abs(want).max()) if dtype == np.float32 else 1e4)
+    close(dx, np.where(x >= 0, 1 / (1 + e), e / (1 + e)) - t, dtype)
+    assert np.isfinite(loss).all() and np.isfinite(dx).all()
+
+
+def _flat_problem(dtype):
+    rng = np.random.default_rng(7)
+    sizes = [5, 1, 300, 33]                                 # a parameter of one element; sizes that split blocks
+    starts = np.cumsum([0] + sizes).astype(np.int64)
+    p, m, v = (rng.standard_normal(starts[-1]).astype(dtype) for _ in range(3))
+    v = np.abs(v)
+    grads = [rng.standard_normal(s).astype(dtype) for s in sizes]
+    grads[1] = None                                         # no gradient: left untouched
+    return starts, p, m, v, grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_updates_every_parameter_in_one_launch(dev, dtype):
+    starts, p, m, v, grads = _flat_problem(dtype)
+    dp, dm, dv = dev.put(p), dev.put(m), dev.put(v)
+    step_size, b1, b2, eps_hat = 1e-3, 0.9, 0.999, 1e-8
+    adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), step_size, b1, b2, eps_hat)
+    s = np.dtype(dtype).type
+    for j, g in enumerate(grads):
+        sl = slice(starts[j], starts[j + 1])
+        if g is None:
+            want_p, want_m, want_v = p[sl], m[sl], v[sl]
+        else:                                               # optim.Adam's NumPy formula, in the parameters' dtype
+            want_m = s(b1) * m[sl] + s(1 - b1) * g
+            want_v = s(b2) * v[sl] + s(1 - b2) * g * g
+            want_p = p[sl] - s(step_size) * want_m / (np.sqrt(want_v) + s(eps_hat))
+        close(dev.get(dm)[sl], want_m, dtype)
+        close(dev.get(dv)[sl], want_v, dtype)
+        close(dev.get(dp)[sl], want_p, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_updates_every_parameter_in_one_launch(dev, dtype, momentum):
+    starts, p, _, v, grads = _flat_problem(dtype)
+    dp, dv = dev.put(p), dev.put(v)
+    sgd.sgd_step_all(dp, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), 0.1, momentum)
+    s = np.dtype(dtype).type
+    for j, g in enumerate(grads):
+        sl = slice(starts[j], starts[j + 1])
+        want_v = v[sl] if g is None else s(momentum) * v[sl] + g
+        want_p = p[sl] if g is None else p[sl] - s(0.1) * want_v
+        close(dev.get(dv)[sl], want_v, dtype)
+        close(dev.get(dp)[sl], want_p, dtype)
+
+
+@pytest.mark.parametrize("seed,offset", [(0, 0), (2 ** 40 + 3, 2 ** 32 - 2), (2 ** 64 - 1, 5)])
+@pytest.mark.parametrize("n", [1, 7, 1001])
+def test_philox_fills_equal_the_generator(dev, seed, offset, n):
+    for dtype in DTYPES:
+        # uniforms are exact (integer arithmetic and an exact conversion); the transcendental draws are
+        # within a few ulp of NumPy's libm (cos, sin, log, log1p differ in their last bits)
+        np.testing.assert_array_equal(dev.get(random.uniform(seed, offset, n, dtype)), Generator(seed, offset).uniform(n, dtype))
+        for draw in ("normal", "gumbel"):
+            got = dev.get(getattr(random, draw)(seed, offset, (n,), dtype))
+            want = getattr(Generator(seed, offset), draw)(n, dtype)
+            np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)

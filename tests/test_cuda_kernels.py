@@ -1,0 +1,44 @@
+"""kernels/*.cu run on the CPU: the unmodified CUDA sources built by the host C++ compiler with
+tests/cuda_host/cuda_host.h (each block's threads as std::threads, barriers, warp shuffles) and
+launched through minivae/_gpu's own launchers. The cases are tests/kernel_cases.py, shared with
+the GPU suite (tests/gpu/)."""
+import shutil
+
+import numpy as np
+import pytest
+
+from minivae._gpu import loader
+from tests.cuda_host.host import module_factory, run_sanitized, sanitize_mode
+from tests.kernel_cases import *  # noqa: F401,F403  (the shared cases)
+
+if shutil.which("c++") is None and shutil.which("g++") is None:
+    pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU", allow_module_level=True)
+
+
+class HostDevice:
+    """Device arrays are NumPy arrays; kernels run through the host emulation."""
+    put = staticmethod(np.array)
+    get = staticmethod(np.asarray)
+
+
+@pytest.fixture(scope="module")
+def dev():
+    import minivae._gpu.random as gpu_random
+    with loader.use_module_factory(module_factory()), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gpu_random, "cupy_module", lambda: np)
+        yield HostDevice()
+
+
+@pytest.mark.parametrize("sanitize", ["thread", "address"])
+def test_the_cases_run_clean_under_the_sanitizers(sanitize):
+    """Every case above again, on fewer shapes, with the kernels built with -fsanitize=thread (a data race
+    between a block's threads, e.g. a missing __syncthreads, is reported) or -fsanitize=address,undefined
+    (a read or write past an array, e.g. an unguarded tail, is reported)."""
+    if sanitize_mode() is not None:
+        pytest.skip("this is the sanitized run itself")
+    done = run_sanitized(sanitize, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", __file__,
+                                    "-k", "not the_cases_run_clean"])
+    report = done.stdout[-4000:] + done.stderr[-4000:]
+    assert done.returncode == 0, report
+    assert "Sanitizer" not in done.stderr, report
+    assert " passed" in done.stdout and " failed" not in done.stdout, report

@@ -1,0 +1,331 @@
+"""device="cuda" end to end on the CPU: the "GPU" is tests/strict_array.py's StrictArray, which refuses
+implicit conversion to NumPy (as CuPy does) and logs every copy to the host. With the fused CUDA kernels
+off (``use_cuda_kernels(False)``: the array formulas only; the kernels are compared elsewhere) and the
+Numba kernels off on the CPU side, both devices run the same formulas, so results must be equal
+bit for bit, and a training step must copy nothing back to the host."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import estimators, objectives, ops
+from minivae._backend import device_of, use_cuda_kernels, use_numba
+from minivae.distributions import (Bernoulli, Categorical, ExpRelaxedCategorical, Normal, OneHotCategorical,
+                                   RelaxedOneHotCategorical)
+from minivae.data import load_default
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.nn import MLP, GatedLinear, Linear
+from minivae.optim import Adam
+from minivae.random import Generator
+from minivae.training import load_checkpoint, save_checkpoint, train
+from tests.strict_array import UPLOADS, StrictArray, describe, emulating, record, strict
+
+X_DIM = 20
+X = (np.random.default_rng(0).random((12, X_DIM)) < 0.4).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def formulas_only():
+    """The array formulas on both devices, and "cuda" = strict arrays."""
+    with use_numba(False), use_cuda_kernels(False), emulating():
+        yield
+
+
+def host(t):
+    """An explicit copy to the host, outside any recorded block."""
+    if isinstance(t, mv.Tensor):
+        return t.numpy()
+    return t.get() if isinstance(t, StrictArray) else t
+
+
+# ---- the stand-in itself -----------------------------------------------------------------------
+def test_strict_array_refuses_implicit_conversion_and_logs_explicit_ones():
+    a = strict.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    with record() as log:
+        with pytest.raises(TypeError, match="Implicit conversion"):
+            np.asarray(a)
+        with pytest.raises(TypeError, match="host numpy.ndarray"):
+            a + np.ones(3, np.float32)  # CuPy refuses host arrays as operands
+        float(a.sum()), int(a[0, 1]), bool(a[1, 1] > 0), a.max().item(), a.get(), a.tolist()
+    assert [kind for kind, _, _ in log] == ["__array__", "float", "int", "bool", "item", "get", "tolist"]
+    assert log[1][2].startswith(__file__)  # each entry says where the copy was asked for
+    # what stays on the device: results are strict arrays (0-d, never scalars), NumPy functions included
+    s = np.exp(a).sum()
+    assert isinstance(s, StrictArray) and s.shape == ()
+    assert isinstance(np.stack([a, a]), StrictArray) and isinstance(a * np.float32(2) + 1, StrictArray)
+
+
+def test_a_planted_host_conversion_in_an_op_is_caught():
+    class HostSum(mv.Function):
+        """Planted bug: computes on the host behind the caller's back."""
+
+        def forward(ctx, x):
+            return ctx.xp.asarray(np.asarray(x).sum())
+
+    class SyncingScale(mv.Function):
+        """Planted bug: a Python float from device data (a hidden synchronizing copy)."""
+
+        def forward(ctx, x):
+            return x / float(abs(x).max())
+
+    x = mv.tensor(X, device="cuda")
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        HostSum.apply(x)
+    with record() as log:
+        SyncingScale.apply(x)
+    assert [kind for kind, _, _ in log] == ["float"]
+
+
+# ---- tensors, modules, errors --------------------------------------------------------------------
+def test_mixing_devices_names_both():
+    with pytest.raises(RuntimeError, match="add: inputs are on different devices: cpu and cuda"):
+        mv.tensor([1.0]) + mv.tensor([1.0], device="cuda")
+    with pytest.raises(RuntimeError, match="matmul: inputs are on different devices: cpu and cuda"):
+        ops.matmul(mv.tensor(np.ones((2, 2), np.float32), device="cuda"), mv.tensor(np.ones((2, 2), np.float32)))
+
+
+def test_module_to_moves_parameters_in_place_and_returns_self():
+    cpu = MLP((4, 5, 3), rng=Generator(1))
+    gpu = MLP((4, 5, 3), rng=Generator(1), device="cuda")
+    assert gpu.device == "cuda" and all(isinstance(p.data, StrictArray) for p in gpu.parameters())
+    for p, q in zip(cpu.parameters(), gpu.parameters()):
+        np.testing.assert_array_equal(p.data, q.data.get())  # the same initial weights on both
+    params = gpu.parameters()
+    params[0].grad = strict.ones(params[0].shape, np.float32)
+    assert gpu.to("cpu") is gpu and gpu.device == "cpu"
+    assert all(p is q and isinstance(p.data, np.ndarray) for p, q in zip(gpu.parameters(), params))
+    assert isinstance(params[0].grad, np.ndarray)
+    assert Linear(3, 2, rng=Generator(0), device="cuda").device == "cuda"
+    assert GatedLinear(3, 2, rng=Generator(0), device="cuda").device == "cuda"
+    assert cpu.to("cuda").device == "cuda" and device_of(cpu.parameters()[-1].data) == "cuda"
+
+
+# ---- randomness: noise made on the device, the same values and counter as on the CPU ------------------
+@pytest.mark.parametrize("draw", ["uniform", "normal", "gumbel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_generator_draws_on_the_device(draw, dtype):
+    cpu, gpu = Generator(7, 3), Generator(7, 3)
+    expected = getattr(cpu, draw)((3, 5), dtype)
+    with record() as log, record(UPLOADS) as uploads:
+        got = getattr(gpu, draw)((3, 5), dtype, device="cuda")
+    assert isinstance(got, StrictArray) and got.dtype == dtype and log == [] and uploads == []
+    np.testing.assert_array_equal(got.get(), expected)
+    assert gpu.counter == cpu.counter
+
+
+@pytest.mark.parametrize("draw,shape", [("uniform", (3, 5)), ("normal", (3, 5)), ("normal", (7,)), ("gumbel", (2, 9))])
+def test_generator_uses_the_cuda_kernels_with_the_cpu_counter(draw, shape, monkeypatch):
+    """With the kernels on, the draw is minivae._gpu.random's, at the CPU draw's counter, and the
+    counter advances as the CPU draw's does (mocked launcher: the kernel is compared elsewhere)."""
+    import minivae._gpu.random as gpu_random
+    calls = []
+
+    def fake(seed, offset, shape, dtype):
+        calls.append((draw, seed, offset, shape, dtype))
+        return strict.asarray(getattr(Generator(seed, offset), draw)(shape, dtype))
+    monkeypatch.setattr(gpu_random, draw, fake)
+    cpu, gpu = Generator(5, 11), Generator(5, 11)
+    expected = getattr(cpu, draw)(shape, np.float32)
+    with use_cuda_kernels(True):
+        got = getattr(gpu, draw)(shape, np.float32, device="cuda")
+    assert calls == [(draw, 5, 11, shape, np.float32)]
+    np.testing.assert_array_equal(got.get(), expected)
+    assert gpu.counter == cpu.counter
+
+
+def _inputs(device):
+    return (mv.tensor(np.random.default_rng(1).normal(size=(4, 2, 5)).astype(np.float32), device=device),
+            mv.tensor(np.zeros((4, 3), np.float32), device=device), mv.tensor(np.full((4, 3), 2.0, np.float32), device=device))
+
+
+def _draws(logits, loc, scale):
+    rng = Generator(3)
+    return [Normal(loc, scale).rsample((2,), rng=rng), Normal(loc, scale).sample(rng=rng),
+            Bernoulli(logits).sample((3,), rng=rng), Categorical(logits).sample((2,), rng=rng),
+            Categorical(logits).log_prob(Categorical(logits).sample(rng=rng)),
+            OneHotCategorical(logits).sample(rng=rng), ExpRelaxedCategorical(0.5, logits).rsample(rng=rng),
+            RelaxedOneHotCategorical(0.5, logits).rsample((2,), rng=rng),
+            RelaxedOneHotCategorical(0.5, logits).rsample(rng=rng, hard=True), rng.counter]
+
+
+def test_distributions_sample_on_the_device_of_their_parameters():
+    *expected, counter = _draws(*_inputs("cpu"))
+    expected = [d.numpy() for d in expected]
+    inputs = _inputs("cuda")
+    with record() as log, record(UPLOADS) as uploads:
+        *got, got_counter = _draws(*inputs)
+    assert got_counter == counter
+    assert log == [], describe(log)
+    # no noise drawn on the host (but, until ops/sampling.py draws on the device, the Gumbel-Softmax op's)
+    assert all("sampling.py" in where for _, _, where in uploads), describe(uploads)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert g.device == "cuda", i
+        np.testing.assert_array_equal(host(g), e, err_msg=str(i))
+
+
+# ---- models: a few training steps equal on both devices, with no copy back -------------------------------
+MODELS = {
+    "gaussian": lambda device: GaussianVAE(X_DIM, (8,), 3, rng=Generator(0), device=device),
+    "gaussian-lik": lambda device: GaussianVAE(X_DIM, (8,), 3, likelihood="gaussian", activation="gated",
+                                               rng=Generator(0), device=device),
+    "gumbel_softmax": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, rng=Generator(0), device=device),
+    "straight_through": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="straight_through",
+                                                      rng=Generator(0), device=device),
+    "reinforce": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="reinforce", rng=Generator(0), device=device),
+    "reinforce+nvil": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="reinforce", baseline_hidden=5,
+                                                    rng=Generator(0), device=device),
+}
+
+
+def _train_steps(name, device, steps=3):
+    """(parameters, losses, conversions and uploads made inside loss, backward and step)."""
+    model = MODELS[name](device)
+    optimizer, rng = Adam(model.parameters(), lr=1e-2), Generator(4)
+    losses, inside, uploads = [], [], []
+    for step in range(steps):
+        x = mv.tensor(X[4 * step % 12:4 * step % 12 + 4], device=device)
+        with record() as log, record(UPLOADS) as up:
+            loss = model.loss(x, rng, step=step, beta=0.5)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        inside += log
+        uploads += up
+        losses.append(host(loss))
+    return {n: host(p) for n, p in model.named_parameters()}, losses, inside, uploads, model
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_steps_match_the_cpu_and_copy_nothing_back(name):
+    expected, expected_losses, _, _, _ = _train_steps(name, "cpu")
+    params, losses, conversions, uploads, model = _train_steps(name, "cuda")
+    assert conversions == [], "device→host copies inside a training step:\n" + describe(conversions)
+    assert all("sampling.py" in where for _, _, where in uploads), describe(uploads)
+    assert model.device == "cuda"
+    if "reinforce" in name:  # the moving-average baseline stays on the device
+        assert isinstance(model.baseline, StrictArray) and model.baseline.dtype == np.float64
+    np.testing.assert_array_equal(np.array(losses), np.array(expected_losses))
+    for n in expected:
+        np.testing.assert_array_equal(params[n], expected[n], err_msg=n)
+
+
+def test_objectives_and_estimators_on_the_device():
+    def run(device):
+        model = CategoricalVAE(X_DIM, (8,), 2, 3, rng=Generator(2), device=device)
+        gauss = GaussianVAE(X_DIM, (8,), 2, rng=Generator(2), device=device)
+        x, rng = mv.tensor(X[:5], device=device), Generator(9)
+        with mv.no_grad():
+            out = [objectives.elbo(model, x, rng), objectives.elbo(gauss, x, rng, k=2, analytic_kl=False),
+                   objectives.iwae_bound(gauss, x, rng, k=3), objectives.prior_bound(model, x, rng, k=2),
+                   objectives.log_likelihood_is(gauss, x, rng, k=7, chunk=3),
+                   objectives.exact_log_likelihood(model, x)]
+        q = model.posterior(x)
+
+        def f(z):
+            return model.likelihood(z).log_prob(x).sum(axis=-1)
+        for name in ("reinforce", "gumbel_softmax", "straight_through"):
+            out.append(estimators.get(name)(f, q, rng=rng))
+        out.append(estimators.exact(f, q))
+        return out
+
+    expected = [host(t) for t in run("cpu")]
+    with record() as log:
+        got = run("cuda")
+    assert log == [], describe(log)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        np.testing.assert_array_equal(host(g), e, err_msg=str(i))
+
+
+# ---- the training loop and checkpoints, across devices ------------------------------------------------
+def _data():
+    digits = load_default()
+    return {"train": digits["train"][:40], "valid": digits["valid"][:10]}
+
+
+def _model(device):
+    return CategoricalVAE(784, (8,), 3, 4, estimator="reinforce", rng=Generator(1), device=device)
+
+
+def _run(out, device, epochs, resume=False):
+    model = _model(device)
+    train(model, _data(), out, epochs=epochs, batch_size=10, lr=1e-2, seed=5, resume=resume, log=lambda *a: None)
+    return model
+
+
+def test_train_on_the_device_equals_the_cpu_and_resumes_across_devices(tmp_path):
+    full = _run(tmp_path / "cpu", "cpu", 2)
+    with record() as log:
+        gpu = _run(tmp_path / "cuda", "cuda", 2)
+    # the copies to the host a run makes: the loss once a step, and what it writes (checkpoint, pictures, ELBO)
+    kinds = {kind for kind, _, _ in log}
+    assert kinds <= {"item", "get"}, describe(log)
+    assert sum(kind == "item" for kind, _, _ in log) == 2 * 4
+    half = tmp_path / "half"
+    _run(half, "cuda", 1)
+    resumed = _run(half, "cpu", 2, resume=True)       # a checkpoint written on cuda, resumed on cpu
+    back = tmp_path / "back"
+    _run(back, "cpu", 1)
+    resumed_on_gpu = _run(back, "cuda", 2, resume=True)  # and the other way
+    for model in (gpu, resumed, resumed_on_gpu):
+        for (n, p), (_, q) in zip(full.named_parameters(), model.named_parameters()):
+            np.testing.assert_array_equal(host(q), p.data, err_msg=n)
+    for folder in ("cuda", "half", "back"):
+        assert (tmp_path / folder / "metrics.csv").read_text().split("\n")[1].split(",")[:4] == \
+            (tmp_path / "cpu" / "metrics.csv").read_text().split("\n")[1].split(",")[:4]
+
+
+def test_checkpoints_are_numpy_and_load_on_either_device(tmp_path):
+    model = _model("cuda")
+    model.loss(mv.tensor(_data()["train"][:4], device="cuda"), Generator(0))  # sets the baseline on the device
+    optimizer = Adam(model.parameters())
+    save_checkpoint(tmp_path / "c.npz", model, optimizer, Generator(0), 1, 1)
+    with np.load(tmp_path / "c.npz") as f:
+        assert all(f[k].dtype != object for k in f.files) and f["meta/baseline"].dtype == np.float64
+    on_cpu, _ = load_checkpoint(tmp_path / "c.npz")
+    on_gpu, _ = load_checkpoint(tmp_path / "c.npz", device="cuda")
+    assert on_cpu.device == "cpu" and on_gpu.device == "cuda" and isinstance(on_gpu.baseline, StrictArray)
+    assert float(on_cpu.baseline) == float(model.baseline.get())
+    for (n, p), (_, q), (_, r) in zip(model.named_parameters(), on_cpu.named_parameters(), on_gpu.named_parameters()):
+        np.testing.assert_array_equal(q.data, p.data.get(), err_msg=n)
+        np.testing.assert_array_equal(r.data.get(), p.data.get(), err_msg=n)
+
+
+# ---- the fused CUDA kernels, through the host emulation of kernels/*.cu ------------------------------------
+def _one_step(name, device):
+    """(loss, gradients, conversions inside loss, backward and an Adam step) of one training step."""
+    model, rng = MODELS[name](device), Generator(4)
+    optimizer, x = Adam(model.parameters(), lr=1e-2), mv.tensor(X[:4], device=device)
+    with record() as log:
+        loss = model.loss(x, rng, beta=0.5)
+        loss.backward()
+        grads = {n: p.grad.copy() for n, p in model.named_parameters()}
+        optimizer.step()
+    return host(loss), {n: host(g) for n, g in grads.items()}, log
+
+
+@pytest.mark.parametrize("name", ["gaussian", "straight_through", "reinforce"])
+def test_one_training_step_through_the_emulated_cuda_kernels(name):
+    """The fused kernels of kernels/*.cu (run on the CPU by tests/cuda_host) in a training step: the
+    same loss and gradients as the CPU formulas (to rounding: Adam's first step, ≈ lr·sign(g), would
+    magnify a rounding difference in a near-zero gradient), and still no copy to the host."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None:
+        pytest.skip("tests/cuda_host/host.py is not there")
+    from tests.cuda_host import host as cuda_host
+    if cuda_host.compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    factory, sources = cuda_host.module_factory(), set()
+
+    def recording(source):
+        sources.add(source)
+        return factory(source)
+    expected_loss, expected_grads, _ = _one_step(name, "cpu")
+    with use_cuda_kernels(True), loader.use_module_factory(recording):
+        loss, grads, conversions = _one_step(name, "cuda")
+    assert conversions == [], describe(conversions)
+    assert {"bce.cu", "optim.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
+    assert ("random.cu" if name != "straight_through" else "gumbel_softmax.cu") in sources
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    for n in grads:
+        np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-4, atol=1e-5, err_msg=n)

@@ -1,0 +1,143 @@
+"""The CuPy glue of minivae/_gpu without a GPU: which kernel a shape picks, grid and block sizes,
+dtype and contiguity checks, and argument packing, against a stand-in kernel object that records
+each launch. (tests/test_cuda_kernels.py runs the real kernels through the host emulation.)"""
+import numpy as np
+import pytest
+
+from minivae._gpu import adam, bce, categorical, gaussian, gumbel, loader, random, row_launch, sgd, softmax
+from minivae._gpu import ELEMENTWISE_BLOCK, MAX_GRID, address, elementwise_launch
+
+
+class Recorder:
+    """Stands in for a CuPy RawModule: get_function(name) gives a kernel that records its launches."""
+
+    def __init__(self):
+        self.launches = []
+
+    def __call__(self, source):
+        self.source = source
+        return self
+
+    def get_function(self, name):
+        assert name in loader.SOURCES[self.source], f"{name} is not instantiated in {self.source}"
+
+        def kernel(grid, block, args):
+            self.launches.append((self.source, name, grid, block, args))
+        return kernel
+
+
+@pytest.fixture
+def launches():
+    recorder = Recorder()
+    with loader.use_module_factory(recorder):
+        yield recorder.launches
+
+
+@pytest.mark.parametrize("k,layout,n", [(1, "warp", 1), (2, "warp", 1), (31, "warp", 1), (32, "warp", 1), (33, "warp", 2),
+                                        (64, "warp", 2), (65, "warp", 4), (257, "warp", 16), (1024, "warp", 32),
+                                        (1025, "block", None), (100_000, "block", None)])
+def test_row_layout_by_length(k, layout, n):
+    got_layout, got_n, grid, block = row_launch(10, k)
+    assert (got_layout, got_n) == (layout, n)
+    if layout == "warp":
+        assert 32 * n >= k and (n == 1 or 16 * n < k)       # the smallest N whose lanes hold the row
+        assert block == (128,) and grid == (3,)              # 4 rows a block: ⌈10/4⌉ blocks
+    else:
+        assert grid == (10,) and block[0] % 32 == 0 and block[0] <= 1024
+        assert block[0] * 8 >= min(k, 8 * 1024)              # ≤ 8 values a thread while the row fits
+
+
+def test_elementwise_grid():
+    assert elementwise_launch(1) == ((1,), (ELEMENTWISE_BLOCK,))
+    assert elementwise_launch(ELEMENTWISE_BLOCK + 1) == ((2,), (ELEMENTWISE_BLOCK,))
+    assert elementwise_launch(1 << 40) == ((MAX_GRID,), (ELEMENTWISE_BLOCK,))
+
+
+@pytest.mark.parametrize("dtype,ctype", [(np.float32, "float"), (np.float64, "double")])
+def test_softmax_packs_arguments_as_the_kernel_declares_them(launches, dtype, ctype):
+    x = np.arange(2 * 3 * 40, dtype=dtype).reshape(2, 3, 40)
+    y = softmax.softmax_fwd(x, 0.5, log=True)
+    ((source, name, grid, block, args),) = launches
+    assert (source, name) == ("softmax.cu", f"softmax_warp_fwd<{ctype}, 2>")
+    xr, out, rows, k, inv_tau, log = args
+    assert xr.shape == (6, 40) and np.shares_memory(xr, x) and out.shape == (6, 40) and out.dtype == dtype
+    assert type(rows) is np.int32 and rows == 6 and type(k) is np.int32 and k == 40
+    assert type(inv_tau) is np.dtype(dtype).type and inv_tau == 2 and type(log) is np.int32 and log == 1
+    assert grid == (2,) and y.shape == x.shape and np.shares_memory(y, out)
+
+
+def test_strided_inputs_are_made_contiguous(launches):
+    x = np.ones((40, 6), np.float32).T                      # a transposed view: strides the kernel cannot see
+    g = np.ones((6, 40), np.float64)                         # another dtype: cast to the output's
+    softmax.softmax_bwd(np.ascontiguousarray(x), g, 1.0)
+    softmax.softmax_fwd(x, 1.0)
+    (_, _, _, _, bwd_args), (_, _, _, _, fwd_args) = launches
+    assert bwd_args[1].dtype == np.float32 and bwd_args[1].flags.c_contiguous
+    assert fwd_args[0].flags.c_contiguous and not np.shares_memory(fwd_args[0], x)
+
+
+@pytest.mark.parametrize("call", [lambda x: softmax.softmax_fwd(x, 1.0), lambda x: bce.bce_fwd(x, x),
+                                  lambda x: gaussian.kl_standard_normal_fwd(x, x), lambda x: categorical.categorical_kl_fwd(x, x),
+                                  lambda x: gumbel.gumbel_softmax_fwd(x, 0, 0, 1.0, False)])
+@pytest.mark.parametrize("dtype", [np.float16, np.int32])
+def test_other_dtypes_are_refused_by_name(launches, call, dtype):
+    with pytest.raises(TypeError, match=f"float32 or float64, not {np.dtype(dtype)}"):
+        call(np.ones((2, 3), dtype))
+    assert launches == []
+
+
+def test_empty_arrays_launch_nothing(launches):
+    assert softmax.softmax_fwd(np.ones((0, 5), np.float32), 1.0).shape == (0, 5)
+    assert bce.bce_fwd(np.ones(0, np.float32), np.ones(0, np.float32))[0].shape == (0,)
+    assert launches == []
+
+
+def test_gumbel_soft_writes_one_array_and_hard_two(launches):
+    x = np.zeros((5, 2000), np.float64)
+    y, out = gumbel.gumbel_softmax_fwd(x, 2 ** 40 + 1, 7, 0.25, hard=False)
+    assert np.shares_memory(out, y)
+    gumbel.gumbel_softmax_fwd(x, 2 ** 40 + 1, 7, 0.25, hard=True)
+    (_, soft, grid, block, args), (_, hard_name, _, _, hard_args) = launches
+    assert soft == hard_name == "gumbel_softmax_block_fwd<double>" and grid == (5,) and block == (256,)
+    assert args[1] is args[2]                               # soft: out is y; the kernel writes y only
+    assert hard_args[1] is not hard_args[2]
+    seed, counter, flag = hard_args[-3:]
+    assert type(seed) is np.uint64 and seed == 2 ** 40 + 1 and type(counter) is np.uint64 and counter == 7
+    assert flag == 1 and hard_args[5] == 4.0
+
+
+def test_optimizers_update_every_parameter_in_one_launch(launches):
+    flat = np.zeros(10, np.float32)
+    m, v = np.zeros_like(flat), np.zeros_like(flat)
+    starts = np.array([0, 4, 6, 10], np.int64)
+    grads = [np.ones((2, 2), np.float32), None, np.ones(4, np.float64)[::-1]]   # a missing and a strided one
+    adam.adam_step_all(flat, m, v, grads, starts, 1e-3, 0.9, 0.999, 1e-8)
+    sgd.sgd_step_all(flat, m, grads, starts, 0.1, 0.0)
+    (_, name, grid, _, args), (_, sgd_name, _, _, sgd_args) = launches
+    assert name == "adam_step<float>" and sgd_name == "sgd_step<float>" and grid == (1,)
+    table, count, n = args[3], args[5], args[6]
+    assert table.dtype == np.uint64 and table[0] == address(grads[0]) and table[1] == 0
+    assert table[2] != 0 and table[2] != address(grads[2])   # a contiguous float32 copy was made for the kernel
+    assert type(count) is np.int32 and count == 3 and type(n) is np.int64 and n == 10
+    assert all(type(a) is np.float32 for a in args[7:]) and args[8] == np.float32(0.9) and args[9] == np.float32(1 - 0.9)
+    assert all(type(a) is np.float32 for a in sgd_args[-2:])
+
+
+def test_random_fills_draw_on_the_device_module(launches, monkeypatch):
+    import minivae._gpu.random as gpu_random
+    monkeypatch.setattr(gpu_random, "cupy_module", lambda: np)
+    out = random.normal(3, 11, (3, 5), np.float64)
+    ((source, name, grid, block, args),) = launches
+    assert (source, name) == ("random.cu", "philox_normal<double>") and out.shape == (3, 5)
+    assert args[0] is out and args[1] == 15 and type(args[2]) is np.uint64 and args[3] == 11
+
+
+def test_every_name_a_launcher_can_ask_for_is_instantiated():
+    """A shape can only pick kernels that the module compiles: the name expressions cover every N and dtype."""
+    for k in range(1, 1100, 7):
+        layout, n, _, _ = row_launch(1, k)
+        for stem, source, directions in (("softmax", "softmax.cu", ("fwd", "bwd")), ("gumbel_softmax", "gumbel_softmax.cu", ("fwd",))):
+            for d in directions:
+                for t in loader.TYPES:
+                    name = f"{stem}_{layout}_{d}<{t}>" if n is None else f"{stem}_{layout}_{d}<{t}, {n}>"
+                    assert name in loader.SOURCES[source]

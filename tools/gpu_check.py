@@ -1,0 +1,84 @@
+"""Everything a GPU can prove, in one command, on a machine with an NVIDIA GPU and no network:
+
+    python tools/gpu_check.py [--quick] [--out DIR]
+
+Needs only what is installed there (CuPy, pytest; PyTorch for the benchmark's peer) and this source
+tree (run from it; `pip install --no-deps --no-build-isolation -e .` is optional). Runs, each in its
+own process with the Numba path off (the GPU suite does not use it):
+  1. `minivae info`: versions, GPU, CUDA, which kernels are in use;
+  2. the GPU suite, tests/gpu/ (kernel cases, float64 gradchecks, CPU-vs-GPU ops, samples and
+     training steps);
+  3. the NVRTC/nvcc builds of kernels/*.cu for sm_75/80/90 (tests/test_cuda_build.py) and the register
+     and spill report (tools/kernel_report.py);
+  4. the benchmarks against PyTorch (benchmarks/gpu_kernels.py).
+Then one summary: each part passed or failed, with its figures. Exit status 0 only if all passed.
+Each part's whole output goes to DIR (default: gpu-check-<date>/) as well.
+"""
+import argparse
+import datetime
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run(name, command, out_dir, timeout):
+    env = dict(os.environ, MINIVAE_DISABLE_NUMBA="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    t = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        output, code = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+        output, code = output + f"\n[timed out after {timeout} s]", 124
+    seconds = time.perf_counter() - t
+    (out_dir / f"{name}.log").write_text(output)
+    print(f"===== {name}: exit {code} in {seconds:.0f} s: {' '.join(command[1:])}", flush=True)
+    print(output if len(output) < 6000 else output[:1500] + "\n[...]\n" + output[-4000:], flush=True)
+    return code, output
+
+
+def pytest_line(output):
+    lines = [ln for ln in output.splitlines() if re.search(r"\d+ (passed|failed|error|skipped)", ln)]
+    return lines[-1].strip("= ") if lines else "no pytest summary"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="shorter benchmark loops")
+    p.add_argument("--out", type=pathlib.Path, default=None)
+    p.add_argument("--budget", type=float, default=3600, help="seconds for all parts together (each is cut off at its share)")
+    args = p.parse_args(argv)
+    deadline = time.monotonic() + args.budget
+
+    def share(seconds):
+        return max(10, min(seconds, deadline - time.monotonic() - 5))
+    out_dir = args.out or REPO / f"gpu-check-{datetime.date.today().isoformat()}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    parts = []
+    code, out = run("info", [py, "-m", "minivae.cli", "info"], out_dir, share(120))
+    parts.append(("minivae info", code, " | ".join(ln for ln in out.splitlines() if ln.split()[:1] in (["gpu"], ["cupy"], ["cuda"]))))
+    code, out = run("gpu_suite", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/gpu"], out_dir, share(900))
+    parts.append(("GPU suite (tests/gpu)", code, pytest_line(out)))
+    code, out = run("build", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/test_cuda_build.py"],
+                    out_dir, share(600))
+    parts.append(("NVRTC/nvcc builds (tests/test_cuda_build.py)", code, pytest_line(out)))
+    code, out = run("kernel_report", [py, "tools/kernel_report.py"], out_dir, share(600))
+    parts.append(("register/spill report (tools/kernel_report.py)", code, out.strip().splitlines()[-1] if out.strip() else ""))
+    code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
+    parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
+    print("\n===== summary")
+    for name, code, detail in parts:
+        print(f"{'PASS' if code == 0 else 'FAIL'}  {name}: {detail}")
+    print(f"logs in {out_dir}")
+    return 0 if all(code == 0 for _, code, _ in parts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

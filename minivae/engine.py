@@ -81,7 +81,7 @@ class Function:
 
 
 def _lift(inputs):
-    """Tensors pass through; numbers and arrays become constants on the device of the first
+    """Tensors pass through; numbers and host arrays become constants on the device of the first
     tensor. A Python number takes the dtype of the first floating tensor, so ``x * 2`` stays
     float32 (filled in place on the device: no copy from the host)."""
     like = next((t for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
@@ -92,8 +92,8 @@ def _lift(inputs):
             out.append(x)
         elif isinstance(x, (bool, int, float)) and like is not None:
             out.append(Tensor(like.xp.full((), x, dtype=like.dtype)))
-        else:
-            out.append(tensor(x, device=device))
+        else:  # an array already on a device stays there (a mismatch is then an error, not a copy)
+            out.append(tensor(x, device=device if get_array_module(x) is numpy else device_of(x)))
     return out
 
 

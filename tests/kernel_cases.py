@@ -16,13 +16,14 @@ from minivae.ops.softmax import softmax_array, softmax_vjp
 from minivae.random import Generator
 
 DTYPES = [np.float32, np.float64]
-# K: 1, 2, around a warp (31, 32, 33), a row needing N = 16 lanes' worth, one past the warp kernels (1025)
-LENGTHS = [1, 2, 31, 32, 33, 257, 1025]
+# K: 1, 2, around a warp (31, 32, 33), the longest warp row (256), the shortest block row (257), a block
+# row longer than the block (1025), and one too long for registers (9000: re-read from memory)
+LENGTHS = [1, 2, 31, 32, 33, 256, 257, 1025, 9000]
 TAUS = [1e-3, 1.0, 1e3]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row)
-    LENGTHS, TAUS = [33, 1025], [1.0]
+    LENGTHS, TAUS = [33, 1025, 9000], [1.0]
 
 
 def tol(dtype):

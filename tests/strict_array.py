@@ -42,7 +42,7 @@ def _caller():
 
 
 def _log(kind, a, log=LOG):
-    log.append((kind, numpy.shape(a), _caller()))
+    log.append((kind, getattr(a, "shape", ()), _caller()))
 
 
 @contextlib.contextmanager

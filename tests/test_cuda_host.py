@@ -12,6 +12,7 @@ import concurrent.futures
 import hashlib
 import os
 import pathlib
+import re
 import subprocess
 
 import numpy as np
@@ -23,7 +24,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 PLANTED = HERE / "cuda_host" / "planted" / "emulation.cu"
 KERNELS = HERE.parent / "kernels"
 NAMES = ["tree_sum<float>", "tree_sum<double>", "scale<float>", "warp_ops<int>", "warp_ops<double>",
-         "early_exit", "atomics", "divergent_shuffle", "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2>"]
+         "early_exit", "atomics", "votes", "divergent_shuffle", "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2>"]
 
 needs_compiler = pytest.mark.skipif(host.compiler() is None, reason="no host C++ compiler (g++) to build kernels for the CPU")
 pytestmark = needs_compiler
@@ -70,6 +71,18 @@ def test_shuffle_of_doubles_moves_all_8_bytes(emu):
     emu.get_function("warp_ops<double>")(1, 32, (x, *outs, np.int32(32)))
     np.testing.assert_array_equal(outs[3], np.full(32, x[3]))
     np.testing.assert_array_equal(outs[2][1:], x[:-1])
+
+
+@pytest.mark.sanitize
+def test_warp_votes(emu):
+    x = np.zeros(72, np.int32)                   # warps: 32 lanes (two set), 32 lanes (all set), 8 lanes (none)
+    x[[3, 17]] = 1
+    x[32:64] = 5
+    ballot, any_, all_ = np.zeros(72, np.uint32), np.zeros(72, np.int32), np.zeros(72, np.int32)
+    emu.get_function("votes")(1, 72, (x, ballot, any_, all_))
+    np.testing.assert_array_equal(ballot, np.repeat([(1 << 3) | (1 << 17), 0xFFFFFFFF, 0], [32, 32, 8]))
+    np.testing.assert_array_equal(any_, np.repeat([1, 1, 0], [32, 32, 8]))
+    np.testing.assert_array_equal(all_, np.repeat([0, 1, 0], [32, 32, 8]))
 
 
 @pytest.mark.sanitize
@@ -259,8 +272,8 @@ PYTEST_CHILD = ["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-W", "ign
 CHILDREN = {  # test name → (sanitizer, python arguments)
     "test_correct_kernels_run_clean_under_sanitizer[thread]": ("thread", PYTEST_CHILD),
     "test_correct_kernels_run_clean_under_sanitizer[address]": ("address", PYTEST_CHILD),
-    "test_tsan_reports_a_missing_syncthreads": ("thread", ["-c", "from tests.test_cuda_host import planted_race; planted_race()"]),
-    "test_asan_reports_an_unguarded_tail": ("address", ["-c", "from tests.test_cuda_host import planted_overflow; planted_overflow()"]),
+    "test_tsan_reports_a_missing_syncthreads": ("thread", ["-c", "import tests.test_cuda_host as t; t.planted_race()"]),
+    "test_asan_reports_an_unguarded_tail": ("address", ["-c", "import tests.test_cuda_host as t; t.planted_overflow()"]),
 }
 
 
@@ -297,7 +310,8 @@ def test_tsan_reports_a_missing_syncthreads(children, request):
     assert [s.split(" ===")[0] for s in sections] == ["toy", "real"], output[-6000:]
     for section, function in zip(sections, ["tree_sum", "block_sum"]):
         assert "WARNING: ThreadSanitizer: data race" in section, f"no race reported:\n{section[-6000:]}"
-        assert f"SUMMARY: ThreadSanitizer: data race" in section and function in section, section[-3000:]
+        # the first racing access is in the reduction that lost its barrier
+        assert re.search(rf"SUMMARY: ThreadSanitizer: data race .* in (void )?{function}<", section), section[-3000:]
 
 
 @_sanitizer("address")
@@ -306,3 +320,15 @@ def test_asan_reports_an_unguarded_tail(children, request):
     assert done.returncode != 0, output[-6000:]
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in output and "WRITE of size 4" in output, output[-6000:]
     assert "scale<float>" in output, output[-6000:]
+
+
+def test_module_factory_builds_sources_apart_when_they_cannot_share_a_unit(tmp_path):
+    """Two NVRTC modules may both define ``fill``; one host translation unit may not."""
+    for name, value in (("a.cu", 1), ("b.cu", 2)):
+        (tmp_path / name).write_text(f"__global__ void fill(int* out) {{ out[threadIdx.x] = {value}; }}\n")
+    factory = host.module_factory("none", {"a.cu": ["fill"], "b.cu": ["fill"]}, tmp_path)
+    for name, value in (("a.cu", 1), ("b.cu", 2)):
+        out = np.zeros(32, np.int32)
+        factory(name).get_function("fill")(1, 32, (out,))
+        assert (out == value).all()
+    assert factory("a.cu") is factory("a.cu") and factory("a.cu") is not factory("b.cu")

@@ -36,7 +36,8 @@ def test_the_cases_run_clean_under_the_sanitizers(sanitize):
     (a read or write past an array, e.g. an unguarded tail, is reported)."""
     if sanitize_mode() is not None:
         pytest.skip("this is the sanitized run itself")
-    done = run_sanitized(sanitize, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", __file__,
+    # -s: a sanitizer's report goes to the child's stderr, not into pytest's per-test capture
+    done = run_sanitized(sanitize, ["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-x", __file__,
                                     "-k", "not the_cases_run_clean"])
     report = done.stdout[-4000:] + done.stderr[-4000:]
     assert done.returncode == 0, report

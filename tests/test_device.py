@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import minivae as mv
+import minivae.functional as F
 from minivae import estimators, objectives, ops
-from minivae._backend import device_of, use_cuda_kernels, use_numba
+from minivae._backend import device_of, module_for_device, use_cuda_kernels, use_numba
 from minivae.distributions import (Bernoulli, Categorical, ExpRelaxedCategorical, Normal, OneHotCategorical,
                                    RelaxedOneHotCategorical)
 from minivae.data import load_default
@@ -26,8 +27,12 @@ X = (np.random.default_rng(0).random((12, X_DIM)) < 0.4).astype(np.float32)
 
 
 @pytest.fixture(autouse=True)
-def formulas_only():
-    """The array formulas on both devices, and "cuda" = strict arrays."""
+def formulas_only(request):
+    """The array formulas on both devices, and "cuda" = strict arrays (but the real GPU for the
+    tests that ask for ``real_gpu``)."""
+    if "real_gpu" in request.fixturenames:
+        yield
+        return
     with use_numba(False), use_cuda_kernels(False), emulating():
         yield
 
@@ -36,7 +41,7 @@ def host(t):
     """An explicit copy to the host, outside any recorded block."""
     if isinstance(t, mv.Tensor):
         return t.numpy()
-    return t.get() if isinstance(t, StrictArray) else t
+    return t.get() if device_of(t) == "cuda" else t
 
 
 # ---- the stand-in itself -----------------------------------------------------------------------
@@ -83,6 +88,9 @@ def test_mixing_devices_names_both():
         mv.tensor([1.0]) + mv.tensor([1.0], device="cuda")
     with pytest.raises(RuntimeError, match="matmul: inputs are on different devices: cpu and cuda"):
         ops.matmul(mv.tensor(np.ones((2, 2), np.float32), device="cuda"), mv.tensor(np.ones((2, 2), np.float32)))
+    with record() as log, pytest.raises(RuntimeError, match="mul: inputs are on different devices: cpu and cuda"):
+        mv.tensor([1.0]) * strict.ones(1, np.float32)  # a raw device array is not copied over silently
+    assert log == []
 
 
 def test_module_to_moves_parameters_in_place_and_returns_self():
@@ -146,7 +154,8 @@ def _draws(logits, loc, scale):
             Categorical(logits).log_prob(Categorical(logits).sample(rng=rng)),
             OneHotCategorical(logits).sample(rng=rng), ExpRelaxedCategorical(0.5, logits).rsample(rng=rng),
             RelaxedOneHotCategorical(0.5, logits).rsample((2,), rng=rng),
-            RelaxedOneHotCategorical(0.5, logits).rsample(rng=rng, hard=True), rng.counter]
+            RelaxedOneHotCategorical(0.5, logits).rsample(rng=rng, hard=True),
+            F.gumbel_softmax(logits, 0.7, axis=1, rng=rng), F.gumbel_softmax(logits, 0.7, hard=True, rng=rng), rng.counter]
 
 
 def test_distributions_sample_on_the_device_of_their_parameters():
@@ -289,6 +298,7 @@ def test_checkpoints_are_numpy_and_load_on_either_device(tmp_path):
     for (n, p), (_, q), (_, r) in zip(model.named_parameters(), on_cpu.named_parameters(), on_gpu.named_parameters()):
         np.testing.assert_array_equal(q.data, p.data.get(), err_msg=n)
         np.testing.assert_array_equal(r.data.get(), p.data.get(), err_msg=n)
+    assert isinstance(model.to("cpu").baseline, np.float64) and model.baseline == on_cpu.baseline
 
 
 # ---- the fused CUDA kernels, through the host emulation of kernels/*.cu ------------------------------------
@@ -329,3 +339,55 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name):
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     for n in grads:
         np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-4, atol=1e-5, err_msg=n)
+
+
+# ---- the command line, with the stand-in GPU ---------------------------------------------------------------
+def test_cli_train_eval_sample_on_the_device_match_the_cpu(tmp_path, capsys):
+    from minivae.cli import main
+    small = ["--limit", "60", "--hidden", "8", "--batch-size", "20", "--epochs", "1", "--seed", "2"]
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        train_args = ["train", "--model", "categorical", "--estimator", "reinforce", "--n-latent", "3", *small]
+        assert main([*train_args, "--out", str(out), "--device", device]) == 0
+        ckpt = str(out / "checkpoint.npz")
+        capsys.readouterr()
+        for command in (["eval", ckpt, "--limit", "20", "-k", "6"], ["sample", ckpt, "--n", "8", "--out", str(out / "s.png")]):
+            with record(UPLOADS) as uploads:
+                assert main([*command, "--device", device]) == 0
+            assert bool(uploads) == (device == "cuda"), command  # the checkpoint's parameters went to the device
+        outputs[device] = capsys.readouterr().out.replace(str(out), "OUT")
+        with np.load(out / "checkpoint.npz") as f:
+            outputs[device, "checkpoint"] = {k: f[k] for k in f.files}
+    assert outputs["cpu"] == outputs["cuda"] and "ELBO" in outputs["cpu"]
+    for k, v in outputs["cpu", "checkpoint"].items():
+        np.testing.assert_array_equal(outputs["cuda", "checkpoint"][k], v, err_msg=k)
+    for name in ("samples.png", "reconstructions.png", "s.png", "metrics.csv"):
+        if name == "metrics.csv":  # the seconds column differs
+            strip = [line.rsplit(",", 1)[0] for line in (tmp_path / "cpu" / name).read_text().splitlines()]
+            assert strip == [line.rsplit(",", 1)[0] for line in (tmp_path / "cuda" / name).read_text().splitlines()]
+        else:
+            assert (tmp_path / "cpu" / name).read_bytes() == (tmp_path / "cuda" / name).read_bytes(), name
+
+
+# ---- on a real GPU (skipped without CuPy and a GPU) ------------------------------------------------------------
+@pytest.fixture
+def real_gpu():
+    try:
+        module_for_device("cuda")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("kernels", [True, False], ids=["cuda-kernels", "cupy-formulas"])
+@pytest.mark.parametrize("name", MODELS)
+def test_one_training_step_on_a_real_gpu(name, kernels, real_gpu):
+    """CuPy on the GPU against NumPy: the same loss and gradients to float32 rounding (the GPU's
+    libm and summation order differ), and the step runs (no implicit conversion raised)."""
+    with use_numba(False):
+        expected_loss, expected_grads, _ = _one_step(name, "cpu")
+    with use_cuda_kernels(kernels):
+        loss, grads, _ = _one_step(name, "cuda")
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-4)
+    for n in grads:
+        np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-3, atol=1e-4, err_msg=n)

@@ -10,7 +10,9 @@ own process with the Numba path off (the GPU suite does not use it):
      training steps);
   3. the NVRTC/nvcc builds of kernels/*.cu for sm_75/80/90 (tests/test_cuda_build.py) and the register
      and spill report (tools/kernel_report.py);
-  4. the benchmarks against PyTorch (benchmarks/gpu_kernels.py).
+  4. the benchmarks against PyTorch and JAX (benchmarks/gpu_kernels.py);
+  5. the CLI end to end on the GPU: `minivae train --device cuda` (one epoch of the embedded digits),
+     then `eval` and `sample` of its checkpoint on the GPU.
 Then one summary: each part passed or failed, with its figures. Exit status 0 only if all passed.
 Each part's whole output goes to DIR (default: gpu-check-<date>/) as well.
 """
@@ -21,6 +23,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -73,6 +76,18 @@ def main(argv=None):
     parts.append(("register/spill report (tools/kernel_report.py)", code, out.strip().splitlines()[-1] if out.strip() else ""))
     code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
     parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
+    with tempfile.TemporaryDirectory() as tmp:
+        cli = [py, "-m", "minivae.cli"]
+        code, out = run("cli_train", cli + ["train", "--device", "cuda", "--epochs", "1", "--out", tmp], out_dir, share(300))
+        if code == 0:
+            code, more = run("cli_eval", cli + ["eval", f"{tmp}/checkpoint.npz", "--device", "cuda", "-k", "10"], out_dir, share(300))
+            out += more
+        if code == 0:
+            code, more = run("cli_sample", cli + ["sample", f"{tmp}/checkpoint.npz", "--device", "cuda", "--out", f"{tmp}/s.png"],
+                             out_dir, share(120))
+            out += more
+    parts.append(("minivae train/eval/sample --device cuda", code,
+                  " | ".join(ln.strip() for ln in out.splitlines() if "ELBO" in ln or "log p(x)" in ln)[:300]))
     print("\n===== summary")
     for name, code, detail in parts:
         print(f"{'PASS' if code == 0 else 'FAIL'}  {name}: {detail}")

@@ -46,10 +46,12 @@ def address(a):
 def row_launch(rows, k):
     """(layout, N, grid, block) of a row-wise kernel over ``rows`` rows of length ``k``.
 
-    Rows up to 1024 long take a warp each (4 to a block of 128 threads), each lane holding
+    Rows up to 256 long take a warp each (4 to a block of 128 threads), each lane holding
     N = ⌈k/32⌉ values (rounded up to a power of two) in registers: the row is read once and the
     reductions are warp shuffles. Longer rows take a block each, wide enough that a thread holds at
-    most 8 values (up to 1024 threads, beyond which the kernel re-reads the row)."""
+    most 8 values (up to 1024 threads, beyond which the kernel re-reads the row). On an H200 a warp
+    with 16 or 32 values a lane ran 1.5–2.5× slower than a block on rows of 512–1024 (too many
+    registers a thread, too few warps resident), hence the cut at 256."""
     if k <= LARGEST_WARP_ROW:
         n = next(n for n in loader.WARP_N if 32 * n >= k)
         return "warp", n, (-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,)

@@ -25,7 +25,7 @@ def reparameterize_bwd(g, noise):
     t = floating(noise, "reparameterize backward")
     (glog_var,) = _outputs(noise, 1)
     launch_elementwise("gaussian.cu", f"reparameterize_bwd<{t}>", noise.size,
-                       (contiguous(g, noise.dtype), noise, glog_var, numpy.int64(noise.size)))
+                       (contiguous(g, noise.dtype), contiguous(noise), glog_var, numpy.int64(noise.size)))
     return glog_var
 
 
@@ -43,5 +43,5 @@ def kl_standard_normal_bwd(g, mu, var):
     t = floating(mu, "kl_standard_normal backward")
     gmu, glog_var = _outputs(mu, 2)
     launch_elementwise("gaussian.cu", f"kl_standard_normal_bwd<{t}>", mu.size,
-                       (contiguous(g, mu.dtype), mu, var, gmu, glog_var, numpy.int64(mu.size)))
+                       (contiguous(g, mu.dtype), contiguous(mu), contiguous(var), gmu, glog_var, numpy.int64(mu.size)))
     return gmu, glog_var

@@ -21,7 +21,7 @@ def _kernels_dir():
 
 KERNELS_DIR = _kernels_dir()
 TYPES = ("float", "double")
-WARP_N = (1, 2, 4, 8, 16, 32)   # values per lane of the warp-per-row kernels: rows up to 32·N = 1024
+WARP_N = (1, 2, 4, 8)   # values per lane of the warp-per-row kernels: rows up to 32·8 = 256
 
 
 def _each(template, per_type=("",)):
@@ -41,10 +41,19 @@ SOURCES = {
 }
 
 # Everything the runtime passes to NVRTC besides the target architecture, which CuPy adds for the device.
-NVRTC_OPTIONS = ("--std=c++17", f"-I{KERNELS_DIR}")
+# No -std: NVRTC's default dialect is C++17, which the kernels need (if constexpr), and CuPy may add its own.
+NVRTC_OPTIONS = (f"-I{KERNELS_DIR}",)
 
 _modules = {}
 _factory = None
+
+
+def module_code(source):
+    """kernels/<source> as CuPy compiles it: the text, headed by a digest of the headers it includes,
+    because CuPy's on-disk cache is keyed by the code alone and would miss an edited header."""
+    import hashlib
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(KERNELS_DIR.glob("*.cuh")))).hexdigest()[:16]
+    return f"// kernels/*.cuh {digest}\n" + (KERNELS_DIR / source).read_text()
 
 
 def ctype(dtype):
@@ -66,8 +75,7 @@ def function(source, name):
     key = (source, cupy.cuda.runtime.getDevice())
     module = _modules.get(key)
     if module is None:
-        code = (KERNELS_DIR / source).read_text()
-        module = _modules[key] = cupy.RawModule(code=code, options=NVRTC_OPTIONS, name_expressions=SOURCES[source])
+        module = _modules[key] = cupy.RawModule(code=module_code(source), options=NVRTC_OPTIONS, name_expressions=SOURCES[source])
     return module.get_function(name)
 
 

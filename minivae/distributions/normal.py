@@ -1,5 +1,7 @@
 """The Gaussian, sampled by reparameterization z = loc + scale·ε."""
 
+import numpy
+
 from minivae import ops
 from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, require_rng
 
@@ -20,7 +22,7 @@ class Normal(Distribution):
         # so is one on the GPU (the check would wait for the GPU and copy its answer back)
         if not self.scale.requires_grad and self.scale.device == "cpu" and (self.scale.data <= 0).any():
             raise ValueError("Normal: scale must be > 0")
-        self.batch_shape = tuple(ops.add(self.loc.detach(), self.scale.detach()).shape)
+        self.batch_shape = numpy.broadcast_shapes(self.loc.shape, self.scale.shape)  # no arithmetic on the data
 
     @property
     def mean(self):

@@ -2,8 +2,9 @@
 // C++20 compiler and run them, so the test suite (and ThreadSanitizer / AddressSanitizer) sees the real kernel
 // text without a GPU. tests/cuda_host/host.py includes this header, then the .cu sources, then a launch table.
 //
-// Model. A launch runs its blocks one after another; the threads of a block are std::threads (created once per
-// launch and reused for every block), a warp is 32 consecutive linear thread ids (the last one may be partial).
+// Model. A launch runs its blocks one after another; the threads of a block are std::threads (a pool kept for
+// the process, reused by every block and launch); a warp is 32 consecutive linear thread ids (the last one may
+// be partial).
 // __syncthreads is a barrier of the block's threads, warp operations (__syncwarp, shuffles, votes) a barrier of
 // the warp's threads. A thread that returns from the kernel drops out of both, as on a GPU since Volta, so a
 // barrier after an early exit completes with the threads that remain.
@@ -276,9 +277,46 @@ T atomic_update(T* address, T val, T (*op)(T, T)) {
     return old;
 }
 
+// The OS threads that play a block's threads, kept for the life of the process: creating them per launch cost
+// more than running small kernels (about 1 ms per thread under ThreadSanitizer). Worker i runs thread i of
+// every block of a launch. Never destroyed: at exit the idle workers just vanish with the process.
+class Pool {
+  public:
+    // Runs job(i) on workers 0..n-1 and waits for all of them.
+    void run(unsigned n, const std::function<void(unsigned)>& job) {
+        while (workers_.size() < n) workers_.push_back(std::make_unique<Worker>(this, (unsigned)workers_.size()));
+        job_ = &job;
+        remaining_.store(n);
+        for (unsigned i = 0; i < n; ++i) {
+            workers_[i]->go.fetch_add(1, std::memory_order_release);
+            workers_[i]->go.notify_one();
+        }
+        for (unsigned left = remaining_.load(std::memory_order_acquire); left; left = remaining_.load(std::memory_order_acquire))
+            remaining_.wait(left, std::memory_order_acquire);
+    }
+
+  private:
+    struct Worker {
+        std::atomic<unsigned> go{0};
+        Worker(Pool* pool, unsigned index) {
+            std::thread([this, pool, index] {
+                for (unsigned seen = 0;; ++seen) {
+                    go.wait(seen, std::memory_order_acquire);
+                    (*pool->job_)(index);
+                    if (pool->remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) pool->remaining_.notify_one();
+                }
+            }).detach();
+        }
+    };
+    std::vector<std::unique_ptr<Worker>> workers_;
+    const std::function<void(unsigned)>* job_ = nullptr;
+    std::atomic<unsigned> remaining_{0};
+};
+
 // A launch: `body` runs the kernel with its arguments bound for the calling thread's indices.
 inline int run_grid(dim3 grid, dim3 block, const std::function<void()>& body, char* err, int errlen) {
-    static std::mutex launches;  // one launch at a time: __shared__ storage is static
+    static std::mutex launches;  // one launch at a time: __shared__ storage is static, and the pool is one
+    static Pool* pool = new Pool;
     std::lock_guard<std::mutex> one_at_a_time(launches);
     Grid g;
     g.nthreads = block.x * block.y * block.z;
@@ -288,7 +326,7 @@ inline int run_grid(dim3 grid, dim3 block, const std::function<void()>& body, ch
     g.reset_block();
     const unsigned long long nblocks = (unsigned long long)grid.x * grid.y * grid.z;
 
-    auto thread_main = [&](unsigned tid) {
+    const std::function<void(unsigned)> thread_main = [&](unsigned tid) {
         ctx = ThreadContext{&g, tid, tid / 32, tid % 32, 0};
         threadIdx = dim3(tid % block.x, tid / block.x % block.y, tid / (block.x * block.y));
         blockDim = block;
@@ -308,16 +346,12 @@ inline int run_grid(dim3 grid, dim3 block, const std::function<void()>& body, ch
             if (!g.finish(tid)) return;
         }
     };
-
-    std::vector<std::thread> threads;
-    threads.reserve(g.nthreads);
     try {
-        for (unsigned t = 0; t < g.nthreads; ++t) threads.emplace_back(thread_main, t);
-    } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lock(g.m);
-        g.abort_locked(std::string("could not start the block's threads: ") + e.what());
+        pool->run(g.nthreads, thread_main);
+    } catch (const std::exception& e) {  // no worker has started: the pool grows before it runs anything
+        std::snprintf(err, (size_t)errlen, "could not start the block's threads: %s", e.what());
+        return 1;
     }
-    for (auto& t : threads) t.join();
     if (!g.aborted) return 0;
     std::snprintf(err, (size_t)errlen, "%s", g.error.c_str());
     return 1;

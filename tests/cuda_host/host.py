@@ -16,6 +16,7 @@ Builds are cached on disk (MINIVAE_CUDA_HOST_CACHE, default ~/.cache/minivae-cud
 compiler, flags and every source and header, so a rerun does not compile.
 """
 import ctypes
+import functools
 import hashlib
 import os
 import pathlib
@@ -36,7 +37,7 @@ SANITIZERS = ("thread", "address")
 # time goes into thread switches, not arithmetic, and -O2 takes half as long again to compile; under the
 # sanitizers it keeps reports readable. "address" adds UBSan (signed overflow of index arithmetic, misaligned
 # or null accesses), which stops at the first error like ASan does; it doubles the ASan build time.
-_COMMON = ("-std=c++20", "-shared", "-fPIC", "-pthread", "-ffp-contract=off")
+_COMMON = ("-std=c++20", "-shared", "-fPIC", "-pthread", "-ffp-contract=off", "-Wno-unknown-pragmas")
 FLAGS = {
     None: ("-O1",),
     "thread": ("-O1", "-g", "-fsanitize=thread"),
@@ -77,6 +78,7 @@ def _cache_dir():
     return pathlib.Path(os.environ.get("MINIVAE_CUDA_HOST_CACHE", default))
 
 
+@functools.lru_cache(maxsize=None)
 def _compiler_identity(cxx):
     return subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
 
@@ -104,7 +106,9 @@ def build(sources, name_expressions, include_dirs=(), sanitize=None):
     key = hashlib.sha256()
     for part in (_compiler_identity(cxx), " ".join(flags), shim, HEADER.read_text()):
         key.update(part.encode() + b"\0")
-    headers = {p for d in include_dirs for pattern in ("*.cuh", "*.h") for p in d.glob(pattern)}
+    # what the sources can include: their own directories ("..." includes) and the include path
+    searched = set(include_dirs) | {s.parent for s in sources}
+    headers = {p for d in searched for pattern in ("*.cuh", "*.h") for p in d.glob(pattern)}
     for path in sorted(set(sources) | headers):
         key.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     cache = _cache_dir()
@@ -239,18 +243,31 @@ class HostFunction:
 
 def module_factory(sanitize=None, sources=None, kernels_dir=None):
     """A function ``source -> HostModule`` for kernels/<source> with the name expressions of
-    ``sources[source]`` (default: minivae._gpu.loader.SOURCES), memoised; what loader.use_module_factory takes."""
+    ``sources[source]`` (default: minivae._gpu.loader.SOURCES): what loader.use_module_factory takes.
+
+    All sources are built as one module (one translation unit: the header's cost is paid once, which halves a
+    cold build); if that fails, e.g. because two .cu files define the same helper, which separate NVRTC
+    modules allow, each source is built on its own.
+    """
     if sources is None or kernels_dir is None:
         from minivae._gpu import loader
         sources = loader.SOURCES if sources is None else sources
         kernels_dir = loader.KERNELS_DIR if kernels_dir is None else kernels_dir
     kernels_dir = pathlib.Path(kernels_dir)
-    mode = sanitize_mode(sanitize)
+    mode = sanitize_mode(sanitize) or "none"
     modules = {}
 
     def factory(source):
+        if "*" not in modules:
+            try:
+                modules["*"] = HostModule([kernels_dir / s for s in sources], [n for s in sources for n in sources[s]],
+                                          [kernels_dir], mode)
+            except RuntimeError:
+                modules["*"] = None
+        if modules["*"] is not None:
+            return modules["*"]
         if source not in modules:
-            modules[source] = HostModule([kernels_dir / source], sources[source], [kernels_dir], mode or "none")
+            modules[source] = HostModule([kernels_dir / source], sources[source], [kernels_dir], mode)
         return modules[source]
 
     return factory
@@ -274,13 +291,19 @@ def sanitizer_env(sanitize, env=None):
 
 
 def run_sanitized(sanitize, args, timeout=300):
-    """Runs ``python *args`` (sys.executable, not a launcher script, which the preload would also hit) in the
-    repository with the sanitizer runtime preloaded; returns the CompletedProcess (text stdout/stderr)."""
+    """Runs ``python *args`` in the repository with the sanitizer runtime preloaded (``sanitizer_env``);
+    returns the CompletedProcess (text stdout/stderr).
+
+    The interpreter is sys.executable itself: a launcher script in front of it (pyenv's shim) would get the
+    preload too, and bash under libtsan crashes. ThreadSanitizer reports go to stderr and make the exit status
+    66; AddressSanitizer stops at the first error. To see them from a pytest child, pass ``-s``: pytest's
+    capture would otherwise keep them with the test's output, or lose them when the process aborts.
+    """
     env = sanitizer_env(sanitize)
     command = [sys.executable, *args]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if "unexpected memory mapping" in done.stderr:
-        # gcc's TSan cannot map its shadow under high mmap_rnd_bits (newer kernels): run without ASLR
+        # gcc's TSan cannot map its shadow under high vm.mmap_rnd_bits (newer kernels): run without ASLR
         done = subprocess.run(["setarch", os.uname().machine, "-R", *command], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=timeout)
     return done

@@ -69,3 +69,11 @@ __global__ void divergent_shuffle(int* out) {
     if (t < 16) out[t] = __shfl_xor_sync(0xffffffffu, t, 1);
     __syncthreads();
 }
+
+// Warp votes on x[t] > 0: ballot[t] = the warp's bit mask, any[t], all[t].
+__global__ void votes(const int* x, unsigned* ballot, int* any, int* all) {
+    const int t = threadIdx.x;
+    ballot[t] = __ballot_sync(0xffffffffu, x[t] > 0);
+    any[t] = __any_sync(0xffffffffu, x[t] > 0);
+    all[t] = __all_sync(0xffffffffu, x[t] > 0);
+}

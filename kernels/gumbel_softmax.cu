@@ -1,22 +1,93 @@
 // Gumbel-Softmax forward with the noise made in the kernel from Philox, over the rows of a
 // (rows, k) C-contiguous array of logits.
 //
-//   g_i = gumbel_f64(philox_word(seed, offset, i)),  i = r·k + j (row-major flat index)
+//   g_i = gumbel(philox_word(seed, offset, i)),  i = r·k + j (row-major flat index)
 //   v_i = (T)g_i + logits_i            (rounded to T first, then added in T, as the reference)
+// gumbel is gumbel_f64 for double, exactly Generator.gumbel's value, and gumbel_f32 for float:
+// the same formula on the same word in float32 arithmetic, within a few ulp of the reference.
 //   y_r = softmax(v_r·inv_tau)         (as softmax.cu, shifted by the row max)
 //   out_r = one_hot(argmax_j y_rj)     only when hard; ties go to the lowest j (numpy.argmax)
 // as minivae/ops/sampling.py with Generator(seed, counter=offset).gumbel: one seed gives one sample
-// on every backend. The noise lives in registers only; nothing but y (and out) is written.
+// on every backend (in float32 up to those few ulp). The noise lives in registers only; nothing but y (and out) is written.
 //
-// Layouts as softmax.cu: gumbel_softmax_warp_fwd one warp per row, lane l keeps j = l + 32t
-// (t < N, k ≤ 32·N) in registers; gumbel_softmax_block_fwd one block per row, 8 values per thread
-// in registers when k ≤ 8·blockDim.x; for longer rows the noisy logits v are staged in y itself
-// (each thread re-reads only what it wrote), so Philox runs once per element on every path.
+// Layouts: every warp owns a span of ≤ 32·N consecutive elements of one row, lane l keeps
+// j = j0 + l + 32t (t < N) in registers. gumbel_softmax_warp_fwd: one warp per row (j0 = 0,
+// k ≤ 32·N). gumbel_softmax_block_fwd: one block per row, warp w the span j0 = 256w (N = 8), so
+// k ≤ 8·blockDim.x stays in registers; longer rows are staged in y span by span and re-read.
+//
+// Each Philox block is computed once (noisy_span). Block b holds the words of i = 4b … 4b + 3,
+// which sit in 4 different lanes: were each lane to run Philox for its own i, every block would
+// be computed 4 times. Instead lane l runs the blocks l, l + 32, … of its warp's span and the
+// lanes trade words by shuffles; only the gumbel itself stays per element.
 #include "common.cuh"
 
-template <typename T>
-MINIVAE_HD T noisy_logit(T logit, unsigned long long seed, unsigned long long offset, unsigned long long i) {
-    return (T)gumbel_f64(philox_word(seed, offset, i)) + logit;
+// The noise in T. float takes gumbel_f32: with gumbel_f64's two double-precision logarithms (~190
+// instructions an element in sm_90 code, log1p running both of its branches in most warps) the
+// float kernel was compute-bound at 9% of copy bandwidth on an H200.
+MINIVAE_HD float gumbel_noise(float, uint32_t w) { return gumbel_f32(w); }
+MINIVAE_HD double gumbel_noise(double, uint32_t w) { return gumbel_f64(w); }
+
+// Values per lane of a block-per-row warp span: 32·8 = 256 consecutive elements per warp.
+#define GUMBEL_SPAN_VALUES MINIVAE_BLOCK_VALUES
+
+// v[t] ← (T)g_i + logits[i] for i = a + l + 32t (lane l) with l + 32t < len, else 0: the span
+// of len ≤ 32·N flat indices from a. Every lane of the warp must call it (shuffles).
+//
+// The span touches the Philox blocks offset + (a >> 2) + q, q < nb = ((a + len − 1) >> 2) − (a >> 2) + 1
+// ≤ 8N + 1 (a need not be a multiple of 4: the first and last block may be partial). Lane l runs
+// block q = l + 32s into p[s]. Element l + 32t needs word (h + l) & 3 of block q = ((h + l) >> 2) + 8t
+// (h = a & 3): that is lane q & 31, slot q >> 5. Those q lie in [8t, 8t + 8], so the sending lane
+// knows its slot: t/4, except lane 0 when t % 4 = 3, which holds q = 8t + 8 in slot t/4 + 1.
+// Each shuffle moves one value per sender, and a sender's block feeds 4 lanes that want 4 different
+// words, so all 4 words travel (as two 64-bit shuffles). With N = 1 the warp runs one Philox
+// either way, so each lane makes its own block and nothing is traded.
+template <typename T, int N>
+MINIVAE_D void noisy_span(const T* __restrict__ logits, T (&v)[N], long long a, int len,
+                          unsigned long long seed, unsigned long long offset) {
+    const int lane = threadIdx.x & 31;
+    if constexpr (N == 1) {
+        // one value per lane: the warp runs Philox once either way, so no words to trade
+        v[0] = T(0);
+        if (lane < len) {
+            const T x = logits[a + lane];
+            v[0] = gumbel_noise(T(0), philox_word(seed, offset, (unsigned long long)(a + lane))) + x;
+        }
+        return;
+    }
+    constexpr int S = (8 * N + 32) / 32;  // ⌈(8N + 1)/32⌉ blocks per lane at most
+    const int h = (int)(a & 3);
+    const long long first_block = a >> 2;
+    const int nb = len > 0 ? (int)(((a + len - 1) >> 2) - first_block + 1) : 0;
+    const unsigned long long c0 = offset + (unsigned long long)first_block + (unsigned long long)lane;
+    const int from = (h + lane) >> 2, word = (h + lane) & 3;
+    PhiloxWords p[S];
+#pragma unroll
+    for (int t = 0; t < N; ++t) {
+        // slot s ≥ 1 is first sent at t = 4s − 1 (by lane 0): made then, it is not held longer
+        const int s = t == 0 ? 0 : t / 4 + 1;
+        if ((t == 0 || t % 4 == 3) && s < S) {
+            // the whole warp runs slot s if any lane needs it (it would pay for it anyway): no divergence
+            if (32 * s < nb) p[s] = philox_block(seed, c0 + 32 * s);
+            else p[s] = PhiloxWords{{0u, 0u, 0u, 0u}};
+        }
+        v[t] = T(0);
+        if (32 * t < len) {  // the same on every lane of the warp: the shuffles stay collective
+            PhiloxWords send = p[t / 4];  // t is a constant once unrolled: no indexing in local memory
+            if (t % 4 == 3 && lane == 0) send = p[t / 4 + 1 < S ? t / 4 + 1 : t / 4];
+            const int src = (from + 8 * t) & 31;
+            const unsigned long long w01 = __shfl_sync(
+                MINIVAE_FULL_MASK, (unsigned long long)send.w[0] | (unsigned long long)send.w[1] << 32, src);
+            const unsigned long long w23 = __shfl_sync(
+                MINIVAE_FULL_MASK, (unsigned long long)send.w[2] | (unsigned long long)send.w[3] << 32, src);
+            const unsigned long long pair = word < 2 ? w01 : w23;
+            const uint32_t w = (uint32_t)(word & 1 ? pair >> 32 : pair);
+            const int l = lane + 32 * t;
+            if (l < len) {
+                const T x = logits[a + l];  // loaded first: the gumbel's arithmetic hides the latency
+                v[t] = gumbel_noise(T(0), w) + x;
+            }
+        }
+    }
 }
 
 // (best, at) ← (y_j, j) if y_j beats it; a thread visits its j in increasing order, so strict >
@@ -38,11 +109,7 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
     if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
         const long long base = row * k;
         T v[N];
-#pragma unroll
-        for (int t = 0; t < N; ++t) {
-            const int j = lane + 32 * t;
-            v[t] = j < k ? noisy_logit(logits[base + j], seed, offset, (unsigned long long)(base + j)) : T(0);
-        }
+        noisy_span(logits, v, base, k, seed, offset);
         softmax_regs<T, N, false>(v, lane, 32, k, inv_tau, 0);
         T best = neg_inf(T(0));
         int at = MINIVAE_NO_INDEX;
@@ -70,40 +137,48 @@ template <typename T>
 __global__ void __launch_bounds__(1024, 1)
     gumbel_softmax_block_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out, int rows, int k,
                              T inv_tau, unsigned long long seed, unsigned long long offset, int hard) {
-    const int first = threadIdx.x, stride = blockDim.x;
-    const bool cached = k <= MINIVAE_BLOCK_VALUES * stride;  // the same for the whole block
+    constexpr int span = 32 * GUMBEL_SPAN_VALUES;
+    const int lane = threadIdx.x & 31;
+    const int j0 = span * (int)(threadIdx.x >> 5);  // this warp's span in the row
+    const bool cached = k <= GUMBEL_SPAN_VALUES * (int)blockDim.x;  // the same for the whole block
     const int row = blockIdx.x;
     if (row < rows) {  // the same in the whole block: every thread reaches the barriers
         const long long base = (long long)row * k;
         T best = neg_inf(T(0));
         int at = MINIVAE_NO_INDEX;
         if (cached) {
-            T v[MINIVAE_BLOCK_VALUES];
+            T v[GUMBEL_SPAN_VALUES];
+            noisy_span(logits, v, base + j0, k - j0 < span ? k - j0 : span, seed, offset);
+            softmax_regs<T, GUMBEL_SPAN_VALUES, true>(v, j0 + lane, 32, k, inv_tau, 0);
 #pragma unroll
-            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
-                const int j = first + t * stride;
-                v[t] = j < k ? noisy_logit(logits[base + j], seed, offset, (unsigned long long)(base + j)) : T(0);
-            }
-            softmax_regs<T, MINIVAE_BLOCK_VALUES, true>(v, first, stride, k, inv_tau, 0);
-#pragma unroll
-            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
-                const int j = first + t * stride;
+            for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t) {
+                const int j = j0 + lane + 32 * t;
                 if (j < k) {
                     y[base + j] = v[t];
                     argmax_step(v[t], j, best, at);
                 }
             }
         } else {
+            // noisy logits into y, span by span (the warps take turns), then softmax re-reading y
+            const int step = span * (int)(blockDim.x >> 5);
+            for (int j1 = j0; j1 < k; j1 += step) {  // the same on every lane: shuffles stay collective
+                T v[GUMBEL_SPAN_VALUES];
+                noisy_span(logits, v, base + j1, k - j1 < span ? k - j1 : span, seed, offset);
+#pragma unroll
+                for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t) {
+                    const int j = j1 + lane + 32 * t;
+                    if (j < k) y[base + j] = v[t];
+                }
+            }
+            __syncthreads();  // softmax_block_global reads the values other threads staged
             T* yr = y + base;
-            for (int j = first; j < k; j += stride)
-                yr[j] = noisy_logit(logits[base + j], seed, offset, (unsigned long long)(base + j));
             softmax_block_global(yr, yr, k, inv_tau, 0);
             if (hard)
-                for (int j = first; j < k; j += stride) argmax_step(yr[j], j, best, at);
+                for (int j = threadIdx.x; j < k; j += blockDim.x) argmax_step(yr[j], j, best, at);
         }
         if (hard) {  // a kernel argument: the same in the whole block, so every thread reaches the barriers
             block_argmax(best, at);
-            for (int j = first; j < k; j += stride) out[base + j] = j == at ? T(1) : T(0);
+            for (int j = threadIdx.x; j < k; j += blockDim.x) out[base + j] = j == at ? T(1) : T(0);
         }
     }
 }

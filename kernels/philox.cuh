@@ -74,3 +74,15 @@ MINIVAE_HD double uniform_f64(uint32_t w) {
 MINIVAE_HD double gumbel_f64(uint32_t w) {
     return -log(-log1p(-uniform_f64(w)));
 }
+
+// The same noise in float32 arithmetic, for float32 kernels where the two double-precision
+// logarithms would cost most of the time: E = −log1p(−u) from u when u ≤ ½, else −log(v) from
+// v = 1 − u, which is formed from the word exactly ((2^32 − 1 − w) + ½)·2^-32 (near 1, u itself
+// would round to 1 in float32 and give E = 0, g = +inf); g = −log E. Each step is within an ulp or
+// two in float32, so g is within a few float32 ulp of (float)gumbel_f64(w), and always finite.
+MINIVAE_HD float gumbel_f32(uint32_t w) {
+    const float exponential = w <= 0x7FFFFFFFu
+        ? -log1pf(-(((float)w + 0.5f) * 2.3283064365386963e-10f))
+        : -logf(((float)(0xFFFFFFFFu - w) + 0.5f) * 2.3283064365386963e-10f);
+    return -logf(exponential);
+}

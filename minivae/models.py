@@ -114,10 +114,10 @@ class CategoricalVAE(Module):
 
     def to(self, device):
         super().to(device)
-        if self.baseline is not None:
-            xp = module_for_device(device)
-            self.baseline = xp.asarray(self.baseline, dtype=numpy.float64) if device != "cpu" else \
-                numpy.float64(to_numpy(self.baseline))
+        if self.baseline is not None and device == "cpu":
+            self.baseline = numpy.float64(to_numpy(self.baseline))
+        elif self.baseline is not None:
+            self.baseline = module_for_device(device).asarray(self.baseline, dtype=numpy.float64)
         return self
 
     def temperature(self, step):

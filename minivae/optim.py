@@ -162,10 +162,12 @@ def flatten(params, companions=0):
 
 
 def clip_grad_norm_(params, max_norm):
-    """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm before."""
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm before,
+    as a 0-d float64 array on the gradients' device (reading it is the caller's choice: no copy to the host here)."""
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
-    if total > max_norm:
-        for g in grads:
-            g *= max_norm / (total + 1e-12)
+    xp = get_array_module(*grads)
+    total = xp.sqrt(sum(((g * g).sum().astype(numpy.float64) for g in grads), xp.zeros((), numpy.float64)))
+    scale = xp.where(total > max_norm, max_norm / (total + 1e-12), 1.0)  # no branch: no copy to the host
+    for g in grads:
+        g *= scale.astype(g.dtype)
     return total

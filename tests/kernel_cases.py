@@ -20,6 +20,9 @@ DTYPES = [np.float32, np.float64]
 # row longer than the block (1025), and one too long for registers (9000: re-read from memory)
 LENGTHS = [1, 2, 31, 32, 33, 256, 257, 1025, 9000]
 TAUS = [1e-3, 1.0, 1e3]
+# Gumbel-Softmax also: rows of 127 and 255 (warp kernels with N = 4 and 8) whose start r·k is not a multiple of 4
+# touch 8N + 1 Philox blocks, one more than the 8N that N/4 blocks per lane make, so one lane makes one block more
+GUMBEL_EDGES = [127, 255]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row)
@@ -86,7 +89,7 @@ def test_softmax_at_extreme_logits_stays_finite(dev, dtype, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", LENGTHS)
+@pytest.mark.parametrize("k", LENGTHS + GUMBEL_EDGES)
 @pytest.mark.parametrize("hard", [False, True])
 def test_gumbel_softmax_noise_matches_the_numpy_stream(dev, dtype, k, hard):
     rng = np.random.default_rng(k + 100)
@@ -104,10 +107,12 @@ def test_gumbel_softmax_noise_matches_the_numpy_stream(dev, dtype, k, hard):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k,tied", [(40, (3, 20)), (40, (3, 35)), (1100, (3, 700)), (1100, (40, 1099))])
+@pytest.mark.parametrize("k,tied", [(40, (3, 20)), (40, (3, 35)), (1100, (3, 700)), (1100, (40, 1099)),
+                                    (1100, (290, 322))])
 def test_gumbel_softmax_hard_ties_go_to_the_lowest_index(dev, dtype, k, tied):
     """Logits of ±1e30 swallow the noise (an ulp of 1e30 exceeds any Gumbel draw), so the tied entries
-    get exactly equal y: across lanes (3, 20), within one lane (3, 35), across a block's threads."""
+    get exactly equal y: across lanes (3, 20), within one lane (3, 35), across a block's threads, within
+    one thread of a block (290, 322: a warp of the block holds 256 consecutive j, 32 apart in a lane)."""
     x = np.full((3, k), -1e30, dtype)
     x[:, list(tied)] = 1e30
     y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 5, 0, 1.0, True))

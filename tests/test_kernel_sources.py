@@ -26,11 +26,12 @@ extern "C" void kat(const uint32_t* c, const uint32_t* k, uint32_t* out) {
 extern "C" void draw(uint64_t seed, uint64_t offset, uint64_t n, uint32_t* words) {
     for (uint64_t i = 0; i < n; ++i) words[i] = philox_word(seed, offset, i);
 }
-extern "C" void transform(const uint32_t* words, uint64_t n, float* u32, double* u64, double* g) {
+extern "C" void transform(const uint32_t* words, uint64_t n, float* u32, double* u64, double* g, float* g32) {
     for (uint64_t i = 0; i < n; ++i) {
         u32[i] = uniform_f32(words[i]);
         u64[i] = uniform_f64(words[i]);
         g[i] = gumbel_f64(words[i]);
+        g32[i] = gumbel_f32(words[i]);
     }
 }
 """
@@ -50,15 +51,16 @@ def host(tmp_path_factory):
     ptr = np.ctypeslib.ndpointer
     lib.kat.argtypes = [ptr(np.uint32), ptr(np.uint32), ptr(np.uint32)]
     lib.draw.argtypes = [ctypes.c_uint64] * 3 + [ptr(np.uint32)]
-    lib.transform.argtypes = [ptr(np.uint32), ctypes.c_uint64, ptr(np.float32), ptr(np.float64), ptr(np.float64)]
+    lib.transform.argtypes = [ptr(np.uint32), ctypes.c_uint64, ptr(np.float32), ptr(np.float64), ptr(np.float64),
+                              ptr(np.float32)]
     return lib
 
 
 def _transforms(host, words):
     n = len(words)
-    u32, u64, g = np.zeros(n, np.float32), np.zeros(n, np.float64), np.zeros(n, np.float64)
-    host.transform(np.ascontiguousarray(words, np.uint32), n, u32, u64, g)
-    return u32, u64, g
+    u32, u64, g, g32 = np.zeros(n, np.float32), np.zeros(n, np.float64), np.zeros(n, np.float64), np.zeros(n, np.float32)
+    host.transform(np.ascontiguousarray(words, np.uint32), n, u32, u64, g, g32)
+    return u32, u64, g, g32
 
 
 @pytest.mark.parametrize("counter,key,expected", KAT)
@@ -74,7 +76,7 @@ def test_header_stream_equals_the_numpy_reference(host, seed, offset):
     n = 4099  # not a multiple of 4: the last block is used in part
     words = np.zeros(n, np.uint32)
     host.draw(seed, offset, n, words)
-    u32, u64, g = _transforms(host, words)
+    u32, u64, g, _ = _transforms(host, words)
     np.testing.assert_array_equal(words, Generator(seed, counter=offset).words(n))
     np.testing.assert_array_equal(u32, Generator(seed, counter=offset).uniform(n, np.float32))
     np.testing.assert_array_equal(u64, Generator(seed, counter=offset).uniform(n, np.float64))
@@ -87,10 +89,22 @@ def test_header_stream_equals_the_numpy_reference(host, seed, offset):
 def test_header_draws_stay_open_and_finite_at_the_extreme_words(host):
     from minivae.random import words_to_uniform
     words = np.array([0, 1, 0x1FF, 0x200, 0xFFFFFDFF, 0xFFFFFFFE, 0xFFFFFFFF], np.uint32)
-    u32, u64, g = _transforms(host, words)
+    u32, u64, g, g32 = _transforms(host, words)
     np.testing.assert_array_equal(u32, words_to_uniform(words, np.float32))
     np.testing.assert_array_equal(u64, words_to_uniform(words, np.float64))
     assert np.all((u32 > 0) & (u32 < 1)) and np.all((u64 > 0) & (u64 < 1)) and np.all(np.isfinite(g))
+    assert np.all(np.isfinite(g32))
+
+
+def test_float32_gumbel_is_within_a_few_ulp_of_the_reference(host):
+    """gumbel_f32 (the float32 Gumbel-Softmax kernels' noise) against Generator.gumbel rounded to float32,
+    over a spread of words and both ends, where a float32 u would round to 0 or 1."""
+    words = np.concatenate([Generator(3).words(200_000), np.arange(0, 2 ** 32, 2 ** 32 // 4099, dtype=np.uint64),
+                            [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1]]).astype(np.uint32)
+    _, _, g, g32 = _transforms(host, words)
+    ref = g.astype(np.float32)
+    ulps = np.abs(g32.astype(np.float64) - ref) / (np.finfo(np.float32).eps * np.maximum(1.0, np.abs(ref)))
+    assert np.isfinite(g32).all() and ulps.max() <= 4, f"worst {ulps.max():.1f} ulp at word {words[ulps.argmax()]}"
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed: the device compile of kernels/ is not checked")

@@ -7,7 +7,7 @@ tree (run from it; `pip install --no-deps --no-build-isolation -e .` is optional
 own process with the Numba path off (the GPU suite does not use it):
   1. `minivae info`: versions, GPU, CUDA, which kernels are in use;
   2. the GPU suite, tests/gpu/ (kernel cases, float64 gradchecks, CPU-vs-GPU ops, samples and
-     training steps);
+     training steps) and the real-GPU half of tests/test_device.py;
   3. the NVRTC/nvcc builds of kernels/*.cu for sm_75/80/90 (tests/test_cuda_build.py) and the register
      and spill report (tools/kernel_report.py);
   4. the benchmarks against PyTorch and JAX (benchmarks/gpu_kernels.py);
@@ -67,8 +67,9 @@ def main(argv=None):
     parts = []
     code, out = run("info", [py, "-m", "minivae.cli", "info"], out_dir, share(120))
     parts.append(("minivae info", code, " | ".join(ln for ln in out.splitlines() if ln.split()[:1] in (["gpu"], ["cupy"], ["cuda"]))))
-    code, out = run("gpu_suite", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/gpu"], out_dir, share(900))
-    parts.append(("GPU suite (tests/gpu)", code, pytest_line(out)))
+    code, out = run("gpu_suite", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/gpu", "tests/test_device.py"],
+                    out_dir, share(900))
+    parts.append(("GPU suite (tests/gpu, tests/test_device.py)", code, pytest_line(out)))
     code, out = run("build", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/test_cuda_build.py"],
                     out_dir, share(600))
     parts.append(("NVRTC/nvcc builds (tests/test_cuda_build.py)", code, pytest_line(out)))

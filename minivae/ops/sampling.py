@@ -1,5 +1,6 @@
 """Sampling ops: Gumbel-Softmax with its noise drawn from a Philox stream, and the straight-through
 one-hot, whose backward is a deliberate surrogate rather than the derivative of its forward."""
+from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
@@ -38,7 +39,8 @@ class GumbelSoftmax(Function):
     r"""Gumbel-Softmax over the last axis with noise from the Philox stream (seed, counter).
 
     forward   y = softmax((l + g)/τ),  g = Generator(seed, counter).gumbel(l.shape): the same noise
-              on every backend; ``hard`` returns one_hot(argmax y) (ties to the lowest index) instead
+              on every backend (the float32 CUDA kernel evaluates g's logarithms in float32: within
+              a few ulp); ``hard`` returns one_hot(argmax y) (ties to the lowest index) instead
     backward  l̄ = y ⊙ (ḡ − Σ_k ḡ_k y_k)/τ  (for ``hard`` too: straight-through)
     saves     y            fused: minivae/_cpu/gumbel.py gumbel_softmax_fwd, kernels/gumbel_softmax.cu
                            (noise made in-kernel, never stored), backward by softmax_bwd
@@ -52,7 +54,7 @@ class GumbelSoftmax(Function):
             y, out = kernel.gumbel_softmax_fwd(logits, seed, counter, temperature, hard)
         else:
             xp = ctx.xp
-            g = xp.asarray(Generator(seed, counter).gumbel(logits.shape, logits.dtype))
+            g = Generator(seed, counter).gumbel(logits.shape, logits.dtype, device=device_of(logits))
             y = softmax_array(xp, logits + g, (logits.ndim - 1,), temperature)
             out = StraightThrough.forward(ctx, y) if hard else y
         ctx.save(y=y, tau=temperature, kernel=ctx.fused("softmax") if kernel is not None else None)

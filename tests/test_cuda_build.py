@@ -133,7 +133,10 @@ def test_report_exit_status(monkeypatch, capsys):
     assert kr.main(argv) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == "all 1 builds clean"
-    assert [line.split() for line in out.splitlines() if "philox_normal<double>" in line][0][2:4] == ["0", "40"]  # smem, stack
+    figures = [line.split() for line in out.splitlines() if "philox_normal<double>" in line][0][2:4]  # smem, stack
+    if figures == ["-", "-"]:
+        pytest.skip("this NVRTC prints no ptxas report (NVRTC 13.0 on a GPU machine did not): no figures to check")
+    assert figures == ["0", "40"]
     monkeypatch.setattr(kr, "EXPECTED_STACK", {})    # philox_normal's frame is no longer allowed
     assert kr.main(argv) == 1
     assert "FAIL nvrtc random.cu sm_75: philox_normal<float>: 40 bytes stack frame (allowed 0)" in capsys.readouterr().out

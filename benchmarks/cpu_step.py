@@ -44,7 +44,8 @@ def minivae_step(kind, batch, numba):
     return step
 
 
-def torch_step(kind, batch):
+def torch_step(kind, batch, device="cpu"):
+    """The same step in PyTorch (benchmarks/gpu_kernels.py runs it with device="cuda")."""
     import torch
     import torch.nn.functional as tf
     torch.manual_seed(0)
@@ -53,8 +54,9 @@ def torch_step(kind, batch):
                               torch.nn.Linear(256, 2 * latent if kind == "gaussian" else latent))
     dec = torch.nn.Sequential(torch.nn.Linear(latent, 256), torch.nn.ReLU(), torch.nn.Linear(256, 512), torch.nn.ReLU(),
                               torch.nn.Linear(512, 784))
+    enc, dec = enc.to(device), dec.to(device)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
-    x = torch.tensor((numpy.random.default_rng(0).random((batch, 784)) < 0.13).astype(numpy.float32))
+    x = torch.tensor((numpy.random.default_rng(0).random((batch, 784)) < 0.13).astype(numpy.float32), device=device)
 
     def step():
         h = enc(x)

@@ -204,38 +204,10 @@ def step_cases(torch, batch):
             opt.step()
         impls = {"minivae": step}
         if torch is not None:
-            impls["torch"] = torch_step(torch, kind, x_host)
+            from cpu_step import torch_step  # the same PyTorch model and step as the CPU benchmark's
+            impls["torch"] = torch_step(kind, batch, device="cuda")
         out[f"{kind} VAE step, batch {batch}"] = impls
     return out
-
-
-def torch_step(torch, kind, x_host):
-    tf = torch.nn.functional
-    torch.manual_seed(0)
-    latent = 20 if kind == "gaussian" else 300
-    lin = torch.nn.Linear
-    enc = torch.nn.Sequential(lin(784, 512), torch.nn.ReLU(), lin(512, 256), torch.nn.ReLU(),
-                              lin(256, 2 * latent if kind == "gaussian" else latent)).cuda()
-    dec = torch.nn.Sequential(lin(latent, 256), torch.nn.ReLU(), lin(256, 512), torch.nn.ReLU(), lin(512, 784)).cuda()
-    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
-    x = torch.as_tensor(x_host, device="cuda")
-
-    def step():
-        h = enc(x)
-        if kind == "gaussian":
-            mu, log_var = h.chunk(2, dim=-1)
-            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
-            kl = 0.5 * (mu * mu + log_var.exp() - 1 - log_var).sum(-1)
-        else:
-            logits = h.view(len(x), 30, 10)
-            z = tf.gumbel_softmax(logits, tau=1.0).view(len(x), 300)
-            log_q = tf.log_softmax(logits, -1)
-            kl = (log_q.exp() * (log_q + numpy.log(10.0))).sum((-1, -2))
-        loss = (tf.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1) + kl).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
 
 
 def peak_bytes(name, step):

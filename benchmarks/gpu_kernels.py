@@ -249,7 +249,13 @@ def main(argv=None):
         torch = None
     iters = 5 if args.quick else 20
     props = cupy.cuda.runtime.getDeviceProperties(0)
-    print(f"# {props['name'].decode()}, CuPy {cupy.__version__}" + (f", PyTorch {torch.__version__}" if torch else ", no PyTorch"))
+    try:
+        import jax
+        jax_version = f"JAX {jax.__version__} ({jax.default_backend()})"
+    except Exception:
+        jax_version = "no JAX"
+    print(f"# {props['name'].decode()}, CuPy {cupy.__version__}, " + (f"PyTorch {torch.__version__}" if torch else "no PyTorch")
+          + f", {jax_version}")
     copy_gbs = None
     print(f"{'case':48s} {'impl':8s} {'ms':>9s} {'GB/s':>8s} {'of copy':>8s} {'÷ torch':>9s} {'÷ jax':>9s}")
     for case, (nbytes, impls) in kernel_cases(torch).items():

@@ -211,29 +211,42 @@ def step_cases(torch, batch):
 
 
 def peak_bytes(name, step):
-    """Peak device memory a step holds: PyTorch's allocator statistics; for CuPy, the memory pool's
-    high-water mark (it keeps freed blocks, so its total after a step from empty is the peak)."""
+    """Device memory a step takes beyond what was held before it, at its peak: PyTorch's allocator
+    statistics, and for CuPy a memory hook summing what the pool hands out and takes back (both count
+    blocks as allocated, rounded up; neither counts memory cached for reuse)."""
     import cupy
     synchronize()
     if name == "torch":
         import torch
-        torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         step()
         synchronize()
-        return torch.cuda.max_memory_allocated()
-    pool = cupy.get_default_memory_pool()
-    before = pool.used_bytes()
-    pool.free_all_blocks()
-    step()
-    synchronize()
-    return pool.total_bytes() - before
+        return torch.cuda.max_memory_allocated() - before
+
+    class Peak(cupy.cuda.MemoryHook):
+        name = "minivae-peak"
+        live = peak = 0
+
+        def malloc_postprocess(self, **kw):
+            self.live += kw["mem_size"]
+            self.peak = max(self.peak, self.live)
+
+        def free_postprocess(self, **kw):
+            self.live -= kw["mem_size"]
+
+    hook = Peak()
+    with hook:
+        step()
+        synchronize()
+    return hook.peak
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="fewer iterations (for tools/gpu_check.py)")
+    p.add_argument("--steps-only", action="store_true", help="only the training steps and their memory")
     args = p.parse_args(argv)
     try:
         import cupy
@@ -258,7 +271,7 @@ def main(argv=None):
           + f", {jax_version}")
     copy_gbs = None
     print(f"{'case':48s} {'impl':8s} {'ms':>9s} {'GB/s':>8s} {'of copy':>8s} {'÷ torch':>9s} {'÷ jax':>9s}")
-    for case, (nbytes, impls) in kernel_cases(torch).items():
+    for case, (nbytes, impls) in ({} if args.steps_only else kernel_cases(torch)).items():
         times = {name: timed(fn, args.repeats, iters) for name, fn in impls.items()}
         for name, ms in times.items():
             gbs = nbytes / ms / 1e6 if nbytes else None
@@ -272,7 +285,7 @@ def main(argv=None):
         peaks = {name: peak_bytes(name, fn) for name, fn in impls.items()}
         for name, ms in times.items():
             ratio = f"{ms / times['torch']:9.3f}" if "torch" in times and name != "torch" else " " * 9
-            mem = f"peak {peaks[name] / 2 ** 20:7.1f} MiB"
+            mem = f"step peak +{peaks[name] / 2 ** 20:.1f} MiB"
             if "torch" in peaks and name != "torch":
                 mem += f" ({peaks[name] / peaks['torch']:.2f}× torch)"
             print(f"{case:48s} {name:8s} {ms:9.3f} {'':8s} {'':8s} {ratio} {'':9s}  {mem}")

@@ -54,9 +54,14 @@ def row_launch(rows, k):
     registers a thread, too few warps resident), hence the cut at 256."""
     if k <= LARGEST_WARP_ROW:
         n = next(n for n in loader.WARP_N if 32 * n >= k)
-        return "warp", n, (-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,)
+        return ("warp", n) + warp_per_row(rows)
     threads = min(1024, 32 * -(-k // (32 * BLOCK_CACHE)))
     return "block", None, (rows,), (threads,)
+
+
+def warp_per_row(rows):
+    """(grid, block) of a warp-per-row kernel: 4 rows to a block of 128 threads."""
+    return (-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,)
 
 
 def elementwise_launch(n):

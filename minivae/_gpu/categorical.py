@@ -2,12 +2,12 @@
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import ROWS_PER_WARP_BLOCK, contiguous, floating, loader, rows_of
+from minivae._gpu import contiguous, floating, loader, rows_of, warp_per_row
 
 
 def _launch(name, rows, args):
     if rows:
-        loader.function("categorical_kl.cu", name)((-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,), args)
+        loader.function("categorical_kl.cu", name)(*warp_per_row(rows), args)
 
 
 def categorical_kl_fwd(logits, log_p):

@@ -50,8 +50,7 @@ class OneHotCategorical(Categorical):
         self.event_shape = (self.num_categories,)
 
     def sample(self, sample_shape=(), rng=None):
-        k = super().sample(sample_shape, rng).data  # in [0, K) by construction: no range check (a device sync)
-        return Tensor((k[..., None] == self.logits.xp.arange(self.num_categories)).astype(self.logits.dtype))
+        return ops.one_hot(super().sample(sample_shape, rng), self.num_categories, dtype=self.logits.dtype)
 
     def log_prob(self, value):
         return (value * self.logits).sum(axis=-1)

@@ -16,6 +16,7 @@ typedef unsigned long long uint64_t;
 #else
 #include <stdint.h>
 #include <math.h>
+#include <string.h>
 #endif
 
 #ifdef __CUDACC__
@@ -76,13 +77,70 @@ MINIVAE_HD double gumbel_f64(uint32_t w) {
 }
 
 // The same noise in float32 arithmetic, for float32 kernels where the two double-precision
-// logarithms would cost most of the time: E = −log1p(−u) from u when u ≤ ½, else −log(v) from
-// v = 1 − u, which is formed from the word exactly ((2^32 − 1 − w) + ½)·2^-32 (near 1, u itself
-// would round to 1 in float32 and give E = 0, g = +inf); g = −log E. Each step is within an ulp or
-// two in float32, so g is within a few float32 ulp of (float)gumbel_f64(w), and always finite.
+// logarithms would cost most of the time, with both logarithms taken by log_f32 below (one
+// polynomial, no branch: libm's log1pf and logf would each run in most warps, their lanes split
+// by the word's top bit).
+//   E = −log(1 − u) = −log v, where u = (w + ½)·2^-32 and v = 1 − u = ((2^32 − 1 − w) + ½)·2^-32
+//   (v is formed from the word, never by subtracting: near 1 a float32 u would round to 1);
+//   g = −log E.
+// log(1 − u) is written 2^e·(1 + f) with f ∈ [−⅓, ⅓] exactly representable, so no digit is lost:
+//   u ≤ ⅓ (w < 2^31): e = 0, f = −u;   ⅓ < u ≤ ½: e = −1, f = 1 − 2u (exact, 2u ∈ [½, 2]);
+//   u > ½ (v < ½): v's own exponent and mantissa (f_from_bits).
+// Each step is within an ulp or two in float32, so g is within a few float32 ulp of
+// (float)gumbel_f64(w) (tests/test_kernel_sources.py), and always finite.
+MINIVAE_HD uint32_t f32_bits(float x) {
+#ifdef __CUDACC__
+    return __float_as_uint(x);
+#else
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+#endif
+}
+
+MINIVAE_HD float f32_from_bits(uint32_t b) {
+#ifdef __CUDACC__
+    return __uint_as_float(b);
+#else
+    float x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+#endif
+}
+
+// log(2^e·(1 + f)) = e·ln 2 + log1p(f) for f ∈ [−⅓, ⅓]: log1p(f) = f + f²·Q(f), Q a degree-7
+// fit of (log1p(f) − f)/f² weighted by the relative error of log1p (≈ 0.44 ulp before rounding,
+// ≤ 1.02 ulp evaluated in float32 with fused multiply-adds). fmaf keeps host and device alike.
+MINIVAE_HD float log_f32(float e, float f) {
+    float q = 1.402625144e-01f;
+    q = fmaf(q, f, -1.538855880e-01f);
+    q = fmaf(q, f, 1.399582773e-01f);
+    q = fmaf(q, f, -1.641595662e-01f);
+    q = fmaf(q, f, 2.001116723e-01f);
+    q = fmaf(q, f, -2.500782013e-01f);
+    q = fmaf(q, f, 3.333319724e-01f);
+    q = fmaf(q, f, -4.999993742e-01f);
+    return fmaf(e, 0.693147182f, fmaf(f * f, q, f));
+}
+
+// (e, f) with x = 2^e·(1 + f), f ∈ [−⅓, ⅓), for a positive normal float x: subtracting the bits
+// of ⅔ before masking the exponent puts the mantissa m = 1 + f in [⅔, 4/3), and f = m − 1 is exact.
+MINIVAE_HD float f_from_bits(float x, float& e) {
+    const uint32_t b = f32_bits(x);
+    const uint32_t shift = (b - 0x3f2aaaabu) & 0xff800000u;
+    e = (float)((int)shift >> 23);
+    return f32_from_bits(b - shift) - 1.0f;
+}
+
 MINIVAE_HD float gumbel_f32(uint32_t w) {
-    const float exponential = w <= 0x7FFFFFFFu
-        ? -log1pf(-(((float)w + 0.5f) * 2.3283064365386963e-10f))
-        : -logf(((float)(0xFFFFFFFFu - w) + 0.5f) * 2.3283064365386963e-10f);
-    return -logf(exponential);
+    const float u = ((float)w + 0.5f) * 2.3283064365386963e-10f;                  // 2^-32
+    const float v = ((float)(0xFFFFFFFFu - w) + 0.5f) * 2.3283064365386963e-10f;
+    float e_v;
+    const float f_v = f_from_bits(v, e_v);
+    const bool low = w <= 0x7FFFFFFFu, third = u > 0.333333343f;
+    const float e = low ? (third ? -1.0f : 0.0f) : e_v;
+    const float f = low ? (third ? fmaf(-2.0f, u, 1.0f) : -u) : f_v;
+    float e_g;
+    const float f_g = f_from_bits(-log_f32(e, f), e_g);
+    return -log_f32(e_g, f_g);
 }

@@ -3,8 +3,9 @@
 (a) The emulation is CUDA: block reductions over __syncthreads, warp shuffles, partial warps, threads that
     exit early, atomics, argument checks as strict as the kernel's signature, deadlocks reported.
 (b) The sanitizers catch planted bugs: ThreadSanitizer reports the data race of a reduction that lost a
-    __syncthreads (in a toy kernel and in a copy of kernels/common.cuh's block_sum); AddressSanitizer reports
-    the heap-buffer-overflow of a kernel that lost its tail guard.
+    __syncthreads (in a toy kernel and in a copy of kernels/common.cuh's block_sum) and of a kernel that lost
+    the barrier between its writes to dynamic (extern __shared__) memory and its reads; AddressSanitizer reports
+    the heap-buffer-overflow of a kernel that lost its tail guard and of one given too little dynamic shared memory.
 (c) The correct kernels (the tests marked ``sanitize``) run clean under both sanitizers: they run here with a
     plain build and again in a child process with MINIVAE_CUDA_HOST_SANITIZE=thread|address.
 """
@@ -23,7 +24,7 @@ from tests.cuda_host import host
 HERE = pathlib.Path(__file__).resolve().parent
 PLANTED = HERE / "cuda_host" / "planted" / "emulation.cu"
 KERNELS = HERE.parent / "kernels"
-NAMES = ["tree_sum<float>", "tree_sum<double>", "scale<float>", "warp_ops<int>", "warp_ops<double>",
+NAMES = ["tree_sum<float>", "tree_sum<double>", "reverse_blocks<float>", "reverse_blocks<double>", "scale<float>", "warp_ops<int>", "warp_ops<double>",
          "early_exit", "atomics", "votes", "divergent_shuffle", "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2>"]
 
 needs_compiler = pytest.mark.skipif(host.compiler() is None, reason="no host C++ compiler (g++) to build kernels for the CPU")
@@ -49,6 +50,35 @@ def test_tree_sum_over_syncthreads(emu, dtype, block):
     emu.get_function(f"tree_sum<{ctype}>")(3, block, (x, out, np.int32(n)))
     want = np.add.reduceat(x, [0, block, 2 * block])
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.sanitize
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dynamic_shared_memory(emu, dtype):
+    """extern __shared__ memory: the launch's shared_mem bytes, seen by every thread of the block, fresh per launch."""
+    block, blocks = 64, 3
+    x = np.arange(block * blocks, dtype=dtype)
+    out = np.zeros_like(x)
+    name = f"reverse_blocks<{'float' if dtype == np.float32 else 'double'}>"
+    emu.get_function(name)(blocks, block, (x, out), shared_mem=block * x.itemsize)
+    np.testing.assert_array_equal(out, x.reshape(blocks, block)[:, ::-1].ravel())
+
+
+def test_dynamic_shared_memory_size_is_checked(emu):
+    f = emu.get_function("reverse_blocks<float>")
+    x = np.zeros(32, np.float32)
+    for bad in (-1, host.MAX_DYNAMIC_SHARED + 1, 1.5):
+        with pytest.raises(ValueError, match="shared_mem"):
+            f(1, 32, (x, x.copy()), shared_mem=bad)
+
+
+def test_host_text_rewrites_only_extern_shared():
+    src = ("__shared__ float buf[32];\n"
+           "extern __shared__ __align__(16) unsigned char smem[];\n"
+           "extern  __shared__ double  d[ ];\n")
+    assert host.host_text(src) == ("__shared__ float buf[32];\n"
+                                   "unsigned char* const smem = cuda_host::dynamic_shared<unsigned char>();\n"
+                                   "double* const d = cuda_host::dynamic_shared<double>();\n")
 
 
 @pytest.mark.sanitize
@@ -179,8 +209,6 @@ def test_arguments_are_checked_against_the_signature(emu):
         f(1, 128, good[:5])
     with pytest.raises(ValueError, match="more than 1024 threads"):
         f(1, (64, 32), good)
-    with pytest.raises(ValueError, match="dynamic shared memory"):
-        f(1, 128, good, shared_mem=16)
 
 
 @pytest.mark.sanitize
@@ -242,10 +270,14 @@ def planted_race():
     kernels["common.cuh"] = _remove_line(kernels["common.cuh"], "__syncthreads();", "buf[threadIdx.x >> 5] = v;",
                                          "MINIVAE_D T block_max(")
     real = _stage(kernels)
+    # the dynamic shared memory: reverse_blocks without the barrier between its write and its reads
+    dynamic = _stage({"emulation.cu": _remove_line(PLANTED.read_text(), "__syncthreads();  // needed",
+                                                   "void reverse_blocks(", "\n}\n")})
     # both loaded before the first report: TSan's symbolizer does not see libraries dlopen'ed after it started
     toy_sum = host.HostModule([toy / "emulation.cu"], ["tree_sum<float>"]).get_function("tree_sum<float>")
     real_bwd = host.HostModule([real / "softmax.cu"], ["softmax_block_bwd<double>"]).get_function(
         "softmax_block_bwd<double>")
+    reverse = host.HostModule([dynamic / "emulation.cu"], ["reverse_blocks<float>"]).get_function("reverse_blocks<float>")
 
     os.write(2, b"\n=== planted toy ===\n")
     toy_sum(1, 64, (np.ones(64, np.float32), np.zeros(1, np.float32), np.int32(64)))
@@ -253,6 +285,8 @@ def planted_race():
     os.write(2, b"\n=== planted real ===\n")
     real_bwd(rows, 64, (np.full((rows, k), 0.01), np.ones((rows, k)), np.zeros((rows, k)), np.int32(rows),
                         np.int32(k), np.float64(1), np.int32(0)))
+    os.write(2, b"\n=== planted dynamic ===\n")
+    reverse(1, 64, (np.ones(64, np.float32), np.zeros(64, np.float32)), shared_mem=64 * 4)
     os.write(2, b"\n=== end ===\n")
 
 
@@ -267,6 +301,13 @@ def planted_overflow():
     module.get_function("scale<float>")(8, 128, (x, out, np.int64(n), np.float32(2)))
 
 
+def planted_shared_overflow():
+    """Run in an AddressSanitizer child: reverse_blocks given one float of dynamic shared memory too few."""
+    module = host.HostModule([PLANTED], ["reverse_blocks<float>"])
+    x = np.ones(64, np.float32)
+    module.get_function("reverse_blocks<float>")(1, 64, (x, np.zeros_like(x)), shared_mem=63 * 4)
+
+
 PYTEST_CHILD = ["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestUnknownMarkWarning",
                 "-m", "sanitize", str(pathlib.Path(__file__))]   # -s: sanitizer reports reach the parent's pipe
 CHILDREN = {  # test name → (sanitizer, python arguments)
@@ -274,6 +315,8 @@ CHILDREN = {  # test name → (sanitizer, python arguments)
     "test_correct_kernels_run_clean_under_sanitizer[address]": ("address", PYTEST_CHILD),
     "test_tsan_reports_a_missing_syncthreads": ("thread", ["-c", "import tests.test_cuda_host as t; t.planted_race()"]),
     "test_asan_reports_an_unguarded_tail": ("address", ["-c", "import tests.test_cuda_host as t; t.planted_overflow()"]),
+    "test_asan_reports_an_overrun_of_dynamic_shared_memory": (
+        "address", ["-c", "import tests.test_cuda_host as t; t.planted_shared_overflow()"]),
 }
 
 
@@ -307,8 +350,8 @@ def test_tsan_reports_a_missing_syncthreads(children, request):
     done, output = _result(children, request)
     assert "=== end ===" in done.stderr, output[-6000:]
     sections = done.stderr.split("\n=== planted ")[1:]
-    assert [s.split(" ===")[0] for s in sections] == ["toy", "real"], output[-6000:]
-    for section, function in zip(sections, ["tree_sum", "block_sum"]):
+    assert [s.split(" ===")[0] for s in sections] == ["toy", "real", "dynamic"], output[-6000:]
+    for section, function in zip(sections, ["tree_sum", "block_sum", "reverse_blocks"]):
         assert "WARNING: ThreadSanitizer: data race" in section, f"no race reported:\n{section[-6000:]}"
         # the first racing access is in the reduction that lost its barrier
         assert re.search(rf"SUMMARY: ThreadSanitizer: data race .* in (void )?{function}<", section), section[-3000:]
@@ -320,6 +363,14 @@ def test_asan_reports_an_unguarded_tail(children, request):
     assert done.returncode != 0, output[-6000:]
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in output and "WRITE of size 4" in output, output[-6000:]
     assert "scale<float>" in output, output[-6000:]
+
+
+@_sanitizer("address")
+def test_asan_reports_an_overrun_of_dynamic_shared_memory(children, request):
+    done, output = _result(children, request)
+    assert done.returncode != 0, output[-6000:]
+    assert "ERROR: AddressSanitizer: heap-buffer-overflow" in output and "WRITE of size 4" in output, output[-6000:]
+    assert "reverse_blocks<float>" in output, output[-6000:]
 
 
 def test_module_factory_builds_sources_apart_when_they_cannot_share_a_unit(tmp_path):

@@ -21,6 +21,10 @@
 //
 // `__shared__` is `static`: one instance per kernel instantiation, which is right because only one block runs at
 // a time and every thread of block b finishes (under the block mutex) before any thread of block b + 1 starts.
+// `extern __shared__ T name[];` (the launch's dynamic shared memory) is the one construct no macro can turn into
+// C++ (`extern static` is not C++): host.py rewrites each such declaration into
+// `T* const name = cuda_host::dynamic_shared<T>();`, a buffer of exactly the launch's bytes, on the heap, so
+// AddressSanitizer reports an access past it as it reports one past a global array.
 #pragma once
 
 #include <math.h>
@@ -313,11 +317,23 @@ class Pool {
     std::atomic<unsigned> remaining_{0};
 };
 
-// A launch: `body` runs the kernel with its arguments bound for the calling thread's indices.
-inline int run_grid(dim3 grid, dim3 block, const std::function<void()>& body, char* err, int errlen) {
+// The dynamic shared memory of the launch in flight (one launch at a time); see the top of this file.
+inline unsigned char* dynamic_shared_base = nullptr;
+
+template <class T>
+T* dynamic_shared() {
+    return reinterpret_cast<T*>(dynamic_shared_base);
+}
+
+// A launch: `body` runs the kernel with its arguments bound for the calling thread's indices, with
+// `shared_bytes` of dynamic shared memory (new[]'s alignment, 16 bytes, is what CUDA guarantees too).
+inline int run_grid(dim3 grid, dim3 block, unsigned shared_bytes, const std::function<void()>& body, char* err,
+                    int errlen) {
     static std::mutex launches;  // one launch at a time: __shared__ storage is static, and the pool is one
     static Pool* pool = new Pool;
     std::lock_guard<std::mutex> one_at_a_time(launches);
+    const std::unique_ptr<unsigned char[]> dynamic(new unsigned char[shared_bytes]);
+    dynamic_shared_base = dynamic.get();
     Grid g;
     g.nthreads = block.x * block.y * block.z;
     g.nwarps = (g.nthreads + 31) / 32;
@@ -389,7 +405,7 @@ template <class... A>
 inline constexpr ParamInfo kParams[sizeof...(A) + 1] = {param_info<A>()..., ParamInfo{0, kOther, 0, kOther, 0}};
 
 using Erased = void (*)();
-using Launch = int (*)(Erased, dim3, dim3, void**, char*, int);
+using Launch = int (*)(Erased, dim3, dim3, unsigned, void**, char*, int);
 
 struct Entry {
     const char* name;
@@ -408,15 +424,17 @@ T load_arg(void* p) {
 }
 
 template <class... A, size_t... I>
-int launch_impl(void (*fn)(A...), dim3 grid, dim3 block, void** args, char* err, int errlen, std::index_sequence<I...>) {
+int launch_impl(void (*fn)(A...), dim3 grid, dim3 block, unsigned shared_bytes, void** args, char* err, int errlen,
+                std::index_sequence<I...>) {
     // Parameters are copied once, in the launching thread, as cudaLaunchKernel copies them into the launch.
     const std::tuple<std::decay_t<A>...> values{load_arg<std::decay_t<A>>(args[I])...};
-    return run_grid(grid, block, [&] { std::apply(fn, values); }, err, errlen);
+    return run_grid(grid, block, shared_bytes, [&] { std::apply(fn, values); }, err, errlen);
 }
 
 template <class... A>
-int launch(Erased fn, dim3 grid, dim3 block, void** args, char* err, int errlen) {
-    return launch_impl(reinterpret_cast<void (*)(A...)>(fn), grid, block, args, err, errlen, std::index_sequence_for<A...>{});
+int launch(Erased fn, dim3 grid, dim3 block, unsigned shared_bytes, void** args, char* err, int errlen) {
+    return launch_impl(reinterpret_cast<void (*)(A...)>(fn), grid, block, shared_bytes, args, err, errlen,
+                       std::index_sequence_for<A...>{});
 }
 
 template <class... A>
@@ -549,9 +567,9 @@ inline double max(double a, double b) { return fmax(a, b); }
     extern "C" const char* cuda_host_name(int i) { return cuda_host_entries[i].name; }                        \
     extern "C" int cuda_host_nparams(int i) { return cuda_host_entries[i].nparams; }                          \
     extern "C" const cuda_host::ParamInfo* cuda_host_params(int i) { return cuda_host_entries[i].params; }    \
-    extern "C" int cuda_host_launch(int i, const unsigned* grid, const unsigned* block, void** args, char* err, \
-                                    int errlen) {                                                             \
+    extern "C" int cuda_host_launch(int i, const unsigned* grid, const unsigned* block, unsigned shared_bytes,   \
+                                    void** args, char* err, int errlen) {                                     \
         const cuda_host::Entry& e = cuda_host_entries[i];                                                     \
-        return e.launch(e.fn, dim3(grid[0], grid[1], grid[2]), dim3(block[0], block[1], block[2]), args, err,  \
-                        errlen);                                                                              \
+        return e.launch(e.fn, dim3(grid[0], grid[1], grid[2]), dim3(block[0], block[1], block[2]), shared_bytes, \
+                        args, err, errlen);                                                                   \
     }

@@ -5,7 +5,8 @@ std::threads), then the sources, then a table mapping each name expression ("sof
 launcher that knows the kernel's parameter types. ``HostModule(...).get_function(name)`` returns
 ``f(grid, block, args, shared_mem=0)``, the RawKernel call, and checks every argument against the parameter it
 binds to, so a launcher that passes a Python float where the kernel takes ``float`` fails here as it would
-silently misbehave on a GPU.
+silently misbehave on a GPU. One construct no macro can translate, ``extern __shared__ T name[];`` (the launch's
+dynamic shared memory), is rewritten by ``host_text`` in copies of the files that use it (see cuda_host.h).
 
 Sanitizers: ``sanitize="thread"`` (-fsanitize=thread) or ``"address"`` (-fsanitize=address,undefined). A
 dlopen'ed sanitized library needs the sanitizer runtime loaded first, so sanitized runs happen in a child
@@ -20,6 +21,7 @@ import functools
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +85,33 @@ def _compiler_identity(cxx):
     return subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
 
 
+# extern __shared__ [__align__(n)] T name[];   (T may be several words: "unsigned char")
+_EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s*)?([A-Za-z_][\w\s]*?)\s+(\w+)\s*\[\s*\]\s*;")
+# the largest dynamic shared memory a launch gets without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize)
+MAX_DYNAMIC_SHARED = 48 * 1024
+
+
+def host_text(text):
+    """``text`` with each ``extern __shared__ T name[];`` turned into ``T* const name = cuda_host::dynamic_shared<T>();``,
+    the launch's dynamic shared memory in the host emulation; every other character unchanged."""
+    return _EXTERN_SHARED.sub(lambda m: f"{m[1]}* const {m[2]} = cuda_host::dynamic_shared<{m[1]}>();", text)
+
+
+def _host_copies(files, directory):
+    """When any of ``files`` declares ``extern __shared__`` memory: copies of all of them through ``host_text``
+    under ``directory``, one subfolder per original folder (so "..." includes still find their neighbours), and
+    the map original → copy. Otherwise the identity map: compile errors then name the real files."""
+    if not any(_EXTERN_SHARED.search(f.read_text()) for f in files):
+        return {f: f for f in files}
+    folders = {d: pathlib.Path(directory) / f"dir{i}" for i, d in enumerate(sorted({f.parent for f in files}))}
+    copies = {}
+    for f in files:
+        folders[f.parent].mkdir(exist_ok=True)
+        copies[f] = folders[f.parent] / f.name
+        copies[f].write_text(host_text(f.read_text()))
+    return copies
+
+
 def shim_source(sources, name_expressions):
     """The C++ translation unit: header, the .cu sources verbatim, the launch table."""
     lines = [f'#include "{HEADER}"']
@@ -100,11 +129,11 @@ def build(sources, name_expressions, include_dirs=(), sanitize=None):
     mode = sanitize_mode(sanitize)
     sources = [pathlib.Path(s).resolve() for s in sources]
     include_dirs = [pathlib.Path(d).resolve() for d in include_dirs] or sorted({s.parent for s in sources})
-    shim = shim_source(sources, name_expressions)
-    flags = [*_COMMON, *FLAGS[mode], *(f"-I{d}" for d in include_dirs)]
+    flags = [*_COMMON, *FLAGS[mode]]
 
     key = hashlib.sha256()
-    for part in (_compiler_identity(cxx), " ".join(flags), shim, HEADER.read_text()):
+    for part in (_compiler_identity(cxx), " ".join(flags), shim_source(sources, name_expressions),
+                 " ".join(map(str, include_dirs)), HEADER.read_text(), _EXTERN_SHARED.pattern):
         key.update(part.encode() + b"\0")
     # what the sources can include: their own directories ("..." includes) and the include path
     searched = set(include_dirs) | {s.parent for s in sources}
@@ -118,10 +147,13 @@ def build(sources, name_expressions, include_dirs=(), sanitize=None):
 
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        copies = _host_copies(sorted(set(sources) | headers), tmp)
+        folders = {f.parent: c.parent for f, c in copies.items()}
         cpp = pathlib.Path(tmp) / "shim.cpp"
-        cpp.write_text(shim)
+        cpp.write_text(shim_source([copies[s] for s in sources], name_expressions))
         out = pathlib.Path(tmp) / "module.so"
-        done = subprocess.run([cxx, *flags, str(cpp), "-o", str(out)], capture_output=True, text=True)
+        includes = [f"-I{folders.get(d, d)}" for d in include_dirs]
+        done = subprocess.run([cxx, *flags, *includes, str(cpp), "-o", str(out)], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"building {[s.name for s in sources]} for the host failed:\n{done.stderr[-6000:]}")
         os.replace(out, target)  # atomic: a concurrent build of the same key writes the same bytes
@@ -149,7 +181,7 @@ class HostModule:
         lib.cuda_host_name.restype = ctypes.c_char_p
         lib.cuda_host_params.restype = ctypes.POINTER(_ParamInfo)
         lib.cuda_host_launch.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
-                                         ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_int]
+                                         ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_int]
         self._functions = {}
         for i in range(lib.cuda_host_count()):
             name = lib.cuda_host_name(i).decode()
@@ -226,8 +258,9 @@ class HostFunction:
         block = _dims(block, "block", (1024, 1024, 64))
         if block[0] * block[1] * block[2] > 1024:
             raise ValueError(f"block {block} has more than 1024 threads")
-        if shared_mem:
-            raise ValueError("the host emulation has no dynamic shared memory (kernels use static __shared__ only)")
+        if not isinstance(shared_mem, (int, np.integer)) or not 0 <= shared_mem <= MAX_DYNAMIC_SHARED:
+            raise ValueError(f"{self.name}: shared_mem={shared_mem!r}: dynamic shared memory is 0 to "
+                             f"{MAX_DYNAMIC_SHARED} bytes without opting in to more")
         args = tuple(args)
         if len(args) != len(self.params):
             raise TypeError(f"{self.name}: expected {len(self.params)} arguments, given {len(args)}")
@@ -236,7 +269,7 @@ class HostFunction:
         pointers = (ctypes.c_void_p * max(len(values), 1))(*[ctypes.addressof(v) for v in values])
         err = ctypes.create_string_buffer(1024)
         rc = self.module._lib.cuda_host_launch(self.index, (ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block),
-                                               pointers, err, len(err))
+                                               int(shared_mem), pointers, err, len(err))
         if rc:
             raise RuntimeError(f"{self.name}<<<{grid}, {block}>>>: {err.value.decode()}")
 

@@ -1,6 +1,6 @@
 // Kernels that exercise the host emulation itself (tests/test_cuda_host.py). The tests derive the planted
-// bugs from this text: removing the barrier marked "needed" makes tree_sum race, removing the tail guard
-// makes scale write past its output.
+// bugs from this text: removing the barrier marked "needed" makes tree_sum (or reverse_blocks) race,
+// removing the tail guard makes scale write past its output.
 
 // Tree reduction in shared memory: out[blockIdx.x] = sum of this block's slice of x.
 template <typename T>
@@ -13,6 +13,19 @@ __global__ void tree_sum(const T* x, T* out, int n) {
         if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
     }
     if (threadIdx.x == 0) out[blockIdx.x] = buf[0];
+}
+
+// Each block's slice of x reversed, through the launch's dynamic shared memory (blockDim.x elements of T):
+// out[b·B + t] = x[b·B + B − 1 − t].
+template <typename T>
+__global__ void reverse_blocks(const T* x, T* out) {
+    // one untyped array: extern __shared__ arrays of different element types in two instantiations would clash
+    extern __shared__ __align__(16) unsigned char dynamic_smem[];
+    T* staged = reinterpret_cast<T*>(dynamic_smem);
+    const int base = blockIdx.x * blockDim.x;
+    staged[threadIdx.x] = x[base + threadIdx.x];
+    __syncthreads();  // needed: each thread reads another thread's element
+    out[base + threadIdx.x] = staged[blockDim.x - 1 - threadIdx.x];
 }
 
 // out[i] = a * x[i], one element per thread.

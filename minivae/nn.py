@@ -117,8 +117,7 @@ class Linear(Module):
         self.to(device)
 
     def forward(self, x):
-        y = ops.matmul(x, self.weight)
-        return y + self.bias if self.bias is not None else y
+        return ops.linear(x, self.weight, self.bias) if self.bias is not None else ops.matmul(x, self.weight)
 
 
 class GatedLinear(Module):
@@ -161,9 +160,20 @@ class Sequential(Module):
         self.layers = list(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        layers, i = self.layers, 0
+        while i < len(layers):
+            if _linear_then_relu(layers, i):  # one node: the graph keeps no pre-activation (ops.linear)
+                x = ops.linear(x, layers[i].weight, layers[i].bias, activation="relu")
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
         return x
+
+
+def _linear_then_relu(layers, i):
+    return (type(layers[i]) is Linear and layers[i].bias is not None and i + 1 < len(layers)
+            and isinstance(layers[i + 1], Activation) and layers[i + 1].fn is ops.relu)
 
 
 class MLP(Sequential):

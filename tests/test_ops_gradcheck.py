@@ -118,6 +118,19 @@ def matmul_case(draw, pattern=None):
 
 
 @st.composite
+def linear_case(draw):
+    """x of shape (in,), (m, in) or (b, m, in); with ReLU, no pre-activation within 1e-3 of the kink."""
+    m, k, n, b = (draw(st.integers(1, 4)) for _ in range(4))
+    sx = draw(st.sampled_from([(k,), (m, k), (b, m, k)]))
+    rng = draw(rngs)
+    x, w, bias = rng.normal(size=sx), rng.normal(size=(k, n)), rng.normal(size=n)
+    activation = draw(st.sampled_from([None, "relu"]))
+    if activation == "relu":
+        assume(np.abs(x @ w + bias).min() > 1e-3)
+    return case(lambda *t: ops.linear(*t, activation=activation), x, w, bias)
+
+
+@st.composite
 def reshape_case(draw):
     shape = draw(shapes())
     target = draw(st.sampled_from([(-1,), tuple(reversed(shape)), (1,) + shape + (1,)]))
@@ -235,7 +248,7 @@ DOMAINS = {
     "cos": unary(ops.cos, uniform(-4, 4)), "sigmoid": unary(ops.sigmoid, uniform(-6, 6)),
     "softplus": unary(ops.softplus, uniform(-6, 6)), "relu": unary(ops.relu, away_from_zero),
     "sum": reduction(ops.sum), "mean": reduction(ops.mean), "max": max_case(),
-    "logsumexp": reduction(ops.logsumexp), "matmul": matmul_case(),
+    "logsumexp": reduction(ops.logsumexp), "matmul": matmul_case(), "linear": linear_case(),
     "reshape": reshape_case(), "transpose": transpose_case(), "getitem": getitem_case(),
     "concatenate": concatenate_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
     "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),

@@ -5,7 +5,7 @@ from minivae.ops._registry import NONDIFFERENTIABLE, OPS, register
 from minivae.ops.arith import add, cast, clip, div, maximum, minimum, mul, neg, pow, sub, where
 from minivae.ops.unary import abs, cos, exp, expm1, log, log1p, relu, sigmoid, sin, softplus, sqrt, tanh
 from minivae.ops.reduce import logsumexp, max, mean, sum
-from minivae.ops.linalg import matmul
+from minivae.ops.linalg import linear, matmul
 from minivae.ops.shape import (broadcast_to, chunk, concatenate, getitem, one_hot, reshape, split,
                                stack, transpose)
 from minivae.ops.softmax import log_softmax, softmax

@@ -19,21 +19,62 @@ class Matmul(Function):
         return ctx.xp.matmul(x, y)
 
     def backward(ctx, g):
-        x, y = ctx.x, ctx.y
-        # promote 1-D operands the way the forward did, so one batched formula serves all cases
-        x2 = x[None, :] if x.ndim == 1 else x
-        y2 = y[:, None] if y.ndim == 1 else y
-        if x.ndim == 1:
-            g = g[..., None, :] if y.ndim > 1 else g[..., None]
-        if y.ndim == 1:
-            g = g[..., None]
-        gx = g @ y2.swapaxes(-1, -2) if ctx.needs_input_grad[0] else None
-        gy = x2.swapaxes(-1, -2) @ g if ctx.needs_input_grad[1] else None
-        if gx is not None:
-            gx = unbroadcast(gx, x2.shape).reshape(x.shape)
-        if gy is not None:
-            gy = unbroadcast(gy, y2.shape).reshape(y.shape)
-        return gx, gy
+        return matmul_vjp(ctx.x, ctx.y, g, ctx.needs_input_grad[:2])
 
 
-matmul = Matmul.apply
+def matmul_vjp(x, y, g, needs):
+    """(x̄, ȳ) of z = x @ y for the upstream ḡ (None where ``needs`` says no gradient is wanted)."""
+    # promote 1-D operands the way the forward did, so one batched formula serves all cases
+    x2 = x[None, :] if x.ndim == 1 else x
+    y2 = y[:, None] if y.ndim == 1 else y
+    if x.ndim == 1:
+        g = g[..., None, :] if y.ndim > 1 else g[..., None]
+    if y.ndim == 1:
+        g = g[..., None]
+    gx = g @ y2.swapaxes(-1, -2) if needs[0] else None
+    gy = x2.swapaxes(-1, -2) @ g if needs[1] else None
+    if gx is not None:
+        gx = unbroadcast(gx, x2.shape).reshape(x.shape)
+    if gy is not None:
+        gy = unbroadcast(gy, y2.shape).reshape(y.shape)
+    return gx, gy
+
+
+@register("linear")
+class Linear(Function):
+    """A dense layer in one node: y = act(x @ W + b), act the identity or ReLU.
+
+    forward   p = x @ W + b (the bias added in place);  y = p, or max(p, 0) in place
+    backward  p̄ = ḡ, or ḡ·[y > 0] (y > 0 exactly where p > 0);  b̄ = unbroadcast(p̄, b.shape);
+              (x̄, W̄) = matmul's VJP at p̄
+    saves     x, W (and y for ReLU)
+    The same numbers as matmul, add and relu one after another; but as one node the graph keeps
+    neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
+    one array instead of three (a third of a training step's memory on the VAEs).
+    """
+
+    def forward(ctx, x, weight, bias, activation=None):
+        if activation not in (None, "relu"):
+            raise ValueError(f"linear: activation must be None or 'relu', not {activation!r}")
+        if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[0] or bias.shape != weight.shape[1:]:
+            raise ValueError(f"linear: x {x.shape} (…, in), weight {weight.shape} (in, out) and bias {bias.shape} "
+                             "(out,) do not fit")
+        xp = ctx.xp
+        y = xp.matmul(x, weight)
+        if xp.result_type(y, bias) == y.dtype:
+            y += bias
+        else:  # a bias wider than the product: promote, as x @ W + b does
+            y = y + bias
+        if activation == "relu":
+            xp.maximum(y, 0, out=y)
+        ctx.save(x=x, weight=weight, bias_shape=bias.shape, y=y if activation == "relu" else None)
+        return y
+
+    def backward(ctx, g):
+        if ctx.y is not None:
+            g = g * (ctx.y > 0)
+        gx, gw = matmul_vjp(ctx.x, ctx.weight, g, ctx.needs_input_grad[:2])
+        return gx, gw, unbroadcast(g, ctx.bias_shape) if ctx.needs_input_grad[2] else None
+
+
+matmul, linear = Matmul.apply, Linear.apply

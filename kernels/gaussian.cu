@@ -3,17 +3,28 @@
 //
 //   reparameterize   noise = exp(½·v)·ε;  z = μ + noise          bwd  gv = ½·g·noise  (gμ = g)
 //   KL               var = exp(v);  kl = ½·(μ² + var − 1 − v)      bwd  gμ = g·μ;  gv = ½·g·(var − 1)
+//   both at once     (z, kl) as above                              bwd  gμ = g_z + g_kl·μ;
+//                                                                       gv = ½·g_z·noise + ½·g_kl·(var − 1)
 //
-// The forward kernels also write what their backward reads (noise, var), so the backward is one
-// multiply per element. Layout: grid-stride loop, thread i handles i, i + S, … (common.cuh).
+// The single forwards also write what their backward reads (noise, var), so that backward is one
+// multiply per element. The joint pair recomputes them instead: its forward reads μ, v, ε and writes
+// z, kl, its backward reads g_z, g_kl, μ, v, ε and writes gμ, gv, 12 passes over n values in all
+// where storing noise and var would make 14 (memory traffic is the whole cost here; the exponentials
+// are free). Layout: grid-stride loop, thread i handles i, i + S, … (common.cuh).
 #include "common.cuh"
+
+template <typename T>
+MINIVAE_HD T reparameterize_noise(T log_var, T eps) { return mv_exp(T(0.5) * log_var) * eps; }
+
+template <typename T>
+MINIVAE_HD T kl_term(T mu, T log_var, T var) { return T(0.5) * (mu * mu + var - T(1) - log_var); }
 
 template <typename T>
 __global__ void reparameterize_fwd(const T* __restrict__ mu, const T* __restrict__ log_var,
                                    const T* __restrict__ eps, T* __restrict__ z, T* __restrict__ noise,
                                    long long n) {
     for (long long i = grid_first(); i < n; i += grid_step()) {
-        const T e = mv_exp(T(0.5) * log_var[i]) * eps[i];
+        const T e = reparameterize_noise(log_var[i], eps[i]);
         noise[i] = e;
         z[i] = mu[i] + e;
     }
@@ -32,7 +43,7 @@ __global__ void kl_standard_normal_fwd(const T* __restrict__ mu, const T* __rest
         const T m = mu[i], v = log_var[i];
         const T e = mv_exp(v);
         var[i] = e;
-        kl[i] = T(0.5) * (m * m + e - T(1) - v);
+        kl[i] = kl_term(m, v, e);
     }
 }
 
@@ -43,5 +54,36 @@ __global__ void kl_standard_normal_bwd(const T* __restrict__ g, const T* __restr
         const T gi = g[i];
         gmu[i] = gi * mu[i];
         glog_var[i] = T(0.5) * gi * (var[i] - T(1));
+    }
+}
+
+template <typename T>
+__global__ void reparameterize_kl_fwd(const T* __restrict__ mu, const T* __restrict__ log_var,
+                                      const T* __restrict__ eps, T* __restrict__ z, T* __restrict__ kl, long long n) {
+    for (long long i = grid_first(); i < n; i += grid_step()) {
+        const T m = mu[i], v = log_var[i];
+        z[i] = m + reparameterize_noise(v, eps[i]);
+        kl[i] = kl_term(m, v, mv_exp(v));
+    }
+}
+
+// has_gz / has_gkl: 0 when no gradient reached that output (it counts as 0, and that pointer is never read).
+template <typename T>
+__global__ void reparameterize_kl_bwd(const T* __restrict__ gz, const T* __restrict__ gkl, const T* __restrict__ mu,
+                                      const T* __restrict__ log_var, const T* __restrict__ eps, T* __restrict__ gmu,
+                                      T* __restrict__ glog_var, long long n, int has_gz, int has_gkl) {
+    for (long long i = grid_first(); i < n; i += grid_step()) {
+        const T v = log_var[i];
+        T m_bar = T(0), v_bar = T(0);
+        if (has_gz) {
+            m_bar = gz[i];
+            v_bar = T(0.5) * gz[i] * reparameterize_noise(v, eps[i]);
+        }
+        if (has_gkl) {
+            m_bar = m_bar + gkl[i] * mu[i];
+            v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) - T(1));
+        }
+        gmu[i] = m_bar;
+        glog_var[i] = v_bar;
     }
 }

@@ -37,7 +37,13 @@ class Function:
     (``None`` where none flows). ``ctx`` is the node itself: ``ctx.xp`` is the array
     module, ``ctx.save(name=value)`` keeps what the VJP needs, ``ctx.needs_input_grad``
     says which inputs want a gradient.
+
+    A forward may return a tuple of arrays (one tensor each, e.g. a sample and its KL made in
+    one pass); its ``backward`` then takes a tuple with one upstream gradient per output (``None``
+    for an output no gradient reached) and runs once, after every use of every output.
     """
+
+    n_outputs = 1
 
     def __init__(self, xp, needs_input_grad):
         self.xp = xp
@@ -68,10 +74,13 @@ class Function:
                                + " and ".join(sorted(devices)))
         needs = tuple(t.requires_grad for t in tensors)
         ctx = cls(get_array_module(*(t.data for t in tensors)), needs)
-        out = Tensor(ctx.forward(*(t.data for t in tensors), **params))
+        result = ctx.forward(*(t.data for t in tensors), **params)
+        outs = tuple(map(Tensor, result)) if isinstance(result, tuple) else (Tensor(result),)
         if _grad_enabled and any(needs):
-            out.requires_grad, out._ctx, out._parents = True, ctx, tensors
-        return out
+            ctx.n_outputs = len(outs)
+            for k, out in enumerate(outs):
+                out.requires_grad, out._ctx, out._parents, out._index = True, ctx, tensors, k
+        return outs if isinstance(result, tuple) else outs[0]
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
@@ -100,7 +109,7 @@ def _lift(inputs):
 class Tensor:
     """An n-dimensional array that records how it was computed."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index")
     __array_priority__ = 1000  # ``ndarray + Tensor`` defers to Tensor.__radd__
     __hash__ = object.__hash__  # ``==`` is elementwise, identity stays hashable
 
@@ -110,61 +119,13 @@ class Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
         self.requires_grad = requires_grad
-        self.grad, self._ctx, self._parents, self._retain = None, None, (), False
+        self.grad, self._ctx, self._parents, self._retain, self._index = None, None, (), False, 0
 
     # ---- the backward pass -------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) · grad into ``leaf.grad`` for every leaf that
         requires gradients. ``grad`` defaults to 1 for a one-element tensor."""
-        if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad")
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward() on a tensor of shape {self.shape} needs grad= "
-                    "(an upstream gradient of the same shape); only one-element tensors default to 1")
-            grad = self.xp.ones_like(self.data)
-        grad = grad.data if isinstance(grad, Tensor) else self.xp.asarray(grad, dtype=self.dtype)
-        if grad.shape != self.shape:
-            raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {self.shape}")
-        grads = {id(self): grad}
-        for node in reversed(self._topological_order()):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._ctx is None or node._retain:
-                node.grad = g if node.grad is None else node.grad + g
-            if node._ctx is None:
-                continue
-            ctx = node._ctx
-            if getattr(ctx, "released", False):
-                raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
-            input_grads = ctx.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for parent, gp in zip(node._parents, input_grads):
-                if gp is None or not parent.requires_grad:
-                    continue
-                if gp.shape != parent.shape:
-                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of "
-                                       f"shape {gp.shape} for an input of shape {parent.shape}")
-                gp = gp.astype(parent.dtype, copy=False)
-                grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp
-            if not retain_graph:
-                ctx.release()
-
-    def _topological_order(self):
-        """Nodes in an order where each comes after all its inputs (iterative DFS)."""
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-            elif id(node) not in visited:
-                visited.add(id(node))
-                stack.append((node, True))
-                stack.extend((p, False) for p in node._parents if p.requires_grad)
-        return order
+        backward([self], None if grad is None else [grad], retain_graph)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (to study it)."""
@@ -265,6 +226,91 @@ class Tensor:
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
     def argmax(self, axis=None): return Tensor(self.data.argmax(axis=axis))
     T = property(lambda self: ops.transpose(self))
+
+
+def backward(tensors, grad_tensors=None, retain_graph=False):
+    """Accumulate Σ_k d(tensors[k])/d(leaf) · grad_tensors[k] into ``leaf.grad`` for every leaf that
+    requires gradients, in one pass over the graph (as ``torch.autograd.backward``): a node shared by
+    several roots runs its VJP once. A grad defaults to 1 for a one-element tensor."""
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    if len(grad_tensors) != len(tensors):
+        raise ValueError(f"backward(): {len(tensors)} tensors but {len(grad_tensors)} gradients")
+    grads = {}
+    for root, grad in zip(tensors, grad_tensors):
+        g = _root_grad(root, grad)
+        grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
+    order = _topological_order(tensors)
+    # A node of several outputs runs its VJP once, at the last of its outputs in this order: by
+    # then every use of every output has passed its gradient on.
+    outputs_left = {}
+    for node in order:
+        if node._ctx is not None and node._ctx.n_outputs > 1:
+            outputs_left[id(node._ctx)] = outputs_left.get(id(node._ctx), 0) + 1
+    pending = {}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is not None and (node._ctx is None or node._retain):
+            node.grad = g if node.grad is None else node.grad + g
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        if ctx.n_outputs > 1:
+            slots = pending.setdefault(id(ctx), [None] * ctx.n_outputs)
+            slots[node._index] = g
+            outputs_left[id(ctx)] -= 1
+            if outputs_left[id(ctx)]:
+                continue
+            g = tuple(pending.pop(id(ctx)))
+            if all(gk is None for gk in g):
+                continue
+        elif g is None:
+            continue
+        if getattr(ctx, "released", False):
+            raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
+        input_grads = ctx.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, gp in zip(node._parents, input_grads):
+            if gp is None or not parent.requires_grad:
+                continue
+            if gp.shape != parent.shape:
+                raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of "
+                                   f"shape {gp.shape} for an input of shape {parent.shape}")
+            gp = gp.astype(parent.dtype, copy=False)
+            grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp
+        if not retain_graph:
+            ctx.release()
+
+
+def _root_grad(root, grad):
+    """The upstream gradient of one root of backward(), checked against its shape."""
+    if not root.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad")
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {root.shape} needs grad= "
+                "(an upstream gradient of the same shape); only one-element tensors default to 1")
+        return root.xp.ones_like(root.data)
+    grad = grad.data if isinstance(grad, Tensor) else root.xp.asarray(grad, dtype=root.dtype)
+    if grad.shape != root.shape:
+        raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {root.shape}")
+    return grad
+
+
+def _topological_order(roots):
+    """Nodes in an order where each comes after all its inputs (iterative DFS)."""
+    order, visited, stack = [], set(), [(root, False) for root in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((p, False) for p in node._parents if p.requires_grad)
+    return order
 
 
 def _raw(x):

@@ -57,12 +57,11 @@ class GaussianVAE(Module):
 
     def loss(self, x, rng, step=0, beta=1.0):
         """−(E_q log p(x|z) − β·KL(q ‖ N(0, I))) per example, averaged: the same quantity as
-        objectives.elbo, through the fused reparameterization and KL ops."""
+        objectives.elbo, through the fused reparameterization-and-KL op."""
         loc, log_var = self._encode(x)
-        z = ops.reparameterize(loc, log_var, rng.normal(loc.shape, loc.dtype, device=loc.device))
+        z, kl = ops.reparameterize_kl(loc, log_var, rng.normal(loc.shape, loc.dtype, device=loc.device))
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-        kl = ops.kl_standard_normal(loc, log_var).sum(axis=-1)
-        return -(reconstruction - beta * kl).mean()
+        return -(reconstruction - beta * kl.sum(axis=-1)).mean()
 
     def sample(self, n, rng):
         """Mean images p(x|z) for n draws z ~ p(z)."""

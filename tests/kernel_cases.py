@@ -138,6 +138,28 @@ def test_gaussian_reparameterization_and_kl(dev, dtype, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 255, 1000])
+@pytest.mark.parametrize("reached", ["both", "z", "kl"])
+def test_reparameterization_and_kl_as_one_pair(dev, dtype, n, reached):
+    """The joint kernels against the two single ops' formulas; ``reached``: which outputs got a gradient."""
+    rng = np.random.default_rng(n)
+    mu, log_var, eps, gz, gkl = (rng.standard_normal(n).astype(dtype) * s for s in (3, 4, 1, 1, 1))
+    z, kl = (dev.get(a) for a in gaussian.reparameterize_kl_fwd(dev.put(mu), dev.put(log_var), dev.put(eps)))
+    noise, var = np.exp(0.5 * log_var) * eps, np.exp(log_var)
+    close(z, mu + noise, dtype, scale=10)
+    close(kl, 0.5 * (mu * mu + var - 1 - log_var), dtype, scale=10)
+    gz = gz if reached != "kl" else None
+    gkl = gkl if reached != "z" else None
+    put = lambda a: None if a is None else dev.put(a)  # noqa: E731
+    gmu, glv = (dev.get(a) for a in gaussian.reparameterize_kl_bwd(put(gz), put(gkl), dev.put(mu), dev.put(log_var),
+                                                                   dev.put(eps)))
+    zero = np.zeros_like(mu)
+    gz, gkl = (zero if g is None else g for g in (gz, gkl))
+    close(gmu, gz + gkl * mu, dtype, scale=10)
+    close(glv, 0.5 * gz * noise + 0.5 * gkl * (var - 1), dtype, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 2, 10, 33, 100])
 def test_categorical_kl(dev, dtype, k):
     rng = np.random.default_rng(k)

@@ -222,6 +222,20 @@ def kl_standard_normal_case(draw):
 
 
 @st.composite
+def reparameterize_kl_case(draw):
+    """μ and log σ² of broadcastable shapes; the sample, its KL, or both (a random upstream gradient on each)."""
+    sm, sv = draw(broadcastable_pair())
+    rng = draw(rngs)
+    eps = rng.normal(size=np.broadcast_shapes(sm, sv))  # fixed noise: no gradient
+    used = draw(st.sampled_from(["both", "z", "kl"]))
+
+    def f(m, v):
+        z, kl = ops.reparameterize_kl(m, v, eps)
+        return {"z": z, "kl": kl, "both": ops.concatenate([ops.reshape(z, (-1,)), ops.reshape(kl, (-1,))])}[used]
+    return case(f, rng.normal(size=sm), rng.uniform(-2, 2, sv))
+
+
+@st.composite
 def categorical_kl_case(draw):
     shape = draw(shapes(1, 3))
     rng = draw(rngs)
@@ -254,6 +268,7 @@ DOMAINS = {
     "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),
     "bce_with_logits": bce_case(), "gumbel_softmax": gumbel_softmax_case(),
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
+    "reparameterize_kl": reparameterize_kl_case(),
     "categorical_kl": categorical_kl_case(),
 }
 

@@ -33,7 +33,8 @@ SOURCES = {
                    + _each("softmax_block_fwd<{t}>") + _each("softmax_block_bwd<{t}>")),
     "gumbel_softmax.cu": _each("gumbel_softmax_warp_fwd<{t}, {n}>", WARP_N) + _each("gumbel_softmax_block_fwd<{t}>"),
     "gaussian.cu": (_each("reparameterize_fwd<{t}>") + _each("reparameterize_bwd<{t}>")
-                    + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")),
+                    + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")
+                    + _each("reparameterize_kl_fwd<{t}>") + _each("reparameterize_kl_bwd<{t}>")),
     "categorical_kl.cu": _each("categorical_kl_fwd<{t}>") + _each("categorical_kl_bwd<{t}>"),
     "bce.cu": _each("bce_fwd<{t}>"),
     "optim.cu": _each("adam_step<{t}>") + _each("sgd_step<{t}>"),

@@ -9,7 +9,8 @@ from minivae.ops.linalg import linear, matmul
 from minivae.ops.shape import (broadcast_to, chunk, concatenate, getitem, one_hot, reshape, split,
                                stack, transpose)
 from minivae.ops.softmax import log_softmax, softmax
-from minivae.ops.losses import bce_with_logits, categorical_kl, kl_standard_normal, reparameterize
+from minivae.ops.losses import (bce_with_logits, categorical_kl, kl_standard_normal, reparameterize,
+                                reparameterize_kl)
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE, "split", "chunk"])

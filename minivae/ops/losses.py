@@ -91,6 +91,44 @@ class KLStandardNormal(Function):
         return unbroadcast(g * ctx.mu, ctx.mu.shape), unbroadcast(0.5 * g * (ctx.var - 1), ctx.var.shape)
 
 
+@register("reparameterize_kl")
+class ReparameterizeKL(Function):
+    r"""reparameterize and kl_standard_normal as one node of two outputs: the sample and its KL.
+
+    forward   z = μ + exp(½ v)·ε;  kl = ½ (μ² + eᵛ − 1 − v)    (v = log σ², ε fixed noise: no gradient)
+    backward  μ̄ = ḡ_z + ḡ_kl·μ;  v̄ = ½ ḡ_z·exp(½ v)·ε + ½ ḡ_kl·(eᵛ − 1)   (a ḡ that never came counts as 0)
+    saves     μ, v, ε       fused on the GPU (same shapes and dtype): kernels/gaussian.cu reparameterize_kl_fwd/_bwd
+    The same numbers as the two ops, but one VJP for both outputs: on the GPU the backward reads the
+    two upstream gradients and writes μ̄ and v̄ once, where the two ops' gradients are added after
+    (2 more reads and writes of each), and the exponentials are recomputed rather than stored.
+    """
+
+    def forward(ctx, mu, log_var, eps):
+        kernel = ctx.fused("gaussian") if mu.shape == log_var.shape == eps.shape and mu.dtype == log_var.dtype else None
+        fwd = getattr(kernel, "reparameterize_kl_fwd", None)  # the GPU's; on the CPU the formula is one pass of NumPy
+        if fwd is not None:
+            z, kl = fwd(mu, log_var, eps)
+        else:
+            xp = ctx.xp
+            z = mu + xp.exp(0.5 * log_var) * eps
+            kl = 0.5 * (mu * mu + xp.exp(log_var) - 1 - log_var)
+        ctx.save(mu=mu, log_var=log_var, eps=eps, bwd=getattr(kernel, "reparameterize_kl_bwd", None))
+        return z, kl
+
+    def backward(ctx, g):
+        gz, gkl = g
+        mu, log_var, eps = ctx.mu, ctx.log_var, ctx.eps
+        if ctx.bwd is not None:
+            return (*ctx.bwd(gz, gkl, mu, log_var, eps), None)
+        xp = ctx.xp
+        gmu = glog_var = 0
+        if gz is not None:
+            gmu, glog_var = gz, 0.5 * gz * (xp.exp(0.5 * log_var) * eps)
+        if gkl is not None:
+            gmu, glog_var = gmu + gkl * mu, glog_var + 0.5 * gkl * (xp.exp(log_var) - 1)
+        return unbroadcast(gmu, mu.shape), unbroadcast(glog_var, log_var.shape), None
+
+
 @register("categorical_kl")
 class CategoricalKL(Function):
     r"""KL(Cat(softmax l) ‖ Cat(softmax l_p)) over the last axis; the prior logits l_p are constant.
@@ -123,3 +161,4 @@ class CategoricalKL(Function):
 
 
 reparameterize, kl_standard_normal, categorical_kl = Reparameterize.apply, KLStandardNormal.apply, CategoricalKL.apply
+reparameterize_kl = ReparameterizeKL.apply

@@ -20,13 +20,16 @@ def _case(name, device, dtype):
         "gumbel_softmax": (lambda x: ops.gumbel_softmax(x, Generator(3, 2 ** 32 - 1), temperature=0.5), [(3, 7)]),
         "reparameterize": (lambda m, v: ops.reparameterize(m, v, const(np.linspace(-2, 2, 12).reshape(3, 4))), [(3, 4), (3, 4)]),
         "kl_standard_normal": (ops.kl_standard_normal, [(5, 3), (5, 3)]),
+        # both outputs, each with its own share of the random upstream gradient
+        "reparameterize_kl": (lambda m, v: ops.concatenate(list(ops.reparameterize_kl(
+            m, v, const(np.linspace(-2, 2, 12).reshape(3, 4))))), [(3, 4), (3, 4)]),
         "categorical_kl": (lambda x: ops.categorical_kl(x, const(np.zeros((2, 5)))), [(4, 2, 5)]),
         "bce_with_logits": (lambda x: ops.bce_with_logits(x, const(np.linspace(0, 1, 12).reshape(3, 4))), [(3, 4)]),
     }[name]
 
 
 NAMES = ["softmax", "softmax_long_rows", "log_softmax", "gumbel_softmax", "reparameterize", "kl_standard_normal",
-         "categorical_kl", "bce_with_logits"]
+         "reparameterize_kl", "categorical_kl", "bce_with_logits"]
 
 
 def _inputs(shapes, device, dtype):

@@ -1,0 +1,105 @@
+"""Ops of several outputs and backward over several roots (engine.backward, as torch.autograd.backward):
+a node's VJP runs once, after every use of every output, with None for an output no gradient reached;
+one backward over several roots equals the sum of separate ones. And ops.reparameterize_kl, the first such
+op, gives the numbers of reparameterize and kl_standard_normal apart."""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+from minivae._backend import use_numba
+from minivae.engine import Function
+
+
+class Twice(Function):
+    """(2x, 3x); counts its VJP calls and records what they were given."""
+    calls = []
+
+    def forward(ctx, x):
+        return 2 * x, 3 * x
+
+    def backward(ctx, g):
+        Twice.calls.append(tuple(None if gk is None else gk.copy() for gk in g))
+        g2, g3 = (np.zeros(()) if gk is None else gk for gk in g)
+        return (2 * g2 + 3 * g3,)
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    Twice.calls.clear()
+
+
+def test_both_outputs_reach_one_vjp_call_after_all_their_uses():
+    x = mv.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    a, b = Twice.apply(x)
+    # b's uses come through a chain, so in the walk b's node comes after a's, and a before b's consumers
+    c = b
+    for _ in range(5):
+        c = c * 1.0 + 0.0
+    loss = (a * a).sum() + (c * b).sum()
+    loss.backward()
+    assert len(Twice.calls) == 1
+    ga, gb = Twice.calls[0]
+    np.testing.assert_array_equal(ga, 2 * (2 * x.data))
+    np.testing.assert_array_equal(gb, 2 * (3 * x.data))
+    np.testing.assert_array_equal(x.grad, 2 * ga + 3 * gb)   # d/dx (4x² + 9x²) = 26x
+
+
+def test_an_output_no_gradient_reached_is_none():
+    x = mv.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    a, b = Twice.apply(x)
+    (b * b).sum().backward()
+    assert len(Twice.calls) == 1 and Twice.calls[0][0] is None
+    np.testing.assert_array_equal(x.grad, 3 * 2 * 3 * x.data)
+
+
+def test_outputs_are_plain_tensors_without_grad():
+    with mv.no_grad():
+        a, b = Twice.apply(mv.tensor(np.ones(2), requires_grad=True))
+    assert not a.requires_grad and not b.requires_grad and a._ctx is None
+
+
+def test_backward_over_several_roots_is_the_sum_of_separate_passes():
+    rng = np.random.default_rng(0)
+    xv, ga, gb = (rng.normal(size=3) for _ in range(3))
+    x = mv.tensor(xv, requires_grad=True)
+    a, b = Twice.apply(x)
+    mv.backward([a, b], [ga, gb])
+    joint = x.grad.copy()
+    assert len(Twice.calls) == 1                       # the shared node ran once
+    x.grad = None
+    a, b = Twice.apply(x)
+    a.backward(ga, retain_graph=True)
+    b.backward(gb)
+    np.testing.assert_allclose(joint, x.grad, rtol=1e-15)
+    np.testing.assert_allclose(joint, 2 * ga + 3 * gb, rtol=1e-15)
+    with pytest.raises(ValueError, match="2 tensors but 1 gradients"):
+        mv.backward([a, b], [ga])
+
+
+def test_a_released_multi_output_node_refuses_a_second_pass():
+    x = mv.tensor(np.ones(2), requires_grad=True)
+    a, b = Twice.apply(x)
+    mv.backward([a, b], [np.ones(2), np.ones(2)])
+    with pytest.raises(RuntimeError, match="a second time"):
+        a.backward(np.ones(2))
+
+
+@pytest.mark.parametrize("used", ["both", "z", "kl"])
+def test_reparameterize_kl_is_the_two_ops_bit_for_bit(used):
+    """On the NumPy path, where the two ops run the same formulas (with Numba they run its kernels)."""
+    rng = np.random.default_rng(1)
+    mu, lv, eps = (rng.normal(size=(6, 4)).astype(np.float32) for _ in range(3))
+    gz, gkl = (rng.normal(size=(6, 4)).astype(np.float32) for _ in range(2))
+
+    def run(joint):
+        m, v = mv.tensor(mu, requires_grad=True), mv.tensor(lv, requires_grad=True)
+        z, kl = ops.reparameterize_kl(m, v, eps) if joint else (ops.reparameterize(m, v, eps), ops.kl_standard_normal(m, v))
+        roots = {"both": ([z, kl], [gz, gkl]), "z": ([z], [gz]), "kl": ([kl], [gkl])}[used]
+        mv.backward(*roots)
+        return z.data, kl.data, m.grad, v.grad
+    with use_numba(False):
+        pairs = list(zip(run(True), run(False)))
+    for a, b in pairs:
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)

@@ -147,7 +147,7 @@ def flatten(params, companions=0):
     groups = []
     for indices in by_kind.values():
         first = params[indices[0]]
-        starts = numpy.cumsum([0] + [params[i].size for i in indices])
+        starts = numpy.cumsum([0] + [params[i].numel() for i in indices])
         flat = first.xp.empty(int(starts[-1]), first.dtype)
         extra = [first.xp.zeros(int(starts[-1]), first.dtype) for _ in range(companions)]
         for i, start, stop in zip(indices, starts[:-1], starts[1:]):

@@ -277,7 +277,7 @@ class Tensor:
     def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
     def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
-    def argmax(self, axis=None): return Tensor(self.data.argmax(axis=axis))
+    def argmax(self, axis=None, **dim): return Tensor(self.data.argmax(axis=_axis(axis, False, **dim)["axis"]))
     T = property(lambda self: ops.transpose(self))
 
     # ---- PyTorch's names ---------------------------------------------------------------
@@ -290,6 +290,7 @@ class Tensor:
     def tolist(self): return self.numpy().tolist()
     def float(self): return self.astype(numpy.float32)
     def double(self): return self.astype(numpy.float64)
+    def long(self): return self.astype(numpy.int64)
     def view(self, *shape): return self.reshape(*shape)
     def permute(self, *dims): return ops.transpose(self, dims[0] if len(dims) == 1 else dims)
     def squeeze(self, dim=None): return ops.squeeze(self, dim)

@@ -3,7 +3,7 @@ import math
 
 import numpy
 
-from minivae import ops
+from minivae import functional, ops  # noqa: F401  (functional re-exported: torch.nn.functional's place)
 from minivae._backend import module_for_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor

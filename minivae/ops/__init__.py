@@ -12,5 +12,5 @@ from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import bce_with_logits, categorical_kl, kl_standard_normal, reparameterize
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
-__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",
-                  "std"])
+__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE,
+                  "split", "chunk", "squeeze", "unsqueeze", "std"])

@@ -70,9 +70,10 @@ class Optimizer:
                 self.params[i]._version += self.params[i].grad is not None  # changed in place
 
     def state_dict(self):
-        """Step count, each group's learning rate and per-parameter buffers, as NumPy arrays (for .npz checkpoints)."""
+        """Step count and per-parameter buffers, as NumPy arrays (for .npz checkpoints). The
+        hyperparameters (``param_groups``) are not in it: they come from the constructor, so a
+        resumed run may change them."""
         out = {"steps": numpy.array(self.steps)}
-        out.update({f"lr.{k}": numpy.array(g["lr"]) for k, g in enumerate(self.param_groups)})
         for name, buffer in zip(self.buffer_names, self._buffers):
             for i, b in enumerate(buffer):
                 out[f"{i}.{name}"] = _host(b)
@@ -80,9 +81,6 @@ class Optimizer:
 
     def load_state_dict(self, state):
         self.steps = int(state["steps"])
-        for k, g in enumerate(self.param_groups):
-            if f"lr.{k}" in state:  # checkpoints written before param_groups have none
-                g["lr"] = float(state[f"lr.{k}"])
         for name, buffer in zip(self.buffer_names, self._buffers):
             for i, (p, b) in enumerate(zip(self.params, buffer)):
                 b[...] = p.xp.asarray(state[f"{i}.{name}"]).reshape(-1)
@@ -207,4 +205,4 @@ def clip_grad_norm_(params, max_norm):
     return total
 
 
-from minivae.optim import lr_scheduler  # noqa: E402  (schedulers act on the optimizers above)
+from minivae.optim import lr_scheduler  # noqa: E402, F401  (torch.optim.lr_scheduler's place)

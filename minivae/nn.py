@@ -160,7 +160,8 @@ class Linear(Module):
 
     init "glorot": W ~ U(−a, a), a = √(6 / (in + out)) (Glorot & Bengio 2010), for tanh/sigmoid;
     init "he": W ~ N(0, 2 / in) (He et al. 2015), for ReLU. b = 0.
-    The weights are drawn on the host from ``rng`` (the same values on every device), then moved to ``device``.
+    The weights are drawn on the host from ``rng`` (the same values on every device), then moved to ``device``;
+    without ``rng`` from the default generator (``minivae.manual_seed``).
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, init="glorot", dtype=numpy.float32,

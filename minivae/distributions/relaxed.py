@@ -19,6 +19,7 @@ class ExpRelaxedCategorical(Distribution):
 
     log_prob   log (K−1)! + (K−1) log τ + Σ_k (l_k − τx_k) − K · logsumexp_k (l_k − τx_k)
     Working on x = log y keeps every quantity finite at small τ, where y's entries underflow to 0.
+    Arguments as PyTorch's: ``temperature``, then exactly one of ``probs`` and ``logits``.
 
     References:
         1. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017 (Appendix C, ExpConcrete).

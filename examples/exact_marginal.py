@@ -20,7 +20,7 @@ x = mv.tensor(TINY_DATA)
 optimizer = Adam(model.parameters(), lr=0.05)
 for _ in range(300):                       # the exact ELBO: no sampling at all
     reconstruction = estimators.exact(lambda z: model.likelihood(z).log_prob(x).sum(axis=-1), model.posterior(x))
-    kl = kl_divergence(Categorical(model.logits(x)), model.prior()).sum(axis=-1)
+    kl = kl_divergence(Categorical(logits=model.logits(x)), model.prior()).sum(axis=-1)
     loss = -(reconstruction - kl).sum()
     optimizer.zero_grad()
     loss.backward()

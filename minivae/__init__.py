@@ -1,14 +1,32 @@
 """minivae: variational autoencoders and gradient estimators from scratch on NumPy.
 
-Imports neither Numba nor CuPy: those backends load on first use.
+Imports neither Numba nor CuPy: those backends load on first use. The submodules that a
+PyTorch user reaches as attributes (``minivae.nn``, ``.optim``, ``.distributions``, …) are
+imported on first access too (PEP 562), so ``import minivae`` stays fast.
 """
+import importlib
+
 from minivae._backend import info
 from minivae.engine import Function, Tensor, backward, is_grad_enabled, no_grad, tensor
 from minivae import ops
 from minivae import functional
+from minivae.creation import arange, cat, full, ones, rand, randn, stack, zeros
 from minivae.gradcheck import GradcheckError, gradcheck
 from minivae.ops import OPS
+from minivae.random import manual_seed
 
 __version__ = "0.1.0"
+_LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives", "estimators", "training")
 __all__ = ["Function", "Tensor", "tensor", "backward", "no_grad", "is_grad_enabled", "ops", "functional",
-           "gradcheck", "GradcheckError", "OPS", "info"]
+           "gradcheck", "GradcheckError", "OPS", "info", "manual_seed",
+           "zeros", "ones", "full", "arange", "rand", "randn", "cat", "stack", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"minivae.{name}")  # also sets it as an attribute of this package
+    raise AttributeError(f"module 'minivae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

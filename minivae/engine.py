@@ -80,6 +80,7 @@ class Function:
             ctx.n_outputs = len(outs)
             for k, out in enumerate(outs):
                 out.requires_grad, out._ctx, out._parents, out._index = True, ctx, tensors, k
+            ctx.versions = tuple(t._version for t in tensors)
         return outs if isinstance(result, tuple) else outs[0]
 
     def forward(self, *arrays, **params):
@@ -87,6 +88,17 @@ class Function:
 
     def backward(self, g):
         raise NotImplementedError(f"the VJP of {type(self).__name__} is not defined")
+
+
+def _check_versions(node):
+    """Refuse a backward through an op whose input was changed in place after the forward pass (as
+    PyTorch's version counter): its VJP would silently use the new values. Stricter than PyTorch,
+    which checks only the inputs an op saved."""
+    for i, (t, seen) in enumerate(zip(node._parents, node._ctx.versions)):
+        if t._version != seen:
+            raise RuntimeError(f"{type(node._ctx).__name__}: input {i} (shape {t.shape}) was modified in place "
+                               f"after the forward pass (version {t._version}, expected {seen}); compute the "
+                               "forward again after changing it")
 
 
 def _lift(inputs):
@@ -109,7 +121,7 @@ def _lift(inputs):
 class Tensor:
     """An n-dimensional array that records how it was computed."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index", "_version")
     __array_priority__ = 1000  # ``ndarray + Tensor`` defers to Tensor.__radd__
     __hash__ = object.__hash__  # ``==`` is elementwise, identity stays hashable
 
@@ -120,6 +132,7 @@ class Tensor:
             raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
         self.requires_grad = requires_grad
         self.grad, self._ctx, self._parents, self._retain, self._index = None, None, (), False, 0
+        self._version = 0  # counts in-place changes (see _check_versions)
 
     # ---- the backward pass -------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -140,7 +153,6 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
     device = property(lambda self: device_of(self.data))
     is_leaf = property(lambda self: self._ctx is None)
 
@@ -206,11 +218,12 @@ class Tensor:
     def __eq__(self, o): return Tensor(self.data == _raw(o))
     def __ne__(self, o): return Tensor(self.data != _raw(o))
 
-    # methods named as in NumPy / PyTorch
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return ops.max(self, axis=axis, keepdims=keepdims)
-    def logsumexp(self, axis=None, keepdims=False): return ops.logsumexp(self, axis=axis, keepdims=keepdims)
+    # methods named as in NumPy / PyTorch (PyTorch's dim= and keepdim= are accepted too)
+    def sum(self, axis=None, keepdims=False, **dim): return ops.sum(self, **_axis(axis, keepdims, **dim))
+    def mean(self, axis=None, keepdims=False, **dim): return ops.mean(self, **_axis(axis, keepdims, **dim))
+    def max(self, axis=None, keepdims=False, **dim): return ops.max(self, **_axis(axis, keepdims, **dim))
+    def logsumexp(self, axis=None, keepdims=False, **dim):
+        return ops.logsumexp(self, **_axis(axis, keepdims, **dim))
     def exp(self): return ops.exp(self)
     def log(self): return ops.log(self)
     def sqrt(self): return ops.sqrt(self)
@@ -224,8 +237,56 @@ class Tensor:
     def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
     def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
-    def argmax(self, axis=None): return Tensor(self.data.argmax(axis=axis))
+    def argmax(self, axis=None, **dim): return Tensor(self.data.argmax(axis=_axis(axis, False, **dim)["axis"]))
     T = property(lambda self: ops.transpose(self))
+
+    # ---- PyTorch's names ---------------------------------------------------------------
+    def size(self, dim=None):
+        """The shape (a tuple), or its entry ``dim``, as ``torch.Tensor.size``."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self): return self.data.size
+    def dim(self): return self.ndim
+    def tolist(self): return self.numpy().tolist()
+    def float(self): return self.astype(numpy.float32)
+    def double(self): return self.astype(numpy.float64)
+    def long(self): return self.astype(numpy.int64)
+    def view(self, *shape): return self.reshape(*shape)
+    def permute(self, *dims): return ops.transpose(self, dims[0] if len(dims) == 1 else dims)
+    def squeeze(self, dim=None): return ops.squeeze(self, dim)
+    def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
+    def clone(self): return ops.clone(self)
+    def min(self, axis=None, keepdims=False, **dim): return ops.min(self, **_axis(axis, keepdims, **dim))
+
+    def var(self, axis=None, keepdims=False, *, correction=1, **dim):
+        return ops.var(self, **_axis(axis, keepdims, **dim), correction=correction)
+
+    def std(self, axis=None, keepdims=False, *, correction=1, **dim):
+        return ops.std(self, **_axis(axis, keepdims, **dim), correction=correction)
+
+    # in place, as PyTorch: refused on a leaf that requires grad unless under no_grad() (an
+    # optimizer's step); each change bumps ``_version`` so a backward through the old values raises
+    def _modify(self, write, value=None):
+        if _grad_enabled and (self.requires_grad or getattr(value, "requires_grad", False)):
+            raise RuntimeError("in-place change of a tensor that requires grad (or from one): do it under "
+                               "no_grad(), or write x = x + y")
+        write(self.data, _raw(value))
+        self._version += 1
+        return self
+
+    def _inplace(self, value, op, method):
+        in_graph = _grad_enabled and (self.requires_grad or getattr(value, "requires_grad", False))
+        if in_graph and not (self.is_leaf and self.requires_grad):
+            return op(self, value)  # part of a graph: a new node, as x = x + y
+        return self._modify(lambda d, v: getattr(d, method)(v), value)
+
+    def __iadd__(self, o): return self._inplace(o, ops.add, "__iadd__")
+    def __isub__(self, o): return self._inplace(o, ops.sub, "__isub__")
+    def __imul__(self, o): return self._inplace(o, ops.mul, "__imul__")
+    def __itruediv__(self, o): return self._inplace(o, ops.div, "__itruediv__")
+    def __setitem__(self, index, value): self._modify(lambda d, v: d.__setitem__(_raw_index(index), v), value)
+    def copy_(self, src): return self._modify(lambda d, v: d.__setitem__(Ellipsis, v), src)
+    def zero_(self): return self._modify(lambda d, v: d.fill(0))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=False):
@@ -268,6 +329,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
             continue
         if getattr(ctx, "released", False):
             raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
+        _check_versions(node)
         input_grads = ctx.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -315,6 +377,17 @@ def _topological_order(roots):
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _raw_index(index):
+    return tuple(_raw(i) for i in index) if isinstance(index, tuple) else _raw(index)
+
+
+def _axis(axis, keepdims, dim=None, keepdim=None):
+    """NumPy's axis=/keepdims= or PyTorch's dim=/keepdim= (not both) as ops' keywords."""
+    if dim is not None and axis is not None:
+        raise TypeError("give axis= or dim=, not both")
+    return {"axis": axis if dim is None else dim, "keepdims": keepdims if keepdim is None else keepdim}
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):

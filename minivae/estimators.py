@@ -54,7 +54,7 @@ def reinforce(f, q, sample_shape=(), rng=None, baseline=0.0):
 def _relaxed(q, temperature):
     if not isinstance(q, Categorical):
         raise ValueError(f"Gumbel-Softmax relaxes a categorical distribution, not {type(q).__name__}")
-    return RelaxedOneHotCategorical(temperature, q.logits)
+    return RelaxedOneHotCategorical(temperature, logits=q.logits)
 
 
 def gumbel_softmax(f, q, sample_shape=(), rng=None, temperature=1.0):

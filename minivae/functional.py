@@ -1,19 +1,30 @@
 """User-facing functions, imported as ``F`` in the docs (``import minivae.functional as F``).
-Names and defaults follow PyTorch (``axis`` in place of ``dim``)."""
+Names and defaults follow PyTorch; NumPy's ``axis`` is the name used here, and PyTorch's ``dim``
+(and ``tau`` for the temperature) are accepted as keywords too."""
 from minivae import ops
 from minivae.ops import logsumexp, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
+from minivae.random import resolve
 
 _REDUCTIONS = ("sum", "mean", "none")
 
 
-def softmax(x, axis=-1, temperature=1.0):
+def _either(ours, default, torch_value, names):
+    """The argument given under our name or PyTorch's (``names``), refusing both."""
+    if torch_value is None:
+        return ours
+    if ours is not default:
+        raise TypeError(f"give {names[0]}= or {names[1]}=, not both")
+    return torch_value
+
+
+def softmax(x, axis=-1, temperature=1.0, *, dim=None):
     """softmax(x / τ) along ``axis``; τ = ``temperature`` > 0."""
-    return ops.softmax(x, axis=axis, temperature=temperature)
+    return ops.softmax(x, axis=_either(axis, -1, dim, ("axis", "dim")), temperature=temperature)
 
 
-def log_softmax(x, axis=-1, temperature=1.0):
+def log_softmax(x, axis=-1, temperature=1.0, *, dim=None):
     """log softmax(x / τ) along ``axis``, computed without forming the softmax."""
-    return ops.log_softmax(x, axis=axis, temperature=temperature)
+    return ops.log_softmax(x, axis=_either(axis, -1, dim, ("axis", "dim")), temperature=temperature)
 
 
 def reduce(loss, reduction):
@@ -36,7 +47,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction="sum"):
     return reduce(ops.bce_with_logits(logits, target), reduction)
 
 
-def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, rng=None):
+def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, rng=None, *, tau=None, dim=None):
     """A Gumbel-Softmax (Concrete) sample: softmax((logits + g) / τ) with g ~ Gumbel(0, 1).
 
     Args:
@@ -45,15 +56,17 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, r
         hard: forward the one-hot of the argmax and backward the soft sample's
             gradient (straight-through Gumbel-Softmax).
         gumbels: fixed Gumbel noise of logits' shape (for study and tests); else drawn from ``rng``.
-        rng: a ``minivae.random.Generator``.
+        rng: a ``minivae.random.Generator``; the default generator (``minivae.manual_seed``) if None.
+        tau, dim: PyTorch's names for ``temperature`` and ``axis``.
 
     References:
         1. Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017.
         2. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017.
     """
+    temperature = _either(temperature, 1.0, tau, ("temperature", "tau"))
+    axis = _either(axis, -1, dim, ("axis", "dim"))
     if gumbels is None:
-        if rng is None:
-            raise ValueError("gumbel_softmax needs rng= (a minivae.random.Generator) or gumbels=")
+        rng = resolve(rng)
         if axis in (-1, logits.ndim - 1):  # one op: noise from rng's Philox stream, fused when it can be
             return ops.gumbel_softmax(logits, rng, temperature=temperature, hard=hard)
         gumbels = rng.gumbel(logits.shape, logits.dtype, device=logits.device)

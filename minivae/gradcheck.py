@@ -65,7 +65,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, n_directions=3, ful
     with no_grad():
         out_shape = fn(*inputs).shape
     rng = numpy.random.default_rng(seed)
-    n_in = sum(t.size for t in checked)
+    n_in = sum(t.data.size for t in checked)
     n_out = int(numpy.prod(out_shape))
 
     def evaluate(v):
@@ -75,8 +75,8 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, n_directions=3, ful
     def numeric_gradient(v):
         grads = []
         for t in checked:
-            flat, g = t.data.reshape(-1), numpy.zeros(t.size)
-            for j in range(t.size):
+            flat, g = t.data.reshape(-1), numpy.zeros(t.data.size)
+            for j in range(t.data.size):
                 old = flat[j].item()
                 flat[j] = old + eps
                 up = evaluate(v)

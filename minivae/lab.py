@@ -55,7 +55,7 @@ def bernoulli_toy(t, draws, rng, theta=0.0, temperature=0.5):
         return (y[..., 0] - t) ** 2
 
     def q_for(th):
-        return OneHotCategorical(ops.stack([th, th * 0], axis=-1))
+        return OneHotCategorical(logits=ops.stack([th, th * 0], axis=-1))
     exact_grad = (1 - 2 * t) * _sigmoid(theta) * (1 - _sigmoid(theta))
     # the baseline comes from independent pilot draws, so it never depends on the sample it scales
     pilot = q_for(Tensor(numpy.full(draws, theta))).sample(rng=rng)
@@ -111,7 +111,7 @@ def categorical_toy(draws, rng, temperatures=TEMPERATURES):
     def f(z):  # nonlinear in z, so relaxing z to the simplex changes E f and its gradient
         return (z * CATEGORICAL_COEFFS).sum(axis=-1) ** 2
     th = Tensor(CATEGORICAL_THETA.copy(), requires_grad=True)
-    E.exact(f, OneHotCategorical(th)).backward()
+    E.exact(f, OneHotCategorical(logits=th)).backward()
     exact_grad = th.grad.copy()
     grads = {}
     runs = [("reinforce", "reinforce", {})]
@@ -119,7 +119,7 @@ def categorical_toy(draws, rng, temperatures=TEMPERATURES):
     runs += [(f"straight_through τ={tau:g}", "straight_through", {"temperature": tau}) for tau in (0.3, 1.0)]
     for label, est, kwargs in runs:
         th = Tensor(numpy.tile(CATEGORICAL_THETA, (draws, 1)), requires_grad=True)
-        grads[label] = _per_draw_grads(th, E.get(est)(f, OneHotCategorical(th), rng=rng, **kwargs))
+        grads[label] = _per_draw_grads(th, E.get(est)(f, OneHotCategorical(logits=th), rng=rng, **kwargs))
     return exact_grad, grads
 
 
@@ -137,13 +137,13 @@ class TinyCategoricalVAE(Module):
         return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
 
     def posterior(self, x):
-        return OneHotCategorical(self.logits(x))
+        return OneHotCategorical(logits=self.logits(x))
 
     def prior(self):
-        return OneHotCategorical(Tensor(numpy.zeros((self.n_latent, self.n_categories))))
+        return OneHotCategorical(logits=Tensor(numpy.zeros((self.n_latent, self.n_categories))))
 
     def likelihood(self, z):
-        return Bernoulli(self.decoder(ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))))
+        return Bernoulli(logits=self.decoder(ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))))
 
 
 TINY_DATA = numpy.array([[1, 1, 0, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1, 1, 1],
@@ -187,7 +187,7 @@ def tiny_vae_bounds(model=None):
         log_posterior = log_joint - log_px                                       # log p(z|x)
         kl = (q_probs * (log_q - log_posterior)).sum(0)
         reconstruction = (q_probs * model.likelihood(z).log_prob(x).sum(axis=-1).numpy()).sum(0)
-        analytic = reconstruction - kl_divergence(Categorical(model.logits(x)), model.prior()).sum(axis=-1).numpy()
+        analytic = reconstruction - kl_divergence(Categorical(logits=model.logits(x)), model.prior()).sum(axis=-1).numpy()
     return {"log_px": log_px, "elbo": elbo, "gap": log_px - elbo, "kl_to_posterior": kl, "elbo_analytic_kl": analytic}
 
 

@@ -52,7 +52,7 @@ class GaussianVAE(Module):
     def likelihood(self, z):
         out = self.decoder(z)
         if self.likelihood_kind == "bernoulli":
-            return Bernoulli(out)
+            return Bernoulli(logits=out)
         return Normal(out, ops.broadcast_to(ops.exp(self.log_scale), out.shape))
 
     def loss(self, x, rng, step=0, beta=1.0):
@@ -126,21 +126,21 @@ class CategoricalVAE(Module):
         return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
 
     def posterior(self, x):
-        return OneHotCategorical(self._logits(x))
+        return OneHotCategorical(logits=self._logits(x))
 
     def prior(self):
         xp = module_for_device(self.device)
-        return OneHotCategorical(Tensor(xp.zeros((self.n_latent, self.n_categories), numpy.float32)))
+        return OneHotCategorical(logits=Tensor(xp.zeros((self.n_latent, self.n_categories), numpy.float32)))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
-        return Bernoulli(self.decoder(flat))
+        return Bernoulli(logits=self.decoder(flat))
 
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
         kl = ops.categorical_kl(logits, self.prior().logits).sum(axis=-1)
         if self.estimator == "reinforce":
-            q = OneHotCategorical(logits)
+            q = OneHotCategorical(logits=logits)
             z = q.sample(rng=rng)
             reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
             # the baseline is updated in float64 on the device (never fetched to the host), so a
@@ -161,7 +161,7 @@ class CategoricalVAE(Module):
             score = q.log_prob(z).sum(axis=-1) * centred
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
             return (-(reconstruction - beta * kl + score - score.detach()) + fit).mean()
-        relaxed = RelaxedOneHotCategorical(self.temperature(step), logits)
+        relaxed = RelaxedOneHotCategorical(self.temperature(step), logits=logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
         return -(reconstruction - beta * kl).mean()

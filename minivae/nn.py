@@ -3,20 +3,37 @@ import math
 
 import numpy
 
-from minivae import ops
+from minivae import functional, ops  # noqa: F401  (functional re-exported: torch.nn.functional's place)
 from minivae._backend import module_for_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor
+from minivae.random import resolve
+
+
+class Parameter(Tensor):
+    """A tensor that a Module registers as a parameter (``requires_grad`` defaults to True), as
+    ``torch.nn.Parameter``; any tensor that requires grad assigned to a Module registers too."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
 
 class Module:
     """Holds parameters (tensors that require grad) and submodules, found by attribute name.
-    Calling a module runs its ``forward``."""
+    Calling a module runs its ``forward``. ``training`` is True until ``eval()`` (no module here
+    behaves differently in the two modes yet; the flag is for the user's own modules)."""
+
+    training = True
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             object.__setattr__(self, "_parameters", {})
             object.__setattr__(self, "_modules", {})
+        if isinstance(value, (list, tuple)) and any(isinstance(v, (Module, Tensor)) for v in value):
+            raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} of modules or tensors "
+                            "would hide their parameters; use nn.ModuleList (or nn.Sequential)")
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Tensor) and value.requires_grad:
@@ -42,6 +59,19 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def children(self):
+        return list(self.__dict__.get("_modules", {}).values())
+
+    def train(self, mode=True):
+        """Set ``training`` on this module and every submodule; returns self."""
+        self.training = bool(mode)
+        for m in self.children():
+            m.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
     @property
     def device(self):
         """Where the parameters live ("cpu" or "cuda"; "cpu" for a module without any)."""
@@ -65,18 +95,26 @@ class Module:
         return {name: numpy.array(p.numpy()) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
-        """Copy ``state`` into the parameters, on whatever device they are; names and shapes must
-        match exactly."""
+        """Copy ``state`` into the parameters, on whatever device they are. Names, shapes and dtypes
+        must match exactly (no silent cast); everything is checked before anything is copied, so a
+        refused state leaves the module as it was."""
         own = dict(self.named_parameters())
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state_dict does not fit {type(self).__name__}: "
                              f"missing {missing}, unexpected {unexpected}")
+        values = {}
         for name, p in own.items():
-            value = to_numpy(state[name])
-            if value.shape != p.shape:
-                raise ValueError(f"state_dict: {name} has shape {value.shape}, the model expects {p.shape}")
-            p.data[...] = p.xp.asarray(value, dtype=p.dtype)
+            value = state[name]
+            value = value.data if isinstance(value, Tensor) else value
+            shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+            if shape != p.shape or dtype != p.dtype:
+                raise ValueError(f"state_dict: {name} is {_describe(value)}, the model expects "
+                                 f"{p.dtype} of shape {p.shape}")
+            values[name] = value
+        for name, p in own.items():
+            p.data[...] = p.xp.asarray(to_numpy(values[name]))
+            p._version += 1
 
     def save(self, path):
         """Write the parameters to an .npz file (atomically; never pickled)."""
@@ -87,10 +125,34 @@ class Module:
         return self
 
 
-def _require_rng(rng, who):
-    if rng is None:
-        raise ValueError(f"{who} needs rng= (a minivae.random.Generator) for its initial weights")
-    return rng
+def _describe(value):
+    if not hasattr(value, "shape"):
+        return f"a {type(value).__name__}, not an array"
+    return f"{value.dtype} of shape {value.shape}"
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (as ``torch.nn.ModuleList``): entry i
+    is the attribute "i", so its parameters are named "i.weight", …."""
+
+    def __init__(self, modules=()):
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds modules, not {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def __len__(self):
+        return len(self.__dict__.get("_modules", {}))
+
+    def __iter__(self):
+        return iter(self.children())
+
+    def __getitem__(self, i):
+        return self.children()[i]
 
 
 class Linear(Module):
@@ -98,12 +160,13 @@ class Linear(Module):
 
     init "glorot": W ~ U(−a, a), a = √(6 / (in + out)) (Glorot & Bengio 2010), for tanh/sigmoid;
     init "he": W ~ N(0, 2 / in) (He et al. 2015), for ReLU. b = 0.
-    The weights are drawn on the host from ``rng`` (the same values on every device), then moved to ``device``.
+    The weights are drawn on the host from ``rng`` (the same values on every device), then moved to ``device``;
+    without ``rng`` from the default generator (``minivae.manual_seed``).
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, init="glorot", dtype=numpy.float32,
                  device="cpu"):
-        rng = _require_rng(rng, "Linear")
+        rng = resolve(rng)
         if init == "glorot":
             a = math.sqrt(6.0 / (in_features + out_features))
             w = (2 * rng.uniform((in_features, out_features), numpy.float64) - 1) * a
@@ -153,11 +216,13 @@ def Tanh():
     return Activation(ops.tanh)
 
 
-class Sequential(Module):
+class Sequential(ModuleList):
+    """Modules applied in order; ``layers`` lists them."""
+
     def __init__(self, *layers):
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
-        self.layers = list(layers)
+        super().__init__(layers)
+
+    layers = property(ModuleList.children)
 
     def forward(self, x):
         layers, i = self.layers, 0
@@ -184,7 +249,7 @@ class MLP(Sequential):
     def __init__(self, sizes, activation="relu", *, rng=None, dtype=numpy.float32, device="cpu"):
         if activation not in ACTIVATIONS and activation != "gated":
             raise ValueError(f"activation must be one of {sorted([*ACTIVATIONS, 'gated'])}, not {activation!r}")
-        rng = _require_rng(rng, "MLP")
+        rng = resolve(rng)
         init = "he" if activation == "relu" else "glorot"
         layers = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -146,6 +146,23 @@ class Generator:
         return (low + numpy.floor(u * (high - low))).astype(numpy.int64)
 
 
+default_generator = Generator(0)
+
+
+def manual_seed(seed):
+    """Restart the default generator at ``seed`` and return it (as ``torch.manual_seed``).
+
+    The rule: a function that samples or initialises weights uses its ``rng=`` when one is given,
+    and the default generator only when ``rng`` is left out."""
+    default_generator.load_state_dict(Generator(seed).state_dict())  # validates the seed, keeps the object
+    return default_generator
+
+
+def resolve(rng):
+    """``rng`` if given, else the default generator."""
+    return default_generator if rng is None else rng
+
+
 def _shape(shape):
     return (shape,) if isinstance(shape, (int, numpy.integer)) else tuple(shape)
 

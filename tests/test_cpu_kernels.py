@@ -128,9 +128,10 @@ def test_fused_ops_pass_gradcheck():
 @pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=1e-2), lambda ps: SGD(ps, lr=1e-2, momentum=0.9),
                                   lambda ps: SGD(ps, lr=1e-2)], ids=["adam", "sgd-momentum", "sgd"])
 def test_optimizer_kernels_match_the_reference(dtype, make):
-    """Bit for bit: the kernels compute in the parameters' dtype with the NumPy formula's rounding."""
+    """Bit for bit: the kernels compute in the parameters' dtype with the NumPy formula's rounding; the
+    optimizer's state too (a checkpoint must not depend on whether Numba is installed)."""
     from minivae.nn import MLP
-    params = {}
+    params, states = {}, {}
     for flag in (True, False):
         with use_numba(flag):
             model = MLP((300, 400, 5), rng=Generator(0), dtype=dtype)
@@ -141,6 +142,10 @@ def test_optimizer_kernels_match_the_reference(dtype, make):
                 (model(x) ** 2).mean().backward()
                 opt.step()
             params[flag] = [p.data.copy() for p in model.parameters()]
+            states[flag] = opt.state_dict()
+    assert states[True].keys() == states[False].keys()
+    for key in states[True]:
+        np.testing.assert_array_equal(states[True][key], states[False][key], err_msg=key)
     for a, b in zip(params[True], params[False]):
         np.testing.assert_array_equal(a, b)
 

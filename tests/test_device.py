@@ -150,11 +150,11 @@ def _inputs(device):
 def _draws(logits, loc, scale):
     rng = Generator(3)
     return [Normal(loc, scale).rsample((2,), rng=rng), Normal(loc, scale).sample(rng=rng),
-            Bernoulli(logits).sample((3,), rng=rng), Categorical(logits).sample((2,), rng=rng),
-            Categorical(logits).log_prob(Categorical(logits).sample(rng=rng)),
-            OneHotCategorical(logits).sample(rng=rng), ExpRelaxedCategorical(0.5, logits).rsample(rng=rng),
-            RelaxedOneHotCategorical(0.5, logits).rsample((2,), rng=rng),
-            RelaxedOneHotCategorical(0.5, logits).rsample(rng=rng, hard=True),
+            Bernoulli(logits=logits).sample((3,), rng=rng), Categorical(logits=logits).sample((2,), rng=rng),
+            Categorical(logits=logits).log_prob(Categorical(logits=logits).sample(rng=rng)),
+            OneHotCategorical(logits=logits).sample(rng=rng), ExpRelaxedCategorical(0.5, logits=logits).rsample(rng=rng),
+            RelaxedOneHotCategorical(0.5, logits=logits).rsample((2,), rng=rng),
+            RelaxedOneHotCategorical(0.5, logits=logits).rsample(rng=rng, hard=True),
             F.gumbel_softmax(logits, 0.7, axis=1, rng=rng), F.gumbel_softmax(logits, 0.7, hard=True, rng=rng), rng.counter]
 
 

@@ -61,20 +61,20 @@ def test_tiny_vae_reinforce_unbiased_relaxations_biased():
 def test_exact_estimator_matches_enumeration_by_hand():
     logits = mv.tensor(np.array([0.3, -1.0, 2.0]), requires_grad=True)
     c = np.array([1.0, 5.0, -2.0])
-    E.exact(lambda z: (z * c).sum(axis=-1), OneHotCategorical(logits)).backward()
+    E.exact(lambda z: (z * c).sum(axis=-1), OneHotCategorical(logits=logits)).backward()
     p = np.exp(logits.data) / np.exp(logits.data).sum()
     np.testing.assert_allclose(logits.grad, p * (c - (p * c).sum()))  # ∂/∂θ_k Σ p c = p_k(c_k − E c)
 
 
 def test_estimators_refuse_what_they_cannot_do():
     with pytest.raises(ValueError, match="pathwise needs a reparameterizable"):
-        E.pathwise(lambda z: z, OneHotCategorical(mv.tensor(np.zeros(3))), rng=Generator(0))
+        E.pathwise(lambda z: z, OneHotCategorical(logits=mv.tensor(np.zeros(3))), rng=Generator(0))
     with pytest.raises(ValueError, match="relaxes a categorical"):
         E.gumbel_softmax(lambda z: z, Normal(0.0, 1.0), rng=Generator(0))
     with pytest.raises(ValueError, match="configurations exceed"):
-        E.exact(lambda z: z.sum(axis=(-1, -2)), OneHotCategorical(mv.tensor(np.zeros((20, 10)))))
+        E.exact(lambda z: z.sum(axis=(-1, -2)), OneHotCategorical(logits=mv.tensor(np.zeros((20, 10)))))
     with pytest.raises(ValueError, match="needs a OneHotCategorical"):
-        E.exact(lambda z: z, Bernoulli(mv.tensor(np.zeros(3))))
+        E.exact(lambda z: z, Bernoulli(logits=mv.tensor(np.zeros(3))))
     with pytest.raises(ValueError, match="unknown estimator"):
         E.get("rebar")
 

@@ -6,6 +6,7 @@ from hypothesis import assume, given, strategies as st
 
 import minivae as mv
 from minivae import ops
+from minivae.ops._broadcast import normalize_axis
 from tests.strategies import away_from_zero, axes, broadcastable_pair, rngs, shapes
 
 
@@ -94,11 +95,21 @@ def cast_case(draw):
 
 
 @st.composite
-def max_case(draw):
+def extreme_case(draw, fn):
     shape = draw(shapes())
     axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
     x = draw(rngs).permutation(np.arange(int(np.prod(shape))) * 0.1).reshape(shape)  # no ties
-    return case(lambda t: ops.max(t, axis=axis, keepdims=keepdims), x + 0.01)
+    return case(lambda t: fn(t, axis=axis, keepdims=keepdims), x + 0.01)
+
+
+@st.composite
+def var_case(draw, fn=ops.var):
+    shape = draw(shapes(1, 3))
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    n = int(np.prod([shape[a] for a in normalize_axis(axis, len(shape))]))
+    assume(n > 1)  # n − correction > 0, and the std's √ is smooth (var > 0)
+    correction = draw(st.sampled_from([0, 1]))
+    return case(lambda t: fn(t, axis=axis, keepdims=keepdims, correction=correction), draw(rngs).normal(size=shape))
 
 
 MATMUL_SHAPES = [  # (m, k, n, b) filled in by the strategy
@@ -261,7 +272,8 @@ DOMAINS = {
     "tanh": unary(ops.tanh, uniform(-3, 3)), "sin": unary(ops.sin, uniform(-4, 4)),
     "cos": unary(ops.cos, uniform(-4, 4)), "sigmoid": unary(ops.sigmoid, uniform(-6, 6)),
     "softplus": unary(ops.softplus, uniform(-6, 6)), "relu": unary(ops.relu, away_from_zero),
-    "sum": reduction(ops.sum), "mean": reduction(ops.mean), "max": max_case(),
+    "sum": reduction(ops.sum), "mean": reduction(ops.mean), "max": extreme_case(ops.max),
+    "min": extreme_case(ops.min), "var": var_case(), "clone": unary(ops.clone, uniform(-2, 2)),
     "logsumexp": reduction(ops.logsumexp), "matmul": matmul_case(), "linear": linear_case(),
     "reshape": reshape_case(), "transpose": transpose_case(), "getitem": getitem_case(),
     "concatenate": concatenate_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
@@ -300,6 +312,19 @@ def test_split_and_chunk_gradcheck(data):
         pieces = ops.split(t, [cut], axis=axis) + ops.chunk(t, chunks, axis=axis)
         return ops.concatenate([ops.reshape(p * (i + 1), (-1,)) for i, p in enumerate(pieces)])
     assert mv.gradcheck(f, [x])
+
+
+@given(data=st.data())
+def test_squeeze_unsqueeze_std_gradcheck(data):
+    """Composites of registered ops (reshape; sqrt after var): their gradients through the same VJPs."""
+    shape = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    nd = len(shape) - (shape[axis] == 1)  # after squeezing axis
+    new = data.draw(st.integers(-nd - 1, nd))
+    fn, (x,), _ = data.draw(var_case(ops.std))
+    assert mv.gradcheck(fn, [x])
+    y = data.draw(rngs).normal(size=shape)
+    assert mv.gradcheck(lambda t: ops.unsqueeze(ops.squeeze(t, axis), new) * ops.squeeze(t).sum(), [y])
 
 
 @pytest.mark.parametrize("pattern", range(len(MATMUL_SHAPES)))

@@ -1,7 +1,8 @@
 """Bernoulli(σ(logits)), the likelihood of binary pixels."""
 from minivae import ops
-from minivae.distributions.distribution import Distribution, as_param, require_rng
+from minivae.distributions.distribution import Distribution, logits_from
 from minivae.engine import Tensor
+from minivae.random import resolve
 
 
 class Bernoulli(Distribution):
@@ -9,10 +10,11 @@ class Bernoulli(Distribution):
 
     log_prob   x·log σ(l) + (1 − x)·log(1 − σ(l)) = −bce_with_logits(l, x)  (stable for any l)
     entropy    bce_with_logits(l, σ(l))
+    Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``.
     """
 
-    def __init__(self, logits):
-        self.logits = as_param(logits)
+    def __init__(self, probs=None, logits=None):
+        self.logits = logits_from(probs, logits, "Bernoulli", binary=True)
         self.batch_shape = self.logits.shape
 
     @property
@@ -25,7 +27,7 @@ class Bernoulli(Distribution):
 
     def sample(self, sample_shape=(), rng=None):
         p = self.probs.data
-        u = require_rng(rng, "Bernoulli.sample").uniform(self._extended(sample_shape), p.dtype, device=self.logits.device)
+        u = resolve(rng).uniform(self._extended(sample_shape), p.dtype, device=self.logits.device)
         return Tensor((u < p).astype(p.dtype))
 
     def log_prob(self, value):

@@ -1,7 +1,8 @@
 """Categorical distributions over K classes, sampled by the Gumbel-max trick."""
 from minivae import ops
-from minivae.distributions.distribution import Distribution, as_param, require_rng
+from minivae.distributions.distribution import Distribution, logits_from
 from minivae.engine import Tensor
+from minivae.random import resolve
 
 
 class Categorical(Distribution):
@@ -10,11 +11,12 @@ class Categorical(Distribution):
     sample     argmax_k (logits_k + g_k), g ~ Gumbel(0, 1): exactly Categorical (Gumbel-max trick)
     log_prob   log_softmax(logits)[z]
     entropy    −Σ_k p_k log p_k
+    Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``;
     ``logits`` are stored normalized (log-probabilities), as in torch.distributions.
     """
 
-    def __init__(self, logits):
-        logits = as_param(logits)
+    def __init__(self, probs=None, logits=None):
+        logits = logits_from(probs, logits, type(self).__name__)
         if logits.ndim == 0:
             raise ValueError("Categorical: logits need a last axis of categories")
         self.logits = ops.log_softmax(logits, axis=-1)
@@ -27,7 +29,7 @@ class Categorical(Distribution):
 
     def sample(self, sample_shape=(), rng=None):
         shape = self._extended(sample_shape, event_shape=(self.num_categories,))
-        g = require_rng(rng, "Categorical.sample").gumbel(shape, self.logits.dtype, device=self.logits.device)
+        g = resolve(rng).gumbel(shape, self.logits.dtype, device=self.logits.device)
         return Tensor((self.logits.data + g).argmax(axis=-1))
 
     def log_prob(self, value):
@@ -45,8 +47,8 @@ class Categorical(Distribution):
 class OneHotCategorical(Categorical):
     """Categorical with one-hot samples (event_shape = (K,))."""
 
-    def __init__(self, logits):
-        super().__init__(logits)
+    def __init__(self, probs=None, logits=None):
+        super().__init__(probs, logits)
         self.event_shape = (self.num_categories,)
 
     def sample(self, sample_shape=(), rng=None):

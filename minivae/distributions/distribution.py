@@ -1,6 +1,9 @@
 """The base class: ``sample`` / ``rsample`` / ``log_prob`` / ``entropy`` as in torch.distributions."""
 import math
 
+import numpy
+
+from minivae import ops
 from minivae.engine import Tensor, no_grad, tensor
 
 
@@ -9,10 +12,21 @@ def as_param(x):
     return x if isinstance(x, Tensor) else tensor(x)
 
 
-def require_rng(rng, who):
-    if rng is None:
-        raise ValueError(f"{who} needs rng= (a minivae.random.Generator): randomness is explicit")
-    return rng
+def logits_from(probs, logits, who, binary=False):
+    """PyTorch's rule: exactly one of ``probs`` (the first positional argument) and ``logits``.
+
+    probs p are clamped to [ε, 1 − ε] (ε the dtype's machine epsilon, as torch's ``probs_to_logits``)
+    and become log p, or log p − log(1 − p) when ``binary`` (Bernoulli's logit)."""
+    if (probs is None) == (logits is None):
+        raise ValueError(f"{who} takes exactly one of probs= or logits=")
+    if probs is None:
+        return as_param(logits)
+    p = as_param(probs)
+    if p.dtype.kind != "f":
+        raise TypeError(f"{who}: probs must be floating, not {p.dtype}")
+    eps = float(numpy.finfo(p.dtype).eps)
+    p = ops.clip(p, eps, 1 - eps)
+    return ops.log(p) - ops.log1p(-p) if binary else ops.log(p)
 
 
 class Distribution:

@@ -3,7 +3,8 @@
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, require_rng
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_param
+from minivae.random import resolve
 
 
 class Normal(Distribution):
@@ -29,13 +30,17 @@ class Normal(Distribution):
         return self.loc
 
     @property
+    def stddev(self):
+        return self.scale
+
+    @property
     def variance(self):
         return self.scale * self.scale
 
     def rsample(self, sample_shape=(), rng=None, eps=None):
         """loc + scale·ε; pass ``eps`` to fix the noise (then ``rng`` is not needed)."""
         if eps is None:
-            eps = require_rng(rng, "Normal.rsample").normal(self._extended(sample_shape), self.loc.dtype,
+            eps = resolve(rng).normal(self._extended(sample_shape), self.loc.dtype,
                                                             device=self.loc.device)
         return self.loc + self.scale * eps
 

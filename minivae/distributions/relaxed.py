@@ -4,7 +4,8 @@ import math
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import Distribution, as_param, require_rng
+from minivae.distributions.distribution import Distribution, logits_from
+from minivae.random import resolve
 
 
 def _check_temperature(temperature):
@@ -18,6 +19,7 @@ class ExpRelaxedCategorical(Distribution):
 
     log_prob   log (K−1)! + (K−1) log τ + Σ_k (l_k − τx_k) − K · logsumexp_k (l_k − τx_k)
     Working on x = log y keeps every quantity finite at small τ, where y's entries underflow to 0.
+    Arguments as PyTorch's: ``temperature``, then exactly one of ``probs`` and ``logits``.
 
     References:
         1. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017 (Appendix C, ExpConcrete).
@@ -25,16 +27,16 @@ class ExpRelaxedCategorical(Distribution):
 
     has_rsample = True
 
-    def __init__(self, temperature, logits):
+    def __init__(self, temperature, probs=None, logits=None):
         self.temperature = _check_temperature(temperature)
-        logits = as_param(logits)
+        logits = logits_from(probs, logits, type(self).__name__)
         self.logits = ops.log_softmax(logits, axis=-1)
         self.num_categories = logits.shape[-1]
         self.batch_shape, self.event_shape = logits.shape[:-1], (self.num_categories,)
 
     def _gumbels(self, sample_shape, rng, gumbels):
         if gumbels is None:
-            gumbels = require_rng(rng, f"{type(self).__name__}.rsample").gumbel(
+            gumbels = resolve(rng).gumbel(
                 self._extended(sample_shape), self.logits.dtype, device=self.logits.device)
         return gumbels
 
@@ -67,7 +69,7 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
     def rsample(self, sample_shape=(), rng=None, hard=False, gumbels=None):
         if gumbels is None:  # the fused Gumbel-Softmax op draws the same noise rng.gumbel would
             logits = ops.broadcast_to(self.logits, self._extended(sample_shape))
-            return ops.gumbel_softmax(logits, require_rng(rng, "RelaxedOneHotCategorical.rsample"),
+            return ops.gumbel_softmax(logits, resolve(rng),
                                       temperature=self.temperature, hard=hard)
         y = ops.softmax(self.logits + gumbels, axis=-1, temperature=self.temperature)
         return ops.straight_through(y, axis=-1) if hard else y

@@ -4,13 +4,14 @@ and the functions that apply them. ``NONDIFFERENTIABLE`` lists value-only ops.""
 from minivae.ops._registry import NONDIFFERENTIABLE, OPS, register
 from minivae.ops.arith import add, cast, clip, div, maximum, minimum, mul, neg, pow, sub, where
 from minivae.ops.unary import abs, cos, exp, expm1, log, log1p, relu, sigmoid, sin, softplus, sqrt, tanh
-from minivae.ops.reduce import logsumexp, max, mean, sum
+from minivae.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from minivae.ops.linalg import linear, matmul
-from minivae.ops.shape import (broadcast_to, chunk, concatenate, getitem, one_hot, reshape, split,
-                               stack, transpose)
+from minivae.ops.shape import (broadcast_to, chunk, clone, concatenate, getitem, one_hot, reshape, split,
+                               squeeze, stack, transpose, unsqueeze)
 from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import (bce_with_logits, categorical_kl, kl_standard_normal, reparameterize,
                                 reparameterize_kl)
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
-__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE, "split", "chunk"])
+__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE,
+                  "split", "chunk", "squeeze", "unsqueeze", "std"])

@@ -2,6 +2,7 @@
 from minivae.engine import Function
 from minivae.ops._broadcast import expand_reduced, normalize_axis
 from minivae.ops._registry import register
+from minivae.ops.unary import sqrt
 
 
 @register("sum")
@@ -39,9 +40,11 @@ class Mean(Function):
 class Max(Function):
     """y = max_axis x;  x̄ = ḡ·[x = y] / #ties (ties share the gradient evenly, as torch.amax)."""
 
+    extreme = "max"  # Min below is the same op with x.min
+
     def forward(ctx, x, axis=None, keepdims=False):
         axes = normalize_axis(axis, x.ndim, x.shape)
-        y = x.max(axis=axes, keepdims=True)
+        y = getattr(x, ctx.extreme)(axis=axes, keepdims=True)
         mask = x == y
         ctx.save(axes=axes, keepdims=keepdims, mask=mask, shape=x.shape)
         return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
@@ -50,6 +53,32 @@ class Max(Function):
         g = expand_reduced(g, ctx.shape, ctx.axes, ctx.keepdims)
         mask = ctx.mask
         return g * mask / mask.sum(axis=ctx.axes, keepdims=True)
+
+
+@register("min")
+class Min(Max):
+    """y = min_axis x;  x̄ = ḡ·[x = y] / #ties (Max's VJP: only the selected entries differ)."""
+
+    extreme = "min"
+
+
+@register("var")
+class Var(Function):
+    """y = Σ_axis (x − m)² / (n − c), m the mean over axis, c = ``correction`` (1: unbiased, PyTorch's default);
+    x̄ = broadcast(ḡ)·2(x − m)/(n − c)  (m's own contribution vanishes: Σ_axis (x − m) = 0)."""
+
+    def forward(ctx, x, axis=None, keepdims=False, correction=1):
+        axes = normalize_axis(axis, x.ndim, x.shape)
+        n = 1
+        for a in axes:
+            n *= x.shape[a]
+        d = x - x.mean(axis=axes, keepdims=True)
+        ctx.save(d=d, axes=axes, keepdims=keepdims, dof=n - correction)
+        return (d * d).sum(axis=axes, keepdims=keepdims) / (n - correction)
+
+    def backward(ctx, g):
+        g = expand_reduced(g, ctx.d.shape, ctx.axes, ctx.keepdims)
+        return g * ctx.d * (2.0 / ctx.dof)
 
 
 def logsumexp_array(xp, x, axes):
@@ -85,6 +114,19 @@ def mean(x, axis=None, keepdims=False):
 
 def max(x, axis=None, keepdims=False):
     return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def var(x, axis=None, keepdims=False, correction=1):
+    return Var.apply(x, axis=axis, keepdims=keepdims, correction=correction)
+
+
+def std(x, axis=None, keepdims=False, correction=1):
+    """√var (its VJP is sqrt's after var's)."""
+    return sqrt(var(x, axis=axis, keepdims=keepdims, correction=correction))
 
 
 def logsumexp(x, axis=None, keepdims=False):

@@ -70,5 +70,5 @@ class GumbelSoftmax(Function):
 def gumbel_softmax(logits, rng, temperature=1.0, hard=False):
     """The op above with the noise of ``rng``'s next draw of logits.size values (the counter advances)."""
     counter = rng.counter
-    rng.counter += (logits.size + 3) // 4
+    rng.counter += (logits.data.size + 3) // 4
     return GumbelSoftmax.apply(logits, seed=rng.seed, counter=counter, temperature=temperature, hard=hard)

@@ -97,6 +97,17 @@ class Stack(Function):
         return tuple(g.take(i, axis=ctx.axis) for i in range(ctx.n))
 
 
+@register("clone")
+class Clone(Function):
+    """z = a copy of x (no memory shared);  x̄ = ḡ."""
+
+    def forward(ctx, x):
+        return x.copy()
+
+    def backward(ctx, g):
+        return g
+
+
 @register("broadcast_to")
 class BroadcastTo(Function):
     """z = x broadcast to ``shape``;  x̄ = unbroadcast(ḡ, x.shape)."""
@@ -118,6 +129,23 @@ def reshape(x, shape):
 
 def transpose(x, axes=None):
     return Transpose.apply(x, axes=axes)
+
+
+def squeeze(x, axis=None):
+    """``x`` without its size-1 axes (all of them, or those of ``axis`` that have size 1: as
+    ``torch.squeeze``, an axis of another size is left alone). A reshape, so its VJP is reshape's."""
+    axes = normalize_axis(axis, x.ndim, x.shape) if x.ndim else ()
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def unsqueeze(x, axis):
+    """``x`` with a new axis of size 1 at ``axis`` (in −ndim−1 … ndim, as ``torch.unsqueeze``); a reshape."""
+    axis = normalize_axis(axis, x.ndim + 1, x.shape)[0]
+    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def clone(x):
+    return Clone.apply(x)
 
 
 def getitem(x, index):
@@ -176,6 +204,6 @@ def one_hot(indices, num_classes, dtype=None):
     idx = indices if isinstance(indices, Tensor) else tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot needs integer indices, not {idx.dtype}")
-    if idx.size and idx.device == "cpu" and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):
+    if idx.numel() and idx.device == "cpu" and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):
         raise ValueError(f"one_hot: indices must lie in [0, {num_classes})")
     return Tensor((idx.data[..., None] == idx.xp.arange(num_classes)).astype(dtype or DEFAULT_FLOAT))

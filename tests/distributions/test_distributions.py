@@ -34,33 +34,31 @@ def test_normal_rsample_is_pathwise():
     z.sum().backward()
     np.testing.assert_allclose(loc.grad, [1.0])   # dz/dloc = 1
     np.testing.assert_allclose(scale.grad, [0.7])  # dz/dscale = ε
-    with pytest.raises(ValueError, match="rng="):
-        Normal(0.0, 1.0).rsample()
     with pytest.raises(ValueError, match="scale must be > 0"):
         Normal(0.0, -1.0)
 
 
 def test_bernoulli_log_prob_is_stable_and_correct():
     logits = np.array([-1e4, -2.0, 0.0, 3.0, 1e4])
-    d = Bernoulli(mv.tensor(logits))
+    d = Bernoulli(logits=mv.tensor(logits))
     lp1 = d.log_prob(mv.tensor(np.ones(5))).data
     p = 1 / (1 + np.exp(-logits[1:4]))
     np.testing.assert_allclose(lp1[1:4], np.log(p))
     assert lp1[0] == -1e4 and lp1[-1] == 0.0
     np.testing.assert_allclose(d.entropy().data[1:4], -(p * np.log(p) + (1 - p) * np.log(1 - p)))
-    draws = Bernoulli(mv.tensor(np.array([0.3]))).sample((200_000,), rng=Generator(1)).data
+    draws = Bernoulli(logits=mv.tensor(np.array([0.3]))).sample((200_000,), rng=Generator(1)).data
     q = 1 / (1 + np.exp(-0.3))
     assert abs(draws.mean() - q) < 5 * np.sqrt(q * (1 - q) / 2e5)
 
 
 def test_bernoulli_entropy_gradient():
-    assert mv.gradcheck(lambda lg: Bernoulli(lg).entropy(), [np.array([-2.0, 0.3, 1.5])])
+    assert mv.gradcheck(lambda lg: Bernoulli(logits=lg).entropy(), [np.array([-2.0, 0.3, 1.5])])
 
 
 def test_gumbel_max_sampling_passes_chi_square():
     logits = np.log(np.array([0.1, 0.2, 0.3, 0.15, 0.25]))
     n = 50_000
-    z = Categorical(mv.tensor(logits)).sample((n,), rng=Generator(2)).data
+    z = Categorical(logits=mv.tensor(logits)).sample((n,), rng=Generator(2)).data
     counts = np.bincount(z, minlength=5)
     expected = n * np.exp(logits)
     assert ((counts - expected) ** 2 / expected).sum() < CHI2_999[4]
@@ -68,12 +66,12 @@ def test_gumbel_max_sampling_passes_chi_square():
 
 def test_categorical_log_prob_entropy_probs_and_one_hot():
     logits = mv.tensor(np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0]]))
-    d = Categorical(logits)
+    d = Categorical(logits=logits)
     p = np.exp(logits.data) / np.exp(logits.data).sum(-1, keepdims=True)
     np.testing.assert_allclose(d.probs.data, p)
     np.testing.assert_allclose(d.log_prob(mv.tensor([1, 2])).data, np.log([p[0, 1], p[1, 2]]))
     np.testing.assert_allclose(d.entropy().data, -(p * np.log(p)).sum(-1))
-    oh = OneHotCategorical(logits)
+    oh = OneHotCategorical(logits=logits)
     s = oh.sample((4,), rng=Generator(0))
     assert s.shape == (4, 2, 3) and np.all(s.data.sum(-1) == 1)
     np.testing.assert_allclose(oh.log_prob(s).data, d.log_prob(mv.tensor(s.data.argmax(-1))).data)
@@ -87,22 +85,22 @@ def test_kl_closed_forms_match_monte_carlo_and_definition():
     mc = mc_kl(p, q, 200_000, rng=Generator(3)).data
     np.testing.assert_allclose(mc, closed, atol=0.02)
     a, b = np.array([0.2, 0.5, 0.3]), np.array([0.6, 0.1, 0.3])
-    kl = kl_divergence(Categorical(mv.tensor(np.log(a))), OneHotCategorical(mv.tensor(np.log(b)))).item()
+    kl = kl_divergence(Categorical(logits=mv.tensor(np.log(a))), OneHotCategorical(logits=mv.tensor(np.log(b)))).item()
     assert kl == pytest.approx((a * np.log(a / b)).sum())
     with pytest.raises(NotImplementedError, match="mc_kl"):
-        kl_divergence(p, Bernoulli(mv.tensor(np.zeros(2))))
+        kl_divergence(p, Bernoulli(logits=mv.tensor(np.zeros(2))))
 
 
 def test_gradcheck_of_normal_kl_and_log_probs():
     assert mv.gradcheck(lambda m, s: kl_divergence(Normal(m, s), Normal(0.0, 1.0)),
                         [np.array([0.3, -1.0]), np.array([0.5, 2.0])])
-    assert mv.gradcheck(lambda lg: Categorical(lg).entropy(), [np.random.default_rng(0).normal(size=(2, 4))])
+    assert mv.gradcheck(lambda lg: Categorical(logits=lg).entropy(), [np.random.default_rng(0).normal(size=(2, 4))])
 
 
 # ---- Gumbel-Softmax / Concrete --------------------------------------------------------
 def test_concrete_density_integrates_to_one_for_two_categories():
     for tau, logits in [(0.5, [0.3, -0.4]), (1.0, [1.0, 0.0]), (2.0, [-1.0, 0.5])]:
-        d = RelaxedOneHotCategorical(tau, mv.tensor(np.array(logits)))
+        d = RelaxedOneHotCategorical(tau, logits=mv.tensor(np.array(logits)))
         # y = (s, 1 − s); integrate over the logit u of s, where ds = s(1 − s) du, on a fine grid
         u = np.linspace(-60, 60, 200_001)
         s = 1 / (1 + np.exp(-u))
@@ -118,23 +116,23 @@ def test_concrete_log_prob_matches_the_paper_formula():
     k = 4
     expected = (math.log(math.factorial(k - 1)) + (k - 1) * np.log(tau)
                 + np.sum(np.log(a) - (tau + 1) * np.log(y)) - k * np.log(np.sum(a * y ** -tau)))
-    assert RelaxedOneHotCategorical(tau, mv.tensor(logits)).log_prob(mv.tensor(y)).item() == pytest.approx(expected)
+    assert RelaxedOneHotCategorical(tau, logits=mv.tensor(logits)).log_prob(mv.tensor(y)).item() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("tau", [1e-3, 1e-2])
 def test_concrete_log_prob_finite_where_samples_underflow(tau):
-    d = RelaxedOneHotCategorical(tau, mv.tensor(np.array([[2.0, -1.0, 0.5, 0.0]] * 8, np.float32)))
+    d = RelaxedOneHotCategorical(tau, logits=mv.tensor(np.array([[2.0, -1.0, 0.5, 0.0]] * 8, np.float32)))
     y = d.rsample(rng=Generator(4))
     assert (y.data == 0).any()  # the entries really have underflowed
     assert np.all(np.isfinite(d.log_prob(y).data))
-    x = ExpRelaxedCategorical(tau, d.logits).rsample(rng=Generator(4))
-    assert np.all(np.isfinite(x.data)) and np.all(np.isfinite(ExpRelaxedCategorical(tau, d.logits).log_prob(x).data))
+    x = ExpRelaxedCategorical(tau, logits=d.logits).rsample(rng=Generator(4))
+    assert np.all(np.isfinite(x.data)) and np.all(np.isfinite(ExpRelaxedCategorical(tau, logits=d.logits).log_prob(x).data))
 
 
 def test_temperature_must_be_positive():
     for tau in (0.0, -1.0):
         with pytest.raises(ValueError, match="temperature"):
-            RelaxedOneHotCategorical(tau, mv.tensor(np.zeros(3)))
+            RelaxedOneHotCategorical(tau, logits=mv.tensor(np.zeros(3)))
 
 
 def test_gumbel_softmax_hard_is_one_hot_forward_soft_backward():
@@ -164,13 +162,8 @@ def test_gumbel_softmax_argmax_frequencies_are_categorical():
     assert ((counts - expected) ** 2 / expected).sum() < 16.27  # χ²(3) 0.999
 
 
-def test_gumbel_softmax_needs_noise_or_rng():
-    with pytest.raises(ValueError, match="rng="):
-        F.gumbel_softmax(mv.tensor(np.zeros(3)))
-
-
 def test_sampling_is_reproducible_with_the_same_seed():
     logits = mv.tensor(np.random.default_rng(0).normal(size=(5, 6)))
-    a = RelaxedOneHotCategorical(0.5, logits).rsample((3,), rng=Generator(11)).data
-    b = RelaxedOneHotCategorical(0.5, logits).rsample((3,), rng=Generator(11)).data
+    a = RelaxedOneHotCategorical(0.5, logits=logits).rsample((3,), rng=Generator(11)).data
+    b = RelaxedOneHotCategorical(0.5, logits=logits).rsample((3,), rng=Generator(11)).data
     np.testing.assert_array_equal(a, b)

@@ -27,8 +27,8 @@ def test_generator_draws_equal_on_both_devices(dtype):
 
 def test_categorical_samples_equal_on_both_devices():
     logits = np.random.default_rng(0).standard_normal((64, 20, 10)).astype(np.float32)
-    cpu = OneHotCategorical(mv.tensor(logits)).sample(rng=Generator(4)).numpy()
-    gpu = OneHotCategorical(mv.tensor(logits, device="cuda")).sample(rng=Generator(4)).numpy()
+    cpu = OneHotCategorical(logits=mv.tensor(logits)).sample(rng=Generator(4)).numpy()
+    gpu = OneHotCategorical(logits=mv.tensor(logits, device="cuda")).sample(rng=Generator(4)).numpy()
     np.testing.assert_array_equal(gpu, cpu)
 
 

@@ -16,6 +16,7 @@ from minivae._backend import get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, no_grad
 from minivae.nn import MLP, Module
+from minivae.ops.softmax import check_temperature
 
 
 class GaussianVAE(Module):
@@ -96,8 +97,9 @@ class CategoricalVAE(Module):
                  device="cpu"):
         if estimator not in self.ESTIMATORS:
             raise ValueError(f"estimator must be one of {self.ESTIMATORS}, not {estimator!r}")
-        if not (tau0 > 0 and tau_min > 0 and anneal_rate >= 0):
-            raise ValueError("temperatures must be > 0 and the anneal rate ≥ 0")
+        tau0, tau_min = check_temperature(tau0), check_temperature(tau_min)
+        if not anneal_rate >= 0:
+            raise ValueError(f"the anneal rate must be ≥ 0, got {anneal_rate!r}")
         if baseline_hidden and estimator != "reinforce":
             raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
         self.config = dict(x_dim=x_dim, hidden=tuple(hidden), n_latent=n_latent, n_categories=n_categories,

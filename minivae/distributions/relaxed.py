@@ -5,12 +5,7 @@ import numpy
 
 from minivae import ops
 from minivae.distributions.distribution import Distribution, as_param, require_rng
-
-
-def _check_temperature(temperature):
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    return float(temperature)
+from minivae.ops.softmax import check_temperature
 
 
 class ExpRelaxedCategorical(Distribution):
@@ -26,7 +21,7 @@ class ExpRelaxedCategorical(Distribution):
     has_rsample = True
 
     def __init__(self, temperature, logits):
-        self.temperature = _check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         logits = as_param(logits)
         self.logits = ops.log_softmax(logits, axis=-1)
         self.num_categories = logits.shape[-1]

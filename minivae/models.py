@@ -15,6 +15,7 @@ from minivae import ops
 from minivae._backend import get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, no_grad
+from minivae.estimators import score_function
 from minivae.nn import MLP, Module
 from minivae.ops.softmax import check_temperature
 
@@ -132,8 +133,10 @@ class CategoricalVAE(Module):
         return OneHotCategorical(self._logits(x))
 
     def prior(self):
+        """Uniform, in the parameters' dtype (float64 for the lab's enumerable model)."""
         xp = module_for_device(self.device)
-        return OneHotCategorical(Tensor(xp.zeros((self.n_latent, self.n_categories), numpy.float32)))
+        dtype = self.encoder.parameters()[0].dtype
+        return OneHotCategorical(Tensor(xp.zeros((self.n_latent, self.n_categories), dtype)))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
@@ -153,17 +156,17 @@ class CategoricalVAE(Module):
             mean = signal.mean().astype(numpy.float64)
             b = mean if self.baseline is None else xp.asarray(self.baseline, dtype=numpy.float64)
             self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
-            centred = signal - b.astype(signal.dtype)
+            baseline = Tensor(b.astype(signal.dtype))
             fit = 0.0
             if self.baseline_net is not None:
                 predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
-                error = predicted - centred
+                error = predicted - (signal - baseline.data)
                 fit = 0.5 * error * error  # least squares for ψ
-                centred = centred - predicted.detach().data
                 fit = fit - fit.detach()
-            score = q.log_prob(z).sum(axis=-1) * centred
+                baseline = baseline + predicted.detach()
+            surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
-            return (-(reconstruction - beta * kl + score - score.detach()) + fit).mean()
+            return (-(surrogate - beta * kl) + fit).mean()
         relaxed = RelaxedOneHotCategorical(self.temperature(step), logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)

@@ -185,7 +185,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-10, rtol=1e-6, value_rtol=1e-14, 
         dirs = [u / norm for u in dirs]
         originals = [t.data.copy() for t in checked]
 
-        def central(h):
+        def central(h, dirs=dirs, originals=originals):
             def step(sign):
                 for t, u, o in zip(checked, dirs, originals):
                     t.data[...] = o + sign * t.xp.asarray(u) * h

@@ -13,4 +13,5 @@ from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import bce_with_logits, categorical_kl, kl_standard_normal, reparameterize
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
-__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE, "split", "chunk"])
+__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
+                  *NONDIFFERENTIABLE, "split", "chunk"])

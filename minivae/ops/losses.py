@@ -2,15 +2,15 @@
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
-from minivae.ops.reduce import logsumexp_array
-from minivae.ops.unary import stable_sigmoid
+from minivae.ops.softmax import log_softmax_array
+from minivae.ops.unary import stable_sigmoid, stable_softplus
 
 
 @register("bce_with_logits")
 class BCEWithLogits(Function):
     r"""Elementwise binary cross-entropy of targets t under Bernoulli(σ(x)), from logits.
 
-    forward   ℓ = −[t log σ(x) + (1 − t) log(1 − σ(x))] = max(x, 0) − x·t + log1p(e^{−|x|})
+    forward   ℓ = −[t log σ(x) + (1 − t) log(1 − σ(x))] = softplus(x) − x·t  (the stable softplus)
     backward  x̄ = ḡ·(σ(x) − t);  t̄ = −ḡ·x
     saves     x, t          fused (same shapes and dtype): minivae/_cpu/bce.py bce_fwd (on the GPU
                             kernels/bce.cu) computes ℓ and σ(x) − t in one pass, and the VJP is then
@@ -25,7 +25,7 @@ class BCEWithLogits(Function):
             ctx.save(x=x, t=t, dx=dx)
             return loss
         ctx.save(x=x, t=t, dx=None)
-        return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        return stable_softplus(xp, x) - x * t
 
     def backward(ctx, g):
         x, t = ctx.x, ctx.t
@@ -105,13 +105,12 @@ class CategoricalKL(Function):
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
-        log_p = prior_logits - logsumexp_array(xp, prior_logits, (prior_logits.ndim - 1,))
-        log_p = xp.broadcast_to(log_p, logits.shape)
+        log_p = xp.broadcast_to(log_softmax_array(xp, prior_logits, (prior_logits.ndim - 1,)), logits.shape)
         kernel = ctx.fused("categorical") if logits.ndim and logits.dtype == log_p.dtype else None
         if kernel is not None:
             kl, q, diff = kernel.categorical_kl_fwd(logits, log_p)
         else:
-            log_q = logits - logsumexp_array(xp, logits, (logits.ndim - 1,))
+            log_q = log_softmax_array(xp, logits, (logits.ndim - 1,))
             q, diff = xp.exp(log_q), log_q - log_p
             kl = (q * diff).sum(axis=-1)
         p = xp.exp(log_p) if ctx.needs_input_grad[1] else None

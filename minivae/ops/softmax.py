@@ -35,6 +35,13 @@ def softmax_array(xp, x, axis, temperature):
     return y
 
 
+def log_softmax_array(xp, x, axis, temperature=1.0):
+    """The reference log softmax(x/τ) on arrays, z − log Σ_k e^{z_k} with z = (x − max x)/τ: never
+    forms the softmax, so entries far below the maximum stay finite (also used by categorical_kl)."""
+    z = _scaled(x, axis, temperature)
+    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+
+
 def softmax_vjp(y, g, axis, temperature):
     """x̄ = y ⊙ (ḡ − Σ ḡ y) / τ on arrays."""
     return y * (g - (g * y).sum(axis=axis, keepdims=True)) / temperature
@@ -90,8 +97,7 @@ class LogSoftmax(Function):
         if kernel is not None:
             y = kernel.softmax_fwd(x, temperature, log=True)
         else:
-            z = _scaled(x, axis, temperature)
-            y = z - ctx.xp.log(ctx.xp.exp(z).sum(axis=axis, keepdims=True))
+            y = log_softmax_array(ctx.xp, x, axis, temperature)
         ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
         return y
 

@@ -22,10 +22,14 @@ truncation O(h′⁴), rounding ≤ 1.5·value_rtol·S/h′. An entry fails when
 
     |analytic − numeric| > atol + rtol·|numeric| + value_rtol·S/h.
 
-With the defaults (h = 1e-6, rtol = 1e-6, atol = 1e-10, value_rtol = 1e-14) a VJP off by a relative
-1e-5 or more is caught on every gradient entry of magnitude ≳ 1e-4 whose output is O(1); truncation
+The bound value_rtol·S/h misses one case: an output near 0 computed by cancellation from larger
+intermediates X (log_softmax's largest entry, z − logsumexp z ≈ 0), whose rounding is ~1e-16·X/h
+absolute; atol covers X up to ~100 at h = 1e-6.
+
+With the defaults (h = 1e-6, rtol = 1e-6, atol = 1e-8, value_rtol = 1e-14) a VJP off by a relative
+1e-5 or more is caught on every gradient entry of magnitude ≳ 1e-3 whose output is O(1); truncation
 (for |s‴|/|s′| ≲ 10⁶) and rounding stay below the tolerance. What it cannot see: an error smaller
-than rtol relative, an error on entries whose gradient is below ~atol/rtol, or an error in a
+than rtol relative, a 1e-5 error on entries below ~1e-3 (atol/1e-5), or an error in a
 direction the random directions of the third tier happen to miss. Non-finite values (of ``fn``, of
 the analytic or of the numeric gradient) are failures, and the message says which.
 """
@@ -66,7 +70,7 @@ def _analytic_vjp(fn, inputs, v):
             for t in inputs if t.requires_grad]
 
 
-def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-10, rtol=1e-6, value_rtol=1e-14, n_directions=3, full_max=256,
+def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-8, rtol=1e-6, value_rtol=1e-14, n_directions=3, full_max=256,
               elementwise_max=4096, seed=0):
     """True if ``fn``'s analytic gradients match central differences, else GradcheckError.
 

@@ -83,8 +83,10 @@ class CategoricalVAE(Module):
                         with a moving-average baseline c (Williams 1992) and, when
                         ``baseline_hidden`` > 0, an input-dependent baseline b_ψ(x) on top
                         (NVIL, Mnih & Gregor 2014): the encoder's gradient is
-                        (log p(x|z) − c − b_ψ(x)) ∇ log q(z|x), unbiased because neither c nor
-                        b_ψ depends on z; ψ is fitted by least squares to log p(x|z) − c
+                        (log p(x|z) − c − b_ψ(x)) ∇ log q(z|x) (estimators.score_function),
+                        unbiased because neither c (the average over earlier batches; at the
+                        first step, which has none, this batch's own mean: a bias once) nor b_ψ
+                        depends on z; ψ is fitted by least squares to log p(x|z) − c
 
     The KL to the uniform prior is in closed form for all three. The temperature follows
     τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t.

@@ -135,3 +135,12 @@ def test_exact_estimator_on_two_variables_by_hand():
     np.testing.assert_allclose(out.numpy(), m[0] * m[1], rtol=1e-12)
     # ∂m_n/∂θ_n = p_n ⊙ (a − m_n)
     np.testing.assert_allclose(theta.grad, np.stack([p[0] * (a - m[0]) * m[1], p[1] * (a - m[1]) * m[0]]), rtol=1e-12)
+
+
+def test_consecutive_gumbel_softmax_draws_take_consecutive_noise():
+    # 9 logits take 3 Philox blocks (4 words each); an op that advanced the counter by 2 would reuse one
+    logits, rng, reference = np.linspace(-1, 1, 9).reshape(3, 3), Generator(21), Generator(21)
+    for _ in range(3):
+        y = ops.gumbel_softmax(mv.tensor(logits), rng, temperature=0.5).numpy()
+        np.testing.assert_allclose(y, softmax((logits + reference.gumbel(logits.shape, np.float64)) / 0.5), rtol=1e-12)
+    assert rng.counter == reference.counter

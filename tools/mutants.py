@@ -222,8 +222,8 @@ def copy_tree(dst):
                                                             "*.egg-info", ".venv", "build", "dist"))
 
 
-def run_tests(tree, tests, numba):
-    env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1")
+def run_tests(tree, tests, numba, numba_cache):
+    env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1", NUMBA_CACHE_DIR=numba_cache)
     env.pop("MINIVAE_DISABLE_NUMBA", None)
     if not numba:
         env["MINIVAE_DISABLE_NUMBA"] = "1"
@@ -256,13 +256,13 @@ def main(argv=None):
     modes = {"both": [True, False], "on": [True], "off": [False]}[args.numba]
     results = {}
     with tempfile.TemporaryDirectory(prefix="minivae-mutants-") as tmp:
-        tree = os.path.join(tmp, "tree")
+        tree, shared_cache = os.path.join(tmp, "tree"), os.path.join(tmp, "numba-cache")
         copy_tree(tree)
         for numba in modes:
             label = "numba" if numba else "no-numba"
             tests = sorted({t for m in mutants for t in m.tests})
             print(f"[{label}] baseline: the relevant tests on the unmutated tree …", flush=True)
-            code, out = run_tests(tree, tests, numba)
+            code, out = run_tests(tree, tests, numba, shared_cache)
             if code != 0:
                 print(out[-3000:])
                 print(f"[{label}] the unmutated tree fails its tests: fix that first", file=sys.stderr)
@@ -281,7 +281,13 @@ def main(argv=None):
                 try:
                     with open(path, "w", encoding="utf-8") as f:
                         f.write(mutated)
-                    code, out = run_tests(tree, m.tests, numba)
+                    # Numba's disk cache keys a kernel on its own file only, not on the helpers it
+                    # inlines: a mutated kernel compiles into a cache of its own, thrown away after
+                    own_cache = m.path.startswith("minivae/_cpu/")
+                    cache = os.path.join(tmp, f"numba-{m.name}") if own_cache else shared_cache
+                    code, out = run_tests(tree, m.tests, numba, cache)
+                    if own_cache:
+                        shutil.rmtree(cache, ignore_errors=True)
                 finally:
                     with open(path, "w", encoding="utf-8") as f:
                         f.write(original)

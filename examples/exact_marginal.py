@@ -11,16 +11,16 @@ import numpy as np
 import minivae as mv
 from minivae import estimators, objectives
 from minivae.distributions import Categorical, kl_divergence
-from minivae.lab import TINY_DATA, TinyCategoricalVAE, tiny_vae_bounds
+from minivae.lab import TINY_DATA, tiny_categorical_vae, tiny_vae_bounds
 from minivae.optim import Adam
 from minivae.random import Generator
 
-model = TinyCategoricalVAE(Generator(123))   # 2 variables × 3 categories: 9 configurations
+model = tiny_categorical_vae(Generator(123))   # 2 variables × 3 categories: 9 configurations
 x = mv.tensor(TINY_DATA)
 optimizer = Adam(model.parameters(), lr=0.05)
 for _ in range(300):                       # the exact ELBO: no sampling at all
     reconstruction = estimators.exact(lambda z: model.likelihood(z).log_prob(x).sum(axis=-1), model.posterior(x))
-    kl = kl_divergence(Categorical(logits=model.logits(x)), model.prior()).sum(axis=-1)
+    kl = kl_divergence(Categorical(logits=model.posterior(x).logits), model.prior()).sum(axis=-1)
     loss = -(reconstruction - kl).sum()
     optimizer.zero_grad()
     loss.backward()

@@ -33,9 +33,10 @@ def is_grad_enabled():
 
 class Function:
     """One differentiable op. Subclasses define ``forward(ctx, *arrays, **params)``
-    returning an array and ``backward(ctx, g)`` returning one gradient per input
-    (``None`` where none flows). ``ctx`` is the node itself: ``ctx.xp`` is the array
-    module, ``ctx.save(name=value)`` keeps what the VJP needs, ``ctx.needs_input_grad``
+    returning an array and ``backward(ctx, g)`` returning one gradient per input, of that
+    input's shape (``None`` allowed only where the input needs none, or is declared in
+    ``nondifferentiable_inputs``; the engine checks each). ``ctx`` is the node itself: ``ctx.xp``
+    is the array module, ``ctx.save(name=value)`` keeps what the VJP needs, ``ctx.needs_input_grad``
     says which inputs want a gradient.
 
     A forward may return a tuple of arrays (one tensor each, e.g. a sample and its KL made in
@@ -44,6 +45,7 @@ class Function:
     """
 
     n_outputs = 1
+    nondifferentiable_inputs = ()  # positions of inputs no gradient flows to (a mask, fixed noise)
 
     def __init__(self, xp, needs_input_grad):
         self.xp = xp
@@ -330,17 +332,10 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         if getattr(ctx, "released", False):
             raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
         _check_versions(node)
-        input_grads = ctx.backward(g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
+        input_grads = _checked_grads(ctx, node._parents, ctx.backward(g))
         for parent, gp in zip(node._parents, input_grads):
-            if gp is None or not parent.requires_grad:
-                continue
-            if gp.shape != parent.shape:
-                raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of "
-                                   f"shape {gp.shape} for an input of shape {parent.shape}")
-            gp = gp.astype(parent.dtype, copy=False)
-            grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp
+            if gp is not None:
+                grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp
         if not retain_graph:
             ctx.release()
 
@@ -373,6 +368,34 @@ def _topological_order(roots):
             stack.append((node, True))
             stack.extend((p, False) for p in node._parents if p.requires_grad)
     return order
+
+
+def _checked_grads(ctx, parents, input_grads):
+    """The gradients an op's ``backward`` returned, one per input, or an error naming the op and the
+    input: a wrong count, ``None`` for an input that requires a gradient (unless the op declares it in
+    ``nondifferentiable_inputs``), a wrong shape or a non-floating dtype is never skipped silently.
+    A gradient is rounded to its input's floating dtype (float64 → float32), so ``.grad`` keeps the
+    parameter's dtype; gradients of inputs that need none are dropped (``None`` in the result)."""
+    name = getattr(ctx, "name", type(ctx).__name__)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(parents):
+        raise RuntimeError(f"{name}.backward returned {len(input_grads)} gradients for {len(parents)} inputs")
+    out = []
+    for i, (parent, gp) in enumerate(zip(parents, input_grads)):
+        if not parent.requires_grad or i in ctx.nondifferentiable_inputs:
+            out.append(None)
+            continue
+        if gp is None:
+            raise RuntimeError(f"{name}.backward returned no gradient for input {i}, which requires one "
+                               "(an op lists inputs that never get one in nondifferentiable_inputs)")
+        if gp.shape != parent.shape:
+            raise RuntimeError(f"{name}.backward returned a gradient of shape {gp.shape} "
+                               f"for input {i} of shape {parent.shape}")
+        if gp.dtype.kind != "f":
+            raise RuntimeError(f"{name}.backward returned a {gp.dtype} gradient for input {i} ({parent.dtype})")
+        out.append(gp.astype(parent.dtype, copy=False))
+    return out
 
 
 def _raw(x):

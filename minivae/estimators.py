@@ -41,14 +41,20 @@ def pathwise(f, q, sample_shape=(), rng=None):
     return f(q.rsample(sample_shape, rng=rng))
 
 
+def score_function(fz, log_q, baseline=0.0):
+    """fz + (fz − b)·log q − [its value]: the value of fz, and the gradient ∇fz + (fz − b)·∇ log q.
+    The one REINFORCE formula (``reinforce`` and the categorical VAE's loss both use it); b must
+    not depend on the sample z, or the estimate is biased."""
+    score = (fz.detach() - baseline) * log_q
+    return fz + score - score.detach()
+
+
 def reinforce(f, q, sample_shape=(), rng=None, baseline=0.0):
-    """f(z) + (f(z) − b)·log q(z) − [its value]: value E f, gradient the score-function estimate.
+    """score_function(f(z), log q(z), b) for z ~ q: value E f, gradient the score-function estimate.
     ``baseline`` b is a number or an array broadcastable to f's values (never a function of z)."""
     z = q.sample(sample_shape, rng=rng)
     fz = f(z)
-    signal = fz.detach() - baseline
-    score = signal * _sum_to(q.log_prob(z), fz.ndim)
-    return fz + score - score.detach()
+    return score_function(fz, _sum_to(q.log_prob(z), fz.ndim), baseline)
 
 
 def _relaxed(q, temperature):

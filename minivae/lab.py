@@ -18,9 +18,9 @@ import numpy
 
 from minivae import estimators as E
 from minivae import objectives, ops
-from minivae.distributions import Bernoulli, Categorical, Normal, OneHotCategorical, kl_divergence
+from minivae.distributions import Categorical, Normal, OneHotCategorical, kl_divergence
 from minivae.engine import Tensor, no_grad
-from minivae.nn import Linear, Module
+from minivae.models import CategoricalVAE
 from minivae.random import Generator
 
 
@@ -124,26 +124,13 @@ def categorical_toy(draws, rng, temperatures=TEMPERATURES):
 
 
 # ---- (d) a categorical VAE small enough to enumerate ------------------------------------------
-class TinyCategoricalVAE(Module):
-    """N = 2 variables × K = 3 categories, 8 binary pixels, linear encoder and decoder."""
-
-    n_latent, n_categories, x_dim = 2, 3, 8
-
-    def __init__(self, rng):
-        self.encoder = Linear(self.x_dim, self.n_latent * self.n_categories, rng=rng, dtype=numpy.float64)
-        self.decoder = Linear(self.n_latent * self.n_categories, self.x_dim, rng=rng, dtype=numpy.float64)
-
-    def logits(self, x):
-        return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
-
-    def posterior(self, x):
-        return OneHotCategorical(logits=self.logits(x))
-
-    def prior(self):
-        return OneHotCategorical(logits=Tensor(numpy.zeros((self.n_latent, self.n_categories))))
-
-    def likelihood(self, z):
-        return Bernoulli(logits=self.decoder(ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))))
+def tiny_categorical_vae(rng):
+    """The real ``CategoricalVAE`` at N = 2 variables × K = 3 categories and 8 binary pixels, with a
+    linear encoder and decoder (no hidden layer), in float64 so that enumeration is exact."""
+    model = CategoricalVAE(x_dim=8, hidden=(), n_latent=2, n_categories=3, activation="tanh", rng=rng)  # Glorot init
+    for p in model.parameters():
+        p.data = p.data.astype(numpy.float64)
+    return model
 
 
 TINY_DATA = numpy.array([[1, 1, 0, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1, 1, 1],
@@ -152,9 +139,9 @@ TINY_DATA = numpy.array([[1, 1, 0, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1, 1, 1],
 
 def tiny_vae_gradients(draws, rng, model=None):
     """Gradients of Σ_x E_q[log p(x|z)] for the encoder weights: exact and per estimator."""
-    model = model or TinyCategoricalVAE(Generator(123))
+    model = model or tiny_categorical_vae(Generator(123))
     x = Tensor(TINY_DATA)
-    w = model.encoder.weight
+    w = model.encoder.layers[0].weight
 
     def grad_of(surrogate):
         w.grad = None
@@ -174,7 +161,7 @@ def tiny_vae_gradients(draws, rng, model=None):
 
 def tiny_vae_bounds(model=None):
     """Per example: exact log p(x), exact ELBO (by enumeration), their gap, and KL(q(z|x) ‖ p(z|x))."""
-    model = model or TinyCategoricalVAE(Generator(123))
+    model = model or tiny_categorical_vae(Generator(123))
     x = Tensor(TINY_DATA)
     with no_grad():
         log_px = objectives.exact_log_likelihood(model, x).numpy()
@@ -187,7 +174,7 @@ def tiny_vae_bounds(model=None):
         log_posterior = log_joint - log_px                                       # log p(z|x)
         kl = (q_probs * (log_q - log_posterior)).sum(0)
         reconstruction = (q_probs * model.likelihood(z).log_prob(x).sum(axis=-1).numpy()).sum(0)
-        analytic = reconstruction - kl_divergence(Categorical(logits=model.logits(x)), model.prior()).sum(axis=-1).numpy()
+        analytic = reconstruction - kl_divergence(Categorical(logits=q.logits), model.prior()).sum(axis=-1).numpy()
     return {"log_px": log_px, "elbo": elbo, "gap": log_px - elbo, "kl_to_posterior": kl, "elbo_analytic_kl": analytic}
 
 

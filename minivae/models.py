@@ -15,7 +15,9 @@ from minivae import ops
 from minivae._backend import get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, no_grad
+from minivae.estimators import score_function
 from minivae.nn import MLP, Module
+from minivae.ops.softmax import check_temperature
 
 
 class GaussianVAE(Module):
@@ -80,8 +82,10 @@ class CategoricalVAE(Module):
                         with a moving-average baseline c (Williams 1992) and, when
                         ``baseline_hidden`` > 0, an input-dependent baseline b_ψ(x) on top
                         (NVIL, Mnih & Gregor 2014): the encoder's gradient is
-                        (log p(x|z) − c − b_ψ(x)) ∇ log q(z|x), unbiased because neither c nor
-                        b_ψ depends on z; ψ is fitted by least squares to log p(x|z) − c
+                        (log p(x|z) − c − b_ψ(x)) ∇ log q(z|x) (estimators.score_function),
+                        unbiased because neither c (the average over earlier batches; at the
+                        first step, which has none, this batch's own mean: a bias once) nor b_ψ
+                        depends on z; ψ is fitted by least squares to log p(x|z) − c
 
     The KL to the uniform prior is in closed form for all three. The temperature follows
     τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t.
@@ -95,8 +99,9 @@ class CategoricalVAE(Module):
                  device="cpu"):
         if estimator not in self.ESTIMATORS:
             raise ValueError(f"estimator must be one of {self.ESTIMATORS}, not {estimator!r}")
-        if not (tau0 > 0 and tau_min > 0 and anneal_rate >= 0):
-            raise ValueError("temperatures must be > 0 and the anneal rate ≥ 0")
+        tau0, tau_min = check_temperature(tau0), check_temperature(tau_min)
+        if not anneal_rate >= 0:
+            raise ValueError(f"the anneal rate must be ≥ 0, got {anneal_rate!r}")
         if baseline_hidden and estimator != "reinforce":
             raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
         self.config = dict(x_dim=x_dim, hidden=tuple(hidden), n_latent=n_latent, n_categories=n_categories,
@@ -129,8 +134,10 @@ class CategoricalVAE(Module):
         return OneHotCategorical(logits=self._logits(x))
 
     def prior(self):
+        """Uniform, in the parameters' dtype (float64 for the lab's enumerable model)."""
         xp = module_for_device(self.device)
-        return OneHotCategorical(logits=Tensor(xp.zeros((self.n_latent, self.n_categories), numpy.float32)))
+        dtype = self.encoder.parameters()[0].dtype
+        return OneHotCategorical(logits=Tensor(xp.zeros((self.n_latent, self.n_categories), dtype)))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
@@ -150,17 +157,17 @@ class CategoricalVAE(Module):
             mean = signal.mean().astype(numpy.float64)
             b = mean if self.baseline is None else xp.asarray(self.baseline, dtype=numpy.float64)
             self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
-            centred = signal - b.astype(signal.dtype)
+            baseline = Tensor(b.astype(signal.dtype))
             fit = 0.0
             if self.baseline_net is not None:
                 predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
-                error = predicted - centred
+                error = predicted - (signal - baseline.data)
                 fit = 0.5 * error * error  # least squares for ψ
-                centred = centred - predicted.detach().data
                 fit = fit - fit.detach()
-            score = q.log_prob(z).sum(axis=-1) * centred
+                baseline = baseline + predicted.detach()
+            surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
-            return (-(reconstruction - beta * kl + score - score.detach()) + fit).mean()
+            return (-(surrogate - beta * kl) + fit).mean()
         relaxed = RelaxedOneHotCategorical(self.temperature(step), logits=logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)

@@ -1,27 +1,36 @@
-"""Hypothesis strategies: shapes (0-d, size-1 axes, broadcasting pairs), axes, and
-random generators from which each test draws values in its op's valid domain."""
+"""Hypothesis strategies: shapes (0-d, size-1 axes, zero-size batches, broadcasting pairs and
+triples), axes, and random generators from which each test draws values in its op's valid domain."""
 import numpy as np
 from hypothesis import strategies as st
 
 dims = st.integers(1, 4)
 
 
-def shapes(min_ndim=0, max_ndim=3):
-    return st.lists(dims, min_size=min_ndim, max_size=max_ndim).map(tuple)
+def shapes(min_ndim=0, max_ndim=3, empty=False):
+    """Shapes of min_ndim…max_ndim axes of size 1…4; with ``empty`` the first axis (a batch) may be 0."""
+    out = st.lists(dims, min_size=min_ndim, max_size=max_ndim).map(tuple)
+    if empty:
+        out = st.one_of(out, out.filter(len).map(lambda s: (0,) + s[1:]))
+    return out
 
 
 rngs = st.integers(0, 2**32 - 1).map(np.random.default_rng)
 
 
 @st.composite
-def broadcastable_pair(draw, max_ndim=3):
-    """Two shapes that broadcast together: trailing parts of one shape, some axes set to 1."""
-    full = draw(shapes(0, max_ndim))
+def broadcastable(draw, n, max_ndim=3, empty=False):
+    """``n`` shapes that broadcast together: trailing parts of one shape, some axes set to 1
+    (with ``empty``, that shape's batch axis may be 0)."""
+    full = draw(shapes(0, max_ndim, empty=empty))
 
     def part():
         nd = draw(st.integers(0, len(full)))
         return tuple(1 if draw(st.booleans()) else n for n in full[len(full) - nd:])
-    return part(), part()
+    return tuple(part() for _ in range(n))
+
+
+def broadcastable_pair(max_ndim=3, empty=True):
+    return broadcastable(2, max_ndim, empty)
 
 
 @st.composite

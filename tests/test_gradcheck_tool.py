@@ -81,3 +81,58 @@ def test_constant_inputs_are_held_fixed():
     assert mv.gradcheck(lambda x, w: x * w, [np.ones(2), w])
     with pytest.raises(ValueError, match="no floating input"):
         mv.gradcheck(lambda w: w * 2, [w])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("factor", [1 + 1e-5, 1 - 1e-5])
+def test_catches_a_vjp_off_by_one_part_in_100000(shape, factor):
+    # a relative error that rtol=1e-3 let through (the error model in gradcheck's docstring)
+    x = np.random.default_rng(3).normal(size=shape)
+    assert mv.gradcheck(planted(softmax_vjp), [x])
+    with pytest.raises(mv.GradcheckError):
+        mv.gradcheck(planted(lambda y, g: softmax_vjp(y, g) * factor), [x])
+
+
+def test_catches_a_tanh_vjp_off_by_nine_parts_in_ten_thousand():
+    class Tanh(mv.Function):
+        def forward(ctx, x):
+            ctx.save(y=np.tanh(x))
+            return ctx.y
+
+        def backward(ctx, g):
+            return g * (1 - ctx.y ** 2) * 1.0009
+    with pytest.raises(mv.GradcheckError):
+        mv.gradcheck(Tanh.apply, [np.linspace(-2, 2, 7)])
+
+
+def test_a_non_finite_value_fails_and_says_so():
+    with pytest.raises(mv.GradcheckError, match="fn's value is not finite"):
+        mv.gradcheck(lambda t: t.log(), [np.array([-1.0, 1.0])])
+
+
+def test_a_non_finite_analytic_gradient_fails_and_says_so():
+    class NanBackward(mv.Function):
+        def forward(ctx, x):
+            return x * 2
+
+        def backward(ctx, g):
+            return g * np.nan
+    with pytest.raises(mv.GradcheckError, match="analytic gradient of input 0 is not finite"):
+        mv.gradcheck(NanBackward.apply, [np.ones(3)])
+
+
+def test_a_non_finite_numeric_gradient_fails_and_says_so():
+    # log at 1e-7 and its gradient 1e7 are finite, but 1e-7 − eps is outside log's domain
+    with pytest.raises(mv.GradcheckError, match="not finite at a point eps away from the input"):
+        mv.gradcheck(ops.log, [np.array([1e-7, 1.0])])
+
+
+def test_an_empty_output_still_runs_the_vjp():
+    class WrongShape(mv.Function):
+        def forward(ctx, x):
+            return x * 2
+
+        def backward(ctx, g):
+            return g[:, None]
+    with pytest.raises(RuntimeError, match="shape"):
+        mv.gradcheck(WrongShape.apply, [np.ones((0, 3))])

@@ -4,14 +4,14 @@ import pytest
 
 import minivae as mv
 from minivae import objectives as O
-from minivae.lab import TINY_DATA, TinyCategoricalVAE, tiny_vae_bounds
+from minivae.lab import TINY_DATA, tiny_categorical_vae, tiny_vae_bounds
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.random import Generator
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return TinyCategoricalVAE(Generator(7)), mv.tensor(TINY_DATA)
+    return tiny_categorical_vae(Generator(7)), mv.tensor(TINY_DATA)
 
 
 def test_exact_log_likelihood_by_brute_force(tiny):
@@ -40,8 +40,8 @@ def test_bounds_are_ordered_and_converge(tiny):
 
 
 def test_prior_bound_is_the_elbo_with_q_equal_to_the_prior():
-    model = TinyCategoricalVAE(Generator(7))
-    model.encoder.weight.data[...] = 0  # q(z|x) = uniform = p(z): the KL term vanishes
+    model = tiny_categorical_vae(Generator(7))
+    model.encoder.layers[0].weight.data[...] = 0  # q(z|x) = uniform = p(z): the KL term vanishes
     x = mv.tensor(TINY_DATA)
     with mv.no_grad():
         elbo = O.elbo(model, x, Generator(0), k=40_000).data
@@ -119,7 +119,7 @@ def test_temperature_schedule():
 
 @pytest.mark.parametrize("objective", ["elbo", "elbo_mc_kl", "prior_bound", "iwae_bound", "exact_log_likelihood"])
 def test_every_objective_gradchecks_in_the_decoder_weights(objective):
-    model = TinyCategoricalVAE(Generator(7))
+    model = tiny_categorical_vae(Generator(7))
     x = mv.tensor(TINY_DATA)
     calls = {"elbo": lambda: O.elbo(model, x, Generator(1), k=3),
              "elbo_mc_kl": lambda: O.elbo(model, x, Generator(1), k=3, analytic_kl=False),
@@ -128,9 +128,9 @@ def test_every_objective_gradchecks_in_the_decoder_weights(objective):
              "exact_log_likelihood": lambda: O.exact_log_likelihood(model, x)}
 
     def fn(w, b):  # the same noise on every call: a fresh Generator with a fixed seed
-        model.decoder.weight, model.decoder.bias = w, b
+        model.decoder.layers[0].weight, model.decoder.layers[0].bias = w, b
         return calls[objective]()
-    assert mv.gradcheck(fn, [model.decoder.weight.data.copy(), model.decoder.bias.data.copy()])
+    assert mv.gradcheck(fn, [model.decoder.layers[0].weight.data.copy(), model.decoder.layers[0].bias.data.copy()])
 
 
 def test_gaussian_vae_elbo_gradchecks_in_the_encoder_weights():

@@ -5,13 +5,8 @@ import numpy
 
 from minivae import ops
 from minivae.distributions.distribution import Distribution, logits_from
+from minivae.ops.softmax import check_temperature
 from minivae.random import resolve
-
-
-def _check_temperature(temperature):
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    return float(temperature)
 
 
 class ExpRelaxedCategorical(Distribution):
@@ -28,7 +23,7 @@ class ExpRelaxedCategorical(Distribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None):
-        self.temperature = _check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         logits = logits_from(probs, logits, type(self).__name__)
         self.logits = ops.log_softmax(logits, axis=-1)
         self.num_categories = logits.shape[-1]

@@ -1,7 +1,8 @@
 """Every op of minivae: ``OPS`` (name → Function class, forward and VJP side by side)
-and the functions that apply them. ``NONDIFFERENTIABLE`` lists value-only ops."""
+and the functions that apply them. ``NONDIFFERENTIABLE`` lists value-only ops,
+``NONDIFFERENTIABLE_INPUTS`` each op's inputs that get no gradient."""
 # ruff: noqa: F401  (this module re-exports every op; __all__ is built from the registry)
-from minivae.ops._registry import NONDIFFERENTIABLE, OPS, register
+from minivae.ops._registry import NONDIFFERENTIABLE, NONDIFFERENTIABLE_INPUTS, OPS, register
 from minivae.ops.arith import add, cast, clip, div, maximum, minimum, mul, neg, pow, sub, where
 from minivae.ops.unary import abs, cos, exp, expm1, log, log1p, relu, sigmoid, sin, softplus, sqrt, tanh
 from minivae.ops.reduce import logsumexp, max, mean, min, std, sum, var
@@ -13,5 +14,5 @@ from minivae.ops.losses import (bce_with_logits, categorical_kl, kl_standard_nor
                                 reparameterize_kl)
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
-__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "SURROGATES", "register", *OPS, *NONDIFFERENTIABLE,
-                  "split", "chunk", "squeeze", "unsqueeze", "std"])
+__all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
+                  *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze", "std"])

@@ -113,7 +113,7 @@ class Minimum(Function):
         return unbroadcast(g * wx, x.shape), unbroadcast(g * (1 - wx), y.shape)
 
 
-@register("where")
+@register("where", nondifferentiable_inputs=(0,))
 class Where(Function):
     """z = cond ? x : y;  x̄ = unbroadcast(cond ? ḡ : 0, x.shape);  ȳ = unbroadcast(cond ? 0 : ḡ, y.shape).
     ``cond`` is a boolean mask and gets no gradient."""

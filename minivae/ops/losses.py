@@ -2,15 +2,15 @@
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
-from minivae.ops.reduce import logsumexp_array
-from minivae.ops.unary import stable_sigmoid
+from minivae.ops.softmax import log_softmax_array
+from minivae.ops.unary import stable_sigmoid, stable_softplus
 
 
 @register("bce_with_logits")
 class BCEWithLogits(Function):
     r"""Elementwise binary cross-entropy of targets t under Bernoulli(σ(x)), from logits.
 
-    forward   ℓ = −[t log σ(x) + (1 − t) log(1 − σ(x))] = max(x, 0) − x·t + log1p(e^{−|x|})
+    forward   ℓ = −[t log σ(x) + (1 − t) log(1 − σ(x))] = softplus(x) − x·t  (the stable softplus)
     backward  x̄ = ḡ·(σ(x) − t);  t̄ = −ḡ·x
     saves     x, t          fused (same shapes and dtype): minivae/_cpu/bce.py bce_fwd (on the GPU
                             kernels/bce.cu) computes ℓ and σ(x) − t in one pass, and the VJP is then
@@ -25,7 +25,7 @@ class BCEWithLogits(Function):
             ctx.save(x=x, t=t, dx=dx)
             return loss
         ctx.save(x=x, t=t, dx=None)
-        return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        return stable_softplus(xp, x) - x * t
 
     def backward(ctx, g):
         x, t = ctx.x, ctx.t
@@ -38,13 +38,13 @@ class BCEWithLogits(Function):
 bce_with_logits = BCEWithLogits.apply
 
 
-@register("reparameterize")
+@register("reparameterize", nondifferentiable_inputs=(2,))
 class Reparameterize(Function):
     r"""Gaussian reparameterization from a log-variance: z = μ + exp(½ log σ²)·ε.
 
-    forward   z = μ + σ·ε,  σ = exp(½ v)  (v = log σ², ε fixed noise: no gradient)
-    backward  μ̄ = ḡ;  v̄ = ½ ḡ·σ·ε = ½ ḡ·(z − μ)
-    saves     σ·ε           fused: minivae/_cpu/gaussian.py reparameterize_fwd; on the GPU
+    forward   z = μ + σ·ε,  σ = exp(½ v)  (v = log σ², ε fixed noise: no gradient; μ, v, ε broadcast)
+    backward  μ̄ = unbroadcast(ḡ, μ.shape);  v̄ = unbroadcast(½ ḡ·σ·ε, v.shape)
+    saves     σ·ε           fused (equal shapes): minivae/_cpu/gaussian.py reparameterize_fwd; on the GPU
                             kernels/gaussian.cu reparameterize_fwd/_bwd
     """
 
@@ -55,12 +55,12 @@ class Reparameterize(Function):
         else:
             noise = ctx.xp.exp(0.5 * log_var) * eps
             z = mu + noise
-        ctx.save(noise=noise, mu_shape=mu.shape, kernel=kernel)
+        ctx.save(noise=noise, mu_shape=mu.shape, log_var_shape=log_var.shape, kernel=kernel)
         return z
 
     def backward(ctx, g):
         bwd = getattr(ctx.kernel, "reparameterize_bwd", None)  # one fused pass on the GPU; NumPy's product on the CPU
-        glog_var = bwd(g, ctx.noise) if bwd is not None else unbroadcast(0.5 * g * ctx.noise, ctx.noise.shape)
+        glog_var = bwd(g, ctx.noise) if bwd is not None else unbroadcast(0.5 * g * ctx.noise, ctx.log_var_shape)
         return unbroadcast(g, ctx.mu_shape), glog_var, None
 
 
@@ -91,7 +91,7 @@ class KLStandardNormal(Function):
         return unbroadcast(g * ctx.mu, ctx.mu.shape), unbroadcast(0.5 * g * (ctx.var - 1), ctx.var.shape)
 
 
-@register("reparameterize_kl")
+@register("reparameterize_kl", nondifferentiable_inputs=(2,))
 class ReparameterizeKL(Function):
     r"""reparameterize and kl_standard_normal as one node of two outputs: the sample and its KL.
 
@@ -131,33 +131,36 @@ class ReparameterizeKL(Function):
 
 @register("categorical_kl")
 class CategoricalKL(Function):
-    r"""KL(Cat(softmax l) ‖ Cat(softmax l_p)) over the last axis; the prior logits l_p are constant.
+    r"""KL(Cat(softmax l) ‖ Cat(softmax l_p)) over the last axis; the prior logits l_p broadcast
+    against l (a learnable prior gets its gradient too).
 
     forward   KL = Σ_k q_k (log q_k − log p_k),  log q = log_softmax(l), log p = log_softmax(l_p)
-    backward  l̄_j = ḡ·q_j ((log q_j − log p_j) − KL)
-    saves     q, log q − log p, KL     fused: minivae/_cpu/categorical.py categorical_kl_fwd; on the GPU
-                                       kernels/categorical_kl.cu categorical_kl_fwd/_bwd
+    backward  l̄_j = ḡ·q_j ((log q_j − log p_j) − KL);  l̄_p,j = unbroadcast(ḡ·(p_j − q_j), l_p.shape)
+    saves     q, log q − log p, KL (and p when l_p needs a gradient)
+              fused: minivae/_cpu/categorical.py categorical_kl_fwd; on the GPU
+              kernels/categorical_kl.cu categorical_kl_fwd/_bwd (the prior's gradient is NumPy's/CuPy's)
     """
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
-        log_p = prior_logits - logsumexp_array(xp, prior_logits, (prior_logits.ndim - 1,))
-        log_p = xp.broadcast_to(log_p, logits.shape)
+        log_p = xp.broadcast_to(log_softmax_array(xp, prior_logits, (prior_logits.ndim - 1,)), logits.shape)
         kernel = ctx.fused("categorical") if logits.ndim and logits.dtype == log_p.dtype else None
         if kernel is not None:
             kl, q, diff = kernel.categorical_kl_fwd(logits, log_p)
         else:
-            log_q = logits - logsumexp_array(xp, logits, (logits.ndim - 1,))
+            log_q = log_softmax_array(xp, logits, (logits.ndim - 1,))
             q, diff = xp.exp(log_q), log_q - log_p
             kl = (q * diff).sum(axis=-1)
-        ctx.save(q=q, diff=diff, kl=kl, kernel=kernel)
+        p = xp.exp(log_p) if ctx.needs_input_grad[1] else None
+        ctx.save(q=q, diff=diff, kl=kl, p=p, prior_shape=prior_logits.shape, kernel=kernel)
         return kl
 
     def backward(ctx, g):
+        gp = unbroadcast(g[..., None] * (ctx.p - ctx.q), ctx.prior_shape) if ctx.p is not None else None
         bwd = getattr(ctx.kernel, "categorical_kl_bwd", None)  # one fused pass on the GPU
         if bwd is not None:
-            return bwd(g, ctx.q, ctx.diff, ctx.kl), None
-        return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], None
+            return bwd(g, ctx.q, ctx.diff, ctx.kl), gp
+        return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], gp
 
 
 reparameterize, kl_standard_normal, categorical_kl = Reparameterize.apply, KLStandardNormal.apply, CategoricalKL.apply

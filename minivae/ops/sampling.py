@@ -4,7 +4,7 @@ from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
-from minivae.ops.softmax import softmax_array, softmax_vjp
+from minivae.ops.softmax import check_temperature, softmax_array, softmax_vjp
 from minivae.random import Generator
 
 SURROGATES = set()  # ops whose VJP is by design not the derivative of the forward (tested apart)
@@ -47,8 +47,7 @@ class GumbelSoftmax(Function):
     """
 
     def forward(ctx, logits, seed=0, counter=0, temperature=1.0, hard=False):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        temperature = check_temperature(temperature)
         kernel = ctx.fused("gumbel") if logits.ndim and logits.dtype.kind == "f" else None
         if kernel is not None:
             y, out = kernel.gumbel_softmax_fwd(logits, seed, counter, temperature, hard)

@@ -1,12 +1,25 @@
 """Softmax and log-softmax with a temperature τ: softmax(x / τ) along ``axis``."""
-from minivae.engine import Function
+import math
+import numbers
+
+from minivae.engine import Function, Tensor
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
 
 
-def _check_temperature(temperature):
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+def check_temperature(temperature):
+    """τ as a Python float, or the one error every temperature argument gives: τ must be a real
+    number (Python or NumPy scalar, 0-d array or tensor; not a bool), finite and > 0."""
+    value = temperature.data if isinstance(temperature, Tensor) else temperature
+    if hasattr(value, "dtype"):  # NumPy/CuPy scalars and arrays: 0-d, integer or floating
+        real = value.shape == () and value.dtype.kind in "iuf"
+    else:
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if real:
+        tau = float(value)
+        if math.isfinite(tau) and tau > 0:
+            return tau
+    raise ValueError(f"temperature must be a finite real number > 0, got {temperature!r}")
 
 
 def _scaled(x, axis, temperature):
@@ -20,6 +33,13 @@ def softmax_array(xp, x, axis, temperature):
     y = xp.exp(_scaled(x, axis, temperature))
     y /= y.sum(axis=axis, keepdims=True)
     return y
+
+
+def log_softmax_array(xp, x, axis, temperature=1.0):
+    """The reference log softmax(x/τ) on arrays, z − log Σ_k e^{z_k} with z = (x − max x)/τ: never
+    forms the softmax, so entries far below the maximum stay finite (also used by categorical_kl)."""
+    z = _scaled(x, axis, temperature)
+    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
 
 
 def softmax_vjp(y, g, axis, temperature):
@@ -44,7 +64,7 @@ class Softmax(Function):
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
-        _check_temperature(temperature)
+        temperature = check_temperature(temperature)
         axis = normalize_axis(axis, x.ndim, x.shape)
         kernel = _kernel(ctx, x, axis)
         if kernel is not None:
@@ -71,14 +91,13 @@ class LogSoftmax(Function):
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
-        _check_temperature(temperature)
+        temperature = check_temperature(temperature)
         axis = normalize_axis(axis, x.ndim, x.shape)
         kernel = _kernel(ctx, x, axis)
         if kernel is not None:
             y = kernel.softmax_fwd(x, temperature, log=True)
         else:
-            z = _scaled(x, axis, temperature)
-            y = z - ctx.xp.log(ctx.xp.exp(z).sum(axis=axis, keepdims=True))
+            y = log_softmax_array(ctx.xp, x, axis, temperature)
         ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
         return y
 

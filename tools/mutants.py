@@ -1,0 +1,331 @@
+"""Mutation check: plant plausible bugs one at a time and make sure the tests catch each.
+
+    python tools/mutants.py                 # every mutant, with and without Numba
+    python tools/mutants.py --numba off     # only MINIVAE_DISABLE_NUMBA=1 (or: on)
+    python tools/mutants.py --only sub-sign,adam-bias-off-by-one
+    python tools/mutants.py --list
+
+Each mutant replaces one exact piece of source text (which must occur exactly once: a mutant whose
+text has moved is reported as STALE, never silently skipped) in a temporary copy of the tree, runs
+only the tests relevant to it there (``python -m pytest -x``), and prints ``killed`` when they fail or
+``SURVIVED`` when they pass. The working tree itself is never modified. The unmutated tests are run
+first in each mode: a failure there makes every "killed" meaningless, so the script stops. Exit
+status 0 only when every mutant is killed in every mode.
+"""
+# ruff: noqa: E501  (the mutants are a table, one source edit per line)
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 600  # seconds per test run; a mutant that hangs counts as killed (and is reported so)
+
+
+def gc(*ops):
+    """The float64 gradcheck of these registered ops."""
+    return [f"tests/test_ops_gradcheck.py::test_op_gradcheck_float64[{op}]" for op in ops]
+
+
+CPU_KERNELS = "tests/test_cpu_kernels.py"
+
+
+def kern(*names):
+    """Tests of tests/test_cpu_kernels.py (Numba kernel against the NumPy reference; they switch
+    Numba on themselves, so they run in both modes)."""
+    return [f"{CPU_KERNELS}::test_{n}" for n in names]
+
+
+SOFTMAX_K, GUMBEL_K = kern("softmax_kernels_match_the_reference"), kern("gumbel_softmax_kernel_matches_the_reference",
+                                                                        "gumbel_softmax_same_seed_same_sample_as_generator_noise")
+OPTIM_K = kern("optimizer_kernels_match_the_reference")
+CUDA = "tests/test_cuda_kernels.py"
+ESTIMATOR_VALUES = "tests/test_estimator_values.py"
+TIES = "tests/test_ties_and_streams.py"
+
+
+class Mutant:
+    def __init__(self, name, path, edits, tests, what):
+        self.name, self.path, self.tests, self.what = name, path, tests, what
+        self.edits = [edits] if isinstance(edits[0], str) else edits
+
+    def apply(self, text):
+        for old, new in self.edits:
+            if text.count(old) != 1:
+                raise LookupError(f"{self.name}: {old!r} occurs {text.count(old)} times in {self.path}")
+            text = text.replace(old, new)
+        return text
+
+
+M = Mutant
+MUTANTS = [
+    # ---- the engine -------------------------------------------------------------------------
+    M("engine-overwrite-not-accumulate", "minivae/engine.py",
+      ("grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp",
+       "grads[id(parent)] = gp"),
+      ["tests/test_engine.py"], "a node used twice keeps only its last gradient"),
+    M("engine-skip-missing-gradient", "minivae/engine.py",
+      ("        if gp is None:\n            raise", "        if gp is None and False:\n            raise"),
+      ["tests/test_engine_strict.py"], "a VJP that forgets an input is accepted"),
+    # ---- arithmetic and unary VJPs ----------------------------------------------------------
+    M("sub-sign", "minivae/ops/arith.py",
+      ("return unbroadcast(g, ctx.xshape), -unbroadcast(g, ctx.yshape)",
+       "return unbroadcast(g, ctx.xshape), unbroadcast(g, ctx.yshape)"), gc("sub"), "wrong sign"),
+    M("mul-swapped", "minivae/ops/arith.py",
+      ("return unbroadcast(g * y, x.shape), unbroadcast(g * x, y.shape)",
+       "return unbroadcast(g * x, x.shape), unbroadcast(g * y, y.shape)"), gc("mul"), "swapped arguments"),
+    M("div-sign", "minivae/ops/arith.py", ("unbroadcast(-gx * ctx.z, ctx.y.shape)", "unbroadcast(gx * ctx.z, ctx.y.shape)"),
+      gc("div"), "wrong sign"),
+    M("pow-exponent-off-by-one", "minivae/ops/arith.py", ("g * y * x ** (y - 1)", "g * y * x ** y"),
+      gc("pow"), "off-by-one exponent"),
+    M("maximum-ties-not-split", "minivae/ops/arith.py", ("wx = (x > y) + 0.5 * (x == y)", "wx = (x >= y) + 0.0 * (x == y)"),
+      [TIES], "ties give the whole gradient to x"),
+    M("where-branches-swapped", "minivae/ops/arith.py", ("gx = ctx.xp.where(ctx.cond, g, zero)", "gx = ctx.xp.where(ctx.cond, zero, g)"),
+      gc("where"), "swapped arguments"),
+    M("clip-identity-backward", "minivae/ops/arith.py", ("        return g * ctx.inside", "        return g"),
+      gc("clip"), "identity backward"),
+    M("log-wrong-derivative", "minivae/ops/unary.py", ("        return g / ctx.x\n", "        return g / (1 + ctx.x)\n"),
+      gc("log"), "wrong formula"),
+    M("tanh-sign", "minivae/ops/unary.py", ("g * (1 - ctx.y * ctx.y)", "g * (1 + ctx.y * ctx.y)"), gc("tanh"), "wrong sign"),
+    M("tanh-off-by-1e-5", "minivae/ops/unary.py", ("g * (1 - ctx.y * ctx.y)", "g * (1 - ctx.y * ctx.y) * 1.00001"),
+      gc("tanh"), "a VJP off by 1e-5 relative"),
+    M("sqrt-factor", "minivae/ops/unary.py", ("g / (2 * ctx.y)", "g / ctx.y"), gc("sqrt"), "wrong factor"),
+    M("sigmoid-missing-term", "minivae/ops/unary.py", ("g * ctx.y * (1 - ctx.y)", "g * ctx.y"), gc("sigmoid"), "a missing term"),
+    M("softplus-sigmoid-of-minus-x", "minivae/ops/unary.py", ("g * stable_sigmoid(ctx.xp, ctx.x)", "g * stable_sigmoid(ctx.xp, -ctx.x)"),
+      gc("softplus"), "wrong sign"),
+    M("stable-softplus-sign", "minivae/ops/unary.py", ("xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))", "xp.maximum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))"),
+      gc("softplus", "bce_with_logits") + ["tests/test_numerics.py"], "wrong sign in the stable formula"),
+    M("stable-sigmoid-branch", "minivae/ops/unary.py", ("xp.where(x >= 0, 1 / (1 + e), e / (1 + e))", "xp.where(x >= 0, 1 / (1 + e), 1 / (1 + e))"),
+      gc("sigmoid") + ["tests/test_numerics.py"], "wrong branch for x < 0"),
+    # ---- reductions, matmul, shapes --------------------------------------------------------
+    M("mean-no-division", "minivae/ops/reduce.py", ("ctx.xp.broadcast_to(g / ctx.n, ctx.shape)", "ctx.xp.broadcast_to(g, ctx.shape)"),
+      gc("mean"), "wrong factor"),
+    M("max-ties-not-shared", "minivae/ops/reduce.py", ("return g * mask / mask.sum(axis=ctx.axes, keepdims=True)", "return g * mask"),
+      ["tests/test_engine.py"], "ties each get the full gradient"),
+    M("logsumexp-no-max-shift", "minivae/ops/reduce.py", ("    return m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))",
+                                                          "    return xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))"),
+      gc("logsumexp", "categorical_kl"), "a missing term"),
+    M("matmul-1d-wrong-axis", "minivae/ops/linalg.py", ("g = g[..., None, :] if y.ndim > 1 else g[..., None]", "g = g[..., :, None] if y.ndim > 1 else g[..., None]"),
+      ["tests/test_ops_gradcheck.py::test_matmul_gradcheck_every_shape_pattern"], "wrong axis"),
+    M("getitem-overwrite-repeats", "minivae/ops/shape.py", ("ctx.xp.add.at(gx, ctx.index, g)", "gx[ctx.index] = g"),
+      gc("getitem"), "repeated indices overwrite instead of accumulating"),
+    M("transpose-not-inverted", "minivae/ops/shape.py", ("ctx.save(inverse=tuple(sorted(range(x.ndim), key=axes.__getitem__)))", "ctx.save(inverse=axes)"),
+      gc("transpose"), "the permutation, not its inverse"),
+    M("stack-wrong-axis", "minivae/ops/shape.py", ("g.take(i, axis=ctx.axis)", "g.take(i, axis=0)"), gc("stack"), "wrong axis"),
+    M("unbroadcast-keeps-size-one-axes", "minivae/ops/_broadcast.py", ("if n == 1 and g.shape[lead + i] != 1)", "if n == 1 and g.shape[lead + i] != 1 and i)"),
+      gc("add", "mul"), "a size-1 leading axis is not summed"),
+    # ---- softmax, sampling, losses (NumPy reference) ----------------------------------------
+    M("softmax-vjp-times-tau", "minivae/ops/softmax.py", ("return y * (g - (g * y).sum(axis=axis, keepdims=True)) / temperature",
+                                                         "return y * (g - (g * y).sum(axis=axis, keepdims=True)) * temperature"),
+      gc("softmax") + [ESTIMATOR_VALUES], "wrong factor"),
+    M("softmax-vjp-unweighted-sum", "minivae/ops/softmax.py", ("return y * (g - (g * y).sum(axis=axis, keepdims=True)) / temperature",
+                                                              "return y * (g - g.sum(axis=axis, keepdims=True)) / temperature"),
+      gc("softmax") + [ESTIMATOR_VALUES], "a missing factor"),
+    M("log-softmax-vjp-missing-exp", "minivae/ops/softmax.py", ("(g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / ctx.tau",
+                                                               "(g - ctx.y * g.sum(axis=ctx.axis, keepdims=True)) / ctx.tau"),
+      gc("log_softmax"), "y for exp(y)"),
+    M("gumbel-saves-one-hot", "minivae/ops/sampling.py", ("ctx.save(y=y, tau=temperature", "ctx.save(y=out, tau=temperature"),
+      [ESTIMATOR_VALUES], "hard backward through the one-hot (gradient 0)"),
+    M("gumbel-hard-identity-backward", "minivae/ops/sampling.py",
+      [("ctx.save(y=y, tau=temperature", "ctx.save(hard=hard, y=y, tau=temperature"),
+       ("    def backward(ctx, g):\n        y = ctx.y\n", "    def backward(ctx, g):\n        if ctx.hard:\n            return g\n        y = ctx.y\n")],
+      [ESTIMATOR_VALUES], "hard backward returns the upstream gradient unchanged"),
+    M("gumbel-counter-reuses-noise", "minivae/ops/sampling.py", ("rng.counter += (logits.data.size + 3) // 4", "rng.counter += logits.data.size // 4"),
+      [ESTIMATOR_VALUES, "tests/distributions"], "noise reused (the counter advances one block short)"),
+    M("reparameterize-factor", "minivae/ops/losses.py", ("unbroadcast(0.5 * g * ctx.noise, ctx.log_var_shape)", "unbroadcast(g * ctx.noise, ctx.log_var_shape)"),
+      gc("reparameterize"), "wrong factor"),
+    M("reparameterize-sum-to-noise-shape", "minivae/ops/losses.py", ("unbroadcast(0.5 * g * ctx.noise, ctx.log_var_shape)", "unbroadcast(0.5 * g * ctx.noise, ctx.noise.shape)"),
+      gc("reparameterize"), "the issue's broadcasting bug"),
+    M("kl-normal-missing-term", "minivae/ops/losses.py", ("unbroadcast(0.5 * g * (ctx.var - 1), ctx.var.shape)", "unbroadcast(0.5 * g * ctx.var, ctx.var.shape)"),
+      gc("kl_standard_normal"), "a missing term"),
+    M("reparameterize-kl-missing-half", "minivae/ops/losses.py",
+      ("glog_var + 0.5 * gkl * (xp.exp(log_var) - 1)", "glog_var + gkl * (xp.exp(log_var) - 1)"),
+      gc("reparameterize_kl") + ["tests/test_engine_outputs.py"], "wrong factor"),
+    M("reparameterize-kl-drops-z-path", "minivae/ops/losses.py", ("gmu, glog_var = gmu + gkl * mu,", "gmu, glog_var = gkl * mu,"),
+      gc("reparameterize_kl") + ["tests/test_engine_outputs.py"], "a missing term"),
+    M("linear-relu-mask-at-zero", "minivae/ops/linalg.py", ("g = g * (ctx.y > 0)", "g = g * (ctx.y >= 0)"),
+      gc("linear") + ["tests/test_linear.py"], "off by one at the kink"),
+    M("linear-bias-gradient-dropped", "minivae/ops/linalg.py",
+      ("unbroadcast(g, ctx.bias_shape) if ctx.needs_input_grad[2]", "unbroadcast(0 * g, ctx.bias_shape) if ctx.needs_input_grad[2]"),
+      gc("linear") + ["tests/test_linear.py"], "zero backward"),
+    M("engine-multi-output-vjp-too-early", "minivae/engine.py",
+      ("            if outputs_left[id(ctx)]:\n                continue\n", ""),
+      ["tests/test_engine_outputs.py"], "a VJP run before all its outputs' gradients arrived"),
+    M("categorical-kl-prior-sign", "minivae/ops/losses.py", ("g[..., None] * (ctx.p - ctx.q)", "g[..., None] * (ctx.q - ctx.p)"),
+      gc("categorical_kl") + ["tests/test_engine_strict.py"], "wrong sign"),
+    M("categorical-kl-missing-kl", "minivae/ops/losses.py", ("return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], gp", "return ctx.q * ctx.diff * g[..., None], gp"),
+      gc("categorical_kl"), "a missing term"),
+    M("bce-missing-target", "minivae/ops/losses.py", ("else stable_sigmoid(ctx.xp, x) - t", "else stable_sigmoid(ctx.xp, x)"),
+      gc("bce_with_logits"), "a missing term"),
+    M("bce-target-sign", "minivae/ops/losses.py", ("unbroadcast(-g * x, t.shape)", "unbroadcast(g * x, t.shape)"), gc("bce_with_logits"), "wrong sign"),
+    # ---- Numba kernels -------------------------------------------------------------------------
+    M("numba-softmax-bwd-sign", "minivae/_cpu/softmax.py", ("out[r, j] = y[r, j] * (g[r, j] - s) * inv_tau", "out[r, j] = y[r, j] * (g[r, j] + s) * inv_tau"),
+      SOFTMAX_K, "wrong sign"),
+    M("numba-log-softmax-fwd-missing-scale", "minivae/_cpu/softmax.py", ("out[r, j] = (x[r, j] - m) * inv_tau - log_s", "out[r, j] = (x[r, j] - m) - log_s"),
+      SOFTMAX_K, "τ forgotten"),
+    M("numba-row-max-off-by-one", "minivae/_cpu/rows.py", ("    for j in range(1, k):\n        m = max(m, x[r, j])", "    for j in range(1, k - 1):\n        m = max(m, x[r, j])"),
+      SOFTMAX_K + ["tests/test_numerics.py"], "the last entry is left out of the max"),
+    M("numba-gumbel-block-off-by-one", "minivae/_cpu/gumbel.py", ("b = numpy.uint64(counter + (first + j) // 4)", "b = numpy.uint64(counter + (first + j + 1) // 4)"),
+      GUMBEL_K, "noise from the wrong Philox block"),
+    M("numba-gumbel-hard-ties-to-last", "minivae/_cpu/gumbel.py", ("if y[r, j] > y[r, best]:", "if y[r, j] >= y[r, best]:"),
+      GUMBEL_K + [TIES], "ties to the highest index"),
+    M("numba-reparameterize-factor", "minivae/_cpu/gaussian.py", ("n = math.exp(0.5 * log_var[i]) * eps[i]", "n = math.exp(log_var[i]) * eps[i]"),
+      kern("gaussian_kernels_match_the_reference"), "σ² for σ"),
+    M("numba-kl-missing-term", "minivae/_cpu/gaussian.py", ("kl[i] = 0.5 * (mu[i] * mu[i] + v - 1.0 - log_var[i])", "kl[i] = 0.5 * (mu[i] * mu[i] + v - log_var[i])"),
+      kern("gaussian_kernels_match_the_reference"), "a missing term"),
+    M("numba-categorical-kl-sign", "minivae/_cpu/categorical.py", ("diff[r, j] = (logits[r, j] - m - log_s) - log_p[r, j]", "diff[r, j] = (logits[r, j] - m - log_s) + log_p[r, j]"),
+      kern("categorical_kl_kernel_matches_the_reference"), "wrong sign"),
+    M("numba-bce64-sigmoid-branch", "minivae/_cpu/bce.py", ("s = 1.0 / (1.0 + e) if xi >= 0 else e / (1.0 + e)", "s = 1.0 / (1.0 + e)"),
+      kern("bce_kernel_matches_the_reference"), "wrong branch for x < 0"),
+    M("numba-adam-second-moment", "minivae/_cpu/adam.py", ("vi = b2 * v[i] + one_minus_b2 * gi * gi", "vi = b2 * v[i] + one_minus_b2 * gi"),
+      OPTIM_K + ["tests/test_nn_optim.py"], "g for g²"),
+    M("numba-sgd-momentum-ignored", "minivae/_cpu/sgd.py", ("vi = momentum * v[i] + g[i]", "vi = g[i]"),
+      OPTIM_K + ["tests/test_nn_optim.py"], "a missing term"),
+    M("numba-philox-round-constant", "minivae/_cpu/philox.py", ("_M0, _M1 = numpy.uint64(0xD2511F53)", "_M0, _M1 = numpy.uint64(0xD2511F52)"),
+      GUMBEL_K, "a wrong Philox multiplier"),
+    # ---- CUDA kernels, run on the CPU through the host emulation -----------------------------
+    M("cuda-softmax-bwd-sign", "kernels/softmax.cu", ("y * (g - s) * inv_tau;", "y * (g + s) * inv_tau;"),
+      [CUDA + "::test_softmax_forward_and_backward"], "wrong sign"),
+    M("cuda-reparameterize-bwd-factor", "kernels/gaussian.cu", ("glog_var[i] = T(0.5) * g[i] * noise[i];", "glog_var[i] = g[i] * noise[i];"),
+      [CUDA + "::test_gaussian_reparameterization_and_kl"], "wrong factor"),
+    M("cuda-kl-bwd-missing-term", "kernels/gaussian.cu", ("glog_var[i] = T(0.5) * gi * (var[i] - T(1));", "glog_var[i] = T(0.5) * gi * var[i];"),
+      [CUDA + "::test_gaussian_reparameterization_and_kl"], "a missing term"),
+    M("cuda-joint-gaussian-bwd-sign", "kernels/gaussian.cu",
+      ("v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) - T(1));", "v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) + T(1));"),
+      [CUDA + "::test_reparameterization_and_kl_as_one_pair"], "wrong sign"),
+    M("cuda-joint-gaussian-fwd-noise", "kernels/gaussian.cu",
+      ("z[i] = m + reparameterize_noise(v, eps[i]);", "z[i] = m + reparameterize_noise(v, eps[i > 0 ? i - 1 : i]);"),
+      [CUDA + "::test_reparameterization_and_kl_as_one_pair"], "noise of the wrong element"),
+    # ---- optimizers --------------------------------------------------------------------------
+    M("adam-bias-correction-off-by-one", "minivae/optim/__init__.py", ("(1 - b1 ** self.steps)", "(1 - b1 ** (self.steps + 1))"),
+      ["tests/test_nn_optim.py"] + OPTIM_K, "off-by-one step counter"),
+    M("adam-reference-second-moment", "minivae/optim/__init__.py", ("v += (1 - b2) * g * g", "v += (1 - b2) * g"),
+      ["tests/test_nn_optim.py"] + OPTIM_K, "g for g²"),
+    M("sgd-reference-momentum-sign", "minivae/optim/__init__.py", ("        v *= mu\n        v += g", "        v *= mu\n        v -= g"),
+      ["tests/test_nn_optim.py"] + OPTIM_K, "wrong sign"),
+    # ---- estimators and objectives -----------------------------------------------------------
+    M("score-function-baseline-sign", "minivae/estimators.py", ("score = (fz.detach() - baseline) * log_q", "score = (fz.detach() + baseline) * log_q"),
+      [ESTIMATOR_VALUES], "wrong sign"),
+    M("score-function-value-shifted", "minivae/estimators.py", ("    return fz + score - score.detach()", "    return fz + score"),
+      [ESTIMATOR_VALUES], "the surrogate's value is not E f"),
+    M("pathwise-without-rsample", "minivae/estimators.py", ("return f(q.rsample(sample_shape, rng=rng))", "return f(q.sample(sample_shape, rng=rng))"),
+      [ESTIMATOR_VALUES], "no path for the gradient"),
+    M("straight-through-soft-forward", "minivae/estimators.py", ("rsample(sample_shape, rng=rng, hard=True)", "rsample(sample_shape, rng=rng, hard=False)"),
+      [ESTIMATOR_VALUES], "the soft sample forward"),
+    M("exact-detached-weights", "minivae/estimators.py", ("return (ops.exp(log_q) * f(z)).sum(axis=0)", "return (ops.exp(log_q.detach()) * f(z)).sum(axis=0)"),
+      [ESTIMATOR_VALUES, "tests/test_estimators.py::test_exact_estimator_matches_enumeration_by_hand"], "a missing gradient path"),
+    M("elbo-kl-sign", "minivae/objectives.py", ("return reconstruction - beta * kl_divergence(q, model.prior()).sum(axis=-1)",
+                                                "return reconstruction + beta * kl_divergence(q, model.prior()).sum(axis=-1)"),
+      ["tests/test_objectives_models.py"], "wrong sign"),
+    M("iwae-missing-log-k", "minivae/objectives.py", ("    return ops.logsumexp(log_w, axis=0) - math.log(k)\n", "    return ops.logsumexp(log_w, axis=0)\n"),
+      ["tests/test_objectives_models.py"], "a missing term"),
+    M("log-weight-q-sign", "minivae/objectives.py", ("            - q.log_prob(z).sum(axis=-1))", "            + q.log_prob(z).sum(axis=-1))"),
+      ["tests/test_objectives_models.py"], "wrong sign"),
+    M("enumerate-one-hot-wrong-axis", "minivae/objectives.py", ("numpy.indices((k,) * n).reshape(n, -1).T", "numpy.indices((k,) * n).reshape(-1, n)"),
+      ["tests/test_objectives_models.py", ESTIMATOR_VALUES], "wrong axis"),
+    # ---- the Philox stream (the NumPy reference) -----------------------------------------------
+    M("philox-round-count", "minivae/random.py", ("def philox4x32(counter, key, rounds=10):", "def philox4x32(counter, key, rounds=9):"),
+      ["tests/test_random.py"], "Philox4x32-9"),
+    M("philox-key-schedule", "minivae/random.py", ("k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK", "k0, k1 = (k0 + _W1) & _MASK, (k1 + _W0) & _MASK"),
+      ["tests/test_random.py"], "swapped key-schedule constants"),
+    M("generator-counter-reuses-block", "minivae/random.py", ("        self.counter += (n + 3) // 4\n", "        self.counter += n // 4\n"),
+      ["tests/test_random.py", TIES], "noise reused (the counter advances one block short)"),
+]
+
+
+def copy_tree(dst):
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".git", "__pycache__", ".hypothesis", ".pytest_cache",
+                                                            "*.egg-info", ".venv", "build", "dist"))
+
+
+def run_tests(tree, tests, numba, numba_cache):
+    env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1", NUMBA_CACHE_DIR=numba_cache)
+    env.pop("MINIVAE_DISABLE_NUMBA", None)
+    if not numba:
+        env["MINIVAE_DISABLE_NUMBA"] = "1"
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    try:
+        done = subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return "timeout", ""
+    return done.returncode, done.stdout
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--numba", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--only", help="comma-separated mutant names")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    mutants = MUTANTS
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {m.name for m in MUTANTS}
+        if unknown:
+            parser.error(f"unknown mutants: {sorted(unknown)}")
+        mutants = [m for m in MUTANTS if m.name in wanted]
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:40s} {m.path:28s} {m.what}")
+        return 0
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.numba]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="minivae-mutants-") as tmp:
+        tree, shared_cache = os.path.join(tmp, "tree"), os.path.join(tmp, "numba-cache")
+        copy_tree(tree)
+        for numba in modes:
+            label = "numba" if numba else "no-numba"
+            tests = sorted({t for m in mutants for t in m.tests})
+            print(f"[{label}] baseline: the relevant tests on the unmutated tree …", flush=True)
+            code, out = run_tests(tree, tests, numba, shared_cache)
+            if code != 0:
+                print(out[-3000:])
+                print(f"[{label}] the unmutated tree fails its tests: fix that first", file=sys.stderr)
+                return 2
+            for m in mutants:
+                path = os.path.join(tree, m.path)
+                with open(path, encoding="utf-8") as f:
+                    original = f.read()
+                try:
+                    mutated = m.apply(original)
+                except LookupError as e:
+                    results[m.name, label] = "STALE"
+                    print(f"[{label}] {m.name:40s} STALE  ({e})", flush=True)
+                    continue
+                start = time.time()
+                try:
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(mutated)
+                    # Numba's disk cache keys a kernel on its own file only, not on the helpers it
+                    # inlines: a mutated kernel compiles into a cache of its own, thrown away after
+                    own_cache = m.path.startswith("minivae/_cpu/")
+                    cache = os.path.join(tmp, f"numba-{m.name}") if own_cache else shared_cache
+                    code, out = run_tests(tree, m.tests, numba, cache)
+                    if own_cache:
+                        shutil.rmtree(cache, ignore_errors=True)
+                finally:
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(original)
+                if code == 5:
+                    verdict = "NO TESTS"
+                elif code in (2, 3, 4):  # interrupted, internal error, usage error: not a test failure
+                    verdict = "BROKEN"
+                elif code == 0:
+                    verdict = "SURVIVED"
+                else:
+                    verdict = "killed" + (" (timeout)" if code == "timeout" else "")
+                results[m.name, label] = verdict
+                print(f"[{label}] {m.name:40s} {verdict:10s} {time.time() - start:5.1f}s  {m.what}", flush=True)
+    bad = {k: v for k, v in results.items() if not v.startswith("killed")}
+    print(f"\n{len(results) - len(bad)} of {len(results)} mutant runs killed ({len(mutants)} mutants × {len(modes)} mode(s))")
+    for (name, label), verdict in sorted(bad.items()):
+        print(f"  {verdict}: {name} [{label}]")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

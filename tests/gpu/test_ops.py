@@ -40,7 +40,7 @@ def _inputs(shapes, device, dtype):
 @pytest.mark.parametrize("name", NAMES)
 def test_gradcheck_on_the_gpu(name):
     fn, shapes = _case(name, "cuda", np.float64)
-    assert mv.gradcheck(fn, _inputs(shapes, "cuda", np.float64), rtol=1e-5, atol=1e-7, full_max=64)
+    assert mv.gradcheck(fn, _inputs(shapes, "cuda", np.float64), full_max=64)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -111,7 +111,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     good = (out / "checkpoint.npz").read_bytes()
     # a learning rate this large drives the weights to inf within a few steps
     assert run("train", "--model", "gaussian", "--epochs", 3, "--z-dim", 2, "--out", out, "--resume",
-               "--lr", "1e30", *SMALL) == 1
+               "--override-settings", "--lr", "1e30", *SMALL) == 1
     line = one_error_line(capsys)
     assert "the loss became" in line and "last good checkpoint" in line
     assert (out / "checkpoint.npz").read_bytes() == good  # epoch 1's checkpoint, untouched

@@ -125,8 +125,9 @@ class Progress:
     """One status line on stderr, redrawn in place on a terminal; elsewhere (a log file) a line
     ``lines`` times a pass, the last at its end."""
 
-    def __init__(self, stream=sys.stderr, lines=1):
-        self.stream, self.tty, self.lines = stream, stream.isatty(), lines
+    def __init__(self, stream=None, lines=1):
+        self.stream = stream or sys.stderr  # looked up now, not at import: it may have been redirected since
+        self.tty, self.lines = self.stream.isatty(), lines
 
     def show(self, text, step, steps, started):
         if not self.tty and step != steps and (step * self.lines) // steps == ((step - 1) * self.lines) // steps:

@@ -109,6 +109,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL)
     good = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
     # a learning rate this large drives the weights to inf within a few steps
     assert run("train", "--model", "gaussian", "--epochs", 3, "--z-dim", 2, "--out", out, "--resume",
                "--override-settings", "--lr", "1e30", *SMALL) == 1

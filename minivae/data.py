@@ -86,20 +86,21 @@ def load_images(path):
         x = read_idx(path)
         if x.ndim < 2:
             raise DataFormatError(f"{path}: an IDX file of labels ({x.shape}), not of images")
+        if x.size == 0:
+            raise DataFormatError(f"{path}: no images (shape {x.shape})")
+        x = x.reshape(len(x), -1)
         if x.dtype.kind in "iu":
-            low, high = x.min(initial=0), x.max(initial=0)
+            low, high = x.min(), x.max()
             if low < 0 or high > 255:
                 raise DataFormatError(f"{path}: integer pixels must be grey levels 0…255, found values from {low} to {high}")
-            x = x.reshape(len(x), -1).astype(numpy.float32) / numpy.float32(255)
+            x = x.astype(numpy.float32) / numpy.float32(255)
         else:
-            x = x.reshape(len(x), -1).astype(numpy.float32)
+            x = x.astype(numpy.float32)
             if not numpy.isfinite(x).all():
                 raise DataFormatError(f"{path}: {int((~numpy.isfinite(x)).sum())} pixel values are NaN or infinite")
-            if x.size and (x.min() < 0 or x.max() > 1):
+            if x.min() < 0 or x.max() > 1:
                 raise DataFormatError(f"{path}: float pixels must lie in [0, 1] (they are not rescaled), "
                                       f"found values from {x.min():g} to {x.max():g}")
-    if len(x) == 0:
-        raise DataFormatError(f"{path}: no images")
     return x
 
 

@@ -1,4 +1,6 @@
 """Softmax and log-softmax with a temperature τ: softmax(x / τ) along ``axis``."""
+import numpy  # for dtype limits only: array math takes its module from the inputs
+
 from minivae.engine import Function
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
@@ -11,8 +13,11 @@ def _check_temperature(temperature):
 
 def _scaled(x, axis, temperature):
     """z = (x − max x) / τ: the shift makes every exponent ≤ 0, so nothing overflows, and comes
-    before the division so that small τ does not magnify rounding in large values."""
-    return (x - x.max(axis=axis, keepdims=True)) / temperature
+    before the division so that small τ does not magnify rounding in large values. A τ below
+    1/(largest finite value of x's dtype) (τ = 1e-300 rounds to 0 in float32) is taken as that
+    bound, so that the limit τ → 0 is the one-hot, as in the fused kernels, not 0/0."""
+    limits = numpy.finfo(x.dtype if x.dtype.kind == "f" else numpy.float64)
+    return (x - x.max(axis=axis, keepdims=True)) / max(temperature, 1 / float(limits.max))
 
 
 def softmax_array(xp, x, axis, temperature):
@@ -29,9 +34,9 @@ def softmax_vjp(y, g, axis, temperature):
 
 def _kernel(ctx, x, axis):
     """The fused kernels when they apply: a floating array reduced over its last axis."""
-    if x.ndim == 0 or axis != (x.ndim - 1,) or x.dtype.kind != "f":
+    if x.ndim == 0 or axis != (x.ndim - 1,):
         return None
-    return ctx.fused("softmax")
+    return ctx.fused("softmax", x)
 
 
 @register("softmax")

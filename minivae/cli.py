@@ -71,8 +71,8 @@ def _load_data(args, splits=("train", "valid", "test")):
     """The splits asked for, checked (size, count, values) before anything is written."""
     from minivae.data import Splits, check_splits, load_splits
     data = load_splits(args.data)
-    if args.limit:
-        data = data.limit(args.limit)
+    if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
+        data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
     binary = not (args.dynamic_binarization or args.grey_targets)  # the CLI's models all have a Bernoulli likelihood
     check_splits(data, data.files, x_dim=getattr(args, "x_dim", None), batch_size=getattr(args, "batch_size", None)
@@ -120,7 +120,8 @@ def _eval(args):
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     args.x_dim = model.config["x_dim"]
-    x = _load_data(args, (args.split,))[args.split]
+    data = _load_data(args, (args.split,))
+    x = data[args.split]
     rng = Generator(args.seed)
     if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed
         x = binarize(x, Generator(args.seed + 1))
@@ -134,7 +135,8 @@ def _eval(args):
             progress.show(f"eval  batch {i}/{steps}  ({min(i * args.batch_size, len(x))} of {len(x)} images)", i, steps, started)
         # one copy of each result to the host, at the end
         elbo, ll = ops.concatenate(elbo).numpy(), ops.concatenate(ll).numpy()
-    print(f"{args.split}: {len(x)} images" + (" (binarized once, --seed)" if args.dynamic_binarization else ""))
+    print(f"{args.split}: {len(x)} images, {data.files[args.split]}"
+          + (", binarized once with --seed" if args.dynamic_binarization else ""))
     print(f"  ELBO (1 sample)                     {elbo.mean():9.3f} nats")
     print(f"  log p(x), importance sampled k={args.k:<5d} {ll.mean():9.3f} nats")
 
@@ -196,17 +198,17 @@ def build_parser():
         p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="where to compute: cpu (NumPy) or cuda (an NVIDIA GPU through CuPy)")
 
-    def data_args(p):
+    def data_args(p, limit):
         p.add_argument("--data", default="default",
                        help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
-        p.add_argument("--limit", type=_positive_int, help="use only the first N images of each split")
+        p.add_argument("--limit", type=_positive_int, help=limit)
         p.add_argument("--grey-targets", action="store_true",
                        help="accept grey-level data as it is: the Bernoulli likelihood takes grey levels as soft targets "
                             "(then the ELBO is not a bound on a likelihood of the data)")
 
     t = command("train", "train a VAE")
     t.add_argument("--model", choices=["gaussian", "categorical"], default="categorical", help="latent variables")
-    data_args(t)
+    data_args(t, "use only the first N images of each split")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
@@ -238,7 +240,7 @@ def build_parser():
 
     e = command("eval", "test ELBO and importance-sampled log-likelihood of a checkpoint")
     e.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
-    data_args(e)
+    data_args(e, "evaluate N images of the split, drawn at random with --seed")
     e.add_argument("--dynamic-binarization", action="store_true",
                    help="binarize grey-level images once, from --seed, before evaluating")
     e.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")

@@ -165,3 +165,18 @@ def test_splits_know_their_files(tmp_path):
     assert splits.files["train"] == str(tmp_path / "train-images-idx3-ubyte")
     assert splits.files["valid"].endswith("(held-out end)")
     assert splits.limit(3).files["train"].endswith("(first 3)") and len(splits.limit(3)["train"]) == 3
+
+
+def test_a_subset_is_a_seeded_random_sample_not_the_first_rows():
+    from minivae.data import Splits, sample_rows
+    x = np.arange(10_000)[:, None]
+    a, b = sample_rows(x, 2000, seed=4), sample_rows(x, 2000, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert len(np.unique(a)) == 2000 and (np.diff(a[:, 0]) > 0).all()  # distinct, in file order
+    # spread over the whole file: each fifth holds 400 ± 4.5 sd expected (binomial-like); 60 is > 13 sd
+    counts = np.bincount(a[:, 0] // 2000, minlength=5)
+    assert (abs(counts - 400) < 60).all(), counts
+    assert not np.array_equal(a, sample_rows(x, 2000, seed=5))
+    assert sample_rows(x, 20_000, seed=4) is x
+    splits = Splits({"test": x}, {"test": "t"})
+    assert splits.limit(3, seed=1).files["test"] == "t (3 drawn with seed 1)"

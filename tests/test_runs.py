@@ -264,8 +264,10 @@ def test_train_ends_saying_what_it_wrote_and_eval_shows_progress(tmp_path, capsy
     for name in ("checkpoint.npz", "metrics.csv", "reconstructions.png", "samples.png"):
         assert name in last and (out / name).exists()
     assert run("eval", out / "checkpoint.npz", "--limit", 100, "-k", 2, "--batch-size", 10) == 0
-    err = capsys.readouterr().err.splitlines()
-    assert [line.split("  ")[1] for line in err] == [f"batch {i}/10" for i in range(1, 11)]
+    captured = capsys.readouterr()
+    assert [line.split("  ")[1] for line in captured.err.splitlines()] == [f"batch {i}/10" for i in range(1, 11)]
+    # --limit in eval draws its images (the first of a file need not be typical), and says so
+    assert "test: 100 images, the embedded test digits (100 drawn with seed 0)" in captured.out
 
 
 def test_help_shows_the_defaults(capsys):

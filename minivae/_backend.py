@@ -115,7 +115,14 @@ def use_cuda_kernels(flag):
         _cuda_kernels_enabled = previous
 
 
-KERNEL_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))  # what every fused kernel is built for
+KERNEL_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
+def inverse_temperature(temperature, dtype=numpy.float64):
+    """1/τ as the fused kernels take it, at most the largest finite value of ``dtype``: beyond it
+    (τ < 5.6e-309 in float64, < 2.9e-39 in float32) it would be inf, and 0·inf = NaN at the row's
+    maximum where the NumPy formula (ops/softmax.py ``_scaled``) gives the one-hot limit."""
+    return min(1.0 / temperature, float(numpy.finfo(dtype).max))  # what every fused kernel is built for
 
 
 def fused(name, xp, *arrays):

@@ -1,7 +1,6 @@
 """Numba kernels for the CPU hot paths, one module per op, imported on first use through
 ``minivae._backend.fused``. Each implements the NumPy formula of its op (the specification) and
 is tested against it, values and gradients, float32 and float64."""
-import sys
 import types
 
 import numba
@@ -29,9 +28,3 @@ def kernel(fn):
         return (parallel if size >= PARALLEL_MIN else serial)(*args)
     run.serial, run.parallel = serial, parallel
     return run
-
-
-def inverse_temperature(temperature):
-    """1/τ, at most the largest finite double: τ below ~5.6e-309 would make it inf, and
-    0·inf = NaN at the row's maximum where the NumPy formula gives the one-hot limit."""
-    return min(1.0 / temperature, sys.float_info.max)

@@ -4,7 +4,8 @@ import math
 import numba
 import numpy
 
-from minivae._cpu import inverse_temperature, kernel
+from minivae._backend import inverse_temperature
+from minivae._cpu import kernel
 from minivae._cpu.rows import softmax_row
 
 

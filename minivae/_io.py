@@ -1,4 +1,5 @@
-"""Writing files atomically: a crash or an error never leaves a half-written file."""
+"""Files of a run: atomic writes (a crash or an error never leaves a half-written file), .npz
+reading that fails in one line, and the lock that gives a run folder to one process."""
 import contextlib
 import os
 import tempfile

@@ -112,9 +112,10 @@ def is_binary(x):
 def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None):
     """Raise DataFormatError, naming the file, unless the splits can be trained on (or evaluated).
 
-    Every split holds at least one image, all of the same width (``x_dim`` when given: the
-    model's), square images (the pictures are drawn as such); the training split holds at least one full batch of ``batch_size``; and with
-    ``binary`` (a Bernoulli likelihood without binarization) every value is exactly 0 or 1.
+    Every split holds at least one image, all square (the pictures are drawn so) and of the same
+    width (``x_dim`` when given: the model's); the training split holds at least one full batch
+    of ``batch_size``; and with ``binary`` (a Bernoulli likelihood without binarization) every
+    value is exactly 0 or 1.
     ``files`` maps each split name to the file (or description) it came from.
     """
     first = next(iter(splits))

@@ -98,7 +98,9 @@ def data_fingerprint(data):
 
 
 def _flag(name):
-    return "--" + name.replace("_", "-")
+    """The command-line flag behind a setting or a model config entry."""
+    special = {"x_dim": "--data (pixels an image)", "data": "--data or --limit (the images' fingerprint)"}
+    return special.get(name, "--" + name.replace("_", "-"))
 
 
 def _differences(recorded, now):

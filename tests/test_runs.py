@@ -134,15 +134,19 @@ def test_stale_temporary_files_are_removed_at_start(tmp_path):
 
 
 @pytest.mark.parametrize("change", [["--lr", "0.01"], ["--batch-size", "30"], ["--seed", "1"], ["--warmup-epochs", "2"],
-                                    ["--dynamic-binarization"], ["--limit", "90"], ["--clip", "5"]])
+                                    ["--dynamic-binarization"], ["--limit", "90"], ["--clip", "5"], ["--data"]])
 def test_resume_with_another_setting_is_refused_naming_it(tmp_path, capsys, change):
+    if change == ["--data"]:  # other images of the same size
+        images = (np.random.default_rng(0).random((300, 784)) < 0.2).astype(int)
+        (tmp_path / "other.amat").write_text("\n".join(" ".join(map(str, row)) for row in images))
+        change = ["--data", tmp_path / "other.amat"]
     out = tmp_path / "run"
     assert run("train", *TINY, "--epochs", 1, "--out", out) == 0
     before = (out / "checkpoint.npz").read_bytes(), (out / "metrics.csv").read_bytes()
     capsys.readouterr()
     assert run("train", *TINY, "--epochs", 2, "--out", out, "--resume", *change) == 1
     line = one_error_line(capsys)
-    flag = "--data" if change[0] == "--limit" else change[0]
+    flag = "--data or --limit (the images' fingerprint)" if change[0] in ("--limit", "--data") else change[0]
     assert f"{flag} (checkpoint" in line and "--override-settings" in line
     assert ((out / "checkpoint.npz").read_bytes(), (out / "metrics.csv").read_bytes()) == before
 

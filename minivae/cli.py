@@ -67,16 +67,15 @@ def _check_device(args):
     module_for_device(args.device)
 
 
-def _load_data(args, splits=("train", "valid", "test")):
-    """The splits asked for, checked (size, count, values) before anything is written."""
+def _load_data(args, splits, x_dim=None, batch_size=None):
+    """The splits asked for, checked (size, count, values: data.check_splits) before anything is written."""
     from minivae.data import Splits, check_splits, load_splits
     data = load_splits(args.data)
     if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
         data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
     binary = not (args.dynamic_binarization or args.grey_targets)  # the CLI's models all have a Bernoulli likelihood
-    check_splits(data, data.files, x_dim=getattr(args, "x_dim", None), batch_size=getattr(args, "batch_size", None)
-                 if args.command == "train" else None, binary=binary)
+    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary)
     return data
 
 
@@ -91,7 +90,8 @@ def _train(args):
     if args.baseline_hidden and args.estimator != "reinforce":
         raise ValueError("--baseline-hidden is the input-dependent baseline of the categorical model's reinforce estimator")
     _check_device(args)
-    data = _load_data(args, ("train", "valid"))  # before anything is written: a bad data file leaves no trace
+    # before anything is written: a bad data file leaves no trace
+    data = _load_data(args, ("train", "valid"), batch_size=args.batch_size)
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":
@@ -119,8 +119,7 @@ def _eval(args):
     from minivae.training import Progress, load_checkpoint
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    args.x_dim = model.config["x_dim"]
-    data = _load_data(args, (args.split,))
+    data = _load_data(args, (args.split,), x_dim=model.config["x_dim"])
     x = data[args.split]
     rng = Generator(args.seed)
     if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed

@@ -279,9 +279,19 @@ def test_temperature_to_zero_is_the_one_hot_limit_on_both_paths(dtype, tau):
     turn the limit into 0·inf or 0/0 = NaN."""
     x = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, -1.0]], dtype)
     expected = np.array([[0, 0, 1], [0.5, 0.5, 0]], dtype)
+    g = np.array([[0.3, -1.0, 2.0], [1.0, -2.0, 0.5]], dtype)
+    grads = []
     for flag in (True, False):
         with use_numba(flag):
-            np.testing.assert_array_equal(ops.softmax(mv.tensor(x), temperature=tau).data, expected)
+            t = mv.tensor(x, requires_grad=True)
+            y = ops.softmax(t, temperature=tau)
+            np.testing.assert_array_equal(y.data, expected)
+            y.backward(g)  # y(ḡ − Σḡy)/τ: 0 at a saturated one-hot, ±(huge or inf) between tied entries
+            np.testing.assert_array_equal(t.grad[0], 0)
+            assert not np.isnan(t.grad).any() and t.grad[1, 2] == 0
+            grads.append(t.grad)
             y = ops.gumbel_softmax(mv.tensor(x), Generator(0), temperature=tau).data
             assert np.isfinite(y).all() and (y.sum(axis=-1) == 1).all() and set(np.unique(y)) <= {0.0, 1.0}
             np.testing.assert_array_equal(y, ops.gumbel_softmax(mv.tensor(x), Generator(0), temperature=tau, hard=True).data)
+    # where the limit is ±inf one path may round it to inf and the other stop just below: compare saturated
+    np.testing.assert_allclose(*[np.sign(a) * np.minimum(abs(a), np.finfo(dtype).max / 2) for a in grads], rtol=1e-6)

@@ -13,11 +13,16 @@ def _check_temperature(temperature):
 
 def _scaled(x, axis, temperature):
     """z = (x − max x) / τ: the shift makes every exponent ≤ 0, so nothing overflows, and comes
-    before the division so that small τ does not magnify rounding in large values. A τ below
-    1/(largest finite value of x's dtype) (τ = 1e-300 rounds to 0 in float32) is taken as that
-    bound, so that the limit τ → 0 is the one-hot, as in the fused kernels, not 0/0."""
-    limits = numpy.finfo(x.dtype if x.dtype.kind == "f" else numpy.float64)
-    return (x - x.max(axis=axis, keepdims=True)) / max(temperature, 1 / float(limits.max))
+    before the division so that small τ does not magnify rounding in large values."""
+    return (x - x.max(axis=axis, keepdims=True)) / _tau(temperature, x.dtype)
+
+
+def _tau(temperature, dtype):
+    """τ as the formulas divide by it: at least 1/(largest finite value of ``dtype``). Below that
+    (τ = 1e-300 rounds to 0 in float32) 0/τ would be NaN where the limit τ → 0 is the one-hot
+    (and its zero VJP); the fused kernels multiply by the same bound on 1/τ
+    (_backend.inverse_temperature)."""
+    return max(temperature, 1 / float(numpy.finfo(dtype if dtype.kind == "f" else numpy.float64).max))
 
 
 def softmax_array(xp, x, axis, temperature):
@@ -29,7 +34,7 @@ def softmax_array(xp, x, axis, temperature):
 
 def softmax_vjp(y, g, axis, temperature):
     """x̄ = y ⊙ (ḡ − Σ ḡ y) / τ on arrays."""
-    return y * (g - (g * y).sum(axis=axis, keepdims=True)) / temperature
+    return y * (g - (g * y).sum(axis=axis, keepdims=True)) / _tau(temperature, y.dtype)
 
 
 def _kernel(ctx, x, axis):
@@ -90,7 +95,7 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         if ctx.kernel is not None:
             return ctx.kernel.softmax_bwd(ctx.y, g, ctx.tau, log=True)
-        return (g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / ctx.tau
+        return (g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / _tau(ctx.tau, ctx.y.dtype)
 
 
 def softmax(x, axis=-1, temperature=1.0):

@@ -195,6 +195,8 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
     optimizer, rng = Adam(model.parameters(), lr=lr), Generator(seed)
     start_epoch, step, rows, note = 1, 0, [COLUMNS], ""
     if resume:
+        if not os.path.exists(ckpt_path):  # e.g. a run killed in its first epoch
+            raise TrainingError(f"{out} holds no checkpoint to resume: start the run without --resume")
         saved, arrays = load_checkpoint(ckpt_path)
         if saved.kind != model.kind:
             raise TrainingError(f"{ckpt_path} holds a {saved.kind} model, not a {model.kind} one (--model)")

@@ -260,6 +260,12 @@ def test_a_second_train_says_how_to_continue_or_start_afresh(trained, capsys):
     assert (trained / "checkpoint.npz").read_bytes() == before
 
 
+def test_resume_without_a_checkpoint_says_to_start_afresh(tmp_path, capsys):
+    assert run("train", *TINY, "--epochs", 1, "--out", tmp_path / "run", "--resume") == 1
+    assert "no checkpoint to resume: start the run without --resume" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_ends_saying_what_it_wrote_and_eval_shows_progress(tmp_path, capsys):
     out = tmp_path / "run"
     assert run("train", *TINY, "--epochs", 2, "--out", out) == 0

@@ -18,7 +18,7 @@ import numpy
 
 import minivae as mv
 from minivae import objectives
-from minivae.data import batches, load_splits
+from minivae.data import batches, load_splits, sample_rows
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.random import Generator
@@ -65,7 +65,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k-elbo", type=int, default=1000, help="samples for the test ELBO")
     p.add_argument("--k-is", type=int, default=5000, help="importance samples for log p(x); 0 to skip")
-    p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
+    p.add_argument("--test-limit", type=int, help="evaluate on N test images drawn at random (seeded), not all")
     p.add_argument("--out", default="runs/quality")
     p.add_argument("--eval-only", action="store_true", help="skip training: evaluate OUT/best.npz")
     args = p.parse_args()
@@ -111,14 +111,15 @@ def main():
             print(f"stopping: --max-minutes {args.max_minutes} reached")
             break
     model.load(os.path.join(args.out, "best.npz"))
-    x = data["test"][:args.test_limit] if args.test_limit else data["test"]
+    x = sample_rows(data["test"], args.test_limit, args.seed + 3) if args.test_limit else data["test"]
     t = time.perf_counter()
     result = test_bounds(model, x, args.seed + 2, args.k_elbo, args.k_is if args.model == "gaussian" else 0)
     if args.eval_only:
         print(f"\nevaluating {args.out}/best.npz (validation ELBO {evaluate(model, data['valid'], args.seed + 1):.3f})")
     else:
         print(f"\nselected epoch {best_epoch} of {epoch} by validation ELBO; trained {(t - started) / 60:.1f} min")
-    print(f"test set: {len(x)} images; evaluation took {(time.perf_counter() - t) / 60:.1f} min")
+    subset = f" (a random sample of the {len(data['test'])}, seed {args.seed + 3})" if len(x) < len(data["test"]) else ""
+    print(f"test set: {len(x)} images{subset}; evaluation took {(time.perf_counter() - t) / 60:.1f} min")
     for name, value in result.items():
         print(f"  test −{name:18s} {-value:8.2f} nats")
 

@@ -6,7 +6,7 @@
 // gumbel is gumbel_f64 for double, exactly Generator.gumbel's value, and gumbel_f32 for float:
 // the same formula on the same word in float32 arithmetic, within a few ulp of the reference.
 //   y_r = softmax(v_r·inv_tau)         (as softmax.cu, shifted by the row max)
-//   out_r = one_hot(argmax_j y_rj)     only when hard; ties go to the lowest j (numpy.argmax)
+//   out_r = one_hot(argmax_j y_rj)     only when hard; ties go to the lowest j (numpy.argmax); NaN rows stay NaN
 // as minivae/ops/sampling.py with Generator(seed, counter=offset).gumbel: one seed gives one sample
 // on every backend (in float32 up to those few ulp). The noise lives in registers only; nothing but y (and out) is written.
 //
@@ -28,6 +28,12 @@
 // the issue slots 87% busy; Philox-4x32-10 takes about 23 of them, the two logarithms about 45.
 MINIVAE_HD float gumbel_noise(float, uint32_t w) { return gumbel_f32(w); }
 MINIVAE_HD double gumbel_noise(double, uint32_t w) { return gumbel_f64(w); }
+
+// out_j of a hard sample: the one-hot of the argmax at, or y_j itself when the row has no argmax
+// (at = MINIVAE_NO_INDEX: no y_j > −inf, so every y_j is NaN, a NaN logit having spread through the
+// row's softmax): NaN in, NaN out, as numpy.argmax would have made a clean one-hot of it.
+template <typename T>
+MINIVAE_HD T hard_value(T y, int j, int at) { return at == MINIVAE_NO_INDEX ? y : j == at ? T(1) : T(0); }
 
 // Values per lane of a block-per-row warp span: 32·8 = 256 consecutive elements per warp.
 #define GUMBEL_SPAN_VALUES MINIVAE_BLOCK_VALUES
@@ -125,7 +131,7 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
 #pragma unroll
             for (int t = 0; t < N; ++t) {
                 const int j = lane + 32 * t;
-                if (j < k) out[base + j] = j == at ? T(1) : T(0);
+                if (j < k) out[base + j] = hard_value(v[t], j, at);
             }
         }
     }
@@ -177,7 +183,7 @@ __global__ void __launch_bounds__(1024, 1)
         }
         if (hard) {  // a kernel argument: the same in the whole block, so every thread reaches the barriers
             block_argmax(best, at);
-            for (int j = threadIdx.x; j < k; j += blockDim.x) out[base + j] = j == at ? T(1) : T(0);
+            for (int j = threadIdx.x; j < k; j += blockDim.x) out[base + j] = hard_value(y[base + j], j, at);
         }
     }
 }

@@ -115,10 +115,24 @@ def use_cuda_kernels(flag):
         _cuda_kernels_enabled = previous
 
 
-def fused(name, xp):
+KERNEL_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
+def inverse_temperature(temperature, dtype=numpy.float64):
+    """1/τ as the fused kernels take it, at most the largest finite value of ``dtype``: beyond it
+    (τ < 5.6e-309 in float64, < 2.9e-39 in float32) it would be inf, and 0·inf = NaN at the row's
+    maximum where the NumPy formula (ops/softmax.py ``_scaled``) gives the one-hot limit."""
+    return min(1.0 / temperature, float(numpy.finfo(dtype).max))  # what every fused kernel is built for
+
+
+def fused(name, xp, *arrays):
     """The fused-kernel module for arrays of module ``xp``, or None (the caller then runs the array
     formula, which is the specification): ``minivae._gpu.<name>`` (CUDA kernels through CuPy) for
-    data on the GPU, ``minivae._cpu.<name>`` (Numba) for NumPy arrays when Numba is on."""
+    data on the GPU, ``minivae._cpu.<name>`` (Numba) for NumPy arrays when Numba is on. None also
+    when one of ``arrays`` is of a dtype the kernels are not built for (float16, integers): those
+    run the formula on every backend, so that both paths accept the same dtypes."""
+    if any(a.dtype not in KERNEL_DTYPES for a in arrays):
+        return None
     if xp is numpy:
         if not numba_enabled():
             return None

@@ -1,8 +1,19 @@
-"""Writing files atomically: a crash or an error never leaves a half-written file."""
+"""Files of a run: atomic writes (a crash or an error never leaves a half-written file), .npz
+reading that fails in one line, and the lock that gives a run folder to one process."""
+import contextlib
 import os
 import tempfile
+import zipfile
+import zlib
 
 import numpy
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
+
+TEMP_PREFIX = ".tmp-"  # write_atomic's temporary files, removed at the start of a run if a kill left any
 
 
 def _umask():
@@ -15,7 +26,7 @@ def write_atomic(path, write, text=False):
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place
     (with the permissions a plain open() would give)."""
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
             write(f)
@@ -33,11 +44,74 @@ def save_npz_atomic(path, arrays):
 
 
 def load_npz(path):
-    """name → array from an .npz (never unpickles), with a clear error for a bad file."""
+    """name → array from an .npz (never unpickles), with a one-line error naming the file for
+    anything that is not a readable one (truncated, corrupt, another format)."""
+    path = os.fspath(path)
     try:
-        with numpy.load(os.fspath(path), allow_pickle=False) as f:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] != b"PK":  # also what keeps numpy.load from trying (and mentioning) pickle
+            raise ValueError("not a zip archive")
+        with numpy.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e})") from None
+
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files that an interrupted write_atomic left in ``folder`` (call it only
+    while holding the folder's lock, so that no write in progress is taken for a stale one)."""
+    for name in os.listdir(folder):
+        if name.startswith(TEMP_PREFIX):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                pass
+
+
+class FolderBusy(RuntimeError):
+    """Another live process holds the folder's lock."""
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold ``folder``/.lock (which records the holder's pid) for the duration of the block.
+
+    The lock is an advisory ``flock`` on that file: the kernel releases it when its holder dies,
+    however it dies (kill -9 included), so a lock file left by a dead process is simply taken
+    over, and a reused pid can never make it look held. A second process gets FolderBusy at once.
+    The file is removed on exit; the inode check below makes sure the lock taken is on the file
+    that is there now, not on one a finishing holder has just unlinked.
+    """
+    path = os.path.join(folder, LOCK)
+    if fcntl is None:  # no flock (Windows): run unlocked rather than refuse to run
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise FolderBusy(f"{folder} is in use by another minivae process (pid {holder}): "
+                             "wait for it to finish, or choose another output folder") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.unlink(path)
+        os.close(fd)

@@ -1,5 +1,6 @@
 """The ``minivae`` command: train, eval, sample, estimators, ops, info."""
 import argparse
+import math
 import os
 import sys
 
@@ -11,6 +12,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default where it has one (not a flag's False, not "None")."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive_int(text):
@@ -29,8 +39,15 @@ def _non_negative_int(text):
 
 def _positive_float(text):
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -50,11 +67,15 @@ def _check_device(args):
     module_for_device(args.device)
 
 
-def _load_data(args):
-    from minivae.data import load_splits
+def _load_data(args, splits, x_dim=None, batch_size=None):
+    """The splits asked for, checked (size, count, values: data.check_splits) before anything is written."""
+    from minivae.data import Splits, check_splits, load_splits
     data = load_splits(args.data)
-    if args.limit:
-        data = {k: v[:args.limit] for k, v in data.items()}
+    if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
+        data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
+    data = Splits({k: data[k] for k in splits}, data.files)
+    binary = not (args.dynamic_binarization or args.grey_targets)  # the CLI's models all have a Bernoulli likelihood
+    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary)
     return data
 
 
@@ -69,7 +90,8 @@ def _train(args):
     if args.baseline_hidden and args.estimator != "reinforce":
         raise ValueError("--baseline-hidden is the input-dependent baseline of the categorical model's reinforce estimator")
     _check_device(args)
-    data = _load_data(args)  # before anything is written: a bad data file leaves no trace
+    # before anything is written: a bad data file leaves no trace
+    data = _load_data(args, ("train", "valid"), batch_size=args.batch_size)
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":
@@ -82,33 +104,47 @@ def _train(args):
                                device=args.device)
     print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}) on {args.device}; "
           f"output in {args.out}")
-    train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs)
+    train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+          resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs,
+          override_settings=args.override_settings)
 
 
 def _eval(args):
+    import time
+
     from minivae import objectives, ops
-    from minivae.data import batches
+    from minivae.data import batches, binarize
     from minivae.engine import no_grad, tensor
     from minivae.random import Generator
-    from minivae.training import load_checkpoint
+    from minivae.training import Progress, load_checkpoint
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    x = _load_data(args)[args.split]
-    if x.shape[1] != model.config["x_dim"]:
-        raise ValueError(f"the data has {x.shape[1]} pixels an image, the model expects {model.config['x_dim']}")
+    data = _load_data(args, (args.split,), x_dim=model.config["x_dim"])
+    x = data[args.split]
     rng = Generator(args.seed)
+    if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed
+        x = binarize(x, Generator(args.seed + 1))
     elbo, ll = [], []
+    progress, started, steps = Progress(lines=10), time.perf_counter(), -(-len(x) // args.batch_size)
     with no_grad():
-        for xb in batches(x, args.batch_size):
+        for i, xb in enumerate(batches(x, args.batch_size), 1):
             xb = tensor(xb, device=args.device)
             elbo.append(objectives.elbo(model, xb, rng))
             ll.append(objectives.log_likelihood_is(model, xb, rng, k=args.k))
+            progress.show(f"eval  batch {i}/{steps}  ({min(i * args.batch_size, len(x))} of {len(x)} images)", i, steps, started)
         # one copy of each result to the host, at the end
         elbo, ll = ops.concatenate(elbo).numpy(), ops.concatenate(ll).numpy()
-    print(f"{args.split}: {len(x)} images")
+    print(f"{args.split}: {len(x)} images, {data.files[args.split]}"
+          + (", binarized once with --seed" if args.dynamic_binarization else ""))
     print(f"  ELBO (1 sample)                     {elbo.mean():9.3f} nats")
     print(f"  log p(x), importance sampled k={args.k:<5d} {ll.mean():9.3f} nats")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _sample(args):
@@ -116,6 +152,12 @@ def _sample(args):
     from minivae.random import Generator
     from minivae.training import load_checkpoint
     _check_device(args)
+    if _same_file(args.out, args.checkpoint):
+        raise ValueError(f"--out {args.out} is the checkpoint itself: choose another file for the samples")
+    if os.path.isfile(args.out):
+        with open(args.out, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     images = model.sample(args.n, Generator(args.seed)).numpy()
     write_png(args.out, image_grid(images))
@@ -147,69 +189,82 @@ def build_parser():
     parser = _Parser(prog="minivae", description="Variational autoencoders and gradient estimators on NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def command(name, help):
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                              formatter_class=_Help)
+
     def device_arg(p):
         p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="where to compute: cpu (NumPy) or cuda (an NVIDIA GPU through CuPy)")
 
-    def data_args(p):
+    def data_args(p, limit):
         p.add_argument("--data", default="default",
                        help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
-        p.add_argument("--limit", type=_positive_int, help="use only the first N images of each split")
+        p.add_argument("--limit", type=_positive_int, help=limit)
+        p.add_argument("--grey-targets", action="store_true",
+                       help="accept grey-level data as it is: the Bernoulli likelihood takes grey levels as soft targets "
+                            "(then the ELBO is not a bound on a likelihood of the data)")
 
-    t = sub.add_parser("train", help="train a VAE")
-    t.add_argument("--model", choices=["gaussian", "categorical"], default="categorical")
-    data_args(t)
-    t.add_argument("--epochs", type=_positive_int, default=10)
-    t.add_argument("--batch-size", type=_positive_int, default=100)
-    t.add_argument("--lr", type=_positive_float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--hidden", type=_sizes, default=(512, 256), help="hidden sizes, e.g. 512,256")
+    t = command("train", "train a VAE")
+    t.add_argument("--model", choices=["gaussian", "categorical"], default="categorical", help="latent variables")
+    data_args(t, "use only the first N images of each split")
+    t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
+    t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
+    t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
+    t.add_argument("--seed", type=int, default=0, help="seed of all the run's randomness")
+    t.add_argument("--hidden", type=_sizes, default="512,256", help="hidden sizes, comma-separated")
     t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",
                    help="hidden layers: an activation after each, or gated linear units")
     t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, help="KL weight rises linearly from 0 to 1 over these epochs")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
     t.add_argument("--n-latent", type=_positive_int, default=20, help="categorical: latent variables")
     t.add_argument("--n-categories", type=_positive_int, default=10, help="categorical: categories each")
-    t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"])
+    t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"],
+                   help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical)")
     t.add_argument("--baseline-hidden", type=_non_negative_int, default=0,
                    help="reinforce: hidden units of a learned input-dependent baseline b(x) (0: moving average only)")
     t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
     t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
-    t.add_argument("--anneal-rate", type=float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
-    t.add_argument("--clip", type=_positive_float, help="clip gradients to this global norm")
+    t.add_argument("--anneal-rate", type=_finite_float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
+    t.add_argument("--clip", type=_positive_float, help="clip gradients to this global norm (default: no clipping)")
     t.add_argument("--dynamic-binarization", action="store_true",
                    help="binarize each training batch afresh (for grey-level data such as IDX files)")
     t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
+    t.add_argument("--override-settings", action="store_true",
+                   help="with --resume: go on although a setting (--lr, --data, …) differs from the checkpoint's; "
+                        "the change is recorded in metrics.csv")
     device_arg(t)
     t.set_defaults(run=_train)
 
-    e = sub.add_parser("eval", help="test ELBO and importance-sampled log-likelihood of a checkpoint")
-    e.add_argument("checkpoint")
-    data_args(e)
-    e.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    e = command("eval", "test ELBO and importance-sampled log-likelihood of a checkpoint")
+    e.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    data_args(e, "evaluate N images of the split, drawn at random with --seed")
+    e.add_argument("--dynamic-binarization", action="store_true",
+                   help="binarize grey-level images once, from --seed, before evaluating")
+    e.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
     e.add_argument("-k", type=_positive_int, default=1000, help="importance samples")
-    e.add_argument("--batch-size", type=_positive_int, default=100)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch-size", type=_positive_int, default=100, help="images at a time")
+    e.add_argument("--seed", type=int, default=0, help="seed of the samples")
     device_arg(e)
     e.set_defaults(run=_eval)
 
-    s = sub.add_parser("sample", help="draw images from a checkpoint's prior")
-    s.add_argument("checkpoint")
-    s.add_argument("--n", type=_positive_int, default=64)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png")
+    s = command("sample", "draw images from a checkpoint's prior")
+    s.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    s.add_argument("--n", type=_positive_int, default=64, help="how many images")
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    s.add_argument("--out", default="samples.png", help="the PNG file to write")
     device_arg(s)
     s.set_defaults(run=_sample)
 
-    x = sub.add_parser("estimators", help="compare gradient estimators against exact gradients")
+    x = command("estimators", "compare gradient estimators against exact gradients")
     x.add_argument("--draws", type=_positive_int, default=1000, help="independent estimates per estimator")
-    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--seed", type=int, default=0, help="seed of the draws")
     x.add_argument("--plot", help="also write a PNG plot here (needs matplotlib)")
     x.set_defaults(run=_estimators)
 
-    sub.add_parser("ops", help="list every registered op and its formula").set_defaults(run=_ops)
-    sub.add_parser("info", help="versions, fused kernels in use, GPU").set_defaults(run=_info)
+    command("ops", "list every registered op and its formula").set_defaults(run=_ops)
+    command("info", "versions, fused kernels in use, GPU").set_defaults(run=_info)
     return parser
 
 
@@ -220,6 +275,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"minivae {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:
+        print(f"minivae {args.command}: error: out of memory ({e or 'no details'}): try smaller --hidden, --batch-size "
+              "or -k", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError, RuntimeError, NotImplementedError) as e:
         print(f"minivae {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 gzip or raw, with their formats checked; dynamic binarization; seeded mini-batches; and a
 small embedded set of real binarized digits so that training works with no files at all."""
 import gzip
+import math
 import os
 from importlib import resources
 
@@ -72,15 +73,70 @@ def read_amat(path):
 
 
 def load_images(path):
-    """Images from one file as float32 in [0, 1], flattened to (n, pixels)."""
+    """Images from one file as float32 in [0, 1], flattened to (n, pixels), with the values checked.
+
+    Integer IDX pixels are grey levels 0…255 and are divided by 255 (never by the file's own
+    maximum: a dark image must not be brightened); negative or larger values are refused. Float
+    IDX pixels must already lie in [0, 1]. NaN and infinity are refused everywhere.
+    """
     name = os.path.basename(os.fspath(path)).lower()
     if ".amat" in name:
-        return read_amat(path)
-    x = read_idx(path)
-    if x.ndim < 2:
-        raise DataFormatError(f"{path}: an IDX file of labels ({x.shape}), not of images")
-    x = x.reshape(len(x), -1).astype(numpy.float32)
-    return x / 255.0 if x.max(initial=0) > 1 else x
+        x = read_amat(path)
+    else:
+        x = read_idx(path)
+        if x.ndim < 2:
+            raise DataFormatError(f"{path}: an IDX file of labels ({x.shape}), not of images")
+        if x.size == 0:
+            raise DataFormatError(f"{path}: no images (shape {x.shape})")
+        x = x.reshape(len(x), -1)
+        if x.dtype.kind in "iu":
+            low, high = x.min(), x.max()
+            if low < 0 or high > 255:
+                raise DataFormatError(f"{path}: integer pixels must be grey levels 0…255, found values from {low} to {high}")
+            x = x.astype(numpy.float32) / numpy.float32(255)
+        else:
+            x = x.astype(numpy.float32)
+            if not numpy.isfinite(x).all():
+                raise DataFormatError(f"{path}: {int((~numpy.isfinite(x)).sum())} pixel values are NaN or infinite")
+            if x.min() < 0 or x.max() > 1:
+                raise DataFormatError(f"{path}: float pixels must lie in [0, 1] (they are not rescaled), "
+                                      f"found values from {x.min():g} to {x.max():g}")
+    return x
+
+
+def is_binary(x):
+    """Whether every value of ``x`` is exactly 0 or 1."""
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None):
+    """Raise DataFormatError, naming the file, unless the splits can be trained on (or evaluated).
+
+    Every split holds at least one image, all square (the pictures are drawn so) and of the same
+    width (``x_dim`` when given: the model's); the training split holds at least one full batch
+    of ``batch_size``; and with ``binary`` (a Bernoulli likelihood without binarization) every
+    value is exactly 0 or 1.
+    ``files`` maps each split name to the file (or description) it came from.
+    """
+    first = next(iter(splits))
+    width = x_dim if x_dim is not None else splits[first].shape[1]
+    whose = "the model expects" if x_dim is not None else f"{files[first]} has"
+    if math.isqrt(width) ** 2 != width:
+        raise DataFormatError(f"{files[first]}: {width} pixels an image, not a square image")
+    for split, x in splits.items():
+        if len(x) == 0:
+            raise DataFormatError(f"{files[split]}: the {split} split holds no images")
+        if x.shape[1] != width:
+            raise DataFormatError(f"{files[split]}: {x.shape[1]} pixels an image, but {whose} {width}")
+    if batch_size is not None and "train" in splits and len(splits["train"]) < batch_size:
+        raise DataFormatError(f"{files['train']}: {len(splits['train'])} training images, fewer than one batch "
+                              f"of {batch_size} (--batch-size)")
+    if binary:
+        for split, x in splits.items():
+            if not is_binary(x):
+                raise DataFormatError(
+                    f"{files[split]}: grey levels, not binary 0/1 pixels: the Bernoulli likelihood needs "
+                    "--dynamic-binarization (a fresh binary draw of each image) or --grey-targets (grey levels as targets)")
 
 
 _SPLIT_NAMES = {
@@ -90,35 +146,64 @@ _SPLIT_NAMES = {
 }
 
 
+class Splits(dict):
+    """{"train", "valid", "test"} → float32 images, and ``files``: where each split came from."""
+
+    def __init__(self, arrays, files):
+        super().__init__(arrays)
+        self.files = dict(files)
+
+    def limit(self, n, seed=None):
+        """The first ``n`` images of each split, or with ``seed`` a random sample of them (``sample_rows``)."""
+        if seed is None:
+            return Splits({k: v[:n] for k, v in self.items()}, {k: f"{f} (first {n})" for k, f in self.files.items()})
+        return Splits({k: sample_rows(v, n, seed) for k, v in self.items()},
+                      {k: f"{f} ({n} drawn with seed {seed})" for k, f in self.files.items()})
+
+
+def sample_rows(x, n, seed):
+    """``n`` rows of ``x`` drawn without replacement by Generator(seed), kept in file order (all of
+    ``x`` when n ≥ its length). A subset must be drawn, not cut: the first rows of a file need not
+    be typical (MNIST's first 2000 test digits are far easier than the rest)."""
+    if n >= len(x):
+        return x
+    from minivae.random import Generator
+    return x[numpy.sort(Generator(seed).permutation(len(x))[:n])]
+
+
 def load_splits(source="default", valid_fraction=1 / 6):
-    """{"train", "valid", "test"} → float32 images.
+    """{"train", "valid", "test"} → float32 images (a ``Splits``, which also names their files).
 
     ``source`` is "default" (the embedded digits), a folder holding binarized-MNIST .amat or
     MNIST-style IDX files (gzip or raw), or one file (then its last ``valid_fraction`` becomes
     the validation split and the test split is that same validation set).
     """
     if source == "default":
-        return load_default()
+        return Splits(load_default(), {k: f"the embedded {k} digits" for k in ("train", "valid", "test")})
     if os.path.isfile(source):
         x = load_images(source)
         cut = len(x) - max(1, int(len(x) * valid_fraction))
-        return {"train": x[:cut], "valid": x[cut:], "test": x[cut:]}
+        return Splits({"train": x[:cut], "valid": x[cut:], "test": x[cut:]},
+                      {"train": source, "valid": f"{source} (held-out end)", "test": f"{source} (held-out end)"})
     if not os.path.isdir(source):
         raise DataFormatError(f"no such data file or folder: {source}")
-    found = {}
+    found, files = {}, {}
     for split, names in _SPLIT_NAMES.items():
         for name in names:
             for candidate in (name, name + ".gz"):
-                if os.path.exists(os.path.join(source, candidate)):
-                    found.setdefault(split, load_images(os.path.join(source, candidate)))
+                path = os.path.join(source, candidate)
+                if split not in found and os.path.exists(path):
+                    found[split], files[split] = load_images(path), path
     if "train" not in found:
         raise DataFormatError(f"{source}: no training images found (looked for {_SPLIT_NAMES['train']}, optionally .gz)")
     if "valid" not in found:  # IDX sets have no validation split: hold out the end of train
         x = found["train"]
         cut = len(x) - max(1, int(len(x) * valid_fraction))
         found["train"], found["valid"] = x[:cut], x[cut:]
+        files["valid"] = f"{files['train']} (held-out end)"
     found.setdefault("test", found["valid"])
-    return found
+    files.setdefault("test", files["valid"])
+    return Splits(found, files)
 
 
 def load_default():

@@ -56,9 +56,10 @@ class Function:
         self.__dict__.update(residuals)
         self._saved += tuple(residuals)
 
-    def fused(self, name):
-        """The fused kernels for this op on this backend, or None: the only place a backend is chosen."""
-        return fused(name, self.xp)
+    def fused(self, name, *arrays):
+        """The fused kernels for this op on this backend and the dtypes of ``arrays``, or None: the
+        only place a backend is chosen."""
+        return fused(name, self.xp, *arrays)
 
     def release(self):
         """Drop the saved residuals once the VJP has run (memory is freed early)."""

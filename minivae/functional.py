@@ -69,6 +69,7 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, r
         rng = resolve(rng)
         if axis in (-1, logits.ndim - 1):  # one op: noise from rng's Philox stream, fused when it can be
             return ops.gumbel_softmax(logits, rng, temperature=temperature, hard=hard)
-        gumbels = rng.gumbel(logits.shape, logits.dtype, device=logits.device)
+        dtype = logits.xp.result_type(logits.dtype, logits.xp.float32)  # integer logits: float noise, not truncated
+        gumbels = rng.gumbel(logits.shape, dtype, device=logits.device)
     y = ops.softmax(ops.add(logits, gumbels), axis=axis, temperature=temperature)
     return ops.straight_through(y, axis=axis) if hard else y

@@ -1,4 +1,5 @@
 """Grey-scale PNG grids of images, written with zlib alone (no imaging library needed)."""
+import math
 import struct
 import zlib
 
@@ -7,9 +8,15 @@ import numpy
 from minivae._io import write_atomic
 
 
-def image_grid(images, side=28, columns=8, pad=2):
-    """(n, side·side) values in [0, 1] → one (rows·(side+pad)+pad, …) uint8 image."""
-    images = numpy.clip(numpy.asarray(images, dtype=numpy.float64), 0, 1).reshape(-1, side, side)
+def image_grid(images, side=None, columns=8, pad=2):
+    """(n, side·side) values in [0, 1] → one (rows·(side+pad)+pad, …) uint8 image; ``side`` is
+    √pixels unless given."""
+    images = numpy.clip(numpy.asarray(images, dtype=numpy.float64), 0, 1)
+    if side is None:
+        side = math.isqrt(images.shape[-1])
+        if side * side != images.shape[-1]:
+            raise ValueError(f"images of {images.shape[-1]} pixels are not square: give their side")
+    images = images.reshape(-1, side, side)
     rows = -(-len(images) // columns)
     grid = numpy.zeros((rows * (side + pad) + pad, columns * (side + pad) + pad))
     for i, img in enumerate(images):

@@ -1,5 +1,6 @@
 """The training loop behind ``minivae train``: seeded, resumable, with atomic checkpoints."""
 import csv
+import hashlib
 import json
 import math
 import os
@@ -10,7 +11,7 @@ import numpy
 
 from minivae import objectives
 from minivae._backend import module_for_device, to_numpy
-from minivae._io import load_npz, save_npz_atomic, write_atomic
+from minivae._io import folder_lock, load_npz, remove_stale_temporaries, save_npz_atomic, write_atomic
 from minivae.data import batches, binarize
 from minivae.engine import no_grad, tensor
 from minivae.models import build
@@ -20,37 +21,91 @@ from minivae.random import Generator
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.csv"
+FORMAT_VERSION = 1  # of checkpoint.npz; raised whenever a reader of the old format would misread the new
+COLUMNS = ["epoch", "step", "train_loss", "valid_elbo", "temperature", "kl_weight", "seconds", "settings_changed"]
+_REQUIRED = ("meta/kind", "meta/config", "meta/epoch", "meta/step", "meta/rng")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, an incompatible checkpoint); the message says why."""
 
 
-def save_checkpoint(path, model, optimizer, rng, epoch, step):
+class CheckpointError(TrainingError):
+    """A checkpoint file cannot be read: truncated, corrupt, incomplete, of another kind or newer."""
+
+
+def save_checkpoint(path, model, optimizer, rng, epoch, step, settings=None, metrics=None):
     """Everything as NumPy arrays (copied from the GPU where the model is there), so a checkpoint
-    loads on either device."""
+    loads on either device. ``settings`` (what fixes the trajectory) and ``metrics`` (the rows of
+    metrics.csv so far) travel in the same file, so that one rename commits the epoch."""
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
     arrays.update({
+        "meta/format": numpy.array(FORMAT_VERSION),
         "meta/kind": numpy.array(model.kind), "meta/config": numpy.array(json.dumps(model.config)),
         "meta/epoch": numpy.array(epoch), "meta/step": numpy.array(step),
         "meta/rng": numpy.array([rng.seed, rng.counter], dtype=numpy.uint64),
+        "meta/settings": numpy.array(json.dumps(settings or {})),
+        "meta/metrics": numpy.array(json.dumps(metrics or [])),
     })
     if getattr(model, "baseline", None) is not None:
         arrays["meta/baseline"] = numpy.array(to_numpy(model.baseline), dtype=numpy.float64)
     save_npz_atomic(path, arrays)
 
 
-def load_checkpoint(path, device="cpu"):
-    """(model on ``device``, arrays) from a checkpoint file, with a clear error for anything else."""
-    arrays = load_npz(path)
+def read_checkpoint(path):
+    """The arrays of a checkpoint, checked: a CheckpointError naming the file for anything that
+    is not a complete minivae checkpoint of a format this version reads."""
+    try:
+        arrays = load_npz(path)
+    except (ValueError, OSError) as e:
+        raise CheckpointError(str(e)) from None
     if "meta/kind" not in arrays:
-        raise TrainingError(f"{path} is not a minivae checkpoint")
-    model = build(str(arrays["meta/kind"]), json.loads(str(arrays["meta/config"])), rng=Generator(0))
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-    if "meta/baseline" in arrays:
-        model.baseline = numpy.float64(arrays["meta/baseline"])
+        raise CheckpointError(f"{path} is not a minivae checkpoint")
+    version = int(arrays["meta/format"]) if "meta/format" in arrays else 0  # 0: written before formats were numbered
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} is in checkpoint format {version}, written by a newer minivae; "
+                              f"this one reads formats up to {FORMAT_VERSION}: upgrade minivae")
+    missing = [k for k in _REQUIRED if k not in arrays]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}")
+    return arrays
+
+
+def load_checkpoint(path, device="cpu"):
+    """(model on ``device``, arrays) from a checkpoint file, with a one-line CheckpointError naming
+    the file for anything else."""
+    arrays = read_checkpoint(path)
+    try:
+        model = build(str(arrays["meta/kind"]), json.loads(str(arrays["meta/config"])), rng=Generator(0))
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        if "meta/baseline" in arrays:
+            model.baseline = numpy.float64(arrays["meta/baseline"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path} does not hold a usable model ({type(e).__name__}: {e})") from None
     return model.to(device), arrays
+
+
+def data_fingerprint(data):
+    """SHA-256 (first 16 hex digits) of the training and validation images, shapes included: what
+    --resume compares to know that it continues on the same data."""
+    digest = hashlib.sha256()
+    for split in ("train", "valid"):
+        x = numpy.ascontiguousarray(data[split])
+        digest.update(f"{split}{x.shape}{x.dtype}".encode())
+        digest.update(memoryview(x).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def _flag(name):
+    """The command-line flag behind a setting or a model config entry."""
+    special = {"x_dim": "--data (pixels an image)", "data": "--data or --limit (the images' fingerprint)"}
+    return special.get(name, "--" + name.replace("_", "-"))
+
+
+def _differences(recorded, now):
+    """The flags whose values differ, as "--flag (checkpoint A, now B)"."""
+    return [f"{_flag(k)} (checkpoint {recorded.get(k)}, now {v})" for k, v in now.items() if recorded.get(k) != v]
 
 
 def evaluate(model, x, seed, batch_size=500):
@@ -69,21 +124,26 @@ def _write_csv_atomic(path, rows):
 
 
 class Progress:
-    """One status line: epoch, step, loss, ETA; redrawn in place on a terminal."""
+    """One status line on stderr, redrawn in place on a terminal; elsewhere (a log file) a line
+    ``lines`` times a pass, the last at its end."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.tty = stream, stream.isatty()
+    def __init__(self, stream=None, lines=1):
+        self.stream = stream or sys.stderr  # looked up now, not at import: it may have been redirected since
+        self.tty, self.lines = self.stream.isatty(), lines
 
-    def update(self, epoch, epochs, step, steps, loss, started):
-        if not self.tty and step != steps:
+    def show(self, text, step, steps, started):
+        if not self.tty and step != steps and (step * self.lines) // steps == ((step - 1) * self.lines) // steps:
             return
         elapsed = time.perf_counter() - started
         eta = elapsed / max(step, 1) * (steps - step)
-        line = f"epoch {epoch}/{epochs}  step {step}/{steps}  loss {loss:8.3f}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        line = f"{text}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
         self.stream.write(("\r" + line) if self.tty else line + "\n")
         if self.tty and step == steps:
             self.stream.write("\n")
         self.stream.flush()
+
+    def update(self, epoch, epochs, step, steps, loss, started):
+        self.show(f"epoch {epoch}/{epochs}  step {step}/{steps}  loss {loss:8.3f}", step, steps, started)
 
 
 def kl_weight(epoch, warmup_epochs):
@@ -93,38 +153,77 @@ def kl_weight(epoch, warmup_epochs):
 
 
 def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, warmup_epochs=0,
-          log=print):
+          override_settings=False, log=print):
     """Train ``model`` on data["train"], evaluating data["valid"] after each epoch.
 
-    Writes to the folder ``out``: checkpoint.npz (after each epoch, atomically), metrics.csv,
-    reconstructions.png and samples.png. With ``resume``, continues from out/checkpoint.npz
-    and reaches the same parameters as an uninterrupted run with the same seed. With ``dynamic``,
-    each batch is binarized afresh (pixel = 1 with probability its grey level). The KL term is
-    weighted by kl_weight(epoch, warmup_epochs); the validation ELBO is always the full bound.
+    Writes to the folder ``out``, which it locks for its own use (``out``/.lock, holding the pid):
+    checkpoint.npz after each epoch, atomically, holding with the parameters the settings that fix
+    the trajectory (``data_fingerprint(data)``, lr, batch size, seed, clip, dynamic binarization,
+    warm-up) and the metrics so far; metrics.csv, rewritten from it; reconstructions.png and
+    samples.png at the end. A kill at any instant loses at most the epoch in flight.
+
+    With ``resume``, continues from out/checkpoint.npz and reaches the same parameters and
+    metrics as an uninterrupted run, or refuses (a TrainingError naming the flags) when a setting
+    differs, unless ``override_settings``: then the change is recorded in metrics.csv. With
+    ``dynamic``, each batch is binarized afresh (pixel = 1 with probability its grey level). The
+    KL term is weighted by kl_weight(epoch, warmup_epochs); the validation ELBO is always the full bound.
 
     The model trains on its own device (``model.to("cuda")`` first for the GPU): each batch is
     copied there, and the one copy back per step is the loss value, fetched once the step is queued.
     """
+    settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
+                    dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
+    settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
+    created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
+    try:
+        with folder_lock(out):
+            remove_stale_temporaries(out)
+            _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
+                          log=log)
+    except BaseException:
+        if created and not os.listdir(out):  # a run that failed before its first checkpoint leaves no empty folder
+            os.rmdir(out)
+        raise
+    return model
+
+
+def _train_locked(model, data, out, settings, *, epochs, resume, override_settings, log):
     ckpt_path, metrics_path = os.path.join(out, CHECKPOINT), os.path.join(out, METRICS)
+    lr, batch_size, seed = settings["lr"], settings["batch_size"], settings["seed"]
+    clip, dynamic, warmup_epochs = settings["clip"], settings["dynamic_binarization"], settings["warmup_epochs"]
     optimizer, rng = Adam(model.parameters(), lr=lr), Generator(seed)
-    start_epoch, step, rows = 1, 0, [["epoch", "step", "train_loss", "valid_elbo", "temperature", "kl_weight", "seconds"]]
+    start_epoch, step, rows, note = 1, 0, [COLUMNS], ""
     if resume:
+        if not os.path.exists(ckpt_path):  # e.g. a run killed in its first epoch
+            raise TrainingError(f"{out} holds no checkpoint to resume: start the run without --resume")
         saved, arrays = load_checkpoint(ckpt_path)
-        if saved.kind != model.kind or saved.config != model.config:
-            raise TrainingError(f"{ckpt_path} holds a {saved.kind} model with {saved.config}, "
-                                f"not this {model.kind} model with {model.config}")
-        model.load_state_dict(saved.state_dict())
-        if hasattr(model, "baseline"):
-            model.baseline = saved.baseline
-        optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        if saved.kind != model.kind:
+            raise TrainingError(f"{ckpt_path} holds a {saved.kind} model, not a {model.kind} one (--model)")
+        changed = _differences(saved.config, model.config)
+        if changed:
+            raise TrainingError(f"{ckpt_path} holds a {saved.kind} model of another shape: {'; '.join(changed)}")
+        recorded = json.loads(str(arrays["meta/settings"])) if "meta/settings" in arrays else {}
+        changed = _differences(recorded, settings)
+        if changed and not override_settings:
+            raise TrainingError(f"--resume would not continue {ckpt_path} exactly, its settings differ: {'; '.join(changed)}. "
+                                "Resume with the checkpoint's values, or pass --override-settings to go on with these "
+                                "(the change is recorded in metrics.csv)")
+        note = "; ".join(changed)
+        try:
+            model.load_state_dict(saved.state_dict())
+            if hasattr(model, "baseline"):
+                model.baseline = saved.baseline
+            optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{ckpt_path} does not hold a usable optimizer state ({type(e).__name__}: {e})") from None
         rng = Generator(int(arrays["meta/rng"][0]), int(arrays["meta/rng"][1]))
         start_epoch, step = int(arrays["meta/epoch"]) + 1, int(arrays["meta/step"])
-        if os.path.exists(metrics_path):
-            with open(metrics_path, newline="") as f:
-                rows = list(csv.reader(f))[:start_epoch]
+        rows = json.loads(str(arrays["meta/metrics"])) if "meta/metrics" in arrays else [COLUMNS]
+        _write_csv_atomic(metrics_path, rows)  # metrics.csv as committed with the checkpoint (a kill may have cut it)
     elif os.path.exists(ckpt_path):
-        raise TrainingError(f"{out} already holds a checkpoint: pass --resume, or choose another output folder")
+        raise TrainingError(f"{out} already holds a checkpoint: continue that run with --resume (and a larger --epochs), "
+                            "or start a new one with another --out")
 
     device = model.device
     steps_per_epoch = -(-len(data["train"]) // batch_size)
@@ -143,19 +242,22 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
             optimizer.step()
             value = loss.item()
             if not math.isfinite(value):
-                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; "
-                                    f"the last good checkpoint is kept in {ckpt_path}")
+                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_path}" if os.path.exists(ckpt_path)
+                        else "no checkpoint was written")
+                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; {kept}")
             step += 1
             total, count = total + value * len(xb), count + len(xb)
             progress.update(epoch, epochs, i, steps_per_epoch, total / count, started)
         valid = evaluate(model, data["valid"], seed + 1)
         tau = model.temperature(step) if hasattr(model, "temperature") else ""
-        rows.append([epoch, step, f"{total / count:.4f}", f"{valid:.4f}", tau, beta, f"{time.perf_counter() - started:.1f}"])
-        save_checkpoint(ckpt_path, model, optimizer, rng, epoch, step)
+        rows.append([epoch, step, f"{total / count:.4f}", f"{valid:.4f}", tau, beta, f"{time.perf_counter() - started:.1f}", note])
+        note = ""
+        save_checkpoint(ckpt_path, model, optimizer, rng, epoch, step, settings, rows)  # the commit point of the epoch
         _write_csv_atomic(metrics_path, rows)
         log(f"epoch {epoch}: train loss {total / count:.3f}  valid ELBO {valid:.3f} nats")
     write_pictures(model, data["valid"], out, seed)
-    return model
+    log(f"wrote {os.path.join(out, '')}: {CHECKPOINT} (epoch {max(epochs, start_epoch - 1)}), {METRICS}, "
+        "reconstructions.png, samples.png")
 
 
 def write_pictures(model, x, out, seed, n=32):

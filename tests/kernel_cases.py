@@ -116,6 +116,30 @@ def test_gumbel_softmax_hard_ties_go_to_the_lowest_index(dev, dtype, k, tied):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [3, 33, 1025, 9000])  # a warp per row (N = 1, 2); a block per row, in registers and not
+def test_gumbel_softmax_nan_rows_stay_nan_and_tiny_temperatures_give_the_one_hot_limit(dev, dtype, k):
+    """A NaN logit makes its row NaN in y and in the hard sample (numpy.argmax would point at the NaN,
+    the kernel's argmax finds nothing); τ = 1e-300 (1/τ past the dtype's largest value) gives the
+    reference's one-hot limit, not 0·inf = NaN."""
+    rng = np.random.default_rng(k)
+    x = logits(rng, 4, k, dtype, spread=3.0)
+    x[1, k // 2] = np.nan
+    y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 7, 0, 1.0, True))
+    assert np.isnan(y[1]).all() and np.isnan(out[1]).all()
+    rest = [0, 2, 3]
+    np.testing.assert_array_equal(out[rest], np.eye(k, dtype=dtype)[y[rest].argmax(axis=1)])
+    x = x[rest]
+    for tau in (1e-300, 1e-320):
+        y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 7, 0, tau, True))
+        with np.errstate(over="ignore"):
+            want = softmax_array(np, x + Generator(7, 0).gumbel(x.shape, dtype), (1,), tau)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(out, np.eye(k, dtype=dtype)[want.argmax(axis=1)])
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(dev.get(softmax.softmax_fwd(dev.put(x), tau)), softmax_array(np, x, (1,), tau))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 255, 1000])
 def test_gaussian_reparameterization_and_kl(dev, dtype, n):
     rng = np.random.default_rng(n)

@@ -109,9 +109,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     run("train", "--model", "gaussian", "--epochs", 1, "--z-dim", 2, "--out", out, *SMALL)
     good = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
     # a learning rate this large drives the weights to inf within a few steps
     assert run("train", "--model", "gaussian", "--epochs", 3, "--z-dim", 2, "--out", out, "--resume",
-               "--lr", "1e30", *SMALL) == 1
+               "--override-settings", "--lr", "1e30", *SMALL) == 1
     line = one_error_line(capsys)
     assert "the loss became" in line and "last good checkpoint" in line
     assert (out / "checkpoint.npz").read_bytes() == good  # epoch 1's checkpoint, untouched
@@ -183,3 +184,91 @@ def test_device_is_a_choice_with_cpu_the_default(tmp_path, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--device", "tpu"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _amat(path, x):
+    path.write_text("\n".join(" ".join(str(int(v)) for v in row) for row in x) + "\n")
+
+
+def test_bad_data_is_refused_before_anything_is_written(tmp_path, capsys):
+    from tests.test_data import write_idx
+    rng = np.random.default_rng(0)
+    out = tmp_path / "run"
+    cases = []
+    grey = tmp_path / "grey"  # Fashion-MNIST-like grey levels into a Bernoulli likelihood
+    grey.mkdir()
+    write_idx(grey / "train-images-idx3-ubyte", rng.integers(0, 256, (60, 4, 4)).astype(np.uint8))
+    cases.append((grey, [], f"{grey / 'train-images-idx3-ubyte'}: grey levels"))
+    widths = tmp_path / "widths"  # train and valid files of different widths
+    widths.mkdir()
+    _amat(widths / "binarized_mnist_train.amat", rng.integers(0, 2, (60, 16)))
+    _amat(widths / "binarized_mnist_valid.amat", rng.integers(0, 2, (10, 25)))
+    cases.append((widths, [], "binarized_mnist_valid.amat: 25 pixels an image, but"))
+    for n in (0, 1):  # an IDX holding no image or one image
+        write_idx(tmp_path / f"n{n}", np.zeros((n, 4, 4), np.uint8))
+        cases.append((tmp_path / f"n{n}", ["--grey-targets"], "no images"))
+    few = tmp_path / "few.amat"
+    _amat(few, rng.integers(0, 2, (30, 16)))
+    cases.append((few, [], "25 training images, fewer than one batch of 50"))
+    write_idx(tmp_path / "nan", np.array([[[0.5, np.nan], [0, 1]]] * 12, np.float32), type_byte=0x0D)
+    cases.append((tmp_path / "nan", ["--grey-targets"], "NaN"))
+    for data, extra, message in cases:
+        assert run("train", "--data", data, "--hidden", 8, "--batch-size", 50, "--epochs", 1, "--out", out, *extra) == 1
+        line = one_error_line(capsys)
+        assert message in line, (data, line)
+        assert not out.exists(), data
+    assert run("train", "--data", grey, "--grey-targets", "--hidden", 8, "--batch-size", 25, "--epochs", 1, "--out", out) == 0
+
+
+def test_images_of_another_size_train_and_sample_end_to_end(tmp_path, capsys):
+    data = tmp_path / "small"  # 10×10 binary images, .amat with 100 values a line
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 60), ("valid", 20), ("test", 20)):
+        _amat(data / f"binarized_mnist_{split}.amat", rng.integers(0, 2, (n, 100)))
+    out = tmp_path / "run"
+    assert run("train", "--data", data, "--hidden", 8, "--batch-size", 20, "--epochs", 1, "--out", out) == 0
+    assert run("sample", out / "checkpoint.npz", "--out", tmp_path / "s.png", "--n", 8) == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert run("eval", out / "checkpoint.npz", "-k", 2) == 1  # the 784-pixel embedded digits
+    assert "784 pixels an image, but the model expects 100" in one_error_line(capsys)
+
+
+def test_eval_of_grey_data_needs_a_choice(tmp_path, capsys):
+    from tests.test_data import write_idx
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    write_idx(grey / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (60, 4, 4)).astype(np.uint8))
+    out = tmp_path / "run"
+    assert run("train", "--data", grey, "--dynamic-binarization", "--hidden", 8, "--batch-size", 25, "--epochs", 1,
+               "--out", out) == 0
+    capsys.readouterr()
+    assert run("eval", out / "checkpoint.npz", "--data", grey, "-k", 2) == 1
+    assert "grey levels" in one_error_line(capsys)
+    assert run("eval", out / "checkpoint.npz", "--data", grey, "-k", 2, "--dynamic-binarization") == 0
+    assert "binarized once" in capsys.readouterr().out
+
+
+def test_out_of_memory_and_infinite_hyperparameters_are_one_line(tmp_path, capsys, monkeypatch):
+    import minivae.models
+    with pytest.raises(SystemExit) as e:
+        run("train", "--lr", "inf")
+    assert e.value.code == 2 and "finite" in one_error_line(capsys)
+
+    def huge(*args, **kwargs):
+        raise MemoryError("Unable to allocate 37.3 GiB for an array with shape (100000, 100000)")
+    monkeypatch.setattr(minivae.models.CategoricalVAE, "__init__", huge)
+    out = tmp_path / "run"
+    assert run("train", "--hidden", "100000,100000", "--out", out, *SMALL) == 1
+    line = one_error_line(capsys)
+    assert "out of memory" in line and "37.3 GiB" in line and not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_loss_in_the_first_epoch_says_no_checkpoint_was_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--model", "gaussian", "--epochs", 2, "--z-dim", 2, "--out", out, "--lr", "1e30", *SMALL) == 1
+    line = one_error_line(capsys)
+    assert "the loss became" in line and "no checkpoint was written" in line and "kept" not in line
+    assert not out.exists()  # no empty folder left behind

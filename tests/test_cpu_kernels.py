@@ -233,3 +233,70 @@ def test_categorical_kl_kernel_matches_the_reference(dtype, rows, k, seed):
     fused, reference = both_paths(lambda t: ops.categorical_kl(t, prior), [logits], g)
     assert np.all(np.isfinite(fused[0])) and np.all(np.isfinite(fused[1][0]))
     assert_same(fused, reference, dtype, grad_scale=np.abs(g).max() * (np.abs(logits).max() + np.abs(prior).max()))
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("softmax", lambda x, t: ops.softmax(x, temperature=0.5)),
+    ("log_softmax", lambda x, t: ops.log_softmax(x)),
+    ("gumbel_softmax", lambda x, t: ops.gumbel_softmax(x, Generator(3), temperature=0.5)),
+    ("gumbel_softmax_hard", lambda x, t: ops.gumbel_softmax(x, Generator(3), hard=True)),
+    ("bce", lambda x, t: ops.bce_with_logits(x, t)),
+    ("categorical_kl", lambda x, t: ops.categorical_kl(x, t)),
+    ("reparameterize", lambda x, t: ops.reparameterize(x, x * 0.5, t)),
+    ("kl_standard_normal", lambda x, t: ops.kl_standard_normal(x, x * 0.5)),
+])
+def test_float16_takes_the_formula_on_both_paths(name, fn):
+    """The kernels are built for float32 and float64: float16 must reach the NumPy formula (the
+    same result, in float16), not stop with Numba's bare NotImplementedError."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5)).astype(np.float16)
+    t = (rng.random((3, 5)) < 0.5).astype(np.float16)
+    if name == "categorical_kl":
+        t = np.log(np.full((3, 5), 0.2, np.float16))
+    upstream = rng.normal(size=fn(mv.tensor(x), mv.tensor(t)).shape).astype(np.float16)
+    (y1, g1), (y0, g0) = both_paths(lambda a: fn(a, mv.tensor(t)), [x], upstream)
+    assert y1.dtype == y0.dtype == np.float16
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(g1[0], g0[0])
+
+
+def test_float16_parameters_take_the_optimizer_formula_on_both_paths():
+    params = {}
+    for flag in (True, False):
+        with use_numba(flag):
+            p = mv.tensor(np.linspace(-1, 1, 6).astype(np.float16), requires_grad=True)  # no zero gradient
+            opt = Adam([p], lr=1e-2)
+            for _ in range(3):
+                opt.zero_grad()
+                (p * p).sum().backward()
+                opt.step()
+            params[flag] = p.data.copy()
+    assert params[True].dtype == np.float16 and np.isfinite(params[True]).all()
+    np.testing.assert_array_equal(params[True], params[False])
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # (x − max x)/τ → −inf is the point
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tau", [1e-300, 1e-320])
+def test_temperature_to_zero_is_the_one_hot_limit_on_both_paths(dtype, tau):
+    """softmax((x − max x)/τ) → one-hot of the argmax (shared equally by ties) as τ → 0; the
+    kernels multiply by 1/τ (inf below 5.6e-309) and float32 rounds τ = 1e-300 to 0: neither may
+    turn the limit into 0·inf or 0/0 = NaN."""
+    x = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, -1.0]], dtype)
+    expected = np.array([[0, 0, 1], [0.5, 0.5, 0]], dtype)
+    g = np.array([[0.3, -1.0, 2.0], [1.0, -2.0, 0.5]], dtype)
+    grads = []
+    for flag in (True, False):
+        with use_numba(flag):
+            t = mv.tensor(x, requires_grad=True)
+            y = ops.softmax(t, temperature=tau)
+            np.testing.assert_array_equal(y.data, expected)
+            y.backward(g)  # y(ḡ − Σḡy)/τ: 0 at a saturated one-hot, ±(huge or inf) between tied entries
+            np.testing.assert_array_equal(t.grad[0], 0)
+            assert not np.isnan(t.grad).any() and t.grad[1, 2] == 0
+            grads.append(t.grad)
+            y = ops.gumbel_softmax(mv.tensor(x), Generator(0), temperature=tau).data
+            assert np.isfinite(y).all() and (y.sum(axis=-1) == 1).all() and set(np.unique(y)) <= {0.0, 1.0}
+            np.testing.assert_array_equal(y, ops.gumbel_softmax(mv.tensor(x), Generator(0), temperature=tau, hard=True).data)
+    # where the limit is ±inf one path may round it to inf and the other stop just below: compare saturated
+    np.testing.assert_allclose(*[np.sign(a) * np.minimum(abs(a), np.finfo(dtype).max / 2) for a in grads], rtol=1e-6)

@@ -6,7 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from minivae.data import DataFormatError, batches, binarize, load_default, load_images, load_splits, read_amat, read_idx
+from minivae.data import (DataFormatError, batches, binarize, check_splits, load_default, load_images, load_splits, read_amat,
+                          read_idx)
 from minivae.random import Generator
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -120,3 +121,62 @@ def test_batches_are_a_seeded_partition_and_binarize_is_dynamic():
     rng = Generator(1)
     a, b = binarize(grey, rng), binarize(grey, rng)
     assert abs(a.mean() - 0.3) < 0.01 and not np.array_equal(a, b)
+
+
+def test_integer_idx_is_scaled_by_255_never_by_its_maximum(tmp_path):
+    dark = np.array([[[0, 1], [1, 0]], [[1, 1], [0, 0]]], np.uint8)  # grey levels 0 and 1 of 255, not binary
+    write_idx(tmp_path / "dark", dark)
+    np.testing.assert_array_equal(load_images(tmp_path / "dark"), dark.reshape(2, 4).astype(np.float32) / 255)
+
+
+@pytest.mark.parametrize("array,type_byte,match", [
+    (np.array([[[-3, 5]], [[0, 1]]], np.int8), 0x09, "grey levels 0…255, found values from -3"),
+    (np.array([[[0, 300]], [[0, 1]]], np.int16), 0x0B, "found values from 0 to 300"),
+    (np.array([[[0.0, 2.0]], [[0.5, 1]]], np.float32), 0x0D, r"must lie in \[0, 1\] \(they are not rescaled\)"),
+    (np.array([[[0.0, np.nan]], [[0.5, 1]]], np.float64), 0x0E, "1 pixel values are NaN"),
+    (np.zeros((0, 2, 2), np.uint8), 0x08, "no images"),
+])
+def test_idx_pixel_values_out_of_range_are_refused(tmp_path, array, type_byte, match):
+    write_idx(tmp_path / "x", array, type_byte=type_byte)
+    with pytest.raises(DataFormatError, match=match) as e:
+        load_images(tmp_path / "x")
+    assert str(tmp_path / "x") in str(e.value)
+
+
+def test_check_splits_names_the_file_and_the_problem():
+    ones = np.ones((4, 9), np.float32)
+    files = {"train": "a", "valid": "b", "test": "c"}
+    check_splits({"train": ones, "valid": ones[:1]}, files, batch_size=4, binary=True)
+    cases = [({"train": ones, "valid": np.ones((2, 16), np.float32)}, {}, "b: 16 pixels an image, but a has 9"),
+             ({"train": ones, "valid": ones}, {"x_dim": 16}, "a: 9 pixels an image, but the model expects 16"),
+             ({"train": np.ones((4, 8), np.float32), "valid": np.ones((4, 8), np.float32)}, {}, "a: 8 pixels an image, not a square"),
+             ({"train": ones, "valid": ones[:0]}, {}, "b: the valid split holds no images"),
+             ({"train": ones, "valid": ones}, {"batch_size": 5}, r"a: 4 training images, fewer than one batch of 5 \(--batch-size\)"),
+             ({"train": ones, "valid": ones * 0.5}, {"binary": True}, "b: grey levels.*--dynamic-binarization.*--grey-targets")]
+    for splits, kwargs, match in cases:
+        with pytest.raises(DataFormatError, match=match):
+            check_splits(splits, files, **kwargs)
+    check_splits({"train": ones, "valid": ones * 0.5}, files, binary=False)
+
+
+def test_splits_know_their_files(tmp_path):
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((12, 2, 2), np.uint8))
+    splits = load_splits(str(tmp_path))
+    assert splits.files["train"] == str(tmp_path / "train-images-idx3-ubyte")
+    assert splits.files["valid"].endswith("(held-out end)")
+    assert splits.limit(3).files["train"].endswith("(first 3)") and len(splits.limit(3)["train"]) == 3
+
+
+def test_a_subset_is_a_seeded_random_sample_not_the_first_rows():
+    from minivae.data import Splits, sample_rows
+    x = np.arange(10_000)[:, None]
+    a, b = sample_rows(x, 2000, seed=4), sample_rows(x, 2000, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert len(np.unique(a)) == 2000 and (np.diff(a[:, 0]) > 0).all()  # distinct, in file order
+    # spread over the whole file: each fifth holds 400 ± 4.5 sd expected (binomial-like); 60 is > 13 sd
+    counts = np.bincount(a[:, 0] // 2000, minlength=5)
+    assert (abs(counts - 400) < 60).all(), counts
+    assert not np.array_equal(a, sample_rows(x, 2000, seed=5))
+    assert sample_rows(x, 20_000, seed=4) is x
+    splits = Splits({"test": x}, {"test": "t"})
+    assert splits.limit(3, seed=1).files["test"] == "t (3 drawn with seed 1)"

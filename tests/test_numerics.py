@@ -71,3 +71,41 @@ def test_softmax_matches_the_definition_where_that_is_safe():
         np.testing.assert_allclose(F.softmax(mv.tensor(x), temperature=tau).data, e / e.sum(-1, keepdims=True))
         np.testing.assert_allclose(F.log_softmax(mv.tensor(x), axis=0, temperature=tau).data,
                                    np.log(e / e.sum(0, keepdims=True)))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8, np.bool_])
+def test_gumbel_softmax_promotes_integer_logits_before_adding_noise(dtype):
+    """Noise cast to integer logits' dtype would be truncated (to 0 mostly): the sample would be
+    softmax(logits), the same for every seed."""
+    from minivae.random import Generator
+    logits = np.array([[1, 0, 1, 1]] * 64).astype(dtype)
+    for axis in (-1, 0):
+        a = F.gumbel_softmax(mv.tensor(logits), rng=Generator(0), axis=axis).data
+        b = F.gumbel_softmax(mv.tensor(logits.astype(np.float64)), rng=Generator(0), axis=axis).data
+        assert a.dtype.kind == "f"
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert not np.allclose(a, F.softmax(mv.tensor(logits.astype(np.float64)), axis=axis).data)
+
+
+def test_sampling_ops_give_nan_for_nan_logits():
+    """NaN in, NaN out, as for every other op: numpy.argmax points at a NaN, which made a clean
+    one-hot (hard Gumbel-Softmax, OneHotCategorical) or a category (Categorical) of a NaN row."""
+    import warnings
+
+    from minivae.distributions import Categorical, OneHotCategorical
+    from minivae.random import Generator
+    logits = np.array([[np.nan, 0.0, 1.0], [0.0, 0.0, 9.0], [1.0, np.nan, np.nan]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for hard in (False, True):
+            for axis in (-1, 0):
+                y = F.gumbel_softmax(mv.tensor(logits if axis == -1 else logits.T.copy()), rng=Generator(0), hard=hard,
+                                     axis=axis).data
+                y = y if axis == -1 else y.T
+                assert np.isnan(y[[0, 2]]).all() and np.isfinite(y[1]).all(), (hard, axis, y)
+        y = ops.straight_through(mv.tensor(logits)).data
+        assert np.isnan(y[[0, 2]]).all() and y[1].tolist() == [0, 0, 1]
+        z = OneHotCategorical(mv.tensor(logits)).sample((4,), rng=Generator(1)).data
+        assert np.isnan(z[:, [0, 2]]).all() and (z[:, 1].sum(axis=-1) == 1).all()
+        k = Categorical(mv.tensor(logits)).sample((4,), rng=Generator(1)).data
+        assert (k[:, [0, 2]] == -1).all() and (k[:, 1] >= 0).all()

@@ -4,6 +4,7 @@ import math
 import numba
 import numpy
 
+from minivae._backend import inverse_temperature
 from minivae._cpu import kernel
 from minivae._cpu.rows import softmax_row
 
@@ -39,12 +40,12 @@ def _bwd(y, g, inv_tau, log, out):
 def softmax_fwd(x, temperature, log=False):
     """y = softmax(x/τ) (or its log) along the last axis."""
     out = numpy.empty(x.shape, x.dtype)
-    _fwd(x.size, _rows(x), 1.0 / temperature, log, out.reshape(-1, x.shape[-1]))
+    _fwd(x.size, _rows(x), inverse_temperature(temperature), log, out.reshape(-1, x.shape[-1]))
     return out
 
 
 def softmax_bwd(y, g, temperature, log=False):
     """x̄ = y(ḡ − Σḡy)/τ, or for log-softmax (ḡ − e^y Σḡ)/τ."""
     out = numpy.empty(y.shape, y.dtype)
-    _bwd(y.size, _rows(y), _rows(g.astype(y.dtype, copy=False)), 1.0 / temperature, log, out.reshape(-1, y.shape[-1]))
+    _bwd(y.size, _rows(y), _rows(g.astype(y.dtype, copy=False)), inverse_temperature(temperature), log, out.reshape(-1, y.shape[-1]))
     return out

@@ -2,7 +2,7 @@
 kernels/gumbel_softmax.cu. The backward is softmax's (minivae/_gpu/softmax.py)."""
 import numpy
 
-from minivae._backend import get_array_module
+from minivae._backend import get_array_module, inverse_temperature
 from minivae._gpu import floating, launch_rows, rows_of
 
 
@@ -15,6 +15,6 @@ def gumbel_softmax_fwd(logits, seed, counter, temperature, hard):
     out = xp.empty(x.shape, x.dtype) if hard else y
     rows, k = x.shape
     launch_rows("gumbel_softmax.cu", "gumbel_softmax", "fwd", t, rows, k,
-                (x, y, out, numpy.int32(rows), numpy.int32(k), x.dtype.type(1.0 / temperature),
+                (x, y, out, numpy.int32(rows), numpy.int32(k), x.dtype.type(inverse_temperature(temperature, x.dtype)),
                  numpy.uint64(seed), numpy.uint64(counter), numpy.int32(bool(hard))))
     return y.reshape(logits.shape), out.reshape(logits.shape)

@@ -1,7 +1,7 @@
 """softmax / log-softmax with temperature over the last axis: kernels/softmax.cu."""
 import numpy
 
-from minivae._backend import get_array_module
+from minivae._backend import get_array_module, inverse_temperature
 from minivae._gpu import floating, launch_rows, rows_of
 
 
@@ -12,7 +12,8 @@ def softmax_fwd(x, temperature, log=False):
     y = get_array_module(x).empty(xr.shape, x.dtype)
     rows, k = xr.shape
     launch_rows("softmax.cu", "softmax", "fwd", t, rows, k,
-                (xr, y, numpy.int32(rows), numpy.int32(k), x.dtype.type(1.0 / temperature), numpy.int32(log)))
+                (xr, y, numpy.int32(rows), numpy.int32(k), x.dtype.type(inverse_temperature(temperature, x.dtype)),
+                 numpy.int32(log)))
     return y.reshape(x.shape)
 
 
@@ -23,5 +24,6 @@ def softmax_bwd(y, g, temperature, log=False):
     gx = get_array_module(y).empty(yr.shape, y.dtype)
     rows, k = yr.shape
     launch_rows("softmax.cu", "softmax", "bwd", t, rows, k,
-                (yr, gr, gx, numpy.int32(rows), numpy.int32(k), y.dtype.type(1.0 / temperature), numpy.int32(log)))
+                (yr, gr, gx, numpy.int32(rows), numpy.int32(k), y.dtype.type(inverse_temperature(temperature, y.dtype)),
+                 numpy.int32(log)))
     return gx.reshape(y.shape)

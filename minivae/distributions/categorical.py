@@ -28,9 +28,16 @@ class Categorical(Distribution):
         return ops.exp(self.logits)
 
     def sample(self, sample_shape=(), rng=None):
+        """Class indices; −1 where a row's logits hold NaN (an index cannot be NaN, and numpy.argmax
+        would return the NaN's position as if it were a draw)."""
+        k, nan = self._gumbel_max(sample_shape, rng, "Categorical.sample")
+        return Tensor(self.logits.xp.where(nan, -1, k))
+
+    def _gumbel_max(self, sample_shape, rng, who):
+        """(argmax_k (logits_k + g_k), whether the row holds NaN)."""
         shape = self._extended(sample_shape, event_shape=(self.num_categories,))
-        g = resolve(rng).gumbel(shape, self.logits.dtype, device=self.logits.device)
-        return Tensor((self.logits.data + g).argmax(axis=-1))
+        noisy = self.logits.data + resolve(rng).gumbel(shape, self.logits.dtype, device=self.logits.device)
+        return noisy.argmax(axis=-1), self.logits.xp.isnan(noisy).any(axis=-1)
 
     def log_prob(self, value):
         return (ops.one_hot(value, self.num_categories, dtype=self.logits.dtype) * self.logits).sum(axis=-1)
@@ -52,7 +59,10 @@ class OneHotCategorical(Categorical):
         self.event_shape = (self.num_categories,)
 
     def sample(self, sample_shape=(), rng=None):
-        return ops.one_hot(super().sample(sample_shape, rng), self.num_categories, dtype=self.logits.dtype)
+        """One-hot rows; NaN rows where the logits hold NaN (NaN in, NaN out)."""
+        k, nan = self._gumbel_max(sample_shape, rng, "OneHotCategorical.sample")
+        y = ops.one_hot(Tensor(k), self.num_categories, dtype=self.logits.dtype).data
+        return Tensor(self.logits.xp.where(nan[..., None], self.logits.xp.nan, y).astype(y.dtype, copy=False))
 
     def log_prob(self, value):
         return (value * self.logits).sum(axis=-1)

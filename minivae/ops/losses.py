@@ -19,7 +19,7 @@ class BCEWithLogits(Function):
 
     def forward(ctx, x, t):
         xp = ctx.xp
-        kernel = ctx.fused("bce") if x.shape == t.shape and x.dtype == t.dtype else None
+        kernel = ctx.fused("bce", x, t) if x.shape == t.shape and x.dtype == t.dtype else None
         if kernel is not None:
             loss, dx = kernel.bce_fwd(x, t)
             ctx.save(x=x, t=t, dx=dx)
@@ -49,7 +49,7 @@ class Reparameterize(Function):
     """
 
     def forward(ctx, mu, log_var, eps):
-        kernel = ctx.fused("gaussian") if mu.shape == log_var.shape == eps.shape else None
+        kernel = ctx.fused("gaussian", mu, log_var, eps) if mu.shape == log_var.shape == eps.shape else None
         if kernel is not None:
             z, noise = kernel.reparameterize_fwd(mu, log_var, eps)
         else:
@@ -75,7 +75,7 @@ class KLStandardNormal(Function):
     """
 
     def forward(ctx, mu, log_var):
-        kernel = ctx.fused("gaussian") if mu.shape == log_var.shape and mu.dtype == log_var.dtype else None
+        kernel = ctx.fused("gaussian", mu, log_var) if mu.shape == log_var.shape and mu.dtype == log_var.dtype else None
         if kernel is not None:
             kl, var = kernel.kl_standard_normal_fwd(mu, log_var)
         else:
@@ -104,7 +104,7 @@ class ReparameterizeKL(Function):
     """
 
     def forward(ctx, mu, log_var, eps):
-        kernel = ctx.fused("gaussian") if mu.shape == log_var.shape == eps.shape and mu.dtype == log_var.dtype else None
+        kernel = ctx.fused("gaussian", mu, log_var, eps) if mu.shape == log_var.shape == eps.shape else None
         fwd = getattr(kernel, "reparameterize_kl_fwd", None)  # the GPU's; on the CPU the formula is one pass of NumPy
         if fwd is not None:
             z, kl = fwd(mu, log_var, eps)
@@ -144,7 +144,7 @@ class CategoricalKL(Function):
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
         log_p = xp.broadcast_to(log_softmax_array(xp, prior_logits, (prior_logits.ndim - 1,)), logits.shape)
-        kernel = ctx.fused("categorical") if logits.ndim and logits.dtype == log_p.dtype else None
+        kernel = ctx.fused("categorical", logits, log_p) if logits.ndim and logits.dtype == log_p.dtype else None
         if kernel is not None:
             kl, q, diff = kernel.categorical_kl_fwd(logits, log_p)
         else:

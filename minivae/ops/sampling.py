@@ -24,7 +24,11 @@ class StraightThrough(Function):
         k = xp.expand_dims(y.argmax(axis=axis), axis)
         shape = [1] * y.ndim
         shape[axis] = y.shape[axis]
-        return (k == xp.arange(y.shape[axis]).reshape(shape)).astype(y.dtype)
+        z = (k == xp.arange(y.shape[axis]).reshape(shape)).astype(y.dtype)
+        if y.dtype.kind != "f":
+            return z
+        # NaN in, NaN out: a row holding NaN has no argmax (numpy.argmax would point at the NaN)
+        return xp.where(xp.isnan(y).any(axis=axis, keepdims=True), xp.nan, z).astype(y.dtype, copy=False)
 
     def backward(ctx, g):
         return g
@@ -48,7 +52,9 @@ class GumbelSoftmax(Function):
 
     def forward(ctx, logits, seed=0, counter=0, temperature=1.0, hard=False):
         temperature = check_temperature(temperature)
-        kernel = ctx.fused("gumbel") if logits.ndim and logits.dtype.kind == "f" else None
+        if logits.dtype.kind != "f":  # integer logits: noise of their dtype would be truncated away
+            logits = logits.astype(ctx.xp.result_type(logits.dtype, ctx.xp.float32))
+        kernel = ctx.fused("gumbel", logits) if logits.ndim else None
         if kernel is not None:
             y, out = kernel.gumbel_softmax_fwd(logits, seed, counter, temperature, hard)
         else:

@@ -2,6 +2,8 @@
 import math
 import numbers
 
+import numpy  # for dtype limits only: array math takes its module from the inputs
+
 from minivae.engine import Function, Tensor
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
@@ -25,7 +27,15 @@ def check_temperature(temperature):
 def _scaled(x, axis, temperature):
     """z = (x − max x) / τ: the shift makes every exponent ≤ 0, so nothing overflows, and comes
     before the division so that small τ does not magnify rounding in large values."""
-    return (x - x.max(axis=axis, keepdims=True)) / temperature
+    return (x - x.max(axis=axis, keepdims=True)) / _tau(temperature, x.dtype)
+
+
+def _tau(temperature, dtype):
+    """τ as the formulas divide by it: at least 1/(largest finite value of ``dtype``). Below that
+    (τ = 1e-300 rounds to 0 in float32) 0/τ would be NaN where the limit τ → 0 is the one-hot
+    (and its zero VJP); the fused kernels multiply by the same bound on 1/τ
+    (_backend.inverse_temperature)."""
+    return max(temperature, 1 / float(numpy.finfo(dtype if dtype.kind == "f" else numpy.float64).max))
 
 
 def softmax_array(xp, x, axis, temperature):
@@ -44,14 +54,14 @@ def log_softmax_array(xp, x, axis, temperature=1.0):
 
 def softmax_vjp(y, g, axis, temperature):
     """x̄ = y ⊙ (ḡ − Σ ḡ y) / τ on arrays."""
-    return y * (g - (g * y).sum(axis=axis, keepdims=True)) / temperature
+    return y * (g - (g * y).sum(axis=axis, keepdims=True)) / _tau(temperature, y.dtype)
 
 
 def _kernel(ctx, x, axis):
     """The fused kernels when they apply: a floating array reduced over its last axis."""
-    if x.ndim == 0 or axis != (x.ndim - 1,) or x.dtype.kind != "f":
+    if x.ndim == 0 or axis != (x.ndim - 1,):
         return None
-    return ctx.fused("softmax")
+    return ctx.fused("softmax", x)
 
 
 @register("softmax")
@@ -104,7 +114,7 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         if ctx.kernel is not None:
             return ctx.kernel.softmax_bwd(ctx.y, g, ctx.tau, log=True)
-        return (g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / ctx.tau
+        return (g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / _tau(ctx.tau, ctx.y.dtype)
 
 
 def softmax(x, axis=-1, temperature=1.0):

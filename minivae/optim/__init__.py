@@ -58,7 +58,7 @@ class Optimizer:
                 self._views[i][...] = p.data
                 p.data = self._views[i]
         for group in self._groups:
-            kernel = fused(self.kernel, get_array_module(group.flat))
+            kernel = fused(self.kernel, get_array_module(group.flat), group.flat)
             if getattr(kernel, "ONE_LAUNCH", False):
                 self.update_all(group, [self.params[i].grad for i in group.indices], kernel)
             else:

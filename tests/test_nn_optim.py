@@ -185,7 +185,7 @@ def test_one_launch_path_gets_each_param_groups_hyperparameters(monkeypatch):
         return [w.data.copy() for w in ws]
 
     reference = run()
-    monkeypatch.setattr(optim, "fused", lambda name, xp: OneLaunchSGD)
+    monkeypatch.setattr(optim, "fused", lambda name, xp, *arrays: OneLaunchSGD)
     for a, b in zip(run(), reference):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(reference[1], 1 - 3 * 0.5 * 2.0)  # plain SGD at the second group's lr

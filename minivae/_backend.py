@@ -23,6 +23,8 @@ _cuda_kernels_enabled = os.environ.get("MINIVAE_DISABLE_CUDA_KERNELS", "").lower
 
 
 def _is_cupy(array):
+    if type(array) is numpy.ndarray:  # the common case first: this runs several times an op
+        return False
     if _emulation is not None and isinstance(array, _emulation[1]):
         return True
     return type(array).__module__.split(".", 1)[0] == "cupy"

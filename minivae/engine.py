@@ -71,13 +71,14 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         tensors = _lift(inputs)
-        devices = {t.device for t in tensors}
-        if len(devices) > 1:
+        arrays = [t.data for t in tensors]
+        xp = get_array_module(*arrays)
+        if xp is not numpy and len(devices := {device_of(a) for a in arrays}) > 1:
             raise RuntimeError(f"{getattr(cls, 'name', cls.__name__)}: inputs are on different devices: "
                                + " and ".join(sorted(devices)))
         needs = tuple(t.requires_grad for t in tensors)
-        ctx = cls(get_array_module(*(t.data for t in tensors)), needs)
-        result = ctx.forward(*(t.data for t in tensors), **params)
+        ctx = cls(xp, needs)
+        result = ctx.forward(*arrays, **params)
         outs = tuple(map(Tensor, result)) if isinstance(result, tuple) else (Tensor(result),)
         if _grad_enabled and any(needs):
             ctx.n_outputs = len(outs)
@@ -108,6 +109,8 @@ def _lift(inputs):
     """Tensors pass through; numbers and host arrays become constants on the device of the first
     tensor. A Python number takes the dtype of the first floating tensor, so ``x * 2`` stays
     float32 (filled in place on the device: no copy from the host)."""
+    if all(isinstance(x, Tensor) for x in inputs):
+        return inputs
     like = next((t for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
     device = next((t.device for t in inputs if isinstance(t, Tensor)), "cpu")
     out = []

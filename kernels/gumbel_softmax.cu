@@ -115,7 +115,7 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
         const long long base = row * k;
         T v[N];
         noisy_span(logits, v, base, k, seed, offset);
-        softmax_regs<T, N, false>(v, lane, 32, k, inv_tau, 0);
+        softmax_regs<T, N, false>(v, Strided{lane, 32, k}, inv_tau, 0);
         T best = neg_inf(T(0));
         int at = MINIVAE_NO_INDEX;
 #pragma unroll
@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(1024, 1)
         if (cached) {
             T v[GUMBEL_SPAN_VALUES];
             noisy_span(logits, v, base + j0, k - j0 < span ? k - j0 : span, seed, offset);
-            softmax_regs<T, GUMBEL_SPAN_VALUES, true>(v, j0 + lane, 32, k, inv_tau, 0);
+            softmax_regs<T, GUMBEL_SPAN_VALUES, true>(v, Strided{j0 + lane, 32, k}, inv_tau, 0);
 #pragma unroll
             for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t) {
                 const int j = j0 + lane + 32 * t;

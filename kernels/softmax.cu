@@ -8,10 +8,11 @@
 // τ down to 1e-3 neither overflow nor give NaN.
 //
 // Layouts (common.cuh): *_warp_* one warp per row, lane l keeps x_j, j = l + 32t (t < N), in
-// registers: the row is read once and written once (k ≤ 32·N). *_block_* one block per row,
-// thread t keeps j = t + blockDim.x·u (u < 8) in registers when k ≤ 8·blockDim.x, otherwise it
-// re-reads the row from global memory for each pass (any k). A warp (block) past the last row
-// skips the row as a whole, so shuffles and barriers stay collective.
+// registers: the row is read once and written once (k ≤ 32·N). *_block_* one block per row, 8
+// values a thread in registers when k ≤ 8·blockDim.x: by 16-byte vectors (thread t the vectors t and
+// t + blockDim.x) when every row starts on a 16-byte boundary, else thread t keeps j = t +
+// blockDim.x·u (u < 8); longer rows are re-read from global memory for each pass (any k). A warp
+// (block) past the last row skips the row as a whole, so shuffles and barriers stay collective.
 #include "common.cuh"
 
 // The term of the backward sum Σ_i for element i, and the gradient given that sum.
@@ -37,7 +38,7 @@ __global__ void softmax_warp_fwd(const T* __restrict__ x, T* __restrict__ y, int
             const int j = lane + 32 * t;
             v[t] = j < k ? xr[j] : T(0);
         }
-        softmax_regs<T, N, false>(v, lane, 32, k, inv_tau, log_out);
+        softmax_regs<T, N, false>(v, Strided{lane, 32, k}, inv_tau, log_out);
 #pragma unroll
         for (int t = 0; t < N; ++t) {
             const int j = lane + 32 * t;
@@ -81,14 +82,19 @@ __global__ void __launch_bounds__(1024, 1)
     if (row < rows) {  // the same in the whole block: every thread reaches the barriers
         const T* xr = x + (long long)row * k;
         T* yr = y + (long long)row * k;
-        if (cached) {
+        if (cached && vectorizable(k, x, y)) {  // the same for the whole launch
+            T v[MINIVAE_BLOCK_VALUES];
+            load_vectors(xr, v, k);
+            softmax_regs<T, MINIVAE_BLOCK_VALUES, true>(v, Vectors<16 / sizeof(T)>{k}, inv_tau, log_out);
+            store_vectors(yr, v, k);
+        } else if (cached) {
             T v[MINIVAE_BLOCK_VALUES];
 #pragma unroll
             for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
                 const int j = first + t * stride;
                 v[t] = j < k ? xr[j] : T(0);
             }
-            softmax_regs<T, MINIVAE_BLOCK_VALUES, true>(v, first, stride, k, inv_tau, log_out);
+            softmax_regs<T, MINIVAE_BLOCK_VALUES, true>(v, Strided{first, stride, k}, inv_tau, log_out);
 #pragma unroll
             for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {
                 const int j = first + t * stride;
@@ -112,7 +118,17 @@ __global__ void __launch_bounds__(1024, 1)
         const T* gr = g + (long long)row * k;
         T* gxr = gx + (long long)row * k;
         T s = T(0);
-        if (cached) {
+        if (cached && vectorizable(k, y, g, gx)) {  // the same for the whole launch
+            T yv[MINIVAE_BLOCK_VALUES], gv[MINIVAE_BLOCK_VALUES];
+            load_vectors(yr, yv, k);
+            load_vectors(gr, gv, k);
+#pragma unroll
+            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) s += softmax_bwd_term(yv[t], gv[t], log_out);  // padding adds 0
+            s = block_sum(s);
+#pragma unroll
+            for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) gv[t] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, log_out);
+            store_vectors(gxr, gv, k);  // padding's values are not stored
+        } else if (cached) {
             T yv[MINIVAE_BLOCK_VALUES], gv[MINIVAE_BLOCK_VALUES];
 #pragma unroll
             for (int t = 0; t < MINIVAE_BLOCK_VALUES; ++t) {

@@ -17,8 +17,9 @@ from minivae.random import Generator
 
 DTYPES = [np.float32, np.float64]
 # K: 1, 2, around a warp (31, 32, 33), the longest warp row (256), the shortest block row (257), a block
-# row longer than the block (1025), and one too long for registers (9000: re-read from memory)
-LENGTHS = [1, 2, 31, 32, 33, 256, 257, 1025, 9000]
+# row longer than the block (1025), and one too long for registers (9000: re-read from memory). Block rows
+# whose k is a multiple of 4 go by 16-byte vectors: 1024 fills them, 516 leaves a thread's last vector empty.
+LENGTHS = [1, 2, 31, 32, 33, 256, 257, 516, 1024, 1025, 9000]
 TAUS = [1e-3, 1.0, 1e3]
 # Gumbel-Softmax also: rows of 127 and 255 (warp kernels with N = 4 and 8) whose start r·k is not a multiple of 4
 # touch 8N + 1 Philox blocks, one more than the 8N that N/4 blocks per lane make, so one lane makes one block more
@@ -26,7 +27,7 @@ GUMBEL_EDGES = [127, 255]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row)
-    LENGTHS, TAUS = [33, 1025, 9000], [1.0]
+    LENGTHS, TAUS = [33, 516, 1025, 9000], [1.0]
 
 
 def tol(dtype):
@@ -69,6 +70,23 @@ def test_softmax_forward_and_backward(dev, dtype, k, tau, log):
         want_gx = softmax_vjp(y, g, -1, tau)
     close(gx, want_gx, dtype, scale=k / tau)                # Σ over k terms, each scaled by 1/τ
     assert np.isfinite(y).all() and np.isfinite(gx).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows_off_a_16_byte_boundary_go_element_by_element(dev, dtype):
+    """k = 1024 would go by 16-byte vectors, but these rows start one element past a boundary: the
+    kernel must notice (a vector load there is a misaligned access: a fault on a GPU, UBSan's report here)."""
+    rows, k, tau = 3, 1024, 0.5
+    rng = np.random.default_rng(5)
+    x, g = logits(rng, rows, k, dtype, spread=10.0), rng.standard_normal((rows, k)).astype(dtype)
+    buffers = [dev.put(np.zeros(rows * k + 1, dtype)) for _ in range(2)]
+    xd, gd = (b[1:].reshape(rows, k) for b in buffers)      # C-contiguous, one element off
+    xd[...], gd[...] = dev.put(x), dev.put(g)
+    y = softmax.softmax_fwd(xd, tau)
+    close(dev.get(y), softmax_array(np, x, (1,), tau), dtype)
+    yd = dev.put(np.zeros(rows * k + 1, dtype))[1:].reshape(rows, k)
+    yd[...] = y
+    close(dev.get(softmax.softmax_bwd(yd, gd, tau)), softmax_vjp(dev.get(y), g, -1, tau), dtype, scale=k / tau)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

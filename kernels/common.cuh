@@ -185,8 +185,8 @@ MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
 }
 
 // 16-byte vectors of T (float4, double2): a block-per-row kernel moves its row V = 16/sizeof(T)
-// elements an instruction. Read one element at a time, a 65536×1024 float32 softmax reached 75% of
-// copy bandwidth on an H200; by float4, 99% (2026-11-26).
+// elements an instruction. Read one element at a time, the 65536×1024 float32 softmax forward reached
+// 75% of copy bandwidth on an H200; by float4, 90% (benchmarks/gpu_kernels.py, 2026-11-26).
 template <typename T> struct Vec16;
 template <> struct Vec16<float> { typedef float4 type; };
 template <> struct Vec16<double> { typedef double2 type; };

@@ -38,6 +38,28 @@ class BCEWithLogits(Function):
 bce_with_logits = BCEWithLogits.apply
 
 
+# The Gaussian formulas on arrays, once for the three ops below (reparameterize, kl_standard_normal and
+# the two as one node): each op adds only its layout, broadcasting and kernels.
+def _noise(xp, log_var, eps):
+    """σ·ε = exp(½ v)·ε."""
+    return xp.exp(0.5 * log_var) * eps
+
+
+def _kl_normal(mu, log_var, var):
+    """KL(N(μ, σ²) ‖ N(0, 1)) = ½ (μ² + σ² − 1 − v), given σ² = eᵛ."""
+    return 0.5 * (mu * mu + var - 1 - log_var)
+
+
+def _reparameterize_vjp(g, noise):
+    """(μ̄, v̄) of z = μ + σ·ε before unbroadcasting: (ḡ, ½ ḡ·σε)."""
+    return g, 0.5 * g * noise
+
+
+def _kl_normal_vjp(g, mu, var):
+    """(μ̄, v̄) of the KL before unbroadcasting: (ḡ·μ, ½ ḡ·(σ² − 1))."""
+    return g * mu, 0.5 * g * (var - 1)
+
+
 @register("reparameterize", nondifferentiable_inputs=(2,))
 class Reparameterize(Function):
     r"""Gaussian reparameterization from a log-variance: z = μ + exp(½ log σ²)·ε.
@@ -53,15 +75,17 @@ class Reparameterize(Function):
         if kernel is not None:
             z, noise = kernel.reparameterize_fwd(mu, log_var, eps)
         else:
-            noise = ctx.xp.exp(0.5 * log_var) * eps
+            noise = _noise(ctx.xp, log_var, eps)
             z = mu + noise
         ctx.save(noise=noise, mu_shape=mu.shape, log_var_shape=log_var.shape, kernel=kernel)
         return z
 
     def backward(ctx, g):
         bwd = getattr(ctx.kernel, "reparameterize_bwd", None)  # one fused pass on the GPU; NumPy's product on the CPU
-        glog_var = bwd(g, ctx.noise) if bwd is not None else unbroadcast(0.5 * g * ctx.noise, ctx.log_var_shape)
-        return unbroadcast(g, ctx.mu_shape), glog_var, None
+        if bwd is not None:
+            return unbroadcast(g, ctx.mu_shape), bwd(g, ctx.noise), None
+        gmu, glog_var = _reparameterize_vjp(g, ctx.noise)
+        return unbroadcast(gmu, ctx.mu_shape), unbroadcast(glog_var, ctx.log_var_shape), None
 
 
 @register("kl_standard_normal")
@@ -80,7 +104,7 @@ class KLStandardNormal(Function):
             kl, var = kernel.kl_standard_normal_fwd(mu, log_var)
         else:
             var = ctx.xp.exp(log_var)
-            kl = 0.5 * (mu * mu + var - 1 - log_var)
+            kl = _kl_normal(mu, log_var, var)
         ctx.save(mu=mu, var=var, kernel=kernel)
         return kl
 
@@ -88,7 +112,8 @@ class KLStandardNormal(Function):
         bwd = getattr(ctx.kernel, "kl_standard_normal_bwd", None)  # one fused pass on the GPU
         if bwd is not None:
             return bwd(g, ctx.mu, ctx.var)
-        return unbroadcast(g * ctx.mu, ctx.mu.shape), unbroadcast(0.5 * g * (ctx.var - 1), ctx.var.shape)
+        gmu, glog_var = _kl_normal_vjp(g, ctx.mu, ctx.var)
+        return unbroadcast(gmu, ctx.mu.shape), unbroadcast(glog_var, ctx.var.shape)
 
 
 @register("reparameterize_kl", nondifferentiable_inputs=(2,))
@@ -109,9 +134,8 @@ class ReparameterizeKL(Function):
         if fwd is not None:
             z, kl = fwd(mu, log_var, eps)
         else:
-            xp = ctx.xp
-            z = mu + xp.exp(0.5 * log_var) * eps
-            kl = 0.5 * (mu * mu + xp.exp(log_var) - 1 - log_var)
+            z = mu + _noise(ctx.xp, log_var, eps)
+            kl = _kl_normal(mu, log_var, ctx.xp.exp(log_var))
         ctx.save(mu=mu, log_var=log_var, eps=eps, bwd=getattr(kernel, "reparameterize_kl_bwd", None))
         return z, kl
 
@@ -120,12 +144,12 @@ class ReparameterizeKL(Function):
         mu, log_var, eps = ctx.mu, ctx.log_var, ctx.eps
         if ctx.bwd is not None:
             return (*ctx.bwd(gz, gkl, mu, log_var, eps), None)
-        xp = ctx.xp
-        gmu = glog_var = 0
-        if gz is not None:
-            gmu, glog_var = gz, 0.5 * gz * (xp.exp(0.5 * log_var) * eps)
-        if gkl is not None:
-            gmu, glog_var = gmu + gkl * mu, glog_var + 0.5 * gkl * (xp.exp(log_var) - 1)
+        # the two ops' VJPs at the recomputed σε and σ², added (the engine runs this only if one ḡ came)
+        terms = ([_reparameterize_vjp(gz, _noise(ctx.xp, log_var, eps))] if gz is not None else []) + \
+                ([_kl_normal_vjp(gkl, mu, ctx.xp.exp(log_var))] if gkl is not None else [])
+        gmu, glog_var = terms[0]
+        for m, v in terms[1:]:
+            gmu, glog_var = gmu + m, glog_var + v
         return unbroadcast(gmu, mu.shape), unbroadcast(glog_var, log_var.shape), None
 
 

@@ -1,13 +1,15 @@
 """A full VAE training step (forward, backward, Adam) on the CPU: minivae with its fused Numba
-kernels, minivae on plain NumPy, and PyTorch CPU when installed, interleaved in one run.
+kernels, minivae on plain NumPy, the same step replayed by a step plan (minivae.plan.compile_step)
+with and without Numba, and PyTorch CPU when installed, interleaved in one run.
 
     python benchmarks/cpu_step.py [--repeats 5] [--steps 20]
 
 Models: Gaussian VAE 784-512-256-z20 and categorical VAE 784-512-256-30×10 (Gumbel-Softmax,
-τ = 1), Bernoulli likelihood, batch 128 and 1024. Prints median ms per step and the ratio
-minivae / PyTorch (below 1: minivae is faster). Then the fused kernels alone against PyTorch's
-equivalents (forward + backward), ``import minivae`` time, and the kernels' first-use compile
-time (cold: empty Numba cache; warm: cached on disk).
+τ = 1), Bernoulli likelihood, batch 128 and 1024. Prints median ms per step: eager (numba, numpy),
+replayed (replay numba, replay numpy), the replay's speed-up eager / replay (above 1: the replay is
+faster) and the ratios minivae / PyTorch (below 1: minivae is faster). Then the fused kernels alone
+against PyTorch's equivalents (forward + backward), ``import minivae`` time, and the kernels'
+first-use compile time (cold: empty Numba cache; warm: cached on disk).
 """
 import argparse
 import os
@@ -24,16 +26,23 @@ from minivae import ops
 from minivae._backend import use_numba
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
+from minivae.plan import compile_step
 from minivae.random import Generator
 
 
-def minivae_step(kind, batch, numba):
+def minivae_setup(kind, batch, numba):
+    """A fresh model, its Adam, a batch and the generator of its noise: each timed case owns its own."""
     rng = Generator(0)
     with use_numba(numba):
         model = (GaussianVAE(hidden=(512, 256), z_dim=20, rng=rng) if kind == "gaussian" else
                  CategoricalVAE(hidden=(512, 256), n_latent=30, n_categories=10, tau0=1.0, tau_min=1.0, rng=rng))
         opt = Adam(model.parameters(), lr=1e-3)
     x = mv.tensor((numpy.random.default_rng(0).random((batch, 784)) < 0.13).astype(numpy.float32))
+    return model, opt, x, rng
+
+
+def minivae_step(kind, batch, numba):
+    model, opt, x, rng = minivae_setup(kind, batch, numba)
 
     def step():
         with use_numba(numba):
@@ -44,12 +53,26 @@ def minivae_step(kind, batch, numba):
     return step
 
 
-def torch_step(kind, batch, device="cpu"):
-    """The same step in PyTorch (benchmarks/gpu_kernels.py runs it with device="cuda")."""
+def minivae_replay(kind, batch, numba):
+    """The same step recorded once by a step plan and replayed (plan.step copies the batch into the
+    plan's buffer each time, as training on new batches would)."""
+    model, opt, x, rng = minivae_setup(kind, batch, numba)
+    with use_numba(numba):
+        plan = compile_step(model, opt, lambda xb: model.loss(xb, rng), x)
+
+    def step():
+        with use_numba(numba):  # the replayed ops choose their kernels when they run
+            plan.step(x)
+    return step
+
+
+def torch_step(kind, batch, device="cpu", n_latent=30):
+    """The same step in PyTorch (benchmarks/gpu_kernels.py and gpu_step.py run it with device="cuda");
+    n_latent: the categorical VAE's latent variables, of 10 categories each."""
     import torch
     import torch.nn.functional as tf
     torch.manual_seed(0)
-    latent = 20 if kind == "gaussian" else 300
+    latent = 20 if kind == "gaussian" else 10 * n_latent
     enc = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 256), torch.nn.ReLU(),
                               torch.nn.Linear(256, 2 * latent if kind == "gaussian" else latent))
     dec = torch.nn.Sequential(torch.nn.Linear(latent, 256), torch.nn.ReLU(), torch.nn.Linear(256, 512), torch.nn.ReLU(),
@@ -65,8 +88,8 @@ def torch_step(kind, batch, device="cpu"):
             z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
             kl = 0.5 * (mu * mu + log_var.exp() - 1 - log_var).sum(-1)
         else:
-            logits = h.view(batch, 30, 10)
-            z = tf.gumbel_softmax(logits, tau=1.0).view(batch, 300)
+            logits = h.view(batch, n_latent, 10)
+            z = tf.gumbel_softmax(logits, tau=1.0).view(batch, latent)
             log_q = tf.log_softmax(logits, -1)
             kl = (log_q.exp() * (log_q + numpy.log(10.0))).sum((-1, -2))
         rec = tf.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
@@ -162,20 +185,27 @@ def main():
         have_torch = False
         print("PyTorch not installed: minivae figures only")
     print(f"{os.cpu_count()} CPU cores; median ms per training step over {args.repeats} rounds of {args.steps} steps")
-    header = f"{'model':12s} {'batch':>5s} {'numba':>9s} {'numpy':>9s}"
+    print("eager: the minivae step as written; replay: the same step replayed by a step plan; "
+          "×: speed-up eager / replay")
+    header = f"{'model':12s} {'batch':>5s} {'numba':>9s} {'numpy':>9s} {'replay nb':>9s} {'replay np':>9s} " \
+             f"{'× numba':>8s} {'× numpy':>8s}"
     if have_torch:
-        header += f" {'torch':>9s} {'numba/torch':>12s} {'numpy/torch':>12s}"
+        header += f" {'torch':>9s} {'numba/torch':>12s} {'numpy/torch':>12s} {'replay nb/torch':>15s}"
     print(header)
     for kind in ("gaussian", "categorical"):
         for batch in (128, 1024):
             steps = max(3, args.steps if batch == 128 else args.steps // 4)
-            cases = {"numba": minivae_step(kind, batch, True), "numpy": minivae_step(kind, batch, False)}
+            cases = {"numba": minivae_step(kind, batch, True), "numpy": minivae_step(kind, batch, False),
+                     "replay numba": minivae_replay(kind, batch, True),
+                     "replay numpy": minivae_replay(kind, batch, False)}
             if have_torch:
                 cases["torch"] = torch_step(kind, batch)
             r = compare(cases, args.repeats, steps)
-            line = f"{kind:12s} {batch:5d} {r['numba']:9.2f} {r['numpy']:9.2f}"
+            line = (f"{kind:12s} {batch:5d} {r['numba']:9.2f} {r['numpy']:9.2f} {r['replay numba']:9.2f} "
+                    f"{r['replay numpy']:9.2f} {r['numba'] / r['replay numba']:8.2f} {r['numpy'] / r['replay numpy']:8.2f}")
             if have_torch:
-                line += f" {r['torch']:9.2f} {r['numba'] / r['torch']:12.2f} {r['numpy'] / r['torch']:12.2f}"
+                line += (f" {r['torch']:9.2f} {r['numba'] / r['torch']:12.2f} {r['numpy'] / r['torch']:12.2f}"
+                         f" {r['replay numba'] / r['torch']:15.2f}")
             print(line, flush=True)
     print("\nfused kernels alone, forward + backward, median ms")
     for name, cases in kernel_cases(have_torch).items():

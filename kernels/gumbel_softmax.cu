@@ -108,7 +108,9 @@ MINIVAE_HD void argmax_step(T yj, int j, T& best, int& at) {
 template <typename T, int N>
 __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out,
                                         int rows, int k, T inv_tau, unsigned long long seed,
-                                        unsigned long long offset, int hard) {
+                                        unsigned long long offset, const unsigned long long* __restrict__ shift,
+                                        int hard) {
+    offset += *shift;  // as random.cu: 0 eagerly, the step's counter advance in a CUDA graph
     const int lane = threadIdx.x & 31;
     const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
@@ -141,7 +143,9 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
 template <typename T>
 __global__ void __launch_bounds__(1024, 1)
     gumbel_softmax_block_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out, int rows, int k,
-                             T inv_tau, unsigned long long seed, unsigned long long offset, int hard) {
+                             T inv_tau, unsigned long long seed, unsigned long long offset,
+                             const unsigned long long* __restrict__ shift, int hard) {
+    offset += *shift;
     constexpr int span = 32 * GUMBEL_SPAN_VALUES;
     const int lane = threadIdx.x & 31;
     const int j0 = span * (int)(threadIdx.x >> 5);  // this warp's span in the row

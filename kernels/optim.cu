@@ -32,7 +32,13 @@ template <typename T>
 __global__ void adam_step(T* __restrict__ p, T* __restrict__ m, T* __restrict__ v,
                           const unsigned long long* __restrict__ grads, const long long* __restrict__ starts,
                           int count, long long n, T step_size, T b1, T one_minus_b1, T b2, T one_minus_b2,
-                          T eps_hat) {
+                          T eps_hat, const double* __restrict__ step) {
+    // step = (step size, ε̂) of this step in a CUDA graph (minivae/_gpu/graph.py writes them before each
+    // launch: the graph's own arguments are those of the step it was captured at); NaN eagerly
+    if (!isnan(step[0])) {
+        step_size = (T)step[0];
+        eps_hat = (T)step[1];
+    }
     for (long long i = grid_first(); i < n; i += grid_step()) {
         const int j = owner(starts, count, i);
         if (grads[j] == 0) continue;

@@ -7,6 +7,9 @@
 //            r = √(−2·log u1), θ = 2π·u2, out_2p = (T)(r·cos θ), out_2p+1 = (T)(r·sin θ) (if < n)
 //   gumbel   out_i = (T)gumbel_f64(word i) = (T)(−log(−log1p(−u_i)))
 //
+// The draw starts at block offset + *shift: shift points to 0 for an eager draw, and to the step's
+// counter advance for a draw inside a CUDA graph (minivae/_gpu/graph.py), whose arguments are fixed.
+//
 // Layout: grid-stride loop over Philox blocks b < ⌈n/4⌉; the thread of block b computes its four
 // words once and writes values 4b … 4b+3 (guarded at the tail), instead of one block per value,
 // which would run Philox four times per block.
@@ -17,7 +20,8 @@ MINIVAE_HD double uniform_as(unsigned int w, double) { return uniform_f64(w); }
 
 template <typename T>
 __global__ void philox_uniform(T* __restrict__ out, long long n, unsigned long long seed,
-                               unsigned long long offset) {
+                               unsigned long long offset, const unsigned long long* __restrict__ shift) {
+    offset += *shift;
     for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {
         const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);
 #pragma unroll
@@ -28,7 +32,8 @@ __global__ void philox_uniform(T* __restrict__ out, long long n, unsigned long l
 
 template <typename T>
 __global__ void philox_normal(T* __restrict__ out, long long n, unsigned long long seed,
-                              unsigned long long offset) {
+                              unsigned long long offset, const unsigned long long* __restrict__ shift) {
+    offset += *shift;
     for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {
         const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);
 #pragma unroll
@@ -46,7 +51,8 @@ __global__ void philox_normal(T* __restrict__ out, long long n, unsigned long lo
 
 template <typename T>
 __global__ void philox_gumbel(T* __restrict__ out, long long n, unsigned long long seed,
-                              unsigned long long offset) {
+                              unsigned long long offset, const unsigned long long* __restrict__ shift) {
+    offset += *shift;
     for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {
         const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);
 #pragma unroll

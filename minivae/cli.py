@@ -106,7 +106,7 @@ def _train(args):
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
           resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs,
-          override_settings=args.override_settings)
+          override_settings=args.override_settings, graph=args.graph)
 
 
 def _eval(args):
@@ -226,6 +226,9 @@ def build_parser():
     t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
     t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
     t.add_argument("--anneal-rate", type=_finite_float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
+    t.add_argument("--graph", action="store_true",
+                   help="record the first step and replay it (minivae.plan; on --device cuda, as one CUDA graph a step): "
+                        "the same numbers, less time per step")
     t.add_argument("--clip", type=_positive_float, help="clip gradients to this global norm (default: no clipping)")
     t.add_argument("--dynamic-binarization", action="store_true",
                    help="binarize each training batch afresh (for grey-level data such as IDX files)")

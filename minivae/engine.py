@@ -7,6 +7,7 @@ node's hand-written VJP. Every op lives in ``minivae.ops`` with its forward and 
 side by side.
 """
 import contextlib
+import operator
 
 import numpy
 
@@ -14,6 +15,7 @@ from minivae._backend import device_of, fused, get_array_module, module_for_devi
 
 DEFAULT_FLOAT = numpy.float32
 _grad_enabled = True
+_recorder = None  # a minivae.plan recorder while a step plan is being recorded, else None
 
 
 @contextlib.contextmanager
@@ -78,8 +80,13 @@ class Function:
                                + " and ".join(sorted(devices)))
         needs = tuple(t.requires_grad for t in tensors)
         ctx = cls(xp, needs)
+        recorded = params
+        if _recorder is not None:  # live parameters (a step's τ, a Philox counter) pass their values
+            params = _recorder.unwrap(params)
         result = ctx.forward(*arrays, **params)
         outs = tuple(map(Tensor, result)) if isinstance(result, tuple) else (Tensor(result),)
+        if _recorder is not None:
+            _recorder.forward(ctx, arrays, recorded, [o.data for o in outs])
         if _grad_enabled and any(needs):
             ctx.n_outputs = len(outs)
             for k, out in enumerate(outs):
@@ -117,6 +124,8 @@ def _lift(inputs):
     for x in inputs:
         if isinstance(x, Tensor):
             out.append(x)
+        elif _recorder is not None and _recorder.is_live(x) and like is not None:
+            out.append(Tensor(_recorder.live_constant(x, like.xp, like.dtype)))
         elif isinstance(x, (bool, int, float)) and like is not None:
             out.append(Tensor(like.xp.full((), x, dtype=like.dtype)))
         else:  # an array already on a device stays there (a mismatch is then an error, not a copy)
@@ -166,13 +175,16 @@ class Tensor:
         return len(self.data)
 
     def __bool__(self):
+        _refuse_while_recording("a Python branch on a tensor's value (bool)")
         return bool(self.data)
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU if needed)."""
+        _refuse_while_recording("reading a tensor's values (.numpy())")
         return self.data.get() if self.device == "cuda" else self.data
 
     def item(self):
+        _refuse_while_recording("reading a tensor's value (.item())")
         return self.data.item()
 
     def detach(self):
@@ -217,12 +229,12 @@ class Tensor:
     def __getitem__(self, index): return ops.getitem(self, index)
 
     # comparisons give non-differentiable boolean masks
-    def __lt__(self, o): return Tensor(self.data < _raw(o))
-    def __le__(self, o): return Tensor(self.data <= _raw(o))
-    def __gt__(self, o): return Tensor(self.data > _raw(o))
-    def __ge__(self, o): return Tensor(self.data >= _raw(o))
-    def __eq__(self, o): return Tensor(self.data == _raw(o))
-    def __ne__(self, o): return Tensor(self.data != _raw(o))
+    def __lt__(self, o): return array_function(operator.lt, self, o)
+    def __le__(self, o): return array_function(operator.le, self, o)
+    def __gt__(self, o): return array_function(operator.gt, self, o)
+    def __ge__(self, o): return array_function(operator.ge, self, o)
+    def __eq__(self, o): return array_function(operator.eq, self, o)
+    def __ne__(self, o): return array_function(operator.ne, self, o)
 
     # methods named as in NumPy / PyTorch (PyTorch's dim= and keepdim= are accepted too)
     def sum(self, axis=None, keepdims=False, **dim): return ops.sum(self, **_axis(axis, keepdims, **dim))
@@ -243,7 +255,9 @@ class Tensor:
     def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
     def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
-    def argmax(self, axis=None, **dim): return Tensor(self.data.argmax(axis=_axis(axis, False, **dim)["axis"]))
+    def argmax(self, axis=None, **dim):
+        axis = _axis(axis, False, **dim)["axis"]
+        return array_function(lambda a: a.argmax(axis=axis), self)
     T = property(lambda self: ops.transpose(self))
 
     # ---- PyTorch's names ---------------------------------------------------------------
@@ -277,6 +291,8 @@ class Tensor:
             raise RuntimeError("in-place change of a tensor that requires grad (or from one): do it under "
                                "no_grad(), or write x = x + y")
         write(self.data, _raw(value))
+        if _recorder is not None:
+            _recorder.write(write, self.data, _raw(value))
         self._version += 1
         return self
 
@@ -318,7 +334,9 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
     for node in reversed(order):
         g = grads.pop(id(node), None)
         if g is not None and (node._ctx is None or node._retain):
-            node.grad = g if node.grad is None else node.grad + g
+            node.grad = g if node.grad is None else _add(node.grad, g)
+            if _recorder is not None:
+                _recorder.set_grad(node, node.grad)
         ctx = node._ctx
         if ctx is None:
             continue
@@ -337,11 +355,39 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
             raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
         _check_versions(node)
         input_grads = _checked_grads(ctx, node._parents, ctx.backward(g))
+        if _recorder is not None:
+            _recorder.vjp(ctx, g, input_grads)
         for parent, gp in zip(node._parents, input_grads):
             if gp is not None:
-                grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp
+                grads[id(parent)] = gp if id(parent) not in grads else _add(grads[id(parent)], gp)
         if not retain_graph:
             ctx.release()
+
+
+def _add(a, b):
+    """a + b, the accumulation of two gradients (recorded as one step of a plan)."""
+    total = a + b
+    if _recorder is not None:
+        _recorder.call(operator.add, (a, b), (total,))
+    return total
+
+
+def array_function(fn, *inputs):
+    """fn(*arrays) of the inputs' arrays, as a tensor (or a tuple of tensors) outside the graph: for the
+    array computations that are not ops (a mask, a Gumbel-max sample's argmax, a moving average), so
+    that a step plan being recorded (minivae.plan) records them. No gradient flows through it."""
+    arrays = [_raw(x) for x in inputs]
+    result = fn(*arrays)
+    several = isinstance(result, tuple)
+    outs = tuple(Tensor(r) for r in (result if several else (result,)))
+    if _recorder is not None:
+        _recorder.call(fn, arrays, [o.data for o in outs])
+    return outs if several else outs[0]
+
+
+def _refuse_while_recording(what):
+    if _recorder is not None:
+        _recorder.refuse(what)
 
 
 def _root_grad(root, grad):

@@ -17,6 +17,7 @@ from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedO
 from minivae.engine import Tensor, no_grad
 from minivae.estimators import score_function
 from minivae.nn import MLP, Module
+from minivae.plan import array_function, live
 from minivae.ops.softmax import check_temperature
 
 
@@ -150,28 +151,38 @@ class CategoricalVAE(Module):
             q = OneHotCategorical(logits=logits)
             z = q.sample(rng=rng)
             reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-            # the baseline is updated in float64 on the device (never fetched to the host), so a
-            # resumed run, which reloads it, matches an uninterrupted one exactly
-            signal = reconstruction.detach().data
-            xp = get_array_module(signal)
-            mean = signal.mean().astype(numpy.float64)
-            b = mean if self.baseline is None else xp.asarray(self.baseline, dtype=numpy.float64)
-            self.baseline = self.baseline_decay * b + (1 - self.baseline_decay) * mean
-            baseline = Tensor(b.astype(signal.dtype))
+            signal = reconstruction.detach()
+            baseline = array_function(self._moving_average, signal)
             fit = 0.0
             if self.baseline_net is not None:
                 predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
-                error = predicted - (signal - baseline.data)
+                error = predicted - (signal - baseline)
                 fit = 0.5 * error * error  # least squares for ψ
                 fit = fit - fit.detach()
                 baseline = baseline + predicted.detach()
             surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
             return (-(surrogate - beta * kl) + fit).mean()
-        relaxed = RelaxedOneHotCategorical(self.temperature(step), logits=logits)
+        relaxed = RelaxedOneHotCategorical(live(self.temperature, step), logits=logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
         return -(reconstruction - beta * kl).mean()
+
+    def _moving_average(self, signal):
+        """b, this batch's baseline (c; at the first step, the batch's mean), in signal's dtype; then
+        c ← decay·b + (1 − decay)·mean, in float64 on the signal's device (never fetched to the host, so a
+        resumed run, which reloads c, matches an uninterrupted one exactly). Once c is a device array it
+        is written in place: a step plan's CUDA graph reads it where it is."""
+        xp = get_array_module(signal)
+        mean = signal.mean().astype(numpy.float64)
+        b = mean if self.baseline is None else xp.asarray(self.baseline, dtype=numpy.float64)
+        out = b.astype(signal.dtype)
+        c = self.baseline_decay * b + (1 - self.baseline_decay) * mean
+        if hasattr(self.baseline, "__setitem__"):
+            self.baseline[...] = c
+        else:
+            self.baseline = c
+        return out
 
     def sample(self, n, rng):
         with no_grad():

@@ -16,6 +16,7 @@ CPU draw advances it.
 """
 import numpy
 
+from minivae import engine
 from minivae._backend import fused, get_array_module, module_for_device
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
@@ -56,6 +57,18 @@ def _normal_from_uniforms(xp, u, n):
     return xp.stack([r * xp.cos(theta), r * xp.sin(theta)], axis=1).reshape(-1)[:n]
 
 
+def _recorded(draw):
+    """While a step plan records (minivae.plan), a draw is one step of the plan: each replay draws the
+    stream's next values, as the eager step would."""
+    def recorded(self, *args, **kwargs):
+        out = draw(self, *args, **kwargs)
+        if engine._recorder is not None:
+            engine._recorder.draw(self, draw.__name__, args, kwargs, out)
+        return out
+    recorded.__name__, recorded.__doc__ = draw.__name__, draw.__doc__
+    return recorded
+
+
 class Generator:
     """A seeded, counter-based random stream; every function that samples takes one as ``rng``.
 
@@ -92,6 +105,7 @@ class Generator:
         formulas below then run on the device's arrays)."""
         return None if device == "cpu" else fused("random", module_for_device(device))
 
+    @_recorded
     def uniform(self, shape=(), dtype=numpy.float32, device="cpu"):
         """Uniforms in the open interval (0, 1)."""
         shape = _shape(shape)
@@ -101,6 +115,7 @@ class Generator:
             return self._advanced(kernels.uniform(self.seed, self.counter, shape, dtype), n)
         return words_to_uniform(self.words(n, device), dtype).reshape(shape)
 
+    @_recorded
     def normal(self, shape=(), dtype=numpy.float32, device="cpu"):
         """Standard normals by Box–Muller on pairs of float64 uniforms: √(−2 log u₁)·(cos 2πu₂, sin 2πu₂)."""
         shape = _shape(shape)
@@ -111,6 +126,7 @@ class Generator:
         u = words_to_uniform(self.words(2 * ((n + 1) // 2), device), numpy.float64).reshape(-1, 2)
         return _normal_from_uniforms(get_array_module(u), u, n).astype(dtype).reshape(shape)
 
+    @_recorded
     def gumbel(self, shape=(), dtype=numpy.float32, device="cpu"):
         """Standard Gumbel noise g = −log E, E = −log1p(−u) ~ Exponential(1).
 
@@ -125,6 +141,12 @@ class Generator:
         u = words_to_uniform(self.words(n, device), numpy.float64)
         xp = get_array_module(u)
         return (-xp.log(-xp.log1p(-u))).astype(dtype).reshape(shape)
+
+    def _take(self, blocks):
+        """The counter for a draw of ``blocks`` Philox blocks, advancing past them."""
+        counter = self.counter
+        self.counter += blocks
+        return counter
 
     def _advanced(self, out, n_words):
         """``out``, after moving the counter past the n_words words a kernel's draw used."""

@@ -16,6 +16,7 @@ from minivae.data import batches, binarize
 from minivae.engine import no_grad, tensor
 from minivae.models import build
 from minivae.optim import Adam, clip_grad_norm_
+from minivae.plan import compile_step
 from minivae.png import image_grid, write_png
 from minivae.random import Generator
 
@@ -153,7 +154,7 @@ def kl_weight(epoch, warmup_epochs):
 
 
 def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, warmup_epochs=0,
-          override_settings=False, log=print):
+          override_settings=False, graph=False, log=print):
     """Train ``model`` on data["train"], evaluating data["valid"] after each epoch.
 
     Writes to the folder ``out``, which it locks for its own use (``out``/.lock, holding the pid):
@@ -170,6 +171,10 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
 
     The model trains on its own device (``model.to("cuda")`` first for the GPU): each batch is
     copied there, and the one copy back per step is the loss value, fetched once the step is queued.
+
+    With ``graph``, the first full batch's step is recorded (minivae.plan.compile_step) and every
+    later full batch replays it (on the GPU, as one CUDA graph); a last, smaller batch takes the eager
+    step. The parameters, metrics and checkpoints are the same, bit for bit, on the CPU.
     """
     settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
                     dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
@@ -180,7 +185,7 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
         with folder_lock(out):
             remove_stale_temporaries(out)
             _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
-                          log=log)
+                          graph=graph, log=log)
     except BaseException:
         if created and not os.listdir(out):  # a run that failed before its first checkpoint leaves no empty folder
             os.rmdir(out)
@@ -188,7 +193,7 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     return model
 
 
-def _train_locked(model, data, out, settings, *, epochs, resume, override_settings, log):
+def _train_locked(model, data, out, settings, *, epochs, resume, override_settings, graph, log):
     ckpt_path, metrics_path = os.path.join(out, CHECKPOINT), os.path.join(out, METRICS)
     lr, batch_size, seed = settings["lr"], settings["batch_size"], settings["seed"]
     clip, dynamic, warmup_epochs = settings["clip"], settings["dynamic_binarization"], settings["warmup_epochs"]
@@ -228,18 +233,28 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
     device = model.device
     steps_per_epoch = -(-len(data["train"]) // batch_size)
     progress = Progress()
+    plan = None
     for epoch in range(start_epoch, epochs + 1):
         started, total, count = time.perf_counter(), 0.0, 0
         beta = kl_weight(epoch, warmup_epochs)
         for i, xb in enumerate(batches(data["train"], batch_size, rng=rng), 1):
             if dynamic:
                 xb = binarize(xb, rng)
-            loss = model.loss(tensor(xb, device=device), rng, step=step, beta=beta)
-            optimizer.zero_grad()
-            loss.backward()
-            if clip:
-                clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+            if plan is not None and len(xb) == batch_size:
+                loss = plan.step(xb, step=step, beta=beta)
+            elif graph and len(xb) == batch_size:
+                plan = compile_step(model, optimizer, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta),
+                                    tensor(xb, device=device), clip=clip, step=step, beta=beta)
+                if device == "cuda":
+                    plan.capture()
+                loss = plan.loss
+            else:
+                loss = model.loss(tensor(xb, device=device), rng, step=step, beta=beta)
+                optimizer.zero_grad()
+                loss.backward()
+                if clip:
+                    clip_grad_norm_(model.parameters(), clip)
+                optimizer.step()
             value = loss.item()
             if not math.isfinite(value):
                 kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_path}" if os.path.exists(ckpt_path)

@@ -283,3 +283,38 @@ def test_philox_fills_equal_the_generator(dev, seed, offset, n):
             got = dev.get(getattr(random, draw)(seed, offset, (n,), dtype))
             want = getattr(Generator(seed, offset), draw)(n, dtype)
             np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+
+
+class _GraphKnobs:
+    """What a CUDA graph's capture gives the launchers (minivae/_gpu/graph.py): the Philox counter's
+    advance and Adam's (step size, ε̂) in device memory, and the gradient table filled after the capture."""
+
+    def __init__(self, dev, shift, adam):
+        self.shift, self._adam, self._dev = dev.put(np.array([shift], np.uint64)), dev.put(np.array(adam)), dev
+
+    def adam_slot(self):
+        return self._adam
+
+    def upload_later(self, table):
+        return self._dev.put(table)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memory(dev, dtype, monkeypatch):
+    """A graph replays its kernels' arguments: the draws must move by the advance in memory (else every
+    replay would draw the same noise) and Adam must take this step's bias-corrected scalars."""
+    import minivae._gpu
+    x = np.random.default_rng(2).normal(size=(5, 33)).astype(dtype)
+    y_eager, _ = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 11, 10, 0.5, False))
+    starts, p, m, v, grads = _flat_problem(dtype)
+    dp, dm, dv = dev.put(p), dev.put(m), dev.put(v)
+    monkeypatch.setattr(minivae._gpu, "capture", _GraphKnobs(dev, 7, (2e-3, 1e-6)))
+    np.testing.assert_array_equal(dev.get(random.uniform(11, 3, 9, dtype)), Generator(11, 10).uniform(9, dtype))
+    y, _ = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 11, 3, 0.5, False))
+    np.testing.assert_array_equal(y, y_eager)
+    adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), 1e-3, 0.9, 0.999,
+                       1e-8)
+    s = np.dtype(dtype).type
+    g = grads[0]
+    want_m, want_v = s(0.9) * m[:5] + s(0.1) * g, s(0.999) * v[:5] + s(1 - 0.999) * g * g
+    close(dev.get(dp)[:5], p[:5] - s(2e-3) * want_m / (np.sqrt(want_v) + s(1e-6)), dtype)

@@ -101,9 +101,10 @@ def test_gumbel_soft_writes_one_array_and_hard_two(launches):
     assert soft == hard_name == "gumbel_softmax_block_fwd<double>" and grid == (5,) and block == (256,)
     assert args[1] is args[2]                               # soft: out is y; the kernel writes y only
     assert hard_args[1] is not hard_args[2]
-    seed, counter, flag = hard_args[-3:]
+    seed, counter, shift, flag = hard_args[-4:]
     assert type(seed) is np.uint64 and seed == 2 ** 40 + 1 and type(counter) is np.uint64 and counter == 7
     assert flag == 1 and hard_args[5] == 4.0
+    assert shift.dtype == np.uint64 and shift.shape == (1,) and shift[0] == 0  # eagerly, the draw is not moved
 
 
 def test_optimizers_update_every_parameter_in_one_launch(launches):
@@ -119,7 +120,8 @@ def test_optimizers_update_every_parameter_in_one_launch(launches):
     assert table.dtype == np.uint64 and table[0] == address(grads[0]) and table[1] == 0
     assert table[2] != 0 and table[2] != address(grads[2])   # a contiguous float32 copy was made for the kernel
     assert type(count) is np.int32 and count == 3 and type(n) is np.int64 and n == 10
-    assert all(type(a) is np.float32 for a in args[7:]) and args[8] == np.float32(0.9) and args[9] == np.float32(1 - 0.9)
+    assert all(type(a) is np.float32 for a in args[7:-1]) and args[8] == np.float32(0.9) and args[9] == np.float32(1 - 0.9)
+    assert args[-1].dtype == np.float64 and np.isnan(args[-1]).all()  # eagerly: no step scalars from memory
     assert all(type(a) is np.float32 for a in sgd_args[-2:])
 
 

@@ -64,7 +64,7 @@ M = Mutant
 MUTANTS = [
     # ---- the engine -------------------------------------------------------------------------
     M("engine-overwrite-not-accumulate", "minivae/engine.py",
-      ("grads[id(parent)] = gp if id(parent) not in grads else grads[id(parent)] + gp",
+      ("grads[id(parent)] = gp if id(parent) not in grads else _add(grads[id(parent)], gp)",
        "grads[id(parent)] = gp"),
       ["tests/test_engine.py"], "a node used twice keeps only its last gradient"),
     M("engine-skip-missing-gradient", "minivae/engine.py",
@@ -133,7 +133,7 @@ MUTANTS = [
       [("ctx.save(y=y, tau=temperature", "ctx.save(hard=hard, y=y, tau=temperature"),
        ("    def backward(ctx, g):\n        y = ctx.y\n", "    def backward(ctx, g):\n        if ctx.hard:\n            return g\n        y = ctx.y\n")],
       [ESTIMATOR_VALUES], "hard backward returns the upstream gradient unchanged"),
-    M("gumbel-counter-reuses-noise", "minivae/ops/sampling.py", ("rng.counter += (logits.data.size + 3) // 4", "rng.counter += logits.data.size // 4"),
+    M("gumbel-counter-reuses-noise", "minivae/ops/sampling.py", ("drawn_counter(rng, (logits.data.size + 3) // 4)", "drawn_counter(rng, logits.data.size // 4)"),
       [ESTIMATOR_VALUES, "tests/distributions"], "noise reused (the counter advances one block short)"),
     M("reparameterize-factor", "minivae/ops/losses.py", ("return g, 0.5 * g * noise", "return g, g * noise"),
       gc("reparameterize", "reparameterize_kl"), "wrong factor"),
@@ -241,6 +241,27 @@ MUTANTS = [
       ["tests/test_random.py"], "swapped key-schedule constants"),
     M("generator-counter-reuses-block", "minivae/random.py", ("        self.counter += (n + 3) // 4\n", "        self.counter += n // 4\n"),
       ["tests/test_random.py", TIES], "noise reused (the counter advances one block short)"),
+    M("philox-graph-shift-ignored", "kernels/random.cu",
+      ("unsigned long long offset, const unsigned long long* __restrict__ shift) {\n    offset += *shift;\n    for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {\n        const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);\n#pragma unroll\n        for (int q = 0; q < 4; ++q)\n            if (4 * b + q < n) out[4 * b + q] = uniform_as",
+       "unsigned long long offset, const unsigned long long* __restrict__ shift) {\n    for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {\n        const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);\n#pragma unroll\n        for (int q = 0; q < 4; ++q)\n            if (4 * b + q < n) out[4 * b + q] = uniform_as"),
+      [f"{CUDA}::test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memory"],
+      "a CUDA graph's uniforms repeat at every launch"),
+    M("adam-graph-scalars-ignored", "kernels/optim.cu", ("    if (!isnan(step[0])) {", "    if (false) {"),
+      [f"{CUDA}::test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memory"],
+      "a CUDA graph's Adam keeps the captured step's bias correction"),
+    # ---- step plans (record once, replay) --------------------------------------------------------
+    M("plan-counter-not-live", "minivae/plan.py", ('return Live(counter, lambda: rng._take(blocks), "Philox counter", "counter")', "return counter"),
+      ["tests/test_plan.py"], "every replay draws the recorded step's Gumbel noise"),
+    M("plan-draw-not-replayed", "minivae/plan.py", ("            values[k] = getattr(rng, method)(*args, **kwargs)", "            pass"),
+      ["tests/test_plan.py"], "every replay reuses the recorded step's Gaussian noise"),
+    M("plan-live-constant-not-refilled", "minivae/plan.py", ("            a.fill(x.resolve())", "            pass"),
+      ["tests/test_plan.py"], "β stays at its recorded value"),
+    M("plan-live-param-frozen", "minivae/plan.py", ("{k: v.resolve() for k, v in lives}", "{k: v.value for k, v in lives}"),
+      ["tests/test_plan.py"], "τ stays at its recorded value"),
+    M("plan-no-shape-check", "minivae/plan.py", ("                if r.shape != shape:", "                if False:"),
+      ["tests/test_plan.py"], "a data-dependent shape replays silently"),
+    M("engine-comparison-not-recorded", "minivae/engine.py", ("        _recorder.call(fn, arrays, [o.data for o in outs])", "        pass"),
+      ["tests/test_plan.py"], "a mask or a sample's argmax is replayed as a constant"),
 ]
 
 

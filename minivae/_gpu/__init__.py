@@ -90,7 +90,37 @@ def launch_elementwise(source, name, n, args):
 def gradient_table(grads, like):
     """The parameters' gradients for the one-launch optimizer kernels: (a device array of their
     addresses, 0 where a parameter has none; the C-contiguous gradients those addresses point into,
-    which the caller keeps referenced until the launch is queued)."""
+    which the caller keeps referenced until the launch is queued). While a CUDA graph is captured the
+    table is allocated now and filled once the capture ends (a copy from the host is no graph node)."""
     grads = [None if g is None else contiguous(g, like.dtype) for g in grads]
     table = numpy.array([0 if g is None else address(g) for g in grads], dtype=numpy.uint64)
+    if capture is not None:
+        return capture.upload_later(table), grads
     return get_array_module(like).asarray(table), grads
+
+
+# Values a kernel reads from memory at each launch rather than from its arguments, because a CUDA
+# graph replays the arguments of the step it was captured at: the Philox counter's advance since
+# then (the kernels of random.cu and gumbel_softmax.cu add it to their offset), and Adam's step size
+# and ε̂ (NaN: the kernel's arguments hold). Eagerly the kernels read the fixed arrays below; during
+# a capture, the graph's own (minivae/_gpu/graph.py sets ``capture``).
+capture = None
+_eager = {}
+
+
+def _eager_knobs(like):
+    xp = get_array_module(like)
+    key = (xp.__name__, getattr(getattr(like, "device", None), "id", None))
+    if key not in _eager:
+        _eager[key] = (xp.zeros(1, numpy.uint64), xp.full(2, numpy.nan, numpy.float64))
+    return _eager[key]
+
+
+def philox_shift(like):
+    """The device array of one uint64 that a Philox kernel adds to its block offset."""
+    return _eager_knobs(like)[0] if capture is None else capture.shift
+
+
+def adam_scalars(like):
+    """The device array of (step size, ε̂) an Adam launch reads (NaN: use its arguments)."""
+    return _eager_knobs(like)[1] if capture is None else capture.adam_slot()

@@ -1,7 +1,7 @@
 """Adam over a flat parameter buffer, every parameter in one launch: kernels/optim.cu adam_step."""
 import numpy
 
-from minivae._gpu import floating, gradient_table, launch_elementwise
+from minivae._gpu import adam_scalars, floating, gradient_table, launch_elementwise
 
 ONE_LAUNCH = True  # optim.Optimizer hands this module a whole flat buffer at a time
 
@@ -15,4 +15,4 @@ def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
     s = p.dtype.type
     launch_elementwise("optim.cu", f"adam_step<{t}>", p.size,
                        (p, m, v, table, starts, numpy.int32(len(held)), numpy.int64(p.size),
-                        s(step_size), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps_hat)))
+                        s(step_size), s(b1), s(1 - b1), s(b2), s(1 - b2), s(eps_hat), adam_scalars(p)))

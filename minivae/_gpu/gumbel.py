@@ -3,7 +3,7 @@ kernels/gumbel_softmax.cu. The backward is softmax's (minivae/_gpu/softmax.py)."
 import numpy
 
 from minivae._backend import get_array_module, inverse_temperature
-from minivae._gpu import floating, launch_rows, rows_of
+from minivae._gpu import floating, launch_rows, philox_shift, rows_of
 
 
 def gumbel_softmax_fwd(logits, seed, counter, temperature, hard):
@@ -16,5 +16,5 @@ def gumbel_softmax_fwd(logits, seed, counter, temperature, hard):
     rows, k = x.shape
     launch_rows("gumbel_softmax.cu", "gumbel_softmax", "fwd", t, rows, k,
                 (x, y, out, numpy.int32(rows), numpy.int32(k), x.dtype.type(inverse_temperature(temperature, x.dtype)),
-                 numpy.uint64(seed), numpy.uint64(counter), numpy.int32(bool(hard))))
+                 numpy.uint64(seed), numpy.uint64(counter), philox_shift(x), numpy.int32(bool(hard))))
     return y.reshape(logits.shape), out.reshape(logits.shape)

@@ -6,7 +6,7 @@ import math
 import numpy
 
 from minivae._backend import cupy_module
-from minivae._gpu import floating, launch_elementwise
+from minivae._gpu import floating, launch_elementwise, philox_shift
 
 
 def _fill(kernel, seed, offset, shape, dtype):
@@ -14,7 +14,8 @@ def _fill(kernel, seed, offset, shape, dtype):
     out = cupy_module().empty(shape, numpy.dtype(dtype))
     t = floating(out, kernel)
     n = math.prod(shape)
-    launch_elementwise("random.cu", f"{kernel}<{t}>", n, (out, numpy.int64(n), numpy.uint64(seed), numpy.uint64(offset)))
+    launch_elementwise("random.cu", f"{kernel}<{t}>", n, (out, numpy.int64(n), numpy.uint64(seed), numpy.uint64(offset),
+                                                            philox_shift(out)))
     return out
 
 

@@ -1,7 +1,7 @@
 """Bernoulli(σ(logits)), the likelihood of binary pixels."""
 from minivae import ops
 from minivae.distributions.distribution import Distribution, logits_from
-from minivae.engine import Tensor
+from minivae.plan import array_function
 from minivae.random import resolve
 
 
@@ -26,9 +26,9 @@ class Bernoulli(Distribution):
         return self.probs
 
     def sample(self, sample_shape=(), rng=None):
-        p = self.probs.data
+        p = self.probs
         u = resolve(rng).uniform(self._extended(sample_shape), p.dtype, device=self.logits.device)
-        return Tensor((u < p).astype(p.dtype))
+        return array_function(lambda u, p: (u < p).astype(p.dtype), u, p)
 
     def log_prob(self, value):
         return -ops.bce_with_logits(self.logits, value)

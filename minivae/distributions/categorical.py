@@ -2,6 +2,7 @@
 from minivae import ops
 from minivae.distributions.distribution import Distribution, logits_from
 from minivae.engine import Tensor
+from minivae.plan import array_function
 from minivae.random import resolve
 
 
@@ -30,14 +31,19 @@ class Categorical(Distribution):
     def sample(self, sample_shape=(), rng=None):
         """Class indices; −1 where a row's logits hold NaN (an index cannot be NaN, and numpy.argmax
         would return the NaN's position as if it were a draw)."""
-        k, nan = self._gumbel_max(sample_shape, rng, "Categorical.sample")
-        return Tensor(self.logits.xp.where(nan, -1, k))
+        xp = self.logits.xp
+        return array_function(lambda k, nan: xp.where(nan, -1, k), *self._gumbel_max(sample_shape, rng))
 
-    def _gumbel_max(self, sample_shape, rng, who):
-        """(argmax_k (logits_k + g_k), whether the row holds NaN)."""
+    def _gumbel_max(self, sample_shape, rng):
+        """(argmax_k (logits_k + g_k), whether the row holds NaN), as tensors."""
         shape = self._extended(sample_shape, event_shape=(self.num_categories,))
-        noisy = self.logits.data + resolve(rng).gumbel(shape, self.logits.dtype, device=self.logits.device)
-        return noisy.argmax(axis=-1), self.logits.xp.isnan(noisy).any(axis=-1)
+        g = resolve(rng).gumbel(shape, self.logits.dtype, device=self.logits.device)
+        xp = self.logits.xp
+
+        def gumbel_max(logits, g):
+            noisy = logits + g
+            return noisy.argmax(axis=-1), xp.isnan(noisy).any(axis=-1)
+        return array_function(gumbel_max, self.logits, g)
 
     def log_prob(self, value):
         return (ops.one_hot(value, self.num_categories, dtype=self.logits.dtype) * self.logits).sum(axis=-1)
@@ -60,9 +66,10 @@ class OneHotCategorical(Categorical):
 
     def sample(self, sample_shape=(), rng=None):
         """One-hot rows; NaN rows where the logits hold NaN (NaN in, NaN out)."""
-        k, nan = self._gumbel_max(sample_shape, rng, "OneHotCategorical.sample")
-        y = ops.one_hot(Tensor(k), self.num_categories, dtype=self.logits.dtype).data
-        return Tensor(self.logits.xp.where(nan[..., None], self.logits.xp.nan, y).astype(y.dtype, copy=False))
+        k, nan = self._gumbel_max(sample_shape, rng)
+        y = ops.one_hot(k, self.num_categories, dtype=self.logits.dtype)
+        xp = self.logits.xp
+        return array_function(lambda nan, y: xp.where(nan[..., None], xp.nan, y).astype(y.dtype, copy=False), nan, y)
 
     def log_prob(self, value):
         return (value * self.logits).sum(axis=-1)

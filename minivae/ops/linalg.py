@@ -1,4 +1,7 @@
 """Matrix products."""
+import numpy
+
+from minivae._backend import fused, get_array_module
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
@@ -16,10 +19,17 @@ class Matmul(Function):
             raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not match "
                              f"({x.shape[-1]} != {y.shape[-2 if y.ndim > 1 else 0]})")
         ctx.save(x=x, y=y)
-        return ctx.xp.matmul(x, y)
+        return matmul_array(ctx.xp, x, y)
 
     def backward(ctx, g):
         return matmul_vjp(ctx.x, ctx.y, g, ctx.needs_input_grad[:2])
+
+
+def matmul_array(xp, a, b):
+    """a @ b of arrays; on the GPU through minivae/_gpu/gemm.py, which can also run inside a CUDA
+    graph's capture (CuPy's own matmul refuses to)."""
+    gemm = None if xp is numpy else fused("gemm", xp, a, b)
+    return xp.matmul(a, b) if gemm is None else gemm.matmul(a, b)
 
 
 def matmul_vjp(x, y, g, needs):
@@ -31,8 +41,9 @@ def matmul_vjp(x, y, g, needs):
         g = g[..., None, :] if y.ndim > 1 else g[..., None]
     if y.ndim == 1:
         g = g[..., None]
-    gx = g @ y2.swapaxes(-1, -2) if needs[0] else None
-    gy = x2.swapaxes(-1, -2) @ g if needs[1] else None
+    xp = get_array_module(g)
+    gx = matmul_array(xp, g, y2.swapaxes(-1, -2)) if needs[0] else None
+    gy = matmul_array(xp, x2.swapaxes(-1, -2), g) if needs[1] else None
     if gx is not None:
         gx = unbroadcast(gx, x2.shape).reshape(x.shape)
     if gy is not None:
@@ -60,7 +71,7 @@ class Linear(Function):
             raise ValueError(f"linear: x {x.shape} (…, in), weight {weight.shape} (in, out) and bias {bias.shape} "
                              "(out,) do not fit")
         xp = ctx.xp
-        y = xp.matmul(x, weight)
+        y = matmul_array(xp, x, weight)
         if xp.result_type(y, bias) == y.dtype:
             y += bias
         else:  # a bias wider than the product: promote, as x @ W + b does

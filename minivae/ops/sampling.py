@@ -5,6 +5,7 @@ from minivae.engine import Function
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
 from minivae.ops.softmax import check_temperature, softmax_array, softmax_vjp
+from minivae.plan import drawn_counter
 from minivae.random import Generator
 
 SURROGATES = set()  # ops whose VJP is by design not the derivative of the forward (tested apart)
@@ -74,6 +75,5 @@ class GumbelSoftmax(Function):
 
 def gumbel_softmax(logits, rng, temperature=1.0, hard=False):
     """The op above with the noise of ``rng``'s next draw of logits.size values (the counter advances)."""
-    counter = rng.counter
-    rng.counter += (logits.data.size + 3) // 4
+    counter = drawn_counter(rng, (logits.data.size + 3) // 4)
     return GumbelSoftmax.apply(logits, seed=rng.seed, counter=counter, temperature=temperature, hard=hard)

@@ -4,6 +4,7 @@ import builtins
 from minivae.engine import DEFAULT_FLOAT, Function, Tensor, tensor
 from minivae.ops._broadcast import normalize_axis, unbroadcast
 from minivae.ops._registry import nondifferentiable, register
+from minivae.plan import array_function
 
 
 @register("reshape")
@@ -206,4 +207,5 @@ def one_hot(indices, num_classes, dtype=None):
         raise TypeError(f"one_hot needs integer indices, not {idx.dtype}")
     if idx.numel() and idx.device == "cpu" and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):
         raise ValueError(f"one_hot: indices must lie in [0, {num_classes})")
-    return Tensor((idx.data[..., None] == idx.xp.arange(num_classes)).astype(dtype or DEFAULT_FLOAT))
+    xp, dtype = idx.xp, dtype or DEFAULT_FLOAT
+    return array_function(lambda i: (i[..., None] == xp.arange(num_classes)).astype(dtype), idx)

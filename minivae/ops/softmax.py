@@ -7,11 +7,15 @@ import numpy  # for dtype limits only: array math takes its module from the inpu
 from minivae.engine import Function, Tensor
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
+from minivae.plan import Live
 
 
 def check_temperature(temperature):
-    """τ as a Python float, or the one error every temperature argument gives: τ must be a real
+    """τ as a Python float (or a step plan's live τ), or the one error every temperature argument gives: τ must be a real
     number (Python or NumPy scalar, 0-d array or tensor; not a bool), finite and > 0."""
+    if isinstance(temperature, Live):  # a step plan's τ(step): checked now, re-evaluated at each replay
+        check_temperature(temperature.value)
+        return temperature
     value = temperature.data if isinstance(temperature, Tensor) else temperature
     if hasattr(value, "dtype"):  # NumPy/CuPy scalars and arrays: 0-d, integer or floating
         real = value.shape == () and value.dtype.kind in "iuf"

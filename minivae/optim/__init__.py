@@ -69,6 +69,12 @@ class Optimizer:
             for i in group.indices:
                 self.params[i]._version += self.params[i].grad is not None  # changed in place
 
+    def launch_scalars(self):
+        """What each one-launch kernel of ``step()`` reads from memory inside a CUDA graph
+        (minivae/_gpu/graph.py) rather than from its arguments, in launch order (one group after
+        another): none here; Adam's bias-corrected (step size, ε̂)."""
+        return []
+
     def state_dict(self):
         """Step count and per-parameter buffers, as NumPy arrays (for .npz checkpoints). The
         hyperparameters (``param_groups``) are not in it: they come from the constructor, so a
@@ -134,6 +140,9 @@ class Adam(Optimizer):
         b1, b2 = options["betas"]
         step_size = options["lr"] * math.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
         return step_size, b1, b2, options["eps"] * math.sqrt(1 - b2 ** self.steps)
+
+    def launch_scalars(self):
+        return [(step_size, eps_hat) for step_size, _, _, eps_hat in (self._scalars(g.options) for g in self._groups)]
 
     def update_all(self, group, grads, kernel):
         kernel.adam_step_all(group.flat, *group.companions, grads, group.starts, *self._scalars(group.options))

@@ -1,0 +1,237 @@
+"""A full VAE training step (forward, backward, Adam) on one GPU: minivae eager, minivae replayed as
+one CUDA graph, PyTorch eager, torch.compile (default and mode="reduce-overhead") and, when JAX is
+installed, a jitted JAX step, side by side in one run.
+
+    python benchmarks/gpu_step.py [--repeats 7] [--steps 50] [--batches 128 4096]
+
+Models (float32, Bernoulli likelihood, Adam lr 1e-3): Gaussian VAE 784-512-256-z20 and categorical
+VAE 784-512-256-20×10 (Gumbel-Softmax, τ = 1 throughout). Per step it prints the median µs (over
+repeats of a loop of --steps steps, the device synchronized at both ends), minivae / peer ratios
+(below 1: minivae is faster; on the graph's row, eager / graph), the CUDA kernels one step launches (counted by PyTorch's profiler,
+which sees CuPy's and JAX's kernels too, and those a CUDA graph launch runs; "n/a" without PyTorch)
+and the device memory the step takes beyond what was held before it (gpu_kernels.peak_bytes; a
+CUDA graph allocates its memory when captured, so the graph columns show what a replay adds).
+Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
+"""
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+
+import numpy
+
+import minivae as mv
+from cpu_step import torch_step  # the same PyTorch model and step as the CPU benchmark's
+from gpu_kernels import peak_bytes, synchronize  # gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.optim import Adam
+from minivae.plan import compile_step
+from minivae.random import Generator
+
+N_LATENT = 20  # the categorical VAE's latent variables, of 10 categories each
+
+
+def batch_host(batch):
+    return (numpy.random.default_rng(0).random((batch, 784)) < 0.13).astype(numpy.float32)
+
+
+def minivae_model(kind, batch):
+    rng = Generator(0)
+    model = (GaussianVAE(hidden=(512, 256), z_dim=20, rng=rng, device="cuda") if kind == "gaussian" else
+             CategoricalVAE(hidden=(512, 256), n_latent=N_LATENT, n_categories=10, estimator="gumbel_softmax",
+                            tau0=1.0, tau_min=1.0, rng=rng, device="cuda"))
+    return model, Adam(model.parameters(), lr=1e-3), mv.tensor(batch_host(batch), device="cuda"), rng
+
+
+def minivae_eager(kind, batch):
+    model, opt, x, rng = minivae_model(kind, batch)
+
+    def step():
+        loss = model.loss(x, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def minivae_graph(kind, batch):
+    model, opt, x, rng = minivae_model(kind, batch)
+    plan = compile_step(model, opt, lambda xb: model.loss(xb, rng), x)
+    if not hasattr(plan, "capture"):
+        raise RuntimeError("this minivae's StepPlan has no capture()")
+    plan.capture()
+    return lambda: plan.step(x)
+
+
+def torch_compiled(kind, batch, **options):
+    import torch
+    torch.compiler.reset()  # every instance compiles the same code: earlier ones would count toward its recompile limit
+    return torch.compile(torch_step(kind, batch, device="cuda", n_latent=N_LATENT), **options)
+
+
+def jax_step(kind, batch, precision=None):
+    """The same step in JAX: the same layers and initialization bounds as torch.nn.Linear, Adam written
+    out (no optax), the whole step one jitted function whose state is donated, so updated in place.
+    ``precision`` of the matrix products: JAX's default lets XLA use TF32 tensor cores for float32 on
+    Ampere and later; "highest" is full float32, as minivae's and PyTorch's (default) products.
+    Returns the step and a wait() that blocks until the last step is done (JAX runs asynchronously)."""
+    import jax
+    import jax.numpy as jnp
+    if jax.default_backend() != "gpu":
+        raise RuntimeError(f"JAX runs on {jax.default_backend()}, not the GPU")
+    latent = 20 if kind == "gaussian" else 10 * N_LATENT
+    key = jax.random.PRNGKey(0)
+
+    def layers(sizes, key):
+        out = []
+        for n_in, n_out in zip(sizes, sizes[1:]):
+            key, kw, kb = jax.random.split(key, 3)
+            bound = 1 / n_in ** 0.5
+            out.append((jax.random.uniform(kw, (n_in, n_out), jnp.float32, -bound, bound),
+                        jax.random.uniform(kb, (n_out,), jnp.float32, -bound, bound)))
+        return out, key
+
+    def mlp(params, h):
+        for w, b in params[:-1]:
+            h = jax.nn.relu(jnp.matmul(h, w, precision=precision) + b)
+        w, b = params[-1]
+        return jnp.matmul(h, w, precision=precision) + b
+
+    enc, key = layers([784, 512, 256, 2 * latent if kind == "gaussian" else latent], key)
+    dec, key = layers([latent, 256, 512, 784], key)
+
+    def loss(params, x, key):
+        h = mlp(params[0], x)
+        if kind == "gaussian":
+            mu, log_var = jnp.split(h, 2, axis=-1)
+            z = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, mu.shape, mu.dtype)
+            kl = 0.5 * (mu * mu + jnp.exp(log_var) - 1 - log_var).sum(-1)
+        else:
+            logits = h.reshape(batch, N_LATENT, 10)
+            z = jax.nn.softmax(logits + jax.random.gumbel(key, logits.shape, logits.dtype), -1).reshape(batch, latent)
+            log_q = jax.nn.log_softmax(logits, -1)
+            kl = (jnp.exp(log_q) * (log_q + jnp.log(10.0))).sum((-1, -2))
+        out = mlp(params[1], z)
+        rec = (jnp.logaddexp(0.0, out) - x * out).sum(-1)  # binary cross-entropy with logits
+        return (rec + kl).mean()
+
+    def train_step(state, x):
+        params, m, v, t, key = state
+        key, noise = jax.random.split(key)
+        value, grads = jax.value_and_grad(loss)(params, x, noise)
+        t = t + 1
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-8
+        m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+        v = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+        step_size = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        params = jax.tree_util.tree_map(lambda p, m, v: p - step_size * m / (jnp.sqrt(v) + eps), params, m, v)
+        return (params, m, v, t, key), value
+
+    train_step = jax.jit(train_step, donate_argnums=0)
+    def zeros():  # m and v each their own buffers: a donated buffer cannot be passed twice
+        return jax.tree_util.tree_map(jnp.zeros_like, (enc, dec))
+    state = [((enc, dec), zeros(), zeros(), jnp.float32(0), key)]
+    x = jnp.asarray(batch_host(batch))
+
+    def step():
+        state[0], _ = train_step(state[0], x)
+    return step, lambda: jax.block_until_ready(state[0])
+
+
+def cases(kind, batch, have_torch):
+    """name → (factory of (step, wait or None), memory accounting for peak_bytes or None)."""
+    out = {"minivae eager": (lambda: (minivae_eager(kind, batch), None), "minivae"),
+           "minivae graph": (lambda: (minivae_graph(kind, batch), None), "minivae")}
+    if have_torch:
+        out["torch eager"] = (lambda: (torch_step(kind, batch, device="cuda", n_latent=N_LATENT), None), "torch")
+        out["torch.compile"] = (lambda: (torch_compiled(kind, batch), None), "torch")
+        out["compile reduce-overhead"] = (lambda: (torch_compiled(kind, batch, mode="reduce-overhead"), None), "torch")
+    if importlib.util.find_spec("jax") is not None:
+        out["jax jit"] = (lambda: jax_step(kind, batch), None)
+        out["jax jit, fp32"] = (lambda: jax_step(kind, batch, precision="highest"), None)
+    return out
+
+
+def settle(wait):
+    synchronize()
+    if wait is not None:
+        wait()
+
+
+def median_us(step, wait, repeats, steps):
+    for _ in range(5):  # warm up: compile, autotune, record CUDA graphs
+        step()
+    settle(wait)
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        settle(wait)
+        runs.append((time.perf_counter() - t) / steps * 1e6)
+    return statistics.median(runs)
+
+
+def launches(step, wait, have_torch):
+    """CUDA kernels run by one step (memory copies and sets not counted), or None when PyTorch's
+    profiler cannot trace the GPU."""
+    if not have_torch:
+        return None
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile, supported_activities
+    if ProfilerActivity.CUDA not in supported_activities():  # a PyTorch built without CUPTI
+        return None
+    settle(wait)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        settle(wait)
+    return sum(1 for e in prof.events() if e.device_type == DeviceType.CUDA
+               and not e.name.startswith(("Memcpy", "Memset")))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--steps", type=int, default=50, help="steps per timed loop")
+    p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
+    args = p.parse_args(argv)
+    try:
+        import cupy
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        print(f"benchmarks/gpu_step.py needs CuPy and a GPU: {e}", file=sys.stderr)
+        return 1
+    try:
+        import torch
+        have_torch = torch.cuda.is_available()
+    except ImportError:
+        have_torch = False
+    print(f"# {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cupy.__version__}, "
+          + (f"PyTorch {torch.__version__}" if have_torch else "no PyTorch (no launch counts)"))
+    print(f"median µs per step over {args.repeats} loops of {args.steps} steps; launches: CUDA kernels per step; "
+          "memory: MiB a step takes beyond what was held")
+    for kind in ("gaussian", "categorical"):
+        for batch in args.batches:
+            print(f"\n{kind} VAE, batch {batch}")
+            print(f"  {'implementation':24s} {'µs':>9s} {'eager/peer':>11s} {'graph/peer':>11s} {'launches':>9s} {'MiB':>8s}")
+            results = {}
+            for name, (make, memory) in cases(kind, batch, have_torch).items():
+                try:
+                    step, wait = make()
+                    us = median_us(step, wait, args.repeats, args.steps)
+                    count = launches(step, wait, have_torch)
+                    mib = peak_bytes(memory, step) / 2 ** 20 if memory else None
+                except Exception as e:
+                    print(f"  {name:24s} failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:200])
+                    continue
+                results[name] = us
+                ratios = "".join(f" {results[m] / us:11.2f}" if m in results and m != name
+                                 else " " * 12 for m in ("minivae eager", "minivae graph"))
+                print(f"  {name:24s} {us:9.1f}{ratios} {count if count is not None else 'n/a':>9} "
+                      f"{f'{mib:.1f}' if mib is not None else 'n/a':>8s}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""A step plan (minivae.plan) replayed as one CUDA graph: ``StepPlan.capture()``.
+
+The plan's tape is run once inside CuPy stream capture, which records every kernel it launches, with
+its arguments, into a graph; each ``plan.step`` then launches that graph: one launch for the whole
+step instead of one per kernel, and no Python per op.
+
+What a graph cannot take from its captured arguments it reads from memory, written before each launch:
+- the batch: the plan's static input buffer, copied into before the launch;
+- live constants (β): 0-d device arrays, filled before the launch;
+- the Philox counter: each Philox kernel adds ``shift`` (the counter's advance since the capture) to its
+  offset (minivae/_gpu/__init__.py, kernels/random.cu, kernels/gumbel_softmax.cu), so every launch
+  draws the next noise, as the eager step would; the generator's counter then moves by the step's blocks;
+- Adam's bias-corrected step size and ε̂ of this step (kernels/optim.cu).
+Live op parameters (τ(step)) are captured as they are: the graph refuses a step whose τ differs from
+the captured one rather than replaying the wrong one; so is a changed learning rate of SGD.
+
+Memory: the capture allocates from a memory pool of its own, which nothing else uses afterwards, so the
+arrays the step makes (activations, gradients, the loss) keep their addresses from launch to launch:
+the graph owns them. The capture uses CUDA's relaxed mode, in which the pool may still call cudaMalloc.
+Matrix products go to cuBLAS directly during the capture (minivae/_gpu/gemm.py says why).
+"""
+import numpy
+
+from minivae import _gpu
+from minivae._gpu import gemm
+from minivae._backend import cupy_module, fused
+from minivae.engine import Tensor
+
+ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group
+
+
+class CudaGraphStep:
+    """The plan's tape, captured once; ``launch()`` runs one step."""
+
+    def __init__(self, plan):
+        from minivae.plan import PlanError
+        cupy = cupy_module()
+        if plan.model.device != "cuda":
+            raise PlanError(f"a CUDA graph needs a model on the GPU; this one is on {plan.model.device}")
+        if fused("random", cupy) is None:
+            raise PlanError("a CUDA graph needs minivae's CUDA kernels, which are switched off: the Philox draws of "
+                            "the array formulas take their counter from the host, which a graph would replay")
+        if len(plan.generators) > 1:
+            raise PlanError(f"the step draws from {len(plan.generators)} Generators; a CUDA graph follows one")
+        self.plan, self.PlanError = plan, PlanError
+        self.rng = next(iter(plan.generators), None)
+        self.shift = cupy.zeros(1, numpy.uint64)
+        self.adam = cupy.full((ADAM_SLOTS, 2), numpy.nan, numpy.float64)
+        self.adam_used, self.uploads = 0, []
+        self.pool = cupy.cuda.MemoryPool()
+        optimizer = plan.optimizer
+        counter, steps, replays = (self.rng.counter if self.rng else 0), optimizer.steps, plan.replays
+        self.lrs = [g["lr"] for g in optimizer.param_groups]
+        stream = cupy.cuda.Stream(non_blocking=True)
+        self.cublas_handle = gemm.bind(stream)
+        cupy.cuda.runtime.deviceSynchronize()  # the recorded step's work is done before the capture begins
+        _gpu.capture = self
+        try:
+            with stream, cupy.cuda.using_allocator(self.pool.malloc):
+                stream.begin_capture()  # relaxed mode: CuPy's default
+                try:
+                    plan.run_tape()
+                finally:
+                    self.graph = stream.end_capture()
+        finally:
+            _gpu.capture = None
+        # capturing ran no kernel: undo what the host side of the tape counted
+        self.blocks = self.rng.counter - counter if self.rng else 0
+        if self.rng:
+            self.rng.counter = counter
+        optimizer.steps, plan.replays = steps, replays
+        self.captured_counter = counter
+        for table, host in self.uploads:
+            table.set(host)
+        self.fixed = [(live, live.resolve()) for live in plan.live_params]
+        self.grads = [p.grad for p in plan.params]
+
+    # ---- what the launchers ask for during the capture (minivae/_gpu/__init__.py) ----------------
+    def adam_slot(self):
+        if self.adam_used == ADAM_SLOTS:
+            raise self.PlanError(f"more than {ADAM_SLOTS} Adam launches in one step")
+        self.adam_used += 1
+        return self.adam[self.adam_used - 1]
+
+    def upload_later(self, host):
+        """A device array for ``host``'s values, written once the capture has ended. Not from the capture's
+        pool: the graph reuses that pool's freed blocks for its own temporaries at every launch, which
+        would overwrite values written once from outside it."""
+        cupy = cupy_module()
+        memory = cupy.get_default_memory_pool().malloc(host.nbytes)
+        table = cupy.ndarray(host.shape, host.dtype, memptr=memory)
+        self.uploads.append((table, host))
+        return table
+
+    # ---- one step ------------------------------------------------------------------------------
+    def launch(self):
+        plan, optimizer = self.plan, self.plan.optimizer
+        for live, value in self.fixed:
+            now = live.resolve()
+            if now != value:
+                raise self.PlanError(f"{live.name} is {now} at this step but {value} in the captured CUDA graph, "
+                                     "which replays its kernels' arguments: keep it fixed (for τ: --anneal-rate 0, "
+                                     "or τ₀ = τ_min) or train without --graph")
+        if [g["lr"] for g in optimizer.param_groups] != self.lrs and self.adam_used == 0:
+            raise self.PlanError("the learning rate changed since the CUDA graph was captured; SGD's is one of the "
+                                 "graph's kernel arguments")
+        if self.rng:
+            self.shift.fill(self.rng.counter - self.captured_counter)
+        optimizer.steps += 1
+        if self.adam_used:
+            scalars = numpy.array(optimizer.launch_scalars(), numpy.float64).reshape(-1, 2)
+            self.adam[:len(scalars)].set(scalars)
+        self.graph.launch()
+        if self.rng:
+            self.rng.counter += self.blocks
+        for p, g in zip(plan.params, self.grads):
+            p.grad = g
+        plan.replays += 1
+        return Tensor(plan.values[plan._loss_slot])

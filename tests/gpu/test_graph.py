@@ -1,0 +1,139 @@
+"""Step plans replayed as CUDA graphs (minivae/_gpu/graph.py) on a real GPU: the graph's steps match the
+eager steps, draw fresh noise, allocate nothing, and refuse what they would replay wrongly."""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import _gpu
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.optim import SGD, Adam
+from minivae.plan import PlanError, compile_step
+from minivae.random import Generator
+
+BATCHES = [(np.random.default_rng(i).random((32, 784)) < 0.2).astype(np.float32) for i in range(5)]
+
+
+def _model(kind):
+    rng = Generator(0)
+    if kind == "gaussian":
+        return GaussianVAE(x_dim=784, hidden=(64, 32), z_dim=8, rng=rng, device="cuda")
+    return CategoricalVAE(x_dim=784, hidden=(64, 32), n_latent=6, n_categories=5, estimator=kind, tau0=0.7, tau_min=0.7,
+                          rng=rng, device="cuda")
+
+
+def _run(kind, mode, optimizer=Adam):
+    """Losses, parameters, optimizer state and the generator's counter after len(BATCHES) steps taken
+    eagerly, by a plan replayed in Python, or by a plan replayed as a CUDA graph."""
+    model, rng = _model(kind), Generator(5)
+    opt = optimizer(model.parameters(), lr=1e-3)
+    losses = []
+    if mode == "eager":
+        for t, x in enumerate(BATCHES):
+            loss = model.loss(mv.tensor(x, device="cuda"), rng, step=t, beta=0.5 + 0.1 * t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    else:
+        plan = compile_step(model, opt, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta), BATCHES[0],
+                            step=0, beta=0.5)
+        if mode == "graph":
+            plan.capture()
+        losses.append(plan.loss.item())
+        for t, x in enumerate(BATCHES[1:], 1):
+            losses.append(plan.step(x, step=t, beta=0.5 + 0.1 * t).item())
+    state = {k: v for k, v in opt.state_dict().items() if k != "steps"}
+    return losses, {n: p.numpy() for n, p in model.named_parameters()}, state, rng.counter, opt.steps
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "gumbel_softmax", "straight_through", "reinforce"])
+def test_graph_steps_match_eager_steps(kind):
+    """The same losses, parameters, Adam moments and counter as eager steps on the GPU. The replay in Python runs
+    the very kernels of the eager step (equal bit for bit); the graph's matrix products go through cuBLAS's gemm
+    directly, which may pick another algorithm than CuPy's matmul: equal to float32 rounding, magnified by
+    Adam's ≈ lr·sign(g) steps where a gradient is near zero."""
+    eager = _run(kind, "eager")
+    replay = _run(kind, "replay")
+    graph = _run(kind, "graph")
+    assert replay[0] == eager[0] and replay[3:] == eager[3:]
+    for name in eager[1]:
+        np.testing.assert_array_equal(replay[1][name], eager[1][name], err_msg=name)
+    np.testing.assert_allclose(graph[0], eager[0], rtol=1e-5)
+    assert graph[3:] == eager[3:]  # the counter moved by every step's draws; Adam counted every step
+    for name in eager[1]:
+        diff = np.abs(graph[1][name] - eager[1][name])
+        assert diff.max() <= len(BATCHES) * 1e-3 * 1.001, name
+        assert (diff <= 1e-5 + 1e-3 * np.abs(eager[1][name])).mean() >= 0.999, name
+
+
+def test_sgd_graph_matches_eager():
+    eager, graph = _run("gumbel_softmax", "eager", SGD), _run("gumbel_softmax", "graph", SGD)
+    np.testing.assert_allclose(graph[0], eager[0], rtol=1e-5)
+    for name in eager[1]:
+        np.testing.assert_allclose(graph[1][name], eager[1][name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_a_graph_step_draws_fresh_noise_and_allocates_nothing():
+    import cupy
+    model, rng = _model("gaussian"), Generator(1)
+    plan = compile_step(model, Adam(model.parameters()), lambda x: model.loss(x, rng), BATCHES[0]).capture()
+    plan.step(BATCHES[1])
+    cupy.cuda.runtime.deviceSynchronize()
+    pool = cupy.get_default_memory_pool()
+    used, total, graph_pool = pool.used_bytes(), pool.total_bytes(), plan.graph.pool.total_bytes()
+    losses = [plan.step(BATCHES[2]).item() for _ in range(3)]
+    assert len(set(losses)) == 3  # the same batch, new noise (and new parameters) each step
+    assert (pool.used_bytes(), pool.total_bytes(), plan.graph.pool.total_bytes()) == (used, total, graph_pool)
+
+
+def test_a_graph_refuses_a_temperature_other_than_the_captured_one():
+    model, rng = CategoricalVAE(x_dim=784, hidden=(16,), n_latent=3, n_categories=4, anneal_rate=0.5, rng=Generator(0),
+                                device="cuda"), Generator(1)
+    plan = compile_step(model, Adam(model.parameters()), lambda x, step: model.loss(x, rng, step=step), BATCHES[0],
+                        step=0).capture()
+    plan.step(BATCHES[1], step=0)
+    with pytest.raises(PlanError, match="τ|temperature"):
+        plan.step(BATCHES[1], step=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a,transpose_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_captured_gemm_equals_cupy_matmul(dtype, transpose_a, transpose_b):
+    """minivae/_gpu/gemm.py inside a capture: row-major operands, transposed views (the VJP's xᵀ and Wᵀ)."""
+    import cupy
+    from minivae._gpu import gemm
+    rng = np.random.default_rng(0)
+    a = cupy.asarray(rng.standard_normal((37, 65) if not transpose_a else (65, 37)).astype(dtype))
+    b = cupy.asarray(rng.standard_normal((65, 19) if not transpose_b else (19, 65)).astype(dtype))
+    a, b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+    want = cupy.matmul(a, b)
+
+    stream = cupy.cuda.Stream(non_blocking=True)
+
+    class Capture:
+        cublas_handle = gemm.bind(stream)
+    _gpu.capture = Capture()
+    try:
+        with stream:
+            stream.begin_capture()
+            try:
+                got = gemm.matmul(a, b)
+            finally:
+                graph = stream.end_capture()
+    finally:
+        _gpu.capture = None
+    graph.launch(stream)
+    stream.synchronize()
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(got.get(), want.get(), rtol=64 * eps, atol=64 * eps)
+
+
+def test_cli_train_with_graph_on_the_gpu(tmp_path):
+    from minivae.cli import main
+    args = ["train", "--model", "gaussian", "--limit", "300", "--batch-size", "64", "--epochs", "1", "--hidden", "32",
+            "--device", "cuda"]
+    assert main([*args, "--out", str(tmp_path / "eager")]) == 0
+    assert main([*args, "--graph", "--out", str(tmp_path / "graph")]) == 0
+    eager, graph = (np.load(tmp_path / d / "checkpoint.npz") for d in ("eager", "graph"))
+    rows = [eval(str(f["meta/metrics"]))[1] for f in (eager, graph)]  # noqa: S307
+    assert abs(float(rows[0][2]) - float(rows[1][2])) < 1e-3 * abs(float(rows[0][2]))  # the epoch's mean loss

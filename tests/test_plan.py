@@ -1,0 +1,235 @@
+"""Step plans (minivae.plan): a recorded step replays the eager step bit for bit, or refuses."""
+import gc
+import os
+import tracemalloc
+import weakref
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+from minivae._backend import use_numba
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.optim import SGD, Adam
+from minivae.plan import PlanError, compile_step, live
+from minivae.random import Generator
+from minivae.training import train
+
+X_DIM = 25
+BATCHES = [(np.random.default_rng(i).random((6, X_DIM)) < 0.4).astype(np.float32) for i in range(4)]
+
+MODELS = {
+    "gaussian": lambda: GaussianVAE(X_DIM, (10,), 3, rng=Generator(0)),
+    "gaussian-likelihood": lambda: GaussianVAE(X_DIM, (10,), 3, likelihood="gaussian", rng=Generator(0)),
+    "gumbel_softmax": lambda: CategoricalVAE(X_DIM, (10,), 3, 4, anneal_rate=0.2, rng=Generator(0)),
+    "straight_through": lambda: CategoricalVAE(X_DIM, (10,), 3, 4, estimator="straight_through", anneal_rate=0.2,
+                                               rng=Generator(0)),
+    "reinforce": lambda: CategoricalVAE(X_DIM, (10,), 3, 4, estimator="reinforce", rng=Generator(0)),
+    "reinforce+nvil": lambda: CategoricalVAE(X_DIM, (10,), 3, 4, estimator="reinforce", baseline_hidden=5,
+                                             rng=Generator(0)),
+}
+
+
+def _beta(t):
+    return 0.25 + 0.25 * t  # a KL weight that changes every step, as a warm-up's does every epoch
+
+
+def eager_run(make, optimizer=Adam, clip=None):
+    model, rng = make(), Generator(9)
+    opt = optimizer(model.parameters(), lr=0.05)
+    losses = []
+    for t, x in enumerate(BATCHES):
+        loss = model.loss(mv.tensor(x), rng, step=t, beta=_beta(t))
+        opt.zero_grad()
+        loss.backward()
+        if clip:
+            mv.optim.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        losses.append(loss.data.copy())
+    return model, opt, rng, losses
+
+
+def plan_run(make, optimizer=Adam, clip=None):
+    model, rng = make(), Generator(9)
+    opt = optimizer(model.parameters(), lr=0.05)
+    plan = compile_step(model, opt, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta), BATCHES[0],
+                        clip=clip, step=0, beta=_beta(0))
+    losses = [plan.loss.data.copy()]
+    for t, x in enumerate(BATCHES[1:], 1):
+        losses.append(plan.step(x, step=t, beta=_beta(t)).data.copy())
+    return model, opt, rng, losses, plan
+
+
+def assert_same_run(eager, replayed):
+    (m1, o1, r1, l1), (m2, o2, r2, l2) = eager, replayed[:4]
+    for (name, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for (name, a), b in zip(o1.state_dict().items(), o2.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    np.testing.assert_array_equal(np.array(l1), np.array(l2))
+    assert r1.counter == r2.counter
+    assert np.array_equal(np.asarray(getattr(m1, "baseline", 0.0)), np.asarray(getattr(m2, "baseline", 0.0)))
+
+
+@pytest.mark.parametrize("numba", [False, True], ids=["numpy", "numba"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_replayed_steps_equal_eager_steps_bit_for_bit(name, numba):
+    """Parameters, Adam's moments, losses, the Philox counter and the REINFORCE baseline after 4 steps (1
+    recorded, 3 replayed) equal 4 eager steps exactly; τ anneals (rate 0.2) and β changes every step,
+    so a live value replayed as a constant would show."""
+    with use_numba(numba):
+        assert_same_run(eager_run(MODELS[name]), plan_run(MODELS[name]))
+
+
+def test_replay_with_sgd_and_clipping_equals_eager():
+    assert_same_run(eager_run(MODELS["gumbel_softmax"], SGD, clip=0.5), plan_run(MODELS["gumbel_softmax"], SGD, clip=0.5))
+
+
+def test_each_replay_draws_fresh_noise_and_moves_the_parameters():
+    """Replaying the same batch twice gives two different losses (new noise, new parameters); with
+    the noise of a constant counter (a replay that forgot to redraw) the Gaussian loss would repeat
+    given the parameters, which the eager comparison above catches; here: the counter moves by the
+    draw's blocks at each replay."""
+    model, rng = MODELS["gaussian"](), Generator(1)
+    plan = compile_step(model, Adam(model.parameters()), lambda x: model.loss(x, rng), BATCHES[0])
+    before = rng.counter
+    a = plan.step(BATCHES[0]).item()
+    assert rng.counter == 2 * before  # one normal draw of 6×3 values a step, the same as the recorded step's
+    b = plan.step(BATCHES[0]).item()
+    assert a != b
+
+
+def test_live_scalars_reach_the_step_and_python_arithmetic_on_them_is_refused():
+    model, rng = MODELS["gaussian"](), Generator(1)
+    opt = Adam(model.parameters())
+    with pytest.raises(PlanError, match="beta: Python arithmetic"):
+        compile_step(model, opt, lambda x, beta: model.loss(x, rng, beta=beta * 2), BATCHES[0], beta=1.0)
+    with pytest.raises(PlanError, match="step: Python arithmetic"):
+        compile_step(model, opt, lambda x, step: model.loss(x, rng) * (step > 3), BATCHES[0], step=0)
+    # live(fn, scalar) is how a value computed from a scalar stays live
+    plan = compile_step(model, opt, lambda x, step: model.loss(x, rng) * live(lambda s: 2.0 ** s, step), BATCHES[0],
+                        step=0)
+    one = model.loss(mv.tensor(BATCHES[1]), Generator(5)).item()  # the loss's scale, for the ratio below
+    assert abs(plan.step(BATCHES[1], step=3).item()) > 4 * abs(one)
+
+
+def test_reading_a_value_while_recording_is_refused():
+    model, rng = MODELS["gaussian"](), Generator(1)
+    opt = Adam(model.parameters())
+
+    def branchy(x):
+        loss = model.loss(x, rng)
+        return loss * 2 if loss.item() > 0 else loss
+    with pytest.raises(PlanError, match=r"\.item\(\)"):
+        compile_step(model, opt, branchy, BATCHES[0])
+    with pytest.raises(PlanError, match="bool"):
+        compile_step(model, opt, lambda x: model.loss(x, rng) if (x.sum() > 0) else None, BATCHES[0])
+    from minivae import engine
+    assert engine._recorder is None  # a refused recording leaves no recorder behind
+
+
+def test_a_data_dependent_shape_is_refused_at_replay():
+    model, rng = MODELS["gaussian"](), Generator(1)
+
+    def masked(x):  # how many pixels are on depends on the batch
+        on = ops.getitem(x.reshape(-1), x.reshape(-1) > 0.5)
+        return model.loss(x, rng) + on.sum() * 0.0
+    plan = compile_step(model, Adam(model.parameters()), masked, BATCHES[0])
+    with pytest.raises(PlanError, match="data-dependent shape"):
+        plan.step(BATCHES[1])
+
+
+def test_a_batch_of_another_shape_or_an_unknown_scalar_is_refused():
+    model, rng = MODELS["gaussian"](), Generator(1)
+    plan = compile_step(model, Adam(model.parameters()), lambda x, beta: model.loss(x, rng, beta=beta), BATCHES[0],
+                        beta=1.0)
+    with pytest.raises(PlanError, match=r"shape \(6, 25\).*got \(5, 25\)"):
+        plan.step(BATCHES[1][:5])
+    with pytest.raises(PlanError, match="float32.*float64"):
+        plan.step(BATCHES[1].astype(np.float64))
+    with pytest.raises(PlanError, match=r"unknown scalars \['step'\]"):
+        plan.step(BATCHES[1], step=3)
+
+
+def test_a_replay_keeps_no_array_of_the_step_alive():
+    """After a replay, the step's activations and gradients are freed (as eager frees its graph), and
+    memory does not grow from replay to replay."""
+    model, rng = MODELS["gumbel_softmax"](), Generator(1)
+    plan = compile_step(model, Adam(model.parameters()), lambda x: model.loss(x, rng), BATCHES[0])
+    plan.step(BATCHES[1])
+    assert sum(v is not None for v in plan.values) < len(plan.values) // 2
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(40):  # Python's and NumPy's own caches fill up in the first replays
+            plan.step(BATCHES[2])
+        first, _ = tracemalloc.get_traced_memory()
+        for _ in range(100):
+            plan.step(BATCHES[3])
+        later, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert later - first < 2048  # one array kept per replay would add 10 kB
+
+
+def test_the_recorded_step_is_one_real_step():
+    """compile_step's own step moves the parameters exactly as the first eager step."""
+    m1, _, _, l1 = eager_run(MODELS["reinforce"])
+    model, rng = MODELS["reinforce"](), Generator(9)
+    opt = Adam(model.parameters(), lr=0.05)
+    plan = compile_step(model, opt, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta), BATCHES[0],
+                        step=0, beta=_beta(0))
+    np.testing.assert_array_equal(plan.loss.data, l1[0])
+    assert not any(np.array_equal(a, b) for a, b in zip(model.state_dict().values(), m1.state_dict().values()))
+    assert opt.steps == 1 and plan.replays == 0
+
+
+def test_plans_do_not_nest():
+    model, rng = MODELS["gaussian"](), Generator(1)
+    opt = Adam(model.parameters())
+
+    def nested(x):
+        compile_step(model, opt, lambda y: model.loss(y, rng), BATCHES[0])
+    with pytest.raises(PlanError, match="do not nest"):
+        compile_step(model, opt, nested, BATCHES[0])
+
+
+@pytest.mark.parametrize("model", ["gaussian", "reinforce"])
+def test_training_with_graph_gives_the_same_checkpoint(tmp_path, model):
+    """minivae train --graph: the same parameters, optimizer state, RNG state and losses as the eager loop,
+    with a KL warm-up (β changes per epoch), clipping, and a last batch of another size (taken eagerly)."""
+    rng = np.random.default_rng(0)
+    data = {"train": (rng.random((40, X_DIM)) < 0.3).astype(np.float32),
+            "valid": (rng.random((10, X_DIM)) < 0.3).astype(np.float32)}
+    out = {}
+    for graph in (False, True):
+        folder = str(tmp_path / f"graph{graph}")
+        train(MODELS[model](), data, folder, epochs=2, batch_size=16, lr=0.02, seed=3, clip=2.0, warmup_epochs=2,
+              graph=graph, log=lambda *a: None)
+        out[graph] = dict(np.load(os.path.join(folder, "checkpoint.npz")))
+    for key, value in out[False].items():
+        if key.startswith(("model/", "optim/", "meta/rng", "meta/baseline")):
+            np.testing.assert_array_equal(value, out[True][key], err_msg=key)
+    losses = [[row[2] for row in eval(str(out[g]["meta/metrics"]))[1:]] for g in (False, True)]  # noqa: S307
+    assert losses[0] == losses[1]
+
+
+def test_plan_records_every_op_once():
+    """The tape holds each op's forward and VJP: no fewer (a skipped op would replay stale values) —
+    a forward per Function.apply and a VJP per node that needs one, plus draws and the optimizer."""
+    model, rng = MODELS["gaussian"](), Generator(1)
+    applies = []
+    original = mv.Function.apply.__func__
+
+    def counting(cls, *a, **k):
+        applies.append(cls)
+        return original(cls, *a, **k)
+    mv.Function.apply = classmethod(counting)
+    try:
+        plan = compile_step(model, Adam(model.parameters()), lambda x: model.loss(x, rng), BATCHES[0])
+    finally:
+        mv.Function.apply = classmethod(original)
+    assert len(plan) > 2 * len(applies)  # forwards + VJPs + the draw + the optimizer
+    ref = weakref.ref(plan.values[0])
+    assert ref() is not None  # the static batch buffer stays

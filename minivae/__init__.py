@@ -13,12 +13,13 @@ from minivae import functional
 from minivae.creation import arange, cat, full, ones, rand, randn, stack, zeros
 from minivae.gradcheck import GradcheckError, gradcheck
 from minivae.ops import OPS
+from minivae.plan import PlanError, compile_step
 from minivae.random import manual_seed
 
 __version__ = "0.1.0"
-_LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives", "estimators", "training")
+_LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives", "estimators", "training", "plan")
 __all__ = ["Function", "Tensor", "tensor", "backward", "no_grad", "is_grad_enabled", "ops", "functional",
-           "gradcheck", "GradcheckError", "OPS", "info", "manual_seed",
+           "gradcheck", "GradcheckError", "OPS", "info", "manual_seed", "compile_step", "PlanError",
            "zeros", "ones", "full", "arange", "rand", "randn", "cat", "stack", *_LAZY]
 
 

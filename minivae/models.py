@@ -41,8 +41,7 @@ class GaussianVAE(Module):
         self.to(device)
 
     def _encode(self, x):
-        h = self.encoder(x)
-        return h[..., :self.z_dim], h[..., self.z_dim:]  # μ and log σ²
+        return ops.split(self.encoder(x), [self.z_dim], axis=-1)  # μ and log σ²
 
     def posterior(self, x):
         loc, log_var = self._encode(x)

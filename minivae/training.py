@@ -176,6 +176,10 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     later full batch replays it (on the GPU, as one CUDA graph); a last, smaller batch takes the eager
     step. The parameters, metrics and checkpoints are the same, bit for bit, on the CPU.
     """
+    if graph and model.device == "cuda" and getattr(model, "estimator", "reinforce") != "reinforce" \
+            and model.anneal_rate > 0 and model.tau0 > model.tau_min:
+        raise TrainingError("--graph on the GPU replays one CUDA graph, whose temperature is fixed when it is captured; "
+                            "this model anneals τ: pass --anneal-rate 0 or --tau0 equal to --tau-min, or train without --graph")
     settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
                     dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
     settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, gaussian, gumbel, random, sgd, softmax
+from minivae._gpu import adam, bce, categorical, gaussian, gumbel, linear, random, sgd, softmax
 from minivae.ops.softmax import log_softmax_array, softmax_array, softmax_vjp
 from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.random import Generator
@@ -318,3 +318,24 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
     g = grads[0]
     want_m, want_v = s(0.9) * m[:5] + s(0.1) * g, s(0.999) * v[:5] + s(1 - 0.999) * g * g
     close(dev.get(dp)[:5], p[:5] - s(2e-3) * want_m / (np.sqrt(want_v) + s(1e-6)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 33), (257, 5), (2, 3, 7)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
+    """ops.linear's ends on the GPU: act(p + b) in place, and ḡ·[y > 0], against the NumPy formula, NaN
+    included (it stays NaN through max(·, 0), and a NaN upstream gradient stays NaN where y > 0 and
+    becomes NaN·0 = NaN elsewhere, as in the formula)."""
+    rng = np.random.default_rng(3)
+    p, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
+    p.flat[0] = np.nan
+    want = p + b
+    if relu:
+        want = np.maximum(want, 0)
+    dy = dev.put(p)
+    linear.bias_act_fwd(dy, dev.put(b), relu)
+    np.testing.assert_array_equal(dev.get(dy), want)  # one addition and one comparison: exact
+    g = rng.standard_normal(shape).astype(dtype)
+    g.flat[-1] = np.nan
+    np.testing.assert_array_equal(dev.get(linear.relu_bwd(dev.put(g), dev.put(want))), g * (want > 0))

@@ -19,7 +19,7 @@ from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.nn import MLP, GatedLinear, Linear
 from minivae.optim import Adam
 from minivae.random import Generator
-from minivae.training import load_checkpoint, save_checkpoint, train
+from minivae.training import TrainingError, load_checkpoint, save_checkpoint, train
 from tests.strict_array import UPLOADS, StrictArray, describe, emulating, record, strict
 
 X_DIM = 20
@@ -391,3 +391,12 @@ def test_one_training_step_on_a_real_gpu(name, kernels, real_gpu):
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-4)
     for n in grads:
         np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-3, atol=1e-4, err_msg=n)
+
+
+def test_graph_training_on_the_gpu_refuses_an_annealed_temperature_before_writing_anything(tmp_path):
+    """A CUDA graph captures τ; a model whose τ anneals is refused at once, not after a first epoch."""
+    model = CategoricalVAE(X_DIM, (8,), 3, 4, anneal_rate=1e-3, rng=Generator(0), device="cuda")
+    data = {"train": X, "valid": X}
+    with pytest.raises(TrainingError, match="--anneal-rate 0"):
+        train(model, data, str(tmp_path / "run"), epochs=1, batch_size=4, lr=1e-3, seed=0, graph=True)
+    assert not (tmp_path / "run").exists()

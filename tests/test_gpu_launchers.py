@@ -4,7 +4,7 @@ each launch. (tests/test_cuda_kernels.py runs the real kernels through the host 
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, gaussian, gumbel, loader, random, row_launch, sgd, softmax
+from minivae._gpu import adam, bce, categorical, gaussian, gumbel, linear, loader, random, row_launch, sgd, softmax
 from minivae._gpu import ELEMENTWISE_BLOCK, MAX_GRID, address, elementwise_launch
 
 
@@ -165,3 +165,17 @@ def test_every_array_a_kernel_receives_is_contiguous(launches):
     for _, name, _, _, args in launches:
         for a in args:
             assert not isinstance(a, np.ndarray) or (a.flags.c_contiguous and a.strides[-1] == a.itemsize), name
+
+
+def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index(launches):
+    y, b = np.zeros((4, 3), np.float32), np.ones(3, np.float32)
+    assert linear.bias_act_fwd(y, b, True) is y                              # in place on the product
+    (_, name, grid, block, args), = launches
+    assert name == "bias_act_fwd<float>" and args[0] is y and args[2] == 12 and args[3] == 3 and args[4] == 1
+    assert type(args[3]) is np.int32 and type(args[4]) is np.int32
+    with pytest.raises(ValueError, match="C-contiguous"):
+        linear.bias_act_fwd(np.zeros((3, 4), np.float32).T, b, False)     # the kernel indexes b by i % cols
+    with pytest.raises(ValueError, match="float32"):
+        linear.bias_act_fwd(np.zeros((4, 3), np.float64), b, False)
+    out = linear.relu_bwd(np.ones((4, 3), np.float32), y)
+    assert launches[-1][1] == "relu_bwd<float>" and launches[-1][4][2] is out and out.shape == (4, 3)

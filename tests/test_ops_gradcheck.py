@@ -172,6 +172,20 @@ def getitem_case(draw):
 
 
 @st.composite
+def split_case(draw):
+    """Cut points anywhere (empty pieces too), along any axis; some pieces unused, so their gradient is None."""
+    shape = draw(shapes(1, 3))
+    axis = draw(st.integers(0, len(shape) - 1))
+    cuts = sorted(draw(st.lists(st.integers(0, shape[axis]), max_size=3)))
+    used = draw(st.lists(st.booleans(), min_size=len(cuts) + 1, max_size=len(cuts) + 1).filter(any))
+
+    def f(t):
+        pieces = ops.split(t, cuts, axis=axis)
+        return ops.concatenate([ops.reshape(p, (-1,)) * (k + 1) for k, (p, u) in enumerate(zip(pieces, used)) if u])
+    return case(f, draw(rngs).normal(size=shape))
+
+
+@st.composite
 def concatenate_case(draw):
     shape = draw(shapes(1, 3))
     axis = draw(st.integers(-len(shape), len(shape) - 1))
@@ -281,7 +295,7 @@ DOMAINS = {
     "min": extreme_case(ops.min), "var": var_case(), "clone": unary(ops.clone, uniform(-2, 2)),
     "logsumexp": reduction(ops.logsumexp), "matmul": matmul_case(), "linear": linear_case(),
     "reshape": reshape_case(), "transpose": transpose_case(), "getitem": getitem_case(),
-    "concatenate": concatenate_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
+    "concatenate": concatenate_case(), "split": split_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
     "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),
     "bce_with_logits": bce_case(), "gumbel_softmax": gumbel_softmax_case(),
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),

@@ -10,8 +10,10 @@ own process with the Numba path off (the GPU suite does not use it):
      training steps) and the real-GPU half of tests/test_device.py;
   3. the NVRTC/nvcc builds of kernels/*.cu for sm_75/80/90 (tests/test_cuda_build.py) and the register
      and spill report (tools/kernel_report.py);
-  4. the benchmarks against PyTorch and JAX (benchmarks/gpu_kernels.py);
-  5. the CLI end to end on the GPU: `minivae train --device cuda` (one epoch of the embedded digits),
+  4. the benchmarks against PyTorch and JAX (benchmarks/gpu_kernels.py: kernels; benchmarks/gpu_step.py:
+     whole training steps, eager and as one CUDA graph);
+  5. the CLI end to end on the GPU: `minivae train --device cuda --graph` (one epoch of the embedded digits,
+     each step one CUDA graph launch; τ fixed, which a graph needs),
      then `eval` and `sample` of its checkpoint on the GPU.
 Then one summary: each part passed or failed, with its figures. Exit status 0 only if all passed.
 Each part's whole output goes to DIR (default: gpu-check-<date>/) as well.
@@ -77,9 +79,13 @@ def main(argv=None):
     parts.append(("register/spill report (tools/kernel_report.py)", code, out.strip().splitlines()[-1] if out.strip() else ""))
     code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
     parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
+    code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else []),
+                    out_dir, share(900))
+    parts.append(("benchmarks/gpu_step.py", code, f"{len(out.splitlines())} lines, see above"))
     with tempfile.TemporaryDirectory() as tmp:
         cli = [py, "-m", "minivae.cli"]
-        code, out = run("cli_train", cli + ["train", "--device", "cuda", "--epochs", "1", "--out", tmp], out_dir, share(300))
+        code, out = run("cli_train", cli + ["train", "--device", "cuda", "--epochs", "1", "--graph", "--tau0", "0.5",
+                                            "--out", tmp], out_dir, share(300))
         if code == 0:
             code, more = run("cli_eval", cli + ["eval", f"{tmp}/checkpoint.npz", "--device", "cuda", "-k", "10"], out_dir, share(300))
             out += more

@@ -249,6 +249,10 @@ MUTANTS = [
     M("adam-graph-scalars-ignored", "kernels/optim.cu", ("    if (!isnan(step[0])) {", "    if (false) {"),
       [f"{CUDA}::test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memory"],
       "a CUDA graph's Adam keeps the captured step's bias correction"),
+    M("linear-bias-indexed-by-row", "kernels/linear.cu", ("const T v = y[i] + b[i % cols];", "const T v = y[i] + b[i / cols];"),
+      [f"{CUDA}::test_dense_layer_bias_activation_and_relu_vjp"], "each row gets one bias value instead of each column its own"),
+    M("split-vjp-pieces-reversed", "minivae/ops/shape.py", ("for g, shape in zip(gs, ctx.shapes)]", "for g, shape in zip(gs[::-1], ctx.shapes)]"),
+      gc("split"), "each piece's gradient lands in another piece's place"),
     # ---- step plans (record once, replay) --------------------------------------------------------
     M("plan-counter-not-live", "minivae/plan.py", ('return Live(counter, lambda: rng._take(blocks), "Philox counter", "counter")', "return counter"),
       ["tests/test_plan.py"], "every replay draws the recorded step's Gumbel noise"),

@@ -169,10 +169,31 @@ def broadcast_to(x, shape):
     return BroadcastTo.apply(x, shape=tuple(shape))
 
 
+@register("split")
+class Split(Function):
+    """(z₁, …, zₘ) = x cut along ``axis`` between ``bounds`` (views of x);  x̄ = [ḡ₁, …, ḡₘ] joined along
+    ``axis``, zeros for a piece no gradient reached. One node of m outputs: its VJP writes x̄ once,
+    where a getitem per piece would each fill an array of x's shape with zeros and the engine sum them."""
+
+    def forward(ctx, x, bounds=(), axis=0):
+        index = [slice(None)] * x.ndim
+        pieces = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            index[axis] = slice(lo, hi)
+            pieces.append(x[tuple(index)])
+        ctx.save(axis=axis, shapes=[p.shape for p in pieces], dtype=x.dtype)
+        return tuple(pieces)
+
+    def backward(ctx, gs):
+        gs = gs if isinstance(gs, tuple) else (gs,)  # one piece: one output, its gradient alone
+        xp = ctx.xp
+        return xp.concatenate([xp.zeros(shape, ctx.dtype) if g is None else g for g, shape in zip(gs, ctx.shapes)],
+                              axis=ctx.axis)
+
+
 def split(x, indices_or_sections, axis=0):
     """Pieces of ``x`` along ``axis``, as ``numpy.split``: an int n gives n equal pieces,
-    a list of indices gives the cut points. Each piece is a ``getitem`` slice, so its
-    VJP is getitem's."""
+    a list of indices gives the cut points."""
     n = x.shape[axis]
     if isinstance(indices_or_sections, int):
         if indices_or_sections <= 0 or n % indices_or_sections:
@@ -181,13 +202,8 @@ def split(x, indices_or_sections, axis=0):
         cuts = list(range(step, n, step))
     else:
         cuts = list(indices_or_sections)
-    bounds = [0] + cuts + [n]
     axis = normalize_axis(axis, x.ndim, x.shape)[0]
-    pieces = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        index = (slice(None),) * axis + (slice(lo, hi),)
-        pieces.append(getitem(x, index))
-    return pieces
+    return list(Split.apply(x, bounds=tuple([0] + cuts + [n]), axis=axis))
 
 
 def chunk(x, chunks, axis=0):

@@ -28,6 +28,7 @@ On the GPU, ``plan.capture()`` records one replay as a CUDA graph (minivae._gpu.
 import numpy
 
 from minivae import engine
+from minivae._backend import module_for_device
 from minivae.engine import Tensor, array_function  # noqa: F401  (array_function: for model code, from here)
 
 
@@ -73,11 +74,6 @@ def live(fn, *args):
                 f"{getattr(fn, '__name__', 'fn')}(…)")
 
 
-def value_of(x):
-    """A live number's recorded value; anything else unchanged (for checks made while recording)."""
-    return x.value if isinstance(x, Live) else x
-
-
 def drawn_counter(rng, blocks):
     """rng's counter for a draw of ``blocks`` Philox blocks, advancing it; while a plan records, a live
     counter, which each replay draws afresh from the same rng (the next noise, as the eager step)."""
@@ -92,8 +88,8 @@ class _Recorder:
     """What ``engine`` calls while a step is recorded (engine._recorder): each call appends one
     instruction, a closure over the plan's slot list, to the tape."""
 
-    def __init__(self, plan):
-        self.plan, self.tape, self.values = plan, [], []
+    def __init__(self):
+        self.tape, self.values = [], []
         self.slot_of = {}  # id(array) → slot; every array stays referenced while recording, so ids are unique
         self.written = []  # the slots that instructions write
         self.live_constants = []  # (0-d array, Live) refilled at the start of each replay
@@ -234,19 +230,19 @@ class StepPlan:
         self.model, self.optimizer, self.clip = model, optimizer, clip
         self.params = list(optimizer.params)
         data = batch.data if isinstance(batch, Tensor) else batch
-        self.input = Tensor(model_xp(model).array(data, copy=True))  # the static batch buffer
+        self.input = Tensor(module_for_device(model.device).array(data, copy=True))  # the static batch buffer
         self.scalars = dict(scalars)
         self.replays = 0
         self.graph = None
         self._record(loss_fn)
 
     def _record(self, loss_fn):
-        recorder = _Recorder(self)
+        if engine._recorder is not None:
+            raise PlanError("a step plan is already recording (plans do not nest)")
+        recorder = _Recorder()
         lives = {name: Live(value, (lambda n: lambda: self.scalars[n])(name), name)
                  for name, value in self.scalars.items()}
         self.optimizer.zero_grad()
-        if engine._recorder is not None:
-            raise PlanError("a step plan is already recording (plans do not nest)")
         engine._recorder = recorder
         try:
             recorder.define(self.input.data, written=False)
@@ -263,7 +259,7 @@ class StepPlan:
             self.optimizer.step()
         finally:
             engine._recorder = None
-        self.loss = loss
+        self.loss = loss.detach()  # the recorded step's loss, without its graph (which would keep every activation)
         self._loss_slot = recorder.slot_of[id(loss.data)]
         self.tape, self.values, self.live_constants = recorder.tape, recorder.values, recorder.live_constants
         self.live_params, self.generators = recorder.live_params, recorder.generators
@@ -323,11 +319,6 @@ class StepPlan:
 
     def __len__(self):
         return len(self.tape)
-
-
-def model_xp(model):
-    from minivae._backend import module_for_device
-    return module_for_device(model.device)
 
 
 def compile_step(model, optimizer, loss_fn, example_batch, clip=None, **scalars):

@@ -186,6 +186,7 @@ def test_the_recorded_step_is_one_real_step():
     np.testing.assert_array_equal(plan.loss.data, l1[0])
     assert not any(np.array_equal(a, b) for a, b in zip(model.state_dict().values(), m1.state_dict().values()))
     assert opt.steps == 1 and plan.replays == 0
+    assert plan.loss._ctx is None  # the recorded step's graph (every activation) is not kept
 
 
 def test_plans_do_not_nest():

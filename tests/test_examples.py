@@ -11,6 +11,7 @@ EXAMPLES = {
     "categorical_vae.py": (["--smoke"], "test ELBO (discrete z)"),
     "estimator_variance.py": (["--draws", "100"], "gumbel_softmax τ=0.1"),
     "exact_marginal.py": ([], "KL(q(z|x) ‖ p(z|x))"),
+    "step_plan.py": (["--steps", "10"], "equal bit for bit: True"),
 }
 
 

@@ -153,17 +153,24 @@ class Generator:
         self.counter += (n_words + 3) // 4
         return out
 
+    def _host_only(self, what):
+        """These draws end in host arrays made outside the ops, which a step plan cannot replay."""
+        engine._refuse_while_recording(f"Generator.{what} (host arrays, not ops)")
+
     def bernoulli(self, p):
         """0/1 draws with P(1) = p (an array), in p's dtype."""
+        self._host_only("bernoulli")
         p = numpy.asarray(p)
         return (self.uniform(p.shape, numpy.float64) < p).astype(p.dtype if p.dtype.kind == "f" else numpy.float32)
 
     def permutation(self, n):
         """A uniformly random permutation of range(n) (argsort of uniform keys)."""
+        self._host_only("permutation")
         return numpy.argsort(self.uniform(n, numpy.float64), kind="stable")
 
     def integers(self, low, high, shape=()):
         """Integers in [low, high) (by floor of uniform·range; bias < 2⁻²⁰ for ranges below 2¹²)."""
+        self._host_only("integers")
         u = self.uniform(shape, numpy.float64)
         return (low + numpy.floor(u * (high - low))).astype(numpy.int64)
 

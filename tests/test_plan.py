@@ -125,6 +125,8 @@ def test_reading_a_value_while_recording_is_refused():
         compile_step(model, opt, branchy, BATCHES[0])
     with pytest.raises(PlanError, match="bool"):
         compile_step(model, opt, lambda x: model.loss(x, rng) if (x.sum() > 0) else None, BATCHES[0])
+    with pytest.raises(PlanError, match="Generator.bernoulli"):  # its comparison would be replayed as a constant
+        compile_step(model, opt, lambda x: model.loss(mv.tensor(rng.bernoulli(x.data)), rng), BATCHES[0])
     from minivae import engine
     assert engine._recorder is None  # a refused recording leaves no recorder behind
 

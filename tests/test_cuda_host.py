@@ -24,8 +24,9 @@ from tests.cuda_host import host
 HERE = pathlib.Path(__file__).resolve().parent
 PLANTED = HERE / "cuda_host" / "planted" / "emulation.cu"
 KERNELS = HERE.parent / "kernels"
-NAMES = ["tree_sum<float>", "tree_sum<double>", "reverse_blocks<float>", "reverse_blocks<double>", "scale<float>", "warp_ops<int>", "warp_ops<double>",
-         "early_exit", "atomics", "votes", "divergent_shuffle", "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2>"]
+NAMES = ["tree_sum<float>", "tree_sum<double>", "reverse_blocks<float>", "reverse_blocks<double>", "scale<float>",
+         "warp_ops<int>", "warp_ops<double>", "early_exit", "atomics", "votes", "divergent_shuffle",
+         "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2>"]
 
 needs_compiler = pytest.mark.skipif(host.compiler() is None, reason="no host C++ compiler (g++) to build kernels for the CPU")
 pytestmark = needs_compiler

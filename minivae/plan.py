@@ -271,7 +271,8 @@ class StepPlan:
     def step(self, batch, **scalars):
         """One training step on ``batch`` (copied into the plan's static buffer), with the named
         scalars of ``compile_step`` set to these values (the others keep theirs); returns the loss
-        (a one-element tensor on the model's device)."""
+        (a one-element tensor on the model's device; after ``capture()`` it is the graph's own buffer,
+        which the next step overwrites: read it, or copy it, before then)."""
         data = batch.data if isinstance(batch, Tensor) else batch
         if data.shape != self.input.shape or data.dtype != self.input.dtype:
             raise PlanError(f"this plan was recorded for batches of shape {self.input.shape} and dtype "

@@ -81,9 +81,10 @@ class Function:
         needs = tuple(t.requires_grad for t in tensors)
         ctx = cls(xp, needs)
         recorded = params
-        if _recorder is not None:  # live parameters (a step's τ, a Philox counter) pass their values
-            params = _recorder.unwrap(params)
-        result = ctx.forward(*arrays, **params)
+        if _recorder is None:
+            result = ctx.forward(*arrays, **params)
+        else:  # live parameters (a step's τ, a Philox counter) pass their values
+            result = unrecorded(ctx.forward, *arrays, **_recorder.unwrap(params))
         outs = tuple(map(Tensor, result)) if isinstance(result, tuple) else (Tensor(result),)
         if _recorder is not None:
             _recorder.forward(ctx, arrays, recorded, [o.data for o in outs])
@@ -354,7 +355,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         if getattr(ctx, "released", False):
             raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
         _check_versions(node)
-        input_grads = _checked_grads(ctx, node._parents, ctx.backward(g))
+        input_grads = _checked_grads(ctx, node._parents, ctx.backward(g) if _recorder is None else unrecorded(ctx.backward, g))
         if _recorder is not None:
             _recorder.vjp(ctx, g, input_grads)
         for parent, gp in zip(node._parents, input_grads):
@@ -377,12 +378,23 @@ def array_function(fn, *inputs):
     array computations that are not ops (a mask, a Gumbel-max sample's argmax, a moving average), so
     that a step plan being recorded (minivae.plan) records them. No gradient flows through it."""
     arrays = [_raw(x) for x in inputs]
-    result = fn(*arrays)
+    result = fn(*arrays) if _recorder is None else unrecorded(fn, *arrays)
     several = isinstance(result, tuple)
     outs = tuple(Tensor(r) for r in (result if several else (result,)))
     if _recorder is not None:
         _recorder.call(fn, arrays, [o.data for o in outs])
     return outs if several else outs[0]
+
+
+def unrecorded(fn, *args, **kwargs):
+    """fn(*args, **kwargs) with a plan's recording paused: an op's forward or VJP is replayed as one step,
+    so what its own code does (a draw, an array function) must not be recorded again inside it."""
+    global _recorder
+    recorder, _recorder = _recorder, None
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _recorder = recorder
 
 
 def _refuse_while_recording(what):

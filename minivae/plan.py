@@ -80,7 +80,7 @@ def drawn_counter(rng, blocks):
     counter = rng._take(blocks)
     if engine._recorder is None:
         return counter
-    engine._recorder.generators.add(rng)
+    engine._recorder.generator(rng)
     return Live(counter, lambda: rng._take(blocks), "Philox counter", "counter")
 
 
@@ -125,6 +125,12 @@ class _Recorder:
         self.live_constants.append((a, x))
         return a
 
+    def generator(self, rng):
+        if rng.made_in_a_recording:
+            raise PlanError("a draw from a Generator made inside the recorded step: each eager step would make a new "
+                            "one, a replay would go on drawing from this one; make it once, outside loss_fn")
+        self.generators.add(rng)
+
     def refuse(self, what):
         raise PlanError(f"{what} while a step plan records: a plan replays ops, not Python decisions on data, "
                         "so it cannot record this step; keep the value in a tensor (or run this step eagerly)")
@@ -137,13 +143,13 @@ class _Recorder:
         self.live_params += [v for _, v in lives if v.kind == "scalar"]
         slots = [self.define(o) for o in outs]
         shapes = [o.shape for o in outs]
-        asarray, several, name = ctx.xp.asarray, len(outs) > 1, getattr(ctx, "name", type(ctx).__name__)
+        asarray, name = ctx.xp.asarray, getattr(ctx, "name", type(ctx).__name__)
 
         def run():
             kw = {**params, **{k: v.resolve() for k, v in lives}} if lives else params
             ctx._saved = ()
             result = ctx.forward(*[values[i] for i in ins], **kw)
-            for k, r, shape in zip(slots, result if several else (result,), shapes):
+            for k, r, shape in zip(slots, result if isinstance(result, tuple) else (result,), shapes):
                 r = asarray(r)  # a 0-d result may come back as a scalar, as Tensor() makes it an array
                 if r.shape != shape:
                     raise PlanError(f"{name} gave shape {r.shape} at replay and {shape} when recorded: "
@@ -212,7 +218,7 @@ class _Recorder:
 
     def draw(self, rng, method, args, kwargs, out):
         values, k = self.values, self.define(out)
-        self.generators.add(rng)
+        self.generator(rng)
 
         def run():
             values[k] = getattr(rng, method)(*args, **kwargs)
@@ -254,9 +260,9 @@ class StepPlan:
                 from minivae.optim import clip_grad_norm_
                 params, clip = self.params, self.clip
                 recorder.run_each_time(lambda: clip_grad_norm_(params, clip))
-                clip_grad_norm_(params, clip)
+                engine.unrecorded(clip_grad_norm_, params, clip)
             recorder.run_each_time(self.optimizer.step)
-            self.optimizer.step()
+            engine.unrecorded(self.optimizer.step)
         finally:
             engine._recorder = None
         self.loss = loss.detach()  # the recorded step's loss, without its graph (which would keep every activation)

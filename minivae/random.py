@@ -80,6 +80,9 @@ class Generator:
         if not isinstance(seed, (int, numpy.integer)) or not 0 <= seed < 2 ** 64:
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         self.seed, self.counter = int(seed), int(counter)
+        # made while a step plan records: a replay would go on drawing from this one object, where each
+        # eager step would make a new one (minivae.plan refuses its draws)
+        self.made_in_a_recording = engine._recorder is not None
 
     def __repr__(self):
         return f"Generator(seed={self.seed}, counter={self.counter})"

@@ -182,6 +182,9 @@ class Tensor:
     def numpy(self):
         """The data as a NumPy array (copied from the GPU if needed)."""
         _refuse_while_recording("reading a tensor's values (.numpy())")
+        return self._host()
+
+    def _host(self):
         return self.data.get() if self.device == "cuda" else self.data
 
     def item(self):
@@ -211,7 +214,7 @@ class Tensor:
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({self.numpy()!r}{grad}, device={self.device!r})"
+        return f"tensor({self._host()!r}{grad}, device={self.device!r})"  # printing is allowed while a plan records
 
     # ---- operators (each is an op in minivae.ops) --------------------------------
     def __add__(self, o): return ops.add(self, o)

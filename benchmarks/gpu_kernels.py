@@ -71,17 +71,25 @@ def jax_cases(x_host, g_host, tau, gauss_host):
             "sm_b": blocking(lambda: sm_b(x, g)), "ga": blocking(lambda: ga(mu, lv)), "ga_b": blocking(lambda: gauss_vjp(mu, lv))}
 
 
-def timed(fn, repeats, iters):
-    """Median milliseconds per call of ``fn`` over ``repeats`` loops of ``iters`` calls."""
-    fn()
-    fn()
+def settle(wait=None):
+    """The devices synchronized, and ``wait()`` returned if given (JAX runs on queues of its own)."""
     synchronize()
+    if wait is not None:
+        wait()
+
+
+def timed(fn, repeats, iters, warmup=2, wait=None):
+    """Median milliseconds per call of ``fn`` over ``repeats`` loops of ``iters`` calls, after ``warmup``
+    calls; each loop ends settled (``settle(wait)``)."""
+    for _ in range(warmup):
+        fn()
+    settle(wait)
     runs = []
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(iters):
             fn()
-        synchronize()
+        settle(wait)
         runs.append((time.perf_counter() - t) / iters * 1e3)
     return statistics.median(runs)
 

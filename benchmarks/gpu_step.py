@@ -15,15 +15,13 @@ Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: 
 """
 import argparse
 import importlib.util
-import statistics
 import sys
-import time
 
 import numpy
 
 import minivae as mv
 from cpu_step import torch_step  # the same PyTorch model and step as the CPU benchmark's
-from gpu_kernels import peak_bytes, synchronize  # gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
+from gpu_kernels import peak_bytes, settle, timed  # gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
@@ -153,26 +151,6 @@ def cases(kind, batch, have_torch):
     return out
 
 
-def settle(wait):
-    synchronize()
-    if wait is not None:
-        wait()
-
-
-def median_us(step, wait, repeats, steps):
-    for _ in range(5):  # warm up: compile, autotune, record CUDA graphs
-        step()
-    settle(wait)
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        settle(wait)
-        runs.append((time.perf_counter() - t) / steps * 1e6)
-    return statistics.median(runs)
-
-
 def launches(step, wait, have_torch):
     """CUDA kernels run by one step (memory copies and sets not counted), or None when PyTorch's
     profiler cannot trace the GPU."""
@@ -219,7 +197,8 @@ def main(argv=None):
             for name, (make, memory) in cases(kind, batch, have_torch).items():
                 try:
                     step, wait = make()
-                    us = median_us(step, wait, args.repeats, args.steps)
+                    # 5 warm-up steps: compile, autotune, record CUDA graphs
+                    us = 1e3 * timed(step, args.repeats, args.steps, warmup=5, wait=wait)
                     count = launches(step, wait, have_torch)
                     mib = peak_bytes(memory, step) / 2 ** 20 if memory else None
                 except Exception as e:

@@ -96,8 +96,8 @@ class Generator:
     def words(self, n, device="cpu"):
         """The next n 32-bit words of the stream (made on ``device``)."""
         xp = module_for_device(device)
-        blocks = xp.arange(self.counter, self.counter + (n + 3) // 4, dtype=numpy.uint64)
-        self.counter += (n + 3) // 4
+        first = self._take((n + 3) // 4)
+        blocks = xp.arange(first, self.counter, dtype=numpy.uint64)
         zero = xp.zeros_like(blocks)
         counter = (blocks & _MASK, blocks >> 32, zero, zero)
         key = (self.seed & _MASK, (self.seed >> 32) & _MASK)
@@ -153,7 +153,7 @@ class Generator:
 
     def _advanced(self, out, n_words):
         """``out``, after moving the counter past the n_words words a kernel's draw used."""
-        self.counter += (n_words + 3) // 4
+        self._take((n_words + 3) // 4)
         return out
 
     def _host_only(self, what):

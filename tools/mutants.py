@@ -239,7 +239,7 @@ MUTANTS = [
       ["tests/test_random.py"], "Philox4x32-9"),
     M("philox-key-schedule", "minivae/random.py", ("k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK", "k0, k1 = (k0 + _W1) & _MASK, (k1 + _W0) & _MASK"),
       ["tests/test_random.py"], "swapped key-schedule constants"),
-    M("generator-counter-reuses-block", "minivae/random.py", ("        self.counter += (n + 3) // 4\n", "        self.counter += n // 4\n"),
+    M("generator-counter-reuses-block", "minivae/random.py", ("        first = self._take((n + 3) // 4)\n", "        first = self._take(n // 4)\n"),
       ["tests/test_random.py", TIES], "noise reused (the counter advances one block short)"),
     M("philox-graph-shift-ignored", "kernels/random.cu",
       ("unsigned long long offset, const unsigned long long* __restrict__ shift) {\n    offset += *shift;\n    for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {\n        const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);\n#pragma unroll\n        for (int q = 0; q < 4; ++q)\n            if (4 * b + q < n) out[4 * b + q] = uniform_as",

@@ -8,8 +8,9 @@ Models: Gaussian VAE 784-512-256-z20 and categorical VAE 784-512-256-30×10 (Gum
 τ = 1), Bernoulli likelihood, batch 128 and 1024. Prints median ms per step: eager (numba, numpy),
 replayed (replay numba, replay numpy), the replay's speed-up eager / replay (above 1: the replay is
 faster) and the ratios minivae / PyTorch (below 1: minivae is faster). Then the fused kernels alone
-against PyTorch's equivalents (forward + backward), ``import minivae`` time, and the kernels'
-first-use compile time (cold: empty Numba cache; warm: cached on disk).
+against PyTorch's equivalents (forward + backward), what a replay pays for each array its pool
+hands out (an array made and freed, by NumPy's allocator and in a pool), ``import minivae`` time,
+and the kernels' first-use compile time (cold: empty Numba cache; warm: cached on disk).
 """
 import argparse
 import os
@@ -162,6 +163,21 @@ def kernel_cases(have_torch):
     return table
 
 
+def pool_cases():
+    """100 small arrays (a + a, 1000 float32) made and freed, by NumPy's own allocator and in a pool."""
+    from minivae._pool import ArrayPool
+    a, pool = numpy.ones(1000, numpy.float32), ArrayPool()
+
+    def hundred():
+        for _ in range(100):
+            a + a
+
+    def pooled():
+        with pool:
+            hundred()
+    return {"numpy": hundred, "pool": pooled}
+
+
 def subprocess_seconds(code, env=None):
     out = subprocess.check_output([sys.executable, "-c", code], env={**os.environ, **(env or {})})
     return float(out.decode().split()[-1])
@@ -212,6 +228,9 @@ def main():
         r = compare(cases, args.repeats, 5)
         print(f"  {name:26s} " + "  ".join(f"{k} {v:7.2f}" for k, v in r.items())
               + (f"   numba/torch {r['numba'] / r['torch']:.2f}" if "torch" in r else ""), flush=True)
+    made = compare(pool_cases(), args.repeats, 100)
+    print("\nan array made and freed (a + a, 1000 float32), median µs: " + "  ".join(
+        f"{k} {v * 10:.2f}" for k, v in made.items()) + "  (pool: a step plan's, minivae/_pool.py)")
     imports = [subprocess_seconds("import time; t = time.perf_counter(); import minivae; print(time.perf_counter() - t)")
                for _ in range(5)]
     print(f"\nimport minivae: {statistics.median(imports):.3f} s (Numba installed, not imported)")

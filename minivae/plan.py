@@ -23,6 +23,12 @@ arithmetic or comparison on a live scalar (its result would be a constant), a ba
 or dtype, and an op whose output shape changes at replay (a data-dependent shape). Arrays an op reads
 that no recorded step made (a parameter, a constant) are read by reference at each replay.
 
+Memory: the recorded step and every replay take their arrays' memory from the plan's pool
+(minivae._pool: NumPy's allocator, set per context), as a CUDA graph takes its memory from a pool it
+owns. A replay makes the same arrays in the same order, so each one finds a freed block of its size:
+from the first replay on, a replay allocates nothing from the system (tests/test_plan.py counts it).
+The pool keeps the step's peak memory between steps, and gives it back with the plan.
+
 On the GPU, ``plan.capture()`` records one replay as a CUDA graph (minivae._gpu.graph).
 """
 import numpy
@@ -240,6 +246,8 @@ class StepPlan:
         self.scalars = dict(scalars)
         self.replays = 0
         self.graph = None
+        from minivae._pool import ArrayPool  # here, not at import: it loads ctypes and reaches into NumPy
+        self.pool = ArrayPool()  # the memory of the replays' arrays (minivae/_pool.py)
         self._record(loss_fn)
 
     def _record(self, loss_fn):
@@ -251,21 +259,23 @@ class StepPlan:
         self.optimizer.zero_grad()
         engine._recorder = recorder
         try:
-            recorder.define(self.input.data, written=False)
-            loss = loss_fn(self.input, **lives)
-            if not isinstance(loss, Tensor) or loss.data.size != 1:
-                raise PlanError(f"loss_fn must return a one-element tensor, got {loss!r:.80}")
-            loss.backward()
-            if self.clip is not None:
-                from minivae.optim import clip_grad_norm_
-                params, clip = self.params, self.clip
-                recorder.run_each_time(lambda: clip_grad_norm_(params, clip))
-                engine.unrecorded(clip_grad_norm_, params, clip)
-            recorder.run_each_time(self.optimizer.step)
-            engine.unrecorded(self.optimizer.step)
+            with self.pool:  # the recorded step's arrays, once freed, are the replays' memory
+                recorder.define(self.input.data, written=False)
+                loss = loss_fn(self.input, **lives)
+                if not isinstance(loss, Tensor) or loss.data.size != 1:
+                    raise PlanError(f"loss_fn must return a one-element tensor, got {loss!r:.80}")
+                loss.backward()
+                if self.clip is not None:
+                    from minivae.optim import clip_grad_norm_
+                    params, clip = self.params, self.clip
+                    recorder.run_each_time(lambda: clip_grad_norm_(params, clip))
+                    engine.unrecorded(clip_grad_norm_, params, clip)
+                recorder.run_each_time(self.optimizer.step)
+                engine.unrecorded(self.optimizer.step)
         finally:
             engine._recorder = None
-        self.loss = loss.detach()  # the recorded step's loss, without its graph (which would keep every activation)
+        # the recorded step's loss, without its graph (which would keep every activation), in memory of its own
+        self.loss = Tensor(loss.data.copy())
         self._loss_slot = recorder.slot_of[id(loss.data)]
         self.tape, self.values, self.live_constants = recorder.tape, recorder.values, recorder.live_constants
         self.live_params, self.generators = recorder.live_params, recorder.generators
@@ -311,12 +321,16 @@ class StepPlan:
             a.fill(x.resolve())
 
     def run_tape(self):
-        """Run the tape once (parameters, optimizer state and model state change in place). Each
-        parameter's .grad is set by the tape, exactly where the recorded backward pass set it (a
-        parameter it never reached keeps None from compile_step's zero_grad)."""
-        for run in self.tape:
-            run()
-        self._clear()
+        """Run the tape once (parameters, optimizer state and model state change in place). As
+        compile_step's zero_grad did before the recorded step, the last step's gradients are let go
+        first (their memory serves this step's); each parameter's .grad is then set by the tape, exactly
+        where the recorded backward pass set it."""
+        for p in self.params:
+            p.grad = None
+        with self.pool:
+            for run in self.tape:
+                run()
+            self._clear()
         self.replays += 1
 
     def _clear(self):

@@ -28,15 +28,30 @@ def philox4x32(counter, key, rounds=10):
     """Philox4x32-R on arrays (NumPy or CuPy): ``counter`` (4, n) and ``key`` (2,) or (2, n) uint32
     → (4, n) uint32. A key of plain integers stays a host scalar (no copy to the device)."""
     xp = get_array_module(*counter, *key)
-    c = [xp.asarray(w, dtype=numpy.uint64) for w in counter]
     k0, k1 = (numpy.uint64(w) if isinstance(w, (int, numpy.integer)) else xp.asarray(w, dtype=numpy.uint64)
               for w in key)
+    shape = numpy.broadcast_shapes(*[numpy.shape(w) for w in (*counter, k0, k1)])
+    # our own copies of the counter words, updated in place below
+    c0, c1, c2, c3 = (xp.array(xp.broadcast_to(xp.asarray(w, dtype=numpy.uint64), shape)) for w in counter)
+    p0, p1 = xp.empty_like(c0), xp.empty_like(c0)
+    # NumPy turns a scalar operand into an array at every call; 0-d arrays cost nothing (CuPy takes scalars)
+    m0, m1, mask, hi = (numpy.asarray(numpy.uint64(v)) if xp is numpy else v for v in (_M0, _M1, _MASK, 32))
     for r in range(rounds):
         if r:
             k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
-        p0, p1 = c[0] * _M0, c[2] * _M1  # exact in 64 bits: a 32×32-bit product
-        c = [(p1 >> 32) ^ c[1] ^ k0, p1 & _MASK, (p0 >> 32) ^ c[3] ^ k1, p0 & _MASK]
-    return xp.stack(c).astype(numpy.uint32)
+        xp.multiply(c0, m0, out=p0)  # exact in 64 bits: a 32×32-bit product
+        xp.multiply(c2, m1, out=p1)
+        # (c0, c1, c2, c3) ← (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1, lo(p0)), each word written after its
+        # last read: the same arithmetic as a new list of four arrays, without making one every round
+        xp.right_shift(p1, hi, out=c0)
+        c0 ^= c1
+        c0 ^= k0
+        xp.bitwise_and(p1, mask, out=c1)
+        xp.right_shift(p0, hi, out=c2)
+        c2 ^= c3
+        c2 ^= k1
+        xp.bitwise_and(p0, mask, out=c3)
+    return xp.stack([c0, c1, c2, c3]).astype(numpy.uint32)
 
 
 def words_to_uniform(words, dtype):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minivae as mv
-from minivae import ops
+from minivae import _pool, ops
 from minivae._backend import use_numba
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import SGD, Adam
@@ -17,6 +17,7 @@ from minivae.random import Generator
 from minivae.training import train
 from hypothesis import given, settings, strategies as st
 from tests.test_ops_gradcheck import DOMAINS
+from tests.test_pool import handler
 
 X_DIM = 25
 BATCHES = [(np.random.default_rng(i).random((6, X_DIM)) < 0.4).astype(np.float32) for i in range(4)]
@@ -156,6 +157,32 @@ def test_a_batch_of_another_shape_or_an_unknown_scalar_is_refused():
         plan.step(BATCHES[1].astype(np.float64))
     with pytest.raises(PlanError, match=r"unknown scalars \['step'\]"):
         plan.step(BATCHES[1], step=3)
+
+
+@pytest.mark.skipif(not _pool.available, reason="NumPy's allocator cannot be set from this Python")
+@pytest.mark.parametrize("numba", [False, True], ids=["numpy", "numba"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_replay_allocates_nothing(name, numba):
+    """From the first replay on, a replay takes no memory from the system: every array its ops, draws
+    and optimizer make (hundreds) comes from the plan's pool, the same number at every replay (Numba's
+    kernels write into arrays that their Python wrappers make). A caller who keeps each step's loss while the next
+    runs, as a training loop does, costs one block for it, once."""
+    with use_numba(numba):
+        model, rng = MODELS[name](), Generator(9)
+        plan = compile_step(model, Adam(model.parameters()), lambda x: model.loss(x, rng), BATCHES[0])
+        taken, served = plan.pool.allocations, []
+        for t in range(10):
+            before = plan.pool.reuses
+            plan.step(BATCHES[t % 4])
+            served.append(plan.pool.reuses - before)
+        assert plan.pool.allocations == taken
+        assert served == [served[0]] * 10 and served[0] > 50
+        loss = plan.step(BATCHES[0])
+        for t in range(5):
+            loss = plan.step(BATCHES[t % 4])
+        assert plan.pool.allocations == taken + 1
+        assert handler(loss.data) == _pool.NAME
+        assert all(handler(p.grad) == _pool.NAME for p in model.parameters())
 
 
 def test_a_replay_keeps_no_array_of_the_step_alive():

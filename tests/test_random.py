@@ -26,6 +26,16 @@ def test_philox_vectorized_equals_one_at_a_time():
         np.testing.assert_array_equal(together[:, j], philox4x32(counters[:, j:j + 1], (5, 6))[:, 0])
 
 
+def test_philox_per_element_keys_broadcast_against_the_counter():
+    """A key of one (k0, k1) pair per value, with one counter for all: each column is that key's block."""
+    keys = (np.array([1, 2, 3], np.uint64), np.array([7, 8, 2 ** 32 - 1], np.uint64))
+    together = philox4x32([[5], [0], [0], [9]], keys)
+    assert together.shape == (4, 3)
+    for j in range(3):
+        alone = philox4x32([[5], [0], [0], [9]], (int(keys[0][j]), int(keys[1][j])))
+        np.testing.assert_array_equal(together[:, j], alone[:, 0])
+
+
 def test_same_seed_same_stream_and_draws_do_not_overlap():
     a, b = Generator(42), Generator(42)
     np.testing.assert_array_equal(a.normal((3, 5)), b.normal((3, 5)))

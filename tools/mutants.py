@@ -266,6 +266,16 @@ MUTANTS = [
       ["tests/test_plan.py"], "a data-dependent shape replays silently"),
     M("engine-comparison-not-recorded", "minivae/engine.py", ("        _recorder.call(fn, arrays, [o.data for o in outs])", "        pass"),
       ["tests/test_plan.py"], "a mask or a sample's argmax is replayed as a constant"),
+    M("plan-replay-outside-pool", "minivae/plan.py", ("        with self.pool:\n            for run in self.tape:", "        if True:\n            for run in self.tape:"),
+      ["tests/test_plan.py"], "a replay allocates its arrays from the system again"),
+    M("plan-old-grads-kept", "minivae/plan.py", ("            p.grad = None", "            pass"),
+      ["tests/test_plan.py"], "the last step's gradients hold their memory while the next step makes new ones"),
+    M("pool-calloc-not-zeroed", "minivae/_pool.py", ("        memset(p, 0, nelem * elsize)", "        pass"),
+      ["tests/test_pool.py"], "numpy.zeros in a pool returns a reused block's old values"),
+    M("pool-realloc-drops-values", "minivae/_pool.py", ("        memmove(p, ptr, min(owner[ptr][1], size))", "        pass"),
+      ["tests/test_pool.py"], "a reallocated array loses its values"),
+    M("pool-handler-not-restored", "minivae/_pool.py", ("            _set_handler(self._previous)", "            pass"),
+      ["tests/test_pool.py"], "NumPy keeps allocating from the pool after the replay"),
 ]
 
 

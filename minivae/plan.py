@@ -236,7 +236,10 @@ class _Recorder:
 
 
 class StepPlan:
-    """One training step, recorded by ``compile_step``; ``step(batch, **scalars)`` replays it."""
+    """One training step, recorded by ``compile_step``; ``step(batch, **scalars)`` replays it.
+    ``loss``: the recorded step's loss; ``replays``: how many steps replayed it; ``pool``: the memory its
+    arrays come from (``pool.allocations``: the blocks taken from the system, which replays leave as
+    they are)."""
 
     def __init__(self, model, optimizer, loss_fn, batch, scalars, clip):
         self.model, self.optimizer, self.clip = model, optimizer, clip

@@ -137,9 +137,11 @@ class CategoricalVAE(Module):
 
     def prior(self):
         """Uniform, in the parameters' dtype (float64 for the lab's enumerable model)."""
+        return OneHotCategorical(logits=self._uniform_logits())
+
+    def _uniform_logits(self):
         xp = module_for_device(self.device)
-        dtype = self.encoder.parameters()[0].dtype
-        return OneHotCategorical(logits=Tensor(xp.zeros((self.n_latent, self.n_categories), dtype)))
+        return Tensor(xp.zeros((self.n_latent, self.n_categories), self.encoder.parameters()[0].dtype))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
@@ -147,7 +149,8 @@ class CategoricalVAE(Module):
 
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
-        kl = ops.categorical_kl(logits, self.prior().logits).sum(axis=-1)
+        # the prior's logits as they are: categorical_kl normalizes them (no log_softmax node a step)
+        kl = ops.categorical_kl(logits, self._uniform_logits()).sum(axis=-1)
         if self.estimator == "reinforce":
             q = OneHotCategorical(logits=logits)
             z = q.sample(rng=rng)

@@ -1,27 +1,24 @@
 """Categorical distributions over K classes, sampled by the Gumbel-max trick."""
 from minivae import ops
-from minivae.distributions.distribution import Distribution, logits_from
+from minivae.distributions.distribution import CategoricalLogits, Distribution, logits_from
 from minivae.engine import Tensor
 from minivae.plan import array_function
 from minivae.random import resolve
 
 
-class Categorical(Distribution):
+class Categorical(CategoricalLogits, Distribution):
     """P(z = k) = softmax(logits)_k over the last axis; samples are integer class indices.
 
     sample     argmax_k (logits_k + g_k), g ~ Gumbel(0, 1): exactly Categorical (Gumbel-max trick)
     log_prob   log_softmax(logits)[z]
     entropy    −Σ_k p_k log p_k
     Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``;
-    ``logits`` are stored normalized (log-probabilities), as in torch.distributions.
+    ``logits`` are normalized (log-probabilities), as in torch.distributions.
     """
 
     def __init__(self, probs=None, logits=None):
         logits = logits_from(probs, logits, type(self).__name__)
-        if logits.ndim == 0:
-            raise ValueError("Categorical: logits need a last axis of categories")
-        self.logits = ops.log_softmax(logits, axis=-1)
-        self.num_categories = logits.shape[-1]
+        self._set_logits(logits)
         self.batch_shape = logits.shape[:-1]
 
     @property

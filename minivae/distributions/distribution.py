@@ -57,4 +57,24 @@ class Distribution:
         return sample_shape + tuple(self.batch_shape) + tuple(event)
 
 
+class CategoricalLogits:
+    """For distributions over K categories: ``logits`` as given in ``_given_logits``; ``logits`` is
+    their log_softmax over the last axis (log-probabilities, as in torch.distributions), made when
+    first read. A sampler that a shift of each row does not change (softmax((l + g)/τ)) reads the
+    given logits, and a step that only samples makes no log_softmax (its forward and its VJP: on the
+    GPU, two kernel launches)."""
+
+    def _set_logits(self, logits):
+        if logits.ndim == 0:
+            raise ValueError(f"{type(self).__name__}: logits need a last axis of categories")
+        self._given_logits, self._normalized = logits, None
+        self.num_categories = logits.shape[-1]
+
+    @property
+    def logits(self):
+        if self._normalized is None:
+            self._normalized = ops.log_softmax(self._given_logits, axis=-1)
+        return self._normalized
+
+
 LOG_2PI = math.log(2 * math.pi)

@@ -4,12 +4,12 @@ import math
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import Distribution, logits_from
+from minivae.distributions.distribution import CategoricalLogits, Distribution, logits_from
 from minivae.ops.softmax import check_temperature
 from minivae.random import resolve
 
 
-class ExpRelaxedCategorical(Distribution):
+class ExpRelaxedCategorical(CategoricalLogits, Distribution):
     r"""The log of a Concrete sample: x = log_softmax((logits + g)/τ), g ~ Gumbel(0, 1).
 
     log_prob   log (K−1)! + (K−1) log τ + Σ_k (l_k − τx_k) − K · logsumexp_k (l_k − τx_k)
@@ -25,19 +25,18 @@ class ExpRelaxedCategorical(Distribution):
     def __init__(self, temperature, probs=None, logits=None):
         self.temperature = check_temperature(temperature)
         logits = logits_from(probs, logits, type(self).__name__)
-        self.logits = ops.log_softmax(logits, axis=-1)
-        self.num_categories = logits.shape[-1]
+        self._set_logits(logits)
         self.batch_shape, self.event_shape = logits.shape[:-1], (self.num_categories,)
 
     def _gumbels(self, sample_shape, rng, gumbels):
         if gumbels is None:
-            gumbels = resolve(rng).gumbel(
-                self._extended(sample_shape), self.logits.dtype, device=self.logits.device)
+            logits = self._given_logits
+            gumbels = resolve(rng).gumbel(self._extended(sample_shape), logits.dtype, device=logits.device)
         return gumbels
 
     def rsample(self, sample_shape=(), rng=None, gumbels=None):
-        g = self._gumbels(sample_shape, rng, gumbels)
-        return ops.log_softmax(self.logits + g, axis=-1, temperature=self.temperature)
+        g = self._gumbels(sample_shape, rng, gumbels)  # log_softmax((l + g)/τ): any shift of l cancels
+        return ops.log_softmax(self._given_logits + g, axis=-1, temperature=self.temperature)
 
     def log_prob(self, value):
         k, tau = self.num_categories, self.temperature
@@ -62,11 +61,12 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
     """
 
     def rsample(self, sample_shape=(), rng=None, hard=False, gumbels=None):
+        # softmax((l + g)/τ): any shift of each row of l cancels, so the given logits serve
         if gumbels is None:  # the fused Gumbel-Softmax op draws the same noise rng.gumbel would
-            logits = ops.broadcast_to(self.logits, self._extended(sample_shape))
+            logits = ops.broadcast_to(self._given_logits, self._extended(sample_shape))
             return ops.gumbel_softmax(logits, resolve(rng),
                                       temperature=self.temperature, hard=hard)
-        y = ops.softmax(self.logits + gumbels, axis=-1, temperature=self.temperature)
+        y = ops.softmax(self._given_logits + gumbels, axis=-1, temperature=self.temperature)
         return ops.straight_through(y, axis=-1) if hard else y
 
     def log_prob(self, value):

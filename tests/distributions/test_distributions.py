@@ -167,3 +167,22 @@ def test_sampling_is_reproducible_with_the_same_seed():
     a = RelaxedOneHotCategorical(0.5, logits=logits).rsample((3,), rng=Generator(11)).data
     b = RelaxedOneHotCategorical(0.5, logits=logits).rsample((3,), rng=Generator(11)).data
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", [RelaxedOneHotCategorical, ExpRelaxedCategorical])
+def test_relaxed_samples_ignore_a_shift_of_the_logits_and_do_not_normalize_them(cls, monkeypatch):
+    """softmax((l + g)/τ) does not change when a row of l shifts by a constant, so a relaxed sample
+    reads the logits as given: the same draw for l and l + c (to rounding), and no log_softmax of the
+    logits (one forward and one backward kernel a step on the GPU) until ``logits`` is read, which is
+    then log-probabilities, as torch.distributions' are."""
+    rows = np.random.default_rng(3).normal(size=(4, 5)) * 3
+    shift = np.array([[100.0], [-7.0], [0.0], [1e3]])
+    normalized = []  # the tensors log_softmax was applied to
+    monkeypatch.setattr(mv.ops, "log_softmax", lambda x, *a, _real=mv.ops.log_softmax, **k: normalized.append(x) or _real(x, *a, **k))
+    given = [mv.tensor(rows), mv.tensor(rows + shift)]
+    a, b = (cls(0.5, logits=logits).rsample((2,), rng=Generator(8)) for logits in given)
+    assert not any(x is logits for x in normalized for logits in given)
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-9, atol=1e-9)
+    d = cls(0.5, logits=given[1])
+    np.testing.assert_allclose(np.exp(d.logits.data).sum(-1), 1.0)
+    assert normalized[-1] is given[1] and d.logits is d.logits  # made once, when read

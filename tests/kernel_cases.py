@@ -321,12 +321,15 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (3, 33), (257, 5), (2, 3, 7)])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 33), (257, 5), (2, 3, 7), (40, 70), (1100, 3)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
-    """ops.linear's ends on the GPU: act(p + b) in place, and ḡ·[y > 0], against the NumPy formula, NaN
-    included (it stays NaN through max(·, 0), and a NaN upstream gradient stays NaN where y > 0 and
-    becomes NaN·0 = NaN elsewhere, as in the formula)."""
+    """ops.linear's ends on the GPU: act(p + b) in place; and ḡ·[y > 0] with its column sums b̄ in one
+    pass; against the NumPy formula, NaN included (it stays NaN through max(·, 0), and a NaN upstream
+    gradient stays NaN where y > 0 and becomes NaN·0 = NaN elsewhere, as in the formula). The shapes
+    have fewer and more rows than a block of the one-pass kernel sums at once (16), more columns than
+    it takes (32: 33, 70 leave the last block's columns partly empty), and more rows than it is used for
+    (1100: the elementwise kernel and a column sum)."""
     rng = np.random.default_rng(3)
     p, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     p.flat[0] = np.nan
@@ -338,4 +341,7 @@ def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
     np.testing.assert_array_equal(dev.get(dy), want)  # one addition and one comparison: exact
     g = rng.standard_normal(shape).astype(dtype)
     g.flat[-1] = np.nan
-    np.testing.assert_array_equal(dev.get(linear.relu_bwd(dev.put(g), dev.put(want))), g * (want > 0))
+    dp, db = linear.bias_relu_bwd(dev.put(g), dev.put(want))
+    want_dp = g * (want > 0)
+    np.testing.assert_array_equal(dev.get(dp), want_dp)
+    close(dev.get(db), want_dp.reshape(-1, shape[-1]).sum(axis=0), dtype)  # another order of the sum: to rounding

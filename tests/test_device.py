@@ -334,7 +334,7 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name):
     with use_cuda_kernels(True), loader.use_module_factory(recording):
         loss, grads, conversions = _one_step(name, "cuda")
     assert conversions == [], describe(conversions)
-    assert {"bce.cu", "optim.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
+    assert {"bce.cu", "optim.cu", "linear.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
     assert ("random.cu" if name != "straight_through" else "gumbel_softmax.cu") in sources
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     for n in grads:

@@ -177,5 +177,17 @@ def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index
         linear.bias_act_fwd(np.zeros((3, 4), np.float32).T, b, False)     # the kernel indexes b by i % cols
     with pytest.raises(ValueError, match="float32"):
         linear.bias_act_fwd(np.zeros((4, 3), np.float64), b, False)
-    out = linear.relu_bwd(np.ones((4, 3), np.float32), y)
-    assert launches[-1][1] == "relu_bwd<float>" and launches[-1][4][2] is out and out.shape == (4, 3)
+    out, db = linear.bias_relu_bwd(np.ones((2, 2, 35), np.float32), np.ones((2, 2, 35), np.float32))
+    _, name, grid, block, args = launches[-1]
+    assert name == "bias_relu_bwd<float>" and args[2] is out and args[3] is db and out.shape == (2, 2, 35)
+    assert grid == (2,) and block == (32, linear.BIAS_ROWS)  # 32 columns a block, its threads 16 rows apart
+    assert db.shape == (35,) and args[4] == 4 and args[5] == 35                  # rows = every axis but the last
+    assert type(args[4]) is np.int64 and type(args[5]) is np.int32
+    rows = linear.ONE_PASS_ROWS + 1  # more rows: the elementwise kernel over the whole grid, then a column sum
+    with np.errstate(invalid="ignore"):  # the stand-in runs no kernel: the column sum adds whatever empty() held
+        out, db = linear.bias_relu_bwd(np.ones((rows, 3), np.float32), np.ones((rows, 3), np.float32))
+    _, name, grid, block, args = launches[-1]
+    assert name == "relu_bwd<float>" and args[2] is out and args[3] == 3 * rows and db.shape == (3,)
+    before = len(launches)
+    out, db = linear.bias_relu_bwd(np.ones((0, 5), np.float32), np.ones((0, 5), np.float32))
+    assert len(launches) == before and db.shape == (5,) and not db.any()  # no rows: no launch, b̄ = 0

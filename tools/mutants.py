@@ -255,6 +255,9 @@ MUTANTS = [
       "a CUDA graph's Adam keeps the captured step's bias correction"),
     M("linear-bias-indexed-by-row", "kernels/linear.cu", ("const T v = y[i] + b[i % cols];", "const T v = y[i] + b[i / cols];"),
       [f"{CUDA}::test_dense_layer_bias_activation_and_relu_vjp"], "each row gets one bias value instead of each column its own"),
+    M("cuda-bias-grad-drops-a-row-group", "kernels/linear.cu", ("for (int r = 1; r < MINIVAE_BIAS_ROWS; ++r)", "for (int r = 2; r < MINIVAE_BIAS_ROWS; ++r)"),
+      [f"{CUDA}::test_dense_layer_bias_activation_and_relu_vjp", "tests/test_device.py::test_one_training_step_through_the_emulated_cuda_kernels"],
+      "b̄ misses the rows of one of a block's 16 row groups"),
     M("split-vjp-pieces-reversed", "minivae/ops/shape.py", ("for g, shape in zip(gs, ctx.shapes)]", "for g, shape in zip(gs[::-1], ctx.shapes)]"),
       gc("split"), "each piece's gradient lands in another piece's place"),
     # ---- step plans (record once, replay) --------------------------------------------------------

@@ -1,8 +1,8 @@
-"""The elementwise ends of a dense layer, one pass each: kernels/linear.cu."""
+"""The ends of a dense layer around its products, one pass each way: kernels/linear.cu."""
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import contiguous, floating, launch_elementwise
+from minivae._gpu import contiguous, floating, launch_elementwise, loader
 
 
 def bias_act_fwd(y, bias, relu):
@@ -16,9 +16,24 @@ def bias_act_fwd(y, bias, relu):
     return y
 
 
-def relu_bwd(g, y):
-    """ḡ·[y > 0] for ḡ of y's shape."""
+BIAS_ROWS = 16  # MINIVAE_BIAS_ROWS of kernels/linear.cu: blockDim.y of bias_relu_bwd
+# Up to this many rows bias_relu_bwd makes p̄ and b̄ in one launch; beyond, relu_bwd over the whole grid and a
+# CuPy column sum. A guess, not yet measured: at batch 128 (a CUDA-graph step, bound by its ~70 launches) one
+# launch fewer a layer; at batch 4096 the one-pass kernel's ⌈cols/32⌉ blocks would read the layer's 8 MB
+# through a sixteenth of an H100's SMs.
+ONE_PASS_ROWS = 1024
+
+
+def bias_relu_bwd(g, y):
+    """(p̄, b̄): p̄ = ḡ·[y > 0], and b̄ = p̄ summed over every axis but the last."""
     t = floating(y, "linear")
-    out = get_array_module(y).empty(y.shape, y.dtype)
-    launch_elementwise("linear.cu", f"relu_bwd<{t}>", y.size, (contiguous(g, y.dtype), contiguous(y), out, numpy.int64(y.size)))
-    return out
+    xp, cols = get_array_module(y), y.shape[-1]
+    out, rows = xp.empty(y.shape, y.dtype), y.size // max(cols, 1)
+    g, y = contiguous(g, y.dtype), contiguous(y)
+    if rows > ONE_PASS_ROWS or y.size == 0:
+        launch_elementwise("linear.cu", f"relu_bwd<{t}>", y.size, (g, y, out, numpy.int64(y.size)))
+        return out, out.reshape(rows, cols).sum(axis=0)
+    db = xp.empty(cols, y.dtype)
+    loader.function("linear.cu", f"bias_relu_bwd<{t}>")(
+        (-(-cols // 32),), (32, BIAS_ROWS), (g, y, out, db, numpy.int64(rows), numpy.int32(cols)))
+    return out, db

@@ -184,7 +184,7 @@ def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index
     assert db.shape == (35,) and args[4] == 4 and args[5] == 35                  # rows = every axis but the last
     assert type(args[4]) is np.int64 and type(args[5]) is np.int32
     rows = linear.ONE_PASS_ROWS + 1  # more rows: the elementwise kernel over the whole grid, then a column sum
-    with np.errstate(invalid="ignore"):  # the stand-in runs no kernel: the column sum adds whatever empty() held
+    with np.errstate(all="ignore"):  # the stand-in runs no kernel: the column sum adds whatever empty() held
         out, db = linear.bias_relu_bwd(np.ones((rows, 3), np.float32), np.ones((rows, 3), np.float32))
     _, name, grid, block, args = launches[-1]
     assert name == "relu_bwd<float>" and args[2] is out and args[3] == 3 * rows and db.shape == (3,)

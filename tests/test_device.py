@@ -341,6 +341,30 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name):
         np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-4, atol=1e-5, err_msg=n)
 
 
+def test_the_gaussian_kernels_get_the_split_halves_copied_once(monkeypatch):
+    """μ and log σ² are strided halves of the encoder's output, which the kernels, reading flat memory,
+    need contiguous: the fused op copies each once for its forward and backward pass (a copy is a kernel
+    launch on the GPU), and nothing else in the step is copied to be made contiguous."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None:
+        pytest.skip("tests/cuda_host/host.py is not there")
+    from tests import strict_array
+    from tests.cuda_host import host as cuda_host
+    if cuda_host.compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    copies, plain = [], strict_array._StrictModule.ascontiguousarray
+
+    def counting(self, a, dtype=None):
+        out = plain(self, a, dtype)
+        if out is not a and isinstance(a, StrictArray):
+            copies.append(a.shape)
+        return out
+    monkeypatch.setattr(strict_array._StrictModule, "ascontiguousarray", counting)
+    with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()):
+        _one_step("gaussian", "cuda")
+    assert copies == [(4, 3), (4, 3)]
+
+
 # ---- the command line, with the stand-in GPU ---------------------------------------------------------------
 def test_cli_train_eval_sample_on_the_device_match_the_cpu(tmp_path, capsys):
     from minivae.cli import main

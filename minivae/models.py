@@ -157,7 +157,7 @@ class CategoricalVAE(Module):
             reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
             signal = reconstruction.detach()
             baseline = array_function(self._moving_average, signal)
-            fit = 0.0
+            fit = None
             if self.baseline_net is not None:
                 predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
                 error = predicted - (signal - baseline)
@@ -166,7 +166,8 @@ class CategoricalVAE(Module):
                 baseline = baseline + predicted.detach()
             surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
-            return (beta * kl - surrogate + fit).mean()
+            loss = beta * kl - surrogate
+            return (loss if fit is None else loss + fit).mean()
         relaxed = RelaxedOneHotCategorical(live(self.temperature, step), logits=logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)

@@ -245,24 +245,32 @@ def peak_bytes(name, step):
     return hook.peak
 
 
+def gpu_and_torch(script):
+    """(cupy, torch, or None where PyTorch or its CUDA is missing); or None, after saying on stderr
+    why ``script`` cannot run here (no CuPy, or no GPU)."""
+    try:
+        import cupy
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        print(f"{script} needs CuPy and a GPU: {e}", file=sys.stderr)
+        return None
+    try:
+        import torch
+    except ImportError:
+        return cupy, None
+    return cupy, torch if torch.cuda.is_available() else None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="fewer iterations (for tools/gpu_check.py)")
     p.add_argument("--steps-only", action="store_true", help="only the training steps and their memory")
     args = p.parse_args(argv)
-    try:
-        import cupy
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:
-        print(f"benchmarks/gpu_kernels.py needs CuPy and a GPU: {e}", file=sys.stderr)
+    found = gpu_and_torch("benchmarks/gpu_kernels.py")
+    if found is None:
         return 1
-    try:
-        import torch
-        if not torch.cuda.is_available():
-            torch = None
-    except ImportError:
-        torch = None
+    cupy, torch = found
     iters = 5 if args.quick else 20
     props = cupy.cuda.runtime.getDeviceProperties(0)
     try:

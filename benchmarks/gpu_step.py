@@ -21,7 +21,7 @@ import numpy
 
 import minivae as mv
 from cpu_step import torch_step  # the same PyTorch model and step as the CPU benchmark's
-from gpu_kernels import peak_bytes, settle, timed  # gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
+from gpu_kernels import gpu_and_torch, peak_bytes, settle, timed  # gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
@@ -174,17 +174,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=50, help="steps per timed loop")
     p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
     args = p.parse_args(argv)
-    try:
-        import cupy
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:
-        print(f"benchmarks/gpu_step.py needs CuPy and a GPU: {e}", file=sys.stderr)
+    found = gpu_and_torch("benchmarks/gpu_step.py")
+    if found is None:
         return 1
-    try:
-        import torch
-        have_torch = torch.cuda.is_available()
-    except ImportError:
-        have_torch = False
+    cupy, torch = found
+    have_torch = torch is not None
     print(f"# {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cupy.__version__}, "
           + (f"PyTorch {torch.__version__}" if have_torch else "no PyTorch (no launch counts)"))
     print(f"median µs per step over {args.repeats} loops of {args.steps} steps; launches: CUDA kernels per step; "

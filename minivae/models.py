@@ -59,13 +59,11 @@ class GaussianVAE(Module):
 
     def loss(self, x, rng, step=0, beta=1.0):
         """−(E_q log p(x|z) − β·KL(q ‖ N(0, I))) per example, averaged: the same quantity as
-        objectives.elbo, through the fused reparameterization-and-KL op. Written β·KL − log p(x|z),
-        which is the same number bit for bit (IEEE rounding is symmetric in sign) with one op fewer
-        each way: on the GPU, one kernel launch fewer in the forward and one in the backward pass."""
+        objectives.elbo, through the fused reparameterization-and-KL op and ops.negative_elbo, which sums
+        and averages both parts in one node (on the GPU, one kernel launch each way)."""
         loc, log_var = self._encode(x)
         z, kl = ops.reparameterize_kl(loc, log_var, rng.normal(loc.shape, loc.dtype, device=loc.device))
-        reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-        return (beta * kl.sum(axis=-1) - reconstruction).mean()
+        return ops.negative_elbo(self.likelihood(z).log_prob(x), kl, beta)
 
     def sample(self, n, rng):
         """Mean images p(x|z) for n draws z ~ p(z)."""
@@ -150,7 +148,7 @@ class CategoricalVAE(Module):
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
         # the prior's logits as they are: categorical_kl normalizes them (no log_softmax node a step)
-        kl = ops.categorical_kl(logits, self._uniform_logits()).sum(axis=-1)
+        kl = ops.categorical_kl(logits, self._uniform_logits())  # per latent variable
         if self.estimator == "reinforce":
             q = OneHotCategorical(logits=logits)
             z = q.sample(rng=rng)
@@ -166,12 +164,11 @@ class CategoricalVAE(Module):
                 baseline = baseline + predicted.detach()
             surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
             # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
-            loss = beta * kl - surrogate
+            loss = beta * kl.sum(axis=-1) - surrogate
             return (loss if fit is None else loss + fit).mean()
         relaxed = RelaxedOneHotCategorical(live(self.temperature, step), logits=logits)
         z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
-        reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-        return (beta * kl - reconstruction).mean()  # −ELBO, as GaussianVAE.loss writes it
+        return ops.negative_elbo(self.likelihood(z).log_prob(x), kl, beta)  # −ELBO, as GaussianVAE.loss
 
     def _moving_average(self, signal):
         """b, this batch's baseline (c; at the first step, the batch's mean), in signal's dtype; then

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, gaussian, gumbel, linear, random, sgd, softmax
+from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, linear, random, sgd, softmax
 from minivae.ops.softmax import log_softmax_array, softmax_array, softmax_vjp
 from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.random import Generator
@@ -198,14 +198,18 @@ def test_reparameterization_and_kl_as_one_pair(dev, dtype, n, reached):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 2, 10, 33, 100])
-def test_categorical_kl(dev, dtype, k):
+@pytest.mark.parametrize("prior_rows", [1, 3, 12])
+def test_categorical_kl(dev, dtype, k, prior_rows):
+    """The prior's logits as P rows, row r of the posterior taking row r mod P: one prior for all (P = 1), one
+    per latent variable (P = 3, as (4, 3, k) posteriors against a (3, k) prior), one per row (P = 12); the
+    kernel normalizes them itself (shifted far from 0: a missing normalization shows)."""
     rng = np.random.default_rng(k)
-    rows = 7
+    rows = 12
     x = logits(rng, rows, k, dtype, spread=20.0)
-    prior = rng.standard_normal(k).astype(dtype)
-    log_p = np.broadcast_to(log_softmax_array(np, prior, (0,)), x.shape)
+    prior = (rng.standard_normal((prior_rows, k)) + 5).astype(dtype)
+    log_p = log_softmax_array(np, prior, (1,))[np.arange(rows) % prior_rows]
     g = rng.standard_normal(rows).astype(dtype)
-    kl, q, diff = (dev.get(a) for a in categorical.categorical_kl_fwd(dev.put(x), dev.put(np.ascontiguousarray(log_p))))
+    kl, q, diff = (dev.get(a) for a in categorical.categorical_kl_fwd(dev.put(x), dev.put(prior)))
     log_q = log_softmax_array(np, x, (1,))
     close(q, np.exp(log_q), dtype)
     close(diff, log_q - log_p, dtype, scale=40)
@@ -224,6 +228,40 @@ def test_bce_with_logits_loss_and_gradient(dev, dtype):
     close(loss, want, dtype, scale=max(1.0, np.abs(want).max()) if dtype == np.float32 else 1e4)
     close(dx, stable_sigmoid(np, x) - t, dtype)
     assert np.isfinite(loss).all() and np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ll_shape,k", [((1, 1), 1), ((3, 33), 5), ((2, 3, 7), 4), ((257, 5), 2), ((700, 100), 20),
+                                        ((0, 4), 3)])
+@pytest.mark.parametrize("beta", [1.0, 0.0, -0.5])
+def test_negative_elbo_forward_and_backward(dev, dtype, ll_shape, k, beta):
+    """(1/R) Σ_r (β·Σ_k kl − Σ_j ll) against the float64 formula; launched twice on other data, so that the
+    second launch finds its count of finished blocks back at 0 (else no block of it would know it is the last,
+    and the loss, of other data this time, would never be written). (700, 100) takes 9 blocks, whose
+    partial sums the last one adds; no examples give NaN, as numpy's mean of nothing. The backward is two
+    operations of the formula, so exact: −ḡ/R everywhere in ll's shape, β·ḡ/R in kl's."""
+    rng = np.random.default_rng(ll_shape[0])
+    for launch in range(2):
+        ll = (rng.standard_normal(ll_shape) - 3 * launch).astype(dtype)
+        kl = rng.uniform(0, 2, ll_shape[:-1] + (k,)).astype(dtype)
+        b = np.full((), beta, dtype)
+        got = elbo.negative_elbo_fwd(dev.put(ll), dev.put(kl), dev.put(b))
+        got = dev.get(got)
+        rows = ll.size // ll_shape[-1]
+        want = (beta * kl.astype(np.float64).sum(axis=-1) - ll.astype(np.float64).sum(axis=-1)).mean() if rows else np.nan
+        scale = (abs(beta) * kl.sum() + np.abs(ll).sum()) / max(rows, 1)  # rounding grows with the sums' magnitudes
+        assert got.shape == () and got.dtype == dtype
+        if rows:
+            assert abs(got - want) <= tol(dtype)[0] * scale, (got, want)
+        else:
+            assert np.isnan(got)
+    g = np.full((), rng.standard_normal(), dtype)
+    gll, gkl = (dev.get(a) for a in elbo.negative_elbo_bwd(dev.put(g), dev.put(b), rows, ll.shape, kl.shape))
+    assert gll.shape == ll.shape and gkl.shape == kl.shape and gkl.dtype == gll.dtype == dtype
+    if rows:
+        s = g / rows
+        np.testing.assert_array_equal(gll, np.broadcast_to(-s, ll.shape))
+        np.testing.assert_array_equal(gkl, np.broadcast_to(s * b, kl.shape))
 
 
 def _flat_problem(dtype):

@@ -224,12 +224,16 @@ def test_gaussian_kernels_match_the_reference(dtype, shape, seed):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @given(rows=row_counts, k=k_values, seed=st.integers(0, 2**16))
-def test_categorical_kl_kernel_matches_the_reference(dtype, rows, k, seed):
+@pytest.mark.parametrize("prior_shape", ["k", "3,k", "rows,1,k", "1,3,k"])
+def test_categorical_kl_kernel_matches_the_reference(dtype, rows, k, seed, prior_shape):
+    """Against the formula, with the prior's logits (shifted from 0: the kernel normalizes them) read in place
+    as rows (one for all, one per latent variable) or written out (a per-example prior)."""
     rng = np.random.default_rng(seed)
-    logits = (3 * rng.normal(size=(rows, k))).astype(dtype)
-    logits[0, 0] = 1e4  # an extreme logit stays finite
-    prior = rng.normal(size=k).astype(dtype)
-    g = rng.normal(size=rows).astype(dtype)
+    logits = (3 * rng.normal(size=(rows, 3, k))).astype(dtype)
+    logits[0, 0, 0] = 1e4  # an extreme logit stays finite
+    shape = tuple({"k": k, "rows": rows}.get(n, 1 if n == "1" else 3) for n in prior_shape.split(","))
+    prior = (rng.normal(size=shape) + 4).astype(dtype)
+    g = rng.normal(size=(rows, 3)).astype(dtype)
     fused, reference = both_paths(lambda t: ops.categorical_kl(t, prior), [logits], g)
     assert np.all(np.isfinite(fused[0])) and np.all(np.isfinite(fused[1][0]))
     assert_same(fused, reference, dtype, grad_scale=np.abs(g).max() * (np.abs(logits).max() + np.abs(prior).max()))

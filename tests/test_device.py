@@ -335,6 +335,7 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name):
         loss, grads, conversions = _one_step(name, "cuda")
     assert conversions == [], describe(conversions)
     assert {"bce.cu", "optim.cu", "linear.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
+    assert ("elbo.cu" in sources) == (name != "reinforce")  # REINFORCE's loss adds its surrogate per example
     assert ("random.cu" if name != "straight_through" else "gumbel_softmax.cu") in sources
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     for n in grads:

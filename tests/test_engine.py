@@ -4,6 +4,7 @@ import pytest
 
 import minivae as mv
 from minivae import ops
+from minivae.ops._broadcast import unbroadcast
 
 
 def leaf(values, dtype=np.float64):
@@ -145,6 +146,26 @@ def test_operators_with_arrays_and_scalars_on_either_side():
 
 
 # ---- errors that name the problem ----------------------------------------------------
+@pytest.mark.parametrize("op", [ops.add, ops.sub, ops.mul, ops.div])
+def test_a_constant_operand_gets_no_gradient_computed(op, monkeypatch):
+    """An input that needs no gradient (β in β·KL) gets none computed (on the GPU each would be launches for
+    nothing), and the other input still gets its own, on either side."""
+    x = np.array([[1.0, 2.0, 4.0]])
+    c = np.array([[0.5], [2.0]])  # broadcast: its gradient would be a product and a sum
+    for args in ((mv.tensor(x, requires_grad=True), mv.tensor(c)), (mv.tensor(c), mv.tensor(x, requires_grad=True))):
+        k = 0 if args[0].requires_grad else 1
+        other = args[k]
+        seen = []
+        monkeypatch.setattr(ops.arith, "unbroadcast", lambda g, shape, seen=seen: seen.append(shape) or unbroadcast(g, shape))
+        y = op(*args)
+        g = np.random.default_rng(0).standard_normal(y.shape)
+        y.backward(g)
+        assert seen == [other.shape]
+        with_grads = [mv.tensor(a.data, requires_grad=True) for a in args]
+        op(*with_grads).backward(g)
+        np.testing.assert_array_equal(other.grad, with_grads[k].grad)
+
+
 def test_matmul_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(2, 3\) and \(4, 5\)"):
         mv.tensor(np.ones((2, 3))) @ mv.tensor(np.ones((4, 5)))

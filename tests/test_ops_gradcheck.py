@@ -280,6 +280,15 @@ def bce_case(draw):
     return case(ops.bce_with_logits, 3 * rng.normal(size=sx), rng.uniform(0, 1, st_))
 
 
+@st.composite
+def negative_elbo_case(draw):
+    """Log-likelihood terms (…, D) and KL terms (…, K) of the same examples, β a constant of either sign."""
+    ll_shape = draw(shapes(1, 3))
+    kl_shape = ll_shape[:-1] + (draw(st.integers(1, 4)),)
+    rng, beta = draw(rngs), draw(st.floats(-2, 2))
+    return case(lambda ll, kl: ops.negative_elbo(ll, kl, beta), rng.normal(size=ll_shape), rng.normal(size=kl_shape))
+
+
 DOMAINS = {
     "add": binary(ops.add), "sub": binary(ops.sub), "mul": binary(ops.mul), "div": div_case(),
     "neg": unary(ops.neg, uniform(-2, 2)), "pow": pow_case(),
@@ -300,7 +309,7 @@ DOMAINS = {
     "bce_with_logits": bce_case(), "gumbel_softmax": gumbel_softmax_case(),
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
     "reparameterize_kl": reparameterize_kl_case(),
-    "categorical_kl": categorical_kl_case(),
+    "categorical_kl": categorical_kl_case(), "negative_elbo": negative_elbo_case(),
 }
 
 

@@ -10,14 +10,16 @@ def _launch(name, rows, args):
         loader.function("categorical_kl.cu", name)(*warp_per_row(rows), args)
 
 
-def categorical_kl_fwd(logits, log_p):
-    """(KL per row, q, log q − log p) for logits and prior log-probabilities of the same shape."""
+def categorical_kl_fwd(logits, prior):
+    """(KL per row, q, log q − log p) for logits (…, k) and the prior's logits as P rows of k (row r of the
+    logits takes prior row r mod P), p = softmax(prior row)."""
     t = floating(logits, "categorical_kl")
-    x, lp = rows_of(logits), rows_of(log_p, logits.dtype)
+    x, lp = rows_of(logits), rows_of(prior, logits.dtype)
     xp = get_array_module(logits)
     rows, k = x.shape
     kl, q, diff = xp.empty(rows, x.dtype), xp.empty(x.shape, x.dtype), xp.empty(x.shape, x.dtype)
-    _launch(f"categorical_kl_fwd<{t}>", rows, (x, lp, kl, q, diff, numpy.int32(rows), numpy.int32(k)))
+    _launch(f"categorical_kl_fwd<{t}>", rows,
+            (x, lp, kl, q, diff, numpy.int32(rows), numpy.int32(k), numpy.int32(lp.shape[0])))
     return kl.reshape(logits.shape[:-1]), q.reshape(logits.shape), diff.reshape(logits.shape)
 
 

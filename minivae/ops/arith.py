@@ -6,14 +6,18 @@ from minivae.ops._registry import register
 
 @register("add")
 class Add(Function):
-    """z = x + y;  x̄ = unbroadcast(ḡ, x.shape);  ȳ = unbroadcast(ḡ, y.shape)."""
+    """z = x + y;  x̄ = unbroadcast(ḡ, x.shape);  ȳ = unbroadcast(ḡ, y.shape).
+
+    Here and in the ops below, an input that needs no gradient (a constant, β in β·KL) gets none
+    computed: on the GPU each would be a kernel launch (a product, a reduction) for nothing."""
 
     def forward(ctx, x, y):
         ctx.save(xshape=x.shape, yshape=y.shape)
         return x + y
 
     def backward(ctx, g):
-        return unbroadcast(g, ctx.xshape), unbroadcast(g, ctx.yshape)
+        nx, ny = ctx.needs_input_grad
+        return unbroadcast(g, ctx.xshape) if nx else None, unbroadcast(g, ctx.yshape) if ny else None
 
 
 @register("sub")
@@ -25,7 +29,8 @@ class Sub(Function):
         return x - y
 
     def backward(ctx, g):
-        return unbroadcast(g, ctx.xshape), -unbroadcast(g, ctx.yshape)
+        nx, ny = ctx.needs_input_grad
+        return unbroadcast(g, ctx.xshape) if nx else None, -unbroadcast(g, ctx.yshape) if ny else None
 
 
 @register("mul")
@@ -38,7 +43,8 @@ class Mul(Function):
 
     def backward(ctx, g):
         x, y = ctx.x, ctx.y
-        return unbroadcast(g * y, x.shape), unbroadcast(g * x, y.shape)
+        nx, ny = ctx.needs_input_grad
+        return unbroadcast(g * y, x.shape) if nx else None, unbroadcast(g * x, y.shape) if ny else None
 
 
 @register("div")
@@ -52,7 +58,8 @@ class Div(Function):
 
     def backward(ctx, g):
         gx = g / ctx.y
-        return unbroadcast(gx, ctx.xshape), unbroadcast(-gx * ctx.z, ctx.y.shape)
+        gy = unbroadcast(-gx * ctx.z, ctx.y.shape) if ctx.needs_input_grad[1] else None
+        return unbroadcast(gx, ctx.xshape) if ctx.needs_input_grad[0] else None, gy
 
 
 @register("neg")

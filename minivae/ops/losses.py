@@ -1,4 +1,8 @@
 """Losses written as single ops, so their stable formula and its VJP sit together."""
+import math
+
+import numpy
+
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
@@ -156,6 +160,24 @@ class ReparameterizeKL(Function):
         return unbroadcast(gmu, mu.shape), unbroadcast(glog_var, log_var.shape), None
 
 
+def _log_prior(xp, prior_logits, shape):
+    """log p = log_softmax(prior logits) over the last axis, broadcast to the posterior's ``shape``."""
+    return xp.broadcast_to(log_softmax_array(xp, prior_logits, (prior_logits.ndim - 1,)), shape)
+
+
+def _prior_rows(xp, prior_logits, shape):
+    """The prior's logits as the kernels take them: P rows of k, row r of the posterior's (…, k) rows using
+    row r mod P. A prior whose shape is a trailing part of ``shape`` (one per latent variable, or one for all)
+    is that already, with no copy; any other broadcast is written out to ``shape``."""
+    k = shape[-1]
+    trailing = prior_logits.shape
+    while trailing and trailing[0] == 1 and len(trailing) > 1:
+        trailing = trailing[1:]
+    if trailing == shape[len(shape) - len(trailing):] and math.prod(trailing):
+        return xp.ascontiguousarray(prior_logits).reshape(-1, k)
+    return xp.ascontiguousarray(xp.broadcast_to(prior_logits, shape)).reshape(-1, k)
+
+
 @register("categorical_kl")
 class CategoricalKL(Function):
     r"""KL(Cat(softmax l) ‖ Cat(softmax l_p)) over the last axis; the prior logits l_p broadcast
@@ -165,20 +187,25 @@ class CategoricalKL(Function):
     backward  l̄_j = ḡ·q_j ((log q_j − log p_j) − KL);  l̄_p,j = unbroadcast(ḡ·(p_j − q_j), l_p.shape)
     saves     q, log q − log p, KL (and p when l_p needs a gradient)
               fused: minivae/_cpu/categorical.py categorical_kl_fwd; on the GPU
-              kernels/categorical_kl.cu categorical_kl_fwd/_bwd (the prior's gradient is NumPy's/CuPy's)
+              kernels/categorical_kl.cu categorical_kl_fwd/_bwd (the prior's gradient is NumPy's/CuPy's).
+              The kernels normalize the prior's logits row by row themselves: a fixed prior (the VAE's
+              uniform one) costs no log_softmax of its own each step (on the GPU, eight launches).
     """
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
-        log_p = xp.broadcast_to(log_softmax_array(xp, prior_logits, (prior_logits.ndim - 1,)), logits.shape)
-        kernel = ctx.fused("categorical", logits, log_p) if logits.ndim and logits.dtype == log_p.dtype else None
+        kernel = ctx.fused("categorical", logits, prior_logits) if logits.ndim and logits.dtype == prior_logits.dtype else None
+        log_p = None
         if kernel is not None:
-            kl, q, diff = kernel.categorical_kl_fwd(logits, log_p)
+            kl, q, diff = kernel.categorical_kl_fwd(logits, _prior_rows(xp, prior_logits, logits.shape))
         else:
+            log_p = _log_prior(xp, prior_logits, logits.shape)
             log_q = log_softmax_array(xp, logits, (logits.ndim - 1,))
             q, diff = xp.exp(log_q), log_q - log_p
             kl = (q * diff).sum(axis=-1)
-        p = xp.exp(log_p) if ctx.needs_input_grad[1] else None
+        p = None
+        if ctx.needs_input_grad[1]:
+            p = xp.exp(_log_prior(xp, prior_logits, logits.shape) if log_p is None else log_p)
         ctx.save(q=q, diff=diff, kl=kl, p=p, prior_shape=prior_logits.shape, kernel=kernel)
         return kl
 
@@ -188,6 +215,47 @@ class CategoricalKL(Function):
         if bwd is not None:
             return bwd(g, ctx.q, ctx.diff, ctx.kl), gp
         return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], gp
+
+
+@register("negative_elbo", nondifferentiable_inputs=(2,))
+class NegativeELBO(Function):
+    r"""−ELBO per example, averaged over a batch, from the elementwise terms of its two parts: the
+    log-likelihood terms ll (…, D), log p(x_j|z) per pixel, and the KL terms kl (…, K), per latent
+    dimension or variable, whose leading axes (R examples) agree; β a constant.
+
+    forward   L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j ll_rj)
+    backward  l̄l = −ḡ/R,  k̄l = β·ḡ/R  (the same for every element, written out)
+    saves     β and the shapes   fused on the GPU: kernels/elbo.cu negative_elbo_fwd/_bwd, one launch each
+                                 way where the formula takes five reductions and products forward and six back
+    The same numbers, on the CPU, as (β·kl.sum(−1) − ll.sum(−1)).mean() through sum, mul, sub and mean, bit
+    for bit: one node, one formula, for the loss of both VAEs.
+    """
+
+    def forward(ctx, ll, kl, beta):
+        xp = ctx.xp
+        kernel = None if xp is numpy else ctx.fused("elbo", ll, kl, beta)
+        ctx.save(beta=beta, ll_shape=ll.shape, kl_shape=kl.shape, rows=math.prod(ll.shape[:-1]), kernel=kernel)
+        if kernel is not None and ll.dtype == kl.dtype == beta.dtype:
+            return kernel.negative_elbo_fwd(ll, kl, beta)
+        return (beta * kl.sum(axis=-1) - ll.sum(axis=-1)).mean()
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        if ctx.kernel is not None and g.dtype == ctx.beta.dtype:
+            gll, gkl = ctx.kernel.negative_elbo_bwd(g, ctx.beta, ctx.rows, ctx.ll_shape, ctx.kl_shape)
+            return gll, gkl, None
+        s = g / ctx.rows  # mean's VJP, then sub's and mul's: the same operations as the separate ops
+        return xp.broadcast_to(-s, ctx.ll_shape).copy(), xp.broadcast_to(s * ctx.beta, ctx.kl_shape).copy(), None
+
+
+def negative_elbo(log_likelihood, kl, beta=1.0):
+    """−ELBO = (1/R) Σ_r (β·KL_r − log p(x_r|z_r)) of a batch of R examples, from the terms before their sums:
+    ``log_likelihood`` (…, D) per pixel, ``kl`` (…, K) per latent dimension or variable; the leading axes agree.
+    The training loss of both VAEs, as one op (one kernel each way on the GPU)."""
+    if log_likelihood.ndim == 0 or kl.ndim == 0 or log_likelihood.shape[:-1] != kl.shape[:-1]:
+        raise ValueError(f"negative_elbo: log_likelihood {log_likelihood.shape} (…, D) and kl {kl.shape} (…, K) "
+                         "need the same leading axes (one row of each per example)")
+    return NegativeELBO.apply(log_likelihood, kl, beta)
 
 
 reparameterize, kl_standard_normal, categorical_kl = Reparameterize.apply, KLStandardNormal.apply, CategoricalKL.apply

@@ -509,6 +509,13 @@ T atomicCAS(T* address, T compare, T val) {
     return compare;  // the old value either way
 }
 
+// CUDA's wrapping increment: old ≥ limit ? 0 : old + 1, atomically; returns old
+inline unsigned atomicInc(unsigned* address, unsigned limit) {
+    return cuda_host::atomic_update<unsigned>(address, limit, [](unsigned old, unsigned l) { return old >= l ? 0u : old + 1; });
+}
+// Orders this thread's memory operations before those that follow, as seen by every thread
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
 template <class T>
 T __ldg(const T* p) { return *p; }
 

@@ -1,0 +1,44 @@
+"""The negative ELBO of a batch from its elementwise terms, one launch each way: kernels/elbo.cu."""
+import math
+
+import numpy
+
+from minivae._backend import get_array_module
+from minivae._gpu import contiguous, elementwise_launch, floating, loader
+
+REDUCE_BLOCK = 256
+ELEMENTS_PER_BLOCK = 8192  # a forward block's share: 32 values a thread, enough to hide a load's latency
+MAX_BLOCKS = 1024          # the last block adds the partial sums, at most 4 a thread
+
+
+def reduce_grid(rows, n):
+    """Blocks of the forward over ``rows`` examples of n elements in all: one per 8192 elements, at least one,
+    at most one per row (a block takes whole rows) and 1024."""
+    return max(1, min(rows, MAX_BLOCKS, -(-n // ELEMENTS_PER_BLOCK)))
+
+
+def negative_elbo_fwd(ll, kl, beta):
+    """L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j ll_rj), a 0-d array, for terms (…, D) and (…, K) of R examples and a
+    0-d β, all of one dtype."""
+    t = floating(ll, "negative_elbo")
+    xp = get_array_module(ll)
+    rows = math.prod(ll.shape[:-1])
+    grid = reduce_grid(rows, ll.size + kl.size)
+    partial, loss = xp.empty(grid, ll.dtype), xp.empty((), ll.dtype)
+    loader.function("elbo.cu", f"negative_elbo_fwd<{t}>")(
+        (grid,), (REDUCE_BLOCK,), (contiguous(ll), contiguous(kl, ll.dtype), contiguous(beta, ll.dtype), partial, loss,
+                                  numpy.int64(rows), numpy.int64(ll.shape[-1]), numpy.int64(kl.shape[-1])))
+    return loss
+
+
+def negative_elbo_bwd(g, beta, rows, ll_shape, kl_shape):
+    """(l̄l, k̄l) = (−ḡ/R, β·ḡ/R) written out in ``ll_shape`` and ``kl_shape``, in one launch."""
+    t = floating(g, "negative_elbo backward")
+    xp = get_array_module(g)
+    gll, gkl = xp.empty(ll_shape, g.dtype), xp.empty(kl_shape, g.dtype)
+    if gll.size + gkl.size:
+        grid, block = elementwise_launch(gll.size + gkl.size)
+        loader.function("elbo.cu", f"negative_elbo_bwd<{t}>")(
+            grid, block, (contiguous(g), contiguous(beta, g.dtype), gll, gkl, numpy.int64(rows), numpy.int64(gll.size),
+                          numpy.int64(gkl.size)))
+    return gll, gkl

@@ -1,5 +1,5 @@
-// Binary cross-entropy with logits and its derivative in one pass, elementwise over n values
-// (as minivae/ops/losses.py):
+// Binary cross-entropy with logits and its derivative in one pass, elementwise over n values, both times
+// sign (−1: the Bernoulli log-likelihood −loss and its derivative t − σ(x); as minivae/ops/losses.py):
 //
 //   e = exp(−|x|)    (≤ 1: never overflows, for any x)
 //   loss = max(x, 0) − x·t + log1p(e)
@@ -17,6 +17,11 @@ MINIVAE_HD void bce_elem(T x, T t, T& loss, T& dx) {
 
 template <typename T>
 __global__ void bce_fwd(const T* __restrict__ x, const T* __restrict__ t, T* __restrict__ loss, T* __restrict__ dx,
-                        long long n) {
-    for (long long i = grid_first(); i < n; i += grid_step()) bce_elem(x[i], t[i], loss[i], dx[i]);
+                        long long n, T sign) {
+    for (long long i = grid_first(); i < n; i += grid_step()) {
+        T l, d;
+        bce_elem(x[i], t[i], l, d);
+        loss[i] = sign * l;
+        dx[i] = sign * d;
+    }
 }

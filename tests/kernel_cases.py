@@ -219,14 +219,16 @@ def test_categorical_kl(dev, dtype, k, prior_rows):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bce_with_logits_loss_and_gradient(dev, dtype):
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_bce_with_logits_loss_and_gradient(dev, dtype, sign):
+    """The loss and σ(x) − t, or (sign −1) the Bernoulli log-likelihood and t − σ(x)."""
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(500) * 5, [-1e4, 1e4, 0.0, -0.0, 88.0, -88.0, 800.0]]).astype(dtype)
     t = rng.uniform(0, 1, x.size).astype(dtype)
-    loss, dx = (dev.get(a) for a in bce.bce_fwd(dev.put(x), dev.put(t)))
-    want = stable_softplus(np, x) - x * t
+    loss, dx = (dev.get(a) for a in bce.bce_fwd(dev.put(x), dev.put(t), sign))
+    want = sign * (stable_softplus(np, x) - x * t)
     close(loss, want, dtype, scale=max(1.0, np.abs(want).max()) if dtype == np.float32 else 1e4)
-    close(dx, stable_sigmoid(np, x) - t, dtype)
+    close(dx, sign * (stable_sigmoid(np, x) - t), dtype)
     assert np.isfinite(loss).all() and np.isfinite(dx).all()
 
 

@@ -80,14 +80,16 @@ def test_softmax_on_another_axis_uses_the_reference():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", [ops.bce_with_logits, ops.bernoulli_log_prob])
 @given(shape=st.sampled_from([(1,), (1, 1), (3, 7), (128, 784)]), seed=st.integers(0, 2**16))
-def test_bce_kernel_matches_the_reference(dtype, shape, seed):
+def test_bce_kernel_matches_the_reference(dtype, op, shape, seed):
+    """The loss, and negated (the Bernoulli log-likelihood), against the formula."""
     rng = np.random.default_rng(seed)
     x = (4 * rng.normal(size=shape)).astype(dtype)
     x.flat[0] = 1e4 if x.size > 1 else x.flat[0]
     t = rng.uniform(size=shape).astype(dtype)
     g = rng.normal(size=shape).astype(dtype)
-    assert_same(*both_paths(ops.bce_with_logits, [x, t], g), dtype)
+    assert_same(*both_paths(op, [x, t], g), dtype)
 
 
 def test_bce_float32_kernel_is_within_an_ulp_of_the_exact_value():
@@ -166,8 +168,8 @@ def test_both_builds_of_the_elementwise_kernels_agree(dtype):
     x, t = (5 * rng.normal(size=5000)).astype(dtype), rng.uniform(size=5000).astype(dtype)
     fwd = bce._fwd32 if dtype == np.float32 else bce._fwd64
     outs = [[np.empty_like(x), np.empty_like(x)] for _ in range(2)]
-    fwd.serial(x, t, *outs[0])
-    fwd.parallel(x, t, *outs[1])
+    fwd.serial(x, t, *outs[0], -1.0)
+    fwd.parallel(x, t, *outs[1], -1.0)
     np.testing.assert_array_equal(outs[0], outs[1])
     s = dtype
     states = [[a.copy() for a in (x, np.abs(t), t)] for _ in range(2)]

@@ -273,11 +273,13 @@ def categorical_kl_case(draw):
     return case(ops.categorical_kl, 2 * rng.normal(size=shape), rng.normal(size=prior_shape))
 
 
-@st.composite
-def bce_case(draw):
-    sx, st_ = draw(broadcastable_pair())
-    rng = draw(rngs)
-    return case(ops.bce_with_logits, 3 * rng.normal(size=sx), rng.uniform(0, 1, st_))
+def bce_case(fn):
+    @st.composite
+    def draw_case(draw):
+        sx, st_ = draw(broadcastable_pair())
+        rng = draw(rngs)
+        return case(fn, 3 * rng.normal(size=sx), rng.uniform(0, 1, st_))
+    return draw_case()
 
 
 @st.composite
@@ -306,7 +308,8 @@ DOMAINS = {
     "reshape": reshape_case(), "transpose": transpose_case(), "getitem": getitem_case(),
     "concatenate": concatenate_case(), "split": split_case(), "stack": stack_case(), "broadcast_to": broadcast_to_case(),
     "softmax": softmax_like(ops.softmax), "log_softmax": softmax_like(ops.log_softmax),
-    "bce_with_logits": bce_case(), "gumbel_softmax": gumbel_softmax_case(),
+    "bce_with_logits": bce_case(ops.bce_with_logits),
+    "bernoulli_log_prob": bce_case(ops.bernoulli_log_prob), "gumbel_softmax": gumbel_softmax_case(),
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
     "reparameterize_kl": reparameterize_kl_case(),
     "categorical_kl": categorical_kl_case(), "negative_elbo": negative_elbo_case(),

@@ -23,17 +23,17 @@ A_MAX = 110.0
 
 
 @kernel
-def _fwd64(x, t, loss, dx):
+def _fwd64(x, t, loss, dx, sign):
     for i in numba.prange(x.size):
         xi, ti = x[i], t[i]
         e = math.exp(-abs(xi))                      # e^{−|x|} ≤ 1: never overflows
-        loss[i] = max(xi, 0.0) - xi * ti + math.log1p(e)
+        loss[i] = sign * (max(xi, 0.0) - xi * ti + math.log1p(e))
         s = 1.0 / (1.0 + e) if xi >= 0 else e / (1.0 + e)
-        dx[i] = s - ti
+        dx[i] = sign * (s - ti)
 
 
 @kernel
-def _fwd32(x, t, loss, dx):
+def _fwd32(x, t, loss, dx, sign):
     for i in numba.prange(x.size):
         xi, ti = numpy.float64(x[i]), numpy.float64(t[i])
         a = abs(xi)
@@ -48,15 +48,16 @@ def _fwd32(x, t, loss, dx):
         s2 = s * s
         log1p_e = 2.0 * s * (1.0 + s2 * (1 / 3 + s2 * (1 / 5 + s2 * (1 / 7 + s2 * (1 / 9 + s2 * (1 / 11 + s2 * (
             1 / 13 + s2 * (1 / 15 + s2 * (1 / 17 + s2 * (1 / 19 + s2 * (1 / 21)))))))))))
-        loss[i] = max(xi, 0.0) - xi * ti + log1p_e
+        loss[i] = sign * (max(xi, 0.0) - xi * ti + log1p_e)
         r = (2.0 + e) * q                           # 1/(1 + e)
-        dx[i] = (r if xi >= 0 else e * r) - ti
+        dx[i] = sign * ((r if xi >= 0 else e * r) - ti)
 
 
-def bce_fwd(x, t):
-    """ℓ = max(x, 0) − x·t + log1p(e^{−|x|}) and dℓ/dx = σ(x) − t, for equal shapes."""
+def bce_fwd(x, t, sign=1.0):
+    """ℓ = max(x, 0) − x·t + log1p(e^{−|x|}) and dℓ/dx = σ(x) − t, for equal shapes, both times ``sign``
+    (−1: the Bernoulli log-likelihood −ℓ and its derivative t − σ(x); a negation is exact)."""
     loss, dx = numpy.empty(x.shape, x.dtype), numpy.empty(x.shape, x.dtype)
     fwd = _fwd32 if x.dtype == numpy.float32 else _fwd64
     fwd(x.size, numpy.ascontiguousarray(x).reshape(-1), numpy.ascontiguousarray(t).reshape(-1),
-        loss.reshape(-1), dx.reshape(-1))
+        loss.reshape(-1), dx.reshape(-1), float(sign))
     return loss, dx

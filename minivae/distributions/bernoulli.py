@@ -8,7 +8,7 @@ from minivae.random import resolve
 class Bernoulli(Distribution):
     """P(x = 1) = σ(logits), elementwise.
 
-    log_prob   x·log σ(l) + (1 − x)·log(1 − σ(l)) = −bce_with_logits(l, x)  (stable for any l)
+    log_prob   x·log σ(l) + (1 − x)·log(1 − σ(l)) = −bce_with_logits(l, x)  (stable for any l; one op)
     entropy    bce_with_logits(l, σ(l))
     Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``.
     """
@@ -31,7 +31,7 @@ class Bernoulli(Distribution):
         return array_function(lambda u, p: (u < p).astype(p.dtype), u, p)
 
     def log_prob(self, value):
-        return -ops.bce_with_logits(self.logits, value)
+        return ops.bernoulli_log_prob(self.logits, value)
 
     def entropy(self):
         return ops.bce_with_logits(self.logits, self.probs)  # both arguments carry l's gradient

@@ -21,25 +21,42 @@ class BCEWithLogits(Function):
                             one multiply
     """
 
+    sign = 1  # BernoulliLogProb below is the same op negated
+
     def forward(ctx, x, t):
         xp = ctx.xp
         kernel = ctx.fused("bce", x, t) if x.shape == t.shape and x.dtype == t.dtype else None
         if kernel is not None:
-            loss, dx = kernel.bce_fwd(x, t)
+            loss, dx = kernel.bce_fwd(x, t, ctx.sign)
             ctx.save(x=x, t=t, dx=dx)
             return loss
         ctx.save(x=x, t=t, dx=None)
-        return stable_softplus(xp, x) - x * t
+        return stable_softplus(xp, x) - x * t if ctx.sign > 0 else x * t - stable_softplus(xp, x)
 
     def backward(ctx, g):
         x, t = ctx.x, ctx.t
-        dx = ctx.dx if ctx.dx is not None else stable_sigmoid(ctx.xp, x) - t
+        dx = ctx.dx
+        if dx is None:
+            dx = stable_sigmoid(ctx.xp, x) - t if ctx.sign > 0 else t - stable_sigmoid(ctx.xp, x)
         gx = unbroadcast(g * dx, x.shape)
-        gt = unbroadcast(-g * x, t.shape) if ctx.needs_input_grad[1] else None
+        gt = unbroadcast((-g if ctx.sign > 0 else g) * x, t.shape) if ctx.needs_input_grad[1] else None
         return gx, gt
 
 
-bce_with_logits = BCEWithLogits.apply
+@register("bernoulli_log_prob")
+class BernoulliLogProb(BCEWithLogits):
+    r"""Elementwise log-likelihood of targets t under Bernoulli(σ(x)), from logits: −bce_with_logits.
+
+    forward   log p(t) = t log σ(x) + (1 − t) log(1 − σ(x)) = x·t − softplus(x)
+    backward  x̄ = ḡ·(t − σ(x));  t̄ = ḡ·x
+    The same kernels, their two outputs negated (exactly): as one op, the likelihood of a VAE costs no
+    separate negation each way (on the GPU, two launches a step).
+    """
+
+    sign = -1
+
+
+bce_with_logits, bernoulli_log_prob = BCEWithLogits.apply, BernoulliLogProb.apply
 
 
 # The Gaussian formulas on arrays, once for the three ops below (reparameterize, kl_standard_normal and

@@ -25,13 +25,14 @@ def _case(name, device, dtype):
             m, v, const(np.linspace(-2, 2, 12).reshape(3, 4))))), [(3, 4), (3, 4)]),
         "categorical_kl": (lambda x: ops.categorical_kl(x, const(np.zeros((2, 5)))), [(4, 2, 5)]),
         "bce_with_logits": (lambda x: ops.bce_with_logits(x, const(np.linspace(0, 1, 12).reshape(3, 4))), [(3, 4)]),
+        "bernoulli_log_prob": (lambda x: ops.bernoulli_log_prob(x, const(np.linspace(0, 1, 12).reshape(3, 4))), [(3, 4)]),
         "categorical_kl_prior": (lambda x: ops.categorical_kl(x, const(np.linspace(3, 5, 10).reshape(2, 5))), [(4, 2, 5)]),
         "negative_elbo": (lambda ll, kl: ops.negative_elbo(ll, kl, 0.7), [(5, 6), (5, 3)]),
     }[name]
 
 
 NAMES = ["softmax", "softmax_long_rows", "log_softmax", "gumbel_softmax", "reparameterize", "kl_standard_normal",
-         "reparameterize_kl", "categorical_kl", "categorical_kl_prior", "bce_with_logits", "negative_elbo"]
+         "reparameterize_kl", "categorical_kl", "categorical_kl_prior", "bce_with_logits", "bernoulli_log_prob", "negative_elbo"]
 
 
 def _inputs(shapes, device, dtype):

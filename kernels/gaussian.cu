@@ -10,8 +10,15 @@
 // multiply per element. The joint pair recomputes them instead: its forward reads μ, v, ε and writes
 // z, kl, its backward reads g_z, g_kl, μ, v, ε and writes gμ, gv, 12 passes over n values in all
 // where storing noise and var would make 14 (memory traffic is the whole cost here; the exponentials
-// are free). Layout: grid-stride loop, thread i handles i, i + S, … (common.cuh).
+// are free). Layout: grid-stride loop, thread i handles i, i + S, … (common.cuh). The pair also reads μ and
+// v in place when they are column slices of a wider array (the halves of one encoder output): row r,
+// column c of a (rows × cols) input whose rows sit ld apart is element r·ld + c (ld = cols: contiguous).
 #include "common.cuh"
+
+// Where element i of a (rows × cols) array with rows ld apart sits (no division when it is contiguous).
+MINIVAE_D long long row_strided(long long i, long long cols, long long ld) {
+    return ld == cols ? i : (i / cols) * ld + i % cols;
+}
 
 template <typename T>
 MINIVAE_HD T reparameterize_noise(T log_var, T eps) { return mv_exp(T(0.5) * log_var) * eps; }
@@ -59,9 +66,10 @@ __global__ void kl_standard_normal_bwd(const T* __restrict__ g, const T* __restr
 
 template <typename T>
 __global__ void reparameterize_kl_fwd(const T* __restrict__ mu, const T* __restrict__ log_var,
-                                      const T* __restrict__ eps, T* __restrict__ z, T* __restrict__ kl, long long n) {
+                                      const T* __restrict__ eps, T* __restrict__ z, T* __restrict__ kl, long long n,
+                                      long long cols, long long ld_mu, long long ld_v) {
     for (long long i = grid_first(); i < n; i += grid_step()) {
-        const T m = mu[i], v = log_var[i];
+        const T m = mu[row_strided(i, cols, ld_mu)], v = log_var[row_strided(i, cols, ld_v)];
         z[i] = m + reparameterize_noise(v, eps[i]);
         kl[i] = kl_term(m, v, mv_exp(v));
     }
@@ -71,16 +79,17 @@ __global__ void reparameterize_kl_fwd(const T* __restrict__ mu, const T* __restr
 template <typename T>
 __global__ void reparameterize_kl_bwd(const T* __restrict__ gz, const T* __restrict__ gkl, const T* __restrict__ mu,
                                       const T* __restrict__ log_var, const T* __restrict__ eps, T* __restrict__ gmu,
-                                      T* __restrict__ glog_var, long long n, int has_gz, int has_gkl) {
+                                      T* __restrict__ glog_var, long long n, int has_gz, int has_gkl, long long cols,
+                                      long long ld_mu, long long ld_v) {
     for (long long i = grid_first(); i < n; i += grid_step()) {
-        const T v = log_var[i];
+        const T v = log_var[row_strided(i, cols, ld_v)];
         T m_bar = T(0), v_bar = T(0);
         if (has_gz) {
             m_bar = gz[i];
             v_bar = T(0.5) * gz[i] * reparameterize_noise(v, eps[i]);
         }
         if (has_gkl) {
-            m_bar = m_bar + gkl[i] * mu[i];
+            m_bar = m_bar + gkl[i] * mu[row_strided(i, cols, ld_mu)];
             v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) - T(1));
         }
         gmu[i] = m_bar;

@@ -174,22 +174,36 @@ def test_gaussian_reparameterization_and_kl(dev, dtype, n):
     close(glv, 0.5 * g * (var - 1), dtype)
 
 
+def _column_slice(dev, a, left, right):
+    """``a`` (rows × cols) on the device as columns [left, left + cols) of a wider array (rows ld = left + cols + right
+    apart), NaN around it: what a kernel reads outside the slice shows."""
+    wide = np.full((a.shape[0], left + a.shape[1] + right), np.nan, a.dtype)
+    wide[:, left:left + a.shape[1]] = a
+    return dev.put(wide)[:, left:left + a.shape[1]]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 255, 1000])
+@pytest.mark.parametrize("shape,layout", [((1,), "contiguous"), ((255,), "contiguous"), ((1000,), "contiguous"),
+                                          ((17, 15), "contiguous"), ((1, 1), "column slices"), ((17, 15), "column slices")])
 @pytest.mark.parametrize("reached", ["both", "z", "kl"])
-def test_reparameterization_and_kl_as_one_pair(dev, dtype, n, reached):
-    """The joint kernels against the two single ops' formulas; ``reached``: which outputs got a gradient."""
-    rng = np.random.default_rng(n)
-    mu, log_var, eps, gz, gkl = (rng.standard_normal(n).astype(dtype) * s for s in (3, 4, 1, 1, 1))
-    z, kl = (dev.get(a) for a in gaussian.reparameterize_kl_fwd(dev.put(mu), dev.put(log_var), dev.put(eps)))
+def test_reparameterization_and_kl_as_one_pair(dev, dtype, shape, reached, layout):
+    """The joint kernels against the two single ops' formulas; ``reached``: which outputs got a gradient. With
+    "column slices", μ and v are read in place from wider arrays, as the halves of an encoder's output (rows
+    2·cols apart for μ; cols + 4 apart for v, to tell the two strides apart)."""
+    rng = np.random.default_rng(shape[0])
+    mu, log_var, eps, gz, gkl = (rng.standard_normal(shape).astype(dtype) * s for s in (3, 4, 1, 1, 1))
+    if layout == "contiguous":
+        mu_in, log_var_in = dev.put(mu), dev.put(log_var)
+    else:
+        mu_in, log_var_in = _column_slice(dev, mu, 0, shape[1]), _column_slice(dev, log_var, 3, 1)
+    z, kl = (dev.get(a) for a in gaussian.reparameterize_kl_fwd(mu_in, log_var_in, dev.put(eps)))
     noise, var = np.exp(0.5 * log_var) * eps, np.exp(log_var)
     close(z, mu + noise, dtype, scale=10)
     close(kl, 0.5 * (mu * mu + var - 1 - log_var), dtype, scale=10)
     gz = gz if reached != "kl" else None
     gkl = gkl if reached != "z" else None
     put = lambda a: None if a is None else dev.put(a)  # noqa: E731
-    gmu, glv = (dev.get(a) for a in gaussian.reparameterize_kl_bwd(put(gz), put(gkl), dev.put(mu), dev.put(log_var),
-                                                                   dev.put(eps)))
+    gmu, glv = (dev.get(a) for a in gaussian.reparameterize_kl_bwd(put(gz), put(gkl), mu_in, log_var_in, dev.put(eps)))
     zero = np.zeros_like(mu)
     gz, gkl = (zero if g is None else g for g in (gz, gkl))
     close(gmu, gz + gkl * mu, dtype, scale=10)

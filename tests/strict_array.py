@@ -281,10 +281,15 @@ def _to_device(a, dtype=None, copy=None):
     return StrictArray(a)
 
 
+def _as_strided(x, shape=None, strides=None):
+    return StrictArray(numpy.lib.stride_tricks.as_strided(_unwrap(x, "strict.lib.stride_tricks.as_strided"), shape, strides))
+
+
 class _StrictModule(types.ModuleType):
     """The array module of strict arrays, standing where ``cupy`` would."""
 
     ndarray = StrictArray
+    lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))  # as cupy.lib
 
     def asarray(self, a, dtype=None):
         return _to_device(a, dtype)

@@ -167,6 +167,23 @@ def test_every_array_a_kernel_receives_is_contiguous(launches):
             assert not isinstance(a, np.ndarray) or (a.flags.c_contiguous and a.strides[-1] == a.itemsize), name
 
 
+def test_the_gaussian_pair_reads_column_slices_in_place(launches):
+    """μ and log σ², the halves of one encoder output, reach the kernels as views of that output's memory with
+    their row strides (no copy, which would be a launch each); other layouts as contiguous copies."""
+    h = np.arange(4 * 6, dtype=np.float32).reshape(4, 6)
+    mu, log_var, eps = h[:, :3], h[:, 3:], np.ones((4, 3), np.float32)
+    gaussian.reparameterize_kl_fwd(mu, log_var, eps)
+    gaussian.reparameterize_kl_bwd(eps, eps, mu, log_var, eps)
+    for (_, name, _, _, args), first in zip(launches, (0, 2)):
+        assert address(args[first]) == address(mu) and address(args[first + 1]) == address(log_var), name
+        assert args[first].size == args[first + 1].size == 3 * 6 + 3  # from the first element to the last
+        assert [int(a) for a in args[-3:]] == [3, 6, 6] and all(type(a) is np.int64 for a in args[-3:])
+    launches.clear()
+    gaussian.reparameterize_kl_fwd(h.T[:3], h.T[3:], np.ones((3, 4), np.float32))  # rows with a column stride: copied
+    args = launches[0][4]
+    assert address(args[0]) != address(h) and [int(a) for a in args[-3:]] == [4, 4, 4]
+
+
 def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index(launches):
     y, b = np.zeros((4, 3), np.float32), np.ones(3, np.float32)
     assert linear.bias_act_fwd(y, b, True) is y                              # in place on the product

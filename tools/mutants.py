@@ -285,6 +285,11 @@ MUTANTS = [
       [f"{CUDA}::test_categorical_kl"], "the prior's logits taken for log-probabilities"),
     M("categorical-prior-rows-misread", "minivae/ops/losses.py", ("if trailing == shape[len(shape) - len(trailing):] and math.prod(trailing):", "if math.prod(trailing):"),
       [f"{CPU_KERNELS}::test_categorical_kl_kernel_matches_the_reference"], "a per-example prior read as a per-variable one"),
+    M("cuda-gaussian-log-var-read-with-mu-stride", "kernels/gaussian.cu",
+      ("const T m = mu[row_strided(i, cols, ld_mu)], v = log_var[row_strided(i, cols, ld_v)];", "const T m = mu[row_strided(i, cols, ld_mu)], v = log_var[row_strided(i, cols, ld_mu)];"),
+      [f"{CUDA}::test_reparameterization_and_kl_as_one_pair"], "log σ² read with μ's row stride"),
+    M("gpu-row-stride-taken-as-row-length", "minivae/_gpu/__init__.py", ("        ld = a.strides[0] // a.itemsize\n", "        ld = a.shape[1]\n"),
+      [f"{CUDA}::test_reparameterization_and_kl_as_one_pair", "tests/test_gpu_launchers.py"], "a column slice read as if contiguous"),
     M("split-vjp-pieces-reversed", "minivae/ops/shape.py", ("for g, shape in zip(gs, ctx.shapes)]", "for g, shape in zip(gs[::-1], ctx.shapes)]"),
       gc("split"), "each piece's gradient lands in another piece's place"),
     # ---- step plans (record once, replay) --------------------------------------------------------

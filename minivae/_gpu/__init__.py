@@ -29,6 +29,19 @@ def contiguous(a, dtype=None):
     return get_array_module(a).ascontiguousarray(a, dtype=dtype)
 
 
+def row_strided(a, dtype=None):
+    """(memory, ld): ``a`` for a kernel that reads row r, column c of it at r·ld + c. A 2-D array whose columns
+    are adjacent and whose rows sit ld ≥ cols elements apart (a column slice of a contiguous array, as μ and
+    log σ², the halves of one encoder output) is read in place: ``memory`` is a 1-D view from its first element
+    to its last, with no copy. Anything else is made C-contiguous (a copy only when needed), ld = its row length."""
+    if (a.ndim == 2 and a.size and (dtype is None or a.dtype == dtype) and a.strides[1] == a.itemsize
+            and a.strides[0] % a.itemsize == 0 and a.strides[0] >= a.shape[1] * a.itemsize):
+        ld = a.strides[0] // a.itemsize
+        span = (a.shape[0] - 1) * ld + a.shape[1]
+        return get_array_module(a).lib.stride_tricks.as_strided(a, shape=(span,), strides=(a.itemsize,)), ld
+    return contiguous(a, dtype).reshape(-1), a.shape[-1] if a.ndim else 1
+
+
 def rows_of(a, dtype=None):
     """A C-contiguous (rows, k) view of ``a`` over its last axis."""
     return contiguous(a, dtype).reshape(-1, a.shape[-1])

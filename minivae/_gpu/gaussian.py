@@ -3,7 +3,7 @@ pair: kernels/gaussian.cu."""
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import contiguous, floating, launch_elementwise
+from minivae._gpu import contiguous, floating, launch_elementwise, row_strided
 
 
 def _outputs(like, count):
@@ -48,13 +48,21 @@ def kl_standard_normal_bwd(g, mu, var):
     return gmu, glog_var
 
 
+def _in_place(mu, log_var):
+    """μ and v as the pair's kernels read them, column slices in place (``row_strided``), and the arguments
+    (cols, ld_μ, ld_v) that say how."""
+    (m, ld_mu), (v, ld_v) = row_strided(mu), row_strided(log_var, mu.dtype)
+    return m, v, (numpy.int64(mu.shape[-1] if mu.ndim else 1), numpy.int64(ld_mu), numpy.int64(ld_v))
+
+
 def reparameterize_kl_fwd(mu, log_var, eps):
-    """(z, kl) = (μ + exp(½ log σ²)·ε, ½(μ² + eᵛ − 1 − v)) in one pass."""
+    """(z, kl) = (μ + exp(½ log σ²)·ε, ½(μ² + eᵛ − 1 − v)) in one pass; μ and v may be column slices (read in
+    place), the outputs are contiguous."""
     t = floating(mu, "reparameterize_kl")
     z, kl = _outputs(mu, 2)
+    m, v, layout = _in_place(mu, log_var)
     launch_elementwise("gaussian.cu", f"reparameterize_kl_fwd<{t}>", mu.size,
-                       (contiguous(mu), contiguous(log_var, mu.dtype), contiguous(eps, mu.dtype), z, kl,
-                        numpy.int64(mu.size)))
+                       (m, v, contiguous(eps, mu.dtype), z, kl, numpy.int64(mu.size), *layout))
     return z, kl
 
 
@@ -63,10 +71,10 @@ def reparameterize_kl_bwd(gz, gkl, mu, log_var, eps):
     that output: it counts as 0)."""
     t = floating(mu, "reparameterize_kl backward")
     gmu, glog_var = _outputs(mu, 2)
-    mu = contiguous(mu)
+    m, v, layout = _in_place(mu, log_var)
     # an absent gradient's pointer is never read (its flag is 0): μ stands in for it
-    gz_arg, gkl_arg = (contiguous(g, mu.dtype) if g is not None else mu for g in (gz, gkl))
+    gz_arg, gkl_arg = (contiguous(g, mu.dtype) if g is not None else m for g in (gz, gkl))
     launch_elementwise("gaussian.cu", f"reparameterize_kl_bwd<{t}>", mu.size,
-                       (gz_arg, gkl_arg, mu, contiguous(log_var, mu.dtype), contiguous(eps, mu.dtype), gmu, glog_var,
-                        numpy.int64(mu.size), numpy.int32(gz is not None), numpy.int32(gkl is not None)))
+                       (gz_arg, gkl_arg, m, v, contiguous(eps, mu.dtype), gmu, glog_var, numpy.int64(mu.size),
+                        numpy.int32(gz is not None), numpy.int32(gkl is not None), *layout))
     return gmu, glog_var

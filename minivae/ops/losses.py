@@ -152,10 +152,7 @@ class ReparameterizeKL(Function):
     def forward(ctx, mu, log_var, eps):
         kernel = ctx.fused("gaussian", mu, log_var, eps) if mu.shape == log_var.shape == eps.shape else None
         fwd = getattr(kernel, "reparameterize_kl_fwd", None)  # the GPU's; on the CPU the formula is one pass of NumPy
-        if fwd is not None:
-            # the kernels read flat memory; μ and v are often strided halves of one array (GaussianVAE's
-            # split): made contiguous once here, and saved so, rather than once in each pass
-            mu, log_var = ctx.xp.ascontiguousarray(mu), ctx.xp.ascontiguousarray(log_var)
+        if fwd is not None:  # μ and v may be column slices of one array (GaussianVAE's split): read in place
             z, kl = fwd(mu, log_var, eps)
         else:
             z = mu + _noise(ctx.xp, log_var, eps)

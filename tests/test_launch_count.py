@@ -1,0 +1,95 @@
+"""tools/launch_count.py: the kernel launches of a GPU training step, counted on the CPU (the stand-in device and
+the host emulation of kernels/*.cu). Each expectation is derived from the step's structure, not read off the
+tool's output: on the GPU each launch is a node of the step's CUDA graph, at about 2.8 µs each."""
+import collections
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+from minivae._backend import use_cuda_kernels, use_numba
+from minivae._gpu import loader
+from tests.strict_array import emulating
+
+if importlib.util.find_spec("tests.cuda_host.host") is None:
+    pytest.skip("tests/cuda_host/host.py is not there", allow_module_level=True)
+from tests.cuda_host import host as cuda_host  # noqa: E402
+
+if cuda_host.compiler() is None:
+    pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU", allow_module_level=True)
+_spec = importlib.util.spec_from_file_location("launch_count", Path(__file__).parents[1] / "tools" / "launch_count.py")
+launch_count = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(launch_count)
+
+
+@pytest.fixture(scope="module")
+def factory():
+    return cuda_host.module_factory()
+
+
+@pytest.fixture
+def device(factory):
+    with use_numba(False), use_cuda_kernels(True), emulating(), loader.use_module_factory(factory):
+        yield
+
+
+def names(launches):
+    return collections.Counter(what for what, _ in launches)
+
+
+def test_what_counts_as_a_launch(device):
+    """The −ELBO is one kernel each way; a product with a constant, one product each way (the constant gets no
+    gradient); a view, nothing."""
+    rng = np.random.default_rng(0)
+    ll = mv.tensor(rng.standard_normal((4, 6)), device="cuda", dtype=np.float32, requires_grad=True)
+    kl = mv.tensor(rng.random((4, 3)), device="cuda", dtype=np.float32, requires_grad=True)
+    with launch_count.counting() as launches:
+        ops.negative_elbo(ll, kl, 0.5).backward()
+    # and, in an eager step only, β's fill (a constant that a replay reads in place) and backward()'s ḡ = 1
+    assert names(launches) == {"kernel negative_elbo_fwd": 1, "kernel negative_elbo_bwd": 1, "full": 1, "ones_like": 1}
+    x = mv.tensor(rng.standard_normal((4, 6)), device="cuda", dtype=np.float32, requires_grad=True)
+    with launch_count.counting() as launches:
+        y = ops.reshape(x, (24,)) * mv.tensor(np.float32(2.0), device="cuda")
+    assert names(launches) == {"mul": 1}
+    g = mv.tensor(np.ones(24, np.float32), device="cuda")
+    with launch_count.counting() as launches:
+        y.backward(g)
+    assert names(launches) == {"mul": 1}
+
+
+def _expected(kind):
+    """The launches of one step of benchmarks/gpu_step.py's VAE ``kind``, layer by layer."""
+    dense = {"matmul": 6 + 11,             # six dense layers forward; backward W̄ each, x̄ all but the first
+             "kernel bias_act_fwd": 6,     # bias and ReLU of each layer's product, in place
+             "kernel bias_relu_bwd": 4,    # ReLU layers backward: p̄ and b̄ in one pass
+             "sum": 2,                     # b̄ of the two layers without an activation (encoder and decoder outputs)
+             "kernel adam_step": 1}        # every parameter in one launch
+    loss = {"kernel bce_fwd": 1,           # Bernoulli log-likelihood and its derivative
+            "mul": 1,                      # … times ḡ, its VJP
+            "kernel negative_elbo_fwd": 1, "kernel negative_elbo_bwd": 1}
+    if kind == "Gaussian":
+        latent = {"kernel philox_normal": 1, "kernel reparameterize_kl_fwd": 1, "kernel reparameterize_kl_bwd": 1,
+                  "concatenate": 1}        # split's VJP: μ̄ and v̄ side by side (the split itself is two views)
+    else:
+        latent = {"kernel categorical_kl_fwd": 1, "kernel categorical_kl_bwd": 1,
+                  "kernel gumbel_softmax_warp_fwd": 1, "kernel softmax_warp_bwd": 1,
+                  "add": 1}                # the logits' two gradients (KL and sample) summed
+    return collections.Counter({**dense, **loss, **latent})
+
+
+def test_a_replayed_step_launches_what_its_layers_need(device):
+    """Both benchmark VAEs: a replay (what a CUDA graph captures) launches exactly the kernels its layers need, and
+    nothing else: no copy, no fill, no scalar arithmetic (a regression here is a node more in every graph step)."""
+    for kind, *step in launch_count.benchmark_models(batch=8):
+        got = names(launch_count.replay_launches(*step))
+        assert got == _expected(kind), (kind, got - _expected(kind), _expected(kind) - got)
+
+
+def test_the_tool_prints_both_models(capsys, factory):
+    launch_count.main(["--batch", "4"])
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in out] == ["Gaussian VAE", "categorical VAE"]
+    assert all(" launches a step (" in line for line in out)

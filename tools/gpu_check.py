@@ -11,7 +11,8 @@ own process with the Numba path off (the GPU suite does not use it):
   3. the NVRTC/nvcc builds of kernels/*.cu for sm_75/80/90 (tests/test_cuda_build.py) and the register
      and spill report (tools/kernel_report.py);
   4. the benchmarks against PyTorch and JAX (benchmarks/gpu_kernels.py: kernels; benchmarks/gpu_step.py:
-     whole training steps, eager and as one CUDA graph);
+     whole training steps, eager and as one CUDA graph, kernels a step by PyTorch's profiler), next to the
+     launches a step counted on the CPU (tools/launch_count.py: the gap is cuBLAS's own extra kernels);
   5. the CLI end to end on the GPU: `minivae train --device cuda --graph` (one epoch of the embedded digits,
      each step one CUDA graph launch; τ fixed, which a graph needs),
      then `eval` and `sample` of its checkpoint on the GPU.
@@ -79,6 +80,9 @@ def main(argv=None):
     parts.append(("register/spill report (tools/kernel_report.py)", code, out.strip().splitlines()[-1] if out.strip() else ""))
     code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
     parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
+    code, out = run("launch_count", [py, "tools/launch_count.py"], out_dir, share(300))
+    parts.append(("launches a step counted on the CPU (tools/launch_count.py)", code,
+                  " | ".join(ln.split(" (")[0] for ln in out.splitlines() if "launches a step" in ln)))
     code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else []),
                     out_dir, share(900))
     parts.append(("benchmarks/gpu_step.py", code, f"{len(out.splitlines())} lines, see above"))

@@ -88,8 +88,14 @@ def test_a_replayed_step_launches_what_its_layers_need(device):
         assert got == _expected(kind), (kind, got - _expected(kind), _expected(kind) - got)
 
 
-def test_the_tool_prints_both_models(capsys, factory):
+def test_the_tool_prints_both_models_and_sorts_their_launches(capsys, monkeypatch):
+    """The summary line of each model, its launches sorted into minivae's kernels, matrix products and the rest
+    (the replays themselves are the test above's)."""
+    monkeypatch.setattr(launch_count, "benchmark_models", lambda batch: [("Gaussian", 1), ("categorical", 2)])
+    monkeypatch.setattr(launch_count, "replay_launches", lambda n: [("kernel adam_step", ""), ("matmul", ""), ("sum", "")] * n)
     launch_count.main(["--batch", "4"])
-    out = capsys.readouterr().out.splitlines()
-    assert [line.split(",")[0] for line in out] == ["Gaussian VAE", "categorical VAE"]
-    assert all(" launches a step (" in line for line in out)
+    assert capsys.readouterr().out.splitlines() == [
+        "Gaussian VAE, batch 4: 3 launches a step (1 of minivae's kernels, 1 matrix products, 1 CuPy elementwise, "
+        "reduction and copy kernels)",
+        "categorical VAE, batch 4: 6 launches a step (2 of minivae's kernels, 2 matrix products, 2 CuPy elementwise, "
+        "reduction and copy kernels)"]

@@ -6,6 +6,7 @@ import pytest
 import minivae as mv
 import minivae.functional as F
 from minivae import ops
+from minivae._backend import use_numba
 
 EXTREME = np.array([-1e4, -30.0, -1.0, 0.0, 1.0, 30.0, 1e4])
 TEMPERATURES = [1e-3, 1e-1, 1.0, 1e3]
@@ -50,6 +51,20 @@ def test_bce_with_logits_at_extremes(dtype):
     assert y[0] == 1e4 and y[-1] == 1e4  # confident and wrong: −log σ(−1e4) = 1e4
     assert y[1] < 1e-12 and y[4] == pytest.approx(np.log1p(np.exp(-1.0)))  # right: → 0
     assert y[3] == pytest.approx(np.log(2.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_log_prob_is_bce_negated_bit_for_bit_at_extremes(dtype):
+    """One op for −bce (Bernoulli.log_prob): the same values and gradients, negated exactly (a negation
+    rounds nothing), finite at logits ±1e4, with and without the fused kernels."""
+    t = mv.tensor(np.array([1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 0.0], dtype))
+    for numba in (True, False):
+        with use_numba(numba):
+            lp, glp = value_and_grad(lambda x: ops.bernoulli_log_prob(x, t), EXTREME, dtype)
+            bce, gbce = value_and_grad(lambda x: -ops.bce_with_logits(x, t), EXTREME, dtype)
+        np.testing.assert_array_equal(lp, bce)
+        np.testing.assert_array_equal(glp, gbce)
+        assert lp[0] == -1e4 and lp.dtype == dtype
 
 
 def test_bce_matches_the_probability_formula_where_that_is_safe():

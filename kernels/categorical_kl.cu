@@ -30,6 +30,8 @@ __global__ void categorical_kl_fwd(const T* __restrict__ logits, const T* __rest
     const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
         const T* l = logits + row * k;
+        // each warp normalizes its prior row itself: two warp reductions, where normalizing the prior
+        // once would take a launch of its own
         const T* lp = prior + (row % prior_rows) * k;
         T m, log_s, mp, log_sp;
         warp_log_softmax_shift(l, k, lane, m, log_s);

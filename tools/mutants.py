@@ -186,7 +186,7 @@ MUTANTS = [
       kern("gaussian_kernels_match_the_reference"), "σ² for σ"),
     M("numba-kl-missing-term", "minivae/_cpu/gaussian.py", ("kl[i] = 0.5 * (mu[i] * mu[i] + v - 1.0 - log_var[i])", "kl[i] = 0.5 * (mu[i] * mu[i] + v - log_var[i])"),
       kern("gaussian_kernels_match_the_reference"), "a missing term"),
-    M("numba-categorical-kl-sign", "minivae/_cpu/categorical.py", ("diff[r, j] = (logits[r, j] - m - log_s) - ((prior[pr, j] - mp) - log_sp)", "diff[r, j] = (logits[r, j] - m - log_s) + ((prior[pr, j] - mp) - log_sp)"),
+    M("numba-categorical-kl-sign", "minivae/_cpu/categorical.py", ("diff[r, j] = (logits[r, j] - m - log_s) - log_p[pr, j]", "diff[r, j] = (logits[r, j] - m - log_s) + log_p[pr, j]"),
       kern("categorical_kl_kernel_matches_the_reference"), "wrong sign"),
     M("numba-bce64-sigmoid-branch", "minivae/_cpu/bce.py", ("s = 1.0 / (1.0 + e) if xi >= 0 else e / (1.0 + e)", "s = 1.0 / (1.0 + e)"),
       kern("bce_kernel_matches_the_reference"), "wrong branch for x < 0"),

@@ -1,7 +1,5 @@
 """Categorical KL to a given prior over the last axis, one pass per row."""
 
-import math
-
 import numba
 import numpy
 
@@ -10,21 +8,18 @@ from minivae._cpu.rows import softmax_row
 
 
 @kernel
-def _fwd(logits, prior, kl, q, diff):
+def _fwd(logits, prior, log_p, kl, q, diff):
     rows, k = logits.shape
+    for pr in range(prior.shape[0]):  # log p = log_softmax(prior row), once per prior row, not per posterior row
+        mp, log_sp = softmax_row(prior, pr, 1.0, log_p)
+        for j in range(k):
+            log_p[pr, j] = (prior[pr, j] - mp) - log_sp
     for r in numba.prange(rows):
         m, log_s = softmax_row(logits, r, 1.0, q)
         pr = r % prior.shape[0]
-        mp = prior[pr, 0]  # log p = (l_p − max l_p) − log Σ exp(l_p − max l_p), the prior's row normalized here
-        for j in range(1, k):
-            mp = max(mp, prior[pr, j])
-        sp = 0.0
-        for j in range(k):
-            sp += math.exp(prior[pr, j] - mp)
-        log_sp = math.log(sp)
         total = 0.0
         for j in range(k):
-            diff[r, j] = (logits[r, j] - m - log_s) - ((prior[pr, j] - mp) - log_sp)
+            diff[r, j] = (logits[r, j] - m - log_s) - log_p[pr, j]
             total += q[r, j] * diff[r, j]
         kl[r] = total
 
@@ -37,5 +32,5 @@ def categorical_kl_fwd(logits, prior):
     lp = numpy.ascontiguousarray(prior, dtype=logits.dtype)
     kl = numpy.empty(x.shape[0], logits.dtype)
     q, diff = numpy.empty(x.shape, logits.dtype), numpy.empty(x.shape, logits.dtype)
-    _fwd(x.size, x, lp, kl, q, diff)
+    _fwd(x.size, x, lp, numpy.empty(lp.shape, numpy.float64), kl, q, diff)
     return kl.reshape(logits.shape[:-1]), q.reshape(logits.shape), diff.reshape(logits.shape)

@@ -18,7 +18,7 @@ def bias_act_fwd(y, bias, relu):
 
 BIAS_ROWS = 16  # MINIVAE_BIAS_ROWS of kernels/linear.cu: blockDim.y of bias_relu_bwd
 # Up to this many rows bias_relu_bwd makes p̄ and b̄ in one launch; beyond, relu_bwd over the whole grid and a
-# CuPy column sum. A guess, not yet measured: at batch 128 (a CUDA-graph step, bound by its ~70 launches) one
+# CuPy column sum. A guess, not yet measured: at batch 128 (a CUDA-graph step, bound by its launches) one
 # launch fewer a layer; at batch 4096 the one-pass kernel's ⌈cols/32⌉ blocks would read the layer's 8 MB
 # through a sixteenth of an H100's SMs.
 ONE_PASS_ROWS = 1024

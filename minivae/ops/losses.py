@@ -185,7 +185,7 @@ def _prior_rows(xp, prior_logits, shape):
     is that already, with no copy; any other broadcast is written out to ``shape``."""
     k = shape[-1]
     trailing = prior_logits.shape
-    while trailing and trailing[0] == 1 and len(trailing) > 1:
+    while len(trailing) > 1 and trailing[0] == 1:
         trailing = trailing[1:]
     if trailing == shape[len(shape) - len(trailing):] and math.prod(trailing):
         return xp.ascontiguousarray(prior_logits).reshape(-1, k)

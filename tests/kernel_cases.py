@@ -378,12 +378,12 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
 @pytest.mark.parametrize("shape", [(1, 1), (3, 33), (257, 5), (2, 3, 7), (40, 70), (1100, 3)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
-    """ops.linear's ends on the GPU: act(p + b) in place; and ḡ·[y > 0] with its column sums b̄ in one
-    pass; against the NumPy formula, NaN included (it stays NaN through max(·, 0), and a NaN upstream
-    gradient stays NaN where y > 0 and becomes NaN·0 = NaN elsewhere, as in the formula). The shapes
-    have fewer and more rows than a block of the one-pass kernel sums at once (16), more columns than
-    it takes (32: 33, 70 leave the last block's columns partly empty), and more rows than it is used for
-    (1100: the elementwise kernel and a column sum)."""
+    """ops.linear's ends on the GPU: act(p + b) in place; and p̄ (ḡ·[y > 0] for ReLU, ḡ itself without) with
+    its column sums b̄; against the NumPy formula, NaN included (it stays NaN through max(·, 0), and a NaN
+    upstream gradient stays NaN where y > 0 and becomes NaN·0 = NaN elsewhere, as in the formula). The shapes
+    have fewer and more rows than a block of bias_grad sums at once (16), more columns than it takes (32: 33,
+    70 leave the last block's columns partly empty), and more rows than one group takes (1100: 17 groups of
+    65 rows, the last of 60, added up by column_sum)."""
     rng = np.random.default_rng(3)
     p, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     p.flat[0] = np.nan
@@ -395,7 +395,30 @@ def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
     np.testing.assert_array_equal(dev.get(dy), want)  # one addition and one comparison: exact
     g = rng.standard_normal(shape).astype(dtype)
     g.flat[-1] = np.nan
-    dp, db = linear.bias_relu_bwd(dev.put(g), dev.put(want))
-    want_dp = g * (want > 0)
+    dg = dev.put(g)
+    dp, db = linear.bias_grad(dg, dev.put(want) if relu else None)
+    want_dp = g * (want > 0) if relu else g
     np.testing.assert_array_equal(dev.get(dp), want_dp)
     close(dev.get(db), want_dp.reshape(-1, shape[-1]).sum(axis=0), dtype)  # another order of the sum: to rounding
+    np.testing.assert_array_equal(dev.get(dg), g)  # ḡ itself is read, never written
+    if relu:
+        np.testing.assert_array_equal(dev.get(linear.relu_bwd(dg, dev.put(want))), want_dp)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,one_pass,group", [((40, 70), 16, 8), ((257, 5), 16, 64), ((20, 40), 0, 1)])
+def test_bias_gradient_in_row_groups(dev, monkeypatch, dtype, shape, one_pass, group):
+    """b̄ of many row groups on shapes small enough for the emulation: 5 groups of 8 rows; 4 groups of 65
+    rows, the last of 62; and 20 groups of one row each (GROUP_BLOCKS allows ⌈512/2⌉ > 20). A group that
+    skipped rows, summed another group's rows or left its slot unwritten, or a column_sum that missed a
+    group, shows as a column off by whole values."""
+    monkeypatch.setattr(linear, "ONE_PASS_ROWS", one_pass)
+    monkeypatch.setattr(linear, "GROUP_ROWS", group)
+    rng = np.random.default_rng(5)
+    g = rng.integers(-8, 9, shape).astype(dtype)  # small integers: every order of the sum is exact
+    y = rng.standard_normal(shape).astype(dtype)
+    for relu in (False, True):
+        dp, db = linear.bias_grad(dev.put(g), dev.put(y) if relu else None)
+        want = g * (y > 0) if relu else g
+        np.testing.assert_array_equal(dev.get(dp), want)
+        np.testing.assert_array_equal(dev.get(db), want.sum(axis=0))

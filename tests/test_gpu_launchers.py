@@ -194,17 +194,29 @@ def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index
         linear.bias_act_fwd(np.zeros((3, 4), np.float32).T, b, False)     # the kernel indexes b by i % cols
     with pytest.raises(ValueError, match="float32"):
         linear.bias_act_fwd(np.zeros((4, 3), np.float64), b, False)
-    out, db = linear.bias_relu_bwd(np.ones((2, 2, 35), np.float32), np.ones((2, 2, 35), np.float32))
+    out, db = linear.bias_grad(np.ones((2, 2, 35), np.float32), np.ones((2, 2, 35), np.float32))
     _, name, grid, block, args = launches[-1]
-    assert name == "bias_relu_bwd<float>" and args[2] is out and args[3] is db and out.shape == (2, 2, 35)
-    assert grid == (2,) and block == (32, linear.BIAS_ROWS)  # 32 columns a block, its threads 16 rows apart
-    assert db.shape == (35,) and args[4] == 4 and args[5] == 35                  # rows = every axis but the last
-    assert type(args[4]) is np.int64 and type(args[5]) is np.int32
-    rows = linear.ONE_PASS_ROWS + 1  # more rows: the elementwise kernel over the whole grid, then a column sum
-    with np.errstate(all="ignore"):  # the stand-in runs no kernel: the column sum adds whatever empty() held
-        out, db = linear.bias_relu_bwd(np.ones((rows, 3), np.float32), np.ones((rows, 3), np.float32))
+    assert name == "bias_grad<float>" and args[2] is out and out.shape == (2, 2, 35)
+    assert grid == (2, 1) and block == (32, linear.BIAS_ROWS)  # 32 columns a block, its threads 16 rows apart
+    assert db.shape == (35,) and args[4] == 4 and args[5] == 35 and args[6] == 4 and args[7] == 1  # one group: b̄
+    assert np.shares_memory(args[3], db)                              # … written in place by the one launch
+    assert [type(a) for a in args[4:]] == [np.int64, np.int32, np.int64, np.int32]
+    g = np.ones((4, 35), np.float32)
+    out, db = linear.bias_grad(g, None)                               # no activation: p̄ is ḡ, nothing written
     _, name, grid, block, args = launches[-1]
-    assert name == "relu_bwd<float>" and args[2] is out and args[3] == 3 * rows and db.shape == (3,)
+    assert out is g and args[0] is g and args[7] == 0 and grid == (2, 1)
+    rows = 4096                                                       # a large batch: groups of rows, then their sum
+    out, db = linear.bias_grad(np.ones((rows, 512), np.float32), np.ones((rows, 512), np.float32))
+    (_, name, grid, block, args), (_, sum_name, _, _, sum_args) = launches[-2:]
+    assert name == "bias_grad<float>" and grid == (16, 32) and args[6] == 128     # 16 × 32 = GROUP_BLOCKS blocks
+    assert sum_name == "column_sum<float>" and sum_args[0] is args[3] and sum_args[1] is db and sum_args[2:] == (32, 512)
+    assert args[3].shape == (32, 512) and db.shape == (512,)
+    out, db = linear.bias_grad(np.ones((1100, 3), np.float32), None)  # few columns: groups of ≥ GROUP_ROWS rows
+    (_, _, grid, _, args), _ = launches[-2:]
+    assert grid == (1, 17) and args[6] == 65 and 16 * 65 < 1100 <= 17 * 65
+    out = linear.relu_bwd(np.ones((3, 5), np.float32), np.ones((3, 5), np.float32))
+    _, name, _, _, args = launches[-1]
+    assert name == "relu_bwd<float>" and args[2] is out and args[3] == 15
     before = len(launches)
-    out, db = linear.bias_relu_bwd(np.ones((0, 5), np.float32), np.ones((0, 5), np.float32))
+    out, db = linear.bias_grad(np.ones((0, 5), np.float32), np.ones((0, 5), np.float32))
     assert len(launches) == before and db.shape == (5,) and not db.any()  # no rows: no launch, b̄ = 0

@@ -64,8 +64,7 @@ def _expected(kind):
     """The launches of one step of benchmarks/gpu_step.py's VAE ``kind``, layer by layer."""
     dense = {"matmul": 6 + 11,             # six dense layers forward; backward W̄ each, x̄ all but the first
              "kernel bias_act_fwd": 6,     # bias and ReLU of each layer's product, in place
-             "kernel bias_relu_bwd": 4,    # ReLU layers backward: p̄ and b̄ in one pass
-             "sum": 2,                     # b̄ of the two layers without an activation (encoder and decoder outputs)
+             "kernel bias_grad": 6,        # b̄ of each layer, with p̄ = ḡ·[y > 0] of the four ReLU layers, one pass
              "kernel adam_step": 1}        # every parameter in one launch
     loss = {"kernel bce_fwd": 1,           # Bernoulli log-likelihood and its derivative
             "mul": 1,                      # … times ḡ, its VJP

@@ -16,24 +16,47 @@ def bias_act_fwd(y, bias, relu):
     return y
 
 
-BIAS_ROWS = 16  # MINIVAE_BIAS_ROWS of kernels/linear.cu: blockDim.y of bias_relu_bwd
-# Up to this many rows bias_relu_bwd makes p̄ and b̄ in one launch; beyond, relu_bwd over the whole grid and a
-# CuPy column sum. A guess, not yet measured: at batch 128 (a CUDA-graph step, bound by its launches) one
-# launch fewer a layer; at batch 4096 the one-pass kernel's ⌈cols/32⌉ blocks would read the layer's 8 MB
-# through a sixteenth of an H100's SMs.
+BIAS_ROWS = 16  # MINIVAE_BIAS_ROWS of kernels/linear.cu: blockDim.y of bias_grad
+# Up to this many rows one group of rows: b̄ in one launch (at batch 128, a CUDA-graph step is bound by its
+# kernels' latency, and each launch more costs ~2 µs). Beyond, the rows split into groups of at least
+# GROUP_ROWS, about GROUP_BLOCKS blocks in all, and column_sum adds the groups' sums: one group of a
+# 4096×512 layer's 8 MB would go through 16 blocks, an eighth of an H100's SMs (CuPy's column sum of it
+# took 50 µs there, measured 2026-11-26).
 ONE_PASS_ROWS = 1024
+GROUP_ROWS = 64
+GROUP_BLOCKS = 512
 
 
-def bias_relu_bwd(g, y):
-    """(p̄, b̄): p̄ = ḡ·[y > 0], and b̄ = p̄ summed over every axis but the last."""
-    t = floating(y, "linear")
-    xp, cols = get_array_module(y), y.shape[-1]
-    out, rows = xp.empty(y.shape, y.dtype), y.size // max(cols, 1)
-    g, y = contiguous(g, y.dtype), contiguous(y)
-    if rows > ONE_PASS_ROWS or y.size == 0:
-        launch_elementwise("linear.cu", f"relu_bwd<{t}>", y.size, (g, y, out, numpy.int64(y.size)))
-        return out, out.reshape(rows, cols).sum(axis=0)
-    db = xp.empty(cols, y.dtype)
-    loader.function("linear.cu", f"bias_relu_bwd<{t}>")(
-        (-(-cols // 32),), (32, BIAS_ROWS), (g, y, out, db, numpy.int64(rows), numpy.int32(cols)))
+def bias_grad(g, y=None):
+    """(p̄, b̄) of a dense layer's backward: p̄ = ḡ·[y > 0] for a ReLU layer (y its output), ḡ itself for a
+    layer without an activation (y None); b̄ = p̄ summed over every axis but the last."""
+    t = floating(g, "linear")
+    xp, cols = get_array_module(g), g.shape[-1]
+    rows = g.size // max(cols, 1)
+    g = contiguous(g, g.dtype if y is None else y.dtype)
+    out = g if y is None else xp.empty(y.shape, y.dtype)
+    if g.size == 0:
+        return out, xp.zeros(cols, g.dtype)
+    tiles = -(-cols // 32)
+    groups = 1 if rows <= ONE_PASS_ROWS else max(1, min(-(-GROUP_BLOCKS // tiles), rows // GROUP_ROWS))
+    chunk = -(-rows // groups)
+    groups = -(-rows // chunk)  # no empty group
+    sums = xp.empty((groups, cols), g.dtype)
+    relu = y is not None
+    loader.function("linear.cu", f"bias_grad<{t}>")(
+        (tiles, groups), (32, BIAS_ROWS), (g, contiguous(y) if relu else g, out, sums, numpy.int64(rows),
+                                           numpy.int32(cols), numpy.int64(chunk), numpy.int32(relu)))
+    if groups == 1:
+        return out, sums.reshape(cols)
+    db = xp.empty(cols, g.dtype)
+    launch_elementwise("linear.cu", f"column_sum<{t}>", cols, (sums, db, numpy.int32(groups), numpy.int32(cols)))
     return out, db
+
+
+def relu_bwd(g, y):
+    """p̄ = ḡ·[y > 0]: a ReLU layer's backward when its bias takes no gradient."""
+    t = floating(y, "linear")
+    out = get_array_module(y).empty(y.shape, y.dtype)
+    launch_elementwise("linear.cu", f"relu_bwd<{t}>", y.size, (contiguous(g, y.dtype), contiguous(y), out,
+                                                                numpy.int64(y.size)))
+    return out

@@ -59,8 +59,8 @@ class Linear(Function):
     backward  p̄ = ḡ, or ḡ·[y > 0] (y > 0 exactly where p > 0);  b̄ = unbroadcast(p̄, b.shape);
               (x̄, W̄) = matmul's VJP at p̄
     saves     x, W (and y for ReLU)
-    fused     on the GPU the bias and ReLU take one pass each way, the ReLU's backward with b̄
-              (kernels/linear.cu), the products cuBLAS
+    fused     on the GPU the bias and ReLU take one pass each way, b̄ made in the ReLU's backward pass
+              (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS
     The same numbers as matmul, add and relu one after another; but as one node the graph keeps
     neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
     one array instead of three (a third of a training step's memory on the VAEs).
@@ -88,15 +88,19 @@ class Linear(Function):
         return y
 
     def backward(ctx, g):
-        kernel = None if ctx.xp is numpy or ctx.y is None else ctx.fused("linear", g, ctx.y)
-        if kernel is not None:
-            g, gb = kernel.bias_relu_bwd(g, ctx.y)  # p̄ and b̄ in one pass on the GPU (kernels/linear.cu)
+        relu, need_bias = ctx.y is not None, ctx.needs_input_grad[2]
+        kernel = None if ctx.xp is numpy else ctx.fused("linear", g, *([ctx.y] if relu else []))
+        gb = None
+        if kernel is not None and need_bias:
+            g, gb = kernel.bias_grad(g, ctx.y)  # p̄ and b̄ in one pass on the GPU (kernels/linear.cu)
+        elif kernel is not None and relu:
+            g = kernel.relu_bwd(g, ctx.y)
         else:
-            if ctx.y is not None:
+            if relu:
                 g = g * (ctx.y > 0)
-            gb = unbroadcast(g, ctx.bias_shape) if ctx.needs_input_grad[2] else None
+            gb = unbroadcast(g, ctx.bias_shape) if need_bias else None
         gx, gw = matmul_vjp(ctx.x, ctx.weight, g, ctx.needs_input_grad[:2])
-        return gx, gw, gb if ctx.needs_input_grad[2] else None
+        return gx, gw, gb
 
 
 matmul, linear = Matmul.apply, Linear.apply

@@ -2,7 +2,7 @@
 one CUDA graph, PyTorch eager, torch.compile (default and mode="reduce-overhead") and, when JAX is
 installed, a jitted JAX step, side by side in one run.
 
-    python benchmarks/gpu_step.py [--repeats 7] [--steps 50] [--batches 128 4096]
+    python benchmarks/gpu_step.py [--repeats 7] [--steps 50] [--batches 128 4096] [--only REGEX]
 
 Models (float32, Bernoulli likelihood, Adam lr 1e-3): Gaussian VAE 784-512-256-z20 and categorical
 VAE 784-512-256-20×10 (Gumbel-Softmax, τ = 1 throughout). Per step it prints the median µs (over
@@ -11,10 +11,13 @@ repeats of a loop of --steps steps, the device synchronized at both ends), miniv
 which sees CuPy's and JAX's kernels too, and those a CUDA graph launch runs; "n/a" without PyTorch)
 and the device memory the step takes beyond what was held before it (gpu_kernels.peak_bytes; a
 CUDA graph allocates its memory when captured, so the graph columns show what a replay adds).
+"minivae graph, TF32" is the graph captured with minivae.set_float32_matmul_precision("high"), float32
+products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart.
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
 import importlib.util
+import re
 import sys
 
 import numpy
@@ -53,12 +56,19 @@ def minivae_eager(kind, batch):
     return step
 
 
-def minivae_graph(kind, batch):
+def minivae_graph(kind, batch, precision="highest"):
+    """The step as one CUDA graph, its float32 products captured in ``precision`` ("high": TF32), which
+    the graph keeps: the global setting is restored once it is captured."""
     model, opt, x, rng = minivae_model(kind, batch)
     plan = compile_step(model, opt, lambda xb: model.loss(xb, rng), x)
     if not hasattr(plan, "capture"):
         raise RuntimeError("this minivae's StepPlan has no capture()")
-    plan.capture()
+    before = mv.get_float32_matmul_precision()
+    mv.set_float32_matmul_precision(precision)
+    try:
+        plan.capture()
+    finally:
+        mv.set_float32_matmul_precision(before)
     return lambda: plan.step(x)
 
 
@@ -72,7 +82,7 @@ def jax_step(kind, batch, precision=None):
     """The same step in JAX: the same layers and initialization bounds as torch.nn.Linear, Adam written
     out (no optax), the whole step one jitted function whose state is donated, so updated in place.
     ``precision`` of the matrix products: JAX's default lets XLA use TF32 tensor cores for float32 on
-    Ampere and later; "highest" is full float32, as minivae's and PyTorch's (default) products.
+    Ampere and later; "highest" is full float32, as minivae's and PyTorch's default products.
     Returns the step and a wait() that blocks until the last step is done (JAX runs asynchronously)."""
     import jax
     import jax.numpy as jnp
@@ -140,7 +150,8 @@ def jax_step(kind, batch, precision=None):
 def cases(kind, batch, have_torch):
     """name → (factory of (step, wait or None), memory accounting for peak_bytes or None)."""
     out = {"minivae eager": (lambda: (minivae_eager(kind, batch), None), "minivae"),
-           "minivae graph": (lambda: (minivae_graph(kind, batch), None), "minivae")}
+           "minivae graph": (lambda: (minivae_graph(kind, batch), None), "minivae"),
+           "minivae graph, TF32": (lambda: (minivae_graph(kind, batch, "high"), None), "minivae")}
     if have_torch:
         out["torch eager"] = (lambda: (torch_step(kind, batch, device="cuda", n_latent=N_LATENT), None), "torch")
         out["torch.compile"] = (lambda: (torch_compiled(kind, batch), None), "torch")
@@ -173,6 +184,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--steps", type=int, default=50, help="steps per timed loop")
     p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
+    p.add_argument("--only", default="", help="run only the implementations whose name matches this regular expression")
     args = p.parse_args(argv)
     found = gpu_and_torch("benchmarks/gpu_step.py")
     if found is None:
@@ -189,6 +201,8 @@ def main(argv=None):
             print(f"  {'implementation':24s} {'µs':>9s} {'eager/peer':>11s} {'graph/peer':>11s} {'launches':>9s} {'MiB':>8s}")
             results = {}
             for name, (make, memory) in cases(kind, batch, have_torch).items():
+                if not re.search(args.only, name):
+                    continue
                 try:
                     step, wait = make()
                     # 5 warm-up steps: compile, autotune, record CUDA graphs

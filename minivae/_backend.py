@@ -20,6 +20,8 @@ _numba_enabled = None
 _fused_modules = {}
 _emulation = None  # (array module, array type) standing in for CuPy, in tests
 _cuda_kernels_enabled = os.environ.get("MINIVAE_DISABLE_CUDA_KERNELS", "").lower() not in ("1", "true", "yes")
+FLOAT32_MATMUL_PRECISIONS = ("highest", "high")
+_float32_matmul_precision = "highest"
 
 
 def _is_cupy(array):
@@ -115,6 +117,30 @@ def use_cuda_kernels(flag):
         yield
     finally:
         _cuda_kernels_enabled = previous
+
+
+def set_float32_matmul_precision(precision):
+    """How float32 matrix products on the GPU are computed, as ``torch.set_float32_matmul_precision``:
+
+    - "highest" (the default): in full float32;
+    - "high": they may use TF32 tensor cores (Ampere and later): the operands rounded to a 10-bit
+      mantissa, the products accumulated in float32 (relative error up to about 1e-3 of Σ|a_ik·b_kj|).
+
+    It concerns ``ops.matmul`` and ``ops.linear`` (so ``nn.Linear``), forward and backward, on the GPU
+    (minivae/_gpu/gemm.py). NumPy has no TF32: products on the CPU stay in full float32, as do
+    float64 products everywhere, and GPU products when MINIVAE_DISABLE_CUDA_KERNELS is set. A CUDA
+    graph (``plan.capture()``) keeps the precision in force when it was captured: cuBLAS picks its
+    kernel at the call, which the graph records.
+    """
+    global _float32_matmul_precision
+    if precision not in FLOAT32_MATMUL_PRECISIONS:
+        raise ValueError(f"float32 matmul precision must be one of {FLOAT32_MATMUL_PRECISIONS}, not {precision!r}")
+    _float32_matmul_precision = precision
+
+
+def get_float32_matmul_precision():
+    """The precision of float32 matrix products on the GPU: "highest" or "high" (set_float32_matmul_precision)."""
+    return _float32_matmul_precision
 
 
 KERNEL_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))

@@ -1,0 +1,61 @@
+"""Where a CUDA-graph training step's time goes: PyTorch's profiler over one launch of the graph of each
+benchmark VAE (benchmarks/gpu_step.py's models), its kernels grouped by name, cuBLAS's together.
+
+    python tools/graph_profile.py [--batches 128 4096] [--precision highest high]
+
+For each case: µs a step (median of 5 loops of 50 steps), the kernels one launch runs, the sum of their
+durations ("busy": the step is bound by its kernels where this is close to the step's time, by launches
+where it is well below), and the 12 costliest groups. Needs CuPy, a GPU and PyTorch with CUPTI.
+"""
+import argparse
+import collections
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+
+
+def kernels(step, settle):
+    """(name, µs) of every CUDA activity of one ``step``."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    settle()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        settle()
+    return [(e.name, e.time_range.elapsed_us()) for e in prof.events() if e.device_type == DeviceType.CUDA]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
+    p.add_argument("--precision", nargs="+", default=["highest"], choices=["highest", "high"])
+    args = p.parse_args(argv)
+    import gpu_step
+    from gpu_kernels import gpu_and_torch, settle, timed
+    found = gpu_and_torch("tools/graph_profile.py")  # says on stderr why not, where CuPy or a GPU is missing
+    if found is None:
+        return 1
+    if found[1] is None:
+        print("tools/graph_profile.py needs PyTorch beside CuPy, for its profiler", file=sys.stderr)
+        return 1
+    for precision in args.precision:
+        for kind in ("gaussian", "categorical"):
+            for batch in args.batches:
+                step = gpu_step.minivae_graph(kind, batch, precision)
+                us = 1e3 * timed(step, 5, 50, warmup=5)
+                ks = kernels(step, settle)
+                groups = collections.defaultdict(lambda: [0, 0.0])
+                for name, d in ks:
+                    key = "gemm/cuBLAS" if any(w in name for w in ("gemm", "splitK")) else name[:60]
+                    groups[key][0] += 1
+                    groups[key][1] += d
+                print(f"\n## {kind} b{batch} {precision}: step {us:.1f} us; {len(ks)} kernels, "
+                      f"busy {sum(d for _, d in ks):.1f} us", flush=True)
+                for name, (n, d) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:12]:
+                    print(f"  {d:8.1f} x{n:<3d} {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,6 +89,8 @@ def _train(args):
         raise ValueError("a categorical latent has no pathwise gradient: use gumbel_softmax, straight_through or reinforce")
     if args.baseline_hidden and args.estimator != "reinforce":
         raise ValueError("--baseline-hidden is the input-dependent baseline of the categorical model's reinforce estimator")
+    if args.tf32 and args.device != "cuda":
+        raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     _check_device(args)
     # before anything is written: a bad data file leaves no trace
     data = _load_data(args, ("train", "valid"), batch_size=args.batch_size)
@@ -106,7 +108,7 @@ def _train(args):
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
           resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs,
-          override_settings=args.override_settings, graph=args.graph)
+          override_settings=args.override_settings, graph=args.graph, tf32=args.tf32)
 
 
 def _eval(args):
@@ -229,6 +231,9 @@ def build_parser():
     t.add_argument("--graph", action="store_true",
                    help="record the first step and replay it (minivae.plan; on --device cuda, as one CUDA graph a step): "
                         "the same numbers, less time per step")
+    t.add_argument("--tf32", action="store_true",
+                   help="with --device cuda: float32 matrix products on TF32 tensor cores (faster; operands rounded to "
+                        "a 10-bit mantissa), as minivae.set_float32_matmul_precision('high')")
     t.add_argument("--clip", type=_positive_float, help="clip gradients to this global norm (default: no clipping)")
     t.add_argument("--dynamic-binarization", action="store_true",
                    help="binarize each training batch afresh (for grey-level data such as IDX files)")

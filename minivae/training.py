@@ -10,7 +10,7 @@ import time
 import numpy
 
 from minivae import objectives
-from minivae._backend import module_for_device, to_numpy
+from minivae._backend import get_float32_matmul_precision, module_for_device, set_float32_matmul_precision, to_numpy
 from minivae._io import folder_lock, load_npz, remove_stale_temporaries, save_npz_atomic, write_atomic
 from minivae.data import batches, binarize
 from minivae.engine import no_grad, tensor
@@ -106,7 +106,8 @@ def _flag(name):
 
 def _differences(recorded, now):
     """The flags whose values differ, as "--flag (checkpoint A, now B)"."""
-    return [f"{_flag(k)} (checkpoint {recorded.get(k)}, now {v})" for k, v in now.items() if recorded.get(k) != v]
+    keys = [*now, *(k for k in recorded if k not in now)]  # a setting recorded only when on (--tf32) counts too
+    return [f"{_flag(k)} (checkpoint {recorded.get(k)}, now {now.get(k)})" for k in keys if recorded.get(k) != now.get(k)]
 
 
 def evaluate(model, x, seed, batch_size=500):
@@ -154,7 +155,7 @@ def kl_weight(epoch, warmup_epochs):
 
 
 def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, warmup_epochs=0,
-          override_settings=False, graph=False, log=print):
+          override_settings=False, graph=False, tf32=False, log=print):
     """Train ``model`` on data["train"], evaluating data["valid"] after each epoch.
 
     Writes to the folder ``out``, which it locks for its own use (``out``/.lock, holding the pid):
@@ -175,17 +176,27 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     With ``graph``, the first full batch's step is recorded (minivae.plan.compile_step) and every
     later full batch replays it (on the GPU, as one CUDA graph); a last, smaller batch takes the eager
     step. The parameters, metrics and checkpoints are the same, bit for bit, on the CPU.
+
+    With ``tf32`` (a model on the GPU only), float32 matrix products use TF32 tensor cores for the run
+    (``minivae.set_float32_matmul_precision("high")``, restored after it): a setting of the run, since it
+    changes the trajectory, so a resume must repeat it.
     """
     if graph and model.device == "cuda" and getattr(model, "estimator", "reinforce") != "reinforce" \
             and model.anneal_rate > 0 and model.tau0 > model.tau_min:
         raise TrainingError("--graph on the GPU replays one CUDA graph, whose temperature is fixed when it is captured; "
                             "this model anneals τ: pass --anneal-rate 0 or --tau0 equal to --tau-min, or train without --graph")
+    if tf32 and model.device != "cuda":
+        raise TrainingError("--tf32 is for a model on the GPU (--device cuda): NumPy's products have no TF32")
     settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
                     dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
+    if tf32:  # recorded only when on, so that checkpoints written before the option resume as they did
+        settings["tf32"] = True
     settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
     created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
+    precision = get_float32_matmul_precision()
     try:
+        set_float32_matmul_precision("high" if tf32 else precision)
         with folder_lock(out):
             remove_stale_temporaries(out)
             _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
@@ -194,6 +205,8 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
         if created and not os.listdir(out):  # a run that failed before its first checkpoint leaves no empty folder
             os.rmdir(out)
         raise
+    finally:
+        set_float32_matmul_precision(precision)
     return model
 
 

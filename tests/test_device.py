@@ -4,6 +4,7 @@ off (``use_cuda_kernels(False)``: the array formulas only; the kernels are compa
 Numba kernels off on the CPU side, both devices run the same formulas, so results must be equal
 bit for bit, and a training step must copy nothing back to the host."""
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -424,3 +425,34 @@ def test_graph_training_on_the_gpu_refuses_an_annealed_temperature_before_writin
     with pytest.raises(TrainingError, match="--anneal-rate 0"):
         train(model, data, str(tmp_path / "run"), epochs=1, batch_size=4, lr=1e-3, seed=0, graph=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_tf32_is_a_setting_of_a_gpu_run(tmp_path, monkeypatch, capsys):
+    """--tf32 trains with minivae's float32 products in TF32 and puts the global precision back after; the
+    checkpoint records it, so a resume without it (or with it, on a run without) is refused naming --tf32;
+    on the CPU it is refused before anything is written."""
+    from minivae import _backend
+    from minivae.cli import main
+    seen = []
+    real = _backend.get_float32_matmul_precision
+    monkeypatch.setattr("minivae.ops.linalg.matmul_array",
+                        lambda xp, a, b, _seen=seen: (_seen.append(real()), xp.matmul(a, b))[1])
+    small = ["train", "--model", "gaussian", "--limit", "60", "--hidden", "8", "--batch-size", "20", "--seed", "2"]
+    assert main([*small, "--epochs", "1", "--device", "cuda", "--tf32", "--out", str(tmp_path / "t")]) == 0
+    assert seen and set(seen) == {"high"} and real() == "highest"
+    with np.load(tmp_path / "t" / "checkpoint.npz") as f:
+        assert json.loads(str(f["meta/settings"]))["tf32"] is True
+    seen.clear()
+    assert main([*small, "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "f")]) == 0
+    assert set(seen) == {"highest"}
+    capsys.readouterr()
+    assert main([*small, "--epochs", "2", "--device", "cuda", "--resume", "--out", str(tmp_path / "t")]) == 1
+    assert main([*small, "--epochs", "2", "--device", "cuda", "--resume", "--tf32", "--out", str(tmp_path / "f")]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all("--tf32 (checkpoint" in e for e in errors), errors
+    assert main([*small, "--epochs", "2", "--device", "cuda", "--resume", "--tf32", "--out", str(tmp_path / "t")]) == 0
+    assert main([*small, "--epochs", "1", "--tf32", "--out", str(tmp_path / "cpu")]) == 1
+    assert "--tf32 needs --device cuda" in capsys.readouterr().err and not (tmp_path / "cpu").exists()
+    with pytest.raises(TrainingError, match="--tf32"):
+        train(_model("cpu"), _data(), str(tmp_path / "api"), epochs=1, batch_size=10, lr=1e-2, seed=0, tf32=True)
+    assert not (tmp_path / "api").exists() and real() == "highest"

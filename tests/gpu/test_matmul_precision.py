@@ -156,3 +156,20 @@ def test_a_training_step_graph_captured_in_high_trains_like_float32(tf32):
     assert mv.get_float32_matmul_precision() == "highest"
     assert np.isfinite(graph).all()
     np.testing.assert_allclose(graph, eager, rtol=1e-2)
+
+
+def test_cli_train_with_tf32_and_a_graph(tmp_path, tf32):
+    """`minivae train --device cuda --graph --tf32`: runs, records the setting, trains like full float32 (the
+    epoch's mean loss within 1%) and leaves the process in "highest"."""
+    import json
+
+    from minivae.cli import main
+    args = ["train", "--model", "gaussian", "--limit", "300", "--batch-size", "64", "--epochs", "1", "--hidden", "32",
+            "--device", "cuda", "--graph"]
+    assert main([*args, "--out", str(tmp_path / "fp32")]) == 0
+    assert main([*args, "--tf32", "--out", str(tmp_path / "tf32")]) == 0
+    assert mv.get_float32_matmul_precision() == "highest"
+    fp32, tf = (np.load(tmp_path / d / "checkpoint.npz") for d in ("fp32", "tf32"))
+    assert json.loads(str(tf["meta/settings"]))["tf32"] is True and "tf32" not in json.loads(str(fp32["meta/settings"]))
+    rows = [json.loads(str(f["meta/metrics"]))[1] for f in (fp32, tf)]
+    assert abs(float(rows[0][2]) - float(rows[1][2])) < 1e-2 * abs(float(rows[0][2]))

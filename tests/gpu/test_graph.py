@@ -96,18 +96,11 @@ def test_a_graph_refuses_a_temperature_other_than_the_captured_one():
         plan.step(BATCHES[1], step=1)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("transpose_a,transpose_b", [(False, False), (True, False), (False, True), (True, True)])
-def test_captured_gemm_equals_cupy_matmul(dtype, transpose_a, transpose_b):
-    """minivae/_gpu/gemm.py inside a capture: row-major operands, transposed views (the VJP's xᵀ and Wᵀ)."""
+def captured_matmul(a, b):
+    """minivae/_gpu/gemm.py's product of a and b captured into a CUDA graph on a stream of its own, as
+    StepPlan.capture() captures a step: (the product's array, a launch() that runs the graph and waits)."""
     import cupy
     from minivae._gpu import gemm
-    rng = np.random.default_rng(0)
-    a = cupy.asarray(rng.standard_normal((37, 65) if not transpose_a else (65, 37)).astype(dtype))
-    b = cupy.asarray(rng.standard_normal((65, 19) if not transpose_b else (19, 65)).astype(dtype))
-    a, b = (a.T if transpose_a else a), (b.T if transpose_b else b)
-    want = cupy.matmul(a, b)
-
     stream = cupy.cuda.Stream(non_blocking=True)
 
     class Capture:
@@ -122,8 +115,25 @@ def test_captured_gemm_equals_cupy_matmul(dtype, transpose_a, transpose_b):
                 graph = stream.end_capture()
     finally:
         _gpu.capture = None
-    graph.launch(stream)
-    stream.synchronize()
+
+    def launch():
+        graph.launch(stream)
+        stream.synchronize()
+    return got, launch
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a,transpose_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_captured_gemm_equals_cupy_matmul(dtype, transpose_a, transpose_b):
+    """minivae/_gpu/gemm.py inside a capture: row-major operands, transposed views (the VJP's xᵀ and Wᵀ)."""
+    import cupy
+    rng = np.random.default_rng(0)
+    a = cupy.asarray(rng.standard_normal((37, 65) if not transpose_a else (65, 37)).astype(dtype))
+    b = cupy.asarray(rng.standard_normal((65, 19) if not transpose_b else (19, 65)).astype(dtype))
+    a, b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+    want = cupy.matmul(a, b)
+    got, launch = captured_matmul(a, b)
+    launch()
     eps = np.finfo(dtype).eps
     np.testing.assert_allclose(got.get(), want.get(), rtol=64 * eps, atol=64 * eps)
 

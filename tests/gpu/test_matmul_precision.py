@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import minivae as mv
-from minivae import _gpu
 from minivae.models import GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
 from minivae.random import Generator
+from tests.gpu.test_graph import captured_matmul
 
 M, K, N = 256, 512, 384
 BATCHES = [(np.random.default_rng(i).random((64, 784)) < 0.2).astype(np.float32) for i in range(3)]
@@ -107,31 +107,18 @@ def test_dense_layer_on_a_batch_of_rows_uses_tf32(tf32):
 
 
 def test_a_graph_keeps_the_precision_it_was_captured_with(tf32):
-    """The capture pattern of tests/gpu/test_graph.py's test_captured_gemm_equals_cupy_matmul, captured in
-    "high" and launched after the precision is back to "highest": still TF32."""
+    """A product captured in "high" (tests/gpu/test_graph.py's capture) and launched after the precision is
+    back to "highest": still TF32; the handle's mode as before."""
     import cupy
     from cupy_backends.cuda.libs import cublas
-    from minivae._gpu import gemm
     a, b, da, db = operands()
     full = cupy.matmul(da, db).get()
-    stream = cupy.cuda.Stream(non_blocking=True)
-
-    class Capture:
-        cublas_handle = gemm.bind(stream)
-    mode = cublas.getMathMode(Capture.cublas_handle)
-    _gpu.capture = Capture()
-    try:
-        with precision("high"), stream:
-            stream.begin_capture()
-            try:
-                got = gemm.matmul(da, db)
-            finally:
-                graph = stream.end_capture()
-    finally:
-        _gpu.capture = None
-    assert cublas.getMathMode(Capture.cublas_handle) == mode
-    graph.launch(stream)
-    stream.synchronize()
+    handle = cupy.cuda.device.get_cublas_handle()  # the one gemm.bind() sets to the capturing stream
+    mode = cublas.getMathMode(handle)
+    with precision("high"):
+        got, launch = captured_matmul(da, db)
+    assert cublas.getMathMode(handle) == mode
+    launch()
     check_tf32(got.get(), a, b, full)
 
 

@@ -315,6 +315,37 @@ def _one_step(name, device):
     return host(loss), {n: host(g) for n, g in grads.items()}, log
 
 
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("bias_grad", [True, False])
+def test_a_dense_layer_through_the_emulated_cuda_kernels(activation, bias_grad):
+    """ops.linear's backward on the GPU takes one of three paths: bias_grad (b̄ wanted, with or without ReLU),
+    relu_bwd (a frozen bias under a ReLU), or none (a frozen bias, no activation); each gives the CPU's x̄, W̄
+    and b̄ (None for a frozen bias), and the kernels it takes are the ones the path names."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    from tests.test_launch_count import launch_count, names  # tools/launch_count.py, as that test loads it
+    rng = np.random.default_rng(7)
+    values = [rng.standard_normal(shape).astype(np.float32) for shape in ((5, 6), (6, 3), (3,), (5, 3))]
+    results = {}
+    for device in ("cpu", "cuda"):
+        x, w, b = (mv.tensor(v, device=device, requires_grad=grad) for v, grad in zip(values, (True, True, bias_grad)))
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()), \
+                launch_count.counting() as launches:
+            ops.linear(x, w, b, activation=activation).backward(mv.tensor(values[3], device=device))
+        results[device] = [host(t.grad) if t.grad is not None else None for t in (x, w, b)]
+        kernels = {k for k in names(launches) if k.startswith("kernel ")}
+    assert kernels == ({"kernel bias_act_fwd", "kernel bias_grad"} if bias_grad else
+                       {"kernel bias_act_fwd", "kernel relu_bwd"} if activation else {"kernel bias_act_fwd"})
+    for got, want in zip(results["cuda"], results["cpu"]):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["gaussian", "straight_through", "reinforce"])
 def test_one_training_step_through_the_emulated_cuda_kernels(name):
     """The fused kernels of kernels/*.cu (run on the CPU by tests/cuda_host) in a training step: the

@@ -282,6 +282,8 @@ MUTANTS = [
       ["tests/test_device.py::test_tf32_is_a_setting_of_a_gpu_run"], "a --tf32 run resumed without TF32, silently"),
     M("train-tf32-left-on-after-the-run", "minivae/training.py", ("        set_float32_matmul_precision(precision)\n", "        pass\n"),
       ["tests/test_device.py::test_tf32_is_a_setting_of_a_gpu_run"], "the process's products stay TF32 after train() returns"),
+    M("linear-frozen-bias-relu-mask-from-the-gradient", "minivae/ops/linalg.py", ("g = kernel.relu_bwd(g, ctx.y)", "g = kernel.relu_bwd(g, g)"),
+      ["tests/test_device.py::test_a_dense_layer_through_the_emulated_cuda_kernels"], "a frozen-bias ReLU layer masked where ḡ > 0, not y > 0"),
     M("linear-fused-bias-grad-without-relu", "minivae/ops/linalg.py", ("g, gb = kernel.bias_grad(g, ctx.y)", "g, gb = kernel.bias_grad(g, None)"),
       ["tests/test_device.py::test_one_training_step_through_the_emulated_cuda_kernels"], "a ReLU layer's backward on the GPU ignores the ReLU"),
     M("elbo-block-count-never-reset", "kernels/elbo.cu",

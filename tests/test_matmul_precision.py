@@ -74,8 +74,9 @@ class FakeCublas:
 
 
 @pytest.fixture(autouse=True)
-def precision():
-    """Each test leaves the global precision as it found it."""
+def restore_precision():
+    """Each test leaves the global precision as it found it. (Not named ``precision``: a test's parameter of
+    that name would take the fixture's place, and its setting would outlive it.)"""
     before = mv.get_float32_matmul_precision()
     yield
     mv.set_float32_matmul_precision(before)

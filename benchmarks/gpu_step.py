@@ -162,21 +162,27 @@ def cases(kind, batch, have_torch):
     return out
 
 
-def launches(step, wait, have_torch):
-    """CUDA kernels run by one step (memory copies and sets not counted), or None when PyTorch's
-    profiler cannot trace the GPU."""
-    if not have_torch:
-        return None
+def cuda_activity(step, wait=None):
+    """(name, µs) of every CUDA activity (kernels, memory copies and sets) of one ``step``, by PyTorch's
+    profiler; None when it cannot trace the GPU (a PyTorch built without CUPTI)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, supported_activities
-    if ProfilerActivity.CUDA not in supported_activities():  # a PyTorch built without CUPTI
+    if ProfilerActivity.CUDA not in supported_activities():
         return None
     settle(wait)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         settle(wait)
-    return sum(1 for e in prof.events() if e.device_type == DeviceType.CUDA
-               and not e.name.startswith(("Memcpy", "Memset")))
+    return [(e.name, e.time_range.elapsed_us()) for e in prof.events() if e.device_type == DeviceType.CUDA]
+
+
+def launches(step, wait, have_torch):
+    """CUDA kernels run by one step (memory copies and sets not counted), or None without PyTorch or when
+    its profiler cannot trace the GPU."""
+    activity = cuda_activity(step, wait) if have_torch else None
+    if activity is None:
+        return None
+    return sum(1 for name, _ in activity if not name.startswith(("Memcpy", "Memset")))
 
 
 def main(argv=None):

@@ -196,7 +196,8 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     os.makedirs(out, exist_ok=True)
     precision = get_float32_matmul_precision()
     try:
-        set_float32_matmul_precision("high" if tf32 else precision)
+        if tf32:
+            set_float32_matmul_precision("high")
         with folder_lock(out):
             remove_stale_temporaries(out)
             _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,

@@ -15,24 +15,13 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
-def kernels(step, settle):
-    """(name, µs) of every CUDA activity of one ``step``."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-    settle()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        step()
-        settle()
-    return [(e.name, e.time_range.elapsed_us()) for e in prof.events() if e.device_type == DeviceType.CUDA]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
     p.add_argument("--precision", nargs="+", default=["highest"], choices=["highest", "high"])
     args = p.parse_args(argv)
     import gpu_step
-    from gpu_kernels import gpu_and_torch, settle, timed
+    from gpu_kernels import gpu_and_torch, timed
     found = gpu_and_torch("tools/graph_profile.py")  # says on stderr why not, where CuPy or a GPU is missing
     if found is None:
         return 1
@@ -44,7 +33,10 @@ def main(argv=None):
             for batch in args.batches:
                 step = gpu_step.minivae_graph(kind, batch, precision)
                 us = 1e3 * timed(step, 5, 50, warmup=5)
-                ks = kernels(step, settle)
+                ks = gpu_step.cuda_activity(step)
+                if ks is None:
+                    print("tools/graph_profile.py: this PyTorch's profiler cannot trace the GPU (no CUPTI)", file=sys.stderr)
+                    return 1
                 groups = collections.defaultdict(lambda: [0, 0.0])
                 for name, d in ks:
                     key = "gemm/cuBLAS" if any(w in name for w in ("gemm", "splitK")) else name[:60]

@@ -12,12 +12,13 @@ the eager step runs.
 TF32. With ``minivae.set_float32_matmul_precision("high")`` float32 products take the same direct call,
 eagerly too, with the handle's math mode CUBLAS_TF32_TENSOR_OP_MATH: cuBLAS then rounds the operands to
 TF32 (a 10-bit mantissa) for the tensor cores and accumulates in float32 (a CUDA-graph training step at
-batch 128 on an H100: 144 µs, 175 µs in full float32, by benchmarks/gpu_step.py). CuPy's handle serves every cuBLAS call of the
-process, so the mode is set just around the call and the previous one restored: a user's own
-``cupy.matmul`` keeps its precision. Outside a capture the handle's stream is first set to the current
-stream, as CuPy does before each of its cuBLAS calls. A C-contiguous (…, k) array times a k×n matrix
-(a dense layer on a batch of sequences) is one GEMM of the array reshaped to 2-D. In "highest" (the
-default) nothing changes: eager products are ``cupy.matmul``'s; float64 products never use TF32.
+batch 128 on an H100: 144 µs, 175 µs in full float32, by benchmarks/gpu_step.py). CuPy's handle serves
+every cuBLAS call of the process, so the mode is set just around the call and the previous one
+restored: a user's own ``cupy.matmul`` keeps its precision. Outside a capture the handle's stream is first
+set to the current stream, as CuPy does before each of its cuBLAS calls. A C-contiguous (…, k) array times
+a k×n matrix (a dense layer on a batch of sequences) is one GEMM of the array reshaped to 2-D. In
+"highest" (the default) nothing changes: eager products are ``cupy.matmul``'s; float64 products never use
+TF32.
 """
 import contextlib
 import ctypes

@@ -12,7 +12,8 @@ which sees CuPy's and JAX's kernels too, and those a CUDA graph launch runs; "n/
 and the device memory the step takes beyond what was held before it (gpu_kernels.peak_bytes; a
 CUDA graph allocates its memory when captured, so the graph columns show what a replay adds).
 "minivae graph, TF32" is the graph captured with minivae.set_float32_matmul_precision("high"), float32
-products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart.
+products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. ", Lt": with each dense layer
+one cuBLASLt call, its bias and ReLU the call's epilogue (minivae/_gpu/gemm.py, MINIVAE_CUBLASLT=1).
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
@@ -70,6 +71,21 @@ def minivae_graph(kind, batch, precision="highest"):
     finally:
         mv.set_float32_matmul_precision(before)
     return lambda: plan.step(x)
+
+
+def with_cublaslt(make):
+    """``make()``'s step with minivae's dense layers as cuBLASLt calls, the switch on while the step is made
+    (a graph's capture) and while it runs (an eager step), as before outside."""
+    from minivae._gpu import gemm
+
+    def switched(fn):
+        before, gemm.use_lt = gemm.use_lt, True
+        try:
+            return fn()
+        finally:
+            gemm.use_lt = before
+    step = switched(make)
+    return lambda: switched(step)
 
 
 def torch_compiled(kind, batch, **options):
@@ -151,7 +167,11 @@ def cases(kind, batch, have_torch):
     """name → (factory of (step, wait or None), memory accounting for peak_bytes or None)."""
     out = {"minivae eager": (lambda: (minivae_eager(kind, batch), None), "minivae"),
            "minivae graph": (lambda: (minivae_graph(kind, batch), None), "minivae"),
-           "minivae graph, TF32": (lambda: (minivae_graph(kind, batch, "high"), None), "minivae")}
+           "minivae graph, TF32": (lambda: (minivae_graph(kind, batch, "high"), None), "minivae"),
+           "minivae eager, Lt": (lambda: (with_cublaslt(lambda: minivae_eager(kind, batch)), None), "minivae"),
+           "minivae graph, Lt": (lambda: (with_cublaslt(lambda: minivae_graph(kind, batch)), None), "minivae"),
+           "minivae graph, TF32, Lt": (lambda: (with_cublaslt(lambda: minivae_graph(kind, batch, "high")), None),
+                                       "minivae")}
     if have_torch:
         out["torch eager"] = (lambda: (torch_step(kind, batch, device="cuda", n_latent=N_LATENT), None), "torch")
         out["torch.compile"] = (lambda: (torch_compiled(kind, batch), None), "torch")

@@ -2,7 +2,8 @@
 // negative_elbo), R examples, ll (R×D) the log-likelihood terms and kl (R×K) the KL terms, β a device value:
 //
 //   forward   L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j ll_rj)
-//   backward  s = ḡ/R;  l̄l_rj = −s;  k̄l_rk = s·β   (both written out, as one grid-stride loop over the two)
+//   backward  s = ḡ/R;  l̄l_rj = −s;  k̄l_rk = s·β   (k̄l written out; l̄l one value, which the caller views
+//             broadcast over ll's shape: the likelihood's VJP then reads one number instead of R×D)
 //
 // β and ḡ are read from memory, not taken as arguments, so that a CUDA graph replays a changed β.
 //
@@ -43,11 +44,9 @@ __global__ void negative_elbo_fwd(const T* __restrict__ ll, const T* __restrict_
 
 template <typename T>
 __global__ void negative_elbo_bwd(const T* __restrict__ g, const T* __restrict__ beta, T* __restrict__ gll,
-                                  T* __restrict__ gkl, long long rows, long long n_ll, long long n_kl) {
+                                  T* __restrict__ gkl, long long rows, long long n_kl) {
     const T s = *g / T(rows);
     const T v = s * *beta;
-    for (long long i = grid_first(); i < n_ll + n_kl; i += grid_step()) {
-        if (i < n_ll) gll[i] = -s;
-        else gkl[i - n_ll] = v;
-    }
+    if (grid_first() == 0) *gll = -s;
+    for (long long i = grid_first(); i < n_kl; i += grid_step()) gkl[i] = v;
 }

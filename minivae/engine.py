@@ -323,9 +323,10 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         grad_tensors = [None] * len(tensors)
     if len(grad_tensors) != len(tensors):
         raise ValueError(f"backward(): {len(tensors)} tensors but {len(grad_tensors)} gradients")
-    grads = {}
+    grads, stored = {}, set()  # stored: the memory of the arrays already some tensor's .grad, or the caller's
     for root, grad in zip(tensors, grad_tensors):
         g = _root_grad(root, grad)
+        stored.add(_memory(g))
         grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
     order = _topological_order(tensors)
     # A node of several outputs runs its VJP once, at the last of its outputs in this order: by
@@ -338,7 +339,8 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
     for node in reversed(order):
         g = grads.pop(id(node), None)
         if g is not None and (node._ctx is None or node._retain):
-            node.grad = g if node.grad is None else _add(node.grad, g)
+            node.grad = _own(g, stored) if node.grad is None else _add(node.grad, g)
+            stored.add(_memory(node.grad))
             if _recorder is not None:
                 _recorder.set_grad(node, node.grad)
         ctx = node._ctx
@@ -374,6 +376,36 @@ def _add(a, b):
     if _recorder is not None:
         _recorder.call(operator.add, (a, b), (total,))
     return total
+
+
+def _own(g, stored):
+    """g as a tensor's first .grad: g itself, or a copy where g is not an array of its own to keep, as
+    PyTorch's AccumulateGrad clones a gradient it cannot steal: one whose memory is already another
+    tensor's .grad or the caller's (add's VJP hands ḡ to both inputs, reshape's a view of it), or a
+    broadcast view (a VJP may return one, as negative_elbo's does). An in-place change of one .grad
+    (clip_grad_norm_) must touch that one alone."""
+    if _memory(g) not in stored and not _broadcast(g):
+        return g
+    owned = g.copy()
+    if _recorder is not None:
+        _recorder.call(_copy, (g,), (owned,))
+    return owned
+
+
+def _memory(a):
+    """The identity of the array whose memory a views (a itself if it owns its memory)."""
+    while getattr(a, "base", None) is not None:  # NumPy's and CuPy's views name their base
+        a = a.base
+    return id(a)
+
+
+def _broadcast(a):
+    """Whether array a shows one element at several places (a stride 0 along an axis longer than 1)."""
+    return any(step == 0 and n > 1 for step, n in zip(a.strides, a.shape))
+
+
+def _copy(a):
+    return a.copy()
 
 
 def array_function(fn, *inputs):

@@ -255,7 +255,8 @@ def test_negative_elbo_forward_and_backward(dev, dtype, ll_shape, k, beta):
     second launch finds its count of finished blocks back at 0 (else no block of it would know it is the last,
     and the loss, of other data this time, would never be written). (700, 100) takes 9 blocks, whose
     partial sums the last one adds; no examples give NaN, as numpy's mean of nothing. The backward is two
-    operations of the formula, so exact: −ḡ/R everywhere in ll's shape, β·ḡ/R in kl's."""
+    operations of the formula, so exact: −ḡ/R everywhere in ll's shape (one value seen through a broadcast view),
+    β·ḡ/R in kl's."""
     rng = np.random.default_rng(ll_shape[0])
     for launch in range(2):
         ll = (rng.standard_normal(ll_shape) - 3 * launch).astype(dtype)
@@ -272,7 +273,9 @@ def test_negative_elbo_forward_and_backward(dev, dtype, ll_shape, k, beta):
         else:
             assert np.isnan(got)
     g = np.full((), rng.standard_normal(), dtype)
-    gll, gkl = (dev.get(a) for a in elbo.negative_elbo_bwd(dev.put(g), dev.put(b), rows, ll.shape, kl.shape))
+    gll, gkl = elbo.negative_elbo_bwd(dev.put(g), dev.put(b), rows, ll.shape, kl.shape)
+    assert all(step == 0 for step in gll.strides)  # a view of one value
+    gll, gkl = dev.get(gll), dev.get(gkl)
     assert gll.shape == ll.shape and gkl.shape == kl.shape and gkl.dtype == gll.dtype == dtype
     if rows:
         s = g / rows

@@ -34,6 +34,30 @@ def test_grad_accumulates_across_backward_calls_like_pytorch():
     np.testing.assert_allclose(x.grad, [7.0])
 
 
+def test_each_leaf_gets_a_gradient_array_of_its_own():
+    """add's VJP hands ḡ itself to both inputs, reshape's VJP a view of it, and negative_elbo's l̄l is a read-only
+    broadcast view; still every leaf's .grad is an array of its own, none the caller's ḡ, so that an in-place
+    change of one (clip_grad_norm_ scales each .grad in place) changes that one, once."""
+    a, c = leaf(np.ones(6)), leaf(np.ones(6))
+    b = leaf(np.ones((2, 3)))
+    g = np.arange(1.0, 7.0)
+    (a + ops.reshape(b, (6,)) + c).backward(g)
+    grads = [a.grad, b.grad, c.grad, g]
+    for i in range(4):
+        for j in range(i):
+            assert not np.shares_memory(grads[i], grads[j]), (i, j)
+    norm = float(mv.optim.clip_grad_norm_([a, b, c], 1.0))
+    np.testing.assert_allclose(norm, np.sqrt(3 * (g * g).sum()))
+    np.testing.assert_allclose(np.sqrt(sum((p.grad ** 2).sum() for p in (a, b, c))), 1.0)  # not 1/norm
+    np.testing.assert_array_equal(g, np.arange(1.0, 7.0))
+    ll, kl = leaf(np.zeros((4, 5))), leaf(np.zeros((4, 2)))
+    ops.negative_elbo(ll, kl).backward()
+    ll.grad += 1.0  # a read-only view would refuse; a shared one would change every element's gradient at once
+    np.testing.assert_array_equal(ll.grad, np.full((4, 5), 0.75))
+    ll.grad[0, 0] = 5.0
+    assert ll.grad[1, 1] == 0.75
+
+
 def test_backward_twice_through_one_graph_needs_retain_graph():
     x = leaf([1.0, 2.0])
     y = (ops.exp(x)).sum()

@@ -32,13 +32,13 @@ def negative_elbo_fwd(ll, kl, beta):
 
 
 def negative_elbo_bwd(g, beta, rows, ll_shape, kl_shape):
-    """(l̄l, k̄l) = (−ḡ/R, β·ḡ/R) written out in ``ll_shape`` and ``kl_shape``, in one launch."""
+    """(l̄l, k̄l) = (−ḡ/R, β·ḡ/R) in ``ll_shape`` and ``kl_shape``, in one launch: k̄l written out, l̄l one value
+    seen through a broadcast view (as the CPU formula's)."""
     t = floating(g, "negative_elbo backward")
     xp = get_array_module(g)
-    gll, gkl = xp.empty(ll_shape, g.dtype), xp.empty(kl_shape, g.dtype)
-    if gll.size + gkl.size:
-        grid, block = elementwise_launch(gll.size + gkl.size)
+    gll, gkl = xp.empty((), g.dtype), xp.empty(kl_shape, g.dtype)
+    if math.prod(ll_shape) + gkl.size:
+        grid, block = elementwise_launch(max(gkl.size, 1))
         loader.function("elbo.cu", f"negative_elbo_bwd<{t}>")(
-            grid, block, (contiguous(g), contiguous(beta, g.dtype), gll, gkl, numpy.int64(rows), numpy.int64(gll.size),
-                          numpy.int64(gkl.size)))
-    return gll, gkl
+            grid, block, (contiguous(g), contiguous(beta, g.dtype), gll, gkl, numpy.int64(rows), numpy.int64(gkl.size)))
+    return xp.broadcast_to(gll, ll_shape), gkl

@@ -19,10 +19,25 @@ set to the current stream, as CuPy does before each of its cuBLAS calls. A C-con
 a k×n matrix (a dense layer on a batch of sequences) is one GEMM of the array reshaped to 2-D. In
 "highest" (the default) nothing changes: eager products are ``cupy.matmul``'s; float64 products never use
 TF32.
+
+cuBLASLt (experimental, off unless the environment sets MINIVAE_CUBLASLT=1: not yet run on a GPU). A
+float32 dense layer act(x @ W + b) becomes one ``cublasLtMatmul`` with the bias, or bias-then-ReLU, applied
+by its epilogue as the product is written, instead of a product and a pass of kernels/linear.cu's
+bias_act_fwd over it: one kernel and one write of the layer's output fewer, eagerly and in a graph (at
+batch 4096 the six bias passes took 49 µs of a Gaussian VAE's 865 µs graph step on an H100). cuBLASLt's
+epilogues need a column-major D (a row-major one is refused), so the product is the one above, cᵀ =
+Wᵀ·xᵀ, whose rows are the layer's outputs: the bias, one value per row of D, is broadcast along the
+batch. The algorithm is asked of cuBLASLt's heuristic once per shape, layout and alignment (the heuristic
+assumes 256-byte aligned matrices unless told their real alignment, and reads the bias pointer's),
+with a workspace of 1 MiB allocated once per device (PyTorch's default for its own cuBLASLt path, which
+is the same call). The handle is CuPy's cuBLAS handle, which cuBLASLt accepts as its own. A layer this
+path does not take (float64, a row or column of one, a bias not 16-byte aligned, no libcublasLt loaded,
+no algorithm found) takes the product and bias_act_fwd as before.
 """
 import contextlib
 import ctypes
 import math
+import os
 
 import numpy
 
@@ -132,3 +147,156 @@ def _gemm(a, b, tf32):
     if status:
         raise RuntimeError(f"cuBLAS {'S' if single else 'D'}gemm failed with status {status}")
     return c
+
+
+# ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --
+use_lt = os.environ.get("MINIVAE_CUBLASLT") == "1"
+LT_WORKSPACE = 1 << 20
+EPILOGUE_BIAS, EPILOGUE_RELU_BIAS = 4, 6                    # cublasLtEpilogue_t
+COMPUTE_32F, COMPUTE_32F_FAST_TF32, CUDA_R_32F = 68, 77, 0  # cublasComputeType_t, cudaDataType_t
+DESC_TRANSA, DESC_TRANSB, DESC_EPILOGUE, DESC_BIAS_POINTER = 3, 4, 7, 8  # cublasLtMatmulDescAttributes_t
+PREF_MAX_WORKSPACE_BYTES = 1                                # cublasLtMatmulPreferenceAttributes_t, uint64
+PREF_MIN_ALIGNMENT_BYTES = (5, 6, 7, 8)                     # … of A, B, C and D, uint32
+_lt_lib, _lt_plans, _lt_workspaces = [], {}, {}
+
+
+class HeuristicResult(ctypes.Structure):
+    """cublasLtMatmulHeuristicResult_t (96 bytes); ``algo`` is the opaque cublasLtMatmulAlgo_t."""
+    _fields_ = [("algo", ctypes.c_uint64 * 8), ("workspaceSize", ctypes.c_size_t), ("state", ctypes.c_int),
+                ("wavesCount", ctypes.c_float), ("reserved", ctypes.c_int * 4)]
+
+
+def linear(x, w, bias, relu):
+    """act(x @ w + bias) in one cuBLASLt call, act ReLU or the identity, for float32 x (…, k) C-contiguous,
+    w (k, n) and bias (n,); None where this path does not take the layer (the caller then runs the product
+    and kernels/linear.cu's bias_act_fwd)."""
+    if not use_lt or not (x.dtype == w.dtype == bias.dtype == numpy.float32) or w.ndim != 2 or bias.ndim != 1:
+        return None
+    if not (x.ndim == 2 or x.ndim > 2 and x.flags.c_contiguous) or not bias.flags.c_contiguous:
+        return None
+    lead, (k, n) = x.shape[:-1], w.shape
+    m = math.prod(lead)
+    if min(m, k, n) < 2 or bias.shape != (n,) or _alignment(_gpu.address(bias)) < 16:
+        return None  # PyTorch's conditions for the same call: 1-row or 1-column operands and unaligned biases fail
+    lib = _cublaslt()
+    if lib is None:
+        return None
+    cupy = cupy_module()
+    (w, op_w, ld_w), (x2, op_x, ld_x) = _operand(w), _operand(x.reshape(m, k))
+    y = cupy.empty((m, n), numpy.float32)
+    tf32 = get_float32_matmul_precision() == "high"
+    pointers = (w, x2, y)
+    key = (cupy.cuda.get_device_id(), m, n, k, op_w, op_x, ld_w, ld_x, relu, tf32,
+           *(_alignment(_gpu.address(a)) for a in pointers), _alignment(_gpu.address(bias)))
+    plan = _lt_plans.get(key)
+    if plan is None:
+        plan = _lt_plans[key] = _lt_plan(lib, key, bias)
+    if plan is False:
+        return None
+    desc, layouts, algo = plan
+    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_BIAS_POINTER, ctypes.c_void_p(_gpu.address(bias)))
+    one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
+    handle = _gpu.capture.cublas_handle if _gpu.capture is not None else cupy.cuda.device.get_cublas_handle()
+    status = lib.cublasLtMatmul(handle, desc, ctypes.byref(one), _gpu.address(w), layouts[0], _gpu.address(x2),
+                                layouts[1], ctypes.byref(zero), _gpu.address(y), layouts[2], _gpu.address(y),
+                                layouts[2], ctypes.byref(algo), _workspace(cupy), LT_WORKSPACE,
+                                cupy.cuda.get_current_stream().ptr)
+    if status:
+        raise RuntimeError(f"cublasLtMatmul failed with status {status} (a dense layer {x.shape} @ {(k, n)})")
+    return y.reshape(*lead, n)
+
+
+def _lt_plan(lib, key, bias):
+    """(matmul descriptor, layouts of A, B and D, algorithm) for ``key`` (linear's), or False when cuBLASLt's
+    heuristic has no algorithm for it. In cuBLAS's column-major terms D (n×m) = op(A)·op(B), A = w and B = x
+    as stored (each (op, ld) from _operand), D = yᵀ; the bias is one value per row of D."""
+    _, m, n, k, op_w, op_x, ld_w, ld_x, relu, tf32, *alignments = key
+    desc = ctypes.c_void_p()
+    _check(lib.cublasLtMatmulDescCreate(ctypes.byref(desc), COMPUTE_32F_FAST_TF32 if tf32 else COMPUTE_32F,
+                                        CUDA_R_32F), "cublasLtMatmulDescCreate")
+    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_TRANSA, ctypes.c_int32(op_w))
+    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_TRANSB, ctypes.c_int32(op_x))
+    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_EPILOGUE,
+         ctypes.c_uint32(EPILOGUE_RELU_BIAS if relu else EPILOGUE_BIAS))
+    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_BIAS_POINTER, ctypes.c_void_p(_gpu.address(bias)))
+    layouts = []
+    for rows, cols, ld in ((n, k, ld_w) if op_w == OP_N else (k, n, ld_w),
+                           (k, m, ld_x) if op_x == OP_N else (m, k, ld_x), (n, m, n)):
+        layout = ctypes.c_void_p()
+        _check(lib.cublasLtMatrixLayoutCreate(ctypes.byref(layout), CUDA_R_32F, rows, cols, ld),
+               "cublasLtMatrixLayoutCreate")
+        layouts.append(layout)
+    preference = ctypes.c_void_p()
+    _check(lib.cublasLtMatmulPreferenceCreate(ctypes.byref(preference)), "cublasLtMatmulPreferenceCreate")
+    try:
+        _set(lib.cublasLtMatmulPreferenceSetAttribute, preference, PREF_MAX_WORKSPACE_BYTES,
+             ctypes.c_uint64(LT_WORKSPACE))
+        align_w, align_x, align_y = alignments[:3]
+        for attribute, alignment in zip(PREF_MIN_ALIGNMENT_BYTES, (align_w, align_x, align_y, align_y)):
+            _set(lib.cublasLtMatmulPreferenceSetAttribute, preference, attribute, ctypes.c_uint32(alignment))
+        result, found = HeuristicResult(), ctypes.c_int(0)
+        status = lib.cublasLtMatmulAlgoGetHeuristic(
+            cupy_module().cuda.device.get_cublas_handle(), desc, layouts[0], layouts[1], layouts[2], layouts[2],
+            preference, 1, ctypes.byref(result), ctypes.byref(found))
+    finally:
+        lib.cublasLtMatmulPreferenceDestroy(preference)
+    if status or found.value == 0 or result.state:
+        lib.cublasLtMatmulDescDestroy(desc)
+        for layout in layouts:
+            lib.cublasLtMatrixLayoutDestroy(layout)
+        return False
+    algo = (ctypes.c_uint64 * 8)(*result.algo)
+    return desc, layouts, algo
+
+
+def _alignment(address):
+    """The largest power of two up to 256 that divides ``address``."""
+    return min(256, address & -address) if address else 256
+
+
+def _set(setter, obj, attribute, value):
+    """One attribute of a cuBLASLt descriptor or preference; its size must be the attribute's exactly."""
+    _check(setter(obj, attribute, ctypes.byref(value), ctypes.sizeof(value)), "cuBLASLt SetAttribute")
+
+
+def _check(status, what):
+    if status:
+        raise RuntimeError(f"{what} failed with status {status}")
+
+
+def _workspace(cupy):
+    """This device's cuBLASLt workspace: allocated once, from CuPy's default pool even during a capture (a
+    block of the capture's pool would be the graph's to reuse for its temporaries), and never freed."""
+    device = cupy.cuda.get_device_id()
+    if device not in _lt_workspaces:
+        _lt_workspaces[device] = cupy.get_default_memory_pool().malloc(LT_WORKSPACE)
+    return _lt_workspaces[device].ptr
+
+
+def _cublaslt():
+    """The libcublasLt CuPy's libcublas brought into this process (it needs it), its functions typed; None
+    where there is none (no CUDA here: the tests' stand-in devices)."""
+    if not _lt_lib:
+        try:
+            _bindings()  # CuPy's cuBLAS module: loads libcublas, and with it libcublasLt
+        except ImportError:
+            _lt_lib.append(None)
+            return None
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "/libcublasLt.so" in line})
+        lib = ctypes.CDLL(paths[0]) if paths else None
+        if lib is not None:
+            p, i32, u64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64
+            for name, args in {
+                "cublasLtMatmulDescCreate": [p, i32, i32], "cublasLtMatmulDescDestroy": [p],
+                "cublasLtMatmulDescSetAttribute": [p, i32, p, ctypes.c_size_t],
+                "cublasLtMatrixLayoutCreate": [p, i32, u64, u64, ctypes.c_int64], "cublasLtMatrixLayoutDestroy": [p],
+                "cublasLtMatmulPreferenceCreate": [p], "cublasLtMatmulPreferenceDestroy": [p],
+                "cublasLtMatmulPreferenceSetAttribute": [p, i32, p, ctypes.c_size_t],
+                "cublasLtMatmulAlgoGetHeuristic": [p, p, p, p, p, p, p, i32, p, p],
+                "cublasLtMatmul": [p, p, p, p, p, p, p, p, p, p, p, p, p, p, ctypes.c_size_t, p],
+            }.items():
+                fn = getattr(lib, name)
+                fn.argtypes, fn.restype = args, ctypes.c_int
+        _lt_lib.append(lib)
+    return _lt_lib[0]

@@ -60,7 +60,8 @@ class Linear(Function):
               (x̄, W̄) = matmul's VJP at p̄
     saves     x, W (and y for ReLU)
     fused     on the GPU the bias and ReLU take one pass each way, b̄ made in the ReLU's backward pass
-              (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS
+              (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS; with MINIVAE_CUBLASLT=1 a
+              float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py)
     The same numbers as matmul, add and relu one after another; but as one node the graph keeps
     neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
     one array instead of three (a third of a training step's memory on the VAEs).
@@ -73,17 +74,20 @@ class Linear(Function):
             raise ValueError(f"linear: x {x.shape} (…, in), weight {weight.shape} (in, out) and bias {bias.shape} "
                              "(out,) do not fit")
         xp = ctx.xp
-        y = matmul_array(xp, x, weight)
-        kernel = None if xp is numpy else ctx.fused("linear", y, bias)
-        if kernel is not None and y.flags.c_contiguous and bias.dtype == y.dtype:
-            kernel.bias_act_fwd(y, bias, activation == "relu")  # one pass on the GPU (kernels/linear.cu)
-        else:
-            if xp.result_type(y, bias) == y.dtype:
-                y += bias
-            else:  # a bias wider than the product: promote, as x @ W + b does
-                y = y + bias
-            if activation == "relu":
-                xp.maximum(y, 0, out=y)
+        gemm = None if xp is numpy else fused("gemm", xp, x, weight, bias)
+        y = None if gemm is None else gemm.linear(x, weight, bias, activation == "relu")  # one cuBLASLt call
+        if y is None:
+            y = matmul_array(xp, x, weight)
+            kernel = None if xp is numpy else ctx.fused("linear", y, bias)
+            if kernel is not None and y.flags.c_contiguous and bias.dtype == y.dtype:
+                kernel.bias_act_fwd(y, bias, activation == "relu")  # one pass on the GPU (kernels/linear.cu)
+            else:
+                if xp.result_type(y, bias) == y.dtype:
+                    y += bias
+                else:  # a bias wider than the product: promote, as x @ W + b does
+                    y = y + bias
+                if activation == "relu":
+                    xp.maximum(y, 0, out=y)
         ctx.save(x=x, weight=weight, bias_shape=bias.shape, y=y if activation == "relu" else None)
         return y
 

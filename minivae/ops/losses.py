@@ -238,7 +238,8 @@ class NegativeELBO(Function):
     dimension or variable, whose leading axes (R examples) agree; β a constant.
 
     forward   L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j ll_rj)
-    backward  l̄l = −ḡ/R,  k̄l = β·ḡ/R  (the same for every element, written out)
+    backward  l̄l = −ḡ/R,  k̄l = β·ḡ/R  (the same for every element: k̄l written out, l̄l a broadcast view
+              of its one value, so that the likelihood's VJP reads one number, not R×D)
     saves     β and the shapes   fused on the GPU: kernels/elbo.cu negative_elbo_fwd/_bwd, one launch each
                                  way where the formula takes five reductions and products forward and six back
     The same numbers, on the CPU, as (β·kl.sum(−1) − ll.sum(−1)).mean() through sum, mul, sub and mean, bit
@@ -259,7 +260,7 @@ class NegativeELBO(Function):
             gll, gkl = ctx.kernel.negative_elbo_bwd(g, ctx.beta, ctx.rows, ctx.ll_shape, ctx.kl_shape)
             return gll, gkl, None
         s = g / ctx.rows  # mean's VJP, then sub's and mul's: the same operations as the separate ops
-        return xp.broadcast_to(-s, ctx.ll_shape).copy(), xp.broadcast_to(s * ctx.beta, ctx.kl_shape).copy(), None
+        return xp.broadcast_to(-s, ctx.ll_shape), xp.broadcast_to(s * ctx.beta, ctx.kl_shape).copy(), None
 
 
 def negative_elbo(log_likelihood, kl, beta=1.0):

@@ -200,6 +200,10 @@ def info():
             out["fused_cuda_kernels"] = f"on: {', '.join(loader.SOURCES)} from {loader.KERNELS_DIR}"
         else:
             out["fused_cuda_kernels"] = "off (MINIVAE_DISABLE_CUDA_KERNELS): CuPy array formulas"
+        from minivae._gpu import gemm
+        out["cublaslt_dense_layers"] = ("on (MINIVAE_CUBLASLT=1): float32 dense layers one cuBLASLt call each"
+                                        if gemm.use_lt and _cuda_kernels_enabled else
+                                        "off (MINIVAE_CUBLASLT=1, experimental, puts bias and ReLU in the GEMM)")
     return out
 
 

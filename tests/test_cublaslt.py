@@ -7,6 +7,7 @@ its matmul checks what it is passed and computes epilogue(op(A)·op(B) + bias) i
 the memory the pointers address (tests/test_matmul_precision.py's ``op`` and ``strided``). NumPy arrays,
 or tests/strict_array.py's strict arrays for the op through the engine, stand in for CuPy's.
 (tests/gpu/test_cublaslt.py checks the same against the real library.)"""
+import contextlib
 import ctypes
 import types
 
@@ -105,12 +106,12 @@ class FakeCublasLt:
         return [call for call in self.calls if call[0] == "heuristic"]
 
 
-@pytest.fixture
-def lt(monkeypatch):
-    """FakeCublasLt in place of libcublasLt, the path switched on, no plan cached; a stand-in cupy whose
-    arrays are ``lt.xp``'s (NumPy, or the strict arrays)."""
+@contextlib.contextmanager
+def installed(xp=np):
+    """A FakeCublasLt in place of libcublasLt within this block, the path switched on, no plan cached; a
+    stand-in cupy whose arrays are ``xp``'s (NumPy, or the strict arrays; ``fake.xp`` may change it)."""
     fake = FakeCublasLt()
-    fake.xp = np
+    fake.xp = xp
     cupy = types.SimpleNamespace(
         empty=lambda shape, dtype: fake.xp.empty(shape, dtype), matmul=lambda a, b: fake.xp.matmul(a, b),
         ascontiguousarray=lambda a: fake.xp.ascontiguousarray(a),
@@ -118,13 +119,22 @@ def lt(monkeypatch):
         cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: HANDLE),
                                    get_current_stream=lambda: types.SimpleNamespace(ptr=STREAM),
                                    get_device_id=lambda: 0))
-    monkeypatch.setattr(gemm, "use_lt", True)
-    monkeypatch.setattr(gemm, "_cublaslt", lambda: fake)
-    monkeypatch.setattr(gemm, "cupy_module", lambda: cupy)
-    monkeypatch.setattr(gemm, "_lt_plans", {})
-    monkeypatch.setattr(gemm, "_lt_workspaces", {})
+    names = ("use_lt", "_cublaslt", "cupy_module", "_lt_plans", "_lt_workspaces")
+    saved = [getattr(gemm, name) for name in names]
+    for name, value in zip(names, (True, lambda: fake, lambda: cupy, {}, {})):
+        setattr(gemm, name, value)
+    try:
+        yield fake
+    finally:
+        for name, value in zip(names, saved):
+            setattr(gemm, name, value)
+
+
+@pytest.fixture
+def lt():
     before = mv.get_float32_matmul_precision()
-    yield fake
+    with installed() as fake:
+        yield fake
     mv.set_float32_matmul_precision(before)
 
 

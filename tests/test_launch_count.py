@@ -89,11 +89,23 @@ def test_a_replayed_step_launches_what_its_layers_need(device):
         assert got == _expected(kind), (kind, got - _expected(kind), _expected(kind) - got)
 
 
+def test_with_cublaslt_each_dense_layer_forward_is_one_call(device):
+    """MINIVAE_CUBLASLT=1 (tests/test_cublaslt.py's stand-in library): every one of the six layers of both VAEs,
+    their parameters views of Adam's flat buffer, takes the one-call path, so the step loses its six bias passes
+    and its six forward products to six cuBLASLt calls; the backward is unchanged."""
+    for kind, *step in launch_count.benchmark_models(batch=8):
+        got = names(launch_count.replay_launches(*step, cublaslt=True))
+        want = _expected(kind) - collections.Counter({"kernel bias_act_fwd": 6, "matmul": 6})
+        want["cublasLt matmul"] = 6
+        assert got == want, (kind, got - want, want - got)
+
+
 def test_the_tool_prints_both_models_and_sorts_their_launches(capsys, monkeypatch):
     """The summary line of each model, its launches sorted into minivae's kernels, matrix products and the rest
     (the replays themselves are the test above's)."""
     monkeypatch.setattr(launch_count, "benchmark_models", lambda batch: [("Gaussian", 1), ("categorical", 2)])
-    monkeypatch.setattr(launch_count, "replay_launches", lambda n: [("kernel adam_step", ""), ("matmul", ""), ("sum", "")] * n)
+    monkeypatch.setattr(launch_count, "replay_launches",
+                        lambda n, cublaslt: [("kernel adam_step", ""), ("matmul", ""), ("sum", "")] * n)
     launch_count.main(["--batch", "4"])
     assert capsys.readouterr().out.splitlines() == [
         "Gaussian VAE, batch 4: 3 launches a step (1 of minivae's kernels, 1 matrix products, 1 CuPy elementwise, "

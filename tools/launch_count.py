@@ -2,6 +2,7 @@
 
     python tools/launch_count.py            # both benchmark VAEs (benchmarks/gpu_step.py's), batch 128
     python tools/launch_count.py -v         # and each launch, with the line of minivae that made it
+    python tools/launch_count.py --cublaslt # with MINIVAE_CUBLASLT=1's dense layers (a stand-in libcublasLt)
 
 The step plan of each model is recorded and replayed on tests/strict_array.py's stand-in device, with the
 fused kernels of kernels/*.cu run by the host emulation (tests/cuda_host); the replay is what
@@ -144,13 +145,21 @@ def benchmark_models(batch):
         yield kind, model, Adam(model.parameters(), lr=1e-3), mv.tensor(x, device="cuda"), rng
 
 
-def replay_launches(model, optimizer, x, rng):
-    """The launches of one replay of the model's step plan (after its recording and a first replay)."""
+def replay_launches(model, optimizer, x, rng, cublaslt=False):
+    """The launches of one replay of the model's step plan (after its recording and a first replay); with
+    ``cublaslt``, minivae/_gpu/gemm.py's cuBLASLt dense layers on tests/test_cublaslt.py's stand-in library,
+    each call counted as one launch ("cublasLt matmul")."""
     from minivae.plan import compile_step
-    plan = compile_step(model, optimizer, lambda xb: model.loss(xb, rng), x)
-    plan.step(x)
-    with counting() as launches:
-        plan.run_tape()
+    from tests.strict_array import strict
+    from tests.test_cublaslt import installed
+    with installed(strict) if cublaslt else contextlib.nullcontext() as lt:
+        plan = compile_step(model, optimizer, lambda xb: model.loss(xb, rng), x)
+        plan.step(x)
+        with counting() as launches:
+            if lt is not None:
+                call = lt.cublasLtMatmul
+                lt.cublasLtMatmul = lambda *args: (launches.append(("cublasLt matmul", _where())), call(*args))[1]
+            plan.run_tape()
     return launches
 
 
@@ -158,15 +167,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("-v", "--verbose", action="store_true", help="list each launch")
+    parser.add_argument("--cublaslt", action="store_true", help="dense layers as cuBLASLt calls (MINIVAE_CUBLASLT=1)")
     args = parser.parse_args(argv)
     from tests.cuda_host import host
     if host.compiler() is None:
         sys.exit("launch_count: no host C++ compiler to run kernels/*.cu on the CPU")
     with use_numba(False), use_cuda_kernels(True), emulating(), loader.use_module_factory(host.module_factory()):
         for kind, *step in benchmark_models(args.batch):
-            launches = replay_launches(*step)
+            launches = replay_launches(*step, cublaslt=args.cublaslt)
             kernels = sum(what.startswith("kernel ") for what, _ in launches)
-            products = sum(what == "matmul" for what, _ in launches)
+            products = sum(what in ("matmul", "cublasLt matmul") for what, _ in launches)
             print(f"{kind} VAE, batch {args.batch}: {len(launches)} launches a step "
                   f"({kernels} of minivae's kernels, {products} matrix products, {len(launches) - kernels - products} "
                   "CuPy elementwise, reduction and copy kernels)")

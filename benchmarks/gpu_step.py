@@ -12,8 +12,9 @@ which sees CuPy's and JAX's kernels too, and those a CUDA graph launch runs; "n/
 and the device memory the step takes beyond what was held before it (gpu_kernels.peak_bytes; a
 CUDA graph allocates its memory when captured, so the graph columns show what a replay adds).
 "minivae graph, TF32" is the graph captured with minivae.set_float32_matmul_precision("high"), float32
-products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. ", Lt": with each dense layer
-one cuBLASLt call, its bias and ReLU the call's epilogue (minivae/_gpu/gemm.py, MINIVAE_CUBLASLT=1).
+products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. Experimental switches:
+", Lt", each dense layer one cuBLASLt call, its bias and ReLU the call's epilogue (MINIVAE_CUBLASLT=1);
+", side", the graph's weight-gradient products on a second stream (MINIVAE_SIDE_STREAM=1).
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
@@ -73,17 +74,19 @@ def minivae_graph(kind, batch, precision="highest"):
     return lambda: plan.step(x)
 
 
-def with_cublaslt(make):
-    """``make()``'s step with minivae's dense layers as cuBLASLt calls, the switch on while the step is made
-    (a graph's capture) and while it runs (an eager step), as before outside."""
-    from minivae._gpu import gemm
+def experimental(make, lt=False, side=False):
+    """``make()``'s step with minivae's experimental switches on while the step is made (a graph's capture) and
+    while it runs (an eager step), as before outside: ``lt``, each dense layer one cuBLASLt call
+    (MINIVAE_CUBLASLT=1); ``side``, a graph's weight-gradient products on a second stream (MINIVAE_SIDE_STREAM=1)."""
+    from minivae._gpu import gemm, graph
 
     def switched(fn):
-        before, gemm.use_lt = gemm.use_lt, True
+        before = gemm.use_lt, graph.use_side_stream
+        gemm.use_lt, graph.use_side_stream = lt, side
         try:
             return fn()
         finally:
-            gemm.use_lt = before
+            gemm.use_lt, graph.use_side_stream = before
     step = switched(make)
     return lambda: switched(step)
 
@@ -168,10 +171,14 @@ def cases(kind, batch, have_torch):
     out = {"minivae eager": (lambda: (minivae_eager(kind, batch), None), "minivae"),
            "minivae graph": (lambda: (minivae_graph(kind, batch), None), "minivae"),
            "minivae graph, TF32": (lambda: (minivae_graph(kind, batch, "high"), None), "minivae"),
-           "minivae eager, Lt": (lambda: (with_cublaslt(lambda: minivae_eager(kind, batch)), None), "minivae"),
-           "minivae graph, Lt": (lambda: (with_cublaslt(lambda: minivae_graph(kind, batch)), None), "minivae"),
-           "minivae graph, TF32, Lt": (lambda: (with_cublaslt(lambda: minivae_graph(kind, batch, "high")), None),
-                                       "minivae")}
+           "minivae eager, Lt": (lambda: (experimental(lambda: minivae_eager(kind, batch), lt=True), None), "minivae"),
+           "minivae graph, Lt": (lambda: (experimental(lambda: minivae_graph(kind, batch), lt=True), None), "minivae"),
+           "minivae graph, side": (lambda: (experimental(lambda: minivae_graph(kind, batch), side=True), None),
+                                   "minivae"),
+           "minivae graph, Lt+side": (lambda: (experimental(lambda: minivae_graph(kind, batch), lt=True, side=True),
+                                               None), "minivae"),
+           "minivae graph, TF32, Lt+side": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"), lt=True,
+                                                                  side=True), None), "minivae")}
     if have_torch:
         out["torch eager"] = (lambda: (torch_step(kind, batch, device="cuda", n_latent=N_LATENT), None), "torch")
         out["torch.compile"] = (lambda: (torch_compiled(kind, batch), None), "torch")
@@ -224,7 +231,7 @@ def main(argv=None):
     for kind in ("gaussian", "categorical"):
         for batch in args.batches:
             print(f"\n{kind} VAE, batch {batch}")
-            print(f"  {'implementation':24s} {'µs':>9s} {'eager/peer':>11s} {'graph/peer':>11s} {'launches':>9s} {'MiB':>8s}")
+            print(f"  {'implementation':28s} {'µs':>9s} {'eager/peer':>11s} {'graph/peer':>11s} {'launches':>9s} {'MiB':>8s}")
             results = {}
             for name, (make, memory) in cases(kind, batch, have_torch).items():
                 if not re.search(args.only, name):
@@ -236,12 +243,12 @@ def main(argv=None):
                     count = launches(step, wait, have_torch)
                     mib = peak_bytes(memory, step) / 2 ** 20 if memory else None
                 except Exception as e:
-                    print(f"  {name:24s} failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:200])
+                    print(f"  {name:28s} failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:200])
                     continue
                 results[name] = us
                 ratios = "".join(f" {results[m] / us:11.2f}" if m in results and m != name
                                  else " " * 12 for m in ("minivae eager", "minivae graph"))
-                print(f"  {name:24s} {us:9.1f}{ratios} {count if count is not None else 'n/a':>9} "
+                print(f"  {name:28s} {us:9.1f}{ratios} {count if count is not None else 'n/a':>9} "
                       f"{f'{mib:.1f}' if mib is not None else 'n/a':>8s}", flush=True)
     return 0
 

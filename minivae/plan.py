@@ -96,6 +96,7 @@ class _Recorder:
 
     def __init__(self):
         self.tape, self.values = [], []
+        self.reads = []  # per instruction, the slots it reads (see _append)
         self.slot_of = {}  # id(array) → slot; every array stays referenced while recording, so ids are unique
         self.written = []  # the slots that instructions write
         self.live_constants = []  # (0-d array, Live) refilled at the start of each replay
@@ -161,7 +162,7 @@ class _Recorder:
                     raise PlanError(f"{name} gave shape {r.shape} at replay and {shape} when recorded: "
                                     "a data-dependent shape cannot be replayed")
                 values[k] = r
-        self.tape.append(run)
+        self._append(run, ins)
 
     def _from_slots(self, param):
         """A parameter holding arrays that recorded steps made (getitem's mask, from ``x > 0``), as a
@@ -191,14 +192,14 @@ class _Recorder:
             for i, k, dtype in outs:
                 values[k] = result[i].astype(dtype, copy=False)
             ctx.release()
-        self.tape.append(run)
+        self._append(run, [k for k in g_slots if k is not None])
 
     def set_grad(self, tensor, grad):
         values, k = self.values, self.ref(grad)
 
         def run():
             tensor.grad = values[k]
-        self.tape.append(run)
+        self._append(run, ())  # no device work: it only names the array
 
     def call(self, fn, inputs, outputs):
         """outputs = fn(*inputs), arrays: a computation outside the ops (a gradient sum, a sample's argmax)."""
@@ -212,7 +213,7 @@ class _Recorder:
             else:
                 for k, r in zip(slots, result):
                     values[k] = r
-        self.tape.append(run)
+        self._append(run, ins)
 
     def write(self, write, target, value):
         values, t = self.values, self.ref(target)
@@ -220,7 +221,7 @@ class _Recorder:
 
         def run():
             write(values[t], value if v is None else values[v])
-        self.tape.append(run)
+        self._append(run, [t] if v is None else [t, v])
 
     def draw(self, rng, method, args, kwargs, out):
         values, k = self.values, self.define(out)
@@ -228,11 +229,16 @@ class _Recorder:
 
         def run():
             values[k] = getattr(rng, method)(*args, **kwargs)
-        self.tape.append(run)
+        self._append(run, ())
 
     def run_each_time(self, fn):
         """fn() at this point of every replay (the optimizer's update, gradient clipping)."""
-        self.tape.append(fn)
+        self._append(fn, None)
+
+    def _append(self, run, reads):
+        """An instruction and the slots it reads (None: unknown, as the optimizer's update reads every .grad)."""
+        self.tape.append(run)
+        self.reads.append(reads)
 
 
 class StepPlan:
@@ -249,6 +255,7 @@ class StepPlan:
         self.scalars = dict(scalars)
         self.replays = 0
         self.graph = None
+        self.side = None  # a second stream the replay may run products on (minivae/_gpu/gemm.py's SideStream)
         from minivae._pool import ArrayPool  # here, not at import: it loads ctypes and reaches into NumPy
         self.pool = ArrayPool()  # the memory of the replays' arrays (minivae/_pool.py)
         self._record(loss_fn)
@@ -281,6 +288,7 @@ class StepPlan:
         self.loss = Tensor(loss.data.copy())
         self._loss_slot = recorder.slot_of[id(loss.data)]
         self.tape, self.values, self.live_constants = recorder.tape, recorder.values, recorder.live_constants
+        self.reads = recorder.reads
         self.live_params, self.generators = recorder.live_params, recorder.generators
         # the slots a replay writes are emptied after it (the step's arrays are freed, as eager frees its
         # graph); the others hold what the step reads by reference: parameters, constants
@@ -327,12 +335,20 @@ class StepPlan:
         """Run the tape once (parameters, optimizer state and model state change in place). As
         compile_step's zero_grad did before the recorded step, the last step's gradients are let go
         first (their memory serves this step's); each parameter's .grad is then set by the tape, exactly
-        where the recorded backward pass set it."""
+        where the recorded backward pass set it. With a side stream (``self.side``, during a CUDA-graph
+        capture that asks for one) the weight gradients' products run beside the rest of the backward pass."""
         for p in self.params:
             p.grad = None
+        side, values = self.side, self.values
         with self.pool:
-            for run in self.tape:
+            for run, reads in zip(self.tape, self.reads):
+                # work queued on the side stream is waited for by the first instruction that reads what it
+                # makes, or that may (reads None: the optimizer's update), and by the end of the step
+                if side is not None and side.outputs and (reads is None or side.makes([values[k] for k in reads])):
+                    side.join()
                 run()
+            if side is not None:
+                side.join()
             self._clear()
         self.replays += 1
 

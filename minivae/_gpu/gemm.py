@@ -117,14 +117,15 @@ def _operand(x):
     return x, OP_N, max(1, x.shape[1])
 
 
-def _gemm(a, b, tf32):
-    """a (m×k) @ b (k×n) into a new C-contiguous c (m×n), on TF32 tensor cores if ``tf32``: in
-    column-major terms cᵀ = bᵀ·aᵀ."""
+def _gemm(a, b, tf32, out=None, handle=None):
+    """a (m×k) @ b (k×n) into a new C-contiguous c (m×n), or into ``out`` (C-contiguous), on TF32 tensor cores
+    if ``tf32``: in column-major terms cᵀ = bᵀ·aᵀ. ``handle``: a cuBLAS handle bound to the stream to run on
+    (the side stream's), else CuPy's on the current stream, or the capture's."""
     (m, k), n = a.shape, b.shape[1]
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match")
     cupy = cupy_module()
-    c = cupy.empty((m, n), a.dtype)
+    c = cupy.empty((m, n), a.dtype) if out is None else out
     if c.size == 0 or k == 0:
         c.fill(0)
         return c
@@ -133,7 +134,9 @@ def _gemm(a, b, tf32):
     scalar = ctypes.c_float if single else ctypes.c_double
     one, zero = scalar(1.0), scalar(0.0)
     cublas = _bindings()
-    if _gpu.capture is not None:
+    if handle is not None:
+        pass
+    elif _gpu.capture is not None:
         handle = _gpu.capture.cublas_handle  # bound to the capturing stream by bind()
     else:
         handle = cupy.cuda.device.get_cublas_handle()
@@ -147,6 +150,85 @@ def _gemm(a, b, tf32):
     if status:
         raise RuntimeError(f"cuBLAS {'S' if single else 'D'}gemm failed with status {status}")
     return c
+
+
+# ---- a second stream for the weight gradients of a CUDA-graph step (MINIVAE_SIDE_STREAM=1) -------------
+side = None  # the SideStream of the capture running now, if it asked for one (minivae/_gpu/graph.py)
+SIDE_WORKSPACE = 4 << 20  # the side handle's own cuBLAS workspace, set before the capture (PyTorch's size)
+
+
+def side_product(a, b):
+    """a @ b (2-D) queued on the side stream: the result, which nothing on the main stream may read before
+    ``side.join()`` (minivae.plan's run_tape joins before the first instruction that reads it)."""
+    out = cupy_module().empty((a.shape[0], b.shape[1]), numpy.result_type(a.dtype, b.dtype))
+    side.product(a, b, out)
+    return out
+
+
+class SideStream:
+    """Products queued on a second stream, beside the main one. ``product(a, b, out)`` queues out = a @ b
+    after all the main stream has queued so far; ``join()`` makes the main stream wait for everything queued
+    here. Until the join a, b and out stay referenced: a block freed now would go back to the memory pool,
+    whose next array on the main stream could then be written while this stream still reads or writes it.
+    Subclasses say how to fork, launch and join (CudaSideStream; the tests' emulation on the CPU)."""
+
+    def __init__(self):
+        self.kept, self.outputs = [], set()
+
+    def product(self, a, b, out):
+        self._fork()
+        self._launch(a, b, out)
+        self.kept.append((a, b, out))
+        self.outputs.add(_gpu.address(out))  # the memory, not the object: a view of out reads it too
+
+    def makes(self, arrays):
+        """Whether one of ``arrays`` is (a view from the start of) a queued product's output."""
+        return bool(self.outputs) and any(_gpu.address(a) in self.outputs for a in arrays)
+
+    def join(self):
+        if self.kept:
+            self._join()
+        self.kept.clear()
+        self.outputs.clear()
+
+
+class CudaSideStream(SideStream):
+    """A side stream of the stream ``main`` that a capture records: events order the two (recorded, they
+    become the graph's edges), and the products go to a cuBLAS handle of its own, bound to it, with its own
+    workspace (two streams on one handle would share its workspace)."""
+
+    def __init__(self, main):
+        super().__init__()
+        cupy, cublas = cupy_module(), _bindings()
+        self.main, self.stream = main, cupy.cuda.Stream(non_blocking=True)
+        self.fork_event, self.join_event = cupy.cuda.Event(disable_timing=True), cupy.cuda.Event(disable_timing=True)
+        self.workspace = cupy.get_default_memory_pool().malloc(SIDE_WORKSPACE)
+        self.handle = cublas.create()
+        cublas.setStream(self.handle, self.stream.ptr)
+        lib = _cublas()
+        lib.cublasSetWorkspace_v2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        status = lib.cublasSetWorkspace_v2(self.handle, self.workspace.ptr, SIDE_WORKSPACE)
+        if status:
+            raise RuntimeError(f"cublasSetWorkspace_v2 failed with status {status}")
+
+    def _fork(self):
+        self.fork_event.record(self.main)
+        self.stream.wait_event(self.fork_event)
+
+    def _launch(self, a, b, out):
+        with self.stream:
+            _gemm(a, b, a.dtype == numpy.float32 and get_float32_matmul_precision() == "high", out=out,
+                  handle=self.handle)
+
+    def _join(self):
+        self.join_event.record(self.stream)
+        self.main.wait_event(self.join_event)
+
+    def close(self):
+        """Destroy the handle (once the graph that holds its products is gone)."""
+        if self.handle is not None:
+            _bindings().destroy(self.handle)
+            self.handle = None
 
 
 # ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --

@@ -19,6 +19,8 @@ arrays the step makes (activations, gradients, the loss) keep their addresses fr
 the graph owns them. The capture uses CUDA's relaxed mode, in which the pool may still call cudaMalloc.
 Matrix products go to cuBLAS directly during the capture (minivae/_gpu/gemm.py says why).
 """
+import os
+
 import numpy
 
 from minivae import _gpu
@@ -27,6 +29,11 @@ from minivae._backend import cupy_module, fused
 from minivae.engine import Tensor
 
 ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group
+# Experimental, not yet run on a GPU: each dense layer's weight-gradient product on a second stream of the
+# graph, beside the chain of x̄ products and bias gradients that the backward pass must run in order. At batch
+# 128 each product is a few µs of a few blocks on a GPU of 132 SMs, so two at once should take about the time
+# of one (minivae/_gpu/gemm.py: SideStream; minivae.plan: where the main stream waits for it).
+use_side_stream = os.environ.get("MINIVAE_SIDE_STREAM") == "1"
 
 
 class CudaGraphStep:
@@ -53,8 +60,10 @@ class CudaGraphStep:
         self.lrs = [g["lr"] for g in optimizer.param_groups]
         stream = cupy.cuda.Stream(non_blocking=True)
         self.cublas_handle = gemm.bind(stream)
+        self.side = gemm.CudaSideStream(stream) if use_side_stream else None
         cupy.cuda.runtime.deviceSynchronize()  # the recorded step's work is done before the capture begins
         _gpu.capture = self
+        plan.side = gemm.side = self.side
         try:
             with stream, cupy.cuda.using_allocator(self.pool.malloc):
                 stream.begin_capture()  # relaxed mode: CuPy's default
@@ -64,6 +73,7 @@ class CudaGraphStep:
                     self.graph = stream.end_capture()
         finally:
             _gpu.capture = None
+            plan.side = gemm.side = None
         # capturing ran no kernel: undo what the host side of the tape counted
         self.blocks = self.rng.counter - counter if self.rng else 0
         if self.rng:
@@ -74,6 +84,11 @@ class CudaGraphStep:
             table.set(host)
         self.fixed = [(live, live.resolve()) for live in plan.live_params]
         self.grads = [p.grad for p in plan.params]
+
+    def __del__(self):
+        if getattr(self, "side", None) is not None:
+            self.graph = None  # the graph's products use the side handle's workspace: the graph goes first
+            self.side.close()
 
     # ---- what the launchers ask for during the capture (minivae/_gpu/__init__.py) ----------------
     def adam_slot(self):

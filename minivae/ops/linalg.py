@@ -61,7 +61,8 @@ class Linear(Function):
     saves     x, W (and y for ReLU)
     fused     on the GPU the bias and ReLU take one pass each way, b̄ made in the ReLU's backward pass
               (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS; with MINIVAE_CUBLASLT=1 a
-              float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py)
+              float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py); in a
+              CUDA graph captured with MINIVAE_SIDE_STREAM=1, W̄'s product runs on a second stream
     The same numbers as matmul, add and relu one after another; but as one node the graph keeps
     neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
     one array instead of three (a third of a training step's memory on the VAEs).
@@ -103,7 +104,12 @@ class Linear(Function):
             if relu:
                 g = g * (ctx.y > 0)
             gb = unbroadcast(g, ctx.bias_shape) if need_bias else None
-        gx, gw = matmul_vjp(ctx.x, ctx.weight, g, ctx.needs_input_grad[:2])
+        needs = ctx.needs_input_grad[:2]
+        gemm = None if ctx.xp is numpy else fused("gemm", ctx.xp, ctx.x, g)
+        if gemm is not None and gemm.side is not None and needs[1] and ctx.x.ndim == 2 and ctx.x.dtype == g.dtype:
+            gw = gemm.side_product(ctx.x.T, g)  # W̄ = xᵀ·p̄ on a second stream, beside the rest of the backward pass
+            return matmul_vjp(ctx.x, ctx.weight, g, (needs[0], False))[0], gw, gb
+        gx, gw = matmul_vjp(ctx.x, ctx.weight, g, needs)
         return gx, gw, gb
 
 

@@ -1,0 +1,146 @@
+"""The weight gradients on a second stream (minivae/_gpu/gemm.py's SideStream, MINIVAE_SIDE_STREAM=1 in a CUDA
+graph), proven on the CPU with the stand-in device and the host emulation of the kernels.
+
+``LateSide`` plays the side stream as late as it may run: each product is queued as the raw addresses, shapes
+and strides a GPU kernel would be given (no reference to the arrays: only SideStream's own keep list holds
+them), its output is filled with NaN, and the product runs only when the main stream joins. A replay that
+reads a weight gradient before the join, writes over an input of a queued product, or lets the memory pool
+hand a queued product's memory to a new array (which the plan's pool does, as a graph's pool would) gives
+other numbers than the eager steps. (tests/gpu/test_side_stream.py runs the CUDA side stream.)"""
+import ctypes
+import importlib.util
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import _gpu, ops
+from minivae._backend import use_cuda_kernels, use_numba
+from minivae._gpu import gemm, loader
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.optim import Adam
+from minivae.plan import compile_step
+from minivae.random import Generator
+from tests.strict_array import emulating
+
+if importlib.util.find_spec("tests.cuda_host.host") is None:
+    pytest.skip("tests/cuda_host/host.py is not there", allow_module_level=True)
+from tests.cuda_host import host as cuda_host  # noqa: E402
+
+if cuda_host.compiler() is None:
+    pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU", allow_module_level=True)
+
+X_DIM = 12
+BATCHES = [(np.random.default_rng(i).random((5, X_DIM)) < 0.4).astype(np.float32) for i in range(4)]
+
+
+def raw(a):
+    """What a kernel is given for array ``a``: its address, shape, strides and dtype."""
+    return _gpu.address(a), a.shape, a.strides, a.dtype
+
+
+def view(address, shape, strides, dtype):
+    """The memory at ``address`` as an array of that layout (no reference to the array it belonged to)."""
+    span = sum((n - 1) * s for n, s in zip(shape, strides)) + dtype.itemsize if all(shape) else 0
+    flat = np.frombuffer((ctypes.c_char * max(span, 1)).from_address(address), np.uint8)
+    return np.lib.stride_tricks.as_strided(flat.view(dtype) if span else flat[:0].view(dtype), shape, strides)
+
+
+class LateSide(gemm.SideStream):
+    def __init__(self):
+        super().__init__()
+        self.queued, self.forks, self.products, self.joins = [], 0, 0, 0
+
+    def _fork(self):
+        self.forks += 1
+
+    def _launch(self, a, b, out):
+        self.products += 1
+        self.queued.append((raw(a), raw(b), raw(out)))
+        view(*raw(out))[...] = np.nan  # what a read before the join finds
+
+    def _join(self):
+        self.joins += 1
+        for a, b, out in self.queued:
+            np.matmul(view(*a), view(*b), out=view(*out))
+        self.queued.clear()
+
+
+@pytest.fixture
+def device():
+    with use_numba(False), use_cuda_kernels(True), emulating(), loader.use_module_factory(cuda_host.module_factory()):
+        yield
+
+
+def tied(x_dim=X_DIM):
+    """A model whose two layers share one weight: its gradient is the sum of two products, which the main stream
+    adds (an instruction that reads what the side stream makes, before the optimizer's update)."""
+    class Tied:
+        device = "cuda"
+
+        def __init__(self):
+            rng = np.random.default_rng(3)
+            self.w = mv.tensor(rng.standard_normal((x_dim, x_dim)) / 4, dtype=np.float32, device="cuda",
+                               requires_grad=True)
+            self.b1, self.b2 = (mv.tensor(np.zeros(x_dim), dtype=np.float32, device="cuda", requires_grad=True)
+                                for _ in range(2))
+
+        def parameters(self):
+            return [self.w, self.b1, self.b2]
+
+        def loss(self, x, rng):
+            h = ops.linear(ops.linear(x, self.w, self.b1, activation="relu"), self.w, self.b2)
+            return (h * h).mean()
+    return Tied()
+
+
+MODELS = {
+    "gaussian": lambda: GaussianVAE(X_DIM, (6,), 2, rng=Generator(0), device="cuda"),
+    "categorical": lambda: CategoricalVAE(X_DIM, (6,), 2, 3, rng=Generator(0), device="cuda"),
+    "tied": tied,
+}
+
+
+def run(name, side):
+    """Parameters and losses after 4 steps: eager (side None), or recorded and replayed with ``side``."""
+    model, rng = MODELS[name](), Generator(9)
+    opt = Adam(model.parameters(), lr=0.05)
+    losses = []
+    if side is None:
+        for x in BATCHES:
+            loss = model.loss(mv.tensor(x, device="cuda"), rng)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.data.get())
+    else:
+        plan = compile_step(model, opt, lambda x: model.loss(x, rng), mv.tensor(BATCHES[0], device="cuda"))
+        losses.append(plan.loss.data.get())
+        plan.side = gemm.side = side
+        try:
+            for x in BATCHES[1:]:
+                losses.append(plan.step(mv.tensor(x, device="cuda")).data.get())
+        finally:
+            plan.side = gemm.side = None
+    return [p.data.get() for p in model.parameters()], losses
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_replays_with_the_weight_gradients_on_a_late_side_stream_equal_eager_steps(device, name):
+    """Bit for bit, for both VAEs (four dense layers each) and the tied-weight model; every layer's W̄ went to the
+    side stream, forked once each, and the main stream waited before reading any."""
+    side = LateSide()
+    (eager_params, eager_losses), (params, losses) = run(name, None), run(name, side)
+    layers = {"gaussian": 4, "categorical": 4, "tied": 2}[name]
+    assert side.products == side.forks == 3 * layers  # 3 replays
+    assert side.joins == 3  # one wait a step: at the optimizer's update, or (tied) at the sum of the two W̄
+    np.testing.assert_array_equal(np.array(losses), np.array(eager_losses))
+    for a, b in zip(params, eager_params):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_without_a_side_stream_nothing_goes_to_one(device):
+    """The recorded step and plain replays keep W̄ on the main stream (gemm.side is None but in a capture)."""
+    assert gemm.side is None
+    params, losses = run("gaussian", None)
+    assert np.isfinite(np.array(losses)).all()

@@ -24,13 +24,15 @@ cuBLASLt (experimental, off unless the environment sets MINIVAE_CUBLASLT=1: not 
 float32 dense layer act(x @ W + b) becomes one ``cublasLtMatmul`` with the bias, or bias-then-ReLU, applied
 by its epilogue as the product is written, instead of a product and a pass of kernels/linear.cu's
 bias_act_fwd over it: one kernel and one write of the layer's output fewer, eagerly and in a graph (at
-batch 4096 the six bias passes took 49 µs of a Gaussian VAE's 865 µs graph step on an H100). cuBLASLt's
+batch 4096 the six bias passes took 49 µs of a Gaussian VAE's 865 µs graph step on an H100). The other
+float32 products (the VJP's) are cuBLASLt calls too, and each product's algorithm is the fastest of the
+heuristic's first eight, timed on its first eager call (``_lt_choose``). cuBLASLt's
 epilogues need a column-major D (a row-major one is refused), so the product is the one above, cᵀ =
 Wᵀ·xᵀ, whose rows are the layer's outputs: the bias, one value per row of D, is broadcast along the
 batch. The algorithm is asked of cuBLASLt's heuristic once per shape, layout and alignment (the heuristic
 assumes 256-byte aligned matrices unless told their real alignment, and reads the bias pointer's),
-with a workspace of 1 MiB allocated once per device (PyTorch's default for its own cuBLASLt path, which
-is the same call). The handle is CuPy's cuBLAS handle, which cuBLASLt accepts as its own. A layer this
+with a workspace of 1 MiB allocated once per device and stream (PyTorch's default for its own cuBLASLt
+path, which is the same call). The handle is CuPy's cuBLAS handle, which cuBLASLt accepts as its own. A layer this
 path does not take (float64, a row or column of one, a bias not 16-byte aligned, no libcublasLt loaded,
 no algorithm found) takes the product and bias_act_fwd as before.
 """
@@ -54,6 +56,10 @@ def matmul(a, b):
     tf32 = a.dtype == numpy.float32 and get_float32_matmul_precision() == "high"
     direct = ((_gpu.capture is not None or tf32) and b.ndim == 2 and a.dtype == b.dtype and a.dtype.kind == "f"
               and (a.ndim == 2 or a.ndim > 2 and a.flags.c_contiguous))
+    if use_lt and b.ndim == 2 and a.ndim >= 2:
+        c = _lt_product(a, b, None, False)  # float32, each product's algorithm timed once (_lt_choose)
+        if c is not None:
+            return c
     if not direct:
         return cupy_module().matmul(a, b)
     if a.ndim == 2:
@@ -234,7 +240,9 @@ class CudaSideStream(SideStream):
 # ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --
 use_lt = os.environ.get("MINIVAE_CUBLASLT") == "1"
 LT_WORKSPACE = 1 << 20
-EPILOGUE_BIAS, EPILOGUE_RELU_BIAS = 4, 6                    # cublasLtEpilogue_t
+LT_CANDIDATES = 8   # algorithms asked of the heuristic for each product, and timed on its first eager call
+LT_TUNE_RUNS = 5
+EPILOGUE_DEFAULT, EPILOGUE_BIAS, EPILOGUE_RELU_BIAS = 1, 4, 6  # cublasLtEpilogue_t
 COMPUTE_32F, COMPUTE_32F_FAST_TF32, CUDA_R_32F = 68, 77, 0  # cublasComputeType_t, cudaDataType_t
 DESC_TRANSA, DESC_TRANSB, DESC_EPILOGUE, DESC_BIAS_POINTER = 3, 4, 7, 8  # cublasLtMatmulDescAttributes_t
 PREF_MAX_WORKSPACE_BYTES = 1                                # cublasLtMatmulPreferenceAttributes_t, uint64
@@ -252,55 +260,95 @@ def linear(x, w, bias, relu):
     """act(x @ w + bias) in one cuBLASLt call, act ReLU or the identity, for float32 x (…, k) C-contiguous,
     w (k, n) and bias (n,); None where this path does not take the layer (the caller then runs the product
     and kernels/linear.cu's bias_act_fwd)."""
-    if not use_lt or not (x.dtype == w.dtype == bias.dtype == numpy.float32) or w.ndim != 2 or bias.ndim != 1:
+    if not use_lt or bias.dtype != numpy.float32 or bias.ndim != 1 or not bias.flags.c_contiguous:
         return None
-    if not (x.ndim == 2 or x.ndim > 2 and x.flags.c_contiguous) or not bias.flags.c_contiguous:
+    if _alignment(_gpu.address(bias)) < 16:
+        return None  # as PyTorch: an unaligned bias faults on some GPUs, and cuBLASLt's heuristic does not know it
+    return _lt_product(x, w, bias, relu)
+
+
+def _lt_product(x, w, bias, relu):
+    """x (…, k) @ w (k, n), plus bias (n,) then the ReLU if ``relu`` when there is a bias, in one cuBLASLt call
+    with an algorithm timed once per shape (``_lt_choose``); None where this path does not take the product."""
+    if not (x.dtype == w.dtype == numpy.float32) or w.ndim != 2 or not (x.ndim == 2 or x.ndim > 2 and x.flags.c_contiguous):
         return None
     lead, (k, n) = x.shape[:-1], w.shape
     m = math.prod(lead)
-    if min(m, k, n) < 2 or bias.shape != (n,) or _alignment(_gpu.address(bias)) < 16:
-        return None  # PyTorch's conditions for the same call: 1-row or 1-column operands and unaligned biases fail
+    if x.shape[-1] != k or min(m, k, n) < 2 or (bias is not None and bias.shape != (n,)):
+        return None  # (a mismatch is matmul's to report) 1-row or 1-column operands fail cuBLASLt's heuristic
     lib = _cublaslt()
     if lib is None:
         return None
     cupy = cupy_module()
     (w, op_w, ld_w), (x2, op_x, ld_x) = _operand(w), _operand(x.reshape(m, k))
     y = cupy.empty((m, n), numpy.float32)
-    tf32 = get_float32_matmul_precision() == "high"
-    pointers = (w, x2, y)
-    key = (cupy.cuda.get_device_id(), m, n, k, op_w, op_x, ld_w, ld_x, relu, tf32,
-           *(_alignment(_gpu.address(a)) for a in pointers), _alignment(_gpu.address(bias)))
+    epilogue = EPILOGUE_DEFAULT if bias is None else EPILOGUE_RELU_BIAS if relu else EPILOGUE_BIAS
+    key = (cupy.cuda.get_device_id(), m, n, k, op_w, op_x, ld_w, ld_x, epilogue,
+           get_float32_matmul_precision() == "high", *(_alignment(_gpu.address(a)) for a in (w, x2, y)),
+           0 if bias is None else _alignment(_gpu.address(bias)))
     plan = _lt_plans.get(key)
     if plan is None:
         plan = _lt_plans[key] = _lt_plan(lib, key, bias)
     if plan is False:
         return None
-    desc, layouts, algo = plan
-    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_BIAS_POINTER, ctypes.c_void_p(_gpu.address(bias)))
+    desc, layouts, candidates = plan["desc"], plan["layouts"], plan["candidates"]
+    if bias is not None:
+        _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_BIAS_POINTER, ctypes.c_void_p(_gpu.address(bias)))
     one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
     handle = _gpu.capture.cublas_handle if _gpu.capture is not None else cupy.cuda.device.get_cublas_handle()
-    status = lib.cublasLtMatmul(handle, desc, ctypes.byref(one), _gpu.address(w), layouts[0], _gpu.address(x2),
-                                layouts[1], ctypes.byref(zero), _gpu.address(y), layouts[2], _gpu.address(y),
-                                layouts[2], ctypes.byref(algo), _workspace(cupy), LT_WORKSPACE,
-                                cupy.cuda.get_current_stream().ptr)
+    stream = cupy.cuda.get_current_stream()
+    workspace = _workspace(cupy, stream.ptr)
+
+    def run(algo):
+        return lib.cublasLtMatmul(handle, desc, ctypes.byref(one), _gpu.address(w), layouts[0], _gpu.address(x2),
+                                  layouts[1], ctypes.byref(zero), _gpu.address(y), layouts[2], _gpu.address(y),
+                                  layouts[2], ctypes.byref(algo), workspace, LT_WORKSPACE, stream.ptr)
+    if plan["algo"] is None:
+        plan["algo"] = _lt_choose(cupy, stream, run, candidates)
+    status = run(plan["algo"])
     if status:
-        raise RuntimeError(f"cublasLtMatmul failed with status {status} (a dense layer {x.shape} @ {(k, n)})")
+        raise RuntimeError(f"cublasLtMatmul failed with status {status} ({x.shape} @ {(k, n)})")
     return y.reshape(*lead, n)
 
 
+def _lt_choose(cupy, stream, run, candidates):
+    """The fastest of cuBLASLt's candidate algorithms for one product, each timed on the product's own operands
+    (its output written over): cuBLASLt's heuristic ranks them by a model of the GPU, and at a small batch its
+    first choice is not always the fastest (it may split the inner dimension over blocks whose partial sums
+    another kernel then adds). During a capture nothing can be timed: the heuristic's first."""
+    if len(candidates) == 1 or _gpu.capture is not None:
+        return candidates[0]
+    times = [_time_candidate(cupy, stream, run, algo) for algo in candidates]
+    return candidates[times.index(min(times))]
+
+
+def _time_candidate(cupy, stream, run, algo):
+    """Milliseconds of LT_TUNE_RUNS runs of ``algo`` after one to warm up; infinity if it fails."""
+    if run(algo):
+        return math.inf
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record(stream)
+    for _ in range(LT_TUNE_RUNS):
+        run(algo)
+    stop.record(stream)
+    stop.synchronize()
+    return cupy.cuda.get_elapsed_time(start, stop)
+
+
 def _lt_plan(lib, key, bias):
-    """(matmul descriptor, layouts of A, B and D, algorithm) for ``key`` (linear's), or False when cuBLASLt's
-    heuristic has no algorithm for it. In cuBLAS's column-major terms D (n×m) = op(A)·op(B), A = w and B = x
-    as stored (each (op, ld) from _operand), D = yᵀ; the bias is one value per row of D."""
-    _, m, n, k, op_w, op_x, ld_w, ld_x, relu, tf32, *alignments = key
+    """{desc, layouts of A, B and D, candidate algorithms, algo (None until chosen)} for ``key``
+    (_lt_product's), or False when cuBLASLt's heuristic has no algorithm for it. In cuBLAS's column-major terms
+    D (n×m) = op(A)·op(B), A = w and B = x as stored (each (op, ld) from _operand), D = yᵀ; the bias, if any, is
+    one value per row of D."""
+    _, m, n, k, op_w, op_x, ld_w, ld_x, epilogue, tf32, *alignments = key
     desc = ctypes.c_void_p()
     _check(lib.cublasLtMatmulDescCreate(ctypes.byref(desc), COMPUTE_32F_FAST_TF32 if tf32 else COMPUTE_32F,
                                         CUDA_R_32F), "cublasLtMatmulDescCreate")
     _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_TRANSA, ctypes.c_int32(op_w))
     _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_TRANSB, ctypes.c_int32(op_x))
-    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_EPILOGUE,
-         ctypes.c_uint32(EPILOGUE_RELU_BIAS if relu else EPILOGUE_BIAS))
-    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_BIAS_POINTER, ctypes.c_void_p(_gpu.address(bias)))
+    _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_EPILOGUE, ctypes.c_uint32(epilogue))
+    if bias is not None:
+        _set(lib.cublasLtMatmulDescSetAttribute, desc, DESC_BIAS_POINTER, ctypes.c_void_p(_gpu.address(bias)))
     layouts = []
     for rows, cols, ld in ((n, k, ld_w) if op_w == OP_N else (k, n, ld_w),
                            (k, m, ld_x) if op_x == OP_N else (m, k, ld_x), (n, m, n)):
@@ -316,19 +364,19 @@ def _lt_plan(lib, key, bias):
         align_w, align_x, align_y = alignments[:3]
         for attribute, alignment in zip(PREF_MIN_ALIGNMENT_BYTES, (align_w, align_x, align_y, align_y)):
             _set(lib.cublasLtMatmulPreferenceSetAttribute, preference, attribute, ctypes.c_uint32(alignment))
-        result, found = HeuristicResult(), ctypes.c_int(0)
+        results, found = (HeuristicResult * LT_CANDIDATES)(), ctypes.c_int(0)
         status = lib.cublasLtMatmulAlgoGetHeuristic(
             cupy_module().cuda.device.get_cublas_handle(), desc, layouts[0], layouts[1], layouts[2], layouts[2],
-            preference, 1, ctypes.byref(result), ctypes.byref(found))
+            preference, LT_CANDIDATES, results, ctypes.byref(found))
     finally:
         lib.cublasLtMatmulPreferenceDestroy(preference)
-    if status or found.value == 0 or result.state:
+    candidates = [] if status else [(ctypes.c_uint64 * 8)(*r.algo) for r in results[:found.value] if r.state == 0]
+    if not candidates:
         lib.cublasLtMatmulDescDestroy(desc)
         for layout in layouts:
             lib.cublasLtMatrixLayoutDestroy(layout)
         return False
-    algo = (ctypes.c_uint64 * 8)(*result.algo)
-    return desc, layouts, algo
+    return {"desc": desc, "layouts": layouts, "candidates": candidates, "algo": None}
 
 
 def _alignment(address):
@@ -346,13 +394,14 @@ def _check(status, what):
         raise RuntimeError(f"{what} failed with status {status}")
 
 
-def _workspace(cupy):
-    """This device's cuBLASLt workspace: allocated once, from CuPy's default pool even during a capture (a
-    block of the capture's pool would be the graph's to reuse for its temporaries), and never freed."""
-    device = cupy.cuda.get_device_id()
-    if device not in _lt_workspaces:
-        _lt_workspaces[device] = cupy.get_default_memory_pool().malloc(LT_WORKSPACE)
-    return _lt_workspaces[device].ptr
+def _workspace(cupy, stream):
+    """The cuBLASLt workspace of this device and ``stream`` (two streams running at once must not share one):
+    allocated once, from CuPy's default pool even during a capture (a block of the capture's pool would be the
+    graph's to reuse for its temporaries), and never freed."""
+    key = (cupy.cuda.get_device_id(), stream)
+    if key not in _lt_workspaces:
+        _lt_workspaces[key] = cupy.get_default_memory_pool().malloc(LT_WORKSPACE)
+    return _lt_workspaces[key].ptr
 
 
 def _cublaslt():

@@ -98,3 +98,19 @@ def test_training_steps_with_cublaslt_equal_those_without(lt, graph):
         np.testing.assert_allclose(with_lt[0], without[0], rtol=1e-4)
         for a, b in zip(with_lt[1], without[1]):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(128, 512, 784), (784, 128, 512), (4096, 784, 512)])
+def test_plain_products_take_their_timed_algorithm(lt, shape):
+    """A float32 product (the VJP's shapes at batch 128 and 4096, a transposed operand included) through gemm.matmul
+    is one cuBLASLt call whose algorithm, timed once among the heuristic's candidates, stays; within float32's
+    bound of the float64 product."""
+    import cupy
+    m, k, n = shape
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((n, k)).astype(np.float32).T
+    got = lt.matmul(cupy.asarray(a), cupy.asfortranarray(cupy.asarray(b)))
+    (plan,) = [p for key, p in lt._lt_plans.items() if key[1:4] == (m, n, k) and p]
+    assert any(bytes(plan["algo"]) == bytes(c) for c in plan["candidates"])
+    bound = 4 * k * 2.0 ** -24 * (np.abs(a).astype(np.float64) @ np.abs(b))
+    assert (np.abs(got.get() - a.astype(np.float64) @ b) <= bound).all()

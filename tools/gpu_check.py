@@ -1,6 +1,6 @@
 """Everything a GPU can prove, in one command, on a machine with an NVIDIA GPU and no network:
 
-    python tools/gpu_check.py [--quick] [--out DIR]
+    python tools/gpu_check.py [--quick] [--budget SECONDS] [--step-only REGEX] [--out DIR]
 
 Needs only what is installed there (CuPy, pytest; PyTorch for the benchmark's peer) and this source
 tree (run from it; `pip install --no-deps --no-build-isolation -e .` is optional). Runs, each in its
@@ -10,9 +10,11 @@ own process with the Numba path off (the GPU suite does not use it):
      training steps) and the real-GPU half of tests/test_device.py;
   3. the NVRTC/nvcc builds of kernels/*.cu for sm_75/80/90 (tests/test_cuda_build.py) and the register
      and spill report (tools/kernel_report.py);
-  4. the benchmarks against PyTorch and JAX (benchmarks/gpu_kernels.py: kernels; benchmarks/gpu_step.py:
-     whole training steps, eager and as one CUDA graph, kernels a step by PyTorch's profiler), next to the
-     launches a step counted on the CPU (tools/launch_count.py: the gap is cuBLAS's own extra kernels);
+  4. the benchmarks against PyTorch and JAX (benchmarks/gpu_step.py: whole training steps, eager and as one
+     CUDA graph, with the experimental switches too, kernels a step by PyTorch's profiler; then
+     benchmarks/gpu_kernels.py: kernels), next to the launches a step counted on the CPU
+     (tools/launch_count.py: the gap is cuBLAS's own extra kernels; with --cublaslt, run anywhere, the
+     count of the experimental cuBLASLt step);
   5. the CLI end to end on the GPU: `minivae train --device cuda --graph` (one epoch of the embedded digits,
      each step one CUDA graph launch; τ fixed, which a graph needs),
      then `eval` and `sample` of its checkpoint on the GPU.
@@ -59,6 +61,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="shorter benchmark loops")
     p.add_argument("--out", type=pathlib.Path, default=None)
     p.add_argument("--budget", type=float, default=3600, help="seconds for all parts together (each is cut off at its share)")
+    p.add_argument("--step-only", default="", metavar="REGEX",
+                   help="the step benchmark's --only: its implementations whose name matches (default: all)")
     args = p.parse_args(argv)
     deadline = time.monotonic() + args.budget
 
@@ -78,14 +82,15 @@ def main(argv=None):
     parts.append(("NVRTC/nvcc builds (tests/test_cuda_build.py)", code, pytest_line(out)))
     code, out = run("kernel_report", [py, "tools/kernel_report.py"], out_dir, share(600))
     parts.append(("register/spill report (tools/kernel_report.py)", code, out.strip().splitlines()[-1] if out.strip() else ""))
-    code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
-    parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
     code, out = run("launch_count", [py, "tools/launch_count.py"], out_dir, share(300))
     parts.append(("launches a step counted on the CPU (tools/launch_count.py)", code,
                   " | ".join(ln.split(" (")[0] for ln in out.splitlines() if "launches a step" in ln)))
-    code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else []),
-                    out_dir, share(900))
+    # the step benchmark before the kernel one: a budget that runs out cuts the kernels, which change less often
+    code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else [])
+                    + (["--only", args.step_only] if args.step_only else []), out_dir, share(900))
     parts.append(("benchmarks/gpu_step.py", code, f"{len(out.splitlines())} lines, see above"))
+    code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
+    parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
     with tempfile.TemporaryDirectory() as tmp:
         cli = [py, "-m", "minivae.cli"]
         code, out = run("cli_train", cli + ["train", "--device", "cuda", "--epochs", "1", "--graph", "--tau0", "0.5",

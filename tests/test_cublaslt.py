@@ -17,7 +17,7 @@ import pytest
 import minivae as mv
 from minivae import _gpu, ops
 from minivae._gpu import gemm
-from tests.strict_array import emulating, strict
+from tests.strict_array import StrictArray, emulating, strict
 from tests.test_matmul_precision import op, strided
 
 HANDLE, CAPTURE_HANDLE, STREAM, WORKSPACE, ALGO = 101, 202, 303, 4096, 77
@@ -117,8 +117,11 @@ def installed(xp=np):
     stand-in cupy whose arrays are ``xp``'s (NumPy, or the strict arrays; ``fake.xp`` may change it)."""
     fake = FakeCublasLt()
     fake.xp = xp
+    def empty(shape, dtype):  # 256-byte aligned, as CuPy's allocations are (the plans' keys hold alignments)
+        a = offset(np.empty(shape, dtype), 0)
+        return a if fake.xp is np else StrictArray(a)
     cupy = types.SimpleNamespace(
-        empty=lambda shape, dtype: fake.xp.empty(shape, dtype), matmul=lambda a, b: fake.xp.matmul(a, b),
+        empty=empty, matmul=lambda a, b: fake.xp.matmul(a, b),
         ascontiguousarray=lambda a: fake.xp.ascontiguousarray(a),
         get_default_memory_pool=lambda: types.SimpleNamespace(malloc=lambda n: types.SimpleNamespace(ptr=WORKSPACE)),
         cuda=types.SimpleNamespace(device=types.SimpleNamespace(get_cublas_handle=lambda: HANDLE),

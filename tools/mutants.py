@@ -315,6 +315,8 @@ MUTANTS = [
       ["tests/test_cublaslt.py"], "two streams' products share one workspace"),
     M("lt-plain-products-not-taken", "minivae/_gpu/gemm.py", ("    if use_lt and b.ndim == 2 and a.ndim >= 2:", "    if False:"),
       ["tests/test_cublaslt.py"], "the switch covers the dense layers' forward only"),
+    M("graph-values-overwritten-before-copied", "minivae/_gpu/graph.py", ("            self.events[i].synchronize()  # the copy", "            pass  # the copy"),
+      ["tests/test_launch_values.py"], "a pinned buffer rewritten while its copy is still queued: a launch reads the next step's Adam scalars"),
     M("train-recorded-only-setting-ignored-on-resume", "minivae/training.py",
       ("    keys = [*now, *(k for k in recorded if k not in now)]", "    keys = list(now)"),
       ["tests/test_device.py::test_tf32_is_a_setting_of_a_gpu_run"], "a --tf32 run resumed without TF32, silently"),

@@ -10,7 +10,8 @@ What a graph cannot take from its captured arguments it reads from memory, writt
 - the Philox counter: each Philox kernel adds ``shift`` (the counter's advance since the capture) to its
   offset (minivae/_gpu/__init__.py, kernels/random.cu, kernels/gumbel_softmax.cu), so every launch
   draws the next noise, as the eager step would; the generator's counter then moves by the step's blocks;
-- Adam's bias-corrected step size and ε̂ of this step (kernels/optim.cu).
+- Adam's bias-corrected step size and ε̂ of this step (kernels/optim.cu);
+the last two in one buffer, written by one asynchronous copy from pinned memory a launch (LaunchValues).
 Live op parameters (τ(step)) are captured as they are: the graph refuses a step whose τ differs from
 the captured one rather than replaying the wrong one; so is a changed learning rate of SGD.
 
@@ -36,6 +37,47 @@ ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group
 use_side_stream = os.environ.get("MINIVAE_SIDE_STREAM") == "1"
 
 
+class LaunchValues:
+    """What a graph reads from memory at each launch, written before it by one asynchronous copy: the Philox
+    counter's advance (``shift``, one uint64) and Adam's (step size, ε̂) pairs (``adam``, float64, NaN where
+    unused), side by side in one device buffer, copied from one of two pinned host buffers in turn.
+
+    Why: a copy from pageable memory (``ndarray.set`` without a stream) is a synchronous cudaMemcpy, which
+    first waits for the GPU to finish what it was given, the previous step's graph included; the host then
+    queued the next step only once the GPU was idle (the ~6 µs between graph steps that the H100 profile
+    showed idle). A copy from pinned memory is queued on the stream like a kernel, and one copy replaces a
+    fill and a copy. A host buffer is written again only after the copy that read it, two launches back,
+    has run (its event): the host may run a step ahead, not overwrite what is still to be copied."""
+
+    def __init__(self, cupy, slots):
+        self.cupy, self.words = cupy, 1 + 2 * slots
+        self.device = cupy.empty(self.words, numpy.uint64)
+        self.shift = self.device[:1]
+        self.adam = self.device[1:].view(numpy.float64).reshape(slots, 2)
+        self.hosts = []
+        for _ in range(2):
+            host = numpy.frombuffer(cupy.cuda.alloc_pinned_memory(8 * self.words), numpy.uint64, self.words)
+            host[0] = 0
+            host[1:].view(numpy.float64)[:] = numpy.nan
+            self.hosts.append(host)
+        self.device.set(self.hosts[0])
+        self.events, self.turn = [None, None], 0
+
+    def write(self, shift, adam, stream):
+        """Queue on ``stream`` the copy of this launch's values: shift, and the (step size, ε̂) pairs."""
+        i, self.turn = self.turn, 1 - self.turn
+        if self.events[i] is not None:
+            self.events[i].synchronize()  # the copy that read this buffer two launches ago has run
+        host = self.hosts[i]
+        host[0] = shift
+        pairs = numpy.asarray(adam, numpy.float64).reshape(-1)
+        host[1:1 + pairs.size].view(numpy.float64)[:] = pairs
+        self.device.set(host, stream=stream)
+        if self.events[i] is None:
+            self.events[i] = self.cupy.cuda.Event(disable_timing=True)
+        self.events[i].record(stream)
+
+
 class CudaGraphStep:
     """The plan's tape, captured once; ``launch()`` runs one step."""
 
@@ -51,8 +93,8 @@ class CudaGraphStep:
             raise PlanError(f"the step draws from {len(plan.generators)} Generators; a CUDA graph follows one")
         self.plan, self.PlanError = plan, PlanError
         self.rng = next(iter(plan.generators), None)
-        self.shift = cupy.zeros(1, numpy.uint64)
-        self.adam = cupy.full((ADAM_SLOTS, 2), numpy.nan, numpy.float64)
+        self.knobs = LaunchValues(cupy, ADAM_SLOTS)
+        self.shift, self.adam = self.knobs.shift, self.knobs.adam
         self.adam_used, self.uploads = 0, []
         self.pool = cupy.cuda.MemoryPool()
         optimizer = plan.optimizer
@@ -119,13 +161,11 @@ class CudaGraphStep:
         if [g["lr"] for g in optimizer.param_groups] != self.lrs and self.adam_used == 0:
             raise self.PlanError("the learning rate changed since the CUDA graph was captured; SGD's is one of the "
                                  "graph's kernel arguments")
-        if self.rng:
-            self.shift.fill(self.rng.counter - self.captured_counter)
         optimizer.steps += 1
-        if self.adam_used:
-            scalars = numpy.array(optimizer.launch_scalars(), numpy.float64).reshape(-1, 2)
-            self.adam[:len(scalars)].set(scalars)
-        self.graph.launch()
+        stream = cupy_module().cuda.get_current_stream()
+        self.knobs.write(self.rng.counter - self.captured_counter if self.rng else 0,
+                         optimizer.launch_scalars() if self.adam_used else (), stream)
+        self.graph.launch(stream)
         if self.rng:
             self.rng.counter += self.blocks
         for p, g in zip(plan.params, self.grads):

@@ -53,13 +53,13 @@ _lib = []
 
 def matmul(a, b):
     """a @ b (NumPy's matmul semantics); float32 on TF32 tensor cores in precision "high"."""
-    tf32 = a.dtype == numpy.float32 and get_float32_matmul_precision() == "high"
-    direct = ((_gpu.capture is not None or tf32) and b.ndim == 2 and a.dtype == b.dtype and a.dtype.kind == "f"
-              and (a.ndim == 2 or a.ndim > 2 and a.flags.c_contiguous))
     if use_lt and b.ndim == 2 and a.ndim >= 2:
         c = _lt_product(a, b, None, False)  # float32, each product's algorithm timed once (_lt_choose)
         if c is not None:
             return c
+    tf32 = a.dtype == numpy.float32 and get_float32_matmul_precision() == "high"
+    direct = ((_gpu.capture is not None or tf32) and b.ndim == 2 and a.dtype == b.dtype and a.dtype.kind == "f"
+              and (a.ndim == 2 or a.ndim > 2 and a.flags.c_contiguous))
     if not direct:
         return cupy_module().matmul(a, b)
     if a.ndim == 2:
@@ -140,11 +140,9 @@ def _gemm(a, b, tf32, out=None, handle=None):
     scalar = ctypes.c_float if single else ctypes.c_double
     one, zero = scalar(1.0), scalar(0.0)
     cublas = _bindings()
-    if handle is not None:
-        pass
-    elif _gpu.capture is not None:
+    if handle is None and _gpu.capture is not None:
         handle = _gpu.capture.cublas_handle  # bound to the capturing stream by bind()
-    else:
+    elif handle is None:
         handle = cupy.cuda.device.get_cublas_handle()
         cublas.setStream(handle, cupy.cuda.get_current_stream().ptr)
     gemm = _cublas().cublasSgemm_v2 if single else _cublas().cublasDgemm_v2

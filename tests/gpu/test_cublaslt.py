@@ -10,6 +10,7 @@ from minivae.models import GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
 from minivae.random import Generator
+from tests.gpu.test_graph import eager_losses
 from tests.gpu.test_matmul_precision import check_tf32, operands, precision, tf32  # noqa: F401  (a fixture)
 
 BATCHES = [(np.random.default_rng(i).random((64, 784)) < 0.2).astype(np.float32) for i in range(4)]
@@ -78,13 +79,7 @@ def _steps(graph, lt_on, lt, x_dim=784, hidden=(512, 256), z_dim=20):
         plan.capture()
         losses = [plan.loss.item()] + [plan.step(x).item() for x in batches[1:]]
     else:
-        losses = []
-        for x in batches:
-            loss = model.loss(mv.tensor(x, device="cuda"), rng)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+        losses = eager_losses(model, opt, rng, batches)
     return np.array(losses), [p.numpy() for p in model.parameters()]
 
 

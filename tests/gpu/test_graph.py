@@ -21,6 +21,18 @@ def _model(kind):
                           rng=rng, device="cuda")
 
 
+def eager_losses(model, opt, rng, batches):
+    """The loss of each of len(batches) eager training steps, one a batch (the other GPU tests' reference)."""
+    losses = []
+    for x in batches:
+        loss = model.loss(mv.tensor(x, device="cuda"), rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def _run(kind, mode, optimizer=Adam):
     """Losses, parameters, optimizer state and the generator's counter after len(BATCHES) steps taken
     eagerly, by a plan replayed in Python, or by a plan replayed as a CUDA graph."""

@@ -12,7 +12,7 @@ from minivae.models import GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
 from minivae.random import Generator
-from tests.gpu.test_graph import captured_matmul
+from tests.gpu.test_graph import captured_matmul, eager_losses
 
 M, K, N = 256, 512, 384
 BATCHES = [(np.random.default_rng(i).random((64, 784)) < 0.2).astype(np.float32) for i in range(3)]
@@ -127,14 +127,7 @@ def test_a_training_step_graph_captured_in_high_trains_like_float32(tf32):
         model, rng = GaussianVAE(x_dim=784, hidden=(512, 256), z_dim=20, rng=Generator(0), device="cuda"), Generator(5)
         opt = Adam(model.parameters(), lr=1e-3)
         if not graph:
-            out = []
-            for x in BATCHES:
-                loss = model.loss(mv.tensor(x, device="cuda"), rng)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                out.append(loss.item())
-            return out
+            return eager_losses(model, opt, rng, BATCHES)
         plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0])
         with precision("high"):
             plan.capture()

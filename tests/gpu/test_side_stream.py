@@ -11,6 +11,7 @@ from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
 from minivae.random import Generator
+from tests.gpu.test_graph import eager_losses
 
 BATCHES = [(np.random.default_rng(i).random((128, 784)) < 0.2).astype(np.float32) for i in range(5)]
 
@@ -48,13 +49,7 @@ def train(name, mode, monkeypatch):
     model, rng = MODELS[name](), Generator(5)
     opt = Adam(model.parameters(), lr=1e-3)
     if mode == "eager":
-        losses = []
-        for x in BATCHES:
-            loss = model.loss(mv.tensor(x, device="cuda"), rng)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+        losses = eager_losses(model, opt, rng, BATCHES)
     else:
         monkeypatch.setattr(graph, "use_side_stream", mode == "side")
         plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0])

@@ -19,6 +19,7 @@ DEVICES = ("cpu", "cuda")
 _numba_enabled = None
 _fused_modules = {}
 _emulation = None  # (array module, array type) standing in for CuPy, in tests
+_cupy = None  # CuPy, once it was imported and found a GPU
 _cuda_kernels_enabled = os.environ.get("MINIVAE_DISABLE_CUDA_KERNELS", "").lower() not in ("1", "true", "yes")
 FLOAT32_MATMUL_PRECISIONS = ("highest", "high")
 _float32_matmul_precision = "highest"
@@ -46,8 +47,11 @@ def device_of(array):
 
 def cupy_module():
     """Import CuPy lazily, with one clear message when it or a GPU is missing."""
+    global _cupy
     if _emulation is not None:
         return _emulation[0]
+    if _cupy is not None:  # asked several times an op: import and device count only the first time
+        return _cupy
     try:
         import cupy
     except ImportError as e:
@@ -59,6 +63,7 @@ def cupy_module():
         count = 0
     if count == 0:
         raise RuntimeError("device='cuda' needs an NVIDIA GPU, and CuPy found none")
+    _cupy = cupy
     return cupy
 
 

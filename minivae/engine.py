@@ -142,8 +142,9 @@ class Tensor:
     __hash__ = object.__hash__  # ``==`` is elementwise, identity stays hashable
 
     def __init__(self, data, requires_grad=False):
-        xp = get_array_module(data)
-        self.data = xp.asarray(data)  # NumPy ufuncs give scalars for 0-d: keep arrays
+        if type(data) is not numpy.ndarray and device_of(data) == "cpu":
+            data = numpy.asarray(data)  # NumPy ufuncs give scalars for 0-d: keep arrays
+        self.data = data
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
         self.requires_grad = requires_grad

@@ -220,3 +220,89 @@ def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index
     before = len(launches)
     out, db = linear.bias_grad(np.ones((0, 5), np.float32), np.ones((0, 5), np.float32))
     assert len(launches) == before and db.shape == (5,) and not db.any()  # no rows: no launch, b̄ = 0
+
+
+def test_an_eager_gradient_table_is_uploaded_once_for_the_same_addresses(monkeypatch):
+    """The optimizers' table of gradient addresses is kept per address list: the same gradients' memory
+    reuses the uploaded table, and other memory gets a table of its own addresses."""
+    from minivae import _gpu
+    monkeypatch.setattr(_gpu, "_tables", {})
+    uploads = []
+    module = type("Module", (), {"asarray": staticmethod(lambda a: uploads.append(a) or a.copy()),
+                                 "ascontiguousarray": staticmethod(np.ascontiguousarray)})
+    monkeypatch.setattr(_gpu, "get_array_module", lambda like: module)
+    grads = [np.ones(3, np.float32), None, np.ones(2, np.float32)]
+    first, _ = _gpu.gradient_table(grads, grads[0])
+    again, _ = _gpu.gradient_table(list(grads), grads[0])
+    assert again is first and len(uploads) == 1
+    other = [np.zeros(3, np.float32), None, grads[2]]
+    table, _ = _gpu.gradient_table(other, other[0])
+    assert len(uploads) == 2 and list(table) == [address(other[0]), 0, address(grads[2])]
+    for k in range(2 * _gpu.TABLES):  # a bounded cache, the least recently used dropped first
+        _gpu.gradient_table([np.ones(k + 1, np.float32)], grads[0])
+    assert len(_gpu._tables) == _gpu.TABLES
+
+
+class _FakeRuntime:
+    def __init__(self, count):
+        self.count, self.device, self.counted = count, 0, 0
+
+    def getDeviceCount(self):
+        self.counted += 1
+        return self.count
+
+    def getDevice(self):
+        return self.device
+
+
+def _fake_cupy(monkeypatch, count=1):
+    """A module standing in for CuPy in sys.modules: its runtime counts devices, its RawModule the
+    kernels it is asked for."""
+    import sys
+    import types
+    cupy = types.ModuleType("cupy")
+    cupy.cuda = types.SimpleNamespace(runtime=_FakeRuntime(count))
+    cupy.modules, cupy.asked = [], []
+
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            self.device = cupy.cuda.runtime.device
+            cupy.modules.append(self)
+
+        def get_function(self, name):
+            cupy.asked.append(name)
+            return (self.device, name, object())  # a new kernel object each time, as CuPy's
+    cupy.RawModule = RawModule
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
+
+
+def test_a_kernel_is_looked_up_once_per_device(monkeypatch):
+    """CuPy's RawModule.get_function makes a new RawKernel, with a driver lookup, at each call: a launcher
+    asks for its kernel at every launch, so the loader keeps each one, per device."""
+    monkeypatch.setattr(loader, "_modules", {})
+    monkeypatch.setattr(loader, "_kernels", {})
+    cupy = _fake_cupy(monkeypatch)
+    name = "softmax_warp_fwd<float, 1>"
+    first = loader.function("softmax.cu", name)
+    assert loader.function("softmax.cu", name) is first and cupy.asked == [name] and len(cupy.modules) == 1
+    other = loader.function("softmax.cu", "softmax_warp_bwd<float, 1>")
+    assert other is not first and len(cupy.modules) == 1
+    cupy.cuda.runtime.device = 1  # another device: its own module and kernel
+    on_1 = loader.function("softmax.cu", name)
+    assert on_1[0] == 1 and len(cupy.modules) == 2
+    cupy.cuda.runtime.device = 0
+    assert loader.function("softmax.cu", name) is first
+
+
+def test_cupy_is_found_once_and_a_missing_gpu_is_asked_again(monkeypatch):
+    from minivae import _backend
+    monkeypatch.setattr(_backend, "_cupy", None)
+    cupy = _fake_cupy(monkeypatch, count=0)
+    for _ in range(2):  # no GPU: refused each time, nothing kept
+        with pytest.raises(RuntimeError, match="needs an NVIDIA GPU"):
+            _backend.cupy_module()
+    assert cupy.cuda.runtime.counted == 2
+    cupy.cuda.runtime.count = 1
+    assert _backend.cupy_module() is cupy and _backend.cupy_module() is cupy
+    assert cupy.cuda.runtime.counted == 3

@@ -386,6 +386,16 @@ MUTANTS = [
       ["tests/test_pool.py"], "a reallocated array loses its values"),
     M("pool-handler-not-restored", "minivae/_pool.py", ("            _set_handler(self._previous)", "            pass"),
       ["tests/test_pool.py"], "NumPy keeps allocating from the pool after the replay"),
+    M("kernel-cache-ignores-device", "minivae/_gpu/loader.py", ("    kernel = _kernels.get((source, name, device))", "    kernel = _kernels.get((source, name, 0))"),
+      ["tests/test_gpu_launchers.py"], "a kernel looked up on device 0 is launched on device 1"),
+    M("kernel-looked-up-each-launch", "minivae/_gpu/loader.py", ("    kernel = _kernels.get((source, name, device))", "    kernel = None"),
+      ["tests/test_gpu_launchers.py"], "every launch makes a new RawKernel and asks the driver for its function again"),
+    M("cupy-cached-without-a-gpu", "minivae/_backend.py", ("        import cupy\n    except ImportError", "        import cupy\n        _cupy = cupy\n    except ImportError"),
+      ["tests/test_gpu_launchers.py"], "CuPy is kept before a GPU was found: the second call skips the check"),
+    M("gradient-table-keyed-by-count", "minivae/_gpu/__init__.py", ("table.tobytes())", "len(table))"),
+      ["tests/test_gpu_launchers.py"], "a cached gradient table is reused for other gradients' memory"),
+    M("gradient-tables-unbounded", "minivae/_gpu/__init__.py", ("        if len(_tables) >= TABLES:", "        if False:"),
+      ["tests/test_gpu_launchers.py"], "every address list ever seen keeps a device table"),
 ]
 
 

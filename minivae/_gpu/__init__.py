@@ -19,9 +19,7 @@ LARGEST_WARP_ROW = 32 * max(loader.WARP_N)
 
 def floating(a, who):
     """The C type name of ``a``'s dtype; anything but float32/float64 is refused with the op's name."""
-    if a.dtype not in (numpy.float32, numpy.float64):
-        raise TypeError(f"{who}: the CUDA kernels take float32 or float64, not {a.dtype}")
-    return loader.ctype(a.dtype)
+    return loader.ctype(a.dtype, who)
 
 
 def contiguous(a, dtype=None):
@@ -104,12 +102,27 @@ def gradient_table(grads, like):
     """The parameters' gradients for the one-launch optimizer kernels: (a device array of their
     addresses, 0 where a parameter has none; the C-contiguous gradients those addresses point into,
     which the caller keeps referenced until the launch is queued). While a CUDA graph is captured the
-    table is allocated now and filled once the capture ends (a copy from the host is no graph node)."""
+    table is allocated now and filled once the capture ends (a copy from the host is no graph node).
+
+    Eagerly, the device tables of the last ``TABLES`` address lists are kept: step after step the memory
+    pool hands the gradients the same blocks, so a step's table is usually uploaded already, and the
+    step makes no copy from the host (each costs a staging buffer, an event and a copy)."""
     grads = [None if g is None else contiguous(g, like.dtype) for g in grads]
     table = numpy.array([0 if g is None else address(g) for g in grads], dtype=numpy.uint64)
     if capture is not None:
         return capture.upload_later(table), grads
-    return get_array_module(like).asarray(table), grads
+    key = (getattr(getattr(like, "device", None), "id", None), table.tobytes())
+    uploaded = _tables.pop(key, None)
+    if uploaded is None:
+        uploaded = get_array_module(like).asarray(table)
+        if len(_tables) >= TABLES:
+            del _tables[next(iter(_tables))]  # the least recently used
+    _tables[key] = uploaded  # (re)inserted last: the dict's order is the order of use
+    return uploaded, grads
+
+
+TABLES = 8
+_tables = {}  # (device, the addresses' bytes) → that table on the device
 
 
 # Values a kernel reads from memory at each launch rather than from its arguments, because a CUDA

@@ -8,6 +8,8 @@ these for sm_75, sm_80 and sm_90 without a GPU, and tests run the same sources o
 import contextlib
 import pathlib
 
+import numpy
+
 _HERE = pathlib.Path(__file__).resolve().parent
 
 
@@ -48,6 +50,7 @@ SOURCES = {
 NVRTC_OPTIONS = (f"-I{KERNELS_DIR}",)
 
 _modules = {}
+_kernels = {}  # (source, name, device) → RawKernel: RawModule.get_function makes a new one at each call
 _factory = None
 
 
@@ -59,11 +62,15 @@ def module_code(source):
     return f"// kernels/*.cuh {digest}\n" + (KERNELS_DIR / source).read_text()
 
 
-def ctype(dtype):
-    """The C type of a NumPy dtype in a name expression ("float" or "double")."""
-    name = {"float32": "float", "float64": "double"}.get(str(dtype))
+_CTYPES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
+
+
+def ctype(dtype, who="minivae"):
+    """The C type of a NumPy dtype in a name expression ("float" or "double"); any other dtype is refused
+    with ``who`` (the op's name) in the message."""
+    name = _CTYPES.get(dtype)
     if name is None:
-        raise TypeError(f"the CUDA kernels take float32 or float64 arrays, not {dtype}")
+        raise TypeError(f"{who}: the CUDA kernels take float32 or float64, not {dtype}")
     return name
 
 
@@ -75,11 +82,15 @@ def function(source, name):
     if _factory is not None:
         return _factory(source).get_function(name)
     import cupy
-    key = (source, cupy.cuda.runtime.getDevice())
-    module = _modules.get(key)
-    if module is None:
-        module = _modules[key] = cupy.RawModule(code=module_code(source), options=NVRTC_OPTIONS, name_expressions=SOURCES[source])
-    return module.get_function(name)
+    device = cupy.cuda.runtime.getDevice()
+    kernel = _kernels.get((source, name, device))
+    if kernel is None:
+        module = _modules.get((source, device))
+        if module is None:
+            module = _modules[(source, device)] = cupy.RawModule(code=module_code(source), options=NVRTC_OPTIONS,
+                                                                 name_expressions=SOURCES[source])
+        kernel = _kernels[(source, name, device)] = module.get_function(name)
+    return kernel
 
 
 @contextlib.contextmanager

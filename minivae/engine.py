@@ -48,6 +48,7 @@ class Function:
 
     n_outputs = 1
     nondifferentiable_inputs = ()  # positions of inputs no gradient flows to (a mask, fixed noise)
+    released = False  # True once the VJP ran and dropped the residuals (see release)
 
     def __init__(self, xp, needs_input_grad):
         self.xp = xp
@@ -78,7 +79,7 @@ class Function:
         if xp is not numpy and len(devices := {device_of(a) for a in arrays}) > 1:
             raise RuntimeError(f"{getattr(cls, 'name', cls.__name__)}: inputs are on different devices: "
                                + " and ".join(sorted(devices)))
-        needs = tuple(t.requires_grad for t in tensors)
+        needs = tuple([t.requires_grad for t in tensors])  # (a list comprehension: faster than a generator here)
         ctx = cls(xp, needs)
         recorded = params
         if _recorder is None:
@@ -92,7 +93,7 @@ class Function:
             ctx.n_outputs = len(outs)
             for k, out in enumerate(outs):
                 out.requires_grad, out._ctx, out._parents, out._index = True, ctx, tensors, k
-            ctx.versions = tuple(t._version for t in tensors)
+            ctx.versions = tuple([t._version for t in tensors])
         return outs if isinstance(result, tuple) else outs[0]
 
     def forward(self, *arrays, **params):
@@ -117,7 +118,10 @@ def _lift(inputs):
     """Tensors pass through; numbers and host arrays become constants on the device of the first
     tensor. A Python number takes the dtype of the first floating tensor, so ``x * 2`` stays
     float32 (filled in place on the device: no copy from the host)."""
-    if all(isinstance(x, Tensor) for x in inputs):
+    for x in inputs:
+        if not isinstance(x, Tensor):
+            break
+    else:
         return inputs
     like = next((t for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
     device = next((t.device for t in inputs if isinstance(t, Tensor)), "cpu")
@@ -128,7 +132,8 @@ def _lift(inputs):
         elif _recorder is not None and _recorder.is_live(x) and like is not None:
             out.append(Tensor(_recorder.live_constant(x, like.xp, like.dtype)))
         elif isinstance(x, (bool, int, float)) and like is not None:
-            out.append(Tensor(like.xp.full((), x, dtype=like.dtype)))
+            xp = like.xp  # NumPy's array() takes a quarter of full()'s time; on a device, a fill
+            out.append(Tensor(numpy.array(x, like.dtype) if xp is numpy else xp.full((), x, dtype=like.dtype)))
         else:  # an array already on a device stays there (a mismatch is then an error, not a copy)
             out.append(tensor(x, device=device if get_array_module(x) is numpy else device_of(x)))
     return out
@@ -358,7 +363,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
                 continue
         elif g is None:
             continue
-        if getattr(ctx, "released", False):
+        if ctx.released:
             raise RuntimeError("backward through a graph a second time: pass retain_graph=True")
         _check_versions(node)
         input_grads = _checked_grads(ctx, node._parents, ctx.backward(g) if _recorder is None else unrecorded(ctx.backward, g))
@@ -464,7 +469,7 @@ def _topological_order(roots):
         elif id(node) not in visited:
             visited.add(id(node))
             stack.append((node, True))
-            stack.extend((p, False) for p in node._parents if p.requires_grad)
+            stack.extend([(p, False) for p in node._parents if p.requires_grad])
     return order
 
 
@@ -492,7 +497,7 @@ def _checked_grads(ctx, parents, input_grads):
                                f"for input {i} of shape {parent.shape}")
         if gp.dtype.kind != "f":
             raise RuntimeError(f"{name}.backward returned a {gp.dtype} gradient for input {i} ({parent.dtype})")
-        out.append(gp.astype(parent.dtype, copy=False))
+        out.append(gp if gp.dtype == parent.dtype else gp.astype(parent.dtype))
     return out
 
 

@@ -3,13 +3,17 @@
 //
 // Layouts used by the kernels:
 //   elementwise   thread i of the grid handles i, i + S, i + 2S, … (S = gridDim.x·blockDim.x)
-//   warp per row  row = blockIdx.x·(blockDim.x/32) + threadIdx.x/32; lane l handles j = l, l + 32, …
+//   warp per row  rows of L lanes (L = 32: a warp; L = 4, 8, 16 for rows of k ≤ L, 32/L rows a warp):
+//                 row = (blockIdx.x·blockDim.x + threadIdx.x)/L; lane l = threadIdx.x mod L handles
+//                 j = l, l + L, … (with L = 32, row = blockIdx.x·(blockDim.x/32) + threadIdx.x/32)
 //   block per row row = blockIdx.x; thread t handles j = t, t + blockDim.x, …
 // Strided j keeps every load and store of a warp on consecutive addresses (coalesced).
 //
 // Every reduction is a butterfly (__shfl_xor_sync) whose partial sums are combined in the same
 // order on every lane, so all lanes (and, for block_*, all threads) get bitwise the same result:
-// no broadcast is needed and every thread may use it in the per-element formula.
+// no broadcast is needed and every thread may use it in the per-element formula. warp_*<L> reduce
+// within aligned groups of L lanes (a xor of an offset below L stays in the group), every lane of the
+// warp taking part (the full mask): one sum per group, for the 32/L rows a warp holds.
 //
 // The same text compiles with NVRTC/nvcc and with the host C++ compiler (tests/cuda_host), so
 // element math lives in MINIVAE_HD functions and device-only helpers in MINIVAE_D ones.
@@ -51,26 +55,26 @@ MINIVAE_D double neg_inf(double) { return __longlong_as_double((long long)0xfff0
 // Index of "no element" in an argmax: loses every tie against a real index.
 #define MINIVAE_NO_INDEX 0x7fffffff
 
-template <typename T>
+template <int L = 32, typename T>
 MINIVAE_D T warp_sum(T v) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(MINIVAE_FULL_MASK, v, o);
+    for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(MINIVAE_FULL_MASK, v, o);
     return v;
 }
 
-template <typename T>
+template <int L = 32, typename T>
 MINIVAE_D T warp_max(T v) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = mv_max(v, __shfl_xor_sync(MINIVAE_FULL_MASK, v, o));
+    for (int o = L / 2; o > 0; o >>= 1) v = mv_max(v, __shfl_xor_sync(MINIVAE_FULL_MASK, v, o));
     return v;
 }
 
 // (v, i) ← the largest v of the warp and its index; equal values go to the lowest index, as
 // numpy.argmax. Both are exchanged in every step, so the pair stays consistent.
-template <typename T>
+template <int L = 32, typename T>
 MINIVAE_D void warp_argmax(T& v, int& i) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
+    for (int o = L / 2; o > 0; o >>= 1) {
         const T ov = __shfl_xor_sync(MINIVAE_FULL_MASK, v, o);
         const int oi = __shfl_xor_sync(MINIVAE_FULL_MASK, i, o);
         if (ov > v || (ov == v && oi < i)) {
@@ -124,19 +128,30 @@ MINIVAE_D void block_argmax(T& v, int& i) {
     warp_argmax(v, i);
 }
 
-// Reductions over the threads that share a row: its warp (Block = false) or its block (true), so
+// Reductions over the threads that share a row: its L lanes (Block = false) or its block (true), so
 // that one row routine serves both the warp-per-row and the block-per-row kernels.
-template <bool Block, typename T>
+template <bool Block, int L = 32, typename T>
 MINIVAE_D T row_sum(T v) {
     if constexpr (Block) return block_sum(v);
-    else return warp_sum(v);
+    else return warp_sum<L>(v);
 }
 
-template <bool Block, typename T>
+template <bool Block, int L = 32, typename T>
 MINIVAE_D T row_max(T v) {
     if constexpr (Block) return block_max(v);
-    else return warp_max(v);
+    else return warp_max<L>(v);
 }
+
+// The row of a warp-per-row kernel whose rows take L lanes each, and the thread's lane in it.
+template <int L>
+MINIVAE_D long long group_row() { return ((long long)blockIdx.x * blockDim.x + threadIdx.x) / L; }
+template <int L>
+MINIVAE_D int group_lane() { return (int)(threadIdx.x & (L - 1)); }
+// Whether any row of the thread's warp is below rows: the same on every lane of the warp, so a warp
+// that skips its work skips it whole and the shuffles of the others stay collective. Within a live
+// warp of L < 32, a row past the end takes part in the shuffles with no element (k = 0 for it).
+template <int L>
+MINIVAE_D bool warp_live(int rows) { return group_row<L>() - (int)((threadIdx.x & 31) / L) < rows; }
 
 // Grid-stride loop bounds for elementwise kernels (64-bit: n may exceed 2³¹).
 MINIVAE_D long long grid_first() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
@@ -160,13 +175,13 @@ struct Vectors {
 //   m = max_j v_j;  z_j = (v_j − m)·inv_tau;  s = Σ_j exp z_j;
 //   v_j ← exp(z_j)/s, or z_j − log s when log_out.
 // Other slots are left alone. Every thread of the row (warp or block) must call it.
-template <typename T, int N, bool Block, typename InRow>
+template <typename T, int N, bool Block, int L = 32, typename InRow>
 MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
     T m = neg_inf(T(0));
 #pragma unroll
     for (int t = 0; t < N; ++t)
         if (in_row(t)) m = mv_max(m, v[t]);
-    m = row_max<Block>(m);
+    m = row_max<Block, L>(m);
     T s = T(0);
 #pragma unroll
     for (int t = 0; t < N; ++t) {
@@ -177,7 +192,7 @@ MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
             if (!log_out) v[t] = e;
         }
     }
-    s = row_sum<Block>(s);
+    s = row_sum<Block, L>(s);
     const T log_s = log_out ? mv_log(s) : T(0);
 #pragma unroll
     for (int t = 0; t < N; ++t)

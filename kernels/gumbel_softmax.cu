@@ -12,7 +12,8 @@
 //
 // Layouts: every warp owns a span of ≤ 32·N consecutive elements of one row, lane l keeps
 // j = j0 + l + 32t (t < N) in registers. gumbel_softmax_warp_fwd: one warp per row (j0 = 0,
-// k ≤ 32·N). gumbel_softmax_block_fwd: one block per row, warp w the span j0 = 256w (N = 8), so
+// k ≤ 32·N), or for rows of k ≤ L = 4, 8, 16 one group of L lanes per row, 32/L rows a warp (N = 1,
+// as softmax.cu). gumbel_softmax_block_fwd: one block per row, warp w the span j0 = 256w (N = 8), so
 // k ≤ 8·blockDim.x stays in registers; longer rows are staged in y span by span and re-read.
 //
 // Each Philox block is computed once (noisy_span). Block b holds the words of i = 4b … 4b + 3,
@@ -49,12 +50,13 @@ MINIVAE_HD T hard_value(T y, int j, int at) { return at == MINIVAE_NO_INDEX ? y 
 // Each shuffle moves one value per sender, and a sender's block feeds 4 lanes that want 4 different
 // words, so all 4 words travel (as two 64-bit shuffles). With N = 1 the warp runs one Philox
 // either way, so each lane makes its own block and nothing is traded.
-template <typename T, int N>
+template <typename T, int N, int L = 32>
 MINIVAE_D void noisy_span(const T* __restrict__ logits, T (&v)[N], long long a, int len,
                           unsigned long long seed, unsigned long long offset) {
-    const int lane = threadIdx.x & 31;
+    static_assert(N == 1 || L == 32, "spans of several values a lane take a whole warp");
+    const int lane = threadIdx.x & (L - 1);
     if constexpr (N == 1) {
-        // one value per lane: the warp runs Philox once either way, so no words to trade
+        // one value per lane (of a group of L lanes): the warp runs Philox once either way, so no words to trade
         v[0] = lane < len ? logits[a + lane] : T(0);
         if (lane < len) v[0] += gumbel_noise(T(0), philox_word(seed, offset, (unsigned long long)(a + lane)));
         return;
@@ -105,35 +107,36 @@ MINIVAE_HD void argmax_step(T yj, int j, T& best, int& at) {
     }
 }
 
-template <typename T, int N>
+template <typename T, int N, int L>
 __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out,
                                         int rows, int k, T inv_tau, unsigned long long seed,
                                         unsigned long long offset, const unsigned long long* __restrict__ shift,
                                         int hard) {
     offset += *shift;  // as random.cu: 0 eagerly, the step's counter advance in a CUDA graph
-    const int lane = threadIdx.x & 31;
-    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
+    const int lane = group_lane<L>();
+    const long long row = group_row<L>();
+    if (warp_live<L>(rows)) {  // the same on every lane of the warp: its shuffles stay collective
+        const int kr = row < rows ? k : 0;  // a row past the end (L < 32) has no element
         const long long base = row * k;
         T v[N];
-        noisy_span(logits, v, base, k, seed, offset);
-        softmax_regs<T, N, false>(v, Strided{lane, 32, k}, inv_tau, 0);
+        noisy_span<T, N, L>(logits, v, base, kr, seed, offset);
+        softmax_regs<T, N, false, L>(v, Strided{lane, L, kr}, inv_tau, 0);
         T best = neg_inf(T(0));
         int at = MINIVAE_NO_INDEX;
 #pragma unroll
         for (int t = 0; t < N; ++t) {
-            const int j = lane + 32 * t;
-            if (j < k) {
+            const int j = lane + L * t;
+            if (j < kr) {
                 y[base + j] = v[t];
                 argmax_step(v[t], j, best, at);
             }
         }
         if (hard) {  // a kernel argument: the same on every lane, so the shuffles stay collective
-            warp_argmax(best, at);
+            warp_argmax<L>(best, at);
 #pragma unroll
             for (int t = 0; t < N; ++t) {
-                const int j = lane + 32 * t;
-                if (j < k) out[base + j] = hard_value(v[t], j, at);
+                const int j = lane + L * t;
+                if (j < kr) out[base + j] = hard_value(v[t], j, at);
             }
         }
     }

@@ -7,12 +7,16 @@
 // as minivae/ops/softmax.py. The shift by the max makes every exponent ≤ 0, so logits of ±1e4 and
 // τ down to 1e-3 neither overflow nor give NaN.
 //
-// Layouts (common.cuh): *_warp_* one warp per row, lane l keeps x_j, j = l + 32t (t < N), in
-// registers: the row is read once and written once (k ≤ 32·N). *_block_* one block per row, 8
-// values a thread in registers when k ≤ 8·blockDim.x: by 16-byte vectors (thread t the vectors t and
-// t + blockDim.x) when every row starts on a 16-byte boundary, else thread t keeps j = t +
-// blockDim.x·u (u < 8); longer rows are re-read from global memory for each pass (any k). A warp
-// (block) past the last row skips the row as a whole, so shuffles and barriers stay collective.
+// Layouts (common.cuh): *_warp_* L lanes per row, lane l keeps x_j, j = l + Lt (t < N), in
+// registers: the row is read once and written once (k ≤ L·N). L = 32 (a warp) with N = 1, 2, 4, 8, or
+// N = 1 and L = 4, 8, 16 for rows of k ≤ L, 32/L rows a warp: a warp per row of 10 would leave 22
+// of its 32 lanes idle, and a categorical VAE's rows are that short (PyTorch's softmax for short
+// rows packs a warp the same way). *_block_* one block per row, 8 values a thread in registers when
+// k ≤ 8·blockDim.x: by 16-byte vectors (thread t the vectors t and t + blockDim.x) when every row
+// starts on a 16-byte boundary, else thread t keeps j = t + blockDim.x·u (u < 8); longer rows are
+// re-read from global memory for each pass (any k). A warp (block) wholly past the last row skips it
+// as a whole, and a row past the end in a live warp has no element, so shuffles and barriers stay
+// collective.
 #include "common.cuh"
 
 // The term of the backward sum Σ_i for element i, and the gradient given that sum.
@@ -24,49 +28,53 @@ MINIVAE_HD T softmax_bwd_elem(T y, T g, T s, T inv_tau, int log_out) {
     return log_out ? (g - mv_exp(y) * s) * inv_tau : y * (g - s) * inv_tau;
 }
 
-template <typename T, int N>
+template <typename T, int N, int L>
 __global__ void softmax_warp_fwd(const T* __restrict__ x, T* __restrict__ y, int rows, int k, T inv_tau,
                                  int log_out) {
-    const int lane = threadIdx.x & 31;
-    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
+    static_assert(N == 1 || L == 32, "rows of several values a lane take a whole warp");
+    const int lane = group_lane<L>();
+    const long long row = group_row<L>();
+    if (warp_live<L>(rows)) {  // the same on every lane of the warp: its shuffles stay collective
+        const int kr = row < rows ? k : 0;  // a row past the end (L < 32) has no element
         const T* xr = x + row * k;
         T* yr = y + row * k;
         T v[N];
 #pragma unroll
         for (int t = 0; t < N; ++t) {
-            const int j = lane + 32 * t;
-            v[t] = j < k ? xr[j] : T(0);
+            const int j = lane + L * t;
+            v[t] = j < kr ? xr[j] : T(0);
         }
-        softmax_regs<T, N, false>(v, Strided{lane, 32, k}, inv_tau, log_out);
+        softmax_regs<T, N, false, L>(v, Strided{lane, L, kr}, inv_tau, log_out);
 #pragma unroll
         for (int t = 0; t < N; ++t) {
-            const int j = lane + 32 * t;
-            if (j < k) yr[j] = v[t];
+            const int j = lane + L * t;
+            if (j < kr) yr[j] = v[t];
         }
     }
 }
 
-template <typename T, int N>
+template <typename T, int N, int L>
 __global__ void softmax_warp_bwd(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ gx, int rows,
                                  int k, T inv_tau, int log_out) {
-    const int lane = threadIdx.x & 31;
-    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row < rows) {  // the same on every lane of the warp: its shuffles stay collective
+    static_assert(N == 1 || L == 32, "rows of several values a lane take a whole warp");
+    const int lane = group_lane<L>();
+    const long long row = group_row<L>();
+    if (warp_live<L>(rows)) {  // the same on every lane of the warp: its shuffles stay collective
+        const int kr = row < rows ? k : 0;
         T yv[N], gv[N];
         T s = T(0);
 #pragma unroll
         for (int t = 0; t < N; ++t) {
-            const int j = lane + 32 * t;
-            yv[t] = j < k ? y[row * k + j] : T(0);
-            gv[t] = j < k ? g[row * k + j] : T(0);
+            const int j = lane + L * t;
+            yv[t] = j < kr ? y[row * k + j] : T(0);
+            gv[t] = j < kr ? g[row * k + j] : T(0);
             s += softmax_bwd_term(yv[t], gv[t], log_out);  // padding adds 0
         }
-        s = warp_sum(s);
+        s = warp_sum<L>(s);
 #pragma unroll
         for (int t = 0; t < N; ++t) {
-            const int j = lane + 32 * t;
-            if (j < k) gx[row * k + j] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, log_out);
+            const int j = lane + L * t;
+            if (j < kr) gx[row * k + j] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, log_out);
         }
     }
 }

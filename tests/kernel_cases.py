@@ -16,10 +16,12 @@ from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.random import Generator
 
 DTYPES = [np.float32, np.float64]
-# K: 1, 2, around a warp (31, 32, 33), the longest warp row (256), the shortest block row (257), a block
-# row longer than the block (1025), and one too long for registers (9000: re-read from memory). Block rows
-# whose k is a multiple of 4 go by 16-byte vectors: 1024 fills them, 516 leaves a thread's last vector empty.
-LENGTHS = [1, 2, 31, 32, 33, 256, 257, 516, 1024, 1025, 9000]
+# K: 1, 2, 3 (rows of 4 lanes, 8 a warp), 10 and 16 (16 lanes, 2 rows a warp: 5 rows leave the third warp a
+# row past the end), 17 (the shortest row of a whole warp), around a warp (31, 32, 33), the longest warp row
+# (256), the shortest block row (257), a block row longer than the block (1025), and one too long for
+# registers (9000: re-read from memory). Block rows whose k is a multiple of 4 go by 16-byte vectors: 1024
+# fills them, 516 leaves a thread's last vector empty.
+LENGTHS = [1, 2, 3, 10, 16, 17, 31, 32, 33, 256, 257, 516, 1024, 1025, 9000]
 TAUS = [1e-3, 1.0, 1e3]
 # Gumbel-Softmax also: rows of 127 and 255 (warp kernels with N = 4 and 8) whose start r·k is not a multiple of 4
 # touch 8N + 1 Philox blocks, one more than the 8N that N/4 blocks per lane make, so one lane makes one block more
@@ -27,7 +29,7 @@ GUMBEL_EDGES = [127, 255]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row)
-    LENGTHS, TAUS = [33, 516, 1025, 9000], [1.0]
+    LENGTHS, TAUS = [10, 33, 516, 1025, 9000], [1.0]
 
 
 def tol(dtype):
@@ -211,14 +213,15 @@ def test_reparameterization_and_kl_as_one_pair(dev, dtype, shape, reached, layou
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [1, 2, 10, 33, 100])
-@pytest.mark.parametrize("prior_rows", [1, 3, 12])
+@pytest.mark.parametrize("k", [1, 2, 5, 10, 33, 100])
+@pytest.mark.parametrize("prior_rows", [1, 3, 13])
 def test_categorical_kl(dev, dtype, k, prior_rows):
     """The prior's logits as P rows, row r of the posterior taking row r mod P: one prior for all (P = 1), one
-    per latent variable (P = 3, as (4, 3, k) posteriors against a (3, k) prior), one per row (P = 12); the
-    kernel normalizes them itself (shifted far from 0: a missing normalization shows)."""
+    per latent variable (P = 3, as (…, 3, k) posteriors against a (3, k) prior), one per row (P = 13); the
+    kernel normalizes them itself (shifted far from 0: a missing normalization shows). 13 rows leave the last
+    warp rows past the end when a row takes 4, 8 or 16 lanes (k = 1, 2, 5, 10)."""
     rng = np.random.default_rng(k)
-    rows = 12
+    rows = 13
     x = logits(rng, rows, k, dtype, spread=20.0)
     prior = (rng.standard_normal((prior_rows, k)) + 5).astype(dtype)
     log_p = log_softmax_array(np, prior, (1,))[np.arange(rows) % prior_rows]

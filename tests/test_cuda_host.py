@@ -26,7 +26,7 @@ PLANTED = HERE / "cuda_host" / "planted" / "emulation.cu"
 KERNELS = HERE.parent / "kernels"
 NAMES = ["tree_sum<float>", "tree_sum<double>", "reverse_blocks<float>", "reverse_blocks<double>", "scale<float>",
          "warp_ops<int>", "warp_ops<double>", "early_exit", "atomics", "votes", "divergent_shuffle",
-         "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2>"]
+         "softmax_block_bwd<double>", "softmax_warp_fwd<float, 2, 32>"]
 
 needs_compiler = pytest.mark.skipif(host.compiler() is None, reason="no host C++ compiler (g++) to build kernels for the CPU")
 pytestmark = needs_compiler
@@ -170,7 +170,7 @@ class DeviceArray:
 
 
 def test_arguments_are_checked_against_the_signature(emu):
-    f = emu.get_function("softmax_warp_fwd<float, 2>")
+    f = emu.get_function("softmax_warp_fwd<float, 2, 32>")
     x, y = np.ones((4, 33), np.float32), np.zeros((4, 33), np.float32)
     good = [x, y, np.int32(4), np.int32(33), np.float32(1), np.int32(0)]
     f(1, 128, good)
@@ -180,7 +180,7 @@ def test_arguments_are_checked_against_the_signature(emu):
     def call(j, value):
         f(1, 128, good[:j] + [value] + good[j + 1:])
 
-    with pytest.raises(TypeError, match=r"softmax_warp_fwd<float, 2>: argument 4: expected a NumPy scalar of kind "
+    with pytest.raises(TypeError, match=r"softmax_warp_fwd<float, 2, 32>: argument 4: expected a NumPy scalar of kind "
                                         r"floating, 4 bytes, given Python float"):
         call(4, 1.0)
     with pytest.raises(TypeError, match="argument 2: .*given Python int"):

@@ -4,7 +4,7 @@ each launch. (tests/test_cuda_kernels.py runs the real kernels through the host 
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, gaussian, gumbel, linear, loader, random, row_launch, sgd, softmax
+from minivae._gpu import adam, bce, categorical, gaussian, gumbel, linear, loader, random, row_lanes, row_launch, sgd, softmax
 from minivae._gpu import ELEMENTWISE_BLOCK, MAX_GRID, address, elementwise_launch
 
 
@@ -33,15 +33,21 @@ def launches():
         yield recorder.launches
 
 
-@pytest.mark.parametrize("k,layout,n", [(1, "warp", 1), (2, "warp", 1), (31, "warp", 1), (32, "warp", 1), (33, "warp", 2),
-                                        (64, "warp", 2), (65, "warp", 4), (256, "warp", 8), (257, "block", None),
-                                        (1024, "block", None), (1025, "block", None), (100_000, "block", None)])
-def test_row_layout_by_length(k, layout, n):
-    got_layout, got_n, grid, block = row_launch(10, k)
-    assert (got_layout, got_n) == (layout, n)
+@pytest.mark.parametrize("k,layout,n,lanes", [(1, "warp", 1, 4), (2, "warp", 1, 4), (4, "warp", 1, 4), (5, "warp", 1, 8),
+                                              (10, "warp", 1, 16), (16, "warp", 1, 16), (17, "warp", 1, 32),
+                                              (31, "warp", 1, 32), (32, "warp", 1, 32), (33, "warp", 2, 32),
+                                              (64, "warp", 2, 32), (65, "warp", 4, 32), (256, "warp", 8, 32),
+                                              (257, "block", None, None), (1024, "block", None, None),
+                                              (1025, "block", None, None), (100_000, "block", None, None)])
+def test_row_layout_by_length(k, layout, n, lanes):
+    got_layout, got_n, got_lanes, grid, block = row_launch(10, k)
+    assert (got_layout, got_n, got_lanes) == (layout, n, lanes)
     if layout == "warp":
-        assert 32 * n >= k and (n == 1 or 16 * n < k)       # the smallest N whose lanes hold the row
-        assert block == (128,) and grid == (3,)              # 4 rows a block: ⌈10/4⌉ blocks
+        assert lanes * n >= k and (n == 1 or 16 * n < k)     # the smallest N whose lanes hold the row
+        assert n == 1 or lanes == 32                         # several values a lane: a whole warp
+        assert lanes in (4, 8, 16, 32) and (lanes == 4 or n > 1 or lanes // 2 < k)  # else the fewest lanes ≥ 4
+        rows_a_block = 4 * 32 // lanes                       # 4 warps of 32/L rows each
+        assert block == (128,) and grid == (-(-10 // rows_a_block),)
     else:
         assert grid == (10,) and block[0] % 32 == 0 and block[0] <= 1024
         assert block[0] * 8 >= min(k, 8 * 1024)              # ≤ 8 values a thread while the row fits
@@ -58,7 +64,7 @@ def test_softmax_packs_arguments_as_the_kernel_declares_them(launches, dtype, ct
     x = np.arange(2 * 3 * 40, dtype=dtype).reshape(2, 3, 40)
     y = softmax.softmax_fwd(x, 0.5, log=True)
     ((source, name, grid, block, args),) = launches
-    assert (source, name) == ("softmax.cu", f"softmax_warp_fwd<{ctype}, 2>")
+    assert (source, name) == ("softmax.cu", f"softmax_warp_fwd<{ctype}, 2, 32>")
     xr, out, rows, k, inv_tau, log = args
     assert xr.shape == (6, 40) and np.shares_memory(xr, x) and out.shape == (6, 40) and out.dtype == dtype
     assert type(rows) is np.int32 and rows == 6 and type(k) is np.int32 and k == 40
@@ -137,12 +143,14 @@ def test_random_fills_draw_on_the_device_module(launches, monkeypatch):
 def test_every_name_a_launcher_can_ask_for_is_instantiated():
     """A shape can only pick kernels that the module compiles: the name expressions cover every N and dtype."""
     for k in range(1, 1100, 7):
-        layout, n, _, _ = row_launch(1, k)
+        layout, n, lanes, _, _ = row_launch(1, k)
         for stem, source, directions in (("softmax", "softmax.cu", ("fwd", "bwd")), ("gumbel_softmax", "gumbel_softmax.cu", ("fwd",))):
             for d in directions:
                 for t in loader.TYPES:
-                    name = f"{stem}_{layout}_{d}<{t}>" if n is None else f"{stem}_{layout}_{d}<{t}, {n}>"
+                    name = f"{stem}_{layout}_{d}<{t}>" if n is None else f"{stem}_{layout}_{d}<{t}, {n}, {lanes}>"
                     assert name in loader.SOURCES[source]
+        for d in ("fwd", "bwd"):
+            assert f"categorical_kl_{d}<float, {row_lanes(k)}>" in loader.SOURCES["categorical_kl.cu"]
 
 
 def test_every_array_a_kernel_receives_is_contiguous(launches):
@@ -283,10 +291,10 @@ def test_a_kernel_is_looked_up_once_per_device(monkeypatch):
     monkeypatch.setattr(loader, "_modules", {})
     monkeypatch.setattr(loader, "_kernels", {})
     cupy = _fake_cupy(monkeypatch)
-    name = "softmax_warp_fwd<float, 1>"
+    name = "softmax_warp_fwd<float, 1, 32>"
     first = loader.function("softmax.cu", name)
     assert loader.function("softmax.cu", name) is first and cupy.asked == [name] and len(cupy.modules) == 1
-    other = loader.function("softmax.cu", "softmax_warp_bwd<float, 1>")
+    other = loader.function("softmax.cu", "softmax_warp_bwd<float, 1, 32>")
     assert other is not first and len(cupy.modules) == 1
     cupy.cuda.runtime.device = 1  # another device: its own module and kernel
     on_1 = loader.function("softmax.cu", name)

@@ -55,11 +55,13 @@ def address(a):
 
 
 def row_launch(rows, k):
-    """(layout, N, grid, block) of a row-wise kernel over ``rows`` rows of length ``k``.
+    """(layout, N, L, grid, block) of a row-wise kernel over ``rows`` rows of length ``k``.
 
     Rows up to 256 long take a warp each (4 to a block of 128 threads), each lane holding
     N = ⌈k/32⌉ values (rounded up to a power of two) in registers: the row is read once and the
-    reductions are warp shuffles. Longer rows take a block each, wide enough that a thread holds at
+    reductions are warp shuffles. Rows of k ≤ 16 take a group of L = 4, 8 or 16 lanes (the least
+    L ≥ k, N = 1), 32/L rows a warp: a warp per row of 10 (a categorical VAE's) would leave 22 of
+    its lanes idle and need 3.2 times the warps. Longer rows take a block each, wide enough that a thread holds at
     most 8 values (up to 1024 threads, beyond which the kernel re-reads the row). On an H200 a warp
     with 16 or 32 values a lane ran 1.5–2.5× slower than a block on rows of 512–1024 (too many
     registers a thread, too few warps resident), hence the cut at 256. And the narrowest block is
@@ -67,14 +69,23 @@ def row_launch(rows, k):
     blocks of 128, 256, 512 and 1024 threads took 0.171, 0.266, 0.471 and 1.267 ms."""
     if k <= LARGEST_WARP_ROW:
         n = next(n for n in loader.WARP_N if 32 * n >= k)
-        return ("warp", n) + warp_per_row(rows)
+        lanes = row_lanes(k)
+        return ("warp", n, lanes) + warp_per_row(rows, lanes)
     threads = min(1024, 32 * -(-k // (32 * BLOCK_CACHE)))
-    return "block", None, (rows,), (threads,)
+    return "block", None, None, (rows,), (threads,)
 
 
-def warp_per_row(rows):
-    """(grid, block) of a warp-per-row kernel: 4 rows to a block of 128 threads."""
-    return (-(-rows // ROWS_PER_WARP_BLOCK),), (32 * ROWS_PER_WARP_BLOCK,)
+def row_lanes(k):
+    """L, the lanes that share a row of length k in a warp-per-row kernel: the least of 4, 8, 16 that is
+    ≥ k, else the warp's 32."""
+    return next(lanes for lanes in loader.GROUP_LANES if lanes >= k or lanes == 32)
+
+
+def warp_per_row(rows, lanes=32):
+    """(grid, block) of a warp-per-row kernel whose rows take ``lanes`` lanes: 4 warps to a block of 128
+    threads, 32/lanes rows a warp."""
+    per_block = ROWS_PER_WARP_BLOCK * (32 // lanes)
+    return (-(-rows // per_block),), (32 * ROWS_PER_WARP_BLOCK,)
 
 
 def elementwise_launch(n):
@@ -86,8 +97,8 @@ def launch_rows(source, stem, direction, t, rows, k, args):
     """Launch ``<stem>_<warp|block>_<direction><t...>`` from kernels/<source> over rows of length k."""
     if rows == 0 or k == 0:
         return
-    layout, n, grid, block = row_launch(rows, k)
-    name = f"{stem}_{layout}_{direction}<{t}>" if n is None else f"{stem}_{layout}_{direction}<{t}, {n}>"
+    layout, n, lanes, grid, block = row_launch(rows, k)
+    name = f"{stem}_{layout}_{direction}<{t}>" if n is None else f"{stem}_{layout}_{direction}<{t}, {n}, {lanes}>"
     loader.function(source, name)(grid, block, args)
 
 

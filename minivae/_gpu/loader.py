@@ -24,20 +24,27 @@ def _kernels_dir():
 KERNELS_DIR = _kernels_dir()
 TYPES = ("float", "double")
 WARP_N = (1, 2, 4, 8)   # values per lane of the warp-per-row kernels: rows up to 32·8 = 256
+GROUP_LANES = (4, 8, 16, 32)  # lanes per row of those kernels: fewer than a warp for rows of k ≤ 16 (N = 1)
+# (N, L) of the warp-per-row kernels: a warp's 32 lanes for N ≥ 1, or N = 1 on groups of L lanes
+WARP_SHAPES = tuple((1, lanes) for lanes in GROUP_LANES[:-1]) + tuple((n, 32) for n in WARP_N)
 
 
 def _each(template, per_type=("",)):
     return [template.format(t=t, n=n) for t in TYPES for n in per_type]
 
 
+def _warp(template):
+    return [template.format(t=t, n=n, lanes=lanes) for t in TYPES for n, lanes in WARP_SHAPES]
+
+
 SOURCES = {
-    "softmax.cu": (_each("softmax_warp_fwd<{t}, {n}>", WARP_N) + _each("softmax_warp_bwd<{t}, {n}>", WARP_N)
+    "softmax.cu": (_warp("softmax_warp_fwd<{t}, {n}, {lanes}>") + _warp("softmax_warp_bwd<{t}, {n}, {lanes}>")
                    + _each("softmax_block_fwd<{t}>") + _each("softmax_block_bwd<{t}>")),
-    "gumbel_softmax.cu": _each("gumbel_softmax_warp_fwd<{t}, {n}>", WARP_N) + _each("gumbel_softmax_block_fwd<{t}>"),
+    "gumbel_softmax.cu": _warp("gumbel_softmax_warp_fwd<{t}, {n}, {lanes}>") + _each("gumbel_softmax_block_fwd<{t}>"),
     "gaussian.cu": (_each("reparameterize_fwd<{t}>") + _each("reparameterize_bwd<{t}>")
                     + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")
                     + _each("reparameterize_kl_fwd<{t}>") + _each("reparameterize_kl_bwd<{t}>")),
-    "categorical_kl.cu": _each("categorical_kl_fwd<{t}>") + _each("categorical_kl_bwd<{t}>"),
+    "categorical_kl.cu": _each("categorical_kl_fwd<{t}, {n}>", GROUP_LANES) + _each("categorical_kl_bwd<{t}, {n}>", GROUP_LANES),
     "bce.cu": _each("bce_fwd<{t}>"),
     "elbo.cu": _each("negative_elbo_fwd<{t}>") + _each("negative_elbo_bwd<{t}>"),
     "linear.cu": _each("bias_act_fwd<{t}>") + _each("relu_bwd<{t}>") + _each("bias_grad<{t}>") + _each("column_sum<{t}>"),

@@ -1,7 +1,7 @@
 """Builds kernels/*.cu for the CPU with the host C++ compiler and launches them like CuPy RawKernels.
 
 The .cu text is compiled unmodified: a generated shim includes cuda_host.h (the CUDA execution model on
-std::threads), then the sources, then a table mapping each name expression ("softmax_warp_fwd<float, 4>") to a
+std::threads), then the sources, then a table mapping each name expression ("softmax_warp_fwd<float, 4, 32>") to a
 launcher that knows the kernel's parameter types. ``HostModule(...).get_function(name)`` returns
 ``f(grid, block, args, shared_mem=0)``, the RawKernel call, and checks every argument against the parameter it
 binds to, so a launcher that passes a Python float where the kernel takes ``float`` fails here as it would

@@ -5,7 +5,9 @@
 Cases (float32): Gumbel-Softmax and softmax(x/τ) on 65536×1024, reparameterization + KL to N(0, I)
 on 1M×64, each forward and forward + backward through the autodiff engine (minivae Tensors on CuPy,
 PyTorch tensors on CUDA, JAX functions jitted), and the forwards of the kernels alone through
-minivae/_gpu's launchers. Then a training step of each VAE (784-512-256, batch 1024) with its peak
+minivae/_gpu's launchers; the short rows of the categorical VAE at batch 4096 (81920×10: softmax each
+way, Gumbel-Softmax, categorical KL), the kernels as launched against the same kernels with a warp a
+row. Then a training step of each VAE (784-512-256, batch 1024) with its peak
 GPU memory. Prints milliseconds (median over repeats of a timed loop, the device synchronized at
 both ends), the bandwidth each forward reaches (bytes it must move / time, and as a fraction of the
 copy's), and minivae / peer time ratios (below 1: minivae faster). Needs CuPy and a GPU; the peers
@@ -180,7 +182,58 @@ def kernel_cases(torch):
     cases["softmax(x/τ) 65536×1024 forward+backward"] = (None, sm_b)
     cases["reparameterization+KL 1M×64 forward"] = (5 * mu.nbytes, ga)
     cases["reparameterization+KL 1M×64 forward+backward"] = (None, ga_b)
+    cases.update(short_row_cases(torch, tau))
     return cases
+
+
+def short_row_cases(torch, tau):
+    """The categorical VAE's rows at batch 4096 (20 variables of 10 categories: 81920 rows of 10): the kernels
+    as launched (16 lanes a row, 2 rows a warp), the same kernels with a whole warp a row ("warp/row", as
+    before rows shared warps), and PyTorch."""
+    import contextlib
+
+    import cupy
+
+    from minivae import _gpu
+    from minivae._gpu import categorical, gumbel, softmax
+
+    @contextlib.contextmanager
+    def whole_warps():
+        saved = _gpu.row_lanes, categorical.row_lanes
+        _gpu.row_lanes = categorical.row_lanes = lambda k: 32
+        try:
+            yield
+        finally:
+            _gpu.row_lanes, categorical.row_lanes = saved
+
+    def warp_a_row(fn):
+        def run():
+            with whole_warps():
+                fn()
+        return run
+
+    rows, k = 81920, 10
+    rng = numpy.random.default_rng(1)
+    x_host = rng.standard_normal((rows, k), dtype=numpy.float32)
+    x, prior = cupy.asarray(x_host), cupy.zeros((20, k), numpy.float32)
+    y = softmax.softmax_fwd(x, tau)
+    g = cupy.asarray(rng.standard_normal((rows, k), dtype=numpy.float32))
+    sm = {"kernel": lambda: softmax.softmax_fwd(x, tau)}
+    sb = {"kernel": lambda: softmax.softmax_bwd(y, g, tau)}
+    gs = {"kernel": lambda: gumbel.gumbel_softmax_fwd(x, 1, 0, tau, False)}
+    kl = {"kernel": lambda: categorical.categorical_kl_fwd(x, prior)}
+    for impls in (sm, sb, gs, kl):
+        impls["warp/row"] = warp_a_row(impls["kernel"])
+    if torch is not None:
+        tx = torch.as_tensor(x_host, device="cuda")
+        ty, tg = torch.softmax(tx / tau, -1), torch.as_tensor(g, device="cuda")
+        sm["torch"] = lambda: torch.softmax(tx / tau, -1)
+        sb["torch"] = lambda: torch._softmax_backward_data(tg, ty, -1, tx.dtype) / tau
+        gs["torch"] = lambda: torch.nn.functional.gumbel_softmax(tx, tau=tau)
+    name = f"{rows}×{k}"
+    return {f"softmax(x/τ) {name} forward": (2 * x.nbytes, sm), f"softmax(x/τ) {name} backward": (3 * x.nbytes, sb),
+            f"Gumbel-Softmax {name} forward": (2 * x.nbytes, gs),
+            f"categorical KL {name} forward": (3 * x.nbytes + 4 * rows, kl)}
 
 
 def step_cases(torch, batch):

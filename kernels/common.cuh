@@ -69,8 +69,8 @@ MINIVAE_D T warp_max(T v) {
     return v;
 }
 
-// (v, i) ← the largest v of the warp and its index; equal values go to the lowest index, as
-// numpy.argmax. Both are exchanged in every step, so the pair stays consistent.
+// (v, i) ← the largest v of the group of L lanes (the warp) and its index; equal values go to the lowest
+// index, as numpy.argmax. Both are exchanged in every step, so the pair stays consistent.
 template <int L = 32, typename T>
 MINIVAE_D void warp_argmax(T& v, int& i) {
 #pragma unroll

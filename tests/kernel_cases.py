@@ -122,12 +122,13 @@ def test_gumbel_softmax_noise_matches_the_numpy_stream(dev, dtype, k, hard):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k,tied", [(40, (3, 20)), (40, (3, 35)), (1100, (3, 700)), (1100, (40, 1099)),
+@pytest.mark.parametrize("k,tied", [(10, (3, 7)), (40, (3, 20)), (40, (3, 35)), (1100, (3, 700)), (1100, (40, 1099)),
                                     (1100, (290, 322))])
 def test_gumbel_softmax_hard_ties_go_to_the_lowest_index(dev, dtype, k, tied):
     """Logits of ±1e30 swallow the noise (an ulp of 1e30 exceeds any Gumbel draw), so the tied entries
-    get exactly equal y: across lanes (3, 20), within one lane (3, 35), across a block's threads, within
-    one thread of a block (290, 322: a warp of the block holds 256 consecutive j, 32 apart in a lane)."""
+    get exactly equal y: across the lanes of a 16-lane row (3, 7), across a warp's lanes (3, 20), within
+    one lane (3, 35), across a block's threads, within one thread of a block (290, 322: a warp of the
+    block holds 256 consecutive j, 32 apart in a lane)."""
     x = np.full((3, k), -1e30, dtype)
     x[:, list(tied)] = 1e30
     y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 5, 0, 1.0, True))

@@ -20,17 +20,24 @@ _numba_enabled = None
 _fused_modules = {}
 _emulation = None  # (array module, array type) standing in for CuPy, in tests
 _cupy = None  # CuPy, once it was imported and found a GPU
+_cupy_types = set()  # the array types seen so far whose module is CuPy's
 _cuda_kernels_enabled = os.environ.get("MINIVAE_DISABLE_CUDA_KERNELS", "").lower() not in ("1", "true", "yes")
 FLOAT32_MATMUL_PRECISIONS = ("highest", "high")
 _float32_matmul_precision = "highest"
 
 
 def _is_cupy(array):
-    if type(array) is numpy.ndarray:  # the common case first: this runs several times an op
+    kind = type(array)
+    if kind is numpy.ndarray:  # the common cases first: this runs several times an op
         return False
+    if kind in _cupy_types:
+        return True
     if _emulation is not None and isinstance(array, _emulation[1]):
         return True
-    return type(array).__module__.split(".", 1)[0] == "cupy"
+    if kind.__module__.split(".", 1)[0] == "cupy":
+        _cupy_types.add(kind)
+        return True
+    return False
 
 
 def get_array_module(*arrays):
@@ -164,8 +171,9 @@ def fused(name, xp, *arrays):
     data on the GPU, ``minivae._cpu.<name>`` (Numba) for NumPy arrays when Numba is on. None also
     when one of ``arrays`` is of a dtype the kernels are not built for (float16, integers): those
     run the formula on every backend, so that both paths accept the same dtypes."""
-    if any(a.dtype not in KERNEL_DTYPES for a in arrays):
-        return None
+    for a in arrays:  # (a loop: any() over a generator costs twice as much, and this runs several times an op)
+        if a.dtype not in KERNEL_DTYPES:
+            return None
     if xp is numpy:
         if not numba_enabled():
             return None

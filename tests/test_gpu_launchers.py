@@ -314,3 +314,40 @@ def test_cupy_is_found_once_and_a_missing_gpu_is_asked_again(monkeypatch):
     cupy.cuda.runtime.count = 1
     assert _backend.cupy_module() is cupy and _backend.cupy_module() is cupy
     assert cupy.cuda.runtime.counted == 3
+
+
+def test_contiguous_passes_what_a_kernel_can_read_and_copies_the_rest():
+    from minivae._gpu import contiguous
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert contiguous(a) is a and contiguous(a, np.float32) is a     # no call to the array module, no copy
+    wide = contiguous(a, np.float64)
+    assert wide.dtype == np.float64 and (wide == a).all()
+    t = contiguous(a.T)
+    assert t.flags.c_contiguous and (t == a.T).all()
+    assert contiguous(np.ones((), np.float32)).shape == (1,)          # 0-d: as ascontiguousarray, 1-d
+
+
+def test_cupy_arrays_are_known_by_their_module_and_an_emulated_type_is_not_kept(monkeypatch):
+    from minivae import _backend
+    from tests.strict_array import emulating, strict
+    monkeypatch.setattr(_backend, "_cupy_types", set())
+    cupy_array = type("ndarray", (), {"__module__": "cupy"})()
+    assert _backend.device_of(cupy_array) == "cuda" and _backend.device_of(cupy_array) == "cuda"
+    assert _backend._cupy_types == {type(cupy_array)}
+    with emulating():
+        standing_in = strict.zeros(2)
+        assert _backend.device_of(standing_in) == "cuda"
+    assert _backend.device_of(standing_in) == "cpu"                    # outside the emulation, not a GPU array
+    assert _backend.device_of(np.zeros(2)) == "cpu" and _backend.device_of(np.float32(1)) == "cpu"
+
+
+def test_the_host_time_tool_runs_minivae_s_cupy_code_path():
+    """tools/eager_host_time.py times eager GPU steps through the real CuPy code path with a stand-in CuPy: it
+    must stay on that path (it stops with an error when a step leaves the stand-in device)."""
+    import subprocess
+    import sys
+    root = __file__.rsplit("/tests/", 1)[0]
+    done = subprocess.run([sys.executable, f"{root}/tools/eager_host_time.py", "--steps", "1"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line.split(",")[0] for line in done.stdout.splitlines()] == ["gaussian VAE", "categorical VAE"]

@@ -23,7 +23,11 @@ def floating(a, who):
 
 
 def contiguous(a, dtype=None):
-    """``a`` as a C-contiguous array of ``dtype`` (a copy only when needed)."""
+    """``a`` as a C-contiguous array of ``dtype`` (a copy only when needed). An array that already is one
+    passes without a call to the array module (this runs for most arguments of every launch); a 0-d array
+    goes through ``ascontiguousarray``, which makes it 1-d, as NumPy and CuPy do."""
+    if a.ndim and a.flags.c_contiguous and (dtype is None or a.dtype == dtype):
+        return a
     return get_array_module(a).ascontiguousarray(a, dtype=dtype)
 
 

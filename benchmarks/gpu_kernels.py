@@ -194,17 +194,15 @@ def short_row_cases(torch, tau):
 
     import cupy
 
-    from minivae import _gpu
-    from minivae._gpu import categorical, gumbel, softmax
+    from minivae._gpu import categorical, gumbel, loader, softmax
 
     @contextlib.contextmanager
     def whole_warps():
-        saved = _gpu.row_lanes, categorical.row_lanes
-        _gpu.row_lanes = categorical.row_lanes = lambda k: 32
+        saved, loader.GROUP_LANES = loader.GROUP_LANES, (32,)  # row_lanes then gives every row a warp
         try:
             yield
         finally:
-            _gpu.row_lanes, categorical.row_lanes = saved
+            loader.GROUP_LANES = saved
 
     def warp_a_row(fn):
         def run():

@@ -126,7 +126,7 @@ def gradient_table(grads, like):
     table = numpy.array([0 if g is None else address(g) for g in grads], dtype=numpy.uint64)
     if capture is not None:
         return capture.upload_later(table), grads
-    key = (getattr(getattr(like, "device", None), "id", None), table.tobytes())
+    key = (_device_id(like), table.tobytes())
     uploaded = _tables.pop(key, None)
     if uploaded is None:
         uploaded = get_array_module(like).asarray(table)
@@ -149,9 +149,14 @@ capture = None
 _eager = {}
 
 
+def _device_id(like):
+    """The number of the GPU that holds ``like`` (None for a NumPy array or a stand-in without one)."""
+    return getattr(getattr(like, "device", None), "id", None)
+
+
 def _eager_knobs(like):
     xp = get_array_module(like)
-    key = (xp.__name__, getattr(getattr(like, "device", None), "id", None))
+    key = (xp.__name__, _device_id(like))
     if key not in _eager:
         _eager[key] = (xp.zeros(1, numpy.uint64), xp.full(2, numpy.nan, numpy.float64))
     return _eager[key]

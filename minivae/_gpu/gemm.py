@@ -84,12 +84,11 @@ def _bindings():
 def _cublas():
     """The libcublas CuPy has loaded (found in this process's memory map), its two GEMMs typed."""
     if not _lib:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "/libcublas.so" in line})
-        if not paths:
+        path = _loaded_library("libcublas.so")
+        if path is None:
             raise RuntimeError("minivae's direct cuBLAS calls (CUDA graphs, TF32) need libcublas, which CuPy has "
                                "not loaded")
-        lib = ctypes.CDLL(paths[0])
+        lib = ctypes.CDLL(path)
         for name in ("cublasSgemm_v2", "cublasDgemm_v2"):
             fn = getattr(lib, name)
             fn.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5 + [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
@@ -98,6 +97,14 @@ def _cublas():
             fn.restype = ctypes.c_int
         _lib.append(lib)
     return _lib[0]
+
+
+def _loaded_library(name):
+    """The path of the shared library ``name`` (as "libcublas.so") that this process has loaded, by its memory
+    map, or None: CuPy loads cuBLAS, and with it cuBLASLt, and minivae calls the same copies."""
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if f"/{name}" in line})
+    return paths[0] if paths else None
 
 
 @contextlib.contextmanager
@@ -411,9 +418,8 @@ def _cublaslt():
         except ImportError:
             _lt_lib.append(None)
             return None
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "/libcublasLt.so" in line})
-        lib = ctypes.CDLL(paths[0]) if paths else None
+        path = _loaded_library("libcublasLt.so")
+        lib = ctypes.CDLL(path) if path is not None else None
         if lib is not None:
             p, i32, u64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64
             for name, args in {

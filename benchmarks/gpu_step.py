@@ -12,9 +12,10 @@ which sees CuPy's and JAX's kernels too, and those a CUDA graph launch runs; "n/
 and the device memory the step takes beyond what was held before it (gpu_kernels.peak_bytes; a
 CUDA graph allocates its memory when captured, so the graph columns show what a replay adds).
 "minivae graph, TF32" is the graph captured with minivae.set_float32_matmul_precision("high"), float32
-products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. Experimental switches:
-", Lt", each dense layer one cuBLASLt call, its bias and ReLU the call's epilogue (MINIVAE_CUBLASLT=1);
-", side", the graph's weight-gradient products on a second stream (MINIVAE_SIDE_STREAM=1).
+products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. A graph runs its weight-gradient
+products on a second stream (minivae/_gpu/graph.py); ", one stream" is the graph without it
+(MINIVAE_SIDE_STREAM=0). The experimental switch ", Lt": each dense layer one cuBLASLt call, its bias and
+ReLU the call's epilogue (MINIVAE_CUBLASLT=1).
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
@@ -74,10 +75,10 @@ def minivae_graph(kind, batch, precision="highest"):
     return lambda: plan.step(x)
 
 
-def experimental(make, lt=False, side=False):
-    """``make()``'s step with minivae's experimental switches on while the step is made (a graph's capture) and
-    while it runs (an eager step), as before outside: ``lt``, each dense layer one cuBLASLt call
-    (MINIVAE_CUBLASLT=1); ``side``, a graph's weight-gradient products on a second stream (MINIVAE_SIDE_STREAM=1)."""
+def experimental(make, lt=False, side=True):
+    """``make()``'s step with minivae's switches set while the step is made (a graph's capture) and while it
+    runs (an eager step), as before outside: ``lt``, each dense layer one cuBLASLt call (MINIVAE_CUBLASLT=1);
+    ``side``, a graph's weight-gradient products on a second stream (the default; MINIVAE_SIDE_STREAM=0)."""
     from minivae._gpu import gemm, graph
 
     def switched(fn):
@@ -173,12 +174,12 @@ def cases(kind, batch, have_torch):
            "minivae graph, TF32": (lambda: (minivae_graph(kind, batch, "high"), None), "minivae"),
            "minivae eager, Lt": (lambda: (experimental(lambda: minivae_eager(kind, batch), lt=True), None), "minivae"),
            "minivae graph, Lt": (lambda: (experimental(lambda: minivae_graph(kind, batch), lt=True), None), "minivae"),
-           "minivae graph, side": (lambda: (experimental(lambda: minivae_graph(kind, batch), side=True), None),
-                                   "minivae"),
-           "minivae graph, Lt+side": (lambda: (experimental(lambda: minivae_graph(kind, batch), lt=True, side=True),
-                                               None), "minivae"),
-           "minivae graph, TF32, Lt+side": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"), lt=True,
-                                                                  side=True), None), "minivae")}
+           "minivae graph, TF32, Lt": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"), lt=True),
+                                                None), "minivae"),
+           "minivae graph, one stream": (lambda: (experimental(lambda: minivae_graph(kind, batch), side=False), None),
+                                         "minivae"),
+           "minivae graph, TF32, one stream": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"),
+                                                                     side=False), None), "minivae")}
     if have_torch:
         out["torch eager"] = (lambda: (torch_step(kind, batch, device="cuda", n_latent=N_LATENT), None), "torch")
         out["torch.compile"] = (lambda: (torch_compiled(kind, batch), None), "torch")

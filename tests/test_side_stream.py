@@ -9,6 +9,7 @@ hand a queued product's memory to a new array (which the plan's pool does, as a 
 other numbers than the eager steps. (tests/gpu/test_side_stream.py runs the CUDA side stream.)"""
 import ctypes
 import importlib.util
+import weakref
 
 import numpy as np
 import pytest
@@ -144,3 +145,47 @@ def test_without_a_side_stream_nothing_goes_to_one(device):
     assert gemm.side is None
     params, losses = run("gaussian", None)
     assert np.isfinite(np.array(losses)).all()
+
+
+class Graph:
+    """A captured graph's stand-in."""
+
+
+class ClosingSide:
+    """A side stream's stand-in: records, when it is closed, whether a capture ran and whether its graph was gone."""
+
+    def __init__(self, graph):
+        self.graph, self.closed = weakref.ref(graph), None
+
+    def close(self):
+        self.closed = {"capturing": _gpu.capture is not None, "graph gone": self.graph() is None}
+
+
+def graph_and_side():
+    """[graph, side] as CudaGraphStep.__del__ passes them: the list holds the only reference to the graph."""
+    parts = [Graph()]
+    return parts + [ClosingSide(parts[0])]
+
+
+def test_a_graph_let_go_during_a_capture_closes_its_side_stream_after_it(monkeypatch):
+    """Destroying a cuBLAS handle in the middle of a capture invalidated it (on an H100): a graph the garbage
+    collector frees during another graph's capture keeps its side handle until that capture has ended; outside a
+    capture it is closed at once. Either way the graph goes first (its products use the handle's workspace)."""
+    parts = graph_and_side()
+    side = parts[1]
+    monkeypatch.setattr(_gpu, "capture", object())  # a capture runs
+    gemm.release(parts)
+    del parts
+    assert side.closed is None
+    monkeypatch.setattr(_gpu, "capture", None)  # it has ended: CudaGraphStep then calls release_retired
+    gemm.release_retired()
+    assert side.closed == {"capturing": False, "graph gone": True}
+    parts = graph_and_side()
+    at_once = parts[1]
+    gemm.release(parts)
+    assert at_once.closed == {"capturing": False, "graph gone": True}
+
+
+def test_the_side_workspace_is_the_size_cublas_recommends():
+    """cuBLAS's documentation (cublasSetWorkspace): 32 MiB on Hopper (sm_90) and later, 4 MiB before."""
+    assert [gemm.side_workspace_bytes(major) >> 20 for major in (7, 8, 9, 10)] == [4, 4, 32, 32]

@@ -1,11 +1,11 @@
 """Where a CUDA-graph training step's time goes: PyTorch's profiler over one launch of the graph of each
 benchmark VAE (benchmarks/gpu_step.py's models), its kernels grouped by name, cuBLAS's together.
 
-    python tools/graph_profile.py [--batches 128 4096] [--precision highest high] [--lt] [--side]
+    python tools/graph_profile.py [--batches 128 4096] [--precision highest high] [--lt] [--one-stream]
 
---lt and --side capture with the experimental switches on (MINIVAE_CUBLASLT=1: the dense layers and
-products as cuBLASLt calls; MINIVAE_SIDE_STREAM=1: the weight gradients on a second stream), as the step
-benchmark's ", Lt" and ", side" rows do.
+--lt captures with the experimental switch on (MINIVAE_CUBLASLT=1: the dense layers and products as
+cuBLASLt calls), --one-stream without the second stream for the weight gradients (MINIVAE_SIDE_STREAM=0),
+as the step benchmark's ", Lt" and ", one stream" rows do.
 
 For each case: µs a step (median of 5 loops of 50 steps), the kernels one launch runs, the sum of their
 durations ("busy": the step is bound by its kernels where this is close to the step's time, by launches
@@ -25,7 +25,7 @@ def main(argv=None):
     p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
     p.add_argument("--precision", nargs="+", default=["highest"], choices=["highest", "high"])
     p.add_argument("--lt", action="store_true", help="dense layers and products as cuBLASLt calls")
-    p.add_argument("--side", action="store_true", help="the weight gradients on a second stream")
+    p.add_argument("--one-stream", action="store_true", help="the weight gradients on the main stream, not a second one")
     args = p.parse_args(argv)
     import gpu_step
     from gpu_kernels import gpu_and_torch, timed
@@ -39,7 +39,7 @@ def main(argv=None):
         for kind in ("gaussian", "categorical"):
             for batch in args.batches:
                 step = gpu_step.experimental(functools.partial(gpu_step.minivae_graph, kind, batch, precision),
-                                             lt=args.lt, side=args.side)
+                                             lt=args.lt, side=not args.one_stream)
                 us = 1e3 * timed(step, 5, 50, warmup=5)
                 ks = gpu_step.cuda_activity(step)
                 if ks is None:
@@ -50,7 +50,7 @@ def main(argv=None):
                     key = "gemm/cuBLAS" if any(w in name for w in ("gemm", "splitK")) else name[:60]
                     groups[key][0] += 1
                     groups[key][1] += d
-                switches = "".join(f", {name}" for name, on in (("Lt", args.lt), ("side", args.side)) if on)
+                switches = "".join(f", {name}" for name, on in (("Lt", args.lt), ("one stream", args.one_stream)) if on)
                 print(f"\n## {kind} b{batch} {precision}{switches}: step {us:.1f} us; {len(ks)} kernels, "
                       f"busy {sum(d for _, d in ks):.1f} us", flush=True)
                 for name, (n, d) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:12]:

@@ -163,9 +163,17 @@ def _gemm(a, b, tf32, out=None, handle=None):
     return c
 
 
-# ---- a second stream for the weight gradients of a CUDA-graph step (MINIVAE_SIDE_STREAM=1) -------------
+# ---- a second stream for the weight gradients of a CUDA-graph step (minivae/_gpu/graph.py) ---------------
 side = None  # the SideStream of the capture running now, if it asked for one (minivae/_gpu/graph.py)
-SIDE_WORKSPACE = 4 << 20  # the side handle's own cuBLAS workspace, set before the capture (PyTorch's size)
+_retired = []  # (graph, side stream) let go while a capture ran: closed once it has ended (release)
+
+
+def side_workspace_bytes(major):
+    """The side handle's cuBLAS workspace on a GPU of compute capability ``major``.x: the size cuBLAS's
+    documentation recommends (cublasSetWorkspace: 32 MiB on Hopper, 4 MiB before). With 4 MiB on an H100
+    the side stream's products at batch 4096 were slower than the main stream's (945 against 831 µs a
+    Gaussian graph step, benchmarks/gpu_step.py), with 32 MiB they are not (822 µs)."""
+    return (32 if major >= 9 else 4) << 20
 
 
 def side_product(a, b):
@@ -213,12 +221,13 @@ class CudaSideStream(SideStream):
         cupy, cublas = cupy_module(), _bindings()
         self.main, self.stream = main, cupy.cuda.Stream(non_blocking=True)
         self.fork_event, self.join_event = cupy.cuda.Event(disable_timing=True), cupy.cuda.Event(disable_timing=True)
-        self.workspace = cupy.get_default_memory_pool().malloc(SIDE_WORKSPACE)
+        size = side_workspace_bytes(int(cupy.cuda.Device().compute_capability) // 10)  # "90" on an H100
+        self.workspace = cupy.get_default_memory_pool().malloc(size)
         self.handle = cublas.create()
         cublas.setStream(self.handle, self.stream.ptr)
         lib = _cublas()
         lib.cublasSetWorkspace_v2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-        status = lib.cublasSetWorkspace_v2(self.handle, self.workspace.ptr, SIDE_WORKSPACE)
+        status = lib.cublasSetWorkspace_v2(self.handle, self.workspace.ptr, size)
         if status:
             raise RuntimeError(f"cublasSetWorkspace_v2 failed with status {status}")
 
@@ -240,6 +249,30 @@ class CudaSideStream(SideStream):
         if self.handle is not None:
             _bindings().destroy(self.handle)
             self.handle = None
+
+
+def release(parts):
+    """``parts``: [a captured graph, its side stream]. Let go of the graph, then close the side stream (the
+    graph's products use its handle's workspace): now, or once the capture running now has ended
+    (``release_retired``). A graph and its plan refer to each other, so the garbage collector frees them at
+    whatever allocation it runs, which may be one of another graph's capture; destroying a cuBLAS handle
+    there invalidated that capture (cudaErrorStreamCaptureInvalidated at its end, on an H100, in captures
+    that followed a side-stream graph let go)."""
+    if _gpu.capture is not None:
+        _retired.append(parts)
+    else:
+        _close(parts)
+
+
+def release_retired():
+    """Close what ``release`` kept back during a capture: called when a capture has ended."""
+    while _retired:
+        _close(_retired.pop())
+
+
+def _close(parts):
+    parts[0] = None  # the graph first (the caller holds the list, not the graph)
+    parts[1].close()
 
 
 # ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --

@@ -30,11 +30,12 @@ from minivae._backend import cupy_module, fused
 from minivae.engine import Tensor
 
 ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group
-# Experimental, not yet run on a GPU: each dense layer's weight-gradient product on a second stream of the
-# graph, beside the chain of x̄ products and bias gradients that the backward pass must run in order. At batch
-# 128 each product is a few µs of a few blocks on a GPU of 132 SMs, so two at once should take about the time
-# of one (minivae/_gpu/gemm.py: SideStream; minivae.plan: where the main stream waits for it).
-use_side_stream = os.environ.get("MINIVAE_SIDE_STREAM") == "1"
+# Each dense layer's weight-gradient product on a second stream of the graph, beside the chain of x̄ products
+# and bias gradients that the backward pass must run in order (minivae/_gpu/gemm.py: SideStream; minivae.plan:
+# where the main stream waits for it). At batch 128 each product is a few µs on a few of a GPU's SMs, so two
+# run at once: on an H100 a Gaussian VAE's graph step took 161 µs with it and 177 without, and no case of
+# benchmarks/gpu_step.py was slower with it. MINIVAE_SIDE_STREAM=0 captures on one stream.
+use_side_stream = os.environ.get("MINIVAE_SIDE_STREAM") != "0"
 
 
 class LaunchValues:
@@ -116,6 +117,7 @@ class CudaGraphStep:
         finally:
             _gpu.capture = None
             plan.side = gemm.side = None
+            gemm.release_retired()
         # capturing ran no kernel: undo what the host side of the tape counted
         self.blocks = self.rng.counter - counter if self.rng else 0
         if self.rng:
@@ -129,8 +131,7 @@ class CudaGraphStep:
 
     def __del__(self):
         if getattr(self, "side", None) is not None:
-            self.graph = None  # the graph's products use the side handle's workspace: the graph goes first
-            self.side.close()
+            gemm.release([self.__dict__.pop("graph", None), self.side])
 
     # ---- what the launchers ask for during the capture (minivae/_gpu/__init__.py) ----------------
     def adam_slot(self):

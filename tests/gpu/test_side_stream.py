@@ -1,4 +1,4 @@
-"""A CUDA graph whose weight-gradient products run on a second stream (MINIVAE_SIDE_STREAM=1) trains as the
+"""A CUDA graph whose weight-gradient products run on a second stream (the default) trains as the
 graph without it and as eager steps, for both VAEs and a model whose tied weight sums two W̄ in the middle of
 the step; its side handle is gone with it. (tests/test_side_stream.py proves the ordering on the CPU.)"""
 import gc
@@ -86,3 +86,40 @@ def test_the_side_handle_goes_with_its_graph(monkeypatch):
     del plan
     gc.collect()
     assert closed == [handle]
+
+
+def test_a_side_graph_collected_during_another_capture(monkeypatch):
+    """A graph with a side stream, let go (it and its plan refer to each other, so only the garbage collector frees
+    them) and collected in the middle of another graph's capture: its handle is destroyed once that capture has
+    ended, which stands and trains. Destroying it during the capture invalidated the capture (seen on an H100)."""
+    from minivae import _gpu
+    from minivae._gpu import gemm, graph
+    closed = []
+    original = gemm.CudaSideStream.close
+    monkeypatch.setattr(gemm.CudaSideStream, "close",
+                        lambda self: (closed.append((self.handle, _gpu.capture is None)), original(self)))
+    monkeypatch.setattr(graph, "use_side_stream", True)
+    plans = []
+    for seed in (5, 6):
+        model, rng = MODELS["gaussian"](), Generator(seed)
+        plans.append(compile_step(model, Adam(model.parameters()), lambda x, m=model, r=rng: m.loss(x, r), BATCHES[0]))
+    first, second = plans
+    del plans
+    first.capture()
+    handle = first.graph.side.handle
+    gc.disable()  # the collector runs where the test says, not at an allocation of its own choosing
+    try:
+        del first
+        middle = len(second.tape) // 2
+        run = second.tape[middle]
+
+        def run_then_collect():
+            run()
+            gc.collect()
+        second.tape[middle] = run_then_collect
+        second.capture()
+    finally:
+        gc.enable()
+    assert closed == [(handle, True)]
+    second.tape[middle] = run
+    assert np.isfinite([second.step(x).item() for x in BATCHES[1:]]).all()

@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import math
 import os
+import sys
 
 import numpy
 
@@ -223,7 +224,7 @@ class CudaSideStream(SideStream):
         self.fork_event, self.join_event = cupy.cuda.Event(disable_timing=True), cupy.cuda.Event(disable_timing=True)
         size = side_workspace_bytes(int(cupy.cuda.Device().compute_capability) // 10)  # "90" on an H100
         self.workspace = cupy.get_default_memory_pool().malloc(size)
-        self.handle = cublas.create()
+        self.cublas, self.handle = cublas, cublas.create()  # close() may run at exit, when imports no longer can
         cublas.setStream(self.handle, self.stream.ptr)
         lib = _cublas()
         lib.cublasSetWorkspace_v2.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
@@ -245,10 +246,11 @@ class CudaSideStream(SideStream):
         self.main.wait_event(self.join_event)
 
     def close(self):
-        """Destroy the handle (once the graph that holds its products is gone)."""
-        if self.handle is not None:
-            _bindings().destroy(self.handle)
-            self.handle = None
+        """Destroy the handle (once the graph that holds its products is gone); not at the interpreter's exit,
+        where the CUDA context may already be gone and the driver frees what the process held."""
+        if self.handle is not None and not sys.is_finalizing():
+            self.cublas.destroy(self.handle)
+        self.handle = None
 
 
 def release(parts):

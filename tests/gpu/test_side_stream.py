@@ -74,6 +74,7 @@ def test_a_graph_with_a_side_stream_trains_as_without(name, monkeypatch):
 
 def test_the_side_handle_goes_with_its_graph(monkeypatch):
     from minivae._gpu import gemm, graph
+    gc.collect()  # the graphs earlier tests let go, which would close their handles in this test's collection
     closed = []
     original = gemm.CudaSideStream.close
     monkeypatch.setattr(gemm.CudaSideStream, "close", lambda self: (closed.append(self.handle), original(self)))
@@ -94,6 +95,7 @@ def test_a_side_graph_collected_during_another_capture(monkeypatch):
     ended, which stands and trains. Destroying it during the capture invalidated the capture (seen on an H100)."""
     from minivae import _gpu
     from minivae._gpu import gemm, graph
+    gc.collect()  # as above
     closed = []
     original = gemm.CudaSideStream.close
     monkeypatch.setattr(gemm.CudaSideStream, "close",

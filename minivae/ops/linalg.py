@@ -62,7 +62,7 @@ class Linear(Function):
     fused     on the GPU the bias and ReLU take one pass each way, b̄ made in the ReLU's backward pass
               (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS; with MINIVAE_CUBLASLT=1 a
               float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py); in a
-              CUDA graph captured with MINIVAE_SIDE_STREAM=1, W̄'s product runs on a second stream
+              CUDA graph W̄'s product runs on a second stream (unless MINIVAE_SIDE_STREAM=0)
     The same numbers as matmul, add and relu one after another; but as one node the graph keeps
     neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
     one array instead of three (a third of a training step's memory on the VAEs).

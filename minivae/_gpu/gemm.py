@@ -167,14 +167,14 @@ def _gemm(a, b, tf32, out=None, handle=None):
 
 # ---- a second stream for the weight gradients of a CUDA-graph step (minivae/_gpu/graph.py) ---------------
 side = None  # the SideStream of the capture running now, if it asked for one (minivae/_gpu/graph.py)
-_retired = []  # (graph, side stream) let go while a capture ran: closed once it has ended (release)
+_retired = []  # [graph, side stream] lists let go while a capture ran: closed once it has ended (release)
 
 
 def side_workspace_bytes(major):
     """The side handle's cuBLAS workspace on a GPU of compute capability ``major``.x: the size cuBLAS's
     documentation recommends (cublasSetWorkspace: 32 MiB on Hopper, 4 MiB before). With 4 MiB on an H100
-    the side stream's products at batch 4096 were slower than the main stream's (945 against 831 µs a
-    Gaussian graph step, benchmarks/gpu_step.py), with 32 MiB they are not (822 µs)."""
+    a Gaussian VAE's graph step at batch 4096 took longer with the side stream than without (945 against
+    831 µs, one timing of gpu_step.py's steps), with 32 MiB it did not (822 µs)."""
     return (32 if major >= 9 else 4) << 20
 
 

@@ -34,7 +34,7 @@ ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group
 # and bias gradients that the backward pass must run in order (minivae/_gpu/gemm.py: SideStream; minivae.plan:
 # where the main stream waits for it). At batch 128 each product is a few µs on a few of a GPU's SMs, so two
 # run at once: on an H100 (benchmarks/gpu_step.py) a Gaussian VAE's graph step took 163 µs with it and 187
-# without, a categorical one 187 and 198; at batch 4096 both ways were within 1%. MINIVAE_SIDE_STREAM=0
+# without, a categorical one 187 and 198; at batch 4096 both ways were within 1.1%. MINIVAE_SIDE_STREAM=0
 # captures on one stream.
 use_side_stream = os.environ.get("MINIVAE_SIDE_STREAM") != "0"
 

@@ -158,22 +158,26 @@ MINIVAE_D long long grid_first() { return (long long)blockIdx.x * blockDim.x + t
 MINIVAE_D long long grid_step() { return (long long)gridDim.x * blockDim.x; }
 
 // Which of a thread's N register slots hold an element of its row (k elements). Strided: slot t
-// holds j = first + t·stride. Vectors<V>: slot t is element t % V of the thread's (t/V)-th 16-byte
-// vector, j = V·(threadIdx.x + (t/V)·blockDim.x) + t % V (load_vectors below; k a multiple of V).
+// holds j = first + t·stride. Vectors<G>: slot t is element t % G of the thread's (t/G)-th group of G
+// consecutive elements, j = G·(threadIdx.x + (t/G)·blockDim.x) + t % G, a group being one or more
+// 16-byte vectors (load_vectors below; k a multiple of G).
 struct Strided {
     int first, stride, k;
     MINIVAE_D_MEMBER bool operator()(int t) const { return first + t * stride < k; }
 };
 
-template <int V>
+template <int G>
 struct Vectors {
     int k;
-    MINIVAE_D_MEMBER bool operator()(int t) const { return V * ((int)threadIdx.x + (t / V) * (int)blockDim.x) < k; }
+    MINIVAE_D_MEMBER int j(int t) const { return G * ((int)threadIdx.x + (t / G) * (int)blockDim.x) + t % G; }
+    MINIVAE_D_MEMBER bool operator()(int t) const { return G * ((int)threadIdx.x + (t / G) * (int)blockDim.x) < k; }
 };
 
 // Softmax of one row whose elements sit in v[t] for the slots t where in_row(t), in place:
 //   m = max_j v_j;  z_j = (v_j − m)·inv_tau;  s = Σ_j exp z_j;
-//   v_j ← exp(z_j)/s, or z_j − log s when log_out.
+//   v_j ← exp(z_j)·(1/s), or z_j − log s when log_out.
+// One reciprocal a row and a product an element, within an ulp of exp(z_j)/s: a float division is
+// ~10 instructions an element in sm_90 code (reciprocal, Newton steps, a check for its slow path).
 // Other slots are left alone. Every thread of the row (warp or block) must call it.
 template <typename T, int N, bool Block, int L = 32, typename InRow>
 MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
@@ -193,10 +197,10 @@ MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
         }
     }
     s = row_sum<Block, L>(s);
-    const T log_s = log_out ? mv_log(s) : T(0);
+    const T log_s = log_out ? mv_log(s) : T(0), r = T(1) / s;
 #pragma unroll
     for (int t = 0; t < N; ++t)
-        if (in_row(t)) v[t] = log_out ? v[t] - log_s : v[t] / s;
+        if (in_row(t)) v[t] = log_out ? v[t] - log_s : v[t] * r;
 }
 
 // 16-byte vectors of T (float4, double2): a block-per-row kernel moves its row V = 16/sizeof(T)
@@ -214,34 +218,43 @@ MINIVAE_D bool vectorizable(int k, const T* a, const T* b, const T* c = nullptr)
     return k % (16 / (int)sizeof(T)) == 0 && (bits & 15ull) == 0;
 }
 
-// The thread's N elements of a row (layout Vectors<V>), zero past the row's end.
-template <typename T, int N>
+// The thread's N elements of a row (layout Vectors<G>, G a multiple of V = 16/sizeof(T): each group
+// read as G/V vectors), zero past the row's end.
+template <typename T, int N, int G = 16 / sizeof(T)>
 MINIVAE_D void load_vectors(const T* __restrict__ row, T (&v)[N], int k) {
     constexpr int V = 16 / sizeof(T);
+    static_assert(G % V == 0 && N % G == 0, "whole vectors, whole groups");
     typedef typename Vec16<T>::type W;
 #pragma unroll
-    for (int q = 0; q < N / V; ++q) {
+    for (int q = 0; q < N / G; ++q) {
         const int i = threadIdx.x + q * blockDim.x;
-        W w{};
-        if (V * i < k) w = reinterpret_cast<const W*>(row)[i];
-        const T* e = reinterpret_cast<const T*>(&w);
 #pragma unroll
-        for (int c = 0; c < V; ++c) v[q * V + c] = e[c];
+        for (int h = 0; h < G / V; ++h) {
+            W w{};
+            if (G * i < k) w = reinterpret_cast<const W*>(row + G * i)[h];
+            const T* e = reinterpret_cast<const T*>(&w);
+#pragma unroll
+            for (int c = 0; c < V; ++c) v[q * G + h * V + c] = e[c];
+        }
     }
 }
 
-template <typename T, int N>
+template <typename T, int N, int G = 16 / sizeof(T)>
 MINIVAE_D void store_vectors(T* __restrict__ row, const T (&v)[N], int k) {
     constexpr int V = 16 / sizeof(T);
+    static_assert(G % V == 0 && N % G == 0, "whole vectors, whole groups");
     typedef typename Vec16<T>::type W;
 #pragma unroll
-    for (int q = 0; q < N / V; ++q) {
+    for (int q = 0; q < N / G; ++q) {
         const int i = threadIdx.x + q * blockDim.x;
-        W w;
-        T* e = reinterpret_cast<T*>(&w);
 #pragma unroll
-        for (int c = 0; c < V; ++c) e[c] = v[q * V + c];
-        if (V * i < k) reinterpret_cast<W*>(row)[i] = w;
+        for (int h = 0; h < G / V; ++h) {
+            W w;
+            T* e = reinterpret_cast<T*>(&w);
+#pragma unroll
+            for (int c = 0; c < V; ++c) e[c] = v[q * G + h * V + c];
+            if (G * i < k) reinterpret_cast<W*>(row + G * i)[h] = w;
+        }
     }
 }
 
@@ -255,9 +268,9 @@ MINIVAE_D void softmax_block_global(const T* src, T* dst, int k, T inv_tau, int 
     T s = T(0);
     for (int j = threadIdx.x; j < k; j += blockDim.x) s += mv_exp((src[j] - m) * inv_tau);
     s = block_sum(s);
-    const T log_s = log_out ? mv_log(s) : T(0);
+    const T log_s = log_out ? mv_log(s) : T(0), r = T(1) / s;  // as softmax_regs
     for (int j = threadIdx.x; j < k; j += blockDim.x) {
         const T z = (src[j] - m) * inv_tau;
-        dst[j] = log_out ? z - log_s : mv_exp(z) / s;
+        dst[j] = log_out ? z - log_s : mv_exp(z) * r;
     }
 }

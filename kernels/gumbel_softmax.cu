@@ -13,20 +13,25 @@
 // Layouts: every warp owns a span of ≤ 32·N consecutive elements of one row, lane l keeps
 // j = j0 + l + 32t (t < N) in registers. gumbel_softmax_warp_fwd: one warp per row (j0 = 0,
 // k ≤ 32·N), or for rows of k ≤ L = 4, 8, 16 one group of L lanes per row, 32/L rows a warp (N = 1,
-// as softmax.cu). gumbel_softmax_block_fwd: one block per row, warp w the span j0 = 256w (N = 8), so
-// k ≤ 8·blockDim.x stays in registers; longer rows are staged in y span by span and re-read.
+// as softmax.cu). gumbel_softmax_block_fwd: one block per row, so k ≤ 8·blockDim.x stays in registers,
+// by quads when k is a multiple of 4 and the arrays start on 16-byte boundaries (thread t the quads
+// t and t + blockDim.x of 4 consecutive elements, each one Philox block, moved by 16-byte vectors),
+// else warp w the span j0 = 256w (N = 8); longer rows are staged in y span by span and re-read.
 //
-// Each Philox block is computed once (noisy_span). Block b holds the words of i = 4b … 4b + 3,
-// which sit in 4 different lanes: were each lane to run Philox for its own i, every block would
-// be computed 4 times. Instead lane l runs the blocks l, l + 32, … of its warp's span and the
-// lanes trade words by shuffles; only the gumbel itself stays per element.
+// Each Philox block is computed once. Block b holds the words of i = 4b … 4b + 3. A quad is one
+// block. In a span they sit in 4 different lanes: were each lane to run Philox for its own i, every
+// block would be computed 4 times. Instead lane l runs the blocks l, l + 32, … of its warp's span and
+// the lanes trade words by shuffles (noisy_span); only the gumbel itself stays per element.
 #include "common.cuh"
 
 // The noise in T. float takes gumbel_f32: with gumbel_f64's two double-precision logarithms (~190
 // instructions an element in sm_90 code, log1p running both of its branches in most warps) the
 // float kernel was compute-bound at 9% of copy bandwidth on an H200. It is still bound by issue, not
-// memory: Nsight Compute on an H200 (65536×1024, float32) counts 171 instructions an element with
-// the issue slots 87% busy; Philox-4x32-10 takes about 23 of them, the two logarithms about 45.
+// memory: Nsight Compute on an H200 (65536×1024, float32, by spans) counted 171 instructions an element
+// with the issue slots 87% busy; Philox-4x32-10 takes about 23 of them, the two logarithms about 45.
+// By quads (no shuffles, no per-element bounds, vector loads and stores) and with softmax's division
+// turned into a product, the block kernel went from 400 to 276 µs on an H100, 45% to 65% of copy
+// bandwidth (a scratch A/B of the two sources in one process, CUDA events, 2026-11-27).
 MINIVAE_HD float gumbel_noise(float, uint32_t w) { return gumbel_f32(w); }
 MINIVAE_HD double gumbel_noise(double, uint32_t w) { return gumbel_f64(w); }
 
@@ -158,6 +163,36 @@ __global__ void __launch_bounds__(1024, 1)
         const long long base = (long long)row * k;
         T best = neg_inf(T(0));
         int at = MINIVAE_NO_INDEX;
+        if (cached && k % 4 == 0 && vectorizable(k, logits, y, out)) {  // the same for the whole launch
+            // By quads (Vectors<4>): thread t holds the 4 consecutive elements of quads t and t + blockDim.x.
+            // With k a multiple of 4 every row, so every quad, starts at a flat index i = 4b: quad q's
+            // 4 words are the one Philox block offset + base/4 + q, made by the thread that uses them.
+            // No words to trade, and the row moves by 16-byte vectors.
+            const Vectors<4> quads{k};
+            T v[GUMBEL_SPAN_VALUES];
+            load_vectors<T, GUMBEL_SPAN_VALUES, 4>(logits + base, v, k);
+#pragma unroll
+            for (int u = 0; u < GUMBEL_SPAN_VALUES / 4; ++u) {
+                if (quads(4 * u)) {
+                    const PhiloxWords w =
+                        philox_block(seed, offset + (unsigned long long)(base >> 2) + (unsigned)quads.j(4 * u) / 4);
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) v[4 * u + c] += gumbel_noise(T(0), w.w[c]);
+                }
+            }
+            softmax_regs<T, GUMBEL_SPAN_VALUES, true>(v, quads, inv_tau, 0);
+            store_vectors<T, GUMBEL_SPAN_VALUES, 4>(y + base, v, k);
+            if (hard) {  // a kernel argument: the same in the whole block, so every thread reaches the barriers
+#pragma unroll
+                for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t)  // j increases with t: ties keep the lowest j
+                    if (quads(t)) argmax_step(v[t], quads.j(t), best, at);
+                block_argmax(best, at);
+#pragma unroll
+                for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t) v[t] = hard_value(v[t], quads.j(t), at);
+                store_vectors<T, GUMBEL_SPAN_VALUES, 4>(out + base, v, k);
+            }
+            return;
+        }
         if (cached) {
             T v[GUMBEL_SPAN_VALUES];
             noisy_span(logits, v, base + j0, k - j0 < span ? k - j0 : span, seed, offset);

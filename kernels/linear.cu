@@ -8,10 +8,13 @@
 //                  p̄ = ḡ for a layer without an activation (relu = 0: y and p̄ are neither read nor written).
 //                  Layout: a block takes 32 columns, threadIdx.x one column each (a warp reads 32 consecutive
 //                  values of a row), and one group of `chunk` consecutive rows (blockIdx.y), threadIdx.y every
-//                  MINIVAE_BIAS_ROWS-th row of it; the block's partial sums are then added in one fixed order
-//                  into sums[blockIdx.y][j]. One group (small batches) gives b̄ itself in one launch; many
-//                  groups spread a large batch over the GPU, and column_sum adds their rows.
-//   column_sum     b̄_j = Σ_s sums_sj, s in order (so b̄ does not depend on timing). Grid-stride over j.
+//                  MINIVAE_BIAS_ROWS-th row of it; the block's partial sums are then added in one fixed order.
+//                  One group (small batches): that is b̄_j itself. Many groups spread a large batch over the
+//                  GPU: each block parks its sums in sums[blockIdx.y][j], and the last block of a column tile
+//                  to finish (a wrapping atomic count per tile, which that block's increment returns to 0 for
+//                  the next launch, as kernels/elbo.cu's) adds the groups' rows, s in order, into b̄_j: one
+//                  launch either way, and b̄ does not depend on timing. The counts are one per module, so
+//                  launches must not overlap (one stream, as minivae's elementwise kernels use).
 //
 // y, ḡ are C-contiguous (rows, cols) arrays; b and b̄ hold cols values.
 #include "common.cuh"
@@ -31,10 +34,16 @@ __global__ void relu_bwd(const T* __restrict__ g, const T* __restrict__ y, T* __
     for (long long i = grid_first(); i < n; i += grid_step()) out[i] = g[i] * (T)(y[i] > T(0));
 }
 
+// Column tiles a launch of many row groups may have: minivae/_gpu/linear.py gives one group to layers of more
+// tiles than GROUP_BLOCKS (512), whose tiles alone fill the GPU.
+#define MINIVAE_BIAS_TILES 512
+__device__ unsigned int bias_grad_groups_done[MINIVAE_BIAS_TILES];
+
 template <typename T>
-__global__ void bias_grad(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ out,
-                          T* __restrict__ sums, long long rows, int cols, long long chunk, int relu) {
+__global__ void bias_grad(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ out, T* sums,
+                          T* db, long long rows, int cols, long long chunk, int relu) {
     __shared__ T partial[MINIVAE_BIAS_ROWS][32];
+    __shared__ bool last;
     const int j = blockIdx.x * 32 + threadIdx.x;
     const long long first = blockIdx.y * chunk, end = first + chunk < rows ? first + chunk : rows;
     T s = T(0);
@@ -53,15 +62,26 @@ __global__ void bias_grad(const T* __restrict__ g, const T* __restrict__ y, T* _
     __syncthreads();
     if (threadIdx.y == 0 && j < cols) {
         for (int r = 1; r < MINIVAE_BIAS_ROWS; ++r) s += partial[r][threadIdx.x];
-        sums[blockIdx.y * (long long)cols + j] = s;
+        if (gridDim.y == 1) db[j] = s;
+        else sums[blockIdx.y * (long long)cols + j] = s;
     }
-}
-
-template <typename T>
-__global__ void column_sum(const T* __restrict__ sums, T* __restrict__ out, int parts, int cols) {
-    for (long long j = grid_first(); j < cols; j += grid_step()) {
-        T s = T(0);
-        for (int p = 0; p < parts; ++p) s += sums[p * (long long)cols + j];
-        out[j] = s;
+    if (gridDim.y == 1) return;  // the same in the whole launch: b̄ is written
+    __syncthreads();  // the block's sums are all written before its thread 0 counts them
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        __threadfence();  // the sums are visible to every block before the count says they are there
+        last = atomicInc(&bias_grad_groups_done[blockIdx.x], gridDim.y - 1) == gridDim.y - 1;
+    }
+    __syncthreads();
+    if (last) {  // the same in the whole block: every thread reaches the barrier below
+        const volatile T* parked = sums;  // written by other blocks: read from memory, not a cache
+        T t = T(0);
+        if (j < cols)
+            for (unsigned r = threadIdx.y; r < gridDim.y; r += MINIVAE_BIAS_ROWS) t += parked[r * (long long)cols + j];
+        partial[threadIdx.y][threadIdx.x] = t;
+        __syncthreads();
+        if (threadIdx.y == 0 && j < cols) {
+            for (int r = 1; r < MINIVAE_BIAS_ROWS; ++r) t += partial[r][threadIdx.x];
+            db[j] = t;
+        }
     }
 }

@@ -24,8 +24,10 @@ DTYPES = [np.float32, np.float64]
 LENGTHS = [1, 2, 3, 10, 16, 17, 31, 32, 33, 256, 257, 516, 1024, 1025, 9000]
 TAUS = [1e-3, 1.0, 1e3]
 # Gumbel-Softmax also: rows of 127 and 255 (warp kernels with N = 4 and 8) whose start r·k is not a multiple of 4
-# touch 8N + 1 Philox blocks, one more than the 8N that N/4 blocks per lane make, so one lane makes one block more
-GUMBEL_EDGES = [127, 255]
+# touch 8N + 1 Philox blocks, one more than the 8N that N/4 blocks per lane make, so one lane makes one block more;
+# and block rows of 1026, by 16-byte vectors in float64 (k even), whose starts r·k are not all multiples of 4 either,
+# so they may not go by quads of one Philox block each (1024 and 516 do)
+GUMBEL_EDGES = [127, 255, 1026]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row)
@@ -122,13 +124,29 @@ def test_gumbel_softmax_noise_matches_the_numpy_stream(dev, dtype, k, hard):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_gumbel_softmax_rows_off_a_16_byte_boundary_go_element_by_element(dev, dtype):
+    """k = 1024 would go by quads of 16-byte vectors, but these rows start one element past a boundary:
+    the kernel must notice, and still draw each element's own noise."""
+    rows, k, tau = 3, 1024, 0.5
+    x = logits(np.random.default_rng(6), rows, k, dtype, spread=3.0)
+    xd = dev.put(np.zeros(rows * k + 1, dtype))[1:].reshape(rows, k)
+    xd[...] = dev.put(x)
+    y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(xd, 9, 4, tau, True))
+    want = softmax_array(np, x + Generator(9, 4).gumbel(x.shape, dtype), (1,), tau)
+    close(y, want, dtype)
+    np.testing.assert_array_equal(out, np.eye(k, dtype=dtype)[want.argmax(axis=1)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k,tied", [(10, (3, 7)), (40, (3, 20)), (40, (3, 35)), (1100, (3, 700)), (1100, (40, 1099)),
-                                    (1100, (290, 322))])
+                                    (1100, (288, 290)), (1100, (3, 643)), (1102, (290, 322))])
 def test_gumbel_softmax_hard_ties_go_to_the_lowest_index(dev, dtype, k, tied):
     """Logits of ±1e30 swallow the noise (an ulp of 1e30 exceeds any Gumbel draw), so the tied entries
     get exactly equal y: across the lanes of a 16-lane row (3, 7), across a warp's lanes (3, 20), within
-    one lane (3, 35), across a block's threads, within one thread of a block (290, 322: a warp of the
-    block holds 256 consecutive j, 32 apart in a lane)."""
+    one lane (3, 35), across a block's threads (3, 700; 40, 1099). Rows of 1100 (a multiple of 4) go by
+    quads, thread t holding quads t and t + 160: ties within one quad (288, 290) and within one thread,
+    in its two quads (3, 643). Rows of 1102 do not: a warp holds 256 consecutive j, 32 apart in a lane,
+    so (290, 322) lie in one thread."""
     x = np.full((3, k), -1e30, dtype)
     x[:, list(tied)] = 1e30
     y, out = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 5, 0, 1.0, True))
@@ -137,7 +155,7 @@ def test_gumbel_softmax_hard_ties_go_to_the_lowest_index(dev, dtype, k, tied):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [3, 33, 1025, 9000])  # a warp per row (N = 1, 2); a block per row, in registers and not
+@pytest.mark.parametrize("k", [3, 33, 1024, 1025, 9000])  # a warp per row (N = 1, 2); a block per row: by quads, in registers, not
 def test_gumbel_softmax_nan_rows_stay_nan_and_tiny_temperatures_give_the_one_hot_limit(dev, dtype, k):
     """A NaN logit makes its row NaN in y and in the hard sample (numpy.argmax would point at the NaN,
     the kernel's argmax finds nothing); τ = 1e-300 (1/τ past the dtype's largest value) gives the
@@ -257,7 +275,7 @@ def test_bce_with_logits_loss_and_gradient(dev, dtype, sign):
 def test_negative_elbo_forward_and_backward(dev, dtype, ll_shape, k, beta):
     """(1/R) Σ_r (β·Σ_k kl − Σ_j ll) against the float64 formula; launched twice on other data, so that the
     second launch finds its count of finished blocks back at 0 (else no block of it would know it is the last,
-    and the loss, of other data this time, would never be written). (700, 100) takes 9 blocks, whose
+    and the loss, of other data this time, would never be written). (700, 100) takes 42 blocks, whose
     partial sums the last one adds; no examples give NaN, as numpy's mean of nothing. The backward is two
     operations of the formula, so exact: −ḡ/R everywhere in ll's shape (one value seen through a broadcast view),
     β·ḡ/R in kl's."""
@@ -390,7 +408,7 @@ def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
     upstream gradient stays NaN where y > 0 and becomes NaN·0 = NaN elsewhere, as in the formula). The shapes
     have fewer and more rows than a block of bias_grad sums at once (16), more columns than it takes (32: 33,
     70 leave the last block's columns partly empty), and more rows than one group takes (1100: 17 groups of
-    65 rows, the last of 60, added up by column_sum)."""
+    65 rows, the last of 60, added up by the last block to finish)."""
     rng = np.random.default_rng(3)
     p, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     p.flat[0] = np.nan
@@ -417,8 +435,8 @@ def test_dense_layer_bias_activation_and_relu_vjp(dev, dtype, shape, relu):
 def test_bias_gradient_in_row_groups(dev, monkeypatch, dtype, shape, one_pass, group):
     """b̄ of many row groups on shapes small enough for the emulation: 5 groups of 8 rows; 4 groups of 65
     rows, the last of 62; and 20 groups of one row each (GROUP_BLOCKS allows ⌈512/2⌉ > 20). A group that
-    skipped rows, summed another group's rows or left its slot unwritten, or a column_sum that missed a
-    group, shows as a column off by whole values."""
+    skipped rows, summed another group's rows or left its slot unwritten, or a last block that missed a
+    group, shows as a column off by whole values; a tile count left unreset, as a second launch's b̄ unwritten."""
     monkeypatch.setattr(linear, "ONE_PASS_ROWS", one_pass)
     monkeypatch.setattr(linear, "GROUP_ROWS", group)
     rng = np.random.default_rng(5)

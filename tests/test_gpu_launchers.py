@@ -1,6 +1,9 @@
 """The CuPy glue of minivae/_gpu without a GPU: which kernel a shape picks, grid and block sizes,
 dtype and contiguity checks, and argument packing, against a stand-in kernel object that records
 each launch. (tests/test_cuda_kernels.py runs the real kernels through the host emulation.)"""
+import pathlib
+import re
+
 import numpy as np
 import pytest
 
@@ -192,6 +195,14 @@ def test_the_gaussian_pair_reads_column_slices_in_place(launches):
     assert address(args[0]) != address(h) and [int(a) for a in args[-3:]] == [4, 4, 4]
 
 
+def test_the_kernel_has_a_tile_count_for_every_tile_of_many_row_groups():
+    """bias_grad's last block of a column tile is found by that tile's count (kernels/linear.cu); linear.py gives
+    several row groups only to layers of fewer than GROUP_BLOCKS tiles, so the kernel needs that many counts."""
+    text = (pathlib.Path(loader.KERNELS_DIR) / "linear.cu").read_text()
+    assert linear.GROUP_BLOCKS <= int(re.search(r"#define MINIVAE_BIAS_TILES (\d+)", text).group(1))
+    assert linear.BIAS_ROWS == int(re.search(r"#define MINIVAE_BIAS_ROWS (\d+)", text).group(1))
+
+
 def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index(launches):
     y, b = np.zeros((4, 3), np.float32), np.ones(3, np.float32)
     assert linear.bias_act_fwd(y, b, True) is y                              # in place on the product
@@ -206,22 +217,24 @@ def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index
     _, name, grid, block, args = launches[-1]
     assert name == "bias_grad<float>" and args[2] is out and out.shape == (2, 2, 35)
     assert grid == (2, 1) and block == (32, linear.BIAS_ROWS)  # 32 columns a block, its threads 16 rows apart
-    assert db.shape == (35,) and args[4] == 4 and args[5] == 35 and args[6] == 4 and args[7] == 1  # one group: b̄
-    assert np.shares_memory(args[3], db)                              # … written in place by the one launch
-    assert [type(a) for a in args[4:]] == [np.int64, np.int32, np.int64, np.int32]
+    assert db.shape == (35,) and args[5] == 4 and args[6] == 35 and args[7] == 4 and args[8] == 1  # one group: b̄
+    assert args[3] is db and args[4] is db                            # … written in place by the one launch
+    assert [type(a) for a in args[5:]] == [np.int64, np.int32, np.int64, np.int32]
     g = np.ones((4, 35), np.float32)
     out, db = linear.bias_grad(g, None)                               # no activation: p̄ is ḡ, nothing written
     _, name, grid, block, args = launches[-1]
-    assert out is g and args[0] is g and args[7] == 0 and grid == (2, 1)
-    rows = 4096                                                       # a large batch: groups of rows, then their sum
+    assert out is g and args[0] is g and args[8] == 0 and grid == (2, 1)
+    rows, before = 4096, len(launches)                                # a large batch: groups of rows, one launch
     out, db = linear.bias_grad(np.ones((rows, 512), np.float32), np.ones((rows, 512), np.float32))
-    (_, name, grid, block, args), (_, sum_name, _, _, sum_args) = launches[-2:]
-    assert name == "bias_grad<float>" and grid == (16, 32) and args[6] == 128     # 16 × 32 = GROUP_BLOCKS blocks
-    assert sum_name == "column_sum<float>" and sum_args[0] is args[3] and sum_args[1] is db and sum_args[2:] == (32, 512)
-    assert args[3].shape == (32, 512) and db.shape == (512,)
+    (_, name, grid, block, args), = launches[before:]
+    assert name == "bias_grad<float>" and grid == (16, 32) and args[7] == 128     # 16 × 32 = GROUP_BLOCKS blocks
+    assert args[3].shape == (32, 512) and args[4] is db and db.shape == (512,)    # the groups' sums, then b̄
     out, db = linear.bias_grad(np.ones((1100, 3), np.float32), None)  # few columns: groups of ≥ GROUP_ROWS rows
-    (_, _, grid, _, args), _ = launches[-2:]
-    assert grid == (1, 17) and args[6] == 65 and 16 * 65 < 1100 <= 17 * 65
+    _, _, grid, _, args = launches[-1]
+    assert grid == (1, 17) and args[7] == 65 and 16 * 65 < 1100 <= 17 * 65
+    out, db = linear.bias_grad(np.ones((rows, 32 * 600), np.float32), None)  # more tiles than MINIVAE_BIAS_TILES
+    _, _, grid, _, args = launches[-1]
+    assert grid == (600, 1) and args[3] is db                         # … take one group: no tile count needed
     out = linear.relu_bwd(np.ones((3, 5), np.float32), np.ones((3, 5), np.float32))
     _, name, _, _, args = launches[-1]
     assert name == "relu_bwd<float>" and args[2] is out and args[3] == 15

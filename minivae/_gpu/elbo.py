@@ -7,13 +7,17 @@ from minivae._backend import get_array_module
 from minivae._gpu import contiguous, elementwise_launch, floating, loader
 
 REDUCE_BLOCK = 256
-ELEMENTS_PER_BLOCK = 8192  # a forward block's share: 32 values a thread, enough to hide a load's latency
+# A forward block's share: 8 values a thread. With 8192 (32 a thread) a Gaussian VAE's step at batch 128 had 13
+# blocks to read its 128×784 terms, 5.5 µs of a 160 µs CUDA-graph step on an H100, and at 4096 392 blocks read
+# 12.8 MB in 10.6 µs, 45% of copy bandwidth: too few warps in flight. With 2048, 4.4 and 8.0 µs
+# (tools/graph_profile.py, both on one H100 on 2026-11-27).
+ELEMENTS_PER_BLOCK = 2048
 MAX_BLOCKS = 1024          # the last block adds the partial sums, at most 4 a thread
 
 
 def reduce_grid(rows, n):
-    """Blocks of the forward over ``rows`` examples of n elements in all: one per 8192 elements, at least one,
-    at most one per row (a block takes whole rows) and 1024."""
+    """Blocks of the forward over ``rows`` examples of n elements in all: one per ELEMENTS_PER_BLOCK elements, at
+    least one, at most one per row (a block takes whole rows) and MAX_BLOCKS."""
     return max(1, min(rows, MAX_BLOCKS, -(-n // ELEMENTS_PER_BLOCK)))
 
 

@@ -17,11 +17,13 @@ def bias_act_fwd(y, bias, relu):
 
 
 BIAS_ROWS = 16  # MINIVAE_BIAS_ROWS of kernels/linear.cu: blockDim.y of bias_grad
-# Up to this many rows one group of rows: b̄ in one launch (at batch 128, a CUDA-graph step is bound by its
-# kernels' latency, and each launch more costs ~2 µs). Beyond, the rows split into groups of at least
-# GROUP_ROWS, about GROUP_BLOCKS blocks in all, and column_sum adds the groups' sums: one group of a
-# 4096×512 layer's 8 MB would go through 16 blocks, an eighth of an H100's SMs (CuPy's column sum of it
-# took 50 µs there, measured 2026-11-26).
+# Up to this many rows one group of rows. Beyond, the rows split into groups of at least GROUP_ROWS, about
+# GROUP_BLOCKS blocks in all (at most MINIVAE_BIAS_TILES column tiles, kernels/linear.cu), and the last block of
+# each column tile adds the groups' sums: one group of a 4096×512 layer's 8 MB would go through 16 blocks, an
+# eighth of an H100's SMs (CuPy's column sum of it took 50 µs there, measured 2026-11-26). b̄ takes one launch
+# either way: in a Gaussian VAE's CUDA-graph step at batch 4096 on an H100, six bias_grad and six column_sum
+# launches after them took 31.7 + 13.5 µs, the six bias_grad launches alone 40.5 (tools/graph_profile.py,
+# 2026-11-27).
 ONE_PASS_ROWS = 1024
 GROUP_ROWS = 64
 GROUP_BLOCKS = 512
@@ -41,15 +43,12 @@ def bias_grad(g, y=None):
     groups = 1 if rows <= ONE_PASS_ROWS else max(1, min(-(-GROUP_BLOCKS // tiles), rows // GROUP_ROWS))
     chunk = -(-rows // groups)
     groups = -(-rows // chunk)  # no empty group
-    sums = xp.empty((groups, cols), g.dtype)
+    db = xp.empty(cols, g.dtype)
+    sums = db if groups == 1 else xp.empty((groups, cols), g.dtype)  # one group writes b̄ itself
     relu = y is not None
     loader.function("linear.cu", f"bias_grad<{t}>")(
-        (tiles, groups), (32, BIAS_ROWS), (g, contiguous(y) if relu else g, out, sums, numpy.int64(rows),
+        (tiles, groups), (32, BIAS_ROWS), (g, contiguous(y) if relu else g, out, sums, db, numpy.int64(rows),
                                            numpy.int32(cols), numpy.int64(chunk), numpy.int32(relu)))
-    if groups == 1:
-        return out, sums.reshape(cols)
-    db = xp.empty(cols, g.dtype)
-    launch_elementwise("linear.cu", f"column_sum<{t}>", cols, (sums, db, numpy.int32(groups), numpy.int32(cols)))
     return out, db
 
 

@@ -323,7 +323,7 @@ def sanitizer_env(sanitize, env=None):
     return env
 
 
-def run_sanitized(sanitize, args, timeout=300):
+def run_sanitized(sanitize, args, timeout=600):
     """Runs ``python *args`` in the repository with the sanitizer runtime preloaded (``sanitizer_env``);
     returns the CompletedProcess (text stdout/stderr).
 
@@ -331,6 +331,8 @@ def run_sanitized(sanitize, args, timeout=300):
     preload too, and bash under libtsan crashes. ThreadSanitizer reports go to stderr and make the exit status
     66; AddressSanitizer stops at the first error. To see them from a pytest child, pass ``-s``: pytest's
     capture would otherwise keep them with the test's output, or lose them when the process aborts.
+    ``timeout`` stops a run that hangs (a barrier some thread never reaches); the kernel cases under
+    ThreadSanitizer take about 4 minutes on a 2-core machine, so it leaves them room on a loaded one.
     """
     env = sanitizer_env(sanitize)
     command = [sys.executable, *args]

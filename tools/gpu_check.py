@@ -21,7 +21,8 @@ own process with the Numba path off (the GPU suite does not use it):
      each step one CUDA graph launch; τ fixed, which a graph needs),
      then `eval` and `sample` of its checkpoint on the GPU.
 Then one summary: each part passed, failed or was skipped, with its figures. Exit status 0 only if none failed.
-Each part's whole output goes to DIR (default: gpu-check-<date>/) as well.
+The summary and each part's whole output (the screen shows long outputs cut) go to one file as well,
+DIR/gpu_check.log (default DIR: gpu-check-<date>/): a lent machine that sends back few files sends it all.
 """
 import argparse
 import datetime
@@ -48,10 +49,16 @@ def run(name, command, out_dir, timeout):
         output = (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
         output, code = output + f"\n[timed out after {timeout} s]", 124
     seconds = time.perf_counter() - t
-    (out_dir / f"{name}.log").write_text(output)
-    print(f"===== {name}: exit {code} in {seconds:.0f} s: {' '.join(command[1:])}", flush=True)
+    header = f"===== {name}: exit {code} in {seconds:.0f} s: {' '.join(command[1:])}"
+    log(out_dir, f"{header}\n{output}\n")
+    print(header, flush=True)
     print(output if len(output) < 6000 else output[:1500] + "\n[...]\n" + output[-4000:], flush=True)
     return code, output
+
+
+def log(out_dir, text):
+    with open(out_dir / "gpu_check.log", "a") as f:
+        f.write(text)
 
 
 def pytest_line(output):
@@ -73,6 +80,7 @@ def main(argv=None):
         return max(10, min(seconds, deadline - time.monotonic() - 5))
     out_dir = args.out or REPO / f"gpu-check-{datetime.date.today().isoformat()}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "gpu_check.log").write_text(f"# python {' '.join(sys.argv)}, {datetime.datetime.now().isoformat(timespec='seconds')}\n")
     py = sys.executable
     parts = []
     code, out = run("info", [py, "-m", "minivae.cli", "info"], out_dir, share(120))
@@ -114,10 +122,10 @@ def main(argv=None):
             out += more
     parts.append(("minivae train/eval/sample --device cuda", code,
                   " | ".join(ln.strip() for ln in out.splitlines() if "ELBO" in ln or "log p(x)" in ln)[:300]))
-    print("\n===== summary")
-    for name, code, detail in parts:
-        print(f"{'SKIP' if code is None else 'PASS' if code == 0 else 'FAIL'}  {name}: {detail}")
-    print(f"logs in {out_dir}")
+    summary = "\n===== summary\n" + "".join(f"{'SKIP' if code is None else 'PASS' if code == 0 else 'FAIL'}  {name}: {detail}\n"
+                                           for name, code, detail in parts)
+    log(out_dir, summary)
+    print(summary + f"log in {out_dir / 'gpu_check.log'}")
     return 0 if all(code in (0, None) for _, code, _ in parts) else 1
 
 

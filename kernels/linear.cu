@@ -8,9 +8,10 @@
 //                  p̄ = ḡ for a layer without an activation (relu = 0: y and p̄ are neither read nor written).
 //                  Layout: a block takes 32 columns, threadIdx.x one column each (a warp reads 32 consecutive
 //                  values of a row), and one group of `chunk` consecutive rows (blockIdx.y), threadIdx.y every
-//                  MINIVAE_BIAS_ROWS-th row of it; the block's partial sums are then added in one fixed order.
-//                  One group (small batches): that is b̄_j itself. Many groups spread a large batch over the
-//                  GPU: each block parks its sums in sums[blockIdx.y][j], and the last block of a column tile
+//                  MINIVAE_BIAS_ROWS-th row of it; the block's partial sums are then added in one fixed order
+//                  into sums[blockIdx.y][j]. One group (small batches): that is b̄_j itself (the launcher passes
+//                  sums = b̄, and db is not touched). Many groups spread a large batch over the GPU: each block
+//                  parks its sums there, and the last block of a column tile
 //                  to finish (a wrapping atomic count per tile, which that block's increment returns to 0 for
 //                  the next launch, as kernels/elbo.cu's) adds the groups' rows, s in order, into b̄_j: one
 //                  launch either way, and b̄ does not depend on timing. The counts are one per module, so
@@ -62,8 +63,7 @@ __global__ void bias_grad(const T* __restrict__ g, const T* __restrict__ y, T* _
     __syncthreads();
     if (threadIdx.y == 0 && j < cols) {
         for (int r = 1; r < MINIVAE_BIAS_ROWS; ++r) s += partial[r][threadIdx.x];
-        if (gridDim.y == 1) db[j] = s;
-        else sums[blockIdx.y * (long long)cols + j] = s;
+        sums[blockIdx.y * (long long)cols + j] = s;  // with one group, sums is b̄ itself
     }
     if (gridDim.y == 1) return;  // the same in the whole launch: b̄ is written
     __syncthreads();  // the block's sums are all written before its thread 0 counts them

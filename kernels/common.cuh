@@ -161,13 +161,19 @@ MINIVAE_D long long grid_step() { return (long long)gridDim.x * blockDim.x; }
 // holds j = first + t·stride. Vectors<G>: slot t is element t % G of the thread's (t/G)-th group of G
 // consecutive elements, j = G·(threadIdx.x + (t/G)·blockDim.x) + t % G, a group being one or more
 // 16-byte vectors (load_vectors below; k a multiple of G).
+//
+// dense: whether nearly every slot holds an element, so that softmax_regs computes every slot rather than branch on
+// each: true of Vectors (only a block's last threads may hold slots past the row), not of Strided, where a warp
+// row's N is rounded up to a power of 2 and up to half the slots of every lane may lie past the row.
 struct Strided {
+    static constexpr bool dense = false;
     int first, stride, k;
     MINIVAE_D_MEMBER bool operator()(int t) const { return first + t * stride < k; }
 };
 
 template <int G>
 struct Vectors {
+    static constexpr bool dense = true;
     int k;
     MINIVAE_D_MEMBER int j(int t) const { return G * ((int)threadIdx.x + (t / G) * (int)blockDim.x) + t % G; }
     MINIVAE_D_MEMBER bool operator()(int t) const { return G * ((int)threadIdx.x + (t / G) * (int)blockDim.x) < k; }
@@ -178,7 +184,8 @@ struct Vectors {
 //   v_j ← exp(z_j)·(1/s), or z_j − log s when log_out.
 // One reciprocal a row and a product an element, within an ulp of exp(z_j)/s: a float division is
 // ~10 instructions an element in sm_90 code (reciprocal, Newton steps, a check for its slow path).
-// Other slots are left alone. Every thread of the row (warp or block) must call it.
+// Other slots are left alone, or with a dense layout hold garbage. Every thread of the row (warp or block) must
+// call it.
 template <typename T, int N, bool Block, int L = 32, typename InRow>
 MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
     T m = neg_inf(T(0));
@@ -189,18 +196,17 @@ MINIVAE_D void softmax_regs(T (&v)[N], InRow in_row, T inv_tau, int log_out) {
     T s = T(0);
 #pragma unroll
     for (int t = 0; t < N; ++t) {
-        if (in_row(t)) {
-            v[t] = (v[t] - m) * inv_tau;
-            const T e = mv_exp(v[t]);
-            s += e;
-            if (!log_out) v[t] = e;
+        if (InRow::dense || in_row(t)) {  // a branch around each exp cost ~3 sm_90 instructions an element
+            const T z = (v[t] - m) * inv_tau, e = mv_exp(z);
+            s += in_row(t) ? e : T(0);
+            v[t] = log_out ? z : e;
         }
     }
     s = row_sum<Block, L>(s);
     const T log_s = log_out ? mv_log(s) : T(0), r = T(1) / s;
 #pragma unroll
     for (int t = 0; t < N; ++t)
-        if (in_row(t)) v[t] = log_out ? v[t] - log_s : v[t] * r;
+        if (InRow::dense || in_row(t)) v[t] = log_out ? v[t] - log_s : v[t] * r;
 }
 
 // 16-byte vectors of T (float4, double2): a block-per-row kernel moves its row V = 16/sizeof(T)

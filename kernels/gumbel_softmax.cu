@@ -10,13 +10,13 @@
 // as minivae/ops/sampling.py with Generator(seed, counter=offset).gumbel: one seed gives one sample
 // on every backend (in float32 up to those few ulp). The noise lives in registers only; nothing but y (and out) is written.
 //
-// Layouts: every warp owns a span of ≤ 32·N consecutive elements of one row, lane l keeps
-// j = j0 + l + 32t (t < N) in registers. gumbel_softmax_warp_fwd: one warp per row (j0 = 0,
-// k ≤ 32·N), or for rows of k ≤ L = 4, 8, 16 one group of L lanes per row, 32/L rows a warp (N = 1,
-// as softmax.cu). gumbel_softmax_block_fwd: one block per row, so k ≤ 8·blockDim.x stays in registers,
-// by quads when k is a multiple of 4 and the arrays start on 16-byte boundaries (thread t the quads
-// t and t + blockDim.x of 4 consecutive elements, each one Philox block, moved by 16-byte vectors),
-// else warp w the span j0 = 256w (N = 8); longer rows are staged in y span by span and re-read.
+// Layouts: gumbel_softmax_warp_fwd: one warp per row (k ≤ 32·N, lane l keeps j = l + 32t, t < N, in
+// registers), or for rows of k ≤ L = 4, 8, 16 one group of L lanes per row, 32/L rows a warp (N = 1, as
+// softmax.cu). gumbel_softmax_quads_fwd: one block per row of k a multiple of 4 whose arrays start on 16-byte
+// boundaries (the launcher checks both), thread t holding the V/4 quads t, t + blockDim.x, … of 4 consecutive
+// elements, each quad one Philox block, moved by 16-byte vectors; k ≤ V·blockDim.x. gumbel_softmax_block_fwd:
+// one block per row for the other rows, warp w owning the span of 256 consecutive elements j0 = 256w (N = 8 a
+// lane) when k ≤ 8·blockDim.x; longer rows are staged in y span by span and re-read.
 //
 // Each Philox block is computed once. Block b holds the words of i = 4b … 4b + 3. A quad is one
 // block. In a span they sit in 4 different lanes: were each lane to run Philox for its own i, every
@@ -31,7 +31,10 @@
 // with the issue slots 87% busy; Philox-4x32-10 takes about 23 of them, the two logarithms about 45.
 // By quads (no shuffles, no per-element bounds, vector loads and stores) and with softmax's division
 // turned into a product, the block kernel went from 400 to 276 µs on an H100, 45% to 65% of copy
-// bandwidth (a scratch A/B of the two sources in one process, CUDA events, 2026-11-27).
+// bandwidth (a scratch A/B of the two sources in one process, CUDA events, 2026-11-27): 124 sm_90 instructions
+// an element (a static count), which at one instruction a cycle per scheduler take about those 276 µs, so still
+// bound by issue. Then 94.5 (gumbel_softmax_quads_fwd below, gumbel_f32's cases as bitwise selects, one
+// mul.wide.u32 a Philox product, no branch around each exp): not yet timed on a GPU.
 MINIVAE_HD float gumbel_noise(float, uint32_t w) { return gumbel_f32(w); }
 MINIVAE_HD double gumbel_noise(double, uint32_t w) { return gumbel_f64(w); }
 
@@ -147,6 +150,51 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
     }
 }
 
+// Rows by quads (Vectors<4>): thread t holds the V/4 quads t, t + blockDim.x, … of 4 consecutive elements. With k
+// a multiple of 4 every row, so every quad, starts at a flat index i = 4b: quad q's 4 words are the one Philox
+// block offset + base/4 + q, made by the thread that uses them. No words to trade, no bounds an element, and the
+// row moves by 16-byte vectors. V = 16 floats a thread (8 doubles, whose registers are twice as many): the work a
+// thread does once (two block reductions, a reciprocal, addresses: ~200 sm_90 instructions) is 12.5 of the 94.5
+// instructions an element of a soft sample, where with 8 values it was 25 of 107 (static counts of the body).
+// __launch_bounds__(1024, 1) caps a thread at 64 registers (it takes 48); rows of up to 1024·V elements (the
+// launcher sends longer ones to the block kernel).
+template <typename T, int V>
+__global__ void __launch_bounds__(1024, 1)
+    gumbel_softmax_quads_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out, int rows, int k,
+                             T inv_tau, unsigned long long seed, unsigned long long offset,
+                             const unsigned long long* __restrict__ shift, int hard) {
+    offset += *shift;
+    const int row = blockIdx.x;
+    if (row < rows) {  // the same in the whole block: every thread reaches the barriers
+        const long long base = (long long)row * k;
+        const Vectors<4> quads{k};
+        T v[V];
+        load_vectors<T, V, 4>(logits + base, v, k);
+#pragma unroll
+        for (int u = 0; u < V / 4; ++u) {
+            if (quads(4 * u)) {
+                const PhiloxWords w =
+                    philox_block(seed, offset + (unsigned long long)(base >> 2) + (unsigned)quads.j(4 * u) / 4);
+#pragma unroll
+                for (int c = 0; c < 4; ++c) v[4 * u + c] += gumbel_noise(T(0), w.w[c]);
+            }
+        }
+        softmax_regs<T, V, true>(v, quads, inv_tau, 0);
+        store_vectors<T, V, 4>(y + base, v, k);
+        if (hard) {  // a kernel argument: the same in the whole block, so every thread reaches the barriers
+            T best = neg_inf(T(0));
+            int at = MINIVAE_NO_INDEX;
+#pragma unroll
+            for (int t = 0; t < V; ++t)  // j increases with t: ties keep the lowest j
+                if (quads(t)) argmax_step(v[t], quads.j(t), best, at);
+            block_argmax(best, at);
+#pragma unroll
+            for (int t = 0; t < V; ++t) v[t] = hard_value(v[t], quads.j(t), at);
+            store_vectors<T, V, 4>(out + base, v, k);
+        }
+    }
+}
+
 // __launch_bounds__(1024, 1): as softmax.cu, ≤ 64 registers for blocks of up to 1024 threads.
 template <typename T>
 __global__ void __launch_bounds__(1024, 1)
@@ -163,36 +211,6 @@ __global__ void __launch_bounds__(1024, 1)
         const long long base = (long long)row * k;
         T best = neg_inf(T(0));
         int at = MINIVAE_NO_INDEX;
-        if (cached && k % 4 == 0 && vectorizable(k, logits, y, out)) {  // the same for the whole launch
-            // By quads (Vectors<4>): thread t holds the 4 consecutive elements of quads t and t + blockDim.x.
-            // With k a multiple of 4 every row, so every quad, starts at a flat index i = 4b: quad q's
-            // 4 words are the one Philox block offset + base/4 + q, made by the thread that uses them.
-            // No words to trade, and the row moves by 16-byte vectors.
-            const Vectors<4> quads{k};
-            T v[GUMBEL_SPAN_VALUES];
-            load_vectors<T, GUMBEL_SPAN_VALUES, 4>(logits + base, v, k);
-#pragma unroll
-            for (int u = 0; u < GUMBEL_SPAN_VALUES / 4; ++u) {
-                if (quads(4 * u)) {
-                    const PhiloxWords w =
-                        philox_block(seed, offset + (unsigned long long)(base >> 2) + (unsigned)quads.j(4 * u) / 4);
-#pragma unroll
-                    for (int c = 0; c < 4; ++c) v[4 * u + c] += gumbel_noise(T(0), w.w[c]);
-                }
-            }
-            softmax_regs<T, GUMBEL_SPAN_VALUES, true>(v, quads, inv_tau, 0);
-            store_vectors<T, GUMBEL_SPAN_VALUES, 4>(y + base, v, k);
-            if (hard) {  // a kernel argument: the same in the whole block, so every thread reaches the barriers
-#pragma unroll
-                for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t)  // j increases with t: ties keep the lowest j
-                    if (quads(t)) argmax_step(v[t], quads.j(t), best, at);
-                block_argmax(best, at);
-#pragma unroll
-                for (int t = 0; t < GUMBEL_SPAN_VALUES; ++t) v[t] = hard_value(v[t], quads.j(t), at);
-                store_vectors<T, GUMBEL_SPAN_VALUES, 4>(out + base, v, k);
-            }
-            return;
-        }
         if (cached) {
             T v[GUMBEL_SPAN_VALUES];
             noisy_span(logits, v, base + j0, k - j0 < span ? k - j0 : span, seed, offset);

@@ -29,7 +29,21 @@ struct PhiloxWords {
     uint32_t w[4];
 };
 
-// One Philox4x32-10 block. The 32x32 -> 64-bit products compile to mul.lo/mul.hi on the GPU.
+// The 64-bit product of two 32-bit words. On the GPU one mul.wide.u32 (IMAD.WIDE.U32 on sm_90, both halves
+// in one instruction): from the C++ product NVVM makes 64-bit arithmetic of the whole round, which ptxas
+// turns into an extra add per product and round keys in ordinary registers (a kernel of one Philox block:
+// 104 sm_90 instructions, 88 with this: nvcc -cubin, cuobjdump -sass).
+MINIVAE_HD uint64_t mul_wide(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+    uint64_t p;
+    asm("mul.wide.u32 %0, %1, %2;" : "=l"(p) : "r"(a), "r"(b));
+    return p;
+#else
+    return (uint64_t)a * b;
+#endif
+}
+
+// One Philox4x32-10 block.
 MINIVAE_HD PhiloxWords philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
                                      uint32_t k0, uint32_t k1) {
     for (int r = 0; r < 10; ++r) {
@@ -37,8 +51,8 @@ MINIVAE_HD PhiloxWords philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint
             k0 += 0x9E3779B9u;  // key schedule: golden ratio, sqrt(3) - 1
             k1 += 0xBB67AE85u;
         }
-        const uint64_t p0 = (uint64_t)c0 * 0xD2511F53u;
-        const uint64_t p1 = (uint64_t)c2 * 0xCD9E8D57u;
+        const uint64_t p0 = mul_wide(c0, 0xD2511F53u);
+        const uint64_t p1 = mul_wide(c2, 0xCD9E8D57u);
         const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
         const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
         c1 = (uint32_t)p1;
@@ -84,8 +98,8 @@ MINIVAE_HD double gumbel_f64(uint32_t w) {
 //   (v is formed from the word, never by subtracting: near 1 a float32 u would round to 1);
 //   g = −log E.
 // log(1 − u) is written 2^e·(1 + f) with f ∈ [−⅓, ⅓] exactly representable, so no digit is lost:
-//   u ≤ ⅓ (w < 2^31): e = 0, f = −u;   ⅓ < u ≤ ½: e = −1, f = 1 − 2u (exact, 2u ∈ [½, 2]);
-//   u > ½ (v < ½): v's own exponent and mantissa (f_from_bits).
+//   u ≤ ⅓: e = 0, f = −u;   ⅓ < u ≤ ½: e = −1, f = 1 − 2u (exact, 2u ∈ [½, 2]);
+//   u > ½ (w ≥ 2^31, v < ½): v's own exponent and mantissa (f_from_bits).
 // Each step is within an ulp or two in float32, so g is within a few float32 ulp of
 // (float)gumbel_f64(w) (tests/test_kernel_sources.py), and always finite.
 MINIVAE_HD uint32_t f32_bits(float x) {
@@ -111,7 +125,7 @@ MINIVAE_HD float f32_from_bits(uint32_t b) {
 // log(2^e·(1 + f)) = e·ln 2 + log1p(f) for f ∈ [−⅓, ⅓]: log1p(f) = f + f²·Q(f), Q a degree-7
 // fit of (log1p(f) − f)/f² weighted by the relative error of log1p (≈ 0.44 ulp before rounding,
 // ≤ 1.02 ulp evaluated in float32 with fused multiply-adds). fmaf keeps host and device alike.
-MINIVAE_HD float log_f32(float e, float f) {
+MINIVAE_HD float log1p_q(float f) {
     float q = 1.402625144e-01f;
     q = fmaf(q, f, -1.538855880e-01f);
     q = fmaf(q, f, 1.399582773e-01f);
@@ -119,9 +133,14 @@ MINIVAE_HD float log_f32(float e, float f) {
     q = fmaf(q, f, 2.001116723e-01f);
     q = fmaf(q, f, -2.500782013e-01f);
     q = fmaf(q, f, 3.333319724e-01f);
-    q = fmaf(q, f, -4.999993742e-01f);
-    return fmaf(e, 0.693147182f, fmaf(f * f, q, f));
+    return fmaf(q, f, -4.999993742e-01f);
 }
+
+MINIVAE_HD float log_f32(float e, float f) { return fmaf(e, 0.693147182f, fmaf(f * f, log1p_q(f), f)); }
+
+// −log_f32(e, f) with the sign in the operands of its two last fused multiply-adds, where it costs nothing: the
+// same value, rounded the same way, bit for bit but for the sign of a zero result (+0 here, −0 there).
+MINIVAE_HD float neg_log_f32(float e, float f) { return fmaf(-e, 0.693147182f, fmaf(f * f, -log1p_q(f), -f)); }
 
 // (e, f) with x = 2^e·(1 + f), f ∈ [−⅓, ⅓), for a positive normal float x: subtracting the bits
 // of ⅔ before masking the exponent puts the mantissa m = 1 + f in [⅔, 4/3), and f = m − 1 is exact.
@@ -132,15 +151,25 @@ MINIVAE_HD float f_from_bits(float x, float& e) {
     return f32_from_bits(b - shift) - 1.0f;
 }
 
+// a where mask is all ones, b where it is 0: one bitwise instruction. A ?: on a condition that splits a
+// warp's lanes (the word's top bit) the compiler may make a branch, both of whose sides the warp then runs.
+MINIVAE_HD float pick(uint32_t mask, float a, float b) {
+    return f32_from_bits((f32_bits(a) & mask) | (f32_bits(b) & ~mask));
+}
+
+// One conversion of a word: t = u when u ≤ ½ (w < 2^31), else t = v = 1 − u ((2^32 − 1 − w) = ~w, flipped by
+// the mask of w's top bit). ((float)x + ½)·2^-32 rounds once, so one fused multiply-add gives it.
+// Beyond u = ⅓ the low case takes e = −1, f = 1 − 2u = (e − 1)·u − e, exact in one fused multiply-add
+// (2u ∈ (⅔, 1]); below it e = 0, f = −u. Every word gives bit for bit the g of the formulation with the
+// three cases as branches (all 2^32 words compared on the host, 2026-11-27).
 MINIVAE_HD float gumbel_f32(uint32_t w) {
-    const float u = ((float)w + 0.5f) * 2.3283064365386963e-10f;                  // 2^-32
-    const float v = ((float)(0xFFFFFFFFu - w) + 0.5f) * 2.3283064365386963e-10f;
-    float e_v;
-    const float f_v = f_from_bits(v, e_v);
-    const bool low = w <= 0x7FFFFFFFu, third = u > 0.333333343f;
-    const float e = low ? (third ? -1.0f : 0.0f) : e_v;
-    const float f = low ? (third ? fmaf(-2.0f, u, 1.0f) : -u) : f_v;
+    const uint32_t high = (uint32_t)((int)w >> 31);
+    const float t = fmaf((float)(w ^ high), 2.3283064365386963e-10f, 1.16415321826934814453125e-10f);  // 2^-32, 2^-33
+    float e_t;
+    const float f_t = f_from_bits(t, e_t);
+    const float e_low = t > 0.333333343f ? -1.0f : 0.0f;
+    const float e = pick(high, e_t, e_low), f = pick(high, f_t, fmaf(e_low - 1.0f, t, -e_low));
     float e_g;
-    const float f_g = f_from_bits(-log_f32(e, f), e_g);
+    const float f_g = f_from_bits(neg_log_f32(e, f), e_g);  // E = −log(1 − u) > 0
     return -log_f32(e_g, f_g);
 }

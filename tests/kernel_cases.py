@@ -25,9 +25,10 @@ LENGTHS = [1, 2, 3, 10, 16, 17, 31, 32, 33, 256, 257, 516, 1024, 1025, 9000]
 TAUS = [1e-3, 1.0, 1e3]
 # Gumbel-Softmax also: rows of 127 and 255 (warp kernels with N = 4 and 8) whose start r·k is not a multiple of 4
 # touch 8N + 1 Philox blocks, one more than the 8N that N/4 blocks per lane make, so one lane makes one block more;
-# and block rows of 1026, by 16-byte vectors in float64 (k even), whose starts r·k are not all multiples of 4 either,
-# so they may not go by quads of one Philox block each (1024 and 516 do)
-GUMBEL_EDGES = [127, 255, 1026]
+# block rows of 1026, by 16-byte vectors in float64 (k even), whose starts r·k are not all multiples of 4 either,
+# so they may not go by quads of one Philox block each (1024 and 516 do); and rows of 9002, too long for registers
+# in float32 too (float32 rows of 9000 go by quads: 16 values a thread hold up to 16384)
+GUMBEL_EDGES = [127, 255, 1026, 9002]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row: by

@@ -102,7 +102,7 @@ def test_empty_arrays_launch_nothing(launches):
 
 
 def test_gumbel_soft_writes_one_array_and_hard_two(launches):
-    x = np.zeros((5, 2000), np.float64)
+    x = np.zeros((5, 2002), np.float64)                     # k not a multiple of 4: the block kernel
     y, out = gumbel.gumbel_softmax_fwd(x, 2 ** 40 + 1, 7, 0.25, hard=False)
     assert np.shares_memory(out, y)
     gumbel.gumbel_softmax_fwd(x, 2 ** 40 + 1, 7, 0.25, hard=True)
@@ -114,6 +114,32 @@ def test_gumbel_soft_writes_one_array_and_hard_two(launches):
     assert type(seed) is np.uint64 and seed == 2 ** 40 + 1 and type(counter) is np.uint64 and counter == 7
     assert flag == 1 and hard_args[5] == 4.0
     assert shift.dtype == np.uint64 and shift.shape == (1,) and shift[0] == 0  # eagerly, the draw is not moved
+
+
+def on_16_bytes(rows, k, dtype, off=0):
+    """A (rows, k) array whose first element lies ``off`` elements past a 16-byte boundary."""
+    raw = np.zeros(rows * k + 16, dtype)
+    start = (-address(raw) % 16) // raw.itemsize + off
+    return raw[start:start + rows * k].reshape(rows, k)
+
+
+@pytest.mark.parametrize("dtype,ctype,v", [(np.float32, "float", 16), (np.float64, "double", 8)])
+@pytest.mark.parametrize("k,off,by_quads", [(260, 0, True), (1024, 0, True), (1100, 0, True), (1026, 0, False),
+                                            (256, 0, False), (1024, 1, False), ("most", 0, True), ("past", 0, False)])
+def test_gumbel_block_rows_go_by_quads_when_the_quads_kernel_can_hold_them(launches, dtype, ctype, v, k, off, by_quads):
+    """Block rows (k > 256) of k a multiple of 4 whose arrays start on 16-byte boundaries, up to V·1024 (V values
+    a thread: 16 floats, 8 doubles), go by quads, a row a block of the fewest warps that hold it; any other row
+    takes the block kernel (256: a warp row; 1026 or a misaligned start: no quads; V·1024 + 4: too long)."""
+    k = {"most": 1024 * v, "past": 1024 * v + 4}.get(k, k)
+    x = on_16_bytes(3, k, dtype, off)
+    gumbel.gumbel_softmax_fwd(x, 1, 2, 1.0, True)
+    ((_, name, grid, block, args),) = launches
+    assert grid == ((3,) if k > 256 else (1,))
+    if by_quads:
+        assert name == f"gumbel_softmax_quads_fwd<{ctype}, {v}>" and block == (32 * -(-k // (32 * v)),)
+        assert block[0] * v >= k > (block[0] - 32) * v and np.shares_memory(args[0], x)
+    else:
+        assert name == (f"gumbel_softmax_block_fwd<{ctype}>" if k > 256 else f"gumbel_softmax_warp_fwd<{ctype}, 8, 32>")
 
 
 def test_optimizers_update_every_parameter_in_one_launch(launches):
@@ -154,6 +180,9 @@ def test_every_name_a_launcher_can_ask_for_is_instantiated():
                     assert name in loader.SOURCES[source]
         for d in ("fwd", "bwd"):
             assert f"categorical_kl_{d}<float, {row_lanes(k)}>" in loader.SOURCES["categorical_kl.cu"]
+        for t in loader.TYPES:
+            quads = gumbel.quads_launch(t, k, ())
+            assert quads is None or quads[0] in loader.SOURCES["gumbel_softmax.cu"]
 
 
 def test_every_array_a_kernel_receives_is_contiguous(launches):

@@ -27,6 +27,8 @@ WARP_N = (1, 2, 4, 8)   # values per lane of the warp-per-row kernels: rows up t
 GROUP_LANES = (4, 8, 16, 32)  # lanes per row of those kernels: fewer than a warp for rows of k ≤ 16 (N = 1)
 # (N, L) of the warp-per-row kernels: a warp's 32 lanes for N ≥ 1, or N = 1 on groups of L lanes
 WARP_SHAPES = tuple((1, lanes) for lanes in GROUP_LANES[:-1]) + tuple((n, 32) for n in WARP_N)
+# values a thread of gumbel_softmax_quads_fwd holds, by type (kernels/gumbel_softmax.cu says why)
+GUMBEL_QUAD_VALUES = {"float": 16, "double": 8}
 
 
 def _each(template, per_type=("",)):
@@ -40,7 +42,8 @@ def _warp(template):
 SOURCES = {
     "softmax.cu": (_warp("softmax_warp_fwd<{t}, {n}, {lanes}>") + _warp("softmax_warp_bwd<{t}, {n}, {lanes}>")
                    + _each("softmax_block_fwd<{t}>") + _each("softmax_block_bwd<{t}>")),
-    "gumbel_softmax.cu": _warp("gumbel_softmax_warp_fwd<{t}, {n}, {lanes}>") + _each("gumbel_softmax_block_fwd<{t}>"),
+    "gumbel_softmax.cu": (_warp("gumbel_softmax_warp_fwd<{t}, {n}, {lanes}>") + _each("gumbel_softmax_block_fwd<{t}>")
+                          + [f"gumbel_softmax_quads_fwd<{t}, {v}>" for t, v in GUMBEL_QUAD_VALUES.items()]),
     "gaussian.cu": (_each("reparameterize_fwd<{t}>") + _each("reparameterize_bwd<{t}>")
                     + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")
                     + _each("reparameterize_kl_fwd<{t}>") + _each("reparameterize_kl_bwd<{t}>")),

@@ -44,6 +44,17 @@ MINIVAE_HD double mv_sqrt(double x) { return sqrt(x); }
 template <typename T>
 MINIVAE_HD T mv_max(T a, T b) { return b > a ? b : a; }
 
+// Binary cross-entropy with logits x of a target t and its derivative (kernels/bce.cu, kernels/elbo.cu):
+//   e = exp(−|x|)    (≤ 1: never overflows, for any x)
+//   loss = max(x, 0) − x·t + log1p(e)
+//   dx = σ(x) − t,   σ(x) = 1/(1 + e) for x ≥ 0, e/(1 + e) for x < 0 (no cancellation either way)
+template <typename T>
+MINIVAE_HD void bce_elem(T x, T t, T& loss, T& dx) {
+    const T e = mv_exp(x < T(0) ? x : -x);
+    loss = mv_max(x, T(0)) - x * t + mv_log1p(e);
+    dx = (x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e)) - t;
+}
+
 // −∞ from its bit pattern: NVRTC defines neither INFINITY nor HUGE_VAL. The unused argument
 // selects the type (explicit specialisations could not be `static` on the host).
 MINIVAE_D float neg_inf(float) { return __int_as_float((int)0xff800000u); }

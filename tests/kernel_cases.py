@@ -307,6 +307,40 @@ def test_negative_elbo_forward_and_backward(dev, dtype, ll_shape, k, beta):
         np.testing.assert_array_equal(gkl, np.broadcast_to(s * b, kl.shape))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k", [((1, 1), 1), ((3, 33), 5), ((2, 3, 7), 4), ((300, 40), 20), ((0, 4), 3)])
+def test_bernoulli_negative_elbo_is_the_two_ops_bit_for_bit(dev, dtype, shape, k):
+    """bernoulli_negative_elbo_fwd/_bwd against what the unfused ops launch (bce_fwd with sign −1, negative_elbo's
+    kernels, l̄l times the derivative): the same loss and gradients bit for bit (the same terms, summed in the same
+    order), and the loss against the float64 formula. Logits reach ±1e4 (both branches of σ, the saturated ends);
+    launched twice on other data, as negative_elbo's test, so the second launch finds its block count back at 0."""
+    rng = np.random.default_rng(shape[0] + k)
+    rows = int(np.prod(shape[:-1]))
+    for launch in range(2):
+        logits = (rng.standard_normal(shape) * 6).astype(dtype)
+        logits.reshape(-1)[::11] = 1e4 * np.sign(logits.reshape(-1)[::11])
+        x = (rng.random(shape) < 0.5).astype(dtype)
+        kl = rng.uniform(0, 2, shape[:-1] + (k,)).astype(dtype)
+        b = np.full((), 0.7 - launch, dtype)
+        got = dev.get(elbo.bernoulli_negative_elbo_fwd(dev.put(logits), dev.put(x), dev.put(kl), dev.put(b)))
+        ll, dx = bce.bce_fwd(dev.put(logits), dev.put(x), -1.0)
+        np.testing.assert_array_equal(got, dev.get(elbo.negative_elbo_fwd(ll, dev.put(kl), dev.put(b))))
+        assert got.shape == () and got.dtype == dtype
+        if rows:
+            ll64 = x * logits.astype(np.float64) - stable_softplus(np, logits.astype(np.float64))
+            want = (b * kl.astype(np.float64).sum(axis=-1) - ll64.sum(axis=-1)).mean()
+            assert abs(got - want) <= tol(dtype)[0] * (kl.sum() + np.abs(ll64).sum()) / rows, (got, want)
+    g = np.full((), rng.standard_normal(), dtype)
+    glogits, gkl = (dev.get(a) for a in elbo.bernoulli_negative_elbo_bwd(dev.put(g), dev.put(b), dev.put(logits),
+                                                                        dev.put(x), kl.shape))
+    gll, want_gkl = (dev.get(a) for a in elbo.negative_elbo_bwd(dev.put(g), dev.put(b), rows, shape, kl.shape))
+    assert glogits.shape == shape and glogits.dtype == gkl.dtype == dtype
+    np.testing.assert_array_equal(glogits, gll * dev.get(dx))
+    np.testing.assert_array_equal(gkl, want_gkl)
+    if rows:
+        close(glogits, g / rows * (stable_sigmoid(np, logits.astype(np.float64)) - x), dtype)
+
+
 def _flat_problem(dtype):
     rng = np.random.default_rng(7)
     sizes = [5, 1, 300, 33]                                 # a parameter of one element; sizes that split blocks

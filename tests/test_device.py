@@ -346,6 +346,36 @@ def test_a_dense_layer_through_the_emulated_cuda_kernels(activation, bias_grad):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fused_bernoulli_negative_elbo_through_the_emulated_cuda_kernels(dtype):
+    """ops.bernoulli_negative_elbo on the GPU is two kernels, one each way, and gives bit for bit what its two ops
+    (bernoulli_log_prob, then negative_elbo) give on the GPU, value and gradients, the data's included; and the CPU's
+    value and gradients to rounding."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    from tests.test_launch_count import launch_count, names  # tools/launch_count.py, as that test loads it
+    rng = np.random.default_rng(9)
+    values = [4 * rng.standard_normal((5, 7)), X[:5, :7], rng.random((5, 3)), rng.standard_normal()]
+    results = {}
+    for device, fused in (("cpu", True), ("cuda", True), ("cuda", False)):
+        logits, x, kl = (mv.tensor(v, device=device, dtype=dtype, requires_grad=True) for v in values[:3])
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()), \
+                launch_count.counting() as launches:
+            loss = (ops.bernoulli_negative_elbo(logits, x, kl, 0.7) if fused else
+                    ops.negative_elbo(ops.bernoulli_log_prob(logits, x), kl, 0.7))
+            loss.backward(mv.tensor(values[3], device=device, dtype=dtype))
+        results[device, fused] = [host(loss)] + [host(t.grad) for t in (logits, x, kl)]
+        if device == "cuda" and fused:
+            assert {k for k in names(launches) if k.startswith("kernel ")} == {
+                "kernel bernoulli_negative_elbo_fwd", "kernel bernoulli_negative_elbo_bwd"}
+    for got, unfused, cpu in zip(results["cuda", True], results["cuda", False], results["cpu", True]):
+        np.testing.assert_array_equal(got, unfused)
+        np.testing.assert_allclose(got, cpu, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", ["gaussian", "straight_through", "reinforce"])
 def test_one_training_step_through_the_emulated_cuda_kernels(name):
     """The fused kernels of kernels/*.cu (run on the CPU by tests/cuda_host) in a training step: the
@@ -366,8 +396,10 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name):
     with use_cuda_kernels(True), loader.use_module_factory(recording):
         loss, grads, conversions = _one_step(name, "cuda")
     assert conversions == [], describe(conversions)
-    assert {"bce.cu", "optim.cu", "linear.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
-    assert ("elbo.cu" in sources) == (name != "reinforce")  # REINFORCE's loss adds its surrogate per example
+    assert {"optim.cu", "linear.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
+    # REINFORCE's loss adds its surrogate per example, from each example's log-likelihood (bce.cu); the others'
+    # is one −ELBO node whose kernels make the log-likelihood themselves (elbo.cu)
+    assert ("elbo.cu" in sources) == (name != "reinforce") == ("bce.cu" not in sources)
     assert ("random.cu" if name != "straight_through" else "gumbel_softmax.cu") in sources
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     for n in grads:

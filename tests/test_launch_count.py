@@ -68,9 +68,10 @@ def _expected(kind):
              "kernel bias_act_fwd": 6,     # bias and ReLU of each layer's product, in place
              "kernel bias_grad": 6,        # b̄ of each layer, with p̄ = ḡ·[y > 0] of the four ReLU layers, one pass
              "kernel adam_step": 1}        # every parameter in one launch
-    loss = {"kernel bce_fwd": 1,           # Bernoulli log-likelihood and its derivative
-            "mul": 1,                      # … times ḡ, its VJP
-            "kernel negative_elbo_fwd": 1, "kernel negative_elbo_bwd": 1}
+    loss = {"kernel bernoulli_negative_elbo_fwd": 1,   # the Bernoulli log-likelihood, KL and their mean, one node
+            "kernel bernoulli_negative_elbo_bwd": 1}   # the decoder logits' gradient and the KL terms'
+    # (as bernoulli_log_prob and negative_elbo apart: bce_fwd, negative_elbo_fwd, negative_elbo_bwd and the product of
+    # l̄l by the saved derivative, 4)
     if kind == "Gaussian":
         latent = {"kernel philox_normal": 1, "kernel reparameterize_kl_fwd": 1, "kernel reparameterize_kl_bwd": 1,
                   "concatenate": 1}        # split's VJP: μ̄ and v̄ side by side (the split itself is two views)

@@ -291,6 +291,17 @@ def negative_elbo_case(draw):
     return case(lambda ll, kl: ops.negative_elbo(ll, kl, beta), rng.normal(size=ll_shape), rng.normal(size=kl_shape))
 
 
+@st.composite
+def bernoulli_negative_elbo_case(draw):
+    """Logits and data (…, D) of one shape (data in [0, 1], not only 0 and 1: the formula's gradient in x is
+    checked too), KL terms (…, K) of the same examples, β a constant of either sign."""
+    shape = draw(shapes(1, 3))
+    kl_shape = shape[:-1] + (draw(st.integers(1, 4)),)
+    rng, beta = draw(rngs), draw(st.floats(-2, 2))
+    return case(lambda logits, x, kl: ops.bernoulli_negative_elbo(logits, x, kl, beta),
+                3 * rng.normal(size=shape), rng.uniform(0, 1, shape), rng.normal(size=kl_shape))
+
+
 DOMAINS = {
     "add": binary(ops.add), "sub": binary(ops.sub), "mul": binary(ops.mul), "div": div_case(),
     "neg": unary(ops.neg, uniform(-2, 2)), "pow": pow_case(),
@@ -313,6 +324,7 @@ DOMAINS = {
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
     "reparameterize_kl": reparameterize_kl_case(),
     "categorical_kl": categorical_kl_case(), "negative_elbo": negative_elbo_case(),
+    "bernoulli_negative_elbo": bernoulli_negative_elbo_case(),
 }
 
 

@@ -35,6 +35,35 @@ def negative_elbo_fwd(ll, kl, beta):
     return loss
 
 
+def bernoulli_negative_elbo_fwd(logits, x, kl, beta):
+    """L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j log p(x_rj | logits_rj)), a 0-d array, for the decoder's Bernoulli logits and
+    the data (…, D) of one shape, the KL terms (…, K) of the same R examples and a 0-d β, all of one dtype."""
+    t = floating(logits, "bernoulli_negative_elbo")
+    xp = get_array_module(logits)
+    rows = math.prod(logits.shape[:-1])
+    grid = reduce_grid(rows, logits.size + kl.size)
+    partial, loss = xp.empty(grid, logits.dtype), xp.empty((), logits.dtype)
+    loader.function("elbo.cu", f"bernoulli_negative_elbo_fwd<{t}>")(
+        (grid,), (REDUCE_BLOCK,), (contiguous(logits), contiguous(x, logits.dtype), contiguous(kl, logits.dtype),
+                                  contiguous(beta, logits.dtype), partial, loss, numpy.int64(rows),
+                                  numpy.int64(logits.shape[-1]), numpy.int64(kl.shape[-1])))
+    return loss
+
+
+def bernoulli_negative_elbo_bwd(g, beta, logits, x, kl_shape):
+    """(l̄, k̄l) = ((ḡ/R)·(σ(logits) − x), β·ḡ/R) in the shapes of logits and of the KL terms, in one launch."""
+    t = floating(g, "bernoulli_negative_elbo backward")
+    xp = get_array_module(g)
+    rows = math.prod(logits.shape[:-1])
+    glogits, gkl = xp.empty(logits.shape, g.dtype), xp.empty(kl_shape, g.dtype)
+    if glogits.size + gkl.size:
+        grid, block = elementwise_launch(max(glogits.size, gkl.size))
+        loader.function("elbo.cu", f"bernoulli_negative_elbo_bwd<{t}>")(
+            grid, block, (contiguous(g), contiguous(beta, g.dtype), contiguous(logits, g.dtype), contiguous(x, g.dtype),
+                          glogits, gkl, numpy.int64(rows), numpy.int64(glogits.size), numpy.int64(gkl.size)))
+    return glogits, gkl
+
+
 def negative_elbo_bwd(g, beta, rows, ll_shape, kl_shape):
     """(l̄l, k̄l) = (−ḡ/R, β·ḡ/R) in ``ll_shape`` and ``kl_shape``, in one launch: k̄l written out, l̄l one value
     seen through a broadcast view (as the CPU formula's)."""

@@ -49,7 +49,8 @@ SOURCES = {
                     + _each("reparameterize_kl_fwd<{t}>") + _each("reparameterize_kl_bwd<{t}>")),
     "categorical_kl.cu": _each("categorical_kl_fwd<{t}, {n}>", GROUP_LANES) + _each("categorical_kl_bwd<{t}, {n}>", GROUP_LANES),
     "bce.cu": _each("bce_fwd<{t}>"),
-    "elbo.cu": _each("negative_elbo_fwd<{t}>") + _each("negative_elbo_bwd<{t}>"),
+    "elbo.cu": (_each("negative_elbo_fwd<{t}>") + _each("negative_elbo_bwd<{t}>")
+                + _each("bernoulli_negative_elbo_fwd<{t}>") + _each("bernoulli_negative_elbo_bwd<{t}>")),
     "linear.cu": _each("bias_act_fwd<{t}>") + _each("relu_bwd<{t}>") + _each("bias_grad<{t}>"),
     "optim.cu": _each("adam_step<{t}>") + _each("sgd_step<{t}>"),
     "random.cu": _each("philox_uniform<{t}>") + _each("philox_normal<{t}>") + _each("philox_gumbel<{t}>"),

@@ -10,8 +10,8 @@ from minivae.ops.linalg import linear, matmul
 from minivae.ops.shape import (broadcast_to, chunk, clone, concatenate, getitem, one_hot, reshape, split,
                                squeeze, stack, transpose, unsqueeze)
 from minivae.ops.softmax import log_softmax, softmax
-from minivae.ops.losses import (bce_with_logits, bernoulli_log_prob, categorical_kl, kl_standard_normal,
-                                negative_elbo, reparameterize, reparameterize_kl)
+from minivae.ops.losses import (bce_with_logits, bernoulli_log_prob, bernoulli_negative_elbo, categorical_kl,
+                                kl_standard_normal, negative_elbo, reparameterize, reparameterize_kl)
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,

@@ -28,11 +28,15 @@ def _case(name, device, dtype):
         "bernoulli_log_prob": (lambda x: ops.bernoulli_log_prob(x, const(np.linspace(0, 1, 12).reshape(3, 4))), [(3, 4)]),
         "categorical_kl_prior": (lambda x: ops.categorical_kl(x, const(np.linspace(3, 5, 10).reshape(2, 5))), [(4, 2, 5)]),
         "negative_elbo": (lambda ll, kl: ops.negative_elbo(ll, kl, 0.7), [(5, 6), (5, 3)]),
+        # the data's gradient too (x is a leaf that requires one here)
+        "bernoulli_negative_elbo": (lambda logits, x, kl: ops.bernoulli_negative_elbo(logits, x, kl, 0.7),
+                                    [(5, 6), (5, 6), (5, 3)]),
     }[name]
 
 
 NAMES = ["softmax", "softmax_long_rows", "log_softmax", "gumbel_softmax", "reparameterize", "kl_standard_normal",
-         "reparameterize_kl", "categorical_kl", "categorical_kl_prior", "bce_with_logits", "bernoulli_log_prob", "negative_elbo"]
+         "reparameterize_kl", "categorical_kl", "categorical_kl_prior", "bce_with_logits", "bernoulli_log_prob", "negative_elbo",
+         "bernoulli_negative_elbo"]
 
 
 def _inputs(shapes, device, dtype):

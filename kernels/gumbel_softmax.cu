@@ -33,8 +33,9 @@
 // turned into a product, the block kernel went from 400 to 276 µs on an H100, 45% to 65% of copy
 // bandwidth (a scratch A/B of the two sources in one process, CUDA events, 2026-11-27): 124 sm_90 instructions
 // an element (a static count), which at one instruction a cycle per scheduler take about those 276 µs, so still
-// bound by issue. Then 94.5 (gumbel_softmax_quads_fwd below, gumbel_f32's cases as bitwise selects, one
-// mul.wide.u32 a Philox product, no branch around each exp): not yet timed on a GPU.
+// bound by issue. Then 90.5 (gumbel_softmax_quads_fwd below, gumbel_f32's cases as bitwise selects, one
+// mul.wide.u32 a Philox product, a thread's Philox blocks made together, no branch around each exp): not yet
+// timed on a GPU.
 MINIVAE_HD float gumbel_noise(float, uint32_t w) { return gumbel_f32(w); }
 MINIVAE_HD double gumbel_noise(double, uint32_t w) { return gumbel_f64(w); }
 
@@ -154,10 +155,10 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
 // a multiple of 4 every row, so every quad, starts at a flat index i = 4b: quad q's 4 words are the one Philox
 // block offset + base/4 + q, made by the thread that uses them. No words to trade, no bounds an element, and the
 // row moves by 16-byte vectors. V = 16 floats a thread (8 doubles, whose registers are twice as many): the work a
-// thread does once (two block reductions, a reciprocal, addresses: ~200 sm_90 instructions) is 12.5 of the 94.5
-// instructions an element of a soft sample, where with 8 values it was 25 of 107 (static counts of the body).
-// __launch_bounds__(1024, 1) caps a thread at 64 registers (it takes 48); rows of up to 1024·V elements (the
-// launcher sends longer ones to the block kernel).
+// thread does once (two block reductions, a reciprocal, addresses, the Philox round keys: ~200 sm_90
+// instructions) is 12.5 of the 90.5 instructions an element of a soft sample, where with 8 values it was 25 of 103
+// (static counts of the body). __launch_bounds__(1024, 1) caps a thread at 64 registers (it takes 61 or 62);
+// rows of up to 1024·V elements (the launcher sends longer ones to the block kernel).
 template <typename T, int V>
 __global__ void __launch_bounds__(1024, 1)
     gumbel_softmax_quads_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out, int rows, int k,
@@ -170,13 +171,16 @@ __global__ void __launch_bounds__(1024, 1)
         const Vectors<4> quads{k};
         T v[V];
         load_vectors<T, V, 4>(logits + base, v, k);
+        uint64_t blocks[V / 4];  // every quad slot's, in the row or not: the thread makes them together
+        PhiloxWords w[V / 4];
+#pragma unroll
+        for (int u = 0; u < V / 4; ++u) blocks[u] = offset + (unsigned long long)(base >> 2) + (unsigned)quads.j(4 * u) / 4;
+        philox_blocks(seed, blocks, w);
 #pragma unroll
         for (int u = 0; u < V / 4; ++u) {
             if (quads(4 * u)) {
-                const PhiloxWords w =
-                    philox_block(seed, offset + (unsigned long long)(base >> 2) + (unsigned)quads.j(4 * u) / 4);
 #pragma unroll
-                for (int c = 0; c < 4; ++c) v[4 * u + c] += gumbel_noise(T(0), w.w[c]);
+                for (int c = 0; c < 4; ++c) v[4 * u + c] += gumbel_noise(T(0), w[u].w[c]);
             }
         }
         softmax_regs<T, V, true>(v, quads, inv_tau, 0);

@@ -21,33 +21,33 @@ def reduce_grid(rows, n):
     return max(1, min(rows, MAX_BLOCKS, -(-n // ELEMENTS_PER_BLOCK)))
 
 
+def _forward(name, who, terms, kl, beta):
+    """Launch the −ELBO forward kernel ``name`` on the likelihood's arrays ``terms`` (…, D) (its terms, or the
+    logits and data they are made from) and the KL terms (…, K) of the same R examples, β 0-d, all of one dtype:
+    the loss, a 0-d array."""
+    first = terms[0]
+    t = floating(first, who)
+    xp = get_array_module(first)
+    rows = math.prod(first.shape[:-1])
+    grid = reduce_grid(rows, first.size + kl.size)
+    partial, loss = xp.empty(grid, first.dtype), xp.empty((), first.dtype)
+    loader.function("elbo.cu", f"{name}<{t}>")(
+        (grid,), (REDUCE_BLOCK,), (*(contiguous(a, first.dtype) for a in terms), contiguous(kl, first.dtype),
+                                  contiguous(beta, first.dtype), partial, loss, numpy.int64(rows),
+                                  numpy.int64(first.shape[-1]), numpy.int64(kl.shape[-1])))
+    return loss
+
+
 def negative_elbo_fwd(ll, kl, beta):
     """L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j ll_rj), a 0-d array, for terms (…, D) and (…, K) of R examples and a
     0-d β, all of one dtype."""
-    t = floating(ll, "negative_elbo")
-    xp = get_array_module(ll)
-    rows = math.prod(ll.shape[:-1])
-    grid = reduce_grid(rows, ll.size + kl.size)
-    partial, loss = xp.empty(grid, ll.dtype), xp.empty((), ll.dtype)
-    loader.function("elbo.cu", f"negative_elbo_fwd<{t}>")(
-        (grid,), (REDUCE_BLOCK,), (contiguous(ll), contiguous(kl, ll.dtype), contiguous(beta, ll.dtype), partial, loss,
-                                  numpy.int64(rows), numpy.int64(ll.shape[-1]), numpy.int64(kl.shape[-1])))
-    return loss
+    return _forward("negative_elbo_fwd", "negative_elbo", (ll,), kl, beta)
 
 
 def bernoulli_negative_elbo_fwd(logits, x, kl, beta):
     """L = (1/R) Σ_r (β·Σ_k kl_rk − Σ_j log p(x_rj | logits_rj)), a 0-d array, for the decoder's Bernoulli logits and
     the data (…, D) of one shape, the KL terms (…, K) of the same R examples and a 0-d β, all of one dtype."""
-    t = floating(logits, "bernoulli_negative_elbo")
-    xp = get_array_module(logits)
-    rows = math.prod(logits.shape[:-1])
-    grid = reduce_grid(rows, logits.size + kl.size)
-    partial, loss = xp.empty(grid, logits.dtype), xp.empty((), logits.dtype)
-    loader.function("elbo.cu", f"bernoulli_negative_elbo_fwd<{t}>")(
-        (grid,), (REDUCE_BLOCK,), (contiguous(logits), contiguous(x, logits.dtype), contiguous(kl, logits.dtype),
-                                  contiguous(beta, logits.dtype), partial, loss, numpy.int64(rows),
-                                  numpy.int64(logits.shape[-1]), numpy.int64(kl.shape[-1])))
-    return loss
+    return _forward("bernoulli_negative_elbo_fwd", "bernoulli_negative_elbo", (logits, x), kl, beta)
 
 
 def bernoulli_negative_elbo_bwd(g, beta, logits, x, kl_shape):

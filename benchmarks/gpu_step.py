@@ -15,7 +15,8 @@ CUDA graph allocates its memory when captured, so the graph columns show what a 
 products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. A graph runs its weight-gradient
 products on a second stream (minivae/_gpu/graph.py); ", one stream" is the graph without it
 (MINIVAE_SIDE_STREAM=0). The experimental switch ", Lt": each dense layer one cuBLASLt call, its bias and
-ReLU the call's epilogue (MINIVAE_CUBLASLT=1).
+ReLU the call's epilogue (MINIVAE_CUBLASLT=1); ", tiled": every full-precision product one launch of minivae's
+own kernels/gemm.cu, a dense layer's bias and ReLU applied as it writes (MINIVAE_GEMM=tiled).
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
@@ -75,19 +76,20 @@ def minivae_graph(kind, batch, precision="highest"):
     return lambda: plan.step(x)
 
 
-def experimental(make, lt=False, side=True):
+def experimental(make, lt=False, side=True, tiled=False):
     """``make()``'s step with minivae's switches set while the step is made (a graph's capture) and while it
     runs (an eager step), as before outside: ``lt``, each dense layer one cuBLASLt call (MINIVAE_CUBLASLT=1);
-    ``side``, a graph's weight-gradient products on a second stream (the default; MINIVAE_SIDE_STREAM=0)."""
+    ``side``, a graph's weight-gradient products on a second stream (the default; MINIVAE_SIDE_STREAM=0);
+    ``tiled``, products by kernels/gemm.cu (MINIVAE_GEMM=tiled)."""
     from minivae._gpu import gemm, graph
 
     def switched(fn):
-        before = gemm.use_lt, graph.use_side_stream
-        gemm.use_lt, graph.use_side_stream = lt, side
+        before = gemm.use_lt, graph.use_side_stream, gemm.use_tiled
+        gemm.use_lt, graph.use_side_stream, gemm.use_tiled = lt, side, tiled
         try:
             return fn()
         finally:
-            gemm.use_lt, graph.use_side_stream = before
+            gemm.use_lt, graph.use_side_stream, gemm.use_tiled = before
     step = switched(make)
     return lambda: switched(step)
 
@@ -176,6 +178,10 @@ def cases(kind, batch, have_torch):
            "minivae graph, Lt": (lambda: (experimental(lambda: minivae_graph(kind, batch), lt=True), None), "minivae"),
            "minivae graph, TF32, Lt": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"), lt=True),
                                                 None), "minivae"),
+           "minivae eager, tiled": (lambda: (experimental(lambda: minivae_eager(kind, batch), tiled=True), None),
+                                    "minivae"),
+           "minivae graph, tiled": (lambda: (experimental(lambda: minivae_graph(kind, batch), tiled=True), None),
+                                    "minivae"),
            "minivae graph, one stream": (lambda: (experimental(lambda: minivae_graph(kind, batch), side=False), None),
                                          "minivae"),
            "minivae graph, TF32, one stream": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"),

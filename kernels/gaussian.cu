@@ -13,6 +13,8 @@
 // are free). Layout: grid-stride loop, thread i handles i, i + S, … (common.cuh). The pair also reads μ and
 // v in place when they are column slices of a wider array (the halves of one encoder output): row r,
 // column c of a (rows × cols) input whose rows sit ld apart is element r·ld + c (ld = cols: contiguous).
+// Its backward writes gμ and gv with rows ld_g apart: the halves of one gradient array when μ and v are the
+// halves of one array (minivae/_gpu/gaussian.py), so that the split's backward has nothing to join.
 #include "common.cuh"
 
 // Where element i of a (rows × cols) array with rows ld apart sits (no division when it is contiguous).
@@ -80,7 +82,7 @@ template <typename T>
 __global__ void reparameterize_kl_bwd(const T* __restrict__ gz, const T* __restrict__ gkl, const T* __restrict__ mu,
                                       const T* __restrict__ log_var, const T* __restrict__ eps, T* __restrict__ gmu,
                                       T* __restrict__ glog_var, long long n, int has_gz, int has_gkl, long long cols,
-                                      long long ld_mu, long long ld_v) {
+                                      long long ld_mu, long long ld_v, long long ld_g) {
     for (long long i = grid_first(); i < n; i += grid_step()) {
         const T v = log_var[row_strided(i, cols, ld_v)];
         T m_bar = T(0), v_bar = T(0);
@@ -92,7 +94,8 @@ __global__ void reparameterize_kl_bwd(const T* __restrict__ gz, const T* __restr
             m_bar = m_bar + gkl[i] * mu[row_strided(i, cols, ld_mu)];
             v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) - T(1));
         }
-        gmu[i] = m_bar;
-        glog_var[i] = v_bar;
+        const long long at = row_strided(i, cols, ld_g);
+        gmu[at] = m_bar;
+        glog_var[at] = v_bar;
     }
 }

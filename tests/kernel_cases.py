@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, linear, random, sgd, softmax
+from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, linear, random, sgd, softmax, tiled
 from minivae.ops.softmax import log_softmax_array, softmax_array, softmax_vjp
 from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.random import Generator
@@ -29,11 +29,17 @@ TAUS = [1e-3, 1.0, 1e3]
 # so they may not go by quads of one Philox block each (1024 and 516 do); and rows of 9002, too long for registers
 # in float32 too (float32 rows of 9000 go by quads: 16 values a thread hold up to 16384)
 GUMBEL_EDGES = [127, 255, 1026, 9002]
+# minivae's own product (m, n, k), with slices of the inner dimension cut at 16 (tests/kernel_cases.py's gemm case):
+# one value; a row and a column short of a tile, unsplit (k = 33 < 2·16); a tile and a row, 17 inner values (one step
+# and one value); 3×2 tiles in 7 slices of 32 (the last of 8); 2 tiles in 32 slices, a partial sum a slice; no inner
+# dimension at all (the epilogue of zeros)
+GEMM_SHAPES = [(1, 1, 1), (3, 70, 33), (65, 64, 17), (130, 65, 200), (3, 70, 1000), (5, 7, 0)]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row: by
     # quads, by spans, from memory), and the Gumbel rows of 1026 go by spans as 1025 does
     LENGTHS, TAUS, GUMBEL_EDGES = [10, 33, 516, 1025, 9000], [1.0], [127, 255]
+    GEMM_SHAPES = [(3, 70, 33), (70, 3, 100)]  # unsplit; 2 tiles in 4 slices
 
 
 def tol(dtype):
@@ -207,16 +213,21 @@ def _column_slice(dev, a, left, right):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,layout", [((1,), "contiguous"), ((255,), "contiguous"), ((1000,), "contiguous"),
-                                          ((17, 15), "contiguous"), ((1, 1), "column slices"), ((17, 15), "column slices")])
+                                          ((17, 15), "contiguous"), ((1, 1), "column slices"), ((17, 15), "column slices"),
+                                          ((1, 1), "halves"), ((17, 15), "halves")])
 @pytest.mark.parametrize("reached", ["both", "z", "kl"])
 def test_reparameterization_and_kl_as_one_pair(dev, dtype, shape, reached, layout):
     """The joint kernels against the two single ops' formulas; ``reached``: which outputs got a gradient. With
-    "column slices", μ and v are read in place from wider arrays, as the halves of an encoder's output (rows
-    2·cols apart for μ; cols + 4 apart for v, to tell the two strides apart)."""
+    "column slices", μ and v are read in place from wider arrays (rows 2·cols apart for μ; cols + 4 apart for v,
+    to tell the two strides apart); with "halves", from one array, as the halves of an encoder's output, and μ̄
+    and v̄ are written as the halves of one new array (what ops.split's backward takes whole)."""
     rng = np.random.default_rng(shape[0])
     mu, log_var, eps, gz, gkl = (rng.standard_normal(shape).astype(dtype) * s for s in (3, 4, 1, 1, 1))
     if layout == "contiguous":
         mu_in, log_var_in = dev.put(mu), dev.put(log_var)
+    elif layout == "halves":
+        h = dev.put(np.concatenate([mu, log_var], axis=1))
+        mu_in, log_var_in = h[:, :shape[1]], h[:, shape[1]:]
     else:
         mu_in, log_var_in = _column_slice(dev, mu, 0, shape[1]), _column_slice(dev, log_var, 3, 1)
     z, kl = (dev.get(a) for a in gaussian.reparameterize_kl_fwd(mu_in, log_var_in, dev.put(eps)))
@@ -226,7 +237,12 @@ def test_reparameterization_and_kl_as_one_pair(dev, dtype, shape, reached, layou
     gz = gz if reached != "kl" else None
     gkl = gkl if reached != "z" else None
     put = lambda a: None if a is None else dev.put(a)  # noqa: E731
-    gmu, glv = (dev.get(a) for a in gaussian.reparameterize_kl_bwd(put(gz), put(gkl), mu_in, log_var_in, dev.put(eps)))
+    grads = gaussian.reparameterize_kl_bwd(put(gz), put(gkl), mu_in, log_var_in, dev.put(eps))
+    whole = gaussian.joined(*grads)
+    assert (whole is not None) == (layout == "halves")
+    gmu, glv = (dev.get(a) for a in grads)
+    if whole is not None:
+        np.testing.assert_array_equal(dev.get(whole), np.concatenate([gmu, glv], axis=1))
     zero = np.zeros_like(mu)
     gz, gkl = (zero if g is None else g for g in (gz, gkl))
     close(gmu, gz + gkl * mu, dtype, scale=10)
@@ -483,3 +499,61 @@ def test_bias_gradient_in_row_groups(dev, monkeypatch, dtype, shape, one_pass, g
         want = g * (y > 0) if relu else g
         np.testing.assert_array_equal(dev.get(dp), want)
         np.testing.assert_array_equal(dev.get(db), want.sum(axis=0))
+
+
+def _product(a, b):
+    """a @ b in float64 as a sum of broadcast products: NumPy's matmul calls OpenBLAS, whose threads
+    ThreadSanitizer reports as racing in the sanitized run of these cases."""
+    return (a.astype(np.float64)[:, :, None] * b.astype(np.float64)[None]).sum(axis=1)
+
+
+def _laid_out(a, transposed):
+    """``a`` as a C-contiguous array, or as the transposed view of a C-contiguous copy of aᵀ (F-contiguous, as a
+    VJP's Wᵀ and xᵀ are)."""
+    return np.ascontiguousarray(a.T).T if transposed else np.ascontiguousarray(a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", GEMM_SHAPES)
+@pytest.mark.parametrize("layout,epilogue", [("nn", None), ("tn", "relu"), ("nt", "bias"), ("tt", "relu")])
+def test_tiled_product_and_its_epilogue(dev, monkeypatch, dtype, m, n, k, layout, epilogue):
+    """kernels/gemm.cu's C = act(A·B + b) against NumPy, for each layout of A and B (row-major, or a transposed
+    view) and each epilogue. Small integers (and a bias of halves) make every order of every sum exact, so the
+    result must equal NumPy's bit for bit: an element of A or B read from the wrong place, a step or a slice of the
+    inner dimension skipped or added twice, a partial sum lost, a bias of the wrong column or a ReLU on the wrong
+    side of it, all show. A NaN in A's first row stays in that row, through the ReLU too. Launched twice, into the
+    same output: the last block of a tile is found by a count that each launch must leave at 0 for the next (one
+    left behind, the second launch writes nothing), and the sum does not depend on which block ends last."""
+    monkeypatch.setattr(tiled, "MIN_SLICE", 16)  # split the small shapes the emulation can run
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a = rng.integers(-4, 5, (m, k)).astype(dtype)
+    b = rng.integers(-4, 5, (k, n)).astype(dtype)
+    bias = rng.integers(-8, 9, n).astype(dtype) / 2 if epilogue else None
+    if k:
+        a[0, 0] = np.nan
+    want = _product(a, b).astype(dtype)
+    if epilogue:
+        want = want + bias
+    if epilogue == "relu":
+        want = np.maximum(want, 0)
+    da, db = dev.put(_laid_out(a, layout[0] == "t")), dev.put(_laid_out(b, layout[1] == "t"))
+    dbias = None if bias is None else dev.put(bias)
+    out = tiled.product(da, db, dbias, epilogue == "relu")
+    np.testing.assert_array_equal(dev.get(out), want)
+    dev_out = dev.put(np.full((m, n), 7, dtype))
+    assert tiled.product(da, db, dbias, epilogue == "relu", out=dev_out) is dev_out
+    np.testing.assert_array_equal(dev.get(dev_out), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiled_product_of_real_values_is_within_the_accumulations_bound(dev, dtype):
+    """A product of normal values, 3×2 tiles in 4 slices: each value within k·ε·(|A|·|B|) of the float64 product, the
+    bound of any order of float summation (a float32 product accumulated in float16, or a term lost, is far out)."""
+    m, n, k = 100, 70, 300
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    got = dev.get(tiled.product(dev.put(a), dev.put(b)))
+    exact = _product(a, b)
+    bound = k * np.finfo(dtype).eps * _product(np.abs(a), np.abs(b))
+    assert tiled.split(m, n, k, a.itemsize)[0] > 1
+    assert (np.abs(got - exact) <= bound).all()

@@ -317,16 +317,19 @@ def _one_step(name, device):
 
 @pytest.mark.parametrize("activation", [None, "relu"])
 @pytest.mark.parametrize("bias_grad", [True, False])
-def test_a_dense_layer_through_the_emulated_cuda_kernels(activation, bias_grad):
+@pytest.mark.parametrize("tiled", [False, True], ids=["cublas", "tiled"])
+def test_a_dense_layer_through_the_emulated_cuda_kernels(activation, bias_grad, tiled, monkeypatch):
     """ops.linear's backward on the GPU takes one of three paths: bias_grad (b̄ wanted, with or without ReLU),
     relu_bwd (a frozen bias under a ReLU), or none (a frozen bias, no activation); each gives the CPU's x̄, W̄
-    and b̄ (None for a frozen bias), and the kernels it takes are the ones the path names."""
+    and b̄ (None for a frozen bias), and the kernels it takes are the ones the path names. With MINIVAE_GEMM=tiled
+    the forward is one launch of kernels/gemm.cu, bias and ReLU included, and so are the backward's products."""
     if importlib.util.find_spec("tests.cuda_host.host") is None or \
             importlib.import_module("tests.cuda_host.host").compiler() is None:
         pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
-    from minivae._gpu import loader
+    from minivae._gpu import gemm, loader
     from tests.cuda_host import host as cuda_host
     from tests.test_launch_count import launch_count, names  # tools/launch_count.py, as that test loads it
+    monkeypatch.setattr(gemm, "use_tiled", tiled)
     rng = np.random.default_rng(7)
     values = [rng.standard_normal(shape).astype(np.float32) for shape in ((5, 6), (6, 3), (3,), (5, 3))]
     results = {}
@@ -336,9 +339,10 @@ def test_a_dense_layer_through_the_emulated_cuda_kernels(activation, bias_grad):
                 launch_count.counting() as launches:
             ops.linear(x, w, b, activation=activation).backward(mv.tensor(values[3], device=device))
         results[device] = [host(t.grad) if t.grad is not None else None for t in (x, w, b)]
-        kernels = {k for k in names(launches) if k.startswith("kernel ")}
-    assert kernels == ({"kernel bias_act_fwd", "kernel bias_grad"} if bias_grad else
-                       {"kernel bias_act_fwd", "kernel relu_bwd"} if activation else {"kernel bias_act_fwd"})
+        kernels = {k: n for k, n in names(launches).items() if k.startswith("kernel ") or k == "matmul"}
+    products = {"kernel gemm_tiles": 3} if tiled else {"kernel bias_act_fwd": 1, "matmul": 3}  # x @ W, then x̄'s and W̄'s
+    backward = {"kernel bias_grad": 1} if bias_grad else {"kernel relu_bwd": 1} if activation else {}
+    assert kernels == {**products, **backward}
     for got, want in zip(results["cuda"], results["cpu"]):
         if want is None:
             assert got is None
@@ -377,16 +381,19 @@ def test_the_fused_bernoulli_negative_elbo_through_the_emulated_cuda_kernels(dty
 
 
 @pytest.mark.parametrize("name", ["gaussian", "straight_through", "reinforce"])
-def test_one_training_step_through_the_emulated_cuda_kernels(name):
+@pytest.mark.parametrize("tiled", [False, True], ids=["cublas", "tiled"])
+def test_one_training_step_through_the_emulated_cuda_kernels(name, tiled, monkeypatch):
     """The fused kernels of kernels/*.cu (run on the CPU by tests/cuda_host) in a training step: the
     same loss and gradients as the CPU formulas (to rounding: Adam's first step, ≈ lr·sign(g), would
-    magnify a rounding difference in a near-zero gradient), and still no copy to the host."""
+    magnify a rounding difference in a near-zero gradient), and still no copy to the host; with
+    MINIVAE_GEMM=tiled, every product by kernels/gemm.cu."""
     if importlib.util.find_spec("tests.cuda_host.host") is None:
         pytest.skip("tests/cuda_host/host.py is not there")
     from tests.cuda_host import host as cuda_host
     if cuda_host.compiler() is None:
         pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
-    from minivae._gpu import loader
+    from minivae._gpu import gemm, loader
+    monkeypatch.setattr(gemm, "use_tiled", tiled)
     factory, sources = cuda_host.module_factory(), set()
 
     def recording(source):
@@ -401,6 +408,7 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name):
     # is one −ELBO node whose kernels make the log-likelihood themselves (elbo.cu)
     assert ("elbo.cu" in sources) == (name != "reinforce") == ("bce.cu" not in sources)
     assert ("random.cu" if name != "straight_through" else "gumbel_softmax.cu") in sources
+    assert ("gemm.cu" in sources) == tiled
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     for n in grads:
         np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-4, atol=1e-5, err_msg=n)

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, gaussian, gumbel, linear, loader, random, row_lanes, row_launch, sgd, softmax
+from minivae._gpu import (adam, bce, categorical, gaussian, gemm, gumbel, linear, loader, random, row_lanes, row_launch, sgd,
+                          softmax, tiled)
 from minivae._gpu import ELEMENTWISE_BLOCK, MAX_GRID, address, elementwise_launch
 
 
@@ -209,19 +210,30 @@ def test_every_array_a_kernel_receives_is_contiguous(launches):
 
 def test_the_gaussian_pair_reads_column_slices_in_place(launches):
     """μ and log σ², the halves of one encoder output, reach the kernels as views of that output's memory with
-    their row strides (no copy, which would be a launch each); other layouts as contiguous copies."""
+    their row strides (no copy, which would be a launch each), and the backward writes μ̄ and v̄ as the halves of
+    one new array, which the split's backward takes whole (``joined``); other layouts as contiguous copies, into
+    two arrays that nothing joins."""
     h = np.arange(4 * 6, dtype=np.float32).reshape(4, 6)
     mu, log_var, eps = h[:, :3], h[:, 3:], np.ones((4, 3), np.float32)
     gaussian.reparameterize_kl_fwd(mu, log_var, eps)
-    gaussian.reparameterize_kl_bwd(eps, eps, mu, log_var, eps)
+    gmu, glv = gaussian.reparameterize_kl_bwd(eps, eps, mu, log_var, eps)
     for (_, name, _, _, args), first in zip(launches, (0, 2)):
         assert address(args[first]) == address(mu) and address(args[first + 1]) == address(log_var), name
         assert args[first].size == args[first + 1].size == 3 * 6 + 3  # from the first element to the last
-        assert [int(a) for a in args[-3:]] == [3, 6, 6] and all(type(a) is np.int64 for a in args[-3:])
+    (fwd, bwd) = (args for _, _, _, _, args in launches)
+    assert [int(a) for a in fwd[-3:]] == [3, 6, 6] and all(type(a) is np.int64 for a in fwd[-3:])
+    assert [int(a) for a in bwd[-4:]] == [3, 6, 6, 6] and all(type(a) is np.int64 for a in bwd[-4:])
+    whole = gaussian.joined(gmu, glv)
+    assert whole.shape == (4, 6) and whole.flags.c_contiguous and address(whole) == address(gmu)
+    assert address(bwd[5]) == address(gmu) and address(bwd[6]) == address(glv) == address(gmu) + 3 * 4
+    assert gaussian.joined(glv, gmu) is None and gaussian.joined(gmu[:, :2], glv[:, :2]) is None
     launches.clear()
-    gaussian.reparameterize_kl_fwd(h.T[:3], h.T[3:], np.ones((3, 4), np.float32))  # rows with a column stride: copied
-    args = launches[0][4]
-    assert address(args[0]) != address(h) and [int(a) for a in args[-3:]] == [4, 4, 4]
+    mu, log_var = h.T[:3], h.T[3:]  # rows with a column stride: copied
+    gaussian.reparameterize_kl_fwd(mu, log_var, np.ones((3, 4), np.float32))
+    gmu, glv = gaussian.reparameterize_kl_bwd(eps.T, eps.T, mu, log_var, eps.T)
+    (fwd, bwd) = (args for _, _, _, _, args in launches)
+    assert address(fwd[0]) != address(h) and [int(a) for a in fwd[-3:]] == [4, 4, 4]
+    assert [int(a) for a in bwd[-4:]] == [4, 4, 4, 4] and gaussian.joined(gmu, glv) is None
 
 
 def test_the_kernel_has_a_tile_count_for_every_tile_of_many_row_groups():
@@ -230,6 +242,122 @@ def test_the_kernel_has_a_tile_count_for_every_tile_of_many_row_groups():
     text = (pathlib.Path(loader.KERNELS_DIR) / "linear.cu").read_text()
     assert linear.GROUP_BLOCKS <= int(re.search(r"#define MINIVAE_BIAS_TILES (\d+)", text).group(1))
     assert linear.BIAS_ROWS == int(re.search(r"#define MINIVAE_BIAS_ROWS (\d+)", text).group(1))
+
+
+def test_the_tiled_product_s_constants_are_the_kernel_s():
+    """minivae/_gpu/tiled.py sizes its grid and split counts by kernels/gemm.cu's #defines."""
+    text = (pathlib.Path(loader.KERNELS_DIR) / "gemm.cu").read_text()
+    for name, value in (("TILE", tiled.TILE), ("STEP", tiled.STEP), ("THREADS", tiled.THREADS),
+                        ("BIAS", tiled.EPILOGUE_BIAS), ("BIAS_RELU", tiled.EPILOGUE_BIAS_RELU)):
+        assert value == int(re.search(rf"#define MINIVAE_GEMM_{name} (\d+)", text).group(1)), name
+
+
+@pytest.mark.parametrize("m,n,k", [(128, 512, 784), (128, 784, 512), (784, 512, 128), (4096, 512, 784), (1, 1, 1),
+                                   (3, 70, 1000), (128, 20, 256), (20, 256, 128), (5, 7, 0), (200_000, 64, 64)])
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_the_inner_dimension_splits_into_whole_steps_that_cover_it(m, n, k, itemsize):
+    """Slices of a multiple of STEP, none empty and none past k, at least MIN_SLICE long, together k; about
+    SPLIT_BLOCKS blocks or fewer; no split of a product whose tiles fill the GPU or outnumber the kernel's counts,
+    and the partial sums within PARTS_BYTES."""
+    slices, kslice = tiled.split(m, n, k, itemsize)
+    tiles = -(-m // tiled.TILE) * -(-n // tiled.TILE)
+    if slices == 1:
+        assert kslice >= k
+        return
+    assert kslice % tiled.STEP == 0 and kslice >= tiled.MIN_SLICE
+    assert (slices - 1) * kslice < k <= slices * kslice
+    assert tiles <= tiled.MAX_SPLIT_TILES and tiles * slices < 2 * tiled.SPLIT_BLOCKS
+    assert slices * m * n * itemsize <= tiled.PARTS_BYTES
+    assert tiled.split(128, 512, 784, 4)[0] > 1  # the first layer of a VAE at batch 128 splits
+
+
+def test_a_tiled_product_packs_its_arguments_and_refuses_mismatches(launches):
+    """Layouts as the kernel reads them: a C-contiguous operand by rows, a transposed view through its transpose
+    (the same memory), anything else copied; the kernel named by dtype and layouts; the epilogue's code; the
+    stream's split counts; mismatched shapes and dtypes refused by name."""
+    a = np.ones((5, 3), np.float32)
+    w = np.ones((7, 3), np.float32).T               # F-contiguous, as a VJP's Wᵀ
+    b = np.ones(7, np.float32)
+    out = tiled.product(a, w, b, True)
+    ((source, name, grid, block, args),) = launches
+    assert (source, name, grid, block) == ("gemm.cu", "gemm_tiles<float, true, false>", (1, 1, 1), (256,))
+    assert address(args[0]) == address(a) and address(args[1]) == address(w) and args[1].shape == (7, 3)
+    assert args[2] is out and out.shape == (5, 7) and args[3] is b
+    assert args[5].dtype == np.uint32 and args[5].shape == (tiled.MAX_SPLIT_TILES,) and not args[5].any()
+    assert [int(v) for v in args[6:]] == [5, 7, 3, 3, 3, 3, tiled.EPILOGUE_BIAS_RELU]
+    launches.clear()
+    tiled.product(np.ones((6, 8))[:, ::2], np.ones((4, 2)))  # strided: copied; float64; no bias
+    ((_, name, _, _, args),) = launches
+    assert name == "gemm_tiles<double, true, true>" and args[0].flags.c_contiguous and args[3] is args[2]
+    assert int(args[-1]) == tiled.EPILOGUE_NONE
+    with pytest.raises(ValueError, match="shapes"):
+        tiled.product(a, np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="float32 @ float64"):
+        tiled.product(a, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="bias"):
+        tiled.product(a, np.ones((3, 2), np.float32), np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="int64"):
+        tiled.product(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64))
+
+
+def test_each_stream_has_split_counts_of_its_own_made_before_a_capture(monkeypatch):
+    """The counts that find a tile's last block are per device and stream, zero when made: a CUDA graph's second
+    stream runs its products beside the main stream's, which must not share them. ``prepare`` makes a capture's
+    before it begins (each on its stream, whose zeros would otherwise be a node of the graph), ``detach`` hands them
+    to the graph and forgets them (each capture has new streams)."""
+    import types
+    current = []
+
+    class Stream:  # as CuPy's: `with stream:` makes it the current one
+        def __init__(self, ptr):
+            self.ptr = ptr
+
+        def __enter__(self):
+            current.append(self)
+
+        def __exit__(self, *exc):
+            current.pop()
+    zeros_on = []
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(get_device_id=lambda: 0, get_current_stream=lambda: current[-1]),
+                                 zeros=lambda n, dtype: (zeros_on.append(current[-1].ptr), np.zeros(n, dtype))[1])
+    monkeypatch.setattr(tiled, "_buffers", {})
+    main, side = Stream(2), Stream(3)
+    current.append(Stream(1))
+    tiled.prepare(fake, [main, side])
+    assert zeros_on == [2, 3] and set(tiled._buffers) == {(0, 2), (0, 3)}
+    assert tiled._buffers[0, 2]["counts"] is not tiled._buffers[0, 3]["counts"]
+    default = tiled._stream_buffers(fake)  # the current stream's (ptr 1), made now
+    assert tiled._stream_buffers(fake) is default and zeros_on == [2, 3, 1] and not default["counts"].any()
+    held = tiled.detach(fake, [main, side])
+    assert [h["counts"].shape for h in held] == [(tiled.MAX_SPLIT_TILES,)] * 2 and set(tiled._buffers) == {(0, 1)}
+
+
+def test_with_the_tiled_products_on_the_gemm_module_sends_full_precision_products_to_them(launches, monkeypatch):
+    """MINIVAE_GEMM=tiled: gemm.matmul (a matrix, or a stack of rows as one matrix), gemm.linear (with its bias and
+    ReLU) and a graph's second stream launch kernels/gemm.cu; float32 products in TF32
+    precision stay cuBLAS's (for the tensor cores); without the setting nothing goes to it."""
+    from minivae._backend import set_float32_matmul_precision
+    x, w, bias = np.ones((2, 3, 4), np.float32), np.ones((4, 5), np.float32), np.ones(5, np.float32)
+    monkeypatch.setattr(gemm, "use_tiled", True)
+    assert gemm.matmul(x, w).shape == (2, 3, 5)
+    assert gemm.linear(x[0], w, bias, True).shape == (3, 5)
+    out = np.empty((3, 5), np.float32)
+    gemm.side_gemm(x[0], w, out, handle=None)
+    assert [(name, args[0].shape, int(args[-1])) for _, name, _, _, args in launches] == [
+        ("gemm_tiles<float, true, true>", (6, 4), tiled.EPILOGUE_NONE),
+        ("gemm_tiles<float, true, true>", (3, 4), tiled.EPILOGUE_BIAS_RELU),
+        ("gemm_tiles<float, true, true>", (3, 4), tiled.EPILOGUE_NONE)]
+    assert launches[2][4][2] is out
+    launches.clear()
+    set_float32_matmul_precision("high")
+    try:
+        assert not gemm._tiled_takes(x, w) and gemm._tiled_takes(x.astype(np.float64), w.astype(np.float64))
+    finally:
+        set_float32_matmul_precision("highest")
+    assert tiled.fits(2 ** 31 - 65, 65535 * 64, 5) and not tiled.fits(2 ** 31 - 64, 5, 5)
+    assert not tiled.fits(5, 65535 * 64 + 1, 5) and not tiled.fits(5, 5, 2 ** 31)  # (left to cuBLAS)
+    monkeypatch.setattr(gemm, "use_tiled", False)
+    assert gemm.linear(x[0], w, bias, True) is None  # (cuBLASLt is off too: the caller's product and bias pass)
 
 
 def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index(launches):
@@ -383,13 +511,16 @@ def test_cupy_arrays_are_known_by_their_module_and_an_emulated_type_is_not_kept(
     assert _backend.device_of(np.zeros(2)) == "cpu" and _backend.device_of(np.float32(1)) == "cpu"
 
 
-def test_the_host_time_tool_runs_minivae_s_cupy_code_path():
+@pytest.mark.parametrize("gemm_path", ["", "tiled"])
+def test_the_host_time_tool_runs_minivae_s_cupy_code_path(gemm_path):
     """tools/eager_host_time.py times eager GPU steps through the real CuPy code path with a stand-in CuPy: it
-    must stay on that path (it stops with an error when a step leaves the stand-in device)."""
+    must stay on that path (it stops with an error when a step leaves the stand-in device), with the products
+    cupy.matmul's or kernels/gemm.cu's (MINIVAE_GEMM=tiled)."""
+    import os
     import subprocess
     import sys
     root = __file__.rsplit("/tests/", 1)[0]
     done = subprocess.run([sys.executable, f"{root}/tools/eager_host_time.py", "--steps", "1"], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env={**os.environ, "MINIVAE_GEMM": gemm_path})
     assert done.returncode == 0, done.stderr[-2000:]
     assert [line.split(",")[0] for line in done.stdout.splitlines()] == ["gaussian VAE", "categorical VAE"]

@@ -60,7 +60,9 @@ def stand_in_cupy():
     cupy.ndarray = ndarray
     cupy.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
         as_strided=lambda x, shape=None, strides=None: _device(numpy.lib.stride_tricks.as_strided(x, shape, strides))))
-    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, getDevice=lambda: 0))
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, getDevice=lambda: 0),
+                                      get_device_id=lambda: 0, get_current_stream=lambda: types.SimpleNamespace(ptr=0))
+    cupy.get_default_memory_pool = lambda: types.SimpleNamespace(malloc=bytearray)  # ndarray(shape, dtype, buffer)
     return cupy
 
 

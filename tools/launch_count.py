@@ -3,6 +3,7 @@
     python tools/launch_count.py            # both benchmark VAEs (benchmarks/gpu_step.py's), batch 128
     python tools/launch_count.py -v         # and each launch, with the line of minivae that made it
     python tools/launch_count.py --cublaslt # with MINIVAE_CUBLASLT=1's dense layers (a stand-in libcublasLt)
+    python tools/launch_count.py --tiled    # with MINIVAE_GEMM=tiled: products and dense layers by kernels/gemm.cu
 
 The step plan of each model is recorded and replayed on tests/strict_array.py's stand-in device, with the
 fused kernels of kernels/*.cu run by the host emulation (tests/cuda_host); the replay is what
@@ -131,28 +132,35 @@ def counting():
             setattr(owner, name, original)
 
 
-def benchmark_models(batch):
-    """benchmarks/gpu_step.py's two VAEs (784-512-256, Adam), on the stand-in device."""
+PRODUCTS = ("matmul", "cublasLt matmul", "kernel gemm_tiles")  # a matrix product's one launch, by each path
+
+
+def benchmark_models(batch, x_dim=784, hidden=(512, 256), latent=20):
+    """benchmarks/gpu_step.py's two VAEs (784-512-256, Adam), on the stand-in device; or two of the same layers and
+    kernels at other sizes (``latent`` Gaussian dimensions, or categorical variables of 10 categories)."""
     from minivae.models import CategoricalVAE, GaussianVAE
     from minivae.optim import Adam
     from minivae.random import Generator
-    x = (numpy.random.default_rng(0).random((batch, 784)) < 0.13).astype(numpy.float32)
+    x = (numpy.random.default_rng(0).random((batch, x_dim)) < 0.13).astype(numpy.float32)
     for kind in ("Gaussian", "categorical"):
         rng = Generator(0)
-        model = (GaussianVAE(hidden=(512, 256), z_dim=20, rng=rng, device="cuda") if kind == "Gaussian" else
-                 CategoricalVAE(hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
+        model = (GaussianVAE(x_dim=x_dim, hidden=hidden, z_dim=latent, rng=rng, device="cuda") if kind == "Gaussian" else
+                 CategoricalVAE(x_dim=x_dim, hidden=hidden, n_latent=latent, n_categories=10, estimator="gumbel_softmax",
                                 tau0=1.0, tau_min=1.0, rng=rng, device="cuda"))
         yield kind, model, Adam(model.parameters(), lr=1e-3), mv.tensor(x, device="cuda"), rng
 
 
-def replay_launches(model, optimizer, x, rng, cublaslt=False):
+def replay_launches(model, optimizer, x, rng, cublaslt=False, tiled=False):
     """The launches of one replay of the model's step plan (after its recording and a first replay); with
     ``cublaslt``, minivae/_gpu/gemm.py's cuBLASLt dense layers on tests/test_cublaslt.py's stand-in library,
-    each call counted as one launch ("cublasLt matmul")."""
+    each call counted as one launch ("cublasLt matmul"); with ``tiled``, MINIVAE_GEMM=tiled's products (each a
+    launch of kernels/gemm.cu, "kernel gemm_tiles", run by the host emulation)."""
+    from minivae._gpu import gemm
     from minivae.plan import compile_step
     from tests.strict_array import strict
     from tests.test_cublaslt import installed
-    with installed(strict) if cublaslt else contextlib.nullcontext() as lt:
+    use_tiled, gemm.use_tiled = gemm.use_tiled, tiled
+    with installed(strict) if cublaslt else contextlib.nullcontext() as lt, _restored(gemm, "use_tiled", use_tiled):
         plan = compile_step(model, optimizer, lambda xb: model.loss(xb, rng), x)
         plan.step(x)
         with counting() as launches:
@@ -163,20 +171,30 @@ def replay_launches(model, optimizer, x, rng, cublaslt=False):
     return launches
 
 
+@contextlib.contextmanager
+def _restored(owner, name, value):
+    """``owner.name`` set back to ``value`` after the block."""
+    try:
+        yield
+    finally:
+        setattr(owner, name, value)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("-v", "--verbose", action="store_true", help="list each launch")
     parser.add_argument("--cublaslt", action="store_true", help="dense layers as cuBLASLt calls (MINIVAE_CUBLASLT=1)")
+    parser.add_argument("--tiled", action="store_true", help="products by kernels/gemm.cu (MINIVAE_GEMM=tiled)")
     args = parser.parse_args(argv)
     from tests.cuda_host import host
     if host.compiler() is None:
         sys.exit("launch_count: no host C++ compiler to run kernels/*.cu on the CPU")
     with use_numba(False), use_cuda_kernels(True), emulating(), loader.use_module_factory(host.module_factory()):
         for kind, *step in benchmark_models(args.batch):
-            launches = replay_launches(*step, cublaslt=args.cublaslt)
-            kernels = sum(what.startswith("kernel ") for what, _ in launches)
-            products = sum(what in ("matmul", "cublasLt matmul") for what, _ in launches)
+            launches = replay_launches(*step, cublaslt=args.cublaslt, tiled=args.tiled)
+            products = sum(what in PRODUCTS for what, _ in launches)
+            kernels = sum(what.startswith("kernel ") and what not in PRODUCTS for what, _ in launches)
             print(f"{kind} VAE, batch {args.batch}: {len(launches)} launches a step "
                   f"({kernels} of minivae's kernels, {products} matrix products, {len(launches) - kernels - products} "
                   "CuPy elementwise, reduction and copy kernels)")

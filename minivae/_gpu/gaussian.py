@@ -3,7 +3,7 @@ pair: kernels/gaussian.cu."""
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import contiguous, floating, launch_elementwise, row_strided
+from minivae._gpu import address, contiguous, floating, launch_elementwise, row_strided
 
 
 def _outputs(like, count):
@@ -68,13 +68,45 @@ def reparameterize_kl_fwd(mu, log_var, eps):
 
 def reparameterize_kl_bwd(gz, gkl, mu, log_var, eps):
     """(ḡ_z + ḡ_kl·μ, ½ ḡ_z·exp(½v)·ε + ½ ḡ_kl·(eᵛ − 1)); ``gz`` or ``gkl`` may be None (no gradient reached
-    that output: it counts as 0)."""
+    that output: it counts as 0). When μ and v are the two halves of one C-contiguous array (an encoder's
+    output, split), μ̄ and v̄ are the two halves of one new array, which ops.split's backward then takes whole
+    (``halves``): where two arrays would have to be joined, a launch each step."""
     t = floating(mu, "reparameterize_kl backward")
-    gmu, glog_var = _outputs(mu, 2)
     m, v, layout = _in_place(mu, log_var)
+    whole = halves(mu, log_var)
+    if whole is None:
+        gmu, glog_var = _outputs(mu, 2)
+        out_mu, out_v, ld_g = gmu, glog_var, layout[0]
+    else:
+        both = get_array_module(mu).empty(whole, mu.dtype)
+        gmu, glog_var = both[:, :mu.shape[1]], both[:, mu.shape[1]:]
+        (out_mu, ld_g), (out_v, _) = row_strided(gmu), row_strided(glog_var)  # spans from each half's start
+        ld_g = numpy.int64(ld_g)
     # an absent gradient's pointer is never read (its flag is 0): μ stands in for it
     gz_arg, gkl_arg = (contiguous(g, mu.dtype) if g is not None else m for g in (gz, gkl))
     launch_elementwise("gaussian.cu", f"reparameterize_kl_bwd<{t}>", mu.size,
-                       (gz_arg, gkl_arg, m, v, contiguous(eps, mu.dtype), gmu, glog_var, numpy.int64(mu.size),
-                        numpy.int32(gz is not None), numpy.int32(gkl is not None), *layout))
+                       (gz_arg, gkl_arg, m, v, contiguous(eps, mu.dtype), out_mu, out_v, numpy.int64(mu.size),
+                        numpy.int32(gz is not None), numpy.int32(gkl is not None), *layout, ld_g))
     return gmu, glog_var
+
+
+def halves(left, right):
+    """(rows, 2·cols) when ``left`` and ``right`` (rows × cols each) are the left and right halves of one C-contiguous
+    array, by their addresses and strides; else None."""
+    if not (left.ndim == right.ndim == 2 and left.shape == right.shape and left.dtype == right.dtype and left.size):
+        return None
+    rows, cols = left.shape
+    size = left.itemsize
+    if left.strides != (2 * cols * size, size) or right.strides != left.strides:
+        return None
+    return (rows, 2 * cols) if address(right) == address(left) + cols * size else None
+
+
+def joined(left, right):
+    """[left, right] joined along the last axis without a copy when they are the halves of one array (as
+    reparameterize_kl_bwd makes μ̄ and v̄): that array, as a view; else None."""
+    whole = halves(left, right)
+    if whole is None:
+        return None
+    return get_array_module(left).lib.stride_tricks.as_strided(left, shape=whole, strides=(whole[1] * left.itemsize,
+                                                                                            left.itemsize))

@@ -5,9 +5,12 @@ CUDA graphs. cuBLAS's GEMM can be captured into a CUDA graph (the "CUDA graphs" 
 documentation), but CuPy refuses every cuBLAS call while a stream is capturing, its low-level bindings
 included ("calling cuBLAS API during stream capture is currently unsupported", CuPy 14 on an H200). So
 during a capture a product calls ``cublas<S|D>gemm_v2`` of the libcublas CuPy has loaded through ctypes,
-with CuPy's handle, which ``bind`` set to the capturing stream before the capture began. Writing GEMM
-kernels of our own was the other route; cuBLAS's are faster, and the graph then holds the very kernels
-the eager step runs.
+with CuPy's handle, which ``bind`` set to the capturing stream before the capture began. cuBLAS's GEMMs
+stay the default, and the graph then holds the very kernels the eager step runs. A GEMM kernel of our own
+is the other route, experimental (MINIVAE_GEMM=tiled, minivae/_gpu/tiled.py): one launch a product, a
+split inner dimension's partial sums and a dense layer's bias and ReLU included, where cuBLAS at a small
+batch makes a second kernel for the first and bias_act_fwd a pass for the second; full-precision products
+only (float64, and float32 outside TF32), eagerly, in a capture and on a graph's second stream alike.
 
 TF32. With ``minivae.set_float32_matmul_precision("high")`` float32 products take the same direct call,
 eagerly too, with the handle's math mode CUBLAS_TF32_TENSOR_OP_MATH: cuBLAS then rounds the operands to
@@ -46,6 +49,7 @@ import sys
 import numpy
 
 from minivae import _gpu
+from minivae._gpu import tiled
 from minivae._backend import cupy_module, get_float32_matmul_precision
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
@@ -55,6 +59,8 @@ _lib = []
 
 def matmul(a, b):
     """a @ b (NumPy's matmul semantics); float32 on TF32 tensor cores in precision "high"."""
+    if use_tiled and _tiled_takes(a, b):
+        return _tiled_product(a, b)
     if use_lt and b.ndim == 2 and a.ndim >= 2:
         c = _lt_product(a, b, None, False)  # float32, each product's algorithm timed once (_lt_choose)
         if c is not None:
@@ -186,6 +192,15 @@ def side_product(a, b):
     return out
 
 
+def side_gemm(a, b, out, handle):
+    """out = a @ b on the side stream (the current one), through its cuBLAS ``handle``, or by kernels/gemm.cu (with
+    the side stream's own split buffers: it runs beside the main stream's products)."""
+    if use_tiled and _tiled_takes(a, b):
+        tiled.product(a, b, out=out)
+    else:
+        _gemm(a, b, a.dtype == numpy.float32 and get_float32_matmul_precision() == "high", out=out, handle=handle)
+
+
 class SideStream:
     """Products queued on a second stream, beside the main one. ``product(a, b, out)`` queues out = a @ b
     after all the main stream has queued so far; ``join()`` makes the main stream wait for everything queued
@@ -239,8 +254,7 @@ class CudaSideStream(SideStream):
 
     def _launch(self, a, b, out):
         with self.stream:
-            _gemm(a, b, a.dtype == numpy.float32 and get_float32_matmul_precision() == "high", out=out,
-                  handle=self.handle)
+            side_gemm(a, b, out, self.handle)
 
     def _join(self):
         self.join_event.record(self.stream)
@@ -278,6 +292,26 @@ def _close(parts):
     parts[1].close()
 
 
+# ---- minivae's own GEMM kernel (experimental, minivae/_gpu/tiled.py) ---------------------------------------
+use_tiled = os.environ.get("MINIVAE_GEMM") == "tiled"
+
+
+def _tiled_takes(a, b):
+    """Whether kernels/gemm.cu takes a @ b: floating operands of one dtype, b a matrix, a a matrix or a C-contiguous
+    stack of rows; not float32 in precision "high" (cuBLAS's TF32 tensor cores take those)."""
+    return (b.ndim == 2 and a.dtype == b.dtype and a.dtype.char in "fd" and (a.ndim == 2 or a.ndim > 2 and a.flags.c_contiguous)
+            and not (a.dtype == numpy.float32 and get_float32_matmul_precision() == "high")
+            and tiled.fits(a.size // max(1, a.shape[-1]), b.shape[1], b.shape[0]))
+
+
+def _tiled_product(a, b, bias=None, relu=False):
+    """a @ b (+ bias, ReLU) by kernels/gemm.cu, a C-contiguous (…, k) array as one product of its rows."""
+    if a.ndim == 2:
+        return tiled.product(a, b, bias, relu)
+    lead = a.shape[:-1]
+    return tiled.product(a.reshape(math.prod(lead), a.shape[-1]), b, bias, relu).reshape(*lead, b.shape[1])
+
+
 # ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --
 use_lt = os.environ.get("MINIVAE_CUBLASLT") == "1"
 LT_WORKSPACE = 1 << 20
@@ -298,9 +332,11 @@ class HeuristicResult(ctypes.Structure):
 
 
 def linear(x, w, bias, relu):
-    """act(x @ w + bias) in one cuBLASLt call, act ReLU or the identity, for float32 x (…, k) C-contiguous,
-    w (k, n) and bias (n,); None where this path does not take the layer (the caller then runs the product
-    and kernels/linear.cu's bias_act_fwd)."""
+    """act(x @ w + bias) in one launch of kernels/gemm.cu (MINIVAE_GEMM=tiled), or one cuBLASLt call for float32
+    (MINIVAE_CUBLASLT=1), act ReLU or the identity, for x (…, k) C-contiguous, w (k, n) and bias (n,); None where
+    neither path takes the layer (the caller then runs the product and kernels/linear.cu's bias_act_fwd)."""
+    if use_tiled and _tiled_takes(x, w) and bias.dtype == x.dtype and bias.shape == w.shape[1:]:
+        return _tiled_product(x, w, bias, relu)
     if not use_lt or bias.dtype != numpy.float32 or bias.ndim != 1 or not bias.flags.c_contiguous:
         return None
     if _alignment(_gpu.address(bias)) < 16:

@@ -25,7 +25,7 @@ import os
 import numpy
 
 from minivae import _gpu
-from minivae._gpu import gemm
+from minivae._gpu import gemm, tiled
 from minivae._backend import cupy_module, fused
 from minivae.engine import Tensor
 
@@ -105,6 +105,9 @@ class CudaGraphStep:
         stream = cupy.cuda.Stream(non_blocking=True)
         self.cublas_handle = gemm.bind(stream)
         self.side = gemm.CudaSideStream(stream) if use_side_stream else None
+        streams = [stream] + ([self.side.stream] if self.side is not None else [])
+        if gemm.use_tiled:
+            tiled.prepare(cupy, streams)  # the split counts' zeros, before the capture: not a node of the graph
         cupy.cuda.runtime.deviceSynchronize()  # the recorded step's work is done before the capture begins
         _gpu.capture = self
         plan.side = gemm.side = self.side
@@ -119,6 +122,7 @@ class CudaGraphStep:
             _gpu.capture = None
             plan.side = gemm.side = None
             gemm.release_retired()
+            self.tiled_buffers = tiled.detach(cupy, streams)  # the graph's kernels keep their addresses
         # capturing ran no kernel: undo what the host side of the tape counted
         self.blocks = self.rng.counter - counter if self.rng else 0
         if self.rng:

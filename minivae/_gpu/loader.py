@@ -51,6 +51,7 @@ SOURCES = {
     "bce.cu": _each("bce_fwd<{t}>"),
     "elbo.cu": (_each("negative_elbo_fwd<{t}>") + _each("negative_elbo_bwd<{t}>")
                 + _each("bernoulli_negative_elbo_fwd<{t}>") + _each("bernoulli_negative_elbo_bwd<{t}>")),
+    "gemm.cu": [f"gemm_tiles<{t}, {a}, {b}>" for t in TYPES for a in ("true", "false") for b in ("true", "false")],
     "linear.cu": _each("bias_act_fwd<{t}>") + _each("relu_bwd<{t}>") + _each("bias_grad<{t}>"),
     "optim.cu": _each("adam_step<{t}>") + _each("sgd_step<{t}>"),
     "random.cu": _each("philox_uniform<{t}>") + _each("philox_normal<{t}>") + _each("philox_gumbel<{t}>"),

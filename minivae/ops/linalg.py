@@ -61,7 +61,8 @@ class Linear(Function):
     saves     x, W (and y for ReLU)
     fused     on the GPU the bias and ReLU take one pass each way, b̄ made in the ReLU's backward pass
               (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS; with MINIVAE_CUBLASLT=1 a
-              float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py); in a
+              float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py), with
+              MINIVAE_GEMM=tiled one launch of kernels/gemm.cu, bias and ReLU applied as it writes; in a
               CUDA graph W̄'s product runs on a second stream (unless MINIVAE_SIDE_STREAM=0)
     The same numbers as matmul, add and relu one after another; but as one node the graph keeps
     neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
@@ -76,7 +77,7 @@ class Linear(Function):
                              "(out,) do not fit")
         xp = ctx.xp
         gemm = None if xp is numpy else fused("gemm", xp, x, weight, bias)
-        y = None if gemm is None else gemm.linear(x, weight, bias, activation == "relu")  # one cuBLASLt call
+        y = None if gemm is None else gemm.linear(x, weight, bias, activation == "relu")  # one call or launch
         if y is None:
             y = matmul_array(xp, x, weight)
             kernel = None if xp is numpy else ctx.fused("linear", y, bias)

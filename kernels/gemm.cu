@@ -1,0 +1,149 @@
+// A matrix product with a dense layer's epilogue, for the small products of a VAE's training step
+// (minivae/_gpu/tiled.py; experimental, MINIVAE_GEMM=tiled):
+//
+//   C = A·B,  C_ij = Σ_l A_il·B_lj;  then, by `epilogue`: nothing (0), C_ij + b_j (1) or max(C_ij + b_j, 0)
+//   (2, NaN staying NaN), kernels/linear.cu's bias_act_fwd, applied as the product is written (b unread for 0).
+//
+// Why a kernel of our own when cuBLAS's GEMMs are faster at most sizes: at a batch of 128 a VAE's products
+// are small (128×784 by 784×512 at most), too few output tiles to fill a GPU, so cuBLAS splits the inner
+// dimension over blocks and adds their partial sums with a second kernel (11 of a Gaussian VAE's 49 kernels
+// a CUDA-graph step on an H100), and each dense layer's bias and ReLU take a pass of their own (6 more).
+// Here one launch does all three: the split-K partial sums are added by the last block of each tile to
+// finish, in slice order, and the epilogue is applied as C is written.
+//
+// Layout. Row-major C (m×n, C-contiguous). A(i, l) = a[i·lda + l] when A_ROWS (A row-major), else
+// a[l·lda + i] (A stored transposed: a transposed view's memory); B(l, j) = b[l·ldb + j] when B_ROWS,
+// else b[j·ldb + l]. A block of 256 threads makes one 64×64 tile of C: thread (ty, tx) = (t/16, t%16) the
+// 4×4 values of rows 4ty…4ty+3 and columns 4tx…4tx+3. It walks its slice of the inner dimension 16 at a
+// time: the next 64×16 of A and 16×64 of B are read from memory into registers (4 values each a thread,
+// consecutive threads on consecutive addresses of whichever index is contiguous) while the current ones,
+// parked in shared memory, are multiplied: a thread reads 4 of A and 4 of B per step as two 16-byte
+// loads and makes 16 fused multiply-adds. Shared rows are padded by 16 bytes (kept on 16-byte boundaries)
+// so that the parked values of a row-major A land in different banks.
+//
+// Split-K. blockIdx.z is the slice of the inner dimension, l in [z·kslice, min(k, (z+1)·kslice)). With one
+// slice the block writes C. With several each block parks its tile's sums in parts[z] (m×n each); the last
+// of a tile's blocks to finish (a wrapping atomic count per tile, which its increment returns to 0 for the
+// next launch, as kernels/elbo.cu's) adds parts[0] + parts[1] + … in that order, applies the epilogue and
+// writes C: the result does not depend on which block finished when. The counts (one per tile, zero
+// before the first launch) belong to the stream the launch runs on (minivae/_gpu/tiled.py keeps them per
+// stream with the partial sums): two launches with the same counts must not overlap.
+#include "common.cuh"
+
+#define MINIVAE_GEMM_TILE 64     // a block's tile of C is 64×64
+#define MINIVAE_GEMM_STEP 16     // inner-dimension values parked in shared memory at a time
+#define MINIVAE_GEMM_THREADS 256
+
+// Four consecutive values of shared memory at a 16-byte boundary, as one or two 16-byte loads.
+template <typename T>
+MINIVAE_D void shared_four(const T* p, T (&v)[4]) {
+    typedef typename Vec16<T>::type W;
+    constexpr int V = 16 / sizeof(T);
+#pragma unroll
+    for (int h = 0; h < 4 / V; ++h) {
+        const W w = reinterpret_cast<const W*>(p)[h];
+        const T* e = reinterpret_cast<const T*>(&w);
+#pragma unroll
+        for (int c = 0; c < V; ++c) v[h * V + c] = e[c];
+    }
+}
+
+// The epilogue: v itself (epilogue 0), v + b_j (1), or bias_act_fwd's max(v + b_j, 0) (2, kernels/linear.cu).
+#define MINIVAE_GEMM_BIAS 1
+#define MINIVAE_GEMM_BIAS_RELU 2
+template <typename T>
+MINIVAE_D T dense_epilogue(T v, const T* __restrict__ bias, int j, int epilogue) {
+    if (epilogue != 0) v += bias[j];
+    return epilogue == MINIVAE_GEMM_BIAS_RELU && v < T(0) ? T(0) : v;
+}
+
+template <typename T, bool A_ROWS, bool B_ROWS>
+__global__ void __launch_bounds__(MINIVAE_GEMM_THREADS)
+gemm_tiles(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, const T* __restrict__ bias, T* parts,
+           unsigned int* slices_done, int m, int n, int k, long long lda, long long ldb, int kslice, int epilogue) {
+    constexpr int TILE = MINIVAE_GEMM_TILE, STEP = MINIVAE_GEMM_STEP, PAD = 16 / sizeof(T);
+    constexpr int EACH = TILE * STEP / MINIVAE_GEMM_THREADS;  // values of A (and of B) a thread fetches a step
+    __shared__ __align__(16) T as[STEP][TILE + PAD];  // as[l][i] = A(row0 + i, l0 + l)
+    __shared__ __align__(16) T bs[STEP][TILE + PAD];  // bs[l][j] = B(l0 + l, col0 + j)
+    __shared__ bool last;
+    const int t = threadIdx.x, tx = t % 16, ty = t / 16;
+    const int row0 = blockIdx.x * TILE, col0 = blockIdx.y * TILE;  // rows on x, whose grid may be the longest
+    const int first = blockIdx.z * kslice, end = k < first + kslice ? k : first + kslice;
+    T ra[EACH], rb[EACH];
+    // The e-th value of a tile goes to the thread e % 256: along the contiguous index, so that a warp reads
+    // consecutive addresses (16 of a row-major A's rows, 64 of a column-major one's).
+    auto fetch = [&](int l0) {
+#pragma unroll
+        for (int r = 0; r < EACH; ++r) {
+            const int e = t + r * MINIVAE_GEMM_THREADS;
+            const int ai = A_ROWS ? e / STEP : e % TILE, al = A_ROWS ? e % STEP : e / TILE;
+            const int i = row0 + ai, la = l0 + al;
+            ra[r] = i < m && la < end ? a[A_ROWS ? i * lda + la : la * lda + i] : T(0);
+            const int bj = B_ROWS ? e % TILE : e / STEP, bl = B_ROWS ? e / TILE : e % STEP;
+            const int j = col0 + bj, lb = l0 + bl;
+            rb[r] = j < n && lb < end ? b[B_ROWS ? lb * ldb + j : j * ldb + lb] : T(0);
+        }
+    };
+    auto park = [&]() {
+#pragma unroll
+        for (int r = 0; r < EACH; ++r) {
+            const int e = t + r * MINIVAE_GEMM_THREADS;
+            as[A_ROWS ? e % STEP : e / TILE][A_ROWS ? e / STEP : e % TILE] = ra[r];
+            bs[B_ROWS ? e / TILE : e % STEP][B_ROWS ? e % TILE : e / STEP] = rb[r];
+        }
+    };
+    T acc[4][4] = {};
+    fetch(first);
+    for (int l0 = first; l0 < end; l0 += STEP) {
+        park();
+        __syncthreads();  // the step's values are all parked before any thread reads them
+        if (l0 + STEP < end) fetch(l0 + STEP);  // in flight while this step is multiplied
+#pragma unroll
+        for (int l = 0; l < STEP; ++l) {
+            T av[4], bv[4];
+            shared_four(&as[l][4 * ty], av);
+            shared_four(&bs[l][4 * tx], bv);
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();  // every thread is done with the step before the next is parked over it
+    }
+    const int i0 = row0 + 4 * ty, j0 = col0 + 4 * tx;
+    if (gridDim.z == 1) {  // the same in the whole launch: no partial sums to add
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                if (i0 + i < m && j0 + j < n)
+                    c[(long long)(i0 + i) * n + j0 + j] = dense_epilogue(acc[i][j], bias, j0 + j, epilogue);
+        return;
+    }
+    const long long size = (long long)m * n;
+    T* mine = parts + blockIdx.z * size;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+            if (i0 + i < m && j0 + j < n) mine[(long long)(i0 + i) * n + j0 + j] = acc[i][j];
+    __syncthreads();  // the block's sums are all written before its thread 0 counts them
+    if (t == 0) {
+        __threadfence();  // the sums are visible to every block before the count says they are there
+        const unsigned tile = blockIdx.x * gridDim.y + blockIdx.y;
+        last = atomicInc(&slices_done[tile], gridDim.z - 1) == gridDim.z - 1;
+    }
+    __syncthreads();
+    if (!last) return;  // the same in the whole block
+    const volatile T* parked = parts;  // written by other blocks: read from memory, not a cache
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            if (i0 + i >= m || j0 + j >= n) continue;
+            const long long at = (long long)(i0 + i) * n + j0 + j;
+            T s = parked[at];
+            for (unsigned z = 1; z < gridDim.z; ++z) s += parked[z * size + at];
+            c[at] = dense_epilogue(s, bias, j0 + j, epilogue);
+        }
+}

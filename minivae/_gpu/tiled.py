@@ -1,0 +1,124 @@
+"""minivae's own matrix product (kernels/gemm.cu), experimental and off unless the environment sets
+MINIVAE_GEMM=tiled: then full-precision products on the GPU (float64, and float32 outside TF32) are one
+launch of ``gemm_tiles`` instead of cuBLAS's GEMM, and a dense layer act(x @ W + b) is one launch with the
+bias and ReLU applied as the product is written (minivae/_gpu/gemm.py routes them here).
+
+At a batch of 128 a VAE's products leave cuBLAS too few output tiles to fill a GPU: it splits the inner
+dimension and adds the partial sums with a second kernel, and each layer's bias and ReLU are a third pass,
+17 of a Gaussian VAE's 49 kernels a CUDA-graph step (PyTorch's profiler on an H100, 2026-11-26). Here a
+product is one launch whatever its split. Not yet timed on a GPU: its split sizes below are a first guess.
+"""
+import numpy
+
+from minivae._backend import get_array_module
+from minivae._gpu import floating, loader
+
+TILE = 64           # MINIVAE_GEMM_TILE: a block's tile of C is TILE×TILE
+STEP = 16           # MINIVAE_GEMM_STEP: a slice of the inner dimension is a multiple of it
+THREADS = 256       # MINIVAE_GEMM_THREADS
+SPLIT_BLOCKS = 256  # split the inner dimension until a launch has about this many blocks (2 an SM on an H100)
+MIN_SLICE = 64      # but no slice shorter than this (the last block of a tile adds one partial sum a slice)
+PARTS_BYTES = 8 << 20  # room for one split launch's partial sums, per stream and dtype (allocated once, kept)
+MAX_SPLIT_TILES = 4096  # counts per stream: a product of more tiles is not split
+EPILOGUE_NONE, EPILOGUE_BIAS, EPILOGUE_BIAS_RELU = 0, 1, 2  # kernels/gemm.cu's dense_epilogue
+_buffers = {}  # (device, stream) → {"counts": the split launches' counts, dtype: their partial sums}
+
+
+def fits(m, n, k):
+    """Whether an m×k by k×n product fits the kernel's grid (m's tiles on x, n's on y: at most 65535) and its int
+    indices."""
+    return max(m, k) < 2 ** 31 - TILE and n <= 65535 * TILE
+
+
+def split(m, n, k, itemsize):
+    """(slices, kslice): the inner dimension k cut into ``slices`` slices of ``kslice`` (a multiple of STEP, the
+    last possibly shorter, none empty) so that the launch has about SPLIT_BLOCKS blocks, no slice is shorter
+    than MIN_SLICE, the partial sums fit PARTS_BYTES, and the tiles fit the kernel's counts."""
+    tiles = -(-m // TILE) * -(-n // TILE)
+    slices = min(-(-SPLIT_BLOCKS // tiles), max(1, k // MIN_SLICE), PARTS_BYTES // max(1, m * n * itemsize))
+    if slices <= 1 or tiles > MAX_SPLIT_TILES:
+        return 1, max(k, 1)
+    per_slice = -(-k // slices)
+    kslice = -(-per_slice // STEP) * STEP
+    return -(-k // kslice), kslice
+
+
+def product(a, b, bias=None, relu=False, out=None):
+    """a (m×k) @ b (k×n), then + bias (n,) and max(·, 0) if ``relu`` (kernels/linear.cu's epilogue), in one
+    launch on the current stream, into a new C-contiguous m×n array or ``out`` (C-contiguous)."""
+    t = floating(a, "matmul")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match")
+    if b.dtype != a.dtype or (bias is not None and (bias.dtype != a.dtype or bias.shape != (b.shape[1],))):
+        raise ValueError(f"matmul: {a.dtype} @ {b.dtype}" + ("" if bias is None else f" + bias {bias.shape} {bias.dtype}")
+                         + f" (one dtype, a bias of ({b.shape[1]},)) is needed")
+    xp = get_array_module(a)
+    (m, k), n = a.shape, b.shape[1]
+    c = xp.empty((m, n), a.dtype) if out is None else out
+    if c.size == 0:
+        return c
+    (a, a_rows, lda), (b, b_rows, ldb) = _operand(a), _operand(b)
+    slices, kslice = split(m, n, k, a.itemsize)
+    buffers = _stream_buffers(xp)
+    parts = _parts(xp, buffers, a.dtype) if slices > 1 else c
+    epilogue = EPILOGUE_NONE if bias is None else EPILOGUE_BIAS_RELU if relu else EPILOGUE_BIAS
+    loader.function("gemm.cu", f"gemm_tiles<{t}, {_bool(a_rows)}, {_bool(b_rows)}>")(
+        (-(-m // TILE), -(-n // TILE), slices), (THREADS,),
+        (a, b, c, c if bias is None else bias, parts, buffers["counts"], numpy.int32(m), numpy.int32(n),
+         numpy.int32(k), numpy.int64(lda), numpy.int64(ldb), numpy.int32(kslice), numpy.int32(epilogue)))
+    return c
+
+
+def _operand(x):
+    """(memory, rows, ld) of a 2-D operand for the kernel: C-contiguous x is read as stored (rows: element (r, c)
+    at r·ld + c, ld its row length); F-contiguous x (a transposed view, as a VJP's Wᵀ) through its transpose, which
+    is C-contiguous (element (r, c) at c·ld + r); anything else is copied first."""
+    if not x.flags.c_contiguous and x.flags.f_contiguous:
+        return x.T, False, max(1, x.shape[0])
+    if not x.flags.c_contiguous:
+        x = get_array_module(x).ascontiguousarray(x)
+    return x, True, max(1, x.shape[1])
+
+
+def _stream_buffers(xp):
+    """The current device and stream's split counts (MAX_SPLIT_TILES, zero: each launch leaves them so) and partial
+    sums, made on first use: split launches on one stream run in turn and share them; a stream beside it (a CUDA
+    graph's second one) has its own. A capture makes them before it begins (``prepare``): their zeros must not be
+    a node of the graph."""
+    cuda = getattr(xp, "cuda", None)
+    key = (cuda.get_device_id(), cuda.get_current_stream().ptr) if cuda is not None else None
+    buffers = _buffers.get(key)
+    if buffers is None:
+        buffers = _buffers[key] = {"counts": xp.zeros(MAX_SPLIT_TILES, numpy.uint32)}
+    return buffers
+
+
+def _parts(xp, buffers, dtype):
+    """The partial sums of ``buffers``' stream for ``dtype``. On a GPU from CuPy's default pool even during a
+    CUDA-graph capture, as minivae/_gpu/gemm.py's cuBLASLt workspace: the graph keeps their address."""
+    dtype = numpy.dtype(dtype)
+    if dtype not in buffers:
+        size = PARTS_BYTES // dtype.itemsize
+        cuda = getattr(xp, "cuda", None)
+        buffers[dtype] = (xp.ndarray((size,), dtype, xp.get_default_memory_pool().malloc(PARTS_BYTES))
+                          if cuda is not None else xp.empty(size, dtype))
+    return buffers[dtype]
+
+
+def prepare(xp, streams):
+    """Make the split buffers of ``streams`` now (before a capture on them begins), each on its stream."""
+    for stream in streams:
+        with stream:
+            _stream_buffers(xp)
+
+
+def detach(xp, streams):
+    """The split buffers of ``streams`` (a captured graph's, whose kernels keep their addresses: the graph holds
+    them for as long as it lives), no longer kept here: a capture's streams are new each time."""
+    device = xp.cuda.get_device_id()
+    return [_buffers.pop((device, stream.ptr), None) for stream in streams]
+
+
+def _bool(flag):
+    return "true" if flag else "false"
+

@@ -1,0 +1,65 @@
+"""minivae's own product (kernels/gemm.cu, MINIVAE_GEMM=tiled) on a real GPU, at the sizes of a VAE's training
+step: within float accumulation's bound of the float64 product, split or not, every layout; and training steps
+with it, eagerly and as a CUDA graph (its weight gradients on the graph's second stream, split counts of their own),
+equal to those with cuBLAS to float32 rounding. (tests/kernel_cases.py runs the kernel's exact cases here too.)"""
+import numpy as np
+import pytest
+
+from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.optim import Adam
+from minivae.plan import compile_step
+from minivae.random import Generator
+from tests.gpu.test_graph import eager_losses
+
+BATCHES = [(np.random.default_rng(i).random((128, 784)) < 0.2).astype(np.float32) for i in range(4)]
+
+
+@pytest.fixture
+def gemm(monkeypatch):
+    from minivae._gpu import gemm
+    monkeypatch.setattr(gemm, "use_tiled", True)
+    return gemm
+
+
+@pytest.mark.parametrize("m,k,n,transposed", [(128, 784, 512, ""), (128, 512, 784, "b"), (784, 128, 512, "a"),
+                                              (4096, 784, 512, ""), (20, 128, 256, "a"), (3, 1000, 70, "ab")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_of_a_training_step_are_within_the_accumulation_bound(gemm, m, k, n, transposed, dtype):
+    import cupy
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    da = cupy.asfortranarray(cupy.asarray(a)) if "a" in transposed else cupy.asarray(a)
+    db = cupy.asfortranarray(cupy.asarray(b)) if "b" in transposed else cupy.asarray(b)
+    got = gemm.matmul(da, db).get()
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    bound = k * np.finfo(dtype).eps * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
+    assert (np.abs(got - exact) <= bound).all()
+    again = gemm.matmul(da, db).get()
+    np.testing.assert_array_equal(again, got)  # the split's partial sums added in slice order, whoever ends last
+
+
+def _steps(kind, graph, tiled, gemm):
+    """Losses and parameters of 4 Adam steps of a benchmark VAE, eager or as a CUDA graph, tiled or cuBLAS."""
+    gemm.use_tiled = tiled
+    rng = Generator(0)
+    model = (GaussianVAE(hidden=(512, 256), z_dim=20, rng=rng, device="cuda") if kind == "gaussian" else
+             CategoricalVAE(hidden=(512, 256), n_latent=20, n_categories=10, tau0=1.0, tau_min=1.0, rng=rng,
+                            device="cuda"))
+    rng, opt = Generator(5), Adam(model.parameters(), lr=1e-3)
+    if graph:
+        plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0])
+        plan.capture()
+        losses = [plan.loss.item()] + [plan.step(x).item() for x in BATCHES[1:]]
+    else:
+        losses = eager_losses(model, opt, rng, BATCHES)
+    return np.array(losses), [p.numpy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_training_steps_with_the_tiled_products_equal_those_with_cublas(gemm, kind, graph):
+    cublas, tiled = _steps(kind, False, False, gemm), _steps(kind, graph, True, gemm)
+    assert np.isfinite(tiled[0]).all()
+    np.testing.assert_allclose(tiled[0], cublas[0], rtol=1e-4)
+    for a, b in zip(tiled[1], cublas[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)

@@ -66,14 +66,48 @@ __global__ void kl_standard_normal_bwd(const T* __restrict__ g, const T* __restr
     }
 }
 
+// Element i of the pair's forward: z_i and kl_i from μ, v (row-strided) and ε_i.
+template <typename T>
+MINIVAE_D void reparameterize_kl_elem(const T* __restrict__ mu, const T* __restrict__ log_var, T e, T* __restrict__ z,
+                                      T* __restrict__ kl, long long i, long long cols, long long ld_mu, long long ld_v) {
+    const T m = mu[row_strided(i, cols, ld_mu)], v = log_var[row_strided(i, cols, ld_v)];
+    z[i] = m + reparameterize_noise(v, e);
+    kl[i] = kl_term(m, v, mv_exp(v));
+}
+
 template <typename T>
 __global__ void reparameterize_kl_fwd(const T* __restrict__ mu, const T* __restrict__ log_var,
                                       const T* __restrict__ eps, T* __restrict__ z, T* __restrict__ kl, long long n,
                                       long long cols, long long ld_mu, long long ld_v) {
-    for (long long i = grid_first(); i < n; i += grid_step()) {
-        const T m = mu[row_strided(i, cols, ld_mu)], v = log_var[row_strided(i, cols, ld_v)];
-        z[i] = m + reparameterize_noise(v, eps[i]);
-        kl[i] = kl_term(m, v, mv_exp(v));
+    for (long long i = grid_first(); i < n; i += grid_step())
+        reparameterize_kl_elem(mu, log_var, eps[i], z, kl, i, cols, ld_mu, ld_v);
+}
+
+// The pair with its noise drawn here: ε = Generator(seed, offset).normal(n), as kernels/random.cu's philox_normal
+// makes it (Philox block b gives the pairs 2b and 2b + 1: elements 4b … 4b + 3), written to eps for the backward,
+// where philox_normal and reparameterize_kl_fwd would write ε, then read it: one launch and one pass fewer.
+// A thread takes a block's four elements. shift: the counter's advance since a CUDA graph's capture (0 eagerly).
+template <typename T>
+__global__ void normal_reparameterize_kl_fwd(const T* __restrict__ mu, const T* __restrict__ log_var,
+                                             T* __restrict__ eps, T* __restrict__ z, T* __restrict__ kl, long long n,
+                                             long long cols, long long ld_mu, long long ld_v, unsigned long long seed,
+                                             unsigned long long offset, const unsigned long long* __restrict__ shift) {
+    offset += *shift;
+    for (long long b = grid_first(); b < (n + 3) / 4; b += grid_step()) {
+        const PhiloxWords w = philox_block(seed, offset + (unsigned long long)b);
+#pragma unroll
+        for (int q = 0; q < 4; q += 2) {
+            const long long i = 4 * b + q;
+            if (i >= n) break;
+            double first, second;
+            normal_pair(w.w[q], w.w[q + 1], first, second);
+            eps[i] = (T)first;
+            reparameterize_kl_elem(mu, log_var, (T)first, z, kl, i, cols, ld_mu, ld_v);
+            if (i + 1 < n) {
+                eps[i + 1] = (T)second;
+                reparameterize_kl_elem(mu, log_var, (T)second, z, kl, i + 1, cols, ld_mu, ld_v);
+            }
+        }
     }
 }
 

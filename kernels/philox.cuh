@@ -113,6 +113,15 @@ MINIVAE_HD double uniform_f64(uint32_t w) {
     return ((double)w + 0.5) * 2.3283064365386963e-10;  // 2^-32
 }
 
+// Two standard normals from two words, by Box–Muller on float64 uniforms, as Generator.normal: the pair p of
+// a draw takes its words 2p and 2p + 1, r = √(−2 log u₁), θ = 2π·u₂, and gives (r cos θ, r sin θ).
+MINIVAE_HD void normal_pair(uint32_t w1, uint32_t w2, double& first, double& second) {
+    const double r = sqrt(-2.0 * log(uniform_f64(w1)));
+    const double theta = 2.0 * 3.141592653589793 * uniform_f64(w2);
+    first = r * cos(theta);
+    second = r * sin(theta);
+}
+
 // Standard Gumbel noise g = -log(-log1p(-u)) from a float64 uniform, as Generator.gumbel:
 // u in [2^-33, 1 - 2^-33] keeps -log1p(-u) in (0, inf), so g is always finite.
 MINIVAE_HD double gumbel_f64(uint32_t w) {

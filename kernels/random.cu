@@ -40,10 +40,10 @@ __global__ void philox_normal(T* __restrict__ out, long long n, unsigned long lo
         for (int q = 0; q < 4; q += 2) {  // pair p = 2b + q/2 takes words 4b + q and 4b + q + 1
             const long long i = 4 * b + q;
             if (i < n) {
-                const double r = sqrt(-2.0 * log(uniform_f64(w.w[q])));
-                const double theta = 2.0 * 3.141592653589793 * uniform_f64(w.w[q + 1]);
-                out[i] = (T)(r * cos(theta));
-                if (i + 1 < n) out[i + 1] = (T)(r * sin(theta));
+                double first, second;
+                normal_pair(w.w[q], w.w[q + 1], first, second);
+                out[i] = (T)first;
+                if (i + 1 < n) out[i + 1] = (T)second;
             }
         }
     }

@@ -71,7 +71,7 @@ class GaussianVAE(Module):
         likelihood ops.bernoulli_negative_elbo, with its log-likelihood), which sums and averages both parts in one
         node (on the GPU, one kernel launch each way)."""
         loc, log_var = self._encode(x)
-        z, kl = ops.reparameterize_kl(loc, log_var, rng.normal(loc.shape, loc.dtype, device=loc.device))
+        z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)  # ε ~ N(0, I) drawn from rng (in the kernel on a GPU)
         return _negative_elbo(self.likelihood(z), x, kl, beta)
 
     def sample(self, n, rng):

@@ -203,6 +203,29 @@ def test_gaussian_reparameterization_and_kl(dev, dtype, n):
     close(glv, 0.5 * g * (var - 1), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,layout", [((1,), "contiguous"), ((7,), "contiguous"), ((1001,), "contiguous"),
+                                          ((3, 5), "halves"), ((17, 15), "halves")])
+@pytest.mark.parametrize("seed,offset", [(0, 0), (2 ** 64 - 1, 2 ** 32 - 1)])
+def test_the_pair_with_its_noise_drawn_in_the_kernel(dev, dtype, shape, layout, seed, offset):
+    """normal_reparameterize_kl_fwd: its ε is kernels/random.cu's philox_normal draw at (seed, offset), bit for bit
+    (the same Box–Muller pairs of the same words: an odd count ends on half a pair), and its z and kl are the pair's
+    at that ε, bit for bit (the same elementwise code); μ and v read in place as the halves of one array."""
+    rng = np.random.default_rng(shape[0])
+    mu, log_var = (rng.standard_normal(shape).astype(dtype) * s for s in (3, 4))
+    if layout == "contiguous":
+        mu_in, log_var_in = dev.put(mu), dev.put(log_var)
+    else:
+        h = dev.put(np.concatenate([mu, log_var], axis=1))
+        mu_in, log_var_in = h[:, :shape[1]], h[:, shape[1]:]
+    z, kl, eps = (dev.get(a) for a in gaussian.normal_reparameterize_kl_fwd(mu_in, log_var_in, seed, offset))
+    want_eps = dev.get(random.normal(seed, offset, shape, dtype))
+    np.testing.assert_array_equal(eps, want_eps)
+    want_z, want_kl = (dev.get(a) for a in gaussian.reparameterize_kl_fwd(mu_in, log_var_in, dev.put(want_eps)))
+    np.testing.assert_array_equal(z, want_z)
+    np.testing.assert_array_equal(kl, want_kl)
+
+
 def _column_slice(dev, a, left, right):
     """``a`` (rows × cols) on the device as columns [left, left + cols) of a wider array (rows ld = left + cols + right
     apart), NaN around it: what a kernel reads outside the slice shows."""
@@ -437,12 +460,15 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
     import minivae._gpu
     x = np.random.default_rng(2).normal(size=(5, 33)).astype(dtype)
     y_eager, _ = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 11, 10, 0.5, False))
+    eps_eager = dev.get(random.normal(11, 10, x.shape, dtype))
     starts, p, m, v, grads = _flat_problem(dtype)
     dp, dm, dv = dev.put(p), dev.put(m), dev.put(v)
     monkeypatch.setattr(minivae._gpu, "capture", _GraphKnobs(dev, 7, (2e-3, 1e-6)))
     np.testing.assert_array_equal(dev.get(random.uniform(11, 3, 9, dtype)), Generator(11, 10).uniform(9, dtype))
     y, _ = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 11, 3, 0.5, False))
     np.testing.assert_array_equal(y, y_eager)
+    eps = dev.get(gaussian.normal_reparameterize_kl_fwd(dev.put(x), dev.put(x), 11, 3)[2])
+    np.testing.assert_array_equal(eps, eps_eager)
     adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), 1e-3, 0.9, 0.999,
                        1e-8)
     s = np.dtype(dtype).type

@@ -407,7 +407,10 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name, tiled, monkey
     # REINFORCE's loss adds its surrogate per example, from each example's log-likelihood (bce.cu); the others'
     # is one −ELBO node whose kernels make the log-likelihood themselves (elbo.cu)
     assert ("elbo.cu" in sources) == (name != "reinforce") == ("bce.cu" not in sources)
-    assert ("random.cu" if name != "straight_through" else "gumbel_softmax.cu") in sources
+    # the noise: drawn by the Gaussian pair's own kernel, the Gumbel-Softmax's, or a fill of random.cu (REINFORCE's
+    # categorical sample)
+    assert {"gaussian": "gaussian.cu", "straight_through": "gumbel_softmax.cu", "reinforce": "random.cu"}[name] in sources
+    assert ("random.cu" in sources) == (name == "reinforce")
     assert ("gemm.cu" in sources) == tiled
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
     for n in grads:

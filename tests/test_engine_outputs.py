@@ -103,3 +103,26 @@ def test_reparameterize_kl_is_the_two_ops_bit_for_bit(used):
     for a, b in pairs:
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
+
+
+def test_reparameterize_kl_draws_what_generator_normal_draws():
+    """ops.reparameterize_kl(μ, v, rng=rng): the same sample, KL and gradients as at rng.normal's next draw, bit for bit,
+    and the counter left where that draw leaves it (an odd count of values ends on half a Box–Muller pair); one of
+    the noise and the Generator, not both or neither."""
+    from minivae.random import Generator
+    rng = np.random.default_rng(2)
+    mu, lv, gz, gkl = (rng.normal(size=(3, 5)).astype(np.float32) for _ in range(4))
+    results = []
+    for drawn in (True, False):
+        gen = Generator(7, counter=3)
+        m, v = mv.tensor(mu, requires_grad=True), mv.tensor(lv, requires_grad=True)
+        z, kl = ops.reparameterize_kl(m, v, rng=gen) if drawn else ops.reparameterize_kl(m, v, gen.normal((3, 5)))
+        mv.backward([z, kl], [gz, gkl])
+        results.append((z.data, kl.data, m.grad, v.grad, gen.counter))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    assert results[0][-1] == 3 + 4  # 15 values: 8 pairs, 16 words, 4 blocks
+    with pytest.raises(ValueError, match="not both or neither"):
+        ops.reparameterize_kl(mv.tensor(mu), mv.tensor(lv))
+    with pytest.raises(ValueError, match="not both or neither"):
+        ops.reparameterize_kl(mv.tensor(mu), mv.tensor(lv), mu, rng=Generator(0))

@@ -73,7 +73,8 @@ def _expected(kind):
     # (as bernoulli_log_prob and negative_elbo apart: bce_fwd, negative_elbo_fwd, negative_elbo_bwd and the product of
     # l̄l by the saved derivative, 4)
     if kind == "Gaussian":
-        latent = {"kernel philox_normal": 1, "kernel reparameterize_kl_fwd": 1, "kernel reparameterize_kl_bwd": 1}
+        latent = {"kernel normal_reparameterize_kl_fwd": 1,  # ε drawn, z and the KL made: one launch
+                  "kernel reparameterize_kl_bwd": 1}
         # (the split into μ and log σ² is two views, and its VJP takes μ̄ and v̄ as the halves of one array that
         # reparameterize_kl_bwd wrote: no concatenate)
     else:

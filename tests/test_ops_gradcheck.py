@@ -7,6 +7,7 @@ from hypothesis import assume, given, strategies as st
 import minivae as mv
 from minivae import ops
 from minivae.ops._broadcast import normalize_axis
+from minivae.random import Generator
 from tests.strategies import away_from_zero, axes, broadcastable, broadcastable_pair, rngs, shapes
 
 
@@ -263,6 +264,19 @@ def reparameterize_kl_case(draw):
 
 
 @st.composite
+def normal_reparameterize_kl_case(draw):
+    """The pair with its noise drawn from a Generator of a drawn seed (a new one each call: the same noise)."""
+    sm, sv = draw(broadcastable_pair())
+    rng, seed = draw(rngs), draw(st.integers(0, 2 ** 64 - 1))
+    used = draw(st.sampled_from(["both", "z", "kl"]))
+
+    def f(m, v):
+        z, kl = ops.reparameterize_kl(m, v, rng=Generator(seed))
+        return {"z": z, "kl": kl, "both": ops.concatenate([ops.reshape(z, (-1,)), ops.reshape(kl, (-1,))])}[used]
+    return case(f, rng.normal(size=sm), rng.uniform(-2, 2, sv))
+
+
+@st.composite
 def categorical_kl_case(draw):
     shape = draw(shapes(1, 3))
     if len(shape) > 1 and draw(st.booleans()):
@@ -323,6 +337,7 @@ DOMAINS = {
     "bernoulli_log_prob": bce_case(ops.bernoulli_log_prob), "gumbel_softmax": gumbel_softmax_case(),
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
     "reparameterize_kl": reparameterize_kl_case(),
+    "normal_reparameterize_kl": normal_reparameterize_kl_case(),
     "categorical_kl": categorical_kl_case(), "negative_elbo": negative_elbo_case(),
     "bernoulli_negative_elbo": bernoulli_negative_elbo_case(),
 }

@@ -3,7 +3,8 @@ pair: kernels/gaussian.cu."""
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import address, contiguous, floating, launch_elementwise, row_strided
+from minivae._gpu import (address, contiguous, elementwise_launch, floating, launch_elementwise, loader, philox_shift,
+                          row_strided)
 
 
 def _outputs(like, count):
@@ -64,6 +65,20 @@ def reparameterize_kl_fwd(mu, log_var, eps):
     launch_elementwise("gaussian.cu", f"reparameterize_kl_fwd<{t}>", mu.size,
                        (m, v, contiguous(eps, mu.dtype), z, kl, numpy.int64(mu.size), *layout))
     return z, kl
+
+
+def normal_reparameterize_kl_fwd(mu, log_var, seed, offset):
+    """(z, kl, ε): the pair's forward with ε = Generator(seed, offset).normal(μ's shape) drawn in the kernel (the same
+    values as kernels/random.cu's philox_normal), and written out for the backward."""
+    t = floating(mu, "reparameterize_kl")
+    z, kl, eps = _outputs(mu, 3)
+    m, v, layout = _in_place(mu, log_var)
+    grid, block = elementwise_launch(-(-mu.size // 4))  # a thread a Philox block: four elements
+    if mu.size:
+        loader.function("gaussian.cu", f"normal_reparameterize_kl_fwd<{t}>")(
+            grid, block, (m, v, eps, z, kl, numpy.int64(mu.size), *layout, numpy.uint64(seed), numpy.uint64(offset),
+                          philox_shift(mu)))
+    return z, kl, eps
 
 
 def reparameterize_kl_bwd(gz, gkl, mu, log_var, eps):

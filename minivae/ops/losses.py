@@ -3,11 +3,14 @@ import math
 
 import numpy
 
+from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.softmax import log_softmax_array
 from minivae.ops.unary import stable_sigmoid, stable_softplus
+from minivae.plan import drawn_counter
+from minivae.random import Generator
 
 
 @register("bce_with_logits")
@@ -181,6 +184,31 @@ class ReparameterizeKL(Function):
         return unbroadcast(gmu, mu.shape), unbroadcast(glog_var, log_var.shape), None
 
 
+@register("normal_reparameterize_kl")
+class NormalReparameterizeKL(ReparameterizeKL):
+    r"""reparameterize_kl with its noise drawn in the op: ε = Generator(seed, counter).normal(shape of μ and v).
+
+    forward   as reparameterize_kl at that ε, which is saved
+    backward  as reparameterize_kl's (μ̄, v̄)
+    fused     on the GPU one kernel draws ε (the values Generator.normal draws there) and makes z and kl
+              (kernels/gaussian.cu normal_reparameterize_kl_fwd), where a draw and the pair took two launches
+    """
+
+    def forward(ctx, mu, log_var, seed=0, counter=0):
+        shape = numpy.broadcast_shapes(mu.shape, log_var.shape)
+        kernel = ctx.fused("gaussian", mu, log_var) if mu.shape == log_var.shape else None
+        fwd = getattr(kernel, "normal_reparameterize_kl_fwd", None)
+        if fwd is None:
+            eps = Generator(seed, counter).normal(shape, numpy.result_type(mu, log_var), device=device_of(mu))
+            return super().forward(mu, log_var, eps)
+        z, kl, eps = fwd(mu, log_var, seed, counter)
+        ctx.save(mu=mu, log_var=log_var, eps=eps, bwd=getattr(kernel, "reparameterize_kl_bwd", None))
+        return z, kl
+
+    def backward(ctx, g):
+        return super().backward(g)[:2]
+
+
 def _log_prior(xp, prior_logits, shape):
     """log p = log_softmax(prior logits) over the last axis, broadcast to the posterior's ``shape``."""
     return xp.broadcast_to(log_softmax_array(xp, prior_logits, (prior_logits.ndim - 1,)), shape)
@@ -327,4 +355,16 @@ def negative_elbo(log_likelihood, kl, beta=1.0):
 
 
 reparameterize, kl_standard_normal, categorical_kl = Reparameterize.apply, KLStandardNormal.apply, CategoricalKL.apply
-reparameterize_kl = ReparameterizeKL.apply
+
+
+def reparameterize_kl(mu, log_var, eps=None, *, rng=None):
+    """(z, kl) = (μ + exp(½ log σ²)·ε, KL(N(μ, σ²) ‖ N(0, 1))) elementwise, one node of two outputs: at the given
+    noise ``eps`` (no gradient), or at ``rng``'s next standard normals (the counter advances as rng.normal's would,
+    and the sample is the same; on the GPU drawn inside the op's kernel)."""
+    if (eps is None) == (rng is None):
+        raise ValueError("reparameterize_kl: pass the noise eps or a Generator rng to draw it, not both or neither")
+    if eps is not None:
+        return ReparameterizeKL.apply(mu, log_var, eps)
+    size = math.prod(numpy.broadcast_shapes(mu.shape, log_var.shape))
+    counter = drawn_counter(rng, (2 * ((size + 1) // 2) + 3) // 4)  # Box–Muller pairs: as Generator.normal advances
+    return NormalReparameterizeKL.apply(mu, log_var, seed=rng.seed, counter=counter)

@@ -13,13 +13,14 @@
 //
 // Layout. Row-major C (m×n, C-contiguous). A(i, l) = a[i·lda + l] when A_ROWS (A row-major), else
 // a[l·lda + i] (A stored transposed: a transposed view's memory); B(l, j) = b[l·ldb + j] when B_ROWS,
-// else b[j·ldb + l]. A block of 256 threads makes one 64×64 tile of C: thread (ty, tx) = (t/16, t%16) the
-// 4×4 values of rows 4ty…4ty+3 and columns 4tx…4tx+3. It walks its slice of the inner dimension 16 at a
-// time: the next 64×16 of A and 16×64 of B are read from memory into registers (4 values each a thread,
-// consecutive threads on consecutive addresses of whichever index is contiguous) while the current ones,
-// parked in shared memory, are multiplied: a thread reads 4 of A and 4 of B per step as two 16-byte
-// loads and makes 16 fused multiply-adds. Shared rows are padded by 16 bytes (kept on 16-byte boundaries)
-// so that the parked values of a row-major A land in different banks.
+// else b[j·ldb + l]. A block of 256 threads makes one 64×64 tile of C (blockIdx.x its rows, blockIdx.y its
+// columns): thread (ty, tx) = (t/16, t%16) the 4×4 values of rows 4ty…4ty+3 and columns 4tx…4tx+3 of the
+// tile. It walks its slice of the inner dimension 16 at a time: the next 64×16 of A and 16×64 of B are read
+// from memory into registers (4 values each a thread, consecutive threads on consecutive addresses of
+// whichever index is contiguous) while the current ones, parked in shared memory, are multiplied: a thread
+// reads 4 of A and 4 of B per step as two 16-byte loads and makes 16 fused multiply-adds. Shared rows are
+// padded by 16 bytes (kept on 16-byte boundaries) so that the parked values of a row-major A land in
+// different banks.
 //
 // Split-K. blockIdx.z is the slice of the inner dimension, l in [z·kslice, min(k, (z+1)·kslice)). With one
 // slice the block writes C. With several each block parks its tile's sums in parts[z] (m×n each); the last

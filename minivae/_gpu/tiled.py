@@ -121,4 +121,3 @@ def detach(xp, streams):
 
 def _bool(flag):
     return "true" if flag else "false"
-

@@ -11,7 +11,8 @@ from minivae.ops.shape import (broadcast_to, chunk, clone, concatenate, getitem,
                                squeeze, stack, transpose, unsqueeze)
 from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import (bce_with_logits, bernoulli_log_prob, bernoulli_negative_elbo, categorical_kl,
-                                kl_standard_normal, negative_elbo, reparameterize, reparameterize_kl)
+                                kl_standard_normal, negative_elbo, normal_reparameterize_kl, reparameterize,
+                                reparameterize_kl)
 from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,

@@ -355,6 +355,7 @@ def negative_elbo(log_likelihood, kl, beta=1.0):
 
 
 reparameterize, kl_standard_normal, categorical_kl = Reparameterize.apply, KLStandardNormal.apply, CategoricalKL.apply
+normal_reparameterize_kl = NormalReparameterizeKL.apply  # (μ, v, seed=, counter=): reparameterize_kl(rng=) draws so
 
 
 def reparameterize_kl(mu, log_var, eps=None, *, rng=None):

@@ -55,6 +55,11 @@ MINIVAE_HD void bce_elem(T x, T t, T& loss, T& dx) {
     dx = (x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e)) - t;
 }
 
+// A dense layer's activation: max(v, 0) when relu (NaN staying NaN, as NumPy's maximum), else v itself
+// (kernels/linear.cu's bias_act_fwd, kernels/gemm.cu's epilogue).
+template <typename T>
+MINIVAE_HD T dense_act(T v, int relu) { return relu && v < T(0) ? T(0) : v; }
+
 // −∞ from its bit pattern: NVRTC defines neither INFINITY nor HUGE_VAL. The unused argument
 // selects the type (explicit specialisations could not be `static` on the host).
 MINIVAE_D float neg_inf(float) { return __int_as_float((int)0xff800000u); }

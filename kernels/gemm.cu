@@ -55,7 +55,7 @@ MINIVAE_D void shared_four(const T* p, T (&v)[4]) {
 template <typename T>
 MINIVAE_D T dense_epilogue(T v, const T* __restrict__ bias, int j, int epilogue) {
     if (epilogue != 0) v += bias[j];
-    return epilogue == MINIVAE_GEMM_BIAS_RELU && v < T(0) ? T(0) : v;
+    return dense_act(v, epilogue == MINIVAE_GEMM_BIAS_RELU);
 }
 
 template <typename T, bool A_ROWS, bool B_ROWS>

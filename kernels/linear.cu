@@ -25,8 +25,7 @@
 template <typename T>
 __global__ void bias_act_fwd(T* __restrict__ y, const T* __restrict__ b, long long n, int cols, int relu) {
     for (long long i = grid_first(); i < n; i += grid_step()) {
-        const T v = y[i] + b[i % cols];
-        y[i] = relu && v < T(0) ? T(0) : v;  // a kernel argument: the same in every thread
+        y[i] = dense_act(y[i] + b[i % cols], relu);  // relu: a kernel argument, the same in every thread
     }
 }
 

@@ -220,9 +220,6 @@ def info():
         out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products by kernels/gemm.cu"
                                  if gemm.use_tiled and _cuda_kernels_enabled else
                                  "off (MINIVAE_GEMM=tiled, experimental: minivae's own GEMM kernel, one launch a product)")
-        out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products by kernels/gemm.cu"
-                                 if gemm.use_tiled and _cuda_kernels_enabled else
-                                 "off (MINIVAE_GEMM=tiled, experimental: minivae's own GEMM kernel, one launch a product)")
     return out
 
 

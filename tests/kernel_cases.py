@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, linear, random, sgd, softmax, tiled
+from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, joined, linear, random, sgd, softmax, tiled
 from minivae.ops.softmax import log_softmax_array, softmax_array, softmax_vjp
 from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.random import Generator
@@ -261,7 +261,7 @@ def test_reparameterization_and_kl_as_one_pair(dev, dtype, shape, reached, layou
     gkl = gkl if reached != "z" else None
     put = lambda a: None if a is None else dev.put(a)  # noqa: E731
     grads = gaussian.reparameterize_kl_bwd(put(gz), put(gkl), mu_in, log_var_in, dev.put(eps))
-    whole = gaussian.joined(*grads)
+    whole = joined(*grads)
     assert (whole is not None) == (layout == "halves")
     gmu, glv = (dev.get(a) for a in grads)
     if whole is not None:

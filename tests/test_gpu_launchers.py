@@ -9,7 +9,7 @@ import pytest
 
 from minivae._gpu import (adam, bce, categorical, gaussian, gemm, gumbel, linear, loader, random, row_lanes, row_launch, sgd,
                           softmax, tiled)
-from minivae._gpu import ELEMENTWISE_BLOCK, MAX_GRID, address, elementwise_launch
+from minivae._gpu import ELEMENTWISE_BLOCK, MAX_GRID, address, elementwise_launch, joined
 
 
 class Recorder:
@@ -223,17 +223,17 @@ def test_the_gaussian_pair_reads_column_slices_in_place(launches):
     (fwd, bwd) = (args for _, _, _, _, args in launches)
     assert [int(a) for a in fwd[-3:]] == [3, 6, 6] and all(type(a) is np.int64 for a in fwd[-3:])
     assert [int(a) for a in bwd[-4:]] == [3, 6, 6, 6] and all(type(a) is np.int64 for a in bwd[-4:])
-    whole = gaussian.joined(gmu, glv)
+    whole = joined(gmu, glv)
     assert whole.shape == (4, 6) and whole.flags.c_contiguous and address(whole) == address(gmu)
     assert address(bwd[5]) == address(gmu) and address(bwd[6]) == address(glv) == address(gmu) + 3 * 4
-    assert gaussian.joined(glv, gmu) is None and gaussian.joined(gmu[:, :2], glv[:, :2]) is None
+    assert joined(glv, gmu) is None and joined(gmu[:, :2], glv[:, :2]) is None
     launches.clear()
     mu, log_var = h.T[:3], h.T[3:]  # rows with a column stride: copied
     gaussian.reparameterize_kl_fwd(mu, log_var, np.ones((3, 4), np.float32))
     gmu, glv = gaussian.reparameterize_kl_bwd(eps.T, eps.T, mu, log_var, eps.T)
     (fwd, bwd) = (args for _, _, _, _, args in launches)
     assert address(fwd[0]) != address(h) and [int(a) for a in fwd[-3:]] == [4, 4, 4]
-    assert [int(a) for a in bwd[-4:]] == [4, 4, 4, 4] and gaussian.joined(gmu, glv) is None
+    assert [int(a) for a in bwd[-4:]] == [4, 4, 4, 4] and joined(gmu, glv) is None
 
 
 def test_the_kernel_has_a_tile_count_for_every_tile_of_many_row_groups():

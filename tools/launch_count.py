@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import sys
+from unittest import mock
 
 import numpy
 
@@ -159,8 +160,7 @@ def replay_launches(model, optimizer, x, rng, cublaslt=False, tiled=False):
     from minivae.plan import compile_step
     from tests.strict_array import strict
     from tests.test_cublaslt import installed
-    use_tiled, gemm.use_tiled = gemm.use_tiled, tiled
-    with installed(strict) if cublaslt else contextlib.nullcontext() as lt, _restored(gemm, "use_tiled", use_tiled):
+    with installed(strict) if cublaslt else contextlib.nullcontext() as lt, mock.patch.object(gemm, "use_tiled", tiled):
         plan = compile_step(model, optimizer, lambda xb: model.loss(xb, rng), x)
         plan.step(x)
         with counting() as launches:
@@ -169,15 +169,6 @@ def replay_launches(model, optimizer, x, rng, cublaslt=False, tiled=False):
                 lt.cublasLtMatmul = lambda *args: (launches.append(("cublasLt matmul", _where())), call(*args))[1]
             plan.run_tape()
     return launches
-
-
-@contextlib.contextmanager
-def _restored(owner, name, value):
-    """``owner.name`` set back to ``value`` after the block."""
-    try:
-        yield
-    finally:
-        setattr(owner, name, value)
 
 
 def main(argv=None):

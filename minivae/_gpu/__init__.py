@@ -44,6 +44,28 @@ def row_strided(a, dtype=None):
     return contiguous(a, dtype).reshape(-1), a.shape[-1] if a.ndim else 1
 
 
+def halves(left, right):
+    """(rows, 2·cols) when ``left`` and ``right`` (rows × cols each) are the left and right halves of one C-contiguous
+    array, by their addresses and strides; else None."""
+    if not (left.ndim == right.ndim == 2 and left.shape == right.shape and left.dtype == right.dtype and left.size):
+        return None
+    rows, cols = left.shape
+    size = left.itemsize
+    if left.strides != (2 * cols * size, size) or right.strides != left.strides:
+        return None
+    return (rows, 2 * cols) if address(right) == address(left) + cols * size else None
+
+
+def joined(left, right):
+    """[left, right] joined along the last axis without a copy when they are the halves of one array (as
+    gaussian.reparameterize_kl_bwd makes μ̄ and v̄): that array, as a view; else None."""
+    whole = halves(left, right)
+    if whole is None:
+        return None
+    return get_array_module(left).lib.stride_tricks.as_strided(left, shape=whole, strides=(whole[1] * left.itemsize,
+                                                                                            left.itemsize))
+
+
 def rows_of(a, dtype=None):
     """A C-contiguous (rows, k) view of ``a`` over its last axis."""
     return contiguous(a, dtype).reshape(-1, a.shape[-1])

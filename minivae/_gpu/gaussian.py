@@ -3,7 +3,7 @@ pair: kernels/gaussian.cu."""
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import (address, contiguous, elementwise_launch, floating, launch_elementwise, loader, philox_shift,
+from minivae._gpu import (contiguous, elementwise_launch, floating, halves, launch_elementwise, loader, philox_shift,
                           row_strided)
 
 
@@ -85,7 +85,7 @@ def reparameterize_kl_bwd(gz, gkl, mu, log_var, eps):
     """(ḡ_z + ḡ_kl·μ, ½ ḡ_z·exp(½v)·ε + ½ ḡ_kl·(eᵛ − 1)); ``gz`` or ``gkl`` may be None (no gradient reached
     that output: it counts as 0). When μ and v are the two halves of one C-contiguous array (an encoder's
     output, split), μ̄ and v̄ are the two halves of one new array, which ops.split's backward then takes whole
-    (``halves``): where two arrays would have to be joined, a launch each step."""
+    (minivae._gpu.joined): where two arrays would have to be joined, a launch each step."""
     t = floating(mu, "reparameterize_kl backward")
     m, v, layout = _in_place(mu, log_var)
     whole = halves(mu, log_var)
@@ -95,8 +95,8 @@ def reparameterize_kl_bwd(gz, gkl, mu, log_var, eps):
     else:
         both = get_array_module(mu).empty(whole, mu.dtype)
         gmu, glog_var = both[:, :mu.shape[1]], both[:, mu.shape[1]:]
-        (out_mu, ld_g), (out_v, _) = row_strided(gmu), row_strided(glog_var)  # spans from each half's start
-        ld_g = numpy.int64(ld_g)
+        out_mu, out_v = row_strided(gmu)[0], row_strided(glog_var)[0]  # spans from each half's start
+        ld_g = numpy.int64(whole[1])
     # an absent gradient's pointer is never read (its flag is 0): μ stands in for it
     gz_arg, gkl_arg = (contiguous(g, mu.dtype) if g is not None else m for g in (gz, gkl))
     launch_elementwise("gaussian.cu", f"reparameterize_kl_bwd<{t}>", mu.size,
@@ -104,24 +104,3 @@ def reparameterize_kl_bwd(gz, gkl, mu, log_var, eps):
                         numpy.int32(gz is not None), numpy.int32(gkl is not None), *layout, ld_g))
     return gmu, glog_var
 
-
-def halves(left, right):
-    """(rows, 2·cols) when ``left`` and ``right`` (rows × cols each) are the left and right halves of one C-contiguous
-    array, by their addresses and strides; else None."""
-    if not (left.ndim == right.ndim == 2 and left.shape == right.shape and left.dtype == right.dtype and left.size):
-        return None
-    rows, cols = left.shape
-    size = left.itemsize
-    if left.strides != (2 * cols * size, size) or right.strides != left.strides:
-        return None
-    return (rows, 2 * cols) if address(right) == address(left) + cols * size else None
-
-
-def joined(left, right):
-    """[left, right] joined along the last axis without a copy when they are the halves of one array (as
-    reparameterize_kl_bwd makes μ̄ and v̄): that array, as a view; else None."""
-    whole = halves(left, right)
-    if whole is None:
-        return None
-    return get_array_module(left).lib.stride_tricks.as_strided(left, shape=whole, strides=(whole[1] * left.itemsize,
-                                                                                            left.itemsize))

@@ -70,10 +70,15 @@ def matmul(a, b):
               and (a.ndim == 2 or a.ndim > 2 and a.flags.c_contiguous))
     if not direct:
         return cupy_module().matmul(a, b)
+    return _by_rows(lambda a2: _gemm(a2, b, tf32), a, b.shape[1])
+
+
+def _by_rows(product, a, n):
+    """``product`` of a C-contiguous (…, k) array as one 2-D product of its rows, reshaped back to (…, n)."""
     if a.ndim == 2:
-        return _gemm(a, b, tf32)
+        return product(a)
     lead = a.shape[:-1]
-    return _gemm(a.reshape(math.prod(lead), a.shape[-1]), b, tf32).reshape(*lead, b.shape[1])
+    return product(a.reshape(math.prod(lead), a.shape[-1])).reshape(*lead, n)
 
 
 def bind(stream):
@@ -306,10 +311,7 @@ def _tiled_takes(a, b):
 
 def _tiled_product(a, b, bias=None, relu=False):
     """a @ b (+ bias, ReLU) by kernels/gemm.cu, a C-contiguous (…, k) array as one product of its rows."""
-    if a.ndim == 2:
-        return tiled.product(a, b, bias, relu)
-    lead = a.shape[:-1]
-    return tiled.product(a.reshape(math.prod(lead), a.shape[-1]), b, bias, relu).reshape(*lead, b.shape[1])
+    return _by_rows(lambda a2: tiled.product(a2, b, bias, relu), a, b.shape[1])
 
 
 # ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --

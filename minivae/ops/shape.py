@@ -175,8 +175,8 @@ class Split(Function):
     """(z₁, …, zₘ) = x cut along ``axis`` between ``bounds`` (views of x);  x̄ = [ḡ₁, …, ḡₘ] joined along
     ``axis``, zeros for a piece no gradient reached. One node of m outputs: its VJP writes x̄ once,
     where a getitem per piece would each fill an array of x's shape with zeros and the engine sum them.
-    fused     on the GPU, two gradients that already are the halves of one array (μ̄ and v̄ of a Gaussian
-              encoder's split output, from kernels/gaussian.cu's reparameterize_kl_bwd) are that array: no copy"""
+    on the GPU two gradients that already are the halves of one array (μ̄ and v̄ of a Gaussian encoder's split
+    output, from kernels/gaussian.cu's reparameterize_kl_bwd) are that array, a view: no copy"""
 
     def forward(ctx, x, bounds=(), axis=0):
         index = [slice(None)] * x.ndim
@@ -191,8 +191,8 @@ class Split(Function):
         gs = gs if isinstance(gs, tuple) else (gs,)  # one piece: one output, its gradient alone
         xp = ctx.xp
         if xp is not numpy and len(gs) == 2 and gs[0] is not None and gs[1] is not None and ctx.axis == gs[0].ndim - 1:
-            kernel = ctx.fused("gaussian", *gs)
-            whole = None if kernel is None else kernel.joined(*gs)
+            from minivae._gpu import joined  # (device arrays only: the CPU's gradients never come so)
+            whole = joined(*gs)
             if whole is not None:
                 return whole
         return xp.concatenate([xp.zeros(shape, ctx.dtype) if g is None else g for g, shape in zip(gs, ctx.shapes)],

@@ -296,3 +296,70 @@ MINIVAE_D void softmax_block_global(const T* src, T* dst, int k, T inv_tau, int 
         dst[j] = log_out ? z - log_s : mv_exp(z) * r;
     }
 }
+
+// softmax's backward (softmax.cu, and the Gumbel-Softmax of gumbel_softmax.cu's pair): the term of the sum
+// Σ_i for element i, and the gradient given that sum.
+template <typename T>
+MINIVAE_HD T softmax_bwd_term(T y, T g, int log_out) { return log_out ? g : g * y; }
+
+template <typename T>
+MINIVAE_HD T softmax_bwd_elem(T y, T g, T s, T inv_tau, int log_out) {
+    return log_out ? (g - mv_exp(y) * s) * inv_tau : y * (g - s) * inv_tau;
+}
+
+// KL(Cat(q) ‖ Cat(p)) of one row, q = softmax(l), p = softmax(lp), by the L lanes of its group (categorical_kl.cu,
+// and gumbel_softmax.cu's pair). The rows are short (a categorical VAE's are about 10 long), so each pass
+// re-reads them from global memory rather than keep them in registers.
+
+// (m, log Σ_j exp(x_j − m)) of one row of k values, m its maximum: then log softmax(x)_j = (x_j − m) − log_s.
+// Every lane of the warp must call it (shuffles).
+template <int L, typename T>
+MINIVAE_D void warp_log_softmax_shift(const T* x, int k, int lane, T& m, T& log_s) {
+    m = neg_inf(T(0));
+    for (int j = lane; j < k; j += L) m = mv_max(m, x[j]);
+    m = warp_max<L>(m);
+    T s = T(0);
+    for (int j = lane; j < k; j += L) s += mv_exp(x[j] - m);
+    log_s = mv_log(warp_sum<L>(s));
+}
+
+// A row's logits l and prior logits lp with both normalizers: log q_j and log q_j − log p_j element by element.
+template <typename T>
+struct CategoricalRow {
+    const T* l;
+    const T* lp;
+    T m, log_s, mp, log_sp;
+    MINIVAE_D_MEMBER T log_q(int j) const { return (l[j] - m) - log_s; }
+    MINIVAE_D_MEMBER T diff(int j, T log_q) const { return log_q - ((lp[j] - mp) - log_sp); }
+};
+
+// Every lane of the warp must call it (shuffles); a row past the end has k = 0.
+template <int L, typename T>
+MINIVAE_D CategoricalRow<T> categorical_row(const T* l, const T* lp, int k, int lane) {
+    CategoricalRow<T> c{l, lp, T(0), T(0), T(0), T(0)};
+    // each group normalizes its prior row itself: two reductions, where normalizing the prior once
+    // would take a launch of its own
+    warp_log_softmax_shift<L>(l, k, lane, c.m, c.log_s);
+    warp_log_softmax_shift<L>(lp, k, lane, c.mp, c.log_sp);
+    return c;
+}
+
+// KL = Σ_j q_j·(log q_j − log p_j) of the row, on every lane of its group; where q and diff are given (not null)
+// q_j and log q_j − log p_j are written there too. Every lane of the warp must call it.
+template <int L, typename T>
+MINIVAE_D T categorical_kl_row(const CategoricalRow<T>& c, int k, int lane, T* q, T* diff) {
+    T total = T(0);
+    for (int j = lane; j < k; j += L) {
+        const T log_q = c.log_q(j), qj = mv_exp(log_q), d = c.diff(j, log_q);
+        if (q != nullptr) {
+            q[j] = qj;
+            diff[j] = d;
+        }
+        total += qj * d;
+    }
+    return warp_sum<L>(total);
+}
+
+// l̄_j of the KL, ḡ its upstream gradient: q_j·((log q_j − log p_j) − KL)·ḡ (the reference's order)
+template <typename T>
+MINIVAE_HD T categorical_kl_grad(T q, T diff, T kl, T g) { return q * (diff - kl) * g; }

@@ -9,6 +9,7 @@
 //   out_r = one_hot(argmax_j y_rj)     only when hard; ties go to the lowest j (numpy.argmax); NaN rows stay NaN
 // as minivae/ops/sampling.py with Generator(seed, counter=offset).gumbel: one seed gives one sample
 // on every backend (in float32 up to those few ulp). The noise lives in registers only; nothing but y (and out) is written.
+// With the sample's KL to a prior, for rows of k ≤ 256: gumbel_softmax_kl_warp_fwd / _bwd (below the warp kernel).
 //
 // Layouts: gumbel_softmax_warp_fwd: one warp per row (k ≤ 32·N, lane l keeps j = l + 32t, t < N, in
 // registers), or for rows of k ≤ L = 4, 8, 16 one group of L lanes per row, 32/L rows a warp (N = 1, as
@@ -116,36 +117,104 @@ MINIVAE_HD void argmax_step(T yj, int j, T& best, int& at) {
     }
 }
 
+// Row r's sample at the flat index base = r·k (kr elements, 0 for a row past the end): y = softmax(v·inv_tau),
+// v = logits + g, and when hard out = its one-hot. Every lane of the warp must call it (shuffles).
+template <typename T, int N, int L>
+MINIVAE_D void gumbel_softmax_warp_row(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out,
+                                       long long base, int kr, T inv_tau, unsigned long long seed,
+                                       unsigned long long offset, int hard) {
+    const int lane = group_lane<L>();
+    T v[N];
+    noisy_span<T, N, L>(logits, v, base, kr, seed, offset);
+    softmax_regs<T, N, false, L>(v, Strided{lane, L, kr}, inv_tau, 0);
+    T best = neg_inf(T(0));
+    int at = MINIVAE_NO_INDEX;
+#pragma unroll
+    for (int t = 0; t < N; ++t) {
+        const int j = lane + L * t;
+        if (j < kr) {
+            y[base + j] = v[t];
+            argmax_step(v[t], j, best, at);
+        }
+    }
+    if (hard) {  // a kernel argument: the same on every lane, so the shuffles stay collective
+        warp_argmax<L>(best, at);
+#pragma unroll
+        for (int t = 0; t < N; ++t) {
+            const int j = lane + L * t;
+            if (j < kr) out[base + j] = hard_value(v[t], j, at);
+        }
+    }
+}
+
 template <typename T, int N, int L>
 __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restrict__ y, T* __restrict__ out,
                                         int rows, int k, T inv_tau, unsigned long long seed,
                                         unsigned long long offset, const unsigned long long* __restrict__ shift,
                                         int hard) {
     offset += *shift;  // as random.cu: 0 eagerly, the step's counter advance in a CUDA graph
+    const long long row = group_row<L>();
+    if (warp_live<L>(rows))  // the same on every lane of the warp: its shuffles stay collective
+        gumbel_softmax_warp_row<T, N, L>(logits, y, out, row * k, row < rows ? k : 0, inv_tau, seed, offset, hard);
+}
+
+// The Gumbel-Softmax sample of a categorical VAE's logits and their KL to the prior, one node of two outputs
+// (ops.GumbelSoftmaxKL), rows of k ≤ 32·N by the layouts of gumbel_softmax_warp_fwd, the prior as P rows of k
+// (row r taking prior row r mod P):
+//   forward   kl_r = KL(Cat(softmax l_r) ‖ Cat(softmax lp_{r mod P}))   (categorical_kl.cu's arithmetic)
+//             y_r, out_r as gumbel_softmax_warp_fwd
+//   backward  l̄_j = y_j·(ȳ_j − Σ_i ȳ_i y_i)·inv_tau + q_j·((log q_j − log p_j) − kl)·k̄l
+//             (softmax_warp_bwd's and categorical_kl_bwd's terms, added: ȳ is out's gradient, straight through
+//             when hard; q and log q − log p made again from the logits rather than stored)
+// One launch each way where the two ops take two forward and three backward (their VJPs and the sum of them).
+// The KL's passes read the row from global memory; the noise's load of it then finds it in L1.
+template <typename T, int N, int L>
+__global__ void gumbel_softmax_kl_warp_fwd(const T* __restrict__ logits, const T* __restrict__ prior,
+                                           T* __restrict__ y, T* __restrict__ out, T* __restrict__ kl, int rows,
+                                           int k, int prior_rows, T inv_tau, unsigned long long seed,
+                                           unsigned long long offset, const unsigned long long* __restrict__ shift,
+                                           int hard) {
+    offset += *shift;
     const int lane = group_lane<L>();
     const long long row = group_row<L>();
     if (warp_live<L>(rows)) {  // the same on every lane of the warp: its shuffles stay collective
         const int kr = row < rows ? k : 0;  // a row past the end (L < 32) has no element
+        const CategoricalRow<T> c = categorical_row<L>(logits + row * k, prior + (row % prior_rows) * k, kr, lane);
+        const T total = categorical_kl_row<L>(c, kr, lane, (T*)nullptr, (T*)nullptr);
+        if (lane == 0 && row < rows) kl[row] = total;
+        gumbel_softmax_warp_row<T, N, L>(logits, y, out, row * k, kr, inv_tau, seed, offset, hard);
+    }
+}
+
+template <typename T, int N, int L>
+__global__ void gumbel_softmax_kl_warp_bwd(const T* __restrict__ y, const T* __restrict__ gy,
+                                           const T* __restrict__ logits, const T* __restrict__ prior,
+                                           const T* __restrict__ kl, const T* __restrict__ gkl, T* __restrict__ gl,
+                                           int rows, int k, int prior_rows, T inv_tau) {
+    const int lane = group_lane<L>();
+    const long long row = group_row<L>();
+    if (warp_live<L>(rows)) {
+        const int kr = row < rows ? k : 0;
         const long long base = row * k;
-        T v[N];
-        noisy_span<T, N, L>(logits, v, base, kr, seed, offset);
-        softmax_regs<T, N, false, L>(v, Strided{lane, L, kr}, inv_tau, 0);
-        T best = neg_inf(T(0));
-        int at = MINIVAE_NO_INDEX;
+        T yv[N], gv[N];
+        T s = T(0);
+#pragma unroll
+        for (int t = 0; t < N; ++t) {
+            const int j = lane + L * t;
+            yv[t] = j < kr ? y[base + j] : T(0);
+            gv[t] = j < kr ? gy[base + j] : T(0);
+            s += softmax_bwd_term(yv[t], gv[t], 0);  // padding adds 0
+        }
+        s = warp_sum<L>(s);
+        const CategoricalRow<T> c = categorical_row<L>(logits + base, prior + (row % prior_rows) * k, kr, lane);
+        const T klr = row < rows ? kl[row] : T(0), gk = row < rows ? gkl[row] : T(0);
 #pragma unroll
         for (int t = 0; t < N; ++t) {
             const int j = lane + L * t;
             if (j < kr) {
-                y[base + j] = v[t];
-                argmax_step(v[t], j, best, at);
-            }
-        }
-        if (hard) {  // a kernel argument: the same on every lane, so the shuffles stay collective
-            warp_argmax<L>(best, at);
-#pragma unroll
-            for (int t = 0; t < N; ++t) {
-                const int j = lane + L * t;
-                if (j < kr) out[base + j] = hard_value(v[t], j, at);
+                const T log_q = c.log_q(j);
+                gl[base + j] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, 0) +
+                               categorical_kl_grad(mv_exp(log_q), c.diff(j, log_q), klr, gk);
             }
         }
     }

@@ -101,7 +101,11 @@ MINIVAE_HD PhiloxWords philox_block(uint64_t seed, uint64_t block) {
 
 // Word i of a draw that starts at block `offset` (a kernel thread asks for its own i).
 MINIVAE_HD uint32_t philox_word(uint64_t seed, uint64_t offset, uint64_t i) {
-    return philox_block(seed, offset + i / 4).w[i % 4];
+    const PhiloxWords b = philox_block(seed, offset + i / 4);
+    // word i % 4 by two selects: indexed by a value known only at run time, ptxas may put the block in local
+    // memory (it did in gumbel_softmax_kl_warp_fwd: a 16-byte stack frame)
+    const uint32_t even = i & 2 ? b.w[2] : b.w[0], odd = i & 2 ? b.w[3] : b.w[1];
+    return i & 1 ? odd : even;
 }
 
 // Uniforms in the open interval (0, 1), as random.words_to_uniform: never exactly 0 or 1.

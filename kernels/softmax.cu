@@ -19,15 +19,6 @@
 // collective.
 #include "common.cuh"
 
-// The term of the backward sum Σ_i for element i, and the gradient given that sum.
-template <typename T>
-MINIVAE_HD T softmax_bwd_term(T y, T g, int log_out) { return log_out ? g : g * y; }
-
-template <typename T>
-MINIVAE_HD T softmax_bwd_elem(T y, T g, T s, T inv_tau, int log_out) {
-    return log_out ? (g - mv_exp(y) * s) * inv_tau : y * (g - s) * inv_tau;
-}
-
 template <typename T, int N, int L>
 __global__ void softmax_warp_fwd(const T* __restrict__ x, T* __restrict__ y, int rows, int k, T inv_tau,
                                  int log_out) {

@@ -13,7 +13,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import get_array_module, module_for_device, to_numpy
-from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedOneHotCategorical
+from minivae.distributions import Bernoulli, Normal, OneHotCategorical
 from minivae.engine import Tensor, no_grad
 from minivae.estimators import score_function
 from minivae.nn import MLP, Module
@@ -156,28 +156,29 @@ class CategoricalVAE(Module):
 
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
-        # the prior's logits as they are: categorical_kl normalizes them (no log_softmax node a step)
-        kl = ops.categorical_kl(logits, self._uniform_logits())  # per latent variable
-        if self.estimator == "reinforce":
-            q = OneHotCategorical(logits=logits)
-            z = q.sample(rng=rng)
-            reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
-            signal = reconstruction.detach()
-            baseline = array_function(self._moving_average, signal)
-            fit = None
-            if self.baseline_net is not None:
-                predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
-                error = predicted - (signal - baseline)
-                fit = 0.5 * error * error  # least squares for ψ
-                fit = fit - fit.detach()
-                baseline = baseline + predicted.detach()
-            surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
-            # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
-            loss = beta * kl.sum(axis=-1) - surrogate
-            return (loss if fit is None else loss + fit).mean()
-        relaxed = RelaxedOneHotCategorical(live(self.temperature, step), logits=logits)
-        z = relaxed.rsample(rng=rng, hard=self.estimator == "straight_through")
-        return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
+        prior = self._uniform_logits()  # as they are: the KL normalizes them (no log_softmax node a step)
+        if self.estimator != "reinforce":
+            # the relaxed sample and its KL per latent variable as one node (one kernel each way on a GPU)
+            z, kl = ops.gumbel_softmax_kl(logits, prior, rng, temperature=live(self.temperature, step),
+                                          hard=self.estimator == "straight_through")
+            return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
+        kl = ops.categorical_kl(logits, prior)  # per latent variable
+        q = OneHotCategorical(logits=logits)
+        z = q.sample(rng=rng)
+        reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
+        signal = reconstruction.detach()
+        baseline = array_function(self._moving_average, signal)
+        fit = None
+        if self.baseline_net is not None:
+            predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
+            error = predicted - (signal - baseline)
+            fit = 0.5 * error * error  # least squares for ψ
+            fit = fit - fit.detach()
+            baseline = baseline + predicted.detach()
+        surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)
+        # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
+        loss = beta * kl.sum(axis=-1) - surrogate
+        return (loss if fit is None else loss + fit).mean()
 
     def _moving_average(self, signal):
         """b, this batch's baseline (c; at the first step, the batch's mean), in signal's dtype; then

@@ -295,6 +295,61 @@ def test_categorical_kl(dev, dtype, k, prior_rows):
     close(gl, q * (diff - kl[:, None]) * g[:, None], dtype, scale=40)
 
 
+# the pair's rows: 1, 2, 5 and 10 take 4, 8, 16 and 16 lanes (13 rows leave rows past the end in the last warp), 17
+# a whole warp with one value a lane, 33, 100 and 256 two, four and eight
+PAIR_LENGTHS = [2, 10, 33] if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE") else [1, 2, 5, 10, 17, 33, 100, 256]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", PAIR_LENGTHS)
+@pytest.mark.parametrize("prior_rows,hard,tau", [(1, False, 0.5), (3, True, 1e-3), (13, False, 1e3)])
+def test_gumbel_softmax_kl_pair(dev, dtype, k, prior_rows, hard, tau):
+    """gumbel_softmax_kl_fwd: the sample of gumbel_softmax_fwd and the KL of categorical_kl_fwd at the same logits,
+    bit for bit (one pass where those were two), and the KL against its formula; the backward against the two VJPs'
+    formulas added (softmax's at τ, the KL's with q and log q − log p from NumPy): a term dropped, the KL's sum
+    or the prior row of another row, or a softmax sum across rows shows."""
+    rng = np.random.default_rng(k + 100 * prior_rows)
+    rows = 13
+    x = logits(rng, rows, k, dtype, spread=20.0)
+    prior = (rng.standard_normal((prior_rows, k)) + 5).astype(dtype)
+    seed, counter = 2 ** 40 + 3, 17
+    xd, pd = dev.put(x), dev.put(prior)
+    y, out, kl = (dev.get(a) for a in gumbel.gumbel_softmax_kl_fwd(xd, pd, seed, counter, tau, hard))
+    y1, out1 = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(xd, seed, counter, tau, hard))
+    np.testing.assert_array_equal(y, y1)
+    np.testing.assert_array_equal(out, out1)
+    np.testing.assert_array_equal(kl, dev.get(categorical.categorical_kl_fwd(xd, pd)[0]))
+    log_q = log_softmax_array(np, x, (1,))
+    diff = log_q - log_softmax_array(np, prior, (1,))[np.arange(rows) % prior_rows]
+    q = np.exp(log_q)
+    close(kl, (q * diff).sum(axis=1), dtype, scale=40 * k)
+    gy = rng.standard_normal((rows, k)).astype(dtype)
+    gkl = rng.standard_normal(rows).astype(dtype)
+    gl = dev.get(gumbel.gumbel_softmax_kl_bwd(dev.put(y), dev.put(gy), xd, pd, dev.put(kl), dev.put(gkl), tau))
+    y64, gy64 = y.astype(np.float64), gy.astype(np.float64)
+    want = softmax_vjp(y64, gy64, -1, tau) + q * (diff - kl[:, None]) * gkl[:, None]
+    close(gl, want, dtype, scale=40 * max(1.0, 1 / tau))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("missing", ["sample", "kl"])
+def test_gumbel_softmax_kl_pair_backward_with_one_gradient(dev, dtype, missing):
+    """A gradient that never came counts as 0: the other term alone."""
+    rng = np.random.default_rng(5)
+    x = logits(rng, 6, 10, dtype, spread=5.0)
+    prior = rng.standard_normal((1, 10)).astype(dtype)
+    xd, pd = dev.put(x), dev.put(prior)
+    y, _, kl = (dev.get(a) for a in gumbel.gumbel_softmax_kl_fwd(xd, pd, 3, 0, 0.7, False))
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    gkl = rng.standard_normal(6).astype(dtype)
+    gl = dev.get(gumbel.gumbel_softmax_kl_bwd(dev.put(y), None if missing == "sample" else dev.put(gy), xd, pd,
+                                              dev.put(kl), None if missing == "kl" else dev.put(gkl), 0.7))
+    log_q = log_softmax_array(np, x, (1,))
+    q, diff = np.exp(log_q), log_q - log_softmax_array(np, prior, (1,))
+    want = softmax_vjp(y, gy, -1, 0.7) if missing == "kl" else q * (diff - kl[:, None]) * gkl[:, None]
+    close(gl, want, dtype, scale=40)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_bce_with_logits_loss_and_gradient(dev, dtype, sign):
@@ -469,6 +524,8 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
     np.testing.assert_array_equal(y, y_eager)
     eps = dev.get(gaussian.normal_reparameterize_kl_fwd(dev.put(x), dev.put(x), 11, 3)[2])
     np.testing.assert_array_equal(eps, eps_eager)
+    prior = dev.put(np.zeros((1, 33), dtype))
+    np.testing.assert_array_equal(dev.get(gumbel.gumbel_softmax_kl_fwd(dev.put(x), prior, 11, 3, 0.5, False)[0]), y_eager)
     adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), 1e-3, 0.9, 0.999,
                        1e-8)
     s = np.dtype(dtype).type

@@ -380,6 +380,52 @@ def test_the_fused_bernoulli_negative_elbo_through_the_emulated_cuda_kernels(dty
         np.testing.assert_allclose(got, cpu, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["fixed prior", "learnable prior", "long rows"])
+def test_the_gumbel_softmax_kl_pair_through_the_emulated_cuda_kernels(dtype, case):
+    """ops.gumbel_softmax_kl on the GPU: with a fixed prior (the VAE's) and rows of ≤ 256, its two kernels, the sample
+    and KL bit for bit those of gumbel_softmax and categorical_kl on the GPU and the logits' gradient the sum of theirs
+    (to rounding); with a learnable prior, or rows of 300, the two ops' kernels, the prior's gradient included. The
+    CPU's values and gradients to rounding in every case."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from minivae.random import Generator
+    from tests.cuda_host import host as cuda_host
+    from tests.test_launch_count import launch_count, names  # tools/launch_count.py, as that test loads it
+    rng = np.random.default_rng(4)
+    k = 300 if case == "long rows" else 5
+    values = [3 * rng.standard_normal((4, 3, k)), rng.standard_normal((3, k)), rng.standard_normal((4, 3, k)),
+              rng.standard_normal((4, 3))]
+    results = {}
+    for device, fused in (("cpu", True), ("cuda", True), ("cuda", False)):
+        logits, prior, gy, gkl = (mv.tensor(v, device=device, dtype=dtype) for v in values)
+        logits.requires_grad = True
+        prior.requires_grad = case == "learnable prior"
+        gen = Generator(5, counter=9)
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()), \
+                launch_count.counting() as launches:
+            if fused:
+                y, kl = ops.gumbel_softmax_kl(logits, prior, gen, temperature=0.7, hard=True)
+            else:
+                y, kl = ops.gumbel_softmax(logits, gen, temperature=0.7, hard=True), ops.categorical_kl(logits, prior)
+            mv.backward([y, kl], [gy, gkl])
+        results[device, fused] = [host(y), host(kl), host(logits.grad)] + (
+            [host(prior.grad)] if case == "learnable prior" else [])
+        kernels = {n for n in names(launches) if n.startswith("kernel ")}
+        if device == "cuda" and fused:
+            pair = {"kernel gumbel_softmax_kl_warp_fwd", "kernel gumbel_softmax_kl_warp_bwd"}
+            assert (kernels == pair) == (case == "fixed prior") and (kernels & pair == set()) == (case != "fixed prior")
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6 if dtype == np.float32 else 1e-14)
+    got, unfused, cpu = results["cuda", True], results["cuda", False], results["cpu", True]
+    for a, b in zip(got[:2], unfused[:2]):
+        np.testing.assert_array_equal(a, b)
+    for a, b, c in zip(got, unfused, cpu):
+        np.testing.assert_allclose(a, b, **tol)
+        np.testing.assert_allclose(a, c, **tol)
+
+
 @pytest.mark.parametrize("name", ["gaussian", "straight_through", "reinforce"])
 @pytest.mark.parametrize("tiled", [False, True], ids=["cublas", "tiled"])
 def test_one_training_step_through_the_emulated_cuda_kernels(name, tiled, monkeypatch):
@@ -403,7 +449,11 @@ def test_one_training_step_through_the_emulated_cuda_kernels(name, tiled, monkey
     with use_cuda_kernels(True), loader.use_module_factory(recording):
         loss, grads, conversions = _one_step(name, "cuda")
     assert conversions == [], describe(conversions)
-    assert {"optim.cu", "linear.cu", "gaussian.cu" if name == "gaussian" else "categorical_kl.cu"} <= sources
+    # the KL: made by the Gaussian pair's kernels, by the Gumbel-Softmax and KL pair's, or (REINFORCE's categorical
+    # sample being drawn apart) by categorical_kl.cu's
+    kl_source = {"gaussian": "gaussian.cu", "straight_through": "gumbel_softmax.cu", "reinforce": "categorical_kl.cu"}
+    assert {"optim.cu", "linear.cu", kl_source[name]} <= sources
+    assert ("categorical_kl.cu" in sources) == (name == "reinforce")
     # REINFORCE's loss adds its surrogate per example, from each example's log-likelihood (bce.cu); the others'
     # is one −ELBO node whose kernels make the log-likelihood themselves (elbo.cu)
     assert ("elbo.cu" in sources) == (name != "reinforce") == ("bce.cu" not in sources)

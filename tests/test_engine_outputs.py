@@ -7,7 +7,7 @@ import pytest
 
 import minivae as mv
 from minivae import ops
-from minivae._backend import use_numba
+from minivae._backend import numba_enabled, use_numba
 from minivae.engine import Function
 
 
@@ -126,3 +126,35 @@ def test_reparameterize_kl_draws_what_generator_normal_draws():
         ops.reparameterize_kl(mv.tensor(mu), mv.tensor(lv))
     with pytest.raises(ValueError, match="not both or neither"):
         ops.reparameterize_kl(mv.tensor(mu), mv.tensor(lv), mu, rng=Generator(0))
+
+
+@pytest.mark.parametrize("used", ["both", "sample", "kl"])
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("numba", [False, True])
+def test_gumbel_softmax_kl_is_the_two_ops_bit_for_bit(used, hard, numba):
+    """ops.gumbel_softmax_kl(l, l_p, rng): the sample of gumbel_softmax(l, rng) and categorical_kl(l, l_p), their
+    gradients for the logits and a learnable prior's (broadcast: one row for every variable; zeros when only the
+    sample takes a gradient), and the counter, bit for bit, on either CPU path (the node runs the two ops' own
+    forwards and VJPs there)."""
+    from minivae.random import Generator
+    if numba and not numba_enabled():
+        pytest.skip("Numba is not installed or is disabled")
+    rng = np.random.default_rng(3)
+    logits, prior = rng.normal(size=(6, 3, 5)).astype(np.float32), rng.normal(size=(5,)).astype(np.float32)
+    gy, gkl = rng.normal(size=(6, 3, 5)).astype(np.float32), rng.normal(size=(6, 3)).astype(np.float32)
+
+    def run(joint):
+        gen = Generator(11, counter=2)
+        l, p = mv.tensor(logits, requires_grad=True), mv.tensor(prior, requires_grad=True)
+        if joint:
+            y, kl = ops.gumbel_softmax_kl(l, p, gen, temperature=0.6, hard=hard)
+        else:
+            y, kl = ops.gumbel_softmax(l, gen, temperature=0.6, hard=hard), ops.categorical_kl(l, p)
+        roots = {"both": ([y, kl], [gy, gkl]), "sample": ([y], [gy]), "kl": ([kl], [gkl])}[used]
+        mv.backward(*roots)
+        return y.data, kl.data, l.grad, np.zeros_like(prior) if p.grad is None else p.grad, np.array(gen.counter)
+    with use_numba(numba):
+        pairs = list(zip(run(True), run(False)))
+    for a, b in pairs:
+        np.testing.assert_array_equal(a, b)
+    assert pairs[-1][0] == 2 + 23  # 90 values: 23 blocks of 4 words

@@ -117,6 +117,34 @@ def test_gumbel_soft_writes_one_array_and_hard_two(launches):
     assert shift.dtype == np.uint64 and shift.shape == (1,) and shift[0] == 0  # eagerly, the draw is not moved
 
 
+@pytest.mark.parametrize("k,n,lanes", [(10, 1, 16), (33, 2, 32), (256, 8, 32)])
+def test_the_gumbel_softmax_kl_pair_takes_warp_rows(launches, k, n, lanes):
+    """The pair's kernels for rows of k ≤ 256 by the warp layout of its length, the prior as its P rows, τ as 1/τ in
+    the dtype, the Philox seed, counter and shift as the Gumbel kernel takes them; a missing upstream gradient as
+    zeros; longer or empty rows launch nothing and give None (the op then runs the two ops' kernels)."""
+    x, prior = np.zeros((5, 3, k), np.float64), np.ones((3, k), np.float64)
+    y, out, kl = gumbel.gumbel_softmax_kl_fwd(x, prior, 2 ** 40 + 1, 7, 0.25, hard=False)
+    assert np.shares_memory(out, y) and y.shape == x.shape and kl.shape == (5, 3)
+    gumbel.gumbel_softmax_kl_fwd(x, prior, 2 ** 40 + 1, 7, 0.25, hard=True)
+    gl = gumbel.gumbel_softmax_kl_bwd(y, None, x, prior, kl, np.ones((5, 3)), 0.25)
+    (_, soft, grid, block, args), (_, hard, _, _, hard_args), (_, bwd, bgrid, bblock, bargs) = launches
+    assert soft == hard == f"gumbel_softmax_kl_warp_fwd<double, {n}, {lanes}>" and bwd == soft.replace("fwd", "bwd")
+    assert grid == bgrid == (-(-15 // (4 * 32 // lanes)),) and block == bblock == (128,)
+    assert args[2] is args[3] and hard_args[2] is not hard_args[3]   # soft: out is y, which the kernel writes alone
+    assert [int(a) for a in args[5:8]] == [15, k, 3] and all(type(a) is np.int32 for a in args[5:8])
+    assert type(args[8]) is np.float64 and args[8] == 4.0
+    seed, counter, shift, flag = hard_args[-4:]
+    assert type(seed) is np.uint64 and seed == 2 ** 40 + 1 and type(counter) is np.uint64 and counter == 7
+    assert flag == 1 and shift.dtype == np.uint64 and shift.shape == (1,) and shift[0] == 0
+    assert np.shares_memory(args[1], prior) and args[1].shape == (3, k)  # the prior's rows, read in place
+    assert (bargs[1] == 0).all() and bargs[1].shape == (15, k) and (bargs[5] == 1).all()  # ȳ: none came
+    assert [int(a) for a in bargs[7:10]] == [15, k, 3] and bargs[10] == 4.0 and gl.shape == x.shape
+    launches.clear()
+    assert gumbel.gumbel_softmax_kl_fwd(np.zeros((2, 257)), np.zeros((1, 257)), 0, 0, 1.0, False) is None
+    assert gumbel.gumbel_softmax_kl_fwd(np.zeros((2, 0)), np.zeros((1, 0)), 0, 0, 1.0, False) is None
+    assert launches == []
+
+
 def on_16_bytes(rows, k, dtype, off=0):
     """A (rows, k) array whose first element lies ``off`` elements past a 16-byte boundary."""
     raw = np.zeros(rows * k + 16, dtype)
@@ -181,6 +209,8 @@ def test_every_name_a_launcher_can_ask_for_is_instantiated():
                     assert name in loader.SOURCES[source]
         for d in ("fwd", "bwd"):
             assert f"categorical_kl_{d}<float, {row_lanes(k)}>" in loader.SOURCES["categorical_kl.cu"]
+            for t in loader.TYPES:  # the Gumbel-Softmax and KL pair: warp rows only
+                assert layout == "block" or f"gumbel_softmax_kl_warp_{d}<{t}, {n}, {lanes}>" in loader.SOURCES["gumbel_softmax.cu"]
         for t in loader.TYPES:
             quads = gumbel.quads_launch(t, k, ())
             assert quads is None or quads[0] in loader.SOURCES["gumbel_softmax.cu"]
@@ -202,7 +232,9 @@ def test_every_array_a_kernel_receives_is_contiguous(launches):
     categorical.categorical_kl_fwd(x, x)
     categorical.categorical_kl_bwd(np.broadcast_to(np.float32(1), (6,)), x, x, np.ones(6, np.float32))
     bce.bce_fwd(x, x)
-    assert len(launches) == 10
+    gumbel.gumbel_softmax_kl_fwd(x, x[:1], 0, 0, 1.0, True)
+    gumbel.gumbel_softmax_kl_bwd(x, g, x, x[:1], np.ones(6, np.float32), np.broadcast_to(np.float32(1), (6,)), 1.0)
+    assert len(launches) == 12
     for _, name, _, _, args in launches:
         for a in args:
             assert not isinstance(a, np.ndarray) or (a.flags.c_contiguous and a.strides[-1] == a.itemsize), name

@@ -78,9 +78,9 @@ def _expected(kind):
         # (the split into μ and log σ² is two views, and its VJP takes μ̄ and v̄ as the halves of one array that
         # reparameterize_kl_bwd wrote: no concatenate)
     else:
-        latent = {"kernel categorical_kl_fwd": 1, "kernel categorical_kl_bwd": 1,
-                  "kernel gumbel_softmax_warp_fwd": 1, "kernel softmax_warp_bwd": 1,
-                  "add": 1}                # the logits' two gradients (KL and sample) summed
+        latent = {"kernel gumbel_softmax_kl_warp_fwd": 1,  # the relaxed sample and its KL: one launch
+                  "kernel gumbel_softmax_kl_warp_bwd": 1}  # the logits' two gradients, added as they are written
+        # (as gumbel_softmax and categorical_kl apart: their two forward kernels, their two VJPs' and the sum, 5)
     return collections.Counter({**dense, **loss, **latent})
 
 

@@ -286,6 +286,21 @@ def categorical_kl_case(draw):
     return case(ops.categorical_kl, 2 * rng.normal(size=shape), rng.normal(size=prior_shape))
 
 
+@st.composite
+def gumbel_softmax_kl_case(draw):
+    """The soft sample and its KL of one node, at a drawn (seed, counter) (fixed noise: smooth in the logits), against
+    a learnable prior of a shape that broadcasts; the sample, the KL, or both (a random upstream gradient on each)."""
+    shape = draw(shapes(1, 3))
+    rng, seed, counter, tau = draw(rngs), draw(st.integers(0, 2**40)), draw(st.integers(0, 2**20)), draw(st.floats(0.3, 3.0))
+    prior_shape = draw(st.sampled_from([shape[-1:], shape, (1,) * (len(shape) - 1) + shape[-1:]]))
+    used = draw(st.sampled_from(["both", "sample", "kl"]))
+
+    def f(t, p):
+        y, kl = ops.GumbelSoftmaxKL.apply(t, p, seed=seed, counter=counter, temperature=tau)
+        return {"sample": y, "kl": kl, "both": ops.concatenate([ops.reshape(y, (-1,)), ops.reshape(kl, (-1,))])}[used]
+    return case(f, 2 * rng.normal(size=shape), rng.normal(size=prior_shape))
+
+
 def bce_case(fn):
     @st.composite
     def draw_case(draw):
@@ -337,7 +352,8 @@ DOMAINS = {
     "reparameterize": reparameterize_case(), "kl_standard_normal": kl_standard_normal_case(),
     "reparameterize_kl": reparameterize_kl_case(),
     "normal_reparameterize_kl": normal_reparameterize_kl_case(),
-    "categorical_kl": categorical_kl_case(), "negative_elbo": negative_elbo_case(),
+    "categorical_kl": categorical_kl_case(), "gumbel_softmax_kl": gumbel_softmax_kl_case(),
+    "negative_elbo": negative_elbo_case(),
     "bernoulli_negative_elbo": bernoulli_negative_elbo_case(),
 }
 

@@ -43,7 +43,9 @@ SOURCES = {
     "softmax.cu": (_warp("softmax_warp_fwd<{t}, {n}, {lanes}>") + _warp("softmax_warp_bwd<{t}, {n}, {lanes}>")
                    + _each("softmax_block_fwd<{t}>") + _each("softmax_block_bwd<{t}>")),
     "gumbel_softmax.cu": (_warp("gumbel_softmax_warp_fwd<{t}, {n}, {lanes}>") + _each("gumbel_softmax_block_fwd<{t}>")
-                          + [f"gumbel_softmax_quads_fwd<{t}, {v}>" for t, v in GUMBEL_QUAD_VALUES.items()]),
+                          + [f"gumbel_softmax_quads_fwd<{t}, {v}>" for t, v in GUMBEL_QUAD_VALUES.items()]
+                          + _warp("gumbel_softmax_kl_warp_fwd<{t}, {n}, {lanes}>")
+                          + _warp("gumbel_softmax_kl_warp_bwd<{t}, {n}, {lanes}>")),
     "gaussian.cu": (_each("reparameterize_fwd<{t}>") + _each("reparameterize_bwd<{t}>")
                     + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")
                     + _each("reparameterize_kl_fwd<{t}>") + _each("reparameterize_kl_bwd<{t}>")

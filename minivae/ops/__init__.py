@@ -13,7 +13,8 @@ from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import (bce_with_logits, bernoulli_log_prob, bernoulli_negative_elbo, categorical_kl,
                                 kl_standard_normal, negative_elbo, normal_reparameterize_kl, reparameterize,
                                 reparameterize_kl)
-from minivae.ops.sampling import SURROGATES, GumbelSoftmax, gumbel_softmax, straight_through
+from minivae.ops.sampling import (SURROGATES, GumbelSoftmax, GumbelSoftmaxKL, gumbel_softmax, gumbel_softmax_kl,
+                                  straight_through)
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
                   *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze", "std"])

@@ -1,9 +1,11 @@
-"""Sampling ops: Gumbel-Softmax with its noise drawn from a Philox stream, and the straight-through
-one-hot, whose backward is a deliberate surrogate rather than the derivative of its forward."""
+"""Sampling ops: Gumbel-Softmax with its noise drawn from a Philox stream (alone, or with the categorical KL of
+the same logits as one node), and the straight-through one-hot, whose backward is a deliberate surrogate rather
+than the derivative of its forward."""
 from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
+from minivae.ops.losses import CategoricalKL, _prior_rows
 from minivae.ops.softmax import check_temperature, softmax_array, softmax_vjp
 from minivae.plan import drawn_counter
 from minivae.random import Generator
@@ -75,5 +77,68 @@ class GumbelSoftmax(Function):
 
 def gumbel_softmax(logits, rng, temperature=1.0, hard=False):
     """The op above with the noise of ``rng``'s next draw of logits.size values (the counter advances)."""
-    counter = drawn_counter(rng, (logits.data.size + 3) // 4)
-    return GumbelSoftmax.apply(logits, seed=rng.seed, counter=counter, temperature=temperature, hard=hard)
+    return GumbelSoftmax.apply(logits, seed=rng.seed, counter=_gumbel_counter(rng, logits), temperature=temperature,
+                               hard=hard)
+
+
+def _gumbel_counter(rng, logits):
+    """The Philox counter of ``rng``'s next logits.size values, 4 a block (advancing it past them)."""
+    return drawn_counter(rng, (logits.data.size + 3) // 4)
+
+
+@register("gumbel_softmax_kl")
+class GumbelSoftmaxKL(Function):
+    r"""gumbel_softmax and categorical_kl of the same logits as one node of two outputs: a categorical VAE's
+    relaxed sample and its KL to the prior.
+
+    forward   y = softmax((l + g)/τ) (one_hot(argmax y) if ``hard``), g the Philox (seed, counter) noise of
+              gumbel_softmax;  kl = Σ_k q_k (log q_k − log p_k),  q = softmax l,  p = softmax l_p (l_p broadcast)
+    backward  l̄ = y ⊙ (ȳ − Σ_k ȳ_k y_k)/τ + k̄l·q ⊙ ((log q − log p) − kl);  l̄_p = unbroadcast(k̄l·(p − q))
+              (the two VJPs, added; a ḡ that never came counts as 0)
+    saves     the two ops' residuals; fused on the GPU for rows of k ≤ 256 and a prior without a gradient (the
+              VAE's): y, l, the prior's rows and kl, kernels/gumbel_softmax.cu gumbel_softmax_kl_warp_fwd/_bwd making
+              q and log q − log p again from l: one launch each way, where the two ops take two forward and three
+              backward (their VJPs and the sum)
+    The same numbers as the two ops, on the CPU bit for bit.
+    """
+
+    def forward(ctx, logits, prior_logits, seed=0, counter=0, temperature=1.0, hard=False):
+        temperature = check_temperature(temperature)
+        kernel = (ctx.fused("gumbel", logits, prior_logits)
+                  if logits.ndim and logits.dtype == prior_logits.dtype and not ctx.needs_input_grad[1] else None)
+        fwd, pair = getattr(kernel, "gumbel_softmax_kl_fwd", None), None  # the GPU's
+        if fwd is not None:
+            prior = _prior_rows(ctx.xp, prior_logits, logits.shape)
+            pair = fwd(logits, prior, seed, counter, temperature, hard)  # None: rows too long (or empty) for it
+        if pair is not None:
+            y, out, kl = pair
+            ctx.save(y=y, logits=logits, prior=prior, kl=kl, tau=temperature, parts=None,
+                     bwd=kernel.gumbel_softmax_kl_bwd)
+            return out, kl
+        parts = GumbelSoftmax(ctx.xp, ctx.needs_input_grad[:1]), CategoricalKL(ctx.xp, ctx.needs_input_grad)
+        out = parts[0].forward(logits, seed=seed, counter=counter, temperature=temperature, hard=hard)
+        kl = parts[1].forward(logits, prior_logits)
+        ctx.save(parts=parts, bwd=None, prior_dtype=prior_logits.dtype)
+        return out, kl
+
+    def backward(ctx, g):
+        gy, gkl = g
+        if ctx.bwd is not None:
+            return ctx.bwd(ctx.y, gy, ctx.logits, ctx.prior, ctx.kl, gkl, ctx.tau), None
+        sample, kl = ctx.parts
+        gl = gp = None
+        if gy is not None:
+            gl = sample.backward(gy)
+        if gkl is not None:
+            gk, gp = kl.backward(gkl)
+            gl = gk if gl is None else gl + gk
+        elif ctx.needs_input_grad[1]:  # no gradient reached the KL: a learnable prior's is 0
+            gp = ctx.xp.zeros(kl.prior_shape, ctx.prior_dtype)
+        return gl, gp
+
+
+def gumbel_softmax_kl(logits, prior_logits, rng, temperature=1.0, hard=False):
+    """(sample, kl): ``gumbel_softmax(logits, rng, temperature, hard)`` and ``categorical_kl(logits, prior_logits)``
+    as one op (one kernel each way on the GPU); the same noise, and the counter advances as gumbel_softmax's."""
+    return GumbelSoftmaxKL.apply(logits, prior_logits, seed=rng.seed, counter=_gumbel_counter(rng, logits),
+                                 temperature=temperature, hard=hard)

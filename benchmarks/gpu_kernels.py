@@ -7,11 +7,11 @@ on 1M×64, each forward and forward + backward through the autodiff engine (mini
 PyTorch tensors on CUDA, JAX functions jitted), and the forwards of the kernels alone through
 minivae/_gpu's launchers; the short rows of the categorical VAE at batch 4096 (81920×10: softmax each
 way, Gumbel-Softmax, categorical KL), the kernels as launched against the same kernels with a warp a
-row. Then a training step of each VAE (784-512-256, batch 1024) with its peak
-GPU memory. Prints milliseconds (median over repeats of a timed loop, the device synchronized at
-both ends), the bandwidth each forward reaches (bytes it must move / time, and as a fraction of the
-copy's), and minivae / peer time ratios (below 1: minivae faster). Needs CuPy and a GPU; the peers
-are optional.
+row, and the sample with its KL forward + backward, one pair of kernels against the two ops' five launches.
+Then a training step of each VAE (784-512-256, batch 1024) with its peak GPU memory. Prints milliseconds
+(median over repeats of a timed loop, the device synchronized at both ends), the bandwidth each forward
+reaches (bytes it must move / time, and as a fraction of the copy's), and minivae / peer time ratios
+(below 1: minivae faster). Needs CuPy and a GPU; the peers are optional.
 """
 import argparse
 import os
@@ -189,7 +189,8 @@ def kernel_cases(torch):
 def short_row_cases(torch, tau):
     """The categorical VAE's rows at batch 4096 (20 variables of 10 categories: 81920 rows of 10): the kernels
     as launched (16 lanes a row, 2 rows a warp), the same kernels with a whole warp a row ("warp/row", as
-    before rows shared warps), and PyTorch."""
+    before rows shared warps), and PyTorch; the sample and its KL as one pair of kernels against the two ops'
+    five launches ("apart")."""
     import contextlib
 
     import cupy
@@ -222,6 +223,16 @@ def short_row_cases(torch, tau):
     kl = {"kernel": lambda: categorical.categorical_kl_fwd(x, prior)}
     for impls in (sm, sb, gs, kl):
         impls["warp/row"] = warp_a_row(impls["kernel"])
+    gkl = cupy.asarray(rng.standard_normal(rows, dtype=numpy.float32))
+
+    def pair():  # ops.gumbel_softmax_kl: one kernel each way
+        yp, _, klp = gumbel.gumbel_softmax_kl_fwd(x, prior, 1, 0, tau, False)
+        gumbel.gumbel_softmax_kl_bwd(yp, g, x, prior, klp, gkl, tau)
+
+    def apart():  # gumbel_softmax and categorical_kl: two kernels forward, their two VJPs' and the sum
+        ya, _ = gumbel.gumbel_softmax_fwd(x, 1, 0, tau, False)
+        kla, q, diff = categorical.categorical_kl_fwd(x, prior)
+        return softmax.softmax_bwd(ya, g, tau) + categorical.categorical_kl_bwd(gkl, q, diff, kla)
     if torch is not None:
         tx = torch.as_tensor(x_host, device="cuda")
         ty, tg = torch.softmax(tx / tau, -1), torch.as_tensor(g, device="cuda")
@@ -231,7 +242,9 @@ def short_row_cases(torch, tau):
     name = f"{rows}×{k}"
     return {f"softmax(x/τ) {name} forward": (2 * x.nbytes, sm), f"softmax(x/τ) {name} backward": (3 * x.nbytes, sb),
             f"Gumbel-Softmax {name} forward": (2 * x.nbytes, gs),
-            f"categorical KL {name} forward": (3 * x.nbytes + 4 * rows, kl)}
+            f"categorical KL {name} forward": (3 * x.nbytes + 4 * rows, kl),
+            # the pair reads x and writes y and the KL, then reads y, ȳ, x and the KL's two and writes l̄
+            f"Gumbel-Softmax and KL {name} fwd + bwd": (6 * x.nbytes + 12 * rows, {"kernel": pair, "apart": apart})}
 
 
 def step_cases(torch, batch):

@@ -329,10 +329,13 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         grad_tensors = [None] * len(tensors)
     if len(grad_tensors) != len(tensors):
         raise ValueError(f"backward(): {len(tensors)} tensors but {len(grad_tensors)} gradients")
-    grads, stored = {}, set()  # stored: the memory of the arrays already some tensor's .grad, or the caller's
+    # stored: the arrays whose memory is already some tensor's .grad, or the caller's, by id. They are kept
+    # referenced here: an array freed during the pass (a root's ḡ, a .grad replaced by a sum) would leave its id
+    # to a new one, which would then be taken for it and copied for nothing
+    grads, stored = {}, {}
     for root, grad in zip(tensors, grad_tensors):
         g = _root_grad(root, grad)
-        stored.add(_memory(g))
+        _keep(stored, g)
         grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
     order = _topological_order(tensors)
     # A node of several outputs runs its VJP once, at the last of its outputs in this order: by
@@ -346,7 +349,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         g = grads.pop(id(node), None)
         if g is not None and (node._ctx is None or node._retain):
             node.grad = _own(g, stored) if node.grad is None else _add(node.grad, g)
-            stored.add(_memory(node.grad))
+            _keep(stored, node.grad)
             if _recorder is not None:
                 _recorder.set_grad(node, node.grad)
         ctx = node._ctx
@@ -390,7 +393,7 @@ def _own(g, stored):
     tensor's .grad or the caller's (add's VJP hands ḡ to both inputs, reshape's a view of it), or a
     broadcast view (a VJP may return one, as negative_elbo's does). An in-place change of one .grad
     (clip_grad_norm_) must touch that one alone."""
-    if _memory(g) not in stored and not _broadcast(g):
+    if id(_memory(g)) not in stored and not _broadcast(g):
         return g
     owned = g.copy()
     if _recorder is not None:
@@ -399,10 +402,15 @@ def _own(g, stored):
 
 
 def _memory(a):
-    """The identity of the array whose memory a views (a itself if it owns its memory)."""
+    """The array whose memory a views (a itself if it owns its memory)."""
     while getattr(a, "base", None) is not None:  # NumPy's and CuPy's views name their base
         a = a.base
-    return id(a)
+    return a
+
+
+def _keep(stored, a):
+    memory = _memory(a)
+    stored[id(memory)] = memory
 
 
 def _broadcast(a):

@@ -58,6 +58,43 @@ def test_each_leaf_gets_a_gradient_array_of_its_own():
     assert ll.grad[1, 1] == 0.75
 
 
+def test_a_fresh_gradient_is_not_taken_for_a_freed_one_whose_id_it_got(monkeypatch):
+    """backward() tells the arrays already some .grad (or the caller's) by their ids, and CPython hands a freed
+    object's id to a later one: an array freed during the pass (the root's ḡ = 1, once the views of it are gone)
+    could lend its id to a fresh gradient, which was then copied for nothing (a launch in every eager GPU step).
+    Emulated deterministically: the engine's ids are numbers, a dead array's number going to the next array asked
+    for. The leaf's .grad must be the very array its op's VJP made."""
+    import weakref
+
+    from minivae import engine
+    numbers, free = {}, []
+
+    def fake_id(obj):
+        if not isinstance(obj, np.ndarray):
+            return id(obj)  # tensors (no weak references) keep theirs: they stay alive through the pass
+        entry = numbers.get(id(obj))
+        if entry is None or entry[0]() is not obj:
+            n = free.pop() if free else -1 - len(numbers)
+            numbers[id(obj)] = entry = (weakref.ref(obj, lambda _, n=n: free.append(n)), n)
+        return entry[1]
+
+    class Fresh(mv.engine.Function):
+        made = []
+
+        def forward(ctx, x):
+            return x * 1.0
+
+        def backward(ctx, g):
+            Fresh.made.append(g * 2.0)
+            return Fresh.made[-1]
+
+    monkeypatch.setattr(engine, "id", fake_id, raising=False)
+    x = leaf(np.ones(3))
+    Fresh.apply(Fresh.apply(Fresh.apply(x))).sum().backward()  # ḡ = 1 is dead before the last VJP runs
+    assert x.grad is Fresh.made[-1]
+    np.testing.assert_array_equal(x.grad, np.full(3, 8.0))
+
+
 def test_backward_twice_through_one_graph_needs_retain_graph():
     x = leaf([1.0, 2.0])
     y = (ops.exp(x)).sum()

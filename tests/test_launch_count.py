@@ -92,6 +92,23 @@ def test_a_replayed_step_launches_what_its_layers_need(device):
         assert got == _expected(kind), (kind, got - _expected(kind), _expected(kind) - got)
 
 
+def test_an_eager_step_launches_a_replays_kernels_and_its_constants(device):
+    """An eager step, engine and all, launches what a replay does and its constants, which a replay reads where
+    they were made: β's fill, backward()'s ḡ = 1, the categorical prior's zeros. In particular no copy of a
+    gradient: one was made each step while backward() knew the arrays it had kept by their ids alone (an array
+    freed during the pass left its id to a new gradient, taken then for a kept one)."""
+    for kind, model, optimizer, x, rng in launch_count.benchmark_models(batch=8, x_dim=30, hidden=(12, 10), latent=3):
+        for _ in range(2):  # the second step: the optimizer's state made
+            with launch_count.counting() as launches:
+                optimizer.zero_grad()
+                model.loss(x, rng).backward()
+                optimizer.step()
+        constants = {"full": 1, "ones_like": 1, **({"memset zeros": 1} if kind == "categorical" else {})}
+        want = _expected(kind) + collections.Counter(constants)
+        got = names(launches)
+        assert got == want, (kind, got - want, want - got)
+
+
 def test_with_cublaslt_each_dense_layer_forward_is_one_call(device):
     """MINIVAE_CUBLASLT=1 (tests/test_cublaslt.py's stand-in library): every one of the six layers of both VAEs,
     their parameters views of Adam's flat buffer, takes the one-call path, so the step loses its six bias passes;

@@ -331,7 +331,8 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         raise ValueError(f"backward(): {len(tensors)} tensors but {len(grad_tensors)} gradients")
     # stored: the arrays whose memory is already some tensor's .grad, or the caller's, by id. They are kept
     # referenced here: an array freed during the pass (a root's ḡ, a .grad replaced by a sum) would leave its id
-    # to a new one, which would then be taken for it and copied for nothing
+    # to a new one, which would then be taken for it and copied for nothing. (A replaced .grad is not dropped from
+    # it early: it may be the caller's ḡ too, which no other leaf may take as its own.)
     grads, stored = {}, {}
     for root, grad in zip(tensors, grad_tensors):
         g = _root_grad(root, grad)

@@ -95,6 +95,19 @@ def test_a_fresh_gradient_is_not_taken_for_a_freed_one_whose_id_it_got(monkeypat
     np.testing.assert_array_equal(x.grad, np.full(3, 8.0))
 
 
+def test_a_callers_gradient_that_was_a_leafs_grad_is_no_other_leafs():
+    """(a + b).backward(a.grad): add hands the caller's ḡ to both; a's .grad becomes a new sum, and b's .grad must
+    still be a copy of ḡ (the caller's array, a's old .grad), not that array, which the caller may change."""
+    a, b = leaf(np.ones(3)), leaf(np.ones(3))
+    (a * 2.0).sum().backward()
+    g = a.grad
+    (a + b).backward(g)
+    assert not np.shares_memory(b.grad, g) and not np.shares_memory(a.grad, g)
+    g += 1.0
+    np.testing.assert_array_equal(b.grad, np.full(3, 2.0))
+    np.testing.assert_array_equal(a.grad, np.full(3, 4.0))
+
+
 def test_backward_twice_through_one_graph_needs_retain_graph():
     x = leaf([1.0, 2.0])
     y = (ops.exp(x)).sum()

@@ -266,6 +266,12 @@ MUTANTS = [
     M("backward-keeps-gradients-by-id-alone", "minivae/engine.py", ("    stored[id(memory)] = memory\n", "    stored[id(memory)] = None\n"),
       ["tests/test_engine.py::test_a_fresh_gradient_is_not_taken_for_a_freed_one_whose_id_it_got"],
       "a freed array's id, reused by a new gradient, takes it for a kept one: a copy each eager step"),
+    M("backward-drops-a-replaced-grad", "minivae/engine.py",
+      ("            node.grad = _own(g, stored) if node.grad is None else _add(node.grad, g)\n",
+       "            if node.grad is not None:\n                stored.pop(id(_memory(node.grad)), None)\n"
+       "            node.grad = _own(g, stored) if node.grad is None else _add(node.grad, g)\n"),
+      ["tests/test_engine.py::test_a_callers_gradient_that_was_a_leafs_grad_is_no_other_leafs"],
+      "a .grad replaced by a sum forgotten, though it is the caller's ḡ too: another leaf takes it as its own"),
     M("pair-missing-kl-gradient-as-ones", "minivae/_gpu/gumbel.py",
       ("gkl = xp.zeros(rows, y.dtype) if gkl is None", "gkl = xp.ones(rows, y.dtype) if gkl is None"),
       [CUDA + "::test_gumbel_softmax_kl_pair_backward_with_one_gradient"], "a KL no gradient reached counted as if ḡ = 1"),

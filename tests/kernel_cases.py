@@ -34,12 +34,16 @@ GUMBEL_EDGES = [127, 255, 1026, 9002]
 # and one value); 3×2 tiles in 7 slices of 32 (the last of 8); 2 tiles in 32 slices, a partial sum a slice; no inner
 # dimension at all (the epilogue of zeros)
 GEMM_SHAPES = [(1, 1, 1), (3, 70, 33), (65, 64, 17), (130, 65, 200), (3, 70, 1000), (5, 7, 0)]
+# the Gumbel-Softmax and KL pair's rows: 1, 2, 5 and 10 take 4, 8, 16 and 16 lanes (13 rows leave rows past the end
+# in the last warp), 17 a whole warp with one value a lane, 33, 100 and 256 two, four and eight
+PAIR_LENGTHS = [1, 2, 5, 10, 17, 33, 100, 256]
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row: by
     # quads, by spans, from memory), and the Gumbel rows of 1026 go by spans as 1025 does
     LENGTHS, TAUS, GUMBEL_EDGES = [10, 33, 516, 1025, 9000], [1.0], [127, 255]
     GEMM_SHAPES = [(3, 70, 33), (70, 3, 100)]  # unsplit; 2 tiles in 4 slices
+    PAIR_LENGTHS = [2, 10, 33]
 
 
 def tol(dtype):
@@ -293,11 +297,6 @@ def test_categorical_kl(dev, dtype, k, prior_rows):
     close(kl, (np.exp(log_q) * (log_q - log_p)).sum(axis=1), dtype, scale=40 * k)
     gl = dev.get(categorical.categorical_kl_bwd(dev.put(g), dev.put(q), dev.put(diff), dev.put(kl)))
     close(gl, q * (diff - kl[:, None]) * g[:, None], dtype, scale=40)
-
-
-# the pair's rows: 1, 2, 5 and 10 take 4, 8, 16 and 16 lanes (13 rows leave rows past the end in the last warp), 17
-# a whole warp with one value a lane, 33, 100 and 256 two, four and eight
-PAIR_LENGTHS = [2, 10, 33] if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE") else [1, 2, 5, 10, 17, 33, 100, 256]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -628,6 +628,36 @@ def test_tiled_product_and_its_epilogue(dev, monkeypatch, dtype, m, n, k, layout
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", GEMM_SHAPES + [(0, 70, 100)])
+@pytest.mark.parametrize("gated,layout", [("a", "nn"), ("b", "nn"), ("a", "tt"), ("b", "tt")])
+def test_tiled_product_through_a_gate_with_column_sums(dev, monkeypatch, dtype, m, n, k, gated, layout):
+    """A ReLU layer's backward in kernels/gemm.cu: the product of A·[gate > 0] (or of A by B·[gate > 0]), the gate
+    read at the operand's own index, and B's column sums as read, Σ_l B(l, j), against NumPy, bit for bit (small
+    integers). The gated operand given transposed is read as a C-contiguous copy, as its gate is; the other keeps its
+    layout. Gate values of exactly 0 close it (> 0, as the ReLU); a NaN stays NaN through a closed gate (ḡ·0, as
+    relu_bwd). No rows (m = 0: a layer of no inputs) still sums B's columns, split into slices. Launched twice: the
+    column sums of split launches are added by the last block of each tile, which the counts must find again."""
+    monkeypatch.setattr(tiled, "MIN_SLICE", 16)
+    rng = np.random.default_rng(m * 1000 + n + k + 7)
+    a = rng.integers(-4, 5, (m, k)).astype(dtype)
+    b = rng.integers(-4, 5, (k, n)).astype(dtype)
+    operand = a if gated == "a" else b
+    gate = rng.integers(-1, 2, operand.shape).astype(dtype)  # -1, 0, 1: closed, closed, open
+    if operand.size:
+        operand[0, 0], gate[0, 0] = np.nan, -1
+    ga = a * (gate > 0) if gated == "a" else a
+    gb = b * (gate > 0) if gated == "b" else b
+    want, want_sums = _product(ga, gb).astype(dtype), gb.astype(np.float64).sum(axis=0).astype(dtype)
+    da, db = dev.put(_laid_out(a, layout[0] == "t")), dev.put(_laid_out(b, layout[1] == "t"))
+    dgate = dev.put(_laid_out(gate, layout[0 if gated == "a" else 1] == "t"))
+    for _ in range(2):
+        sums = dev.put(np.full(n, 7, dtype))
+        out = tiled.product(da, db, b_sums=sums, **{f"gate_{gated}": dgate})
+        np.testing.assert_array_equal(dev.get(out), want)
+        np.testing.assert_array_equal(dev.get(sums), want_sums)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_tiled_product_of_real_values_is_within_the_accumulations_bound(dev, dtype):
     """A product of normal values, 3×2 tiles in 4 slices: each value within k·ε·(|A|·|B|) of the float64 product, the
     bound of any order of float summation (a float32 product accumulated in float16, or a term lost, is far out)."""

@@ -285,12 +285,14 @@ def test_the_tiled_product_s_constants_are_the_kernel_s():
 
 
 @pytest.mark.parametrize("m,n,k", [(128, 512, 784), (128, 784, 512), (784, 512, 128), (4096, 512, 784), (1, 1, 1),
-                                   (3, 70, 1000), (128, 20, 256), (20, 256, 128), (5, 7, 0), (200_000, 64, 64)])
+                                   (3, 70, 1000), (128, 20, 256), (20, 256, 128), (5, 7, 0), (200_000, 64, 64),
+                                   (1024, 512, 4096)])
 @pytest.mark.parametrize("itemsize", [4, 8])
 def test_the_inner_dimension_splits_into_whole_steps_that_cover_it(m, n, k, itemsize):
     """Slices of a multiple of STEP, none empty and none past k, at least MIN_SLICE long, together k; about
     SPLIT_BLOCKS blocks or fewer; no split of a product whose tiles fill the GPU or outnumber the kernel's counts,
-    and the partial sums within PARTS_BYTES."""
+    and the partial sums within PARTS_BYTES, column sums included (1024×512 float64: two slices of m·n fit, not with
+    their n column sums)."""
     slices, kslice = tiled.split(m, n, k, itemsize)
     tiles = -(-m // tiled.TILE) * -(-n // tiled.TILE)
     if slices == 1:
@@ -299,7 +301,7 @@ def test_the_inner_dimension_splits_into_whole_steps_that_cover_it(m, n, k, item
     assert kslice % tiled.STEP == 0 and kslice >= tiled.MIN_SLICE
     assert (slices - 1) * kslice < k <= slices * kslice
     assert tiles <= tiled.MAX_SPLIT_TILES and tiles * slices < 2 * tiled.SPLIT_BLOCKS
-    assert slices * m * n * itemsize <= tiled.PARTS_BYTES
+    assert slices * (m + 1) * n * itemsize <= tiled.PARTS_BYTES
     assert tiled.split(128, 512, 784, 4)[0] > 1  # the first layer of a VAE at batch 128 splits
 
 
@@ -316,12 +318,13 @@ def test_a_tiled_product_packs_its_arguments_and_refuses_mismatches(launches):
     assert address(args[0]) == address(a) and address(args[1]) == address(w) and args[1].shape == (7, 3)
     assert args[2] is out and out.shape == (5, 7) and args[3] is b
     assert args[5].dtype == np.uint32 and args[5].shape == (tiled.MAX_SPLIT_TILES,) and not args[5].any()
-    assert [int(v) for v in args[6:]] == [5, 7, 3, 3, 3, 3, tiled.EPILOGUE_BIAS_RELU]
+    assert [int(v) for v in args[8:]] == [5, 7, 3, 3, 3, 3, tiled.EPILOGUE_BIAS_RELU, 0, 0]  # no gate, no sums
+    assert all(type(v) is np.int32 for v in args[8:11] + args[13:]) and type(args[11]) is type(args[12]) is np.int64
     launches.clear()
     tiled.product(np.ones((6, 8))[:, ::2], np.ones((4, 2)))  # strided: copied; float64; no bias
     ((_, name, _, _, args),) = launches
     assert name == "gemm_tiles<double, true, true>" and args[0].flags.c_contiguous and args[3] is args[2]
-    assert int(args[-1]) == tiled.EPILOGUE_NONE
+    assert int(args[14]) == tiled.EPILOGUE_NONE
     with pytest.raises(ValueError, match="shapes"):
         tiled.product(a, np.ones((4, 2), np.float32))
     with pytest.raises(ValueError, match="float32 @ float64"):
@@ -330,6 +333,42 @@ def test_a_tiled_product_packs_its_arguments_and_refuses_mismatches(launches):
         tiled.product(a, np.ones((3, 2), np.float32), np.ones(3, np.float32))
     with pytest.raises(TypeError, match="int64"):
         tiled.product(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64))
+
+
+def test_a_gated_tiled_product_reads_the_operand_as_its_gate_and_packs_its_sums(launches):
+    """gate_a / gate_b: the gated operand and its gate passed C-contiguous (a transposed operand copied, so that both
+    are read at one index), the kernel told which; b_sums passed with its flag; the whole grid's first row tile kept
+    with no rows (m = 0) when sums are wanted, and no launch without them; mismatches refused by name."""
+    x = np.ones((4, 6), np.float32)
+    g, y = np.ones((4, 3), np.float32), np.ones((4, 3), np.float32)
+    sums = np.empty(3, np.float32)
+    gw = tiled.product(x.T, g, gate_b=y, b_sums=sums)  # W̄ = xᵀ·(ḡ·[y > 0]) and b̄
+    ((_, name, grid, _, args),) = launches
+    assert name == "gemm_tiles<float, false, true>" and grid == (1, 1, 1) and gw.shape == (6, 3)
+    assert address(args[1]) == address(g) and args[6] is y and args[7] is sums
+    assert [int(v) for v in (args[8], args[9], args[10], args[15], args[16])] == [6, 3, 4, tiled.GATE_B, 1]
+    launches.clear()
+    w_t = np.ones((5, 3), np.float32).T                     # Wᵀ, F-contiguous: not the gated operand, kept
+    g_f = np.asfortranarray(g)                              # ḡ, F-contiguous and gated: copied, as its gate must be
+    tiled.product(g_f, w_t, gate_a=np.asfortranarray(y))   # x̄ = (ḡ·[y > 0])·Wᵀ
+    ((_, name, _, _, args),) = launches
+    assert name == "gemm_tiles<float, true, false>" and address(args[1]) == address(w_t)
+    assert args[0].flags.c_contiguous and args[6].flags.c_contiguous and args[7] is args[2]
+    assert [int(v) for v in (args[15], args[16])] == [tiled.GATE_A, 0]
+    launches.clear()
+    tiled.product(np.ones((0, 4), np.float32), g, b_sums=sums)  # no rows: the column sums are still made
+    ((_, _, grid, _, _),) = launches
+    assert grid == (1, 1, 1)
+    launches.clear()
+    assert tiled.product(np.ones((0, 4), np.float32), g).shape == (0, 3) and not launches
+    with pytest.raises(ValueError, match="not both"):
+        tiled.product(g, w_t, gate_a=y, gate_b=w_t)
+    with pytest.raises(ValueError, match=r"gate of the operand's shape \(4, 3\)"):
+        tiled.product(g, w_t, gate_a=y[:, :2])
+    with pytest.raises(ValueError, match="column sums"):
+        tiled.product(x.T, g, b_sums=np.empty(4, np.float32))
+    with pytest.raises(ValueError, match="column sums"):
+        tiled.product(x.T, g, b_sums=np.empty(3))
 
 
 def test_each_stream_has_split_counts_of_its_own_made_before_a_capture(monkeypatch):
@@ -375,7 +414,7 @@ def test_with_the_tiled_products_on_the_gemm_module_sends_full_precision_product
     assert gemm.linear(x[0], w, bias, True).shape == (3, 5)
     out = np.empty((3, 5), np.float32)
     gemm.side_gemm(x[0], w, out, handle=None)
-    assert [(name, args[0].shape, int(args[-1])) for _, name, _, _, args in launches] == [
+    assert [(name, args[0].shape, int(args[14])) for _, name, _, _, args in launches] == [
         ("gemm_tiles<float, true, true>", (6, 4), tiled.EPILOGUE_NONE),
         ("gemm_tiles<float, true, true>", (3, 4), tiled.EPILOGUE_BIAS_RELU),
         ("gemm_tiles<float, true, true>", (3, 4), tiled.EPILOGUE_NONE)]
@@ -390,6 +429,48 @@ def test_with_the_tiled_products_on_the_gemm_module_sends_full_precision_product
     assert not tiled.fits(5, 65535 * 64 + 1, 5) and not tiled.fits(5, 5, 2 ** 31)  # (left to cuBLAS)
     monkeypatch.setattr(gemm, "use_tiled", False)
     assert gemm.linear(x[0], w, bias, True) is None  # (cuBLASLt is off too: the caller's product and bias pass)
+
+
+def test_with_the_tiled_products_a_dense_layer_s_backward_is_two_gated_launches(launches, monkeypatch):
+    """gemm.linear_grads (ops.linear's backward, MINIVAE_GEMM=tiled): W̄'s launch first, reading ḡ through the ReLU's
+    gate and making b̄, then x̄'s through the same gate; without a ReLU no gate; only what ``needs`` asks for; on a
+    capture's side stream, W̄'s and b̄'s launch goes there. None (the caller's cuBLAS path) without the setting, when
+    W̄ is not wanted, or for a batch of sequences; a side product with a gate refuses cuBLAS."""
+    x, w = np.ones((4, 6), np.float32), np.ones((6, 3), np.float32)
+    g, y = np.ones((4, 3), np.float32), np.ones((4, 3), np.float32)
+    assert gemm.linear_grads(x, w, g, y, (True, True, True)) is None
+    monkeypatch.setattr(gemm, "use_tiled", True)
+    gx, gw, gb = gemm.linear_grads(x, w, g, y, (True, True, True))
+    assert (gx.shape, gw.shape, gb.shape) == ((4, 6), (6, 3), (3,))
+    (_, first, _, _, a1), (_, second, _, _, a2) = launches
+    assert a1[2] is gw and a1[6] is y and a1[7] is gb and [int(a1[15]), int(a1[16])] == [tiled.GATE_B, 1]
+    assert a2[2] is gx and a2[6] is y and [int(a2[15]), int(a2[16])] == [tiled.GATE_A, 0]
+    launches.clear()
+    gx, gw, gb = gemm.linear_grads(x, w, g, None, (False, True, False))  # no ReLU, x and b frozen
+    ((_, _, _, _, args),) = launches
+    assert gx is None and gb is None and args[2] is gw and [int(args[15]), int(args[16])] == [0, 0]
+    launches.clear()
+    assert gemm.linear_grads(x, w, g, y, (True, False, True)) is None                 # b̄ alone: bias_grad's
+    assert gemm.linear_grads(x[None], w, g[None], y[None], (True, True, True)) is None  # a batch of sequences
+    assert not launches
+
+    class Side(gemm.SideStream):
+        def _fork(self):
+            pass
+
+        def _launch(self, a, b, out, gate_b, b_sums):
+            tiled.product(a, b, out=out, gate_b=gate_b, b_sums=b_sums)
+
+        def _join(self):
+            pass
+    monkeypatch.setattr(gemm, "side", Side())
+    gx, gw, gb = gemm.linear_grads(x, w, g, y, (True, True, True))
+    assert gemm.side.makes([gw]) and gemm.side.makes([gb]) and not gemm.side.makes([gx])
+    assert any(kept[3] is y and kept[4] is gb for kept in gemm.side.kept)
+    assert launches[0][4][7] is gb  # queued before x̄'s
+    monkeypatch.setattr(gemm, "use_tiled", False)
+    with pytest.raises(ValueError, match="kernels/gemm.cu"):
+        gemm.side_gemm(x.T, g, np.empty((6, 3), np.float32), None, gate_b=y)
 
 
 def test_dense_layer_epilogue_launches_in_place_and_refuses_what_it_cannot_index(launches):

@@ -17,7 +17,7 @@ import pytest
 import minivae as mv
 from minivae import _gpu, ops
 from minivae._backend import use_cuda_kernels, use_numba
-from minivae._gpu import gemm, loader
+from minivae._gpu import gemm, loader, tiled
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
@@ -50,20 +50,27 @@ def view(address, shape, strides, dtype):
 class LateSide(gemm.SideStream):
     def __init__(self):
         super().__init__()
-        self.queued, self.forks, self.products, self.joins = [], 0, 0, 0
+        self.queued, self.forks, self.products, self.joins, self.with_sums = [], 0, 0, 0, 0
 
     def _fork(self):
         self.forks += 1
 
-    def _launch(self, a, b, out):
+    def _launch(self, a, b, out, gate_b, b_sums):
         self.products += 1
-        self.queued.append((raw(a), raw(b), raw(out)))
-        view(*raw(out))[...] = np.nan  # what a read before the join finds
+        self.with_sums += b_sums is not None
+        self.queued.append(tuple(None if x is None else raw(x) for x in (a, b, out, gate_b, b_sums)))
+        for made in (out, b_sums):
+            if made is not None:
+                view(*raw(made))[...] = np.nan  # what a read before the join finds
 
     def _join(self):
         self.joins += 1
-        for a, b, out in self.queued:
-            np.matmul(view(*a), view(*b), out=view(*out))
+        for a, b, out, gate_b, b_sums in self.queued:
+            if gemm.use_tiled:  # kernels/gemm.cu, as the eager step runs it (its gate and column sums included)
+                tiled.product(view(*a), view(*b), out=view(*out), gate_b=None if gate_b is None else view(*gate_b),
+                              b_sums=None if b_sums is None else view(*b_sums))
+            else:
+                np.matmul(view(*a), view(*b), out=view(*out))
         self.queued.clear()
 
 
@@ -73,24 +80,28 @@ def device():
         yield
 
 
-def tied(x_dim=X_DIM):
-    """A model whose two layers share one weight: its gradient is the sum of two products, which the main stream
-    adds (an instruction that reads what the side stream makes, before the optimizer's update)."""
+def tied(share="weight", x_dim=X_DIM):
+    """A model of two layers that share one weight (or one bias): its gradient is the sum of two products (or of two
+    column sums, which MINIVAE_GEMM=tiled makes in the W̄ launches), which the main stream adds (an instruction that
+    reads what the side stream makes, before the optimizer's update)."""
     class Tied:
         device = "cuda"
 
         def __init__(self):
             rng = np.random.default_rng(3)
-            self.w = mv.tensor(rng.standard_normal((x_dim, x_dim)) / 4, dtype=np.float32, device="cuda",
-                               requires_grad=True)
-            self.b1, self.b2 = (mv.tensor(np.zeros(x_dim), dtype=np.float32, device="cuda", requires_grad=True)
-                                for _ in range(2))
+
+            def parameter(value):
+                return mv.tensor(value, dtype=np.float32, device="cuda", requires_grad=True)
+            w = [parameter(rng.standard_normal((x_dim, x_dim)) / 4) for _ in range(1 if share == "weight" else 2)]
+            b = [parameter(np.zeros(x_dim)) for _ in range(1 if share == "bias" else 2)]
+            self.w1, self.w2 = w * (3 - len(w))
+            self.b1, self.b2 = b * (3 - len(b))
 
         def parameters(self):
-            return [self.w, self.b1, self.b2]
+            return list({id(p): p for p in (self.w1, self.w2, self.b1, self.b2)}.values())
 
         def loss(self, x, rng):
-            h = ops.linear(ops.linear(x, self.w, self.b1, activation="relu"), self.w, self.b2)
+            h = ops.linear(ops.linear(x, self.w1, self.b1, activation="relu"), self.w2, self.b2)
             return (h * h).mean()
     return Tied()
 
@@ -99,6 +110,7 @@ MODELS = {
     "gaussian": lambda: GaussianVAE(X_DIM, (6,), 2, rng=Generator(0), device="cuda"),
     "categorical": lambda: CategoricalVAE(X_DIM, (6,), 2, 3, rng=Generator(0), device="cuda"),
     "tied": tied,
+    "tied bias": lambda: tied("bias"),
 }
 
 
@@ -127,14 +139,19 @@ def run(name, side):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_replays_with_the_weight_gradients_on_a_late_side_stream_equal_eager_steps(device, name):
-    """Bit for bit, for both VAEs (four dense layers each) and the tied-weight model; every layer's W̄ went to the
-    side stream, forked once each, and the main stream waited before reading any."""
+@pytest.mark.parametrize("use_tiled", [False, True], ids=["cublas", "tiled"])
+def test_replays_with_the_weight_gradients_on_a_late_side_stream_equal_eager_steps(device, monkeypatch, name,
+                                                                                     use_tiled):
+    """Bit for bit, for both VAEs (four dense layers each) and the tied models; every layer's W̄ went to the
+    side stream, forked once each, and the main stream waited before reading any. With MINIVAE_GEMM=tiled each
+    layer's b̄ is made by its W̄'s launch on the side stream too: read before the join, it would be NaN."""
+    monkeypatch.setattr(gemm, "use_tiled", use_tiled)
     side = LateSide()
     (eager_params, eager_losses), (params, losses) = run(name, None), run(name, side)
-    layers = {"gaussian": 4, "categorical": 4, "tied": 2}[name]
+    layers = {"gaussian": 4, "categorical": 4, "tied": 2, "tied bias": 2}[name]
     assert side.products == side.forks == 3 * layers  # 3 replays
-    assert side.joins == 3  # one wait a step: at the optimizer's update, or (tied) at the sum of the two W̄
+    assert side.with_sums == (3 * layers if use_tiled else 0)
+    assert side.joins == 3  # one wait a step: at the optimizer's update, or (tied) at the sum of the two W̄ (b̄)
     np.testing.assert_array_equal(np.array(losses), np.array(eager_losses))
     for a, b in zip(params, eager_params):
         np.testing.assert_array_equal(a, b)

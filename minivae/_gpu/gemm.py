@@ -50,7 +50,7 @@ import numpy
 
 from minivae import _gpu
 from minivae._gpu import tiled
-from minivae._backend import cupy_module, get_float32_matmul_precision
+from minivae._backend import cupy_module, get_array_module, get_float32_matmul_precision
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
 TF32_TENSOR_OP_MATH = 3  # cublasMath_t CUBLAS_TF32_TENSOR_OP_MATH
@@ -189,19 +189,23 @@ def side_workspace_bytes(major):
     return (32 if major >= 9 else 4) << 20
 
 
-def side_product(a, b):
+def side_product(a, b, gate_b=None, b_sums=None):
     """a @ b (2-D) queued on the side stream: the result, which nothing on the main stream may read before
-    ``side.join()`` (minivae.plan's run_tape joins before the first instruction that reads it)."""
-    out = cupy_module().empty((a.shape[0], b.shape[1]), numpy.result_type(a.dtype, b.dtype))
-    side.product(a, b, out)
+    ``side.join()`` (minivae.plan's run_tape joins before the first instruction that reads it); nor ``b_sums``,
+    which it then fills (``gate_b`` and ``b_sums`` as tiled.product's: kernels/gemm.cu's products only)."""
+    out = get_array_module(a).empty((a.shape[0], b.shape[1]), numpy.result_type(a.dtype, b.dtype))
+    side.product(a, b, out, gate_b, b_sums)
     return out
 
 
-def side_gemm(a, b, out, handle):
+def side_gemm(a, b, out, handle, gate_b=None, b_sums=None):
     """out = a @ b on the side stream (the current one), through its cuBLAS ``handle``, or by kernels/gemm.cu (with
-    the side stream's own split buffers: it runs beside the main stream's products)."""
+    the side stream's own split buffers: it runs beside the main stream's products), which a gated product or one
+    with column sums must take."""
     if use_tiled and _tiled_takes(a, b):
-        tiled.product(a, b, out=out)
+        tiled.product(a, b, out=out, gate_b=gate_b, b_sums=b_sums)
+    elif gate_b is not None or b_sums is not None:
+        raise ValueError("a product with a gate or column sums is kernels/gemm.cu's (MINIVAE_GEMM=tiled)")
     else:
         _gemm(a, b, a.dtype == numpy.float32 and get_float32_matmul_precision() == "high", out=out, handle=handle)
 
@@ -211,16 +215,19 @@ class SideStream:
     after all the main stream has queued so far; ``join()`` makes the main stream wait for everything queued
     here. Until the join a, b and out stay referenced: a block freed now would go back to the memory pool,
     whose next array on the main stream could then be written while this stream still reads or writes it.
-    Subclasses say how to fork, launch and join (CudaSideStream; the tests' emulation on the CPU)."""
+    Subclasses say how to fork, launch and join (CudaSideStream; the tests' emulation on the CPU). A product may
+    read b through a gate and fill b's column sums (``side_gemm``): those are kept, and the sums an output, too."""
 
     def __init__(self):
         self.kept, self.outputs = [], set()
 
-    def product(self, a, b, out):
+    def product(self, a, b, out, gate_b=None, b_sums=None):
         self._fork()
-        self._launch(a, b, out)
-        self.kept.append((a, b, out))
-        self.outputs.add(_gpu.address(out))  # the memory, not the object: a view of out reads it too
+        self._launch(a, b, out, gate_b, b_sums)
+        self.kept.append((a, b, out, gate_b, b_sums))
+        for made in (out, b_sums):
+            if made is not None:
+                self.outputs.add(_gpu.address(made))  # the memory, not the object: a view of out reads it too
 
     def makes(self, arrays):
         """Whether one of ``arrays`` is (a view from the start of) a queued product's output."""
@@ -257,9 +264,9 @@ class CudaSideStream(SideStream):
         self.fork_event.record(self.main)
         self.stream.wait_event(self.fork_event)
 
-    def _launch(self, a, b, out):
+    def _launch(self, a, b, out, gate_b, b_sums):
         with self.stream:
-            side_gemm(a, b, out, self.handle)
+            side_gemm(a, b, out, self.handle, gate_b, b_sums)
 
     def _join(self):
         self.join_event.record(self.stream)
@@ -312,6 +319,27 @@ def _tiled_takes(a, b):
 def _tiled_product(a, b, bias=None, relu=False):
     """a @ b (+ bias, ReLU) by kernels/gemm.cu, a C-contiguous (…, k) array as one product of its rows."""
     return _by_rows(lambda a2: tiled.product(a2, b, bias, relu), a, b.shape[1])
+
+
+def linear_grads(x, w, g, y, needs):
+    """(x̄, W̄, b̄) of ops.linear's backward for ḡ (y: the ReLU layer's output, or None without an activation; ``needs``:
+    which of x, W, b want one) in two launches of kernels/gemm.cu: x̄ = p̄·Wᵀ and W̄ = xᵀ·p̄ with p̄ = ḡ·[y > 0] made
+    as ḡ is read (never written), and b̄ = Σ_i p̄_ij by W̄'s launch, where the cuBLAS path writes p̄ and b̄ by a
+    pass of bias_grad (or relu_bwd) first. W̄ (with b̄) goes to a capture's side stream if it has one. None where
+    this path does not take the layer: not MINIVAE_GEMM=tiled or not its products, W̄ not wanted, x not a matrix."""
+    n = w.shape[1]
+    if not (use_tiled and needs[1] and x.ndim == 2 and g.shape == (x.shape[0], n) and x.dtype == w.dtype == g.dtype
+            and (y is None or y.dtype == g.dtype) and _tiled_takes(x.T, g) and _tiled_takes(g, w.T)):
+        return None
+    if y is not None:
+        g = _gpu.contiguous(g)  # as the gate: one copy for both products, where ḡ is not C-contiguous already
+    gb = get_array_module(g).empty(n, g.dtype) if needs[2] else None
+    if side is not None:  # queued first, to run beside x̄'s product
+        gw = side_product(x.T, g, y, gb)
+    else:
+        gw = tiled.product(x.T, g, gate_b=y, b_sums=gb)
+    gx = tiled.product(g, w.T, gate_a=y) if needs[0] else None
+    return gx, gw, gb
 
 
 # ---- cuBLASLt: a dense layer in one call (values from cublasLt.h, the same in CUDA 11.x, 12.x and 13.x) --

@@ -1,17 +1,19 @@
 """minivae's own matrix product (kernels/gemm.cu), experimental and off unless the environment sets
 MINIVAE_GEMM=tiled: then full-precision products on the GPU (float64, and float32 outside TF32) are one
-launch of ``gemm_tiles`` instead of cuBLAS's GEMM, and a dense layer act(x @ W + b) is one launch with the
-bias and ReLU applied as the product is written (minivae/_gpu/gemm.py routes them here).
+launch of ``gemm_tiles`` instead of cuBLAS's GEMM, a dense layer act(x @ W + b) is one launch with the
+bias and ReLU applied as the product is written, and its backward two, the ReLU's gate applied as ḡ is read and
+the bias gradient made by W̄'s launch (minivae/_gpu/gemm.py routes them here).
 
 At a batch of 128 a VAE's products leave cuBLAS too few output tiles to fill a GPU: it splits the inner
 dimension and adds the partial sums with a second kernel, and each layer's bias and ReLU are a third pass,
-17 of a Gaussian VAE's 49 kernels a CUDA-graph step (PyTorch's profiler on an H100, 2026-11-26). Here a
-product is one launch whatever its split. Not yet timed on a GPU: its split sizes below are a first guess.
+17 of a Gaussian VAE's 49 kernels a CUDA-graph step (PyTorch's profiler on an H100, 2026-11-26), and its
+backward's ReLU and bias gradient a fourth (bias_grad, 6 more). Here a product is one launch whatever its split,
+and a step 22 launches in all. Not yet timed on a GPU: its split sizes below are a first guess.
 """
 import numpy
 
 from minivae._backend import get_array_module
-from minivae._gpu import floating, loader
+from minivae._gpu import contiguous, floating, loader
 
 TILE = 64           # MINIVAE_GEMM_TILE: a block's tile of C is TILE×TILE
 STEP = 16           # MINIVAE_GEMM_STEP: a slice of the inner dimension is a multiple of it
@@ -21,6 +23,7 @@ MIN_SLICE = 64      # but no slice shorter than this (the last block of a tile a
 PARTS_BYTES = 8 << 20  # room for one split launch's partial sums, per stream and dtype (allocated once, kept)
 MAX_SPLIT_TILES = 4096  # counts per stream: a product of more tiles is not split
 EPILOGUE_NONE, EPILOGUE_BIAS, EPILOGUE_BIAS_RELU = 0, 1, 2  # kernels/gemm.cu's dense_epilogue
+GATE_A, GATE_B = 1, 2  # MINIVAE_GEMM_GATE_A, _B: the operand read through a gate
 _buffers = {}  # (device, stream) → {"counts": the split launches' counts, dtype: their partial sums}
 
 
@@ -33,9 +36,10 @@ def fits(m, n, k):
 def split(m, n, k, itemsize):
     """(slices, kslice): the inner dimension k cut into ``slices`` slices of ``kslice`` (a multiple of STEP, the
     last possibly shorter, none empty) so that the launch has about SPLIT_BLOCKS blocks, no slice is shorter
-    than MIN_SLICE, the partial sums fit PARTS_BYTES, and the tiles fit the kernel's counts."""
-    tiles = -(-m // TILE) * -(-n // TILE)
-    slices = min(-(-SPLIT_BLOCKS // tiles), max(1, k // MIN_SLICE), PARTS_BYTES // max(1, m * n * itemsize))
+    than MIN_SLICE, the partial sums fit PARTS_BYTES (m·n a slice, and n column sums), and the tiles fit the
+    kernel's counts."""
+    tiles = max(1, -(-m // TILE)) * -(-n // TILE)
+    slices = min(-(-SPLIT_BLOCKS // tiles), max(1, k // MIN_SLICE), PARTS_BYTES // max(1, (m + 1) * n * itemsize))
     if slices <= 1 or tiles > MAX_SPLIT_TILES:
         return 1, max(k, 1)
     per_slice = -(-k // slices)
@@ -43,29 +47,50 @@ def split(m, n, k, itemsize):
     return -(-k // kslice), kslice
 
 
-def product(a, b, bias=None, relu=False, out=None):
+def product(a, b, bias=None, relu=False, out=None, gate_a=None, gate_b=None, b_sums=None):
     """a (m×k) @ b (k×n), then + bias (n,) and max(·, 0) if ``relu`` (kernels/linear.cu's epilogue), in one
-    launch on the current stream, into a new C-contiguous m×n array or ``out`` (C-contiguous)."""
+    launch on the current stream, into a new C-contiguous m×n array or ``out`` (C-contiguous).
+
+    A ReLU layer's backward: ``gate_a`` (``gate_b``), an array of a's (b's) shape and dtype, makes it the product of
+    a·[gate_a > 0] (b·[gate_b > 0]), the operand read C-contiguous as the gate is; ``b_sums``, n values
+    (C-contiguous, b's dtype), receives the column sums of b as read, Σ_l b_lj: a dense layer's b̄ from the launch
+    of its W̄ = xᵀ·(ḡ·[y > 0])."""
     t = floating(a, "matmul")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match")
     if b.dtype != a.dtype or (bias is not None and (bias.dtype != a.dtype or bias.shape != (b.shape[1],))):
         raise ValueError(f"matmul: {a.dtype} @ {b.dtype}" + ("" if bias is None else f" + bias {bias.shape} {bias.dtype}")
                          + f" (one dtype, a bias of ({b.shape[1]},)) is needed")
+    if gate_a is not None and gate_b is not None:
+        raise ValueError("matmul: one operand may be gated, not both")
     xp = get_array_module(a)
     (m, k), n = a.shape, b.shape[1]
+    gated, gate = (GATE_A, gate_a) if gate_a is not None else (GATE_B, gate_b) if gate_b is not None else (0, None)
+    if gate is not None:
+        operand = a if gated == GATE_A else b
+        if gate.shape != operand.shape or gate.dtype != operand.dtype:
+            raise ValueError(f"matmul: a gate of the operand's shape {operand.shape} and dtype {operand.dtype} is "
+                             f"needed, got {gate.shape} {gate.dtype}")
+        gate, operand = contiguous(gate), contiguous(operand)  # read at one index: both C-contiguous
+        a, b = (operand, b) if gated == GATE_A else (a, operand)
+    if b_sums is not None and (b_sums.shape != (n,) or b_sums.dtype != a.dtype or not b_sums.flags.c_contiguous):
+        raise ValueError(f"matmul: column sums of ({n},) {a.dtype}, C-contiguous, are needed, got {b_sums.shape} "
+                         f"{b_sums.dtype}")
     c = xp.empty((m, n), a.dtype) if out is None else out
-    if c.size == 0:
+    if n == 0 or (m == 0 and b_sums is None):
         return c
     (a, a_rows, lda), (b, b_rows, ldb) = _operand(a), _operand(b)
     slices, kslice = split(m, n, k, a.itemsize)
     buffers = _stream_buffers(xp)
     parts = _parts(xp, buffers, a.dtype) if slices > 1 else c
     epilogue = EPILOGUE_NONE if bias is None else EPILOGUE_BIAS_RELU if relu else EPILOGUE_BIAS
+    # at least one row tile: with m = 0 its blocks still make the column sums
     loader.function("gemm.cu", f"gemm_tiles<{t}, {_bool(a_rows)}, {_bool(b_rows)}>")(
-        (-(-m // TILE), -(-n // TILE), slices), (THREADS,),
-        (a, b, c, c if bias is None else bias, parts, buffers["counts"], numpy.int32(m), numpy.int32(n),
-         numpy.int32(k), numpy.int64(lda), numpy.int64(ldb), numpy.int32(kslice), numpy.int32(epilogue)))
+        (max(1, -(-m // TILE)), -(-n // TILE), slices), (THREADS,),
+        (a, b, c, c if bias is None else bias, parts, buffers["counts"], a if gate is None else gate,
+         c if b_sums is None else b_sums, numpy.int32(m), numpy.int32(n), numpy.int32(k), numpy.int64(lda),
+         numpy.int64(ldb), numpy.int32(kslice), numpy.int32(epilogue), numpy.int32(gated),
+         numpy.int32(b_sums is not None)))
     return c
 
 

@@ -62,7 +62,8 @@ class Linear(Function):
     fused     on the GPU the bias and ReLU take one pass each way, b̄ made in the ReLU's backward pass
               (kernels/linear.cu: bias_grad, for any batch), the products cuBLAS; with MINIVAE_CUBLASLT=1 a
               float32 forward is one cuBLASLt call, bias and ReLU its epilogue (minivae/_gpu/gemm.py), with
-              MINIVAE_GEMM=tiled one launch of kernels/gemm.cu, bias and ReLU applied as it writes; in a
+              MINIVAE_GEMM=tiled one launch of kernels/gemm.cu, bias and ReLU applied as it writes, and the
+              backward two, x̄'s and W̄'s, reading ḡ through the ReLU's gate, W̄'s making b̄ too; in a
               CUDA graph W̄'s product runs on a second stream (unless MINIVAE_SIDE_STREAM=0)
     The same numbers as matmul, add and relu one after another; but as one node the graph keeps
     neither x @ W nor the pre-activation alive until the backward pass, and the forward writes
@@ -94,6 +95,10 @@ class Linear(Function):
         return y
 
     def backward(ctx, g):
+        gemm = None if ctx.xp is numpy else fused("gemm", ctx.xp, ctx.x, g)
+        grads = None if gemm is None else gemm.linear_grads(ctx.x, ctx.weight, g, ctx.y, ctx.needs_input_grad)
+        if grads is not None:  # MINIVAE_GEMM=tiled: two launches, the ReLU and b̄ inside them
+            return grads
         relu, need_bias = ctx.y is not None, ctx.needs_input_grad[2]
         kernel = None if ctx.xp is numpy else ctx.fused("linear", g, *([ctx.y] if relu else []))
         gb = None
@@ -106,7 +111,6 @@ class Linear(Function):
                 g = g * (ctx.y > 0)
             gb = unbroadcast(g, ctx.bias_shape) if need_bias else None
         needs = ctx.needs_input_grad[:2]
-        gemm = None if ctx.xp is numpy else fused("gemm", ctx.xp, ctx.x, g)
         if gemm is not None and gemm.side is not None and needs[1] and ctx.x.ndim == 2 and ctx.x.dtype == g.dtype:
             gw = gemm.side_product(ctx.x.T, g)  # W̄ = xᵀ·p̄ on a second stream, beside the rest of the backward pass
             return matmul_vjp(ctx.x, ctx.weight, g, (needs[0], False))[0], gw, gb

@@ -1,5 +1,6 @@
 """minivae's own product (kernels/gemm.cu, MINIVAE_GEMM=tiled) on a real GPU, at the sizes of a VAE's training
-step: within float accumulation's bound of the float64 product, split or not, every layout; and training steps
+step: within float accumulation's bound of the float64 product, split or not, every layout, and a dense layer's
+backward through the ReLU's gate with its bias gradient; and training steps
 with it, eagerly and as a CUDA graph (its weight gradients on the graph's second stream, split counts of their own),
 equal to those with cuBLAS to float32 rounding. (tests/kernel_cases.py runs the kernel's exact cases here too.)"""
 import numpy as np
@@ -36,6 +37,23 @@ def test_products_of_a_training_step_are_within_the_accumulation_bound(gemm, m, 
     assert (np.abs(got - exact) <= bound).all()
     again = gemm.matmul(da, db).get()
     np.testing.assert_array_equal(again, got)  # the split's partial sums added in slice order, whoever ends last
+
+
+@pytest.mark.parametrize("rows,k,n", [(128, 784, 512), (128, 512, 256), (4096, 784, 512), (128, 256, 40)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dense_layer_s_backward_in_two_launches_is_within_the_accumulation_bound(gemm, rows, k, n, dtype):
+    """gemm.linear_grads at a VAE's sizes: x̄ = p̄·Wᵀ, W̄ = xᵀ·p̄ and b̄ = Σ_i p̄_ij with p̄ = ḡ·[y > 0] made as ḡ is read,
+    each within float accumulation's bound of the float64 formula (b̄'s over the batch)."""
+    import cupy
+    rng = np.random.default_rng(1)
+    x, w, g, y = (rng.standard_normal(shape).astype(dtype) for shape in ((rows, k), (k, n), (rows, n), (rows, n)))
+    gx, gw, gb = (a.get() for a in gemm.linear_grads(*(cupy.asarray(v) for v in (x, w, g, y)), (True, True, True)))
+    p = g.astype(np.float64) * (y > 0)
+    eps = np.finfo(dtype).eps
+    for got, a, b, depth in ((gx, p, w.T, n), (gw, x.T, p, rows)):
+        exact = a @ b.astype(np.float64)
+        assert (np.abs(got - exact) <= depth * eps * (np.abs(a) @ np.abs(b.astype(np.float64)))).all()
+    assert (np.abs(gb - p.sum(axis=0)) <= rows * eps * np.abs(p).sum(axis=0)).all()
 
 
 def _steps(kind, graph, tiled, gemm):

@@ -16,7 +16,8 @@ products on TF32 tensor cores: JAX's default ("jax jit") is its counterpart. A g
 products on a second stream (minivae/_gpu/graph.py); ", one stream" is the graph without it
 (MINIVAE_SIDE_STREAM=0). The experimental switch ", Lt": each dense layer one cuBLASLt call, its bias and
 ReLU the call's epilogue (MINIVAE_CUBLASLT=1); ", tiled": every full-precision product one launch of minivae's
-own kernels/gemm.cu, a dense layer's bias and ReLU applied as it writes (MINIVAE_GEMM=tiled).
+own kernels/gemm.cu, a dense layer's bias and ReLU applied as it writes, its backward two launches that read ḡ
+through the ReLU's gate and make the bias gradient (MINIVAE_GEMM=tiled).
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse

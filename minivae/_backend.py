@@ -217,7 +217,8 @@ def info():
         out["cublaslt_dense_layers"] = ("on (MINIVAE_CUBLASLT=1): float32 dense layers one cuBLASLt call each"
                                         if gemm.use_lt and _cuda_kernels_enabled else
                                         "off (MINIVAE_CUBLASLT=1, experimental, puts bias and ReLU in the GEMM)")
-        out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products by kernels/gemm.cu"
+        out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products, and dense layers' backward, by "
+                                 "kernels/gemm.cu"
                                  if gemm.use_tiled and _cuda_kernels_enabled else
                                  "off (MINIVAE_GEMM=tiled, experimental: minivae's own GEMM kernel, one launch a product)")
     return out

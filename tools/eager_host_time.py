@@ -2,6 +2,7 @@
 
     python tools/eager_host_time.py                    # both VAEs (tiny layers), µs a step
     python tools/eager_host_time.py --profile 25       # and the 25 functions of most time, for one of them
+    MINIVAE_GEMM=tiled python tools/eager_host_time.py # products by kernels/gemm.cu (launches that do nothing here)
 
 An eager step on a GPU is bound by the host: the kernels of a small VAE take a fraction of the time the
 Python around them does. This runs the step through minivae's real CuPy code path (not the tests'

@@ -37,9 +37,13 @@
 // of a tile's blocks to finish (a wrapping atomic count per tile, which its increment returns to 0 for the
 // next launch, as kernels/elbo.cu's) adds parts[0] + parts[1] + … in that order, applies the epilogue and
 // writes C: the result does not depend on which block finished when. Column sums go likewise: a slice's n sums
-// after all slices' tiles (at parts + slices·m·n + z·n), added in slice order by the last block of their tile. The counts (one per tile, zero
-// before the first launch) belong to the stream the launch runs on (minivae/_gpu/tiled.py keeps them per
-// stream with the partial sums): two launches with the same counts must not overlap.
+// after all slices' tiles (at parts + slices·m·n + z·n), added in slice order by the last block of their tile.
+// The counts (one per tile, zero before the first launch) belong to the stream the launch runs on
+// (minivae/_gpu/tiled.py keeps them per stream with the partial sums): two launches with the same counts must
+// not overlap. That last block reads slices·16 values a thread, through L2 (other blocks wrote them): where
+// rows hold 4·q values and C and the sums start on 16-byte boundaries, a thread's four values of a row are one
+// 16-byte load (two in float64), four slices' loads in flight at once, and C and the partial sums are written
+// by 16-byte stores likewise; otherwise value by value.
 #include "common.cuh"
 
 #define MINIVAE_GEMM_TILE 64     // a block's tile of C is 64×64
@@ -48,17 +52,32 @@
 #define MINIVAE_GEMM_GATE_A 1    // `gated`: A read through the gate
 #define MINIVAE_GEMM_GATE_B 2    // … B
 
-// Four consecutive values of shared memory at a 16-byte boundary, as one or two 16-byte loads.
-template <typename T>
-MINIVAE_D void shared_four(const T* p, T (&v)[4]) {
+// Four consecutive values at a 16-byte boundary, as one or two 16-byte accesses: loaded from shared memory, or
+// through L2 only (FROM_L2: __ldcg, global memory that other blocks wrote), or stored.
+template <bool FROM_L2, typename T>
+MINIVAE_D void load_four(const T* p, T (&v)[4]) {
     typedef typename Vec16<T>::type W;
     constexpr int V = 16 / sizeof(T);
 #pragma unroll
     for (int h = 0; h < 4 / V; ++h) {
-        const W w = reinterpret_cast<const W*>(p)[h];
+        const W w = FROM_L2 ? __ldcg(reinterpret_cast<const W*>(p) + h) : reinterpret_cast<const W*>(p)[h];
         const T* e = reinterpret_cast<const T*>(&w);
 #pragma unroll
         for (int c = 0; c < V; ++c) v[h * V + c] = e[c];
+    }
+}
+
+template <typename T>
+MINIVAE_D void store_four(T* p, const T (&v)[4]) {
+    typedef typename Vec16<T>::type W;
+    constexpr int V = 16 / sizeof(T);
+#pragma unroll
+    for (int h = 0; h < 4 / V; ++h) {
+        W w;
+        T* e = reinterpret_cast<T*>(&w);
+#pragma unroll
+        for (int c = 0; c < V; ++c) e[c] = v[h * V + c];
+        reinterpret_cast<W*>(p)[h] = w;
     }
 }
 
@@ -130,8 +149,8 @@ gemm_tiles(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, 
 #pragma unroll
         for (int l = 0; l < STEP; ++l) {
             T av[4], bv[4];
-            shared_four(&as[l][4 * ty], av);
-            shared_four(&bs[l][4 * tx], bv);
+            load_four<false>(&as[l][4 * ty], av);
+            load_four<false>(&bs[l][4 * tx], bv);
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -154,21 +173,32 @@ gemm_tiles(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, 
         }
     }
     const int i0 = row0 + 4 * ty, j0 = col0 + 4 * tx;
-    if (gridDim.z == 1) {  // the same in the whole launch: no partial sums to add
+    // Rows of 4·q values at 16-byte boundaries (C's and the partial sums'): a thread's four values of a row, all
+    // inside the matrix or all outside it, go as one or two 16-byte accesses; otherwise value by value up to n.
+    const bool whole = n % 4 == 0 && vectorizable(4, c, parts);  // the same in the whole launch
+    // v, the thread's values of row i, into `out` (C with the epilogue applied, or the block's partial sums)
+    auto write_row = [&](T* out, int i, T (&v)[4], bool to_c) {
+        const long long at = (long long)i * n + j0;
+        if (i >= m || j0 >= n) return;
+        if (whole) {
+            if (to_c) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < 4; ++j)
-                if (i0 + i < m && j0 + j < n)
-                    c[(long long)(i0 + i) * n + j0 + j] = dense_epilogue(acc[i][j], bias, j0 + j, epilogue);
-        return;
-    }
-    T* mine = parts + blockIdx.z * size;
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) v[j] = dense_epilogue(v[j], bias, j0 + j, epilogue);
+            }
+            store_four(out + at, v);
+            return;
+        }
 #pragma unroll
         for (int j = 0; j < 4; ++j)
-            if (i0 + i < m && j0 + j < n) mine[(long long)(i0 + i) * n + j0 + j] = acc[i][j];
+            if (j0 + j < n) out[at + j] = to_c ? dense_epilogue(v[j], bias, j0 + j, epilogue) : v[j];
+    };
+    if (gridDim.z == 1) {  // the same in the whole launch: no partial sums to add
+#pragma unroll
+        for (int i = 0; i < 4; ++i) write_row(c, i0 + i, acc[i], true);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) write_row(parts + blockIdx.z * size, i0 + i, acc[i], false);
     __syncthreads();  // the block's sums (and column sums) are all written before its thread 0 counts them
     if (t == 0) {
         __threadfence();  // the sums are visible to every block before the count says they are there
@@ -177,21 +207,36 @@ gemm_tiles(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c, 
     }
     __syncthreads();
     if (!last) return;  // the same in the whole block
-    const volatile T* parked = parts;  // written by other blocks: read from memory, not a cache
+    // The slices' sums, written by other blocks, read through L2 (__ldcg): this SM's L1 may hold an older copy.
+    // Loads of several slices in flight at once (unrolled), each value's sum still in slice order.
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i) {
+        if (i0 + i >= m || j0 >= n) continue;
+        const T* row = parts + (long long)(i0 + i) * n + j0;
+        T s[4] = {};
+        if (whole) {
+            load_four<true>(row, s);
+#pragma unroll 4
+            for (unsigned z = 1; z < gridDim.z; ++z) {
+                T v[4];
+                load_four<true>(row + z * size, v);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            if (i0 + i >= m || j0 + j >= n) continue;
-            const long long at = (long long)(i0 + i) * n + j0 + j;
-            T s = parked[at];
-            for (unsigned z = 1; z < gridDim.z; ++z) s += parked[z * size + at];
-            c[at] = dense_epilogue(s, bias, j0 + j, epilogue);
+                for (int j = 0; j < 4; ++j) s[j] += v[j];
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                if (j0 + j >= n) continue;
+                s[j] = __ldcg(row + j);
+#pragma unroll 4
+                for (unsigned z = 1; z < gridDim.z; ++z) s[j] += __ldcg(row + z * size + j);
+            }
         }
+        write_row(c, i0 + i, s, true);
+    }
     if (col_block && t < TILE && col0 + t < n) {
-        const volatile T* parked_sums = col_parts;
-        T s = parked_sums[col0 + t];
-        for (unsigned z = 1; z < gridDim.z; ++z) s += parked_sums[z * n + col0 + t];
+        T s = __ldcg(col_parts + col0 + t);
+        for (unsigned z = 1; z < gridDim.z; ++z) s += __ldcg(col_parts + z * n + col0 + t);
         col_sums[col0 + t] = s;
     }
 }

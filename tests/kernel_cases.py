@@ -32,8 +32,9 @@ GUMBEL_EDGES = [127, 255, 1026, 9002]
 # minivae's own product (m, n, k), with slices of the inner dimension cut at 16 (tests/kernel_cases.py's gemm case):
 # one value; a row and a column short of a tile, unsplit (k = 33 < 2·16); a tile and a row, 17 inner values (one step
 # and one value); 3×2 tiles in 7 slices of 32 (the last of 8); 2 tiles in 32 slices, a partial sum a slice; no inner
-# dimension at all (the epilogue of zeros)
-GEMM_SHAPES = [(1, 1, 1), (3, 70, 33), (65, 64, 17), (130, 65, 200), (3, 70, 1000), (5, 7, 0)]
+# dimension at all (the epilogue of zeros); rows of 4·q values (written and summed by 16-byte vectors), 2×2 tiles
+# overhanging by 2 rows and 4 columns, in 6 slices
+GEMM_SHAPES = [(1, 1, 1), (3, 70, 33), (65, 64, 17), (130, 65, 200), (3, 70, 1000), (5, 7, 0), (66, 68, 100)]
 # the Gumbel-Softmax and KL pair's rows: 1, 2, 5 and 10 take 4, 8, 16 and 16 lanes (13 rows leave rows past the end
 # in the last warp), 17 a whole warp with one value a lane, 33, 100 and 256 two, four and eight
 PAIR_LENGTHS = [1, 2, 5, 10, 17, 33, 100, 256]
@@ -42,7 +43,7 @@ if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # thread costs ~10× more: one length per layout (partial warp, several lanes each, a block per row: by
     # quads, by spans, from memory), and the Gumbel rows of 1026 go by spans as 1025 does
     LENGTHS, TAUS, GUMBEL_EDGES = [10, 33, 516, 1025, 9000], [1.0], [127, 255]
-    GEMM_SHAPES = [(3, 70, 33), (70, 3, 100)]  # unsplit; 2 tiles in 4 slices
+    GEMM_SHAPES = [(3, 70, 33), (70, 3, 100), (6, 8, 40)]  # unsplit; 2 tiles in 4 slices; by vectors, 2 slices
     PAIR_LENGTHS = [2, 10, 33]
 
 
@@ -605,7 +606,8 @@ def test_tiled_product_and_its_epilogue(dev, monkeypatch, dtype, m, n, k, layout
     inner dimension skipped or added twice, a partial sum lost, a bias of the wrong column or a ReLU on the wrong
     side of it, all show. A NaN in A's first row stays in that row, through the ReLU too. Launched twice, into the
     same output: the last block of a tile is found by a count that each launch must leave at 0 for the next (one
-    left behind, the second launch writes nothing), and the sum does not depend on which block ends last."""
+    left behind, the second launch writes nothing), and the sum does not depend on which block ends last. Then into
+    an output one value off a 16-byte boundary, which rows of 4·q values may not be written to by vectors."""
     monkeypatch.setattr(tiled, "MIN_SLICE", 16)  # split the small shapes the emulation can run
     rng = np.random.default_rng(m * 1000 + n + k)
     a = rng.integers(-4, 5, (m, k)).astype(dtype)
@@ -625,6 +627,9 @@ def test_tiled_product_and_its_epilogue(dev, monkeypatch, dtype, m, n, k, layout
     dev_out = dev.put(np.full((m, n), 7, dtype))
     assert tiled.product(da, db, dbias, epilogue == "relu", out=dev_out) is dev_out
     np.testing.assert_array_equal(dev.get(dev_out), want)
+    off = dev.put(np.full(m * n + 1, 7, dtype))[1:].reshape(m, n)
+    tiled.product(da, db, dbias, epilogue == "relu", out=off)
+    np.testing.assert_array_equal(dev.get(off), want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -518,6 +518,9 @@ inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst
 
 template <class T>
 T __ldg(const T* p) { return *p; }
+// A load through L2 only: the host has one coherent memory (blocks run in turn)
+template <class T>
+T __ldcg(const T* p) { return *p; }
 
 inline float __int_as_float(int x) { float f; std::memcpy(&f, &x, 4); return f; }
 inline int __float_as_int(float x) { int i; std::memcpy(&i, &x, 4); return i; }

@@ -232,6 +232,23 @@ template <typename T> struct Vec16;
 template <> struct Vec16<float> { typedef float4 type; };
 template <> struct Vec16<double> { typedef double2 type; };
 
+// One 16-byte vector as its V = 16/sizeof(T) elements, and V consecutive elements as one vector.
+template <typename T>
+MINIVAE_D void unpack16(const typename Vec16<T>::type& w, T* v) {
+    const T* e = reinterpret_cast<const T*>(&w);
+#pragma unroll
+    for (int c = 0; c < 16 / (int)sizeof(T); ++c) v[c] = e[c];
+}
+
+template <typename T>
+MINIVAE_D typename Vec16<T>::type pack16(const T* v) {
+    typename Vec16<T>::type w;
+    T* e = reinterpret_cast<T*>(&w);
+#pragma unroll
+    for (int c = 0; c < 16 / (int)sizeof(T); ++c) e[c] = v[c];
+    return w;
+}
+
 // Whether rows of k elements at these addresses all start on 16-byte boundaries (the same answer
 // in every thread of the launch): then load_vectors / store_vectors may be used.
 template <typename T>
@@ -254,9 +271,7 @@ MINIVAE_D void load_vectors(const T* __restrict__ row, T (&v)[N], int k) {
         for (int h = 0; h < G / V; ++h) {
             W w{};
             if (G * i < k) w = reinterpret_cast<const W*>(row + G * i)[h];
-            const T* e = reinterpret_cast<const T*>(&w);
-#pragma unroll
-            for (int c = 0; c < V; ++c) v[q * G + h * V + c] = e[c];
+            unpack16<T>(w, v + q * G + h * V);
         }
     }
 }
@@ -271,11 +286,7 @@ MINIVAE_D void store_vectors(T* __restrict__ row, const T (&v)[N], int k) {
         const int i = threadIdx.x + q * blockDim.x;
 #pragma unroll
         for (int h = 0; h < G / V; ++h) {
-            W w;
-            T* e = reinterpret_cast<T*>(&w);
-#pragma unroll
-            for (int c = 0; c < V; ++c) e[c] = v[q * G + h * V + c];
-            if (G * i < k) reinterpret_cast<W*>(row + G * i)[h] = w;
+            if (G * i < k) reinterpret_cast<W*>(row + G * i)[h] = pack16<T>(v + q * G + h * V);
         }
     }
 }

@@ -58,13 +58,9 @@ template <bool FROM_L2, typename T>
 MINIVAE_D void load_four(const T* p, T (&v)[4]) {
     typedef typename Vec16<T>::type W;
     constexpr int V = 16 / sizeof(T);
+    const W* w = reinterpret_cast<const W*>(p);
 #pragma unroll
-    for (int h = 0; h < 4 / V; ++h) {
-        const W w = FROM_L2 ? __ldcg(reinterpret_cast<const W*>(p) + h) : reinterpret_cast<const W*>(p)[h];
-        const T* e = reinterpret_cast<const T*>(&w);
-#pragma unroll
-        for (int c = 0; c < V; ++c) v[h * V + c] = e[c];
-    }
+    for (int h = 0; h < 4 / V; ++h) unpack16<T>(FROM_L2 ? __ldcg(w + h) : w[h], v + h * V);
 }
 
 template <typename T>
@@ -72,13 +68,7 @@ MINIVAE_D void store_four(T* p, const T (&v)[4]) {
     typedef typename Vec16<T>::type W;
     constexpr int V = 16 / sizeof(T);
 #pragma unroll
-    for (int h = 0; h < 4 / V; ++h) {
-        W w;
-        T* e = reinterpret_cast<T*>(&w);
-#pragma unroll
-        for (int c = 0; c < V; ++c) e[c] = v[h * V + c];
-        reinterpret_cast<W*>(p)[h] = w;
-    }
+    for (int h = 0; h < 4 / V; ++h) reinterpret_cast<W*>(p)[h] = pack16<T>(v + h * V);
 }
 
 // The epilogue: v itself (epilogue 0), v + b_j (1), or bias_act_fwd's max(v + b_j, 0) (2, kernels/linear.cu).

@@ -227,7 +227,7 @@ MUTANTS = [
       ("return k % (16 / (int)sizeof(T)) == 0 && (bits & 15ull) == 0;", "return k % (16 / (int)sizeof(T)) == 0;"),
       [CUDA + "::test_the_cases_run_clean_under_the_sanitizers[address]"], "16-byte loads from rows off a 16-byte boundary"),
     M("cuda-vector-tail-unguarded", "kernels/common.cuh",
-      ("            if (G * i < k) reinterpret_cast<W*>(row + G * i)[h] = w;", "            reinterpret_cast<W*>(row + G * i)[h] = w;"),
+      ("            if (G * i < k) reinterpret_cast<W*>(row + G * i)[h] = pack16<T>(", "            reinterpret_cast<W*>(row + G * i)[h] = pack16<T>("),
       [CUDA + "::test_the_cases_run_clean_under_the_sanitizers[address]"], "an unguarded tail"),
     M("cuda-joint-gaussian-bwd-sign", "kernels/gaussian.cu",
       ("v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) - T(1));", "v_bar = v_bar + T(0.5) * gkl[i] * (mv_exp(v) + T(1));"),

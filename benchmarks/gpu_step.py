@@ -17,7 +17,9 @@ products on a second stream (minivae/_gpu/graph.py); ", one stream" is the graph
 (MINIVAE_SIDE_STREAM=0). The experimental switch ", Lt": each dense layer one cuBLASLt call, its bias and
 ReLU the call's epilogue (MINIVAE_CUBLASLT=1); ", tiled": every full-precision product one launch of minivae's
 own kernels/gemm.cu, a dense layer's bias and ReLU applied as it writes, its backward two launches that read ḡ
-through the ReLU's gate and make the bias gradient (MINIVAE_GEMM=tiled).
+through the ReLU's gate and make the bias gradient (MINIVAE_GEMM=tiled); ", tiled, tuned": the same with each
+product's split of its inner dimension the fastest of a few, timed on its first eager call (MINIVAE_GEMM_TUNE=1;
+the choices are printed at the end).
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
@@ -77,20 +79,20 @@ def minivae_graph(kind, batch, precision="highest"):
     return lambda: plan.step(x)
 
 
-def experimental(make, lt=False, side=True, tiled=False):
+def experimental(make, lt=False, side=True, tiled=False, tune=False):
     """``make()``'s step with minivae's switches set while the step is made (a graph's capture) and while it
     runs (an eager step), as before outside: ``lt``, each dense layer one cuBLASLt call (MINIVAE_CUBLASLT=1);
     ``side``, a graph's weight-gradient products on a second stream (the default; MINIVAE_SIDE_STREAM=0);
-    ``tiled``, products by kernels/gemm.cu (MINIVAE_GEMM=tiled)."""
-    from minivae._gpu import gemm, graph
+    ``tiled``, products by kernels/gemm.cu (MINIVAE_GEMM=tiled); ``tune``, their splits timed (MINIVAE_GEMM_TUNE=1)."""
+    from minivae._gpu import gemm, graph, tiled as tiled_module
 
     def switched(fn):
-        before = gemm.use_lt, graph.use_side_stream, gemm.use_tiled
-        gemm.use_lt, graph.use_side_stream, gemm.use_tiled = lt, side, tiled
+        before = gemm.use_lt, graph.use_side_stream, gemm.use_tiled, tiled_module.tune
+        gemm.use_lt, graph.use_side_stream, gemm.use_tiled, tiled_module.tune = lt, side, tiled, tune
         try:
             return fn()
         finally:
-            gemm.use_lt, graph.use_side_stream, gemm.use_tiled = before
+            gemm.use_lt, graph.use_side_stream, gemm.use_tiled, tiled_module.tune = before
     step = switched(make)
     return lambda: switched(step)
 
@@ -183,6 +185,10 @@ def cases(kind, batch, have_torch):
                                     "minivae"),
            "minivae graph, tiled": (lambda: (experimental(lambda: minivae_graph(kind, batch), tiled=True), None),
                                     "minivae"),
+           "minivae eager, tiled, tuned": (lambda: (experimental(lambda: minivae_eager(kind, batch), tiled=True,
+                                                                 tune=True), None), "minivae"),
+           "minivae graph, tiled, tuned": (lambda: (experimental(lambda: minivae_graph(kind, batch), tiled=True,
+                                                                 tune=True), None), "minivae"),
            "minivae graph, one stream": (lambda: (experimental(lambda: minivae_graph(kind, batch), side=False), None),
                                          "minivae"),
            "minivae graph, TF32, one stream": (lambda: (experimental(lambda: minivae_graph(kind, batch, "high"),
@@ -258,6 +264,10 @@ def main(argv=None):
                                  else " " * 12 for m in ("minivae eager", "minivae graph"))
                 print(f"  {name:28s} {us:9.1f}{ratios} {count if count is not None else 'n/a':>9} "
                       f"{f'{mib:.1f}' if mib is not None else 'n/a':>8s}", flush=True)
+    from minivae._gpu import tiled
+    if tiled.tuned():
+        print("\nsplits of the tuned products (minivae/_gpu/tiled.py; split()'s guess first):\n  "
+              + "\n  ".join(tiled.tuned()))
     return 0
 
 

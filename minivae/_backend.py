@@ -213,12 +213,13 @@ def info():
             out["fused_cuda_kernels"] = f"on: {', '.join(loader.SOURCES)} from {loader.KERNELS_DIR}"
         else:
             out["fused_cuda_kernels"] = "off (MINIVAE_DISABLE_CUDA_KERNELS): CuPy array formulas"
-        from minivae._gpu import gemm
+        from minivae._gpu import gemm, tiled
         out["cublaslt_dense_layers"] = ("on (MINIVAE_CUBLASLT=1): float32 dense layers one cuBLASLt call each"
                                         if gemm.use_lt and _cuda_kernels_enabled else
                                         "off (MINIVAE_CUBLASLT=1, experimental, puts bias and ReLU in the GEMM)")
         out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products, and dense layers' backward, by "
-                                 "kernels/gemm.cu"
+                                 "kernels/gemm.cu" + (", each product's split timed on its first call (MINIVAE_GEMM_TUNE=1)"
+                                                      if tiled.tune else "")
                                  if gemm.use_tiled and _cuda_kernels_enabled else
                                  "off (MINIVAE_GEMM=tiled, experimental: minivae's own GEMM kernel, one launch a product)")
     return out

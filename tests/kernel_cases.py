@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, joined, linear, random, sgd, softmax, tiled
+from minivae._gpu import adam, bce, categorical, elbo, gaussian, gumbel, joined, linear, random, sgd, softmax, tiled, timing
 from minivae.ops.softmax import log_softmax_array, softmax_array, softmax_vjp
 from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.random import Generator
@@ -35,6 +35,8 @@ GUMBEL_EDGES = [127, 255, 1026, 9002]
 # dimension at all (the epilogue of zeros); rows of 4·q values (written and summed by 16-byte vectors), 2×2 tiles
 # overhanging by 2 rows and 4 columns, in 6 slices
 GEMM_SHAPES = [(1, 1, 1), (3, 70, 33), (65, 64, 17), (130, 65, 200), (3, 70, 1000), (5, 7, 0), (66, 68, 100)]
+# the tuned splits' case: one tile, and two (a column of 6 past the second), each in 1 to 7 slices
+TUNED_SHAPES = [(6, 8, 200), (3, 70, 200)]
 # the Gumbel-Softmax and KL pair's rows: 1, 2, 5 and 10 take 4, 8, 16 and 16 lanes (13 rows leave rows past the end
 # in the last warp), 17 a whole warp with one value a lane, 33, 100 and 256 two, four and eight
 PAIR_LENGTHS = [1, 2, 5, 10, 17, 33, 100, 256]
@@ -44,6 +46,7 @@ if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # quads, by spans, from memory), and the Gumbel rows of 1026 go by spans as 1025 does
     LENGTHS, TAUS, GUMBEL_EDGES = [10, 33, 516, 1025, 9000], [1.0], [127, 255]
     GEMM_SHAPES = [(3, 70, 33), (70, 3, 100), (6, 8, 40)]  # unsplit; 2 tiles in 4 slices; by vectors, 2 slices
+    TUNED_SHAPES = [(6, 8, 200)]
     PAIR_LENGTHS = [2, 10, 33]
 
 
@@ -660,6 +663,38 @@ def test_tiled_product_through_a_gate_with_column_sums(dev, monkeypatch, dtype, 
         out = tiled.product(da, db, b_sums=sums, **{f"gate_{gated}": dgate})
         np.testing.assert_array_equal(dev.get(out), want)
         np.testing.assert_array_equal(dev.get(sums), want_sums)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", TUNED_SHAPES)
+def test_every_split_a_tuned_product_may_take_gives_the_same_product(dev, monkeypatch, dtype, m, n, k):
+    """MINIVAE_GEMM_TUNE=1 times each split of ``tiled.splits`` and keeps the fastest: each must be the product, bit for
+    bit on small integers, and the column sums, gated: 1 to 7 slices here, of 200 values down to 32 (the last of 8),
+    ``split``'s guess of 3 among them."""
+    rng = np.random.default_rng(k + n)
+    a = rng.integers(-4, 5, (m, k)).astype(dtype)
+    b = rng.integers(-4, 5, (k, n)).astype(dtype)
+    gate = rng.integers(-1, 2, (k, n)).astype(dtype)
+    gb = b * (gate > 0)
+    cuts = tiled.splits(m, n, k, a.itemsize)
+    assert [s for s, _ in cuts] == [3, 1, 2, 4, 7]
+    da, db, dgate = dev.put(a), dev.put(b), dev.put(gate)
+    for cut in cuts:
+        monkeypatch.setattr(tiled, "split", lambda *shape, cut=cut: cut)
+        sums = dev.put(np.full(n, 7, dtype))
+        out = tiled.product(da, db, gate_b=dgate, b_sums=sums)
+        np.testing.assert_array_equal(dev.get(out), _product(a, gb).astype(dtype), err_msg=str(cut))
+        np.testing.assert_array_equal(dev.get(sums), gb.sum(axis=0), err_msg=str(cut))
+
+
+@pytest.mark.parametrize("go", [1, 0])
+def test_the_timing_hold_waits_for_go_and_gives_up_after_its_cycles(dev, go):
+    """kernels/timing.cu's hold: with go set it returns at once and says nothing; with go never set it gives up after
+    its cycles (10⁶: under a millisecond on a GPU, a millisecond in the emulation's nanoseconds) and says it timed
+    out. Nothing else written."""
+    flag, timed_out = dev.put(np.array([go], np.uint32)), dev.put(np.array([0], np.uint32))
+    timing.hold(flag, timed_out, 10 ** 6)
+    assert dev.get(timed_out).tolist() == [1 - go] and dev.get(flag).tolist() == [go]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

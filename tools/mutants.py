@@ -43,6 +43,7 @@ SOFTMAX_K, GUMBEL_K = kern("softmax_kernels_match_the_reference"), kern("gumbel_
                                                                         "gumbel_softmax_same_seed_same_sample_as_generator_noise")
 OPTIM_K = kern("optimizer_kernels_match_the_reference")
 CUDA = "tests/test_cuda_kernels.py"
+TIMING = "tests/test_gpu_timing.py"
 ESTIMATOR_VALUES = "tests/test_estimator_values.py"
 TIES = "tests/test_ties_and_streams.py"
 
@@ -468,7 +469,7 @@ MUTANTS = [
       ["tests/test_side_stream.py"], "a product on the side stream that does not wait for the main stream's p̄"),
     M("side-sums-not-an-output", "minivae/_gpu/gemm.py", ("        for made in (out, b_sums):\n            if made is not None:\n                self.outputs.add", "        for made in (out,):\n            if made is not None:\n                self.outputs.add"),
       ["tests/test_side_stream.py"], "b̄ made by a side product (MINIVAE_GEMM=tiled) read before the join: a tied bias's two b̄ summed early"),
-    M("lt-heuristics-first-kept", "minivae/_gpu/gemm.py", ("    return candidates[times.index(min(times))]", "    return candidates[0]"),
+    M("lt-heuristics-first-kept", "minivae/_gpu/gemm.py", ("    return candidates[0 if best is None else best]", "    return candidates[0]"),
       ["tests/test_cublaslt.py"], "the candidates timed, then the heuristic's first used anyway"),
     M("lt-timed-in-a-capture", "minivae/_gpu/gemm.py", ("    if len(candidates) == 1 or _gpu.capture is not None:", "    if len(candidates) == 1:"),
       ["tests/test_cublaslt.py"], "kernels timed while a capture records them (nothing runs: the times are meaningless)"),
@@ -564,8 +565,44 @@ MUTANTS = [
       ["tests/test_gpu_launchers.py"], "a cached gradient table is reused for other gradients' memory"),
     M("gradient-tables-unbounded", "minivae/_gpu/__init__.py", ("        if len(_tables) >= TABLES:", "        if False:"),
       ["tests/test_gpu_launchers.py"], "every address list ever seen keeps a device table"),
+    # timing launches behind the hold (minivae/_gpu/timing.py, kernels/timing.cu) and the tuned tiled split
+    M("timing-no-hold", "minivae/_gpu/timing.py", ("    hold(go, timed_out)\n", ""),
+      [TIMING], "the candidates launched one by one as the host queues them: their times are the host's launch rate"),
+    M("timing-go-kernel-loaded-while-held", "minivae/_gpu/timing.py", ("cupy.ones(1, numpy.uint32), cupy.zeros(1, numpy.uint32)", "cupy.zeros(1, numpy.uint32), cupy.zeros(1, numpy.uint32)"),
+      [TIMING], "the kernel that sets go first launched while the hold runs: lazy loading may wait for the device to idle"),
+    M("timing-no-warm-up", "minivae/_gpu/timing.py", ("    ok = [not run() for run in runs]", "    ok = [True for run in runs]"),
+      [TIMING], "the first timed launch of each candidate loads its kernel and fills the caches"),
+    M("timing-go-on-the-held-stream", "minivae/_gpu/timing.py", ("        with release:\n            go.fill(1)", "        go.fill(1)"),
+      [TIMING], "go set by a launch queued behind the hold that waits for it: the stream stalls until the hold gives up"),
+    M("timing-go-before-its-zero", "minivae/_gpu/timing.py", ("        release.wait_event(zeroed)  #", "        #"),
+      [TIMING], "go's 1 may land before the held stream's 0: the hold then waits a second for nothing"),
+    M("timing-release-stream-blocking", "minivae/_gpu/timing.py", ("cupy.cuda.Stream(non_blocking=True)", "cupy.cuda.Stream()"),
+      [TIMING], "go set on a stream ordered after the legacy default stream's hold: a deadlock until the hold gives up"),
+    M("timing-go-not-set-after-a-failure", "minivae/_gpu/timing.py",
+      ("    finally:  # even if a launch failed", "    except RuntimeError:\n        raise\n    if True:  # even if a launch failed"),
+      [TIMING], "a launch that raises leaves the GPU held until the hold gives up"),
+    M("timing-failed-run-timed", "minivae/_gpu/timing.py", ("for _ in range(repeats if good else 0):", "for _ in range(repeats):"),
+      [TIMING], "a candidate that failed to run launched again and again"),
+    M("timing-timeout-ignored", "minivae/_gpu/timing.py", ("    if int(timed_out.get()[0]) or not any(ok):", "    if not any(ok):"),
+      [TIMING], "times measured after the hold gave up (the host's launch rate) trusted"),
+    M("cuda-hold-timeout-unreported", "kernels/timing.cu", ("            *timed_out = 1u;", "            *timed_out = 0u;"),
+      [CUDA + "::test_the_timing_hold_waits_for_go_and_gives_up_after_its_cycles"], "a hold that gave up says nothing"),
+    M("cuda-hold-go-inverted", "kernels/timing.cu", ("    while (*go == 0u) {", "    while (*go != 0u) {"),
+      [CUDA + "::test_the_timing_hold_waits_for_go_and_gives_up_after_its_cycles"], "the hold waits while go is set"),
+    M("tiled-tuned-split-not-kept", "minivae/_gpu/tiled.py", ("        entry = _tuned[key] = {", "        entry = {"),
+      [TIMING], "every product timed again at every call, a synchronization each"),
+    M("tiled-tuned-in-a-capture", "minivae/_gpu/tiled.py", ("        if _gpu.capture is not None:\n            return candidates[0]\n", ""),
+      [TIMING], "kernels timed while a capture records them (nothing runs: the times are meaningless)"),
+    M("tiled-tuned-while-off", "minivae/_gpu/tiled.py", ("    if tune:\n        launch(", "    if True:\n        launch("),
+      [TIMING], "splits timed and results changed with MINIVAE_GEMM_TUNE unset"),
+    M("tiled-tuned-choice-not-launched", "minivae/_gpu/tiled.py", ("        launch(_tuned_split(xp,", "        (_tuned_split(xp,"),
+      [TIMING], "C left as the last candidate timed wrote it, not the chosen split's (other bits, other sums)"),
+    M("tiled-tuned-key-without-gate", "minivae/_gpu/tiled.py", ("epilogue, gated, b_sums is not None),\n", "epilogue),\n"),
+      [TIMING], "a gated product with column sums takes the split timed for the plain product of its shape"),
+    M("tiled-tuned-splits-overrun-the-parts", "minivae/_gpu/tiled.py",
+      ("max(1, k // STEP), _most_slices(m, n, itemsize)):", "max(1, k // STEP)):"),
+      [TIMING], "a timed split whose partial sums run past their buffer"),
 ]
-
 
 def copy_tree(dst):
     shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".git", "__pycache__", ".hypothesis", ".pytest_cache",

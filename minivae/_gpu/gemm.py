@@ -30,8 +30,8 @@ by its epilogue as the product is written, instead of a product and a pass of ke
 bias_act_fwd over it: one kernel and one write of the layer's output fewer, eagerly and in a graph (at
 batch 4096 the six bias passes took 49 µs of a Gaussian VAE's 865 µs graph step on an H100). The other
 float32 products (the VJP's) are cuBLASLt calls too, and each product's algorithm is the fastest of the
-heuristic's first eight, timed on its first eager call (``_lt_choose``). cuBLASLt's
-epilogues need a column-major D (a row-major one is refused), so the product is the one above, cᵀ =
+heuristic's first eight, timed on the GPU on its first eager call (``_lt_choose``, minivae/_gpu/timing.py).
+cuBLASLt's epilogues need a column-major D (a row-major one is refused), so the product is the one above, cᵀ =
 Wᵀ·xᵀ, whose rows are the layer's outputs: the bias, one value per row of D, is broadcast along the
 batch. The algorithm is asked of cuBLASLt's heuristic once per shape, layout and alignment (the heuristic
 assumes 256-byte aligned matrices unless told their real alignment, and reads the bias pointer's),
@@ -49,7 +49,7 @@ import sys
 import numpy
 
 from minivae import _gpu
-from minivae._gpu import tiled
+from minivae._gpu import tiled, timing
 from minivae._backend import cupy_module, get_array_module, get_float32_matmul_precision
 
 OP_N, OP_T = 0, 1  # cublasOperation_t
@@ -346,7 +346,6 @@ def linear_grads(x, w, g, y, needs):
 use_lt = os.environ.get("MINIVAE_CUBLASLT") == "1"
 LT_WORKSPACE = 1 << 20
 LT_CANDIDATES = 8   # algorithms asked of the heuristic for each product, and timed on its first eager call
-LT_TUNE_RUNS = 5
 EPILOGUE_DEFAULT, EPILOGUE_BIAS, EPILOGUE_RELU_BIAS = 1, 4, 6  # cublasLtEpilogue_t
 COMPUTE_32F, COMPUTE_32F_FAST_TF32, CUDA_R_32F = 68, 77, 0  # cublasComputeType_t, cudaDataType_t
 DESC_TRANSA, DESC_TRANSB, DESC_EPILOGUE, DESC_BIAS_POINTER = 3, 4, 7, 8  # cublasLtMatmulDescAttributes_t
@@ -411,35 +410,23 @@ def _lt_product(x, w, bias, relu):
                                   layouts[1], ctypes.byref(zero), _gpu.address(y), layouts[2], _gpu.address(y),
                                   layouts[2], ctypes.byref(algo), workspace, LT_WORKSPACE, stream.ptr)
     if plan["algo"] is None:
-        plan["algo"] = _lt_choose(cupy, stream, run, candidates)
+        plan["algo"] = _lt_choose(cupy, run, candidates)
     status = run(plan["algo"])
     if status:
         raise RuntimeError(f"cublasLtMatmul failed with status {status} ({x.shape} @ {(k, n)})")
     return y.reshape(*lead, n)
 
 
-def _lt_choose(cupy, stream, run, candidates):
+def _lt_choose(cupy, run, candidates):
     """The fastest of cuBLASLt's candidate algorithms for one product, each timed on the product's own operands
-    (its output written over): cuBLASLt's heuristic ranks them by a model of the GPU, and at a small batch its
-    first choice is not always the fastest (it may split the inner dimension over blocks whose partial sums
-    another kernel then adds). During a capture nothing can be timed: the heuristic's first."""
+    (its output written over; ``timing.fastest``, which leaves out one that fails): cuBLASLt's heuristic ranks them
+    by a model of the GPU, and at a small batch its first choice is not always the fastest (it may split the inner
+    dimension over blocks whose partial sums another kernel then adds). During a capture nothing can be timed,
+    nor when the timing fails: the heuristic's first."""
     if len(candidates) == 1 or _gpu.capture is not None:
         return candidates[0]
-    times = [_time_candidate(cupy, stream, run, algo) for algo in candidates]
-    return candidates[times.index(min(times))]
-
-
-def _time_candidate(cupy, stream, run, algo):
-    """Milliseconds of LT_TUNE_RUNS runs of ``algo`` after one to warm up; infinity if it fails."""
-    if run(algo):
-        return math.inf
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    start.record(stream)
-    for _ in range(LT_TUNE_RUNS):
-        run(algo)
-    stop.record(stream)
-    stop.synchronize()
-    return cupy.cuda.get_elapsed_time(start, stop)
+    best, _ = timing.fastest(cupy, [lambda algo=algo: run(algo) for algo in candidates])
+    return candidates[0 if best is None else best]
 
 
 def _lt_plan(lib, key, bias):

@@ -8,12 +8,19 @@ At a batch of 128 a VAE's products leave cuBLAS too few output tiles to fill a G
 dimension and adds the partial sums with a second kernel, and each layer's bias and ReLU are a third pass,
 17 of a Gaussian VAE's 49 kernels a CUDA-graph step (PyTorch's profiler on an H100, 2026-11-26), and its
 backward's ReLU and bias gradient a fourth (bias_grad, 6 more). Here a product is one launch whatever its split,
-and a step 22 launches in all. Not yet timed on a GPU: its split sizes below are a first guess.
+and a step 22 launches in all. Not yet timed on a GPU: its split sizes below are a first guess. With
+MINIVAE_GEMM_TUNE=1 each product's split is instead the fastest of a few, timed on its first eager call (as
+``torch.backends.cudnn.benchmark``, off by default: the choice rests on timings, which may differ from run to run,
+and the split sets the order of the sums, so results may then differ in the last bits between runs; never between
+a graph's replays and the eager steps of one run, which take the same choice).
 """
+import os
+
 import numpy
 
+from minivae import _gpu
 from minivae._backend import get_array_module
-from minivae._gpu import contiguous, floating, loader
+from minivae._gpu import contiguous, floating, loader, timing
 
 TILE = 64           # MINIVAE_GEMM_TILE: a block's tile of C is TILE×TILE
 STEP = 16           # MINIVAE_GEMM_STEP: a slice of the inner dimension is a multiple of it
@@ -24,7 +31,10 @@ PARTS_BYTES = 8 << 20  # room for one split launch's partial sums, per stream an
 MAX_SPLIT_TILES = 4096  # counts per stream: a product of more tiles is not split
 EPILOGUE_NONE, EPILOGUE_BIAS, EPILOGUE_BIAS_RELU = 0, 1, 2  # kernels/gemm.cu's dense_epilogue
 GATE_A, GATE_B = 1, 2  # MINIVAE_GEMM_GATE_A, _B: the operand read through a gate
+MAX_TUNED_SLICES = 32  # the most slices a tuned split tries
+tune = os.environ.get("MINIVAE_GEMM_TUNE") == "1"
 _buffers = {}  # (device, stream) → {"counts": the split launches' counts, dtype: their partial sums}
+_tuned = {}  # (device, dtype, m, n, k, layouts, epilogue, gate, sums) → {"split": the fastest, "times": {split: ms}}
 
 
 def fits(m, n, k):
@@ -39,8 +49,35 @@ def split(m, n, k, itemsize):
     than MIN_SLICE, the partial sums fit PARTS_BYTES (m·n a slice, and n column sums), and the tiles fit the
     kernel's counts."""
     tiles = max(1, -(-m // TILE)) * -(-n // TILE)
-    slices = min(-(-SPLIT_BLOCKS // tiles), max(1, k // MIN_SLICE), PARTS_BYTES // max(1, (m + 1) * n * itemsize))
-    if slices <= 1 or tiles > MAX_SPLIT_TILES:
+    slices = min(-(-SPLIT_BLOCKS // tiles), max(1, k // MIN_SLICE), _most_slices(m, n, itemsize))
+    if tiles > MAX_SPLIT_TILES:
+        return 1, max(k, 1)
+    return _cut(k, slices)
+
+
+def splits(m, n, k, itemsize):
+    """The splits a tuned product times: ``split``'s first, then 1, 2, 4, … slices (at most MAX_TUNED_SLICES,
+    none shorter than STEP, the partial sums within PARTS_BYTES), each once."""
+    out = [split(m, n, k, itemsize)]
+    if max(1, -(-m // TILE)) * -(-n // TILE) > MAX_SPLIT_TILES:
+        return out
+    slices = 1
+    while slices <= min(MAX_TUNED_SLICES, max(1, k // STEP), _most_slices(m, n, itemsize)):
+        if _cut(k, slices) not in out:
+            out.append(_cut(k, slices))
+        slices *= 2
+    return out
+
+
+def _most_slices(m, n, itemsize):
+    """The most slices whose partial sums (m·n a slice, and n column sums) fit PARTS_BYTES."""
+    return PARTS_BYTES // max(1, (m + 1) * n * itemsize)
+
+
+def _cut(k, slices):
+    """(slices, kslice): k cut into about ``slices`` slices of a multiple of STEP (the last possibly shorter,
+    none empty); one of all of k for ``slices`` ≤ 1."""
+    if slices <= 1:
         return 1, max(k, 1)
     per_slice = -(-k // slices)
     kslice = -(-per_slice // STEP) * STEP
@@ -80,18 +117,52 @@ def product(a, b, bias=None, relu=False, out=None, gate_a=None, gate_b=None, b_s
     if n == 0 or (m == 0 and b_sums is None):
         return c
     (a, a_rows, lda), (b, b_rows, ldb) = _operand(a), _operand(b)
-    slices, kslice = split(m, n, k, a.itemsize)
     buffers = _stream_buffers(xp)
-    parts = _parts(xp, buffers, a.dtype) if slices > 1 else c
     epilogue = EPILOGUE_NONE if bias is None else EPILOGUE_BIAS_RELU if relu else EPILOGUE_BIAS
-    # at least one row tile: with m = 0 its blocks still make the column sums
-    loader.function("gemm.cu", f"gemm_tiles<{t}, {_bool(a_rows)}, {_bool(b_rows)}>")(
-        (max(1, -(-m // TILE)), -(-n // TILE), slices), (THREADS,),
-        (a, b, c, c if bias is None else bias, parts, buffers["counts"], a if gate is None else gate,
-         c if b_sums is None else b_sums, numpy.int32(m), numpy.int32(n), numpy.int32(k), numpy.int64(lda),
-         numpy.int64(ldb), numpy.int32(kslice), numpy.int32(epilogue), numpy.int32(gated),
-         numpy.int32(b_sums is not None)))
+    kernel = loader.function("gemm.cu", f"gemm_tiles<{t}, {_bool(a_rows)}, {_bool(b_rows)}>")
+
+    def launch(cut):
+        slices, kslice = cut
+        # at least one row tile: with m = 0 its blocks still make the column sums
+        kernel((max(1, -(-m // TILE)), -(-n // TILE), slices), (THREADS,),
+               (a, b, c, c if bias is None else bias, _parts(xp, buffers, a.dtype) if slices > 1 else c,
+                buffers["counts"], a if gate is None else gate, c if b_sums is None else b_sums, numpy.int32(m),
+                numpy.int32(n), numpy.int32(k), numpy.int64(lda), numpy.int64(ldb), numpy.int32(kslice),
+                numpy.int32(epilogue), numpy.int32(gated), numpy.int32(b_sums is not None)))
+    if tune:
+        launch(_tuned_split(xp, (a.dtype.char, m, n, k, a_rows, b_rows, epilogue, gated, b_sums is not None),
+                            splits(m, n, k, a.itemsize), launch))
+    else:
+        launch(split(m, n, k, a.itemsize))
     return c
+
+
+def _tuned_split(xp, key, candidates, launch):
+    """The fastest of ``candidates`` for the product ``key``, timed once (``timing.fastest``: each run writes the same
+    C and column sums, which the launch after this rewrites with the choice) and kept per device. ``split``'s
+    guess where nothing can be timed: off a GPU (the tests' stand-in arrays), during a CUDA-graph capture (not
+    kept: the recorded eager step before it times the graph's products), or when the timing fails."""
+    cuda = getattr(xp, "cuda", None)
+    if cuda is None or len(candidates) == 1:
+        return candidates[0]
+    key = (cuda.get_device_id(), *key)
+    entry = _tuned.get(key)
+    if entry is None:
+        if _gpu.capture is not None:
+            return candidates[0]
+        best, times = timing.fastest(xp, [lambda cut=cut: launch(cut) for cut in candidates])
+        entry = _tuned[key] = {"split": candidates[0 if best is None else best], "times": dict(zip(candidates, times))}
+    return entry["split"]
+
+
+def tuned():
+    """What MINIVAE_GEMM_TUNE=1 chose so far: one line a product (m×k @ k×n, dtype), ``split``'s guess first."""
+    lines = []
+    for (_, dtype, m, n, k, *_), entry in sorted(_tuned.items()):
+        times = ", ".join(f"{s}×{ks}: {ms * 1e3:.1f}" for (s, ks), ms in entry["times"].items())
+        lines.append(f"{m}×{k} @ {k}×{n} {numpy.dtype(dtype)}: {entry['split'][0]} slices of {entry['split'][1]} "
+                     f"(µs of {timing.RUNS} launches, slices×length: {times})")
+    return lines
 
 
 def _operand(x):

@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -513,6 +514,11 @@ T atomicCAS(T* address, T compare, T val) {
 inline unsigned atomicInc(unsigned* address, unsigned limit) {
     return cuda_host::atomic_update<unsigned>(address, limit, [](unsigned old, unsigned l) { return old >= l ? 0u : old + 1; });
 }
+// The SM's cycle counter: here nanoseconds of a steady clock, which counts up as the cycles do
+inline long long clock64() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+inline void __nanosleep(unsigned ns) { std::this_thread::sleep_for(std::chrono::nanoseconds(ns)); }
 // Orders this thread's memory operations before those that follow, as seen by every thread
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 

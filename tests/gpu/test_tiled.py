@@ -1,6 +1,7 @@
 """minivae's own product (kernels/gemm.cu, MINIVAE_GEMM=tiled) on a real GPU, at the sizes of a VAE's training
 step: within float accumulation's bound of the float64 product, split or not, every layout, and a dense layer's
-backward through the ReLU's gate with its bias gradient; and training steps
+backward through the ReLU's gate with its bias gradient; with MINIVAE_GEMM_TUNE=1, each split timed on the GPU behind
+kernels/timing.cu's hold; and training steps
 with it, eagerly and as a CUDA graph (its weight gradients on the graph's second stream, split counts of their own),
 equal to those with cuBLAS to float32 rounding. (tests/kernel_cases.py runs the kernel's exact cases here too.)"""
 import numpy as np
@@ -56,6 +57,30 @@ def test_a_dense_layer_s_backward_in_two_launches_is_within_the_accumulation_bou
     assert (np.abs(gb - p.sum(axis=0)) <= rows * eps * np.abs(p).sum(axis=0)).all()
 
 
+def test_a_tuned_product_times_its_splits_on_the_gpu_once_and_keeps_the_fastest(gemm, monkeypatch):
+    """The first layer's product at batch 128 (6 splits to choose from): every split timed (a finite, positive time
+    each: none failed, the hold let them go), one chosen, the product within the accumulation bound, and the next
+    call of that shape not timed again and equal to the first bit for bit (the same split)."""
+    import cupy
+    from minivae._gpu import tiled, timing
+    monkeypatch.setattr(tiled, "tune", True)
+    monkeypatch.setattr(tiled, "_tuned", {})
+    timed, fastest = [], timing.fastest
+    monkeypatch.setattr(timing, "fastest", lambda *args: timed.append(fastest(*args)) or timed[-1])
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((128, 784)).astype(np.float32), rng.standard_normal((784, 512)).astype(np.float32)
+    got = gemm.matmul(cupy.asarray(a), cupy.asarray(b)).get()
+    exact = a.astype(np.float64) @ b
+    assert (np.abs(got - exact) <= 784 * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(b))).all()
+    ((best, times),) = timed
+    (entry,) = tiled._tuned.values()
+    assert best is not None and len(times) == len(tiled.splits(128, 512, 784, 4)) == 6
+    assert all(0 < t < 1e3 for t in times) and entry["split"] == tiled.splits(128, 512, 784, 4)[best]
+    np.testing.assert_array_equal(gemm.matmul(cupy.asarray(a), cupy.asarray(b)).get(), got)
+    assert len(timed) == 1
+    print("\n".join(tiled.tuned()))
+
+
 def _steps(kind, graph, tiled, gemm):
     """Losses and parameters of 4 Adam steps of a benchmark VAE, eager or as a CUDA graph, tiled or cuBLAS."""
     gemm.use_tiled = tiled
@@ -75,7 +100,10 @@ def _steps(kind, graph, tiled, gemm):
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
-def test_training_steps_with_the_tiled_products_equal_those_with_cublas(gemm, kind, graph):
+@pytest.mark.parametrize("tune", [False, True], ids=["guessed", "tuned"])
+def test_training_steps_with_the_tiled_products_equal_those_with_cublas(gemm, monkeypatch, kind, graph, tune):
+    from minivae._gpu import tiled as tiled_module
+    monkeypatch.setattr(tiled_module, "tune", tune)
     cublas, tiled = _steps(kind, False, False, gemm), _steps(kind, graph, True, gemm)
     assert np.isfinite(tiled[0]).all()
     np.testing.assert_allclose(tiled[0], cublas[0], rtol=1e-4)

@@ -32,6 +32,7 @@ class FakeCublasLt:
         self.objects, self.calls, self.status, self.found = {}, [], 0, 3
         self.next, self.next_algo, self.promised = 1000, ALGO, {}
         self.times = {}  # algorithm → the milliseconds timing.fastest reports (default: later ones faster)
+        self.timing = False  # True while timing.fastest runs the candidates (a GPU's first eager call; not a capture's)
 
     def _new(self, out, kind, **fields):
         self.next += 1
@@ -129,12 +130,14 @@ def installed(xp=np):
                                    get_device_id=lambda: 0))
     def fastest(cupy, runs):  # timing.fastest: each run's call noted as timed, its time from fake.times
         times = []
+        fake.timing = True
         for run in runs:
             before = len(fake.calls)
             assert run() == fake.status
             (call,) = fake.calls[before:]
             fake.calls[before:] = [("timed", call[4])]
             times.append(fake.times.get(call[4], 100.0 - call[4] % 100))
+        fake.timing = False
         return times.index(min(times)), times
     names = ("use_lt", "_cublaslt", "cupy_module", "_lt_plans", "_lt_workspaces")
     saved = [getattr(gemm, name) for name in names] + [timing.fastest]

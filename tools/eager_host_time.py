@@ -87,7 +87,8 @@ def main(argv=None):
     sys.modules["cupy"] = stand_in_cupy()
     sys.path.insert(0, ROOT)
     import minivae as mv
-    from minivae._gpu import loader
+    from minivae._gpu import loader, tiled
+    tiled.tune = False  # MINIVAE_GEMM_TUNE=1 times kernels on a GPU; the stand-in's do nothing
     from minivae.models import CategoricalVAE, GaussianVAE
     from minivae.optim import Adam
     from minivae.random import Generator

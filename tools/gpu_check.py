@@ -16,7 +16,8 @@ own process with the Numba path off (the GPU suite does not use it):
      (tools/launch_count.py: the gap is cuBLAS's own extra kernels; with --cublaslt, run anywhere, the
      count of the experimental cuBLASLt step);
   5. where a graph step's time goes (tools/graph_profile.py: PyTorch's profiler over one graph launch of each
-     benchmark VAE at batch 128 and 4096, in full float32 and TF32; skipped without PyTorch);
+     benchmark VAE at batch 128 and 4096, in full float32 and TF32, then at 128 with the products by minivae's own
+     GEMM, its splits tuned; skipped without PyTorch);
   6. the CLI end to end on the GPU: `minivae train --device cuda --graph` (one epoch of the embedded digits,
      each step one CUDA graph launch; τ fixed, which a graph needs),
      then `eval` and `sample` of its checkpoint on the GPU.
@@ -109,6 +110,10 @@ def main(argv=None):
                                           "--precision", "highest", "high"], out_dir, share(300))
         parts.append(("graph profile (tools/graph_profile.py)", code,
                       " | ".join(ln.strip("# ").split(";")[0] for ln in out.splitlines() if ln.startswith("## "))))
+        code, out = run("graph_profile_tiled", [py, "tools/graph_profile.py", "--batches", "128", "--tiled", "--tune"],
+                        out_dir, share(120))
+        parts.append(("graph profile, tiled and tuned (tools/graph_profile.py --tiled --tune)", code,
+                      " | ".join(ln.strip("# ") for ln in out.splitlines() if ln.startswith("## "))))
     with tempfile.TemporaryDirectory() as tmp:
         cli = [py, "-m", "minivae.cli"]
         code, out = run("cli_train", cli + ["train", "--device", "cuda", "--epochs", "1", "--graph", "--tau0", "0.5",

@@ -30,7 +30,7 @@ by its epilogue as the product is written, instead of a product and a pass of ke
 bias_act_fwd over it: one kernel and one write of the layer's output fewer, eagerly and in a graph (at
 batch 4096 the six bias passes took 49 µs of a Gaussian VAE's 865 µs graph step on an H100). The other
 float32 products (the VJP's) are cuBLASLt calls too, and each product's algorithm is the fastest of the
-heuristic's first eight, timed on the GPU on its first eager call (``_lt_choose``, minivae/_gpu/timing.py).
+heuristic's first eight, timed on the GPU on its first eager call (minivae/_gpu/timing.py).
 cuBLASLt's epilogues need a column-major D (a row-major one is refused), so the product is the one above, cᵀ =
 Wᵀ·xᵀ, whose rows are the layer's outputs: the bias, one value per row of D, is broadcast along the
 batch. The algorithm is asked of cuBLASLt's heuristic once per shape, layout and alignment (the heuristic
@@ -62,7 +62,7 @@ def matmul(a, b):
     if use_tiled and _tiled_takes(a, b):
         return _tiled_product(a, b)
     if use_lt and b.ndim == 2 and a.ndim >= 2:
-        c = _lt_product(a, b, None, False)  # float32, each product's algorithm timed once (_lt_choose)
+        c = _lt_product(a, b, None, False)  # float32, each product's algorithm timed once (timing.choose)
         if c is not None:
             return c
     tf32 = a.dtype == numpy.float32 and get_float32_matmul_precision() == "high"
@@ -375,7 +375,7 @@ def linear(x, w, bias, relu):
 
 def _lt_product(x, w, bias, relu):
     """x (…, k) @ w (k, n), plus bias (n,) then the ReLU if ``relu`` when there is a bias, in one cuBLASLt call
-    with an algorithm timed once per shape (``_lt_choose``); None where this path does not take the product."""
+    with an algorithm timed once per shape (``timing.choose``); None where this path does not take the product."""
     if not (x.dtype == w.dtype == numpy.float32) or w.ndim != 2 or not (x.ndim == 2 or x.ndim > 2 and x.flags.c_contiguous):
         return None
     lead, (k, n) = x.shape[:-1], w.shape
@@ -410,23 +410,14 @@ def _lt_product(x, w, bias, relu):
                                   layouts[1], ctypes.byref(zero), _gpu.address(y), layouts[2], _gpu.address(y),
                                   layouts[2], ctypes.byref(algo), workspace, LT_WORKSPACE, stream.ptr)
     if plan["algo"] is None:
-        plan["algo"] = _lt_choose(cupy, run, candidates)
+        # cuBLASLt's heuristic ranks its candidates by a model of the GPU, and at a small batch its first is not always
+        # the fastest (it may split the inner dimension over blocks whose partial sums another kernel then adds):
+        # each is timed on the product's own operands, its output written over (during a capture: the first, untimed)
+        plan["algo"] = timing.choose(cupy, candidates, run)[0]
     status = run(plan["algo"])
     if status:
         raise RuntimeError(f"cublasLtMatmul failed with status {status} ({x.shape} @ {(k, n)})")
     return y.reshape(*lead, n)
-
-
-def _lt_choose(cupy, run, candidates):
-    """The fastest of cuBLASLt's candidate algorithms for one product, each timed on the product's own operands
-    (its output written over; ``timing.fastest``, which leaves out one that fails): cuBLASLt's heuristic ranks them
-    by a model of the GPU, and at a small batch its first choice is not always the fastest (it may split the inner
-    dimension over blocks whose partial sums another kernel then adds). During a capture nothing can be timed,
-    nor when the timing fails: the heuristic's first."""
-    if len(candidates) == 1 or _gpu.capture is not None:
-        return candidates[0]
-    best, _ = timing.fastest(cupy, [lambda algo=algo: run(algo) for algo in candidates])
-    return candidates[0 if best is None else best]
 
 
 def _lt_plan(lib, key, bias):

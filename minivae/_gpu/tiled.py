@@ -18,7 +18,6 @@ import os
 
 import numpy
 
-from minivae import _gpu
 from minivae._backend import get_array_module
 from minivae._gpu import contiguous, floating, loader, timing
 
@@ -138,20 +137,21 @@ def product(a, b, bias=None, relu=False, out=None, gate_a=None, gate_b=None, b_s
 
 
 def _tuned_split(xp, key, candidates, launch):
-    """The fastest of ``candidates`` for the product ``key``, timed once (``timing.fastest``: each run writes the same
+    """The fastest of ``candidates`` for the product ``key``, timed once (``timing.choose``: each run writes the same
     C and column sums, which the launch after this rewrites with the choice) and kept per device. ``split``'s
-    guess where nothing can be timed: off a GPU (the tests' stand-in arrays), during a CUDA-graph capture (not
-    kept: the recorded eager step before it times the graph's products), or when the timing fails."""
+    guess where nothing can be timed: off a GPU (the tests' stand-in arrays), with one candidate, during a
+    CUDA-graph capture (not kept: the recorded eager step before it times the graph's products), or when the
+    timing fails (kept)."""
     cuda = getattr(xp, "cuda", None)
-    if cuda is None or len(candidates) == 1:
+    if cuda is None:
         return candidates[0]
     key = (cuda.get_device_id(), *key)
     entry = _tuned.get(key)
     if entry is None:
-        if _gpu.capture is not None:
-            return candidates[0]
-        best, times = timing.fastest(xp, [lambda cut=cut: launch(cut) for cut in candidates])
-        entry = _tuned[key] = {"split": candidates[0 if best is None else best], "times": dict(zip(candidates, times))}
+        choice, times = timing.choose(xp, candidates, launch)
+        if times is None:
+            return choice
+        entry = _tuned[key] = {"split": choice, "times": dict(zip(candidates, times))}
     return entry["split"]
 
 

@@ -10,6 +10,7 @@ import math
 
 import numpy
 
+from minivae import _gpu
 from minivae._gpu import loader
 
 RUNS = 5                  # timed launches of each candidate, after one to warm up
@@ -60,6 +61,17 @@ def fastest(cupy, runs, repeats=RUNS):
     if int(timed_out.get()[0]) or not any(ok):
         return None, times
     return times.index(min(times)), times
+
+
+def choose(cupy, candidates, run):
+    """(choice, milliseconds or None): the candidate whose ``run(candidate)`` (one launch on the current stream) is
+    fastest (``fastest``); the first, with the times, where the timing failed. The first, untimed (None), where there
+    is nothing to choose or nothing can be timed: one candidate, or during a CUDA-graph capture (its launches are
+    recorded, not run)."""
+    if len(candidates) == 1 or _gpu.capture is not None:
+        return candidates[0], None
+    best, times = fastest(cupy, [lambda candidate=candidate: run(candidate) for candidate in candidates])
+    return candidates[0 if best is None else best], times
 
 
 def _release_stream(cupy):

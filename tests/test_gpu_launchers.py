@@ -637,3 +637,38 @@ def test_the_host_time_tool_runs_minivae_s_cupy_code_path(gemm_path):
                           text=True, timeout=300, env={**os.environ, "MINIVAE_GEMM": gemm_path})
     assert done.returncode == 0, done.stderr[-2000:]
     assert [line.split(",")[0] for line in done.stdout.splitlines()] == ["gaussian VAE", "categorical VAE"]
+
+
+def test_the_host_time_tool_counts_the_instructions_between_two_runs(monkeypatch, capsys):
+    """--instructions: each model's step run under callgrind twice, for RUNS[0] and RUNS[1] steps, in the environment
+    that makes a count repeat (one BLAS thread, one hash seed); the difference of the two counts, divided by the steps
+    between them, is a step's (the setup and warm-up they share cancel). A failed run stops the tool with its error."""
+    import importlib.util
+    import pathlib
+    import shutil
+    import subprocess
+    import types
+    path = pathlib.Path(__file__).parents[1] / "tools" / "eager_host_time.py"
+    spec = importlib.util.spec_from_file_location("eager_host_time", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs = []
+
+    def run(command, env, **kwargs):
+        runs.append((command, env))
+        per_step = 300 if command[-2] == "gaussian" else 500
+        return types.SimpleNamespace(returncode=0, stderr=f"==1== Collected : {1_000_000 + int(command[-1]) * per_step}\n")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(subprocess, "run", run)
+    assert tool.main(["--instructions"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"gaussian VAE, eager step on the stand-in GPU: 300 instructions (callgrind: {tool.RUNS[1]} steps less {tool.RUNS[0]})",
+        f"categorical VAE, eager step on the stand-in GPU: 500 instructions (callgrind: {tool.RUNS[1]} steps less "
+        f"{tool.RUNS[0]})"]
+    assert [command[:3] + command[4:] for command, _ in runs] == [
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(path), "--run", kind, str(steps)]
+        for kind in ("gaussian", "categorical") for steps in tool.RUNS]
+    assert all(env["OPENBLAS_NUM_THREADS"] == "1" and env["PYTHONHASHSEED"] == "0" for _, env in runs)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=1, stderr="valgrind: no"))
+    with pytest.raises(SystemExit, match="callgrind failed.*valgrind: no"):
+        tool.main(["--instructions"])

@@ -3,6 +3,7 @@
     python tools/eager_host_time.py                    # both VAEs (tiny layers), µs a step
     python tools/eager_host_time.py --profile 25       # and the 25 functions of most time, for one of them
     MINIVAE_GEMM=tiled python tools/eager_host_time.py # products by kernels/gemm.cu (launches that do nothing here)
+    python tools/eager_host_time.py --instructions     # instructions a step (valgrind), not µs: for a loaded machine
 
 An eager step on a GPU is bound by the host: the kernels of a small VAE take a fraction of the time the
 Python around them does. This runs the step through minivae's real CuPy code path (not the tests'
@@ -14,7 +15,10 @@ figures. Layers are tiny (784-8-8, batch 2) so that the arithmetic NumPy does is
 """
 import argparse
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -77,55 +81,100 @@ class _Kernels:
         return lambda grid, block, args, **kwargs: None
 
 
+MODELS = ("gaussian", "categorical")
+RUNS = (20, 100)  # --instructions: steps of the two runs whose difference is counted
+# one BLAS thread (the stand-in's products are NumPy's: a BLAS thread's spinning counts instructions that vary from run
+# to run) and one hash seed, so that a count repeats to the instruction
+COUNT_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=50, help="steps a timed loop (30 loops; the minimum and median)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="then profile the Gaussian step: N functions")
+    p.add_argument("--instructions", action="store_true",
+                   help="count the instructions of a step instead of timing it (valgrind's callgrind): the same count "
+                        "run after run, however loaded the machine")
+    p.add_argument("--run", nargs=2, metavar=("MODEL", "STEPS"), help=argparse.SUPPRESS)  # --instructions' runs
     args = p.parse_args(argv)
+    if args.instructions:
+        return count_instructions()
     if "cupy" in sys.modules:
         raise SystemExit("eager_host_time: CuPy is already imported; run this in a fresh interpreter")
     sys.modules["cupy"] = stand_in_cupy()
     sys.path.insert(0, ROOT)
-    import minivae as mv
     from minivae._gpu import loader, tiled
     tiled.tune = False  # MINIVAE_GEMM_TUNE=1 times kernels on a GPU; the stand-in's do nothing
+
+    with loader.use_module_factory(_Kernels), numpy.errstate(all="ignore"):  # the kernels do nothing: garbage values
+        if args.run:
+            step = eager_step(args.run[0])
+            for _ in range(int(args.run[1])):
+                step()
+            return 0
+        for kind in MODELS:
+            step = eager_step(kind)
+            times = []
+            for _ in range(30):
+                start = time.perf_counter()
+                for _ in range(args.steps):
+                    step()
+                times.append((time.perf_counter() - start) / args.steps)
+            print(f"{kind} VAE, eager step on the stand-in GPU: {min(times) * 1e6:.1f} µs host time "
+                  f"(minimum of 30 loops), median {statistics.median(times) * 1e6:.1f}")
+            if args.profile and kind == "gaussian":
+                import cProfile
+                import pstats
+                profile = cProfile.Profile()
+                profile.runcall(lambda step=step: [step() for _ in range(200)])
+                pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+    return 0
+
+
+def eager_step(kind):
+    """One eager training step of the VAE ``kind`` (tiny layers) on the stand-in device, run 10 times already."""
+    import minivae as mv
     from minivae.models import CategoricalVAE, GaussianVAE
     from minivae.optim import Adam
     from minivae.random import Generator
+    rng = Generator(0)
+    model = (GaussianVAE(hidden=(8, 8), z_dim=2, rng=rng, device="cuda") if kind == "gaussian" else
+             CategoricalVAE(hidden=(8, 8), n_latent=2, n_categories=10, estimator="gumbel_softmax", tau0=1.0,
+                            tau_min=1.0, rng=rng, device="cuda"))
+    opt = Adam(model.parameters(), lr=1e-3)
+    x = mv.tensor((numpy.random.default_rng(0).random((2, 784)) < 0.13).astype(numpy.float32), device="cuda")
 
-    with loader.use_module_factory(_Kernels):
-        for kind in ("gaussian", "categorical"):
-            rng = Generator(0)
-            model = (GaussianVAE(hidden=(8, 8), z_dim=2, rng=rng, device="cuda") if kind == "gaussian" else
-                     CategoricalVAE(hidden=(8, 8), n_latent=2, n_categories=10, estimator="gumbel_softmax", tau0=1.0,
-                                    tau_min=1.0, rng=rng, device="cuda"))
-            opt = Adam(model.parameters(), lr=1e-3)
-            x = mv.tensor((numpy.random.default_rng(0).random((2, 784)) < 0.13).astype(numpy.float32), device="cuda")
+    def step():
+        loss = model.loss(x, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for _ in range(10):
+        step()
+    if not all(type(p.data) is ndarray for p in model.parameters()):
+        raise SystemExit("eager_host_time: the step left the stand-in device")
+    return step
 
-            def step(model=model, opt=opt, x=x, rng=rng):
-                loss = model.loss(x, rng)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            with numpy.errstate(all="ignore"):  # the kernels do nothing: the arrays they fill hold garbage
-                for _ in range(10):
-                    step()
-                if not all(type(p.data) is ndarray for p in model.parameters()):
-                    raise SystemExit("eager_host_time: the step left the stand-in device")
-                times = []
-                for _ in range(30):
-                    start = time.perf_counter()
-                    for _ in range(args.steps):
-                        step()
-                    times.append((time.perf_counter() - start) / args.steps)
-                print(f"{kind} VAE, eager step on the stand-in GPU: {min(times) * 1e6:.1f} µs host time "
-                      f"(minimum of 30 loops), median {statistics.median(times) * 1e6:.1f}")
-                if args.profile and kind == "gaussian":
-                    import cProfile
-                    import pstats
-                    profile = cProfile.Profile()
-                    profile.runcall(lambda: [step() for _ in range(200)])
-                    pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+
+def count_instructions():
+    """Instructions a step, each model: this tool run under callgrind for RUNS[0] and RUNS[1] steps (after the same
+    setup and warm-up), the difference divided by the steps between them."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("eager_host_time: --instructions needs valgrind")
+    env = dict(os.environ, **COUNT_ENV)
+    for kind in MODELS:
+        counts = []
+        for steps in RUNS:
+            done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                                   os.path.abspath(__file__), "--run", kind, str(steps)],
+                                  env=env, capture_output=True, text=True)
+            found = re.search(r"Collected : (\d+)", done.stderr)
+            if done.returncode or found is None:
+                raise SystemExit(f"eager_host_time: callgrind failed ({done.returncode}): {done.stderr[-2000:]}")
+            counts.append(int(found.group(1)))
+        per_step = (counts[1] - counts[0]) // (RUNS[1] - RUNS[0])
+        print(f"{kind} VAE, eager step on the stand-in GPU: {per_step:,} instructions (callgrind: {RUNS[1]} steps "
+              f"less {RUNS[0]})", flush=True)
     return 0
 
 

@@ -31,8 +31,10 @@ MAX_SPLIT_TILES = 4096  # counts per stream: a product of more tiles is not spli
 EPILOGUE_NONE, EPILOGUE_BIAS, EPILOGUE_BIAS_RELU = 0, 1, 2  # kernels/gemm.cu's dense_epilogue
 GATE_A, GATE_B = 1, 2  # MINIVAE_GEMM_GATE_A, _B: the operand read through a gate
 MAX_TUNED_SLICES = 32  # the most slices a tuned split tries
+MAX_SHAPES = 1024  # launch shapes kept (_launch_shape); more, as from ever-changing shapes, and they are made again
 tune = os.environ.get("MINIVAE_GEMM_TUNE") == "1"
 _buffers = {}  # (device, stream) → {"counts": the split launches' counts, dtype: their partial sums}
+_shapes = {}  # (m, n, k, lda, ldb, split, epilogue, gate, sums) → (grid, scalar arguments)
 _tuned = {}  # (device, dtype, m, n, k, layouts, epilogue, gate, sums) → {"split": the fastest, "times": {split: ms}}
 
 
@@ -121,19 +123,33 @@ def product(a, b, bias=None, relu=False, out=None, gate_a=None, gate_b=None, b_s
     kernel = loader.function("gemm.cu", f"gemm_tiles<{t}, {_bool(a_rows)}, {_bool(b_rows)}>")
 
     def launch(cut):
-        slices, kslice = cut
-        # at least one row tile: with m = 0 its blocks still make the column sums
-        kernel((max(1, -(-m // TILE)), -(-n // TILE), slices), (THREADS,),
-               (a, b, c, c if bias is None else bias, _parts(xp, buffers, a.dtype) if slices > 1 else c,
-                buffers["counts"], a if gate is None else gate, c if b_sums is None else b_sums, numpy.int32(m),
-                numpy.int32(n), numpy.int32(k), numpy.int64(lda), numpy.int64(ldb), numpy.int32(kslice),
-                numpy.int32(epilogue), numpy.int32(gated), numpy.int32(b_sums is not None)))
+        grid, scalars = _launch_shape(m, n, k, lda, ldb, cut, epilogue, gated, b_sums is not None)
+        kernel(grid, (THREADS,), (a, b, c, c if bias is None else bias, _parts(xp, buffers, a.dtype) if cut[0] > 1 else c,
+                                  buffers["counts"], a if gate is None else gate, c if b_sums is None else b_sums,
+                                  *scalars))
     if tune:
         launch(_tuned_split(xp, (a.dtype.char, m, n, k, a_rows, b_rows, epilogue, gated, b_sums is not None),
                             splits(m, n, k, a.itemsize), launch))
     else:
         launch(split(m, n, k, a.itemsize))
     return c
+
+
+def _launch_shape(m, n, k, lda, ldb, cut, epilogue, gated, sums):
+    """(grid, scalar arguments) of a launch, made once per shape, layout, split (slices, kslice) and flags: the nine
+    NumPy typed scalars a launch needs, made anew for each, were a quarter of a product's host work and a tenth of
+    an eager step's (``tools/eager_host_time.py --instructions``)."""
+    key = (m, n, k, lda, ldb, cut, epilogue, gated, sums)
+    shape = _shapes.get(key)
+    if shape is None:
+        if len(_shapes) >= MAX_SHAPES:
+            _shapes.clear()
+        slices, kslice = cut
+        # at least one row tile: with m = 0 its blocks still make the column sums
+        shape = _shapes[key] = ((max(1, -(-m // TILE)), -(-n // TILE), slices),
+                                (numpy.int32(m), numpy.int32(n), numpy.int32(k), numpy.int64(lda), numpy.int64(ldb),
+                                 numpy.int32(kslice), numpy.int32(epilogue), numpy.int32(gated), numpy.int32(sums)))
+    return shape
 
 
 def _tuned_split(xp, key, candidates, launch):

@@ -332,7 +332,7 @@ def run_sanitized(sanitize, args, timeout=600):
     66; AddressSanitizer stops at the first error. To see them from a pytest child, pass ``-s``: pytest's
     capture would otherwise keep them with the test's output, or lose them when the process aborts.
     ``timeout`` stops a run that hangs (a barrier some thread never reaches); the kernel cases under
-    ThreadSanitizer take about 4 minutes on a 2-core machine, so it leaves them room on a loaded one.
+    ThreadSanitizer take about 2 minutes on a 2-core machine (two processes), so it leaves them room on a loaded one.
     """
     env = sanitizer_env(sanitize)
     command = [sys.executable, *args]

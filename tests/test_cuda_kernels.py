@@ -30,8 +30,8 @@ def dev():
 
 
 # A row too long for registers (k = 9000) is a block of 1024 threads, the most of any case (the others take at most
-# 256), and the emulation keeps every thread it made for later blocks. Under ThreadSanitizer each barrier then costs in
-# proportion to all of them (their vector clocks): after one such block every later case ran about twice as slowly.
+# 256), and the emulation keeps every thread it made for later blocks. Under ThreadSanitizer, whose vector clocks grow
+# with the threads, every later case then ran about twice as slowly (measured on the pair kernels' cases).
 # So ThreadSanitizer runs those cases in a process of their own.
 @pytest.mark.parametrize("sanitize,cases", [pytest.param("thread", "not 9000", id="thread"),
                                             pytest.param("thread", "9000", id="thread-long-rows"),

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from minivae._gpu import (BLOCK_CACHE, adam, bce, categorical, elbo, gaussian, gumbel, joined, linear, random, sgd, softmax,
+from minivae._gpu import (adam, bce, categorical, elbo, gaussian, gumbel, joined, linear, random, row_launch, sgd, softmax,
                           tiled, timing)
 from minivae.ops.softmax import log_softmax_array, softmax_array, softmax_vjp
 from minivae.ops.unary import stable_sigmoid, stable_softplus
@@ -41,7 +41,7 @@ TUNED_SHAPES = [(6, 8, 200), (3, 70, 200)]
 # the Gumbel-Softmax and KL pair's rows: 1, 2, 5 and 10 take 4, 8, 16 and 16 lanes (13 rows leave rows past the end
 # in the last warp), 17 a whole warp with one value a lane, 33, 100 and 256 two, four and eight
 PAIR_LENGTHS = [1, 2, 5, 10, 17, 33, 100, 256]
-LONG_ROWS = None  # rows of a case whose rows are too long for registers (k > 1024·BLOCK_CACHE): the case's own
+LONG_ROWS = None  # rows of a case whose rows each take a block of 1024 threads: the case's own
 TINY_TAUS = (1e-300, 1e-320)  # 1/τ past float64's largest value; the second subnormal
 if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     # under ThreadSanitizer / AddressSanitizer (tests/test_cuda_kernels.py reruns these cases so) every
@@ -51,14 +51,15 @@ if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     GEMM_SHAPES = [(3, 70, 33), (70, 3, 100), (6, 8, 40)]  # unsplit; 2 tiles in 4 slices; by vectors, 2 slices
     TUNED_SHAPES = [(6, 8, 200)]
     PAIR_LENGTHS = [2, 10, 33]
-    # a row too long for registers is a block of 1024 threads, about 1.8 s a row under ThreadSanitizer: two rows, a
-    # block each, show a race as well as six; the subnormal τ is another value on the same path as 1e-300
+    # a row of a block of 1024 threads (9000: too long for registers) takes about 1.8 s under ThreadSanitizer: two rows,
+    # a block each, show a race as well as six; the subnormal τ is another value on the same path as 1e-300
     LONG_ROWS, TINY_TAUS = 2, (1e-300,)
 
 
 def rows_for(rows, k):
-    """``rows``, or LONG_ROWS of them (under a sanitizer) where rows of ``k`` are too long for registers."""
-    return rows if LONG_ROWS is None or k <= 1024 * BLOCK_CACHE else min(rows, LONG_ROWS)
+    """``rows``, or LONG_ROWS of them (under a sanitizer) where the launchers give each row of ``k`` a block of 1024
+    threads (``row_launch``)."""
+    return rows if LONG_ROWS is None or row_launch(1, k)[4] != (1024,) else min(rows, LONG_ROWS)
 
 
 def tol(dtype):

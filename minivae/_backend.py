@@ -74,6 +74,13 @@ def cupy_module():
     return cupy
 
 
+def device_constant(like, value, shape=()):
+    """A device array of ``shape`` in ``like``'s dtype and on its device, every element ``value``, shared by every
+    caller that asks for the same (``minivae._gpu.constant``): never to be written."""
+    from minivae import _gpu  # imported once device data is seen
+    return _gpu.constant(like, value, shape)
+
+
 def module_for_device(device):
     """The array module that holds data on ``device`` ("cpu" or "cuda")."""
     if device not in DEVICES:

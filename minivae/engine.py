@@ -11,7 +11,7 @@ import operator
 
 import numpy
 
-from minivae._backend import device_of, fused, get_array_module, module_for_device
+from minivae._backend import device_constant, device_of, fused, get_array_module, module_for_device
 
 DEFAULT_FLOAT = numpy.float32
 _grad_enabled = True
@@ -132,8 +132,8 @@ def _lift(inputs):
         elif _recorder is not None and _recorder.is_live(x) and like is not None:
             out.append(Tensor(_recorder.live_constant(x, like.xp, like.dtype)))
         elif isinstance(x, (bool, int, float)) and like is not None:
-            xp = like.xp  # NumPy's array() takes a quarter of full()'s time; on a device, a fill
-            out.append(Tensor(numpy.array(x, like.dtype) if xp is numpy else xp.full((), x, dtype=like.dtype)))
+            # NumPy's array() takes a quarter of full()'s time; on a device, one array per value, filled once
+            out.append(Tensor(numpy.array(x, like.dtype) if like.xp is numpy else device_constant(like.data, x)))
         else:  # an array already on a device stays there (a mismatch is then an error, not a copy)
             out.append(tensor(x, device=device if get_array_module(x) is numpy else device_of(x)))
     return out
@@ -329,10 +329,10 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         grad_tensors = [None] * len(tensors)
     if len(grad_tensors) != len(tensors):
         raise ValueError(f"backward(): {len(tensors)} tensors but {len(grad_tensors)} gradients")
-    # stored: the arrays whose memory is already some tensor's .grad, or the caller's, by id. They are kept
-    # referenced here: an array freed during the pass (a root's ḡ, a .grad replaced by a sum) would leave its id
-    # to a new one, which would then be taken for it and copied for nothing. (A replaced .grad is not dropped from
-    # it early: it may be the caller's ḡ too, which no other leaf may take as its own.)
+    # stored: the arrays whose memory is already some tensor's .grad, or the caller's, or shared (a device's ḡ = 1),
+    # by id. They are kept referenced here: an array freed during the pass (a root's ḡ, a .grad replaced by a sum)
+    # would leave its id to a new one, which would then be taken for it and copied for nothing. (A replaced .grad is
+    # not dropped from it early: it may be the caller's ḡ too, which no other leaf may take as its own.)
     grads, stored = {}, {}
     for root, grad in zip(tensors, grad_tensors):
         g = _root_grad(root, grad)
@@ -461,7 +461,7 @@ def _root_grad(root, grad):
             raise RuntimeError(
                 f"backward() on a tensor of shape {root.shape} needs grad= "
                 "(an upstream gradient of the same shape); only one-element tensors default to 1")
-        return root.xp.ones_like(root.data)
+        return root.xp.ones_like(root.data) if root.xp is numpy else device_constant(root.data, 1, root.shape)
     grad = grad.data if isinstance(grad, Tensor) else root.xp.asarray(grad, dtype=root.dtype)
     if grad.shape != root.shape:
         raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {root.shape}")

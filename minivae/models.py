@@ -12,7 +12,7 @@ import math
 import numpy
 
 from minivae import ops
-from minivae._backend import get_array_module, module_for_device, to_numpy
+from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical
 from minivae.engine import Tensor, no_grad
 from minivae.estimators import score_function
@@ -146,9 +146,14 @@ class CategoricalVAE(Module):
         """Uniform, in the parameters' dtype (float64 for the lab's enumerable model)."""
         return OneHotCategorical(logits=self._uniform_logits())
 
-    def _uniform_logits(self):
-        xp = module_for_device(self.device)
-        return Tensor(xp.zeros((self.n_latent, self.n_categories), self.encoder.parameters()[0].dtype))
+    def _uniform_logits(self, shared=False):
+        """Zeros (n_latent, n_categories): a new array, or where ``shared`` (the loss's, read by its ops alone) on a
+        device the one kept for them, which saves a step its allocation and fill."""
+        first = self.encoder.parameters()[0]
+        shape = (self.n_latent, self.n_categories)
+        if shared and first.device != "cpu":
+            return Tensor(device_constant(first.data, 0.0, shape))
+        return Tensor(module_for_device(self.device).zeros(shape, first.dtype))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
@@ -156,7 +161,7 @@ class CategoricalVAE(Module):
 
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
-        prior = self._uniform_logits()  # as they are: the KL normalizes them (no log_softmax node a step)
+        prior = self._uniform_logits(shared=True)  # as they are: the KL normalizes them (no log_softmax node a step)
         if self.estimator != "reinforce":
             # the relaxed sample and its KL per latent variable as one node (one kernel each way on a GPU)
             z, kl = ops.gumbel_softmax_kl(logits, prior, rng, temperature=live(self.temperature, step),

@@ -24,6 +24,7 @@ the results wrapped. ``emulating()`` makes these arrays the "cuda" device of min
 import contextlib
 import sys
 import types
+import weakref
 
 import numpy
 
@@ -72,9 +73,16 @@ def _unwrap(x, who):
     return x
 
 
+_owners = weakref.WeakValueDictionary()  # id of a NumPy array that owns its memory → the StrictArray made for it
+
+
+def _owns_memory(a):
+    return not isinstance(a.base, numpy.ndarray)
+
+
 def _wrap(x):
     if isinstance(x, (numpy.ndarray, numpy.generic)) and not isinstance(x, StrictArray):
-        return StrictArray(numpy.asarray(x))
+        return StrictArray.of(numpy.asarray(x))
     if isinstance(x, tuple):
         return tuple(_wrap(v) for v in x)
     if isinstance(x, list):
@@ -94,12 +102,30 @@ def _unwrap_index(key):
 class StrictArray:
     """A "device" array: NumPy data that only leaves through logged, explicit copies."""
 
-    __slots__ = ("_a",)
+    __slots__ = ("_a", "__weakref__")
     __array_priority__ = 100  # ``ndarray + StrictArray`` comes here (and is refused)
     __hash__ = None
 
     def __init__(self, a):
         self._a = a
+        if _owns_memory(a):
+            _owners.setdefault(id(a), self)
+
+    @classmethod
+    def of(cls, a):
+        """The StrictArray of NumPy array ``a``: for an array that owns its memory, the one already made for it if
+        any (as CuPy hands back the array itself, ``ascontiguousarray`` of a contiguous one)."""
+        owner = _owners.get(id(a)) if _owns_memory(a) else None
+        return owner if owner is not None and owner._a is a else cls(a)
+
+    @property
+    def base(self):
+        """As CuPy's: the array whose memory this view shows (the same object every time), None for an array that
+        owns its memory. minivae.engine tells a gradient that is a view of another array by it."""
+        root = self._a
+        while not _owns_memory(root):
+            root = root.base
+        return None if root is self._a else StrictArray.of(root)
 
     # ---- copies to the host: explicit, and logged ----------------------------------
     def __array__(self, dtype=None, copy=None):

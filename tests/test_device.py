@@ -94,6 +94,24 @@ def test_mixing_devices_names_both():
     assert log == []
 
 
+def test_no_gradient_is_one_of_the_device_s_shared_constants(monkeypatch):
+    """On a device, backward()'s ḡ = 1 is an array filled once and shared (minivae._gpu.constant), so no tensor's
+    .grad may be it or a view of it: an in-place change of one .grad (clip_grad_norm_'s, a user's) would change ḡ
+    for every later backward()."""
+    from minivae import _gpu
+    monkeypatch.setattr(_gpu, "_constants", {})
+    w = mv.tensor(np.float32(3.0), device="cuda", requires_grad=True)     # a root that is its own leaf: ḡ itself
+    v = mv.tensor(np.ones((1, 1), np.float32), device="cuda", requires_grad=True)  # reshape's VJP: a view of ḡ
+    for _ in range(2):
+        w.grad = v.grad = None
+        w.backward()
+        ops.reshape(v, ()).backward()
+        assert w.grad.item() == 1 and v.grad.item() == 1
+        w.grad[...] = 7
+        v.grad[...] = 7
+    assert [a.item() for a in _gpu._constants.values()] == [1]  # the one shared ḡ, still 1
+
+
 def test_module_to_moves_parameters_in_place_and_returns_self():
     cpu = MLP((4, 5, 3), rng=Generator(1))
     gpu = MLP((4, 5, 3), rng=Generator(1), device="cuda")

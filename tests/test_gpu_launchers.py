@@ -599,6 +599,44 @@ def test_cupy_is_found_once_and_a_missing_gpu_is_asked_again(monkeypatch):
     assert cupy.cuda.runtime.counted == 3
 
 
+def test_a_device_constant_is_filled_once_per_device_stream_dtype_shape_and_value(monkeypatch):
+    """_gpu.constant: the same array for the same value, dtype, shape, device and stream (no fill after the first);
+    −0.0 is not 0.0 and NaN is NaN; another stream gets its own (its work would not wait for the fill); the oldest is
+    dropped past CONSTANTS; during a CUDA-graph capture, a new array every time (the fill runs when the graph does)."""
+    from types import SimpleNamespace
+    from minivae import _gpu
+    monkeypatch.setattr(_gpu, "_constants", {})
+    fills, stream, device = [], SimpleNamespace(ptr=1), 0
+    module = SimpleNamespace(__name__="cupy", full=lambda shape, value, dtype: fills.append(value) or np.full(shape, value, dtype),
+                             cuda=SimpleNamespace(get_current_stream=lambda: stream, get_device_id=lambda: device))
+    monkeypatch.setattr(_gpu, "get_array_module", lambda like: module)
+    like = SimpleNamespace(dtype=np.dtype(np.float32))
+    beta = _gpu.constant(like, 0.5)
+    assert _gpu.constant(like, 0.5) is beta and beta.dtype == np.float32 and beta.shape == () and beta == 0.5
+    assert len(fills) == 1
+    ones = _gpu.constant(like, 1, (1, 1))
+    assert ones.shape == (1, 1) and ones is not _gpu.constant(like, 1) and len(fills) == 3
+    zero, negative_zero = _gpu.constant(like, 0.0), _gpu.constant(like, -0.0)
+    assert np.signbit(negative_zero) and not np.signbit(zero)
+    assert np.isnan(_gpu.constant(like, float("nan"))) and len(fills) == 6
+    assert _gpu.constant(like, float("nan")) is _gpu.constant(like, float("nan")) and len(fills) == 6
+    wide = _gpu.constant(SimpleNamespace(dtype=np.dtype(np.float64)), 0.5)
+    assert wide.dtype == np.float64 and wide is not beta
+    stream = SimpleNamespace(ptr=2)
+    assert _gpu.constant(like, 0.5) is not beta
+    stream, device = SimpleNamespace(ptr=1), 1   # the same stream number on another GPU
+    assert _gpu.constant(like, 0.5) is not beta
+    device = 0
+    assert _gpu.constant(like, 0.5) is beta
+    monkeypatch.setattr(_gpu, "capture", object())
+    assert _gpu.constant(like, 0.5) is not beta and _gpu.constant(like, 0.5) is not _gpu.constant(like, 0.5)
+    monkeypatch.setattr(_gpu, "capture", None)
+    for k in range(2 * _gpu.CONSTANTS):
+        _gpu.constant(like, k + 100)
+    assert len(_gpu._constants) == _gpu.CONSTANTS and _gpu.constant(like, 0.5) is not beta  # the oldest went first
+    assert _gpu.constant(like, 2 * _gpu.CONSTANTS + 99) == 2 * _gpu.CONSTANTS + 99
+
+
 def test_contiguous_passes_what_a_kernel_can_read_and_copies_the_rest():
     from minivae._gpu import contiguous
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
@@ -607,7 +645,9 @@ def test_contiguous_passes_what_a_kernel_can_read_and_copies_the_rest():
     assert wide.dtype == np.float64 and (wide == a).all()
     t = contiguous(a.T)
     assert t.flags.c_contiguous and (t == a.T).all()
-    assert contiguous(np.ones((), np.float32)).shape == (1,)          # 0-d: as ascontiguousarray, 1-d
+    scalar = np.ones((), np.float32)                                  # a 0-d ḡ or β: passed as it is
+    assert contiguous(scalar) is scalar and contiguous(scalar, np.float32) is scalar
+    assert contiguous(scalar, np.float64).dtype == np.float64
 
 
 def test_cupy_arrays_are_known_by_their_module_and_an_emulated_type_is_not_kept(monkeypatch):

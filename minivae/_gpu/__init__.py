@@ -23,10 +23,10 @@ def floating(a, who):
 
 
 def contiguous(a, dtype=None):
-    """``a`` as a C-contiguous array of ``dtype`` (a copy only when needed). An array that already is one
-    passes without a call to the array module (this runs for most arguments of every launch); a 0-d array
-    goes through ``ascontiguousarray``, which makes it 1-d, as NumPy and CuPy do."""
-    if a.ndim and a.flags.c_contiguous and (dtype is None or a.dtype == dtype):
+    """``a`` as a C-contiguous array of ``dtype`` (a copy only when needed). An array that already is one, a 0-d
+    one included (a loss's ḡ, a β: a kernel reads its one value through the pointer), passes without a call to the
+    array module: this runs for most arguments of every launch."""
+    if a.flags.c_contiguous and (dtype is None or a.dtype == dtype):
         return a
     return get_array_module(a).ascontiguousarray(a, dtype=dtype)
 
@@ -174,6 +174,32 @@ _eager = {}
 def _device_id(like):
     """The number of the GPU that holds ``like`` (None for a NumPy array or a stand-in without one)."""
     return getattr(getattr(like, "device", None), "id", None)
+
+
+CONSTANTS = 64
+_constants = {}  # (array module, (device, stream), dtype, shape, value) → an array of that value, shared
+
+
+def constant(like, value, shape=()):
+    """An array of ``shape`` in ``like``'s dtype on the current device, every element ``value``, made by one fill
+    the first time and the same array after: for the numbers an eager step puts on the device each time (β, the 2
+    of ``x * 2``, backward()'s ḡ = 1, a uniform prior's zero logits), each an allocation and a fill launch
+    otherwise. Shared, so nothing may write it: an op writes none of its inputs, and backward() copies a ḡ before
+    it makes it a tensor's .grad. Kept per device and stream (work on another stream would not wait for the fill)
+    for the last CONSTANTS values; while a CUDA graph is captured, a new array each time (its fill runs only when
+    the graph does)."""
+    xp = get_array_module(like)
+    if capture is not None:
+        return xp.full(shape, value, like.dtype)
+    cuda = getattr(xp, "cuda", None)  # the device and stream the fill runs on (the tests' stand-ins have neither)
+    where = (cuda.get_device_id(), cuda.get_current_stream().ptr) if cuda is not None else None
+    key = (xp.__name__, where, like.dtype, shape, repr(value))  # repr: −0.0 is not 0.0, and NaN is NaN
+    shared = _constants.get(key)
+    if shared is None:
+        if len(_constants) >= CONSTANTS:
+            del _constants[next(iter(_constants))]  # the oldest (an annealed β makes a new value each step)
+        shared = _constants[key] = xp.full(shape, value, like.dtype)
+    return shared
 
 
 def _eager_knobs(like):

@@ -223,7 +223,8 @@ def _prior_rows(xp, prior_logits, shape):
     while len(trailing) > 1 and trailing[0] == 1:
         trailing = trailing[1:]
     if trailing == shape[len(shape) - len(trailing):] and math.prod(trailing):
-        return xp.ascontiguousarray(prior_logits).reshape(-1, k)
+        rows = prior_logits if prior_logits.flags.c_contiguous else xp.ascontiguousarray(prior_logits)
+        return rows.reshape(-1, k)  # (a call less a step where it is contiguous already: the VAE's)
     return xp.ascontiguousarray(xp.broadcast_to(prior_logits, shape)).reshape(-1, k)
 
 

@@ -2,12 +2,13 @@
 one CUDA graph, PyTorch eager, torch.compile (default and mode="reduce-overhead") and, when JAX is
 installed, a jitted JAX step, side by side in one run.
 
-    python benchmarks/gpu_step.py [--repeats 7] [--steps 50] [--batches 128 4096] [--only REGEX]
+    python benchmarks/gpu_step.py [--repeats 7] [--steps 50] [--batches 128 4096] [--only REGEX] [--interleave]
 
 Models (float32, Bernoulli likelihood, Adam lr 1e-3): Gaussian VAE 784-512-256-z20 and categorical
 VAE 784-512-256-20×10 (Gumbel-Softmax, τ = 1 throughout). Per step it prints the median µs (over
 repeats of a loop of --steps steps, the device synchronized at both ends), minivae / peer ratios
-(below 1: minivae is faster; on the graph's row, eager / graph), the CUDA kernels one step launches (counted by PyTorch's profiler,
+(below 1: minivae is faster; on the graph's row, eager / graph; with --interleave also each row / PyTorch's eager
+step), the CUDA kernels one step launches (counted by PyTorch's profiler,
 which sees CuPy's and JAX's kernels too, and those a CUDA graph launch runs; "n/a" without PyTorch)
 and the device memory the step takes beyond what was held before it (gpu_kernels.peak_bytes; a
 CUDA graph allocates its memory when captured, so the graph columns show what a replay adds).
@@ -20,12 +21,18 @@ own kernels/gemm.cu, a dense layer's bias and ReLU applied as it writes, its bac
 through the ReLU's gate and make the bias gradient (MINIVAE_GEMM=tiled); ", tiled, tuned": the same with each
 product's split of its inner dimension the fastest of a few, timed on its first eager call (MINIVAE_GEMM_TUNE=1;
 the choices are printed at the end).
+With --interleave the implementations of one model and batch are made together and timed in rounds, one loop of
+each a round (the order turning from round to round), and a ratio is the median of the rounds' ratios: on a host
+whose speed drifts (the same eager step has taken 1.8× as long in one run as in another), two steps timed side by
+side see the same drift.
 Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: <reason>".
 """
 import argparse
 import importlib.util
 import re
+import statistics
 import sys
+import time
 
 import numpy
 
@@ -226,12 +233,50 @@ def launches(step, wait, have_torch):
     return sum(1 for name, _ in activity if not name.startswith(("Memcpy", "Memset")))
 
 
+def interleaved(made, repeats, iters, warmup=5, clock=time.perf_counter):
+    """{name: [ms a step, one value a round]} of the steps ``made`` (name → (step, wait or None)): each warmed up
+    (``warmup`` steps), then ``repeats`` rounds that time one loop of ``iters`` steps of each, settled at its end, the
+    order turned by one from round to round. A step that raises is dropped, with the error in its place."""
+    names = list(made)
+    times = {name: [] for name in names}
+    for name in names:
+        try:
+            step, wait = made[name]
+            for _ in range(warmup):
+                step()
+            settle(wait)
+        except Exception as e:
+            times[name] = e
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if isinstance(times[name], Exception):
+                continue
+            step, wait = made[name]
+            try:
+                t = clock()
+                for _ in range(iters):
+                    step()
+                settle(wait)
+                times[name].append((clock() - t) / iters * 1e3)
+            except Exception as e:
+                times[name] = e
+    return times
+
+
+def paired_ratio(times, a, b):
+    """The median over rounds of a's time / b's time in the same round (``interleaved``'s lists)."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--steps", type=int, default=50, help="steps per timed loop")
     p.add_argument("--batches", type=int, nargs="+", default=[128, 4096])
     p.add_argument("--only", default="", help="run only the implementations whose name matches this regular expression")
+    p.add_argument("--interleave", action="store_true",
+                   help="make the implementations of a model and batch together and time them in turns, ratios paired "
+                        "round by round")
     args = p.parse_args(argv)
     found = gpu_and_torch("benchmarks/gpu_step.py")
     if found is None:
@@ -240,16 +285,20 @@ def main(argv=None):
     have_torch = torch is not None
     print(f"# {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cupy.__version__}, "
           + (f"PyTorch {torch.__version__}" if have_torch else "no PyTorch (no launch counts)"))
-    print(f"median µs per step over {args.repeats} loops of {args.steps} steps; launches: CUDA kernels per step; "
-          "memory: MiB a step takes beyond what was held")
+    print(f"median µs per step over {args.repeats} loops of {args.steps} steps"
+          + (", the implementations in turns, ratios the median of each round's" if args.interleave else "")
+          + "; launches: CUDA kernels per step; memory: MiB a step takes beyond what was held")
     for kind in ("gaussian", "categorical"):
         for batch in args.batches:
             print(f"\n{kind} VAE, batch {batch}")
-            print(f"  {'implementation':28s} {'µs':>9s} {'eager/peer':>11s} {'graph/peer':>11s} {'launches':>9s} {'MiB':>8s}")
+            print(f"  {'implementation':28s} {'µs':>9s} {'eager/peer':>11s} {'graph/peer':>11s} {'launches':>9s} {'MiB':>8s}"
+                  + (f" {'/torch eager':>12s}" if args.interleave else ""))
+            chosen = {name: case for name, case in cases(kind, batch, have_torch).items() if re.search(args.only, name)}
+            if args.interleave:
+                compare_interleaved(chosen, args, have_torch)
+                continue
             results = {}
-            for name, (make, memory) in cases(kind, batch, have_torch).items():
-                if not re.search(args.only, name):
-                    continue
+            for name, (make, memory) in chosen.items():
                 try:
                     step, wait = make()
                     # 5 warm-up steps: compile, autotune, record CUDA graphs
@@ -257,18 +306,52 @@ def main(argv=None):
                     count = launches(step, wait, have_torch)
                     mib = peak_bytes(memory, step) / 2 ** 20 if memory else None
                 except Exception as e:
-                    print(f"  {name:28s} failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:200])
+                    failed(name, e)
                     continue
                 results[name] = us
                 ratios = "".join(f" {results[m] / us:11.2f}" if m in results and m != name
                                  else " " * 12 for m in ("minivae eager", "minivae graph"))
-                print(f"  {name:28s} {us:9.1f}{ratios} {count if count is not None else 'n/a':>9} "
-                      f"{f'{mib:.1f}' if mib is not None else 'n/a':>8s}", flush=True)
+                row(name, us, ratios, count, mib)
     from minivae._gpu import tiled
     if tiled.tuned():
         print("\nsplits of the tuned products (minivae/_gpu/tiled.py; split()'s guess first):\n  "
               + "\n  ".join(tiled.tuned()))
     return 0
+
+
+def compare_interleaved(chosen, args, have_torch):
+    """``chosen``'s rows (name → (factory, memory accounting)), made together and timed by ``interleaved``."""
+    made, memories = {}, {}
+    for name, (make, memory) in chosen.items():
+        try:
+            made[name], memories[name] = make(), memory
+        except Exception as e:
+            failed(name, e)
+    times = interleaved(made, args.repeats, args.steps)
+    for name, (step, wait) in made.items():
+        if isinstance(times[name], Exception):
+            failed(name, times[name])
+            continue
+        try:
+            count = launches(step, wait, have_torch)
+            mib = peak_bytes(memories[name], step) / 2 ** 20 if memories[name] else None
+        except Exception as e:
+            failed(name, e)
+            continue
+        ratios = "".join(f" {paired_ratio(times, m, name):11.2f}" if m != name and isinstance(times.get(m), list)
+                         else " " * 12 for m in ("minivae eager", "minivae graph"))
+        to_torch = (f" {paired_ratio(times, name, 'torch eager'):12.2f}"
+                    if name != "torch eager" and isinstance(times.get("torch eager"), list) else "")
+        row(name, 1e3 * statistics.median(times[name]), ratios, count, mib, to_torch)
+
+
+def row(name, us, ratios, count, mib, more=""):
+    print(f"  {name:28s} {us:9.1f}{ratios} {count if count is not None else 'n/a':>9} "
+          f"{f'{mib:.1f}' if mib is not None else 'n/a':>8s}{more}", flush=True)
+
+
+def failed(name, e):
+    print(f"  {name:28s} failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:200])
 
 
 if __name__ == "__main__":

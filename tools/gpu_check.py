@@ -1,6 +1,6 @@
 """Everything a GPU can prove, in one command, on a machine with an NVIDIA GPU and no network:
 
-    python tools/gpu_check.py [--quick] [--budget SECONDS] [--step-only REGEX] [--out DIR]
+    python tools/gpu_check.py [--quick] [--budget SECONDS] [--step-only REGEX] [--interleave] [--out DIR]
 
 Needs only what is installed there (CuPy, pytest; PyTorch for the benchmark's peer) and this source
 tree (run from it; `pip install --no-deps --no-build-isolation -e .` is optional). Runs, each in its
@@ -74,6 +74,8 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=3600, help="seconds for all parts together (each is cut off at its share)")
     p.add_argument("--step-only", default="", metavar="REGEX",
                    help="the step benchmark's --only: its implementations whose name matches (default: all)")
+    p.add_argument("--interleave", action="store_true",
+                   help="the step benchmark's --interleave: a model's implementations timed in turns, ratios paired")
     args = p.parse_args(argv)
     deadline = time.monotonic() + args.budget
 
@@ -99,7 +101,8 @@ def main(argv=None):
                   " | ".join(ln.split(" (")[0] for ln in out.splitlines() if "launches a step" in ln)))
     # the step benchmark before the kernel one: a budget that runs out cuts the kernels, which change less often
     code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else [])
-                    + (["--only", args.step_only] if args.step_only else []), out_dir, share(900))
+                    + (["--only", args.step_only] if args.step_only else []) + (["--interleave"] if args.interleave else []),
+                    out_dir, share(900))
     parts.append(("benchmarks/gpu_step.py", code, f"{len(out.splitlines())} lines, see above"))
     code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
     parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))

@@ -89,6 +89,14 @@ def _expected(kind):
     return collections.Counter({**dense, **loss, **latent})
 
 
+def _expected_tiled(kind):
+    """_expected(kind) with MINIVAE_GEMM=tiled: each product one launch of kernels/gemm.cu, the dense layers' bias and
+    ReLU passes forward and their bias gradients backward inside those launches."""
+    want = _expected(kind) - collections.Counter({"kernel bias_act_fwd": 6, "kernel bias_grad": 6, "matmul": 17})
+    want["kernel gemm_tiles"] = 17
+    return want
+
+
 def test_a_replayed_step_launches_what_its_layers_need(device):
     """Both benchmark VAEs: a replay (what a CUDA graph captures) launches exactly the kernels its layers need, and
     nothing else: no copy, no fill, no scalar arithmetic (a regression here is a node more in every graph step)."""
@@ -97,20 +105,23 @@ def test_a_replayed_step_launches_what_its_layers_need(device):
         assert got == _expected(kind), (kind, got - _expected(kind), _expected(kind) - got)
 
 
-def test_an_eager_step_launches_what_a_replay_does(device):
+@pytest.mark.parametrize("tiled", [False, True])
+def test_an_eager_step_launches_what_a_replay_does(device, tiled, monkeypatch):
     """An eager step, engine and all, launches what a replay does, and nothing more once its constants are on the
     device: β, backward()'s ḡ = 1 and the categorical prior's zeros are filled at the first step and kept (each a
     fill launch a step before). In particular no copy of a gradient: one was made each step while backward() knew
     the arrays it had kept by their ids alone (an array freed during the pass left its id to a new gradient, taken
-    then for a kept one)."""
+    then for a kept one). With the tiled products, the 22 launches of a tiled replay."""
+    from minivae._gpu import gemm
+    monkeypatch.setattr(gemm, "use_tiled", tiled)
     for kind, model, optimizer, x, rng in launch_count.benchmark_models(batch=8, x_dim=30, hidden=(12, 10), latent=3):
         for _ in range(2):  # the second step: the optimizer's state made
             with launch_count.counting() as launches:
                 optimizer.zero_grad()
                 model.loss(x, rng).backward()
                 optimizer.step()
-        got = names(launches)
-        assert got == _expected(kind), (kind, got - _expected(kind), _expected(kind) - got)
+        got, want = names(launches), _expected_tiled(kind) if tiled else _expected(kind)
+        assert got == want, (kind, got - want, want - got)
 
 
 def test_with_cublaslt_each_dense_layer_forward_is_one_call(device):
@@ -131,9 +142,7 @@ def test_with_the_tiled_products_each_product_and_dense_layer_forward_is_one_lau
     passes, 22 launches. (The same layers and kernels at sizes the emulation runs in seconds: its 256 threads a block
     are threads of the CPU; the first layer's 300 inputs still go in slices.)"""
     for kind, *step in launch_count.benchmark_models(batch=8, x_dim=300, hidden=(40, 24), latent=3):
-        got = names(launch_count.replay_launches(*step, tiled=True))
-        want = _expected(kind) - collections.Counter({"kernel bias_act_fwd": 6, "kernel bias_grad": 6, "matmul": 17})
-        want["kernel gemm_tiles"] = 17
+        got, want = names(launch_count.replay_launches(*step, tiled=True)), _expected_tiled(kind)
         assert got == want and sum(got.values()) == 22, (kind, got - want, want - got)
 
 

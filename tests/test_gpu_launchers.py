@@ -679,6 +679,32 @@ def test_the_host_time_tool_runs_minivae_s_cupy_code_path(gemm_path):
     assert [line.split(",")[0] for line in done.stdout.splitlines()] == ["gaussian VAE", "categorical VAE"]
 
 
+@pytest.mark.parametrize("gemm_path", ["", "tiled"])
+def test_the_host_time_tool_counts_an_eager_step_s_calls_to_cupy(gemm_path):
+    """--calls: an eager step of either VAE launches its 17 kernels (22 with the tiled products, which take the 17
+    cupy.matmul calls' place) and calls no CuPy function but ``empty`` (and ``matmul``): no fill of a constant, no
+    copy, no upload of the optimizer's table of gradients, once the first steps made them."""
+    import os
+    import subprocess
+    import sys
+    root = __file__.rsplit("/tests/", 1)[0]
+    done = subprocess.run([sys.executable, f"{root}/tools/eager_host_time.py", "--calls"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "MINIVAE_GEMM": gemm_path})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["gaussian VAE", "categorical VAE"]
+    # the arrays a step makes: the −ELBO's block sums and loss, its two gradients; the Gaussian pair's z, KL and
+    # noise, and its one array of μ̄ and v̄ (the categorical pair's sample and KL, and its l̄); then each of the six
+    # layers' b̄ and, with cuBLAS, p̄ of the four ReLU layers (its products are cupy.matmul's own arrays), or with the
+    # tiled products their 17 outputs: six forward, six W̄ and five x̄ (the first layer's input needs none)
+    latent = {"gaussian": 3 + 1, "categorical": 2 + 1}
+    for line, kind in zip(lines, ("gaussian", "categorical")):
+        empty = 2 + 2 + latent[kind] + 6 + (17 if gemm_path else 4)
+        products = "" if gemm_path else ", 17 matmul"
+        assert line.endswith(f": {22 if gemm_path else 17} kernel launches, {empty + (0 if gemm_path else 17)} calls "
+                             f"of CuPy's functions ({empty} empty{products})"), line
+
+
 def test_the_host_time_tool_counts_the_instructions_between_two_runs(monkeypatch, capsys):
     """--instructions: each model's step run under callgrind twice, for RUNS[0] and RUNS[1] steps, in the environment
     that makes a count repeat (one BLAS thread, one hash seed); the difference of the two counts, divided by the steps

@@ -4,6 +4,7 @@
     python tools/eager_host_time.py --profile 25       # and the 25 functions of most time, for one of them
     MINIVAE_GEMM=tiled python tools/eager_host_time.py # products by kernels/gemm.cu (launches that do nothing here)
     python tools/eager_host_time.py --instructions     # instructions a step (valgrind), not µs: for a loaded machine
+    python tools/eager_host_time.py --calls            # the calls a step makes to CuPy's functions and kernels
 
 An eager step on a GPU is bound by the host: the kernels of a small VAE take a fraction of the time the
 Python around them does. This runs the step through minivae's real CuPy code path (not the tests'
@@ -11,8 +12,12 @@ emulation) with a stand-in ``cupy`` module put in ``sys.modules``: its arrays ar
 module is "cupy", its functions NumPy's, and every kernel of kernels/*.cu a launch that does nothing.
 What it times is minivae's Python plus NumPy in place of CuPy's calls, not CuPy's own costs (a CuPy call
 costs more than the NumPy one standing in for it): compare two trees with it, never with a GPU's
-figures. Layers are tiny (784-8-8, batch 2) so that the arithmetic NumPy does is negligible.
+figures. Layers are tiny (784-8-8, batch 2) so that the arithmetic NumPy does is negligible. ``--calls`` counts
+what a GPU pays beyond Python: each call of a function of CuPy's module (``empty``, ``matmul``, …) and each kernel
+launch (what operators on arrays launch is tools/launch_count.py's to count: an eager step makes none,
+tests/test_launch_count.py).
 """
+import collections
 import argparse
 import os
 import re
@@ -46,18 +51,38 @@ def _device(x):
     return x.view(ndarray) if isinstance(x, numpy.ndarray) and not isinstance(x, ndarray) else x
 
 
+calls = None  # --calls: a Counter of the functions of the stand-in CuPy called, and of the kernels launched
+
+
 class _Module(types.ModuleType):
-    """NumPy's functions with their arrays as ``ndarray`` above; ufuncs, types and constants as they are."""
+    """NumPy's functions with their arrays as ``ndarray`` above; ufuncs, types and constants as they are (a ufunc
+    counted, where ``calls`` counts, by a stand-in that passes its attributes on)."""
 
     def __getattr__(self, name):
         attr = getattr(numpy, name)
-        if isinstance(attr, (numpy.ufunc, type, types.ModuleType)) or not callable(attr):
+        if isinstance(attr, numpy.ufunc):
+            return attr if calls is None else _CountedUfunc(attr)
+        if isinstance(attr, (type, types.ModuleType)) or not callable(attr):
             return attr
 
         def call(*args, **kwargs):
+            if calls is not None:
+                calls[name] += 1
             return _device(attr(*args, **kwargs))
         setattr(self, name, call)
         return call
+
+
+class _CountedUfunc:
+    def __init__(self, ufunc):
+        self.ufunc = ufunc
+
+    def __call__(self, *args, **kwargs):
+        calls[self.ufunc.__name__] += 1
+        return self.ufunc(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.ufunc, name)
 
 
 def stand_in_cupy():
@@ -78,7 +103,10 @@ class _Kernels:
         pass
 
     def get_function(self, name):
-        return lambda grid, block, args, **kwargs: None
+        def launch(grid, block, args, **kwargs):
+            if calls is not None:
+                calls[f"kernel {name}"] += 1
+        return launch
 
 
 MODELS = ("gaussian", "categorical")
@@ -95,6 +123,8 @@ def main(argv=None):
     p.add_argument("--instructions", action="store_true",
                    help="count the instructions of a step instead of timing it (valgrind's callgrind): the same count "
                         "run after run, however loaded the machine")
+    p.add_argument("--calls", action="store_true",
+                   help="count the calls a step makes to CuPy's functions and kernels instead of timing it")
     p.add_argument("--run", nargs=2, metavar=("MODEL", "STEPS"), help=argparse.SUPPRESS)  # --instructions' runs
     args = p.parse_args(argv)
     if args.instructions:
@@ -111,6 +141,10 @@ def main(argv=None):
             step = eager_step(args.run[0])
             for _ in range(int(args.run[1])):
                 step()
+            return 0
+        if args.calls:
+            for kind in MODELS:
+                print(f"{kind} VAE, eager step on the stand-in GPU: {describe_calls(count_calls(eager_step(kind)))}")
             return 0
         for kind in MODELS:
             step = eager_step(kind)
@@ -154,6 +188,26 @@ def eager_step(kind):
     if not all(type(p.data) is ndarray for p in model.parameters()):
         raise SystemExit("eager_host_time: the step left the stand-in device")
     return step
+
+
+def count_calls(step, steps=10):
+    """{name: calls a step} of CuPy's functions and of the kernels, over ``steps`` steps."""
+    global calls
+    calls = collections.Counter()
+    try:
+        for _ in range(steps):
+            step()
+        return {name: n / steps for name, n in calls.items()}
+    finally:
+        calls = None
+
+
+def describe_calls(per_step):
+    """"N kernel launches, M calls of CuPy's functions (n₁ name₁, …)", the most called first."""
+    kernels = sum(n for name, n in per_step.items() if name.startswith("kernel "))
+    functions = sorted(((n, name) for name, n in per_step.items() if not name.startswith("kernel ")), key=lambda nn: (-nn[0], nn[1]))
+    listed = ", ".join(f"{n:g} {name}" for n, name in functions)
+    return f"{kernels:g} kernel launches, {sum(n for n, _ in functions):g} calls of CuPy's functions ({listed or 'none'})"
 
 
 def count_instructions():

@@ -204,31 +204,34 @@ def info():
     if importlib.util.find_spec("numba") is not None:
         out["numba"] = version("numba")
         out["fused_cpu_kernels"] = numba_enabled()
-    if importlib.util.find_spec("cupy") is not None:
-        try:
-            cupy = cupy_module()
-        except RuntimeError as e:
-            out["gpu"] = f"unavailable: {e}"
-            return out
-        runtime = cupy.cuda.runtime
-        props = runtime.getDeviceProperties(runtime.getDevice())
-        out["cupy"] = cupy.__version__
-        out["gpu"] = f"{props['name'].decode()} (sm_{props['major']}{props['minor']}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB)"
-        out["cuda"] = f"runtime {_cuda_version(runtime.runtimeGetVersion())}, driver {_cuda_version(runtime.driverGetVersion())}"
-        if _cuda_kernels_enabled:
-            from minivae._gpu import loader
-            out["fused_cuda_kernels"] = f"on: {', '.join(loader.SOURCES)} from {loader.KERNELS_DIR}"
-        else:
-            out["fused_cuda_kernels"] = "off (MINIVAE_DISABLE_CUDA_KERNELS): CuPy array formulas"
-        from minivae._gpu import gemm, tiled
-        out["cublaslt_dense_layers"] = ("on (MINIVAE_CUBLASLT=1): float32 dense layers one cuBLASLt call each"
-                                        if gemm.use_lt and _cuda_kernels_enabled else
-                                        "off (MINIVAE_CUBLASLT=1, experimental, puts bias and ReLU in the GEMM)")
-        out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products, and dense layers' backward, by "
-                                 "kernels/gemm.cu" + (", each product's split timed on its first call (MINIVAE_GEMM_TUNE=1)"
-                                                      if tiled.tune else "")
-                                 if gemm.use_tiled and _cuda_kernels_enabled else
-                                 "off (MINIVAE_GEMM=tiled, experimental: minivae's own GEMM kernel, one launch a product)")
+    if importlib.util.find_spec("cupy") is None:  # a GPU and CUDA may well be there: this process cannot tell
+        out.update(gpu="unknown: CuPy is not installed (minivae[cuda12] or minivae[cuda13])",
+                   cuda="unknown: CuPy is not installed", fused_cuda_kernels="off: CuPy is not installed")
+        return out
+    try:
+        cupy = cupy_module()
+    except RuntimeError as e:
+        out["gpu"] = f"unavailable: {e}"
+        return out
+    runtime = cupy.cuda.runtime
+    props = runtime.getDeviceProperties(runtime.getDevice())
+    out["cupy"] = cupy.__version__
+    out["gpu"] = f"{props['name'].decode()} (sm_{props['major']}{props['minor']}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB)"
+    out["cuda"] = f"runtime {_cuda_version(runtime.runtimeGetVersion())}, driver {_cuda_version(runtime.driverGetVersion())}"
+    if _cuda_kernels_enabled:
+        from minivae._gpu import loader
+        out["fused_cuda_kernels"] = f"on: {', '.join(loader.SOURCES)} from {loader.KERNELS_DIR}"
+    else:
+        out["fused_cuda_kernels"] = "off (MINIVAE_DISABLE_CUDA_KERNELS): CuPy array formulas"
+    from minivae._gpu import gemm, tiled
+    out["cublaslt_dense_layers"] = ("on (MINIVAE_CUBLASLT=1): float32 dense layers one cuBLASLt call each"
+                                    if gemm.use_lt and _cuda_kernels_enabled else
+                                    "off (MINIVAE_CUBLASLT=1, experimental, puts bias and ReLU in the GEMM)")
+    out["tiled_products"] = ("on (MINIVAE_GEMM=tiled): full-precision products, and dense layers' backward, by "
+                             "kernels/gemm.cu" + (", each product's split timed on its first call (MINIVAE_GEMM_TUNE=1)"
+                                                  if tiled.tune else "")
+                             if gemm.use_tiled and _cuda_kernels_enabled else
+                             "off (MINIVAE_GEMM=tiled, experimental: minivae's own GEMM kernel, one launch a product)")
     return out
 
 

@@ -130,6 +130,19 @@ def test_info_reports_the_kernel_path(capsys):
                                            and os.environ.get("MINIVAE_DISABLE_NUMBA", "") not in ("1", "true", "yes"))
 
 
+def test_info_without_cupy_says_the_gpu_is_unknown_not_missing(monkeypatch, capsys):
+    """Without CuPy, info cannot see a GPU or CUDA that may be there: it says so, rather than "not installed"."""
+    import importlib.util
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cupy" else find_spec(name, *a))
+    assert run("info") == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line[:1].isalpha())
+    assert lines["cupy"] == "not installed"
+    assert lines["gpu"].startswith("unknown: CuPy is not installed") and "minivae[cuda12]" in lines["gpu"]
+    assert lines["cuda"] == "unknown: CuPy is not installed"
+    assert lines["fused_cuda_kernels"] == "off: CuPy is not installed"
+
+
 def test_console_script_runs_and_estimators_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "minivae.cli", "estimators", "--draws", "20"],
                        capture_output=True, text=True, cwd=tmp_path)

@@ -683,7 +683,9 @@ def test_the_host_time_tool_runs_minivae_s_cupy_code_path(gemm_path):
 def test_the_host_time_tool_counts_an_eager_step_s_calls_to_cupy(gemm_path):
     """--calls: an eager step of either VAE launches its 17 kernels (22 with the tiled products, which take the 17
     cupy.matmul calls' place) and calls no CuPy function but ``empty`` (and ``matmul``): no fill of a constant, no
-    copy, no upload of the optimizer's table of gradients, once the first steps made them."""
+    copy. (Nor, on a GPU, ``asarray``'s upload of the optimizer's table of gradient addresses, kept per address list:
+    CuPy's pool hands a step's gradients the blocks of the step before, which NumPy's allocator, standing in here,
+    need not do, so the stand-in's count of it varies from run to run and is not checked.)"""
     import os
     import subprocess
     import sys
@@ -699,10 +701,11 @@ def test_the_host_time_tool_counts_an_eager_step_s_calls_to_cupy(gemm_path):
     # tiled products their 17 outputs: six forward, six W̄ and five x̄ (the first layer's input needs none)
     latent = {"gaussian": 3 + 1, "categorical": 2 + 1}
     for line, kind in zip(lines, ("gaussian", "categorical")):
-        empty = 2 + 2 + latent[kind] + 6 + (17 if gemm_path else 4)
-        products = "" if gemm_path else ", 17 matmul"
-        assert line.endswith(f": {22 if gemm_path else 17} kernel launches, {empty + (0 if gemm_path else 17)} calls "
-                             f"of CuPy's functions ({empty} empty{products})"), line
+        launches, functions = line.split(": ", 1)[1].split(" kernel launches, ")
+        counts = {name: float(n) for n, name in (c.split(" ") for c in functions.split("(")[1].rstrip(")").split(", "))}
+        counts.pop("asarray", None)
+        assert float(launches) == (22 if gemm_path else 17), line
+        assert counts == {"empty": 2 + 2 + latent[kind] + 6 + (17 if gemm_path else 4), **({} if gemm_path else {"matmul": 17})}, line
 
 
 def test_the_host_time_tool_counts_the_instructions_between_two_runs(monkeypatch, capsys):

@@ -17,8 +17,8 @@ what a GPU pays beyond Python: each call of a function of CuPy's module (``empty
 launch (what operators on arrays launch is tools/launch_count.py's to count: an eager step makes none,
 tests/test_launch_count.py).
 """
-import collections
 import argparse
+import collections
 import os
 import re
 import shutil

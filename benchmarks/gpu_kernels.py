@@ -80,20 +80,27 @@ def settle(wait=None):
         wait()
 
 
-def timed(fn, repeats, iters, warmup=2, wait=None):
-    """Median milliseconds per call of ``fn`` over ``repeats`` loops of ``iters`` calls, after ``warmup``
-    calls; each loop ends settled (``settle(wait)``)."""
-    for _ in range(warmup):
+def warm_up(fn, calls, wait=None):
+    """``calls`` calls of ``fn``, settled (``settle(wait)``)."""
+    for _ in range(calls):
         fn()
     settle(wait)
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        settle(wait)
-        runs.append((time.perf_counter() - t) / iters * 1e3)
-    return statistics.median(runs)
+
+
+def loop_ms(fn, iters, wait=None, clock=time.perf_counter):
+    """Milliseconds per call of ``fn`` over one loop of ``iters`` calls, which ends settled."""
+    t = clock()
+    for _ in range(iters):
+        fn()
+    settle(wait)
+    return (clock() - t) / iters * 1e3
+
+
+def timed(fn, repeats, iters, warmup=2, wait=None):
+    """Median milliseconds per call of ``fn`` over ``repeats`` loops of ``iters`` calls (``loop_ms``), after
+    ``warmup`` calls."""
+    warm_up(fn, warmup, wait)
+    return statistics.median(loop_ms(fn, iters, wait) for _ in range(repeats))
 
 
 def kernel_cases(torch):

@@ -38,7 +38,8 @@ import numpy
 
 import minivae as mv
 from cpu_step import torch_step  # the same PyTorch model and step as the CPU benchmark's
-from gpu_kernels import gpu_and_torch, peak_bytes, settle, timed  # gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
+# gpu_kernels sets XLA_PYTHON_CLIENT_PREALLOCATE
+from gpu_kernels import gpu_and_torch, loop_ms, peak_bytes, settle, timed, warm_up
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
@@ -240,11 +241,9 @@ def interleaved(made, repeats, iters, warmup=5, clock=time.perf_counter):
     names = list(made)
     times = {name: [] for name in names}
     for name in names:
+        step, wait = made[name]
         try:
-            step, wait = made[name]
-            for _ in range(warmup):
-                step()
-            settle(wait)
+            warm_up(step, warmup, wait)
         except Exception as e:
             times[name] = e
     for r in range(repeats):
@@ -253,11 +252,7 @@ def interleaved(made, repeats, iters, warmup=5, clock=time.perf_counter):
                 continue
             step, wait = made[name]
             try:
-                t = clock()
-                for _ in range(iters):
-                    step()
-                settle(wait)
-                times[name].append((clock() - t) / iters * 1e3)
+                times[name].append(loop_ms(step, iters, wait, clock))
             except Exception as e:
                 times[name] = e
     return times

@@ -35,7 +35,7 @@ def test_interleaved_rounds_pair_each_step_with_the_others_under_the_same_drift(
         settled.append(wait)
         if len(settled) > 2 and len(settled) % 2 == 0:  # after the warm-ups, every second loop ends a round
             speed["slow"] = 4.0 if speed["slow"] == 1.0 else 1.0
-    monkeypatch.setattr(gpu_step, "settle", turn_of_the_round)
+    monkeypatch.setattr(sys.modules["gpu_kernels"], "settle", turn_of_the_round)
     made = {"minivae eager": (step("mv", 2.0), None), "torch eager": (step("torch", 6.0), "jax's wait")}
     times = gpu_step.interleaved(made, repeats=4, iters=3, warmup=2, clock=lambda: now[0])
     assert calls[:4] == ["mv", "mv", "torch", "torch"]                   # warm-ups, each step's own
@@ -48,7 +48,7 @@ def test_interleaved_rounds_pair_each_step_with_the_others_under_the_same_drift(
 
 
 def test_a_step_that_fails_is_dropped_and_the_others_go_on(gpu_step, monkeypatch):
-    monkeypatch.setattr(gpu_step, "settle", lambda wait: None)
+    monkeypatch.setattr(sys.modules["gpu_kernels"], "settle", lambda wait: None)
     runs = {"good": 0, "bad": 0}
 
     def good():

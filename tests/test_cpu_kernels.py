@@ -152,13 +152,59 @@ def test_optimizer_kernels_match_the_reference(dtype, make):
         np.testing.assert_array_equal(a, b)
 
 
-def test_both_kernel_builds_agree():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("log", [False, True])
+def test_both_kernel_builds_agree(dtype, log):
+    """Bit for bit, forward and backward: the reductions whose order LLVM chooses (vector.sum_any_order)
+    must choose it alike in both builds."""
     from minivae._cpu import softmax as kernels
-    x = np.random.default_rng(0).normal(size=(64, 33))
-    out_serial, out_parallel = np.empty_like(x), np.empty_like(x)
-    kernels._fwd.serial(x, 2.0, False, out_serial)
-    kernels._fwd.parallel(x, 2.0, False, out_parallel)
-    np.testing.assert_array_equal(out_serial, out_parallel)
+    rng = np.random.default_rng(0)
+    x, g = (rng.normal(size=(64, 333)).astype(dtype) for _ in range(2))
+    outs = {}
+    for build in ("serial", "parallel"):
+        y, dx = np.empty_like(x), np.empty_like(x)
+        getattr(kernels._fwd, build)(x, 2.0, log, y)
+        getattr(kernels._bwd, build)(y, g, 2.0, log, dx)
+        outs[build] = y, dx
+    np.testing.assert_array_equal(outs["serial"], outs["parallel"])
+
+
+def test_vector_exp_is_within_an_ulp_of_the_exact_value():
+    """minivae._cpu.vector.exp against e^a to 40 digits (Python's decimal), rounded once: an independent
+    reference. Its edges: exactly 1 at 0, NaN stays NaN, 0 below A_MIN (and at −inf), subnormal results above it."""
+    import decimal
+
+    import numba
+    from minivae._cpu.vector import A_MIN, exp
+
+    @numba.njit
+    def run(a):
+        out = np.empty_like(a)
+        for i in range(a.size):
+            out[i] = exp(a[i])
+        return out
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.uniform(A_MIN, 709, 2000), rng.uniform(-1, 0, 1000), -np.exp(rng.uniform(-40, 6, 1000)),
+                        [A_MIN, -708.4, -700.0, -0.5 * np.log(2), 0.5 * np.log(2), -1e-300, 709.0]])
+    got = run(a)
+    with decimal.localcontext(decimal.Context(prec=40)):
+        exact = np.array([float(decimal.Decimal(v).exp()) for v in a])
+    assert np.all(np.abs(got - exact) <= np.spacing(exact))
+    assert exact[-7] < np.finfo(np.float64).tiny and got[-7] > 0    # subnormal at A_MIN
+    edges = run(np.array([0.0, -0.0, np.nan, -np.inf, np.nextafter(A_MIN, -np.inf), -1e300]))
+    assert edges[0] == edges[1] == 1.0 and np.isnan(edges[2]) and np.all(edges[3:] == 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_nan_in_a_row_makes_the_row_nan(dtype):
+    """As in the reference, where the row's max is NaN. The kernels' max skips NaN (vector.maxnum); the
+    NaN reaches the row through its own term e^{(NaN − max)/τ}."""
+    x = np.array([[1.0, np.nan, 3.0, 2.0], [1.0, 2.0, 3.0, 4.0]], dtype)
+    g = np.ones_like(x)
+    for op in (ops.softmax, ops.log_softmax):
+        fused, reference = both_paths(lambda t, op=op: op(t, temperature=0.5), [x], g)
+        for (y, (dx,)) in (fused, reference):
+            assert np.isnan(y[0]).all() and np.isnan(dx[0]).all() and np.isfinite(y[1]).all() and np.isfinite(dx[1]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,4 +1,4 @@
-"""softmax / log-softmax with temperature over the last axis, forward and backward, one pass per row."""
+"""softmax / log-softmax with temperature over the last axis, forward and backward, row by row."""
 import math
 
 import numba
@@ -6,7 +6,8 @@ import numpy
 
 from minivae._backend import inverse_temperature
 from minivae._cpu import kernel
-from minivae._cpu.rows import softmax_row
+from minivae._cpu.rows import exp_row, softmax_row
+from minivae._cpu.vector import dot_any_order, exp, sum_any_order
 
 
 def _rows(a):
@@ -17,23 +18,26 @@ def _rows(a):
 def _fwd(x, inv_tau, log, out):
     rows, k = x.shape
     for r in numba.prange(rows):
-        m, log_s = softmax_row(x, r, inv_tau, out)
-        if log:
+        if log:                                # out holds the terms e_j until it takes z_j − log Σ e
+            m, s = exp_row(x, r, inv_tau, out)
+            log_s = math.log(s)
             for j in range(k):
                 out[r, j] = (x[r, j] - m) * inv_tau - log_s
+        else:
+            softmax_row(x, r, inv_tau, out)
 
 
 @kernel
 def _bwd(y, g, inv_tau, log, out):
     rows, k = y.shape
     for r in numba.prange(rows):
-        s = 0.0
-        for j in range(k):
-            s += g[r, j] if log else g[r, j] * y[r, j]
-        for j in range(k):
-            if log:
-                out[r, j] = (g[r, j] - math.exp(y[r, j]) * s) * inv_tau
-            else:
+        if log:
+            s = sum_any_order(g[r])
+            for j in range(k):
+                out[r, j] = (g[r, j] - exp(y[r, j]) * s) * inv_tau
+        else:
+            s = dot_any_order(g[r], y[r])
+            for j in range(k):
                 out[r, j] = y[r, j] * (g[r, j] - s) * inv_tau
 
 

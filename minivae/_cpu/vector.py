@@ -1,0 +1,95 @@
+"""Pieces of the row kernels written so that LLVM vectorizes the loops that use them.
+
+A loop that calls libm's ``exp``, or reduces with Python's ``max`` or a serial ``+=``, runs one
+element at a time: libm is a scalar call, ``max`` depends on the order of its NaN comparisons, and
+LLVM keeps a float sum in program order. The replacements:
+
+- ``exp(a)``: e^a from float64 arithmetic LLVM can vectorize, within 1 ulp (float64) of the exact value.
+- ``maxnum(a, b)``: LLVM's ``maxnum``, the larger operand, and the other one where one is NaN. It
+  does not depend on order, so a loop reducing with it vectorizes. A row's NaN still reaches its
+  output, through the NaN's own e^{x − max}.
+- ``sum_any_order``/``dot_any_order``: float64 accumulations whose order LLVM may choose (fastmath
+  ``reassoc`` on that loop only).
+
+The order of a sum, and whether ``fmuladd`` rounds once or twice, are fixed when the kernel is compiled
+for a machine: the same machine gives the same bits, another one may differ in the last.
+"""
+import math
+
+import numba
+import numpy
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+
+def _llvm(name, types_):
+    """(signature, codegen) calling the LLVM intrinsic ``name`` on floats of one type, or None (no match)."""
+    if not (isinstance(types_[0], types.Float) and all(t == types_[0] for t in types_)):
+        return None
+
+    def codegen(context, builder, signature, values):
+        t = values[0].type
+        return builder.call(builder.module.declare_intrinsic(name, [t], ir.FunctionType(t, [t] * len(values))), values)
+    return types_[0](*types_), codegen
+
+
+@intrinsic
+def maxnum(typingctx, a, b):
+    """The larger of a and b, the other one where one is NaN (IEEE 754's maxNum)."""
+    return _llvm("llvm.maxnum", (a, b))
+
+
+@intrinsic
+def fmuladd(typingctx, a, b, c):
+    """a·b + c, as one fused instruction where the machine has one."""
+    return _llvm("llvm.fmuladd", (a, b, c))
+
+
+# e^a = 2^n · e^r with n = round(a / ln 2) and r = a − n·ln 2 ∈ [−½ ln 2, ½ ln 2]. n·ln 2 is taken off in
+# two parts (Cody and Waite): LN2_HI has 32 significant bits, so n·LN2_HI is exact for |n| < 2^21, and
+# LN2_LO = ln 2 − LN2_HI carries the rest.
+LN2_HI = float.fromhex("0x1.62e42feep-1")
+LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")
+LOG2E = 1 / math.log(2)
+# Adding 1.5·2^52 rounds a float64 of magnitude < 2^51 to an integer, held in the low bits of the sum's
+# representation: n = bits(a/ln 2 + SHIFT) − bits(SHIFT), and 2^n has the bits (n + 1023) << 52.
+SHIFT = 1.5 * 2.0**52
+SHIFT_BITS = int(numpy.float64(SHIFT).view(numpy.int64))
+# n ≥ −1022 keeps 2^n normal: below A_MIN = −1022.5·ln 2, where e^a < 1.6e−308 (a float64 subnormal,
+# and 0 in float32), exp gives 0.
+A_MIN = -1022.5 * math.log(2)
+# e^r by its Taylor polynomial of degree 13: the first term left out, |r|^14/14! < 5e−18, is far below an ulp.
+C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13 = (1 / math.factorial(k) for k in range(2, 14))
+
+
+@numba.njit(inline="always")
+def exp(a):
+    """e^a for float64 a ≤ 709 (the kernels call it with a ≤ 0): NaN gives NaN, and a < A_MIN gives 0."""
+    t = A_MIN if a < A_MIN else a              # written so that a NaN stays NaN
+    k = fmuladd(t, LOG2E, SHIFT)
+    n = k - SHIFT
+    r = fmuladd(-n, LN2_LO, fmuladd(-n, LN2_HI, t))
+    p = C13
+    for c in (C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, 1.0, 1.0):   # Horner's rule
+        p = fmuladd(p, r, c)
+    scale = ((numpy.float64(k).view(numpy.int64) - SHIFT_BITS + 1023) << 52)
+    return 0.0 if a < A_MIN else p * numpy.int64(scale).view(numpy.float64)
+
+
+@numba.njit(fastmath={"reassoc"}, error_model="numpy")
+def sum_any_order(v):
+    """Σ_j v[j] in float64, for a 1-d array."""
+    s = 0.0
+    for j in range(v.size):
+        s += v[j]
+    return s
+
+
+@numba.njit(fastmath={"reassoc"}, error_model="numpy")
+def dot_any_order(u, v):
+    """Σ_j u[j]·v[j] in float64, for two 1-d arrays of one size."""
+    s = 0.0
+    for j in range(u.size):
+        s += numpy.float64(u[j]) * v[j]
+    return s

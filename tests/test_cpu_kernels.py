@@ -195,16 +195,67 @@ def test_vector_exp_is_within_an_ulp_of_the_exact_value():
     assert edges[0] == edges[1] == 1.0 and np.isnan(edges[2]) and np.all(edges[3:] == 0.0)
 
 
+def test_vector_log_is_within_an_ulp_of_the_exact_value():
+    """minivae._cpu.vector.log against ln x to 40 digits (Python's decimal), rounded once, over positive normal
+    numbers: every binade, both sides of √2 (where its reduction changes k), and next to 1 (where log x ≈ x − 1)."""
+    import decimal
+
+    import numba
+    from minivae._cpu.vector import log
+
+    @numba.njit(error_model="numpy")
+    def run(x):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = log(x[i])
+        return out
+    rng = np.random.default_rng(0)
+    tiny, big = np.finfo(np.float64).tiny, np.finfo(np.float64).max
+    x = np.concatenate([np.exp(rng.uniform(np.log(tiny), np.log(big), 2000)), rng.uniform(0.5, 2, 1000),
+                        1 + rng.uniform(-1e-6, 1e-6, 500), 1 - 2.0 ** -rng.integers(1, 34, 500),
+                        [tiny, big, 0.5, 2.0, np.sqrt(0.5), np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0),
+                         np.nextafter(1.0, 0), np.nextafter(1.0, 2), 2.0 ** -33, 23.0]])
+    got = run(x)
+    with decimal.localcontext(decimal.Context(prec=40)):
+        exact = np.array([float(decimal.Decimal(v).ln()) for v in x])
+    assert np.all(np.abs(got - exact) <= np.spacing(np.abs(exact)))
+    assert run(np.array([1.0]))[0] == 0.0
+
+
+def test_gumbel_noise_of_a_word_is_the_generator_s_formula():
+    """The kernels' g = −log(−log(1 − u)) (1 − u exact, vector.log) against Generator.gumbel's
+    −log(−log1p(−u)) in NumPy, over random words and both ends of the 32-bit range. Each side's y = −log(1 − u)
+    is within an ulp, which the outer log turns into an absolute error of an ulp of 1 where y ≈ 1 (g ≈ 0):
+    4 ulps of g plus 4 of 1."""
+    import numba
+    from minivae._cpu.philox import gumbel_from_word
+
+    @numba.njit
+    def run(w):
+        out = np.empty(w.size)
+        for i in range(w.size):
+            out[i] = gumbel_from_word(w[i])
+        return out
+    w = np.concatenate([np.random.default_rng(0).integers(0, 2**32, 100000), [0, 1, 2, 2**31, 2**32 - 2, 2**32 - 1]])
+    w = w.astype(np.uint64)
+    u = (w.astype(np.float64) + 0.5) * 2.0 ** -32
+    reference = -np.log(-np.log1p(-u))
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(run(w), reference, rtol=4 * eps, atol=4 * eps)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_nan_in_a_row_makes_the_row_nan(dtype):
     """As in the reference, where the row's max is NaN. The kernels' max skips NaN (vector.maxnum); the
-    NaN reaches the row through its own term e^{(NaN − max)/τ}."""
-    x = np.array([[1.0, np.nan, 3.0, 2.0], [1.0, 2.0, 3.0, 4.0]], dtype)
+    NaN reaches the row through its own term e^{(NaN − max)/τ}, and a hard Gumbel-Softmax sample of the row is NaN."""
+    x = np.array([[1.0, np.nan, 3.0, 2.0], [1.0, 2.0, 3.0, 4.0], [np.nan, np.nan, 1.0, np.nan]], dtype)
     g = np.ones_like(x)
-    for op in (ops.softmax, ops.log_softmax):
-        fused, reference = both_paths(lambda t, op=op: op(t, temperature=0.5), [x], g)
-        for (y, (dx,)) in (fused, reference):
-            assert np.isnan(y[0]).all() and np.isnan(dx[0]).all() and np.isfinite(y[1]).all() and np.isfinite(dx[1]).all()
+    fns = [lambda t: ops.softmax(t, temperature=0.5), lambda t: ops.log_softmax(t, temperature=0.5)] + [
+        lambda t, hard=hard: ops.gumbel_softmax(t, Generator(0), temperature=0.5, hard=hard) for hard in (False, True)]
+    for fn in fns:
+        for (y, (dx,)) in both_paths(fn, [x], g):
+            assert np.isnan(y[[0, 2]]).all() and np.isnan(dx[[0, 2]]).all()
+            assert np.isfinite(y[1]).all() and np.isfinite(dx[1]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,7 +4,8 @@ A loop that calls libm's ``exp``, or reduces with Python's ``max`` or a serial `
 element at a time: libm is a scalar call, ``max`` depends on the order of its NaN comparisons, and
 LLVM keeps a float sum in program order. The replacements:
 
-- ``exp(a)``: e^a from float64 arithmetic LLVM can vectorize, within 1 ulp (float64) of the exact value.
+- ``exp(a)``, ``log(x)``: from float64 arithmetic LLVM can vectorize, within 1 ulp (float64) of the
+  exact value.
 - ``maxnum(a, b)``: LLVM's ``maxnum``, the larger operand, and the other one where one is NaN. It
   does not depend on order, so a loop reducing with it vectorizes. A row's NaN still reaches its
   output, through the NaN's own e^{x − max}.
@@ -34,6 +35,10 @@ def _llvm(name, types_):
     return types_[0](*types_), codegen
 
 
+def _bits(x):
+    return int(numpy.float64(x).view(numpy.int64))
+
+
 @intrinsic
 def maxnum(typingctx, a, b):
     """The larger of a and b, the other one where one is NaN (IEEE 754's maxNum)."""
@@ -55,7 +60,7 @@ LOG2E = 1 / math.log(2)
 # Adding 1.5·2^52 rounds a float64 of magnitude < 2^51 to an integer, held in the low bits of the sum's
 # representation: n = bits(a/ln 2 + SHIFT) − bits(SHIFT), and 2^n has the bits (n + 1023) << 52.
 SHIFT = 1.5 * 2.0**52
-SHIFT_BITS = int(numpy.float64(SHIFT).view(numpy.int64))
+SHIFT_BITS = _bits(SHIFT)
 # n ≥ −1022 keeps 2^n normal: below A_MIN = −1022.5·ln 2, where e^a < 1.6e−308 (a float64 subnormal,
 # and 0 in float32), exp gives 0.
 A_MIN = -1022.5 * math.log(2)
@@ -75,6 +80,31 @@ def exp(a):
         p = fmuladd(p, r, c)
     scale = ((numpy.float64(k).view(numpy.int64) - SHIFT_BITS + 1023) << 52)
     return 0.0 if a < A_MIN else p * numpy.int64(scale).view(numpy.float64)
+
+
+# log x = k·ln 2 + log(1 + f) with x = 2^k·(1 + f), 1 + f ∈ [√½, √2): k and f come from x's bits
+# (subtracting √½'s bits carries into the exponent exactly when x's mantissa is ≥ √2's; f is then
+# exact). log(1 + f) = 2 atanh s with s = f/(2 + f), |s| ≤ 3 − 2√2 < 0.172, and as fdlibm writes it,
+# f − (f²/2 − s·(f²/2 + R)), R = 2·Σ_{1≤j≤10} s^{2j}/(2j + 1): the exact f carries the result and the
+# rounding errors fall on the small correction. The first term left out is below 1e−18 of the sum.
+SQRT_HALF_BITS = _bits(math.sqrt(0.5))
+D = tuple(2 / (2 * j + 1) for j in range(10, 0, -1))      # Horner's order: 2/21, 2/19, …, 2/3
+
+
+@numba.njit(inline="always")
+def log(x):
+    """log x for positive normal float64 x (the Gumbel kernel's lie in [2^−33, 23)); others are not handled."""
+    bits = numpy.float64(x).view(numpy.int64)
+    k = (bits - SQRT_HALF_BITS) >> 52
+    f = numpy.int64(bits - (k << 52)).view(numpy.float64) - 1.0
+    s = f / (2.0 + f)
+    s2 = s * s
+    r = D[0]
+    for d in D[1:]:
+        r = fmuladd(r, s2, d)
+    half_f2 = 0.5 * f * f
+    kf = numpy.float64(k)
+    return fmuladd(kf, LN2_HI, f - (half_f2 - fmuladd(s, fmuladd(r, s2, half_f2), kf * LN2_LO)))
 
 
 @numba.njit(fastmath={"reassoc"}, error_model="numpy")

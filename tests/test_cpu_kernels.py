@@ -171,11 +171,11 @@ def test_both_kernel_builds_agree(dtype, log):
 
 def test_vector_exp_is_within_an_ulp_of_the_exact_value():
     """minivae._cpu.vector.exp against e^a to 40 digits (Python's decimal), rounded once: an independent
-    reference. Its edges: exactly 1 at 0, NaN stays NaN, 0 below A_MIN (and at −inf), subnormal results above it."""
+    reference, over float64's whole range: subnormal results, 0 and inf past the ends, exactly 1 at 0, NaN."""
     import decimal
 
     import numba
-    from minivae._cpu.vector import A_MIN, exp
+    from minivae._cpu.vector import exp
 
     @numba.njit
     def run(a):
@@ -184,15 +184,18 @@ def test_vector_exp_is_within_an_ulp_of_the_exact_value():
             out[i] = exp(a[i])
         return out
     rng = np.random.default_rng(0)
-    a = np.concatenate([rng.uniform(A_MIN, 709, 2000), rng.uniform(-1, 0, 1000), -np.exp(rng.uniform(-40, 6, 1000)),
-                        [A_MIN, -708.4, -700.0, -0.5 * np.log(2), 0.5 * np.log(2), -1e-300, 709.0]])
+    a = np.concatenate([rng.uniform(-746, 710, 2000), rng.uniform(-1, 1, 1000), -np.exp(rng.uniform(-40, 6, 1000)),
+                        rng.uniform(-745.2, -708, 500), rng.uniform(709, 709.8, 200),
+                        [-745.2, -745.0, -708.4, -0.5 * np.log(2), 0.5 * np.log(2), -1e-300, 709.78, 709.79, 1e4, -1e4]])
     got = run(a)
     with decimal.localcontext(decimal.Context(prec=40)):
         exact = np.array([float(decimal.Decimal(v).exp()) for v in a])
-    assert np.all(np.abs(got - exact) <= np.spacing(exact))
-    assert exact[-7] < np.finfo(np.float64).tiny and got[-7] > 0    # subnormal at A_MIN
-    edges = run(np.array([0.0, -0.0, np.nan, -np.inf, np.nextafter(A_MIN, -np.inf), -1e300]))
-    assert edges[0] == edges[1] == 1.0 and np.isnan(edges[2]) and np.all(edges[3:] == 0.0)
+    finite = np.isfinite(exact)
+    assert np.all(np.abs(got[finite] - exact[finite]) <= np.spacing(exact[finite]))
+    assert np.all(got[~finite] == np.inf) and 0 < (~finite).sum() < 300
+    assert np.any((0 < exact) & (exact < np.finfo(np.float64).tiny)) and np.any(exact == 0)
+    edges = run(np.array([0.0, -0.0, np.nan, -np.inf, np.inf, -1e300, 1e300]))
+    assert edges[0] == edges[1] == 1.0 and np.isnan(edges[2]) and edges[3] == edges[5] == 0 and edges[4] == edges[6] == np.inf
 
 
 def test_vector_log_is_within_an_ulp_of_the_exact_value():
@@ -319,6 +322,18 @@ def test_gaussian_kernels_match_the_reference(dtype, shape, seed):
     eps, g = rng.normal(size=shape).astype(dtype), rng.normal(size=shape).astype(dtype)
     assert_same(*both_paths(lambda m, v: ops.reparameterize(m, v, eps), [mu, log_var], g), dtype)
     assert_same(*both_paths(ops.kl_standard_normal, [mu, log_var], g), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_kernels_at_extreme_log_variances(dtype):
+    """σ = e^{v/2} and e^v past float32's and float64's ranges, both ways (inf, and 0 or a subnormal): as the formula."""
+    log_var = np.array([-1e4, -1500.0, -800.0, -200.0, 0.0, 150.0, 800.0, 1500.0, 1e4], dtype)
+    mu, eps = np.linspace(-1, 1, log_var.size).astype(dtype), np.linspace(0.5, 2, log_var.size).astype(dtype)
+    for fn in (lambda m, v: ops.reparameterize(m, v, eps), ops.kl_standard_normal):
+        with np.errstate(over="ignore", invalid="ignore"):
+            (y1, _), (y0, _) = both_paths(fn, [mu, log_var], np.ones_like(mu))
+        np.testing.assert_array_equal(np.isinf(y1), np.isinf(y0))
+        np.testing.assert_allclose(y1[np.isfinite(y0)], y0[np.isfinite(y0)], **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

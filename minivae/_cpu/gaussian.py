@@ -1,16 +1,16 @@
-"""Gaussian reparameterization and its KL to N(0, 1), elementwise, one pass each."""
-import math
-
+"""Gaussian reparameterization and its KL to N(0, 1), elementwise, one pass each (vector.exp: loops LLVM
+vectorizes)."""
 import numba
 import numpy
 
 from minivae._cpu import kernel
+from minivae._cpu.vector import exp
 
 
 @kernel
 def _reparameterize(mu, log_var, eps, z, noise):
     for i in numba.prange(mu.size):
-        n = math.exp(0.5 * log_var[i]) * eps[i]
+        n = exp(0.5 * log_var[i]) * eps[i]
         noise[i] = n
         z[i] = mu[i] + n
 
@@ -18,7 +18,7 @@ def _reparameterize(mu, log_var, eps, z, noise):
 @kernel
 def _kl(mu, log_var, kl, var):
     for i in numba.prange(mu.size):
-        v = math.exp(log_var[i])
+        v = exp(log_var[i])
         var[i] = v
         kl[i] = 0.5 * (mu[i] * mu[i] + v - 1.0 - log_var[i])
 

@@ -58,28 +58,31 @@ LN2_HI = float.fromhex("0x1.62e42feep-1")
 LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")
 LOG2E = 1 / math.log(2)
 # Adding 1.5·2^52 rounds a float64 of magnitude < 2^51 to an integer, held in the low bits of the sum's
-# representation: n = bits(a/ln 2 + SHIFT) − bits(SHIFT), and 2^n has the bits (n + 1023) << 52.
+# representation: n = bits(a/ln 2 + SHIFT) − bits(SHIFT), and 2^j has the bits (j + 1023) << 52 for
+# −1022 ≤ j ≤ 1023. 2^n is applied as 2^h · 2^(n−h), h = n div 2, both normal for every n here: the
+# last product alone overflows to inf or rounds into the subnormals, once, as e^a does.
 SHIFT = 1.5 * 2.0**52
 SHIFT_BITS = _bits(SHIFT)
-# n ≥ −1022 keeps 2^n normal: below A_MIN = −1022.5·ln 2, where e^a < 1.6e−308 (a float64 subnormal,
-# and 0 in float32), exp gives 0.
-A_MIN = -1022.5 * math.log(2)
+# a is clamped to [A_LO, A_HI], beyond which e^a is 0 (below half the smallest subnormal) or inf.
+A_LO, A_HI = -746.0, 710.0
 # e^r by its Taylor polynomial of degree 13: the first term left out, |r|^14/14! < 5e−18, is far below an ulp.
 C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13 = (1 / math.factorial(k) for k in range(2, 14))
 
 
 @numba.njit(inline="always")
 def exp(a):
-    """e^a for float64 a ≤ 709 (the kernels call it with a ≤ 0): NaN gives NaN, and a < A_MIN gives 0."""
-    t = A_MIN if a < A_MIN else a              # written so that a NaN stays NaN
+    """e^a for float64 a: NaN gives NaN, and results past float64's range give 0 or inf, as libm's."""
+    t = A_LO if a < A_LO else a                # written so that a NaN stays NaN
+    t = A_HI if t > A_HI else t
     k = fmuladd(t, LOG2E, SHIFT)
     n = k - SHIFT
     r = fmuladd(-n, LN2_LO, fmuladd(-n, LN2_HI, t))
     p = C13
     for c in (C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, 1.0, 1.0):   # Horner's rule
         p = fmuladd(p, r, c)
-    scale = ((numpy.float64(k).view(numpy.int64) - SHIFT_BITS + 1023) << 52)
-    return 0.0 if a < A_MIN else p * numpy.int64(scale).view(numpy.float64)
+    j = numpy.float64(k).view(numpy.int64) - SHIFT_BITS
+    h = j >> 1
+    return p * numpy.int64((h + 1023) << 52).view(numpy.float64) * numpy.int64((j - h + 1023) << 52).view(numpy.float64)
 
 
 # log x = k·ln 2 + log(1 + f) with x = 2^k·(1 + f), 1 + f ∈ [√½, √2): k and f come from x's bits

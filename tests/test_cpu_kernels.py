@@ -1,5 +1,7 @@
 """Each fused Numba kernel against the NumPy formula it implements: values and gradients, float32
 and float64, over shapes with one row, K = 1, odd K and large K. Skipped without Numba."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -167,6 +169,28 @@ def test_both_kernel_builds_agree(dtype, log):
         getattr(kernels._bwd, build)(y, g, 2.0, log, dx)
         outs[build] = y, dx
     np.testing.assert_array_equal(outs["serial"], outs["parallel"])
+
+
+def test_a_changed_helper_reaches_the_cached_kernels(tmp_path):
+    """Numba's on-disk cache checks only the file that defines a kernel: without the sources' digest in each
+    build's name, a kernel cached before an edit of vector.py would go on running the old exp."""
+    import shutil
+    import subprocess
+    import sys
+
+    import minivae
+    shutil.copytree(os.path.dirname(minivae.__file__), tmp_path / "minivae",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import numpy; from minivae._cpu.softmax import softmax_fwd; "
+            "print(softmax_fwd(numpy.array([[0.0, 1.0]]), 1.0, log=False)[0, 0])")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def first_probability():
+        return float(subprocess.check_output([sys.executable, "-c", code], env=env, cwd=tmp_path))
+    assert first_probability() == pytest.approx(1 / (1 + np.e), rel=1e-15)
+    vector = tmp_path / "minivae" / "_cpu" / "vector.py"
+    vector.write_text(vector.read_text().replace("    p = C13\n", "    p = C13\n    r = 2.0 * r\n"))
+    assert first_probability() != pytest.approx(1 / (1 + np.e), rel=1e-6)
 
 
 def test_vector_exp_is_within_an_ulp_of_the_exact_value():

@@ -214,6 +214,8 @@ MUTANTS = [
       kern("vector_log_is_within_an_ulp_of_the_exact_value", "gumbel_noise_of_a_word_is_the_generator_s_formula"), "ln 2's low part forgotten"),
     M("numba-log-reduced-to-one-two", "minivae/_cpu/vector.py", ("SQRT_HALF_BITS = _bits(math.sqrt(0.5))", "SQRT_HALF_BITS = _bits(1.0)"),
       kern("vector_log_is_within_an_ulp_of_the_exact_value"), "m ∈ [1, 2): s up to ⅓, where ten terms are not enough"),
+    M("numba-cache-name-without-digest", "minivae/_cpu/__init__.py", ('twin.__qualname__ = f"{fn.__qualname__}_{suffix}_{_DIGEST}"', 'twin.__qualname__ = f"{fn.__qualname__}_{suffix}"'),
+      kern("a_changed_helper_reaches_the_cached_kernels"), "a kernel cached before an edit of its helpers runs the old helpers"),
     M("numba-reparameterize-factor", "minivae/_cpu/gaussian.py", ("n = exp(0.5 * log_var[i]) * eps[i]", "n = exp(log_var[i]) * eps[i]"),
       kern("gaussian_kernels_match_the_reference"), "σ² for σ"),
     M("numba-kl-missing-term", "minivae/_cpu/gaussian.py", ("kl[i] = 0.5 * (mu[i] * mu[i] + v - 1.0 - log_var[i])", "kl[i] = 0.5 * (mu[i] * mu[i] + v - log_var[i])"),

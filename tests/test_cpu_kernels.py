@@ -171,6 +171,28 @@ def test_both_kernel_builds_agree(dtype, log):
     np.testing.assert_array_equal(outs["serial"], outs["parallel"])
 
 
+def each(scalar):
+    """A Numba loop applying ``scalar`` (an inlined helper of minivae._cpu) to each element of a 1-d array,
+    compiled as the kernels are (error_model="numpy"), into float64."""
+    import numba
+
+    @numba.njit(error_model="numpy")
+    def run(a):
+        out = np.empty(a.size)
+        for i in range(a.size):
+            out[i] = scalar(a[i])
+        return out
+    return run
+
+
+def exactly_rounded(values, method):
+    """Decimal's ``method`` ("exp", "ln") of each float64 value to 40 digits, rounded once to float64: an
+    independent reference for the kernels' own exp and log."""
+    import decimal
+    with decimal.localcontext(decimal.Context(prec=40)):
+        return np.array([float(getattr(decimal.Decimal(v), method)()) for v in values])
+
+
 def test_a_changed_helper_reaches_the_cached_kernels(tmp_path):
     """Numba's on-disk cache checks only the file that defines a kernel: without the sources' digest in each
     build's name, a kernel cached before an edit of vector.py would go on running the old exp."""
@@ -196,24 +218,13 @@ def test_a_changed_helper_reaches_the_cached_kernels(tmp_path):
 def test_vector_exp_is_within_an_ulp_of_the_exact_value():
     """minivae._cpu.vector.exp against e^a to 40 digits (Python's decimal), rounded once: an independent
     reference, over float64's whole range: subnormal results, 0 and inf past the ends, exactly 1 at 0, NaN."""
-    import decimal
-
-    import numba
     from minivae._cpu.vector import exp
-
-    @numba.njit
-    def run(a):
-        out = np.empty_like(a)
-        for i in range(a.size):
-            out[i] = exp(a[i])
-        return out
+    run = each(exp)
     rng = np.random.default_rng(0)
     a = np.concatenate([rng.uniform(-746, 710, 2000), rng.uniform(-1, 1, 1000), -np.exp(rng.uniform(-40, 6, 1000)),
                         rng.uniform(-745.2, -708, 500), rng.uniform(709, 709.8, 200),
                         [-745.2, -745.0, -708.4, -0.5 * np.log(2), 0.5 * np.log(2), -1e-300, 709.78, 709.79, 1e4, -1e4]])
-    got = run(a)
-    with decimal.localcontext(decimal.Context(prec=40)):
-        exact = np.array([float(decimal.Decimal(v).exp()) for v in a])
+    got, exact = run(a), exactly_rounded(a, "exp")
     finite = np.isfinite(exact)
     assert np.all(np.abs(got[finite] - exact[finite]) <= np.spacing(exact[finite]))
     assert np.all(got[~finite] == np.inf) and 0 < (~finite).sum() < 300
@@ -225,26 +236,15 @@ def test_vector_exp_is_within_an_ulp_of_the_exact_value():
 def test_vector_log_is_within_an_ulp_of_the_exact_value():
     """minivae._cpu.vector.log against ln x to 40 digits (Python's decimal), rounded once, over positive normal
     numbers: every binade, both sides of √2 (where its reduction changes k), and next to 1 (where log x ≈ x − 1)."""
-    import decimal
-
-    import numba
     from minivae._cpu.vector import log
-
-    @numba.njit(error_model="numpy")
-    def run(x):
-        out = np.empty_like(x)
-        for i in range(x.size):
-            out[i] = log(x[i])
-        return out
+    run = each(log)
     rng = np.random.default_rng(0)
     tiny, big = np.finfo(np.float64).tiny, np.finfo(np.float64).max
     x = np.concatenate([np.exp(rng.uniform(np.log(tiny), np.log(big), 2000)), rng.uniform(0.5, 2, 1000),
                         1 + rng.uniform(-1e-6, 1e-6, 500), 1 - 2.0 ** -rng.integers(1, 34, 500),
                         [tiny, big, 0.5, 2.0, np.sqrt(0.5), np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0),
                          np.nextafter(1.0, 0), np.nextafter(1.0, 2), 2.0 ** -33, 23.0]])
-    got = run(x)
-    with decimal.localcontext(decimal.Context(prec=40)):
-        exact = np.array([float(decimal.Decimal(v).ln()) for v in x])
+    got, exact = run(x), exactly_rounded(x, "ln")
     assert np.all(np.abs(got - exact) <= np.spacing(np.abs(exact)))
     assert run(np.array([1.0]))[0] == 0.0
 
@@ -254,15 +254,8 @@ def test_gumbel_noise_of_a_word_is_the_generator_s_formula():
     −log(−log1p(−u)) in NumPy, over random words and both ends of the 32-bit range. Each side's y = −log(1 − u)
     is within an ulp, which the outer log turns into an absolute error of an ulp of 1 where y ≈ 1 (g ≈ 0):
     4 ulps of g plus 4 of 1."""
-    import numba
     from minivae._cpu.philox import gumbel_from_word
-
-    @numba.njit
-    def run(w):
-        out = np.empty(w.size)
-        for i in range(w.size):
-            out[i] = gumbel_from_word(w[i])
-        return out
+    run = each(gumbel_from_word)
     w = np.concatenate([np.random.default_rng(0).integers(0, 2**32, 100000), [0, 1, 2, 2**31, 2**32 - 2, 2**32 - 1]])
     w = w.astype(np.uint64)
     u = (w.astype(np.float64) + 0.5) * 2.0 ** -32

@@ -222,6 +222,8 @@ MUTANTS = [
       kern("gaussian_kernels_match_the_reference"), "a missing term"),
     M("numba-categorical-kl-sign", "minivae/_cpu/categorical.py", ("diff[r, j] = (logits[r, j] - m - log_s) - log_p[pr, j]", "diff[r, j] = (logits[r, j] - m - log_s) + log_p[pr, j]"),
       kern("categorical_kl_kernel_matches_the_reference"), "wrong sign"),
+    M("numba-categorical-kl-weights-of-the-prior-row", "minivae/_cpu/categorical.py", ("kl[r] = dot_any_order(q[r], diff[r])", "kl[r] = dot_any_order(q[pr], diff[r])"),
+      kern("categorical_kl_kernel_matches_the_reference"), "the row index of the prior for the posterior's"),
     M("numba-bce64-sigmoid-branch", "minivae/_cpu/bce.py", ("s = 1.0 / (1.0 + e) if xi >= 0 else e / (1.0 + e)", "s = 1.0 / (1.0 + e)"),
       kern("bce_kernel_matches_the_reference"), "wrong branch for x < 0"),
     M("numba-adam-second-moment", "minivae/_cpu/adam.py", ("vi = b2 * v[i] + one_minus_b2 * gi * gi", "vi = b2 * v[i] + one_minus_b2 * gi"),

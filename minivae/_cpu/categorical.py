@@ -5,6 +5,7 @@ import numpy
 
 from minivae._cpu import kernel
 from minivae._cpu.rows import softmax_row
+from minivae._cpu.vector import dot_any_order
 
 
 @kernel
@@ -17,11 +18,9 @@ def _fwd(logits, prior, log_p, kl, q, diff):
     for r in numba.prange(rows):
         m, log_s = softmax_row(logits, r, 1.0, q)
         pr = r % prior.shape[0]
-        total = 0.0
         for j in range(k):
             diff[r, j] = (logits[r, j] - m - log_s) - log_p[pr, j]
-            total += q[r, j] * diff[r, j]
-        kl[r] = total
+        kl[r] = dot_any_order(q[r], diff[r])
 
 
 def categorical_kl_fwd(logits, prior):

@@ -125,6 +125,7 @@ def kernel_cases(have_torch):
     logits = rng.normal(size=(4096, 1024)).astype(numpy.float32)
     g = rng.normal(size=logits.shape).astype(numpy.float32)
     x, t = rng.normal(size=(1024, 784)).astype(numpy.float32), (rng.random((1024, 784)) < 0.13).astype(numpy.float32)
+    x64, t64 = x.astype(numpy.float64), t.astype(numpy.float64)
     gen = Generator(1)
 
     def mv_case(fn, *arrays, numba):
@@ -145,6 +146,9 @@ def kernel_cases(have_torch):
         "bce_with_logits 1024×784": {
             "numba": mv_case(lambda a: ops.bce_with_logits(a, mv.tensor(t)), x, numba=True),
             "numpy": mv_case(lambda a: ops.bce_with_logits(a, mv.tensor(t)), x, numba=False)},
+        "bce_with_logits 1024×784 f64": {
+            "numba": mv_case(lambda a: ops.bce_with_logits(a, mv.tensor(t64)), x64, numba=True),
+            "numpy": mv_case(lambda a: ops.bce_with_logits(a, mv.tensor(t64)), x64, numba=False)},
     }
     if have_torch:
         import torch
@@ -160,6 +164,9 @@ def kernel_cases(have_torch):
         table["log_softmax 4096×1024"]["torch"] = torch_case(lambda v: tf.log_softmax(v / 0.5, -1), tl, tg)
         table["bce_with_logits 1024×784"]["torch"] = torch_case(
             lambda v: tf.binary_cross_entropy_with_logits(v, tt, reduction="none"), tx, torch.ones_like(tx))
+        tx64, tt64 = tx.double(), tt.double()
+        table["bce_with_logits 1024×784 f64"]["torch"] = torch_case(
+            lambda v: tf.binary_cross_entropy_with_logits(v, tt64, reduction="none"), tx64, torch.ones_like(tx64))
     return table
 
 
@@ -226,7 +233,7 @@ def main():
     print("\nfused kernels alone, forward + backward, median ms")
     for name, cases in kernel_cases(have_torch).items():
         r = compare(cases, args.repeats, 5)
-        print(f"  {name:26s} " + "  ".join(f"{k} {v:7.2f}" for k, v in r.items())
+        print(f"  {name:30s} " + "  ".join(f"{k} {v:7.2f}" for k, v in r.items())
               + (f"   numba/torch {r['numba'] / r['torch']:.2f}" if "torch" in r else ""), flush=True)
     made = compare(pool_cases(), args.repeats, 100)
     print("\nan array made and freed (a + a, 1000 float32), median µs: " + "  ".join(

@@ -4,8 +4,8 @@ A loop that calls libm's ``exp``, or reduces with Python's ``max`` or a serial `
 element at a time: libm is a scalar call, ``max`` depends on the order of its NaN comparisons, and
 LLVM keeps a float sum in program order. The replacements:
 
-- ``exp(a)``, ``log(x)``: from float64 arithmetic LLVM can vectorize, within 1 ulp (float64) of the
-  exact value.
+- ``exp(a)``, ``log(x)``, ``log1p(x)``: from float64 arithmetic LLVM can vectorize, within 1 ulp (float64)
+  of the exact value.
 - ``maxnum(a, b)``: LLVM's ``maxnum``, the larger operand, and the other one where one is NaN. It
   does not depend on order, so a loop reducing with it vectorizes. A row's NaN still reaches its
   output, through the NaN's own e^{x − max}.
@@ -108,6 +108,14 @@ def log(x):
     half_f2 = 0.5 * f * f
     kf = numpy.float64(k)
     return fmuladd(kf, LN2_HI, f - (half_f2 - fmuladd(s, fmuladd(r, s2, half_f2), kf * LN2_LO)))
+
+
+@numba.njit(inline="always")
+def log1p(x):
+    """log(1 + x) for float64 x ≥ 0: log of u = 1 + x rounded, plus (x − (u − 1))/u, the log of the
+    rounding's factor (1 + x)/u to first order, which keeps tiny x's digits (u = 1: the result is x)."""
+    u = 1.0 + x
+    return log(u) + (x - (u - 1.0)) / u
 
 
 @numba.njit(fastmath={"reassoc"}, error_model="numpy")

@@ -183,7 +183,7 @@ MUTANTS = [
       SOFTMAX_K, "wrong sign"),
     M("numba-log-softmax-fwd-missing-scale", "minivae/_cpu/softmax.py", ("out[r, j] = (x[r, j] - m) * inv_tau - log_s", "out[r, j] = (x[r, j] - m) - log_s"),
       SOFTMAX_K, "τ forgotten"),
-    M("numba-row-max-off-by-one", "minivae/_cpu/rows.py", ("    for j in range(1, k):\n        m = maxnum(m, x[r, j])", "    for j in range(1, k - 1):\n        m = maxnum(m, x[r, j])"),
+    M("numba-row-max-off-by-one", "minivae/_cpu/rows.py", ("    for j in range(1, x.shape[1]):\n        m = maxnum(m, x[r, j])", "    for j in range(1, x.shape[1] - 1):\n        m = maxnum(m, x[r, j])"),
       SOFTMAX_K + ["tests/test_numerics.py"], "the last entry is left out of the max"),
     M("numba-exp-clamp-drops-nan", "minivae/_cpu/vector.py", ("t = A_LO if a < A_LO else a", "t = a if a >= A_LO else A_LO"),
       kern("vector_exp_is_within_an_ulp_of_the_exact_value", "a_nan_in_a_row_makes_the_row_nan"), "a NaN clamped to A_LO: the row's NaN is lost"),

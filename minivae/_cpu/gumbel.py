@@ -9,22 +9,19 @@ import numpy
 from minivae._backend import inverse_temperature
 from minivae._cpu import kernel
 from minivae._cpu.philox import gumbel_from_word, philox_word
-from minivae._cpu.rows import softmax_row
-from minivae._cpu.vector import maxnum
+from minivae._cpu.rows import row_max, softmax_row
 
 
 @kernel
 def _fwd(logits, k0, k1, counter, inv_tau, hard, y, out):
     rows, k = logits.shape
     for r in numba.prange(rows):
-        for j in range(k):                    # y ← logits + g, in the logits' dtype
-            y[r, j] = gumbel_from_word(philox_word(counter, numpy.uint64(r * k + j), k0, k1))  # rounded to the
-            y[r, j] += logits[r, j]                                                               # dtype, then added
+        for j in range(k):                    # y ← logits + g: g rounded to the logits' dtype, then added
+            y[r, j] = gumbel_from_word(philox_word(counter, numpy.uint64(r * k + j), k0, k1))
+            y[r, j] += logits[r, j]
         softmax_row(y, r, inv_tau, y)         # in place; the max stays in y's dtype, as in the reference
         if hard:                               # y's row now holds no NaN, or only NaN
-            m = y[r, 0]
-            for j in range(1, k):
-                m = maxnum(m, y[r, j])
+            m = row_max(y, r)
             best = k
             for j in range(k):                 # the first maximum: ties go to the lowest index, as numpy.argmax
                 best = min(best, j if y[r, j] == m else k)

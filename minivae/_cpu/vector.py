@@ -1,4 +1,4 @@
-"""Pieces of the row kernels written so that LLVM vectorizes the loops that use them.
+"""Pieces of the Numba kernels written so that LLVM vectorizes the loops that use them.
 
 A loop that calls libm's ``exp``, or reduces with Python's ``max`` or a serial ``+=``, runs one
 element at a time: libm is a scalar call, ``max`` depends on the order of its NaN comparisons, and
@@ -96,7 +96,8 @@ D = tuple(2 / (2 * j + 1) for j in range(10, 0, -1))      # Horner's order: 2/21
 
 @numba.njit(inline="always")
 def log(x):
-    """log x for positive normal float64 x (the Gumbel kernel's lie in [2^−33, 23)); others are not handled."""
+    """log x for positive normal float64 x (the Gumbel noise's lie in [2^−33, 23), log1p's in [1, 2]); others
+    are not handled."""
     bits = numpy.float64(x).view(numpy.int64)
     k = (bits - SQRT_HALF_BITS) >> 52
     f = numpy.int64(bits - (k << 52)).view(numpy.float64) - 1.0

@@ -335,6 +335,19 @@ def test_a_tiled_product_packs_its_arguments_and_refuses_mismatches(launches):
         tiled.product(np.ones((2, 2), np.int64), np.ones((2, 2), np.int64))
 
 
+def test_a_tiled_launch_takes_the_split_of_its_own_dtype(launches):
+    """The launch shapes are kept per shape and flags, the split made once for each: a float64 product after a
+    float32 one of the same shape (512×4096 @ 4096×512: 4 slices of float32 partial sums fit PARTS_BYTES, only 3
+    of float64) launches float64's split, not the one kept for float32."""
+    for dtype in (np.float32, np.float64, np.float32):
+        a, b = np.zeros((512, 4096), dtype), np.zeros((4096, 512), dtype)
+        tiled.product(a, b)
+        (*_, grid, _, args), = launches
+        launches.clear()
+        assert (grid[2], int(args[13])) == tiled.split(512, 512, 4096, a.itemsize)
+    assert tiled.split(512, 512, 4096, 4) != tiled.split(512, 512, 4096, 8)
+
+
 def test_a_gated_tiled_product_reads_the_operand_as_its_gate_and_packs_its_sums(launches):
     """gate_a / gate_b: the gated operand and its gate passed C-contiguous (a transposed operand copied, so that both
     are read at one index), the kernel told which; b_sums passed with its flag; the whole grid's first row tile kept

@@ -34,7 +34,7 @@ MAX_TUNED_SLICES = 32  # the most slices a tuned split tries
 MAX_SHAPES = 1024  # launch shapes kept (_launch_shape); more, as from ever-changing shapes, and they are made again
 tune = os.environ.get("MINIVAE_GEMM_TUNE") == "1"
 _buffers = {}  # (device, stream) → {"counts": the split launches' counts, dtype: their partial sums}
-_shapes = {}  # (m, n, k, lda, ldb, split, epilogue, gate, sums) → (grid, scalar arguments)
+_shapes = {}  # (m, n, k, lda, ldb, split, epilogue, gate, sums, itemsize) → (grid, scalar arguments)
 _tuned = {}  # (device, dtype, m, n, k, layouts, epilogue, gate, sums) → {"split": the fastest, "times": {split: ms}}
 
 
@@ -122,29 +122,30 @@ def product(a, b, bias=None, relu=False, out=None, gate_a=None, gate_b=None, b_s
     epilogue = EPILOGUE_NONE if bias is None else EPILOGUE_BIAS_RELU if relu else EPILOGUE_BIAS
     kernel = loader.function("gemm.cu", f"gemm_tiles<{t}, {_bool(a_rows)}, {_bool(b_rows)}>")
 
-    def launch(cut):
-        grid, scalars = _launch_shape(m, n, k, lda, ldb, cut, epilogue, gated, b_sums is not None)
-        kernel(grid, (THREADS,), (a, b, c, c if bias is None else bias, _parts(xp, buffers, a.dtype) if cut[0] > 1 else c,
+    def launch(cut=None):
+        grid, scalars = _launch_shape(m, n, k, lda, ldb, cut, epilogue, gated, b_sums is not None, a.itemsize)
+        kernel(grid, (THREADS,), (a, b, c, c if bias is None else bias, _parts(xp, buffers, a.dtype) if grid[2] > 1 else c,
                                   buffers["counts"], a if gate is None else gate, c if b_sums is None else b_sums,
                                   *scalars))
     if tune:
         launch(_tuned_split(xp, (a.dtype.char, m, n, k, a_rows, b_rows, epilogue, gated, b_sums is not None),
                             splits(m, n, k, a.itemsize), launch))
     else:
-        launch(split(m, n, k, a.itemsize))
+        launch()
     return c
 
 
-def _launch_shape(m, n, k, lda, ldb, cut, epilogue, gated, sums):
-    """(grid, scalar arguments) of a launch, made once per shape, layout, split (slices, kslice) and flags: the nine
-    NumPy typed scalars a launch needs, made anew for each, were a quarter of a product's host work and a tenth of
-    an eager step's (``tools/eager_host_time.py --instructions``)."""
-    key = (m, n, k, lda, ldb, cut, epilogue, gated, sums)
+def _launch_shape(m, n, k, lda, ldb, cut, epilogue, gated, sums, itemsize):
+    """(grid, scalar arguments) of a launch, made once per shape, layout, split (slices, kslice; None: ``split``'s)
+    and flags: the nine NumPy typed scalars a launch needs, made anew for each, were a quarter of a product's host
+    work and a tenth of an eager step's (``tools/eager_host_time.py --instructions``), and ``split`` an eighth of
+    what remained."""
+    key = (m, n, k, lda, ldb, cut, epilogue, gated, sums, itemsize)
     shape = _shapes.get(key)
     if shape is None:
         if len(_shapes) >= MAX_SHAPES:
             _shapes.clear()
-        slices, kslice = cut
+        slices, kslice = split(m, n, k, itemsize) if cut is None else cut
         # at least one row tile: with m = 0 its blocks still make the column sums
         shape = _shapes[key] = ((max(1, -(-m // TILE)), -(-n // TILE), slices),
                                 (numpy.int32(m), numpy.int32(n), numpy.int32(k), numpy.int64(lda), numpy.int64(ldb),

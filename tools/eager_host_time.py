@@ -47,8 +47,19 @@ class ndarray(numpy.ndarray):
 ndarray.__module__ = "cupy"
 
 
-def _device(x):
-    return x.view(ndarray) if isinstance(x, numpy.ndarray) and not isinstance(x, ndarray) else x
+def _device(x, args=()):
+    """NumPy's result as a "CuPy" array: a view where it views one of ``args`` (the call's arrays), else an array of
+    its own memory, ``base`` None, as CuPy's new arrays (the engine tells views by their base; NumPy's results for
+    arrays of a subclass are views of its own)."""
+    if not isinstance(x, numpy.ndarray):
+        return x
+    if any(isinstance(a, numpy.ndarray) and numpy.may_share_memory(x, a) for a in args):
+        return x if isinstance(x, ndarray) else x.view(ndarray)
+    if x.base is None and isinstance(x, ndarray):
+        return x
+    own = ndarray(x.shape, x.dtype)
+    own[...] = x
+    return own
 
 
 calls = None  # --calls: a Counter of the functions of the stand-in CuPy called, and of the kernels launched
@@ -60,7 +71,7 @@ class _Module(types.ModuleType):
 
     def __getattr__(self, name):
         attr = getattr(numpy, name)
-        if isinstance(attr, numpy.ufunc):
+        if isinstance(attr, numpy.ufunc) and name != "matmul":  # (CuPy's matmul makes a new array: _device below)
             return attr if calls is None else _CountedUfunc(attr)
         if isinstance(attr, (type, types.ModuleType)) or not callable(attr):
             return attr
@@ -68,7 +79,12 @@ class _Module(types.ModuleType):
         def call(*args, **kwargs):
             if calls is not None:
                 calls[name] += 1
-            return _device(attr(*args, **kwargs))
+            return _device(attr(*args, **kwargs), args)
+        if name == "empty":  # made as it is (no values to copy)
+            def call(shape, dtype=float, order="C"):  # noqa: F811
+                if calls is not None:
+                    calls[name] += 1
+                return ndarray(shape, dtype, order=order)
         setattr(self, name, call)
         return call
 

@@ -7,7 +7,7 @@ imported on first access too (PEP 562), so ``import minivae`` stays fast.
 import importlib
 
 from minivae._backend import get_float32_matmul_precision, info, set_float32_matmul_precision
-from minivae.engine import Function, Tensor, backward, is_grad_enabled, no_grad, tensor
+from minivae.engine import Function, Tensor, as_tensor, backward, is_grad_enabled, no_grad, tensor
 from minivae import ops
 from minivae import functional
 from minivae.creation import arange, cat, full, ones, rand, randn, stack, zeros
@@ -18,7 +18,7 @@ from minivae.random import manual_seed
 
 __version__ = "0.1.0"
 _LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives", "estimators", "training", "plan")
-__all__ = ["Function", "Tensor", "tensor", "backward", "no_grad", "is_grad_enabled", "ops", "functional",
+__all__ = ["Function", "Tensor", "tensor", "as_tensor", "backward", "no_grad", "is_grad_enabled", "ops", "functional",
            "gradcheck", "GradcheckError", "OPS", "info", "manual_seed", "set_float32_matmul_precision",
            "get_float32_matmul_precision", "compile_step", "PlanError",
            "zeros", "ones", "full", "arange", "rand", "randn", "cat", "stack", *_LAZY]

@@ -3,7 +3,7 @@
 ``rng=`` (or PyTorch's ``generator=``), else from the default generator (``minivae.manual_seed``)."""
 import numpy
 
-from minivae import ops
+from minivae import engine, ops
 from minivae._backend import module_for_device
 from minivae.engine import DEFAULT_FLOAT, Tensor
 from minivae.random import resolve
@@ -13,16 +13,23 @@ def _size(size):
     return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
 
 
-def _new(data, requires_grad):
+def _new(make, requires_grad):
+    """A tensor of ``make()``'s new array. While a step plan records, ``make`` is a step of it: each replay makes a new
+    array, as each eager step does, so that one changed in place does not keep what the last replay left in it."""
+    data = make()
+    if engine._recorder is not None:
+        engine._recorder.call(make, (), (data,))
     return Tensor(data, requires_grad=requires_grad)
 
 
 def zeros(*size, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
-    return _new(module_for_device(device).zeros(_size(size), dtype), requires_grad)
+    xp, shape = module_for_device(device), _size(size)
+    return _new(lambda: xp.zeros(shape, dtype), requires_grad)
 
 
 def ones(*size, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
-    return _new(module_for_device(device).ones(_size(size), dtype), requires_grad)
+    xp, shape = module_for_device(device), _size(size)
+    return _new(lambda: xp.ones(shape, dtype), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
@@ -30,7 +37,8 @@ def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
     if dtype is None:
         dtype = numpy.bool_ if isinstance(fill_value, bool) else (
             numpy.int64 if isinstance(fill_value, int) else DEFAULT_FLOAT)
-    return _new(module_for_device(device).full(_size((size,)), fill_value, dtype), requires_grad)
+    xp, shape = module_for_device(device), _size((size,))
+    return _new(lambda: xp.full(shape, fill_value, dtype), requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False):
@@ -39,17 +47,18 @@ def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=F
         start, end = 0, start
     if dtype is None:
         dtype = numpy.int64 if all(isinstance(v, int) for v in (start, end, step)) else DEFAULT_FLOAT
-    return _new(module_for_device(device).arange(start, end, step, dtype=dtype), requires_grad)
+    xp = module_for_device(device)
+    return _new(lambda: xp.arange(start, end, step, dtype=dtype), requires_grad)
 
 
 def rand(*size, rng=None, generator=None, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
     """Uniforms in (0, 1) (open: never exactly 0, unlike PyTorch's [0, 1))."""
-    return _new(resolve(rng or generator).uniform(_size(size), dtype, device=device), requires_grad)
+    return Tensor(resolve(rng or generator).uniform(_size(size), dtype, device=device), requires_grad=requires_grad)
 
 
 def randn(*size, rng=None, generator=None, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
     """Standard normals."""
-    return _new(resolve(rng or generator).normal(_size(size), dtype, device=device), requires_grad)
+    return Tensor(resolve(rng or generator).normal(_size(size), dtype, device=device), requires_grad=requires_grad)
 
 
 def cat(tensors, dim=0):

@@ -89,11 +89,15 @@ class Function:
         outs = tuple(map(Tensor, result)) if isinstance(result, tuple) else (Tensor(result),)
         if _recorder is not None:
             _recorder.forward(ctx, arrays, recorded, [o.data for o in outs])
+        for out in outs:
+            if getattr(out.data, "base", None) is not None or out.data is arrays[0]:  # (most results are new arrays)
+                _share_version(out, tensors, arrays)
         if _grad_enabled and any(needs):
             ctx.n_outputs = len(outs)
             for k, out in enumerate(outs):
-                out.requires_grad, out._ctx, out._parents, out._index = True, ctx, tensors, k
-            ctx.versions = tuple([t._version for t in tensors])
+                out._ctx, out._parents, out._index = ctx, tensors, k
+                out.requires_grad = out.data.dtype.kind == "f"  # an integer result (a cast) carries no gradient
+            ctx.versions = tuple([t._counter[0] for t in tensors])
         return outs if isinstance(result, tuple) else outs[0]
 
     def forward(self, *arrays, **params):
@@ -103,12 +107,23 @@ class Function:
         raise NotImplementedError(f"the VJP of {type(self).__name__} is not defined")
 
 
+def _share_version(out, tensors, arrays):
+    """An output that views an input's memory (a slice, a reshape, a transpose; or is the first input's array, as
+    a cast to its own dtype) counts its in-place changes with that input, as PyTorch's views share their base's
+    version counter: writing through either must fail the backward pass of an op that saved the other."""
+    memory = _memory(out.data)
+    for t, a in zip(tensors, arrays):
+        if _memory(a) is memory:
+            out._counter = t._counter
+            return
+
+
 def _check_versions(node):
     """Refuse a backward through an op whose input was changed in place after the forward pass (as
     PyTorch's version counter): its VJP would silently use the new values. Stricter than PyTorch,
     which checks only the inputs an op saved."""
     for i, (t, seen) in enumerate(zip(node._parents, node._ctx.versions)):
-        if t._version != seen:
+        if t._counter[0] != seen:
             raise RuntimeError(f"{type(node._ctx).__name__}: input {i} (shape {t.shape}) was modified in place "
                                f"after the forward pass (version {t._version}, expected {seen}); compute the "
                                "forward again after changing it")
@@ -135,14 +150,14 @@ def _lift(inputs):
             # NumPy's array() takes a quarter of full()'s time; on a device, one array per value, filled once
             out.append(Tensor(numpy.array(x, like.dtype) if like.xp is numpy else device_constant(like.data, x)))
         else:  # an array already on a device stays there (a mismatch is then an error, not a copy)
-            out.append(tensor(x, device=device if get_array_module(x) is numpy else device_of(x)))
+            out.append(as_tensor(x, device=device if get_array_module(x) is numpy else device_of(x)))
     return out
 
 
 class Tensor:
     """An n-dimensional array that records how it was computed."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index", "_version")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index", "_counter")
     __array_priority__ = 1000  # ``ndarray + Tensor`` defers to Tensor.__radd__
     __hash__ = object.__hash__  # ``==`` is elementwise, identity stays hashable
 
@@ -154,7 +169,15 @@ class Tensor:
             raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
         self.requires_grad = requires_grad
         self.grad, self._ctx, self._parents, self._retain, self._index = None, None, (), False, 0
-        self._version = 0  # counts in-place changes (see _check_versions)
+        self._counter = [0]  # in-place changes, shared with the tensors that view the same memory (_check_versions)
+
+    @property
+    def _version(self):
+        return self._counter[0]
+
+    @_version.setter
+    def _version(self, value):
+        self._counter[0] = value
 
     # ---- the backward pass -------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -198,8 +221,10 @@ class Tensor:
         return self.data.item()
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+        """The same data, cut from the graph: an in-place change of either counts for both (as PyTorch's)."""
+        out = Tensor(self.data)
+        out._counter = self._counter
+        return out
 
     def requires_grad_(self, flag=True):
         if flag and self.dtype.kind != "f":
@@ -296,13 +321,15 @@ class Tensor:
 
     # in place, as PyTorch: refused on a leaf that requires grad unless under no_grad() (an
     # optimizer's step); each change bumps ``_version`` so a backward through the old values raises
-    def _modify(self, write, value=None):
+    def _modify(self, write, value=None, index=None):
+        """write(data, value, index): ``index`` (a setitem's, arrays as they are) is passed apart so that a step plan
+        replays it from the arrays of the replay (a mask made from this batch), not the recording's."""
         if _grad_enabled and (self.requires_grad or getattr(value, "requires_grad", False)):
             raise RuntimeError("in-place change of a tensor that requires grad (or from one): do it under "
                                "no_grad(), or write x = x + y")
-        write(self.data, _raw(value))
+        write(self.data, _raw(value), index)
         if _recorder is not None:
-            _recorder.write(write, self.data, _raw(value))
+            _recorder.write(write, self.data, _raw(value), index)
         self._version += 1
         return self
 
@@ -310,15 +337,15 @@ class Tensor:
         in_graph = _grad_enabled and (self.requires_grad or getattr(value, "requires_grad", False))
         if in_graph and not (self.is_leaf and self.requires_grad):
             return op(self, value)  # part of a graph: a new node, as x = x + y
-        return self._modify(lambda d, v: getattr(d, method)(v), value)
+        return self._modify(lambda d, v, _: getattr(d, method)(v), value)
 
     def __iadd__(self, o): return self._inplace(o, ops.add, "__iadd__")
     def __isub__(self, o): return self._inplace(o, ops.sub, "__isub__")
     def __imul__(self, o): return self._inplace(o, ops.mul, "__imul__")
     def __itruediv__(self, o): return self._inplace(o, ops.div, "__itruediv__")
-    def __setitem__(self, index, value): self._modify(lambda d, v: d.__setitem__(_raw_index(index), v), value)
-    def copy_(self, src): return self._modify(lambda d, v: d.__setitem__(Ellipsis, v), src)
-    def zero_(self): return self._modify(lambda d, v: d.fill(0))
+    def __setitem__(self, index, value): self._modify(lambda d, v, i: d.__setitem__(i, v), value, _raw_index(index))
+    def copy_(self, src): return self._modify(lambda d, v, _: d.__setitem__(Ellipsis, v), src)
+    def zero_(self): return self._modify(lambda d, v, _: d.fill(0))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=False):
@@ -462,7 +489,7 @@ def _root_grad(root, grad):
                 f"backward() on a tensor of shape {root.shape} needs grad= "
                 "(an upstream gradient of the same shape); only one-element tensors default to 1")
         return root.xp.ones_like(root.data) if root.xp is numpy else device_constant(root.data, 1, root.shape)
-    grad = grad.data if isinstance(grad, Tensor) else root.xp.asarray(grad, dtype=root.dtype)
+    grad = grad.data.astype(root.dtype, copy=False) if isinstance(grad, Tensor) else root.xp.asarray(grad, dtype=root.dtype)
     if grad.shape != root.shape:
         raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {root.shape}")
     return grad
@@ -526,17 +553,44 @@ def _axis(axis, keepdims, dim=None, keepdim=None):
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):
-    """A new leaf tensor. Python floats default to float32 (``DEFAULT_FLOAT``); NumPy arrays and
-    scalars keep their dtype unless ``dtype`` is given; integers stay integers."""
-    if isinstance(data, Tensor):
-        data = data.data
+    """A new leaf tensor holding a copy of ``data``, as ``torch.tensor`` (``as_tensor`` shares its memory where it
+    can). Python floats default to float32 (``DEFAULT_FLOAT``); NumPy arrays and scalars keep their dtype unless
+    ``dtype`` is given; integers stay integers."""
+    source = data.data if isinstance(data, Tensor) else data
+    dtype = _dtype_for(source, dtype)
+    if _recorder is None:
+        return Tensor(_on_device(source, dtype, device, copy=True), requires_grad=requires_grad)
+    # while a step plan records, the copy is a step of it: each replay copies again, as each eager step would, so
+    # that an in-place change of the copy does not pile up over the replays
+    source = source if hasattr(source, "shape") else numpy.asarray(source)
+    copied = _on_device(source, dtype, device, copy=True)
+    _recorder.call(lambda s: _on_device(s, dtype, device, copy=True), (source,), (copied,))
+    return Tensor(copied, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device="cpu"):
+    """``data`` as a tensor without a copy where it already is an array of that dtype on that device (as
+    ``torch.as_tensor``: a change of one is a change of the other), else converted as ``tensor`` does."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype) and data.device == device:
+        return data
+    source = data.data if isinstance(data, Tensor) else data
+    return Tensor(_on_device(source, _dtype_for(source, dtype), device, copy=False))
+
+
+def _dtype_for(source, dtype):
+    """``dtype``, or for Python numbers and lists the dtype NumPy gives them with float64 made float32."""
+    if dtype is None and get_array_module(source) is numpy and not isinstance(source, (numpy.ndarray, numpy.generic)):
+        probe = numpy.asarray(source)
+        return DEFAULT_FLOAT if probe.dtype == numpy.float64 else probe.dtype
+    return dtype
+
+
+def _on_device(source, dtype, device, copy):
+    """``source`` as an array of ``dtype`` on ``device``: a copy if ``copy``, else one only where needed."""
+    if device == "cpu" and get_array_module(source) is not numpy:
+        source = source.get()  # a copy already
     xp = module_for_device(device)
-    if dtype is None and get_array_module(data) is numpy and not isinstance(data, (numpy.ndarray, numpy.generic)):
-        probe = numpy.asarray(data)
-        dtype = DEFAULT_FLOAT if probe.dtype == numpy.float64 else probe.dtype
-    if device == "cpu" and get_array_module(data) is not numpy:
-        data = data.get()
-    return Tensor(xp.asarray(data, dtype=dtype), requires_grad=requires_grad)
+    return xp.array(source, dtype=dtype, copy=True) if copy else xp.asarray(source, dtype=dtype)
 
 
 from minivae import ops  # noqa: E402  (ops build on Function and Tensor above)

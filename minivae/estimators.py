@@ -23,7 +23,7 @@ References:
 """
 from minivae import ops
 from minivae.distributions import Categorical, OneHotCategorical, RelaxedOneHotCategorical
-from minivae.engine import tensor
+from minivae.engine import as_tensor
 from minivae.objectives import enumerate_one_hot
 
 
@@ -85,7 +85,7 @@ def exact(f, q, max_configurations=2 ** 16):
     z = enumerate_one_hot(n, k, q.logits.data.dtype)  # (C, n, k)
     if not q.batch_shape:
         z = z[:, 0]
-    z = tensor(z.reshape((len(z),) + (1,) * max(len(q.batch_shape) - 1, 0) + z.shape[1:]), device=q.logits.device)
+    z = as_tensor(z.reshape((len(z),) + (1,) * max(len(q.batch_shape) - 1, 0) + z.shape[1:]), device=q.logits.device)
     log_q = q.log_prob(z)
     if q.batch_shape:
         log_q = log_q.sum(axis=-1)

@@ -53,9 +53,9 @@ def _prepare(inputs):
         if t.dtype.kind == "f" and t.dtype != numpy.float64:
             warnings.warn(f"gradcheck: input {i} is {t.dtype}; upcast to float64 "
                           "(a float32 check proves little)", stacklevel=3)
-            t = Tensor(t.data.astype(numpy.float64))
+            t = Tensor(t.data.astype(numpy.float64, order="C"))  # C order: the perturbations write reshape(-1), a view
         else:
-            t = Tensor(t.data.copy())
+            t = Tensor(t.data.copy(order="C"))
         prepared.append(t.requires_grad_(checked))
     return prepared
 

@@ -12,7 +12,8 @@ from minivae.random import resolve
 
 class Parameter(Tensor):
     """A tensor that a Module registers as a parameter (``requires_grad`` defaults to True), as
-    ``torch.nn.Parameter``; any tensor that requires grad assigned to a Module registers too."""
+    ``torch.nn.Parameter``: registered whatever its ``requires_grad``, so a frozen weight is saved
+    and loaded with the others. Any other tensor that requires grad assigned to a Module registers too."""
 
     __slots__ = ()
 
@@ -21,7 +22,7 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Holds parameters (tensors that require grad) and submodules, found by attribute name.
+    """Holds parameters (``Parameter``s, and other tensors that require grad) and submodules, found by attribute name.
     Calling a module runs its ``forward``. ``training`` is True until ``eval()`` (no module here
     behaves differently in the two modes yet; the flag is for the user's own modules)."""
 
@@ -36,7 +37,7 @@ class Module:
                             "would hide their parameters; use nn.ModuleList (or nn.Sequential)")
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
-        if isinstance(value, Tensor) and value.requires_grad:
+        if isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
@@ -45,15 +46,30 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def named_parameters(self, prefix=""):
-        """(dotted name, tensor) for every parameter, in the order they were assigned."""
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, tensor) for every parameter, in the order they were assigned (this module's
+        own, then, with ``recurse``, each submodule's). A tensor registered under several names (tied
+        weights: ``self.dec = self.enc``) comes once, under its first name, as in PyTorch: an optimizer
+        given it twice would update it twice a step. ``remove_duplicate=False`` lists every name
+        (``state_dict``'s keys, as PyTorch's)."""
+        seen = set() if remove_duplicate else None
+        for name, p in self._named_parameters(prefix, recurse):
+            if seen is not None:
+                if id(p) in seen:  # identity: a Tensor's == is elementwise
+                    continue
+                seen.add(id(p))
+            yield name, p
+
+    def _named_parameters(self, prefix, recurse):
         for name, p in self.__dict__.get("_parameters", {}).items():
             yield prefix + name, p
-        for name, m in self.__dict__.get("_modules", {}).items():
-            yield from m.named_parameters(prefix + name + ".")
+        if recurse:
+            for name, m in self.__dict__.get("_modules", {}).items():
+                yield from m._named_parameters(prefix + name + ".", True)
 
-    def parameters(self):
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse=True):
+        """Every parameter once (see ``named_parameters``)."""
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
     def zero_grad(self):
         for p in self.parameters():
@@ -91,14 +107,16 @@ class Module:
         return self
 
     def state_dict(self):
-        """name → a NumPy copy of each parameter (copied from the GPU if it is there)."""
-        return {name: numpy.array(p.numpy()) for name, p in self.named_parameters()}
+        """name → a NumPy copy of each parameter (copied from the GPU if it is there), frozen ones
+        included. A tied parameter is saved under each of its names, as in PyTorch, so the keys
+        do not depend on which weights are tied."""
+        return {name: numpy.array(p.numpy()) for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state):
         """Copy ``state`` into the parameters, on whatever device they are. Names, shapes and dtypes
         must match exactly (no silent cast); everything is checked before anything is copied, so a
         refused state leaves the module as it was."""
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))  # state_dict's keys
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state_dict does not fit {type(self).__name__}: "

@@ -19,6 +19,15 @@ from minivae._backend import device_of
 from minivae.engine import Tensor, no_grad, tensor
 
 
+def _count(n, name, who):
+    """A number of samples: an integer ≥ 1 (k = 0 would average over no samples, a NaN)."""
+    if isinstance(n, bool) or not isinstance(n, (int, numpy.integer)):
+        raise TypeError(f"{who}: {name} must be an integer number of samples, got {n!r}")
+    if n < 1:
+        raise ValueError(f"{who}: {name} must be >= 1, got {n}")
+    return int(n)
+
+
 def _latent(q, sample_shape, rng):
     return q.rsample(sample_shape, rng=rng) if q.has_rsample else q.sample(sample_shape, rng=rng)
 
@@ -32,6 +41,7 @@ def _log_joint_minus_q(model, x, q, z):
 def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
     """E_q[log p(x|z)] − β·KL(q ‖ p), the expectation over k samples from q (reparameterized
     where q allows). The KL is in closed form when one is registered and ``analytic_kl``."""
+    k = _count(k, "k", "elbo")
     q = model.posterior(x)
     z = _latent(q, (k,), rng)
     reconstruction = model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
@@ -47,12 +57,14 @@ def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
 def prior_bound(model, x, rng, k=1):
     """(1/k) Σ_i log p(x|z_i), z_i ~ p(z): a lower bound on log p(x) that ignores x when
     choosing z, so it is far looser than the ELBO."""
+    k = _count(k, "k", "prior_bound")
     z = model.prior().sample((k, x.shape[0]), rng=rng)
     return model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
 
 
 def iwae_bound(model, x, rng, k=5):
     """log (1/k) Σ_i p(x, z_i)/q(z_i|x), z_i ~ q(z|x) (Burda, Grosse, Salakhutdinov 2016)."""
+    k = _count(k, "k", "iwae_bound")
     q = model.posterior(x)
     log_w = _log_joint_minus_q(model, x, q, _latent(q, (k,), rng))
     return ops.logsumexp(log_w, axis=0) - math.log(k)
@@ -61,6 +73,7 @@ def iwae_bound(model, x, rng, k=5):
 def log_likelihood_is(model, x, rng, k=5000, chunk=500):
     """Importance-sampled estimate of log p(x) with k samples from q(z|x), drawn ``chunk`` at a
     time so memory stays bounded (no gradient). Its bias is ≤ 0 and shrinks as k grows."""
+    k, chunk = _count(k, "k", "log_likelihood_is"), _count(chunk, "chunk", "log_likelihood_is")
     with no_grad():
         q = model.posterior(x)
         parts = []

@@ -42,6 +42,18 @@ class PlanError(RuntimeError):
     """A step plan cannot record or replay this step; the message says what and why."""
 
 
+_refusals = []  # the last PlanError raised while recording (see StepPlan._record)
+
+
+def _refusal(message):
+    """A PlanError, kept: raised inside NumPy (``numpy.float32(beta)`` converting a live scalar), it would reach
+    the caller as a SystemError, for NumPy frees the pool's memory while it is pending, and a ctypes callback cannot
+    run with an exception set (minivae/_pool.py)."""
+    error = PlanError(message)
+    _refusals[:] = [error]
+    return error
+
+
 class Live:
     """A number that a plan re-evaluates at each replay: ``resolve()`` gives this replay's value,
     ``value`` the one it had when recorded. Python arithmetic and comparisons refuse it (their result
@@ -57,7 +69,7 @@ class Live:
     def _refuse(self, other=None, *_):
         if isinstance(other, Tensor):
             return NotImplemented  # ``beta * kl``: the tensor's op takes the live number
-        raise PlanError(f"{self.name}: Python arithmetic or a comparison on a live scalar of a step plan; the result "
+        raise _refusal(f"{self.name}: Python arithmetic or a comparison on a live scalar of a step plan; the result "
                         "would be replayed as a constant. Pass it to ops (beta * tensor), or compute from it with "
                         "minivae.plan.live(fn, scalar)")
 
@@ -139,7 +151,7 @@ class _Recorder:
         self.generators.add(rng)
 
     def refuse(self, what):
-        raise PlanError(f"{what} while a step plan records: a plan replays ops, not Python decisions on data, "
+        raise _refusal(f"{what} while a step plan records: a plan replays ops, not Python decisions on data, "
                         "so it cannot record this step; keep the value in a tensor (or run this step eagerly)")
 
     def forward(self, ctx, arrays, params, outs):
@@ -215,13 +227,18 @@ class _Recorder:
                     values[k] = r
         self._append(run, ins)
 
-    def write(self, write, target, value):
+    def write(self, write, target, value, index=None):
+        """write(target, value, index) in place; an index array a recorded step made (a mask from the batch) is read
+        from its slot at each replay, as getitem's is."""
         values, t = self.values, self.ref(target)
         v = self.ref(value) if hasattr(value, "shape") else None
+        parts = index if isinstance(index, tuple) else (index,)
+        index_slots = [k for k in (self.slot_of.get(id(p)) for p in parts if hasattr(p, "shape")) if k is not None]
+        index = self._from_slots(index)
 
         def run():
-            write(values[t], value if v is None else values[v])
-        self._append(run, [t] if v is None else [t, v])
+            write(values[t], value if v is None else values[v], index.resolve() if isinstance(index, Live) else index)
+        self._append(run, [t] + ([] if v is None else [v]) + index_slots)
 
     def draw(self, rng, method, args, kwargs, out):
         values, k = self.values, self.define(out)
@@ -268,6 +285,7 @@ class StepPlan:
                  for name, value in self.scalars.items()}
         self.optimizer.zero_grad()
         engine._recorder = recorder
+        _refusals.clear()
         try:
             with self.pool:  # the recorded step's arrays, once freed, are the replays' memory
                 recorder.define(self.input.data, written=False)
@@ -282,8 +300,14 @@ class StepPlan:
                     engine.unrecorded(clip_grad_norm_, params, clip)
                 recorder.run_each_time(self.optimizer.step)
                 engine.unrecorded(self.optimizer.step)
+        except SystemError as error:  # an exception raised inside NumPy, lost on its way out (see _refusal)
+            if _refusals:
+                raise _refusals[0] from error
+            raise PlanError("an error inside NumPy while the step was recorded, whose message NumPy lost as it freed "
+                            f"memory of the plan's pool ({error}); run loss_fn once eagerly to see it") from error
         finally:
             engine._recorder = None
+            _refusals.clear()
         # the recorded step's loss, without its graph (which would keep every activation), in memory of its own
         self.loss = Tensor(loss.data.copy())
         self._loss_slot = recorder.slot_of[id(loss.data)]

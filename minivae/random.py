@@ -14,6 +14,8 @@ step can be replayed from its offset.
 CUDA kernels are switched off), equal to the CPU draw's, and the counter advances exactly as the
 CPU draw advances it.
 """
+import operator
+
 import numpy
 
 from minivae import engine
@@ -111,6 +113,8 @@ class Generator:
     def words(self, n, device="cpu"):
         """The next n 32-bit words of the stream (made on ``device``)."""
         xp = module_for_device(device)
+        if operator.index(n) < 0:  # checked before the counter moves
+            raise ValueError(f"words: n = {n} is negative")
         first = self._take((n + 3) // 4)
         blocks = xp.arange(first, self.counter, dtype=numpy.uint64)
         zero = xp.zeros_like(blocks)
@@ -210,8 +214,14 @@ def resolve(rng):
     return default_generator if rng is None else rng
 
 
-def _shape(shape):
-    return (shape,) if isinstance(shape, (int, numpy.integer)) else tuple(shape)
+def _shape(shape, name="shape"):
+    """``shape`` (an int or a sequence of ints) as a tuple of ints; a negative size is refused
+    (NumPy's "negative dimensions are not allowed") before any draw, so the counter does not move:
+    ⌈n/4⌉ for a negative n would move it backwards, and replay blocks already drawn."""
+    dims = (operator.index(shape),) if isinstance(shape, (int, numpy.integer)) else tuple(operator.index(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name} {dims}: negative dimensions are not allowed")
+    return dims
 
 
 def _size(shape):

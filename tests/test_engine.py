@@ -290,3 +290,103 @@ def test_a_missing_vjp_fails_loudly():
 
     with pytest.raises(NotImplementedError, match="NoVJP"):
         NoVJP.apply(leaf([1.0])).sum().backward()
+
+
+@pytest.mark.parametrize("change", ["base written after a slice of it was used", "a detached copy zeroed",
+                                    "a reshape of it written under no_grad"])
+def test_a_view_and_its_base_count_in_place_changes_together(change):
+    """A slice, a reshape and ``detach()`` share their base's memory, and its version counter (as PyTorch's): a
+    write through any of them after the forward pass must stop the backward pass of an op that read the other, whose
+    VJP would otherwise use the new values (x̄ of w·x is w's values: a silent wrong gradient)."""
+    w, x = leaf([1.0, 2.0]), leaf([3.0, 4.0, 5.0])
+    if change.startswith("base"):
+        y = (w * x[0:2]).sum()
+        with mv.no_grad():
+            x[0] = 100.0
+    elif change.startswith("a detached"):
+        y = (w * x[0:2]).sum()
+        w.detach().zero_()
+    else:
+        y = (w * x[0:2]).sum()
+        with mv.no_grad():
+            w.reshape(2)[0] = 50.0
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.backward()
+
+
+def test_views_made_of_unchanged_tensors_backpropagate():
+    """The counter is shared, not bumped: views alone do not stop a backward pass."""
+    w, x = leaf([1.0, 2.0]), leaf([3.0, 4.0, 5.0])
+    y = (w.detach() * x[0:2] + w.reshape(2) * x.T[1:]).sum()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0 + 1.0, 2.0])
+    np.testing.assert_array_equal(w.grad, [4.0, 5.0])
+
+
+def test_an_integer_result_carries_no_gradient():
+    """A cast to integers is a step function: its derivative is 0 almost everywhere, and PyTorch's result does not
+    require grad. Passing ḡ through it would give x̄ = 3 for (3·long(x)).sum()."""
+    x = leaf([1.5, 2.5])
+    k = x.long()
+    assert k.dtype == np.int64 and not k.requires_grad
+    assert x.float().requires_grad  # a floating cast still does
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (k * 3.0).sum().backward()
+
+
+def test_where_gives_each_branch_only_its_own_upstream_gradient():
+    """ȳ = ḡ where the condition is false and exactly 0 where it is true, even where ḡ is inf or NaN (as PyTorch:
+    the other branch was not used there); x̄ the reverse."""
+    a, b = leaf([1.0, 2.0, 3.0]), leaf([4.0, 5.0, 6.0])
+    y = ops.where(np.array([True, False, True]), a, b)
+    mv.backward([y], [np.array([np.nan, 1.0, np.inf])])
+    np.testing.assert_array_equal(b.grad, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(a.grad, [np.nan, 0.0, np.inf])
+
+
+def test_pow_takes_pytorch_s_gradients_at_zero():
+    """d(x⁰)/dx = 0 (x⁰ = 1 is constant; y·x^(y−1) would be 0·∞ at x = 0), and d(xʸ)/dy = 0 at x = 0 for y ≥ 0
+    (z·log x would be 0·(−∞)); elsewhere the formulas: x̄ = y·x^(y−1), ȳ = xʸ·log x."""
+    x = leaf([0.0, 2.0])
+    (x ** 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+    x, y = leaf([0.0, 2.0, 0.0]), leaf([2.0, 2.0, 0.0])
+    (x ** y).sum().backward()
+    np.testing.assert_allclose(x.grad, [0.0, 4.0, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(y.grad, [0.0, 4.0 * np.log(2.0), 0.0], rtol=1e-15)
+
+
+def test_std_of_a_constant_slice_has_gradient_zero():
+    """std's x̄ = ḡ·(x − m)/((n − 1)·s) where s > 0, and 0 where the slice is constant (s = 0: PyTorch's value, where
+    sqrt's VJP after var's would give 0·∞ = NaN)."""
+    x = leaf([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]])
+    x.std(axis=1).sum().backward()
+    row = np.array([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(x.grad[0], (row - row.mean()) / (2 * row.std(ddof=1)), rtol=1e-14)
+    np.testing.assert_array_equal(x.grad[1], [0.0, 0.0, 0.0])
+
+
+def test_a_root_gradient_takes_the_root_s_dtype():
+    """backward(grad) rounds a given gradient to the root's dtype, a tensor as an array (PyTorch casts it): an
+    integer or float64 ḡ must not make a float32 leaf's .grad integer or float64."""
+    for grad in (mv.tensor(np.array([1, 1])), mv.tensor(np.array([0.5, 1.5])), np.array([1, 1])):
+        x = leaf([1.0, 2.0], np.float32)
+        x.backward(grad)  # the root is the leaf: its ḡ becomes its .grad as it is
+        (x * 2.0).backward(grad)
+        assert x.grad.dtype == np.float32
+        np.testing.assert_array_equal(x.grad, 3.0 * np.asarray(grad.data if isinstance(grad, mv.Tensor) else grad))
+
+
+def test_tensor_copies_and_as_tensor_shares():
+    """``tensor`` makes a new leaf of its own memory (torch.tensor copies): two leaves made from one array must not
+    change together; ``as_tensor`` shares an array of its dtype (torch.as_tensor), and converts another."""
+    source = np.zeros(3, np.float32)
+    a, b = mv.tensor(source), mv.tensor(source)
+    a += 1.0
+    source[1] = 7.0
+    np.testing.assert_array_equal(b.numpy(), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(a.numpy(), [1.0, 1.0, 1.0])
+    shared = mv.as_tensor(source)
+    assert shared.data is source or np.shares_memory(shared.data, source)
+    assert not np.shares_memory(mv.as_tensor(source, dtype=np.float64).data, source)
+    assert mv.as_tensor(shared) is shared

@@ -1,4 +1,6 @@
 """The checker itself: it passes correct VJPs and catches planted wrong ones."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,19 @@ def test_too_coarse_a_step_is_detected():
 def test_float32_inputs_are_upcast_with_a_warning():
     with pytest.warns(UserWarning, match="float32"):
         assert mv.gradcheck(ops.tanh, [np.ones(3, dtype=np.float32)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_transposed_input_is_perturbed_where_the_function_reads_it(dtype):
+    """A transposed (F-ordered) input, float32 upcast or float64 copied: the finite differences must reach the
+    function (a step written into a copy made by reshape(-1) left the numeric gradient 0 and failed a correct op),
+    and a wrong VJP must still fail."""
+    x = np.arange(1, 7, dtype=dtype).reshape(2, 3).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # float32 is upcast, with a warning
+        assert mv.gradcheck(lambda t: (t * t * t).sum(axis=0), [x])
+        with pytest.raises(mv.GradcheckError):
+            mv.gradcheck(planted(lambda y, g: softmax_vjp(y, g) * 1.01), [x])
 
 
 def test_constant_inputs_are_held_fixed():

@@ -189,3 +189,321 @@ def test_one_launch_path_gets_each_param_groups_hyperparameters(monkeypatch):
     for a, b in zip(run(), reference):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(reference[1], 1 - 3 * 0.5 * 2.0)  # plain SGD at the second group's lr
+
+
+# ---- tied and frozen parameters (as torch.nn registers them) ------------------------------------
+class _Tied(Module):
+    """enc and dec are one weight (dec = enc, as tied autoencoders do), plus a frozen offset."""
+
+    def __init__(self, nn, w, offset):
+        self.enc = nn.Parameter(w)
+        self.offset = nn.Parameter(offset, requires_grad=False)
+        self.dec = self.enc
+
+    def forward(self, x):
+        return (x @ self.enc + self.offset) @ self.dec.T
+
+
+def _torch_tied(torch, w, offset):
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = torch.nn.Parameter(torch.tensor(w))
+            self.offset = torch.nn.Parameter(torch.tensor(offset), requires_grad=False)
+            self.dec = self.enc
+
+        def forward(self, x):
+            return (x @ self.enc + self.offset) @ self.dec.T
+    return Tied()
+
+
+TIED_W = np.random.default_rng(7).normal(size=(3, 2))
+TIED_OFFSET = np.array([0.5, -1.0])
+TIED_X = np.random.default_rng(8).normal(size=(4, 3))
+
+
+def test_tied_and_frozen_parameters_are_listed_and_saved_as_in_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = _Tied(mv.nn, TIED_W, TIED_OFFSET), _torch_tied(torch, TIED_W, TIED_OFFSET)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()] == ["enc", "offset"]
+    assert [p for p in ours.parameters()] == [ours.enc, ours.offset] and ours.parameters()[1].requires_grad is False
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict()) == ["dec", "enc", "offset"]
+    assert [n for n, _ in ours.named_parameters(remove_duplicate=False)] == ["enc", "offset", "dec"]
+    # a tensor that does not require grad and is no Parameter stays unregistered (a constant), as before
+    ours.constant = mv.tensor(np.ones(2))
+    assert "constant" not in ours.state_dict()
+    # the frozen weight round-trips through a checkpoint; the tied one loads into both names' tensor
+    saved = {k: v + 1 for k, v in ours.state_dict().items()}
+    other = _Tied(mv.nn, np.zeros((3, 2)), np.zeros(2))
+    other.load_state_dict(saved)
+    np.testing.assert_array_equal(other.offset.data, TIED_OFFSET + 1)
+    assert other.dec is other.enc
+    np.testing.assert_array_equal(other.enc.data, TIED_W + 1)
+    with pytest.raises(ValueError, match=r"missing \['offset'\]"):
+        other.load_state_dict({k: v for k, v in saved.items() if k != "offset"})
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", {"lr": 0.1, "momentum": 0.9}), ("Adam", {"lr": 0.1})])
+def test_tied_parameter_is_updated_once_and_frozen_one_never_as_in_torch(name, kw):
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib, model in ((mv, _Tied(mv.nn, TIED_W, TIED_OFFSET)), (torch, _torch_tied(torch, TIED_W, TIED_OFFSET))):
+        opt = getattr(lib.optim, name)(model.parameters(), **kw)
+        for _ in range(3):
+            opt.zero_grad()
+            (model(lib.tensor(TIED_X)) ** 2).sum().backward()
+            opt.step()
+        results.append([np.array(p.detach().numpy()) for p in (model.enc, model.offset)])
+        if lib is mv:
+            assert model.offset.grad is None
+            state = opt.state_dict()
+            assert all(not state[k].any() for k in state if k.startswith("1."))  # the frozen one's state: untouched
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    np.testing.assert_array_equal(results[0][1], TIED_OFFSET)
+
+
+@pytest.mark.parametrize("optimizer", [SGD, Adam])
+def test_a_model_with_tied_and_frozen_parameters_replays_its_eager_steps(optimizer):
+    from minivae.plan import compile_step
+    batches = [np.random.default_rng(i).normal(size=(4, 3)) for i in range(4)]
+
+    def run(replay):
+        model = _Tied(mv.nn, TIED_W, TIED_OFFSET)
+        opt = optimizer(model.parameters(), lr=0.05)
+        loss_fn = lambda x: (model(x) ** 2).mean()  # noqa: E731
+        if replay:
+            plan = compile_step(model, opt, loss_fn, batches[0])
+            for x in batches[1:]:
+                plan.step(x)
+        else:
+            for x in batches:
+                opt.zero_grad()
+                loss_fn(mv.tensor(x)).backward()
+                opt.step()
+        return model, opt
+
+    (m1, o1), (m2, o2) = run(False), run(True)
+    for (n, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=n)
+    for (n, a), b in zip(o1.state_dict().items(), o2.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=n)
+    np.testing.assert_array_equal(m2.offset.data, TIED_OFFSET)
+    assert not np.array_equal(m2.enc.data, TIED_W) and o2.steps == 4
+
+
+def test_frozen_parameter_is_left_alone_by_the_one_launch_path(monkeypatch):
+    """The CUDA launchers get the whole flat buffer, gradients None where a parameter has none (a
+    NumPy stand-in for minivae._gpu.adam): the frozen parameter and its moments stay as they were."""
+    import minivae.optim as optim
+
+    class OneLaunchAdam:
+        ONE_LAUNCH = True
+
+        @staticmethod
+        def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
+            for j, g in enumerate(grads):
+                if g is not None:
+                    s, g = slice(int(starts[j]), int(starts[j + 1])), g.reshape(-1)
+                    m[s] = b1 * m[s] + (1 - b1) * g
+                    v[s] = b2 * v[s] + (1 - b2) * g * g
+                    p[s] -= step_size * m[s] / (np.sqrt(v[s]) + eps_hat)
+
+    def run():
+        model = _Tied(mv.nn, TIED_W, TIED_OFFSET)
+        opt = Adam(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            (model(mv.tensor(TIED_X)) ** 2).sum().backward()
+            opt.step()
+        return [p.data.copy() for p in model.parameters()], opt.state_dict()
+
+    reference = run()
+    monkeypatch.setattr(optim, "fused", lambda name, xp, *arrays: OneLaunchAdam)
+    params, state = run()
+    for a, b in zip(params, reference[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_array_equal(params[1], TIED_OFFSET)
+    assert not state["1.m"].any() and not state["1.v"].any()
+
+
+def test_optimizer_refuses_a_parameter_listed_twice():
+    torch = pytest.importorskip("torch")
+    w = mv.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"twice in param group 0 \(entries 0 and 2\)"):
+        SGD([w, mv.tensor([2.0], requires_grad=True), w], lr=0.1)
+    with pytest.raises(ValueError, match=r"in param groups 0 and 1"):
+        Adam([{"params": [w]}, {"params": [w], "lr": 0.5}], lr=0.1)
+    tw = torch.ones(1, requires_grad=True)
+    with pytest.raises(ValueError, match="more than one parameter group"):  # the convention followed
+        torch.optim.SGD([{"params": [tw]}, {"params": [tw], "lr": 0.5}], lr=0.1)
+    np.testing.assert_array_equal(w.data, [1.0])  # a refused optimizer did not take the parameter
+
+
+# ---- Optimizer.load_state_dict ------------------------------------------------------------------
+def _trained_adam():
+    w, b = mv.tensor(np.ones((2, 3), np.float32), requires_grad=True), mv.tensor(np.ones(3), requires_grad=True)
+    opt = Adam([w, b], lr=0.1)
+    for _ in range(2):
+        w.grad, b.grad = np.full((2, 3), 0.5, np.float32), np.array([1.0, -2.0, 3.0])
+        opt.step()
+    return opt
+
+
+def test_optimizer_state_has_each_parameters_shape_and_dtype():
+    state = _trained_adam().state_dict()
+    assert {k: (v.shape, v.dtype) for k, v in state.items()} == {
+        "steps": ((), np.dtype(np.int64)), "0.m": ((2, 3), np.float32), "0.v": ((2, 3), np.float32),
+        "1.m": ((3,), np.float64), "1.v": ((3,), np.float64)}
+    fresh = _trained_adam()
+    fresh.load_state_dict({k: v.reshape(-1) if k != "steps" else v for k, v in state.items()})  # the older flat layout
+    for k, v in fresh.state_dict().items():
+        np.testing.assert_array_equal(v, state[k], err_msg=k)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"0.m": np.array([7.0], np.float32)}, r"0\.m is float32 of shape \(1,\), this Adam expects float32 of shape \(2, 3\)"),
+    ({"0.m": np.ones((3, 2), np.float32)}, r"0\.m is float32 of shape \(3, 2\)"),
+    ({"0.v": np.ones((2, 3))}, r"0\.v is float64 of shape \(2, 3\), this Adam expects float32"),
+    ({"1.v": np.ones(3, np.float32)}, r"1\.v is float32 of shape \(3,\), this Adam expects float64"),
+    ({"1.m": [0.0, 0.0, 0.0]}, r"1\.m is a list, not an array"),
+    ({"1.m": np.ones(3, np.int64)}, r"1\.m is int64"),
+    ({"steps": np.array(-1)}, r"steps is int64 of shape \(\), Adam expects an integer >= 0"),
+    ({"steps": np.array(2.0)}, r"steps is float64"),
+    ({"steps": np.array([2])}, r"steps is int64 of shape \(1,\)"),
+    ({"2.m": np.zeros(3)}, r"missing \[\], unexpected \['2\.m'\]"),
+    ({"0.momentum": np.zeros(6, np.float32)}, r"unexpected \['0\.momentum'\]"),
+    ({"1.v": None}, r"missing \['1\.v'\]"),
+    ({"steps": None}, r"missing \['steps'\]"),
+], ids=["broadcast-shape", "transposed-shape", "float64-for-float32", "float32-for-float64", "list", "int", "negative-steps",
+        "float-steps", "steps-shape", "extra-parameter", "other-optimizer", "missing-buffer", "missing-steps"])
+def test_optimizer_load_state_dict_refuses_what_does_not_fit_and_changes_nothing(change, problem):
+    opt = _trained_adam()
+    before = {k: v.copy() for k, v in opt.state_dict().items()}
+    other = {k: v * 2 for k, v in before.items()}  # a good state, which must not be half-loaded
+    bad = {k: v for k, v in {**other, **change}.items() if v is not None}
+    with pytest.raises(ValueError, match=problem):
+        opt.load_state_dict(bad)
+    assert opt.steps == 2
+    for k, v in opt.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    opt.load_state_dict(other)
+    assert opt.steps == 4
+    np.testing.assert_array_equal(opt.state_dict()["1.v"], before["1.v"] * 2)
+
+
+# ---- clip_grad_norm_ ---------------------------------------------------------------------------
+def test_clip_grad_norm_takes_a_single_tensor_as_torch():
+    torch = pytest.importorskip("torch")
+    g = np.array([[3.0, 0.0], [4.0, 0.0]], np.float32)
+    for max_norm in (1.0, 10.0):
+        a, ta = mv.tensor(np.zeros((2, 2), np.float32), requires_grad=True), torch.zeros(2, 2, requires_grad=True)
+        a.grad, ta.grad = g.copy(), torch.tensor(g)
+        norm = clip_grad_norm_(a, max_norm)
+        expected = torch.nn.utils.clip_grad_norm_(ta, max_norm)
+        assert float(norm) == pytest.approx(float(expected)) == pytest.approx(5.0)
+        np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-6)  # clipped at 1.0, unchanged at 10.0
+
+
+# ---- hyperparameters ----------------------------------------------------------------------------
+@pytest.mark.parametrize("make, problem", [
+    (lambda w: SGD([{"params": [w], "weight_decay": 0.5}], lr=0.1), r"group 0: unknown option 'weight_decay'.*lr, momentum"),
+    (lambda w: Adam([{"params": [w], "lrr": 5.0}], lr=0.1), r"unknown option 'lrr'.*lr, betas, eps"),
+    (lambda w: Adam([{"params": [w]}, {"params": [], "momentum": 0.9}]), r"group 1: unknown option 'momentum'"),
+    (lambda w: SGD([{"lr": 0.1}], lr=0.1), r"group 0: no 'params' entry"),
+], ids=["sgd-weight-decay", "adam-typo", "second-group", "no-params"])
+def test_param_group_options_the_optimizer_does_not_take_are_refused(make, problem):
+    w = mv.tensor([1.0, -2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=problem):
+        make(w)
+
+
+@pytest.mark.parametrize("make, problem, torch_refuses", [
+    (lambda o, p: o.Adam(p, betas=(1.0, 0.999)), r"Adam: betas\[0\] must be a finite number in \[0, 1\), got 1.0", True),
+    (lambda o, p: o.Adam(p, betas=(0.9, 1.5)), r"betas\[1\] must be", True),
+    (lambda o, p: o.Adam(p, betas=(-0.1, 0.9)), r"betas\[0\] must be", True),
+    (lambda o, p: o.Adam(p, eps=-1.0), r"Adam: eps must be a finite number >= 0, got -1.0", True),
+    (lambda o, p: o.SGD(p, lr=0.1, momentum=-0.5), r"SGD: momentum must be a finite number >= 0", True),
+    (lambda o, p: o.SGD(p, lr=-1.0), r"learning rate \(lr\) must be a finite number > 0, got -1.0", True),
+    (lambda o, p: o.SGD(p, lr=float("nan")), r"learning rate .* got nan", False),  # minivae's rule: finite, > 0
+    (lambda o, p: o.Adam(p, lr=float("inf")), r"learning rate .* got inf", False),
+    # torch checks only the constructor's values; minivae checks each group's as well
+    (lambda o, p: o.SGD([{"params": p, "momentum": -1.0}], lr=0.1), r"SGD param group 0: momentum must be", False),
+    (lambda o, p: o.Adam([{"params": p, "betas": (0.9, 1.0)}]), r"Adam param group 0: betas\[1\] must be", False),
+    (lambda o, p: o.Adam([{"params": p, "eps": -1e-8}]), r"Adam param group 0: eps must be", False),
+    (lambda o, p: o.Adam([{"params": p, "lr": -0.1}]), r"Adam param group 0: learning rate", False),
+], ids=["beta1-one", "beta2-above-one", "beta1-negative", "eps-negative", "momentum-negative", "lr-negative", "lr-nan",
+        "lr-inf", "group-momentum", "group-beta2", "group-eps", "group-lr"])
+def test_hyperparameters_out_of_range_are_refused_by_the_constructor(make, problem, torch_refuses):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=problem):
+        make(mv.optim, [mv.tensor([1.0], requires_grad=True)])
+    try:  # the reference: torch.optim's class of the same name, with the same arguments
+        make(torch.optim, [torch.ones(1, requires_grad=True)])
+    except ValueError:
+        refused = True
+    else:
+        refused = False
+    assert refused == torch_refuses
+
+
+def test_hyperparameters_of_the_wrong_type_are_refused():
+    p = [mv.tensor([1.0], requires_grad=True)]
+    with pytest.raises(TypeError, match=r"learning rate \(lr\) must be a real number, got '0.1'"):
+        SGD(p, lr="0.1")
+    with pytest.raises(TypeError, match=r"betas must be a pair"):
+        Adam(p, betas=0.9)
+    with pytest.raises(TypeError, match="not a single Tensor"):
+        SGD(p[0], lr=0.1)
+    with pytest.raises(TypeError, match="optimizes tensors, not ndarray"):
+        SGD([np.ones(2)], lr=0.1)
+
+
+@pytest.mark.parametrize("name, per_group", [("SGD", {"momentum": 0.5}), ("Adam", {"betas": (0.5, 0.9), "eps": 1e-3})])
+def test_per_group_options_apply_to_their_group_as_in_torch(name, per_group):
+    torch = pytest.importorskip("torch")
+    defaults = {"SGD": {"lr": 0.1, "momentum": 0.9}, "Adam": {"lr": 0.1}}[name]
+    results = []
+    for lib in (mv, torch):
+        ws = [lib.tensor(np.array([1.0, -2.0]), requires_grad=True), lib.tensor(np.array([3.0]), requires_grad=True)]
+        opt = getattr(lib.optim, name)([{"params": ws[:1]}, {"params": ws[1:], **per_group}], **defaults)
+        for _ in range(3):
+            opt.zero_grad()
+            sum((w * w * w).sum() for w in ws).backward()
+            opt.step()
+        results.append([np.array(w.detach().numpy()) for w in ws])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+# ---- Adam's step count --------------------------------------------------------------------------
+def test_a_step_without_any_gradient_changes_nothing_as_in_torch():
+    torch = pytest.importorskip("torch")
+    for name in ("Adam", "SGD"):
+        results = []
+        for lib in (mv, torch):
+            p = lib.tensor(np.array([1.0, 2.0]), requires_grad=True)
+            opt = getattr(lib.optim, name)([p], lr=0.1)
+            opt.step()  # nothing to do: no gradient yet
+            if lib is mv:
+                assert opt.steps == 0 and not any(v.any() for k, v in opt.state_dict().items() if k != "steps")
+            for g in ([1.0, -1.0], [0.5, 2.0]):
+                p.grad = np.array(g) if lib is mv else torch.tensor(g, dtype=torch.float64)
+                opt.step()
+            results.append(np.array(p.detach().numpy()))
+        np.testing.assert_allclose(results[0], results[1], rtol=1e-12, err_msg=name)
+
+
+def test_adam_bias_correction_counts_the_optimizers_steps_as_documented():
+    """The documented difference from torch.optim.Adam: a parameter whose first gradient comes at
+    step t takes the bias correction of step t, not of its own first step."""
+    a, b = mv.tensor(np.zeros(1), requires_grad=True), mv.tensor(np.zeros(1), requires_grad=True)
+    opt = Adam([a, b], lr=0.1)
+    for t in range(1, 4):
+        a.grad = np.ones(1)
+        b.grad = np.ones(1) if t == 3 else None
+        opt.step()
+    t, b1, b2 = 3, 0.9, 0.999
+    m_hat, v_hat = (1 - b1) / (1 - b1 ** t), (1 - b2) / (1 - b2 ** t)  # b's moments after its one gradient, 1
+    moved = 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8)  # torch.optim.Adam would move it by 0.1 (its t = 1)
+    assert -b.data[0] == pytest.approx(moved, rel=1e-12) and moved / 0.1 == pytest.approx(0.64, abs=0.01)

@@ -120,7 +120,7 @@ def test_sampling_ops_give_nan_for_nan_logits():
                 assert np.isnan(y[[0, 2]]).all() and np.isfinite(y[1]).all(), (hard, axis, y)
         y = ops.straight_through(mv.tensor(logits)).data
         assert np.isnan(y[[0, 2]]).all() and y[1].tolist() == [0, 0, 1]
-        z = OneHotCategorical(mv.tensor(logits)).sample((4,), rng=Generator(1)).data
+        z = OneHotCategorical(logits=mv.tensor(logits)).sample((4,), rng=Generator(1)).data
         assert np.isnan(z[:, [0, 2]]).all() and (z[:, 1].sum(axis=-1) == 1).all()
-        k = Categorical(mv.tensor(logits)).sample((4,), rng=Generator(1)).data
+        k = Categorical(logits=mv.tensor(logits)).sample((4,), rng=Generator(1)).data
         assert (k[:, [0, 2]] == -1).all() and (k[:, 1] >= 0).all()

@@ -229,3 +229,28 @@ def test_input_dependent_baseline_keeps_the_loss_value_and_is_only_for_reinforce
     assert loss == pytest.approx(-O.elbo(model, x, Generator(4)).data.mean(), rel=1e-5)
     with pytest.raises(ValueError, match="reinforce"):
         CategoricalVAE(estimator="gumbel_softmax", baseline_hidden=8, rng=Generator(0))
+
+
+@pytest.mark.parametrize("call", [
+    lambda model, x, g: O.elbo(model, x, g, k=0),
+    lambda model, x, g: O.elbo(model, x, g, k=-1),
+    lambda model, x, g: O.elbo(model, x, g, k=0, analytic_kl=False),
+    lambda model, x, g: O.prior_bound(model, x, g, k=0),
+    lambda model, x, g: O.iwae_bound(model, x, g, k=0),
+    lambda model, x, g: O.log_likelihood_is(model, x, g, k=0),
+    lambda model, x, g: O.log_likelihood_is(model, x, g, k=10, chunk=0),
+], ids=["elbo-k0", "elbo-k-1", "elbo-mc-k0", "prior_bound-k0", "iwae_bound-k0", "log_likelihood_is-k0", "log_likelihood_is-chunk0"])
+def test_sample_counts_below_one_are_refused(tiny, call):
+    """An average over k = 0 samples is 0/0 (NaN); k < 0 is no count at all."""
+    model, x = tiny
+    with pytest.raises(ValueError, match=r"(k|chunk) must be >= 1"):
+        call(model, x, Generator(0))
+
+
+def test_sample_counts_must_be_integers(tiny):
+    model, x = tiny
+    with pytest.raises(TypeError, match="k must be an integer"):
+        O.elbo(model, x, Generator(0), k=2.5)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        O.iwae_bound(model, x, Generator(0), k=True)
+    assert O.elbo(model, x, Generator(0), k=np.int64(2)).shape == (len(TINY_DATA),)

@@ -103,6 +103,60 @@ def test_each_replay_draws_fresh_noise_and_moves_the_parameters():
     assert a != b
 
 
+def _linear_runs(loss_fn):
+    """Four SGD steps of a 4→1 dense layer on batches with signs of both kinds, eagerly and as a plan recorded on the
+    first and replayed on the others: the two weights."""
+    batches = [np.random.default_rng(i).standard_normal((3, 4)).astype(np.float32) for i in range(4)]
+    weights = []
+    for replay in (False, True):
+        mv.manual_seed(0)
+        layer = mv.nn.Linear(4, 1)
+        opt = SGD(layer.parameters(), lr=0.1)
+        if replay:
+            plan = compile_step(layer, opt, loss_fn(layer), batches[0])
+            for x in batches[1:]:
+                plan.step(x)
+        else:
+            for x in batches:
+                opt.zero_grad()
+                loss_fn(layer)(mv.tensor(x)).backward()
+                opt.step()
+        weights.append(layer.weight.numpy().copy())
+    return weights
+
+
+def test_an_in_place_write_replays_with_this_step_s_index_and_on_a_new_array():
+    """``x[mask] = v`` with a mask made from the batch writes where this replay's mask says (an index baked in at
+    recording wrote the first batch's places), and an array made by ``zeros`` inside the step is a new one at each
+    replay (a constant one would keep the sums of every replay before): the same weights as eager steps."""
+    def masked(layer):
+        def f(x):
+            xc = x * 1.0
+            xc[x > 0] = 0.0
+            return (layer(xc) ** 2).mean()
+        return f
+
+    def accumulated(layer):
+        def f(x):
+            buffer = mv.zeros(x.shape)
+            buffer += x
+            return (layer(buffer) ** 2).mean()
+        return f
+    for loss_fn in (masked, accumulated):
+        eager, replayed = _linear_runs(loss_fn)
+        np.testing.assert_array_equal(eager, replayed, err_msg=loss_fn.__name__)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the pool's callback
+def test_a_refusal_raised_inside_numpy_reaches_the_caller():
+    """numpy.float32(beta) converts the live β inside NumPy, which frees memory of the plan's pool while the
+    refusal is pending: the caller must still get the PlanError that says why, not a SystemError."""
+    model, rng = MODELS["gaussian"](), Generator(1)
+    with pytest.raises(PlanError, match="beta: Python arithmetic"):
+        compile_step(model, Adam(model.parameters()), lambda x, beta: model.loss(x, rng) * np.float32(beta), BATCHES[0],
+                     beta=1.0)
+
+
 def test_live_scalars_reach_the_step_and_python_arithmetic_on_them_is_refused():
     model, rng = MODELS["gaussian"](), Generator(1)
     opt = Adam(model.parameters())

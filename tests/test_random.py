@@ -97,3 +97,36 @@ def test_permutation_and_integers():
     assert sorted(p) == list(range(50))
     k = Generator(0).integers(3, 7, 10_000)
     assert k.min() == 3 and k.max() == 6
+
+
+@pytest.mark.parametrize("draw", [
+    lambda g: g.normal((-3,)),
+    lambda g: g.uniform(-1),
+    lambda g: g.gumbel((2, -1)),
+    lambda g: g.uniform(np.int64(-4)),
+    lambda g: g.permutation(-2),
+    lambda g: g.integers(0, 5, (-1, 3)),
+], ids=["normal", "uniform", "gumbel", "numpy-int", "permutation", "integers"])
+def test_negative_sizes_are_refused_and_leave_the_counter(draw):
+    """NumPy's rule ("negative dimensions are not allowed"); a draw of −n values would move the
+    counter back by ⌈n/4⌉ and replay blocks already drawn, or leave it at −1 (then OverflowError)."""
+    g = Generator(0)
+    g.uniform(8)  # counter 2
+    with pytest.raises(ValueError, match="negative dimensions are not allowed"):
+        draw(g)
+    assert g.counter == 2
+    np.testing.assert_array_equal(g.normal((4,)), Generator(0, counter=2).normal((4,)))
+
+
+def test_negative_word_count_is_refused():
+    g = Generator(0)
+    with pytest.raises(ValueError, match="negative"):
+        g.words(-4)
+    assert g.counter == 0
+
+
+def test_shapes_are_tuples_of_integers():
+    from minivae.random import _shape
+    assert _shape(np.int64(3)) == (3,) and _shape((2, np.int32(4))) == (2, 4) and _shape(()) == ()
+    with pytest.raises(TypeError):
+        _shape((2.5,))

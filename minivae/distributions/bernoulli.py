@@ -9,23 +9,27 @@ class Bernoulli(Distribution):
     """P(x = 1) = σ(logits), elementwise.
 
     log_prob   x·log σ(l) + (1 − x)·log(1 − σ(l)) = −bce_with_logits(l, x)  (stable for any l; one op)
-    entropy    bce_with_logits(l, σ(l))
+    entropy    bce_with_logits(l, p), p = probs (σ(l) when logits were given)
     Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``.
+    Given probs (in [0, 1]) are kept as given for ``probs``, ``mean`` and ``sample``, so probs 0 and 1
+    never draw the impossible value; ``log_prob`` and ``entropy`` go through the logits of the probs
+    clamped to [ε, 1 − ε], as in torch.distributions.
     """
 
     def __init__(self, probs=None, logits=None):
-        self.logits = logits_from(probs, logits, "Bernoulli", binary=True)
+        self.logits, self._probs = logits_from(probs, logits, "Bernoulli", binary=True)
         self.batch_shape = self.logits.shape
 
     @property
     def probs(self):
-        return ops.sigmoid(self.logits)
+        return ops.sigmoid(self.logits) if self._probs is None else self._probs
 
     @property
     def mean(self):
         return self.probs
 
     def sample(self, sample_shape=(), rng=None):
+        """1 where u < p, u ~ Uniform(0, 1) open: exactly Bernoulli(p), and p = 0 / p = 1 give only 0 / 1."""
         p = self.probs
         u = resolve(rng).uniform(self._extended(sample_shape), p.dtype, device=self.logits.device)
         return array_function(lambda u, p: (u < p).astype(p.dtype), u, p)

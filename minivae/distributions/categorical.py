@@ -13,17 +13,14 @@ class Categorical(CategoricalLogits, Distribution):
     log_prob   log_softmax(logits)[z]
     entropy    −Σ_k p_k log p_k
     Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``;
-    ``logits`` are normalized (log-probabilities), as in torch.distributions.
+    ``probs`` are nonnegative weights w, p_k = w_k / Σ_j w_j, and ``logits`` are normalized
+    (log-probabilities), as in torch.distributions.
     """
 
     def __init__(self, probs=None, logits=None):
-        logits = logits_from(probs, logits, type(self).__name__)
+        logits, _ = logits_from(probs, logits, type(self).__name__)
         self._set_logits(logits)
         self.batch_shape = logits.shape[:-1]
-
-    @property
-    def probs(self):
-        return ops.exp(self.logits)
 
     def sample(self, sample_shape=(), rng=None):
         """Class indices; −1 where a row's logits hold NaN (an index cannot be NaN, and numpy.argmax

@@ -4,29 +4,87 @@ import math
 import numpy
 
 from minivae import ops
-from minivae.engine import Tensor, no_grad, tensor
+from minivae._backend import device_of
+from minivae.engine import DEFAULT_FLOAT, Tensor, no_grad, tensor
+from minivae.random import _shape
 
 
-def as_param(x):
-    """Tensors pass through (gradients flow to them); numbers and arrays become constants."""
-    return x if isinstance(x, Tensor) else tensor(x)
+def as_param(x, name, who):
+    """A distribution's parameter as a floating tensor.
+
+    Floating tensors pass through (gradients flow to them). Numbers and arrays become constants:
+    floating ones keep their dtype (Python floats: float32, the default), integer and bool ones
+    become float32, as torch.distributions makes ``Normal(0, 1)`` a float distribution. An integer
+    *tensor* is refused: converting it would silently cut it from the graph and change its dtype.
+    """
+    if isinstance(x, Tensor):
+        if x.dtype.kind != "f":
+            raise TypeError(f"{who}: {name} must be a floating tensor, not {x.dtype} (cast it with .astype)")
+        return x
+    t = tensor(x, device=device_of(x))  # a CuPy array stays on the GPU
+    if t.dtype.kind in "biu":
+        t = Tensor(t.data.astype(DEFAULT_FLOAT))
+    elif t.dtype.kind != "f":
+        raise TypeError(f"{who}: {name} must be a real number or array, not {t.dtype} ({x!r:.40})")
+    return t
+
+
+def checkable(x):
+    """Whether the values of ``x`` are checked: only constants on the CPU. A computed parameter (one
+    that requires grad) is left alone, as there is no pass over it each step, and so is one on the GPU:
+    the check would wait for the GPU and copy its answer back."""
+    return not x.requires_grad and x.device == "cpu"
+
+
+def check_categories(x, who, name):
+    """A categorical parameter needs a last axis of K ≥ 1 categories."""
+    if x.ndim == 0:
+        raise ValueError(f"{who}: {name} need a last axis of categories")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{who}: {name} have K = 0 categories (last axis of shape {x.shape}); need K >= 1")
 
 
 def logits_from(probs, logits, who, binary=False):
     """PyTorch's rule: exactly one of ``probs`` (the first positional argument) and ``logits``.
 
-    probs p are clamped to [ε, 1 − ε] (ε the dtype's machine epsilon, as torch's ``probs_to_logits``)
-    and become log p, or log p − log(1 − p) when ``binary`` (Bernoulli's logit)."""
+    Bernoulli (``binary``): probs p ∈ [0, 1]. Categorical: nonnegative weights w, normalized over the
+    last axis, p = w / Σ_k w_k (torch's rule: the weights need not sum to 1). Then p is clamped to
+    [ε, 1 − ε] (ε the dtype's machine epsilon, as torch's ``probs_to_logits``) and becomes log p, or
+    log p − log(1 − p) when ``binary``. Returns (logits, p), p None when logits were given.
+    Constant CPU probs outside that domain are refused (see ``checkable``)."""
     if (probs is None) == (logits is None):
         raise ValueError(f"{who} takes exactly one of probs= or logits=")
     if probs is None:
-        return as_param(logits)
-    p = as_param(probs)
-    if p.dtype.kind != "f":
-        raise TypeError(f"{who}: probs must be floating, not {p.dtype}")
+        logits = as_param(logits, "logits", who)
+        if not binary:
+            check_categories(logits, who, "logits")
+        return logits, None
+    p = as_param(probs, "probs", who)
+    if binary:
+        if checkable(p):
+            ok = (p.data >= 0) & (p.data <= 1)  # NaN fails both comparisons, so it is refused too
+            if not ok.all():
+                raise ValueError(f"{who}: probs must be in [0, 1] (and not NaN), got {_first_bad(p.data, ok)}")
+    else:
+        check_categories(p, who, "probs")
+        if checkable(p):
+            ok = numpy.isfinite(p.data) & (p.data >= 0)
+            if not ok.all():
+                raise ValueError(f"{who}: probs must be finite and >= 0, got {_first_bad(p.data, ok)}")
+            total = p.data.sum(axis=-1)
+            ok = (total > 0) & numpy.isfinite(total)  # a sum of 0 has no normalization; one of inf gives p = 0
+            if not ok.all():
+                raise ValueError(f"{who}: probs need a positive, finite sum over the last axis (categories), "
+                                 f"got a row sum of {_first_bad(total, ok)}")
+        p = p / p.sum(axis=-1, keepdims=True)
     eps = float(numpy.finfo(p.dtype).eps)
-    p = ops.clip(p, eps, 1 - eps)
-    return ops.log(p) - ops.log1p(-p) if binary else ops.log(p)
+    clamped = ops.clip(p, eps, 1 - eps)
+    return (ops.log(clamped) - ops.log1p(-clamped) if binary else ops.log(clamped)), p
+
+
+def _first_bad(values, ok):
+    """The first value that fails the check ``ok``, for an error message."""
+    return values[~ok].flat[0] if values.ndim else values.item()
 
 
 class Distribution:
@@ -52,7 +110,7 @@ class Distribution:
 
     def _extended(self, sample_shape, event_shape=None):
         """sample_shape + batch_shape + event_shape (or the ``event_shape`` given)."""
-        sample_shape = (sample_shape,) if isinstance(sample_shape, int) else tuple(sample_shape)
+        sample_shape = _shape(sample_shape, "sample_shape")  # refuses a negative size, as NumPy does
         event = self.event_shape if event_shape is None else event_shape
         return sample_shape + tuple(self.batch_shape) + tuple(event)
 
@@ -65,8 +123,7 @@ class CategoricalLogits:
     GPU, two kernel launches)."""
 
     def _set_logits(self, logits):
-        if logits.ndim == 0:
-            raise ValueError(f"{type(self).__name__}: logits need a last axis of categories")
+        check_categories(logits, type(self).__name__, "logits")
         self._given_logits, self._normalized = logits, None
         self.num_categories = logits.shape[-1]
 
@@ -75,6 +132,11 @@ class CategoricalLogits:
         if self._normalized is None:
             self._normalized = ops.log_softmax(self._given_logits, axis=-1)
         return self._normalized
+
+    @property
+    def probs(self):
+        """softmax(logits) over the last axis = exp(log_softmax(logits))."""
+        return ops.exp(self.logits)
 
 
 LOG_2PI = math.log(2 * math.pi)

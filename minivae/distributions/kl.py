@@ -35,6 +35,9 @@ def _kl_normal_normal(p, q):
 @register_kl(Categorical, Categorical)
 def _kl_categorical_categorical(p, q):
     """Σ_k p_k (log p_k − log q_k); OneHotCategorical is a Categorical, so it is covered too."""
+    if p.num_categories != q.num_categories:
+        raise ValueError(f"kl_divergence: p has K = {p.num_categories} categories and q has K = {q.num_categories}; "
+                         "they must be equal")
     return (p.probs * (p.logits - q.logits)).sum(axis=-1)
 
 

@@ -3,7 +3,7 @@
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import LOG_2PI, Distribution, as_param
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, checkable
 from minivae.random import resolve
 
 
@@ -18,30 +18,41 @@ class Normal(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale):
-        self.loc, self.scale = as_param(loc), as_param(scale)
-        # check constants a user passes; a computed scale is left alone (no pass over it per step), and
-        # so is one on the GPU (the check would wait for the GPU and copy its answer back)
-        if not self.scale.requires_grad and self.scale.device == "cpu" and (self.scale.data <= 0).any():
-            raise ValueError("Normal: scale must be > 0")
-        self.batch_shape = numpy.broadcast_shapes(self.loc.shape, self.scale.shape)  # no arithmetic on the data
+        self.loc, self.scale = as_param(loc, "loc", "Normal"), as_param(scale, "scale", "Normal")
+        # check constants a user passes (see ``checkable``): loc not NaN, scale finite and > 0
+        # (NaN fails ``> 0``, so one comparison with each bound covers NaN and ±inf)
+        if checkable(self.scale) and not ((self.scale.data > 0) & (self.scale.data < numpy.inf)).all():
+            raise ValueError("Normal: scale must be > 0 and finite (not NaN or inf)")
+        if checkable(self.loc) and numpy.isnan(self.loc.data).any():
+            raise ValueError("Normal: loc must not be NaN")
+        try:
+            self.batch_shape = numpy.broadcast_shapes(self.loc.shape, self.scale.shape)  # no arithmetic on the data
+        except ValueError:
+            raise ValueError(f"Normal: loc of shape {self.loc.shape} and scale of shape {self.scale.shape} "
+                             "do not broadcast together") from None
+        # ε's dtype: that of loc + scale·ε (float32 loc with a float64 scale draws float64 noise)
+        self._dtype = numpy.result_type(self.loc.dtype, self.scale.dtype)
+
+    def _batch(self, x):
+        """``x`` broadcast to batch_shape, as torch's are (no op where it already has that shape)."""
+        return x if x.shape == self.batch_shape else ops.broadcast_to(x, self.batch_shape)
 
     @property
     def mean(self):
-        return self.loc
+        return self._batch(self.loc)
 
     @property
     def stddev(self):
-        return self.scale
+        return self._batch(self.scale)
 
     @property
     def variance(self):
-        return self.scale * self.scale
+        return self._batch(self.scale * self.scale)
 
     def rsample(self, sample_shape=(), rng=None, eps=None):
         """loc + scale·ε; pass ``eps`` to fix the noise (then ``rng`` is not needed)."""
         if eps is None:
-            eps = resolve(rng).normal(self._extended(sample_shape), self.loc.dtype,
-                                                            device=self.loc.device)
+            eps = resolve(rng).normal(self._extended(sample_shape), self._dtype, device=self.loc.device)
         return self.loc + self.scale * eps
 
     def log_prob(self, value):
@@ -49,7 +60,7 @@ class Normal(Distribution):
         return -0.5 * z * z - ops.log(self.scale) - 0.5 * LOG_2PI
 
     def entropy(self):
-        return ops.broadcast_to(ops.log(self.scale) + 0.5 * (1 + LOG_2PI), self.batch_shape)
+        return self._batch(ops.log(self.scale) + 0.5 * (1 + LOG_2PI))
 
     def __repr__(self):
         return f"Normal(batch_shape={self.batch_shape})"

@@ -4,7 +4,9 @@ import math
 import numpy
 
 from minivae import ops
+from minivae._backend import device_of
 from minivae.distributions.distribution import CategoricalLogits, Distribution, logits_from
+from minivae.engine import Tensor, tensor
 from minivae.ops.softmax import check_temperature
 from minivae.random import resolve
 
@@ -24,7 +26,7 @@ class ExpRelaxedCategorical(CategoricalLogits, Distribution):
 
     def __init__(self, temperature, probs=None, logits=None):
         self.temperature = check_temperature(temperature)
-        logits = logits_from(probs, logits, type(self).__name__)
+        logits, _ = logits_from(probs, logits, type(self).__name__)
         self._set_logits(logits)
         self.batch_shape, self.event_shape = logits.shape[:-1], (self.num_categories,)
 
@@ -52,8 +54,8 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
                lowest index — and backpropagates y's gradient (straight-through Gumbel-Softmax)
     log_prob   the Concrete density  log (K−1)! + (K−1) log τ + Σ_k (l_k − (τ+1) log y_k)
                − K · logsumexp_k (l_k − τ log y_k), evaluated through the log-space form;
-               log y is floored at the dtype's smallest normal number, so the result stays finite
-               where y has underflowed to 0 (small τ).
+               log y is floored at the smallest normal number of the value's dtype (an array's as a
+               Tensor's), so the result stays finite where y has underflowed to 0 (small τ).
 
     References:
         1. Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017.
@@ -70,6 +72,11 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
         return ops.straight_through(y, axis=-1) if hard else y
 
     def log_prob(self, value):
-        tiny = float(numpy.finfo(value.dtype).tiny) if hasattr(value, "xp") else 1e-300
+        value = value if isinstance(value, Tensor) else tensor(value, device=device_of(value))
+        if value.dtype.kind != "f":  # a one-hot of integers: no floor of its own dtype to take
+            value = value.astype(self.logits.dtype)
+        # the floor in the value's own dtype: one of another dtype (1e-300) would round to 0 in float32,
+        # and an array would give another answer than the same values as a Tensor
+        tiny = float(numpy.finfo(value.dtype).tiny)
         log_y = ops.log(ops.maximum(value, tiny))
         return super().log_prob(log_y) - log_y.sum(axis=-1)

@@ -17,4 +17,4 @@ from minivae.ops.sampling import (SURROGATES, GumbelSoftmax, GumbelSoftmaxKL, gu
                                   straight_through)
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
-                  *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze", "std"])
+                  *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze"])

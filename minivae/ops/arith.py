@@ -1,4 +1,6 @@
 """Elementwise binary arithmetic, with broadcasting undone in every VJP."""
+import numpy
+
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
@@ -77,7 +79,9 @@ class Neg(Function):
 class Pow(Function):
     """z = x^y;  x̄ = unbroadcast(ḡ·y·x^(y−1), x.shape);  ȳ = unbroadcast(ḡ·z·log x, y.shape).
 
-    The exponent's gradient needs x > 0; it is computed only when y requires one.
+    At the limits, PyTorch's values: x̄ = 0 where y = 0 (x⁰ = 1 is constant, where y·x^(y−1) would be 0·∞ at
+    x = 0), and ȳ = 0 where x = 0 and y ≥ 0 (z·log x would be 0·(−∞)). The exponent's gradient needs x > 0
+    elsewhere; it is computed only when y requires one.
     """
 
     def forward(ctx, x, y):
@@ -86,9 +90,11 @@ class Pow(Function):
         return z
 
     def backward(ctx, g):
-        x, y, z = ctx.x, ctx.y, ctx.z
-        gx = unbroadcast(g * y * x ** (y - 1), x.shape)
-        gy = unbroadcast(g * z * ctx.xp.log(x), y.shape) if ctx.needs_input_grad[1] else None
+        x, y, z, xp = ctx.x, ctx.y, ctx.z, ctx.xp
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # 0^(−1) and log 0, computed where they are not used
+            gx = unbroadcast(g * xp.where(y == 0, 0, y * x ** (y - 1)), x.shape)
+            gy = (unbroadcast(g * xp.where((x == 0) & (y >= 0), 0, z * xp.log(x)), y.shape)
+                  if ctx.needs_input_grad[1] else None)
         return gx, gy
 
 
@@ -132,8 +138,9 @@ class Where(Function):
 
     def backward(ctx, g):
         zero = ctx.xp.zeros((), dtype=g.dtype)
-        gx = ctx.xp.where(ctx.cond, g, zero)
-        return None, unbroadcast(gx, ctx.xshape), unbroadcast(g - gx, ctx.yshape)
+        # each branch selected from ḡ, not ȳ = ḡ − x̄: an inf or NaN of ḡ where x was taken stays out of ȳ
+        gx, gy = ctx.xp.where(ctx.cond, g, zero), ctx.xp.where(ctx.cond, zero, g)
+        return None, unbroadcast(gx, ctx.xshape), unbroadcast(gy, ctx.yshape)
 
 
 @register("clip")

@@ -1,8 +1,9 @@
 """Reductions over ``axis`` (None, an int or a tuple; negatives allowed) with ``keepdims``."""
+import numpy
+
 from minivae.engine import Function
 from minivae.ops._broadcast import expand_reduced, normalize_axis
 from minivae.ops._registry import register
-from minivae.ops.unary import sqrt
 
 
 @register("sum")
@@ -81,6 +82,24 @@ class Var(Function):
         return g * ctx.d * (2.0 / ctx.dof)
 
 
+@register("std")
+class Std(Function):
+    """y = √(Σ_axis (x − m)² / (n − c)), var's square root;  x̄ = broadcast(ḡ)·(x − m)/((n − c)·y), and 0 where y = 0
+    (a constant slice, where sqrt's VJP after var's would give 0·∞: PyTorch's value, the subgradient of least norm)."""
+
+    def forward(ctx, x, axis=None, keepdims=False, correction=1):
+        y = ctx.xp.sqrt(Var.forward(ctx, x, axis=axis, keepdims=keepdims, correction=correction))
+        ctx.save(y=y)
+        return y
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        y = expand_reduced(ctx.y, ctx.d.shape, ctx.axes, ctx.keepdims)
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # 0/0 where y = 0, replaced
+            scale = xp.where(y == 0, 0, expand_reduced(g, ctx.d.shape, ctx.axes, ctx.keepdims) / (ctx.dof * y))
+        return ctx.d * scale
+
+
 def logsumexp_array(xp, x, axes):
     """log Σ_axes eˣ with keepdims, shifted by the max so nothing overflows;
     an all −∞ slice gives −∞ rather than NaN."""
@@ -125,8 +144,7 @@ def var(x, axis=None, keepdims=False, correction=1):
 
 
 def std(x, axis=None, keepdims=False, correction=1):
-    """√var (its VJP is sqrt's after var's)."""
-    return sqrt(var(x, axis=axis, keepdims=keepdims, correction=correction))
+    return Std.apply(x, axis=axis, keepdims=keepdims, correction=correction)
 
 
 def logsumexp(x, axis=None, keepdims=False):

@@ -2,7 +2,7 @@
 import builtins
 import numpy
 
-from minivae.engine import DEFAULT_FLOAT, Function, Tensor, tensor
+from minivae.engine import DEFAULT_FLOAT, Function, Tensor, as_tensor
 from minivae.ops._broadcast import normalize_axis, unbroadcast
 from minivae.ops._registry import nondifferentiable, register
 from minivae.plan import array_function
@@ -226,7 +226,7 @@ def one_hot(indices, num_classes, dtype=None):
     """Float one-hot vectors (last axis ``num_classes``) for integer ``indices``; no gradient.
     Indices outside [0, num_classes) are refused on the CPU; on the GPU they give rows of zeros
     (checking would wait for the GPU and copy the answer back)."""
-    idx = indices if isinstance(indices, Tensor) else tensor(indices)
+    idx = indices if isinstance(indices, Tensor) else as_tensor(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot needs integer indices, not {idx.dtype}")
     if idx.numel() and idx.device == "cpu" and (int(idx.data.min()) < 0 or int(idx.data.max()) >= num_classes):

@@ -1,9 +1,11 @@
 """Optimizers with PyTorch's names: ``step()``, ``zero_grad()``, ``state_dict()``."""
 import math
+import numbers
 
 import numpy
 
-from minivae._backend import fused, get_array_module
+from minivae._backend import fused, get_array_module, to_numpy
+from minivae.engine import Tensor
 
 
 class Optimizer:
@@ -15,27 +17,55 @@ class Optimizer:
 
     ``params`` is an iterable of tensors or, as in PyTorch, of dicts ``{"params": [...], "lr": ...}``
     whose other entries override the defaults; ``param_groups`` holds one dict per group, and a
-    change to a group's "lr" (a scheduler's) applies from the next ``step()``.
+    change to a group's "lr" (a scheduler's) applies from the next ``step()``. A group may set only
+    the options the constructor takes (any other is refused: it would be ignored), and each
+    group's values are checked as the constructor's are. A parameter may appear once in all: twice,
+    it would be updated twice a step (PyTorch refuses it in two groups too). A parameter that never
+    gets a gradient (frozen) is never changed, nor its state.
     """
 
     n_buffers = 0
     buffer_names = ()
 
     def __init__(self, params, defaults):
+        name = type(self).__name__
+        if isinstance(params, (Tensor, dict)):
+            raise TypeError(f"{name} takes an iterable of tensors or of param-group dicts, not a single "
+                            f"{type(params).__name__}: wrap it in a list")
         params = list(params)
-        groups = params if params and all(isinstance(g, dict) for g in params) else [{"params": params}]
-        self.param_groups = [{**defaults, **g, "params": list(g["params"])} for g in groups]
+        is_group = [isinstance(g, dict) for g in params]
+        if any(is_group) and not all(is_group):
+            raise TypeError(f"{name} takes either tensors or param-group dicts, not a mix of both")
+        self.check_options(defaults, f"{name}: ")
+        self.param_groups = []
+        for k, g in enumerate(params if params and all(is_group) else [{"params": params}]):
+            where = f"{name} param group {k}: " if all(is_group) else f"{name}: "
+            if "params" not in g:
+                raise ValueError(f"{where}no 'params' entry")
+            unknown = sorted(set(g) - set(defaults) - {"params"}, key=str)
+            if unknown:
+                raise ValueError(f"{where}unknown option {', '.join(map(repr, unknown))}, which would be ignored: "
+                                 f"{name}'s options are {', '.join(defaults)}")
+            group = {**defaults, **g, "params": [g["params"]] if isinstance(g["params"], Tensor) else list(g["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"{where}{name} optimizes tensors, not {type(p).__name__}")
+            self.check_options(group, where)
+            self.param_groups.append(group)
         self.params = [p for g in self.param_groups for p in g["params"]]
         if not self.params:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        for g in self.param_groups:
-            if not g["lr"] > 0:
-                raise ValueError(f"learning rate must be > 0, got {g['lr']}")
+            raise ValueError(f"{name} got an empty parameter list")
+        _refuse_duplicates(self.param_groups, name)
         self.steps = 0
         group_of = [k for k, g in enumerate(self.param_groups) for _ in g["params"]]
         self._views, self._buffers, self._groups = flatten(self.params, companions=self.n_buffers, keys=group_of)
         for flat in self._groups:
             flat.options = self.param_groups[group_of[flat.indices[0]]]
+
+    def check_options(self, options, where):
+        """Raise a ValueError (TypeError for a value that is not a number) for a hyperparameter out of
+        its range; ``where`` (the optimizer, and the group) starts the message."""
+        _check_number(where, "learning rate (lr)", options["lr"], lambda lr: lr > 0, "> 0")
 
     @property
     def lr(self):
@@ -52,6 +82,10 @@ class Optimizer:
             p.grad = None
 
     def step(self):
+        """Update every parameter that has a gradient. Without any gradient at all this does
+        nothing, as in PyTorch: the step count (Adam's bias correction) does not advance."""
+        if not any(p.grad is not None for p in self.params):
+            return
         self.steps += 1
         for i, p in enumerate(self.params):
             if p.grad is not None and p.data is not self._views[i]:  # .data was rebound: copy it back
@@ -76,20 +110,46 @@ class Optimizer:
         return []
 
     def state_dict(self):
-        """Step count and per-parameter buffers, as NumPy arrays (for .npz checkpoints). The
+        """Step count ("steps") and per-parameter buffers ("<i>.<buffer>", i the parameter's index in
+        ``params``, of its shape and dtype), as NumPy arrays (for .npz checkpoints). The
         hyperparameters (``param_groups``) are not in it: they come from the constructor, so a
         resumed run may change them."""
         out = {"steps": numpy.array(self.steps)}
         for name, buffer in zip(self.buffer_names, self._buffers):
-            for i, b in enumerate(buffer):
-                out[f"{i}.{name}"] = _host(b)
+            for i, (p, b) in enumerate(zip(self.params, buffer)):
+                out[f"{i}.{name}"] = _host(b).reshape(p.shape)
         return out
 
     def load_state_dict(self, state):
-        self.steps = int(state["steps"])
-        for name, buffer in zip(self.buffer_names, self._buffers):
+        """Copy ``state`` (as ``state_dict()`` returns it) into this optimizer, on whatever device its
+        parameters are. The keys must be exactly this optimizer's; each buffer must have its
+        parameter's dtype (no silent cast) and shape (or the flat shape (numel,), which minivae's
+        checkpoints held before); "steps" an integer >= 0. Everything is checked before anything
+        is copied, so a refused state leaves the optimizer as it was."""
+        name = type(self).__name__
+        expected = {"steps"} | {f"{i}.{b}" for b in self.buffer_names for i in range(len(self.params))}
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected, key=str)
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not fit this {name} of {len(self.params)} parameters: "
+                             f"missing {missing}, unexpected {unexpected}")
+        steps = state["steps"]
+        steps = steps.data if isinstance(steps, Tensor) else steps
+        if not (isinstance(steps, (numbers.Integral, numpy.ndarray)) and not isinstance(steps, (bool, numpy.bool_))
+                and numpy.shape(steps) == () and numpy.asarray(steps).dtype.kind in "iu" and steps >= 0):
+            raise ValueError(f"state_dict: steps is {_describe(steps)}, {name} expects an integer >= 0")
+        copies = []
+        for key, buffer in zip(self.buffer_names, self._buffers):
             for i, (p, b) in enumerate(zip(self.params, buffer)):
-                b[...] = p.xp.asarray(state[f"{i}.{name}"]).reshape(-1)
+                value = state[f"{i}.{key}"]
+                value = value.data if isinstance(value, Tensor) else value
+                shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+                if dtype != b.dtype or shape not in (p.shape, (p.numel(),)):
+                    raise ValueError(f"state_dict: {i}.{key} is {_describe(value)}, this {name} expects "
+                                     f"{b.dtype} of shape {p.shape} (its parameter {i}'s)")
+                copies.append((p, b, value))
+        self.steps = int(steps)
+        for p, b, value in copies:
+            b[...] = p.xp.asarray(to_numpy(value)).reshape(-1)
 
 
 class SGD(Optimizer):
@@ -101,6 +161,10 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, {"lr": lr, "momentum": momentum})
+
+    def check_options(self, options, where):
+        super().check_options(options, where)
+        _check_number(where, "momentum", options["momentum"], lambda mu: mu >= 0, ">= 0")
 
     momentum = property(lambda self: self.param_groups[0]["momentum"])
 
@@ -126,12 +190,32 @@ class Adam(Optimizer):
     With Numba each parameter's slice of the flat buffers is updated in one fused pass
     (minivae/_cpu/adam.py): copying the gradients into one buffer to make a single call would
     cost more memory traffic than the calls it saves.
+
+    One difference from ``torch.optim.Adam``: t is one count for the whole optimizer (the steps at
+    which any parameter had a gradient; a ``step()`` without any gradient does not count, as in
+    PyTorch), where PyTorch counts, per parameter, the steps at which that parameter had one. The
+    two agree when every parameter gets a gradient at every step (a loss that uses all the weights:
+    the usual case). They differ for a parameter whose gradients start later (frozen for the first
+    steps, or unused by the first batches) or skip steps: its updates take t's bias correction,
+    not its own count's. Its first update, at t > 1, moves each entry by
+    lr·(1−β₁)/(1−β₁ᵗ)·√(1−β₂ᵗ)/√(1−β₂) instead of PyTorch's lr (≈ 0.64·lr at t = 3 with the default
+    betas); the gap fades as β₂ᵗ → 0, i.e. after some thousands of steps for β₂ = 0.999. One count is
+    what lets a whole flat buffer be updated in one launch with the same scalars.
     """
 
     n_buffers, buffer_names, kernel = 2, ("m", "v"), "adam"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    def check_options(self, options, where):
+        super().check_options(options, where)
+        betas = options["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"{where}betas must be a pair (β₁, β₂), got {betas!r}")
+        for k, beta in enumerate(betas):
+            _check_number(where, f"betas[{k}]", beta, lambda b: 0 <= b < 1, "in [0, 1)")
+        _check_number(where, "eps", options["eps"], lambda eps: eps >= 0, ">= 0")
 
     betas = property(lambda self: self.param_groups[0]["betas"])
     eps = property(lambda self: self.param_groups[0]["eps"])
@@ -162,6 +246,32 @@ class Adam(Optimizer):
 
 def _host(a):
     return numpy.array(a.get() if hasattr(a, "get") else a)
+
+
+def _check_number(where, name, value, ok, rule):
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}{name} must be a real number, got {value!r}")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{where}{name} must be a finite number {rule}, got {value!r}")
+
+
+def _refuse_duplicates(groups, name):
+    """A ValueError for a tensor listed twice (identity: a Tensor's == is elementwise)."""
+    seen = {}
+    for k, g in enumerate(groups):
+        for j, p in enumerate(g["params"]):
+            if id(p) in seen:
+                k0, j0 = seen[id(p)]
+                where = f"twice in param group {k}" if k0 == k else f"in param groups {k0} and {k}"
+                raise ValueError(f"{name}: a parameter appears {where} (entries {j0} and {j}); listed twice it "
+                                 "would be updated twice a step. List each once (Module.parameters() does)")
+            seen[id(p)] = (k, j)
+
+
+def _describe(value):
+    if not hasattr(value, "shape"):
+        return f"a {type(value).__name__}, not an array"
+    return f"{value.dtype} of shape {value.shape}"
 
 
 class FlatGroup:
@@ -203,8 +313,12 @@ def flatten(params, companions=0, keys=None):
 
 
 def clip_grad_norm_(params, max_norm):
-    """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm before,
-    as a 0-d float64 array on the gradients' device (reading it is the caller's choice: no copy to the host here)."""
+    """Scale all gradients together so their global L2 norm ‖g‖ = √(Σ gᵢ²) is at most ``max_norm``
+    (g ← g·max_norm/(‖g‖ + 1e-12) when ‖g‖ > max_norm); returns ‖g‖ before, as a 0-d float64 array on
+    the gradients' device (reading it is the caller's choice: no copy to the host here). ``params``:
+    an iterable of tensors, or one tensor (as PyTorch's)."""
+    if isinstance(params, Tensor):  # iterating a tensor would give its rows, which have no .grad
+        params = [params]
     grads = [p.grad for p in params if p.grad is not None]
     xp = get_array_module(*grads)
     total = xp.sqrt(sum(((g * g).sum().astype(numpy.float64) for g in grads), xp.zeros((), numpy.float64)))

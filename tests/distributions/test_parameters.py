@@ -1,0 +1,264 @@
+"""Distribution parameters: probs as torch reads them, dtypes, validation, shapes of the moments."""
+import math
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae.distributions import (Bernoulli, Categorical, ExpRelaxedCategorical, Normal, OneHotCategorical,
+                                   RelaxedOneHotCategorical, kl_divergence)
+from minivae.random import Generator
+
+CATEGORICAL_FAMILY = [Categorical, OneHotCategorical,
+                      lambda probs=None, logits=None: RelaxedOneHotCategorical(0.5, probs, logits),
+                      lambda probs=None, logits=None: ExpRelaxedCategorical(0.5, probs, logits)]
+FAMILY_IDS = ["Categorical", "OneHotCategorical", "RelaxedOneHotCategorical", "ExpRelaxedCategorical"]
+
+
+# ---- categorical probs are weights, normalized over the last axis ---------------------
+@pytest.mark.parametrize("make", CATEGORICAL_FAMILY, ids=FAMILY_IDS)
+def test_categorical_probs_are_normalized_by_the_row_sum(make):
+    """torch's rule: p = w / Σ_k w_k. Weights ≥ 1 must not be flattened (clipping w to [ε, 1 − ε]
+    before the log made [2, 6] uniform)."""
+    w = np.array([[2.0, 6.0, 0.5], [0.1, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    p = w / w.sum(-1, keepdims=True)
+    d = make(mv.tensor(w))
+    np.testing.assert_allclose(d.probs.data, p, rtol=1e-12)
+    np.testing.assert_allclose(d.logits.data, np.log(p), rtol=1e-12)
+
+
+def test_categorical_samples_follow_unnormalized_weights():
+    w = np.array([2.0, 6.0], np.float32)
+    n = 40_000
+    z = Categorical(mv.tensor(w)).sample((n,), rng=Generator(0)).data
+    counts, expected = np.bincount(z, minlength=2), n * np.array([0.25, 0.75])
+    assert ((counts - expected) ** 2 / expected).sum() < 10.83  # χ²(1) 0.999
+    y = RelaxedOneHotCategorical(0.5, mv.tensor(w)).rsample((n,), rng=Generator(1)).data
+    counts = np.bincount(y.argmax(-1), minlength=2)
+    assert ((counts - expected) ** 2 / expected).sum() < 10.83
+
+
+def test_categorical_log_prob_gradient_through_the_normalization():
+    """log p_k = log w_k − log Σ_j w_j, so ∂/∂w_j = δ_jk / w_k − 1 / Σ w."""
+    w = mv.tensor(np.array([2.0, 6.0, 0.5]), requires_grad=True)
+    lp = Categorical(w).log_prob(mv.tensor(np.array(1)))
+    assert lp.item() == pytest.approx(math.log(6.0 / 8.5))
+    lp.backward()
+    np.testing.assert_allclose(w.grad, np.array([0.0, 1 / 6.0, 0.0]) - 1 / 8.5)
+
+
+def test_categorical_probs_match_torch():
+    torch = pytest.importorskip("torch")
+    w = np.random.default_rng(0).uniform(0, 5, size=(4, 3))
+    w[0, 1] = 0.0
+    d, t = Categorical(mv.tensor(w)), torch.distributions.Categorical(torch.tensor(w))
+    np.testing.assert_allclose(d.probs.data, t.probs.numpy(), rtol=1e-12, atol=1e-15)
+    v = np.array([0, 2, 1, 2])
+    np.testing.assert_allclose(d.log_prob(mv.tensor(v)).data, t.log_prob(torch.tensor(v)).numpy(), rtol=1e-12)
+
+
+# ---- refused probs --------------------------------------------------------------------
+@pytest.mark.parametrize("probs", [1.5, -0.3, float("nan"), np.array([0.2, 1.0 + 1e-6]), np.array([np.inf])],
+                         ids=["1.5", "-0.3", "nan", "above-1", "inf"])
+def test_bernoulli_refuses_probs_outside_the_unit_interval(probs):
+    with pytest.raises(ValueError, match="Bernoulli: probs must be in \\[0, 1\\]"):
+        Bernoulli(probs)
+
+
+@pytest.mark.parametrize("make", CATEGORICAL_FAMILY, ids=FAMILY_IDS)
+@pytest.mark.parametrize("probs,problem", [
+    ([-0.5, 1.5], "finite and >= 0"),
+    ([np.nan, 1.0], "finite and >= 0"),
+    ([np.inf, 1.0], "finite and >= 0"),
+    ([[0.0, 0.0], [0.3, 0.7]], "positive, finite sum"),
+], ids=["negative", "nan", "inf", "zero-row"])
+def test_categorical_family_refuses_bad_probs(make, probs, problem):
+    with pytest.raises(ValueError, match=f"probs.*{problem}"):
+        make(np.array(probs))
+
+
+def test_probs_that_require_grad_are_not_checked():
+    """The policy: value checks run on constant CPU parameters only (no pass over computed ones)."""
+    assert Bernoulli(mv.tensor(np.array([1.5]), requires_grad=True)).batch_shape == (1,)
+    assert Categorical(mv.tensor(np.array([-0.5, 1.5]), requires_grad=True)).num_categories == 2
+
+
+@pytest.mark.parametrize("make", CATEGORICAL_FAMILY, ids=FAMILY_IDS)
+def test_zero_categories_are_refused_at_construction(make):
+    for kwargs in ({"logits": mv.tensor(np.zeros((2, 0)))}, {"probs": mv.tensor(np.zeros((2, 0)))}):
+        with pytest.raises(ValueError, match="K = 0 categories"):
+            make(**kwargs)
+
+
+# ---- Bernoulli with certain outcomes --------------------------------------------------
+class _ExtremeUniforms:
+    """A stand-in rng whose uniforms are the two extremes Generator.uniform can return in float32:
+    1 − 2⁻²⁴ and 2⁻²⁴ (words_to_uniform)."""
+
+    def uniform(self, shape, dtype, device="cpu"):
+        return np.broadcast_to(np.array([1 - 2.0 ** -24, 2.0 ** -24], dtype), shape).copy()
+
+
+def test_bernoulli_probs_zero_and_one_never_draw_the_impossible_value():
+    """torch samples from the probs as given: P(1) = 1 draws only 1s. Probs clamped to 1 − ε = 1 − 2⁻²³
+    would draw 0 at u = 1 − 2⁻²⁴, and probs 0 clamped to ε would draw 1 at u = 2⁻²⁴."""
+    d = Bernoulli(mv.tensor(np.array([1.0, 0.0], np.float32)))
+    np.testing.assert_array_equal(d.probs.data, [1.0, 0.0])
+    np.testing.assert_array_equal(d.mean.data, [1.0, 0.0])
+    np.testing.assert_array_equal(d.sample(rng=_ExtremeUniforms()).data, [1.0, 0.0])
+    s = d.sample((50_000,), rng=Generator(0)).data
+    assert np.all(s[:, 0] == 1) and np.all(s[:, 1] == 0)
+    # log_prob stays through the clamped logits, as torch's: log P(the impossible value) = log ε
+    eps = float(np.finfo(np.float32).eps)
+    np.testing.assert_allclose(d.log_prob(mv.tensor(np.array([0.0, 1.0], np.float32))).data, [math.log(eps)] * 2, rtol=1e-6)
+
+
+# ---- dtypes: integer parameters become float32, integer tensors are refused ------------
+def test_normal_with_integer_parameters_is_float32():
+    d = Normal(0, 1)
+    assert d.loc.dtype == np.float32 and d.scale.dtype == np.float32 and d.variance.dtype == np.float32
+    x = d.rsample((1000,), rng=Generator(0))
+    np.testing.assert_array_equal(x.data, Generator(0).normal((1000,), np.float32))  # not truncated to integers
+    assert d.log_prob(mv.tensor(np.float32(0.5))).dtype == np.float32
+    assert d.log_prob(mv.tensor(np.float32(0.5))).item() == pytest.approx(-0.125 - 0.5 * math.log(2 * math.pi), rel=1e-6)
+    e = Normal(np.array([0, 1]), np.array([1, 2], np.int32))
+    assert e.loc.dtype == np.float32 and e.scale.dtype == np.float32
+    assert Normal(np.array([True]), 1.0).loc.dtype == np.float32
+
+
+def test_integer_tensor_parameters_are_refused_by_name():
+    ints = mv.tensor(np.array([0, 1]))
+    with pytest.raises(TypeError, match="Normal: loc must be a floating tensor"):
+        Normal(ints, 1.0)
+    with pytest.raises(TypeError, match="Normal: scale must be a floating tensor"):
+        Normal(0.0, ints + 1)
+    with pytest.raises(TypeError, match="Bernoulli: logits must be a floating tensor"):
+        Bernoulli(logits=ints)
+    with pytest.raises(TypeError, match="ExpRelaxedCategorical: logits must be a floating tensor"):
+        ExpRelaxedCategorical(1.0, logits=ints)
+    with pytest.raises(TypeError, match="Categorical: probs must be a floating tensor"):
+        Categorical(ints)
+    with pytest.raises(TypeError, match="Normal: scale must be a real number"):
+        Normal(0.0, "a")
+
+
+def test_integer_array_logits_draw_float_noise():
+    """Gumbel noise drawn in an integer dtype would be truncated; integer arrays become float32."""
+    logits = np.zeros((1, 3), np.int64)
+    x = ExpRelaxedCategorical(1.0, logits=logits).rsample((500,), rng=Generator(0))
+    assert x.dtype == np.float32
+    g = Generator(0).gumbel((500, 1, 3), np.float32).astype(np.float64)
+    expected = g - np.log(np.exp(g).sum(-1, keepdims=True))
+    np.testing.assert_allclose(x.data, expected, rtol=1e-5, atol=1e-5)
+    assert Bernoulli(1).probs.dtype == np.float32 and Bernoulli(logits=np.array([0, 1])).logits.dtype == np.float32
+    assert Categorical(logits=np.array([0, 1, 2])).logits.dtype == np.float32
+
+
+def test_normal_draws_noise_in_the_result_dtype_of_loc_and_scale():
+    d = Normal(mv.tensor(np.zeros(3, np.float32)), mv.tensor(np.ones(3, np.float64)))
+    z = d.rsample((2,), rng=Generator(0))
+    assert z.dtype == np.float64
+    np.testing.assert_array_equal(z.data, Generator(0).normal((2, 3), np.float64))  # not float32 noise cast up
+
+
+# ---- Normal: refused values, broadcast moments ----------------------------------------
+@pytest.mark.parametrize("loc,scale,problem", [
+    (0.0, float("nan"), "scale must be > 0 and finite"),
+    (0.0, float("inf"), "scale must be > 0 and finite"),
+    (0.0, -float("inf"), "scale must be > 0 and finite"),
+    (0.0, np.array([1.0, 0.0]), "scale must be > 0 and finite"),
+    (float("nan"), 1.0, "loc must not be NaN"),
+    (np.array([0.0, np.nan]), 1.0, "loc must not be NaN"),
+], ids=["scale-nan", "scale-inf", "scale-minus-inf", "scale-zero", "loc-nan", "loc-array-nan"])
+def test_normal_refuses_nan_and_infinite_parameters(loc, scale, problem):
+    with pytest.raises(ValueError, match=f"Normal: {problem}"):
+        Normal(loc, scale)
+
+
+def test_normal_value_checks_skip_parameters_that_require_grad():
+    s = mv.tensor(np.array([np.nan]), requires_grad=True)
+    assert Normal(mv.tensor(np.array([np.nan]), requires_grad=True), s).batch_shape == (1,)
+
+
+def test_normal_refuses_shapes_that_do_not_broadcast():
+    with pytest.raises(ValueError, match="loc of shape \\(2,\\) and scale of shape \\(3,\\)"):
+        Normal(np.zeros(2), np.ones(3))
+
+
+def test_normal_moments_are_broadcast_to_the_batch_shape():
+    loc, scale = np.array([0.5, -1.0, 2.0]), np.array([[1.0], [3.0]])
+    d = Normal(mv.tensor(loc), mv.tensor(scale))
+    assert d.batch_shape == (2, 3)
+    np.testing.assert_array_equal(d.mean.data, np.broadcast_to(loc, (2, 3)))
+    np.testing.assert_array_equal(d.stddev.data, np.broadcast_to(scale, (2, 3)))
+    np.testing.assert_array_equal(d.variance.data, np.broadcast_to(scale ** 2, (2, 3)))
+    assert d.entropy().shape == (2, 3)
+    same = Normal(mv.tensor(loc), mv.tensor(np.ones(3)))
+    assert same.mean is same.loc and same.stddev is same.scale  # no op where the shape already matches
+
+
+def test_normal_moments_match_torch():
+    torch = pytest.importorskip("torch")
+    loc, scale = np.array([0.5, -1.0, 2.0]), np.array([[1.0], [3.0]])
+    d, t = Normal(mv.tensor(loc), mv.tensor(scale)), torch.distributions.Normal(torch.tensor(loc), torch.tensor(scale))
+    for name in ("mean", "stddev", "variance"):
+        np.testing.assert_array_equal(getattr(d, name).data, getattr(t, name).numpy(), err_msg=name)
+
+
+# ---- relaxed: probs, log_prob of arrays -----------------------------------------------
+@pytest.mark.parametrize("cls", [RelaxedOneHotCategorical, ExpRelaxedCategorical])
+def test_relaxed_probs_are_the_softmax_of_the_logits(cls):
+    logits = np.array([[1.0, 2.0, 0.5], [0.0, -3.0, 100.0]])
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(cls(0.7, logits=mv.tensor(logits)).probs.data, expected, rtol=1e-12)
+
+
+def _concrete_log_prob(logits, y, tau, floor):
+    """The Concrete density, by hand, in float64, with log y floored at ``floor``."""
+    k = len(logits)
+    log_y = np.log(np.maximum(y.astype(np.float64), floor))
+    score = logits - tau * log_y
+    m = score.max()
+    return (math.lgamma(k) + (k - 1) * math.log(tau) + np.sum(logits - (tau + 1) * log_y)
+            - k * (m + np.log(np.exp(score - m).sum())))
+
+
+@pytest.mark.parametrize("y", [np.array([0.25, 0.0, 0.75], np.float32), np.array([1.9e-2, 9.0e-43, 0.981], np.float32)],
+                         ids=["zero", "subnormal"])
+def test_relaxed_log_prob_of_an_array_equals_that_of_a_tensor(y):
+    """A float32 array holding 0 (or a subnormal) is floored at float32's smallest normal, as a Tensor
+    is: a floor of 1e-300 rounded to 0 in float32 and gave NaN."""
+    logits = np.array([0.0, 0.5, 1.0], np.float32)
+    d = RelaxedOneHotCategorical(0.01, logits=mv.tensor(logits))
+    from_array, from_tensor = d.log_prob(y), d.log_prob(mv.tensor(y))
+    assert from_array.dtype == from_tensor.dtype == np.float32
+    np.testing.assert_array_equal(from_array.data, from_tensor.data)
+    log_p = logits - np.log(np.exp(logits).sum())
+    expected = _concrete_log_prob(log_p.astype(np.float64), y, 0.01, float(np.finfo(np.float32).tiny))
+    np.testing.assert_allclose(from_array.data, expected, rtol=1e-5)
+
+
+# ---- KL --------------------------------------------------------------------------------
+def test_categorical_kl_refuses_different_numbers_of_categories():
+    p, q = Categorical(logits=mv.tensor(np.zeros(3))), OneHotCategorical(logits=mv.tensor(np.zeros(4)))
+    with pytest.raises(ValueError, match="K = 3 .*K = 4"):
+        kl_divergence(p, q)
+
+
+# ---- sample shapes ---------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: Normal(0.0, 1.0), lambda: Bernoulli(0.5), lambda: Categorical(logits=mv.tensor(np.zeros(3))),
+    lambda: OneHotCategorical(logits=mv.tensor(np.zeros(3))),
+    lambda: RelaxedOneHotCategorical(0.5, logits=mv.tensor(np.zeros(3))),
+    lambda: ExpRelaxedCategorical(0.5, logits=mv.tensor(np.zeros(3)))],
+    ids=["Normal", "Bernoulli", "Categorical", "OneHotCategorical", "RelaxedOneHotCategorical", "ExpRelaxedCategorical"])
+@pytest.mark.parametrize("sample_shape", [(-1,), -5, (2, -3)], ids=["(-1,)", "-5", "(2,-3)"])
+def test_negative_sample_shape_is_refused_and_the_generator_does_not_move(make, sample_shape):
+    g = Generator(0)
+    d = make()
+    draw = d.rsample if d.has_rsample else d.sample
+    with pytest.raises(ValueError, match="sample_shape .*negative dimensions are not allowed"):
+        draw(sample_shape, rng=g)
+    assert g.counter == 0
+    assert draw((0,), rng=g).shape[0] == 0  # an empty sample is still fine

@@ -2,6 +2,7 @@
 import argparse
 import math
 import os
+import stat
 import sys
 
 DEFAULT_OUT = "runs/default"
@@ -34,6 +35,16 @@ def _non_negative_int(text):
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text}")
+    return value
+
+
+def _seed(text):
+    # the Generator's range, checked while parsing: a seed out of it would otherwise fail only when first
+    # used (for train, after the output folder is made). Seeds derived from it (training.derived_seed)
+    # wrap around within the range, so every seed accepted here runs to the end
+    value = int(text)
+    if not 0 <= value < 2 ** 64:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**64), got {text}")
     return value
 
 
@@ -92,8 +103,9 @@ def _train(args):
     if args.tf32 and args.device != "cuda":
         raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     _check_device(args)
-    # before anything is written: a bad data file leaves no trace
-    data = _load_data(args, ("train", "valid"), batch_size=args.batch_size)
+    # before anything is written: a bad data file leaves no trace. The test split is checked too (one
+    # image size across all splits), although training never reads it: eval would refuse it afterwards
+    data = _load_data(args, ("train", "valid", "test"), batch_size=args.batch_size)
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":
@@ -116,21 +128,21 @@ def _eval(args):
 
     from minivae import objectives, ops
     from minivae.data import batches, binarize
-    from minivae.engine import no_grad, tensor
+    from minivae.engine import as_tensor, no_grad
     from minivae.random import Generator
-    from minivae.training import Progress, load_checkpoint
+    from minivae.training import Progress, derived_seed, load_checkpoint
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     data = _load_data(args, (args.split,), x_dim=model.config["x_dim"])
     x = data[args.split]
     rng = Generator(args.seed)
     if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed
-        x = binarize(x, Generator(args.seed + 1))
+        x = binarize(x, Generator(derived_seed(args.seed, 1)))
     elbo, ll = [], []
     progress, started, steps = Progress(lines=10), time.perf_counter(), -(-len(x) // args.batch_size)
     with no_grad():
         for i, xb in enumerate(batches(x, args.batch_size), 1):
-            xb = tensor(xb, device=args.device)
+            xb = as_tensor(xb, device=args.device)
             elbo.append(objectives.elbo(model, xb, rng))
             ll.append(objectives.log_likelihood_is(model, xb, rng, k=args.k))
             progress.show(f"eval  batch {i}/{steps}  ({min(i * args.batch_size, len(x))} of {len(x)} images)", i, steps, started)
@@ -156,7 +168,18 @@ def _sample(args):
     _check_device(args)
     if _same_file(args.out, args.checkpoint):
         raise ValueError(f"--out {args.out} is the checkpoint itself: choose another file for the samples")
-    if os.path.isfile(args.out):
+    try:
+        mode = os.lstat(args.out).st_mode
+    except FileNotFoundError:
+        mode = None
+    # write_png renames a new file into place, which replaces whatever the name is: a FIFO, a device,
+    # a symbolic link (the link itself, not its target). Only a regular file is ever replaced; a link,
+    # even to a PNG, is refused rather than silently turned into a plain file
+    if mode is not None and stat.S_ISLNK(mode):
+        raise ValueError(f"--out {args.out} is a symbolic link: give the file itself (nothing was written)")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ValueError(f"--out {args.out} exists and is not a regular file: choose another file (nothing was written)")
+    if mode is not None:
         with open(args.out, "rb") as f:
             if f.read(8) != b"\x89PNG\r\n\x1a\n":
                 raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
@@ -213,7 +236,7 @@ def build_parser():
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
-    t.add_argument("--seed", type=int, default=0, help="seed of all the run's randomness")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of all the run's randomness")
     t.add_argument("--hidden", type=_sizes, default="512,256", help="hidden sizes, comma-separated")
     t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",
                    help="hidden layers: an activation after each, or gated linear units")
@@ -253,21 +276,21 @@ def build_parser():
     e.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
     e.add_argument("-k", type=_positive_int, default=1000, help="importance samples")
     e.add_argument("--batch-size", type=_positive_int, default=100, help="images at a time")
-    e.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    e.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
     device_arg(e)
     e.set_defaults(run=_eval)
 
     s = command("sample", "draw images from a checkpoint's prior")
     s.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
     s.add_argument("--n", type=_positive_int, default=64, help="how many images")
-    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
     s.add_argument("--out", default="samples.png", help="the PNG file to write")
     device_arg(s)
     s.set_defaults(run=_sample)
 
     x = command("estimators", "compare gradient estimators against exact gradients")
     x.add_argument("--draws", type=_positive_int, default=1000, help="independent estimates per estimator")
-    x.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    x.add_argument("--seed", type=_seed, default=0, help="seed of the draws")
     x.add_argument("--plot", help="also write a PNG plot here (needs matplotlib)")
     x.set_defaults(run=_estimators)
 

@@ -4,6 +4,7 @@ small embedded set of real binarized digits so that training works with no files
 import gzip
 import math
 import os
+import zlib
 from importlib import resources
 
 import numpy
@@ -26,7 +27,9 @@ def _read_bytes(path):
     if raw[:2] == b"\x1f\x8b":  # gzip magic: decide by content, not by name
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        # a damaged header or trailer is an OSError (BadGzipFile), a cut stream an EOFError, and a
+        # damaged deflate body a zlib.error (not an OSError): all three are a broken file
+        except (OSError, EOFError, zlib.error) as e:
             raise DataFormatError(f"{path}: broken gzip stream ({e})") from None
     return raw
 
@@ -42,8 +45,14 @@ def read_idx(path):
     if len(raw) < header:
         raise DataFormatError(f"{path}: truncated IDX header")
     dims = tuple(int(d) for d in numpy.frombuffer(raw, ">i4", ndim, 4))
+    if min(dims, default=0) < 0:  # the dims are signed int32: a negative one would reach reshape as "unknown"
+        raise DataFormatError(f"{path}: bad IDX dimensions {dims}: a dimension is negative")
     dtype = numpy.dtype(_IDX_TYPES[raw[2]])
-    expected = int(numpy.prod(dims)) * dtype.itemsize
+    # the product in Python ints: numpy.prod would wrap around int64 (65536**4 gives 0), and a
+    # header claiming 2**64 items would then match an empty body
+    expected = math.prod(dims) * dtype.itemsize
+    if expected > numpy.iinfo(numpy.int64).max:
+        raise DataFormatError(f"{path}: bad IDX dimensions {dims}: {math.prod(dims)} items, more than an array can hold")
     if len(raw) - header != expected:
         raise DataFormatError(f"{path}: IDX header says {dims} ({expected} bytes of data) "
                               f"but the file holds {len(raw) - header}")
@@ -77,7 +86,8 @@ def load_images(path):
 
     Integer IDX pixels are grey levels 0…255 and are divided by 255 (never by the file's own
     maximum: a dark image must not be brightened); negative or larger values are refused. Float
-    IDX pixels must already lie in [0, 1]. NaN and infinity are refused everywhere.
+    IDX pixels must already lie in [0, 1]. NaN and infinity are refused everywhere. IDX images
+    (n, rows, columns) must be square: rows == columns.
     """
     name = os.path.basename(os.fspath(path)).lower()
     if ".amat" in name:
@@ -88,6 +98,7 @@ def load_images(path):
             raise DataFormatError(f"{path}: an IDX file of labels ({x.shape}), not of images")
         if x.size == 0:
             raise DataFormatError(f"{path}: no images (shape {x.shape})")
+        shape = x.shape
         x = x.reshape(len(x), -1)
         if x.dtype.kind in "iu":
             low, high = x.min(), x.max()
@@ -101,6 +112,9 @@ def load_images(path):
             if x.min() < 0 or x.max() > 1:
                 raise DataFormatError(f"{path}: float pixels must lie in [0, 1] (they are not rescaled), "
                                       f"found values from {x.min():g} to {x.max():g}")
+        # images are (n, rows, columns): a square pixel count is not enough, (n, 2, 8) is no 4×4 image
+        if len(shape) >= 3 and (shape[1] != shape[2] or math.prod(shape[3:]) != 1):
+            raise DataFormatError(f"{path}: IDX images of shape {shape[1:]}, not square images of rows × columns")
     return x
 
 

@@ -13,7 +13,7 @@ from minivae import objectives
 from minivae._backend import get_float32_matmul_precision, module_for_device, set_float32_matmul_precision, to_numpy
 from minivae._io import folder_lock, load_npz, remove_stale_temporaries, save_npz_atomic, write_atomic
 from minivae.data import batches, binarize
-from minivae.engine import no_grad, tensor
+from minivae.engine import as_tensor, no_grad
 from minivae.models import build
 from minivae.optim import Adam, clip_grad_norm_
 from minivae.plan import compile_step
@@ -54,15 +54,41 @@ def save_checkpoint(path, model, optimizer, rng, epoch, step, settings=None, met
     save_npz_atomic(path, arrays)
 
 
+def _is_integer(array, shape=()):
+    return isinstance(array, numpy.ndarray) and array.dtype.kind in "iu" and array.shape == shape
+
+
+def _json_entry(arrays, key, path, kind, default):
+    """meta/settings or meta/metrics decoded, or ``default`` when absent; a CheckpointError naming
+    the file unless it is JSON of ``kind``: the readers (--resume's comparison, metrics.csv) trust it."""
+    if key not in arrays:
+        return default
+    try:
+        value = json.loads(str(arrays[key])) if arrays[key].shape == () else None
+    except ValueError:
+        value = None
+    if not isinstance(value, kind):
+        raise CheckpointError(f"{path} has a malformed {key} (not a JSON {'object' if kind is dict else 'list'})")
+    return value
+
+
+def _scalar(value):
+    return value is None or isinstance(value, (str, int, float))
+
+
 def read_checkpoint(path):
     """The arrays of a checkpoint, checked: a CheckpointError naming the file for anything that
-    is not a complete minivae checkpoint of a format this version reads."""
+    is not a complete minivae checkpoint of a format this version reads. Its metadata is checked
+    here too (format, epoch and step integers, rng a pair, settings a JSON object, metrics a JSON list
+    of rows), before any caller acts on it: --resume rewrites metrics.csv from it."""
     try:
         arrays = load_npz(path)
     except (ValueError, OSError) as e:
         raise CheckpointError(str(e)) from None
     if "meta/kind" not in arrays:
         raise CheckpointError(f"{path} is not a minivae checkpoint")
+    if "meta/format" in arrays and not _is_integer(arrays["meta/format"]):
+        raise CheckpointError(f"{path} has a malformed meta/format (not an integer): not a checkpoint minivae wrote")
     version = int(arrays["meta/format"]) if "meta/format" in arrays else 0  # 0: written before formats were numbered
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} is in checkpoint format {version}, written by a newer minivae; "
@@ -70,6 +96,13 @@ def read_checkpoint(path):
     missing = [k for k in _REQUIRED if k not in arrays]
     if missing:
         raise CheckpointError(f"{path} is an incomplete checkpoint: missing {', '.join(missing)}")
+    for key, shape in (("meta/epoch", ()), ("meta/step", ()), ("meta/rng", (2,))):
+        if not _is_integer(arrays[key], shape) or (arrays[key] < 0).any():
+            raise CheckpointError(f"{path} has a malformed {key} ({arrays[key].dtype} of shape {arrays[key].shape})")
+    _json_entry(arrays, "meta/settings", path, dict, {})
+    rows = _json_entry(arrays, "meta/metrics", path, list, [COLUMNS])
+    if not rows or not all(isinstance(row, list) and all(map(_scalar, row)) for row in rows):
+        raise CheckpointError(f"{path} has a malformed meta/metrics (not a list of rows of values)")
     return arrays
 
 
@@ -85,6 +118,27 @@ def load_checkpoint(path, device="cpu"):
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path} does not hold a usable model ({type(e).__name__}: {e})") from None
     return model.to(device), arrays
+
+
+def derived_seed(seed, k):
+    """The seed of a run's k-th auxiliary stream (1: validation, 2: pictures), seed + k wrapped into
+    the Generator's [0, 2**64): the same as seed + k for every seed but the last k, which would
+    otherwise fail only after an epoch of training."""
+    return (seed + k) % 2 ** 64
+
+
+def _non_finite(model, optimizer):
+    """The name of the first parameter, optimizer buffer or baseline that holds NaN or infinity, or
+    None. An epoch is committed only if this is None: the checkpoint is what --resume continues from."""
+    arrays = {f"parameter {k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"optimizer state {k}": v for k, v in optimizer.state_dict().items()})
+    if getattr(model, "baseline", None) is not None:
+        arrays["the reinforce baseline"] = to_numpy(model.baseline)
+    for name, value in arrays.items():
+        value = numpy.asarray(value)
+        if value.dtype.kind in "fc" and not numpy.isfinite(value).all():
+            return name
+    return None
 
 
 def data_fingerprint(data):
@@ -117,7 +171,7 @@ def evaluate(model, x, seed, batch_size=500):
     total = module_for_device(device).zeros((), numpy.float64)
     with no_grad():
         for xb in batches(x, batch_size):
-            total = total + objectives.elbo(model, tensor(xb, device=device), rng).data.sum().astype(numpy.float64)
+            total = total + objectives.elbo(model, as_tensor(xb, device=device), rng).data.sum().astype(numpy.float64)
     return float(to_numpy(total)) / len(x)
 
 
@@ -192,23 +246,44 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     if tf32:  # recorded only when on, so that checkpoints written before the option resume as they did
         settings["tf32"] = True
     settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
-    created = not os.path.isdir(out)
+    created = _missing_folders(out)
     os.makedirs(out, exist_ok=True)
     precision = get_float32_matmul_precision()
     try:
         if tf32:
             set_float32_matmul_precision("high")
-        with folder_lock(out):
+        # NumPy's floating-point warnings off: a value that overflows to inf or NaN is caught by the
+        # checks of the loss, the parameters and the validation ELBO, which stop the run in one line;
+        # the warnings would only add lines (and source excerpts) of noise before it on stderr
+        with folder_lock(out), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
             remove_stale_temporaries(out)
             _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
                           graph=graph, log=log)
     except BaseException:
-        if created and not os.listdir(out):  # a run that failed before its first checkpoint leaves no empty folder
-            os.rmdir(out)
+        # a run that failed before its first checkpoint leaves no empty folder: neither OUT nor the
+        # parents it made for it (only those: a folder that was there before, or that is not empty, stays)
+        for folder in created:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (the run wrote there, or someone else did): keep it and its parents
+                break
         raise
     finally:
         set_float32_matmul_precision(precision)
     return model
+
+
+def _missing_folders(out):
+    """The folders that os.makedirs(out) would create, OUT first, then each parent up to the first
+    that exists."""
+    missing, folder = [], os.path.abspath(os.fspath(out))
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
 
 
 def _train_locked(model, data, out, settings, *, epochs, resume, override_settings, graph, log):
@@ -226,7 +301,7 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
         changed = _differences(saved.config, model.config)
         if changed:
             raise TrainingError(f"{ckpt_path} holds a {saved.kind} model of another shape: {'; '.join(changed)}")
-        recorded = json.loads(str(arrays["meta/settings"])) if "meta/settings" in arrays else {}
+        recorded = _json_entry(arrays, "meta/settings", ckpt_path, dict, {})  # checked by read_checkpoint
         changed = _differences(recorded, settings)
         if changed and not override_settings:
             raise TrainingError(f"--resume would not continue {ckpt_path} exactly, its settings differ: {'; '.join(changed)}. "
@@ -242,11 +317,15 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
             raise CheckpointError(f"{ckpt_path} does not hold a usable optimizer state ({type(e).__name__}: {e})") from None
         rng = Generator(int(arrays["meta/rng"][0]), int(arrays["meta/rng"][1]))
         start_epoch, step = int(arrays["meta/epoch"]) + 1, int(arrays["meta/step"])
-        rows = json.loads(str(arrays["meta/metrics"])) if "meta/metrics" in arrays else [COLUMNS]
+        rows = _json_entry(arrays, "meta/metrics", ckpt_path, list, [COLUMNS])  # checked by read_checkpoint
         _write_csv_atomic(metrics_path, rows)  # metrics.csv as committed with the checkpoint (a kill may have cut it)
     elif os.path.exists(ckpt_path):
         raise TrainingError(f"{out} already holds a checkpoint: continue that run with --resume (and a larger --epochs), "
                             "or start a new one with another --out")
+
+    def kept():  # what a stop keeps: the last epoch committed, if any
+        return (f"the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_path}" if os.path.exists(ckpt_path)
+                else "no checkpoint was written")
 
     device = model.device
     steps_per_epoch = -(-len(data["train"]) // batch_size)
@@ -262,12 +341,12 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
                 loss = plan.step(xb, step=step, beta=beta)
             elif graph and len(xb) == batch_size:
                 plan = compile_step(model, optimizer, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta),
-                                    tensor(xb, device=device), clip=clip, step=step, beta=beta)
+                                    as_tensor(xb, device=device), clip=clip, step=step, beta=beta)
                 if device == "cuda":
                     plan.capture()
                 loss = plan.loss
             else:
-                loss = model.loss(tensor(xb, device=device), rng, step=step, beta=beta)
+                loss = model.loss(as_tensor(xb, device=device), rng, step=step, beta=beta)
                 optimizer.zero_grad()
                 loss.backward()
                 if clip:
@@ -275,30 +354,37 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
                 optimizer.step()
             value = loss.item()
             if not math.isfinite(value):
-                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_path}" if os.path.exists(ckpt_path)
-                        else "no checkpoint was written")
-                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; {kept}")
+                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; {kept()}")
             step += 1
             total, count = total + value * len(xb), count + len(xb)
             progress.update(epoch, epochs, i, steps_per_epoch, total / count, started)
-        valid = evaluate(model, data["valid"], seed + 1)
+        # the loss was checked before each update, not after the last: that update may have made the
+        # parameters non-finite. Check them before evaluating (a NaN model may fail or warn there) and the
+        # validation ELBO after, so that no epoch whose checkpoint could not be continued is committed
+        bad = _non_finite(model, optimizer)
+        if bad is not None:
+            raise TrainingError(f"the parameters became NaN or infinite at epoch {epoch} ({bad}, after step {step}); "
+                                f"{kept()}")
+        valid = evaluate(model, data["valid"], derived_seed(seed, 1))
+        if not math.isfinite(valid):
+            raise TrainingError(f"the validation ELBO became {valid} at epoch {epoch}, step {step}; {kept()}")
         tau = model.temperature(step) if hasattr(model, "temperature") else ""
         rows.append([epoch, step, f"{total / count:.4f}", f"{valid:.4f}", tau, beta, f"{time.perf_counter() - started:.1f}", note])
         note = ""
         save_checkpoint(ckpt_path, model, optimizer, rng, epoch, step, settings, rows)  # the commit point of the epoch
         _write_csv_atomic(metrics_path, rows)
         log(f"epoch {epoch}: train loss {total / count:.3f}  valid ELBO {valid:.3f} nats")
-    write_pictures(model, data["valid"], out, seed)
+    write_pictures(model, data["valid"], out, seed)  # its stream: derived_seed(seed, 2)
     log(f"wrote {os.path.join(out, '')}: {CHECKPOINT} (epoch {max(epochs, start_epoch - 1)}), {METRICS}, "
         "reconstructions.png, samples.png")
 
 
 def write_pictures(model, x, out, seed, n=32):
     """reconstructions.png (rows of originals, then their mean reconstructions) and samples.png."""
-    rng = Generator(seed + 2)
+    rng = Generator(derived_seed(seed, 2))
     with no_grad():
         originals = x[:n]
-        q = model.posterior(tensor(originals, device=model.device))
+        q = model.posterior(as_tensor(originals, device=model.device))
         z = q.rsample(rng=rng) if q.has_rsample else q.sample(rng=rng)
         recon = model.likelihood(z).mean.numpy()
         paired = numpy.concatenate([numpy.concatenate([originals[i:i + 8], recon[i:i + 8]]) for i in range(0, n, 8)])

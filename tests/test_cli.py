@@ -285,3 +285,129 @@ def test_nan_loss_in_the_first_epoch_says_no_checkpoint_was_written(tmp_path, ca
     line = one_error_line(capsys)
     assert "the loss became" in line and "no checkpoint was written" in line and "kept" not in line
     assert not out.exists()  # no empty folder left behind
+
+
+TINY = ["--limit", "40", "--batch-size", "40", "--hidden", "8", "--n-latent", "2", "--n-categories", "3"]  # 1 step an epoch
+
+
+def test_parameters_made_non_finite_by_an_epochs_last_update_are_not_committed(tmp_path, capsys, recwarn):
+    out = tmp_path / "run"
+    assert run("train", *TINY, "--epochs", 1, "--out", out) == 0
+    good, metrics = (out / "checkpoint.npz").read_bytes(), (out / "metrics.csv").read_bytes()
+    capsys.readouterr()
+    # one step an epoch: the loss of epoch 2's only step is finite (epoch 1's parameters), its update
+    # (lr 1e39) makes them inf, and nothing after it in the epoch computes a loss to notice
+    assert run("train", *TINY, "--epochs", 3, "--out", out, "--resume", "--override-settings", "--lr", "1e39") == 1
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]  # after the progress line of epoch 2
+    assert line.startswith("minivae train: error: the parameters became NaN or infinite at epoch 2"), err
+    assert "the last good checkpoint (epoch 1) is kept" in line
+    assert "Warning" not in err and not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert (out / "checkpoint.npz").read_bytes() == good and (out / "metrics.csv").read_bytes() == metrics
+    # the checkpoint kept is one that --resume continues
+    assert run("train", *TINY, "--epochs", 2, "--out", out, "--resume") == 0
+    model, arrays = load_checkpoint(out / "checkpoint.npz")
+    assert int(arrays["meta/epoch"]) == 2 and all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+def test_parameters_non_finite_in_the_first_epoch_write_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", *TINY, "--epochs", 2, "--out", out, "--lr", "1e39") == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the parameters became NaN or infinite at epoch 1" in line and "no checkpoint was written" in line
+    assert not out.exists()
+
+
+def test_a_non_finite_validation_elbo_is_not_committed(tmp_path, capsys, monkeypatch):
+    import minivae.training
+    out = tmp_path / "run"
+    assert run("train", *TINY, "--epochs", 1, "--out", out) == 0
+    good = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    # finite parameters whose ELBO is not (an overflow in evaluation): still no commit
+    monkeypatch.setattr(minivae.training, "evaluate", lambda *args, **kwargs: float("nan"))
+    assert run("train", *TINY, "--epochs", 2, "--out", out, "--resume") == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the validation ELBO became nan at epoch 2" in line and "(epoch 1) is kept" in line
+    assert (out / "checkpoint.npz").read_bytes() == good
+
+
+def test_seeds_are_checked_while_parsing_and_the_largest_runs_to_the_end(tmp_path, capsys):
+    from minivae.training import derived_seed
+    out = tmp_path / "run"
+    for seed in (2 ** 64, -1):
+        for args in (["train", "--out", out], ["eval", "c.npz"], ["sample", "c.npz", "--out", tmp_path / "s.png"],
+                     ["estimators"]):
+            with pytest.raises(SystemExit) as e:
+                run(*args, "--seed", seed)
+            assert e.value.code == 2 and "[0, 2**64)" in one_error_line(capsys)
+    assert os.listdir(tmp_path) == []
+    # the validation, picture and eval-binarization streams use seed + 1 and + 2, wrapped: the largest
+    # seed trains, evaluates and samples to the end (it failed after a whole epoch)
+    top = 2 ** 64 - 1
+    assert run("train", *TINY, "--epochs", 1, "--out", out, "--seed", top) == 0
+    assert run("eval", out / "checkpoint.npz", "--limit", 10, "-k", 2, "--seed", top, "--dynamic-binarization") == 0
+    assert run("sample", out / "checkpoint.npz", "--out", tmp_path / "s.png", "--seed", top) == 0
+    # and every ordinary seed derives what it always did: runs made before give the same numbers
+    assert [derived_seed(s, k) for s in (0, 5, 2 ** 63) for k in (1, 2)] == [1, 2, 6, 7, 2 ** 63 + 1, 2 ** 63 + 2]
+    assert derived_seed(top, 1) == 0 and derived_seed(top, 2) == 1
+
+
+def test_bad_idx_and_gzip_files_are_one_line_through_the_cli(tmp_path, capsys):
+    import gzip
+    import struct
+
+    from tests.test_data import write_idx
+    cases = []
+
+    def folder(name):
+        (tmp_path / name).mkdir()
+        return tmp_path / name / "train-images-idx3-ubyte"
+    write_idx(folder("nonsquare"), np.zeros((60, 2, 8), np.uint8))  # 16 pixels, but 2×8
+    cases.append(("nonsquare", "not square images"))
+    for name, dims in (("negative", (60, -28, -28)), ("wrapping", (65536,) * 4)):  # 65536**4 wraps int64 to 0
+        folder(name).write_bytes(struct.pack(">BBBB", 0, 0, 8, len(dims)) + b"".join(struct.pack(">i", d) for d in dims))
+        cases.append((name, "bad IDX dimensions"))
+    body = bytearray(gzip.compress(b"0 1 1 0\n" * 60))
+    body[10] |= 0b110  # deflate block type 3 (reserved): zlib.error, not OSError
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "binarized_mnist_train.amat.gz").write_bytes(bytes(body))
+    cases.append(("gz", "broken gzip stream"))
+    out = tmp_path / "run"
+    for name, message in cases:
+        assert run("train", "--data", tmp_path / name, "--grey-targets", "--hidden", 8, "--batch-size", 10,
+                   "--epochs", 1, "--out", out) == 1, name
+        line = one_error_line(capsys)
+        assert line.startswith(f"minivae train: error: {tmp_path / name}") and message in line, (name, line)
+        assert not out.exists(), name
+
+
+def test_a_failed_train_removes_the_parent_folders_it_made_and_only_those(tmp_path, capsys):
+    (tmp_path / "there").mkdir()
+    (tmp_path / "there" / "file").write_text("keep")
+    # --resume with no checkpoint fails after the folders are made
+    assert run("train", *TINY, "--out", tmp_path / "there" / "a" / "b" / "c", "--resume") == 1
+    assert "no checkpoint to resume" in one_error_line(capsys)
+    assert os.listdir(tmp_path) == ["there"] and sorted(os.listdir(tmp_path / "there")) == ["file"]
+    assert run("train", *TINY, "--out", tmp_path / "deep" / "a" / "b", "--resume") == 1
+    capsys.readouterr()
+    assert os.listdir(tmp_path) == ["there"]
+
+
+def test_a_test_split_of_another_size_is_refused_at_train_time(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    for split, width in (("train", 16), ("valid", 16), ("test", 25)):
+        _amat(tmp_path / f"binarized_mnist_{split}.amat", rng.integers(0, 2, (20, width)))
+    out = tmp_path / "run"
+    assert run("train", "--data", tmp_path, "--hidden", 8, "--batch-size", 10, "--epochs", 1, "--out", out) == 1
+    line = one_error_line(capsys)
+    assert "binarized_mnist_test.amat: 25 pixels an image, but" in line and not out.exists()
+
+
+def test_a_nan_loss_mid_epoch_stops_without_floating_point_warnings(tmp_path, capsys, recwarn):
+    out = tmp_path / "run"
+    # two steps an epoch: the first update makes the weights inf, the second step's products overflow
+    # (NumPy would warn "invalid value encountered"), and its loss is NaN: one line says it all
+    assert run("train", *TINY, "--limit", 80, "--epochs", 1, "--out", out, "--lr", "1e39") == 1
+    assert "the loss became nan at epoch 1" in one_error_line(capsys)
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]

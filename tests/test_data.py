@@ -2,6 +2,7 @@
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -24,10 +25,12 @@ def write_idx(path, array, type_byte=0x08, gz=False):
 def test_idx_round_trip(tmp_path, gz):
     images = np.random.default_rng(0).integers(0, 256, size=(5, 4, 3)).astype(np.uint8)
     write_idx(tmp_path / "x", images, gz=gz)
-    np.testing.assert_array_equal(read_idx(tmp_path / "x"), images)
+    np.testing.assert_array_equal(read_idx(tmp_path / "x"), images)  # the reader takes any shape
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 4, 4)).astype(np.uint8)  # images must be square
+    write_idx(tmp_path / "x", images, gz=gz)
     x = load_images(tmp_path / "x")
-    assert x.shape == (5, 12) and x.dtype == np.float32 and x.max() <= 1.0
-    np.testing.assert_allclose(x, images.reshape(5, 12) / 255.0, rtol=1e-6)
+    assert x.shape == (5, 16) and x.dtype == np.float32 and x.max() <= 1.0
+    np.testing.assert_allclose(x, images.reshape(5, 16) / 255.0, rtol=1e-6)
 
 
 def test_idx_other_types(tmp_path):
@@ -180,3 +183,40 @@ def test_a_subset_is_a_seeded_random_sample_not_the_first_rows():
     assert sample_rows(x, 20_000, seed=4) is x
     splits = Splits({"test": x}, {"test": "t"})
     assert splits.limit(3, seed=1).files["test"] == "t (3 drawn with seed 1)"
+
+
+def test_a_corrupt_deflate_body_is_a_broken_gzip_stream_naming_the_file(tmp_path):
+    body = gzip.compress(b"0 1 1 0\n1 0 0 1\n")
+    broken = bytearray(body)
+    # the first byte after the 10-byte gzip header starts the deflate data: block type 3 is
+    # reserved, so zlib itself fails (zlib.error, not the OSError of a bad CRC or header)
+    broken[10] |= 0b110
+    path = tmp_path / "binarized_mnist_train.amat.gz"
+    path.write_bytes(bytes(broken))
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(broken))  # the case this test is about
+    with pytest.raises(DataFormatError, match="broken gzip stream") as e:
+        read_amat(path)
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("dims", [(-1, 4, 4), (4, -4, 4), (65536, 65536, 65536, 65536), (2 ** 31 - 1,) * 3])
+def test_bad_idx_dimensions_name_the_file(tmp_path, dims):
+    # negative dims would reach reshape as "unknown"; 65536**4 wraps numpy.prod's int64 to 0, which an
+    # empty body then matches; both must be refused by the header check, naming the file
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, len(dims)) + b"".join(struct.pack(">i", d) for d in dims))
+    with pytest.raises(DataFormatError, match="bad IDX dimensions") as e:
+        read_idx(path)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("shape", [(6, 2, 8), (6, 8, 2), (6, 4, 4, 2)])
+def test_idx_images_must_be_square_in_their_own_dims(tmp_path, shape):
+    # 2×8 holds 16 pixels, a square count: the flattened width alone cannot tell it from 4×4
+    write_idx(tmp_path / "x", np.zeros(shape, np.uint8))
+    with pytest.raises(DataFormatError, match="not square images") as e:
+        load_images(tmp_path / "x")
+    assert str(tmp_path / "x") in str(e.value)
+    write_idx(tmp_path / "ok", np.zeros((6, 4, 4, 1), np.uint8))  # a trailing channel of 1 is still 4×4
+    assert load_images(tmp_path / "ok").shape == (6, 16)

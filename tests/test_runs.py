@@ -3,6 +3,7 @@ files, resumes with other settings, damaged checkpoints, outputs that would over
 import csv
 import os
 import signal
+import stat
 import subprocess
 import sys
 import zipfile
@@ -288,3 +289,50 @@ def test_help_shows_the_defaults(capsys):
     for default in ("(default: 10)", "(default: 0.001)", "(default: 512,256)", "(default: runs/default)", "(default: 100)"):
         assert default in text
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_sample_replaces_only_a_regular_file(trained, tmp_path, capsys):
+    ckpt = trained / "checkpoint.npz"
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n old picture")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    os.symlink(tmp_path / "a.png", tmp_path / "link.png")  # a link to a PNG: refused, the link is not replaced
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "dangling.png")
+    # the folder before the FIFO: were the regular-file check lost, opening the FIFO to read its magic would block
+    for name, message in (("folder", "not a regular file"), ("fifo", "not a regular file"),
+                          ("link.png", "symbolic link"), ("dangling.png", "symbolic link")):
+        assert run("sample", ckpt, "--n", 4, "--out", tmp_path / name) == 1, name
+        line = one_error_line(capsys)
+        assert str(tmp_path / name) in line and message in line, (name, line)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode) and (tmp_path / "folder").is_dir()
+    assert os.readlink(tmp_path / "link.png") == str(tmp_path / "a.png") and not (tmp_path / "nowhere.png").exists()
+    assert (tmp_path / "a.png").read_bytes() == b"\x89PNG\r\n\x1a\n old picture"
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "dangling.png", "fifo", "folder", "link.png"]  # no temporary
+    assert run("sample", ckpt, "--n", 4, "--out", tmp_path / "a.png") == 0  # the regular PNG itself is replaced
+    assert (tmp_path / "a.png").read_bytes() != b"\x89PNG\r\n\x1a\n old picture"
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("meta/metrics", np.array('{"a": 1}'), "meta/metrics (not a JSON list)"),
+    ("meta/metrics", np.array('[["epoch"], {"a": 1}]'), "meta/metrics (not a list of rows"),
+    ("meta/metrics", np.array("[[not json"), "meta/metrics (not a JSON list)"),
+    ("meta/settings", np.array("[1, 2]"), "meta/settings (not a JSON object)"),
+    ("meta/settings", np.array("{bad json"), "meta/settings (not a JSON object)"),
+    ("meta/format", np.array("x"), "meta/format (not an integer)"),
+    ("meta/format", np.array([1, 2]), "meta/format (not an integer)"),
+    ("meta/epoch", np.array(1.5), "meta/epoch"),
+    ("meta/rng", np.array([1, 2, 3], np.uint64), "meta/rng"),
+])
+def test_malformed_checkpoint_metadata_is_one_line_and_overwrites_nothing(trained, tmp_path, capsys, key, value, message):
+    out = tmp_path / "run"
+    out.mkdir()
+    _rewrite(trained / "checkpoint.npz", out / "checkpoint.npz", set_={key: value})
+    (out / "metrics.csv").write_text("kept\n")  # --resume rewrites metrics.csv from the checkpoint: not from this one
+    before = (out / "checkpoint.npz").read_bytes()
+    for args in (["train", *TINY, "--epochs", 2, "--out", out, "--resume"], ["eval", out / "checkpoint.npz", "--limit", 10],
+                 ["sample", out / "checkpoint.npz", "--out", tmp_path / "s.png"]):
+        assert run(*args) == 1, args[0]
+        line = one_error_line(capsys)
+        assert line.startswith(f"minivae {args[0]}: error: {out / 'checkpoint.npz'} has a malformed ") and message in line, line
+    assert (out / "metrics.csv").read_text() == "kept\n" and (out / "checkpoint.npz").read_bytes() == before
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv"] and not (tmp_path / "s.png").exists()

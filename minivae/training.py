@@ -101,7 +101,7 @@ def read_checkpoint(path):
             raise CheckpointError(f"{path} has a malformed {key} ({arrays[key].dtype} of shape {arrays[key].shape})")
     _json_entry(arrays, "meta/settings", path, dict, {})
     rows = _json_entry(arrays, "meta/metrics", path, list, [COLUMNS])
-    if not rows or not all(isinstance(row, list) and all(map(_scalar, row)) for row in rows):
+    if not all(isinstance(row, list) and all(map(_scalar, row)) for row in rows):  # (none: saved before any epoch)
         raise CheckpointError(f"{path} has a malformed meta/metrics (not a list of rows of values)")
     return arrays
 

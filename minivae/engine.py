@@ -130,16 +130,21 @@ def _check_versions(node):
 
 
 def _lift(inputs):
-    """Tensors pass through; numbers and host arrays become constants on the device of the first
-    tensor. A Python number takes the dtype of the first floating tensor, so ``x * 2`` stays
-    float32 (filled in place on the device: no copy from the host)."""
+    """Tensors pass through; numbers and host arrays become constants on the device of the first tensor. A Python
+    number is weak, as in NumPy 2 and PyTorch: it takes the dtype of the first floating tensor, so ``x * 2`` stays
+    float32 (filled in place on the device: no copy from the host); with integer tensors alone an int takes the dtype
+    NumPy 2 gives it beside them (``uint8 * 3`` stays uint8), and a float makes them and itself float32
+    (``DEFAULT_FLOAT``, as ``tensor(2.5)`` and PyTorch: ``int64 + 2.5`` is float32, not NumPy's float64)."""
     for x in inputs:
         if not isinstance(x, Tensor):
             break
     else:
         return inputs
     like = next((t for t in inputs if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
-    device = next((t.device for t in inputs if isinstance(t, Tensor)), "cpu")
+    first = next((t for t in inputs if isinstance(t, Tensor)), None)
+    if like is None and first is not None and any(type(x) is float for x in inputs):
+        return _lift([x.astype(DEFAULT_FLOAT) if isinstance(x, Tensor) else x for x in inputs])
+    device = "cpu" if first is None else first.device
     out = []
     for x in inputs:
         if isinstance(x, Tensor):
@@ -149,6 +154,9 @@ def _lift(inputs):
         elif isinstance(x, (bool, int, float)) and like is not None:
             # NumPy's array() takes a quarter of full()'s time; on a device, one array per value, filled once
             out.append(Tensor(numpy.array(x, like.dtype) if like.xp is numpy else device_constant(like.data, x)))
+        elif isinstance(x, (bool, int)) and first is not None:  # (a value out of that dtype's range: NumPy's error)
+            dtype = numpy.result_type(*[t.dtype for t in inputs if isinstance(t, Tensor)], x)
+            out.append(as_tensor(numpy.array(x, dtype), device=device))
         else:  # an array already on a device stays there (a mismatch is then an error, not a copy)
             out.append(as_tensor(x, device=device if get_array_module(x) is numpy else device_of(x)))
     return out
@@ -290,9 +298,13 @@ class Tensor:
     def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
     def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
-    def argmax(self, axis=None, **dim):
-        axis = _axis(axis, False, **dim)["axis"]
-        return array_function(lambda a: a.argmax(axis=axis), self)
+    def argmax(self, axis=None, keepdims=False, **dim):
+        where = _axis(axis, keepdims, **dim)
+        return array_function(lambda a: a.argmax(**where), self)
+
+    def argmin(self, axis=None, keepdims=False, **dim):
+        where = _axis(axis, keepdims, **dim)
+        return array_function(lambda a: a.argmin(**where), self)
     T = property(lambda self: ops.transpose(self))
 
     # ---- PyTorch's names ---------------------------------------------------------------

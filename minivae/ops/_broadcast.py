@@ -1,4 +1,6 @@
 """Undoing broadcasting, and axis arguments in one place."""
+import operator
+
 
 
 def unbroadcast(g, shape):
@@ -17,19 +19,29 @@ def unbroadcast(g, shape):
 
 
 def normalize_axis(axis, ndim, shape=None):
-    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of
+    """``axis`` (None, an integer or a tuple or list of them, negatives allowed) as a sorted tuple of
     non-negative ints, or a clear error naming the axis and the shape."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    out = []
-    for a in axes:
-        if not isinstance(a, int) or not -ndim <= a < ndim:
-            raise ValueError(f"axis {a!r} is out of range for a tensor of shape {shape} ({ndim} dimensions)")
-        out.append(a % ndim)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = [axis_index(a, ndim, shape) for a in axes]
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis!r}")
     return tuple(sorted(out))
+
+
+def axis_index(a, ndim, shape=None):
+    """One axis as an int in [0, ndim): any integer NumPy and PyTorch take (a Python int, numpy.int64: what
+    ``operator.index`` accepts) but a bool, negatives counting from the end; else an error naming it."""
+    try:
+        if isinstance(a, bool):  # an int to operator.index, but axis=True is a slip (NumPy and PyTorch refuse it)
+            raise TypeError
+        i = operator.index(a)
+    except TypeError:
+        raise TypeError(f"axis {a!r} is not an integer") from None
+    if not -ndim <= i < ndim:
+        raise ValueError(f"axis {a!r} is out of range for a tensor of shape {shape} ({ndim} dimensions)")
+    return i % ndim
 
 
 def expand_reduced(g, shape, axes, keepdims):

@@ -145,19 +145,28 @@ class Where(Function):
 
 @register("clip")
 class Clip(Function):
-    """z = min(max(x, lo), hi);  x̄ = ḡ·[lo ≤ x ≤ hi] (the bounds are constants)."""
+    """z = min(max(x, lo), hi), either bound absent, as numpy.clip (hi wherever lo > hi);  with PyTorch's clamp's VJP
+    x̄ = unbroadcast(ḡ·[lo ≤ x ≤ hi], x.shape);  l̄o = unbroadcast(ḡ·[x < lo]·[lo < hi], lo.shape);
+    h̄i = unbroadcast(ḡ·([x > hi] ∨ [hi < lo]), hi.shape)  (ties to x; a bound that is a number gets none).
+    The bounds given are the inputs after x: ``lower`` and ``upper`` say which they are."""
 
-    def forward(ctx, x, lo=None, hi=None):
-        inside = ctx.xp.ones(x.shape, dtype=bool)
-        if lo is not None:
-            inside &= x >= lo
-        if hi is not None:
-            inside &= x <= hi
-        ctx.save(inside=inside)
+    def forward(ctx, x, *bounds, lower=False, upper=False):
+        lo, hi = bounds[0] if lower else None, bounds[-1] if upper else None
+        ctx.save(x=x, lo=lo, hi=hi)
         return ctx.xp.clip(x, lo, hi)
 
     def backward(ctx, g):
-        return g * ctx.inside
+        x, lo, hi, xp = ctx.x, ctx.lo, ctx.hi, ctx.xp
+        zero = xp.zeros((), dtype=g.dtype)
+        inside = (True if lo is None else x >= lo) & (True if hi is None else x <= hi)  # (False for a NaN of x)
+        grads = [unbroadcast(xp.where(inside, g, zero), x.shape) if ctx.needs_input_grad[0] else None]
+        if lo is not None:
+            takes_lo = (x < lo) & (True if hi is None else lo < hi)
+            grads.append(unbroadcast(xp.where(takes_lo, g, zero), lo.shape) if ctx.needs_input_grad[1] else None)
+        if hi is not None:
+            takes_hi = (x > hi) | (False if lo is None else hi < lo)
+            grads.append(unbroadcast(xp.where(takes_hi, g, zero), hi.shape) if ctx.needs_input_grad[-1] else None)
+        return tuple(grads)
 
 
 @register("cast")
@@ -182,7 +191,8 @@ def where(cond, x, y):
 
 
 def clip(x, min=None, max=None):
-    """Clamp ``x`` to [min, max] (either may be None), as ``numpy.clip``."""
+    """Clamp ``x`` to [min, max] (either may be None), as ``numpy.clip``; bounds that are tensors get gradients,
+    as ``torch.clamp``'s."""
     if min is None and max is None:
         raise ValueError("clip needs min or max")
-    return Clip.apply(x, lo=min, hi=max)
+    return Clip.apply(x, *[b for b in (min, max) if b is not None], lower=min is not None, upper=max is not None)

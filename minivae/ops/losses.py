@@ -91,18 +91,25 @@ def _kl_normal_vjp(g, mu, var):
     return g * mu, 0.5 * g * (var - 1)
 
 
+def _one_layout(*arrays):
+    """Whether the Gaussian kernels apply: arrays of one shape and one dtype. They compute in the first one's dtype,
+    where the formula promotes (float32 μ with float64 ε is float64): mixed dtypes take the formula on every backend."""
+    a = arrays[0]
+    return all(b.shape == a.shape and b.dtype == a.dtype for b in arrays[1:])
+
+
 @register("reparameterize", nondifferentiable_inputs=(2,))
 class Reparameterize(Function):
     r"""Gaussian reparameterization from a log-variance: z = μ + exp(½ log σ²)·ε.
 
     forward   z = μ + σ·ε,  σ = exp(½ v)  (v = log σ², ε fixed noise: no gradient; μ, v, ε broadcast)
     backward  μ̄ = unbroadcast(ḡ, μ.shape);  v̄ = unbroadcast(½ ḡ·σ·ε, v.shape)
-    saves     σ·ε           fused (equal shapes): minivae/_cpu/gaussian.py reparameterize_fwd; on the GPU
+    saves     σ·ε           fused (same shapes and dtype): minivae/_cpu/gaussian.py reparameterize_fwd; on the GPU
                             kernels/gaussian.cu reparameterize_fwd/_bwd
     """
 
     def forward(ctx, mu, log_var, eps):
-        kernel = ctx.fused("gaussian", mu, log_var, eps) if mu.shape == log_var.shape == eps.shape else None
+        kernel = ctx.fused("gaussian", mu, log_var, eps) if _one_layout(mu, log_var, eps) else None
         if kernel is not None:
             z, noise = kernel.reparameterize_fwd(mu, log_var, eps)
         else:
@@ -160,7 +167,7 @@ class ReparameterizeKL(Function):
     """
 
     def forward(ctx, mu, log_var, eps):
-        kernel = ctx.fused("gaussian", mu, log_var, eps) if mu.shape == log_var.shape == eps.shape else None
+        kernel = ctx.fused("gaussian", mu, log_var, eps) if _one_layout(mu, log_var, eps) else None
         fwd = getattr(kernel, "reparameterize_kl_fwd", None)  # the GPU's; on the CPU the formula is one pass of NumPy
         if fwd is not None:  # μ and v may be column slices of one array (GaussianVAE's split): read in place
             z, kl = fwd(mu, log_var, eps)
@@ -196,7 +203,7 @@ class NormalReparameterizeKL(ReparameterizeKL):
 
     def forward(ctx, mu, log_var, seed=0, counter=0):
         shape = numpy.broadcast_shapes(mu.shape, log_var.shape)
-        kernel = ctx.fused("gaussian", mu, log_var) if mu.shape == log_var.shape else None
+        kernel = ctx.fused("gaussian", mu, log_var) if _one_layout(mu, log_var) else None
         fwd = getattr(kernel, "normal_reparameterize_kl_fwd", None)
         if fwd is None:
             eps = Generator(seed, counter).normal(shape, numpy.result_type(mu, log_var), device=device_of(mu))
@@ -244,7 +251,8 @@ class CategoricalKL(Function):
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
-        kernel = ctx.fused("categorical", logits, prior_logits) if logits.ndim and logits.dtype == prior_logits.dtype else None
+        kernel = (ctx.fused("categorical", logits, prior_logits)
+                  if logits.ndim and logits.size and logits.dtype == prior_logits.dtype else None)  # (rows, not empty)
         log_p = None
         if kernel is not None:
             kl, q, diff = kernel.categorical_kl_fwd(logits, _prior_rows(xp, prior_logits, logits.shape))

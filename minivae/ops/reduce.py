@@ -1,4 +1,6 @@
 """Reductions over ``axis`` (None, an int or a tuple; negatives allowed) with ``keepdims``."""
+import math
+
 import numpy
 
 from minivae.engine import Function
@@ -66,26 +68,33 @@ class Min(Max):
 @register("var")
 class Var(Function):
     """y = Σ_axis (x − m)² / (n − c), m the mean over axis, c = ``correction`` (1: unbiased, PyTorch's default);
-    x̄ = broadcast(ḡ)·2(x − m)/(n − c)  (m's own contribution vanishes: Σ_axis (x − m) = 0)."""
+    x̄ = broadcast(ḡ)·2(x − m)/(n − c)  (m's own contribution vanishes: Σ_axis (x − m) = 0).
+    Where n ≤ c the divisor is 0, as NumPy's and PyTorch's (never negative): y = +∞, or NaN where x is constant
+    there (a single element), and x̄ = ±∞·ḡ, or NaN where x = m; IEEE division, no exception or warning."""
 
     def forward(ctx, x, axis=None, keepdims=False, correction=1):
         axes = normalize_axis(axis, x.ndim, x.shape)
         n = 1
         for a in axes:
             n *= x.shape[a]
-        d = x - x.mean(axis=axes, keepdims=True)
-        ctx.save(d=d, axes=axes, keepdims=keepdims, dof=n - correction)
-        return (d * d).sum(axis=axes, keepdims=keepdims) / (n - correction)
+        dof = n - correction if n > correction else 0
+        d = x - x.mean(axis=axes, keepdims=True) if n else x  # (an empty slice has no mean, and NumPy warns)
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # dof = 0: Σ(x − m)²/0, +∞ or NaN
+            y = (d * d).sum(axis=axes, keepdims=keepdims) / dof
+        ctx.save(d=d, axes=axes, keepdims=keepdims, dof=dof)
+        return y
 
     def backward(ctx, g):
         g = expand_reduced(g, ctx.d.shape, ctx.axes, ctx.keepdims)
-        return g * ctx.d * (2.0 / ctx.dof)
+        with numpy.errstate(invalid="ignore"):  # dof = 0: 2/0 = ∞, and ∞·0 = NaN where x = m
+            return g * ctx.d * (2.0 / ctx.dof if ctx.dof else math.inf)
 
 
 @register("std")
 class Std(Function):
     """y = √(Σ_axis (x − m)² / (n − c)), var's square root;  x̄ = broadcast(ḡ)·(x − m)/((n − c)·y), and 0 where y = 0
-    (a constant slice, where sqrt's VJP after var's would give 0·∞: PyTorch's value, the subgradient of least norm)."""
+    (a constant slice, where sqrt's VJP after var's would give 0·∞: PyTorch's value, the subgradient of least norm).
+    Where n ≤ c, y is var's +∞ or NaN and x̄ NaN (0·∞ in the divisor), as PyTorch's."""
 
     def forward(ctx, x, axis=None, keepdims=False, correction=1):
         y = ctx.xp.sqrt(Var.forward(ctx, x, axis=axis, keepdims=keepdims, correction=correction))
@@ -95,14 +104,17 @@ class Std(Function):
     def backward(ctx, g):
         xp = ctx.xp
         y = expand_reduced(ctx.y, ctx.d.shape, ctx.axes, ctx.keepdims)
-        with numpy.errstate(divide="ignore", invalid="ignore"):  # 0/0 where y = 0, replaced
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # 0/0 where y = 0, replaced; 0·∞ where n ≤ c
             scale = xp.where(y == 0, 0, expand_reduced(g, ctx.d.shape, ctx.axes, ctx.keepdims) / (ctx.dof * y))
         return ctx.d * scale
 
 
 def logsumexp_array(xp, x, axes):
     """log Σ_axes eˣ with keepdims, shifted by the max so nothing overflows;
-    an all −∞ slice gives −∞ rather than NaN."""
+    an all −∞ slice gives −∞ rather than NaN, and so does an empty one (log 0, as PyTorch's)."""
+    if x.size == 0:  # nothing to shift by (NumPy's max refuses an empty axis)
+        with numpy.errstate(divide="ignore"):
+            return xp.log(xp.exp(x).sum(axis=axes, keepdims=True))
     m = x.max(axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
     return m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))

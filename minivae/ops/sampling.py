@@ -57,7 +57,7 @@ class GumbelSoftmax(Function):
         temperature = check_temperature(temperature)
         if logits.dtype.kind != "f":  # integer logits: noise of their dtype would be truncated away
             logits = logits.astype(ctx.xp.result_type(logits.dtype, ctx.xp.float32))
-        kernel = ctx.fused("gumbel", logits) if logits.ndim else None
+        kernel = ctx.fused("gumbel", logits) if logits.ndim and logits.size else None  # (rows, not empty)
         if kernel is not None:
             y, out = kernel.gumbel_softmax_fwd(logits, seed, counter, temperature, hard)
         else:
@@ -105,7 +105,8 @@ class GumbelSoftmaxKL(Function):
     def forward(ctx, logits, prior_logits, seed=0, counter=0, temperature=1.0, hard=False):
         temperature = check_temperature(temperature)
         kernel = (ctx.fused("gumbel", logits, prior_logits)
-                  if logits.ndim and logits.dtype == prior_logits.dtype and not ctx.needs_input_grad[1] else None)
+                  if logits.ndim and logits.size and logits.dtype == prior_logits.dtype and not ctx.needs_input_grad[1]
+                  else None)
         fwd, pair = getattr(kernel, "gumbel_softmax_kl_fwd", None), None  # the GPU's
         if fwd is not None:
             prior = _prior_rows(ctx.xp, prior_logits, logits.shape)

@@ -3,7 +3,7 @@ import builtins
 import numpy
 
 from minivae.engine import DEFAULT_FLOAT, Function, Tensor, as_tensor
-from minivae.ops._broadcast import normalize_axis, unbroadcast
+from minivae.ops._broadcast import axis_index, normalize_axis, unbroadcast
 from minivae.ops._registry import nondifferentiable, register
 from minivae.plan import array_function
 
@@ -28,7 +28,7 @@ class Transpose(Function):
     """z = x with axes permuted (reversed when ``axes`` is None);  x̄ = ḡ permuted back by argsort(axes)."""
 
     def forward(ctx, x, axes=None):
-        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(axis_index(a, x.ndim, x.shape) for a in axes)
         if sorted(axes) != list(range(x.ndim)):
             raise ValueError(f"transpose: {axes} is not a permutation of the axes of shape {x.shape}")
         ctx.save(inverse=tuple(sorted(range(x.ndim), key=axes.__getitem__)))
@@ -200,25 +200,29 @@ class Split(Function):
 
 
 def split(x, indices_or_sections, axis=0):
-    """Pieces of ``x`` along ``axis``, as ``numpy.split``: an int n gives n equal pieces,
-    a list of indices gives the cut points."""
+    """Pieces of ``x`` along ``axis``, as ``numpy.split``: an int n gives n equal pieces (n empty ones of an
+    empty axis), a list of indices gives the cut points."""
+    axis = normalize_axis(axis, x.ndim, x.shape)[0]
     n = x.shape[axis]
     if isinstance(indices_or_sections, int):
         if indices_or_sections <= 0 or n % indices_or_sections:
             raise ValueError(f"split: axis of length {n} does not divide into {indices_or_sections} equal pieces")
         step = n // indices_or_sections
-        cuts = list(range(step, n, step))
+        cuts = [step * k for k in range(1, indices_or_sections)]
     else:
         cuts = list(indices_or_sections)
-    axis = normalize_axis(axis, x.ndim, x.shape)[0]
     return list(Split.apply(x, bounds=tuple([0] + cuts + [n]), axis=axis))
 
 
 def chunk(x, chunks, axis=0):
-    """``chunks`` pieces of near-equal size along ``axis`` (the last may be smaller), as ``torch.chunk``."""
+    """``chunks`` pieces of near-equal size along ``axis`` (the last may be smaller, and there may be fewer), as
+    ``torch.chunk``: pieces of ⌈n / chunks⌉, or ``chunks`` empty pieces of an empty axis."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be > 0, not {chunks}")
+    axis = normalize_axis(axis, x.ndim, x.shape)[0]
     n = x.shape[axis]
     step = -(-n // chunks)
-    return split(x, list(range(step, n, step)), axis=axis)
+    return split(x, list(range(step, n, step)) if n else [0] * (chunks - 1), axis=axis)
 
 
 @nondifferentiable("one_hot")

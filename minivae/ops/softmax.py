@@ -30,8 +30,9 @@ def check_temperature(temperature):
 
 def _scaled(x, axis, temperature):
     """z = (x − max x) / τ: the shift makes every exponent ≤ 0, so nothing overflows, and comes
-    before the division so that small τ does not magnify rounding in large values."""
-    return (x - x.max(axis=axis, keepdims=True)) / _tau(temperature, x.dtype)
+    before the division so that small τ does not magnify rounding in large values. An empty x has
+    no max to take (NumPy's max refuses an empty axis), and nothing to shift."""
+    return (x - (x.max(axis=axis, keepdims=True) if x.size else 0)) / _tau(temperature, x.dtype)
 
 
 def _tau(temperature, dtype):
@@ -53,7 +54,7 @@ def log_softmax_array(xp, x, axis, temperature=1.0):
     """The reference log softmax(x/τ) on arrays, z − log Σ_k e^{z_k} with z = (x − max x)/τ: never
     forms the softmax, so entries far below the maximum stay finite (also used by categorical_kl)."""
     z = _scaled(x, axis, temperature)
-    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True)) if z.size else z  # (empty: no log 0 of empty sums)
 
 
 def softmax_vjp(y, g, axis, temperature):
@@ -62,8 +63,8 @@ def softmax_vjp(y, g, axis, temperature):
 
 
 def _kernel(ctx, x, axis):
-    """The fused kernels when they apply: a floating array reduced over its last axis."""
-    if x.ndim == 0 or axis != (x.ndim - 1,):
+    """The fused kernels when they apply: a floating array, not empty, reduced over its last axis."""
+    if x.size == 0 or axis != (x.ndim - 1,):
         return None
     return ctx.fused("softmax", x)
 

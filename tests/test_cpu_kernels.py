@@ -438,3 +438,44 @@ def test_temperature_to_zero_is_the_one_hot_limit_on_both_paths(dtype, tau):
             np.testing.assert_array_equal(y, ops.gumbel_softmax(mv.tensor(x), Generator(0), temperature=tau, hard=True).data)
     # where the limit is ±inf one path may round it to inf and the other stop just below: compare saturated
     np.testing.assert_allclose(*[np.sign(a) * np.minimum(abs(a), np.finfo(dtype).max / 2) for a in grads], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32, np.float64), (np.float32, np.float64, np.float64),
+                                    (np.float64, np.float32, np.float32)])
+def test_gaussian_ops_of_mixed_dtypes_take_the_formula_s_dtype_on_both_paths(dtypes):
+    """The kernels compute in μ's dtype; the NumPy formula, the specification, promotes (float32 μ with float64 ε is
+    float64): mixed dtypes give NumPy's dtype and values with Numba on as off."""
+    rng = np.random.default_rng(0)
+    mu, log_var, eps = (rng.normal(size=(2, 3)).astype(d) for d in dtypes)
+    z_ref = mu + np.exp(0.5 * log_var) * eps
+    kl_ref = 0.5 * (mu * mu + np.exp(log_var) - 1 - log_var)
+    for flag in (True, False):
+        with use_numba(flag):
+            z = ops.reparameterize(mv.tensor(mu), mv.tensor(log_var), mv.tensor(eps))
+            pair = ops.reparameterize_kl(mv.tensor(mu), mv.tensor(log_var), mv.tensor(eps))
+            for got, ref in ((z, z_ref), (pair[0], z_ref), (pair[1], kl_ref)):
+                assert got.dtype == ref.dtype
+                np.testing.assert_array_equal(got.numpy(), ref)
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("softmax", lambda x: ops.softmax(x, temperature=0.5)),
+    ("log_softmax", lambda x: ops.log_softmax(x)),
+    ("gumbel_softmax", lambda x: ops.gumbel_softmax(x, Generator(3), temperature=0.5)),
+    ("gumbel_softmax_kl", lambda x: ops.gumbel_softmax_kl(x, mv.tensor(np.zeros(x.shape[-1:])), Generator(3))[0]),
+    ("categorical_kl", lambda x: ops.categorical_kl(x, mv.tensor(np.zeros(x.shape[-1:])))),
+])
+@pytest.mark.parametrize("shape", [(4, 0), (0, 3), (0, 0)])
+def test_empty_inputs_take_the_formula_on_both_paths(name, fn, shape):
+    """No rows or rows of no classes: the kernels are skipped (they raised on rows of 0), and the formula gives empty
+    results (a KL of 0 for rows of no classes: a sum over none), with gradients of the input's shape."""
+    results = []
+    for flag in (True, False):
+        with use_numba(flag):
+            x = mv.tensor(np.zeros(shape), requires_grad=True)
+            y = fn(x)
+            y.backward(np.ones(y.shape))
+            assert x.grad.shape == shape
+            results.append(y.numpy())
+    np.testing.assert_array_equal(*results)
+    assert results[0].shape == (shape[:-1] if name == "categorical_kl" else shape)

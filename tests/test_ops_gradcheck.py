@@ -82,10 +82,23 @@ def where_case(draw):
 
 @st.composite
 def clip_case(draw):
-    x = draw(rngs).uniform(-1, 1, draw(shapes()))
-    assume(np.abs(np.abs(x) - 0.5).min(initial=1.0) > 1e-3)  # off the bounds
-    lo, hi = draw(st.sampled_from([(-0.5, 0.5), (None, 0.5), (-0.5, None)]))
-    return case(lambda t: ops.clip(t, lo, hi), x)
+    """Bounds that are numbers (constants), or tensors of shapes broadcasting with x's that get gradients too, either
+    absent, lo > hi in places (where every z is hi); all off the kinks x = lo, x = hi and lo = hi."""
+    rng = draw(rngs)
+    if draw(st.booleans()):
+        x = rng.uniform(-1, 1, draw(shapes()))
+        assume(np.abs(np.abs(x) - 0.5).min(initial=1.0) > 1e-3)  # off the bounds
+        lo, hi = draw(st.sampled_from([(-0.5, 0.5), (None, 0.5), (-0.5, None)]))
+        return case(lambda t: ops.clip(t, lo, hi), x)
+    sx, slo, shi = draw(broadcastable(3))
+    x, lo, hi = rng.uniform(-1, 1, sx), rng.uniform(-1, 0.5, slo), rng.uniform(-0.5, 1, shi)
+    assume(min(np.abs(a - b).min(initial=1.0) for a, b in ((x, lo), (x, hi), (lo, hi))) > 1e-3)
+    bounds = draw(st.sampled_from(["both", "lo", "hi"]))
+    if bounds == "lo":
+        return case(lambda t, a: ops.clip(t, a), x, lo)
+    if bounds == "hi":
+        return case(lambda t, b: ops.clip(t, max=b), x, hi)
+    return case(ops.clip, x, lo, hi)
 
 
 @st.composite
@@ -173,8 +186,9 @@ def getitem_case(draw):
 
 @st.composite
 def split_case(draw):
-    """Cut points anywhere (empty pieces too), along any axis; some pieces unused, so their gradient is None."""
-    shape = draw(shapes(1, 3))
+    """Cut points anywhere (empty pieces too), along any axis (maybe empty); some pieces unused, so their gradient is
+    None."""
+    shape = draw(shapes(1, 3, empty=True))
     axis = draw(st.integers(0, len(shape) - 1))
     cuts = sorted(draw(st.lists(st.integers(0, shape[axis]), max_size=3)))
     used = draw(st.lists(st.booleans(), min_size=len(cuts) + 1, max_size=len(cuts) + 1).filter(any))
@@ -217,7 +231,7 @@ def broadcast_to_case(draw):
 def softmax_like(fn):
     @st.composite
     def draw_case(draw):
-        shape = draw(shapes(1, 3))
+        shape = draw(shapes(1, 3, empty=True))  # (an empty first axis: softmax over no elements, or of no rows)
         axis = draw(st.integers(-len(shape), len(shape) - 1))
         tau = draw(st.floats(0.2, 5.0))
         return case(lambda t: fn(t, axis=axis, temperature=tau), 2 * draw(rngs).normal(size=shape))
@@ -375,7 +389,7 @@ def test_op_gradcheck_float64(name, data):
 
 @given(data=st.data())
 def test_split_and_chunk_gradcheck(data):
-    shape = data.draw(shapes(1, 3))
+    shape = data.draw(shapes(1, 3, empty=True))
     axis = data.draw(st.integers(0, len(shape) - 1))
     x = data.draw(rngs).normal(size=shape)
     cut = data.draw(st.integers(0, shape[axis]))

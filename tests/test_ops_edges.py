@@ -1,0 +1,199 @@
+"""Ops at the edges of their domains: no degrees of freedom, empty axes, NumPy integer axes, out-of-range axes,
+integer tensors beside Python numbers, tensor bounds of clip. Each expected value comes from NumPy's or
+PyTorch's documented rule, or from the formula by hand."""
+import warnings
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+
+
+def leaf(values, dtype=np.float64):
+    return mv.tensor(np.asarray(values, dtype=dtype), requires_grad=True)
+
+
+# ---- var and std where n ≤ correction ----------------------------------------------------------
+@pytest.mark.filterwarnings("error")  # the value is the documented one: no NumPy warning either
+@pytest.mark.parametrize("op", [ops.var, ops.std])
+def test_var_and_std_without_degrees_of_freedom_are_inf_or_nan_without_an_exception(op):
+    """The divisor n − c is max(n − c, 0), as NumPy's ddof and PyTorch's correction: Σ(x − m)²/0 is +∞, or NaN
+    (0/0) for a single element. var's x̄ = ḡ·2(x − m)/0: ±∞ where x ≠ m, NaN where x = m (0·∞), PyTorch's values;
+    std's is NaN everywhere there, as PyTorch's."""
+    x = leaf([1.0, 2.0])
+    y = op(x[:1])  # one element, correction 1
+    y.backward()
+    assert np.isnan(y.item())
+    np.testing.assert_array_equal(x.grad, [np.nan, 0.0])
+    x0 = leaf(1.0)  # 0-d
+    y = op(x0)
+    y.backward()
+    assert np.isnan(y.item()) and np.isnan(x0.grad)
+    for correction in (2, 3):  # n = c, and n < c (the divisor must not go negative: var would be −2)
+        x = leaf([1.0, 3.0])
+        y = op(x, correction=correction)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NumPy's "degrees of freedom <= 0"
+            expected = (np.std if op is ops.std else np.var)(x.data, ddof=correction)
+        assert y.item() == expected == np.inf
+        y.backward()
+        np.testing.assert_array_equal(x.grad, [-np.inf, np.inf] if op is ops.var else [np.nan, np.nan])
+
+
+@pytest.mark.filterwarnings("error")
+def test_var_of_an_empty_slice_is_nan():
+    """Σ over no elements is 0 and the divisor max(0 − 1, 0) = 0: NaN (PyTorch's), with an empty gradient."""
+    x = mv.tensor(np.zeros((3, 0)), requires_grad=True)
+    y = ops.var(x, axis=1)
+    assert y.shape == (3,) and np.isnan(y.numpy()).all()
+    y.sum().backward()
+    assert x.grad.shape == (3, 0)
+
+
+# ---- argmax / argmin ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+def test_argmax_and_argmin_keep_the_reduced_axis_under_either_name(name):
+    a = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]])
+    t = mv.tensor(a)
+    expected = getattr(a, name)(axis=1, keepdims=True)  # NumPy's: shape (2, 1)
+    for got in (getattr(t, name)(axis=1, keepdims=True), getattr(t, name)(dim=1, keepdim=True)):
+        np.testing.assert_array_equal(got.numpy(), expected)
+        assert got.shape == (2, 1)
+    np.testing.assert_array_equal(getattr(t, name)(dim=-1).numpy(), getattr(a, name)(axis=-1))
+    assert getattr(t, name)().item() == getattr(a, name)()
+    with pytest.raises(TypeError, match="not both"):
+        getattr(t, name)(axis=1, dim=1)
+
+
+# ---- axes --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axes", [(0, 2, 4), (0, -4, 1), (3, 1, 0)])
+def test_transpose_refuses_an_axis_out_of_range(axes):
+    """NumPy and PyTorch refuse axis 4 of a 3-d array (it was taken modulo 3, as axis 1)."""
+    x = mv.tensor(np.zeros((2, 3, 4)))
+    bad = next(a for a in axes if not -3 <= a < 3)
+    with pytest.raises(ValueError, match=rf"axis {bad} is out of range .*\(3 dimensions\)"):
+        x.permute(*axes)
+    with pytest.raises(ValueError, match=rf"axis {bad} is out of range"):
+        ops.transpose(x, axes)
+
+
+def test_numpy_integer_axes_are_taken_and_bools_refused():
+    """Any integer operator.index takes (NumPy's and PyTorch's rule); axis=True is a slip both refuse."""
+    a = np.arange(6.0).reshape(2, 3)
+    x = mv.tensor(a)
+    np.testing.assert_array_equal(x.sum(axis=np.int64(1)).numpy(), a.sum(axis=1))
+    np.testing.assert_array_equal(x.max(axis=(np.int32(0), np.int64(-1))).numpy(), a.max())
+    np.testing.assert_allclose(ops.softmax(x, axis=np.int64(0)).numpy(), np.exp(a) / np.exp(a).sum(axis=0))
+    assert x.unsqueeze(np.int64(0)).shape == (1, 2, 3)
+    assert x.permute(np.int64(1), np.int8(0)).shape == (3, 2)
+    assert [p.shape for p in ops.split(x, 3, axis=np.int64(1))] == [(2, 1)] * 3
+    for bad in (True, np.True_, 1.0):
+        with pytest.raises(TypeError, match=rf"axis {bad!r} is not an integer"):
+            x.sum(axis=bad)
+    with pytest.raises(TypeError, match="is not an integer"):
+        x.permute(True, 0)
+
+
+# ---- split and chunk of an empty axis -----------------------------------------------------------------
+def test_split_and_chunk_of_an_empty_axis_give_empty_pieces():
+    """numpy.split(zeros((0, 2)), 2) is two (0, 2) pieces; torch.chunk(zeros(0, 2), 3) is three; the gradient
+    flows back to an empty x."""
+    x = mv.tensor(np.zeros((0, 2)), requires_grad=True)
+    assert [p.shape for p in ops.split(x, 2)] == [p.shape for p in np.split(np.zeros((0, 2)), 2)]
+    pieces = ops.chunk(x, 3)
+    assert [p.shape for p in pieces] == [(0, 2)] * 3
+    ops.concatenate(pieces).sum().backward()
+    assert x.grad.shape == (0, 2)
+    assert [p.shape for p in ops.split(mv.tensor(np.zeros((2, 0))), 3, axis=-1)] == [(2, 0)] * 3
+    with pytest.raises(ValueError, match="chunks must be > 0"):
+        ops.chunk(x, 0)
+
+
+# ---- softmax, log_softmax, logsumexp over an empty axis -----------------------------------------------------
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [((4, 0), -1), ((0, 3), 0), ((0,), 0), ((2, 0, 3), 1)])
+def test_softmax_and_logsumexp_over_an_empty_axis(shape, axis, dtype):
+    """PyTorch: softmax of (4, 0) is (4, 0); logsumexp over an empty axis is log Σ∅ = log 0 = −∞; the gradients are
+    empty arrays of x's shape (the reduced slices hold no element)."""
+    for op in (ops.softmax, ops.log_softmax):
+        x = mv.tensor(np.zeros(shape, dtype), requires_grad=True)
+        y = op(x, axis=axis, temperature=0.5)
+        assert y.shape == shape and y.dtype == dtype
+        y.backward(np.zeros(shape, dtype))
+        assert x.grad.shape == shape and x.grad.dtype == dtype
+    x = mv.tensor(np.zeros(shape, dtype), requires_grad=True)
+    y = ops.logsumexp(x, axis=axis)
+    expected_shape = tuple(n for i, n in enumerate(shape) if i != axis % len(shape))
+    assert y.shape == expected_shape and y.dtype == dtype and (y.numpy() == -np.inf).all()
+    y.backward(np.ones(expected_shape, dtype))
+    assert x.grad.shape == shape
+
+
+# ---- integer tensors beside Python numbers --------------------------------------------------------------------
+def test_a_python_int_keeps_an_integer_tensor_s_dtype():
+    """NumPy 2 (NEP 50) and PyTorch take a Python int as "weak": uint8 · 3 stays uint8 (and wraps as NumPy's array
+    arithmetic does), int16 + 2 stays int16; bool + 1 is NumPy's int64. A value the dtype cannot hold is NumPy's
+    OverflowError. A NumPy integer scalar is not weak (NumPy's rule too)."""
+    for dtype in (np.uint8, np.int16, np.int32, np.int64):
+        a = np.array([100, 2], dtype)
+        for got, want in ((mv.tensor(a) * 3, a * 3), (3 * mv.tensor(a), 3 * a), (mv.tensor(a) - 1, a - 1)):
+            assert got.dtype == want.dtype == dtype
+            np.testing.assert_array_equal(got.numpy(), want)
+    b = np.array([True, False])
+    assert (mv.tensor(b) + 1).dtype == (b + 1).dtype
+    mask = mv.tensor(b)
+    assert ops.where(mask, mv.tensor(np.array([1, 2], np.int16)), 3).dtype == np.int16  # np.where's too
+    with pytest.raises(OverflowError):
+        mv.tensor(np.array([1], np.uint8)) + 300
+    assert (mv.tensor(np.array([1], np.int16)) + np.int64(2)).dtype == np.int64
+
+
+def test_a_python_float_makes_integer_tensors_float32():
+    """Python floats are float32 here (DEFAULT_FLOAT: ``tensor(2.5)``), and PyTorch gives int ⊗ float its default
+    float dtype, float32, for every integer dtype (NumPy would give float64: it was float32 for int16, float64 for
+    int32). A float32 tensor keeps its dtype, and a NumPy float64 scalar is not weak (NumPy's rule)."""
+    for dtype in (np.uint8, np.int16, np.int32, np.int64, np.bool_):
+        a = np.array([1, 0], dtype)
+        for got in (mv.tensor(a) + 2.5, 2.5 * mv.tensor(a), mv.tensor(a) / 2.0):
+            assert got.dtype == np.float32
+        np.testing.assert_array_equal((mv.tensor(a) + 2.5).numpy(), a.astype(np.float32) + np.float32(2.5))
+    assert (mv.tensor(np.array([1.0], np.float32)) * 2.5).dtype == np.float32
+    assert (mv.tensor(np.array([1], np.int16)) + np.float64(2.5)).dtype == np.float64
+    where = ops.where(mv.tensor(np.array([True, False])), mv.tensor(np.array([1, 2], np.int64)), 2.5)
+    assert where.dtype == np.float32
+    np.testing.assert_array_equal(where.numpy(), [1.0, 2.5])
+
+
+# ---- clip with tensor bounds ------------------------------------------------------------------------------------
+def test_clip_takes_tensor_bounds_with_pytorch_s_gradients():
+    """Values: numpy.clip (hi wherever lo > hi). Gradients: torch.clamp's, by hand for each case: x̄ = ḡ where
+    lo ≤ x ≤ hi (ties to x); l̄o = ḡ where x < lo < hi; h̄i = ḡ where x > hi or hi < lo."""
+    x = leaf([0.0, 1.0, 2.0, 3.0, 4.0, 1.0, 3.0, 2.0])
+    lo = leaf([1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0])
+    hi = leaf([3.0, 3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 2.0])
+    z = ops.clip(x, lo, hi)
+    np.testing.assert_array_equal(z.numpy(), np.clip(x.data, lo.data, hi.data))
+    g = np.arange(1.0, 9.0)
+    z.backward(g)
+    np.testing.assert_array_equal(x.grad, [0, 2, 3, 4, 0, 0, 0, 8])
+    np.testing.assert_array_equal(lo.grad, [1, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(hi.grad, [0, 0, 0, 0, 5, 6, 7, 0])
+
+
+def test_clip_with_one_tensor_bound_broadcasts_and_sums_its_gradient():
+    """x (2, 3) against lo (3,) and hi (1,): each bound's gradient is ḡ summed over the places it was taken."""
+    x = leaf([[0.0, 1.0, 2.0], [3.0, -1.0, 5.0]])
+    lo = leaf([0.5, 0.5, 0.5])
+    z = x.clip(min=lo)
+    np.testing.assert_array_equal(z.numpy(), np.clip(x.data, lo.data, None))
+    z.backward(np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(lo.grad, [2.0, 2.0, 0.0])  # taken at (0, 0), (1, 1)
+    np.testing.assert_array_equal(x.grad, [[0.0, 2.0, 2.0], [2.0, 0.0, 2.0]])
+    x = leaf([[0.0, 1.0, 2.0], [3.0, -1.0, 5.0]])
+    hi = leaf([1.5])
+    x.clip(max=hi).backward(np.ones((2, 3)))
+    np.testing.assert_array_equal(hi.grad, [3.0])  # 2.0, 3.0 and 5.0 are above it
+    z = ops.clip(mv.tensor(np.array([0.0, 2.0])), np.array([1.0, 1.0]), 1.5)  # constants: values only
+    np.testing.assert_array_equal(z.numpy(), [1.0, 1.5])

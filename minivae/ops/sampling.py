@@ -105,8 +105,7 @@ class GumbelSoftmaxKL(Function):
     def forward(ctx, logits, prior_logits, seed=0, counter=0, temperature=1.0, hard=False):
         temperature = check_temperature(temperature)
         kernel = (ctx.fused("gumbel", logits, prior_logits)
-                  if logits.ndim and logits.size and logits.dtype == prior_logits.dtype and not ctx.needs_input_grad[1]
-                  else None)
+                  if logits.ndim and logits.dtype == prior_logits.dtype and not ctx.needs_input_grad[1] else None)
         fwd, pair = getattr(kernel, "gumbel_softmax_kl_fwd", None), None  # the GPU's
         if fwd is not None:
             prior = _prior_rows(ctx.xp, prior_logits, logits.shape)

@@ -3,6 +3,7 @@ Names and defaults follow PyTorch; NumPy's ``axis`` is the name used here, and P
 (and ``tau`` for the temperature) are accepted as keywords too."""
 from minivae import ops
 from minivae.ops import logsumexp, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
+from minivae.ops._broadcast import normalize_axis
 from minivae.random import resolve
 
 _REDUCTIONS = ("sum", "mean", "none")
@@ -67,7 +68,8 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, r
     axis = _either(axis, -1, dim, ("axis", "dim"))
     if gumbels is None:
         rng = resolve(rng)
-        if axis in (-1, logits.ndim - 1):  # one op: noise from rng's Philox stream, fused when it can be
+        if normalize_axis(axis, logits.ndim, logits.shape) == (logits.ndim - 1,):
+            # one op: noise from rng's Philox stream, fused when it can be
             return ops.gumbel_softmax(logits, rng, temperature=temperature, hard=hard)
         dtype = logits.xp.result_type(logits.dtype, logits.xp.float32)  # integer logits: float noise, not truncated
         gumbels = rng.gumbel(logits.shape, dtype, device=logits.device)

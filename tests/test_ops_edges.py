@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import minivae as mv
+import minivae.functional as F
 from minivae import ops
+from minivae.random import Generator
 
 
 def leaf(values, dtype=np.float64):
@@ -93,6 +95,10 @@ def test_numpy_integer_axes_are_taken_and_bools_refused():
             x.sum(axis=bad)
     with pytest.raises(TypeError, match="is not an integer"):
         x.permute(True, 0)
+    with pytest.raises(TypeError, match="axis True is not an integer"):  # (True == 1, the last axis: it was taken)
+        F.gumbel_softmax(x, axis=True, rng=Generator(0))
+    np.testing.assert_array_equal(F.gumbel_softmax(x, axis=np.int64(-1), rng=Generator(0)).numpy(),
+                                  F.gumbel_softmax(x, axis=1, rng=Generator(0)).numpy())
 
 
 # ---- split and chunk of an empty axis -----------------------------------------------------------------

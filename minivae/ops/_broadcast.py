@@ -2,7 +2,6 @@
 import operator
 
 
-
 def unbroadcast(g, shape):
     """Sum ``g`` down to ``shape``: the VJP of broadcasting ``shape`` to ``g.shape``.
 
@@ -33,9 +32,9 @@ def normalize_axis(axis, ndim, shape=None):
 def axis_index(a, ndim, shape=None):
     """One axis as an int in [0, ndim): any integer NumPy and PyTorch take (a Python int, numpy.int64: what
     ``operator.index`` accepts) but a bool, negatives counting from the end; else an error naming it."""
+    if isinstance(a, bool):  # an int to operator.index, but axis=True is a slip (NumPy and PyTorch refuse it)
+        raise TypeError(f"axis {a!r} is not an integer")
     try:
-        if isinstance(a, bool):  # an int to operator.index, but axis=True is a slip (NumPy and PyTorch refuse it)
-            raise TypeError
         i = operator.index(a)
     except TypeError:
         raise TypeError(f"axis {a!r} is not an integer") from None

@@ -54,7 +54,7 @@ def log_softmax_array(xp, x, axis, temperature=1.0):
     """The reference log softmax(x/τ) on arrays, z − log Σ_k e^{z_k} with z = (x − max x)/τ: never
     forms the softmax, so entries far below the maximum stay finite (also used by categorical_kl)."""
     z = _scaled(x, axis, temperature)
-    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True)) if z.size else z  # (empty: no log 0 of empty sums)
+    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True)) if z.size else z  # (empty: the sums over an empty axis are 0)
 
 
 def softmax_vjp(y, g, axis, temperature):

@@ -272,12 +272,15 @@ class Tensor:
     def __getitem__(self, index): return ops.getitem(self, index)
 
     # comparisons give non-differentiable boolean masks
-    def __lt__(self, o): return array_function(operator.lt, self, o)
-    def __le__(self, o): return array_function(operator.le, self, o)
-    def __gt__(self, o): return array_function(operator.gt, self, o)
-    def __ge__(self, o): return array_function(operator.ge, self, o)
-    def __eq__(self, o): return array_function(operator.eq, self, o)
-    def __ne__(self, o): return array_function(operator.ne, self, o)
+    def __lt__(self, o): return self._compare(operator.lt, o)
+    def __le__(self, o): return self._compare(operator.le, o)
+    def __gt__(self, o): return self._compare(operator.gt, o)
+    def __ge__(self, o): return self._compare(operator.ge, o)
+    def __eq__(self, o): return self._compare(operator.eq, o)
+    def __ne__(self, o): return self._compare(operator.ne, o)
+
+    def _compare(self, op, o):
+        return array_function(op, self, _on_device_of(self, o, op.__name__))
 
     # methods named as in NumPy / PyTorch (PyTorch's dim= and keepdim= are accepted too)
     def sum(self, axis=None, keepdims=False, **dim): return ops.sum(self, **_axis(axis, keepdims, **dim))
@@ -333,15 +336,18 @@ class Tensor:
 
     # in place, as PyTorch: refused on a leaf that requires grad unless under no_grad() (an
     # optimizer's step); each change bumps ``_version`` so a backward through the old values raises
-    def _modify(self, write, value=None, index=None):
-        """write(data, value, index): ``index`` (a setitem's, arrays as they are) is passed apart so that a step plan
-        replays it from the arrays of the replay (a mask made from this batch), not the recording's."""
+    def _modify(self, who, write, value=None, index=None):
+        """write(data, value, index): ``index`` (a setitem's) is passed apart so that a step plan replays it from the
+        arrays of the replay (a mask made from this batch), not the recording's. ``value`` and the index's arrays
+        follow the ops' device rule (_on_device_of); ``who`` names the change in its error."""
         if _grad_enabled and (self.requires_grad or getattr(value, "requires_grad", False)):
             raise RuntimeError("in-place change of a tensor that requires grad (or from one): do it under "
                                "no_grad(), or write x = x + y")
-        write(self.data, _raw(value), index)
+        value = _on_device_of(self, value, who)
+        index = tuple(_index_on(self, i, who) for i in index) if isinstance(index, tuple) else _index_on(self, index, who)
+        write(self.data, value, index)
         if _recorder is not None:
-            _recorder.write(write, self.data, _raw(value), index)
+            _recorder.write(write, self.data, value, index)
         self._version += 1
         return self
 
@@ -349,15 +355,15 @@ class Tensor:
         in_graph = _grad_enabled and (self.requires_grad or getattr(value, "requires_grad", False))
         if in_graph and not (self.is_leaf and self.requires_grad):
             return op(self, value)  # part of a graph: a new node, as x = x + y
-        return self._modify(lambda d, v, _: getattr(d, method)(v), value)
+        return self._modify(method.strip("_"), lambda d, v, _: getattr(d, method)(v), value)
 
     def __iadd__(self, o): return self._inplace(o, ops.add, "__iadd__")
     def __isub__(self, o): return self._inplace(o, ops.sub, "__isub__")
     def __imul__(self, o): return self._inplace(o, ops.mul, "__imul__")
     def __itruediv__(self, o): return self._inplace(o, ops.div, "__itruediv__")
-    def __setitem__(self, index, value): self._modify(lambda d, v, i: d.__setitem__(i, v), value, _raw_index(index))
-    def copy_(self, src): return self._modify(lambda d, v, _: d.__setitem__(Ellipsis, v), src)
-    def zero_(self): return self._modify(lambda d, v, _: d.fill(0))
+    def __setitem__(self, index, value): self._modify("setitem", lambda d, v, i: d.__setitem__(i, v), value, index)
+    def copy_(self, src): return self._modify("copy_", lambda d, v, _: d.__setitem__(Ellipsis, v), src)
+    def zero_(self): return self._modify("zero_", lambda d, v, _: d.fill(0))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=False):
@@ -501,7 +507,9 @@ def _root_grad(root, grad):
                 f"backward() on a tensor of shape {root.shape} needs grad= "
                 "(an upstream gradient of the same shape); only one-element tensors default to 1")
         return root.xp.ones_like(root.data) if root.xp is numpy else device_constant(root.data, 1, root.shape)
-    grad = grad.data.astype(root.dtype, copy=False) if isinstance(grad, Tensor) else root.xp.asarray(grad, dtype=root.dtype)
+    # on the root's device as an op's operand would be (a tensor or a device array on another device is an error, not
+    # a copy), in the root's dtype (as PyTorch casts it)
+    grad = root.xp.asarray(_on_device_of(root, grad, "backward(grad=)"), dtype=root.dtype)
     if grad.shape != root.shape:
         raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {root.shape}")
     return grad
@@ -553,8 +561,29 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _raw_index(index):
-    return tuple(_raw(i) for i in index) if isinstance(index, tuple) else _raw(index)
+def _on_device_of(t, x, who):
+    """x's array (or x, a number) as the operand of tensor t's array code outside Function.apply (a comparison, an
+    in-place change), by the ops' rule (Function.apply, _lift): numbers as they are, host arrays and lists copied to
+    t's device, and a tensor or a device array on another device refused with the ops' error naming both devices,
+    never copied over behind the caller's back (as PyTorch; a move between devices is ``.to()``)."""
+    data = _raw(x)
+    if data is None or isinstance(data, (bool, int, float, numpy.generic)):  # CuPy takes these as they are
+        return data
+    here, there = t.device, device_of(data)
+    if there == here:
+        return data
+    if isinstance(x, Tensor) or there != "cpu":
+        raise RuntimeError(f"{who}: inputs are on different devices: {min(here, there)} and {max(here, there)}")
+    return module_for_device(here).asarray(data)
+
+
+def _index_on(t, i, who):
+    """One part of a setitem's index for tensor t, a tensor as its array. As PyTorch's indices, one on the CPU (a
+    tensor or a host array, which CuPy takes) serves on either device, and one on a device only there."""
+    data = _raw(i)
+    if t.device == "cpu" and device_of(data) != "cpu":
+        raise RuntimeError(f"{who}: the index is on {device_of(data)}, the tensor on cpu")
+    return data
 
 
 def _axis(axis, keepdims, dim=None, keepdim=None):
@@ -564,10 +593,11 @@ def _axis(axis, keepdims, dim=None, keepdim=None):
     return {"axis": axis if dim is None else dim, "keepdims": keepdims if keepdim is None else keepdim}
 
 
-def tensor(data, requires_grad=False, dtype=None, device="cpu"):
+def tensor(data, requires_grad=False, dtype=None, device=None):
     """A new leaf tensor holding a copy of ``data``, as ``torch.tensor`` (``as_tensor`` shares its memory where it
     can). Python floats default to float32 (``DEFAULT_FLOAT``); NumPy arrays and scalars keep their dtype unless
-    ``dtype`` is given; integers stay integers."""
+    ``dtype`` is given; integers stay integers. Without ``device``, data on a device (a tensor, a CuPy array) stays
+    there and everything else goes to the CPU, as torch.tensor keeps a tensor's device."""
     source = data.data if isinstance(data, Tensor) else data
     dtype = _dtype_for(source, dtype)
     if _recorder is None:
@@ -580,10 +610,11 @@ def tensor(data, requires_grad=False, dtype=None, device="cpu"):
     return Tensor(copied, requires_grad=requires_grad)
 
 
-def as_tensor(data, dtype=None, device="cpu"):
+def as_tensor(data, dtype=None, device=None):
     """``data`` as a tensor without a copy where it already is an array of that dtype on that device (as
-    ``torch.as_tensor``: a change of one is a change of the other), else converted as ``tensor`` does."""
-    if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype) and data.device == device:
+    ``torch.as_tensor``: a change of one is a change of the other), else converted as ``tensor`` does (without
+    ``device``, data on a device stays there)."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype) and device in (None, data.device):
         return data
     source = data.data if isinstance(data, Tensor) else data
     return Tensor(_on_device(source, _dtype_for(source, dtype), device, copy=False))
@@ -598,7 +629,10 @@ def _dtype_for(source, dtype):
 
 
 def _on_device(source, dtype, device, copy):
-    """``source`` as an array of ``dtype`` on ``device``: a copy if ``copy``, else one only where needed."""
+    """``source`` as an array of ``dtype`` on ``device`` (None: the device it is on): a copy if ``copy``, else one
+    only where needed."""
+    if device is None:
+        device = device_of(source)
     if device == "cpu" and get_array_module(source) is not numpy:
         source = source.get()  # a copy already
     xp = module_for_device(device)

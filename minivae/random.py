@@ -19,7 +19,7 @@ import operator
 import numpy
 
 from minivae import engine
-from minivae._backend import fused, get_array_module, module_for_device
+from minivae._backend import KERNEL_DTYPES, fused, get_array_module, module_for_device
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57   # round multipliers
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85   # key schedule (golden ratio, √3 − 1)
@@ -122,17 +122,21 @@ class Generator:
         key = (self.seed & _MASK, (self.seed >> 32) & _MASK)
         return philox4x32(counter, key).T.reshape(-1)[:n]
 
-    def _kernels(self, device):
-        """minivae._gpu.random when the draw is on the GPU and its kernels are on, else None (the
-        formulas below then run on the device's arrays)."""
-        return None if device == "cpu" else fused("random", module_for_device(device))
+    def _kernels(self, device, dtype):
+        """minivae._gpu.random when the draw is on the GPU, its kernels are on and built for ``dtype``, else
+        None: the formulas below then run on the device's arrays, as ``fused`` promises for the dtypes the
+        kernels do not take (float16), so that both paths accept the same dtypes."""
+        if device == "cpu" or numpy.dtype(dtype) not in KERNEL_DTYPES:
+            return None
+        return fused("random", module_for_device(device))
 
     @_recorded
     def uniform(self, shape=(), dtype=numpy.float32, device="cpu"):
-        """Uniforms in the open interval (0, 1)."""
+        """Uniforms in the open interval (0, 1), float32 or float64; another dtype (float16) gets float64 ones:
+        float16's 2¹⁰ steps would leave no u below 2⁻¹¹, so Bernoulli(p) of a float16 p < 2⁻¹¹ would never draw 1."""
         shape = _shape(shape)
         n = _size(shape)
-        kernels = self._kernels(device)
+        kernels = self._kernels(device, dtype)
         if kernels is not None:
             return self._advanced(kernels.uniform(self.seed, self.counter, shape, dtype), n)
         return words_to_uniform(self.words(n, device), dtype).reshape(shape)
@@ -142,7 +146,7 @@ class Generator:
         """Standard normals by Box–Muller on pairs of float64 uniforms: √(−2 log u₁)·(cos 2πu₂, sin 2πu₂)."""
         shape = _shape(shape)
         n = _size(shape)
-        kernels = self._kernels(device)
+        kernels = self._kernels(device, dtype)
         if kernels is not None:
             return self._advanced(kernels.normal(self.seed, self.counter, shape, dtype), 2 * ((n + 1) // 2))
         u = words_to_uniform(self.words(2 * ((n + 1) // 2), device), numpy.float64).reshape(-1, 2)
@@ -157,7 +161,7 @@ class Generator:
         """
         shape = _shape(shape)
         n = _size(shape)
-        kernels = self._kernels(device)
+        kernels = self._kernels(device, dtype)
         if kernels is not None:
             return self._advanced(kernels.gumbel(self.seed, self.counter, shape, dtype), n)
         u = words_to_uniform(self.words(n, device), numpy.float64)

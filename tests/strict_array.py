@@ -9,8 +9,8 @@ behind the code's back, and log every copy to the host that the code asks for.
 - returns 0-d arrays, never scalars, from reductions and elementwise functions,
 - copies to the host only through ``get()``, ``item()``, ``tolist()``, ``float()``/``int()``/
   ``bool()``/``index``, ``repr``/``format`` — each of which appends one entry to ``LOG``;
-- copies host data to the device through ``strict.asarray``/``array`` (each upload of host data is
-  logged in ``UPLOADS``: noise drawn on the host and then copied shows up there).
+- copies host data to the device through ``strict.asarray``/``array`` and ``set()`` (each upload of host
+  data is logged in ``UPLOADS``: noise drawn on the host and then copied shows up there).
 
 ``strict`` is its array module (as ``cupy``): each NumPy function, run on the unwrapped data, with
 the results wrapped. ``emulating()`` makes these arrays the "cuda" device of minivae::
@@ -216,8 +216,21 @@ class StrictArray:
             return _wrap(attr(*_unwrap(args, who), **{k: _unwrap(v, who) for k, v in kwargs.items()}))
         return method
 
-    def copy(self):
-        return StrictArray(self._a.copy())
+    def set(self, arr, stream=None):
+        """Copy host array ``arr`` into this one, in place (as cupy.ndarray.set: a NumPy array of the same dtype
+        and shape, else TypeError / ValueError); an upload, logged in UPLOADS."""
+        if not isinstance(arr, numpy.ndarray):
+            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
+        if arr.dtype != self.dtype:
+            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
+        if arr.shape != self.shape:
+            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
+        _log("upload", arr, UPLOADS)
+        self._a[...] = arr
+
+    def copy(self, order="C"):
+        """A copy on the device, C-contiguous unless ``order`` says otherwise (as cupy.ndarray.copy)."""
+        return StrictArray(self._a.copy(order=order))
 
     # ---- NumPy's protocols: numpy.exp(a) and numpy.stack([a, b]) give strict arrays, as on CuPy
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):

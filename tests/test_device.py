@@ -192,6 +192,185 @@ def test_distributions_sample_on_the_device_of_their_parameters():
         np.testing.assert_array_equal(host(g), e, err_msg=str(i))
 
 
+# ---- one device per computation (found by review, 2026-11-28) --------------------------------------------
+def test_a_normal_puts_numbers_on_the_device_of_its_tensor_parameter():
+    """As torch.distributions puts a Python number beside the tensors it broadcasts with, Normal(cuda_loc, 1.0) is a
+    distribution on the GPU: the same formulas as on the CPU, so the same values bit for bit, with no copy back (the
+    number went to the CPU, and every use of it failed on mixed devices). A number is still checked, on the host."""
+    loc_np, scale_np = np.array([0.5, -1.0, 2.0], np.float32), np.array([2.0, 0.5, 1.0], np.float32)
+
+    def run(device):
+        loc = mv.tensor(loc_np, device=device, requires_grad=True)
+        q, p = Normal(loc, 1.0), Normal(0.0, mv.tensor(scale_np, device=device))
+        z = q.rsample(rng=Generator(0))
+        log_q = q.log_prob(z)
+        log_q.sum().backward()
+        return [q.scale, z, log_q, q.entropy(), p.sample(rng=Generator(1)), p.log_prob(z), loc.grad]
+    expected = [host(t) for t in run("cpu")]
+    with record() as log:
+        got = run("cuda")
+    assert log == [], describe(log)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert device_of(g.data if isinstance(g, mv.Tensor) else g) == "cuda", i
+        np.testing.assert_array_equal(host(g), e, err_msg=str(i))
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        Normal(mv.tensor(loc_np, device="cuda"), -1.0)
+
+
+def test_tensor_and_as_tensor_keep_device_data_on_its_device():
+    """Without device=, as torch.tensor and torch.as_tensor keep a tensor's device: device data stays there (as_tensor
+    shares it, tensor copies it there) where it was copied to the host; numbers, lists and NumPy arrays go to the
+    CPU; device="cpu" still copies to the host, explicitly. one_hot of device indices (through as_tensor) stays."""
+    g, raw = mv.tensor(np.arange(6, dtype=np.float32), device="cuda"), strict.asarray(np.arange(3))
+    with record() as log:
+        assert mv.as_tensor(g) is g and mv.as_tensor(raw).data is raw
+        copy = mv.tensor(g)
+        assert isinstance(copy.data, StrictArray) and copy.data is not g.data
+        assert mv.tensor(raw).device == mv.as_tensor(g, dtype=np.float64).device == "cuda"
+        assert ops.one_hot(raw, 3).device == "cuda"
+    assert log == [], describe(log)
+    copy.data[0] = 7  # a copy: g keeps its values
+    np.testing.assert_array_equal(g.numpy(), np.arange(6))
+    assert mv.tensor([1.0]).device == mv.as_tensor(np.ones(2)).device == mv.tensor(3).device == "cpu"
+    assert isinstance(mv.tensor(g, device="cpu").data, np.ndarray)
+
+
+def test_log_prob_takes_a_value_as_the_ops_take_an_operand():
+    """A value to score follows the ops' rule for an operand: a list or a NumPy array goes to the parameters' device
+    (as Bernoulli's log_prob does through its op), a device array stays; the result equals the CPU's."""
+    rng = np.random.default_rng(2)
+    logits_np, z = rng.standard_normal((3, 4)).astype(np.float32), np.array([0, 2, 1])
+    y = np.exp(logits_np) / np.exp(logits_np).sum(-1, keepdims=True)
+    expected = Categorical(logits=mv.tensor(logits_np)).log_prob(z).numpy()
+    expected_relaxed = RelaxedOneHotCategorical(0.5, logits=mv.tensor(logits_np)).log_prob(y).numpy()
+    logits = mv.tensor(logits_np, device="cuda")
+    with record() as log:
+        got = [Categorical(logits=logits).log_prob(v) for v in (z, z.tolist(), strict.asarray(z), mv.tensor(z, device="cuda"))]
+        got_relaxed = [RelaxedOneHotCategorical(0.5, logits=logits).log_prob(v) for v in (y, strict.asarray(y))]
+    assert log == [], describe(log)
+    for t in got:
+        assert t.device == "cuda"
+        np.testing.assert_array_equal(t.numpy(), expected)
+    for t in got_relaxed:
+        assert t.device == "cuda"
+        np.testing.assert_array_equal(t.numpy(), expected_relaxed)
+
+
+@pytest.mark.parametrize("root_device,grad", [("cuda", lambda a: mv.tensor(a)), ("cpu", lambda a: mv.tensor(a, device="cuda")),
+                                              ("cpu", strict.asarray)], ids=["cpu-tensor", "cuda-tensor", "cuda-array"])
+@pytest.mark.parametrize("leaf", [True, False], ids=["leaf", "node"])
+def test_backward_refuses_a_gradient_on_another_device(root_device, grad, leaf):
+    """As torch ("invalid gradient: expected device cuda but got cpu"): ḡ on another device than the root is refused
+    naming both devices, with no copy between them (a CUDA leaf got a NumPy .grad, a CPU leaf a device one)."""
+    a = np.ones((2, 3), np.float32)
+    t = mv.tensor(a, device=root_device, requires_grad=True)
+    with record() as log, pytest.raises(RuntimeError, match=r"backward\(grad=\): inputs are on different devices: cpu and cuda"):
+        (t if leaf else t * 2).backward(grad(a))
+    assert log == [] and t.grad is None
+
+
+def test_backward_uploads_a_host_gradient_and_casts_it_to_the_root_s_dtype():
+    """A NumPy ḡ is an operand the ops would upload; a float64 one becomes the float32 root's dtype (PyTorch casts)."""
+    t = mv.tensor(np.ones((2, 3), np.float32), device="cuda", requires_grad=True)
+    (t * 2).backward(np.full((2, 3), 0.25))
+    assert isinstance(t.grad, StrictArray) and t.grad.dtype == np.float32
+    np.testing.assert_array_equal(t.grad.get(), np.full((2, 3), 0.5))  # d(2t)/dt · ḡ
+
+
+CHANGES = {"iadd": lambda a, b: a.__iadd__(b), "isub": lambda a, b: a.__isub__(b), "imul": lambda a, b: a.__imul__(b),
+           "itruediv": lambda a, b: a.__itruediv__(b), "copy_": lambda a, b: a.copy_(b),
+           "setitem": lambda a, b: a.__setitem__(0, b[1]), "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+           "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b}
+
+
+@pytest.mark.parametrize("name", CHANGES)
+@pytest.mark.parametrize("devices", [("cuda", "cpu"), ("cpu", "cuda")], ids=["into-cuda", "into-cpu"])
+def test_in_place_changes_and_comparisons_refuse_another_device(name, devices):
+    """In place, setitem and comparisons make the ops' error naming both devices (as PyTorch's; a move is .to()),
+    where they raised CuPy's or NumPy's own TypeError, or copied to the device one way round; nothing is changed."""
+    a_np = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a, b = mv.tensor(a_np, device=devices[0]), mv.tensor(a_np + 1, device=devices[1])
+    with record() as log, pytest.raises(RuntimeError, match=f"{name}: inputs are on different devices: cpu and cuda"):
+        CHANGES[name](a, b)
+    assert log == [], describe(log)
+    np.testing.assert_array_equal(a.numpy(), a_np)
+    if devices[0] == "cpu":  # a raw device array is refused as a tensor is
+        with pytest.raises(RuntimeError, match=f"{name}: inputs are on different devices"):
+            CHANGES[name](a, strict.asarray(a_np))
+
+
+def test_in_place_changes_and_comparisons_upload_a_host_operand_as_the_ops_do():
+    """A NumPy operand of a device tensor is copied there, as ``cuda + numpy`` is; a host index array (a mask) serves a
+    device tensor, as PyTorch's CPU indices do, and a device index is refused for a CPU tensor."""
+    a_np = np.arange(6, dtype=np.float32).reshape(2, 3)
+    expected = a_np + 2 * a_np
+    expected[a_np > 2] = 0
+    g = mv.tensor(a_np, device="cuda")
+    g += 2 * a_np
+    mask = g > 3 * a_np - 1  # all True
+    g[a_np > 2] = 0
+    assert isinstance(mask.data, StrictArray) and mask.numpy().all()
+    np.testing.assert_array_equal(g.numpy(), expected)
+    g.copy_(a_np)
+    np.testing.assert_array_equal(g.numpy(), a_np)
+    with pytest.raises(RuntimeError, match="setitem: the index is on cuda, the tensor on cpu"):
+        mv.tensor(a_np)[g > 2] = 0
+
+
+@pytest.mark.parametrize("draw", ["uniform", "normal", "gumbel"])
+def test_float16_draws_with_the_cuda_kernels_on_run_the_formulas(draw):
+    """The kernels of random.cu take float32 and float64; a float16 draw with them on runs the formulas on the device
+    (as _backend.fused promises for the dtypes the kernels do not take; it raised), equal to the CPU's draw and
+    moving the counter as it does; so do the ops that draw."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None:
+        pytest.skip("tests/cuda_host/host.py is not there")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    cpu, gpu = Generator(1, 5), Generator(1, 5)
+    expected = getattr(cpu, draw)((3, 5), np.float16)
+    x_np = np.linspace(-1, 1, 10).reshape(2, 5).astype(np.float16)
+    expected_soft = ops.gumbel_softmax(mv.tensor(x_np), Generator(2)).numpy()
+    with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()):
+        got = getattr(gpu, draw)((3, 5), np.float16, device="cuda")
+        soft = ops.gumbel_softmax(mv.tensor(x_np, device="cuda"), Generator(2))
+    assert isinstance(got, StrictArray) and got.dtype == expected.dtype and gpu.counter == cpu.counter
+    np.testing.assert_array_equal(got.get(), expected)
+    np.testing.assert_array_equal(soft.numpy(), expected_soft)
+
+
+def test_gradcheck_runs_on_the_device_in_float64():
+    """mv.gradcheck copies its inputs with copy(order="C"), which CuPy's arrays take and so does the stand-in: a correct
+    VJP passes on device data and a planted wrong one (x² with x̄ = ḡ·x, the factor 2 lost) fails."""
+    class SquareMissingTwo(mv.Function):
+        def forward(ctx, x):
+            ctx.save(x=x)
+            return x * x
+
+        def backward(ctx, g):
+            return g * ctx.x
+    x = mv.tensor(np.random.default_rng(3).standard_normal((3, 5)), device="cuda", requires_grad=True)
+    assert mv.gradcheck(lambda x: ops.log_softmax(x, temperature=0.7), (x,))
+    with pytest.raises(mv.GradcheckError):
+        mv.gradcheck(SquareMissingTwo.apply, (x,))
+
+
+def test_a_plan_on_the_device_takes_a_host_batch():
+    """A step plan copies a NumPy batch into its device buffer with set() (CuPy's host-to-device copy, which the
+    stand-in has as CuPy has it): the step equals the step of the same batch given on the device."""
+    from minivae.plan import compile_step
+    losses = {}
+    for feed in ("device", "host"):
+        model = GaussianVAE(X_DIM, (8,), 3, rng=Generator(0), device="cuda")
+        optimizer, rng = Adam(model.parameters(), lr=1e-2), Generator(4)
+        plan = compile_step(model, optimizer, lambda x, model=model, rng=rng: model.loss(x, rng), mv.tensor(X[:4], device="cuda"))
+        with record(UPLOADS) as uploads:
+            losses[feed] = plan.step(X[4:8] if feed == "host" else mv.tensor(X[4:8], device="cuda")).numpy()
+        assert len(uploads) == 1, describe(uploads)  # the batch, once
+    assert losses["host"] == losses["device"]
+    with pytest.raises(TypeError, match="float64 array cannot be set to float32 array"):
+        strict.zeros(3, np.float32).set(np.zeros(3))
+
+
 # ---- models: a few training steps equal on both devices, with no copy back -------------------------------
 MODELS = {
     "gaussian": lambda device: GaussianVAE(X_DIM, (8,), 3, rng=Generator(0), device=device),

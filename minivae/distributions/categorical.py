@@ -1,6 +1,8 @@
 """Categorical distributions over K classes, sampled by the Gumbel-max trick."""
+import numpy
+
 from minivae import ops
-from minivae.distributions.distribution import CategoricalLogits, Distribution, logits_from
+from minivae.distributions.distribution import CategoricalLogits, Distribution, as_value, logits_from
 from minivae.engine import Tensor
 from minivae.plan import array_function
 from minivae.random import resolve
@@ -9,17 +11,19 @@ from minivae.random import resolve
 class Categorical(CategoricalLogits, Distribution):
     """P(z = k) = softmax(logits)_k over the last axis; samples are integer class indices.
 
-    sample     argmax_k (logits_k + g_k), g ~ Gumbel(0, 1): exactly Categorical (Gumbel-max trick)
-    log_prob   log_softmax(logits)[z]
-    entropy    −Σ_k p_k log p_k
+    sample     argmax_k (log p_k + g_k), g ~ Gumbel(0, 1): exactly Categorical (Gumbel-max trick); log p is
+               the logits, or the log of the probs given (log 0 = −inf: a category of probability 0 is
+               never drawn, as torch samples from the probs, where the logits clamp them to ε)
+    log_prob   log_softmax(logits)[z]  (−inf for a category whose logit is −inf)
+    entropy    −Σ_k p_k log p_k  (log p_k at least the dtype's lowest finite value, as torch: 0 for p_k = 0)
     Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``;
     ``probs`` are nonnegative weights w, p_k = w_k / Σ_j w_j, and ``logits`` are normalized
     (log-probabilities), as in torch.distributions.
     """
 
     def __init__(self, probs=None, logits=None):
-        logits, _ = logits_from(probs, logits, type(self).__name__)
-        self._set_logits(logits)
+        logits, p = logits_from(probs, logits, type(self).__name__)
+        self._set_logits(logits, p)
         self.batch_shape = logits.shape[:-1]
 
     def sample(self, sample_shape=(), rng=None):
@@ -31,19 +35,26 @@ class Categorical(CategoricalLogits, Distribution):
     def _gumbel_max(self, sample_shape, rng):
         """(argmax_k (logits_k + g_k), whether the row holds NaN), as tensors."""
         shape = self._extended(sample_shape, event_shape=(self.num_categories,))
-        g = resolve(rng).gumbel(shape, self.logits.dtype, device=self.logits.device)
-        xp = self.logits.xp
+        given = self.logits if self._probs is None else self._probs
+        g = resolve(rng).gumbel(shape, given.dtype, device=given.device)
+        xp, from_probs = given.xp, self._probs is not None
 
-        def gumbel_max(logits, g):
-            noisy = logits + g
+        def gumbel_max(given, g):
+            if from_probs:
+                with numpy.errstate(divide="ignore"):  # log 0 = −inf, on purpose
+                    given = xp.log(given)
+            noisy = given + g
             return noisy.argmax(axis=-1), xp.isnan(noisy).any(axis=-1)
-        return array_function(gumbel_max, self.logits, g)
+        return array_function(gumbel_max, given, g)
 
     def log_prob(self, value):
-        return (ops.one_hot(value, self.num_categories, dtype=self.logits.dtype) * self.logits).sum(axis=-1)
+        # the logit z selected, not one_hot(z)·logits: 0·(−inf) would make the log-probability of every value NaN
+        mask = ops.one_hot(as_value(value, self.logits), self.num_categories, dtype=bool)
+        return ops.where(mask, self.logits, 0.0).sum(axis=-1)
 
     def entropy(self):
-        return -(self.probs * self.logits).sum(axis=-1)
+        logits = ops.clip(self.logits, min=float(numpy.finfo(self.logits.dtype).min))  # 0·(−inf) would be NaN
+        return -(self.probs * logits).sum(axis=-1)
 
     def enumerate_support(self):
         """All K values, shaped (K, 1, …, 1) to broadcast against the batch."""

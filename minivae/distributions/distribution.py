@@ -5,7 +5,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import device_of
-from minivae.engine import DEFAULT_FLOAT, Tensor, no_grad, tensor
+from minivae.engine import DEFAULT_FLOAT, Tensor, as_tensor, no_grad, tensor
 from minivae.random import _shape
 
 
@@ -21,12 +21,31 @@ def as_param(x, name, who):
         if x.dtype.kind != "f":
             raise TypeError(f"{who}: {name} must be a floating tensor, not {x.dtype} (cast it with .astype)")
         return x
-    t = tensor(x, device=device_of(x))  # a CuPy array stays on the GPU
+    t = tensor(x)  # a CuPy array stays on the GPU, numbers and host arrays go to the CPU (see on_one_device)
     if t.dtype.kind in "biu":
         t = Tensor(t.data.astype(DEFAULT_FLOAT))
     elif t.dtype.kind != "f":
         raise TypeError(f"{who}: {name} must be a real number or array, not {t.dtype} ({x!r:.40})")
     return t
+
+
+def on_one_device(params, given):
+    """``params``, as_param's tensors of the arguments ``given``, with those made from numbers and host arrays moved to
+    the device of the first tensor or device array among ``given``: as torch.distributions puts Python numbers on the
+    device of the tensors they broadcast with, ``Normal(cuda_loc, 1.0)`` is a distribution on the GPU. Tensors and
+    device arrays stay where they are (two devices are then the ops' error, not a copy). Called after the checks,
+    which read such constants on the host (``checkable``)."""
+    host = [not isinstance(x, Tensor) and device_of(x) == "cpu" for x in given]
+    device = next((p.device for p, on_host in zip(params, host) if not on_host), "cpu")
+    return [p.to(device) if on_host else p for p, on_host in zip(params, host)]
+
+
+def as_value(value, like):
+    """A value to score (``log_prob``'s argument) as a tensor, by the ops' rule for an operand of tensor ``like``:
+    tensors and device arrays as they are, numbers, lists and host arrays on ``like``'s device."""
+    if isinstance(value, Tensor) or device_of(value) != "cpu":
+        return as_tensor(value)
+    return as_tensor(value, device=like.device)
 
 
 def checkable(x):
@@ -120,11 +139,12 @@ class CategoricalLogits:
     their log_softmax over the last axis (log-probabilities, as in torch.distributions), made when
     first read. A sampler that a shift of each row does not change (softmax((l + g)/τ)) reads the
     given logits, and a step that only samples makes no log_softmax (its forward and its VJP: on the
-    GPU, two kernel launches)."""
+    GPU, two kernel launches). Probs given (``logits_from``'s p, normalized, not clamped) are kept in
+    ``_probs`` and are ``probs``, as torch's."""
 
-    def _set_logits(self, logits):
+    def _set_logits(self, logits, probs=None):
         check_categories(logits, type(self).__name__, "logits")
-        self._given_logits, self._normalized = logits, None
+        self._given_logits, self._normalized, self._probs = logits, None, probs
         self.num_categories = logits.shape[-1]
 
     @property
@@ -135,8 +155,8 @@ class CategoricalLogits:
 
     @property
     def probs(self):
-        """softmax(logits) over the last axis = exp(log_softmax(logits))."""
-        return ops.exp(self.logits)
+        """The probs given, normalized; else softmax(logits) over the last axis = exp(log_softmax(logits))."""
+        return ops.exp(self.logits) if self._probs is None else self._probs
 
 
 LOG_2PI = math.log(2 * math.pi)

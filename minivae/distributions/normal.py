@@ -3,7 +3,7 @@
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, checkable
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, checkable, on_one_device
 from minivae.random import resolve
 
 
@@ -25,6 +25,7 @@ class Normal(Distribution):
             raise ValueError("Normal: scale must be > 0 and finite (not NaN or inf)")
         if checkable(self.loc) and numpy.isnan(self.loc.data).any():
             raise ValueError("Normal: loc must not be NaN")
+        self.loc, self.scale = on_one_device((self.loc, self.scale), (loc, scale))
         try:
             self.batch_shape = numpy.broadcast_shapes(self.loc.shape, self.scale.shape)  # no arithmetic on the data
         except ValueError:

@@ -4,9 +4,7 @@ import math
 import numpy
 
 from minivae import ops
-from minivae._backend import device_of
-from minivae.distributions.distribution import CategoricalLogits, Distribution, logits_from
-from minivae.engine import Tensor, tensor
+from minivae.distributions.distribution import CategoricalLogits, Distribution, as_value, logits_from
 from minivae.ops.softmax import check_temperature
 from minivae.random import resolve
 
@@ -26,8 +24,8 @@ class ExpRelaxedCategorical(CategoricalLogits, Distribution):
 
     def __init__(self, temperature, probs=None, logits=None):
         self.temperature = check_temperature(temperature)
-        logits, _ = logits_from(probs, logits, type(self).__name__)
-        self._set_logits(logits)
+        logits, p = logits_from(probs, logits, type(self).__name__)
+        self._set_logits(logits, p)
         self.batch_shape, self.event_shape = logits.shape[:-1], (self.num_categories,)
 
     def _gumbels(self, sample_shape, rng, gumbels):
@@ -72,7 +70,7 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
         return ops.straight_through(y, axis=-1) if hard else y
 
     def log_prob(self, value):
-        value = value if isinstance(value, Tensor) else tensor(value, device=device_of(value))
+        value = as_value(value, self._given_logits)
         if value.dtype.kind != "f":  # a one-hot of integers: no floor of its own dtype to take
             value = value.astype(self.logits.dtype)
         # the floor in the value's own dtype: one of another dtype (1e-300) would round to 0 in float32,

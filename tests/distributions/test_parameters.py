@@ -262,3 +262,69 @@ def test_negative_sample_shape_is_refused_and_the_generator_does_not_move(make, 
         draw(sample_shape, rng=g)
     assert g.counter == 0
     assert draw((0,), rng=g).shape[0] == 0  # an empty sample is still fine
+
+
+# ---- categories of probability 0 (found by review, 2026-11-28) ------------------------------
+class _ExtremeGumbels:
+    """A stand-in rng whose Gumbel noise is the largest Generator.gumbel can return, −log(2⁻³³) = 22.87 (u = 2⁻³³), on
+    category 0, and the smallest, −log(−log(2⁻³³)) = −3.13, on the others."""
+
+    def gumbel(self, shape, dtype, device="cpu"):
+        g = np.full(shape, -math.log(33 * math.log(2)), dtype)
+        g[..., 0] = 33 * math.log(2)
+        return g
+
+
+def test_a_category_of_probability_zero_is_never_drawn():
+    """torch samples from the probs as given. The logits clamp a probability 0 to ε (for log_prob, as torch's), and
+    the Gumbel-max on them drew it where its noise beat the others' by more than −log ε = 15.9 in float32, which the
+    Generator's noise can (its range is 26): about ε a draw each. On log p = −inf no noise lifts it."""
+    w = np.array([0.0, 1.0, 3.0], np.float32)
+    for cls in (Categorical, OneHotCategorical):
+        z = cls(mv.tensor(w)).sample((2,), rng=_ExtremeGumbels()).data
+        np.testing.assert_array_equal(z if cls is Categorical else z.argmax(-1), [2, 2])
+        w1 = np.zeros(1000, np.float32)
+        w1[3] = 1.0
+        z = cls(mv.tensor(w1)).sample((2000,), rng=Generator(5)).data
+        assert np.all((z if cls is Categorical else z.argmax(-1)) == 3)
+
+
+def test_the_gumbel_max_of_given_probs_adds_the_noise_to_log_p():
+    """The draw is argmax_k(log p_k + g_k) for the Generator's Gumbel noise g (the trick's definition), with log 0 = −inf
+    and a probability below ε (1e-10 here, which the logits raise to ε) kept as it is."""
+    p = np.array([[0.0, 1e-10, 0.25, 0.75 - 1e-10], [0.5, 0.0, 0.0, 0.5]])
+    g = Generator(9).gumbel((3000, 2, 4), np.float64)
+    with np.errstate(divide="ignore"):
+        expected = (np.log(p) + g).argmax(-1)
+    np.testing.assert_array_equal(Categorical(mv.tensor(p)).sample((3000,), rng=Generator(9)).data, expected)
+
+
+def test_minus_infinite_logits_give_log_prob_and_entropy_as_torch():
+    """logits [−inf, 0, 1]: p = (0, 1, e)/(1 + e). log_prob is log p_z (−inf at the impossible value, not NaN from
+    0·(−inf) at the others); the entropy is −Σ p log p with 0·log 0 = 0 (torch clamps the logits to the lowest float);
+    its gradient is finite. The category of logit −inf is never drawn."""
+    logits = mv.tensor(np.array([-np.inf, 0.0, 1.0]), requires_grad=True)
+    d = Categorical(logits=logits)
+    p = np.array([0.0, 1.0, math.e]) / (1 + math.e)
+    np.testing.assert_allclose(d.log_prob(mv.tensor(np.array([1, 2]))).data, np.log(p[1:]), rtol=1e-12)
+    assert d.log_prob(0).item() == -np.inf
+    entropy = d.entropy()
+    np.testing.assert_allclose(entropy.item(), -(p[1:] * np.log(p[1:])).sum(), rtol=1e-12)
+    entropy.backward()
+    assert np.isfinite(logits.grad).all()
+    assert np.all(d.sample((10_000,), rng=Generator(0)).data != 0)
+
+
+def test_log_prob_of_integer_values_gradchecks():
+    """The log-probability of the values, log_softmax(l)[z]: its VJP in l is one_hot(z) − softmax(l) per row."""
+    z = np.array([[0, 3], [2, 2]])
+    x = mv.tensor(np.random.default_rng(0).standard_normal((2, 2, 4)), requires_grad=True)
+    assert mv.gradcheck(lambda x: Categorical(logits=x).log_prob(z), (x,))
+
+
+def test_probs_given_are_probs_as_torch():
+    """torch's probs are the weights normalized, exactly: a weight 0 is a probability 0 (not the ε the logits clamp
+    it to), so the entropy of (0, 1, 1) is log 2."""
+    d = Categorical(mv.tensor(np.array([0.0, 2.0, 2.0])))
+    np.testing.assert_array_equal(d.probs.data, [0.0, 0.5, 0.5])
+    assert d.entropy().item() == pytest.approx(math.log(2), rel=1e-12)

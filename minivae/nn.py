@@ -96,8 +96,9 @@ class Module:
     def to(self, device):
         """Move every parameter (and its gradient) to ``device`` in place; returns self.
 
-        The tensors stay the same objects, so references to them (an optimizer's list) see the move;
-        an optimizer keeps its state where the parameters were when it was made, so make it after."""
+        The tensors stay the same objects (each one's ``.data`` is replaced, as PyTorch's ``Module.to``
+        does), so references to them see the move: an optimizer made before keeps working, its state
+        following the parameters at its next ``step()``."""
         xp = module_for_device(device)
         for p in self.parameters():
             if p.device != device:

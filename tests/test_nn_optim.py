@@ -605,3 +605,33 @@ def test_scheduler_load_state_dict_refuses_what_does_not_fit_and_changes_nothing
     with pytest.raises(ValueError, match="lrs of 2 parameter groups, the optimizer has 1"):
         s.load_state_dict({**before[0], "_last_lr": [0.1, 0.1]})
     assert (s.state_dict(), opt.param_groups[0]["lr"]) == before == ({**before[0], "last_epoch": 1}, 0.5)
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.01), lambda ps: SGD(ps, lr=0.1, momentum=0.9)],
+                         ids=["adam", "sgd-momentum"])
+def test_an_optimizer_made_before_module_to_follows_the_parameters_as_torchs(make):
+    """torch's Module.to() replaces each parameter's .data, so an optimizer made before keeps working. Here too, both
+    ways ("cuda" = tests/strict_array.py's stand-in): the parameters stay where .to() put them, and the optimizer's
+    state (moments, step count) moves with them, so the run takes the values of one that never moved (the same
+    formulas run on both devices)."""
+    from minivae._backend import use_cuda_kernels, use_numba
+    from tests.strict_array import emulating
+    x = np.random.default_rng(0).random((5, 4)).astype(np.float32)
+
+    def run(devices):
+        model = MLP((4, 3, 2), rng=Generator(1))
+        opt = make(model.parameters())
+        for device in devices:
+            model.to(device)
+            loss = (model(mv.tensor(x, device=device)) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            assert [p.device for p in model.parameters()] == [device] * 4
+        return [p.numpy() for p in model.parameters()]
+
+    with use_numba(False), use_cuda_kernels(False), emulating():
+        moved = run(["cpu", "cpu", "cuda", "cuda", "cpu", "cpu"])
+        still = run(["cpu"] * 6)
+    for a, b in zip(moved, still):
+        np.testing.assert_array_equal(a, b)

@@ -635,3 +635,41 @@ def test_an_optimizer_made_before_module_to_follows_the_parameters_as_torchs(mak
         still = run(["cpu"] * 6)
     for a, b in zip(moved, still):
         np.testing.assert_array_equal(a, b)
+
+
+def test_containers_slice_extend_and_insert_as_torch():
+    """Sequential[1:] is a Sequential (runnable) and ModuleList[1:] a ModuleList, of the same modules; extend() and
+    insert() keep the entries named "0", "1", … in order: the state_dict keys torch gives for the same structure."""
+    torch = pytest.importorskip("torch")
+    sizes = [(2, 3), (3, 4), (4, 5), (5, 6)]
+    ours = [Linear(a, b, rng=Generator(0)) for a, b in sizes]
+    theirs = [torch.nn.Linear(a, b) for a, b in sizes]
+    for lib, layers in ((mv, ours), (torch, theirs)):
+        seq = lib.nn.Sequential(layers[0], lib.nn.ReLU(), layers[1])
+        assert type(seq[1:]) is lib.nn.Sequential and len(seq[1:]) == 2 and seq[1:][1] is layers[1]
+        modules = lib.nn.ModuleList([layers[0]])
+        assert modules.extend([layers[2], layers[3]]) is modules
+        modules.insert(1, layers[1])
+        assert list(modules) == layers and type(modules[1:]) is lib.nn.ModuleList and list(modules[1:]) == layers[1:]
+    assert sorted(mv.nn.ModuleList(ours).state_dict()) == sorted(torch.nn.ModuleList(theirs).state_dict())
+    x = np.random.default_rng(0).random((3, 2)).astype(np.float32)
+    head = mv.nn.Sequential(ours[0], mv.nn.ReLU(), ours[1])[:-1]  # Linear then ReLU, by hand below
+    np.testing.assert_allclose(head(mv.tensor(x)).data, np.maximum(x @ ours[0].weight.data + ours[0].bias.data, 0),
+                               rtol=1e-6)
+    with pytest.raises(TypeError, match="holds modules, not int"):
+        mv.nn.ModuleList(ours[:2]).insert(0, 3)
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # torch's, for its Linear(0, 3)
+def test_linear_refuses_negative_sizes_naming_them_and_takes_zero_as_torch():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        torch.nn.Linear(3, -1)
+    with pytest.raises(ValueError, match="out_features must be an integer >= 0, got -1"):
+        Linear(3, -1, rng=Generator(0))
+    with pytest.raises(ValueError, match="in_features must be an integer >= 0, got 2.5"):
+        Linear(2.5, 3, rng=Generator(0))
+    for init in ("he", "glorot"):  # an empty weight: y = b (= 0) for every x with no features, as torch's y = b
+        layer = Linear(0, 3, rng=Generator(0), init=init)
+        assert layer.weight.shape == tuple(torch.nn.Linear(0, 3).weight.shape[::-1]) == (0, 3)
+        np.testing.assert_array_equal(layer(mv.tensor(np.zeros((2, 0), np.float32))).data, np.zeros((2, 3)))

@@ -550,7 +550,7 @@ SCHEDULES = {
     "steplr-and-plateau": lambda lib, o: [lib.optim.lr_scheduler.StepLR(o, step_size=4, gamma=0.5),
                                           lib.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.1, patience=1)],
     "plateau-abs-min-lrs": lambda lib, o: [lib.optim.lr_scheduler.ReduceLROnPlateau(
-        o, threshold=0.05, threshold_mode="abs", patience=0, cooldown=1, factor=0.5, min_lr=[0.3, 0.01])],
+        o, threshold=0.5, threshold_mode="abs", patience=0, cooldown=1, factor=0.5, min_lr=[0.3, 0.01])],
     "plateau-max": lambda lib, o: [lib.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", threshold=0.1, patience=1)],
 }
 

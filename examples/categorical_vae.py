@@ -24,13 +24,15 @@ model = CategoricalVAE(hidden=(64,) if args.smoke else (512, 256), estimator=arg
 optimizer = Adam(model.parameters(), lr=1e-3)
 step = 0
 for epoch in range(1 if args.smoke else 5):
+    total = 0.0
     for xb in batches(train, 100, rng=rng):
-        loss = model.loss(mv.tensor(xb), rng, step=step)
+        loss = model.loss(mv.tensor(xb), rng, step=step)  # its value: −ELBO per image (of relaxed z for gumbel_softmax)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         step += 1
-    print(f"epoch {epoch + 1}: train loss {loss.item():.2f}, τ = {model.temperature(step):.3f}")
+        total += loss.item() * len(xb)
+    print(f"epoch {epoch + 1}: train loss {total / len(train):.2f} nats (the epoch's mean), τ = {model.temperature(step):.3f}")
 
 with mv.no_grad():  # the discrete model's ELBO: one-hot samples, closed-form categorical KL
     x = mv.tensor(data["test"][:200 if args.smoke else 1000])

@@ -240,7 +240,8 @@ def build_parser():
     t.add_argument("--hidden", type=_sizes, default="512,256", help="hidden sizes, comma-separated")
     t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",
                    help="hidden layers: an activation after each, or gated linear units")
-    t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, help="KL weight rises linearly from 0 to 1 over these epochs")
+    t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, metavar="W",
+                   help="KL weight β rises linearly from 0 (the first epoch) to 1 over W epochs: β = min(1, (epoch − 1)/W)")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
     t.add_argument("--n-latent", type=_positive_int, default=20, help="categorical: latent variables")
     t.add_argument("--n-categories", type=_positive_int, default=10, help="categorical: categories each")

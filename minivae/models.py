@@ -8,6 +8,7 @@ gradient is the model's chosen estimator. ``minivae.objectives`` evaluates any o
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
 """
 import math
+import numbers
 
 import numpy
 
@@ -29,6 +30,31 @@ def _negative_elbo(likelihood, x, kl, beta):
     return ops.negative_elbo(likelihood.log_prob(x), kl, beta)
 
 
+def _size(name, value, minimum=1):
+    """A layer or latent size: an integer ≥ ``minimum`` (not a bool), returned as a Python int (the config is JSON)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _hidden(hidden):
+    """The hidden layers' sizes as a tuple (empty: no hidden layer)."""
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise TypeError(f"hidden must be a sequence of layer sizes such as (512, 256), got {hidden!r}")
+    return tuple(_size(f"hidden[{i}]", h) for i, h in enumerate(hidden))
+
+
+def _number(name, value, ok, rule):
+    """A real hyperparameter (not a bool), finite and ``ok``, as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
+    return float(value)
+
+
 class GaussianVAE(Module):
     """q(z|x) = N(μ(x), σ(x)²), p(z) = N(0, I), p(x|z) = Bernoulli(decoder(z)) (or a Gaussian
     with one learned scale, ``likelihood="gaussian"``). Trained by the pathwise estimator,
@@ -40,7 +66,8 @@ class GaussianVAE(Module):
                  device="cpu"):
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
-        self.config = dict(x_dim=x_dim, hidden=tuple(hidden), z_dim=z_dim, likelihood=likelihood, activation=activation)
+        x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
+        self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation)
         self.encoder = MLP((x_dim, *hidden, 2 * z_dim), activation, rng=rng)
         self.decoder = MLP((z_dim, *reversed(hidden), x_dim), activation, rng=rng)
         if likelihood == "gaussian":
@@ -88,7 +115,8 @@ class CategoricalVAE(Module):
     "gumbel_softmax"    relaxed one-hot samples at temperature τ (Jang et al. 2017)
     "straight_through"  one-hot forward, relaxed gradient backward
     "reinforce"         exact discrete samples, the score-function gradient for the encoder
-                        with a moving-average baseline c (Williams 1992) and, when
+                        with a moving-average baseline c (Williams 1992; c ← d·c + (1 − d)·the
+                        batch's mean, d = ``baseline_decay`` in [0, 1)) and, when
                         ``baseline_hidden`` > 0, an input-dependent baseline b_ψ(x) on top
                         (NVIL, Mnih & Gregor 2014): the encoder's gradient is
                         (log p(x|z) − c − b_ψ(x)) ∇ log q(z|x) (estimators.score_function),
@@ -108,14 +136,18 @@ class CategoricalVAE(Module):
                  device="cpu"):
         if estimator not in self.ESTIMATORS:
             raise ValueError(f"estimator must be one of {self.ESTIMATORS}, not {estimator!r}")
+        x_dim, hidden = _size("x_dim", x_dim), _hidden(hidden)
+        n_latent, n_categories = _size("n_latent", n_latent), _size("n_categories", n_categories)
         tau0, tau_min = check_temperature(tau0), check_temperature(tau_min)
-        if not anneal_rate >= 0:
-            raise ValueError(f"the anneal rate must be ≥ 0, got {anneal_rate!r}")
+        anneal_rate = _number("anneal_rate", anneal_rate, lambda r: r >= 0, ">= 0")
+        # c ← decay·c + (1 − decay)·mean: at decay 1, c would stay the first batch's mean for ever
+        baseline_decay = _number("baseline_decay", baseline_decay, lambda d: 0 <= d < 1, "in [0, 1)")
+        baseline_hidden = _size("baseline_hidden", baseline_hidden, minimum=0)  # 0: the moving average alone
         if baseline_hidden and estimator != "reinforce":
             raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
-        self.config = dict(x_dim=x_dim, hidden=tuple(hidden), n_latent=n_latent, n_categories=n_categories,
+        self.config = dict(x_dim=x_dim, hidden=hidden, n_latent=n_latent, n_categories=n_categories,
                            estimator=estimator, tau0=tau0, tau_min=tau_min, anneal_rate=anneal_rate,
-                           activation=activation, baseline_hidden=baseline_hidden)
+                           activation=activation, baseline_decay=baseline_decay, baseline_hidden=baseline_hidden)
         self.encoder = MLP((x_dim, *hidden, n_latent * n_categories), activation, rng=rng)
         self.decoder = MLP((n_latent * n_categories, *reversed(hidden), x_dim), activation, rng=rng)
         self.n_latent, self.n_categories, self.estimator = n_latent, n_categories, estimator

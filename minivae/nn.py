@@ -1,5 +1,6 @@
 """Modules with named parameters, as in ``torch.nn``: Linear, MLP, activations, state_dict."""
 import math
+import numbers
 
 import numpy
 
@@ -96,8 +97,9 @@ class Module:
     def to(self, device):
         """Move every parameter (and its gradient) to ``device`` in place; returns self.
 
-        The tensors stay the same objects, so references to them (an optimizer's list) see the move;
-        an optimizer keeps its state where the parameters were when it was made, so make it after."""
+        The tensors stay the same objects (each one's ``.data`` is replaced, as PyTorch's ``Module.to``
+        does), so references to them see the move: an optimizer made before keeps working, its state
+        following the parameters at its next ``step()``."""
         xp = module_for_device(device)
         for p in self.parameters():
             if p.device != device:
@@ -158,10 +160,20 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module):
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList holds modules, not {type(module).__name__}")
-        setattr(self, str(len(self)), module)
+        setattr(self, str(len(self)), _module(module))
         return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        """Put ``module`` before entry ``index`` (as list.insert); the entries after it become "i + 1"."""
+        modules = self.children()
+        modules.insert(index, _module(module))
+        for i, m in enumerate(modules):  # each re-registered in turn: "0", "1", … in order
+            setattr(self, str(i), m)
 
     def __len__(self):
         return len(self.__dict__.get("_modules", {}))
@@ -170,7 +182,14 @@ class ModuleList(Module):
         return iter(self.children())
 
     def __getitem__(self, i):
-        return self.children()[i]
+        """Entry i; a slice gives a new ModuleList of those modules (their parameters shared), as torch's."""
+        return ModuleList(self.children()[i]) if isinstance(i, slice) else self.children()[i]
+
+
+def _module(value):
+    if not isinstance(value, Module):
+        raise TypeError(f"ModuleList holds modules, not {type(value).__name__}")
+    return value
 
 
 class Linear(Module):
@@ -184,12 +203,15 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, init="glorot", dtype=numpy.float32,
                  device="cpu"):
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:  # 0 is allowed, as in torch
+                raise ValueError(f"Linear: {name} must be an integer >= 0, got {n!r}")
         rng = resolve(rng)
-        if init == "glorot":
-            a = math.sqrt(6.0 / (in_features + out_features))
+        if init == "glorot":  # (max: with a size 0 there are no weights to scale)
+            a = math.sqrt(6.0 / max(in_features + out_features, 1))
             w = (2 * rng.uniform((in_features, out_features), numpy.float64) - 1) * a
         elif init == "he":
-            w = rng.normal((in_features, out_features), numpy.float64) * math.sqrt(2.0 / in_features)
+            w = rng.normal((in_features, out_features), numpy.float64) * math.sqrt(2.0 / max(in_features, 1))
         else:
             raise ValueError(f"init must be 'glorot' or 'he', not {init!r}")
         self.in_features, self.out_features = in_features, out_features
@@ -241,6 +263,10 @@ class Sequential(ModuleList):
         super().__init__(layers)
 
     layers = property(ModuleList.children)
+
+    def __getitem__(self, i):
+        """Layer i; a slice gives a new Sequential of those layers (shared), as torch's: ``mlp[:-1]`` is runnable."""
+        return Sequential(*self.layers[i]) if isinstance(i, slice) else self.layers[i]
 
     def forward(self, x):
         layers, i = self.layers, 0

@@ -7,7 +7,8 @@
     exact_log_likelihood  log Σ_z p(x|z) p(z) over every configuration of a small discrete z
 
 Latent log-densities are summed over the last axis (latent dimensions or variables), likelihoods
-over the last axis (pixels). Each function returns a tensor of shape (batch,).
+over the last axis (pixels). Each function returns a tensor of x's batch shape, x.shape[:-1] (every axis but
+the pixels'); a single image x of shape (D,) gives a 0-d tensor.
 """
 import math
 
@@ -55,10 +56,10 @@ def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
 
 
 def prior_bound(model, x, rng, k=1):
-    """(1/k) Σ_i log p(x|z_i), z_i ~ p(z): a lower bound on log p(x) that ignores x when
-    choosing z, so it is far looser than the ELBO."""
+    """(1/k) Σ_i log p(x|z_i), z_i ~ p(z) drawn apart for each example (every batch axis of x, all
+    but the last): a lower bound on log p(x) that ignores x when choosing z, so it is far looser than the ELBO."""
     k = _count(k, "k", "prior_bound")
-    z = model.prior().sample((k, x.shape[0]), rng=rng)
+    z = model.prior().sample((k, *x.shape[:-1]), rng=rng)
     return model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
 
 
@@ -94,7 +95,8 @@ def exact_log_likelihood(model, x, max_configurations=2 ** 16):
         raise ValueError(f"exact_log_likelihood: {kk}^{n} = {count} configurations exceed the limit "
                          f"{max_configurations}; use log_likelihood_is instead")
     device = x.device if isinstance(x, Tensor) else device_of(x)
-    z = tensor(enumerate_one_hot(n, kk)[:, None], device=device)  # (K^N, 1, N, K), broadcast over the batch
+    batch_axes = (1,) * (len(x.shape) - 1)  # one per batch axis of x, over which z is broadcast
+    z = tensor(enumerate_one_hot(n, kk).reshape((count, *batch_axes, n, kk)), device=device)  # (K^N, 1, …, 1, N, K)
     log_joint = model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
     return ops.logsumexp(log_joint, axis=0)
 

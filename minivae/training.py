@@ -22,7 +22,8 @@ from minivae.random import Generator
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.csv"
-FORMAT_VERSION = 1  # of checkpoint.npz; raised whenever a reader of the old format would misread the new
+FORMAT_VERSION = 2  # of checkpoint.npz; raised whenever a reader of the old format would misread the new
+# (2: the KL warm-up starts at β = 0; format 1's at 1/W: a run resumed mid-warm-up would take another β)
 COLUMNS = ["epoch", "step", "train_loss", "valid_elbo", "temperature", "kl_weight", "seconds", "settings_changed"]
 _REQUIRED = ("meta/kind", "meta/config", "meta/epoch", "meta/step", "meta/rng")
 
@@ -76,6 +77,10 @@ def _scalar(value):
     return value is None or isinstance(value, (str, int, float))
 
 
+def _format(arrays):
+    return int(arrays["meta/format"]) if "meta/format" in arrays else 0  # 0: written before formats were numbered
+
+
 def read_checkpoint(path):
     """The arrays of a checkpoint, checked: a CheckpointError naming the file for anything that
     is not a complete minivae checkpoint of a format this version reads. Its metadata is checked
@@ -89,7 +94,7 @@ def read_checkpoint(path):
         raise CheckpointError(f"{path} is not a minivae checkpoint")
     if "meta/format" in arrays and not _is_integer(arrays["meta/format"]):
         raise CheckpointError(f"{path} has a malformed meta/format (not an integer): not a checkpoint minivae wrote")
-    version = int(arrays["meta/format"]) if "meta/format" in arrays else 0  # 0: written before formats were numbered
+    version = _format(arrays)
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} is in checkpoint format {version}, written by a newer minivae; "
                               f"this one reads formats up to {FORMAT_VERSION}: upgrade minivae")
@@ -203,9 +208,10 @@ class Progress:
 
 
 def kl_weight(epoch, warmup_epochs):
-    """β for ``epoch`` (1-based): rises linearly to 1 over the first ``warmup_epochs`` (KL warm-up,
-    Bowman et al. 2016; Sønderby et al. 2016), 1 throughout when that is 0."""
-    return min(1.0, epoch / warmup_epochs) if warmup_epochs else 1.0
+    """β = min(1, (epoch − 1)/W) for ``epoch`` (1-based) and W = ``warmup_epochs``: 0 in the first
+    epoch, rising linearly to 1, reached at epoch W + 1 (KL warm-up from 0, Bowman et al. 2016;
+    Sønderby et al. 2016); 1 throughout when W is 0."""
+    return min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else 1.0
 
 
 def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, warmup_epochs=0,
@@ -303,6 +309,10 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
             raise TrainingError(f"{ckpt_path} holds a {saved.kind} model of another shape: {'; '.join(changed)}")
         recorded = _json_entry(arrays, "meta/settings", ckpt_path, dict, {})  # checked by read_checkpoint
         changed = _differences(recorded, settings)
+        warmup = recorded.get("warmup_epochs")
+        if _format(arrays) < 2 and warmup == settings["warmup_epochs"] and int(arrays["meta/epoch"]) < warmup:
+            changed.append(f"--warmup-epochs (checkpoint's β = epoch/{warmup}, now (epoch − 1)/{warmup}: "
+                           "written by an older minivae, mid-warm-up)")
         if changed and not override_settings:
             raise TrainingError(f"--resume would not continue {ckpt_path} exactly, its settings differ: {'; '.join(changed)}. "
                                 "Resume with the checkpoint's values, or pass --override-settings to go on with these "

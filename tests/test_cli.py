@@ -1,14 +1,16 @@
 """The minivae command end to end in a temporary folder."""
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from minivae._io import load_npz, save_npz_atomic
 from minivae.cli import main
-from minivae.training import load_checkpoint
+from minivae.training import kl_weight, load_checkpoint
 
 SMALL = ["--limit", "300", "--hidden", "32", "--batch-size", "50"]
 
@@ -43,9 +45,34 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, model, extra):
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
     assert open(full / "metrics.csv").read().count("\n") == open(part / "metrics.csv").read().count("\n")
-    if "--warmup-epochs" in extra:
-        assert [r["kl_weight"] for r in csv.DictReader(open(part / "metrics.csv"))] == ["0.5", "1.0", "1.0"]
+    if "--warmup-epochs" in extra:  # W = 2: β = min(1, (epoch − 1)/2) = 0, 1/2, 1, resumed or not
+        for folder in (full, part):
+            assert [r["kl_weight"] for r in csv.DictReader(open(folder / "metrics.csv"))] == ["0.0", "0.5", "1.0"]
         assert a.config["activation"] == "gated"
+
+
+def test_kl_warm_up_rises_linearly_from_zero():
+    """β = min(1, (epoch − 1)/W) by hand: 0 in epoch 1, +1/W an epoch, 1 from epoch W + 1; 1 throughout without a warm-up."""
+    assert [kl_weight(e, 4) for e in range(1, 7)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert [kl_weight(e, 1) for e in range(1, 4)] == [0.0, 1.0, 1.0]
+    assert [kl_weight(e, 0) for e in range(1, 4)] == [1.0, 1.0, 1.0]
+
+
+def test_a_checkpoint_of_the_old_warm_up_is_resumed_only_when_its_warm_up_is_over(tmp_path, capsys):
+    """Format 1 warmed up with β = epoch/W: resumed mid-warm-up, the new β sequence would differ, so it is refused
+    (naming --warmup-epochs); once the warm-up is over (epoch ≥ W) both give β = 1 and it goes on."""
+    out = tmp_path / "run"
+    args = ["train", "--model", "gaussian", "--z-dim", 2, *SMALL, "--limit", 100]
+    for warmup, refused in ((2, True), (1, False)):
+        shutil.rmtree(out, ignore_errors=True)
+        assert run(*args, "--warmup-epochs", warmup, "--epochs", 1, "--out", out) == 0
+        arrays = load_npz(out / "checkpoint.npz")
+        save_npz_atomic(out / "checkpoint.npz", {**arrays, "meta/format": np.array(1)})
+        capsys.readouterr()
+        assert run(*args, "--warmup-epochs", warmup, "--epochs", 2, "--out", out, "--resume") == int(refused)
+        if refused:
+            line = one_error_line(capsys)
+            assert "--warmup-epochs (checkpoint's β = epoch/2, now (epoch − 1)/2" in line and "--override-settings" in line
 
 
 def test_eval_and_sample(tmp_path, capsys):

@@ -21,10 +21,25 @@ def test_every_example_is_covered():
     assert {f for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py")} == set(EXAMPLES)
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_example_runs(name):
-    args, expected = EXAMPLES[name]
+def run(name, args):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name), *args],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert expected in r.stdout
+    return r.stdout
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_runs(name):
+    args, expected = EXAMPLES[name]
+    assert expected in run(name, args)
+
+
+def test_exact_marginal_table_keeps_the_bounds_in_their_order():
+    """Each row, exact: E_p(z) log p(x|z) ≤ ELBO (Jensen's inequality under q) ≤ IWAE_k ≤ log p(x) (Burda et al. 2016,
+    Theorem 1), and here strictly (q is not the posterior): a Monte Carlo column could cross log p(x)."""
+    lines = run("exact_marginal.py", []).splitlines()
+    assert lines[0].split() == ["prior", "bound", "ELBO", "IWAE", "k=3", "log", "p(x)", "(exact)"]
+    rows = [[float(v) for v in line.split()] for line in lines[1:5]]
+    assert len(rows) == 4 and all(len(row) == 4 for row in rows)
+    for prior, elbo, iwae, log_px in rows:
+        assert prior < elbo < iwae < log_px

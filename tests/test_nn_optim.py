@@ -1,4 +1,6 @@
 """Modules, state_dict round trips, optimizers against their update formulas."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -507,3 +509,167 @@ def test_adam_bias_correction_counts_the_optimizers_steps_as_documented():
     m_hat, v_hat = (1 - b1) / (1 - b1 ** t), (1 - b2) / (1 - b2 ** t)  # b's moments after its one gradient, 1
     moved = 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8)  # torch.optim.Adam would move it by 0.1 (its t = 1)
     assert -b.data[0] == pytest.approx(moved, rel=1e-12) and moved / 0.1 == pytest.approx(0.64, abs=0.01)
+
+
+# ---- learning-rate schedulers against torch.optim.lr_scheduler -----------------------------------
+def _schedule(lib, make, metrics, change_by_hand=None, start=None):
+    """Per step (optimizer step, then each scheduler's): the groups' lrs, get_last_lr() and last_epoch of every
+    scheduler. Two groups (lr 1 and 0.2) on one parameter each; ``make(lib, optimizer)`` gives the schedulers (a
+    ReduceLROnPlateau is stepped with the metric); ``change_by_hand`` (step, lr) sets group 0's lr after that step.
+    With ``start`` = (k, states): the parameters, the optimizer and the schedulers are made afresh after k steps and
+    loaded from states (the parameters' values, the optimizer's state_dict, then the schedulers'), as a resumed run would."""
+    def fresh(values=((0.0,), (0.0,))):
+        ps = [lib.tensor(np.array(v, np.float64), requires_grad=True) for v in values]
+        opt = lib.optim.SGD([{"params": [ps[0]], "lr": 1.0}, {"params": [ps[1]], "lr": 0.2}], lr=1.0, momentum=0.5)
+        return ps, opt, make(lib, opt)
+    ps, opt, schedulers = fresh()
+    trace, states = [], None
+    for i, m in enumerate(metrics):
+        if start is not None and i == start[0]:
+            ps, opt, schedulers = fresh(start[1][0])  # the schedulers first: made, they would overwrite a loaded lr (torch)
+            opt.load_state_dict(start[1][1])
+            for s, state in zip(schedulers, start[1][2]):
+                s.load_state_dict(state)
+        for p in ps:
+            p.grad = None
+            (p * p + p).sum().backward()
+        opt.step()
+        for s in schedulers:
+            s.step(m) if isinstance(s, lib.optim.lr_scheduler.ReduceLROnPlateau) else s.step()
+        if change_by_hand and i == change_by_hand[0]:
+            opt.param_groups[0]["lr"] = change_by_hand[1]
+        trace.append([[g["lr"] for g in opt.param_groups]] + [[s.get_last_lr(), s.last_epoch] for s in schedulers])
+        if i == 3:
+            states = copy.deepcopy(([p.detach().numpy() for p in ps], opt.state_dict(), [s.state_dict() for s in schedulers]))
+    return trace, states, [p.detach().numpy().copy() for p in ps]
+
+
+METRICS = [5.0, 4.0, 4.0, 3.9999, 4.1, 4.2, 4.3, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0]
+SCHEDULES = {
+    "steplr": lambda lib, o: [lib.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)],
+    "steplr-and-plateau": lambda lib, o: [lib.optim.lr_scheduler.StepLR(o, step_size=4, gamma=0.5),
+                                          lib.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.1, patience=1)],
+    "plateau-abs-min-lrs": lambda lib, o: [lib.optim.lr_scheduler.ReduceLROnPlateau(
+        o, threshold=0.5, threshold_mode="abs", patience=0, cooldown=1, factor=0.5, min_lr=[0.3, 0.01])],
+    "plateau-max": lambda lib, o: [lib.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", threshold=0.1, patience=1)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedulers_chain_and_step_as_torch(name):
+    """torch's numbers, step by step: StepLR multiplies the current lr (so a change by hand, or a second scheduler on
+    the same optimizer, is kept, where recomputing base_lr·γ^⌊t/s⌋ would undo it), ReduceLROnPlateau's
+    threshold_mode and per-group min_lr, get_last_lr() and last_epoch."""
+    torch = pytest.importorskip("torch")
+    for change in (None, (2, 0.05)):
+        ours, _, _ = _schedule(mv, SCHEDULES[name], METRICS, change)
+        theirs, _, _ = _schedule(torch, SCHEDULES[name], METRICS, change)
+        assert ours == theirs, change
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_a_scheduler_resumed_from_its_state_dict_continues_as_torchs(name):
+    """Made afresh after 4 steps and loaded from the state_dicts of then (optimizer and schedulers): the same lrs,
+    counters and parameters as the uninterrupted run, and as torch resumed the same way."""
+    torch = pytest.importorskip("torch")
+    whole, states, params = _schedule(mv, SCHEDULES[name], METRICS, (2, 0.05))
+    resumed, _, resumed_params = _schedule(mv, SCHEDULES[name], METRICS, (2, 0.05), start=(4, states))
+    _, torch_states, _ = _schedule(torch, SCHEDULES[name], METRICS, (2, 0.05))
+    torch_resumed, _, _ = _schedule(torch, SCHEDULES[name], METRICS, (2, 0.05), start=(4, torch_states))
+    assert resumed == whole == torch_resumed
+    np.testing.assert_array_equal(np.concatenate(resumed_params), np.concatenate(params))
+
+
+def test_plateau_reads_a_0d_tensor_or_array_metric_as_torch_reads_a_0d_tensor():
+    torch = pytest.importorskip("torch")
+    lrs = []
+    for lib, wrap in ((torch, torch.tensor), (mv, mv.tensor), (mv, np.array), (mv, float)):
+        p = lib.tensor(np.zeros(1), requires_grad=True)
+        opt = lib.optim.SGD([p], lr=1.0)
+        s = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+        for m in (3.0, 2.0, 2.5, 2.5):
+            s.step(wrap(np.float64(m)))
+        lrs.append((opt.param_groups[0]["lr"], s.best, s.last_epoch))
+    assert lrs[0][0] < 1 and lrs.count(lrs[0]) == 4
+
+
+def test_scheduler_load_state_dict_refuses_what_does_not_fit_and_changes_nothing():
+    p = mv.tensor(np.zeros(1), requires_grad=True)
+    opt = SGD([p], lr=1.0)
+    s = mv.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    s.step()
+    before = s.state_dict(), opt.param_groups[0]["lr"]
+    plateau = mv.optim.lr_scheduler.ReduceLROnPlateau(SGD([p], lr=1.0)).state_dict()
+    with pytest.raises(ValueError, match="missing .*'gamma'.* unexpected .*'best'"):
+        s.load_state_dict(plateau)
+    with pytest.raises(ValueError, match="lrs of 2 parameter groups, the optimizer has 1"):
+        s.load_state_dict({**before[0], "_last_lr": [0.1, 0.1]})
+    assert (s.state_dict(), opt.param_groups[0]["lr"]) == before == ({**before[0], "last_epoch": 1}, 0.5)
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.01), lambda ps: SGD(ps, lr=0.1, momentum=0.9)],
+                         ids=["adam", "sgd-momentum"])
+def test_an_optimizer_made_before_module_to_follows_the_parameters_as_torchs(make):
+    """torch's Module.to() replaces each parameter's .data, so an optimizer made before keeps working. Here too, both
+    ways ("cuda" = tests/strict_array.py's stand-in): the parameters stay where .to() put them, and the optimizer's
+    state (moments, step count) moves with them, so the run takes the values of one that never moved (the same
+    formulas run on both devices)."""
+    from minivae._backend import use_cuda_kernels, use_numba
+    from tests.strict_array import emulating
+    x = np.random.default_rng(0).random((5, 4)).astype(np.float32)
+
+    def run(devices):
+        model = MLP((4, 3, 2), rng=Generator(1))
+        opt = make(model.parameters())
+        for device in devices:
+            model.to(device)
+            loss = (model(mv.tensor(x, device=device)) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            assert [p.device for p in model.parameters()] == [device] * 4
+        return [p.numpy() for p in model.parameters()]
+
+    with use_numba(False), use_cuda_kernels(False), emulating():
+        moved = run(["cpu", "cpu", "cuda", "cuda", "cpu", "cpu"])
+        still = run(["cpu"] * 6)
+    for a, b in zip(moved, still):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_containers_slice_extend_and_insert_as_torch():
+    """Sequential[1:] is a Sequential (runnable) and ModuleList[1:] a ModuleList, of the same modules; extend() and
+    insert() keep the entries named "0", "1", … in order: the state_dict keys torch gives for the same structure."""
+    torch = pytest.importorskip("torch")
+    sizes = [(2, 3), (3, 4), (4, 5), (5, 6)]
+    ours = [Linear(a, b, rng=Generator(0)) for a, b in sizes]
+    theirs = [torch.nn.Linear(a, b) for a, b in sizes]
+    for lib, layers in ((mv, ours), (torch, theirs)):
+        seq = lib.nn.Sequential(layers[0], lib.nn.ReLU(), layers[1])
+        assert type(seq[1:]) is lib.nn.Sequential and len(seq[1:]) == 2 and seq[1:][1] is layers[1]
+        modules = lib.nn.ModuleList([layers[0]])
+        assert modules.extend([layers[2], layers[3]]) is modules
+        modules.insert(1, layers[1])
+        assert list(modules) == layers and type(modules[1:]) is lib.nn.ModuleList and list(modules[1:]) == layers[1:]
+    assert sorted(mv.nn.ModuleList(ours).state_dict()) == sorted(torch.nn.ModuleList(theirs).state_dict())
+    x = np.random.default_rng(0).random((3, 2)).astype(np.float32)
+    head = mv.nn.Sequential(ours[0], mv.nn.ReLU(), ours[1])[:-1]  # Linear then ReLU, by hand below
+    np.testing.assert_allclose(head(mv.tensor(x)).data, np.maximum(x @ ours[0].weight.data + ours[0].bias.data, 0),
+                               rtol=1e-6)
+    with pytest.raises(TypeError, match="holds modules, not int"):
+        mv.nn.ModuleList(ours[:2]).insert(0, 3)
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # torch's, for its Linear(0, 3)
+def test_linear_refuses_negative_sizes_naming_them_and_takes_zero_as_torch():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        torch.nn.Linear(3, -1)
+    with pytest.raises(ValueError, match="out_features must be an integer >= 0, got -1"):
+        Linear(3, -1, rng=Generator(0))
+    with pytest.raises(ValueError, match="in_features must be an integer >= 0, got 2.5"):
+        Linear(2.5, 3, rng=Generator(0))
+    for init in ("he", "glorot"):  # an empty weight: y = b (= 0) for every x with no features, as torch's y = b
+        layer = Linear(0, 3, rng=Generator(0), init=init)
+        assert layer.weight.shape == tuple(torch.nn.Linear(0, 3).weight.shape[::-1]) == (0, 3)
+        np.testing.assert_array_equal(layer(mv.tensor(np.zeros((2, 0), np.float32))).data, np.zeros((2, 3)))

@@ -14,16 +14,49 @@ def tiny():
     return tiny_categorical_vae(Generator(7)), mv.tensor(TINY_DATA)
 
 
-def test_exact_log_likelihood_by_brute_force(tiny):
-    model, x = tiny
-    # p(x) = Σ_z p(z) p(x|z): sum the 9 configurations one by one, in plain probabilities
-    from minivae.objectives import enumerate_one_hot
-    total = np.zeros(len(TINY_DATA))
-    for z in enumerate_one_hot(2, 3, np.float64):
+def _brute_force_log_px(model, x):
+    """log p(x) = log Σ_z p(z) p(x|z) for images x (n, D): the 9 configurations one by one, in plain probabilities."""
+    total = np.zeros(len(x))
+    for z in O.enumerate_one_hot(2, 3, np.float64):
         logits = model.decoder(mv.tensor(z.reshape(1, -1))).data
         p = 1 / (1 + np.exp(-logits))
-        total += (1 / 9) * np.prod(np.where(TINY_DATA == 1, p, 1 - p), axis=1)
-    np.testing.assert_allclose(O.exact_log_likelihood(model, x).data, np.log(total), rtol=1e-10)
+        total += (1 / 9) * np.prod(np.where(x == 1, p, 1 - p), axis=1)
+    return np.log(total)
+
+
+def test_exact_log_likelihood_by_brute_force(tiny):
+    model, x = tiny
+    np.testing.assert_allclose(O.exact_log_likelihood(model, x).data, _brute_force_log_px(model, TINY_DATA), rtol=1e-10)
+
+
+def test_exact_log_likelihood_keeps_every_batch_axis(tiny):
+    """x of shape (3, 2, D) is six images: log p(x) of shape (3, 2), each image's own; one image (D,) gives a 0-d value."""
+    model, _ = tiny
+    x = (np.random.default_rng(5).random((3, 2, TINY_DATA.shape[1])) < 0.5).astype(TINY_DATA.dtype)
+    expected = _brute_force_log_px(model, x.reshape(6, -1)).reshape(3, 2)
+    np.testing.assert_allclose(O.exact_log_likelihood(model, mv.tensor(x)).data, expected, rtol=1e-10)
+    one = O.exact_log_likelihood(model, mv.tensor(x[1, 0])).data
+    assert one.shape == () and one == pytest.approx(expected[1, 0], rel=1e-10)
+
+
+def test_prior_bound_keeps_every_batch_axis():
+    """(1/k) Σ_i log p(x|z_i), z_i ~ p(z), by hand on the six images of x (3, 2, D) flattened, with the same draws (the
+    Generator fills (k, 3, 2, z) in the order it fills (k, 6, z)) and log p(x|z) = Σ_d x·l − log(1 + e^l) in NumPy."""
+    model = GaussianVAE(x_dim=5, hidden=(4,), z_dim=2, rng=Generator(0))
+    x = (np.random.default_rng(3).random((3, 2, 5)) < 0.5).astype(np.float32)
+    k = 7
+    z = model.prior().sample((k, 6), rng=Generator(1)).data
+    logits = model.decoder(mv.tensor(z)).data.astype(np.float64)  # (k, 6, D)
+    log_lik = (x.reshape(6, 5) * logits - np.logaddexp(0, logits)).sum(axis=-1)
+    expected = log_lik.mean(axis=0).reshape(3, 2)
+    with mv.no_grad():
+        got = O.prior_bound(model, mv.tensor(x), Generator(1), k=k).data
+        one = O.prior_bound(model, mv.tensor(x[0, 0]), Generator(1), k=k).data
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # one image (D,): a 0-d value, from its own k draws z of shape (k, z)
+    z1 = model.prior().sample((k,), rng=Generator(1)).data
+    l1 = model.decoder(mv.tensor(z1)).data.astype(np.float64)
+    assert one.shape == () and one == pytest.approx((x[0, 0] * l1 - np.logaddexp(0, l1)).sum(-1).mean(), rel=1e-5)
 
 
 def test_bounds_are_ordered_and_converge(tiny):
@@ -254,3 +287,56 @@ def test_sample_counts_must_be_integers(tiny):
     with pytest.raises(TypeError, match="k must be an integer"):
         O.iwae_bound(model, x, Generator(0), k=True)
     assert O.elbo(model, x, Generator(0), k=np.int64(2)).shape == (len(TINY_DATA),)
+
+
+G = dict(x_dim=4, hidden=(3,), z_dim=2)
+C = dict(x_dim=4, hidden=(3,), n_latent=2, n_categories=3)
+
+
+@pytest.mark.parametrize("model,change,error,message", [
+    (GaussianVAE, dict(z_dim=0), ValueError, "z_dim must be >= 1, got 0"),
+    (GaussianVAE, dict(z_dim=-1), ValueError, "z_dim must be >= 1, got -1"),
+    (GaussianVAE, dict(z_dim=2.5), TypeError, "z_dim must be an integer, got 2.5"),
+    (GaussianVAE, dict(x_dim=0), ValueError, "x_dim must be >= 1, got 0"),
+    (GaussianVAE, dict(hidden=(3, 0)), ValueError, r"hidden\[1\] must be >= 1, got 0"),
+    (GaussianVAE, dict(hidden=3), TypeError, "hidden must be a sequence of layer sizes"),
+    (CategoricalVAE, dict(n_latent=0), ValueError, "n_latent must be >= 1, got 0"),
+    (CategoricalVAE, dict(n_latent=-2, n_categories=-2), ValueError, "n_latent must be >= 1, got -2"),
+    (CategoricalVAE, dict(n_categories=-2), ValueError, "n_categories must be >= 1, got -2"),
+    (CategoricalVAE, dict(n_categories=True), TypeError, "n_categories must be an integer, got True"),
+    (CategoricalVAE, dict(anneal_rate=float("inf")), ValueError, "anneal_rate must be a finite number >= 0, got inf"),
+    (CategoricalVAE, dict(anneal_rate=float("nan")), ValueError, "anneal_rate must be a finite number >= 0"),
+    (CategoricalVAE, dict(anneal_rate=-1), ValueError, "anneal_rate must be a finite number >= 0, got -1"),
+    (CategoricalVAE, dict(estimator="reinforce", baseline_decay=1.0), ValueError, r"baseline_decay must be .* in \[0, 1\)"),
+    (CategoricalVAE, dict(estimator="reinforce", baseline_decay=-0.1), ValueError, r"baseline_decay .* got -0.1"),
+    (CategoricalVAE, dict(estimator="reinforce", baseline_decay=float("nan")), ValueError, "baseline_decay"),
+    (CategoricalVAE, dict(estimator="reinforce", baseline_hidden=-1), ValueError, "baseline_hidden must be >= 0, got -1"),
+])
+def test_constructors_refuse_bad_arguments_naming_them(model, change, error, message):
+    """As torch.nn.Linear refuses a negative size: at construction, naming the argument, not a ZeroDivisionError or a
+    reshape error at the first step."""
+    with pytest.raises(error, match=message):
+        model(**{**(G if model is GaussianVAE else C), **change}, rng=Generator(0))
+
+
+def test_sizes_at_their_bounds_are_accepted_and_kept_as_python_ints():
+    """One category, no hidden layer, decay 0 (c is the last batch's mean), NumPy integers: all legal, and the config
+    holds Python ints (it is written as JSON)."""
+    m = CategoricalVAE(x_dim=np.int64(4), hidden=(), n_latent=np.int32(1), n_categories=1, estimator="reinforce",
+                       baseline_decay=0.0, rng=Generator(0))
+    assert type(m.config["x_dim"]) is int and type(m.config["n_latent"]) is int and m.config["hidden"] == ()
+    assert np.isfinite(m.loss(mv.tensor(np.ones((2, 4), np.float32)), Generator(1)).item())
+
+
+def test_baseline_decay_is_recorded_and_survives_a_checkpoint(tmp_path):
+    """c ← d·c + (1 − d)·mean(signal) with the d the model was made with, also once rebuilt from a checkpoint: with
+    c = −3, d = 0.5 and signal (1, 3), c becomes 0.5·(−3) + 0.5·2 = −0.5 (with the default 0.9 it would be −2.5)."""
+    from minivae.models import build
+    from minivae.optim import Adam
+    from minivae.training import load_checkpoint, save_checkpoint
+    m = CategoricalVAE(**C, estimator="reinforce", baseline_decay=0.5, rng=Generator(0))
+    save_checkpoint(tmp_path / "c.npz", m, Adam(m.parameters()), Generator(0), epoch=1, step=1)
+    for rebuilt in (build(m.kind, m.config, Generator(0)), load_checkpoint(tmp_path / "c.npz")[0]):
+        rebuilt.baseline = np.float64(-3.0)
+        rebuilt._moving_average(np.array([1.0, 3.0]))
+        assert rebuilt.config["baseline_decay"] == 0.5 and float(rebuilt.baseline) == -0.5

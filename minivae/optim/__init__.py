@@ -4,7 +4,7 @@ import numbers
 
 import numpy
 
-from minivae._backend import fused, get_array_module, to_numpy
+from minivae._backend import device_of, fused, get_array_module, to_numpy
 from minivae.engine import Tensor
 
 
@@ -22,6 +22,10 @@ class Optimizer:
     group's values are checked as the constructor's are. A parameter may appear once in all: twice,
     it would be updated twice a step (PyTorch refuses it in two groups too). A parameter that never
     gets a gradient (frozen) is never changed, nor its state.
+
+    As in PyTorch, an optimizer made before ``Module.to(device)`` keeps working: at its next
+    ``step()`` the flat buffers are laid out again where the parameters now are, the state (step
+    count, moments) carried over with them.
     """
 
     n_buffers = 0
@@ -57,6 +61,9 @@ class Optimizer:
             raise ValueError(f"{name} got an empty parameter list")
         _refuse_duplicates(self.param_groups, name)
         self.steps = 0
+        self._flatten()
+
+    def _flatten(self):
         group_of = [k for k, g in enumerate(self.param_groups) for _ in g["params"]]
         self._views, self._buffers, self._groups = flatten(self.params, companions=self.n_buffers, keys=group_of)
         for flat in self._groups:
@@ -88,9 +95,15 @@ class Optimizer:
             return
         self.steps += 1
         for i, p in enumerate(self.params):
-            if p.grad is not None and p.data is not self._views[i]:  # .data was rebound: copy it back
-                self._views[i][...] = p.data
-                p.data = self._views[i]
+            if p.data is not self._views[i]:  # .data was rebound: by Module.to(), or by hand
+                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow
+                    state = self.state_dict()  # (a copy to the host, once)
+                    self._flatten()
+                    self.load_state_dict(state)
+                    break
+                if p.grad is not None:  # copy it back
+                    self._views[i][...] = p.data
+                    p.data = self._views[i]
         for group in self._groups:
             kernel = fused(self.kernel, get_array_module(group.flat), group.flat)
             if getattr(kernel, "ONE_LAUNCH", False):

@@ -99,7 +99,8 @@ class Module:
 
         The tensors stay the same objects (each one's ``.data`` is replaced, as PyTorch's ``Module.to``
         does), so references to them see the move: an optimizer made before keeps working, its state
-        following the parameters at its next ``step()``."""
+        following the parameters at its next ``step()``. A step plan compiled before does not: its
+        ``step()`` refuses to replay (compile a new one after the move)."""
         xp = module_for_device(device)
         for p in self.parameters():
             if p.device != device:

@@ -561,6 +561,41 @@ def test_clip_grad_norm_of_gradients_on_two_devices_as_torch(devices):
         np.testing.assert_allclose(host(p.grad), t.grad.numpy(), rtol=1e-5)
 
 
+def test_a_plan_compiled_before_model_to_refuses_to_replay_naming_the_parameter():
+    """After model.to(), a plan recorded before it would go on replaying into the old arrays on the CPU (silently:
+    the model on the device never changed); step() refuses, naming the parameter and what changed, and changes
+    nothing. A plan compiled after the move, with an optimizer made before it, replays as the eager steps do."""
+    from minivae.plan import PlanError, compile_step
+    model, rng = GaussianVAE(X_DIM, (8,), 3, rng=Generator(0)), Generator(4)
+    plan = compile_step(model, Adam(model.parameters(), lr=1e-2), lambda x: model.loss(x, rng), X[:4])
+    model.to("cuda")
+    before = [host(p) for p in model.parameters()]
+    with pytest.raises(PlanError, match=r"parameter 'encoder\.0\.weight': its array is not the one this plan recorded "
+                                        r"\(recorded: float32 \(20, 8\) on cpu, now: float32 \(20, 8\) on cuda\); it was "
+                                        r"replaced since it was recorded"):
+        plan.step(X[4:8])
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(host(p), b)
+    results = []
+    for mode in ("eager", "plan"):
+        model, rng = GaussianVAE(X_DIM, (8,), 3, rng=Generator(0)), Generator(4)
+        optimizer = Adam(model.parameters(), lr=1e-2)
+        model.to("cuda")
+        for k in range(3):
+            x = mv.tensor(X[4 * k:4 * k + 4], device="cuda")
+            if mode == "eager":
+                optimizer.zero_grad()
+                model.loss(x, rng).backward()
+                optimizer.step()
+            elif k == 0:
+                plan = compile_step(model, optimizer, lambda x, model=model, rng=rng: model.loss(x, rng), x)
+            else:
+                plan.step(x)
+        results.append([host(p) for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---- models: a few training steps equal on both devices, with no copy back -------------------------------
 MODELS = {
     "gaussian": lambda device: GaussianVAE(X_DIM, (8,), 3, rng=Generator(0), device=device),

@@ -909,6 +909,15 @@ MUTANTS = [
       ['tests/test_device.py::test_clip_grad_norm_of_gradients_on_two_devices_as_torch'], 'clip_grad_norm_ over two devices: the scale used on the wrong one'),
     M('clip-norm-on-the-last-device', 'minivae/optim/__init__.py', ('    first = next(iter(by_device), "cpu")', '    first = list(by_device)[-1] if by_device else "cpu"'),
       ['tests/test_device.py::test_clip_grad_norm_of_gradients_on_two_devices_as_torch'], "the total norm on the last gradients' device, not the first's"),
+    M('plan-replaced-parameter-replayed', 'minivae/plan.py', ('            if p.data is not a:', '            if False:'),
+      ['tests/test_plan.py::test_a_plan_refuses_to_replay_once_a_parameter_s_array_or_the_optimizer_s_state_is_replaced',
+       'tests/test_device.py::test_a_plan_compiled_before_model_to_refuses_to_replay_naming_the_parameter'], 'a plan compiled before model.to() replays into the old arrays'),
+    M('plan-optimizer-state-unchecked', 'minivae/plan.py', ('        if self.optimizer._buffers is not self._state:', '        if False:'),
+      ['tests/test_plan.py::test_a_plan_refuses_to_replay_once_a_parameter_s_array_or_the_optimizer_s_state_is_replaced'], "a replay updates the optimizer's old buffers"),
+    M('plan-optimizer-not-followed-before-recording', 'minivae/plan.py', ('        self.optimizer._follow_parameters()  #', '        pass  #'),
+      ['tests/test_device.py::test_a_plan_compiled_before_model_to_refuses_to_replay_naming_the_parameter'], 'an optimizer made before model.to() relays its buffers inside the recorded step'),
+    M('plan-recorded-step-unchecked', 'minivae/plan.py', ('        self._check_arrays("during the recorded step', '        0 and self._check_arrays("during the recorded step'),
+      ['tests/test_plan.py::test_a_plan_survives_load_state_dict_and_refuses_a_parameter_replaced_inside_its_recorded_step'], 'a parameter replaced by hand before compile_step: the plan reads the replaced array'),
 ]
 
 def copy_tree(dst):

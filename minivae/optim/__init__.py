@@ -94,16 +94,7 @@ class Optimizer:
         if not any(p.grad is not None for p in self.params):
             return
         self.steps += 1
-        for i, p in enumerate(self.params):
-            if p.data is not self._views[i]:  # .data was rebound: by Module.to(), or by hand
-                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow
-                    state = self.state_dict()  # (a copy to the host, once)
-                    self._flatten()
-                    self.load_state_dict(state)
-                    break
-                if p.grad is not None:  # copy it back
-                    self._views[i][...] = p.data
-                    p.data = self._views[i]
+        self._follow_parameters()
         for group in self._groups:
             kernel = fused(self.kernel, get_array_module(group.flat), group.flat)
             if getattr(kernel, "ONE_LAUNCH", False):
@@ -115,6 +106,22 @@ class Optimizer:
                         self.update(i, p.data.reshape(-1), p.grad.reshape(-1), kernel, group.options)
             for i in group.indices:
                 self.params[i]._version += self.params[i].grad is not None  # changed in place
+
+    def _follow_parameters(self):
+        """Where a parameter's ``.data`` was rebound (by Module.to(), or by hand): after a move to another device,
+        lay the flat buffers out again there, the state carried over; on the same device, copy a parameter
+        that has a gradient back into its view (step() is about to update it there). Called by step(), and by
+        compile_step before it records, so that the arrays a plan records are the ones the optimizer updates."""
+        for i, p in enumerate(self.params):
+            if p.data is not self._views[i]:  # .data was rebound: by Module.to(), or by hand
+                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow
+                    state = self.state_dict()  # (a copy to the host, once)
+                    self._flatten()
+                    self.load_state_dict(state)
+                    break
+                if p.grad is not None:  # copy it back
+                    self._views[i][...] = p.data
+                    p.data = self._views[i]
 
     def launch_scalars(self):
         """What each one-launch kernel of ``step()`` reads from memory inside a CUDA graph

@@ -88,6 +88,14 @@ def module_for_device(device):
     return numpy if device == "cpu" else cupy_module()
 
 
+def to_device(array, device):
+    """``array`` on ``device``: the array itself where it is there already (no copy: a device array stays on the
+    device), else one explicit copy, with ``get()`` to the host or the device module's ``asarray`` from it."""
+    if device_of(array) == device:
+        return array
+    return array.get() if device == "cpu" else module_for_device(device).asarray(array)
+
+
 def to_numpy(array):
     """A NumPy copy (or view) of any backend's array."""
     return array.get() if _is_cupy(array) else numpy.asarray(array)

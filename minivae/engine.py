@@ -7,6 +7,7 @@ node's hand-written VJP. Every op lives in ``minivae.ops`` with its forward and 
 side by side.
 """
 import contextlib
+import functools
 import operator
 
 import numpy
@@ -76,9 +77,9 @@ class Function:
         tensors = _lift(inputs)
         arrays = [t.data for t in tensors]
         xp = get_array_module(*arrays)
-        if xp is not numpy and len(devices := {device_of(a) for a in arrays}) > 1:
-            raise RuntimeError(f"{getattr(cls, 'name', cls.__name__)}: inputs are on different devices: "
-                               + " and ".join(sorted(devices)))
+        if xp is not numpy and len({device_of(a) for a in arrays}) > 1:  # (inputs on one device: this test alone)
+            tensors = _cpu_scalars_on_device(getattr(cls, "name", cls.__name__), tensors, xp)
+            arrays = [t.data for t in tensors]
         needs = tuple([t.requires_grad for t in tensors])  # (a list comprehension: faster than a generator here)
         ctx = cls(xp, needs)
         recorded = params
@@ -127,6 +128,40 @@ def _check_versions(node):
             raise RuntimeError(f"{type(node._ctx).__name__}: input {i} (shape {t.shape}) was modified in place "
                                f"after the forward pass (version {t._version}, expected {seen}); compute the "
                                "forward again after changing it")
+
+
+def _cpu_scalars_on_device(who, tensors, xp):
+    """The inputs of an op on a device (xp's) when some are on the CPU: as in PyTorch, a 0-d CPU tensor serves as a
+    scalar there (moved by _device_scalar); any other CPU input is refused with an error naming both devices, never
+    copied over behind the caller's back (a move is ``.to()``). So is a 0-d one that requires grad (while grad mode
+    is on), where PyTorch would copy its gradient back to the host in the backward pass: here the moved copy would
+    get no gradient, and sending one back is a synchronizing copy a step plan could not replay on the device."""
+    devices = [device_of(t.data) for t in tensors]
+    out = []
+    for t, device in zip(tensors, devices):
+        if device == "cpu":
+            if t.ndim or (t.requires_grad and _grad_enabled):
+                there = next(d for d in devices if d != "cpu")
+                why = "" if t.ndim else " (a 0-d CPU tensor serves as a scalar only if it does not require grad)"
+                raise RuntimeError(f"{who}: inputs are on different devices: cpu and {there}{why}")
+            t = Tensor(_device_scalar(xp, t.data))
+        out.append(t)
+    return out
+
+
+def _device_scalar(xp, a):
+    """0-d host array ``a`` as a 0-d array of ``xp`` (a device's) in ``a``'s dtype, the values and dtype an op on the
+    CPU would take: a fill with its value as a number, as PyTorch passes a CPU scalar tensor to a CUDA kernel (CuPy
+    takes no NumPy array as an operand, and a copy from pageable host memory waits for the device). While a step
+    plan records, a step of it, so each replay reads ``a``'s value afresh, as an eager step (or a CPU plan) would."""
+    moved = _fill(xp, a)
+    if _recorder is not None:
+        _recorder.call(functools.partial(_fill, xp), (a,), (moved,))
+    return moved
+
+
+def _fill(xp, a):
+    return xp.full((), a.item(), a.dtype)
 
 
 def _lift(inputs):
@@ -344,7 +379,7 @@ class Tensor:
             raise RuntimeError("in-place change of a tensor that requires grad (or from one): do it under "
                                "no_grad(), or write x = x + y")
         value = _on_device_of(self, value, who)
-        index = tuple(_index_on(self, i, who) for i in index) if isinstance(index, tuple) else _index_on(self, index, who)
+        index = index_on(self, index, who)
         write(self.data, value, index)
         if _recorder is not None:
             _recorder.write(write, self.data, value, index)
@@ -563,27 +598,45 @@ def _raw(x):
 
 def _on_device_of(t, x, who):
     """x's array (or x, a number) as the operand of tensor t's array code outside Function.apply (a comparison, an
-    in-place change), by the ops' rule (Function.apply, _lift): numbers as they are, host arrays and lists copied to
-    t's device, and a tensor or a device array on another device refused with the ops' error naming both devices,
-    never copied over behind the caller's back (as PyTorch; a move between devices is ``.to()``)."""
+    in-place change, backward's ḡ), by the ops' rule (Function.apply, _lift): numbers as they are, host arrays and
+    lists copied to t's device, a 0-d CPU tensor taken as a scalar there (as PyTorch takes one; no gradient flows
+    through these), and any other tensor or device array on another device refused with the ops' error naming both
+    devices, never copied over behind the caller's back (as PyTorch; a move between devices is ``.to()``)."""
     data = _raw(x)
     if data is None or isinstance(data, (bool, int, float, numpy.generic)):  # CuPy takes these as they are
         return data
     here, there = t.device, device_of(data)
     if there == here:
         return data
+    if isinstance(x, Tensor) and there == "cpu" and not x.ndim:
+        return _device_scalar(module_for_device(here), data)
     if isinstance(x, Tensor) or there != "cpu":
         raise RuntimeError(f"{who}: inputs are on different devices: {min(here, there)} and {max(here, there)}")
     return module_for_device(here).asarray(data)
 
 
+def index_on(t, index, who):
+    """``index`` (a getitem's or a setitem's: one part or a tuple of parts) for tensor t, each part by _index_on."""
+    if isinstance(index, tuple):
+        return tuple([_index_on(t, i, who) for i in index])
+    return _index_on(t, index, who)
+
+
 def _index_on(t, i, who):
-    """One part of a setitem's index for tensor t, a tensor as its array. As PyTorch's indices, one on the CPU (a
-    tensor or a host array, which CuPy takes) serves on either device, and one on a device only there."""
+    """One part of an index for tensor t, a tensor as its array. As PyTorch's indices, an index array on the CPU (a
+    tensor or a host array) serves on either device, moved to t's device by one explicit copy (made when a plan
+    records, as _lift's copies of host operands: a replay reads that copy); one on a device indexes a tensor there
+    only, and on the CPU is an error naming both devices. Slices, numbers, None, Ellipsis and lists are on no
+    device: as they are."""
     data = _raw(i)
-    if t.device == "cpu" and device_of(data) != "cpu":
-        raise RuntimeError(f"{who}: the index is on {device_of(data)}, the tensor on cpu")
-    return data
+    if not hasattr(data, "shape"):
+        return data
+    here, there = t.device, device_of(data)
+    if there == here:
+        return data
+    if here == "cpu":
+        raise RuntimeError(f"{who}: the index is on {there}, the tensor on cpu (move one of them with .to())")
+    return module_for_device(here).asarray(data) if isinstance(data, numpy.ndarray) else data
 
 
 def _axis(axis, keepdims, dim=None, keepdim=None):

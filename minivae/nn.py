@@ -5,7 +5,7 @@ import numbers
 import numpy
 
 from minivae import functional, ops  # noqa: F401  (functional re-exported: torch.nn.functional's place)
-from minivae._backend import module_for_device, to_numpy
+from minivae._backend import module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor
 from minivae.random import resolve
@@ -99,7 +99,8 @@ class Module:
 
         The tensors stay the same objects (each one's ``.data`` is replaced, as PyTorch's ``Module.to``
         does), so references to them see the move: an optimizer made before keeps working, its state
-        following the parameters at its next ``step()``."""
+        following the parameters at its next ``step()``. A step plan compiled before does not: its
+        ``step()`` refuses to replay (compile a new one after the move)."""
         xp = module_for_device(device)
         for p in self.parameters():
             if p.device != device:
@@ -115,9 +116,11 @@ class Module:
         return {name: numpy.array(p.numpy()) for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state):
-        """Copy ``state`` into the parameters, on whatever device they are. Names, shapes and dtypes
-        must match exactly (no silent cast); everything is checked before anything is copied, so a
-        refused state leaves the module as it was."""
+        """Copy ``state`` into the parameters, in place, on whatever device they are: a value on the
+        parameter's device directly (a device array is never routed through the host), one from elsewhere
+        by one explicit copy (an upload, or ``get()``). Names, shapes and dtypes must match exactly (no
+        silent cast); everything is checked before anything is copied, so a refused state leaves the
+        module as it was."""
         own = dict(self.named_parameters(remove_duplicate=False))  # state_dict's keys
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
@@ -133,7 +136,7 @@ class Module:
                                  f"{p.dtype} of shape {p.shape}")
             values[name] = value
         for name, p in own.items():
-            p.data[...] = p.xp.asarray(to_numpy(values[name]))
+            p.data[...] = to_device(values[name], p.device)
             p._version += 1
 
     def save(self, path):

@@ -20,8 +20,10 @@ such as the REINFORCE baseline), or a **live** value, re-evaluated at each repla
 What a plan cannot record it refuses with a ``PlanError``, instead of replaying the wrong thing:
 reading a tensor's value while recording (``.item()``, ``bool(t)``: a Python branch on data), Python
 arithmetic or comparison on a live scalar (its result would be a constant), a batch of another shape
-or dtype, and an op whose output shape changes at replay (a data-dependent shape). Arrays an op reads
-that no recorded step made (a parameter, a constant) are read by reference at each replay.
+or dtype, an op whose output shape changes at replay (a data-dependent shape), and a replay once a
+parameter's array or the optimizer's state was replaced (``model.to()``; a load_state_dict writes in
+place, which is fine). Arrays an op reads that no recorded step made (a parameter, a constant) are read
+by reference at each replay.
 
 Memory: the recorded step and every replay take their arrays' memory from the plan's pool
 (minivae._pool: NumPy's allocator, set per context), as a CUDA graph takes its memory from a pool it
@@ -34,7 +36,7 @@ On the GPU, ``plan.capture()`` records one replay as a CUDA graph (minivae._gpu.
 import numpy
 
 from minivae import engine
-from minivae._backend import module_for_device
+from minivae._backend import device_of, module_for_device
 from minivae.engine import Tensor, array_function  # noqa: F401  (array_function: for model code, from here)
 
 
@@ -283,7 +285,10 @@ class StepPlan:
         recorder = _Recorder()
         lives = {name: Live(value, (lambda n: lambda: self.scalars[n])(name), name)
                  for name, value in self.scalars.items()}
+        self.optimizer._follow_parameters()  # (made before model.to(): its buffers follow now, not inside the step)
         self.optimizer.zero_grad()
+        # what the tape will read and write by reference: step() refuses to replay once they are replaced
+        self._arrays, self._state = [p.data for p in self.params], self.optimizer._buffers
         engine._recorder = recorder
         _refusals.clear()
         try:
@@ -318,12 +323,33 @@ class StepPlan:
         # graph); the others hold what the step reads by reference: parameters, constants
         self._temporary = [k for k in recorder.written if k != self._loss_slot]
         self._clear()
+        self._check_arrays("during the recorded step (by the optimizer's step(), which copies a parameter's .data "
+                           "replaced by hand back into its buffer)")
+
+    def _check_arrays(self, when="since it was recorded"):
+        """A PlanError once a parameter's array, or the optimizer's state, is not the one the tape reads and writes
+        (Module.to() or a hand replaced it): a replay would go on computing with and updating the old arrays,
+        silently. Identity comparisons only: this runs at every step."""
+        for i, (p, a) in enumerate(zip(self.params, self._arrays)):
+            if p.data is not a:
+                name = next((n for n, q in self.model.named_parameters() if q is p), f"the optimizer's parameter {i}")
+                raise PlanError(f"parameter {name!r}: its array is not the one this plan recorded (recorded: {a.dtype} "
+                                f"{a.shape} on {device_of(a)}, now: {p.dtype} {p.shape} on {p.device}); it was replaced "
+                                f"{when}, and a replay would go on reading and updating the old one. Compile a new plan "
+                                "(compile_step) after moving the model or replacing its parameters")
+        if self.optimizer._buffers is not self._state:
+            raise PlanError(f"the optimizer's state buffers are not the ones this plan recorded: they were laid out "
+                            f"again {when}, and a replay would go on updating the old ones. Compile a new plan "
+                            "(compile_step)")
 
     def step(self, batch, **scalars):
         """One training step on ``batch`` (copied into the plan's static buffer), with the named
         scalars of ``compile_step`` set to these values (the others keep theirs); returns the loss
         (a one-element tensor on the model's device; after ``capture()`` it is the graph's own buffer,
-        which the next step overwrites: read it, or copy it, before then)."""
+        which the next step overwrites: read it, or copy it, before then). Refused (PlanError, before
+        anything changes) once a parameter's array or the optimizer's state is not the one recorded
+        (``model.to()`` moved it): the replay would go on with the old arrays."""
+        self._check_arrays()
         data = batch.data if isinstance(batch, Tensor) else batch
         if data.shape != self.input.shape or data.dtype != self.input.dtype:
             raise PlanError(f"this plan was recorded for batches of shape {self.input.shape} and dtype "

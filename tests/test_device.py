@@ -14,7 +14,7 @@ import minivae.functional as F
 from minivae import estimators, objectives, ops
 from minivae._backend import device_of, module_for_device, use_cuda_kernels, use_numba
 from minivae.distributions import (Bernoulli, Categorical, ExpRelaxedCategorical, Normal, OneHotCategorical,
-                                   RelaxedOneHotCategorical)
+                                   RelaxedOneHotCategorical, kl_divergence)
 from minivae.data import load_default
 from minivae.models import CategoricalVAE, GaussianVAE
 from minivae.nn import MLP, GatedLinear, Linear
@@ -369,6 +369,231 @@ def test_a_plan_on_the_device_takes_a_host_batch():
     assert losses["host"] == losses["device"]
     with pytest.raises(TypeError, match="float64 array cannot be set to float32 array"):
         strict.zeros(3, np.float32).set(np.zeros(3))
+
+
+# ---- 0-d CPU tensors, indices, state dicts, clipping and plans across devices (found by review, 2026-11-29) ----
+def test_a_0d_cpu_tensor_is_a_scalar_operand_on_the_device_as_in_torch():
+    """As PyTorch takes a 0-d CPU tensor beside CUDA tensors: KL(Normal(cuda μ, cuda σ) ‖ Normal(0., 1.)), whose prior is
+    two 0-d CPU tensors, runs on the device, and so do a 0-d CPU tensor first or second in an op, in a comparison, an
+    in-place change and as backward's ḡ: the CPU's values, dtypes and gradients bit for bit, with no copy either way
+    (the value is passed as a number, a fill: CuPy takes no NumPy array as an operand)."""
+    loc_np, scale_np = np.array([0.5, -1.0, 2.0], np.float32), np.array([2.0, 0.5, 1.0], np.float32)
+
+    def run(loc, scale, z, r):
+        kl = kl_divergence(Normal(loc, scale), Normal(0.0, 1.0))
+        y = mv.tensor(2.0) * kl + kl * mv.tensor(np.float64(0.5))  # float64: the 0-d tensor's dtype counts, as on the CPU
+        y.sum().backward()
+        with mv.no_grad():
+            z += mv.tensor(1.0)
+            z[z > mv.tensor(1.0)] = mv.tensor(0.0)
+        (r * r).backward(mv.tensor(0.5))
+        return [kl, y, loc.grad, scale.grad, z, r.grad]
+
+    def inputs(device):
+        return (mv.tensor(loc_np, device=device, requires_grad=True), mv.tensor(scale_np, device=device, requires_grad=True),
+                mv.tensor(loc_np, device=device), mv.tensor(3.0, device=device, requires_grad=True))
+    expected = [host(t) for t in run(*inputs("cpu"))]
+    on_device = inputs("cuda")
+    with record() as log, record(UPLOADS) as uploads:
+        got = run(*on_device)
+    assert log == [] and uploads == [], describe(log + uploads)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert device_of(g.data if isinstance(g, mv.Tensor) else g) == "cuda", i
+        assert host(g).dtype == e.dtype, i
+        np.testing.assert_array_equal(host(g), e, err_msg=str(i))
+
+
+def test_other_cpu_operands_of_an_op_on_the_device_stay_an_error_naming_both_devices():
+    """A 0-d CPU tensor that requires grad is no scalar (its moved copy would get no gradient: refused rather than
+    silently left without one), but is under no_grad(); a one-element 1-d CPU tensor is no scalar either, nor a 0-d
+    CUDA tensor in an op on the CPU (as PyTorch: only a CPU scalar crosses)."""
+    g = mv.tensor(np.ones(3, np.float32), device="cuda", requires_grad=True)
+    w = mv.tensor(2.0, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"mul: inputs are on different devices: cpu and cuda \(a 0-d CPU tensor "
+                                           r"serves as a scalar only if it does not require grad\)"):
+        g * w
+    with mv.no_grad():
+        assert (g * w).device == "cuda"
+    with pytest.raises(RuntimeError, match="^add: inputs are on different devices: cpu and cuda$"):
+        g + mv.tensor([1.0])
+    with pytest.raises(RuntimeError, match="^add: inputs are on different devices: cpu and cuda$"):
+        mv.tensor(np.ones(3, np.float32)) + mv.tensor(1.0, device="cuda")
+    assert w.grad is None and g.grad is None
+
+
+def test_a_plan_on_the_device_reads_a_0d_cpu_tensor_afresh_at_each_replay():
+    """A step recorded on the device that reads a 0-d CPU tensor (here a loss weight, changed in place between steps)
+    reads its value at each replay, as each eager step does: the same losses and parameters bit for bit."""
+    from minivae.plan import compile_step
+    results = {}
+    for mode in ("eager", "plan"):
+        model = GaussianVAE(X_DIM, (8,), 3, rng=Generator(0), device="cuda")
+        optimizer, rng, weight = Adam(model.parameters(), lr=1e-2), Generator(4), mv.tensor(1.0)
+
+        def loss_fn(x, model=model, rng=rng, weight=weight):
+            return model.loss(x, rng) * weight
+        losses = []
+        for k in range(3):
+            x = mv.tensor(X[4 * k:4 * k + 4], device="cuda")
+            weight.data[...] = 1.0 + k
+            if mode == "eager":
+                optimizer.zero_grad()
+                loss = loss_fn(x)
+                loss.backward()
+                optimizer.step()
+            elif k == 0:
+                plan = compile_step(model, optimizer, loss_fn, x)
+                loss = plan.loss
+            else:
+                loss = plan.step(x)
+            losses.append(host(loss))
+        results[mode] = losses, [host(p) for p in model.parameters()]
+    np.testing.assert_array_equal(np.array(results["plan"][0]), np.array(results["eager"][0]))
+    for a, b in zip(results["plan"][1], results["eager"][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+INDICES = {"ints": lambda i, m: i, "tensor": lambda i, m: mv.tensor(i), "mask": lambda i, m: m,
+           "tuple": lambda i, m: (slice(1, None), mv.tensor(i[:2])), "mask-and-int": lambda i, m: (mv.tensor(m), 1)}
+
+
+@pytest.mark.parametrize("name", INDICES)
+def test_an_index_on_the_cpu_serves_a_device_tensor_and_one_on_the_device_not_a_cpu_tensor(name):
+    """As PyTorch's indices: an index tensor or array on the CPU indexes a CUDA tensor (getitem and setitem), moved to
+    the device by one explicit copy a part (what getitem's backward scatters with is then on the device too); the
+    values and gradients are the CPU's (repeated indices accumulate). A CUDA index of a CPU tensor is an error naming
+    both devices (it was CuPy's or NumPy's raw TypeError)."""
+    a_np = np.arange(12, dtype=np.float32).reshape(3, 4)
+    ints, mask = np.array([2, 0, 2]), np.array([True, False, True])
+    make = INDICES[name]
+
+    def run(a, b):
+        out = a[make(ints, mask)]
+        (out * out).sum().backward()
+        b[make(ints, mask)] = 7.0
+        return [out, a.grad, b]
+    expected = [host(t) for t in run(mv.tensor(a_np, requires_grad=True), mv.tensor(a_np))]
+    a, b = mv.tensor(a_np, device="cuda", requires_grad=True), mv.tensor(a_np, device="cuda")
+    with record() as log, record(UPLOADS) as uploads:
+        got = run(a, b)
+    index = make(ints, mask)
+    n_arrays = sum(hasattr(p, "shape") for p in (index if isinstance(index, tuple) else (index,)))
+    assert log == [] and len(uploads) == 2 * n_arrays, describe(log + uploads)  # getitem's index parts, setitem's
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert isinstance(g.data if isinstance(g, mv.Tensor) else g, StrictArray), i
+        np.testing.assert_array_equal(host(g), e, err_msg=str(i))
+    on_device = {"ints": strict.asarray(ints), "tensor": mv.tensor(ints, device="cuda"), "mask": strict.asarray(mask),
+                 "tuple": (slice(1, None), mv.tensor(ints[:2], device="cuda")),
+                 "mask-and-int": (mv.tensor(mask, device="cuda"), 1)}[name]
+    cpu = mv.tensor(a_np)
+    with record() as log:
+        with pytest.raises(RuntimeError, match="getitem: the index is on cuda, the tensor on cpu"):
+            cpu[on_device]
+        with pytest.raises(RuntimeError, match="setitem: the index is on cuda, the tensor on cpu"):
+            cpu[on_device] = 0.0
+    assert log == [], describe(log)
+    np.testing.assert_array_equal(cpu.numpy(), a_np)
+
+
+def _trained_mlp(device, seed):
+    """An MLP and its Adam after one step (moments that are not zeros)."""
+    model = MLP((4, 5, 3), rng=Generator(seed), device=device)
+    optimizer = Adam(model.parameters(), lr=0.1)
+    x = mv.tensor(np.random.default_rng(seed).standard_normal((2, 4)).astype(np.float32), device=device)
+    y = model(x)
+    (y * y).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def test_load_state_dict_takes_device_values_on_the_device_and_moves_others_once():
+    """Module.load_state_dict and Optimizer.load_state_dict copy a value already on the parameter's device directly:
+    CUDA → CUDA makes no copy through the host, neither a download nor an upload (each was both); a host value is
+    uploaded once; a CUDA value loaded into a CPU model is downloaded once, explicitly (get()). The loaded values are
+    the source's in every case."""
+    source, source_opt = _trained_mlp("cuda", 1)
+    expected, expected_opt = source.state_dict(), source_opt.state_dict()
+    tensors = dict(source.named_parameters(remove_duplicate=False))  # tensors on the device
+    arrays = {k: v if k == "steps" else strict.asarray(v) for k, v in expected_opt.items()}  # device arrays
+    n = len(expected) + len(expected_opt) - 1  # the values to copy ("steps" is a number)
+    for device, state, state_opt, downloads, n_uploads in [("cuda", tensors, arrays, 0, 0),
+                                                           ("cuda", expected, expected_opt, 0, n),
+                                                           ("cpu", tensors, arrays, n, 0)]:
+        model, optimizer = _trained_mlp(device, 2)
+        with record() as log, record(UPLOADS) as uploads:
+            model.load_state_dict(state)
+            optimizer.load_state_dict(state_opt)
+        assert [kind for kind, _, _ in log] == ["get"] * downloads, describe(log)
+        assert len(uploads) == n_uploads, describe(uploads)
+        for k, v in model.state_dict().items():
+            np.testing.assert_array_equal(v, expected[k], err_msg=k)
+        for k, v in optimizer.state_dict().items():
+            np.testing.assert_array_equal(v, expected_opt[k], err_msg=k)
+
+
+@pytest.mark.parametrize("devices", [("cpu", "cuda", "cpu"), ("cuda", "cpu", "cuda"), ("cuda", "cuda", "cuda")],
+                         ids=["cpu-first", "cuda-first", "cuda-only"])
+def test_clip_grad_norm_of_gradients_on_two_devices_as_torch(devices):
+    """As torch's clip_grad_norm_: Σ g² per device, the total norm on the first gradient's device, each gradient
+    clipped on its own device; the only copies are of 0-d values, the other device's partial sum to the first and the
+    scale back (none when all are on one device); the norm and gradients are the CPU's (to the summation order)."""
+    import torch
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(shape).astype(np.float32) for shape in ((3, 4), (5,), (2, 2))]
+    params = []
+    for g, device in zip(grads, devices):
+        p = mv.tensor(np.zeros_like(g), device=device, requires_grad=True)
+        p.grad = mv.tensor(g, device=device).data
+        params.append(p)
+    references = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for t, g in zip(references, grads):
+        t.grad = torch.tensor(g)
+    expected = torch.nn.utils.clip_grad_norm_(references, 1.0).item()
+    with record() as log, record(UPLOADS) as uploads:
+        norm = mv.optim.clip_grad_norm_(params, 1.0)
+    moves = [] if len(set(devices)) == 1 else [()]
+    assert [shape for kind, shape, _ in log if kind == "get"] == moves and len(log) == len(moves), describe(log)
+    assert [shape for _, shape, _ in uploads] == moves, describe(uploads)
+    assert device_of(norm) == devices[0]
+    np.testing.assert_allclose(host(norm), expected, rtol=1e-6)
+    for p, t in zip(params, references):
+        assert device_of(p.grad) == p.device
+        np.testing.assert_allclose(host(p.grad), t.grad.numpy(), rtol=1e-5)
+
+
+def test_a_plan_compiled_before_model_to_refuses_to_replay_naming_the_parameter():
+    """After model.to(), a plan recorded before it would go on replaying into the old arrays on the CPU (silently:
+    the model on the device never changed); step() refuses, naming the parameter and what changed, and changes
+    nothing. A plan compiled after the move, with an optimizer made before it, replays as the eager steps do."""
+    from minivae.plan import PlanError, compile_step
+    model, rng = GaussianVAE(X_DIM, (8,), 3, rng=Generator(0)), Generator(4)
+    plan = compile_step(model, Adam(model.parameters(), lr=1e-2), lambda x: model.loss(x, rng), X[:4])
+    model.to("cuda")
+    before = [host(p) for p in model.parameters()]
+    with pytest.raises(PlanError, match=r"parameter 'encoder\.0\.weight': its array is not the one this plan recorded "
+                                        r"\(recorded: float32 \(20, 8\) on cpu, now: float32 \(20, 8\) on cuda\); it was "
+                                        r"replaced since it was recorded"):
+        plan.step(X[4:8])
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(host(p), b)
+    results = []
+    for mode in ("eager", "plan"):
+        model, rng = GaussianVAE(X_DIM, (8,), 3, rng=Generator(0)), Generator(4)
+        optimizer = Adam(model.parameters(), lr=1e-2)
+        model.to("cuda")
+        for k in range(3):
+            x = mv.tensor(X[4 * k:4 * k + 4], device="cuda")
+            if mode == "eager":
+                optimizer.zero_grad()
+                model.loss(x, rng).backward()
+                optimizer.step()
+            elif k == 0:
+                plan = compile_step(model, optimizer, lambda x, model=model, rng=rng: model.loss(x, rng), x)
+            else:
+                plan.step(x)
+        results.append([host(p) for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---- models: a few training steps equal on both devices, with no copy back -------------------------------

@@ -276,6 +276,66 @@ def test_the_recorded_step_is_one_real_step():
     assert plan.loss._ctx is None  # the recorded step's graph (every activation) is not kept
 
 
+def test_a_plan_refuses_to_replay_once_a_parameter_s_array_or_the_optimizer_s_state_is_replaced():
+    """The tape reads the parameters' arrays and the optimizer's buffers by reference; once one is replaced (by hand
+    here; Module.to() in tests/test_device.py) a replay would go on with the old ones, silently. step() refuses,
+    naming the parameter, and runs again once the recorded array is back. Loading a state dict writes in place:
+    the plan replays on, from the loaded values (the same losses as a plan of a model loaded before it records)."""
+    model, rng = MODELS["gaussian"](), Generator(1)
+    opt = Adam(model.parameters())
+    plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0])
+    p = model.decoder[2].bias
+    recorded = p.data
+    p.data = p.data.copy()
+    with pytest.raises(PlanError, match=r"parameter 'decoder\.2\.bias': its array is not the one this plan recorded "
+                                        r"\(recorded: float32 \(25,\) on cpu, now: float32 \(25,\) on cpu\); it was "
+                                        "replaced since it was recorded"):
+        plan.step(BATCHES[1])
+    assert plan.replays == 0
+    p.data = recorded
+    plan.step(BATCHES[1])
+    params = [q.data for q in opt.params]
+    state = opt.state_dict()
+    opt._flatten()  # the optimizer's buffers laid out again (as its step() does after a move) …
+    opt.load_state_dict(state)
+    for q, a in zip(opt.params, params):  # … while each parameter keeps the array the plan recorded
+        q.data = a
+    with pytest.raises(PlanError, match="the optimizer's state buffers are not the ones this plan recorded"):
+        plan.step(BATCHES[1])
+    assert plan.replays == 1
+
+
+def test_a_plan_survives_load_state_dict_and_refuses_a_parameter_replaced_inside_its_recorded_step():
+    """Module.load_state_dict and Optimizer.load_state_dict copy in place: a plan replays on from the loaded values,
+    as eager steps of a model loaded alike do (bit for bit). A parameter replaced by hand before compile_step is copied
+    back into the optimizer's buffer by the recorded step's update: refused there, at compile time."""
+    source, rng = MODELS["gaussian"](), Generator(2)
+    source_opt = Adam(source.parameters())
+    source.loss(mv.tensor(BATCHES[3]), rng).backward()
+    source_opt.step()
+    model, rng = MODELS["gaussian"](), Generator(1)
+    opt = Adam(model.parameters())
+    plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0])
+    eager, eager_rng = MODELS["gaussian"](), Generator(0)
+    eager_opt = Adam(eager.parameters())
+    for m, o in ((model, opt), (eager, eager_opt)):
+        m.load_state_dict(source.state_dict())
+        o.load_state_dict(source_opt.state_dict())
+    eager_rng.load_state_dict(rng.state_dict())
+    for x in BATCHES[1:]:
+        replayed = plan.step(x).item()
+        eager_opt.zero_grad()
+        loss = eager.loss(mv.tensor(x), eager_rng)
+        loss.backward()
+        eager_opt.step()
+        assert replayed == loss.item()
+    model = MODELS["gaussian"]()
+    opt = Adam(model.parameters())
+    model.encoder[0].weight.data = model.encoder[0].weight.data.copy()
+    with pytest.raises(PlanError, match=r"parameter 'encoder\.0\.weight'.* replaced during the recorded step"):
+        compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0])
+
+
 def test_plans_do_not_nest():
     model, rng = MODELS["gaussian"](), Generator(1)
     opt = Adam(model.parameters())

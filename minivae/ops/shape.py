@@ -2,7 +2,7 @@
 import builtins
 import numpy
 
-from minivae.engine import DEFAULT_FLOAT, Function, Tensor, as_tensor
+from minivae.engine import DEFAULT_FLOAT, Function, Tensor, as_tensor, index_on
 from minivae.ops._broadcast import axis_index, normalize_axis, unbroadcast
 from minivae.ops._registry import nondifferentiable, register
 from minivae.plan import array_function
@@ -151,11 +151,9 @@ def clone(x):
 
 
 def getitem(x, index):
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return GetItem.apply(x, index=index)
+    """x[index]; an index tensor or array on the CPU serves a tensor on a device (moved there), one on a device only
+    a tensor there (engine.index_on, as PyTorch's)."""
+    return GetItem.apply(x, index=index_on(x, index, "getitem"))
 
 
 def concatenate(tensors, axis=0):

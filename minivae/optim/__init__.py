@@ -4,7 +4,7 @@ import numbers
 
 import numpy
 
-from minivae._backend import device_of, fused, get_array_module, to_numpy
+from minivae._backend import device_of, fused, get_array_module, module_for_device, to_device
 from minivae.engine import Tensor
 
 
@@ -94,16 +94,7 @@ class Optimizer:
         if not any(p.grad is not None for p in self.params):
             return
         self.steps += 1
-        for i, p in enumerate(self.params):
-            if p.data is not self._views[i]:  # .data was rebound: by Module.to(), or by hand
-                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow
-                    state = self.state_dict()  # (a copy to the host, once)
-                    self._flatten()
-                    self.load_state_dict(state)
-                    break
-                if p.grad is not None:  # copy it back
-                    self._views[i][...] = p.data
-                    p.data = self._views[i]
+        self._follow_parameters()
         for group in self._groups:
             kernel = fused(self.kernel, get_array_module(group.flat), group.flat)
             if getattr(kernel, "ONE_LAUNCH", False):
@@ -115,6 +106,22 @@ class Optimizer:
                         self.update(i, p.data.reshape(-1), p.grad.reshape(-1), kernel, group.options)
             for i in group.indices:
                 self.params[i]._version += self.params[i].grad is not None  # changed in place
+
+    def _follow_parameters(self):
+        """Where a parameter's ``.data`` was rebound (by Module.to(), or by hand): after a move to another device,
+        lay the flat buffers out again there, the state carried over; on the same device, copy a parameter
+        that has a gradient back into its view (step() is about to update it there). Called by step(), and by
+        compile_step before it records, so that the arrays a plan records are the ones the optimizer updates."""
+        for i, p in enumerate(self.params):
+            if p.data is not self._views[i]:  # .data was rebound: by Module.to(), or by hand
+                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow
+                    state = self.state_dict()  # (a copy to the host, once)
+                    self._flatten()
+                    self.load_state_dict(state)
+                    break
+                if p.grad is not None:  # copy it back
+                    self._views[i][...] = p.data
+                    p.data = self._views[i]
 
     def launch_scalars(self):
         """What each one-launch kernel of ``step()`` reads from memory inside a CUDA graph
@@ -135,8 +142,9 @@ class Optimizer:
 
     def load_state_dict(self, state):
         """Copy ``state`` (as ``state_dict()`` returns it) into this optimizer, on whatever device its
-        parameters are. The keys must be exactly this optimizer's; each buffer must have its
-        parameter's dtype (no silent cast) and shape (or the flat shape (numel,), which minivae's
+        parameters are: a value already there directly (a device array is never routed through the host),
+        one from elsewhere by one explicit copy. The keys must be exactly this optimizer's; each buffer must
+        have its parameter's dtype (no silent cast) and shape (or the flat shape (numel,), which minivae's
         checkpoints held before); "steps" an integer >= 0. Everything is checked before anything
         is copied, so a refused state leaves the optimizer as it was."""
         name = type(self).__name__
@@ -159,10 +167,10 @@ class Optimizer:
                 if dtype != b.dtype or shape not in (p.shape, (p.numel(),)):
                     raise ValueError(f"state_dict: {i}.{key} is {_describe(value)}, this {name} expects "
                                      f"{b.dtype} of shape {p.shape} (its parameter {i}'s)")
-                copies.append((p, b, value))
+                copies.append((b, value))
         self.steps = int(steps)
-        for p, b, value in copies:
-            b[...] = p.xp.asarray(to_numpy(value)).reshape(-1)
+        for b, value in copies:
+            b[...] = to_device(value, device_of(b)).reshape(-1)
 
 
 class SGD(Optimizer):
@@ -328,16 +336,28 @@ def flatten(params, companions=0, keys=None):
 def clip_grad_norm_(params, max_norm):
     """Scale all gradients together so their global L2 norm ‖g‖ = √(Σ gᵢ²) is at most ``max_norm``
     (g ← g·max_norm/(‖g‖ + 1e-12) when ‖g‖ > max_norm); returns ‖g‖ before, as a 0-d float64 array on
-    the gradients' device (reading it is the caller's choice: no copy to the host here). ``params``:
-    an iterable of tensors, or one tensor (as PyTorch's)."""
+    the device of the first gradient (reading it is the caller's choice: no copy to the host here).
+    ``params``: an iterable of tensors, or one tensor (as PyTorch's).
+
+    Gradients on several devices, as torch's: Σ gᵢ² is summed on each device, the partial sums are
+    moved to the first gradient's device and added there, and each gradient is scaled on its own device
+    by the scale moved there: the only copies between devices are of those 0-d values (none when every
+    gradient is on one device), and no value is read on the host for a branch."""
     if isinstance(params, Tensor):  # iterating a tensor would give its rows, which have no .grad
         params = [params]
-    grads = [p.grad for p in params if p.grad is not None]
-    xp = get_array_module(*grads)
-    total = xp.sqrt(sum(((g * g).sum().astype(numpy.float64) for g in grads), xp.zeros((), numpy.float64)))
+    by_device = {}
+    for p in params:
+        if p.grad is not None:
+            by_device.setdefault(device_of(p.grad), []).append(p.grad)
+    first = next(iter(by_device), "cpu")
+    xp = module_for_device(first)
+    sums = [sum((g * g).sum().astype(numpy.float64) for g in grads) for grads in by_device.values()]  # one a device
+    total = xp.sqrt(sum(to_device(s, first) for s in sums))
     scale = xp.where(total > max_norm, max_norm / (total + 1e-12), 1.0)  # no branch: no copy to the host
-    for g in grads:
-        g *= scale.astype(g.dtype)
+    for device, grads in by_device.items():
+        here = to_device(scale, device)
+        for g in grads:
+            g *= here.astype(g.dtype)
     return total
 
 

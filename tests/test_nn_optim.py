@@ -126,8 +126,16 @@ def test_clip_grad_norm_scales_globally():
     a = mv.tensor(np.zeros(2), requires_grad=True)
     b = mv.tensor(np.zeros(1), requires_grad=True)
     a.grad, b.grad = np.array([3.0, 0.0]), np.array([4.0])
-    assert clip_grad_norm_([a, b], 1.0) == pytest.approx(5.0)
+    norm = clip_grad_norm_([a, b], 1.0)
+    assert isinstance(norm, np.ndarray) and norm.shape == () and norm.dtype == np.float64  # as its docstring says
+    assert norm == pytest.approx(5.0)
     np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-9)
+
+
+def test_clip_grad_norm_of_no_gradient_is_a_0d_zero_and_changes_nothing():
+    a = mv.tensor(np.zeros(2), requires_grad=True)
+    norm = clip_grad_norm_([a], 1.0)
+    assert isinstance(norm, np.ndarray) and norm.shape == () and norm == 0.0 and a.grad is None
 
 
 def test_optimizer_rejects_bad_arguments():

@@ -352,7 +352,7 @@ def clip_grad_norm_(params, max_norm):
     first = next(iter(by_device), "cpu")
     xp = module_for_device(first)
     sums = [sum((g * g).sum().astype(numpy.float64) for g in grads) for grads in by_device.values()]  # one a device
-    total = xp.sqrt(sum(to_device(s, first) for s in sums))
+    total = xp.asarray(xp.sqrt(sum(to_device(s, first) for s in sums)))  # (NumPy's sqrt of 0-d gives a scalar)
     scale = xp.where(total > max_norm, max_norm / (total + 1e-12), 1.0)  # no branch: no copy to the host
     for device, grads in by_device.items():
         here = to_device(scale, device)

@@ -203,3 +203,30 @@ def test_clip_with_one_tensor_bound_broadcasts_and_sums_its_gradient():
     np.testing.assert_array_equal(hi.grad, [3.0])  # 2.0, 3.0 and 5.0 are above it
     z = ops.clip(mv.tensor(np.array([0.0, 2.0])), np.array([1.0, 1.0]), 1.5)  # constants: values only
     np.testing.assert_array_equal(z.numpy(), [1.0, 1.5])
+
+
+# ---- categorical_kl at categories of probability 0 ----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_kl_of_zero_probabilities(dtype):
+    """KL(q ‖ p) = Σ_k q_k log(q_k/p_k) of q = softmax(l), p = softmax(l_p), logits −inf among them (by Numba's kernel
+    or the formula, as MINIVAE_DISABLE_NUMBA says): a term of q_k = 0 is 0, whatever p_k (NaN from 0·(−inf) before),
+    one of p_k = 0 < q_k is +∞. Where it is finite, its gradients are the VJP's formula over q's support, finite:
+    l̄_j = ḡ·q_j (d_j − KL), d_j = log(q_j/p_j) (0 off the support); l̄_p,j = ḡ·(p_j − q_j)."""
+    inf = np.inf
+    logits = np.array([[-inf, 0.0, 1.0], [-inf, 0.0, 1.0], [0.0, 0.0, 1.0]])  # q_0 = 0 under p_0 > 0; both 0; p_0 = 0
+    prior = np.array([[0.0, 0.0, 0.0], [-inf, 1.0, 0.0], [-inf, 0.0, 0.0]])
+    kl = ops.categorical_kl(mv.tensor(logits.astype(dtype)), mv.tensor(prior.astype(dtype)))
+    q, p = (np.exp(x - np.logaddexp.reduce(x, axis=1, keepdims=True))[:2] for x in (logits, prior))
+    support = q > 0
+    d = np.zeros_like(q)
+    d[support] = np.log(q[support] / p[support])
+    expected = (q * d).sum(axis=1)
+    tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7 if dtype == np.float32 else 1e-15)
+    assert kl.dtype == dtype and kl.data[2] == inf
+    np.testing.assert_allclose(kl.data[:2], expected, **tol)
+    # the gradients of the finite rows (those of a row of +∞ are not defined: q_j·(d_j − ∞))
+    lq, lp = mv.tensor(logits[:2].astype(dtype), requires_grad=True), mv.tensor(prior[:2].astype(dtype), requires_grad=True)
+    g = np.array([0.7, -1.3], dtype)
+    ops.categorical_kl(lq, lp).backward(g)
+    np.testing.assert_allclose(lq.grad, g[:, None] * q * (d - expected[:, None]), **tol)
+    np.testing.assert_allclose(lp.grad, g[:, None] * (p - q), **tol)

@@ -172,6 +172,44 @@ def test_a_python_float_makes_integer_tensors_float32():
     np.testing.assert_array_equal(where.numpy(), [1.0, 2.5])
 
 
+def test_true_division_of_integers_is_float32():
+    """PyTorch's true division gives integer and bool operands its default float dtype, float32 (NumPy's: float64):
+    int / Python int, Python int / int (__rtruediv__) and int / int tensors, for every integer dtype, with the float32
+    quotients of the operands cast to float32 first (as PyTorch does). A floating operand keeps its dtype: float64 / int
+    stays float64, float16 / int float16, as NumPy and PyTorch. Other integer arithmetic stays integer."""
+    b = np.array([2, 4, 8], np.int32)
+    for dtype in (np.uint8, np.int16, np.int32, np.int64, np.bool_):
+        a = np.array([7, 1, 3], dtype)  # (True, True, True) for bool: no division by 0 either way round
+        x, y = mv.tensor(a), mv.tensor(b)
+        a32, b32 = a.astype(np.float32), b.astype(np.float32)
+        for got, want in ((x / 2, a32 / np.float32(2)), (3 / x, np.float32(3) / a32), (x.__rtruediv__(3), np.float32(3) / a32),
+                          (x / y, a32 / b32), (y / x, b32 / a32), (ops.div(x, 2), a32 / np.float32(2))):
+            assert got.dtype == np.float32, (dtype, got.dtype)
+            np.testing.assert_array_equal(got.numpy(), want)
+    assert (mv.tensor(np.array([1.0, 2.0])) / 2).dtype == np.float64
+    assert (mv.tensor(np.array([1.0, 2.0])) / mv.tensor(b[:2])).dtype == np.float64
+    assert (2 / mv.tensor(np.array([1.0, 2.0], np.float16))).dtype == np.float16
+    assert (mv.tensor(np.array([1.0, 2.0], np.float16)) / 2).dtype == np.float16
+    y = mv.tensor(b)
+    for got in (y * 2, 2 - y, y + y, -y, y ** 2, ops.maximum(y, 3)):
+        assert got.dtype == np.int32
+    x = leaf([1.0, 2.0])  # a float tensor's gradient through a division by an integer tensor
+    (x / mv.tensor(np.array([2, 4]))).backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad, [0.5, 0.25])
+
+
+def test_true_division_dtypes_match_torch():
+    """The dtypes, and the values to an ulp (torch's number / tensor is tensor.reciprocal() · number, rounded twice)."""
+    torch = pytest.importorskip("torch")
+    for dtype in (np.int16, np.int32, np.int64, np.bool_):
+        a = np.array([7, 1, 3], dtype)
+        t = torch.tensor(a)
+        for ours, theirs in ((mv.tensor(a) / 2, t / 2), (3 / mv.tensor(a), 3 / t),
+                             (mv.tensor(a) / mv.tensor(a), t / t)):
+            assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=np.finfo(np.float32).eps)
+
+
 # ---- clip with tensor bounds ------------------------------------------------------------------------------------
 def test_clip_takes_tensor_bounds_with_pytorch_s_gradients():
     """Values: numpy.clip (hi wherever lo > hi). Gradients: torch.clamp's, by hand for each case: x̄ = ḡ where

@@ -906,6 +906,11 @@ MUTANTS = [
       kern('categorical_kl_kernel_with_zero_probabilities'), 'the Numba categorical KL NaN beside a logit −inf'),
     M('cuda-categorical-kl-zero-q-unmasked', 'kernels/common.cuh', ('        if (q == T(0)) return T(0);\n', ''),
       [CUDA + '::test_categorical_kl_with_zero_probabilities'], 'the CUDA categorical KL and its pair with the Gumbel-Softmax NaN beside a logit −inf'),
+    # ---- true division of integers, fix3-dist ----
+    M('div-integers-float64', 'minivae/ops/arith.py', ('        if x.dtype.kind in "biu" and y.dtype.kind in "biu":', '        if False:'),
+      ['tests/test_ops_edges.py::test_true_division_of_integers_is_float32'], "int / int is NumPy's float64, not PyTorch's float32"),
+    M('div-casts-a-float-operand', 'minivae/ops/arith.py', ('        if x.dtype.kind in "biu" and y.dtype.kind in "biu":', '        if x.dtype.kind in "biu" or y.dtype.kind in "biu":'),
+      ['tests/test_ops_edges.py::test_true_division_of_integers_is_float32'], 'float64 / an integer tensor rounded to float32'),
 ]
 
 def copy_tree(dst):

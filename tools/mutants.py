@@ -911,6 +911,14 @@ MUTANTS = [
       ['tests/test_ops_edges.py::test_true_division_of_integers_is_float32'], "int / int is NumPy's float64, not PyTorch's float32"),
     M('div-casts-a-float-operand', 'minivae/ops/arith.py', ('        if x.dtype.kind in "biu" and y.dtype.kind in "biu":', '        if x.dtype.kind in "biu" or y.dtype.kind in "biu":'),
       ['tests/test_ops_edges.py::test_true_division_of_integers_is_float32'], 'float64 / an integer tensor rounded to float32'),
+    # ---- float16 draws, fix3-dist ----
+    M('random-float16-rounds-up-to-one', 'minivae/random.py', ('        return get_array_module(u).minimum(u, _BELOW_ONE_F16)', '        return u'),
+      ['tests/test_random.py'], 'a float16 uniform of exactly 1 about once in 4096'),
+    M('random-float16-as-float64', 'minivae/random.py', ('    if dtype == numpy.float16:', '    if False:'),
+      ['tests/test_random.py::test_float16_draws_are_float16_as_torch_s', 'tests/test_device.py::test_float16_draws_with_the_cuda_kernels_on_run_the_formulas'],
+      'uniform(dtype=float16) returns float64'),
+    M('bernoulli-float16-uniforms', 'minivae/distributions/bernoulli.py', ('        dtype = numpy.float64 if p.dtype == numpy.float16 else p.dtype', '        dtype = p.dtype'),
+      ['tests/distributions/test_parameters.py::test_bernoulli_of_float16_probs_compares_float64_uniforms'], 'Bernoulli of float16 probs off by half a float16 step, never 1 at p = 2⁻²⁴'),
 ]
 
 def copy_tree(dst):

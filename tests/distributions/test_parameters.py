@@ -113,6 +113,16 @@ def test_bernoulli_probs_zero_and_one_never_draw_the_impossible_value():
     np.testing.assert_allclose(d.log_prob(mv.tensor(np.array([0.0, 1.0], np.float32))).data, [math.log(eps)] * 2, rtol=1e-6)
 
 
+def test_bernoulli_of_float16_probs_compares_float64_uniforms():
+    """Float16 uniforms are float32's rounded (Generator.uniform), which would put P(u < p) about half a float16 step
+    below p, and at 0 for p = 2⁻²⁴: a float16 p is compared with the float64 uniforms (as before the float16 ones
+    existed), and the draws are float16."""
+    p = np.array([2.0 ** -24, 0.3, 0.5, 0.999], np.float16)
+    s = Bernoulli(mv.tensor(p)).sample((50_000,), rng=Generator(4))
+    assert s.dtype == np.float16
+    np.testing.assert_array_equal(s.data, (Generator(4).uniform((50_000, 4), np.float64) < p).astype(np.float16))
+
+
 # ---- dtypes: integer parameters become float32, integer tensors are refused ------------
 def test_normal_with_integer_parameters_is_float32():
     d = Normal(0, 1)

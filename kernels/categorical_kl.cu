@@ -3,7 +3,7 @@
 // latent variable, or one for all, read in place) (as minivae/ops/losses.py):
 //
 //   forward   log_q_j = (l_j − m) − log Σ_i exp(l_i − m),  m = max_j l_j;  log_p likewise from the prior's row
-//             diff_j = log_q_j − log_p_j;  q_j = exp(log_q_j);  kl = Σ_j q_j·diff_j        (writes kl, q, diff)
+//             q_j = exp(log_q_j);  diff_j = log_q_j − log_p_j (0 where q_j = 0);  kl = Σ_j q_j·diff_j  (writes kl, q, diff)
 //   backward  gl_j = q_j·(diff_j − kl)·g                                                  (g, kl: one value per row)
 //
 // Layout: L lanes per row, row = (blockIdx.x·blockDim.x + threadIdx.x)/L, lane l handles j = l, l + L, …

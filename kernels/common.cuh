@@ -341,7 +341,12 @@ struct CategoricalRow {
     const T* lp;
     T m, log_s, mp, log_sp;
     MINIVAE_D_MEMBER T log_q(int j) const { return (l[j] - m) - log_s; }
-    MINIVAE_D_MEMBER T diff(int j, T log_q) const { return log_q - ((lp[j] - mp) - log_sp); }
+    // log q_j − log p_j, 0 where q_j = exp(log q_j) = 0: the KL's term 0·(log q_j − log p_j) is 0 and so is its
+    // gradient, where log q_j = −inf would make them NaN (as minivae/ops/losses.py)
+    MINIVAE_D_MEMBER T diff(int j, T log_q, T q) const {
+        if (q == T(0)) return T(0);
+        return log_q - ((lp[j] - mp) - log_sp);
+    }
 };
 
 // Every lane of the warp must call it (shuffles); a row past the end has k = 0.
@@ -355,13 +360,13 @@ MINIVAE_D CategoricalRow<T> categorical_row(const T* l, const T* lp, int k, int 
     return c;
 }
 
-// KL = Σ_j q_j·(log q_j − log p_j) of the row, on every lane of its group; where q and diff are given (not null)
-// q_j and log q_j − log p_j are written there too. Every lane of the warp must call it.
+// KL = Σ_j q_j·(log q_j − log p_j) of the row (a term of q_j = 0 is 0), on every lane of its group; where q and diff
+// are given (not null) q_j and CategoricalRow::diff are written there too. Every lane of the warp must call it.
 template <int L, typename T>
 MINIVAE_D T categorical_kl_row(const CategoricalRow<T>& c, int k, int lane, T* q, T* diff) {
     T total = T(0);
     for (int j = lane; j < k; j += L) {
-        const T log_q = c.log_q(j), qj = mv_exp(log_q), d = c.diff(j, log_q);
+        const T log_q = c.log_q(j), qj = mv_exp(log_q), d = c.diff(j, log_q, qj);
         if (q != nullptr) {
             q[j] = qj;
             diff[j] = d;

@@ -163,9 +163,9 @@ __global__ void gumbel_softmax_warp_fwd(const T* __restrict__ logits, T* __restr
 // (row r taking prior row r mod P):
 //   forward   kl_r = KL(Cat(softmax l_r) ‖ Cat(softmax lp_{r mod P}))   (categorical_kl.cu's arithmetic)
 //             y_r, out_r as gumbel_softmax_warp_fwd
-//   backward  l̄_j = y_j·(ȳ_j − Σ_i ȳ_i y_i)·inv_tau + q_j·((log q_j − log p_j) − kl)·k̄l
+//   backward  l̄_j = y_j·(ȳ_j − Σ_i ȳ_i y_i)·inv_tau + q_j·(d_j − kl)·k̄l,  d_j = log q_j − log p_j (0 where q_j = 0)
 //             (softmax_warp_bwd's and categorical_kl_bwd's terms, added: ȳ is out's gradient, straight through
-//             when hard; q and log q − log p made again from the logits rather than stored)
+//             when hard; q and d made again from the logits rather than stored)
 // One launch each way where the two ops take two forward and three backward (their VJPs and the sum of them).
 // The KL's passes read the row from global memory; the noise's load of it then finds it in L1.
 template <typename T, int N, int L>
@@ -212,9 +212,9 @@ __global__ void gumbel_softmax_kl_warp_bwd(const T* __restrict__ y, const T* __r
         for (int t = 0; t < N; ++t) {
             const int j = lane + L * t;
             if (j < kr) {
-                const T log_q = c.log_q(j);
+                const T log_q = c.log_q(j), q = mv_exp(log_q);
                 gl[base + j] = softmax_bwd_elem(yv[t], gv[t], s, inv_tau, 0) +
-                               categorical_kl_grad(mv_exp(log_q), c.diff(j, log_q), klr, gk);
+                               categorical_kl_grad(q, c.diff(j, log_q, q), klr, gk);
             }
         }
     }

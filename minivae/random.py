@@ -56,13 +56,23 @@ def philox4x32(counter, key, rounds=10):
     return xp.stack([c0, c1, c2, c3]).astype(numpy.uint32)
 
 
+_BELOW_ONE_F16 = numpy.float16(1 - 2 ** -11)  # the largest float16 below 1
+
+
 def words_to_uniform(words, dtype):
     """32-bit words → uniforms in the open interval (0, 1), never exactly 0 or 1.
 
     float64: (w + ½)·2⁻³² ∈ [2⁻³³, 1 − 2⁻³³]. float32: the top 23 bits,
-    ((w >> 9) + ½)·2⁻²³ ∈ [2⁻²⁴, 1 − 2⁻²⁴], both ends exactly representable.
+    ((w >> 9) + ½)·2⁻²³ ∈ [2⁻²⁴, 1 − 2⁻²⁴], both ends exactly representable (1 − 2⁻²⁴ is the largest float32
+    below 1). float16: the float32 uniform rounded to the nearest float16 (torch.rand rounds its float uniforms to
+    float16 so on the GPU); from 1 − 2⁻¹² up they round to 1, and are kept at 1 − 2⁻¹¹, the largest float16 below 1,
+    as float32's end is the largest float32 below 1. The lowest, 2⁻²⁴, is float16's smallest subnormal: none is 0.
     """
-    if numpy.dtype(dtype) == numpy.float32:
+    dtype = numpy.dtype(dtype)
+    if dtype == numpy.float16:
+        u = words_to_uniform(words, numpy.float32).astype(numpy.float16)
+        return get_array_module(u).minimum(u, _BELOW_ONE_F16)
+    if dtype == numpy.float32:
         return (((words >> 9).astype(numpy.float32) + numpy.float32(0.5)) * numpy.float32(2.0 ** -23))
     return (words.astype(numpy.float64) + 0.5) * 2.0 ** -32
 
@@ -132,8 +142,8 @@ class Generator:
 
     @_recorded
     def uniform(self, shape=(), dtype=numpy.float32, device="cpu"):
-        """Uniforms in the open interval (0, 1), float32 or float64; another dtype (float16) gets float64 ones:
-        float16's 2¹⁰ steps would leave no u below 2⁻¹¹, so Bernoulli(p) of a float16 p < 2⁻¹¹ would never draw 1."""
+        """Uniforms in the open interval (0, 1) of ``dtype``: float32, float64, or float16 (float32's rounded: float16,
+        as torch.rand(dtype=torch.float16) is; see words_to_uniform)."""
         shape = _shape(shape)
         n = _size(shape)
         kernels = self._kernels(device, dtype)

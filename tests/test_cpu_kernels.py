@@ -373,6 +373,25 @@ def test_categorical_kl_kernel_matches_the_reference(dtype, rows, k, seed, prior
     assert_same(fused, reference, dtype, grad_scale=np.abs(g).max() * (np.abs(logits).max() + np.abs(prior).max()))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_kl_kernel_with_zero_probabilities(dtype):
+    """Logits −inf in the posterior and the prior: the kernel's KL and gradients are the formula's, a term of q_k = 0
+    is 0 (NaN from 0·(−inf) before) and one of p_k = 0 < q_k is +∞; finite gradients where the KL is finite."""
+    inf = np.inf
+    logits = np.array([[-inf, 0.0, 1.0], [-inf, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype)
+    prior = np.array([[0.0, 0.0, 0.0], [-inf, 1.0, 0.0], [-inf, 0.0, 0.0]], dtype)
+    kl = []
+    for flag in (True, False):
+        with use_numba(flag):
+            kl.append(ops.categorical_kl(mv.tensor(logits), mv.tensor(prior)).data)
+    np.testing.assert_allclose(kl[0], kl[1], **TOL[dtype])
+    assert np.isfinite(kl[0][:2]).all() and kl[0][2] == inf
+    g = np.array([0.7, -1.3], dtype)
+    fused, reference = both_paths(lambda t, tp: ops.categorical_kl(t, tp), [logits[:2], prior[:2]], g)
+    assert_same(fused, reference, dtype)
+    assert all(np.isfinite(gr).all() for gr in fused[1])
+
+
 @pytest.mark.parametrize("name,fn", [
     ("softmax", lambda x, t: ops.softmax(x, temperature=0.5)),
     ("log_softmax", lambda x, t: ops.log_softmax(x)),

@@ -320,8 +320,8 @@ def test_in_place_changes_and_comparisons_upload_a_host_operand_as_the_ops_do():
 @pytest.mark.parametrize("draw", ["uniform", "normal", "gumbel"])
 def test_float16_draws_with_the_cuda_kernels_on_run_the_formulas(draw):
     """The kernels of random.cu take float32 and float64; a float16 draw with them on runs the formulas on the device
-    (as _backend.fused promises for the dtypes the kernels do not take; it raised), equal to the CPU's draw and
-    moving the counter as it does; so do the ops that draw."""
+    (as _backend.fused promises for the dtypes the kernels do not take; it raised), equal to the CPU's draw, float16
+    as it is (it was float64 on both), and moving the counter as it does; so do the ops that draw."""
     if importlib.util.find_spec("tests.cuda_host.host") is None:
         pytest.skip("tests/cuda_host/host.py is not there")
     from minivae._gpu import loader
@@ -333,7 +333,7 @@ def test_float16_draws_with_the_cuda_kernels_on_run_the_formulas(draw):
     with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()):
         got = getattr(gpu, draw)((3, 5), np.float16, device="cuda")
         soft = ops.gumbel_softmax(mv.tensor(x_np, device="cuda"), Generator(2))
-    assert isinstance(got, StrictArray) and got.dtype == expected.dtype and gpu.counter == cpu.counter
+    assert isinstance(got, StrictArray) and got.dtype == expected.dtype == np.float16 and gpu.counter == cpu.counter
     np.testing.assert_array_equal(got.get(), expected)
     np.testing.assert_array_equal(soft.numpy(), expected_soft)
 

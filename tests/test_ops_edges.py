@@ -172,6 +172,44 @@ def test_a_python_float_makes_integer_tensors_float32():
     np.testing.assert_array_equal(where.numpy(), [1.0, 2.5])
 
 
+def test_true_division_of_integers_is_float32():
+    """PyTorch's true division gives integer and bool operands its default float dtype, float32 (NumPy's: float64):
+    int / Python int, Python int / int (__rtruediv__) and int / int tensors, for every integer dtype, with the float32
+    quotients of the operands cast to float32 first (as PyTorch does). A floating operand keeps its dtype: float64 / int
+    stays float64, float16 / int float16, as NumPy and PyTorch. Other integer arithmetic stays integer."""
+    b = np.array([2, 4, 8], np.int32)
+    for dtype in (np.uint8, np.int16, np.int32, np.int64, np.bool_):
+        a = np.array([7, 1, 3], dtype)  # (True, True, True) for bool: no division by 0 either way round
+        x, y = mv.tensor(a), mv.tensor(b)
+        a32, b32 = a.astype(np.float32), b.astype(np.float32)
+        for got, want in ((x / 2, a32 / np.float32(2)), (3 / x, np.float32(3) / a32), (x.__rtruediv__(3), np.float32(3) / a32),
+                          (x / y, a32 / b32), (y / x, b32 / a32), (ops.div(x, 2), a32 / np.float32(2))):
+            assert got.dtype == np.float32, (dtype, got.dtype)
+            np.testing.assert_array_equal(got.numpy(), want)
+    assert (mv.tensor(np.array([1.0, 2.0])) / 2).dtype == np.float64
+    assert (mv.tensor(np.array([1.0, 2.0])) / mv.tensor(b[:2])).dtype == np.float64
+    assert (2 / mv.tensor(np.array([1.0, 2.0], np.float16))).dtype == np.float16
+    assert (mv.tensor(np.array([1.0, 2.0], np.float16)) / 2).dtype == np.float16
+    y = mv.tensor(b)
+    for got in (y * 2, 2 - y, y + y, -y, y ** 2, ops.maximum(y, 3)):
+        assert got.dtype == np.int32
+    x = leaf([1.0, 2.0])  # a float tensor's gradient through a division by an integer tensor
+    (x / mv.tensor(np.array([2, 4]))).backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad, [0.5, 0.25])
+
+
+def test_true_division_dtypes_match_torch():
+    """The dtypes, and the values to an ulp (torch's number / tensor is tensor.reciprocal() · number, rounded twice)."""
+    torch = pytest.importorskip("torch")
+    for dtype in (np.int16, np.int32, np.int64, np.bool_):
+        a = np.array([7, 1, 3], dtype)
+        t = torch.tensor(a)
+        for ours, theirs in ((mv.tensor(a) / 2, t / 2), (3 / mv.tensor(a), 3 / t),
+                             (mv.tensor(a) / mv.tensor(a), t / t)):
+            assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=np.finfo(np.float32).eps)
+
+
 # ---- clip with tensor bounds ------------------------------------------------------------------------------------
 def test_clip_takes_tensor_bounds_with_pytorch_s_gradients():
     """Values: numpy.clip (hi wherever lo > hi). Gradients: torch.clamp's, by hand for each case: x̄ = ḡ where
@@ -203,3 +241,30 @@ def test_clip_with_one_tensor_bound_broadcasts_and_sums_its_gradient():
     np.testing.assert_array_equal(hi.grad, [3.0])  # 2.0, 3.0 and 5.0 are above it
     z = ops.clip(mv.tensor(np.array([0.0, 2.0])), np.array([1.0, 1.0]), 1.5)  # constants: values only
     np.testing.assert_array_equal(z.numpy(), [1.0, 1.5])
+
+
+# ---- categorical_kl at categories of probability 0 ----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_kl_of_zero_probabilities(dtype):
+    """KL(q ‖ p) = Σ_k q_k log(q_k/p_k) of q = softmax(l), p = softmax(l_p), logits −inf among them (by Numba's kernel
+    or the formula, as MINIVAE_DISABLE_NUMBA says): a term of q_k = 0 is 0, whatever p_k (NaN from 0·(−inf) before),
+    one of p_k = 0 < q_k is +∞. Where it is finite, its gradients are the VJP's formula over q's support, finite:
+    l̄_j = ḡ·q_j (d_j − KL), d_j = log(q_j/p_j) (0 off the support); l̄_p,j = ḡ·(p_j − q_j)."""
+    inf = np.inf
+    logits = np.array([[-inf, 0.0, 1.0], [-inf, 0.0, 1.0], [0.0, 0.0, 1.0]])  # q_0 = 0 under p_0 > 0; both 0; p_0 = 0
+    prior = np.array([[0.0, 0.0, 0.0], [-inf, 1.0, 0.0], [-inf, 0.0, 0.0]])
+    kl = ops.categorical_kl(mv.tensor(logits.astype(dtype)), mv.tensor(prior.astype(dtype)))
+    q, p = (np.exp(x - np.logaddexp.reduce(x, axis=1, keepdims=True))[:2] for x in (logits, prior))
+    support = q > 0
+    d = np.zeros_like(q)
+    d[support] = np.log(q[support] / p[support])
+    expected = (q * d).sum(axis=1)
+    tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7 if dtype == np.float32 else 1e-15)
+    assert kl.dtype == dtype and kl.data[2] == inf
+    np.testing.assert_allclose(kl.data[:2], expected, **tol)
+    # the gradients of the finite rows (those of a row of +∞ are not defined: q_j·(d_j − ∞))
+    lq, lp = mv.tensor(logits[:2].astype(dtype), requires_grad=True), mv.tensor(prior[:2].astype(dtype), requires_grad=True)
+    g = np.array([0.7, -1.3], dtype)
+    ops.categorical_kl(lq, lp).backward(g)
+    np.testing.assert_allclose(lq.grad, g[:, None] * q * (d - expected[:, None]), **tol)
+    np.testing.assert_allclose(lp.grad, g[:, None] * (p - q), **tol)

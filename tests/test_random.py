@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import minivae as mv
 from minivae.random import Generator, philox4x32
 
 # Random123 kat_vectors, "philox4x32 10" lines: counter[4], key[2] → output[4]
@@ -58,12 +59,37 @@ def test_replay_from_a_saved_state():
     np.testing.assert_array_equal(h.gumbel((4, 4)), expected)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_uniform_open_interval_even_at_extreme_words(dtype):
     from minivae.random import words_to_uniform
     words = np.array([0, 1, 0xFFFFFFFF, 0xFFFFFFFE], dtype=np.uint32)
     u = words_to_uniform(words, dtype)
     assert u.dtype == dtype and np.all(u > 0) and np.all(u < 1)
+
+
+def test_float16_draws_are_float16_as_torch_s():
+    """torch.rand(dtype=torch.float16) is float16 (it was float64 here): each float16 uniform is float32's from the same
+    word rounded to the nearest float16, except from 1 − 2⁻¹² up, where float32's round to 1 and are kept at 1 − 2⁻¹¹,
+    the largest float16 below 1 (as float32's largest, 1 − 2⁻²⁴, is float32's largest below 1). The counter advances
+    as float32's, and normal and Gumbel draws are float16 too."""
+    from minivae.random import words_to_uniform
+    g16, g32 = Generator(7), Generator(7)
+    u, u32 = g16.uniform((4, 25_000), np.float16), g32.uniform((4, 25_000), np.float32)
+    assert u.dtype == np.float16 and g16.counter == g32.counter
+    top = u32 >= 1 - 2.0 ** -12
+    assert 0 < top.sum() < 100  # about 24
+    np.testing.assert_array_equal(u[~top], u32[~top].astype(np.float16))
+    np.testing.assert_array_equal(u[top], np.float16(1 - 2.0 ** -11))
+    # the words either side of the edge: float32 1 − 2⁻¹² ± 2⁻²⁴, which round to 1 − 2⁻¹¹ and to 1
+    edge = 2 ** 23 - 2 ** 11
+    words = np.array([(edge - 1) << 9, edge << 9, 0], np.uint32)
+    ulp = 2.0 ** -24
+    np.testing.assert_array_equal(words_to_uniform(words, np.float32), [1 - 2.0 ** -12 - ulp, 1 - 2.0 ** -12 + ulp, ulp])
+    np.testing.assert_array_equal(words_to_uniform(words, np.float16), np.array([1 - 2.0 ** -11, 1 - 2.0 ** -11, ulp], np.float16))
+    counts = np.histogram(u.astype(np.float64), bins=20, range=(0, 1))[0]
+    assert ((counts - 5000) ** 2 / 5000).sum() < 43.8  # χ²(19) 0.999 quantile
+    assert Generator(1).normal((3,), np.float16).dtype == Generator(1).gumbel((3,), np.float16).dtype == np.float16
+    assert mv.rand(2, 3, dtype=np.float16).dtype == np.float16
 
 
 def test_gumbel_is_finite_and_has_gumbel_moments():

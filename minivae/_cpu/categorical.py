@@ -18,14 +18,14 @@ def _fwd(logits, prior, log_p, kl, q, diff):
     for r in numba.prange(rows):
         m, log_s = softmax_row(logits, r, 1.0, q)
         pr = r % prior.shape[0]
-        for j in range(k):
-            diff[r, j] = (logits[r, j] - m - log_s) - log_p[pr, j]
+        for j in range(k):  # 0 where q_j = 0: the term 0·(log q_j − log p_j) is 0, not NaN at log q_j = −inf
+            diff[r, j] = 0.0 if q[r, j] == 0 else (logits[r, j] - m - log_s) - log_p[pr, j]
         kl[r] = dot_any_order(q[r], diff[r])
 
 
 def categorical_kl_fwd(logits, prior):
-    """(KL per row, q, log q − log p) for logits (…, k) and the prior's logits as P rows of k (row r of the
-    logits takes prior row r mod P), p = softmax(prior row)."""
+    """(KL per row, q, log q − log p (0 where q = 0)) for logits (…, k) and the prior's logits as P rows of k (row r
+    of the logits takes prior row r mod P), p = softmax(prior row): ops.losses.CategoricalKL's formula."""
     k = logits.shape[-1]
     x = numpy.ascontiguousarray(logits).reshape(-1, k)
     lp = numpy.ascontiguousarray(prior, dtype=logits.dtype)

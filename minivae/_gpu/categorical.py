@@ -12,8 +12,8 @@ def _launch(name, t, rows, k, args):
 
 
 def categorical_kl_fwd(logits, prior):
-    """(KL per row, q, log q − log p) for logits (…, k) and the prior's logits as P rows of k (row r of the
-    logits takes prior row r mod P), p = softmax(prior row)."""
+    """(KL per row, q, log q − log p (0 where q = 0)) for logits (…, k) and the prior's logits as P rows of k (row r
+    of the logits takes prior row r mod P), p = softmax(prior row): ops.losses.CategoricalKL's formula."""
     t = floating(logits, "categorical_kl")
     x, lp = rows_of(logits), rows_of(prior, logits.dtype)
     xp = get_array_module(logits)

@@ -1,4 +1,6 @@
 """Bernoulli(σ(logits)), the likelihood of binary pixels."""
+import numpy
+
 from minivae import ops
 from minivae.distributions.distribution import Distribution, logits_from
 from minivae.plan import array_function
@@ -29,9 +31,12 @@ class Bernoulli(Distribution):
         return self.probs
 
     def sample(self, sample_shape=(), rng=None):
-        """1 where u < p, u ~ Uniform(0, 1) open: exactly Bernoulli(p), and p = 0 / p = 1 give only 0 / 1."""
+        """1 where u < p, u ~ Uniform(0, 1) open: exactly Bernoulli(p), and p = 0 / p = 1 give only 0 / 1. u is
+        float64 for a float16 p: float16 uniforms (rounded from float32's) would make P(u < p) = 0 for p = 2⁻²⁴, and
+        about half a float16 step below p for the others."""
         p = self.probs
-        u = resolve(rng).uniform(self._extended(sample_shape), p.dtype, device=self.logits.device)
+        dtype = numpy.float64 if p.dtype == numpy.float16 else p.dtype
+        u = resolve(rng).uniform(self._extended(sample_shape), dtype, device=self.logits.device)
         return array_function(lambda u, p: (u < p).astype(p.dtype), u, p)
 
     def log_prob(self, value):

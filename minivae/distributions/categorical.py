@@ -1,4 +1,6 @@
 """Categorical distributions over K classes, sampled by the Gumbel-max trick."""
+import math
+
 import numpy
 
 from minivae import ops
@@ -77,7 +79,16 @@ class OneHotCategorical(Categorical):
         return array_function(lambda nan, y: xp.where(nan[..., None], xp.nan, y).astype(y.dtype, copy=False), nan, y)
 
     def log_prob(self, value):
-        return (value * self.logits).sum(axis=-1)
+        """Σ_k v_k log p_k: log p_z of a one-hot v at z (as torch scores its index), with 0·(−inf) = 0, so that a
+        category of probability 0 the value does not take adds nothing; in the logits' dtype, as torch's (an
+        integer one-hot would make NumPy's float64 of float32 logits)."""
+        value = as_value(value, self.logits)
+        if value.dtype.kind != "f":
+            value = value.astype(self.logits.dtype)
+        # such a logit is replaced by 0 before the product, so its gradients are l̄ = ḡ·v = 0 and v̄ = ḡ·0 = 0; a
+        # product's NaN selected away after it would still send 0·(−inf) = NaN back through the product's VJP
+        unused = array_function(lambda v, logits: (v == 0) & (logits == -math.inf), value, self.logits)
+        return (value * ops.where(unused, 0.0, self.logits)).sum(axis=-1)
 
     def enumerate_support(self):
         """All K one-hot vectors, shaped (K, 1, …, 1, K)."""

@@ -5,7 +5,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import device_of
-from minivae.engine import DEFAULT_FLOAT, Tensor, as_tensor, no_grad, tensor
+from minivae.engine import DEFAULT_FLOAT, Tensor, array_function, as_tensor, no_grad, tensor
 from minivae.random import _shape
 
 
@@ -157,6 +157,13 @@ class CategoricalLogits:
     def probs(self):
         """The probs given, normalized; else softmax(logits) over the last axis = exp(log_softmax(logits))."""
         return ops.exp(self.logits) if self._probs is None else self._probs
+
+    def _impossible(self):
+        """A mask of the categories of probability exactly 0: a probability 0 given, or a logit −inf. Not one whose
+        probability only underflows to 0 in ``probs`` (a logit of −120 in float32): that one is still possible."""
+        if self._probs is None:
+            return array_function(lambda logits: logits == -math.inf, self.logits)
+        return array_function(lambda p: p == 0, self._probs)
 
 
 LOG_2PI = math.log(2 * math.pi)

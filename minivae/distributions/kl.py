@@ -1,7 +1,10 @@
 """KL(p ‖ q): a table of closed forms, and a Monte Carlo estimate for the rest."""
+import math
+
 from minivae import ops
 from minivae.distributions.categorical import Categorical
 from minivae.distributions.normal import Normal
+from minivae.engine import array_function
 
 _KL = {}
 
@@ -34,11 +37,22 @@ def _kl_normal_normal(p, q):
 
 @register_kl(Categorical, Categorical)
 def _kl_categorical_categorical(p, q):
-    """Σ_k p_k (log p_k − log q_k); OneHotCategorical is a Categorical, so it is covered too."""
+    """Σ_k p_k (log p_k − log q_k), whose term is 0 where p_k = 0 (0·log 0 = 0, whatever q_k) and +∞ where
+    q_k = 0 < p_k, as torch's; OneHotCategorical is a Categorical, so it is covered too.
+
+    p_k = 0 is ``p.probs`` = 0, as torch tests it; q_k = 0 is q's probability exactly 0 (a logit −inf, or a
+    probability 0 given): a q_k that only underflows (a logit of −120 in float32, which torch takes for 0 and so
+    gives +∞) keeps its finite log q_k. The gradient is that of the finite terms: 0 from the others, not NaN."""
     if p.num_categories != q.num_categories:
         raise ValueError(f"kl_divergence: p has K = {p.num_categories} categories and q has K = {q.num_categories}; "
                          "they must be equal")
-    return (p.probs * (p.logits - q.logits)).sum(axis=-1)
+    p_probs = p.probs
+    p_zero, q_zero = array_function(lambda p: p == 0, p_probs), q._impossible()
+    # those logits are replaced by 0 before the product, so the product and its VJP stay finite there; a product's
+    # NaN selected away after it would still send 0·(−inf) = NaN back through the product's VJP
+    log_p, log_q = ops.where(p_zero, 0.0, p.logits), ops.where(q_zero, 0.0, q.logits)
+    infinite = array_function(lambda p, q: q & ~p, p_zero, q_zero)
+    return ops.where(infinite, math.inf, p_probs * (log_p - log_q)).sum(axis=-1)
 
 
 def mc_kl(p, q, n, rng):

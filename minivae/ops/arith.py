@@ -1,7 +1,7 @@
 """Elementwise binary arithmetic, with broadcasting undone in every VJP."""
 import numpy
 
-from minivae.engine import Function
+from minivae.engine import DEFAULT_FLOAT, Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 
@@ -51,9 +51,15 @@ class Mul(Function):
 
 @register("div")
 class Div(Function):
-    """z = x / y;  x̄ = unbroadcast(ḡ / y, x.shape);  ȳ = unbroadcast(−ḡ·z / y, y.shape)."""
+    """z = x / y;  x̄ = unbroadcast(ḡ / y, x.shape);  ȳ = unbroadcast(−ḡ·z / y, y.shape).
+
+    True division of two integer or bool operands (a Python int beside an integer tensor is one: engine._lift) is in the
+    default float dtype, float32, as PyTorch's, which casts them to it first; NumPy's quotient is float64. A floating
+    operand keeps NumPy's promotion: float16 / 2 stays float16, float64 / an integer tensor float64."""
 
     def forward(ctx, x, y):
+        if x.dtype.kind in "biu" and y.dtype.kind in "biu":
+            x, y = x.astype(DEFAULT_FLOAT), y.astype(DEFAULT_FLOAT)
         z = x / y
         ctx.save(xshape=x.shape, y=y, z=z)
         return z

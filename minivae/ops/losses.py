@@ -240,13 +240,15 @@ class CategoricalKL(Function):
     r"""KL(Cat(softmax l) ‖ Cat(softmax l_p)) over the last axis; the prior logits l_p broadcast
     against l (a learnable prior gets its gradient too).
 
-    forward   KL = Σ_k q_k (log q_k − log p_k),  log q = log_softmax(l), log p = log_softmax(l_p)
-    backward  l̄_j = ḡ·q_j ((log q_j − log p_j) − KL);  l̄_p,j = unbroadcast(ḡ·(p_j − q_j), l_p.shape)
-    saves     q, log q − log p, KL (and p when l_p needs a gradient)
+    forward   KL = Σ_k q_k d_k,  d_k = log q_k − log p_k (0 where q_k = 0),  log q = log_softmax(l), log p = log_softmax(l_p)
+    backward  l̄_j = ḡ·q_j (d_j − KL);  l̄_p,j = unbroadcast(ḡ·(p_j − q_j), l_p.shape)
+    saves     q, d, KL (and p when l_p needs a gradient)
               fused: minivae/_cpu/categorical.py categorical_kl_fwd; on the GPU
               kernels/categorical_kl.cu categorical_kl_fwd/_bwd (the prior's gradient is NumPy's/CuPy's).
               The kernels normalize the prior's logits row by row themselves: a fixed prior (the VAE's
               uniform one) costs no log_softmax of its own each step (on the GPU, eight launches).
+    A term of q_k = 0 is 0, and so is its gradient (0·log 0 = 0 whatever p_k, as torch's kl_divergence), where a logit
+    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf).
     """
 
     def forward(ctx, logits, prior_logits):
@@ -259,7 +261,9 @@ class CategoricalKL(Function):
         else:
             log_p = _log_prior(xp, prior_logits, logits.shape)
             log_q = log_softmax_array(xp, logits, (logits.ndim - 1,))
-            q, diff = xp.exp(log_q), log_q - log_p
+            q = xp.exp(log_q)
+            with numpy.errstate(invalid="ignore"):  # −inf − (−inf), where q = 0 and the difference is not used
+                diff = xp.where(q == 0, 0, log_q - log_p)
             kl = (q * diff).sum(axis=-1)
         p = None
         if ctx.needs_input_grad[1]:

@@ -113,6 +113,16 @@ def test_bernoulli_probs_zero_and_one_never_draw_the_impossible_value():
     np.testing.assert_allclose(d.log_prob(mv.tensor(np.array([0.0, 1.0], np.float32))).data, [math.log(eps)] * 2, rtol=1e-6)
 
 
+def test_bernoulli_of_float16_probs_compares_float64_uniforms():
+    """Float16 uniforms are float32's rounded (Generator.uniform), which would put P(u < p) about half a float16 step
+    below p, and at 0 for p = 2⁻²⁴: a float16 p is compared with the float64 uniforms (as before the float16 ones
+    existed), and the draws are float16."""
+    p = np.array([2.0 ** -24, 0.3, 0.5, 0.999], np.float16)
+    s = Bernoulli(mv.tensor(p)).sample((50_000,), rng=Generator(4))
+    assert s.dtype == np.float16
+    np.testing.assert_array_equal(s.data, (Generator(4).uniform((50_000, 4), np.float64) < p).astype(np.float16))
+
+
 # ---- dtypes: integer parameters become float32, integer tensors are refused ------------
 def test_normal_with_integer_parameters_is_float32():
     d = Normal(0, 1)
@@ -313,6 +323,93 @@ def test_minus_infinite_logits_give_log_prob_and_entropy_as_torch():
     entropy.backward()
     assert np.isfinite(logits.grad).all()
     assert np.all(d.sample((10_000,), rng=Generator(0)).data != 0)
+
+
+def test_one_hot_log_prob_of_minus_infinite_logits_as_torch():
+    """logits [−inf, 0, 1]: the one-hot at z scores log p_z, as torch scores its index: Σ_k v_k log p_k with
+    0·(−inf) = 0 for the impossible category the value does not take (NaN in every row). Its gradients are those of
+    log p_z: l̄ = ḡ·(one_hot(z) − p) (as Categorical's), v̄_k = ḡ·log p_k, 0 at the impossible category, not NaN. An
+    integer one-hot scores in the logits' dtype."""
+    logits = mv.tensor(np.array([[-np.inf, 0.0, 1.0]] * 3, np.float32), requires_grad=True)
+    p = np.array([0.0, 1.0, math.e]) / (1 + math.e)
+    eye = np.eye(3, dtype=np.float32)
+    value = mv.tensor(eye[[1, 2, 0]], requires_grad=True)
+    d = OneHotCategorical(logits=logits)
+    with np.errstate(divide="ignore"):
+        log_p = np.log(p)
+    lp = d.log_prob(value)
+    np.testing.assert_allclose(lp.data, log_p[[1, 2, 0]], rtol=1e-6)
+    assert lp.dtype == np.float32 and d.log_prob(eye[[1, 2, 1]].astype(np.int64)).dtype == np.float32
+    g = np.array([0.5, -2.0, 0.0], np.float32)  # no gradient from the row of the impossible value (−inf)
+    with np.errstate(invalid="ignore"):  # that row's v̄_0 = ḡ·(−inf), NaN at ḡ = 0 (as torch's 0·∞)
+        lp.backward(g)
+    np.testing.assert_allclose(logits.grad, g[:, None] * (eye[[1, 2, 0]] - p), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(value.grad[:2], g[:2, None] * np.where(np.isinf(log_p), 0.0, log_p), rtol=1e-6)
+    assert np.isfinite(logits.grad).all() and np.isfinite(value.grad[:2]).all()
+
+
+KL_ROWS = [  # (p's logits, q's logits): p_0 = 0 against q_0 > 0; p_0 = q_0 = 0; q_0 = 0 < p_0
+    ([-np.inf, 0.0, 1.0], [0.0, 0.0, 0.0]),
+    ([-np.inf, 0.0, 1.0], [-np.inf, 1.0, 0.0]),
+    ([0.0, 0.0, 1.0], [-np.inf, 0.0, 0.0]),
+]
+
+
+def test_categorical_kl_of_zero_probabilities_as_torch():
+    """KL(p ‖ q) = Σ_k p_k log(p_k/q_k): a term of p_k = 0 is 0 (whatever q_k), one of q_k = 0 < p_k is +∞ (NaN from
+    0·(−inf) before). The gradients where it is finite are Σ_k over p's support: l̄_p,j = ḡ·p_j (d_j − KL) with
+    d_j = log(p_j/q_j) (0 off the support), l̄_q,j = ḡ·(q_j − p_j); finite, where torch's l̄_p is NaN. A row of +∞
+    with ḡ = 0 sends back 0."""
+    a, b = (np.array(rows) for rows in zip(*KL_ROWS))
+    lp, lq = mv.tensor(a, requires_grad=True), mv.tensor(b, requires_grad=True)
+    kl = kl_divergence(Categorical(logits=lp), Categorical(logits=lq))
+    p, q = (np.exp(x - np.logaddexp.reduce(x, axis=1, keepdims=True)) for x in (a, b))
+    p, q = p[:2], q[:2]  # the finite rows
+    support = p > 0
+    d = np.zeros_like(p)
+    d[support] = np.log(p[support] / q[support])
+    expected = (p * d).sum(axis=1)
+    np.testing.assert_allclose(kl.data[:2], expected, rtol=1e-12)
+    assert kl.data[2] == np.inf
+    g = np.array([0.7, -1.3, 0.0])
+    kl.backward(g)
+    np.testing.assert_allclose(lp.grad[:2], g[:2, None] * p * (d - expected[:, None]), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lq.grad[:2], g[:2, None] * (q - p), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(lp.grad[2], 0.0)
+    np.testing.assert_array_equal(lq.grad[2], 0.0)
+
+
+def test_categorical_kl_of_zero_probabilities_given_and_underflowed():
+    """Probs given: a probability 0 of q under p's 0.5 makes the KL +∞ (its logit is clamped to log ε, which made it
+    finite), one of p is a term 0. A q_k that only underflows to 0 in float32 (logit −120) keeps its log: KL = 60 − log 2,
+    not torch's +∞ (which tests q.probs = 0)."""
+    p, q = Categorical(mv.tensor(np.array([0.0, 1.0, 1.0]))), Categorical(mv.tensor(np.array([1.0, 0.0, 1.0])))
+    assert kl_divergence(p, q).item() == np.inf
+    r = Categorical(mv.tensor(np.array([0.0, 1.0, 3.0])))
+    assert kl_divergence(p, r).item() == pytest.approx(0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75), rel=1e-12)
+    assert kl_divergence(r, p).item() == pytest.approx(0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5), rel=1e-12)
+    u = Categorical(logits=mv.tensor(np.array([0.0, -120.0], np.float32)))
+    assert u.probs.data[1] == 0  # underflowed
+    kl = kl_divergence(Categorical(logits=mv.tensor(np.zeros(2, np.float32))), u)
+    assert kl.item() == pytest.approx(60 - math.log(2), rel=1e-6)
+
+
+def test_zero_probability_log_prob_and_kl_match_torch():
+    torch = pytest.importorskip("torch")
+    a, b = (np.array(rows) for rows in zip(*KL_ROWS))
+    ours = kl_divergence(OneHotCategorical(logits=mv.tensor(a)), OneHotCategorical(logits=mv.tensor(b))).data
+    theirs = torch.distributions.kl_divergence(torch.distributions.OneHotCategorical(logits=torch.tensor(a)),
+                                               torch.distributions.OneHotCategorical(logits=torch.tensor(b))).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    v = np.eye(3)[[1, 2, 0]]
+    ours = OneHotCategorical(logits=mv.tensor(a)).log_prob(mv.tensor(v)).data
+    theirs = torch.distributions.OneHotCategorical(logits=torch.tensor(a)).log_prob(torch.tensor(v)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    w = np.array([[0.0, 1.0, 1.0], [0.0, 1.0, 3.0]])
+    ours = kl_divergence(Categorical(mv.tensor(w)), Categorical(mv.tensor(w[::-1].copy()))).data
+    theirs = torch.distributions.kl_divergence(torch.distributions.Categorical(torch.tensor(w)),
+                                               torch.distributions.Categorical(torch.tensor(w[::-1].copy()))).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
 def test_log_prob_of_integer_values_gradchecks():

@@ -210,6 +210,63 @@ def test_true_division_dtypes_match_torch():
             np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=np.finfo(np.float32).eps)
 
 
+# ---- integer tensors beside floating tensors ------------------------------------------------------------------
+BINARY = {"add": ops.add, "sub": ops.sub, "mul": ops.mul, "div": ops.div, "pow": ops.pow, "maximum": ops.maximum,
+          "matmul": ops.matmul}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("int_dtype", [np.uint8, np.int32, np.int64, np.bool_])
+@pytest.mark.parametrize("float_dtype", [np.float16, np.float32, np.float64])
+def test_an_integer_tensor_beside_a_floating_one_takes_its_dtype(name, int_dtype, float_dtype):
+    """PyTorch's promotion across kinds: the floating operand's dtype, in either order (NumPy: int32 or int64 with
+    float32, or any integer wider than int8 with float16, gives float64), with the values of the integer operand cast
+    to that dtype first."""
+    if name == "sub" and int_dtype is np.bool_:
+        pytest.skip("bool − float: PyTorch refuses a bool in a subtraction")
+    a = np.array([[1, 0], [1, 1]], int_dtype)
+    b = np.array([[1.5, 2.0], [3.0, 0.5]], float_dtype)
+    op, raw = BINARY[name], {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+                             "pow": np.power, "maximum": np.maximum, "matmul": np.matmul}[name]
+    for p, q in ((a, b), (b, a)):
+        with np.errstate(divide="ignore"):
+            got = op(mv.tensor(p), mv.tensor(q))
+            want = raw(p.astype(float_dtype), q.astype(float_dtype))
+        assert got.dtype == float_dtype, (p.dtype, q.dtype, got.dtype)
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_integer_and_floating_dtypes_match_torch():
+    torch = pytest.importorskip("torch")
+    for int_dtype in (np.uint8, np.int16, np.int32, np.int64):
+        for float_dtype in (np.float16, np.float32, np.float64):
+            a, b = np.array([1, 2], int_dtype), np.array([0.5, 4.0], float_dtype)
+            for fn in (lambda x, y: x + y, lambda x, y: x * y, lambda x, y: x / y, lambda x, y: y - x):
+                ours, theirs = fn(mv.tensor(a), mv.tensor(b)), fn(torch.tensor(a), torch.tensor(b))
+                assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (int_dtype, float_dtype)
+
+
+def test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient():
+    """int64 pixels into Linear (and x @ W): float32 values, those of the pixels cast to float32, and W̄ = xᵀ ḡ in
+    float32, where NumPy's promotion would make both float64 (uint8 would not show it: NumPy keeps uint8 · float32
+    float32)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 4))
+    layer = mv.nn.Linear(4, 2)
+    y = layer(mv.tensor(x))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), x.astype(np.float32) @ layer.weight.data + layer.bias.data, rtol=1e-6)
+    g = rng.standard_normal((3, 2)).astype(np.float32)
+    y.backward(g)
+    assert layer.weight.grad.dtype == np.float32
+    np.testing.assert_allclose(layer.weight.grad, x.astype(np.float32).T @ g, rtol=1e-5)
+    w = leaf(rng.standard_normal((4, 2)), np.float32)
+    z = mv.tensor(x) @ w
+    assert z.dtype == np.float32
+    z.backward(g)
+    assert w.grad.dtype == np.float32
+
+
 # ---- clip with tensor bounds ------------------------------------------------------------------------------------
 def test_clip_takes_tensor_bounds_with_pytorch_s_gradients():
     """Values: numpy.clip (hi wherever lo > hi). Gradients: torch.clamp's, by hand for each case: x̄ = ḡ where

@@ -951,6 +951,15 @@ MUTANTS = [
       'uniform(dtype=float16) returns float64'),
     M('bernoulli-float16-uniforms', 'minivae/distributions/bernoulli.py', ('        dtype = numpy.float64 if p.dtype == numpy.float16 else p.dtype', '        dtype = p.dtype'),
       ['tests/distributions/test_parameters.py::test_bernoulli_of_float16_probs_compares_float64_uniforms'], 'Bernoulli of float16 probs off by half a float16 step, never 1 at p = 2⁻²⁴'),
+    # ---- integer tensors beside floating ones (PyTorch's promotion across kinds) ----
+    M('arith-mixed-kinds-numpy-promotion', 'minivae/ops/arith.py', ('    if kx == ky or (kx != "f" and ky != "f"):', '    if True:'),
+      ['tests/test_ops_edges.py::test_an_integer_tensor_beside_a_floating_one_takes_its_dtype', 'tests/test_ops_edges.py::test_integer_and_floating_dtypes_match_torch'], 'int64 + float32 tensors is float64'),
+    M('arith-mixed-kinds-one-order-only', 'minivae/ops/arith.py', ('if kx == "f" else (x.astype(y.dtype), y)', 'if kx == "f" else (x, y)'),
+      ['tests/test_ops_edges.py::test_an_integer_tensor_beside_a_floating_one_takes_its_dtype'], 'float32 + int64 is float32 but int64 + float32 float64'),
+    M('matmul-integer-data-float64', 'minivae/ops/linalg.py', ('        x, y = floating(x, y)  # integer data', '        pass  # integer data'),
+      ['tests/test_ops_edges.py::test_an_integer_tensor_beside_a_floating_one_takes_its_dtype', 'tests/test_ops_edges.py::test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient'], 'int64 @ float32 weights is float64'),
+    M('linear-integer-data-float64', 'minivae/ops/linalg.py', ('        x, weight = floating(x, weight)  # integer data', '        pass  # integer data'),
+      ['tests/test_ops_edges.py::test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient'], 'int64 pixels through a float32 Linear give float64 values and W̄'),
 ]
 
 def copy_tree(dst):

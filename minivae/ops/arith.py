@@ -6,6 +6,16 @@ from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 
 
+def floating(x, y):
+    """The operands of a binary op with PyTorch's promotion across kinds: an integer or bool array beside a floating
+    one takes the floating one's dtype (int64 + float32 is float32, where NumPy's result is float64; float16 · int64
+    float16), so integer data never turns a float32 model's values into float64. Same kinds: NumPy's promotion."""
+    kx, ky = x.dtype.kind, y.dtype.kind
+    if kx == ky or (kx != "f" and ky != "f"):
+        return x, y
+    return (x, y.astype(x.dtype)) if kx == "f" else (x.astype(y.dtype), y)
+
+
 @register("add")
 class Add(Function):
     """z = x + y;  x̄ = unbroadcast(ḡ, x.shape);  ȳ = unbroadcast(ḡ, y.shape).
@@ -14,6 +24,7 @@ class Add(Function):
     computed: on the GPU each would be a kernel launch (a product, a reduction) for nothing."""
 
     def forward(ctx, x, y):
+        x, y = floating(x, y)
         ctx.save(xshape=x.shape, yshape=y.shape)
         return x + y
 
@@ -27,6 +38,7 @@ class Sub(Function):
     """z = x − y;  x̄ = unbroadcast(ḡ, x.shape);  ȳ = −unbroadcast(ḡ, y.shape)."""
 
     def forward(ctx, x, y):
+        x, y = floating(x, y)
         ctx.save(xshape=x.shape, yshape=y.shape)
         return x - y
 
@@ -40,6 +52,7 @@ class Mul(Function):
     """z = x·y;  x̄ = unbroadcast(ḡ·y, x.shape);  ȳ = unbroadcast(ḡ·x, y.shape)."""
 
     def forward(ctx, x, y):
+        x, y = floating(x, y)
         ctx.save(x=x, y=y)
         return x * y
 
@@ -55,11 +68,12 @@ class Div(Function):
 
     True division of two integer or bool operands (a Python int beside an integer tensor is one: engine._lift) is in the
     default float dtype, float32, as PyTorch's, which casts them to it first; NumPy's quotient is float64. A floating
-    operand keeps NumPy's promotion: float16 / 2 stays float16, float64 / an integer tensor float64."""
+    operand gives its dtype (``floating``): float16 / 2 stays float16, float64 / an integer tensor float64."""
 
     def forward(ctx, x, y):
         if x.dtype.kind in "biu" and y.dtype.kind in "biu":
             x, y = x.astype(DEFAULT_FLOAT), y.astype(DEFAULT_FLOAT)
+        x, y = floating(x, y)
         z = x / y
         ctx.save(xshape=x.shape, y=y, z=z)
         return z
@@ -91,6 +105,7 @@ class Pow(Function):
     """
 
     def forward(ctx, x, y):
+        x, y = floating(x, y)
         z = x ** y
         ctx.save(x=x, y=y, z=z)
         return z
@@ -109,6 +124,7 @@ class Maximum(Function):
     """z = max(x, y);  x̄ = ḡ·[x > y] + ½ḡ·[x = y];  ȳ = ḡ·[y > x] + ½ḡ·[x = y] (ties split, as PyTorch)."""
 
     def forward(ctx, x, y):
+        x, y = floating(x, y)
         ctx.save(x=x, y=y)
         return ctx.xp.maximum(x, y)
 

@@ -4,12 +4,14 @@ import numpy
 from minivae._backend import fused, get_array_module
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
+from minivae.ops.arith import floating
 from minivae.ops._registry import register
 
 
 @register("matmul")
 class Matmul(Function):
-    """z = x @ y (NumPy's matmul: 1-D operands promoted, leading axes batched and broadcast);
+    """z = x @ y (NumPy's matmul: 1-D operands promoted, leading axes batched and broadcast; an integer operand beside
+    a floating one takes its dtype, as in the elementwise ops);
     x̄ = unbroadcast(ḡ @ yᵀ, x.shape);  ȳ = unbroadcast(xᵀ @ ḡ, y.shape), transposing the last two axes."""
 
     def forward(ctx, x, y):
@@ -18,6 +20,7 @@ class Matmul(Function):
         if x.shape[-1] != y.shape[-2 if y.ndim > 1 else 0]:
             raise ValueError(f"matmul: shapes {x.shape} and {y.shape} do not match "
                              f"({x.shape[-1]} != {y.shape[-2 if y.ndim > 1 else 0]})")
+        x, y = floating(x, y)  # integer data times float32 weights is float32, not float64
         ctx.save(x=x, y=y)
         return matmul_array(ctx.xp, x, y)
 
@@ -76,6 +79,7 @@ class Linear(Function):
         if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[0] or bias.shape != weight.shape[1:]:
             raise ValueError(f"linear: x {x.shape} (…, in), weight {weight.shape} (in, out) and bias {bias.shape} "
                              "(out,) do not fit")
+        x, weight = floating(x, weight)  # integer data (int64 pixels) through float32 weights is float32, not float64
         xp = ctx.xp
         gemm = None if xp is numpy else fused("gemm", xp, x, weight, bias)
         y = None if gemm is None else gemm.linear(x, weight, bias, activation == "relu")  # one call or launch

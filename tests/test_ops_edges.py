@@ -267,6 +267,26 @@ def test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gra
     assert w.grad.dtype == np.float32
 
 
+REAL_VALUED = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "tanh": np.tanh,
+               "sin": np.sin, "cos": np.cos, "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+               "softplus": lambda v: np.log1p(np.exp(v))}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_VALUED))
+@pytest.mark.parametrize("int_dtype", [np.uint8, np.int32, np.int64, np.bool_])
+def test_a_real_function_of_an_integer_tensor_is_float32(name, int_dtype):
+    """PyTorch's exp, log, sqrt, … of integer (or bool) tensors are its default float dtype, float32, where NumPy's
+    of int32 and int64 are float64: the integers are cast to float32 first. abs and relu stay integer."""
+    a = np.array([1, 2, 0, 5], int_dtype) if int_dtype is not np.bool_ else np.array([True, False])
+    with np.errstate(divide="ignore"):
+        got = getattr(ops, name)(mv.tensor(a))
+        want = REAL_VALUED[name](a.astype(np.float64))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.numpy(), want, rtol=2e-7)
+    if int_dtype is not np.bool_:  # (PyTorch refuses abs and relu of bools)
+        assert ops.abs(mv.tensor(a)).dtype == a.dtype and ops.relu(mv.tensor(a)).dtype == a.dtype
+
+
 # ---- clip with tensor bounds ------------------------------------------------------------------------------------
 def test_clip_takes_tensor_bounds_with_pytorch_s_gradients():
     """Values: numpy.clip (hi wherever lo > hi). Gradients: torch.clamp's, by hand for each case: x̄ = ḡ where

@@ -960,6 +960,8 @@ MUTANTS = [
       ['tests/test_ops_edges.py::test_an_integer_tensor_beside_a_floating_one_takes_its_dtype', 'tests/test_ops_edges.py::test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient'], 'int64 @ float32 weights is float64'),
     M('linear-integer-data-float64', 'minivae/ops/linalg.py', ('        x, weight = floating(x, weight)  # integer data', '        pass  # integer data'),
       ['tests/test_ops_edges.py::test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient'], 'int64 pixels through a float32 Linear give float64 values and W̄'),
+    M('unary-integer-input-numpy-dtype', 'minivae/ops/unary.py', ('    return x.astype(DEFAULT_FLOAT) if x.dtype.kind in "biu" else x', '    return x'),
+      ['tests/test_ops_edges.py::test_a_real_function_of_an_integer_tensor_is_float32'], 'exp of an int64 tensor is float64'),
 ]
 
 def copy_tree(dst):

@@ -1,7 +1,13 @@
 """Elementwise unary functions. Where the derivative is a function of the output
 (exp, sqrt, tanh, sigmoid), the output is what is saved."""
-from minivae.engine import Function
+from minivae.engine import DEFAULT_FLOAT, Function
 from minivae.ops._registry import register
+
+
+def real(x):
+    """x for a function with real values: an integer or bool array as the default float dtype, float32, as in
+    PyTorch (NumPy's exp of int64 is float64); a floating array as it is."""
+    return x.astype(DEFAULT_FLOAT) if x.dtype.kind in "biu" else x
 
 
 @register("exp")
@@ -9,6 +15,7 @@ class Exp(Function):
     """y = eˣ;  x̄ = ḡ·y."""
 
     def forward(ctx, x):
+        x = real(x)
         y = ctx.xp.exp(x)
         ctx.save(y=y)
         return y
@@ -22,6 +29,7 @@ class Log(Function):
     """y = log x;  x̄ = ḡ / x."""
 
     def forward(ctx, x):
+        x = real(x)
         ctx.save(x=x)
         return ctx.xp.log(x)
 
@@ -34,6 +42,7 @@ class Log1p(Function):
     """y = log(1 + x);  x̄ = ḡ / (1 + x)."""
 
     def forward(ctx, x):
+        x = real(x)
         ctx.save(x=x)
         return ctx.xp.log1p(x)
 
@@ -46,6 +55,7 @@ class Expm1(Function):
     """y = eˣ − 1;  x̄ = ḡ·(y + 1)."""
 
     def forward(ctx, x):
+        x = real(x)
         y = ctx.xp.expm1(x)
         ctx.save(y=y)
         return y
@@ -59,6 +69,7 @@ class Sqrt(Function):
     """y = √x;  x̄ = ḡ / (2y)."""
 
     def forward(ctx, x):
+        x = real(x)
         y = ctx.xp.sqrt(x)
         ctx.save(y=y)
         return y
@@ -84,6 +95,7 @@ class Tanh(Function):
     """y = tanh x;  x̄ = ḡ·(1 − y²)."""
 
     def forward(ctx, x):
+        x = real(x)
         y = ctx.xp.tanh(x)
         ctx.save(y=y)
         return y
@@ -97,6 +109,7 @@ class Sin(Function):
     """y = sin x;  x̄ = ḡ·cos x."""
 
     def forward(ctx, x):
+        x = real(x)
         ctx.save(x=x)
         return ctx.xp.sin(x)
 
@@ -109,6 +122,7 @@ class Cos(Function):
     """y = cos x;  x̄ = −ḡ·sin x."""
 
     def forward(ctx, x):
+        x = real(x)
         ctx.save(x=x)
         return ctx.xp.cos(x)
 
@@ -132,6 +146,7 @@ class Sigmoid(Function):
     """y = σ(x) = 1/(1 + e⁻ˣ);  x̄ = ḡ·y·(1 − y)."""
 
     def forward(ctx, x):
+        x = real(x)
         y = stable_sigmoid(ctx.xp, x)
         ctx.save(y=y)
         return y
@@ -145,6 +160,7 @@ class Softplus(Function):
     """y = log(1 + eˣ);  x̄ = ḡ·σ(x)."""
 
     def forward(ctx, x):
+        x = real(x)
         ctx.save(x=x)
         return stable_softplus(ctx.xp, x)
 

@@ -212,7 +212,7 @@ def test_true_division_dtypes_match_torch():
 
 # ---- integer tensors beside floating tensors ------------------------------------------------------------------
 BINARY = {"add": ops.add, "sub": ops.sub, "mul": ops.mul, "div": ops.div, "pow": ops.pow, "maximum": ops.maximum,
-          "matmul": ops.matmul}
+          "minimum": ops.minimum, "matmul": ops.matmul}
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
@@ -227,13 +227,38 @@ def test_an_integer_tensor_beside_a_floating_one_takes_its_dtype(name, int_dtype
     a = np.array([[1, 0], [1, 1]], int_dtype)
     b = np.array([[1.5, 2.0], [3.0, 0.5]], float_dtype)
     op, raw = BINARY[name], {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-                             "pow": np.power, "maximum": np.maximum, "matmul": np.matmul}[name]
+                             "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
+                             "matmul": np.matmul}[name]
     for p, q in ((a, b), (b, a)):
         with np.errstate(divide="ignore"):
             got = op(mv.tensor(p), mv.tensor(q))
             want = raw(p.astype(float_dtype), q.astype(float_dtype))
         assert got.dtype == float_dtype, (p.dtype, q.dtype, got.dtype)
         np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("float_dtype", [np.float16, np.float32])
+def test_joins_selections_and_bounds_of_integer_and_floating_tensors_take_the_floating_dtype(float_dtype):
+    """cat, stack, where's two branches and clip's bounds by the same rule (PyTorch's; NumPy's is float64 beside
+    int64), the integer values cast to the floating dtype; where's condition stays a mask."""
+    a, b = np.array([1, 7], np.int64), np.array([0.5, 4.0], float_dtype)
+    x, y = mv.tensor(a), mv.tensor(b)
+    mask = np.array([True, False])
+    cases = [(mv.cat([x, y]), np.concatenate([a.astype(float_dtype), b])),
+             (mv.cat([y, x]), np.concatenate([b, a.astype(float_dtype)])),
+             (mv.stack([x, y]), np.stack([a.astype(float_dtype), b])),
+             (ops.where(mv.tensor(mask), x, y), np.where(mask, a.astype(float_dtype), b)),
+             (ops.where(mv.tensor(mask), y, x), np.where(mask, b, a.astype(float_dtype))),
+             (ops.clip(y, x, None), np.clip(b, a.astype(float_dtype), None)),
+             (ops.clip(x, None, y), np.clip(a.astype(float_dtype), None, b))]
+    for got, want in cases:
+        assert got.dtype == float_dtype
+        np.testing.assert_array_equal(got.numpy(), want)
+    assert mv.cat([x, x]).dtype == np.int64 and mv.cat([y, mv.tensor(np.ones(1))]).dtype == np.float64  # one kind
+    w = leaf([0.5, 4.0], float_dtype)  # the floating operand's gradient keeps its dtype
+    mv.cat([x, w]).backward(np.arange(4.0, dtype=float_dtype))
+    assert w.grad.dtype == float_dtype
+    np.testing.assert_array_equal(w.grad, [2.0, 3.0])
 
 
 def test_integer_and_floating_dtypes_match_torch():

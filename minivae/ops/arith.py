@@ -7,13 +7,20 @@ from minivae.ops._registry import register
 
 
 def floating(x, y):
-    """The operands of a binary op with PyTorch's promotion across kinds: an integer or bool array beside a floating
-    one takes the floating one's dtype (int64 + float32 is float32, where NumPy's result is float64; float16 · int64
-    float16), so integer data never turns a float32 model's values into float64. Same kinds: NumPy's promotion."""
-    kx, ky = x.dtype.kind, y.dtype.kind
-    if kx == ky or (kx != "f" and ky != "f"):
-        return x, y
-    return (x, y.astype(x.dtype)) if kx == "f" else (x.astype(y.dtype), y)
+    """The operands of a binary op with PyTorch's promotion across kinds (``floating_all``)."""
+    return (x, y) if x.dtype.kind == y.dtype.kind else floating_all((x, y))
+
+
+def floating_all(arrays):
+    """``arrays``, the operands of one op, with PyTorch's promotion across kinds: integer and bool arrays beside
+    floating ones take the floating ones' common dtype (int64 + float32 is float32, where NumPy's result is float64;
+    float16 · int64 float16), so integer data never turns a float32 model's values into float64. Operands all of one
+    kind, floating or not, are left to NumPy's promotion."""
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if not floats or len(floats) == len(arrays):
+        return tuple(arrays)
+    dtype = numpy.result_type(*floats)
+    return tuple(a if a.dtype.kind == "f" else a.astype(dtype) for a in arrays)
 
 
 @register("add")
@@ -139,6 +146,7 @@ class Minimum(Function):
     """z = min(x, y);  x̄ = ḡ·[x < y] + ½ḡ·[x = y];  ȳ = ḡ·[y < x] + ½ḡ·[x = y]."""
 
     def forward(ctx, x, y):
+        x, y = floating(x, y)
         ctx.save(x=x, y=y)
         return ctx.xp.minimum(x, y)
 
@@ -155,6 +163,7 @@ class Where(Function):
 
     def forward(ctx, cond, x, y):
         cond = cond.astype(bool, copy=False)
+        x, y = floating(x, y)
         ctx.save(cond=cond, xshape=x.shape, yshape=y.shape)
         return ctx.xp.where(cond, x, y)
 
@@ -173,6 +182,7 @@ class Clip(Function):
     The bounds given are the inputs after x: ``lower`` and ``upper`` say which they are."""
 
     def forward(ctx, x, *bounds, lower=False, upper=False):
+        x, *bounds = floating_all((x, *bounds))
         lo, hi = bounds[0] if lower else None, bounds[-1] if upper else None
         ctx.save(x=x, lo=lo, hi=hi)
         return ctx.xp.clip(x, lo, hi)

@@ -5,6 +5,7 @@ import numpy
 from minivae.engine import DEFAULT_FLOAT, Function, Tensor, as_tensor, index_on
 from minivae.ops._broadcast import axis_index, normalize_axis, unbroadcast
 from minivae.ops._registry import nondifferentiable, register
+from minivae.ops.arith import floating_all
 from minivae.plan import array_function
 
 
@@ -68,6 +69,7 @@ class Concatenate(Function):
     def forward(ctx, *xs, axis=0):
         if not xs:
             raise ValueError("concatenate needs at least one tensor")
+        xs = floating_all(xs)
         axis = normalize_axis(axis, xs[0].ndim, xs[0].shape)[0]
         ctx.save(axis=axis, sizes=[x.shape[axis] for x in xs])
         return ctx.xp.concatenate(xs, axis=axis)
@@ -91,6 +93,7 @@ class Stack(Function):
     def forward(ctx, *xs, axis=0):
         if not xs:
             raise ValueError("stack needs at least one tensor")
+        xs = floating_all(xs)
         axis = normalize_axis(axis, xs[0].ndim + 1, xs[0].shape)[0]
         ctx.save(axis=axis, n=len(xs))
         return ctx.xp.stack(xs, axis=axis)

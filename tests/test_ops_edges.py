@@ -141,7 +141,8 @@ def test_softmax_and_logsumexp_over_an_empty_axis(shape, axis, dtype):
 def test_a_python_int_keeps_an_integer_tensor_s_dtype():
     """NumPy 2 (NEP 50) and PyTorch take a Python int as "weak": uint8 · 3 stays uint8 (and wraps as NumPy's array
     arithmetic does), int16 + 2 stays int16; bool + 1 is NumPy's int64. A value the dtype cannot hold is NumPy's
-    OverflowError. A NumPy integer scalar is not weak (NumPy's rule too)."""
+    OverflowError. A NumPy integer scalar is a 0-d tensor here, and takes an integer array's dtype as PyTorch's
+    rule for a 0-d operand says (PyTorch gives int16 + np.int64(2) int16; NumPy 2 gives int64)."""
     for dtype in (np.uint8, np.int16, np.int32, np.int64):
         a = np.array([100, 2], dtype)
         for got, want in ((mv.tensor(a) * 3, a * 3), (3 * mv.tensor(a), 3 * a), (mv.tensor(a) - 1, a - 1)):
@@ -153,7 +154,7 @@ def test_a_python_int_keeps_an_integer_tensor_s_dtype():
     assert ops.where(mask, mv.tensor(np.array([1, 2], np.int16)), 3).dtype == np.int16  # np.where's too
     with pytest.raises(OverflowError):
         mv.tensor(np.array([1], np.uint8)) + 300
-    assert (mv.tensor(np.array([1], np.int16)) + np.int64(2)).dtype == np.int64
+    assert (mv.tensor(np.array([1], np.int16)) + np.int64(2)).dtype == np.int16
 
 
 def test_a_python_float_makes_integer_tensors_float32():
@@ -259,6 +260,35 @@ def test_joins_selections_and_bounds_of_integer_and_floating_tensors_take_the_fl
     mv.cat([x, w]).backward(np.arange(4.0, dtype=float_dtype))
     assert w.grad.dtype == float_dtype
     np.testing.assert_array_equal(w.grad, [2.0, 3.0])
+
+
+def test_a_0d_operand_of_the_same_category_takes_the_array_s_dtype():
+    """PyTorch's rule for a 0-d tensor beside an array of one category (floating, or integer: uint and int are one):
+    the array's dtype, as for a Python number (NumPy 2 would widen float32 · a float64 0-d to float64); the 0-d
+    operand's gradient comes back in its own dtype. Two arrays, or two 0-d operands, keep NumPy's promotion."""
+    x = leaf([1.0, 2.0, 3.0], np.float32)
+    w = mv.tensor(np.float64(0.1), requires_grad=True)
+    for got, want in ((x * w, x.data * np.float32(0.1)), (w * x, np.float32(0.1) * x.data),
+                      (x / w, x.data / np.float32(0.1)), (w - x, np.float32(0.1) - x.data)):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.numpy(), want)
+    (x * w).sum().backward()
+    assert w.grad.dtype == np.float64 and w.grad == pytest.approx(6.0)
+    assert (mv.tensor(np.ones(2, np.uint8)) * mv.tensor(np.int64(3))).dtype == np.uint8
+    assert (mv.tensor(np.ones(2, np.float32)) * mv.tensor(np.ones(2))).dtype == np.float64  # two arrays: NumPy's
+    assert (mv.tensor(np.float32(1)) * mv.tensor(np.float64(1))).dtype == np.float64
+
+
+def test_binary_dtypes_of_arrays_and_0d_tensors_match_torch():
+    torch = pytest.importorskip("torch")
+    dtypes = (np.bool_, np.uint8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64)
+    for d1 in dtypes:
+        for d2 in dtypes:
+            for s1, s2 in (((2,), ()), ((), (2,)), ((2,), (2,)), ((), ())):
+                a, b = np.ones(s1, d1), np.ones(s2, d2)
+                for fn in (lambda x, y: x + y, lambda x, y: x * y, lambda x, y: x / y):
+                    ours, theirs = fn(mv.tensor(a), mv.tensor(b)), fn(torch.tensor(a), torch.tensor(b))
+                    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (d1, s1, d2, s2)
 
 
 def test_integer_and_floating_dtypes_match_torch():

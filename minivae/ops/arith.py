@@ -6,9 +6,21 @@ from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 
 
+_CATEGORY = {"b": "bool", "u": "integer", "i": "integer", "f": "floating"}  # PyTorch's categories of dtypes
+
+
 def floating(x, y):
-    """The operands of a binary op with PyTorch's promotion across kinds (``floating_all``)."""
-    return (x, y) if x.dtype.kind == y.dtype.kind else floating_all((x, y))
+    """The operands of a binary op with PyTorch's promotion: across categories (bool, integer, floating),
+    ``floating_all``'s; within one category, a 0-d
+    operand beside an array of more dimensions takes that array's dtype (float32 · a 0-d float64 tensor is float32,
+    as PyTorch's; NumPy's is float64), as a Python number does (engine._lift)."""
+    if x.dtype == y.dtype:
+        return x, y
+    if _CATEGORY.get(x.dtype.kind) != _CATEGORY.get(y.dtype.kind):
+        return floating_all((x, y))
+    if (x.ndim == 0) == (y.ndim == 0):
+        return x, y
+    return (x.astype(y.dtype), y) if x.ndim == 0 else (x, y.astype(x.dtype))
 
 
 def floating_all(arrays):

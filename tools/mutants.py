@@ -435,7 +435,7 @@ MUTANTS = [
       [ESTIMATOR_VALUES], "no path for the gradient"),
     M("straight-through-soft-forward", "minivae/estimators.py", ("rsample(sample_shape, rng=rng, hard=True)", "rsample(sample_shape, rng=rng, hard=False)"),
       [ESTIMATOR_VALUES], "the soft sample forward"),
-    M("exact-detached-weights", "minivae/estimators.py", ("return (ops.exp(log_q) * f(z)).sum(axis=0)", "return (ops.exp(log_q.detach()) * f(z)).sum(axis=0)"),
+    M("exact-detached-weights", "minivae/estimators.py", ("return (ops.exp(log_q) * fz).sum(axis=0)", "return (ops.exp(log_q.detach()) * fz).sum(axis=0)"),
       [ESTIMATOR_VALUES, "tests/test_estimators.py::test_exact_estimator_matches_enumeration_by_hand"], "a missing gradient path"),
     M("elbo-kl-sign", "minivae/objectives.py", ("return reconstruction - beta * kl_divergence(q, model.prior()).sum(axis=-1)",
                                                 "return reconstruction + beta * kl_divergence(q, model.prior()).sum(axis=-1)"),
@@ -974,6 +974,15 @@ MUTANTS = [
       ['tests/test_ops_edges.py::test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient'], 'int64 pixels through a float32 Linear give float64 values and W̄'),
     M('unary-integer-input-numpy-dtype', 'minivae/ops/unary.py', ('    return x.astype(DEFAULT_FLOAT) if x.dtype.kind in "biu" else x', '    return x'),
       ['tests/test_ops_edges.py::test_a_real_function_of_an_integer_tensor_is_float32'], 'exp of an int64 tensor is float64'),
+    # ---- estimators, objectives, gradcheck and the lab, fix4-est ----
+    M('exact-per-variable-values-misweighed', 'minivae/estimators.py', ('        log_q = log_q.sum(axis=-1, keepdims=fz.ndim == log_q.ndim)', '        log_q = log_q.sum(axis=-1)'),
+      ['tests/test_estimator_values.py::test_exact_estimator_with_one_value_per_variable_by_hand'], 'f with one value per variable: refused, or (rows = variables) broadcast against the wrong axis'),
+    M('exact-values-unchecked', 'minivae/estimators.py', ('    if fz.ndim != log_q.ndim:', '    if False:'),
+      ['tests/test_estimator_values.py::test_exact_estimator_refuses_values_it_cannot_weigh'], 'values summed over the independent rows: a broadcast error or a wrong sum'),
+    M('score-function-baseline-gets-gradient', 'minivae/estimators.py', ('    baseline = baseline.detach() if isinstance(baseline, Tensor) else baseline\n', ''),
+      ['tests/test_estimator_values.py::test_reinforce_baseline_takes_no_part_in_the_gradient'], 'a baseline computed from θ adds −log q·∇b to θ̄: biased'),
+    M('reinforce-extra-axes-unchecked', 'minivae/estimators.py', ('    if fz.ndim > log_q.ndim:', '    if False:'),
+      ['tests/test_estimator_values.py::test_reinforce_refuses_values_with_more_axes_than_the_samples_batch'], 'f of shape (4, 4) against log q (4,): broadcast along the categories'),
 ]
 
 def copy_tree(dst):

@@ -983,6 +983,14 @@ MUTANTS = [
       ['tests/test_estimator_values.py::test_reinforce_baseline_takes_no_part_in_the_gradient'], 'a baseline computed from θ adds −log q·∇b to θ̄: biased'),
     M('reinforce-extra-axes-unchecked', 'minivae/estimators.py', ('    if fz.ndim > log_q.ndim:', '    if False:'),
       ['tests/test_estimator_values.py::test_reinforce_refuses_values_with_more_axes_than_the_samples_batch'], 'f of shape (4, 4) against log q (4,): broadcast along the categories'),
+    M('gradcheck-negative-eps-accepted', 'minivae/gradcheck.py', ('    if not 0 < eps < numpy.inf:', '    if False:'),
+      ['tests/test_gradcheck_tool.py::test_bad_arguments_are_refused_naming_them'], 'eps < 0 flips the numeric gradient (a correct VJP blamed); eps = 0 a ZeroDivisionError'),
+    M('gradcheck-nan-tolerance-accepted', 'minivae/gradcheck.py', ('        if not tol >= 0:', '        if tol < 0:'),
+      ['tests/test_gradcheck_tool.py::test_bad_arguments_are_refused_naming_them'], 'atol = nan: every comparison false, every VJP passes'),
+    M('gradcheck-zero-directions-accepted', 'minivae/gradcheck.py', ('or n_directions < 1:', 'or n_directions < 0:'),
+      ['tests/test_gradcheck_tool.py::test_bad_arguments_are_refused_naming_them'], 'n_directions = 0: a large input checked along no direction, and passed'),
+    M('gradcheck-non-tensor-output-unchecked', 'minivae/gradcheck.py', ('    if not isinstance(out, Tensor):\n        raise TypeError', '    if False:\n        raise TypeError'),
+      ['tests/test_gradcheck_tool.py::test_fn_must_return_one_tensor'], 'fn returning a tuple or an array: an AttributeError'),
 ]
 
 def copy_tree(dst):

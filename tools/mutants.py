@@ -991,6 +991,12 @@ MUTANTS = [
       ['tests/test_gradcheck_tool.py::test_bad_arguments_are_refused_naming_them'], 'n_directions = 0: a large input checked along no direction, and passed'),
     M('gradcheck-non-tensor-output-unchecked', 'minivae/gradcheck.py', ('    if not isinstance(out, Tensor):\n        raise TypeError', '    if False:\n        raise TypeError'),
       ['tests/test_gradcheck_tool.py::test_fn_must_return_one_tensor'], 'fn returning a tuple or an array: an AttributeError'),
+    M('lab-bounds-two-by-three-only', 'minivae/lab.py', ('enumerate_one_hot(model.n_latent, model.n_categories, numpy.float64)', 'enumerate_one_hot(2, 3, numpy.float64)'),
+      ['tests/test_estimators.py::test_lab_bounds_of_a_model_of_another_size'], 'tiny_vae_bounds(model) of 3 × 2 latents: a broadcast error'),
+    M('lab-one-draw-zero-variance', 'minivae/lab.py', ('numpy.full(grads.shape[1], numpy.nan)', 'numpy.zeros(grads.shape[1])'),
+      ['tests/test_estimators.py::test_lab_one_draw_has_unknown_variance_and_no_draw_is_refused'], 'one draw: variance and standard error 0, as if the estimator were exact'),
+    M('lab-zero-draws-accepted', 'minivae/lab.py', ('    draws = objectives._count(draws, "draws", "lab.main")\n', ''),
+      ['tests/test_estimators.py::test_lab_one_draw_has_unknown_variance_and_no_draw_is_refused'], 'main(draws=0): a reshape error from summarize'),
 ]
 
 def copy_tree(dst):

@@ -23,7 +23,7 @@ References:
 """
 from minivae import ops
 from minivae.distributions import Categorical, OneHotCategorical, RelaxedOneHotCategorical
-from minivae.engine import as_tensor
+from minivae.engine import Tensor, as_tensor
 from minivae.objectives import enumerate_one_hot
 
 
@@ -44,17 +44,26 @@ def pathwise(f, q, sample_shape=(), rng=None):
 def score_function(fz, log_q, baseline=0.0):
     """fz + (fz − b)·log q − [its value]: the value of fz, and the gradient ∇fz + (fz − b)·∇ log q.
     The one REINFORCE formula (``reinforce`` and the categorical VAE's loss both use it); b must
-    not depend on the sample z, or the estimate is biased."""
+    not depend on the sample z, or the estimate is biased. b takes no part in the gradient: a learned b
+    is fitted by a loss of its own (as the categorical VAE's baseline network)."""
+    # a b that required grad would get −log q(z) from the surrogate, and parameters it shares with q
+    # (an encoder's) a term −ḡ·log q·∇b whose mean is not 0: a biased gradient
+    baseline = baseline.detach() if isinstance(baseline, Tensor) else baseline
     score = (fz.detach() - baseline) * log_q
     return fz + score - score.detach()
 
 
 def reinforce(f, q, sample_shape=(), rng=None, baseline=0.0):
     """score_function(f(z), log q(z), b) for z ~ q: value E f, gradient the score-function estimate.
-    ``baseline`` b is a number or an array broadcastable to f's values (never a function of z)."""
+    ``baseline`` b is a number, an array or a tensor broadcastable to f's values (never a function of z)."""
     z = q.sample(sample_shape, rng=rng)
     fz = f(z)
-    return score_function(fz, _sum_to(q.log_prob(z), fz.ndim), baseline)
+    log_q = _sum_to(q.log_prob(z), fz.ndim)
+    if fz.ndim > log_q.ndim:
+        # (f − b)·log q would broadcast log q against f's extra axis: silently wrong where the sizes agree
+        raise ValueError(f"reinforce: f returned values of shape {tuple(fz.shape)}; expected at most one value per "
+                         f"sample and batch entry, {tuple(log_q.shape)} (sum an event axis inside f)")
+    return score_function(fz, log_q, baseline)
 
 
 def _relaxed(q, temperature):
@@ -74,8 +83,13 @@ def straight_through(f, q, sample_shape=(), rng=None, temperature=1.0):
 
 
 def exact(f, q, max_configurations=2 ** 16):
-    """Σ_z q(z) f(z) over all joint one-hot configurations of the last batch axis of a
-    ``OneHotCategorical`` (earlier batch axes are independent and kept)."""
+    """Σ_z q(z) f(z) over all joint one-hot configurations z of the last batch axis of a
+    ``OneHotCategorical`` (earlier batch axes are independent and kept).
+
+    f is called once, on all C = K^N configurations at once: z of shape (C, 1, …, 1, N, K), one
+    size-1 axis per earlier batch axis (broadcast against them). It returns one value per configuration
+    and independent batch entry, (C, *batch_shape[:-1]), or one per variable too, (C, *batch_shape),
+    as the sampling estimators' f may (each f_n is weighed by the joint q(z): the result is E_q f_n)."""
     if not isinstance(q, OneHotCategorical):
         raise ValueError(f"exact enumeration needs a OneHotCategorical, not {type(q).__name__}")
     k = q.num_categories
@@ -86,10 +100,16 @@ def exact(f, q, max_configurations=2 ** 16):
     if not q.batch_shape:
         z = z[:, 0]
     z = as_tensor(z.reshape((len(z),) + (1,) * max(len(q.batch_shape) - 1, 0) + z.shape[1:]), device=q.logits.device)
-    log_q = q.log_prob(z)
+    fz = f(z)
+    log_q = q.log_prob(z)  # (C, *batch_shape): one term per variable
     if q.batch_shape:
-        log_q = log_q.sum(axis=-1)
-    return (ops.exp(log_q) * f(z)).sum(axis=0)
+        # the joint log q(z) of the N variables, with an axis to broadcast over f's per-variable values
+        log_q = log_q.sum(axis=-1, keepdims=fz.ndim == log_q.ndim)
+    if fz.ndim != log_q.ndim:
+        # a value that dropped an independent batch axis (or kept an event axis) cannot be weighed by one q(z)
+        raise ValueError(f"exact: f returned values of shape {tuple(fz.shape)}; expected (C, *batch_shape[:-1]) or "
+                         f"(C, *batch_shape) with C = {len(z)} configurations and batch_shape {tuple(q.batch_shape)}")
+    return (ops.exp(log_q) * fz).sum(axis=0)
 
 
 ESTIMATORS = {"pathwise": pathwise, "reinforce": reinforce, "gumbel_softmax": gumbel_softmax,

@@ -78,20 +78,32 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-8, rtol=1e-6, value_rtol=1e-14, n
         fn: maps the input tensors to one output tensor.
         inputs: tensors or arrays. Floating ones are checked (a Tensor with
             requires_grad=False is held constant); integer ones are passed through.
-        eps: finite-difference step h.
+        eps: finite-difference step h, finite and > 0.
         atol, rtol, value_rtol: an entry fails when |analytic − numeric| >
             atol + rtol·|numeric| + value_rtol·S/h (the module docstring derives this error model).
-        n_directions: random directions for large inputs.
+        n_directions: random directions for large inputs (at least 1).
         full_max: compare the full Jacobian when inputs and output both have at most this many elements.
         elementwise_max: else compare Jᵀv entry by entry up to this many input elements.
         seed: seeds the random upstream gradients and directions.
     """
+    # a step h ≤ 0 divides by its length |h|: a negative one flips the numeric gradient's sign (a correct VJP
+    # blamed), 0 divides by zero; a NaN tolerance fails every comparison, so every VJP would pass
+    if not 0 < eps < numpy.inf:
+        raise ValueError(f"gradcheck: eps must be a finite number > 0, got {eps!r}")
+    for name, tol in (("atol", atol), ("rtol", rtol), ("value_rtol", value_rtol)):
+        if not tol >= 0:
+            raise ValueError(f"gradcheck: {name} must be >= 0, got {tol!r}")
+    if isinstance(n_directions, bool) or not isinstance(n_directions, (int, numpy.integer)) or n_directions < 1:
+        raise ValueError(f"gradcheck: n_directions must be an integer >= 1 (0 would check nothing), got {n_directions!r}")
     inputs = _prepare(inputs)
     checked = [t for t in inputs if t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no floating input to check")
     with no_grad():
-        value = to_numpy(fn(*inputs).data)
+        out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return one Tensor, got {type(out).__name__}")
+    value = to_numpy(out.data)
     if not numpy.isfinite(value).all():
         raise GradcheckError(f"gradcheck: fn's value is not finite at the input ({_first_bad(value)})")
     out_shape = value.shape

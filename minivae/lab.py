@@ -25,10 +25,11 @@ from minivae.random import Generator
 
 
 def summarize(exact, grads):
-    """mean, |bias|, its standard error, and total variance of per-draw gradients (draws, …)."""
+    """mean, |bias|, its standard error, and total variance of per-draw gradients (draws, …); from one
+    draw the variance and the standard error are unknown (NaN), not 0."""
     grads = numpy.asarray(grads, dtype=numpy.float64).reshape(len(grads), -1)
     exact = numpy.asarray(exact, dtype=numpy.float64).reshape(-1)
-    mean, var = grads.mean(0), grads.var(0, ddof=1) if len(grads) > 1 else numpy.zeros(grads.shape[1])
+    mean, var = grads.mean(0), grads.var(0, ddof=1) if len(grads) > 1 else numpy.full(grads.shape[1], numpy.nan)
     return {"mean": mean, "bias": float(numpy.linalg.norm(mean - exact)),
             "bias_se": float(numpy.sqrt(var.sum() / len(grads))), "variance": float(var.sum())}
 
@@ -166,8 +167,8 @@ def tiny_vae_bounds(model=None):
     with no_grad():
         log_px = objectives.exact_log_likelihood(model, x).numpy()
         q = model.posterior(x)
-        z = Tensor(objectives.enumerate_one_hot(2, 3, numpy.float64)[:, None])  # (9, 1, 2, 3)
-        log_q = q.log_prob(z).sum(axis=-1).numpy()                              # (9, batch)
+        z = Tensor(objectives.enumerate_one_hot(model.n_latent, model.n_categories, numpy.float64)[:, None])  # (C, 1, N, K)
+        log_q = q.log_prob(z).sum(axis=-1).numpy()                              # (C, batch)
         log_joint = (model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)).numpy()
         q_probs = numpy.exp(log_q)
         elbo = (q_probs * (log_joint - log_q)).sum(0)
@@ -191,6 +192,7 @@ def _table(title, exact, grads):
 
 
 def main(draws=1000, seed=0, plot=None):
+    draws = objectives._count(draws, "draws", "lab.main")
     rng = Generator(seed)
     print(f"Each estimate uses one sample; {draws} independent draws per estimator (seed {seed}).")
     print("|bias| is the norm of (mean estimate − exact); ± s.e. is its Monte Carlo standard error.")

@@ -144,3 +144,52 @@ def test_consecutive_gumbel_softmax_draws_take_consecutive_noise():
         y = ops.gumbel_softmax(mv.tensor(logits), rng, temperature=0.5).numpy()
         np.testing.assert_allclose(y, softmax((logits + reference.gumbel(logits.shape, np.float64)) / 0.5), rtol=1e-12)
     assert rng.counter == reference.counter
+
+
+@pytest.mark.parametrize("batch", [(3,), (3, 3)])
+def test_exact_estimator_with_one_value_per_variable_by_hand(batch):
+    """f may keep the enumerated axis (one value per variable, as reinforce's f may): E_q f_n = Σ_k p_nk a_nk², each
+    f_n weighed by the joint q(z). With as many independent rows as variables (3, 3), a misaligned broadcast of the
+    weights (C, 3) against the values (C, 1, 3) would still run."""
+    logits = np.random.default_rng(4).normal(size=batch + (3,))
+    a = np.array([[1.0, -1.0, 2.0], [0.5, 3.0, -2.0], [-1.5, 0.0, 1.0]])
+    theta = mv.tensor(logits, requires_grad=True)
+    out = E.exact(lambda z: (z * a).sum(-1) ** 2, OneHotCategorical(logits=theta))
+    w = np.random.default_rng(5).normal(size=batch)
+    (out * w).sum().backward()
+    p = softmax(logits)
+    m = (p * a ** 2).sum(-1)
+    np.testing.assert_allclose(out.numpy(), m, rtol=1e-12)
+    np.testing.assert_allclose(theta.grad, w[..., None] * p * (a ** 2 - m[..., None]), rtol=1e-12, atol=1e-15)
+
+
+def test_exact_estimator_refuses_values_it_cannot_weigh():
+    q = OneHotCategorical(logits=mv.tensor(np.zeros((4, 2, 3))))
+    with pytest.raises(ValueError, match=r"exact: f returned values of shape \(9,\)"):
+        E.exact(lambda z: z.sum(axis=(-1, -2, -3)), q)  # summed over the independent rows too
+    with pytest.raises(ValueError, match=r"shape \(9, 1, 2, 3\)"):
+        E.exact(lambda z: z * 1.0, q)  # the sample itself, event axis and all
+
+
+def test_reinforce_baseline_takes_no_part_in_the_gradient():
+    """A baseline computed from the parameters themselves (a learned b sharing q's weights): θ̄ is still
+    (f(z) − b)·∇_θ log q(z), with b's value, and b gets nothing (through b it would get −log q(z)·∇b, mean ≠ 0)."""
+    theta = mv.tensor(THETA, requires_grad=True)
+    scale = mv.tensor(np.array(0.7), requires_grad=True)
+    baseline = (theta * scale).sum(axis=-1)  # (2,), a function of θ but not of z
+    f, seen = recorder(lambda z: (z * C).sum(axis=-1) ** 2)
+    out = E.reinforce(f, OneHotCategorical(logits=theta), rng=Generator(11), baseline=baseline)
+    w = np.array([1.0, -0.5])
+    (out * w).sum().backward()
+    z, b = seen[0], 0.7 * THETA.sum(-1)
+    fz = (z @ C) ** 2
+    np.testing.assert_allclose(out.numpy(), fz, rtol=1e-12)
+    np.testing.assert_allclose(theta.grad, (w * (fz - b))[:, None] * (z - softmax(THETA)), rtol=1e-12)
+    assert scale.grad is None
+
+
+def test_reinforce_refuses_values_with_more_axes_than_the_samples_batch():
+    # four rows of four categories: f forgot to sum z·c over the categories, and log q (4,) would broadcast along them
+    q = OneHotCategorical(logits=mv.tensor(np.zeros((4, 4)), requires_grad=True))
+    with pytest.raises(ValueError, match=r"reinforce: f returned values of shape \(4, 4\); .* \(4,\)"):
+        E.reinforce(lambda z: z * C, q, rng=Generator(0))

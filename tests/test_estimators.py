@@ -5,7 +5,9 @@ import pytest
 import minivae as mv
 from minivae import estimators as E
 from minivae import lab
+from minivae import objectives as O
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical
+from minivae.models import CategoricalVAE
 from minivae.random import Generator
 
 DRAWS = 4000
@@ -90,3 +92,25 @@ def test_lab_plot_when_matplotlib_is_installed(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is not installed: the lab prints tables only")
     lab.main(draws=30, seed=0, plot=str(tmp_path / "lab.png"))
     assert (tmp_path / "lab.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lab_bounds_of_a_model_of_another_size():
+    """tiny_vae_bounds(model) enumerates the model's own K^N configurations (3 variables × 2 categories: 8), not 2 × 3's 9."""
+    model = CategoricalVAE(x_dim=8, hidden=(), n_latent=3, n_categories=2, activation="tanh", rng=Generator(4))
+    for p in model.parameters():
+        p.data = p.data.astype(np.float64)
+    b = lab.tiny_vae_bounds(model)
+    np.testing.assert_allclose(b["log_px"], O.exact_log_likelihood(model, mv.tensor(lab.TINY_DATA)).numpy(), rtol=1e-12)
+    assert np.all(b["elbo"] < b["log_px"])
+    np.testing.assert_allclose(b["gap"], b["kl_to_posterior"], rtol=1e-9)
+    np.testing.assert_allclose(b["elbo"], b["elbo_analytic_kl"], rtol=1e-12)  # the same ELBO, by enumeration and in closed form
+
+
+def test_lab_one_draw_has_unknown_variance_and_no_draw_is_refused(capsys):
+    s = lab.summarize(np.array([1.0, 2.0]), np.array([[1.5, 2.5]]))
+    assert s["bias"] == pytest.approx(np.sqrt(0.5))
+    assert np.isnan(s["variance"]) and np.isnan(s["bias_se"])  # one draw says nothing of the spread (was 0)
+    with pytest.raises(ValueError, match="lab.main: draws must be >= 1, got 0"):
+        lab.main(draws=0)
+    with pytest.raises(TypeError, match="draws must be an integer"):
+        lab.main(draws=2.5)

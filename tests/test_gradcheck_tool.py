@@ -151,3 +151,24 @@ def test_an_empty_output_still_runs_the_vjp():
             return g[:, None]
     with pytest.raises(RuntimeError, match="shape"):
         mv.gradcheck(WrongShape.apply, [np.ones((0, 3))])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(eps=-1e-6), "eps must be a finite number > 0, got -1e-06"),  # was: a correct VJP blamed (numeric sign flipped)
+    (dict(eps=0.0), "eps must be a finite number > 0, got 0.0"),       # was: ZeroDivisionError
+    (dict(eps=float("nan")), "eps must be a finite number > 0"),
+    (dict(atol=float("nan")), "atol must be >= 0, got nan"),           # was: every comparison false, every VJP passes
+    (dict(rtol=-1e-6), "rtol must be >= 0"),
+    (dict(value_rtol=float("nan")), "value_rtol must be >= 0"),
+    (dict(n_directions=0), "n_directions must be an integer >= 1"),    # was: the third tier checked nothing, and passed
+    (dict(n_directions=2.5), "n_directions must be an integer >= 1"),
+])
+def test_bad_arguments_are_refused_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mv.gradcheck(ops.tanh, [np.ones(3)], **kwargs)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.numpy() * 2, lambda x: (x * 2, x)], ids=["array", "tuple"])
+def test_fn_must_return_one_tensor(fn):
+    with pytest.raises(TypeError, match="fn must return one Tensor, got (ndarray|tuple)"):
+        mv.gradcheck(fn, [np.ones(3)])

@@ -41,7 +41,12 @@ def _log_joint_minus_q(model, x, q, z):
 
 def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
     """E_q[log p(x|z)] − β·KL(q ‖ p), the expectation over k samples from q (reparameterized
-    where q allows). The KL is in closed form when one is registered and ``analytic_kl``."""
+    where q allows). The KL is in closed form when one is registered and ``analytic_kl``.
+
+    Where q has no reparameterized sample (a categorical posterior) this is a value to report, not a
+    loss to train by: its gradient in q's parameters lacks the score-function term of E_q[log p(x|z)]
+    (only the KL reaches the encoder). Train such a model by its ``loss`` or an estimator
+    (``minivae.estimators``)."""
     k = _count(k, "k", "elbo")
     q = model.posterior(x)
     z = _latent(q, (k,), rng)

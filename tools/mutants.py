@@ -974,6 +974,9 @@ MUTANTS = [
       ['tests/test_ops_edges.py::test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gradient'], 'int64 pixels through a float32 Linear give float64 values and W̄'),
     M('unary-integer-input-numpy-dtype', 'minivae/ops/unary.py', ('    return x.astype(DEFAULT_FLOAT) if x.dtype.kind in "biu" else x', '    return x'),
       ['tests/test_ops_edges.py::test_a_real_function_of_an_integer_tensor_is_float32'], 'exp of an int64 tensor is float64'),
+    # ---- distributions against torch.distributions, fix4-dist2 ----
+    M('dist-probs-logits-renormalized', 'minivae/distributions/distribution.py', ('self._normalized, self._probs = logits, None if probs is None else logits, probs', 'self._normalized, self._probs = logits, None, probs'),
+      ['tests/distributions/test_parameters.py::test_log_prob_and_kl_gradients_reach_a_weight_of_zero'], 'the gradient of log_prob and KL to a weight 0 is 0, not −1/Σ w'),
 ]
 
 def copy_tree(dst):

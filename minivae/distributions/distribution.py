@@ -137,14 +137,17 @@ class Distribution:
 class CategoricalLogits:
     """For distributions over K categories: ``logits`` as given in ``_given_logits``; ``logits`` is
     their log_softmax over the last axis (log-probabilities, as in torch.distributions), made when
-    first read. A sampler that a shift of each row does not change (softmax((l + g)/τ)) reads the
-    given logits, and a step that only samples makes no log_softmax (its forward and its VJP: on the
-    GPU, two kernel launches). Probs given (``logits_from``'s p, normalized, not clamped) are kept in
-    ``_probs`` and are ``probs``, as torch's."""
+    first read; where probs were given, log p itself (p clamped to [ε, 1 − ε], as torch's). A sampler
+    that a shift of each row does not change (softmax((l + g)/τ)) reads the given logits, and a step
+    that only samples makes no log_softmax (its forward and its VJP: on the GPU, two kernel launches).
+    Probs given (``logits_from``'s p, normalized, not clamped) are kept in ``_probs`` and are
+    ``probs``, as torch's."""
 
     def _set_logits(self, logits, probs=None):
         check_categories(logits, type(self).__name__, "logits")
-        self._given_logits, self._normalized, self._probs = logits, None, probs
+        # log p of probs given is normalized already: its log_softmax would also cancel the row sum's gradient
+        # (log p_z = log w_z − log Σ_j w_j) to a weight w_j below ε·Σ w (0), whose own log the clamp cuts
+        self._given_logits, self._normalized, self._probs = logits, None if probs is None else logits, probs
         self.num_categories = logits.shape[-1]
 
     @property

@@ -13,6 +13,7 @@ CATEGORICAL_FAMILY = [Categorical, OneHotCategorical,
                       lambda probs=None, logits=None: RelaxedOneHotCategorical(0.5, probs, logits),
                       lambda probs=None, logits=None: ExpRelaxedCategorical(0.5, probs, logits)]
 FAMILY_IDS = ["Categorical", "OneHotCategorical", "RelaxedOneHotCategorical", "ExpRelaxedCategorical"]
+EPS64 = float(np.finfo(np.float64).eps)
 
 
 # ---- categorical probs are weights, normalized over the last axis ---------------------
@@ -45,6 +46,51 @@ def test_categorical_log_prob_gradient_through_the_normalization():
     assert lp.item() == pytest.approx(math.log(6.0 / 8.5))
     lp.backward()
     np.testing.assert_allclose(w.grad, np.array([0.0, 1 / 6.0, 0.0]) - 1 / 8.5)
+
+
+@pytest.mark.parametrize("cls", [Categorical, OneHotCategorical])
+def test_log_prob_and_kl_gradients_reach_a_weight_of_zero(cls):
+    """log p_z = log w_z − log Σ_j w_j, so ∂/∂w_j = δ_jz / w_z − 1/Σ w for every j: also for a weight 0, or one below
+    ε·Σ w, whose own log the clamp to ε cuts; only the row sum reaches it (the logits were the log_softmax of the
+    clamped log p, which cancels Σ w: 0 there). The logits are log p, clamped, as torch's; KL(p ‖ q) of q's weights
+    w: ∂/∂w_j = 1/Σ w − p_j / w_j, where p_j = 0 for the weights 0."""
+    w = np.array([0.0, 1e-20, 1.0, 3.0])
+    weights = mv.tensor(w, requires_grad=True)
+    d = cls(weights)
+    np.testing.assert_allclose(d.logits.data, np.log(np.clip(w / 4, EPS64, 1 - EPS64)), rtol=1e-15)
+    z = np.array([2, 3])
+    d.log_prob(z if cls is Categorical else np.eye(4)[z]).backward(np.array([1.0, -2.0]))
+    expected = 1.0 * (np.eye(4)[2] / 1.0 - 1 / 4) - 2.0 * (np.eye(4)[3] / 3.0 - 1 / 4)
+    np.testing.assert_allclose(weights.grad, expected, rtol=1e-12)
+    weights.grad = None
+    p = np.array([0.0, 0.0, 0.5, 0.5])
+    kl = kl_divergence(cls(mv.tensor(p)), cls(weights))
+    assert kl.item() == pytest.approx(0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75), rel=1e-12)
+    kl.backward()
+    np.testing.assert_allclose(weights.grad, 1 / 4 - np.array([0.0, 0.0, 0.5 / 1.0, 0.5 / 3.0]), rtol=1e-12)
+
+
+def test_gradients_of_weights_of_zero_match_torch():
+    torch = pytest.importorskip("torch")
+    w = np.array([[0.0, 1e-20, 1.0, 3.0], [2.0, 0.0, 0.5, 0.0]])
+    for cls, tcls in [(Categorical, torch.distributions.Categorical),
+                      (OneHotCategorical, torch.distributions.OneHotCategorical)]:
+        weights, theirs = mv.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+        value = np.array([3, 0])
+        value = value if cls is Categorical else np.eye(4)[value]
+        g = np.array([0.5, -1.5])
+        (cls(weights).log_prob(value) * g).sum().backward()
+        (tcls(theirs).log_prob(torch.tensor(value)) * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(weights.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+        weights.grad, theirs.grad = None, None
+        (cls(weights).entropy() * g).sum().backward()
+        (tcls(theirs).entropy() * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(weights.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+        weights.grad, theirs.grad = None, None
+        p = np.array([0.0, 0.0, 0.5, 0.5])
+        (kl_divergence(cls(mv.tensor(p)), cls(weights)) * g).sum().backward()
+        (torch.distributions.kl_divergence(tcls(torch.tensor(p)), tcls(theirs)) * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(weights.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_categorical_probs_match_torch():

@@ -977,6 +977,8 @@ MUTANTS = [
     # ---- distributions against torch.distributions, fix4-dist2 ----
     M('dist-probs-logits-renormalized', 'minivae/distributions/distribution.py', ('self._normalized, self._probs = logits, None if probs is None else logits, probs', 'self._normalized, self._probs = logits, None, probs'),
       ['tests/distributions/test_parameters.py::test_log_prob_and_kl_gradients_reach_a_weight_of_zero'], 'the gradient of log_prob and KL to a weight 0 is 0, not −1/Σ w'),
+    M('dist-number-float32-beside-float64', 'minivae/distributions/distribution.py', ('    dtype = next((p.dtype for p in params if p is not None), None)', '    dtype = None'),
+      ['tests/distributions/test_parameters.py::test_a_number_beside_a_tensor_takes_its_dtype'], 'Normal(float64 loc, 0.1): a float32 scale, stddev, variance and entropy'),
 ]
 
 def copy_tree(dst):

@@ -1,5 +1,6 @@
 """The base class: ``sample`` / ``rsample`` / ``log_prob`` / ``entropy`` as in torch.distributions."""
 import math
+import numbers
 
 import numpy
 
@@ -27,6 +28,17 @@ def as_param(x, name, who):
     elif t.dtype.kind != "f":
         raise TypeError(f"{who}: {name} must be a real number or array, not {t.dtype} ({x!r:.40})")
     return t
+
+
+def as_params(given, names, who):
+    """as_param of each argument ``given``, a number among them (a Python or NumPy real scalar) in the dtype of the
+    first of the others, as torch.distributions' broadcast_all: ``Normal(float64_loc, 0.1)`` is float64 throughout
+    (its scale 0.1 exactly, entropy, variance), where as_param alone made 0.1 float32. All numbers: as_param's."""
+    number = [isinstance(x, numbers.Real) for x in given]
+    params = [None if n else as_param(x, name, who) for x, name, n in zip(given, names, number)]
+    dtype = next((p.dtype for p in params if p is not None), None)
+    return [as_param(numpy.asarray(x, dtype) if dtype is not None else x, name, who) if p is None else p
+            for x, name, p in zip(given, names, params)]
 
 
 def on_one_device(params, given):

@@ -217,6 +217,35 @@ def test_normal_draws_noise_in_the_result_dtype_of_loc_and_scale():
     np.testing.assert_array_equal(z.data, Generator(0).normal((2, 3), np.float64))  # not float32 noise cast up
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_a_number_beside_a_tensor_takes_its_dtype(dtype):
+    """As torch's broadcast_all: Normal(loc, 0.1) of a float64 loc has the float64 scale 0.1, exactly (float32's 0.1
+    made the scale, stddev, variance and entropy float32, off by 1.5e-9); one of float16, float16 noise, not float32.
+    Two numbers stay float32."""
+    loc = mv.tensor(np.array([0.5, -1.0], dtype))
+    for d in (Normal(loc, 0.1), Normal(np.float32(0.1), mv.tensor(np.array([0.1, 2.0], dtype)))):
+        assert d.loc.dtype == d.scale.dtype == dtype
+        for moment in (d.mean, d.stddev, d.variance, d.entropy(), d.log_prob(loc), d.rsample((2,), rng=Generator(0))):
+            assert moment.dtype == dtype
+    scale = Normal(loc, 0.1).scale
+    assert scale.item() == dtype(0.1)
+    if dtype == np.float64:
+        assert Normal(loc, 0.1).entropy().data[0] == pytest.approx(math.log(0.1) + 0.5 * (1 + math.log(2 * math.pi)),
+                                                                  rel=1e-15)
+    assert Normal(0.0, 0.1).scale.dtype == np.float32
+
+
+def test_the_dtypes_of_a_normal_with_a_number_match_torch():
+    torch = pytest.importorskip("torch")
+    for dtype in (np.float64, np.float16):
+        x, t = np.array([0.5, 2.0], dtype), torch.tensor(np.array([0.5, 2.0], dtype))
+        for ours, theirs in [(Normal(mv.tensor(x), 2.0), torch.distributions.Normal(t, 2.0)),
+                             (Normal(0.5, mv.tensor(x)), torch.distributions.Normal(0.5, t))]:
+            for name in ("mean", "stddev", "variance"):
+                assert getattr(ours, name).dtype == getattr(theirs, name).numpy().dtype, name
+            assert ours.entropy().dtype == theirs.entropy().numpy().dtype
+
+
 # ---- Normal: refused values, broadcast moments ----------------------------------------
 @pytest.mark.parametrize("loc,scale,problem", [
     (0.0, float("nan"), "scale must be > 0 and finite"),

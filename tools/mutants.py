@@ -979,6 +979,8 @@ MUTANTS = [
       ['tests/distributions/test_parameters.py::test_log_prob_and_kl_gradients_reach_a_weight_of_zero'], 'the gradient of log_prob and KL to a weight 0 is 0, not −1/Σ w'),
     M('dist-number-float32-beside-float64', 'minivae/distributions/distribution.py', ('    dtype = next((p.dtype for p in params if p is not None), None)', '    dtype = None'),
       ['tests/distributions/test_parameters.py::test_a_number_beside_a_tensor_takes_its_dtype'], 'Normal(float64 loc, 0.1): a float32 scale, stddev, variance and entropy'),
+    M('dist-mc-kl-draws-against-q-s-batch', 'minivae/distributions/kl.py', ('    if missing > 0:', '    if False:'),
+      ['tests/distributions/test_distributions.py::test_monte_carlo_kl_broadcasts_a_shorter_batch_of_p'], "mc_kl(p, q, 3) of p's batch () and q's (3,): draw i scored by q_i only, a scalar"),
 ]
 
 def copy_tree(dst):

@@ -165,7 +165,7 @@ MUTANTS = [
       ["tests/test_engine_outputs.py"], "a VJP run before all its outputs' gradients arrived"),
     M("categorical-kl-prior-sign", "minivae/ops/losses.py", ("g[..., None] * (ctx.p - ctx.q)", "g[..., None] * (ctx.q - ctx.p)"),
       gc("categorical_kl") + ["tests/test_engine_strict.py"], "wrong sign"),
-    M("categorical-kl-missing-kl", "minivae/ops/losses.py", ("return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], gp", "return ctx.q * ctx.diff * g[..., None], gp"),
+    M("categorical-kl-missing-kl", "minivae/ops/losses.py", ("gl = ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None]", "gl = ctx.q * ctx.diff * g[..., None]"),
       gc("categorical_kl"), "a missing term"),
     M("bce-missing-target", "minivae/ops/losses.py", ("dx = stable_sigmoid(ctx.xp, x) - t if", "dx = stable_sigmoid(ctx.xp, x) if"),
       gc("bce_with_logits"), "a missing term"),
@@ -981,6 +981,10 @@ MUTANTS = [
       ['tests/distributions/test_parameters.py::test_a_number_beside_a_tensor_takes_its_dtype'], 'Normal(float64 loc, 0.1): a float32 scale, stddev, variance and entropy'),
     M('dist-mc-kl-draws-against-q-s-batch', 'minivae/distributions/kl.py', ('    if missing > 0:', '    if False:'),
       ['tests/distributions/test_distributions.py::test_monte_carlo_kl_broadcasts_a_shorter_batch_of_p'], "mc_kl(p, q, 3) of p's batch () and q's (3,): draw i scored by q_i only, a scalar"),
+    M('categorical-kl-op-infinite-row-nan-at-zero-upstream', 'minivae/ops/losses.py', ('        return ctx.xp.where(g[..., None] == 0, 0, gl), gp', '        return gl, gp'),
+      ['tests/test_ops_edges.py::test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zero'], 'a row of KL = +∞ with ḡ = 0 sends back NaN (the VAE step NaN where the loss masks it out)'),
+    M('cuda-categorical-kl-infinite-row-nan-at-zero-upstream', 'kernels/common.cuh', ('return g == T(0) ? T(0) : q * (diff - kl) * g;', 'return q * (diff - kl) * g;'),
+      [CUDA + '::test_categorical_kl_with_zero_probabilities'], "the CUDA categorical KL's and its pair's backward NaN on a row of +∞ with ḡ = 0"),
 ]
 
 def copy_tree(dst):

@@ -981,6 +981,8 @@ MUTANTS = [
       ['tests/distributions/test_parameters.py::test_a_number_beside_a_tensor_takes_its_dtype'], 'Normal(float64 loc, 0.1): a float32 scale, stddev, variance and entropy'),
     M('dist-mc-kl-draws-against-q-s-batch', 'minivae/distributions/kl.py', ('    if missing > 0:', '    if False:'),
       ['tests/distributions/test_distributions.py::test_monte_carlo_kl_broadcasts_a_shorter_batch_of_p'], "mc_kl(p, q, 3) of p's batch () and q's (3,): draw i scored by q_i only, a scalar"),
+    M('dist-bernoulli-integer-values-float64', 'minivae/distributions/bernoulli.py', ('        if value.dtype.kind != "f":\n            value = value.astype(self.logits.dtype)\n        return ops.bernoulli', '        return ops.bernoulli'),
+      ['tests/distributions/test_parameters.py::test_bernoulli_log_prob_of_integer_values_is_in_the_logits_dtype'], 'Bernoulli(float32 logits).log_prob of int64 data is float64'),
     M('categorical-kl-op-infinite-row-nan-at-zero-upstream', 'minivae/ops/losses.py', ('        return ctx.xp.where(g[..., None] == 0, 0, gl), gp', '        return gl, gp'),
       ['tests/test_ops_edges.py::test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zero'], 'a row of KL = +∞ with ḡ = 0 sends back NaN (the VAE step NaN where the loss masks it out)'),
     M('cuda-categorical-kl-infinite-row-nan-at-zero-upstream', 'kernels/common.cuh', ('return g == T(0) ? T(0) : q * (diff - kl) * g;', 'return q * (diff - kl) * g;'),

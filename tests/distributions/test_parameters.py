@@ -170,6 +170,20 @@ def test_bernoulli_of_float16_probs_compares_float64_uniforms():
 
 
 # ---- dtypes: integer parameters become float32, integer tensors are refused ------------
+@pytest.mark.parametrize("values", [np.array([0, 1, 1]), [0, 1, 1], np.array([0, 1, 1], np.uint8), np.array([False, True, True])],
+                         ids=["int64", "list", "uint8", "bool"])
+def test_bernoulli_log_prob_of_integer_values_is_in_the_logits_dtype(values):
+    """Binary data as integers (or a list) scores in the float32 of the logits (int64 data gave NumPy's float64), as
+    its gradient does: x·l − softplus(l)."""
+    logits = mv.tensor(np.array([0.5, -1.0, 2.0], np.float32), requires_grad=True)
+    lp = Bernoulli(logits=logits).log_prob(values)
+    assert lp.dtype == np.float32
+    x = np.array([0.0, 1.0, 1.0])
+    np.testing.assert_allclose(lp.data, x * logits.data - np.logaddexp(0, logits.data.astype(np.float64)), rtol=1e-6)
+    lp.sum().backward()
+    assert logits.grad.dtype == np.float32
+
+
 def test_normal_with_integer_parameters_is_float32():
     d = Normal(0, 1)
     assert d.loc.dtype == np.float32 and d.scale.dtype == np.float32 and d.variance.dtype == np.float32

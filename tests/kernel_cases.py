@@ -320,7 +320,8 @@ def test_categorical_kl(dev, dtype, k, prior_rows):
 def test_categorical_kl_with_zero_probabilities(dev, dtype):
     """Logits −inf (probability 0) in the posterior q and the prior p, in categorical_kl and in the Gumbel-Softmax and
     KL pair: a term of q_j = 0 is 0, whatever p_j (its log q_j − log p_j stored and used as 0; NaN from 0·(−inf)
-    before), one of p_j = 0 < q_j is +∞; where the KL is finite its gradient is the formula's, finite."""
+    before), one of p_j = 0 < q_j is +∞; where the KL is finite its gradient is the formula's, finite, and a row of
+    +∞ whose ḡ is 0 sends back 0 (q_j·(d_j − ∞)·0 was NaN)."""
     inf = np.inf
     x = np.array([[-inf, 0.0, 1.0], [-inf, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype)  # q_0 = 0; q_0 = p_0 = 0; p_0 = 0 < q_0
     prior = np.array([[0.0, 0.0, 0.0], [-inf, 1.0, 0.0], [-inf, 0.0, 0.0]], dtype)
@@ -336,16 +337,16 @@ def test_categorical_kl_with_zero_probabilities(dev, dtype):
     assert kl[2] == inf
     close(qd, q, dtype)
     close(dd[:2], diff[:2], dtype)
-    g = np.array([0.7, -1.3], dtype)  # the finite rows' gradients (a row of +∞ has q_j·(d_j − ∞))
-    gl = dev.get(categorical.categorical_kl_bwd(dev.put(g), dev.put(qd[:2]), dev.put(dd[:2]), dev.put(kl[:2])))
-    want_gl = q[:2] * (diff[:2] - want_kl[:2, None]) * g[:, None]
+    g = np.array([0.7, -1.3, 0.0], dtype)  # the finite rows' gradients; none for the row of +∞
+    gl = dev.get(categorical.categorical_kl_bwd(dev.put(g), dev.put(qd), dev.put(dd), dev.put(kl)))
+    want_gl = np.zeros_like(q)
+    want_gl[:2] = q[:2] * (diff[:2] - want_kl[:2, None]) * g[:2, None]
     close(gl, want_gl, dtype)
     y, _, kl_pair = (dev.get(a) for a in gumbel.gumbel_softmax_kl_fwd(xd, pd, 3, 0, 0.7, False))
     np.testing.assert_array_equal(kl_pair, kl)
-    gy = np.array([[0.5, -0.2, 0.1], [0.3, 0.4, -1.0]], dtype)
-    gl = dev.get(gumbel.gumbel_softmax_kl_bwd(dev.put(y[:2]), dev.put(gy), dev.put(x[:2]), dev.put(prior[:2]),
-                                              dev.put(kl[:2]), dev.put(g), 0.7))
-    close(gl, softmax_vjp(y[:2].astype(np.float64), gy.astype(np.float64), -1, 0.7) + want_gl, dtype)
+    gy = np.array([[0.5, -0.2, 0.1], [0.3, 0.4, -1.0], [0.2, 0.0, -0.6]], dtype)
+    gl = dev.get(gumbel.gumbel_softmax_kl_bwd(dev.put(y), dev.put(gy), xd, pd, dev.put(kl), dev.put(g), 0.7))
+    close(gl, softmax_vjp(y.astype(np.float64), gy.astype(np.float64), -1, 0.7) + want_gl, dtype)
     assert np.isfinite(gl).all()
 
 

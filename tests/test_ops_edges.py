@@ -9,6 +9,7 @@ import pytest
 import minivae as mv
 import minivae.functional as F
 from minivae import ops
+from minivae.distributions import Categorical, kl_divergence
 from minivae.random import Generator
 
 
@@ -400,3 +401,32 @@ def test_categorical_kl_of_zero_probabilities(dtype):
     ops.categorical_kl(lq, lp).backward(g)
     np.testing.assert_allclose(lq.grad, g[:, None] * q * (d - expected[:, None]), **tol)
     np.testing.assert_allclose(lp.grad, g[:, None] * (p - q), **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zero(dtype):
+    """A row of KL = +∞ (p_0 = 0 < q_0) whose ḡ is 0 (a loss that does not read it, or the KL of gumbel_softmax_kl when
+    only the sample is used further) sends back l̄ = 0, as kl_divergence of the distributions does, not
+    q_j·(d_j − ∞)·0 = NaN; the finite row beside it keeps its gradient, and so does the pair's sample."""
+    logits = np.array([[0.0, 0.0, 1.0], [0.5, -1.0, 2.0]], dtype)
+    prior = np.array([[-np.inf, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype)
+    q = np.exp(logits - np.logaddexp.reduce(logits.astype(np.float64), axis=1, keepdims=True))[1]
+    p = np.full(3, 1 / 3)
+    d = np.log(q / p)
+    g = np.array([0.0, 1.5], dtype)
+    tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7 if dtype == np.float32 else 1e-15)
+    lq, lp = mv.tensor(logits, requires_grad=True), mv.tensor(prior, requires_grad=True)
+    kl = ops.categorical_kl(lq, lp)
+    assert kl.data[0] == np.inf
+    kl.backward(g)
+    np.testing.assert_array_equal(lq.grad[0], 0.0)
+    np.testing.assert_allclose(lq.grad[1], 1.5 * q * (d - (q * d).sum()), **tol)
+    np.testing.assert_allclose(lp.grad[1], 1.5 * (p - q), **tol)
+    np.testing.assert_array_equal(lp.grad[0], 0.0)
+    lq2, lp2 = mv.tensor(logits, requires_grad=True), mv.tensor(prior, requires_grad=True)
+    kl_divergence(Categorical(logits=lq2), Categorical(logits=lp2)).backward(g)
+    np.testing.assert_array_equal(lq2.grad[0], lq.grad[0])
+    lq3 = mv.tensor(logits, requires_grad=True)
+    y, kl = ops.gumbel_softmax_kl(lq3, mv.tensor(prior), Generator(0), temperature=0.5)
+    ((y * mv.tensor(np.array([1.0, -1.0, 0.5], dtype))).sum() + 1.5 * kl[1]).backward()  # kl[0]'s ḡ: 0
+    assert np.isfinite(lq3.grad).all()

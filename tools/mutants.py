@@ -165,7 +165,7 @@ MUTANTS = [
       ["tests/test_engine_outputs.py"], "a VJP run before all its outputs' gradients arrived"),
     M("categorical-kl-prior-sign", "minivae/ops/losses.py", ("g[..., None] * (ctx.p - ctx.q)", "g[..., None] * (ctx.q - ctx.p)"),
       gc("categorical_kl") + ["tests/test_engine_strict.py"], "wrong sign"),
-    M("categorical-kl-missing-kl", "minivae/ops/losses.py", ("return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], gp", "return ctx.q * ctx.diff * g[..., None], gp"),
+    M("categorical-kl-missing-kl", "minivae/ops/losses.py", ("gl = ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None]", "gl = ctx.q * ctx.diff * g[..., None]"),
       gc("categorical_kl"), "a missing term"),
     M("bce-missing-target", "minivae/ops/losses.py", ("dx = stable_sigmoid(ctx.xp, x) - t if", "dx = stable_sigmoid(ctx.xp, x) if"),
       gc("bce_with_logits"), "a missing term"),
@@ -997,6 +997,19 @@ MUTANTS = [
       ['tests/test_estimators.py::test_lab_one_draw_has_unknown_variance_and_no_draw_is_refused'], 'one draw: variance and standard error 0, as if the estimator were exact'),
     M('lab-zero-draws-accepted', 'minivae/lab.py', ('    draws = objectives._count(draws, "draws", "lab.main")\n', ''),
       ['tests/test_estimators.py::test_lab_one_draw_has_unknown_variance_and_no_draw_is_refused'], 'main(draws=0): a reshape error from summarize'),
+    # ---- distributions against torch.distributions, fix4-dist2 ----
+    M('dist-probs-logits-renormalized', 'minivae/distributions/distribution.py', ('self._normalized, self._probs = logits, None if probs is None else logits, probs', 'self._normalized, self._probs = logits, None, probs'),
+      ['tests/distributions/test_parameters.py::test_log_prob_and_kl_gradients_reach_a_weight_of_zero'], 'the gradient of log_prob and KL to a weight 0 is 0, not −1/Σ w'),
+    M('dist-number-float32-beside-float64', 'minivae/distributions/distribution.py', ('    dtype = next((p.dtype for p in params if p is not None), None)', '    dtype = None'),
+      ['tests/distributions/test_parameters.py::test_a_number_beside_a_tensor_takes_its_dtype'], 'Normal(float64 loc, 0.1): a float32 scale, stddev, variance and entropy'),
+    M('dist-mc-kl-draws-against-q-s-batch', 'minivae/distributions/kl.py', ('    if missing > 0:', '    if False:'),
+      ['tests/distributions/test_distributions.py::test_monte_carlo_kl_broadcasts_a_shorter_batch_of_p'], "mc_kl(p, q, 3) of p's batch () and q's (3,): draw i scored by q_i only, a scalar"),
+    M('dist-bernoulli-integer-values-float64', 'minivae/distributions/bernoulli.py', ('        if value.dtype.kind != "f":\n            value = value.astype(self.logits.dtype)\n        return ops.bernoulli', '        return ops.bernoulli'),
+      ['tests/distributions/test_parameters.py::test_bernoulli_log_prob_of_integer_values_is_in_the_logits_dtype'], 'Bernoulli(float32 logits).log_prob of int64 data is float64'),
+    M('categorical-kl-op-infinite-row-nan-at-zero-upstream', 'minivae/ops/losses.py', ('        return ctx.xp.where(g[..., None] == 0, 0, gl), gp', '        return gl, gp'),
+      ['tests/test_ops_edges.py::test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zero'], 'a row of KL = +∞ with ḡ = 0 sends back NaN (the VAE step NaN where the loss masks it out)'),
+    M('cuda-categorical-kl-infinite-row-nan-at-zero-upstream', 'kernels/common.cuh', ('return g == T(0) ? T(0) : q * (diff - kl) * g;', 'return q * (diff - kl) * g;'),
+      [CUDA + '::test_categorical_kl_with_zero_probabilities'], "the CUDA categorical KL's and its pair's backward NaN on a row of +∞ with ḡ = 0"),
 ]
 
 def copy_tree(dst):

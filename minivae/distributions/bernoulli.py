@@ -2,7 +2,7 @@
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import Distribution, logits_from
+from minivae.distributions.distribution import Distribution, as_value, logits_from
 from minivae.plan import array_function
 from minivae.random import resolve
 
@@ -40,6 +40,11 @@ class Bernoulli(Distribution):
         return array_function(lambda u, p: (u < p).astype(p.dtype), u, p)
 
     def log_prob(self, value):
+        """In the logits' dtype for integer values, as OneHotCategorical's (NumPy made int64 data and float32 logits
+        float64)."""
+        value = as_value(value, self.logits)
+        if value.dtype.kind != "f":
+            value = value.astype(self.logits.dtype)
         return ops.bernoulli_log_prob(self.logits, value)
 
     def entropy(self):

@@ -1,5 +1,6 @@
 """The base class: ``sample`` / ``rsample`` / ``log_prob`` / ``entropy`` as in torch.distributions."""
 import math
+import numbers
 
 import numpy
 
@@ -27,6 +28,17 @@ def as_param(x, name, who):
     elif t.dtype.kind != "f":
         raise TypeError(f"{who}: {name} must be a real number or array, not {t.dtype} ({x!r:.40})")
     return t
+
+
+def as_params(given, names, who):
+    """as_param of each argument ``given``, a number among them (a Python or NumPy real scalar) in the dtype of the
+    first of the others, as torch.distributions' broadcast_all: ``Normal(float64_loc, 0.1)`` is float64 throughout
+    (its scale 0.1 exactly, entropy, variance), where as_param alone made 0.1 float32. All numbers: as_param's."""
+    number = [isinstance(x, numbers.Real) for x in given]
+    params = [None if n else as_param(x, name, who) for x, name, n in zip(given, names, number)]
+    dtype = next((p.dtype for p in params if p is not None), None)
+    return [as_param(numpy.asarray(x, dtype) if dtype is not None else x, name, who) if p is None else p
+            for x, name, p in zip(given, names, params)]
 
 
 def on_one_device(params, given):
@@ -137,14 +149,17 @@ class Distribution:
 class CategoricalLogits:
     """For distributions over K categories: ``logits`` as given in ``_given_logits``; ``logits`` is
     their log_softmax over the last axis (log-probabilities, as in torch.distributions), made when
-    first read. A sampler that a shift of each row does not change (softmax((l + g)/τ)) reads the
-    given logits, and a step that only samples makes no log_softmax (its forward and its VJP: on the
-    GPU, two kernel launches). Probs given (``logits_from``'s p, normalized, not clamped) are kept in
-    ``_probs`` and are ``probs``, as torch's."""
+    first read; where probs were given, log p itself (p clamped to [ε, 1 − ε], as torch's). A sampler
+    that a shift of each row does not change (softmax((l + g)/τ)) reads the given logits, and a step
+    that only samples makes no log_softmax (its forward and its VJP: on the GPU, two kernel launches).
+    Probs given (``logits_from``'s p, normalized, not clamped) are kept in ``_probs`` and are
+    ``probs``, as torch's."""
 
     def _set_logits(self, logits, probs=None):
         check_categories(logits, type(self).__name__, "logits")
-        self._given_logits, self._normalized, self._probs = logits, None, probs
+        # log p of probs given is normalized already: its log_softmax would also cancel the row sum's gradient
+        # (log p_z = log w_z − log Σ_j w_j) to a weight w_j below ε·Σ w (0), whose own log the clamp cuts
+        self._given_logits, self._normalized, self._probs = logits, None if probs is None else logits, probs
         self.num_categories = logits.shape[-1]
 
     @property

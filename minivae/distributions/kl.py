@@ -56,6 +56,12 @@ def _kl_categorical_categorical(p, q):
 
 
 def mc_kl(p, q, n, rng):
-    """(1/n) Σ_i [log p(z_i) − log q(z_i)], z_i ~ p: unbiased, differentiable when p has rsample."""
+    """(1/n) Σ_i [log p(z_i) − log q(z_i)], z_i ~ p: unbiased, differentiable when p has rsample; over the batch
+    shapes of p and q broadcast, as kl_divergence."""
     z = p.rsample((n,), rng=rng) if p.has_rsample else p.sample((n,), rng=rng)
+    # the draws' axis ahead of q's longer batch, not against its first axis (an error, or with n the size of that
+    # axis, draw i scored by q_i only)
+    missing = len(q.batch_shape) - len(p.batch_shape)
+    if missing > 0:
+        z = z.reshape((n,) + (1,) * missing + z.shape[1:])
     return (p.log_prob(z) - q.log_prob(z)).mean(axis=0)

@@ -3,7 +3,7 @@
 import numpy
 
 from minivae import ops
-from minivae.distributions.distribution import LOG_2PI, Distribution, as_param, checkable, on_one_device
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_params, checkable, on_one_device
 from minivae.random import resolve
 
 
@@ -18,7 +18,7 @@ class Normal(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale):
-        self.loc, self.scale = as_param(loc, "loc", "Normal"), as_param(scale, "scale", "Normal")
+        self.loc, self.scale = as_params((loc, scale), ("loc", "scale"), "Normal")
         # check constants a user passes (see ``checkable``): loc not NaN, scale finite and > 0
         # (NaN fails ``> 0``, so one comparison with each bound covers NaN and ±inf)
         if checkable(self.scale) and not ((self.scale.data > 0) & (self.scale.data < numpy.inf)).all():

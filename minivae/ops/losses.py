@@ -248,7 +248,8 @@ class CategoricalKL(Function):
               The kernels normalize the prior's logits row by row themselves: a fixed prior (the VAE's
               uniform one) costs no log_softmax of its own each step (on the GPU, eight launches).
     A term of q_k = 0 is 0, and so is its gradient (0·log 0 = 0 whatever p_k, as torch's kl_divergence), where a logit
-    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf).
+    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf). l̄ is 0 where ḡ = 0, also on a row of +∞
+    (q_j·(d_j − ∞)·0 would be NaN); where ḡ ≠ 0 there, it is not defined (NaN, −inf).
     """
 
     def forward(ctx, logits, prior_logits):
@@ -276,7 +277,10 @@ class CategoricalKL(Function):
         bwd = getattr(ctx.kernel, "categorical_kl_bwd", None)  # one fused pass on the GPU
         if bwd is not None:
             return bwd(g, ctx.q, ctx.diff, ctx.kl), gp
-        return ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None], gp
+        with numpy.errstate(invalid="ignore"):  # q_j·(d_j − ∞)·0 = NaN on a row of KL = +∞, replaced just below
+            gl = ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None]
+        # 0 where ḡ = 0, so that a row of +∞ that no loss reads (ḡ = 0) sends back no NaN, as kl_divergence's
+        return ctx.xp.where(g[..., None] == 0, 0, gl), gp
 
 
 @register("negative_elbo", nondifferentiable_inputs=(2,))

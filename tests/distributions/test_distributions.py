@@ -91,6 +91,23 @@ def test_kl_closed_forms_match_monte_carlo_and_definition():
         kl_divergence(p, Bernoulli(logits=mv.tensor(np.zeros(2))))
 
 
+def test_monte_carlo_kl_broadcasts_a_shorter_batch_of_p():
+    """p of batch () against q of batch (3,): the estimate is per q, shaped (3,) as kl_divergence's (the draws' axis
+    met q's: an error, or for n = 3 a scalar that scored draw i by q_i only)."""
+    p = Normal(0.0, 1.0)
+    scale = np.array([1.0, 2.0, 0.5], np.float32)
+    q = Normal(mv.tensor(np.zeros(3, np.float32)), mv.tensor(scale))
+    closed = np.log(scale) + 1 / (2 * scale ** 2) - 0.5
+    np.testing.assert_allclose(kl_divergence(p, q).data, closed, rtol=1e-6)
+    assert mc_kl(p, q, 3, rng=Generator(0)).shape == (3,)
+    np.testing.assert_allclose(mc_kl(p, q, 100_000, rng=Generator(0)).data, closed, atol=0.02)
+    logits = np.log(np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]))
+    for cls in (Categorical, OneHotCategorical):
+        p, q = cls(logits=mv.tensor(logits[0])), cls(logits=mv.tensor(logits))
+        assert mc_kl(p, q, 2, rng=Generator(1)).shape == (2,)
+        np.testing.assert_allclose(mc_kl(p, q, 100_000, rng=Generator(1)).data, kl_divergence(p, q).data, atol=0.02)
+
+
 def test_gradcheck_of_normal_kl_and_log_probs():
     assert mv.gradcheck(lambda m, s: kl_divergence(Normal(m, s), Normal(0.0, 1.0)),
                         [np.array([0.3, -1.0]), np.array([0.5, 2.0])])

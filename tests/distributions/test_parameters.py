@@ -13,6 +13,7 @@ CATEGORICAL_FAMILY = [Categorical, OneHotCategorical,
                       lambda probs=None, logits=None: RelaxedOneHotCategorical(0.5, probs, logits),
                       lambda probs=None, logits=None: ExpRelaxedCategorical(0.5, probs, logits)]
 FAMILY_IDS = ["Categorical", "OneHotCategorical", "RelaxedOneHotCategorical", "ExpRelaxedCategorical"]
+EPS64 = float(np.finfo(np.float64).eps)
 
 
 # ---- categorical probs are weights, normalized over the last axis ---------------------
@@ -45,6 +46,51 @@ def test_categorical_log_prob_gradient_through_the_normalization():
     assert lp.item() == pytest.approx(math.log(6.0 / 8.5))
     lp.backward()
     np.testing.assert_allclose(w.grad, np.array([0.0, 1 / 6.0, 0.0]) - 1 / 8.5)
+
+
+@pytest.mark.parametrize("cls", [Categorical, OneHotCategorical])
+def test_log_prob_and_kl_gradients_reach_a_weight_of_zero(cls):
+    """log p_z = log w_z − log Σ_j w_j, so ∂/∂w_j = δ_jz / w_z − 1/Σ w for every j: also for a weight 0, or one below
+    ε·Σ w, whose own log the clamp to ε cuts; only the row sum reaches it (the logits were the log_softmax of the
+    clamped log p, which cancels Σ w: 0 there). The logits are log p, clamped, as torch's; KL(p ‖ q) of q's weights
+    w: ∂/∂w_j = 1/Σ w − p_j / w_j, where p_j = 0 for the weights 0."""
+    w = np.array([0.0, 1e-20, 1.0, 3.0])
+    weights = mv.tensor(w, requires_grad=True)
+    d = cls(weights)
+    np.testing.assert_allclose(d.logits.data, np.log(np.clip(w / 4, EPS64, 1 - EPS64)), rtol=1e-15)
+    z = np.array([2, 3])
+    d.log_prob(z if cls is Categorical else np.eye(4)[z]).backward(np.array([1.0, -2.0]))
+    expected = 1.0 * (np.eye(4)[2] / 1.0 - 1 / 4) - 2.0 * (np.eye(4)[3] / 3.0 - 1 / 4)
+    np.testing.assert_allclose(weights.grad, expected, rtol=1e-12)
+    weights.grad = None
+    p = np.array([0.0, 0.0, 0.5, 0.5])
+    kl = kl_divergence(cls(mv.tensor(p)), cls(weights))
+    assert kl.item() == pytest.approx(0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75), rel=1e-12)
+    kl.backward()
+    np.testing.assert_allclose(weights.grad, 1 / 4 - np.array([0.0, 0.0, 0.5 / 1.0, 0.5 / 3.0]), rtol=1e-12)
+
+
+def test_gradients_of_weights_of_zero_match_torch():
+    torch = pytest.importorskip("torch")
+    w = np.array([[0.0, 1e-20, 1.0, 3.0], [2.0, 0.0, 0.5, 0.0]])
+    for cls, tcls in [(Categorical, torch.distributions.Categorical),
+                      (OneHotCategorical, torch.distributions.OneHotCategorical)]:
+        weights, theirs = mv.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+        value = np.array([3, 0])
+        value = value if cls is Categorical else np.eye(4)[value]
+        g = np.array([0.5, -1.5])
+        (cls(weights).log_prob(value) * g).sum().backward()
+        (tcls(theirs).log_prob(torch.tensor(value)) * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(weights.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+        weights.grad, theirs.grad = None, None
+        (cls(weights).entropy() * g).sum().backward()
+        (tcls(theirs).entropy() * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(weights.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+        weights.grad, theirs.grad = None, None
+        p = np.array([0.0, 0.0, 0.5, 0.5])
+        (kl_divergence(cls(mv.tensor(p)), cls(weights)) * g).sum().backward()
+        (torch.distributions.kl_divergence(tcls(torch.tensor(p)), tcls(theirs)) * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(weights.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_categorical_probs_match_torch():
@@ -124,6 +170,20 @@ def test_bernoulli_of_float16_probs_compares_float64_uniforms():
 
 
 # ---- dtypes: integer parameters become float32, integer tensors are refused ------------
+@pytest.mark.parametrize("values", [np.array([0, 1, 1]), [0, 1, 1], np.array([0, 1, 1], np.uint8), np.array([False, True, True])],
+                         ids=["int64", "list", "uint8", "bool"])
+def test_bernoulli_log_prob_of_integer_values_is_in_the_logits_dtype(values):
+    """Binary data as integers (or a list) scores in the float32 of the logits (int64 data gave NumPy's float64), as
+    its gradient does: x·l − softplus(l)."""
+    logits = mv.tensor(np.array([0.5, -1.0, 2.0], np.float32), requires_grad=True)
+    lp = Bernoulli(logits=logits).log_prob(values)
+    assert lp.dtype == np.float32
+    x = np.array([0.0, 1.0, 1.0])
+    np.testing.assert_allclose(lp.data, x * logits.data - np.logaddexp(0, logits.data.astype(np.float64)), rtol=1e-6)
+    lp.sum().backward()
+    assert logits.grad.dtype == np.float32
+
+
 def test_normal_with_integer_parameters_is_float32():
     d = Normal(0, 1)
     assert d.loc.dtype == np.float32 and d.scale.dtype == np.float32 and d.variance.dtype == np.float32
@@ -169,6 +229,35 @@ def test_normal_draws_noise_in_the_result_dtype_of_loc_and_scale():
     z = d.rsample((2,), rng=Generator(0))
     assert z.dtype == np.float64
     np.testing.assert_array_equal(z.data, Generator(0).normal((2, 3), np.float64))  # not float32 noise cast up
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_a_number_beside_a_tensor_takes_its_dtype(dtype):
+    """As torch's broadcast_all: Normal(loc, 0.1) of a float64 loc has the float64 scale 0.1, exactly (float32's 0.1
+    made the scale, stddev, variance and entropy float32, off by 1.5e-9); one of float16, float16 noise, not float32.
+    Two numbers stay float32."""
+    loc = mv.tensor(np.array([0.5, -1.0], dtype))
+    for d in (Normal(loc, 0.1), Normal(np.float32(0.1), mv.tensor(np.array([0.1, 2.0], dtype)))):
+        assert d.loc.dtype == d.scale.dtype == dtype
+        for moment in (d.mean, d.stddev, d.variance, d.entropy(), d.log_prob(loc), d.rsample((2,), rng=Generator(0))):
+            assert moment.dtype == dtype
+    scale = Normal(loc, 0.1).scale
+    assert scale.item() == dtype(0.1)
+    if dtype == np.float64:
+        assert Normal(loc, 0.1).entropy().data[0] == pytest.approx(math.log(0.1) + 0.5 * (1 + math.log(2 * math.pi)),
+                                                                  rel=1e-15)
+    assert Normal(0.0, 0.1).scale.dtype == np.float32
+
+
+def test_the_dtypes_of_a_normal_with_a_number_match_torch():
+    torch = pytest.importorskip("torch")
+    for dtype in (np.float64, np.float16):
+        x, t = np.array([0.5, 2.0], dtype), torch.tensor(np.array([0.5, 2.0], dtype))
+        for ours, theirs in [(Normal(mv.tensor(x), 2.0), torch.distributions.Normal(t, 2.0)),
+                             (Normal(0.5, mv.tensor(x)), torch.distributions.Normal(0.5, t))]:
+            for name in ("mean", "stddev", "variance"):
+                assert getattr(ours, name).dtype == getattr(theirs, name).numpy().dtype, name
+            assert ours.entropy().dtype == theirs.entropy().numpy().dtype
 
 
 # ---- Normal: refused values, broadcast moments ----------------------------------------

@@ -94,6 +94,31 @@ def test_bce_kernel_matches_the_reference(dtype, op, shape, seed):
     assert_same(*both_paths(op, [x, t], g), dtype)
 
 
+@pytest.mark.parametrize("op", [ops.bce_with_logits, ops.bernoulli_log_prob])
+@pytest.mark.parametrize("int_dtype", [np.int64, np.uint8, np.bool_])
+def test_bce_kernel_takes_integer_targets_in_the_logits_dtype(op, int_dtype, monkeypatch):
+    """Integer targets are cast to the logits' dtype before the dispatch: float32 logits with int64 data take the
+    kernel (they took NumPy's float64 formula), with the values and gradient of the same targets as floats."""
+    from minivae._cpu import bce
+    calls, kernel = [], bce.bce_fwd
+    monkeypatch.setattr(bce, "bce_fwd", lambda x, t, sign: calls.append(t.dtype) or kernel(x, t, sign))
+    rng = np.random.default_rng(0)
+    x, t = (4 * rng.normal(size=(3, 7))).astype(np.float32), rng.integers(0, 2, (3, 7)).astype(int_dtype)
+    g = rng.normal(size=(3, 7)).astype(np.float32)
+    results = []
+    with use_numba(True):
+        for targets in (t, t.astype(np.float32)):
+            logits = mv.tensor(x, requires_grad=True)
+            y = op(logits, mv.tensor(targets))
+            y.backward(g)
+            results.append((y.data, logits.grad))
+    assert calls == [np.float32, np.float32]
+    (y, gx), (want, want_gx) = results
+    assert y.dtype == gx.dtype == np.float32
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(gx, want_gx)
+
+
 def test_bce_float32_kernel_is_within_an_ulp_of_the_exact_value():
     """The float32 kernel against float64 libm, rounded once: an independent reference (NumPy's float32
     formula itself is off by many ulps where terms cancel). The last eight: max(x, 0) − x·t = 0, so that the

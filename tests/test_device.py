@@ -801,6 +801,41 @@ def test_the_fused_bernoulli_negative_elbo_through_the_emulated_cuda_kernels(dty
         np.testing.assert_allclose(got, cpu, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["bce_with_logits", "bernoulli_log_prob", "bernoulli_negative_elbo"])
+def test_integer_data_takes_the_emulated_cuda_kernels_in_the_logits_dtype(name):
+    """int64 data beside float32 logits on the GPU: cast to float32 before the dispatch, so the fused kernels run (they
+    refused the mixed dtypes, and the formula made float64), with the values and gradients of float32 data, bit for
+    bit, and no copy to the host."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    from tests.test_launch_count import launch_count, names
+    rng = np.random.default_rng(4)
+    logits_np, data = (4 * rng.standard_normal((5, 7))).astype(np.float32), X[:5, :7].astype(np.int64)
+    kl = mv.tensor(np.ones((5, 2), np.float32), device="cuda")
+    loss = {"bce_with_logits": lambda l, x: ops.bce_with_logits(l, x).sum(),
+            "bernoulli_log_prob": lambda l, x: ops.bernoulli_log_prob(l, x).sum(),
+            "bernoulli_negative_elbo": lambda l, x: ops.bernoulli_negative_elbo(l, x, kl)}[name]
+    results = []
+    for x in (data, data.astype(np.float32)):
+        logits = mv.tensor(logits_np, device="cuda", requires_grad=True)
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()), \
+                launch_count.counting() as launches, record() as log:
+            out = loss(logits, mv.tensor(x, device="cuda"))
+            out.backward()
+        assert log == [], describe(log)
+        kernels = {k for k in names(launches) if k.startswith("kernel ")}
+        assert ("kernel bce_fwd" in kernels) == (name != "bernoulli_negative_elbo"), kernels
+        assert ("kernel bernoulli_negative_elbo_fwd" in kernels) == (name == "bernoulli_negative_elbo"), kernels
+        results.append((host(out), host(logits.grad)))
+    (got, got_grad), (want, want_grad) = results
+    assert got.dtype == got_grad.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_grad, want_grad)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ["fixed prior", "learnable prior", "long rows"])
 def test_the_gumbel_softmax_kl_pair_through_the_emulated_cuda_kernels(dtype, case):

@@ -343,6 +343,47 @@ def test_a_real_function_of_an_integer_tensor_is_float32(name, int_dtype):
         assert ops.abs(mv.tensor(a)).dtype == a.dtype and ops.relu(mv.tensor(a)).dtype == a.dtype
 
 
+# ---- integer targets of the Bernoulli losses ---------------------------------------------------------------------
+BERNOULLI_LOSSES = {"bce_with_logits": lambda x, t: ops.bce_with_logits(x, t),
+                    "bernoulli_log_prob": lambda x, t: ops.bernoulli_log_prob(x, t),
+                    "bernoulli_negative_elbo": lambda x, t: ops.bernoulli_negative_elbo(x, t, mv.zeros(2, 1, dtype=x.dtype))}
+
+
+@pytest.mark.parametrize("name", sorted(BERNOULLI_LOSSES))
+@pytest.mark.parametrize("int_dtype", [np.int64, np.uint8, np.bool_])
+@pytest.mark.parametrize("float_dtype", [np.float16, np.float32, np.float64])
+def test_bernoulli_losses_of_integer_targets_are_in_the_logits_dtype(name, int_dtype, float_dtype):
+    """Binary data as integers or bools: the targets are cast to the logits' dtype first, so the value and the logits'
+    gradient are those of the same targets given as floats of that dtype, bit for bit (NumPy made int64 targets
+    beside float32 logits float64)."""
+    x = np.array([[0.5, -1.0, 2.0], [-3.0, 0.0, 4.0]], float_dtype)
+    t = np.array([[0, 1, 1], [1, 0, 0]], int_dtype)
+    g = np.array([[0.7, -1.3, 0.2], [1.1, 0.4, -0.6]], float_dtype)
+    results = []
+    for targets in (t, t.astype(float_dtype)):
+        logits = leaf(x, float_dtype)
+        out = BERNOULLI_LOSSES[name](logits, mv.tensor(targets))
+        out.backward(g if out.ndim else None)
+        results.append((out, logits.grad))
+    (got, got_grad), (want, want_grad) = results
+    assert got.dtype == got_grad.dtype == float_dtype
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(got_grad, want_grad)
+
+
+def test_bernoulli_losses_of_integer_targets_match_torch_of_targets_in_the_logits_dtype():
+    """torch 2.13 refuses integer targets ("result type Float can't be cast to the desired output type Long"); cast to
+    the logits' dtype, its values are ours, in float32."""
+    torch = pytest.importorskip("torch")
+    x, t = np.array([0.5, -1.0, 2.0, -30.0], np.float32), np.array([0, 1, 1, 1])
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(t).float(),
+                                                                  reduction="none").numpy()
+    for ours, sign in ((ops.bce_with_logits(mv.tensor(x), mv.tensor(t)), 1),
+                       (ops.bernoulli_log_prob(mv.tensor(x), mv.tensor(t)), -1)):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(sign * ours.numpy(), theirs, rtol=1e-6)
+
+
 # ---- clip with tensor bounds ------------------------------------------------------------------------------------
 def test_clip_takes_tensor_bounds_with_pytorch_s_gradients():
     """Values: numpy.clip (hi wherever lo > hi). Gradients: torch.clamp's, by hand for each case: x̄ = ḡ where

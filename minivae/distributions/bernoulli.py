@@ -40,12 +40,8 @@ class Bernoulli(Distribution):
         return array_function(lambda u, p: (u < p).astype(p.dtype), u, p)
 
     def log_prob(self, value):
-        """In the logits' dtype for integer values, as OneHotCategorical's (NumPy made int64 data and float32 logits
-        float64)."""
-        value = as_value(value, self.logits)
-        if value.dtype.kind != "f":
-            value = value.astype(self.logits.dtype)
-        return ops.bernoulli_log_prob(self.logits, value)
+        """In the logits' dtype for integer values (the op casts them), as OneHotCategorical's."""
+        return ops.bernoulli_log_prob(self.logits, as_value(value, self.logits))
 
     def entropy(self):
         return ops.bce_with_logits(self.logits, self.probs)  # both arguments carry l's gradient

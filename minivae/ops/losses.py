@@ -7,6 +7,7 @@ from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
+from minivae.ops.arith import floating_all
 from minivae.ops.softmax import log_softmax_array
 from minivae.ops.unary import stable_sigmoid, stable_softplus
 from minivae.plan import drawn_counter
@@ -22,11 +23,14 @@ class BCEWithLogits(Function):
     saves     x, t          fused (same shapes and dtype): minivae/_cpu/bce.py bce_fwd (on the GPU
                             kernels/bce.cu) computes ℓ and σ(x) − t in one pass, and the VJP is then
                             one multiply
+    Integer and bool targets (binary data as int64, uint8, bool) are cast to the logits' dtype first, as PyTorch's
+    result dtype (NumPy made int64 targets beside float32 logits float64, off the fused kernels).
     """
 
     sign = 1  # BernoulliLogProb below is the same op negated
 
     def forward(ctx, x, t):
+        x, t = floating_all((x, t))
         loss, dx = _bce_terms(ctx, x, t, ctx.sign)
         ctx.save(x=x, t=t, dx=dx)
         return loss
@@ -329,6 +333,7 @@ class BernoulliNegativeELBO(Function):
 
     def forward(ctx, logits, x, kl, beta):
         xp = ctx.xp
+        logits, x = floating_all((logits, x))  # integer data in the logits' dtype, as bernoulli_log_prob's
         kernel = None if xp is numpy else ctx.fused("elbo", logits, x, kl, beta)
         if kernel is not None and logits.dtype == x.dtype == kl.dtype == beta.dtype:
             ctx.save(logits=logits, x=x, beta=beta, kl_shape=kl.shape, dx=None, kernel=kernel)

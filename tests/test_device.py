@@ -192,6 +192,35 @@ def test_distributions_sample_on_the_device_of_their_parameters():
         np.testing.assert_array_equal(host(g), e, err_msg=str(i))
 
 
+def test_moments_supports_and_expand_stay_on_the_device():
+    """mode, mean, variance, stddev, enumerate_support and expand of distributions on the GPU: made there (no copy to
+    the host, no host data uploaded), with the CPU's values, and the gradients through an expand."""
+    rng = np.random.default_rng(6)
+    logits_np, p_np = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.random((2, 3)).astype(np.float32)
+    p_np[0, 0] = 0.5  # the mode's NaN
+
+    def make(device):  # (Normal's 1.0 goes to the device here, an upload of its own)
+        logits, p = mv.tensor(logits_np, device=device, requires_grad=True), mv.tensor(p_np, device=device)
+        return logits, Bernoulli(p), Categorical(logits=logits), OneHotCategorical(logits=logits), Normal(p, 1.0)
+
+    def run(logits, b, c, o, n):
+        out = [getattr(d, name) for d in (b, c, o, n) for name in ("mode", "mean", "variance", "stddev")]
+        out += [d.enumerate_support(expand) for d in (b, c, o) for expand in (True, False)]
+        e = o.expand((5, 2, 3))
+        lp = e.log_prob(e.sample(rng=Generator(0))) + n.expand((5, 2, 3)).log_prob(n.mean) + b.expand((2, 3)).mean
+        lp.sum().backward()
+        return out + [lp, logits.grad]
+    expected = [host(t) for t in run(*make("cpu"))]
+    on_device = make("cuda")
+    with record() as log, record(UPLOADS) as uploads:
+        got = run(*on_device)
+    assert log == [], describe(log)
+    assert uploads == [], describe(uploads)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert device_of(g.data if isinstance(g, mv.Tensor) else g) == "cuda", i
+        np.testing.assert_array_equal(host(g), e, err_msg=str(i))
+
+
 # ---- one device per computation (found by review, 2026-11-28) --------------------------------------------
 def test_a_normal_puts_numbers_on_the_device_of_its_tensor_parameter():
     """As torch.distributions puts a Python number beside the tensors it broadcasts with, Normal(cuda_loc, 1.0) is a

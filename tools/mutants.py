@@ -46,6 +46,7 @@ CUDA = "tests/test_cuda_kernels.py"
 TIMING = "tests/test_gpu_timing.py"
 ESTIMATOR_VALUES = "tests/test_estimator_values.py"
 TIES = "tests/test_ties_and_streams.py"
+MOMENTS = "tests/distributions/test_moments_and_expand.py::"
 
 
 class Mutant:
@@ -1014,6 +1015,30 @@ MUTANTS = [
       ['tests/test_ops_edges.py::test_bernoulli_losses_of_integer_targets_are_in_the_logits_dtype',
        'tests/test_device.py::test_integer_data_takes_the_emulated_cuda_kernels_in_the_logits_dtype'],
       'bernoulli_negative_elbo of int64 data is float64 (and off the CUDA kernel)'),
+    # ---- torch.distributions' moments, modes, supports and expand, fix5-dist3 ----
+    M('dist-bernoulli-mode-half-is-one', 'minivae/distributions/bernoulli.py', ('xp.where(p == 0.5, xp.nan, p >= 0.5)', 'xp.where(p != p, xp.nan, p >= 0.5)'),
+      [MOMENTS + 'test_bernoulli_mode_variance_and_stddev'], 'Bernoulli(0.5).mode is 1, where torch gives NaN'),
+    M('dist-bernoulli-mode-float64', 'minivae/distributions/bernoulli.py', ('p >= 0.5).astype(p.dtype, copy=False), self.probs)', 'p >= 0.5), self.probs)'),
+      [MOMENTS + 'test_bernoulli_mode_variance_and_stddev'], 'the mode of float32 probs is float64'),
+    M('dist-stddev-is-the-variance', 'minivae/distributions/distribution.py', ('        return ops.sqrt(self.variance)', '        return self.variance'),
+      [MOMENTS + 'test_bernoulli_mode_variance_and_stddev', MOMENTS + 'test_one_hot_categorical_mode_mean_and_variance'], 'stddev without its square root'),
+    M('dist-support-never-expanded', 'minivae/distributions/distribution.py', ('            return xp.broadcast_to(v, (n,) + batch + event) if expand else v', '            return v'),
+      [MOMENTS + 'test_enumerate_support_written_out_or_to_broadcast'], 'enumerate_support() of shape (n, 1, …, 1), not torch\'s (n,) + batch_shape'),
+    M('dist-bernoulli-support-int64', 'minivae/distributions/bernoulli.py', ('xp.arange(2, dtype=dtype)', 'xp.arange(2)'),
+      [MOMENTS + 'test_enumerate_support_written_out_or_to_broadcast'], "Bernoulli's support in int64, not the logits' dtype"),
+    M('dist-categorical-mode-wrong-axis', 'minivae/distributions/categorical.py', ('lambda p: p.argmax(axis=-1)', 'lambda p: p.argmax(axis=0)'),
+      [MOMENTS + 'test_categorical_mode_mean_and_variance'], 'the mode taken across the batch, not the categories'),
+    M('dist-categorical-mean-zero', 'minivae/distributions/categorical.py', ('xp.full(shape, xp.nan, logits.dtype)', 'xp.zeros(shape, logits.dtype)'),
+      [MOMENTS + 'test_categorical_mode_mean_and_variance'], "Categorical.mean 0, not torch's NaN"),
+    M('dist-one-hot-mean-nan', 'minivae/distributions/categorical.py', ('    @property\n    def mean(self):\n        return self.probs\n\n', ''),
+      [MOMENTS + 'test_one_hot_categorical_mode_mean_and_variance'], "OneHotCategorical.mean the NaN of Categorical's, not p"),
+    M('dist-expand-event-axes-dropped', 'minivae/distributions/distribution.py', ('                shape = batch_shape + p.shape[n:]', '                shape = batch_shape'),
+      [MOMENTS + 'test_categorical_family_expand_keeps_the_categories'], 'expand broadcasts the logits to the batch shape alone, losing the categories'),
+    M('dist-expand-unchecked', 'minivae/distributions/distribution.py', ('if len(batch_shape) < n or any(a not in (1, b)', 'if len(batch_shape) < n and any(a not in (1, b)'),
+      [MOMENTS + 'test_expand_refuses_a_batch_shape_it_does_not_broadcast_to'], 'expand to a shape the batch does not broadcast to: a broadcast error naming no distribution'),
+    M('dist-expand-batch-shape-kept', 'minivae/distributions/distribution.py', ('        new.batch_shape = batch_shape\n', ''),
+      [MOMENTS + 'test_normal_expand_broadcasts_views_and_sums_the_gradients_back', MOMENTS + 'test_categorical_family_expand_keeps_the_categories'],
+      "the expanded distribution keeps the old batch_shape: samples of the old shape"),
     M('categorical-kl-op-infinite-row-nan-at-zero-upstream', 'minivae/ops/losses.py', ('        return ctx.xp.where(g[..., None] == 0, 0, gl), gp', '        return gl, gp'),
       ['tests/test_ops_edges.py::test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zero'], 'a row of KL = +∞ with ḡ = 0 sends back NaN (the VAE step NaN where the loss masks it out)'),
     M('cuda-categorical-kl-infinite-row-nan-at-zero-upstream', 'kernels/common.cuh', ('return g == T(0) ? T(0) : q * (diff - kl) * g;', 'return q * (diff - kl) * g;'),

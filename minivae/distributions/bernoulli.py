@@ -18,6 +18,8 @@ class Bernoulli(Distribution):
     clamped to [ε, 1 − ε], as in torch.distributions.
     """
 
+    _params = ("logits", "_probs")
+
     def __init__(self, probs=None, logits=None):
         self.logits, self._probs = logits_from(probs, logits, "Bernoulli", binary=True)
         self.batch_shape = self.logits.shape
@@ -29,6 +31,23 @@ class Bernoulli(Distribution):
     @property
     def mean(self):
         return self.probs
+
+    @property
+    def mode(self):
+        """1 where p > ½, 0 where p < ½ (and where p is NaN), NaN where p = ½ exactly, as torch's; no gradient."""
+        xp = self.logits.xp
+        return array_function(lambda p: xp.where(p == 0.5, xp.nan, p >= 0.5).astype(p.dtype, copy=False), self.probs)
+
+    @property
+    def variance(self):
+        """p(1 − p)."""
+        p = self.probs
+        return p * (1 - p)
+
+    def enumerate_support(self, expand=True):
+        """The values 0 and 1 in the logits' dtype, along a new first axis: (2,) + batch_shape, or (2, 1, …, 1) to
+        broadcast against the batch when not ``expand``."""
+        return self._support(self.logits, lambda xp, dtype: xp.arange(2, dtype=dtype), expand)
 
     def sample(self, sample_shape=(), rng=None):
         """1 where u < p, u ~ Uniform(0, 1) open: exactly Bernoulli(p), and p = 0 / p = 1 give only 0 / 1. u is

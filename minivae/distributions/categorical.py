@@ -5,7 +5,6 @@ import numpy
 
 from minivae import ops
 from minivae.distributions.distribution import CategoricalLogits, Distribution, as_value, logits_from
-from minivae.engine import Tensor
 from minivae.plan import array_function
 from minivae.random import resolve
 
@@ -58,10 +57,30 @@ class Categorical(CategoricalLogits, Distribution):
         logits = ops.clip(self.logits, min=float(numpy.finfo(self.logits.dtype).min))  # 0·(−inf) would be NaN
         return -(self.probs * logits).sum(axis=-1)
 
-    def enumerate_support(self):
-        """All K values, shaped (K, 1, …, 1) to broadcast against the batch."""
-        xp = self.logits.xp
-        return Tensor(xp.arange(self.num_categories).reshape((-1,) + (1,) * len(self.batch_shape)))
+    def enumerate_support(self, expand=True):
+        """All K class indices (int64), along a new first axis: (K,) + batch_shape, or (K, 1, …, 1) to broadcast
+        against the batch when not ``expand``."""
+        return self._support(self._given_logits, lambda xp, dtype: xp.arange(self.num_categories, dtype=numpy.int64),
+                             expand)
+
+    @property
+    def mode(self):
+        """argmax_k p_k (the first of ties), as torch's: class indices."""
+        return array_function(lambda p: p.argmax(axis=-1), self.probs)
+
+    @property
+    def mean(self):
+        """NaN, as torch's: class indices have no mean (batch_shape, in the probs' dtype)."""
+        return self._nan()
+
+    @property
+    def variance(self):
+        """NaN, as torch's."""
+        return self._nan()
+
+    def _nan(self):
+        xp, shape = self._given_logits.xp, self._extended(())
+        return array_function(lambda logits: xp.full(shape, xp.nan, logits.dtype), self._given_logits)
 
 
 class OneHotCategorical(Categorical):
@@ -90,7 +109,22 @@ class OneHotCategorical(Categorical):
         unused = array_function(lambda v, logits: (v == 0) & (logits == -math.inf), value, self.logits)
         return (value * ops.where(unused, 0.0, self.logits)).sum(axis=-1)
 
-    def enumerate_support(self):
-        """All K one-hot vectors, shaped (K, 1, …, 1, K)."""
-        eye = self.logits.xp.eye(self.num_categories, dtype=self.logits.dtype)
-        return Tensor(eye.reshape((self.num_categories,) + (1,) * len(self.batch_shape) + (self.num_categories,)))
+    def enumerate_support(self, expand=True):
+        """All K one-hot vectors in the logits' dtype, along a new first axis: (K,) + batch_shape + (K,), or
+        (K, 1, …, 1, K) to broadcast against the batch when not ``expand``."""
+        return self._support(self._given_logits, lambda xp, dtype: xp.eye(self.num_categories, dtype=dtype), expand)
+
+    @property
+    def mode(self):
+        """one_hot(argmax_k p_k), in the probs' dtype."""
+        return ops.one_hot(super().mode, self.num_categories, dtype=self._given_logits.dtype)
+
+    @property
+    def mean(self):
+        return self.probs
+
+    @property
+    def variance(self):
+        """p(1 − p), of each category."""
+        p = self.probs
+        return p * (1 - p)

@@ -1,11 +1,12 @@
 """The base class: ``sample`` / ``rsample`` / ``log_prob`` / ``entropy`` as in torch.distributions."""
+import copy
 import math
 import numbers
 
 import numpy
 
 from minivae import ops
-from minivae._backend import device_of
+from minivae._backend import device_of, get_array_module
 from minivae.engine import DEFAULT_FLOAT, Tensor, array_function, as_tensor, no_grad, tensor
 from minivae.random import _shape
 
@@ -124,6 +125,47 @@ class Distribution:
     has_rsample = False
     batch_shape = ()
     event_shape = ()
+    _params = ()  # the names of the attributes that hold the parameters (tensors, or None), for ``expand``
+
+    @property
+    def stddev(self):
+        """√variance, as torch's."""
+        return ops.sqrt(self.variance)
+
+    def expand(self, batch_shape):
+        """This distribution repeated to ``batch_shape``, as torch's ``expand``: a new one whose parameters are those
+        broadcast to ``batch_shape`` (their event axes kept) by ops.broadcast_to, views, so that gradients reach these
+        parameters, summed over the axes broadcast. The batch shape must broadcast to ``batch_shape`` (axes of 1
+        repeated, new axes in front)."""
+        batch_shape = _shape(batch_shape, "batch_shape")
+        if not self._params:
+            raise NotImplementedError(f"{type(self).__name__} has no expand")
+        old, n = tuple(self.batch_shape), len(self.batch_shape)
+        if len(batch_shape) < n or any(a not in (1, b) for a, b in zip(old, batch_shape[len(batch_shape) - n:])):
+            raise ValueError(f"{type(self).__name__}.expand: batch_shape {old} cannot be expanded to {batch_shape}")
+        new = copy.copy(self)
+        for name in self._params:
+            p = getattr(self, name)
+            if p is not None:
+                shape = batch_shape + p.shape[n:]  # (a parameter of fewer axes than the batch, Normal's, has no event)
+                setattr(new, name, p if p.shape == shape else ops.broadcast_to(p, shape))
+        new.batch_shape = batch_shape
+        return new
+
+    def _support(self, like, values, expand):
+        """torch's enumerate_support: ``values(xp, dtype)``, the n values (n,) + event_shape that one distribution
+        takes, made in the array module of tensor ``like`` (on its device) for its dtype, shaped (n, 1, …, 1) +
+        event_shape to broadcast against the batch, or written out to (n,) + batch_shape + event_shape (a broadcast
+        view) when ``expand``."""
+        batch, event = tuple(self.batch_shape), tuple(self.event_shape)
+
+        def support(a):
+            xp = get_array_module(a)
+            v = values(xp, a.dtype)
+            n = v.shape[0]
+            v = v.reshape((n,) + (1,) * len(batch) + event)
+            return xp.broadcast_to(v, (n,) + batch + event) if expand else v
+        return array_function(support, like)
 
     def sample(self, sample_shape=(), rng=None):
         """A draw with no gradient."""
@@ -154,6 +196,8 @@ class CategoricalLogits:
     that only samples makes no log_softmax (its forward and its VJP: on the GPU, two kernel launches).
     Probs given (``logits_from``'s p, normalized, not clamped) are kept in ``_probs`` and are
     ``probs``, as torch's."""
+
+    _params = ("_given_logits", "_normalized", "_probs")
 
     def _set_logits(self, logits, probs=None):
         check_categories(logits, type(self).__name__, "logits")

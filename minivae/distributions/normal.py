@@ -16,6 +16,7 @@ class Normal(Distribution):
     """
 
     has_rsample = True
+    _params = ("loc", "scale")
 
     def __init__(self, loc, scale):
         self.loc, self.scale = as_params((loc, scale), ("loc", "scale"), "Normal")
@@ -41,6 +42,8 @@ class Normal(Distribution):
     @property
     def mean(self):
         return self._batch(self.loc)
+
+    mode = mean  # a Gaussian's mode is its mean
 
     @property
     def stddev(self):

@@ -75,7 +75,7 @@ def test_categorical_log_prob_entropy_probs_and_one_hot():
     s = oh.sample((4,), rng=Generator(0))
     assert s.shape == (4, 2, 3) and np.all(s.data.sum(-1) == 1)
     np.testing.assert_allclose(oh.log_prob(s).data, d.log_prob(mv.tensor(s.data.argmax(-1))).data)
-    assert d.enumerate_support().shape == (3, 1)
+    assert d.enumerate_support().shape == (3, 2) and d.enumerate_support(expand=False).shape == (3, 1)
 
 
 def test_kl_closed_forms_match_monte_carlo_and_definition():

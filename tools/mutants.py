@@ -1043,6 +1043,17 @@ MUTANTS = [
       ['tests/test_ops_edges.py::test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zero'], 'a row of KL = +∞ with ḡ = 0 sends back NaN (the VAE step NaN where the loss masks it out)'),
     M('cuda-categorical-kl-infinite-row-nan-at-zero-upstream', 'kernels/common.cuh', ('return g == T(0) ? T(0) : q * (diff - kl) * g;', 'return q * (diff - kl) * g;'),
       [CUDA + '::test_categorical_kl_with_zero_probabilities'], "the CUDA categorical KL's and its pair's backward NaN on a row of +∞ with ḡ = 0"),
+    # random, creation and data checks
+    # (end of random, creation and data checks)
+
+    # erf, erfinv and Normal.cdf/icdf
+    # (end of erf, erfinv and Normal.cdf/icdf)
+
+    # reductions' dtypes, estimators' signatures, optimizer state per parameter
+    # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
+
+    # functional, gradcheck, lab, png and io review
+    # (end of functional, gradcheck, lab, png and io review)
 ]
 
 def copy_tree(dst):

@@ -1,16 +1,41 @@
 """Tensor constructors with PyTorch's names and signatures: ``zeros(2, 3)`` or ``zeros((2, 3))``,
-``dtype=`` (float32 by default), ``device=``, ``requires_grad=``; ``rand``/``randn`` draw from
+``dtype=`` (float32 by default, and for ``dtype=None``), ``device=``, ``requires_grad=``; ``rand``/``randn`` draw from
 ``rng=`` (or PyTorch's ``generator=``), else from the default generator (``minivae.manual_seed``)."""
+import math
+
 import numpy
 
 from minivae import engine, ops
 from minivae._backend import module_for_device
 from minivae.engine import DEFAULT_FLOAT, Tensor
-from minivae.random import resolve
+from minivae.random import _shape, resolve
 
 
 def _size(size):
-    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    """``zeros(2, 3)``'s or ``zeros((2, 3))``'s sizes as a tuple of ints (a bool or a negative size refused)."""
+    return _shape(tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size), "size")
+
+
+def _dtype(dtype):
+    """``dtype``, with None as float32 (torch's default dtype; NumPy's None is float64)."""
+    return numpy.dtype(DEFAULT_FLOAT if dtype is None else dtype)
+
+
+def _number(value, who, name):
+    """A Python bool, int or float from a number, a NumPy scalar or a 0-d array or tensor (as torch takes a 0-d
+    tensor for a number); an array of more values, a complex number (minivae has no complex tensors) and
+    anything else are refused."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if hasattr(value, "ndim"):
+        if value.ndim != 0:
+            raise TypeError(f"{who}: {name} must be a number, not an array of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, complex):
+        raise TypeError(f"{who}: {name} {value!r} is complex; minivae has no complex tensors")
+    if not isinstance(value, (bool, int, float)):
+        raise TypeError(f"{who}: {name} must be a number, not {type(value).__name__}")
+    return value
 
 
 def _new(make, requires_grad):
@@ -23,42 +48,82 @@ def _new(make, requires_grad):
 
 
 def zeros(*size, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
-    xp, shape = module_for_device(device), _size(size)
+    xp, shape, dtype = module_for_device(device), _size(size), _dtype(dtype)
     return _new(lambda: xp.zeros(shape, dtype), requires_grad)
 
 
 def ones(*size, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
-    xp, shape = module_for_device(device), _size(size)
+    xp, shape, dtype = module_for_device(device), _size(size), _dtype(dtype)
     return _new(lambda: xp.ones(shape, dtype), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
-    """``fill_value`` everywhere; the dtype follows it as in PyTorch (bool, int64, else float32)."""
+    """``fill_value`` (a number, a NumPy scalar or a 0-d tensor) everywhere. Without ``dtype`` the dtype follows it
+    as in PyTorch: bool, int64 for an integer (NumPy's too), else float32. A value that does not fit the dtype is
+    refused, as torch refuses it (NumPy would make 1e40 an infinite float32, and NaN or 1e30 an arbitrary int64)."""
+    value = _number(fill_value, "full", "fill_value")
     if dtype is None:
-        dtype = numpy.bool_ if isinstance(fill_value, bool) else (
-            numpy.int64 if isinstance(fill_value, int) else DEFAULT_FLOAT)
+        dtype = numpy.bool_ if isinstance(value, bool) else numpy.int64 if isinstance(value, int) else DEFAULT_FLOAT
+    dtype = numpy.dtype(dtype)
+    if dtype.kind == "f":
+        with numpy.errstate(over="ignore"):
+            fits = not math.isfinite(value) or numpy.isfinite(dtype.type(value))
+    else:
+        fits = dtype.kind not in "iu" or not isinstance(value, float) or (
+            math.isfinite(value) and numpy.iinfo(dtype).min <= math.trunc(value) <= numpy.iinfo(dtype).max)
+    if not fits:
+        raise ValueError(f"full: fill_value {value!r} cannot be converted to {dtype} without overflow")
     xp, shape = module_for_device(device), _size((size,))
-    return _new(lambda: xp.full(shape, fill_value, dtype), requires_grad)
+    return _new(lambda: xp.full(shape, value, dtype), requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False):
-    """[start, end) by ``step`` (``arange(n)`` counts from 0); int64 for integer arguments, else float32."""
+    """[start, end) by ``step`` (``arange(n)`` counts from 0), as torch.arange: int64 when every argument is an integer
+    (Python's, NumPy's or a 0-d integer tensor), else float32.
+
+    The n = ⌈(end − start)/step⌉ values start + i·step are computed in float64 and rounded once to a floating
+    ``dtype``: NumPy's arange adds a step already rounded to the dtype, so its float32 values drift (its
+    ``arange(1e6, 1e6 + 10, 0.01, dtype=float32)`` is 1e6 throughout). An integer ``dtype`` takes integer
+    arguments (2.0 is one), counted exactly; a fractional one is refused, where torch would truncate it and
+    NumPy round its step. A zero step, a step leading away from ``end`` and a NaN or infinite bound are
+    refused, as torch refuses them.
+    """
     if end is None:
         start, end = 0, start
-    if dtype is None:
-        dtype = numpy.int64 if all(isinstance(v, int) for v in (start, end, step)) else DEFAULT_FLOAT
+    start, end, step = (_number(v, "arange", name) for v, name in ((start, "start"), (end, "end"), (step, "step")))
+    integers = not any(isinstance(v, float) for v in (start, end, step))
+    dtype = numpy.dtype(numpy.int64 if dtype is None and integers else _dtype(dtype))
+    if not all(math.isfinite(v) for v in (start, end, step)):
+        raise ValueError(f"arange: unsupported range {start} → {end} by {step}")
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: the step {step} leads away from end: {start} → {end}")
     xp = module_for_device(device)
-    return _new(lambda: xp.arange(start, end, step, dtype=dtype), requires_grad)
+    if dtype.kind in "iub":
+        if not all(float(v).is_integer() for v in (start, end, step)):
+            raise ValueError(f"arange: an integer dtype ({dtype}) takes integer bounds and step, got {start}, {end}, {step}")
+        start, end, step = int(start), int(end), int(step)
+        return _new(lambda: xp.arange(start, end, step, dtype=dtype), requires_grad)
+    n = math.ceil((end - start) / step)
+    return _new(lambda: (start + xp.arange(n, dtype=numpy.float64) * step).astype(dtype), requires_grad)
+
+
+def _generator(rng, generator):
+    """``rng=`` or torch's name ``generator=``; given both, the one silently left out would not be drawn from."""
+    if rng is not None and generator is not None:
+        raise TypeError("give rng= or generator=, not both")
+    return resolve(generator if rng is None else rng)
 
 
 def rand(*size, rng=None, generator=None, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
     """Uniforms in (0, 1) (open: never exactly 0, unlike PyTorch's [0, 1))."""
-    return Tensor(resolve(rng or generator).uniform(_size(size), dtype, device=device), requires_grad=requires_grad)
+    return Tensor(_generator(rng, generator).uniform(_size(size), dtype, device=device), requires_grad=requires_grad)
 
 
 def randn(*size, rng=None, generator=None, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
     """Standard normals."""
-    return Tensor(resolve(rng or generator).normal(_size(size), dtype, device=device), requires_grad=requires_grad)
+    return Tensor(_generator(rng, generator).normal(_size(size), dtype, device=device), requires_grad=requires_grad)
 
 
 def cat(tensors, dim=0):

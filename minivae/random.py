@@ -84,6 +84,81 @@ def _normal_from_uniforms(xp, u, n):
     return xp.stack([r * xp.cos(theta), r * xp.sin(theta)], axis=1).reshape(-1)[:n]
 
 
+def _shape(shape, name="shape"):
+    """``shape`` (an int or a sequence of ints) as a tuple of ints; a negative size is refused
+    (NumPy's "negative dimensions are not allowed") before any draw, so the counter does not move:
+    ⌈n/4⌉ for a negative n would move it backwards, and replay blocks already drawn. A bool is refused
+    (as NumPy and torch.zeros refuse it), where operator.index would take True as a size of 1."""
+    single = isinstance(shape, (int, numpy.integer, bool, numpy.bool_))
+    dims = (shape,) if single else tuple(shape)
+    if any(isinstance(d, (bool, numpy.bool_)) for d in dims):
+        raise TypeError(f"{name} {shape!r}: a bool is not a size")
+    dims = tuple(operator.index(d) for d in dims)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name} {dims}: negative dimensions are not allowed")
+    return dims
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _blocks(n_words):
+    """The Philox blocks that n words take: ⌈n/4⌉."""
+    return (n_words + 3) // 4
+
+
+def _position(value, name, end):
+    """A seed or counter: an integer (Python's or NumPy's, not a bool) in [0, end), as a Python int."""
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, (int, numpy.integer)) or not 0 <= value < end:
+        bound = "2**64)" if end == 2 ** 64 else "2**64]"
+        raise ValueError(f"{name} must be an integer in [0, {bound}, got {value!r}")
+    return int(value)
+
+
+def _integer(value, name):
+    """An integer argument (Python's or NumPy's, not a bool) as a Python int; a float, even 3.0, is refused."""
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, (int, numpy.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+_FLOAT_DTYPES = tuple(numpy.dtype(t) for t in (numpy.float16, numpy.float32, numpy.float64))
+
+
+def _float_dtype(dtype, who):
+    """The dtype of a draw: float16, float32 or float64; None is float32 (torch's default dtype). Any other is
+    refused, as torch.rand/randn refuse integer and bool dtypes: cast to an integer, uniforms in (0, 1) would be
+    all 0 and normals truncated, and a longdouble or complex dtype would come back float64."""
+    if dtype is None:
+        return numpy.dtype(engine.DEFAULT_FLOAT)
+    if numpy.dtype(dtype) not in _FLOAT_DTYPES:
+        raise TypeError(f"{who}: dtype {numpy.dtype(dtype)} is not a floating dtype (float16, float32 or float64)")
+    return numpy.dtype(dtype)
+
+
+def _mul64(w, r):
+    """(hi, lo): the 128-bit product of uint64 words w and an integer r ≤ 2⁶⁴, w·r = hi·2⁶⁴ + lo, in uint64 arrays
+    (by 32-bit halves w = w₁·2³² + w₀, r = r₁·2³² + r₀, r₁ ≤ 2³²: each partial product is exact in 64 bits)."""
+    m32, s32 = numpy.uint64(_MASK), numpy.uint64(32)
+    w1, w0, r1, r0 = w >> s32, w & m32, numpy.uint64(r >> 32), numpy.uint64(r & _MASK)
+    low, cross1, cross0, high = w0 * r0, w0 * r1, w1 * r0, w1 * r1
+    mid = (low >> s32) + (cross1 & m32) + (cross0 & m32)  # < 3·2³²: no overflow
+    return high + (cross1 >> s32) + (cross0 >> s32) + (mid >> s32), (mid << s32) | (low & m32)
+
+
+def check_probabilities(p, name):
+    """Raise ValueError, naming ``name``, unless every value of the array ``p`` lies in [0, 1] (NaN does not)."""
+    p = numpy.asarray(p)
+    bad = ~((p >= 0) & (p <= 1))
+    if bad.any():
+        raise ValueError(f"{name} must be probabilities in [0, 1], found {p[bad].flat[0]!r} "
+                         f"({int(bad.sum())} of {p.size} values outside)")
+
+
 def _recorded(draw):
     """While a step plan records (minivae.plan), a draw is one step of the plan: each replay draws the
     stream's next values, as the eager step would."""
@@ -101,12 +176,12 @@ class Generator:
 
     Args:
         seed: an integer in [0, 2⁶⁴).
+        counter: the next Philox block, an integer in [0, 2⁶⁴] (2⁶⁴: the stream is used up; a draw that would
+            need a block past 2⁶⁴ − 1 is refused, where the counter words would wrap around to block 0).
     """
 
     def __init__(self, seed=0, counter=0):
-        if not isinstance(seed, (int, numpy.integer)) or not 0 <= seed < 2 ** 64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        self.seed, self.counter = int(seed), int(counter)
+        self.seed, self.counter = _position(seed, "seed", 2 ** 64), _position(counter, "counter", 2 ** 64 + 1)
         # made while a step plan records: a replay would go on drawing from this one object, where each
         # eager step would make a new one (minivae.plan refuses its draws)
         self.made_in_a_recording = engine._recorder is not None
@@ -118,7 +193,7 @@ class Generator:
         return {"seed": self.seed, "counter": self.counter}
 
     def load_state_dict(self, state):
-        self.seed, self.counter = int(state["seed"]), int(state["counter"])
+        self.seed, self.counter = _position(state["seed"], "seed", 2 ** 64), _position(state["counter"], "counter", 2 ** 64 + 1)
 
     def words(self, n, device="cpu"):
         """The next n 32-bit words of the stream (made on ``device``)."""
@@ -142,23 +217,24 @@ class Generator:
 
     @_recorded
     def uniform(self, shape=(), dtype=numpy.float32, device="cpu"):
-        """Uniforms in the open interval (0, 1) of ``dtype``: float32, float64, or float16 (float32's rounded: float16,
-        as torch.rand(dtype=torch.float16) is; see words_to_uniform)."""
-        shape = _shape(shape)
+        """Uniforms in the open interval (0, 1) of ``dtype``: float32 (also for None, torch's default dtype), float64,
+        or float16 (float32's rounded: float16, as torch.rand(dtype=torch.float16) is; see words_to_uniform)."""
+        shape, dtype = _shape(shape), _float_dtype(dtype, "uniform")
         n = _size(shape)
         kernels = self._kernels(device, dtype)
         if kernels is not None:
-            return self._advanced(kernels.uniform(self.seed, self.counter, shape, dtype), n)
+            return kernels.uniform(self.seed, self._take(_blocks(n)), shape, dtype)
         return words_to_uniform(self.words(n, device), dtype).reshape(shape)
 
     @_recorded
     def normal(self, shape=(), dtype=numpy.float32, device="cpu"):
-        """Standard normals by Box–Muller on pairs of float64 uniforms: √(−2 log u₁)·(cos 2πu₂, sin 2πu₂)."""
-        shape = _shape(shape)
+        """Standard normals by Box–Muller on pairs of float64 uniforms: √(−2 log u₁)·(cos 2πu₂, sin 2πu₂), of a
+        floating ``dtype`` as ``uniform``'s."""
+        shape, dtype = _shape(shape), _float_dtype(dtype, "normal")
         n = _size(shape)
         kernels = self._kernels(device, dtype)
         if kernels is not None:
-            return self._advanced(kernels.normal(self.seed, self.counter, shape, dtype), 2 * ((n + 1) // 2))
+            return kernels.normal(self.seed, self._take(_blocks(2 * ((n + 1) // 2))), shape, dtype)
         u = words_to_uniform(self.words(2 * ((n + 1) // 2), device), numpy.float64).reshape(-1, 2)
         return _normal_from_uniforms(get_array_module(u), u, n).astype(dtype).reshape(shape)
 
@@ -167,48 +243,101 @@ class Generator:
         """Standard Gumbel noise g = −log E, E = −log1p(−u) ~ Exponential(1).
 
         u ∈ [2⁻³³, 1 − 2⁻³³] keeps E in (0, ∞) strictly, so g is always finite
-        (unlike −log(−log u) on u ∈ [0, 1], infinite at both ends).
+        (unlike −log(−log u) on u ∈ [0, 1], infinite at both ends). Of a floating ``dtype`` as ``uniform``'s.
         """
-        shape = _shape(shape)
+        shape, dtype = _shape(shape), _float_dtype(dtype, "gumbel")
         n = _size(shape)
         kernels = self._kernels(device, dtype)
         if kernels is not None:
-            return self._advanced(kernels.gumbel(self.seed, self.counter, shape, dtype), n)
+            return kernels.gumbel(self.seed, self._take(_blocks(n)), shape, dtype)
         u = words_to_uniform(self.words(n, device), numpy.float64)
         xp = get_array_module(u)
         return (-xp.log(-xp.log1p(-u))).astype(dtype).reshape(shape)
 
     def _take(self, blocks):
-        """The counter for a draw of ``blocks`` Philox blocks, advancing past them."""
+        """The counter for a draw of ``blocks`` Philox blocks, advancing past them. The block index is 64 bits
+        (counter words 0 and 1): a draw past block 2⁶⁴ − 1 is refused, where it would wrap around to block 0 and
+        repeat the stream (on the GPU silently)."""
         counter = self.counter
+        if counter + blocks > 2 ** 64:
+            raise ValueError(f"the stream of seed {self.seed} is used up: a draw of {blocks} Philox blocks from counter "
+                             f"{counter} goes past the last block, 2**64 - 1")
         self.counter += blocks
         return counter
 
-    def _advanced(self, out, n_words):
-        """``out``, after moving the counter past the n_words words a kernel's draw used."""
-        self._take((n_words + 3) // 4)
-        return out
+    def _words64(self, n):
+        """The next n 64-bit words of the stream, each from two 32-bit ones: w₂ᵢ·2³² + w₂ᵢ₊₁ (uint64)."""
+        w = self.words(2 * n).astype(numpy.uint64)
+        return (w[0::2] << numpy.uint64(32)) | w[1::2]
 
     def _host_only(self, what):
         """These draws end in host arrays made outside the ops, which a step plan cannot replay."""
         engine._refuse_while_recording(f"Generator.{what} (host arrays, not ops)")
 
     def bernoulli(self, p):
-        """0/1 draws with P(1) = p (an array), in p's dtype."""
+        """0/1 draws with P(1) = p (an array of probabilities in [0, 1]: one outside, or NaN, is refused, as
+        torch.bernoulli refuses it), in p's dtype (float32 for integer or bool p); for a tensor p, a tensor on its
+        device (numpy.asarray would make a tensor an array of objects, each compared on its own)."""
         self._host_only("bernoulli")
+        if isinstance(p, engine.Tensor):
+            return engine.tensor(self.bernoulli(p.numpy()), device=p.device)
         p = numpy.asarray(p)
+        check_probabilities(p, "bernoulli: p")
         return (self.uniform(p.shape, numpy.float64) < p).astype(p.dtype if p.dtype.kind == "f" else numpy.float32)
 
-    def permutation(self, n):
-        """A uniformly random permutation of range(n) (argsort of uniform keys)."""
-        self._host_only("permutation")
-        return numpy.argsort(self.uniform(n, numpy.float64), kind="stable")
+    def permutation(self, x):
+        """As NumPy's ``Generator.permutation``: for an integer n, a uniformly random permutation of range(n) (int64);
+        for an array, a tensor or a list, a copy of it with its rows (axis 0) in such an order.
 
-    def integers(self, low, high, shape=()):
-        """Integers in [low, high) (by floor of uniform·range; bias < 2⁻²⁰ for ranges below 2¹²)."""
+        The order sorts n 64-bit keys (``_words64``): keys tie with probability below n²/2⁶⁵ (10⁻¹⁰ for n = 60 000;
+        tied keys keep their order), where 32-bit keys tie with probability about n²/2³³ (0.4 for n = 60 000).
+        """
+        self._host_only("permutation")
+        if isinstance(x, (int, numpy.integer, bool, numpy.bool_)):
+            (n,), rows = _shape(x, "permutation: n"), None
+        else:
+            # a tensor or a device array stays what it is (a host index selects its rows, as CuPy allows)
+            rows = x if isinstance(x, engine.Tensor) or get_array_module(x) is not numpy else numpy.asarray(x)
+            if rows.ndim == 0:
+                raise ValueError("permutation: x must be an integer or an array of at least one dimension, "
+                                 f"got a 0-d {type(x).__name__}")
+            n = len(rows)
+        order = numpy.argsort(self._words64(n), kind="stable")
+        return order if rows is None else rows[order]
+
+    def integers(self, low, high=None, shape=(), dtype=numpy.int64):
+        """Integers uniform on [low, high) of an integer ``dtype``, as NumPy's ``Generator.integers``
+        (``integers(n)``: [0, n)); low < high, both within the dtype's range.
+
+        Exact for every range r = high − low up to 2⁶⁴, by Lemire's multiply-and-reject on 64-bit words w
+        (``_words64``) in uint64 arithmetic: k = ⌊w·r / 2⁶⁴⌋ is kept unless w·r mod 2⁶⁴ < 2⁶⁴ mod r, which leaves
+        every k in [0, r) exactly ⌊2⁶⁴/r⌋ words; a value refused (probability below r/2⁶⁴) is drawn again from
+        the words after the draw's. The result is low + k, added modulo 2⁶⁴ (no float rounding: low = 2⁶⁰ and
+        k = 1 give 2⁶⁰ + 1).
+        """
         self._host_only("integers")
-        u = self.uniform(shape, numpy.float64)
-        return (low + numpy.floor(u * (high - low))).astype(numpy.int64)
+        if high is None:
+            low, high = 0, low
+        low, high = _integer(low, "integers: low"), _integer(high, "integers: high")
+        dtype = numpy.dtype(dtype)
+        if dtype.kind not in "iu":
+            raise TypeError(f"integers: dtype {dtype} is not an integer dtype")
+        info = numpy.iinfo(dtype)
+        if low < info.min or high - 1 > info.max:
+            raise ValueError(f"integers: [{low}, {high}) is not within {dtype}'s range [{info.min}, {info.max}]")
+        if low >= high:
+            raise ValueError(f"integers: low = {low} ≥ high = {high}, the range [low, high) is empty")
+        shape = _shape(shape)
+        r = high - low
+        k = numpy.empty(_size(shape), numpy.uint64)
+        todo = numpy.arange(k.size)
+        while todo.size:
+            hi, lo = _mul64(self._words64(todo.size), r)
+            keep = lo >= numpy.uint64((2 ** 64 - r) % r)  # r = 2⁶⁴ (all of int64): k = w, none refused
+            k[todo[keep]] = hi[keep]
+            todo = todo[~keep]
+        out = k + numpy.uint64(low % 2 ** 64)  # wraps modulo 2⁶⁴: low + k read as a two's complement int64
+        return (out.view(numpy.int64) if info.min < 0 else out).astype(dtype).reshape(shape)
 
 
 default_generator = Generator(0)
@@ -226,20 +355,3 @@ def manual_seed(seed):
 def resolve(rng):
     """``rng`` if given, else the default generator."""
     return default_generator if rng is None else rng
-
-
-def _shape(shape, name="shape"):
-    """``shape`` (an int or a sequence of ints) as a tuple of ints; a negative size is refused
-    (NumPy's "negative dimensions are not allowed") before any draw, so the counter does not move:
-    ⌈n/4⌉ for a negative n would move it backwards, and replay blocks already drawn."""
-    dims = (operator.index(shape),) if isinstance(shape, (int, numpy.integer)) else tuple(operator.index(d) for d in shape)
-    if any(d < 0 for d in dims):
-        raise ValueError(f"{name} {dims}: negative dimensions are not allowed")
-    return dims
-
-
-def _size(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n

@@ -3,6 +3,7 @@ gzip or raw, with their formats checked; dynamic binarization; seeded mini-batch
 small embedded set of real binarized digits so that training works with no files at all."""
 import gzip
 import math
+import numbers
 import os
 import zlib
 from importlib import resources
@@ -169,6 +170,7 @@ class Splits(dict):
 
     def limit(self, n, seed=None):
         """The first ``n`` images of each split, or with ``seed`` a random sample of them (``sample_rows``)."""
+        n = _count(n, "limit: n")
         if seed is None:
             return Splits({k: v[:n] for k, v in self.items()}, {k: f"{f} (first {n})" for k, f in self.files.items()})
         return Splits({k: sample_rows(v, n, seed) for k, v in self.items()},
@@ -179,6 +181,7 @@ def sample_rows(x, n, seed):
     """``n`` rows of ``x`` drawn without replacement by Generator(seed), kept in file order (all of
     ``x`` when n ≥ its length). A subset must be drawn, not cut: the first rows of a file need not
     be typical (MNIST's first 2000 test digits are far easier than the rest)."""
+    n = _count(n, "sample_rows: n")
     if n >= len(x):
         return x
     from minivae.random import Generator
@@ -190,8 +193,11 @@ def load_splits(source="default", valid_fraction=1 / 6):
 
     ``source`` is "default" (the embedded digits), a folder holding binarized-MNIST .amat or
     MNIST-style IDX files (gzip or raw), or one file (then its last ``valid_fraction`` becomes
-    the validation split and the test split is that same validation set).
+    the validation split and the test split is that same validation set). ``valid_fraction`` lies in (0, 1); the
+    held-out end is at least one image.
     """
+    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, numbers.Real) or not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be a number in (0, 1), got {valid_fraction!r}")
     if source == "default":
         return Splits(load_default(), {k: f"the embedded {k} digits" for k in ("train", "valid", "test")})
     if os.path.isfile(source):
@@ -229,13 +235,26 @@ def load_default():
 
 
 def binarize(x, rng):
-    """Dynamic binarization: each pixel is 1 with probability its grey level, fresh every call."""
+    """Dynamic binarization: each pixel is 1 with probability its grey level, fresh every call. Grey levels must lie
+    in [0, 1] (NaN does not): one above 1 would always be 1, one below 0 or NaN always 0."""
+    from minivae.random import check_probabilities
+    check_probabilities(x, "binarize: grey levels")
     return (rng.uniform(x.shape, numpy.float64) < x).astype(numpy.float32)
+
+
+def _count(n, name):
+    """A count of rows or images: an integer ≥ 0 (a bool refused), as a Python int. A negative one would slice from
+    the end (``x[:-1]``: all rows but the last) and a bool count as 0 or 1."""
+    if isinstance(n, (bool, numpy.bool_)) or not isinstance(n, (int, numpy.integer)):
+        raise TypeError(f"{name} must be an integer, got {n!r}")
+    if n < 0:
+        raise ValueError(f"{name} must be ≥ 0, got {n}")
+    return int(n)
 
 
 def batches(x, batch_size, rng=None, drop_last=False):
     """Mini-batches of rows of ``x``, shuffled by ``rng`` (a Generator) when one is given."""
-    if batch_size < 1:
+    if _count(batch_size, "batch_size") < 1:
         raise ValueError(f"batch size must be ≥ 1, got {batch_size}")
     order = rng.permutation(len(x)) if rng is not None else numpy.arange(len(x))
     stop = len(x) - len(x) % batch_size if drop_last else len(x)

@@ -220,3 +220,49 @@ def test_idx_images_must_be_square_in_their_own_dims(tmp_path, shape):
     assert str(tmp_path / "x") in str(e.value)
     write_idx(tmp_path / "ok", np.zeros((6, 4, 4, 1), np.uint8))  # a trailing channel of 1 is still 4×4
     assert load_images(tmp_path / "ok").shape == (6, 16)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda x: x.limit(-1), ValueError, r"limit: n must be ≥ 0, got -1"),
+    (lambda x: x.limit(-1, seed=0), ValueError, r"limit: n must be ≥ 0, got -1"),
+    (lambda x: x.limit(True), TypeError, r"limit: n must be an integer, got True"),
+    (lambda x: x.limit(2.5), TypeError, r"limit: n must be an integer, got 2.5"),
+], ids=["negative", "negative-drawn", "bool", "float"])
+def test_limit_takes_a_count(call, error, match):
+    """limit(-1) was x[:-1], every image but the last (and with a seed all but one drawn); limit(True) one image."""
+    from minivae.data import Splits
+    splits = Splits({"train": np.arange(10.0)[:, None]}, {"train": "t"})
+    with pytest.raises(error, match=match):
+        call(splits)
+
+
+def test_sample_rows_and_batches_take_counts():
+    from minivae.data import sample_rows
+    x = np.arange(10.0)[:, None]
+    with pytest.raises(ValueError, match=r"sample_rows: n must be ≥ 0, got -3"):
+        sample_rows(x, -3, seed=0)  # was 7 rows
+    assert sample_rows(x, 0, seed=0).shape == (0, 1)
+    with pytest.raises(TypeError, match="batch_size must be an integer, got True"):
+        next(batches(x, True))  # was batches of 1
+    with pytest.raises(TypeError, match="batch_size must be an integer, got 4.0"):
+        next(batches(x, 4.0))
+    assert [len(b) for b in batches(x, np.int64(4))] == [4, 4, 2]
+
+
+@pytest.mark.parametrize("fraction", [2, 1, 0, -0.5, float("nan"), True])
+def test_valid_fraction_must_lie_strictly_between_0_and_1(tmp_path, fraction):
+    """2 held out every image (train empty) and −0.5 one; now named."""
+    path = tmp_path / "train-images-idx3-ubyte"
+    write_idx(path, np.zeros((12, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"valid_fraction must be a number in \(0, 1\)"):
+        load_splits(str(path), valid_fraction=fraction)
+    assert len(load_splits(str(path), valid_fraction=0.25)["valid"]) == 3
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.2, np.nan], ids=["above-1", "negative", "nan"])
+def test_binarize_refuses_grey_levels_outside_0_1(bad):
+    """A grey level above 1 was always 1, one below 0 or NaN always 0, silently; the stream does not move."""
+    rng = Generator(0)
+    with pytest.raises(ValueError, match=r"binarize: grey levels must be probabilities in \[0, 1\]"):
+        binarize(np.array([[0.5, bad]], np.float32), rng)
+    assert rng.counter == 0

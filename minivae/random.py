@@ -7,7 +7,8 @@ Stream layout: a draw of n values at counter offset c uses the Philox blocks
 c, c+1, …, c + ⌈n/4⌉ − 1 (counter words (block mod 2³², block div 2³², 0, 0), key
 (seed mod 2³², seed div 2³² mod 2³²)); value i comes from word i mod 4 of block
 c + i div 4, and the offset then advances by ⌈n/4⌉. So a run is reproducible, and a
-step can be replayed from its offset.
+step can be replayed from its offset. ``permutation`` and ``integers`` take two words a value (a
+64-bit word w₂ᵢ·2³² + w₂ᵢ₊₁), and ``integers`` draws again, after, for the values it refuses.
 
 ``uniform``, ``normal`` and ``gumbel`` take ``device=``: on "cuda" the values are made on the GPU
 (kernels/random.cu through minivae._gpu.random, or these same formulas on CuPy arrays when the

@@ -89,10 +89,10 @@ def erf_erfc_of_magnitude(xp, a):
     """(erf a, erfc a) for float64 a ≥ 0 (no NaN, at most 28), by the series, polynomials and fraction above."""
     maclaurin, taylor = coefficients()
     z = a * a
-    s = maclaurin[-1]
+    series = maclaurin[-1]
     for c in reversed(maclaurin[:-1]):
-        s = s * z + c
-    erf_small = a + a * ((TWO_OVER_SQRT_PI - 1) + z * s)  # a + a·(…): the first term exact, the rest ≤ 13% of it
+        series = series * z + c
+    erf_small = a + a * ((TWO_OVER_SQRT_PI - 1) + z * series)  # a + a·(…): the first term exact, the rest ≤ 13% of it
 
     k = xp.clip(xp.floor(a * 4 + 0.5), 2, 16)  # the nearest x₀ = k/4 of the pieces
     h = a - k / 4

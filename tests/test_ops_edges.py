@@ -1,6 +1,7 @@
 """Ops at the edges of their domains: no degrees of freedom, empty axes, NumPy integer axes, out-of-range axes,
 integer tensors beside Python numbers, tensor bounds of clip. Each expected value comes from NumPy's or
 PyTorch's documented rule, or from the formula by hand."""
+import math
 import warnings
 
 import numpy as np
@@ -325,7 +326,7 @@ def test_integer_data_through_a_float32_layer_stays_float32_with_the_weights_gra
 
 REAL_VALUED = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "tanh": np.tanh,
                "sin": np.sin, "cos": np.cos, "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
-               "softplus": lambda v: np.log1p(np.exp(v))}
+               "softplus": lambda v: np.log1p(np.exp(v)), "erf": np.vectorize(math.erf), "erfc": np.vectorize(math.erfc)}
 
 
 @pytest.mark.parametrize("name", sorted(REAL_VALUED))

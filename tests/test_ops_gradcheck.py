@@ -355,6 +355,8 @@ DOMAINS = {
     "tanh": unary(ops.tanh, uniform(-3, 3)), "sin": unary(ops.sin, uniform(-4, 4)),
     "cos": unary(ops.cos, uniform(-4, 4)), "sigmoid": unary(ops.sigmoid, uniform(-6, 6)),
     "softplus": unary(ops.softplus, uniform(-6, 6)), "relu": unary(ops.relu, away_from_zero),
+    "erf": unary(ops.erf, uniform(-3, 3)), "erfc": unary(ops.erfc, uniform(-3, 3)),
+    "erfinv": unary(ops.erfinv, uniform(-0.95, 0.95)), "erfcinv": unary(ops.erfcinv, uniform(0.05, 1.95)),
     "sum": reduction(ops.sum), "mean": reduction(ops.mean), "max": extreme_case(ops.max),
     "min": extreme_case(ops.min), "var": var_case(), "std": var_case(ops.std), "clone": unary(ops.clone, uniform(-2, 2)),
     "logsumexp": reduction(ops.logsumexp), "matmul": matmul_case(), "linear": linear_case(),

@@ -181,6 +181,14 @@ class Distribution:
     def entropy(self):
         raise NotImplementedError
 
+    def cdf(self, value):
+        """P(X ≤ value), as torch's (not every distribution has one)."""
+        raise NotImplementedError(f"{type(self).__name__} has no cdf")
+
+    def icdf(self, value):
+        """The inverse of cdf: the x with P(X ≤ x) = value, as torch's."""
+        raise NotImplementedError(f"{type(self).__name__} has no icdf")
+
     def _extended(self, sample_shape, event_shape=None):
         """sample_shape + batch_shape + event_shape (or the ``event_shape`` given)."""
         sample_shape = _shape(sample_shape, "sample_shape")  # refuses a negative size, as NumPy does

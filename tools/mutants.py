@@ -1050,6 +1050,14 @@ MUTANTS = [
     # (end of erf, erfinv and Normal.cdf/icdf)
 
     # reductions' dtypes, estimators' signatures, optimizer state per parameter
+    M("sum-of-integers-numpy-dtype", "minivae/ops/reduce.py", ('dtype = numpy.int64 if x.dtype.kind in "biu" and x.dtype != numpy.uint64 else None', "dtype = None"),
+      ["tests/test_ops_edges.py::test_a_sum_of_integers_or_bools_is_int64"], "a sum of uint8 (uint16, uint32) is NumPy's uint64: a difference of two sums wraps to 2⁶⁴ − 1"),
+    M("mean-of-integers-float64", "minivae/ops/reduce.py", ('integer mean, NumPy gives float64)."""\n\n    def forward(ctx, x, axis=None, keepdims=False):\n        x = real(x)\n', 'integer mean, NumPy gives float64)."""\n\n    def forward(ctx, x, axis=None, keepdims=False):\n'),
+      ["tests/test_ops_edges.py::test_mean_var_std_and_logsumexp_of_integers_are_float32"], "the mean of an integer tensor is NumPy's float64"),
+    M("var-of-integers-float64", "minivae/ops/reduce.py", ('    def forward(ctx, x, axis=None, keepdims=False, correction=1):\n        x = real(x)\n', '    def forward(ctx, x, axis=None, keepdims=False, correction=1):\n'),
+      ["tests/test_ops_edges.py::test_mean_var_std_and_logsumexp_of_integers_are_float32"], "var and std of an integer tensor are NumPy's float64"),
+    M("logsumexp-of-integers-in-their-dtype", "minivae/ops/reduce.py", ('an unsigned x − max x would wrap around."""\n\n    def forward(ctx, x, axis=None, keepdims=False):\n        x = real(x)\n', 'an unsigned x − max x would wrap around."""\n\n    def forward(ctx, x, axis=None, keepdims=False):\n'),
+      ["tests/test_ops_edges.py::test_mean_var_std_and_logsumexp_of_integers_are_float32", "tests/test_ops_edges.py::test_reduction_dtypes_of_integers_and_bools_match_torch"], "logsumexp of uint8 shifts by the max in uint8 (0 − 2 wraps to 254): +∞ in float16"),
     # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
 
     # functional, gradcheck, lab, png and io review

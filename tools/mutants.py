@@ -1058,6 +1058,13 @@ MUTANTS = [
       ["tests/test_ops_edges.py::test_mean_var_std_and_logsumexp_of_integers_are_float32"], "var and std of an integer tensor are NumPy's float64"),
     M("logsumexp-of-integers-in-their-dtype", "minivae/ops/reduce.py", ('an unsigned x − max x would wrap around."""\n\n    def forward(ctx, x, axis=None, keepdims=False):\n        x = real(x)\n', 'an unsigned x − max x would wrap around."""\n\n    def forward(ctx, x, axis=None, keepdims=False):\n'),
       ["tests/test_ops_edges.py::test_mean_var_std_and_logsumexp_of_integers_are_float32", "tests/test_ops_edges.py::test_reduction_dtypes_of_integers_and_bools_match_torch"], "logsumexp of uint8 shifts by the max in uint8 (0 − 2 wraps to 254): +∞ in float16"),
+    M("exact-estimator-ignores-sample-shape", "minivae/estimators.py", ("        return ops.broadcast_to(out, sample_shape + tuple(out.shape))", "        return out"),
+      ["tests/test_estimators.py::test_every_estimator_takes_the_same_call"], "exact(f, q, (S,), rng=…) returns the batch's values without the sample axis the other estimators give"),
+    M("enumerate-one-hot-zero-variables-no-configuration", "minivae/objectives.py", ("        return numpy.zeros((1, 0, k), dtype)", "        return numpy.zeros((0, 0, k), dtype)"),
+      ["tests/test_objectives_models.py::test_enumerate_one_hot_is_itertools_product", "tests/test_estimators.py::test_exact_over_zero_variables_is_f_of_the_empty_configuration"],
+      "zero variables get no configuration (itertools.product gives one, empty): exact's expectation over nothing is 0"),
+    M("enumerate-one-hot-negative-count-accepted", "minivae/objectives.py", ("    if n < 0 or k < 0:\n", "    if False:\n"),
+      ["tests/test_objectives_models.py::test_enumerate_one_hot_refuses_negative_counts"], "a negative number of variables or categories reaches NumPy's reshape, whose error names neither"),
     # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
 
     # functional, gradcheck, lab, png and io review

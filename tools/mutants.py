@@ -421,7 +421,7 @@ MUTANTS = [
       ("    per_block = ROWS_PER_WARP_BLOCK * (32 // lanes)", "    per_block = ROWS_PER_WARP_BLOCK"),
       ["tests/test_gpu_launchers.py"], "rows of L < 32 lanes launch 32/L times the blocks they need"),
     # ---- optimizers --------------------------------------------------------------------------
-    M("adam-bias-correction-off-by-one", "minivae/optim/__init__.py", ("(1 - b1 ** self.steps)", "(1 - b1 ** (self.steps + 1))"),
+    M("adam-bias-correction-off-by-one", "minivae/optim/__init__.py", ("(1 - b1 ** t)", "(1 - b1 ** (t + 1))"),
       ["tests/test_nn_optim.py"] + OPTIM_K, "off-by-one step counter"),
     M("adam-reference-second-moment", "minivae/optim/__init__.py", ("v += (1 - b2) * g * g", "v += (1 - b2) * g"),
       ["tests/test_nn_optim.py"] + OPTIM_K, "g for g²"),
@@ -1065,6 +1065,22 @@ MUTANTS = [
       "zero variables get no configuration (itertools.product gives one, empty): exact's expectation over nothing is 0"),
     M("enumerate-one-hot-negative-count-accepted", "minivae/objectives.py", ("    if n < 0 or k < 0:\n", "    if False:\n"),
       ["tests/test_objectives_models.py::test_enumerate_one_hot_refuses_negative_counts"], "a negative number of variables or categories reaches NumPy's reshape, whose error names neither"),
+    M("adam-one-count-for-all-parameters", "minivae/optim/__init__.py", ("self._scalars(options, self.param_steps[i])", "self._scalars(options, self.steps)"),
+      ["tests/test_nn_optim.py::test_adam_counts_each_parameters_steps_as_torch_by_hand", "tests/test_nn_optim.py::test_a_parameter_without_gradient_is_skipped_as_by_torch"],
+      "Adam's bias correction reads the optimizer's step count: a parameter whose gradients start late moves ≈ 0.64·lr at its first update (torch: lr)"),
+    M("optim-count-advances-without-gradient", "minivae/optim/__init__.py", ("            self.param_steps[i] += p.grad is not None", "            self.param_steps[i] += 1"),
+      ["tests/test_nn_optim.py::test_adam_counts_each_parameters_steps_as_torch_by_hand"], "a parameter without a gradient still counts the step (its bias correction runs ahead of torch's)"),
+    M("adam-one-launch-all-counts-together", "minivae/optim/__init__.py", ("            own = [g if self.param_steps[i] == t else None for i, g in zip(group.indices, grads)]", "            own = grads"),
+      ["tests/test_nn_optim.py::test_the_one_launch_path_launches_once_per_step_count"], "each count's launch on the GPU updates every parameter with a gradient: those of two counts are updated twice a step"),
+    M("adam-launch-scalars-one-per-group", "minivae/optim/__init__.py", ("for g in self._groups for t in self._counts(g)", "for g in self._groups for t in self._counts(g)[-1:]"),
+      ["tests/test_nn_optim.py::test_the_one_launch_path_launches_once_per_step_count"], "a CUDA graph gets one (step size, ε̂) a group while the step launches once per count: the later launches read the wrong slot"),
+    M("optim-state-dict-drops-parameter-counts", "minivae/optim/__init__.py", ('        out.update({f"{i}.step": numpy.array(t) for i, t in enumerate(self.param_steps)})\n', ""),
+      ["tests/test_nn_optim.py::test_a_resumed_optimizer_keeps_each_parameters_count", "tests/test_nn_optim.py::test_optimizer_state_has_each_parameters_shape_and_dtype"],
+      "a checkpoint loses the per-parameter counts: a resumed run gives every parameter the optimizer's count"),
+    M("optim-old-checkpoint-counts-zero", "minivae/optim/__init__.py", ("if counts[0] in state else [steps] * len(counts)", "if counts[0] in state else [0] * len(counts)"),
+      ["tests/test_nn_optim.py::test_an_adam_checkpoint_without_parameter_counts_gives_each_the_optimizers"], "a checkpoint from before the per-parameter counts restarts each count at 0: the next update's bias correction that of a first step"),
+    M("optim-parameter-count-unchecked", "minivae/optim/__init__.py", ("        param_steps = [_count(state, key, name) for key in counts]", "        param_steps = [int(state[key]) for key in counts]"),
+      ["tests/test_nn_optim.py::test_optimizer_load_state_dict_refuses_what_does_not_fit_and_changes_nothing"], "a negative or float per-parameter count is taken (−3: a bias correction 1 − β⁻³ < 0)"),
     # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
 
     # functional, gradcheck, lab, png and io review

@@ -129,7 +129,24 @@ def test_clip_grad_norm_scales_globally():
     norm = clip_grad_norm_([a, b], 1.0)
     assert isinstance(norm, np.ndarray) and norm.shape == () and norm.dtype == np.float64  # as its docstring says
     assert norm == pytest.approx(5.0)
-    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-9)
+    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), np.array([3.0, 0.0, 4.0]) / (5.0 + 1e-6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("g, max_norm", [([3e-4, 4e-4], 1e-4), ([3.0, 4.0], 5.0 - 5e-7), ([0.6, 0.8], 1.0), ([0.3, 0.4], 1.0)],
+                         ids=["small-norm", "just-under-max-norm", "at-max-norm", "under-max-norm"])
+def test_clip_grad_norm_scales_by_torchs_coefficient(g, max_norm):
+    """g·min(1, max_norm/(‖g‖ + 10⁻⁶)), torch.nn.utils.clip_grad_norm_'s formula: the 10⁻⁶ is 0.2% of a norm of 5·10⁻⁴
+    (a 10⁻¹² gave g·max_norm/‖g‖), and a norm at max_norm or just under is scaled by ≈ 1 − 10⁻⁶ (was left alone)."""
+    a = mv.tensor(np.zeros(2), requires_grad=True)
+    a.grad = np.array(g)
+    norm = np.hypot(*g)
+    clip_grad_norm_([a], max_norm)
+    np.testing.assert_allclose(a.grad, np.array(g) * min(1.0, max_norm / (norm + 1e-6)), rtol=1e-14)
+    torch = pytest.importorskip("torch")
+    ta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    ta.grad = torch.tensor(g, dtype=torch.float64)
+    torch.nn.utils.clip_grad_norm_([ta], max_norm)
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-14)
 
 
 def test_clip_grad_norm_of_no_gradient_is_a_0d_zero_and_changes_nothing():

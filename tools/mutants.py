@@ -1081,6 +1081,10 @@ MUTANTS = [
       ["tests/test_nn_optim.py::test_an_adam_checkpoint_without_parameter_counts_gives_each_the_optimizers"], "a checkpoint from before the per-parameter counts restarts each count at 0: the next update's bias correction that of a first step"),
     M("optim-parameter-count-unchecked", "minivae/optim/__init__.py", ("        param_steps = [_count(state, key, name) for key in counts]", "        param_steps = [int(state[key]) for key in counts]"),
       ["tests/test_nn_optim.py::test_optimizer_load_state_dict_refuses_what_does_not_fit_and_changes_nothing"], "a negative or float per-parameter count is taken (−3: a bias correction 1 − β⁻³ < 0)"),
+    M("clip-epsilon-not-torchs", "minivae/optim/__init__.py", ("max_norm / (total + 1e-6), 1.0)", "max_norm / (total + 1e-12), 1.0)"),
+      ["tests/test_nn_optim.py::test_clip_grad_norm_scales_by_torchs_coefficient"], "clip_grad_norm_ divides by ‖g‖ + 10⁻¹²: a norm of 5·10⁻⁴ clipped 0.2% less than torch clips it"),
+    M("clip-only-above-max-norm", "minivae/optim/__init__.py", ("xp.minimum(max_norm / (total + 1e-6), 1.0)", "xp.where(total > max_norm, max_norm / (total + 1e-6), 1.0)"),
+      ["tests/test_nn_optim.py::test_clip_grad_norm_scales_by_torchs_coefficient"], "a norm at max_norm is left alone, where torch scales it by 1/(1 + 10⁻⁶/max_norm)"),
     # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
 
     # functional, gradcheck, lab, png and io review

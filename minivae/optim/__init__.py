@@ -365,7 +365,8 @@ def flatten(params, companions=0, keys=None):
 
 def clip_grad_norm_(params, max_norm):
     """Scale all gradients together so their global L2 norm ‖g‖ = √(Σ gᵢ²) is at most ``max_norm``
-    (g ← g·max_norm/(‖g‖ + 1e-12) when ‖g‖ > max_norm); returns ‖g‖ before, as a 0-d float64 array on
+    (g ← g·min(1, max_norm/(‖g‖ + 10⁻⁶)), torch's formula, whose 10⁻⁶ also scales a ‖g‖ in
+    (max_norm − 10⁻⁶, max_norm] by a factor just under 1); returns ‖g‖ before, as a 0-d float64 array on
     the device of the first gradient (reading it is the caller's choice: no copy to the host here).
     ``params``: an iterable of tensors, or one tensor (as PyTorch's).
 
@@ -383,7 +384,7 @@ def clip_grad_norm_(params, max_norm):
     xp = module_for_device(first)
     sums = [sum((g * g).sum().astype(numpy.float64) for g in grads) for grads in by_device.values()]  # one a device
     total = xp.asarray(xp.sqrt(sum(to_device(s, first) for s in sums)))  # (NumPy's sqrt of 0-d gives a scalar)
-    scale = xp.where(total > max_norm, max_norm / (total + 1e-12), 1.0)  # no branch: no copy to the host
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # no branch: no copy to the host
     for device, grads in by_device.items():
         here = to_device(scale, device)
         for g in grads:

@@ -343,6 +343,36 @@ def test_a_real_function_of_an_integer_tensor_is_float32(name, int_dtype):
         assert ops.abs(mv.tensor(a)).dtype == a.dtype and ops.relu(mv.tensor(a)).dtype == a.dtype
 
 
+# ---- max and min of a slice holding NaN ------------------------------------------------------------------------
+@pytest.mark.filterwarnings("error")  # (the 0/0 of a mask without ties warned)
+@pytest.mark.parametrize("op", [ops.max, ops.min])
+def test_max_and_min_send_the_gradient_of_a_nan_slice_to_its_nans(op):
+    """NaN propagates (y = NaN) and the NaN entries are its ties: ḡ shared among them, 0 elsewhere (torch.max's and
+    torch.min's gradient, full or along a dim); the mask x = y found no tie, and x̄ was NaN on the whole slice."""
+    x = leaf([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 4.0, 0.0]])
+    y = op(x, axis=1)
+    y.backward(np.array([2.0, 3.0]))
+    assert np.isnan(y.numpy()[0]) and y.numpy()[1] == (5.0 if op is ops.max else 0.0)
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0, 1], [0, 3, 0, 0] if op is ops.max else [0, 0, 0, 3]])
+    x.grad = None
+    op(x).backward(np.array(4.0))
+    np.testing.assert_array_equal(x.grad, [[0, 2, 0, 2], [0, 0, 0, 0]])
+
+
+def test_max_and_min_of_nan_slices_have_torchs_gradients():
+    torch = pytest.importorskip("torch")
+    a = np.array([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 4.0, 0.0]])
+    for name in ("max", "min"):
+        x, tx = leaf(a), torch.tensor(a, requires_grad=True)
+        getattr(x, name)().backward()
+        getattr(tx, name)().backward()
+        np.testing.assert_array_equal(x.grad, tx.grad.numpy(), err_msg=name)
+        x, tx = leaf(a[:, :3]), torch.tensor(a[:, :3], requires_grad=True)  # one NaN a row: torch.max(dim)'s index
+        getattr(x, name)(dim=1).backward(np.array([2.0, 3.0]))
+        getattr(tx, name)(dim=1).values.backward(torch.tensor([2.0, 3.0], dtype=torch.float64))
+        np.testing.assert_array_equal(x.grad, tx.grad.numpy(), err_msg=name)
+
+
 # ---- reductions of integer and bool tensors ----------------------------------------------------------------------
 INT_DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64]
 

@@ -1085,6 +1085,8 @@ MUTANTS = [
       ["tests/test_nn_optim.py::test_clip_grad_norm_scales_by_torchs_coefficient"], "clip_grad_norm_ divides by ‖g‖ + 10⁻¹²: a norm of 5·10⁻⁴ clipped 0.2% less than torch clips it"),
     M("clip-only-above-max-norm", "minivae/optim/__init__.py", ("xp.minimum(max_norm / (total + 1e-6), 1.0)", "xp.where(total > max_norm, max_norm / (total + 1e-6), 1.0)"),
       ["tests/test_nn_optim.py::test_clip_grad_norm_scales_by_torchs_coefficient"], "a norm at max_norm is left alone, where torch scales it by 1/(1 + 10⁻⁶/max_norm)"),
+    M("max-nan-slice-without-ties", "minivae/ops/reduce.py", ("            mask |= ctx.xp.isnan(x) & ctx.xp.isnan(y)\n", "            pass\n"),
+      ["tests/test_ops_edges.py::test_max_and_min_send_the_gradient_of_a_nan_slice_to_its_nans"], "a slice holding NaN has no tie x = y: x̄ = ḡ·0/0, NaN on the whole slice (torch sends ḡ to the NaNs)"),
     # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
 
     # functional, gradcheck, lab, png and io review

@@ -48,7 +48,10 @@ class Mean(Function):
 
 @register("max")
 class Max(Function):
-    """y = max_axis x;  x̄ = ḡ·[x = y] / #ties (ties share the gradient evenly, as torch.amax)."""
+    """y = max_axis x;  x̄ = ḡ·[x = y] / #ties (ties share the gradient evenly, as torch.amax).
+    A slice holding NaN has y = NaN (NaN propagates, as in NumPy and PyTorch), and its NaN entries are the
+    ties (NaN ≠ NaN would leave none, and x̄ = ḡ·0/0 = NaN with a warning): ḡ shared among them, 0 elsewhere,
+    torch.max's gradient."""
 
     extreme = "max"  # Min below is the same op with x.min
 
@@ -56,6 +59,8 @@ class Max(Function):
         axes = normalize_axis(axis, x.ndim, x.shape)
         y = getattr(x, ctx.extreme)(axis=axes, keepdims=True)
         mask = x == y
+        if x.dtype.kind == "f":
+            mask |= ctx.xp.isnan(x) & ctx.xp.isnan(y)
         ctx.save(axes=axes, keepdims=keepdims, mask=mask, shape=x.shape)
         return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 

@@ -25,6 +25,7 @@ from minivae import ops
 from minivae.distributions import Categorical, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, as_tensor
 from minivae.objectives import enumerate_one_hot
+from minivae.random import _shape
 
 
 def _sum_to(lp, ndim):
@@ -82,14 +83,22 @@ def straight_through(f, q, sample_shape=(), rng=None, temperature=1.0):
     return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng, hard=True))
 
 
-def exact(f, q, max_configurations=2 ** 16):
+def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):
     """Σ_z q(z) f(z) over all joint one-hot configurations z of the last batch axis of a
     ``OneHotCategorical`` (earlier batch axes are independent and kept).
+
+    It takes the sampling estimators' call, so one loop can run them all: ``rng`` is not used (nothing
+    is drawn), and the value, the same for every sample, is broadcast to (*sample_shape, *values' shape),
+    the shape theirs have (its gradient summed back over the samples, as theirs would be).
 
     f is called once, on all C = K^N configurations at once: z of shape (C, 1, …, 1, N, K), one
     size-1 axis per earlier batch axis (broadcast against them). It returns one value per configuration
     and independent batch entry, (C, *batch_shape[:-1]), or one per variable too, (C, *batch_shape),
     as the sampling estimators' f may (each f_n is weighed by the joint q(z): the result is E_q f_n)."""
+    sample_shape = _shape(sample_shape, "sample_shape")  # (refused before f is called)
+    if sample_shape:  # the one exact value, for every sample
+        out = exact(f, q, max_configurations=max_configurations)
+        return ops.broadcast_to(out, sample_shape + tuple(out.shape))
     if not isinstance(q, OneHotCategorical):
         raise ValueError(f"exact enumeration needs a OneHotCategorical, not {type(q).__name__}")
     k = q.num_categories

@@ -107,6 +107,11 @@ def exact_log_likelihood(model, x, max_configurations=2 ** 16):
 
 
 def enumerate_one_hot(n, k, dtype=numpy.float32):
-    """Every configuration of n categorical variables with k categories, as (k^n, n, k) one-hot."""
+    """Every configuration of n categorical variables with k categories, as (k^n, n, k) one-hot, in the order of
+    ``itertools.product(range(k), repeat=n)``: for n = 0 the one empty configuration, (1, 0, k)."""
+    if n < 0 or k < 0:
+        raise ValueError(f"enumerate_one_hot: n = {n} variables and k = {k} categories must be >= 0")
+    if n == 0:  # (reshape(0, -1) below cannot infer the one configuration from an empty index array)
+        return numpy.zeros((1, 0, k), dtype)
     index = numpy.indices((k,) * n).reshape(n, -1).T
     return numpy.eye(k, dtype=dtype)[index]

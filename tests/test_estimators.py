@@ -68,6 +68,36 @@ def test_exact_estimator_matches_enumeration_by_hand():
     np.testing.assert_allclose(logits.grad, p * (c - (p * c).sum()))  # ∂/∂θ_k Σ p c = p_k(c_k − E c)
 
 
+def test_every_estimator_takes_the_same_call():
+    """get(name)(f, q, sample_shape, rng=…) for every name (exact took no sample_shape or rng: a TypeError); exact's
+    value, the same for every sample, has the sampling estimators' shape, and its gradient sums over the samples."""
+    logits = mv.tensor(np.array([[0.3, -1.0, 2.0], [1.0, 0.0, 0.5]]), requires_grad=True)
+    c = np.array([1.0, 5.0, -2.0])
+    q = OneHotCategorical(logits=logits)
+    f = lambda z: (z * c).sum(axis=-1).sum(axis=-1)  # noqa: E731  (one value per sample: Σ_n c·z_n)
+    for name in sorted(E.ESTIMATORS):
+        if name == "pathwise":  # refuses a distribution without rsample, whatever the call
+            with pytest.raises(ValueError, match="pathwise needs a reparameterizable"):
+                E.get(name)(f, q, (4,), rng=Generator(0))
+            continue
+        assert E.get(name)(f, q, (4,), rng=Generator(0)).shape == (4,), name
+    p = np.exp(logits.data) / np.exp(logits.data).sum(axis=-1, keepdims=True)
+    logits.grad = None
+    out = E.exact(f, q, sample_shape=4, rng=Generator(0))
+    np.testing.assert_allclose(out.numpy(), np.full(4, (p * c).sum()), rtol=1e-12)
+    out.sum().backward()
+    np.testing.assert_allclose(logits.grad, 4 * p * (c - (p * c).sum(axis=-1, keepdims=True)), rtol=1e-12)
+    with pytest.raises(ValueError, match="negative dimensions"):
+        E.exact(f, q, sample_shape=(-1,))
+
+
+def test_exact_over_zero_variables_is_f_of_the_empty_configuration():
+    """N = 0 variables: one configuration, q(z) = 1 (an empty product), so the value is f of it."""
+    q = OneHotCategorical(logits=mv.tensor(np.zeros((2, 0, 3))))
+    out = E.exact(lambda z: z.sum(axis=(-1, -2)) + 7.0, q)
+    np.testing.assert_array_equal(out.numpy(), [7.0, 7.0])
+
+
 def test_estimators_refuse_what_they_cannot_do():
     with pytest.raises(ValueError, match="pathwise needs a reparameterizable"):
         E.pathwise(lambda z: z, OneHotCategorical(logits=mv.tensor(np.zeros(3))), rng=Generator(0))

@@ -129,7 +129,24 @@ def test_clip_grad_norm_scales_globally():
     norm = clip_grad_norm_([a, b], 1.0)
     assert isinstance(norm, np.ndarray) and norm.shape == () and norm.dtype == np.float64  # as its docstring says
     assert norm == pytest.approx(5.0)
-    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0.0, 0.8], rtol=1e-9)
+    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), np.array([3.0, 0.0, 4.0]) / (5.0 + 1e-6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("g, max_norm", [([3e-4, 4e-4], 1e-4), ([3.0, 4.0], 5.0 - 5e-7), ([0.6, 0.8], 1.0), ([0.3, 0.4], 1.0)],
+                         ids=["small-norm", "just-under-max-norm", "at-max-norm", "under-max-norm"])
+def test_clip_grad_norm_scales_by_torchs_coefficient(g, max_norm):
+    """g·min(1, max_norm/(‖g‖ + 10⁻⁶)), torch.nn.utils.clip_grad_norm_'s formula: the 10⁻⁶ is 0.2% of a norm of 5·10⁻⁴
+    (a 10⁻¹² gave g·max_norm/‖g‖), and a norm at max_norm or just under is scaled by ≈ 1 − 10⁻⁶ (was left alone)."""
+    a = mv.tensor(np.zeros(2), requires_grad=True)
+    a.grad = np.array(g)
+    norm = np.hypot(*g)
+    clip_grad_norm_([a], max_norm)
+    np.testing.assert_allclose(a.grad, np.array(g) * min(1.0, max_norm / (norm + 1e-6)), rtol=1e-14)
+    torch = pytest.importorskip("torch")
+    ta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    ta.grad = torch.tensor(g, dtype=torch.float64)
+    torch.nn.utils.clip_grad_norm_([ta], max_norm)
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-14)
 
 
 def test_clip_grad_norm_of_no_gradient_is_a_0d_zero_and_changes_nothing():
@@ -363,10 +380,10 @@ def _trained_adam():
 def test_optimizer_state_has_each_parameters_shape_and_dtype():
     state = _trained_adam().state_dict()
     assert {k: (v.shape, v.dtype) for k, v in state.items()} == {
-        "steps": ((), np.dtype(np.int64)), "0.m": ((2, 3), np.float32), "0.v": ((2, 3), np.float32),
-        "1.m": ((3,), np.float64), "1.v": ((3,), np.float64)}
+        "steps": ((), np.dtype(np.int64)), "0.step": ((), np.dtype(np.int64)), "1.step": ((), np.dtype(np.int64)),
+        "0.m": ((2, 3), np.float32), "0.v": ((2, 3), np.float32), "1.m": ((3,), np.float64), "1.v": ((3,), np.float64)}
     fresh = _trained_adam()
-    fresh.load_state_dict({k: v.reshape(-1) if k != "steps" else v for k, v in state.items()})  # the older flat layout
+    fresh.load_state_dict({k: v.reshape(-1) if v.ndim else v for k, v in state.items()})  # the older flat layout
     for k, v in fresh.state_dict().items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)
 
@@ -381,12 +398,16 @@ def test_optimizer_state_has_each_parameters_shape_and_dtype():
     ({"steps": np.array(-1)}, r"steps is int64 of shape \(\), Adam expects an integer >= 0"),
     ({"steps": np.array(2.0)}, r"steps is float64"),
     ({"steps": np.array([2])}, r"steps is int64 of shape \(1,\)"),
+    ({"1.step": np.array(-3)}, r"1\.step is int64 of shape \(\), Adam expects an integer >= 0"),
+    ({"0.step": np.array(1.0)}, r"0\.step is float64"),
+    ({"2.step": np.array(1)}, r"missing \[\], unexpected \['2\.step'\]"),
     ({"2.m": np.zeros(3)}, r"missing \[\], unexpected \['2\.m'\]"),
     ({"0.momentum": np.zeros(6, np.float32)}, r"unexpected \['0\.momentum'\]"),
     ({"1.v": None}, r"missing \['1\.v'\]"),
     ({"steps": None}, r"missing \['steps'\]"),
 ], ids=["broadcast-shape", "transposed-shape", "float64-for-float32", "float32-for-float64", "list", "int", "negative-steps",
-        "float-steps", "steps-shape", "extra-parameter", "other-optimizer", "missing-buffer", "missing-steps"])
+        "float-steps", "steps-shape", "negative-parameter-step", "float-parameter-step", "extra-parameter-step",
+        "extra-parameter", "other-optimizer", "missing-buffer", "missing-steps"])
 def test_optimizer_load_state_dict_refuses_what_does_not_fit_and_changes_nothing(change, problem):
     opt = _trained_adam()
     before = {k: v.copy() for k, v in opt.state_dict().items()}
@@ -504,19 +525,147 @@ def test_a_step_without_any_gradient_changes_nothing_as_in_torch():
         np.testing.assert_allclose(results[0], results[1], rtol=1e-12, err_msg=name)
 
 
-def test_adam_bias_correction_counts_the_optimizers_steps_as_documented():
-    """The documented difference from torch.optim.Adam: a parameter whose first gradient comes at
-    step t takes the bias correction of step t, not of its own first step."""
-    a, b = mv.tensor(np.zeros(1), requires_grad=True), mv.tensor(np.zeros(1), requires_grad=True)
-    opt = Adam([a, b], lr=0.1)
-    for t in range(1, 4):
-        a.grad = np.ones(1)
-        b.grad = np.ones(1) if t == 3 else None
+# Parameter 1 has no gradient at steps 0, 1 and 3 (frozen at first, then unused by one batch); parameter 0 has one
+# at every step. The gradients of a loss Σ p⁴/4 + p (g = p³ + 1), evaluated at the parameters of that step.
+SKIPS = (0, 1, 3)
+SKIP_START = (np.array([0.5, -1.0]), np.array([2.0, -0.3, 0.7]))
+
+
+def _skipping_run(make, lib, steps=6, state_at=None):
+    """Parameters and optimizer after ``steps`` steps of make(lib, params) on the problem above; with ``state_at``,
+    the optimizer is made afresh after that many steps and loaded from the first one's state_dict."""
+    ps = [lib.tensor(v.copy(), requires_grad=True) for v in SKIP_START]
+    opt = make(lib, ps)
+    for t in range(steps):
+        if t == state_at:
+            state = opt.state_dict()
+            opt = make(lib, ps)
+            opt.load_state_dict(state)
+        opt.zero_grad()
+        for i, p in enumerate(ps):
+            if i == 0 or t not in SKIPS:
+                p.grad = p.detach().numpy() ** 3 + 1 if lib is mv else p.detach() ** 3 + 1
         opt.step()
-    t, b1, b2 = 3, 0.9, 0.999
-    m_hat, v_hat = (1 - b1) / (1 - b1 ** t), (1 - b2) / (1 - b2 ** t)  # b's moments after its one gradient, 1
-    moved = 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8)  # torch.optim.Adam would move it by 0.1 (its t = 1)
-    assert -b.data[0] == pytest.approx(moved, rel=1e-12) and moved / 0.1 == pytest.approx(0.64, abs=0.01)
+    return [np.array(p.detach().numpy()) for p in ps], opt
+
+
+def _torch_adam_by_hand(lr=0.1, betas=(0.9, 0.999), eps=1e-8, steps=6):
+    """torch.optim.Adam's update (its documented algorithm, written as torch/optim/adam.py's single-tensor path
+    computes it) on the problem above: a parameter without a gradient is skipped, moments and count alike; t is
+    the parameter's own count."""
+    b1, b2 = betas
+    out = []
+    for i, x in enumerate(SKIP_START):
+        x, m, v, t = x.copy(), np.zeros_like(x), np.zeros_like(x), 0
+        for step in range(steps):
+            if i == 1 and step in SKIPS:
+                continue
+            g = x ** 3 + 1
+            t += 1
+            m = m + (1 - b1) * (g - m)  # exp_avg.lerp_(grad, 1 − β₁)
+            v = b2 * v + (1 - b2) * g * g
+            denom = np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps
+            x = x - lr / (1 - b1 ** t) * m / denom
+        out.append((x, m, v, t))
+    return out
+
+
+ADAM = lambda lib, ps: lib.optim.Adam(ps, lr=0.1)  # noqa: E731
+SGD_MOMENTUM = lambda lib, ps: lib.optim.SGD(ps, lr=0.05, momentum=0.9)  # noqa: E731
+
+
+def test_adam_counts_each_parameters_steps_as_torch_by_hand():
+    """Parameter 1 first has a gradient at step 2: its first update is its own first, lr·m̂/(√v̂ + ε) = lr·g/(|g| + ε)
+    per entry (the optimizer's count, 3, gave ≈ 0.64·lr before); moments, value and count as torch's algorithm."""
+    (x, opt), want = _skipping_run(ADAM, mv), _torch_adam_by_hand()
+    assert opt.steps == 6 and opt.param_steps == [6, 3]
+    state = opt.state_dict()
+    for i, (wx, wm, wv, wt) in enumerate(want):
+        np.testing.assert_allclose(x[i], wx, rtol=1e-12, err_msg=i)
+        np.testing.assert_allclose(state[f"{i}.m"], wm, rtol=1e-12, err_msg=i)
+        np.testing.assert_allclose(state[f"{i}.v"], wv, rtol=1e-12, err_msg=i)
+        assert state[f"{i}.step"] == wt
+    ps = [mv.tensor(np.zeros(2), requires_grad=True), mv.tensor(np.zeros(2), requires_grad=True)]
+    opt = Adam(ps, lr=0.1)
+    for t in range(3):
+        ps[0].grad, ps[1].grad = np.ones(2), (np.array([3.0, -0.5]) if t == 2 else None)
+        opt.step()
+    np.testing.assert_allclose(ps[1].data, [-0.1 * 3 / (3 + 1e-8), 0.1 * 0.5 / (0.5 + 1e-8)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [ADAM, SGD_MOMENTUM], ids=["Adam", "SGD-momentum"])
+def test_a_parameter_without_gradient_is_skipped_as_by_torch(make):
+    torch = pytest.importorskip("torch")
+    (ours, opt), (theirs, topt) = _skipping_run(make, mv), _skipping_run(make, torch)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    state, tstate = opt.state_dict(), topt.state_dict()["state"]
+    for i in range(2):
+        if make is ADAM:
+            assert state[f"{i}.step"] == int(tstate[i]["step"])
+            np.testing.assert_allclose(state[f"{i}.m"], tstate[i]["exp_avg"].numpy(), rtol=1e-12)
+            np.testing.assert_allclose(state[f"{i}.v"], tstate[i]["exp_avg_sq"].numpy(), rtol=1e-12)
+        else:
+            np.testing.assert_allclose(state[f"{i}.momentum"], tstate[i]["momentum_buffer"].numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [ADAM, SGD_MOMENTUM], ids=["Adam", "SGD-momentum"])
+def test_a_resumed_optimizer_keeps_each_parameters_count(make):
+    """Loaded after step 2 (parameter 1's count 1, the optimizer's 2) it continues bit for bit."""
+    (whole, _), (resumed, opt) = _skipping_run(make, mv), _skipping_run(make, mv, state_at=2)
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a, b)
+    assert opt.param_steps == [6, 3]
+
+
+def test_an_adam_checkpoint_without_parameter_counts_gives_each_the_optimizers():
+    """minivae's checkpoints before the per-parameter counts hold "steps" alone: the count their Adam used for
+    every parameter, which each parameter now continues from. Half of the counts is refused."""
+    _, opt = _skipping_run(ADAM, mv, steps=3)
+    state = opt.state_dict()
+    old = {k: v for k, v in state.items() if not k.endswith(".step")}
+    fresh = Adam([mv.tensor(v.copy(), requires_grad=True) for v in SKIP_START], lr=0.1)
+    fresh.load_state_dict(old)
+    assert fresh.steps == 3 and fresh.param_steps == [3, 3]
+    for k in old:
+        np.testing.assert_array_equal(fresh.state_dict()[k], state[k], err_msg=k)
+    with pytest.raises(ValueError, match=r"missing \['1\.step'\]"):
+        fresh.load_state_dict({k: v for k, v in state.items() if k != "1.step"})
+    assert fresh.param_steps == [3, 3]
+
+
+def test_the_one_launch_path_launches_once_per_step_count(monkeypatch):
+    """The CUDA launchers update a whole flat buffer with one (step size, ε̂) (a NumPy stand-in for minivae._gpu.adam
+    with the same signature): where the parameters' counts differ, one launch per count, each given the gradients of
+    its count's parameters only; the values are those of the per-parameter path, and ``launch_scalars`` (what a CUDA
+    graph writes before each launch) lists each launch's scalars in launch order."""
+    import minivae.optim as optim
+    calls = []
+
+    class OneLaunchAdam:
+        ONE_LAUNCH = True
+
+        @staticmethod
+        def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
+            calls.append(([g is not None for g in grads], step_size, eps_hat))
+            for j, g in enumerate(grads):
+                if g is not None:
+                    s, g = slice(int(starts[j]), int(starts[j + 1])), g.reshape(-1)
+                    m[s] = b1 * m[s] + (1 - b1) * g
+                    v[s] = b2 * v[s] + (1 - b2) * g * g
+                    p[s] -= step_size * m[s] / (np.sqrt(v[s]) + eps_hat)
+
+    reference, _ = _skipping_run(ADAM, mv)
+    monkeypatch.setattr(optim, "fused", lambda name, xp, *arrays: OneLaunchAdam)
+    got, opt = _skipping_run(ADAM, mv)
+    for a, b in zip(got, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    a_only, b_only = [True, False], [False, True]
+    # steps 0, 1, 3: parameter 0 alone; steps 2, 4, 5: parameter 1's count (1, 2, 3), then parameter 0's (3, 5, 6)
+    assert [mask for mask, _, _ in calls] == [a_only, a_only, b_only, a_only, a_only, b_only, a_only, b_only, a_only]
+    step_size = lambda t: 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)  # noqa: E731
+    np.testing.assert_allclose([s for _, s, _ in calls[-2:]], [step_size(3), step_size(6)], rtol=1e-12)
+    assert opt.launch_scalars() == [(s, e) for _, s, e in calls[-2:]]
 
 
 # ---- learning-rate schedulers against torch.optim.lr_scheduler -----------------------------------

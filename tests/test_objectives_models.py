@@ -1,4 +1,6 @@
 """Bounds on log p(x) in the order theory gives, and models whose gradients check."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,22 @@ def _brute_force_log_px(model, x):
         p = 1 / (1 + np.exp(-logits))
         total += (1 / 9) * np.prod(np.where(x == 1, p, 1 - p), axis=1)
     return np.log(total)
+
+
+@pytest.mark.parametrize("n, k", [(0, 3), (0, 0), (2, 0), (1, 1), (1, 4), (2, 3), (3, 2)])
+def test_enumerate_one_hot_is_itertools_product(n, k):
+    """The configurations in itertools.product's order; n = 0 variables have one, empty, configuration (the
+    reshape to (n, -1) of an empty index array used to fail), k = 0 categories none."""
+    want = [np.eye(k)[list(c)].reshape(n, k) for c in itertools.product(range(k), repeat=n)]
+    got = O.enumerate_one_hot(n, k, np.float64)
+    assert got.shape == (len(want), n, k) and got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.array(want).reshape(len(want), n, k))
+
+
+def test_enumerate_one_hot_refuses_negative_counts():
+    for n, k in ((-1, 2), (2, -1)):
+        with pytest.raises(ValueError, match="must be >= 0"):
+            O.enumerate_one_hot(n, k)
 
 
 def test_exact_log_likelihood_by_brute_force(tiny):

@@ -344,6 +344,84 @@ def test_a_real_function_of_an_integer_tensor_is_float32(name, int_dtype):
         assert ops.abs(mv.tensor(a)).dtype == a.dtype and ops.relu(mv.tensor(a)).dtype == a.dtype
 
 
+# ---- max and min of a slice holding NaN ------------------------------------------------------------------------
+@pytest.mark.filterwarnings("error")  # (the 0/0 of a mask without ties warned)
+@pytest.mark.parametrize("op", [ops.max, ops.min])
+def test_max_and_min_send_the_gradient_of_a_nan_slice_to_its_nans(op):
+    """NaN propagates (y = NaN) and the NaN entries are its ties: ḡ shared among them, 0 elsewhere (torch.max's and
+    torch.min's gradient, full or along a dim); the mask x = y found no tie, and x̄ was NaN on the whole slice."""
+    x = leaf([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 4.0, 0.0]])
+    y = op(x, axis=1)
+    y.backward(np.array([2.0, 3.0]))
+    assert np.isnan(y.numpy()[0]) and y.numpy()[1] == (5.0 if op is ops.max else 0.0)
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0, 1], [0, 3, 0, 0] if op is ops.max else [0, 0, 0, 3]])
+    x.grad = None
+    op(x).backward(np.array(4.0))
+    np.testing.assert_array_equal(x.grad, [[0, 2, 0, 2], [0, 0, 0, 0]])
+
+
+def test_max_and_min_of_nan_slices_have_torchs_gradients():
+    torch = pytest.importorskip("torch")
+    a = np.array([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 4.0, 0.0]])
+    for name in ("max", "min"):
+        x, tx = leaf(a), torch.tensor(a, requires_grad=True)
+        getattr(x, name)().backward()
+        getattr(tx, name)().backward()
+        np.testing.assert_array_equal(x.grad, tx.grad.numpy(), err_msg=name)
+        x, tx = leaf(a[:, :3]), torch.tensor(a[:, :3], requires_grad=True)  # one NaN a row: torch.max(dim)'s index
+        getattr(x, name)(dim=1).backward(np.array([2.0, 3.0]))
+        getattr(tx, name)(dim=1).values.backward(torch.tensor([2.0, 3.0], dtype=torch.float64))
+        np.testing.assert_array_equal(x.grad, tx.grad.numpy(), err_msg=name)
+
+
+# ---- reductions of integer and bool tensors ----------------------------------------------------------------------
+INT_DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64]
+
+
+@pytest.mark.parametrize("int_dtype", INT_DTYPES)
+def test_a_sum_of_integers_or_bools_is_int64(int_dtype):
+    """PyTorch's sum of bool, uint8, int8, int16, int32 is int64 (NumPy's of unsigned types is uint64, where
+    255·300 of uint8 still fits but a negative difference of two sums wraps); uint64 has no wider type and stays."""
+    a = np.array([[1, 0, 1], [1, 1, 1]], int_dtype)
+    for axis, want in ((None, 5), (0, [2, 1, 2]), (1, [2, 3])):
+        got = mv.tensor(a).sum(axis=axis)
+        assert got.dtype == np.int64, (int_dtype, axis)
+        np.testing.assert_array_equal(got.numpy(), want)
+    # the int64 sums subtract as integers: NumPy's uint64 would give 2⁶⁴ − 1
+    assert (mv.tensor(a[0]).sum() - mv.tensor(a[1]).sum()).item() == -1
+    assert mv.tensor(np.array([255] * 300, np.uint8)).sum().item() == 76500
+    assert mv.tensor(np.array([2 ** 63], np.uint64)).sum().dtype == np.uint64
+
+
+def test_reduction_dtypes_of_integers_and_bools_match_torch():
+    torch = pytest.importorskip("torch")
+    for int_dtype in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64):
+        a = np.array([[1, 0, 1], [1, 1, 0]], int_dtype)
+        for name in ("sum", "max", "min"):
+            ours, theirs = getattr(mv.tensor(a), name)(), getattr(torch.tensor(a), name)()
+            assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (name, int_dtype)
+            assert ours.item() == theirs.item()
+        for axis in (0, 1):
+            got = ops.logsumexp(mv.tensor(a), axis=axis)
+            want = torch.logsumexp(torch.tensor(a), axis)
+            assert got.dtype == np.float32 and want.dtype == torch.float32
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("int_dtype", INT_DTYPES)
+def test_mean_var_std_and_logsumexp_of_integers_are_float32(int_dtype):
+    """The integers as float32 first (the rule of exp, log, … and of int_t / n; PyTorch refuses mean, var and std of
+    integers, NumPy computes them in float64). logsumexp of unsigned integers once shifted by the max in uint8
+    arithmetic: 0 − 2 wrapped to 254, and e²⁵⁴ overflowed NumPy's float16 to +∞."""
+    a = np.array([0, 1, 2, 1], int_dtype) if int_dtype is not np.bool_ else np.array([True, False, True, True])
+    f = a.astype(np.float64)
+    x = mv.tensor(a)
+    for got, want in ((x.mean(), f.mean()), (x.var(), f.var(ddof=1)), (x.std(), f.std(ddof=1)),
+                      (ops.logsumexp(x, axis=0), np.log(np.exp(f).sum()))):
+        assert got.dtype == np.float32, int_dtype
+        np.testing.assert_allclose(got.item(), want, rtol=1e-6)
+
+
 # ---- integer targets of the Bernoulli losses ---------------------------------------------------------------------
 BERNOULLI_LOSSES = {"bce_with_logits": lambda x, t: ops.bce_with_logits(x, t),
                     "bernoulli_log_prob": lambda x, t: ops.bernoulli_log_prob(x, t),

@@ -29,7 +29,7 @@ from minivae._gpu import gemm, tiled
 from minivae._backend import cupy_module, fused
 from minivae.engine import Tensor
 
-ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group
+ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group and step count (optim.Adam)
 # Each dense layer's weight-gradient product on a second stream of the graph, beside the chain of x̄ products
 # and bias gradients that the backward pass must run in order (minivae/_gpu/gemm.py: SideStream; minivae.plan:
 # where the main stream waits for it). At batch 128 each product is a few µs on a few of a GPU's SMs, so two
@@ -100,7 +100,7 @@ class CudaGraphStep:
         self.adam_used, self.uploads = 0, []
         self.pool = cupy.cuda.MemoryPool()
         optimizer = plan.optimizer
-        counter, steps, replays = (self.rng.counter if self.rng else 0), optimizer.steps, plan.replays
+        counter, steps, replays = (self.rng.counter if self.rng else 0), (optimizer.steps, optimizer.param_steps[:]), plan.replays
         self.lrs = [g["lr"] for g in optimizer.param_groups]
         stream = cupy.cuda.Stream(non_blocking=True)
         self.cublas_handle = gemm.bind(stream)
@@ -127,12 +127,23 @@ class CudaGraphStep:
         self.blocks = self.rng.counter - counter if self.rng else 0
         if self.rng:
             self.rng.counter = counter
-        optimizer.steps, plan.replays = steps, replays
+        (optimizer.steps, optimizer.param_steps), plan.replays = steps, replays
         self.captured_counter = counter
         for table, host in self.uploads:
             table.set(host)
         self.fixed = [(live, live.resolve()) for live in plan.live_params]
         self.grads = [p.grad for p in plan.params]
+        self.count_groups = self._count_groups(optimizer)
+
+    def _count_groups(self, optimizer):
+        """The parameters with a gradient grouped by their step count: Adam's launches, one per count (and flat
+        buffer), each with its group's gradients. Every replay advances those counts together, so the groups
+        stay; only a load_state_dict of other counts between replays changes them."""
+        groups = {}
+        for i, g in enumerate(self.grads):
+            if g is not None:
+                groups.setdefault(optimizer.param_steps[i], []).append(i)
+        return sorted(groups.values())
 
     def __del__(self):
         if getattr(self, "side", None) is not None:
@@ -167,14 +178,18 @@ class CudaGraphStep:
         if [g["lr"] for g in optimizer.param_groups] != self.lrs and self.adam_used == 0:
             raise self.PlanError("the learning rate changed since the CUDA graph was captured; SGD's is one of the "
                                  "graph's kernel arguments")
-        optimizer.steps += 1
+        if self.adam_used and self._count_groups(optimizer) != self.count_groups:
+            raise self.PlanError("the optimizer's per-parameter step counts were loaded since the CUDA graph was "
+                                 "captured and group the parameters otherwise: Adam's launches, one per count, are "
+                                 "the graph's; capture it again")
+        for p, g in zip(plan.params, self.grads):
+            p.grad = g  # (before the counts: a parameter's advances where it has a gradient, as step()'s)
+        optimizer.count_step()
         stream = cupy_module().cuda.get_current_stream()
         self.knobs.write(self.rng.counter - self.captured_counter if self.rng else 0,
                          optimizer.launch_scalars() if self.adam_used else (), stream)
         self.graph.launch(stream)
         if self.rng:
             self.rng.counter += self.blocks
-        for p, g in zip(plan.params, self.grads):
-            p.grad = g
         plan.replays += 1
         return Tensor(plan.values[plan._loss_slot])

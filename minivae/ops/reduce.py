@@ -6,16 +6,20 @@ import numpy
 from minivae.engine import Function
 from minivae.ops._broadcast import expand_reduced, normalize_axis
 from minivae.ops._registry import register
+from minivae.ops.unary import real
 
 
 @register("sum")
 class Sum(Function):
-    """y = Σ_axis x;  x̄ = broadcast(ḡ, x.shape)."""
+    """y = Σ_axis x;  x̄ = broadcast(ḡ, x.shape).
+    A bool or integer x sums to int64, as PyTorch's (NumPy's sum of uint8, uint16 or uint32 is uint64);
+    uint64 stays uint64 (no wider integer holds it)."""
 
     def forward(ctx, x, axis=None, keepdims=False):
         axes = normalize_axis(axis, x.ndim, x.shape)
         ctx.save(shape=x.shape, axes=axes, keepdims=keepdims)
-        return x.sum(axis=axes, keepdims=keepdims)
+        dtype = numpy.int64 if x.dtype.kind in "biu" and x.dtype != numpy.uint64 else None
+        return x.sum(axis=axes, keepdims=keepdims, dtype=dtype)
 
     def backward(ctx, g):
         g = expand_reduced(g, ctx.shape, ctx.axes, ctx.keepdims)
@@ -24,9 +28,12 @@ class Sum(Function):
 
 @register("mean")
 class Mean(Function):
-    """y = (1/n) Σ_axis x;  x̄ = broadcast(ḡ, x.shape) / n, n the number of reduced elements."""
+    """y = (1/n) Σ_axis x;  x̄ = broadcast(ḡ, x.shape) / n, n the number of reduced elements.
+    A bool or integer x is averaged as float32 (``real``: the library's rule for a real-valued result of
+    integers, as ``int_t / n`` and ``exp``; PyTorch refuses an integer mean, NumPy gives float64)."""
 
     def forward(ctx, x, axis=None, keepdims=False):
+        x = real(x)
         axes = normalize_axis(axis, x.ndim, x.shape)
         n = 1
         for a in axes:
@@ -41,7 +48,10 @@ class Mean(Function):
 
 @register("max")
 class Max(Function):
-    """y = max_axis x;  x̄ = ḡ·[x = y] / #ties (ties share the gradient evenly, as torch.amax)."""
+    """y = max_axis x;  x̄ = ḡ·[x = y] / #ties (ties share the gradient evenly, as torch.amax).
+    A slice holding NaN has y = NaN (NaN propagates, as in NumPy and PyTorch), and its NaN entries are the
+    ties (NaN ≠ NaN would leave none, and x̄ = ḡ·0/0 = NaN with a warning): ḡ shared among them, 0 elsewhere,
+    torch.max's gradient."""
 
     extreme = "max"  # Min below is the same op with x.min
 
@@ -49,6 +59,8 @@ class Max(Function):
         axes = normalize_axis(axis, x.ndim, x.shape)
         y = getattr(x, ctx.extreme)(axis=axes, keepdims=True)
         mask = x == y
+        if x.dtype.kind == "f":
+            mask |= ctx.xp.isnan(x) & ctx.xp.isnan(y)
         ctx.save(axes=axes, keepdims=keepdims, mask=mask, shape=x.shape)
         return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
 
@@ -70,9 +82,11 @@ class Var(Function):
     """y = Σ_axis (x − m)² / (n − c), m the mean over axis, c = ``correction`` (1: unbiased, PyTorch's default);
     x̄ = broadcast(ḡ)·2(x − m)/(n − c)  (m's own contribution vanishes: Σ_axis (x − m) = 0).
     Where n ≤ c the divisor is 0, as NumPy's and PyTorch's (never negative): y = +∞, or NaN where x is constant
-    there (a single element), and x̄ = ±∞·ḡ, or NaN where x = m; IEEE division, no exception or warning."""
+    there (a single element), and x̄ = ±∞·ḡ, or NaN where x = m; IEEE division, no exception or warning.
+    A bool or integer x is float32 (``real``, as Mean's; PyTorch refuses it, NumPy gives float64)."""
 
     def forward(ctx, x, axis=None, keepdims=False, correction=1):
+        x = real(x)
         axes = normalize_axis(axis, x.ndim, x.shape)
         n = 1
         for a in axes:
@@ -122,9 +136,11 @@ def logsumexp_array(xp, x, axes):
 
 @register("logsumexp")
 class LogSumExp(Function):
-    """y = log Σ_axis eˣ (max-shifted);  x̄ = ḡ·e^{x − y} = ḡ·softmax(x)."""
+    """y = log Σ_axis eˣ (max-shifted);  x̄ = ḡ·e^{x − y} = ḡ·softmax(x).
+    A bool or integer x is float32 (``real``), as PyTorch's: an unsigned x − max x would wrap around."""
 
     def forward(ctx, x, axis=None, keepdims=False):
+        x = real(x)
         axes = normalize_axis(axis, x.ndim, x.shape)
         y = logsumexp_array(ctx.xp, x, axes)
         ctx.save(x=x, y=y, axes=axes, keepdims=keepdims)

@@ -25,7 +25,11 @@ class Optimizer:
 
     As in PyTorch, an optimizer made before ``Module.to(device)`` keeps working: at its next
     ``step()`` the flat buffers are laid out again where the parameters now are, the state (step
-    count, moments) carried over with them.
+    counts, moments) carried over with them.
+
+    Two step counts: ``steps``, the optimizer's (the ``step()`` calls at which any parameter had a
+    gradient), and ``param_steps``, one per parameter (those at which that parameter had one: what
+    PyTorch keeps as each parameter's state "step", and what Adam's bias correction reads).
     """
 
     n_buffers = 0
@@ -61,6 +65,7 @@ class Optimizer:
             raise ValueError(f"{name} got an empty parameter list")
         _refuse_duplicates(self.param_groups, name)
         self.steps = 0
+        self.param_steps = [0] * len(self.params)
         self._flatten()
 
     def _flatten(self):
@@ -89,11 +94,12 @@ class Optimizer:
             p.grad = None
 
     def step(self):
-        """Update every parameter that has a gradient. Without any gradient at all this does
-        nothing, as in PyTorch: the step count (Adam's bias correction) does not advance."""
+        """Update every parameter that has a gradient; one whose ``.grad`` is None is skipped as in PyTorch
+        (its value, its state and its step count stay). Without any gradient at all this does nothing:
+        no step count advances."""
         if not any(p.grad is not None for p in self.params):
             return
-        self.steps += 1
+        self.count_step()
         self._follow_parameters()
         for group in self._groups:
             kernel = fused(self.kernel, get_array_module(group.flat), group.flat)
@@ -106,6 +112,13 @@ class Optimizer:
                         self.update(i, p.data.reshape(-1), p.grad.reshape(-1), kernel, group.options)
             for i in group.indices:
                 self.params[i]._version += self.params[i].grad is not None  # changed in place
+
+    def count_step(self):
+        """Advance ``steps``, and ``param_steps`` of each parameter that has a gradient (step() does; so does a
+        CUDA graph's replay of a step, minivae/_gpu/graph.py, whose kernels read the counts it sets)."""
+        self.steps += 1
+        for i, p in enumerate(self.params):
+            self.param_steps[i] += p.grad is not None
 
     def _follow_parameters(self):
         """Where a parameter's ``.data`` was rebound (by Module.to(), or by hand): after a move to another device,
@@ -126,15 +139,16 @@ class Optimizer:
     def launch_scalars(self):
         """What each one-launch kernel of ``step()`` reads from memory inside a CUDA graph
         (minivae/_gpu/graph.py) rather than from its arguments, in launch order (one group after
-        another): none here; Adam's bias-corrected (step size, ε̂)."""
+        another): none here; Adam's bias-corrected (step size, ε̂), one pair per step count in a group."""
         return []
 
     def state_dict(self):
-        """Step count ("steps") and per-parameter buffers ("<i>.<buffer>", i the parameter's index in
-        ``params``, of its shape and dtype), as NumPy arrays (for .npz checkpoints). The
-        hyperparameters (``param_groups``) are not in it: they come from the constructor, so a
-        resumed run may change them."""
+        """The optimizer's step count ("steps"), each parameter's ("<i>.step", PyTorch's per-parameter "step")
+        and per-parameter buffers ("<i>.<buffer>", of its shape and dtype), i the parameter's index in
+        ``params``, as NumPy arrays (for .npz checkpoints). The hyperparameters (``param_groups``) are not in
+        it: they come from the constructor, so a resumed run may change them."""
         out = {"steps": numpy.array(self.steps)}
+        out.update({f"{i}.step": numpy.array(t) for i, t in enumerate(self.param_steps)})
         for name, buffer in zip(self.buffer_names, self._buffers):
             for i, (p, b) in enumerate(zip(self.params, buffer)):
                 out[f"{i}.{name}"] = _host(b).reshape(p.shape)
@@ -145,19 +159,20 @@ class Optimizer:
         parameters are: a value already there directly (a device array is never routed through the host),
         one from elsewhere by one explicit copy. The keys must be exactly this optimizer's; each buffer must
         have its parameter's dtype (no silent cast) and shape (or the flat shape (numel,), which minivae's
-        checkpoints held before); "steps" an integer >= 0. Everything is checked before anything
-        is copied, so a refused state leaves the optimizer as it was."""
+        checkpoints held before); "steps" and each "<i>.step" an integer >= 0. A state without any "<i>.step"
+        (minivae's checkpoints before them, whose Adam counted the optimizer's steps for every parameter)
+        gives every parameter the count "steps". Everything is checked before anything is copied, so a
+        refused state leaves the optimizer as it was."""
         name = type(self).__name__
+        counts = [f"{i}.step" for i in range(len(self.params))]
         expected = {"steps"} | {f"{i}.{b}" for b in self.buffer_names for i in range(len(self.params))}
+        expected |= set(counts) if set(counts) & set(state) else set()
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected, key=str)
         if missing or unexpected:
             raise ValueError(f"state_dict does not fit this {name} of {len(self.params)} parameters: "
                              f"missing {missing}, unexpected {unexpected}")
-        steps = state["steps"]
-        steps = steps.data if isinstance(steps, Tensor) else steps
-        if not (isinstance(steps, (numbers.Integral, numpy.ndarray)) and not isinstance(steps, (bool, numpy.bool_))
-                and numpy.shape(steps) == () and numpy.asarray(steps).dtype.kind in "iu" and steps >= 0):
-            raise ValueError(f"state_dict: steps is {_describe(steps)}, {name} expects an integer >= 0")
+        steps = _count(state, "steps", name)
+        param_steps = [_count(state, key, name) for key in counts] if counts[0] in state else [steps] * len(counts)
         copies = []
         for key, buffer in zip(self.buffer_names, self._buffers):
             for i, (p, b) in enumerate(zip(self.params, buffer)):
@@ -168,7 +183,7 @@ class Optimizer:
                     raise ValueError(f"state_dict: {i}.{key} is {_describe(value)}, this {name} expects "
                                      f"{b.dtype} of shape {p.shape} (its parameter {i}'s)")
                 copies.append((b, value))
-        self.steps = int(steps)
+        self.steps, self.param_steps = steps, param_steps
         for b, value in copies:
             b[...] = to_device(value, device_of(b)).reshape(-1)
 
@@ -208,20 +223,16 @@ class Adam(Optimizer):
     """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·m̂/(√v̂ + ε), with bias-corrected m̂, v̂
     (Kingma & Ba 2015), written as p ← p − lr_t·m/(√v + ε_t), lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), ε_t = ε·√(1−β₂ᵗ).
 
+    t is the parameter's own step count (``param_steps``: the steps at which it had a gradient), as
+    ``torch.optim.Adam``'s: a parameter whose gradients start later (frozen at first, or unused by
+    the first batches) or skip steps takes the bias correction of its own count, so its first update
+    moves each entry by lr·|g|/(|g| + ε) ≈ lr, as every parameter's first does.
+
     With Numba each parameter's slice of the flat buffers is updated in one fused pass
     (minivae/_cpu/adam.py): copying the gradients into one buffer to make a single call would
-    cost more memory traffic than the calls it saves.
-
-    One difference from ``torch.optim.Adam``: t is one count for the whole optimizer (the steps at
-    which any parameter had a gradient; a ``step()`` without any gradient does not count, as in
-    PyTorch), where PyTorch counts, per parameter, the steps at which that parameter had one. The
-    two agree when every parameter gets a gradient at every step (a loss that uses all the weights:
-    the usual case). They differ for a parameter whose gradients start later (frozen for the first
-    steps, or unused by the first batches) or skip steps: its updates take t's bias correction,
-    not its own count's. Its first update, at t > 1, moves each entry by
-    lr·(1−β₁)/(1−β₁ᵗ)·√(1−β₂ᵗ)/√(1−β₂) instead of PyTorch's lr (≈ 0.64·lr at t = 3 with the default
-    betas); the gap fades as β₂ᵗ → 0, i.e. after some thousands of steps for β₂ = 0.999. One count is
-    what lets a whole flat buffer be updated in one launch with the same scalars.
+    cost more memory traffic than the calls it saves. On the GPU a whole flat buffer is updated in
+    one launch per count among its parameters with a gradient (one launch when all have the same count,
+    the usual case), each launch given the gradients of that count's parameters and None for the others.
     """
 
     n_buffers, buffer_names, kernel = 2, ("m", "v"), "adam"
@@ -241,19 +252,28 @@ class Adam(Optimizer):
     betas = property(lambda self: self.param_groups[0]["betas"])
     eps = property(lambda self: self.param_groups[0]["eps"])
 
-    def _scalars(self, options):
+    def _scalars(self, options, t):
         b1, b2 = options["betas"]
-        step_size = options["lr"] * math.sqrt(1 - b2 ** self.steps) / (1 - b1 ** self.steps)
-        return step_size, b1, b2, options["eps"] * math.sqrt(1 - b2 ** self.steps)
+        step_size = options["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        return step_size, b1, b2, options["eps"] * math.sqrt(1 - b2 ** t)
+
+    def _counts(self, group):
+        """The step counts of the group's parameters that have a gradient, each once, in increasing order:
+        one launch of ``update_all`` each. (A CUDA graph replays the same launches: the same parameters have
+        gradients at every step, so their counts advance together and stay as many.)"""
+        return sorted({self.param_steps[i] for i in group.indices if self.params[i].grad is not None})
 
     def launch_scalars(self):
-        return [(step_size, eps_hat) for step_size, _, _, eps_hat in (self._scalars(g.options) for g in self._groups)]
+        return [(step_size, eps_hat) for g in self._groups for t in self._counts(g)
+                for step_size, _, _, eps_hat in [self._scalars(g.options, t)]]
 
     def update_all(self, group, grads, kernel):
-        kernel.adam_step_all(group.flat, *group.companions, grads, group.starts, *self._scalars(group.options))
+        for t in self._counts(group):
+            own = [g if self.param_steps[i] == t else None for i, g in zip(group.indices, grads)]
+            kernel.adam_step_all(group.flat, *group.companions, own, group.starts, *self._scalars(group.options, t))
 
     def update(self, i, p, g, kernel, options):
-        step_size, b1, b2, eps_hat = self._scalars(options)
+        step_size, b1, b2, eps_hat = self._scalars(options, self.param_steps[i])
         m, v = self._buffers[0][i], self._buffers[1][i]
         if kernel is not None:
             kernel.adam_step(p, g, m, v, step_size, b1, b2, eps_hat)
@@ -263,6 +283,16 @@ class Adam(Optimizer):
         v *= b2
         v += (1 - b2) * g * g
         p -= step_size * m / (v ** 0.5 + eps_hat)
+
+
+def _count(state, key, name):
+    """state[key] as an int, or a ValueError unless it is an integer >= 0 (a Python int or a 0-d integer array)."""
+    value = state[key]
+    value = value.data if isinstance(value, Tensor) else value
+    if not (isinstance(value, (numbers.Integral, numpy.ndarray)) and not isinstance(value, (bool, numpy.bool_))
+            and numpy.shape(value) == () and numpy.asarray(value).dtype.kind in "iu" and value >= 0):
+        raise ValueError(f"state_dict: {key} is {_describe(value)}, {name} expects an integer >= 0")
+    return int(value)
 
 
 def _host(a):
@@ -335,7 +365,8 @@ def flatten(params, companions=0, keys=None):
 
 def clip_grad_norm_(params, max_norm):
     """Scale all gradients together so their global L2 norm ‖g‖ = √(Σ gᵢ²) is at most ``max_norm``
-    (g ← g·max_norm/(‖g‖ + 1e-12) when ‖g‖ > max_norm); returns ‖g‖ before, as a 0-d float64 array on
+    (g ← g·min(1, max_norm/(‖g‖ + 10⁻⁶)), torch's formula, whose 10⁻⁶ also scales a ‖g‖ in
+    (max_norm − 10⁻⁶, max_norm] by a factor just under 1); returns ‖g‖ before, as a 0-d float64 array on
     the device of the first gradient (reading it is the caller's choice: no copy to the host here).
     ``params``: an iterable of tensors, or one tensor (as PyTorch's).
 
@@ -353,7 +384,7 @@ def clip_grad_norm_(params, max_norm):
     xp = module_for_device(first)
     sums = [sum((g * g).sum().astype(numpy.float64) for g in grads) for grads in by_device.values()]  # one a device
     total = xp.asarray(xp.sqrt(sum(to_device(s, first) for s in sums)))  # (NumPy's sqrt of 0-d gives a scalar)
-    scale = xp.where(total > max_norm, max_norm / (total + 1e-12), 1.0)  # no branch: no copy to the host
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # no branch: no copy to the host
     for device, grads in by_device.items():
         here = to_device(scale, device)
         for g in grads:

@@ -1053,6 +1053,16 @@ MUTANTS = [
     # (end of reductions' dtypes, estimators' signatures, optimizer state per parameter)
 
     # functional, gradcheck, lab, png and io review
+    M('png-float-pixels-truncated', 'minivae/png.py', ('    if pixels.dtype.kind not in "iu":', '    if pixels.dtype.kind not in "iuf":'),
+      ['tests/test_png.py::test_write_png_refuses_what_it_cannot_write_faithfully_and_writes_nothing'], 'write_png of grey levels 0.7 writes 0: a black image'),
+    M('png-out-of-range-wraps', 'minivae/png.py', ('    if pixels.min() < 0 or pixels.max() > 255:', '    if False:'),
+      ['tests/test_png.py::test_write_png_refuses_what_it_cannot_write_faithfully_and_writes_nothing'], 'write_png of 256 writes 0, of −1 255'),
+    M('png-rgb-written-as-grey', 'minivae/png.py', ('    colour = 2 if', '    colour = 0 if'),
+      ['tests/test_png.py::test_write_png_round_trips_grey_and_rgb'], '(H, W, 3) pixels written under the grey colour type: an image three times as wide'),
+    M('png-grid-last-axis-as-pixels', 'minivae/png.py', [('    if images.ndim == 3:', '    if images.ndim == 0:'), ('    elif images.ndim in (1, 2):', '    elif images.ndim in (1, 2, 3):')],
+      ['tests/test_png.py::test_image_grid_takes_images_of_shape_n_h_w_as_they_are'], 'image_grid of (n, 16, 16) lays out 16·n images of 4×4'),
+    M('png-grid-side-unchecked', 'minivae/png.py', ('        elif _count("side", side, 1) ** 2 != pixels:', '        elif False:'),
+      ['tests/test_png.py::test_image_grid_refuses_images_it_would_misread'], 'image_grid(side=4) of 32-pixel images cuts each into two'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

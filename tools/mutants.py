@@ -1063,6 +1063,12 @@ MUTANTS = [
       ['tests/test_png.py::test_image_grid_takes_images_of_shape_n_h_w_as_they_are'], 'image_grid of (n, 16, 16) lays out 16·n images of 4×4'),
     M('png-grid-side-unchecked', 'minivae/png.py', ('        elif _count("side", side, 1) ** 2 != pixels:', '        elif False:'),
       ['tests/test_png.py::test_image_grid_refuses_images_it_would_misread'], 'image_grid(side=4) of 32-pixel images cuts each into two'),
+    M('io-zip-magic-two-bytes', 'minivae/_io.py', ('        if magic not in _ZIP_MAGIC:', '        if magic[:2] != b"PK":'),
+      ['tests/test_io.py::test_a_truncated_file_is_one_value_error_naming_it_at_every_length'], 'a file cut to "PK" goes to numpy.load, which says it holds pickled data'),
+    M('io-zip-header-errors-escape', 'minivae/_io.py', ('zlib.error, NotImplementedError, RuntimeError) as e:', 'zlib.error) as e:'),
+      ['tests/test_io.py::test_a_flipped_bit_anywhere_is_refused_naming_the_file_or_changes_nothing_read'], "a flipped bit in an entry's header: zipfile's NotImplementedError or RuntimeError, naming no file"),
+    M('io-save-pickles-object-arrays', 'minivae/_io.py', ('npy_format.write_array(member, numpy.asanyarray(array), allow_pickle=False)', 'npy_format.write_array(member, numpy.asanyarray(array), allow_pickle=True)'),
+      ['tests/test_io.py::test_an_object_array_is_refused_at_save_naming_it_and_the_old_file_is_kept'], 'an object array is pickled into a checkpoint that load_npz refuses'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

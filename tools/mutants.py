@@ -1069,6 +1069,10 @@ MUTANTS = [
       ['tests/test_io.py::test_a_flipped_bit_anywhere_is_refused_naming_the_file_or_changes_nothing_read'], "a flipped bit in an entry's header: zipfile's NotImplementedError or RuntimeError, naming no file"),
     M('io-save-pickles-object-arrays', 'minivae/_io.py', ('npy_format.write_array(member, numpy.asanyarray(array), allow_pickle=False)', 'npy_format.write_array(member, numpy.asanyarray(array), allow_pickle=True)'),
       ['tests/test_io.py::test_an_object_array_is_refused_at_save_naming_it_and_the_old_file_is_kept'], 'an object array is pickled into a checkpoint that load_npz refuses'),
+    M('training-negative-warm-up-accepted', 'minivae/training.py', ('_size("warmup_epochs", warmup_epochs, 0)', 'int(warmup_epochs)'),
+      ['tests/test_training.py::test_bad_arguments_are_refused_naming_them_before_anything_is_written'], 'train(warmup_epochs=-1) weights the KL by β = −(epoch − 1)'),
+    M('training-clip-sign-unchecked', 'minivae/training.py', ('lambda v: v > 0, "> 0 (or None: no clipping)"', 'lambda v: True, "> 0 (or None: no clipping)"'),
+      ['tests/test_training.py::test_bad_arguments_are_refused_naming_them_before_anything_is_written'], 'train(clip=-1) turns every clipped gradient around; clip=0 clips nothing'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

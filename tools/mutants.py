@@ -1073,6 +1073,8 @@ MUTANTS = [
       ['tests/test_training.py::test_bad_arguments_are_refused_naming_them_before_anything_is_written'], 'train(warmup_epochs=-1) weights the KL by β = −(epoch − 1)'),
     M('training-clip-sign-unchecked', 'minivae/training.py', ('lambda v: v > 0, "> 0 (or None: no clipping)"', 'lambda v: True, "> 0 (or None: no clipping)"'),
       ['tests/test_training.py::test_bad_arguments_are_refused_naming_them_before_anything_is_written'], 'train(clip=-1) turns every clipped gradient around; clip=0 clips nothing'),
+    M('gradcheck-one-input-iterated', 'minivae/gradcheck.py', ('    if isinstance(inputs, Tensor) or hasattr(inputs, "shape"):', '    if False:'),
+      ['tests/test_gradcheck_tool.py::test_one_input_may_be_given_alone_as_torch_takes_it'], 'gradcheck(fn, x) passes the rows of x to fn as separate inputs'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

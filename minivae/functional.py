@@ -1,6 +1,8 @@
 """User-facing functions, imported as ``F`` in the docs (``import minivae.functional as F``).
 Names and defaults follow PyTorch; NumPy's ``axis`` is the name used here, and PyTorch's ``dim``
 (and ``tau`` for the temperature) are accepted as keywords too."""
+import numpy  # for the shape of noise given as a list
+
 from minivae import ops
 from minivae.ops import logsumexp, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
 from minivae.ops._broadcast import normalize_axis
@@ -73,5 +75,8 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, r
             return ops.gumbel_softmax(logits, rng, temperature=temperature, hard=hard)
         dtype = logits.xp.result_type(logits.dtype, logits.xp.float32)  # integer logits: float noise, not truncated
         gumbels = rng.gumbel(logits.shape, dtype, device=logits.device)
+    shape = tuple(gumbels.shape) if hasattr(gumbels, "shape") else numpy.shape(gumbels)
+    if shape != tuple(logits.shape):  # noise that broadcasts is one draw shared by many rows, or makes a larger output
+        raise ValueError(f"gumbel_softmax: gumbels must have the logits' shape {tuple(logits.shape)}, got {shape}")
     y = ops.softmax(ops.add(logits, gumbels), axis=axis, temperature=temperature)
     return ops.straight_through(y, axis=axis) if hard else y

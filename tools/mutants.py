@@ -1075,6 +1075,8 @@ MUTANTS = [
       ['tests/test_training.py::test_bad_arguments_are_refused_naming_them_before_anything_is_written'], 'train(clip=-1) turns every clipped gradient around; clip=0 clips nothing'),
     M('gradcheck-one-input-iterated', 'minivae/gradcheck.py', ('    if isinstance(inputs, Tensor) or hasattr(inputs, "shape"):', '    if False:'),
       ['tests/test_gradcheck_tool.py::test_one_input_may_be_given_alone_as_torch_takes_it'], 'gradcheck(fn, x) passes the rows of x to fn as separate inputs'),
+    M('functional-gumbels-broadcast', 'minivae/functional.py', ('    if shape != tuple(logits.shape):', '    if False:'),
+      ['tests/test_functional.py::test_gumbels_of_another_shape_are_refused'], 'F.gumbel_softmax(logits (B, K), gumbels=(K,)): one draw shared by every row'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

@@ -1077,6 +1077,10 @@ MUTANTS = [
       ['tests/test_gradcheck_tool.py::test_one_input_may_be_given_alone_as_torch_takes_it'], 'gradcheck(fn, x) passes the rows of x to fn as separate inputs'),
     M('functional-gumbels-broadcast', 'minivae/functional.py', ('    if shape != tuple(logits.shape):', '    if False:'),
       ['tests/test_functional.py::test_gumbels_of_another_shape_are_refused'], 'F.gumbel_softmax(logits (B, K), gumbels=(K,)): one draw shared by every row'),
+    M('objectives-elbo-analytic-kl-unweighted', 'minivae/objectives.py', ('            return reconstruction - beta * kl_divergence', '            return reconstruction - kl_divergence'),
+      ['tests/test_objectives_models.py::test_elbo_weights_the_kl_by_beta'], 'elbo(beta=β) with a closed-form KL ignores β'),
+    M('objectives-elbo-mc-kl-unweighted', 'minivae/objectives.py', ('.mean(axis=0)\n    return reconstruction - beta * kl\n', '.mean(axis=0)\n    return reconstruction - kl\n'),
+      ['tests/test_objectives_models.py::test_elbo_weights_the_kl_by_beta'], 'elbo(beta=β, analytic_kl=False) ignores β'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

@@ -68,6 +68,9 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=-1, gumbels=None, r
     """
     temperature = _either(temperature, 1.0, tau, ("temperature", "tau"))
     axis = _either(axis, -1, dim, ("axis", "dim"))
+    # a one-hot is along one axis (straight_through would take the first of several)
+    if hard and len(normalize_axis(axis, logits.ndim, logits.shape)) != 1:
+        raise ValueError(f"gumbel_softmax: hard=True takes one axis, got axis={axis!r}")
     if gumbels is None:
         rng = resolve(rng)
         if normalize_axis(axis, logits.ndim, logits.shape) == (logits.ndim - 1,):

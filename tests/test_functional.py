@@ -66,3 +66,16 @@ def test_softmax_and_log_softmax_with_temperature_match_torch(axis):
     for ours, theirs in ((F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)):
         np.testing.assert_allclose(ours(mv.tensor(x), dim=axis, temperature=0.3).numpy(),
                                    theirs(torch.tensor(x) / 0.3, dim=axis).numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("axis", [(0, 1), None])
+def test_hard_gumbel_softmax_over_several_axes_is_refused(axis):
+    """The soft sample is a softmax over the axes jointly, but the one-hot was taken along the first of them alone: for
+    (2, 3) logits over (0, 1), three ones (one per column), not one; the soft sample over several axes stays."""
+    logits, g = mv.tensor(np.arange(6.0).reshape(2, 3)), np.zeros((2, 3))
+    with pytest.raises(ValueError, match="hard=True takes one axis"):
+        F.gumbel_softmax(logits, hard=True, axis=axis, gumbels=g)
+    soft = F.gumbel_softmax(logits, axis=axis, gumbels=g).numpy()
+    np.testing.assert_allclose(soft, np.exp(np.arange(6.0) - 5).reshape(2, 3) / np.exp(np.arange(6.0) - 5).sum())
+    one = F.gumbel_softmax(mv.tensor(np.arange(3.0)), hard=True, axis=None, gumbels=np.zeros(3))  # one axis in all
+    np.testing.assert_array_equal(one.numpy(), [0.0, 0.0, 1.0])

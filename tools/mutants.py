@@ -1081,6 +1081,8 @@ MUTANTS = [
       ['tests/test_objectives_models.py::test_elbo_weights_the_kl_by_beta'], 'elbo(beta=β) with a closed-form KL ignores β'),
     M('objectives-elbo-mc-kl-unweighted', 'minivae/objectives.py', ('.mean(axis=0)\n    return reconstruction - beta * kl\n', '.mean(axis=0)\n    return reconstruction - kl\n'),
       ['tests/test_objectives_models.py::test_elbo_weights_the_kl_by_beta'], 'elbo(beta=β, analytic_kl=False) ignores β'),
+    M('functional-hard-gumbel-several-axes', 'minivae/functional.py', ('    if hard and len(normalize_axis(axis, logits.ndim, logits.shape)) != 1:', '    if False:'),
+      ['tests/test_functional.py::test_hard_gumbel_softmax_over_several_axes_is_refused'], 'F.gumbel_softmax(hard=True, axis=(0, 1)): a one-hot along axis 0 only of a joint softmax'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

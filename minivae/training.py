@@ -248,6 +248,9 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     seed, warmup_epochs = _size("seed", seed, 0), _size("warmup_epochs", warmup_epochs, 0)
     lr = _number("lr", lr, lambda v: v > 0, "> 0")
     clip = None if clip is None else _number("clip", clip, lambda v: v > 0, "> 0 (or None: no clipping)")
+    for split in ("train", "valid"):  # (an empty one was a TypeError from memoryview in data_fingerprint)
+        if len(data[split]) == 0:
+            raise ValueError(f"data[{split!r}] holds no images: training needs both splits")
     if graph and model.device == "cuda" and getattr(model, "estimator", "reinforce") != "reinforce" \
             and model.anneal_rate > 0 and model.tau0 > model.tau_min:
         raise TrainingError("--graph on the GPU replays one CUDA graph, whose temperature is fixed when it is captured; "

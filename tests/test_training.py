@@ -54,6 +54,14 @@ def test_bad_arguments_are_refused_naming_them_before_anything_is_written(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("split", ["train", "valid"])
+def test_an_empty_split_is_refused_naming_it(tmp_path, split):
+    data = {**DATA, split: DATA[split][:0]}
+    with pytest.raises(ValueError, match=f"data\\['{split}'\\] holds no images"):
+        train(_model(), data, tmp_path / "run", **ARGS)
+    assert not (tmp_path / "run").exists()
+
+
 def test_numpy_numbers_are_accepted_and_recorded_as_python_numbers(tmp_path):
     """A batch size or seed taken from a NumPy array (np.int64) was a TypeError from json.dumps, after the folder was made."""
     train(_model(), DATA, tmp_path / "run", **{**ARGS, "batch_size": np.int64(50), "seed": np.uint64(3), "lr": np.float64(1e-2),

@@ -1083,6 +1083,8 @@ MUTANTS = [
       ['tests/test_objectives_models.py::test_elbo_weights_the_kl_by_beta'], 'elbo(beta=β, analytic_kl=False) ignores β'),
     M('functional-hard-gumbel-several-axes', 'minivae/functional.py', ('    if hard and len(normalize_axis(axis, logits.ndim, logits.shape)) != 1:', '    if False:'),
       ['tests/test_functional.py::test_hard_gumbel_softmax_over_several_axes_is_refused'], 'F.gumbel_softmax(hard=True, axis=(0, 1)): a one-hot along axis 0 only of a joint softmax'),
+    M('training-empty-split-unchecked', 'minivae/training.py', ('        if len(data[split]) == 0:', '        if False:'),
+      ['tests/test_training.py::test_an_empty_split_is_refused_naming_it'], 'train() of an empty split: a TypeError from memoryview, naming nothing'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

@@ -70,3 +70,22 @@ def test_numpy_numbers_are_accepted_and_recorded_as_python_numbers(tmp_path):
     settings = json.loads(str(arrays["meta/settings"]))
     recorded = [settings[k] for k in ("batch_size", "seed", "lr", "warmup_epochs", "clip")]
     assert recorded == [50, 3, 1e-2, 1, 5.0] and all(type(v) in (int, float) for v in recorded)
+
+
+def test_resume_equals_an_uninterrupted_run_with_a_last_smaller_batch_and_fresh_binarization(tmp_path):
+    """3 epochs in one run, or 1 and then 2 more resumed: the same parameters, optimizer state and metrics (but the
+    seconds), with 130 images in batches of 50 (the last of 30), dynamic binarization drawing from the run's stream
+    and a KL warm-up over 2 epochs."""
+    args = {**ARGS, "dynamic": True, "warmup_epochs": 2}
+    train(_model(), DATA, tmp_path / "full", **{**args, "epochs": 3})
+    train(_model(), DATA, tmp_path / "part", **{**args, "epochs": 1})
+    train(_model(), DATA, tmp_path / "part", **{**args, "epochs": 3}, resume=True)
+    (_, full), (_, part) = (load_checkpoint(tmp_path / name / "checkpoint.npz") for name in ("full", "part"))
+    assert sorted(full) == sorted(part)
+    for key in full:
+        if key != "meta/metrics":
+            np.testing.assert_array_equal(full[key], part[key], err_msg=key)
+
+    def rows(name):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(tmp_path / name / "metrics.csv"))]
+    assert rows("full") == rows("part") and [r["kl_weight"] for r in rows("full")] == ["0.0", "0.5", "1.0"]

@@ -1,5 +1,7 @@
 """minivae.functional against torch.nn.functional (values and gradients, with a random upstream gradient), and the
 arguments it refuses."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,18 @@ def test_hard_gumbel_softmax_over_several_axes_is_refused(axis):
     np.testing.assert_allclose(soft, np.exp(np.arange(6.0) - 5).reshape(2, 3) / np.exp(np.arange(6.0) - 5).sum())
     one = F.gumbel_softmax(mv.tensor(np.arange(3.0)), hard=True, axis=None, gumbels=np.zeros(3))  # one axis in all
     np.testing.assert_array_equal(one.numpy(), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("f", [F.softmax, F.log_softmax, F.gumbel_softmax])
+def test_axis_minus_one_and_dim_together_are_refused(f):
+    """axis=-1 given beside dim=0 was taken as dim=0 (the default -1 and a -1 given are one object in Python), where
+    axis=0 beside dim=0 was refused; the signature still reads axis=-1, and each name alone works."""
+    x = mv.tensor(np.random.default_rng(5).standard_normal((2, 3)))
+    g = np.zeros((2, 3))
+    kwargs = {"gumbels": g} if f is F.gumbel_softmax else {}
+    for both in ({"axis": -1, "dim": 0}, {"axis": 0, "dim": 1}, {"axis": 1, "dim": -1}):
+        with pytest.raises(TypeError, match="give axis= or dim=, not both"):
+            f(x, **both, **kwargs)
+    np.testing.assert_array_equal(f(x, dim=0, **kwargs).numpy(), f(x, axis=0, **kwargs).numpy())
+    np.testing.assert_array_equal(f(x, **kwargs).numpy(), f(x, axis=1, **kwargs).numpy())
+    assert str(inspect.signature(f).parameters["axis"]) == "axis=-1"

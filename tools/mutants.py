@@ -1085,6 +1085,8 @@ MUTANTS = [
       ['tests/test_functional.py::test_hard_gumbel_softmax_over_several_axes_is_refused'], 'F.gumbel_softmax(hard=True, axis=(0, 1)): a one-hot along axis 0 only of a joint softmax'),
     M('training-empty-split-unchecked', 'minivae/training.py', ('        if len(data[split]) == 0:', '        if False:'),
       ['tests/test_training.py::test_an_empty_split_is_refused_naming_it'], 'train() of an empty split: a TypeError from memoryview, naming nothing'),
+    M('functional-default-axis-is-the-int', 'minivae/functional.py', ('_LAST_AXIS = _Default(-1)', '_LAST_AXIS = -1'),
+      ['tests/test_functional.py::test_axis_minus_one_and_dim_together_are_refused'], 'F.softmax(x, axis=-1, dim=0) runs along dim 0 instead of refusing both'),
     # (end of functional, gradcheck, lab, png and io review)
 ]
 

@@ -7,6 +7,7 @@ import zipfile
 import zlib
 
 import numpy
+from numpy.lib import format as npy_format
 
 try:
     import fcntl
@@ -38,9 +39,25 @@ def write_atomic(path, write, text=False):
         raise
 
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or the end record of an empty one (as numpy.load)
+
+
 def save_npz_atomic(path, arrays):
-    """Write ``arrays`` (name → array) to ``path`` as .npz, atomically."""
-    write_atomic(path, lambda f: numpy.savez(f, **arrays))
+    """Write ``arrays`` (name → array) to ``path`` as .npz (what numpy.savez writes), atomically.
+
+    Written here rather than by numpy.savez, which pickles object arrays (a file that load_npz, which never
+    unpickles, would refuse: a checkpoint no run could resume) and takes the names "file" and "allow_pickle" for
+    its own arguments (an array so named was lost or refused); an object array is refused here, naming it, and
+    nothing is written."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    try:
+                        npy_format.write_array(member, numpy.asanyarray(array), allow_pickle=False)
+                    except ValueError as e:
+                        raise ValueError(f"cannot save {name!r} to {os.fspath(path)}: {e}") from None
+    write_atomic(path, write)
 
 
 def load_npz(path):
@@ -50,13 +67,15 @@ def load_npz(path):
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
-        if magic[:2] != b"PK":  # also what keeps numpy.load from trying (and mentioning) pickle
+        if magic not in _ZIP_MAGIC:  # also what keeps numpy.load from trying (and mentioning) pickle
             raise ValueError("not a zip archive")
         with numpy.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    # zipfile's NotImplementedError (a compression method or version it lacks) and RuntimeError (an entry marked
+    # encrypted) are what a flipped bit in an entry's header gives too
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e})") from None
 
 

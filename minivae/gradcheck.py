@@ -76,8 +76,8 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-8, rtol=1e-6, value_rtol=1e-14, n
 
     Args:
         fn: maps the input tensors to one output tensor.
-        inputs: tensors or arrays. Floating ones are checked (a Tensor with
-            requires_grad=False is held constant); integer ones are passed through.
+        inputs: tensors or arrays, or one tensor or array (as torch.autograd.gradcheck). Floating ones are
+            checked (a Tensor with requires_grad=False is held constant); integer ones are passed through.
         eps: finite-difference step h, finite and > 0.
         atol, rtol, value_rtol: an entry fails when |analytic − numeric| >
             atol + rtol·|numeric| + value_rtol·S/h (the module docstring derives this error model).
@@ -95,6 +95,8 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-8, rtol=1e-6, value_rtol=1e-14, n
             raise ValueError(f"gradcheck: {name} must be >= 0, got {tol!r}")
     if isinstance(n_directions, bool) or not isinstance(n_directions, (int, numpy.integer)) or n_directions < 1:
         raise ValueError(f"gradcheck: n_directions must be an integer >= 1 (0 would check nothing), got {n_directions!r}")
+    if isinstance(inputs, Tensor) or hasattr(inputs, "shape"):  # one input, not a sequence of its rows
+        inputs = (inputs,)
     inputs = _prepare(inputs)
     checked = [t for t in inputs if t.requires_grad]
     if not checked:

@@ -14,7 +14,7 @@ from minivae._backend import get_float32_matmul_precision, module_for_device, se
 from minivae._io import folder_lock, load_npz, remove_stale_temporaries, save_npz_atomic, write_atomic
 from minivae.data import batches, binarize
 from minivae.engine import as_tensor, no_grad
-from minivae.models import build
+from minivae.models import _number, _size, build
 from minivae.optim import Adam, clip_grad_norm_
 from minivae.plan import compile_step
 from minivae.png import image_grid, write_png
@@ -241,6 +241,16 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     (``minivae.set_float32_matmul_precision("high")``, restored after it): a setting of the run, since it
     changes the trajectory, so a resume must repeat it.
     """
+    # checked before anything is made, and made Python numbers, which the settings are recorded as (JSON has no
+    # NumPy int64): a negative warm-up would weight the KL by β < 0, a clip < 0 turn the gradient around, and a clip
+    # of 0 would mean no clipping (torch's clips to zero); 0 epochs would train nothing but say it wrote a checkpoint
+    epochs, batch_size = _size("epochs", epochs), _size("batch_size", batch_size)
+    seed, warmup_epochs = _size("seed", seed, 0), _size("warmup_epochs", warmup_epochs, 0)
+    lr = _number("lr", lr, lambda v: v > 0, "> 0")
+    clip = None if clip is None else _number("clip", clip, lambda v: v > 0, "> 0 (or None: no clipping)")
+    for split in ("train", "valid"):  # (an empty one was a TypeError from memoryview in data_fingerprint)
+        if len(data[split]) == 0:
+            raise ValueError(f"data[{split!r}] holds no images: training needs both splits")
     if graph and model.device == "cuda" and getattr(model, "estimator", "reinforce") != "reinforce" \
             and model.anneal_rate > 0 and model.tau0 > model.tau_min:
         raise TrainingError("--graph on the GPU replays one CUDA graph, whose temperature is fixed when it is captured; "

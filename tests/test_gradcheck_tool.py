@@ -172,3 +172,13 @@ def test_bad_arguments_are_refused_naming_them(kwargs, message):
 def test_fn_must_return_one_tensor(fn):
     with pytest.raises(TypeError, match="fn must return one Tensor, got (ndarray|tuple)"):
         mv.gradcheck(fn, [np.ones(3)])
+
+
+@pytest.mark.parametrize("make", [np.asarray, lambda a: mv.tensor(a, requires_grad=True)], ids=["array", "tensor"])
+def test_one_input_may_be_given_alone_as_torch_takes_it(make):
+    """gradcheck(fn, x) as torch.autograd.gradcheck(fn, x): x is the one input (x was iterated, and fn given its rows
+    as that many arguments; a 1-D tensor's entries became inputs held constant: "no floating input to check")."""
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    assert mv.gradcheck(planted(softmax_vjp), make(x.copy()))
+    with pytest.raises(mv.GradcheckError, match="input 0"):
+        mv.gradcheck(planted(lambda y, g: 1.001 * softmax_vjp(y, g)), make(x.copy()))

@@ -319,6 +319,16 @@ def test_a_model_with_tied_and_frozen_parameters_replays_its_eager_steps(optimiz
     assert not np.array_equal(m2.enc.data, TIED_W) and o2.steps == 4
 
 
+def _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
+    """A stand-in for the GPU's one-launch Adam kernel: the flat buffers' slices of the parameters with a gradient."""
+    for j, g in enumerate(grads):
+        if g is not None:
+            s, g = slice(int(starts[j]), int(starts[j + 1])), g.reshape(-1)
+            m[s] = b1 * m[s] + (1 - b1) * g
+            v[s] = b2 * v[s] + (1 - b2) * g * g
+            p[s] -= step_size * m[s] / (np.sqrt(v[s]) + eps_hat)
+
+
 def test_frozen_parameter_is_left_alone_by_the_one_launch_path(monkeypatch):
     """The CUDA launchers get the whole flat buffer, gradients None where a parameter has none (a
     NumPy stand-in for minivae._gpu.adam): the frozen parameter and its moments stay as they were."""
@@ -329,12 +339,7 @@ def test_frozen_parameter_is_left_alone_by_the_one_launch_path(monkeypatch):
 
         @staticmethod
         def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
-            for j, g in enumerate(grads):
-                if g is not None:
-                    s, g = slice(int(starts[j]), int(starts[j + 1])), g.reshape(-1)
-                    m[s] = b1 * m[s] + (1 - b1) * g
-                    v[s] = b2 * v[s] + (1 - b2) * g * g
-                    p[s] -= step_size * m[s] / (np.sqrt(v[s]) + eps_hat)
+            _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat)
 
     def run():
         model = _Tied(mv.nn, TIED_W, TIED_OFFSET)
@@ -648,12 +653,7 @@ def test_the_one_launch_path_launches_once_per_step_count(monkeypatch):
         @staticmethod
         def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
             calls.append(([g is not None for g in grads], step_size, eps_hat))
-            for j, g in enumerate(grads):
-                if g is not None:
-                    s, g = slice(int(starts[j]), int(starts[j + 1])), g.reshape(-1)
-                    m[s] = b1 * m[s] + (1 - b1) * g
-                    v[s] = b2 * v[s] + (1 - b2) * g * g
-                    p[s] -= step_size * m[s] / (np.sqrt(v[s]) + eps_hat)
+            _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat)
 
     reference, _ = _skipping_run(ADAM, mv)
     monkeypatch.setattr(optim, "fused", lambda name, xp, *arrays: OneLaunchAdam)

@@ -1223,6 +1223,21 @@ MUTANTS = [
     M('functional-default-axis-is-the-int', 'minivae/functional.py', ('_LAST_AXIS = _Default(-1)', '_LAST_AXIS = -1'),
       ['tests/test_functional.py::test_axis_minus_one_and_dim_together_are_refused'], 'F.softmax(x, axis=-1, dim=0) runs along dim 0 instead of refusing both'),
     # (end of functional, gradcheck, lab, png and io review)
+
+    # optimizers: weight decay, AdamW, SGD's dampening and Nesterov
+    # (end of optimizers: weight decay, AdamW, SGD's dampening and Nesterov)
+
+    # ops' dtypes and axes, creation and Generator arguments
+    # (end of ops' dtypes and axes, creation and Generator arguments)
+
+    # distributions: Independent, constraints and supports, objectives' checks
+    # (end of distributions: Independent, constraints and supports, objectives' checks)
+
+    # nn and functional: module tree, activations, losses
+    # (end of nn and functional: module tree, activations, losses)
+
+    # checkpoint durability and erf's cost
+    # (end of checkpoint durability and erf's cost)
 ]
 
 def copy_tree(dst):

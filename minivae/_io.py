@@ -2,7 +2,6 @@
 reading that fails in one line, and the lock that gives a run folder to one process."""
 import contextlib
 import os
-import tempfile
 import zipfile
 import zlib
 
@@ -17,26 +16,52 @@ except ImportError:  # not POSIX
 TEMP_PREFIX = ".tmp-"  # write_atomic's temporary files, removed at the start of a run if a kill left any
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temporary(folder):
+    """A new file beside the target, opened for writing, and its path. Opened with mode 0o666 for the kernel to
+    apply the umask, so that the file renamed into place has the permissions a plain open() gives: reading the
+    umask takes setting it (os.umask(0), then back), and a thread creating a file in that instant would make it
+    world-writable. (tempfile.mkstemp would give 0o600.)"""
+    while True:
+        path = os.path.join(folder, TEMP_PREFIX + os.urandom(6).hex())
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
+        except FileExistsError:  # 2⁻⁴⁸ a try; a stale temporary of an earlier kill is the likelier one
+            continue
+
+
+def _sync_folder(folder):
+    """fsync a folder, so that a rename in it survives a power loss (POSIX; Windows cannot open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse to sync a folder: nothing more can be done there
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path, write, text=False):
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place
-    (with the permissions a plain open() would give)."""
+    (with the permissions a plain open() would give). Durable: the file's data is synced before the
+    rename and the folder after it, so that a power loss leaves the old file or the whole new one, never a
+    renamed but empty or partial file (what a rename without the first fsync may leave on ext4 without
+    auto_da_alloc, XFS or btrfs), and a file once reported written stays written."""
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+    fd, tmp = _create_temporary(folder)
     try:
         with os.fdopen(fd, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _sync_folder(folder)
 
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or the end record of an empty one (as numpy.load)
@@ -113,7 +138,7 @@ def folder_lock(folder):
         yield
         return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the kernel applies the umask
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

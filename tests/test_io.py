@@ -1,8 +1,13 @@
-"""The .npz files of a run: every dtype and edge shape round-trips bit for bit, and anything unreadable (truncated,
-a flipped bit, another format) is one ValueError naming the file."""
+"""The files of a run: written atomically and durably, with a plain open()'s permissions; the .npz files: every dtype
+and edge shape round-trips bit for bit, and anything unreadable (truncated, a flipped bit, another format) is one
+ValueError naming the file."""
+import os
+import stat
+
 import numpy as np
 import pytest
 
+from minivae import _io
 from minivae._io import load_npz, save_npz_atomic
 
 DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "float32",
@@ -94,3 +99,54 @@ def test_a_missing_file_and_a_folder_are_named(tmp_path):
         load_npz(tmp_path / "nothing.npz")
     with pytest.raises(ValueError, match="is not a readable .npz file"):
         load_npz(tmp_path)
+
+
+def test_an_atomic_write_has_a_plain_opens_permissions_without_ever_setting_the_umask(tmp_path, monkeypatch):
+    # Reading the umask takes setting it (os.umask(0), then back): a thread creating a file in between would make it
+    # world-writable. The temporary file is created with 0o666 for the kernel to apply the umask instead.
+    old = os.umask(0o027)
+    try:
+        with open(tmp_path / "plain", "wb"):
+            pass
+        def umask(mask):
+            raise AssertionError("write_atomic set the process's umask")
+        monkeypatch.setattr(os, "umask", umask)
+        _io.write_atomic(tmp_path / "atomic", lambda f: f.write(b"x"))
+        _io.write_atomic(tmp_path / "text", lambda f: f.write("x"), text=True)
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    want = stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+    assert want == 0o640
+    assert stat.S_IMODE(os.stat(tmp_path / "atomic").st_mode) == want
+    assert stat.S_IMODE(os.stat(tmp_path / "text").st_mode) == want
+    assert sorted(os.listdir(tmp_path)) == ["atomic", "plain", "text"]
+
+
+def test_an_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    # Without the first fsync a power loss may leave the new name on an empty or partial file (ext4 without
+    # auto_da_alloc, XFS, btrfs); without the second the rename itself may be lost after the write was reported.
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    def fsync(fd):
+        st = os.fstat(fd)
+        events.append(("fsync folder" if stat.S_ISDIR(st.st_mode) else "fsync file", st.st_size))
+        real_fsync(fd)
+    def replace(src, dst):
+        events.append(("replace", os.path.getsize(src)))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    _io.write_atomic(tmp_path / "f", lambda f: f.write(b"12345"))
+    assert [e for e, _ in events] == ["fsync file", "replace", "fsync folder"]
+    assert events[0][1] == 5  # the data was written out (flushed) when it was synced
+    assert (tmp_path / "f").read_bytes() == b"12345"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    (tmp_path / "f").write_bytes(b"old")
+    def write(f):
+        f.write(b"new")
+        raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"):
+        _io.write_atomic(tmp_path / "f", write)
+    assert os.listdir(tmp_path) == ["f"] and (tmp_path / "f").read_bytes() == b"old"

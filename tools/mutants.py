@@ -1237,6 +1237,14 @@ MUTANTS = [
     # (end of nn and functional: module tree, activations, losses)
 
     # checkpoint durability and erf's cost
+    M('io-temporary-mode-0600', 'minivae/_io.py', ('os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)', 'os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)'),
+      ['tests/test_io.py::test_an_atomic_write_has_a_plain_opens_permissions_without_ever_setting_the_umask'], "the files of a run readable by their owner alone (mkstemp's mode), not what a plain open() gives"),
+    M('io-no-fsync-before-rename', 'minivae/_io.py', ('            f.flush()\n            os.fsync(f.fileno())\n', '            f.flush()\n'),
+      ['tests/test_io.py::test_an_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after'], 'a rename before the data is on disk: a power loss may leave the checkpoint empty under its name'),
+    M('io-no-folder-sync', 'minivae/_io.py', ('        raise\n    _sync_folder(folder)\n', '        raise\n'),
+      ['tests/test_io.py::test_an_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after'], 'the folder not synced after the rename: a written checkpoint may be lost to a power loss'),
+    M('io-fsync-before-flush', 'minivae/_io.py', ('            f.flush()\n            os.fsync(f.fileno())\n', '            os.fsync(f.fileno())\n            f.flush()\n'),
+      ['tests/test_io.py::test_an_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after'], "fsync of the file before Python's buffer reaches it: the data synced is not the data written"),
     # (end of checkpoint durability and erf's cost)
 ]
 

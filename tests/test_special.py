@@ -1,5 +1,7 @@
 """erf, erfc, erfinv and erfcinv against the standard library (math.erf, math.erfc) per element, over every binade,
-both tails and the special values, and against torch where it is installed."""
+both tails and the special values, and against torch where it is installed; every test on the array formula (the
+specification) and on the Numba kernels, which are also compared with the formula directly."""
+import importlib.util
 import math
 
 import numpy as np
@@ -7,6 +9,17 @@ import pytest
 
 import minivae as mv
 from minivae import ops
+from minivae._backend import use_numba
+from minivae.ops import special
+
+
+@pytest.fixture(autouse=True, params=["formula", "numba"])
+def path(request):
+    """Each test on both paths (the fused kernels are taken for float32 and float64 NumPy arrays when Numba is on)."""
+    if request.param == "numba" and importlib.util.find_spec("numba") is None:
+        pytest.skip("Numba is not installed: the fused CPU kernels are not in use")
+    with use_numba(request.param == "numba"):
+        yield request.param
 
 # math.erf and math.erfc (the C library's) are themselves up to ~2.3 ulp from the exact value, and ours up to ~2.5
 # (both measured against 40-digit references): a bound of 5 ulp between the two
@@ -192,3 +205,27 @@ def test_gradients_match_torch():
         getattr(ops, name)(t).backward(np.arange(1.0, 5.0))
         getattr(torch, name)(tt).backward(torch.arange(1.0, 5.0, dtype=torch.float64))
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-13)
+
+
+def test_the_kernels_are_the_formula_to_a_few_ulp_on_both_builds(path):
+    if path == "formula":
+        pytest.skip("a comparison of the Numba kernels with the formula")
+    from minivae._cpu import special as fused
+    x, y = float64_inputs(), erfinv_inputs()
+    z = np.concatenate([1 - y, [0.0, 2.0, 1.0, 1e-300, 5e-324]])
+    cases = [("erf", x, lambda v: special.erf_forward(np, v, False)),
+             ("erfc", x, lambda v: special.erf_forward(np, v, True)),
+             ("erfinv", np.concatenate([y, [1.0, -1.0, 1.5, np.nan, -0.0]]), lambda v: special.erfinv_forward(np, v)),
+             ("erfcinv", np.concatenate([z, [-1.0, 2.5, np.nan]]), lambda v: special.erfcinv_forward(np, v))]
+    for name, v, formula in cases:
+        got, want = getattr(fused, name)(v), formula(v)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(got[~finite], want[~finite], err_msg=name)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=name)  # erf(−0), erfinv(−0)
+        # each within ~2.5 ulp of the exact value; the inverses' roots, of erf's moved by the other's error
+        assert ulps(got[finite], want[finite]).max() <= ULP_BOUND, name
+        kernel = getattr(fused, "_erf" if name in ("erf", "erfc") else "_" + name)
+        parallel = np.empty_like(v)
+        kernel.parallel(v, parallel, *([name == "erfc"] if name in ("erf", "erfc") else []))
+        np.testing.assert_array_equal(parallel, got, err_msg=name)  # the threaded build computes the same

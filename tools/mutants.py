@@ -1245,6 +1245,18 @@ MUTANTS = [
       ['tests/test_io.py::test_an_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after'], 'the folder not synced after the rename: a written checkpoint may be lost to a power loss'),
     M('io-fsync-before-flush', 'minivae/_io.py', ('            f.flush()\n            os.fsync(f.fileno())\n', '            os.fsync(f.fileno())\n            f.flush()\n'),
       ['tests/test_io.py::test_an_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after'], "fsync of the file before Python's buffer reaches it: the data synced is not the data written"),
+    M('numba-erf-erfc-swapped', 'minivae/_cpu/special.py', ('out[i] = math.erfc(v) if complement else math.erf(v)', 'out[i] = math.erf(v) if complement else math.erfc(v)'),
+      ['tests/test_special.py'], "the Numba kernel's erf and erfc exchanged"),
+    M('numba-erfcinv-upper-sign', 'minivae/_cpu/special.py', ('                w = -_inverse(v - 1, 2 - v)', '                w = _inverse(v - 1, 2 - v)'),
+      ['tests/test_special.py'], 'erfcinv(z) for z > 1 positive: −erfinv(z − 1) lost its sign'),
+    M('numba-erfinv-residual-from-erf', 'minivae/_cpu/special.py', ('residual = q - math.erfc(wm) if tail else math.erf(wm) - a', 'residual = math.erf(wm) - a'),
+      ['tests/test_special.py'], "the tail's Halley residual from erf(w) − y, whose absolute rounding e^{w²} multiplies"),
+    M('numba-halley-stops-early', 'minivae/_cpu/special.py', ('        if abs(step) <= 1e-8 * w:', '        if abs(step) <= 1e-3 * w:'),
+      ['tests/test_special.py'], 'the Halley loop stopped after a step of 10⁻³·w: the root off by up to (w²/3)·10⁻⁹'),
+    M('numba-erfinv-at-one-nan', 'minivae/_cpu/special.py', ('        elif a == 1:\n            w = math.inf', '        elif a == 1:\n            w = math.nan'),
+      ['tests/test_special.py'], 'erfinv(±1) NaN in the Numba kernel, not ±∞'),
+    M('numba-special-float16-kernel', 'minivae/ops/special.py', ('    return ctx.fused("special", x) if ctx.xp is numpy else None', '    return ctx.fused("special", x.astype("float32") if x.dtype == "float16" else x) if ctx.xp is numpy else None'),
+      ['tests/test_special.py'], 'float16 sent to the float32/float64 kernels, its result in float32'),
     # (end of checkpoint durability and erf's cost)
 ]
 

@@ -10,6 +10,7 @@ import pytest
 from minivae._gpu import loader
 from tests.cuda_host.host import module_factory, run_sanitized, sanitize_mode
 from tests.kernel_cases import *  # noqa: F401,F403  (the shared cases)
+from tests.kernel_cases_special import *  # noqa: F401,F403
 
 if shutil.which("c++") is None and shutil.which("g++") is None:
     pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU", allow_module_level=True)

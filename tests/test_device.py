@@ -866,6 +866,44 @@ def test_integer_data_takes_the_emulated_cuda_kernels_in_the_logits_dtype(name):
     np.testing.assert_array_equal(got_grad, want_grad)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("name", ["erf", "erfc", "erfinv", "erfcinv"])
+def test_special_functions_on_the_device_are_one_launch_of_their_kernel(name, dtype):
+    """erf, erfc, erfinv and erfcinv of a device tensor: one launch of kernels/special.cu forward (the formula's
+    ~100 array operations were each a launch), its value the CPU's to CUDA's accuracy, the gradient the formula's,
+    nothing copied to the host; float16, which the kernels are not built for, takes the formula as on the CPU."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    from tests.test_launch_count import launch_count, names
+    rng = np.random.default_rng(5)
+    v = (rng.uniform(-0.99, 0.99, (4, 6)) + (name == "erfcinv") if "inv" in name else 2 * rng.standard_normal((4, 6)))
+    g = rng.standard_normal((4, 6))
+    results = {}
+    for device in ("cpu", "cuda"):
+        x = mv.tensor(v, device=device, dtype=dtype, requires_grad=True)
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()), \
+                launch_count.counting() as launches, record() as log:
+            y = getattr(ops, name)(x)
+            y.backward(mv.tensor(g, device=device, dtype=dtype))
+        if device == "cuda":
+            assert log == [], describe(log)
+            kernels = [k for k in names(launches) if k.startswith("kernel ")]
+            assert kernels == ([] if dtype == np.float16 else ["kernel special_fwd"]), kernels
+        results[device] = host(y), host(x.grad)
+    (cpu, cpu_grad), (gpu, gpu_grad) = results["cpu"], results["cuda"]
+    assert gpu.dtype == gpu_grad.dtype == dtype
+    if dtype == np.float16:  # the same formula on both devices
+        np.testing.assert_array_equal(gpu, cpu)
+        np.testing.assert_array_equal(gpu_grad, cpu_grad)
+        return
+    ulp = np.spacing(np.abs(cpu).astype(dtype)).astype(np.float64)
+    assert (np.abs(gpu.astype(np.float64) - cpu) / ulp).max() <= (9 if dtype == np.float64 else 1)
+    np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=1e-12 if dtype == np.float64 else 1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ["fixed prior", "learnable prior", "long rows"])
 def test_the_gumbel_softmax_kl_pair_through_the_emulated_cuda_kernels(dtype, case):

@@ -1255,8 +1255,16 @@ MUTANTS = [
       ['tests/test_special.py'], 'the Halley loop stopped after a step of 10⁻³·w: the root off by up to (w²/3)·10⁻⁹'),
     M('numba-erfinv-at-one-nan', 'minivae/_cpu/special.py', ('        elif a == 1:\n            w = math.inf', '        elif a == 1:\n            w = math.nan'),
       ['tests/test_special.py'], 'erfinv(±1) NaN in the Numba kernel, not ±∞'),
-    M('numba-special-float16-kernel', 'minivae/ops/special.py', ('    return ctx.fused("special", x) if ctx.xp is numpy else None', '    return ctx.fused("special", x.astype("float32") if x.dtype == "float16" else x) if ctx.xp is numpy else None'),
+    M('numba-special-float16-kernel', 'minivae/ops/special.py', ('    return ctx.fused("special", x)', '    return ctx.fused("special", x.astype("float32") if x.dtype == "float16" else x)'),
       ['tests/test_special.py'], 'float16 sent to the float32/float64 kernels, its result in float32'),
+    M('cuda-special-functions-out-of-order', 'minivae/_gpu/special.py', ('FUNCTIONS = ("erf", "erfc", "erfinv", "erfcinv")', 'FUNCTIONS = ("erfc", "erf", "erfinv", "erfcinv")'),
+      [CUDA + '::test_special_functions_are_the_formulas'], "the launcher's index of erf and erfc exchanged: each op runs the other's function"),
+    M('cuda-special-through-float', 'kernels/special.cu', ('        y[i] = (T)r;', '        y[i] = (T)(float)r;'),
+      [CUDA + '::test_special_functions_are_the_formulas'], 'the double result rounded through float: float64 erf with float32 digits'),
+    M('cuda-erfc-as-one-minus-erf', 'kernels/special.cu', ('            case SPECIAL_ERFC: r = erfc(v); break;', '            case SPECIAL_ERFC: r = 1 - erf(v); break;'),
+      [CUDA + '::test_special_functions_are_the_formulas'], "erfc as 1 − erf: the tail's digits cancelled away (0 from x ≈ 6 on)"),
+    M('gpu-special-formula-on-the-device', 'minivae/ops/special.py', ('    return ctx.fused("special", x)', '    return ctx.fused("special", x) if ctx.xp.__name__ == "numpy" else None'),
+      ['tests/test_device.py::test_special_functions_on_the_device_are_one_launch_of_their_kernel'], 'the formula on the GPU: about a hundred launches an erf'),
     # (end of checkpoint durability and erf's cost)
 ]
 

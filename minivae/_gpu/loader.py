@@ -57,6 +57,7 @@ SOURCES = {
     "gemm.cu": [f"gemm_tiles<{t}, {a}, {b}>" for t in TYPES for a in ("true", "false") for b in ("true", "false")],
     "linear.cu": _each("bias_act_fwd<{t}>") + _each("relu_bwd<{t}>") + _each("bias_grad<{t}>"),
     "optim.cu": _each("adam_step<{t}>") + _each("sgd_step<{t}>"),
+    "special.cu": _each("special_fwd<{t}>"),
     "random.cu": _each("philox_uniform<{t}>") + _each("philox_normal<{t}>") + _each("philox_gumbel<{t}>"),
     "timing.cu": ["hold"],
 }

@@ -22,15 +22,13 @@ erfinv(y)          Winitzki's closed form w₀ (relative error below 3·10⁻³)
                    error of 2⁻⁵³ that e^{w²} multiplies by up to 10¹⁵. erfinv(±1) = ±∞, NaN for |y| > 1, as torch.
 erfcinv(z)         erfinv(1 − z) by the same iteration, with q = z itself for z < 1 (Normal.icdf's lower tail).
 
-These array formulas compute every branch for every element. With Numba on, float32 and float64 NumPy arrays go to
-minivae/_cpu/special.py instead (the C library's erf and erfc; the same inverse, stopped once converged): 8× faster
-for erf and erfc, 5-7× for the inverses (benchmarks/special.py).
+These array formulas compute every branch for every element. float32 and float64 arrays go to fused kernels instead:
+with Numba on, minivae/_cpu/special.py (the C library's erf and erfc; the same inverse, stopped once converged), 7-8×
+faster for erf and erfc, 5× for the inverses (benchmarks/special.py); on the GPU, kernels/special.cu, one launch.
 """
 import functools
 import math
 from decimal import Decimal, localcontext
-
-import numpy
 
 from minivae.engine import Function
 from minivae.ops._registry import register
@@ -128,10 +126,10 @@ def in_float64(fn, x):
 
 
 def fused_special(ctx, x):
-    """The Numba kernels (minivae/_cpu/special.py: the C library's erf and erfc, each element on its own branch, ~50×
-    faster than the formula, which computes every branch for every element), or None: the formula. There is no CUDA
-    kernel: on CuPy arrays the formula runs."""
-    return ctx.fused("special", x) if ctx.xp is numpy else None
+    """The fused kernels, or None (the formula, which computes every branch for every element): minivae/_cpu/special.py
+    (Numba: the C library's erf and erfc, each element on its own branch) or minivae/_gpu/special.py (one launch of
+    kernels/special.cu, CUDA's functions, where the formula makes about a hundred)."""
+    return ctx.fused("special", x)
 
 
 def erf_forward(xp, x, complement):

@@ -569,6 +569,29 @@ inline float cospif(float x) { return cosf(3.14159265358979323846f * x); }
 inline double cospi(double x) { return cos(3.14159265358979323846 * x); }
 inline float normcdff(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
 inline double normcdf(double x) { return 0.5 * erfc(-x * 0.70710678118654752); }
+// erfinv and erfcinv: the root of erf(w) = a, erfc(w) = q (a = 1 − q, each exact where it is read) by Winitzki's
+// start and Halley's steps on the C library's erf and erfc, as minivae/_cpu/special.py computes them.
+namespace cuda_host {
+inline double erf_root(double a, double q) {
+    const bool tail = a >= 0.5;
+    const double l = tail ? log(q) + log1p(a) : log1p(-a * a), b = 2 / (3.14159265358979323846 * 0.147) + l / 2;
+    const double c = -l / 0.147, root = sqrt(b * b + c);
+    double w = sqrt(b > 0 ? c / (root + b) : root - b);
+    for (int k = 0; k < 4; ++k) {
+        const double u = (tail ? q - erfc(w) : erf(w) - a) * 0.88622692545275801 / exp(-w * w);
+        w -= u / (1 + w * u);
+    }
+    return w;
+}
+}  // namespace cuda_host
+inline double erfinv(double y) {
+    const double a = fabs(y);
+    return a < 1 ? copysign(cuda_host::erf_root(a, 1 - a), y) : a == 1 ? copysign(HUGE_VAL, y) : NAN;
+}
+inline double erfcinv(double z) {
+    if (!(z > 0 && z < 2)) return z == 0 ? HUGE_VAL : z == 2 ? -HUGE_VAL : NAN;
+    return z > 1 ? -cuda_host::erf_root(z - 1, 2 - z) : cuda_host::erf_root(1 - z, z);
+}
 
 // CUDA's min/max are overloaded builtins for integers and floating point.
 inline int min(int a, int b) { return a < b ? a : b; }

@@ -7,8 +7,10 @@
     exact_log_likelihood  log Σ_z p(x|z) p(z) over every configuration of a small discrete z
 
 Latent log-densities are summed over the last axis (latent dimensions or variables), likelihoods
-over the last axis (pixels). Each function returns a tensor of x's batch shape, x.shape[:-1] (every axis but
-the pixels'); a single image x of shape (D,) gives a 0-d tensor.
+over the last axis (pixels), where the distribution has not summed them itself: an ``Independent`` one (event
+axes) has, so that ``Independent(Normal(mu, sigma), 1)`` serves as q(z|x) or p(z) as well as ``Normal(mu, sigma)``
+(each log-density is summed over its axes beyond the sample's and x's batch axes). Each function returns a tensor of
+x's batch shape, x.shape[:-1] (every axis but the pixels'); a single image x of shape (D,) gives a 0-d tensor.
 """
 import math
 
@@ -29,14 +31,27 @@ def _count(n, name, who):
     return int(n)
 
 
+def _per_example(lp, ndim, who, what):
+    """``lp`` summed over its axes beyond the first ``ndim`` (the sample's and x's batch axes): the last axis of a
+    plain distribution's log-densities, none of an Independent's (summed over its event axes already)."""
+    if lp.ndim < ndim:
+        raise ValueError(f"{who}: {what} has shape {tuple(lp.shape)}, fewer axes than the {ndim} of the samples and "
+                         "x's batch (an Independent that reinterprets x's batch axes as event axes?)")
+    while lp.ndim > ndim:
+        lp = lp.sum(axis=-1)
+    return lp
+
+
 def _latent(q, sample_shape, rng):
     return q.rsample(sample_shape, rng=rng) if q.has_rsample else q.sample(sample_shape, rng=rng)
 
 
-def _log_joint_minus_q(model, x, q, z):
+def _log_joint_minus_q(model, x, q, z, who):
     """log p(x|z) + log p(z) − log q(z|x), one value per sample and example."""
-    return (model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
-            - q.log_prob(z).sum(axis=-1))
+    n = len(x.shape)  # the samples' axis and x's batch axes
+    return (_per_example(model.likelihood(z).log_prob(x), n, who, "log p(x|z)")
+            + _per_example(model.prior().log_prob(z), n, who, "log p(z)")
+            - _per_example(q.log_prob(z), n, who, "log q(z|x)"))
 
 
 def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
@@ -50,13 +65,17 @@ def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
     k = _count(k, "k", "elbo")
     q = model.posterior(x)
     z = _latent(q, (k,), rng)
-    reconstruction = model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
+    n = len(x.shape)  # the samples' axis and x's batch axes
+    reconstruction = _per_example(model.likelihood(z).log_prob(x), n, "elbo", "log p(x|z)").mean(axis=0)
     if analytic_kl:
         try:
-            return reconstruction - beta * kl_divergence(q, model.prior()).sum(axis=-1)
+            kl = kl_divergence(q, model.prior())
         except NotImplementedError:
             pass
-    kl = (q.log_prob(z).sum(axis=-1) - model.prior().log_prob(z).sum(axis=-1)).mean(axis=0)
+        else:
+            return reconstruction - beta * _per_example(kl, n - 1, "elbo", "KL(q ‖ p)")
+    kl = (_per_example(q.log_prob(z), n, "elbo", "log q(z|x)")
+          - _per_example(model.prior().log_prob(z), n, "elbo", "log p(z)")).mean(axis=0)
     return reconstruction - beta * kl
 
 
@@ -65,14 +84,14 @@ def prior_bound(model, x, rng, k=1):
     but the last): a lower bound on log p(x) that ignores x when choosing z, so it is far looser than the ELBO."""
     k = _count(k, "k", "prior_bound")
     z = model.prior().sample((k, *x.shape[:-1]), rng=rng)
-    return model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
+    return _per_example(model.likelihood(z).log_prob(x), len(x.shape), "prior_bound", "log p(x|z)").mean(axis=0)
 
 
 def iwae_bound(model, x, rng, k=5):
     """log (1/k) Σ_i p(x, z_i)/q(z_i|x), z_i ~ q(z|x) (Burda, Grosse, Salakhutdinov 2016)."""
     k = _count(k, "k", "iwae_bound")
     q = model.posterior(x)
-    log_w = _log_joint_minus_q(model, x, q, _latent(q, (k,), rng))
+    log_w = _log_joint_minus_q(model, x, q, _latent(q, (k,), rng), "iwae_bound")
     return ops.logsumexp(log_w, axis=0) - math.log(k)
 
 
@@ -85,7 +104,7 @@ def log_likelihood_is(model, x, rng, k=5000, chunk=500):
         parts = []
         for start in range(0, k, chunk):
             z = q.sample((min(chunk, k - start),), rng=rng)
-            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z), axis=0))
+            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z, "log_likelihood_is"), axis=0))
         return ops.logsumexp(ops.stack(parts), axis=0) - math.log(k)
 
 
@@ -102,7 +121,9 @@ def exact_log_likelihood(model, x, max_configurations=2 ** 16):
     device = x.device if isinstance(x, Tensor) else device_of(x)
     batch_axes = (1,) * (len(x.shape) - 1)  # one per batch axis of x, over which z is broadcast
     z = tensor(enumerate_one_hot(n, kk).reshape((count, *batch_axes, n, kk)), device=device)  # (K^N, 1, …, 1, N, K)
-    log_joint = model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
+    n, who = len(x.shape), "exact_log_likelihood"
+    log_joint = (_per_example(model.likelihood(z).log_prob(x), n, who, "log p(x|z)")
+                 + _per_example(model.prior().log_prob(z), n, who, "log p(z)"))
     return ops.logsumexp(log_joint, axis=0)
 
 

@@ -13,6 +13,7 @@ axes) has, so that ``Independent(Normal(mu, sigma), 1)`` serves as q(z|x) or p(z
 x's batch shape, x.shape[:-1] (every axis but the pixels'); a single image x of shape (D,) gives a 0-d tensor.
 """
 import math
+import numbers
 
 import numpy
 
@@ -20,6 +21,7 @@ from minivae import ops
 from minivae.distributions import kl_divergence
 from minivae._backend import device_of
 from minivae.engine import Tensor, no_grad, tensor
+from minivae.plan import Live
 
 
 def _count(n, name, who):
@@ -42,6 +44,28 @@ def _per_example(lp, ndim, who, what):
     return lp
 
 
+def _beta(beta):
+    """The KL's weight: a real number, finite and >= 0; or a floating tensor (an annealing schedule's, per example),
+    whose values are checked where that reads nothing back from a device or a graph (``checkable``'s rule); or a step
+    plan's live scalar (``plan.step(x, beta=…)``), whose value is checked as recorded."""
+    value = beta.value if isinstance(beta, Live) else beta
+    if isinstance(value, Tensor):
+        if value.dtype.kind != "f":
+            raise TypeError(f"elbo: a tensor beta must be floating, not {value.dtype}")
+        if value.requires_grad or value.device != "cpu":
+            return beta
+        value = value.data
+    elif isinstance(value, numpy.ndarray) and value.dtype.kind in "fiu":
+        pass
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"elbo: beta, the KL's weight, must be a real number, got {value!r:.60}")
+    values = numpy.asarray(value)
+    ok = numpy.isfinite(values) & (values >= 0)
+    if not ok.all():
+        raise ValueError(f"elbo: beta, the KL's weight, must be a finite number >= 0, got {float(values[~ok].flat[0])}")
+    return beta
+
+
 def _latent(q, sample_shape, rng):
     return q.rsample(sample_shape, rng=rng) if q.has_rsample else q.sample(sample_shape, rng=rng)
 
@@ -61,8 +85,12 @@ def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
     Where q has no reparameterized sample (a categorical posterior) this is a value to report, not a
     loss to train by: its gradient in q's parameters lacks the score-function term of E_q[log p(x|z)]
     (only the KL reaches the encoder). Train such a model by its ``loss`` or an estimator
-    (``minivae.estimators``)."""
+    (``minivae.estimators``).
+
+    ``beta``: a real number, finite and ≥ 0 (β < 1 with an annealing schedule; β = 0 drops the KL); a floating
+    tensor (β per example, or one of a schedule kept on the device) or a step plan's live scalar are taken too."""
     k = _count(k, "k", "elbo")
+    beta = _beta(beta)
     q = model.posterior(x)
     z = _latent(q, (k,), rng)
     n = len(x.shape)  # the samples' axis and x's batch axes

@@ -62,6 +62,10 @@ def test_checks_by_the_definitions():
                                   [True, False, False, False, False, True, False, False, False, False])
     check = constraints.independent(constraints.unit_interval, 1).check(VECTORS)
     np.testing.assert_array_equal(check, [True, True, True, True, True, True, False, False, True, False])
+    rows = np.ones((4, 2, 3))  # two rows an event: all six entries must be > 0
+    rows[1, 1, 2], rows[3, 0, 0] = -1.0, 0.0
+    np.testing.assert_array_equal(constraints.independent(constraints.positive, 2).check(rows),
+                                  [True, False, True, False])
     assert constraints.independent(constraints.simplex, 1).event_dim == 2
     with pytest.raises(ValueError, match="at least 2 axes"):
         constraints.independent(constraints.real, 2).check(np.zeros(3))

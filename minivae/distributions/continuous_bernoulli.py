@@ -41,18 +41,27 @@ class ContinuousBernoulli(Distribution):
     (cdf and icdf: for |η| < √ε their first-order Taylor expansions in η, exact to rounding there)
     rsample    icdf(u), u ~ Uniform(0, 1): differentiable in η (pathwise); sample: the same, without gradient
 
-    Near λ = ½ (η = 0) these formulas are 0/0: where ``lims[0] < λ ≤ lims[1]`` (torch's default (0.499, 0.501)),
-    torch's Taylor expansions in λ − ½ are used instead (log C = log 2 + (4/3 + 104/45·(λ − ½)²)(λ − ½)², mean, variance,
-    cdf(x) = x, icdf(u) = u), and the formulas above see a value outside the window, so that neither their value nor
-    their gradient is NaN there. Give exactly one of ``probs`` (the first positional argument, as torch) and
-    ``logits``. Given probs (in [0, 1]) are clamped to [ε, 1 − ε], as torch's, and η is their logit.
+    Near λ = ½ (η = 0) log C, the mean and the variance cancel (0/0 at η = 0): where ``lims[0] < λ ≤ lims[1]``
+    (torch's default window (0.499, 0.501]), log C and the entropy are Taylor expansions in x = λ − ½, torch's
+    log 2 + (4/3 + 104/45·x²)·x² and −(2/3 + 68/45·x²)·x²; the mean and the variance are their power series in η/2
+    for |η| < ½ (to y¹⁴: exact to rounding there, where the closed forms lose up to 12ε/η² of the variance), which in
+    the window equal torch's expansions. The closed forms see a cut value where they are not used, so that neither
+    their value nor their gradient is NaN there. Give exactly one of ``probs`` (the first positional argument, as
+    torch) and ``logits``. Given probs (in [0, 1]) are clamped to [ε, 1 − ε], as torch's, and η is their logit.
+    ``lims`` must satisfy 0 < lims[0] < ½ < lims[1] < 1.
 
-    Different from torch on purpose: given logits are not turned into probs clamped to [ε, 1 − ε] (torch's
-    probs_to_logits round trip): torch's normalizer, mean, variance, cdf and icdf use that clamp while its log_prob
-    uses the logits as given, so beyond |η| ≈ 36.7 (float64; 16.6 in float32) its density no longer integrates to 1
-    (at η = 1e4 its mean is 0.973 and log_prob(½) is −4996.4 where the exact values are 0.9999 and −4990.8); here
-    every quantity is computed from η itself, and equals torch's where η is inside that range. ``probs`` of given
-    logits is σ(η), not clamped.
+    Different from torch on purpose:
+        - Given logits are not turned into probs clamped to [ε, 1 − ε] (torch's round trip): torch's normalizer,
+          mean, variance, cdf and icdf use that clamp while its log_prob uses the logits as given, so beyond
+          |η| ≈ 36.7 (float64; 16.6 in float32) its density no longer integrates to 1 (at η = 1e4 its mean is 0.973
+          and log_prob(½) is −4996.4 where the exact values are 0.9999 and −4990.8), and it loses the digits of
+          1 − σ(η) well before (its float64 mean at η = 30: 10⁻⁶ relatively). Every quantity here is computed from η,
+          and equals torch's where torch is exact. ``probs`` of given logits is σ(η), not clamped.
+        - cdf and icdf are the closed forms inside the window too: torch's there are x and u, the uniform's, off by
+          up to |η|/8 (2·10⁻³ relatively at λ = 0.501), with a pathwise gradient of 0 in η.
+        - The variance's expansion in the window is 1/12 − (1/15 + 128/945·x²)·x²: torch's has − 128/945, a sign
+          error (its value off by 2.7·10⁻¹³ at λ = 0.501, its derivative by 10⁻⁵ relatively).
+        - icdf(u) is NaN for u outside [0, 1], as Normal's (torch's returns what its formula gives); lims is checked.
 
     References:
         1. Loaiza-Ganem, Cunningham. The continuous Bernoulli: fixing a pervasive error in variational autoencoders.

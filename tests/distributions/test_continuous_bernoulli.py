@@ -296,7 +296,12 @@ def test_variance_near_one_half_is_exact():
     np.testing.assert_allclose(d.variance.numpy(), 1 / 12 - (1 / 15 + 128 / 945 * x ** 2) * x ** 2, rtol=1e-15)
     d.variance.backward(np.ones(4))
     np.testing.assert_allclose(p.grad, -(2 / 15 + 4 * 128 / 945 * x ** 2) * x, rtol=1e-9)
+
+
+def test_torchs_variance_expansion_has_the_other_sign():
     torch = pytest.importorskip("torch")
+    lam = np.array([0.4991, 0.4996, 0.5004, 0.501])
+    x = lam - 0.5
     t = torch.distributions.ContinuousBernoulli(torch.tensor(lam)).variance.numpy()
     np.testing.assert_allclose(t, 1 / 12 - (1 / 15 - 128 / 945 * x ** 2) * x ** 2, rtol=1e-15)  # torch's sign
 

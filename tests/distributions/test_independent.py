@@ -106,7 +106,13 @@ def test_kl_of_independents_sums_the_base_kl():
                                rtol=1e-12)
     with pytest.raises(NotImplementedError, match="must be equal"):
         kl_divergence(Independent(p, 2), Independent(Normal(mv.tensor(np.zeros((4, 3))), 1.0), 1))
+
+
+def test_kl_of_independents_is_torchs():
     torch = pytest.importorskip("torch")
+    p_loc, p_scale, p = normal((4, 3), seed=5)
+    q_loc, q_scale, q = normal((3,), seed=6)
+    kl = kl_divergence(Independent(p, 1), Independent(q, 1))
     td = torch.distributions
     t = td.kl_divergence(td.Independent(td.Normal(torch.tensor(p_loc.data), torch.tensor(p_scale.data)), 1),
                          td.Independent(td.Normal(torch.tensor(q_loc.data), torch.tensor(q_scale.data)), 1))

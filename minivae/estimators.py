@@ -22,7 +22,7 @@ References:
     6. Mohamed, Rosca, Figurnov, Mnih. Monte Carlo Gradient Estimation in Machine Learning. JMLR 2020.
 """
 from minivae import ops
-from minivae.distributions import Categorical, OneHotCategorical, RelaxedOneHotCategorical
+from minivae.distributions import Categorical, Independent, OneHotCategorical, RelaxedOneHotCategorical
 from minivae.engine import Tensor, as_tensor
 from minivae.objectives import enumerate_one_hot
 from minivae.random import _shape
@@ -68,6 +68,9 @@ def reinforce(f, q, sample_shape=(), rng=None, baseline=0.0):
 
 
 def _relaxed(q, temperature):
+    """The Gumbel-Softmax relaxation of q (of an Independent one's base, kept Independent)."""
+    if isinstance(q, Independent):
+        return Independent(_relaxed(q.base_dist, temperature), q.reinterpreted_batch_ndims)
     if not isinstance(q, Categorical):
         raise ValueError(f"Gumbel-Softmax relaxes a categorical distribution, not {type(q).__name__}")
     return RelaxedOneHotCategorical(temperature, logits=q.logits)
@@ -94,8 +97,15 @@ def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):
     f is called once, on all C = K^N configurations at once: z of shape (C, 1, …, 1, N, K), one
     size-1 axis per earlier batch axis (broadcast against them). It returns one value per configuration
     and independent batch entry, (C, *batch_shape[:-1]), or one per variable too, (C, *batch_shape),
-    as the sampling estimators' f may (each f_n is weighed by the joint q(z): the result is E_q f_n)."""
+    as the sampling estimators' f may (each f_n is weighed by the joint q(z): the result is E_q f_n).
+    ``Independent(OneHotCategorical(…), 1)``, the N variables as one event, is enumerated as its base (f's values
+    (C, *batch_shape) of the Independent); one of more reinterpreted axes is refused."""
     sample_shape = _shape(sample_shape, "sample_shape")  # (refused before f is called)
+    if isinstance(q, Independent):
+        if q.reinterpreted_batch_ndims > 1:
+            raise ValueError(f"exact enumerates the variables of one axis; an Independent of "
+                             f"{q.reinterpreted_batch_ndims} reinterpreted axes has more")
+        q = q.base_dist
     if sample_shape:  # the one exact value, for every sample
         out = exact(f, q, max_configurations=max_configurations)
         return ops.broadcast_to(out, sample_shape + tuple(out.shape))

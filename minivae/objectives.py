@@ -7,10 +7,13 @@
     exact_log_likelihood  log Σ_z p(x|z) p(z) over every configuration of a small discrete z
 
 Latent log-densities are summed over the last axis (latent dimensions or variables), likelihoods
-over the last axis (pixels). Each function returns a tensor of x's batch shape, x.shape[:-1] (every axis but
-the pixels'); a single image x of shape (D,) gives a 0-d tensor.
+over the last axis (pixels), where the distribution has not summed them itself: an ``Independent`` one (event
+axes) has, so that ``Independent(Normal(mu, sigma), 1)`` serves as q(z|x) or p(z) as well as ``Normal(mu, sigma)``
+(each log-density is summed over its axes beyond the sample's and x's batch axes). Each function returns a tensor of
+x's batch shape, x.shape[:-1] (every axis but the pixels'); a single image x of shape (D,) gives a 0-d tensor.
 """
 import math
+import numbers
 
 import numpy
 
@@ -18,6 +21,7 @@ from minivae import ops
 from minivae.distributions import kl_divergence
 from minivae._backend import device_of
 from minivae.engine import Tensor, no_grad, tensor
+from minivae.plan import Live
 
 
 def _count(n, name, who):
@@ -29,14 +33,49 @@ def _count(n, name, who):
     return int(n)
 
 
+def _per_example(lp, ndim, who, what):
+    """``lp`` summed over its axes beyond the first ``ndim`` (the sample's and x's batch axes): the last axis of a
+    plain distribution's log-densities, none of an Independent's (summed over its event axes already)."""
+    if lp.ndim < ndim:
+        raise ValueError(f"{who}: {what} has shape {tuple(lp.shape)}, fewer axes than the {ndim} of the samples and "
+                         "x's batch (an Independent that reinterprets x's batch axes as event axes?)")
+    while lp.ndim > ndim:
+        lp = lp.sum(axis=-1)
+    return lp
+
+
+def _beta(beta):
+    """The KL's weight: a real number, finite and >= 0; or a floating tensor (an annealing schedule's, per example),
+    whose values are checked where that reads nothing back from a device or a graph (``checkable``'s rule); or a step
+    plan's live scalar (``plan.step(x, beta=…)``), whose value is checked as recorded."""
+    value = beta.value if isinstance(beta, Live) else beta
+    if isinstance(value, Tensor):
+        if value.dtype.kind != "f":
+            raise TypeError(f"elbo: a tensor beta must be floating, not {value.dtype}")
+        if value.requires_grad or value.device != "cpu":
+            return beta
+        value = value.data
+    elif isinstance(value, numpy.ndarray) and value.dtype.kind in "fiu":
+        pass
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"elbo: beta, the KL's weight, must be a real number, got {value!r:.60}")
+    values = numpy.asarray(value)
+    ok = numpy.isfinite(values) & (values >= 0)
+    if not ok.all():
+        raise ValueError(f"elbo: beta, the KL's weight, must be a finite number >= 0, got {float(values[~ok].flat[0])}")
+    return beta
+
+
 def _latent(q, sample_shape, rng):
     return q.rsample(sample_shape, rng=rng) if q.has_rsample else q.sample(sample_shape, rng=rng)
 
 
-def _log_joint_minus_q(model, x, q, z):
+def _log_joint_minus_q(model, x, q, z, who):
     """log p(x|z) + log p(z) − log q(z|x), one value per sample and example."""
-    return (model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
-            - q.log_prob(z).sum(axis=-1))
+    n = len(x.shape)  # the samples' axis and x's batch axes
+    return (_per_example(model.likelihood(z).log_prob(x), n, who, "log p(x|z)")
+            + _per_example(model.prior().log_prob(z), n, who, "log p(z)")
+            - _per_example(q.log_prob(z), n, who, "log q(z|x)"))
 
 
 def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
@@ -46,17 +85,25 @@ def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
     Where q has no reparameterized sample (a categorical posterior) this is a value to report, not a
     loss to train by: its gradient in q's parameters lacks the score-function term of E_q[log p(x|z)]
     (only the KL reaches the encoder). Train such a model by its ``loss`` or an estimator
-    (``minivae.estimators``)."""
+    (``minivae.estimators``).
+
+    ``beta``: a real number, finite and ≥ 0 (β < 1 with an annealing schedule; β = 0 drops the KL); a floating
+    tensor (β per example, or one of a schedule kept on the device) or a step plan's live scalar are taken too."""
     k = _count(k, "k", "elbo")
+    beta = _beta(beta)
     q = model.posterior(x)
     z = _latent(q, (k,), rng)
-    reconstruction = model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
+    n = len(x.shape)  # the samples' axis and x's batch axes
+    reconstruction = _per_example(model.likelihood(z).log_prob(x), n, "elbo", "log p(x|z)").mean(axis=0)
     if analytic_kl:
         try:
-            return reconstruction - beta * kl_divergence(q, model.prior()).sum(axis=-1)
+            kl = kl_divergence(q, model.prior())
         except NotImplementedError:
             pass
-    kl = (q.log_prob(z).sum(axis=-1) - model.prior().log_prob(z).sum(axis=-1)).mean(axis=0)
+        else:
+            return reconstruction - beta * _per_example(kl, n - 1, "elbo", "KL(q ‖ p)")
+    kl = (_per_example(q.log_prob(z), n, "elbo", "log q(z|x)")
+          - _per_example(model.prior().log_prob(z), n, "elbo", "log p(z)")).mean(axis=0)
     return reconstruction - beta * kl
 
 
@@ -65,14 +112,14 @@ def prior_bound(model, x, rng, k=1):
     but the last): a lower bound on log p(x) that ignores x when choosing z, so it is far looser than the ELBO."""
     k = _count(k, "k", "prior_bound")
     z = model.prior().sample((k, *x.shape[:-1]), rng=rng)
-    return model.likelihood(z).log_prob(x).sum(axis=-1).mean(axis=0)
+    return _per_example(model.likelihood(z).log_prob(x), len(x.shape), "prior_bound", "log p(x|z)").mean(axis=0)
 
 
 def iwae_bound(model, x, rng, k=5):
     """log (1/k) Σ_i p(x, z_i)/q(z_i|x), z_i ~ q(z|x) (Burda, Grosse, Salakhutdinov 2016)."""
     k = _count(k, "k", "iwae_bound")
     q = model.posterior(x)
-    log_w = _log_joint_minus_q(model, x, q, _latent(q, (k,), rng))
+    log_w = _log_joint_minus_q(model, x, q, _latent(q, (k,), rng), "iwae_bound")
     return ops.logsumexp(log_w, axis=0) - math.log(k)
 
 
@@ -85,7 +132,7 @@ def log_likelihood_is(model, x, rng, k=5000, chunk=500):
         parts = []
         for start in range(0, k, chunk):
             z = q.sample((min(chunk, k - start),), rng=rng)
-            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z), axis=0))
+            parts.append(ops.logsumexp(_log_joint_minus_q(model, x, q, z, "log_likelihood_is"), axis=0))
         return ops.logsumexp(ops.stack(parts), axis=0) - math.log(k)
 
 
@@ -102,7 +149,9 @@ def exact_log_likelihood(model, x, max_configurations=2 ** 16):
     device = x.device if isinstance(x, Tensor) else device_of(x)
     batch_axes = (1,) * (len(x.shape) - 1)  # one per batch axis of x, over which z is broadcast
     z = tensor(enumerate_one_hot(n, kk).reshape((count, *batch_axes, n, kk)), device=device)  # (K^N, 1, …, 1, N, K)
-    log_joint = model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1)
+    n, who = len(x.shape), "exact_log_likelihood"
+    log_joint = (_per_example(model.likelihood(z).log_prob(x), n, who, "log p(x|z)")
+                 + _per_example(model.prior().log_prob(z), n, who, "log p(z)"))
     return ops.logsumexp(log_joint, axis=0)
 
 

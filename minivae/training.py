@@ -210,7 +210,10 @@ class Progress:
 def kl_weight(epoch, warmup_epochs):
     """β = min(1, (epoch − 1)/W) for ``epoch`` (1-based) and W = ``warmup_epochs``: 0 in the first
     epoch, rising linearly to 1, reached at epoch W + 1 (KL warm-up from 0, Bowman et al. 2016;
-    Sønderby et al. 2016); 1 throughout when W is 0."""
+    Sønderby et al. 2016); 1 throughout when W is 0. Real numbers (a fractional epoch anneals within one), finite,
+    epoch ≥ 1 and W ≥ 0: a negative W, or an epoch before the first, would make β negative (the KL rewarded)."""
+    epoch = _number("epoch", epoch, lambda v: v >= 1, ">= 1 (epochs count from 1)")
+    warmup_epochs = _number("warmup_epochs", warmup_epochs, lambda v: v >= 0, ">= 0")
     return min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else 1.0
 
 

@@ -379,3 +379,57 @@ def test_elbo_weights_the_kl_by_beta(tiny, analytic_kl):
         kl = ((z * log_q).sum(-1) + np.log(K)).sum(-1).mean(0)
     assert np.all(np.abs(kl) > 0.01)  # (a Monte Carlo KL may be negative)
     np.testing.assert_allclose(e0 - e2, 2 * kl, rtol=1e-10)
+
+
+@pytest.mark.parametrize("beta,error,message", [
+    (float("nan"), ValueError, "beta, the KL's weight, must be a finite number >= 0, got nan"),  # NaN bounds
+    (-1.0, ValueError, "must be a finite number >= 0, got -1.0"),  # the KL rewarded: q pushed away from p
+    (float("inf"), ValueError, "must be a finite number >= 0, got inf"),  # −inf bounds
+    (np.float32(-0.5), ValueError, "must be a finite number >= 0, got -0.5"),
+    ("0.5", TypeError, "beta, the KL's weight, must be a real number, got '0.5'"),
+    (None, TypeError, "must be a real number, got None"),
+    (True, TypeError, "must be a real number, got True"),
+    (mv.tensor(np.array([0.5, -1.0], np.float32)), ValueError, "must be a finite number >= 0, got -1.0"),
+    (mv.tensor(np.array([1, 2])), TypeError, "a tensor beta must be floating"),
+])
+def test_elbo_refuses_a_beta_that_is_not_a_finite_number_at_least_zero(tiny, beta, error, message):
+    """β weights the KL: NaN or inf make every bound NaN or −inf, a negative β rewards the KL, a string or None made
+    elbo multiply by whatever it was (a NaN for None)."""
+    model, x = tiny
+    with pytest.raises(error, match=message):
+        O.elbo(model, x, Generator(0), beta=beta)
+
+
+def test_elbo_takes_a_beta_tensor_an_array_and_a_live_scalar(tiny):
+    """A tensor β (one per example, or a schedule's value kept as a tensor) weighs each example's KL, also one that
+    requires grad (not read: its values are the graph's) and one on the device (not read: no host copy); so does a
+    NumPy array; and in a step plan, β given to plan.step is live: each replay weighs the KL by its value."""
+    model, x = tiny
+    with mv.no_grad():
+        e0 = O.elbo(model, x, Generator(9), k=2, beta=0.0).data
+        e1 = O.elbo(model, x, Generator(9), k=2, beta=1.0).data
+        w = np.linspace(0.0, 2.0, len(e0))
+        for beta in (mv.tensor(w), w, mv.tensor(w, requires_grad=True)):
+            np.testing.assert_allclose(O.elbo(model, x, Generator(9), k=2, beta=beta).data, e0 - w * (e0 - e1),
+                                       rtol=1e-10)
+    from minivae._backend import use_cuda_kernels, use_numba
+    from tests.strict_array import describe, emulating, record
+    with use_numba(False), use_cuda_kernels(False), emulating():
+        g = GaussianVAE(x_dim=4, hidden=(3,), z_dim=2, rng=Generator(0), device="cuda")
+        xd = mv.tensor(np.ones((2, 4), np.float32), device="cuda")
+        beta = mv.tensor(np.array([-1.0, 0.5], np.float32), device="cuda")  # (a device β is not read: not refused)
+        with record() as log:
+            O.elbo(g, xd, Generator(0), beta=beta)
+        assert log == [], describe(log)
+    from minivae.optim import SGD
+    from minivae.plan import compile_step
+    g = GaussianVAE(x_dim=4, hidden=(3,), z_dim=2, rng=Generator(0))
+    xb = mv.tensor(np.ones((2, 4), np.float32))
+    rng = Generator(5)
+    plan = compile_step(g, SGD(g.parameters(), lr=1e-30), lambda x, beta: -O.elbo(g, x, rng, beta=beta).mean(), xb,
+                        beta=0.25)  # (lr 1e-30: the parameters stay, in float32)
+    replayed = [plan.step(xb, beta=b).item() for b in (0.0, 2.0)]
+    twin = Generator(5)  # the draws the recording and the two replays made, in order
+    with mv.no_grad():
+        want = [float(-O.elbo(g, xb, twin, beta=b).mean().data) for b in (0.25, 0.0, 2.0)][1:]
+    np.testing.assert_allclose(replayed, want, rtol=1e-6)

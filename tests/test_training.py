@@ -54,6 +54,20 @@ def test_bad_arguments_are_refused_naming_them_before_anything_is_written(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_kl_weight_refuses_a_negative_warm_up_and_an_epoch_before_the_first():
+    """kl_weight is public API: W = −2 gave β = (3 − 1)/(−2) = −1 at epoch 3 and epoch 0 gave −1/W, KL terms that reward
+    the divergence; now refused naming the argument. Fractional epochs and warm-ups stay: (2.5 − 1)/3 = 0.5."""
+    from minivae.training import kl_weight
+    for args, error, message in [((3, -2), ValueError, "warmup_epochs must be a finite number >= 0, got -2"),
+                                 ((0, 4), ValueError, "epoch must be a finite number >= 1"),
+                                 ((2, float("nan")), ValueError, "warmup_epochs must be a finite number >= 0"),
+                                 ((2, "3"), TypeError, "warmup_epochs must be a real number"),
+                                 ((True, 3), TypeError, "epoch must be a real number")]:
+        with pytest.raises(error, match=message):
+            kl_weight(*args)
+    assert kl_weight(2.5, 3) == 0.5 and kl_weight(np.int64(3), np.int64(4)) == 0.5 and kl_weight(7, 0) == 1.0
+
+
 @pytest.mark.parametrize("split", ["train", "valid"])
 def test_an_empty_split_is_refused_naming_it(tmp_path, split):
     data = {**DATA, split: DATA[split][:0]}

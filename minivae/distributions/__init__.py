@@ -1,10 +1,14 @@
 """Probability distributions with PyTorch's names: sample, rsample, log_prob, entropy, kl_divergence."""
+from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution
 from minivae.distributions.normal import Normal
 from minivae.distributions.bernoulli import Bernoulli
+from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.categorical import Categorical, OneHotCategorical
+from minivae.distributions.independent import Independent
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
-__all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "OneHotCategorical",
-           "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "kl_divergence", "mc_kl", "register_kl"]
+__all__ = ["Distribution", "Normal", "Bernoulli", "ContinuousBernoulli", "Categorical", "OneHotCategorical",
+           "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "Independent", "constraints", "kl_divergence", "mc_kl",
+           "register_kl"]

@@ -2,6 +2,7 @@
 import numpy
 
 from minivae import ops
+from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, as_value, logits_from
 from minivae.plan import array_function
 from minivae.random import resolve
@@ -19,6 +20,8 @@ class Bernoulli(Distribution):
     """
 
     _params = ("logits", "_probs")
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.boolean
 
     def __init__(self, probs=None, logits=None):
         self.logits, self._probs = logits_from(probs, logits, "Bernoulli", binary=True)

@@ -4,6 +4,7 @@ import math
 import numpy
 
 from minivae import ops
+from minivae.distributions import constraints
 from minivae.distributions.distribution import CategoricalLogits, Distribution, as_value, logits_from
 from minivae.plan import array_function
 from minivae.random import resolve
@@ -22,10 +23,17 @@ class Categorical(CategoricalLogits, Distribution):
     (log-probabilities), as in torch.distributions.
     """
 
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+
     def __init__(self, probs=None, logits=None):
         logits, p = logits_from(probs, logits, type(self).__name__)
         self._set_logits(logits, p)
         self.batch_shape = logits.shape[:-1]
+
+    @property
+    def support(self):
+        """integer_interval(0, K − 1): the class indices."""
+        return constraints.integer_interval(0, self.num_categories - 1)
 
     def sample(self, sample_shape=(), rng=None):
         """Class indices; −1 where a row's logits hold NaN (an index cannot be NaN, and numpy.argmax
@@ -85,6 +93,8 @@ class Categorical(CategoricalLogits, Distribution):
 
 class OneHotCategorical(Categorical):
     """Categorical with one-hot samples (event_shape = (K,))."""
+
+    support = constraints.one_hot
 
     def __init__(self, probs=None, logits=None):
         super().__init__(probs, logits)

@@ -125,6 +125,8 @@ class Distribution:
     has_rsample = False
     batch_shape = ()
     event_shape = ()
+    arg_constraints = {}  # parameter name → the constraint it satisfies (minivae.distributions.constraints)
+    support = None  # the constraint every value drawn satisfies (each distribution sets its own)
     _params = ()  # the names of the attributes that hold the parameters (tensors, or None), for ``expand``
 
     @property

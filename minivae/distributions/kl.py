@@ -3,6 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions.categorical import Categorical
+from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.normal import Normal
 from minivae.engine import array_function
 
@@ -53,6 +54,16 @@ def _kl_categorical_categorical(p, q):
     log_p, log_q = ops.where(p_zero, 0.0, p.logits), ops.where(q_zero, 0.0, q.logits)
     infinite = array_function(lambda p, q: q & ~p, p_zero, q_zero)
     return ops.where(infinite, math.inf, p_probs * (log_p - log_q)).sum(axis=-1)
+
+
+@register_kl(Independent, Independent)
+def _kl_independent_independent(p, q):
+    """KL of the bases summed over the reinterpreted axes: KL of a product of independent factors is the sum of
+    theirs. Both must reinterpret the same number of axes (NotImplementedError otherwise, as torch's)."""
+    if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
+        raise NotImplementedError(f"KL(Independent ‖ Independent) of {p.reinterpreted_batch_ndims} and "
+                                  f"{q.reinterpreted_batch_ndims} reinterpreted axes: they must be equal")
+    return sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
 
 
 def mc_kl(p, q, n, rng):

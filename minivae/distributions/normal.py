@@ -5,6 +5,7 @@ import numbers
 import numpy
 
 from minivae import ops
+from minivae.distributions import constraints
 from minivae.distributions.distribution import LOG_2PI, Distribution, as_params, as_value, checkable, on_one_device
 from minivae.random import resolve
 
@@ -26,6 +27,8 @@ class Normal(Distribution):
 
     has_rsample = True
     _params = ("loc", "scale")
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
 
     def __init__(self, loc, scale):
         self.loc, self.scale = as_params((loc, scale), ("loc", "scale"), "Normal")

@@ -4,6 +4,7 @@ import math
 import numpy
 
 from minivae import ops
+from minivae.distributions import constraints
 from minivae.distributions.distribution import CategoricalLogits, Distribution, as_value, logits_from
 from minivae.ops.softmax import check_temperature
 from minivae.random import resolve
@@ -21,6 +22,8 @@ class ExpRelaxedCategorical(CategoricalLogits, Distribution):
     """
 
     has_rsample = True
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    support = constraints.real_vector
 
     def __init__(self, temperature, probs=None, logits=None):
         self.temperature = check_temperature(temperature)
@@ -59,6 +62,8 @@ class RelaxedOneHotCategorical(ExpRelaxedCategorical):
         1. Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017.
         2. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017.
     """
+
+    support = constraints.simplex
 
     def rsample(self, sample_shape=(), rng=None, hard=False, gumbels=None):
         # softmax((l + g)/τ): any shift of each row of l cancels, so the given logits serve

@@ -9,7 +9,7 @@ import numpy  # for the shape of noise given as a list
 
 from minivae import ops
 from minivae.ops import logsumexp, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
-from minivae.engine import Tensor
+from minivae.engine import Tensor, array_function
 from minivae.ops._broadcast import normalize_axis
 from minivae.random import resolve
 
@@ -205,8 +205,8 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
                              "input's shape, it without its last axis, or a 1 in place of one axis)")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
-    xp = var.xp
-    var = var + (xp.maximum(var.data, eps) - var.data)  # the clamp as a constant shift: var's gradient passes as is
+    xp = var.xp  # the clamp as a shift outside the graph: var's gradient passes as is (array_function: a plan records it)
+    var = var + array_function(lambda v: xp.maximum(v, eps) - v, var)
     diff = input - target
     loss = 0.5 * (ops.log(var) + diff * diff / var)
     if full:

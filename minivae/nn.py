@@ -396,7 +396,7 @@ class Softplus(Activation):
     def forward(self, x):
         z = x if self.beta == 1 else x * self.beta
         y = ops.softplus(z) if self.beta == 1 else ops.softplus(z) / self.beta
-        return ops.where((z > self.threshold).data, x, y)
+        return ops.where(z > self.threshold, x, y)  # (the mask a tensor: a step plan records it)
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
@@ -461,6 +461,43 @@ class Identity(Module):
 
     def forward(self, x):
         return x
+
+
+class MSELoss(Module):
+    """F.mse_loss as a module (torch's criterion): ``MSELoss(reduction="mean")(input, target)``."""
+
+    def __init__(self, reduction="mean"):
+        self.reduction = _reduction(self, reduction)
+
+    def forward(self, input, target):
+        return functional.mse_loss(input, target, reduction=self.reduction)
+
+
+class BCELoss(Module):
+    """F.binary_cross_entropy (from probabilities) as a module: ``BCELoss(weight=None, reduction="mean")``."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        self.weight, self.reduction = weight, _reduction(self, reduction)
+
+    def forward(self, input, target):
+        return functional.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+
+class GaussianNLLLoss(Module):
+    """F.gaussian_nll_loss as a module: ``GaussianNLLLoss(full=False, eps=1e-6, reduction="mean")(input, target, var)``."""
+
+    def __init__(self, *, full=False, eps=1e-6, reduction="mean"):
+        self.full, self.eps, self.reduction = full, eps, _reduction(self, reduction)
+
+    def forward(self, input, target, var):
+        return functional.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+
+def _reduction(module, reduction):
+    """Checked when the criterion is made (torch checks at the call)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{type(module).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
 
 
 ACTIVATIONS = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid, "softplus": ops.softplus,

@@ -194,6 +194,15 @@ def test_softplus_module_is_x_above_the_threshold():
                                rtol=1e-15)
 
 
+def test_modules_apply_their_arguments():
+    x = mv.tensor(np.array([-2.0, -0.5, 0.0, 0.5, 3.0]))
+    for module, fn in ((nn.LeakyReLU(0.2), lambda t: F.leaky_relu(t, 0.2)), (nn.ELU(alpha=0.5), lambda t: F.elu(t, 0.5)),
+                       (nn.GELU("tanh"), lambda t: F.gelu(t, approximate="tanh")), (nn.SiLU(), F.silu),
+                       (nn.ReLU(), F.relu), (nn.Tanh(), F.tanh), (nn.Sigmoid(), F.sigmoid)):
+        np.testing.assert_array_equal(module(x).numpy(), fn(x).numpy())
+    np.testing.assert_array_equal(nn.LeakyReLU(0.2)(x).numpy(), [-0.4, -0.1, 0.0, 0.5, 3.0])
+
+
 def test_identity_is_its_input():
     x = mv.tensor(np.ones(3), requires_grad=True)
     assert nn.Identity()(x) is x

@@ -37,6 +37,17 @@ def test_binary_cross_entropy_clamps_each_log_at_minus_100():
     loss = F.binary_cross_entropy(x, t, reduction="none")
     np.testing.assert_allclose(loss.numpy(), [100.0, 100.0, 0.0, 0.0, 100.0, math.log(2)], rtol=1e-15)
     np.testing.assert_array_equal(loss.numpy()[2:4], [0.0, 0.0])
+    small = F.binary_cross_entropy(mv.tensor(np.array([1e-8, 1 - 2.0 ** -30])), mv.tensor(np.zeros(2)), reduction="none")
+    np.testing.assert_allclose(small.numpy(), [-math.log1p(-1e-8), 30 * math.log(2)], rtol=1e-15)  # log1p(−x), torch's
+
+
+def test_binary_cross_entropy_weight_multiplies_each_term_and_the_mean_counts_terms():
+    rng = np.random.default_rng(6)
+    x, t, w = rng.uniform(0.1, 0.9, (3, 4)), rng.uniform(0, 1, (3, 4)), rng.uniform(0, 2, 4)
+    terms = -w * (t * np.log(x) + (1 - t) * np.log1p(-x))
+    loss = F.binary_cross_entropy(mv.tensor(x), mv.tensor(t), mv.tensor(w), reduction="none")
+    np.testing.assert_allclose(loss.numpy(), terms, rtol=1e-14)
+    np.testing.assert_allclose(F.binary_cross_entropy(mv.tensor(x), mv.tensor(t), w).item(), terms.mean(), rtol=1e-14)
 
 
 def test_binary_cross_entropy_gradients_are_torchs_written_out():
@@ -192,3 +203,31 @@ def test_gaussian_nll_loss_refuses_what_torch_refuses():
             F.gaussian_nll_loss(x, x, mv.tensor(np.ones(shape)))
     with pytest.raises(ValueError, match="reduction must be one of"):
         F.gaussian_nll_loss(x, x, 1.0, reduction="batchmean")
+
+
+def test_loss_modules_are_the_functions_with_torchs_defaults_and_reprs():
+    rng = np.random.default_rng(5)
+    x, t, var, w = rng.uniform(0.1, 0.9, (3, 4)), rng.uniform(0, 1, (3, 4)), rng.uniform(0.5, 2, (3, 4)), rng.uniform(size=4)
+    xm, tm, vm = mv.tensor(x), mv.tensor(t), mv.tensor(var)
+    pairs = [(mv.nn.MSELoss()(xm, tm), F.mse_loss(xm, tm)),
+             (mv.nn.MSELoss(reduction="sum")(xm, tm), F.mse_loss(xm, tm, reduction="sum")),
+             (mv.nn.BCELoss()(xm, tm), F.binary_cross_entropy(xm, tm)),
+             (mv.nn.BCELoss(mv.tensor(w), "none")(xm, tm), F.binary_cross_entropy(xm, tm, mv.tensor(w), reduction="none")),
+             (mv.nn.GaussianNLLLoss()(xm, tm, vm), F.gaussian_nll_loss(xm, tm, vm)),
+             (mv.nn.GaussianNLLLoss(full=True, eps=0.6, reduction="sum")(xm, tm, vm),
+              F.gaussian_nll_loss(xm, tm, vm, True, 0.6, "sum"))]
+    for ours, want in pairs:
+        np.testing.assert_array_equal(ours.numpy(), want.numpy())
+    assert [repr(m) for m in (mv.nn.MSELoss(), mv.nn.BCELoss(), mv.nn.GaussianNLLLoss())] == [
+        "MSELoss()", "BCELoss()", "GaussianNLLLoss()"]
+    for make in (mv.nn.MSELoss, mv.nn.BCELoss, mv.nn.GaussianNLLLoss):
+        with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none', got 'avg'"):
+            make(reduction="avg")
+    torch = pytest.importorskip("torch")
+    tx, tt, tv = torch.tensor(x), torch.tensor(t), torch.tensor(var)
+    for ours, theirs in ((mv.nn.MSELoss()(xm, tm), torch.nn.MSELoss()(tx, tt)),
+                         (mv.nn.BCELoss()(xm, tm), torch.nn.BCELoss()(tx, tt)),
+                         (mv.nn.GaussianNLLLoss()(xm, tm, vm), torch.nn.GaussianNLLLoss()(tx, tt, tv))):
+        np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-14)
+    assert [repr(m) for m in (torch.nn.MSELoss(), torch.nn.BCELoss(), torch.nn.GaussianNLLLoss())] == [
+        "MSELoss()", "BCELoss()", "GaussianNLLLoss()"]

@@ -8,7 +8,7 @@ import warnings
 import numpy  # for the shape of noise given as a list
 
 from minivae import ops
-from minivae.ops import logsumexp, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
+from minivae.ops import logsumexp, sigmoid, tanh  # noqa: F401  (re-exported)
 from minivae.engine import Tensor, array_function
 from minivae.ops._broadcast import normalize_axis
 from minivae.random import resolve
@@ -101,6 +101,19 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=_LAST_AXIS, gumbels
 
 # Activations with torch's names and defaults. ``inplace=True`` is accepted and computes a new tensor: a value in
 # minivae's graph never changes after its forward pass (the result is the same; the input keeps its values).
+def relu(input, inplace=False):
+    """max(x, 0) (gradient 0 at 0, as torch's)."""
+    return ops.relu(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + e^{βx})/β, and x itself where βx > ``threshold`` (torch's: the value x and the gradient 1 there;
+    ops.softplus is the plain stable log(1 + eˣ) everywhere)."""
+    z = input if beta == 1 else input * beta
+    y = ops.softplus(z) if beta == 1 else ops.softplus(z) / beta
+    return ops.where(z > threshold, input, y)  # (the mask a tensor: a step plan records it)
+
+
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x for x > 0, ``negative_slope``·x otherwise (gradient ``negative_slope`` at 0, as torch's)."""
     return ops.leaky_relu(input, negative_slope=negative_slope)

@@ -394,9 +394,7 @@ class Softplus(Activation):
         self.beta, self.threshold = beta, threshold
 
     def forward(self, x):
-        z = x if self.beta == 1 else x * self.beta
-        y = ops.softplus(z) if self.beta == 1 else ops.softplus(z) / self.beta
-        return ops.where(z > self.threshold, x, y)  # (the mask a tensor: a step plan records it)
+        return functional.softplus(x, self.beta, self.threshold)
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"

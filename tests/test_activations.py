@@ -184,14 +184,32 @@ def test_gelu_matches_torch_over_a_dense_range(approximate):
 
 
 def test_softplus_module_is_x_above_the_threshold():
-    """torch's Softplus: log(1 + e^{βx})/β, and x itself (gradient 1) where βx > threshold."""
-    x = mv.tensor(np.array([-3.0, 0.5, 4.9, 5.1, 30.0]), requires_grad=True)
-    y = nn.Softplus(beta=2.0, threshold=10.0)(x)
-    y.sum().backward()
-    want = [math.log1p(math.exp(2 * v)) / 2 if 2 * v <= 10 else v for v in (-3.0, 0.5, 4.9, 5.1, 30.0)]
-    np.testing.assert_allclose(y.numpy(), want, rtol=1e-15)
-    np.testing.assert_allclose(x.grad, [sigmoid(2 * v) if 2 * v <= 10 else 1.0 for v in (-3.0, 0.5, 4.9, 5.1, 30.0)],
+    """torch's Softplus and F.softplus: log(1 + e^{βx})/β, and x itself (gradient 1) where βx > threshold (at βx =
+    threshold, still the log)."""
+    points = (-3.0, 0.5, 4.9, 5.0, 5.1, 30.0)
+    for module in (nn.Softplus(beta=2.0, threshold=10.0), lambda t: F.softplus(t, 2.0, 10.0)):
+        x = mv.tensor(np.array(points), requires_grad=True)
+        y = module(x)
+        y.sum().backward()
+        want = [math.log1p(math.exp(2 * v)) / 2 if 2 * v <= 10 else v for v in points]
+        np.testing.assert_allclose(y.numpy(), want, rtol=1e-15)
+        np.testing.assert_allclose(x.grad, [sigmoid(2 * v) if 2 * v <= 10 else 1.0 for v in points], rtol=1e-15)
+    x = mv.tensor(np.array([19.0, 20.0, 20.5]))  # the defaults: β = 1, threshold 20
+    np.testing.assert_allclose(F.softplus(x).numpy(), [math.log1p(math.exp(19.0)), math.log1p(math.exp(20.0)), 20.5],
                                rtol=1e-15)
+    assert F.softplus(x).numpy()[2] == 20.5 and F.relu(x, inplace=True).numpy()[0] == 19.0
+
+
+def test_functional_softplus_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([-30.0, -3.0, 0.0, 2.5, 4.99, 5.0, 5.01, 19.9, 20.0, 20.1, 1e4])
+    for kw in ({}, {"beta": 2.0}, {"beta": 0.5, "threshold": 3.0}):
+        xm, xt = mv.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        ym, yt = F.softplus(xm, **kw), torch.nn.functional.softplus(xt, **kw)
+        ym.sum().backward()
+        yt.sum().backward()
+        np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), rtol=1e-15, err_msg=str(kw))
+        np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-15, err_msg=str(kw))
 
 
 def test_modules_apply_their_arguments():

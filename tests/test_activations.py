@@ -68,7 +68,7 @@ def test_gradients_at_the_kink_are_torchs():
         np.testing.assert_array_equal(x.grad, [slope, slope])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("name, fn, reference", REFERENCES, ids=[r[0] for r in REFERENCES])
 def test_finite_at_plus_and_minus_1e4(name, fn, reference, dtype):
     x = mv.tensor(np.array([-1e4, -1e3, -100.0, 100.0, 1e3, 1e4], dtype), requires_grad=True)

@@ -195,7 +195,8 @@ SQRT2 = 1.4142135623730951            # √2 = 1.41421356237309504880…
 INV_SQRT_2PI = 0.3989422804014327     # 1/√(2π) = 0.39894228040143267794…
 SQRT_2_OVER_PI = 0.7978845608028654   # √(2/π) = 0.79788456080286535588…
 GELU_TANH_CUBIC = 0.044715            # the cubic term of the tanh approximation (Hendrycks & Gimpel 2016)
-GELU_FLAT = 30.0  # |x| beyond which GELU is x or −0 in every float dtype: e^{−x²/2} and 1 − tanh² u round to 0
+GELU_FLAT = 40.0  # |x| beyond which e^{−x²/2} (e^{−800}) and 1 − tanh² u round to 0 in float64, and below which
+#                   x³ is finite in float16 (64000)
 
 
 def _real_number(op, name, value):
@@ -250,7 +251,7 @@ class Gelu(Function):
     Φ is computed as ½·erfc(−x/√2) (ops.erfc's float64 arithmetic, rounded once to x's dtype), not torch's
     ½(1 + erf(x/√2)): the same values within rounding, but the left tail keeps its digits (gelu(−10) = −7.6e-23, where
     1 + erf rounds to 0). At ±1e4 both forms give x and −0, their gradients 1 and 0, float16 too (x² and x³ are
-    taken of x clipped to ±30, where they no longer change a result, so they never overflow).
+    taken of x clipped to ±40, where they no longer change a result, so they never overflow).
     """
 
     def forward(ctx, x, approximate="none"):
@@ -259,7 +260,7 @@ class Gelu(Function):
         x = real(x)
         xp = ctx.xp
         if approximate == "tanh":
-            c = xp.clip(x, -GELU_FLAT, GELU_FLAT)  # (the cubic of |x| ≤ 30: no float16 overflow, the same tanh u)
+            c = xp.clip(x, -GELU_FLAT, GELU_FLAT)  # (the cubic of |x| ≤ 40: no float16 overflow, the same tanh u)
             t = xp.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * (c * c * c)))
             ctx.save(x=x, t=t, cdf=None)
             return 0.5 * x * (1 + t)
@@ -269,7 +270,7 @@ class Gelu(Function):
 
     def backward(ctx, g):
         xp, x, t = ctx.xp, ctx.x, ctx.t
-        c = xp.clip(x, -GELU_FLAT, GELU_FLAT)  # x² of |x| ≤ 30: φ and 1 − tanh² u are 0 beyond in float64 already
+        c = xp.clip(x, -GELU_FLAT, GELU_FLAT)  # x² of |x| ≤ 40: φ and 1 − tanh² u are 0 beyond in float64 already
         if t is None:
             return g * (ctx.cdf + x * (INV_SQRT_2PI * xp.exp(-0.5 * (c * c))))
         return g * (0.5 * (1 + t) + (0.5 * x) * (1 - t * t) * (SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_CUBIC * (c * c))))

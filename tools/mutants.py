@@ -1244,7 +1244,7 @@ MUTANTS = [
       ['tests/test_activations.py::test_finite_at_plus_and_minus_1e4'], "elu's unused branch eˣ − 1 overflows at x = 1e4 (inf, a warning)"),
     M('gelu-tanh-constant', 'minivae/ops/unary.py', ('GELU_TANH_CUBIC = 0.044715', 'GELU_TANH_CUBIC = 0.04715'),
       ['tests/test_activations.py::test_values_and_gradients_match_the_formulas_written_out'], "tanh-GELU's cubic coefficient 0.04715 (forward and VJP agree, so gradcheck cannot see it)"),
-    M('gelu-tanh-vjp-cubic-factor', 'minivae/ops/unary.py', ('(1 + 3 * GELU_TANH_CUBIC * (x * x))', '(1 + GELU_TANH_CUBIC * (x * x))'),
+    M('gelu-tanh-vjp-cubic-factor', 'minivae/ops/unary.py', ('(1 + 3 * GELU_TANH_CUBIC * (c * c))', '(1 + GELU_TANH_CUBIC * (c * c))'),
       gc('gelu'), "d/dx of x + 0.044715x³ without the 3"),
     M('gelu-cdf-of-minus-x', 'minivae/ops/unary.py', ('v / -SQRT2', 'v / SQRT2'),
       ['tests/test_activations.py::test_values_and_gradients_match_the_formulas_written_out'], 'exact GELU as x·Φ(−x): erfc(x/√2) for erfc(−x/√2)'),

@@ -1,10 +1,15 @@
 """User-facing functions, imported as ``F`` in the docs (``import minivae.functional as F``).
 Names and defaults follow PyTorch; NumPy's ``axis`` is the name used here, and PyTorch's ``dim``
 (and ``tau`` for the temperature) are accepted as keywords too."""
+import math
+import numbers
+import warnings
+
 import numpy  # for the shape of noise given as a list
 
 from minivae import ops
-from minivae.ops import logsumexp, relu, sigmoid, softplus, tanh  # noqa: F401  (re-exported)
+from minivae.ops import logsumexp, sigmoid, tanh  # noqa: F401  (re-exported)
+from minivae.engine import Tensor, array_function
 from minivae.ops._broadcast import normalize_axis
 from minivae.random import resolve
 
@@ -92,3 +97,131 @@ def gumbel_softmax(logits, temperature=1.0, hard=False, axis=_LAST_AXIS, gumbels
         raise ValueError(f"gumbel_softmax: gumbels must have the logits' shape {tuple(logits.shape)}, got {shape}")
     y = ops.softmax(ops.add(logits, gumbels), axis=axis, temperature=temperature)
     return ops.straight_through(y, axis=axis) if hard else y
+
+
+# Activations with torch's names and defaults. ``inplace=True`` is accepted and computes a new tensor: a value in
+# minivae's graph never changes after its forward pass (the result is the same; the input keeps its values).
+def relu(input, inplace=False):
+    """max(x, 0) (gradient 0 at 0, as torch's)."""
+    return ops.relu(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + e^{βx})/β, and x itself where βx > ``threshold`` (torch's: the value x and the gradient 1 there;
+    ops.softplus is the plain stable log(1 + eˣ) everywhere)."""
+    z = input if beta == 1 else input * beta
+    y = ops.softplus(z) if beta == 1 else ops.softplus(z) / beta
+    return ops.where(z > threshold, input, y)  # (the mask a tensor: a step plan records it)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x for x > 0, ``negative_slope``·x otherwise (gradient ``negative_slope`` at 0, as torch's)."""
+    return ops.leaky_relu(input, negative_slope=negative_slope)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """x for x > 0, α·(eˣ − 1) otherwise (gradient α at 0, as torch's)."""
+    return ops.elu(input, alpha=alpha)
+
+
+def gelu(input, approximate="none"):
+    """x·Φ(x), Φ the standard normal CDF; ``approximate="tanh"``: ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
+    return ops.gelu(input, approximate=approximate)
+
+
+def silu(input, inplace=False):
+    """x·σ(x) (SiLU, swish)."""
+    return ops.silu(input)
+
+
+# Losses with torch's signatures and torch's default reduction="mean" (binary_cross_entropy_with_logits above keeps
+# "sum", a VAE's nats per batch). ``reduction`` and ``weight`` go by keyword where torch has its deprecated
+# size_average and reduce before them.
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def mse_loss(input, target, *, reduction="mean", weight=None):
+    """(x − t)², reduced. A target of another shape broadcasts, with torch's warning. ``weight`` (input's shape)
+    multiplies each term, and "mean" is then Σ w·(x − t)² / Σ w, as torch's."""
+    input, target = _tensor(input), _tensor(target)
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"mse_loss: a target of shape {tuple(target.shape)} beside an input of shape "
+                      f"{tuple(input.shape)} broadcasts to {numpy.broadcast_shapes(target.shape, input.shape)}, which "
+                      "is rarely what is meant; give them one shape", UserWarning, stacklevel=2)
+    diff = input - target
+    loss = diff * diff
+    if weight is None:
+        return reduce(loss, reduction)
+    weight = _tensor(weight)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"mse_loss: weight must have the input's shape {tuple(input.shape)}, got {tuple(weight.shape)}")
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return reduce(loss, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+    """−w·[t log x + (1 − t) log(1 − x)] from probabilities x in [0, 1] (each log clamped at −100, as torch's), reduced.
+
+    Args:
+        input: probabilities x (refused outside [0, 1]).
+        target: t, of the input's shape (as torch, which refuses another shape).
+        weight: w, broadcastable to the input's shape; "mean" divides by the number of terms, not by Σ w (torch's).
+        reduction: "mean" (default, torch's), "sum" or "none".
+    For logits, binary_cross_entropy_with_logits is exact where σ(x) rounds to 0 or 1.
+    """
+    input, target = _tensor(input), _tensor(target)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"binary_cross_entropy: the target's shape {tuple(target.shape)} differs from the input's "
+                         f"{tuple(input.shape)}; give them one shape")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    loss = ops.binary_cross_entropy(input, target)
+    if weight is not None:
+        weight = _tensor(weight)
+        if numpy.broadcast_shapes(tuple(weight.shape), tuple(input.shape)) != tuple(input.shape):
+            raise ValueError(f"binary_cross_entropy: weight of shape {tuple(weight.shape)} does not broadcast to the "
+                             f"input's shape {tuple(input.shape)}")
+        loss = loss * weight
+    return reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """½(log max(σ², eps) + (x − t)² / max(σ², eps)) (+ ½ log 2π with ``full``), reduced, as torch's.
+
+    Args:
+        input: the Gaussian's means x.
+        target: samples t.
+        var: variances σ² ≥ 0: of the input's shape, or one short of it (the last axis dropped, or of size 1), or a
+            number for all. Refused if negative. Below ``eps`` a variance is taken as ``eps``, and its gradient passes
+            on unchanged (torch's clamp under no_grad).
+        full: add the constant ½ log 2π.
+        eps: the smallest variance used.
+        reduction: "mean" (default, torch's), "sum" or "none".
+    """
+    input, target = _tensor(input), _tensor(target)
+    if isinstance(var, numbers.Real) and not isinstance(var, bool):
+        if var < 0:
+            raise ValueError("gaussian_nll_loss: var has negative entry/entries")
+        var = Tensor(input.xp.full(input.shape, var, dtype=input.dtype))
+    var = _tensor(var)
+    if bool((var.data < 0).any()):
+        raise ValueError("gaussian_nll_loss: var has negative entry/entries")
+    shape, vshape = tuple(input.shape), tuple(var.shape)
+    if vshape != shape:
+        if shape[:-1] == vshape:  # one variance for each row: the last axis broadcasts
+            var = ops.unsqueeze(var, -1)
+        elif not (len(vshape) == len(shape) and sum(v for s, v in zip(shape, vshape) if s != v) == 1):
+            raise ValueError(f"gaussian_nll_loss: var of shape {vshape} does not fit the input's {shape} (give the "
+                             "input's shape, it without its last axis, or a 1 in place of one axis)")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    xp = var.xp  # the clamp as a shift outside the graph: var's gradient passes as is (array_function: a plan records it)
+    var = var + array_function(lambda v: xp.maximum(v, eps) - v, var)
+    diff = input - target
+    loss = 0.5 * (ops.log(var) + diff * diff / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return reduce(loss, reduction)

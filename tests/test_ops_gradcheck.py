@@ -374,6 +374,39 @@ DOMAINS = {
 }
 
 
+
+@st.composite
+def leaky_relu_case(draw):
+    slope = draw(st.floats(-1.0, 2.0))  # torch takes any slope
+    return case(lambda t: ops.leaky_relu(t, negative_slope=slope), away_from_zero(draw(rngs), draw(shapes(empty=True)), 0.01, 3.0))
+
+
+@st.composite
+def elu_case(draw):
+    alpha = draw(st.floats(0.1, 3.0))
+    return case(lambda t: ops.elu(t, alpha=alpha), away_from_zero(draw(rngs), draw(shapes(empty=True)), 0.01, 4.0))
+
+
+@st.composite
+def gelu_case(draw):
+    approximate = draw(st.sampled_from(["none", "tanh"]))
+    return case(lambda t: ops.gelu(t, approximate=approximate), draw(rngs).uniform(-5, 5, draw(shapes(empty=True))))
+
+
+@st.composite
+def binary_cross_entropy_case(draw):
+    """Probabilities x off 0 and 1 (where torch's clamp and 10⁻¹² floor would bend the function) and targets in
+    [0, 1], of one shape; both get gradients."""
+    shape = draw(shapes(empty=True))
+    rng = draw(rngs)
+    return case(ops.binary_cross_entropy, rng.uniform(0.05, 0.95, shape), rng.uniform(0, 1, shape))
+
+
+DOMAINS.update({
+    "leaky_relu": leaky_relu_case(), "elu": elu_case(), "gelu": gelu_case(),
+    "silu": unary(ops.silu, uniform(-6, 6)), "binary_cross_entropy": binary_cross_entropy_case(),
+})
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"

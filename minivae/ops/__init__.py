@@ -14,6 +14,8 @@ from minivae.ops.softmax import log_softmax, softmax
 from minivae.ops.losses import (bce_with_logits, bernoulli_log_prob, bernoulli_negative_elbo, categorical_kl,
                                 kl_standard_normal, negative_elbo, normal_reparameterize_kl, reparameterize,
                                 reparameterize_kl)
+from minivae.ops.unary import elu, gelu, leaky_relu, silu
+from minivae.ops.losses import binary_cross_entropy
 from minivae.ops.sampling import (SURROGATES, GumbelSoftmax, GumbelSoftmaxKL, gumbel_softmax, gumbel_softmax_kl,
                                   straight_through)
 

@@ -391,3 +391,62 @@ def reparameterize_kl(mu, log_var, eps=None, *, rng=None):
     size = math.prod(numpy.broadcast_shapes(mu.shape, log_var.shape))
     counter = drawn_counter(rng, (2 * ((size + 1) // 2) + 3) // 4)  # Box–Muller pairs: as Generator.normal advances
     return NormalReparameterizeKL.apply(mu, log_var, seed=rng.seed, counter=counter)
+
+
+BCE_EPSILON = float(numpy.float32(1e-12))  # torch's floor of x(1 − x) in binary_cross_entropy's VJP: the float 1e-12f,
+#                                          9.99999996e-13 (so a saturated x̄ is torch's to the last digit)
+
+
+def _clamped_log(xp, p):
+    """max(log p, −100), torch's clamp in binary_cross_entropy: −100 at p = 0 (no log of 0 evaluated)."""
+    positive = p > 0
+    return xp.where(positive, xp.maximum(xp.log(xp.where(positive, p, 1)), -100), -100)
+
+
+def _clamped_log1m(xp, p):
+    """max(log(1 − p), −100) by log1p(−p): −100 at p = 1."""
+    below = p < 1
+    return xp.where(below, xp.maximum(xp.log1p(-xp.where(below, p, 0)), -100), -100)
+
+
+@register("binary_cross_entropy")
+class BinaryCrossEntropy(Function):
+    r"""Elementwise binary cross-entropy of targets t under Bernoulli(x), from probabilities x in [0, 1], as
+    torch.nn.functional.binary_cross_entropy.
+
+    forward   ℓ = −[t·max(log x, −100) + (1 − t)·max(log(1 − x), −100)]   (torch's clamp: 100 nats at most a term,
+              finite at x = 0 and 1; log(1 − x) as log1p(−x))
+    backward  x̄ = ḡ·(x − t) / max(x(1 − x), ε), ε = 10⁻¹² in float32;  t̄ = −ḡ·log(x / (1 − x))
+              (torch's VJPs: x̄ is the derivative of the unclamped ℓ, kept finite, so that a saturated x = 0 with
+              t = 1 is still pushed up; t̄ is ±∞ at x = 0, 1)
+    saves     x, t
+    x and t of one shape (F.binary_cross_entropy checks that); an x outside [0, 1] (or NaN) is refused, as torch
+    refuses it (this reads the check's result on the host: one synchronisation on the GPU). Integer and bool targets
+    are cast to x's dtype (as ops.bce_with_logits).
+    """
+
+    def forward(ctx, x, t):
+        x, t = floating_all((x, t))  # integer and bool targets in x's dtype
+        xp = ctx.xp
+        if x.shape != t.shape:
+            raise ValueError(f"binary_cross_entropy: the target's shape {tuple(t.shape)} differs from the input's "
+                             f"{tuple(x.shape)}")
+        if bool(xp.any(~((x >= 0) & (x <= 1)))):
+            raise ValueError("binary_cross_entropy: every input must be a probability in [0, 1] (NaN is none); "
+                             "for logits use bce_with_logits")
+        ctx.save(x=x, t=t)
+        return -(t * _clamped_log(xp, x) + (1 - t) * _clamped_log1m(xp, x))
+
+    def backward(ctx, g):
+        xp, x, t = ctx.xp, ctx.x, ctx.t
+        gx = g * (x - t) / xp.maximum(x * (1 - x), BCE_EPSILON) if ctx.needs_input_grad[0] else None
+        gt = None
+        if ctx.needs_input_grad[1]:
+            inside = (x > 0) & (x < 1)
+            y = xp.where(inside, x, 0.5)
+            logit = xp.log(y / (1 - y))  # one log of the ratio (as torch's logit): log y − log(1 − y) cancels near ½
+            gt = -g * xp.where(inside, logit, xp.where(x > 0, xp.inf, -xp.inf))
+        return gx, gt
+
+
+binary_cross_entropy = BinaryCrossEntropy.apply

@@ -43,3 +43,15 @@ def test_special_functions_are_the_formulas(dev, name, dtype, n):
     close = ~exact
     err = np.abs(got[close].astype(np.float64) - want[close]) / np.spacing(np.abs(want[close]).astype(dtype))
     assert err.max(initial=0) <= (FLOAT64_ULPS if dtype == np.float64 else 1), x[close][err.argmax()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erfc_of_a_quotient_is_the_formulas(dev, dtype):
+    """gelu's Φ(x) = ½·erfc(x/−√2): the quotient in double inside the kernel, as the formula takes it in float64."""
+    x = np.concatenate([np.random.default_rng(9).uniform(-40, 40, 3000), [0.0, -0.0, -37.5]]).astype(dtype)
+    got = dev.get(gpu_special.erfc(dev.put(x), -np.sqrt(2)))
+    want = special.in_float64(lambda v: special.erf_forward(np, v / -np.sqrt(2), True), x)
+    nonzero = want != 0
+    np.testing.assert_array_equal(got[~nonzero], want[~nonzero])
+    err = np.abs(got[nonzero].astype(np.float64) - want[nonzero]) / np.spacing(np.abs(want[nonzero]).astype(dtype))
+    assert err.max() <= (FLOAT64_ULPS if dtype == np.float64 else 1)

@@ -1409,6 +1409,12 @@ MUTANTS = [
       [CUDA + '::test_special_functions_are_the_formulas'], "erfc as 1 − erf: the tail's digits cancelled away (0 from x ≈ 6 on)"),
     M('gpu-special-formula-on-the-device', 'minivae/ops/special.py', ('    return ctx.fused("special", x)', '    return ctx.fused("special", x) if ctx.xp.__name__ == "numpy" else None'),
       ['tests/test_device.py::test_special_functions_on_the_device_are_one_launch_of_their_kernel'], 'the formula on the GPU: about a hundred launches an erf'),
+    M('gelu-formula-not-fused', 'minivae/ops/unary.py', ('        kernel = fused_special(ctx, x)  # (one pass', '        kernel = None  # (one pass'),
+      ['tests/test_device.py::test_special_functions_on_the_device_are_one_launch_of_their_kernel'], "exact gelu's Φ by the formula on the GPU: about a hundred launches a layer"),
+    M('cuda-special-times-divisor', 'kernels/special.cu', ('        const double v = (double)x[i] / divisor;', '        const double v = (double)x[i] * divisor;'),
+      [CUDA + '::test_erfc_of_a_quotient_is_the_formulas'], 'erfc(x·(−√2)) for gelu, not erfc(x/−√2)'),
+    M('numba-special-quotient-in-float32', 'minivae/_cpu/special.py', ('    return _run(_erf, x, True, float(divisor))', '    return _run(_erf, (x / divisor).astype(x.dtype), True, 1.0)'),
+      ['tests/test_special.py::test_the_kernels_take_erf_and_erfc_of_a_quotient_in_float64'], "gelu's x/−√2 rounded to float32 before erfc: the tail off by 2(x/√2)²·2⁻²⁴"),
     # (end of checkpoint durability and erf's cost)
 ]
 

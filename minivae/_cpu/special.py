@@ -42,9 +42,9 @@ def _inverse(a, q):
 
 
 @kernel
-def _erf(x, out, complement):
+def _erf(x, out, complement, divisor):
     for i in numba.prange(x.size):
-        v = numpy.float64(x[i])
+        v = numpy.float64(x[i]) / divisor
         out[i] = math.erfc(v) if complement else math.erf(v)
 
 
@@ -86,14 +86,14 @@ def _run(k, x, *args):
     return out
 
 
-def erf(x):
-    """erf x, elementwise, in x's dtype (float32 rounded once from float64)."""
-    return _run(_erf, x, False)
+def erf(x, divisor=1.0):
+    """erf(x/divisor), elementwise, in x's dtype (the quotient in float64; float32 rounded once from float64)."""
+    return _run(_erf, x, False, float(divisor))
 
 
-def erfc(x):
-    """erfc x = 1 − erf x, elementwise, its tail to the last digit."""
-    return _run(_erf, x, True)
+def erfc(x, divisor=1.0):
+    """erfc(x/divisor) = 1 − erf(x/divisor), elementwise, its tail to the last digit (gelu's Φ(x) = ½·erfc(x/−√2))."""
+    return _run(_erf, x, True, float(divisor))
 
 
 def erfinv(y):

@@ -76,8 +76,8 @@ class LaunchValues:
             self.events[i].synchronize()  # the copy that read this buffer two launches ago has run
         host = self.hosts[i]
         host[0] = shift
-        pairs = numpy.asarray(adam, numpy.float64).reshape(-1)
-        host[1:1 + pairs.size].view(numpy.float64)[:] = pairs
+        values = numpy.asarray(adam, numpy.float64).reshape(-1)
+        host[1:1 + values.size].view(numpy.float64)[:] = values
         self.device.set(host, stream=stream)
         if self.events[i] is None:
             self.events[i] = self.cupy.cuda.Event(disable_timing=True)

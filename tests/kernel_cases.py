@@ -496,37 +496,78 @@ def _flat_problem(dtype):
     return starts, p, m, v, grads
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_updates_every_parameter_in_one_launch(dev, dtype):
-    starts, p, m, v, grads = _flat_problem(dtype)
-    dp, dm, dv = dev.put(p), dev.put(m), dev.put(v)
-    step_size, b1, b2, eps_hat = 1e-3, 0.9, 0.999, 1e-8
-    adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), step_size, b1, b2, eps_hat)
+def _adam_formula(dtype, p, m, v, g, step_size, b1, b2, eps_hat, weight_decay=0.0, decay=1.0, maximize=False,
+                  max_v=None):
+    """optim.Adam's update written out in NumPy, in the parameters' dtype: (p, m, v, v̂max) after one step."""
     s = np.dtype(dtype).type
+    g = -g if maximize else g
+    p = p * s(decay)
+    if weight_decay:
+        g = g + s(weight_decay) * p
+    m = s(b1) * m + s(1 - b1) * g
+    v = s(b2) * v + s(1 - b2) * g * g
+    if max_v is not None:
+        max_v = np.maximum(max_v, v)
+    return p - s(step_size) * m / (np.sqrt(v if max_v is None else max_v) + s(eps_hat)), m, v, max_v
+
+
+# (weight_decay, decay, maximize, amsgrad): plain Adam; L2 decay with maximize; AdamW's decoupled decay; amsgrad
+ADAM_OPTIONS = [(0.0, 1.0, False, False), (0.1, 1.0, True, False), (0.0, 1 - 1e-3 * 0.5, False, False),
+                (0.1, 1.0, False, True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay,decay,maximize,amsgrad", ADAM_OPTIONS, ids=["adam", "l2-maximize", "adamw", "amsgrad"])
+def test_adam_updates_every_parameter_in_one_launch(dev, dtype, weight_decay, decay, maximize, amsgrad):
+    starts, p, m, v, grads = _flat_problem(dtype)
+    max_v = np.abs(np.random.default_rng(8).standard_normal(p.size)).astype(dtype) if amsgrad else None
+    if amsgrad:
+        max_v[::2] = 0  # where v̂max < v, v is taken (and kept); elsewhere v̂max
+    dp, dm, dv, dmax = dev.put(p), dev.put(m), dev.put(v), None if max_v is None else dev.put(max_v)
+    scalars = 1e-3, 0.9, 0.999, 1e-8
+    adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), *scalars,
+                       weight_decay, decay, maximize, dmax)
     for j, g in enumerate(grads):
         sl = slice(starts[j], starts[j + 1])
         if g is None:
-            want_p, want_m, want_v = p[sl], m[sl], v[sl]
-        else:                                               # optim.Adam's NumPy formula, in the parameters' dtype
-            want_m = s(b1) * m[sl] + s(1 - b1) * g
-            want_v = s(b2) * v[sl] + s(1 - b2) * g * g
-            want_p = p[sl] - s(step_size) * want_m / (np.sqrt(want_v) + s(eps_hat))
+            want_p, want_m, want_v, want_max = p[sl], m[sl], v[sl], None if max_v is None else max_v[sl]
+        else:
+            want_p, want_m, want_v, want_max = _adam_formula(dtype, p[sl], m[sl], v[sl], g, *scalars, weight_decay,
+                                                              decay, maximize, None if max_v is None else max_v[sl])
         close(dev.get(dm)[sl], want_m, dtype)
         close(dev.get(dv)[sl], want_v, dtype)
         close(dev.get(dp)[sl], want_p, dtype)
+        if amsgrad:
+            close(dev.get(dmax)[sl], want_max, dtype)
+
+
+def _sgd_formula(dtype, p, v, g, lr, momentum, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
+                 first=False):
+    """optim.SGD's update written out in NumPy, in the parameters' dtype (torch's): (p, v) after one step."""
+    s = np.dtype(dtype).type
+    d = -g if maximize else g
+    if weight_decay:
+        d = d + s(weight_decay) * p
+    v = d if momentum == 0 or first else s(momentum) * v + s(1 - dampening) * d
+    return p - s(lr) * (d + s(momentum) * v if nesterov else v), v
+
+
+# (momentum, dampening, weight_decay, nesterov, maximize, first)
+SGD_OPTIONS = [(0.0, 0.0, 0.0, False, False, False), (0.9, 0.0, 0.0, False, False, False),
+               (0.9, 0.3, 0.1, False, True, False), (0.9, 0.3, 0.1, False, False, True),
+               (0.9, 0.0, 0.1, True, False, False), (0.5, 0.0, 0.0, True, True, True), (0.0, 0.3, 0.1, False, True, False)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_sgd_updates_every_parameter_in_one_launch(dev, dtype, momentum):
+@pytest.mark.parametrize("options", SGD_OPTIONS, ids=["plain", "momentum", "damped-decay-maximize", "damped-first-step",
+                                                      "nesterov-decay", "nesterov-first-maximize", "damping-without-momentum"])
+def test_sgd_updates_every_parameter_in_one_launch(dev, dtype, options):
     starts, p, _, v, grads = _flat_problem(dtype)
     dp, dv = dev.put(p), dev.put(v)
-    sgd.sgd_step_all(dp, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), 0.1, momentum)
-    s = np.dtype(dtype).type
+    sgd.sgd_step_all(dp, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), 0.1, *options)
     for j, g in enumerate(grads):
         sl = slice(starts[j], starts[j + 1])
-        want_v = v[sl] if g is None else s(momentum) * v[sl] + g
-        want_p = p[sl] if g is None else p[sl] - s(0.1) * want_v
+        want_p, want_v = (p[sl], v[sl]) if g is None else _sgd_formula(dtype, p[sl], v[sl], g, 0.1, *options)
         close(dev.get(dv)[sl], want_v, dtype)
         close(dev.get(dp)[sl], want_p, dtype)
 
@@ -568,7 +609,7 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
     eps_eager = dev.get(random.normal(11, 10, x.shape, dtype))
     starts, p, m, v, grads = _flat_problem(dtype)
     dp, dm, dv = dev.put(p), dev.put(m), dev.put(v)
-    monkeypatch.setattr(minivae._gpu, "capture", _GraphKnobs(dev, 7, (2e-3, 1e-6)))
+    monkeypatch.setattr(minivae._gpu, "capture", _GraphKnobs(dev, 7, (2e-3, 1e-6, 1.0)))
     np.testing.assert_array_equal(dev.get(random.uniform(11, 3, 9, dtype)), Generator(11, 10).uniform(9, dtype))
     y, _ = (dev.get(a) for a in gumbel.gumbel_softmax_fwd(dev.put(x), 11, 3, 0.5, False))
     np.testing.assert_array_equal(y, y_eager)
@@ -582,6 +623,34 @@ def test_kernels_in_a_graph_take_the_counter_advance_and_adam_scalars_from_memor
     g = grads[0]
     want_m, want_v = s(0.9) * m[:5] + s(0.1) * g, s(0.999) * v[:5] + s(1 - 0.999) * g * g
     close(dev.get(dp)[:5], p[:5] - s(2e-3) * want_m / (np.sqrt(want_v) + s(1e-6)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_in_a_graph_decays_by_this_step_s_learning_rate_from_memory(dev, dtype, monkeypatch):
+    """A CUDA graph replays the arguments of the step it was captured at; a scheduler then changes the lr. AdamW's
+    kernel must take this step's (lr_t, ε̂, 1 − lr·wd) from memory, as optim.AdamW.launch_scalars gives them after
+    the change (what graph.py writes before the launch), and so update as the eager step at the new lr does."""
+    import minivae._gpu
+    import minivae as mv
+    from minivae.optim import AdamW
+    starts, p, m, v, grads = _flat_problem(dtype)
+    opt = AdamW([mv.tensor(p.copy())], lr=0.1, weight_decay=0.5)  # (one parameter: only its launch_scalars are used)
+    opt.params[0].grad = p
+    opt.count_step()  # the step the graph was captured at: t = 1, lr = 0.1
+    captured = opt._scalars(opt.param_groups[0], 1)
+    opt.param_groups[0]["lr"] = 0.02  # the scheduler's change; then the replay's count
+    opt.count_step()
+    (knobs,) = opt.launch_scalars()
+    step_size, b1, b2, eps_hat, _, decay = opt._scalars(opt.param_groups[0], 2)
+    assert knobs == (step_size, eps_hat, decay) and decay == 1 - 0.02 * 0.5 and captured[-1] == 1 - 0.1 * 0.5
+    dp, dm, dv = dev.put(p), dev.put(m), dev.put(v)
+    monkeypatch.setattr(minivae._gpu, "capture", _GraphKnobs(dev, 0, knobs))
+    adam.adam_step_all(dp, dm, dv, [None if g is None else dev.put(g) for g in grads], dev.put(starts), *captured, False)
+    for j, g in enumerate(grads):
+        sl = slice(starts[j], starts[j + 1])
+        want_p = p[sl] if g is None else _adam_formula(dtype, p[sl], m[sl], v[sl], g, step_size, b1, b2, eps_hat, 0.0,
+                                                       decay)[0]
+        close(dev.get(dp)[sl], want_p, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

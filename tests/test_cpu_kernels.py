@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 import minivae as mv
 from minivae import ops
 from minivae._backend import use_numba
-from minivae.optim import SGD, Adam
+from minivae.optim import SGD, Adam, AdamW
 from minivae.random import Generator
 
 pytest.importorskip("numba", reason="Numba is not installed: the fused CPU kernels are not in use")
@@ -158,11 +158,19 @@ def test_fused_ops_pass_gradcheck():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=1e-2), lambda ps: SGD(ps, lr=1e-2, momentum=0.9),
-                                  lambda ps: SGD(ps, lr=1e-2)], ids=["adam", "sgd-momentum", "sgd"])
+@pytest.mark.parametrize("make", [
+    lambda ps: Adam(ps, lr=1e-2), lambda ps: SGD(ps, lr=1e-2, momentum=0.9), lambda ps: SGD(ps, lr=1e-2),
+    lambda ps: SGD(ps, lr=1e-2, momentum=0.9, dampening=0.3, weight_decay=0.1),
+    lambda ps: SGD(ps, lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True),
+    lambda ps: SGD(ps, lr=1e-2, dampening=0.5, maximize=True),
+    lambda ps: Adam(ps, lr=1e-2, weight_decay=0.1, maximize=True, amsgrad=True),
+    lambda ps: AdamW(ps, lr=1e-2, weight_decay=0.5), lambda ps: AdamW(ps, lr=1e-2, amsgrad=True, maximize=True)],
+    ids=["adam", "sgd-momentum", "sgd", "sgd-damped-decay", "sgd-nesterov-decay-maximize", "sgd-damping-alone-maximize",
+         "adam-l2-maximize-amsgrad", "adamw", "adamw-amsgrad-maximize"])
 def test_optimizer_kernels_match_the_reference(dtype, make):
     """Bit for bit: the kernels compute in the parameters' dtype with the NumPy formula's rounding; the
-    optimizer's state too (a checkpoint must not depend on whether Numba is installed)."""
+    optimizer's state too (a checkpoint must not depend on whether Numba is installed). With every option
+    (weight decay, maximize, SGD's dampening (at the first step too) and Nesterov, AdamW, amsgrad)."""
     from minivae.nn import MLP
     params, states = {}, {}
     for flag in (True, False):
@@ -309,7 +317,7 @@ def test_a_nan_in_a_row_makes_the_row_nan(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_both_builds_of_the_elementwise_kernels_agree(dtype):
-    from minivae._cpu import adam, bce
+    from minivae._cpu import adam, bce, sgd
     rng = np.random.default_rng(0)
     x, t = (5 * rng.normal(size=5000)).astype(dtype), rng.uniform(size=5000).astype(dtype)
     outs = [[np.empty_like(x), np.empty_like(x)] for _ in range(2)]
@@ -319,7 +327,15 @@ def test_both_builds_of_the_elementwise_kernels_agree(dtype):
     s = dtype
     states = [[a.copy() for a in (x, np.abs(t), t)] for _ in range(2)]
     for build, (p, m, v) in zip((adam._step.serial, adam._step.parallel), states):
-        build(p, t, m, v, s(1e-3), s(0.9), s(0.1), s(0.999), s(0.001), s(1e-8))
+        build(p, t, m, v, s(1e-3), s(0.9), s(0.1), s(0.999), s(0.001), s(1e-8), s(0.1), s(0.99), True)
+    np.testing.assert_array_equal(states[0], states[1])
+    states = [[a.copy() for a in (x, np.abs(t), t, np.abs(x))] for _ in range(2)]
+    for build, (p, m, v, max_v) in zip((adam._step_amsgrad.serial, adam._step_amsgrad.parallel), states):
+        build(p, t, m, v, max_v, s(1e-3), s(0.9), s(0.1), s(0.999), s(0.001), s(1e-8), s(0.1), s(0.99), True)
+    np.testing.assert_array_equal(states[0], states[1])
+    states = [[a.copy() for a in (x, t)] for _ in range(2)]
+    for build, (p, v) in zip((sgd._step.serial, sgd._step.parallel), states):
+        build(p, t, v, s(1e-3), s(0.9), s(0.7), s(0.1), True, True, False)
     np.testing.assert_array_equal(states[0], states[1])
 
 

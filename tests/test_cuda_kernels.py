@@ -50,3 +50,25 @@ def test_the_cases_run_clean_under_the_sanitizers(sanitize, cases):
     assert done.returncode == 0, report
     assert "Sanitizer" not in done.stderr, report
     assert " passed" in done.stdout and " failed" not in done.stdout, report
+
+
+@pytest.mark.parametrize("name, options, group", [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.1, "maximize": True},
+     {"lr": 0.05, "weight_decay": 0.3, "momentum": 0.5}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}, {"nesterov": False, "dampening": 0.4, "maximize": True}),
+    ("AdamW", {"lr": 0.1, "amsgrad": True}, {"lr": 0.05, "weight_decay": 0.3, "maximize": True}),
+    ("Adam", {"lr": 0.1, "weight_decay": 0.1, "maximize": True}, {"amsgrad": True, "weight_decay": 0.0}),
+], ids=["sgd-damped-decay-maximize", "sgd-nesterov-and-damped", "adamw-amsgrad", "adam-l2-and-amsgrad-group"])
+def test_optimizers_on_the_one_launch_kernels_step_as_torch(dev, monkeypatch, name, options, group):
+    """A whole optimizer on kernels/optim.cu, as on a GPU (the one-launch path: update_all, one launch per flat buffer
+    and Adam count, SGD's parameters at their first step launched apart), on tests/test_optim_options.py's problem
+    (two groups of their own options, a parameter whose first step comes later), against torch.optim."""
+    if sanitize_mode() is not None:
+        pytest.skip("the kernels' own cases run under the sanitizers; this one would load torch there")
+    pytest.importorskip("torch")
+    import importlib
+    import minivae.optim as optim
+    from tests.test_optim_options import _assert_as_torch
+    monkeypatch.setattr(optim, "fused", lambda kernel, xp, *arrays: importlib.import_module(f"minivae._gpu.{kernel}"))
+    for dtype in (np.float64, np.float32):
+        _assert_as_torch(name, options, group, dtype)

@@ -178,15 +178,24 @@ def test_optimizers_update_every_parameter_in_one_launch(launches):
     grads = [np.ones((2, 2), np.float32), None, np.ones(4, np.float64)[::-1]]   # a missing and a strided one
     adam.adam_step_all(flat, m, v, grads, starts, 1e-3, 0.9, 0.999, 1e-8)
     sgd.sgd_step_all(flat, m, grads, starts, 0.1, 0.0)
-    (_, name, grid, _, args), (_, sgd_name, _, _, sgd_args) = launches
+    max_v = np.zeros_like(flat)
+    adam.adam_step_all(flat, m, v, grads, starts, 1e-3, 0.9, 0.999, 1e-8, 0.25, 0.5, True, max_v)
+    sgd.sgd_step_all(flat, m, grads, starts, 0.1, 0.9, 0.25, 0.5, True, True, True)
+    (_, name, grid, _, args), (_, sgd_name, _, _, sgd_args), (_, _, _, _, adam_on), (_, _, _, _, sgd_on) = launches
     assert name == "adam_step<float>" and sgd_name == "sgd_step<float>" and grid == (1,)
-    table, count, n = args[3], args[5], args[6]
+    assert args[3] is v and adam_on[3] is max_v   # v_max: v itself (never read) without amsgrad
+    table, count, n = args[4], args[6], args[7]
     assert table.dtype == np.uint64 and table[0] == address(grads[0]) and table[1] == 0
     assert table[2] != 0 and table[2] != address(grads[2])   # a contiguous float32 copy was made for the kernel
     assert type(count) is np.int32 and count == 3 and type(n) is np.int64 and n == 10
-    assert all(type(a) is np.float32 for a in args[7:-1]) and args[8] == np.float32(0.9) and args[9] == np.float32(1 - 0.9)
+    assert all(type(a) is np.float32 for a in args[8:16]) and args[9] == np.float32(0.9) and args[10] == np.float32(1 - 0.9)
+    assert (args[14], args[15]) == (0, 1) and (adam_on[14], adam_on[15]) == (np.float32(0.25), np.float32(0.5))
+    assert all(type(a) is np.int32 for a in args[16:18]) and (args[16], args[17], adam_on[16], adam_on[17]) == (0, 0, 1, 1)
     assert args[-1].dtype == np.float64 and np.isnan(args[-1]).all()  # eagerly: no step scalars from memory
-    assert all(type(a) is np.float32 for a in sgd_args[-2:])
+    # sgd_step<T>(p, v, grads, starts, count, n, lr, momentum, 1 − dampening, weight_decay, nesterov, maximize, first)
+    assert all(type(a) is np.float32 for a in sgd_args[6:10]) and all(type(a) is np.int32 for a in sgd_args[10:])
+    assert sgd_args[6:] == (np.float32(0.1), 0, 1, 0, 0, 0, 0)
+    assert sgd_on[6:] == (np.float32(0.1), np.float32(0.9), np.float32(0.75), np.float32(0.5), 1, 1, 1)
 
 
 def test_random_fills_draw_on_the_device_module(launches, monkeypatch):

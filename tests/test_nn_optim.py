@@ -6,7 +6,7 @@ import pytest
 
 import minivae as mv
 from minivae.nn import MLP, Linear, Module
-from minivae.optim import SGD, Adam, clip_grad_norm_
+from minivae.optim import SGD, Adam, AdamW, clip_grad_norm_
 from minivae.random import Generator
 
 
@@ -195,11 +195,12 @@ def test_one_launch_path_gets_each_param_groups_hyperparameters(monkeypatch):
         ONE_LAUNCH = True
 
         @staticmethod
-        def sgd_step_all(p, v, grads, starts, lr, momentum):
+        def sgd_step_all(p, v, grads, starts, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
+            assert (dampening, weight_decay, nesterov, maximize) == (0, 0, False, False)
             for j, g in enumerate(grads):
                 if g is not None:
                     s = slice(int(starts[j]), int(starts[j + 1]))
-                    v[s] = momentum * v[s] + g.reshape(-1)
+                    v[s] = g.reshape(-1) if first else momentum * v[s] + g.reshape(-1)
                     p[s] -= lr * v[s]
 
     def run():
@@ -319,8 +320,10 @@ def test_a_model_with_tied_and_frozen_parameters_replays_its_eager_steps(optimiz
     assert not np.array_equal(m2.enc.data, TIED_W) and o2.steps == 4
 
 
-def _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
-    """A stand-in for the GPU's one-launch Adam kernel: the flat buffers' slices of the parameters with a gradient."""
+def _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat, weight_decay, decay, maximize, max_v):
+    """A stand-in for the GPU's one-launch Adam kernel (plain Adam's options only): the flat buffers' slices of the
+    parameters with a gradient."""
+    assert (weight_decay, decay, maximize, max_v) == (0, 1, False, None)
     for j, g in enumerate(grads):
         if g is not None:
             s, g = slice(int(starts[j]), int(starts[j + 1])), g.reshape(-1)
@@ -338,8 +341,8 @@ def test_frozen_parameter_is_left_alone_by_the_one_launch_path(monkeypatch):
         ONE_LAUNCH = True
 
         @staticmethod
-        def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
-            _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat)
+        def adam_step_all(p, m, v, grads, starts, *scalars):
+            _one_launch_adam_step(p, m, v, grads, starts, *scalars)
 
     def run():
         model = _Tied(mv.nn, TIED_W, TIED_OFFSET)
@@ -443,11 +446,12 @@ def test_clip_grad_norm_takes_a_single_tensor_as_torch():
 
 # ---- hyperparameters ----------------------------------------------------------------------------
 @pytest.mark.parametrize("make, problem", [
-    (lambda w: SGD([{"params": [w], "weight_decay": 0.5}], lr=0.1), r"group 0: unknown option 'weight_decay'.*lr, momentum"),
+    (lambda w: SGD([{"params": [w], "betas": (0.5, 0.9)}], lr=0.1), r"group 0: unknown option 'betas'.*lr, momentum"),
+    (lambda w: AdamW([{"params": [w], "decoupled_weight_decay": False}]), r"unknown option 'decoupled_weight_decay'"),
     (lambda w: Adam([{"params": [w], "lrr": 5.0}], lr=0.1), r"unknown option 'lrr'.*lr, betas, eps"),
     (lambda w: Adam([{"params": [w]}, {"params": [], "momentum": 0.9}]), r"group 1: unknown option 'momentum'"),
     (lambda w: SGD([{"lr": 0.1}], lr=0.1), r"group 0: no 'params' entry"),
-], ids=["sgd-weight-decay", "adam-typo", "second-group", "no-params"])
+], ids=["sgd-betas", "adamw-coupled", "adam-typo", "second-group", "no-params"])
 def test_param_group_options_the_optimizer_does_not_take_are_refused(make, problem):
     w = mv.tensor([1.0, -2.0], requires_grad=True)
     with pytest.raises(ValueError, match=problem):
@@ -651,9 +655,9 @@ def test_the_one_launch_path_launches_once_per_step_count(monkeypatch):
         ONE_LAUNCH = True
 
         @staticmethod
-        def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat):
+        def adam_step_all(p, m, v, grads, starts, step_size, b1, b2, eps_hat, *options):
             calls.append(([g is not None for g in grads], step_size, eps_hat))
-            _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat)
+            _one_launch_adam_step(p, m, v, grads, starts, step_size, b1, b2, eps_hat, *options)
 
     reference, _ = _skipping_run(ADAM, mv)
     monkeypatch.setattr(optim, "fused", lambda name, xp, *arrays: OneLaunchAdam)
@@ -665,7 +669,7 @@ def test_the_one_launch_path_launches_once_per_step_count(monkeypatch):
     assert [mask for mask, _, _ in calls] == [a_only, a_only, b_only, a_only, a_only, b_only, a_only, b_only, a_only]
     step_size = lambda t: 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)  # noqa: E731
     np.testing.assert_allclose([s for _, s, _ in calls[-2:]], [step_size(3), step_size(6)], rtol=1e-12)
-    assert opt.launch_scalars() == [(s, e) for _, s, e in calls[-2:]]
+    assert opt.launch_scalars() == [(s, e, 1.0) for _, s, e in calls[-2:]]
 
 
 # ---- learning-rate schedulers against torch.optim.lr_scheduler -----------------------------------

@@ -11,7 +11,7 @@ import minivae as mv
 from minivae import _pool, ops
 from minivae._backend import use_numba
 from minivae.models import CategoricalVAE, GaussianVAE
-from minivae.optim import SGD, Adam
+from minivae.optim import SGD, Adam, AdamW
 from minivae.plan import PlanError, compile_step, live
 from minivae.random import Generator
 from minivae.training import train
@@ -87,6 +87,23 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(name, numba):
 
 def test_replay_with_sgd_and_clipping_equals_eager():
     assert_same_run(eager_run(MODELS["gumbel_softmax"], SGD, clip=0.5), plan_run(MODELS["gumbel_softmax"], SGD, clip=0.5))
+
+
+OPTIONS = {
+    "sgd-nesterov-decay": lambda ps, lr: SGD(ps, lr, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "sgd-damped-maximize": lambda ps, lr: SGD(ps, lr, momentum=0.5, dampening=0.3, weight_decay=0.1, maximize=True),
+    "adam-l2-maximize": lambda ps, lr: Adam(ps, lr, weight_decay=0.1, maximize=True),
+    "adamw-amsgrad": lambda ps, lr: AdamW(ps, lr, weight_decay=0.5, amsgrad=True),
+}
+
+
+@pytest.mark.parametrize("numba", [False, True], ids=["numpy", "numba"])
+@pytest.mark.parametrize("optimizer", list(OPTIONS))
+def test_replays_with_the_optimizers_options_equal_eager_steps_bit_for_bit(optimizer, numba):
+    """Weight decay (L2 and AdamW's), maximize, SGD's dampening (whose first step, the recorded one, is undamped)
+    and Nesterov, amsgrad: the replayed steps are the eager ones, parameters and optimizer state exactly."""
+    with use_numba(numba):
+        assert_same_run(eager_run(MODELS["gaussian"], OPTIONS[optimizer]), plan_run(MODELS["gaussian"], OPTIONS[optimizer]))
 
 
 def test_each_replay_draws_fresh_noise_and_moves_the_parameters():

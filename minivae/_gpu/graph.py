@@ -10,10 +10,13 @@ What a graph cannot take from its captured arguments it reads from memory, writt
 - the Philox counter: each Philox kernel adds ``shift`` (the counter's advance since the capture) to its
   offset (minivae/_gpu/__init__.py, kernels/random.cu, kernels/gumbel_softmax.cu), so every launch
   draws the next noise, as the eager step would; the generator's counter then moves by the step's blocks;
-- Adam's bias-corrected step size and ε̂ of this step (kernels/optim.cu);
+- Adam's bias-corrected step size and ε̂ of this step, and AdamW's decay factor 1 − lr·wd (kernels/optim.cu): all
+  three follow the learning rate, which a scheduler may change between launches;
 the last two in one buffer, written by one asynchronous copy from pinned memory a launch (LaunchValues).
 Live op parameters (τ(step)) are captured as they are: the graph refuses a step whose τ differs from
-the captured one rather than replaying the wrong one; so is a changed learning rate of SGD.
+the captured one rather than replaying the wrong one; so is a changed optimizer option (but Adam's learning
+rate, read from memory as said), as a changed learning rate of SGD, and an SGD step at
+which a parameter would take its first step (its momentum buffer started, which the captured launch does not).
 
 Memory: the capture allocates from a memory pool of its own, which nothing else uses afterwards, so the
 arrays the step makes (activations, gradients, the loss) keep their addresses from launch to launch:
@@ -30,6 +33,7 @@ from minivae._backend import cupy_module, fused
 from minivae.engine import Tensor
 
 ADAM_SLOTS = 64  # Adam launches a step can make: one per parameter group and step count (optim.Adam)
+ADAM_VALUES = 3  # what each reads: (step size, ε̂, decay), optim.Adam.launch_scalars
 # Each dense layer's weight-gradient product on a second stream of the graph, beside the chain of x̄ products
 # and bias gradients that the backward pass must run in order (minivae/_gpu/gemm.py: SideStream; minivae.plan:
 # where the main stream waits for it). At batch 128 each product is a few µs on a few of a GPU's SMs, so two
@@ -41,8 +45,8 @@ use_side_stream = os.environ.get("MINIVAE_SIDE_STREAM") != "0"
 
 class LaunchValues:
     """What a graph reads from memory at each launch, written before it by one asynchronous copy: the Philox
-    counter's advance (``shift``, one uint64) and Adam's (step size, ε̂) pairs (``adam``, float64, NaN where
-    unused), side by side in one device buffer, copied from one of two pinned host buffers in turn.
+    counter's advance (``shift``, one uint64) and Adam's (step size, ε̂, decay) triples (``adam``, float64, NaN
+    where unused), side by side in one device buffer, copied from one of two pinned host buffers in turn.
 
     Why: a copy from pageable memory (``ndarray.set`` without a stream) is a synchronous cudaMemcpy, which
     first waits for the GPU to finish what it was given, the previous step's graph included; the host then
@@ -52,10 +56,10 @@ class LaunchValues:
     has run (its event): the host may run a step ahead, not overwrite what is still to be copied."""
 
     def __init__(self, cupy, slots):
-        self.cupy, self.words = cupy, 1 + 2 * slots
+        self.cupy, self.words = cupy, 1 + ADAM_VALUES * slots
         self.device = cupy.empty(self.words, numpy.uint64)
         self.shift = self.device[:1]
-        self.adam = self.device[1:].view(numpy.float64).reshape(slots, 2)
+        self.adam = self.device[1:].view(numpy.float64).reshape(slots, ADAM_VALUES)
         self.hosts = []
         for _ in range(2):
             host = numpy.frombuffer(cupy.cuda.alloc_pinned_memory(8 * self.words), numpy.uint64, self.words)
@@ -66,18 +70,23 @@ class LaunchValues:
         self.events, self.turn = [None, None], 0
 
     def write(self, shift, adam, stream):
-        """Queue on ``stream`` the copy of this launch's values: shift, and the (step size, ε̂) pairs."""
+        """Queue on ``stream`` the copy of this launch's values: shift, and the (step size, ε̂, decay) triples."""
         i, self.turn = self.turn, 1 - self.turn
         if self.events[i] is not None:
             self.events[i].synchronize()  # the copy that read this buffer two launches ago has run
         host = self.hosts[i]
         host[0] = shift
-        pairs = numpy.asarray(adam, numpy.float64).reshape(-1)
-        host[1:1 + pairs.size].view(numpy.float64)[:] = pairs
+        values = numpy.asarray(adam, numpy.float64).reshape(-1)
+        host[1:1 + values.size].view(numpy.float64)[:] = values
         self.device.set(host, stream=stream)
         if self.events[i] is None:
             self.events[i] = self.cupy.cuda.Event(disable_timing=True)
         self.events[i].record(stream)
+
+
+def _options(optimizer):
+    """Each param group's options (what its kernels are launched with), for a comparison."""
+    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
 
 
 class CudaGraphStep:
@@ -101,7 +110,7 @@ class CudaGraphStep:
         self.pool = cupy.cuda.MemoryPool()
         optimizer = plan.optimizer
         counter, steps, replays = (self.rng.counter if self.rng else 0), (optimizer.steps, optimizer.param_steps[:]), plan.replays
-        self.lrs = [g["lr"] for g in optimizer.param_groups]
+        self.options = _options(optimizer)
         stream = cupy.cuda.Stream(non_blocking=True)
         self.cublas_handle = gemm.bind(stream)
         self.side = gemm.CudaSideStream(stream) if use_side_stream else None
@@ -175,9 +184,18 @@ class CudaGraphStep:
                 raise self.PlanError(f"{live.name} is {now} at this step but {value} in the captured CUDA graph, "
                                      "which replays its kernels' arguments: keep it fixed (for τ: --anneal-rate 0, "
                                      "or τ₀ = τ_min) or train without --graph")
-        if [g["lr"] for g in optimizer.param_groups] != self.lrs and self.adam_used == 0:
-            raise self.PlanError("the learning rate changed since the CUDA graph was captured; SGD's is one of the "
-                                 "graph's kernel arguments")
+        options = _options(optimizer)
+        if options != self.options:
+            changed = sorted({k for now, then in zip(options, self.options) for k in now if now[k] != then[k]}
+                             - ({"lr"} if self.adam_used else set()))
+            if changed:
+                raise self.PlanError(f"the optimizer's {', '.join(changed)} changed since the CUDA graph was captured; "
+                                     "its kernels take them as arguments (only Adam's lr-dependent values are read from "
+                                     "memory, so an SGD learning rate is one of them): capture it again")
+        if not self.adam_used and any(optimizer.param_steps[i] == 0 for i, g in enumerate(self.grads) if g is not None):
+            raise self.PlanError("a parameter's step count was loaded as 0 since the CUDA graph was captured: SGD's "
+                                 "first step starts its momentum buffer, which the captured launch does not; capture "
+                                 "it again")
         if self.adam_used and self._count_groups(optimizer) != self.count_groups:
             raise self.PlanError("the optimizer's per-parameter step counts were loaded since the CUDA graph was "
                                  "captured and group the parameters otherwise: Adam's launches, one per count, are "

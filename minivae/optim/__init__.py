@@ -189,39 +189,75 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """v ← μ·v + g;  p ← p − lr·v  (plain SGD when momentum μ = 0; v starts at 0, so the first
-    step uses v = g, as PyTorch's). v is updated even when μ = 0, so its state is the same on
-    every path (NumPy, Numba, CUDA). fused: minivae/_cpu/sgd.py, minivae/_gpu/sgd.py"""
+    """torch.optim.SGD's update, for each parameter with a gradient g:
+
+        d ← −g under ``maximize``, else g;   d ← d + wd·p  (``weight_decay`` wd ≠ 0: L2, on the gradient)
+        with momentum μ ≠ 0:  v ← d at the parameter's first step (undamped, as torch's new buffer),
+                              v ← μ·v + (1 − dampening)·d after;   d ← d + μ·v (``nesterov``) or v
+        p ← p − lr·d
+
+    The first step is the parameter's own (``param_steps``: a parameter whose gradients start later starts its
+    buffer then, as torch's). With μ = 0, v ← d: v is written even then, so its state is the same on every path
+    (NumPy, Numba, CUDA). ``nesterov`` needs μ > 0 and dampening = 0 (refused otherwise, as torch). The defaults
+    are torch 2.13's (lr = 1e-3). fused: minivae/_cpu/sgd.py, minivae/_gpu/sgd.py (kernels/optim.cu sgd_step)."""
 
     n_buffers, buffer_names, kernel = 1, ("momentum",), "sgd"
 
-    def __init__(self, params, lr, momentum=0.0):
-        super().__init__(params, {"lr": lr, "momentum": momentum})
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
+                                  "nesterov": nesterov, "maximize": maximize})
 
     def check_options(self, options, where):
         super().check_options(options, where)
         _check_number(where, "momentum", options["momentum"], lambda mu: mu >= 0, ">= 0")
+        _check_number(where, "dampening", options["dampening"], lambda d: True, "")
+        _check_number(where, "weight_decay", options["weight_decay"], lambda wd: wd >= 0, ">= 0")
+        _check_flag(where, "nesterov", options["nesterov"])
+        _check_flag(where, "maximize", options["maximize"])
+        if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
+            raise ValueError(f"{where}Nesterov momentum requires a momentum > 0 and zero dampening, got momentum="
+                             f"{options['momentum']!r}, dampening={options['dampening']!r}")
 
     momentum = property(lambda self: self.param_groups[0]["momentum"])
 
+    def _firsts(self, group):
+        """Whether each launch of ``update_all`` is of parameters at their first step (False, True: in that order,
+        each once, among the group's parameters with a gradient); one launch when all agree, the usual case."""
+        return sorted({self.param_steps[i] == 1 for i in group.indices if self.params[i].grad is not None})
+
     def update_all(self, group, grads, kernel):
         o = group.options
-        kernel.sgd_step_all(group.flat, group.companions[0], grads, group.starts, o["lr"], o["momentum"])
+        for first in self._firsts(group):
+            own = [g if (self.param_steps[i] == 1) == first else None for i, g in zip(group.indices, grads)]
+            kernel.sgd_step_all(group.flat, group.companions[0], own, group.starts, o["lr"], o["momentum"],
+                                o["dampening"], o["weight_decay"], o["nesterov"], o["maximize"], first)
 
     def update(self, i, p, g, kernel, options):
-        lr, mu = options["lr"], options["momentum"]
+        lr, mu, wd, first = options["lr"], options["momentum"], options["weight_decay"], self.param_steps[i] == 1
         v = self._buffers[0][i]
         if kernel is not None:
-            kernel.sgd_step(p, g, v, lr, mu)
+            kernel.sgd_step(p, g, v, lr, mu, options["dampening"], wd, options["nesterov"], options["maximize"], first)
             return
-        v *= mu
-        v += g
-        p -= lr * v
+        d = -g if options["maximize"] else g
+        if wd != 0:
+            d = d + wd * p
+        if mu == 0 or first:
+            v[...] = d
+        else:
+            v *= mu
+            v += (1 - options["dampening"]) * d
+        p -= lr * (d + mu * v if options["nesterov"] else v)
 
 
 class Adam(Optimizer):
-    """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·m̂/(√v̂ + ε), with bias-corrected m̂, v̂
-    (Kingma & Ba 2015), written as p ← p − lr_t·m/(√v + ε_t), lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), ε_t = ε·√(1−β₂ᵗ).
+    """torch.optim.Adam's update, for each parameter with a gradient g (t its own step count):
+
+        g ← −g under ``maximize``;  with ``weight_decay`` wd ≠ 0: p ← p·(1 − lr·wd) if ``decoupled_weight_decay``
+        (AdamW), else g ← g + wd·p (L2, on the gradient)
+        m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  v̂max ← max(v̂max, v) with ``amsgrad`` (the denominator's v then)
+        p ← p − lr·m̂/(√v̂ + ε), with bias-corrected m̂, v̂ (Kingma & Ba 2015), written as
+        p ← p − lr_t·m/(√v + ε_t), lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ), ε_t = ε·√(1−β₂ᵗ).
 
     t is the parameter's own step count (``param_steps``: the steps at which it had a gradient), as
     ``torch.optim.Adam``'s: a parameter whose gradients start later (frozen at first, or unused by
@@ -232,13 +268,29 @@ class Adam(Optimizer):
     (minivae/_cpu/adam.py): copying the gradients into one buffer to make a single call would
     cost more memory traffic than the calls it saves. On the GPU a whole flat buffer is updated in
     one launch per count among its parameters with a gradient (one launch when all have the same count,
-    the usual case), each launch given the gradients of that count's parameters and None for the others.
+    the usual case), each launch given the gradients of that count's parameters and None for the others;
+    in a CUDA graph each launch reads (lr_t, ε_t, 1 − lr·wd) from memory (``launch_scalars``), so a
+    scheduler's lr applies there too.
+
+    State: "m", "v" per parameter, and "max_v" (v̂max) when any group has ``amsgrad``.
     """
 
-    n_buffers, buffer_names, kernel = 2, ("m", "v"), "adam"
+    buffer_names, kernel = ("m", "v", "max_v"), "adam"  # (max_v only with amsgrad: see _flatten)
+    decoupled = False  # AdamW's decay is decoupled whatever its groups say
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        options = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
+                   "maximize": maximize}
+        if not self.decoupled:
+            options["decoupled_weight_decay"] = decoupled_weight_decay
+        super().__init__(params, options)
+
+    def _flatten(self):
+        if "n_buffers" not in vars(self):  # m and v; and v̂max where a group has amsgrad (fixed from then on)
+            self.n_buffers = 3 if any(g["amsgrad"] for g in self.param_groups) else 2
+            self.buffer_names = Adam.buffer_names[:self.n_buffers]
+        super()._flatten()
 
     def check_options(self, options, where):
         super().check_options(options, where)
@@ -248,14 +300,22 @@ class Adam(Optimizer):
         for k, beta in enumerate(betas):
             _check_number(where, f"betas[{k}]", beta, lambda b: 0 <= b < 1, "in [0, 1)")
         _check_number(where, "eps", options["eps"], lambda eps: eps >= 0, ">= 0")
+        _check_number(where, "weight_decay", options["weight_decay"], lambda wd: wd >= 0, ">= 0")
+        for flag in ("amsgrad", "maximize", "decoupled_weight_decay"):
+            if flag in options:
+                _check_flag(where, flag, options[flag])
 
     betas = property(lambda self: self.param_groups[0]["betas"])
     eps = property(lambda self: self.param_groups[0]["eps"])
 
     def _scalars(self, options, t):
+        """(lr_t, β₁, β₂, ε_t, L2 weight decay, decoupled decay factor 1 − lr·wd) at count t."""
         b1, b2 = options["betas"]
         step_size = options["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        return step_size, b1, b2, options["eps"] * math.sqrt(1 - b2 ** t)
+        wd = options["weight_decay"]
+        decoupled = self.decoupled or options.get("decoupled_weight_decay", False)
+        return (step_size, b1, b2, options["eps"] * math.sqrt(1 - b2 ** t),
+                0.0 if decoupled else wd, 1 - options["lr"] * wd if decoupled else 1.0)
 
     def _counts(self, group):
         """The step counts of the group's parameters that have a gradient, each once, in increasing order:
@@ -264,25 +324,61 @@ class Adam(Optimizer):
         return sorted({self.param_steps[i] for i in group.indices if self.params[i].grad is not None})
 
     def launch_scalars(self):
-        return [(step_size, eps_hat) for g in self._groups for t in self._counts(g)
-                for step_size, _, _, eps_hat in [self._scalars(g.options, t)]]
+        """(lr_t, ε_t, 1 − lr·wd) of each launch: what a CUDA graph's Adam kernels read from memory."""
+        return [(step_size, eps_hat, decay) for g in self._groups for t in self._counts(g)
+                for step_size, _, _, eps_hat, _, decay in [self._scalars(g.options, t)]]
+
+    def _max_v(self, options):
+        """The v̂max buffers when ``options`` (a group's) has amsgrad, else None."""
+        if not options["amsgrad"]:
+            return None
+        if self.n_buffers < 3:
+            raise ValueError(f"{type(self).__name__}: amsgrad was switched on in a param group after the optimizer was "
+                             "made without it, which has no v̂max state: make the optimizer with amsgrad=True")
+        return self._buffers[2]
 
     def update_all(self, group, grads, kernel):
+        o = group.options
+        max_v = None if self._max_v(o) is None else group.companions[2]
         for t in self._counts(group):
             own = [g if self.param_steps[i] == t else None for i, g in zip(group.indices, grads)]
-            kernel.adam_step_all(group.flat, *group.companions, own, group.starts, *self._scalars(group.options, t))
+            kernel.adam_step_all(group.flat, *group.companions[:2], own, group.starts, *self._scalars(o, t),
+                                 o["maximize"], max_v)
 
     def update(self, i, p, g, kernel, options):
-        step_size, b1, b2, eps_hat = self._scalars(options, self.param_steps[i])
+        step_size, b1, b2, eps_hat, wd, decay = self._scalars(options, self.param_steps[i])
         m, v = self._buffers[0][i], self._buffers[1][i]
+        max_v = self._max_v(options)
+        max_v = max_v if max_v is None else max_v[i]
         if kernel is not None:
-            kernel.adam_step(p, g, m, v, step_size, b1, b2, eps_hat)
+            kernel.adam_step(p, g, m, v, step_size, b1, b2, eps_hat, wd, decay, options["maximize"], max_v)
             return
+        if options["maximize"]:
+            g = -g
+        if decay != 1:
+            p *= decay
+        if wd != 0:
+            g = g + wd * p
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
+        if max_v is not None:
+            get_array_module(v).maximum(max_v, v, out=max_v)
+            v = max_v
         p -= step_size * m / (v ** 0.5 + eps_hat)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), torch.optim.AdamW: before each update
+    p ← p·(1 − lr·wd), the gradient left as it is; ``weight_decay`` defaults to 1e-2 as torch's. Otherwise
+    Adam's update, options and state (see Adam)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
 def _count(state, key, name):
@@ -299,11 +395,16 @@ def _host(a):
     return numpy.array(a.get() if hasattr(a, "get") else a)
 
 
+def _check_flag(where, name, value):
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{where}{name} must be True or False, got {value!r}")
+
+
 def _check_number(where, name, value, ok, rule):
     if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{where}{name} must be a real number, got {value!r}")
     if not (math.isfinite(value) and ok(value)):
-        raise ValueError(f"{where}{name} must be a finite number {rule}, got {value!r}")
+        raise ValueError(f"{where}{name} must be a finite number{' ' if rule else ''}{rule}, got {value!r}")
 
 
 def _refuse_duplicates(groups, name):

@@ -206,7 +206,7 @@ def _eager_knobs(like):
     xp = get_array_module(like)
     key = (xp.__name__, _device_id(like))
     if key not in _eager:
-        _eager[key] = (xp.zeros(1, numpy.uint64), xp.full(2, numpy.nan, numpy.float64))
+        _eager[key] = (xp.zeros(1, numpy.uint64), xp.full(3, numpy.nan, numpy.float64))  # (a graph's Adam triple)
     return _eager[key]
 
 
@@ -216,5 +216,5 @@ def philox_shift(like):
 
 
 def adam_scalars(like):
-    """The device array of (step size, ε̂) an Adam launch reads (NaN: use its arguments)."""
+    """The device array of (step size, ε̂, decay 1 − lr·wd) an Adam launch reads (NaN: use its arguments)."""
     return _eager_knobs(like)[1] if capture is None else capture.adam_slot()

@@ -139,7 +139,7 @@ class Optimizer:
     def launch_scalars(self):
         """What each one-launch kernel of ``step()`` reads from memory inside a CUDA graph
         (minivae/_gpu/graph.py) rather than from its arguments, in launch order (one group after
-        another): none here; Adam's bias-corrected (step size, ε̂), one pair per step count in a group."""
+        another): none here; Adam's bias-corrected (step size, ε̂) and decay 1 − lr·wd, one triple per step count in a group."""
         return []
 
     def state_dict(self):

@@ -1,5 +1,6 @@
 """Each fused Numba kernel against the NumPy formula it implements: values and gradients, float32
 and float64, over shapes with one row, K = 1, odd K and large K. Skipped without Numba."""
+import math
 import os
 
 import numpy as np
@@ -10,7 +11,9 @@ import minivae as mv
 from minivae import ops
 from minivae._backend import use_numba
 from minivae.optim import SGD, Adam, AdamW
+from minivae.ops import special
 from minivae.random import Generator
+from tests.test_special import ULP_BOUND, erfinv_inputs, float64_inputs, ulps
 
 pytest.importorskip("numba", reason="Numba is not installed: the fused CPU kernels are not in use")
 
@@ -539,3 +542,38 @@ def test_empty_inputs_take_the_formula_on_both_paths(name, fn, shape):
             results.append(y.numpy())
     np.testing.assert_array_equal(*results)
     assert results[0].shape == (shape[:-1] if name == "categorical_kl" else shape)
+
+def test_the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds():
+    from minivae._cpu import special as fused
+    x, y = float64_inputs(), erfinv_inputs()
+    z = np.concatenate([1 - y, [0.0, 2.0, 1.0, 1e-300, 5e-324]])
+    cases = [("erf", x, lambda v: special.erf_forward(np, v, False)),
+             ("erfc", x, lambda v: special.erf_forward(np, v, True)),
+             ("erfinv", np.concatenate([y, [1.0, -1.0, 1.5, np.nan, -0.0]]), lambda v: special.erfinv_forward(np, v)),
+             ("erfcinv", np.concatenate([z, [-1.0, 2.5, np.nan]]), lambda v: special.erfcinv_forward(np, v))]
+    for name, v, formula in cases:
+        got, want = getattr(fused, name)(v), formula(v)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(got[~finite], want[~finite], err_msg=name)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=name)  # erf(−0), erfinv(−0)
+        # each within ~2.5 ulp of the exact value; the inverses' roots, of erf's moved by the other's error
+        assert ulps(got[finite], want[finite]).max() <= ULP_BOUND, name
+        kernel = getattr(fused, "_erf" if name in ("erf", "erfc") else "_" + name)
+        parallel = np.empty_like(v)
+        kernel.parallel(v, parallel, *([name == "erfc", 1.0] if name in ("erf", "erfc") else []))
+        np.testing.assert_array_equal(parallel, got, err_msg=name)  # the threaded build computes the same
+
+
+def test_the_special_kernels_take_erf_and_erfc_of_a_quotient_in_float64():
+    """gelu's Φ(x) = ½·erfc(x/−√2): the quotient taken in float64 inside the kernel, as the formula takes it of x cast
+    to float64 (a float32 quotient would be off by up to 2(x/√2)²·2⁻²⁴ relatively in the tail: 10⁻⁴ at x = −40)."""
+    from minivae._cpu import special as fused
+    x = np.concatenate([np.random.default_rng(8).uniform(-40, 40, 2000), [0.0, -0.0, -37.5]]).astype(np.float32)
+    for name in ("erf", "erfc"):
+        got = getattr(fused, name)(x, -math.sqrt(2))
+        want = special.in_float64(lambda v, c=name == "erfc": special.erf_forward(np, v / -math.sqrt(2), c), x)
+        assert got.dtype == np.float32
+        nonzero = want != 0
+        err = np.abs(got[nonzero].astype(np.float64) - want[nonzero]) / np.spacing(np.abs(want[nonzero]))
+        assert err.max() <= 1, name

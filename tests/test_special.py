@@ -1,6 +1,6 @@
 """erf, erfc, erfinv and erfcinv against the standard library (math.erf, math.erfc) per element, over every binade,
 both tails and the special values, and against torch where it is installed; every test on the array formula (the
-specification) and on the Numba kernels, which are also compared with the formula directly."""
+specification) and on the Numba kernels (which tests/test_cpu_kernels.py also compares with the formula directly)."""
 import importlib.util
 import math
 
@@ -10,7 +10,6 @@ import pytest
 import minivae as mv
 from minivae import ops
 from minivae._backend import use_numba
-from minivae.ops import special
 
 
 @pytest.fixture(autouse=True, params=["formula", "numba"])
@@ -205,43 +204,3 @@ def test_gradients_match_torch():
         getattr(ops, name)(t).backward(np.arange(1.0, 5.0))
         getattr(torch, name)(tt).backward(torch.arange(1.0, 5.0, dtype=torch.float64))
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-13)
-
-
-def test_the_kernels_are_the_formula_to_a_few_ulp_on_both_builds(path):
-    if path == "formula":
-        pytest.skip("a comparison of the Numba kernels with the formula")
-    from minivae._cpu import special as fused
-    x, y = float64_inputs(), erfinv_inputs()
-    z = np.concatenate([1 - y, [0.0, 2.0, 1.0, 1e-300, 5e-324]])
-    cases = [("erf", x, lambda v: special.erf_forward(np, v, False)),
-             ("erfc", x, lambda v: special.erf_forward(np, v, True)),
-             ("erfinv", np.concatenate([y, [1.0, -1.0, 1.5, np.nan, -0.0]]), lambda v: special.erfinv_forward(np, v)),
-             ("erfcinv", np.concatenate([z, [-1.0, 2.5, np.nan]]), lambda v: special.erfcinv_forward(np, v))]
-    for name, v, formula in cases:
-        got, want = getattr(fused, name)(v), formula(v)
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
-        finite = np.isfinite(want)
-        np.testing.assert_array_equal(got[~finite], want[~finite], err_msg=name)
-        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=name)  # erf(−0), erfinv(−0)
-        # each within ~2.5 ulp of the exact value; the inverses' roots, of erf's moved by the other's error
-        assert ulps(got[finite], want[finite]).max() <= ULP_BOUND, name
-        kernel = getattr(fused, "_erf" if name in ("erf", "erfc") else "_" + name)
-        parallel = np.empty_like(v)
-        kernel.parallel(v, parallel, *([name == "erfc", 1.0] if name in ("erf", "erfc") else []))
-        np.testing.assert_array_equal(parallel, got, err_msg=name)  # the threaded build computes the same
-
-
-def test_the_kernels_take_erf_and_erfc_of_a_quotient_in_float64(path):
-    """gelu's Φ(x) = ½·erfc(x/−√2): the quotient taken in float64 inside the kernel, as the formula takes it of x cast
-    to float64 (a float32 quotient would be off by up to 2(x/√2)²·2⁻²⁴ relatively in the tail: 10⁻⁴ at x = −40)."""
-    if path == "formula":
-        pytest.skip("a comparison of the Numba kernels with the formula")
-    from minivae._cpu import special as fused
-    x = np.concatenate([np.random.default_rng(8).uniform(-40, 40, 2000), [0.0, -0.0, -37.5]]).astype(np.float32)
-    for name in ("erf", "erfc"):
-        got = getattr(fused, name)(x, -math.sqrt(2))
-        want = special.in_float64(lambda v, c=name == "erfc": special.erf_forward(np, v / -math.sqrt(2), c), x)
-        assert got.dtype == np.float32
-        nonzero = want != 0
-        err = np.abs(got[nonzero].astype(np.float64) - want[nonzero]) / np.spacing(np.abs(want[nonzero]))
-        assert err.max() <= 1, name

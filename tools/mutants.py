@@ -1483,7 +1483,7 @@ MUTANTS = [
     M('cuda-special-times-divisor', 'kernels/special.cu', ('        const double v = (double)x[i] / divisor;', '        const double v = (double)x[i] * divisor;'),
       [CUDA + '::test_erfc_of_a_quotient_is_the_formulas'], 'erfc(x·(−√2)) for gelu, not erfc(x/−√2)'),
     M('numba-special-quotient-in-float32', 'minivae/_cpu/special.py', ('    return _run(_erf, x, True, float(divisor))', '    return _run(_erf, (x / divisor).astype(x.dtype), True, 1.0)'),
-      ['tests/test_special.py::test_the_kernels_take_erf_and_erfc_of_a_quotient_in_float64'], "gelu's x/−√2 rounded to float32 before erfc: the tail off by 2(x/√2)²·2⁻²⁴"),
+      [CPU_KERNELS + '::test_the_special_kernels_take_erf_and_erfc_of_a_quotient_in_float64'], "gelu's x/−√2 rounded to float32 before erfc: the tail off by 2(x/√2)²·2⁻²⁴"),
     # (end of checkpoint durability and erf's cost)
 ]
 

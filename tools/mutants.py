@@ -1228,6 +1228,14 @@ MUTANTS = [
     # (end of optimizers: weight decay, AdamW, SGD's dampening and Nesterov)
 
     # ops' dtypes and axes, creation and Generator arguments
+    M('creation-complex-dtype-allowed', 'minivae/creation.py', ('    if dtype.kind not in "biuf":', '    if dtype.kind not in "biufc":'),
+      ['tests/test_creation.py::test_a_dtype_that_is_not_real_is_refused_naming_it'], 'zeros(2, dtype=complex64) makes a complex tensor no op takes'),
+    M('creation-array-shape-not-unpacked', 'minivae/creation.py', ('(isinstance(size[0], (tuple, list)) or getattr(size[0], "ndim", 0))', 'isinstance(size[0], (tuple, list))'),
+      ['tests/test_creation.py::test_a_1_d_integer_array_is_a_shape_as_numpy_takes_it'], 'zeros(numpy.array([2, 3])): "only integer scalar arrays can be converted to a scalar index"'),
+    M('random-array-shape-any-rank', 'minivae/random.py', ('        if shape.ndim > 1 or shape.dtype.kind not in "biu":', '        if shape.dtype.kind not in "biu":'),
+      ['tests/test_creation.py::test_an_array_that_is_not_sizes_is_refused_naming_it'], 'a 2-D array as a shape fails in operator.index on a list, naming nothing'),
+    M('random-words-bool-count', 'minivae/random.py', ('        if isinstance(n, (bool, numpy.bool_)):  # (operator.index takes True as 1), as the draws\' sizes', '        if False:'),
+      ['tests/test_random_arguments.py::test_a_bool_size_is_refused'], 'Generator.words(True) draws one word'),
     # (end of ops' dtypes and axes, creation and Generator arguments)
 
     # distributions: Independent, constraints and supports, objectives' checks

@@ -9,7 +9,7 @@ from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.arith import floating_all
 from minivae.ops.softmax import log_softmax_array
-from minivae.ops.unary import stable_sigmoid, stable_softplus
+from minivae.ops.unary import accumulated, real, stable_sigmoid, stable_softplus
 from minivae.plan import drawn_counter
 from minivae.random import Generator
 
@@ -252,12 +252,20 @@ class CategoricalKL(Function):
               The kernels normalize the prior's logits row by row themselves: a fixed prior (the VAE's
               uniform one) costs no log_softmax of its own each step (on the GPU, eight launches).
     A term of q_k = 0 is 0, and so is its gradient (0·log 0 = 0 whatever p_k, as torch's kl_divergence), where a logit
-    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf). l̄ is 0 where ḡ = 0, also on a row of +∞
-    (q_j·(d_j − ∞)·0 would be NaN); where ḡ ≠ 0 there, it is not defined (NaN, −inf).
+    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf). On a row of KL = +∞, l̄ = 0 whatever ḡ:
+    every finite l has q_k > 0 there, so the KL is +∞ for all l, a constant whose derivative is 0 (the formula's
+    q_j·(d_j − ∞)·ḡ was −∞ and NaN, which an encoder would spread to all its parameters); l̄_p keeps its formula
+    ḡ·(p − q), finite, which points the prior's −inf logits up, the only way the KL becomes finite. (torch's
+    kl_divergence sends back NaN for l̄ on such a row, whatever ḡ, and 0 for l̄_p.)
     """
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
+        # integer and bool logits as float32, and beside floating ones as those (``real``, ``floating_all``); float16
+        # computed in float32 and the KL rounded once to float16 (``accumulated``: its sums, as PyTorch's)
+        logits, prior_logits = floating_all((real(logits), real(prior_logits)))
+        dtype = xp.result_type(logits, prior_logits)
+        logits, prior_logits = accumulated(logits), accumulated(prior_logits)
         kernel = (ctx.fused("categorical", logits, prior_logits)
                   if logits.ndim and logits.size and logits.dtype == prior_logits.dtype else None)  # (rows, not empty)
         log_p = None
@@ -274,17 +282,18 @@ class CategoricalKL(Function):
         if ctx.needs_input_grad[1]:
             p = xp.exp(_log_prior(xp, prior_logits, logits.shape) if log_p is None else log_p)
         ctx.save(q=q, diff=diff, kl=kl, p=p, prior_shape=prior_logits.shape, kernel=kernel)
-        return kl
+        return kl.astype(dtype, copy=False)
 
     def backward(ctx, g):
         gp = unbroadcast(g[..., None] * (ctx.p - ctx.q), ctx.prior_shape) if ctx.p is not None else None
         bwd = getattr(ctx.kernel, "categorical_kl_bwd", None)  # one fused pass on the GPU
         if bwd is not None:
             return bwd(g, ctx.q, ctx.diff, ctx.kl), gp
-        with numpy.errstate(invalid="ignore"):  # q_j·(d_j − ∞)·0 = NaN on a row of KL = +∞, replaced just below
-            gl = ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None]
-        # 0 where ḡ = 0, so that a row of +∞ that no loss reads (ḡ = 0) sends back no NaN, as kl_divergence's
-        return ctx.xp.where(g[..., None] == 0, 0, gl), gp
+        kl = ctx.kl[..., None]
+        with numpy.errstate(invalid="ignore"):  # q_j·(d_j − ∞)·ḡ = −∞ or NaN on a row of KL = +∞, replaced just below
+            gl = ctx.q * (ctx.diff - kl) * g[..., None]
+        # 0 on a row of +∞ (the KL is +∞ for every l there: a constant), whatever ḡ
+        return ctx.xp.where(kl == numpy.inf, 0, gl), gp
 
 
 @register("negative_elbo", nondifferentiable_inputs=(2,))

@@ -7,9 +7,9 @@ from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
-from minivae.ops.arith import floating_all
+from minivae.ops.arith import common
 from minivae.ops.softmax import log_softmax_array
-from minivae.ops.unary import accumulated, real, stable_sigmoid, stable_softplus
+from minivae.ops.unary import accumulated, stable_sigmoid, stable_softplus
 from minivae.plan import drawn_counter
 from minivae.random import Generator
 
@@ -24,13 +24,15 @@ class BCEWithLogits(Function):
                             kernels/bce.cu) computes ℓ and σ(x) − t in one pass, and the VJP is then
                             one multiply
     Integer and bool targets (binary data as int64, uint8, bool) are cast to the logits' dtype first, as PyTorch's
-    result dtype (NumPy made int64 targets beside float32 logits float64, off the fused kernels).
+    result dtype (NumPy made int64 targets beside float32 logits float64, off the fused kernels); integer or bool
+    logits with integer targets are float32 (``real_all``; uint8's were float16, int64's float64, bool's an error;
+    PyTorch refuses integer logits); floating ones of two dtypes are computed in their common one (``common``).
     """
 
     sign = 1  # BernoulliLogProb below is the same op negated
 
     def forward(ctx, x, t):
-        x, t = floating_all((x, t))
+        x, t = common((x, t))
         loss, dx = _bce_terms(ctx, x, t, ctx.sign)
         ctx.save(x=x, t=t, dx=dx)
         return loss
@@ -113,6 +115,7 @@ class Reparameterize(Function):
     """
 
     def forward(ctx, mu, log_var, eps):
+        mu, log_var, eps = common((mu, log_var, eps))  # (integers: float32, as PyTorch's formula; one dtype)
         kernel = ctx.fused("gaussian", mu, log_var, eps) if _one_layout(mu, log_var, eps) else None
         if kernel is not None:
             z, noise = kernel.reparameterize_fwd(mu, log_var, eps)
@@ -141,6 +144,7 @@ class KLStandardNormal(Function):
     """
 
     def forward(ctx, mu, log_var):
+        mu, log_var = common((mu, log_var))  # (integers: float32, as PyTorch's formula; one dtype)
         kernel = ctx.fused("gaussian", mu, log_var) if mu.shape == log_var.shape and mu.dtype == log_var.dtype else None
         if kernel is not None:
             kl, var = kernel.kl_standard_normal_fwd(mu, log_var)
@@ -165,18 +169,21 @@ class ReparameterizeKL(Function):
     forward   z = μ + exp(½ v)·ε;  kl = ½ (μ² + eᵛ − 1 − v)    (v = log σ², ε fixed noise: no gradient)
     backward  μ̄ = ḡ_z + ḡ_kl·μ;  v̄ = ½ ḡ_z·exp(½ v)·ε + ½ ḡ_kl·(eᵛ − 1)   (a ḡ that never came counts as 0)
     saves     μ, v, ε       fused on the GPU (same shapes and dtype): kernels/gaussian.cu reparameterize_kl_fwd/_bwd
-    The same numbers as the two ops, but one VJP for both outputs: on the GPU the backward reads the
-    two upstream gradients and writes μ̄ and v̄ once, where the two ops' gradients are added after
+    z in the common dtype of μ, v and ε, kl in that of μ and v, each computed in it (the operands cast first, as
+    PyTorch casts an op's; integers float32). The same numbers as the two ops, but one VJP for both outputs: on the
+    GPU the backward reads the two upstream gradients and writes μ̄ and v̄ once, where the two ops' gradients are added after
     (2 more reads and writes of each), and the exponentials are recomputed rather than stored.
     """
 
     def forward(ctx, mu, log_var, eps):
+        mu, log_var = common((mu, log_var))  # (integers: float32; one dtype, the KL's, as kl_standard_normal's)
+        eps = common((mu, eps))[1]  # (an integer ε in μ's dtype; a wider ε widens the sample alone, as reparameterize)
         kernel = ctx.fused("gaussian", mu, log_var, eps) if _one_layout(mu, log_var, eps) else None
         fwd = getattr(kernel, "reparameterize_kl_fwd", None)  # the GPU's; on the CPU the formula is one pass of NumPy
         if fwd is not None:  # μ and v may be column slices of one array (GaussianVAE's split): read in place
             z, kl = fwd(mu, log_var, eps)
         else:
-            z = mu + _noise(ctx.xp, log_var, eps)
+            z = mu.astype(eps.dtype, copy=False) + _noise(ctx.xp, log_var.astype(eps.dtype, copy=False), eps)
             kl = _kl_normal(mu, log_var, ctx.xp.exp(log_var))
         ctx.save(mu=mu, log_var=log_var, eps=eps, bwd=getattr(kernel, "reparameterize_kl_bwd", None))
         return z, kl
@@ -206,6 +213,7 @@ class NormalReparameterizeKL(ReparameterizeKL):
     """
 
     def forward(ctx, mu, log_var, seed=0, counter=0):
+        mu, log_var = common((mu, log_var))  # (integers: float32, and noise of that dtype)
         shape = numpy.broadcast_shapes(mu.shape, log_var.shape)
         kernel = ctx.fused("gaussian", mu, log_var) if _one_layout(mu, log_var) else None
         fwd = getattr(kernel, "normal_reparameterize_kl_fwd", None)
@@ -261,10 +269,10 @@ class CategoricalKL(Function):
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
-        # integer and bool logits as float32, and beside floating ones as those (``real``, ``floating_all``); float16
+        # integer and bool logits as float32, beside floating ones as those, both in one dtype (``common``); float16
         # computed in float32 and the KL rounded once to float16 (``accumulated``: its sums, as PyTorch's)
-        logits, prior_logits = floating_all((real(logits), real(prior_logits)))
-        dtype = xp.result_type(logits, prior_logits)
+        logits, prior_logits = common((logits, prior_logits))
+        dtype = logits.dtype
         logits, prior_logits = accumulated(logits), accumulated(prior_logits)
         kernel = (ctx.fused("categorical", logits, prior_logits)
                   if logits.ndim and logits.size and logits.dtype == prior_logits.dtype else None)  # (rows, not empty)
@@ -313,6 +321,7 @@ class NegativeELBO(Function):
 
     def forward(ctx, ll, kl, beta):
         xp = ctx.xp
+        ll, kl, beta = common((ll, kl, beta))  # (one dtype: integer terms beside float32 ones were float64)
         kernel = None if xp is numpy else ctx.fused("elbo", ll, kl, beta)
         ctx.save(beta=beta, ll_shape=ll.shape, kl_shape=kl.shape, rows=math.prod(ll.shape[:-1]), kernel=kernel)
         if kernel is not None and ll.dtype == kl.dtype == beta.dtype:
@@ -342,7 +351,7 @@ class BernoulliNegativeELBO(Function):
 
     def forward(ctx, logits, x, kl, beta):
         xp = ctx.xp
-        logits, x = floating_all((logits, x))  # integer data in the logits' dtype, as bernoulli_log_prob's
+        logits, x, kl, beta = common((logits, x, kl, beta))  # integer data in the logits' dtype, all in one dtype
         kernel = None if xp is numpy else ctx.fused("elbo", logits, x, kl, beta)
         if kernel is not None and logits.dtype == x.dtype == kl.dtype == beta.dtype:
             ctx.save(logits=logits, x=x, beta=beta, kl_shape=kl.shape, dx=None, kernel=kernel)

@@ -179,11 +179,12 @@ class Softplus(Function):
 
 @register("relu")
 class Relu(Function):
-    """y = max(x, 0);  x̄ = ḡ·[x > 0]."""
+    """y = max(x, 0);  x̄ = ḡ·[x > 0]. A bool x is its own relu (max(x, False) = x; NumPy's maximum with 0 made
+    it int64; PyTorch refuses it)."""
 
     def forward(ctx, x):
         ctx.save(positive=x > 0)
-        return ctx.xp.maximum(x, 0)
+        return x.copy() if x.dtype.kind == "b" else ctx.xp.maximum(x, 0)
 
     def backward(ctx, g):
         return g * ctx.positive

@@ -376,7 +376,8 @@ MINIVAE_D T categorical_kl_row(const CategoricalRow<T>& c, int k, int lane, T* q
     return warp_sum<L>(total);
 }
 
-// l̄_j of the KL, ḡ its upstream gradient: q_j·((log q_j − log p_j) − KL)·ḡ (the reference's order); 0 where ḡ = 0,
-// where a row of KL = +∞ would give q_j·(d_j − ∞)·0 = NaN
+// l̄_j of the KL, ḡ its upstream gradient: q_j·((log q_j − log p_j) − KL)·ḡ (the reference's order); 0 on a row of
+// KL = +∞, whatever ḡ (+∞ for every l there, a constant; q_j·(d_j − ∞)·ḡ would be −∞ or NaN), as
+// minivae/ops/losses.py. (kl > 0 and kl + kl == kl: +∞ alone, and no constant NVRTC lacks.)
 template <typename T>
-MINIVAE_HD T categorical_kl_grad(T q, T diff, T kl, T g) { return g == T(0) ? T(0) : q * (diff - kl) * g; }
+MINIVAE_HD T categorical_kl_grad(T q, T diff, T kl, T g) { return kl > T(0) && kl + kl == kl ? T(0) : q * (diff - kl) * g; }

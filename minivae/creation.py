@@ -12,13 +12,23 @@ from minivae.random import _shape, resolve
 
 
 def _size(size):
-    """``zeros(2, 3)``'s or ``zeros((2, 3))``'s sizes as a tuple of ints (a bool or a negative size refused)."""
-    return _shape(tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size), "size")
+    """``zeros(2, 3)``'s, ``zeros((2, 3))``'s or ``zeros(numpy.array([2, 3]))``'s sizes as a tuple of ints (a bool or a
+    negative size refused). A 1-D integer array is the sizes, as NumPy's zeros takes it (torch.zeros refuses an array:
+    minivae's arrays are NumPy's, and a shape computed as one is taken as it is); other arrays are refused naming them."""
+    if len(size) == 1 and (isinstance(size[0], (tuple, list)) or getattr(size[0], "ndim", 0)):
+        return _shape(size[0] if hasattr(size[0], "ndim") else tuple(size[0]), "size")
+    return _shape(tuple(size), "size")
 
 
-def _dtype(dtype):
-    """``dtype``, with None as float32 (torch's default dtype; NumPy's None is float64)."""
-    return numpy.dtype(DEFAULT_FLOAT if dtype is None else dtype)
+def _dtype(dtype, who):
+    """``dtype``, with None as float32 (torch's default dtype; NumPy's None is float64); a dtype that is not bool,
+    integer or floating (complex, object, str, datetime) is refused: minivae has no complex tensors, and the ops take
+    no other kind."""
+    dtype = numpy.dtype(DEFAULT_FLOAT if dtype is None else dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{who}: dtype {dtype} is not a real dtype (bool, integer or floating); minivae has no complex "
+                        "tensors")
+    return dtype
 
 
 def _number(value, who, name):
@@ -48,12 +58,12 @@ def _new(make, requires_grad):
 
 
 def zeros(*size, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
-    xp, shape, dtype = module_for_device(device), _size(size), _dtype(dtype)
+    xp, shape, dtype = module_for_device(device), _size(size), _dtype(dtype, "zeros")
     return _new(lambda: xp.zeros(shape, dtype), requires_grad)
 
 
 def ones(*size, dtype=DEFAULT_FLOAT, device="cpu", requires_grad=False):
-    xp, shape, dtype = module_for_device(device), _size(size), _dtype(dtype)
+    xp, shape, dtype = module_for_device(device), _size(size), _dtype(dtype, "ones")
     return _new(lambda: xp.ones(shape, dtype), requires_grad)
 
 
@@ -64,7 +74,7 @@ def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
     value = _number(fill_value, "full", "fill_value")
     if dtype is None:
         dtype = numpy.bool_ if isinstance(value, bool) else numpy.int64 if isinstance(value, int) else DEFAULT_FLOAT
-    dtype = numpy.dtype(dtype)
+    dtype = _dtype(dtype, "full")
     if dtype.kind == "f":
         with numpy.errstate(over="ignore"):
             fits = not math.isfinite(value) or numpy.isfinite(dtype.type(value))
@@ -92,7 +102,7 @@ def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=F
         start, end = 0, start
     start, end, step = (_number(v, "arange", name) for v, name in ((start, "start"), (end, "end"), (step, "step")))
     integers = not any(isinstance(v, float) for v in (start, end, step))
-    dtype = numpy.dtype(numpy.int64 if dtype is None and integers else _dtype(dtype))
+    dtype = numpy.dtype(numpy.int64 if dtype is None and integers else _dtype(dtype, "arange"))
     if not all(math.isfinite(v) for v in (start, end, step)):
         raise ValueError(f"arange: unsupported range {start} → {end} by {step}")
     if step == 0:

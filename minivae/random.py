@@ -89,10 +89,18 @@ def _shape(shape, name="shape"):
     """``shape`` (an int or a sequence of ints) as a tuple of ints; a negative size is refused
     (NumPy's "negative dimensions are not allowed") before any draw, so the counter does not move:
     ⌈n/4⌉ for a negative n would move it backwards, and replay blocks already drawn. A bool is refused
-    (as NumPy and torch.zeros refuse it), where operator.index would take True as a size of 1."""
+    (as NumPy and torch.zeros refuse it), where operator.index would take True as a size of 1. A NumPy array is taken
+    as NumPy takes it: a 0-d integer array is one size, a 1-D one the sizes; any other array is refused naming it."""
+    if hasattr(shape, "ndim") and hasattr(shape, "dtype"):  # (a NumPy array; a 0-d one is an int to operator.index)
+        if shape.ndim > 1 or shape.dtype.kind not in "biu":
+            raise TypeError(f"{name} must be an int or a 1-D sequence of ints, not an array of {shape.dtype} of shape "
+                            f"{tuple(shape.shape)}")
+        if shape.dtype.kind == "b":
+            raise TypeError(f"{name} {shape!r}: a bool is not a size")
+        shape = shape.tolist()  # (Python ints)
     single = isinstance(shape, (int, numpy.integer, bool, numpy.bool_))
     dims = (shape,) if single else tuple(shape)
-    if any(isinstance(d, (bool, numpy.bool_)) for d in dims):
+    if any(isinstance(d, (bool, numpy.bool_)) or getattr(getattr(d, "dtype", None), "kind", "") == "b" for d in dims):  # (0-d arrays)
         raise TypeError(f"{name} {shape!r}: a bool is not a size")
     dims = tuple(operator.index(d) for d in dims)
     if any(d < 0 for d in dims):
@@ -199,6 +207,8 @@ class Generator:
     def words(self, n, device="cpu"):
         """The next n 32-bit words of the stream (made on ``device``)."""
         xp = module_for_device(device)
+        if isinstance(n, (bool, numpy.bool_)):  # (operator.index takes True as 1), as the draws' sizes
+            raise TypeError(f"words: n {n!r}: a bool is not a size")
         if operator.index(n) < 0:  # checked before the counter moves
             raise ValueError(f"words: n = {n} is negative")
         first = self._take((n + 3) // 4)

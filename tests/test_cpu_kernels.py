@@ -507,11 +507,15 @@ def test_temperature_to_zero_is_the_one_hot_limit_on_both_paths(dtype, tau):
                                     (np.float64, np.float32, np.float32)])
 def test_gaussian_ops_of_mixed_dtypes_take_the_formula_s_dtype_on_both_paths(dtypes):
     """The kernels compute in μ's dtype; the NumPy formula, the specification, promotes (float32 μ with float64 ε is
-    float64): mixed dtypes give NumPy's dtype and values with Numba on as off."""
+    float64): mixed dtypes give NumPy's dtype, the sample's that of μ, v and ε and the KL's that of μ and v, with the
+    values of the formula on its operands cast to that dtype first (as PyTorch casts an op's operands), with Numba on
+    as off."""
     rng = np.random.default_rng(0)
     mu, log_var, eps = (rng.normal(size=(2, 3)).astype(d) for d in dtypes)
-    z_ref = mu + np.exp(0.5 * log_var) * eps
-    kl_ref = 0.5 * (mu * mu + np.exp(log_var) - 1 - log_var)
+    zd, kd = np.result_type(*dtypes), np.result_type(*dtypes[:2])
+    z_ref = mu.astype(zd) + np.exp(0.5 * log_var.astype(zd)) * eps.astype(zd)
+    m, v = mu.astype(kd), log_var.astype(kd)
+    kl_ref = 0.5 * (m * m + np.exp(v) - 1 - v)
     for flag in (True, False):
         with use_numba(flag):
             z = ops.reparameterize(mv.tensor(mu), mv.tensor(log_var), mv.tensor(eps))

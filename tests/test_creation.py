@@ -1,6 +1,7 @@
 """zeros, ones, full and arange: torch's dtypes and refusals (compared with torch when it is installed), and arange's
 values within half a unit in the last place of the exact start + i·step (Python fractions)."""
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -145,3 +146,41 @@ def test_rand_draws_from_rng_or_generator_not_both():
     assert a.counter == b.counter == 0
     np.testing.assert_array_equal(mv.randn(3, generator=Generator(4)).data, Generator(4).normal((3,)))
     np.testing.assert_array_equal(mv.rand(3, rng=Generator(4)).data, Generator(4).uniform((3,)))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, object, "U3", "datetime64[s]"])
+@pytest.mark.parametrize("make", [lambda d: mv.zeros(2, dtype=d), lambda d: mv.ones((2, 3), dtype=d),
+                                  lambda d: mv.full(2, 1, dtype=d), lambda d: mv.arange(3, dtype=d)],
+                         ids=["zeros", "ones", "full", "arange"])
+def test_a_dtype_that_is_not_real_is_refused_naming_it(make, dtype):
+    """zeros, ones, full (given an integer fill, which full refused only when complex) and arange made complex, object
+    and str tensors no op takes (minivae has no complex tensors; torch has no object or str dtype)."""
+    with pytest.raises(TypeError, match=re.escape(f"dtype {np.dtype(dtype)} is not a real dtype")):
+        make(dtype)
+
+
+@pytest.mark.parametrize("shape", [np.array([2, 3]), np.array([4], np.int32), np.array([2, 0], np.uint8), np.array(3),
+                                   np.array([], np.int64)], ids=["int64", "int32", "uint8-zero", "0-d", "empty"])
+def test_a_1_d_integer_array_is_a_shape_as_numpy_takes_it(shape):
+    """zeros(numpy.array([2, 3])) failed inside operator.index ("only integer scalar arrays can be converted to a
+    scalar index"). NumPy takes a 1-D integer array as the sizes (torch.zeros refuses an array): minivae's arrays are
+    NumPy's, so it follows NumPy here; the Generator's draws and full take one the same way."""
+    want = np.zeros(shape).shape
+    assert mv.zeros(shape).shape == mv.ones(shape).shape == mv.full(shape, 2.0).shape == want
+    assert mv.rand(shape, rng=mv.random.Generator(0)).shape == want
+    assert mv.random.Generator(0).normal(shape).shape == want
+
+
+@pytest.mark.parametrize("shape,match", [(np.array([[2, 3]]), r"not an array of int64 of shape \(1, 2\)"),
+                                         (np.array([2.0, 3.0]), "not an array of float64 of shape"),
+                                         (np.array([True, False]), "a bool is not a size"),
+                                         (np.array(True), "a bool is not a size")])
+def test_an_array_that_is_not_sizes_is_refused_naming_it(shape, match):
+    """A 2-D, floating or bool array as a shape (NumPy refuses them too), with an error naming it; the counter of a
+    draw does not move."""
+    with pytest.raises(TypeError, match=match):
+        mv.zeros(shape)
+    g = mv.random.Generator(0)
+    with pytest.raises(TypeError, match=match):
+        g.uniform(shape)
+    assert g.counter == 0

@@ -11,6 +11,7 @@ from minivae._gpu import loader
 from tests.cuda_host.host import module_factory, run_sanitized, sanitize_mode
 from tests.kernel_cases import *  # noqa: F401,F403  (the shared cases)
 from tests.kernel_cases_special import *  # noqa: F401,F403
+from tests.kernel_cases import categorical, close, gumbel, softmax_vjp  # (the test below this file's own)
 
 if shutil.which("c++") is None and shutil.which("g++") is None:
     pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU", allow_module_level=True)
@@ -72,3 +73,28 @@ def test_optimizers_on_the_one_launch_kernels_step_as_torch(dev, monkeypatch, na
     monkeypatch.setattr(optim, "fused", lambda kernel, xp, *arrays: importlib.import_module(f"minivae._gpu.{kernel}"))
     for dtype in (np.float64, np.float32):
         _assert_as_torch(name, options, group, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_kl_row_of_infinity_sends_back_zero_for_any_upstream_gradient(dev, dtype):
+    """categorical_kl_bwd and gumbel_softmax_kl_bwd (common.cuh's categorical_kl_grad) on a row of KL = +∞ (p_0 = 0 <
+    q_0) whose ḡ is not 0: l̄ = 0 there, as minivae/ops/losses.py (the KL is +∞ for every finite l; q_j·(d_j − ∞)·ḡ
+    was −∞ and NaN); the finite row beside it keeps the formula's gradient, and the pair adds the sample's VJP."""
+    x = np.array([[0.0, 0.0, 1.0], [0.5, -1.0, 2.0]], dtype)
+    prior = np.array([[-np.inf, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype)
+    v = x.astype(np.float64)
+    log_q = v - np.logaddexp.reduce(v, axis=1, keepdims=True)
+    q = np.exp(log_q)
+    d = log_q[1] + np.log(3.0)
+    want_gl = np.zeros((2, 3))
+    want_gl[1] = -0.5 * q[1] * (d - (q[1] * d).sum())
+    g = np.array([1.5, -0.5], dtype)
+    xd, pd = dev.put(x), dev.put(prior)
+    kl, qd, dd = (dev.get(a) for a in categorical.categorical_kl_fwd(xd, pd))
+    assert kl[0] == np.inf
+    gl = dev.get(categorical.categorical_kl_bwd(dev.put(g), dev.put(qd), dev.put(dd), dev.put(kl)))
+    close(gl, want_gl, dtype)
+    y, _, kl_pair = (dev.get(a) for a in gumbel.gumbel_softmax_kl_fwd(xd, pd, 3, 0, 0.7, False))
+    gy = np.array([[0.5, -0.2, 0.1], [0.3, 0.4, -1.0]], dtype)
+    gl = dev.get(gumbel.gumbel_softmax_kl_bwd(dev.put(y), dev.put(gy), xd, pd, dev.put(kl_pair), dev.put(g), 0.7))
+    close(gl, softmax_vjp(y.astype(np.float64), gy.astype(np.float64), -1, 0.7) + want_gl, dtype)

@@ -515,7 +515,7 @@ def test_categorical_kl_of_zero_probabilities(dtype):
     tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7 if dtype == np.float32 else 1e-15)
     assert kl.dtype == dtype and kl.data[2] == inf
     np.testing.assert_allclose(kl.data[:2], expected, **tol)
-    # the gradients of the finite rows (those of a row of +∞ are not defined: q_j·(d_j − ∞))
+    # the gradients of the finite rows (a row of +∞ sends back 0: test_categorical_kl_row_of_infinity_sends_back_zero_…)
     lq, lp = mv.tensor(logits[:2].astype(dtype), requires_grad=True), mv.tensor(prior[:2].astype(dtype), requires_grad=True)
     g = np.array([0.7, -1.3], dtype)
     ops.categorical_kl(lq, lp).backward(g)
@@ -550,3 +550,134 @@ def test_categorical_kl_row_of_infinity_with_no_upstream_gradient_sends_back_zer
     y, kl = ops.gumbel_softmax_kl(lq3, mv.tensor(prior), Generator(0), temperature=0.5)
     ((y * mv.tensor(np.array([1.0, -1.0, 0.5], dtype))).sum() + 1.5 * kl[1]).backward()  # kl[0]'s ḡ: 0
     assert np.isfinite(lq3.grad).all()
+
+
+# ---- softmax, log_softmax, the Gumbel-Softmax and categorical KL of integer and bool tensors ------------------------
+INTEGER_DTYPES = [np.bool_, np.uint8, np.int32, np.int64]
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES)
+def test_softmax_family_of_integer_and_bool_tensors_is_float32(dtype):
+    """An integer or bool tensor's softmax, log-softmax (along the last axis, on the fused kernels when Numba is on, and
+    along the first), Gumbel-Softmax and categorical KL are float32, the default float (int64's and int32's were
+    float64; uint8's x − max x wrapped around, 1 − 2 = 255, and bool's was NumPy's error for a bool subtraction): the
+    float32 formula of the values, written out in NumPy, and the same numbers as the ops of the float32 tensor."""
+    x = np.array([[1, 0, 2], [0, 1, 1]], dtype)
+    v = x.astype(np.float64)
+    for axis in (-1, 0):
+        log_y = v - v.max(axis=axis, keepdims=True)
+        log_y -= np.log(np.exp(log_y).sum(axis=axis, keepdims=True))
+        for op, want in ((ops.softmax, np.exp(log_y)), (ops.log_softmax, log_y)):
+            y = op(mv.tensor(x), axis=axis)
+            assert y.dtype == np.float32, (op, axis)
+            np.testing.assert_allclose(y.numpy(), want, rtol=2e-7, atol=1e-7)
+    x32 = mv.tensor(x.astype(np.float32))
+    log_q = v - np.logaddexp.reduce(v, axis=1, keepdims=True)
+    kl = ops.categorical_kl(mv.tensor(x), mv.tensor(x[::-1].copy()))
+    assert kl.dtype == np.float32
+    np.testing.assert_allclose(kl.numpy(), (np.exp(log_q) * (log_q - log_q[::-1])).sum(axis=1), rtol=1e-6, atol=1e-7)
+    sample = ops.gumbel_softmax(mv.tensor(x), Generator(3), temperature=0.5)
+    assert sample.dtype == np.float32
+    np.testing.assert_array_equal(sample.numpy(), ops.gumbel_softmax(x32, Generator(3), temperature=0.5).numpy())
+    pair = ops.gumbel_softmax_kl(mv.tensor(x), mv.tensor(x), Generator(3), temperature=0.5)
+    assert [t.dtype for t in pair] == [np.float32, np.float32]
+    np.testing.assert_array_equal(pair[0].numpy(), sample.numpy())
+    np.testing.assert_allclose(pair[1].numpy(), 0.0, atol=1e-7)
+
+
+# ---- straight_through along one axis ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", [(0, 1), [1, 0], None])
+def test_straight_through_over_several_axes_is_refused(axis):
+    """The one-hot was taken along the first of several axes alone: straight_through(y, axis=(0, 1)) of a (2, 2) y gave
+    one 1 per column, [[0, 1], [1, 0]], not one 1 (F.gumbel_softmax(hard=True) refuses several axes for this reason);
+    axis=None of a 1-D y is its one axis, and a one-element tuple is that axis."""
+    y = mv.tensor(np.array([[0.1, 0.5], [0.9, 0.2]]))
+    with pytest.raises(ValueError, match="straight_through takes one axis"):
+        ops.straight_through(y, axis=axis)
+    np.testing.assert_array_equal(ops.straight_through(mv.tensor(np.array([0.2, 0.7, 0.1])), axis=None).numpy(), [0, 1, 0])
+    np.testing.assert_array_equal(ops.straight_through(y, axis=(0,)).numpy(), [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(ops.straight_through(y, axis=(1,)).numpy(), [[0, 1], [1, 0]])
+
+
+# ---- float16 reductions accumulate in float32, as PyTorch's ------------------------------------------------------------
+def _float16_cases():
+    rng = np.random.default_rng(5)
+    return {"near-1000": ((1000 + 8 * rng.random((4096, 3))).astype(np.float16), 0),   # Σ(x − m)² and Σx overflow
+            "spread-10": ((10 * rng.standard_normal((4096, 3))).astype(np.float16), 0),
+            "70000-ones": (np.ones((3, 70000), np.float16), 1),                         # n = 70000 > 65504
+            "70000-ones-axis-0": (np.ones((70000, 2), np.float16), 0)}                  # (not the fused kernels' axis)
+
+
+F16_OPS = {"sum": (ops.sum, lambda t, a: t.sum(dim=a)), "mean": (ops.mean, lambda t, a: t.mean(dim=a)),
+           "var": (ops.var, lambda t, a: t.var(dim=a)), "std": (ops.std, lambda t, a: t.std(dim=a)),
+           "logsumexp": (ops.logsumexp, lambda t, a: t.logsumexp(dim=a)),
+           "softmax": (ops.softmax, lambda t, a: t.softmax(dim=a)),
+           "log_softmax": (ops.log_softmax, lambda t, a: t.log_softmax(dim=a))}
+
+
+@pytest.mark.parametrize("case", ["near-1000", "spread-10", "70000-ones", "70000-ones-axis-0"])
+@pytest.mark.parametrize("name", list(F16_OPS))
+def test_float16_reductions_add_in_float32_as_torch(name, case):
+    """float16 sums, means, variances, standard deviations, log-sum-exps, softmaxes and log-softmaxes are computed in
+    float32 and rounded once to float16, values and gradients, as PyTorch's: added in float16, Σ(x − m)² of 4096 values
+    of spread 10 overflowed (var +∞ where torch's is 98.75), Σx along a strided axis lost digits, 1/70000 was 0 (the
+    mean's x̄, and a softmax over 70000 equal values was 0 everywhere). Expected: the float64 formula (torch in float64)
+    of the float16 inputs and ḡ; the value within a float16 ulp (4096 terms added in float32 may take it past half a
+    float16 ulp, as torch's), the gradient within a float16 ulp of the largest; and the value within a float16 ulp of
+    torch's float16 one, where torch accumulates in float32 too (not its logsumexp and log_softmax over 70000 terms,
+    which overflow to ±inf). (torch's float16 gradients of logsumexp and softmax differ from the exact ones by its
+    float16-rounded y, which its VJP reuses; here y is kept in float32 for the VJP.)"""
+    torch = pytest.importorskip("torch")
+    x, axis = _float16_cases()[case]
+    ours, theirs = F16_OPS[name]
+    a = mv.tensor(x, requires_grad=True)
+    y = ours(a, axis=axis)
+    assert y.dtype == np.float16
+    g = np.linspace(0.5, 1.5, y.data.size).astype(np.float16).reshape(y.shape)
+    y.backward(g)
+    t64 = torch.tensor(x.astype(np.float64), requires_grad=True)
+    y64 = theirs(t64, axis)
+    y64.backward(torch.tensor(g.astype(np.float64)))
+    want, want_grad = y64.detach().numpy(), t64.grad.numpy()
+    with np.errstate(over="ignore"):
+        spacing = np.spacing(np.abs(want).astype(np.float16)).astype(np.float64)
+    got = y.numpy().astype(np.float64)
+    finite = np.isfinite(want.astype(np.float16))
+    assert np.array_equal(np.isfinite(got), finite)  # (Σ of 4096 values near 1000 is +∞ in float16, as torch's)
+    assert np.all(np.abs(got - want)[finite] <= spacing[finite])
+    grad_tol = np.spacing(np.float16(np.abs(want_grad).max())).astype(np.float64)
+    np.testing.assert_allclose(a.grad.astype(np.float64), want_grad, rtol=2 ** -10, atol=grad_tol)
+    if not (name in ("logsumexp", "log_softmax") and case.startswith("70000-ones")):
+        y16 = theirs(torch.tensor(x), axis).numpy().astype(np.float64)
+        assert np.all(np.abs(got - y16)[finite] <= spacing[finite])
+
+
+# ---- categorical_kl on a row of +∞ with an upstream gradient ------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_kl_row_of_infinity_sends_back_zero_for_any_upstream_gradient(dtype):
+    """On a row of KL = +∞ (p_0 = 0 < q_0) the KL is +∞ for every finite l (q_0 > 0 for all of them): l̄ = 0 there,
+    whatever ḡ (q_j·(d_j − ∞)·ḡ was −∞ and NaN: [−inf, nan, −inf] for ḡ = 1.5, which an encoder spreads to all its
+    weights; torch's kl_divergence gives NaN there, whatever ḡ). The prior's l̄_p keeps ḡ·(p − q), finite; the finite row
+    beside it keeps its gradient; by the fused kernel (Numba) or the formula, and through gumbel_softmax_kl."""
+    logits = np.array([[0.0, 0.0, 1.0], [0.5, -1.0, 2.0]], dtype)
+    prior = np.array([[-np.inf, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype)
+    v = logits.astype(np.float64)
+    q = np.exp(v - np.logaddexp.reduce(v, axis=1, keepdims=True))
+    p = np.array([[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    d = np.log(q[1] / p[1])
+    g = np.array([1.5, -0.5], dtype)
+    tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7 if dtype == np.float32 else 1e-15)
+    lq, lp = mv.tensor(logits, requires_grad=True), mv.tensor(prior, requires_grad=True)
+    kl = ops.categorical_kl(lq, lp)
+    assert kl.data[0] == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from ∞ − ∞ either
+        kl.backward(g)
+    np.testing.assert_array_equal(lq.grad[0], 0.0)
+    np.testing.assert_allclose(lq.grad[1], -0.5 * q[1] * (d - (q[1] * d).sum()), **tol)
+    np.testing.assert_allclose(lp.grad, g[:, None] * (p - q), **tol)
+    lq3 = mv.tensor(logits, requires_grad=True)
+    y, kl = ops.gumbel_softmax_kl(lq3, mv.tensor(prior), Generator(0), temperature=0.5)
+    (kl * mv.tensor(g)).sum().backward()  # the sample's ḡ never comes: the KL's alone
+    np.testing.assert_array_equal(lq3.grad[0], 0.0)
+    np.testing.assert_allclose(lq3.grad[1], lq.grad[1], **tol)

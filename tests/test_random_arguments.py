@@ -42,9 +42,12 @@ def test_dtype_none_is_float32_torch_s_default(draw):
     lambda g: mv.rand(2, True, rng=g),
     lambda g: mv.zeros((True, 2)),
     lambda g: mv.full(True, 1.0),
-], ids=["uniform", "normal", "numpy-bool", "permutation", "integers", "rand", "zeros", "full"])
+    lambda g: g.words(True),
+    lambda g: g.words(np.False_),
+], ids=["uniform", "normal", "numpy-bool", "permutation", "integers", "rand", "zeros", "full", "words", "words-numpy"])
 def test_a_bool_size_is_refused(draw):
-    """True was a size of 1 (operator.index(True) == 1) and False of 0; NumPy and torch.zeros refuse a bool size."""
+    """True was a size of 1 (operator.index(True) == 1) and False of 0; NumPy and torch.zeros refuse a bool size
+    (Generator.words(True) drew one word)."""
     g = Generator(0)
     with pytest.raises(TypeError, match="a bool is not a size"):
         draw(g)

@@ -10,16 +10,19 @@ _CATEGORY = {"b": "bool", "u": "integer", "i": "integer", "f": "floating"}  # Py
 
 
 def floating(x, y):
-    """The operands of a binary op with PyTorch's promotion: across categories (bool, integer, floating),
+    """The operands of a binary op with PyTorch's promotion, in one dtype: across categories (bool, integer, floating),
     ``floating_all``'s; within one category, a 0-d
     operand beside an array of more dimensions takes that array's dtype (float32 · a 0-d float64 tensor is float32,
-    as PyTorch's; NumPy's is float64), as a Python number does (engine._lift)."""
+    as PyTorch's; NumPy's is float64), as a Python number does (engine._lift), and otherwise both take their common
+    dtype, as PyTorch casts an op's operands before computing: pow's VJP took log x of a float16 x beside a float32
+    exponent in float16 (its ȳ 2·10⁻⁵ off)."""
     if x.dtype == y.dtype:
         return x, y
     if _CATEGORY.get(x.dtype.kind) != _CATEGORY.get(y.dtype.kind):
         return floating_all((x, y))
     if (x.ndim == 0) == (y.ndim == 0):
-        return x, y
+        dtype = numpy.result_type(x.dtype, y.dtype)
+        return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
     return (x.astype(y.dtype), y) if x.ndim == 0 else (x, y.astype(x.dtype))
 
 
@@ -33,6 +36,22 @@ def floating_all(arrays):
         return tuple(arrays)
     dtype = numpy.result_type(*floats)
     return tuple(a if a.dtype.kind == "f" else a.astype(dtype) for a in arrays)
+
+
+def real_all(arrays):
+    """``floating_all``'s operands of an op whose values are real, and integer and bool ones with no floating operand
+    beside them as float32 (``unary.real``'s rule, PyTorch's for the Gaussian formulas: NumPy's exp of uint8 is
+    float16, of int64 float64)."""
+    return tuple(a.astype(DEFAULT_FLOAT) if a.dtype.kind in "biu" else a for a in floating_all(arrays))
+
+
+def common(arrays):
+    """The operands of an op computed by a formula of several steps, in one dtype: ``real_all``'s, then all in their
+    common dtype, as PyTorch casts an op's operands before computing (float16 logits beside float32 targets: softplus
+    was taken in float16 and then promoted, 3·10⁻⁴ off)."""
+    arrays = real_all(arrays)
+    dtype = numpy.result_type(*[a.dtype for a in arrays])
+    return tuple(a.astype(dtype, copy=False) for a in arrays)
 
 
 @register("add")
@@ -120,11 +139,15 @@ class Pow(Function):
 
     At the limits, PyTorch's values: x̄ = 0 where y = 0 (x⁰ = 1 is constant, where y·x^(y−1) would be 0·∞ at
     x = 0), and ȳ = 0 where x = 0 and y ≥ 0 (z·log x would be 0·(−∞)). The exponent's gradient needs x > 0
-    elsewhere; it is computed only when y requires one.
+    elsewhere; it is computed only when y requires one. Two bool operands are refused, as PyTorch refuses them (NumPy's
+    result is int8).
     """
 
     def forward(ctx, x, y):
         x, y = floating(x, y)
+        if x.dtype.kind == y.dtype.kind == "b":  # NumPy's bool ** bool is int8
+            raise TypeError("pow of two bool tensors is not supported (as in PyTorch); cast one to an integer or "
+                            "floating dtype")
         z = x ** y
         ctx.save(x=x, y=y, z=z)
         return z

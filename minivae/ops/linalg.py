@@ -4,7 +4,7 @@ import numpy
 from minivae._backend import fused, get_array_module
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
-from minivae.ops.arith import floating
+from minivae.ops.arith import floating, floating_all
 from minivae.ops._registry import register
 
 
@@ -79,7 +79,9 @@ class Linear(Function):
         if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[0] or bias.shape != weight.shape[1:]:
             raise ValueError(f"linear: x {x.shape} (…, in), weight {weight.shape} (in, out) and bias {bias.shape} "
                              "(out,) do not fit")
-        x, weight = floating(x, weight)  # integer data (int64 pixels) through float32 weights is float32, not float64
+        # integer data (int64 pixels) through float32 weights is float32, not float64; so is an integer bias beside them
+        x, weight, bias = floating_all((x, weight, bias))
+        x, weight = floating(x, weight)
         xp = ctx.xp
         gemm = None if xp is numpy else fused("gemm", xp, x, weight, bias)
         y = None if gemm is None else gemm.linear(x, weight, bias, activation == "relu")  # one call or launch

@@ -7,9 +7,9 @@ from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
-from minivae.ops.arith import floating_all
+from minivae.ops.arith import common
 from minivae.ops.softmax import log_softmax_array
-from minivae.ops.unary import stable_sigmoid, stable_softplus
+from minivae.ops.unary import accumulated, stable_sigmoid, stable_softplus
 from minivae.plan import drawn_counter
 from minivae.random import Generator
 
@@ -24,13 +24,15 @@ class BCEWithLogits(Function):
                             kernels/bce.cu) computes ℓ and σ(x) − t in one pass, and the VJP is then
                             one multiply
     Integer and bool targets (binary data as int64, uint8, bool) are cast to the logits' dtype first, as PyTorch's
-    result dtype (NumPy made int64 targets beside float32 logits float64, off the fused kernels).
+    result dtype (NumPy made int64 targets beside float32 logits float64, off the fused kernels); integer or bool
+    logits with integer targets are float32 (``real_all``; uint8's were float16, int64's float64, bool's an error;
+    PyTorch refuses integer logits); floating ones of two dtypes are computed in their common one (``common``).
     """
 
     sign = 1  # BernoulliLogProb below is the same op negated
 
     def forward(ctx, x, t):
-        x, t = floating_all((x, t))
+        x, t = common((x, t))
         loss, dx = _bce_terms(ctx, x, t, ctx.sign)
         ctx.save(x=x, t=t, dx=dx)
         return loss
@@ -113,6 +115,7 @@ class Reparameterize(Function):
     """
 
     def forward(ctx, mu, log_var, eps):
+        mu, log_var, eps = common((mu, log_var, eps))  # (integers: float32, as PyTorch's formula; one dtype)
         kernel = ctx.fused("gaussian", mu, log_var, eps) if _one_layout(mu, log_var, eps) else None
         if kernel is not None:
             z, noise = kernel.reparameterize_fwd(mu, log_var, eps)
@@ -141,6 +144,7 @@ class KLStandardNormal(Function):
     """
 
     def forward(ctx, mu, log_var):
+        mu, log_var = common((mu, log_var))  # (integers: float32, as PyTorch's formula; one dtype)
         kernel = ctx.fused("gaussian", mu, log_var) if mu.shape == log_var.shape and mu.dtype == log_var.dtype else None
         if kernel is not None:
             kl, var = kernel.kl_standard_normal_fwd(mu, log_var)
@@ -165,18 +169,21 @@ class ReparameterizeKL(Function):
     forward   z = μ + exp(½ v)·ε;  kl = ½ (μ² + eᵛ − 1 − v)    (v = log σ², ε fixed noise: no gradient)
     backward  μ̄ = ḡ_z + ḡ_kl·μ;  v̄ = ½ ḡ_z·exp(½ v)·ε + ½ ḡ_kl·(eᵛ − 1)   (a ḡ that never came counts as 0)
     saves     μ, v, ε       fused on the GPU (same shapes and dtype): kernels/gaussian.cu reparameterize_kl_fwd/_bwd
-    The same numbers as the two ops, but one VJP for both outputs: on the GPU the backward reads the
-    two upstream gradients and writes μ̄ and v̄ once, where the two ops' gradients are added after
+    z in the common dtype of μ, v and ε, kl in that of μ and v, each computed in it (the operands cast first, as
+    PyTorch casts an op's; integers float32). The same numbers as the two ops, but one VJP for both outputs: on the
+    GPU the backward reads the two upstream gradients and writes μ̄ and v̄ once, where the two ops' gradients are added after
     (2 more reads and writes of each), and the exponentials are recomputed rather than stored.
     """
 
     def forward(ctx, mu, log_var, eps):
+        mu, log_var = common((mu, log_var))  # (integers: float32; one dtype, the KL's, as kl_standard_normal's)
+        eps = common((mu, eps))[1]  # (an integer ε in μ's dtype; a wider ε widens the sample alone, as reparameterize)
         kernel = ctx.fused("gaussian", mu, log_var, eps) if _one_layout(mu, log_var, eps) else None
         fwd = getattr(kernel, "reparameterize_kl_fwd", None)  # the GPU's; on the CPU the formula is one pass of NumPy
         if fwd is not None:  # μ and v may be column slices of one array (GaussianVAE's split): read in place
             z, kl = fwd(mu, log_var, eps)
         else:
-            z = mu + _noise(ctx.xp, log_var, eps)
+            z = mu.astype(eps.dtype, copy=False) + _noise(ctx.xp, log_var.astype(eps.dtype, copy=False), eps)
             kl = _kl_normal(mu, log_var, ctx.xp.exp(log_var))
         ctx.save(mu=mu, log_var=log_var, eps=eps, bwd=getattr(kernel, "reparameterize_kl_bwd", None))
         return z, kl
@@ -206,6 +213,7 @@ class NormalReparameterizeKL(ReparameterizeKL):
     """
 
     def forward(ctx, mu, log_var, seed=0, counter=0):
+        mu, log_var = common((mu, log_var))  # (integers: float32, and noise of that dtype)
         shape = numpy.broadcast_shapes(mu.shape, log_var.shape)
         kernel = ctx.fused("gaussian", mu, log_var) if _one_layout(mu, log_var) else None
         fwd = getattr(kernel, "normal_reparameterize_kl_fwd", None)
@@ -252,12 +260,20 @@ class CategoricalKL(Function):
               The kernels normalize the prior's logits row by row themselves: a fixed prior (the VAE's
               uniform one) costs no log_softmax of its own each step (on the GPU, eight launches).
     A term of q_k = 0 is 0, and so is its gradient (0·log 0 = 0 whatever p_k, as torch's kl_divergence), where a logit
-    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf). l̄ is 0 where ḡ = 0, also on a row of +∞
-    (q_j·(d_j − ∞)·0 would be NaN); where ḡ ≠ 0 there, it is not defined (NaN, −inf).
+    −inf made it 0·(−inf) = NaN; one of p_k = 0 < q_k is +∞ (log p_k = −inf). On a row of KL = +∞, l̄ = 0 whatever ḡ:
+    every finite l has q_k > 0 there, so the KL is +∞ for all l, a constant whose derivative is 0 (the formula's
+    q_j·(d_j − ∞)·ḡ was −∞ and NaN, which an encoder would spread to all its parameters); l̄_p keeps its formula
+    ḡ·(p − q), finite, which points the prior's −inf logits up, the only way the KL becomes finite. (torch's
+    kl_divergence sends back NaN for l̄ on such a row, whatever ḡ, and 0 for l̄_p.)
     """
 
     def forward(ctx, logits, prior_logits):
         xp = ctx.xp
+        # integer and bool logits as float32, beside floating ones as those, both in one dtype (``common``); float16
+        # computed in float32 and the KL rounded once to float16 (``accumulated``: its sums, as PyTorch's)
+        logits, prior_logits = common((logits, prior_logits))
+        dtype = logits.dtype
+        logits, prior_logits = accumulated(logits), accumulated(prior_logits)
         kernel = (ctx.fused("categorical", logits, prior_logits)
                   if logits.ndim and logits.size and logits.dtype == prior_logits.dtype else None)  # (rows, not empty)
         log_p = None
@@ -274,17 +290,18 @@ class CategoricalKL(Function):
         if ctx.needs_input_grad[1]:
             p = xp.exp(_log_prior(xp, prior_logits, logits.shape) if log_p is None else log_p)
         ctx.save(q=q, diff=diff, kl=kl, p=p, prior_shape=prior_logits.shape, kernel=kernel)
-        return kl
+        return kl.astype(dtype, copy=False)
 
     def backward(ctx, g):
         gp = unbroadcast(g[..., None] * (ctx.p - ctx.q), ctx.prior_shape) if ctx.p is not None else None
         bwd = getattr(ctx.kernel, "categorical_kl_bwd", None)  # one fused pass on the GPU
         if bwd is not None:
             return bwd(g, ctx.q, ctx.diff, ctx.kl), gp
-        with numpy.errstate(invalid="ignore"):  # q_j·(d_j − ∞)·0 = NaN on a row of KL = +∞, replaced just below
-            gl = ctx.q * (ctx.diff - ctx.kl[..., None]) * g[..., None]
-        # 0 where ḡ = 0, so that a row of +∞ that no loss reads (ḡ = 0) sends back no NaN, as kl_divergence's
-        return ctx.xp.where(g[..., None] == 0, 0, gl), gp
+        kl = ctx.kl[..., None]
+        with numpy.errstate(invalid="ignore"):  # q_j·(d_j − ∞)·ḡ = −∞ or NaN on a row of KL = +∞, replaced just below
+            gl = ctx.q * (ctx.diff - kl) * g[..., None]
+        # 0 on a row of +∞ (the KL is +∞ for every l there: a constant), whatever ḡ
+        return ctx.xp.where(kl == numpy.inf, 0, gl), gp
 
 
 @register("negative_elbo", nondifferentiable_inputs=(2,))
@@ -304,6 +321,7 @@ class NegativeELBO(Function):
 
     def forward(ctx, ll, kl, beta):
         xp = ctx.xp
+        ll, kl, beta = common((ll, kl, beta))  # (one dtype: integer terms beside float32 ones were float64)
         kernel = None if xp is numpy else ctx.fused("elbo", ll, kl, beta)
         ctx.save(beta=beta, ll_shape=ll.shape, kl_shape=kl.shape, rows=math.prod(ll.shape[:-1]), kernel=kernel)
         if kernel is not None and ll.dtype == kl.dtype == beta.dtype:
@@ -333,7 +351,7 @@ class BernoulliNegativeELBO(Function):
 
     def forward(ctx, logits, x, kl, beta):
         xp = ctx.xp
-        logits, x = floating_all((logits, x))  # integer data in the logits' dtype, as bernoulli_log_prob's
+        logits, x, kl, beta = common((logits, x, kl, beta))  # integer data in the logits' dtype, all in one dtype
         kernel = None if xp is numpy else ctx.fused("elbo", logits, x, kl, beta)
         if kernel is not None and logits.dtype == x.dtype == kl.dtype == beta.dtype:
             ctx.save(logits=logits, x=x, beta=beta, kl_shape=kl.shape, dx=None, kernel=kernel)
@@ -422,11 +440,13 @@ class BinaryCrossEntropy(Function):
     saves     x, t
     x and t of one shape (F.binary_cross_entropy checks that); an x outside [0, 1] (or NaN) is refused, as torch
     refuses it (this reads the check's result on the host: one synchronisation on the GPU). Integer and bool targets
-    are cast to x's dtype (as ops.bce_with_logits).
+    are cast to x's dtype (as ops.bce_with_logits), integer and bool x and t are float32, and floating ones of two
+    dtypes are taken in their common dtype before any step (``common``, every op's rule: float16 probabilities beside
+    float32 targets were logged in float16).
     """
 
     def forward(ctx, x, t):
-        x, t = floating_all((x, t))  # integer and bool targets in x's dtype
+        x, t = common((x, t))
         xp = ctx.xp
         if x.shape != t.shape:
             raise ValueError(f"binary_cross_entropy: the target's shape {tuple(t.shape)} differs from the input's "

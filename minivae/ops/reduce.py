@@ -6,19 +6,22 @@ import numpy
 from minivae.engine import Function
 from minivae.ops._broadcast import expand_reduced, normalize_axis
 from minivae.ops._registry import register
-from minivae.ops.unary import real
+from minivae.ops.unary import accumulated
 
 
 @register("sum")
 class Sum(Function):
     """y = Σ_axis x;  x̄ = broadcast(ḡ, x.shape).
     A bool or integer x sums to int64, as PyTorch's (NumPy's sum of uint8, uint16 or uint32 is uint64);
-    uint64 stays uint64 (no wider integer holds it)."""
+    uint64 stays uint64 (no wider integer holds it). A float16 x is added in float32 and the sum rounded to float16
+    (``accumulated``, as PyTorch's: NumPy adds along a strided axis in float16)."""
 
     def forward(ctx, x, axis=None, keepdims=False):
         axes = normalize_axis(axis, x.ndim, x.shape)
         ctx.save(shape=x.shape, axes=axes, keepdims=keepdims)
         dtype = numpy.int64 if x.dtype.kind in "biu" and x.dtype != numpy.uint64 else None
+        if x.dtype == numpy.float16:
+            return x.sum(axis=axes, keepdims=keepdims, dtype=numpy.float32).astype(x.dtype)
         return x.sum(axis=axes, keepdims=keepdims, dtype=dtype)
 
     def backward(ctx, g):
@@ -30,19 +33,23 @@ class Sum(Function):
 class Mean(Function):
     """y = (1/n) Σ_axis x;  x̄ = broadcast(ḡ, x.shape) / n, n the number of reduced elements.
     A bool or integer x is averaged as float32 (``real``: the library's rule for a real-valued result of
-    integers, as ``int_t / n`` and ``exp``; PyTorch refuses an integer mean, NumPy gives float64)."""
+    integers, as ``int_t / n`` and ``exp``; PyTorch refuses an integer mean, NumPy gives float64).
+    float16 is averaged in float32, and ḡ/n taken in float32, each rounded once to float16 (``accumulated``, as
+    PyTorch's: n = 70000 is +∞ in float16, and ḡ/n was 0)."""
 
     def forward(ctx, x, axis=None, keepdims=False):
-        x = real(x)
+        dtype = x.dtype if x.dtype == numpy.float16 else None
+        x = accumulated(x)
         axes = normalize_axis(axis, x.ndim, x.shape)
         n = 1
         for a in axes:
             n *= x.shape[a]
         ctx.save(shape=x.shape, axes=axes, keepdims=keepdims, n=n)
-        return x.mean(axis=axes, keepdims=keepdims)
+        y = x.mean(axis=axes, keepdims=keepdims)
+        return y if dtype is None else y.astype(dtype)
 
     def backward(ctx, g):
-        g = expand_reduced(g, ctx.shape, ctx.axes, ctx.keepdims)
+        g = expand_reduced(accumulated(g), ctx.shape, ctx.axes, ctx.keepdims)
         return ctx.xp.broadcast_to(g / ctx.n, ctx.shape).copy()
 
 
@@ -83,10 +90,17 @@ class Var(Function):
     x̄ = broadcast(ḡ)·2(x − m)/(n − c)  (m's own contribution vanishes: Σ_axis (x − m) = 0).
     Where n ≤ c the divisor is 0, as NumPy's and PyTorch's (never negative): y = +∞, or NaN where x is constant
     there (a single element), and x̄ = ±∞·ḡ, or NaN where x = m; IEEE division, no exception or warning.
-    A bool or integer x is float32 (``real``, as Mean's; PyTorch refuses it, NumPy gives float64)."""
+    A bool or integer x is float32 (``real``, as Mean's; PyTorch refuses it, NumPy gives float64); float16 is computed
+    in float32 and y rounded once to float16, as PyTorch's (``accumulated``: Σ (x − m)² of 4096 values of spread 10
+    overflowed float16), and so is x̄ (the engine rounds it to x's dtype)."""
 
     def forward(ctx, x, axis=None, keepdims=False, correction=1):
-        x = real(x)
+        y = ctx.wide(x, axis, keepdims, correction)
+        return y.astype(x.dtype) if x.dtype == numpy.float16 else y
+
+    def wide(ctx, x, axis, keepdims, correction):
+        """y in the dtype it is computed in (``accumulated``'s), saving what the VJP needs."""
+        x = accumulated(x)
         axes = normalize_axis(axis, x.ndim, x.shape)
         n = 1
         for a in axes:
@@ -108,12 +122,12 @@ class Var(Function):
 class Std(Function):
     """y = √(Σ_axis (x − m)² / (n − c)), var's square root;  x̄ = broadcast(ḡ)·(x − m)/((n − c)·y), and 0 where y = 0
     (a constant slice, where sqrt's VJP after var's would give 0·∞: PyTorch's value, the subgradient of least norm).
-    Where n ≤ c, y is var's +∞ or NaN and x̄ NaN (0·∞ in the divisor), as PyTorch's."""
+    Where n ≤ c, y is var's +∞ or NaN and x̄ NaN (0·∞ in the divisor), as PyTorch's. Integer and float16 x as Var's."""
 
     def forward(ctx, x, axis=None, keepdims=False, correction=1):
-        y = ctx.xp.sqrt(Var.forward(ctx, x, axis=axis, keepdims=keepdims, correction=correction))
+        y = ctx.xp.sqrt(Var.wide(ctx, x, axis, keepdims, correction))  # (float16: in float32, rounded once)
         ctx.save(y=y)
-        return y
+        return y.astype(x.dtype) if x.dtype == numpy.float16 else y
 
     def backward(ctx, g):
         xp = ctx.xp
@@ -137,14 +151,17 @@ def logsumexp_array(xp, x, axes):
 @register("logsumexp")
 class LogSumExp(Function):
     """y = log Σ_axis eˣ (max-shifted);  x̄ = ḡ·e^{x − y} = ḡ·softmax(x).
-    A bool or integer x is float32 (``real``), as PyTorch's: an unsigned x − max x would wrap around."""
+    A bool or integer x is float32 (``real``), as PyTorch's: an unsigned x − max x would wrap around. float16 is
+    computed in float32 and rounded once to float16, y and x̄ (``accumulated``, as PyTorch's)."""
 
     def forward(ctx, x, axis=None, keepdims=False):
-        x = real(x)
+        dtype = x.dtype if x.dtype == numpy.float16 else None
+        x = accumulated(x)
         axes = normalize_axis(axis, x.ndim, x.shape)
         y = logsumexp_array(ctx.xp, x, axes)
         ctx.save(x=x, y=y, axes=axes, keepdims=keepdims)
-        return y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+        y = y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+        return y if dtype is None else y.astype(dtype)
 
     def backward(ctx, g):
         g = expand_reduced(g, ctx.x.shape, ctx.axes, ctx.keepdims)

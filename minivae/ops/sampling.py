@@ -7,6 +7,7 @@ from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
 from minivae.ops.losses import CategoricalKL, _prior_rows
 from minivae.ops.softmax import check_temperature, softmax_array, softmax_vjp
+from minivae.ops.unary import accumulated, real
 from minivae.plan import drawn_counter
 from minivae.random import Generator
 
@@ -19,11 +20,17 @@ class StraightThrough(Function):
 
     forward   z = one_hot(argmax_axis y)  (ties go to the lowest index, as numpy.argmax)
     backward  ȳ = ḡ  (the soft sample's gradient: Bengio et al. 2013; Jang et al. 2017)
+    ``axis`` is one axis: a tuple of several (or None over 2 or more dimensions) is refused, as F.gumbel_softmax's
+    hard=True refuses it (the one-hot was taken along the first of them alone: one 1 per column of a (2, 3) y, not one).
     """
 
     def forward(ctx, y, axis=-1):
         xp = ctx.xp
-        axis = normalize_axis(axis, y.ndim, y.shape)[0]
+        axes = normalize_axis(axis, y.ndim, y.shape)
+        if len(axes) != 1:
+            raise ValueError(f"straight_through takes one axis (a one-hot is along one), got axis={axis!r} for a "
+                             f"tensor of shape {y.shape}")
+        axis = axes[0]
         k = xp.expand_dims(y.argmax(axis=axis), axis)
         shape = [1] * y.ndim
         shape[axis] = y.shape[axis]
@@ -55,16 +62,17 @@ class GumbelSoftmax(Function):
 
     def forward(ctx, logits, seed=0, counter=0, temperature=1.0, hard=False):
         temperature = check_temperature(temperature)
-        if logits.dtype.kind != "f":  # integer logits: noise of their dtype would be truncated away
-            logits = logits.astype(ctx.xp.result_type(logits.dtype, ctx.xp.float32))
+        logits = real(logits)  # integer logits as float32 (int64's were float64): noise of their dtype would be truncated
         kernel = ctx.fused("gumbel", logits) if logits.ndim and logits.size else None  # (rows, not empty)
         if kernel is not None:
             y, out = kernel.gumbel_softmax_fwd(logits, seed, counter, temperature, hard)
         else:
             xp = ctx.xp
             g = Generator(seed, counter).gumbel(logits.shape, logits.dtype, device=device_of(logits))
-            y = softmax_array(xp, logits + g, (logits.ndim - 1,), temperature)
+            # (float16: l + g in float16, its softmax in float32 rounded once, as softmax's)
+            y = softmax_array(xp, accumulated(logits + g), (logits.ndim - 1,), temperature)
             out = StraightThrough.forward(ctx, y) if hard else y
+            out = out.astype(logits.dtype, copy=False)
         ctx.save(y=y, tau=temperature, kernel=ctx.fused("softmax") if kernel is not None else None)
         return out
 

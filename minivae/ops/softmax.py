@@ -7,6 +7,7 @@ import numpy  # for dtype limits only: array math takes its module from the inpu
 from minivae.engine import Function, Tensor
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
+from minivae.ops.unary import accumulated
 from minivae.plan import Live
 
 
@@ -69,6 +70,21 @@ def _kernel(ctx, x, axis):
     return ctx.fused("softmax", x)
 
 
+def _forward(ctx, x, axis, temperature, log):
+    """Softmax's or LogSoftmax's forward: y in x's dtype (float32 for integers), computed in ``accumulated``'s."""
+    temperature = check_temperature(temperature)
+    axis = normalize_axis(axis, x.ndim, x.shape)
+    dtype = x.dtype if x.dtype == numpy.float16 else None
+    x = accumulated(x)
+    kernel = _kernel(ctx, x, axis)
+    if kernel is not None:
+        y = kernel.softmax_fwd(x, temperature, log=log)
+    else:
+        y = (log_softmax_array if log else softmax_array)(ctx.xp, x, axis, temperature)
+    ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
+    return y if dtype is None else y.astype(dtype)
+
+
 @register("softmax")
 class Softmax(Function):
     r"""Softmax with temperature along ``axis``.
@@ -76,18 +92,14 @@ class Softmax(Function):
     forward   y = exp((x − max x)/τ) / Σ_k exp((x_k − max x)/τ)
     backward  x̄ = y ⊙ (ḡ − Σ_k ḡ_k y_k) / τ
     saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd, kernels/softmax.cu
+    Integer and bool x give float32, the default float (the rule of exp and mean of integers here; PyTorch refuses
+    them, and int64's was float64, uint8's x − max x wrapped around, bool's an error); float16 is computed in float32
+    and rounded once to float16, y and x̄, as PyTorch's (``accumulated``: 70000 terms summed in float16 are +∞, and
+    every y_k was 0).
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
-        temperature = check_temperature(temperature)
-        axis = normalize_axis(axis, x.ndim, x.shape)
-        kernel = _kernel(ctx, x, axis)
-        if kernel is not None:
-            y = kernel.softmax_fwd(x, temperature)
-        else:
-            y = softmax_array(ctx.xp, x, axis, temperature)
-        ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
-        return y
+        return _forward(ctx, x, axis, temperature, False)
 
     def backward(ctx, g):
         y = ctx.y
@@ -103,22 +115,16 @@ class LogSoftmax(Function):
     forward   y = z − log Σ_k exp(z_k),  z = (x − max x)/τ
     backward  x̄ = (ḡ − exp(y) Σ_k ḡ_k) / τ
     saves     y            fused (last axis): minivae/_cpu/softmax.py softmax_fwd/_bwd with log=True, kernels/softmax.cu
+    Integer, bool and float16 x as Softmax's (float32; float16 computed in float32, rounded once).
     """
 
     def forward(ctx, x, axis=-1, temperature=1.0):
-        temperature = check_temperature(temperature)
-        axis = normalize_axis(axis, x.ndim, x.shape)
-        kernel = _kernel(ctx, x, axis)
-        if kernel is not None:
-            y = kernel.softmax_fwd(x, temperature, log=True)
-        else:
-            y = log_softmax_array(ctx.xp, x, axis, temperature)
-        ctx.save(y=y, axis=axis, tau=temperature, kernel=kernel)
-        return y
+        return _forward(ctx, x, axis, temperature, True)
 
     def backward(ctx, g):
         if ctx.kernel is not None:
             return ctx.kernel.softmax_bwd(ctx.y, g, ctx.tau, log=True)
+        g = accumulated(g)  # (float16: Σ ḡ in float32, as the forward's sums)
         return (g - ctx.xp.exp(ctx.y) * g.sum(axis=ctx.axis, keepdims=True)) / _tau(ctx.tau, ctx.y.dtype)
 
 

@@ -1,5 +1,7 @@
 """Elementwise unary functions. Where the derivative is a function of the output
 (exp, sqrt, tanh, sigmoid), the output is what is saved."""
+import numpy
+
 from minivae.engine import DEFAULT_FLOAT, Function
 from minivae.ops._registry import register
 
@@ -8,6 +10,13 @@ def real(x):
     """x for a function with real values: an integer or bool array as the default float dtype, float32, as in
     PyTorch (NumPy's exp of int64 is float64); a floating array as it is."""
     return x.astype(DEFAULT_FLOAT) if x.dtype.kind in "biu" else x
+
+
+def accumulated(x):
+    """x as a reduction computes with it (``real``'s, and float16 as float32): PyTorch's accumulate type for half,
+    whose sums, means, variances, log-sum-exps and softmaxes of float16 add in float32 and round once to float16.
+    Added in float16, 4096 values near 1000 overflow (65504) and lose their variance, and 1/70000 is 0."""
+    return x.astype(numpy.float32) if x.dtype == numpy.float16 else real(x)
 
 
 @register("exp")
@@ -170,11 +179,12 @@ class Softplus(Function):
 
 @register("relu")
 class Relu(Function):
-    """y = max(x, 0);  x̄ = ḡ·[x > 0]."""
+    """y = max(x, 0);  x̄ = ḡ·[x > 0]. A bool x is its own relu (max(x, False) = x; NumPy's maximum with 0 made
+    it int64; PyTorch refuses it)."""
 
     def forward(ctx, x):
         ctx.save(positive=x > 0)
-        return ctx.xp.maximum(x, 0)
+        return x.copy() if x.dtype.kind == "b" else ctx.xp.maximum(x, 0)
 
     def backward(ctx, g):
         return g * ctx.positive

@@ -1,0 +1,290 @@
+"""Every registered op (minivae.ops.OPS, through its public function) on bool, uint8, int32, int64, float16, float32 and
+float64 tensors, against PyTorch's same operation: the result's dtype, and for floating inputs the values and the
+gradients (their dtypes and values). PyTorch's promotion is the spec; where PyTorch refuses an input dtype, minivae's
+documented rule is checked instead (DIFFERENT, each case named with its reason: README's "Different on purpose").
+Then every op of several tensor inputs on pairs of dtypes: the result dtype by PyTorch's promotion rule (integers made
+float32 where the values are real), the values against PyTorch's formula evaluated in float64 (PyTorch's own mixed
+results take some steps in the narrower dtype: its kl_divergence of float16 logits beside a float32 prior is 5·10⁻³ off).
+"""
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+from minivae.random import Generator
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+Categorical, kl_divergence = torch.distributions.Categorical, torch.distributions.kl_divergence
+
+DTYPES = [np.bool_, np.uint8, np.int32, np.int64, np.float16, np.float32, np.float64]
+TORCH = {np.dtype(d): getattr(torch, np.dtype(d).name if d != np.bool_ else "bool") for d in DTYPES}
+SHAPE = (2, 3)
+# values and gradients: a few ulps of the result's dtype (float16 formulas of several steps round at each)
+TOL = {np.dtype(np.float16): 4e-3, np.dtype(np.float32): 4e-6, np.dtype(np.float64): 1e-12}
+
+
+def data(dtype, shape=SHAPE, seed=0):
+    """Values every op takes: integers 0 … 3, bools, or floats in (0.05, 0.95) (inside log's, sqrt's, erfinv's and
+    erfcinv's domains)."""
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype) == bool:
+        return rng.random(shape) < 0.5
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(0, 4, shape).astype(dtype)
+    return rng.uniform(0.05, 0.95, shape).astype(dtype)
+
+
+def real(dtype):
+    """The dtype of a real-valued result of ``dtype`` data: float32 for integers and bools (minivae's rule)."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float32)
+
+
+def torch_dtype_name(t):
+    return str(t.dtype).removeprefix("torch.")
+
+
+def gumbels(t):
+    """The noise ops.gumbel_softmax(logits, Generator(7)) adds: Generator(7)'s Gumbel draw in the logits' real dtype."""
+    dtype = np.dtype(torch_dtype_name(t)) if t.dtype != torch.bool else np.dtype(bool)
+    return torch.tensor(Generator(7).gumbel(tuple(t.shape), real(dtype))).to(t.dtype if t.is_floating_point() else None)
+
+
+def normals(t):
+    """The noise ops.reparameterize_kl(μ, v, rng=Generator(7)) draws: Generator(7)'s normals in the result dtype."""
+    return torch.tensor(Generator(7).normal(tuple(t.shape), real(np.dtype(torch_dtype_name(t)))))
+
+
+def torch_kl(l, lp):
+    return kl_divergence(Categorical(logits=l), Categorical(logits=lp))
+
+
+def gaussian_kl(mu, v):
+    return 0.5 * (mu * mu + torch.exp(v) - 1 - v)
+
+
+def one(n=1):
+    return lambda d: [data(d, seed=k) for k in range(1, n + 1)]
+
+
+def shaped(*shapes):
+    return lambda d: [data(d, s, seed=k) for k, s in enumerate(shapes, 1)]
+
+
+def unary(n):
+    return one(), lambda a: getattr(ops, n)(a[0]), lambda t: getattr(torch, n)(t[0])
+
+
+def binary(n):
+    return one(2), lambda a: getattr(ops, n)(a[0], a[1]), lambda t: getattr(torch, n)(t[0], t[1])
+
+
+def reduction(n):
+    return one(), lambda a: getattr(ops, n)(a[0], axis=1), lambda t: getattr(torch, n)(t[0], dim=1)
+
+
+# name: (inputs(dtype) → arrays, ours(tensors) → tensor or tuple, theirs(torch tensors) → tensor or tuple)
+ROWS = {
+    **{n: unary(n) for n in ["abs", "neg", "relu", "exp", "expm1", "log", "log1p", "sqrt", "tanh", "sin", "cos",
+                             "sigmoid", "erf", "erfc", "erfinv"]},
+    "clone": (one(), lambda a: ops.clone(a[0]), lambda t: t[0].clone()),
+    "softplus": (one(), lambda a: ops.softplus(a[0]), lambda t: TF.softplus(t[0])),
+    **{n: (one(), lambda a, n=n: getattr(ops, n)(a[0]), lambda t, n=n: getattr(TF, n)(t[0]))
+       for n in ["leaky_relu", "elu", "gelu", "silu"]},
+    "binary_cross_entropy": (lambda d: [np.minimum(data(d, seed=k), 1).astype(d) for k in (1, 2)],  # (probabilities)
+                             lambda a: ops.binary_cross_entropy(*a),
+                             lambda t: TF.binary_cross_entropy(*t, reduction="none")),
+    # torch has no erfcinv: erfcinv(x) = erfinv(1 − x), taken in float64 (1 − x exact for a float16 or float32 x)
+    "erfcinv": (one(), lambda a: ops.erfcinv(a[0]),
+                lambda t: torch.erfinv(1 - t[0].double()).to(t[0].dtype if t[0].is_floating_point() else torch.float32)),
+    **{n: binary(n) for n in ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]},
+    "where": (lambda d: [data(bool, seed=9), data(d, seed=1), data(d, seed=2)], lambda a: ops.where(*a),
+              lambda t: torch.where(*t)),
+    "clip": (one(3), lambda a: ops.clip(*a), lambda t: torch.clamp(*t)),
+    "cast": (one(), lambda a: ops.cast(a[0], dtype=np.dtype(np.float32)), lambda t: t[0].to(torch.float32)),
+    **{n: reduction(n) for n in ["sum", "mean", "var", "std", "logsumexp", "softmax", "log_softmax"]},
+    "max": (one(), lambda a: ops.max(a[0], axis=1), lambda t: torch.amax(t[0], dim=1)),
+    "min": (one(), lambda a: ops.min(a[0], axis=1), lambda t: torch.amin(t[0], dim=1)),
+    "matmul": (shaped((2, 3), (3, 4)), lambda a: ops.matmul(*a), lambda t: torch.matmul(*t)),
+    "linear": (shaped((2, 3), (3, 4), (4,)), lambda a: ops.linear(*a), lambda t: t[0] @ t[1] + t[2]),
+    "reshape": (one(), lambda a: ops.reshape(a[0], (3, 2)), lambda t: t[0].reshape(3, 2)),
+    "transpose": (one(), lambda a: ops.transpose(a[0]), lambda t: t[0].T),
+    "getitem": (one(), lambda a: a[0][:, [0, 2, 2]], lambda t: t[0][:, [0, 2, 2]]),
+    "concatenate": (one(2), lambda a: ops.concatenate(a, axis=1), lambda t: torch.cat(t, dim=1)),
+    "stack": (one(2), lambda a: ops.stack(a, axis=1), lambda t: torch.stack(t, dim=1)),
+    "broadcast_to": (shaped((3,)), lambda a: ops.broadcast_to(a[0], SHAPE), lambda t: t[0].broadcast_to(SHAPE)),
+    "split": (shaped((4, 3)), lambda a: tuple(ops.split(a[0], [1])), lambda t: tuple(torch.split(t[0], [1, 3]))),
+    "straight_through": (one(), lambda a: ops.straight_through(a[0]),
+                         lambda t: TF.one_hot(t[0].argmax(-1), 3).to(t[0].dtype)),
+    "gumbel_softmax": (one(), lambda a: ops.gumbel_softmax(a[0], Generator(7)),
+                       lambda t: torch.softmax(t[0] + gumbels(t[0]), -1)),
+    "categorical_kl": (one(2), lambda a: ops.categorical_kl(*a), lambda t: torch_kl(*t)),
+    "gumbel_softmax_kl": (one(2), lambda a: tuple(ops.gumbel_softmax_kl(a[0], a[1], Generator(7))),
+                          lambda t: (torch.softmax(t[0] + gumbels(t[0]), -1), torch_kl(*t))),
+    "bce_with_logits": (one(2), lambda a: ops.bce_with_logits(*a),
+                        lambda t: TF.binary_cross_entropy_with_logits(*t, reduction="none")),
+    "bernoulli_log_prob": (one(2), lambda a: ops.bernoulli_log_prob(*a),
+                           lambda t: -TF.binary_cross_entropy_with_logits(*t, reduction="none")),
+    "kl_standard_normal": (one(2), lambda a: ops.kl_standard_normal(*a), lambda t: gaussian_kl(*t)),
+    "reparameterize": (one(3), lambda a: ops.reparameterize(*a), lambda t: t[0] + torch.exp(0.5 * t[1]) * t[2]),
+    "reparameterize_kl": (one(3), lambda a: tuple(ops.reparameterize_kl(*a)),
+                          lambda t: (t[0] + torch.exp(0.5 * t[1]) * t[2], gaussian_kl(t[0], t[1]))),
+    "normal_reparameterize_kl": (one(2), lambda a: tuple(ops.reparameterize_kl(*a, rng=Generator(7))),
+                                 lambda t: (t[0] + torch.exp(0.5 * t[1]) * normals(t[0] + t[1]), gaussian_kl(*t))),
+    "negative_elbo": (one(2), lambda a: ops.negative_elbo(*a), lambda t: (t[1].sum(-1) - t[0].sum(-1)).mean()),
+    "bernoulli_negative_elbo": (one(3), lambda a: ops.bernoulli_negative_elbo(*a),
+                                lambda t: (t[2].sum(-1) + TF.binary_cross_entropy_with_logits(t[0], t[1], reduction="none")
+                                           .sum(-1)).mean()),
+}
+
+_INTEGERS = [np.bool_, np.uint8, np.int32, np.int64]
+# Where PyTorch refuses the input dtype: minivae's result dtype(s), or the error it raises, and why.
+DIFFERENT = {
+    # real-valued results of integers are float32 (README: mean, var, std, logsumexp; the same rule here)
+    **{(n, np.dtype(d)): "float32" for d in _INTEGERS
+       for n in ["softplus", "mean", "var", "std", "softmax", "log_softmax", "bce_with_logits", "bernoulli_log_prob",
+                 "negative_elbo", "bernoulli_negative_elbo", "leaky_relu", "elu", "gelu", "silu",
+                 "binary_cross_entropy"]},
+    **{(n, np.dtype(bool)): "float32" for n in ["categorical_kl", "kl_standard_normal"]},
+    **{(n, np.dtype(bool)): ("float32", "float32") for n in ["gumbel_softmax_kl", "reparameterize_kl",
+                                                             "normal_reparameterize_kl"]},
+    # NumPy's bool results where PyTorch implements no bool kernel: |x| = x, max(x, False) = x, clamp, the logical
+    # matrix product (or of ands), the one-hot of a bool argmax
+    **{(n, np.dtype(bool)): "bool" for n in ["abs", "relu", "clip", "matmul", "linear", "straight_through"]},
+    # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)
+    **{(n, np.dtype(bool)): TypeError for n in ["neg", "sub", "pow"]},
+}
+
+
+def _dtypes(result):
+    out = result if isinstance(result, tuple) else (result,)
+    return tuple(torch_dtype_name(r) if isinstance(r, torch.Tensor) else str(r.dtype) for r in out)
+
+
+def test_every_registered_op_has_a_row():
+    assert set(mv.OPS) - set(ROWS) == set(), "ops with no row in tests/test_op_dtypes.py's ROWS"
+    assert set(ROWS) - set(mv.OPS) == set(), "rows for ops that are not registered"
+
+
+def _close(ours, theirs, dtype, what):
+    got, want = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    tol = TOL.get(np.dtype(dtype), 0)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol, equal_nan=True, err_msg=what)
+
+
+def _each(check, name, cases):
+    """check(name, *case) for every case (one test per op, not per case: 660 tests took four times as long), a failure
+    naming its case."""
+    for case in cases:
+        try:
+            check(name, *case)
+        except AssertionError as e:
+            raise AssertionError(f"{name} at {[np.dtype(d).name for d in case]}: {e}") from e
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_op_dtypes_values_and_gradients_match_torch(name):
+    """The op of same-dtype inputs: PyTorch's result dtype(s) and values, and for floating inputs the gradient of
+    every input that gets one (dtype and values, ḡ fixed); or, where PyTorch refuses the dtype, DIFFERENT's entry.
+    Found by this sweep: integer inputs of kl_standard_normal, reparameterize and the pair were float64 (uint8's
+    float16), torch's float32; normal_reparameterize_kl refused them; bce_with_logits and bernoulli_log_prob of
+    integer logits were float64 (uint8: float16) and of bool an error; relu of bool was int64; pow of two bools int8."""
+    _each(_same_dtype, name, [(d,) for d in DTYPES])
+
+
+def _same_dtype(name, dtype):
+    inputs, ours, theirs = ROWS[name]
+    arrays = inputs(dtype)
+    floating = np.dtype(dtype).kind == "f"
+    want_grad = [floating and a.dtype.kind == "f" for a in arrays]
+    try:
+        t_in = [torch.tensor(a, requires_grad=w) for a, w in zip(arrays, want_grad)]
+        t_out = theirs(t_in)
+    except (RuntimeError, NotImplementedError):  # PyTorch refuses this dtype: minivae's documented rule instead
+        expected = DIFFERENT[(name, np.dtype(dtype))]
+        if isinstance(expected, type):
+            with pytest.raises(expected):
+                ours([mv.tensor(a) for a in arrays])
+        else:
+            assert _dtypes(ours([mv.tensor(a) for a in arrays])) == (expected if isinstance(expected, tuple) else (expected,))
+        return
+    assert (name, np.dtype(dtype)) not in DIFFERENT, "PyTorch takes this dtype now: drop the DIFFERENT entry"
+    m_in = [mv.tensor(a, requires_grad=w) for a, w in zip(arrays, want_grad)]
+    m_out = ours(m_in)
+    assert _dtypes(m_out) == _dtypes(t_out)
+    m_out, t_out = (m_out, t_out) if isinstance(m_out, tuple) else ((m_out,), (t_out,))
+    for k, (m, t) in enumerate(zip(m_out, t_out)):
+        _close(m.numpy(), t.detach().numpy(), m.dtype, f"{name} output {k}")
+    if not floating or name in ops.SURROGATES:
+        return
+    g = [np.linspace(0.5, 1.5, m.data.size).astype(m.dtype).reshape(m.shape) for m in m_out]
+    mv.backward(list(m_out), g)
+    torch.autograd.backward(list(t_out), [torch.tensor(gk) for gk in g])
+    skip = ops.NONDIFFERENTIABLE_INPUTS[name]
+    for i, (m, t) in enumerate(zip(m_in, t_in)):
+        if i in skip or not want_grad[i]:
+            continue
+        assert m.grad.dtype == np.dtype(dtype) == np.dtype(torch_dtype_name(t.grad)), (name, i)
+        _close(m.grad, t.grad.numpy(), dtype, f"{name} gradient {i}")
+
+
+# ---- several tensor inputs of two dtypes --------------------------------------------------------------------------
+PAIRS = [(np.float16, np.float32), (np.float32, np.float64), (np.float64, np.float32), (np.int64, np.float16),
+         (np.uint8, np.float32), (np.bool_, np.float16), (np.float32, np.int64), (np.float16, np.uint8),
+         (np.int32, np.int64), (np.uint8, np.int32), (np.bool_, np.int64)]
+MIXED = sorted(n for n, (inputs, _, _) in ROWS.items() if len(inputs(np.float32)) > 1)
+REAL = {"div", "binary_cross_entropy", "categorical_kl", "gumbel_softmax_kl", "bce_with_logits", "bernoulli_log_prob",
+        "kl_standard_normal", "reparameterize", "reparameterize_kl", "normal_reparameterize_kl", "negative_elbo",
+        "bernoulli_negative_elbo"}
+
+
+@pytest.mark.parametrize("name", MIXED)
+def test_ops_of_two_dtypes_promote_as_torch_and_compute_in_the_result_dtype(name):
+    """The first tensor input of one dtype, the others of another (where's mask stays bool): the result dtype is
+    PyTorch's promotion of the inputs' (torch.promote_types; float32 for integers where the values are real), and the
+    values are PyTorch's formula in float64 of the same inputs, within a few ulps of that dtype: the inputs are cast to
+    it before any step; so are the gradients, each in its input's dtype. Found by this sweep: pow's ȳ took log x of a
+    float16 x in float16 beside a float32 y (2·10⁻⁵ off); bce_with_logits took softplus of float16 logits in float16
+    beside float32 targets (3·10⁻⁴ off), the Gaussian KL μ² of a float16 μ, negative_elbo Σ ll of float16 terms
+    beside a float32 KL; negative_elbo and bernoulli_negative_elbo of integer terms beside float32 ones were float64, and
+    linear of float32 x and an int64 bias. (torch.matmul refuses two dtypes: NumPy's promotion here; PyTorch's own
+    kl_divergence and Gaussian formulas take some steps in the narrower dtype, 5·10⁻³ off in float16.)"""
+    _each(_two_dtypes, name, PAIRS)
+
+
+def _two_dtypes(name, first, rest):
+    inputs, ours, theirs = ROWS[name]
+    arrays = inputs(first)
+    arrays = [arrays[0]] + [a if (name == "where" and i == 0) else a.astype(rest) for i, a in enumerate(arrays[1:])]
+    dtype = np.dtype(torch_dtype_name(torch.empty(0, dtype=torch.promote_types(TORCH[np.dtype(first)],
+                                                                                TORCH[np.dtype(rest)]))))
+    if name in REAL:
+        dtype = real(dtype)
+    grad = [a.dtype.kind == "f" and i not in ops.NONDIFFERENTIABLE_INPUTS[name] for i, a in enumerate(arrays)]
+    m_in = [mv.tensor(a, requires_grad=w) for a, w in zip(arrays, grad)]
+    t_in = [torch.tensor(a if a.dtype == bool and name == "where" else a.astype(np.float64), requires_grad=w)
+            for a, w in zip(arrays, grad)]
+    got = ours(m_in)
+    got = got if isinstance(got, tuple) else (got,)
+    want = theirs(t_in)
+    want = want if isinstance(want, tuple) else (want,)
+    if name == "gumbel_softmax_kl":  # the sample is gumbel_softmax's of the logits alone: its noise in their dtype
+        noise = torch.tensor(Generator(7).gumbel(SHAPE, real(first)).astype(np.float64))
+        want = (torch.softmax(t_in[0] + noise, -1), want[1])
+        assert got[0].dtype == real(first)
+    if name == "normal_reparameterize_kl":  # the noise is drawn in the result dtype
+        noise = torch.tensor(Generator(7).normal(SHAPE, dtype).astype(np.float64))
+        want = (t_in[0] + torch.exp(0.5 * t_in[1]) * noise, want[1])
+    for k, (m, t) in enumerate(zip(got, want)):
+        assert m.dtype == dtype or (name == "gumbel_softmax_kl" and k == 0), (name, k, m.dtype, dtype)
+        _close(m.numpy(), t.detach().numpy(), m.dtype, f"{name} output {k}")
+    if not any(grad):
+        return
+    roots = [(m, t) for m, t in zip(got, want) if t.requires_grad]  # (a sample of integer logits has no gradient)
+    g = [np.linspace(0.5, 1.5, m.data.size).astype(m.dtype).reshape(m.shape) for m, _ in roots]
+    mv.backward([m for m, _ in roots], g)
+    torch.autograd.backward([t for _, t in roots], [torch.tensor(gk.astype(np.float64)) for gk in g])
+    for i, (m, t) in enumerate(zip(m_in, t_in)):
+        if grad[i]:
+            assert m.grad.dtype == m.dtype, (name, i)
+            _close(m.grad, t.grad.numpy(), m.dtype, f"{name} gradient {i}")

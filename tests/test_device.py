@@ -866,6 +866,19 @@ def test_integer_data_takes_the_emulated_cuda_kernels_in_the_logits_dtype(name):
     np.testing.assert_array_equal(got_grad, want_grad)
 
 
+def test_the_erf_formula_uploads_its_table_once_a_device_and_dtype():
+    """The array formula on the device (float16 there, or with the CUDA kernels off) makes its table of Taylor
+    coefficients once: it was a copy from the host at every call (and such a copy cannot be captured in a CUDA graph)."""
+    for dtype in (np.float16, np.float64):
+        x = mv.tensor(np.linspace(-3, 3, 7), device="cuda", dtype=dtype)
+        ops.erf(x)
+        with record(UPLOADS) as uploads:
+            y = ops.erfinv(ops.erf(x) * 0.5)
+        assert uploads == [], uploads
+        cpu = mv.tensor(np.linspace(-3, 3, 7), dtype=dtype)
+        np.testing.assert_array_equal(host(y), ops.erfinv(ops.erf(cpu) * 0.5).numpy())  # (the same formula)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("name", ["erf", "erfc", "erfinv", "erfcinv", "gelu"])
 def test_special_functions_on_the_device_are_one_launch_of_their_kernel(name, dtype):

@@ -56,7 +56,7 @@ def test_on_the_device_as_on_the_cpu_with_no_hidden_copy(name, fn, reads, dtype)
         if device == "cuda":
             assert isinstance(y.data, StrictArray) and isinstance(xs.grad, StrictArray)
             assert [kind for kind, _, _ in log] == ["bool"] * reads, log
-            # (erf's table of Taylor coefficients, uploaded at each call, is minivae/ops/special.py's own cost)
+            # (erf's table of Taylor coefficients is uploaded once a device and dtype, maybe within this block)
             assert [u for u in uploads if not u[2].split(":")[0].endswith("special.py")] == [], uploads
         results.append([y.numpy()] + [a.grad.get() if device == "cuda" else a.grad
                                       for a in (xs, ts, vs) if a.grad is not None])

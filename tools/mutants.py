@@ -1535,6 +1535,8 @@ MUTANTS = [
       [CPU_KERNELS + '::test_the_special_kernels_take_erf_and_erfc_of_a_quotient_in_float64'], "gelu's x/−√2 rounded to float32 before erfc: the tail off by 2(x/√2)²·2⁻²⁴"),
     M('bce-probabilities-operands-not-common', 'minivae/ops/losses.py', ('        x, t = common((x, t))\n        xp = ctx.xp\n        if x.shape != t.shape:', '        xp = ctx.xp\n        if x.shape != t.shape:'),
       ['tests/test_op_dtypes.py::test_ops_of_two_dtypes_promote_as_torch_and_compute_in_the_result_dtype[binary_cross_entropy]'], 'binary_cross_entropy of float16 probabilities beside float32 targets logged in float16, and of integers float64'),
+    M('special-table-uploaded-each-call', 'minivae/ops/special.py', ('    table = _COLUMNS.get(key)\n', '    table = None\n'),
+      ['tests/test_device.py::test_the_erf_formula_uploads_its_table_once_a_device_and_dtype'], "erf's table of Taylor coefficients copied from the host at every call on the GPU"),
     # (end of checkpoint durability and erf's cost)
 ]
 

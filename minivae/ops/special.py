@@ -75,6 +75,20 @@ def coefficients():
     return maclaurin, taylor
 
 
+_COLUMNS = {}  # (array module, device, dtype) → taylor_columns' table there
+
+
+def taylor_columns(xp, like):
+    """G's Taylor coefficients (``coefficients()[1]``) as an array of ``like``'s module, device and dtype, one row a
+    coefficient; made once there (on a GPU an upload at each call cost a copy from pageable host memory, which also
+    cannot be captured into a CUDA graph)."""
+    key = (xp.__name__, str(getattr(like, "device", "cpu")), like.dtype.str)
+    table = _COLUMNS.get(key)
+    if table is None:
+        table = _COLUMNS[key] = xp.asarray(coefficients()[1], dtype=like.dtype).T.copy()
+    return table
+
+
 def split_square(xp, a):
     """(s, d) with a² = s + d, s = hi² exact and d = lo·(a + hi) below 2⁻²⁵·a²: a = hi + lo with hi of half the
     significand's bits (Veltkamp's split), for 0 ≤ a ≤ 28."""
@@ -104,7 +118,7 @@ def erf_erfc_of_magnitude(xp, a):
     piece = (k - 2).astype(xp.int64)
     # one gather per coefficient, from its column of 15 values: gathering whole rows into an (…, 17) array and reading
     # its columns (strided) made this loop 4× slower
-    columns = xp.asarray(taylor, dtype=a.dtype).T.copy()
+    columns = taylor_columns(xp, a)
     p = columns[TAYLOR_DEGREE + 1].take(piece)
     for j in range(TAYLOR_DEGREE, 1, -1):
         p = p * h + columns[j].take(piece)

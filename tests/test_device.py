@@ -866,6 +866,40 @@ def test_integer_data_takes_the_emulated_cuda_kernels_in_the_logits_dtype(name):
     np.testing.assert_array_equal(got_grad, want_grad)
 
 
+def test_a_python_float_beside_integer_device_tensors_is_made_on_the_device():
+    """int32 + 2.5 on the device is float32, as on the CPU, its 2.5 filled there (the integers cast first, then the
+    float is weak beside them): never a copy from the host at each call."""
+    x = mv.tensor(np.array([1, 2, 3], np.int32), device="cuda")
+    x + 2.5
+    with record(UPLOADS) as uploads:
+        y = x + 2.5
+    assert uploads == [], uploads
+    assert y.dtype == np.float32 and host(y).tolist() == [3.5, 4.5, 5.5]
+
+
+def test_the_gaussian_pair_of_a_wider_noise_takes_the_formula_through_the_emulated_cuda_kernels():
+    """reparameterize_kl of float32 μ and v with float64 ε on the GPU: the sample is float64 and the KL float32, the
+    formula's values on both devices (the CUDA kernels compute in μ's dtype: they are skipped for mixed dtypes, which
+    only the GPU path still meets, the CPU's pair being the formula)."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    rng = np.random.default_rng(6)
+    mu, log_var = (rng.normal(size=(3, 4)).astype(np.float32) for _ in range(2))
+    eps = rng.normal(size=(3, 4))
+    results = []
+    for device in ("cpu", "cuda"):
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()):
+            z, kl = ops.reparameterize_kl(*(mv.tensor(a, device=device) for a in (mu, log_var, eps)))
+        results.append((host(z), host(kl)))
+    (z_cpu, kl_cpu), (z_gpu, kl_gpu) = results
+    assert z_gpu.dtype == np.float64 and kl_gpu.dtype == np.float32
+    np.testing.assert_array_equal(z_gpu, z_cpu)
+    np.testing.assert_array_equal(kl_gpu, kl_cpu)
+
+
 def test_the_erf_formula_uploads_its_table_once_a_device_and_dtype():
     """The array formula on the device (float16 there, or with the CUDA kernels off) makes its table of Taylor
     coefficients once: it was a copy from the host at every call (and such a copy cannot be captured in a CUDA graph)."""

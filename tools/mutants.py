@@ -808,7 +808,9 @@ MUTANTS = [
       ["tests/test_ops_edges.py::test_a_python_int_keeps_an_integer_tensor_s_dtype"], "uint8 tensor * 3 is int64"),
     M("lift-python-float-beside-integers", "minivae/engine.py",
       ("    if like is None and first is not None and any(type(x) is float for x in inputs):", "    if False:"),
-      ["tests/test_ops_edges.py::test_a_python_float_makes_integer_tensors_float32"], "int32 tensor + 2.5 is float64, int16 + 2.5 float32"),
+      ["tests/test_ops_edges.py::test_a_python_float_makes_integer_tensors_float32",
+       "tests/test_device.py::test_a_python_float_beside_integer_device_tensors_is_made_on_the_device"],
+      "int32 tensor + 2.5 made float32 by the op itself now, but its 2.5 copied from the host at each call on the device"),
     M("clip-lower-bound-takes-crossed", "minivae/ops/arith.py", ("takes_lo = (x < lo) & (True if hi is None else lo < hi)", "takes_lo = x < lo"),
       ["tests/test_ops_edges.py::test_clip_takes_tensor_bounds_with_pytorch_s_gradients"] + gc("clip"), "lo gets the gradient where lo > hi and z is hi"),
     M("clip-upper-bound-misses-crossed", "minivae/ops/arith.py", ("takes_hi = (x > hi) | (False if lo is None else hi < lo)", "takes_hi = x > hi"),
@@ -817,7 +819,9 @@ MUTANTS = [
       ["tests/test_ops_edges.py::test_clip_with_one_tensor_bound_broadcasts_and_sums_its_gradient"], "a broadcast lower bound's gradient of x's shape"),
     M("gaussian-kernel-on-mixed-dtypes", "minivae/ops/losses.py",
       ("return all(b.shape == a.shape and b.dtype == a.dtype for b in arrays[1:])", "return all(b.shape == a.shape for b in arrays[1:])"),
-      kern("gaussian_ops_of_mixed_dtypes_take_the_formula_s_dtype_on_both_paths"), "float32 μ with float64 ε: float32 with Numba, float64 without"),
+      kern("gaussian_ops_of_mixed_dtypes_take_the_formula_s_dtype_on_both_paths")
+      + ["tests/test_device.py::test_the_gaussian_pair_of_a_wider_noise_takes_the_formula_through_the_emulated_cuda_kernels"],
+      "float32 μ with float64 ε: the CUDA pair's sample in float32, the formula's float64"),
     # ---- devices, found by review, 2026-11-28 ----
     M('normal-number-stays-on-the-cpu', 'minivae/distributions/distribution.py', ('    return [p.to(device) if on_host else p for p, on_host in zip(params, host)]', '    return list(params)'),
       ['tests/test_device.py::test_a_normal_puts_numbers_on_the_device_of_its_tensor_parameter'], 'Normal(cuda_loc, 1.0): scale on the CPU, every use a device mix'),

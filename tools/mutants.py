@@ -1542,6 +1542,15 @@ MUTANTS = [
     M('special-table-uploaded-each-call', 'minivae/ops/special.py', ('    table = _COLUMNS.get(key)\n', '    table = None\n'),
       ['tests/test_device.py::test_the_erf_formula_uploads_its_table_once_a_device_and_dtype'], "erf's table of Taylor coefficients copied from the host at every call on the GPU"),
     # (end of checkpoint durability and erf's cost)
+    # ---- helper-41 begin: fix8-nn: modules' buffers, registries and losses ----
+    # ---- helper-41 end ----
+    # ---- helper-42 begin: fix8-dist: more distributions and KL pairs ----
+    # ---- helper-42 end ----
+    # ---- helper-43 begin: fix8-tensor: creation functions and Tensor methods ----
+    # ---- helper-43 end ----
+    # ---- helper-44 begin: fix8-optim: schedulers and optimizer API ----
+    # ---- helper-44 end ----
+    # ---- lead, session 24 ----
 ]
 
 def copy_tree(dst):

@@ -1,6 +1,7 @@
 """The activations torch.nn has and minivae added (leaky_relu, elu, gelu, silu; their nn modules, and Sigmoid,
 Softplus, Identity): values and gradients against formulas written out with ``math`` (so CI without torch checks
 them), against torch itself, at the kinks (torch's gradient there), and at ±1e4 (finite)."""
+import importlib.util
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import minivae as mv
 import minivae.functional as F
 from minivae import nn
+from minivae._backend import use_numba
 
 
 def phi(x):
@@ -44,12 +46,17 @@ REFERENCES = [
 POINTS = [-37.0, -30.0, -7.0, -2.5, -1.0, -0.3, -1e-3, 0.0, 1e-3, 0.3, 1.0, 2.5, 7.0, 30.0]
 
 
+@pytest.mark.parametrize("kernels", [False, True], ids=["formula", "kernels"])
 @pytest.mark.parametrize("name, fn, reference", REFERENCES, ids=[r[0] for r in REFERENCES])
-def test_values_and_gradients_match_the_formulas_written_out(name, fn, reference):
+def test_values_and_gradients_match_the_formulas_written_out(name, fn, reference, kernels):
+    """On both paths: with Numba, exact GELU's Φ is the fused erfc kernel and its array formula is not reached."""
+    if kernels and importlib.util.find_spec("numba") is None:
+        pytest.skip("Numba is not installed: the fused CPU kernels are not in use")
     x = mv.tensor(np.array(POINTS), requires_grad=True)
     upstream = np.random.default_rng(0).normal(size=len(POINTS))
-    y = fn(x)
-    (y * mv.tensor(upstream)).sum().backward()
+    with use_numba(kernels):
+        y = fn(x)
+        (y * mv.tensor(upstream)).sum().backward()
     want = np.array([reference(p) for p in POINTS])
     assert y.dtype == np.float64
     np.testing.assert_allclose(y.numpy(), want[:, 0], rtol=1e-14, atol=1e-300)

@@ -45,3 +45,19 @@ def test_a_numpy_temperature_gives_the_same_sample_as_a_float():
     a = ops.gumbel_softmax(mv.tensor(LOGITS), Generator(4), temperature=np.float32(0.5)).numpy()
     b = ops.gumbel_softmax(mv.tensor(LOGITS), Generator(4), temperature=0.5).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(TAKERS))
+def test_a_temperature_on_the_gpu_is_refused_not_copied_behind_the_users_back(name):
+    """τ is read on the host (the kernels take it as an argument): float() of a device τ would be a hidden copy
+    and a wait for the device at every call, so a device τ is the one message, naming the explicit way."""
+    from tests.strict_array import emulating, record
+
+    with emulating():
+        tau = mv.tensor(np.float32(0.5)).to("cuda")
+        with record() as log, pytest.raises(ValueError, match=r"^temperature must be a finite real number > 0, got "
+                                                              r"an array on the GPU: .*float\(tau\)"):
+            TAKERS[name](tau)
+        with pytest.raises(ValueError, match="on the GPU"):
+            TAKERS[name](tau.data)  # the bare device array too
+    assert log == []

@@ -1551,6 +1551,8 @@ MUTANTS = [
     # ---- helper-44 begin: fix8-optim: schedulers and optimizer API ----
     # ---- helper-44 end ----
     # ---- lead, session 24 ----
+    M('temperature-on-the-gpu-read-on-the-host', 'minivae/ops/softmax.py', ('    if device_of(value) != "cpu":  #', '    if False:  #'),
+      ['tests/test_temperature.py'], "a device τ read with float(): a hidden copy to the host and a wait for the GPU at each call"),
 ]
 
 def copy_tree(dst):

@@ -4,6 +4,7 @@ import numbers
 
 import numpy  # for dtype limits only: array math takes its module from the inputs
 
+from minivae._backend import device_of
 from minivae.engine import Function, Tensor
 from minivae.ops._broadcast import normalize_axis
 from minivae.ops._registry import register
@@ -18,6 +19,9 @@ def check_temperature(temperature):
         check_temperature(temperature.value)
         return temperature
     value = temperature.data if isinstance(temperature, Tensor) else temperature
+    if device_of(value) != "cpu":  # float(τ) would be a hidden copy to the host and a wait for the device
+        raise ValueError("temperature must be a finite real number > 0, got an array on the GPU: τ is read on "
+                         "the host, so pass float(tau) (an explicit copy) or a Python number")
     if hasattr(value, "dtype"):  # NumPy/CuPy scalars and arrays: 0-d, integer or floating
         real = value.shape == () and value.dtype.kind in "iuf"
     else:

@@ -178,6 +178,18 @@ def test_console_script_runs_and_estimators_command(tmp_path):
     assert "softmax" in r.stdout and "one_hot" in r.stdout
 
 
+def test_python_dash_m_minivae_is_the_command_line(tmp_path, capsys):
+    """``python -m minivae`` (no scripts folder on PATH needed) runs the same parser and commands, with its exit codes."""
+    r = subprocess.run([sys.executable, "-m", "minivae", "ops"], capture_output=True, text=True, cwd=tmp_path)
+    assert main(["ops"]) == 0
+    assert r.returncode == 0 and r.stdout == capsys.readouterr().out
+    r = subprocess.run([sys.executable, "-m", "minivae", "bogus"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()  # one line (argparse's wording of the rest changes between Python versions)
+    assert len(lines) == 1 and lines[0].startswith("minivae: error: argument command: invalid choice: 'bogus'")
+    assert os.listdir(tmp_path) == []
+
+
 def test_train_on_idx_files_with_dynamic_binarization(tmp_path):
     from tests.test_data import write_idx
     rng = np.random.default_rng(0)

@@ -75,11 +75,18 @@ def binary_cross_entropy_with_logits(logits, target, reduction="sum", *, weight=
         loss = ops.bce_with_logits_pos_weight(logits, target, pos_weight)
     if weight is not None:
         shape = tuple(weight.shape) if hasattr(weight, "shape") else numpy.shape(weight)
-        if numpy.broadcast_shapes(shape, tuple(loss.shape)) != tuple(loss.shape):
+        if not _broadcasts_to(shape, tuple(loss.shape)):
             raise ValueError(f"binary_cross_entropy_with_logits: weight of shape {shape} does not "
                              f"broadcast to the loss's shape {tuple(loss.shape)}")
         loss = loss * weight
     return reduce(loss, reduction)
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return numpy.broadcast_shapes(shape, target) == target
+    except ValueError:  # (NumPy's "shape mismatch")
+        return False
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):

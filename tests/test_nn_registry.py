@@ -272,7 +272,7 @@ def test_module_dict_parameter_list_and_dict_as_torchs():
                           (lambda m: m.heads["q"], False), (lambda m: m.params[7], True),
                           (lambda m: m.heads.update([3]), False),
                           (lambda m: m.heads.__setitem__("keys", m.heads["b"]), True)):
-        got, want = _error(lambda: call(ours)), _error(lambda: call(theirs))
+        got, want = _error(lambda call=call: call(ours)), _error(lambda call=call: call(theirs))
         assert got is not None and got[0] == want[0]
         if message:
             assert got == want

@@ -49,7 +49,7 @@ class Dropout(Function):
 
 def _masked(xp, keep, x, scale):
     """x·scale where ``keep``, 0 elsewhere (a dropped ±inf or NaN is 0 too), in x's dtype."""
-    return xp.where(keep, x * scale, 0).astype(x.dtype, copy=False)
+    return (xp.where(keep, x, 0) * scale).astype(x.dtype, copy=False)  # (masked first: no inf·0 for p = 1)
 
 
 def dropout(x, rng, p=0.5):

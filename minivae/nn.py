@@ -73,8 +73,11 @@ class Module:
             parameters[name] = None
             object.__setattr__(self, name, None)
             return
-        is_parameter = isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad)
-        is_module = not is_parameter and isinstance(value, Module)
+        is_parameter = is_module = False
+        if isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad):
+            is_parameter = True
+        elif isinstance(value, Module):
+            is_module = True
         if not is_parameter:  # (a name already of its kind keeps its place in the order, as torch's)
             parameters.pop(name, None)
         if not is_module:
@@ -230,7 +233,7 @@ class Module:
             yield name, b
 
     def _named_buffers(self, prefix, recurse):
-        dot = prefix + "." if prefix else ""
+        dot = f"{prefix}." if prefix else ""
         for name, b in self.__dict__.get("_buffers", {}).items():
             if b is not None:
                 yield dot + name, b
@@ -261,7 +264,9 @@ class Module:
         several names comes once, under its first (torch's)."""
         seen = set()
         for name, m in self.__dict__.get("_modules", {}).items():
-            if m is not None and id(m) not in seen:
+            if m is None:
+                continue
+            if id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
@@ -357,7 +362,7 @@ class Module:
     def _state(self, prefix=""):
         """(key, tensor) of state_dict, torch's order: each module's parameters, then its persistent buffers, then
         each submodule's (a tied tensor or shared module under each of its names; None ones skipped)."""
-        dot = prefix + "." if prefix else ""
+        dot = f"{prefix}." if prefix else ""
         for name, p in self.__dict__.get("_parameters", {}).items():
             if p is not None:
                 yield dot + name, p

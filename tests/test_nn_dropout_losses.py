@@ -131,6 +131,33 @@ def test_dropout_on_the_device_is_the_cpus_with_no_hidden_copy():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_step_plan_replays_dropout_with_a_new_mask_each_step_as_the_eager_steps():
+    """Recorded in a step plan, Dropout draws the next mask of its rng at each replay (its Philox counter is live),
+    so four planned steps are the four eager steps, losses and weights bit for bit."""
+    from minivae.plan import compile_step
+    batches = [np.random.default_rng(k).normal(size=(8, 4)).astype(np.float32) for k in range(4)]
+
+    def make():
+        return nn.Sequential(nn.Linear(4, 6, rng=Generator(0)), nn.ReLU(), nn.Dropout(0.5, rng=Generator(3)),
+                             nn.Linear(6, 1, rng=Generator(1)))
+    model = make()
+    opt = mv.optim.SGD(model.parameters(), lr=0.1)
+    eager = []
+    for x in batches:
+        loss = (model(mv.tensor(x)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        eager.append(loss.item())
+    planned_model = make()
+    plan = compile_step(planned_model, mv.optim.SGD(planned_model.parameters(), lr=0.1),
+                        lambda x: (planned_model(x) ** 2).mean(), batches[0])
+    planned = [np.asarray(plan.step(x).numpy()).item() for x in batches[1:]]
+    assert planned == eager[1:] and len(set(eager)) == 4
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(planned_model.state_dict()[k], v, err_msg=k)
+
+
 # ---- BCE with logits: weight and pos_weight -----------------------------------------------------------------------
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

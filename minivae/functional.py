@@ -11,6 +11,7 @@ from minivae import ops
 from minivae.ops import logsumexp, sigmoid, tanh  # noqa: F401  (re-exported)
 from minivae.engine import Tensor, array_function
 from minivae.ops._broadcast import normalize_axis
+from minivae.ops.nn_ops import check_dropout_probability
 from minivae.random import resolve
 
 _REDUCTIONS = ("sum", "mean", "none")
@@ -53,15 +54,58 @@ def reduce(loss, reduction):
     return loss.sum() if reduction == "sum" else loss.mean()
 
 
-def binary_cross_entropy_with_logits(logits, target, reduction="sum"):
-    """−[t log σ(x) + (1−t) log(1−σ(x))], from logits x (stable for |x| up to 1e4 and beyond).
+def binary_cross_entropy_with_logits(logits, target, reduction="sum", *, weight=None, pos_weight=None):
+    """−w·[p·t log σ(x) + (1−t) log(1−σ(x))], from logits x (stable for |x| up to 1e4 and beyond), reduced.
 
     Args:
         logits: Bernoulli logits x.
         target: targets t in [0, 1], broadcastable against ``logits``.
         reduction: "sum" (default: nats per batch, as a VAE's reconstruction term), "mean" or "none".
+        weight: w, a weight of each term, broadcastable to the loss's shape; "mean" divides by the number of terms,
+            not by Σ w (torch's).
+        pos_weight: p, the weight of the positive term (one per class, the last axis, as torch's), broadcastable to
+            the loss's shape; p > 1 raises recall, p < 1 precision. None: 1 (ops.bce_with_logits alone).
+    ``weight`` and ``pos_weight`` by keyword: torch's third positional argument is ``weight``, minivae's ``reduction``.
     """
-    return reduce(ops.bce_with_logits(logits, target), reduction)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    if pos_weight is None:
+        loss = ops.bce_with_logits(logits, target)
+    else:
+        loss = ops.bce_with_logits_pos_weight(logits, target, pos_weight)
+    if weight is not None:
+        shape = tuple(weight.shape) if hasattr(weight, "shape") else numpy.shape(weight)
+        if not _broadcasts_to(shape, tuple(loss.shape)):
+            raise ValueError(f"binary_cross_entropy_with_logits: weight of shape {shape} does not "
+                             f"broadcast to the loss's shape {tuple(loss.shape)}")
+        loss = loss * weight
+    return reduce(loss, reduction)
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return numpy.broadcast_shapes(shape, target) == target
+    except ValueError:  # (NumPy's "shape mismatch")
+        return False
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
+    """Inverted dropout (torch's F.dropout): in training each element is zeroed with probability ``p`` and the others
+    scaled by 1/(1 − p), so the expected value is unchanged; ``input`` itself where ``training`` is False or p = 0;
+    zeros where p = 1 (a dropped ±inf or NaN too: torch's x·0 makes NaN of them).
+
+    Args:
+        input: a tensor (integer or bool ones are made float32; torch refuses them).
+        p: the probability of zeroing an element, in [0, 1] (else ValueError, torch's message).
+        training: apply dropout (True) or return ``input`` (False, as in eval mode).
+        inplace: accepted, as the activations' (the result is a new tensor).
+        rng: the ``minivae.random.Generator`` the mask is drawn from (x.size float32 uniforms of its stream, on the
+            input's device); None: the default generator (``minivae.manual_seed``), as every sampling function here.
+    """
+    p = check_dropout_probability(p)
+    if not training or p == 0:
+        return input
+    return ops.dropout(_tensor(input), resolve(rng), p=p)
 
 
 def gumbel_softmax(logits, temperature=1.0, hard=False, axis=_LAST_AXIS, gumbels=None, rng=None, *, tau=None, dim=None):

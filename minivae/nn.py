@@ -1,6 +1,9 @@
 """Modules with named parameters, as in ``torch.nn``: Linear, MLP, activations, state_dict."""
 import math
 import numbers
+import operator
+from collections import namedtuple
+from collections.abc import Iterable, Mapping
 
 import numpy
 
@@ -8,6 +11,7 @@ from minivae import functional, ops  # noqa: F401  (functional re-exported: torc
 from minivae._backend import module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor
+from minivae.ops.nn_ops import check_dropout_probability
 from minivae.random import resolve
 
 
@@ -22,30 +26,171 @@ class Parameter(Tensor):
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
 
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns, as torch's: the module's keys the state lacked and the state's keys the
+    module lacks (both empty after a strict load)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
 class Module:
-    """Holds parameters (``Parameter``s, and other tensors that require grad) and submodules, found by attribute name.
-    Calling a module runs its ``forward``. ``training`` is True until ``eval()`` (no module here
-    behaves differently in the two modes yet; the flag is for the user's own modules)."""
+    """Holds parameters (``Parameter``s, and other tensors that require grad), buffers (``register_buffer``: state
+    that is saved but not trained) and submodules, found by attribute name. Calling a module runs its ``forward``.
+    ``training`` is True until ``eval()``; Dropout is the module here that behaves differently in the two modes.
+    A module need not call ``super().__init__()`` (its tables are made at its first assignment or registration)."""
 
     training = True
 
+    def _tables(self):
+        """The module's tables of parameters, buffers, submodules and non-persistent buffer names, made at first use."""
+        d = self.__dict__
+        if "_parameters" not in d:
+            d["_parameters"], d["_modules"] = {}, {}
+        if "_buffers" not in d:
+            d["_buffers"], d["_non_persistent_buffers_set"] = {}, set()
+        return d["_parameters"], d["_buffers"], d["_modules"]
+
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
-            object.__setattr__(self, "_parameters", {})
-            object.__setattr__(self, "_modules", {})
+        parameters, buffers, modules = self._tables()
         if isinstance(value, (list, tuple)) and any(isinstance(v, (Module, Tensor)) for v in value):
             raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} of modules or tensors "
                             "would hide their parameters; use nn.ModuleList (or nn.Sequential)")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        if name in buffers and not isinstance(value, (Parameter, Module)):  # a buffer stays one (torch's)
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                                "(minivae Tensor or None expected)")
+            buffers[name] = _buffer(value)
+            object.__setattr__(self, name, buffers[name])
+            return
+        if name in parameters and value is None:  # a parameter set to None stays registered as None (torch's)
+            parameters[name] = None
+            object.__setattr__(self, name, None)
+            return
+        is_parameter = is_module = False
         if isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad):
-            self._parameters[name] = value
+            is_parameter = True
         elif isinstance(value, Module):
-            self._modules[name] = value
+            is_module = True
+        if not is_parameter:  # (a name already of its kind keeps its place in the order, as torch's)
+            parameters.pop(name, None)
+        if not is_module:
+            modules.pop(name, None)
+        buffers.pop(name, None)
+        self._non_persistent_buffers_set.discard(name)
+        if is_parameter:
+            parameters[name] = value
+        elif is_module:
+            modules[name] = value
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        """Remove an attribute, and its registration (a parameter, buffer or submodule), as torch's."""
+        for table in self._tables():
+            table.pop(name, None)
+        self._non_persistent_buffers_set.discard(name)
+        object.__delattr__(self, name)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    # ---- registration, as torch's ------------------------------------------------------------------------------
+    def _check_name(self, kind, name, table):
+        """torch's checks of a new name: a string, without ".", not empty, not another attribute already."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain ".", got: {name}' if kind == "module"
+                           else f'{kind} name can\'t contain "."')
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if hasattr(self, name) and name not in table:
+            raise KeyError(f"attribute '{name}' already exists")
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a buffer: a tensor of the module's state that is no parameter (a running mean, a loss's weight, a
+        fixed prior). It is an attribute, moves with ``to``, and with ``persistent`` is saved and loaded by
+        ``state_dict``/``load_state_dict``; it is never in ``parameters()`` and never gets a gradient. ``None`` is
+        allowed (listed nowhere until a tensor is assigned). Assigning a tensor to the name later replaces the buffer.
+
+        A tensor that requires grad is held detached (its memory, not the object), so that no gradient reaches it
+        (torch keeps the tensor itself, which then gets one)."""
+        _, buffers, _ = self._tables()
+        self._check_name("buffer", name, buffers)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            "(minivae Tensor or None required)")
+        buffers[name] = _buffer(tensor)
+        (self._non_persistent_buffers_set.discard if persistent else self._non_persistent_buffers_set.add)(name)
+        object.__setattr__(self, name, buffers[name])
+
+    def register_parameter(self, name, param):
+        """Add a parameter under ``name`` (as assigning it does, with torch's checks of the name): a Parameter, or any
+        leaf tensor (minivae's parameters are plain tensors that require grad; torch takes nn.Parameter alone), or
+        None (registered, and listed nowhere)."""
+        parameters, _, _ = self._tables()
+        self._check_name("parameter", name, parameters)
+        if param is not None:
+            if not isinstance(param, Tensor):
+                raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                                "(minivae Parameter, Tensor or None required)")
+            if not param.is_leaf:
+                raise ValueError(f"Cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must be "
+                                 f"created explicitly. To express '{name}' as a function of another Tensor, compute "
+                                 "the value in the forward() method.")
+        parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def add_module(self, name, module):
+        """Add ``module`` (or None) as the submodule ``name``, with torch's checks of the name."""
+        _, _, modules = self._tables()
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_name("module", name, modules)
+        modules[name] = module
+        object.__setattr__(self, name, module)
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path ``target`` ("" is this module), e.g. "encoder.0"; torch's
+        AttributeError naming the first piece that is missing or not a module."""
+        if target == "":
+            return self
+        mod = self
+        for item in target.split("."):
+            if not hasattr(mod, item):
+                raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
+            mod = getattr(mod, item)
+            if not isinstance(mod, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
+        return mod
+
+    def get_parameter(self, target):
+        """The parameter at the dotted path ``target`` (e.g. "encoder.0.weight"), else torch's AttributeError."""
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if not hasattr(mod, name):
+            raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
+        if name not in mod.__dict__.get("_parameters", {}) or getattr(mod, name) is None:
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return getattr(mod, name)
+
+    def get_buffer(self, target):
+        """The buffer at the dotted path ``target``, else torch's AttributeError."""
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if not hasattr(mod, name):
+            raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
+        if name not in mod.__dict__.get("_buffers", {}):
+            raise AttributeError(f"`{name}` is not a buffer")
+        return getattr(mod, name)
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, tensor) for every parameter, in the order they were assigned (this module's
@@ -64,18 +209,51 @@ class Module:
     def _named_parameters(self, prefix, recurse):
         dot = prefix + "." if prefix else ""  # prefix "enc": "enc.weight", as torch's (not "encweight")
         for name, p in self.__dict__.get("_parameters", {}).items():
-            yield dot + name, p
+            if p is not None:
+                yield dot + name, p
         if recurse:
             for name, m in self.__dict__.get("_modules", {}).items():
-                yield from m._named_parameters(dot + name, True)
+                if m is not None:
+                    yield from m._named_parameters(dot + name, True)
 
     def parameters(self, recurse=True):
         """Every parameter once (see ``named_parameters``)."""
         return [p for _, p in self.named_parameters(recurse=recurse)]
 
-    def zero_grad(self):
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, tensor) for every buffer (persistent or not; a None one is skipped), in named_parameters'
+        order: this module's, then each submodule's; a buffer registered under several names once, under its first,
+        unless ``remove_duplicate=False`` (torch's)."""
+        seen = set() if remove_duplicate else None
+        for name, b in self._named_buffers(prefix, recurse):
+            if seen is not None:
+                if id(b) in seen:
+                    continue
+                seen.add(id(b))
+            yield name, b
+
+    def _named_buffers(self, prefix, recurse):
+        dot = f"{prefix}." if prefix else ""
+        for name, b in self.__dict__.get("_buffers", {}).items():
+            if b is not None:
+                yield dot + name, b
+        if recurse:
+            for name, m in self.__dict__.get("_modules", {}).items():
+                if m is not None:
+                    yield from m._named_buffers(dot + name, True)
+
+    def buffers(self, recurse=True):
+        """Every buffer once (see ``named_buffers``; a list, as ``parameters``; torch's is an iterator)."""
+        return [b for _, b in self.named_buffers(recurse=recurse)]
+
+    def zero_grad(self, set_to_none=True):
+        """Let go of every parameter's gradient (``.grad = None``, torch 2's default), or with ``set_to_none=False``
+        set each existing one to 0 in place (the same array, as torch's zero_())."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad[...] = 0
 
     def _entries(self):
         """Every registered submodule, in order, a module registered twice (under two names) each time."""
@@ -86,6 +264,8 @@ class Module:
         several names comes once, under its first (torch's)."""
         seen = set()
         for name, m in self.__dict__.get("_modules", {}).items():
+            if m is None:
+                continue
             if id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
@@ -105,6 +285,8 @@ class Module:
             memo.add(id(self))
         yield prefix, self
         for name, m in self.__dict__.get("_modules", {}).items():
+            if m is None:
+                continue
             yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self):
@@ -157,8 +339,9 @@ class Module:
 
     @property
     def device(self):
-        """Where the parameters live ("cpu" or "cuda"; "cpu" for a module without any)."""
-        return next((p.device for p in self.parameters()), "cpu")
+        """Where the parameters live ("cpu" or "cuda"), or the buffers in a module without parameters; "cpu" for a
+        module with neither."""
+        return next((t.device for t in [*self.parameters(), *self.buffers()]), "cpu")
 
     def to(self, device):
         """Move every parameter (and its gradient) to ``device`` in place; returns self.
@@ -166,32 +349,57 @@ class Module:
         The tensors stay the same objects (each one's ``.data`` is replaced, as PyTorch's ``Module.to``
         does), so references to them see the move: an optimizer made before keeps working, its state
         following the parameters at its next ``step()``. A step plan compiled before does not: its
-        ``step()`` refuses to replay (compile a new one after the move)."""
+        ``step()`` refuses to replay (compile a new one after the move). The buffers move too, in the same way
+        (torch's ``to`` makes new buffer tensors: here the registered ones keep their identity, as the parameters)."""
         xp = module_for_device(device)
-        for p in self.parameters():
+        for p in [*self.parameters(), *self.buffers()]:
             if p.device != device:
                 p.data = xp.asarray(p.data) if device != "cpu" else to_numpy(p.data)
                 if p.grad is not None:
                     p.grad = xp.asarray(p.grad) if device != "cpu" else to_numpy(p.grad)
         return self
 
-    def state_dict(self):
-        """name → a NumPy copy of each parameter (copied from the GPU if it is there), frozen ones
-        included. A tied parameter is saved under each of its names, as in PyTorch, so the keys
-        do not depend on which weights are tied."""
-        return {name: numpy.array(p.numpy()) for name, p in self.named_parameters(remove_duplicate=False)}
+    def _state(self, prefix=""):
+        """(key, tensor) of state_dict, torch's order: each module's parameters, then its persistent buffers, then
+        each submodule's (a tied tensor or shared module under each of its names; None ones skipped)."""
+        dot = f"{prefix}." if prefix else ""
+        for name, p in self.__dict__.get("_parameters", {}).items():
+            if p is not None:
+                yield dot + name, p
+        skip = self.__dict__.get("_non_persistent_buffers_set", ())
+        for name, b in self.__dict__.get("_buffers", {}).items():
+            if b is not None and name not in skip:
+                yield dot + name, b
+        for name, m in self.__dict__.get("_modules", {}).items():
+            if m is not None:
+                yield from m._state(dot + name)
 
-    def load_state_dict(self, state):
-        """Copy ``state`` into the parameters, in place, on whatever device they are: a value on the
-        parameter's device directly (a device array is never routed through the host), one from elsewhere
-        by one explicit copy (an upload, or ``get()``). Names, shapes and dtypes must match exactly (no
-        silent cast); everything is checked before anything is copied, so a refused state leaves the
-        module as it was."""
-        own = dict(self.named_parameters(remove_duplicate=False))  # state_dict's keys
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
+    def state_dict(self):
+        """name → a NumPy copy of each parameter and persistent buffer (copied from the GPU if it is there),
+        frozen parameters included, in torch's order (a module's parameters, its buffers, then its submodules').
+        A tied parameter is saved under each of its names, as in PyTorch, so the keys do not depend on which
+        weights are tied."""
+        return {name: numpy.array(t.numpy()) for name, t in self._state()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy ``state`` into the parameters and persistent buffers, in place, on whatever device they are: a
+        value on the tensor's device directly (a device array is never routed through the host), one from
+        elsewhere by one explicit copy (an upload, or ``get()``). Shapes and dtypes must match exactly (no silent
+        cast, where torch casts: a ValueError naming the key and both); with ``strict`` the keys too (a ValueError
+        naming the missing and unexpected ones; torch raises RuntimeError), without it the keys both have are
+        loaded. Everything is checked before anything is copied, so a refused state leaves the module as it was.
+
+        Returns:
+            IncompatibleKeys(missing_keys, unexpected_keys), torch's named tuple: the module's keys ``state``
+            lacks (in the module's order) and ``state``'s keys the module lacks (in ``state``'s order).
+        """
+        own = dict(self._state())  # state_dict's keys
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
             raise ValueError(f"state_dict does not fit {type(self).__name__}: "
                              f"missing {missing}, unexpected {unexpected}")
+        own = {name: p for name, p in own.items() if name in state}
         values = {}
         for name, p in own.items():
             value = state[name]
@@ -204,6 +412,7 @@ class Module:
         for name, p in own.items():
             p.data[...] = to_device(values[name], p.device)
             p._version += 1
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
         """Write the parameters to an .npz file (atomically; never pickled)."""
@@ -217,6 +426,12 @@ class Module:
 def _indent(text, spaces=2):
     """Every line but the first indented (torch's _addindent): a nested repr under its ``(name): ``."""
     return text.replace("\n", "\n" + " " * spaces)
+
+
+def _buffer(tensor):
+    """The tensor a buffer holds: ``tensor``, or where it requires grad its detached self (the same memory), so
+    that no gradient ever reaches a buffer."""
+    return tensor.detach() if tensor is not None and tensor.requires_grad else tensor
 
 
 def _describe(value):
@@ -278,6 +493,188 @@ def _module(value):
     if not isinstance(value, Module):
         raise TypeError(f"ModuleList holds modules, not {type(value).__name__}")
     return value
+
+
+class ModuleDict(Module):
+    """Modules by name, registered (as ``torch.nn.ModuleDict``): entry "enc" is the submodule "enc", its
+    parameters "enc.weight", …; in insertion order. A key must be a valid module name (add_module's checks: a
+    string without ".", not a method's name such as "keys")."""
+
+    def __init__(self, modules=None):
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._tables()[2][key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        self._tables()[2][key]  # (torch's KeyError for a missing key)
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._tables()[2])
+
+    def __iter__(self):
+        return iter(self._tables()[2])
+
+    def __contains__(self, key):
+        return key in self._tables()[2]
+
+    def clear(self):
+        for key in list(self):
+            del self[key]
+
+    def pop(self, key):
+        """Remove the entry ``key`` and return its module."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def keys(self):
+        return self._tables()[2].keys()
+
+    def items(self):
+        return self._tables()[2].items()
+
+    def values(self):
+        return self._tables()[2].values()
+
+    def update(self, modules):
+        """Add or replace entries from a mapping (in its order) or an iterable of (key, module) pairs, as torch's."""
+        if isinstance(modules, Mapping) or isinstance(modules, ModuleDict):
+            for key, module in modules.items():
+                self[key] = module
+            return
+        if not isinstance(modules, Iterable):
+            raise TypeError("ModuleDict.update should be called with an iterable of key/value pairs, but got "
+                            f"{type(modules).__name__}")
+        for j, pair in enumerate(modules):
+            if not isinstance(pair, Iterable):
+                raise TypeError(f"ModuleDict update sequence element #{j} should be Iterable; is {type(pair).__name__}")
+            pair = tuple(pair)
+            if len(pair) != 2:
+                raise ValueError(f"ModuleDict update sequence element #{j} has length {len(pair)}; 2 is required")
+            self[pair[0]] = pair[1]
+
+
+def _parameter(value):
+    """A tensor given to ParameterList or ParameterDict as a Parameter (a new tensor of the same memory, as torch's
+    nn.Parameter(t)), a Parameter as it is."""
+    if isinstance(value, Parameter):
+        return value
+    if not isinstance(value, Tensor):
+        raise TypeError(f"a parameter must be a minivae Tensor, not {type(value).__name__}")
+    return Parameter(value)
+
+
+class ParameterList(Module):
+    """A list of parameters, registered (as ``torch.nn.ParameterList``): entry i is the parameter "i". A tensor that
+    is not a Parameter is made one (the same memory, requires_grad True, as torch's)."""
+
+    def __init__(self, values=None):
+        if values is not None:
+            self.extend(values)
+
+    def _index(self, i):
+        i = operator.index(i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} is out of range")
+        return str(i % len(self))
+
+    def __len__(self):
+        return len(self._tables()[0])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList([self[k] for k in range(len(self))[i]])
+        return getattr(self, self._index(i))
+
+    def __setitem__(self, i, value):
+        setattr(self, self._index(i), _parameter(value))
+
+    def __iter__(self):
+        return iter([self[k] for k in range(len(self))])
+
+    def append(self, value):
+        self.register_parameter(str(len(self)), _parameter(value))
+        return self
+
+    def extend(self, values):
+        if not isinstance(values, Iterable) or isinstance(values, Tensor):
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but got {type(values).__name__}")
+        for v in values:
+            self.append(v)
+        return self
+
+    __iadd__ = extend
+
+    def extra_repr(self):
+        return "\n".join(f"({i}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]" for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """Parameters by name, registered (as ``torch.nn.ParameterDict``), in insertion order; a tensor that is not a
+    Parameter is made one. A key must be a valid parameter name (register_parameter's checks)."""
+
+    def __init__(self, parameters=None):
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._tables()[0][key]
+
+    def __setitem__(self, key, value):
+        value = _parameter(value)
+        if key in self._tables()[0]:
+            setattr(self, key, value)
+        else:
+            self.register_parameter(key, value)
+
+    def __delitem__(self, key):
+        self._tables()[0][key]
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._tables()[0])
+
+    def __iter__(self):
+        return iter(self._tables()[0])
+
+    def __contains__(self, key):
+        return key in self._tables()[0]
+
+    def keys(self):
+        return self._tables()[0].keys()
+
+    def items(self):
+        return self._tables()[0].items()
+
+    def values(self):
+        return self._tables()[0].values()
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def pop(self, key):
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self):
+        for key in list(self):
+            del self[key]
+
+    def update(self, parameters):
+        """Add or replace entries from a mapping (in its order) or an iterable of (key, tensor) pairs."""
+        pairs = parameters.items() if isinstance(parameters, (Mapping, ParameterDict)) else parameters
+        for key, value in pairs:
+            self[key] = value
+
+    def extra_repr(self):
+        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]" for k, p in self.items())
 
 
 class Linear(Module):
@@ -472,13 +869,52 @@ class MSELoss(Module):
 
 
 class BCELoss(Module):
-    """F.binary_cross_entropy (from probabilities) as a module: ``BCELoss(weight=None, reduction="mean")``."""
+    """F.binary_cross_entropy (from probabilities) as a module: ``BCELoss(weight=None, reduction="mean")``. The weight
+    is a buffer, as torch's: saved in ``state_dict`` and moved by ``to``, never a parameter (a weight that requires
+    grad was registered as one, and an optimizer given ``parameters()`` trained it)."""
 
     def __init__(self, weight=None, reduction="mean"):
-        self.weight, self.reduction = weight, _reduction(self, reduction)
+        self.register_buffer("weight", _loss_weight(weight))
+        self.reduction = _reduction(self, reduction)
 
     def forward(self, input, target):
         return functional.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(Module):
+    """F.binary_cross_entropy_with_logits as a module, torch's: ``BCEWithLogitsLoss(weight=None, reduction="mean",
+    pos_weight=None)(input, target)``, ``weight`` a weight of each term and ``pos_weight`` one of the positive term
+    (one per class, the last axis), both buffers. Its default reduction is torch's "mean" (the function's is "sum")."""
+
+    def __init__(self, weight=None, reduction="mean", pos_weight=None):
+        self.register_buffer("weight", _loss_weight(weight))
+        self.register_buffer("pos_weight", _loss_weight(pos_weight))
+        self.reduction = _reduction(self, reduction)
+
+    def forward(self, input, target):
+        return functional.binary_cross_entropy_with_logits(input, target, self.reduction, weight=self.weight,
+                                                           pos_weight=self.pos_weight)
+
+
+def _loss_weight(weight):
+    """A loss's weight as a tensor for its buffer (an array or a list taken as one), or None."""
+    return weight if weight is None or isinstance(weight, Tensor) else Tensor(weight)
+
+
+class Dropout(Module):
+    """F.dropout as a module, torch's ``Dropout(p=0.5, inplace=False)``: in training mode each element is zeroed with
+    probability ``p`` and the others scaled by 1/(1 − p); in eval mode (``eval()``) the input passes unchanged.
+    ``rng`` (keyword) is the ``minivae.random.Generator`` its masks are drawn from; None: the default generator
+    (``minivae.manual_seed``), read at each call."""
+
+    def __init__(self, p=0.5, inplace=False, *, rng=None):
+        self.p, self.inplace, self.rng = check_dropout_probability(p), _inplace(self, inplace), rng
+
+    def forward(self, input):
+        return functional.dropout(input, self.p, self.training, rng=self.rng)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class GaussianNLLLoss(Module):

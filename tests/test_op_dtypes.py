@@ -55,6 +55,12 @@ def normals(t):
     return torch.tensor(Generator(7).normal(tuple(t.shape), real(np.dtype(torch_dtype_name(t)))))
 
 
+def dropped(t, p=0.4):
+    """t·m/(1 − p) with the mask ops.dropout(t, Generator(7), p) draws: Generator(7)'s float32 uniforms ≥ p."""
+    keep = torch.tensor(Generator(7).uniform(tuple(t.shape), np.float32) >= np.float32(p))
+    return t * keep.to(t.dtype) * (1 / (1 - p))
+
+
 def torch_kl(l, lp):
     return kl_divergence(Categorical(logits=l), Categorical(logits=lp))
 
@@ -121,6 +127,10 @@ ROWS = {
     "categorical_kl": (one(2), lambda a: ops.categorical_kl(*a), lambda t: torch_kl(*t)),
     "gumbel_softmax_kl": (one(2), lambda a: tuple(ops.gumbel_softmax_kl(a[0], a[1], Generator(7))),
                           lambda t: (torch.softmax(t[0] + gumbels(t[0]), -1), torch_kl(*t))),
+    "dropout": (one(), lambda a: ops.dropout(a[0], Generator(7), p=0.4), lambda t: dropped(t[0])),
+    # torch refuses a pos_weight that requires grad: its formula, (1 − t)·x + (1 + (p − 1)·t)·softplus(−x)
+    "bce_with_logits_pos_weight": (one(3), lambda a: ops.bce_with_logits_pos_weight(*a),
+                                   lambda t: (1 - t[1]) * t[0] + (1 + (t[2] - 1) * t[1]) * TF.softplus(-t[0])),
     "bce_with_logits": (one(2), lambda a: ops.bce_with_logits(*a),
                         lambda t: TF.binary_cross_entropy_with_logits(*t, reduction="none")),
     "bernoulli_log_prob": (one(2), lambda a: ops.bernoulli_log_prob(*a),
@@ -144,7 +154,7 @@ DIFFERENT = {
     **{(n, np.dtype(d)): "float32" for d in _INTEGERS
        for n in ["softplus", "mean", "var", "std", "softmax", "log_softmax", "bce_with_logits", "bernoulli_log_prob",
                  "negative_elbo", "bernoulli_negative_elbo", "leaky_relu", "elu", "gelu", "silu",
-                 "binary_cross_entropy"]},
+                 "binary_cross_entropy", "bce_with_logits_pos_weight"]},
     **{(n, np.dtype(bool)): "float32" for n in ["categorical_kl", "kl_standard_normal"]},
     **{(n, np.dtype(bool)): ("float32", "float32") for n in ["gumbel_softmax_kl", "reparameterize_kl",
                                                              "normal_reparameterize_kl"]},
@@ -233,7 +243,8 @@ PAIRS = [(np.float16, np.float32), (np.float32, np.float64), (np.float64, np.flo
          (np.uint8, np.float32), (np.bool_, np.float16), (np.float32, np.int64), (np.float16, np.uint8),
          (np.int32, np.int64), (np.uint8, np.int32), (np.bool_, np.int64)]
 MIXED = sorted(n for n, (inputs, _, _) in ROWS.items() if len(inputs(np.float32)) > 1)
-REAL = {"div", "binary_cross_entropy", "categorical_kl", "gumbel_softmax_kl", "bce_with_logits", "bernoulli_log_prob",
+REAL = {"div", "binary_cross_entropy", "bce_with_logits_pos_weight",
+        "categorical_kl", "gumbel_softmax_kl", "bce_with_logits", "bernoulli_log_prob",
         "kl_standard_normal", "reparameterize", "reparameterize_kl", "normal_reparameterize_kl", "negative_elbo",
         "bernoulli_negative_elbo"}
 

@@ -402,7 +402,24 @@ def binary_cross_entropy_case(draw):
     return case(ops.binary_cross_entropy, rng.uniform(0.05, 0.95, shape), rng.uniform(0, 1, shape))
 
 
+@st.composite
+def dropout_case(draw):
+    """A fixed (seed, counter) fixes the mask: the output is then linear in x (p = 1: zero)."""
+    seed, counter, p = draw(st.integers(0, 2**40)), draw(st.integers(0, 2**20)), draw(st.sampled_from([0.0, 0.3, 0.7, 1.0]))
+    return case(lambda t: ops.nn_ops.Dropout.apply(t, seed=seed, counter=counter, p=p),
+                draw(rngs).normal(size=draw(shapes(empty=True))))
+
+
+@st.composite
+def bce_with_logits_pos_weight_case(draw):
+    """Logits, targets in [0, 1] and positive weights, each broadcast: all three get gradients."""
+    sx, st_, sp = draw(broadcastable(3))
+    rng = draw(rngs)
+    return case(ops.bce_with_logits_pos_weight, 3 * rng.normal(size=sx), rng.uniform(0, 1, st_), rng.uniform(0.2, 3, sp))
+
+
 DOMAINS.update({
+    "dropout": dropout_case(), "bce_with_logits_pos_weight": bce_with_logits_pos_weight_case(),
     "leaky_relu": leaky_relu_case(), "elu": elu_case(), "gelu": gelu_case(),
     "silu": unary(ops.silu, uniform(-6, 6)), "binary_cross_entropy": binary_cross_entropy_case(),
 })

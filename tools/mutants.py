@@ -47,6 +47,7 @@ TIMING = "tests/test_gpu_timing.py"
 ESTIMATOR_VALUES = "tests/test_estimator_values.py"
 TIES = "tests/test_ties_and_streams.py"
 MOMENTS = "tests/distributions/test_moments_and_expand.py::"
+NN_REG, NN_DROP = "tests/test_nn_registry.py", "tests/test_nn_dropout_losses.py"  # (helper-41)
 
 
 class Mutant:
@@ -1472,7 +1473,7 @@ MUTANTS = [
       ['tests/test_losses.py::test_gaussian_nll_loss_refuses_what_torch_refuses'], 'a var of shape (1, 1) (or (3, 2)) beside inputs (3, 4) is taken, broadcast'),
     M('named-modules-duplicates', 'minivae/nn.py', ('            if id(self) in memo:\n                return\n', '            if False:\n                return\n'),
       ['tests/test_nn_modules.py::test_named_modules_order_prefixes_and_a_shared_module_once'], 'named_modules lists a shared module under each of its names'),
-    M('named-modules-self-last', 'minivae/nn.py', [('        yield prefix, self\n        for name, m in self.__dict__.get("_modules", {}).items():\n            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)\n', '        for name, m in self.__dict__.get("_modules", {}).items():\n            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)\n        yield prefix, self\n')],
+    M('named-modules-self-last', 'minivae/nn.py', [('        yield prefix, self\n        for name, m in self.__dict__.get("_modules", {}).items():\n            if m is None:\n                continue\n            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)\n', '        for name, m in self.__dict__.get("_modules", {}).items():\n            if m is None:\n                continue\n            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)\n        yield prefix, self\n')],
       ['tests/test_nn_modules.py::test_named_modules_order_prefixes_and_a_shared_module_once'], 'named_modules lists each module after its submodules (torch: before)'),
     M('named-modules-leading-dot', 'minivae/nn.py', ('prefix + ("." if prefix else "") + name, remove_duplicate)', 'prefix + "." + name, remove_duplicate)'),
       ['tests/test_nn_modules.py::test_named_modules_order_prefixes_and_a_shared_module_once'], 'named_modules names ".encoder" for "encoder"'),
@@ -1543,6 +1544,48 @@ MUTANTS = [
       ['tests/test_device.py::test_the_erf_formula_uploads_its_table_once_a_device_and_dtype'], "erf's table of Taylor coefficients copied from the host at every call on the GPU"),
     # (end of checkpoint durability and erf's cost)
     # ---- helper-41 begin: fix8-nn: modules' buffers, registries and losses ----
+    M('nn-buffer-not-detached', 'minivae/nn.py', ('    return tensor.detach() if tensor is not None and tensor.requires_grad else tensor', '    return tensor'),
+      [NN_REG + '::test_a_buffer_never_gets_a_gradient_and_assignment_replaces_it', NN_REG + '::test_bce_loss_weight_is_a_buffer_never_a_parameter'], 'a buffer made of a tensor that requires grad got gradients (a loss weight trained by backward)'),
+    M('nn-non-persistent-buffer-saved', 'minivae/nn.py', ('            if b is not None and name not in skip:', '            if b is not None:'),
+      [NN_REG], 'a non-persistent buffer saved in state_dict (and then required by load_state_dict)'),
+    M('nn-to-leaves-buffers', 'minivae/nn.py', ('        for p in [*self.parameters(), *self.buffers()]:', '        for p in self.parameters():'),
+      [NN_REG + '::test_to_moves_the_buffers_in_place_as_the_parameters'], "Module.to moved the parameters and left the buffers on the host"),
+    M('nn-load-state-dict-always-strict', 'minivae/nn.py', ('        if strict and (missing or unexpected):', '        if missing or unexpected:'),
+      [NN_REG + '::test_load_state_dict_strict_false_loads_what_matches_and_returns_torchs_keys'], 'load_state_dict(strict=False) refused a state with missing or extra keys'),
+    M('nn-buffer-assignment-unregisters', 'minivae/nn.py', ('        if name in buffers and not isinstance(value, (Parameter, Module)):', '        if name in buffers and value is None:'),
+      [NN_REG + '::test_a_buffer_never_gets_a_gradient_and_assignment_replaces_it'], 'a tensor assigned to a buffer name made a plain attribute: the buffer left state_dict'),
+    M('nn-reassigned-parameter-moves-to-the-end', 'minivae/nn.py', ('        if not is_parameter:  # (a name', '        if True:  # (a name'),
+      [NN_REG + '::test_module_dict_parameter_list_and_dict_as_torchs'], "a parameter assigned again moved to the end of the order (torch keeps its place): state_dict's keys reordered"),
+    M('nn-get-parameter-takes-a-buffer', 'minivae/nn.py', ('        if name not in mod.__dict__.get("_parameters", {}) or getattr(mod, name) is None:', '        if not isinstance(getattr(mod, name), Tensor):'),
+      [NN_REG + '::test_get_submodule_parameter_and_buffer_as_torchs'], 'get_parameter returned a buffer (any tensor attribute) where torch says it is not an nn.Parameter'),
+    M('nn-zero-grad-ignores-set-to-none', 'minivae/nn.py', ('            if set_to_none:\n                p.grad = None', '            if True:\n                p.grad = None'),
+      [NN_REG + '::test_zero_grad_sets_to_none_by_default_or_zeroes_in_place_as_torch_2'], 'zero_grad(set_to_none=False) let the gradients go instead of zeroing them in place'),
+    M('nn-named-buffers-duplicates', 'minivae/nn.py', ('                if id(b) in seen:', '                if False:'),
+      [NN_REG + '::test_buffers_are_listed_and_saved_as_torchs'], 'a buffer registered under two names listed twice by named_buffers / buffers'),
+    M('nn-module-dict-pop-keeps-the-entry', 'minivae/nn.py', ('        module = self[key]\n        del self[key]\n        return module', '        module = self[key]\n        return module'),
+      [NN_REG + '::test_module_dict_parameter_list_and_dict_as_torchs'], 'ModuleDict.pop returned the module and left it registered'),
+    M('bce-loss-weight-an-attribute', 'minivae/nn.py', ('        self.register_buffer("weight", _loss_weight(weight))\n        self.reduction = _reduction(self, reduction)\n', '        self.weight = weight\n        self.reduction = _reduction(self, reduction)\n'),
+      [NN_REG + '::test_bce_loss_weight_is_a_buffer_never_a_parameter'], "BCELoss's weight an attribute again: a weight that requires grad a parameter, an optimizer trains it"),
+    M('dropout-gradient-unscaled', 'minivae/ops/nn_ops.py', ('        return _masked(ctx.xp, ctx.keep, g, ctx.scale)', '        return _masked(ctx.xp, ctx.keep, g, 1.0)'),
+      gc('dropout') + [NN_DROP + '::test_dropout_gradient_is_the_same_mask_times_the_scale'], "dropout's VJP the mask alone, without the 1/(1 − p) of the forward"),
+    M('dropout-keeps-with-probability-p', 'minivae/ops/nn_ops.py', ('        keep = u >= numpy.float32(p)', '        keep = u < numpy.float32(p)'),
+      [NN_DROP + '::test_dropout_zeroes_a_binomial_fraction_and_keeps_the_mean'], 'each element kept with probability p, not 1 − p'),
+    M('dropout-nan-at-p-1', 'minivae/ops/nn_ops.py', ('    return (xp.where(keep, x, 0) * scale).astype(x.dtype, copy=False)', '    return (x * keep * scale).astype(x.dtype, copy=False)'),
+      [NN_DROP + '::test_dropout_at_p_0_and_in_eval_is_the_input_and_at_p_1_all_zeros'], 'the mask as a product: a dropped inf or NaN (every one at p = 1) gave NaN'),
+    M('dropout-counter-not-live-in-a-plan', 'minivae/ops/nn_ops.py', ('counter=drawn_counter(rng, (x.data.size + 3) // 4)', 'counter=rng._take((x.data.size + 3) // 4)'),
+      [NN_DROP + '::test_a_step_plan_replays_dropout_with_a_new_mask_each_step_as_the_eager_steps'], 'a step plan replayed the mask of its recorded step at every step'),
+    M('dropout-in-eval-mode', 'minivae/functional.py', ('    if not training or p == 0:\n        return input', '    if p == 0:\n        return input'),
+      [NN_DROP + '::test_dropout_at_p_0_and_in_eval_is_the_input_and_at_p_1_all_zeros', NN_DROP + '::test_dropout_module_drops_in_training_and_passes_in_eval_with_torchs_repr'], 'dropout applied in eval mode too'),
+    M('dropout-takes-a-nan-probability', 'minivae/ops/nn_ops.py', ('not isinstance(p, numbers.Real) or not 0 <= p <= 1:', 'not isinstance(p, numbers.Real) or p < 0 or p > 1:'),
+      [NN_DROP + '::test_dropout_probability_outside_0_1_is_refused_as_torch'], 'a NaN dropout probability taken (torch takes it): a NaN scale, every output NaN'),
+    M('pos-weight-vjp-x-without-p', 'minivae/ops/nn_ops.py', ('* stable_sigmoid(ctx.xp, x) - p * t), x.shape)', '* stable_sigmoid(ctx.xp, x) - t), x.shape)'),
+      gc('bce_with_logits_pos_weight'), "the logits' gradient of the pos_weight loss without p on its target term"),
+    M('pos-weight-vjp-p-without-t', 'minivae/ops/nn_ops.py', ('gp = unbroadcast(g * t * sp, p.shape)', 'gp = unbroadcast(g * sp, p.shape)'),
+      gc('bce_with_logits_pos_weight'), "pos_weight's own gradient without the target"),
+    M('pos-weight-vjp-t-without-p', 'minivae/ops/nn_ops.py', ('gt = unbroadcast(g * ((p - 1) * sp - x), t.shape)', 'gt = unbroadcast(g * (sp - x), t.shape)'),
+      gc('bce_with_logits_pos_weight') + [NN_DROP + '::test_bce_with_logits_pos_weight_and_weight_match_torch'], "the targets' gradient of the pos_weight loss with p taken as 2"),
+    M('bce-with-logits-weight-ignored', 'minivae/functional.py', ('        loss = loss * weight\n    return reduce(loss, reduction)\n\n\ndef _broadcasts_to', '    return reduce(loss, reduction)\n\n\ndef _broadcasts_to'),
+      [NN_DROP + '::test_bce_with_logits_pos_weight_and_weight_match_torch', NN_DROP + '::test_bce_with_logits_loss_module_as_torchs'], "binary_cross_entropy_with_logits' weight checked and then not applied"),
     # ---- helper-41 end ----
     # ---- helper-42 begin: fix8-dist: more distributions and KL pairs ----
     # ---- helper-42 end ----

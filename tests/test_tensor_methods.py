@@ -41,6 +41,8 @@ UNARY = {
     "flatten-last": (lambda x: x.flatten(-2 if x.ndim > 1 else 0), lambda x: x.flatten(-2 if x.ndim > 1 else 0),
                      "reshape", ANY),
     "expand": (lambda x: x.expand(2, *x.shape), lambda x: x.expand(2, *x.shape), "broadcast_to", ANY),
+    "expand-new-and-keep": (lambda x: x.expand(2, *[-1] * x.ndim), lambda x: x.expand(2, *[-1] * x.ndim), "broadcast_to",
+                            ANY),
     "expand-keep": (lambda x: x[..., None].expand((*[-1] * x.ndim, 3)), lambda x: x[..., None].expand(*[-1] * x.ndim, 3),
                     "broadcast_to", ANY),
     "t": (lambda x: x[0].t() if x.ndim > 2 else x.t(), lambda x: x[0].t() if x.ndim > 2 else x.t(), "transpose", ANY),

@@ -10,7 +10,8 @@ from minivae._backend import get_float32_matmul_precision, info, set_float32_mat
 from minivae.engine import Function, Tensor, as_tensor, backward, is_grad_enabled, no_grad, tensor
 from minivae import ops
 from minivae import functional
-from minivae.creation import arange, cat, full, ones, rand, randn, stack, zeros
+from minivae.creation import (arange, cat, empty, empty_like, eye, full, full_like, linspace, ones, ones_like, rand,
+                              rand_like, randint, randn, randn_like, stack, zeros, zeros_like)
 from minivae.gradcheck import GradcheckError, gradcheck
 from minivae.ops import OPS
 from minivae.plan import PlanError, compile_step
@@ -21,7 +22,8 @@ _LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives
 __all__ = ["Function", "Tensor", "tensor", "as_tensor", "backward", "no_grad", "is_grad_enabled", "ops", "functional",
            "gradcheck", "GradcheckError", "OPS", "info", "manual_seed", "set_float32_matmul_precision",
            "get_float32_matmul_precision", "compile_step", "PlanError",
-           "zeros", "ones", "full", "arange", "rand", "randn", "cat", "stack", *_LAZY]
+           "zeros", "ones", "full", "arange", "rand", "randn", "cat", "stack", "empty", "linspace", "eye", "randint",
+           "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", *_LAZY]
 
 
 def __getattr__(name):

@@ -369,6 +369,84 @@ class Tensor:
     def std(self, axis=None, keepdims=False, *, correction=1, **dim):
         return ops.std(self, **_axis(axis, keepdims, **dim), correction=correction)
 
+    # PyTorch's methods that are ops of minivae.ops (each the same op as the function, no formula of its own)
+    def add(self, other, *, alpha=1): return ops.add(self, other, alpha=alpha)
+    def sub(self, other, *, alpha=1): return ops.sub(self, other, alpha=alpha)
+    def mul(self, other): return ops.mul(self, other)
+    def div(self, other): return ops.div(self, other)
+    def pow(self, exponent): return ops.pow(self, exponent)
+    def neg(self): return ops.neg(self)
+    def square(self): return ops.mul(self, self)
+    def reciprocal(self): return ops.div(1, self)
+    def rsqrt(self): return ops.div(1, ops.sqrt(self))
+    def log1p(self): return ops.log1p(self)
+    def expm1(self): return ops.expm1(self)
+    def sin(self): return ops.sin(self)
+    def cos(self): return ops.cos(self)
+    def erf(self): return ops.erf(self)
+    def erfc(self): return ops.erfc(self)
+    def erfinv(self): return ops.erfinv(self)
+    def maximum(self, other): return ops.maximum(self, other)
+    def minimum(self, other): return ops.minimum(self, other)
+    def clamp(self, min=None, max=None): return ops.clip(self, min, max)
+    def matmul(self, other): return ops.matmul(self, other)
+    def flatten(self, start_dim=0, end_dim=-1): return ops.shape.flatten(self, start_dim, end_dim)
+    def expand(self, *sizes): return ops.shape.expand(self, *sizes)
+    def expand_as(self, other): return ops.broadcast_to(self, other.shape)
+    def chunk(self, chunks, dim=0): return tuple(ops.chunk(self, chunks, axis=dim))
+    def split(self, split_size_or_sections, dim=0):
+        """PyTorch's split: an int is each piece's size (``ops.split``'s, NumPy's, is the number of pieces)."""
+        return tuple(ops.shape.split_sizes(self, split_size_or_sections, axis=dim))
+
+    def t(self):
+        """The transpose of a matrix (a tensor of ≤ 2 dimensions as it is), as ``torch.Tensor.t``."""
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor of at most 2 dimensions, not {self.ndim} (shape {self.shape}); "
+                             "use .mT or transpose()")
+        return ops.transpose(self)
+
+    @property
+    def mT(self):
+        """The last two axes swapped (a batch of matrices transposed), as ``torch.Tensor.mT``."""
+        if self.ndim < 2:
+            raise ValueError(f".mT needs a tensor of at least 2 dimensions, not shape {self.shape}")
+        return ops.transpose(self, (*range(self.ndim - 2), self.ndim - 1, self.ndim - 2))
+
+    def type_as(self, other):
+        """This tensor in ``other``'s dtype (itself where it has that dtype already, as PyTorch's)."""
+        return self if self.dtype == other.dtype else self.astype(other.dtype)
+
+    def _made(self, make, size, dtype, device, *args, **kwargs):
+        """make(size, *args) in ``dtype`` on ``device``, this tensor's by default (PyTorch's ``new_*``)."""
+        return make(size, *args, dtype=self.dtype if dtype is None else dtype,
+                    device=self.device if device is None else device, **kwargs)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from minivae.creation import _size, zeros
+        return self._made(zeros, _size(size), dtype, device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from minivae.creation import _size, ones
+        return self._made(ones, _size(size), dtype, device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        from minivae.creation import _size, empty
+        return self._made(empty, _size(size), dtype, device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        from minivae.creation import full
+        return self._made(full, size, dtype, device, fill_value, requires_grad=requires_grad)
+
+    # bool masks: logical operators (bitwise on integers), outside the graph as the comparisons
+    def __invert__(self): return array_function(operator.invert, self)
+    def __and__(self, o): return self._compare(operator.and_, o)
+    def __rand__(self, o): return self._compare(operator.and_, o)
+    def __or__(self, o): return self._compare(operator.or_, o)
+    def __ror__(self, o): return self._compare(operator.or_, o)
+    def __xor__(self, o): return self._compare(operator.xor, o)
+    def __rxor__(self, o): return self._compare(operator.xor, o)
+    def logical_not(self): return array_function(self.xp.logical_not, self)
+
     # in place, as PyTorch: refused on a leaf that requires grad unless under no_grad() (an
     # optimizer's step); each change bumps ``_version`` so a backward through the old values raises
     def _modify(self, who, write, value=None, index=None):
@@ -393,7 +471,10 @@ class Tensor:
         return self._modify(method.strip("_"), lambda d, v, _: getattr(d, method)(v), value)
 
     def __iadd__(self, o): return self._inplace(o, ops.add, "__iadd__")
-    def __isub__(self, o): return self._inplace(o, ops.sub, "__isub__")
+    def __isub__(self, o):
+        ops.arith.refuse_bool_subtraction(self, o)  # (NumPy's in-place subtraction takes x −= True)
+        return self._inplace(o, ops.sub, "__isub__")
+
     def __imul__(self, o): return self._inplace(o, ops.mul, "__imul__")
     def __itruediv__(self, o): return self._inplace(o, ops.div, "__itruediv__")
     def __setitem__(self, index, value): self._modify("setitem", lambda d, v, i: d.__setitem__(i, v), value, index)

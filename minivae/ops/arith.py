@@ -124,9 +124,13 @@ class Div(Function):
 
 @register("neg")
 class Neg(Function):
-    """z = −x;  x̄ = −ḡ."""
+    """z = −x;  x̄ = −ḡ. A bool x is refused, as PyTorch refuses it (NumPy refuses it too, but CuPy's negative of a
+    bool array was its logical not)."""
 
     def forward(ctx, x):
+        if x.dtype.kind == "b":
+            raise TypeError("Negation, the `-` operator, on a bool tensor is not supported (as in PyTorch); to invert "
+                            "a mask use `~` or logical_not()")
         return -x
 
     def backward(ctx, g):
@@ -248,8 +252,57 @@ class Cast(Function):
         return g.astype(ctx.xdtype)
 
 
-add, sub, mul, div, neg, pow = Add.apply, Sub.apply, Mul.apply, Div.apply, Neg.apply, Pow.apply
+mul, div, neg, pow = Mul.apply, Div.apply, Neg.apply, Pow.apply
 maximum, minimum, cast = Maximum.apply, Minimum.apply, Cast.apply
+
+
+def _kind(v):
+    """The kind of an operand's dtype ("b", "i", "u" or "f"): a tensor's, an array's or a NumPy scalar's; a Python
+    bool, int or float as PyTorch reads it ("b", "i", "f"; a bool is not an int here), a list as NumPy makes it."""
+    if isinstance(v, (bool, int, float)):
+        return "b" if isinstance(v, bool) else "i" if isinstance(v, int) else "f"
+    dtype = getattr(v, "dtype", None)
+    return (numpy.asarray(v).dtype if dtype is None else dtype).kind
+
+
+def refuse_bool_subtraction(x, y):
+    """Raise TypeError where x or y is a bool (a tensor, an array or a Python bool), as PyTorch refuses a bool in a
+    subtraction: NumPy computed bool − 1 as int64 [0, −1], 1.5 − bool as float, and refused bool − bool alone."""
+    kinds = (_kind(x), _kind(y))
+    if kinds == ("b", "b"):
+        raise TypeError("Subtraction, the `-` operator, with two bool tensors is not supported (as in PyTorch); use "
+                        "`^` (logical xor)")
+    if "b" in kinds:
+        raise TypeError("Subtraction, the `-` operator, with a bool tensor is not supported (as in PyTorch); to "
+                        "invert a mask use `~` or logical_not()")
+
+
+def _scaled(x, y, alpha, who):
+    """alpha·y, the second term of add's and sub's ``alpha=`` (PyTorch's x + alpha·y), y itself for an alpha of 1. As
+    PyTorch, alpha is a number; a floating alpha with no floating operand (an integer result) and a bool alpha beside
+    an operand that is not bool are refused; beside two bool operands, alpha counts as a bool (x ∨ (alpha ∧ y))."""
+    if not isinstance(alpha, (bool, int, float, numpy.bool_, numpy.integer, numpy.floating)):
+        raise TypeError(f"{who}: alpha must be a number, not {type(alpha).__name__}")
+    kinds = {_kind(x), _kind(y)}
+    if isinstance(alpha, (bool, numpy.bool_)) and kinds != {"b"}:
+        raise TypeError(f"{who}: a bool alpha is only supported for bool results (as in PyTorch)")
+    if isinstance(alpha, (float, numpy.floating)) and "f" not in kinds:
+        raise TypeError(f"{who}: for integer operands alpha must not be a floating point number (as in PyTorch), "
+                        f"got {alpha!r}")
+    if kinds == {"b"}:
+        alpha = bool(alpha)
+    return y if alpha == 1 and not isinstance(alpha, (bool, numpy.bool_)) else mul(y, alpha)
+
+
+def add(x, y, *, alpha=1):
+    """x + alpha·y (``torch.add``); with alpha = 1 (the default) the add op alone."""
+    return Add.apply(x, y if type(alpha) is int and alpha == 1 else _scaled(x, y, alpha, "add"))
+
+
+def sub(x, y, *, alpha=1):
+    """x − alpha·y (``torch.sub``). A bool operand is refused, as PyTorch refuses it (refuse_bool_subtraction)."""
+    refuse_bool_subtraction(x, y)
+    return Sub.apply(x, y if type(alpha) is int and alpha == 1 else _scaled(x, y, alpha, "sub"))
 
 
 def where(cond, x, y):

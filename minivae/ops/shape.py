@@ -1,5 +1,8 @@
 """Ops that move, select or combine elements without arithmetic."""
 import builtins
+import math
+import operator
+
 import numpy
 
 from minivae.engine import DEFAULT_FLOAT, Function, Tensor, as_tensor, index_on
@@ -224,6 +227,49 @@ def chunk(x, chunks, axis=0):
     n = x.shape[axis]
     step = -(-n // chunks)
     return split(x, list(range(step, n, step)) if n else [0] * (chunks - 1), axis=axis)
+
+
+def split_sizes(x, split_size_or_sections, axis=0):
+    """Pieces of ``x`` along ``axis`` as ``torch.split``: an int is the size of each piece (the last may be smaller;
+    numpy.split's int, and ``split``'s, is the number of pieces), a list the pieces' sizes, which must add up to the
+    axis's length. ``split``'s one node of several outputs."""
+    axis = normalize_axis(axis, x.ndim, x.shape)[0]
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [operator.index(k) for k in split_size_or_sections]
+        if any(k < 0 for k in sizes) or builtins.sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, the length of axis {axis}")
+        cuts = [builtins.sum(sizes[:k]) for k in range(1, len(sizes))]
+        return split(x, cuts, axis=axis)
+    size = operator.index(split_size_or_sections)
+    if size <= 0 and not (size == 0 and n == 0):
+        raise ValueError(f"split: the size of a piece must be positive, not {size}")
+    return split(x, list(range(size, n, size)) if n else [], axis=axis)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """``x`` with axes ``start_dim`` … ``end_dim`` (both included) made one, as ``torch.flatten`` (a 0-d ``x`` becomes
+    1-D); a reshape, so its VJP is reshape's."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = axis_index(start_dim, x.ndim, x.shape), axis_index(end_dim, x.ndim, x.shape)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {x.shape})")
+    return reshape(x, x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:])
+
+
+def expand(x, *sizes):
+    """``x`` broadcast to ``sizes`` (``expand(2, 3)`` or ``expand((2, 3))``) as ``torch.Tensor.expand``: a size of −1
+    keeps that axis's size; new axes come first, and cannot be −1. A broadcast_to, whose VJP sums ḡ back."""
+    if len(sizes) == 1 and not isinstance(sizes[0], (int, numpy.integer)):
+        sizes = tuple(sizes[0])
+    sizes = tuple(operator.index(n) for n in sizes)
+    new = len(sizes) - x.ndim
+    if new < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of {x.ndim} dimensions {x.shape}")
+    if any(n == -1 for n in sizes[:new]):
+        raise ValueError(f"expand: the size -1 is not allowed in a new leading axis: {sizes} for shape {x.shape}")
+    return broadcast_to(x, sizes[:new] + tuple(x.shape[i] if n == -1 else n for i, n in enumerate(sizes[new:])))
 
 
 @nondifferentiable("one_hot")

@@ -185,6 +185,10 @@ def test_zero_grad_keeps_zeroed_gradients_without_set_to_none_as_torch():
         assert p.grad is None
         return np.array(p.detach().numpy())
     np.testing.assert_allclose(run(mv), run(torch), **TOL)
+    p = mv.tensor(np.ones((2, 3)), requires_grad=True)
+    p.grad = np.broadcast_to(np.ones(3), (2, 3))  # read-only: replaced by zeros of its shape
+    SGD([p]).zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(p.grad, np.zeros((2, 3)))
     with pytest.raises(TypeError, match=r"set_to_none must be True or False"):
         SGD([mv.tensor([1.0], requires_grad=True)]).zero_grad(set_to_none=0)
 

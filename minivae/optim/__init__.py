@@ -126,7 +126,7 @@ class Optimizer:
         """Let go of every parameter's gradient (``.grad = None``, torch's default), or with ``set_to_none=False``
         fill each existing one with zeros in place (a gradient of zeros is a gradient: step() then updates that
         parameter, its momentum and weight decay acting, as torch's). A gradient array that cannot be written
-        (a read-only or broadcast array set by hand) is replaced by zeros of its shape."""
+        (a read-only one set by hand, such as NumPy's broadcast_to) is replaced by zeros of its shape."""
         _check_flag(f"{type(self).__name__}.zero_grad: ", "set_to_none", set_to_none)
         for p in self.params:
             if set_to_none or p.grad is None:

@@ -201,3 +201,24 @@ def test_a_sequential_state_that_does_not_fit_changes_nothing():
     with pytest.raises(ValueError, match=r"does not fit ExponentialLR: missing \['gamma'\]"):
         seq.load_state_dict(bad)
     assert (seq.state_dict(), opt.param_groups[0]["lr"]) == before
+
+
+def test_plateau_reduces_a_group_added_later_as_torch():
+    """A group added after the scheduler takes its one min_lr and is reduced with the others (before, zip stopped at
+    the groups it was made with: the new group's lr never moved); with a list of min_lrs the reduction is refused, as
+    torch's, until there is one per group."""
+    lrs = []
+    for lib in (mv, torch):
+        p, q = lib.tensor(np.zeros(1), requires_grad=True), lib.tensor(np.zeros(1), requires_grad=True)
+        opt = lib.optim.SGD([p], lr=1.0)
+        s = _l(lib).ReduceLROnPlateau(opt, patience=0, factor=0.5, min_lr=0.2)
+        opt.add_param_group({"params": [q], "lr": 0.3})
+        for metric in (3.0, 3.0, 3.0, 3.0):
+            s.step(metric)
+            lrs.append([g["lr"] for g in opt.param_groups])
+        listed = _l(lib).ReduceLROnPlateau(opt, patience=0, min_lr=[0.1, 0.1])
+        opt.add_param_group({"params": [lib.tensor(np.zeros(1), requires_grad=True)]})
+        listed.step(1.0)
+        with pytest.raises(RuntimeError, match="min_lrs"):
+            listed.step(2.0)
+    assert lrs[:4] == lrs[4:] and lrs[2:4] == [[0.25, 0.2], [0.2, 0.2]]

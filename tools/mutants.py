@@ -1629,6 +1629,8 @@ MUTANTS = [
       ['tests/test_lr_schedulers.py::test_a_run_resumed_from_the_state_dicts_continues_exactly_as_torchs'], 'a resumed SequentialLR or ChainedScheduler restarts its schedulers'),
     M('sched-group-count-unchecked', 'minivae/optim/lr_scheduler.py', ('        if len(lrs) != len(groups):', '        if False:'),
       ['tests/test_lr_schedulers.py::test_a_group_added_after_the_scheduler_is_named_in_the_error'], 'a group added after the scheduler silently keeps its lr (zip stops at the shorter)'),
+    M('sched-plateau-added-group-never-reduced', 'minivae/optim/lr_scheduler.py', ('                self.min_lrs = [self.default_min_lr] * groups', '                pass'),
+      ['tests/test_lr_schedulers.py::test_plateau_reduces_a_group_added_later_as_torch'], "ReduceLROnPlateau leaves the lr of a group added after it (zip stops at the min_lrs it was made with)"),
     # ---- helper-44 end ----
     # ---- lead, session 24 ----
 ]

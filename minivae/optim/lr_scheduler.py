@@ -520,7 +520,9 @@ class ReduceLROnPlateau(LRScheduler):
     metric > best·(1 + threshold) or best + threshold. A change smaller than ``eps`` is not made.
     ``min_lr``: one floor for every group, or a list of one per group. ``step(metric)`` takes a
     number, or a 0-d tensor or array (read with ``.item()``: a copy to the host for a GPU value).
-    Made, it changes no lr (no initial step, as torch's)."""
+    Made, it changes no lr (no initial step, as torch's). A group added to the optimizer later
+    (``add_param_group``) takes the one ``min_lr`` given; with a list of them, reducing is refused
+    until ``min_lrs`` has one per group (torch's)."""
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel", cooldown=0,
                  min_lr=0.0, eps=1e-8):
@@ -540,6 +542,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.mode, self.factor, self.patience, self.threshold = mode, factor, patience, threshold
         self.threshold_mode, self.cooldown, self.eps = threshold_mode, cooldown, eps
         self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr  # (for groups added later)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = self.cooldown_counter = 0
 
@@ -559,6 +562,12 @@ class ReduceLROnPlateau(LRScheduler):
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
+            groups = len(self.optimizer.param_groups)
+            if len(self.min_lrs) != groups:  # a group added since (add_param_group), as torch's
+                if self.default_min_lr is None:
+                    raise RuntimeError(f"ReduceLROnPlateau has {len(self.min_lrs)} min_lrs, the optimizer {groups} "
+                                       "param groups now (add_param_group): set min_lrs to one per group")
+                self.min_lrs = [self.default_min_lr] * groups
             for g, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
                 new = max(g["lr"] * self.factor, min_lr)
                 if g["lr"] - new > self.eps:

@@ -78,7 +78,11 @@ __global__ void sgd_step(T* __restrict__ p, T* __restrict__ v, const unsigned lo
         T di = reinterpret_cast<const T*>(grads[j])[i - starts[j]];
         if (maximize) di = -di;
         if (weight_decay != (T)0) di = di + weight_decay * p[i];
-        const T vi = (momentum == (T)0 || first) ? di : momentum * v[i] + one_minus_dampening * di;
+        if (momentum == (T)0) {  // no momentum buffer: v is left as it is (torch's state has none)
+            p[i] -= lr * di;
+            continue;
+        }
+        const T vi = first ? di : momentum * v[i] + one_minus_dampening * di;
         v[i] = vi;
         p[i] -= lr * (nesterov ? di + momentum * vi : vi);
     }

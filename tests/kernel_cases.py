@@ -548,7 +548,9 @@ def _sgd_formula(dtype, p, v, g, lr, momentum, dampening=0.0, weight_decay=0.0, 
     d = -g if maximize else g
     if weight_decay:
         d = d + s(weight_decay) * p
-    v = d if momentum == 0 or first else s(momentum) * v + s(1 - dampening) * d
+    if momentum == 0:  # no momentum buffer: v untouched (torch keeps none)
+        return p - s(lr) * d, v
+    v = d if first else s(momentum) * v + s(1 - dampening) * d
     return p - s(lr) * (d + s(momentum) * v if nesterov else v), v
 
 

@@ -9,8 +9,9 @@ ONE_LAUNCH = True  # optim.Optimizer hands this module a whole flat buffer at a 
 def sgd_step_all(p, v, grads, starts, lr, momentum, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
                  first=False):
     """In place: for each parameter j with a gradient, on its slice starts[j]:starts[j+1], optim.SGD's formula:
-    d ← ∓g + weight_decay·p; v ← d (momentum 0, or the parameters' ``first`` step), else v ← μv + (1 −
-    dampening)·d; p ← p − lr·(d + μv if ``nesterov`` else v). The scalars take the parameters' dtype."""
+    d ← ∓g + weight_decay·p; with momentum μ = 0, p ← p − lr·d (v untouched); else v ← d (the buffers'
+    ``first`` step), or v ← μv + (1 − dampening)·d; p ← p − lr·(d + μv if ``nesterov`` else v). The scalars take
+    the parameters' dtype."""
     t = floating(p, "SGD")
     table, held = gradient_table(grads, p)
     s = p.dtype.type

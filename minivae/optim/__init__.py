@@ -45,21 +45,9 @@ class Optimizer:
         if any(is_group) and not all(is_group):
             raise TypeError(f"{name} takes either tensors or param-group dicts, not a mix of both")
         self.check_options(defaults, f"{name}: ")
-        self.param_groups = []
-        for k, g in enumerate(params if params and all(is_group) else [{"params": params}]):
-            where = f"{name} param group {k}: " if all(is_group) else f"{name}: "
-            if "params" not in g:
-                raise ValueError(f"{where}no 'params' entry")
-            unknown = sorted(set(g) - set(defaults) - {"params"}, key=str)
-            if unknown:
-                raise ValueError(f"{where}unknown option {', '.join(map(repr, unknown))}, which would be ignored: "
-                                 f"{name}'s options are {', '.join(defaults)}")
-            group = {**defaults, **g, "params": [g["params"]] if isinstance(g["params"], Tensor) else list(g["params"])}
-            for p in group["params"]:
-                if not isinstance(p, Tensor):
-                    raise TypeError(f"{where}{name} optimizes tensors, not {type(p).__name__}")
-            self.check_options(group, where)
-            self.param_groups.append(group)
+        self.defaults = dict(defaults)
+        self.param_groups = [self._group(g, f"{name} param group {k}: " if all(is_group) else f"{name}: ")
+                             for k, g in enumerate(params if params and all(is_group) else [{"params": params}])]
         self.params = [p for g in self.param_groups for p in g["params"]]
         if not self.params:
             raise ValueError(f"{name} got an empty parameter list")
@@ -67,6 +55,51 @@ class Optimizer:
         self.steps = 0
         self.param_steps = [0] * len(self.params)
         self._flatten()
+
+    def _group(self, g, where):
+        """The param group of dict ``g``: the defaults, overridden by g's options, each checked."""
+        name = type(self).__name__
+        if not isinstance(g, dict):
+            raise TypeError(f"{where}a param group is a dict {{'params': [...], option: value}}, not {type(g).__name__}")
+        if "params" not in g:
+            raise ValueError(f"{where}no 'params' entry")
+        unknown = sorted(set(g) - set(self.defaults) - {"params"}, key=str)
+        if unknown:
+            raise ValueError(f"{where}unknown option {', '.join(map(repr, unknown))}, which would be ignored: "
+                             f"{name}'s options are {', '.join(self.defaults)}")
+        if isinstance(g["params"], (set, frozenset)):
+            raise TypeError(f"{where}params must be an ordered collection of tensors (a list), not a set: the order "
+                            "of a set changes from run to run, and with it the state_dict's parameter indices")
+        group = {**self.defaults, **g, "params": [g["params"]] if isinstance(g["params"], Tensor) else list(g["params"])}
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{where}{name} optimizes tensors, not {type(p).__name__}")
+        self.check_options(group, where)
+        return group
+
+    def add_param_group(self, param_group):
+        """Add a param group (a dict ``{"params": [...], option: value}``, the constructor's defaults for the
+        options it leaves out), as torch's: checked as the constructor's groups are (a parameter already in
+        another group is refused); its parameters come after the others in ``params`` (so the state_dict indices of
+        those stay) and start with no state. The flat buffers are laid out again, each state value copied on
+        its device into the new layout (no copy to the host). A scheduler made before knows nothing of the new
+        group (as in torch): make the scheduler after adding every group."""
+        name = type(self).__name__
+        group = self._group(param_group, f"{name}.add_param_group: ")
+        _refuse_duplicates(self.param_groups + [group], name)
+        self._follow_parameters()  # (the parameters moved since the last step: the state follows them first)
+        old = [list(buffer) for buffer in self._buffers]
+        self._grow_for(group)
+        self.param_groups.append(group)
+        self.params += group["params"]
+        self.param_steps += [0] * len(group["params"])
+        self._flatten()
+        for new, before in zip(self._buffers, old):
+            for i, b in enumerate(before):
+                new[i][...] = b
+
+    def _grow_for(self, group):
+        """Make room in the state for what ``group`` (about to be added) needs that no group had (Adam's v̂max)."""
 
     def _flatten(self):
         group_of = [k for k, g in enumerate(self.param_groups) for _ in g["params"]]
@@ -89,9 +122,19 @@ class Optimizer:
         for g in self.param_groups:
             g["lr"] = value
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Let go of every parameter's gradient (``.grad = None``, torch's default), or with ``set_to_none=False``
+        fill each existing one with zeros in place (a gradient of zeros is a gradient: step() then updates that
+        parameter, its momentum and weight decay acting, as torch's). A gradient array that cannot be written
+        (a read-only one set by hand, such as NumPy's broadcast_to) is replaced by zeros of its shape."""
+        _check_flag(f"{type(self).__name__}.zero_grad: ", "set_to_none", set_to_none)
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            elif getattr(getattr(p.grad, "flags", None), "writeable", True):
+                p.grad.fill(0)
+            else:
+                p.grad = get_array_module(p.grad).zeros(p.grad.shape, p.grad.dtype)
 
     def step(self):
         """Update every parameter that has a gradient; one whose ``.grad`` is None is skipped as in PyTorch
@@ -142,32 +185,59 @@ class Optimizer:
         another): none here; Adam's bias-corrected (step size, ε̂) and decay 1 − lr·wd, one triple per step count in a group."""
         return []
 
-    def state_dict(self):
+    optional_buffers = ()  # buffers a parameter may not have yet (SGD's momentum before its first step with one)
+
+    def _holds(self, name, i):
+        """Whether parameter i has its buffer ``name`` (one of ``optional_buffers``; the others it always has)."""
+        return True
+
+    def _set_held(self, name, held):
+        """After a load: which parameters have buffer ``name`` (one of ``optional_buffers``), a bool each."""
+
+    def state_dict(self, param_groups=False):
         """The optimizer's step count ("steps"), each parameter's ("<i>.step", PyTorch's per-parameter "step")
-        and per-parameter buffers ("<i>.<buffer>", of its shape and dtype), i the parameter's index in
-        ``params``, as NumPy arrays (for .npz checkpoints). The hyperparameters (``param_groups``) are not in
-        it: they come from the constructor, so a resumed run may change them."""
+        and per-parameter buffers ("<i>.<buffer>", of its shape and dtype; one a parameter does not have yet,
+        SGD's momentum before its first step with μ > 0, left out as torch leaves it out), i the parameter's
+        index in ``params``, as NumPy arrays (for .npz checkpoints).
+
+        With ``param_groups=True`` it holds the hyperparameters too, as torch's does: each group's options
+        (and what a scheduler keeps there, ``initial_lr``...) as "param_groups.<k>.<option>" arrays (a pair
+        such as betas as a 1-D array), which ``load_state_dict`` restores. Not by default: a training
+        checkpoint (minivae.training) keeps the run's settings, which ``--override-settings`` may change."""
+        _check_flag(f"{type(self).__name__}.state_dict: ", "param_groups", param_groups)
         out = {"steps": numpy.array(self.steps)}
         out.update({f"{i}.step": numpy.array(t) for i, t in enumerate(self.param_steps)})
         for name, buffer in zip(self.buffer_names, self._buffers):
             for i, (p, b) in enumerate(zip(self.params, buffer)):
-                out[f"{i}.{name}"] = _host(b).reshape(p.shape)
+                if name not in self.optional_buffers or self._holds(name, i):
+                    out[f"{i}.{name}"] = _host(b).reshape(p.shape)
+        if param_groups:
+            for k, group in enumerate(self.param_groups):
+                for option, value in group.items():
+                    if option != "params":
+                        out[f"param_groups.{k}.{option}"] = numpy.array(value)
         return out
 
     def load_state_dict(self, state):
         """Copy ``state`` (as ``state_dict()`` returns it) into this optimizer, on whatever device its
         parameters are: a value already there directly (a device array is never routed through the host),
-        one from elsewhere by one explicit copy. The keys must be exactly this optimizer's; each buffer must
-        have its parameter's dtype (no silent cast) and shape (or the flat shape (numel,), which minivae's
-        checkpoints held before); "steps" and each "<i>.step" an integer >= 0. A state without any "<i>.step"
-        (minivae's checkpoints before them, whose Adam counted the optimizer's steps for every parameter)
-        gives every parameter the count "steps". Everything is checked before anything is copied, so a
-        refused state leaves the optimizer as it was."""
+        one from elsewhere by one explicit copy. The keys must be exactly this optimizer's (an optional buffer,
+        SGD's momentum, may be left out: that parameter has none yet); each buffer must have its parameter's
+        dtype (no silent cast) and shape (or the flat shape (numel,), which minivae's checkpoints held before);
+        "steps" and each "<i>.step" an integer >= 0. A state without any "<i>.step" (minivae's checkpoints
+        before them, whose Adam counted the optimizer's steps for every parameter) gives every parameter the
+        count "steps". "param_groups.<k>.<option>" entries (``state_dict(param_groups=True)``) set group k's
+        option, checked as the constructor's; without them each group keeps its own. Everything is checked
+        before anything is copied, so a refused state leaves the optimizer as it was."""
         name = type(self).__name__
         counts = [f"{i}.step" for i in range(len(self.params))]
-        expected = {"steps"} | {f"{i}.{b}" for b in self.buffer_names for i in range(len(self.params))}
-        expected |= set(counts) if set(counts) & set(state) else set()
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected, key=str)
+        required = {f"{i}.{b}" for b in self.buffer_names if b not in self.optional_buffers
+                    for i in range(len(self.params))}
+        optional = {f"{i}.{b}" for b in self.optional_buffers for i in range(len(self.params))}
+        groups = self._loaded_groups(state)
+        expected = {"steps"} | required | (set(counts) if set(counts) & set(state) else set())
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected - optional - set(groups[1]), key=str)
         if missing or unexpected:
             raise ValueError(f"state_dict does not fit this {name} of {len(self.params)} parameters: "
                              f"missing {missing}, unexpected {unexpected}")
@@ -176,6 +246,9 @@ class Optimizer:
         copies = []
         for key, buffer in zip(self.buffer_names, self._buffers):
             for i, (p, b) in enumerate(zip(self.params, buffer)):
+                if f"{i}.{key}" not in state:  # (an optional buffer this parameter does not have)
+                    copies.append((b, None))
+                    continue
                 value = state[f"{i}.{key}"]
                 value = value.data if isinstance(value, Tensor) else value
                 shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
@@ -184,29 +257,79 @@ class Optimizer:
                                      f"{b.dtype} of shape {p.shape} (its parameter {i}'s)")
                 copies.append((b, value))
         self.steps, self.param_steps = steps, param_steps
+        for group, loaded in zip(self.param_groups, groups[0]):
+            group.update(loaded)
         for b, value in copies:
-            b[...] = to_device(value, device_of(b)).reshape(-1)
+            if value is None:
+                b.fill(0)
+            else:
+                b[...] = to_device(value, device_of(b)).reshape(-1)
+        for key in self.optional_buffers:
+            self._set_held(key, [f"{i}.{key}" in state for i in range(len(self.params))])
+
+    def _loaded_groups(self, state):
+        """The "param_groups.<k>.<option>" entries of ``state``: (per group, the options it sets, as Python values,
+        each group checked with them), and the keys read. An unknown option or group is refused."""
+        name = type(self).__name__
+        loaded, keys = [{} for _ in self.param_groups], []
+        for key in state:
+            if not (isinstance(key, str) and key.startswith("param_groups.")):
+                continue
+            k, _, option = key[len("param_groups."):].partition(".")
+            if not (k.isdigit() and int(k) < len(self.param_groups)):
+                raise ValueError(f"state_dict: {key} is of param group {k}, this {name} has "
+                                 f"{len(self.param_groups)} param groups")
+            if option not in self.defaults and option not in SCHEDULER_OPTIONS:
+                raise ValueError(f"state_dict: {key}: {name} has no option {option!r}")
+            value = state[key]
+            value = numpy.asarray(value.data if isinstance(value, Tensor) else _host(value))
+            if value.ndim > 1 or value.dtype.kind not in "biuf":
+                raise ValueError(f"state_dict: {key} is {_describe(value)}, not a number, a flag or a 1-D array of numbers")
+            loaded[int(k)][option] = value.item() if value.ndim == 0 else tuple(value.tolist())
+            keys.append(key)
+        for k, (group, options) in enumerate(zip(self.param_groups, loaded)):
+            if options:
+                self.check_options({**group, **options}, f"state_dict: {name} param group {k}: ")
+        return loaded, keys
+
+
+SCHEDULER_OPTIONS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")  # what schedulers keep in groups
 
 
 class SGD(Optimizer):
     """torch.optim.SGD's update, for each parameter with a gradient g:
 
         d ← −g under ``maximize``, else g;   d ← d + wd·p  (``weight_decay`` wd ≠ 0: L2, on the gradient)
-        with momentum μ ≠ 0:  v ← d at the parameter's first step (undamped, as torch's new buffer),
+        with momentum μ ≠ 0:  v ← d at the buffer's first step (undamped, as torch's new buffer),
                               v ← μ·v + (1 − dampening)·d after;   d ← d + μ·v (``nesterov``) or v
         p ← p − lr·d
 
-    The first step is the parameter's own (``param_steps``: a parameter whose gradients start later starts its
-    buffer then, as torch's). With μ = 0, v ← d: v is written even then, so its state is the same on every path
-    (NumPy, Numba, CUDA). ``nesterov`` needs μ > 0 and dampening = 0 (refused otherwise, as torch). The defaults
-    are torch 2.13's (lr = 1e-3). fused: minivae/_cpu/sgd.py, minivae/_gpu/sgd.py (kernels/optim.cu sgd_step)."""
+    As torch's, a parameter's momentum buffer v starts at its first step with a gradient and μ ≠ 0
+    (``momentum_started``): a parameter whose gradients start later starts it then, and so does one whose group's
+    momentum is raised from 0 mid-run (its v ← d then, not a continuation of anything). With μ = 0, v is neither
+    read nor written (a buffer started before waits, as torch's, for μ ≠ 0 again). A parameter without a buffer has
+    no "<i>.momentum" in ``state_dict()``, as torch's state has no "momentum_buffer". ``nesterov`` needs μ > 0 and
+    dampening = 0 (refused otherwise, as torch). The defaults are torch 2.13's (lr = 1e-3). fused:
+    minivae/_cpu/sgd.py, minivae/_gpu/sgd.py (kernels/optim.cu sgd_step)."""
 
     n_buffers, buffer_names, kernel = 1, ("momentum",), "sgd"
+    optional_buffers = ("momentum",)
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
                  maximize=False):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
                                   "nesterov": nesterov, "maximize": maximize})
+
+    def _flatten(self):
+        started = getattr(self, "momentum_started", [])
+        self.momentum_started = started + [False] * (len(self.params) - len(started))  # (the added groups' too)
+        super()._flatten()
+
+    def _holds(self, name, i):
+        return self.momentum_started[i]
+
+    def _set_held(self, name, held):
+        self.momentum_started = list(held)
 
     def check_options(self, options, where):
         super().check_options(options, where)
@@ -221,28 +344,39 @@ class SGD(Optimizer):
 
     momentum = property(lambda self: self.param_groups[0]["momentum"])
 
+    def _first(self, i, options):
+        """Whether parameter i's step starts its momentum buffer (μ ≠ 0 and none started yet)."""
+        return options["momentum"] != 0 and not self.momentum_started[i]
+
     def _firsts(self, group):
-        """Whether each launch of ``update_all`` is of parameters at their first step (False, True: in that order,
-        each once, among the group's parameters with a gradient); one launch when all agree, the usual case."""
-        return sorted({self.param_steps[i] == 1 for i in group.indices if self.params[i].grad is not None})
+        """Whether each launch of ``update_all`` starts its parameters' buffers (False, True: in that order, each
+        once, among the group's parameters with a gradient); one launch when all agree, the usual case."""
+        return sorted({self._first(i, group.options) for i in group.indices if self.params[i].grad is not None})
 
     def update_all(self, group, grads, kernel):
         o = group.options
         for first in self._firsts(group):
-            own = [g if (self.param_steps[i] == 1) == first else None for i, g in zip(group.indices, grads)]
+            own = [g if self._first(i, o) == first else None for i, g in zip(group.indices, grads)]
             kernel.sgd_step_all(group.flat, group.companions[0], own, group.starts, o["lr"], o["momentum"],
                                 o["dampening"], o["weight_decay"], o["nesterov"], o["maximize"], first)
+        if o["momentum"] != 0:
+            for i, g in zip(group.indices, grads):
+                self.momentum_started[i] |= g is not None
 
     def update(self, i, p, g, kernel, options):
-        lr, mu, wd, first = options["lr"], options["momentum"], options["weight_decay"], self.param_steps[i] == 1
+        lr, mu, wd, first = options["lr"], options["momentum"], options["weight_decay"], self._first(i, options)
         v = self._buffers[0][i]
+        self.momentum_started[i] |= mu != 0
         if kernel is not None:
             kernel.sgd_step(p, g, v, lr, mu, options["dampening"], wd, options["nesterov"], options["maximize"], first)
             return
         d = -g if options["maximize"] else g
         if wd != 0:
             d = d + wd * p
-        if mu == 0 or first:
+        if mu == 0:  # no buffer: v is neither read nor written
+            p -= lr * d
+            return
+        if first:
             v[...] = d
         else:
             v *= mu
@@ -291,6 +425,12 @@ class Adam(Optimizer):
             self.n_buffers = 3 if any(g["amsgrad"] for g in self.param_groups) else 2
             self.buffer_names = Adam.buffer_names[:self.n_buffers]
         super()._flatten()
+
+    def _grow_for(self, group):
+        """An added group with amsgrad where none had it: v̂max from now on (zeros for the parameters before, which
+        never read it: their groups have no amsgrad)."""
+        if group["amsgrad"] and self.n_buffers < 3:
+            self.n_buffers, self.buffer_names = 3, Adam.buffer_names
 
     def check_options(self, options, where):
         super().check_options(options, where)
@@ -464,33 +604,92 @@ def flatten(params, companions=0, keys=None):
     return [p.data for p in params], slices, groups
 
 
-def clip_grad_norm_(params, max_norm):
-    """Scale all gradients together so their global L2 norm ‖g‖ = √(Σ gᵢ²) is at most ``max_norm``
-    (g ← g·min(1, max_norm/(‖g‖ + 10⁻⁶)), torch's formula, whose 10⁻⁶ also scales a ‖g‖ in
-    (max_norm − 10⁻⁶, max_norm] by a factor just under 1); returns ‖g‖ before, as a 0-d float64 array on
-    the device of the first gradient (reading it is the caller's choice: no copy to the host here).
-    ``params``: an iterable of tensors, or one tensor (as PyTorch's).
+def clip_grad_norm_(params, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Scale all gradients together so their global p-norm (``norm_type`` p) is at most ``max_norm``, as
+    torch.nn.utils.clip_grad_norm_: ‖g‖_p = (Σ |gᵢ|^p)^(1/p) over every entry of every gradient (p = 2 by
+    default; ``inf`` or "inf": max |gᵢ|), then g ← g·min(1, max_norm/(‖g‖ + 10⁻⁶)) (torch's formula, whose 10⁻⁶
+    also scales a ‖g‖ in (max_norm − 10⁻⁶, max_norm] by a factor just under 1); returns ‖g‖ before, as a 0-d
+    float64 array on the device of the first gradient (torch's is of the gradients' dtype; reading it is the
+    caller's choice: no copy to the host here), a 0-d zero without any gradient. ``params``: an iterable of
+    tensors, or one tensor (as PyTorch's).
 
-    Gradients on several devices, as torch's: Σ gᵢ² is summed on each device, the partial sums are
-    moved to the first gradient's device and added there, and each gradient is scaled on its own device
-    by the scale moved there: the only copies between devices are of those 0-d values (none when every
-    gradient is on one device), and no value is read on the host for a branch."""
+    ``error_if_nonfinite=True``: a RuntimeError, before any gradient changes, where ‖g‖ is NaN or infinite (as
+    torch's); it reads ‖g‖ on the host, one copy from the device (none by default). ``foreach`` is taken for
+    torch's signature and changes nothing (it picks torch's kernels).
+
+    Gradients on several devices, as torch's: the per-device part (Σ |gᵢ|^p, or max |gᵢ|) is computed on each
+    device, the parts are moved to the first gradient's device and combined there, and each gradient is scaled
+    on its own device by the scale moved there: the only copies between devices are of those 0-d values (none
+    when every gradient is on one device), and no value is read on the host for a branch."""
     if isinstance(params, Tensor):  # iterating a tensor would give its rows, which have no .grad
         params = [params]
+    p = _norm_type(norm_type)
+    _check_flag("clip_grad_norm_: ", "error_if_nonfinite", error_if_nonfinite)
+    if foreach is not None:
+        _check_flag("clip_grad_norm_: ", "foreach", foreach)
     by_device = {}
-    for p in params:
-        if p.grad is not None:
-            by_device.setdefault(device_of(p.grad), []).append(p.grad)
+    for param in params:
+        if param.grad is not None:
+            by_device.setdefault(device_of(param.grad), []).append(param.grad)
     first = next(iter(by_device), "cpu")
     xp = module_for_device(first)
-    sums = [sum((g * g).sum().astype(numpy.float64) for g in grads) for grads in by_device.values()]  # one a device
-    total = xp.asarray(xp.sqrt(sum(to_device(s, first) for s in sums)))  # (NumPy's sqrt of 0-d gives a scalar)
+    if not by_device:
+        return xp.asarray(xp.zeros((), numpy.float64))
+    if p == math.inf:
+        parts = [_max(module_for_device(device), [abs(g).max().astype(numpy.float64) for g in grads if g.size])
+                 for device, grads in by_device.items()]
+        total = xp.asarray(_max(xp, [to_device(m, first) for m in parts]))
+    else:
+        power = (lambda g: g * g) if p == 2 else (lambda g: abs(g) ** g.dtype.type(p))
+        sums = [sum(power(g).sum().astype(numpy.float64) for g in grads) for grads in by_device.values()]  # one a device
+        total = sum(to_device(s, first) for s in sums)
+        total = xp.asarray(xp.sqrt(total) if p == 2 else total ** (1 / p))  # (NumPy's sqrt of 0-d gives a scalar)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):  # (the one read on the host, asked for)
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is {float(total)}, "
+                           "non-finite, so it cannot be clipped. To disable this error and scale the gradients by the "
+                           "non-finite norm anyway, set `error_if_nonfinite=False`")
     scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # no branch: no copy to the host
     for device, grads in by_device.items():
         here = to_device(scale, device)
         for g in grads:
-            g *= here.astype(g.dtype)
+            with numpy.errstate(invalid="ignore"):  # (∞·0 where ‖g‖ = ∞: NaN, as torch's, without NumPy's warning)
+                g *= here.astype(g.dtype)
     return total
+
+
+def _max(xp, values):
+    """The largest of 0-d arrays on one device, a 0-d float64 zero for none (an empty gradient's norm)."""
+    out = xp.zeros((), numpy.float64)
+    for v in values:
+        out = xp.maximum(out, v)
+    return out
+
+
+def _norm_type(norm_type):
+    """``norm_type`` as a float p > 0 (inf included; torch's "inf" string too), or a ValueError."""
+    try:
+        p = float(norm_type) if not isinstance(norm_type, (bool, numpy.bool_)) else None
+    except (TypeError, ValueError):
+        p = None
+    if p is None or not p > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be a number > 0 or inf (\"inf\"), got {norm_type!r}")
+    return p
+
+
+def clip_grad_value_(params, clip_value, foreach=None):
+    """Clamp every gradient entry into [−clip_value, clip_value] in place, as torch.nn.utils.clip_grad_value_
+    (a NaN stays NaN); returns None. ``params``: an iterable of tensors, or one tensor. ``foreach`` is taken for
+    torch's signature and changes nothing. Each gradient on its own device, nothing read on the host."""
+    if isinstance(params, Tensor):
+        params = [params]
+    _check_number("clip_grad_value_: ", "clip_value", clip_value, lambda c: True, "")
+    if foreach is not None:
+        _check_flag("clip_grad_value_: ", "foreach", foreach)
+    for param in params:
+        g = param.grad
+        if g is not None:
+            c = g.dtype.type(clip_value)
+            get_array_module(g).clip(g, -c, c, out=g)
 
 
 from minivae.optim import lr_scheduler  # noqa: E402, F401  (torch.optim.lr_scheduler's place)

@@ -336,7 +336,8 @@ class StepPlan:
                 raise PlanError(f"parameter {name!r}: its array is not the one this plan recorded (recorded: {a.dtype} "
                                 f"{a.shape} on {device_of(a)}, now: {p.dtype} {p.shape} on {p.device}); it was replaced "
                                 f"{when}, and a replay would go on reading and updating the old one. Compile a new plan "
-                                "(compile_step) after moving the model or replacing its parameters")
+                                "(compile_step) after moving the model, replacing its parameters or adding a param group to the "
+                                "optimizer (which lays its parameters out again)")
         if self.optimizer._buffers is not self._state:
             raise PlanError(f"the optimizer's state buffers are not the ones this plan recorded: they were laid out "
                             f"again {when}, and a replay would go on updating the old ones. Compile a new plan "

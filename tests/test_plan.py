@@ -441,3 +441,33 @@ class _Device:
 
     def __init__(self, device):
         self.device = device
+
+
+def test_a_plan_refuses_a_param_group_added_since_it_was_recorded_naming_it():
+    """add_param_group lays the optimizer's parameters out again (new flat buffers): the tape's arrays are stale."""
+    from minivae.models import GaussianVAE
+    from minivae.optim import AdamW
+
+    model, rng = GaussianVAE(8, (6,), 2, rng=Generator(0)), Generator(1)
+    params = model.parameters()
+    opt = AdamW(params[:-1], lr=1e-3)
+    x = (np.random.default_rng(0).random((4, 8)) > 0.5).astype(np.float32)
+    plan = mv.compile_step(model, opt, lambda x: model.loss(x, rng), x)
+    plan.step(x)
+    opt.add_param_group({"params": [params[-1]]})
+    with pytest.raises(PlanError, match="adding a param group to the optimizer"):
+        plan.step(x)
+
+
+def test_a_cuda_graph_compares_only_the_optimizers_own_options():
+    """A scheduler made after a capture adds ``initial_lr`` (OneCycleLR ``max_lr`` and more) to each group: not an
+    option the kernels take, so not a change the graph refuses (the comparison was a KeyError)."""
+    from minivae._gpu.graph import _options
+    from minivae.optim import SGD
+    from minivae.optim.lr_scheduler import OneCycleLR
+
+    opt = SGD([mv.tensor(np.ones(3), requires_grad=True)], lr=0.1, momentum=0.9)
+    captured = _options(opt)
+    OneCycleLR(opt, max_lr=0.1, total_steps=10)
+    assert set(opt.param_groups[0]) - set(captured[0]) >= {"initial_lr", "max_lr"}
+    assert sorted(_options(opt)[0]) == sorted(captured[0]) == sorted(opt.defaults)

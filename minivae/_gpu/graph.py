@@ -85,8 +85,9 @@ class LaunchValues:
 
 
 def _options(optimizer):
-    """Each param group's options (what its kernels are launched with), for a comparison."""
-    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    """Each param group's options (what its kernels are launched with), for a comparison: the optimizer's own keys
+    only, as a scheduler made after the capture adds entries of its own (``initial_lr``, OneCycleLR's ``max_lr``)."""
+    return [{k: g[k] for k in optimizer.defaults} for g in optimizer.param_groups]
 
 
 class CudaGraphStep:
@@ -185,6 +186,9 @@ class CudaGraphStep:
                                      "which replays its kernels' arguments: keep it fixed (for τ: --anneal-rate 0, "
                                      "or τ₀ = τ_min) or train without --graph")
         options = _options(optimizer)
+        if len(options) != len(self.options):
+            raise self.PlanError(f"the optimizer has {len(options)} param groups but had {len(self.options)} when the "
+                                 "CUDA graph was captured: capture it again")
         if options != self.options:
             changed = sorted({k for now, then in zip(options, self.options) for k in now if now[k] != then[k]}
                              - ({"lr"} if self.adam_used else set()))
@@ -192,10 +196,11 @@ class CudaGraphStep:
                 raise self.PlanError(f"the optimizer's {', '.join(changed)} changed since the CUDA graph was captured; "
                                      "its kernels take them as arguments (only Adam's lr-dependent values are read from "
                                      "memory, so an SGD learning rate is one of them): capture it again")
-        if not self.adam_used and any(optimizer.param_steps[i] == 0 for i, g in enumerate(self.grads) if g is not None):
-            raise self.PlanError("a parameter's step count was loaded as 0 since the CUDA graph was captured: SGD's "
-                                 "first step starts its momentum buffer, which the captured launch does not; capture "
-                                 "it again")
+        if not self.adam_used and any(optimizer._first(i, group.options) for group in optimizer._groups
+                                      for i in group.indices if self.grads[i] is not None):
+            raise self.PlanError("a parameter's SGD momentum buffer would start at this step (a state without it was "
+                                 "loaded since the CUDA graph was captured): SGD's first step starts its buffer, which "
+                                 "the captured launch does not; capture it again")
         if self.adam_used and self._count_groups(optimizer) != self.count_groups:
             raise self.PlanError("the optimizer's per-parameter step counts were loaded since the CUDA graph was "
                                  "captured and group the parameters otherwise: Adam's launches, one per count, are "

@@ -144,9 +144,25 @@ def test_a_graph_refuses_an_sgd_first_step_loaded_after_the_capture():
     model, rng = _model("gaussian"), Generator(1)
     opt = SGD(model.parameters(), lr=1e-3, momentum=0.9, dampening=0.5)
     plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0]).capture()
-    opt.load_state_dict({**opt.state_dict(), "0.step": 0})
-    with pytest.raises(PlanError, match="step count was loaded as 0"):
+    state = opt.state_dict()
+    del state["0.momentum"]  # parameter 0 without a buffer (as torch's state without its momentum_buffer)
+    opt.load_state_dict({**state, "0.step": 0})
+    with pytest.raises(PlanError, match="momentum buffer would start at this step"):
         plan.step(BATCHES[1])
+
+
+def test_a_graph_takes_a_scheduler_made_after_the_capture():
+    """A scheduler adds ``initial_lr`` to each group: not an option of the kernels (the comparison of the groups'
+    options was a KeyError), and AdamW's lr is read from memory: the graph steps on with the scheduler's lr."""
+    from minivae.optim.lr_scheduler import ExponentialLR
+    model, rng = _model("gaussian"), Generator(1)
+    opt = AdamW(model.parameters(), lr=1e-3)
+    plan = compile_step(model, opt, lambda x: model.loss(x, rng), BATCHES[0]).capture()
+    scheduler = ExponentialLR(opt, gamma=0.9)
+    for x in BATCHES[1:3]:
+        plan.step(x)
+        scheduler.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.9 ** 2)
 
 
 def _late_start(mode):

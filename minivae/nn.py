@@ -78,6 +78,9 @@ class Module:
             is_parameter = True
         elif isinstance(value, Module):
             is_module = True
+        if name in parameters and not is_parameter:  # (silently unregistered, it would leave the optimizer's list)
+            raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' (a Parameter, a Tensor "
+                            "that requires grad, or None expected)")
         if not is_parameter:  # (a name already of its kind keeps its place in the order, as torch's)
             parameters.pop(name, None)
         if not is_module:

@@ -123,6 +123,20 @@ def test_registered_values_of_the_wrong_kind_are_refused_naming_them():
         m.register_parameter("p", x * 2)
 
 
+@pytest.mark.parametrize("value", ["frozen tensor", "module", "array"])
+def test_a_parameter_name_refuses_a_value_that_is_not_a_parameter_as_torchs(value):
+    """torch raises TypeError; minivae had unregistered the parameter silently (the model's parameters() and so its
+    optimizer then left it out). The parameter stays as it was."""
+    torch = torch_or_skip()
+    make = {"frozen tensor": lambda lib: lib.zeros(3), "module": lambda lib: lib.nn.Identity(),
+            "array": lambda lib: np.zeros(3)}[value]
+    for lib, m in ((mv, build(mv)), (torch, build(torch))):
+        before = m.scale
+        with pytest.raises(TypeError, match=r"^cannot assign '[\w.]+' as parameter 'scale' \("):
+            m.scale = make(lib)
+        assert m.scale is before and [n for n, _ in m.named_parameters()][0] == "scale"
+
+
 def test_register_parameter_add_module_and_none_entries_as_torchs():
     """register_parameter and add_module register as torch's (None entries listed nowhere, and in repr as None)."""
     torch = torch_or_skip()

@@ -1724,6 +1724,8 @@ MUTANTS = [
       ['tests/test_lr_schedulers.py::test_plateau_reduces_a_group_added_later_as_torch'], "ReduceLROnPlateau leaves the lr of a group added after it (zip stops at the min_lrs it was made with)"),
     # ---- helper-44 end ----
     # ---- lead, session 24 ----
+    M('nn-parameter-name-takes-anything', 'minivae/nn.py', ('        if name in parameters and not is_parameter:  #', '        if False:  #'),
+      ['tests/test_nn_registry.py'], "a frozen tensor, module or array assigned to a parameter's name silently unregisters it (torch: TypeError)"),
     M('cuda-graph-options-with-scheduler-keys', 'minivae/_gpu/graph.py', ('[{k: g[k] for k in optimizer.defaults} for g in', '[{k: v for k, v in g.items() if k != "params"} for g in'),
       ['tests/test_plan.py::test_a_cuda_graph_compares_only_the_optimizers_own_options'], "a scheduler made after a graph's capture (initial_lr in each group): a KeyError at the next launch"),
     M('temperature-on-the-gpu-read-on-the-host', 'minivae/ops/softmax.py', ('    if device_of(value) != "cpu":  #', '    if False:  #'),

@@ -14,16 +14,14 @@ array a CuPy array, so nothing is copied to the host; numbers, lists and NumPy a
     one_hot              a vector of 0s and 1s with one 1 (event_dim 1)
     simplex              a vector ≥ 0 whose sum is 1 within 1e-6 (event_dim 1, torch's tolerance)
     independent(c, n)    c, with n more rightmost axes taken as one event: all of them must hold
-    dependent(is_discrete=, event_dim=)   a parameter's constraint that depends on the others (Uniform's low < high):
-                         its check raises ValueError, as torch's;  is_dependent(c) tells it apart
 """
 import numpy
 
 from minivae._backend import get_array_module
 from minivae.engine import Tensor, array_function
 
-__all__ = ["Constraint", "boolean", "dependent", "greater_than", "greater_than_eq", "half_open_interval", "independent",
-           "integer_interval", "interval", "is_dependent", "less_than", "nonnegative", "nonnegative_integer", "one_hot", "positive",
+__all__ = ["Constraint", "boolean", "greater_than", "greater_than_eq", "half_open_interval", "independent",
+           "integer_interval", "interval", "less_than", "nonnegative", "nonnegative_integer", "one_hot", "positive",
            "positive_integer", "real", "real_vector", "simplex", "unit_interval"]
 
 
@@ -52,22 +50,6 @@ def _integer(value):
     """value % 1 == 0 (False for NaN and ±inf, without NumPy's warning of an invalid remainder)."""
     with numpy.errstate(invalid="ignore"):
         return value % 1 == 0
-
-
-class _Dependent(Constraint):
-    """A parameter's constraint that depends on the others (Uniform's low and high: low < high), as torch's: it cannot
-    be checked on its own, and ``check`` says so."""
-
-    def __init__(self, *, is_discrete=False, event_dim=0):
-        self.is_discrete, self.event_dim = is_discrete, event_dim
-
-    def check(self, value):
-        raise ValueError("Cannot determine validity of dependent constraint")
-
-
-def is_dependent(constraint):
-    """Whether ``constraint`` is a ``dependent`` one (torch's ``constraints.is_dependent``)."""
-    return isinstance(constraint, _Dependent)
 
 
 class _Real(Constraint):
@@ -183,7 +165,6 @@ class _IndependentConstraint(Constraint):
         return f"IndependentConstraint({self.base_constraint!r}, {self.reinterpreted_batch_ndims})"
 
 
-dependent = _Dependent
 real = _Real()
 real_vector = _IndependentConstraint(real, 1)
 positive = _GreaterThan(0.0)

@@ -24,8 +24,8 @@ class Uniform(Distribution):
     mean       (low + high)/2;  mode NaN (torch's);  variance (high − low)²/12;  stddev (high − low)/√12
     cdf        (x − low)/(high − low) clamped to [0, 1]
     icdf       low + p·(high − low); NaN for p outside [0, 1]
-    support    interval(low, high) of the parameters' arrays (torch's dependent property: the bounds are the
-               distribution's); arg_constraints ``dependent``, as torch's
+    support    interval(low, high) of the parameters' arrays (a property, as torch's: the bounds are the distribution's);
+               arg_constraints less_than(high) for low and greater_than(low) for high, as torch's
     Constant CPU low and high (see ``checkable``) must be finite with low < high.
 
     Different from torch on purpose:
@@ -37,23 +37,25 @@ class Uniform(Distribution):
 
     has_rsample = True
     _params = ("low", "high")
-    arg_constraints = {"low": constraints.dependent(is_discrete=False, event_dim=0),
-                       "high": constraints.dependent(is_discrete=False, event_dim=0)}
-
     def __init__(self, low, high):
         low_t, high_t = as_params((low, high), ("low", "high"), "Uniform")
+        try:
+            self.batch_shape = numpy.broadcast_shapes(low_t.shape, high_t.shape)
+        except ValueError:
+            raise ValueError(f"Uniform: low of shape {low_t.shape} and high of shape {high_t.shape} "
+                             "do not broadcast together") from None
         for name, t in (("low", low_t), ("high", high_t)):
             if checkable(t) and not numpy.isfinite(t.data).all():
                 raise ValueError(f"Uniform: {name} must be finite (not NaN or inf)")
         if checkable(low_t) and checkable(high_t) and not (low_t.data < high_t.data).all():
             raise ValueError("Uniform: low must be < high")
         self.low, self.high = on_one_device((low_t, high_t), (low, high))
-        try:
-            self.batch_shape = numpy.broadcast_shapes(self.low.shape, self.high.shape)
-        except ValueError:
-            raise ValueError(f"Uniform: low of shape {self.low.shape} and high of shape {self.high.shape} "
-                             "do not broadcast together") from None
         self._dtype = numpy.result_type(self.low.dtype, self.high.dtype)
+
+    @property
+    def arg_constraints(self):
+        """low: less_than(high), high: greater_than(low), of the parameters' arrays, as torch's."""
+        return {"low": constraints.less_than(self.high.data), "high": constraints.greater_than(self.low.data)}
 
     @property
     def support(self):

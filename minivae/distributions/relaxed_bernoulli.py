@@ -71,13 +71,10 @@ class RelaxedBernoulli(LogitRelaxedBernoulli):
     rsample    σ(x) of LogitRelaxedBernoulli's x, clamped to [ε, 1 − ε] as torch's (so that log y and log(1 − y)
                downstream are finite; ε the dtype's machine epsilon); differentiable in l
     log_prob   the density of y: log τ + d − 2·softplus(d) − log y − log(1 − y), x = log y − log(1 − y), d = l − τx,
-               with y floored at the dtype's smallest normal number and capped at the largest number below 1
-               (finite at y = 0 and y = 1, where the density is 0 or ∞)
-    Arguments as LogitRelaxedBernoulli's; τ → 0 gives Bernoulli(σ(l)).
-
-    Different from torch on purpose: log_prob clamps y to [tiny, 1 − ε/2] rather than torch's [ε, 1 − ε] (torch
-    scores every y below ε as y = ε); where both are inside the clamps they are equal. Not a TransformedDistribution
-    (minivae has none): it is a LogitRelaxedBernoulli whose sample and density are those of σ(x).
+               with y clamped to [ε, 1 − ε] as torch's (the samples' range: finite at y = 0 and y = 1, where the
+               density is 0 or ∞, and so is its gradient in y, at most τ/ε)
+    Arguments as LogitRelaxedBernoulli's; τ → 0 gives Bernoulli(σ(l)) (P(y > ½) = σ(l) at every τ).
+    Not a TransformedDistribution (minivae has none): a LogitRelaxedBernoulli whose sample and density are σ(x)'s.
     """
 
     support = constraints.unit_interval
@@ -91,7 +88,7 @@ class RelaxedBernoulli(LogitRelaxedBernoulli):
         value = as_value(value, self.logits)
         if value.dtype.kind != "f":
             value = value.astype(self.logits.dtype)
-        info = numpy.finfo(value.dtype)
-        y = ops.clip(value, float(info.tiny), 1 - float(info.epsneg))
+        eps = float(numpy.finfo(value.dtype).eps)
+        y = ops.clip(value, eps, 1 - eps)
         log_y, log_1my = ops.log(y), ops.log1p(-y)
         return super().log_prob(log_y - log_1my) - log_y - log_1my

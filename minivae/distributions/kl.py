@@ -127,8 +127,10 @@ def _kl_bernoulli_bernoulli(p, q):
     q_zero, q_one = _bernoulli_impossible(q, 1), _bernoulli_impossible(q, 0)
     terms = []
     for weight, skip, infinite, sign in ((prob, p_zero, q_zero, -1), (1 - prob, p_one, q_one, 1)):
-        finite_q = array_function(lambda a, b: a | b, skip, infinite)
-        lq, lp = ops.where(finite_q, 0.0, q.logits), ops.where(skip, 0.0, p.logits)
+        # (masks of p and of q each applied by an op of their own: a q of numbers is on the CPU, a 0-d tensor that
+        # the ops take beside a p on the GPU, where an array computation on both masks would mix the devices)
+        lq = ops.where(skip, 0.0, ops.where(infinite, 0.0, q.logits))
+        lp = ops.where(skip, 0.0, p.logits)
         term = weight * (ops.softplus(sign * lq) - ops.softplus(sign * lp))
         terms.append(ops.where(skip, 0.0, ops.where(infinite, math.inf, term)))
     return terms[0] + terms[1]
@@ -154,7 +156,9 @@ def _kl_laplace_laplace(p, q):
 def _kl_uniform_uniform(p, q):
     """log((high_q − low_q)/(high_p − low_p)), +∞ where p's interval is not inside q's (low_q > low_p or
     high_q < high_p), as torch's."""
-    outside = array_function(lambda pl, ph, ql, qh: (ql > pl) | (qh < ph), p.low, p.high, q.low, q.high)
+    # (from the differences, ops, so that a q of numbers, on the CPU, serves beside a p on the GPU as the ops take it;
+    # a − b > 0 exactly where a > b)
+    outside = array_function(lambda below, above: (below > 0) | (above > 0), q.low - p.low, p.high - q.high)
     return ops.where(outside, math.inf, ops.log((q.high - q.low) / (p.high - p.low)))
 
 

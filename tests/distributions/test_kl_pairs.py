@@ -205,6 +205,16 @@ def test_continuous_bernoulli_and_uniform_at_the_edges_of_the_support():
     assert td.kl_divergence(tcb, td.Uniform(torch.tensor([0.0], dtype=torch.float64), 2.0)).item() == math.inf
 
 
+def test_uniform_kl_is_infinite_where_p_leaves_q():
+    """KL(U(a, b) ‖ U(c, d)) = log((d − c)/(b − a)) where c ≤ a and b ≤ d (equal ends included), ∞ where p sticks
+    out below, above or on both sides."""
+    p = Uniform(mv.tensor(np.array([0.0, -1.0, 0.0, -1.0, -0.5])), mv.tensor(np.array([1.0, 1.0, 2.0, 2.0, 0.5])))
+    q = Uniform(mv.tensor(np.array([0.0])), mv.tensor(np.array([1.0])))
+    np.testing.assert_array_equal(kl_divergence(p, q).numpy(), [0.0, math.inf, math.inf, math.inf, math.inf])
+    q = Uniform(mv.tensor(np.array([-1.0])), mv.tensor(np.array([1.5])))
+    np.testing.assert_allclose(kl_divergence(Uniform(0.0, 1.0), q).numpy(), math.log(2.5), rtol=1e-7)
+
+
 def test_unbounded_p_against_a_uniform_is_infinite_over_both_batches():
     q = Uniform(mv.tensor(np.zeros((2, 1))), 1.0)
     for p in (Normal(mv.tensor(np.zeros(3)), 1.0), Laplace(mv.tensor(np.zeros(3)), 1.0)):

@@ -84,6 +84,9 @@ def test_rsample_is_the_formula_of_the_generators_uniforms_and_its_gradient():
         np.testing.assert_allclose(logits.grad, (g * yv * (1 - yv) * free).sum(0) / tau, rtol=tol * 100)
         np.testing.assert_array_equal(
             RelaxedBernoulli(tau, logits=logits).sample((300,), rng=Generator(5)).numpy(), y.numpy())
+        # the clamp to [ε, 1 − ε], as torch's: at τ = 0.01 and logits ±30 every draw is at one of its ends, exactly
+        ends = RelaxedBernoulli(0.01, logits=mv.tensor(np.array([-30.0, 30.0], dtype))).sample((50,), rng=Generator(6))
+        np.testing.assert_array_equal(ends.numpy(), np.broadcast_to(np.array([eps, 1 - eps], dtype), (50, 2)))
         np.testing.assert_array_equal(
             LogitRelaxedBernoulli(tau, logits=logits).rsample(uniforms=mv.tensor(u.astype(dtype))).numpy(), x.numpy())
 
@@ -141,6 +144,17 @@ def test_gradcheck_float64():
         fixed = mv.tensor(np.array([0.2, 0.7, 0.99, 0.01]))
         return a.log_prob(x) + b.log_prob(y) + a.rsample(uniforms=fixed) + b.rsample(uniforms=fixed)
     assert mv.gradcheck(f, [LOGITS, np.array([0.3, -2.0, 5.0, 0.1]), np.array([0.2, 0.5, 0.9, 0.01])])
+
+
+@pytest.mark.parametrize("tau", [0.5, 2, np.float32(0.5), np.int64(2), np.array(0.5), mv.tensor(np.float32(0.5))],
+                         ids=repr)
+def test_temperatures_follow_the_one_rule(tau):
+    """τ as the other relaxed distributions take it (tests/test_temperature.py's rule), and the one message otherwise."""
+    for cls in (LogitRelaxedBernoulli, RelaxedBernoulli):
+        assert cls(tau, logits=mv.tensor(LOGITS)).temperature == float(tau.numpy() if isinstance(tau, mv.Tensor) else tau)
+        for bad in (0.0, -1.0, np.nan, np.inf, True, "1", None, np.array([0.5])):
+            with pytest.raises(ValueError, match=r"^temperature must be a finite real number > 0, got "):
+                cls(bad, logits=mv.tensor(LOGITS))
 
 
 def test_construction_probs_support_and_expand():

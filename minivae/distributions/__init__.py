@@ -6,9 +6,12 @@ from minivae.distributions.bernoulli import Bernoulli
 from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.categorical import Categorical, OneHotCategorical
 from minivae.distributions.independent import Independent
+from minivae.distributions.laplace import Laplace
+from minivae.distributions.uniform import Uniform
+from minivae.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
-__all__ = ["Distribution", "Normal", "Bernoulli", "ContinuousBernoulli", "Categorical", "OneHotCategorical",
-           "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "Independent", "constraints", "kl_divergence", "mc_kl",
-           "register_kl"]
+__all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Bernoulli", "ContinuousBernoulli", "Categorical",
+           "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
+           "RelaxedBernoulli", "Independent", "constraints", "kl_divergence", "mc_kl", "register_kl"]

@@ -53,6 +53,26 @@ def on_one_device(params, given):
     return [p.to(device) if on_host else p for p, on_host in zip(params, host)]
 
 
+def location_scale(loc, scale, who):
+    """(loc, scale, batch_shape, dtype) of a location-scale family (Laplace; Normal's __init__ has the same steps written
+    out): as_params' tensors, constants a
+    user passes checked (see ``checkable``: loc not NaN, scale finite and > 0; NaN fails ``> 0``, so one comparison
+    with each bound covers NaN and ±inf), put on one device, their broadcast shape (no arithmetic on the data), and
+    the dtype of loc + scale·ε (float32 loc with a float64 scale draws float64 noise)."""
+    loc_t, scale_t = as_params((loc, scale), ("loc", "scale"), who)
+    if checkable(scale_t) and not ((scale_t.data > 0) & (scale_t.data < numpy.inf)).all():
+        raise ValueError(f"{who}: scale must be > 0 and finite (not NaN or inf)")
+    if checkable(loc_t) and numpy.isnan(loc_t.data).any():
+        raise ValueError(f"{who}: loc must not be NaN")
+    loc_t, scale_t = on_one_device((loc_t, scale_t), (loc, scale))
+    try:
+        batch_shape = numpy.broadcast_shapes(loc_t.shape, scale_t.shape)
+    except ValueError:
+        raise ValueError(f"{who}: loc of shape {loc_t.shape} and scale of shape {scale_t.shape} "
+                         "do not broadcast together") from None
+    return loc_t, scale_t, batch_shape, numpy.result_type(loc_t.dtype, scale_t.dtype)
+
+
 def as_value(value, like):
     """A value to score (``log_prob``'s argument) as a tensor, by the ops' rule for an operand of tensor ``like``:
     tensors and device arrays as they are, numbers, lists and host arrays on ``like``'s device."""

@@ -1,31 +1,73 @@
-"""KL(p ‖ q): a table of closed forms, and a Monte Carlo estimate for the rest."""
+"""KL(p ‖ q): a table of closed forms, and a Monte Carlo estimate for the rest.
+
+The pairs, each torch's formula unless said otherwise (p ‖ q):
+    Normal ‖ Normal, Bernoulli ‖ Bernoulli, Categorical ‖ Categorical (so OneHotCategorical ‖ OneHotCategorical),
+    ContinuousBernoulli ‖ ContinuousBernoulli, Laplace ‖ Laplace, Uniform ‖ Uniform, Independent ‖ Independent,
+    Normal ‖ Laplace, Laplace ‖ Normal, Uniform ‖ Normal, ContinuousBernoulli ‖ Normal, ContinuousBernoulli ‖ Uniform,
+    Uniform ‖ ContinuousBernoulli, and +∞ for Normal ‖ Uniform and Laplace ‖ Uniform (p's support is not q's).
+``kl_divergence`` takes the most specific registered pair of types (as torch's: by p's class, then q's, along their
+MROs), so a pair registered for subclasses wins over one for their bases whatever the order of registration.
+"""
 import math
+import warnings
+
+import numpy
 
 from minivae import ops
+from minivae.distributions.bernoulli import Bernoulli
 from minivae.distributions.categorical import Categorical
+from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.independent import Independent, sum_rightmost
+from minivae.distributions.laplace import Laplace
 from minivae.distributions.normal import Normal
+from minivae.distributions.uniform import Uniform
 from minivae.engine import array_function
 
 _KL = {}
+_LOG_2PI = math.log(2 * math.pi)
 
 
 def register_kl(p_type, q_type):
-    """Decorator: ``fn(p, q)`` computes KL(p ‖ q) in closed form for these types."""
+    """Decorator: ``fn(p, q)`` computes KL(p ‖ q) in closed form for these types (and their subclasses, where no more
+    specific pair is registered)."""
     def add(fn):
         _KL[p_type, q_type] = fn
         return fn
     return add
 
 
+def _dispatch(type_p, type_q):
+    """The function of the most specific registered pair (tp, tq) with type_p a subclass of tp and type_q of tq: the
+    nearest tp along type_p's MRO, then the nearest tq (None when none matches). Where the other order (q's first)
+    picks another function, the pair is ambiguous: a RuntimeWarning says which pair to register, as torch's."""
+    matches = [(tp, tq) for tp, tq in _KL if issubclass(type_p, tp) and issubclass(type_q, tq)]
+    if not matches:
+        return None
+    rank = {m: (type_p.__mro__.index(m[0]), type_q.__mro__.index(m[1])) for m in matches}
+    left = min(matches, key=lambda m: rank[m])
+    right = min(matches, key=lambda m: rank[m][::-1])
+    if _KL[left] is not _KL[right]:
+        warnings.warn(f"Ambiguous kl_divergence({type_p.__name__}, {type_q.__name__}): register_kl({left[0].__name__}, "
+                      f"{right[1].__name__})", RuntimeWarning, stacklevel=3)
+    return _KL[left]
+
+
 def kl_divergence(p, q):
-    """KL(p ‖ q) = E_p[log p − log q], in nats, over the batch."""
-    for (tp, tq), fn in _KL.items():
-        if isinstance(p, tp) and isinstance(q, tq):
-            return fn(p, q)
-    raise NotImplementedError(
-        f"no closed form for KL({type(p).__name__} ‖ {type(q).__name__}); "
-        "estimate it with minivae.distributions.mc_kl(p, q, n, rng=)")
+    """KL(p ‖ q) = E_p[log p − log q], in nats, over the batch; NotImplementedError naming both types where no closed
+    form is registered."""
+    fn = _dispatch(type(p), type(q))
+    if fn is None:
+        raise NotImplementedError(
+            f"no closed form for KL({type(p).__name__} ‖ {type(q).__name__}); "
+            "estimate it with minivae.distributions.mc_kl(p, q, n, rng=)")
+    return fn(p, q)
+
+
+def _infinite(p, q):
+    """+∞ of the batch shape of p and q broadcast, in p's dtype, on its device (no gradient: a constant)."""
+    like = p.loc
+    shape = numpy.broadcast_shapes(tuple(p.batch_shape), tuple(q.batch_shape))
+    return array_function(lambda a: like.xp.full(shape, math.inf, p._dtype), like)
 
 
 @register_kl(Normal, Normal)
@@ -64,6 +106,122 @@ def _kl_independent_independent(p, q):
         raise NotImplementedError(f"KL(Independent ‖ Independent) of {p.reinterpreted_batch_ndims} and "
                                   f"{q.reinterpreted_batch_ndims} reinterpreted axes: they must be equal")
     return sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
+
+
+def _bernoulli_impossible(d, value):
+    """A mask of where ``d``'s probability of ``value`` (0 or 1) is exactly 0: a probability given of exactly 1 − value,
+    or a logit of ∓∞; not one whose probability only rounds to 0 (σ(−120) in float32), as Categorical's."""
+    if d._probs is None:
+        return array_function(lambda logits: logits == (-math.inf if value else math.inf), d.logits)
+    return array_function(lambda p: p == (1 - value), d._probs)
+
+
+@register_kl(Bernoulli, Bernoulli)
+def _kl_bernoulli_bernoulli(p, q):
+    """p·(softplus(−l_q) − softplus(−l_p)) + (1 − p)·(softplus(l_q) − softplus(l_p)), p = p.probs: torch's. Each term
+    is 0 where p's weight of it is 0 (p = 0, p = 1) and +∞ where q's probability of its value is exactly 0 (see
+    ``_bernoulli_impossible``); the logits at infinities are replaced by 0 before the products, so that neither a
+    product nor its VJP meets 0·∞."""
+    prob = p.probs
+    p_zero, p_one = array_function(lambda p: (p == 0, p == 1), prob)
+    q_zero, q_one = _bernoulli_impossible(q, 1), _bernoulli_impossible(q, 0)
+    terms = []
+    for weight, skip, infinite, sign in ((prob, p_zero, q_zero, -1), (1 - prob, p_one, q_one, 1)):
+        # (masks of p and of q each applied by an op of their own: a q of numbers is on the CPU, a 0-d tensor that
+        # the ops take beside a p on the GPU, where an array computation on both masks would mix the devices)
+        lq = ops.where(skip, 0.0, ops.where(infinite, 0.0, q.logits))
+        lp = ops.where(skip, 0.0, p.logits)
+        term = weight * (ops.softplus(sign * lq) - ops.softplus(sign * lp))
+        terms.append(ops.where(skip, 0.0, ops.where(infinite, math.inf, term)))
+    return terms[0] + terms[1]
+
+
+@register_kl(ContinuousBernoulli, ContinuousBernoulli)
+def _kl_continuous_bernoulli_continuous_bernoulli(p, q):
+    """E_p[x]·(η_p − η_q) + (log C_p − softplus(η_p)) − (log C_q − softplus(η_q)): torch's, with its
+    log1p(−λ) = −softplus(η) computed from η (finite for any logits)."""
+    return (p.mean * (p.logits - q.logits) + p._log_normalizer() - ops.softplus(p.logits)
+            - q._log_normalizer() + ops.softplus(q.logits))
+
+
+@register_kl(Laplace, Laplace)
+def _kl_laplace_laplace(p, q):
+    """−log r + |μ_p − μ_q|/b_q + r·e^{−|μ_p − μ_q|/b_p} − 1, r = b_p/b_q (torch's)."""
+    ratio = p.scale / q.scale
+    diff = ops.abs(p.loc - q.loc)
+    return -ops.log(ratio) + diff / q.scale + ratio * ops.exp(-diff / p.scale) - 1
+
+
+@register_kl(Uniform, Uniform)
+def _kl_uniform_uniform(p, q):
+    """log((high_q − low_q)/(high_p − low_p)), +∞ where p's interval is not inside q's (low_q > low_p or
+    high_q < high_p), as torch's."""
+    # (from the differences, ops, so that a q of numbers, on the CPU, serves beside a p on the GPU as the ops take it;
+    # a − b > 0 exactly where a > b)
+    outside = array_function(lambda below, above: (below > 0) | (above > 0), q.low - p.low, p.high - q.high)
+    return ops.where(outside, math.inf, ops.log((q.high - q.low) / (p.high - p.low)))
+
+
+@register_kl(Normal, Laplace)
+def _kl_normal_laplace(p, q):
+    """−log(σ/b) + (σ·√(2/π)·e^{−δ²/(2σ²)} + δ·erf(δ/(σ√2)))/b − ½(1 + log(π/2)), δ = μ_p − μ_q (torch's):
+    E|X − μ_q| of X ~ N(μ_p, σ²) is the folded normal's mean."""
+    delta = p.loc - q.loc
+    z = delta / p.scale
+    folded = math.sqrt(2 / math.pi) * p.scale * ops.exp(-0.5 * z * z) + delta * ops.erf(math.sqrt(0.5) * z)
+    return -ops.log(p.scale / q.scale) + folded / q.scale - 0.5 * (1 + math.log(0.5 * math.pi))
+
+
+@register_kl(Laplace, Normal)
+def _kl_laplace_normal(p, q):
+    """−½·log(2b²/(πσ²)) + b²/σ² + (μ_p − μ_q)²/(2σ²) − 1: torch's, with its ½μ_p² − μ_pμ_q + ½μ_q² written as the
+    square of the difference (no cancellation for large locations)."""
+    ratio2 = (p.scale / q.scale) ** 2
+    delta = (p.loc - q.loc) / q.scale
+    return -0.5 * ops.log(2 / math.pi * ratio2) + ratio2 + 0.5 * delta * delta - 1
+
+
+@register_kl(Uniform, Normal)
+def _kl_uniform_normal(p, q):
+    """log(√(2π)·σ/(b − a)) + ((b − a)²/12 + ((a + b)/2 − μ)²)/(2σ²), p = U(a, b) (torch's)."""
+    width = p.high - p.low
+    centre = (p.high + p.low) / 2 - q.loc
+    return (ops.log(math.sqrt(2 * math.pi) * q.scale / width)
+            + (width * width / 12 + centre * centre) / (2 * q.scale * q.scale))
+
+
+@register_kl(Normal, Uniform)
+@register_kl(Laplace, Uniform)
+def _kl_unbounded_uniform(p, q):
+    """+∞: p gives mass outside every bounded interval (torch's)."""
+    return _infinite(p, q)
+
+
+@register_kl(ContinuousBernoulli, Normal)
+def _kl_continuous_bernoulli_normal(p, q):
+    """−H(p) + ½ log 2π + log σ + E_p[(x − μ)²]/(2σ²), E_p[(x − μ)²] = Var p + (E p − μ)² (torch's, written as the
+    square of the difference)."""
+    centre = p.mean - q.loc
+    return (-p.entropy() + 0.5 * _LOG_2PI + ops.log(q.scale)
+            + (p.variance + centre * centre) / (2 * q.scale * q.scale))
+
+
+@register_kl(ContinuousBernoulli, Uniform)
+def _kl_continuous_bernoulli_uniform(p, q):
+    """−H(p) + log(high − low), +∞ where [0, 1] is not inside [low, high] (low > 0 or high < 1). torch's test is
+    low ≥ 0 or high ≤ 1, which makes KL(CB ‖ U(0, 2)) +∞ where it is log 2 − H(p)."""
+    outside = array_function(lambda lo, hi: (lo > 0) | (hi < 1), q.low, q.high)
+    return ops.where(outside, math.inf, -p.entropy() + ops.log(q.high - q.low))
+
+
+@register_kl(Uniform, ContinuousBernoulli)
+def _kl_uniform_continuous_bernoulli(p, q):
+    """−H(p) − E_p[x]·η − log(1 − λ) − log C = −log(high − low) − (low + high)/2·η + softplus(η) − log C, +∞ where
+    [low, high] is not inside [0, 1] (low < 0 or high > 1). torch's test is low ≤ 0 or high ≥ 1, which makes
+    KL(U(0, 1) ‖ CB) +∞."""
+    outside = array_function(lambda lo, hi: (lo < 0) | (hi > 1), p.low, p.high)
+    value = (-ops.log(p.high - p.low) - p.mean * q.logits + ops.softplus(q.logits) - q._log_normalizer())
+    return ops.where(outside, math.inf, value)
 
 
 def mc_kl(p, q, n, rng):

@@ -54,8 +54,7 @@ def on_one_device(params, given):
 
 
 def location_scale(loc, scale, who):
-    """(loc, scale, batch_shape, dtype) of a location-scale family (Laplace; Normal's __init__ has the same steps written
-    out): as_params' tensors, constants a
+    """(loc, scale, batch_shape, dtype) of a location-scale family (Normal, Laplace): as_params' tensors, constants a
     user passes checked (see ``checkable``: loc not NaN, scale finite and > 0; NaN fails ``> 0``, so one comparison
     with each bound covers NaN and ±inf), put on one device, their broadcast shape (no arithmetic on the data), and
     the dtype of loc + scale·ε (float32 loc with a float64 scale draws float64 noise)."""

@@ -6,7 +6,7 @@ import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import LOG_2PI, Distribution, as_params, as_value, checkable, on_one_device
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_value, location_scale
 from minivae.random import resolve
 
 SQRT2 = 1.4142135623730951  # √2 rounded to float64
@@ -31,21 +31,7 @@ class Normal(Distribution):
     support = constraints.real
 
     def __init__(self, loc, scale):
-        self.loc, self.scale = as_params((loc, scale), ("loc", "scale"), "Normal")
-        # check constants a user passes (see ``checkable``): loc not NaN, scale finite and > 0
-        # (NaN fails ``> 0``, so one comparison with each bound covers NaN and ±inf)
-        if checkable(self.scale) and not ((self.scale.data > 0) & (self.scale.data < numpy.inf)).all():
-            raise ValueError("Normal: scale must be > 0 and finite (not NaN or inf)")
-        if checkable(self.loc) and numpy.isnan(self.loc.data).any():
-            raise ValueError("Normal: loc must not be NaN")
-        self.loc, self.scale = on_one_device((self.loc, self.scale), (loc, scale))
-        try:
-            self.batch_shape = numpy.broadcast_shapes(self.loc.shape, self.scale.shape)  # no arithmetic on the data
-        except ValueError:
-            raise ValueError(f"Normal: loc of shape {self.loc.shape} and scale of shape {self.scale.shape} "
-                             "do not broadcast together") from None
-        # ε's dtype: that of loc + scale·ε (float32 loc with a float64 scale draws float64 noise)
-        self._dtype = numpy.result_type(self.loc.dtype, self.scale.dtype)
+        self.loc, self.scale, self.batch_shape, self._dtype = location_scale(loc, scale, "Normal")
 
     def _batch(self, x):
         """``x`` broadcast to batch_shape, as torch's are (no op where it already has that shape)."""

@@ -87,8 +87,11 @@ def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
         dtype = numpy.bool_ if isinstance(value, bool) else numpy.int64 if isinstance(value, int) else DEFAULT_FLOAT
     dtype = _dtype(dtype, "full")
     if dtype.kind == "f":
-        with numpy.errstate(over="ignore"):
-            fits = not math.isfinite(value) or numpy.isfinite(dtype.type(value))
+        try:
+            with numpy.errstate(over="ignore"):
+                fits = not math.isfinite(value) or numpy.isfinite(dtype.type(value))
+        except OverflowError:  # an int beyond even float64's range (10**400): Python refuses to make it a float
+            fits = False
     else:  # an integer out of range too (NumPy refuses it with OverflowError, CuPy's fill wraps it around: 300 → 44)
         fits = dtype.kind not in "iu" or ((isinstance(value, int) or math.isfinite(value)) and
                                           numpy.iinfo(dtype).min <= math.trunc(value) <= numpy.iinfo(dtype).max)

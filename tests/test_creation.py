@@ -57,8 +57,10 @@ def test_full_takes_a_0_d_tensor_as_its_number():
     (1e300, np.float16, ValueError, "cannot be converted to float16"),
     (float("nan"), np.int64, ValueError, "cannot be converted to int64"),
     (1e30, np.int64, ValueError, "cannot be converted to int64"),
+    (10**400, np.float32, ValueError, "cannot be converted to float32 without overflow"),
+    (-10**400, np.float64, ValueError, "cannot be converted to float64 without overflow"),
 ], ids=["complex", "numpy-complex", "array", "1-element-tensor", "str", "float32-overflow", "float16-overflow",
-        "nan-int", "int-overflow"])
+        "nan-int", "int-overflow", "int-beyond-float64-as-float32", "int-beyond-float64-as-float64"])
 def test_full_refuses_what_it_cannot_hold(fill, dtype, error, match):
     """NumPy's full dropped the imaginary part, broadcast an array fill, gave inf for 1e40 in float32 and an
     arbitrary int64 for NaN or 1e30; torch refuses all of these."""

@@ -1796,6 +1796,8 @@ MUTANTS = [
       ['tests/test_lr_schedulers.py::test_plateau_reduces_a_group_added_later_as_torch'], "ReduceLROnPlateau leaves the lr of a group added after it (zip stops at the min_lrs it was made with)"),
     # ---- helper-44 end ----
     # ---- lead, session 24 ----
+    M('full-int-beyond-float64-overflow-error', 'minivae/creation.py', ('        except OverflowError:  # an int beyond', '        except ZeroDivisionError:  # an int beyond'),
+      ['tests/test_creation.py::test_full_refuses_what_it_cannot_hold'], "full(10**400, float32): Python's OverflowError, not full's ValueError"),
     M('nn-parameter-name-takes-anything', 'minivae/nn.py', ('        if name in parameters and not is_parameter:  #', '        if False:  #'),
       ['tests/test_nn_registry.py'], "a frozen tensor, module or array assigned to a parameter's name silently unregisters it (torch: TypeError)"),
     M('cuda-graph-options-with-scheduler-keys', 'minivae/_gpu/graph.py', ('[{k: g[k] for k in optimizer.defaults} for g in', '[{k: v for k, v in g.items() if k != "params"} for g in'),

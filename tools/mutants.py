@@ -1795,6 +1795,8 @@ MUTANTS = [
     M('sched-plateau-added-group-never-reduced', 'minivae/optim/lr_scheduler.py', ('                self.min_lrs = [self.default_min_lr] * groups', '                pass'),
       ['tests/test_lr_schedulers.py::test_plateau_reduces_a_group_added_later_as_torch'], "ReduceLROnPlateau leaves the lr of a group added after it (zip stops at the min_lrs it was made with)"),
     # ---- helper-44 end ----
+    # ---- helper-45 begin: fix9-binary: Bernoulli latents in the estimators ----
+    # ---- helper-45 end ----
     # ---- lead, session 24 ----
     M('full-int-beyond-float64-overflow-error', 'minivae/creation.py', ('        except OverflowError:  # an int beyond', '        except ZeroDivisionError:  # an int beyond'),
       ['tests/test_creation.py::test_full_refuses_what_it_cannot_hold'], "full(10**400, float32): Python's OverflowError, not full's ValueError"),

@@ -9,9 +9,13 @@ to match) and whose gradient, after ``.backward()``, is the estimator's gradient
     reinforce         ∇ = E[(f(z) − b) ∇_θ log q_θ(z)] (+ E[∇_θ f] if f depends on θ)  unbiased for any
                       baseline b not depending on z; needs only log q
     gumbel_softmax    z = softmax((logits + g)/τ), relaxed; f evaluated on the simplex  biased, bias → 0 as τ → 0,
-                      variance grows as τ → 0
+                      (a Bernoulli's: z = σ((l + L)/τ), the Binary Concrete, on [0, 1])  variance grows as τ → 0
     straight_through  one-hot z forward, the relaxed sample's gradient backward      biased at any τ
+                      (a Bernoulli's: 1[l + L > 0], the Bernoulli draw of the same noise)
     exact             Σ_z q_θ(z) f(z) over every configuration of a small discrete z  the true gradient
+
+The discrete latents are a ``OneHotCategorical`` or a ``Bernoulli`` (or an ``Independent`` of either); L ~ Logistic(0, 1)
+is the Binary Concrete's noise, log u − log(1 − u) of a uniform u.
 
 References:
     1. Williams. Simple statistical gradient-following algorithms for connectionist RL. 1992.
@@ -22,10 +26,11 @@ References:
     6. Mohamed, Rosca, Figurnov, Mnih. Monte Carlo Gradient Estimation in Machine Learning. JMLR 2020.
 """
 from minivae import ops
-from minivae.distributions import Categorical, Independent, OneHotCategorical, RelaxedOneHotCategorical
-from minivae.engine import Tensor, as_tensor
+from minivae.distributions import (Bernoulli, Categorical, Independent, OneHotCategorical, RelaxedBernoulli,
+                                   RelaxedOneHotCategorical)
+from minivae.engine import Tensor, array_function, as_tensor
 from minivae.objectives import enumerate_one_hot
-from minivae.random import _shape
+from minivae.random import _shape, resolve
 
 
 def _sum_to(lp, ndim):
@@ -68,38 +73,64 @@ def reinforce(f, q, sample_shape=(), rng=None, baseline=0.0):
 
 
 def _relaxed(q, temperature):
-    """The Gumbel-Softmax relaxation of q (of an Independent one's base, kept Independent)."""
+    """The Gumbel-Softmax relaxation of q (of an Independent one's base, kept Independent): a categorical's
+    RelaxedOneHotCategorical, a Bernoulli's RelaxedBernoulli (the Binary Concrete), of the same logits."""
     if isinstance(q, Independent):
         return Independent(_relaxed(q.base_dist, temperature), q.reinterpreted_batch_ndims)
+    if isinstance(q, Bernoulli):
+        return RelaxedBernoulli(temperature, logits=q.logits)
     if not isinstance(q, Categorical):
-        raise ValueError(f"Gumbel-Softmax relaxes a categorical distribution, not {type(q).__name__}")
+        raise ValueError(f"Gumbel-Softmax relaxes a categorical or Bernoulli distribution, not {type(q).__name__}")
     return RelaxedOneHotCategorical(temperature, logits=q.logits)
 
 
 def gumbel_softmax(f, q, sample_shape=(), rng=None, temperature=1.0):
-    """f(y) with y = softmax((logits + g)/τ): f must accept points of the simplex."""
+    """f(y) with y = softmax((logits + g)/τ): f must accept points of the simplex. For a Bernoulli q (or an Independent
+    of one), y = σ((l + L)/τ) ∈ (0, 1), RelaxedBernoulli(τ, logits=l).rsample: f must accept points of [0, 1]."""
     return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng))
 
 
+def _binary_straight_through(relaxed, sample_shape, rng):
+    """z = 1[l + L > 0] forward, y = RelaxedBernoulli's σ((l + L)/τ) of the same noise L backward: z + (y − y.detach()).
+
+    1[l + L > 0] is 1[y > ½] (τ > 0) taken before σ, whose rounding near ½ would turn l + L ∈ (0, 2⁻²³·τ) to 0 in
+    float32; P(l + L > 0) = P(L > −l) = σ(l): z is an exact Bernoulli(σ(l)) draw, 0 or 1 in the logits' dtype.
+    y − y.detach() is 0 exactly (and NaN where y is), so z's values are kept; (z + y) − y.detach() would round them."""
+    logits = relaxed.logits
+    u = resolve(rng).uniform(relaxed._extended(sample_shape), logits.dtype, device=logits.device)  # as rsample draws
+    y = relaxed.rsample(uniforms=u)
+    z = array_function(lambda l, noise: (l + noise > 0).astype(l.dtype), logits, relaxed._logistic((), None, u))
+    return z + (y - y.detach())
+
+
 def straight_through(f, q, sample_shape=(), rng=None, temperature=1.0):
-    """f(one_hot(argmax y)) forward, with y's gradient backward."""
-    return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng, hard=True))
+    """f(one_hot(argmax y)) forward, with y's gradient backward. For a Bernoulli q (or an Independent of one),
+    f(1[l + L > 0]) forward — a Bernoulli(σ(l)) draw, the 1[y > ½] of gumbel_softmax's y = σ((l + L)/τ) — with y's
+    gradient backward (the same noise drawn from the same ``rng`` as gumbel_softmax's)."""
+    relaxed = _relaxed(q, temperature)
+    base = relaxed.base_dist if isinstance(relaxed, Independent) else relaxed
+    if isinstance(base, RelaxedBernoulli):  # an Independent's sample is its base's
+        return f(_binary_straight_through(base, sample_shape, rng))
+    return f(relaxed.rsample(sample_shape, rng=rng, hard=True))
 
 
 def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):
     """Σ_z q(z) f(z) over all joint one-hot configurations z of the last batch axis of a
-    ``OneHotCategorical`` (earlier batch axes are independent and kept).
+    ``OneHotCategorical``, or all joint binary ones, {0, 1}^N, of a ``Bernoulli`` (earlier batch axes are
+    independent and kept).
 
     It takes the sampling estimators' call, so one loop can run them all: ``rng`` is not used (nothing
     is drawn), and the value, the same for every sample, is broadcast to (*sample_shape, *values' shape),
     the shape theirs have (its gradient summed back over the samples, as theirs would be).
 
     f is called once, on all C = K^N configurations at once: z of shape (C, 1, …, 1, N, K), one
-    size-1 axis per earlier batch axis (broadcast against them). It returns one value per configuration
-    and independent batch entry, (C, *batch_shape[:-1]), or one per variable too, (C, *batch_shape),
+    size-1 axis per earlier batch axis (broadcast against them); a Bernoulli's, C = 2^N, (C, 1, …, 1, N) of 0s and
+    1s in the logits' dtype, in the order of ``itertools.product((0, 1), repeat=N)``. It returns one value per
+    configuration and independent batch entry, (C, *batch_shape[:-1]), or one per variable too, (C, *batch_shape),
     as the sampling estimators' f may (each f_n is weighed by the joint q(z): the result is E_q f_n).
-    ``Independent(OneHotCategorical(…), 1)``, the N variables as one event, is enumerated as its base (f's values
-    (C, *batch_shape) of the Independent); one of more reinterpreted axes is refused."""
+    ``Independent(OneHotCategorical(…), 1)`` (or of a Bernoulli), the N variables as one event, is enumerated as its
+    base (f's values (C, *batch_shape) of the Independent); one of more reinterpreted axes is refused. A q with
+    no batch axis is one variable: z of shape (K, K) (a Bernoulli's (2,)), f's values (C,)."""
     sample_shape = _shape(sample_shape, "sample_shape")  # (refused before f is called)
     if isinstance(q, Independent):
         if q.reinterpreted_batch_ndims > 1:
@@ -109,13 +140,16 @@ def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):
     if sample_shape:  # the one exact value, for every sample
         out = exact(f, q, max_configurations=max_configurations)
         return ops.broadcast_to(out, sample_shape + tuple(out.shape))
-    if not isinstance(q, OneHotCategorical):
-        raise ValueError(f"exact enumeration needs a OneHotCategorical, not {type(q).__name__}")
-    k = q.num_categories
+    binary = isinstance(q, Bernoulli)
+    if not (binary or isinstance(q, OneHotCategorical)):
+        raise ValueError(f"exact enumeration needs a OneHotCategorical or a Bernoulli, not {type(q).__name__}")
+    k = 2 if binary else q.num_categories
     n = q.batch_shape[-1] if q.batch_shape else 1
     if k ** n > max_configurations:
         raise ValueError(f"exact: {k}^{n} = {k ** n} configurations exceed the limit {max_configurations}")
     z = enumerate_one_hot(n, k, q.logits.data.dtype)  # (C, n, k)
+    if binary:  # the one-hot of a variable's 0/1 value: its second column is the value
+        z = z[..., 1]  # (C, n)
     if not q.batch_shape:
         z = z[:, 0]
     z = as_tensor(z.reshape((len(z),) + (1,) * max(len(q.batch_shape) - 1, 0) + z.shape[1:]), device=q.logits.device)

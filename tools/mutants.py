@@ -1796,6 +1796,24 @@ MUTANTS = [
       ['tests/test_lr_schedulers.py::test_plateau_reduces_a_group_added_later_as_torch'], "ReduceLROnPlateau leaves the lr of a group added after it (zip stops at the min_lrs it was made with)"),
     # ---- helper-44 end ----
     # ---- helper-45 begin: fix9-binary: Bernoulli latents in the estimators ----
+    M('st-binary-threshold-half-in-logit-space', 'minivae/estimators.py', ('(l + noise > 0).astype(l.dtype)', '(l + noise > 0.5).astype(l.dtype)'),
+      ['tests/test_estimators_binary.py::test_straight_through_draws_are_bernoulli_of_sigma_l'], "the hard Bernoulli sample thresholds the logit at ½ (y's threshold), not 0: P(z = 1) = σ(l − ½), not σ(l)"),
+    M('st-binary-hard-from-fresh-noise', 'minivae/estimators.py', ('    y = relaxed.rsample(uniforms=u)\n', '    y = relaxed.rsample(uniforms=1 - u)\n'),
+      ['tests/test_estimators_binary.py::test_straight_through_forwards_the_bernoulli_draw_of_the_same_noise'], "the relaxed y backward is not made from the noise of the hard z forward"),
+    M('st-binary-detach-rounds-the-hard-value', 'minivae/estimators.py', ('    return z + (y - y.detach())', '    return z + y - y.detach()'),
+      ['tests/test_estimators_binary.py::test_straight_through_forwards_the_bernoulli_draw_of_the_same_noise'], "(z + y) − y rounds: forward values 1 ± an ulp, not exactly 0/1"),
+    M('st-binary-soft-forward', 'minivae/estimators.py', ('    return z + (y - y.detach())', '    return y'),
+      ['tests/test_estimators_binary.py::test_straight_through_forwards_the_bernoulli_draw_of_the_same_noise', 'tests/test_estimators_binary.py::test_straight_through_draws_are_bernoulli_of_sigma_l'], "straight-through forwards the relaxed y (gumbel_softmax), not the 0/1 draw"),
+    M('st-binary-no-gradient', 'minivae/estimators.py', ('    return z + (y - y.detach())', '    return z'),
+      ['tests/test_estimators_binary.py::test_straight_through_forwards_the_bernoulli_draw_of_the_same_noise'], "the hard draw forwarded without the relaxed sample's gradient: l gets none"),
+    M('gs-binary-relaxes-probs-not-logits', 'minivae/estimators.py', ('        return RelaxedBernoulli(temperature, logits=q.logits)', '        return RelaxedBernoulli(temperature, logits=q.probs)'),
+      ['tests/test_estimators_binary.py::test_gumbel_softmax_on_a_linear_f_is_biased_and_the_bias_falls_with_tau', 'tests/test_estimators_binary.py::test_gumbel_softmax_sample_and_gradient_for_the_same_noise'], "the Binary Concrete made from σ(l) as its logits"),
+    M('gs-binary-temperature-ignored', 'minivae/estimators.py', ('        return RelaxedBernoulli(temperature, logits=q.logits)', '        return RelaxedBernoulli(1.0, logits=q.logits)'),
+      ['tests/test_estimators_binary.py::test_gumbel_softmax_on_a_linear_f_is_biased_and_the_bias_falls_with_tau', 'tests/test_estimators_binary.py::test_gumbel_softmax_sample_and_gradient_for_the_same_noise'], "the binary relaxation at τ = 1 whatever τ was asked"),
+    M('exact-binary-missing-configuration', 'minivae/estimators.py', ('        z = z[..., 1]  # (C, n)', '        z = z[1:, ..., 1]  # (C, n)'),
+      ['tests/test_estimators_binary.py::test_exact_value_and_gradient_against_the_enumeration_by_hand', 'tests/test_estimators_binary.py::test_exact_keeps_earlier_batch_axes_and_per_variable_values'], "the all-zeros configuration left out of the sum over {0, 1}^N"),
+    M('exact-binary-counts-as-one-hot', 'minivae/estimators.py', ('    k = 2 if binary else q.num_categories', '    k = 1 if binary else q.num_categories'),
+      ['tests/test_estimators_binary.py::test_exact_value_and_gradient_against_the_enumeration_by_hand', 'tests/test_estimators_binary.py::test_exact_float32_and_its_limits_as_the_categorical_case'], "1^N configurations (and a limit that never bites): only z = 1…1 is summed"),
     # ---- helper-45 end ----
     # ---- lead, session 24 ----
     M('full-int-beyond-float64-overflow-error', 'minivae/creation.py', ('        except OverflowError:  # an int beyond', '        except ZeroDivisionError:  # an int beyond'),

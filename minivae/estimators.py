@@ -28,9 +28,9 @@ References:
 from minivae import ops
 from minivae.distributions import (Bernoulli, Categorical, Independent, OneHotCategorical, RelaxedBernoulli,
                                    RelaxedOneHotCategorical)
-from minivae.engine import Tensor, array_function, as_tensor
+from minivae.engine import Tensor, as_tensor
 from minivae.objectives import enumerate_one_hot
-from minivae.random import _shape, resolve
+from minivae.random import _shape
 
 
 def _sum_to(lp, ndim):
@@ -90,28 +90,11 @@ def gumbel_softmax(f, q, sample_shape=(), rng=None, temperature=1.0):
     return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng))
 
 
-def _binary_straight_through(relaxed, sample_shape, rng):
-    """z = 1[l + L > 0] forward, y = RelaxedBernoulli's σ((l + L)/τ) of the same noise L backward: z + (y − y.detach()).
-
-    1[l + L > 0] is 1[y > ½] (τ > 0) taken before σ, whose rounding near ½ would turn l + L ∈ (0, 2⁻²³·τ) to 0 in
-    float32; P(l + L > 0) = P(L > −l) = σ(l): z is an exact Bernoulli(σ(l)) draw, 0 or 1 in the logits' dtype.
-    y − y.detach() is 0 exactly (and NaN where y is), so z's values are kept; (z + y) − y.detach() would round them."""
-    logits = relaxed.logits
-    u = resolve(rng).uniform(relaxed._extended(sample_shape), logits.dtype, device=logits.device)  # as rsample draws
-    y = relaxed.rsample(uniforms=u)
-    z = array_function(lambda l, noise: (l + noise > 0).astype(l.dtype), logits, relaxed._logistic((), None, u))
-    return z + (y - y.detach())
-
-
 def straight_through(f, q, sample_shape=(), rng=None, temperature=1.0):
     """f(one_hot(argmax y)) forward, with y's gradient backward. For a Bernoulli q (or an Independent of one),
     f(1[l + L > 0]) forward — a Bernoulli(σ(l)) draw, the 1[y > ½] of gumbel_softmax's y = σ((l + L)/τ) — with y's
-    gradient backward (the same noise drawn from the same ``rng`` as gumbel_softmax's)."""
-    relaxed = _relaxed(q, temperature)
-    base = relaxed.base_dist if isinstance(relaxed, Independent) else relaxed
-    if isinstance(base, RelaxedBernoulli):  # an Independent's sample is its base's
-        return f(_binary_straight_through(base, sample_shape, rng))
-    return f(relaxed.rsample(sample_shape, rng=rng, hard=True))
+    gradient backward (the same noise drawn from the same ``rng`` as gumbel_softmax's: RelaxedBernoulli's ``hard``)."""
+    return f(_relaxed(q, temperature).rsample(sample_shape, rng=rng, hard=True))
 
 
 def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):

@@ -56,7 +56,10 @@ class LogitRelaxedBernoulli(Distribution):
 
     def rsample(self, sample_shape=(), rng=None, uniforms=None):
         """(l + L)/τ; pass ``uniforms`` (in (0, 1)) to fix the noise (then ``rng`` is not needed)."""
-        return (self.logits + self._logistic(sample_shape, rng, uniforms)) / self.temperature
+        return self._scaled(self._logistic(sample_shape, rng, uniforms))
+
+    def _scaled(self, noise):
+        return (self.logits + noise) / self.temperature
 
     def log_prob(self, value):
         diff = self.logits - self.temperature * as_value(value, self.logits)
@@ -80,10 +83,21 @@ class RelaxedBernoulli(LogitRelaxedBernoulli):
 
     support = constraints.unit_interval
 
-    def rsample(self, sample_shape=(), rng=None, uniforms=None):
-        """σ((l + L)/τ), clamped to [ε, 1 − ε]; ``uniforms`` as LogitRelaxedBernoulli's."""
+    def rsample(self, sample_shape=(), rng=None, hard=False, uniforms=None):
+        """y = σ((l + L)/τ), clamped to [ε, 1 − ε]; ``uniforms`` as LogitRelaxedBernoulli's.
+
+        ``hard=True`` (the straight-through Bernoulli, as RelaxedOneHotCategorical's ``hard``): z = 1[l + L > 0]
+        forward, y's gradient backward, z + (y − y.detach()). z is 1[y > ½] taken before σ, whose rounding near ½
+        would turn l + L ∈ (0, 2⁻²³·τ) to 0 in float32; P(l + L > 0) = P(L > −l) = σ(l), so z is an exact
+        Bernoulli(σ(l)) draw, 0 or 1 in the logits' dtype. y − y.detach() is 0 exactly (NaN where y is), so z's
+        values are kept; (z + y) − y.detach() would round them. Not in torch (it has no hard relaxed Bernoulli)."""
         eps = float(numpy.finfo(self.logits.dtype).eps)
-        return ops.clip(ops.sigmoid(super().rsample(sample_shape, rng=rng, uniforms=uniforms)), eps, 1 - eps)
+        noise = self._logistic(sample_shape, rng, uniforms)
+        y = ops.clip(ops.sigmoid(self._scaled(noise)), eps, 1 - eps)
+        if not hard:
+            return y
+        z = array_function(lambda logits, noise: (logits + noise > 0).astype(logits.dtype), self.logits, noise)
+        return z + (y - y.detach())
 
     def log_prob(self, value):
         value = as_value(value, self.logits)

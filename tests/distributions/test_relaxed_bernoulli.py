@@ -239,3 +239,24 @@ def test_torch_overflows_where_we_stay_finite():
     assert cut < 100 - 50  # torch's draws centre on 15.9, not on 100
     assert LogitRelaxedBernoulli(1.0, logits=mv.tensor(np.array([100.0]))).sample(
         (2000,), rng=Generator(0)).numpy().min() > 80
+
+
+def test_hard_rsample_forwards_the_bernoulli_draw_of_its_noise_with_the_soft_gradient():
+    """rsample(hard=True), as RelaxedOneHotCategorical's: z = 1[l + L > 0] (L = log u − log(1 − u), written out here),
+    exactly 0/1, with the gradient of the soft y = σ((l + L)/τ) of the same uniforms; through Independent too."""
+    from minivae.distributions import Independent
+
+    l = np.array([-2.0, -0.3, 0.0, 0.4, 3.0])
+    u = np.array([0.9, 0.6, 0.5 + 1e-9, 0.3, 0.02])
+    tau = 0.7
+    want = (l + np.log(u) - np.log1p(-u) > 0).astype(np.float64)
+    for make in (lambda t: RelaxedBernoulli(tau, logits=t), lambda t: Independent(RelaxedBernoulli(tau, logits=t), 1)):
+        grads = []
+        for hard in (True, False):
+            t = mv.tensor(l, requires_grad=True)
+            y = make(t).rsample(uniforms=u, hard=hard)
+            if hard:
+                np.testing.assert_array_equal(y.numpy(), want)
+            (y * mv.tensor(np.arange(1.0, 6.0))).sum().backward()
+            grads.append(t.grad)
+        np.testing.assert_array_equal(grads[0], grads[1])

@@ -1624,7 +1624,7 @@ MUTANTS = [
       ['tests/distributions/test_relaxed_bernoulli.py::test_rsample_is_the_formula_of_the_generators_uniforms_and_its_gradient'], "logistic noise −logit(u): the same law, other draws than the seed's"),
     M('relaxed-bernoulli-jacobian-sign', 'minivae/distributions/relaxed_bernoulli.py', ('        return super().log_prob(log_y - log_1my) - log_y - log_1my', '        return super().log_prob(log_y - log_1my) + log_y + log_1my'),
       ['tests/distributions/test_relaxed_bernoulli.py::test_log_probs_are_the_papers_densities'], "the Jacobian of y = σ(x) with the wrong sign"),
-    M('relaxed-bernoulli-sample-not-clamped', 'minivae/distributions/relaxed_bernoulli.py', ('        return ops.clip(ops.sigmoid(super().rsample(sample_shape, rng=rng, uniforms=uniforms)), eps, 1 - eps)', '        return ops.sigmoid(super().rsample(sample_shape, rng=rng, uniforms=uniforms))'),
+    M('relaxed-bernoulli-sample-not-clamped', 'minivae/distributions/relaxed_bernoulli.py', ('        y = ops.clip(ops.sigmoid(self._scaled(noise)), eps, 1 - eps)', '        y = ops.sigmoid(self._scaled(noise))'),
       ['tests/distributions/test_relaxed_bernoulli.py::test_rsample_is_the_formula_of_the_generators_uniforms_and_its_gradient'], "samples of exactly 0 and 1 (torch clamps them to [ε, 1 − ε])"),
     M('relaxed-bernoulli-value-not-clamped', 'minivae/distributions/relaxed_bernoulli.py', ('        y = ops.clip(value, eps, 1 - eps)', '        y = value'),
       ['tests/distributions/test_relaxed_bernoulli.py::test_extreme_logits_and_temperatures_are_finite'], "log_prob of y = 0 or 1: log 0, a NaN density"),

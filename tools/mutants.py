@@ -1149,7 +1149,7 @@ MUTANTS = [
       ['tests/distributions/test_cdf.py::test_cdf_keeps_the_digits_of_the_lower_tail'], "torch's cdf ½(1 + erf(z/√2)): 0 below z ≈ −8.3, the lower tail's digits lost before"),
     M('normal-icdf-two-p-minus-one', 'minivae/distributions/normal.py', ('        return self.loc - self.scale * SQRT2 * ops.erfcinv(2 * value)', '        return self.loc + self.scale * SQRT2 * ops.erfinv(2 * value - 1)'),
       ['tests/distributions/test_cdf.py::test_icdf_keeps_the_digits_of_small_probabilities'], "torch's icdf erfinv(2p − 1): a small p's digits rounded away (−∞ below 2⁻⁵⁴)"),
-    M('normal-cdf-number-float32', 'minivae/distributions/normal.py', ('        return as_value(numpy.asarray(value, self._dtype) if isinstance(value, numbers.Real) else value, self.loc)', '        return as_value(value, self.loc)'),
+    M('normal-cdf-number-float32', 'minivae/distributions/distribution.py', ('        return as_value(numpy.asarray(value, self._dtype) if isinstance(value, numbers.Real) else value, like)', '        return as_value(value, like)'),
       ['tests/distributions/test_cdf.py::test_cdf_and_icdf_keep_the_parameters_dtype_for_numbers'], "a number to evaluate at float32 beside float64 parameters (icdf(1e-300) is −∞)"),
     # (end of erf, erfinv and Normal.cdf/icdf)
 
@@ -1816,6 +1816,8 @@ MUTANTS = [
       ['tests/test_estimators_binary.py::test_exact_value_and_gradient_against_the_enumeration_by_hand', 'tests/test_estimators_binary.py::test_exact_float32_and_its_limits_as_the_categorical_case'], "1^N configurations (and a limit that never bites): only z = 1…1 is summed"),
     # ---- helper-45 end ----
     # ---- lead, session 24 ----
+    M('kl-dispatch-cache-kept-after-register', 'minivae/distributions/kl.py', ('        _dispatch.cache_clear()  #', '        pass  #'),
+      ['tests/distributions/test_kl_pairs.py::test_the_most_specific_registered_pair_wins_whatever_the_order'], "a pair registered after its types were looked up never used: the cached lookup kept"),
     M('full-int-beyond-float64-overflow-error', 'minivae/creation.py', ('        except OverflowError:  # an int beyond', '        except ZeroDivisionError:  # an int beyond'),
       ['tests/test_creation.py::test_full_refuses_what_it_cannot_hold'], "full(10**400, float32): Python's OverflowError, not full's ValueError"),
     M('nn-parameter-name-takes-anything', 'minivae/nn.py', ('        if name in parameters and not is_parameter:  #', '        if False:  #'),

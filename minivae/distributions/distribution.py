@@ -210,6 +210,16 @@ class Distribution:
         """The inverse of cdf: the x with P(X ≤ x) = value, as torch's."""
         raise NotImplementedError(f"{type(self).__name__} has no icdf")
 
+    def _batch(self, x):
+        """``x`` broadcast to batch_shape, as torch's are (no op where it already has that shape)."""
+        return x if x.shape == self.batch_shape else ops.broadcast_to(x, self.batch_shape)
+
+    def _value(self, value):
+        """A value to evaluate at (``as_value``) on the device of the first parameter, a Python number in the
+        parameters' dtype ``_dtype`` (as torch's; of the location-scale families and Uniform)."""
+        like = getattr(self, self._params[0])
+        return as_value(numpy.asarray(value, self._dtype) if isinstance(value, numbers.Real) else value, like)
+
     def _extended(self, sample_shape, event_shape=None):
         """sample_shape + batch_shape + event_shape (or the ``event_shape`` given)."""
         sample_shape = _shape(sample_shape, "sample_shape")  # refuses a negative size, as NumPy does

@@ -8,6 +8,7 @@ The pairs, each torch's formula unless said otherwise (p ‖ q):
 ``kl_divergence`` takes the most specific registered pair of types (as torch's: by p's class, then q's, along their
 MROs), so a pair registered for subclasses wins over one for their bases whatever the order of registration.
 """
+import functools
 import math
 import warnings
 
@@ -17,6 +18,7 @@ from minivae import ops
 from minivae.distributions.bernoulli import Bernoulli
 from minivae.distributions.categorical import Categorical
 from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
+from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
 from minivae.distributions.normal import Normal
@@ -24,7 +26,6 @@ from minivae.distributions.uniform import Uniform
 from minivae.engine import array_function
 
 _KL = {}
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def register_kl(p_type, q_type):
@@ -32,10 +33,12 @@ def register_kl(p_type, q_type):
     specific pair is registered)."""
     def add(fn):
         _KL[p_type, q_type] = fn
+        _dispatch.cache_clear()  # (a new pair may be the more specific one for types already looked up)
         return fn
     return add
 
 
+@functools.lru_cache(maxsize=None)  # once a pair of types (kl_divergence runs at every step of an ELBO)
 def _dispatch(type_p, type_q):
     """The function of the most specific registered pair (tp, tq) with type_p a subclass of tp and type_q of tq: the
     nearest tp along type_p's MRO, then the nearest tq (None when none matches). Where the other order (q's first)
@@ -202,7 +205,7 @@ def _kl_continuous_bernoulli_normal(p, q):
     """−H(p) + ½ log 2π + log σ + E_p[(x − μ)²]/(2σ²), E_p[(x − μ)²] = Var p + (E p − μ)² (torch's, written as the
     square of the difference)."""
     centre = p.mean - q.loc
-    return (-p.entropy() + 0.5 * _LOG_2PI + ops.log(q.scale)
+    return (-p.entropy() + 0.5 * LOG_2PI + ops.log(q.scale)
             + (p.variance + centre * centre) / (2 * q.scale * q.scale))
 
 

@@ -1,16 +1,12 @@
 """The Laplace (double exponential) distribution, sampled by its inverse cdf."""
 import math
-import numbers
-
-import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, as_value, location_scale
+from minivae.distributions.distribution import Distribution, location_scale
+from minivae.distributions.normal import SQRT2
 from minivae.engine import array_function
 from minivae.random import resolve
-
-SQRT2 = 1.4142135623730951  # √2 rounded to float64
 
 
 class Laplace(Distribution):
@@ -43,10 +39,6 @@ class Laplace(Distribution):
     def __init__(self, loc, scale):
         self.loc, self.scale, self.batch_shape, self._dtype = location_scale(loc, scale, "Laplace")
 
-    def _batch(self, x):
-        """``x`` broadcast to batch_shape, as torch's are (no op where it already has that shape)."""
-        return x if x.shape == self.batch_shape else ops.broadcast_to(x, self.batch_shape)
-
     @property
     def mean(self):
         return self._batch(self.loc)
@@ -60,10 +52,6 @@ class Laplace(Distribution):
     @property
     def stddev(self):
         return self._batch(SQRT2 * self.scale)
-
-    def _value(self, value):
-        """A value to evaluate at as a tensor on the parameters' device, a number in their dtype (as torch's)."""
-        return as_value(numpy.asarray(value, self._dtype) if isinstance(value, numbers.Real) else value, self.loc)
 
     def rsample(self, sample_shape=(), rng=None, uniforms=None):
         """icdf(u) of uniforms u in (0, 1) drawn by ``rng`` in the parameters' dtype; pass ``uniforms`` to fix them

@@ -1,12 +1,10 @@
 """The Gaussian, sampled by reparameterization z = loc + scale·ε."""
 
-import numbers
 
-import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import LOG_2PI, Distribution, as_value, location_scale
+from minivae.distributions.distribution import LOG_2PI, Distribution, location_scale
 from minivae.random import resolve
 
 SQRT2 = 1.4142135623730951  # √2 rounded to float64
@@ -32,10 +30,6 @@ class Normal(Distribution):
 
     def __init__(self, loc, scale):
         self.loc, self.scale, self.batch_shape, self._dtype = location_scale(loc, scale, "Normal")
-
-    def _batch(self, x):
-        """``x`` broadcast to batch_shape, as torch's are (no op where it already has that shape)."""
-        return x if x.shape == self.batch_shape else ops.broadcast_to(x, self.batch_shape)
 
     @property
     def mean(self):
@@ -63,10 +57,6 @@ class Normal(Distribution):
 
     def entropy(self):
         return self._batch(ops.log(self.scale) + 0.5 * (1 + LOG_2PI))
-
-    def _value(self, value):
-        """A value to evaluate at as a tensor on the parameters' device, a number in their dtype (as torch's)."""
-        return as_value(numpy.asarray(value, self._dtype) if isinstance(value, numbers.Real) else value, self.loc)
 
     def cdf(self, value):
         value = self._value(value)

@@ -1,12 +1,11 @@
 """The continuous uniform distribution on [low, high]."""
 import math
-import numbers
 
 import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, as_params, as_value, checkable, on_one_device
+from minivae.distributions.distribution import Distribution, as_params, checkable, on_one_device
 from minivae.engine import array_function
 from minivae.random import resolve
 
@@ -62,9 +61,6 @@ class Uniform(Distribution):
         """interval(low, high), of the parameters' arrays (on their device)."""
         return constraints.interval(self.low.data, self.high.data)
 
-    def _batch(self, x):
-        return x if x.shape == self.batch_shape else ops.broadcast_to(x, self.batch_shape)
-
     @property
     def mean(self):
         return self._batch((self.low + self.high) / 2)
@@ -83,10 +79,6 @@ class Uniform(Distribution):
     @property
     def stddev(self):
         return self._batch((self.high - self.low) / SQRT12)
-
-    def _value(self, value):
-        """A value to evaluate at as a tensor on the parameters' device, a number in their dtype (as torch's)."""
-        return as_value(numpy.asarray(value, self._dtype) if isinstance(value, numbers.Real) else value, self.low)
 
     def rsample(self, sample_shape=(), rng=None, uniforms=None):
         """low + u·(high − low), u drawn by ``rng`` in the parameters' dtype; pass ``uniforms`` to fix them (then

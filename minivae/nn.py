@@ -498,52 +498,64 @@ def _module(value):
     return value
 
 
-class ModuleDict(Module):
-    """Modules by name, registered (as ``torch.nn.ModuleDict``): entry "enc" is the submodule "enc", its
-    parameters "enc.weight", …; in insertion order. A key must be a valid module name (add_module's checks: a
-    string without ".", not a method's name such as "keys")."""
+class _Named:
+    """The mapping side of ModuleDict and ParameterDict: their entries are one of Module's tables (``_table``: 0 the
+    parameters, 2 the submodules), in insertion order, as torch's; ``__setitem__`` is each one's own."""
 
-    def __init__(self, modules=None):
-        if modules is not None:
-            self.update(modules)
+    _table = None
+
+    def _named(self):
+        return self._tables()[self._table]
 
     def __getitem__(self, key):
-        return self._tables()[2][key]
-
-    def __setitem__(self, key, module):
-        self.add_module(key, module)
+        return self._named()[key]
 
     def __delitem__(self, key):
-        self._tables()[2][key]  # (torch's KeyError for a missing key)
+        self._named()[key]  # (torch's KeyError for a missing key)
         delattr(self, key)
 
     def __len__(self):
-        return len(self._tables()[2])
+        return len(self._named())
 
     def __iter__(self):
-        return iter(self._tables()[2])
+        return iter(self._named())
 
     def __contains__(self, key):
-        return key in self._tables()[2]
+        return key in self._named()
+
+    def keys(self):
+        return self._named().keys()
+
+    def items(self):
+        return self._named().items()
+
+    def values(self):
+        return self._named().values()
+
+    def pop(self, key):
+        """Remove the entry ``key`` and return it."""
+        value = self[key]
+        del self[key]
+        return value
 
     def clear(self):
         for key in list(self):
             del self[key]
 
-    def pop(self, key):
-        """Remove the entry ``key`` and return its module."""
-        module = self[key]
-        del self[key]
-        return module
 
-    def keys(self):
-        return self._tables()[2].keys()
+class ModuleDict(_Named, Module):
+    """Modules by name, registered (as ``torch.nn.ModuleDict``): entry "enc" is the submodule "enc", its
+    parameters "enc.weight", …; in insertion order. A key must be a valid module name (add_module's checks: a
+    string without ".", not a method's name such as "keys")."""
 
-    def items(self):
-        return self._tables()[2].items()
+    _table = 2
 
-    def values(self):
-        return self._tables()[2].values()
+    def __init__(self, modules=None):
+        if modules is not None:
+            self.update(modules)
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
 
     def update(self, modules):
         """Add or replace entries from a mapping (in its order) or an iterable of (key, module) pairs, as torch's."""
@@ -618,57 +630,25 @@ class ParameterList(Module):
         return "\n".join(f"({i}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]" for i, p in enumerate(self))
 
 
-class ParameterDict(Module):
+class ParameterDict(_Named, Module):
     """Parameters by name, registered (as ``torch.nn.ParameterDict``), in insertion order; a tensor that is not a
     Parameter is made one. A key must be a valid parameter name (register_parameter's checks)."""
+
+    _table = 0
 
     def __init__(self, parameters=None):
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key):
-        return self._tables()[0][key]
-
     def __setitem__(self, key, value):
         value = _parameter(value)
-        if key in self._tables()[0]:
+        if key in self._named():
             setattr(self, key, value)
         else:
             self.register_parameter(key, value)
 
-    def __delitem__(self, key):
-        self._tables()[0][key]
-        delattr(self, key)
-
-    def __len__(self):
-        return len(self._tables()[0])
-
-    def __iter__(self):
-        return iter(self._tables()[0])
-
-    def __contains__(self, key):
-        return key in self._tables()[0]
-
-    def keys(self):
-        return self._tables()[0].keys()
-
-    def items(self):
-        return self._tables()[0].items()
-
-    def values(self):
-        return self._tables()[0].values()
-
     def get(self, key, default=None):
         return self[key] if key in self else default
-
-    def pop(self, key):
-        value = self[key]
-        del self[key]
-        return value
-
-    def clear(self):
-        for key in list(self):
-            del self[key]
 
     def update(self, parameters):
         """Add or replace entries from a mapping (in its order) or an iterable of (key, tensor) pairs."""

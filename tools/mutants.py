@@ -1562,7 +1562,7 @@ MUTANTS = [
       [NN_REG + '::test_zero_grad_sets_to_none_by_default_or_zeroes_in_place_as_torch_2'], 'zero_grad(set_to_none=False) let the gradients go instead of zeroing them in place'),
     M('nn-named-buffers-duplicates', 'minivae/nn.py', ('                if id(b) in seen:', '                if False:'),
       [NN_REG + '::test_buffers_are_listed_and_saved_as_torchs'], 'a buffer registered under two names listed twice by named_buffers / buffers'),
-    M('nn-module-dict-pop-keeps-the-entry', 'minivae/nn.py', ('        module = self[key]\n        del self[key]\n        return module', '        module = self[key]\n        return module'),
+    M('nn-module-dict-pop-keeps-the-entry', 'minivae/nn.py', ('        value = self[key]\n        del self[key]\n        return value', '        value = self[key]\n        return value'),
       [NN_REG + '::test_module_dict_parameter_list_and_dict_as_torchs'], 'ModuleDict.pop returned the module and left it registered'),
     M('bce-loss-weight-an-attribute', 'minivae/nn.py', ('        self.register_buffer("weight", _loss_weight(weight))\n        self.reduction = _reduction(self, reduction)\n', '        self.weight = weight\n        self.reduction = _reduction(self, reduction)\n'),
       [NN_REG + '::test_bce_loss_weight_is_a_buffer_never_a_parameter'], "BCELoss's weight an attribute again: a weight that requires grad a parameter, an optimizer trains it"),

@@ -73,20 +73,23 @@ def binary_cross_entropy_with_logits(logits, target, reduction="sum", *, weight=
         loss = ops.bce_with_logits(logits, target)
     else:
         loss = ops.bce_with_logits_pos_weight(logits, target, pos_weight)
-    if weight is not None:
-        shape = tuple(weight.shape) if hasattr(weight, "shape") else numpy.shape(weight)
-        if not _broadcasts_to(shape, tuple(loss.shape)):
-            raise ValueError(f"binary_cross_entropy_with_logits: weight of shape {shape} does not "
-                             f"broadcast to the loss's shape {tuple(loss.shape)}")
-        loss = loss * weight
-    return reduce(loss, reduction)
+    return reduce(_weighted(loss, weight, "binary_cross_entropy_with_logits"), reduction)
 
 
-def _broadcasts_to(shape, target):
+def _weighted(loss, weight, who):
+    """loss·w, for a weight w (None: none) that broadcasts to the loss's shape (torch's rule for the BCE losses'
+    ``weight``), else a ValueError naming both shapes."""
+    if weight is None:
+        return loss
+    weight = _tensor(weight)
+    shape, target = tuple(weight.shape), tuple(loss.shape)
     try:
-        return numpy.broadcast_shapes(shape, target) == target
+        fits = numpy.broadcast_shapes(shape, target) == target
     except ValueError:  # (NumPy's "shape mismatch")
-        return False
+        fits = False
+    if not fits:
+        raise ValueError(f"{who}: weight of shape {shape} does not broadcast to the loss's shape {target}")
+    return loss * weight
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, rng=None):
@@ -222,14 +225,7 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
                          f"{tuple(input.shape)}; give them one shape")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
-    loss = ops.binary_cross_entropy(input, target)
-    if weight is not None:
-        weight = _tensor(weight)
-        if numpy.broadcast_shapes(tuple(weight.shape), tuple(input.shape)) != tuple(input.shape):
-            raise ValueError(f"binary_cross_entropy: weight of shape {tuple(weight.shape)} does not broadcast to the "
-                             f"input's shape {tuple(input.shape)}")
-        loss = loss * weight
-    return reduce(loss, reduction)
+    return reduce(_weighted(ops.binary_cross_entropy(input, target), weight, "binary_cross_entropy"), reduction)
 
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):

@@ -101,6 +101,8 @@ def test_binary_cross_entropy_refuses_what_torch_refuses():
         F.binary_cross_entropy(x, mv.tensor(np.ones(3)))
     with pytest.raises(ValueError, match="weight of shape \\(2, 2, 3\\) does not broadcast"):
         F.binary_cross_entropy(x, t, mv.tensor(np.ones((2, 2, 3))))
+    with pytest.raises(ValueError, match="weight of shape \\(4,\\) does not broadcast to the loss's shape \\(2, 3\\)"):
+        F.binary_cross_entropy(x, t, mv.tensor(np.ones(4)))  # (NumPy's own "shape mismatch" before, naming neither)
     with pytest.raises(ValueError, match="reduction must be one of"):
         F.binary_cross_entropy(x, t, reduction="avg")
 

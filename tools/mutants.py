@@ -1463,7 +1463,7 @@ MUTANTS = [
       ['tests/test_losses.py::test_mse_loss_values_and_gradients_written_out'], 'F.mse_loss(weight=w) "mean" divides by the count, torch by Σ w'),
     M('mse-broadcast-silent', 'minivae/functional.py', ('    if tuple(target.shape) != tuple(input.shape):\n        warnings.warn(', '    if False:\n        warnings.warn('),
       ['tests/test_losses.py::test_mse_loss_warns_of_a_broadcasting_target_as_torch'], 'F.mse_loss of (4, 1) against (4,) broadcasts to (4, 4) without a word'),
-    M('bce-weight-ignored', 'minivae/functional.py', ('        loss = loss * weight\n    return reduce(loss, reduction)\n\n\ndef gaussian', '        loss = loss\n    return reduce(loss, reduction)\n\n\ndef gaussian'),
+    M('bce-weight-ignored', 'minivae/functional.py', ('    return loss * weight\n', '    return loss\n'),
       ['tests/test_losses.py::test_binary_cross_entropy_weight_multiplies_each_term_and_the_mean_counts_terms'], 'F.binary_cross_entropy ignores weight='),
     M('gaussian-nll-clamp-blocks-gradient', 'minivae/functional.py', ('    var = var + array_function(lambda v: xp.maximum(v, eps) - v, var)', '    var = ops.clip(var, eps)'),
       ['tests/test_losses.py::test_gaussian_nll_loss_written_out_with_the_clamp_passing_gradients'], "a variance below eps gets no gradient (clip's), where torch's clamp under no_grad passes it on"),
@@ -1584,7 +1584,7 @@ MUTANTS = [
       gc('bce_with_logits_pos_weight'), "pos_weight's own gradient without the target"),
     M('pos-weight-vjp-t-without-p', 'minivae/ops/nn_ops.py', ('gt = unbroadcast(g * ((p - 1) * sp - x), t.shape)', 'gt = unbroadcast(g * (sp - x), t.shape)'),
       gc('bce_with_logits_pos_weight') + [NN_DROP + '::test_bce_with_logits_pos_weight_and_weight_match_torch'], "the targets' gradient of the pos_weight loss with p taken as 2"),
-    M('bce-with-logits-weight-ignored', 'minivae/functional.py', ('        loss = loss * weight\n    return reduce(loss, reduction)\n\n\ndef _broadcasts_to', '    return reduce(loss, reduction)\n\n\ndef _broadcasts_to'),
+    M('bce-with-logits-weight-ignored', 'minivae/functional.py', ('    return reduce(_weighted(loss, weight, "binary_cross_entropy_with_logits"), reduction)', '    return reduce(loss, reduction)'),
       [NN_DROP + '::test_bce_with_logits_pos_weight_and_weight_match_torch', NN_DROP + '::test_bce_with_logits_loss_module_as_torchs'], "binary_cross_entropy_with_logits' weight checked and then not applied"),
     # ---- helper-41 end ----
     # ---- helper-42 begin: fix8-dist: more distributions and KL pairs ----

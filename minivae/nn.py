@@ -177,23 +177,24 @@ class Module:
 
     def get_parameter(self, target):
         """The parameter at the dotted path ``target`` (e.g. "encoder.0.weight"), else torch's AttributeError."""
-        path, _, name = target.rpartition(".")
-        mod = self.get_submodule(path)
-        if not hasattr(mod, name):
-            raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
-        if name not in mod.__dict__.get("_parameters", {}) or getattr(mod, name) is None:
-            raise AttributeError(f"`{name}` is not an nn.Parameter")
-        return getattr(mod, name)
+        return self._get(target, "_parameters", "an nn.Parameter")
 
     def get_buffer(self, target):
         """The buffer at the dotted path ``target``, else torch's AttributeError."""
+        return self._get(target, "_buffers", "a buffer")
+
+    def _get(self, target, table, kind):
+        """The entry of ``table`` at the dotted path ``target``, else torch's AttributeError naming the missing piece,
+        or saying the attribute is not ``kind`` (as torch's: a parameter registered as None is not a parameter, a
+        buffer registered as None is a buffer, None)."""
         path, _, name = target.rpartition(".")
         mod = self.get_submodule(path)
         if not hasattr(mod, name):
             raise AttributeError(f"{type(mod).__name__} has no attribute `{name}`")
-        if name not in mod.__dict__.get("_buffers", {}):
-            raise AttributeError(f"`{name}` is not a buffer")
-        return getattr(mod, name)
+        entries = mod.__dict__.get(table, {})
+        if name not in entries or (entries[name] is None and table == "_parameters"):
+            raise AttributeError(f"`{name}` is not {kind}")
+        return entries[name]
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, tensor) for every parameter, in the order they were assigned (this module's
@@ -201,23 +202,27 @@ class Module:
         weights: ``self.dec = self.enc``) comes once, under its first name, as in PyTorch: an optimizer
         given it twice would update it twice a step. ``remove_duplicate=False`` lists every name
         (``state_dict``'s keys, as PyTorch's)."""
-        seen = set() if remove_duplicate else None
-        for name, p in self._named_parameters(prefix, recurse):
-            if seen is not None:
-                if id(p) in seen:  # identity: a Tensor's == is elementwise
-                    continue
-                seen.add(id(p))
-            yield name, p
+        return self._named_tensors("_parameters", prefix, recurse, remove_duplicate)
 
-    def _named_parameters(self, prefix, recurse):
+    def _named_tensors(self, table, prefix, recurse, remove_duplicate):
+        """named_parameters' and named_buffers' walk over ``table`` ("_parameters" or "_buffers")."""
+        seen = set() if remove_duplicate else None
+        for name, t in self._walk(table, prefix, recurse):
+            if seen is not None:
+                if id(t) in seen:  # identity: a Tensor's == is elementwise
+                    continue
+                seen.add(id(t))
+            yield name, t
+
+    def _walk(self, table, prefix, recurse):
         dot = prefix + "." if prefix else ""  # prefix "enc": "enc.weight", as torch's (not "encweight")
-        for name, p in self.__dict__.get("_parameters", {}).items():
-            if p is not None:
-                yield dot + name, p
+        for name, t in self.__dict__.get(table, {}).items():
+            if t is not None:
+                yield dot + name, t
         if recurse:
             for name, m in self.__dict__.get("_modules", {}).items():
                 if m is not None:
-                    yield from m._named_parameters(dot + name, True)
+                    yield from m._walk(table, dot + name, True)
 
     def parameters(self, recurse=True):
         """Every parameter once (see ``named_parameters``)."""
@@ -227,23 +232,7 @@ class Module:
         """(dotted name, tensor) for every buffer (persistent or not; a None one is skipped), in named_parameters'
         order: this module's, then each submodule's; a buffer registered under several names once, under its first,
         unless ``remove_duplicate=False`` (torch's)."""
-        seen = set() if remove_duplicate else None
-        for name, b in self._named_buffers(prefix, recurse):
-            if seen is not None:
-                if id(b) in seen:
-                    continue
-                seen.add(id(b))
-            yield name, b
-
-    def _named_buffers(self, prefix, recurse):
-        dot = f"{prefix}." if prefix else ""
-        for name, b in self.__dict__.get("_buffers", {}).items():
-            if b is not None:
-                yield dot + name, b
-        if recurse:
-            for name, m in self.__dict__.get("_modules", {}).items():
-                if m is not None:
-                    yield from m._named_buffers(dot + name, True)
+        return self._named_tensors("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         """Every buffer once (see ``named_buffers``; a list, as ``parameters``; torch's is an iterator)."""

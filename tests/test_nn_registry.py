@@ -184,6 +184,19 @@ def test_get_submodule_parameter_and_buffer_as_torchs(call):
         assert names[id(call(ours))] == tnames[id(call(theirs))]
 
 
+def test_a_none_buffer_is_a_buffer_and_a_none_parameter_is_no_parameter_as_torchs():
+    torch = torch_or_skip()
+    for lib in (mv, torch):
+        m = nested(lib)
+        m[2].register_buffer("none_b", None)
+        m[2].register_parameter("none_p", None)
+        assert m.get_buffer("2.none_b") is None
+        with pytest.raises(AttributeError, match="^`none_p` is not an nn.Parameter$"):
+            m.get_parameter("2.none_p")
+        with pytest.raises(AttributeError, match="^`none_p` is not a buffer$"):
+            m.get_buffer("2.none_p")
+
+
 def test_load_state_dict_strict_false_loads_what_matches_and_returns_torchs_keys():
     """strict=False loads the keys both have and returns (missing_keys, unexpected_keys) as torch's named tuple
     (its repr too); strict=True refuses naming both lists; a shape mismatch is refused in both modes, naming the key

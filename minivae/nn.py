@@ -12,6 +12,7 @@ from minivae._backend import module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor
 from minivae.ops.nn_ops import check_dropout_probability
+from minivae.optim import _zero_grads
 from minivae.random import resolve
 
 
@@ -240,12 +241,8 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         """Let go of every parameter's gradient (``.grad = None``, torch 2's default), or with ``set_to_none=False``
-        set each existing one to 0 in place (the same array, as torch's zero_())."""
-        for p in self.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad[...] = 0
+        set each existing one to 0 in place (the same array, as torch's zero_()): the optimizers' rule."""
+        _zero_grads(self.parameters(), set_to_none, type(self).__name__)
 
     def _entries(self):
         """Every registered submodule, in order, a module registered twice (under two names) each time."""

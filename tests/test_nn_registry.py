@@ -334,6 +334,17 @@ def test_zero_grad_sets_to_none_by_default_or_zeroes_in_place_as_torch_2():
     assert ours.weight.grad is None and theirs.weight.grad is None
 
 
+def test_module_zero_grad_is_the_optimizers_rule():
+    """A read-only gradient set by hand (NumPy's broadcast_to) is replaced by zeros, as the optimizers' zero_grad does
+    (the module's wrote into it: NumPy's "assignment destination is read-only"); a flag that is not a bool is refused."""
+    m = nn.Linear(2, 3)
+    m.weight.grad = np.broadcast_to(np.ones(3, np.float32), (2, 3))
+    m.zero_grad(set_to_none=False)
+    assert m.weight.grad.shape == (2, 3) and m.weight.grad.dtype == np.float32 and not m.weight.grad.any()
+    with pytest.raises(TypeError, match="set_to_none"):
+        m.zero_grad(set_to_none="no")
+
+
 def test_bce_loss_weight_is_a_buffer_never_a_parameter():
     """BCELoss(weight) holds its weight as a buffer, as torch's: in state_dict, not in parameters(), and no gradient
     reaches it. Old code: a weight that required grad was registered as a parameter (an optimizer trained it)."""

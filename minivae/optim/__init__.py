@@ -127,14 +127,7 @@ class Optimizer:
         fill each existing one with zeros in place (a gradient of zeros is a gradient: step() then updates that
         parameter, its momentum and weight decay acting, as torch's). A gradient array that cannot be written
         (a read-only one set by hand, such as NumPy's broadcast_to) is replaced by zeros of its shape."""
-        _check_flag(f"{type(self).__name__}.zero_grad: ", "set_to_none", set_to_none)
-        for p in self.params:
-            if set_to_none or p.grad is None:
-                p.grad = None
-            elif getattr(getattr(p.grad, "flags", None), "writeable", True):
-                p.grad.fill(0)
-            else:
-                p.grad = get_array_module(p.grad).zeros(p.grad.shape, p.grad.dtype)
+        _zero_grads(self.params, set_to_none, type(self).__name__)
 
     def step(self):
         """Update every parameter that has a gradient; one whose ``.grad`` is None is skipped as in PyTorch
@@ -529,6 +522,21 @@ def _count(state, key, name):
             and numpy.shape(value) == () and numpy.asarray(value).dtype.kind in "iu" and value >= 0):
         raise ValueError(f"state_dict: {key} is {_describe(value)}, {name} expects an integer >= 0")
     return int(value)
+
+
+def _zero_grads(params, set_to_none, who):
+    """zero_grad of an optimizer's or a module's parameters (``who`` names it in the error of a flag that is not a
+    bool): each gradient let go, or with ``set_to_none=False`` each existing one filled with zeros in place; a
+    gradient array that cannot be written (a read-only one set by hand, such as NumPy's broadcast_to) is replaced by
+    zeros of its shape."""
+    _check_flag(f"{who}.zero_grad: ", "set_to_none", set_to_none)
+    for p in params:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        elif getattr(getattr(p.grad, "flags", None), "writeable", True):
+            p.grad.fill(0)
+        else:
+            p.grad = get_array_module(p.grad).zeros(p.grad.shape, p.grad.dtype)
 
 
 def _host(a):

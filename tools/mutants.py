@@ -1828,6 +1828,13 @@ MUTANTS = [
       ['tests/test_plan.py::test_a_cuda_graph_compares_only_the_optimizers_own_options'], "a scheduler made after a graph's capture (initial_lr in each group): a KeyError at the next launch"),
     M('temperature-on-the-gpu-read-on-the-host', 'minivae/ops/softmax.py', ('    if device_of(value) != "cpu":  #', '    if False:  #'),
       ['tests/test_temperature.py'], "a device τ read with float(): a hidden copy to the host and a wait for the GPU at each call"),
+    # ---- helper-46 begin: fix10-bernvae: a VAE with binary latents ----
+    # ---- helper-46 end ----
+    # ---- helper-47 begin: fix10-gamma: lgamma, digamma and the Gamma family ----
+    # ---- helper-47 end ----
+    # ---- helper-48 begin: fix10-nn: normalization layers and state_dict options ----
+    # ---- helper-48 end ----
+    # ---- lead, session 25 ----
 ]
 
 def copy_tree(dst):

@@ -27,6 +27,26 @@ class Parameter(Tensor):
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
 
+class Buffer(Tensor):
+    """A tensor that a Module registers as a buffer when it is assigned to an attribute (``m.stats = nn.Buffer(x)``),
+    as ``torch.nn.Buffer`` (torch >= 2.3): ``register_buffer(name, x, persistent)`` by assignment. The memory of
+    ``data`` is shared, not copied (torch's detach()); ``persistent`` (keyword, as torch's) says whether
+    ``state_dict`` holds it. A buffer never requires grad here (torch's keeps ``data``'s requires_grad).
+    ``Buffer()`` is an empty float32 tensor, as torch's."""
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data=None, *, persistent=True):
+        if data is None:
+            data = numpy.empty(0, numpy.float32)
+        if not isinstance(persistent, bool):
+            raise TypeError(f"Buffer: persistent must be True or False, got {persistent!r}")
+        super().__init__(data.data if isinstance(data, Tensor) else data)
+        if isinstance(data, Tensor):
+            self._counter = data._counter  # (one memory: an in-place change of either counts for both, as detach())
+        self.persistent = persistent
+
+
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
     """What ``load_state_dict`` returns, as torch's: the module's keys the state lacked and the state's keys the
     module lacks (both empty after a strict load)."""
@@ -66,9 +86,14 @@ class Module:
         if name in buffers and not isinstance(value, (Parameter, Module)):  # a buffer stays one (torch's)
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                                "(minivae Tensor or None expected)")
+                                "(minivae Buffer, Tensor or None expected)")
             buffers[name] = _buffer(value)
+            if isinstance(value, Buffer):  # its own persistence; a plain tensor keeps the name's (torch's)
+                self._persist(name, value.persistent)
             object.__setattr__(self, name, buffers[name])
+            return
+        if isinstance(value, Buffer) and name not in parameters and name not in modules:
+            self.register_buffer(name, value, value.persistent)  # (a name that is a plain attribute: torch's KeyError)
             return
         if name in parameters and value is None:  # a parameter set to None stays registered as None (torch's)
             parameters[name] = None
@@ -82,6 +107,13 @@ class Module:
         if name in parameters and not is_parameter:  # (silently unregistered, it would leave the optimizer's list)
             raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' (a Parameter, a Tensor "
                             "that requires grad, or None expected)")
+        if name in modules and not is_module and not is_parameter:  # a submodule's name takes a module or None
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                                "(minivae Module or None expected)")
+            modules[name] = None  # registered as None, as torch's (listed nowhere)
+            object.__setattr__(self, name, None)
+            return
         if not is_parameter:  # (a name already of its kind keeps its place in the order, as torch's)
             parameters.pop(name, None)
         if not is_module:
@@ -131,8 +163,12 @@ class Module:
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(minivae Tensor or None required)")
         buffers[name] = _buffer(tensor)
-        (self._non_persistent_buffers_set.discard if persistent else self._non_persistent_buffers_set.add)(name)
+        self._persist(name, persistent)
         object.__setattr__(self, name, buffers[name])
+
+    def _persist(self, name, persistent):
+        """Mark the buffer ``name`` persistent (in state_dict) or not."""
+        (self._non_persistent_buffers_set.discard if persistent else self._non_persistent_buffers_set.add)(name)
 
     def register_parameter(self, name, param):
         """Add a parameter under ``name`` (as assigning it does, with torch's checks of the name): a Parameter, or any
@@ -349,28 +385,42 @@ class Module:
         return self
 
     def _state(self, prefix=""):
-        """(key, tensor) of state_dict, torch's order: each module's parameters, then its persistent buffers, then
-        each submodule's (a tied tensor or shared module under each of its names; None ones skipped)."""
-        dot = f"{prefix}." if prefix else ""
+        """(key, module, name, tensor) of state_dict, torch's order: each module's parameters, then its persistent
+        buffers, then each submodule's (a tied tensor or shared module under each of its names; None ones skipped).
+        A key is ``prefix`` + the dotted path, concatenated as torch's (``prefix="enc."`` gives "enc.weight")."""
         for name, p in self.__dict__.get("_parameters", {}).items():
             if p is not None:
-                yield dot + name, p
+                yield prefix + name, self, name, p
         skip = self.__dict__.get("_non_persistent_buffers_set", ())
         for name, b in self.__dict__.get("_buffers", {}).items():
             if b is not None and name not in skip:
-                yield dot + name, b
+                yield prefix + name, self, name, b
         for name, m in self.__dict__.get("_modules", {}).items():
             if m is not None:
-                yield from m._state(dot + name)
+                yield from m._state(prefix + name + ".")
 
-    def state_dict(self):
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
         """name → a NumPy copy of each parameter and persistent buffer (copied from the GPU if it is there),
         frozen parameters included, in torch's order (a module's parameters, its buffers, then its submodules').
         A tied parameter is saved under each of its names, as in PyTorch, so the keys do not depend on which
-        weights are tied."""
-        return {name: numpy.array(t.numpy()) for name, t in self._state()}
+        weights are tied.
 
-    def load_state_dict(self, state, strict=True):
+        Args:
+            destination: a dict to fill and return (torch's); None: a new dict.
+            prefix: put before every key as it is, torch's: ``prefix="vae."`` gives "vae.enc.weight" (no dot added).
+            keep_vars: the registered tensors themselves (the Parameters and buffers, on their device) instead of
+                copies, as torch's; a change to one then changes the module. (torch's keep_vars=False gives detached
+                tensors sharing the module's memory; minivae gives host copies, which a later step leaves as saved.)
+        """
+        if destination is None:
+            destination = {}
+        if not isinstance(prefix, str):
+            raise TypeError(f"state_dict: prefix must be a string, got {type(prefix).__name__}")
+        for key, _, _, t in self._state(prefix):
+            destination[key] = t if keep_vars else numpy.array(t.numpy())
+        return destination
+
+    def load_state_dict(self, state, strict=True, assign=False):
         """Copy ``state`` into the parameters and persistent buffers, in place, on whatever device they are: a
         value on the tensor's device directly (a device array is never routed through the host), one from
         elsewhere by one explicit copy (an upload, or ``get()``). Shapes and dtypes must match exactly (no silent
@@ -378,29 +428,47 @@ class Module:
         naming the missing and unexpected ones; torch raises RuntimeError), without it the keys both have are
         loaded. Everything is checked before anything is copied, so a refused state leaves the module as it was.
 
+        With ``assign`` (torch's), nothing is copied: each parameter becomes the given tensor (a Parameter of the same
+        memory, with the old parameter's requires_grad; a Parameter given is kept as it is) and each buffer the given
+        tensor, on the device it is on. As in torch, an optimizer made before then still holds the old parameters and
+        no longer updates the module's: make the optimizer after loading (or load without ``assign``).
+
         Returns:
             IncompatibleKeys(missing_keys, unexpected_keys), torch's named tuple: the module's keys ``state``
             lacks (in the module's order) and ``state``'s keys the module lacks (in ``state``'s order).
         """
-        own = dict(self._state())  # state_dict's keys
-        missing = [k for k in own if k not in state]
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state).__name__}.")
+        entries = list(self._state())
+        own = {key for key, *_ in entries}
+        missing = [key for key, *_ in entries if key not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise ValueError(f"state_dict does not fit {type(self).__name__}: "
                              f"missing {missing}, unexpected {unexpected}")
-        own = {name: p for name, p in own.items() if name in state}
+        entries = [e for e in entries if e[0] in state]
         values = {}
-        for name, p in own.items():
-            value = state[name]
-            value = value.data if isinstance(value, Tensor) else value
-            shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+        for key, _, _, p in entries:
+            value = state[key]
+            array = value.data if isinstance(value, Tensor) else value
+            shape, dtype = getattr(array, "shape", None), getattr(array, "dtype", None)
             if shape != p.shape or dtype != p.dtype:
-                raise ValueError(f"state_dict: {name} is {_describe(value)}, the model expects "
+                raise ValueError(f"state_dict: {key} is {_describe(array)}, the model expects "
                                  f"{p.dtype} of shape {p.shape}")
-            values[name] = value
-        for name, p in own.items():
-            p.data[...] = to_device(values[name], p.device)
-            p._version += 1
+            values[key] = value if assign else array
+        for key, module, name, p in entries:
+            if not assign:
+                p.data[...] = to_device(values[key], p.device)
+                p._version += 1
+            elif name in module.__dict__.get("_parameters", {}):
+                value = values[key]
+                value = value if isinstance(value, Parameter) else Parameter(value)
+                module._parameters[name] = value.requires_grad_(p.requires_grad)
+                object.__setattr__(module, name, value)
+            else:
+                value = values[key]
+                module._buffers[name] = _buffer(value if isinstance(value, Tensor) else Tensor(value))
+                object.__setattr__(module, name, module._buffers[name])
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):

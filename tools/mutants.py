@@ -1833,6 +1833,22 @@ MUTANTS = [
     # ---- helper-47 begin: fix10-gamma: lgamma, digamma and the Gamma family ----
     # ---- helper-47 end ----
     # ---- helper-48 begin: fix10-nn: normalization layers and state_dict options ----
+    M('nn-state-dict-keep-vars-ignored', 'minivae/nn.py', ('destination[key] = t if keep_vars else numpy.array(t.numpy())', 'destination[key] = numpy.array(t.numpy())'),
+      ['tests/test_nn_state_dict.py'], "state_dict(keep_vars=True): host copies instead of the module's tensors"),
+    M('nn-state-dict-prefix-dropped-below', 'minivae/nn.py', ('yield from m._state(prefix + name + ".")', 'yield from m._state(name + ".")'),
+      ['tests/test_nn_state_dict.py'], "state_dict(prefix=...): the prefix only on the top module's own keys, not its submodules'"),
+    M('nn-state-dict-destination-ignored', 'minivae/nn.py', ('        if destination is None:\n            destination = {}', '        if True:\n            destination = {}'),
+      ['tests/test_nn_state_dict.py'], "state_dict(destination=d): a new dict, d left empty"),
+    M('nn-load-assign-copies', 'minivae/nn.py', ('            if not assign:\n                p.data[...]', '            if True:\n                p.data[...]'),
+      ['tests/test_nn_state_dict.py'], "load_state_dict(assign=True) copies into the old tensors instead of taking the given ones"),
+    M('nn-load-assign-requires-grad-lost', 'minivae/nn.py', ('value.requires_grad_(p.requires_grad)', 'value.requires_grad_(True)'),
+      ['tests/test_nn_state_dict.py'], "load_state_dict(assign=True): a frozen parameter comes back trainable (torch keeps requires_grad)"),
+    M('nn-buffer-assigned-persistence-ignored', 'minivae/nn.py', ('self.register_buffer(name, value, value.persistent)', 'self.register_buffer(name, value)'),
+      ['tests/test_nn_state_dict.py'], "m.x = nn.Buffer(t, persistent=False): saved in state_dict all the same"),
+    M('nn-buffer-reassigned-persistence-kept', 'minivae/nn.py', ('                self._persist(name, value.persistent)', '                pass'),
+      ['tests/test_nn_state_dict.py'], "a Buffer assigned over a buffer keeps the old persistence, not its own (torch takes the Buffer's)"),
+    M('nn-module-name-takes-anything', 'minivae/nn.py', ('        if name in modules and not is_module and not is_parameter:', '        if False:'),
+      ['tests/test_nn_state_dict.py'], "a tensor assigned to a submodule's name silently unregisters it (torch: TypeError), None unregisters it"),
     # ---- helper-48 end ----
     # ---- lead, session 25 ----
 ]

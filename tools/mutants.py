@@ -908,7 +908,7 @@ MUTANTS = [
       ['tests/test_device.py::test_an_index_on_the_cpu_serves_a_device_tensor_and_one_on_the_device_not_a_cpu_tensor'], "a host index left to CuPy's implicit copy (and getitem's backward)"),
     M('getitem-device-index-unchecked', 'minivae/ops/shape.py', ('GetItem.apply(x, index=index_on(x, index, "getitem"))', 'GetItem.apply(x, index=index.data if isinstance(index, Tensor) else index)'),
       ['tests/test_device.py::test_an_index_on_the_cpu_serves_a_device_tensor_and_one_on_the_device_not_a_cpu_tensor'], "cpu[cuda index]: NumPy's raw TypeError"),
-    M('nn-load-state-through-the-host', 'minivae/nn.py', ('            p.data[...] = to_device(values[name], p.device)', '            p.data[...] = p.xp.asarray(to_numpy(values[name]))'),
+    M('nn-load-state-through-the-host', 'minivae/nn.py', ('                p.data[...] = to_device(values[key], p.device)', '                p.data[...] = p.xp.asarray(to_numpy(values[key]))'),
       ['tests/test_device.py::test_load_state_dict_takes_device_values_on_the_device_and_moves_others_once'], 'a CUDA → CUDA load copied down to the host and up again'),
     M('optim-load-state-through-the-host', 'minivae/optim/__init__.py', ('            b[...] = to_device(value, device_of(b)).reshape(-1)', '            b[...] = get_array_module(b).asarray(_host(value)).reshape(-1)'),
       ['tests/test_device.py::test_load_state_dict_takes_device_values_on_the_device_and_moves_others_once'], "an optimizer's CUDA state loaded through the host"),

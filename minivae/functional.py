@@ -265,3 +265,106 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return reduce(loss, reduction)
+
+
+# Normalization, torch's names and defaults, composed of ops whose VJPs are hand-written and gradchecked (mean, var,
+# sqrt, div): the gradient is the composition's, through the batch's mean and variance too.
+def _normalized(x, mean, var, eps):
+    """(x − μ)/√(σ² + ε): ε inside the root, as torch's (a constant slice, σ² = 0, gives 0, not NaN)."""
+    return (x - mean) / ops.sqrt(var + eps)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """y = (x − μ)/√(σ² + ε)·w + b, μ and σ² the mean and the biased variance (÷ n, torch's) of each slice over the last
+    ``len(normalized_shape)`` axes, as torch's F.layer_norm.
+
+    Args:
+        input: x, whose last axes are ``normalized_shape``.
+        normalized_shape: an int or a tuple of ints (the shape of those last axes).
+        weight, bias: w and b, of shape ``normalized_shape``, or None (no scale or no shift).
+        eps: ε > 0, added to the variance inside the square root.
+    """
+    x = _tensor(input)
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must be the last axes of the input, whose shape is "
+                         f"{tuple(x.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"layer_norm: {name} must have the shape normalized_shape {shape}, got {tuple(t.shape)}")
+    axes = tuple(range(-k, 0))
+    y = _normalized(x, ops.mean(x, axis=axes, keepdims=True), ops.var(x, axis=axes, keepdims=True, correction=0), eps)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """y = (x − μ)/√(σ² + ε)·w + b per channel (the input's axis 1; input (N, C) or (N, C, L, …)), as torch's
+    F.batch_norm.
+
+    In training μ and σ² are the batch's mean and biased variance (÷ n, n = N·L·…) over every axis but 1, the gradient
+    flows through them, and given running statistics are updated in place (outside the graph), torch's rule:
+    r_μ ← (1 − m)·r_μ + m·μ and r_σ² ← (1 − m)·r_σ² + m·σ²·n/(n − 1), the unbiased variance. A batch of one value per
+    channel (n = 1) is refused, as torch's. Not in training, μ and σ² are ``running_mean`` and ``running_var``.
+
+    Args:
+        input: x, (N, C, …).
+        running_mean, running_var: tensors of C values, or None (training only; no running statistics kept).
+        weight, bias: w and b, C values each, or None.
+        training: use the batch's statistics (and update the running ones) or the running ones (False, torch's
+            default).
+        momentum: m, a number in [0, 1]. (BatchNorm1d's ``momentum=None``, the cumulative average, needs the count
+            of batches the module keeps.)
+        eps: ε > 0, inside the square root.
+    """
+    if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool):
+        raise TypeError(f"batch_norm: momentum must be a number, got {momentum!r} (momentum=None, a cumulative "
+                        "average, is BatchNorm1d's: it counts the batches)")
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, None)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, count):
+    """batch_norm, with ``count`` (the module's num_batches_tracked, already incremented) for momentum None: the
+    factor is then 1/count, read from the array outside the graph (no value is read on the host)."""
+    x = _tensor(input)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: the input must be (N, C) or (N, C, L, ...), got shape {tuple(x.shape)}")
+    c = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"batch_norm: {name} must hold {c} values (one per channel, the input's axis 1), "
+                             f"got shape {tuple(t.shape)}")
+    axes = (0, *range(2, x.ndim))
+    per_channel = (c,) + (1,) * (x.ndim - 2)
+    if training:
+        n = math.prod(x.shape[a] for a in axes)
+        if n == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        var = ops.var(x, axis=axes, keepdims=True, correction=0)
+        _running_update(running_mean, mean, 1.0, momentum, count)
+        _running_update(running_var, var, n / (n - 1), momentum, count)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var must be given when not training")
+        mean, var = ops.reshape(_tensor(running_mean), per_channel), ops.reshape(_tensor(running_var), per_channel)
+    y = _normalized(x, mean, var, eps)
+    if weight is not None:
+        y = y * ops.reshape(_tensor(weight), per_channel)
+    return y if bias is None else y + ops.reshape(_tensor(bias), per_channel)
+
+
+def _running_update(running, batch, scale, momentum, count):
+    """running ← (1 − m)·running + m·scale·batch in place, m = ``momentum``, or 1/count where ``count`` is given;
+    outside the graph (array_function, so that a step plan records it)."""
+    if running is None:
+        return
+    running = _tensor(running)
+
+    def update(r, s, *n):
+        m = 1.0 / n[0] if n else momentum
+        return (m * (s.reshape(r.shape) * scale) + (1 - m) * r).astype(r.dtype, copy=False)
+
+    running.copy_(array_function(update, running, batch, *(() if count is None else (count,))))

@@ -10,7 +10,7 @@ import numpy
 from minivae import functional, ops  # noqa: F401  (functional re-exported: torch.nn.functional's place)
 from minivae._backend import module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
-from minivae.engine import Tensor
+from minivae.engine import Tensor, array_function
 from minivae.ops.nn_ops import check_dropout_probability
 from minivae.optim import _zero_grads
 from minivae.random import resolve
@@ -952,6 +952,84 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class LayerNorm(Module):
+    """F.layer_norm as a module, torch's ``LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=True, bias=True)``:
+    each slice over the last axes ``normalized_shape`` normalized to mean 0 and variance 1 (the biased one), then
+    scaled by ``weight`` (ones) and shifted by ``bias`` (zeros), parameters of shape ``normalized_shape``;
+    ``elementwise_affine=False``: neither (both registered as None), ``bias=False``: no bias."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, *, device="cpu",
+                 dtype=numpy.float32):
+        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+        if not shape or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be an int or a tuple of ints >= 0, got "
+                             f"{normalized_shape!r}")
+        self.normalized_shape, self.eps, self.elementwise_affine = tuple(int(n) for n in shape), eps, elementwise_affine
+        with_bias = elementwise_affine and bias
+        self.register_parameter("weight", Parameter(numpy.ones(shape, dtype)) if elementwise_affine else None)
+        self.register_parameter("bias", Parameter(numpy.zeros(shape, dtype)) if with_bias else None)
+        self.to(device)
+
+    def forward(self, input):
+        return functional.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class BatchNorm1d(Module):
+    """F.batch_norm as a module, torch's ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True)`` for inputs (N, C) and (N, C, L): in training each channel is normalized with the
+    batch's mean and biased variance, and the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked`` (int64) are updated (the running variance with the unbiased one, as torch's;
+    ``momentum=None``: the cumulative average over the batches seen); in eval mode the running statistics are used.
+    ``affine``: the parameters ``weight`` (ones) and ``bias`` (zeros; none with ``bias=False``, torch 2.13's
+    keyword). Without ``track_running_stats`` the three
+    buffers are None and the batch's statistics are used in both modes, as torch's."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, device="cpu",
+                 dtype=numpy.float32, bias=True):
+        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
+            raise ValueError(f"BatchNorm1d: num_features must be an integer >= 1, got {num_features!r}")
+        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)):
+            raise TypeError(f"BatchNorm1d: momentum must be a number or None, got {momentum!r}")
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        c = self.num_features
+        self.register_parameter("weight", Parameter(numpy.ones(c, dtype)) if affine else None)
+        self.register_parameter("bias", Parameter(numpy.zeros(c, dtype)) if affine and bias else None)
+        tracked = track_running_stats
+        self.register_buffer("running_mean", Tensor(numpy.zeros(c, dtype)) if tracked else None)
+        self.register_buffer("running_var", Tensor(numpy.ones(c, dtype)) if tracked else None)
+        self.register_buffer("num_batches_tracked", Tensor(numpy.zeros((), numpy.int64)) if tracked else None)
+        self.to(device)
+
+    def reset_running_stats(self):
+        """running_mean 0, running_var 1, num_batches_tracked 0 (torch's)."""
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.copy_(self.running_var.xp.ones_like(self.running_var.data))
+            self.num_batches_tracked.zero_()
+
+    def forward(self, input):
+        if input.ndim not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        count = None
+        if self.training and self.track_running_stats:
+            n = self.num_batches_tracked
+            n.copy_(array_function(lambda k: k + 1, n))
+            count = n if self.momentum is None else None
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        keep = not self.training or self.track_running_stats
+        return functional._batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,
+                                      self.weight, self.bias, use_batch, self.momentum, self.eps, count)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class GaussianNLLLoss(Module):

@@ -286,3 +286,35 @@ def test_norm_modules_on_the_device_as_on_the_cpu(dtype):
     for a, b in zip(*results):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batch_norm1d_in_a_step_plan_as_eager(momentum):
+    """A compiled step plan replays BatchNorm1d's running update and count (recorded writes, the factor 1/k read on
+    the device, never on the host): the same state after four steps as four eager steps."""
+    from minivae.optim import SGD
+    from minivae.plan import compile_step
+    batches = [np.random.default_rng(i).standard_normal((5, 4)).astype(np.float32) for i in range(4)]
+    states = []
+    for replay in (False, True):
+        mv.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=momentum))
+        opt = SGD(model.parameters(), lr=0.1)
+        scale = mv.tensor(np.arange(1, 4, dtype=np.float32))
+
+        def loss_fn(x):
+            return (model(x) * model(x) * scale).sum()
+
+        if replay:
+            plan = compile_step(model, opt, loss_fn, batches[0])
+            for x in batches[1:]:
+                plan.step(x)
+        else:
+            for x in batches:
+                opt.zero_grad()
+                loss_fn(mv.tensor(x)).backward()
+                opt.step()
+        states.append(model.state_dict())
+    assert states[1]["1.num_batches_tracked"] == 8  # (two forwards a step)
+    for k, v in states[0].items():
+        np.testing.assert_array_equal(v, states[1][k], err_msg=k)

@@ -188,14 +188,21 @@ def _tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _pair(input, target, who):
+    """input and target as tensors; a target of another shape broadcasts, with torch's warning (mse_loss, l1_loss,
+    smooth_l1_loss, huber_loss)."""
+    input, target = _tensor(input), _tensor(target)
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"{who}: a target of shape {tuple(target.shape)} beside an input of shape "
+                      f"{tuple(input.shape)} broadcasts to {numpy.broadcast_shapes(target.shape, input.shape)}, which "
+                      "is rarely what is meant; give them one shape", UserWarning, stacklevel=3)
+    return input, target
+
+
 def mse_loss(input, target, *, reduction="mean", weight=None):
     """(x − t)², reduced. A target of another shape broadcasts, with torch's warning. ``weight`` (input's shape)
     multiplies each term, and "mean" is then Σ w·(x − t)² / Σ w, as torch's."""
-    input, target = _tensor(input), _tensor(target)
-    if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(f"mse_loss: a target of shape {tuple(target.shape)} beside an input of shape "
-                      f"{tuple(input.shape)} broadcasts to {numpy.broadcast_shapes(target.shape, input.shape)}, which "
-                      "is rarely what is meant; give them one shape", UserWarning, stacklevel=2)
+    input, target = _pair(input, target, "mse_loss")
     diff = input - target
     loss = diff * diff
     if weight is None:
@@ -368,3 +375,84 @@ def _running_update(running, batch, scale, momentum, count):
         return (m * (s.reshape(r.shape) * scale) + (1 - m) * r).astype(r.dtype, copy=False)
 
     running.copy_(array_function(update, running, batch, *(() if count is None else (count,))))
+
+
+def l1_loss(input, target, *, reduction="mean"):
+    """|x − t|, reduced (gradient 0 where x = t, torch's)."""
+    input, target = _pair(input, target, "l1_loss")
+    return reduce(ops.abs(input - target), reduction)
+
+
+def _smooth(input, target, beta, reduction, who):
+    """½d²/β where |d| < β, |d| − ½β elsewhere (d = x − t): smooth_l1_loss's terms (huber_loss's are β times them)."""
+    if not isinstance(beta, numbers.Real) or isinstance(beta, bool) or not beta >= 0:
+        raise ValueError(f"{who} does not support negative values for beta" if isinstance(beta, numbers.Real)
+                         else f"{who}: beta must be a number >= 0, got {beta!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    input, target = _pair(input, target, who)
+    d = input - target
+    a = ops.abs(d)
+    if beta == 0:  # (the quadratic branch is empty, and ½d²/0 would put NaN in its gradient)
+        return a
+    return ops.where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta)
+
+
+def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
+    """½(x − t)²/β where |x − t| < β, |x − t| − ½β elsewhere, reduced (torch's; β = 0: l1_loss)."""
+    return reduce(_smooth(input, target, beta, reduction, "smooth_l1_loss"), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """½(x − t)² where |x − t| < δ, δ(|x − t| − ½δ) elsewhere, reduced (torch's; δ·smooth_l1_loss with β = δ)."""
+    if isinstance(delta, numbers.Real) and not isinstance(delta, bool) and delta <= 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta!r}")
+    return reduce(_smooth(input, target, delta, reduction, "huber_loss") * delta, reduction)
+
+
+def kl_div(input, target, *, reduction="mean", log_target=False):
+    """KL(t ‖ q) terms from log-probabilities ``input`` = log q: t·(log t − log q), 0 where t = 0, or with
+    ``log_target`` (target = log t) eᵗ·(t − log q); reduced: "mean" over every element (torch's default, with its
+    warning), "batchmean" Σ/N (N = input's first axis: the KL divergence per sample), "sum", "none".
+
+    The gradient of the target at t = 0 is −log q, the limit that 0·log 0 = 0 gives along t·log t's right branch
+    (torch's is NaN there)."""
+    if reduction not in (*_REDUCTIONS, "batchmean"):
+        raise ValueError(f"kl_div: reduction must be one of {(*_REDUCTIONS, 'batchmean')}, not {reduction!r}")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    input, target = _tensor(input), _tensor(target)
+    if log_target:
+        loss = ops.exp(target) * (target - input)
+    else:
+        positive = target > 0
+        loss = target * ops.log(ops.where(positive, target, 1.0)) - target * input  # (t = 0: 0·log 1, no 0·(−∞))
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.ndim else loss.sum()
+    return reduce(loss, reduction)
+
+
+def embedding(input, weight, padding_idx=None):
+    """The rows ``weight[input]`` (torch's F.embedding): an integer array of any shape gives that shape + (D,); the
+    gradient of each row is the sum of ḡ over the places it was picked (getitem's scatter-add), none for the row
+    ``padding_idx``. Indices outside [0, num_embeddings) are refused on the CPU (torch's IndexError; NumPy would take
+    a negative one from the end); on the GPU not checked (that would wait for the device)."""
+    weight = _tensor(weight)
+    idx = input.data if isinstance(input, Tensor) else input
+    if not hasattr(idx, "dtype"):
+        idx = numpy.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: the indices must be integers, not {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size and weight.device == "cpu" and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise IndexError(f"embedding: index out of range (indices must lie in [0, {n}))")
+    rows = ops.getitem(weight, idx)
+    if padding_idx is None:
+        return rows
+    if padding_idx < 0:
+        padding_idx += n
+    keep = array_function(lambda i: (i != padding_idx)[..., None], Tensor(idx))
+    return ops.where(keep, rows, ops.getitem(weight.detach(), idx))  # the same values; no gradient to that row

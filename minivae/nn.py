@@ -2,6 +2,7 @@
 import math
 import numbers
 import operator
+import warnings
 from collections import namedtuple
 from collections.abc import Iterable, Mapping
 
@@ -1030,6 +1031,155 @@ class BatchNorm1d(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class L1Loss(Module):
+    """F.l1_loss as a module: ``L1Loss(reduction="mean")(input, target)``."""
+
+    def __init__(self, reduction="mean"):
+        self.reduction = _reduction(self, reduction)
+
+    def forward(self, input, target):
+        return functional.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(Module):
+    """F.smooth_l1_loss as a module: ``SmoothL1Loss(reduction="mean", beta=1.0)(input, target)``."""
+
+    def __init__(self, reduction="mean", beta=1.0):
+        self.reduction, self.beta = _reduction(self, reduction), beta
+
+    def forward(self, input, target):
+        return functional.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(Module):
+    """F.huber_loss as a module: ``HuberLoss(reduction="mean", delta=1.0)(input, target)``."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        self.reduction, self.delta = _reduction(self, reduction), delta
+
+    def forward(self, input, target):
+        return functional.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(Module):
+    """F.kl_div as a module: ``KLDivLoss(reduction="mean", log_target=False)(input, target)``, ``input`` log-probabilities
+    and ``target`` probabilities (or log-probabilities with ``log_target``); "batchmean" gives the KL per sample."""
+
+    def __init__(self, reduction="mean", log_target=False):
+        if reduction not in ("mean", "sum", "none", "batchmean"):
+            raise ValueError(f"KLDivLoss: reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input, target):
+        return functional.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class Flatten(Module):
+    """``input.flatten(start_dim, end_dim)`` as a module, torch's ``Flatten(start_dim=1, end_dim=-1)``: (N, C, L) to
+    (N, C·L)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input):
+        return ops.shape.flatten(input, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """The axis ``dim`` made the axes ``unflattened_size`` (one of them may be −1), torch's ``Unflatten(dim,
+    unflattened_size)``: (N, 6) with Unflatten(1, (2, 3)) to (N, 2, 3). A reshape (its VJP reshape's)."""
+
+    def __init__(self, dim, unflattened_size):
+        sizes = tuple(unflattened_size)
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"Unflatten: dim must be an int, got {dim!r}")
+        if not sizes or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < -1 for n in sizes) \
+                or sizes.count(-1) > 1:
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints >= 0 (one may be -1), got "
+                            f"{unflattened_size!r}")
+        self.dim, self.unflattened_size = int(dim), sizes
+
+    def forward(self, input):
+        shape = tuple(input.shape)
+        if not -len(shape) <= self.dim < len(shape):
+            raise IndexError(f"Unflatten: dim {self.dim} out of range for an input of {len(shape)} dimensions")
+        d = self.dim % len(shape)
+        sizes = self.unflattened_size
+        known = math.prod(n for n in sizes if n != -1)
+        if (-1 in sizes and (known == 0 or shape[d] % known)) or (-1 not in sizes and known != shape[d]):
+            raise ValueError(f"Unflatten: unflattened_size {sizes} does not fit the size {shape[d]} of axis {d} of "
+                             f"the input's shape {shape}")
+        sizes = tuple(shape[d] // known if n == -1 else n for n in sizes)
+        return ops.reshape(input, shape[:d] + sizes + shape[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+def _softmax_dim(module, ndim):
+    """torch's implicit choice where ``dim`` is None (deprecated there, with its warning): 0 for 0-, 1- and 3-D inputs,
+    else 1."""
+    if module.dim is not None:
+        return module.dim
+    warnings.warn(f"Implicit dimension choice for {type(module).__name__.lower()} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", UserWarning, stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    """F.softmax along ``dim`` as a module, torch's ``Softmax(dim=None)`` (give ``dim``; None: torch's implicit choice
+    and its warning)."""
+
+    def __init__(self, dim=None):
+        self.dim = dim
+
+    def forward(self, input):
+        return ops.softmax(input, axis=_softmax_dim(self, input.ndim))
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """F.log_softmax along ``dim`` as a module, torch's ``LogSoftmax(dim=None)``."""
+
+    def forward(self, input):
+        return ops.log_softmax(input, axis=_softmax_dim(self, input.ndim))
+
+
+class Embedding(Module):
+    """A table of ``num_embeddings`` vectors of ``embedding_dim``, looked up by integer indices (F.embedding), torch's
+    ``Embedding(num_embeddings, embedding_dim, padding_idx=None)``: ``weight`` ~ N(0, 1) drawn on the host from
+    ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``), then moved to ``device``; the row
+    ``padding_idx`` is zeros and gets no gradient. (torch's max_norm, scale_grad_by_freq and sparse are not here.)"""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, *, rng=None, dtype=numpy.float32,
+                 device="cpu"):
+        for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+                raise ValueError(f"Embedding: {name} must be an integer >= 0, got {n!r}")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError("Padding_idx must be within num_embeddings")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        w = resolve(rng).normal((num_embeddings, embedding_dim), numpy.float64).astype(dtype)
+        if padding_idx is not None:
+            w[padding_idx] = 0
+        self.weight = Parameter(w)
+        self.to(device)
+
+    def forward(self, input):
+        return functional.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
 class GaussianNLLLoss(Module):

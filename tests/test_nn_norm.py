@@ -302,7 +302,7 @@ def test_batch_norm1d_in_a_step_plan_as_eager(momentum):
         opt = SGD(model.parameters(), lr=0.1)
         scale = mv.tensor(np.arange(1, 4, dtype=np.float32))
 
-        def loss_fn(x):
+        def loss_fn(x, model=model, scale=scale):
             return (model(x) * model(x) * scale).sum()
 
         if replay:

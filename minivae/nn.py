@@ -977,8 +977,8 @@ class LayerNorm(Module):
         return functional.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
-                f"bias={self.bias is not None}")
+        has_bias = self.bias is not None
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, bias={has_bias}"
 
 
 class BatchNorm1d(Module):
@@ -1029,8 +1029,9 @@ class BatchNorm1d(Module):
                                       self.weight, self.bias, use_batch, self.momentum, self.eps, count)
 
     def extra_repr(self):
+        has_bias = self.bias is not None
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+                f"bias={has_bias}, track_running_stats={self.track_running_stats}")
 
 
 class L1Loss(Module):
@@ -1161,7 +1162,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, *, rng=None, dtype=numpy.float32,
                  device="cpu"):
         for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0):
                 raise ValueError(f"Embedding: {name} must be an integer >= 0, got {n!r}")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:

@@ -318,3 +318,55 @@ def test_batch_norm1d_in_a_step_plan_as_eager(momentum):
     assert states[1]["1.num_batches_tracked"] == 8  # (two forwards a step)
     for k, v in states[0].items():
         np.testing.assert_array_equal(v, states[1][k], err_msg=k)
+
+
+def _spread(rng, shape, axes, dtype):
+    """Random values whose slices over ``axes`` have standard deviations in [0.5, 3] and means in [−2, 2]: a slice of
+    nearly equal values makes x − μ a cancellation that float32 cannot resolve, in torch as here (the gradient of x then
+    holds terms ~1/σ whose sum is small), which would test rounding rather than the formulas."""
+    z = rng.normal(size=shape)
+    z = (z - z.mean(axis=axes, keepdims=True)) / z.std(axis=axes, keepdims=True)
+    keep = tuple(1 if a in [i % len(shape) for i in axes] else n for a, n in enumerate(shape))
+    return (z * rng.uniform(0.5, 3, keep) + rng.uniform(-2, 2, keep)).astype(dtype)
+
+
+@given(st.lists(st.integers(1, 5), min_size=2, max_size=4), st.integers(1, 3), st.integers(0, 2**31),
+       st.sampled_from([np.float32, np.float64]), st.sampled_from([1e-5, 0.3]))
+def test_layer_and_batch_norm_as_torchs_over_random_shapes(shape, k, seed, dtype, eps):
+    """F.layer_norm over the last k axes and F.batch_norm in training (running statistics updated, momentum 0.2) and
+    in eval, for random shapes and dtypes: values and the gradients of x, w and b, as torch's."""
+    torch = _torch()
+    tf = torch.nn.functional
+    shape, k = (*shape[:-1], max(shape[-1], 2)), min(k, len(shape))  # (one value a slice: a constant one, compared
+    # in test_constant_inputs_give_no_nan, where torch's x − μ is rounding noise times 1/√ε)
+    rng = np.random.default_rng(seed)
+    norm = shape[len(shape) - k:]
+    x = _spread(rng, shape, tuple(range(-k, 0)), dtype)
+    w, b = rng.normal(size=norm).astype(dtype), rng.normal(size=norm).astype(dtype)
+    _both = dict(dtype=dtype)
+    ours, theirs = [mv.tensor(a, requires_grad=True) for a in (x, w, b)], [torch.tensor(a, requires_grad=True)
+                                                                         for a in (x, w, b)]
+    y, yt = F.layer_norm(*ours[:1], norm, *ours[1:], eps), tf.layer_norm(theirs[0], norm, *theirs[1:], eps)
+    g = rng.normal(size=shape).astype(dtype)
+    y.backward(g)
+    yt.backward(torch.tensor(g))
+    _close(y, yt, **_both, what="layer_norm")
+    for a, c in zip(ours, theirs):
+        _close(a.grad, c.grad, **_both, what="layer_norm grad")
+    c = shape[1]
+    if shape[0] * int(np.prod(shape[2:])) == 1:
+        return
+    x = _spread(rng, shape, (0, *range(2, len(shape))), dtype)
+    w, b = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
+    rm, rv = rng.normal(size=c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    run = [mv.tensor(rm.copy()), mv.tensor(rv.copy())], [torch.tensor(rm.copy()), torch.tensor(rv.copy())]
+    for training in (True, False):
+        ours, theirs = [mv.tensor(a, requires_grad=True) for a in (x, w, b)], [torch.tensor(a, requires_grad=True)
+                                                                             for a in (x, w, b)]
+        y = F.batch_norm(ours[0], *run[0], *ours[1:], training, 0.2, eps)
+        yt = tf.batch_norm(theirs[0], *run[1], *theirs[1:], training, 0.2, eps)
+        y.backward(g)
+        yt.backward(torch.tensor(g))
+        _close(y, yt, **_both, what=f"batch_norm {training}")
+        for a, t in [*zip(ours, theirs), *zip(*run)]:
+            _close(a.grad if a.requires_grad else a, t.grad if t.requires_grad else t, **_both, what=f"bn {training}")

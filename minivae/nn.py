@@ -1,4 +1,5 @@
-"""Modules with named parameters, as in ``torch.nn``: Linear, MLP, activations, state_dict."""
+"""Modules with named parameters, as in ``torch.nn``: Linear, MLP, activations, LayerNorm, BatchNorm1d, Embedding,
+losses, state_dict."""
 import math
 import numbers
 import operator
@@ -65,7 +66,8 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
 class Module:
     """Holds parameters (``Parameter``s, and other tensors that require grad), buffers (``register_buffer``: state
     that is saved but not trained) and submodules, found by attribute name. Calling a module runs its ``forward``.
-    ``training`` is True until ``eval()``; Dropout is the module here that behaves differently in the two modes.
+    ``training`` is True until ``eval()``; Dropout and BatchNorm1d are the modules here that behave differently in the
+    two modes.
     A module need not call ``super().__init__()`` (its tables are made at its first assignment or registration)."""
 
     training = True

@@ -277,7 +277,9 @@ class BernoulliVAE(_DiscreteVAE):
 
     KL(q ‖ Bernoulli(½)) = Σ_n [log 2 − H(q_n)] in closed form for all three (kl_divergence of the two
     Bernoullis). The temperature follows τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t, as the
-    categorical model's. ``n_latent`` 50 by default (see ``minivae train --help``).
+    categorical model's. ``n_latent`` is 50 by default: 3 epochs of ``minivae train --model bernoulli`` (its other
+    defaults) on the embedded digits gave a validation ELBO of −135.5 nats with 20 latents, −132.2 with 50, −140.5 with
+    100 and −149.9 with NVIL's 200 (more latents, a wider gap between the relaxed and the discrete model at first).
     """
 
     kind = "bernoulli"

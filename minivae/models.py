@@ -156,6 +156,15 @@ class _DiscreteVAE(Module):
     def temperature(self, step):
         return max(self.tau_min, self.tau0 * math.exp(-self.anneal_rate * step))
 
+    def _uniform_logits(self, shared=False):
+        """The uniform prior's logits, zeros of ``_latent_shape`` in the parameters' dtype: a new array, or where
+        ``shared`` (the loss's, read by its ops alone) on a device the one kept for them, which saves a step its
+        allocation and fill."""
+        first = self.encoder.parameters()[0]
+        if shared and first.device != "cpu":
+            return Tensor(device_constant(first.data, 0.0, self._latent_shape))
+        return Tensor(module_for_device(self.device).zeros(self._latent_shape, first.dtype))
+
     def _reinforce_loss(self, x, q, kl, rng, beta):
         """−ELBO of one exact draw z ~ q(z|x) per example, with the KL ``kl`` per latent variable, averaged; its
         gradient has the score-function term (log p(x|z) − c − b_ψ(x))·∇ log q(z|x) for the encoder (see the
@@ -233,18 +242,13 @@ class CategoricalVAE(_DiscreteVAE):
     def posterior(self, x):
         return OneHotCategorical(logits=self._logits(x))
 
+    @property
+    def _latent_shape(self):
+        return (self.n_latent, self.n_categories)
+
     def prior(self):
         """Uniform, in the parameters' dtype (float64 for the lab's enumerable model)."""
         return OneHotCategorical(logits=self._uniform_logits())
-
-    def _uniform_logits(self, shared=False):
-        """Zeros (n_latent, n_categories): a new array, or where ``shared`` (the loss's, read by its ops alone) on a
-        device the one kept for them, which saves a step its allocation and fill."""
-        first = self.encoder.parameters()[0]
-        shape = (self.n_latent, self.n_categories)
-        if shared and first.device != "cpu":
-            return Tensor(device_constant(first.data, 0.0, shape))
-        return Tensor(module_for_device(self.device).zeros(shape, first.dtype))
 
     def likelihood(self, z):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
@@ -292,17 +296,20 @@ class BernoulliVAE(_DiscreteVAE):
     def posterior(self, x):
         return Bernoulli(logits=self.encoder(x))
 
+    @property
+    def _latent_shape(self):
+        return (self.n_latent,)
+
     def prior(self):
         """Bernoulli(½) on each latent (logits 0), in the parameters' dtype."""
-        first = self.encoder.parameters()[0]
-        return Bernoulli(logits=Tensor(module_for_device(self.device).zeros(self.n_latent, first.dtype)))
+        return Bernoulli(logits=self._uniform_logits())
 
     def likelihood(self, z):
         return Bernoulli(logits=self.decoder(z))
 
     def loss(self, x, rng, step=0, beta=1.0):
         q = self.posterior(x)
-        kl = kl_divergence(q, self.prior())  # per latent variable
+        kl = kl_divergence(q, Bernoulli(logits=self._uniform_logits(shared=True)))  # to the prior, per latent variable
         if self.estimator == "reinforce":
             return self._reinforce_loss(x, q, kl, rng, beta)
         y = RelaxedBernoulli(live(self.temperature, step), logits=q.logits)

@@ -90,16 +90,27 @@ def _load_data(args, splits, x_dim=None, batch_size=None):
     return data
 
 
+# --n-latent's default for each model of discrete latents (see its --help)
+N_LATENT = {"categorical": 20, "bernoulli": 50}
+
+
 def _train(args):
-    from minivae.models import CategoricalVAE, GaussianVAE
+    from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
     from minivae.random import Generator
     from minivae.training import train
     if args.model == "gaussian" and args.estimator not in (None, "pathwise"):
         raise ValueError(f"the gaussian model trains with the pathwise estimator, not {args.estimator!r}")
-    if args.model == "categorical" and args.estimator == "pathwise":
-        raise ValueError("a categorical latent has no pathwise gradient: use gumbel_softmax, straight_through or reinforce")
+    if args.model != "gaussian" and args.estimator == "pathwise":
+        raise ValueError(f"a {args.model} latent has no pathwise gradient: use gumbel_softmax, straight_through or "
+                         "reinforce")
     if args.baseline_hidden and args.estimator != "reinforce":
-        raise ValueError("--baseline-hidden is the input-dependent baseline of the categorical model's reinforce estimator")
+        raise ValueError("--baseline-hidden is the input-dependent baseline of the reinforce estimator (categorical or "
+                         "bernoulli model)")
+    if args.model == "gaussian" and args.n_latent is not None:
+        raise ValueError("--n-latent is the categorical and bernoulli models' number of latent variables: the gaussian "
+                         "model's size is --z-dim")
+    if args.model != "categorical" and args.n_categories is not None:
+        raise ValueError(f"--n-categories is the categorical model's: a {args.model} latent has none")
     if args.tf32 and args.device != "cuda":
         raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     _check_device(args)
@@ -110,12 +121,13 @@ def _train(args):
     rng = Generator(args.seed)
     if args.model == "gaussian":
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, rng=rng, device=args.device)
-    else:
-        model = CategoricalVAE(x_dim, args.hidden, args.n_latent, args.n_categories,
-                               estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
-                               tau_min=args.tau_min, anneal_rate=args.anneal_rate,
-                               activation=args.activation, baseline_hidden=args.baseline_hidden, rng=rng,
-                               device=args.device)
+    else:  # the discrete latents' models take the same options
+        n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
+        latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
+        model = {"categorical": CategoricalVAE, "bernoulli": BernoulliVAE}[args.model](
+            x_dim, args.hidden, *latents, estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
+            tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
+            baseline_hidden=args.baseline_hidden, rng=rng, device=args.device)
     print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}) on {args.device}; "
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -231,7 +243,9 @@ def build_parser():
                             "(then the ELBO is not a bound on a likelihood of the data)")
 
     t = command("train", "train a VAE")
-    t.add_argument("--model", choices=["gaussian", "categorical"], default="categorical", help="latent variables")
+    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli"], default="categorical",
+                   help="latent variables: gaussian, categorical (one-hot), or bernoulli (binary, each Bernoulli(½) "
+                        "a priori)")
     data_args(t, "use only the first N images of each split")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
@@ -243,13 +257,16 @@ def build_parser():
     t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, metavar="W",
                    help="KL weight β rises linearly from 0 (the first epoch) to 1 over W epochs: β = min(1, (epoch − 1)/W)")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
-    t.add_argument("--n-latent", type=_positive_int, default=20, help="categorical: latent variables")
-    t.add_argument("--n-categories", type=_positive_int, default=10, help="categorical: categories each")
+    t.add_argument("--n-latent", type=_positive_int,
+                   help=f"categorical and bernoulli: latent variables (default {N_LATENT['categorical']} of "
+                        f"--n-categories each; bernoulli {N_LATENT['bernoulli']} binary ones)")
+    t.add_argument("--n-categories", type=_positive_int, help="categorical: categories each (default 10)")
     t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"],
-                   help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical)")
+                   help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "
+                        "bernoulli)")
     t.add_argument("--baseline-hidden", type=_non_negative_int, default=0,
                    help="reinforce: hidden units of a learned input-dependent baseline b(x) (0: moving average only)")
-    t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
+    t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature (gumbel_softmax, straight_through)")
     t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
     t.add_argument("--anneal-rate", type=_finite_float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
     t.add_argument("--graph", action="store_true",

@@ -18,7 +18,7 @@ import numbers
 import numpy
 
 from minivae import ops
-from minivae.distributions import kl_divergence
+from minivae.distributions import Bernoulli, kl_divergence
 from minivae._backend import device_of
 from minivae.engine import Tensor, no_grad, tensor
 from minivae.plan import Live
@@ -138,17 +138,25 @@ def log_likelihood_is(model, x, rng, k=5000, chunk=500):
 
 def exact_log_likelihood(model, x, max_configurations=2 ** 16):
     """log p(x) = log Σ_z p(x|z) p(z), summing over all K^N one-hot configurations of a model with
-    N categorical latents of K categories (``model.n_latent``, ``model.n_categories``)."""
+    N categorical latents of K categories (``model.n_latent``, ``model.n_categories``), or all 2^N binary ones,
+    z ∈ {0, 1}^N, of a model with N binary latents (``model.n_latent``, no ``n_categories``, a Bernoulli prior)."""
     n, kk = getattr(model, "n_latent", None), getattr(model, "n_categories", None)
+    binary = n is not None and kk is None and isinstance(model.prior(), Bernoulli)
+    if binary:
+        kk = 2
     if n is None or kk is None:
-        raise ValueError("exact_log_likelihood needs a model with discrete latents (n_latent, n_categories)")
+        raise ValueError("exact_log_likelihood needs a model with discrete latents (n_latent, and n_categories or a "
+                         "Bernoulli prior)")
     count = kk ** n
     if count > max_configurations:
         raise ValueError(f"exact_log_likelihood: {kk}^{n} = {count} configurations exceed the limit "
                          f"{max_configurations}; use log_likelihood_is instead")
     device = x.device if isinstance(x, Tensor) else device_of(x)
     batch_axes = (1,) * (len(x.shape) - 1)  # one per batch axis of x, over which z is broadcast
-    z = tensor(enumerate_one_hot(n, kk).reshape((count, *batch_axes, n, kk)), device=device)  # (K^N, 1, …, 1, N, K)
+    z = enumerate_one_hot(n, kk)  # (K^N, N, K)
+    if binary:  # a variable's 0/1 value is its one-hot's second column
+        z = z[..., 1]
+    z = tensor(z.reshape((count, *batch_axes, *z.shape[1:])), device=device)  # (K^N, 1, …, 1, N[, K])
     n, who = len(x.shape), "exact_log_likelihood"
     log_joint = (_per_example(model.likelihood(z).log_prob(x), n, who, "log p(x|z)")
                  + _per_example(model.prior().log_prob(z), n, who, "log p(z)"))

@@ -33,7 +33,8 @@ def test_train_writes_checkpoint_metrics_and_pictures(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model,extra", [("gaussian", ["--z-dim", 3, "--activation", "gated", "--warmup-epochs", 2]),
-                                         ("categorical", ["--n-latent", 3, "--estimator", "reinforce", "--baseline-hidden", 4])])
+                                         ("categorical", ["--n-latent", 3, "--estimator", "reinforce", "--baseline-hidden", 4]),
+                                         ("bernoulli", ["--n-latent", 5, "--anneal-rate", 0.01])])
 def test_resume_matches_an_uninterrupted_run(tmp_path, model, extra):
     full, part = tmp_path / "full", tmp_path / "part"
     args = ["train", "--model", model, *extra, *SMALL, "--seed", 3]

@@ -16,7 +16,7 @@ from minivae._backend import device_of, module_for_device, use_cuda_kernels, use
 from minivae.distributions import (Bernoulli, Categorical, ExpRelaxedCategorical, Normal, OneHotCategorical,
                                    RelaxedOneHotCategorical, kl_divergence)
 from minivae.data import load_default
-from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
 from minivae.nn import MLP, GatedLinear, Linear
 from minivae.optim import Adam
 from minivae.random import Generator
@@ -635,6 +635,11 @@ MODELS = {
     "reinforce": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="reinforce", rng=Generator(0), device=device),
     "reinforce+nvil": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="reinforce", baseline_hidden=5,
                                                     rng=Generator(0), device=device),
+    "bernoulli-gumbel_softmax": lambda device: BernoulliVAE(X_DIM, (8,), 5, rng=Generator(0), device=device),
+    "bernoulli-straight_through": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="straight_through",
+                                                              rng=Generator(0), device=device),
+    "bernoulli-reinforce+nvil": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="reinforce", baseline_hidden=5,
+                                                            rng=Generator(0), device=device),
 }
 
 

@@ -9,6 +9,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 EXAMPLES = {
     "gaussian_vae.py": (["--smoke"], "test IWAE bound"),
     "categorical_vae.py": (["--smoke"], "test ELBO (discrete z)"),
+    "bernoulli_vae.py": (["--smoke", "--estimator", "reinforce", "--baseline-hidden", "8"], "test ELBO (binary z)"),
     "estimator_variance.py": (["--draws", "100"], "gumbel_softmax τ=0.1"),
     "exact_marginal.py": ([], "KL(q(z|x) ‖ p(z|x))"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"

@@ -18,7 +18,7 @@ import minivae as mv
 from minivae import _gpu, ops
 from minivae._backend import use_cuda_kernels, use_numba
 from minivae._gpu import gemm, loader, tiled
-from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.plan import compile_step
 from minivae.random import Generator
@@ -109,6 +109,7 @@ def tied(share="weight", x_dim=X_DIM):
 MODELS = {
     "gaussian": lambda: GaussianVAE(X_DIM, (6,), 2, rng=Generator(0), device="cuda"),
     "categorical": lambda: CategoricalVAE(X_DIM, (6,), 2, 3, rng=Generator(0), device="cuda"),
+    "bernoulli": lambda: BernoulliVAE(X_DIM, (6,), 4, estimator="straight_through", rng=Generator(0), device="cuda"),
     "tied": tied,
     "tied bias": lambda: tied("bias"),
 }
@@ -148,7 +149,7 @@ def test_replays_with_the_weight_gradients_on_a_late_side_stream_equal_eager_ste
     monkeypatch.setattr(gemm, "use_tiled", use_tiled)
     side = LateSide()
     (eager_params, eager_losses), (params, losses) = run(name, None), run(name, side)
-    layers = {"gaussian": 4, "categorical": 4, "tied": 2, "tied bias": 2}[name]
+    layers = {"gaussian": 4, "categorical": 4, "bernoulli": 4, "tied": 2, "tied bias": 2}[name]
     assert side.products == side.forks == 3 * layers  # 3 replays
     assert side.with_sums == (3 * layers if use_tiled else 0)
     assert side.joins == 3  # one wait a step: at the optimizer's update, or (tied) at the sum of the two W̄ (b̄)

@@ -5,7 +5,7 @@ import pytest
 
 import minivae as mv
 from minivae.distributions import OneHotCategorical
-from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.random import Generator
 
@@ -35,6 +35,7 @@ def test_categorical_samples_equal_on_both_devices():
 def _train(kind, estimator, device, steps=4):
     rng = Generator(0)
     model = (GaussianVAE(x_dim=784, hidden=(64, 32), z_dim=8, rng=rng) if kind == "gaussian" else
+             BernoulliVAE(x_dim=784, hidden=(64, 32), n_latent=12, estimator=estimator, rng=rng) if kind == "bernoulli" else
              CategoricalVAE(x_dim=784, hidden=(64, 32), n_latent=6, n_categories=5, estimator=estimator, rng=rng))
     model.to(device)
     opt = Adam(model.parameters(), lr=1e-3)
@@ -50,7 +51,9 @@ def _train(kind, estimator, device, steps=4):
 
 
 @pytest.mark.parametrize("kind,estimator", [("gaussian", None), ("categorical", "gumbel_softmax"),
-                                            ("categorical", "straight_through"), ("categorical", "reinforce")])
+                                            ("categorical", "straight_through"), ("categorical", "reinforce"),
+                                            ("bernoulli", "gumbel_softmax"), ("bernoulli", "straight_through"),
+                                            ("bernoulli", "reinforce")])
 def test_training_steps_on_the_gpu_match_the_cpu(kind, estimator):
     cpu_losses, cpu = _train(kind, estimator, "cpu")
     gpu_losses, gpu = _train(kind, estimator, "cuda")

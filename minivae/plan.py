@@ -116,6 +116,9 @@ class _Recorder:
         self.live_constants = []  # (0-d array, Live) refilled at the start of each replay
         self.live_params = []  # the op parameters that are functions of the scalars (a τ)
         self.generators = set()  # the Generators the step draws from
+        # (node, [release after forward]) of each recorded forward, and the nodes whose VJP was recorded: a node no
+        # gradient reached keeps no residuals past its forward (see forward_only)
+        self.forwards, self.differentiated = [], set()
 
     # ---- slots --------------------------------------------------------------------------
     def ref(self, a):
@@ -165,6 +168,8 @@ class _Recorder:
         slots = [self.define(o) for o in outs]
         shapes = [o.shape for o in outs]
         asarray, name = ctx.xp.asarray, getattr(ctx, "name", type(ctx).__name__)
+        release = [False]
+        self.forwards.append((ctx, release))
 
         def run():
             kw = {**params, **{k: v.resolve() for k, v in lives}} if lives else params
@@ -176,7 +181,19 @@ class _Recorder:
                     raise PlanError(f"{name} gave shape {r.shape} at replay and {shape} when recorded: "
                                     "a data-dependent shape cannot be replayed")
                 values[k] = r
+            if release[0]:
+                ctx.release()
         self._append(run, ins)
+
+    def forward_only(self):
+        """Let the nodes whose VJP the step never ran drop what their forward saved, now and after each replay's
+        forward (the eager step's graph, freed after it, does the same): kept, a replay's residuals (a mask of
+        where's) would live on until the next replay's forward replaced them, and that replay would take new memory
+        for its own before they were freed."""
+        for ctx, release in self.forwards:
+            if id(ctx) not in self.differentiated:
+                release[0] = True
+                ctx.release()
 
     def _from_slots(self, param):
         """A parameter holding arrays that recorded steps made (getitem's mask, from ``x > 0``), as a
@@ -193,6 +210,7 @@ class _Recorder:
         return Live(param, resolve, "an array parameter", "array")
 
     def vjp(self, ctx, g, grads):
+        self.differentiated.add(id(ctx))
         values = self.values
         several = isinstance(g, tuple)
         g_slots = [None if gk is None else self.ref(gk) for gk in (g if several else (g,))]
@@ -318,6 +336,7 @@ class StepPlan:
         self._loss_slot = recorder.slot_of[id(loss.data)]
         self.tape, self.values, self.live_constants = recorder.tape, recorder.values, recorder.live_constants
         self.reads = recorder.reads
+        recorder.forward_only()
         self.live_params, self.generators = recorder.live_params, recorder.generators
         # the slots a replay writes are emptied after it (the step's arrays are freed, as eager frees its
         # graph); the others hold what the step reads by reference: parameters, constants

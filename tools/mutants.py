@@ -1920,6 +1920,10 @@ MUTANTS = [
       ['tests/test_nn_layers.py'], "nn.Flatten() flattens the batch axis too (torch's start_dim is 1, F.flatten's 0)"),
     # ---- helper-48 end ----
     # ---- lead, session 25 ----
+    M('plan-forward-only-residuals-kept', 'minivae/plan.py', ('            if release[0]:\n                ctx.release()', '            if False:\n                ctx.release()'),
+      ['tests/test_plan.py::test_a_replay_allocates_nothing'], "a node no gradient reaches keeps its replay's residuals (where's mask) until the next replay: memory taken at every replay"),
+    M('plan-forward-only-never-marked', 'minivae/plan.py', ('        recorder.forward_only()\n', '\n'),
+      ['tests/test_plan.py::test_a_replay_allocates_nothing'], "the recorded step's residuals of nodes without a VJP kept for the plan's lifetime: the first replay takes new memory"),
 ]
 
 def copy_tree(dst):

@@ -424,6 +424,39 @@ DOMAINS.update({
     "silu": unary(ops.silu, uniform(-6, 6)), "binary_cross_entropy": binary_cross_entropy_case(),
 })
 
+def off_poles(rng, shape):
+    """Values of the gamma family's domain: (0.05, 8), and negative ones at least 0.1 from an integer (−4 … 0)."""
+    x = rng.uniform(0.05, 8, shape)
+    negative = -rng.integers(0, 4, shape) - rng.uniform(0.1, 0.9, shape)
+    return np.where(rng.random(shape) < 0.3, negative, x)
+
+
+@st.composite
+def polygamma_case(draw):
+    n = draw(st.sampled_from([1, 2, 3]))
+    return case(lambda t: ops.polygamma(n, t), off_poles(draw(rngs), draw(shapes(empty=True))))
+
+
+@st.composite
+def standard_gamma_case(draw):
+    """α in (0.3, 20) and fixed quantiles u in (0.05, 0.95): fn(α) = standard_gamma(α, z(α)), z(α) the u-quantile of
+    Gamma(α, 1) by bisection and Newton's steps on tests/test_ops_gamma.py's incomplete gamma function. Its central
+    differences are then dz/dα at fixed u, which the op's implicit VJP must give (a draw held fixed would give 0).
+    Shapes of one or two elements: each evaluation solves for z. eps 10⁻⁵: the reference's rounding (~10⁻¹⁵ of z)
+    stays far below eps·dz/dα."""
+    from tests.test_ops_gamma import quantile_by_bisection
+    rng = draw(rngs)
+    shape = draw(st.sampled_from([(), (2,)]))
+    alpha, u = rng.uniform(0.3, 20, shape), rng.uniform(0.05, 0.95, shape)
+    return case(lambda a: ops.standard_gamma(a, quantile_by_bisection(a.data, u, steps=20, newton=4)), alpha, eps=1e-5)
+
+
+DOMAINS.update({
+    "lgamma": unary(ops.lgamma, off_poles), "digamma": unary(ops.digamma, off_poles), "polygamma": polygamma_case(),
+    "standard_gamma": standard_gamma_case(),
+})
+
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"

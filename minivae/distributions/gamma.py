@@ -31,15 +31,15 @@ def positive_params(given, names, who):
     return params, shape, numpy.result_type(*[p.dtype for p in params])
 
 
-def standard_gamma_draws(rng, concentration, shape, dtype):
+def standard_gamma_draws(rng, concentration, shape, dtype, device="cpu"):
     """Draws of Gamma(α, 1) of ``shape`` (α = ``concentration``'s array broadcast to it), in ``dtype``, on its device, no
     gradient: Marsaglia & Tsang (2000): d = α − ⅓, c = 1/√(9d), x ~ N(0, 1), v = (1 + c·x)³, accepted when v > 0 and
     log u < x²/2 + d − d·v + d·log v (u ~ U(0, 1)), then d·v; the rejected positions drawn again (acceptance ≥ 95%).
     For α < 1, a draw of Gamma(α + 1, 1) times u^{1/α} (their boost), one more uniform each. Computed in float64
     (every uniform and normal drawn by ``rng`` in float64), rounded to ``dtype`` and clamped to its smallest normal
-    number (torch's clamp: u^{1/α} of a small α underflows, and a draw of 0 has no logarithm)."""
+    number (torch's clamp: u^{1/α} of a small α underflows, and a draw of 0 has no logarithm). ``device``: the
+    concentration's, where ``rng`` draws."""
     xp = get_array_module(concentration)
-    device = "cpu" if xp is numpy else "cuda"
     a = xp.broadcast_to(concentration.astype(numpy.float64), shape).ravel()
     boost = a < 1
     d = xp.where(boost, a + 1, a) - ONE_THIRD
@@ -65,7 +65,8 @@ def gamma_rsample(rng, concentration, shape, dtype, draws=None):
     """standard_gamma(α, z) of draws z of Gamma(α, 1) (``draws`` given, or drawn by ``rng``): the draws, with the
     implicit gradient in α."""
     if draws is None:
-        draws = array_function(lambda a: standard_gamma_draws(resolve(rng), a, shape, dtype), concentration)
+        device = concentration.device
+        draws = array_function(lambda a: standard_gamma_draws(resolve(rng), a, shape, dtype, device), concentration)
     return ops.standard_gamma(concentration, draws)
 
 

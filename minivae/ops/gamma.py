@@ -372,7 +372,7 @@ class StandardGamma(Function):
     def forward(ctx, concentration, draw):
         xp = ctx.xp
         a, z = common((concentration, draw))  # (PyTorch's promotion; integers alone as float32)
-        ctx.save(a=a, z=xp.broadcast_to(z, xp.broadcast_shapes(a.shape, z.shape)))
+        ctx.save(a=a, z=xp.broadcast_to(z, numpy.broadcast_shapes(a.shape, z.shape)))
         return xp.array(ctx.z)
 
     def backward(ctx, g):

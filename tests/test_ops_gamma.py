@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import minivae as mv
 from minivae import ops
+from tests.strategies import rngs
 
 EULER_GAMMA = 0.5772156649015329
 ZETA3, ZETA5 = 1.2020569031595942, 1.0369277551433699  # ζ(3) = 1.20205690315959428540…, ζ(5) = 1.03692775514336992633…
@@ -273,3 +275,46 @@ def test_standard_gamma_returns_the_draw_broadcast_and_sums_the_gradient_to_alph
     zero = mv.tensor(np.array([1.0]), requires_grad=True)
     ops.standard_gamma(zero, np.array([0.0])).backward()
     assert zero.grad[0] == 0  # a draw of 0 (clamped away by the samplers) has no gradient, not NaN
+
+
+@given(rng=rngs, shape=st.sampled_from([(), (2,)]))
+def test_standard_gamma_gradchecks_against_its_quantile(rng, shape):
+    """gradcheck of fn(α) = standard_gamma(α, z(α)), z(α) the u-quantile of Gamma(α, 1) for fixed u (bisection and
+    Newton's steps on gammainc_reference): its central differences are dz/dα at fixed u, which the op's implicit VJP
+    must give (a draw held fixed would give 0); α in (0.3, 20), u in (0.05, 0.95). eps 10⁻⁵: the reference's rounding
+    (~10⁻¹⁵ of z) stays far below eps·dz/dα. (Not among tests/test_ops_gradcheck.py's DOMAINS: z is computed outside
+    the graph, which tests/test_plan.py's replay of every domain would hold fixed.)"""
+    alpha, u = rng.uniform(0.3, 20, shape), rng.uniform(0.05, 0.95, shape)
+    assert mv.gradcheck(lambda a: ops.standard_gamma(a, quantile_by_bisection(a.data, u, steps=20, newton=4)), [alpha],
+                        eps=1e-5)
+
+
+def test_standard_gamma_replays_in_a_compiled_step_as_it_ran():
+    """A loss of standard_gamma(α, fixed draws) trained by SGD: two replays of the recorded step give α of two more
+    eager steps, bit for bit (the VJP's loops stop by the data, and must not keep state between calls)."""
+    from minivae.optim import SGD
+    from minivae.plan import compile_step
+    from tests.test_plan import _Device
+    z = np.array([0.3, 2.0, 7.5, 40.0])
+    w = np.array([0.5, -1.0, 2.0, 1.5])
+
+    def run(replayed):
+        alpha = mv.tensor(np.array([0.7, 2.0, 5.0, 30.0]), requires_grad=True)
+        opt = SGD([alpha], lr=1e-2)
+
+        def loss_fn(_):
+            return (ops.standard_gamma(alpha, z) * w).sum()
+        if replayed:
+            plan = compile_step(_Device("cpu"), opt, loss_fn, np.zeros(1))
+            plan.step(np.zeros(1))
+            plan.step(np.zeros(1))
+        else:
+            for _ in range(3):
+                loss = loss_fn(None)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return alpha.numpy()
+    eager = run(False)
+    assert (eager != np.array([0.7, 2.0, 5.0, 30.0])).all()
+    np.testing.assert_array_equal(run(True), eager)

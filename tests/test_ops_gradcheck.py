@@ -424,6 +424,24 @@ DOMAINS.update({
     "silu": unary(ops.silu, uniform(-6, 6)), "binary_cross_entropy": binary_cross_entropy_case(),
 })
 
+def off_poles(rng, shape):
+    """Values of the gamma family's domain: (0.05, 8), and negative ones at least 0.1 from an integer (−4 … 0)."""
+    x = rng.uniform(0.05, 8, shape)
+    negative = -rng.integers(0, 4, shape) - rng.uniform(0.1, 0.9, shape)
+    return np.where(rng.random(shape) < 0.3, negative, x)
+
+
+@st.composite
+def polygamma_case(draw):
+    n = draw(st.sampled_from([1, 2, 3]))
+    return case(lambda t: ops.polygamma(n, t), off_poles(draw(rngs), draw(shapes(empty=True))))
+
+
+DOMAINS.update({
+    "lgamma": unary(ops.lgamma, off_poles), "digamma": unary(ops.digamma, off_poles), "polygamma": polygamma_case(),
+})  # (standard_gamma, a surrogate, is gradchecked against its quantile in tests/test_ops_gamma.py)
+
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"

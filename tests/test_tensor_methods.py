@@ -21,6 +21,11 @@ SHAPES = [(3,), (2, 3, 4)]
 POSITIVE = (0.2, 2.0)
 ANY = (-1.5, 1.5)
 
+def _zeta2(x):
+    import torch
+    return torch.special.zeta(torch.full_like(x, 2.0), x)
+
+
 # name: (method call, torch call, the op whose node the result is, input domain); ``y`` is a second input of the last
 # axis's length (broadcast against x), for the binary ones
 UNARY = {
@@ -32,6 +37,11 @@ UNARY = {
     "erf": (lambda x: x.erf(), lambda x: x.erf(), "erf", ANY),
     "erfc": (lambda x: x.erfc(), lambda x: x.erfc(), "erfc", ANY),
     "erfinv": (lambda x: x.erfinv(), lambda x: x.erfinv(), "erfinv", (-0.9, 0.9)),
+    "lgamma": (lambda x: x.lgamma(), lambda x: x.lgamma(), "lgamma", POSITIVE),
+    # torch's gradient of digamma, its trigamma, is a short series ~10⁻⁹ off: ψ⁽¹⁾(x) = ζ(2, x) (torch.special.zeta)
+    "digamma": (lambda x: x.digamma(), lambda x: x.digamma().detach() + (x - x.detach()) * _zeta2(x.detach()), "digamma",
+                POSITIVE),
+    "polygamma": (lambda x: x.polygamma(2), lambda x: x.polygamma(2), "polygamma", POSITIVE),
     "square": (lambda x: x.square(), lambda x: x.square(), "mul", ANY),
     "reciprocal": (lambda x: x.reciprocal(), lambda x: x.reciprocal(), "div", POSITIVE),
     "rsqrt": (lambda x: x.rsqrt(), lambda x: x.rsqrt(), "div", POSITIVE),

@@ -8,10 +8,15 @@ from minivae.distributions.categorical import Categorical, OneHotCategorical
 from minivae.distributions.independent import Independent
 from minivae.distributions.laplace import Laplace
 from minivae.distributions.uniform import Uniform
+from minivae.distributions.gamma import Gamma
+from minivae.distributions.exponential import Exponential
+from minivae.distributions.beta import Beta
+from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
-__all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Bernoulli", "ContinuousBernoulli", "Categorical",
+__all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
+           "Bernoulli", "ContinuousBernoulli", "Categorical",
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
            "RelaxedBernoulli", "Independent", "constraints", "kl_divergence", "mc_kl", "register_kl"]

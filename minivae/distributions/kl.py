@@ -4,7 +4,8 @@ The pairs, each torch's formula unless said otherwise (p ‖ q):
     Normal ‖ Normal, Bernoulli ‖ Bernoulli, Categorical ‖ Categorical (so OneHotCategorical ‖ OneHotCategorical),
     ContinuousBernoulli ‖ ContinuousBernoulli, Laplace ‖ Laplace, Uniform ‖ Uniform, Independent ‖ Independent,
     Normal ‖ Laplace, Laplace ‖ Normal, Uniform ‖ Normal, ContinuousBernoulli ‖ Normal, ContinuousBernoulli ‖ Uniform,
-    Uniform ‖ ContinuousBernoulli, and +∞ for Normal ‖ Uniform and Laplace ‖ Uniform (p's support is not q's).
+    Uniform ‖ ContinuousBernoulli, Gamma ‖ Gamma, Exponential ‖ Exponential, Exponential ‖ Gamma, Beta ‖ Beta,
+    Dirichlet ‖ Dirichlet, and +∞ for Normal ‖ Uniform and Laplace ‖ Uniform (p's support is not q's).
 ``kl_divergence`` takes the most specific registered pair of types (as torch's: by p's class, then q's, along their
 MROs), so a pair registered for subclasses wins over one for their bases whatever the order of registration.
 """
@@ -16,9 +17,13 @@ import numpy
 
 from minivae import ops
 from minivae.distributions.bernoulli import Bernoulli
+from minivae.distributions.beta import Beta, log_beta
 from minivae.distributions.categorical import Categorical
 from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
+from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.distribution import LOG_2PI
+from minivae.distributions.exponential import Exponential
+from minivae.distributions.gamma import Gamma
 from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
 from minivae.distributions.normal import Normal
@@ -225,6 +230,56 @@ def _kl_uniform_continuous_bernoulli(p, q):
     outside = array_function(lambda lo, hi: (lo < 0) | (hi > 1), p.low, p.high)
     value = (-ops.log(p.high - p.low) - p.mean * q.logits + ops.softplus(q.logits) - q._log_normalizer())
     return ops.where(outside, math.inf, value)
+
+
+EULER_GAMMA = 0.5772156649015329  # γ = 0.57721566490153286061…
+
+
+@register_kl(Gamma, Gamma)
+def _kl_gamma_gamma(p, q):
+    """α_q·log(β_p/β_q) + lgamma(α_q) − lgamma(α_p) + (α_p − α_q)·ψ(α_p) + (β_q − β_p)·α_p/β_p (torch's)."""
+    a_p, b_p, a_q, b_q = p.concentration, p.rate, q.concentration, q.rate
+    return (a_q * ops.log(b_p / b_q) + ops.lgamma(a_q) - ops.lgamma(a_p) + (a_p - a_q) * ops.digamma(a_p)
+            + (b_q - b_p) * a_p / b_p)
+
+
+@register_kl(Exponential, Exponential)
+def _kl_exponential_exponential(p, q):
+    """r − log r − 1, r = β_q/β_p (torch's)."""
+    ratio = q.rate / p.rate
+    return ratio - ops.log(ratio) - 1
+
+
+@register_kl(Exponential, Gamma)
+def _kl_exponential_gamma(p, q):
+    """−α·log r + r + lgamma(α) + α·γ − (1 + γ), r = β_q/λ_p, γ Euler's constant (torch's): E_p[x] = 1/λ_p and
+    E_p[log x] = −γ − log λ_p."""
+    ratio = q.rate / p.rate
+    a = q.concentration
+    return -a * ops.log(ratio) + ratio + ops.lgamma(a) + a * EULER_GAMMA - (1 + EULER_GAMMA)
+
+
+@register_kl(Beta, Beta)
+def _kl_beta_beta(p, q):
+    """log B(a_q, b_q) − log B(a_p, b_p) + (a_p − a_q)ψ(a_p) + (b_p − b_q)ψ(b_p) + (s_q − s_p)ψ(s_p), s = a + b (torch's,
+    its lgamma terms grouped as the two log B)."""
+    a_p, b_p, a_q, b_q = p.concentration1, p.concentration0, q.concentration1, q.concentration0
+    s_p, s_q = a_p + b_p, a_q + b_q
+    return (log_beta(a_q, b_q) - log_beta(a_p, b_p) + (a_p - a_q) * ops.digamma(a_p) + (b_p - b_q) * ops.digamma(b_p)
+            + (s_q - s_p) * ops.digamma(s_p))
+
+
+@register_kl(Dirichlet, Dirichlet)
+def _kl_dirichlet_dirichlet(p, q):
+    """lgamma(α₀_p) − lgamma(α₀_q) − Σₖ (lgamma(α_p) − lgamma(α_q)) + Σₖ (α_p − α_q)(ψ(α_p) − ψ(α₀_p)) (torch's); both
+    of K categories."""
+    a_p, a_q = p.concentration, q.concentration
+    if a_p.shape[-1] != a_q.shape[-1]:
+        raise ValueError(f"kl_divergence: p has K = {a_p.shape[-1]} categories and q has K = {a_q.shape[-1]}; "
+                         "they must be equal")
+    s_p = a_p.sum(axis=-1, keepdims=True)
+    return (ops.lgamma(s_p.sum(axis=-1)) - ops.lgamma(a_q.sum(axis=-1)) - (ops.lgamma(a_p) - ops.lgamma(a_q)).sum(axis=-1)
+            + ((a_p - a_q) * (ops.digamma(a_p) - ops.digamma(s_p))).sum(axis=-1))
 
 
 def mc_kl(p, q, n, rng):

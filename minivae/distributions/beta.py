@@ -1,0 +1,84 @@
+"""The Beta distribution, sampled as X/(X + Y) of two Gamma draws."""
+import math
+
+from minivae import ops
+from minivae.distributions import constraints
+from minivae.distributions.distribution import Distribution
+from minivae.distributions.gamma import gamma_rsample, positive_params, xlogy
+from minivae.engine import array_function
+
+
+def log_beta(a, b):
+    """log B(a, b) = lgamma(a) + lgamma(b) − lgamma(a + b)."""
+    return ops.lgamma(a) + ops.lgamma(b) - ops.lgamma(a + b)
+
+
+class Beta(Distribution):
+    """Beta(concentration1 a, concentration0 b): density x^{a−1}(1 − x)^{b−1}/B(a, b) on [0, 1], elementwise, as
+    torch.distributions.Beta.
+
+    rsample    X/(X + Y), X ~ Gamma(a, 1), Y ~ Gamma(b, 1) (Gamma's draws, each with its implicit gradient)
+    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1)
+    entropy    log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b)
+    mean a/(a + b);  variance ab/((a + b)²(a + b + 1));  mode (a − 1)⁺/((a − 1)⁺ + (b − 1)⁺), torch's: 1 where a < 1
+    and b < 1 (the density is unbounded at both ends; torch's Dirichlet rule takes the first category's), NaN where
+    both counts are 0 otherwise (a = 1, b ≤ 1, or b = 1, a ≤ 1)
+    support unit_interval; arg_constraints positive. Constant CPU parameters must be > 0 and finite.
+
+    Different from torch on purpose: log_prob(x) outside [0, 1] is −∞ (torch refuses the value, or returns NaN).
+    """
+
+    has_rsample = True
+    _params = ("concentration1", "concentration0")
+    arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
+    support = constraints.unit_interval
+
+    def __init__(self, concentration1, concentration0):
+        (self.concentration1, self.concentration0), self.batch_shape, self._dtype = positive_params(
+            (concentration1, concentration0), ("concentration1", "concentration0"), "Beta")
+
+    @property
+    def mean(self):
+        a, b = self.concentration1, self.concentration0
+        return self._batch(a / (a + b))
+
+    @property
+    def mode(self):
+        a, b = self.concentration1, self.concentration0
+        m1, m0 = ops.clip(a - 1, 0.0), ops.clip(b - 1, 0.0)
+        both_below_one = array_function(lambda a, b: (a < 1) & (b < 1), a, b)
+        total = m1 + m0
+        undefined = array_function(lambda t: t == 0, total)  # (0/0: NaN, as torch's, without NumPy's warning)
+        ratio = ops.where(undefined, math.nan, m1 / ops.where(undefined, 1.0, total))
+        return self._batch(ops.where(both_below_one, 1.0, ratio))
+
+    @property
+    def variance(self):
+        a, b = self.concentration1, self.concentration0
+        total = a + b
+        return self._batch(a * b / (total * total * (total + 1)))
+
+    def rsample(self, sample_shape=(), rng=None, draws=None):
+        """X/(X + Y) of Gamma(a, 1) and Gamma(b, 1) draws by ``rng``; pass ``draws`` = (X, Y) to fix them."""
+        shape = self._extended(sample_shape)
+        x_draws, y_draws = (None, None) if draws is None else draws
+        x = gamma_rsample(rng, self.concentration1, shape, self._dtype, x_draws)
+        y = gamma_rsample(rng, self.concentration0, shape, self._dtype, y_draws)
+        return x / (x + y)
+
+    def log_prob(self, value):
+        value = self._value(value)
+        outside = array_function(lambda v: ~((v >= 0) & (v <= 1)), value)
+        x = ops.where(outside, 0.5, value)
+        a, b = self.concentration1, self.concentration0
+        lp = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
+        return ops.where(outside, -math.inf, lp)
+
+    def entropy(self):
+        a, b = self.concentration1, self.concentration0
+        total = a + b
+        return self._batch(log_beta(a, b) - (a - 1) * ops.digamma(a) - (b - 1) * ops.digamma(b)
+                           + (total - 2) * ops.digamma(total))
+
+    def __repr__(self):
+        return f"Beta(batch_shape={self.batch_shape})"

@@ -1,0 +1,386 @@
+"""The gamma function's family: lgamma, digamma, polygamma, and the implicit reparameterization gradient of a Gamma
+draw (standard_gamma), in array arithmetic alone (NumPy has no vectorized lgamma, and SciPy is no dependency), so that
+the same code runs on NumPy and CuPy arrays. float64 is computed as below; float32 and float16 inputs in float64,
+rounded once to their dtype, integer and bool ones as float32 (``special.in_float64``, as the erf family).
+
+lgamma, 0 < x < 10  reduced to r = x + 2, x + 1, x or x − n in [3/2, 5/2) by Γ(x + 1) = x·Γ(x), and
+                    lgamma(2 + t) = (1 − γ)t + Σₘ₌₂³⁰ (−1)ᵐ (ζ(m) − 1) tᵐ/m for |t| ≤ ½ (the terms fall as 4⁻ᵐ;
+                    coefficients in 50-digit decimal): relatively accurate at the zeros x = 1 and 2 as well
+                    (lgamma(1 + t) = S(t) − log(1 + t), which cancels by a factor of 2.5 only)
+lgamma, x ≥ 10      Stirling: (x − ½)·log x − x + ½ log 2π + Σₖ₌₁⁹ B₂ₖ / (2k(2k − 1) x²ᵏ⁻¹)
+digamma, x > 0      ψ(x) = ψ(x + n) − Σⱼ₌₀ⁿ⁻¹ 1/(x + j) up to x + n ≥ 10, then
+                    ψ(y) = log y − 1/(2y) − Σₖ₌₁¹⁴ B₂ₖ/(2k·y²ᵏ)  (absolutely accurate near its zero x₀ = 1.4616…)
+polygamma(n, x > 0) ψ⁽ⁿ⁾(x) = (−1)ⁿ⁺¹ n! ζ(n + 1, x), ζ(s, x) = Σⱼ₌₀ᵐ⁻¹ (x + j)⁻ˢ + ζ(s, y), y = x + m ≥ 10 + n, and
+                    Euler–Maclaurin: ζ(s, y) = y¹⁻ˢ/(s − 1) + y⁻ˢ/2 + Σₖ₌₁¹⁴ B₂ₖ/(2k)!·s(s + 1)…(s + 2k − 2)·y⁻ˢ⁻²ᵏ⁺¹
+x < 0 (reflection)  lgamma(x) = log(π/|sin πx|) − lgamma(1 − x),  ψ(x) = ψ(1 − x) − π cot πx,
+                    ψ⁽ⁿ⁾(x) = (−1)ⁿ ψ⁽ⁿ⁾(1 − x) − πⁿ⁺¹ Pₙ(cot πx), Pₙ the n-th derivative of cot as a polynomial in cot
+                    (P₀ = c, Pₙ₊₁ = −(1 + c²)·Pₙ'(c); every coefficient of Pₙ has the sign (−1)ⁿ), sin πx and cot πx
+                    taken of r = x − round(x) (exact), so that a large |x| loses nothing to π's rounding
+
+Poles and infinities, torch's: lgamma is +∞ at 0, −0, the negative integers and ±∞; ψ(±0) = ∓∞, NaN at the negative
+integers and −∞, ψ(∞) = ∞; ψ⁽ⁿ⁾ is (−1)ⁿ⁺¹·∞ at 0 and (here) at every negative integer, (−1)ⁿ⁺¹·0 at ∞, NaN at −∞.
+
+standard_gamma(α, z): z, a draw of Gamma(α, 1), given; its gradient is the implicit one (Figurnov, Mohamed & Mnih
+2018): with u = F(z; α) held fixed, dz/dα = −(∂F/∂α)(z; α) / f(z; α), F the regularized lower incomplete gamma
+function P(α, z) and f = z^{α−1}e^{−z}/Γ(α) the density. Both branches are written so that e^{…} cancels:
+    z < α + 1   the series P = e^L·S, L = α log z − z − lgamma(α + 1), S = Σₖ tₖ, t₀ = 1, tₖ = tₖ₋₁·z/(α + k)
+                (every term positive), ∂S/∂α = −Σₖ tₖ hₖ, hₖ = Σⱼ₌₁ᵏ 1/(α + j); f = e^L·α/z, so
+                dz/dα = −(z/α)·[S·(log z − ψ(α + 1)) + ∂S/∂α]
+    z ≥ α + 1   Legendre's continued fraction Q = 1 − P = e^{L'}·C, L' = α log z − z − lgamma(α),
+                C = 1/(z + 1 − α − 1·(1 − α)/(z + 3 − α − 2·(2 − α)/(z + 5 − α − …))) by the modified Lentz method,
+                carried with its derivative in α (forward mode); f = e^{L'}/z, so dz/dα = z·[C·(log z − ψ(α)) + ∂C/∂α]
+Each is summed until its terms fall below 2⁻⁵⁶ of the sum (at most SERIES_TERMS, FRACTION_LEVELS: enough for α up to
+10⁴ within 5 standard deviations). A draw z ≤ 0 (the sampler clamps its draws to the dtype's tiny, as torch's) has
+gradient 0.
+
+References: Abramowitz & Stegun 6.1.40, 6.3.18, 6.4.11 (the asymptotic series); Numerical Recipes §6.2 (the series and
+the continued fraction of the incomplete gamma function); M. Figurnov, S. Mohamed, A. Mnih, "Implicit
+Reparameterization Gradients", NeurIPS 2018.
+"""
+import contextlib
+import functools
+import math
+import numbers
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+import numpy
+
+from minivae.engine import Function
+from minivae.ops._broadcast import unbroadcast
+from minivae.ops._registry import register
+from minivae.ops.arith import common
+from minivae.ops.sampling import SURROGATES
+from minivae.ops.special import in_float64
+from minivae.ops.unary import real
+
+EULER_GAMMA = "0.57721566490153286060651209008240243104215933593992359880576723"
+PI = 3.141592653589793
+HALF_LOG_2PI = 0.9189385332046728  # ½ log 2π = 0.91893853320467274178…
+LGAMMA_TERMS, STIRLING_TERMS, ASYMPTOTIC_TERMS = 30, 9, 14
+ASYMPTOTIC_FROM = 10.0   # digamma's and lgamma's asymptotic series from here on (polygamma's from 10 + n)
+SERIES_TERMS, FRACTION_LEVELS, CHECK_EVERY = 4000, 2000, 25
+TOLERANCE = 2.0 ** -56
+
+
+@functools.cache
+def quiet(fn):
+    """fn(xp, …) without NumPy's warnings: the formulas overflow to ±∞ where the function does (ψ⁽ⁿ⁾ near a pole, lgamma
+    of 10³⁰⁷) and compute branches that are not selected; CuPy warns of nothing."""
+    @functools.wraps(fn)
+    def run(xp, *args):
+        with numpy.errstate(all="ignore") if xp is numpy else contextlib.nullcontext():
+            return fn(xp, *args)
+    return run
+
+
+@functools.cache
+def bernoulli(count):
+    """B₀ … B_{count−1} as Fractions (Akiyama–Tanigawa), B₁ = −½."""
+    out, row = [], []
+    for m in range(count):
+        row.append(Fraction(1, m + 1))
+        for j in range(m, 0, -1):
+            row[j - 1] = j * (row[j - 1] - row[j])
+        out.append(row[0])
+    out[1] = -out[1]  # (the algorithm gives B₁ = +½)
+    return out
+
+
+@functools.cache
+def lgamma_coefficients():
+    """[1 − γ, (−1)ᵐ(ζ(m) − 1)/m for m = 2 … LGAMMA_TERMS], ζ(m) − 1 = Σₙ₌₂ n⁻ᵐ summed to n = 40 and the rest by
+    Euler–Maclaurin, all in 50-digit decimal, rounded to float64."""
+    b = bernoulli(40)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        out = [float(1 - Decimal(EULER_GAMMA))]
+        for m in range(2, LGAMMA_TERMS + 1):
+            n = 40
+            total = sum(Decimal(j) ** -m for j in range(2, n))
+            total += Decimal(n) ** (1 - m) / (m - 1) + Decimal(n) ** -m / 2
+            rising = Decimal(m)  # m(m + 1)…(m + 2k − 2)
+            for k in range(1, 15):
+                if k > 1:
+                    rising *= (m + 2 * k - 3) * (m + 2 * k - 2)
+                bk = b[2 * k]
+                total += Decimal(bk.numerator) / Decimal(bk.denominator) / math.factorial(2 * k) * rising \
+                    * Decimal(n) ** (-m - 2 * k + 1)
+            out.append(float((-1) ** m * total / m))
+    return out
+
+
+@functools.cache
+def cot_derivative(n):
+    """The coefficients of Pₙ(c) = dⁿ cot(u)/duⁿ as a polynomial in c = cot u, lowest power first (Python ints)."""
+    p = [0, 1]
+    for _ in range(n):
+        dp = [k * p[k] for k in range(1, len(p))] or [0]  # P'
+        q = [0] * (len(dp) + 2)
+        for k, a in enumerate(dp):  # −(1 + c²)·P'
+            q[k] -= a
+            q[k + 2] -= a
+        p = q
+    while len(p) > 1 and p[-1] == 0:
+        p.pop()
+    return p
+
+
+def horner(coefficients, t):
+    """Σₖ cₖ tᵏ, coefficients lowest first."""
+    out = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        out = out * t + c
+    return out
+
+
+def lgamma_positive(xp, a):
+    """lgamma of a float64 array a > 0, finite (module docstring)."""
+    small = a < ASYMPTOTIC_FROM
+    y = xp.where(small, a, 2.0)
+    z, prod = y, xp.ones_like(y)
+    for _ in range(8):  # lgamma(z) = lgamma(z − 1) + log(z − 1), down to [3/2, 5/2): z − 1 exact
+        step = z >= 2.5
+        z = xp.where(step, z - 1, z)
+        prod = xp.where(step, prod * z, prod)
+    below, mid = y < 0.5, y < 1.5
+    t = xp.where(below, y, xp.where(mid, y - 1, z - 2))
+    correction = xp.where(below, -xp.log(y) - xp.log1p(y), xp.where(mid, -xp.log(y), xp.log(prod)))
+    series = t * horner(lgamma_coefficients(), t) + correction
+    b = xp.where(small, ASYMPTOTIC_FROM, a)
+    w = 1 / (b * b)
+    terms = [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
+    log_b = xp.log(b)
+    stirling = b * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + horner(terms, w) / b
+    return xp.where(small, series, stirling)
+
+
+def shifted(xp, a, power, until):
+    """(y, Σⱼ (a + j)^power) with y = a + m the first of a, a + 1, … that is ≥ until (power −1: 1/(a + j))."""
+    acc = xp.zeros_like(a)
+    for _ in range(int(math.ceil(until))):
+        step = a < until
+        term = 1 / a if power == -1 else a ** power
+        acc = acc + xp.where(step, term, 0.0)
+        a = xp.where(step, a + 1, a)
+    return a, acc
+
+
+def digamma_positive(xp, a):
+    """ψ of a float64 array a > 0, finite."""
+    y, acc = shifted(xp, a, -1, ASYMPTOTIC_FROM)
+    w = 1 / (y * y)
+    terms = [float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k)) for k in range(1, ASYMPTOTIC_TERMS + 1)]
+    return xp.log(y) - 0.5 / y - w * horner(terms, w) - acc
+
+
+@functools.cache
+def zeta_terms(n):
+    """B₂ₖ/(2k)!·(n + 1)(n + 2)…(n + 2k − 1), k = 1 … ASYMPTOTIC_TERMS: ζ(n + 1, y)'s Euler–Maclaurin tail."""
+    b, out, rising = bernoulli(2 * ASYMPTOTIC_TERMS + 2), [], 1
+    for k in range(1, ASYMPTOTIC_TERMS + 1):
+        for j in (2 * k - 2, 2 * k - 1):
+            if j >= 1:
+                rising *= n + j
+        out.append(float(b[2 * k] / math.factorial(2 * k) * rising))
+    return out
+
+
+def polygamma_positive(xp, n, a):
+    """ψ⁽ⁿ⁾ of a float64 array a > 0, finite, n ≥ 1."""
+    y, acc = shifted(xp, a, -(n + 1), ASYMPTOTIC_FROM + n)
+    w = 1 / (y * y)
+    zeta = acc + y ** -n * (1 / n + 0.5 / y + w * horner(zeta_terms(n), w))
+    return (-1) ** (n + 1) * float(math.factorial(n)) * zeta
+
+
+def reflected(xp, x):
+    """(negative, pole, r, safe): x < 0; x a pole (0, −0, a negative integer, −∞); r = x − round(x) where x < 0 (else
+    ½); safe: 1 − x where x < 0, else x, with the poles, NaNs and ±∞ replaced by 1 (every branch finite)."""
+    finite = xp.isfinite(x)
+    negative = x < 0
+    pole = (x <= 0) & (xp.floor(xp.where(finite, x, 0.5)) == x) | (x == -xp.inf)
+    r = xp.where(negative & finite, x - xp.round(xp.where(finite, x, 0.0)), 0.5)
+    safe = xp.where(pole | ~finite, 1.0, xp.where(negative, 1 - x, x))
+    return negative, pole, r, safe
+
+
+@quiet
+def lgamma_forward(xp, x):
+    negative, pole, r, safe = reflected(xp, x)
+    lg = lgamma_positive(xp, safe)
+    out = xp.where(negative, xp.log(PI / xp.abs(xp.sin(PI * r))) - lg, lg)
+    out = xp.where(pole | (x == xp.inf), xp.inf, out)
+    return xp.where(xp.isnan(x), x, out)
+
+
+def cot_pi(xp, r):
+    return xp.cos(PI * r) / xp.sin(PI * r)
+
+
+@quiet
+def digamma_forward(xp, x):
+    negative, pole, r, safe = reflected(xp, x)
+    psi = digamma_positive(xp, safe)
+    out = xp.where(negative, psi - PI * cot_pi(xp, xp.where(pole, 0.5, r)), psi)
+    out = xp.where(pole, xp.where(x == 0, xp.copysign(xp.inf, -x), xp.nan), out)  # ψ(±0) = ∓∞ (torch's)
+    out = xp.where(x == xp.inf, xp.inf, out)
+    return xp.where(xp.isnan(x), x, out)
+
+
+@quiet
+def polygamma_forward(xp, n, x):
+    negative, pole, r, safe = reflected(xp, x)
+    psi = polygamma_positive(xp, n, safe)
+    c = cot_pi(xp, xp.where(pole, 0.5, r))
+    p = cot_derivative(n)
+    odd = [float(v) for v in p[n % 2 + 1::2]] if n % 2 == 0 else None  # Pₙ = c·Q(c²) for even n, Q(c²) for odd n
+    q = horner(odd, c * c) * c if odd else horner([float(v) for v in p[::2]], c * c)
+    out = xp.where(negative, (-1) ** n * psi - PI ** (n + 1) * q, psi)
+    sign = float((-1) ** (n + 1))
+    out = xp.where(pole & (x != -xp.inf), sign * xp.inf, out)
+    out = xp.where(x == -xp.inf, xp.nan, xp.where(x == xp.inf, sign * 0.0, out))
+    return xp.where(xp.isnan(x), x, out)
+
+
+def check_order(n):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"polygamma: n must be an integer, got {n!r}")
+    if n < 0:
+        raise ValueError(f"polygamma: n must be >= 0, got {n}")
+    return int(n)
+
+
+@register("lgamma")
+class Lgamma(Function):
+    """y = log|Γ(x)|;  x̄ = ḡ·ψ(x).  saves x."""
+
+    def forward(ctx, x):
+        x = real(x)
+        ctx.save(x=x)
+        return in_float64(lambda v: lgamma_forward(ctx.xp, v), x)
+
+    def backward(ctx, g):
+        return g * in_float64(lambda v: digamma_forward(ctx.xp, v), ctx.x)
+
+
+@register("digamma")
+class Digamma(Function):
+    """y = ψ(x) = Γ'(x)/Γ(x);  x̄ = ḡ·ψ⁽¹⁾(x).  saves x."""
+
+    def forward(ctx, x):
+        x = real(x)
+        ctx.save(x=x)
+        return in_float64(lambda v: digamma_forward(ctx.xp, v), x)
+
+    def backward(ctx, g):
+        return g * in_float64(lambda v: polygamma_forward(ctx.xp, 1, v), ctx.x)
+
+
+@register("polygamma")
+class Polygamma(Function):
+    """y = ψ⁽ⁿ⁾(x), the n-th derivative of ψ (n ≥ 1; n = 0 is digamma's op);  x̄ = ḡ·ψ⁽ⁿ⁺¹⁾(x).  saves x, n."""
+
+    def forward(ctx, x, n=1):
+        x = real(x)
+        ctx.save(x=x, n=n)
+        return in_float64(lambda v: polygamma_forward(ctx.xp, n, v), x)
+
+    def backward(ctx, g):
+        return g * in_float64(lambda v: polygamma_forward(ctx.xp, ctx.n + 1, v), ctx.x)
+
+
+def polygamma(n, x):
+    """ψ⁽ⁿ⁾(x) as torch.polygamma(n, input): n = 0 is digamma."""
+    n = check_order(n)
+    return Digamma.apply(x) if n == 0 else Polygamma.apply(x, n=n)
+
+
+lgamma, digamma = Lgamma.apply, Digamma.apply
+
+
+# ---- the implicit reparameterization gradient of a Gamma(α, 1) draw ---------------------------------------------
+def _converged(xp, small, big):
+    """Whether |small| ≤ 2⁻⁵⁶·|big| everywhere (one check every CHECK_EVERY terms: on a GPU, a copy to the host)."""
+    return not bool(xp.any(xp.abs(small) > TOLERANCE * xp.abs(big)))
+
+
+def gamma_series(xp, a, z):
+    """(S, ∂S/∂α) of the series branch (module docstring), for arrays a > 0, z > 0 of one shape."""
+    t, s, h, ds = xp.ones_like(z), xp.ones_like(z), xp.zeros_like(z), xp.zeros_like(z)
+    for k in range(1, SERIES_TERMS + 1):
+        ak = a + k
+        t = t * z / ak
+        h = h + 1 / ak
+        s = s + t
+        ds = ds - t * h
+        if k % CHECK_EVERY == 0 and _converged(xp, t, s) and _converged(xp, t * h, ds):
+            break
+    return s, ds
+
+
+def gamma_fraction(xp, a, z):
+    """(C, ∂C/∂α) of the continued fraction (module docstring), by the modified Lentz method with forward-mode
+    derivatives (b' = −1, aᵢ' = i), for arrays a > 0, z ≥ a + 1 of one shape."""
+    b = z + 1 - a
+    db = -1.0
+    d = 1 / b
+    dd = -d * d * db
+    c, dc = 1e300 * xp.ones_like(z), xp.zeros_like(z)
+    h, dh = d, dd
+    for i in range(1, FRACTION_LEVELS + 1):
+        an, dan = -i * (i - a), float(i)
+        b = b + 2
+        den = an * d + b
+        dden = dan * d + an * dd + db
+        d = 1 / den
+        dd = -d * d * dden
+        c_new = b + an / c
+        dc = db + dan / c - an * dc / (c * c)
+        c = c_new
+        delta = d * c
+        ddelta = dd * c + d * dc
+        dh = dh * delta + h * ddelta
+        h = h * delta
+        if i % CHECK_EVERY == 0 and _converged(xp, delta - 1, 1.0) and _converged(xp, h * ddelta, dh):
+            break
+    return h, dh
+
+
+@quiet
+def standard_gamma_grad(xp, a, z):
+    """dz/dα of draws z of Gamma(α, 1) at fixed F(z; α) (module docstring): float64 arrays of one shape."""
+    positive = z > 0
+    z = xp.where(positive, z, 1.0)
+    series = z < a + 1
+    zs, zf = xp.where(series, z, xp.minimum(a, 1.0) * 0.5), xp.where(series, a + 1, z)  # each branch on its own side
+    s, ds = gamma_series(xp, a, zs)
+    c, dc = gamma_fraction(xp, a, zf)
+    log_z = xp.log(z)
+    low = -(z / a) * (s * (log_z - digamma_positive(xp, a + 1)) + ds)
+    high = z * (c * (log_z - digamma_positive(xp, a)) + dc)
+    return xp.where(positive, xp.where(series, low, high), 0.0)
+
+
+@register("standard_gamma", nondifferentiable_inputs=(1,))
+class StandardGamma(Function):
+    """y = z, a draw of Gamma(α, 1) given (``draw``, no gradient of its own), in the result dtype of α and z;
+    ᾱ = ḡ·dz/dα at fixed F(z; α) = −ḡ·(∂F/∂α)(z; α)/f(z; α) (implicit reparameterization, module docstring), summed
+    to α's shape.  saves α, z.  (torch's torch._standard_gamma draws and differentiates in one; the draw is an argument
+    here, as every stochastic op's noise.)"""
+
+    def forward(ctx, concentration, draw):
+        xp = ctx.xp
+        a, z = common((concentration, draw))  # (PyTorch's promotion; integers alone as float32)
+        ctx.save(a=a, z=xp.broadcast_to(z, numpy.broadcast_shapes(a.shape, z.shape)))
+        return xp.array(ctx.z)
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")
+        grad = standard_gamma_grad(xp, a, ctx.z.astype("float64")).astype(ctx.z.dtype)
+        return unbroadcast(g * grad, ctx.a.shape), None
+
+
+SURROGATES.add("standard_gamma")  # its VJP is not the derivative of its forward (y = z): tested apart
+standard_gamma = StandardGamma.apply

@@ -19,7 +19,7 @@ import numpy
 import minivae as mv
 from minivae import objectives
 from minivae.data import batches, load_splits, sample_rows
-from minivae.models import CategoricalVAE, GaussianVAE
+from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.training import evaluate, kl_weight
@@ -45,9 +45,10 @@ def test_bounds(model, x, seed, k_elbo, k_is, batch_size=100):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["gaussian", "categorical"], default="gaussian")
+    p.add_argument("--model", choices=["gaussian", "categorical", "bernoulli"], default="gaussian")
     p.add_argument("--estimator", default="gumbel_softmax", choices=CategoricalVAE.ESTIMATORS)
     p.add_argument("--z-dim", type=int, default=50)
+    p.add_argument("--n-latent", type=int, default=200, help="bernoulli: binary latents (NVIL's 200)")
     p.add_argument("--hidden", default="512,256")
     p.add_argument("--activation", default="relu", help="relu, tanh, softplus or gated (GatedLinear hidden layers)")
     p.add_argument("--warmup-epochs", type=int, default=0, help="KL weight β rises linearly from 0 to 1 over these epochs")
@@ -75,6 +76,10 @@ def main():
     rng = Generator(args.seed)
     if args.model == "gaussian":
         model = GaussianVAE(hidden=hidden, z_dim=args.z_dim, activation=args.activation, rng=rng)
+    elif args.model == "bernoulli":
+        model = BernoulliVAE(hidden=hidden, n_latent=args.n_latent, estimator=args.estimator, tau0=1.0, tau_min=0.5,
+                             anneal_rate=args.anneal_rate, activation=args.activation,
+                             baseline_hidden=args.baseline_hidden, rng=rng)
     else:
         model = CategoricalVAE(hidden=hidden, n_latent=20, n_categories=10, estimator=args.estimator,
                                tau0=1.0, tau_min=0.5, anneal_rate=args.anneal_rate,
@@ -113,7 +118,7 @@ def main():
     model.load(os.path.join(args.out, "best.npz"))
     x = sample_rows(data["test"], args.test_limit, args.seed + 3) if args.test_limit else data["test"]
     t = time.perf_counter()
-    result = test_bounds(model, x, args.seed + 2, args.k_elbo, args.k_is if args.model == "gaussian" else 0)
+    result = test_bounds(model, x, args.seed + 2, args.k_elbo, args.k_is if args.model != "categorical" else 0)
     if args.eval_only:
         print(f"\nevaluating {args.out}/best.npz (validation ELBO {evaluate(model, data['valid'], args.seed + 1):.3f})")
     else:

@@ -433,8 +433,9 @@ class Module:
 
         With ``assign`` (torch's), nothing is copied: each parameter becomes the given tensor (a Parameter of the same
         memory, with the old parameter's requires_grad; a Parameter given is kept as it is) and each buffer the given
-        tensor, on the device it is on. As in torch, an optimizer made before then still holds the old parameters and
-        no longer updates the module's: make the optimizer after loading (or load without ``assign``).
+        tensor, on the device it is on (an ``nn.Buffer`` with its own persistence, as torch's setattr). As in torch,
+        an optimizer made before then still holds the old parameters and no longer updates the module's: make the
+        optimizer after loading (or load without ``assign``).
 
         Returns:
             IncompatibleKeys(missing_keys, unexpected_keys), torch's named tuple: the module's keys ``state``
@@ -468,6 +469,8 @@ class Module:
                 value = value if isinstance(value, Parameter) else Parameter(value)
                 module._parameters[name] = value.requires_grad_(p.requires_grad)
                 object.__setattr__(module, name, value)
+            elif isinstance(values[key], Buffer):  # assigned, with its own persistence (torch's setattr)
+                setattr(module, name, values[key])
             else:
                 value = values[key]
                 module._buffers[name] = _buffer(value if isinstance(value, Tensor) else Tensor(value))

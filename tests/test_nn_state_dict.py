@@ -110,6 +110,22 @@ def test_load_state_dict_assign_makes_the_given_tensors_the_modules_as_torchs():
     assert results["minivae"][:4] == (9.0, 9.0, 9.0, 0.0)
 
 
+def test_load_state_dict_assign_of_a_buffer_object_takes_its_persistence_as_torchs():
+    """assign=True with an nn.Buffer under a buffer's key registers it as torch's setattr does, with the Buffer's own
+    persistence: a non-persistent one leaves state_dict, a persistent one given for a non-persistent name is not
+    asked for (the state has no such key), a plain tensor keeps the name's. Old code: always kept persistent."""
+    results = {}
+    for lib in (mv, torch):
+        m = lib.nn.Module()
+        m.register_buffer("s", lib.zeros(2))
+        m.register_buffer("t", lib.zeros(2))
+        given = lib.nn.Buffer(lib.ones(2), persistent=False)
+        m.load_state_dict({"s": given, "t": lib.full((2,), 3.0)}, assign=True)
+        results[lib.__name__] = (list(m.state_dict()), [n for n, _ in m.named_buffers()], float(m.s[0].item()),
+                                 float(m.t[0].item()))
+    assert results["minivae"] == results["torch"] == (["t"], ["s", "t"], 1.0, 3.0)
+
+
 def test_load_state_dict_assign_refuses_a_wrong_shape_and_changes_nothing():
     """A wrong shape is refused under assign too (torch's check), before anything is assigned."""
     m = _tree(mv)

@@ -1974,6 +1974,8 @@ MUTANTS = [
       ['tests/test_nn_layers.py'], "nn.Flatten() flattens the batch axis too (torch's start_dim is 1, F.flatten's 0)"),
     # ---- helper-48 end ----
     # ---- lead, session 25 ----
+    M('nn-load-assign-buffer-persistence-ignored', 'minivae/nn.py', ('            elif isinstance(values[key], Buffer):  # assigned', '            elif False:  # assigned'),
+      ['tests/test_nn_state_dict.py::test_load_state_dict_assign_of_a_buffer_object_takes_its_persistence_as_torchs'], "load_state_dict(assign=True) of a non-persistent nn.Buffer keeps the name persistent (torch's setattr drops it from state_dict)"),
     M('plan-forward-only-residuals-kept', 'minivae/plan.py', ('            if release[0]:\n                ctx.release()', '            if False:\n                ctx.release()'),
       ['tests/test_plan.py::test_a_replay_allocates_nothing'], "a node no gradient reaches keeps its replay's residuals (where's mask) until the next replay: memory taken at every replay"),
     M('plan-forward-only-never-marked', 'minivae/plan.py', ('        recorder.forward_only()\n', '\n'),

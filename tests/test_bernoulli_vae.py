@@ -10,11 +10,11 @@ import pytest
 
 import minivae as mv
 from minivae import objectives as O
-from minivae.cli import main
 from minivae.models import BernoulliVAE, build
 from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.training import load_checkpoint, save_checkpoint, train
+from tests.test_cli import one_error_line, run
 
 X = (np.random.default_rng(0).random((5, 7)) < 0.4).astype(np.float64)
 
@@ -200,16 +200,6 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, estimator):
 def test_constructor_refuses_bad_arguments_naming_them(change, error, message):
     with pytest.raises(error, match=message):
         BernoulliVAE(**{**dict(x_dim=4, hidden=(3,), n_latent=2), **change}, rng=Generator(0))
-
-
-def run(*args):
-    return main([str(a) for a in args])
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
 
 
 def test_cli_trains_evaluates_and_samples_a_bernoulli_model(tmp_path, capsys):

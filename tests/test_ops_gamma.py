@@ -293,8 +293,7 @@ def test_standard_gamma_replays_in_a_compiled_step_as_it_ran():
     """A loss of standard_gamma(α, fixed draws) trained by SGD: two replays of the recorded step give α of two more
     eager steps, bit for bit (the VJP's loops stop by the data, and must not keep state between calls)."""
     from minivae.optim import SGD
-    from minivae.plan import compile_step
-    from tests.test_plan import _Device
+    from tests.test_plan import three_steps
     z = np.array([0.3, 2.0, 7.5, 40.0])
     w = np.array([0.5, -1.0, 2.0, 1.5])
 
@@ -304,16 +303,7 @@ def test_standard_gamma_replays_in_a_compiled_step_as_it_ran():
 
         def loss_fn(_):
             return (ops.standard_gamma(alpha, z) * w).sum()
-        if replayed:
-            plan = compile_step(_Device("cpu"), opt, loss_fn, np.zeros(1))
-            plan.step(np.zeros(1))
-            plan.step(np.zeros(1))
-        else:
-            for _ in range(3):
-                loss = loss_fn(None)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        three_steps(opt, loss_fn, replayed)
         return alpha.numpy()
     eager = run(False)
     assert (eager != np.array([0.7, 2.0, 5.0, 30.0])).all()

@@ -430,19 +430,25 @@ def test_every_op_replays_as_it_ran(name, data):
             out = fn(*params)
             w = weights.setdefault("w", np.random.default_rng(1).normal(size=out.shape))
             return (out * w).sum()
-        if replayed:
-            plan = compile_step(_Device("cpu"), opt, loss_fn, np.zeros(1))
-            plan.step(np.zeros(1))
-            plan.step(np.zeros(1))
-        else:
-            for _ in range(3):
-                loss = loss_fn(None)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        three_steps(opt, loss_fn, replayed)
         return [p.numpy() for p in params]
     for a, b in zip(run(False), run(True)):
         np.testing.assert_array_equal(a, b)
+
+
+def three_steps(opt, loss_fn, replayed):
+    """Three SGD steps on ``loss_fn(_)`` (a loss of the optimizer's parameters alone): eager, or the first recorded by
+    compile_step and the other two replayed."""
+    if replayed:
+        plan = compile_step(_Device("cpu"), opt, loss_fn, np.zeros(1))
+        plan.step(np.zeros(1))
+        plan.step(np.zeros(1))
+    else:
+        for _ in range(3):
+            loss = loss_fn(None)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
 
 class _Device:

@@ -53,23 +53,33 @@ def on_one_device(params, given):
     return [p.to(device) if on_host else p for p, on_host in zip(params, host)]
 
 
-def location_scale(loc, scale, who):
-    """(loc, scale, batch_shape, dtype) of a location-scale family (Normal, Laplace): as_params' tensors, constants a
-    user passes checked (see ``checkable``: loc not NaN, scale finite and > 0; NaN fails ``> 0``, so one comparison
-    with each bound covers NaN and ±inf), put on one device, their broadcast shape (no arithmetic on the data), and
-    the dtype of loc + scale·ε (float32 loc with a float64 scale draws float64 noise)."""
-    loc_t, scale_t = as_params((loc, scale), ("loc", "scale"), who)
-    if checkable(scale_t) and not ((scale_t.data > 0) & (scale_t.data < numpy.inf)).all():
-        raise ValueError(f"{who}: scale must be > 0 and finite (not NaN or inf)")
-    if checkable(loc_t) and numpy.isnan(loc_t.data).any():
-        raise ValueError(f"{who}: loc must not be NaN")
-    loc_t, scale_t = on_one_device((loc_t, scale_t), (loc, scale))
+def checked_params(given, names, who, positive):
+    """(tensors, batch_shape, dtype) of a distribution's parameters: as_params' tensors, constants a user passes checked
+    (see ``checkable``: those named in ``positive`` finite and > 0, the others not NaN; NaN fails ``> 0``, so one
+    comparison with each bound covers NaN and ±inf), put on one device, their broadcast shape (no arithmetic on the
+    data), and their result dtype (float32 loc with a float64 scale draws float64 noise)."""
+    params = as_params(given, names, who)
+    for name, t in zip(names, params):
+        if not checkable(t):
+            continue
+        if name in positive and not ((t.data > 0) & (t.data < numpy.inf)).all():
+            raise ValueError(f"{who}: {name} must be > 0 and finite (not NaN or inf)")
+        if name not in positive and numpy.isnan(t.data).any():
+            raise ValueError(f"{who}: {name} must not be NaN")
+    params = on_one_device(params, given)
     try:
-        batch_shape = numpy.broadcast_shapes(loc_t.shape, scale_t.shape)
+        batch_shape = numpy.broadcast_shapes(*[p.shape for p in params])
     except ValueError:
-        raise ValueError(f"{who}: loc of shape {loc_t.shape} and scale of shape {scale_t.shape} "
-                         "do not broadcast together") from None
-    return loc_t, scale_t, batch_shape, numpy.result_type(loc_t.dtype, scale_t.dtype)
+        shapes = " and ".join(f"{n} of shape {p.shape}" for n, p in zip(names, params))
+        raise ValueError(f"{who}: {shapes} do not broadcast together") from None
+    return params, batch_shape, numpy.result_type(*[p.dtype for p in params])
+
+
+def location_scale(loc, scale, who):
+    """(loc, scale, batch_shape, dtype) of a location-scale family (Normal, Laplace): ``checked_params`` with a
+    positive scale."""
+    (loc_t, scale_t), batch_shape, dtype = checked_params((loc, scale), ("loc", "scale"), who, positive=("scale",))
+    return loc_t, scale_t, batch_shape, dtype
 
 
 def as_value(value, like):

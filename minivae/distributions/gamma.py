@@ -7,7 +7,7 @@ import numpy
 from minivae import ops
 from minivae._backend import get_array_module
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, as_params, checkable, on_one_device
+from minivae.distributions.distribution import Distribution, checked_params
 from minivae.engine import array_function
 from minivae.random import resolve
 
@@ -15,20 +15,8 @@ ONE_THIRD = 1 / 3
 
 
 def positive_params(given, names, who):
-    """(tensors, batch_shape, dtype) of parameters that must be > 0: as_params' tensors, constants a user passes checked
-    (see ``checkable``: > 0 and finite, so NaN and ±inf are refused), put on one device, their broadcast shape and
-    result dtype."""
-    params = as_params(given, names, who)
-    for name, t in zip(names, params):
-        if checkable(t) and not ((t.data > 0) & (t.data < numpy.inf)).all():
-            raise ValueError(f"{who}: {name} must be > 0 and finite (not NaN or inf)")
-    params = on_one_device(params, given)
-    try:
-        shape = numpy.broadcast_shapes(*[p.shape for p in params])
-    except ValueError:
-        shapes = " and ".join(f"{n} of shape {p.shape}" for n, p in zip(names, params))
-        raise ValueError(f"{who}: {shapes} do not broadcast together") from None
-    return params, shape, numpy.result_type(*[p.dtype for p in params])
+    """(tensors, batch_shape, dtype) of parameters that must all be > 0 and finite (``checked_params``)."""
+    return checked_params(given, names, who, positive=names)
 
 
 def standard_gamma_draws(rng, concentration, shape, dtype, device="cpu"):

@@ -8,6 +8,7 @@ from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, as_value, logits_from
 from minivae.engine import array_function
+from minivae.ops.special import horner
 from minivae.random import resolve
 
 LOG2 = math.log(2.0)
@@ -16,14 +17,6 @@ LOGIT_LO = -0.004  # an η outside the default window (logit 0.499 = −0.004000
 # at |y| < ¼ the first term left out is below 10⁻¹⁵ of the sum
 LANGEVIN = (1 / 3, -1 / 45, 2 / 945, -1 / 4725, 2 / 93555, -1382 / 638512875, 4 / 18243225)
 LANGEVIN_SLOPE = (1 / 3, -1 / 15, 2 / 189, -1 / 675, 2 / 10395, -1382 / 58046625, 4 / 1403325, -3617 / 10854718875)
-
-
-def _horner(coefficients, z):
-    """Σ_k c_k zᵏ, by Horner's rule."""
-    out = coefficients[-1]
-    for c in coefficients[-2::-1]:
-        out = out * z + c
-    return out
 
 
 class ContinuousBernoulli(Distribution):
@@ -136,7 +129,7 @@ class ContinuousBernoulli(Distribution):
         """1/s − 1/a (η > 0) or 1/a − t/s (η < 0); for |η| < ½, ½ + ½·L(η/2), L(y) = coth y − 1/y by its series."""
         small, y = self._small()
         a, t, s, positive = self._closed(small, 1.0)
-        return ops.where(small, 0.5 + 0.5 * y * _horner(LANGEVIN, y * y),
+        return ops.where(small, 0.5 + 0.5 * y * horner(LANGEVIN, y * y),
                          ops.where(positive, 1 / s - 1 / a, 1 / a - t / s))
 
     @property
@@ -144,7 +137,7 @@ class ContinuousBernoulli(Distribution):
         """1/a² − t/s²; for |η| < ½, ¼·(1/y² − 1/sinh² y) of y = η/2 by its series."""
         small, y = self._small()
         a, t, s, positive = self._closed(small, 1.0)
-        return ops.where(small, 0.25 * _horner(LANGEVIN_SLOPE, y * y), 1 / (a * a) - t / (s * s))
+        return ops.where(small, 0.25 * horner(LANGEVIN_SLOPE, y * y), 1 / (a * a) - t / (s * s))
 
     def entropy(self):
         """1 − a·t/s − log a + log s; in the window −(2/3 + 68/45·x²)·x²."""

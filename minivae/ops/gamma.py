@@ -51,7 +51,7 @@ from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.arith import common
 from minivae.ops.sampling import SURROGATES
-from minivae.ops.special import in_float64
+from minivae.ops.special import horner, in_float64
 from minivae.ops.unary import real
 
 EULER_GAMMA = "0.57721566490153286060651209008240243104215933593992359880576723"
@@ -124,14 +124,6 @@ def cot_derivative(n):
     while len(p) > 1 and p[-1] == 0:
         p.pop()
     return p
-
-
-def horner(coefficients, t):
-    """Σₖ cₖ tᵏ, coefficients lowest first."""
-    out = coefficients[-1]
-    for c in reversed(coefficients[:-1]):
-        out = out * t + c
-    return out
 
 
 def lgamma_positive(xp, a):

@@ -104,13 +104,19 @@ def gauss(xp, x):
     return xp.exp(-s) * xp.exp(-d)
 
 
+def horner(coefficients, t):
+    """Σₖ cₖ tᵏ by Horner's rule, coefficients lowest first (numbers or arrays)."""
+    out = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        out = out * t + c
+    return out
+
+
 def erf_erfc_of_magnitude(xp, a):
     """(erf a, erfc a) for float64 a ≥ 0 (no NaN, at most 28), by the series, polynomials and fraction above."""
     maclaurin, taylor = coefficients()
     z = a * a
-    series = maclaurin[-1]
-    for c in reversed(maclaurin[:-1]):
-        series = series * z + c
+    series = horner(maclaurin, z)
     erf_small = a + a * ((TWO_OVER_SQRT_PI - 1) + z * series)  # a + a·(…): the first term exact, the rest ≤ 13% of it
 
     k = xp.clip(xp.floor(a * 4 + 0.5), 2, 16)  # the nearest x₀ = k/4 of the pieces

@@ -1980,6 +1980,13 @@ MUTANTS = [
       ['tests/test_plan.py::test_a_replay_allocates_nothing'], "a node no gradient reaches keeps its replay's residuals (where's mask) until the next replay: memory taken at every replay"),
     M('plan-forward-only-never-marked', 'minivae/plan.py', ('        recorder.forward_only()\n', '\n'),
       ['tests/test_plan.py::test_a_replay_allocates_nothing'], "the recorded step's residuals of nodes without a VJP kept for the plan's lifetime: the first replay takes new memory"),
+    # ---- helper-49 begin: fix11-gamma-kernel: Gamma draws and their gradient in one kernel each ----
+    # ---- helper-49 end ----
+    # ---- helper-50 begin: fix11-binary-concrete: the fused Binary Concrete sample and Bernoulli KL ----
+    # ---- helper-50 end ----
+    # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
+    # ---- helper-51 end ----
+    # ---- lead, session 26 ----
 ]
 
 def copy_tree(dst):

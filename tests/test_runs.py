@@ -11,21 +11,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from minivae.cli import main
 from minivae.training import FORMAT_VERSION, load_checkpoint
+from tests.test_cli import one_error_line, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--limit", "120", "--hidden", "8", "--batch-size", "40", "--n-latent", "2", "--n-categories", "3"]
-
-
-def run(*args):
-    return main([str(a) for a in args])
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
 
 
 def metrics(folder):

@@ -293,7 +293,7 @@ def test_batch_norm1d_in_a_step_plan_as_eager(momentum):
     """A compiled step plan replays BatchNorm1d's running update and count (recorded writes, the factor 1/k read on
     the device, never on the host): the same state after four steps as four eager steps."""
     from minivae.optim import SGD
-    from minivae.plan import compile_step
+    from tests.test_plan import batch_steps
     batches = [np.random.default_rng(i).standard_normal((5, 4)).astype(np.float32) for i in range(4)]
     states = []
     for replay in (False, True):
@@ -305,15 +305,7 @@ def test_batch_norm1d_in_a_step_plan_as_eager(momentum):
         def loss_fn(x, model=model, scale=scale):
             return (model(x) * model(x) * scale).sum()
 
-        if replay:
-            plan = compile_step(model, opt, loss_fn, batches[0])
-            for x in batches[1:]:
-                plan.step(x)
-        else:
-            for x in batches:
-                opt.zero_grad()
-                loss_fn(mv.tensor(x)).backward()
-                opt.step()
+        batch_steps(model, opt, loss_fn, batches, replay)
         states.append(model.state_dict())
     assert states[1]["1.num_batches_tracked"] == 8  # (two forwards a step)
     for k, v in states[0].items():

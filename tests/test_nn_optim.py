@@ -293,22 +293,14 @@ def test_tied_parameter_is_updated_once_and_frozen_one_never_as_in_torch(name, k
 
 @pytest.mark.parametrize("optimizer", [SGD, Adam])
 def test_a_model_with_tied_and_frozen_parameters_replays_its_eager_steps(optimizer):
-    from minivae.plan import compile_step
+    from tests.test_plan import batch_steps
     batches = [np.random.default_rng(i).normal(size=(4, 3)) for i in range(4)]
 
     def run(replay):
         model = _Tied(mv.nn, TIED_W, TIED_OFFSET)
         opt = optimizer(model.parameters(), lr=0.05)
         loss_fn = lambda x: (model(x) ** 2).mean()  # noqa: E731
-        if replay:
-            plan = compile_step(model, opt, loss_fn, batches[0])
-            for x in batches[1:]:
-                plan.step(x)
-        else:
-            for x in batches:
-                opt.zero_grad()
-                loss_fn(mv.tensor(x)).backward()
-                opt.step()
+        batch_steps(model, opt, loss_fn, batches, replay)
         return model, opt
 
     (m1, o1), (m2, o2) = run(False), run(True)

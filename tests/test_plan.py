@@ -436,19 +436,23 @@ def test_every_op_replays_as_it_ran(name, data):
         np.testing.assert_array_equal(a, b)
 
 
-def three_steps(opt, loss_fn, replayed):
-    """Three SGD steps on ``loss_fn(_)`` (a loss of the optimizer's parameters alone): eager, or the first recorded by
-    compile_step and the other two replayed."""
+def batch_steps(model, opt, loss_fn, batches, replayed):
+    """One step of ``opt`` on ``loss_fn(x)`` per batch x: eager, or the first recorded by compile_step and the others
+    replayed."""
     if replayed:
-        plan = compile_step(_Device("cpu"), opt, loss_fn, np.zeros(1))
-        plan.step(np.zeros(1))
-        plan.step(np.zeros(1))
+        plan = compile_step(model, opt, loss_fn, batches[0])
+        for x in batches[1:]:
+            plan.step(x)
     else:
-        for _ in range(3):
-            loss = loss_fn(None)
+        for x in batches:
             opt.zero_grad()
-            loss.backward()
+            loss_fn(mv.tensor(x)).backward()
             opt.step()
+
+
+def three_steps(opt, loss_fn, replayed):
+    """Three ``batch_steps`` on ``loss_fn(_)``, a loss of the optimizer's parameters alone."""
+    batch_steps(_Device("cpu"), opt, loss_fn, [np.zeros(1)] * 3, replayed)
 
 
 class _Device:

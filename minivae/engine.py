@@ -12,7 +12,7 @@ import operator
 
 import numpy
 
-from minivae._backend import device_constant, device_of, fused, get_array_module, module_for_device
+from minivae._backend import DEVICES, device_constant, device_of, fused, get_array_module, module_for_device
 
 DEFAULT_FLOAT = numpy.float32
 _grad_enabled = True
@@ -278,13 +278,20 @@ class Tensor:
     def astype(self, dtype):
         return ops.cast(self, dtype=numpy.dtype(dtype))
 
-    def to(self, device):
-        """A copy on ``device`` (differentiable only within one device)."""
-        if device == self.device:
-            return self
-        xp = module_for_device(device)
-        data = xp.asarray(self.data) if device == "cuda" else self.data.get()
-        return Tensor(data, requires_grad=self.requires_grad)
+    def to(self, *args, **kwargs):
+        """This tensor on another device and/or of another dtype, as ``torch.Tensor.to``: ``to(device)``,
+        ``to(dtype)``, ``to(device, dtype)``, ``to(other)`` (other's device and dtype), or the keywords; itself where
+        nothing changes. A move between devices is a copy outside the graph (differentiable only within one
+        device); a change of dtype is the differentiable ``astype``."""
+        device, dtype = to_arguments(args, kwargs, "Tensor.to")
+        out = self
+        if device is not None and device != self.device:
+            xp = module_for_device(device)
+            out = Tensor(xp.asarray(self.data) if device == "cuda" else self.data.get(), requires_grad=self.requires_grad)
+        return out if dtype is None or dtype == out.dtype else out.astype(dtype)
+
+    def cpu(self): return self.to("cpu")
+    def cuda(self): return self.to("cuda")
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -355,6 +362,7 @@ class Tensor:
     def tolist(self): return self.numpy().tolist()
     def float(self): return self.astype(numpy.float32)
     def double(self): return self.astype(numpy.float64)
+    def half(self): return self.astype(numpy.float16)
     def long(self): return self.astype(numpy.int64)
     def view(self, *shape): return self.reshape(*shape)
     def permute(self, *dims): return ops.transpose(self, dims[0] if len(dims) == 1 else dims)
@@ -585,6 +593,42 @@ def _broadcast(a):
 
 def _copy(a):
     return a.copy()
+
+
+def to_arguments(args, kwargs, who):
+    """(device or None, numpy dtype or None) of torch's ``to`` arguments: ``(device)``, ``(dtype)``, ``(device,
+    dtype)``, ``(tensor)`` (its device and dtype), or the keywords ``device=`` and ``dtype=``. A device is "cpu" or
+    "cuda"; a dtype anything ``numpy.dtype`` takes ("float64", numpy.float64). torch's ``non_blocking=`` is taken and
+    has no effect (a copy between host and device is made at once)."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "non_blocking"}
+    unknown = sorted(set(kwargs) - {"device", "dtype"})
+    if unknown:
+        raise TypeError(f"{who}() got an unexpected keyword argument {unknown[0]!r}")
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        args = (args[0].device, args[0].dtype)
+    if len(args) > 2:
+        raise TypeError(f"{who}() takes a device, a dtype, both, or a tensor; got {len(args)} arguments")
+    device, dtype = None, None
+    for a in args:
+        if isinstance(a, str) and a in DEVICES and device is None:
+            device = a
+            continue
+        try:
+            parsed = None if isinstance(a, (bool, int, float, Tensor)) or a is None else numpy.dtype(a)
+        except TypeError:
+            parsed = None
+        if parsed is None or dtype is not None:
+            raise TypeError(f"{who}(): {a!r} is neither a device {DEVICES} nor a dtype (or repeats one)")
+        dtype = parsed
+    for name, value in kwargs.items():
+        if (device if name == "device" else dtype) is not None:
+            raise TypeError(f"{who}() got {name} twice")
+        if name == "device":
+            module_for_device(value)  # checks it
+            device = value
+        else:
+            dtype = numpy.dtype(value)
+    return device, dtype
 
 
 def array_function(fn, *inputs):

@@ -128,10 +128,7 @@ def categorical_toy(draws, rng, temperatures=TEMPERATURES):
 def tiny_categorical_vae(rng):
     """The real ``CategoricalVAE`` at N = 2 variables × K = 3 categories and 8 binary pixels, with a
     linear encoder and decoder (no hidden layer), in float64 so that enumeration is exact."""
-    model = CategoricalVAE(x_dim=8, hidden=(), n_latent=2, n_categories=3, activation="tanh", rng=rng)  # Glorot init
-    for p in model.parameters():
-        p.data = p.data.astype(numpy.float64)
-    return model
+    return CategoricalVAE(x_dim=8, hidden=(), n_latent=2, n_categories=3, activation="tanh", rng=rng).double()
 
 
 TINY_DATA = numpy.array([[1, 1, 0, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1, 1, 1],

@@ -83,8 +83,10 @@ class GaussianVAE(Module):
         return Normal(loc, ops.exp(0.5 * log_var))
 
     def prior(self):
-        xp = module_for_device(self.device)
-        return Normal(Tensor(xp.zeros(self.z_dim, numpy.float32)), Tensor(xp.ones(self.z_dim, numpy.float32)))
+        """N(0, I), in the parameters' dtype."""
+        first = self.encoder.parameters()[0]
+        xp = module_for_device(first.device)
+        return Normal(Tensor(xp.zeros(self.z_dim, first.dtype)), Tensor(xp.ones(self.z_dim, first.dtype)))
 
     def likelihood(self, z):
         out = self.decoder(z)
@@ -145,8 +147,9 @@ class _DiscreteVAE(Module):
         self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng) if baseline_hidden else None
         self.to(device)
 
-    def to(self, device):
-        super().to(device)
+    def to(self, *args, **kwargs):
+        super().to(*args, **kwargs)
+        device = self.device  # (the baseline c stays float64 whatever the parameters' dtype)
         if self.baseline is not None and device == "cpu":
             self.baseline = numpy.float64(to_numpy(self.baseline))
         elif self.baseline is not None:

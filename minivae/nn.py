@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 import numpy
 
 from minivae import functional, ops  # noqa: F401  (functional re-exported: torch.nn.functional's place)
-from minivae._backend import module_for_device, to_device, to_numpy
+from minivae._backend import device_of, module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
-from minivae.engine import Tensor, array_function
+from minivae.engine import Tensor, array_function, to_arguments
 from minivae.ops.nn_ops import check_dropout_probability
 from minivae.optim import _zero_grads
 from minivae.random import resolve
@@ -371,21 +371,40 @@ class Module:
         module with neither."""
         return next((t.device for t in [*self.parameters(), *self.buffers()]), "cpu")
 
-    def to(self, device):
-        """Move every parameter (and its gradient) to ``device`` in place; returns self.
+    def to(self, *args, **kwargs):
+        """Move every parameter and buffer (and its gradient) to a device, and/or cast the floating ones to a
+        floating dtype, in place; returns self. The arguments are torch's: ``to(device)``, ``to(dtype)``,
+        ``to(device, dtype)``, ``to(tensor)``, or the keywords ``device=`` and ``dtype=``; integer buffers
+        (BatchNorm's num_batches_tracked) keep their dtype, as in torch.
 
         The tensors stay the same objects (each one's ``.data`` is replaced, as PyTorch's ``Module.to``
-        does), so references to them see the move: an optimizer made before keeps working, its state
-        following the parameters at its next ``step()``. A step plan compiled before does not: its
-        ``step()`` refuses to replay (compile a new one after the move). The buffers move too, in the same way
-        (torch's ``to`` makes new buffer tensors: here the registered ones keep their identity, as the parameters)."""
-        xp = module_for_device(device)
+        does), so references to them see the change: an optimizer made before keeps working, its state
+        following the parameters (to their device, and cast to their dtype) at its next ``step()``. A step plan
+        compiled before does not: its ``step()`` refuses to replay (compile a new one after). The buffers change
+        in the same way (torch's ``to`` makes new buffer tensors: here the registered ones keep their identity, as
+        the parameters)."""
+        device, dtype = to_arguments(args, kwargs, f"{type(self).__name__}.to")
+        if dtype is not None and dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to takes a floating dtype (float16, float32, float64), not {dtype}")
+        xp = None if device is None else module_for_device(device)
         for p in [*self.parameters(), *self.buffers()]:
-            if p.device != device:
-                p.data = xp.asarray(p.data) if device != "cpu" else to_numpy(p.data)
-                if p.grad is not None:
-                    p.grad = xp.asarray(p.grad) if device != "cpu" else to_numpy(p.grad)
+            for name in ("data", "grad"):
+                a = getattr(p, name)
+                if a is None:
+                    continue
+                if device is not None and device_of(a) != device:
+                    a = xp.asarray(a) if device != "cpu" else to_numpy(a)
+                if dtype is not None and a.dtype.kind == "f" and a.dtype != dtype:
+                    a = a.astype(dtype)
+                if a is not getattr(p, name):
+                    setattr(p, name, a)
         return self
+
+    def cpu(self): return self.to("cpu")
+    def cuda(self): return self.to("cuda")
+    def float(self): return self.to(numpy.float32)
+    def double(self): return self.to(numpy.float64)
+    def half(self): return self.to(numpy.float16)
 
     def _state(self, prefix=""):
         """(key, module, name, tensor) of state_dict, torch's order: each module's parameters, then its persistent

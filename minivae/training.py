@@ -117,7 +117,11 @@ def load_checkpoint(path, device="cpu"):
     arrays = read_checkpoint(path)
     try:
         model = build(str(arrays["meta/kind"]), json.loads(str(arrays["meta/config"])), rng=Generator(0))
-        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        saved = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
+        floating = {v.dtype for v in saved.values() if v.dtype.kind == "f"}
+        if len(floating) == 1:  # a model cast (``model.double()``) before it was saved is rebuilt in its dtype
+            model.to(floating.pop())
+        model.load_state_dict(saved)
         if "meta/baseline" in arrays:
             model.baseline = numpy.float64(arrays["meta/baseline"])
     except (KeyError, ValueError, TypeError) as e:

@@ -1987,6 +1987,24 @@ MUTANTS = [
     # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
     # ---- helper-51 end ----
     # ---- lead, session 26 ----
+    M('optim-cast-not-followed', 'minivae/optim/__init__.py', ('device_of(p.data) != device_of(view) or p.data.dtype != view.dtype', 'device_of(p.data) != device_of(view)'),
+      ['tests/test_nn_dtype.py::test_an_optimizer_made_before_a_cast_follows_it_as_torchs_with_its_state_cast'], 'after model.double() the optimizer copies the float64 parameters back into its float32 buffers: the cast silently undone'),
+    M('optim-cast-state-not-cast', 'minivae/optim/__init__.py', ('state[key] = value.astype(self.params[int(index)].dtype, copy=False)', 'state[key] = value'),
+      ['tests/test_nn_dtype.py::test_an_optimizer_made_before_a_cast_follows_it_as_torchs_with_its_state_cast'], 'the state is loaded in its old dtype into the re-laid float64 buffers: load_state_dict refuses, step() raises'),
+    M('nn-to-casts-integer-buffers', 'minivae/nn.py', ('if dtype is not None and a.dtype.kind == "f" and a.dtype != dtype:', 'if dtype is not None and a.dtype != dtype:'),
+      ['tests/test_nn_dtype.py::test_each_cast_gives_every_state_entry_torchs_dtype_and_keeps_the_tensors'], "Module.to(dtype) casts BatchNorm's num_batches_tracked to a float (torch keeps integer buffers)"),
+    M('nn-to-grads-not-cast', 'minivae/nn.py', ('            for name in ("data", "grad"):\n                a = getattr(p, name)', '            for name in ("data",):\n                a = getattr(p, name)'),
+      ['tests/test_nn_dtype.py::test_gradients_are_cast_with_their_parameters_and_values_are_rounded_once'], 'a cast leaves the gradients in the old dtype (torch casts them with their parameters)'),
+    M('nn-to-integer-dtype-taken', 'minivae/nn.py', ('        if dtype is not None and dtype.kind != "f":\n            raise TypeError(f"{type(self).__name__}.to takes', '        if False:\n            raise TypeError(f"{type(self).__name__}.to takes'),
+      ['tests/test_nn_dtype.py::test_bad_arguments_are_refused_naming_them'], 'Module.to(numpy.int64) casts every floating parameter to integers (torch refuses a non-floating dtype)'),
+    M('to-arguments-tensor-ignored', 'minivae/engine.py', ('        args = (args[0].device, args[0].dtype)\n', '        args = (args[0].device,)\n'),
+      ['tests/test_nn_dtype.py::test_each_cast_gives_every_state_entry_torchs_dtype_and_keeps_the_tensors'], "to(tensor) takes the tensor's device but not its dtype (torch takes both)"),
+    M('tensor-to-dtype-dropped', 'minivae/engine.py', ('        return out if dtype is None or dtype == out.dtype else out.astype(dtype)', '        return out'),
+      ['tests/test_nn_dtype.py::test_tensor_to_casts_differentiably_and_returns_itself_when_nothing_changes'], 'Tensor.to(dtype) returns the tensor uncast'),
+    M('gaussian-prior-float32', 'minivae/models.py', ('        return Normal(Tensor(xp.zeros(self.z_dim, first.dtype)), Tensor(xp.ones(self.z_dim, first.dtype)))', '        return Normal(Tensor(xp.zeros(self.z_dim, numpy.float32)), Tensor(xp.ones(self.z_dim, numpy.float32)))'),
+      ['tests/test_nn_dtype.py::test_a_cast_gaussian_vae_computes_in_its_dtype_prior_included'], "the Gaussian VAE's prior stays float32 in a float64 model (its samples, and the bound's prior terms, float32)"),
+    M('checkpoint-cast-model-not-rebuilt', 'minivae/training.py', ('            model.to(floating.pop())\n', '            floating.pop()\n'),
+      ['tests/test_nn_dtype.py::test_a_checkpoint_of_a_cast_model_loads_in_its_dtype'], "a float64 model's checkpoint is rebuilt as float32: load_checkpoint refuses it (dtype mismatch)"),
 ]
 
 def copy_tree(dst):

@@ -25,7 +25,8 @@ class Optimizer:
 
     As in PyTorch, an optimizer made before ``Module.to(device)`` keeps working: at its next
     ``step()`` the flat buffers are laid out again where the parameters now are, the state (step
-    counts, moments) carried over with them.
+    counts, moments) carried over with them. So after ``Module.to(dtype)`` (``double()``...), with the
+    state cast to the parameters' new dtype (torch's keeps each state tensor's old dtype).
 
     Two step counts: ``steps``, the optimizer's (the ``step()`` calls at which any parameter had a
     gradient), and ``param_steps``, one per parameter (those at which that parameter had one: what
@@ -157,14 +158,21 @@ class Optimizer:
             self.param_steps[i] += p.grad is not None
 
     def _follow_parameters(self):
-        """Where a parameter's ``.data`` was rebound (by Module.to(), or by hand): after a move to another device,
-        lay the flat buffers out again there, the state carried over; on the same device, copy a parameter
-        that has a gradient back into its view (step() is about to update it there). Called by step(), and by
-        compile_step before it records, so that the arrays a plan records are the ones the optimizer updates."""
+        """Where a parameter's ``.data`` was rebound (by Module.to(), or by hand): after a move to another device or
+        a cast to another dtype, lay the flat buffers out again there, the state carried over (each buffer cast to
+        its parameter's new dtype: the flat buffers hold one dtype each); on the same device and dtype, copy a
+        parameter that has a gradient back into its view (step() is about to update it there). Called by step(),
+        and by compile_step before it records, so that the arrays a plan records are the ones the optimizer
+        updates."""
         for i, p in enumerate(self.params):
             if p.data is not self._views[i]:  # .data was rebound: by Module.to(), or by hand
-                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow
+                view = self._views[i]
+                if device_of(p.data) != device_of(view) or p.data.dtype != view.dtype:  # the buffers and state follow
                     state = self.state_dict()  # (a copy to the host, once)
+                    for key, value in state.items():
+                        index, _, buffer = key.partition(".")
+                        if buffer in self.buffer_names:
+                            state[key] = value.astype(self.params[int(index)].dtype, copy=False)
                     self._flatten()
                     self.load_state_dict(state)
                     break

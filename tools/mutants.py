@@ -881,7 +881,7 @@ MUTANTS = [
       ['tests/test_nn_optim.py::test_plateau_reads_a_0d_tensor_or_array_metric_as_torch_reads_a_0d_tensor'], 'step(loss) with a 0-d Tensor: TypeError'),
     M('sched-plateau-abs-threshold-ignored', 'minivae/optim/lr_scheduler.py', ('else self.best - self.threshold)', 'else self.best * (1 - self.threshold))'),
       ['tests/test_nn_optim.py::test_schedulers_chain_and_step_as_torch'], "threshold_mode='abs' taken as 'rel'"),
-    M('optim-state-left-on-the-old-device', 'minivae/optim/__init__.py', ('                if device_of(p.data) != device_of(self._views[i]):  # moved: the buffers and the state follow', '                if False:'),
+    M('optim-state-left-on-the-old-device', 'minivae/optim/__init__.py', ('                if device_of(p.data) != device_of(view) or p.data.dtype != view.dtype:  # the buffers and state follow', '                if False:'),
       ['tests/test_nn_optim.py::test_an_optimizer_made_before_module_to_follows_the_parameters_as_torchs'], 'an optimizer made before model.to() copies into its old buffers'),
     M('optim-state-dropped-on-move', 'minivae/optim/__init__.py', ('                    self.load_state_dict(state)', '                    pass'),
       ['tests/test_nn_optim.py::test_an_optimizer_made_before_module_to_follows_the_parameters_as_torchs'], 'the moments restart from zero after model.to()'),

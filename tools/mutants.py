@@ -1986,6 +1986,8 @@ MUTANTS = [
     # ---- helper-50 end ----
     # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
     # ---- helper-51 end ----
+    # ---- helper-52 begin: fix11-ops: more of torch's tensor functions, each with its VJP ----
+    # ---- helper-52 end ----
     # ---- lead, session 26 ----
     M('optim-cast-not-followed', 'minivae/optim/__init__.py', ('device_of(p.data) != device_of(view) or p.data.dtype != view.dtype', 'device_of(p.data) != device_of(view)'),
       ['tests/test_nn_dtype.py::test_an_optimizer_made_before_a_cast_follows_it_as_torchs_with_its_state_cast'], 'after model.double() the optimizer copies the float64 parameters back into its float32 buffers: the cast silently undone'),

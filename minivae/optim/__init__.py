@@ -26,7 +26,7 @@ class Optimizer:
     As in PyTorch, an optimizer made before ``Module.to(device)`` keeps working: at its next
     ``step()`` the flat buffers are laid out again where the parameters now are, the state (step
     counts, moments) carried over with them. So after ``Module.to(dtype)`` (``double()``...), with the
-    state cast to the parameters' new dtype (torch's keeps each state tensor's old dtype).
+    state cast to the parameters' new dtype (torch's keeps each state tensor's old dtype: its Adam then refuses to step).
 
     Two step counts: ``steps``, the optimizer's (the ``step()`` calls at which any parameter had a
     gradient), and ``param_steps``, one per parameter (those at which that parameter had one: what

@@ -3,6 +3,7 @@ select the epoch by validation ELBO, report test bounds in nats.
 
     python benchmarks/vae_quality.py --model gaussian --z-dim 50 --epochs 1000 --max-minutes 60
     python benchmarks/vae_quality.py --model categorical --estimator gumbel_softmax --epochs 200
+    python benchmarks/vae_quality.py --model gaussian --objective iwae --samples 5 --epochs 2 --limit 5000
 
 Targets (issue 3): Gaussian VAE test −log p(x) ≤ 88.7 nats (importance sampling, k = 5000) and
 single-sample −ELBO ≤ 93; categorical VAE 20×10 in Jang et al.'s setting, test −ELBO ≤ 101.5
@@ -46,7 +47,11 @@ def test_bounds(model, x, seed, k_elbo, k_is, batch_size=100):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", choices=["gaussian", "categorical", "bernoulli"], default="gaussian")
-    p.add_argument("--estimator", default="gumbel_softmax", choices=CategoricalVAE.ESTIMATORS)
+    p.add_argument("--estimator", choices=CategoricalVAE.ESTIMATORS,
+                   help="categorical and bernoulli (default gumbel_softmax; with --objective iwae, reinforce: VIMCO)")
+    p.add_argument("--objective", choices=["elbo", "iwae"], default="elbo",
+                   help="train on the ELBO of --samples draws, or on the IWAE bound of --samples draws")
+    p.add_argument("--samples", type=int, default=1, help="draws z ~ q(z|x) an image per step")
     p.add_argument("--z-dim", type=int, default=50)
     p.add_argument("--n-latent", type=int, default=200, help="bernoulli: binary latents (NVIL's 200)")
     p.add_argument("--hidden", default="512,256")
@@ -67,23 +72,29 @@ def main():
     p.add_argument("--k-elbo", type=int, default=1000, help="samples for the test ELBO")
     p.add_argument("--k-is", type=int, default=5000, help="importance samples for log p(x); 0 to skip")
     p.add_argument("--test-limit", type=int, help="evaluate on N test images drawn at random (seeded), not all")
+    p.add_argument("--limit", type=int, help="train and validate on the first N images of each split (quick runs)")
+    p.add_argument("--data", default=DATA, help="the binarized MNIST folder")
     p.add_argument("--out", default="runs/quality")
     p.add_argument("--eval-only", action="store_true", help="skip training: evaluate OUT/best.npz")
     args = p.parse_args()
     print("command: python " + " ".join(sys.argv))
-    data = load_splits(DATA)
+    data = load_splits(args.data)
+    if args.limit:
+        data = data.limit(args.limit)
+    estimator = args.estimator or {"elbo": "gumbel_softmax", "iwae": "reinforce"}[args.objective]
+    objective = dict(objective=args.objective, samples=args.samples)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     rng = Generator(args.seed)
     if args.model == "gaussian":
-        model = GaussianVAE(hidden=hidden, z_dim=args.z_dim, activation=args.activation, rng=rng)
+        model = GaussianVAE(hidden=hidden, z_dim=args.z_dim, activation=args.activation, **objective, rng=rng)
     elif args.model == "bernoulli":
-        model = BernoulliVAE(hidden=hidden, n_latent=args.n_latent, estimator=args.estimator, tau0=1.0, tau_min=0.5,
+        model = BernoulliVAE(hidden=hidden, n_latent=args.n_latent, estimator=estimator, tau0=1.0, tau_min=0.5,
                              anneal_rate=args.anneal_rate, activation=args.activation,
-                             baseline_hidden=args.baseline_hidden, rng=rng)
+                             baseline_hidden=args.baseline_hidden, **objective, rng=rng)
     else:
-        model = CategoricalVAE(hidden=hidden, n_latent=20, n_categories=10, estimator=args.estimator,
+        model = CategoricalVAE(hidden=hidden, n_latent=20, n_categories=10, estimator=estimator,
                                tau0=1.0, tau_min=0.5, anneal_rate=args.anneal_rate,
-                               activation=args.activation, baseline_hidden=args.baseline_hidden, rng=rng)
+                               activation=args.activation, baseline_hidden=args.baseline_hidden, **objective, rng=rng)
     print(f"model: {args.model} {model.config}; train {len(data['train'])}, valid {len(data['valid'])}, "
           f"test {len(data['test'])} images")
     optimizer = Adam(model.parameters(), lr=args.lr)

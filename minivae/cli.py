@@ -92,6 +92,8 @@ def _load_data(args, splits, x_dim=None, batch_size=None):
 
 # --n-latent's default for each model of discrete latents (see its --help)
 N_LATENT = {"categorical": 20, "bernoulli": 50}
+# --estimator's default for the discrete latents, by --objective: the IWAE bound needs exact samples (VIMCO)
+DEFAULT_ESTIMATOR = {"elbo": "gumbel_softmax", "iwae": "reinforce"}
 
 
 def _train(args):
@@ -106,6 +108,16 @@ def _train(args):
     if args.baseline_hidden and args.estimator != "reinforce":
         raise ValueError("--baseline-hidden is the input-dependent baseline of the reinforce estimator (categorical or "
                          "bernoulli model)")
+    if args.objective == "iwae":
+        if args.samples < 2:
+            raise ValueError(f"--objective iwae needs --samples K >= 2, got {args.samples} (with one sample the bound is "
+                             "the ELBO: use --objective elbo)")
+        if args.model != "gaussian" and args.estimator in ("gumbel_softmax", "straight_through"):
+            raise ValueError(f"--objective iwae weighs each sample by p(x, z)/q(z|x), and {args.estimator}'s relaxed "
+                             f"sample has no {args.model} density q: use --estimator reinforce (VIMCO)")
+        if args.baseline_hidden:
+            raise ValueError("--baseline-hidden is not for --objective iwae: VIMCO baselines each sample by the bound of "
+                             "the other samples")
     if args.model == "gaussian" and args.n_latent is not None:
         raise ValueError("--n-latent is the categorical and bernoulli models' number of latent variables: the gaussian "
                          "model's size is --z-dim")
@@ -120,15 +132,19 @@ def _train(args):
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":
-        model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, rng=rng, device=args.device)
+        model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
+                            samples=args.samples, rng=rng, device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
         model = {"categorical": CategoricalVAE, "bernoulli": BernoulliVAE}[args.model](
-            x_dim, args.hidden, *latents, estimator=args.estimator or "gumbel_softmax", tau0=args.tau0,
+            x_dim, args.hidden, *latents, estimator=args.estimator or DEFAULT_ESTIMATOR[args.objective], tau0=args.tau0,
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
-            baseline_hidden=args.baseline_hidden, rng=rng, device=args.device)
-    print(f"training a {args.model} VAE on {len(data['train'])} images ({args.data}) on {args.device}; "
+            baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples, rng=rng,
+            device=args.device)
+    bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
+    objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
+    print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
           resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs,
@@ -263,7 +279,13 @@ def build_parser():
     t.add_argument("--n-categories", type=_positive_int, help="categorical: categories each (default 10)")
     t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"],
                    help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "
-                        "bernoulli)")
+                        "bernoulli; with --objective iwae, reinforce: VIMCO)")
+    t.add_argument("--objective", choices=["elbo", "iwae"], default="elbo",
+                   help="what to maximize: the ELBO (averaged over --samples draws an image), or the IWAE bound "
+                        "log (1/K) Σ_k p(x, z_k)/q(z_k|x) of K = --samples draws (gaussian: pathwise; categorical and "
+                        "bernoulli: VIMCO, with --estimator reinforce)")
+    t.add_argument("--samples", type=_positive_int, default=1, metavar="K",
+                   help="draws z ~ q(z|x) an image per step (--objective iwae: K >= 2)")
     t.add_argument("--baseline-hidden", type=_non_negative_int, default=0,
                    help="reinforce: hidden units of a learned input-dependent baseline b(x) (0: moving average only)")
     t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature (gumbel_softmax, straight_through)")

@@ -14,6 +14,11 @@ to match) and whose gradient, after ``.backward()``, is the estimator's gradient
                       (a Bernoulli's: 1[l + L > 0], the Bernoulli draw of the same noise)
     exact             Σ_z q_θ(z) f(z) over every configuration of a small discrete z  the true gradient
 
+and, for the K-sample bound L̂ = log (1/K) Σ_k p(x, z_k)/q_θ(z_k|x) rather than an E_q f (so not in ``ESTIMATORS``):
+
+    vimco             K ≥ 2 exact samples; each z_k's score weighted by L̂ − L̂_{−k},   unbiased for ∇ E[L̂]
+                      L̂_{−k} the bound with w_k replaced by the other log weights' mean
+
 The discrete latents are a ``OneHotCategorical`` or a ``Bernoulli`` (or an ``Independent`` of either); L ~ Logistic(0, 1)
 is the Binary Concrete's noise, log u − log(1 − u) of a uniform u.
 
@@ -24,12 +29,18 @@ References:
     4. Maddison, Mnih, Teh. The Concrete Distribution. ICLR 2017.
     5. Bengio, Léonard, Courville. Estimating or propagating gradients through stochastic neurons. 2013.
     6. Mohamed, Rosca, Figurnov, Mnih. Monte Carlo Gradient Estimation in Machine Learning. JMLR 2020.
+    7. Mnih, Rezende. Variational Inference for Monte Carlo Objectives. ICML 2016.
+    8. Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
 """
+import math
+
 from minivae import ops
+from minivae._backend import get_array_module
 from minivae.distributions import (Bernoulli, Categorical, Independent, OneHotCategorical, RelaxedBernoulli,
                                    RelaxedOneHotCategorical)
-from minivae.engine import Tensor, as_tensor
-from minivae.objectives import enumerate_one_hot
+from minivae.engine import Tensor, array_function, as_tensor
+from minivae.objectives import _count, enumerate_one_hot
+from minivae.ops.reduce import logsumexp_array
 from minivae.random import _shape
 
 
@@ -146,6 +157,62 @@ def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):
         raise ValueError(f"exact: f returned values of shape {tuple(fz.shape)}; expected (C, *batch_shape[:-1]) or "
                          f"(C, *batch_shape) with C = {len(z)} configurations and batch_shape {tuple(q.batch_shape)}")
     return (ops.exp(log_q) * fz).sum(axis=0)
+
+
+def _leave_one_out(log_w):
+    """L̂ − L̂_{−k} for each k, from the log weights w (K, *batch), K ≥ 2: L̂ = log (1/K) Σ_j e^{w_j}, and L̂_{−k} the
+    same with w_k replaced by ŵ_{−k} = (1/(K−1)) Σ_{j≠k} w_j (the log of the other weights' geometric mean). Each
+    L̂_{−k} is one log-sum-exp of its K terms, shifted by their max (no e^{KL̂} − e^{w_k}, which would cancel
+    catastrophically where w_k dominates); the log K of both cancels. An array computation (no gradient)."""
+    xp, k = get_array_module(log_w), log_w.shape[0]
+    others = (log_w.sum(axis=0) - log_w) / (k - 1)  # ŵ_{−k}
+    diagonal = xp.eye(k, dtype=bool).reshape((k, k) + (1,) * (log_w.ndim - 1))
+    replaced = xp.where(diagonal, others[:, None], log_w[None])  # row k: the K log weights, w_k replaced by ŵ_{−k}
+    return logsumexp_array(xp, log_w, (0,))[0] - logsumexp_array(xp, replaced, (1,))[:, 0]
+
+
+def vimco_surrogate(log_w, log_q):
+    """L̂ = log (1/K) Σ_k e^{w_k} over the first axis of the log weights ``log_w`` (K, *batch), w_k = log p(x, z_k) −
+    log q(z_k|x) at K ≥ 2 exact samples, as a tensor of value L̂ (*batch) whose gradient is VIMCO's:
+
+        ∇ = Σ_k (L̂ − L̂_{−k}) ∇ log q(z_k|x) + Σ_k w̃_k ∇w_k,    w̃_k = e^{w_k} / Σ_j e^{w_j},
+
+    L̂_{−k} the bound with w_k replaced by the mean of the other K − 1 log weights (the geometric-mean baseline). The
+    first sum is the score-function term, each sample's learning signal L̂ − L̂_{−k} a fixed number (no gradient; its
+    baseline L̂_{−k} does not depend on z_k, so it keeps the estimate unbiased); the second is the gradient of log-sum-exp
+    (logsumexp's own VJP weighs ∇w_k by w̃_k), through p and the explicit parameters of q in w_k. ``log_q`` (K, *batch)
+    is log q(z_k|x) summed over the latent variables, the tensor whose gradient is the score (the same one
+    whose negation is in ``log_w``). The one VIMCO formula: ``vimco`` and the discrete VAEs' ``objective="iwae"``
+    use it (as ``score_function`` is REINFORCE's).
+
+    References: Mnih, Rezende. Variational Inference for Monte Carlo Objectives. ICML 2016 (eq. 8 and 10)."""
+    if log_w.ndim == 0 or log_w.shape[0] < 2:
+        raise ValueError(f"vimco: the leave-one-out baselines need K >= 2 samples on the first axis; log weights of "
+                         f"shape {tuple(log_w.shape)} have {log_w.shape[0] if log_w.ndim else 'no sample axis'}")
+    if tuple(log_q.shape) != tuple(log_w.shape):
+        raise ValueError(f"vimco: log q {tuple(log_q.shape)} needs the log weights' shape {tuple(log_w.shape)} (one "
+                         "value per sample and batch entry: sum the latent variables' log-densities)")
+    bound = ops.logsumexp(log_w, axis=0) - math.log(log_w.shape[0])
+    signal = array_function(_leave_one_out, log_w.detach())  # (K, *batch), no gradient
+    score = (signal * log_q).sum(axis=0)
+    return bound + score - score.detach()
+
+
+def vimco(log_joint, q, k, rng=None):
+    """VIMCO's surrogate (``vimco_surrogate``) of L̂ = log (1/k) Σ_i p(x, z_i)/q(z_i|x) at k ≥ 2 exact draws z_i ~ q
+    (a discrete q: ``Bernoulli``, ``OneHotCategorical``, or an ``Independent`` of either; any q with ``log_prob``).
+    ``log_joint(z)`` maps the samples, (k, *batch, *event), to log p(x, z) of shape (k, *values) (log q is summed over
+    q's axes beyond those, as ``reinforce`` sums it); the value, L̂, has shape values, the k samples' axis reduced.
+    Not in ``ESTIMATORS``: it estimates the gradient of E[L̂], the k-sample bound, not of an E_q f."""
+    if _count(k, "k", "vimco") < 2:
+        raise ValueError(f"vimco: k must be >= 2 (each sample's baseline is the bound of the other k − 1), got {k}")
+    z = q.sample((k,), rng=rng)
+    log_p = log_joint(z)
+    log_q = _sum_to(q.log_prob(z), log_p.ndim)
+    if log_q.shape != log_p.shape:
+        raise ValueError(f"vimco: log_joint returned values of shape {tuple(log_p.shape)}; expected one per sample and "
+                         f"batch entry, {tuple(log_q.shape)}")
+    return vimco_surrogate(log_p - log_q, log_q)
 
 
 ESTIMATORS = {"pathwise": pathwise, "reinforce": reinforce, "gumbel_softmax": gumbel_softmax,

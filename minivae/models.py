@@ -4,6 +4,20 @@ Every model offers ``posterior(x)`` → q(z|x), ``prior()`` → p(z), ``likeliho
 and ``loss(x, rng)`` → the training objective (mean negative ELBO per example, in nats) whose
 gradient is the model's chosen estimator. ``minivae.objectives`` evaluates any of them.
 
+The objective is chosen at construction and recorded in the model's config (so a checkpoint reloads it):
+
+    objective="elbo", samples=1   the single-sample ELBO (the default)
+    objective="elbo", samples=K   the K-sample ELBO: (1/K) Σ_k [log p(x|z_k)] − β·KL, K draws z_k ~ q(z|x) an example
+    objective="iwae", samples=K   the IWAE bound L̂_K = log (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al. 2016): pathwise
+                                  for the Gaussian VAE; VIMCO (Mnih & Rezende 2016) for the discrete ones' reinforce
+                                  estimator (the relaxed estimators' samples have no density q: refused)
+
+The names are those of the papers and of ``minivae.objectives`` (``elbo``, ``iwae_bound``); ``samples`` is K, the
+number of draws per example (objectives' ``k``, Pyro's ``num_particles``), spelled out as a config entry and a flag
+(``--samples``) read by people. β (``loss(…, beta=)``, the KL warm-up) weighs log p(z) − log q(z|x) in each of the
+IWAE bound's log weights, w_k = log p(x|z_k) + β·(log p(z_k) − log q(z_k|x)): at β = 1 the bound, at K = 1 the β-ELBO
+with a sampled KL.
+
 ``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
 """
@@ -16,7 +30,7 @@ from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedBernoulli, kl_divergence
 from minivae.engine import Tensor, no_grad
-from minivae.estimators import score_function
+from minivae.estimators import score_function, vimco_surrogate
 from minivae.nn import MLP, Module
 from minivae.plan import array_function, live
 from minivae.ops.softmax import check_temperature
@@ -28,6 +42,25 @@ def _negative_elbo(likelihood, x, kl, beta):
     if isinstance(likelihood, Bernoulli) and likelihood.logits.shape == x.shape:
         return ops.bernoulli_negative_elbo(likelihood.logits, x, kl, beta)
     return ops.negative_elbo(likelihood.log_prob(x), kl, beta)
+
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+def _objective(objective, samples):
+    """(objective, K, the config entries recording them): checked, and recorded only when not the defaults ("elbo", 1),
+    so that a model of the defaults has the config, compared key by key by ``--resume``, of a checkpoint written before
+    the options existed (as the run's settings record --tf32 only when on)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+    samples = _size("samples", samples)
+    return objective, samples, ({} if (objective, samples) == ("elbo", 1) else dict(objective=objective, samples=samples))
+
+
+def _copies(t, k):
+    """``t`` broadcast to (k, *t.shape): the batch's k copies of the K-sample ELBO, each to get its own draw (k = 1: ``t``
+    itself, so the single-sample loss is the same computation, bit for bit)."""
+    return t if k == 1 else ops.broadcast_to(t, (k, *t.shape))
 
 
 def _size(name, value, minimum=1):
@@ -58,16 +91,22 @@ def _number(name, value, ok, rule):
 class GaussianVAE(Module):
     """q(z|x) = N(μ(x), σ(x)²), p(z) = N(0, I), p(x|z) = Bernoulli(decoder(z)) (or a Gaussian
     with one learned scale, ``likelihood="gaussian"``). Trained by the pathwise estimator,
-    z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014)."""
+    z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014); ``samples=K`` averages
+    the ELBO over K draws an example, and ``objective="iwae"`` trains the IWAE bound of K draws (Burda et al. 2016),
+    log (1/K) Σ_k e^{w_k}, through log-sum-exp, with w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²): log N(z; 0, I)
+    − log N(z; μ, σ²) written in the noise ε = (z − μ)/σ that made z (exact: the two log 2π cancel). Its gradient
+    is pathwise, through z and the explicit σ of log q (Burda et al.'s; not the "sticking the landing" variant)."""
 
     kind = "gaussian"
 
-    def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu", *, rng,
-                 device="cpu"):
+    def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
+                 objective="elbo", samples=1, *, rng, device="cpu"):
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
-        self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation)
+        self.objective, self.samples, recorded = _objective(objective, samples)
+        self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
+                           **recorded)
         self.encoder = MLP((x_dim, *hidden, 2 * z_dim), activation, rng=rng)
         self.decoder = MLP((z_dim, *reversed(hidden), x_dim), activation, rng=rng)
         if likelihood == "gaussian":
@@ -98,10 +137,24 @@ class GaussianVAE(Module):
         """−(E_q log p(x|z) − β·KL(q ‖ N(0, I))) per example, averaged: the same quantity as
         objectives.elbo, through the fused reparameterization-and-KL op and ops.negative_elbo (for a Bernoulli
         likelihood ops.bernoulli_negative_elbo, with its log-likelihood), which sums and averages both parts in one
-        node (on the GPU, one kernel launch each way)."""
+        node (on the GPU, one kernel launch each way). With ``samples`` K > 1, the same over K copies of the batch
+        (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged."""
         loc, log_var = self._encode(x)
+        if self.objective == "iwae":
+            return self._negative_iwae(x, loc, log_var, rng, beta)
+        x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))
         z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)  # ε ~ N(0, I) drawn from rng (in the kernel on a GPU)
         return _negative_elbo(self.likelihood(z), x, kl, beta)
+
+    def _negative_iwae(self, x, loc, log_var, rng, beta):
+        """−(1/B) Σ_b [log Σ_k e^{w_kb} − log K], ε ~ N(0, I) of shape (K, B, Z) from rng (K draws an example), z = μ + σ·ε,
+        w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²), the last log N(z_k; 0, I) − log N(z_k; μ, σ²)."""
+        k = self.samples
+        eps = Tensor(rng.normal((k, *loc.shape), loc.dtype, device=self.device))
+        z = ops.reparameterize(loc, log_var, eps)  # (K, B, Z)
+        log_prior_over_q = (0.5 * (eps * eps - z * z + log_var)).sum(axis=-1)
+        log_w = self.likelihood(z).log_prob(x).sum(axis=-1) + beta * log_prior_over_q
+        return -(ops.logsumexp(log_w, axis=0) - math.log(k)).mean()
 
     def sample(self, n, rng):
         """Mean images p(x|z) for n draws z ~ p(z)."""
@@ -113,12 +166,12 @@ class GaussianVAE(Module):
 class _DiscreteVAE(Module):
     """What the VAEs of discrete latents share: the checks of their arguments and their config, the encoder and
     decoder, the temperature schedule τ(t) = max(τ_min, τ₀·exp(−r·t)) of the relaxed estimators, and the REINFORCE
-    estimator's loss with its moving-average baseline and the optional input-dependent one (NVIL)."""
+    estimator's loss with its moving-average baseline and the optional input-dependent one (NVIL), and VIMCO's."""
 
     ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce")
 
     def _build(self, x_dim, hidden, latents, estimator, tau0, tau_min, anneal_rate, activation, baseline_decay,
-               baseline_hidden, rng, device):
+               baseline_hidden, objective, samples, rng, device):
         """``latents``: the latent sizes by name ({"n_latent": N, …}), checked, kept as attributes and in the config
         (in this order, after x_dim and hidden); the code the encoder makes and the decoder reads has their product
         of units (N·K logits of the categorical model, N of the Bernoulli one)."""
@@ -133,9 +186,21 @@ class _DiscreteVAE(Module):
         baseline_hidden = _size("baseline_hidden", baseline_hidden, minimum=0)  # 0: the moving average alone
         if baseline_hidden and estimator != "reinforce":
             raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
+        objective, samples, recorded = _objective(objective, samples)
+        if objective == "iwae" and estimator != "reinforce":
+            raise ValueError(f"objective='iwae' weighs each sample by p(x, z)/q(z|x), and the {estimator} estimator's "
+                             "relaxed sample (a point of the simplex, or of [0, 1]) has no categorical or Bernoulli density "
+                             "q(z|x): train the bound with estimator='reinforce' (VIMCO)")
+        if objective == "iwae" and samples < 2:
+            raise ValueError(f"objective='iwae' with the reinforce estimator is VIMCO, which needs samples >= 2 (each "
+                             f"sample's baseline is the bound of the others), got {samples}")
+        if objective == "iwae" and baseline_hidden:
+            raise ValueError("VIMCO (objective='iwae') baselines each sample by the bound of the other samples: it takes "
+                             "no input-dependent baseline (baseline_hidden=0)")
+        self.objective, self.samples = objective, samples
         self.config = dict(x_dim=x_dim, hidden=hidden, **latents, estimator=estimator, tau0=tau0, tau_min=tau_min,
                            anneal_rate=anneal_rate, activation=activation, baseline_decay=baseline_decay,
-                           baseline_hidden=baseline_hidden)
+                           baseline_hidden=baseline_hidden, **recorded)
         code = math.prod(latents.values())
         self.encoder = MLP((x_dim, *hidden, code), activation, rng=rng)
         self.decoder = MLP((code, *reversed(hidden), x_dim), activation, rng=rng)
@@ -188,6 +253,18 @@ class _DiscreteVAE(Module):
         loss = beta * kl.sum(axis=-1) - surrogate
         return (loss if fit is None else loss + fit).mean()
 
+    def _negative_vimco(self, x, q, rng, beta):
+        """−(1/B) Σ_b L̂_b, L̂ = log (1/K) Σ_k e^{w_k} at K exact draws z_k ~ q(z|x) an example, w_k = log p(x|z_k) +
+        β·(log p(z_k) − log q(z_k|x)), log p(z) = −N·log K_c of the uniform prior (K_c categories a variable, 2 for
+        binary ones; the same for every z); its gradient VIMCO's (estimators.vimco_surrogate): each sample's score
+        weighted by L̂ − L̂_{−k}, and log-sum-exp's pathwise gradient through p(x|z) and log q's logits. The moving
+        average is neither used nor updated."""
+        z = q.sample((self.samples,), rng=rng)
+        log_q = q.log_prob(z).sum(axis=-1)  # (K, B): the joint of the N variables
+        log_prior = -self.n_latent * math.log(getattr(self, "n_categories", 2))
+        log_w = self.likelihood(z).log_prob(x).sum(axis=-1) + beta * (log_prior - log_q)
+        return -vimco_surrogate(log_w, log_q).mean()
+
     def _moving_average(self, signal):
         """b, this batch's baseline (c; at the first step, the batch's mean), in signal's dtype; then
         c ← decay·b + (1 − decay)·mean, in float64 on the signal's device (never fetched to the host, so a
@@ -229,15 +306,21 @@ class CategoricalVAE(_DiscreteVAE):
 
     The KL to the uniform prior is in closed form for all three. The temperature follows
     τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t.
+
+    ``samples=K`` averages the ELBO (and each estimator's gradient) over K draws an example. ``objective="iwae"``
+    trains the K-sample IWAE bound with VIMCO (Mnih & Rezende 2016): reinforce's exact samples, each one's score
+    weighted by the bound less the bound with its log weight replaced by the others' mean (estimators.vimco_surrogate),
+    K ≥ 2, no moving average and no baseline network; the relaxed estimators are refused with it (their samples have
+    no categorical density q).
     """
 
     kind = "categorical"
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
-                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, *, rng,
-                 device="cpu"):
+                 tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0,
+                 objective="elbo", samples=1, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent, n_categories=n_categories), estimator, tau0, tau_min,
-                    anneal_rate, activation, baseline_decay, baseline_hidden, rng, device)
+                    anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, rng, device)
 
     def _logits(self, x):
         return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
@@ -259,6 +342,9 @@ class CategoricalVAE(_DiscreteVAE):
 
     def loss(self, x, rng, step=0, beta=1.0):
         logits = self._logits(x)
+        if self.objective == "iwae":
+            return self._negative_vimco(x, OneHotCategorical(logits=logits), rng, beta)
+        x, logits = _copies(x, self.samples), _copies(logits, self.samples)  # K > 1: each copy its own draw
         prior = self._uniform_logits(shared=True)  # as they are: the KL normalizes them (no log_softmax node a step)
         if self.estimator != "reinforce":
             # the relaxed sample and its KL per latent variable as one node (one kernel each way on a GPU)
@@ -287,14 +373,18 @@ class BernoulliVAE(_DiscreteVAE):
     categorical model's. ``n_latent`` is 50 by default: 3 epochs of ``minivae train --model bernoulli`` (its other
     defaults) on the embedded digits gave a validation ELBO of −135.5 nats with 20 latents, −132.2 with 50, −140.5 with
     100 and −149.9 with NVIL's 200 (more latents, a wider gap between the relaxed and the discrete model at first).
+
+    ``samples`` and ``objective`` as the categorical model's: ``objective="iwae"`` with "reinforce" is VIMCO, the
+    estimator its paper trained sigmoid belief nets with.
     """
 
     kind = "bernoulli"
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=50, estimator="gumbel_softmax", tau0=1.0, tau_min=0.5,
-                 anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, *, rng, device="cpu"):
+                 anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, objective="elbo", samples=1,
+                 *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent), estimator, tau0, tau_min, anneal_rate, activation,
-                    baseline_decay, baseline_hidden, rng, device)
+                    baseline_decay, baseline_hidden, objective, samples, rng, device)
 
     def posterior(self, x):
         return Bernoulli(logits=self.encoder(x))
@@ -312,6 +402,10 @@ class BernoulliVAE(_DiscreteVAE):
 
     def loss(self, x, rng, step=0, beta=1.0):
         q = self.posterior(x)
+        if self.objective == "iwae":
+            return self._negative_vimco(x, q, rng, beta)
+        if self.samples > 1:  # the K-sample ELBO: K copies of the batch, each its own draw
+            x, q = _copies(x, self.samples), Bernoulli(logits=_copies(q.logits, self.samples))
         kl = kl_divergence(q, Bernoulli(logits=self._uniform_logits(shared=True)))  # to the prior, per latent variable
         if self.estimator == "reinforce":
             return self._reinforce_loss(x, q, kl, rng, beta)

@@ -1985,6 +1985,32 @@ MUTANTS = [
     # ---- helper-50 begin: fix11-binary-concrete: the fused Binary Concrete sample and Bernoulli KL ----
     # ---- helper-50 end ----
     # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
+    M('vimco-arithmetic-mean-baseline', 'minivae/estimators.py', ('others = (log_w.sum(axis=0) - log_w) / (k - 1)  # ŵ_{−k}', 'others = xp.log((xp.exp(log_w).sum(axis=0) - xp.exp(log_w)) / (k - 1))'),
+      ['tests/test_multi_sample.py::test_vimco_surrogate_value_and_gradient_are_the_formula'], "VIMCO's baseline replaces w_k by the log of the others' arithmetic mean weight, not their mean log weight (the paper's geometric mean)"),
+    M('vimco-baseline-includes-own-weight', 'minivae/estimators.py', ('others = (log_w.sum(axis=0) - log_w) / (k - 1)  # ŵ_{−k}', 'others = xp.broadcast_to(log_w.mean(axis=0), log_w.shape)'),
+      ['tests/test_multi_sample.py::test_vimco_is_unbiased_exactly_by_enumeration'], "L̂_{−k} replaces w_k by the mean of all K log weights, w_k included: a baseline that depends on z_k (biased)"),
+    M('vimco-signal-reversed', 'minivae/estimators.py', ('return logsumexp_array(xp, log_w, (0,))[0] - logsumexp_array(xp, replaced, (1,))[:, 0]', 'return logsumexp_array(xp, replaced, (1,))[:, 0] - logsumexp_array(xp, log_w, (0,))[0]'),
+      ['tests/test_multi_sample.py::test_vimco_is_unbiased_exactly_by_enumeration'], "VIMCO's learning signal L̂_{−k} − L̂ instead of L̂ − L̂_{−k}: the encoder climbs down"),
+    M('vimco-no-pathwise-term', 'minivae/estimators.py', ('bound = ops.logsumexp(log_w, axis=0) - math.log(log_w.shape[0])', 'bound = ops.logsumexp(log_w.detach(), axis=0) - math.log(log_w.shape[0])'),
+      ['tests/test_multi_sample.py::test_vimco_is_unbiased_exactly_by_enumeration'], "VIMCO without Σ_k w̃_k ∇w_k: the decoder gets no gradient, the encoder only the score term"),
+    M('vimco-score-in-the-value', 'minivae/estimators.py', ('    return bound + score - score.detach()\n\n\ndef vimco(', '    return bound + score\n\n\ndef vimco('),
+      ['tests/test_multi_sample.py::test_vimco_surrogate_value_and_gradient_are_the_formula'], "VIMCO's surrogate value is L̂ + Σ_k (L̂ − L̂_{−k}) log q(z_k), not L̂"),
+    M('vimco-model-prior-two-categories', 'minivae/models.py', ('log_prior = -self.n_latent * math.log(getattr(self, "n_categories", 2))', 'log_prior = -self.n_latent * math.log(2)'),
+      ['tests/test_multi_sample.py::test_vimco_is_unbiased_exactly_by_enumeration'], "the categorical VAE's VIMCO log weights take log p(z) = −N log 2 (a binary prior's), not −N log K"),
+    M('iwae-log-mean-exp-off-by-log-k', 'minivae/models.py', ('return -(ops.logsumexp(log_w, axis=0) - math.log(k)).mean()', 'return -ops.logsumexp(log_w, axis=0).mean()'),
+      ['tests/test_multi_sample.py::test_iwae_loss_is_minus_log_mean_exp_of_the_log_weights_written_out'], "the IWAE loss is −log Σ_k e^w, not −log (1/K) Σ_k e^w: off by log K"),
+    M('iwae-samples-share-one-noise', 'minivae/models.py', ('eps = Tensor(rng.normal((k, *loc.shape), loc.dtype, device=self.device))', 'eps = Tensor(rng.normal((1, *loc.shape), loc.dtype, device=self.device))'),
+      ['tests/test_multi_sample.py::test_the_k_samples_draw_k_different_noises'], "the K samples of the IWAE bound share one ε (K copies of one draw)"),
+    M('iwae-log-q-without-log-sigma', 'minivae/models.py', ('log_prior_over_q = (0.5 * (eps * eps - z * z + log_var)).sum(axis=-1)', 'log_prior_over_q = (0.5 * (eps * eps - z * z)).sum(axis=-1)'),
+      ['tests/test_multi_sample.py::test_iwae_loss_is_minus_log_mean_exp_of_the_log_weights_written_out'], "the IWAE log weight's log q(z|x) misses −log σ: the encoder's variance goes unpenalized"),
+    M('objective-missing-from-config', 'minivae/models.py', ('else dict(objective=objective, samples=samples))', 'else dict(samples=samples))'),
+      ['tests/test_multi_sample.py::test_checkpoints_reload_the_objective'], "the objective is not recorded in the config: a checkpoint of an IWAE model reloads as an ELBO one"),
+    M('k-sample-elbo-one-sample', 'minivae/models.py', ('x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))', 'x, loc, log_var = (_copies(t, 1) for t in (x, loc, log_var))'),
+      ['tests/test_multi_sample.py::test_k_sample_elbo_is_the_mean_of_k_single_sample_elbos_written_out'], "the Gaussian VAE's samples=K ELBO draws one sample an example"),
+    M('cli-iwae-default-estimator-relaxed', 'minivae/cli.py', ('DEFAULT_ESTIMATOR = {"elbo": "gumbel_softmax", "iwae": "reinforce"}', 'DEFAULT_ESTIMATOR = {"elbo": "gumbel_softmax", "iwae": "gumbel_softmax"}'),
+      ['tests/test_multi_sample.py::test_cli_trains_each_objective_and_evaluates_it'], "minivae train --model bernoulli --objective iwae defaults to gumbel_softmax, which the model refuses with the bound"),
+    M('cli-iwae-one-sample-accepted', 'minivae/cli.py', ('        if args.samples < 2:\n', '        if args.samples < 1:\n'),
+      ['tests/test_multi_sample.py::test_cli_refuses_bad_objective_combinations_in_one_line_writing_nothing'], "--objective iwae with --samples 1 trains the ELBO with a sampled KL without a word"),
     # ---- helper-51 end ----
     # ---- helper-52 begin: fix11-ops: more of torch's tensor functions, each with its VJP ----
     # ---- helper-52 end ----

@@ -293,7 +293,8 @@ lgamma, digamma = Lgamma.apply, Digamma.apply
 
 # ---- the implicit reparameterization gradient of a Gamma(α, 1) draw ---------------------------------------------
 def _converged(xp, small, big):
-    """Whether |small| ≤ 2⁻⁵⁶·|big| everywhere (one check every CHECK_EVERY terms: on a GPU, a copy to the host)."""
+    """Whether |small| ≤ 2⁻⁵⁶·|big| everywhere (one check every CHECK_EVERY terms: on a GPU with its kernels off, a copy
+    to the host; kernels/gamma.cu checks each element on its own, at the same terms)."""
     return not bool(xp.any(xp.abs(small) > TOLERANCE * xp.abs(big)))
 
 
@@ -358,7 +359,8 @@ def standard_gamma_grad(xp, a, z):
 class StandardGamma(Function):
     """y = z, a draw of Gamma(α, 1) given (``draw``, no gradient of its own), in the result dtype of α and z;
     ᾱ = ḡ·dz/dα at fixed F(z; α) = −ḡ·(∂F/∂α)(z; α)/f(z; α) (implicit reparameterization, module docstring), summed
-    to α's shape.  saves α, z.  (torch's torch._standard_gamma draws and differentiates in one; the draw is an argument
+    to α's shape.  saves α, z.  fused: on the GPU, ḡ·dz/dα in one launch of kernels/gamma.cu standard_gamma_grad
+    (each element's series or fraction checked for convergence on its own, no copy to the host).  (torch's torch._standard_gamma draws and differentiates in one; the draw is an argument
     here, as every stochastic op's noise.)"""
 
     def forward(ctx, concentration, draw):
@@ -369,6 +371,9 @@ class StandardGamma(Function):
 
     def backward(ctx, g):
         xp = ctx.xp
+        kernel = ctx.fused("gamma", ctx.z) if xp is not numpy else None  # (the GPU's; the CPU runs the arrays)
+        if kernel is not None:
+            return unbroadcast(kernel.standard_gamma_grad(ctx.a, ctx.z, g), ctx.a.shape), None
         a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")
         grad = standard_gamma_grad(xp, a, ctx.z.astype("float64")).astype(ctx.z.dtype)
         return unbroadcast(g * grad, ctx.a.shape), None

@@ -360,8 +360,9 @@ class StandardGamma(Function):
     """y = z, a draw of Gamma(α, 1) given (``draw``, no gradient of its own), in the result dtype of α and z;
     ᾱ = ḡ·dz/dα at fixed F(z; α) = −ḡ·(∂F/∂α)(z; α)/f(z; α) (implicit reparameterization, module docstring), summed
     to α's shape.  saves α, z.  fused: on the GPU, ḡ·dz/dα in one launch of kernels/gamma.cu standard_gamma_grad
-    (each element's series or fraction checked for convergence on its own, no copy to the host).  (torch's torch._standard_gamma draws and differentiates in one; the draw is an argument
-    here, as every stochastic op's noise.)"""
+    (each element's series or fraction checked for convergence on its own, no copy to the host).  (torch's
+    torch._standard_gamma draws and differentiates in one; the draw is an argument here, as every stochastic op's
+    noise.)"""
 
     def forward(ctx, concentration, draw):
         xp = ctx.xp

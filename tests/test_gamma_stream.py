@@ -3,7 +3,6 @@ re-derived by hand (tests/kernel_cases_gamma.py), each element a function of (se
 draws against the exact CDF (mpmath), step plans replaying Gamma and Beta rsamples as the eager steps, the
 launchers' arguments, and a Gamma rsample and its backward on the device as one launch each with no copy to the
 host (the strict stand-in for CuPy and the host emulation of kernels/gamma.cu)."""
-import importlib.util
 import re
 
 import numpy as np
@@ -180,9 +179,46 @@ def test_a_gamma_rsample_and_its_backward_on_the_device_are_one_launch_each_and_
     np.testing.assert_allclose(gg, cg, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
-def test_the_formula_runs_where_the_kernels_are_off():
-    """importlib: minivae._cpu has no Gamma kernel; NumPy arrays take the formula with Numba on too."""
-    assert importlib.util.find_spec("minivae._cpu.gamma") is None
-    with use_numba(True):
-        z = standard_gamma_draws(Generator(1), np.array([2.0]), (3,), np.float64)
-    np.testing.assert_array_equal(z, standard_gamma_draws(Generator(1), np.array([2.0]), (3,), np.float64))
+# ---- the Numba kernels -----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.filterwarnings("ignore:overflow")  # (the formula's fraction side of series elements, not selected)
+def test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element(dtype):
+    """minivae/_cpu/gamma.py: the draws against the stream by hand and the gradient against the formula run on each
+    element alone, within the kernel cases' bounds (tests/kernel_cases_gamma.py: with glibc's libm, bit for bit), the
+    threaded build equal to the serial one; and the ops take them when Numba is on."""
+    pytest.importorskip("numba")
+    from minivae._cpu import gamma as cpu_gamma
+    from tests.kernel_cases_gamma import GRAD_ULPS, gradient_grid, gradient_scale
+    seed, counter = 2 ** 40 + 7, 2 ** 32 - 500
+    alpha = np.resize(ALPHAS, 300).astype(dtype)
+    z, _, kappa = draws_by_hand(seed, counter, alpha.astype(np.float64))
+    want = np.maximum(z.astype(dtype), np.finfo(dtype).tiny)
+    got = cpu_gamma.standard_gamma_draws(seed, counter, alpha, (300,), dtype)
+    assert got.dtype == dtype
+    assert_draws_close(got, want, kappa, dtype)
+    threaded = np.empty_like(got)
+    cpu_gamma._draws.parallel(alpha, np.int64(300), threaded, np.uint64(seed), np.uint64(counter),
+                              dtype(np.finfo(dtype).tiny))
+    np.testing.assert_array_equal(threaded, got)
+    a, v = (x.astype(dtype) for x in gradient_grid(dtype))
+    gx = cpu_gamma.standard_gamma_grad(a, v, np.ones_like(v))
+    a64, v64 = a.astype(np.float64), v.astype(np.float64)
+    each = np.array([ops_gamma.standard_gamma_grad(np, a64[i:i + 1], v64[i:i + 1])[0] for i in range(v.size)])
+    inside = v64 > 0
+    np.testing.assert_array_equal(gx[~inside], 0)
+    want = each[inside].astype(dtype).astype(np.float64)
+    bound = GRAD_ULPS * 2.0 ** -52 * gradient_scale(a64[inside], v64[inside])
+    if dtype == np.float32:
+        bound = bound + np.spacing(np.abs(want).astype(np.float32))
+    assert (np.abs(gx[inside] - want) <= bound).all()
+    for numba in (True, False):  # through the distributions and the op's VJP, on both dispatch paths
+        with use_numba(numba):
+            conc = mv.tensor(np.array([0.2, 1.0, 3.7], dtype), requires_grad=True)
+            sample = Gamma(conc, 1.0).rsample((4,), rng=Generator(seed, counter))
+            sample.sum().backward()
+            if numba:
+                fused_sample, fused_grad = sample.numpy(), conc.grad
+    z, _, kappa = draws_by_hand(seed, counter, np.tile(np.array([0.2, 1.0, 3.7], dtype).astype(np.float64), 4))
+    assert_draws_close(fused_sample.ravel(), np.maximum(z.astype(dtype), np.finfo(dtype).tiny), kappa, dtype)
+    assert_draws_close(sample.numpy().ravel(), fused_sample.ravel(), kappa, dtype)
+    np.testing.assert_allclose(fused_grad, conc.grad, rtol=1e-12 if dtype == np.float64 else 1e-6)

@@ -2003,12 +2003,18 @@ MUTANTS = [
       ['tests/test_gamma_stream.py::test_the_draw_launcher_reads_alpha_in_place_over_leading_axes'], "α read in place with the draw's size as its period: past its end"),
     M('gpu-gamma-alpha-always-in-place', 'minivae/_gpu/gamma.py', ('    if dims == tuple(shape[len(shape) - len(dims):]) and len(dims) <= len(shape):', '    if True:'),
       [CUDA + '::test_gamma_draws_broadcast_the_concentration'], "α broadcast over a trailing axis read in place as if over leading ones"),
-    M('gamma-draw-formula-on-the-device', 'minivae/distributions/gamma.py', ('    kernel = fused("gamma", xp, concentration) if xp is not numpy else None', '    kernel = None'),
+    M('gamma-draw-formula-on-the-device', 'minivae/distributions/gamma.py', ('    kernel = fused("gamma", xp, concentration)  # (kernels', '    kernel = None  # (kernels'),
       ['tests/test_gamma_stream.py::test_a_gamma_rsample_and_its_backward_on_the_device_are_one_launch_each_and_copy_nothing'], "the draw's array rounds on the GPU: a copy to the host every round"),
-    M('gamma-grad-formula-on-the-device', 'minivae/ops/gamma.py', ('        kernel = ctx.fused("gamma", ctx.z) if xp is not numpy else None', '        kernel = None'),
+    M('gamma-grad-formula-on-the-device', 'minivae/ops/gamma.py', ('        kernel = ctx.fused("gamma", ctx.z)  # (kernels', '        kernel = None  # (kernels'),
       ['tests/test_gamma_stream.py::test_a_gamma_rsample_and_its_backward_on_the_device_are_one_launch_each_and_copy_nothing'], "the gradient's array formula on the GPU: a copy to the host every 25 terms"),
     M('gamma-replay-same-counter', 'minivae/distributions/gamma.py', ('                c = counter.value if first else counter.resolve()', '                c = counter.value'),
       ['tests/test_gamma_stream.py::test_plans_replay_gamma_family_rsamples_as_the_eager_steps'], "a replayed step's Gamma draws are the recorded step's again"),
+    M('numba-gamma-round-word-fixed', 'minivae/_cpu/gamma.py', ('philox_round(block, numpy.uint64(r), k0, k1)', 'philox_round(block, numpy.uint64(0), k0, k1)'),
+      ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "the Numba draw's rounds all draw round 0's block: a rejected element never accepts (NaN)"),
+    M('numba-gamma-series-branch-flipped', 'minivae/_cpu/gamma.py', ('    if z < a + 1:\n        t, s, h, ds', '    if z > a + 1:\n        t, s, h, ds'),
+      ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "the Numba gradient's series for z > α + 1 and the fraction below it"),
+    M('numba-gamma-draws-not-clamped', 'minivae/_cpu/gamma.py', ('        out[i] = v if not v < tiny else tiny', '        out[i] = v'),
+      ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "Numba's draws of a small α underflow to 0 (no logarithm), not the dtype's tiny"),
     # ---- helper-49 end ----
     # ---- helper-50 begin: fix11-binary-concrete: the fused Binary Concrete sample and Bernoulli KL ----
     # ---- helper-50 end ----

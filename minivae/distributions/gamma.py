@@ -44,7 +44,7 @@ def standard_gamma_draws(rng, concentration, shape, dtype, device="cpu", counter
     n = math.prod(shape)
     if counter is None:
         counter = rng._take(n)
-    kernel = fused("gamma", xp, concentration) if xp is not numpy else None  # (the CPU runs the arrays below)
+    kernel = fused("gamma", xp, concentration)  # (kernels/gamma.cu on the GPU, minivae/_cpu/gamma.py with Numba)
     if kernel is not None and numpy.dtype(dtype) in KERNEL_DTYPES:
         return kernel.standard_gamma_draws(rng.seed, counter, concentration, shape, dtype)
     a = xp.broadcast_to(concentration.astype(numpy.float64), shape).ravel()

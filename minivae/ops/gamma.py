@@ -372,7 +372,7 @@ class StandardGamma(Function):
 
     def backward(ctx, g):
         xp = ctx.xp
-        kernel = ctx.fused("gamma", ctx.z) if xp is not numpy else None  # (the GPU's; the CPU runs the arrays)
+        kernel = ctx.fused("gamma", ctx.z)  # (kernels/gamma.cu on the GPU, minivae/_cpu/gamma.py with Numba)
         if kernel is not None:
             return unbroadcast(kernel.standard_gamma_grad(ctx.a, ctx.z, g), ctx.a.shape), None
         a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")

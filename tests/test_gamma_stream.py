@@ -30,19 +30,30 @@ def test_the_reference_draws_are_the_stream_by_hand(dtype):
     alpha = np.resize(ALPHAS, 1000).astype(dtype)
     z, rounds, kappa = draws_by_hand(seed, counter, alpha.astype(np.float64))
     rng = Generator(seed, counter)
-    got = standard_gamma_draws(rng, alpha, (1000,), dtype)
+    with use_numba(False):  # (the arrays, not minivae/_cpu/gamma.py)
+        got = standard_gamma_draws(rng, alpha, (1000,), dtype)
     assert rng.counter == counter + 1000 and got.dtype == dtype  # one block a value
     assert_draws_close(got, np.maximum(z.astype(dtype), np.finfo(dtype).tiny), kappa, dtype)
     assert (rounds >= 1).sum() >= 10
     for block, a in THIRD_ROUND:
         z, r, kappa = draw_by_hand(seed, block, a)
-        got = standard_gamma_draws(Generator(seed, block), np.array([a], dtype), (1,), dtype)
+        with use_numba(False):
+            got = standard_gamma_draws(Generator(seed, block), np.array([a], dtype), (1,), dtype)
         assert r == 2
         assert_draws_close(got, np.maximum(np.array([z]).astype(dtype), np.finfo(dtype).tiny), np.array([kappa]), dtype)
 
 
-def test_an_element_depends_on_its_block_and_concentration_alone():
-    """Drawn among 40 others, alone at its own counter, or beside other concentrations: the same value."""
+@pytest.mark.parametrize("numba", [False, True])
+def test_an_element_depends_on_its_block_and_concentration_alone(numba):
+    """Drawn among 40 others, alone at its own counter, or beside other concentrations: the same value (the arrays'
+    rounds, and minivae/_cpu/gamma.py's loops)."""
+    if numba:
+        pytest.importorskip("numba")
+    with use_numba(numba):
+        _one_element_alone()
+
+
+def _one_element_alone():
     alpha = np.resize(ALPHAS, 40)
     together = standard_gamma_draws(Generator(5, 100), alpha, (40,), np.float64)
     alone = [standard_gamma_draws(Generator(5, 100 + i), alpha[i:i + 1], (1,), np.float64)[0] for i in range(40)]

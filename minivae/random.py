@@ -11,7 +11,7 @@ step can be replayed from its offset. ``permutation`` and ``integers`` take two 
 64-bit word w₂ᵢ·2³² + w₂ᵢ₊₁), and ``integers`` draws again, after, for the values it refuses.
 
 Counter word 2 is 0 in every draw above. Gamma draws (minivae.distributions.gamma.standard_gamma_draws, and so
-Beta, Dirichlet, Chi2… rsample) run a rejection loop per value: a draw of n values at offset c takes n blocks (one a
+Beta and Dirichlet rsample) run a rejection loop per value: a draw of n values at offset c takes n blocks (one a
 value, not ⌈n/4⌉), and value i's round r uses the block of counter words (lo(c + i), hi(c + i), r, 0): round 0 is the
 ordinary block c + i, rounds ≥ 1 collide with no other draw. Its words: w₀, w₁ Box–Muller's first normal
 √(−2 log u₀)·cos(2πu₁), w₂ the acceptance uniform, w₃ the boost uniform of α < 1 (each u = (w + ½)·2⁻³², float64).

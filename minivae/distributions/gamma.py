@@ -39,7 +39,9 @@ def standard_gamma_draws(rng, concentration, shape, dtype, device="cpu", counter
     that accepts). Round 0 is the ordinary stream's block c + i itself; rounds ≥ 1 (counter word 2 ≠ 0) are drawn by
     no other draw. So element i depends only on (seed, c + i, α_i), never on n or the other elements, and one thread
     a element runs its own loop (kernels/gamma.cu). An element that no round accepts (probability below 0.05³² for
-    every α) is NaN. Here, in arrays, round by round over the elements still pending."""
+    every α) is NaN. Here, in arrays, round by round over the elements still pending (the specification); with Numba
+    on, minivae/_cpu/gamma.py, and on the GPU with its kernels on, kernels/gamma.cu (one launch), run each element's
+    loop on its own."""
     xp = get_array_module(concentration)
     n = math.prod(shape)
     if counter is None:

@@ -1886,7 +1886,7 @@ MUTANTS = [
       ['tests/test_ops_gamma.py'], "the series branch's ∂/∂α of 1/Γ(α + 1) taken as ψ(α)"),
     M('gamma-fraction-derivative-dropped-term', 'minivae/ops/gamma.py', ('        dc = db + dan / c - an * dc / (c * c)', '        dc = db - an * dc / (c * c)'),
       ['tests/test_ops_gamma.py'], "the continued fraction's forward-mode derivative drops aᵢ'/c"),
-    M('gamma-standard-gamma-no-unbroadcast', 'minivae/ops/gamma.py', ('        return unbroadcast(g * grad, ctx.a.shape), None', '        return g * grad, None'),
+    M('gamma-standard-gamma-no-unbroadcast', 'minivae/ops/gamma.py', ('        return unbroadcast(ga, ctx.a.shape), None', '        return ga, None'),
       ['tests/test_ops_gamma.py'], "standard_gamma's ᾱ not summed to α's shape"),
     M('gamma-rate-as-scale', 'minivae/distributions/gamma.py', ('        return z / self.rate', '        return z * self.rate'),
       ['tests/distributions/test_gamma_family.py'], "Gamma.rsample's rate used as a scale (z·β)"),

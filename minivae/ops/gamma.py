@@ -374,10 +374,11 @@ class StandardGamma(Function):
         xp = ctx.xp
         kernel = ctx.fused("gamma", ctx.z)  # (kernels/gamma.cu on the GPU, minivae/_cpu/gamma.py with Numba)
         if kernel is not None:
-            return unbroadcast(kernel.standard_gamma_grad(ctx.a, ctx.z, g), ctx.a.shape), None
-        a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")
-        grad = standard_gamma_grad(xp, a, ctx.z.astype("float64")).astype(ctx.z.dtype)
-        return unbroadcast(g * grad, ctx.a.shape), None
+            ga = kernel.standard_gamma_grad(ctx.a, ctx.z, g)
+        else:
+            a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")
+            ga = g * standard_gamma_grad(xp, a, ctx.z.astype("float64")).astype(ctx.z.dtype)
+        return unbroadcast(ga, ctx.a.shape), None
 
 
 SURROGATES.add("standard_gamma")  # its VJP is not the derivative of its forward (y = z): tested apart

@@ -10,6 +10,13 @@ c + i div 4, and the offset then advances by ⌈n/4⌉. So a run is reproducible
 step can be replayed from its offset. ``permutation`` and ``integers`` take two words a value (a
 64-bit word w₂ᵢ·2³² + w₂ᵢ₊₁), and ``integers`` draws again, after, for the values it refuses.
 
+Counter word 2 is 0 in every draw above. Gamma draws (minivae.distributions.gamma.standard_gamma_draws, and so
+Beta and Dirichlet rsample) run a rejection loop per value: a draw of n values at offset c takes n blocks (one a
+value, not ⌈n/4⌉), and value i's round r uses the block of counter words (lo(c + i), hi(c + i), r, 0): round 0 is the
+ordinary block c + i, rounds ≥ 1 collide with no other draw. Its words: w₀, w₁ Box–Muller's first normal
+√(−2 log u₀)·cos(2πu₁), w₂ the acceptance uniform, w₃ the boost uniform of α < 1 (each u = (w + ½)·2⁻³², float64).
+So value i depends only on (seed, c + i, αᵢ), and a GPU thread runs its own loop (kernels/gamma.cu).
+
 ``uniform``, ``normal`` and ``gumbel`` take ``device=``: on "cuda" the values are made on the GPU
 (kernels/random.cu through minivae._gpu.random, or these same formulas on CuPy arrays when the
 CUDA kernels are switched off), equal to the CPU draw's, and the counter advances exactly as the

@@ -30,7 +30,8 @@ PTXAS_VERBOSE = "--ptxas-options=-v"    # ptxas's per-function report; it does n
 # Stack bytes a kernel may keep, by template name. CUDA's double sin/cos carry a Payne–Hanek argument
 # reduction for huge |θ| whose 5-word table lives in local memory (40 bytes on sm_75..sm_90); Box–Muller's
 # θ ∈ [0, 2π) never takes that path, so the frame is reserved but never touched.
-EXPECTED_STACK = {"philox_normal": 40, "normal_reparameterize_kl_fwd": 40}  # both take Box–Muller pairs
+EXPECTED_STACK = {"philox_normal": 40, "normal_reparameterize_kl_fwd": 40,  # both take Box–Muller pairs
+                  "standard_gamma_draws": 40}  # (its normal: Box–Muller's cos of θ ∈ (0, 2π))
 
 
 @dataclasses.dataclass

@@ -13,7 +13,14 @@ _1, _2 = numpy.uint64(1), numpy.uint64(2)
 @numba.njit(inline="always")
 def philox_block(block, k0, k1):
     """The 4 words of Philox4x32-10 for counter (block mod 2³², block div 2³², 0, 0), key (k0, k1)."""
-    c0, c1, c2, c3 = block & _MASK, block >> _32, numpy.uint64(0), numpy.uint64(0)
+    return philox_round(block, numpy.uint64(0), k0, k1)
+
+
+@numba.njit(inline="always")
+def philox_round(block, r, k0, k1):
+    """The 4 words of Philox4x32-10 for counter (block mod 2³², block div 2³², r, 0), key (k0, k1): round r of a
+    Gamma draw's element (minivae/random.py, "Stream layout"); r = 0 is the ordinary block."""
+    c0, c1, c2, c3 = block & _MASK, block >> _32, r, numpy.uint64(0)
     for r in range(10):
         if r:
             k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK

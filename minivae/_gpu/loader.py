@@ -58,6 +58,7 @@ SOURCES = {
     "linear.cu": _each("bias_act_fwd<{t}>") + _each("relu_bwd<{t}>") + _each("bias_grad<{t}>"),
     "optim.cu": _each("adam_step<{t}>") + _each("sgd_step<{t}>"),
     "special.cu": _each("special_fwd<{t}>"),
+    "gamma.cu": [f"standard_gamma_draws<{a}, {t}>" for a in TYPES for t in TYPES] + _each("standard_gamma_grad<{t}>"),
     "random.cu": _each("philox_uniform<{t}>") + _each("philox_normal<{t}>") + _each("philox_gumbel<{t}>"),
     "timing.cu": ["hold"],
 }

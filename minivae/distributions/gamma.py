@@ -5,11 +5,12 @@ import math
 import numpy
 
 from minivae import ops
-from minivae._backend import get_array_module
+from minivae._backend import KERNEL_DTYPES, fused, get_array_module
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, checked_params
 from minivae.engine import array_function
-from minivae.random import resolve
+from minivae.plan import Live, drawn_counter
+from minivae.random import philox4x32, resolve, words_to_uniform
 
 ONE_THIRD = 1 / 3
 
@@ -19,42 +20,78 @@ def positive_params(given, names, who):
     return checked_params(given, names, who, positive=names)
 
 
-def standard_gamma_draws(rng, concentration, shape, dtype, device="cpu"):
+GAMMA_ROUNDS = 32  # rejection rounds an element may take (each accepts with probability ≥ 0.95; 32 all fail < 10⁻⁴¹)
+
+
+def standard_gamma_draws(rng, concentration, shape, dtype, device="cpu", counter=None):
     """Draws of Gamma(α, 1) of ``shape`` (α = ``concentration``'s array broadcast to it), in ``dtype``, on its device, no
-    gradient: Marsaglia & Tsang (2000): d = α − ⅓, c = 1/√(9d), x ~ N(0, 1), v = (1 + c·x)³, accepted when v > 0 and
-    log u < x²/2 + d − d·v + d·log v (u ~ U(0, 1)), then d·v; the rejected positions drawn again (acceptance ≥ 95%).
-    For α < 1, a draw of Gamma(α + 1, 1) times u^{1/α} (their boost), one more uniform each. Computed in float64
-    (every uniform and normal drawn by ``rng`` in float64), rounded to ``dtype`` and clamped to its smallest normal
-    number (torch's clamp: u^{1/α} of a small α underflows, and a draw of 0 has no logarithm). ``device``: the
-    concentration's, where ``rng`` draws."""
+    gradient: Marsaglia & Tsang (2000): d = α − ⅓, c = 1/√(9d), x ~ N(0, 1), t = 1 + c·x, v = t·t·t, accepted when
+    v > 0 and log u < x²/2 + d − d·v + d·log v (u ~ U(0, 1)), then d·v (acceptance ≥ 95% a round). For α < 1, a draw
+    of Gamma(α + 1, 1) times u_b^{1/α} = exp(log(u_b)/α) (their boost). Computed in float64, rounded to ``dtype`` and
+    clamped to its smallest normal number (torch's clamp: u^{1/α} of a small α underflows, and a draw of 0 has no
+    logarithm). ``device``: the concentration's, where the draw is made.
+
+    The stream (minivae/random.py, "Stream layout"): a draw of n values takes n Philox blocks of ``rng``, from
+    ``counter`` c (given by the caller, as a step plan's ``drawn_counter``; else ``rng._take(n)``). Element i, round r
+    (r = 0, 1, … below GAMMA_ROUNDS) uses the block of counter words (lo(c + i), hi(c + i), r, 0) and seed key, its
+    words w₀ … w₃ made uniforms u_k = (w_k + ½)·2⁻³² (``words_to_uniform``'s float64 rule): x = √(−2 log u₀)·
+    cos(2π·u₁) (Box–Muller's first normal), u = u₂ the acceptance uniform, u_b = u₃ the boost uniform (of the round
+    that accepts). Round 0 is the ordinary stream's block c + i itself; rounds ≥ 1 (counter word 2 ≠ 0) are drawn by
+    no other draw. So element i depends only on (seed, c + i, α_i), never on n or the other elements, and one thread
+    a element runs its own loop (kernels/gamma.cu). An element that no round accepts (probability below 0.05³² for
+    every α) is NaN. Here, in arrays, round by round over the elements still pending (the specification); with Numba
+    on, minivae/_cpu/gamma.py, and on the GPU with its kernels on, kernels/gamma.cu (one launch), run each element's
+    loop on its own."""
     xp = get_array_module(concentration)
+    n = math.prod(shape)
+    if counter is None:
+        counter = rng._take(n)
+    kernel = fused("gamma", xp, concentration)  # (kernels/gamma.cu on the GPU, minivae/_cpu/gamma.py with Numba)
+    if kernel is not None and numpy.dtype(dtype) in KERNEL_DTYPES:
+        return kernel.standard_gamma_draws(rng.seed, counter, concentration, shape, dtype)
     a = xp.broadcast_to(concentration.astype(numpy.float64), shape).ravel()
     boost = a < 1
     d = xp.where(boost, a + 1, a) - ONE_THIRD
     c = 1 / xp.sqrt(9 * d)
-    out = xp.empty_like(a)
-    pending = xp.arange(a.size)
-    while pending.size:
-        x = rng.normal((pending.size,), numpy.float64, device=device)
-        u = rng.uniform((pending.size,), numpy.float64, device=device)
+    out, u_boost = xp.full_like(a, numpy.nan), xp.ones_like(a)
+    pending = xp.arange(n, dtype=numpy.uint64)
+    key = (rng.seed & 0xFFFFFFFF, (rng.seed >> 32) & 0xFFFFFFFF)
+    for r in range(GAMMA_ROUNDS):
+        if not pending.size:
+            break
+        block = pending + numpy.uint64(counter)  # ≤ 2⁶⁴ − 1: _take refuses a draw past the last block
+        words = philox4x32((block & numpy.uint64(0xFFFFFFFF), block >> numpy.uint64(32), r, 0), key)
+        u = words_to_uniform(words, numpy.float64)
+        x = xp.sqrt(-2.0 * xp.log(u[0])) * xp.cos(2.0 * numpy.pi * u[1])
         dp = d[pending]
-        v = (1 + c[pending] * x) ** 3
+        t = 1 + c[pending] * x
+        v = t * t * t
         positive = v > 0
         log_v = xp.log(xp.where(positive, v, 1.0))
-        accept = positive & (xp.log(u) < 0.5 * x * x + dp - dp * v + dp * log_v)
-        out[pending[accept]] = (dp * v)[accept]
+        accept = positive & (xp.log(u[2]) < 0.5 * x * x + dp - dp * v + dp * log_v)
+        done = pending[accept]
+        out[done], u_boost[done] = (dp * v)[accept], u[3][accept]
         pending = pending[~accept]
-    u = rng.uniform((a.size,), numpy.float64, device=device)
-    out = xp.where(boost, out * xp.exp(xp.log(u) / a), out)
+    out = xp.where(boost, out * xp.exp(xp.log(u_boost) / a), out)
     return xp.maximum(out.astype(dtype), numpy.finfo(dtype).tiny).reshape(shape)
 
 
 def gamma_rsample(rng, concentration, shape, dtype, draws=None):
     """standard_gamma(α, z) of draws z of Gamma(α, 1) (``draws`` given, or drawn by ``rng``): the draws, with the
-    implicit gradient in α."""
+    implicit gradient in α. While a step plan records, the draw's counter is live (``drawn_counter``): each replay
+    draws the next values, as the eager step, and a CUDA graph moves the generator by the draw's blocks."""
     if draws is None:
-        device = concentration.device
-        draws = array_function(lambda a: standard_gamma_draws(resolve(rng), a, shape, dtype, device), concentration)
+        device, rng = concentration.device, resolve(rng)
+        counter = drawn_counter(rng, math.prod(shape))
+        first = [True]  # a live counter: the recorded call takes its value, each replay the next counter
+
+        def draw(a):
+            c = counter
+            if isinstance(counter, Live):
+                c = counter.value if first else counter.resolve()
+                first.clear()
+            return standard_gamma_draws(rng, a, shape, dtype, device, c)
+        draws = array_function(draw, concentration)
     return ops.standard_gamma(concentration, draws)
 
 

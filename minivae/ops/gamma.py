@@ -293,7 +293,8 @@ lgamma, digamma = Lgamma.apply, Digamma.apply
 
 # ---- the implicit reparameterization gradient of a Gamma(α, 1) draw ---------------------------------------------
 def _converged(xp, small, big):
-    """Whether |small| ≤ 2⁻⁵⁶·|big| everywhere (one check every CHECK_EVERY terms: on a GPU, a copy to the host)."""
+    """Whether |small| ≤ 2⁻⁵⁶·|big| everywhere (one check every CHECK_EVERY terms: on a GPU with its kernels off, a copy
+    to the host; kernels/gamma.cu checks each element on its own, at the same terms)."""
     return not bool(xp.any(xp.abs(small) > TOLERANCE * xp.abs(big)))
 
 
@@ -358,8 +359,10 @@ def standard_gamma_grad(xp, a, z):
 class StandardGamma(Function):
     """y = z, a draw of Gamma(α, 1) given (``draw``, no gradient of its own), in the result dtype of α and z;
     ᾱ = ḡ·dz/dα at fixed F(z; α) = −ḡ·(∂F/∂α)(z; α)/f(z; α) (implicit reparameterization, module docstring), summed
-    to α's shape.  saves α, z.  (torch's torch._standard_gamma draws and differentiates in one; the draw is an argument
-    here, as every stochastic op's noise.)"""
+    to α's shape.  saves α, z.  fused: on the GPU, ḡ·dz/dα in one launch of kernels/gamma.cu standard_gamma_grad
+    (each element's series or fraction checked for convergence on its own, no copy to the host).  (torch's
+    torch._standard_gamma draws and differentiates in one; the draw is an argument here, as every stochastic op's
+    noise.)"""
 
     def forward(ctx, concentration, draw):
         xp = ctx.xp
@@ -369,9 +372,13 @@ class StandardGamma(Function):
 
     def backward(ctx, g):
         xp = ctx.xp
-        a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")
-        grad = standard_gamma_grad(xp, a, ctx.z.astype("float64")).astype(ctx.z.dtype)
-        return unbroadcast(g * grad, ctx.a.shape), None
+        kernel = ctx.fused("gamma", ctx.z)  # (kernels/gamma.cu on the GPU, minivae/_cpu/gamma.py with Numba)
+        if kernel is not None:
+            ga = kernel.standard_gamma_grad(ctx.a, ctx.z, g)
+        else:
+            a = xp.broadcast_to(ctx.a, ctx.z.shape).astype("float64")
+            ga = g * standard_gamma_grad(xp, a, ctx.z.astype("float64")).astype(ctx.z.dtype)
+        return unbroadcast(ga, ctx.a.shape), None
 
 
 SURROGATES.add("standard_gamma")  # its VJP is not the derivative of its forward (y = z): tested apart

@@ -14,7 +14,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
-from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedBernoulli, kl_divergence
+from minivae.distributions import Bernoulli, Normal, OneHotCategorical, kl_divergence
 from minivae.engine import Tensor, no_grad
 from minivae.estimators import score_function
 from minivae.nn import MLP, Module
@@ -309,11 +309,14 @@ class BernoulliVAE(_DiscreteVAE):
 
     def loss(self, x, rng, step=0, beta=1.0):
         q = self.posterior(x)
-        kl = kl_divergence(q, Bernoulli(logits=self._uniform_logits(shared=True)))  # to the prior, per latent variable
+        prior = self._uniform_logits(shared=True)
         if self.estimator == "reinforce":
+            kl = kl_divergence(q, Bernoulli(logits=prior))  # to the prior, per latent variable
             return self._reinforce_loss(x, q, kl, rng, beta)
-        y = RelaxedBernoulli(live(self.temperature, step), logits=q.logits)
-        z = y.rsample(rng=rng, hard=self.estimator == "straight_through")
+        # RelaxedBernoulli(τ, logits).rsample(rng, hard) and the KL per latent variable as one node (one kernel each
+        # way on a GPU): the same uniforms, so the same sample
+        z, kl = ops.binary_concrete_kl(q.logits, prior, rng, temperature=live(self.temperature, step),
+                                       hard=self.estimator == "straight_through")
         return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
 
 

@@ -76,7 +76,11 @@ class BinaryConcreteKL(Function):
     def forward(ctx, logits, prior_logits, seed=0, counter=0, temperature=1.0, hard=False):
         temperature = check_temperature(temperature)
         logits, prior_logits = real(logits), real(prior_logits)
-        if numpy.broadcast_shapes(logits.shape, prior_logits.shape) != logits.shape:
+        try:
+            fits = numpy.broadcast_shapes(logits.shape, prior_logits.shape) == logits.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"binary_concrete_kl: prior_logits of shape {prior_logits.shape} do not broadcast to the "
                              f"logits' shape {logits.shape}")
         xp = ctx.xp

@@ -9,6 +9,7 @@ from minivae._backend import device_of
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
+from minivae.ops.arith import common
 from minivae.ops.softmax import check_temperature
 from minivae.ops.unary import real, stable_sigmoid, stable_softplus
 from minivae.plan import drawn_counter
@@ -68,13 +69,16 @@ class BinaryConcreteKL(Function):
     saves     s, l, l_p      fused for a prior without a gradient (the VAE's) of l's dtype: minivae/_cpu/binary_concrete.py,
               kernels/binary_concrete.cu binary_concrete_kl_fwd/_bwd (the noise made in registers, never stored)
     The sample is the unfused composition's, ops for ops (on the NumPy path bit for bit; the kernels take the
-    logarithms and the exponential of their own libraries: within a few ulp); kl is in the common dtype of l and l_p.
-    Different from torch's kl_divergence on purpose: finite for logits of any finite size (torch's is NaN from 0·∞
-    where σ(l) rounds to 1 and l_p is large), not defined for infinite logits (NaN).
+    logarithms and the exponential of their own libraries: within a few ulp); kl is in the common dtype of l and l_p
+    (PyTorch's promotion; integers as float32).
+    Different from torch's kl_divergence on purpose: the exact, finite value for logits of any finite size (torch's is
+    +∞ where σ(l_p) rounds to 0 or 1: KL(σ(−10⁴) ‖ σ(10⁴)) ≈ 10⁴ here, ∞ there); infinite logits are not taken (NaN;
+    kl_divergence of the two Bernoullis handles them).
     """
 
     def forward(ctx, logits, prior_logits, seed=0, counter=0, temperature=1.0, hard=False):
         temperature = check_temperature(temperature)
+        raw = logits, prior_logits
         logits, prior_logits = real(logits), real(prior_logits)
         try:
             fits = numpy.broadcast_shapes(logits.shape, prior_logits.shape) == logits.shape
@@ -98,7 +102,7 @@ class BinaryConcreteKL(Function):
         y = xp.clip(s, eps, 1 - eps)
         if hard:  # z + (y − y): z's values, NaN where y is (as rsample's z + (y − y.detach()))
             y = (x > 0).astype(logits.dtype) + (y - y)
-        l, lp = (a.astype(numpy.result_type(logits, prior_logits), copy=False) for a in (logits, prior_logits))
+        l, lp = common(raw)  # (the KL's operands as PyTorch promotes them: int64 beside float16 is float16)
         ctx.save(s=s, logits=l, prior=lp, tau=temperature, eps=eps, kernel=None)
         return y, bernoulli_kl_array(xp, l, lp)
 

@@ -48,6 +48,8 @@ ESTIMATOR_VALUES = "tests/test_estimator_values.py"
 TIES = "tests/test_ties_and_streams.py"
 MOMENTS = "tests/distributions/test_moments_and_expand.py::"
 NN_REG, NN_DROP = "tests/test_nn_registry.py", "tests/test_nn_dropout_losses.py"  # (helper-41)
+BC = "tests/test_binary_concrete.py"  # (helper-50)
+BC_CUDA = [CUDA + "::test_binary_concrete_kl_pair", CUDA + "::test_binary_concrete_kl_pair_backward_with_one_gradient"]
 
 
 class Mutant:
@@ -1983,6 +1985,36 @@ MUTANTS = [
     # ---- helper-49 begin: fix11-gamma-kernel: Gamma draws and their gradient in one kernel each ----
     # ---- helper-49 end ----
     # ---- helper-50 begin: fix11-binary-concrete: the fused Binary Concrete sample and Bernoulli KL ----
+    M("bc-noise-sign-flipped", "minivae/ops/binary_concrete.py", ("return xp.log(u) - xp.log1p(-u)", "return xp.log1p(-u) - xp.log(u)"),
+      [BC], "the logistic noise negated (log(1 − u) − log u): a Logistic sample still, but not RelaxedBernoulli's for the seed"),
+    M("bc-numba-noise-sign-flipped", "minivae/_cpu/binary_concrete.py", ("x = li + (log(u) - log(1.0 - u))", "x = li + (log(1.0 - u) - log(u))"),
+      [BC], "the Numba kernel's logistic noise negated"),
+    M("bc-cuda-noise-sign-flipped", "kernels/binary_concrete.cu", ("const T x = l + (mv_log(u) - mv_log1p(-u));", "const T x = l + (mv_log1p(-u) - mv_log(u));"),
+      BC_CUDA, "the CUDA kernel's logistic noise negated"),
+    M("bc-tau-twice-backward", "minivae/ops/binary_concrete.py", ("* s * (1 - s)) / tau", "* s * (1 - s)) / tau / tau"),
+      [BC] + gc("binary_concrete_kl"), "the sample's VJP divided by τ twice"),
+    M("bc-numba-tau-twice-backward", "minivae/_cpu/binary_concrete.py", ("g = gy[i] * si * (1.0 - si) / tau", "g = gy[i] * si * (1.0 - si) / tau / tau"),
+      [BC], "the Numba backward divides by τ twice"),
+    M("bc-cuda-tau-twice-backward", "kernels/binary_concrete.cu", ("g = gy[i] * si * (T(1) - si) / tau;", "g = gy[i] * si * (T(1) - si) / tau / tau;"),
+      BC_CUDA, "the CUDA backward divides by τ twice"),
+    M("bc-hard-returns-y", "minivae/ops/binary_concrete.py", ("y = (x > 0).astype(logits.dtype) + (y - y)", "y = y + (y - y)"),
+      [BC], "hard=True returns the relaxed y instead of the indicator 1[l + L > 0]"),
+    M("bc-numba-hard-returns-s", "minivae/_cpu/binary_concrete.py", ("y[i] = (1.0 if x > 0 else 0.0) + (s[i] - s[i])", "y[i] = s[i]"),
+      [BC], "the Numba kernel's hard sample is the relaxed s"),
+    M("bc-cuda-hard-returns-s", "kernels/binary_concrete.cu", ("y = hard ? (x > T(0) ? T(1) : T(0)) + (s - s) :", "y = hard ? s :"),
+      BC_CUDA, "the CUDA kernel's hard sample is the relaxed s"),
+    M("bc-kl-prior-dropped", "minivae/ops/binary_concrete.py", ("- t / (1 + t) * (a - s * lp)", "- t / (1 + t) * a"),
+      [BC] + gc("binary_concrete_kl"), "the KL's σ(−|l|)·ς·l_p term dropped (right only for l_p = 0)"),
+    M("bc-numba-kl-prior-dropped", "minivae/_cpu/binary_concrete.py", ("- t / (1.0 + t) * (a - sign * lp)", "- t / (1.0 + t) * a"),
+      [BC], "the Numba KL's prior term dropped"),
+    M("bc-cuda-kl-prior-dropped", "kernels/binary_concrete.cu", ("- t / (T(1) + t) * (a - sign * lp)", "- t / (T(1) + t) * a"),
+      BC_CUDA, "the CUDA KL's prior term dropped"),
+    M("bc-cuda-tail-unguarded", "kernels/binary_concrete.cu", ("if (i >= n) break;", ""),
+      [CUDA + "::test_the_cases_run_clean_under_the_sanitizers[address]"], "the last Philox block's words past n written to s, y and kl past their end"),
+    M("bc-counter-not-advanced", "minivae/ops/binary_concrete.py", ("counter = drawn_counter(rng, (logits.data.size + 3) // 4)", "counter = rng.counter"),
+      [BC], "the counter not advanced: the next draw repeats this sample's uniforms"),
+    M("bc-clip-mask-dropped", "minivae/ops/binary_concrete.py", ("xp.where((s >= eps) & (s <= 1 - eps), gy", "xp.where(s == s, gy"),
+      [BC], "the sample's gradient passes where rsample's clip to [ε, 1 − ε] stops it"),
     # ---- helper-50 end ----
     # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
     # ---- helper-51 end ----

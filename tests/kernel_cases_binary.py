@@ -118,3 +118,17 @@ def test_binary_concrete_kl_pair_noise_follows_the_counter(dev, dtype):
     np.testing.assert_array_equal(s1, s0[4:])
     _, _, want_kl = reference(x[4:], prior, 11, 5, 1.0)
     np.testing.assert_allclose(kl, want_kl, rtol=16 * _ulp(dtype), atol=16 * _ulp(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_concrete_kl_pair_in_a_graph_takes_the_counter_advance_from_memory(dev, dtype, monkeypatch):
+    """A CUDA graph replays its kernels' arguments: the forward's noise must move by the counter's advance in memory
+    (``philox_shift``), else every replay would draw the captured step's uniforms."""
+    import minivae._gpu
+    from tests.kernel_cases import _GraphKnobs
+    x = np.random.default_rng(2).normal(size=(5, 33)).astype(dtype)
+    prior = dev.put(np.zeros(33, dtype))
+    s_eager = dev.get(gpu_binary.binary_concrete_kl_fwd(dev.put(x), prior, 11, 10, 0.5, False)[0])
+    monkeypatch.setattr(minivae._gpu, "capture", _GraphKnobs(dev, 7, (2e-3, 1e-6, 1.0)))
+    np.testing.assert_array_equal(dev.get(gpu_binary.binary_concrete_kl_fwd(dev.put(x), prior, 11, 3, 0.5, False)[0]),
+                                  s_eager)

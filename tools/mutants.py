@@ -49,7 +49,7 @@ TIES = "tests/test_ties_and_streams.py"
 MOMENTS = "tests/distributions/test_moments_and_expand.py::"
 NN_REG, NN_DROP = "tests/test_nn_registry.py", "tests/test_nn_dropout_losses.py"  # (helper-41)
 BC = "tests/test_binary_concrete.py"  # (helper-50)
-BC_CUDA = [CUDA + "::test_binary_concrete_kl_pair", CUDA + "::test_binary_concrete_kl_pair_backward_with_one_gradient"]
+BC_CUDA = [CUDA + "::test_binary_concrete_kl_pair", CUDA + "::test_binary_concrete_kl_pair_backward_with_one_gradient"]  # (helper-50)
 
 
 class Mutant:
@@ -2015,6 +2015,8 @@ MUTANTS = [
       [BC], "the counter not advanced: the next draw repeats this sample's uniforms"),
     M("bc-clip-mask-dropped", "minivae/ops/binary_concrete.py", ("xp.where((s >= eps) & (s <= 1 - eps), gy", "xp.where(s == s, gy"),
       [BC], "the sample's gradient passes where rsample's clip to [ε, 1 − ε] stops it"),
+    M("bc-cuda-graph-shift-ignored", "kernels/binary_concrete.cu", ("    offset += *shift;\n    for (long long b = grid_first(); b < (n + 3) / 4;", "    for (long long b = grid_first(); b < (n + 3) / 4;"),
+      [CUDA + "::test_binary_concrete_kl_pair_in_a_graph_takes_the_counter_advance_from_memory"], "a CUDA graph's Binary Concrete noise the same at every replay"),
     # ---- helper-50 end ----
     # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
     # ---- helper-51 end ----

@@ -309,13 +309,13 @@ class BernoulliVAE(_DiscreteVAE):
 
     def loss(self, x, rng, step=0, beta=1.0):
         q = self.posterior(x)
-        prior = self._uniform_logits(shared=True)
+        prior_logits = self._uniform_logits(shared=True)
         if self.estimator == "reinforce":
-            kl = kl_divergence(q, Bernoulli(logits=prior))  # to the prior, per latent variable
+            kl = kl_divergence(q, Bernoulli(logits=prior_logits))  # to the prior, per latent variable
             return self._reinforce_loss(x, q, kl, rng, beta)
         # RelaxedBernoulli(τ, logits).rsample(rng, hard) and the KL per latent variable as one node (one kernel each
         # way on a GPU): the same uniforms, so the same sample
-        z, kl = ops.binary_concrete_kl(q.logits, prior, rng, temperature=live(self.temperature, step),
+        z, kl = ops.binary_concrete_kl(q.logits, prior_logits, rng, temperature=live(self.temperature, step),
                                        hard=self.estimator == "straight_through")
         return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
 

@@ -28,7 +28,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
-from minivae.distributions import Bernoulli, Normal, OneHotCategorical, RelaxedBernoulli, kl_divergence
+from minivae.distributions import Bernoulli, Normal, OneHotCategorical, kl_divergence
 from minivae.engine import Tensor, no_grad
 from minivae.estimators import score_function, vimco_surrogate
 from minivae.nn import MLP, Module
@@ -368,7 +368,8 @@ class BernoulliVAE(_DiscreteVAE):
                         categorical model's baselines: the moving average c and, when ``baseline_hidden`` > 0,
                         the input-dependent b_ψ(x) of NVIL (see CategoricalVAE)
 
-    KL(q ‖ Bernoulli(½)) = Σ_n [log 2 − H(q_n)] in closed form for all three (kl_divergence of the two
+    KL(q ‖ Bernoulli(½)) = Σ_n [log 2 − H(q_n)] in closed form for all three (for the relaxed two, computed with the
+    sample by ops.binary_concrete_kl, one kernel each way on a GPU; for "reinforce", kl_divergence of the two
     Bernoullis). The temperature follows τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t, as the
     categorical model's. ``n_latent`` is 50 by default: 3 epochs of ``minivae train --model bernoulli`` (its other
     defaults) on the embedded digits gave a validation ELBO of −135.5 nats with 20 latents, −132.2 with 50, −140.5 with
@@ -406,11 +407,14 @@ class BernoulliVAE(_DiscreteVAE):
             return self._negative_vimco(x, q, rng, beta)
         if self.samples > 1:  # the K-sample ELBO: K copies of the batch, each its own draw
             x, q = _copies(x, self.samples), Bernoulli(logits=_copies(q.logits, self.samples))
-        kl = kl_divergence(q, Bernoulli(logits=self._uniform_logits(shared=True)))  # to the prior, per latent variable
+        prior_logits = self._uniform_logits(shared=True)
         if self.estimator == "reinforce":
+            kl = kl_divergence(q, Bernoulli(logits=prior_logits))  # to the prior, per latent variable
             return self._reinforce_loss(x, q, kl, rng, beta)
-        y = RelaxedBernoulli(live(self.temperature, step), logits=q.logits)
-        z = y.rsample(rng=rng, hard=self.estimator == "straight_through")
+        # RelaxedBernoulli(τ, logits).rsample(rng, hard) and the KL per latent variable as one node (one kernel each
+        # way on a GPU): the same uniforms, so the same sample
+        z, kl = ops.binary_concrete_kl(q.logits, prior_logits, rng, temperature=live(self.temperature, step),
+                                       hard=self.estimator == "straight_through")
         return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
 
 

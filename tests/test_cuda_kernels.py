@@ -12,6 +12,7 @@ from tests.cuda_host.host import module_factory, run_sanitized, sanitize_mode
 from tests.kernel_cases import *  # noqa: F401,F403  (the shared cases)
 from tests.kernel_cases_special import *  # noqa: F401,F403
 from tests.kernel_cases_gamma import *  # noqa: F401,F403
+from tests.kernel_cases_binary import *  # noqa: F401,F403
 from tests.kernel_cases import categorical, close, gumbel, softmax_vjp  # (the test below this file's own)
 
 if shutil.which("c++") is None and shutil.which("g++") is None:

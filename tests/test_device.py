@@ -1004,6 +1004,71 @@ def test_the_gumbel_softmax_kl_pair_through_the_emulated_cuda_kernels(dtype, cas
         np.testing.assert_allclose(a, c, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["fixed prior", "learnable prior"])
+@pytest.mark.parametrize("hard", [False, True])
+def test_the_binary_concrete_kl_pair_through_the_emulated_cuda_kernels(dtype, case, hard):
+    """ops.binary_concrete_kl on the GPU: with a fixed prior (the VAE's) its two kernels and nothing else (the noise
+    made in the forward's registers: no draw, no copy to the host); with a learnable prior the formula on the device
+    (its uniforms drawn by kernels/random.cu).
+    The values and gradients the CPU formula's to rounding (the kernel's logarithms are CUDA's), the counter the
+    same."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None or \
+            importlib.import_module("tests.cuda_host.host").compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    from tests.cuda_host import host as cuda_host
+    from tests.test_launch_count import launch_count, names  # tools/launch_count.py, as that test loads it
+    rng = np.random.default_rng(4)
+    values = [3 * rng.standard_normal((4, 3, 5)), rng.standard_normal(5), rng.standard_normal((4, 3, 5)),
+              rng.standard_normal((4, 3, 5))]
+    results = {}
+    for device in ("cpu", "cuda"):
+        logits, prior, gy, gkl = (mv.tensor(v, device=device, dtype=dtype) for v in values)
+        logits.requires_grad = True
+        prior.requires_grad = case == "learnable prior"
+        gen = Generator(5, counter=9)
+        with use_cuda_kernels(True), loader.use_module_factory(cuda_host.module_factory()), \
+                launch_count.counting() as launches, record() as log:
+            y, kl = ops.binary_concrete_kl(logits, prior, gen, temperature=0.7, hard=hard)
+            mv.backward([y, kl], [gy, gkl])
+        results[device] = [host(y), host(kl), host(logits.grad), gen.counter] + (
+            [host(prior.grad)] if case == "learnable prior" else [])
+        if device == "cuda":
+            assert log == [], describe(log)
+            kernels = {n for n in names(launches) if n.startswith("kernel ")}
+            pair = {"kernel binary_concrete_kl_fwd", "kernel binary_concrete_kl_bwd"}
+            # (the formula's uniforms by kernels/random.cu, the rest array operations)
+            assert kernels == (pair if case == "fixed prior" else {"kernel philox_uniform"}), kernels
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6 if dtype == np.float32 else 1e-14)
+    for a, b in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_a_bernoulli_training_step_through_the_emulated_cuda_kernels():
+    """BernoulliVAE (straight-through) on the GPU: its latent pair is kernels/binary_concrete.cu's, the step copies
+    nothing back, and the loss and gradients are the CPU formulas' to rounding."""
+    if importlib.util.find_spec("tests.cuda_host.host") is None:
+        pytest.skip("tests/cuda_host/host.py is not there")
+    from tests.cuda_host import host as cuda_host
+    if cuda_host.compiler() is None:
+        pytest.skip("no host C++ compiler to build kernels/*.cu for the CPU")
+    from minivae._gpu import loader
+    factory, sources = cuda_host.module_factory(), set()
+
+    def recording(source):
+        sources.add(source)
+        return factory(source)
+    expected_loss, expected_grads, _ = _one_step("bernoulli-straight_through", "cpu")
+    with use_cuda_kernels(True), loader.use_module_factory(recording):
+        loss, grads, conversions = _one_step("bernoulli-straight_through", "cuda")
+    assert conversions == [], describe(conversions)
+    assert "binary_concrete.cu" in sources and "random.cu" not in sources  # (no draw of uniforms apart)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    for n in grads:
+        np.testing.assert_allclose(grads[n], expected_grads[n], rtol=1e-4, atol=1e-5, err_msg=n)
+
+
 @pytest.mark.parametrize("name", ["gaussian", "straight_through", "reinforce"])
 @pytest.mark.parametrize("tiled", [False, True], ids=["cublas", "tiled"])
 def test_one_training_step_through_the_emulated_cuda_kernels(name, tiled, monkeypatch):

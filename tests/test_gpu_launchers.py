@@ -763,3 +763,35 @@ def test_the_host_time_tool_counts_the_instructions_between_two_runs(monkeypatch
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=1, stderr="valgrind: no"))
     with pytest.raises(SystemExit, match="callgrind failed.*valgrind: no"):
         tool.main(["--instructions"])
+
+
+@pytest.mark.parametrize("dtype,t", [(np.float32, "float"), (np.float64, "double")])
+def test_the_binary_concrete_pair_launches_a_thread_a_philox_block(launches, dtype, t):
+    """binary_concrete_kl_fwd: one launch of a thread per Philox block (⌈n/4⌉ threads), the scalars in the C
+    signature's types (τ and ε of the dtype, n and m 64-bit, the seed and counter uint64, hard an int), every array
+    contiguous (a strided logits view copied); the backward a grid-stride launch over n with its flags, an absent
+    gradient's pointer standing in by s; nothing for no elements; a prior that does not tile the logits refused."""
+    from minivae._gpu import binary_concrete
+    base = np.linspace(-3, 3, 5 * 8).astype(dtype).reshape(5, 8)
+    x, prior = base[:, :6], np.zeros(6, dtype)  # (strided)
+    s, y, kl = binary_concrete.binary_concrete_kl_fwd(x, prior, 2 ** 40 + 1, 7, 0.25, hard=True)
+    assert s.shape == y.shape == kl.shape == (5, 6) and s.dtype == dtype
+    ((source, name, grid, block, args),) = launches
+    assert (source, name) == ("binary_concrete.cu", f"binary_concrete_kl_fwd<{t}>")
+    assert (grid, block) == elementwise_launch(8)  # 30 elements: 8 Philox blocks
+    assert args[2] is s and args[3] is y and args[4] is kl
+    assert [type(a) for a in args[5:]] == [np.int64, np.int64, dtype, dtype, np.uint64, np.uint64, np.ndarray, np.int32]
+    assert args[5:8] == (30, 6, dtype(0.25)) and args[8] == np.finfo(dtype).eps and args[9:11] == (2 ** 40 + 1, 7)
+    assert args[12] == 1
+    for a in args:
+        assert not isinstance(a, np.ndarray) or a.flags.c_contiguous
+    gy = np.broadcast_to(dtype(0.5), (5, 6))  # (a broadcast upstream gradient: copied)
+    gl = binary_concrete.binary_concrete_kl_bwd(s, gy, x, prior, None, 0.25)
+    source, name, grid, block, args = launches[1]
+    assert name == f"binary_concrete_kl_bwd<{t}>" and (grid, block) == elementwise_launch(30) and args[5] is gl
+    assert args[4] is args[0] and args[6:] == (30, 6, dtype(0.25), dtype(np.finfo(dtype).eps), 1, 0)
+    assert all(a.flags.c_contiguous for a in args if isinstance(a, np.ndarray))
+    binary_concrete.binary_concrete_kl_fwd(np.zeros((0, 6), dtype), prior, 0, 0, 1.0, False)
+    assert len(launches) == 2
+    with pytest.raises(ValueError, match="4 prior logits do not tile 30 logits"):
+        binary_concrete.binary_concrete_kl_fwd(x, np.zeros(4, dtype), 0, 0, 1.0, False)

@@ -82,10 +82,15 @@ def _expected(kind):
                   "kernel reparameterize_kl_bwd": 1}
         # (the split into μ and log σ² is two views, and its VJP takes μ̄ and v̄ as the halves of one array that
         # reparameterize_kl_bwd wrote: no concatenate)
-    else:
+    elif kind == "categorical":
         latent = {"kernel gumbel_softmax_kl_warp_fwd": 1,  # the relaxed sample and its KL: one launch
                   "kernel gumbel_softmax_kl_warp_bwd": 1}  # the logits' two gradients, added as they are written
         # (as gumbel_softmax and categorical_kl apart: their two forward kernels, their two VJPs' and the sum, 5)
+    else:
+        latent = {"kernel binary_concrete_kl_fwd": 1,  # the logistic noise, the Binary Concrete sample and its KL
+                  "kernel binary_concrete_kl_bwd": 1}  # the logits' two gradients, added as they are written
+        # (as RelaxedBernoulli.rsample and kl_divergence of the two Bernoullis apart: a uniform draw and 148 CuPy
+        # elementwise, reduction and fill kernels, about a dozen ops each way with their masks and VJPs: 149)
     return collections.Counter({**dense, **loss, **latent})
 
 

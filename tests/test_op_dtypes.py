@@ -65,6 +65,18 @@ def torch_kl(l, lp):
     return kl_divergence(Categorical(logits=l), Categorical(logits=lp))
 
 
+def logistic(t):
+    """The noise ops.binary_concrete_kl(logits, prior, Generator(7)) adds: L = log u − log1p(−u) of Generator(7)'s
+    uniforms in the logits' real dtype, computed in that dtype (as RelaxedBernoulli.rsample's)."""
+    dtype = np.dtype(torch_dtype_name(t)) if t.dtype != torch.bool else np.dtype(bool)
+    u = Generator(7).uniform(tuple(t.shape), real(dtype))
+    return torch.tensor(np.log(u) - np.log1p(-u))
+
+
+def bernoulli_kl(l, lp):
+    return kl_divergence(torch.distributions.Bernoulli(logits=l), torch.distributions.Bernoulli(logits=lp))
+
+
 def gaussian_kl(mu, v):
     return 0.5 * (mu * mu + torch.exp(v) - 1 - v)
 
@@ -148,6 +160,8 @@ ROWS = {
     "categorical_kl": (one(2), lambda a: ops.categorical_kl(*a), lambda t: torch_kl(*t)),
     "gumbel_softmax_kl": (one(2), lambda a: tuple(ops.gumbel_softmax_kl(a[0], a[1], Generator(7))),
                           lambda t: (torch.softmax(t[0] + gumbels(t[0]), -1), torch_kl(*t))),
+    "binary_concrete_kl": (one(2), lambda a: tuple(ops.binary_concrete_kl(a[0], a[1], Generator(7))),
+                           lambda t: (torch.sigmoid(t[0] + logistic(t[0])), bernoulli_kl(*t))),
     "dropout": (one(), lambda a: ops.dropout(a[0], Generator(7), p=0.4), lambda t: dropped(t[0])),
     # torch refuses a pos_weight that requires grad: its formula, (1 − t)·x + (1 + (p − 1)·t)·softplus(−x)
     "bce_with_logits_pos_weight": (one(3), lambda a: ops.bce_with_logits_pos_weight(*a),
@@ -177,7 +191,9 @@ DIFFERENT = {
                  "negative_elbo", "bernoulli_negative_elbo", "leaky_relu", "elu", "gelu", "silu",
                  "binary_cross_entropy", "bce_with_logits_pos_weight"]},
     **{(n, np.dtype(bool)): "float32" for n in ["categorical_kl", "kl_standard_normal"]},
-    **{(n, np.dtype(bool)): ("float32", "float32") for n in ["gumbel_softmax_kl", "reparameterize_kl",
+    # torch's Bernoulli KL takes softplus of integer logits, which it has no kernel for: float32, as above
+    **{("binary_concrete_kl", np.dtype(d)): ("float32", "float32") for d in _INTEGERS if d != np.bool_},
+    **{(n, np.dtype(bool)): ("float32", "float32") for n in ["gumbel_softmax_kl", "binary_concrete_kl", "reparameterize_kl",
                                                              "normal_reparameterize_kl"]},
     # NumPy's bool results where PyTorch implements no bool kernel: |x| = x, max(x, False) = x, clamp, the logical
     # matrix product (or of ands), the one-hot of a bool argmax
@@ -265,7 +281,7 @@ PAIRS = [(np.float16, np.float32), (np.float32, np.float64), (np.float64, np.flo
          (np.int32, np.int64), (np.uint8, np.int32), (np.bool_, np.int64)]
 MIXED = sorted(n for n, (inputs, _, _) in ROWS.items() if len(inputs(np.float32)) > 1)
 REAL = {"div", "binary_cross_entropy", "standard_gamma", "bce_with_logits_pos_weight",
-        "categorical_kl", "gumbel_softmax_kl", "bce_with_logits", "bernoulli_log_prob",
+        "categorical_kl", "gumbel_softmax_kl", "binary_concrete_kl", "bce_with_logits", "bernoulli_log_prob",
         "kl_standard_normal", "reparameterize", "reparameterize_kl", "normal_reparameterize_kl", "negative_elbo",
         "bernoulli_negative_elbo"}
 
@@ -308,11 +324,14 @@ def _two_dtypes(name, first, rest):
         noise = torch.tensor(Generator(7).gumbel(SHAPE, real(first)).astype(np.float64))
         want = (torch.softmax(t_in[0] + noise, -1), want[1])
         assert got[0].dtype == real(first)
+    if name == "binary_concrete_kl":  # the sample is RelaxedBernoulli's of the logits alone: its noise in their dtype
+        want = (torch.sigmoid(t_in[0] + logistic(t_in[0]).to(torch.float64)), want[1])
+        assert got[0].dtype == real(first)
     if name == "normal_reparameterize_kl":  # the noise is drawn in the result dtype
         noise = torch.tensor(Generator(7).normal(SHAPE, dtype).astype(np.float64))
         want = (t_in[0] + torch.exp(0.5 * t_in[1]) * noise, want[1])
     for k, (m, t) in enumerate(zip(got, want)):
-        assert m.dtype == dtype or (name == "gumbel_softmax_kl" and k == 0), (name, k, m.dtype, dtype)
+        assert m.dtype == dtype or (name in ("gumbel_softmax_kl", "binary_concrete_kl") and k == 0), (name, k, m.dtype, dtype)
         _close(m.numpy(), t.detach().numpy(), m.dtype, f"{name} output {k}")
     if not any(grad) or name in ops.SURROGATES:  # (a surrogate's gradient is not torch's formula's)
         return

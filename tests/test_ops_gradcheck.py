@@ -315,6 +315,25 @@ def gumbel_softmax_kl_case(draw):
     return case(f, 2 * rng.normal(size=shape), rng.normal(size=prior_shape))
 
 
+@st.composite
+def binary_concrete_kl_case(draw):
+    """The soft Binary Concrete sample and its Bernoulli KL of one node at a drawn (seed, counter) (fixed noise: smooth
+    in the logits), against a learnable prior of a shape that broadcasts (one per latent, the whole shape, one for all);
+    the sample, the KL, or both; or a fixed prior (the VAE's), which takes the fused kernel where Numba is on."""
+    shape = draw(shapes(1, 3))
+    rng, seed, counter, tau = draw(rngs), draw(st.integers(0, 2**40)), draw(st.integers(0, 2**20)), draw(st.floats(0.3, 3.0))
+    prior_shape = draw(st.sampled_from([shape[-1:], shape, (), (1,) * len(shape)]))
+    used = draw(st.sampled_from(["both", "sample", "kl"]))
+
+    def f(t, p):
+        y, kl = ops.BinaryConcreteKL.apply(t, p, seed=seed, counter=counter, temperature=tau)
+        return {"sample": y, "kl": kl, "both": ops.concatenate([ops.reshape(y, (-1,)), ops.reshape(kl, (-1,))])}[used]
+    logits, prior = 2 * rng.normal(size=shape), rng.normal(size=prior_shape)
+    if draw(st.booleans()):
+        return case(f, logits, prior)
+    return case(lambda t: f(t, mv.tensor(prior)), logits)
+
+
 def bce_case(fn):
     @st.composite
     def draw_case(draw):
@@ -369,6 +388,7 @@ DOMAINS = {
     "reparameterize_kl": reparameterize_kl_case(),
     "normal_reparameterize_kl": normal_reparameterize_kl_case(),
     "categorical_kl": categorical_kl_case(), "gumbel_softmax_kl": gumbel_softmax_kl_case(),
+    "binary_concrete_kl": binary_concrete_kl_case(),
     "negative_elbo": negative_elbo_case(),
     "bernoulli_negative_elbo": bernoulli_negative_elbo_case(),
 }

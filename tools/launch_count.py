@@ -1,6 +1,6 @@
 """Kernel launches of one GPU training step, counted on the CPU: what a CUDA graph of the step would hold.
 
-    python tools/launch_count.py            # both benchmark VAEs (benchmarks/gpu_step.py's), batch 128
+    python tools/launch_count.py            # both benchmark VAEs (benchmarks/gpu_step.py's) and the Bernoulli one, batch 128
     python tools/launch_count.py -v         # and each launch, with the line of minivae that made it
     python tools/launch_count.py --cublaslt # with MINIVAE_CUBLASLT=1's dense layers (a stand-in libcublasLt)
     python tools/launch_count.py --tiled    # with MINIVAE_GEMM=tiled: products and dense layers by kernels/gemm.cu
@@ -137,17 +137,23 @@ PRODUCTS = ("matmul", "cublasLt matmul", "kernel gemm_tiles")  # a matrix produc
 
 
 def benchmark_models(batch, x_dim=784, hidden=(512, 256), latent=20):
-    """benchmarks/gpu_step.py's two VAEs (784-512-256, Adam), on the stand-in device; or two of the same layers and
-    kernels at other sizes (``latent`` Gaussian dimensions, or categorical variables of 10 categories)."""
-    from minivae.models import CategoricalVAE, GaussianVAE
+    """benchmarks/gpu_step.py's two VAEs (784-512-256, Adam) and the Bernoulli VAE of the same layers (binary latents,
+    Gumbel-Softmax), on the stand-in device; or the three of the same layers and kernels at other sizes (``latent``
+    Gaussian dimensions, categorical variables of 10 categories, or binary variables)."""
+    from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
     from minivae.optim import Adam
     from minivae.random import Generator
     x = (numpy.random.default_rng(0).random((batch, x_dim)) < 0.13).astype(numpy.float32)
-    for kind in ("Gaussian", "categorical"):
+    for kind in ("Gaussian", "categorical", "Bernoulli"):
         rng = Generator(0)
-        model = (GaussianVAE(x_dim=x_dim, hidden=hidden, z_dim=latent, rng=rng, device="cuda") if kind == "Gaussian" else
-                 CategoricalVAE(x_dim=x_dim, hidden=hidden, n_latent=latent, n_categories=10, estimator="gumbel_softmax",
-                                tau0=1.0, tau_min=1.0, rng=rng, device="cuda"))
+        if kind == "Gaussian":
+            model = GaussianVAE(x_dim=x_dim, hidden=hidden, z_dim=latent, rng=rng, device="cuda")
+        elif kind == "categorical":
+            model = CategoricalVAE(x_dim=x_dim, hidden=hidden, n_latent=latent, n_categories=10,
+                                   estimator="gumbel_softmax", tau0=1.0, tau_min=1.0, rng=rng, device="cuda")
+        else:
+            model = BernoulliVAE(x_dim=x_dim, hidden=hidden, n_latent=latent, estimator="gumbel_softmax", tau0=1.0,
+                                 tau_min=1.0, rng=rng, device="cuda")
         yield kind, model, Adam(model.parameters(), lr=1e-3), mv.tensor(x, device="cuda"), rng
 
 

@@ -48,6 +48,8 @@ ESTIMATOR_VALUES = "tests/test_estimator_values.py"
 TIES = "tests/test_ties_and_streams.py"
 MOMENTS = "tests/distributions/test_moments_and_expand.py::"
 NN_REG, NN_DROP = "tests/test_nn_registry.py", "tests/test_nn_dropout_losses.py"  # (helper-41)
+BC = "tests/test_binary_concrete.py"  # (helper-50)
+BC_CUDA = [CUDA + "::test_binary_concrete_kl_pair", CUDA + "::test_binary_concrete_kl_pair_backward_with_one_gradient"]  # (helper-50)
 
 
 class Mutant:
@@ -1831,18 +1833,18 @@ MUTANTS = [
     # ---- helper-46 begin: fix10-bernvae: a VAE with binary latents ----
     M('bernoulli-prior-not-a-half', 'minivae/models.py', ('        return Bernoulli(logits=self._uniform_logits())', '        return Bernoulli(logits=self._uniform_logits() + 1)'),
       ['tests/test_bernoulli_vae.py::test_exact_log_likelihood_is_the_enumeration_and_bounds_the_elbo'], 'the prior Bernoulli(σ(1)) instead of Bernoulli(½): log p(z) of another prior'),
-    M('bernoulli-kl-prior-not-a-half', 'minivae/models.py', ('Bernoulli(logits=self._uniform_logits(shared=True))', 'Bernoulli(logits=self._uniform_logits(shared=True) + 1)'),
+    M('bernoulli-kl-prior-not-a-half', 'minivae/models.py', ('        prior_logits = self._uniform_logits(shared=True)', '        prior_logits = self._uniform_logits(shared=True) + 1'),
       ['tests/test_bernoulli_vae.py::test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy'], 'the loss\'s KL to Bernoulli(σ(1)) instead of Bernoulli(½)'),
     M('bernoulli-kl-sign', 'minivae/models.py', ('        kl = kl_divergence(q, Bernoulli(', '        kl = -kl_divergence(q, Bernoulli('),
       ['tests/test_bernoulli_vae.py::test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy'], 'the KL rewarded: β·KL added to the ELBO'),
-    M('bernoulli-kl-reversed', 'minivae/models.py', ('        kl = kl_divergence(q, Bernoulli(logits=self._uniform_logits(shared=True)))', '        kl = kl_divergence(Bernoulli(logits=self._uniform_logits(shared=True)), q)'),
+    M('bernoulli-kl-reversed', 'minivae/models.py', ('kl = kl_divergence(q, Bernoulli(logits=prior_logits))', 'kl = kl_divergence(Bernoulli(logits=prior_logits), q)'),
       ['tests/test_bernoulli_vae.py::test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy'], 'KL(p ‖ q) in the loss instead of KL(q ‖ p)'),
-    M('bernoulli-straight-through-not-hard', 'minivae/models.py', ('        z = y.rsample(rng=rng, hard=self.estimator == "straight_through")', '        z = y.rsample(rng=rng, hard=False)'),
+    M('bernoulli-straight-through-not-hard', 'minivae/models.py', ('prior_logits, rng, temperature=live(self.temperature, step),\n                                       hard=self.estimator == "straight_through")', 'prior_logits, rng, temperature=live(self.temperature, step),\n                                       hard=False)'),
       ['tests/test_bernoulli_vae.py::test_straight_through_forward_is_exactly_binary_and_its_gradient_the_relaxed_one', 'tests/test_bernoulli_vae.py::test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy'],
       'straight-through forwards the relaxed sample, not 0/1'),
-    M('bernoulli-gumbel-softmax-hard', 'minivae/models.py', ('        z = y.rsample(rng=rng, hard=self.estimator == "straight_through")', '        z = y.rsample(rng=rng, hard=True)'),
+    M('bernoulli-gumbel-softmax-hard', 'minivae/models.py', ('prior_logits, rng, temperature=live(self.temperature, step),\n                                       hard=self.estimator == "straight_through")', 'prior_logits, rng, temperature=live(self.temperature, step),\n                                       hard=True)'),
       ['tests/test_bernoulli_vae.py::test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy'], 'Gumbel-Softmax forwards hard samples too'),
-    M('bernoulli-temperature-not-annealed', 'minivae/models.py', ('        y = RelaxedBernoulli(live(self.temperature, step), logits=q.logits)', '        y = RelaxedBernoulli(self.tau0, logits=q.logits)'),
+    M('bernoulli-temperature-not-annealed', 'minivae/models.py', ('ops.binary_concrete_kl(q.logits, prior_logits, rng, temperature=live(self.temperature, step),', 'ops.binary_concrete_kl(q.logits, prior_logits, rng, temperature=self.tau0,'),
       ['tests/test_bernoulli_vae.py::test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy'], 'τ stays τ₀: the schedule ignored'),
     M('discrete-reinforce-no-moving-average', 'minivae/models.py', ('        surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline)', '        surrogate = score_function(reconstruction, q.log_prob(z).sum(axis=-1), baseline - baseline)'),
       ['tests/test_bernoulli_vae.py::test_reinforce_encoder_gradient_is_the_score_function_formula'], 'REINFORCE without its baselines (c and b_ψ(x) computed, not subtracted)'),
@@ -2017,6 +2019,38 @@ MUTANTS = [
       ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "Numba's draws of a small α underflow to 0 (no logarithm), not the dtype's tiny"),
     # ---- helper-49 end ----
     # ---- helper-50 begin: fix11-binary-concrete: the fused Binary Concrete sample and Bernoulli KL ----
+    M("bc-noise-sign-flipped", "minivae/ops/binary_concrete.py", ("return xp.log(u) - xp.log1p(-u)", "return xp.log1p(-u) - xp.log(u)"),
+      [BC], "the logistic noise negated (log(1 − u) − log u): a Logistic sample still, but not RelaxedBernoulli's for the seed"),
+    M("bc-numba-noise-sign-flipped", "minivae/_cpu/binary_concrete.py", ("x = li + (log(u) - log(1.0 - u))", "x = li + (log(1.0 - u) - log(u))"),
+      [BC], "the Numba kernel's logistic noise negated"),
+    M("bc-cuda-noise-sign-flipped", "kernels/binary_concrete.cu", ("const T x = l + (mv_log(u) - mv_log1p(-u));", "const T x = l + (mv_log1p(-u) - mv_log(u));"),
+      BC_CUDA, "the CUDA kernel's logistic noise negated"),
+    M("bc-tau-twice-backward", "minivae/ops/binary_concrete.py", ("* s * (1 - s)) / tau", "* s * (1 - s)) / tau / tau"),
+      [BC] + gc("binary_concrete_kl"), "the sample's VJP divided by τ twice"),
+    M("bc-numba-tau-twice-backward", "minivae/_cpu/binary_concrete.py", ("g = gy[i] * si * (1.0 - si) / tau", "g = gy[i] * si * (1.0 - si) / tau / tau"),
+      [BC], "the Numba backward divides by τ twice"),
+    M("bc-cuda-tau-twice-backward", "kernels/binary_concrete.cu", ("g = gy[i] * si * (T(1) - si) / tau;", "g = gy[i] * si * (T(1) - si) / tau / tau;"),
+      BC_CUDA, "the CUDA backward divides by τ twice"),
+    M("bc-hard-returns-y", "minivae/ops/binary_concrete.py", ("y = (x > 0).astype(logits.dtype) + (y - y)", "y = y + (y - y)"),
+      [BC], "hard=True returns the relaxed y instead of the indicator 1[l + L > 0]"),
+    M("bc-numba-hard-returns-s", "minivae/_cpu/binary_concrete.py", ("y[i] = (1.0 if x > 0 else 0.0) + (s[i] - s[i])", "y[i] = s[i]"),
+      [BC], "the Numba kernel's hard sample is the relaxed s"),
+    M("bc-cuda-hard-returns-s", "kernels/binary_concrete.cu", ("y = hard ? (x > T(0) ? T(1) : T(0)) + (s - s) :", "y = hard ? s :"),
+      BC_CUDA, "the CUDA kernel's hard sample is the relaxed s"),
+    M("bc-kl-prior-dropped", "minivae/ops/binary_concrete.py", ("- t / (1 + t) * (a - s * lp)", "- t / (1 + t) * a"),
+      [BC] + gc("binary_concrete_kl"), "the KL's σ(−|l|)·ς·l_p term dropped (right only for l_p = 0)"),
+    M("bc-numba-kl-prior-dropped", "minivae/_cpu/binary_concrete.py", ("- t / (1.0 + t) * (a - sign * lp)", "- t / (1.0 + t) * a"),
+      [BC], "the Numba KL's prior term dropped"),
+    M("bc-cuda-kl-prior-dropped", "kernels/binary_concrete.cu", ("- t / (T(1) + t) * (a - sign * lp)", "- t / (T(1) + t) * a"),
+      BC_CUDA, "the CUDA KL's prior term dropped"),
+    M("bc-cuda-tail-unguarded", "kernels/binary_concrete.cu", ("if (i >= n) break;", ""),
+      [CUDA + "::test_the_cases_run_clean_under_the_sanitizers[address]"], "the last Philox block's words past n written to s, y and kl past their end"),
+    M("bc-counter-not-advanced", "minivae/ops/binary_concrete.py", ("counter = drawn_counter(rng, (logits.data.size + 3) // 4)", "counter = rng.counter"),
+      [BC], "the counter not advanced: the next draw repeats this sample's uniforms"),
+    M("bc-clip-mask-dropped", "minivae/ops/binary_concrete.py", ("xp.where((s >= eps) & (s <= 1 - eps), gy", "xp.where(s == s, gy"),
+      [BC], "the sample's gradient passes where rsample's clip to [ε, 1 − ε] stops it"),
+    M("bc-cuda-graph-shift-ignored", "kernels/binary_concrete.cu", ("    offset += *shift;\n    for (long long b = grid_first(); b < (n + 3) / 4;", "    for (long long b = grid_first(); b < (n + 3) / 4;"),
+      [CUDA + "::test_binary_concrete_kl_pair_in_a_graph_takes_the_counter_advance_from_memory"], "a CUDA graph's Binary Concrete noise the same at every replay"),
     # ---- helper-50 end ----
     # ---- helper-51 begin: fix11-iwae: multi-sample objectives, IWAE and VIMCO ----
     M('vimco-arithmetic-mean-baseline', 'minivae/estimators.py', ('others = (log_w.sum(axis=0) - log_w) / (k - 1)  # ŵ_{−k}', 'others = xp.log((xp.exp(log_w).sum(axis=0) - xp.exp(log_w)) / (k - 1))'),

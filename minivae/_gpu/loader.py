@@ -50,6 +50,7 @@ SOURCES = {
                     + _each("kl_standard_normal_fwd<{t}>") + _each("kl_standard_normal_bwd<{t}>")
                     + _each("reparameterize_kl_fwd<{t}>") + _each("reparameterize_kl_bwd<{t}>")
                     + _each("normal_reparameterize_kl_fwd<{t}>")),
+    "binary_concrete.cu": _each("binary_concrete_kl_fwd<{t}>") + _each("binary_concrete_kl_bwd<{t}>"),
     "categorical_kl.cu": _each("categorical_kl_fwd<{t}, {n}>", GROUP_LANES) + _each("categorical_kl_bwd<{t}, {n}>", GROUP_LANES),
     "bce.cu": _each("bce_fwd<{t}>"),
     "elbo.cu": (_each("negative_elbo_fwd<{t}>") + _each("negative_elbo_bwd<{t}>")

@@ -19,6 +19,7 @@ from minivae.ops.unary import elu, gelu, leaky_relu, silu
 from minivae.ops.losses import binary_cross_entropy
 from minivae.ops.sampling import (SURROGATES, GumbelSoftmax, GumbelSoftmaxKL, gumbel_softmax, gumbel_softmax_kl,
                                   straight_through)
+from minivae.ops.binary_concrete import BinaryConcreteKL, binary_concrete_kl
 from minivae.ops.nn_ops import bce_with_logits_pos_weight, dropout
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,

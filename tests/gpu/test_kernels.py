@@ -4,6 +4,7 @@ import pytest
 from tests.kernel_cases import *  # noqa: F401,F403  (the shared cases)
 from tests.kernel_cases_special import *  # noqa: F401,F403
 from tests.kernel_cases_gamma import *  # noqa: F401,F403
+from tests.kernel_cases_binary import *  # noqa: F401,F403
 
 
 class CupyDevice:

@@ -27,6 +27,9 @@ def _case(name, device, dtype):
         # the sample and its KL of one node, both outputs (a fixed prior: its two kernels), at a fixed (seed, counter)
         "gumbel_softmax_kl": (lambda x: ops.concatenate([ops.reshape(t, (-1,)) for t in ops.gumbel_softmax_kl(
             x, const(np.linspace(-1, 1, 10).reshape(2, 5)), Generator(3, 2 ** 32 - 1), temperature=0.5)]), [(4, 2, 5)]),
+        # the Binary Concrete sample and its Bernoulli KL (a fixed prior per latent: its two kernels), both outputs
+        "binary_concrete_kl": (lambda x: ops.concatenate([ops.reshape(t, (-1,)) for t in ops.binary_concrete_kl(
+            x, const(np.linspace(-1, 1, 5)), Generator(3, 2 ** 32 - 1), temperature=0.5)]), [(4, 2, 5)]),
         "bce_with_logits": (lambda x: ops.bce_with_logits(x, const(np.linspace(0, 1, 12).reshape(3, 4))), [(3, 4)]),
         "bernoulli_log_prob": (lambda x: ops.bernoulli_log_prob(x, const(np.linspace(0, 1, 12).reshape(3, 4))), [(3, 4)]),
         "categorical_kl_prior": (lambda x: ops.categorical_kl(x, const(np.linspace(3, 5, 10).reshape(2, 5))), [(4, 2, 5)]),
@@ -38,7 +41,7 @@ def _case(name, device, dtype):
 
 
 NAMES = ["softmax", "softmax_long_rows", "log_softmax", "gumbel_softmax", "reparameterize", "kl_standard_normal",
-         "reparameterize_kl", "categorical_kl", "gumbel_softmax_kl", "categorical_kl_prior", "bce_with_logits",
+         "reparameterize_kl", "categorical_kl", "gumbel_softmax_kl", "binary_concrete_kl", "categorical_kl_prior", "bce_with_logits",
          "bernoulli_log_prob", "negative_elbo", "bernoulli_negative_elbo"]
 
 

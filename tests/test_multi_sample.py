@@ -177,11 +177,12 @@ def old_loss(model, x, rng, step, beta):
             return _negative_elbo(model.likelihood(z), x, kl, beta)
         return model._reinforce_loss(x, OneHotCategorical(logits=logits), ops.categorical_kl(logits, prior), rng, beta)
     q = model.posterior(x)
-    kl = mv.distributions.kl_divergence(q, Bernoulli(logits=model._uniform_logits(shared=True)))
+    prior = model._uniform_logits(shared=True)
     if model.estimator == "reinforce":
-        return model._reinforce_loss(x, q, kl, rng, beta)
-    y = mv.distributions.RelaxedBernoulli(model.temperature(step), logits=q.logits)
-    return _negative_elbo(model.likelihood(y.rsample(rng=rng, hard=model.estimator == "straight_through")), x, kl, beta)
+        return model._reinforce_loss(x, q, mv.distributions.kl_divergence(q, Bernoulli(logits=prior)), rng, beta)
+    z, kl = ops.binary_concrete_kl(q.logits, prior, rng, temperature=model.temperature(step),
+                                   hard=model.estimator == "straight_through")
+    return _negative_elbo(model.likelihood(z), x, kl, beta)
 
 
 ONE_SAMPLE = {

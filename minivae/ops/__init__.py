@@ -20,6 +20,11 @@ from minivae.ops.losses import binary_cross_entropy
 from minivae.ops.sampling import (SURROGATES, GumbelSoftmax, GumbelSoftmaxKL, gumbel_softmax, gumbel_softmax_kl,
                                   straight_through)
 from minivae.ops.nn_ops import bce_with_logits_pos_weight, dropout
+from minivae.ops.more_reduce import amax, amin, cumprod, cumsum, norm, prod
+from minivae.ops.more_shape import (diagonal, flip, gather, index_select, masked_fill, roll, take, take_along_axis,
+                                    tile, trace, tril, triu)
+from minivae.ops.rounding import ceil, floor, round, sign, trunc
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
-                  *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze"])
+                  *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",
+                  "amax", "amin", "trace", "gather", "index_select", "masked_fill"])

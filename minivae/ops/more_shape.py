@@ -187,7 +187,7 @@ class Take(Function):
 
     def backward(ctx, g):
         gx = ctx.xp.zeros(ctx.xshape, g.dtype)
-        ctx.xp.add.at(gx, ctx.where, g)
+        ctx.xp.add.at(gx, ctx.where, g)  # (…, idx, …): a repeated index adds each of its ḡ
         return gx, None
 
 

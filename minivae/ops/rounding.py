@@ -6,8 +6,8 @@ from minivae.ops._registry import register
 
 class _Step(Function):
     """y = f(x) for a step function f;  x̄ = 0. An integer x is its own floor, ceil, round and trunc (a copy in its
-    dtype: NumPy's floor of int32 is float64), as PyTorch's; a bool x is refused by those four, as PyTorch's (NumPy's
-    floor of bool is float16)."""
+    dtype, as PyTorch's, whatever the array library's version: NumPy before 2.1 made floor of int32 float64); a bool x is
+    refused by those four, as PyTorch's (NumPy's floor of bool is a bool, or float16 before 2.1)."""
 
     ufunc = None
 

@@ -433,6 +433,8 @@ class Tensor:
     def index_select(self, dim, index): return ops.index_select(self, dim, index)
     def take(self, index): return ops.take(self, index)
     def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
+    def sort(self, dim=-1, descending=False, stable=False): return ops.sort(self, dim, descending)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return ops.topk(self, k, dim, largest, sorted)
     def sign(self): return ops.sign(self)
     def floor(self): return ops.floor(self)
     def ceil(self): return ops.ceil(self)

@@ -182,6 +182,9 @@ ROWS = {
     "take": (one(), lambda a: ops.take(a[0], [2, 0, 2], axis=1),
              lambda t: torch.index_select(t[0], 1, torch.tensor([2, 0, 2]))),
     **{n: unary(n) for n in ["sign", "floor", "ceil", "round", "trunc"]},
+    "sort": (one(), lambda a: ops.sort(a[0], 1, descending=True).values,
+             lambda t: torch.sort(t[0], dim=1, descending=True, stable=True).values),
+    "einsum": (shaped((2, 3), (4, 3)), lambda a: ops.einsum("ij,kj->ik", *a), lambda t: torch.einsum("ij,kj->ik", *t)),
 }
 
 _INTEGERS = [np.bool_, np.uint8, np.int32, np.int64]
@@ -197,7 +200,8 @@ DIFFERENT = {
                                                              "normal_reparameterize_kl"]},
     # NumPy's bool results where PyTorch implements no bool kernel: |x| = x, max(x, False) = x, clamp, the logical
     # matrix product (or of ands), the one-hot of a bool argmax
-    **{(n, np.dtype(bool)): "bool" for n in ["abs", "relu", "clip", "matmul", "linear", "straight_through"]},
+    **{(n, np.dtype(bool)): "bool" for n in ["abs", "relu", "clip", "matmul", "linear", "straight_through",
+                                                                     "einsum"]},
     # vector norms of integers are float32 (``real``, as mean's)
     **{("norm", np.dtype(d)): "float32" for d in _INTEGERS},
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)

@@ -552,7 +552,38 @@ def step_case(fn, offset):
     return unary(fn, lambda rng, shape: rng.integers(-3, 3, shape) + offset(rng, shape))
 
 
+@st.composite
+def sort_case(draw):
+    """Distinct values (sorting is not differentiable where two are equal), ascending or descending, or the top k; the
+    values alone (the indices are integers)."""
+    shape = draw(shapes(empty=True))
+    n = int(np.prod(shape))
+    x = draw(rngs).permutation(np.arange(n) * 0.1).reshape(shape) + 0.01
+    axis = draw(st.integers(-max(len(shape), 1), max(len(shape), 1) - 1))
+    descending = draw(st.booleans())
+    if shape and draw(st.booleans()):
+        k = draw(st.integers(0, shape[axis]))
+        return case(lambda t: ops.topk(t, k, axis, largest=descending).values, x)
+    return case(lambda t: ops.sort(t, axis, descending)[0], x)
+
+
+EINSUMS = ["ij,jk->ik", "ij,jk", "ij->i", "ij->ji", "ijk,k->", "ab,cd->abcd", "i,i->", "bij,bjk,kl->bil", "ij,ij->ij",
+           "i->", "ijk->kij", "ab,bc,c"]
+
+
+@st.composite
+def einsum_case(draw):
+    """Subscripts of every kind the op takes (products, contractions, outer products, sums over letters of one operand
+    alone, transposes, three operands), letters of random sizes (1 too)."""
+    subscripts = draw(st.sampled_from(EINSUMS))
+    sizes = {c: draw(st.integers(1, 3)) for c in sorted(set(subscripts) - set(",->"))}
+    rng = draw(rngs)
+    terms = subscripts.partition("->")[0].split(",")
+    return case(lambda *ts: ops.einsum(subscripts, *ts), *[rng.normal(size=[sizes[c] for c in t]) for t in terms])
+
+
 DOMAINS.update({
+    "sort": sort_case(), "einsum": einsum_case(),
     "prod": prod_case(), "cumsum": scan_case(ops.cumsum, lambda rng, s: rng.normal(size=s)),
     "cumprod": scan_case(ops.cumprod, with_zeros), "norm": norm_case(),
     "flip": flip_case(), "roll": roll_case(), "tile": tile_case(),

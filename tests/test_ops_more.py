@@ -329,6 +329,67 @@ def test_bad_inputs_are_refused_naming_the_problem():
             pytest.fail(f"case {k} ({message}) was not refused")
 
 
+# ---- sort, topk, einsum ---------------------------------------------------------------------------------------------
+def test_sort_and_topk_match_torch_values_indices_and_gradients():
+    """Ties keep their order (torch's stable=True; topk's ties too), NaN is the largest; x̄ = ḡ sent back to where each
+    value came from."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[3.0, 1.0, np.nan, 1.0, 2.0, 1.0], [0.0, 5.0, 5.0, -1.0, 2.0, 5.0]])
+    g = np.random.default_rng(9).normal(size=(2, 6))
+    for descending in (False, True):
+        t = mv.tensor(x, requires_grad=True)
+        values, indices = t.sort(dim=1, descending=descending)
+        values.backward(g)
+        tt = torch.tensor(x, requires_grad=True)
+        tv, ti = torch.sort(tt, dim=1, descending=descending, stable=True)
+        tv.backward(torch.tensor(g))
+        np.testing.assert_array_equal(values.numpy(), tv.detach().numpy())
+        np.testing.assert_array_equal(indices.numpy(), ti.numpy())
+        assert indices.dtype == np.int64 and not indices.requires_grad
+        np.testing.assert_array_equal(t.grad, tt.grad.numpy())
+    x = x[1:]
+    for k, largest in [(2, True), (3, True), (2, False), (0, True)]:
+        t = mv.tensor(x, requires_grad=True)
+        out = t.topk(k, largest=largest)
+        out.values.backward(g[1:, :k])
+        want = np.zeros_like(x)
+        want[0, out.indices.numpy()[0]] = g[1, :k]
+        np.testing.assert_array_equal(t.grad, want)
+        tt = torch.tensor(x)
+        tv, ti = torch.topk(tt, k, largest=largest)
+        np.testing.assert_array_equal(out.values.numpy(), tv.numpy())
+        np.testing.assert_array_equal(np.sort(x[0][out.indices.numpy()[0]]), np.sort(x[0][ti.numpy()[0]]))
+
+
+@pytest.mark.parametrize("subscripts", ["ij,jk->ik", "ij,jk", "ij->i", "ijk,k->", "ab,cd->abcd", "i,i->", "ij,ij->ij",
+                                        "bij,bjk,kl->bil", "ab,bc,c"])
+def test_einsum_matches_torch_values_and_gradients(subscripts):
+    torch = pytest.importorskip("torch")
+    sizes = {"i": 2, "j": 3, "k": 4, "l": 2, "a": 3, "b": 2, "c": 4, "d": 1}
+    rng = np.random.default_rng(10)
+    terms = subscripts.partition("->")[0].split(",")
+    xs = [rng.normal(size=[sizes[c] for c in t]) for t in terms]
+    ts, tts = [mv.tensor(a, requires_grad=True) for a in xs], [torch.tensor(a, requires_grad=True) for a in xs]
+    y, ty = mv.ops.einsum(subscripts, *ts), torch.einsum(subscripts, *tts)
+    g = rng.normal(size=tuple(ty.shape))
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-13, atol=1e-15)
+    for t, tt in zip(ts, tts):
+        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_einsum_refuses_what_it_does_not_support_naming_it():
+    a, b = mv.tensor(np.ones((2, 3))), mv.tensor(np.ones((3, 3)))
+    for subscripts, operands, message in [
+            ("ii->i", (b,), "a letter repeated within 'ii'"), ("ij->ii", (a,), "repeated within 'ii'"),
+            ("...j->j", (a,), "ellipsis"), ("ij,jk->il", (a, b), r"output letters \['l'\] are in no input"),
+            ("ij,jk->ik", (b, a), "axis 'j' has sizes 3 and 2"),
+            ("ij,jk->ik", (a,), "names 2 operands, 1 were given"), ("ijk->i", (a,), "'ijk' names 3 axes")]:
+        with pytest.raises(ValueError, match=message):
+            mv.ops.einsum(subscripts, *operands)
+
+
 # ---- the device -------------------------------------------------------------------------------------------------
 X = np.random.default_rng(7).normal(size=(3, 4))
 X[1, 2] = X[2, 0] = X[2, 3] = 0.0
@@ -342,6 +403,9 @@ DEVICE_CASES = {
     "gather-host-index": lambda t: t.gather(1, IDX), "index_select": lambda t: t.index_select(1, mv.tensor(IDX[0])),
     "take": lambda t: t.take(mv.tensor(IDX)), "masked_fill": lambda t: t.masked_fill(t > 0, 0.5),
     "round": lambda t: (t * 3).round() * t, "sign": lambda t: t.sign() * t,
+    "sort": lambda t: t.sort(descending=True).values, "topk": lambda t: t.topk(2, dim=0).values,
+    "sort-indices": lambda t: t.take(t.sort(0).indices[:1]) * t.sort(0).values[-1:],
+    "einsum": lambda t: mv.ops.einsum("ij,kj,k->i", t, t * t, t[:, 0]),
 }
 
 

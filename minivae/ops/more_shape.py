@@ -2,6 +2,7 @@
 take (torch's flip, roll, repeat/tile, tril/triu, diagonal, gather/take_along_dim and index_select/take), each with its
 VJP; trace, gather, index_select and masked_fill are compositions of them."""
 import builtins
+import collections
 import operator
 
 import numpy
@@ -331,3 +332,64 @@ def masked_fill(x, mask, value):
     if not fits:
         raise ValueError(f"masked_fill: a mask of shape {m.shape} does not broadcast to x's shape {x.shape}")
     return where(mask, value, x)
+
+
+def _stable_order(xp, x, axis, descending):
+    """The indices that sort ``x`` along ``axis``, equal values kept in their order (stable), NaN as the largest (as
+    NumPy's and PyTorch's). Descending: the stable ascending order of x reversed along the axis, itself reversed and
+    mapped back (n − 1 − j), so equal values still keep their order and NaN comes first, for every dtype (−x would
+    wrap around for unsigned integers and keep NaN last)."""
+    if not descending:
+        return xp.argsort(x, axis=axis, kind="stable")
+    n = x.shape[axis]
+    return (n - 1) - xp.flip(xp.argsort(xp.flip(x, axis), axis=axis, kind="stable"), axis)
+
+
+@register("sort")
+class Sort(Function):
+    """(z, i) = x sorted along ``axis`` and the indices it came from (z = take_along_axis(x, i, axis)), as torch.sort
+    with stable=True (numpy.sort gives z alone); ``k``: the first k of them (torch.topk);
+    x̄ = zeros with ḡ_z scatter-added at i (i holds no repeats: each entry of x gets the gradient of the place it went
+    to). i is int64 and gets no gradient."""
+
+    def forward(ctx, x, axis=-1, descending=False, k=None):
+        xp = ctx.xp
+        if x.ndim == 0:  # torch's: a 0-d tensor is its own sort, index 0
+            ctx.save(where=(), xshape=x.shape)
+            return x.copy(), xp.zeros((), numpy.int64)
+        axis = axis_index(axis, x.ndim, x.shape)
+        order = _stable_order(xp, x, axis, descending).astype(numpy.int64, copy=False)
+        if k is not None:
+            order = order[(slice(None),) * axis + (slice(0, k),)]
+        where = _along_axis(xp, x, order, axis)
+        ctx.save(where=where, xshape=x.shape)
+        return x[where], order
+
+    def backward(ctx, gs):
+        g = gs[0]  # (ḡ of the values; the indices get none, and with none for the values the VJP is not run)
+        if not ctx.where:
+            return g
+        gx = ctx.xp.zeros(ctx.xshape, g.dtype)
+        ctx.xp.add.at(gx, ctx.where, g)  # i: no repeats
+        return gx
+
+
+Sorted = collections.namedtuple("Sorted", ["values", "indices"])  # what torch.sort and torch.topk return, by name
+
+
+def sort(x, axis=-1, descending=False, *, dim=None, stable=True):
+    """(values, indices) of ``x`` sorted along ``axis`` (torch.sort's, with torch's dim=; always stable: equal values
+    keep their order, whatever ``stable`` says). numpy.sort's values are ``sort(x)[0]``."""
+    return Sorted(*Sort.apply(x, axis=axis if dim is None else dim, descending=bool(descending)))
+
+
+def topk(x, k, axis=-1, largest=True, sorted=True, *, dim=None):
+    """(values, indices) of the ``k`` largest (``largest=False``: smallest) entries of ``x`` along ``axis``, as
+    torch.topk, in sorted order (``sorted=False`` gives the same), ties taken in their order."""
+    x = _tensor(x)
+    axis = axis_index(axis if dim is None else dim, builtins.max(x.ndim, 1), x.shape)
+    n = x.shape[axis] if x.ndim else 1
+    k = operator.index(k)
+    if not 0 <= k <= n:
+        raise ValueError(f"topk: k={k} is out of range for axis {axis} of size {n}")
+    return Sorted(*Sort.apply(x, axis=axis, descending=bool(largest), k=k))

@@ -405,6 +405,7 @@ DEVICE_CASES = {
     "round": lambda t: (t * 3).round() * t, "sign": lambda t: t.sign() * t,
     "sort": lambda t: t.sort(descending=True).values, "topk": lambda t: t.topk(2, dim=0).values,
     "sort-indices": lambda t: t.take(t.sort(0).indices[:1]) * t.sort(0).values[-1:],
+    "sort-ties": lambda t: t.take(t.round().sort(1, descending=True).indices),  # (X's rounded rows tie: stable order)
     "einsum": lambda t: mv.ops.einsum("ij,kj,k->i", t, t * t, t[:, 0]),
 }
 

@@ -2017,7 +2017,7 @@ MUTANTS = [
       ['tests/test_ops_more.py::test_bad_inputs_are_refused_naming_the_problem'], 'an index equal to the axis length passes the check (NumPy then raises its own error, naming neither op nor axis)'),
     M('rounding-straight-through', 'minivae/ops/rounding.py', ('    def backward(ctx, g):\n        return ctx.xp.zeros_like(g)', '    def backward(ctx, g):\n        return g'),
       ['tests/test_ops_more.py::test_rounding_ops_have_zero_gradient_and_numpys_values'], "floor/ceil/round/trunc/sign pass ḡ straight through (torch's gradient is 0)"),
-    M('sort-descending-ties-reversed', 'minivae/ops/more_shape.py', ('return (n - 1) - xp.flip(xp.argsort(xp.flip(x, axis), axis=axis, kind="stable"), axis)', 'return xp.flip(xp.argsort(x, axis=axis, kind="stable"), axis)'),
+    M('sort-descending-ties-reversed', 'minivae/ops/more_shape.py', ('return (n - 1) - xp.flip(xp.argsort(xp.flip(x, axis), axis=axis, **stable), axis)', 'return xp.flip(xp.argsort(x, axis=axis, **stable), axis)'),
       ['tests/test_ops_more.py::test_sort_and_topk_match_torch_values_indices_and_gradients'], 'a descending sort as the ascending one reversed: equal values come out in reverse order (torch stable=True keeps it) and NaN first only by luck'),
     M('sort-vjp-not-scattered', 'minivae/ops/more_shape.py', ('ctx.xp.add.at(gx, ctx.where, g)  # i: no repeats', 'gx[...] = ctx.xp.sort(g, axis=-1) if g.shape == gx.shape else 0  # i: no repeats'),
       ['tests/test_ops_more.py::test_sort_and_topk_match_torch_values_indices_and_gradients'], "sort's VJP leaves ḡ in sorted order instead of sending each value's gradient back to where it came from"),

@@ -339,10 +339,11 @@ def _stable_order(xp, x, axis, descending):
     NumPy's and PyTorch's). Descending: the stable ascending order of x reversed along the axis, itself reversed and
     mapped back (n − 1 − j), so equal values still keep their order and NaN comes first, for every dtype (−x would
     wrap around for unsigned integers and keep NaN last)."""
+    stable = {"kind": "stable"} if xp is numpy else {}  # (CuPy's argsort is always stable, and takes kind=None alone)
     if not descending:
-        return xp.argsort(x, axis=axis, kind="stable")
+        return xp.argsort(x, axis=axis, **stable)
     n = x.shape[axis]
-    return (n - 1) - xp.flip(xp.argsort(xp.flip(x, axis), axis=axis, kind="stable"), axis)
+    return (n - 1) - xp.flip(xp.argsort(xp.flip(x, axis), axis=axis, **stable), axis)
 
 
 @register("sort")

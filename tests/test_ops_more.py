@@ -267,6 +267,14 @@ def test_roll_vjp_rolls_back_and_tile_sums_the_copies():
     np.testing.assert_array_equal(gx, g[0, :3] + g[0, 3:] + g[1, :3] + g[1, 3:])
 
 
+def test_masked_fill_keeps_an_integer_tensor_s_dtype_as_torch():
+    i = mv.tensor(np.arange(4))
+    out = i.masked_fill(i > 1, 2.7)
+    assert out.dtype == np.int64 and out.tolist() == [0, 1, 2, 2]
+    b = mv.tensor(np.array([True, False]))
+    assert b.masked_fill(mv.tensor(np.array([False, True])), 1).tolist() == [True, True]
+
+
 def test_rounding_ops_have_zero_gradient_and_numpys_values():
     x = np.array([-2.5, -1.5, -0.4, 0.0, 0.5, 1.7, 2.5])
     for name, f in [("sign", np.sign), ("floor", np.floor), ("ceil", np.ceil), ("round", np.round), ("trunc", np.trunc)]:

@@ -319,7 +319,8 @@ def index_select(x, axis, index):
 
 def masked_fill(x, mask, value):
     """``x`` with ``value`` where the bool ``mask`` (broadcast to x's shape) is true, as torch.masked_fill: ops.where,
-    so x gets ḡ where the mask is false, and a tensor value the sum of ḡ where it is true."""
+    so x gets ḡ where the mask is false, and a tensor value the sum of ḡ where it is true. A number is taken in x's
+    dtype (an integer x stays integer, 2.7 filled as 2, as torch's)."""
     from minivae.ops.arith import where
     x = _tensor(x)
     m = mask.data if isinstance(mask, Tensor) else mask
@@ -331,6 +332,8 @@ def masked_fill(x, mask, value):
         fits = False
     if not fits:
         raise ValueError(f"masked_fill: a mask of shape {m.shape} does not broadcast to x's shape {x.shape}")
+    if isinstance(value, (bool, int, float)) and x.dtype.kind != "f":  # torch's: the number in x's dtype (2.7 → 2)
+        value = as_tensor(numpy.array(value).astype(x.dtype), device=x.device)
     return where(mask, value, x)
 
 

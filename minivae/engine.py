@@ -409,6 +409,69 @@ class Tensor:
         """PyTorch's split: an int is each piece's size (``ops.split``'s, NumPy's, is the number of pieces)."""
         return tuple(ops.shape.split_sizes(self, split_size_or_sections, axis=dim))
 
+    # more of PyTorch's methods: ops of minivae.ops.more_reduce, more_shape and rounding (see each for its VJP)
+    def prod(self, axis=None, keepdims=False, **dim): return ops.prod(self, **_axis(axis, keepdims, **dim))
+    def amax(self, axis=None, keepdims=False, **dim): return ops.amax(self, **_axis(axis, keepdims, **dim))
+    def amin(self, axis=None, keepdims=False, **dim): return ops.amin(self, **_axis(axis, keepdims, **dim))
+    def cumsum(self, axis=None, *, dim=None): return ops.cumsum(self, _axis(axis, False, dim)["axis"])
+    def cumprod(self, axis=None, *, dim=None): return ops.cumprod(self, _axis(axis, False, dim)["axis"])
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """The vector p-norm over ``dim`` (all entries when None), as torch.Tensor.norm ("fro" = 2; see ops.norm)."""
+        return ops.norm(self, ord=p, axis=dim, keepdims=keepdim)
+
+    def flip(self, *dims): return ops.flip(self, dims[0] if len(dims) == 1 else dims)
+    def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
+    def repeat(self, *sizes): return ops.more_shape.repeat(self, *sizes)
+    def tile(self, *dims): return ops.tile(self, dims[0] if len(dims) == 1 else dims)
+    def tril(self, diagonal=0): return ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return ops.triu(self, diagonal)
+    def diagonal(self, offset=0, dim1=0, dim2=1): return ops.diagonal(self, offset, dim1, dim2)
+    def trace(self): return ops.trace(self)
+    def gather(self, dim, index): return ops.gather(self, dim, index)
+    def take_along_dim(self, indices, dim=None): return ops.take_along_axis(self, indices, dim)
+    def index_select(self, dim, index): return ops.index_select(self, dim, index)
+    def take(self, index): return ops.take(self, index)
+    def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
+    def sort(self, dim=-1, descending=False, stable=False): return ops.sort(self, dim, descending)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return ops.topk(self, k, dim, largest, sorted)
+    def sign(self): return ops.sign(self)
+    def floor(self): return ops.floor(self)
+    def ceil(self): return ops.ceil(self)
+    def trunc(self): return ops.trunc(self)
+
+    def round(self, decimals=0):
+        if decimals != 0:
+            raise NotImplementedError(f"round: decimals={decimals} is not supported (only 0)")
+        return ops.round(self)
+
+    # comparisons and predicates by PyTorch's method names: bool tensors outside the graph, as the operators
+    def eq(self, other): return self._compare(operator.eq, other)
+    def ne(self, other): return self._compare(operator.ne, other)
+    def lt(self, other): return self._compare(operator.lt, other)
+    def le(self, other): return self._compare(operator.le, other)
+    def gt(self, other): return self._compare(operator.gt, other)
+    def ge(self, other): return self._compare(operator.ge, other)
+    def isnan(self): return self._predicate("isnan", False)
+    def isinf(self): return self._predicate("isinf", False)
+    def isfinite(self): return self._predicate("isfinite", True)
+
+    def _predicate(self, name, of_integers):
+        """xp.<name> of a floating tensor; of an integer or bool one, ``of_integers`` everywhere (NumPy's isnan of
+        bool is an error; PyTorch's is False)."""
+        xp = self.xp
+        if self.dtype.kind == "f":
+            return array_function(getattr(xp, name), self)
+        return array_function(lambda a: xp.full(a.shape, of_integers, dtype=bool), self)
+
+    def all(self, axis=None, keepdims=False, **dim):
+        where = _axis(axis, keepdims, **dim)
+        return array_function(lambda a: a.all(**where), self)
+
+    def any(self, axis=None, keepdims=False, **dim):
+        where = _axis(axis, keepdims, **dim)
+        return array_function(lambda a: a.any(**where), self)
+
     def t(self):
         """The transpose of a matrix (a tensor of ≤ 2 dimensions as it is), as ``torch.Tensor.t``."""
         if self.ndim > 2:

@@ -340,6 +340,12 @@ class _StrictModule(types.ModuleType):
         a = _to_device(a, dtype)
         return a if a._a.flags.c_contiguous else StrictArray(numpy.ascontiguousarray(a._a))
 
+    def argsort(self, a, axis=-1, kind=None):
+        """As cupy.argsort: always stable, and kind None or "stable" alone (NumPy's default quicksort is not stable)."""
+        if kind not in (None, "stable"):
+            raise ValueError(f"strict.argsort: kind={kind!r} is not supported (CuPy's sort is stable)")
+        return _call(numpy.argsort, "argsort", (a,), {"axis": axis, "kind": "stable"})
+
     def asnumpy(self, a):
         return a.get() if isinstance(a, StrictArray) else numpy.asarray(a)
 

@@ -116,6 +116,8 @@ def reduction(n):
     return one(), lambda a: getattr(ops, n)(a[0], axis=1), lambda t: getattr(torch, n)(t[0], dim=1)
 
 
+INDEX = np.array([[0, 2, 2], [1, 1, 0]])  # take_along_axis's, along axis 1 (2 repeats)
+
 # name: (inputs(dtype) → arrays, ours(tensors) → tensor or tuple, theirs(torch tensors) → tensor or tuple)
 ROWS = {
     **{n: unary(n) for n in ["abs", "neg", "relu", "exp", "expm1", "log", "log1p", "sqrt", "tanh", "sin", "cos",
@@ -180,6 +182,23 @@ ROWS = {
     "bernoulli_negative_elbo": (one(3), lambda a: ops.bernoulli_negative_elbo(*a),
                                 lambda t: (t[2].sum(-1) + TF.binary_cross_entropy_with_logits(t[0], t[1], reduction="none")
                                            .sum(-1)).mean()),
+    # minivae.ops.more_reduce, more_shape and rounding
+    **{n: reduction(n) for n in ["prod", "cumsum", "cumprod"]},
+    "norm": (one(), lambda a: ops.norm(a[0], axis=1), lambda t: torch.linalg.vector_norm(t[0], dim=1)),
+    "flip": (one(), lambda a: ops.flip(a[0], 1), lambda t: torch.flip(t[0], (1,))),
+    "roll": (one(), lambda a: ops.roll(a[0], 1, 1), lambda t: torch.roll(t[0], 1, 1)),
+    "tile": (one(), lambda a: ops.tile(a[0], (2, 1)), lambda t: torch.tile(t[0], (2, 1))),
+    "tril": (one(), lambda a: ops.tril(a[0], 1), lambda t: torch.tril(t[0], 1)),
+    "triu": (one(), lambda a: ops.triu(a[0], -1), lambda t: torch.triu(t[0], -1)),
+    "diagonal": (one(), lambda a: ops.diagonal(a[0], 1), lambda t: torch.diagonal(t[0], 1)),
+    "take_along_axis": (one(), lambda a: ops.take_along_axis(a[0], INDEX, 1),
+                        lambda t: torch.take_along_dim(t[0], torch.tensor(INDEX), 1)),
+    "take": (one(), lambda a: ops.take(a[0], [2, 0, 2], axis=1),
+             lambda t: torch.index_select(t[0], 1, torch.tensor([2, 0, 2]))),
+    **{n: unary(n) for n in ["sign", "floor", "ceil", "round", "trunc"]},
+    "sort": (one(), lambda a: ops.sort(a[0], 1, descending=True).values,
+             lambda t: torch.sort(t[0], dim=1, descending=True, stable=True).values),
+    "einsum": (shaped((2, 3), (4, 3)), lambda a: ops.einsum("ij,kj->ik", *a), lambda t: torch.einsum("ij,kj->ik", *t)),
 }
 
 _INTEGERS = [np.bool_, np.uint8, np.int32, np.int64]
@@ -197,9 +216,12 @@ DIFFERENT = {
                                                              "normal_reparameterize_kl"]},
     # NumPy's bool results where PyTorch implements no bool kernel: |x| = x, max(x, False) = x, clamp, the logical
     # matrix product (or of ands), the one-hot of a bool argmax
-    **{(n, np.dtype(bool)): "bool" for n in ["abs", "relu", "clip", "matmul", "linear", "straight_through"]},
+    **{(n, np.dtype(bool)): "bool" for n in ["abs", "relu", "clip", "matmul", "linear", "straight_through",
+                                                                     "einsum"]},
+    # vector norms of integers are float32 (``real``, as mean's)
+    **{("norm", np.dtype(d)): "float32" for d in _INTEGERS},
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)
-    **{(n, np.dtype(bool)): TypeError for n in ["neg", "sub", "pow"]},
+    **{(n, np.dtype(bool)): TypeError for n in ["neg", "sub", "pow", "floor", "ceil", "round", "trunc"]},
 }
 
 

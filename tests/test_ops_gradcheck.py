@@ -462,6 +462,159 @@ DOMAINS.update({
 })  # (standard_gamma, a surrogate, is gradchecked against its quantile in tests/test_ops_gamma.py)
 
 
+# ---- minivae.ops.more_reduce, more_shape and rounding --------------------------------------------------------------
+def with_zeros(rng, shape):
+    """Normal values with about a third set to exactly 0: products and running products at and past their zeros."""
+    x = rng.normal(size=shape)
+    return np.where(rng.random(shape) < 0.3, 0.0, x)
+
+
+@st.composite
+def prod_case(draw):
+    shape = draw(shapes(empty=True))
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    return case(lambda t: ops.prod(t, axis=axis, keepdims=keepdims), with_zeros(draw(rngs), shape))
+
+
+def scan_case(fn, sample):
+    @st.composite
+    def draw_case(draw):
+        shape = draw(shapes(empty=True))
+        axis = draw(st.one_of(st.none(), st.integers(-max(len(shape), 1), max(len(shape), 1) - 1)))
+        return case(lambda t: fn(t, axis), sample(draw(rngs), shape))
+    return draw_case()
+
+
+@st.composite
+def norm_case(draw):
+    """Each order off its kinks: |x| ≥ 0.1 (sign x, |x|^{p−1}), and for ±∞ no two |x| within 0.05 of each other."""
+    shape = draw(shapes())
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    ord_ = draw(st.sampled_from([1, 2, 3, 1.5, 0, np.inf, -np.inf]))
+    rng = draw(rngs)
+    if ord_ in (np.inf, -np.inf):
+        n = int(np.prod(shape))
+        x = rng.choice([-1.0, 1.0], n) * (0.2 + 0.1 * rng.permutation(n))
+        x = x.reshape(shape)
+    else:
+        x = away_from_zero(rng, shape)
+    return case(lambda t: ops.norm(t, ord=ord_, axis=axis, keepdims=keepdims), x)
+
+
+@st.composite
+def flip_case(draw):
+    shape = draw(shapes(empty=True))
+    axis = draw(st.one_of(st.none(), axes(len(shape)))) if shape else None
+    return case(lambda t: ops.flip(t, axis), draw(rngs).normal(size=shape))
+
+
+@st.composite
+def roll_case(draw):
+    shape = draw(shapes(empty=True))
+    if shape and draw(st.booleans()):
+        axis = tuple(draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=3)))
+        shift = tuple(draw(st.integers(-5, 5)) for _ in axis)
+    else:
+        axis, shift = None, draw(st.integers(-5, 5))
+    return case(lambda t: ops.roll(t, shift, axis), draw(rngs).normal(size=shape))
+
+
+@st.composite
+def tile_case(draw):
+    shape = draw(shapes(empty=True))
+    reps = tuple(draw(st.lists(st.integers(0, 3), max_size=4)))
+    return case(lambda t: ops.tile(t, reps), draw(rngs).normal(size=shape))
+
+
+def triangle_case(fn):
+    @st.composite
+    def draw_case(draw):
+        shape = draw(shapes(2, 4, empty=True))
+        k = draw(st.integers(-4, 4))
+        return case(lambda t: fn(t, k), draw(rngs).normal(size=shape))
+    return draw_case()
+
+
+@st.composite
+def diagonal_case(draw):
+    shape = draw(shapes(2, 4, empty=True))
+    a1, a2 = draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=2, max_size=2,
+                           unique_by=lambda a: a % len(shape)))
+    offset = draw(st.integers(-4, 4))
+    return case(lambda t: ops.diagonal(t, offset, a1, a2), draw(rngs).normal(size=shape))
+
+
+@st.composite
+def take_along_axis_case(draw):
+    """Indices that repeat (they must accumulate), negative ones, and index axes of size 1 broadcast against x's."""
+    shape = draw(shapes(1, 3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    rng = draw(rngs)
+    ishape = tuple(draw(st.integers(1, 5)) if d == axis % len(shape) else draw(st.sampled_from([1, s]))
+                   for d, s in enumerate(shape))
+    idx = rng.integers(-n, n, ishape)
+    return case(lambda t: ops.take_along_axis(t, idx, axis), rng.normal(size=shape))
+
+
+@st.composite
+def take_case(draw):
+    shape = draw(shapes(1, 3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    rng = draw(rngs)
+    idx = rng.integers(-n, n, draw(shapes(0, 2)))
+    return case(lambda t: ops.take(t, idx, axis=axis), rng.normal(size=shape))
+
+
+def step_case(fn, offset):
+    """Values ``offset`` + an integer: off the jumps of ``fn``."""
+    return unary(fn, lambda rng, shape: rng.integers(-3, 3, shape) + offset(rng, shape))
+
+
+@st.composite
+def sort_case(draw):
+    """Distinct values (sorting is not differentiable where two are equal), ascending or descending, or the top k; the
+    values alone (the indices are integers)."""
+    shape = draw(shapes(empty=True))
+    n = int(np.prod(shape))
+    x = draw(rngs).permutation(np.arange(n) * 0.1).reshape(shape) + 0.01
+    axis = draw(st.integers(-max(len(shape), 1), max(len(shape), 1) - 1))
+    descending = draw(st.booleans())
+    if shape and draw(st.booleans()):
+        k = draw(st.integers(0, shape[axis]))
+        return case(lambda t: ops.topk(t, k, axis, largest=descending).values, x)
+    return case(lambda t: ops.sort(t, axis, descending)[0], x)
+
+
+EINSUMS = ["ij,jk->ik", "ij,jk", "ij->i", "ij->ji", "ijk,k->", "ab,cd->abcd", "i,i->", "bij,bjk,kl->bil", "ij,ij->ij",
+           "i->", "ijk->kij", "ab,bc,c"]
+
+
+@st.composite
+def einsum_case(draw):
+    """Subscripts of every kind the op takes (products, contractions, outer products, sums over letters of one operand
+    alone, transposes, three operands), letters of random sizes (1 too)."""
+    subscripts = draw(st.sampled_from(EINSUMS))
+    sizes = {c: draw(st.integers(1, 3)) for c in sorted(set(subscripts) - set(",->"))}
+    rng = draw(rngs)
+    terms = subscripts.partition("->")[0].split(",")
+    return case(lambda *ts: ops.einsum(subscripts, *ts), *[rng.normal(size=[sizes[c] for c in t]) for t in terms])
+
+
+DOMAINS.update({
+    "sort": sort_case(), "einsum": einsum_case(),
+    "prod": prod_case(), "cumsum": scan_case(ops.cumsum, lambda rng, s: rng.normal(size=s)),
+    "cumprod": scan_case(ops.cumprod, with_zeros), "norm": norm_case(),
+    "flip": flip_case(), "roll": roll_case(), "tile": tile_case(),
+    "tril": triangle_case(ops.tril), "triu": triangle_case(ops.triu), "diagonal": diagonal_case(),
+    "take_along_axis": take_along_axis_case(), "take": take_case(),
+    "sign": unary(ops.sign, away_from_zero), "floor": step_case(ops.floor, uniform(0.1, 0.9)),
+    "ceil": step_case(ops.ceil, uniform(0.1, 0.9)), "trunc": step_case(ops.trunc, uniform(0.1, 0.9)),
+    "round": step_case(ops.round, uniform(-0.4, 0.4)),
+})
+
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"
@@ -507,3 +660,4 @@ def test_squeeze_unsqueeze_gradcheck(data):
 def test_matmul_gradcheck_every_shape_pattern(pattern, data):
     fn, inputs, tolerances = data.draw(matmul_case(MATMUL_SHAPES[pattern]))
     assert mv.gradcheck(fn, inputs, **tolerances)
+

@@ -343,13 +343,13 @@ class Tensor:
     def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
     def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
-    def argmax(self, axis=None, keepdims=False, **dim):
-        where = _axis(axis, keepdims, **dim)
-        return array_function(lambda a: a.argmax(**where), self)
+    def argmax(self, axis=None, keepdims=False, **dim): return self._array_reduction("argmax", axis, keepdims, **dim)
+    def argmin(self, axis=None, keepdims=False, **dim): return self._array_reduction("argmin", axis, keepdims, **dim)
 
-    def argmin(self, axis=None, keepdims=False, **dim):
+    def _array_reduction(self, name, axis, keepdims, **dim):
+        """The array's own reduction ``name`` (no gradient: indices, bools) over NumPy's or torch's axis keywords."""
         where = _axis(axis, keepdims, **dim)
-        return array_function(lambda a: a.argmin(**where), self)
+        return array_function(lambda a: getattr(a, name)(**where), self)
     T = property(lambda self: ops.transpose(self))
 
     # ---- PyTorch's names ---------------------------------------------------------------
@@ -464,13 +464,8 @@ class Tensor:
             return array_function(getattr(xp, name), self)
         return array_function(lambda a: xp.full(a.shape, of_integers, dtype=bool), self)
 
-    def all(self, axis=None, keepdims=False, **dim):
-        where = _axis(axis, keepdims, **dim)
-        return array_function(lambda a: a.all(**where), self)
-
-    def any(self, axis=None, keepdims=False, **dim):
-        where = _axis(axis, keepdims, **dim)
-        return array_function(lambda a: a.any(**where), self)
+    def all(self, axis=None, keepdims=False, **dim): return self._array_reduction("all", axis, keepdims, **dim)
+    def any(self, axis=None, keepdims=False, **dim): return self._array_reduction("any", axis, keepdims, **dim)
 
     def t(self):
         """The transpose of a matrix (a tensor of ≤ 2 dimensions as it is), as ``torch.Tensor.t``."""

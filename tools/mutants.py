@@ -783,7 +783,7 @@ MUTANTS = [
       ["tests/test_ops_edges.py::test_var_and_std_without_degrees_of_freedom_are_inf_or_nan_without_an_exception"], "var of one element: ZeroDivisionError in backward"),
     M("var-mean-of-an-empty-slice", "minivae/ops/reduce.py", ("d = x - x.mean(axis=axes, keepdims=True) if n else x", "d = x - x.mean(axis=axes, keepdims=True)"),
       ["tests/test_ops_edges.py::test_var_of_an_empty_slice_is_nan"], "var over an empty axis: NumPy's 'Mean of empty slice' warning"),
-    M("argmax-ignores-keepdims", "minivae/engine.py", ("a.argmax(**where)", 'a.argmax(axis=where["axis"])'),
+    M("argmax-ignores-keepdims", "minivae/engine.py", ("getattr(a, name)(**where)", 'getattr(a, name)(axis=where["axis"])'),
       ["tests/test_ops_edges.py::test_argmax_and_argmin_keep_the_reduced_axis_under_either_name"], "argmax(dim=1, keepdim=True) drops the axis"),
     M("transpose-wraps-axes", "minivae/ops/shape.py", ("tuple(axis_index(a, x.ndim, x.shape) for a in axes)", "tuple(a % x.ndim for a in axes)"),
       ["tests/test_ops_edges.py::test_transpose_refuses_an_axis_out_of_range"], "permute(0, 2, 4) of a 3-d tensor taken as permute(0, 2, 1)"),

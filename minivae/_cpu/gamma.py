@@ -12,6 +12,7 @@ import numpy
 from minivae._cpu import kernel
 from minivae._cpu.philox import philox_round
 from minivae.distributions.gamma import GAMMA_ROUNDS, ONE_THIRD
+from minivae.ops._broadcast import periodic
 from minivae.ops.gamma import (ASYMPTOTIC_FROM, ASYMPTOTIC_TERMS, CHECK_EVERY, FRACTION_LEVELS, SERIES_TERMS,
                                TOLERANCE, bernoulli)
 
@@ -120,19 +121,13 @@ def _grad(alpha, period, z, g, gx, terms):
         gx[i] = g[i] * gx.dtype.type(gamma_grad(numpy.float64(alpha[i % period]), numpy.float64(z[i]), terms))
 
 
-def _periodic(a, shape):
-    """(α as a flat array, period): α_i = α[i mod period] (minivae/_gpu/gamma.py's rule)."""
-    from minivae._gpu.gamma import periodic
-    return periodic(numpy.asarray(a), shape)
-
-
 def standard_gamma_draws(seed, counter, concentration, shape, dtype):
     """Draws of Gamma(α, 1) of ``shape`` in ``dtype`` from Philox blocks counter, counter + 1, … of ``seed``
     (distributions/gamma.py standard_gamma_draws, its stream), α = ``concentration`` broadcast to ``shape``."""
     dtype = numpy.dtype(dtype)
     out = numpy.empty(tuple(shape), dtype)
     if out.size:
-        alpha, period = _periodic(concentration, out.shape)
+        alpha, period = periodic(numpy.asarray(concentration), out.shape)
         _draws(out.size, alpha, numpy.int64(period), out.reshape(-1), numpy.uint64(seed), numpy.uint64(counter),
                dtype.type(numpy.finfo(dtype).tiny))
     return out
@@ -142,7 +137,7 @@ def standard_gamma_grad(alpha, z, g):
     """ḡ·dz/dα of draws z (rounded to z's dtype, times ḡ), of z's shape; α broadcast to it."""
     gx = numpy.empty(z.shape, z.dtype)
     if z.size:
-        a, period = _periodic(alpha.astype(z.dtype, copy=False), z.shape)
+        a, period = periodic(alpha.astype(z.dtype, copy=False), z.shape)
         _grad(z.size, a, numpy.int64(period), numpy.ascontiguousarray(z).reshape(-1),
               numpy.ascontiguousarray(numpy.broadcast_to(g, z.shape), z.dtype).reshape(-1), gx.reshape(-1), _PSI_TERMS)
     return gx

@@ -1,24 +1,12 @@
 """Gamma(α, 1) draws and the implicit gradient of a draw in one launch each: kernels/gamma.cu (one thread an element,
 its rejection loop or its series / continued fraction in registers: no copy to the host, so that a CUDA graph captures
 a Gamma, Beta or Dirichlet rsample and its backward)."""
-import math
 
 import numpy
 
 from minivae._backend import get_array_module
 from minivae._gpu import contiguous, floating, launch_elementwise, philox_shift
-
-
-def periodic(a, shape):
-    """(α as a C-contiguous array, period): α_i = α.ravel()[i mod period] for the elements i of ``shape``. α broadcast
-    over leading axes only (a batch of parameters under a sample shape) is read as it is, period = α.size; any other
-    broadcast is made into an array of ``shape`` first (a copy)."""
-    dims = tuple(a.shape)
-    while dims and dims[0] == 1:
-        dims = dims[1:]
-    if dims == tuple(shape[len(shape) - len(dims):]) and len(dims) <= len(shape):
-        return contiguous(a).reshape(-1), max(a.size, 1)
-    return contiguous(get_array_module(a).broadcast_to(a, shape)).reshape(-1), max(math.prod(shape), 1)
+from minivae.ops._broadcast import periodic
 
 
 def standard_gamma_draws(seed, counter, concentration, shape, dtype):

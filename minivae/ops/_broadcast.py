@@ -1,5 +1,26 @@
-"""Undoing broadcasting, and axis arguments in one place."""
+"""Undoing broadcasting, broadcasting as the kernels read it, and axis arguments in one place."""
+import math
 import operator
+
+from minivae._backend import get_array_module
+
+
+def periodic(a, shape):
+    """(a as a flat C-contiguous array, period) such that element i of ``shape`` (row-major) is a[i mod period]: the
+    layout in which the elementwise kernels read a broadcast operand. An array broadcast over leading axes only (a batch
+    of parameters under a sample shape, a prior's logits per latent variable) is read as it is, period = a.size, with no
+    copy; any other broadcast is written out to ``shape`` first."""
+    xp = get_array_module(a)
+    dims = tuple(a.shape)
+    while dims and dims[0] == 1:
+        dims = dims[1:]
+    if dims == tuple(shape[len(shape) - len(dims):]) and len(dims) <= len(shape):
+        return _flat(xp, a), max(a.size, 1)
+    return _flat(xp, xp.broadcast_to(a, shape)), max(math.prod(shape), 1)
+
+
+def _flat(xp, a):
+    return (a if a.flags.c_contiguous else xp.ascontiguousarray(a)).reshape(-1)
 
 
 def unbroadcast(g, shape):

@@ -1,13 +1,12 @@
 """The Binary Concrete sample (RelaxedBernoulli.rsample) and the Bernoulli KL of the same logits as one op: a Bernoulli
 VAE's relaxed latents and their KL to the prior, one node (one kernel each way on the GPU, one Numba pass on the CPU)
 where the distributions' composition takes about twenty."""
-import math
 
 import numpy
 
 from minivae._backend import device_of
 from minivae.engine import Function
-from minivae.ops._broadcast import unbroadcast
+from minivae.ops._broadcast import periodic, unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.arith import common
 from minivae.ops.softmax import check_temperature
@@ -39,19 +38,6 @@ def bernoulli_kl_vjp(xp, g, l, lp):
     0·∞), l̄_p = ḡ·(σ(l_p) − σ(l))."""
     t = xp.exp(-xp.abs(l))
     return g * (t / ((1 + t) * (1 + t))) * (l - lp), g * (stable_sigmoid(xp, lp) - stable_sigmoid(xp, l))
-
-
-def prior_flat(xp, prior_logits, shape):
-    """The prior's logits as the kernels take them: m values, element i of the posterior (row-major) using i mod m. A
-    prior whose shape is a trailing part of ``shape`` (one per latent variable, or one for all) is that already, with no
-    copy; any other broadcast is written out to ``shape``."""
-    trailing = prior_logits.shape
-    while trailing and trailing[0] == 1:
-        trailing = trailing[1:]
-    if trailing == shape[len(shape) - len(trailing):] and math.prod(trailing):
-        flat = prior_logits if prior_logits.flags.c_contiguous else xp.ascontiguousarray(prior_logits)
-        return flat.reshape(-1)
-    return xp.ascontiguousarray(xp.broadcast_to(prior_logits, shape)).reshape(-1)
 
 
 @register("binary_concrete_kl")
@@ -92,7 +78,7 @@ class BinaryConcreteKL(Function):
         kernel = (ctx.fused("binary_concrete", logits, prior_logits)
                   if logits.size and logits.dtype == prior_logits.dtype and not ctx.needs_input_grad[1] else None)
         if kernel is not None:
-            prior = prior_flat(xp, prior_logits, logits.shape)
+            prior = periodic(prior_logits, logits.shape)[0]
             s, out, kl = kernel.binary_concrete_kl_fwd(logits, prior, seed, counter, temperature, hard)
             ctx.save(s=s, logits=logits, prior=prior, tau=temperature, eps=eps, kernel=kernel)
             return out, kl

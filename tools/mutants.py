@@ -2141,6 +2141,13 @@ MUTANTS = [
       ['tests/test_nn_dtype.py::test_a_cast_gaussian_vae_computes_in_its_dtype_prior_included'], "the Gaussian VAE's prior stays float32 in a float64 model (its samples, and the bound's prior terms, float32)"),
     M('checkpoint-cast-model-not-rebuilt', 'minivae/training.py', ('            model.to(floating.pop())\n', '            floating.pop()\n'),
       ['tests/test_nn_dtype.py::test_a_checkpoint_of_a_cast_model_loads_in_its_dtype'], "a float64 model's checkpoint is rebuilt as float32: load_checkpoint refuses it (dtype mismatch)"),
+    # ---- helper-53 begin: fix11-conv: 2-D convolutions and their VJPs ----
+    # ---- helper-53 end ----
+    # ---- helper-54 begin: fix11-rebar: the REBAR estimator ----
+    # ---- helper-54 end ----
+    # ---- helper-55 begin: fix11-cupy-api: every xp call exists in CuPy ----
+    # ---- helper-55 end ----
+    # ---- lead, session 27 ----
 ]
 
 def copy_tree(dst):

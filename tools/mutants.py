@@ -22,7 +22,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMEOUT = 600  # seconds per test run; a mutant that hangs counts as killed (and is reported so)
+TIMEOUT = 600  # seconds per test run (--timeout); a mutant that hangs counts as killed (and is reported so)
 
 
 def gc(*ops):
@@ -2155,7 +2155,7 @@ def copy_tree(dst):
                                                             "*.egg-info", ".venv", "build", "dist"))
 
 
-def run_tests(tree, tests, numba, numba_cache):
+def run_tests(tree, tests, numba, numba_cache, timeout=TIMEOUT):
     env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1", NUMBA_CACHE_DIR=numba_cache)
     env.pop("MINIVAE_DISABLE_NUMBA", None)
     if not numba:
@@ -2163,7 +2163,7 @@ def run_tests(tree, tests, numba, numba_cache):
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     try:
         done = subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=TIMEOUT)
+                              text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", ""
     return done.returncode, done.stdout
@@ -2174,6 +2174,8 @@ def main(argv=None):
     parser.add_argument("--numba", choices=["both", "on", "off"], default="both")
     parser.add_argument("--only", help="comma-separated mutant names")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT,
+                        help=f"seconds per test run (default {TIMEOUT}; the sanitizer builds need more on a loaded machine)")
     args = parser.parse_args(argv)
     mutants = MUTANTS
     if args.only:
@@ -2195,7 +2197,10 @@ def main(argv=None):
             label = "numba" if numba else "no-numba"
             tests = sorted({t for m in mutants for t in m.tests})
             print(f"[{label}] baseline: the relevant tests on the unmutated tree …", flush=True)
-            code, out = run_tests(tree, tests, numba, shared_cache)
+            code, out = run_tests(tree, tests, numba, shared_cache, args.timeout)
+            if code == "timeout":
+                print(f"[{label}] the unmutated tree's tests ran past --timeout {args.timeout:g} s: raise it", file=sys.stderr)
+                return 2
             if code != 0:
                 print(out[-3000:])
                 print(f"[{label}] the unmutated tree fails its tests: fix that first", file=sys.stderr)
@@ -2218,7 +2223,7 @@ def main(argv=None):
                     # inlines: a mutated kernel compiles into a cache of its own, thrown away after
                     own_cache = m.path.startswith("minivae/_cpu/")
                     cache = os.path.join(tmp, f"numba-{m.name}") if own_cache else shared_cache
-                    code, out = run_tests(tree, m.tests, numba, cache)
+                    code, out = run_tests(tree, m.tests, numba, cache, args.timeout)
                     if own_cache:
                         shutil.rmtree(cache, ignore_errors=True)
                 finally:

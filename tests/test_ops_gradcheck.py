@@ -589,17 +589,25 @@ def sort_case(draw):
 
 EINSUMS = ["ij,jk->ik", "ij,jk", "ij->i", "ij->ji", "ijk,k->", "ab,cd->abcd", "i,i->", "bij,bjk,kl->bil", "ij,ij->ij",
            "i->", "ijk->kij", "ab,bc,c"]
+EINSUM_ELLIPSES = ["...ij,...jk", "...i->i", "i...->...", "...", "b...i,...i->b...", "i...j,j...->...i", "...,...->..."]
 
 
 @st.composite
 def einsum_case(draw):
     """Subscripts of every kind the op takes (products, contractions, outer products, sums over letters of one operand
     alone, transposes, three operands), letters of random sizes (1 too)."""
-    subscripts = draw(st.sampled_from(EINSUMS))
-    sizes = {c: draw(st.integers(1, 3)) for c in sorted(set(subscripts) - set(",->"))}
+    subscripts = draw(st.sampled_from(EINSUMS + EINSUM_ELLIPSES))
+    sizes = {c: draw(st.integers(1, 3)) for c in sorted(set(subscripts) - set(",->."))}
+    batch = draw(st.lists(st.integers(1, 3), max_size=3))
     rng = draw(rngs)
+
+    def shape(term):
+        """The term's letters' sizes, "..." the batch axes: the last few of them, each 1 (broadcast) at random."""
+        head, dots, tail = term.partition("...")
+        own = batch[len(batch) - draw(st.integers(0, len(batch))):] if dots else []
+        return [sizes[c] for c in head] + [draw(st.sampled_from([n, 1])) for n in own] + [sizes[c] for c in tail]
     terms = subscripts.partition("->")[0].split(",")
-    return case(lambda *ts: ops.einsum(subscripts, *ts), *[rng.normal(size=[sizes[c] for c in t]) for t in terms])
+    return case(lambda *ts: ops.einsum(subscripts, *ts), *[rng.normal(size=shape(t)) for t in terms])
 
 
 DOMAINS.update({

@@ -387,11 +387,46 @@ def test_einsum_matches_torch_values_and_gradients(subscripts):
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-13, atol=1e-15)
 
 
+ELLIPSES = [("...ij,...jk", [(5, 1, 2, 3), (4, 3, 2)]), ("...i->i", [(2, 3, 4)]), ("i...->...", [(2, 3, 4)]),
+            ("...", [(2, 3)]), ("...ji", [(2, 3, 4)]), ("ij...,jk", [(2, 3), (3, 4)]),
+            ("b...i,...i->b...", [(2, 3, 4), (1, 4)]), ("...,...->...", [(3, 1), (1, 4)]),
+            ("i...j,j...->...i", [(2, 1, 5, 3), (3, 4, 1)]), ("...i,i", [(3,), (3,)])]
+
+
+@pytest.mark.parametrize("subscripts,shapes", ELLIPSES, ids=[e[0] for e in ELLIPSES])
+def test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients(subscripts, shapes):
+    """"..." stands for the unnamed axes, aligned from the right and broadcast (size 1 against n), in the middle of a
+    term too; the gradient of a broadcast operand summed back to its shape; an output without "..." sums them away."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    xs = [rng.normal(size=shape) for shape in shapes]
+    ts, tts = [mv.tensor(a, requires_grad=True) for a in xs], [torch.tensor(a, requires_grad=True) for a in xs]
+    y, ty = mv.ops.einsum(subscripts, *ts), torch.einsum(subscripts, *tts)
+    g = rng.normal(size=tuple(ty.shape))
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-13, atol=1e-15)
+    for t, tt in zip(ts, tts):
+        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("subscripts,shapes", [e for e in ELLIPSES if e[0] != "...i->i"])
+def test_einsum_ellipsis_values_are_numpys(subscripts, shapes):
+    """The torch-free check of the values (NumPy refuses "...i->i", an output that drops the batch axes: torch sums
+    them, as minivae does)."""
+    xs = [np.random.default_rng(12).normal(size=shape) for shape in shapes]
+    y = mv.ops.einsum(subscripts, *[mv.tensor(a) for a in xs])
+    np.testing.assert_allclose(y.numpy(), np.einsum(subscripts, *xs), rtol=1e-13, atol=1e-15)
+
+
 def test_einsum_refuses_what_it_does_not_support_naming_it():
     a, b = mv.tensor(np.ones((2, 3))), mv.tensor(np.ones((3, 3)))
     for subscripts, operands, message in [
             ("ii->i", (b,), "a letter repeated within 'ii'"), ("ij->ii", (a,), "repeated within 'ii'"),
-            ("...j->j", (a,), "ellipsis"), ("ij,jk->il", (a, b), r"output letters \['l'\] are in no input"),
+            ("..j->j", (a,), r"'\.' comes only as one '\.\.\.' per term"), ("...i...", (a,), "only as one"),
+            ("...j,...j", (a, mv.tensor(np.ones((4, 3)))), r"the axes of '\.\.\.' do not broadcast: \(2,\), \(4,\)"),
+            ("ijk...->i", (a,), r"'ijk\.\.\.' names 3 axes of an operand of shape \(2, 3\)"),
+            ("ij,jk->il", (a, b), r"output letters \['l'\] are in no input"),
             ("ij,jk->ik", (b, a), "axis 'j' has sizes 3 and 2"),
             ("ij,jk->ik", (a,), "names 2 operands, 1 were given"), ("ijk->i", (a,), "'ijk' names 3 axes")]:
         with pytest.raises(ValueError, match=message):
@@ -415,6 +450,7 @@ DEVICE_CASES = {
     "sort-indices": lambda t: t.take(t.sort(0).indices[:1]) * t.sort(0).values[-1:],
     "sort-ties": lambda t: t.take(t.round().sort(1, descending=True).indices),  # (X's rounded rows tie: stable order)
     "einsum": lambda t: mv.ops.einsum("ij,kj,k->i", t, t * t, t[:, 0]),
+    "einsum-ellipsis": lambda t: mv.ops.einsum("...j,...j->...", t, t[:1] * t[:1]),
 }
 
 

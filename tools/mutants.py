@@ -2148,6 +2148,12 @@ MUTANTS = [
     # ---- helper-55 begin: fix11-cupy-api: every xp call exists in CuPy ----
     # ---- helper-55 end ----
     # ---- lead, session 27 ----
+    M('einsum-ellipsis-taken-as-leading', 'minivae/ops/einsum.py', ('        start = term.find("...")  # the batch axes follow the letters before "..."', '        start = 0 if "..." in term else -1'),
+      ['tests/test_ops_more.py::test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients'], "the axes of 'b...i' taken as its first ones: b and the batch axes swapped, sizes refused or values wrong"),
+    M('einsum-ellipsis-not-broadcast', 'minivae/ops/einsum.py', ('        targets.append(None if b == wanted else', '        targets.append(None if True else'),
+      ['tests/test_ops_more.py::test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients'], "a size-1 batch axis not broadcast: parse refuses '...,...' of (3, 1) and (1, 4)"),
+    M('einsum-ellipsis-implicit-output-drops-batch', 'minivae/ops/einsum.py', ('        out = letters + "".join(sorted(', '        out = "".join(sorted('),
+      ['tests/test_ops_more.py::test_einsum_ellipsis_values_are_numpys'], "'...ji' without '->' sums the batch axes away instead of keeping them first"),
 ]
 
 def copy_tree(dst):

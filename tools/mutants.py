@@ -2147,6 +2147,8 @@ MUTANTS = [
     # ---- helper-54 end ----
     # ---- helper-55 begin: fix11-cupy-api: every xp call exists in CuPy ----
     # ---- helper-55 end ----
+    # ---- helper-56 begin: fix11-erf-vector: vectorized erf, erfc, erfinv, erfcinv kernels ----
+    # ---- helper-56 end ----
     # ---- lead, session 27 ----
     M('einsum-ellipsis-taken-as-leading', 'minivae/ops/einsum.py', ('        start = term.find("...")  # the batch axes follow the letters before "..."', '        start = 0 if "..." in term else -1'),
       ['tests/test_ops_more.py::test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients'], "the axes of 'b...i' taken as its first ones: b and the batch axes swapped, sizes refused or values wrong"),

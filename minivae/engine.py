@@ -423,6 +423,7 @@ class Tensor:
     def flip(self, *dims): return ops.flip(self, dims[0] if len(dims) == 1 else dims)
     def roll(self, shifts, dims=None): return ops.roll(self, shifts, dims)
     def repeat(self, *sizes): return ops.more_shape.repeat(self, *sizes)
+    def repeat_interleave(self, repeats, dim=None): return ops.repeat_interleave(self, repeats, dim)
     def tile(self, *dims): return ops.tile(self, dims[0] if len(dims) == 1 else dims)
     def tril(self, diagonal=0): return ops.tril(self, diagonal)
     def triu(self, diagonal=0): return ops.triu(self, diagonal)

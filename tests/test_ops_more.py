@@ -433,6 +433,57 @@ def test_einsum_refuses_what_it_does_not_support_naming_it():
             mv.ops.einsum(subscripts, *operands)
 
 
+# ---- repeat_interleave --------------------------------------------------------------------------------------------
+REPEATS = [(2, None), (3, 0), (2, 1), (2, -1), ([1, 0, 3], 0), ([2, 1, 0, 1], 1), (np.array([0, 2, 1]), 0),
+           (0, 1), ([1], 0), (np.int64(2), 1)]
+
+
+@pytest.mark.parametrize("repeats,dim", REPEATS, ids=[f"{r}-{d}" for r, d in REPEATS])
+def test_repeat_interleave_is_numpys_repeat_and_sends_each_copys_gradient_home(repeats, dim):
+    """Values as numpy.repeat; x̄ᵢ the sum of ḡ over the copies of xᵢ, written out as a loop over the output."""
+    x = np.random.default_rng(13).normal(size=(3, 4))
+    want = np.repeat(x, repeats, axis=dim)
+    g = np.random.default_rng(14).normal(size=want.shape)
+    y, gx = run(lambda t: t.repeat_interleave(repeats, dim=dim), x, g)
+    np.testing.assert_array_equal(y, want)
+    source = np.repeat(np.arange(x.size).reshape(x.shape), repeats, axis=dim)  # where each output entry came from
+    want_gx = np.zeros(x.size)
+    for i, v in zip(source.ravel(), g.ravel()):
+        want_gx[i] += v
+    np.testing.assert_allclose(gx, want_gx.reshape(x.shape), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("repeats,dim", REPEATS[:7], ids=[f"{r}-{d}" for r, d in REPEATS[:7]])
+def test_repeat_interleave_matches_torch(repeats, dim):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(15).normal(size=(3, 4))
+    g = np.random.default_rng(16).normal(size=np.repeat(x, repeats, axis=dim).shape)
+    y, gx = run(lambda t: ops.repeat_interleave(t, mv.tensor(repeats) if isinstance(repeats, list) else repeats, dim),
+                x, g)
+    t = torch.tensor(x, requires_grad=True)
+    ty = torch.repeat_interleave(t, torch.tensor(repeats) if not isinstance(repeats, int) else repeats, dim=dim)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(gx, t.grad.numpy(), rtol=1e-15, atol=0)
+
+
+def test_repeat_interleave_gradchecks_and_refuses_bad_counts_naming_them():
+    x = mv.tensor(np.random.default_rng(17).normal(size=(2, 3)), requires_grad=True)
+    assert mv.gradcheck(lambda t: ops.repeat_interleave(t, [2, 0, 1], 1) ** 2, x)
+    assert mv.gradcheck(lambda t: ops.repeat_interleave(t, 3) ** 2, x)
+    assert ops.repeat_interleave(mv.tensor(5.0), 3).shape == (3,)  # a 0-d tensor, flattened as torch's
+    for repeats, dim, error, message in [
+            ([1, 2], 1, ValueError, r"2 counts of shape \(2,\) for 3 entries along axis 1"),
+            ([[1, 2, 3]], 1, ValueError, "one count, or one per entry"), (-1, 0, ValueError, "≥ 0"),
+            ([1, -2, 1], 1, ValueError, "≥ 0"), (1.5, 0, TypeError, "must be integers, not float64"),
+            (2, 2, ValueError, "axis 2 is out of range")]:
+        with pytest.raises(error, match=message):
+            ops.repeat_interleave(x, repeats, dim)
+    with emulating():
+        with pytest.raises(ValueError, match="repeats on cuda: their sum, the output's length, would be a copy"):
+            ops.repeat_interleave(mv.tensor(X, device="cuda"), mv.tensor([1, 2, 0, 1], device="cuda"), 1)
+
+
 # ---- the device -------------------------------------------------------------------------------------------------
 X = np.random.default_rng(7).normal(size=(3, 4))
 X[1, 2] = X[2, 0] = X[2, 3] = 0.0
@@ -451,6 +502,7 @@ DEVICE_CASES = {
     "sort-ties": lambda t: t.take(t.round().sort(1, descending=True).indices),  # (X's rounded rows tie: stable order)
     "einsum": lambda t: mv.ops.einsum("ij,kj,k->i", t, t * t, t[:, 0]),
     "einsum-ellipsis": lambda t: mv.ops.einsum("...j,...j->...", t, t[:1] * t[:1]),
+    "repeat_interleave": lambda t: t.repeat_interleave(2, dim=1)[:, 1:5] * t.repeat_interleave([1, 0, 2], dim=0).sum(0),
 }
 
 

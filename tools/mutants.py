@@ -2150,6 +2150,12 @@ MUTANTS = [
     # ---- helper-56 begin: fix11-erf-vector: vectorized erf, erfc, erfinv, erfcinv kernels ----
     # ---- helper-56 end ----
     # ---- lead, session 27 ----
+    M('repeat-interleave-tiles', 'minivae/ops/more_shape.py', ('        copies = broadcast_to(reshape(x, shape[:axis + 1] + (1,) + shape[axis + 1:]),\n                              shape[:axis + 1] + (r,) + shape[axis + 1:])', '        copies = broadcast_to(reshape(x, shape[:axis] + (1,) + shape[axis:]),\n                              shape[:axis] + (r,) + shape[axis:])'),
+      ['tests/test_ops_more.py::test_repeat_interleave_is_numpys_repeat_and_sends_each_copys_gradient_home'], "repeat_interleave(2) gives [a, b, a, b] (torch's repeat), not [a, a, b, b]"),
+    M('repeat-interleave-count-per-entry-unchecked', 'minivae/ops/more_shape.py', ('    if counts.ndim > 1 or (counts.size not in (1, x.shape[axis])):', '    if counts.ndim > 1:'),
+      ['tests/test_ops_more.py::test_repeat_interleave_gradchecks_and_refuses_bad_counts_naming_them'], "two counts for three entries reach numpy.repeat: its broadcast error, naming neither the counts nor the axis"),
+    M('repeat-interleave-device-counts-copied', 'minivae/ops/more_shape.py', ('        if repeats.device != "cpu":', '        if False:'),
+      ['tests/test_ops_more.py::test_repeat_interleave_gradchecks_and_refuses_bad_counts_naming_them'], "counts on the device copied to the host behind the caller's back (CuPy refuses: an obscure TypeError)"),
     M('einsum-ellipsis-taken-as-leading', 'minivae/ops/einsum.py', ('        start = term.find("...")  # the batch axes follow the letters before "..."', '        start = 0 if "..." in term else -1'),
       ['tests/test_ops_more.py::test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients'], "the axes of 'b...i' taken as its first ones: b and the batch axes swapped, sizes refused or values wrong"),
     M('einsum-ellipsis-not-broadcast', 'minivae/ops/einsum.py', ('        targets.append(None if b == wanted else', '        targets.append(None if True else'),

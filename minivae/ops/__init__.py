@@ -22,11 +22,11 @@ from minivae.ops.sampling import (SURROGATES, GumbelSoftmax, GumbelSoftmaxKL, gu
 from minivae.ops.binary_concrete import BinaryConcreteKL, binary_concrete_kl
 from minivae.ops.nn_ops import bce_with_logits_pos_weight, dropout
 from minivae.ops.more_reduce import amax, amin, cumprod, cumsum, norm, prod
-from minivae.ops.more_shape import (diagonal, flip, gather, index_select, masked_fill, roll, sort, take,
-                                    take_along_axis, tile, topk, trace, tril, triu)
+from minivae.ops.more_shape import (diagonal, flip, gather, index_select, masked_fill, repeat_interleave, roll, sort,
+                                    take, take_along_axis, tile, topk, trace, tril, triu)
 from minivae.ops.rounding import ceil, floor, round, sign, trunc
 from minivae.ops.einsum import einsum
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
                   *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",
-                  "amax", "amin", "trace", "gather", "index_select", "masked_fill", "topk"])
+                  "amax", "amin", "trace", "gather", "index_select", "masked_fill", "repeat_interleave", "topk"])

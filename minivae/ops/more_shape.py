@@ -317,6 +317,43 @@ def index_select(x, axis, index):
     return Take.apply(x, idx, axis=axis)
 
 
+def repeat_interleave(x, repeats, axis=None):
+    """torch.repeat_interleave(input, repeats, dim) / numpy.repeat(x, repeats, axis): each entry along ``axis`` (None:
+    of the flattened x) ``repeats`` times, one after another ([a, b] → [a, a, b, b]).
+
+    ``repeats`` one count for every entry (an int, or a one-element sequence or tensor): x broadcast along a new axis
+    after ``axis`` and merged into it, so x̄ sums ḡ over each entry's copies (broadcast_to's VJP). One count per entry
+    (a 1-D sequence, array or CPU tensor of integers ≥ 0): ``index_select`` of the repeated positions, whose VJP adds
+    up the repeated indices. Counts on a device are refused: their sum, the output's length, would be a copy to the
+    host (torch makes that copy); pass host integers."""
+    from minivae.ops.shape import broadcast_to, reshape
+
+    x = _tensor(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    axis = axis_index(axis, x.ndim, x.shape)
+    if isinstance(repeats, Tensor):
+        if repeats.device != "cpu":
+            raise ValueError(f"repeat_interleave: repeats on {repeats.device}: their sum, the output's length, would be a "
+                             "copy to the host; pass host integers (a list, a NumPy array or a CPU tensor)")
+        repeats = repeats.data
+    counts = numpy.asarray(repeats)
+    if counts.dtype.kind not in "iu" and not (counts.size == 0 and counts.dtype.kind == "f"):
+        raise TypeError(f"repeat_interleave: repeats must be integers, not {counts.dtype} ({repeats!r})")
+    if counts.ndim > 1 or (counts.size not in (1, x.shape[axis])):
+        raise ValueError(f"repeat_interleave: {counts.size} counts of shape {counts.shape} for {x.shape[axis]} entries "
+                         f"along axis {axis} (one count, or one per entry)")
+    if (counts < 0).any():
+        raise ValueError(f"repeat_interleave: repeats must be ≥ 0, not {counts.tolist()}")
+    shape = x.shape
+    if counts.size == 1:
+        r = int(counts.reshape(()))
+        copies = broadcast_to(reshape(x, shape[:axis + 1] + (1,) + shape[axis + 1:]),
+                              shape[:axis + 1] + (r,) + shape[axis + 1:])
+        return reshape(copies, shape[:axis] + (shape[axis] * r,) + shape[axis + 1:])
+    return index_select(x, axis, numpy.repeat(numpy.arange(shape[axis]), counts.astype(numpy.int64)))
+
+
 def masked_fill(x, mask, value):
     """``x`` with ``value`` where the bool ``mask`` (broadcast to x's shape) is true, as torch.masked_fill: ops.where,
     so x gets ḡ where the mask is false, and a tensor value the sum of ḡ where it is true. A number is taken in x's

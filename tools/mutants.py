@@ -2157,9 +2157,9 @@ MUTANTS = [
     M('repeat-interleave-device-counts-copied', 'minivae/ops/more_shape.py', ('        if repeats.device != "cpu":', '        if False:'),
       ['tests/test_ops_more.py::test_repeat_interleave_gradchecks_and_refuses_bad_counts_naming_them'], "counts on the device copied to the host behind the caller's back (CuPy refuses: an obscure TypeError)"),
     M('einsum-ellipsis-taken-as-leading', 'minivae/ops/einsum.py', ('        start = term.find("...")  # the batch axes follow the letters before "..."', '        start = 0 if "..." in term else -1'),
-      ['tests/test_ops_more.py::test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients'], "the axes of 'b...i' taken as its first ones: b and the batch axes swapped, sizes refused or values wrong"),
+      ['tests/test_ops_more.py::test_einsum_matches_torch_values_and_gradients'], "the axes of 'b...i' taken as its first ones: b and the batch axes swapped, sizes refused or values wrong"),
     M('einsum-ellipsis-not-broadcast', 'minivae/ops/einsum.py', ('        targets.append(None if b == wanted else', '        targets.append(None if True else'),
-      ['tests/test_ops_more.py::test_einsum_ellipsis_broadcasts_as_torchs_values_and_gradients'], "a size-1 batch axis not broadcast: parse refuses '...,...' of (3, 1) and (1, 4)"),
+      ['tests/test_ops_more.py::test_einsum_matches_torch_values_and_gradients'], "a size-1 batch axis not broadcast: parse refuses '...,...' of (3, 1) and (1, 4)"),
     M('einsum-ellipsis-implicit-output-drops-batch', 'minivae/ops/einsum.py', ('        out = letters + "".join(sorted(', '        out = "".join(sorted('),
       ['tests/test_ops_more.py::test_einsum_ellipsis_values_are_numpys'], "'...ji' without '->' sums the batch axes away instead of keeping them first"),
 ]

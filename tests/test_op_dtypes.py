@@ -96,6 +96,28 @@ class TorchDigamma(torch.autograd.Function):
         return g * torch.special.zeta(torch.tensor(2.0, dtype=torch.float64), x.double()).to(x.dtype)
 
 
+class TorchGammainc(torch.autograd.Function):
+    """torch.special.gammainc with a gradient in α too (torch's raises): ∂P/∂α by mpmath (30 digits, numerical
+    differentiation of its regularized incomplete gamma function), x̄ the density x^{α−1}e^{−x}/Γ(α)."""
+
+    @staticmethod
+    def forward(ctx, a, x):
+        ctx.save_for_backward(a, x)
+        return torch.special.gammainc(a, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        import mpmath
+
+        a, x = ctx.saved_tensors
+        mpmath.mp.dps = 30
+        a64, x64 = torch.broadcast_tensors(a.double(), x.double())
+        da = torch.tensor([float(mpmath.diff(lambda s, xi=xi: mpmath.gammainc(s, 0, xi, regularized=True), ai))
+                           for ai, xi in zip(a64.flatten().tolist(), x64.flatten().tolist())], dtype=torch.float64)
+        density = torch.exp(torch.xlogy(a64 - 1, x64) - x64 - torch.lgamma(a64))
+        return (g.double() * da.reshape(a64.shape)).to(a.dtype), (g.double() * density).to(x.dtype)
+
+
 def one(n=1):
     return lambda d: [data(d, seed=k) for k in range(1, n + 1)]
 
@@ -124,6 +146,7 @@ ROWS = {
                              "sigmoid", "erf", "erfc", "erfinv", "lgamma"]},
     "digamma": (one(), lambda a: ops.digamma(a[0]), lambda t: TorchDigamma.apply(t[0])),
     "polygamma": (one(), lambda a: ops.polygamma(2, a[0]), lambda t: torch.polygamma(2, t[0])),
+    "gammainc": (one(2), lambda a: ops.gammainc(*a), lambda t: TorchGammainc.apply(*t)),
     # a Gamma(α, 1) draw given, returned in the promoted dtype (real: float32 of integers); its implicit gradient
     # (a surrogate: not the derivative of y = z) is tested in tests/test_ops_gamma.py
     "standard_gamma": (one(2), lambda a: ops.standard_gamma(*a),
@@ -218,6 +241,8 @@ DIFFERENT = {
     # matrix product (or of ands), the one-hot of a bool argmax
     **{(n, np.dtype(bool)): "bool" for n in ["abs", "relu", "clip", "matmul", "linear", "straight_through",
                                                                      "einsum"]},
+    # torch has no integer kernel of the incomplete gamma function: float32, as for the other real-valued results
+    **{("gammainc", np.dtype(d)): "float32" for d in _INTEGERS},
     # vector norms of integers are float32 (``real``, as mean's)
     **{("norm", np.dtype(d)): "float32" for d in _INTEGERS},
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)
@@ -302,7 +327,7 @@ PAIRS = [(np.float16, np.float32), (np.float32, np.float64), (np.float64, np.flo
          (np.uint8, np.float32), (np.bool_, np.float16), (np.float32, np.int64), (np.float16, np.uint8),
          (np.int32, np.int64), (np.uint8, np.int32), (np.bool_, np.int64)]
 MIXED = sorted(n for n, (inputs, _, _) in ROWS.items() if len(inputs(np.float32)) > 1)
-REAL = {"div", "binary_cross_entropy", "standard_gamma", "bce_with_logits_pos_weight",
+REAL = {"div", "binary_cross_entropy", "standard_gamma", "gammainc", "bce_with_logits_pos_weight",
         "categorical_kl", "gumbel_softmax_kl", "binary_concrete_kl", "bce_with_logits", "bernoulli_log_prob",
         "kl_standard_normal", "reparameterize", "reparameterize_kl", "normal_reparameterize_kl", "negative_elbo",
         "bernoulli_negative_elbo"}

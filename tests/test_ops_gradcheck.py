@@ -457,8 +457,17 @@ def polygamma_case(draw):
     return case(lambda t: ops.polygamma(n, t), off_poles(draw(rngs), draw(shapes(empty=True))))
 
 
+@st.composite
+def gammainc_case(draw):
+    """α and x broadcast against each other, on both branches (x below and above α + 1), P or its complement Q."""
+    sa, sx = draw(broadcastable_pair())
+    rng, complement = draw(rngs), draw(st.booleans())
+    return case(ops.gammaincc if complement else ops.gammainc, rng.uniform(0.1, 8, sa), rng.uniform(0.05, 14, sx))
+
+
 DOMAINS.update({
     "lgamma": unary(ops.lgamma, off_poles), "digamma": unary(ops.digamma, off_poles), "polygamma": polygamma_case(),
+    "gammainc": gammainc_case(),
 })  # (standard_gamma, a surrogate, is gradchecked against its quantile in tests/test_ops_gamma.py)
 
 

@@ -2150,6 +2150,18 @@ MUTANTS = [
     # ---- helper-56 begin: fix11-erf-vector: vectorized erf, erfc, erfinv, erfcinv kernels ----
     # ---- helper-56 end ----
     # ---- lead, session 27 ----
+    M('gammainc-small-alpha-q-as-one-minus-p', 'minivae/ops/gamma.py', ('xp.where(a < 1, small_alpha_q(xp, a, x, log_x), 1 - p_series)', '1 - p_series'),
+      ['tests/test_ops_gamma.py::test_gammainc_matches_mpmath_across_alpha_and_both_branches'], "Q(0.001, 1.0005) ≈ 2·10⁻⁴ taken as 1 − P: 10⁻¹² of it lost"),
+    M('gammainc-small-alpha-lgamma-of-rounded-one-plus-alpha', 'minivae/ops/gamma.py', ('    lgamma_1p = xp.where(a < 0.5, half * horner(lgamma_coefficients(), half) - xp.log1p(half), lgamma_positive(xp, a + 1))', '    lgamma_1p = lgamma_positive(xp, a + 1)'),
+      ['tests/test_ops_gamma.py::test_gammainc_matches_mpmath_across_alpha_and_both_branches'], "lgamma(1 + α) of α + 1 rounded: Q(0.001, x) 10⁻¹³ off"),
+    M('gamma-fraction-runs-on-after-converging', 'minivae/ops/gamma.py', ('        h = xp.where(live, h * delta, h)', '        h = h * delta'),
+      ['tests/test_ops_gamma.py::test_gammainc_matches_mpmath_across_alpha_and_both_branches'], "an element's fraction multiplied on by 1 ± ε until the slowest converges: 1.5·10⁻¹³ of Q(0.001, 1.001)"),
+    M('gammainc-density-nan-at-zero-for-alpha-one', 'minivae/ops/gamma.py', ('    power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(xp.where(nan, 1.0, x)))', '    power = (safe_a - 1) * xp.log(xp.where(nan, 1.0, x))'),
+      ['tests/test_ops_gamma.py::test_gammainc_limits_are_torchs_and_its_gradient_limits_are_the_functions'], "x̄ of P(1, x) at x = 0 is 0·log 0 = NaN (torch's), not the density's limit 1"),
+    M('gammaincc-gradient-not-negated', 'minivae/ops/gamma.py', ('        sign = -1.0 if ctx.complement else 1.0', '        sign = 1.0'),
+      gc("gammainc"), "Q's gradients are P's, not their negatives"),
+    M('gamma-cdf-rate-dropped', 'minivae/distributions/gamma.py', ('        return ops.gammainc(self.concentration, self.rate * ops.clip(value, 0.0))', '        return ops.gammainc(self.concentration, ops.clip(value, 0.0))'),
+      ['tests/test_ops_gamma.py::test_gamma_cdf_is_torchs_and_its_derivative_is_the_density'], "Gamma(α, β).cdf(x) is P(α, x): the rate ignored"),
     M('repeat-interleave-tiles', 'minivae/ops/more_shape.py', ('        copies = broadcast_to(reshape(x, shape[:axis + 1] + (1,) + shape[axis + 1:]),\n                              shape[:axis + 1] + (r,) + shape[axis + 1:])', '        copies = broadcast_to(reshape(x, shape[:axis] + (1,) + shape[axis:]),\n                              shape[:axis] + (r,) + shape[axis:])'),
       ['tests/test_ops_more.py::test_repeat_interleave_is_numpys_repeat_and_sends_each_copys_gradient_home'], "repeat_interleave(2) gives [a, b, a, b] (torch's repeat), not [a, a, b, b]"),
     M('repeat-interleave-count-per-entry-unchecked', 'minivae/ops/more_shape.py', ('    if counts.ndim > 1 or (counts.size not in (1, x.shape[axis])):', '    if counts.ndim > 1:'),

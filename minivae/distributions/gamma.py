@@ -166,5 +166,11 @@ class Gamma(Distribution):
         a = self.concentration
         return self._batch(a - ops.log(self.rate) + ops.lgamma(a) + (1 - a) * ops.digamma(a))
 
+    def cdf(self, value):
+        """P(α, β·x), the regularized incomplete gamma function (torch's), 0 below 0; differentiable in x, α and β
+        (``ops.gammainc``; torch's has no gradient in α)."""
+        value = self._value(value)
+        return ops.gammainc(self.concentration, self.rate * ops.clip(value, 0.0))
+
     def __repr__(self):
         return f"Gamma(batch_shape={self.batch_shape})"

@@ -293,22 +293,34 @@ lgamma, digamma = Lgamma.apply, Digamma.apply
 
 # ---- the implicit reparameterization gradient of a Gamma(α, 1) draw ---------------------------------------------
 def _converged(xp, small, big):
-    """Whether |small| ≤ 2⁻⁵⁶·|big| everywhere (one check every CHECK_EVERY terms: on a GPU with its kernels off, a copy
-    to the host; kernels/gamma.cu checks each element on its own, at the same terms)."""
-    return not bool(xp.any(xp.abs(small) > TOLERANCE * xp.abs(big)))
+    """Where |small| ≤ 2⁻⁵⁶·|big| (NaN counts as converged, as in the kernels)."""
+    return ~(xp.abs(small) > TOLERANCE * xp.abs(big))
+
+
+def _still(xp, live, *converged):
+    """``live`` less the elements converged now, and whether any is left: checked every CHECK_EVERY terms, each element
+    frozen at the first check it passes, as the kernels' loops (kernels/gamma.cu, minivae/_cpu/gamma.py) stop each
+    element there (the sums or the fraction's product run on would gather a rounding a term: 2·10⁻¹³ of Q after 2000
+    levels). On a GPU with its kernels off, ``any`` is a copy to the host."""
+    for c in converged:
+        live = live & ~c
+    return live, bool(xp.any(live))
 
 
 def gamma_series(xp, a, z):
     """(S, ∂S/∂α) of the series branch (module docstring), for arrays a > 0, z > 0 of one shape."""
     t, s, h, ds = xp.ones_like(z), xp.ones_like(z), xp.zeros_like(z), xp.zeros_like(z)
+    live = xp.ones(z.shape, bool)
     for k in range(1, SERIES_TERMS + 1):
         ak = a + k
         t = t * z / ak
         h = h + 1 / ak
-        s = s + t
-        ds = ds - t * h
-        if k % CHECK_EVERY == 0 and _converged(xp, t, s) and _converged(xp, t * h, ds):
-            break
+        s = xp.where(live, s + t, s)
+        ds = xp.where(live, ds - t * h, ds)
+        if k % CHECK_EVERY == 0:
+            live, more = _still(xp, live, _converged(xp, t, s) & _converged(xp, t * h, ds))
+            if not more:
+                break
     return s, ds
 
 
@@ -321,6 +333,7 @@ def gamma_fraction(xp, a, z):
     dd = -d * d * db
     c, dc = 1e300 * xp.ones_like(z), xp.zeros_like(z)
     h, dh = d, dd
+    live = xp.ones(z.shape, bool)
     for i in range(1, FRACTION_LEVELS + 1):
         an, dan = -i * (i - a), float(i)
         b = b + 2
@@ -333,10 +346,12 @@ def gamma_fraction(xp, a, z):
         c = c_new
         delta = d * c
         ddelta = dd * c + d * dc
-        dh = dh * delta + h * ddelta
-        h = h * delta
-        if i % CHECK_EVERY == 0 and _converged(xp, delta - 1, 1.0) and _converged(xp, h * ddelta, dh):
-            break
+        dh = xp.where(live, dh * delta + h * ddelta, dh)
+        h = xp.where(live, h * delta, h)
+        if i % CHECK_EVERY == 0:
+            live, more = _still(xp, live, _converged(xp, delta - 1, 1.0) & _converged(xp, h * ddelta, dh))
+            if not more:
+                break
     return h, dh
 
 
@@ -353,6 +368,111 @@ def standard_gamma_grad(xp, a, z):
     low = -(z / a) * (s * (log_z - digamma_positive(xp, a + 1)) + ds)
     high = z * (c * (log_z - digamma_positive(xp, a)) + dc)
     return xp.where(positive, xp.where(series, low, high), 0.0)
+
+
+@quiet
+def incomplete_gamma(xp, a, x):
+    """(P, Q, ∂P/∂α) of the regularized incomplete gamma functions at float64 arrays α, x of one shape:
+    P(α, x) = γ(α, x)/Γ(α) = ∫₀ˣ t^{α−1}e^{−t} dt/Γ(α), Q = 1 − P. For x < α + 1 the series (module docstring)
+    P = e^L·S, ∂P/∂α = e^L·[S·(log x − ψ(α + 1)) + ∂S/∂α], Q = 1 − P; else the continued fraction Q = e^{L'}·C,
+    ∂P/∂α = −e^{L'}·[C·(log x − ψ(α)) + ∂C/∂α], P = 1 − Q: each of P and Q from its own branch where it is the smaller
+    (Numerical Recipes §6.2), except Q for α < 1 on the series' side (``small_alpha_q``). The limits, torch's:
+    P(α, 0) = 0, P(α, ∞) = 1, P(0, x > 0) = 1, P(∞, x) = 0 (∂P/∂α = 0 at each); NaN for α < 0, x < 0 or NaN, and for
+    α = x = 0 or α = x = ∞."""
+    nan = ~((a >= 0) & (x >= 0)) | ((a == 0) & (x == 0)) | (xp.isinf(a) & xp.isinf(x))
+    edge = nan | (a == 0) | xp.isinf(a) | (x == 0) | xp.isinf(x)
+    p_edge = xp.where((a == 0) | xp.isinf(x), 1.0, 0.0)  # (the rest of the edges: x = 0 or α = ∞, P = 0)
+    a, x = xp.where(edge, 1.0, a), xp.where(edge, 1.0, x)
+    series = x < a + 1
+    xs, xf = xp.where(series, x, xp.minimum(a, 1.0) * 0.5), xp.where(series, a + 1, x)  # each branch on its own side
+    s, ds = gamma_series(xp, a, xs)
+    c, dc = gamma_fraction(xp, a, xf)
+    log_x = xp.log(x)
+    e_series = xp.exp(a * log_x - x - lgamma_positive(xp, a + 1))
+    e_fraction = xp.exp(a * log_x - x - lgamma_positive(xp, a))
+    p_series, q_fraction = e_series * s, e_fraction * c
+    p = xp.where(series, p_series, 1 - q_fraction)
+    q = xp.where(series, xp.where(a < 1, small_alpha_q(xp, a, x, log_x), 1 - p_series), q_fraction)
+    psi, psi_next = digamma_positive(xp, a), digamma_positive(xp, a + 1)
+    dp = xp.where(series, e_series * (s * (log_x - psi_next) + ds), -e_fraction * (c * (log_x - psi) + dc))
+    p = xp.where(nan, xp.nan, xp.where(edge, p_edge, p))
+    q = xp.where(nan, xp.nan, xp.where(edge, 1 - p_edge, q))
+    return p, q, xp.where(nan, xp.nan, xp.where(edge, 0.0, dp))
+
+
+SMALL_ALPHA_TERMS = 30  # x < α + 1 < 2: the terms xⁿ/n! < 2ⁿ/n! fall below 10⁻²³ by n = 30
+
+
+def small_alpha_q(xp, a, x, log_x):
+    """Q(α, x) for α < 1, x < α + 1, where Q is small (Q(0.001, 1) ≈ 2·10⁻⁴) and 1 − P would lose its digits:
+    γ(α, x) = Σₙ (−1)ⁿ x^{α+n}/(n!(α + n)) gives P = (x^α/Γ(α + 1))·(1 + α·T), T = Σₙ₌₁ (−x)ⁿ/(n!(α + n)), so
+    Q = u − (1 − u)·α·T with u = 1 − x^α/Γ(α + 1) = −expm1(α log x − lgamma(α + 1)), both terms O(α) and each
+    computed to its own relative accuracy (DiDonato & Morris 1986, §3)."""
+    term, t = xp.ones_like(x), xp.zeros_like(x)
+    for n in range(1, SMALL_ALPHA_TERMS + 1):
+        term = term * (-x / n)
+        t = t + term / (a + n)
+    # lgamma(1 + α) from α itself below ½, by lgamma_positive's own series (|t| ≤ ½): lgamma(2 + α) − log(1 + α)
+    # (α + 1 rounded would move lgamma(1 + α) ≈ −γα by 10⁻¹³ of itself at α = 0.001)
+    half = xp.minimum(a, 0.5)
+    lgamma_1p = xp.where(a < 0.5, half * horner(lgamma_coefficients(), half) - xp.log1p(half), lgamma_positive(xp, a + 1))
+    u = -xp.expm1(a * log_x - lgamma_1p)
+    return u - (1 - u) * a * t
+
+
+@quiet
+def gamma_density(xp, a, x):
+    """∂P/∂x = x^{α−1}e^{−x}/Γ(α) at float64 arrays α, x of one shape, its limits included: at x = 0, ∞ for α < 1,
+    1 for α = 1, 0 for α > 1; 0 at x = ∞ and for α = 0 or ∞ (P constant there); NaN where P is (incomplete_gamma)."""
+    nan = ~((a >= 0) & (x >= 0)) | ((a == 0) & (x == 0)) | (xp.isinf(a) & xp.isinf(x))
+    flat = (a == 0) | xp.isinf(a) | xp.isinf(x)
+    safe_a = xp.where(flat | nan, 1.0, a)
+    power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(xp.where(nan, 1.0, x)))  # (α − 1)·log x, 0 at α = 1
+    density = xp.exp(power - x - lgamma_positive(xp, safe_a))
+    return xp.where(nan, xp.nan, xp.where(flat, 0.0, density))
+
+
+@register("gammainc")
+class Gammainc(Function):
+    """z = P(α, x), the regularized lower incomplete gamma function (``complement``: Q(α, x) = 1 − P, the upper), as
+    torch.special.gammainc / gammaincc (their names and limits);  x̄ = ±ḡ·x^{α−1}e^{−x}/Γ(α) (the Gamma(α, 1) density);
+    ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α: ``incomplete_gamma``), both
+    summed to their operand's shape. Computed in float64 and rounded once to the operands' common dtype (integers as
+    float32). torch has no gradient in α (it raises); where it gives NaN for x̄ at a limit (x = 0 with α = 1, x = ∞),
+    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits, as for
+    standard_gamma's gradient). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
+    yet).  saves α, x."""
+
+    def forward(ctx, a, x, complement=False):
+        xp = ctx.xp
+        a, x = common((a, x))
+        ctx.save(a=a, x=x, complement=complement)
+        shape = numpy.broadcast_shapes(a.shape, x.shape)
+        a64, x64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (a, x))
+        p, q, _ = incomplete_gamma(xp, a64, x64)
+        return (q if complement else p).astype(a.dtype)
+
+    def backward(ctx, g):
+        xp, a, x = ctx.xp, ctx.a, ctx.x
+        shape = numpy.broadcast_shapes(a.shape, x.shape)
+        a64, x64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (a, x))
+        sign = -1.0 if ctx.complement else 1.0
+        ga = gx = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(g * (sign * incomplete_gamma(xp, a64, x64)[2]).astype(g.dtype), a.shape)
+        if ctx.needs_input_grad[1]:
+            gx = unbroadcast(g * (sign * gamma_density(xp, a64, x64)).astype(g.dtype), x.shape)
+        return ga, gx
+
+
+def gammainc(a, x):
+    """P(α, x) = γ(α, x)/Γ(α), differentiable in α and x (``Gammainc``); torch.special.gammainc(input, other)."""
+    return Gammainc.apply(a, x)
+
+
+def gammaincc(a, x):
+    """Q(α, x) = 1 − P(α, x) = Γ(α, x)/Γ(α), from its own branch where it is small; torch.special.gammaincc."""
+    return Gammainc.apply(a, x, complement=True)
 
 
 @register("standard_gamma", nondifferentiable_inputs=(1,))

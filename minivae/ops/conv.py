@@ -24,7 +24,7 @@ from minivae.ops.arith import floating_all
 from minivae.ops.linalg import matmul_array
 
 
-def _pair(value, name, who, low):
+def pair_argument(value, name, who, low):
     """``value`` (an int or a pair of ints, torch's ``_pair``) as a tuple of two ints ≥ ``low``, else an error naming it."""
     pair = (value, value) if isinstance(value, numbers.Integral) else value
     if (not isinstance(pair, (tuple, list)) or len(pair) != 2
@@ -153,8 +153,8 @@ class Conv2d(Function):
 
     def forward(ctx, x, weight, *bias, stride=1, padding=0, dilation=1):
         who = "conv2d"
-        stride, padding = _pair(stride, "stride", who, 1), _pair(padding, "padding", who, 0)
-        dilation = _pair(dilation, "dilation", who, 1)
+        stride, padding = pair_argument(stride, "stride", who, 1), pair_argument(padding, "padding", who, 0)
+        dilation = pair_argument(dilation, "dilation", who, 1)
         x, weight, b, dtype, unbatched = _operands(who, x, weight, bias)
         kernel, in_hw = weight.shape[2:], x.shape[2:]
         out_hw = tuple(_output_size(n, k, s, p, d) for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
@@ -194,8 +194,8 @@ class ConvTranspose2d(Function):
 
     def forward(ctx, x, weight, *bias, stride=1, padding=0, output_padding=0, dilation=1):
         who = "conv_transpose2d"
-        stride, padding = _pair(stride, "stride", who, 1), _pair(padding, "padding", who, 0)
-        output_padding, dilation = _pair(output_padding, "output_padding", who, 0), _pair(dilation, "dilation", who, 1)
+        stride, padding = pair_argument(stride, "stride", who, 1), pair_argument(padding, "padding", who, 0)
+        output_padding, dilation = pair_argument(output_padding, "output_padding", who, 0), pair_argument(dilation, "dilation", who, 1)
         for op, s, d in zip(output_padding, stride, dilation):
             if op >= s and op >= d:
                 raise ValueError(f"{who}: output_padding must be smaller than either stride or dilation, got "
@@ -281,7 +281,7 @@ def pad(input, pad, value=0.0):
 def _same_padding(input, weight, stride, dilation):
     """torch's padding="same" for conv2d: (input, symmetric padding), the input padded by one more row or column at
     the bottom or right where the dilated kernel's extent d(k − 1) is odd; refused for a stride other than 1."""
-    stride, dilation = _pair(stride, "stride", "conv2d", 1), _pair(dilation, "dilation", "conv2d", 1)
+    stride, dilation = pair_argument(stride, "stride", "conv2d", 1), pair_argument(dilation, "dilation", "conv2d", 1)
     if stride != (1, 1):
         raise ValueError(f"conv2d: padding='same' is not supported for strided convolutions (stride {stride})")
     total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]

@@ -26,13 +26,19 @@ from minivae.ops.linalg import matmul_array
 
 def pair_argument(value, name, who, low):
     """``value`` (an int or a pair of ints, torch's ``_pair``) as a tuple of two ints ≥ ``low``, else an error naming it."""
-    pair = (value, value) if isinstance(value, numbers.Integral) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair)):
-        raise TypeError(f"{who}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < low:
+    if type(value) is int:  # (the common cases first: numbers.Integral's check costs a microsecond each)
+        pair = (value, value)
+    elif type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        pair = value
+    else:
+        pair = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair)):
+            raise TypeError(f"{who}: {name} must be an int or a pair of ints, got {value!r}")
+        pair = (int(pair[0]), int(pair[1]))
+    if pair[0] < low or pair[1] < low:
         raise ValueError(f"{who}: {name} must be >= {low}, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return pair
 
 
 def _operands(who, x, weight, bias, transposed=False):

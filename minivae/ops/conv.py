@@ -6,9 +6,10 @@ Both convolutions are three array routines on the padded input x_p (zero border 
     windows   W[(n, i, j), (c, a, b)] = x_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w]      an as_strided view, then one copy
     correlate y[n, o, i, j] = Σ_{c,a,b} w[o, c, a, b] · W[(n, i, j), (c, a, b)]          one matmul:  W · w₂ᵀ
     scatter   x̄_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w] += Σ_o w[o, c, a, b] · ḡ[n, o, i, j]
-                                                       one matmul ḡ₂ · w₂, then kH·kW strided-slice additions
+                                                       one matmul w₂ᵀ · ḡ₁, then kH·kW strided-slice additions
 
-with w₂ = w reshaped to (O, C·kH·kW) and ḡ₂ = ḡ as (N·Ho·Wo, O) rows; the weight's gradient is w̄₂ = ḡ₂ᵀ · W. conv2d is
+with w₂ = w reshaped to (O, C·kH·kW) and ḡ₁ = ḡ as (O, N·Ho·Wo), a row per channel; the weight's gradient is
+w̄₂ = ḡ₁ · W. conv2d is
 ``correlate``, its x̄ ``scatter`` (cropped by the padding); conv_transpose2d is ``scatter`` as a forward, its x̄
 ``correlate`` of ḡ and its w̄ the same product with the roles of x and ḡ exchanged. No ``add.at``: the kH·kW
 additions each touch disjoint elements. The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU,
@@ -82,10 +83,10 @@ def windows(xp, x, kernel, out_hw, stride, padding, dilation):
     return view.reshape(n * ho * wo, c * kh * kw)
 
 
-def rows(g):
-    """(N, C, H, W) as the (N·H·W, C) matrix of its pixels."""
+def channels_first(g):
+    """(N, C, H, W) as the (C, N·H·W) matrix ḡ₁: one row per channel."""
     n, c, h, w = g.shape
-    return g.transpose(0, 2, 3, 1).reshape(n * h * w, c)
+    return g.transpose(1, 0, 2, 3).reshape(c, n * h * w)
 
 
 def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation):
@@ -98,26 +99,25 @@ def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation):
     return xp.ascontiguousarray(y.reshape(n, out_hw[0], out_hw[1], o).transpose(0, 3, 1, 2))
 
 
-def scatter(xp, g2, g_hw, weight, in_hw, stride, padding, dilation):
-    """conv2d's x̄ (N, C, H, W) for the upstream ḡ given as rows ḡ₂ (N·Ho·Wo, O) and w (O, C, kH, kW): each window's
-    ḡ₂ · w₂ added back where the window was read, then the padding cropped."""
+def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation):
+    """conv2d's x̄ (N, C, H, W) for the upstream ḡ of shape ``g_shape`` (N, O, Ho, Wo) given as ḡ₁ (O, N·Ho·Wo) and
+    w (O, C, kH, kW): w₂ᵀ · ḡ₁ (C·kH·kW, N·Ho·Wo), each (a, b) slice of it, a (C, N, Ho, Wo) block, added back where
+    its windows read, then the padding cropped. (Channels first: each slice is contiguous in its Ho·Wo pixels.)"""
     o, c, kh, kw = weight.shape
-    (ho, wo), (h, w), (sh, sw), (ph, pw), (dh, dw) = g_hw, in_hw, stride, padding, dilation
-    n = g2.shape[0] // max(ho * wo, 1)
-    cols = matmul_array(xp, g2, weight.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw)
-    out = xp.zeros((n, c, max(h + 2 * ph, dh * (kh - 1) + sh * (ho - 1) + 1),
-                    max(w + 2 * pw, dw * (kw - 1) + sw * (wo - 1) + 1)), g2.dtype)
+    (n, _, ho, wo), (h, w), (sh, sw), (ph, pw), (dh, dw) = g_shape, in_hw, stride, padding, dilation
+    cols = matmul_array(xp, weight.reshape(o, -1).T, g1).reshape(c, kh, kw, n, ho, wo)
+    out = xp.zeros((c, n, max(h + 2 * ph, dh * (kh - 1) + sh * (ho - 1) + 1),
+                    max(w + 2 * pw, dw * (kw - 1) + sw * (wo - 1) + 1)), g1.dtype)
     for a in range(kh):
         for b in range(kw):
-            out[:, :, a * dh:a * dh + sh * (ho - 1) + 1:sh, b * dw:b * dw + sw * (wo - 1) + 1:sw] += \
-                cols[:, :, :, :, a, b].transpose(0, 3, 1, 2)
-    return out[:, :, ph:ph + h, pw:pw + w]
+            out[:, :, a * dh:a * dh + sh * (ho - 1) + 1:sh, b * dw:b * dw + sw * (wo - 1) + 1:sw] += cols[:, a, b]
+    return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
 
-def weight_grad(xp, x, g2, g_hw, kernel, stride, padding, dilation):
-    """conv2d's w̄ (O, C, kH, kW) = ḡ₂ᵀ · W for x (N, C, H, W) and the upstream ḡ as rows ḡ₂ (N·Ho·Wo, O)."""
-    w2 = matmul_array(xp, g2.T, windows(xp, x, kernel, g_hw, stride, padding, dilation))
-    return w2.reshape(g2.shape[1], x.shape[1], *kernel)
+def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation):
+    """conv2d's w̄ (O, C, kH, kW) = ḡ₁ · W for x (N, C, H, W) and the upstream ḡ (N, O, Ho, Wo) as ḡ₁ (O, N·Ho·Wo)."""
+    w2 = matmul_array(xp, g1, windows(xp, x, kernel, g_hw, stride, padding, dilation))
+    return w2.reshape(g1.shape[0], x.shape[1], *kernel)
 
 
 def _output_size(size, k, s, p, d, extra=0, transposed=False):
@@ -149,8 +149,8 @@ class Conv2d(Function):
     forward   y[n, o, i, j] = b[o] + Σ_{c,a,b} w[o, c, a, b] · x_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w]
               (x_p: x with a zero border of p_h rows and p_w columns; Ho = ⌊(H + 2p_h − d_h(kH − 1) − 1)/s_h⌋ + 1)
               = ``correlate``: the windows matrix W (N·Ho·Wo, C·kH·kW) times w₂ᵀ
-    backward  x̄ = ``scatter``: ḡ₂ · w₂ added back at each window's place, x̄_p cropped to x (rows and columns no
-              window read get 0);  w̄ = ḡ₂ᵀ · W;  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
+    backward  x̄ = ``scatter``: w₂ᵀ · ḡ₁ added back at each window's place, x̄_p cropped to x (rows and columns no
+              window read get 0);  w̄ = ḡ₁ · W;  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
     saves     x, w (W is made again in the backward pass: kH·kW/(s_h·s_w) times x's memory otherwise)
     An unbatched x (C, H, W) gives (O, Ho, Wo), as torch's. Operands of several dtypes take their common one
     (floating_all's rule; torch refuses two dtypes), integer ones compute in integers (torch's); float16 computes in
@@ -171,9 +171,9 @@ class Conv2d(Function):
     def backward(ctx, g):
         xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
         g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
-        g2, g_hw, need = rows(g), g.shape[2:], ctx.needs_input_grad
-        gx = scatter(xp, g2, g_hw, weight, x.shape[2:], *geometry) if need[0] else None
-        gw = weight_grad(xp, x, g2, g_hw, weight.shape[2:], *geometry) if need[1] else None
+        g1, need = channels_first(g), ctx.needs_input_grad
+        gx = scatter(xp, g1, g.shape, weight, x.shape[2:], *geometry) if need[0] else None
+        gw = weight_grad(xp, x, g1, g.shape[2:], weight.shape[2:], *geometry) if need[1] else None
         if gx is not None and ctx.unbatched:
             gx = gx[0]
         if not ctx.has_bias:
@@ -189,9 +189,9 @@ class ConvTranspose2d(Function):
     forward   y_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] += Σ_c x[n, c, i, j] · w[c, o, a, b], then y = y_p cropped by
               p_h rows and p_w columns on each side (+ b[o]); Ho = (H − 1)s_h − 2p_h + d_h(kH − 1) + op_h + 1, the
               output_padding op adding rows and columns at the bottom and right (zero before the bias)
-              = ``scatter`` of x's rows with w
+              = ``scatter`` of x₁ (C_in, N·H·W) with w
     backward  x̄ = conv2d(ḡ, w) (same stride, padding, dilation; its first H × W outputs) = ``correlate``;
-              w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] = x₂ᵀ · W(ḡ);
+              w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] = x₁ · W(ḡ);
               b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
     saves     x, w
     output_padding must be smaller than the stride or the dilation (torch's rule: else it would pad with rows no
@@ -213,7 +213,7 @@ class ConvTranspose2d(Function):
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
         geometry = (stride, padding, dilation)
         ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
-        y = scatter(ctx.xp, rows(x), in_hw, weight, out_hw, *geometry)
+        y = scatter(ctx.xp, channels_first(x), x.shape, weight, out_hw, *geometry)
         if b is not None:
             y = y + b[:, None, None]
         return _squeezed(ctx.xp.ascontiguousarray(y), unbatched, dtype)
@@ -223,7 +223,7 @@ class ConvTranspose2d(Function):
         g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
         need, in_hw = ctx.needs_input_grad, x.shape[2:]
         gx = correlate(xp, g, weight, None, in_hw, *geometry) if need[0] else None
-        gw = weight_grad(xp, g, rows(x), in_hw, weight.shape[2:], *geometry) if need[1] else None
+        gw = weight_grad(xp, g, channels_first(x), in_hw, weight.shape[2:], *geometry) if need[1] else None
         if gx is not None and ctx.unbatched:
             gx = gx[0]
         if not ctx.has_bias:

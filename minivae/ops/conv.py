@@ -120,6 +120,11 @@ def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation):
     return w2.reshape(g1.shape[0], x.shape[1], *kernel)
 
 
+def bias_grad(g):
+    """b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]: the bias is added at every pixel of every image."""
+    return g.sum(axis=(0, 2, 3))
+
+
 def _output_size(size, k, s, p, d, extra=0, transposed=False):
     """One side of the output (0 where the dilated kernel does not fit in the padded input)."""
     if transposed:
@@ -178,7 +183,7 @@ class Conv2d(Function):
             gx = gx[0]
         if not ctx.has_bias:
             return gx, gw
-        return gx, gw, g.sum(axis=(0, 2, 3)) if need[2] else None
+        return gx, gw, bias_grad(g) if need[2] else None
 
 
 @register("conv_transpose2d")
@@ -228,7 +233,7 @@ class ConvTranspose2d(Function):
             gx = gx[0]
         if not ctx.has_bias:
             return gx, gw
-        return gx, gw, g.sum(axis=(0, 2, 3)) if need[2] else None
+        return gx, gw, bias_grad(g) if need[2] else None
 
 
 def _pad_widths(who, shape, pad):

@@ -9,10 +9,10 @@ Both convolutions are three array routines on the padded input x_p (zero border 
                                                        one matmul w₂ᵀ · ḡ₁, then kH·kW strided-slice additions
 
 with w₂ = w reshaped to (O, C·kH·kW) and ḡ₁ = ḡ as (O, N·Ho·Wo), a row per channel; the weight's gradient is
-w̄₂ = ḡ₁ · W. conv2d is
-``correlate``, its x̄ ``scatter`` (cropped by the padding); conv_transpose2d is ``scatter`` as a forward, its x̄
-``correlate`` of ḡ and its w̄ the same product with the roles of x and ḡ exchanged. No ``add.at``: the kH·kW
-additions each touch disjoint elements. The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU,
+w̄₂ = ḡ₁ · W. conv2d is ``correlate``, its x̄ ``scatter`` (cropped by the padding); conv_transpose2d is ``scatter``
+as a forward, its x̄ ``correlate`` of ḡ and its w̄ the same product with the roles of x and ḡ exchanged. No
+``add.at``: each of the kH·kW additions writes a strided slice, distinct elements, so a plain += is exact (overlapping
+windows are different additions, one after another). The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU,
 also inside a CUDA graph's capture); everything else is ``xp`` slicing, so the ops run on CuPy arrays as they are.
 """
 import numbers

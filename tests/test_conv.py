@@ -350,8 +350,8 @@ def test_conv_modules_on_the_device_train_without_copies_to_the_host():
     x = np.random.default_rng(2).random((3, 1, 8, 8)).astype(np.float32)
 
     def grads(device):
-        enc, dec = nn.Conv2d(1, 4, 4, 2, 1, rng=Generator(0), device=device), nn.ConvTranspose2d(4, 1, 4, 2, 1,
-                                                                                                rng=Generator(1), device=device)
+        enc = nn.Conv2d(1, 4, 4, 2, 1, rng=Generator(0), device=device)
+        dec = nn.ConvTranspose2d(4, 1, 4, 2, 1, rng=Generator(1), device=device)
         xt = mv.tensor(x, device=device)
         ((dec(ops.relu(enc(xt))) - xt) ** 2).sum().backward()
         return [p.grad for p in (enc.weight, enc.bias, dec.weight, dec.bias)]

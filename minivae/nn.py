@@ -1,5 +1,5 @@
-"""Modules with named parameters, as in ``torch.nn``: Linear, MLP, activations, LayerNorm, BatchNorm1d, Embedding,
-losses, state_dict."""
+"""Modules with named parameters, as in ``torch.nn``: Linear, MLP, Conv2d, ConvTranspose2d, activations, LayerNorm,
+BatchNorm1d, Embedding, losses, state_dict."""
 import math
 import numbers
 import operator
@@ -13,6 +13,7 @@ from minivae import functional, ops  # noqa: F401  (functional re-exported: torc
 from minivae._backend import device_of, module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor, array_function, to_arguments
+from minivae.ops.conv import pair_argument
 from minivae.ops.nn_ops import check_dropout_probability
 from minivae.optim import _zero_grads
 from minivae.random import resolve
@@ -1099,6 +1100,87 @@ class KLDivLoss(Module):
 
     def forward(self, input, target):
         return functional.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class _Conv2dBase(Module):
+    """What Conv2d and ConvTranspose2d share: torch's arguments checked and kept as pairs, torch's default init
+    (kaiming_uniform_ with a = √5: weight and bias ~ U(−1/√fan_in, 1/√fan_in), fan_in = weight.shape[1]·kH·kW, as
+    torch's _calculate_fan_in_and_fan_out: in_channels·kH·kW for Conv2d, out_channels·kH·kW for ConvTranspose2d),
+    drawn on the host from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``) in float64, then
+    cast to ``dtype`` (None: float32) and moved to ``device`` (None: "cpu"); torch's repr."""
+
+    transposed = False
+
+    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias, shape,
+               rng, dtype, device):
+        who = type(self).__name__
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+                raise ValueError(f"{who}: {name} must be a positive integer, got {n!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = pair_argument(kernel_size, "kernel_size", who, 1)
+        self.stride = pair_argument(stride, "stride", who, 1)
+        if isinstance(padding, str) and not self.transposed:
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{who}: padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"{who}: padding='same' is not supported for strided convolutions")
+            self.padding = padding
+        else:
+            self.padding = pair_argument(padding, "padding", who, 0)
+        self.dilation = pair_argument(dilation, "dilation", who, 1)
+        self.output_padding = pair_argument(output_padding, "output_padding", who, 0)
+        rng, dtype = resolve(rng), numpy.float32 if dtype is None else dtype
+        fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1 / math.sqrt(fan_in)
+        w = (2 * rng.uniform(shape + self.kernel_size, numpy.float64) - 1) * bound
+        self.weight = Parameter(w.astype(dtype))
+        b = (2 * rng.uniform((self.out_channels,), numpy.float64) - 1) * bound
+        self.register_parameter("bias", Parameter(b.astype(dtype)) if bias else None)
+        self.to("cpu" if device is None else device)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        return s + (", bias=False" if self.bias is None else "")
+
+
+class Conv2d(_Conv2dBase):
+    """F.conv2d as a module, torch's ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0,
+    dilation=1, bias=True, device=None, dtype=None)``: weight (out_channels, in_channels, kH, kW), bias
+    (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict loads). ``bias`` and after are
+    keyword-only (torch's seventh positional argument is ``groups``, not here); padding also "valid" or "same"."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, *, bias=True,
+                 device=None, dtype=None, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, bias,
+                    (out_channels, in_channels), rng, dtype, device)
+
+    def forward(self, input):
+        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class ConvTranspose2d(_Conv2dBase):
+    """F.conv_transpose2d as a module, torch's ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
+    padding=0, output_padding=0, bias=True, dilation=1, device=None, dtype=None)``: weight (in_channels, out_channels,
+    kH, kW), bias (out_channels,), torch's init (fan_in from weight.shape[1], out_channels·kH·kW, as torch's) and
+    state_dict keys. ``bias`` and after are keyword-only (torch's seventh positional argument is ``groups``)."""
+
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, *, bias=True,
+                 dilation=1, device=None, dtype=None, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias,
+                    (in_channels, out_channels), rng, dtype, device)
+
+    def forward(self, input):
+        return functional.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                           self.output_padding, dilation=self.dilation)
 
 
 class Flatten(Module):

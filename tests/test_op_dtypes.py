@@ -222,6 +222,13 @@ ROWS = {
     "sort": (one(), lambda a: ops.sort(a[0], 1, descending=True).values,
              lambda t: torch.sort(t[0], dim=1, descending=True, stable=True).values),
     "einsum": (shaped((2, 3), (4, 3)), lambda a: ops.einsum("ij,kj->ik", *a), lambda t: torch.einsum("ij,kj->ik", *t)),
+    # minivae.ops.conv
+    "conv2d": (shaped((2, 2, 4, 5), (3, 2, 2, 3), (3,)), lambda a: ops.conv2d(*a, stride=(1, 2), padding=1),
+               lambda t: TF.conv2d(*t, stride=(1, 2), padding=1)),
+    "conv_transpose2d": (shaped((2, 2, 3, 4), (2, 3, 2, 3), (3,)),
+                         lambda a: ops.conv_transpose2d(*a, stride=2, padding=1, output_padding=1),
+                         lambda t: TF.conv_transpose2d(*t, stride=2, padding=1, output_padding=1)),
+    "pad": (one(), lambda a: ops.pad(a[0], (1, -1, 2, 0), 1), lambda t: TF.pad(t[0], (1, -1, 2, 0), value=1)),
 }
 
 _INTEGERS = [np.bool_, np.uint8, np.int32, np.int64]
@@ -243,6 +250,10 @@ DIFFERENT = {
                                                                      "einsum"]},
     # torch has no integer kernel of the incomplete gamma function: float32, as for the other real-valued results
     **{("gammainc", np.dtype(d)): "float32" for d in _INTEGERS},
+    # convolutions of bools: NumPy's logical product (as matmul's); transposed ones of uint8 and int32 in those
+    # integers, as torch's int64 one and its conv2d of every integer dtype (torch implements no kernel for them)
+    **{(n, np.dtype(bool)): "bool" for n in ["conv2d", "conv_transpose2d"]},
+    **{("conv_transpose2d", np.dtype(d)): np.dtype(d).name for d in (np.uint8, np.int32)},
     # vector norms of integers are float32 (``real``, as mean's)
     **{("norm", np.dtype(d)): "float32" for d in _INTEGERS},
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)

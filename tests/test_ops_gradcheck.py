@@ -632,6 +632,62 @@ DOMAINS.update({
 })
 
 
+
+# ---- minivae.ops.conv ----------------------------------------------------------------------------------------------
+@st.composite
+def conv_geometry(draw):
+    """Kernel, stride, padding and dilation (each a pair of independent sides) of a 2-D convolution."""
+    return tuple(tuple(draw(st.integers(lo, hi)) for _ in range(2)) for lo, hi in ((1, 3), (1, 3), (0, 2), (1, 2)))
+
+
+@st.composite
+def conv2d_case(draw):
+    """Random N, C, O, kernel, stride, padding, dilation (each side its own), input sizes from the smallest the dilated
+    kernel fits in upwards; with or without bias, batched or unbatched (C, H, W)."""
+    (kh, kw), stride, padding, dilation = draw(conv_geometry())
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    hw = [draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + 3))
+          for k, p, d in zip((kh, kw), padding, dilation)]
+    rng = draw(rngs)
+    x = rng.normal(size=((n,) if draw(st.booleans()) else ()) + (c, *hw))
+    w = rng.normal(size=(o, c, kh, kw))
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation)
+    if draw(st.booleans()):
+        return case(lambda t, u, b: ops.conv2d(t, u, b, **kw_), x, w, rng.normal(size=o))
+    return case(lambda t, u: ops.conv2d(t, u, **kw_), x, w)
+
+
+@st.composite
+def conv_transpose2d_case(draw):
+    """As conv2d_case, with an output padding below the stride or the dilation, and a positive output size."""
+    (kh, kw), stride, padding, dilation = draw(conv_geometry())
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))  # (the output grows as
+    hw = [draw(st.integers(1, 3)) for _ in range(2)]  # stride·input: the full Jacobian's cost with it)
+    assume(all((h - 1) * s - 2 * p + d * (k - 1) + e + 1 > 0
+               for h, k, s, p, d, e in zip(hw, (kh, kw), stride, padding, dilation, output_padding)))
+    rng = draw(rngs)
+    x = rng.normal(size=((n,) if draw(st.booleans()) else ()) + (c, *hw))
+    w = rng.normal(size=(c, o, kh, kw))
+    kw_ = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+    if draw(st.booleans()):
+        return case(lambda t, u, b: ops.conv_transpose2d(t, u, b, **kw_), x, w, rng.normal(size=o))
+    return case(lambda t, u: ops.conv_transpose2d(t, u, **kw_), x, w)
+
+
+@st.composite
+def pad_case(draw):
+    """Pads of −2 … 2 (negative ones crop) on the last 0 … ndim axes, no axis cropped below 0; a drawn fill value."""
+    shape = draw(shapes(1, 3, empty=True))
+    k = draw(st.integers(0, len(shape)))
+    pad = tuple(draw(st.integers(-2, 2)) for _ in range(2 * k))
+    assume(all(shape[-1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0) >= 0 for i in range(k)))
+    value = draw(st.floats(-2, 2))
+    return case(lambda t: ops.pad(t, pad, value), draw(rngs).normal(size=shape))
+
+
+DOMAINS.update({"conv2d": conv2d_case(), "conv_transpose2d": conv_transpose2d_case(), "pad": pad_case()})
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"

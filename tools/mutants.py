@@ -49,6 +49,7 @@ TIES = "tests/test_ties_and_streams.py"
 MOMENTS = "tests/distributions/test_moments_and_expand.py::"
 NN_REG, NN_DROP = "tests/test_nn_registry.py", "tests/test_nn_dropout_losses.py"  # (helper-41)
 BC = "tests/test_binary_concrete.py"  # (helper-50)
+CONV = "tests/test_conv.py"  # (helper-53)
 BC_CUDA = [CUDA + "::test_binary_concrete_kl_pair", CUDA + "::test_binary_concrete_kl_pair_backward_with_one_gradient"]  # (helper-50)
 
 
@@ -2142,6 +2143,22 @@ MUTANTS = [
     M('checkpoint-cast-model-not-rebuilt', 'minivae/training.py', ('            model.to(floating.pop())\n', '            floating.pop()\n'),
       ['tests/test_nn_dtype.py::test_a_checkpoint_of_a_cast_model_loads_in_its_dtype'], "a float64 model's checkpoint is rebuilt as float32: load_checkpoint refuses it (dtype mismatch)"),
     # ---- helper-53 begin: fix11-conv: 2-D convolutions and their VJPs ----
+    M('conv-vjp-kernel-flipped', 'minivae/ops/conv.py', ('+= cols[:, a, b]', '+= cols[:, kh - 1 - a, kw - 1 - b]'),
+      [CONV] + gc('conv2d', 'conv_transpose2d'), "conv2d's x̄ (and conv_transpose2d's forward) adds each window back with the kernel flipped: a true convolution where torch's is a correlation"),
+    M('conv-col2im-stride-ignored', 'minivae/ops/conv.py', ('out[:, :, a * dh:a * dh + sh * (ho - 1) + 1:sh, b * dw:b * dw + sw * (wo - 1) + 1:sw]', 'out[:, :, a * dh:a * dh + ho, b * dw:b * dw + wo]'),
+      [CONV] + gc('conv2d', 'conv_transpose2d'), "the scatter (conv2d's x̄, conv_transpose2d's forward) adds the windows back side by side, as if the stride were 1"),
+    M('conv-dilation-dropped', 'minivae/ops/conv.py', ('strides=(s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w)', 'strides=(s_n, sh * s_h, sw * s_w, s_c, s_h, s_w)'),
+      [CONV] + gc('conv2d', 'conv_transpose2d'), "the windows read adjacent pixels whatever the dilation (the output size still counts it)"),
+    M('conv-transpose-output-padding-ignored', 'minivae/ops/conv.py', ('out = (size - 1) * s - 2 * p + d * (k - 1) + extra + 1', 'out = (size - 1) * s - 2 * p + d * (k - 1) + 1'),
+      [CONV] + gc('conv_transpose2d'), "conv_transpose2d drops output_padding: the decoder's 7 → 14 → 28 comes out one row and column short where it is needed"),
+    M('conv-bias-grad-not-summed-spatially', 'minivae/ops/conv.py', ('    return g.sum(axis=(0, 2, 3))', '    return g.sum(axis=(0, 2))[:, 0]'),
+      [CONV] + gc('conv2d', 'conv_transpose2d'), "b̄ sums ḡ over the batch and the rows but takes only the first column of each"),
+    M('conv-padding-border-not-zero', 'minivae/ops/conv.py', ('        padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)', '        padded = xp.ones((n, c, h + 2 * ph, w + 2 * pw), x.dtype)'),
+      [CONV] + gc('conv2d'), "the zero padding is filled with ones: every output near the border is off (gradients unchanged)"),
+    M('pad-order-reversed', 'minivae/ops/conv.py', ('        widths[len(shape) - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))', '        widths[k] = (int(pad[2 * k]), int(pad[2 * k + 1]))'),
+      [CONV], "F.pad's pairs go to the first axes first (NumPy's order), not torch's last axis first"),
+    M('conv-transpose-init-fan-in-of-in-channels', 'minivae/nn.py', ('        fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]', '        fan_in = shape[0] * self.kernel_size[0] * self.kernel_size[1]'),
+      [CONV], "the init's bound 1/√fan_in takes weight.shape[0]: out_channels·kH·kW for Conv2d, in_channels·kH·kW for ConvTranspose2d (torch's fan_in is weight.shape[1]·kH·kW for both)"),
     # ---- helper-53 end ----
     # ---- helper-54 begin: fix11-rebar: the REBAR estimator ----
     # ---- helper-54 end ----

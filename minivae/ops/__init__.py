@@ -26,6 +26,7 @@ from minivae.ops.more_shape import (diagonal, flip, gather, index_select, masked
                                     take, take_along_axis, tile, topk, trace, tril, triu)
 from minivae.ops.rounding import ceil, floor, round, sign, trunc
 from minivae.ops.einsum import einsum
+from minivae.ops.conv import conv2d, conv_transpose2d, pad
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
                   *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",

@@ -1,0 +1,322 @@
+r"""2-D convolutions (torch's ``conv2d`` and ``conv_transpose2d``: NCHW, weights (out, in, kH, kW) and (in, out, kH,
+kW)) and constant padding (torch's ``F.pad``).
+
+Both convolutions are three array routines on the padded input x_p (zero border of p rows and columns):
+
+    windows   W[(n, i, j), (c, a, b)] = x_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w]      an as_strided view, then one copy
+    correlate y[n, o, i, j] = Σ_{c,a,b} w[o, c, a, b] · W[(n, i, j), (c, a, b)]          one matmul:  W · w₂ᵀ
+    scatter   x̄_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w] += Σ_o w[o, c, a, b] · ḡ[n, o, i, j]
+                                                       one matmul w₂ᵀ · ḡ₁, then kH·kW strided-slice additions
+
+with w₂ = w reshaped to (O, C·kH·kW) and ḡ₁ = ḡ as (O, N·Ho·Wo), a row per channel; the weight's gradient is
+w̄₂ = ḡ₁ · W. conv2d is ``correlate``, its x̄ ``scatter`` (cropped by the padding); conv_transpose2d is ``scatter``
+as a forward, its x̄ ``correlate`` of ḡ and its w̄ the same product with the roles of x and ḡ exchanged. No
+``add.at``: each of the kH·kW additions writes a strided slice, distinct elements, so a plain += is exact (overlapping
+windows are different additions, one after another). The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU,
+also inside a CUDA graph's capture); everything else is ``xp`` slicing, so the ops run on CuPy arrays as they are.
+"""
+import numbers
+
+import numpy
+
+from minivae.engine import Function
+from minivae.ops._registry import register
+from minivae.ops.arith import floating_all
+from minivae.ops.linalg import matmul_array
+
+
+def pair_argument(value, name, who, low):
+    """``value`` (an int or a pair of ints, torch's ``_pair``) as a tuple of two ints ≥ ``low``, else an error naming it."""
+    if type(value) is int:  # (the common cases first: numbers.Integral's check costs a microsecond each)
+        pair = (value, value)
+    elif type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        pair = value
+    else:
+        pair = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair)):
+            raise TypeError(f"{who}: {name} must be an int or a pair of ints, got {value!r}")
+        pair = (int(pair[0]), int(pair[1]))
+    if pair[0] < low or pair[1] < low:
+        raise ValueError(f"{who}: {name} must be >= {low}, got {value!r}")
+    return pair
+
+
+def _operands(who, x, weight, bias, transposed=False):
+    """The arrays in their common dtype (floating_all's promotion: integer data beside float32 weights is float32), the
+    dtype they compute in (float16 in float32, rounded once at the end, as PyTorch accumulates half), and whether x was
+    unbatched (C, H, W); refuses shapes that do not fit, naming them."""
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{who}: expected a 3-D (unbatched) or 4-D (batched) input (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{who}: weight must be 4-D ({'in, out' if transposed else 'out, in'}, kH, kW), "
+                         f"got shape {weight.shape}")
+    arrays = floating_all((x, weight) + bias)
+    dtype = numpy.result_type(*[a.dtype for a in arrays])
+    compute = numpy.dtype(numpy.float32) if dtype == numpy.float16 else dtype
+    arrays = [a.astype(compute, copy=False) for a in arrays]
+    x, weight, bias = arrays[0], arrays[1], arrays[2] if bias else None
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    expected, out_channels = weight.shape[:2] if transposed else weight.shape[1::-1]
+    if x.shape[1] != expected:
+        raise ValueError(f"{who}: input of shape {x.shape[1:] if unbatched else x.shape} has {x.shape[1]} channels, "
+                         f"weight of shape {weight.shape} expects {expected}")
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"{who}: bias must have shape ({out_channels},) (one per output channel), got {bias.shape}")
+    return x, weight, bias, dtype, unbatched
+
+
+def windows(xp, x, kernel, out_hw, stride, padding, dilation):
+    """The (N·Ho·Wo, C·kH·kW) matrix W: row (n, i, j) is the window of the zero-padded x under output (i, j)."""
+    n, c, h, w = x.shape
+    (kh, kw), (ho, wo), (sh, sw), (ph, pw), (dh, dw) = kernel, out_hw, stride, padding, dilation
+    if ph or pw:
+        padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+    else:
+        padded = x
+    s_n, s_c, s_h, s_w = padded.strides
+    view = xp.lib.stride_tricks.as_strided(padded, shape=(n, ho, wo, c, kh, kw),
+                                           strides=(s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w))
+    return view.reshape(n * ho * wo, c * kh * kw)
+
+
+def channels_first(g):
+    """(N, C, H, W) as the (C, N·H·W) matrix ḡ₁: one row per channel."""
+    n, c, h, w = g.shape
+    return g.transpose(1, 0, 2, 3).reshape(c, n * h * w)
+
+
+def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation):
+    """y = x ⋆ w (+ b): conv2d of x (N, C, H, W) and w (O, C, kH, kW), its output (N, O, Ho, Wo) C-contiguous."""
+    o, n = weight.shape[0], x.shape[0]
+    y = matmul_array(xp, windows(xp, x, weight.shape[2:], out_hw, stride, padding, dilation),
+                     weight.reshape(o, -1).T)
+    if bias is not None:
+        y += bias
+    return xp.ascontiguousarray(y.reshape(n, out_hw[0], out_hw[1], o).transpose(0, 3, 1, 2))
+
+
+def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation):
+    """conv2d's x̄ (N, C, H, W) for the upstream ḡ of shape ``g_shape`` (N, O, Ho, Wo) given as ḡ₁ (O, N·Ho·Wo) and
+    w (O, C, kH, kW): w₂ᵀ · ḡ₁ (C·kH·kW, N·Ho·Wo), each (a, b) slice of it, a (C, N, Ho, Wo) block, added back where
+    its windows read, then the padding cropped. (Channels first: each slice is contiguous in its Ho·Wo pixels.)"""
+    o, c, kh, kw = weight.shape
+    (n, _, ho, wo), (h, w), (sh, sw), (ph, pw), (dh, dw) = g_shape, in_hw, stride, padding, dilation
+    cols = matmul_array(xp, weight.reshape(o, -1).T, g1).reshape(c, kh, kw, n, ho, wo)
+    out = xp.zeros((c, n, max(h + 2 * ph, dh * (kh - 1) + sh * (ho - 1) + 1),
+                    max(w + 2 * pw, dw * (kw - 1) + sw * (wo - 1) + 1)), g1.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            out[:, :, a * dh:a * dh + sh * (ho - 1) + 1:sh, b * dw:b * dw + sw * (wo - 1) + 1:sw] += cols[:, a, b]
+    return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+
+
+def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation):
+    """conv2d's w̄ (O, C, kH, kW) = ḡ₁ · W for x (N, C, H, W) and the upstream ḡ (N, O, Ho, Wo) as ḡ₁ (O, N·Ho·Wo)."""
+    w2 = matmul_array(xp, g1, windows(xp, x, kernel, g_hw, stride, padding, dilation))
+    return w2.reshape(g1.shape[0], x.shape[1], *kernel)
+
+
+def bias_grad(g):
+    """b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]: the bias is added at every pixel of every image."""
+    return g.sum(axis=(0, 2, 3))
+
+
+def _output_size(size, k, s, p, d, extra=0, transposed=False):
+    """One side of the output (0 where the dilated kernel does not fit in the padded input)."""
+    if transposed:
+        out = (size - 1) * s - 2 * p + d * (k - 1) + extra + 1
+    else:
+        out = (size + 2 * p - d * (k - 1) - 1) // s + 1 if size + 2 * p >= d * (k - 1) + 1 else 0
+    return out
+
+
+def _check_output(who, in_hw, out_hw, kernel, padding, dilation):
+    if min(out_hw) <= 0:
+        raise ValueError(f"{who}: the output would be {out_hw[0]} x {out_hw[1]}, not positive: input "
+                         f"{in_hw[0]} x {in_hw[1]}, padding {padding}, kernel {kernel[0]} x {kernel[1]} "
+                         f"(dilated by {dilation}: {dilation[0] * (kernel[0] - 1) + 1} x "
+                         f"{dilation[1] * (kernel[1] - 1) + 1})")
+
+
+def _squeezed(y, unbatched, dtype):
+    y = y[0] if unbatched else y
+    return y if y.dtype == dtype else y.astype(dtype)
+
+
+@register("conv2d")
+class Conv2d(Function):
+    r"""2-D cross-correlation (torch's conv2d, groups 1), NCHW, weight (O, C, kH, kW), bias (O,) optional.
+
+    forward   y[n, o, i, j] = b[o] + Σ_{c,a,b} w[o, c, a, b] · x_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w]
+              (x_p: x with a zero border of p_h rows and p_w columns; Ho = ⌊(H + 2p_h − d_h(kH − 1) − 1)/s_h⌋ + 1)
+              = ``correlate``: the windows matrix W (N·Ho·Wo, C·kH·kW) times w₂ᵀ
+    backward  x̄ = ``scatter``: w₂ᵀ · ḡ₁ added back at each window's place, x̄_p cropped to x (rows and columns no
+              window read get 0);  w̄ = ḡ₁ · W;  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
+    saves     x, w (W is made again in the backward pass: kH·kW/(s_h·s_w) times x's memory otherwise)
+    An unbatched x (C, H, W) gives (O, Ho, Wo), as torch's. Operands of several dtypes take their common one
+    (floating_all's rule; torch refuses two dtypes), integer ones compute in integers (torch's); float16 computes in
+    float32, rounded once.
+    """
+
+    def forward(ctx, x, weight, *bias, stride=1, padding=0, dilation=1):
+        who = "conv2d"
+        stride, padding = pair_argument(stride, "stride", who, 1), pair_argument(padding, "padding", who, 0)
+        dilation = pair_argument(dilation, "dilation", who, 1)
+        x, weight, b, dtype, unbatched = _operands(who, x, weight, bias)
+        kernel, in_hw = weight.shape[2:], x.shape[2:]
+        out_hw = tuple(_output_size(n, k, s, p, d) for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
+        _check_output(who, in_hw, out_hw, kernel, padding, dilation)
+        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=(stride, padding, dilation), unbatched=unbatched)
+        return _squeezed(correlate(ctx.xp, x, weight, b, out_hw, stride, padding, dilation), unbatched, dtype)
+
+    def backward(ctx, g):
+        xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
+        g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
+        g1, need = channels_first(g), ctx.needs_input_grad
+        gx = scatter(xp, g1, g.shape, weight, x.shape[2:], *geometry) if need[0] else None
+        gw = weight_grad(xp, x, g1, g.shape[2:], weight.shape[2:], *geometry) if need[1] else None
+        if gx is not None and ctx.unbatched:
+            gx = gx[0]
+        if not ctx.has_bias:
+            return gx, gw
+        return gx, gw, bias_grad(g) if need[2] else None
+
+
+@register("conv_transpose2d")
+class ConvTranspose2d(Function):
+    r"""2-D transposed convolution (torch's conv_transpose2d, groups 1): conv2d's x̄ as a forward. NCHW,
+    weight (C_in, C_out, kH, kW), bias (C_out,) optional.
+
+    forward   y_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] += Σ_c x[n, c, i, j] · w[c, o, a, b], then y = y_p cropped by
+              p_h rows and p_w columns on each side (+ b[o]); Ho = (H − 1)s_h − 2p_h + d_h(kH − 1) + op_h + 1, the
+              output_padding op adding rows and columns at the bottom and right (zero before the bias)
+              = ``scatter`` of x₁ (C_in, N·H·W) with w
+    backward  x̄ = conv2d(ḡ, w) (same stride, padding, dilation; its first H × W outputs) = ``correlate``;
+              w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] = x₁ · W(ḡ);
+              b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
+    saves     x, w
+    output_padding must be smaller than the stride or the dilation (torch's rule: else it would pad with rows no
+    input reaches). Dtypes and the unbatched case as conv2d's.
+    """
+
+    def forward(ctx, x, weight, *bias, stride=1, padding=0, output_padding=0, dilation=1):
+        who = "conv_transpose2d"
+        stride, padding = pair_argument(stride, "stride", who, 1), pair_argument(padding, "padding", who, 0)
+        output_padding, dilation = pair_argument(output_padding, "output_padding", who, 0), pair_argument(dilation, "dilation", who, 1)
+        for op, s, d in zip(output_padding, stride, dilation):
+            if op >= s and op >= d:
+                raise ValueError(f"{who}: output_padding must be smaller than either stride or dilation, got "
+                                 f"output_padding {output_padding}, stride {stride}, dilation {dilation}")
+        x, weight, b, dtype, unbatched = _operands(who, x, weight, bias, transposed=True)
+        kernel, in_hw = weight.shape[2:], x.shape[2:]
+        out_hw = tuple(_output_size(n, k, s, p, d, e, transposed=True)
+                       for n, k, s, p, d, e in zip(in_hw, kernel, stride, padding, dilation, output_padding))
+        _check_output(who, in_hw, out_hw, kernel, padding, dilation)
+        geometry = (stride, padding, dilation)
+        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
+        y = scatter(ctx.xp, channels_first(x), x.shape, weight, out_hw, *geometry)
+        if b is not None:
+            y = y + b[:, None, None]
+        return _squeezed(ctx.xp.ascontiguousarray(y), unbatched, dtype)
+
+    def backward(ctx, g):
+        xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
+        g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
+        need, in_hw = ctx.needs_input_grad, x.shape[2:]
+        gx = correlate(xp, g, weight, None, in_hw, *geometry) if need[0] else None
+        gw = weight_grad(xp, g, channels_first(x), in_hw, weight.shape[2:], *geometry) if need[1] else None
+        if gx is not None and ctx.unbatched:
+            gx = gx[0]
+        if not ctx.has_bias:
+            return gx, gw
+        return gx, gw, bias_grad(g) if need[2] else None
+
+
+def _pad_widths(who, shape, pad):
+    """torch's pad tuple (last axis first: (left, right, top, bottom, …)) as one (before, after) per axis of ``shape``."""
+    if isinstance(pad, numbers.Integral) or not isinstance(pad, (tuple, list)) or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pad):
+        raise TypeError(f"{who}: pad must be a tuple of ints (left, right, top, bottom, …), got {pad!r}")
+    if len(pad) % 2:
+        raise ValueError(f"{who}: padding length must be divisible by 2, got {len(pad)} ({tuple(pad)})")
+    if len(pad) // 2 > len(shape):
+        raise ValueError(f"{who}: padding length should be less than or equal to two times the input dimension but "
+                         f"got padding length {len(pad)} and input of dimension {len(shape)}")
+    widths = [(0, 0)] * len(shape)
+    for k in range(len(pad) // 2):
+        widths[len(shape) - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    for axis, (n, (lo, hi)) in enumerate(zip(shape, widths)):
+        if n + min(lo, 0) + min(hi, 0) < 0:
+            raise ValueError(f"{who}: axis {axis} of size {n} cropped by {-min(lo, 0)} and {-min(hi, 0)} (pads "
+                             f"{lo}, {hi}) would have a negative size")
+    return widths
+
+
+@register("pad")
+class Pad(Function):
+    r"""Constant padding, torch's F.pad(x, pad, value=v) (mode "constant"): ``pad`` lists (before, after) pairs from
+    the last axis backwards; a negative pad crops.
+
+    forward   y = v everywhere, then y[dst] = x[src], where per axis src = x[max(−lo, 0) : n − max(−hi, 0)] and
+              dst starts at max(lo, 0)
+    backward  x̄ = 0 (cropped elements), x̄[src] = ḡ[dst]: the slice
+    saves     the two index tuples and x's shape
+    The dtype is x's (an integer x with a float v takes v cast, as NumPy's full; torch refuses a float v for it only
+    when it cannot be represented).
+    """
+
+    def forward(ctx, x, pad=(), value=0.0):
+        widths = _pad_widths("pad", x.shape, pad)
+        src = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(x.shape, widths))
+        dst = tuple(slice(max(lo, 0), max(lo, 0) + n + min(lo, 0) + min(hi, 0)) for n, (lo, hi) in zip(x.shape, widths))
+        y = ctx.xp.full(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths)), value, x.dtype)
+        y[dst] = x[src]
+        ctx.save(src=src, dst=dst, shape=x.shape)
+        return y
+
+    def backward(ctx, g):
+        gx = ctx.xp.zeros(ctx.shape, g.dtype)
+        gx[ctx.src] = g[ctx.dst]
+        return gx
+
+
+def pad(input, pad, value=0.0):
+    """torch.nn.functional.pad in its constant mode: ``pad`` = (left, right, top, bottom, …), last axis first."""
+    return Pad.apply(input, pad=tuple(pad) if isinstance(pad, list) else pad, value=0.0 if value is None else value)
+
+
+def _same_padding(input, weight, stride, dilation):
+    """torch's padding="same" for conv2d: (input, symmetric padding), the input padded by one more row or column at
+    the bottom or right where the dilated kernel's extent d(k − 1) is odd; refused for a stride other than 1."""
+    stride, dilation = pair_argument(stride, "stride", "conv2d", 1), pair_argument(dilation, "dilation", "conv2d", 1)
+    if stride != (1, 1):
+        raise ValueError(f"conv2d: padding='same' is not supported for strided convolutions (stride {stride})")
+    total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+    extra = [t % 2 for t in total]
+    if any(extra):
+        input = pad(input, (0, extra[1], 0, extra[0]))
+    return input, (total[0] // 2, total[1] // 2)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """torch.nn.functional.conv2d (groups 1): input (N, C, H, W) or (C, H, W), weight (O, C, kH, kW), bias (O,) or
+    None; stride, padding and dilation an int or a pair; padding also "valid" (0) or "same" (stride 1)."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
+        input, padding = _same_padding(input, weight, stride, dilation) if padding == "same" else (input, 0)
+    inputs = (input, weight) if bias is None else (input, weight, bias)
+    return Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, *, dilation=1):
+    """torch.nn.functional.conv_transpose2d (groups 1): input (N, C_in, H, W) or (C_in, H, W), weight
+    (C_in, C_out, kH, kW), bias (C_out,) or None. ``dilation`` is keyword-only: torch's seventh positional argument
+    is ``groups``, which is not here, so a positional call cannot mean something else."""
+    inputs = (input, weight) if bias is None else (input, weight, bias)
+    return ConvTranspose2d.apply(*inputs, stride=stride, padding=padding, output_padding=output_padding,
+                                 dilation=dilation)

@@ -66,9 +66,9 @@ def _sizes(text):
     try:
         sizes = tuple(int(s) for s in text.split(",") if s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden sizes are comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"sizes are comma-separated integers, got {text!r}") from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"hidden sizes must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return sizes
 
 
@@ -123,6 +123,11 @@ def _train(args):
                          "model's size is --z-dim")
     if args.model != "categorical" and args.n_categories is not None:
         raise ValueError(f"--n-categories is the categorical model's: a {args.model} latent has none")
+    if args.channels is not None and args.arch != "conv":
+        raise ValueError("--channels are the convolutions' channels: they need --arch conv")
+    if args.arch == "conv" and args.activation == "gated":
+        raise ValueError("--activation gated makes gated linear units of the MLP's layers: --arch conv takes relu, tanh "
+                         "or softplus")
     if args.tf32 and args.device != "cuda":
         raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     _check_device(args)
@@ -133,15 +138,15 @@ def _train(args):
     rng = Generator(args.seed)
     if args.model == "gaussian":
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
-                            samples=args.samples, rng=rng, device=args.device)
+                            samples=args.samples, arch=args.arch, channels=args.channels, rng=rng, device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
         model = {"categorical": CategoricalVAE, "bernoulli": BernoulliVAE}[args.model](
             x_dim, args.hidden, *latents, estimator=args.estimator or DEFAULT_ESTIMATOR[args.objective], tau0=args.tau0,
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
-            baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples, rng=rng,
-            device=args.device)
+            baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples, arch=args.arch,
+            channels=args.channels, rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
@@ -270,6 +275,13 @@ def build_parser():
     t.add_argument("--hidden", type=_sizes, default="512,256", help="hidden sizes, comma-separated")
     t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",
                    help="hidden layers: an activation after each, or gated linear units")
+    t.add_argument("--arch", choices=["mlp", "conv"], default="mlp",
+                   help="encoder and decoder: fully connected layers of --hidden sizes, or (conv, for square images "
+                        "whose side is a multiple of 4, e.g. 28×28) 4×4 convolutions of stride 2 with --channels "
+                        "(transposed ones in the decoder) and then the --hidden layers")
+    t.add_argument("--channels", type=_sizes, metavar="C1,C2",
+                   help="--arch conv: the convolutions' channels, comma-separated, one halving of the image side each "
+                        "(default: 32,64)")
     t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, metavar="W",
                    help="KL weight β rises linearly from 0 (the first epoch) to 1 over W epochs: β = min(1, (epoch − 1)/W)")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")

@@ -31,7 +31,7 @@ from minivae._backend import device_constant, get_array_module, module_for_devic
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, kl_divergence
 from minivae.engine import Tensor, no_grad
 from minivae.estimators import score_function, vimco_surrogate
-from minivae.nn import MLP, Module
+from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
 from minivae.ops.softmax import check_temperature
 
@@ -72,11 +72,11 @@ def _size(name, value, minimum=1):
     return int(value)
 
 
-def _hidden(hidden):
-    """The hidden layers' sizes as a tuple (empty: no hidden layer)."""
+def _hidden(hidden, name="hidden"):
+    """The hidden layers' sizes (or the convolutions' channels) as a tuple (empty: no hidden layer)."""
     if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
-        raise TypeError(f"hidden must be a sequence of layer sizes such as (512, 256), got {hidden!r}")
-    return tuple(_size(f"hidden[{i}]", h) for i, h in enumerate(hidden))
+        raise TypeError(f"{name} must be a sequence of layer sizes such as (512, 256), got {hidden!r}")
+    return tuple(_size(f"{name}[{i}]", h) for i, h in enumerate(hidden))
 
 
 def _number(name, value, ok, rule):
@@ -86,6 +86,87 @@ def _number(name, value, ok, rule):
     if not (math.isfinite(value) and ok(value)):
         raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
     return float(value)
+
+
+ARCHITECTURES = ("mlp", "conv")
+CHANNELS = (32, 64)  # arch="conv": two 4×4 convolutions of stride 2, 28 → 14 → 7
+
+
+def _architecture(arch, channels, x_dim, activation):
+    """(arch, channels, the config entries recording them): checked; recorded only for arch="conv", so that an MLP
+    model has the config of a checkpoint written before the option existed."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, not {arch!r}")
+    if arch == "mlp":
+        if channels is not None:
+            raise ValueError("channels are the convolutions' (arch='conv'); the MLP has none")
+        return arch, None, {}
+    channels = CHANNELS if channels is None else _hidden(channels, "channels")
+    if not channels:
+        raise ValueError("arch='conv' needs at least one convolution: channels such as (32, 64)")
+    side, cut = math.isqrt(x_dim), 2 ** len(channels)
+    if side * side != x_dim or side % cut:
+        raise ValueError(f"arch='conv' reads x as square images whose side a multiple of 2^{len(channels)} = {cut} (one "
+                         f"halving a convolution): x_dim = side², e.g. 784 = 28², not {x_dim}")
+    if activation not in ACTIVATION_MODULES:
+        raise ValueError(f"arch='conv' takes the activations {sorted(ACTIVATION_MODULES)}, not {activation!r}")
+    return arch, channels, dict(arch=arch, channels=channels)
+
+
+class ConvEncoder(Module):
+    """x (…, side²) read as (…, 1, side, side) images → one 4×4 convolution of stride 2 and padding 1 a channel count
+    (each halves the side; the activation after each) → flattened → MLP((channels[-1]·(side/2^L)², *hidden, out)) →
+    (…, out): any leading axes (the K samples' too)."""
+
+    def __init__(self, side, channels, hidden, out, activation, *, rng):
+        self.side = side
+        layers, c_in = [], 1
+        for c in channels:
+            layers += [Conv2d(c_in, c, 4, 2, 1, rng=rng), ACTIVATION_MODULES[activation]()]
+            c_in = c
+        self.convs = Sequential(*layers)
+        cells = side // 2 ** len(channels)
+        self.mlp = MLP((c_in * cells * cells, *hidden, out), activation, rng=rng)
+
+    def forward(self, x):
+        h = self.convs(ops.reshape(x, (-1, 1, self.side, self.side)))
+        out = self.mlp(ops.reshape(h, (h.shape[0], -1)))
+        return ops.reshape(out, (*x.shape[:-1], out.shape[-1]))
+
+
+class ConvDecoder(Module):
+    """ConvEncoder mirrored: z (…, d) → MLP((d, *reversed(hidden), channels[-1]·(side/2^L)²)) and the activation →
+    (…, channels[-1], side/2^L, side/2^L) → one 4×4 transposed convolution of stride 2 and padding 1 a channel count, in
+    reverse, the last to one channel (each doubles the side; the activation between them) → (…, side²), the logits or
+    means of p(x|z)."""
+
+    def __init__(self, side, channels, hidden, code, activation, *, rng):
+        self.side = side
+        cells = side // 2 ** len(channels)
+        self.grid = (channels[-1], cells, cells)
+        self.mlp = MLP((code, *reversed(hidden), math.prod(self.grid)), activation, rng=rng)
+        self.activation = ACTIVATION_MODULES[activation]()
+        layers, outs = [], [*reversed(channels[:-1]), 1]
+        for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+            layers.append(ConvTranspose2d(c_in, c_out, 4, 2, 1, rng=rng))
+            if i < len(outs) - 1:
+                layers.append(ACTIVATION_MODULES[activation]())
+        self.deconvs = Sequential(*layers)
+
+    def forward(self, z):
+        h = ops.reshape(self.activation(self.mlp(z)), (-1, *self.grid))
+        return ops.reshape(self.deconvs(h), (*z.shape[:-1], self.side * self.side))
+
+
+def _networks(x_dim, hidden, encoder_out, decoder_in, activation, arch, channels, rng):
+    """The encoder x (…, x_dim) → (…, encoder_out) and the decoder (…, decoder_in) → (…, x_dim): MLPs of ``hidden``
+    layers, or (arch="conv") ConvEncoder and ConvDecoder, with ``hidden`` their fully connected layers."""
+    if arch == "mlp":
+        return (MLP((x_dim, *hidden, encoder_out), activation, rng=rng),
+                MLP((decoder_in, *reversed(hidden), x_dim), activation, rng=rng))
+    side = math.isqrt(x_dim)
+    return (ConvEncoder(side, channels, hidden, encoder_out, activation, rng=rng),
+            ConvDecoder(side, channels, hidden, decoder_in, activation, rng=rng))
 
 
 class GaussianVAE(Module):
@@ -100,15 +181,15 @@ class GaussianVAE(Module):
     kind = "gaussian"
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
-                 objective="elbo", samples=1, *, rng, device="cpu"):
+                 objective="elbo", samples=1, arch="mlp", channels=None, *, rng, device="cpu"):
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
+        arch, channels, layout = _architecture(arch, channels, x_dim, activation)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded)
-        self.encoder = MLP((x_dim, *hidden, 2 * z_dim), activation, rng=rng)
-        self.decoder = MLP((z_dim, *reversed(hidden), x_dim), activation, rng=rng)
+                           **recorded, **layout)
+        self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim, z_dim, activation, arch, channels, rng)
         if likelihood == "gaussian":
             self.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
         self.z_dim, self.likelihood_kind = z_dim, likelihood
@@ -171,7 +252,7 @@ class _DiscreteVAE(Module):
     ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce")
 
     def _build(self, x_dim, hidden, latents, estimator, tau0, tau_min, anneal_rate, activation, baseline_decay,
-               baseline_hidden, objective, samples, rng, device):
+               baseline_hidden, objective, samples, arch, channels, rng, device):
         """``latents``: the latent sizes by name ({"n_latent": N, …}), checked, kept as attributes and in the config
         (in this order, after x_dim and hidden); the code the encoder makes and the decoder reads has their product
         of units (N·K logits of the categorical model, N of the Bernoulli one)."""
@@ -197,13 +278,13 @@ class _DiscreteVAE(Module):
         if objective == "iwae" and baseline_hidden:
             raise ValueError("VIMCO (objective='iwae') baselines each sample by the bound of the other samples: it takes "
                              "no input-dependent baseline (baseline_hidden=0)")
+        arch, channels, layout = _architecture(arch, channels, x_dim, activation)
         self.objective, self.samples = objective, samples
         self.config = dict(x_dim=x_dim, hidden=hidden, **latents, estimator=estimator, tau0=tau0, tau_min=tau_min,
                            anneal_rate=anneal_rate, activation=activation, baseline_decay=baseline_decay,
-                           baseline_hidden=baseline_hidden, **recorded)
+                           baseline_hidden=baseline_hidden, **recorded, **layout)
         code = math.prod(latents.values())
-        self.encoder = MLP((x_dim, *hidden, code), activation, rng=rng)
-        self.decoder = MLP((code, *reversed(hidden), x_dim), activation, rng=rng)
+        self.encoder, self.decoder = _networks(x_dim, hidden, code, code, activation, arch, channels, rng)
         for name, value in latents.items():
             setattr(self, name, value)
         self.estimator, self.tau0, self.tau_min, self.anneal_rate = estimator, tau0, tau_min, anneal_rate
@@ -318,9 +399,10 @@ class CategoricalVAE(_DiscreteVAE):
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
                  tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0,
-                 objective="elbo", samples=1, *, rng, device="cpu"):
+                 objective="elbo", samples=1, arch="mlp", channels=None, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent, n_categories=n_categories), estimator, tau0, tau_min,
-                    anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, rng, device)
+                    anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, arch, channels, rng,
+                    device)
 
     def _logits(self, x):
         return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
@@ -383,9 +465,9 @@ class BernoulliVAE(_DiscreteVAE):
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=50, estimator="gumbel_softmax", tau0=1.0, tau_min=0.5,
                  anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, objective="elbo", samples=1,
-                 *, rng, device="cpu"):
+                 arch="mlp", channels=None, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent), estimator, tau0, tau_min, anneal_rate, activation,
-                    baseline_decay, baseline_hidden, objective, samples, rng, device)
+                    baseline_decay, baseline_hidden, objective, samples, arch, channels, rng, device)
 
     def posterior(self, x):
         return Bernoulli(logits=self.encoder(x))

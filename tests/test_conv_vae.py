@@ -28,40 +28,50 @@ MODELS = {
 }
 
 
-def torch_layers(module, torch):
-    """``module`` (ConvEncoder or ConvDecoder) rebuilt of torch layers holding the same weights (minivae's Linear
-    weight is (in, out), torch's (out, in))."""
-    nn = torch.nn
-
-    def copy(layer):
-        name = type(layer).__name__
-        if name in ("Conv2d", "ConvTranspose2d"):
-            t = getattr(nn, name)(layer.in_channels, layer.out_channels, 4, 2, 1).double()
-            t.weight.data, t.bias.data = torch.tensor(layer.weight.numpy()), torch.tensor(layer.bias.numpy())
-            return t
-        if name == "Linear":
-            t = nn.Linear(layer.in_features, layer.out_features).double()
-            t.weight.data, t.bias.data = torch.tensor(layer.weight.numpy().T), torch.tensor(layer.bias.numpy())
-            return t
-        return getattr(nn, name)()
-
-    if isinstance(module, ConvEncoder):
-        return nn.Sequential(nn.Unflatten(-1, (1, module.side, module.side)), *map(copy, module.convs),
-                             nn.Flatten(), *map(copy, module.mlp))
-    return nn.Sequential(*map(copy, module.mlp), copy(module.activation), nn.Unflatten(-1, module.grid),
-                         *map(copy, module.deconvs), nn.Flatten())
+def torch_network(model, encoder, torch):
+    """The conv VAE's encoder (or decoder) built in torch from its config alone, torch's layers in the order the
+    architecture says, holding the model's weights (its parameters in their order; minivae's Linear weight is
+    (in, out), torch's (out, in))."""
+    nn, c = torch.nn, model.config
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus}[c["activation"]]
+    side, channels, hidden = int(round(c["x_dim"] ** 0.5)), c["channels"], c["hidden"]
+    cells = side // 2 ** len(channels)
+    code = 2 * c["z_dim"] if "z_dim" in c else c["n_latent"] * c.get("n_categories", 1)
+    if encoder:
+        layers = [nn.Unflatten(-1, (1, side, side))]
+        for c_in, c_out in zip((1, *channels), channels):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), act()]
+        sizes = (channels[-1] * cells * cells, *hidden, code)
+        layers.append(nn.Flatten())
+    else:
+        layers, sizes = [], (c.get("z_dim", code), *reversed(hidden), channels[-1] * cells * cells)
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [nn.Linear(a, b)] + ([act()] if k < len(sizes) - 2 or not encoder else [])
+    if not encoder:
+        layers.append(nn.Unflatten(-1, (channels[-1], cells, cells)))
+        outs = (*reversed(channels[:-1]), 1)
+        for k, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)] + ([act()] if k < len(outs) - 1 else [])
+        layers.append(nn.Flatten())
+    net = nn.Sequential(*layers).double()
+    ours = (model.encoder if encoder else model.decoder).parameters()
+    theirs = list(net.parameters())
+    assert [tuple(p.shape[::-1]) if p.ndim == 2 else tuple(p.shape) for p in ours] == [tuple(t.shape) for t in theirs]
+    for p, t in zip(ours, theirs):
+        t.data = torch.tensor(p.numpy().T if p.ndim == 2 else p.numpy())
+    return net
 
 
 @pytest.mark.parametrize("name", ["gaussian", "categorical", "bernoulli-reinforce"])
 def test_the_networks_are_torchs_layers_values_and_gradients(name):
-    """Encoder and decoder equal torch's Conv2d/ConvTranspose2d/Linear stack of the same weights (float64): outputs
-    and every parameter's and input's gradient for a random ḡ."""
+    """Encoder and decoder equal torch's Conv2d/ConvTranspose2d/Linear stack of the architecture the config names,
+    holding the same weights (float64): outputs and every parameter's and input's gradient for a random ḡ."""
     torch = pytest.importorskip("torch")
     model = MODELS[name]().double()
     rng = np.random.default_rng(3)
-    for net, width in [(model.encoder, X_DIM), (model.decoder, model.decoder.mlp[0].in_features)]:
+    for encoder, net, width in [(True, model.encoder, X_DIM), (False, model.decoder, model.decoder.mlp[0].in_features)]:
         x = rng.normal(size=(5, width))
-        t_net = torch_layers(net, torch)
+        t_net = torch_network(model, encoder, torch)
         tx, mx = torch.tensor(x, requires_grad=True), mv.tensor(x, requires_grad=True)
         ty, my = t_net(tx), net(mx)
         g = rng.normal(size=tuple(ty.shape))

@@ -2167,6 +2167,16 @@ MUTANTS = [
     # ---- helper-56 begin: fix11-erf-vector: vectorized erf, erfc, erfinv, erfcinv kernels ----
     # ---- helper-56 end ----
     # ---- lead, session 27 ----
+    M('conv-decoder-no-activation-before-deconv', 'minivae/models.py', ('        h = ops.reshape(self.activation(self.mlp(z)), (-1, *self.grid))', '        h = ops.reshape(self.mlp(z), (-1, *self.grid))'),
+      ['tests/test_conv_vae.py::test_the_networks_are_torchs_layers_values_and_gradients'], "the conv decoder's fully connected output goes to the transposed convolutions without its activation"),
+    M('conv-decoder-activation-on-the-logits', 'minivae/models.py', ('            if i < len(outs) - 1:\n                layers.append(ACTIVATION_MODULES[activation]())', '            if True:\n                layers.append(ACTIVATION_MODULES[activation]())'),
+      ['tests/test_conv_vae.py::test_the_networks_are_torchs_layers_values_and_gradients'], "a ReLU after the last transposed convolution: p(x|z)'s logits never negative"),
+    M('conv-arch-recorded-for-mlp', 'minivae/models.py', ('        return arch, None, {}', '        return arch, None, dict(arch=arch)'),
+      ['tests/test_conv_vae.py::test_the_config_records_the_architecture_and_a_checkpoint_rebuilds_it'], "an MLP model's config gains arch='mlp': every older checkpoint's --resume is refused as a changed --arch"),
+    M('conv-side-not-checked', 'minivae/models.py', ('    if side * side != x_dim or side % cut:', '    if side * side != x_dim:'),
+      ['tests/test_conv_vae.py::test_bad_architectures_are_refused_naming_the_problem'], "6×6 images with two halvings: the decoder's 1×1 grid doubles to 4×4, a shape error deep in the first step"),
+    M('conv-encoder-images-across-examples', 'minivae/models.py', ('        out = self.mlp(ops.reshape(h, (h.shape[0], -1)))\n        return ops.reshape(out, (*x.shape[:-1], out.shape[-1]))', '        out = self.mlp(ops.reshape(h, (-1, h.shape[0])).T)\n        return ops.reshape(out, (*x.shape[:-1], out.shape[-1]))'),
+      ['tests/test_conv_vae.py::test_leading_axes_pass_through_the_convolutions_as_a_batch'], "the encoder flattens the feature maps across the batch: each code mixes the examples"),
     M('gammainc-small-alpha-q-as-one-minus-p', 'minivae/ops/gamma.py', ('xp.where(a < 1, small_alpha_q(xp, a, x, log_x), 1 - p_series)', '1 - p_series'),
       ['tests/test_ops_gamma.py::test_gammainc_matches_mpmath_across_alpha_and_both_branches'], "Q(0.001, 1.0005) ≈ 2·10⁻⁴ taken as 1 − P: 10⁻¹² of it lost"),
     M('gammainc-small-alpha-lgamma-of-rounded-one-plus-alpha', 'minivae/ops/gamma.py', ('    lgamma_1p = xp.where(a < 0.5, half * horner(lgamma_coefficients(), half) - xp.log1p(half), lgamma_positive(xp, a + 1))', '    lgamma_1p = lgamma_positive(xp, a + 1)'),

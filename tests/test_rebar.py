@@ -1,0 +1,272 @@
+"""REBAR (estimators.rebar): the conditional sampler's law, unbiasedness (and planted biased variants caught),
+η = 0 as REINFORCE, lower variance, extreme numbers, the strict device, determinism and refusals."""
+import math
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import estimators as E
+from minivae._backend import use_cuda_kernels, use_numba
+from minivae.distributions import Bernoulli, Independent, Normal, OneHotCategorical
+from minivae.random import Generator
+from tests.distributions.gof import KS_999, assert_follows
+from tests.strict_array import describe, emulating, record
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# ---- the conditional sampler --------------------------------------------------------------------------------
+@pytest.mark.parametrize("l", [0.7, -1.3])
+def test_bernoulli_z_tilde_follows_the_logistic_truncated_at_zero(l):
+    """z ~ Logistic(l, 1) (CDF F(t) = σ(t − l)); given b = 1, z̃ has the CDF (F(t) − F(0))/(1 − F(0)) on (0, ∞), given
+    b = 0, F(t)/F(0) on (−∞, 0): the law of z conditioned on H(z) = b, written out. H(z̃) = b for every draw."""
+    b, z, zt = (t.numpy() for t in E.rebar_sample(Bernoulli(logits=mv.tensor(np.float64(l))), (6000,), Generator(5)))
+    f0 = _sigmoid(-l)
+    assert_follows(z, lambda t: _sigmoid(t - l), "z")
+    np.testing.assert_array_equal(b, (z > 0).astype(np.float64))
+    np.testing.assert_array_equal(zt > 0, b == 1)
+    assert_follows(zt[b == 1], lambda t: (_sigmoid(t - l) - f0) / (1 - f0), "z̃ | b = 1")
+    assert_follows(zt[b == 0], lambda t: _sigmoid(t - l) / f0, "z̃ | b = 0")
+    assert_follows(zt, lambda t: _sigmoid(t - l), "z̃ over b")  # b ~ Bernoulli(σ(l)) as z's sign: z̃ is z's law
+
+
+def _ks_two_sample(a, b):
+    """√(nm/(n + m))·sup |F_a − F_b|: below KS_999 for two samples of one law but once in about 1000."""
+    x = np.sort(np.concatenate([a, b]))
+    fa = np.searchsorted(np.sort(a), x, side="right") / len(a)
+    fb = np.searchsorted(np.sort(b), x, side="right") / len(b)
+    return math.sqrt(len(a) * len(b) / (len(a) + len(b))) * np.abs(fa - fb).max()
+
+
+def test_categorical_z_tilde_has_the_law_of_z_given_its_argmax():
+    """z̃ given b against z's own draws that have argmax b (rejection, an independent stream), coordinate by coordinate
+    (two-sample KS); z̃_b ~ Gumbel(0) whatever b (the max of Gumbels of locations log p_k is Gumbel(log Σ p)); argmax z̃ = b."""
+    logits = np.array([0.4, -0.5, 1.1])
+    log_p = logits - np.log(np.exp(logits).sum())
+    b, _, zt = (t.numpy() for t in E.rebar_sample(OneHotCategorical(logits=mv.tensor(logits)), (6000,), Generator(6)))
+    k = b.argmax(-1)
+    np.testing.assert_array_equal(zt.argmax(-1), k)
+    z = log_p + np.random.default_rng(7).gumbel(size=(20000, 3))  # rejection: z given its argmax
+    for cat in range(3):
+        assert_follows(zt[k == cat, cat], lambda t: np.exp(-np.exp(-t)), f"z̃_b, b = {cat}")
+        for i in range(3):
+            d = _ks_two_sample(zt[k == cat, i], z[z.argmax(-1) == cat, i])
+            assert d < KS_999, (cat, i, d)
+
+
+# ---- unbiasedness, and biased variants that must fail ------------------------------------------------------
+T2 = np.array([0.45, 0.3])
+C3 = np.array([1.0, -2.0, 0.5])
+PROBLEMS = {  # f nonlinear in z, so that the relaxation's f(σ_λ(z)) differs from f(b)
+    "bernoulli-1": (Bernoulli, np.array([0.3]), lambda z: (z[..., 0] - 0.45) ** 2 + 0.5 * z[..., 0] ** 3),
+    "bernoulli-2": (Bernoulli, np.array([0.3, -0.8]), lambda z: ((z - T2) ** 2).sum(-1) + 0.7 * z[..., 0] * z[..., 1]),
+    "categorical-3": (OneHotCategorical, np.array([0.5, -0.3, 1.0]), lambda z: (z * C3).sum(-1) ** 2),
+}
+DRAWS = 200_000
+
+
+def _exact_gradient(name):
+    dist, l0, f = PROBLEMS[name]
+    th = mv.tensor(l0, requires_grad=True)
+    E.exact(f, dist(logits=th)).backward()
+    return th.grad
+
+
+def _rebar_gradients(name, draws=DRAWS, seed=1, **kwargs):
+    dist, l0, f = PROBLEMS[name]
+    th = mv.tensor(np.tile(l0, (draws, 1)), requires_grad=True)
+    E.rebar(f, dist(logits=th), rng=Generator(seed), **kwargs).sum().backward()
+    return th.grad
+
+
+def _bias_in_standard_errors(name, **kwargs):
+    g = _rebar_gradients(name, **kwargs)
+    return np.abs(g.mean(0) - _exact_gradient(name)) / (g.std(0, ddof=1) / math.sqrt(len(g)))
+
+
+def test_exact_gradients_of_the_bernoulli_problem_against_a_formula():
+    """The reference itself, by hand for N = 1: ∂/∂l Σ_b q(b) f(b) = σ(l)σ(−l)(f(1) − f(0))."""
+    f = PROBLEMS["bernoulli-1"][2]
+    l = 0.3
+    expected = _sigmoid(l) * _sigmoid(-l) * (f(np.array([1.0])) - f(np.array([0.0])))
+    np.testing.assert_allclose(_exact_gradient("bernoulli-1"), [expected], rtol=1e-12)
+
+
+@pytest.mark.parametrize("temperature,eta", [(0.5, 1.0), (2.0, 0.6)])
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_rebar_is_unbiased(name, temperature, eta):
+    """The mean of 200000 REBAR gradients within 5 standard errors of the exact one (each component)."""
+    assert (_bias_in_standard_errors(name, temperature=temperature, eta=eta) < 5).all()
+
+
+def _z_tilde_detached(q, sample_shape=(), rng=None):
+    b, z, zt = PLAIN(q, sample_shape, rng)
+    return b, z, zt.detach()
+
+
+def _z_tilde_is_z(q, sample_shape=(), rng=None):  # the relaxation of the same noise, not conditioned again
+    b, z, zt = PLAIN(q, sample_shape, rng)
+    return b, z, z
+
+
+PLAIN = E.rebar_sample
+
+
+@pytest.mark.parametrize("variant", [_z_tilde_detached, _z_tilde_is_z])
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_planted_biased_variants_fail_the_same_check(name, variant, monkeypatch):
+    """The check above has the power to see a bias: with the pathwise z̃ term dropped (z̃ detached), or with z̃ = z (the
+    control variate f(σ_λ(z)) of b's own noise in the score term, which correlates with b), some component is more
+    than 5 standard errors off. (A z̃ drawn independently of b would be unbiased, only noisier: a control variate of
+    mean 0, so it is not planted here.)"""
+    monkeypatch.setattr(E, "rebar_sample", variant)
+    assert _bias_in_standard_errors(name).max() > 8
+
+
+# ---- η = 0 is REINFORCE; a good η lowers the variance --------------------------------------------------------
+def test_eta_zero_is_reinforce_of_the_same_sample():
+    """Categorical: b is the Gumbel-max draw of the same noise as OneHotCategorical.sample's, so rebar(η = 0) and
+    reinforce give the same values and gradients bit for bit from the same seed. Bernoulli: b = 1[l + L(u) > 0] of
+    the uniforms u the seed draws first (L the logistic noise, written here in NumPy), and the gradient is
+    score_function(f(b), log q(b))'s."""
+    dist, l0, f = PROBLEMS["categorical-3"]
+    grads, values = [], []
+    for est, kwargs in [(E.reinforce, {}), (E.rebar, {"eta": 0.0})]:
+        th = mv.tensor(np.tile(l0, (500, 1)), requires_grad=True)
+        out = est(f, dist(logits=th), rng=Generator(8), **kwargs)
+        out.sum().backward()
+        grads.append(th.grad)
+        values.append(out.numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    np.testing.assert_array_equal(values[0], values[1])
+
+    dist, l0, f = PROBLEMS["bernoulli-2"]
+    th = mv.tensor(np.tile(l0, (500, 1)), requires_grad=True)
+    out = E.rebar(f, dist(logits=th), rng=Generator(8), eta=0.0)
+    out.sum().backward()
+    u = Generator(8).uniform((500, 2), np.float64)
+    b = (l0 + (np.log(u) - np.log1p(-u)) > 0).astype(np.float64)
+    np.testing.assert_array_equal(out.numpy(), f(b))
+    th2 = mv.tensor(np.tile(l0, (500, 1)), requires_grad=True)
+    q = dist(logits=th2)
+    E.score_function(f(mv.tensor(b)), q.log_prob(mv.tensor(b)).sum(axis=-1)).sum().backward()
+    np.testing.assert_array_equal(th.grad, th2.grad)
+
+
+def test_reinforce_variance_on_the_papers_toy_against_the_formula():
+    """The reference variance, for the REBAR paper's toy E_{b~Bern(σ(θ))}(b − 0.45)² at θ = 0: REINFORCE's gradient
+    f(b)(b − ½) is 0.55²/2 or −0.45²/2, each with probability ½ (variance written out below). REBAR at a fixed λ barely
+    improves on it there (no baseline removes f's constant part, and the pathwise terms add their own variance: lab
+    table (a)); the two-variable problem below is where its control variate pays."""
+    th = mv.tensor(np.zeros((20000, 1)), requires_grad=True)
+    E.reinforce(lambda z: ((z - 0.45) ** 2).sum(-1), Bernoulli(logits=th), rng=Generator(9)).sum().backward()
+    expected = 0.5 * (0.55 ** 2 / 2) ** 2 + 0.5 * (0.45 ** 2 / 2) ** 2 - (0.25 * (1 - 2 * 0.45)) ** 2
+    assert th.grad.var() == pytest.approx(expected, rel=0.05)
+
+
+def test_rebar_has_lower_variance_than_reinforce_at_a_good_eta():
+    """bernoulli-2 (two variables, f with a cross term), λ = 1: REBAR's total variance at η = 1 is less than 0.6 of
+    REINFORCE's (about 0.14 against 0.31), from the same 20000 draws of b; at η = 0 it is REINFORCE's."""
+    dist, l0, f = PROBLEMS["bernoulli-2"]
+    th = mv.tensor(np.tile(l0, (20000, 1)), requires_grad=True)
+    E.reinforce(f, dist(logits=th), rng=Generator(9)).sum().backward()
+    var_reinforce = th.grad.var(0).sum()
+    variances = []
+    for eta in (0.0, 1.0):
+        th.grad = None
+        E.rebar(f, dist(logits=th), rng=Generator(9), temperature=1.0, eta=eta).sum().backward()
+        variances.append(th.grad.var(0).sum())
+    assert variances[0] == pytest.approx(var_reinforce, rel=0.05)
+    assert variances[1] < 0.6 * var_reinforce, (variances, var_reinforce)
+
+
+# ---- numbers, device, determinism, refusals -----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("temperature", [1e-3, 1.0, 1e3])
+def test_extreme_logits_and_temperatures_stay_finite(dtype, temperature):
+    """Logits ±1e4 (and ±17, where 1 − σ(l) rounds to 0 in float32), λ from 1e-3 to 1e3: finite values, gradients and
+    z̃, H(z̃) = b, and no overflow, invalid or divide-by-zero on the way."""
+    cases = [(Bernoulli, np.array([1e4, -1e4, 0.0, 17.0, -17.0, 40.0]), lambda z: ((z - 0.3) ** 3).sum(-1)),
+             (OneHotCategorical, np.array([[1e4, -1e4, 0.0], [0.0, 0.0, 0.0], [-1e4, -1e4, 1e4], [50.0, -50.0, 0.0]]),
+              lambda z: ((z * C3).sum(-1) ** 2).sum(-1))]
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        for dist, l0, f in cases:
+            th = mv.tensor(l0.astype(dtype), requires_grad=True)
+            out = E.rebar(f, dist(logits=th), (40,), rng=Generator(3), temperature=temperature, eta=-1.5)
+            out.sum().backward()
+            assert np.isfinite(out.numpy()).all() and np.isfinite(th.grad).all(), dist
+            assert th.grad.dtype == dtype
+            b, _, zt = (t.numpy() for t in E.rebar_sample(dist(logits=mv.tensor(l0.astype(dtype))), (500,), Generator(4)))
+            assert np.isfinite(zt).all()
+            if dist is Bernoulli:
+                np.testing.assert_array_equal(zt > 0, b == 1)
+            else:
+                np.testing.assert_array_equal(zt.argmax(-1), b.argmax(-1))
+
+
+def _on(device, name):
+    dist, l0, f = PROBLEMS[name]
+    th = mv.tensor(np.tile(l0, (7, 1)), device=device, requires_grad=True)
+    out = E.rebar(f, dist(logits=th), (3,), rng=Generator(11), temperature=0.7)
+    out.sum().backward()
+    return out, th.grad
+
+
+@pytest.mark.parametrize("name", ["bernoulli-2", "categorical-3"])
+def test_on_the_strict_device_nothing_is_copied_to_the_host_and_the_numbers_are_the_cpu_s(name):
+    with use_numba(False), use_cuda_kernels(False), emulating():
+        expected = [t.numpy() if isinstance(t, mv.Tensor) else t for t in _on("cpu", name)]
+        with record() as log:
+            out, grad = _on("cuda", name)
+        assert log == [], describe(log)
+        assert out.device == "cuda"
+        np.testing.assert_array_equal(out.numpy(), expected[0])
+        np.testing.assert_array_equal(grad.get(), expected[1])
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_a_seed_gives_the_same_estimate_and_two_draws_of_q_s_size(name):
+    dist, l0, f = PROBLEMS[name]
+    runs = []
+    for seed in (4, 4, 5):
+        th = mv.tensor(np.tile(l0, (50, 1)), requires_grad=True)
+        rng = Generator(seed)
+        E.rebar(f, dist(logits=th), rng=rng).sum().backward()
+        runs.append(th.grad)
+        size = th.data.size  # a Bernoulli's uniforms, a categorical's Gumbels: one per logit, twice
+        assert rng.counter == 2 * ((size + 3) // 4)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_an_independent_q_is_its_base_with_the_event_summed():
+    """Independent(Bernoulli(l), 1): f(b) of the whole event, log q(b) summed over it: the same estimate as the base's
+    with f summing the same axis."""
+    dist, l0, f = PROBLEMS["bernoulli-2"]
+    grads = []
+    for wrap in (lambda q: q, lambda q: Independent(q, 1)):
+        th = mv.tensor(np.tile(l0, (30, 1)), requires_grad=True)
+        E.rebar(f, wrap(dist(logits=th)), rng=Generator(2)).sum().backward()
+        grads.append(th.grad)
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_bad_arguments_are_refused_clearly():
+    q = Bernoulli(logits=mv.tensor(np.zeros(2)))
+    f = PROBLEMS["bernoulli-2"][2]
+    for tau in (0.0, -1.0, math.nan, True):
+        with pytest.raises((ValueError, TypeError), match="temperature"):
+            E.rebar(f, q, rng=Generator(0), temperature=tau)
+    for eta in (math.nan, math.inf, True, "1", None):
+        with pytest.raises(ValueError, match="eta must be a finite real number"):
+            E.rebar(f, q, rng=Generator(0), eta=eta)
+    with pytest.raises(ValueError, match="rebar needs a Bernoulli or a OneHotCategorical"):
+        E.rebar(f, Normal(0.0, 1.0), rng=Generator(0))
+    with pytest.raises(ValueError, match="rebar needs a Bernoulli or a OneHotCategorical"):
+        E.rebar_sample(Normal(0.0, 1.0), rng=Generator(0))
+    with pytest.raises(ValueError, match=r"rebar: f returned values of shape \(2,\); expected at most one value"):
+        E.rebar(lambda z: z, Independent(q, 1), rng=Generator(0))
+    assert E.get("rebar") is E.rebar

@@ -270,3 +270,61 @@ def test_bad_arguments_are_refused_clearly():
     with pytest.raises(ValueError, match=r"rebar: f returned values of shape \(2,\); expected at most one value"):
         E.rebar(lambda z: z, Independent(q, 1), rng=Generator(0))
     assert E.get("rebar") is E.rebar
+
+
+# ---- the lab -------------------------------------------------------------------------------------------------
+def _within(summary, k=5.0):
+    return summary["bias"] <= k * summary["bias_se"]
+
+
+def test_lab_rebar_rows_are_unbiased_and_eta_star_is_the_least_variance_eta():
+    """(a) and (c): the REBAR rows' means within 5 standard errors of the exact gradient; the η* row is REBAR at η*
+    (rerun at that η from the row's seed: the same gradients, as the estimate is affine in η), and its total variance is
+    the least-variance η of a grid over reruns at η = 0 and 1 (from the row's Philox position; the estimate is affine in η,
+    checked at η = ½)."""
+    from minivae import lab
+    exact, grads = lab.bernoulli_toy(0.45, 4000, Generator(0))
+    names = [n for n in grads if n.startswith("rebar")]
+    assert names == ["rebar τ=0.5", f"rebar τ=0.5 η*={names[1].split('=')[-1]}"]
+    for n in names:
+        assert _within(lab.summarize(exact, grads[n])), n
+    exact_c, grads_c = lab.categorical_toy(2000, Generator(1), temperatures=(1.0,))
+    for n in [n for n in grads_c if n.startswith("rebar")]:
+        assert _within(lab.summarize(exact_c, grads_c[n])), n
+    # η* of (c), recomputed: the row's seed position is the rng's after the rows before it, so rerun the whole table
+    # with a recording rng to find it
+    star = [n for n in grads_c if "η*" in n][0]
+    eta = float(star.split("η*=")[1])
+    positions = []
+    real = E.rebar
+
+    def spy(*args, **kwargs):
+        positions.append((kwargs["rng"].seed, kwargs["rng"].counter, kwargs["eta"]))
+        return real(*args, **kwargs)
+    E.rebar = spy
+    try:
+        lab.categorical_toy(2000, Generator(1), temperatures=(1.0,))
+    finally:
+        E.rebar = real
+    seed, counter, _ = positions[0]
+
+    def gradients_at(e):
+        th = mv.tensor(np.tile(lab.CATEGORICAL_THETA, (2000, 1)), requires_grad=True)
+        real(lambda z: (z * lab.CATEGORICAL_COEFFS).sum(axis=-1) ** 2, OneHotCategorical(logits=th),
+             rng=Generator(seed, counter), temperature=1.0, eta=e).sum().backward()
+        return th.grad
+    a, d = gradients_at(0.0), gradients_at(1.0) - gradients_at(0.0)
+    np.testing.assert_allclose(gradients_at(0.5), a + 0.5 * d, rtol=1e-9, atol=1e-12)  # affine in η
+    grid = np.round(np.linspace(eta - 0.3, eta + 0.3, 601), 6)
+    totals = [(a + e * d).var(0).sum() for e in grid]
+    assert abs(grid[int(np.argmin(totals))] - eta) <= 0.006  # the grid's least-variance η, as printed (3 digits)
+    assert lab.summarize(exact_c, grads_c[star])["variance"] < (a + (eta + 0.2) * d).var(0, ddof=1).sum()
+    np.testing.assert_allclose(grads_c[star], a + eta * d, rtol=0, atol=5e-3 * np.abs(d).max())  # (η* to 3 digits)
+
+
+def test_lab_report_has_the_rebar_rows(capsys):
+    from minivae import lab
+    lab.main(draws=40, seed=0)
+    out = capsys.readouterr().out
+    assert out.count("rebar τ=0.5 η*=") == 2 and "rebar τ=1 η*=" in out
+    assert out.count("rebar τ=0.5  ") >= 3  # (a) twice and (d)

@@ -103,8 +103,10 @@ def _train(args):
     if args.model == "gaussian" and args.estimator not in (None, "pathwise"):
         raise ValueError(f"the gaussian model trains with the pathwise estimator, not {args.estimator!r}")
     if args.model != "gaussian" and args.estimator == "pathwise":
-        raise ValueError(f"a {args.model} latent has no pathwise gradient: use gumbel_softmax, straight_through or "
-                         "reinforce")
+        raise ValueError(f"a {args.model} latent has no pathwise gradient: use gumbel_softmax, straight_through, "
+                         "reinforce or rebar")
+    if args.rebar_eta is not None and args.estimator != "rebar":
+        raise ValueError("--rebar-eta is the rebar estimator's control-variate weight η: pass --estimator rebar")
     if args.baseline_hidden and args.estimator != "reinforce":
         raise ValueError("--baseline-hidden is the input-dependent baseline of the reinforce estimator (categorical or "
                          "bernoulli model)")
@@ -112,7 +114,7 @@ def _train(args):
         if args.samples < 2:
             raise ValueError(f"--objective iwae needs --samples K >= 2, got {args.samples} (with one sample the bound is "
                              "the ELBO: use --objective elbo)")
-        if args.model != "gaussian" and args.estimator in ("gumbel_softmax", "straight_through"):
+        if args.model != "gaussian" and args.estimator in ("gumbel_softmax", "straight_through", "rebar"):
             raise ValueError(f"--objective iwae weighs each sample by p(x, z)/q(z|x), and {args.estimator}'s relaxed "
                              f"sample has no {args.model} density q: use --estimator reinforce (VIMCO)")
         if args.baseline_hidden:
@@ -145,8 +147,9 @@ def _train(args):
         model = {"categorical": CategoricalVAE, "bernoulli": BernoulliVAE}[args.model](
             x_dim, args.hidden, *latents, estimator=args.estimator or DEFAULT_ESTIMATOR[args.objective], tau0=args.tau0,
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
-            baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples, arch=args.arch,
-            channels=args.channels, rng=rng, device=args.device)
+            baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples,
+            rebar_eta=1.0 if args.rebar_eta is None else args.rebar_eta, arch=args.arch, channels=args.channels,
+            rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
@@ -289,9 +292,12 @@ def build_parser():
                    help=f"categorical and bernoulli: latent variables (default {N_LATENT['categorical']} of "
                         f"--n-categories each; bernoulli {N_LATENT['bernoulli']} binary ones)")
     t.add_argument("--n-categories", type=_positive_int, help="categorical: categories each (default 10)")
-    t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce"],
+    t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce", "rebar"],
                    help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "
-                        "bernoulli; with --objective iwae, reinforce: VIMCO)")
+                        "bernoulli; with --objective iwae, reinforce: VIMCO; rebar: REBAR, unbiased, the relaxation at "
+                        "the temperature below as its control variate)")
+    t.add_argument("--rebar-eta", type=_finite_float, metavar="ETA",
+                   help="rebar: the control variate's weight η (default 1; 0 is REINFORCE without a baseline)")
     t.add_argument("--objective", choices=["elbo", "iwae"], default="elbo",
                    help="what to maximize: the ELBO (averaged over --samples draws an image), or the IWAE bound "
                         "log (1/K) Σ_k p(x, z_k)/q(z_k|x) of K = --samples draws (gaussian: pathwise; categorical and "
@@ -300,7 +306,7 @@ def build_parser():
                    help="draws z ~ q(z|x) an image per step (--objective iwae: K >= 2)")
     t.add_argument("--baseline-hidden", type=_non_negative_int, default=0,
                    help="reinforce: hidden units of a learned input-dependent baseline b(x) (0: moving average only)")
-    t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature (gumbel_softmax, straight_through)")
+    t.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature (gumbel_softmax, straight_through, rebar)")
     t.add_argument("--tau-min", type=_positive_float, default=0.5, help="temperature floor")
     t.add_argument("--anneal-rate", type=_finite_float, default=3e-5, help="r in τ = max(τ_min, τ0·exp(−r·step))")
     t.add_argument("--graph", action="store_true",

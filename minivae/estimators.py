@@ -13,6 +13,9 @@ to match) and whose gradient, after ``.backward()``, is the estimator's gradient
     straight_through  one-hot z forward, the relaxed sample's gradient backward      biased at any τ
                       (a Bernoulli's: 1[l + L > 0], the Bernoulli draw of the same noise)
     exact             Σ_z q_θ(z) f(z) over every configuration of a small discrete z  the true gradient
+    rebar             b = H(z) exact; [f(b) − η f(σ_λ(z̃))] ∇ log q_θ(b)             unbiased for any η;
+                      + η ∇f(σ_λ(z)) − η ∇f(σ_λ(z̃)), z relaxed, z̃ ~ p(z | b)      the relaxation is its
+                                                                                 control variate
 
 and, for the K-sample bound L̂ = log (1/K) Σ_k p(x, z_k)/q_θ(z_k|x) rather than an E_q f (so not in ``ESTIMATORS``):
 
@@ -31,8 +34,13 @@ References:
     6. Mohamed, Rosca, Figurnov, Mnih. Monte Carlo Gradient Estimation in Machine Learning. JMLR 2020.
     7. Mnih, Rezende. Variational Inference for Monte Carlo Objectives. ICML 2016.
     8. Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+    9. Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. REBAR: Low-variance, unbiased gradient estimates for discrete
+       latent variable models. NeurIPS 2017.
 """
 import math
+import numbers
+
+import numpy
 
 from minivae import ops
 from minivae._backend import get_array_module
@@ -40,8 +48,10 @@ from minivae.distributions import (Bernoulli, Categorical, Independent, OneHotCa
                                    RelaxedOneHotCategorical)
 from minivae.engine import Tensor, array_function, as_tensor
 from minivae.objectives import _count, enumerate_one_hot
+from minivae.ops.binary_concrete import logistic_noise
 from minivae.ops.reduce import logsumexp_array
-from minivae.random import _shape
+from minivae.ops.softmax import check_temperature
+from minivae.random import _shape, resolve
 
 
 def _sum_to(lp, ndim):
@@ -159,6 +169,120 @@ def exact(f, q, sample_shape=(), rng=None, max_configurations=2 ** 16):
     return (ops.exp(log_q) * fz).sum(axis=0)
 
 
+def _base(q, who):
+    """q's innermost base distribution (an Independent's, as ``_relaxed`` unwraps it) and whether it is a Bernoulli;
+    a clear error for any other than a Bernoulli or a OneHotCategorical."""
+    base = q
+    while isinstance(base, Independent):
+        base = base.base_dist
+    if not isinstance(base, (Bernoulli, OneHotCategorical)):
+        raise ValueError(f"{who} needs a Bernoulli or a OneHotCategorical (or an Independent of either), "
+                         f"not {type(base).__name__}")
+    return base, isinstance(base, Bernoulli)
+
+
+def rebar_sample(q, sample_shape=(), rng=None):
+    r"""(b, z, z̃): the three samples of REBAR for a ``Bernoulli`` or ``OneHotCategorical`` q (or an ``Independent`` of
+    either), each of shape (*sample_shape, *batch, *event) as q.sample's:
+
+    z   the relaxed pre-activation, differentiable in q's logits: a Bernoulli's z = l + L, L = log u − log1p(−u) of
+        u ~ Uniform(0, 1) (the Binary Concrete's noise, ``logistic_noise``: the same ``rng.uniform`` draw as
+        gumbel_softmax's and straight_through's); a categorical's z = log p + g, g ~ Gumbel(0, 1) (``rng.gumbel``; log p
+        = ``q.logits``, normalized)
+    b   H(z), the exact sample, no gradient: 1[z > 0] (Bernoulli(σ(l)): P(L > −l) = σ(l); straight_through's forward
+        value for the same rng), or one_hot(argmax z) (OneHotCategorical.sample's draw for the same rng: the Gumbel-max
+        trick on the same noise)
+    z̃   a draw of p(z | b), independent of z given b, from a second draw v of the same noise, differentiable in the
+        logits through the reparameterization below.
+
+    Bernoulli (the derivation): z = l + L has the logistic CDF F(t) = σ(t − l), so z = F⁻¹(u) = l + log u − log(1 − u),
+    and b = 1 ⟺ u > F(0) = σ(−l) = 1 − θ (θ = σ(l)). Given b = 1, u is uniform on (1 − θ, 1): u = 1 − θ + vθ, v ~
+    U(0, 1), 1 − u = θ(1 − v); with 1 − θ + vθ = (1 + v eˡ)/(1 + eˡ) and θ = eˡ/(1 + eˡ),
+
+        z̃ = l + log(1 − θ + vθ) − log θ − log(1 − v) = log(1 + v eˡ) − log(1 − v) = softplus(l + log v) − log1p(−v),
+
+    > 0 for every v ∈ (0, 1). Given b = 0 the same by the symmetry of the logistic (z ↦ −z, l ↦ −l, b ↦ 1 − b), with
+    1 − v for v (also uniform; u = (1 − v)(1 − θ)):  z̃ = −softplus(−l + log v) + log1p(−v) < 0. So, with s = 2b − 1,
+
+        z̃ = s·(softplus(s·l + log v) − log1p(−v)),    ∂z̃/∂l = σ(s·l + log v) ∈ (0, 1),
+
+    finite for any finite l (softplus is, and v lies in [2⁻²⁴, 1 − 2⁻²⁴] in float32): H(z̃) = b exactly, and no
+    1 − θ that rounds to 0 (Tucker et al. write z̃ through u and θ, which loses it from |l| ≈ 17 in float32).
+
+    Categorical (Tucker et al., Appendix C): with E_k = e^{−g'_k} ~ Exponential(1) of a second Gumbel draw g',
+    z̃_b = −log E_b = g'_b (the max of Gumbels of locations log p_k is Gumbel(log Σ p) = Gumbel(0), independent of the
+    argmax), and each other z̃_i = −log(E_i/p_i + E_b), the Gumbel of location log p_i truncated below z̃_b, written
+    z̃_i = g'_b − softplus(g'_b − g'_i − log p_i) (finite for any finite log p; z̃_i < z̃_b, up to rounding where
+    g'_i + log p_i exceeds g'_b by about 17 in float32).
+
+    All noise is drawn from ``rng``, u (or g) first and v (or g') second, on the logits' device."""
+    base, binary = _base(q, "rebar")
+    rng = resolve(rng)
+    logits = base.logits  # a Bernoulli's l, a categorical's log p
+    shape = base._extended(sample_shape)
+    xp = logits.xp
+
+    def draw():  # (a Bernoulli's uniforms, a categorical's Gumbels)
+        return (rng.uniform if binary else rng.gumbel)(shape, logits.dtype, device=logits.device)
+    if binary:
+        z = logits + array_function(lambda u: logistic_noise(xp, u), draw())
+        b = array_function(lambda z: (z > 0).astype(z.dtype), z)
+        sign = 2 * b - 1
+        log_v, log_1mv = array_function(lambda v: (xp.log(v), xp.log1p(-v)), draw())
+        z_tilde = sign * (ops.softplus(sign * logits + log_v) - log_1mv)
+        return b, z, z_tilde
+    z = logits + array_function(lambda g: g, draw())
+    b = ops.one_hot(array_function(lambda z: z.argmax(axis=-1), z), base.num_categories, dtype=logits.dtype)
+    g = array_function(lambda g: g, draw())
+    g_b = (b * g).sum(axis=-1, keepdims=True)
+    z_tilde = g_b - (1 - b) * ops.softplus(g_b - g - logits)
+    return b, z, z_tilde
+
+
+def _relax(z, temperature, binary):
+    """σ_λ(z): σ(z/λ) clamped to [ε, 1 − ε] (RelaxedBernoulli's range), or softmax(z/λ) over the last axis."""
+    if not binary:
+        return ops.softmax(z, axis=-1, temperature=temperature)
+    eps = float(numpy.finfo(z.dtype).eps)
+    return ops.clip(ops.sigmoid(z / temperature), eps, 1 - eps)
+
+
+def rebar(f, q, sample_shape=(), rng=None, temperature=0.5, eta=1.0):
+    r"""REBAR: the score-function estimator with the relaxation as its control variate, unbiased for any η.
+
+        ĝ = [f(b) − η f(σ_λ(z̃))] ∇ log q(b) + η ∇f(σ_λ(z)) − η ∇f(σ_λ(z̃))    (+ ∇f(b) where f has parameters of its own)
+
+    with b, z, z̃ of ``rebar_sample`` (z relaxed, b = H(z), z̃ ~ p(z | b) reparameterized) and σ_λ the relaxation at
+    temperature λ = ``temperature``: σ(z/λ) clamped to [ε, 1 − ε] as RelaxedBernoulli's (f must accept points of
+    [0, 1]), or softmax(z/λ) (points of the simplex, as gumbel_softmax's f). Unbiased because c(z) = f(σ_λ(z)) has
+    E_z ∇c = ∇ E_z c = ∇ E_b E_{z|b} c = E_b[E_{z̃|b} c · ∇ log q(b)] + E_b E_{z̃|b} ∇c(z̃): the last two terms of ĝ
+    cancel the control variate's score term in expectation. The coefficient of ∇ log q(b) takes no gradient; f's own
+    parameters (a decoder's) get ∇f(b) + η ∇c(z) − η ∇c(z̃), whose last two terms also cancel in expectation (unbiased,
+    if noisier than ∇f(b) alone). η = 0 is REINFORCE of the same b; η is a finite real number (not learned here).
+
+    The surrogate's value is f(b), as reinforce's (one value per sample and batch entry; log q summed to f's values'
+    axes as reinforce sums it), and f is called three times: on b, σ_λ(z) and σ_λ(z̃), in that order. For a q of
+    ``Independent`` Bernoullis or categoricals as ``_relaxed`` takes. Two draws of q's size from ``rng``.
+
+    References: Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. REBAR: Low-variance, unbiased gradient estimates for
+    discrete latent variable models. NeurIPS 2017 (eq. 5–6; Appendix C for the categorical conditional)."""
+    temperature = check_temperature(temperature)
+    if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta):
+        raise ValueError(f"rebar: eta must be a finite real number, got {eta!r}")
+    binary = _base(q, "rebar")[1]
+    b, z, z_tilde = rebar_sample(q, sample_shape, rng)
+    fb = f(b)
+    fz, fz_tilde = f(_relax(z, temperature, binary)), f(_relax(z_tilde, temperature, binary))
+    log_q = _sum_to(q.log_prob(b), fb.ndim)
+    if fb.ndim > log_q.ndim:
+        raise ValueError(f"rebar: f returned values of shape {tuple(fb.shape)}; expected at most one value per sample "
+                         f"and batch entry, {tuple(log_q.shape)} (sum an event axis inside f)")
+    # f(b) − η f(σ_λ(z̃)) scales ∇ log q(b), as a baseline (detached); unlike one, it depends on b, and the pathwise
+    # difference η(∇c(z) − ∇c(z̃)) below puts back what that takes from the expectation
+    relaxed = eta * (fz - fz_tilde)
+    return score_function(fb, log_q, eta * fz_tilde) + (relaxed - relaxed.detach())
+
+
 def _leave_one_out(log_w):
     """L̂ − L̂_{−k} for each k, from the log weights w (K, *batch), K ≥ 2: L̂ = log (1/K) Σ_j e^{w_j}, and L̂_{−k} the
     same with w_k replaced by ŵ_{−k} = (1/(K−1)) Σ_{j≠k} w_j (the log of the other weights' geometric mean). Each
@@ -216,7 +340,7 @@ def vimco(log_joint, q, k, rng=None):
 
 
 ESTIMATORS = {"pathwise": pathwise, "reinforce": reinforce, "gumbel_softmax": gumbel_softmax,
-              "straight_through": straight_through, "exact": exact}
+              "straight_through": straight_through, "exact": exact, "rebar": rebar}
 
 
 def get(name):

@@ -11,6 +11,11 @@ the exact gradient is known (``minivae estimators`` prints the tables).
 
 Every estimate is one sample; "draws" independent estimates give mean, bias and variance.
 Per-draw gradients come from one backward pass over a parameter replicated once per draw.
+
+REBAR (unbiased at every η and τ) has two rows in (a) and (c): η = 1, and η* = −Σ Cov(a, d)/Σ Var(d), the η of least
+total variance for the same draws: its estimate is affine in η, a + η·d (a: η = 0, REINFORCE of the same b; d: the
+control variate's part), both from one seed, so η* is fitted on the draws it is reported for (its variance slightly
+optimistic, its bias O(1/draws)).
 """
 import math
 
@@ -37,6 +42,23 @@ def summarize(exact, grads):
 def _per_draw_grads(param, surrogate):
     surrogate.sum().backward()
     return param.grad.copy()
+
+
+def _rebar_rows(grads, run, rng, temperature):
+    """REBAR's rows, "rebar τ=…" at η = 1 and "rebar τ=… η*=…" at the variance-optimal η*: ``run(eta, rng)`` gives the
+    per-draw gradients (draws, …). Both ηs from the same Philox position (the same b, z, z̃), then ``rng`` moves on
+    past the draw."""
+    seed, counter = rng.seed, rng.counter
+    a, one = (run(eta, Generator(seed, counter)) for eta in (0.0, 1.0))
+    last = Generator(seed, counter)
+    run(0.0, last)
+    rng.counter = last.counter
+    a, d = a.reshape(len(a), -1), (one - a).reshape(len(a), -1)
+    centred = d - d.mean(0)
+    spread = (centred * centred).sum()
+    eta = float(-((a - a.mean(0)) * centred).sum() / spread) if spread > 0 else 0.0
+    grads[f"rebar τ={temperature:g}"] = one
+    grads[f"rebar τ={temperature:g} η*={eta:.3g}"] = (a + eta * d).reshape(one.shape)
 
 
 def _ema_baseline(values, decay=0.9):
@@ -68,6 +90,11 @@ def bernoulli_toy(t, draws, rng, theta=0.0, temperature=0.5):
                                     ("straight_through", E.straight_through, {"temperature": temperature})]:
         th = Tensor(numpy.full(draws, theta), requires_grad=True)
         grads[name] = _per_draw_grads(th, estimator(f, q_for(th), rng=rng, **kwargs))
+
+    def rebar(eta, generator):
+        th = Tensor(numpy.full(draws, theta), requires_grad=True)
+        return _per_draw_grads(th, E.rebar(f, q_for(th), rng=generator, temperature=temperature, eta=eta))
+    _rebar_rows(grads, rebar, rng, temperature)
     th = Tensor(numpy.array(theta), requires_grad=True)
     E.exact(f, q_for(th)).backward()
     grads["exact"] = numpy.full(draws, float(th.grad))
@@ -121,6 +148,11 @@ def categorical_toy(draws, rng, temperatures=TEMPERATURES):
     for label, est, kwargs in runs:
         th = Tensor(numpy.tile(CATEGORICAL_THETA, (draws, 1)), requires_grad=True)
         grads[label] = _per_draw_grads(th, E.get(est)(f, OneHotCategorical(logits=th), rng=rng, **kwargs))
+
+    def rebar(eta, generator):
+        th = Tensor(numpy.tile(CATEGORICAL_THETA, (draws, 1)), requires_grad=True)
+        return _per_draw_grads(th, E.rebar(f, OneHotCategorical(logits=th), rng=generator, temperature=1.0, eta=eta))
+    _rebar_rows(grads, rebar, rng, 1.0)
     return exact_grad, grads
 
 
@@ -152,7 +184,8 @@ def tiny_vae_gradients(draws, rng, model=None):
     grads = {}
     for label, est, kwargs in [("reinforce", "reinforce", {}), ("gumbel_softmax τ=0.5", "gumbel_softmax", {"temperature": 0.5}),
                                ("gumbel_softmax τ=1", "gumbel_softmax", {"temperature": 1.0}),
-                               ("straight_through τ=1", "straight_through", {"temperature": 1.0})]:
+                               ("straight_through τ=1", "straight_through", {"temperature": 1.0}),
+                               ("rebar τ=0.5", "rebar", {"temperature": 0.5})]:
         grads[label] = numpy.stack([grad_of(E.get(est)(f, model.posterior(x), rng=rng, **kwargs)) for _ in range(draws)])
     return exact_grad, grads
 

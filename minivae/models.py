@@ -30,7 +30,7 @@ from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, kl_divergence
 from minivae.engine import Tensor, no_grad
-from minivae.estimators import score_function, vimco_surrogate
+from minivae.estimators import rebar, score_function, vimco_surrogate
 from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
 from minivae.ops.softmax import check_temperature
@@ -249,10 +249,10 @@ class _DiscreteVAE(Module):
     decoder, the temperature schedule τ(t) = max(τ_min, τ₀·exp(−r·t)) of the relaxed estimators, and the REINFORCE
     estimator's loss with its moving-average baseline and the optional input-dependent one (NVIL), and VIMCO's."""
 
-    ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce")
+    ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce", "rebar")
 
     def _build(self, x_dim, hidden, latents, estimator, tau0, tau_min, anneal_rate, activation, baseline_decay,
-               baseline_hidden, objective, samples, arch, channels, rng, device):
+               baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device):
         """``latents``: the latent sizes by name ({"n_latent": N, …}), checked, kept as attributes and in the config
         (in this order, after x_dim and hidden); the code the encoder makes and the decoder reads has their product
         of units (N·K logits of the categorical model, N of the Bernoulli one)."""
@@ -265,6 +265,9 @@ class _DiscreteVAE(Module):
         # c ← decay·c + (1 − decay)·mean: at decay 1, c would stay the first batch's mean for ever
         baseline_decay = _number("baseline_decay", baseline_decay, lambda d: 0 <= d < 1, "in [0, 1)")
         baseline_hidden = _size("baseline_hidden", baseline_hidden, minimum=0)  # 0: the moving average alone
+        rebar_eta = _number("rebar_eta", rebar_eta, lambda e: True, "(any real η)")
+        if rebar_eta != 1.0 and estimator != "rebar":
+            raise ValueError(f"rebar_eta is the rebar estimator's control-variate weight η, not {estimator!r}'s")
         if baseline_hidden and estimator != "reinforce":
             raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
         objective, samples, recorded = _objective(objective, samples)
@@ -280,6 +283,8 @@ class _DiscreteVAE(Module):
                              "no input-dependent baseline (baseline_hidden=0)")
         arch, channels, layout = _architecture(arch, channels, x_dim, activation)
         self.objective, self.samples = objective, samples
+        # η recorded for rebar alone, so that the other estimators' configs are those of checkpoints written before it
+        recorded.update({"rebar_eta": rebar_eta} if estimator == "rebar" else {})
         self.config = dict(x_dim=x_dim, hidden=hidden, **latents, estimator=estimator, tau0=tau0, tau_min=tau_min,
                            anneal_rate=anneal_rate, activation=activation, baseline_decay=baseline_decay,
                            baseline_hidden=baseline_hidden, **recorded, **layout)
@@ -288,6 +293,7 @@ class _DiscreteVAE(Module):
         for name, value in latents.items():
             setattr(self, name, value)
         self.estimator, self.tau0, self.tau_min, self.anneal_rate = estimator, tau0, tau_min, anneal_rate
+        self.rebar_eta = rebar_eta
         # c, the moving average: a float64 number (0-d array on the model's device once trained), or None
         self.baseline, self.baseline_decay = None, baseline_decay
         self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng) if baseline_hidden else None
@@ -333,6 +339,17 @@ class _DiscreteVAE(Module):
         # value: −ELBO; gradient: + the score-function term for the encoder (+ the baseline's fit)
         loss = beta * kl.sum(axis=-1) - surrogate
         return (loss if fit is None else loss + fit).mean()
+
+    def _rebar_loss(self, x, q, kl, rng, step, beta):
+        """−ELBO of the exact draw b = H(z) per example, with the KL ``kl`` per latent variable, averaged; its gradient
+        REBAR's (estimators.rebar) with f = log p(x|·) (the decoder reads b, σ_λ(z) and σ_λ(z̃)), at λ = τ(step) and
+        η = ``rebar_eta``: [log p(x|b) − η log p(x|σ_λ(z̃))] ∇ log q(b|x) + η ∇ log p(x|σ_λ(z)) − η ∇ log p(x|σ_λ(z̃)) for
+        the encoder, ∇ log p(x|b) + η(∇ log p(x|σ_λ(z)) − ∇ log p(x|σ_λ(z̃))) for the decoder (its last two terms cancel
+        in expectation)."""
+        def log_likelihood(z):
+            return self.likelihood(z).log_prob(x).sum(axis=-1)
+        surrogate = rebar(log_likelihood, q, rng=rng, temperature=live(self.temperature, step), eta=self.rebar_eta)
+        return (beta * kl.sum(axis=-1) - surrogate).mean()
 
     def _negative_vimco(self, x, q, rng, beta):
         """−(1/B) Σ_b L̂_b, L̂ = log (1/K) Σ_k e^{w_k} at K exact draws z_k ~ q(z|x) an example, w_k = log p(x|z_k) +
@@ -384,8 +401,13 @@ class CategoricalVAE(_DiscreteVAE):
                         unbiased because neither c (the average over earlier batches; at the
                         first step, which has none, this batch's own mean: a bias once) nor b_ψ
                         depends on z; ψ is fitted by least squares to log p(x|z) − c
+    "rebar"             exact discrete samples b = one_hot(argmax(log q + g)), REBAR's gradient
+                        (Tucker et al. 2017; estimators.rebar): the score-function term with
+                        η·log p(x|softmax(z̃/τ)) as its control variate, z̃ ~ p(z | b), and the
+                        pathwise terms that make it unbiased; η = ``rebar_eta`` (1 by default),
+                        the relaxation at the annealed temperature τ
 
-    The KL to the uniform prior is in closed form for all three. The temperature follows
+    The KL to the uniform prior is in closed form for all four. The temperature follows
     τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t.
 
     ``samples=K`` averages the ELBO (and each estimator's gradient) over K draws an example. ``objective="iwae"``
@@ -399,10 +421,10 @@ class CategoricalVAE(_DiscreteVAE):
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
                  tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0,
-                 objective="elbo", samples=1, arch="mlp", channels=None, *, rng, device="cpu"):
+                 objective="elbo", samples=1, rebar_eta=1.0, arch="mlp", channels=None, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent, n_categories=n_categories), estimator, tau0, tau_min,
-                    anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, arch, channels, rng,
-                    device)
+                    anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, rebar_eta, arch,
+                    channels, rng, device)
 
     def _logits(self, x):
         return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
@@ -428,6 +450,9 @@ class CategoricalVAE(_DiscreteVAE):
             return self._negative_vimco(x, OneHotCategorical(logits=logits), rng, beta)
         x, logits = _copies(x, self.samples), _copies(logits, self.samples)  # K > 1: each copy its own draw
         prior = self._uniform_logits(shared=True)  # as they are: the KL normalizes them (no log_softmax node a step)
+        if self.estimator == "rebar":
+            return self._rebar_loss(x, OneHotCategorical(logits=logits), ops.categorical_kl(logits, prior), rng, step,
+                                    beta)
         if self.estimator != "reinforce":
             # the relaxed sample and its KL per latent variable as one node (one kernel each way on a GPU)
             z, kl = ops.gumbel_softmax_kl(logits, prior, rng, temperature=live(self.temperature, step),
@@ -449,10 +474,13 @@ class BernoulliVAE(_DiscreteVAE):
     "reinforce"         exact Bernoulli draws, the score-function gradient for the encoder with the
                         categorical model's baselines: the moving average c and, when ``baseline_hidden`` > 0,
                         the input-dependent b_ψ(x) of NVIL (see CategoricalVAE)
+    "rebar"             exact draws b = 1[l + L > 0] (straight-through's forward value), REBAR's gradient
+                        (Tucker et al. 2017; estimators.rebar) with the Binary Concrete σ(z̃/τ) of z̃ ~ p(z | b) as
+                        the control variate, η = ``rebar_eta``
 
-    KL(q ‖ Bernoulli(½)) = Σ_n [log 2 − H(q_n)] in closed form for all three (for the relaxed two, computed with the
-    sample by ops.binary_concrete_kl, one kernel each way on a GPU; for "reinforce", kl_divergence of the two
-    Bernoullis). The temperature follows τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t, as the
+    KL(q ‖ Bernoulli(½)) = Σ_n [log 2 − H(q_n)] in closed form for all four (for the relaxed two, computed with the
+    sample by ops.binary_concrete_kl, one kernel each way on a GPU; for "reinforce" and "rebar", kl_divergence of the
+    two Bernoullis). The temperature follows τ(t) = max(τ_min, τ₀·exp(−r·t)) at training step t, as the
     categorical model's. ``n_latent`` is 50 by default: 3 epochs of ``minivae train --model bernoulli`` (its other
     defaults) on the embedded digits gave a validation ELBO of −135.5 nats with 20 latents, −132.2 with 50, −140.5 with
     100 and −149.9 with NVIL's 200 (more latents, a wider gap between the relaxed and the discrete model at first).
@@ -465,9 +493,9 @@ class BernoulliVAE(_DiscreteVAE):
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=50, estimator="gumbel_softmax", tau0=1.0, tau_min=0.5,
                  anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, objective="elbo", samples=1,
-                 arch="mlp", channels=None, *, rng, device="cpu"):
+                 rebar_eta=1.0, arch="mlp", channels=None, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent), estimator, tau0, tau_min, anneal_rate, activation,
-                    baseline_decay, baseline_hidden, objective, samples, arch, channels, rng, device)
+                    baseline_decay, baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device)
 
     def posterior(self, x):
         return Bernoulli(logits=self.encoder(x))
@@ -490,8 +518,10 @@ class BernoulliVAE(_DiscreteVAE):
         if self.samples > 1:  # the K-sample ELBO: K copies of the batch, each its own draw
             x, q = _copies(x, self.samples), Bernoulli(logits=_copies(q.logits, self.samples))
         prior_logits = self._uniform_logits(shared=True)
-        if self.estimator == "reinforce":
+        if self.estimator in ("reinforce", "rebar"):
             kl = kl_divergence(q, Bernoulli(logits=prior_logits))  # to the prior, per latent variable
+            if self.estimator == "rebar":
+                return self._rebar_loss(x, q, kl, rng, step, beta)
             return self._reinforce_loss(x, q, kl, rng, beta)
         # RelaxedBernoulli(τ, logits).rsample(rng, hard) and the KL per latent variable as one node (one kernel each
         # way on a GPU): the same uniforms, so the same sample

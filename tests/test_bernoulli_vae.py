@@ -50,7 +50,7 @@ def kl_half(logits):
 # ---- the loss ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("estimator", BernoulliVAE.ESTIMATORS)
 def test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy(estimator):
-    """With the uniforms u the loss draws (the same seed): reinforce z = 1[u < σ(l)]; straight-through
+    """With the uniforms u the loss draws (the same seed): reinforce z = 1[u < σ(l)]; straight-through (and REBAR's b)
     z = 1[l + L > 0] and Gumbel-Softmax y = σ((l + L)/τ), L = log u − log(1 − u), τ = τ₀·e^(−r·t) at step t; the loss
     is mean(β·KL(q ‖ Bernoulli(½)) − log p(x|z))."""
     model, step, beta = tiny(estimator, tau0=1.5, tau_min=0.1, anneal_rate=0.1), 4, 0.7
@@ -61,6 +61,7 @@ def test_loss_is_the_negative_elbo_of_the_sample_written_out_in_numpy(estimator)
     tau = 1.5 * math.exp(-0.1 * step)
     z = {"reinforce": (u < sigmoid(logits)).astype(np.float64),
          "straight_through": (logits + noise > 0).astype(np.float64),
+         "rebar": (logits + noise > 0).astype(np.float64),  # b = H(z) of the same uniforms
          "gumbel_softmax": sigmoid((logits + noise) / tau)}[estimator]
     expected = (beta * kl_half(logits) - log_bernoulli(X, linear(model.decoder.layers[0], z))).mean()
     assert loss == pytest.approx(expected, rel=1e-12)

@@ -640,6 +640,8 @@ MODELS = {
                                                               rng=Generator(0), device=device),
     "bernoulli-reinforce+nvil": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="reinforce", baseline_hidden=5,
                                                             rng=Generator(0), device=device),
+    "rebar": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="rebar", rng=Generator(0), device=device),
+    "bernoulli-rebar": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="rebar", rng=Generator(0), device=device),
 }
 
 

@@ -108,7 +108,7 @@ def test_estimators_refuse_what_they_cannot_do():
     with pytest.raises(ValueError, match="needs a OneHotCategorical"):
         E.exact(lambda z: z, Normal(0.0, 1.0))
     with pytest.raises(ValueError, match="unknown estimator"):
-        E.get("rebar")
+        E.get("relax")
 
 
 def test_lab_report_runs(capsys):

@@ -37,6 +37,9 @@ MODELS = {
     "bernoulli-reinforce": lambda: BernoulliVAE(X_DIM, (10,), 5, estimator="reinforce", rng=Generator(0)),
     "bernoulli-reinforce+nvil": lambda: BernoulliVAE(X_DIM, (10,), 5, estimator="reinforce", baseline_hidden=5,
                                                      rng=Generator(0)),
+    "rebar": lambda: CategoricalVAE(X_DIM, (10,), 3, 4, estimator="rebar", anneal_rate=0.2, rebar_eta=0.7,
+                                    rng=Generator(0)),
+    "bernoulli-rebar": lambda: BernoulliVAE(X_DIM, (10,), 5, estimator="rebar", anneal_rate=0.2, rng=Generator(0)),
 }
 
 

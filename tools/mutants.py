@@ -50,6 +50,7 @@ MOMENTS = "tests/distributions/test_moments_and_expand.py::"
 NN_REG, NN_DROP = "tests/test_nn_registry.py", "tests/test_nn_dropout_losses.py"  # (helper-41)
 BC = "tests/test_binary_concrete.py"  # (helper-50)
 CONV = "tests/test_conv.py"  # (helper-53)
+REBAR = "tests/test_rebar.py"  # (helper-54)
 BC_CUDA = [CUDA + "::test_binary_concrete_kl_pair", CUDA + "::test_binary_concrete_kl_pair_backward_with_one_gradient"]  # (helper-50)
 
 
@@ -2161,6 +2162,30 @@ MUTANTS = [
       [CONV], "the init's bound 1/√fan_in takes weight.shape[0]: out_channels·kH·kW for Conv2d, in_channels·kH·kW for ConvTranspose2d (torch's fan_in is weight.shape[1]·kH·kW for both)"),
     # ---- helper-53 end ----
     # ---- helper-54 begin: fix11-rebar: the REBAR estimator ----
+    M("rebar-wrong-branch", "minivae/estimators.py", ("sign = 2 * b - 1", "sign = 1 - 2 * b"),
+      [REBAR], "the Bernoulli z̃ drawn from the conditional of the other value of b (z̃ of the wrong sign)"),
+    M("rebar-bernoulli-z-tilde-detached", "minivae/estimators.py", ("ops.softplus(sign * logits + log_v)", "ops.softplus(sign * logits.detach() + log_v)"),
+      [REBAR], "the Bernoulli z̃ detached from the logits: the pathwise −η∇f(σ_λ(z̃)) term lost (biased)"),
+    M("rebar-categorical-z-tilde-detached", "minivae/estimators.py", ("ops.softplus(g_b - g - logits)", "ops.softplus(g_b - g - logits.detach())"),
+      [REBAR], "the categorical z̃ detached from log p: the pathwise z̃ term lost (biased)"),
+    M("rebar-categorical-times-p", "minivae/estimators.py", ("ops.softplus(g_b - g - logits)", "ops.softplus(g_b - g + logits)"),
+      [REBAR], "the categorical conditional with E_i·p_i for E_i/p_i (the truncated Gumbel of location −log p_i)"),
+    M("rebar-categorical-unnormalized", "minivae/estimators.py", ("ops.softplus(g_b - g - logits)", "ops.softplus(g_b - g - base._given_logits)"),
+      [REBAR], "the categorical conditional from the logits as given, not log p (z̃_b = g'_b holds only for normalized ones)"),
+    M("rebar-eta-on-one-term", "minivae/estimators.py", ("relaxed = eta * (fz - fz_tilde)", "relaxed = eta * fz - fz_tilde"),
+      [REBAR], "η applied to ∇f(σ_λ(z)) only: −∇f(σ_λ(z̃)) unscaled (biased for η ≠ 1, not REINFORCE at η = 0)"),
+    M("rebar-score-coefficient-not-detached", "minivae/estimators.py", ("return score_function(fb, log_q, eta * fz_tilde) + (relaxed - relaxed.detach())", "return score_function(fb, log_q, 0.0) - eta * fz_tilde * log_q + (eta * fz_tilde * log_q).detach() + (relaxed - relaxed.detach())"),
+      [REBAR], "the coefficient f(b) − η f(σ_λ(z̃)) of ∇ log q(b) differentiated too: a −η log q(b) ∇f(σ_λ(z̃)) term (biased)"),
+    M("rebar-z-tilde-relaxed-at-another-temperature", "minivae/estimators.py", ("f(_relax(z_tilde, temperature, binary))", "f(_relax(z_tilde, 1.0, binary))"),
+      [REBAR], "σ_λ(z̃) at λ = 1 whatever λ: the control variate's two halves are different functions (biased)"),
+    M("rebar-b-flipped", "minivae/estimators.py", ("b = array_function(lambda z: (z > 0).astype(z.dtype), z)", "b = array_function(lambda z: (z < 0).astype(z.dtype), z)"),
+      [REBAR], "b = 1[z < 0]: a Bernoulli(σ(−l)) draw, not H(z)"),
+    M("rebar-model-temperature-not-annealed", "minivae/models.py", ("temperature=live(self.temperature, step), eta=self.rebar_eta", "temperature=self.tau0, eta=self.rebar_eta"),
+      [REBAR], "the models' REBAR relaxation at τ₀ for ever, not the annealed τ(step)"),
+    M("rebar-model-eta-ignored", "minivae/models.py", ("        self.rebar_eta = rebar_eta\n", "        self.rebar_eta = 1.0\n"),
+      [REBAR], "the models' rebar_eta recorded but η = 1 used"),
+    M("rebar-lab-eta-star-sign", "minivae/lab.py", ("eta = float(-((a - a.mean(0)) * centred).sum() / spread)", "eta = float(((a - a.mean(0)) * centred).sum() / spread)"),
+      [REBAR], "the lab's η* of the wrong sign (the variance's maximum side of the parabola)"),
     # ---- helper-54 end ----
     # ---- helper-55 begin: fix11-cupy-api: every xp call exists in CuPy ----
     # ---- helper-55 end ----

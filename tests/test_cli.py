@@ -107,7 +107,7 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, capsys):
     assert e.value.code == 2 and "positive integer" in one_error_line(capsys)
     with pytest.raises(SystemExit):
         run("train", "--hidden", "a,b")
-    assert "hidden sizes" in one_error_line(capsys)
+    assert "argument --hidden: sizes are comma-separated integers" in one_error_line(capsys)
     with pytest.raises(SystemExit):
         run("train", "--warmup-epochs", -1)
     assert "≥ 0" in one_error_line(capsys)

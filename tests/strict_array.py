@@ -24,7 +24,9 @@ the results wrapped. ``emulating()`` makes these arrays the "cuda" device of min
 Only CuPy's API passes (tests/cupy_api.json, written by tools/cupy_api.py from CuPy itself): ``strict.<name>`` for
 a name CuPy lacks (in ``cupy``, ``cupy.linalg``, ``cupy.lib.stride_tricks``, …) raises AttributeError "cupy 14.2 has
 no <name>", a call with a keyword CuPy's function does not take (or more positional arguments) raises TypeError
-naming it, a ufunc method CuPy does not implement (``maximum.reduce``) raises NotImplementedError as CuPy does, and
+naming it, a ufunc method CuPy does not implement (``maximum.reduce``) raises NotImplementedError as CuPy does, a
+ufunc refuses a list or tuple operand as CuPy's (it takes device arrays and scalars alone), an integer array index out
+of bounds wraps around as on CuPy (NumPy raises IndexError), and
 the same holds for ``StrictArray``'s attributes and methods against ``cupy.ndarray``'s and for NumPy functions called
 on strict arrays (CuPy's ``__array_function__``/``__array_ufunc__`` hand them to the CuPy function of that name).
 """
@@ -172,6 +174,25 @@ def ndarray_member(name):
     return entry
 
 
+def _wrap_around(key, shape):
+    """Index ``key`` (NumPy's, unwrapped) as CuPy applies it to an array of ``shape``: an integer array index out of
+    bounds wraps around (mod the axis' size), where NumPy raises IndexError ("Differences between CuPy and NumPy:
+    out-of-bounds indices"); ints and slices are checked as NumPy checks them."""
+    parts = key if isinstance(key, tuple) else (key,)
+
+    def axes_of(p):
+        if p is None or p is Ellipsis:
+            return 0
+        return p.ndim if isinstance(p, numpy.ndarray) and p.dtype == bool else 1
+    rest, axis, out = len(shape) - sum(axes_of(p) for p in parts), 0, []
+    for p in parts:
+        if isinstance(p, numpy.ndarray) and p.dtype.kind in "iu" and axis < len(shape) and shape[axis] > 0:
+            p = p % shape[axis]
+        out.append(p)
+        axis += rest if p is Ellipsis else axes_of(p)
+    return tuple(out) if isinstance(key, tuple) else out[0]
+
+
 class StrictArray:
     """A "device" array: NumPy data that only leaves through logged, explicit copies."""
 
@@ -270,11 +291,11 @@ class StrictArray:
         return (StrictArray(numpy.asarray(row)) for row in self._a)
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap_index(key)])
+        return _wrap(self._a[_wrap_around(_unwrap_index(key), self._a.shape)])
 
     def __setitem__(self, key, value):
         # CuPy copies a host value over (an upload, not a conversion)
-        self._a[_unwrap_index(key)] = value._a if isinstance(value, StrictArray) else value
+        self._a[_wrap_around(_unwrap_index(key), self._a.shape)] = value._a if isinstance(value, StrictArray) else value
 
     def __getattr__(self, name):
         """NumPy's array methods (reshape, sum, astype, argmax, …) on the data, results wrapped."""
@@ -329,10 +350,10 @@ class StrictArray:
     def __array_function__(self, func, types_, args, kwargs):
         who = f"numpy.{func.__name__}"
         path = "cupy" + func.__module__.removeprefix("numpy")  # as CuPy's: numpy.linalg.norm → cupy.linalg.norm
-        try:
-            entry = member(path, func.__name__) if path in API["modules"] else None
-        except AttributeError:
-            entry = None
+        if path not in API["modules"]:
+            raise TypeError(f"{who} of a device array: {path} is not in tests/cupy_api.json (add it to SUBMODULES in "
+                            "tools/cupy_api.py and rerun that)")
+        entry = API["modules"][path].get(func.__name__)
         if entry is None:
             raise TypeError(f"{who} of a device array: {CUPY} has no {path}.{func.__name__} for its "
                             "__array_function__ to call")
@@ -377,10 +398,15 @@ for _name, _ufunc in [("neg", numpy.negative), ("pos", numpy.positive), ("abs", 
 
 def _cupy_ufunc(name, method, args, kwargs):
     """Refuse what CuPy's ufunc ``name`` refuses: a method it does not implement (NotImplementedError, as CuPy
-    raises), a keyword it does not take (TypeError)."""
+    raises), a keyword it does not take, a list or tuple operand (TypeError)."""
     entry = API["modules"]["cupy"].get(name)
     if entry is None:
         raise TypeError(f"numpy.{name} of a device array: {CUPY} has no {name}")
+    operands = args[:1] + args[2:] if method == "at" else args  # (at's indices may be a tuple)
+    for a in operands:
+        if isinstance(a, (list, tuple)):  # "Universal functions only work with CuPy array or scalar" (NumPy's convert)
+            raise TypeError(f"{CUPY}'s {name}{'' if method == '__call__' else '.' + method}: Unsupported type "
+                            f"{type(a)} (a ufunc takes device arrays and scalars; make it one with asarray)")
     if method == "__call__":
         check_call(name, entry, args, kwargs)
     elif not isinstance(entry, dict) or method not in entry["methods"]:
@@ -402,8 +428,9 @@ class _StrictUfunc:
     def at(self, a, indices, b=None):
         _cupy_ufunc(self.__name__, "at", (a, indices) + (() if b is None else (b,)), {})
         who = f"strict.{self.__name__}.at"
-        args = (_unwrap_index(indices),) + (() if b is None else (_unwrap(b, who),))
-        self._ufunc.at(_unwrap(a, who), *args)
+        a = _unwrap(a, who)
+        args = (_wrap_around(_unwrap_index(indices), a.shape),) + (() if b is None else (_unwrap(b, who),))
+        self._ufunc.at(a, *args)
 
     def reduce(self, *args, **kwargs):
         _cupy_ufunc(self.__name__, "reduce", args, kwargs)

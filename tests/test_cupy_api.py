@@ -13,11 +13,16 @@ from pathlib import Path
 
 import numpy
 import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import minivae as mv
+from minivae._backend import to_numpy, use_cuda_kernels
 
 from minivae.ops import reduce as reduce_ops
 from minivae.ops import unary
 from tests import strict_array
 from tests.strict_array import API, StrictArray, check_call, emulating, strict
+from tests.test_ops_gradcheck import DOMAINS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE_NAMES = {"xp", "cupy", "cp", "cupyx"}      # names that hold an array module wherever they appear
@@ -152,12 +157,43 @@ def test_the_scanner_sees_minivae_array_module_uses():
             "matmul", "clip"} <= found
 
 
+@pytest.mark.parametrize("name", sorted(DOMAINS))
+@settings(max_examples=2, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_every_op_runs_on_the_stand_in_as_on_the_cpu(name, data):
+    """Each registered op's array formula (the CuPy path when the fused kernels are off, and for dtypes they are not built
+    for), forward and VJP on its float64 gradcheck domain, on the strict stand-in: only CuPy's API passes there, and the
+    values and gradients are the CPU's."""
+    fn, inputs, _ = data.draw(DOMAINS[name])
+    cotangent = {}
+
+    def run(device):
+        tensors = [mv.tensor(x.copy(), device=device, requires_grad=x.dtype.kind == "f") for x in inputs]
+        out = fn(*tensors)
+        g = cotangent.setdefault("g", numpy.random.default_rng(5).normal(size=out.shape).astype(out.dtype))
+        if out.requires_grad:
+            out.backward(mv.tensor(g, device=device))
+        grads = [getattr(t.grad, "data", t.grad) for t in tensors if t.grad is not None]
+        return [out.numpy()] + [to_numpy(g) for g in grads]
+
+    expected = run("cpu")
+    with use_cuda_kernels(False), emulating():
+        try:
+            got = run("cuda")
+        except RuntimeError as e:  # a case whose function makes a tensor of its own (on the CPU): not for a device
+            assume("on different devices" not in str(e))
+            raise
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 # ---- planted NumPy-only spellings: the scanner reports each, the stand-in refuses each -----------------------------
 PLANTED = [
     # (function, old text, NumPy-only text, what the scanner says, what the stand-in raises)
     (unary.stable_softplus, "xp.log1p(xp.exp(-xp.abs(x)))", "xp.log1p(xp.exp(-xp.abs(x)), where=x == x, out=None)",
      "cupy 14.2's log1p takes no keyword 'where'", (TypeError, "log1p takes no keyword 'where'")),
-    (unary.stable_softplus, "return xp.maximum(x, 0) +", "return xp.maximum.reduce([x, 0 * x]) +",
+    (unary.stable_softplus, "return xp.maximum(x, 0) +", "return xp.maximum.reduce(xp.stack([x, 0 * x])) +",
      "cupy 14.2's maximum.reduce is not supported", (NotImplementedError, "maximum.reduce is not supported")),
     (unary.stable_sigmoid, "e = xp.exp(-xp.abs(x))", "e = xp.exp(-xp.linalg.vector_norm(x[..., None], axis=-1))",
      "cupy 14.2 has no linalg.vector_norm", (AttributeError, "cupy 14.2 has no linalg.vector_norm")),
@@ -225,6 +261,10 @@ def test_the_stand_in_refuses_what_cupy_lacks():
         numpy.vecdot(a, a)
     with pytest.raises(NotImplementedError, match="maximum.reduce is not supported"):
         numpy.maximum.reduce(a)
+    with pytest.raises(TypeError, match="cupy 14.2's maximum: Unsupported type <class 'list'>"):
+        strict.maximum(a, [0.0, 1.0, 2.0])  # CuPy's ufuncs take device arrays and scalars alone
+    with pytest.raises(TypeError, match="cupy 14.2's add.reduce: Unsupported type <class 'tuple'>"):
+        strict.add.reduce((a, a))
     with pytest.raises(TypeError, match="cupy 14.2's add takes no keyword 'where'"):
         numpy.add(a, 1, where=a > 1)
     # and what CuPy takes still runs, with NumPy's values
@@ -232,6 +272,25 @@ def test_the_stand_in_refuses_what_cupy_lacks():
     numpy.testing.assert_array_equal(strict.add.reduce(a, axis=0, keepdims=True).get(), [[3, 5, 7]])
     numpy.testing.assert_allclose(strict.linalg.norm(a, axis=1).get(), numpy.sqrt([5, 50]))
     assert strict.lib.stride_tricks.as_strided(a, (3,), (8,)).get().tolist() == [0, 1, 2]
+    strict.add.at(a, (numpy.array([0, 0]), numpy.array([1, 1])), 1.0)  # a tuple of indices is at's own
+    assert a.get()[0, 1] == 3.0
+
+
+def test_the_stand_in_wraps_out_of_bounds_array_indices_as_cupy():
+    """CuPy wraps an out-of-bounds integer array index around (mod the axis' size) where NumPy raises IndexError: in a
+    read, a write and ``add.at`` (so a device op fed a bad index gives wrong numbers, not an error; minivae checks indices
+    on the CPU only, ops/more_shape.py ``_check_index``). Ints and in-bounds indices are NumPy's."""
+    x = strict.asarray(numpy.arange(12.0).reshape(3, 4))
+    assert x[numpy.array([1, 5]), 0].get().tolist() == [4.0, 8.0]  # row 5 of 3 is row 2
+    assert x[..., strict.asarray(numpy.array([-5, 4]))].get().tolist() == [[3, 0], [7, 4], [11, 8]]
+    assert x[numpy.array([[True, False, True, False]] * 3)].get().tolist() == [0, 2, 4, 6, 8, 10]
+    with pytest.raises(IndexError):
+        x[3]  # noqa: B018 (an int is checked, as CuPy checks it)
+    y = strict.zeros(3)
+    y[numpy.array([1, 3])] = 10.0
+    assert y.get().tolist() == [10.0, 10.0, 0.0]
+    strict.add.at(y, numpy.array([4, 4, -4]), 1.0)
+    assert y.get().tolist() == [10.0, 12.0, 1.0]
 
 
 def test_the_stand_in_argsort_is_stable_as_cupys():

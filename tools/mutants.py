@@ -2188,6 +2188,30 @@ MUTANTS = [
       [REBAR], "the lab's η* of the wrong sign (the variance's maximum side of the parabola)"),
     # ---- helper-54 end ----
     # ---- helper-55 begin: fix11-cupy-api: every xp call exists in CuPy ----
+    M("cupy-api-name-check-off", "tests/strict_array.py", ('    entry = API["modules"][path].get(name)\n', '    entry = API["modules"][path].get(name, "callable")\n'),
+      ["tests/test_cupy_api.py"], "the stand-in forwards every NumPy name, as before: xp.unstack and xp.linalg.vector_norm pass on the CPU and fail on the first GPU run"),
+    M("cupy-api-keyword-check-off", "tests/strict_array.py", ("    if keywords is not None:\n        for key in kwargs:", "    if keywords is None:\n        for key in kwargs:"),
+      ["tests/test_cupy_api.py"], "keywords unchecked: xp.log1p(..., where=...) and xp.clip(x, min=...) pass the stand-in and the scan"),
+    M("cupy-api-ufunc-methods-all", "tests/strict_array.py", ('    elif not isinstance(entry, dict) or method not in entry["methods"]:', "    elif not isinstance(entry, dict):"),
+      ["tests/test_cupy_api.py"], "every ufunc method taken as implemented: maximum.reduce passes (CuPy raises NotImplementedError)"),
+    M("cupy-api-ndarray-unchecked", "tests/strict_array.py", ("        entry = ndarray_member(name)\n", '        entry = API["ndarray"].get(name)\n'),
+      ["tests/test_cupy_api.py"], "StrictArray forwards every numpy.ndarray attribute: a.itemset, a.sum(where=) pass"),
+    M("cupy-api-required-off-by-one", "tests/strict_array.py", ("(position is None or position >= len(args))", "(position is None or position > len(args))"),
+      ["tests/test_cupy_api.py"], "a required argument right after the given ones counts as given: xp.clip(x, lo) passes (CuPy's a_max has no default)"),
+    M("cupy-api-array-function-unchecked", "tests/strict_array.py", ('        check_call(".".join(path.split(".")[1:] + [func.__name__]), entry, args, kwargs)\n', ""),
+      ["tests/test_cupy_api.py"], "numpy.sum(device_array, where=...) passes, where CuPy's __array_function__ hands the keyword to cupy.sum"),
+    M("cupy-api-closed-kwargs-open", "tools/cupy_api.py", ("    return sorted(keys) if raises and keys else None", "    return None"),
+      ["tests/test_cupy_api.py"], "the generator writes **kwargs for cupy.einsum, whose kwargs are closed: einsum(out=...) would pass"),
+    M("cupy-api-ufunc-takes-lists", "tests/strict_array.py", ('    operands = args[:1] + args[2:] if method == "at" else args', "    operands = ()"),
+      ["tests/test_cupy_api.py"], "the stand-in's ufuncs take a list operand as NumPy's do: xp.maximum(x, [0.0, 1.0]) passes (CuPy: Unsupported type)"),
+    M("cupy-api-indices-raise", "tests/strict_array.py", ("            p = p % shape[axis]\n", "            pass\n"),
+      ["tests/test_cupy_api.py"], "out-of-bounds integer array indices raise IndexError on the stand-in, where CuPy wraps them around"),
+    M("cupy-api-norm-numpy-vector-norm", "minivae/ops/more_reduce.py", ("            y = xp.sqrt((x * x).sum(axis=axes, keepdims=True))", "            y = xp.linalg.vector_norm(x, axis=axes, keepdims=True)"),
+      ["tests/test_cupy_api.py"], "NumPy 2's linalg.vector_norm in the 2-norm (CuPy 14.2 has none): right on the CPU, AttributeError on the GPU"),
+    M("cupy-api-clip-numpy-keywords", "minivae/ops/arith.py", ("        return ctx.xp.clip(x, lo, hi)", "        return ctx.xp.clip(x, min=lo, max=hi)"),
+      ["tests/test_cupy_api.py"], "NumPy 2.1's clip(min=, max=) (CuPy's are a_min, a_max, required): right on the CPU, TypeError on the GPU"),
+    M("cupy-api-logsumexp-max-initial", "minivae/ops/reduce.py", ("    m = x.max(axis=axes, keepdims=True)\n", "    m = x.max(axis=axes, keepdims=True, initial=-numpy.inf)\n"),
+      ["tests/test_cupy_api.py"], "ndarray.max(initial=) (cupy.ndarray.max takes axis, out, keepdims): right on the CPU, TypeError on the GPU; the stand-in alone sees it"),
     # ---- helper-55 end ----
     # ---- helper-56 begin: fix11-erf-vector: vectorized erf, erfc, erfinv, erfcinv kernels ----
     # ---- helper-56 end ----

@@ -12,6 +12,7 @@ import numba
 import numpy
 
 from minivae._cpu import kernel
+from minivae._cpu.vector import erf_erfc
 from minivae.ops.special import BEYOND, HALLEY_STEPS, SQRT_PI_OVER_2
 
 WINITZKI_K = 0.147
@@ -43,9 +44,12 @@ def _inverse(a, q):
 
 @kernel
 def _erf(x, out, complement, divisor):
-    for i in numba.prange(x.size):
-        v = numpy.float64(x[i]) / divisor
-        out[i] = math.erfc(v) if complement else math.erf(v)
+    if complement:  # (two loops: a select in one would leave LLVM to unswitch it)
+        for i in numba.prange(x.size):
+            out[i] = erf_erfc(numpy.float64(x[i]) / divisor)[1]
+    else:
+        for i in numba.prange(x.size):
+            out[i] = erf_erfc(numpy.float64(x[i]) / divisor)[0]
 
 
 @kernel

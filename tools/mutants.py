@@ -2148,6 +2148,22 @@ MUTANTS = [
     # ---- helper-55 begin: fix11-cupy-api: every xp call exists in CuPy ----
     # ---- helper-55 end ----
     # ---- helper-56 begin: fix11-erf-vector: vectorized erf, erfc, erfinv, erfcinv kernels ----
+    M('numba-erf-coefficient-sign', 'minivae/_cpu/vector.py', ('-5.77027029648944159157e-03, -2.84817495755985104766e-02,', '-5.77027029648944159157e-03, 2.84817495755985104766e-02,'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), "a coefficient of erf's fit below 0.84375 with the wrong sign (fdlibm's pp2)"),
+    M('numba-erf-middle-interval-too-long', 'minivae/_cpu/vector.py', ('ERF_SMALL, ERF_MIDDLE, ERFC_NEAR, ERFC_BEYOND = 0.84375, 1.25, 1 / 0.35, 28.0', 'ERF_SMALL, ERF_MIDDLE, ERFC_NEAR, ERFC_BEYOND = 0.84375, 1.375, 1 / 0.35, 28.0'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), 'the fit about 1 used up to 1.375, past the 1.25 it was fitted to'),
+    M('numba-erfc-near-far-swapped', 'minivae/_cpu/vector.py', ('(third[k] if near else fourth[k])', '(fourth[k] if near else third[k])'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), "erfc's two tail fits each used on the other's interval"),
+    M('numba-erf-sign-lost', 'minivae/_cpu/vector.py', ('    return math.copysign(erf_abs, x), erfc', '    return erf_abs, erfc'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), 'erf(−x) = erf(x): the sign of an odd function lost'),
+    M('numba-erfc-cutoff-early', 'minivae/_cpu/vector.py', ('ERF_SMALL, ERF_MIDDLE, ERFC_NEAR, ERFC_BEYOND = 0.84375, 1.25, 1 / 0.35, 28.0', 'ERF_SMALL, ERF_MIDDLE, ERFC_NEAR, ERFC_BEYOND = 0.84375, 1.25, 1 / 0.35, 26.0'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), 'erfc computed as erfc(26) from x = 26 on, where it falls on to 0 only past 27.2'),
+    M('numba-erfc-square-rounded', 'minivae/_cpu/vector.py', ('    z = numpy.int64(numpy.float64(t).view(numpy.int64) & HIGH_32_BITS).view(numpy.float64)', '    z = t'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), "erfc's exponent −x² rounded: off by x²·2⁻⁵³ relatively (hundreds of ulp at x = 27)"),
+    M('numba-erfc-negative-tail-branch', 'minivae/_cpu/vector.py', ('(tail if x > 0 else 2.0 - tail)', '(2.0 - tail if x > 0 else tail)'),
+      kern('vector_erf_and_erfc_are_within_one_and_two_ulp_of_the_exact_value', 'the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), 'the select of erfc(x) and 2 − erfc(−x) the wrong way round'),
+    M('numba-erf-kernel-libm', 'minivae/_cpu/special.py', ('            out[i] = erf_erfc(numpy.float64(x[i]) / divisor)[1]', '            out[i] = math.erfc(numpy.float64(x[i]) / divisor)'),
+      kern('the_erf_kernel_vectorizes'), "the erfc loop back on the C library's scalar erfc: 4× slower, and no test of the values sees it"),
     # ---- helper-56 end ----
     # ---- lead, session 27 ----
     M('einsum-ellipsis-taken-as-leading', 'minivae/ops/einsum.py', ('        start = term.find("...")  # the batch axes follow the letters before "..."', '        start = 0 if "..." in term else -1'),

@@ -46,6 +46,12 @@ def maxnum(typingctx, a, b):
 
 
 @intrinsic
+def sqrt(typingctx, a):
+    """√a, rounded once (NaN below 0), without math.sqrt's call."""
+    return _llvm("llvm.sqrt", (a,))
+
+
+@intrinsic
 def fmuladd(typingctx, a, b, c):
     """a·b + c, as one fused instruction where the machine has one."""
     return _llvm("llvm.fmuladd", (a, b, c))

@@ -52,15 +52,15 @@ def _halley(w, a, q):
 
 
 @numba.njit(error_model="numpy")
-def _roots(a, q, w):
-    """w[i] ← the w ≥ 0 with erf w = a[i] and erfc w = q[i], for a = 1 − q in [0, 1), a exact below ½ and q from ½ on:
+def _roots(a, q, w, n):
+    """w[i] ← the w ≥ 0 with erf w = a[i] and erfc w = q[i], i < n, for a = 1 − q in [0, 1), a exact below ½ and q from ½ on:
     Winitzki's start and the formula's HALLEY_STEPS steps for every element, as the formula (where the C library's
     scalar erf stopped each element once converged). Each step is a loop over the elements: LLVM vectorizes innermost
     loops only, and an element's four steps written out in one loop take minutes to compile."""
-    for i in range(w.size):
+    for i in range(n):
         w[i] = _start(a[i], q[i])
     for _ in range(HALLEY_STEPS):
-        for i in range(w.size):
+        for i in range(n):
             w[i] = _halley(w[i], a[i], q[i])
 
 
@@ -79,11 +79,12 @@ def _erfinv(y, out):
     for block in numba.prange((y.size + BLOCK - 1) // BLOCK):
         start = block * BLOCK
         n = min(BLOCK, y.size - start)
-        a, q, w = numpy.empty(n), numpy.empty(n), numpy.empty(n)
+        # (BLOCK, not n: Numba hoists the arrays out of the loop, each thread's own, reused from block to block)
+        a, q, w = numpy.empty(BLOCK), numpy.empty(BLOCK), numpy.empty(BLOCK)
         for i in range(n):
             a[i] = abs(numpy.float64(y[start + i]))
             q[i] = 1 - a[i]  # exact for a ≥ ½ (Sterbenz)
-        _roots(a, q, w)
+        _roots(a, q, w, n)
         for i in range(n):
             v = numpy.float64(y[start + i])
             # |y| > 1 or NaN: NaN
@@ -95,14 +96,15 @@ def _erfcinv(z, out):
     for block in numba.prange((z.size + BLOCK - 1) // BLOCK):
         start = block * BLOCK
         n = min(BLOCK, z.size - start)
-        a, q, w = numpy.empty(n), numpy.empty(n), numpy.empty(n)
+        # (BLOCK, not n: Numba hoists the arrays out of the loop, each thread's own, reused from block to block)
+        a, q, w = numpy.empty(BLOCK), numpy.empty(BLOCK), numpy.empty(BLOCK)
         for i in range(n):
             v = numpy.float64(z[start + i])
             # −erfinv(z − 1) above 1, z − 1 and 2 − z exact; below, z itself the exact q, where 1 − z would round a small
             # z's digits away
             a[i] = v - 1 if v > 1 else 1 - v
             q[i] = 2 - v if v > 1 else v
-        _roots(a, q, w)
+        _roots(a, q, w, n)
         for i in range(n):
             v = numpy.float64(z[start + i])
             r = -w[i] if v > 1 else w[i]

@@ -2168,8 +2168,8 @@ MUTANTS = [
       ['tests/test_special.py'] + kern('the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), "the start's log of a subnormal q from its bits as if normal: erfcinv of a subnormal z from a wrong start"),
     M('numba-inverse-last-block-skipped', 'minivae/_cpu/special.py', ('    for block in numba.prange((z.size + BLOCK - 1) // BLOCK):', '    for block in numba.prange(z.size // BLOCK):'),
       ['tests/test_special.py'] + kern('the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), "erfcinv's last block of under 512 elements left unwritten (numpy.empty's bytes)"),
-    M('numba-inverse-start-log-unclamped', 'minivae/_cpu/special.py', ('    log_1_minus_a2 = min(_log(q * (1.0 + a)), 0.0)', '    log_1_minus_a2 = _log(q * (1.0 + a))'),
-      ['tests/test_special.py'] + kern('the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), 'log(q·(1 + a)) rounded above 0 for a tiny a: a negative c, and w₀ = √(c/(root + b)) NaN'),
+    M('numba-erfcinv-a-of-the-lower-half', 'minivae/_cpu/special.py', ('            a[i] = v - 1 if v > 1 else 1 - v', '            a[i] = 1 - v'),
+      ['tests/test_special.py'] + kern('the_special_kernels_are_the_formula_to_a_few_ulp_on_both_builds'), "erfcinv's a = 1 − z above 1 too, where it is z − 1 (and −erfinv of it): a negative a"),
     # ---- helper-56 end ----
     # ---- lead, session 27 ----
     M('einsum-ellipsis-taken-as-leading', 'minivae/ops/einsum.py', ('        start = term.find("...")  # the batch axes follow the letters before "..."', '        start = 0 if "..." in term else -1'),

@@ -42,7 +42,9 @@ def float64_inputs():
     k = np.arange(2, 17) / 4
     pieces = np.concatenate([k - 0.125, k + 0.125, k])  # the edges and centres of the Taylor pieces
     edges = np.array([0.4769362762044699, 0.47693627620446987, 33 / 8, np.nextafter(33 / 8, 0), 26.5, 27.2, 27.3])
-    x = np.concatenate([rng.uniform(-6, 6, 20000), rng.uniform(-28, 28, 5000), every_binade(rng), pieces, edges])
+    splits = np.array([0.25, 0.84375, 1.25, 1 / 0.35, 6.0, 28.0])  # the Numba kernels' intervals (fdlibm's), ±1 ulp
+    splits = np.concatenate([splits, np.nextafter(splits, 0), np.nextafter(splits, 30)])
+    x = np.concatenate([rng.uniform(-6, 6, 20000), rng.uniform(-28, 28, 5000), every_binade(rng), pieces, edges, splits])
     return np.concatenate([x, -x])
 
 

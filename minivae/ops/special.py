@@ -23,8 +23,9 @@ erfinv(y)          Winitzki's closed form w₀ (relative error below 3·10⁻³)
 erfcinv(z)         erfinv(1 − z) by the same iteration, with q = z itself for z < 1 (Normal.icdf's lower tail).
 
 These array formulas compute every branch for every element. float32 and float64 arrays go to fused kernels instead:
-with Numba on, minivae/_cpu/special.py (the C library's erf and erfc; the same inverse, stopped once converged), 7-8×
-faster for erf and erfc, 5× for the inverses (benchmarks/special.py); on the GPU, kernels/special.cu, one launch.
+with Numba on, minivae/_cpu/special.py (minivae/_cpu/vector.py's branch-free erf and erfc, which LLVM vectorizes, and the
+same inverse with all four Halley steps on them), 17-100× faster than these formulas on the machine of the README's
+table (benchmarks/special.py); on the GPU, kernels/special.cu, one launch.
 """
 import functools
 import math

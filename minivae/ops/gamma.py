@@ -355,19 +355,31 @@ def gamma_fraction(xp, a, z):
     return h, dh
 
 
+def _branches(xp, a, z):
+    """(series, S, ∂S/∂α, C, ∂C/∂α) for float64 arrays a > 0, z > 0 of one shape: ``series`` where z < α + 1, the
+    series' side; each branch evaluated at every element, on its own side (the other side's elements at a point of
+    it where it converges fast), for ``xp.where`` to choose."""
+    series = z < a + 1
+    s, ds = gamma_series(xp, a, xp.where(series, z, xp.minimum(a, 1.0) * 0.5))
+    c, dc = gamma_fraction(xp, a, xp.where(series, a + 1, z))
+    return series, s, ds, c, dc
+
+
 @quiet
 def standard_gamma_grad(xp, a, z):
     """dz/dα of draws z of Gamma(α, 1) at fixed F(z; α) (module docstring): float64 arrays of one shape."""
     positive = z > 0
     z = xp.where(positive, z, 1.0)
-    series = z < a + 1
-    zs, zf = xp.where(series, z, xp.minimum(a, 1.0) * 0.5), xp.where(series, a + 1, z)  # each branch on its own side
-    s, ds = gamma_series(xp, a, zs)
-    c, dc = gamma_fraction(xp, a, zf)
+    series, s, ds, c, dc = _branches(xp, a, z)
     log_z = xp.log(z)
     low = -(z / a) * (s * (log_z - digamma_positive(xp, a + 1)) + ds)
     high = z * (c * (log_z - digamma_positive(xp, a)) + dc)
     return xp.where(positive, xp.where(series, low, high), 0.0)
+
+
+def _undefined(xp, a, x):
+    """Where P(α, x) is NaN: α < 0, x < 0 or NaN, α = x = 0, α = x = ∞ (torch's)."""
+    return ~((a >= 0) & (x >= 0)) | ((a == 0) & (x == 0)) | (xp.isinf(a) & xp.isinf(x))
 
 
 @quiet
@@ -379,14 +391,11 @@ def incomplete_gamma(xp, a, x):
     (Numerical Recipes §6.2), except Q for α < 1 on the series' side (``small_alpha_q``). The limits, torch's:
     P(α, 0) = 0, P(α, ∞) = 1, P(0, x > 0) = 1, P(∞, x) = 0 (∂P/∂α = 0 at each); NaN for α < 0, x < 0 or NaN, and for
     α = x = 0 or α = x = ∞."""
-    nan = ~((a >= 0) & (x >= 0)) | ((a == 0) & (x == 0)) | (xp.isinf(a) & xp.isinf(x))
+    nan = _undefined(xp, a, x)
     edge = nan | (a == 0) | xp.isinf(a) | (x == 0) | xp.isinf(x)
     p_edge = xp.where((a == 0) | xp.isinf(x), 1.0, 0.0)  # (the rest of the edges: x = 0 or α = ∞, P = 0)
     a, x = xp.where(edge, 1.0, a), xp.where(edge, 1.0, x)
-    series = x < a + 1
-    xs, xf = xp.where(series, x, xp.minimum(a, 1.0) * 0.5), xp.where(series, a + 1, x)  # each branch on its own side
-    s, ds = gamma_series(xp, a, xs)
-    c, dc = gamma_fraction(xp, a, xf)
+    series, s, ds, c, dc = _branches(xp, a, x)
     log_x = xp.log(x)
     e_series = xp.exp(a * log_x - x - lgamma_positive(xp, a + 1))
     e_fraction = xp.exp(a * log_x - x - lgamma_positive(xp, a))
@@ -424,7 +433,7 @@ def small_alpha_q(xp, a, x, log_x):
 def gamma_density(xp, a, x):
     """∂P/∂x = x^{α−1}e^{−x}/Γ(α) at float64 arrays α, x of one shape, its limits included: at x = 0, ∞ for α < 1,
     1 for α = 1, 0 for α > 1; 0 at x = ∞ and for α = 0 or ∞ (P constant there); NaN where P is (incomplete_gamma)."""
-    nan = ~((a >= 0) & (x >= 0)) | ((a == 0) & (x == 0)) | (xp.isinf(a) & xp.isinf(x))
+    nan = _undefined(xp, a, x)
     flat = (a == 0) | xp.isinf(a) | xp.isinf(x)
     safe_a = xp.where(flat | nan, 1.0, a)
     power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(xp.where(nan, 1.0, x)))  # (α − 1)·log x, 0 at α = 1
@@ -441,27 +450,25 @@ class Gammainc(Function):
     float32). torch has no gradient in α (it raises); where it gives NaN for x̄ at a limit (x = 0 with α = 1, x = ∞),
     this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits, as for
     standard_gamma's gradient). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
-    yet).  saves α, x."""
+    yet).  saves α, x in float64, and ∂P/∂α where α needs a gradient (made with P by the same series or fraction)."""
 
     def forward(ctx, a, x, complement=False):
         xp = ctx.xp
         a, x = common((a, x))
-        ctx.save(a=a, x=x, complement=complement)
         shape = numpy.broadcast_shapes(a.shape, x.shape)
         a64, x64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (a, x))
-        p, q, _ = incomplete_gamma(xp, a64, x64)
+        p, q, dp = incomplete_gamma(xp, a64, x64)
+        ctx.save(a64=a64, x64=x64, shapes=(a.shape, x.shape), complement=complement,
+                 dp=dp if ctx.needs_input_grad[0] else None)
         return (q if complement else p).astype(a.dtype)
 
     def backward(ctx, g):
-        xp, a, x = ctx.xp, ctx.a, ctx.x
-        shape = numpy.broadcast_shapes(a.shape, x.shape)
-        a64, x64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (a, x))
         sign = -1.0 if ctx.complement else 1.0
         ga = gx = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(g * (sign * incomplete_gamma(xp, a64, x64)[2]).astype(g.dtype), a.shape)
+            ga = unbroadcast(g * (sign * ctx.dp).astype(g.dtype), ctx.shapes[0])
         if ctx.needs_input_grad[1]:
-            gx = unbroadcast(g * (sign * gamma_density(xp, a64, x64)).astype(g.dtype), x.shape)
+            gx = unbroadcast(g * (sign * gamma_density(ctx.xp, ctx.a64, ctx.x64)).astype(g.dtype), ctx.shapes[1])
         return ga, gx
 
 

@@ -40,12 +40,11 @@ References:
 import math
 import numbers
 
-import numpy
-
 from minivae import ops
 from minivae._backend import get_array_module
 from minivae.distributions import (Bernoulli, Categorical, Independent, OneHotCategorical, RelaxedBernoulli,
                                    RelaxedOneHotCategorical)
+from minivae.distributions.relaxed_bernoulli import clamp_unit
 from minivae.engine import Tensor, array_function, as_tensor
 from minivae.objectives import _count, enumerate_one_hot
 from minivae.ops.binary_concrete import logistic_noise
@@ -243,8 +242,7 @@ def _relax(z, temperature, binary):
     """σ_λ(z): σ(z/λ) clamped to [ε, 1 − ε] (RelaxedBernoulli's range), or softmax(z/λ) over the last axis."""
     if not binary:
         return ops.softmax(z, axis=-1, temperature=temperature)
-    eps = float(numpy.finfo(z.dtype).eps)
-    return ops.clip(ops.sigmoid(z / temperature), eps, 1 - eps)
+    return clamp_unit(ops.sigmoid(z / temperature))
 
 
 def rebar(f, q, sample_shape=(), rng=None, temperature=0.5, eta=1.0):

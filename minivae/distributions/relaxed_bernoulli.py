@@ -69,6 +69,13 @@ class LogitRelaxedBernoulli(Distribution):
         return f"{type(self).__name__}(temperature={self.temperature}, batch_shape={self.batch_shape})"
 
 
+def clamp_unit(y):
+    """y clamped to [ε, 1 − ε], ε its dtype's machine epsilon (torch's clamp of the Binary Concrete's samples and of the
+    values its density takes: log y and log(1 − y) stay finite)."""
+    eps = float(numpy.finfo(y.dtype).eps)
+    return ops.clip(y, eps, 1 - eps)
+
+
 class RelaxedBernoulli(LogitRelaxedBernoulli):
     r"""The Binary Concrete on [0, 1] (Maddison et al.'s BinConcrete(α = eˡ, λ = τ)): y = σ((l + L)/τ).
 
@@ -91,9 +98,8 @@ class RelaxedBernoulli(LogitRelaxedBernoulli):
         would turn l + L ∈ (0, 2⁻²³·τ) to 0 in float32; P(l + L > 0) = P(L > −l) = σ(l), so z is an exact
         Bernoulli(σ(l)) draw, 0 or 1 in the logits' dtype. y − y.detach() is 0 exactly (NaN where y is), so z's
         values are kept; (z + y) − y.detach() would round them. Not in torch (it has no hard relaxed Bernoulli)."""
-        eps = float(numpy.finfo(self.logits.dtype).eps)
         noise = self._logistic(sample_shape, rng, uniforms)
-        y = ops.clip(ops.sigmoid(self._scaled(noise)), eps, 1 - eps)
+        y = clamp_unit(ops.sigmoid(self._scaled(noise)))
         if not hard:
             return y
         z = array_function(lambda logits, noise: (logits + noise > 0).astype(logits.dtype), self.logits, noise)
@@ -103,7 +109,6 @@ class RelaxedBernoulli(LogitRelaxedBernoulli):
         value = as_value(value, self.logits)
         if value.dtype.kind != "f":
             value = value.astype(self.logits.dtype)
-        eps = float(numpy.finfo(value.dtype).eps)
-        y = ops.clip(value, eps, 1 - eps)
+        y = clamp_unit(value)
         log_y, log_1my = ops.log(y), ops.log1p(-y)
         return super().log_prob(log_y - log_1my) - log_y - log_1my

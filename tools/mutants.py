@@ -1624,7 +1624,7 @@ MUTANTS = [
       ['tests/distributions/test_relaxed_bernoulli.py::test_log_probs_are_the_papers_densities'], "the logistic density's denominator (1 + eᵈ) not squared"),
     M('relaxed-bernoulli-no-log-tau', 'minivae/distributions/relaxed_bernoulli.py', ('        return live(math.log, self.temperature) + diff - 2 * ops.softplus(diff)', '        return diff - 2 * ops.softplus(diff)'),
       ['tests/distributions/test_relaxed_bernoulli.py::test_log_probs_are_the_papers_densities'], "log τ left out of the density (the Jacobian of x = (l + L)/τ)"),
-    M('relaxed-bernoulli-noise-negated', 'minivae/distributions/relaxed_bernoulli.py', ('lambda u: xp.log(u) - xp.log1p(-u)', 'lambda u: xp.log1p(-u) - xp.log(u)'),
+    M('relaxed-bernoulli-noise-negated', 'minivae/distributions/relaxed_bernoulli.py', ('lambda u: logistic_noise(xp, u)', 'lambda u: -logistic_noise(xp, u)'),
       ['tests/distributions/test_relaxed_bernoulli.py::test_rsample_is_the_formula_of_the_generators_uniforms_and_its_gradient'], "logistic noise −logit(u): the same law, other draws than the seed's"),
     M('relaxed-bernoulli-jacobian-sign', 'minivae/distributions/relaxed_bernoulli.py', ('        return super().log_prob(log_y - log_1my) - log_y - log_1my', '        return super().log_prob(log_y - log_1my) + log_y + log_1my'),
       ['tests/distributions/test_relaxed_bernoulli.py::test_log_probs_are_the_papers_densities'], "the Jacobian of y = σ(x) with the wrong sign"),

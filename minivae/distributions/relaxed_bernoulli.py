@@ -7,6 +7,7 @@ from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, as_value, logits_from
 from minivae.engine import array_function
+from minivae.ops.binary_concrete import logistic_noise
 from minivae.ops.softmax import check_temperature
 from minivae.plan import live
 from minivae.random import resolve
@@ -52,7 +53,7 @@ class LogitRelaxedBernoulli(Distribution):
         if uniforms is None:
             uniforms = resolve(rng).uniform(self._extended(sample_shape), logits.dtype, device=logits.device)
         xp = logits.xp
-        return array_function(lambda u: xp.log(u) - xp.log1p(-u), as_value(uniforms, logits))
+        return array_function(lambda u: logistic_noise(xp, u), as_value(uniforms, logits))
 
     def rsample(self, sample_shape=(), rng=None, uniforms=None):
         """(l + L)/τ; pass ``uniforms`` (in (0, 1)) to fix the noise (then ``rng`` is not needed)."""

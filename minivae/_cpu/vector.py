@@ -156,6 +156,9 @@ def dot_any_order(u, v):
 # from it: FreeBSD's msun, musl, glibc). Its coefficients are minimax rational approximations fitted by Remez's algorithm
 # (their errors against mpmath, on 2000 points: below 2^−55.8 for the first below, 2^−58.2 for the others); below they
 # are in Horner's order, the highest power first, fdlibm's names in the comments.
+# The coefficients are fdlibm's, whose notice comes with them: "Copyright (C) 1993 by Sun Microsystems, Inc. All rights
+# reserved. Developed at SunPro, a Sun Microsystems, Inc. business. Permission to use, copy, modify, and distribute this
+# software is freely granted, provided that this notice is preserved."
 #   |x| < 0.84375          erf x = x + x·P(v)/Q(v), v = x²        P/Q ≈ erf(x)/x − 1 (pp0…pp4 / 1, qq1…qq5)
 #   0.84375 ≤ |x| < 1.25   erf x = ERX + P(v)/Q(v), v = |x| − 1   P/Q ≈ erf(1 + v) − ERX (pa0…pa6 / 1, qa1…qa6)
 #   1.25 ≤ |x| < 1/0.35    erfc x = e^{−x² − 0.5625 + R(s)/S(s)}/x, s = 1/x²   R/S ≈ log(x·erfc x) + x² + 0.5625

@@ -2272,6 +2272,15 @@ MUTANTS = [
       ['tests/test_ops_more.py::test_einsum_matches_torch_values_and_gradients'], "a size-1 batch axis not broadcast: parse refuses '...,...' of (3, 1) and (1, 4)"),
     M('einsum-ellipsis-implicit-output-drops-batch', 'minivae/ops/einsum.py', ('        out = letters + "".join(sorted(', '        out = "".join(sorted('),
       ['tests/test_ops_more.py::test_einsum_ellipsis_values_are_numpys'], "'...ji' without '->' sums the batch axes away instead of keeping them first"),
+    # ---- helper-57 begin: fix11-mvn: MultivariateNormal and the linear algebra under it ----
+    # ---- helper-57 end ----
+    # ---- helper-58 begin: fix11-mog-prior: MixtureSameFamily and a learned mixture prior ----
+    # ---- helper-58 end ----
+    # ---- helper-59 begin: fix11-dists: more of torch's distributions ----
+    # ---- helper-59 end ----
+    # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
+    # ---- helper-60 end ----
+    # ---- lead, session 28 ----
 ]
 
 def copy_tree(dst):

@@ -16,6 +16,9 @@ value, not ⌈n/4⌉), and value i's round r uses the block of counter words (lo
 ordinary block c + i, rounds ≥ 1 collide with no other draw. Its words: w₀, w₁ Box–Muller's first normal
 √(−2 log u₀)·cos(2πu₁), w₂ the acceptance uniform, w₃ the boost uniform of α < 1 (each u = (w + ½)·2⁻³², float64).
 So value i depends only on (seed, c + i, αᵢ), and a GPU thread runs its own loop (kernels/gamma.cu).
+Poisson draws (minivae.distributions.poisson.poisson_draws, and so NegativeBinomial's sample after its Gamma
+draw) take the same layout, n blocks for n values: round r's block (lo(c + i), hi(c + i), r, 0), its w₀ the
+inversion's uniform (λ < 10, round 0 only) or PTRS's U + ½, and w₁ PTRS's V.
 
 ``uniform``, ``normal`` and ``gumbel`` take ``device=``: on "cuda" the values are made on the GPU
 (kernels/random.cu through minivae._gpu.random, or these same formulas on CuPy arrays when the

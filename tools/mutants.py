@@ -2011,7 +2011,7 @@ MUTANTS = [
       ['tests/test_gamma_stream.py::test_a_gamma_rsample_and_its_backward_on_the_device_are_one_launch_each_and_copy_nothing'], "the draw's array rounds on the GPU: a copy to the host every round"),
     M('gamma-grad-formula-on-the-device', 'minivae/ops/gamma.py', ('        kernel = ctx.fused("gamma", ctx.z)  # (kernels', '        kernel = None  # (kernels'),
       ['tests/test_gamma_stream.py::test_a_gamma_rsample_and_its_backward_on_the_device_are_one_launch_each_and_copy_nothing'], "the gradient's array formula on the GPU: a copy to the host every 25 terms"),
-    M('gamma-replay-same-counter', 'minivae/distributions/gamma.py', ('                c = counter.value if first else counter.resolve()', '                c = counter.value'),
+    M('gamma-replay-same-counter', 'minivae/distributions/gamma.py', ('            c = counter.value if first else counter.resolve()', '            c = counter.value'),
       ['tests/test_gamma_stream.py::test_plans_replay_gamma_family_rsamples_as_the_eager_steps'], "a replayed step's Gamma draws are the recorded step's again"),
     M('numba-gamma-round-word-fixed', 'minivae/_cpu/gamma.py', ('philox_round(block, numpy.uint64(r), k0, k1)', 'philox_round(block, numpy.uint64(0), k0, k1)'),
       ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "the Numba draw's rounds all draw round 0's block: a rejected element never accepts (NaN)"),
@@ -2281,6 +2281,22 @@ MUTANTS = [
     # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
+    M('poisson-ptrs-acceptance-factorial', 'minivae/distributions/poisson.py', ('lgamma_positive(xp, xp.maximum(k, 0.0) + 1)', 'lgamma_positive(xp, xp.maximum(k, 0.0) + 2)'),
+      ['tests/distributions/test_poisson.py::test_poisson_draws_follow_the_distribution_on_both_sides_of_the_switch'], "PTRS's acceptance test with log (k + 1)! for log k!"),
+    M('poisson-inversion-term', 'minivae/distributions/poisson.py', ('p = p * ls / step', 'p = p * ls / (step + 1)'),
+      ['tests/distributions/test_poisson.py::test_poisson_draws_follow_the_distribution_on_both_sides_of_the_switch'], "the inversion's terms λᵏ/(k+1)! instead of λᵏ/k!"),
+    M('poisson-same-block-every-round', 'minivae/distributions/poisson.py', ('w = uniforms(pending, r)', 'w = uniforms(pending, 0)'),
+      ['tests/distributions/test_poisson.py::test_poisson_draws_follow_the_distribution_on_both_sides_of_the_switch'], "every PTRS round reads round 0's block: a rejected element is rejected again, NaN"),
+    M('poisson-log-prob-factorial', 'minivae/distributions/poisson.py', ('self.rate - ops.lgamma(k + 1))', 'self.rate - ops.lgamma(k))'),
+      ['tests/distributions/test_poisson.py::test_poisson_probabilities_are_the_formula_and_sum_to_one_with_its_moments'], 'log k! as lgamma(k), not lgamma(k + 1)'),
+    M('poisson-kl-no-q-rate', 'minivae/distributions/kl.py', ('xlogy(p.rate, q.rate) - p.rate + q.rate', 'xlogy(p.rate, q.rate) - p.rate'),
+      ['tests/distributions/test_poisson.py::test_kl_is_the_sum_over_counts'], 'KL(Poisson ‖ Poisson) without + λ_q'),
+    M('nb-log-prob-swapped', 'minivae/distributions/poisson.py', ('lp = r * log_q + k * log_p', 'lp = r * log_p + k * log_q'),
+      ['tests/distributions/test_poisson.py::test_negative_binomial_probabilities_are_the_formula_and_sum_to_one_with_its_moments'], 'r·log p + k·log(1 − p): successes and failures swapped'),
+    M('nb-sample-rate-inverted', 'minivae/distributions/poisson.py', ('rate = g * ops.exp(self.logits)', 'rate = g * ops.exp(-self.logits)'),
+      ['tests/distributions/test_poisson.py::test_negative_binomial_draws_follow_the_distribution'], "the Gamma mixture's scale e^{−l}: the odds inverted"),
+    M('poisson-negative-rate-allowed', 'minivae/distributions/distribution.py', ('if name in nonnegative and not ((t.data >= 0)', 'if name in nonnegative and not ((t.data >= -1)'),
+      ['tests/distributions/test_poisson.py::test_bad_parameters_are_refused_naming_them'], 'a rate of −0.5 accepted'),
 ]
 
 def copy_tree(dst):

@@ -53,17 +53,19 @@ def on_one_device(params, given):
     return [p.to(device) if on_host else p for p, on_host in zip(params, host)]
 
 
-def checked_params(given, names, who, positive):
+def checked_params(given, names, who, positive, nonnegative=()):
     """(tensors, batch_shape, dtype) of a distribution's parameters: as_params' tensors, constants a user passes checked
-    (see ``checkable``: those named in ``positive`` finite and > 0, the others not NaN; NaN fails ``> 0``, so one
-    comparison with each bound covers NaN and ±inf), put on one device, their broadcast shape (no arithmetic on the
-    data), and their result dtype (float32 loc with a float64 scale draws float64 noise)."""
+    (see ``checkable``: those named in ``positive`` finite and > 0, in ``nonnegative`` finite and ≥ 0, the others not
+    NaN; NaN fails ``> 0``, so one comparison with each bound covers NaN and ±inf), put on one device, their broadcast
+    shape (no arithmetic on the data), and their result dtype (float32 loc with a float64 scale draws float64 noise)."""
     params = as_params(given, names, who)
     for name, t in zip(names, params):
         if not checkable(t):
             continue
         if name in positive and not ((t.data > 0) & (t.data < numpy.inf)).all():
             raise ValueError(f"{who}: {name} must be > 0 and finite (not NaN or inf)")
+        if name in nonnegative and not ((t.data >= 0) & (t.data < numpy.inf)).all():
+            raise ValueError(f"{who}: {name} must be >= 0 and finite (not NaN or inf)")
         if name not in positive and numpy.isnan(t.data).any():
             raise ValueError(f"{who}: {name} must not be NaN")
     params = on_one_device(params, given)

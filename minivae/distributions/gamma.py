@@ -82,17 +82,26 @@ def gamma_rsample(rng, concentration, shape, dtype, draws=None):
     draws the next values, as the eager step, and a CUDA graph moves the generator by the draw's blocks."""
     if draws is None:
         device, rng = concentration.device, resolve(rng)
-        counter = drawn_counter(rng, math.prod(shape))
-        first = [True]  # a live counter: the recorded call takes its value, each replay the next counter
-
-        def draw(a):
-            c = counter
-            if isinstance(counter, Live):
-                c = counter.value if first else counter.resolve()
-                first.clear()
-            return standard_gamma_draws(rng, a, shape, dtype, device, c)
-        draws = array_function(draw, concentration)
+        draws = counted_draw(rng, math.prod(shape), lambda a, c: standard_gamma_draws(rng, a, shape, dtype, device, c),
+                             concentration)
     return ops.standard_gamma(concentration, draws)
+
+
+def counted_draw(rng, blocks, draw, *tensors):
+    """draw(*arrays, counter) of the ``tensors``' arrays as one array function, its counter that of ``blocks`` Philox
+    blocks of ``rng`` (``drawn_counter``): while a step plan records, the counter is live, the recorded call takes its
+    value and each replay the next, so that a replay draws afresh as the eager step does (and a CUDA graph moves the
+    generator by the draw's blocks)."""
+    counter = drawn_counter(rng, blocks)
+    first = [True]
+
+    def call(*arrays):
+        c = counter
+        if isinstance(counter, Live):
+            c = counter.value if first else counter.resolve()
+            first.clear()
+        return draw(*arrays, c)
+    return array_function(call, *tensors)
 
 
 def xlogy(c, x):

@@ -5,7 +5,7 @@ The pairs, each torch's formula unless said otherwise (p ‖ q):
     ContinuousBernoulli ‖ ContinuousBernoulli, Laplace ‖ Laplace, Uniform ‖ Uniform, Independent ‖ Independent,
     Normal ‖ Laplace, Laplace ‖ Normal, Uniform ‖ Normal, ContinuousBernoulli ‖ Normal, ContinuousBernoulli ‖ Uniform,
     Uniform ‖ ContinuousBernoulli, Gamma ‖ Gamma, Exponential ‖ Exponential, Exponential ‖ Gamma, Beta ‖ Beta,
-    Dirichlet ‖ Dirichlet, and +∞ for Normal ‖ Uniform and Laplace ‖ Uniform (p's support is not q's).
+    Dirichlet ‖ Dirichlet, Poisson ‖ Poisson, and +∞ for Normal ‖ Uniform and Laplace ‖ Uniform (p's support is not q's).
 ``kl_divergence`` takes the most specific registered pair of types (as torch's: by p's class, then q's, along their
 MROs), so a pair registered for subclasses wins over one for their bases whatever the order of registration.
 """
@@ -23,10 +23,11 @@ from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
-from minivae.distributions.gamma import Gamma
+from minivae.distributions.gamma import Gamma, xlogy
 from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
 from minivae.distributions.normal import Normal
+from minivae.distributions.poisson import Poisson
 from minivae.distributions.uniform import Uniform
 from minivae.engine import array_function
 
@@ -280,6 +281,13 @@ def _kl_dirichlet_dirichlet(p, q):
     s_p = a_p.sum(axis=-1, keepdims=True)
     return (ops.lgamma(s_p.sum(axis=-1)) - ops.lgamma(a_q.sum(axis=-1)) - (ops.lgamma(a_p) - ops.lgamma(a_q)).sum(axis=-1)
             + ((a_p - a_q) * (ops.digamma(a_p) - ops.digamma(s_p))).sum(axis=-1))
+
+
+@register_kl(Poisson, Poisson)
+def _kl_poisson_poisson(p, q):
+    """λ_p log(λ_p/λ_q) − λ_p + λ_q, as λ_p·log λ_p − λ_p·log λ_q (x·log y as torch.xlogy): λ_q where λ_p = 0 (torch:
+    NaN), +∞ where λ_q = 0 < λ_p."""
+    return xlogy(p.rate, p.rate) - xlogy(p.rate, q.rate) - p.rate + q.rate
 
 
 def mc_kl(p, q, n, rng):

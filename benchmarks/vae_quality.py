@@ -55,6 +55,9 @@ def main():
     p.add_argument("--z-dim", type=int, default=50)
     p.add_argument("--n-latent", type=int, default=200, help="bernoulli: binary latents (NVIL's 200)")
     p.add_argument("--hidden", default="512,256")
+    p.add_argument("--arch", choices=["mlp", "conv"], default="mlp",
+                   help="conv: 4×4 convolutions of stride 2 before the hidden layers, transposed ones after")
+    p.add_argument("--channels", help="conv: channel counts, comma-separated (default 32,64)")
     p.add_argument("--activation", default="relu", help="relu, tanh, softplus or gated (GatedLinear hidden layers)")
     p.add_argument("--warmup-epochs", type=int, default=0, help="KL weight β rises linearly from 0 to 1 over these epochs")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation ELBO")
@@ -82,7 +85,8 @@ def main():
     if args.limit:
         data = data.limit(args.limit)
     estimator = args.estimator or {"elbo": "gumbel_softmax", "iwae": "reinforce"}[args.objective]
-    objective = dict(objective=args.objective, samples=args.samples)
+    objective = dict(objective=args.objective, samples=args.samples, arch=args.arch,
+                     channels=tuple(int(c) for c in args.channels.split(",")) if args.channels else None)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     rng = Generator(args.seed)
     if args.model == "gaussian":

@@ -18,7 +18,8 @@ from minivae.plan import PlanError, compile_step
 from minivae.random import manual_seed
 
 __version__ = "0.1.0"
-_LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives", "estimators", "training", "plan")
+_LAZY = ("nn", "optim", "distributions", "random", "data", "models", "objectives", "estimators", "training", "plan",
+         "autograd")
 __all__ = ["Function", "Tensor", "tensor", "as_tensor", "backward", "no_grad", "is_grad_enabled", "ops", "functional",
            "gradcheck", "GradcheckError", "OPS", "info", "manual_seed", "set_float32_matmul_precision",
            "get_float32_matmul_precision", "compile_step", "PlanError",

@@ -556,6 +556,41 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
     """Accumulate Σ_k d(tensors[k])/d(leaf) · grad_tensors[k] into ``leaf.grad`` for every leaf that
     requires gradients, in one pass over the graph (as ``torch.autograd.backward``): a node shared by
     several roots runs its VJP once. A grad defaults to 1 for a one-element tensor."""
+    _backpropagate(tensors, grad_tensors, retain_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=False, allow_unused=False):
+    """(Σ_k d(outputs[k])/d(input) · grad_outputs[k] for each input), as ``torch.autograd.grad``: tensors with no
+    gradient of their own, and no ``.grad`` anywhere changed. Only the VJPs of the nodes between the inputs and the
+    outputs run. An input need not be a leaf; one that does not require grad is refused, and one the outputs do not
+    depend on is too unless ``allow_unused`` (then its gradient is None). ``outputs``/``inputs``: a tensor or a
+    sequence of them; the result is always a tuple."""
+    if create_graph:
+        raise NotImplementedError("grad(create_graph=True): minivae's VJPs are array code, not ops on tensors, so "
+                                  "a gradient has no graph to differentiate again (no second derivatives)")
+    _refuse_while_recording("autograd.grad (a step plan records backward() into .grad)")
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad(): input {i} does not require grad (it has no gradient to find)")
+    found = _backpropagate(outputs, grad_outputs, retain_graph, targets={id(t) for t in inputs})
+    out = []
+    for i, t in enumerate(inputs):
+        g = found.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad(): input {i} was not used to compute the outputs; pass allow_unused=True "
+                               "to get None for it")
+        out.append(None if g is None else Tensor(g))
+    return tuple(out)
+
+
+def _backpropagate(tensors, grad_tensors=None, retain_graph=False, targets=None):
+    """The backward pass of ``backward`` (``targets`` None: every leaf's and retained tensor's ḡ accumulated
+    into its ``.grad``) or of ``grad`` (``targets``, a set of ids: their ḡ returned as {id: array}, nothing
+    stored, and only the VJPs of nodes with a target upstream run)."""
     if grad_tensors is None:
         grad_tensors = [None] * len(tensors)
     if len(grad_tensors) != len(tensors):
@@ -570,6 +605,12 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         _keep(stored, g)
         grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
     order = _topological_order(tensors)
+    # feeding: the nodes whose VJP reaches a target (an input of grad), found in order, inputs before their uses
+    feeding, found = set(), {}
+    if targets is not None:
+        for node in order:
+            if any(id(p) in targets or id(p) in feeding for p in node._parents if p.requires_grad):
+                feeding.add(id(node))
     # A node of several outputs runs its VJP once, at the last of its outputs in this order: by
     # then every use of every output has passed its gradient on.
     outputs_left = {}
@@ -579,13 +620,17 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
     pending = {}
     for node in reversed(order):
         g = grads.pop(id(node), None)
-        if g is not None and (node._ctx is None or node._retain):
+        if targets is not None:
+            if g is not None and id(node) in targets:
+                found[id(node)] = _own(g, stored)  # (not the caller's ḡ, nor a view another result shares)
+                _keep(stored, found[id(node)])
+        elif g is not None and (node._ctx is None or node._retain):
             node.grad = _own(g, stored) if node.grad is None else _add(node.grad, g)
             _keep(stored, node.grad)
             if _recorder is not None:
                 _recorder.set_grad(node, node.grad)
         ctx = node._ctx
-        if ctx is None:
+        if ctx is None or (targets is not None and id(node) not in feeding):
             continue
         if ctx.n_outputs > 1:
             slots = pending.setdefault(id(ctx), [None] * ctx.n_outputs)
@@ -609,6 +654,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
                 grads[id(parent)] = gp if id(parent) not in grads else _add(grads[id(parent)], gp)
         if not retain_graph:
             ctx.release()
+    return found
 
 
 def _add(a, b):

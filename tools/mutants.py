@@ -2281,6 +2281,12 @@ MUTANTS = [
     # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
+    M('grad-runs-every-vjp', 'minivae/engine.py', ('if ctx is None or (targets is not None and id(node) not in feeding):', 'if ctx is None:'),
+      ['tests/test_autograd_grad.py::test_only_the_vjps_between_inputs_and_outputs_run'], 'grad() runs the VJPs of nodes no input is upstream of'),
+    M('grad-stops-at-an-input', 'minivae/engine.py', ('                _keep(stored, found[id(node)])\n', '                _keep(stored, found[id(node)])\n                continue\n'),
+      ['tests/test_autograd_grad.py::test_an_intermediate_input_gets_the_gradient_of_the_outputs_in_it'], "an input's ḡ is not passed on to the inputs upstream of it"),
+    M('grad-also-fills-dot-grad', 'minivae/engine.py', ('        elif g is not None and (node._ctx is None or node._retain):', '        if g is not None and (node._ctx is None or node._retain):'),
+      ['tests/test_autograd_grad.py::test_grad_equals_backwards_gradients_and_touches_no_grad'], "grad() accumulates into the leaves' .grad as backward() does"),
     M('poisson-ptrs-acceptance-factorial', 'minivae/distributions/poisson.py', ('lgamma_positive(xp, xp.maximum(k, 0.0) + 1)', 'lgamma_positive(xp, xp.maximum(k, 0.0) + 2)'),
       ['tests/distributions/test_poisson.py::test_poisson_draws_follow_the_distribution_on_both_sides_of_the_switch'], "PTRS's acceptance test with log (k + 1)! for log k!"),
     M('poisson-inversion-term', 'minivae/distributions/poisson.py', ('p = p * ls / step', 'p = p * ls / (step + 1)'),

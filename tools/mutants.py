@@ -2281,6 +2281,8 @@ MUTANTS = [
     # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
+    M('poisson-draws-into-a-host-array', 'minivae/distributions/poisson.py', ('    out = xp.full(n, numpy.nan)', '    out = numpy.full(n, numpy.nan)'),
+      ['tests/distributions/test_every_distribution_on_the_device.py::test_the_device_computes_what_the_cpu_computes_and_copies_nothing_back'], 'Poisson draws written into a NumPy array: each device round copied to the host'),
     M('grad-runs-every-vjp', 'minivae/engine.py', ('if ctx is None or (targets is not None and id(node) not in feeding):', 'if ctx is None:'),
       ['tests/test_autograd_grad.py::test_only_the_vjps_between_inputs_and_outputs_run'], 'grad() runs the VJPs of nodes no input is upstream of'),
     M('grad-stops-at-an-input', 'minivae/engine.py', ('                _keep(stored, found[id(node)])\n', '                _keep(stored, found[id(node)])\n                continue\n'),

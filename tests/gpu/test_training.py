@@ -35,6 +35,7 @@ def test_categorical_samples_equal_on_both_devices():
 def _train(kind, estimator, device, steps=4):
     rng = Generator(0)
     model = (GaussianVAE(x_dim=784, hidden=(64, 32), z_dim=8, rng=rng) if kind == "gaussian" else
+             GaussianVAE(x_dim=784, hidden=(32,), z_dim=8, arch="conv", channels=(8, 16), rng=rng) if kind == "conv" else
              BernoulliVAE(x_dim=784, hidden=(64, 32), n_latent=12, estimator=estimator, rng=rng) if kind == "bernoulli" else
              CategoricalVAE(x_dim=784, hidden=(64, 32), n_latent=6, n_categories=5, estimator=estimator, rng=rng))
     model.to(device)
@@ -53,7 +54,8 @@ def _train(kind, estimator, device, steps=4):
 @pytest.mark.parametrize("kind,estimator", [("gaussian", None), ("categorical", "gumbel_softmax"),
                                             ("categorical", "straight_through"), ("categorical", "reinforce"),
                                             ("bernoulli", "gumbel_softmax"), ("bernoulli", "straight_through"),
-                                            ("bernoulli", "reinforce")])
+                                            ("bernoulli", "reinforce"), ("conv", None), ("categorical", "rebar"),
+                                            ("bernoulli", "rebar")])
 def test_training_steps_on_the_gpu_match_the_cpu(kind, estimator):
     cpu_losses, cpu = _train(kind, estimator, "cpu")
     gpu_losses, gpu = _train(kind, estimator, "cuda")

@@ -200,7 +200,7 @@ def _lift(inputs):
 class Tensor:
     """An n-dimensional array that records how it was computed."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index", "_counter")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_parents", "_retain", "_index", "_counter", "_hooks")
     __array_priority__ = 1000  # ``ndarray + Tensor`` defers to Tensor.__radd__
     __hash__ = object.__hash__  # ``==`` is elementwise, identity stays hashable
 
@@ -211,7 +211,7 @@ class Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
         self.requires_grad = requires_grad
-        self.grad, self._ctx, self._parents, self._retain, self._index = None, None, (), False, 0
+        self.grad, self._ctx, self._parents, self._retain, self._index, self._hooks = None, None, (), False, 0, None
         self._counter = [0]  # in-place changes, shared with the tensors that view the same memory (_check_versions)
 
     @property
@@ -232,6 +232,19 @@ class Tensor:
         """Keep ``.grad`` on this non-leaf tensor after backward (to study it)."""
         self._retain = True
         return self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient (a tensor of no gradient) each time a backward pass or
+        ``autograd.grad`` has found all of it, before it is stored in ``.grad`` or passed on to the inputs; a tensor
+        it returns replaces the gradient (None keeps it). Hooks run in the order registered. Returns a handle whose
+        ``remove()`` takes the hook off, as torch's."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook on a tensor that does not require grad (no gradient will reach it)")
+        if self._hooks is None:
+            self._hooks = {}
+        key = max(self._hooks, default=-1) + 1
+        self._hooks[key] = hook
+        return _HookHandle(self._hooks, key)
 
     # ---- plain attributes ----------------------------------------------------------
     @property
@@ -620,6 +633,8 @@ def _backpropagate(tensors, grad_tensors=None, retain_graph=False, targets=None)
     pending = {}
     for node in reversed(order):
         g = grads.pop(id(node), None)
+        if g is not None and node._hooks:
+            g = _run_hooks(node, g)
         if targets is not None:
             if g is not None and id(node) in targets:
                 found[id(node)] = _own(g, stored)  # (not the caller's ḡ, nor a view another result shares)
@@ -655,6 +670,30 @@ def _backpropagate(tensors, grad_tensors=None, retain_graph=False, targets=None)
         if not retain_graph:
             ctx.release()
     return found
+
+
+class _HookHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook off (a second remove does nothing)."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
+def _run_hooks(node, g):
+    """ḡ of ``node`` after its hooks (``register_hook``), each given the one before's result."""
+    _refuse_while_recording("a tensor hook (Python that a replay would not run)")
+    for hook in list(node._hooks.values()):
+        out = hook(Tensor(g))
+        if out is None:
+            continue
+        new = node.xp.asarray(_on_device_of(node, out, "a hook's gradient"), dtype=node.dtype)
+        if new.shape != node.shape:
+            raise RuntimeError(f"a hook returned a gradient of shape {new.shape} for a tensor of shape {node.shape}")
+        g = new
+    return g
 
 
 def _add(a, b):

@@ -2281,6 +2281,10 @@ MUTANTS = [
     # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
+    M('hook-result-ignored', 'minivae/engine.py', ('        g = new\n    return g', '    return g'),
+      ['tests/test_hooks.py::test_a_hook_sees_the_whole_gradient_once_and_its_result_flows_on'], "a hook's returned gradient is dropped"),
+    M('hooks-run-last-first', 'minivae/engine.py', ('for hook in list(node._hooks.values()):', 'for hook in list(node._hooks.values())[::-1]:'),
+      ['tests/test_hooks.py::test_hooks_run_in_order_on_leaves_and_in_autograd_grad_and_remove_takes_one_off'], 'hooks run in the reverse of the order registered'),
     M('poisson-draws-into-a-host-array', 'minivae/distributions/poisson.py', ('    out = xp.full(n, numpy.nan)', '    out = numpy.full(n, numpy.nan)'),
       ['tests/distributions/test_every_distribution_on_the_device.py::test_the_device_computes_what_the_cpu_computes_and_copies_nothing_back'], 'Poisson draws written into a NumPy array: each device round copied to the host'),
     M('grad-runs-every-vjp', 'minivae/engine.py', ('if ctx is None or (targets is not None and id(node) not in feeding):', 'if ctx is None:'),

@@ -62,6 +62,11 @@ def _finite_float(text):
     return value
 
 
+def _eta(text):
+    """--rebar-eta: a finite number, or "auto" (η learned by the variance's gradient)."""
+    return "auto" if text == "auto" else _finite_float(text)
+
+
 def _sizes(text):
     try:
         sizes = tuple(int(s) for s in text.split(",") if s)
@@ -296,8 +301,9 @@ def build_parser():
                    help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "
                         "bernoulli; with --objective iwae, reinforce: VIMCO; rebar: REBAR, unbiased, the relaxation at "
                         "the temperature below as its control variate)")
-    t.add_argument("--rebar-eta", type=_finite_float, metavar="ETA",
-                   help="rebar: the control variate's weight η (default 1; 0 is REINFORCE without a baseline)")
+    t.add_argument("--rebar-eta", type=_eta, metavar="ETA",
+                   help="rebar: the control variate's weight η (default 1; 0 is REINFORCE without a baseline), or auto: "
+                        "learned from 1 by the gradient of the encoder gradient's variance")
     t.add_argument("--objective", choices=["elbo", "iwae"], default="elbo",
                    help="what to maximize: the ELBO (averaged over --samples draws an image), or the IWAE bound "
                         "log (1/K) Σ_k p(x, z_k)/q(z_k|x) of K = --samples draws (gaussian: pathwise; categorical and "

@@ -256,7 +256,9 @@ def rebar(f, q, sample_shape=(), rng=None, temperature=0.5, eta=1.0):
     E_z ∇c = ∇ E_z c = ∇ E_b E_{z|b} c = E_b[E_{z̃|b} c · ∇ log q(b)] + E_b E_{z̃|b} ∇c(z̃): the last two terms of ĝ
     cancel the control variate's score term in expectation. The coefficient of ∇ log q(b) takes no gradient; f's own
     parameters (a decoder's) get ∇f(b) + η ∇c(z) − η ∇c(z̃), whose last two terms also cancel in expectation (unbiased,
-    if noisier than ∇f(b) alone). η = 0 is REINFORCE of the same b; η is a finite real number (not learned here).
+    if noisier than ∇f(b) alone). η = 0 is REINFORCE of the same b. η: a finite real number, or a 0-d tensor (a
+    parameter: its gradient through the surrogate is 0, as the control variate's value is; ``rebar_parts`` gives what
+    tuning it needs).
 
     The surrogate's value is f(b), as reinforce's (one value per sample and batch entry; log q summed to f's values'
     axes as reinforce sums it), and f is called three times: on b, σ_λ(z) and σ_λ(z̃), in that order. For a q of
@@ -264,9 +266,25 @@ def rebar(f, q, sample_shape=(), rng=None, temperature=0.5, eta=1.0):
 
     References: Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. REBAR: Low-variance, unbiased gradient estimates for
     discrete latent variable models. NeurIPS 2017 (eq. 5–6; Appendix C for the categorical conditional)."""
-    temperature = check_temperature(temperature)
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta):
+    if isinstance(eta, Tensor):
+        if eta.ndim:
+            raise ValueError(f"rebar: eta must be a number or a 0-d tensor, got a tensor of shape {eta.shape}")
+    elif isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta):
         raise ValueError(f"rebar: eta must be a finite real number, got {eta!r}")
+    reinforce_part, control = rebar_parts(f, q, sample_shape, rng, temperature)
+    return reinforce_part + eta * control
+
+
+def rebar_parts(f, q, sample_shape=(), rng=None, temperature=0.5):
+    r"""(a, d): REBAR's surrogate split as a + η·d, so that ĝ(η) = ∇a + η∇d for every η from one set of draws:
+
+        a = f(b) + [f(b)]·(log q(b) − [log q(b)])                       (REINFORCE of b: ∇f(b) + f(b)∇ log q(b))
+        d = −[f(σ_λ(z̃))]·(log q(b) − [log q(b)]) + c(z) − c(z̃) − [c(z) − c(z̃)],   c = f∘σ_λ   (value 0)
+
+    ([·]: no gradient). ∂ĝ/∂η = ∇d, so the gradient in η of the estimator's second moment, the variance REBAR tunes
+    η by (Tucker et al. §3.3), is 2⟨ĝ, ∇d⟩ for one draw: no second derivative, since ĝ is affine in η. Arguments,
+    draws and f's calls as ``rebar``'s."""
+    temperature = check_temperature(temperature)
     binary = _base(q, "rebar")[1]
     b, z, z_tilde = rebar_sample(q, sample_shape, rng)
     fb = f(b)
@@ -275,10 +293,10 @@ def rebar(f, q, sample_shape=(), rng=None, temperature=0.5, eta=1.0):
     if fb.ndim > log_q.ndim:
         raise ValueError(f"rebar: f returned values of shape {tuple(fb.shape)}; expected at most one value per sample "
                          f"and batch entry, {tuple(log_q.shape)} (sum an event axis inside f)")
-    # f(b) − η f(σ_λ(z̃)) scales ∇ log q(b), as a baseline (detached); unlike one, it depends on b, and the pathwise
-    # difference η(∇c(z) − ∇c(z̃)) below puts back what that takes from the expectation
-    relaxed = eta * (fz - fz_tilde)
-    return score_function(fb, log_q, eta * fz_tilde) + (relaxed - relaxed.detach())
+    # −η f(σ_λ(z̃)) scales ∇ log q(b) beside f(b), as a baseline (detached); unlike one, it depends on b, and the
+    # pathwise difference η(∇c(z) − ∇c(z̃)) puts back what that takes from the expectation
+    score, relaxed = -fz_tilde.detach() * log_q, fz - fz_tilde
+    return score_function(fb, log_q), (score - score.detach()) + (relaxed - relaxed.detach())
 
 
 def _leave_one_out(log_w):

@@ -29,8 +29,8 @@ import numpy
 from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
 from minivae.distributions import Bernoulli, Normal, OneHotCategorical, kl_divergence
-from minivae.engine import Tensor, no_grad
-from minivae.estimators import rebar, score_function, vimco_surrogate
+from minivae.engine import Tensor, grad, no_grad
+from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
 from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
 from minivae.ops.softmax import check_temperature
@@ -265,7 +265,10 @@ class _DiscreteVAE(Module):
         # c ← decay·c + (1 − decay)·mean: at decay 1, c would stay the first batch's mean for ever
         baseline_decay = _number("baseline_decay", baseline_decay, lambda d: 0 <= d < 1, "in [0, 1)")
         baseline_hidden = _size("baseline_hidden", baseline_hidden, minimum=0)  # 0: the moving average alone
-        rebar_eta = _number("rebar_eta", rebar_eta, lambda e: True, "(any real η)")
+        if isinstance(rebar_eta, str) and rebar_eta != "auto":
+            raise ValueError(f"rebar_eta must be a real number or 'auto', got {rebar_eta!r}")
+        if rebar_eta != "auto":
+            rebar_eta = _number("rebar_eta", rebar_eta, lambda e: True, "(any real η) or 'auto'")
         if rebar_eta != 1.0 and estimator != "rebar":
             raise ValueError(f"rebar_eta is the rebar estimator's control-variate weight η, not {estimator!r}'s")
         if baseline_hidden and estimator != "reinforce":
@@ -294,6 +297,8 @@ class _DiscreteVAE(Module):
             setattr(self, name, value)
         self.estimator, self.tau0, self.tau_min, self.anneal_rate = estimator, tau0, tau_min, anneal_rate
         self.rebar_eta = rebar_eta
+        if rebar_eta == "auto":  # η learned, from 1, by the optimizer with the rest (see _rebar_loss)
+            self.eta = Tensor(numpy.ones((), numpy.float32), requires_grad=True)
         # c, the moving average: a float64 number (0-d array on the model's device once trained), or None
         self.baseline, self.baseline_decay = None, baseline_decay
         self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng) if baseline_hidden else None
@@ -345,11 +350,29 @@ class _DiscreteVAE(Module):
         REBAR's (estimators.rebar) with f = log p(x|·) (the decoder reads b, σ_λ(z) and σ_λ(z̃)), at λ = τ(step) and
         η = ``rebar_eta``: [log p(x|b) − η log p(x|σ_λ(z̃))] ∇ log q(b|x) + η ∇ log p(x|σ_λ(z)) − η ∇ log p(x|σ_λ(z̃)) for
         the encoder, ∇ log p(x|b) + η(∇ log p(x|σ_λ(z)) − ∇ log p(x|σ_λ(z̃))) for the decoder (its last two terms cancel
-        in expectation)."""
+        in expectation).
+
+        With ``rebar_eta="auto"``, η is the parameter ``eta``, tuned as Tucker et al. tune it (§3.3), by the gradient
+        of the encoder gradient's variance: the loss is affine in η, L = A − η·D (``estimators.rebar_parts``), so the
+        encoder's ĝ = ∇_φL has ∂ĝ/∂η = −∇_φD and ∂E‖ĝ‖²/∂η = −2⟨ĝ, ∇_φD⟩ (E ĝ does not depend on η: the variance's
+        gradient). η's gradient is that one-draw estimate divided by the encoder's P parameter entries (the mean
+        entry's, so that its scale is an entry's gradient's, for the optimizer and for clipping), through a term of
+        value 0 added to the loss; ĝ and ∇_φD are two extra backward passes (``autograd.grad``), which a step plan
+        cannot record (it refuses them). λ stays the model's annealed τ: its own tuning needs second derivatives."""
         def log_likelihood(z):
             return self.likelihood(z).log_prob(x).sum(axis=-1)
-        surrogate = rebar(log_likelihood, q, rng=rng, temperature=live(self.temperature, step), eta=self.rebar_eta)
-        return (beta * kl.sum(axis=-1) - surrogate).mean()
+        temperature = live(self.temperature, step)
+        if self.rebar_eta != "auto":
+            surrogate = rebar(log_likelihood, q, rng=rng, temperature=temperature, eta=self.rebar_eta)
+            return (beta * kl.sum(axis=-1) - surrogate).mean()
+        a, d = rebar_parts(log_likelihood, q, rng=rng, temperature=temperature)
+        loss = (beta * kl.sum(axis=-1) - (a + self.eta * d)).mean()
+        encoder = self.encoder.parameters()
+        g = grad(loss, encoder, retain_graph=True, allow_unused=True)
+        dg = grad(d.mean(), encoder, retain_graph=True, allow_unused=True)
+        entries = sum(p.data.size for p in encoder)
+        slope = sum((gi * di).sum() for gi, di in zip(g, dg) if gi is not None and di is not None) * (-2.0 / entries)
+        return loss + (self.eta * slope - (self.eta * slope).detach())
 
     def _negative_vimco(self, x, q, rng, beta):
         """−(1/B) Σ_b L̂_b, L̂ = log (1/K) Σ_k e^{w_k} at K exact draws z_k ~ q(z|x) an example, w_k = log p(x|z_k) +

@@ -262,6 +262,10 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
             and model.anneal_rate > 0 and model.tau0 > model.tau_min:
         raise TrainingError("--graph on the GPU replays one CUDA graph, whose temperature is fixed when it is captured; "
                             "this model anneals τ: pass --anneal-rate 0 or --tau0 equal to --tau-min, or train without --graph")
+    if graph and getattr(model, "rebar_eta", None) == "auto":
+        raise TrainingError("--graph records one step to replay it, and rebar_eta='auto' tunes η by two extra backward "
+                            "passes a step (autograd.grad), which a recording refuses: give η a number or train without "
+                            "--graph")
     if tf32 and model.device != "cuda":
         raise TrainingError("--tf32 is for a model on the GPU (--device cuda): NumPy's products have no TF32")
     settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,

@@ -642,6 +642,8 @@ MODELS = {
                                                             rng=Generator(0), device=device),
     "rebar": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, estimator="rebar", rng=Generator(0), device=device),
     "bernoulli-rebar": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="rebar", rng=Generator(0), device=device),
+    "bernoulli-rebar-auto-eta": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="rebar", rebar_eta="auto",
+                                                            rng=Generator(0), device=device),
 }
 
 

@@ -859,7 +859,7 @@ MUTANTS = [
     M('categorical-probs-from-the-clamped-logits', 'minivae/distributions/distribution.py', ('        return ops.exp(self.logits) if self._probs is None else self._probs', '        return ops.exp(self.logits)'),
       ['tests/distributions/test_parameters.py::test_probs_given_are_probs_as_torch'], 'probs 0 read back as ε'),
     # ---- models, optimizers, schedulers, found by review, 2026-11-28 ----
-    M('train-warmup-starts-at-one-over-w', 'minivae/training.py', ('    return min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else 1.0', '    return min(1.0, epoch / warmup_epochs) if warmup_epochs else 1.0'),
+    M('train-warmup-starts-at-one-over-w', 'minivae/training.py', ('    return beta * min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else beta', '    return beta * min(1.0, epoch / warmup_epochs) if warmup_epochs else beta'),
       ['tests/test_cli.py::test_kl_warm_up_rises_linearly_from_zero'], 'β starts at 1/W: --warmup-epochs 1 is no warm-up'),
     M('train-old-warmup-checkpoint-resumed', 'minivae/training.py', ('        if _format(arrays) < 2 and warmup == settings["warmup_epochs"] and int(arrays["meta/epoch"]) < warmup:', '        if False:'),
       ['tests/test_cli.py::test_a_checkpoint_of_the_old_warm_up_is_resumed_only_when_its_warm_up_is_over'], 'a format-1 checkpoint resumed mid-warm-up on another β sequence'),

@@ -200,3 +200,39 @@ def test_a_short_run_learns():
     with mv.no_grad():
         after = O.elbo(model, x, Generator(9), k=200).numpy().mean()
     assert after > before + 2, (before, after)
+
+
+# ---- on the device: tests/test_device.py's stand-in for CuPy (strict arrays that log every copy to the host) ----
+def _steps_and_draws(device):
+    """Three Adam steps of a mixture-prior model at β = 0.5, then model.sample and the prior's moments; the copies to
+    the host and the uploads made inside them."""
+    from tests.strict_array import UPLOADS, record
+    x_all = (np.random.default_rng(0).random((12, 20)) < 0.4).astype(np.float32)
+    model = GaussianVAE(20, (8,), 3, prior="mog", prior_components=4, rng=Generator(0), device=device)
+    optimizer, rng, losses = Adam(model.parameters(), lr=1e-2), Generator(4), []
+    batches = [mv.tensor(x_all[4 * step:4 * step + 4], device=device) for step in range(3)]  # (uploaded here)
+    with record() as log, record(UPLOADS) as up:
+        for step, x in enumerate(batches):
+            loss = model.loss(x, rng, step=step, beta=0.5)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss)
+        prior = model.prior()
+        out = [model.sample(5, Generator(2)), prior.mean, prior.variance, prior.log_prob(prior.sample((6,), rng=rng))]
+    return losses + out + [p for _, p in model.named_parameters()], log, up
+
+
+def test_training_and_sampling_on_the_device_match_the_cpu_and_copy_nothing_back():
+    from minivae._backend import use_cuda_kernels
+    from tests.strict_array import describe, emulating
+    from tests.test_device import host
+    with use_numba(False), use_cuda_kernels(False), emulating():
+        expected, _, _ = _steps_and_draws("cpu")
+        got, log, uploads = _steps_and_draws("cuda")
+        assert [g.device for g in got] == ["cuda"] * len(got)
+        got, expected = [host(g) for g in got], [host(e) for e in expected]
+    assert log == [], describe(log)
+    assert uploads == [], describe(uploads)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        np.testing.assert_array_equal(g, e, err_msg=str(i))

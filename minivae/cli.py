@@ -158,6 +158,10 @@ def _train(args):
             rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
+    if args.prior == "mog":
+        objective += f", a learned prior of {model.prior_components} Gaussians"
+    if args.beta != 1.0:
+        objective += f", β = {args.beta:g}"
     print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

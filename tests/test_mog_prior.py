@@ -183,6 +183,25 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(name, numba):
         assert_same_run(eager_run(MOG_MODELS[name]), plan_run(MOG_MODELS[name]))
 
 
+def test_training_with_graph_gives_the_same_checkpoint(tmp_path):
+    """train(graph=True) with the mixture prior, β = 0.5 warmed up over 2 epochs, clipping and a last smaller batch:
+    the eager run's parameters, optimizer state, RNG state and metrics."""
+    r = np.random.default_rng(0)
+    data = {"train": (r.random((40, X_DIM)) < 0.3).astype(np.float32),
+            "valid": (r.random((10, X_DIM)) < 0.3).astype(np.float32)}
+    out = {}
+    for graph in (False, True):
+        folder = tmp_path / f"graph{graph}"
+        train(MOG_MODELS["mog"](), data, folder, epochs=2, batch_size=16, lr=0.02, seed=3, clip=2.0, warmup_epochs=2,
+              beta=0.5, graph=graph, log=lambda *a: None)
+        out[graph] = dict(np.load(folder / "checkpoint.npz"))
+    for key, value in out[False].items():
+        if key.startswith(("model/", "optim/", "meta/rng")):
+            np.testing.assert_array_equal(value, out[True][key], err_msg=key)
+    metrics = [[row[:6] for row in eval(str(out[g]["meta/metrics"]))] for g in (False, True)]  # noqa: S307
+    assert metrics[0] == metrics[1] and [row[5] for row in metrics[0][1:]] == [0.0, 0.25]
+
+
 def test_a_short_run_learns():
     """40 Adam steps on 16 images of two patterns: the ELBO (200 samples, fixed noise) rises by nats."""
     r = np.random.default_rng(4)

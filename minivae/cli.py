@@ -137,6 +137,11 @@ def _train(args):
                          "or softplus")
     if args.tf32 and args.device != "cuda":
         raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
+    if args.prior != "standard" and args.model != "gaussian":
+        raise ValueError(f"--prior {args.prior} is the gaussian model's learned prior: the {args.model} model's prior is "
+                         "fixed (uniform)")
+    if args.prior_components is not None and args.prior != "mog":
+        raise ValueError("--prior-components are the mixture's components: they need --prior mog (and --model gaussian)")
     _check_device(args)
     # before anything is written: a bad data file leaves no trace. The test split is checked too (one
     # image size across all splits), although training never reads it: eval would refuse it afterwards
@@ -145,7 +150,8 @@ def _train(args):
     rng = Generator(args.seed)
     if args.model == "gaussian":
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
-                            samples=args.samples, arch=args.arch, channels=args.channels, rng=rng, device=args.device)
+                            samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
+                            prior_components=args.prior_components, rng=rng, device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
@@ -157,11 +163,15 @@ def _train(args):
             rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
+    if args.prior == "mog":
+        objective += f", a learned prior of {model.prior_components} Gaussians"
+    if args.beta != 1.0:
+        objective += f", β = {args.beta:g}"
     print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
           resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs,
-          override_settings=args.override_settings, graph=args.graph, tf32=args.tf32)
+          override_settings=args.override_settings, graph=args.graph, tf32=args.tf32, beta=args.beta)
 
 
 def _eval(args):
@@ -291,8 +301,15 @@ def build_parser():
                    help="--arch conv: the convolutions' channels, comma-separated, one halving of the image side each "
                         "(default: 32,64)")
     t.add_argument("--warmup-epochs", type=_non_negative_int, default=0, metavar="W",
-                   help="KL weight β rises linearly from 0 (the first epoch) to 1 over W epochs: β = min(1, (epoch − 1)/W)")
+                   help="KL weight rises linearly from 0 (the first epoch) to --beta over W epochs: B·min(1, (epoch − 1)/W)")
+    t.add_argument("--beta", type=_positive_float, default=1.0, metavar="B",
+                   help="the KL's weight B (β-VAE; 1: the ELBO); the validation ELBO is always the full bound")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
+    t.add_argument("--prior", choices=["standard", "mog"], default="standard",
+                   help="gaussian: p(z) is N(0, I), or (mog) a learned mixture of --prior-components diagonal Gaussians, "
+                        "the KL then sampled")
+    t.add_argument("--prior-components", type=_positive_int, metavar="K",
+                   help="--prior mog: the mixture's components (default 10)")
     t.add_argument("--n-latent", type=_positive_int,
                    help=f"categorical and bernoulli: latent variables (default {N_LATENT['categorical']} of "
                         f"--n-categories each; bernoulli {N_LATENT['bernoulli']} binary ones)")

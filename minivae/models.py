@@ -28,7 +28,9 @@ import numpy
 
 from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
-from minivae.distributions import Bernoulli, Normal, OneHotCategorical, kl_divergence
+from minivae.distributions import (Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, OneHotCategorical,
+                                   kl_divergence)
+from minivae.distributions.distribution import LOG_2PI
 from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
 from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
@@ -113,6 +115,29 @@ def _architecture(arch, channels, x_dim, activation):
     return arch, channels, dict(arch=arch, channels=channels)
 
 
+PRIORS = ("standard", "mog")
+PRIOR_COMPONENTS = 10  # prior="mog": K, the mixture's components, when not given
+
+
+def _prior(prior, components):
+    """(prior, K or None, the config entries recording them): checked; recorded only for prior="mog", so that a model of
+    the standard prior has the config of a checkpoint written before the option existed (as ``_architecture``)."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
+    if prior == "standard":
+        if components is not None:
+            raise ValueError("prior_components are the mixture's (prior='mog'); the standard prior N(0, I) has none")
+        return prior, None, {}
+    components = PRIOR_COMPONENTS if components is None else _size("prior_components", components)
+    return prior, components, dict(prior=prior, prior_components=components)
+
+
+def _log_q(eps, log_var):
+    """log N(z; μ, σ²) summed over the last axis, at z = μ + σ·ε, written in the noise: Σ_d −½(ε_d² + log σ_d² + log 2π)
+    ((z − μ)/σ is ε exactly, so its gradient is that of −½ log σ², the pathwise one through z and σ together)."""
+    return (-0.5 * (eps * eps + log_var)).sum(axis=-1) - 0.5 * LOG_2PI * eps.shape[-1]
+
+
 class ConvEncoder(Module):
     """x (…, side²) read as (…, 1, side, side) images → one 4×4 convolution of stride 2 and padding 1 a channel count
     (each halves the side; the activation after each) → flattened → MLP((channels[-1]·(side/2^L)², *hidden, out)) →
@@ -176,22 +201,40 @@ class GaussianVAE(Module):
     the ELBO over K draws an example, and ``objective="iwae"`` trains the IWAE bound of K draws (Burda et al. 2016),
     log (1/K) Σ_k e^{w_k}, through log-sum-exp, with w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²): log N(z; 0, I)
     − log N(z; μ, σ²) written in the noise ε = (z − μ)/σ that made z (exact: the two log 2π cancel). Its gradient
-    is pathwise, through z and the explicit σ of log q (Burda et al.'s; not the "sticking the landing" variant)."""
+    is pathwise, through z and the explicit σ of log q (Burda et al.'s; not the "sticking the landing" variant).
+
+    ``prior="mog"`` learns the prior: p(z) = Σ_k π_k N(z; m_k, diag(s_k²)) of K = ``prior_components`` Gaussians
+    (``prior()``, a MixtureSameFamily), its logits, means m_k and log-scales log s_k parameters of the model
+    (``prior_logits`` (K,), ``prior_loc`` and ``prior_log_scale`` (K, Z)), trained with the rest. Its KL to q has no
+    closed form: the loss takes the single-sample estimate log q(z|x) − log p(z) at the reparameterized z (the same ε as
+    the standard prior's fused op draws), and the IWAE bound's log weights log p(z) of the mixture; both unbiased, with
+    the pathwise gradient in the encoder and the prior's parameters."""
 
     kind = "gaussian"
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
-                 objective="elbo", samples=1, arch="mlp", channels=None, *, rng, device="cpu"):
+                 objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None, *,
+                 rng, device="cpu"):
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
         arch, channels, layout = _architecture(arch, channels, x_dim, activation)
+        self.prior_kind, self.prior_components, mixture = _prior(prior, prior_components)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout)
+                           **recorded, **layout, **mixture)
         self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim, z_dim, activation, arch, channels, rng)
         if likelihood == "gaussian":
             self.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
+        if prior == "mog":
+            # drawn after the networks, so that their weights are those of the standard prior's model of the same seed.
+            # Means apart (~ N(0, I)): components of one mean, scale and weight get the same gradients and would never
+            # separate; N(0, I) spreads them over where the encoder's codes start (near 0, as the standard prior's
+            # KL keeps them), scales 1 and equal weights (logits 0) favour none of them
+            k = self.prior_components
+            self.prior_logits = Tensor(numpy.zeros(k, numpy.float32), requires_grad=True)
+            self.prior_loc = Tensor(rng.normal((k, z_dim), numpy.float32), requires_grad=True)
+            self.prior_log_scale = Tensor(numpy.zeros((k, z_dim), numpy.float32), requires_grad=True)
         self.z_dim, self.likelihood_kind = z_dim, likelihood
         self.to(device)
 
@@ -203,7 +246,11 @@ class GaussianVAE(Module):
         return Normal(loc, ops.exp(0.5 * log_var))
 
     def prior(self):
-        """N(0, I), in the parameters' dtype."""
+        """N(0, I), in the parameters' dtype; with prior="mog", the mixture Σ_k π_k N(m_k, diag(s_k²)) of the prior's
+        parameters, π = softmax(prior_logits), s = exp(prior_log_scale): batch_shape (), event_shape (Z,)."""
+        if self.prior_kind == "mog":
+            return MixtureSameFamily(Categorical(logits=self.prior_logits),
+                                     Independent(Normal(self.prior_loc, ops.exp(self.prior_log_scale)), 1))
         first = self.encoder.parameters()[0]
         xp = module_for_device(first.device)
         return Normal(Tensor(xp.zeros(self.z_dim, first.dtype)), Tensor(xp.ones(self.z_dim, first.dtype)))
@@ -219,11 +266,17 @@ class GaussianVAE(Module):
         objectives.elbo, through the fused reparameterization-and-KL op and ops.negative_elbo (for a Bernoulli
         likelihood ops.bernoulli_negative_elbo, with its log-likelihood), which sums and averages both parts in one
         node (on the GPU, one kernel launch each way). With ``samples`` K > 1, the same over K copies of the batch
-        (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged."""
+        (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged. With
+        prior="mog", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class docstring)."""
         loc, log_var = self._encode(x)
         if self.objective == "iwae":
             return self._negative_iwae(x, loc, log_var, rng, beta)
         x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))
+        if self.prior_kind == "mog":  # no closed form: the KL sampled, log q(z|x) − log p(z) at the z of the loss
+            eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))  # the ε reparameterize_kl would draw
+            z = ops.reparameterize(loc, log_var, eps)
+            kl = _log_q(eps, log_var) - self.prior().log_prob(z)
+            return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
         z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)  # ε ~ N(0, I) drawn from rng (in the kernel on a GPU)
         return _negative_elbo(self.likelihood(z), x, kl, beta)
 
@@ -233,7 +286,10 @@ class GaussianVAE(Module):
         k = self.samples
         eps = Tensor(rng.normal((k, *loc.shape), loc.dtype, device=self.device))
         z = ops.reparameterize(loc, log_var, eps)  # (K, B, Z)
-        log_prior_over_q = (0.5 * (eps * eps - z * z + log_var)).sum(axis=-1)
+        if self.prior_kind == "mog":
+            log_prior_over_q = self.prior().log_prob(z) - _log_q(eps, log_var)
+        else:
+            log_prior_over_q = (0.5 * (eps * eps - z * z + log_var)).sum(axis=-1)
         log_w = self.likelihood(z).log_prob(x).sum(axis=-1) + beta * log_prior_over_q
         return -(ops.logsumexp(log_w, axis=0) - math.log(k)).mean()
 

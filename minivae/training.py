@@ -211,18 +211,20 @@ class Progress:
         self.show(f"epoch {epoch}/{epochs}  step {step}/{steps}  loss {loss:8.3f}", step, steps, started)
 
 
-def kl_weight(epoch, warmup_epochs):
-    """β = min(1, (epoch − 1)/W) for ``epoch`` (1-based) and W = ``warmup_epochs``: 0 in the first
-    epoch, rising linearly to 1, reached at epoch W + 1 (KL warm-up from 0, Bowman et al. 2016;
-    Sønderby et al. 2016); 1 throughout when W is 0. Real numbers (a fractional epoch anneals within one), finite,
-    epoch ≥ 1 and W ≥ 0: a negative W, or an epoch before the first, would make β negative (the KL rewarded)."""
+def kl_weight(epoch, warmup_epochs, beta=1.0):
+    """The KL's weight B·min(1, (epoch − 1)/W) for ``epoch`` (1-based), W = ``warmup_epochs`` and B = ``beta``: 0 in the
+    first epoch, rising linearly to B, reached at epoch W + 1 (KL warm-up from 0, Bowman et al. 2016; Sønderby et al.
+    2016); B throughout when W is 0. B is the β-VAE's weight (Higgins et al. 2017), 1 for the ELBO. Real numbers (a
+    fractional epoch anneals within one), finite, epoch ≥ 1, W ≥ 0 and B > 0: a negative W, or an epoch before the
+    first, would make the weight negative (the KL rewarded); B = 0 would drop the KL for good."""
     epoch = _number("epoch", epoch, lambda v: v >= 1, ">= 1 (epochs count from 1)")
     warmup_epochs = _number("warmup_epochs", warmup_epochs, lambda v: v >= 0, ">= 0")
-    return min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else 1.0
+    beta = _number("beta", beta, lambda v: v > 0, "> 0")
+    return beta * min(1.0, (epoch - 1) / warmup_epochs) if warmup_epochs else beta
 
 
 def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=None, dynamic=False, warmup_epochs=0,
-          override_settings=False, graph=False, tf32=False, log=print):
+          override_settings=False, graph=False, tf32=False, beta=1.0, log=print):
     """Train ``model`` on data["train"], evaluating data["valid"] after each epoch.
 
     Writes to the folder ``out``, which it locks for its own use (``out``/.lock, holding the pid):
@@ -235,7 +237,8 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     metrics as an uninterrupted run, or refuses (a TrainingError naming the flags) when a setting
     differs, unless ``override_settings``: then the change is recorded in metrics.csv. With
     ``dynamic``, each batch is binarized afresh (pixel = 1 with probability its grey level). The
-    KL term is weighted by kl_weight(epoch, warmup_epochs); the validation ELBO is always the full bound.
+    KL term is weighted by kl_weight(epoch, warmup_epochs, beta): ``beta`` B > 0 the β-VAE's weight (1: the ELBO), which
+    a warm-up ramps up to; the validation ELBO is always the full bound (β = 1).
 
     The model trains on its own device (``model.to("cuda")`` first for the GPU): each batch is
     copied there, and the one copy back per step is the loss value, fetched once the step is queued.
@@ -254,6 +257,7 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
     epochs, batch_size = _size("epochs", epochs), _size("batch_size", batch_size)
     seed, warmup_epochs = _size("seed", seed, 0), _size("warmup_epochs", warmup_epochs, 0)
     lr = _number("lr", lr, lambda v: v > 0, "> 0")
+    beta = _number("beta", beta, lambda v: v > 0, "> 0 (the KL's weight; 1: the ELBO)")
     clip = None if clip is None else _number("clip", clip, lambda v: v > 0, "> 0 (or None: no clipping)")
     for split in ("train", "valid"):  # (an empty one was a TypeError from memoryview in data_fingerprint)
         if len(data[split]) == 0:
@@ -272,6 +276,8 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
                     dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
     if tf32:  # recorded only when on, so that checkpoints written before the option resume as they did
         settings["tf32"] = True
+    if beta != 1.0:  # recorded only when not 1, for the same reason
+        settings["beta"] = beta
     settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
     created = _missing_folders(out)
     os.makedirs(out, exist_ok=True)
@@ -364,7 +370,7 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
     plan = None
     for epoch in range(start_epoch, epochs + 1):
         started, total, count = time.perf_counter(), 0.0, 0
-        beta = kl_weight(epoch, warmup_epochs)
+        beta = kl_weight(epoch, warmup_epochs, settings.get("beta", 1.0))
         for i, xb in enumerate(batches(data["train"], batch_size, rng=rng), 1):
             if dynamic:
                 xb = binarize(xb, rng)

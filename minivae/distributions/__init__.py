@@ -15,9 +15,11 @@ from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from minivae.distributions.poisson import NegativeBinomial, Poisson
+from minivae.distributions.mixture_same_family import MixtureSameFamily
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
-           "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "constraints", "kl_divergence", "mc_kl", "register_kl"]
+           "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "MixtureSameFamily",
+           "constraints", "kl_divergence", "mc_kl", "register_kl"]

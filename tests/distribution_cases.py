@@ -37,6 +37,8 @@ CASES = {
     "Independent": (lambda m, s: D.Independent(D.Normal(m, s), 1), (LOC, SCALE)),
     "Poisson": (D.Poisson, (POSITIVE * 5,)),
     "NegativeBinomial": (lambda r, l: D.NegativeBinomial(r, logits=l), (POSITIVE, LOGITS)),
+    "MixtureSameFamily": (lambda l, m, s: D.MixtureSameFamily(D.Categorical(logits=l), D.Normal(m, s)),
+                          (LOGITS_K, _rng.normal(size=(2, 3, 4)), _rng.uniform(0.5, 2.0, (2, 3, 4)))),
 }
 
 

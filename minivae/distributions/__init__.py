@@ -14,9 +14,11 @@ from minivae.distributions.beta import Beta
 from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
+from minivae.distributions.multivariate_normal import MultivariateNormal
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
            "RelaxedBernoulli", "Independent", "constraints", "kl_divergence", "mc_kl", "register_kl"]
+__all__ += ["MultivariateNormal"]

@@ -26,6 +26,7 @@ from minivae.distributions.exponential import Exponential
 from minivae.distributions.gamma import Gamma
 from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
+from minivae.distributions.multivariate_normal import MultivariateNormal, half_log_det, mahalanobis
 from minivae.distributions.normal import Normal
 from minivae.distributions.uniform import Uniform
 from minivae.engine import array_function
@@ -292,3 +293,17 @@ def mc_kl(p, q, n, rng):
     if missing > 0:
         z = z.reshape((n,) + (1,) * missing + z.shape[1:])
     return (p.log_prob(z) - q.log_prob(z)).mean(axis=0)
+
+
+@register_kl(MultivariateNormal, MultivariateNormal)
+def _kl_multivariate_normal_multivariate_normal(p, q):
+    """½[tr(Σ_q⁻¹Σ_p) + (μ_q − μ_p)ᵀΣ_q⁻¹(μ_q − μ_p) − n + log(|Σ_q|/|Σ_p|)] (torch's), through triangular solves, no
+    inverse: tr(Σ_q⁻¹Σ_p) = |L_q⁻¹L_p|² (the squared Frobenius norm), the quadratic form |L_q⁻¹(μ_q − μ_p)|², and
+    ½ log(|Σ_q|/|Σ_p|) = Σᵢ log (L_q)ᵢᵢ − Σᵢ log (L_p)ᵢᵢ. Both of the same n (ValueError otherwise, as torch's)."""
+    if p.event_shape != q.event_shape:
+        raise ValueError(f"kl_divergence: MultivariateNormals of event shapes {p.event_shape} and {q.event_shape}; they "
+                         "must be equal")
+    n = p.event_shape[0]
+    lp, lq = p._unbroadcasted_scale_tril, q._unbroadcasted_scale_tril
+    w = ops.solve_triangular(lq, lp, upper=False)
+    return half_log_det(lq) - half_log_det(lp) + 0.5 * ((w * w).sum(axis=(-2, -1)) + mahalanobis(lq, q.loc - p.loc) - n)

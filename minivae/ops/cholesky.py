@@ -112,20 +112,19 @@ class Cholesky(Function):
               Ā is the gradient of L as a function of a symmetric A (torch's): for a change dA of A that is symmetric,
               ⟨Ā, dA⟩ = ⟨L̄, dL⟩ (a change of the upper triangle alone, which the forward does not read, is not one)
     saves     L
-    A matrix that is not positive-definite: numpy.linalg.LinAlgError (a ValueError) naming the first such matrix of
-    the batch, on the CPU. CuPy's cholesky does not check by default (it would wait for the GPU to know): on a GPU the
+    A matrix that is not positive-definite (or holds a NaN): numpy.linalg.LinAlgError (a ValueError) naming the first
+    such matrix of the batch, on the CPU. CuPy's cholesky does not check by default (it would wait for the GPU to know): on a GPU the
     result is then not a factor (NaN or garbage).
     """
 
     def forward(ctx, a, upper=False):
         _square(a, "cholesky")
         xp = ctx.xp
-        try:
-            lower = xp.linalg.cholesky(a)
-        except numpy.linalg.LinAlgError:
+        lower = _factor(xp, a)
+        if lower is None:
             where = next((f" (the matrix at batch index {index})" for index in itertools.product(*map(range, a.shape[:-2]))
-                          if not _factors(xp, a[index])), "") if a.ndim > 2 else ""
-            raise numpy.linalg.LinAlgError(f"cholesky: the input is not positive-definite{where}") from None
+                          if _factor(xp, a[index]) is None), "") if a.ndim > 2 else ""
+            raise numpy.linalg.LinAlgError(f"cholesky: the input is not positive-definite{where}")
         ctx.save(lower=lower, upper=upper)
         return _mT(lower) if upper else lower
 
@@ -142,13 +141,16 @@ class Cholesky(Function):
         return 0.5 * (s + _mT(s))
 
 
-def _factors(xp, a):
-    """Whether the one matrix ``a`` has a Cholesky factor (the search for the batch index to name in the error)."""
+def _factor(xp, a):
+    """xp.linalg.cholesky(a), or None where NumPy finds no factor: its LinAlgError, or a NaN on the diagonal (LAPACK's
+    potrf lets a NaN off the diagonal through, where torch refuses it). On a GPU the factor as CuPy returns it."""
     try:
-        xp.linalg.cholesky(a)
+        lower = xp.linalg.cholesky(a)
     except numpy.linalg.LinAlgError:
-        return False
-    return True
+        return None
+    if xp is numpy and numpy.isnan(numpy.diagonal(lower, 0, -2, -1)).any():
+        return None
+    return lower
 
 
 def cholesky(a, *, upper=False):

@@ -88,8 +88,10 @@ def test_cholesky_refuses_what_has_no_factor():
         ops.cholesky(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"square matrix .* not shape \(3,\)"):
         ops.cholesky(np.ones(3))
-    with pytest.raises(TypeError, match="must be floating, not int64"):
-        ops.cholesky(np.eye(2, dtype=np.int64))
+    with pytest.raises(TypeError, match="cholesky: float16 is not supported"):
+        ops.cholesky(np.eye(2, dtype=np.float16))
+    assert ops.cholesky(np.eye(2, dtype=np.int64) * 4).numpy().tolist() == [[2.0, 0.0], [0.0, 2.0]]
+    assert ops.cholesky(np.eye(2, dtype=np.int64)).dtype == np.float32  # (real-valued results of integers: float32)
 
 
 # ---- solve_triangular ----------------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def test_solve_triangular_refuses_bad_shapes():
         ops.solve_triangular(a, b)  # upper is required, as torch's
     with pytest.raises(ValueError, match=r"A must be a square matrix .* not shape \(3, 2\)"):
         ops.solve_triangular(np.ones((3, 2)), b, upper=False)
-    with pytest.raises(ValueError, match=r"B must be a floating matrix .* shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"B must be a matrix .* shape \(3,\)"):
         ops.solve_triangular(a, np.ones(3), upper=False)
     with pytest.raises(ValueError, match=r"needs 3 rows for A of shape \(3, 3\) \(left=True\)"):
         ops.solve_triangular(a, np.ones((2, 3)), upper=False)
@@ -160,8 +162,10 @@ def test_solve_triangular_refuses_bad_shapes():
         ops.solve_triangular(a, np.ones((3, 2)), upper=False, left=False)
     with pytest.raises(ValueError, match="batch axes .* do not broadcast"):
         ops.solve_triangular(np.stack([a, a]), np.ones((3, 3, 2)), upper=False)
-    with pytest.raises(TypeError, match="must be floating"):
-        ops.solve_triangular(np.eye(3, dtype=int), b, upper=False)
+    x = ops.solve_triangular(2 * np.eye(3, dtype=np.int64), np.ones((3, 2), np.int32), upper=False)
+    assert x.dtype == np.float32 and (x.numpy() == 0.5).all()
+    x = ops.solve_triangular(np.eye(3, dtype=np.float16) * 4, np.ones((3, 2), np.float32), upper=True)
+    assert x.dtype == np.float32 and (x.numpy() == 0.25).all()
 
 
 def test_on_the_stand_in_nothing_is_copied_to_the_host():

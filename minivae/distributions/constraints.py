@@ -191,14 +191,19 @@ class _LowerCholesky(Constraint):
 
     def _check(self, xp, value):
         n = value.shape[-1]
-        lower = (xp.where(xp.tri(n, n, dtype=bool), 0, value) == 0).reshape(value.shape[:-2] + (-1,)).all(axis=-1)
+        kept = xp.where(xp.tri(n, n, dtype=bool), value, xp.zeros((), value.dtype))  # (NaN ≠ NaN: refused, as torch's)
+        lower = (kept == value).reshape(value.shape[:-2] + (-1,)).all(axis=-1)
         return lower & (xp.diagonal(value, 0, -2, -1) > 0).all(axis=-1)
 
 
 class _PositiveDefinite(Constraint):
     """A symmetric matrix (within torch's isclose(A, Aᵀ, atol=1e-6)) whose eigenvalues are all > 0 (event_dim 2), as
     torch's positive_definite (which asks whether a Cholesky factor exists: NumPy has no cholesky_ex to ask without
-    raising; the eigenvalues say the same but within rounding at the edge)."""
+    raising; the eigenvalues say the same but within rounding at the edge).
+
+    Different from torch on purpose: each matrix of a batch is judged alone. torch's returns the symmetry check alone
+    for the whole batch when any matrix in it is not symmetric (−I beside a non-symmetric matrix is "positive-definite"
+    there)."""
 
     event_dim = 2
 

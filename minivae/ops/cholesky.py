@@ -8,7 +8,7 @@ import numpy
 from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
-from minivae.ops.arith import floating
+from minivae.ops.arith import common, real_all
 
 
 def _mT(a):
@@ -24,8 +24,6 @@ def _triangle(xp, n, upper, strict=False):
 def _square(a, who, name="the input"):
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"{who}: {name} must be a square matrix or a batch of them (…, n, n), not shape {a.shape}")
-    if a.dtype.kind != "f":
-        raise TypeError(f"{who}: {name} must be floating, not {a.dtype} (as torch.linalg's)")
 
 
 def solve_triangular_array(xp, a, b, upper, left=True, unitriangular=False):
@@ -59,8 +57,10 @@ def solve_triangular_array(xp, a, b, upper, left=True, unitriangular=False):
 class SolveTriangular(Function):
     """X = A⁻¹ B (``left``, A X = B) or X = B A⁻¹ (X A = B), A (…, n, n) lower or ``upper`` triangular, as
     torch.linalg.solve_triangular(A, B, *, upper, left=True, unitriangular=False): only A's triangle is read (its
-    diagonal as ones when ``unitriangular``), B is (…, n, k) (left) or (…, k, n), the batch axes broadcast; a float32
-    operand beside a float64 one is promoted (torch refuses the pair). See ``solve_triangular_array`` for the method.
+    diagonal as ones when ``unitriangular``), B is (…, n, k) (left) or (…, k, n), the batch axes broadcast. See
+    ``solve_triangular_array`` for the method. Different from torch on purpose: operands of two dtypes are promoted as
+    the elementwise ops' (torch refuses the pair), integers and bools are float32 (minivae's rule for real-valued
+    results; torch refuses them), and float16 is solved in float16 (torch's CPU refuses it).
 
     forward   X by substitution, row by row (solve_triangular_array)
     backward  left:  B̄ = A⁻ᵀ X̄ (a solve with Aᵀ, triangular the other way);  Ā = −tri(B̄ Xᵀ)
@@ -71,9 +71,8 @@ class SolveTriangular(Function):
 
     def forward(ctx, a, b, upper, left=True, unitriangular=False):
         _square(a, "solve_triangular", "A")
-        if b.ndim < 2 or b.dtype.kind != "f":
-            raise (ValueError if b.ndim < 2 else TypeError)(
-                f"solve_triangular: B must be a floating matrix or a batch of them, not {b.dtype} of shape {b.shape}")
+        if b.ndim < 2:
+            raise ValueError(f"solve_triangular: B must be a matrix or a batch of them, not shape {b.shape}")
         n = a.shape[-1]
         if b.shape[-2 if left else -1] != n:
             side = "rows" if left else "columns"
@@ -83,7 +82,7 @@ class SolveTriangular(Function):
             numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
             raise ValueError(f"solve_triangular: the batch axes of A {a.shape} and B {b.shape} do not broadcast") from None
-        a, b = floating(a, b)
+        a, b = common((a, b))
         x = solve_triangular_array(ctx.xp, a, b, upper, left, unitriangular)
         ctx.save(a=a, x=x, b_shape=b.shape, upper=upper, left=left, unitriangular=unitriangular)
         return x
@@ -103,7 +102,8 @@ class SolveTriangular(Function):
 class Cholesky(Function):
     """L, lower triangular with a positive diagonal, with L Lᵀ = A, of a symmetric positive-definite A (…, n, n),
     batched over the leading axes, as torch.linalg.cholesky(A, upper=False) (``upper=True`` gives U = Lᵀ, Uᵀ U = A).
-    Only A's lower triangle is read (as LAPACK's potrf, NumPy's and CuPy's; torch's too).
+    Only A's lower triangle is read (as LAPACK's potrf, NumPy's and CuPy's; torch's too). Integers and bools are float32
+    (minivae's rule for real-valued results; torch refuses them); float16 is refused (NumPy's LAPACK has none).
 
     forward   L = xp.linalg.cholesky(A)
     backward  Murray (2016), "Differentiation of the Cholesky decomposition", arXiv:1602.07527, eq. (10), symmetrised
@@ -119,6 +119,10 @@ class Cholesky(Function):
 
     def forward(ctx, a, upper=False):
         _square(a, "cholesky")
+        (a,) = real_all((a,))
+        if a.dtype.itemsize < 4:
+            raise TypeError(f"cholesky: {a.dtype} is not supported (NumPy's LAPACK has no {a.dtype}; torch's CPU refuses it "
+                            "too): cast to float32")
         xp = ctx.xp
         lower = _factor(xp, a)
         if lower is None:

@@ -116,28 +116,45 @@ def test_kl_matches_torch_values_and_gradients():
             np.testing.assert_allclose(o.grad, r.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def probes():
+    """Matrices to judge: positive-definite, negative-definite, non-symmetric, lower Cholesky factors and their
+    transposes and negatives, the identity, a singular diagonal, NaN, an indefinite symmetric one."""
+    rng = np.random.default_rng(4)
+    cov = spd(rng, (N, N))
+    lower = np.linalg.cholesky(cov)
+    return [cov, -cov, cov + np.triu(np.ones((N, N)), 1), lower, lower.T, -lower, np.eye(N), np.diag([1.0, 0.0, 1.0]),
+            np.full((N, N), np.nan), np.array([[1.0, 2, 0], [2, 1, 0], [0, 0, 1]])]
+
+
+def test_constraints_by_the_definitions():
+    """positive_definite: symmetric with eigenvalues > 0; lower_cholesky: lower triangular, diagonal > 0; each matrix of a
+    batch judged alone."""
+    values = np.stack(probes())
+    assert constraints.positive_definite.check(values).tolist() == [True, False, False, False, False, False, True, False,
+                                                                   False, False]
+    assert constraints.lower_cholesky.check(values).tolist() == [False, False, False, True, False, False, True, False,
+                                                                False, False]
+    assert constraints.positive_definite.event_dim == constraints.lower_cholesky.event_dim == 2
+    lower_nan = np.tril(np.ones((N, N)))
+    lower_nan[2, 0] = np.nan
+    assert not constraints.lower_cholesky.check(lower_nan)
+
+
 def test_constraints_and_support_are_torchs():
     torch = pytest.importorskip("torch")
     mu, cov = parameters()
     d, t = MultivariateNormal(mu, cov), torch.distributions.MultivariateNormal(torch.tensor(mu), torch.tensor(cov))
     assert repr(d.support) == repr(t.support)
     assert {k: repr(c) for k, c in d.arg_constraints.items()} == {k: repr(c) for k, c in t.arg_constraints.items()}
-    rng = np.random.default_rng(4)
-    lower = np.linalg.cholesky(spd(rng, (N, N)))
-    probes = [cov[0], -cov[0], cov[0] + np.triu(np.ones((N, N)), 1), lower, lower.T, -lower, np.eye(N),
-              np.diag([1.0, 0.0, 1.0]), np.full((N, N), np.nan), np.array([[1.0, 2, 0], [2, 1, 0], [0, 0, 1]])]
-    values = np.stack(probes)
+    values = np.stack(probes())
     for name in ("covariance_matrix", "scale_tril"):
         ours = d.arg_constraints[name].check(values)
-        assert ours.shape == (len(probes),)
-        for k, v in enumerate(probes):  # one at a time: see _PositiveDefinite on torch's batches
+        assert ours.shape == (len(values),)
+        for k, v in enumerate(values):  # one at a time: see _PositiveDefinite on torch's batches
             assert ours[k] == t.arg_constraints[name].check(torch.tensor(v)).item(), (name, k)
     lower_nan = np.tril(np.ones((N, N)))
     lower_nan[2, 0] = np.nan
-    assert not constraints.lower_cholesky.check(lower_nan) and not t.arg_constraints["scale_tril"].check(
-        torch.tensor(lower_nan))
-    assert constraints.positive_definite.check(values).tolist() == [True, False, False, False, False, False, True, False,
-                                                                   False, False]
+    assert not t.arg_constraints["scale_tril"].check(torch.tensor(lower_nan))
 
 
 # ---- by the formulas -----------------------------------------------------------------------------------------------

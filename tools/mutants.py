@@ -2313,6 +2313,12 @@ MUTANTS = [
       ["tests/distributions/test_multivariate_normal.py::test_kl_by_the_formula_zero_to_itself_and_by_monte_carlo"], "tr(Σ_p⁻¹Σ_q) for tr(Σ_q⁻¹Σ_p)"),
     M('positive-definite-symmetry-only', 'minivae/distributions/constraints.py', ('        return symmetric & (xp.linalg.eigvalsh(safe) > 0).all(axis=-1)', '        return symmetric'),
       ["tests/distributions/test_multivariate_normal.py::test_constraints_by_the_definitions"], "positive_definite admits every symmetric matrix"),
+    M('kl-mvn-diagonal-without-log-scale', 'minivae/distributions/kl.py', ('    return ops.log(scale).sum(axis=-1) - half_log_det(lower) +', '    return -half_log_det(lower) +'),
+      ["tests/distributions/test_multivariate_normal.py::test_kl_with_a_diagonal_normal_both_ways"], "KL(MVN ‖ diagonal Gaussian) without Σ log σ"),
+    M('kl-mvn-diagonal-column-sums', 'minivae/distributions/kl.py', ('    ratio = ((lower * lower).sum(axis=-1) / (scale * scale)', '    ratio = ((lower * lower).sum(axis=-2) / (scale * scale)'),
+      ["tests/distributions/test_multivariate_normal.py::test_kl_with_a_diagonal_normal_both_ways"], "diag(LᵀL) for diag Σ = diag(LLᵀ)"),
+    M('kl-diagonal-mvn-variance-as-scale', 'minivae/distributions/kl.py', ('scale_tril=ops.unsqueeze(scale, -1) * identity(scale)', 'scale_tril=ops.unsqueeze(scale * scale, -1) * identity(scale)'),
+      ["tests/distributions/test_multivariate_normal.py::test_kl_with_a_diagonal_normal_both_ways"], "the diagonal Gaussian's scale_tril diag σ² (its covariance σ⁴)"),
     # ---- helper-57 end ----
     # ---- helper-58 begin: fix11-mog-prior: MixtureSameFamily and a learned mixture prior ----
     # ---- helper-58 end ----

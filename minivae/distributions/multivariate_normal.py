@@ -26,7 +26,8 @@ class MultivariateNormal(Distribution):
     entropy    ½ n (1 + log 2π) + Σᵢ log Lᵢᵢ
     mean = mode = μ;  variance the row sums of L ⊙ L (diag Σ);  covariance_matrix L Lᵀ;  precision_matrix L⁻ᵀ L⁻¹;
     scale_tril L: each broadcast to the batch; a matrix given is returned as given (broadcast), as torch's
-    kl_divergence(MultivariateNormal, MultivariateNormal): see minivae/distributions/kl.py
+    kl_divergence(MultivariateNormal, MultivariateNormal), and either way with Independent(Normal, 1) (a diagonal
+    Gaussian; torch has neither): see minivae/distributions/kl.py
     support real_vector; arg_constraints loc real_vector, covariance_matrix and precision_matrix positive_definite,
     scale_tril lower_cholesky (torch's).
 
@@ -147,21 +148,21 @@ def mahalanobis(lower, diff):
     return (w * w).sum(axis=(-2, -1))
 
 
-def _identity(like):
-    """The n × n identity of ``like``'s dtype, on its device, a constant."""
+def identity(like):
+    """The n × n identity, n the last axis of ``like``, in its dtype, on its device: a constant."""
     return array_function(lambda a: get_array_module(a).eye(a.shape[-1], dtype=a.dtype), like)
 
 
 def _inverse_tril(lower):
     """L⁻¹ (lower triangular) by a solve against the identity."""
-    return ops.solve_triangular(lower, _identity(lower), upper=False)
+    return ops.solve_triangular(lower, identity(lower), upper=False)
 
 
 def _precision_to_scale_tril(precision):
     """L with L Lᵀ = P⁻¹ (torch's _precision_to_scale_tril): L_f = chol(J P J), L⁻¹ = (J L_f J)ᵀ, L = solve(L⁻¹, I)."""
     flipped = ops.cholesky(ops.flip(precision, (-2, -1)))
     inverse = ops.flip(flipped, (-2, -1)).mT
-    return ops.solve_triangular(inverse, _identity(inverse), upper=False)
+    return ops.solve_triangular(inverse, identity(inverse), upper=False)
 
 
 def _check_constants(loc, name, matrix):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minivae as mv
-from minivae.distributions import MultivariateNormal, Normal, constraints, kl_divergence, mc_kl
+from minivae.distributions import Independent, Laplace, MultivariateNormal, Normal, constraints, kl_divergence, mc_kl
 from minivae.random import Generator
 
 N = 3
@@ -199,6 +199,43 @@ def test_kl_by_the_formula_zero_to_itself_and_by_monte_carlo():
     assert (np.abs(estimate - numpy_kl(mu_p, cov_p, mu_q, cov_q)) < 5 * terms.std(0) / math.sqrt(n)).all()
 
 
+def test_kl_with_a_diagonal_normal_both_ways():
+    """KL(MVN ‖ Independent(Normal, 1)) and KL(Independent(Normal, 1) ‖ MVN) (torch has neither): the formula with
+    Σ = diag σ², and values and gradients as the MVN ‖ MVN pair's with scale_tril diag σ; only a Normal base of one
+    reinterpreted axis has a closed form."""
+    rng = np.random.default_rng(20)
+    mu_p, cov_p = rng.normal(size=(2, N)), spd(rng, (2, N, N))
+    mu_q, sigma = rng.normal(size=N), rng.uniform(0.5, 2, (3, 1, N))
+    params = [mv.tensor(a, requires_grad=True) for a in (mu_p, cov_p, mu_q, sigma)]
+    p = MultivariateNormal(params[0], params[1])
+    q = Independent(Normal(params[2], params[3]), 1)
+    as_mvn = MultivariateNormal(params[2], scale_tril=params[3][..., None] * mv.tensor(np.eye(N)))
+    for ours, theirs, expected in [((p, q), (p, as_mvn), numpy_kl(mu_p, cov_p, mu_q, sigma[..., None] ** 2 * np.eye(N))),
+                                   ((q, p), (as_mvn, p), numpy_kl(mu_q, sigma[..., None] ** 2 * np.eye(N), mu_p, cov_p))]:
+        kl, ref = kl_divergence(*ours), kl_divergence(*theirs)
+        assert kl.shape == (3, 2)
+        np.testing.assert_allclose(kl.numpy(), expected, rtol=1e-11)
+        cot = rng.normal(size=kl.shape)
+        grads = []
+        for value in (kl, ref):
+            for t in params:
+                t.grad = None
+            (value * mv.tensor(cot)).sum().backward(retain_graph=True)
+            grads.append([t.grad.copy() for t in params])
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+    standard = Independent(Normal(np.zeros(N), np.ones(N)), 1)
+    expected = 0.5 * (np.trace(cov_p, axis1=-2, axis2=-1) + (mu_p ** 2).sum(-1) - N - np.linalg.slogdet(cov_p)[1])
+    np.testing.assert_allclose(kl_divergence(MultivariateNormal(mu_p, cov_p), standard).numpy(), expected, rtol=1e-12)
+    for other in (Independent(Normal(np.zeros((2, N)), 1.0), 2), Independent(Laplace(np.zeros(N), 1.0), 1)):
+        with pytest.raises(NotImplementedError, match=r"only Independent\(Normal, 1\)"):
+            kl_divergence(p, other)
+        with pytest.raises(NotImplementedError, match=r"only Independent\(Normal, 1\)"):
+            kl_divergence(other, p)
+    with pytest.raises(ValueError, match=r"event shapes \(3,\) and \(2,\)"):
+        kl_divergence(p, Independent(Normal(np.zeros(2), 1.0), 1))
+
+
 # ---- draws ---------------------------------------------------------------------------------------------------------
 def test_draws_have_the_mean_and_covariance():
     """Over n draws each entry of the sample mean within 5 standard errors (√(Σ_ii/n)) of μ, and of the sample
@@ -317,8 +354,10 @@ def test_on_the_device_nothing_is_copied_to_the_host():
             p = MultivariateNormal(loc, c)
             q = MultivariateNormal(mv.tensor(np.zeros(N), device="cuda"), precision_matrix=mv.tensor(cov[0], device="cuda"))
             z = p.rsample((2,), rng=Generator(0))
+            diagonal = Independent(Normal(mv.tensor(np.zeros(N), device="cuda"), 2.0), 1)
             out = (p.log_prob(z).sum() + p.entropy().sum() + kl_divergence(p, q).sum() + p.variance.sum()
-                   + p.precision_matrix.sum() + q.covariance_matrix.sum())
+                   + p.precision_matrix.sum() + q.covariance_matrix.sum() + kl_divergence(p, diagonal).sum()
+                   + kl_divergence(diagonal, p).sum())
             out.backward()
         assert log == [], describe(log)
         assert loc.grad is not None and c.grad is not None and p.scale_tril.device == "cuda"

@@ -39,6 +39,9 @@ CASES = {
     "NegativeBinomial": (lambda r, l: D.NegativeBinomial(r, logits=l), (POSITIVE, LOGITS)),
     "MixtureSameFamily": (lambda l, m, s: D.MixtureSameFamily(D.Categorical(logits=l), D.Normal(m, s)),
                           (LOGITS_K, _rng.normal(size=(2, 3, 4)), _rng.uniform(0.5, 2.0, (2, 3, 4)))),
+    "MultivariateNormal": (lambda m, a: D.MultivariateNormal(m, scale_tril=a),
+                           (_rng.normal(size=(2, 3, 4)), np.tril(_rng.normal(size=(2, 3, 4, 4)), -1)
+                            + np.diag(_rng.uniform(0.5, 2.0, 4)))),
 }
 
 

@@ -230,6 +230,16 @@ ROWS = {
                          lambda t: TF.conv_transpose2d(*t, stride=2, padding=1, output_padding=1)),
     "pad": (one(), lambda a: ops.pad(a[0], (1, -1, 2, 0), 1), lambda t: TF.pad(t[0], (1, -1, 2, 0), value=1)),
 }
+# minivae.ops.cholesky: a positive-definite matrix of integers (exact in every dtype; the identity of bools); a triangle
+# with 2 + (0, 1) on the diagonal
+SPD = np.array([[4, 1, 2], [1, 5, 0], [2, 0, 6]])
+ROWS.update({
+    "cholesky": (lambda d: [(np.eye(3) if np.dtype(d) == bool else SPD).astype(d)], lambda a: ops.cholesky(a[0]),
+                 lambda t: torch.linalg.cholesky(t[0])),
+    "solve_triangular": (lambda d: [(data(d, (3, 3), seed=1) + 2 * np.eye(3)).astype(d), data(d, (3, 2), seed=2)],
+                         lambda a: ops.solve_triangular(*a, upper=False),
+                         lambda t: torch.linalg.solve_triangular(*t, upper=False)),
+})
 
 _INTEGERS = [np.bool_, np.uint8, np.int32, np.int64]
 # Where PyTorch refuses the input dtype: minivae's result dtype(s), or the error it raises, and why.
@@ -259,6 +269,10 @@ DIFFERENT = {
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)
     **{(n, np.dtype(bool)): TypeError for n in ["neg", "sub", "pow", "floor", "ceil", "round", "trunc"]},
 }
+# torch.linalg refuses integers and bools (real-valued results: float32 here) and, on the CPU, float16 (solved in float16
+# here; NumPy's LAPACK has no float16 Cholesky factorisation, refused as torch's)
+DIFFERENT.update({**{(n, np.dtype(d)): "float32" for d in _INTEGERS for n in ["cholesky", "solve_triangular"]},
+                  ("solve_triangular", np.dtype(np.float16)): "float16", ("cholesky", np.dtype(np.float16)): TypeError})
 
 
 def _dtypes(result):
@@ -342,6 +356,7 @@ REAL = {"div", "binary_cross_entropy", "standard_gamma", "gammainc", "bce_with_l
         "categorical_kl", "gumbel_softmax_kl", "binary_concrete_kl", "bce_with_logits", "bernoulli_log_prob",
         "kl_standard_normal", "reparameterize", "reparameterize_kl", "normal_reparameterize_kl", "negative_elbo",
         "bernoulli_negative_elbo"}
+REAL |= {"solve_triangular"}
 
 
 @pytest.mark.parametrize("name", MIXED)

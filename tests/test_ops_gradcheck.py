@@ -688,6 +688,45 @@ def pad_case(draw):
 
 DOMAINS.update({"conv2d": conv2d_case(), "conv_transpose2d": conv_transpose2d_case(), "pad": pad_case()})
 
+
+# ---- minivae.ops.cholesky ------------------------------------------------------------------------------------------
+def positive_definite(rng, shape):
+    """Symmetric positive-definite matrices of ``shape`` (…, n, n): X Xᵀ + n·I, X standard normal (eigenvalues in
+    [n, n + |X|²]: well conditioned)."""
+    n = shape[-1]
+    x = rng.normal(size=shape)
+    return x @ x.swapaxes(-1, -2) + n * np.eye(n)
+
+
+@st.composite
+def cholesky_case(draw):
+    """A batch (maybe empty) of positive-definite matrices, lower or upper factor. The op reads A's lower triangle and
+    its VJP is the symmetric one (torch's), the gradient of L as a function of a symmetric A; so the case factors
+    ½(A + Aᵀ), whose central differences move both A_ij and A_ji."""
+    batch = draw(shapes(0, 2))
+    if batch and draw(st.booleans()):
+        batch = (0,) + batch[1:]  # an empty batch
+    shape = batch + (draw(st.integers(1, 4)),) * 2
+    upper = draw(st.booleans())
+    return case(lambda a: ops.cholesky((a + a.mT) * 0.5, upper=upper), positive_definite(draw(rngs), shape))
+
+
+@st.composite
+def solve_triangular_case(draw):
+    """A (…, n, n) with a diagonal of |A_ii| in [1, 2] and entries of N(0, ¼) elsewhere (both triangles: the other is not
+    read), B (…, n, k) or (…, k, n), batch axes broadcasting; upper or lower, left or right, unitriangular or not."""
+    sa, sb = draw(broadcastable(2, max_ndim=2))
+    n, k = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    upper, left, unit = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    rng = draw(rngs)
+    a = 0.5 * rng.normal(size=sa + (n, n))
+    a[..., np.arange(n), np.arange(n)] = away_from_zero(rng, sa + (n,), 1.0, 2.0)
+    b = rng.normal(size=sb + ((n, k) if left else (k, n)))
+    return case(lambda t, u: ops.solve_triangular(t, u, upper=upper, left=left, unitriangular=unit), a, b)
+
+
+DOMAINS.update({"cholesky": cholesky_case(), "solve_triangular": solve_triangular_case()})
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"

@@ -16,10 +16,11 @@ from minivae.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, Relax
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from minivae.distributions.poisson import NegativeBinomial, Poisson
 from minivae.distributions.mixture_same_family import MixtureSameFamily
+from minivae.distributions.multivariate_normal import MultivariateNormal
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
-           "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "MixtureSameFamily",
+           "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "MixtureSameFamily", "MultivariateNormal",
            "constraints", "kl_divergence", "mc_kl", "register_kl"]

@@ -182,3 +182,38 @@ interval = _Interval
 half_open_interval = _HalfOpenInterval
 integer_interval = _IntegerInterval
 independent = _IndependentConstraint
+
+
+class _LowerCholesky(Constraint):
+    """A lower-triangular matrix with a positive diagonal (event_dim 2): a Cholesky factor, as torch's lower_cholesky."""
+
+    event_dim = 2
+
+    def _check(self, xp, value):
+        n = value.shape[-1]
+        kept = xp.where(xp.tri(n, n, dtype=bool), value, xp.zeros((), value.dtype))  # (NaN ≠ NaN: refused, as torch's)
+        lower = (kept == value).reshape(value.shape[:-2] + (-1,)).all(axis=-1)
+        return lower & (xp.diagonal(value, 0, -2, -1) > 0).all(axis=-1)
+
+
+class _PositiveDefinite(Constraint):
+    """A symmetric matrix (within torch's isclose(A, Aᵀ, atol=1e-6)) whose eigenvalues are all > 0 (event_dim 2), as
+    torch's positive_definite (which asks whether a Cholesky factor exists: NumPy has no cholesky_ex to ask without
+    raising; the eigenvalues say the same but within rounding at the edge).
+
+    Different from torch on purpose: each matrix of a batch is judged alone. torch's returns the symmetry check alone
+    for the whole batch when any matrix in it is not symmetric (−I beside a non-symmetric matrix is "positive-definite"
+    there)."""
+
+    event_dim = 2
+
+    def _check(self, xp, value):
+        symmetric = xp.isclose(value, value.swapaxes(-1, -2), atol=1e-6).all(axis=(-2, -1))
+        eye = xp.eye(value.shape[-1], dtype=value.dtype)
+        safe = xp.where(symmetric[..., None, None], value, eye)  # (eigvalsh of NaN, or of a non-symmetric matrix: not asked)
+        return symmetric & (xp.linalg.eigvalsh(safe) > 0).all(axis=-1)
+
+
+lower_cholesky = _LowerCholesky()
+positive_definite = _PositiveDefinite()
+__all__ += ["lower_cholesky", "positive_definite"]

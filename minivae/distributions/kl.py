@@ -26,6 +26,7 @@ from minivae.distributions.exponential import Exponential
 from minivae.distributions.gamma import Gamma, xlogy
 from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
+from minivae.distributions.multivariate_normal import MultivariateNormal, half_log_det, identity, mahalanobis
 from minivae.distributions.normal import Normal
 from minivae.distributions.poisson import Poisson
 from minivae.distributions.uniform import Uniform
@@ -300,3 +301,54 @@ def mc_kl(p, q, n, rng):
     if missing > 0:
         z = z.reshape((n,) + (1,) * missing + z.shape[1:])
     return (p.log_prob(z) - q.log_prob(z)).mean(axis=0)
+
+
+@register_kl(MultivariateNormal, MultivariateNormal)
+def _kl_multivariate_normal_multivariate_normal(p, q):
+    """½[tr(Σ_q⁻¹Σ_p) + (μ_q − μ_p)ᵀΣ_q⁻¹(μ_q − μ_p) − n + log(|Σ_q|/|Σ_p|)] (torch's), through triangular solves, no
+    inverse: tr(Σ_q⁻¹Σ_p) = |L_q⁻¹L_p|² (the squared Frobenius norm), the quadratic form |L_q⁻¹(μ_q − μ_p)|², and
+    ½ log(|Σ_q|/|Σ_p|) = Σᵢ log (L_q)ᵢᵢ − Σᵢ log (L_p)ᵢᵢ. Both of the same n (ValueError otherwise, as torch's)."""
+    if p.event_shape != q.event_shape:
+        raise ValueError(f"kl_divergence: MultivariateNormals of event shapes {p.event_shape} and {q.event_shape}; they "
+                         "must be equal")
+    n = p.event_shape[0]
+    lp, lq = p._unbroadcasted_scale_tril, q._unbroadcasted_scale_tril
+    w = ops.solve_triangular(lq, lp, upper=False)
+    return half_log_det(lq) - half_log_det(lp) + 0.5 * ((w * w).sum(axis=(-2, -1)) + mahalanobis(lq, q.loc - p.loc) - n)
+
+
+def _diagonal_normal(d, who):
+    """(loc, scale), each batch + (n,), of Independent(Normal, 1), the diagonal Gaussian of the last axis; other
+    Independents: NotImplementedError."""
+    if not isinstance(d.base_dist, Normal) or d.reinterpreted_batch_ndims != 1:
+        raise NotImplementedError(f"{who}: only Independent(Normal, 1) (a diagonal Gaussian) has a closed form, not "
+                                  f"{d!r}")
+    return d.base_dist.mean, d.base_dist.stddev
+
+
+def _same_event(p, q):
+    if tuple(p.event_shape) != tuple(q.event_shape):
+        raise ValueError(f"kl_divergence: event shapes {tuple(p.event_shape)} and {tuple(q.event_shape)}; they must be "
+                         "equal")
+
+
+@register_kl(MultivariateNormal, Independent)
+def _kl_multivariate_normal_diagonal_normal(p, q):
+    """KL(N(μ_p, L Lᵀ) ‖ N(μ_q, diag σ²)) = Σᵢ log σᵢ − Σᵢ log Lᵢᵢ + ½[Σᵢ ((L Lᵀ)ᵢᵢ + (μ_p − μ_q)ᵢ²)/σᵢ² − n], q an
+    Independent(Normal, 1): a full-covariance posterior against a diagonal prior, in O(n²) (torch has no such pair)."""
+    loc, scale = _diagonal_normal(q, "KL(MultivariateNormal ‖ Independent)")
+    _same_event(p, q)
+    lower = p._unbroadcasted_scale_tril
+    diff = (p.loc - loc) / scale
+    ratio = ((lower * lower).sum(axis=-1) / (scale * scale) + diff * diff).sum(axis=-1)
+    return ops.log(scale).sum(axis=-1) - half_log_det(lower) + 0.5 * (ratio - p.event_shape[0])
+
+
+@register_kl(Independent, MultivariateNormal)
+def _kl_diagonal_normal_multivariate_normal(p, q):
+    """KL(N(μ_p, diag σ²) ‖ N(μ_q, Σ_q)), p an Independent(Normal, 1): MultivariateNormal ‖ MultivariateNormal's with
+    p's scale_tril diag(σ) (torch has no such pair)."""
+    loc, scale = _diagonal_normal(p, "KL(Independent ‖ MultivariateNormal)")
+    _same_event(p, q)
+    diagonal = MultivariateNormal(loc, scale_tril=ops.unsqueeze(scale, -1) * identity(scale))
+    return _kl_multivariate_normal_multivariate_normal(diagonal, q)

@@ -458,16 +458,16 @@ def embedding(input, weight, padding_idx=None):
     return ops.where(keep, rows, ops.getitem(weight.detach(), idx))  # the same values; no gradient to that row
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
-    """torch's F.conv2d (groups 1; see minivae.ops.conv): input (N, C, H, W) or (C, H, W), weight (O, C, kH, kW), bias
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch's F.conv2d (see minivae.ops.conv): input (N, C, H, W) or (C, H, W), weight (O, C/groups, kH, kW), bias
     (O,) or None; stride, padding, dilation an int or a pair, padding also "valid" or "same" (stride 1)."""
-    return ops.conv2d(input, weight, bias, stride, padding, dilation)
+    return ops.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, *, dilation=1):
-    """torch's F.conv_transpose2d (groups 1; see minivae.ops.conv): input (N, C_in, H, W) or (C_in, H, W), weight
-    (C_in, C_out, kH, kW), bias (C_out,) or None. ``dilation`` by keyword (torch's seventh positional is groups)."""
-    return ops.conv_transpose2d(input, weight, bias, stride, padding, output_padding, dilation=dilation)
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch's F.conv_transpose2d (see minivae.ops.conv): input (N, C_in, H, W) or (C_in, H, W), weight
+    (C_in, C_out/groups, kH, kW), bias (C_out,) or None."""
+    return ops.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 def pad(input, pad, mode="constant", value=None):

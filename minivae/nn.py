@@ -13,7 +13,7 @@ from minivae import functional, ops  # noqa: F401  (functional re-exported: torc
 from minivae._backend import device_of, module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor, array_function, to_arguments
-from minivae.ops.conv import pair_argument
+from minivae.ops.conv import group_count, pair_argument
 from minivae.ops.nn_ops import check_dropout_probability
 from minivae.optim import _zero_grads
 from minivae.random import resolve
@@ -1111,13 +1111,19 @@ class _Conv2dBase(Module):
 
     transposed = False
 
-    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias, shape,
+    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias,
                rng, dtype, device):
         who = type(self).__name__
         for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
                 raise ValueError(f"{who}: {name} must be a positive integer, got {n!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.groups = group_count(groups, who)
+        for name, n in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if n % self.groups:
+                raise ValueError(f"{who}: {name} must be divisible by groups, got {name}={n}, groups={self.groups}")
+        g = self.groups
+        shape = (self.in_channels, self.out_channels // g) if self.transposed else (self.out_channels, self.in_channels // g)
         self.kernel_size = pair_argument(kernel_size, "kernel_size", who, 1)
         self.stride = pair_argument(stride, "stride", who, 1)
         if isinstance(padding, str) and not self.transposed:
@@ -1147,40 +1153,42 @@ class _Conv2dBase(Module):
             s += f", dilation={self.dilation}"
         if self.output_padding != (0, 0):
             s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         return s + (", bias=False" if self.bias is None else "")
 
 
 class Conv2d(_Conv2dBase):
     """F.conv2d as a module, torch's ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0,
-    dilation=1, bias=True, device=None, dtype=None)``: weight (out_channels, in_channels, kH, kW), bias
-    (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict loads). ``bias`` and after are
-    keyword-only (torch's seventh positional argument is ``groups``, not here); padding also "valid" or "same"."""
+    dilation=1, groups=1, bias=True, device=None, dtype=None)``: weight (out_channels, in_channels/groups, kH, kW),
+    bias (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict loads); padding also "valid"
+    or "same"."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, *, bias=True,
-                 device=None, dtype=None, rng=None):
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, bias,
-                    (out_channels, in_channels), rng, dtype, device)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 device=None, dtype=None, *, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias, rng, dtype,
+                    device)
 
     def forward(self, input):
-        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_Conv2dBase):
     """F.conv_transpose2d as a module, torch's ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
-    padding=0, output_padding=0, bias=True, dilation=1, device=None, dtype=None)``: weight (in_channels, out_channels,
-    kH, kW), bias (out_channels,), torch's init (fan_in from weight.shape[1], out_channels·kH·kW, as torch's) and
-    state_dict keys. ``bias`` and after are keyword-only (torch's seventh positional argument is ``groups``)."""
+    padding=0, output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None)``: weight (in_channels,
+    out_channels/groups, kH, kW), bias (out_channels,), torch's init (fan_in from weight.shape[1],
+    out_channels/groups·kH·kW, as torch's) and state_dict keys."""
 
     transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, *, bias=True,
-                 dilation=1, device=None, dtype=None, rng=None):
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias,
-                    (in_channels, out_channels), rng, dtype, device)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, device=None, dtype=None, *, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias,
+                    rng, dtype, device)
 
     def forward(self, input):
         return functional.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                           self.output_padding, dilation=self.dilation)
+                                           self.output_padding, self.groups, self.dilation)
 
 
 class Flatten(Module):

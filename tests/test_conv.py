@@ -400,10 +400,6 @@ def test_bad_convolutions_are_refused_naming_the_problem():
         ops.conv2d(x, w, stride=2, padding="same")
     with pytest.raises(ValueError, match="padding must be 'valid', 'same'"):
         ops.conv2d(x, w, padding="full")
-    with pytest.raises(TypeError):  # no groups (not implemented): not accepted
-        F.conv2d(x, w, None, 1, 0, 1, 1)
-    with pytest.raises(TypeError):
-        nn.Conv2d(3, 4, 3, groups=1)
 
 
 # ---- modules ------------------------------------------------------------------------------------------------------

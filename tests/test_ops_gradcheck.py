@@ -643,15 +643,16 @@ def conv_geometry(draw):
 @st.composite
 def conv2d_case(draw):
     """Random N, C, O, kernel, stride, padding, dilation (each side its own), input sizes from the smallest the dilated
-    kernel fits in upwards; with or without bias, batched or unbatched (C, H, W)."""
+    kernel fits in upwards; with or without bias, batched or unbatched (C, H, W); 1 to 3 groups (C and O multiples)."""
     (kh, kw), stride, padding, dilation = draw(conv_geometry())
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 3))
+    n, c, o = draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
     hw = [draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + 3))
           for k, p, d in zip((kh, kw), padding, dilation)]
     rng = draw(rngs)
     x = rng.normal(size=((n,) if draw(st.booleans()) else ()) + (c, *hw))
-    w = rng.normal(size=(o, c, kh, kw))
-    kw_ = dict(stride=stride, padding=padding, dilation=dilation)
+    w = rng.normal(size=(o, c // groups, kh, kw))
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     if draw(st.booleans()):
         return case(lambda t, u, b: ops.conv2d(t, u, b, **kw_), x, w, rng.normal(size=o))
     return case(lambda t, u: ops.conv2d(t, u, **kw_), x, w)
@@ -662,14 +663,15 @@ def conv_transpose2d_case(draw):
     """As conv2d_case, with an output padding below the stride or the dilation, and a positive output size."""
     (kh, kw), stride, padding, dilation = draw(conv_geometry())
     output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))  # (the output grows as
-    hw = [draw(st.integers(1, 3)) for _ in range(2)]  # stride·input: the full Jacobian's cost with it)
+    groups = draw(st.integers(1, 2))  # (small sizes: the output grows as stride·input, the full Jacobian's cost with it)
+    n, c, o = draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    hw = [draw(st.integers(1, 3)) for _ in range(2)]
     assume(all((h - 1) * s - 2 * p + d * (k - 1) + e + 1 > 0
                for h, k, s, p, d, e in zip(hw, (kh, kw), stride, padding, dilation, output_padding)))
     rng = draw(rngs)
     x = rng.normal(size=((n,) if draw(st.booleans()) else ()) + (c, *hw))
-    w = rng.normal(size=(c, o, kh, kw))
-    kw_ = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+    w = rng.normal(size=(c, o // groups, kh, kw))
+    kw_ = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
     if draw(st.booleans()):
         return case(lambda t, u, b: ops.conv_transpose2d(t, u, b, **kw_), x, w, rng.normal(size=o))
     return case(lambda t, u: ops.conv_transpose2d(t, u, **kw_), x, w)

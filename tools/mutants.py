@@ -2279,6 +2279,16 @@ MUTANTS = [
     # ---- helper-59 begin: fix11-dists: more of torch's distributions ----
     # ---- helper-59 end ----
     # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
+    M('conv-groups-window-block-stride', 'minivae/ops/conv.py', ('strides=(cg * s_c, s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w)', 'strides=(s_c, s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w)'),
+      ['tests/test_conv_groups.py'] + gc('conv2d', 'conv_transpose2d'), "the windows of group g start at channel g, not g·C/G: every group after the first reads the wrong input channels (and w̄, x̄ of conv_transpose2d with them)"),
+    M('conv-groups-output-channels-interleaved', 'minivae/ops/conv.py', ('y.reshape(groups, n, out_hw[0], out_hw[1], o // groups).transpose(1, 0, 4, 2, 3)', 'y.reshape(groups, n, out_hw[0], out_hw[1], o // groups).transpose(1, 4, 0, 2, 3)'),
+      ['tests/test_conv_groups.py'] + gc('conv2d', 'conv_transpose2d'), "conv2d's output channels of the G groups interleaved (o = og·G + g) where torch's are in blocks (o = g·O/G + og)"),
+    M('conv-groups-weight-grad-rows-interleaved', 'minivae/ops/conv.py', ('    w3 = group_matmul(xp, g1.reshape(groups, o // groups, -1),', '    w3 = group_matmul(xp, g1.reshape(o // groups, groups, -1).transpose(1, 0, 2),'),
+      ['tests/test_conv_groups.py'] + gc('conv2d', 'conv_transpose2d'), "w̄ pairs each group's windows with ḡ's rows taken every G-th channel: the weight gradient of grouped convolutions wrong, values right"),
+    M('conv-groups-scatter-rows-interleaved', 'minivae/ops/conv.py', ('cols = group_matmul(xp, w3.transpose(0, 2, 1), g1.reshape(groups, o // groups, -1))', 'cols = group_matmul(xp, w3.transpose(0, 2, 1), g1.reshape(o // groups, groups, -1).transpose(1, 0, 2))'),
+      ['tests/test_conv_groups.py'] + gc('conv2d', 'conv_transpose2d'), "the scatter (conv2d's x̄, conv_transpose2d's forward) takes ḡ's rows every G-th channel for a group"),
+    M('conv-module-groups-dropped', 'minivae/nn.py', ('        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)', '        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)'),
+      ['tests/test_conv_groups.py'], "nn.Conv2d forgets its groups in the forward pass: a depthwise layer refused (channels), a torch checkpoint's grouped layer unusable"),
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
 ]

@@ -2148,7 +2148,7 @@ MUTANTS = [
       [CONV] + gc('conv2d', 'conv_transpose2d'), "conv2d's x̄ (and conv_transpose2d's forward) adds each window back with the kernel flipped: a true convolution where torch's is a correlation"),
     M('conv-col2im-stride-ignored', 'minivae/ops/conv.py', ('out[:, :, a * dh:a * dh + sh * (ho - 1) + 1:sh, b * dw:b * dw + sw * (wo - 1) + 1:sw]', 'out[:, :, a * dh:a * dh + ho, b * dw:b * dw + wo]'),
       [CONV] + gc('conv2d', 'conv_transpose2d'), "the scatter (conv2d's x̄, conv_transpose2d's forward) adds the windows back side by side, as if the stride were 1"),
-    M('conv-dilation-dropped', 'minivae/ops/conv.py', ('strides=(s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w)', 'strides=(s_n, sh * s_h, sw * s_w, s_c, s_h, s_w)'),
+    M('conv-dilation-dropped', 'minivae/ops/conv.py', ('strides=(cg * s_c, s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w)', 'strides=(cg * s_c, s_n, sh * s_h, sw * s_w, s_c, s_h, s_w)'),
       [CONV] + gc('conv2d', 'conv_transpose2d'), "the windows read adjacent pixels whatever the dilation (the output size still counts it)"),
     M('conv-transpose-output-padding-ignored', 'minivae/ops/conv.py', ('out = (size - 1) * s - 2 * p + d * (k - 1) + extra + 1', 'out = (size - 1) * s - 2 * p + d * (k - 1) + 1'),
       [CONV] + gc('conv_transpose2d'), "conv_transpose2d drops output_padding: the decoder's 7 → 14 → 28 comes out one row and column short where it is needed"),

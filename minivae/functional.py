@@ -471,8 +471,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 def pad(input, pad, mode="constant", value=None):
-    """torch's F.pad in its constant mode: ``pad`` = (left, right, top, bottom, …), last axis first, a negative
-    entry crops; ``value`` (None: 0) fills. The other modes (reflect, replicate, circular) are not here."""
-    if mode != "constant":
-        raise ValueError(f"pad: mode {mode!r} is not supported (only 'constant')")
-    return ops.pad(input, pad, value)
+    """torch's F.pad: ``pad`` = (left, right, top, bottom, …), last axis first, a negative entry crops; ``mode``
+    "constant" (``value`` fills; None: 0), "reflect" (the edge not repeated), "replicate" or "circular" (the last 1, 2
+    or 3 axes of a 2-D … 5-D input, as torch's; see minivae.ops.conv.Pad)."""
+    return ops.pad(input, pad, value, mode)

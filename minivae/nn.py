@@ -1112,7 +1112,7 @@ class _Conv2dBase(Module):
     transposed = False
 
     def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias,
-               rng, dtype, device):
+               padding_mode, rng, dtype, device):
         who = type(self).__name__
         for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
@@ -1136,6 +1136,18 @@ class _Conv2dBase(Module):
             self.padding = pair_argument(padding, "padding", who, 0)
         self.dilation = pair_argument(dilation, "dilation", who, 1)
         self.output_padding = pair_argument(output_padding, "output_padding", who, 0)
+        modes = ("zeros", "reflect", "replicate", "circular")
+        if padding_mode not in modes:
+            raise ValueError(f"{who}: padding_mode must be one of {modes}, but got padding_mode={padding_mode!r}")
+        if self.transposed and padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {who}, got padding_mode={padding_mode!r}')
+        self.padding_mode = padding_mode
+        if self.padding == "same":  # torch's: d(k − 1) split, the odd one at the bottom and right
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            sides = [(t // 2, t - t // 2) for t in totals]
+        else:
+            sides = [(p, p) for p in ((0, 0) if self.padding == "valid" else self.padding)]
+        self._reversed_padding_repeated_twice = sides[1] + sides[0]  # F.pad's order: (left, right, top, bottom)
         rng, dtype = resolve(rng), numpy.float32 if dtype is None else dtype
         fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)
@@ -1155,21 +1167,27 @@ class _Conv2dBase(Module):
             s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
-        return s + (", bias=False" if self.bias is None else "")
+        s += ", bias=False" if self.bias is None else ""
+        return s + (f", padding_mode={self.padding_mode}" if self.padding_mode != "zeros" else "")
 
 
 class Conv2d(_Conv2dBase):
     """F.conv2d as a module, torch's ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0,
-    dilation=1, groups=1, bias=True, device=None, dtype=None)``: weight (out_channels, in_channels/groups, kH, kW),
-    bias (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict loads); padding also "valid"
-    or "same"."""
+    dilation=1, groups=1, bias=True, padding_mode="zeros", device=None, dtype=None)``: weight (out_channels,
+    in_channels/groups, kH, kW), bias (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict
+    loads); padding also "valid" or "same". ``padding_mode`` "reflect", "replicate" or "circular": the input padded
+    by F.pad in that mode (torch's order of pads, "same"'s odd row and column at the bottom and right), then
+    convolved without padding, as torch's."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 device=None, dtype=None, *, rng=None):
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias, rng, dtype,
-                    device)
+                 padding_mode="zeros", device=None, dtype=None, *, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias, padding_mode,
+                    rng, dtype, device)
 
     def forward(self, input):
+        if self.padding_mode != "zeros":
+            padded = functional.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return functional.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -1177,14 +1195,14 @@ class ConvTranspose2d(_Conv2dBase):
     """F.conv_transpose2d as a module, torch's ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
     padding=0, output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None)``: weight (in_channels,
     out_channels/groups, kH, kW), bias (out_channels,), torch's init (fan_in from weight.shape[1],
-    out_channels/groups·kH·kW, as torch's) and state_dict keys."""
+    out_channels/groups·kH·kW, as torch's) and state_dict keys. ``padding_mode`` only "zeros", as torch's."""
 
     transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, device=None, dtype=None, *, rng=None):
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None, *, rng=None):
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias,
-                    rng, dtype, device)
+                    padding_mode, rng, dtype, device)
 
     def forward(self, input):
         return functional.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,

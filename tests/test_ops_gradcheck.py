@@ -679,12 +679,26 @@ def conv_transpose2d_case(draw):
 
 @st.composite
 def pad_case(draw):
-    """Pads of −2 … 2 (negative ones crop) on the last 0 … ndim axes, no axis cropped below 0; a drawn fill value."""
+    """Pads of −2 … 2 (negative ones crop) on the last 0 … ndim axes, no axis cropped below 0; a drawn fill value; or
+    one of the copying modes (reflect, replicate, circular) on the ranks and pads torch allows."""
     shape = draw(shapes(1, 3, empty=True))
     k = draw(st.integers(0, len(shape)))
     pad = tuple(draw(st.integers(-2, 2)) for _ in range(2 * k))
     assume(all(shape[-1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0) >= 0 for i in range(k)))
     value = draw(st.floats(-2, 2))
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    if mode != "constant":  # the last k = 1 … 3 axes of a (k + 1)- or (k + 2)-D input, pads by torch's rules
+        k = draw(st.integers(1, 3))
+        shape = tuple(draw(st.integers(1, 2)) for _ in range(draw(st.integers(1, 2)))) + tuple(
+            draw(st.integers(1, 4)) for _ in range(k))
+        pad = tuple(draw(st.integers(-2, 3)) for _ in range(2 * k))
+        assume(all(shape[-1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0) >= 0 for i in range(k)))
+        if mode == "reflect":
+            assume(all(max(pad[2 * i], pad[2 * i + 1]) < shape[-1 - i] for i in range(k)))
+        if mode == "circular":
+            assume(all(max(pad[2 * i], pad[2 * i + 1]) <= shape[-1 - i] - max(-pad[2 * i], 0) - max(-pad[2 * i + 1], 0)
+                       for i in range(k)))
+        return case(lambda t: ops.pad(t, pad, mode=mode), draw(rngs).normal(size=shape))
     return case(lambda t: ops.pad(t, pad, value), draw(rngs).normal(size=shape))
 
 

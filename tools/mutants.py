@@ -2289,6 +2289,22 @@ MUTANTS = [
       ['tests/test_conv_groups.py'] + gc('conv2d', 'conv_transpose2d'), "the scatter (conv2d's x̄, conv_transpose2d's forward) takes ḡ's rows every G-th channel for a group"),
     M('conv-module-groups-dropped', 'minivae/nn.py', ('        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)', '        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)'),
       ['tests/test_conv_groups.py'], "nn.Conv2d forgets its groups in the forward pass: a depthwise layer refused (channels), a torch checkpoint's grouped layer unusable"),
+    M('pad-reflect-repeats-the-edge', 'minivae/ops/conv.py', ('        pieces = [at(slice(1, left + 1))[_along(axis, slice(None, None, -1))], x,', '        pieces = [at(slice(0, left))[_along(axis, slice(None, None, -1))], x,'),
+      ['tests/test_pad_modes.py'] + gc('pad'), "reflect's left pad mirrors x including its edge element (NumPy's 'symmetric', not torch's reflect): [1 0 0 1 2 3] for [2 1 0 1 2 3]"),
+    M('pad-circular-wraps-the-wrong-side', 'minivae/ops/conv.py', ('xp.concatenate([at(slice(n - left, n)), x, at(slice(0, right))], axis=axis)', 'xp.concatenate([at(slice(0, left)), x, at(slice(n - right, n))], axis=axis)'),
+      ['tests/test_pad_modes.py'] + gc('pad'), "circular's left pad copies x's first elements and its right pad the last (each side's own end, not the other one)"),
+    M('pad-reflect-vjp-not-reversed', 'minivae/ops/conv.py', ('        gx[_along(axis, slice(1, left + 1))] += at(slice(0, left))[_along(axis, slice(None, None, -1))]', '        gx[_along(axis, slice(1, left + 1))] += at(slice(0, left))'),
+      ['tests/test_pad_modes.py'] + gc('pad'), "reflect's x̄ adds the left pad's ḡ back in the pad's order, not mirrored: the values right, the gradient wrong"),
+    M('pad-circular-vjp-wrong-end', 'minivae/ops/conv.py', ('        core[_along(axis, slice(kept - left, kept))] += g[_along(axis, slice(0, left))]', '        core[_along(axis, slice(0, left))] += g[_along(axis, slice(0, left))]'),
+      ['tests/test_pad_modes.py'] + gc('pad'), "circular's x̄ adds the left pad's ḡ to x's first elements, where the copies came from its last"),
+    M('pad-replicate-vjp-edge-copies-dropped', 'minivae/ops/conv.py', ('        gx[_along(axis, slice(0, 1))] += at(slice(0, left)).sum(axis=axis, keepdims=True)', '        gx[_along(axis, slice(0, 1))] += 0'),
+      ['tests/test_pad_modes.py'] + gc('pad'), "replicate's x̄ forgets the left pad's copies of x[0] (as if they were a constant fill)"),
+    M('conv-padding-mode-pad-order', 'minivae/nn.py', ('        self._reversed_padding_repeated_twice = sides[1] + sides[0]', '        self._reversed_padding_repeated_twice = sides[0] + sides[1]'),
+      ['tests/test_pad_modes.py'], "Conv2d's non-zero padding_mode pads the rows by the columns' padding and the columns by the rows' (F.pad's last-axis-first order missed)"),
+    M('conv-padding-mode-same-odd-side', 'minivae/nn.py', ('            sides = [(t // 2, t - t // 2) for t in totals]', '            sides = [(t - t // 2, t // 2) for t in totals]'),
+      ['tests/test_pad_modes.py'], "padding='same' with a padding_mode puts the odd row and column at the top and left (torch's at the bottom and right)"),
+    M('conv-padding-mode-ignored', 'minivae/nn.py', ('        if self.padding_mode != "zeros":\n            padded', '        if False:\n            padded'),
+      ['tests/test_pad_modes.py'], "nn.Conv2d pads with zeros whatever its padding_mode"),
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
 ]

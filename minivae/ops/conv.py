@@ -299,37 +299,147 @@ def _pad_widths(who, shape, pad):
     return widths
 
 
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _check_mode(who, shape, widths, pad, mode, value):
+    """torch's rules for the modes that copy x's own elements: no fill value; the last 1, 2 or 3 axes of an input with
+    one or two axes before them; no empty axis but the batch (reflect, replicate); reflect's pads below the axis' size;
+    circular's pads at most the axis' size once cropped (a single wrap)."""
+    if mode not in PAD_MODES:
+        raise ValueError(f"{who}: unrecognised padding mode {mode!r} (one of {', '.join(map(repr, PAD_MODES))})")
+    if mode == "constant":
+        return
+    if value not in (None, 0):
+        raise ValueError(f'{who}: padding mode "{mode}" doesn\'t take in value argument (got value={value!r})')
+    k, ndim = len(pad) // 2, len(shape)
+    if k not in (1, 2, 3) or ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"{who}: padding size {len(pad)} is not supported for {ndim}D input tensor in mode {mode!r}. Supported "
+            "combinations for non-constant padding: 2D or 3D input: padding size = 2 (pads last dimension); 3D or 4D "
+            "input: padding size = 4 (pads last 2 dimensions); 4D or 5D input: padding size = 6 (pads last 3 "
+            "dimensions)")
+    if mode != "circular" and 0 in shape[ndim - k - 1:]:
+        raise ValueError(f"{who}: padding mode {mode!r} expects non-empty dimensions but the batch, got input of "
+                         f"shape {tuple(shape)}")
+    for axis in range(ndim - k, ndim):
+        n, (lo, hi) = shape[axis], widths[axis]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise ValueError(f"{who}: reflect padding size should be less than the corresponding input dimension, "
+                             f"but got padding ({lo}, {hi}) at dimension {axis} of input {tuple(shape)}")
+        kept = n - max(-lo, 0) - max(-hi, 0)
+        if mode == "circular" and max(lo, hi) > kept:
+            raise ValueError(f"{who}: circular padding ({lo}, {hi}) at dimension {axis} of input {tuple(shape)} wraps "
+                             f"around more than once ({kept} elements after cropping)")
+
+
+def _along(axis, index):
+    """An index tuple that applies ``index`` (a slice) to ``axis`` and leaves the axes before it whole."""
+    return (slice(None),) * axis + (index,)
+
+
+def _copy_pad_axis(xp, x, axis, lo, hi, mode):
+    """x padded along ``axis`` by (lo, hi) with copies of its own elements (a negative width crops): reflect and
+    replicate pad x and then crop, circular crops x and then wraps what is left (torch's orders)."""
+    n, at = x.shape[axis], lambda index: x[_along(axis, index)]
+    left, right = max(lo, 0), max(hi, 0)
+    if mode == "circular":
+        x = at(slice(max(-lo, 0), n - max(-hi, 0)))
+        n, at = x.shape[axis], lambda index: x[_along(axis, index)]
+        return xp.concatenate([at(slice(n - left, n)), x, at(slice(0, right))], axis=axis)
+    if mode == "reflect":  # y[i] = x[L − i] before x (i < L), y[L + n + k] = x[n − 2 − k] after it
+        pieces = [at(slice(1, left + 1))[_along(axis, slice(None, None, -1))], x,
+                  at(slice(n - 1 - right, n - 1))[_along(axis, slice(None, None, -1))]]
+    else:  # replicate: the first and the last element, repeated
+        pieces = [xp.repeat(at(slice(0, 1)), left, axis=axis), x, xp.repeat(at(slice(n - 1, n)), right, axis=axis)]
+    full = xp.concatenate(pieces, axis=axis)
+    return full[_along(axis, slice(max(-lo, 0), full.shape[axis] - max(-hi, 0)))]
+
+
+def _copy_pad_axis_vjp(xp, g, axis, n, lo, hi, mode):
+    """The transpose of ``_copy_pad_axis``: each element of ḡ added to the element of x it is a copy of (x̄ of size n
+    along ``axis``); slice additions, each of distinct elements (no add.at)."""
+    left, right = max(lo, 0), max(hi, 0)
+    if mode == "circular":
+        kept = n - max(-lo, 0) - max(-hi, 0)
+        core = g[_along(axis, slice(left, left + kept))].copy()
+        core[_along(axis, slice(kept - left, kept))] += g[_along(axis, slice(0, left))]
+        core[_along(axis, slice(0, right))] += g[_along(axis, slice(left + kept, left + kept + right))]
+        gx = xp.zeros(g.shape[:axis] + (n,) + g.shape[axis + 1:], g.dtype)
+        gx[_along(axis, slice(max(-lo, 0), max(-lo, 0) + kept))] = core
+        return gx
+    full = xp.zeros(g.shape[:axis] + (n + left + right,) + g.shape[axis + 1:], g.dtype)  # the crop undone: zeros
+    full[_along(axis, slice(max(-lo, 0), max(-lo, 0) + g.shape[axis]))] = g
+    at = lambda index: full[_along(axis, index)]  # noqa: E731
+    gx = at(slice(left, left + n)).copy()
+    if mode == "reflect":
+        gx[_along(axis, slice(1, left + 1))] += at(slice(0, left))[_along(axis, slice(None, None, -1))]
+        gx[_along(axis, slice(n - 1 - right, n - 1))] += at(slice(left + n, left + n + right))[
+            _along(axis, slice(None, None, -1))]
+    else:
+        gx[_along(axis, slice(0, 1))] += at(slice(0, left)).sum(axis=axis, keepdims=True)
+        gx[_along(axis, slice(n - 1, n))] += at(slice(left + n, left + n + right)).sum(axis=axis, keepdims=True)
+    return gx
+
+
 @register("pad")
 class Pad(Function):
-    r"""Constant padding, torch's F.pad(x, pad, value=v) (mode "constant"): ``pad`` lists (before, after) pairs from
-    the last axis backwards; a negative pad crops.
+    r"""torch's F.pad(x, pad, mode, value): ``pad`` lists (before, after) pairs from the last axis backwards; a negative
+    pad crops. Per padded axis of size n, widths (lo, hi), output position i (0 ≤ i < n + lo + hi):
 
-    forward   y = v everywhere, then y[dst] = x[src], where per axis src = x[max(−lo, 0) : n − max(−hi, 0)] and
-              dst starts at max(lo, 0)
-    backward  x̄ = 0 (cropped elements), x̄[src] = ḡ[dst]: the slice
-    saves     the two index tuples and x's shape
-    The dtype is x's (an integer x with a float v takes v cast, as NumPy's full; torch refuses a float v for it only
-    when it cannot be represented).
+    forward   constant   y = v everywhere, then y[dst] = x[src], per axis src = x[max(−lo, 0) : n − max(−hi, 0)]
+                         and dst starting at max(lo, 0)
+              reflect    y[i] = x[r(i − lo)], r(t) = −t for t < 0, 2(n − 1) − t for t ≥ n, t otherwise (the edge not
+                         repeated: x = [0 1 2 3], pad (2, 1): [2 1 0 1 2 3 2])
+              replicate  y[i] = x[clip(i − lo, 0, n − 1)]
+              circular   x' = x cropped by the negative widths (n' elements), y[i] = x'[(i − max(lo, 0)) mod n']
+    backward  x̄ = Σ over the outputs copied from each element: x̄[t] = Σ_{i : y[i] is x[t]} ḡ[i]
+              constant   x̄ = 0 (cropped elements), x̄[src] = ḡ[dst]: the slice
+              reflect    x̄ = ḡ's middle n, plus ḡ's first L = max(lo, 0) reversed onto x̄[1 … L], its last
+                         H = max(hi, 0) reversed onto x̄[n − 1 − H … n − 2] (the crop's elements first put back as 0)
+              replicate  x̄ = ḡ's middle n, plus Σ of ḡ's first L onto x̄[0], Σ of its last H onto x̄[n − 1]
+              circular   x̄' = ḡ's middle n', plus ḡ's first L onto x̄'[n' − L …], its last H onto x̄'[… H − 1];
+                         x̄ = x̄' where x' was, 0 where it was cropped
+              axis by axis (the modes are separable), each addition a slice of distinct elements (no add.at)
+    saves     the widths, x's shape and the mode (constant: the two index tuples)
+    Modes and ranks as torch's: reflect, replicate and circular pad the last 1, 2 or 3 axes of an input with 1 or 2
+    axes more, take no fill value, and refuse (reflect) pads ≥ n, (circular) pads above n'. The dtype is x's (an
+    integer x with a float v takes v cast, as NumPy's full; torch refuses a float v for it only when it cannot be
+    represented).
     """
 
-    def forward(ctx, x, pad=(), value=0.0):
+    def forward(ctx, x, pad=(), value=0.0, mode="constant"):
         widths = _pad_widths("pad", x.shape, pad)
+        _check_mode("pad", x.shape, widths, pad, mode, value)
+        if mode != "constant":
+            axes = range(x.ndim - len(pad) // 2, x.ndim)
+            y = x
+            for axis in axes:
+                y = _copy_pad_axis(ctx.xp, y, axis, *widths[axis], mode)
+            ctx.save(widths=widths, shape=x.shape, mode=mode, axes=axes)
+            return ctx.xp.ascontiguousarray(y)
         src = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(x.shape, widths))
         dst = tuple(slice(max(lo, 0), max(lo, 0) + n + min(lo, 0) + min(hi, 0)) for n, (lo, hi) in zip(x.shape, widths))
         y = ctx.xp.full(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths)), value, x.dtype)
         y[dst] = x[src]
-        ctx.save(src=src, dst=dst, shape=x.shape)
+        ctx.save(src=src, dst=dst, shape=x.shape, mode=mode)
         return y
 
     def backward(ctx, g):
+        if ctx.mode != "constant":
+            for axis in reversed(ctx.axes):
+                g = _copy_pad_axis_vjp(ctx.xp, g, axis, ctx.shape[axis], *ctx.widths[axis], ctx.mode)
+            return g
         gx = ctx.xp.zeros(ctx.shape, g.dtype)
         gx[ctx.src] = g[ctx.dst]
         return gx
 
 
-def pad(input, pad, value=0.0):
-    """torch.nn.functional.pad in its constant mode: ``pad`` = (left, right, top, bottom, …), last axis first."""
-    return Pad.apply(input, pad=tuple(pad) if isinstance(pad, list) else pad, value=0.0 if value is None else value)
+def pad(input, pad, value=0.0, mode="constant"):
+    """torch.nn.functional.pad: ``pad`` = (left, right, top, bottom, …), last axis first; ``mode`` "constant" (fill
+    ``value``), "reflect", "replicate" or "circular" (see Pad)."""
+    return Pad.apply(input, pad=tuple(pad) if isinstance(pad, list) else pad, value=0.0 if value is None else value,
+                     mode=mode)
 
 
 def _same_padding(input, weight, stride, dilation):

@@ -1,5 +1,5 @@
 """Modules with named parameters, as in ``torch.nn``: Linear, MLP, Conv2d, ConvTranspose2d, activations, LayerNorm,
-BatchNorm1d, Embedding, losses, state_dict."""
+BatchNorm1d, BatchNorm2d, Embedding, losses, state_dict."""
 import math
 import numbers
 import operator
@@ -67,8 +67,8 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
 class Module:
     """Holds parameters (``Parameter``s, and other tensors that require grad), buffers (``register_buffer``: state
     that is saved but not trained) and submodules, found by attribute name. Calling a module runs its ``forward``.
-    ``training`` is True until ``eval()``; Dropout and BatchNorm1d are the modules here that behave differently in the
-    two modes.
+    ``training`` is True until ``eval()``; Dropout, BatchNorm1d and BatchNorm2d are the modules here that behave
+    differently in the two modes.
     A module need not call ``super().__init__()`` (its tables are made at its first assignment or registration)."""
 
     training = True
@@ -1006,22 +1006,25 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, bias={has_bias}"
 
 
-class BatchNorm1d(Module):
-    """F.batch_norm as a module, torch's ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
-    track_running_stats=True)`` for inputs (N, C) and (N, C, L): in training each channel is normalized with the
-    batch's mean and biased variance, and the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
-    ``num_batches_tracked`` (int64) are updated (the running variance with the unbiased one, as torch's;
-    ``momentum=None``: the cumulative average over the batches seen); in eval mode the running statistics are used.
-    ``affine``: the parameters ``weight`` (ones) and ``bias`` (zeros; none with ``bias=False``, torch 2.13's
-    keyword). Without ``track_running_stats`` the three
-    buffers are None and the batch's statistics are used in both modes, as torch's."""
+class _BatchNorm(Module):
+    """F.batch_norm as a module, torch's ``_BatchNorm(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True)``: each channel (axis 1) normalized over every other axis. In training with the batch's
+    mean and biased variance, and the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked`` (int64) are updated (the running variance with the unbiased one, ÷ (n − 1) for the n values
+    per channel, as torch's; ``momentum=None``: the cumulative average over the batches seen); in eval mode the running
+    statistics are used. ``affine``: the parameters ``weight`` (ones) and ``bias`` (zeros; none with ``bias=False``,
+    torch 2.13's keyword). Without ``track_running_stats`` the three buffers are None and the batch's statistics are
+    used in both modes, as torch's. The subclasses differ only in the input's rank (``input_ranks``)."""
+
+    input_ranks = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, device="cpu",
                  dtype=numpy.float32, bias=True):
+        who = type(self).__name__
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
-            raise ValueError(f"BatchNorm1d: num_features must be an integer >= 1, got {num_features!r}")
+            raise ValueError(f"{who}: num_features must be an integer >= 1, got {num_features!r}")
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)):
-            raise TypeError(f"BatchNorm1d: momentum must be a number or None, got {momentum!r}")
+            raise TypeError(f"{who}: momentum must be a number or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         c = self.num_features
@@ -1041,8 +1044,9 @@ class BatchNorm1d(Module):
             self.num_batches_tracked.zero_()
 
     def forward(self, input):
-        if input.ndim not in (2, 3):
-            raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        if input.ndim not in self.input_ranks:
+            ranks = " or ".join(f"{r}D" for r in self.input_ranks)
+            raise ValueError(f"expected {ranks} input (got {input.ndim}D input)")
         count = None
         if self.training and self.track_running_stats:
             n = self.num_batches_tracked
@@ -1057,6 +1061,21 @@ class BatchNorm1d(Module):
         has_bias = self.bias is not None
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"bias={has_bias}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """_BatchNorm for inputs (N, C) and (N, C, L): torch's ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1,
+    affine=True, track_running_stats=True)``, statistics per channel over N (and L)."""
+
+    input_ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """_BatchNorm for images (N, C, H, W): torch's ``BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True)``, statistics per channel over N, H and W (the running variance ÷ (N·H·W − 1)); torch's
+    state_dict keys (``weight``, ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``)."""
+
+    input_ranks = (4,)
 
 
 class L1Loss(Module):

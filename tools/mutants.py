@@ -2305,6 +2305,12 @@ MUTANTS = [
       ['tests/test_pad_modes.py'], "padding='same' with a padding_mode puts the odd row and column at the top and left (torch's at the bottom and right)"),
     M('conv-padding-mode-ignored', 'minivae/nn.py', ('        if self.padding_mode != "zeros":\n            padded', '        if False:\n            padded'),
       ['tests/test_pad_modes.py'], "nn.Conv2d pads with zeros whatever its padding_mode"),
+    M('bn-unbiased-count-batch-only', 'minivae/functional.py', ('        n = math.prod(x.shape[a] for a in axes)', '        n = x.shape[0]'),
+      ['tests/test_batchnorm2d.py'], "the running variance's n/(n − 1) counts the batch only (N), not every value per channel (N·H·W): BatchNorm2d's running_var too large (and a batch of one image refused)"),
+    M('bn-running-var-not-passed', 'minivae/nn.py', ('        return functional._batch_norm(input, self.running_mean if keep else None, self.running_var if keep else None,', '        return functional._batch_norm(input, self.running_mean if keep else None, None,'),
+      ['tests/test_batchnorm2d.py'], "BatchNorm's running_var never updated in training (left at ones) and eval normalizing without it"),
+    M('bn2d-takes-any-rank', 'minivae/nn.py', ('    input_ranks = (4,)', '    input_ranks = (2, 3, 4)'),
+      ['tests/test_batchnorm2d.py'], "BatchNorm2d accepts (N, C) and (N, C, L) inputs (torch: expected 4D input)"),
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
 ]

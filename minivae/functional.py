@@ -475,3 +475,19 @@ def pad(input, pad, mode="constant", value=None):
     "constant" (``value`` fills; None: 0), "reflect" (the edge not repeated), "replicate" or "circular" (the last 1, 2
     or 3 axes of a 2-D … 5-D input, as torch's; see minivae.ops.conv.Pad)."""
     return ops.pad(input, pad, value, mode)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """torch's F.interpolate in its "nearest" mode for whole factors: input (N, C, d_1, …, d_K), K = 1 … 3, each pixel
+    an s_1 × … × s_K block (``scale_factor`` integers, or ``size`` multiples of the d_k); the gradient sums each block.
+    The other modes and factors that are not integers are not implemented (NotImplementedError naming them);
+    ``recompute_scale_factor`` changes nothing for whole factors."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented here (only 'nearest')")
+    if align_corners is not None:
+        raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: linear | "
+                         "bilinear | bicubic | trilinear")
+    if antialias:
+        raise ValueError("interpolate: anti-alias option is only supported for bilinear and bicubic modes")
+    return ops.upsample_nearest(input, size, scale_factor)

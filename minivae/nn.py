@@ -1228,6 +1228,30 @@ class ConvTranspose2d(_Conv2dBase):
                                            self.output_padding, self.groups, self.dilation)
 
 
+class Upsample(Module):
+    """F.interpolate as a module, torch's ``Upsample(size=None, scale_factor=None, mode="nearest", align_corners=None,
+    recompute_scale_factor=None)``: "nearest" with whole factors only (see F.interpolate); torch's repr (the factors
+    kept as floats, as torch's)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None):
+        if mode != "nearest":
+            raise NotImplementedError(f"Upsample: mode {mode!r} is not implemented here (only 'nearest')")
+        self.size, self.mode, self.align_corners = size, mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
+        if isinstance(scale_factor, (tuple, list)):
+            self.scale_factor = tuple(float(f) for f in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+
+    def forward(self, input):
+        return functional.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                                      self.recompute_scale_factor)
+
+    def extra_repr(self):
+        info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return f"{info}, mode={self.mode!r}"
+
+
 class Flatten(Module):
     """``input.flatten(start_dim, end_dim)`` as a module, torch's ``Flatten(start_dim=1, end_dim=-1)``: (N, C, L) to
     (N, C·L)."""

@@ -702,7 +702,21 @@ def pad_case(draw):
     return case(lambda t: ops.pad(t, pad, value), draw(rngs).normal(size=shape))
 
 
-DOMAINS.update({"conv2d": conv2d_case(), "conv_transpose2d": conv_transpose2d_case(), "pad": pad_case()})
+@st.composite
+def upsample_nearest_case(draw):
+    """(N, C, d_1 … d_K), K = 1 … 3, sizes 1 … 3; whole factors 1 … 3 per axis given as one int, a tuple, or the
+    output size."""
+    k = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 3)) for _ in range(k))
+    factors = tuple(draw(st.integers(1, 3)) for _ in range(k))
+    how = draw(st.sampled_from(["int", "tuple", "size"]))
+    kw = ({"scale_factor": factors[0]} if how == "int" else {"scale_factor": factors} if how == "tuple"
+          else {"size": tuple(d * f for d, f in zip(shape[2:], factors))})
+    return case(lambda t: ops.upsample_nearest(t, **kw), draw(rngs).normal(size=shape))
+
+
+DOMAINS.update({"conv2d": conv2d_case(), "conv_transpose2d": conv_transpose2d_case(), "pad": pad_case(),
+                "upsample_nearest": upsample_nearest_case()})
 
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"

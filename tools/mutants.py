@@ -2311,6 +2311,12 @@ MUTANTS = [
       ['tests/test_batchnorm2d.py'], "BatchNorm's running_var never updated in training (left at ones) and eval normalizing without it"),
     M('bn2d-takes-any-rank', 'minivae/nn.py', ('    input_ranks = (4,)', '    input_ranks = (2, 3, 4)'),
       ['tests/test_batchnorm2d.py'], "BatchNorm2d accepts (N, C) and (N, C, L) inputs (torch: expected 4D input)"),
+    M('upsample-tiles-not-repeats', 'minivae/ops/upsample.py', [('        spread = lead + sum(((d, s) for d, s in zip(dims, factors)), ())', '        spread = lead + sum(((s, d) for d, s in zip(dims, factors)), ())'), ('x.reshape(lead + sum(((d, 1) for d in dims), ()))', 'x.reshape(lead + sum(((1, d) for d in dims), ()))')],
+      ['tests/test_upsample.py'] + gc('upsample_nearest'), "nearest upsampling tiles the image (numpy.tile: [a b a b]) instead of repeating each pixel ([a a b b])"),
+    M('upsample-vjp-averages-blocks', 'minivae/ops/upsample.py', ('        return blocks.sum(axis=tuple(range(3, 2 + 2 * len(dims), 2)))', '        return blocks.mean(axis=tuple(range(3, 2 + 2 * len(dims), 2)))'),
+      ['tests/test_upsample.py'] + gc('upsample_nearest'), "the VJP averages each block of ḡ (the adjoint of average pooling's forward) where it should sum it"),
+    M('upsample-size-rounds-down', 'minivae/ops/upsample.py', ('v // d if d and v % d == 0 and v >= d else None', 'v // d if d and v >= d else None'),
+      ['tests/test_upsample.py'], "size= that is not a multiple of the input taken as the factor rounded down: a wrong output size where torch interpolates (refused here)"),
     # ---- helper-60 end ----
     # ---- lead, session 28 ----
 ]

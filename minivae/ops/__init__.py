@@ -27,6 +27,7 @@ from minivae.ops.more_shape import (diagonal, flip, gather, index_select, masked
 from minivae.ops.rounding import ceil, floor, round, sign, trunc
 from minivae.ops.einsum import einsum
 from minivae.ops.conv import conv2d, conv_transpose2d, pad
+from minivae.ops.upsample import upsample_nearest
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
                   *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",

@@ -1124,9 +1124,10 @@ class KLDivLoss(Module):
 class _Conv2dBase(Module):
     """What Conv2d and ConvTranspose2d share: torch's arguments checked and kept as pairs, torch's default init
     (kaiming_uniform_ with a = √5: weight and bias ~ U(−1/√fan_in, 1/√fan_in), fan_in = weight.shape[1]·kH·kW, as
-    torch's _calculate_fan_in_and_fan_out: in_channels·kH·kW for Conv2d, out_channels·kH·kW for ConvTranspose2d),
-    drawn on the host from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``) in float64, then
-    cast to ``dtype`` (None: float32) and moved to ``device`` (None: "cpu"); torch's repr."""
+    torch's _calculate_fan_in_and_fan_out: in_channels/groups·kH·kW for Conv2d, out_channels/groups·kH·kW for
+    ConvTranspose2d), drawn on the host from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``)
+    in float64, then cast to ``dtype`` (None: float32) and moved to ``device`` (None: "cpu"); torch's repr. A non-zero
+    ``padding_mode`` (Conv2d only) keeps torch's ``_reversed_padding_repeated_twice``, F.pad's widths."""
 
     transposed = False
 

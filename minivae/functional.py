@@ -458,21 +458,36 @@ def embedding(input, weight, padding_idx=None):
     return ops.where(keep, rows, ops.getitem(weight.detach(), idx))  # the same values; no gradient to that row
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
-    """torch's F.conv2d (groups 1; see minivae.ops.conv): input (N, C, H, W) or (C, H, W), weight (O, C, kH, kW), bias
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch's F.conv2d (see minivae.ops.conv): input (N, C, H, W) or (C, H, W), weight (O, C/groups, kH, kW), bias
     (O,) or None; stride, padding, dilation an int or a pair, padding also "valid" or "same" (stride 1)."""
-    return ops.conv2d(input, weight, bias, stride, padding, dilation)
+    return ops.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, *, dilation=1):
-    """torch's F.conv_transpose2d (groups 1; see minivae.ops.conv): input (N, C_in, H, W) or (C_in, H, W), weight
-    (C_in, C_out, kH, kW), bias (C_out,) or None. ``dilation`` by keyword (torch's seventh positional is groups)."""
-    return ops.conv_transpose2d(input, weight, bias, stride, padding, output_padding, dilation=dilation)
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch's F.conv_transpose2d (see minivae.ops.conv): input (N, C_in, H, W) or (C_in, H, W), weight
+    (C_in, C_out/groups, kH, kW), bias (C_out,) or None."""
+    return ops.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 def pad(input, pad, mode="constant", value=None):
-    """torch's F.pad in its constant mode: ``pad`` = (left, right, top, bottom, …), last axis first, a negative
-    entry crops; ``value`` (None: 0) fills. The other modes (reflect, replicate, circular) are not here."""
-    if mode != "constant":
-        raise ValueError(f"pad: mode {mode!r} is not supported (only 'constant')")
-    return ops.pad(input, pad, value)
+    """torch's F.pad: ``pad`` = (left, right, top, bottom, …), last axis first, a negative entry crops; ``mode``
+    "constant" (``value`` fills; None: 0), "reflect" (the edge not repeated), "replicate" or "circular" (the last 1, 2
+    or 3 axes of a 2-D … 5-D input, as torch's; see minivae.ops.conv.Pad)."""
+    return ops.pad(input, pad, value, mode)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """torch's F.interpolate in its "nearest" mode for whole factors: input (N, C, d_1, …, d_K), K = 1 … 3, each pixel
+    an s_1 × … × s_K block (``scale_factor`` integers, or ``size`` multiples of the d_k); the gradient sums each block.
+    The other modes and factors that are not integers are not implemented (NotImplementedError naming them);
+    ``recompute_scale_factor`` changes nothing for whole factors."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not implemented here (only 'nearest')")
+    if align_corners is not None:
+        raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: linear | "
+                         "bilinear | bicubic | trilinear")
+    if antialias:
+        raise ValueError("interpolate: anti-alias option is only supported for bilinear and bicubic modes")
+    return ops.upsample_nearest(input, size, scale_factor)

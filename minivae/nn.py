@@ -1,5 +1,5 @@
 """Modules with named parameters, as in ``torch.nn``: Linear, MLP, Conv2d, ConvTranspose2d, activations, LayerNorm,
-BatchNorm1d, Embedding, losses, state_dict."""
+BatchNorm1d, BatchNorm2d, Embedding, losses, state_dict."""
 import math
 import numbers
 import operator
@@ -13,7 +13,7 @@ from minivae import functional, ops  # noqa: F401  (functional re-exported: torc
 from minivae._backend import device_of, module_for_device, to_device, to_numpy
 from minivae._io import load_npz, save_npz_atomic
 from minivae.engine import Tensor, array_function, to_arguments
-from minivae.ops.conv import pair_argument
+from minivae.ops.conv import group_count, pair_argument
 from minivae.ops.nn_ops import check_dropout_probability
 from minivae.optim import _zero_grads
 from minivae.random import resolve
@@ -67,8 +67,8 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
 class Module:
     """Holds parameters (``Parameter``s, and other tensors that require grad), buffers (``register_buffer``: state
     that is saved but not trained) and submodules, found by attribute name. Calling a module runs its ``forward``.
-    ``training`` is True until ``eval()``; Dropout and BatchNorm1d are the modules here that behave differently in the
-    two modes.
+    ``training`` is True until ``eval()``; Dropout, BatchNorm1d and BatchNorm2d are the modules here that behave
+    differently in the two modes.
     A module need not call ``super().__init__()`` (its tables are made at its first assignment or registration)."""
 
     training = True
@@ -1006,22 +1006,25 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, bias={has_bias}"
 
 
-class BatchNorm1d(Module):
-    """F.batch_norm as a module, torch's ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
-    track_running_stats=True)`` for inputs (N, C) and (N, C, L): in training each channel is normalized with the
-    batch's mean and biased variance, and the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
-    ``num_batches_tracked`` (int64) are updated (the running variance with the unbiased one, as torch's;
-    ``momentum=None``: the cumulative average over the batches seen); in eval mode the running statistics are used.
-    ``affine``: the parameters ``weight`` (ones) and ``bias`` (zeros; none with ``bias=False``, torch 2.13's
-    keyword). Without ``track_running_stats`` the three
-    buffers are None and the batch's statistics are used in both modes, as torch's."""
+class _BatchNorm(Module):
+    """F.batch_norm as a module, torch's ``_BatchNorm(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True)``: each channel (axis 1) normalized over every other axis. In training with the batch's
+    mean and biased variance, and the buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked`` (int64) are updated (the running variance with the unbiased one, ÷ (n − 1) for the n values
+    per channel, as torch's; ``momentum=None``: the cumulative average over the batches seen); in eval mode the running
+    statistics are used. ``affine``: the parameters ``weight`` (ones) and ``bias`` (zeros; none with ``bias=False``,
+    torch 2.13's keyword). Without ``track_running_stats`` the three buffers are None and the batch's statistics are
+    used in both modes, as torch's. The subclasses differ only in the input's rank (``input_ranks``)."""
+
+    input_ranks = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, device="cpu",
                  dtype=numpy.float32, bias=True):
+        who = type(self).__name__
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
-            raise ValueError(f"BatchNorm1d: num_features must be an integer >= 1, got {num_features!r}")
+            raise ValueError(f"{who}: num_features must be an integer >= 1, got {num_features!r}")
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)):
-            raise TypeError(f"BatchNorm1d: momentum must be a number or None, got {momentum!r}")
+            raise TypeError(f"{who}: momentum must be a number or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         c = self.num_features
@@ -1041,8 +1044,9 @@ class BatchNorm1d(Module):
             self.num_batches_tracked.zero_()
 
     def forward(self, input):
-        if input.ndim not in (2, 3):
-            raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        if input.ndim not in self.input_ranks:
+            ranks = " or ".join(f"{r}D" for r in self.input_ranks)
+            raise ValueError(f"expected {ranks} input (got {input.ndim}D input)")
         count = None
         if self.training and self.track_running_stats:
             n = self.num_batches_tracked
@@ -1057,6 +1061,21 @@ class BatchNorm1d(Module):
         has_bias = self.bias is not None
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"bias={has_bias}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """_BatchNorm for inputs (N, C) and (N, C, L): torch's ``BatchNorm1d(num_features, eps=1e-5, momentum=0.1,
+    affine=True, track_running_stats=True)``, statistics per channel over N (and L)."""
+
+    input_ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """_BatchNorm for images (N, C, H, W): torch's ``BatchNorm2d(num_features, eps=1e-5, momentum=0.1, affine=True,
+    track_running_stats=True)``, statistics per channel over N, H and W (the running variance ÷ (N·H·W − 1)); torch's
+    state_dict keys (``weight``, ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``)."""
+
+    input_ranks = (4,)
 
 
 class L1Loss(Module):
@@ -1105,19 +1124,26 @@ class KLDivLoss(Module):
 class _Conv2dBase(Module):
     """What Conv2d and ConvTranspose2d share: torch's arguments checked and kept as pairs, torch's default init
     (kaiming_uniform_ with a = √5: weight and bias ~ U(−1/√fan_in, 1/√fan_in), fan_in = weight.shape[1]·kH·kW, as
-    torch's _calculate_fan_in_and_fan_out: in_channels·kH·kW for Conv2d, out_channels·kH·kW for ConvTranspose2d),
-    drawn on the host from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``) in float64, then
-    cast to ``dtype`` (None: float32) and moved to ``device`` (None: "cpu"); torch's repr."""
+    torch's _calculate_fan_in_and_fan_out: in_channels/groups·kH·kW for Conv2d, out_channels/groups·kH·kW for
+    ConvTranspose2d), drawn on the host from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``)
+    in float64, then cast to ``dtype`` (None: float32) and moved to ``device`` (None: "cpu"); torch's repr. A non-zero
+    ``padding_mode`` (Conv2d only) keeps torch's ``_reversed_padding_repeated_twice``, F.pad's widths."""
 
     transposed = False
 
-    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias, shape,
-               rng, dtype, device):
+    def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias,
+               padding_mode, rng, dtype, device):
         who = type(self).__name__
         for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
                 raise ValueError(f"{who}: {name} must be a positive integer, got {n!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.groups = group_count(groups, who)
+        for name, n in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if n % self.groups:
+                raise ValueError(f"{who}: {name} must be divisible by groups, got {name}={n}, groups={self.groups}")
+        g = self.groups
+        shape = (self.in_channels, self.out_channels // g) if self.transposed else (self.out_channels, self.in_channels // g)
         self.kernel_size = pair_argument(kernel_size, "kernel_size", who, 1)
         self.stride = pair_argument(stride, "stride", who, 1)
         if isinstance(padding, str) and not self.transposed:
@@ -1130,6 +1156,18 @@ class _Conv2dBase(Module):
             self.padding = pair_argument(padding, "padding", who, 0)
         self.dilation = pair_argument(dilation, "dilation", who, 1)
         self.output_padding = pair_argument(output_padding, "output_padding", who, 0)
+        modes = ("zeros", "reflect", "replicate", "circular")
+        if padding_mode not in modes:
+            raise ValueError(f"{who}: padding_mode must be one of {modes}, but got padding_mode={padding_mode!r}")
+        if self.transposed and padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {who}, got padding_mode={padding_mode!r}')
+        self.padding_mode = padding_mode
+        if self.padding == "same":  # torch's: d(k − 1) split, the odd one at the bottom and right
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            sides = [(t // 2, t - t // 2) for t in totals]
+        else:
+            sides = [(p, p) for p in ((0, 0) if self.padding == "valid" else self.padding)]
+        self._reversed_padding_repeated_twice = sides[1] + sides[0]  # F.pad's order: (left, right, top, bottom)
         rng, dtype = resolve(rng), numpy.float32 if dtype is None else dtype
         fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]
         bound = 1 / math.sqrt(fan_in)
@@ -1147,40 +1185,72 @@ class _Conv2dBase(Module):
             s += f", dilation={self.dilation}"
         if self.output_padding != (0, 0):
             s += f", output_padding={self.output_padding}"
-        return s + (", bias=False" if self.bias is None else "")
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        s += ", bias=False" if self.bias is None else ""
+        return s + (f", padding_mode={self.padding_mode}" if self.padding_mode != "zeros" else "")
 
 
 class Conv2d(_Conv2dBase):
     """F.conv2d as a module, torch's ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0,
-    dilation=1, bias=True, device=None, dtype=None)``: weight (out_channels, in_channels, kH, kW), bias
-    (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict loads). ``bias`` and after are
-    keyword-only (torch's seventh positional argument is ``groups``, not here); padding also "valid" or "same"."""
+    dilation=1, groups=1, bias=True, padding_mode="zeros", device=None, dtype=None)``: weight (out_channels,
+    in_channels/groups, kH, kW), bias (out_channels,), torch's init and state_dict keys (a torch Conv2d's state_dict
+    loads); padding also "valid" or "same". ``padding_mode`` "reflect", "replicate" or "circular": the input padded
+    by F.pad in that mode (torch's order of pads, "same"'s odd row and column at the bottom and right), then
+    convolved without padding, as torch's."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, *, bias=True,
-                 device=None, dtype=None, rng=None):
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, bias,
-                    (out_channels, in_channels), rng, dtype, device)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", device=None, dtype=None, *, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias, padding_mode,
+                    rng, dtype, device)
 
     def forward(self, input):
-        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        if self.padding_mode != "zeros":
+            padded = functional.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return functional.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return functional.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_Conv2dBase):
     """F.conv_transpose2d as a module, torch's ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
-    padding=0, output_padding=0, bias=True, dilation=1, device=None, dtype=None)``: weight (in_channels, out_channels,
-    kH, kW), bias (out_channels,), torch's init (fan_in from weight.shape[1], out_channels·kH·kW, as torch's) and
-    state_dict keys. ``bias`` and after are keyword-only (torch's seventh positional argument is ``groups``)."""
+    padding=0, output_padding=0, groups=1, bias=True, dilation=1, device=None, dtype=None)``: weight (in_channels,
+    out_channels/groups, kH, kW), bias (out_channels,), torch's init (fan_in from weight.shape[1],
+    out_channels/groups·kH·kW, as torch's) and state_dict keys. ``padding_mode`` only "zeros", as torch's."""
 
     transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, *, bias=True,
-                 dilation=1, device=None, dtype=None, rng=None):
-        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, bias,
-                    (in_channels, out_channels), rng, dtype, device)
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None, *, rng=None):
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups, bias,
+                    padding_mode, rng, dtype, device)
 
     def forward(self, input):
         return functional.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                           self.output_padding, dilation=self.dilation)
+                                           self.output_padding, self.groups, self.dilation)
+
+
+class Upsample(Module):
+    """F.interpolate as a module, torch's ``Upsample(size=None, scale_factor=None, mode="nearest", align_corners=None,
+    recompute_scale_factor=None)``: "nearest" with whole factors only (see F.interpolate); torch's repr (the factors
+    kept as floats, as torch's)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None):
+        if mode != "nearest":
+            raise NotImplementedError(f"Upsample: mode {mode!r} is not implemented here (only 'nearest')")
+        self.size, self.mode, self.align_corners = size, mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
+        if isinstance(scale_factor, (tuple, list)):
+            self.scale_factor = tuple(float(f) for f in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+
+    def forward(self, input):
+        return functional.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                                      self.recompute_scale_factor)
+
+    def extra_repr(self):
+        info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return f"{info}, mode={self.mode!r}"
 
 
 class Flatten(Module):

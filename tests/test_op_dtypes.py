@@ -229,6 +229,8 @@ ROWS = {
                          lambda a: ops.conv_transpose2d(*a, stride=2, padding=1, output_padding=1),
                          lambda t: TF.conv_transpose2d(*t, stride=2, padding=1, output_padding=1)),
     "pad": (one(), lambda a: ops.pad(a[0], (1, -1, 2, 0), 1), lambda t: TF.pad(t[0], (1, -1, 2, 0), value=1)),
+    "upsample_nearest": (shaped((2, 2, 3, 4)), lambda a: ops.upsample_nearest(a[0], scale_factor=(2, 3)),
+                         lambda t: TF.interpolate(t[0], scale_factor=(2, 3))),
 }
 # minivae.ops.cholesky: a positive-definite matrix of integers (exact in every dtype; the identity of bools); a triangle
 # with 2 + (0, 1) on the diagonal
@@ -264,6 +266,8 @@ DIFFERENT = {
     # integers, as torch's int64 one and its conv2d of every integer dtype (torch implements no kernel for them)
     **{(n, np.dtype(bool)): "bool" for n in ["conv2d", "conv_transpose2d"]},
     **{("conv_transpose2d", np.dtype(d)): np.dtype(d).name for d in (np.uint8, np.int32)},
+    # nearest upsampling copies its input in its dtype (torch implements it for uint8 and floats only)
+    **{("upsample_nearest", np.dtype(d)): np.dtype(d).name for d in (np.bool_, np.int32, np.int64)},
     # vector norms of integers are float32 (``real``, as mean's)
     **{("norm", np.dtype(d)): "float32" for d in _INTEGERS},
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)

@@ -643,15 +643,16 @@ def conv_geometry(draw):
 @st.composite
 def conv2d_case(draw):
     """Random N, C, O, kernel, stride, padding, dilation (each side its own), input sizes from the smallest the dilated
-    kernel fits in upwards; with or without bias, batched or unbatched (C, H, W)."""
+    kernel fits in upwards; with or without bias, batched or unbatched (C, H, W); 1 to 3 groups (C and O multiples)."""
     (kh, kw), stride, padding, dilation = draw(conv_geometry())
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 3))
+    n, c, o = draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
     hw = [draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + 3))
           for k, p, d in zip((kh, kw), padding, dilation)]
     rng = draw(rngs)
     x = rng.normal(size=((n,) if draw(st.booleans()) else ()) + (c, *hw))
-    w = rng.normal(size=(o, c, kh, kw))
-    kw_ = dict(stride=stride, padding=padding, dilation=dilation)
+    w = rng.normal(size=(o, c // groups, kh, kw))
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     if draw(st.booleans()):
         return case(lambda t, u, b: ops.conv2d(t, u, b, **kw_), x, w, rng.normal(size=o))
     return case(lambda t, u: ops.conv2d(t, u, **kw_), x, w)
@@ -662,14 +663,15 @@ def conv_transpose2d_case(draw):
     """As conv2d_case, with an output padding below the stride or the dilation, and a positive output size."""
     (kh, kw), stride, padding, dilation = draw(conv_geometry())
     output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))  # (the output grows as
-    hw = [draw(st.integers(1, 3)) for _ in range(2)]  # stride·input: the full Jacobian's cost with it)
+    groups = draw(st.integers(1, 2))  # (small sizes: the output grows as stride·input, the full Jacobian's cost with it)
+    n, c, o = draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    hw = [draw(st.integers(1, 3)) for _ in range(2)]
     assume(all((h - 1) * s - 2 * p + d * (k - 1) + e + 1 > 0
                for h, k, s, p, d, e in zip(hw, (kh, kw), stride, padding, dilation, output_padding)))
     rng = draw(rngs)
     x = rng.normal(size=((n,) if draw(st.booleans()) else ()) + (c, *hw))
-    w = rng.normal(size=(c, o, kh, kw))
-    kw_ = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+    w = rng.normal(size=(c, o // groups, kh, kw))
+    kw_ = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
     if draw(st.booleans()):
         return case(lambda t, u, b: ops.conv_transpose2d(t, u, b, **kw_), x, w, rng.normal(size=o))
     return case(lambda t, u: ops.conv_transpose2d(t, u, **kw_), x, w)
@@ -677,16 +679,44 @@ def conv_transpose2d_case(draw):
 
 @st.composite
 def pad_case(draw):
-    """Pads of −2 … 2 (negative ones crop) on the last 0 … ndim axes, no axis cropped below 0; a drawn fill value."""
+    """Pads of −2 … 2 (negative ones crop) on the last 0 … ndim axes, no axis cropped below 0; a drawn fill value; or
+    one of the copying modes (reflect, replicate, circular) on the ranks and pads torch allows."""
     shape = draw(shapes(1, 3, empty=True))
     k = draw(st.integers(0, len(shape)))
     pad = tuple(draw(st.integers(-2, 2)) for _ in range(2 * k))
     assume(all(shape[-1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0) >= 0 for i in range(k)))
     value = draw(st.floats(-2, 2))
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    if mode != "constant":  # the last k = 1 … 3 axes of a (k + 1)- or (k + 2)-D input, pads by torch's rules
+        k = draw(st.integers(1, 3))
+        shape = tuple(draw(st.integers(1, 2)) for _ in range(draw(st.integers(1, 2)))) + tuple(
+            draw(st.integers(1, 4)) for _ in range(k))
+        pad = tuple(draw(st.integers(-2, 3)) for _ in range(2 * k))
+        assume(all(shape[-1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0) >= 0 for i in range(k)))
+        if mode == "reflect":
+            assume(all(max(pad[2 * i], pad[2 * i + 1]) < shape[-1 - i] for i in range(k)))
+        if mode == "circular":
+            assume(all(max(pad[2 * i], pad[2 * i + 1]) <= shape[-1 - i] - max(-pad[2 * i], 0) - max(-pad[2 * i + 1], 0)
+                       for i in range(k)))
+        return case(lambda t: ops.pad(t, pad, mode=mode), draw(rngs).normal(size=shape))
     return case(lambda t: ops.pad(t, pad, value), draw(rngs).normal(size=shape))
 
 
-DOMAINS.update({"conv2d": conv2d_case(), "conv_transpose2d": conv_transpose2d_case(), "pad": pad_case()})
+@st.composite
+def upsample_nearest_case(draw):
+    """(N, C, d_1 … d_K), K = 1 … 3, sizes 1 … 3; whole factors 1 … 3 per axis given as one int, a tuple, or the
+    output size."""
+    k = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 3)) for _ in range(k))
+    factors = tuple(draw(st.integers(1, 3)) for _ in range(k))
+    how = draw(st.sampled_from(["int", "tuple", "size"]))
+    kw = ({"scale_factor": factors[0]} if how == "int" else {"scale_factor": factors} if how == "tuple"
+          else {"size": tuple(d * f for d, f in zip(shape[2:], factors))})
+    return case(lambda t: ops.upsample_nearest(t, **kw), draw(rngs).normal(size=shape))
+
+
+DOMAINS.update({"conv2d": conv2d_case(), "conv_transpose2d": conv_transpose2d_case(), "pad": pad_case(),
+                "upsample_nearest": upsample_nearest_case()})
 
 
 # ---- minivae.ops.cholesky ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from minivae.ops.rounding import ceil, floor, round, sign, trunc
 from minivae.ops.einsum import einsum
 from minivae.ops.conv import conv2d, conv_transpose2d, pad
 from minivae.ops.cholesky import cholesky, solve_triangular
+from minivae.ops.upsample import upsample_nearest
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
                   *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",

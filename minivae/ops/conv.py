@@ -1,5 +1,5 @@
-r"""2-D convolutions (torch's ``conv2d`` and ``conv_transpose2d``: NCHW, weights (out, in, kH, kW) and (in, out, kH,
-kW)) and constant padding (torch's ``F.pad``).
+r"""2-D convolutions (torch's ``conv2d`` and ``conv_transpose2d``: NCHW, weights (out, in/groups, kH, kW) and (in,
+out/groups, kH, kW)) and padding (torch's ``F.pad``).
 
 Both convolutions are three array routines on the padded input x_p (zero border of p rows and columns):
 
@@ -9,11 +9,14 @@ Both convolutions are three array routines on the padded input x_p (zero border 
                                                        one matmul w₂ᵀ · ḡ₁, then kH·kW strided-slice additions
 
 with w₂ = w reshaped to (O, C·kH·kW) and ḡ₁ = ḡ as (O, N·Ho·Wo), a row per channel; the weight's gradient is
-w̄₂ = ḡ₁ · W. conv2d is ``correlate``, its x̄ ``scatter`` (cropped by the padding); conv_transpose2d is ``scatter``
-as a forward, its x̄ ``correlate`` of ḡ and its w̄ the same product with the roles of x and ḡ exchanged. No
-``add.at``: each of the kH·kW additions writes a strided slice, distinct elements, so a plain += is exact (overlapping
-windows are different additions, one after another). The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU,
-also inside a CUDA graph's capture); everything else is ``xp`` slicing, so the ops run on CuPy arrays as they are.
+w̄₂ = ḡ₁ · W. With G groups each of the three is G such products, one batched matmul over the group axis: W splits
+into G column blocks (input channels g·C/G …), w₂ and ḡ₁ into G row blocks (output channels g·O/G …). conv2d is
+``correlate``, its x̄ ``scatter`` (cropped by the padding); conv_transpose2d is ``scatter`` as a forward, its x̄
+``correlate`` of ḡ and its w̄ the same product with the roles of x and ḡ exchanged. No ``add.at``: each of the kH·kW
+additions writes a strided slice, distinct elements, so a plain += is exact (overlapping windows are different
+additions, one after another). The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU, also inside
+a CUDA graph's capture where groups = 1; grouped ones are CuPy's batched matmul); everything else is ``xp`` slicing,
+so the ops run on CuPy arrays as they are.
 """
 import numbers
 
@@ -42,10 +45,20 @@ def pair_argument(value, name, who, low):
     return pair
 
 
-def _operands(who, x, weight, bias, transposed=False):
+def group_count(groups, who):
+    """``groups`` as an int ≥ 1, else an error naming it (torch's "non-positive groups is not supported")."""
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"{who}: groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{who}: non-positive groups is not supported, got groups={groups}")
+    return int(groups)
+
+
+def _operands(who, x, weight, bias, groups, transposed=False):
     """The arrays in their common dtype (floating_all's promotion: integer data beside float32 weights is float32), the
     dtype they compute in (float16 in float32, rounded once at the end, as PyTorch accumulates half), and whether x was
-    unbatched (C, H, W); refuses shapes that do not fit, naming them."""
+    unbatched (C, H, W); refuses shapes that do not fit the ``groups``, naming them (torch's checks: the weight's first
+    axis divisible by the groups; x's channels weight.shape[1]·groups for conv2d, weight.shape[0] transposed)."""
     if x.ndim not in (3, 4):
         raise ValueError(f"{who}: expected a 3-D (unbatched) or 4-D (batched) input (N, C, H, W), got shape {x.shape}")
     if weight.ndim != 4:
@@ -59,17 +72,23 @@ def _operands(who, x, weight, bias, transposed=False):
     unbatched = x.ndim == 3
     if unbatched:
         x = x[None]
-    expected, out_channels = weight.shape[:2] if transposed else weight.shape[1::-1]
+    if weight.shape[0] % groups:
+        raise ValueError(f"{who}: groups={groups} must divide the weight's first axis "
+                         f"({'in_channels' if transposed else 'out_channels'}), got weight of shape {weight.shape}")
+    expected, out_channels = ((weight.shape[0], weight.shape[1] * groups) if transposed
+                              else (weight.shape[1] * groups, weight.shape[0]))
     if x.shape[1] != expected:
         raise ValueError(f"{who}: input of shape {x.shape[1:] if unbatched else x.shape} has {x.shape[1]} channels, "
-                         f"weight of shape {weight.shape} expects {expected}")
+                         f"weight of shape {weight.shape}{f' with groups={groups}' if groups > 1 else ''} expects "
+                         f"{expected}")
     if bias is not None and bias.shape != (out_channels,):
         raise ValueError(f"{who}: bias must have shape ({out_channels},) (one per output channel), got {bias.shape}")
     return x, weight, bias, dtype, unbatched
 
 
-def windows(xp, x, kernel, out_hw, stride, padding, dilation):
-    """The (N·Ho·Wo, C·kH·kW) matrix W: row (n, i, j) is the window of the zero-padded x under output (i, j)."""
+def windows(xp, x, kernel, out_hw, stride, padding, dilation, groups):
+    """The (G, N·Ho·Wo, C/G·kH·kW) stack W: row (n, i, j) of block g is the window of the zero-padded x's channels
+    g·C/G … (g + 1)·C/G − 1 under output (i, j)."""
     n, c, h, w = x.shape
     (kh, kw), (ho, wo), (sh, sw), (ph, pw), (dh, dw) = kernel, out_hw, stride, padding, dilation
     if ph or pw:
@@ -78,9 +97,18 @@ def windows(xp, x, kernel, out_hw, stride, padding, dilation):
     else:
         padded = x
     s_n, s_c, s_h, s_w = padded.strides
-    view = xp.lib.stride_tricks.as_strided(padded, shape=(n, ho, wo, c, kh, kw),
-                                           strides=(s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w))
-    return view.reshape(n * ho * wo, c * kh * kw)
+    cg = c // groups
+    view = xp.lib.stride_tricks.as_strided(padded, shape=(groups, n, ho, wo, cg, kh, kw),
+                                           strides=(cg * s_c, s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w))
+    return view.reshape(groups, n * ho * wo, cg * kh * kw)
+
+
+def group_matmul(xp, a, b):
+    """The G products a[g] @ b[g] of two (G, ·, ·) stacks: one 2-D product where G = 1 (cuBLAS directly, also in a
+    CUDA graph's capture), one batched matmul otherwise."""
+    if a.shape[0] == 1:
+        return matmul_array(xp, a[0], b[0])[None]
+    return matmul_array(xp, a, b)
 
 
 def channels_first(g):
@@ -89,24 +117,31 @@ def channels_first(g):
     return g.transpose(1, 0, 2, 3).reshape(c, n * h * w)
 
 
-def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation):
-    """y = x ⋆ w (+ b): conv2d of x (N, C, H, W) and w (O, C, kH, kW), its output (N, O, Ho, Wo) C-contiguous."""
+def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation, groups):
+    """y = x ⋆ w (+ b): conv2d of x (N, C, H, W) and w (O, C/G, kH, kW) in G groups (output channels g·O/G … of
+    group g read input channels g·C/G …), its output (N, O, Ho, Wo) C-contiguous."""
     o, n = weight.shape[0], x.shape[0]
-    y = matmul_array(xp, windows(xp, x, weight.shape[2:], out_hw, stride, padding, dilation),
-                     weight.reshape(o, -1).T)
+    w3 = weight.reshape(groups, o // groups, -1)
+    y = group_matmul(xp, windows(xp, x, weight.shape[2:], out_hw, stride, padding, dilation, groups),
+                     w3.transpose(0, 2, 1))  # (G, N·Ho·Wo, O/G)
+    y = xp.ascontiguousarray(y.reshape(groups, n, out_hw[0], out_hw[1], o // groups).transpose(1, 0, 4, 2, 3))
+    y = y.reshape(n, o, *out_hw)
     if bias is not None:
-        y += bias
-    return xp.ascontiguousarray(y.reshape(n, out_hw[0], out_hw[1], o).transpose(0, 3, 1, 2))
+        y += bias[:, None, None]
+    return y
 
 
-def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation):
+def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation, groups):
     """conv2d's x̄ (N, C, H, W) for the upstream ḡ of shape ``g_shape`` (N, O, Ho, Wo) given as ḡ₁ (O, N·Ho·Wo) and
-    w (O, C, kH, kW): w₂ᵀ · ḡ₁ (C·kH·kW, N·Ho·Wo), each (a, b) slice of it, a (C, N, Ho, Wo) block, added back where
-    its windows read, then the padding cropped. (Channels first: each slice is contiguous in its Ho·Wo pixels.)"""
-    o, c, kh, kw = weight.shape
+    w (O, C/G, kH, kW): per group w₂[g]ᵀ · ḡ₁[g] (C/G·kH·kW, N·Ho·Wo), stacked to (C, kH, kW, N, Ho, Wo), each (a, b)
+    slice of it, a (C, N, Ho, Wo) block, added back where its windows read, then the padding cropped. (Channels
+    first: each slice is contiguous in its Ho·Wo pixels.)"""
+    o, cg, kh, kw = weight.shape
     (n, _, ho, wo), (h, w), (sh, sw), (ph, pw), (dh, dw) = g_shape, in_hw, stride, padding, dilation
-    cols = matmul_array(xp, weight.reshape(o, -1).T, g1).reshape(c, kh, kw, n, ho, wo)
-    out = xp.zeros((c, n, max(h + 2 * ph, dh * (kh - 1) + sh * (ho - 1) + 1),
+    w3 = weight.reshape(groups, o // groups, -1)
+    cols = group_matmul(xp, w3.transpose(0, 2, 1), g1.reshape(groups, o // groups, -1))
+    cols = cols.reshape(groups * cg, kh, kw, n, ho, wo)
+    out = xp.zeros((groups * cg, n, max(h + 2 * ph, dh * (kh - 1) + sh * (ho - 1) + 1),
                     max(w + 2 * pw, dw * (kw - 1) + sw * (wo - 1) + 1)), g1.dtype)
     for a in range(kh):
         for b in range(kw):
@@ -114,10 +149,13 @@ def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation):
     return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
 
-def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation):
-    """conv2d's w̄ (O, C, kH, kW) = ḡ₁ · W for x (N, C, H, W) and the upstream ḡ (N, O, Ho, Wo) as ḡ₁ (O, N·Ho·Wo)."""
-    w2 = matmul_array(xp, g1, windows(xp, x, kernel, g_hw, stride, padding, dilation))
-    return w2.reshape(g1.shape[0], x.shape[1], *kernel)
+def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation, groups):
+    """conv2d's w̄ (O, C/G, kH, kW) = ḡ₁[g] · W[g] per group, for x (N, C, H, W) and the upstream ḡ (N, O, Ho, Wo)
+    as ḡ₁ (O, N·Ho·Wo)."""
+    o = g1.shape[0]
+    w3 = group_matmul(xp, g1.reshape(groups, o // groups, -1),
+                      windows(xp, x, kernel, g_hw, stride, padding, dilation, groups))
+    return w3.reshape(o, x.shape[1] // groups, *kernel)
 
 
 def bias_grad(g):
@@ -149,29 +187,31 @@ def _squeezed(y, unbatched, dtype):
 
 @register("conv2d")
 class Conv2d(Function):
-    r"""2-D cross-correlation (torch's conv2d, groups 1), NCHW, weight (O, C, kH, kW), bias (O,) optional.
+    r"""2-D cross-correlation (torch's conv2d), NCHW, weight (O, C/G, kH, kW), bias (O,) optional, G ``groups``.
 
-    forward   y[n, o, i, j] = b[o] + Σ_{c,a,b} w[o, c, a, b] · x_p[n, c, i·s_h + a·d_h, j·s_w + b·d_w]
+    forward   y[n, o, i, j] = b[o] + Σ_{c,a,b} w[o, c, a, b] · x_p[n, g·C/G + c, i·s_h + a·d_h, j·s_w + b·d_w],
+              g = ⌊o/(O/G)⌋ the group of output channel o, c over its C/G input channels (G = C: depthwise)
               (x_p: x with a zero border of p_h rows and p_w columns; Ho = ⌊(H + 2p_h − d_h(kH − 1) − 1)/s_h⌋ + 1)
-              = ``correlate``: the windows matrix W (N·Ho·Wo, C·kH·kW) times w₂ᵀ
-    backward  x̄ = ``scatter``: w₂ᵀ · ḡ₁ added back at each window's place, x̄_p cropped to x (rows and columns no
-              window read get 0);  w̄ = ḡ₁ · W;  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
+              = ``correlate``: per group the windows matrix W[g] (N·Ho·Wo, C/G·kH·kW) times w₂[g]ᵀ
+    backward  x̄ = ``scatter``: w₂[g]ᵀ · ḡ₁[g] added back at each window's place, x̄_p cropped to x (rows and columns
+              no window read get 0);  w̄[g] = ḡ₁[g] · W[g];  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
     saves     x, w (W is made again in the backward pass: kH·kW/(s_h·s_w) times x's memory otherwise)
     An unbatched x (C, H, W) gives (O, Ho, Wo), as torch's. Operands of several dtypes take their common one
     (floating_all's rule; torch refuses two dtypes), integer ones compute in integers (torch's); float16 computes in
     float32, rounded once.
     """
 
-    def forward(ctx, x, weight, *bias, stride=1, padding=0, dilation=1):
+    def forward(ctx, x, weight, *bias, stride=1, padding=0, dilation=1, groups=1):
         who = "conv2d"
         stride, padding = pair_argument(stride, "stride", who, 1), pair_argument(padding, "padding", who, 0)
-        dilation = pair_argument(dilation, "dilation", who, 1)
-        x, weight, b, dtype, unbatched = _operands(who, x, weight, bias)
+        dilation, groups = pair_argument(dilation, "dilation", who, 1), group_count(groups, who)
+        x, weight, b, dtype, unbatched = _operands(who, x, weight, bias, groups)
         kernel, in_hw = weight.shape[2:], x.shape[2:]
         out_hw = tuple(_output_size(n, k, s, p, d) for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
-        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=(stride, padding, dilation), unbatched=unbatched)
-        return _squeezed(correlate(ctx.xp, x, weight, b, out_hw, stride, padding, dilation), unbatched, dtype)
+        geometry = (stride, padding, dilation, groups)
+        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
+        return _squeezed(correlate(ctx.xp, x, weight, b, out_hw, *geometry), unbatched, dtype)
 
     def backward(ctx, g):
         xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
@@ -188,22 +228,24 @@ class Conv2d(Function):
 
 @register("conv_transpose2d")
 class ConvTranspose2d(Function):
-    r"""2-D transposed convolution (torch's conv_transpose2d, groups 1): conv2d's x̄ as a forward. NCHW,
-    weight (C_in, C_out, kH, kW), bias (C_out,) optional.
+    r"""2-D transposed convolution (torch's conv_transpose2d): conv2d's x̄ as a forward. NCHW, weight
+    (C_in, C_out/G, kH, kW), bias (C_out,) optional, G ``groups``.
 
-    forward   y_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] += Σ_c x[n, c, i, j] · w[c, o, a, b], then y = y_p cropped by
+    forward   y_p[n, g·C_out/G + o, i·s_h + a·d_h, j·s_w + b·d_w] += Σ_c x[n, c, i, j] · w[c, o, a, b], the sum
+              over the C_in/G input channels c of group g (o < C_out/G), then y = y_p cropped by
               p_h rows and p_w columns on each side (+ b[o]); Ho = (H − 1)s_h − 2p_h + d_h(kH − 1) + op_h + 1, the
               output_padding op adding rows and columns at the bottom and right (zero before the bias)
               = ``scatter`` of x₁ (C_in, N·H·W) with w
-    backward  x̄ = conv2d(ḡ, w) (same stride, padding, dilation; its first H × W outputs) = ``correlate``;
-              w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, o, i·s_h + a·d_h, j·s_w + b·d_w] = x₁ · W(ḡ);
+    backward  x̄ = conv2d(ḡ, w) (same stride, padding, dilation, groups; its first H × W outputs) = ``correlate``;
+              w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, g·C_out/G + o, i·s_h + a·d_h, j·s_w + b·d_w]
+              = x₁[g] · W(ḡ)[g] per group;
               b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
     saves     x, w
     output_padding must be smaller than the stride or the dilation (torch's rule: else it would pad with rows no
     input reaches). Dtypes and the unbatched case as conv2d's.
     """
 
-    def forward(ctx, x, weight, *bias, stride=1, padding=0, output_padding=0, dilation=1):
+    def forward(ctx, x, weight, *bias, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         who = "conv_transpose2d"
         stride, padding = pair_argument(stride, "stride", who, 1), pair_argument(padding, "padding", who, 0)
         output_padding, dilation = pair_argument(output_padding, "output_padding", who, 0), pair_argument(dilation, "dilation", who, 1)
@@ -211,12 +253,13 @@ class ConvTranspose2d(Function):
             if op >= s and op >= d:
                 raise ValueError(f"{who}: output_padding must be smaller than either stride or dilation, got "
                                  f"output_padding {output_padding}, stride {stride}, dilation {dilation}")
-        x, weight, b, dtype, unbatched = _operands(who, x, weight, bias, transposed=True)
+        groups = group_count(groups, who)
+        x, weight, b, dtype, unbatched = _operands(who, x, weight, bias, groups, transposed=True)
         kernel, in_hw = weight.shape[2:], x.shape[2:]
         out_hw = tuple(_output_size(n, k, s, p, d, e, transposed=True)
                        for n, k, s, p, d, e in zip(in_hw, kernel, stride, padding, dilation, output_padding))
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
-        geometry = (stride, padding, dilation)
+        geometry = (stride, padding, dilation, groups)
         ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
         y = scatter(ctx.xp, channels_first(x), x.shape, weight, out_hw, *geometry)
         if b is not None:
@@ -256,37 +299,147 @@ def _pad_widths(who, shape, pad):
     return widths
 
 
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _check_mode(who, shape, widths, pad, mode, value):
+    """torch's rules for the modes that copy x's own elements: no fill value; the last 1, 2 or 3 axes of an input with
+    one or two axes before them; no empty axis but the batch (reflect, replicate); reflect's pads below the axis' size;
+    circular's pads at most the axis' size once cropped (a single wrap)."""
+    if mode not in PAD_MODES:
+        raise ValueError(f"{who}: unrecognised padding mode {mode!r} (one of {', '.join(map(repr, PAD_MODES))})")
+    if mode == "constant":
+        return
+    if value not in (None, 0):
+        raise ValueError(f'{who}: padding mode "{mode}" doesn\'t take in value argument (got value={value!r})')
+    k, ndim = len(pad) // 2, len(shape)
+    if k not in (1, 2, 3) or ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"{who}: padding size {len(pad)} is not supported for {ndim}D input tensor in mode {mode!r}. Supported "
+            "combinations for non-constant padding: 2D or 3D input: padding size = 2 (pads last dimension); 3D or 4D "
+            "input: padding size = 4 (pads last 2 dimensions); 4D or 5D input: padding size = 6 (pads last 3 "
+            "dimensions)")
+    if mode != "circular" and 0 in shape[ndim - k - 1:]:
+        raise ValueError(f"{who}: padding mode {mode!r} expects non-empty dimensions but the batch, got input of "
+                         f"shape {tuple(shape)}")
+    for axis in range(ndim - k, ndim):
+        n, (lo, hi) = shape[axis], widths[axis]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise ValueError(f"{who}: reflect padding size should be less than the corresponding input dimension, "
+                             f"but got padding ({lo}, {hi}) at dimension {axis} of input {tuple(shape)}")
+        kept = n - max(-lo, 0) - max(-hi, 0)
+        if mode == "circular" and max(lo, hi) > kept:
+            raise ValueError(f"{who}: circular padding ({lo}, {hi}) at dimension {axis} of input {tuple(shape)} wraps "
+                             f"around more than once ({kept} elements after cropping)")
+
+
+def _along(axis, index):
+    """An index tuple that applies ``index`` (a slice) to ``axis`` and leaves the axes before it whole."""
+    return (slice(None),) * axis + (index,)
+
+
+def _copy_pad_axis(xp, x, axis, lo, hi, mode):
+    """x padded along ``axis`` by (lo, hi) with copies of its own elements (a negative width crops): reflect and
+    replicate pad x and then crop, circular crops x and then wraps what is left (torch's orders)."""
+    n, at = x.shape[axis], lambda index: x[_along(axis, index)]
+    left, right = max(lo, 0), max(hi, 0)
+    if mode == "circular":
+        x = at(slice(max(-lo, 0), n - max(-hi, 0)))
+        n, at = x.shape[axis], lambda index: x[_along(axis, index)]
+        return xp.concatenate([at(slice(n - left, n)), x, at(slice(0, right))], axis=axis)
+    if mode == "reflect":  # y[i] = x[L − i] before x (i < L), y[L + n + k] = x[n − 2 − k] after it
+        pieces = [at(slice(1, left + 1))[_along(axis, slice(None, None, -1))], x,
+                  at(slice(n - 1 - right, n - 1))[_along(axis, slice(None, None, -1))]]
+    else:  # replicate: the first and the last element, repeated
+        pieces = [xp.repeat(at(slice(0, 1)), left, axis=axis), x, xp.repeat(at(slice(n - 1, n)), right, axis=axis)]
+    full = xp.concatenate(pieces, axis=axis)
+    return full[_along(axis, slice(max(-lo, 0), full.shape[axis] - max(-hi, 0)))]
+
+
+def _copy_pad_axis_vjp(xp, g, axis, n, lo, hi, mode):
+    """The transpose of ``_copy_pad_axis``: each element of ḡ added to the element of x it is a copy of (x̄ of size n
+    along ``axis``); slice additions, each of distinct elements (no add.at)."""
+    left, right = max(lo, 0), max(hi, 0)
+    if mode == "circular":
+        kept = n - max(-lo, 0) - max(-hi, 0)
+        core = g[_along(axis, slice(left, left + kept))].copy()
+        core[_along(axis, slice(kept - left, kept))] += g[_along(axis, slice(0, left))]
+        core[_along(axis, slice(0, right))] += g[_along(axis, slice(left + kept, left + kept + right))]
+        gx = xp.zeros(g.shape[:axis] + (n,) + g.shape[axis + 1:], g.dtype)
+        gx[_along(axis, slice(max(-lo, 0), max(-lo, 0) + kept))] = core
+        return gx
+    full = xp.zeros(g.shape[:axis] + (n + left + right,) + g.shape[axis + 1:], g.dtype)  # the crop undone: zeros
+    full[_along(axis, slice(max(-lo, 0), max(-lo, 0) + g.shape[axis]))] = g
+    at = lambda index: full[_along(axis, index)]  # noqa: E731
+    gx = at(slice(left, left + n)).copy()
+    if mode == "reflect":
+        gx[_along(axis, slice(1, left + 1))] += at(slice(0, left))[_along(axis, slice(None, None, -1))]
+        gx[_along(axis, slice(n - 1 - right, n - 1))] += at(slice(left + n, left + n + right))[
+            _along(axis, slice(None, None, -1))]
+    else:
+        gx[_along(axis, slice(0, 1))] += at(slice(0, left)).sum(axis=axis, keepdims=True)
+        gx[_along(axis, slice(n - 1, n))] += at(slice(left + n, left + n + right)).sum(axis=axis, keepdims=True)
+    return gx
+
+
 @register("pad")
 class Pad(Function):
-    r"""Constant padding, torch's F.pad(x, pad, value=v) (mode "constant"): ``pad`` lists (before, after) pairs from
-    the last axis backwards; a negative pad crops.
+    r"""torch's F.pad(x, pad, mode, value): ``pad`` lists (before, after) pairs from the last axis backwards; a negative
+    pad crops. Per padded axis of size n, widths (lo, hi), output position i (0 ≤ i < n + lo + hi):
 
-    forward   y = v everywhere, then y[dst] = x[src], where per axis src = x[max(−lo, 0) : n − max(−hi, 0)] and
-              dst starts at max(lo, 0)
-    backward  x̄ = 0 (cropped elements), x̄[src] = ḡ[dst]: the slice
-    saves     the two index tuples and x's shape
-    The dtype is x's (an integer x with a float v takes v cast, as NumPy's full; torch refuses a float v for it only
-    when it cannot be represented).
+    forward   constant   y = v everywhere, then y[dst] = x[src], per axis src = x[max(−lo, 0) : n − max(−hi, 0)]
+                         and dst starting at max(lo, 0)
+              reflect    y[i] = x[r(i − lo)], r(t) = −t for t < 0, 2(n − 1) − t for t ≥ n, t otherwise (the edge not
+                         repeated: x = [0 1 2 3], pad (2, 1): [2 1 0 1 2 3 2])
+              replicate  y[i] = x[clip(i − lo, 0, n − 1)]
+              circular   x' = x cropped by the negative widths (n' elements), y[i] = x'[(i − max(lo, 0)) mod n']
+    backward  x̄ = Σ over the outputs copied from each element: x̄[t] = Σ_{i : y[i] is x[t]} ḡ[i]
+              constant   x̄ = 0 (cropped elements), x̄[src] = ḡ[dst]: the slice
+              reflect    x̄ = ḡ's middle n, plus ḡ's first L = max(lo, 0) reversed onto x̄[1 … L], its last
+                         H = max(hi, 0) reversed onto x̄[n − 1 − H … n − 2] (the crop's elements first put back as 0)
+              replicate  x̄ = ḡ's middle n, plus Σ of ḡ's first L onto x̄[0], Σ of its last H onto x̄[n − 1]
+              circular   x̄' = ḡ's middle n', plus ḡ's first L onto x̄'[n' − L …], its last H onto x̄'[… H − 1];
+                         x̄ = x̄' where x' was, 0 where it was cropped
+              axis by axis (the modes are separable), each addition a slice of distinct elements (no add.at)
+    saves     the widths, x's shape and the mode (constant: the two index tuples)
+    Modes and ranks as torch's: reflect, replicate and circular pad the last 1, 2 or 3 axes of an input with 1 or 2
+    axes more, take no fill value, and refuse (reflect) pads ≥ n, (circular) pads above n'. The dtype is x's (an
+    integer x with a float v takes v cast, as NumPy's full; torch refuses a float v for it only when it cannot be
+    represented).
     """
 
-    def forward(ctx, x, pad=(), value=0.0):
+    def forward(ctx, x, pad=(), value=0.0, mode="constant"):
         widths = _pad_widths("pad", x.shape, pad)
+        _check_mode("pad", x.shape, widths, pad, mode, value)
+        if mode != "constant":
+            axes = range(x.ndim - len(pad) // 2, x.ndim)
+            y = x
+            for axis in axes:
+                y = _copy_pad_axis(ctx.xp, y, axis, *widths[axis], mode)
+            ctx.save(widths=widths, shape=x.shape, mode=mode, axes=axes)
+            return ctx.xp.ascontiguousarray(y)
         src = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(x.shape, widths))
         dst = tuple(slice(max(lo, 0), max(lo, 0) + n + min(lo, 0) + min(hi, 0)) for n, (lo, hi) in zip(x.shape, widths))
         y = ctx.xp.full(tuple(n + lo + hi for n, (lo, hi) in zip(x.shape, widths)), value, x.dtype)
         y[dst] = x[src]
-        ctx.save(src=src, dst=dst, shape=x.shape)
+        ctx.save(src=src, dst=dst, shape=x.shape, mode=mode)
         return y
 
     def backward(ctx, g):
+        if ctx.mode != "constant":
+            for axis in reversed(ctx.axes):
+                g = _copy_pad_axis_vjp(ctx.xp, g, axis, ctx.shape[axis], *ctx.widths[axis], ctx.mode)
+            return g
         gx = ctx.xp.zeros(ctx.shape, g.dtype)
         gx[ctx.src] = g[ctx.dst]
         return gx
 
 
-def pad(input, pad, value=0.0):
-    """torch.nn.functional.pad in its constant mode: ``pad`` = (left, right, top, bottom, …), last axis first."""
-    return Pad.apply(input, pad=tuple(pad) if isinstance(pad, list) else pad, value=0.0 if value is None else value)
+def pad(input, pad, value=0.0, mode="constant"):
+    """torch.nn.functional.pad: ``pad`` = (left, right, top, bottom, …), last axis first; ``mode`` "constant" (fill
+    ``value``), "reflect", "replicate" or "circular" (see Pad)."""
+    return Pad.apply(input, pad=tuple(pad) if isinstance(pad, list) else pad, value=0.0 if value is None else value,
+                     mode=mode)
 
 
 def _same_padding(input, weight, stride, dilation):
@@ -302,21 +455,20 @@ def _same_padding(input, weight, stride, dilation):
     return input, (total[0] // 2, total[1] // 2)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
-    """torch.nn.functional.conv2d (groups 1): input (N, C, H, W) or (C, H, W), weight (O, C, kH, kW), bias (O,) or
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv2d: input (N, C, H, W) or (C, H, W), weight (O, C/groups, kH, kW), bias (O,) or
     None; stride, padding and dilation an int or a pair; padding also "valid" (0) or "same" (stride 1)."""
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
             raise ValueError(f"conv2d: padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
         input, padding = _same_padding(input, weight, stride, dilation) if padding == "same" else (input, 0)
     inputs = (input, weight) if bias is None else (input, weight, bias)
-    return Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation)
+    return Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, *, dilation=1):
-    """torch.nn.functional.conv_transpose2d (groups 1): input (N, C_in, H, W) or (C_in, H, W), weight
-    (C_in, C_out, kH, kW), bias (C_out,) or None. ``dilation`` is keyword-only: torch's seventh positional argument
-    is ``groups``, which is not here, so a positional call cannot mean something else."""
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d: input (N, C_in, H, W) or (C_in, H, W), weight (C_in, C_out/groups, kH,
+    kW), bias (C_out,) or None (torch's order of arguments: groups before dilation)."""
     inputs = (input, weight) if bias is None else (input, weight, bias)
     return ConvTranspose2d.apply(*inputs, stride=stride, padding=padding, output_padding=output_padding,
-                                 dilation=dilation)
+                                 dilation=dilation, groups=groups)

@@ -15,8 +15,16 @@ from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
 from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
-
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
            "RelaxedBernoulli", "Independent", "constraints", "kl_divergence", "mc_kl", "register_kl"]
+from minivae.distributions.log_normal import LogNormal
+from minivae.distributions.half_normal import HalfNormal
+from minivae.distributions.cauchy import Cauchy
+from minivae.distributions.gumbel import Gumbel
+from minivae.distributions.kumaraswamy import Kumaraswamy
+from minivae.distributions.student_t import StudentT
+from minivae.distributions.geometric import Geometric
+
+__all__ += ["LogNormal", "HalfNormal", "Cauchy", "Gumbel", "Kumaraswamy", "StudentT", "Geometric"]

@@ -28,6 +28,11 @@ from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
 from minivae.distributions.normal import Normal
 from minivae.distributions.uniform import Uniform
+from minivae.distributions.log_normal import LogNormal  # (helper-59's univariate families, one block)
+from minivae.distributions.half_normal import HalfNormal
+from minivae.distributions.cauchy import Cauchy
+from minivae.distributions.gumbel import Gumbel
+from minivae.distributions.geometric import Geometric
 from minivae.engine import array_function
 
 _KL = {}
@@ -292,3 +297,34 @@ def mc_kl(p, q, n, rng):
     if missing > 0:
         z = z.reshape((n,) + (1,) * missing + z.shape[1:])
     return (p.log_prob(z) - q.log_prob(z)).mean(axis=0)
+
+
+@register_kl(LogNormal, LogNormal)
+@register_kl(HalfNormal, HalfNormal)
+def _kl_through_base_normals(p, q):
+    """KL of the base Normals (torch's: a KL is unchanged by the same invertible map of both, exp for LogNormal, and
+    |·| for HalfNormal, whose two halves are mirror images)."""
+    return _kl_normal_normal(p.base_dist, q.base_dist)
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy_cauchy(p, q):
+    """log(((σ_p + σ_q)² + (μ_p − μ_q)²)/(4σ_pσ_q)) (torch's, from Chyzak & Nielsen 2019)."""
+    total, delta = p.scale + q.scale, p.loc - q.loc
+    return ops.log(total * total + delta * delta) - ops.log(4 * p.scale * q.scale)
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel_gumbel(p, q):
+    """−log r − (μ_q − μ_p)/σ_q + γ·r + exp((μ_q − μ_p)/σ_q + lgamma(1 + r)) − (1 + γ), r = σ_p/σ_q (torch's, its
+    μ_q/σ_q − μ_p/σ_q taken as one difference)."""
+    ratio, shift = p.scale / q.scale, (q.loc - p.loc) / q.scale
+    return -ops.log(ratio) - shift + EULER_GAMMA * ratio + ops.exp(shift + ops.lgamma(1 + ratio)) - (1 + EULER_GAMMA)
+
+
+@register_kl(Geometric, Geometric)
+def _kl_geometric_geometric(p, q):
+    """−H(p) − log(1 − q)·(1 − p)/p − log q = E_p[k]·(log(1 − p) − log(1 − q)) + log p − log q (torch's
+    −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``)."""
+    log_q, log_1mq = q._log_p_and_q()
+    return -p.entropy() - log_1mq * (p.mean + 1) - (log_q - log_1mq)

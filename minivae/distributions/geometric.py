@@ -14,11 +14,12 @@ class Geometric(Distribution):
 
     sample     floor(log u / log(1 − p)), u ~ Uniform(0, 1) open (torch's inversion); no rsample (a discrete value)
     log_prob   k·log(1 − p) + log p (0·log 0 = 0 at p = 1, k = 0, as torch's); −∞ for k < 0 or not an integer
-    entropy    (−p log p − (1 − p) log(1 − p))/p = softplus(−l) + softplus(l)·e^{−l}, from the logits
+    entropy    (−p log p − (1 − p) log(1 − p))/p: −log p − (1 − p)·log1p(−p)/p of probs given (0 at p = 1), and
+               softplus(−l) + softplus(l)·e^{−l} of logits given
     mean (1 − p)/p;  mode 0;  variance (1 − p)/p²
     log p = −softplus(−l), log(1 − p) = −softplus(l), (1 − p)/p = e^{−l} when logits are given: every quantity finite
-    for logits up to ±10⁴ (where p or 1 − p underflows). Given probs are used as they are (torch's formulas; its
-    logits the clamped ones, as Bernoulli's, for entropy).
+    for logits up to ±10⁴ (where p or 1 − p underflows). Given probs are used as they are (torch's formulas; torch's
+    entropy goes through the clamped logits, off by ~ε at p = 1, where this one is 0).
     support nonnegative_integer; arg_constraints probs unit_interval, logits real. Exactly one of probs and logits;
     constant CPU probs must be in (0, 1] (torch's validate_args check, p > 0, made always, as minivae's others).
 
@@ -91,6 +92,11 @@ class Geometric(Distribution):
         return ops.where(outside, -math.inf, failures + log_p)
 
     def entropy(self):
+        if self._probs is not None:  # −log p − (1 − p)·log(1 − p)/p, the second term 0 at p = 1
+            p = self._probs
+            certain = array_function(lambda p: p == 1, p)
+            q = ops.where(certain, 0.0, p)
+            return -ops.log(p) - ops.where(certain, 0.0, (1 - q) * ops.log1p(-q) / ops.where(certain, 1.0, p))
         logits = self.logits
         negative = array_function(lambda l: l < 0, logits)
         t = ops.exp(ops.where(negative, logits, 0.0))  # e^l for l < 0: softplus(l)·e^{−l} = log1p(t)/t, 1 at t → 0

@@ -2321,6 +2321,10 @@ MUTANTS = [
       ['tests/distributions/test_more_univariate_kl.py::test_geometric_kl_is_the_sum_over_k'], "KL(Geometric ‖ Geometric) with log q for q's logit"),
     M('lognormal-entropy-no-loc', 'minivae/distributions/log_normal.py', ('self._batch(self.base_dist.entropy() + self.loc)', 'self._batch(self.base_dist.entropy())'),
       ['tests/distributions/test_more_univariate.py::test_values_are_the_textbook_formulas[LogNormal]'], "LogNormal's entropy as its base Normal's (without E[log x] = loc, the Jacobian's term)"),
+    M('kl-normal-gumbel-mgf-sign', 'minivae/distributions/kl.py', ('ops.exp(0.5 * ratio * ratio - shift)', 'ops.exp(0.5 * ratio * ratio + shift)'),
+      ['tests/distributions/test_more_univariate_kl.py::test_the_pairs_with_a_gumbel_are_the_expected_log_ratio[Normal-Gumbel]'], "KL(Normal ‖ Gumbel) with E[e^{+(x − μ_q)/σ_q}] for E[e^{−(x − μ_q)/σ_q}]"),
+    M('kl-gamma-gumbel-power-sign', 'minivae/distributions/kl.py', ('ops.exp(shift - a * ops.log1p(1 / product))', 'ops.exp(shift + a * ops.log1p(1 / product))'),
+      ['tests/distributions/test_more_univariate_kl.py::test_the_pairs_with_a_gumbel_are_the_expected_log_ratio[Gamma-Gumbel]'], "KL(Gamma ‖ Gumbel) with (1 + 1/(βσ))^{+α} for its −α power (the Gamma's moment generating function)"),
     # ---- helper-59 end ----
     # ---- helper-60 begin: fix11-conv-more: grouped convolutions, padding modes, BatchNorm2d ----
     # ---- helper-60 end ----

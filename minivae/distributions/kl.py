@@ -299,6 +299,11 @@ def mc_kl(p, q, n, rng):
     return (p.log_prob(z) - q.log_prob(z)).mean(axis=0)
 
 
+# ---- the pairs torch registers for LogNormal, HalfNormal, Cauchy, Gumbel and Geometric: LogNormal ‖ LogNormal,
+# HalfNormal ‖ HalfNormal (their base Normals'), Cauchy ‖ Cauchy, Gumbel ‖ Gumbel, Geometric ‖ Geometric, Gumbel ‖ Normal,
+# Normal ‖ Gumbel, Exponential ‖ Gumbel, Gamma ‖ Gumbel, Uniform ‖ Gumbel, and +∞ for Gumbel ‖ Beta, ContinuousBernoulli,
+# Exponential, Gamma and Uniform ----
+
 @register_kl(LogNormal, LogNormal)
 @register_kl(HalfNormal, HalfNormal)
 def _kl_through_base_normals(p, q):
@@ -328,3 +333,56 @@ def _kl_geometric_geometric(p, q):
     −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``)."""
     log_q, log_1mq = q._log_p_and_q()
     return -p.entropy() - log_1mq * (p.mean + 1) - (log_q - log_1mq)
+
+
+@register_kl(Gumbel, Normal)
+def _kl_gumbel_normal(p, q):
+    """−log(r/√(2π)) + (π r/2)²/3 + ((μ_p + γσ_p − μ_q)/σ_q)²/2 − (γ + 1), r = σ_p/σ_q (torch's): E_p[x] = μ_p + γσ_p
+    and Var_p = π²σ_p²/6."""
+    ratio = p.scale / q.scale
+    centre = (p.loc + EULER_GAMMA * p.scale - q.loc) / q.scale
+    return (-ops.log(ratio) + 0.5 * LOG_2PI + (0.5 * math.pi * ratio) ** 2 / 3 + 0.5 * centre * centre
+            - (EULER_GAMMA + 1))
+
+
+@register_kl(Normal, Gumbel)
+def _kl_normal_gumbel(p, q):
+    """−½ log r² + (μ_p − μ_q)/σ_q + exp(−(μ_p − μ_q)/σ_q + r²/2) − ½(1 + log 2π), r = σ_p/σ_q (torch's, its
+    μ_p/σ_q − μ_q/σ_q taken as one difference): E_p[e^{−(x − μ_q)/σ_q}] is the Normal's moment generating function."""
+    ratio = p.scale / q.scale
+    shift = (p.loc - q.loc) / q.scale
+    return -ops.log(ratio) + shift + ops.exp(0.5 * ratio * ratio - shift) - 0.5 * (1 + LOG_2PI)
+
+
+@register_kl(Exponential, Gumbel)
+def _kl_exponential_gumbel(p, q):
+    """log(λσ) − 1 − μ/σ + e^{μ/σ}·λσ/(λσ + 1) + 1/(λσ), λ = p.rate, μ, σ = q's (torch's)."""
+    product, shift = p.rate * q.scale, q.loc / q.scale
+    return ops.log(product) - 1 - shift + ops.exp(shift) * product / (product + 1) + 1 / product
+
+
+@register_kl(Gamma, Gumbel)
+def _kl_gamma_gumbel(p, q):
+    """(α − 1)ψ(α) − lgamma(α) − α + log(βσ) + α/(βσ) + e^{μ/σ}·(1 + 1/(βσ))^{−α} − μ/σ, α, β = p's, μ, σ = q's
+    (torch's; the power written exp(μ/σ − α·log1p(1/(βσ))), one exponential)."""
+    a, product, shift = p.concentration, p.rate * q.scale, q.loc / q.scale
+    return ((a - 1) * ops.digamma(a) - ops.lgamma(a) - a + ops.log(product) + a / product
+            + ops.exp(shift - a * ops.log1p(1 / product)) - shift)
+
+
+@register_kl(Uniform, Gumbel)
+def _kl_uniform_gumbel(p, q):
+    """log(σ/(b − a)) + ½(h + l) − σ/(b − a)·(e^{−h} − e^{−l}), h = (b − μ)/σ, l = (a − μ)/σ, p = U(a, b) (torch's)."""
+    ratio = q.scale / (p.high - p.low)
+    high, low = (p.high - q.loc) / q.scale, (p.low - q.loc) / q.scale
+    return ops.log(ratio) + 0.5 * (high + low) - ratio * (ops.exp(-high) - ops.exp(-low))
+
+
+@register_kl(Gumbel, Beta)
+@register_kl(Gumbel, ContinuousBernoulli)
+@register_kl(Gumbel, Exponential)
+@register_kl(Gumbel, Gamma)
+@register_kl(Gumbel, Uniform)
+def _kl_gumbel_bounded(p, q):
+    """+∞: a Gumbel gives mass to all of the real line, outside q's support (torch's)."""
+    return _infinite(p, q)

@@ -23,7 +23,9 @@ class Kumaraswamy(Distribution):
     (the stick-breaking VAE's posterior: Nalisnick & Smyth, 2017).
 
     rsample    icdf(u), u ~ Uniform(0, 1) open: (1 − (1 − u)^{1/b})^{1/a} = exp(log(−expm1(log1p(−u)/b))/a),
-               differentiable in a and b (pathwise); the law of torch's (1 − u^{1/b})^{1/a}
+               differentiable in a and b (pathwise); the law of torch's (1 − u^{1/b})^{1/a}. A draw can round to
+               exactly 0 or 1 (Kumaraswamy(0.1, 100) in float32), where a concentration below 1 puts a pole of the
+               density (log_prob +∞, as Beta's)
     log_prob   log a + log b + (a − 1) log x + (b − 1) log(1 − x^a), 1 − x^a = −expm1(a·log x) (its digits kept near
                x = 1); the ends as torch.xlogy (x = 0, 1 with a = 1 or b = 1 give log(ab)); −∞ outside [0, 1]
     entropy    (1 − 1/b) + (1 − 1/a)·H_b − log(ab), H_b = ψ(b + 1) + γ the harmonic number (torch's)

@@ -39,6 +39,13 @@ CASES = {
     "NegativeBinomial": (lambda r, l: D.NegativeBinomial(r, logits=l), (POSITIVE, LOGITS)),
     "MixtureSameFamily": (lambda l, m, s: D.MixtureSameFamily(D.Categorical(logits=l), D.Normal(m, s)),
                           (LOGITS_K, _rng.normal(size=(2, 3, 4)), _rng.uniform(0.5, 2.0, (2, 3, 4)))),
+    "LogNormal": (D.LogNormal, (LOC, SCALE)),
+    "HalfNormal": (D.HalfNormal, (SCALE,)),
+    "Cauchy": (D.Cauchy, (LOC, SCALE)),
+    "Gumbel": (D.Gumbel, (LOC, SCALE)),
+    "Kumaraswamy": (D.Kumaraswamy, (POSITIVE, OTHER)),
+    "StudentT": (D.StudentT, (POSITIVE + 2, LOC, SCALE)),
+    "Geometric": (lambda l: D.Geometric(logits=l), (LOGITS,)),
     "MultivariateNormal": (lambda m, a: D.MultivariateNormal(m, scale_tril=a),
                            (_rng.normal(size=(2, 3, 4)), np.tril(_rng.normal(size=(2, 3, 4, 4)), -1)
                             + np.diag(_rng.uniform(0.5, 2.0, 4)))),
@@ -51,7 +58,7 @@ def exported():
                   and getattr(D, n) is not D.Distribution)
 
 
-DISCRETE = {"Bernoulli", "Categorical", "OneHotCategorical", "Poisson", "NegativeBinomial"}
+DISCRETE = {"Bernoulli", "Categorical", "OneHotCategorical", "Poisson", "NegativeBinomial", "Geometric"}
 
 
 def run(name, device):

@@ -17,10 +17,18 @@ from minivae.distributions.relaxed import ExpRelaxedCategorical, RelaxedOneHotCa
 from minivae.distributions.poisson import NegativeBinomial, Poisson
 from minivae.distributions.mixture_same_family import MixtureSameFamily
 from minivae.distributions.multivariate_normal import MultivariateNormal
+from minivae.distributions.log_normal import LogNormal
+from minivae.distributions.half_normal import HalfNormal
+from minivae.distributions.cauchy import Cauchy
+from minivae.distributions.gumbel import Gumbel
+from minivae.distributions.kumaraswamy import Kumaraswamy
+from minivae.distributions.student_t import StudentT
+from minivae.distributions.geometric import Geometric
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
            "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "MixtureSameFamily", "MultivariateNormal",
+           "LogNormal", "HalfNormal", "Cauchy", "Gumbel", "Kumaraswamy", "StudentT", "Geometric",
            "constraints", "kl_divergence", "mc_kl", "register_kl"]

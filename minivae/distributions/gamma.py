@@ -105,14 +105,15 @@ def counted_draw(rng, blocks, draw, *tensors):
 
 
 def xlogy(c, x):
-    """c·log x for x ≥ 0, 0 where c = 0 (at x = 0 too, as torch.xlogy), ∓∞ where x = 0 < ±c; no log of 0 is taken
-    (its gradient there is 0)."""
+    """c·log x for x ≥ 0, 0 where c = 0 (at x = 0 and x = ∞ too, as torch.xlogy), ∓∞ where x = 0 < ±c; no log of 0 is
+    taken, nor of ∞ (±∞ where x = ∞, 0 for c = 0: their gradients are 0). Its gradient in c is log x also at c = 0
+    for 0 < x < ∞ (where the product is 0: a log_prob at a concentration of exactly 1, Gamma(1, β)'s or Beta(1, b)'s,
+    has the gradient log x in it)."""
     xp = x.xp
-    zero_x = array_function(lambda x: x == 0, x)
-    zero_c = array_function(lambda c: c == 0, c)
+    zero_x, inf_x = array_function(lambda x: (x == 0, x == xp.inf), x)
     at_zero = array_function(lambda c: xp.where(c == 0, 0.0, xp.where(c > 0, -xp.inf, xp.inf)).astype(c.dtype), c)
-    product = c * ops.log(ops.where(zero_x, 1.0, x))
-    return ops.where(zero_x, at_zero, ops.where(zero_c, 0.0, product))
+    product = c * ops.log(ops.where(zero_x | inf_x, 1.0, x))
+    return ops.where(zero_x, at_zero, ops.where(inf_x, -at_zero, product))
 
 
 def below_zero(value):

@@ -5,7 +5,11 @@ The pairs, each torch's formula unless said otherwise (p ‖ q):
     ContinuousBernoulli ‖ ContinuousBernoulli, Laplace ‖ Laplace, Uniform ‖ Uniform, Independent ‖ Independent,
     Normal ‖ Laplace, Laplace ‖ Normal, Uniform ‖ Normal, ContinuousBernoulli ‖ Normal, ContinuousBernoulli ‖ Uniform,
     Uniform ‖ ContinuousBernoulli, Gamma ‖ Gamma, Exponential ‖ Exponential, Exponential ‖ Gamma, Beta ‖ Beta,
-    Dirichlet ‖ Dirichlet, Poisson ‖ Poisson, and +∞ for Normal ‖ Uniform and Laplace ‖ Uniform (p's support is not q's).
+    Dirichlet ‖ Dirichlet, Poisson ‖ Poisson, MultivariateNormal ‖ MultivariateNormal, LogNormal ‖ LogNormal,
+    HalfNormal ‖ HalfNormal, Cauchy ‖ Cauchy, Gumbel ‖ Gumbel, Geometric ‖ Geometric, Gumbel ‖ Normal, Normal ‖ Gumbel,
+    Exponential ‖ Gumbel, Gamma ‖ Gumbel, Uniform ‖ Gumbel; MultivariateNormal ‖ Independent and Independent ‖
+    MultivariateNormal (an Independent of Normals over one axis; not in torch); and +∞ for Normal ‖ Uniform,
+    Laplace ‖ Uniform and Gumbel ‖ Beta, ContinuousBernoulli, Exponential, Gamma or Uniform (p's support is not q's).
 ``kl_divergence`` takes the most specific registered pair of types (as torch's: by p's class, then q's, along their
 MROs), so a pair registered for subclasses wins over one for their bases whatever the order of registration.
 """
@@ -19,13 +23,18 @@ from minivae import ops
 from minivae.distributions.bernoulli import Bernoulli
 from minivae.distributions.beta import Beta, log_beta
 from minivae.distributions.categorical import Categorical
+from minivae.distributions.cauchy import Cauchy
 from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
 from minivae.distributions.gamma import Gamma, xlogy
+from minivae.distributions.geometric import Geometric
+from minivae.distributions.gumbel import Gumbel
+from minivae.distributions.half_normal import HalfNormal
 from minivae.distributions.independent import Independent, sum_rightmost
 from minivae.distributions.laplace import Laplace
+from minivae.distributions.log_normal import LogNormal
 from minivae.distributions.multivariate_normal import MultivariateNormal, half_log_det, identity, mahalanobis
 from minivae.distributions.normal import Normal
 from minivae.distributions.poisson import Poisson
@@ -352,3 +361,90 @@ def _kl_diagonal_normal_multivariate_normal(p, q):
     _same_event(p, q)
     diagonal = MultivariateNormal(loc, scale_tril=ops.unsqueeze(scale, -1) * identity(scale))
     return _kl_multivariate_normal_multivariate_normal(diagonal, q)
+# ---- the pairs torch registers for LogNormal, HalfNormal, Cauchy, Gumbel and Geometric: LogNormal ‖ LogNormal,
+# HalfNormal ‖ HalfNormal (their base Normals'), Cauchy ‖ Cauchy, Gumbel ‖ Gumbel, Geometric ‖ Geometric, Gumbel ‖ Normal,
+# Normal ‖ Gumbel, Exponential ‖ Gumbel, Gamma ‖ Gumbel, Uniform ‖ Gumbel, and +∞ for Gumbel ‖ Beta, ContinuousBernoulli,
+# Exponential, Gamma and Uniform ----
+
+@register_kl(LogNormal, LogNormal)
+@register_kl(HalfNormal, HalfNormal)
+def _kl_through_base_normals(p, q):
+    """KL of the base Normals (torch's: a KL is unchanged by the same invertible map of both, exp for LogNormal, and
+    |·| for HalfNormal, whose two halves are mirror images)."""
+    return _kl_normal_normal(p.base_dist, q.base_dist)
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy_cauchy(p, q):
+    """log(((σ_p + σ_q)² + (μ_p − μ_q)²)/(4σ_pσ_q)) (torch's, from Chyzak & Nielsen 2019)."""
+    total, delta = p.scale + q.scale, p.loc - q.loc
+    return ops.log(total * total + delta * delta) - ops.log(4 * p.scale * q.scale)
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel_gumbel(p, q):
+    """−log r − (μ_q − μ_p)/σ_q + γ·r + exp((μ_q − μ_p)/σ_q + lgamma(1 + r)) − (1 + γ), r = σ_p/σ_q (torch's, its
+    μ_q/σ_q − μ_p/σ_q taken as one difference)."""
+    ratio, shift = p.scale / q.scale, (q.loc - p.loc) / q.scale
+    return -ops.log(ratio) - shift + EULER_GAMMA * ratio + ops.exp(shift + ops.lgamma(1 + ratio)) - (1 + EULER_GAMMA)
+
+
+@register_kl(Geometric, Geometric)
+def _kl_geometric_geometric(p, q):
+    """−H(p) − log(1 − q)·(1 − p)/p − log q = E_p[k]·(log(1 − p) − log(1 − q)) + log p − log q (torch's
+    −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``)."""
+    log_q, log_1mq = q._log_p_and_q()
+    return -p.entropy() - log_1mq * (p.mean + 1) - (log_q - log_1mq)
+
+
+@register_kl(Gumbel, Normal)
+def _kl_gumbel_normal(p, q):
+    """−log(r/√(2π)) + (π r/2)²/3 + ((μ_p + γσ_p − μ_q)/σ_q)²/2 − (γ + 1), r = σ_p/σ_q (torch's): E_p[x] = μ_p + γσ_p
+    and Var_p = π²σ_p²/6."""
+    ratio = p.scale / q.scale
+    centre = (p.loc + EULER_GAMMA * p.scale - q.loc) / q.scale
+    return (-ops.log(ratio) + 0.5 * LOG_2PI + (0.5 * math.pi * ratio) ** 2 / 3 + 0.5 * centre * centre
+            - (EULER_GAMMA + 1))
+
+
+@register_kl(Normal, Gumbel)
+def _kl_normal_gumbel(p, q):
+    """−½ log r² + (μ_p − μ_q)/σ_q + exp(−(μ_p − μ_q)/σ_q + r²/2) − ½(1 + log 2π), r = σ_p/σ_q (torch's, its
+    μ_p/σ_q − μ_q/σ_q taken as one difference): E_p[e^{−(x − μ_q)/σ_q}] is the Normal's moment generating function."""
+    ratio = p.scale / q.scale
+    shift = (p.loc - q.loc) / q.scale
+    return -ops.log(ratio) + shift + ops.exp(0.5 * ratio * ratio - shift) - 0.5 * (1 + LOG_2PI)
+
+
+@register_kl(Exponential, Gumbel)
+def _kl_exponential_gumbel(p, q):
+    """log(λσ) − 1 − μ/σ + e^{μ/σ}·λσ/(λσ + 1) + 1/(λσ), λ = p.rate, μ, σ = q's (torch's)."""
+    product, shift = p.rate * q.scale, q.loc / q.scale
+    return ops.log(product) - 1 - shift + ops.exp(shift) * product / (product + 1) + 1 / product
+
+
+@register_kl(Gamma, Gumbel)
+def _kl_gamma_gumbel(p, q):
+    """(α − 1)ψ(α) − lgamma(α) − α + log(βσ) + α/(βσ) + e^{μ/σ}·(1 + 1/(βσ))^{−α} − μ/σ, α, β = p's, μ, σ = q's
+    (torch's; the power written exp(μ/σ − α·log1p(1/(βσ))), one exponential)."""
+    a, product, shift = p.concentration, p.rate * q.scale, q.loc / q.scale
+    return ((a - 1) * ops.digamma(a) - ops.lgamma(a) - a + ops.log(product) + a / product
+            + ops.exp(shift - a * ops.log1p(1 / product)) - shift)
+
+
+@register_kl(Uniform, Gumbel)
+def _kl_uniform_gumbel(p, q):
+    """log(σ/(b − a)) + ½(h + l) − σ/(b − a)·(e^{−h} − e^{−l}), h = (b − μ)/σ, l = (a − μ)/σ, p = U(a, b) (torch's)."""
+    ratio = q.scale / (p.high - p.low)
+    high, low = (p.high - q.loc) / q.scale, (p.low - q.loc) / q.scale
+    return ops.log(ratio) + 0.5 * (high + low) - ratio * (ops.exp(-high) - ops.exp(-low))
+
+
+@register_kl(Gumbel, Beta)
+@register_kl(Gumbel, ContinuousBernoulli)
+@register_kl(Gumbel, Exponential)
+@register_kl(Gumbel, Gamma)
+@register_kl(Gumbel, Uniform)
+def _kl_gumbel_bounded(p, q):
+    """+∞: a Gumbel gives mass to all of the real line, outside q's support (torch's)."""
+    return _infinite(p, q)

@@ -1,0 +1,84 @@
+"""Student's t distribution, sampled as a Normal draw over the root of a Gamma (chi-square) draw."""
+import math
+
+from minivae import ops
+from minivae.distributions import constraints
+from minivae.distributions.cauchy import log1p_square
+from minivae.distributions.distribution import Distribution, checked_params
+from minivae.distributions.gamma import gamma_rsample
+from minivae.engine import array_function
+from minivae.random import resolve
+
+HALF_LOG_PI = 0.5 * math.log(math.pi)  # = lgamma(½)
+
+
+class StudentT(Distribution):
+    """StudentT(df ν, loc, scale): loc + scale·T, T of density Γ((ν + 1)/2)/(√(νπ)·Γ(ν/2))·(1 + t²/ν)^{−(ν+1)/2},
+    elementwise (batch_shape = the broadcast shape of ν, loc and scale), as torch.distributions.StudentT (loc 0 and
+    scale 1 by default).
+
+    rsample    loc + scale·ε·√(ν/(2G)), ε ~ N(0, 1), G ~ Gamma(ν/2, 1) (torch's ε/√(χ²_ν/ν), χ²_ν = 2G): ε by
+               ``rng.normal``, then G by Gamma's draws (``gamma_rsample``), differentiable in loc, scale, and in ν by
+               Gamma's implicit reparameterization
+    log_prob   −(ν + 1)/2·log(1 + y²/ν) − log scale − ½ log ν − ½ log π − lgamma(ν/2) + lgamma((ν + 1)/2),
+               y = (x − loc)/scale (log(1 + y²/ν) finite where y² overflows, as Cauchy's)
+    entropy    log scale + (ν + 1)/2·(ψ((ν + 1)/2) − ψ(ν/2)) + ½ log ν + log B(ν/2, ½)
+    mean       loc for ν > 1, NaN for ν ≤ 1;  mode loc
+    variance   scale²·ν/(ν − 2) for ν > 2, ∞ for 1 < ν ≤ 2, NaN for ν ≤ 1 (torch's)
+    support real; arg_constraints df positive, loc real, scale positive. Constant CPU df and scale must be > 0 and
+    finite, loc not NaN.
+    """
+
+    has_rsample = True
+    _params = ("df", "loc", "scale")
+    arg_constraints = {"df": constraints.positive, "loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+
+    def __init__(self, df, loc=0.0, scale=1.0):
+        (self.df, self.loc, self.scale), self.batch_shape, self._dtype = checked_params(
+            (df, loc, scale), ("df", "loc", "scale"), "StudentT", positive=("df", "scale"))
+
+    @property
+    def mean(self):
+        undefined = array_function(lambda df: ~(df > 1), self.df)
+        return self._batch(ops.where(undefined, math.nan, self.loc))
+
+    @property
+    def mode(self):
+        return self._batch(self.loc)
+
+    @property
+    def variance(self):
+        df = self.df
+        finite, infinite = array_function(lambda df: (df > 2, (df > 1) & (df <= 2)), df)
+        safe = ops.where(finite, df, 3.0)
+        ratio = self.scale * self.scale * safe / (safe - 2)
+        return self._batch(ops.where(finite, ratio, ops.where(infinite, math.inf, math.nan)))
+
+    def rsample(self, sample_shape=(), rng=None, eps=None, draws=None):
+        """loc + scale·ε·√(ν/(2G)) of standard normals ε and Gamma(ν/2, 1) draws G, drawn by ``rng`` in that order in
+        the parameters' dtype; pass ``eps`` and ``draws`` to fix them (then ``rng`` is not needed)."""
+        shape = self._extended(sample_shape)
+        if eps is None:
+            eps = resolve(rng).normal(shape, self._dtype, device=self.df.device)
+        half_df = 0.5 * self.df
+        g = gamma_rsample(rng, half_df, shape, self._dtype, draws)
+        return self.loc + self.scale * (eps * ops.sqrt(half_df / g))
+
+    def log_prob(self, value):
+        df = self.df
+        y = (self._value(value) - self.loc) / self.scale
+        half = 0.5 * df
+        normalizer = (ops.log(self.scale) + 0.5 * ops.log(df) + HALF_LOG_PI + ops.lgamma(half)
+                      - ops.lgamma(half + 0.5))
+        return -(half + 0.5) * log1p_square(y / ops.sqrt(df)) - normalizer
+
+    def entropy(self):
+        df = self.df
+        half = 0.5 * df
+        log_beta = ops.lgamma(half) + HALF_LOG_PI - ops.lgamma(half + 0.5)
+        return self._batch(ops.log(self.scale) + (half + 0.5) * (ops.digamma(half + 0.5) - ops.digamma(half))
+                           + 0.5 * ops.log(df) + log_beta)
+
+    def __repr__(self):
+        return f"StudentT(batch_shape={self.batch_shape})"

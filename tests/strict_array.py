@@ -564,3 +564,22 @@ def describe(entries):
     return "\n".join(f"{kind} of shape {shape} at {where}" for kind, shape, where in entries)
 
 
+def assert_device_run_is_the_cpus(run):
+    """``run(device)`` returns a list of arrays or tensors. On the "cuda" stand-in, with Numba and the CUDA kernels off
+    (so that the device runs the CPU's array code), every result is a device array, no copy to the host is made, and
+    each result equals the CPU's (``run("cpu")``, made first with the default switches) bit for bit."""
+    from minivae._backend import use_cuda_kernels, use_numba
+    from minivae.engine import Tensor
+
+    def arrays(results):
+        return [r.data if isinstance(r, Tensor) else r for r in results]
+    expected = arrays(run("cpu"))
+    with use_numba(False), use_cuda_kernels(False), emulating(), record() as log:
+        got = arrays(run("cuda"))
+        assert all(isinstance(a, StrictArray) for a in got), [type(a).__name__ for a in got]
+    assert log == [], describe(log)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        numpy.testing.assert_array_equal(g.get(), e)
+
+

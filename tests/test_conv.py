@@ -12,10 +12,9 @@ import pytest
 import minivae as mv
 import minivae.functional as F
 from minivae import nn, ops
-from minivae._backend import use_cuda_kernels, use_numba
 from minivae.optim import Adam
 from minivae.random import Generator
-from tests.strict_array import StrictArray, describe, emulating, record
+from tests.strict_array import assert_device_run_is_the_cpus
 
 RTOL = 1e-10
 
@@ -332,16 +331,8 @@ def test_conv_forward_and_backward_on_the_device_copy_nothing_to_the_host():
         ts = [mv.tensor(a, device=device, requires_grad=True) for a in arrays]
         y = model(*ts)
         (y * y).sum().backward()
-        return y, [t.grad for t in ts]
-
-    y_cpu, grads_cpu = run("cpu")
-    with use_numba(False), use_cuda_kernels(False), emulating(), record() as log:
-        y, grads = run("cuda")
-        assert isinstance(y.data, StrictArray) and all(isinstance(g, StrictArray) for g in grads)
-    assert log == [], describe(log)
-    np.testing.assert_array_equal(y.data.get(), y_cpu.data)
-    for g, gc in zip(grads, grads_cpu):
-        np.testing.assert_array_equal(g.get(), gc)
+        return [y, *[t.grad for t in ts]]
+    assert_device_run_is_the_cpus(run)
 
 
 def test_conv_modules_on_the_device_train_without_copies_to_the_host():
@@ -355,14 +346,7 @@ def test_conv_modules_on_the_device_train_without_copies_to_the_host():
         xt = mv.tensor(x, device=device)
         ((dec(ops.relu(enc(xt))) - xt) ** 2).sum().backward()
         return [p.grad for p in (enc.weight, enc.bias, dec.weight, dec.bias)]
-
-    cpu = grads("cpu")
-    with use_numba(False), use_cuda_kernels(False), emulating(), record() as log:
-        device = grads("cuda")
-        assert all(isinstance(g, StrictArray) for g in device)
-    assert log == [], describe(log)
-    for g, gc in zip(device, cpu):
-        np.testing.assert_array_equal(g.get(), gc)
+    assert_device_run_is_the_cpus(grads)
 
 
 # ---- errors -------------------------------------------------------------------------------------------------------

@@ -2481,6 +2481,15 @@ MUTANTS = [
       ['tests/distributions/test_poisson.py::test_negative_binomial_draws_follow_the_distribution'], "the Gamma mixture's scale e^{−l}: the odds inverted"),
     M('poisson-negative-rate-allowed', 'minivae/distributions/distribution.py', ('if name in nonnegative and not ((t.data >= 0)', 'if name in nonnegative and not ((t.data >= -1)'),
       ['tests/distributions/test_poisson.py::test_bad_parameters_are_refused_naming_them'], 'a rate of −0.5 accepted'),
+    # ---- helper-61 begin: fix11-likelihoods: likelihoods for grey-level images ----
+    # ---- helper-61 end ----
+    # ---- helper-62 begin: fix11-elementwise: more elementwise ops ----
+    # ---- helper-62 end ----
+    # ---- helper-63 begin: fix11-flows: transforms, TransformedDistribution and flow posteriors ----
+    # ---- helper-63 end ----
+    # ---- helper-64 begin: fix11-rnn: recurrent layers ----
+    # ---- helper-64 end ----
+    # ---- lead, session 29 ----
 ]
 
 def copy_tree(dst):

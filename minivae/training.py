@@ -1,6 +1,7 @@
 """The training loop behind ``minivae train``: seeded, resumable, with atomic checkpoints."""
 import csv
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -167,10 +168,22 @@ def _flag(name):
     return special.get(name, "--" + name.replace("_", "-"))
 
 
-def _differences(recorded, now):
-    """The flags whose values differ, as "--flag (checkpoint A, now B)"."""
+# what a setting recorded only when it is not its default (so that older checkpoints resume as they did) stands for
+SETTING_DEFAULTS = {"tf32": False, "beta": 1.0}
+
+
+def _constructor_defaults(model):
+    """A model config's entries left out when they hold the constructor's default (``prior``, ``arch``, …): those defaults."""
+    parameters = inspect.signature(type(model)).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _differences(recorded, now, defaults):
+    """The flags whose values differ, as "--flag (checkpoint A, now B)"; an entry left out of either side is its
+    entry in ``defaults`` (shown so: "--beta (checkpoint 0.5, now 1.0)", not "now None")."""
     keys = [*now, *(k for k in recorded if k not in now)]  # a setting recorded only when on (--tf32) counts too
-    return [f"{_flag(k)} (checkpoint {recorded.get(k)}, now {now.get(k)})" for k in keys if recorded.get(k) != now.get(k)]
+    pairs = ((k, recorded.get(k, defaults.get(k)), now.get(k, defaults.get(k))) for k in keys)
+    return [f"{_flag(k)} (checkpoint {old}, now {new})" for k, old, new in pairs if old != new]
 
 
 def evaluate(model, x, seed, batch_size=500):
@@ -274,10 +287,9 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
         raise TrainingError("--tf32 is for a model on the GPU (--device cuda): NumPy's products have no TF32")
     settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
                     dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
-    if tf32:  # recorded only when on, so that checkpoints written before the option resume as they did
-        settings["tf32"] = True
-    if beta != 1.0:  # recorded only when not 1, for the same reason
-        settings["beta"] = beta
+    for name, value in (("tf32", tf32), ("beta", beta)):
+        if value != SETTING_DEFAULTS[name]:  # see SETTING_DEFAULTS
+            settings[name] = value
     settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
     created = _missing_folders(out)
     os.makedirs(out, exist_ok=True)
@@ -331,11 +343,11 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
         saved, arrays = load_checkpoint(ckpt_path)
         if saved.kind != model.kind:
             raise TrainingError(f"{ckpt_path} holds a {saved.kind} model, not a {model.kind} one (--model)")
-        changed = _differences(saved.config, model.config)
+        changed = _differences(saved.config, model.config, _constructor_defaults(model))
         if changed:
             raise TrainingError(f"{ckpt_path} holds a {saved.kind} model of another shape: {'; '.join(changed)}")
         recorded = _json_entry(arrays, "meta/settings", ckpt_path, dict, {})  # checked by read_checkpoint
-        changed = _differences(recorded, settings)
+        changed = _differences(recorded, settings, SETTING_DEFAULTS)
         warmup = recorded.get("warmup_epochs")
         if _format(arrays) < 2 and warmup == settings["warmup_epochs"] and int(arrays["meta/epoch"]) < warmup:
             changed.append(f"--warmup-epochs (checkpoint's β = epoch/{warmup}, now (epoch − 1)/{warmup}: "

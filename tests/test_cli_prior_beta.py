@@ -78,7 +78,7 @@ def test_resume_keeps_beta_and_refuses_another(tmp_path, capsys):
     args = ["train", "--model", "gaussian", "--prior", "mog", "--prior-components", 2, *SMALL, "--out", out]
     assert run(*args, "--beta", 0.5, "--epochs", 1) == 0
     capsys.readouterr()
-    for other, shown in ((0.7, "0.7"), (1.0, "None")):  # β = 1 (the default) is not recorded: "now None"
+    for other, shown in ((0.7, "0.7"), (1.0, "1.0")):  # β = 1 (the default) is not recorded, yet shown
         assert run(*args, "--beta", other, "--epochs", 2, "--resume") == 1
         line = one_error_line(capsys)
         assert f"--beta (checkpoint 0.5, now {shown})" in line and "--override-settings" in line
@@ -97,7 +97,7 @@ def test_resume_refuses_another_prior(tmp_path, capsys):
     assert run(*args, "--prior", "mog", "--prior-components", 3, "--epochs", 2, "--resume") == 1
     assert "--prior-components (checkpoint 2, now 3)" in one_error_line(capsys)
     assert run(*args, "--epochs", 2, "--resume") == 1
-    assert "--prior (checkpoint mog, now None)" in one_error_line(capsys)
+    assert "--prior (checkpoint mog, now standard)" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("flags,message", [

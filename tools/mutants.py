@@ -2490,6 +2490,8 @@ MUTANTS = [
     # ---- helper-64 begin: fix11-rnn: recurrent layers ----
     # ---- helper-64 end ----
     # ---- lead, session 29 ----
+    M('resume-omitted-setting-shown-as-none', 'minivae/training.py', ('now.get(k, defaults.get(k))) for k in keys)', 'now.get(k)) for k in keys)'),
+      ['tests/test_cli_prior_beta.py'], 'a setting left out at its default (β = 1, the standard prior) shown as "now None"'),
 ]
 
 def copy_tree(dst):

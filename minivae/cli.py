@@ -1,4 +1,4 @@
-"""The ``minivae`` command: train, eval, sample, estimators, ops, info."""
+"""The ``minivae`` command: train, eval, sample, reconstruct, interpolate, estimators, ops, info."""
 import argparse
 import math
 import os
@@ -28,6 +28,13 @@ def _positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _at_least_two(text):
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
     return value
 
 
@@ -212,32 +219,84 @@ def _same_file(a, b):
         return False
 
 
+def _check_png_out(args):
+    """Refuse --out before anything is computed unless it is a new file or a PNG to replace."""
+    if _same_file(args.out, args.checkpoint):
+        raise ValueError(f"--out {args.out} is the checkpoint itself: choose another file for the images")
+    try:
+        mode = os.lstat(args.out).st_mode
+    except FileNotFoundError:
+        return
+    # write_png renames a new file into place, which replaces whatever the name is: a FIFO, a device,
+    # a symbolic link (the link itself, not its target). Only a regular file is ever replaced; a link,
+    # even to a PNG, is refused rather than silently turned into a plain file
+    if stat.S_ISLNK(mode):
+        raise ValueError(f"--out {args.out} is a symbolic link: give the file itself (nothing was written)")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"--out {args.out} exists and is not a regular file: choose another file (nothing was written)")
+    with open(args.out, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
+
+
 def _sample(args):
     from minivae.png import image_grid, write_png
     from minivae.random import Generator
     from minivae.training import load_checkpoint
     _check_device(args)
-    if _same_file(args.out, args.checkpoint):
-        raise ValueError(f"--out {args.out} is the checkpoint itself: choose another file for the samples")
-    try:
-        mode = os.lstat(args.out).st_mode
-    except FileNotFoundError:
-        mode = None
-    # write_png renames a new file into place, which replaces whatever the name is: a FIFO, a device,
-    # a symbolic link (the link itself, not its target). Only a regular file is ever replaced; a link,
-    # even to a PNG, is refused rather than silently turned into a plain file
-    if mode is not None and stat.S_ISLNK(mode):
-        raise ValueError(f"--out {args.out} is a symbolic link: give the file itself (nothing was written)")
-    if mode is not None and not stat.S_ISREG(mode):
-        raise ValueError(f"--out {args.out} exists and is not a regular file: choose another file (nothing was written)")
-    if mode is not None:
-        with open(args.out, "rb") as f:
-            if f.read(8) != b"\x89PNG\r\n\x1a\n":
-                raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
+    _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     images = model.sample(args.n, Generator(args.seed)).numpy()
     write_png(args.out, image_grid(images))
     print(f"wrote {args.n} samples to {args.out}")
+
+
+def _images_of(args, model, n):
+    """``n`` images of --split drawn with --seed (data.sample_rows: the first need not be typical), checked against the
+    model's width, on --device; grey levels are shown as they are (nothing here is a likelihood)."""
+    from minivae.data import check_splits, load_splits, sample_rows
+    from minivae.engine import as_tensor
+    data = load_splits(args.data)
+    check_splits({args.split: data[args.split]}, data.files, x_dim=model.config["x_dim"])
+    x = sample_rows(data[args.split], n, args.seed)
+    return as_tensor(x, device=args.device), f"{len(x)} {args.split} images of {data.files[args.split]}"
+
+
+def _reconstruct(args):
+    from minivae.models import reconstruct
+    from minivae.png import image_grid, paired_rows, write_png
+    from minivae.training import load_checkpoint
+    _check_device(args)
+    _check_png_out(args)
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    x, which = _images_of(args, model, args.n)
+    shown = x.numpy()
+    write_png(args.out, image_grid(paired_rows(shown, reconstruct(model, x).numpy()), columns=min(8, len(shown))))
+    print(f"wrote {which} (odd rows) and their reconstructions (even rows) to {args.out}")
+
+
+def _interpolate(args):
+    import numpy
+
+    from minivae.models import interpolate
+    from minivae.png import image_grid, write_png
+    from minivae.training import load_checkpoint
+    _check_device(args)
+    _check_png_out(args)
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    if model.kind != "gaussian":
+        raise ValueError(f"{args.checkpoint} holds a {model.kind} model: interpolation walks a straight line between "
+                         "two codes z, which needs continuous latents (--model gaussian); try minivae reconstruct")
+    x, which = _images_of(args, model, 2 * args.pairs)
+    if len(x) < 2:
+        raise ValueError(f"{which}: interpolation needs two images")
+    pairs = len(x) // 2
+    path = interpolate(model, x[:pairs], x[pairs:2 * pairs], args.steps).numpy()  # (pairs, steps, x_dim)
+    shown = x.numpy()
+    rows = [numpy.concatenate([shown[i:i + 1], path[i], shown[pairs + i:pairs + i + 1]]) for i in range(pairs)]
+    write_png(args.out, image_grid(numpy.concatenate(rows), columns=args.steps + 2))
+    print(f"wrote {pairs} interpolations of {args.steps} steps between {which} (each row: an image, the decoded path "
+          f"between the two codes, the other image) to {args.out}")
 
 
 def _estimators(args):
@@ -368,6 +427,27 @@ def build_parser():
     s.add_argument("--out", default="samples.png", help="the PNG file to write")
     device_arg(s)
     s.set_defaults(run=_sample)
+
+    r = command("reconstruct", "draw images of a split and their reconstructions from a checkpoint")
+    r.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    r.add_argument("--data", default="default", help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
+    r.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+    r.add_argument("--n", type=_positive_int, default=32, help="how many images, drawn at random with --seed")
+    r.add_argument("--seed", type=_seed, default=0, help="seed of the draw of images")
+    r.add_argument("--out", default="reconstructions.png", help="the PNG file to write")
+    device_arg(r)
+    r.set_defaults(run=_reconstruct)
+
+    i = command("interpolate", "decode the straight line between the codes of pairs of images (gaussian models)")
+    i.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    i.add_argument("--data", default="default", help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
+    i.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+    i.add_argument("--pairs", type=_positive_int, default=4, help="pairs of images, drawn at random with --seed")
+    i.add_argument("--steps", type=_at_least_two, default=8, help="points on each line, both ends included")
+    i.add_argument("--seed", type=_seed, default=0, help="seed of the draw of images")
+    i.add_argument("--out", default="interpolations.png", help="the PNG file to write")
+    device_arg(i)
+    i.set_defaults(run=_interpolate)
 
     x = command("estimators", "compare gradient estimators against exact gradients")
     x.add_argument("--draws", type=_positive_int, default=1000, help="independent estimates per estimator")

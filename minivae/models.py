@@ -617,3 +617,29 @@ def build(kind, config, rng, device="cpu"):
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; expected one of {sorted(MODELS)}")
     return MODELS[kind](**config, rng=rng, device=device)
+
+
+def reconstruct(model, x):
+    """x's deterministic reconstruction: the mean of p(x|z) at z = the mode of q(z|x) (μ of a Gaussian posterior, each
+    latent's most probable value for a discrete one), computed without a graph. x: (n, x_dim) on the model's device."""
+    with no_grad():
+        return model.likelihood(model.posterior(x).mode).mean
+
+
+def interpolate(model, x_a, x_b, steps):
+    """Mean images of p(x|z_t) along the straight line z_t = (1 − t)·z_a + t·z_b, t = 0, 1/(steps − 1), …, 1, from
+    z_a = the mode of q(z|x_a) to that of x_b: (n, steps, x_dim) for n pairs (x_a, x_b), each (n, x_dim). A line
+    between two codes needs continuous latents: only a GaussianVAE (a one-hot or binary z has no points between)."""
+    if model.kind != "gaussian":
+        raise ValueError(f"interpolate walks a straight line between two codes z, which needs continuous latents (a "
+                         f"gaussian model), not {model.kind} ones")
+    steps = _size("interpolate: steps", steps, 2)
+    if x_a.shape != x_b.shape:
+        raise ValueError(f"interpolate: x_a of shape {x_a.shape} and x_b of shape {x_b.shape} are not pairs")
+    with no_grad():
+        z_a, z_b = model.posterior(x_a).mode, model.posterior(x_b).mode
+        xp = module_for_device(z_a.device)
+        t = Tensor(xp.linspace(0, 1, steps, dtype=z_a.dtype)[:, None])  # (steps, 1): each t a row, the n pairs beside
+        z = ops.unsqueeze(z_a, 1) * (1 - t) + ops.unsqueeze(z_b, 1) * t  # (n, steps, Z)
+        images = model.likelihood(ops.reshape(z, (-1, z.shape[-1]))).mean  # one batch of n·steps codes
+        return ops.reshape(images, z.shape[:2] + images.shape[1:])

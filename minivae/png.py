@@ -53,6 +53,20 @@ def image_grid(images, side=None, columns=8, pad=2):
     return (grid * 255).round().astype(numpy.uint8)
 
 
+def paired_rows(first, second, columns=8):
+    """Images of ``first`` and ``second`` (the same count) interleaved by rows of ``columns``: a row of first's, the
+    row of second's beneath it, and so on (originals above their reconstructions), for image_grid(…, columns). A last
+    row short of ``columns`` is filled with black images, so that each partner stays beneath its image."""
+    first, second = numpy.asarray(first), numpy.asarray(second)
+    if first.shape != second.shape:
+        raise ValueError(f"paired_rows: images of shapes {first.shape} and {second.shape} are not pairs")
+    columns = _count("columns", columns, 1)
+    fill = numpy.zeros((-len(first) % columns,) + first.shape[1:], first.dtype)
+    first, second = numpy.concatenate([first, fill]), numpy.concatenate([second, fill])
+    return numpy.concatenate([part for i in range(0, len(first), columns) for part in (first[i:i + columns],
+                                                                                        second[i:i + columns])])
+
+
 def write_png(path, pixels):
     """Write an 8-bit PNG (atomically): grey levels (H, W) or (H, W, 1), or RGB colours (H, W, 3), integers in
     [0, 255] (uint8 or another integer dtype). Floats and bools are refused rather than truncated (0.7 would be 0)

@@ -18,7 +18,7 @@ from minivae.engine import as_tensor, no_grad
 from minivae.models import _number, _size, build
 from minivae.optim import Adam, clip_grad_norm_
 from minivae.plan import compile_step
-from minivae.png import image_grid, write_png
+from minivae.png import image_grid, paired_rows, write_png
 from minivae.random import Generator
 
 CHECKPOINT = "checkpoint.npz"
@@ -436,6 +436,5 @@ def write_pictures(model, x, out, seed, n=32):
         q = model.posterior(as_tensor(originals, device=model.device))
         z = q.rsample(rng=rng) if q.has_rsample else q.sample(rng=rng)
         recon = model.likelihood(z).mean.numpy()
-        paired = numpy.concatenate([numpy.concatenate([originals[i:i + 8], recon[i:i + 8]]) for i in range(0, n, 8)])
-        write_png(os.path.join(out, "reconstructions.png"), image_grid(paired))
+        write_png(os.path.join(out, "reconstructions.png"), image_grid(paired_rows(originals, recon)))
         write_png(os.path.join(out, "samples.png"), image_grid(model.sample(64, rng).numpy()))

@@ -2490,6 +2490,16 @@ MUTANTS = [
     # ---- helper-64 begin: fix11-rnn: recurrent layers ----
     # ---- helper-64 end ----
     # ---- lead, session 29 ----
+    M('reconstruct-posterior-mean', 'minivae/models.py', ('return model.likelihood(model.posterior(x).mode).mean', 'return model.likelihood(model.posterior(x).mean).mean'),
+      ['tests/test_reconstruct.py'], "a categorical code's probabilities decoded instead of its most probable one-hot"),
+    M('interpolate-ends-swapped', 'minivae/models.py', ('ops.unsqueeze(z_a, 1) * (1 - t) + ops.unsqueeze(z_b, 1) * t', 'ops.unsqueeze(z_a, 1) * t + ops.unsqueeze(z_b, 1) * (1 - t)'),
+      ['tests/test_reconstruct.py'], 'the path runs from x_b to x_a'),
+    M('paired-rows-not-filled', 'minivae/png.py', ('fill = numpy.zeros((-len(first) % columns,)', 'fill = numpy.zeros((0,)'),
+      ['tests/test_reconstruct.py'], 'a short last row: reconstructions beside their images, not beneath'),
+    M('interpolate-cli-wrong-partner', 'minivae/cli.py', ('shown[pairs + i:pairs + i + 1]]', 'shown[i:i + 1]]'),
+      ['tests/test_reconstruct.py'], "each row ends with its first image again, not the path's other end"),
+    M('reconstruct-out-unchecked', 'minivae/cli.py', ('    _check_png_out(args)\n    model, _ = load_checkpoint(args.checkpoint, device=args.device)\n    x, which = _images_of(args, model, args.n)', '    model, _ = load_checkpoint(args.checkpoint, device=args.device)\n    x, which = _images_of(args, model, args.n)'),
+      ['tests/test_reconstruct.py'], 'reconstruct overwrites a file that is not a PNG'),
     M('resume-omitted-setting-shown-as-none', 'minivae/training.py', ('now.get(k, defaults.get(k))) for k in keys)', 'now.get(k)) for k in keys)'),
       ['tests/test_cli_prior_beta.py'], 'a setting left out at its default (β = 1, the standard prior) shown as "now None"'),
 ]

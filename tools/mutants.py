@@ -2489,6 +2489,8 @@ MUTANTS = [
     # ---- helper-63 end ----
     # ---- helper-64 begin: fix11-rnn: recurrent layers ----
     # ---- helper-64 end ----
+    # ---- helper-65 begin: fix11-convspeed: faster convolutions on the CPU ----
+    # ---- helper-65 end ----
     # ---- lead, session 29 ----
     M('reconstruct-posterior-mean', 'minivae/models.py', ('return model.likelihood(model.posterior(x).mode).mean', 'return model.likelihood(model.posterior(x).mean).mean'),
       ['tests/test_reconstruct.py'], "a categorical code's probabilities decoded instead of its most probable one-hot"),

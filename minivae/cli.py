@@ -1,4 +1,4 @@
-"""The ``minivae`` command: train, eval, sample, reconstruct, interpolate, estimators, ops, info."""
+"""The ``minivae`` command: train, eval, sample, reconstruct, interpolate, traverse, manifold, estimators, ops, info."""
 import argparse
 import math
 import os
@@ -82,6 +82,16 @@ def _sizes(text):
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return sizes
+
+
+def _sizes_from_zero(text):
+    try:
+        values = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}") from None
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return values
 
 
 def _check_device(args):
@@ -299,6 +309,46 @@ def _interpolate(args):
           f"between the two codes, the other image) to {args.out}")
 
 
+def _gaussian_checkpoint(args, what):
+    from minivae.training import load_checkpoint
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    if model.kind != "gaussian":
+        raise ValueError(f"{args.checkpoint} holds a {model.kind} model: {what} moves z continuously, which needs "
+                         "continuous latents (--model gaussian); try minivae reconstruct")
+    return model
+
+
+def _traverse(args):
+    from minivae.models import traverse
+    from minivae.png import image_grid, write_png
+    _check_device(args)
+    _check_png_out(args)
+    model = _gaussian_checkpoint(args, "a traversal")
+    x, which = _images_of(args, model, 1)
+    values = [args.span * (2 * k / (args.steps - 1) - 1) for k in range(args.steps)]  # −span … span
+    rows = traverse(model, x[0], values).numpy()  # (Z, steps, x_dim)
+    write_png(args.out, image_grid(rows.reshape(-1, rows.shape[-1]), columns=args.steps))
+    print(f"wrote the traversal of one of the {which.split(' ', 1)[1]}: a row for each of the {model.z_dim} latent "
+          f"coordinates, set to {args.steps} values from {-args.span:g} to {args.span:g}, the others at the image's "
+          f"code, to {args.out}")
+
+
+def _manifold(args):
+    from minivae.models import latent_grid
+    from minivae.png import image_grid, write_png
+    _check_device(args)
+    _check_png_out(args)
+    model = _gaussian_checkpoint(args, "the manifold")
+    dims = tuple(args.dims)
+    if len(dims) != 2 or dims[0] == dims[1] or max(dims) >= model.z_dim:
+        raise ValueError(f"--dims takes two different latent coordinates below the model's z_dim = {model.z_dim}, "
+                         f"got {','.join(map(str, dims))}")
+    grid = latent_grid(model, args.n, dims).numpy()
+    write_png(args.out, image_grid(grid.reshape(-1, grid.shape[-1]), columns=args.n))
+    print(f"wrote the decoded {args.n}×{args.n} grid of z_{dims[0]} (rows) and z_{dims[1]} (columns) at the standard "
+          f"normal's quantiles (k + ½)/{args.n}, the other coordinates 0, to {args.out}")
+
+
 def _estimators(args):
     from minivae import lab
     lab.main(draws=args.draws, seed=args.seed, plot=args.plot)
@@ -448,6 +498,25 @@ def build_parser():
     i.add_argument("--out", default="interpolations.png", help="the PNG file to write")
     device_arg(i)
     i.set_defaults(run=_interpolate)
+
+    v = command("traverse", "decode one image's code with each latent coordinate swept in turn (gaussian models)")
+    v.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    v.add_argument("--data", default="default", help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
+    v.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+    v.add_argument("--seed", type=_seed, default=0, help="seed of the draw of the image")
+    v.add_argument("--steps", type=_at_least_two, default=9, help="values of each coordinate, from -span to span")
+    v.add_argument("--span", type=_positive_float, default=3.0, help="the largest |value| (prior standard deviations)")
+    v.add_argument("--out", default="traversal.png", help="the PNG file to write")
+    device_arg(v)
+    v.set_defaults(run=_traverse)
+
+    m = command("manifold", "decode a grid of two latent coordinates at the prior's quantiles (gaussian models)")
+    m.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    m.add_argument("--n", type=_positive_int, default=15, help="points along each coordinate")
+    m.add_argument("--dims", type=_sizes_from_zero, default="0,1", metavar="I,J", help="the two latent coordinates")
+    m.add_argument("--out", default="manifold.png", help="the PNG file to write")
+    device_arg(m)
+    m.set_defaults(run=_manifold)
 
     x = command("estimators", "compare gradient estimators against exact gradients")
     x.add_argument("--draws", type=_positive_int, default=1000, help="independent estimates per estimator")

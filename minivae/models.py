@@ -630,9 +630,7 @@ def interpolate(model, x_a, x_b, steps):
     """Mean images of p(x|z_t) along the straight line z_t = (1 − t)·z_a + t·z_b, t = 0, 1/(steps − 1), …, 1, from
     z_a = the mode of q(z|x_a) to that of x_b: (n, steps, x_dim) for n pairs (x_a, x_b), each (n, x_dim). A line
     between two codes needs continuous latents: only a GaussianVAE (a one-hot or binary z has no points between)."""
-    if model.kind != "gaussian":
-        raise ValueError(f"interpolate walks a straight line between two codes z, which needs continuous latents (a "
-                         f"gaussian model), not {model.kind} ones")
+    _gaussian_only(model, "interpolate")
     steps = _size("interpolate: steps", steps, 2)
     if x_a.shape != x_b.shape:
         raise ValueError(f"interpolate: x_a of shape {x_a.shape} and x_b of shape {x_b.shape} are not pairs")
@@ -643,3 +641,48 @@ def interpolate(model, x_a, x_b, steps):
         z = ops.unsqueeze(z_a, 1) * (1 - t) + ops.unsqueeze(z_b, 1) * t  # (n, steps, Z)
         images = model.likelihood(ops.reshape(z, (-1, z.shape[-1]))).mean  # one batch of n·steps codes
         return ops.reshape(images, z.shape[:2] + images.shape[1:])
+
+
+def _gaussian_only(model, what):
+    if model.kind != "gaussian":
+        raise ValueError(f"{what} moves z continuously, which needs continuous latents (a gaussian model), not "
+                         f"{model.kind} ones")
+
+
+def traverse(model, x, values):
+    """A latent traversal (Higgins et al. 2017): for one image x (x_dim,) with z₀ the mode of q(z|x), the mean images of
+    p(x|z) at z₀ with its d-th coordinate set to each of ``values``, for every d: (z_dim, len(values), x_dim), a row a
+    coordinate. Gaussian latents only."""
+    _gaussian_only(model, "traverse")
+    if x.ndim != 1:
+        raise ValueError(f"traverse: x is one image of shape (x_dim,), got shape {x.shape}")
+    with no_grad():
+        z0 = model.posterior(ops.unsqueeze(x, 0)).mode  # (1, Z)
+        xp = module_for_device(z0.device)
+        v = Tensor(xp.asarray(values, dtype=z0.dtype))
+        if v.ndim != 1 or v.shape[0] == 0:
+            raise ValueError(f"traverse: values must be a non-empty list of numbers, got shape {v.shape}")
+        eye = Tensor(xp.eye(model.z_dim, dtype=z0.dtype)[:, None, :])  # (Z, 1, Z): coordinate d of row d
+        z = z0 * (1 - eye) + eye * ops.reshape(v, (1, -1, 1))  # (Z, V, Z)
+        images = model.likelihood(ops.reshape(z, (-1, model.z_dim))).mean
+        return ops.reshape(images, z.shape[:2] + images.shape[1:])
+
+
+def latent_grid(model, n, dims=(0, 1)):
+    """The decoded manifold of two latent coordinates (Kingma & Welling 2014, Fig. 4): z_i, z_j = Φ⁻¹ of the n evenly
+    spaced points (k + ½)/n of (0, 1), so that the grid covers the standard prior's mass evenly, the other coordinates
+    0: the mean images of p(x|z) as (n, n, x_dim), rows z_i, columns z_j. Gaussian latents."""
+    _gaussian_only(model, "latent_grid")
+    n = _size("latent_grid: n", n, 1)
+    if len(dims) != 2 or dims[0] == dims[1] or any(isinstance(d, bool) or not isinstance(d, numbers.Integral)
+                                                   or not 0 <= d < model.z_dim for d in dims):
+        raise ValueError(f"latent_grid: dims must be two different coordinates in [0, {model.z_dim}), got {dims}")
+    first = model.decoder.parameters()[0]
+    xp = module_for_device(first.device)
+    with no_grad():
+        u = Tensor((xp.arange(n, dtype=first.dtype) + 0.5) / n)
+        q = Normal(Tensor(xp.zeros((), first.dtype)), Tensor(xp.ones((), first.dtype))).icdf(u)  # (n,)
+        axes = xp.eye(model.z_dim, dtype=first.dtype)
+        z = ops.reshape(q, (n, 1, 1)) * Tensor(axes[dims[0]]) + ops.reshape(q, (1, n, 1)) * Tensor(axes[dims[1]])
+        images = model.likelihood(ops.reshape(z, (-1, model.z_dim))).mean
+        return ops.reshape(images, (n, n) + images.shape[1:])

@@ -1,4 +1,6 @@
-"""models.reconstruct and models.interpolate, and the reconstruct and interpolate commands that draw them."""
+"""models.reconstruct, interpolate, traverse and latent_grid, and the commands that draw them."""
+import statistics
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,50 @@ def test_interpolate_walks_the_line_between_the_two_modes():
                                    rtol=1e-5, atol=1e-6, err_msg=f"t = {t}")
     np.testing.assert_allclose(path.numpy()[:, 0], models.reconstruct(model, a).numpy(), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(path.numpy()[:, -1], models.reconstruct(model, b).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def _decode(model, z):
+    return _sigmoid(model.decoder(tensor(np.asarray(z, np.float32))).numpy())
+
+
+def test_traverse_sets_one_coordinate_a_row():
+    model = _model("gaussian")
+    values = [-2.0, 0.5, 3.0]
+    got = models.traverse(model, tensor(X[0]), values)
+    assert got.shape == (3, 3, 784) and not got.requires_grad
+    mu = model.encoder(tensor(X[:1])).numpy()[0, :3]
+    for d in range(3):
+        for k, v in enumerate(values):
+            z = mu.copy()
+            z[d] = v
+            np.testing.assert_allclose(got.numpy()[d, k], _decode(model, z[None])[0], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"coordinate {d}, value {v}")
+
+
+def test_latent_grid_decodes_the_prior_quantiles_of_two_coordinates():
+    model = _model("gaussian")
+    got = models.latent_grid(model, 4, dims=(2, 0))
+    assert got.shape == (4, 4, 784) and not got.requires_grad
+    q = [statistics.NormalDist().inv_cdf((k + 0.5) / 4) for k in range(4)]  # Φ⁻¹ from the standard library
+    for r in range(4):
+        for c in range(4):
+            z = np.zeros(3)
+            z[2], z[0] = q[r], q[c]  # rows sweep dims[0], columns dims[1]
+            np.testing.assert_allclose(got.numpy()[r, c], _decode(model, z[None])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda m, c: models.traverse(c, tensor(X[0]), [1.0]), "needs continuous latents"),
+    (lambda m, c: models.traverse(m, tensor(X[:2]), [1.0]), "one image of shape"),
+    (lambda m, c: models.traverse(m, tensor(X[0]), []), "non-empty"),
+    (lambda m, c: models.latent_grid(c, 3), "needs continuous latents"),
+    (lambda m, c: models.latent_grid(m, 3, dims=(1, 1)), "two different coordinates"),
+    (lambda m, c: models.latent_grid(m, 3, dims=(0, 3)), "two different coordinates"),
+    (lambda m, c: models.latent_grid(m, 0), "n must be >= 1"),
+])
+def test_traverse_and_latent_grid_refuse_what_they_cannot_draw(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(_model("gaussian"), _model("categorical"))
 
 
 def test_interpolate_refuses_discrete_latents_and_bad_arguments():
@@ -120,6 +166,28 @@ def test_the_interpolate_command_draws_each_pair_with_its_path(checkpoints, tmp_
             np.testing.assert_array_equal(_tile(pixels, i, column), np.round(image * 255), err_msg=f"{i}, {column}")
 
 
+def test_the_traverse_and_manifold_commands_draw_a_row_a_coordinate(checkpoints, tmp_path):
+    from minivae.training import load_checkpoint
+    model, _ = load_checkpoint(checkpoints["gaussian"])
+    out = tmp_path / "t.png"
+    assert run("traverse", checkpoints["gaussian"], "--steps", 3, "--span", 2, "--seed", 5, "--out", out) == 0
+    x = sample_rows(load_default()["test"], 1, 5)
+    expected = models.traverse(model, tensor(x[0]), [-2.0, 0.0, 2.0]).numpy()
+    _, pixels = read_png(out)
+    assert pixels.shape == (2 * 30 + 2, 3 * 30 + 2, 1)  # z_dim 2 rows of 3 values
+    for d in range(2):
+        for k in range(3):
+            np.testing.assert_array_equal(_tile(pixels, d, k), np.round(expected[d, k] * 255))
+    out = tmp_path / "m.png"
+    assert run("manifold", checkpoints["gaussian"], "--n", 3, "--dims", "1,0", "--out", out) == 0
+    expected = models.latent_grid(model, 3, (1, 0)).numpy()
+    _, pixels = read_png(out)
+    assert pixels.shape == (3 * 30 + 2, 3 * 30 + 2, 1)
+    for r in range(3):
+        for c in range(3):
+            np.testing.assert_array_equal(_tile(pixels, r, c), np.round(expected[r, c] * 255))
+
+
 def test_the_commands_refuse_with_one_line_and_write_nothing(checkpoints, tmp_path, capsys):
     out = tmp_path / "i.png"
     assert run("interpolate", checkpoints["categorical"], "--out", out) == 1
@@ -134,6 +202,11 @@ def test_the_commands_refuse_with_one_line_and_write_nothing(checkpoints, tmp_pa
     np.savetxt(wrong, np.zeros((3, 16)), fmt="%d")  # 4×4 images, the model's are 28×28
     assert run("reconstruct", checkpoints["gaussian"], "--data", wrong, "--out", out) == 1
     assert "784" in one_error_line(capsys) and not out.exists()
+    for command in ("traverse", "manifold"):
+        assert run(command, checkpoints["categorical"], "--out", out) == 1
+        assert "holds a categorical model" in one_error_line(capsys) and not out.exists()
+    assert run("manifold", checkpoints["gaussian"], "--dims", "0,2", "--out", out) == 1
+    assert "below the model's z_dim = 2" in one_error_line(capsys) and not out.exists()
     with pytest.raises(SystemExit):
         run("interpolate", checkpoints["gaussian"], "--steps", 1)
     assert "must be an integer >= 2" in capsys.readouterr().err
@@ -150,7 +223,8 @@ def test_on_the_device_copy_nothing_to_the_host(kind):
         x = tensor(X, device=device)
         out = [models.reconstruct(model, x)]
         if kind == "gaussian":
-            out.append(models.interpolate(model, x[:3], x[3:], 4))
+            out += [models.interpolate(model, x[:3], x[3:], 4), models.traverse(model, x[0], [-1.0, 2.0]),
+                    models.latent_grid(model, 3)]
         return out
     assert_device_run_is_the_cpus(run)
 

@@ -470,53 +470,44 @@ def build_parser():
     device_arg(e)
     e.set_defaults(run=_eval)
 
-    s = command("sample", "draw images from a checkpoint's prior")
-    s.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    def picture_command(name, help, out, run, split=False):
+        """A command drawing a PNG from a checkpoint (and, with ``split``, from images of a split)."""
+        p = command(name, help)
+        p.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+        if split:
+            p.add_argument("--data", default="default",
+                           help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
+            p.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+        p.add_argument("--out", default=out, help="the PNG file to write")
+        device_arg(p)
+        p.set_defaults(run=run)
+        return p
+
+    s = picture_command("sample", "draw images from a checkpoint's prior", "samples.png", _sample)
     s.add_argument("--n", type=_positive_int, default=64, help="how many images")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
-    s.add_argument("--out", default="samples.png", help="the PNG file to write")
-    device_arg(s)
-    s.set_defaults(run=_sample)
 
-    r = command("reconstruct", "draw images of a split and their reconstructions from a checkpoint")
-    r.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
-    r.add_argument("--data", default="default", help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
-    r.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+    r = picture_command("reconstruct", "draw images of a split and their reconstructions from a checkpoint",
+                        "reconstructions.png", _reconstruct, split=True)
     r.add_argument("--n", type=_positive_int, default=32, help="how many images, drawn at random with --seed")
     r.add_argument("--seed", type=_seed, default=0, help="seed of the draw of images")
-    r.add_argument("--out", default="reconstructions.png", help="the PNG file to write")
-    device_arg(r)
-    r.set_defaults(run=_reconstruct)
 
-    i = command("interpolate", "decode the straight line between the codes of pairs of images (gaussian models)")
-    i.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
-    i.add_argument("--data", default="default", help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
-    i.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+    i = picture_command("interpolate", "decode the straight line between the codes of pairs of images (gaussian "
+                        "models)", "interpolations.png", _interpolate, split=True)
     i.add_argument("--pairs", type=_positive_int, default=4, help="pairs of images, drawn at random with --seed")
     i.add_argument("--steps", type=_at_least_two, default=8, help="points on each line, both ends included")
     i.add_argument("--seed", type=_seed, default=0, help="seed of the draw of images")
-    i.add_argument("--out", default="interpolations.png", help="the PNG file to write")
-    device_arg(i)
-    i.set_defaults(run=_interpolate)
 
-    v = command("traverse", "decode one image's code with each latent coordinate swept in turn (gaussian models)")
-    v.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
-    v.add_argument("--data", default="default", help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
-    v.add_argument("--split", choices=["train", "valid", "test"], default="test", help="which images")
+    v = picture_command("traverse", "decode one image's code with each latent coordinate swept in turn (gaussian "
+                        "models)", "traversal.png", _traverse, split=True)
     v.add_argument("--seed", type=_seed, default=0, help="seed of the draw of the image")
     v.add_argument("--steps", type=_at_least_two, default=9, help="values of each coordinate, from -span to span")
     v.add_argument("--span", type=_positive_float, default=3.0, help="the largest |value| (prior standard deviations)")
-    v.add_argument("--out", default="traversal.png", help="the PNG file to write")
-    device_arg(v)
-    v.set_defaults(run=_traverse)
 
-    m = command("manifold", "decode a grid of two latent coordinates at the prior's quantiles (gaussian models)")
-    m.add_argument("checkpoint", help="a checkpoint.npz written by minivae train")
+    m = picture_command("manifold", "decode a grid of two latent coordinates at the prior's quantiles (gaussian "
+                        "models)", "manifold.png", _manifold)
     m.add_argument("--n", type=_positive_int, default=15, help="points along each coordinate")
     m.add_argument("--dims", type=_sizes_from_zero, default="0,1", metavar="I,J", help="the two latent coordinates")
-    m.add_argument("--out", default="manifold.png", help="the PNG file to write")
-    device_arg(m)
-    m.set_defaults(run=_manifold)
 
     x = command("estimators", "compare gradient estimators against exact gradients")
     x.add_argument("--draws", type=_positive_int, default=1000, help="independent estimates per estimator")

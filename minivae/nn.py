@@ -1700,8 +1700,8 @@ class _RNNBase(Module):
         """torch's (cuDNN's one weight buffer): nothing to do here."""
 
     def _initial(self, hx, batched, n):
-        """The initial states as a list of (h0, c0) per layer and direction, each (1, N, H) (c0 None but for the
-        LSTM; None for zeros), after torch's checks of hx."""
+        """The initial states as a list of (h0, c0) per layer and direction, each (N, H) (c0 None but for the LSTM;
+        None for zeros), after torch's checks of hx."""
         who = type(self).__name__
         lstm = self.mode == "LSTM"
         count = len(self._flat_weights_names) // (4 if self.bias else 2)
@@ -1724,22 +1724,22 @@ class _RNNBase(Module):
                 name = f"hidden[{k}]" if lstm else "hidden"
                 raise ValueError(f"{who}: Expected {name} size {expected}, got {s.shape} (num_layers · directions "
                                  f"{count}, batch {n}, hidden_size {self.hidden_size})")
-        states = [s if batched else ops.unsqueeze(s, 1) for s in states]
-        pieces = [ops.split(s, count, axis=0) for s in states]
+        pieces = [ops.split(ops.reshape(s, (count * n, self.hidden_size)), count, axis=0) for s in states]
         return list(zip(pieces[0], pieces[1] if lstm else [None] * count))
 
-    def _direction(self, x, suffix, reverse, h, c):
-        """One layer in one direction over x (L, N, in): (outputs (L, N, H) in time order, last h, last c)."""
+    def _direction(self, x, length, suffix, reverse, h, c):
+        """One layer in one direction over x (L·N, in), the L steps' rows one after another: (outputs (L·N, H) in
+        time order, last h (N, H), last c)."""
         w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
         b_ih, b_hh = (getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)) if self.bias else (None,
                                                                                                               None)
         xw, b_hn = _input_projection(self.mode, x, w_ih, b_ih, b_hh)
-        shape = (1, x.shape[1], self.hidden_size)
+        shape = (x.shape[0] // length, self.hidden_size)
         if h is None:
             h = Tensor(xw.xp.zeros(shape, dtype=xw.dtype))
         if c is None and self.mode == "LSTM":
             c = Tensor(xw.xp.zeros(shape, dtype=xw.dtype))
-        steps = ops.split(xw, x.shape[0], axis=0)  # one node: its VJP writes x̄w once (a getitem per step: L times)
+        steps = ops.split(xw, length, axis=0)  # one node: its VJP writes x̄w once (a getitem per step: L times)
         w_hh_t = ops.transpose(w_hh)
         ys = []
         for xw_t in (steps[::-1] if reverse else steps):
@@ -1764,23 +1764,26 @@ class _RNNBase(Module):
             x = ops.transpose(input, (1, 0, 2))
         else:
             x = input
-        if x.shape[0] == 0:
+        length, n = x.shape[:2]
+        if length == 0:
             raise ValueError(f"{who}: Expected sequence length to be larger than 0 (input of shape {input.shape})")
-        initial = iter(self._initial(hx, batched, x.shape[1]))
+        initial = iter(self._initial(hx, batched, n))
+        x = ops.reshape(x, (length * n, self.input_size))  # (L·N, features) throughout, each step's N rows a piece
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outputs = []
             for reverse in ((False, True) if self.bidirectional else (False,)):
                 h0, c0 = next(initial)
-                y, h, c = self._direction(x, f"_l{layer}" + ("_reverse" if reverse else ""), reverse, h0, c0)
+                y, h, c = self._direction(x, length, f"_l{layer}" + ("_reverse" if reverse else ""), reverse, h0, c0)
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)
-            x = ops.concatenate(outputs, axis=2) if self.bidirectional else outputs[0]
+            x = ops.concatenate(outputs, axis=1) if self.bidirectional else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = functional.dropout(x, self.dropout, True, rng=self.rng)
-        h_n = ops.concatenate(h_n, axis=0)
-        c_n = ops.concatenate(c_n, axis=0) if self.mode == "LSTM" else None
+        x = ops.reshape(x, (length, n, x.shape[1]))
+        h_n = ops.stack(h_n, axis=0)
+        c_n = ops.stack(c_n, axis=0) if self.mode == "LSTM" else None
         if not batched:
             x, h_n = ops.squeeze(x, 1), ops.squeeze(h_n, 1)
             c_n = None if c_n is None else ops.squeeze(c_n, 1)

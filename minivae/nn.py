@@ -1520,12 +1520,13 @@ def _refuse_packed(who, input):
         raise TypeError(f"{who}: input must be a tensor, got {type(input).__name__}")
 
 
-class _RNNCellBase(Module):
-    """What RNNCell, GRUCell and LSTMCell share: torch's parameters weight_ih (gates·H, input_size), weight_hh
-    (gates·H, H), bias_ih, bias_hh (gates·H,) (registered as None with ``bias=False``), torch's init U(−1/√H, 1/√H)
-    drawn from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``) on the host in float64, cast to
-    ``dtype`` (None: float32) and moved to ``device`` (None: "cpu"); an input (N, input_size) or unbatched
-    (input_size,), a state (N, H) or (H,), zeros when not given."""
+class RNNCellBase(Module):
+    """What RNNCell, GRUCell and LSTMCell share (torch's RNNCellBase; not made directly): torch's parameters
+    weight_ih (gates·H, input_size), weight_hh (gates·H, H), bias_ih, bias_hh (gates·H,) (registered as None with
+    ``bias=False``), torch's init U(−1/√H, 1/√H) drawn from ``rng`` (keyword; None: the default generator,
+    ``minivae.manual_seed``) on the host in float64, cast to ``dtype`` (None: float32) and moved to ``device``
+    (None: "cpu"); an input (N, input_size) or unbatched (input_size,), a state (N, H) or (H,), zeros when not
+    given."""
 
     mode = None
 
@@ -1575,6 +1576,11 @@ class _RNNCellBase(Module):
             states.append(h if batched else ops.unsqueeze(h, 0))
         return x, states, batched
 
+    def forward(self, input, hx=None):
+        x, (h,), batched = self._states(input, hx, 1)
+        h, _ = self._step(x, h, None)
+        return h if batched else ops.squeeze(h, 0)
+
     def _step(self, x, h, c):
         xw, b_hn = _input_projection(self.mode, x, self.weight_ih, self.bias_ih, self.bias_hh)
         return _recurrent_step(self.mode, xw, h, c, ops.transpose(self.weight_hh), b_hn)
@@ -1588,10 +1594,10 @@ class _RNNCellBase(Module):
         return s
 
 
-class RNNCell(_RNNCellBase):
+class RNNCell(RNNCellBase):
     """One step of an Elman RNN, torch's ``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh",
     device=None, dtype=None)``: h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), act tanh or relu; ``cell(input, hx=None)``
-    returns h' (see _RNNCellBase for the shapes, parameters and init)."""
+    returns h' (see RNNCellBase for the shapes, parameters and init)."""
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None, *, rng=None):
         if nonlinearity not in ("tanh", "relu"):
@@ -1600,13 +1606,8 @@ class RNNCell(_RNNCellBase):
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         self._setup(input_size, hidden_size, bias, rng, device, dtype)
 
-    def forward(self, input, hx=None):
-        x, (h,), batched = self._states(input, hx, 1)
-        h, _ = self._step(x, h, None)
-        return h if batched else ops.squeeze(h, 0)
 
-
-class GRUCell(RNNCell):
+class GRUCell(RNNCellBase):
     """One step of a GRU, torch's ``GRUCell(input_size, hidden_size, bias=True, device=None, dtype=None)``, gates r, z,
     n in that order in the weights' rows: r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h; ``cell(input, hx=None)`` returns h'."""
@@ -1617,7 +1618,7 @@ class GRUCell(RNNCell):
         self._setup(input_size, hidden_size, bias, rng, device, dtype)
 
 
-class LSTMCell(_RNNCellBase):
+class LSTMCell(RNNCellBase):
     """One step of an LSTM, torch's ``LSTMCell(input_size, hidden_size, bias=True, device=None, dtype=None)``, gates
     i, f, g, o in that order in the weights' rows: (i, f, o) = σ(W x + b + W_h h + b_h) of their rows,
     g = tanh(…), c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c'); ``cell(input, hx=None)`` with hx (h, c) returns (h', c')."""
@@ -1633,11 +1634,12 @@ class LSTMCell(_RNNCellBase):
         return (h, c) if batched else (ops.squeeze(h, 0), ops.squeeze(c, 0))
 
 
-class _RNNBase(Module):
-    """What RNN, GRU and LSTM share, as torch's RNNBase: ``num_layers`` layers, each running its cell over the
-    sequence (both ways, the reverse pass's outputs put back in time order and joined to the forward pass's along
-    the features, with ``bidirectional``), a layer's outputs the next layer's inputs (after dropout with probability
-    ``dropout`` in training mode, drawn from ``rng``, between layers and not after the last).
+class RNNBase(Module):
+    """What RNN, GRU and LSTM share, as torch's RNNBase (not made directly here): ``num_layers`` layers, each
+    running its cell over the sequence (both ways, the reverse pass's outputs put back in time order and joined to
+    the forward pass's along the features, with ``bidirectional``), a layer's outputs the next layer's inputs (after
+    dropout with probability ``dropout`` in training mode, drawn from ``rng``, between layers and not after the
+    last).
 
     Parameters, torch's names, shapes and order: for layer k and direction (suffix "" or "_reverse")
     weight_ih_l{k}{suffix} (gates·H, input_size for k = 0, else D·H), weight_hh_l{k}{suffix} (gates·H, H),
@@ -1806,10 +1808,10 @@ class _RNNBase(Module):
         return s
 
 
-class RNN(_RNNBase):
+class RNN(RNNBase):
     """An Elman RNN, torch's ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
     batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None)``: per layer
-    h_t = act(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), act tanh or relu. See _RNNBase for the inputs, outputs,
+    h_t = act(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), act tanh or relu. See RNNBase for the inputs, outputs,
     parameters and what is not here."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
@@ -1821,10 +1823,10 @@ class RNN(_RNNBase):
                     batch_first, dropout, bidirectional, device, dtype, rng)
 
 
-class GRU(_RNNBase):
+class GRU(RNNBase):
     """A GRU, torch's ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None)``: per layer GRUCell's equations (gates r, z, n in the weights'
-    rows; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), as torch's). See _RNNBase."""
+    rows; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), as torch's). See RNNBase."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None, *, rng=None):
@@ -1832,11 +1834,11 @@ class GRU(_RNNBase):
                     dtype, rng)
 
 
-class LSTM(_RNNBase):
+class LSTM(RNNBase):
     """An LSTM, torch's ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, proj_size=0, device=None, dtype=None)``: per layer LSTMCell's equations (gates i, f, g, o in
     the weights' rows); hx is (h_0, c_0), the result (output, (h_n, c_n)). ``proj_size`` > 0 (torch's projected
-    LSTM) is not supported here: refused with NotImplementedError. See _RNNBase."""
+    LSTM) is not supported here: refused with NotImplementedError. See RNNBase."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, rng=None):

@@ -122,8 +122,11 @@ def test_outputs_are_the_reference_step_by_step(mode, options):
 
         def cast(a, dtype=dtype):
             return None if a is None else mv.tensor(a.astype(dtype))
-        y, h, c = run(m, mode, cast(xin), cast(h0), cast(c0))
+        inputs = [cast(xin), cast(h0), cast(c0)]
+        before = [None if t is None else t.numpy().copy() for t in inputs]
+        y, h, c = run(m, mode, *inputs)
         assert y.dtype == h.dtype == dtype
+        assert all(t is None or np.array_equal(t.numpy(), b) for t, b in zip(inputs, before))  # inputs not changed
         np.testing.assert_allclose(y.numpy(), ry, rtol=tol, atol=tol)
         np.testing.assert_allclose(h.numpy(), rh, rtol=tol, atol=tol)
         if mode == "lstm":
@@ -211,9 +214,10 @@ def test_cell_gradients_pass_gradcheck(cls):
 
 
 def test_a_3000_step_sequence_backpropagates_without_recursion():
-    """The backward pass through 3000 steps of an LSTM (about 40000 nodes) runs (the engine is iterative) and its
-    gradient reaches the first step: d h_n / d x_0 for a tiny net is small but finite and matches a short reference
-    run's structure (the gradient of h_n with respect to x_{L-1} is the one-step derivative)."""
+    """The backward pass through 3000 steps of an LSTM (about 40000 nodes) runs (the engine is iterative), every
+    gradient finite; the gradient at the last step is the reference's: x_{L−1} enters the loss Σ output + Σ h_n only
+    through h_L = output[L−1] = h_n, so x̄_{L−1} = 2·d Σ h_L / d x_{L−1}, a central difference of that one reference
+    step from the reference's state after L − 1 steps."""
     L = 3000
     m = nn.LSTM(2, 3, dtype=np.float64, rng=Generator(0))
     x = mv.tensor(np.random.default_rng(0).normal(size=(L, 1, 2)), requires_grad=True)
@@ -222,7 +226,7 @@ def test_a_3000_step_sequence_backpropagates_without_recursion():
     assert x.grad.shape == (L, 1, 2) and np.isfinite(x.grad).all()
     assert all(np.isfinite(p.grad).all() for p in m.parameters())
     # the last step's gradient, by the reference's finite difference of that step alone (the state before it fixed)
-    s, hl, cl = state_of(m), None, None
+    s = state_of(m)
     _, hs, cs = reference("lstm", s, x.numpy()[:L - 1], 1, False)
     hl, cl = hs[0], cs[0]
     eps = 1e-6
@@ -254,6 +258,8 @@ def test_parameters_have_torchs_names_shapes_and_order():
     assert repr(nn.GRU(3, 4, num_layers=2, batch_first=True, dropout=0.5)) == \
         "GRU(3, 4, num_layers=2, batch_first=True, dropout=0.5)"
     assert repr(nn.RNNCell(3, 4, nonlinearity="relu")) == "RNNCell(3, 4, nonlinearity=relu)"
+    assert isinstance(nn.GRUCell(2, 3), nn.RNNCellBase) and not isinstance(nn.GRUCell(2, 3), nn.RNNCell)  # torch's
+    assert isinstance(nn.LSTM(2, 3), nn.RNNBase) and not isinstance(nn.LSTM(2, 3), nn.RNN)
 
 
 @pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM, nn.LSTMCell])

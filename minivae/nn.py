@@ -1513,11 +1513,16 @@ def _state_tensor(value, who, name):
     raise TypeError(f"{who}: {name} must be a tensor, got {type(value).__name__}")
 
 
-def _refuse_packed(who, input):
-    if not isinstance(input, Tensor):
-        if isinstance(input, tuple):  # torch's PackedSequence is a named tuple
-            raise TypeError(f"{who}: PackedSequence inputs are not supported here; pass a padded tensor")
-        raise TypeError(f"{who}: input must be a tensor, got {type(input).__name__}")
+def _input_tensor(who, input):
+    """The input as a tensor (an array wrapped, as the ops take it); a PackedSequence (torch's, a named tuple) or
+    anything else refused, naming it."""
+    if isinstance(input, Tensor):
+        return input
+    if isinstance(input, tuple):
+        raise TypeError(f"{who}: PackedSequence inputs are not supported here; pass a padded tensor")
+    if hasattr(input, "shape") and hasattr(input, "dtype"):
+        return Tensor(input)
+    raise TypeError(f"{who}: input must be a tensor, got {type(input).__name__}")
 
 
 class RNNCellBase(Module):
@@ -1546,7 +1551,7 @@ class RNNCellBase(Module):
     def _states(self, input, hx, count):
         """(batched input (N, in), [count states (N, H)], batched): the checks and shapes of torch's cells."""
         who = type(self).__name__
-        _refuse_packed(who, input)
+        input = _input_tensor(who, input)
         if input.ndim not in (1, 2):
             raise ValueError(f"{who}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
@@ -1753,7 +1758,7 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         who = type(self).__name__
-        _refuse_packed(who, input)
+        input = _input_tensor(who, input)
         if input.ndim not in (2, 3):
             raise ValueError(f"{who}: Expected input to be 2D or 3D, got {input.ndim}D tensor instead")
         if input.shape[-1] != self.input_size:

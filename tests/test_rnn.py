@@ -373,6 +373,10 @@ def test_bad_inputs_are_refused_naming_the_problem():
         lstm(mv.tensor(np.ones((2, 1, 3))), (mv.tensor(np.zeros((1, 1, 4))), mv.tensor(np.zeros((1, 1, 5)))))
     with pytest.raises(TypeError, match="PackedSequence inputs are not supported"):
         lstm((mv.tensor(np.ones((2, 3))), mv.tensor(np.array([2]))))
+    with pytest.raises(TypeError, match="LSTM: input must be a tensor, got str"):
+        lstm("abc")
+    x = np.ones((2, 1, 3), np.float32)  # an array is taken as the ops take it
+    assert np.array_equal(lstm(x)[0].numpy(), lstm(mv.tensor(x))[0].numpy())
     cell = nn.LSTMCell(3, 4)
     with pytest.raises(ValueError, match=r"LSTMCell: input has inconsistent input_size: got 2, expected 3"):
         cell(mv.tensor(np.ones((1, 2))))

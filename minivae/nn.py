@@ -1435,3 +1435,420 @@ class MLP(Sequential):
             if hidden:
                 layers.append(ACTIVATION_MODULES[activation]())
         super().__init__(*layers)
+
+
+# ---- recurrent layers: torch's RNNCell, GRUCell, LSTMCell, RNN, GRU, LSTM ------------------------------------------
+_GATE_COUNTS = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
+
+
+def _recurrent_sizes(who, input_size, hidden_size):
+    """torch's checks of the two sizes: ints (TypeError), > 0 (ValueError)."""
+    for name, n in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{who}: {name} should be of type int, got: {type(n).__name__}")
+        if n <= 0:
+            raise ValueError(f"{who}: {name} must be greater than zero, got {n}")
+    return int(input_size), int(hidden_size)
+
+
+def _recurrent_parameters(module, suffix, input_size, hidden_size, gates, bias, rng, dtype):
+    """Register weight_ih{suffix} (gates·H, input_size), weight_hh{suffix} (gates·H, H) and, with ``bias``, bias_ih
+    and bias_hh{suffix} (gates·H,), in torch's order, each ~ U(−1/√H, 1/√H) (torch's reset_parameters), drawn on the
+    host from ``rng`` in float64 and cast to ``dtype``."""
+    bound = 1 / math.sqrt(hidden_size)
+    g = gates * hidden_size
+    shapes = [("weight_ih", (g, input_size)), ("weight_hh", (g, hidden_size))]
+    shapes += [("bias_ih", (g,)), ("bias_hh", (g,))] if bias else []
+    for name, shape in shapes:
+        w = (2 * rng.uniform(shape, numpy.float64) - 1) * bound
+        setattr(module, name + suffix, Parameter(w.astype(dtype)))
+
+
+def _input_projection(mode, x, w_ih, b_ih, b_hh):
+    """x W_ihᵀ + b for every time step at once (one node), and the part of b_hh that stays inside the recurrence:
+    RNN and LSTM add b_ih + b_hh to every gate (b = b_ih + b_hh, nothing left); the GRU's n gate multiplies
+    W_hn h + b_hn by r, so b = b_ih + (b_hr, b_hz, 0) and b_hn is returned to be added to W_hn h at each step."""
+    if b_ih is None:
+        return ops.matmul(x, ops.transpose(w_ih)), None
+    if mode == "GRU":
+        k = 2 * (b_hh.shape[0] // 3)
+        b, b_hn = ops.concatenate([b_ih[:k] + b_hh[:k], b_ih[k:]]), b_hh[k:]
+    else:
+        b, b_hn = b_ih + b_hh, None
+    return ops.linear(x, ops.transpose(w_ih), b), b_hn
+
+
+def _recurrent_step(mode, xw, h, c, w_hh_t, b_hn):
+    """One time step from the input's projection ``xw`` (x W_ihᵀ + b, _input_projection's), the state h (and c),
+    ``w_hh_t`` = W_hhᵀ; returns (h', c'), c' None but for the LSTM. torch's equations (gate order as its weights'):
+
+    RNN   h' = act(xw + h W_hhᵀ)                                      act tanh or relu
+    GRU   (r, z) = σ(xw_rz + h W_h(rz)ᵀ + b_h(rz)) (folded in xw), n = tanh(xw_n + r ⊙ (h W_hnᵀ + b_hn)),
+          h' = (1 − z) ⊙ n + z ⊙ h, written n + z ⊙ (h − n)
+    LSTM  (i, f, g, o) = split(xw + h W_hhᵀ), c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g), h' = σ(o) ⊙ tanh(c')"""
+    hw = ops.matmul(h, w_hh_t)
+    if mode == "LSTM":
+        i, f, g, o = ops.split(xw + hw, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        return ops.sigmoid(o) * ops.tanh(c), c
+    if mode == "GRU":
+        xr, xz, xn = ops.split(xw, 3, axis=-1)
+        hr, hz, hn = ops.split(hw, 3, axis=-1)
+        r, z = ops.sigmoid(xr + hr), ops.sigmoid(xz + hz)
+        n = ops.tanh(xn + r * hn if b_hn is None else xn + r * (hn + b_hn))
+        return n + z * (h - n), None
+    return (ops.tanh if mode == "RNN_TANH" else ops.relu)(xw + hw), None
+
+
+def _dims(t):
+    return f"{t.ndim}-D" if isinstance(t, Tensor) else type(t).__name__
+
+
+def _state_tensor(value, who, name):
+    """A state given as a tensor or an array, as a tensor (else TypeError naming it)."""
+    if isinstance(value, Tensor):
+        return value
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return Tensor(value)
+    raise TypeError(f"{who}: {name} must be a tensor, got {type(value).__name__}")
+
+
+def _input_tensor(who, input):
+    """The input as a tensor (an array wrapped, as the ops take it); a PackedSequence (torch's, a named tuple) or
+    anything else refused, naming it."""
+    if isinstance(input, Tensor):
+        return input
+    if isinstance(input, tuple):
+        raise TypeError(f"{who}: PackedSequence inputs are not supported here; pass a padded tensor")
+    if hasattr(input, "shape") and hasattr(input, "dtype"):
+        return Tensor(input)
+    raise TypeError(f"{who}: input must be a tensor, got {type(input).__name__}")
+
+
+class RNNCellBase(Module):
+    """What RNNCell, GRUCell and LSTMCell share (torch's RNNCellBase; not made directly): torch's parameters
+    weight_ih (gates·H, input_size), weight_hh (gates·H, H), bias_ih, bias_hh (gates·H,) (registered as None with
+    ``bias=False``), torch's init U(−1/√H, 1/√H) drawn from ``rng`` (keyword; None: the default generator,
+    ``minivae.manual_seed``) on the host in float64, cast to ``dtype`` (None: float32) and moved to ``device``
+    (None: "cpu"); an input (N, input_size) or unbatched (input_size,), a state (N, H) or (H,), zeros when not
+    given."""
+
+    mode = None
+
+    def _setup(self, input_size, hidden_size, bias, rng, device, dtype):
+        who = type(self).__name__
+        self.input_size, self.hidden_size = _recurrent_sizes(who, input_size, hidden_size)
+        if not isinstance(bias, bool):
+            raise TypeError(f"{who}: bias should be of type bool, got: {type(bias).__name__}")
+        self.bias = bias
+        _recurrent_parameters(self, "", self.input_size, self.hidden_size, _GATE_COUNTS[self.mode], bias, resolve(rng),
+                              numpy.float32 if dtype is None else dtype)
+        if not bias:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.to("cpu" if device is None else device)
+
+    def _states(self, input, hx, count):
+        """(batched input (N, in), [count states (N, H)], batched): the checks and shapes of torch's cells."""
+        who = type(self).__name__
+        input = _input_tensor(who, input)
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{who}: Expected input to be 1D or 2D, got {input.ndim}D instead")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"{who}: input has inconsistent input_size: got {input.shape[-1]}, expected "
+                             f"{self.input_size} (input of shape {input.shape})")
+        batched = input.ndim == 2
+        x = input if batched else ops.unsqueeze(input, 0)
+        n = x.shape[0]
+        if hx is None:
+            zeros = Tensor(x.xp.zeros((n, self.hidden_size), dtype=numpy.result_type(x.dtype, self.weight_ih.dtype)))
+            return x, [zeros] * count, batched
+        if count == 1:
+            hx = [_state_tensor(hx, who, "hx")]
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{who}: hx must be a tuple (h, c) of two tensors, got {type(hx).__name__}")
+            hx = [_state_tensor(h, who, f"hx[{k}]") for k, h in enumerate(hx)]
+        states = []
+        for k, h in enumerate(hx):
+            name = "hx" if count == 1 else f"hx[{k}]"
+            if h.ndim != input.ndim:
+                raise ValueError(f"{who}: {name} must be {input.ndim}-D as the input is, got shape {h.shape}")
+            expected = (n, self.hidden_size) if batched else (self.hidden_size,)
+            if h.shape != expected:
+                raise ValueError(f"{who}: {name} of shape {h.shape} does not fit: expected {expected} (batch "
+                                 f"{n}, hidden_size {self.hidden_size})")
+            states.append(h if batched else ops.unsqueeze(h, 0))
+        return x, states, batched
+
+    def forward(self, input, hx=None):
+        x, (h,), batched = self._states(input, hx, 1)
+        h, _ = self._step(x, h, None)
+        return h if batched else ops.squeeze(h, 0)
+
+    def _step(self, x, h, c):
+        xw, b_hn = _input_projection(self.mode, x, self.weight_ih, self.bias_ih, self.bias_hh)
+        return _recurrent_step(self.mode, xw, h, c, ops.transpose(self.weight_hh), b_hn)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+
+class RNNCell(RNNCellBase):
+    """One step of an Elman RNN, torch's ``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh",
+    device=None, dtype=None)``: h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), act tanh or relu; ``cell(input, hx=None)``
+    returns h' (see RNNCellBase for the shapes, parameters and init)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None, *, rng=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        self._setup(input_size, hidden_size, bias, rng, device, dtype)
+
+
+class GRUCell(RNNCellBase):
+    """One step of a GRU, torch's ``GRUCell(input_size, hidden_size, bias=True, device=None, dtype=None)``, gates r, z,
+    n in that order in the weights' rows: r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h; ``cell(input, hx=None)`` returns h'."""
+
+    mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, rng=None):
+        self._setup(input_size, hidden_size, bias, rng, device, dtype)
+
+
+class LSTMCell(RNNCellBase):
+    """One step of an LSTM, torch's ``LSTMCell(input_size, hidden_size, bias=True, device=None, dtype=None)``, gates
+    i, f, g, o in that order in the weights' rows: (i, f, o) = σ(W x + b + W_h h + b_h) of their rows,
+    g = tanh(…), c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c'); ``cell(input, hx=None)`` with hx (h, c) returns (h', c')."""
+
+    mode = "LSTM"
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, rng=None):
+        self._setup(input_size, hidden_size, bias, rng, device, dtype)
+
+    def forward(self, input, hx=None):
+        x, (h, c), batched = self._states(input, hx, 2)
+        h, c = self._step(x, h, c)
+        return (h, c) if batched else (ops.squeeze(h, 0), ops.squeeze(c, 0))
+
+
+class RNNBase(Module):
+    """What RNN, GRU and LSTM share, as torch's RNNBase (not made directly here): ``num_layers`` layers, each
+    running its cell over the sequence (both ways, the reverse pass's outputs put back in time order and joined to
+    the forward pass's along the features, with ``bidirectional``), a layer's outputs the next layer's inputs (after
+    dropout with probability ``dropout`` in training mode, drawn from ``rng``, between layers and not after the
+    last).
+
+    Parameters, torch's names, shapes and order: for layer k and direction (suffix "" or "_reverse")
+    weight_ih_l{k}{suffix} (gates·H, input_size for k = 0, else D·H), weight_hh_l{k}{suffix} (gates·H, H),
+    bias_ih_l{k}{suffix}, bias_hh_l{k}{suffix} (gates·H,) (absent with ``bias=False``); each ~ U(−1/√H, 1/√H),
+    torch's init, drawn on the host from ``rng`` (keyword; None: the default generator, ``minivae.manual_seed``) in
+    float64, cast to ``dtype`` (None: float32), moved to ``device`` (None: "cpu"). A torch module's state_dict loads.
+
+    ``module(input, hx=None)``: input (L, N, input_size) ((N, L, input_size) with ``batch_first``) or unbatched
+    (L, input_size); hx (D·num_layers, N, H) (or (D·num_layers, H) unbatched; (h0, c0) for the LSTM), zeros when
+    not given; returns output (L, N, D·H) (batch_first: (N, L, D·H)) and h_n (D·num_layers, N, H), ordered layer by
+    layer, forward direction before reverse (the LSTM: (h_n, c_n)), as torch's.
+
+    Computed by composing minivae's ops (so the backward pass is the engine's, iterative: any length): per layer and
+    direction the input's projection x W_ihᵀ + b for all steps is one matrix product, then the recurrence one step
+    at a time. Not here: PackedSequence inputs (pad the sequences instead; a tuple input is refused), LSTM's
+    ``proj_size`` (refused unless 0), torch's cuDNN-specific ``flatten_parameters`` (a no-op here)."""
+
+    def _setup(self, mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
+               dtype, rng):
+        who = type(self).__name__
+        self.mode = mode
+        self.input_size, self.hidden_size = _recurrent_sizes(who, input_size, hidden_size)
+        if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral):
+            raise TypeError(f"{who}: num_layers should be of type int, got: {type(num_layers).__name__}")
+        if num_layers <= 0:
+            raise ValueError(f"{who}: num_layers must be greater than zero, got {num_layers}")
+        for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{who}: {name} should be of type bool, got: {type(flag).__name__}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+            raise ValueError(f"{who}: dropout should be a number in range [0, 1] representing the probability of an "
+                             f"element being zeroed, got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                          UserWarning, stacklevel=3)
+        self.num_layers, self.bias, self.batch_first = int(num_layers), bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, 0
+        self.rng = rng
+        generator, dtype = resolve(rng), numpy.float32 if dtype is None else dtype
+        directions = 2 if bidirectional else 1
+        self._flat_weights_names = []
+        for layer in range(self.num_layers):
+            size = self.input_size if layer == 0 else directions * self.hidden_size
+            for suffix in ("", "_reverse")[:directions]:
+                suffix = f"_l{layer}{suffix}"
+                _recurrent_parameters(self, suffix, size, self.hidden_size, _GATE_COUNTS[mode], bias, generator, dtype)
+                self._flat_weights_names += [f"{name}{suffix}" for name in
+                                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if bias else 2]]
+        self.to("cpu" if device is None else device)
+
+    @property
+    def all_weights(self):
+        """The parameters of each layer and direction, [[weight_ih, weight_hh, bias_ih, bias_hh], …], as torch's."""
+        per = 4 if self.bias else 2
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[k:k + per]] for k in range(0, len(names), per)]
+
+    def flatten_parameters(self):
+        """torch's (cuDNN's one weight buffer): nothing to do here."""
+
+    def _initial(self, hx, batched, n):
+        """The initial states as a list of (h0, c0) per layer and direction, each (N, H) (c0 None but for the LSTM;
+        None for zeros), after torch's checks of hx."""
+        who = type(self).__name__
+        lstm = self.mode == "LSTM"
+        count = len(self._flat_weights_names) // (4 if self.bias else 2)
+        if hx is None:
+            return [(None, None)] * count
+        if lstm:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{who}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}")
+            states = [_state_tensor(h, who, f"hx[{k}]") for k, h in enumerate(hx)]
+        else:
+            states = [_state_tensor(hx, who, "hx")]
+        rank = 3 if batched else 2
+        if any(s.ndim != rank for s in states):
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise ValueError(f"{who}: for {kind} input, hx should also be {rank}-D but got "
+                             f"{', '.join(_dims(s) for s in states)} tensor")
+        expected = (count, n, self.hidden_size) if batched else (count, self.hidden_size)
+        for k, s in enumerate(states):
+            if s.shape != expected:
+                name = f"hidden[{k}]" if lstm else "hidden"
+                raise ValueError(f"{who}: Expected {name} size {expected}, got {s.shape} (num_layers · directions "
+                                 f"{count}, batch {n}, hidden_size {self.hidden_size})")
+        pieces = [ops.split(ops.reshape(s, (count * n, self.hidden_size)), count, axis=0) for s in states]
+        return list(zip(pieces[0], pieces[1] if lstm else [None] * count))
+
+    def _direction(self, x, length, suffix, reverse, h, c):
+        """One layer in one direction over x (L·N, in), the L steps' rows one after another: (outputs (L·N, H) in
+        time order, last h (N, H), last c)."""
+        w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
+        b_ih, b_hh = (getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)) if self.bias else (None,
+                                                                                                              None)
+        xw, b_hn = _input_projection(self.mode, x, w_ih, b_ih, b_hh)
+        shape = (x.shape[0] // length, self.hidden_size)
+        if h is None:
+            h = Tensor(xw.xp.zeros(shape, dtype=xw.dtype))
+        if c is None and self.mode == "LSTM":
+            c = Tensor(xw.xp.zeros(shape, dtype=xw.dtype))
+        steps = ops.split(xw, length, axis=0)  # one node: its VJP writes x̄w once (a getitem per step: L times)
+        w_hh_t = ops.transpose(w_hh)
+        ys = []
+        for xw_t in (steps[::-1] if reverse else steps):
+            h, c = _recurrent_step(self.mode, xw_t, h, c, w_hh_t, b_hn)
+            ys.append(h)
+        if reverse:
+            ys.reverse()
+        return ops.concatenate(ys, axis=0), h, c
+
+    def forward(self, input, hx=None):
+        who = type(self).__name__
+        input = _input_tensor(who, input)
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{who}: Expected input to be 2D or 3D, got {input.ndim}D tensor instead")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"{who}: input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
+                             f"{input.shape[-1]} (input of shape {input.shape})")
+        batched = input.ndim == 3
+        if not batched:
+            x = ops.unsqueeze(input, 1)
+        elif self.batch_first:
+            x = ops.transpose(input, (1, 0, 2))
+        else:
+            x = input
+        length, n = x.shape[:2]
+        if length == 0:
+            raise ValueError(f"{who}: Expected sequence length to be larger than 0 (input of shape {input.shape})")
+        initial = iter(self._initial(hx, batched, n))
+        x = ops.reshape(x, (length * n, self.input_size))  # (L·N, features) throughout, each step's N rows a piece
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for reverse in ((False, True) if self.bidirectional else (False,)):
+                h0, c0 = next(initial)
+                y, h, c = self._direction(x, length, f"_l{layer}" + ("_reverse" if reverse else ""), reverse, h0, c0)
+                outputs.append(y)
+                h_n.append(h)
+                c_n.append(c)
+            x = ops.concatenate(outputs, axis=1) if self.bidirectional else outputs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = functional.dropout(x, self.dropout, True, rng=self.rng)
+        x = ops.reshape(x, (length, n, x.shape[1]))
+        h_n = ops.stack(h_n, axis=0)
+        c_n = ops.stack(c_n, axis=0) if self.mode == "LSTM" else None
+        if not batched:
+            x, h_n = ops.squeeze(x, 1), ops.squeeze(h_n, 1)
+            c_n = None if c_n is None else ops.squeeze(c_n, 1)
+        elif self.batch_first:
+            x = ops.transpose(x, (1, 0, 2))
+        return (x, h_n) if c_n is None else (x, (h_n, c_n))
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+
+class RNN(RNNBase):
+    """An Elman RNN, torch's ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None)``: per layer
+    h_t = act(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), act tanh or relu. See RNNBase for the inputs, outputs,
+    parameters and what is not here."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, rng=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        self._setup("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers, bias,
+                    batch_first, dropout, bidirectional, device, dtype, rng)
+
+
+class GRU(RNNBase):
+    """A GRU, torch's ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None)``: per layer GRUCell's equations (gates r, z, n in the weights'
+    rows; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), as torch's). See RNNBase."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, rng=None):
+        self._setup("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
+                    dtype, rng)
+
+
+class LSTM(RNNBase):
+    """An LSTM, torch's ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, proj_size=0, device=None, dtype=None)``: per layer LSTMCell's equations (gates i, f, g, o in
+    the weights' rows); hx is (h_0, c_0), the result (output, (h_n, c_n)). ``proj_size`` > 0 (torch's projected
+    LSTM) is not supported here: refused with NotImplementedError. See RNNBase."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, rng=None):
+        if proj_size != 0:
+            raise NotImplementedError(f"LSTM: proj_size={proj_size!r} (a projected LSTM) is not supported here; only "
+                                      "proj_size=0")
+        self._setup("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
+                    dtype, rng)

@@ -2488,6 +2488,32 @@ MUTANTS = [
     # ---- helper-63 begin: fix11-flows: transforms, TransformedDistribution and flow posteriors ----
     # ---- helper-63 end ----
     # ---- helper-64 begin: fix11-rnn: recurrent layers ----
+    M('rnn-gru-reset-outside-hn-bias', 'minivae/nn.py', ('xn + r * (hn + b_hn)', 'xn + r * hn + b_hn'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "the GRU's reset gate multiplies W_hn h alone, b_hn added outside it (the original GRU paper's n gate, not torch's): every GRU with a bias off torch's"),
+    M('rnn-lstm-gate-order-swapped', 'minivae/nn.py', ('i, f, g, o = ops.split(xw + hw, 4, axis=-1)', 'f, i, g, o = ops.split(xw + hw, 4, axis=-1)'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "the LSTM's input and forget gates read each other's rows: torch's i, f, g, o order broken, a torch checkpoint computes something else"),
+    M('rnn-lstm-forget-gate-on-h', 'minivae/nn.py', ('c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)', 'c = ops.sigmoid(f) * h + ops.sigmoid(i) * ops.tanh(g)'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "the forget gate applied to the hidden state h instead of the cell state c"),
+    M('rnn-reverse-outputs-not-put-back', 'minivae/nn.py', ('            ys.reverse()', '            pass'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "the reverse direction's outputs left in the order they were computed (t = L−1 first): output[t] of the reverse half belongs to step L−1−t"),
+    M('rnn-h-n-of-the-wrong-step', 'minivae/nn.py', ('return ops.concatenate(ys, axis=0), h, c', 'return ops.concatenate(ys, axis=0), ys[-1], c'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "h_n of the reverse direction taken at t = L−1 (its first step) instead of its last (t = 0)"),
+    M('rnn-h-n-layers-in-reverse-order', 'minivae/nn.py', ('                h_n.append(h)', '                h_n.insert(0, h)'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "h_n (and c_n's order with it off) listed last layer first: torch's is layer by layer, forward before reverse"),
+    M('rnn-batch-first-not-transposed', 'minivae/nn.py', ('            x = ops.transpose(input, (1, 0, 2))', '            x = input'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step'], "batch_first=True input read as (L, N, in): the batch taken for time"),
+    M('rnn-dropout-in-eval-mode', 'minivae/nn.py', ('if self.dropout and self.training and layer < self.num_layers - 1:', 'if self.dropout and layer < self.num_layers - 1:'),
+      ['tests/test_rnn.py::test_dropout_is_between_layers_in_training_mode_only'], "dropout between layers applied in eval mode too: evaluation random"),
+    M('rnn-dropout-after-the-last-layer', 'minivae/nn.py', ('if self.dropout and self.training and layer < self.num_layers - 1:', 'if self.dropout and self.training and layer < self.num_layers:'),
+      ['tests/test_rnn.py::test_dropout_is_between_layers_in_training_mode_only'], "dropout applied to the last layer's output too (torch drops only between layers)"),
+    M('rnn-init-bound-root-h', 'minivae/nn.py', ('    bound = 1 / math.sqrt(hidden_size)', '    bound = math.sqrt(hidden_size)'),
+      ['tests/test_rnn.py::test_init_is_torchs_uniform_within_one_over_root_hidden_size'], "weights ~ U(−√H, √H) instead of torch's U(−1/√H, 1/√H): saturated gates from the start"),
+    M('rnn-gru-interpolation-swapped', 'minivae/nn.py', ('return n + z * (h - n), None', 'return h + z * (n - h), None'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step', 'tests/test_rnn.py::test_cells_are_one_step_of_the_reference'], "h' = z ⊙ n + (1 − z) ⊙ h: the update gate's roles swapped (torch's h' = (1 − z) ⊙ n + z ⊙ h)"),
+    M('rnn-gru-hidden-bias-dropped-from-r-z', 'minivae/nn.py', ('b, b_hn = ops.concatenate([b_ih[:k] + b_hh[:k], b_ih[k:]]), b_hh[k:]', 'b, b_hn = ops.concatenate([b_ih[:k], b_ih[k:]]), b_hh[k:]'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step', 'tests/test_rnn.py::test_cells_are_one_step_of_the_reference'], "the GRU's b_hr and b_hz left out of the r and z gates"),
+    M('rnn-relu-computed-as-tanh', 'minivae/nn.py', ('(ops.tanh if mode == "RNN_TANH" else ops.relu)', '(ops.tanh if mode.startswith("RNN") else ops.relu)'),
+      ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step', 'tests/test_rnn.py::test_cells_are_one_step_of_the_reference'], "nonlinearity='relu' ignored: an RNN of ReLUs computes tanh"),
     # ---- helper-64 end ----
     # ---- helper-65 begin: fix11-convspeed: faster convolutions on the CPU ----
     # ---- helper-65 end ----

@@ -428,13 +428,20 @@ class Softsign(Function):
 @register("hardtanh")
 class Hardtanh(Function):
     """y = min(max(x, a), b), a = ``min_val``, b = ``max_val``;  x̄ = ḡ for a < x < b and 0 elsewhere, at the bounds
-    too (torch's).  saves the mask a < x < b."""
+    too (torch's).  saves the mask a < x < b. Integer x stays integer, as torch's (a clamp; the bounds rounded inwards
+    and into the dtype's range, so uint8 takes the default [−1, 1] as [0, 1], where torch refuses it); bool x is
+    float32, as the other activations' (torch refuses it)."""
 
     def forward(ctx, x, min_val=-1.0, max_val=1.0):
         a = _real_number("hardtanh", "min_val", min_val)
         b = _real_number("hardtanh", "max_val", max_val)
         if a > b:
             raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+        if x.dtype.kind in "iu":
+            info = numpy.iinfo(x.dtype)
+            lo, hi = max(math.ceil(a), int(info.min)), min(math.floor(b), int(info.max))
+            ctx.save(inside=None)
+            return ctx.xp.clip(x, lo, max(lo, hi))
         x = real(x)
         ctx.save(inside=(x > a) & (x < b))
         return ctx.xp.clip(x, a, b)

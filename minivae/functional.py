@@ -222,7 +222,7 @@ def hardsigmoid(input, inplace=False):
 
 
 def hardswish(input, inplace=False):
-    """x·min(max(x + 3, 0), 6)/6 (torch's gradients at ±3: −½ and 3/2)."""
+    """x·min(max(x + 3, 0), 6)/6 (torch's gradients at −3 and 3: 0 and 1)."""
     return ops.hardswish(input)
 
 

@@ -252,27 +252,30 @@ class Logaddexp(Function):
 @register("xlogy")
 class Xlogy(Function):
     """z = x·log y, 0 where x = 0 (y = 0 and y = ∞ too; NaN where y is NaN), as torch.xlogy;
-    x̄ = unbroadcast(ḡ·log y, x.shape);  ȳ = unbroadcast(ḡ·x/y, y.shape).  saves x, y.
-    At x = 0: x̄ = ḡ·log y where log y is finite (x·log y is linear in x; torch's is 0 there, which a log-density's
-    gradient at a concentration of 1 needs, see distributions.gamma.xlogy) and 0 where it is not (y = 0, ∞ or < 0,
-    torch's); ȳ = 0 (torch's NaN at y = 0: x·log y is 0 for every y on the line x = 0)."""
+    x̄ = unbroadcast(ḡ·log y, x.shape) (0 where ḡ = 0, and where x = 0 and y ≤ 0: torch's);
+    ȳ = unbroadcast(ḡ·x/y, y.shape), 0 where x = 0 (torch's is NaN at (0, 0): x·log y is 0 for every y on the line
+    x = 0, so its partial derivative in y is 0 there, and a Poisson log-density of k = 0 at a rate of 0 keeps a finite
+    gradient).  saves x, y."""
 
     def forward(ctx, x, y):
         x, y = real_pair(x, y)
-        xp = ctx.xp
         ctx.save(x=x, y=y)
-        with quiet():
-            return xp.where((x == 0) & ~xp.isnan(y), 0, x * xp.log(y)).astype(x.dtype, copy=False)
+        return _xlogy(ctx.xp, x, y)
 
     def backward(ctx, g):
         x, y, xp = ctx.x, ctx.y, ctx.xp
         nx, ny = ctx.needs_input_grad
         zero = x == 0
         with quiet():
-            log_y = xp.log(y)
-            gx = unbroadcast(g * xp.where(zero & ~xp.isfinite(log_y), 0, log_y), x.shape) if nx else None
+            gx = unbroadcast(xp.where(zero & (y <= 0), 0, _xlogy(xp, g, y)), x.shape) if nx else None
             gy = unbroadcast(g * xp.where(zero, 0, x / y), y.shape) if ny else None
         return gx, gy
+
+
+def _xlogy(xp, x, y):
+    """x·log y, 0 where x = 0 and y is not NaN (torch.xlogy's values)."""
+    with quiet():
+        return xp.where((x == 0) & ~xp.isnan(y), 0, x * xp.log(y)).astype(x.dtype, copy=False)
 
 
 # ---- logarithms and powers of other bases, reciprocals, squares ------------------------------------------------------
@@ -502,8 +505,8 @@ class Hardsigmoid(Function):
 
 @register("hardswish")
 class Hardswish(Function):
-    """y = x·min(max(x + 3, 0), 6)/6 (Howard et al. 2019);  x̄ = 0 for x < −3, ḡ·(x/3 + ½) for −3 ≤ x ≤ 3, ḡ for x > 3
-    (torch's: −½ḡ at −3 and 3ḡ/2 at 3, the inner piece's one-sided derivatives).  saves x."""
+    """y = x·min(max(x + 3, 0), 6)/6 (Howard et al. 2019);  x̄ = 0 for x ≤ −3, ḡ·(x/3 + ½) for −3 < x < 3, ḡ for x ≥ 3
+    (at the kinks the outer pieces' derivatives, 0 at −3 and 1 at 3, torch's).  saves x."""
 
     def forward(ctx, x):
         x = real(x)
@@ -512,14 +515,14 @@ class Hardswish(Function):
 
     def backward(ctx, g):
         x, xp = ctx.x, ctx.xp
-        return xp.where(x < -3, 0, xp.where(x <= 3, g * (x / 3 + 0.5), g))
+        return xp.where(x <= -3, 0, xp.where(x < 3, g * (x / 3 + 0.5), g))
 
 
 tan, asin, acos, atan, sinh, cosh = Tan.apply, Asin.apply, Acos.apply, Atan.apply, Sinh.apply, Cosh.apply
 asinh, acosh, atanh, atan2, hypot = Asinh.apply, Acosh.apply, Atanh.apply, Atan2.apply, Hypot.apply
 logaddexp, xlogy, log2, log10, exp2 = Logaddexp.apply, Xlogy.apply, Log2.apply, Log10.apply, Exp2.apply
 rsqrt, reciprocal, square = Rsqrt.apply, Reciprocal.apply, Square.apply
-log_sigmoid, softsign, celu, mish = LogSigmoid.apply, Softsign.apply, Celu.apply, Mish.apply
+log_sigmoid, softsign, mish = LogSigmoid.apply, Softsign.apply, Mish.apply
 hardsigmoid, hardswish = Hardsigmoid.apply, Hardswish.apply
 arcsin, arccos, arctan, arcsinh, arccosh, arctanh, arctan2 = asin, acos, atan, asinh, acosh, atanh, atan2  # NumPy's
 
@@ -532,6 +535,11 @@ def logit(x, eps=None):
 def hardtanh(x, min_val=-1.0, max_val=1.0):
     """x clamped to [min_val, max_val], gradient 0 at and beyond the bounds (F.hardtanh)."""
     return Hardtanh.apply(x, min_val=min_val, max_val=max_val)
+
+
+def celu(x, alpha=1.0):
+    """x for x > 0, α(e^{x/α} − 1) otherwise (F.celu)."""
+    return Celu.apply(x, alpha=alpha)
 
 
 def relu6(x):

@@ -181,6 +181,56 @@ def silu(input, inplace=False):
     return ops.silu(input)
 
 
+def logsigmoid(input):
+    """log σ(x) = −softplus(−x), finite at any finite x (torch's F.logsigmoid; ops.log_sigmoid)."""
+    return ops.log_sigmoid(input)
+
+
+def softsign(input):
+    """x/(1 + |x|)."""
+    return ops.softsign(input)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val] (gradient 0 at the bounds and beyond, as torch's)."""
+    return ops.hardtanh(input, min_val, max_val)
+
+
+def relu6(input, inplace=False):
+    """min(max(x, 0), 6), hardtanh(x, 0, 6) (gradient 0 at 0 and 6, as torch's)."""
+    return ops.relu6(input)
+
+
+def selu(input, inplace=False):
+    """λ·(x for x > 0, α(eˣ − 1) otherwise), torch's α = 1.6732632423543772…, λ = 1.0507009873554804…"""
+    return ops.selu(input)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """x for x > 0, α(e^{x/α} − 1) otherwise (gradient 1 at 0, as torch's)."""
+    return ops.celu(input, alpha=alpha)
+
+
+def mish(input, inplace=False):
+    """x·tanh(softplus(x))."""
+    return ops.mish(input)
+
+
+def hardsigmoid(input, inplace=False):
+    """min(max(x + 3, 0), 6)/6 (gradient 0 at ±3, as torch's)."""
+    return ops.hardsigmoid(input)
+
+
+def hardswish(input, inplace=False):
+    """x·min(max(x + 3, 0), 6)/6 (torch's gradients at −3 and 3: 0 and 1)."""
+    return ops.hardswish(input)
+
+
+def softmin(x, axis=_LAST_AXIS, temperature=1.0, *, dim=None):
+    """softmax(−x / τ) along ``axis`` (the last by default, as F.softmax here; torch's ``dim`` is accepted too)."""
+    return ops.softmax(ops.neg(x), axis=_either(axis, _LAST_AXIS, dim, ("axis", "dim")), temperature=temperature)
+
+
 # Losses with torch's signatures and torch's default reduction="mean" (binary_cross_entropy_with_logits above keeps
 # "sum", a VAE's nats per batch). ``reduction`` and ``weight`` go by keyword where torch has its deprecated
 # size_average and reduce before them.

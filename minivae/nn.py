@@ -911,6 +911,104 @@ class SiLU(Activation):
         return "inplace=True" if self.inplace else ""
 
 
+class LogSigmoid(Activation):
+    """log σ(x) (F.logsigmoid)."""
+
+    def __init__(self):
+        self.fn = ops.log_sigmoid
+
+    def extra_repr(self):
+        return ""
+
+
+class Softsign(Activation):
+    """x/(1 + |x|)."""
+
+    def __init__(self):
+        self.fn = ops.softsign
+
+    def extra_repr(self):
+        return ""
+
+
+class Hardtanh(Activation):
+    """x clamped to [min_val, max_val] (gradient 0 at the bounds and beyond, as torch's)."""
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, _inplace(self, inplace)
+
+    def forward(self, x):
+        return ops.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6), torch's Hardtanh(0, 6)."""
+
+    def __init__(self, inplace=False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class SELU(Activation):
+    """λ·elu(x, α) with torch's constants (ops.selu)."""
+
+    def __init__(self, inplace=False):
+        self.fn, self.inplace = ops.selu, _inplace(self, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class CELU(Activation):
+    """x for x > 0, α(e^{x/α} − 1) otherwise."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha, self.inplace = alpha, _inplace(self, inplace)
+
+    def forward(self, x):
+        return ops.celu(x, alpha=self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Mish(Activation):
+    """x·tanh(softplus(x))."""
+
+    def __init__(self, inplace=False):
+        self.fn, self.inplace = ops.mish, _inplace(self, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardsigmoid(Activation):
+    """min(max(x + 3, 0), 6)/6."""
+
+    def __init__(self, inplace=False):
+        self.fn, self.inplace = ops.hardsigmoid, _inplace(self, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardswish(Activation):
+    """x·min(max(x + 3, 0), 6)/6."""
+
+    def __init__(self, inplace=False):
+        self.fn, self.inplace = ops.hardswish, _inplace(self, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
 class Identity(Module):
     """Its input, unchanged (the same tensor); any arguments are ignored, as torch's."""
 
@@ -1327,6 +1425,13 @@ class LogSoftmax(Softmax):
 
     def forward(self, input):
         return ops.log_softmax(input, axis=_softmax_dim(self, input.ndim))
+
+
+class Softmin(Softmax):
+    """F.softmin, softmax(−x), along ``dim`` as a module, torch's ``Softmin(dim=None)``."""
+
+    def forward(self, input):
+        return ops.softmax(ops.neg(input), axis=_softmax_dim(self, input.ndim))
 
 
 class Embedding(Module):

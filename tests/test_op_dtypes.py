@@ -243,6 +243,24 @@ ROWS.update({
                          lambda t: torch.linalg.solve_triangular(*t, upper=False)),
 })
 
+def torch_hardsigmoid(t):
+    """F.hardsigmoid (its refusals of integers too) with the gradient 1/6 on (−3, 3) in t's dtype: torch's float64
+    gradient is float32's 1/6 (0.1666666716…, 3·10⁻⁸ off)."""
+    y = TF.hardsigmoid(t)
+    return y.detach() + (t - t.detach()) * ((t > -3) & (t < 3)).to(t.dtype) / 6
+
+
+# minivae.ops.elementwise (helper-62); acosh of data in (0.05, 0.95) is NaN, as torch's (equal_nan)
+ROWS.update({
+    "hardsigmoid": (one(), lambda a: ops.hardsigmoid(a[0]), lambda t: torch_hardsigmoid(t[0])),
+    **{n: unary(n) for n in ["tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10",
+                             "exp2", "rsqrt", "reciprocal", "square", "logit"]},
+    **{n: binary(n) for n in ["atan2", "hypot", "logaddexp", "xlogy"]},
+    "log_sigmoid": (one(), lambda a: ops.log_sigmoid(a[0]), lambda t: TF.logsigmoid(t[0])),
+    **{n: (one(), lambda a, n=n: getattr(ops, n)(a[0]), lambda t, n=n: getattr(TF, n)(t[0]))
+       for n in ["softsign", "hardtanh", "celu", "mish", "hardswish"]},
+})
+
 _INTEGERS = [np.bool_, np.uint8, np.int32, np.int64]
 # Where PyTorch refuses the input dtype: minivae's result dtype(s), or the error it raises, and why.
 DIFFERENT = {
@@ -273,6 +291,14 @@ DIFFERENT = {
     # refused by both (NumPy's error for −x and x − y of bools; pow's own: NumPy's would be int8)
     **{(n, np.dtype(bool)): TypeError for n in ["neg", "sub", "pow", "floor", "ceil", "round", "trunc"]},
 }
+# minivae.ops.elementwise (helper-62): real-valued results of integers and bools are float32, where torch implements
+# no kernel; hardtanh of uint8 clamps to [0, 1] in uint8 (torch refuses a bound of −1 there)
+DIFFERENT.update({
+    **{(n, np.dtype(d)): "float32" for d in _INTEGERS
+       for n in ["log_sigmoid", "celu", "mish", "hardsigmoid", "hardswish", "hypot", "logaddexp"]},
+    ("softsign", np.dtype(bool)): "float32", ("hardtanh", np.dtype(bool)): "float32",
+    ("hardtanh", np.dtype(np.uint8)): "uint8",
+})
 # torch.linalg refuses integers and bools (real-valued results: float32 here) and, on the CPU, float16 (solved in float16
 # here; NumPy's LAPACK has no float16 Cholesky factorisation, refused as torch's)
 DIFFERENT.update({**{(n, np.dtype(d)): "float32" for d in _INTEGERS for n in ["cholesky", "solve_triangular"]},
@@ -361,6 +387,7 @@ REAL = {"div", "binary_cross_entropy", "standard_gamma", "gammainc", "bce_with_l
         "kl_standard_normal", "reparameterize", "reparameterize_kl", "normal_reparameterize_kl", "negative_elbo",
         "bernoulli_negative_elbo"}
 REAL |= {"solve_triangular"}
+REAL |= {"atan2", "hypot", "logaddexp", "xlogy"}  # (helper-62)
 
 
 @pytest.mark.parametrize("name", MIXED)

@@ -757,6 +757,70 @@ def solve_triangular_case(draw):
 
 DOMAINS.update({"cholesky": cholesky_case(), "solve_triangular": solve_triangular_case()})
 
+
+# ---- minivae.ops.elementwise (helper-62) ---------------------------------------------------------------------------
+def off(points, low, high, gap=1e-3):
+    """Values in [low, high] at least ``gap`` from each of ``points`` (an activation's kinks)."""
+    def sample(rng, shape):
+        x = rng.uniform(low, high, shape)
+        assume(all(np.abs(x - p).min(initial=1.0) > gap for p in points))
+        return x
+    return sample
+
+
+def binary_of(fn, sample_x, sample_y):
+    """``fn`` of two broadcastable inputs drawn by ``sample_x(rng, shape)`` and ``sample_y``."""
+    @st.composite
+    def draw_case(draw):
+        sx, sy = draw(broadcastable_pair())
+        rng = draw(rngs)
+        return case(fn, sample_x(rng, sx), sample_y(rng, sy))
+    return draw_case()
+
+
+@st.composite
+def logit_case(draw):
+    """Without eps in (0, 1); with eps in [0.01, 0.3], x in (0, 1) on both sides of the clamp, off its kinks."""
+    rng, shape = draw(rngs), draw(shapes(empty=True))
+    eps = draw(st.one_of(st.none(), st.floats(0.01, 0.3)))
+    if eps is None:
+        return case(ops.logit, rng.uniform(0.05, 0.95, shape))
+    return case(lambda t: ops.logit(t, eps), off([eps, 1 - eps], 0.005, 0.995)(rng, shape))
+
+
+@st.composite
+def hardtanh_case(draw):
+    lo = draw(st.floats(-2, 0.5))
+    hi = lo + draw(st.floats(0.1, 2))
+    return case(lambda t: ops.hardtanh(t, lo, hi), off([lo, hi], -3, 3)(draw(rngs), draw(shapes(empty=True))))
+
+
+@st.composite
+def celu_case(draw):
+    alpha = draw(st.floats(0.2, 3.0))
+    return case(lambda t: ops.celu(t, alpha=alpha), away_from_zero(draw(rngs), draw(shapes(empty=True)), 0.01, 4.0))
+
+
+DOMAINS.update({
+    "tan": unary(ops.tan, uniform(-1.3, 1.3)), "asin": unary(ops.asin, uniform(-0.9, 0.9)),
+    "acos": unary(ops.acos, uniform(-0.9, 0.9)), "atan": unary(ops.atan, uniform(-5, 5)),
+    "sinh": unary(ops.sinh, uniform(-3, 3)), "cosh": unary(ops.cosh, uniform(-3, 3)),
+    "asinh": unary(ops.asinh, uniform(-5, 5)), "acosh": unary(ops.acosh, uniform(1.1, 5)),
+    "atanh": unary(ops.atanh, uniform(-0.9, 0.9)),
+    # y off 0 (the branch cut along x < 0), x of either sign
+    "atan2": binary_of(ops.atan2, lambda rng, s: away_from_zero(rng, s, 0.2, 2.0), uniform(-2, 2)),
+    "hypot": binary_of(ops.hypot, away_from_zero, away_from_zero),
+    "logaddexp": binary(ops.logaddexp, -5.0, 5.0),
+    "xlogy": binary_of(ops.xlogy, uniform(-2, 2), uniform(0.1, 3)),
+    "log2": unary(ops.log2, uniform(0.1, 5)), "log10": unary(ops.log10, uniform(0.1, 5)),
+    "exp2": unary(ops.exp2, uniform(-3, 3)), "rsqrt": unary(ops.rsqrt, uniform(0.2, 5)),
+    "reciprocal": unary(ops.reciprocal, lambda rng, s: away_from_zero(rng, s, 0.3, 2.0)),
+    "square": unary(ops.square, uniform(-2, 2)), "logit": logit_case(),
+    "log_sigmoid": unary(ops.log_sigmoid, uniform(-6, 6)), "softsign": unary(ops.softsign, uniform(-4, 4)),
+    "hardtanh": hardtanh_case(), "celu": celu_case(), "mish": unary(ops.mish, uniform(-6, 6)),
+    "hardsigmoid": unary(ops.hardsigmoid, off([-3, 3], -5, 5)), "hardswish": unary(ops.hardswish, off([-3, 3], -5, 5)),
+})
+
 def test_every_registered_op_has_a_gradcheck_domain():
     assert set(mv.OPS) - set(DOMAINS) - ops.SURROGATES == set(), "ops without gradcheck coverage"
     assert set(DOMAINS) - set(mv.OPS) == set(), "domains for ops that are not registered"

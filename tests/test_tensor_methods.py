@@ -42,9 +42,18 @@ UNARY = {
     "digamma": (lambda x: x.digamma(), lambda x: x.digamma().detach() + (x - x.detach()) * _zeta2(x.detach()), "digamma",
                 POSITIVE),
     "polygamma": (lambda x: x.polygamma(2), lambda x: x.polygamma(2), "polygamma", POSITIVE),
-    "square": (lambda x: x.square(), lambda x: x.square(), "mul", ANY),
-    "reciprocal": (lambda x: x.reciprocal(), lambda x: x.reciprocal(), "div", POSITIVE),
-    "rsqrt": (lambda x: x.rsqrt(), lambda x: x.rsqrt(), "div", POSITIVE),
+    "square": (lambda x: x.square(), lambda x: x.square(), "square", ANY),
+    "reciprocal": (lambda x: x.reciprocal(), lambda x: x.reciprocal(), "reciprocal", POSITIVE),
+    "rsqrt": (lambda x: x.rsqrt(), lambda x: x.rsqrt(), "rsqrt", POSITIVE),
+    # minivae.ops.elementwise (helper-62)
+    **{n: (lambda x, n=n: getattr(x, n)(), lambda x, n=n: getattr(x, n)(), n, d)
+       for n, d in [("tan", ANY), ("asin", (-0.9, 0.9)), ("acos", (-0.9, 0.9)), ("atan", ANY), ("sinh", ANY),
+                    ("cosh", ANY), ("asinh", ANY), ("acosh", (1.1, 3.0)), ("atanh", (-0.9, 0.9)), ("log2", POSITIVE),
+                    ("log10", POSITIVE), ("exp2", ANY), ("logit", (0.05, 0.95))]},
+    **{a: (lambda x, a=a: getattr(x, a)(), lambda x, a=a: getattr(x, a)(), n, d)
+       for a, n, d in [("arcsin", "asin", (-0.9, 0.9)), ("arccos", "acos", (-0.9, 0.9)), ("arctan", "atan", ANY),
+                       ("arcsinh", "asinh", ANY), ("arccosh", "acosh", (1.1, 3.0)), ("arctanh", "atanh", (-0.9, 0.9))]},
+    "logit-eps": (lambda x: x.logit(0.2), lambda x: x.logit(0.2), "logit", (0.05, 0.95)),
     "pow-number": (lambda x: x.pow(2.5), lambda x: x.pow(2.5), "pow", POSITIVE),
     "clamp": (lambda x: x.clamp(-0.5, 0.7), lambda x: x.clamp(-0.5, 0.7), "clip", ANY),
     "flatten": (lambda x: x.flatten(), lambda x: x.flatten(), "reshape", ANY),
@@ -70,6 +79,12 @@ BINARY = {
     "maximum": (lambda x, y: x.maximum(y), lambda x, y: x.maximum(y), "maximum", ANY),
     "minimum": (lambda x, y: x.minimum(y), lambda x, y: x.minimum(y), "minimum", ANY),
     "expand_as": (lambda x, y: y.expand_as(x), lambda x, y: y.expand_as(x), "broadcast_to", ANY),
+    # minivae.ops.elementwise (helper-62)
+    "atan2": (lambda x, y: x.atan2(y), lambda x, y: x.atan2(y), "atan2", ANY),
+    "arctan2": (lambda x, y: x.arctan2(y), lambda x, y: x.arctan2(y), "atan2", ANY),
+    "hypot": (lambda x, y: x.hypot(y), lambda x, y: x.hypot(y), "hypot", ANY),
+    "logaddexp": (lambda x, y: x.logaddexp(y), lambda x, y: x.logaddexp(y), "logaddexp", ANY),
+    "xlogy": (lambda x, y: x.xlogy(y), lambda x, y: x.xlogy(y), "xlogy", POSITIVE),
 }
 
 

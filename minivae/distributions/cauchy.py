@@ -21,8 +21,8 @@ def log1p_square(z):
 
 
 def tan_pi_centred(p):
-    """tan(π(p − ½)) for p in [0, 1], from sines and cosines of angles at most π/4 from where they are accurate:
-    sin θ/cos θ, θ = π(p − ½), for |p − ½| ≤ ¼ (p − ½ is exact there), and ∓cot(πq), q = min(p, 1 − p) (1 − p exact
+    """tan(π(p − ½)) for p in [0, 1] by ops.tan of angles at most π/4 from where they are accurate: tan θ,
+    θ = π(p − ½), for |p − ½| ≤ ¼ (p − ½ is exact there), and ∓cot(πq) = ∓1/tan(πq), q = min(p, 1 − p) (1 − p exact
     for p ≥ ½), in the tails, so that p near 0 or 1 keeps its digits (torch's tan(π(p − ½)) rounds p − ½: a float32 p
     of 2⁻²⁴ gives −1.4·10⁷ instead of −5.3·10⁶). −∞ at p = 0, ∞ at p = 1, NaN outside [0, 1]."""
     xp = p.xp
@@ -32,8 +32,8 @@ def tan_pi_centred(p):
     q = ops.where(lower, p, 1 - p)
     tail_angle = math.pi * ops.where(central | end | bad, 0.25, q)
     sign = array_function(lambda lower: xp.where(lower, -1.0, 1.0).astype(p.dtype), lower)
-    tail = sign * ops.cos(tail_angle) / ops.sin(tail_angle)
-    t = ops.where(central, ops.sin(theta) / ops.cos(theta), tail)
+    tail = sign / ops.tan(tail_angle)
+    t = ops.where(central, ops.tan(theta), tail)
     return ops.where(bad, math.nan, ops.where(end, sign * math.inf, t))
 
 
@@ -48,18 +48,15 @@ class Cauchy(Distribution):
                finite where z² overflows)
     entropy    log(4π) + log scale
     mean NaN;  variance ∞ (torch's: neither moment exists);  mode loc
-    cdf        ½ + atan(z)/π = atan2(1, −z)/π (its lower tail keeps its digits: 1/(π|z|), where torch's ½ + atan(z)/π is
-               0 from |z| ≈ 10¹⁶ on in float64)
-    icdf       loc + scale·tan(π(p − ½)) (``tan_pi_centred``); −∞ at p = 0, ∞ at p = 1, NaN outside [0, 1]
+    cdf        ½ + atan(z)/π = atan2(1, −z)/π (ops.atan2: its lower tail keeps its digits, 1/(π|z|), where torch's
+               ½ + atan(z)/π is 0 from |z| ≈ 10¹⁶ on in float64); its gradient the density, 1/(π·scale·(1 + z²)) in x,
+               0 at z = ±∞
+    icdf       loc + scale·tan(π(p − ½)) (``tan_pi_centred``, ops.tan); −∞ at p = 0, ∞ at p = 1, NaN outside [0, 1]
     kl_divergence(Cauchy, Cauchy) is torch's closed form (minivae.distributions.kl).
     support real; arg_constraints loc real, scale positive. A constant CPU scale must be > 0 and finite.
 
     Different from torch on purpose: cdf's lower tail and icdf's p near 0 or 1 keep their digits (above); icdf(p) is
     NaN for p outside [0, 1] (torch's is tan's periodic continuation); log_prob is finite where z² overflows.
-
-    minivae has no atan op: cdf's value is NumPy's/CuPy's arctan2 (outside the graph), its gradient attached as
-    (z − z.detach())·f(z), f = 1/(π(1 + z²)) the density in z: 0 forward, exactly f backward (a first derivative
-    only; nothing here takes a second).
     """
 
     has_rsample = True
@@ -104,11 +101,7 @@ class Cauchy(Distribution):
 
     def cdf(self, value):
         z = (self._value(value) - self.loc) / self.scale
-        xp = z.xp
-        finite = array_function(lambda z: xp.isfinite(z), z)
-        zf = ops.where(finite, z, 0.0)  # (z − z.detach() of an infinite z would be NaN)
-        f, value = array_function(lambda z: (1 / (math.pi * (1 + z * z)), xp.arctan2(1, -z) / math.pi), z)
-        return value + (zf - zf.detach()) * ops.where(finite, f, 0.0)
+        return ops.atan2(1.0, -z) / math.pi
 
     def icdf(self, value):
         return self.loc + self.scale * tan_pi_centred(self._value(value))

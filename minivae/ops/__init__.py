@@ -29,7 +29,12 @@ from minivae.ops.einsum import einsum
 from minivae.ops.conv import conv2d, conv_transpose2d, pad
 from minivae.ops.cholesky import cholesky, solve_triangular
 from minivae.ops.upsample import upsample_nearest
+from minivae.ops.elementwise import (acos, acosh, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin, asinh,
+                                     atan, atan2, atanh, celu, cosh, exp2, hardsigmoid, hardswish, hardtanh, hypot,
+                                     log10, log2, log_sigmoid, logaddexp, logit, mish, reciprocal, relu6, rsqrt, selu,
+                                     sinh, softsign, square, tan, xlogy)
 
 __all__ = sorted(["OPS", "NONDIFFERENTIABLE", "NONDIFFERENTIABLE_INPUTS", "SURROGATES", "register", *OPS,
                   *NONDIFFERENTIABLE, "split", "chunk", "squeeze", "unsqueeze",
-                  "amax", "amin", "trace", "gather", "index_select", "masked_fill", "repeat_interleave", "topk"])
+                  "amax", "amin", "trace", "gather", "index_select", "masked_fill", "repeat_interleave", "topk",
+                  "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "relu6", "selu"])

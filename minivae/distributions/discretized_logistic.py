@@ -1,8 +1,6 @@
 """The discretized logistic distribution: the likelihood of 8-bit grey levels (Salimans et al. 2017, PixelCNN++)."""
 import numbers
 
-import numpy
-
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, location_scale
@@ -67,14 +65,12 @@ class DiscretizedLogistic(Distribution):
         to lie on the grid (see the class docstring)."""
         top = self.bins - 1
         if value.device == "cpu" and not value.requires_grad:
-            x = numpy.asarray(value.data, numpy.float64) * top
-            k = numpy.rint(x)
-            tol = 2 * float(numpy.finfo(value.dtype).eps) * top if value.dtype.kind == "f" else 0.0
-            ok = (numpy.abs(x - k) <= tol) & (k >= 0) & (k <= top)  # NaN fails the first
-            if not ok.all():
-                bad = numpy.asarray(value.data).reshape(-1)[~ok.reshape(-1)][0]
+            from minivae.data import off_grid
+            bad = off_grid(value.data, self.bins)
+            if bad.any():
                 raise ValueError(f"DiscretizedLogistic.log_prob: values must lie on the grid k/{top}, k = 0…{top} "
-                                 f"({self.bins} levels in [0, 1]), got {float(bad)!r} ({int((~ok).sum())} of {ok.size} off it)")
+                                 f"({self.bins} levels in [0, 1]), got {float(value.data[bad].flat[0])!r} "
+                                 f"({int(bad.sum())} of {bad.size} off it)")
         return array_function(lambda v: _grid_level(v * top, top), value)
 
     def log_prob(self, value):

@@ -245,8 +245,8 @@ def _networks(x_dim, hidden, encoder_out, decoder_in, activation, arch, channels
 
 class GaussianVAE(Module):
     """q(z|x) = N(μ(x), σ(x)²), p(z) = N(0, I), p(x|z) = Bernoulli(decoder(z)) (or, ``likelihood=``, a Gaussian
-    with one learned scale, a continuous Bernoulli or a discretized logistic: see ``_likelihood_of``). Trained by the pathwise estimator,
-    z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014); ``samples=K`` averages
+    with one learned scale, a continuous Bernoulli or a discretized logistic: see ``_likelihood_of``). Trained by the
+    pathwise estimator, z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014); ``samples=K`` averages
     the ELBO over K draws an example, and ``objective="iwae"`` trains the IWAE bound of K draws (Burda et al. 2016),
     log (1/K) Σ_k e^{w_k}, through log-sum-exp, with w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²): log N(z; 0, I)
     − log N(z; μ, σ²) written in the noise ε = (z − μ)/σ that made z (exact: the two log 2π cancel). Its gradient

@@ -55,7 +55,8 @@ def test_log_prob_keeps_its_digits_where_the_probability_underflows_and_other_bi
     a, b = (x + 0.5 / 255 - loc) / scale, (x - 0.5 / 255 - loc) / scale
     # log(σ(a) − σ(b)) = log(1 − σ(b) − (1 − σ(a))) = −b + log(1 − e^{−(a − b)}) + O(e^{−b})
     expected = -b + math.log(-math.expm1(-(a - b)))
-    got = DiscretizedLogistic(mv.tensor(np.float64(loc)), mv.tensor(np.float64(scale))).log_prob(x).item()
+    d = DiscretizedLogistic(mv.tensor(np.float64(loc)), mv.tensor(np.float64(scale)))
+    got = d.log_prob(x).item()
     assert got == pytest.approx(expected, rel=1e-14)
     # 4 bins: grid {0, ⅓, ⅔, 1}
     d = DiscretizedLogistic(mv.tensor(np.full(4, 0.4)), mv.tensor(np.full(4, 0.3)), bins=4)
@@ -126,4 +127,5 @@ def test_samples_are_on_the_grid_with_the_bins_frequencies():
 @pytest.mark.parametrize("loc, scale", [(0.3, 0.05), (-2.0, 0.5), (0.9, 0.3), (2.0, 0.01)])
 def test_mean_is_the_grid_average_of_the_probabilities(loc, scale):
     expected = math.fsum(k / 255 * p for k, p in enumerate(_probabilities(loc, scale)))
-    assert DiscretizedLogistic(mv.tensor(np.float64(loc)), mv.tensor(np.float64(scale))).mean.item() == pytest.approx(expected, abs=1e-13)
+    d = DiscretizedLogistic(mv.tensor(np.float64(loc)), mv.tensor(np.float64(scale)))
+    assert d.mean.item() == pytest.approx(expected, abs=1e-13)

@@ -2482,6 +2482,26 @@ MUTANTS = [
     M('poisson-negative-rate-allowed', 'minivae/distributions/distribution.py', ('if name in nonnegative and not ((t.data >= 0)', 'if name in nonnegative and not ((t.data >= -1)'),
       ['tests/distributions/test_poisson.py::test_bad_parameters_are_refused_naming_them'], 'a rate of −0.5 accepted'),
     # ---- helper-61 begin: fix11-likelihoods: likelihoods for grey-level images ----
+    M('dl-edge-bins-closed', 'minivae/distributions/discretized_logistic.py', ('array_function(lambda k: (k == 0, k == top), k)', 'array_function(lambda k: (k < 0, k > top), k)'),
+      ['tests/distributions/test_discretized_logistic.py'], "the edge bins k = 0 and k = 255 scored as interior ones, [x − h, x + h], not open to −∞ and +∞: the 256 probabilities sum to less than 1"),
+    M('dl-bin-half-width-one-level', 'minivae/distributions/discretized_logistic.py', ('half = 0.5 / top', 'half = 1.0 / top'),
+      ['tests/distributions/test_discretized_logistic.py'], "the bin's half-width 1/255 instead of ½/255: neighbouring bins overlap, the probabilities sum to about 2"),
+    M('dl-interior-no-width-term', 'minivae/distributions/discretized_logistic.py', ('interior = log_cdf_a + log_sf_b + ops.log(-ops.expm1(-width))', 'interior = log_cdf_a + log_sf_b'),
+      ['tests/distributions/test_discretized_logistic.py'], "log(σ(a) − σ(b)) written as log σ(a) + log σ(−b), the factor 1 − e^{−(a − b)} of the product form left out"),
+    M('dl-level-floor', 'minivae/distributions/discretized_logistic.py', ('return xp.clip(xp.rint(y), 0, top)', 'return xp.clip(xp.floor(y), 0, top)'),
+      ['tests/distributions/test_discretized_logistic.py'], "the grid level of x·255 (and of a draw y·255) floored, not rounded: a grey level rounded just below k/255 in float32 is scored in bin k − 1, and draws are shifted by half a level"),
+    M('cb-constant-sign', 'minivae/distributions/continuous_bernoulli.py', ('return ops.bernoulli_log_prob(self.logits, self._value(value)) + self._log_normalizer()', 'return ops.bernoulli_log_prob(self.logits, self._value(value)) - self._log_normalizer()'),
+      ['tests/test_likelihoods.py'], "the continuous Bernoulli's log C subtracted: the continuous_bernoulli likelihood's density no longer integrates to 1"),
+    M('likelihood-not-in-config', 'minivae/models.py', ('recorded.update({"likelihood": likelihood} if likelihood != "bernoulli" else {})', 'recorded.update({})'),
+      ['tests/test_likelihoods.py'], "a discrete model's likelihood not recorded in its config: its checkpoint reloads as a Bernoulli model (without the learned scales)"),
+    M('grid-check-one-level-too-far', 'minivae/data.py', ('& (k >= 0) & (k <= top))', '& (k >= 0) & (k <= top + 1))'),
+      ['tests/distributions/test_discretized_logistic.py'], "the grid check takes 256/255, one grey level above 1, as on the grid (scored as the top bin)"),
+    M('cli-grid-check-skipped', 'minivae/cli.py', ('levels=256 if likelihood == "discretized_logistic" else None)', 'levels=None)'),
+      ['tests/test_cli_likelihood.py'], "the CLI's data check does not look at the 1/255 grid for the discretized logistic: off-grid data fail mid-training, not up front"),
+    M('eval-bits-per-dim-no-ln2', 'minivae/cli.py', ('dims = x.shape[1] * math.log(2)', 'dims = x.shape[1]'),
+      ['tests/test_cli_likelihood.py'], "eval's bits/dim is −log p / D, nats per dimension, the ln 2 missing"),
+    M('eval-skips-likelihood-check', 'minivae/cli.py', ('    likelihood = model.likelihood_kind\n    _check_likelihood(args, likelihood)\n', '    likelihood = model.likelihood_kind\n'),
+      ['tests/test_cli_likelihood.py'], "eval binarizes grey levels (--dynamic-binarization) for a model whose likelihood takes them as they are"),
     # ---- helper-61 end ----
     # ---- helper-62 begin: fix11-elementwise: more elementwise ops ----
     # ---- helper-62 end ----

@@ -544,6 +544,9 @@ class CategoricalVAE(_DiscreteVAE):
     weighted by the bound less the bound with its log weight replaced by the others' mean (estimators.vimco_surrogate),
     K ≥ 2, no moving average and no baseline network; the relaxed estimators are refused with it (their samples have
     no categorical density q).
+
+    ``likelihood=`` replaces the Bernoulli p(x|z) as GaussianVAE's does (see ``_likelihood_of``): every estimator
+    reads only log p(x|z), so each works with each likelihood.
     """
 
     kind = "categorical"
@@ -616,7 +619,7 @@ class BernoulliVAE(_DiscreteVAE):
     100 and −149.9 with NVIL's 200 (more latents, a wider gap between the relaxed and the discrete model at first).
 
     ``samples`` and ``objective`` as the categorical model's: ``objective="iwae"`` with "reinforce" is VIMCO, the
-    estimator its paper trained sigmoid belief nets with.
+    estimator its paper trained sigmoid belief nets with. ``likelihood=`` as the categorical model's.
     """
 
     kind = "bernoulli"

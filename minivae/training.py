@@ -167,10 +167,19 @@ def _flag(name):
     return special.get(name, "--" + name.replace("_", "-"))
 
 
+# what an entry recorded only when not its default stands for when absent (a discrete model's likelihood)
+_UNRECORDED = {"likelihood": "bernoulli"}
+
+
 def _differences(recorded, now):
-    """The flags whose values differ, as "--flag (checkpoint A, now B)"."""
+    """The flags whose values differ, as "--flag (checkpoint A, now B)"; an entry absent from one side is its default
+    there (``_UNRECORDED``), or None."""
     keys = [*now, *(k for k in recorded if k not in now)]  # a setting recorded only when on (--tf32) counts too
-    return [f"{_flag(k)} (checkpoint {recorded.get(k)}, now {now.get(k)})" for k in keys if recorded.get(k) != now.get(k)]
+
+    def value(entries, k):
+        return entries.get(k, _UNRECORDED.get(k))
+    return [f"{_flag(k)} (checkpoint {value(recorded, k)}, now {value(now, k)})" for k in keys
+            if value(recorded, k) != value(now, k)]
 
 
 def evaluate(model, x, seed, batch_size=500):

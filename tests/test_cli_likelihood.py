@@ -89,3 +89,13 @@ def test_bad_combinations_are_refused_in_one_line_and_write_nothing(grey, tmp_pa
     capsys.readouterr()
     assert run("eval", dl / "checkpoint.npz", "--data", off, "-k", 2) == 1  # eval checks the grid too
     assert "off the grid" in one_error_line(capsys)
+
+
+def test_resume_names_the_likelihood_of_a_discrete_models_checkpoint(tmp_path, capsys):
+    """A categorical model's Bernoulli likelihood is not in its config (checkpoints from before the option): --resume
+    with another likelihood names it all the same."""
+    out, args = tmp_path / "run", ["--model", "categorical", "--limit", 40, "--hidden", 8, "--batch-size", 20]
+    assert run("train", *args, "--epochs", 1, "--out", out) == 0
+    capsys.readouterr()
+    assert run("train", *args, "--likelihood", "gaussian", "--epochs", 2, "--out", out, "--resume") == 1
+    assert "--likelihood (checkpoint bernoulli, now gaussian)" in one_error_line(capsys)

@@ -95,10 +95,11 @@ def _check_likelihood(args, likelihood):
                          f"the {likelihood} likelihood takes grey levels in [0, 1] as they are")
 
 
-def _load_data(args, splits, x_dim=None, batch_size=None, likelihood="bernoulli"):
+def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
     """The splits asked for, checked (size, count, values: data.check_splits) before anything is written: binary
     pixels for the Bernoulli likelihood without --dynamic-binarization or --grey-targets, the grid of 256 grey levels
-    for the discretized logistic one."""
+    for the discretized logistic one. ``likelihood``: the model's (eval), or train's --likelihood when not given."""
+    likelihood = likelihood or getattr(args, "likelihood", "bernoulli")
     from minivae.data import Splits, check_splits, load_splits
     data = load_splits(args.data)
     if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
@@ -161,7 +162,7 @@ def _train(args):
     _check_device(args)
     # before anything is written: a bad data file leaves no trace. The test split is checked too (one
     # image size across all splits), although training never reads it: eval would refuse it afterwards
-    data = _load_data(args, ("train", "valid", "test"), batch_size=args.batch_size, likelihood=args.likelihood)
+    data = _load_data(args, ("train", "valid", "test"), batch_size=args.batch_size)
     x_dim = data["train"].shape[1]
     rng = Generator(args.seed)
     if args.model == "gaussian":

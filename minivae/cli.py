@@ -100,15 +100,31 @@ def _check_device(args):
     module_for_device(args.device)
 
 
-def _load_data(args, splits, x_dim=None, batch_size=None):
-    """The splits asked for, checked (size, count, values: data.check_splits) before anything is written."""
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")  # models.LIKELIHOODS
+
+
+def _check_likelihood(args, likelihood):
+    """Refuse the Bernoulli likelihood's data options with another likelihood (which takes grey levels as they are)."""
+    flags = [f for f, on in (("--dynamic-binarization", args.dynamic_binarization),
+                             ("--grey-targets", args.grey_targets)) if on]
+    if likelihood != "bernoulli" and flags:
+        raise ValueError(f"{' and '.join(flags)} {'are' if len(flags) > 1 else 'is'} for the Bernoulli likelihood: "
+                         f"the {likelihood} likelihood takes grey levels in [0, 1] as they are")
+
+
+def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
+    """The splits asked for, checked (size, count, values: data.check_splits) before anything is written: binary
+    pixels for the Bernoulli likelihood without --dynamic-binarization or --grey-targets, the grid of 256 grey levels
+    for the discretized logistic one. ``likelihood``: the model's (eval), or train's --likelihood when not given."""
+    likelihood = likelihood or getattr(args, "likelihood", "bernoulli")
     from minivae.data import Splits, check_splits, load_splits
     data = load_splits(args.data)
     if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
         data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
-    binary = not (args.dynamic_binarization or args.grey_targets)  # the CLI's models all have a Bernoulli likelihood
-    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary)
+    binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
+    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary,
+                 levels=256 if likelihood == "discretized_logistic" else None)
     return data
 
 
@@ -159,6 +175,7 @@ def _train(args):
                          "fixed (uniform)")
     if args.prior_components is not None and args.prior != "mog":
         raise ValueError("--prior-components are the mixture's components: they need --prior mog (and --model gaussian)")
+    _check_likelihood(args, args.likelihood)
     _check_device(args)
     # before anything is written: a bad data file leaves no trace. The test split is checked too (one
     # image size across all splits), although training never reads it: eval would refuse it afterwards
@@ -168,7 +185,8 @@ def _train(args):
     if args.model == "gaussian":
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
                             samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
-                            prior_components=args.prior_components, rng=rng, device=args.device)
+                            prior_components=args.prior_components, likelihood=args.likelihood, rng=rng,
+                            device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
@@ -177,13 +195,15 @@ def _train(args):
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
             baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples,
             rebar_eta=1.0 if args.rebar_eta is None else args.rebar_eta, arch=args.arch, channels=args.channels,
-            rng=rng, device=args.device)
+            likelihood=args.likelihood, rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     if args.prior == "mog":
         objective += f", a learned prior of {model.prior_components} Gaussians"
     if args.beta != 1.0:
         objective += f", β = {args.beta:g}"
+    if args.likelihood != "bernoulli":
+        objective += f", a {args.likelihood} likelihood"
     print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -201,7 +221,9 @@ def _eval(args):
     from minivae.training import Progress, derived_seed, load_checkpoint
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    data = _load_data(args, (args.split,), x_dim=model.config["x_dim"])
+    likelihood = model.likelihood_kind
+    _check_likelihood(args, likelihood)
+    data = _load_data(args, (args.split,), x_dim=model.config["x_dim"], likelihood=likelihood)
     x = data[args.split]
     rng = Generator(args.seed)
     if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed
@@ -220,6 +242,10 @@ def _eval(args):
           + (", binarized once with --seed" if args.dynamic_binarization else ""))
     print(f"  ELBO (1 sample)                     {elbo.mean():9.3f} nats")
     print(f"  log p(x), importance sampled k={args.k:<5d} {ll.mean():9.3f} nats")
+    if likelihood == "discretized_logistic":  # a probability of the 8-bit image: −log₂ p(x) per pixel
+        dims = x.shape[1] * math.log(2)
+        print(f"  bits/dim, from the ELBO (a bound)   {-elbo.mean() / dims:9.4f}")
+        print(f"  bits/dim, importance sampled        {-ll.mean() / dims:9.4f}")
 
 
 def _same_file(a, b):
@@ -395,6 +421,10 @@ def build_parser():
                    help="latent variables: gaussian, categorical (one-hot), or bernoulli (binary, each Bernoulli(½) "
                         "a priori)")
     data_args(t, "use only the first N images of each split")
+    t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
+                   help="p(x|z): bernoulli (binary pixels), gaussian (one learned scale), continuous_bernoulli (a density "
+                        "of grey levels in [0, 1]), or discretized_logistic (8-bit grey levels k/255, a learned scale a "
+                        "pixel; eval adds bits/dim); all but bernoulli take grey levels as they are")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")

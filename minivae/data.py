@@ -124,13 +124,28 @@ def is_binary(x):
     return bool(((x == 0) | (x == 1)).all())
 
 
-def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None):
+def off_grid(x, levels=256):
+    """A mask of the values of ``x`` that are not on the grid k/(levels − 1), k = 0…levels − 1 (to within 2·ε of
+    float32, or of x's dtype if coarser, times levels − 1 levels: k/255 rounded to float32, as load_images makes it,
+    and such a value cast to float64, are on the grid), computed in float64; NaN is off it. The rule of
+    DiscretizedLogistic.log_prob."""
+    top = levels - 1
+    y = numpy.asarray(x, numpy.float64) * top
+    k = numpy.rint(y)
+    x = numpy.asarray(x)
+    eps = max(float(numpy.finfo(x.dtype).eps), float(numpy.finfo(numpy.float32).eps)) if x.dtype.kind == "f" else 0.0
+    tol = 2 * eps * top
+    return ~((numpy.abs(y - k) <= tol) & (k >= 0) & (k <= top))
+
+
+def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None, levels=None):
     """Raise DataFormatError, naming the file, unless the splits can be trained on (or evaluated).
 
     Every split holds at least one image, all square (the pictures are drawn so) and of the same
     width (``x_dim`` when given: the model's); the training split holds at least one full batch
     of ``batch_size``; and with ``binary`` (a Bernoulli likelihood without binarization) every
-    value is exactly 0 or 1.
+    value is exactly 0 or 1; with ``levels`` n (the discretized logistic likelihood's 256), every value is on the grid
+    k/(n − 1) (``off_grid``).
     ``files`` maps each split name to the file (or description) it came from.
     """
     first = next(iter(splits))
@@ -152,6 +167,14 @@ def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None):
                 raise DataFormatError(
                     f"{files[split]}: grey levels, not binary 0/1 pixels: the Bernoulli likelihood needs "
                     "--dynamic-binarization (a fresh binary draw of each image) or --grey-targets (grey levels as targets)")
+    if levels:
+        for split, x in splits.items():
+            bad = off_grid(x, levels)
+            if bad.any():
+                raise DataFormatError(
+                    f"{files[split]}: {int(bad.sum())} pixel values off the grid of {levels} grey levels k/{levels - 1} "
+                    f"(e.g. {float(x[bad][0])!r}): the discretized logistic likelihood models 8-bit images (IDX files of "
+                    "integer pixels); for other grey levels use --likelihood gaussian or continuous_bernoulli")
 
 
 _SPLIT_NAMES = {

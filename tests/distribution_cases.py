@@ -46,6 +46,7 @@ CASES = {
     "Kumaraswamy": (D.Kumaraswamy, (POSITIVE, OTHER)),
     "StudentT": (D.StudentT, (POSITIVE + 2, LOC, SCALE)),
     "Geometric": (lambda l: D.Geometric(logits=l), (LOGITS,)),
+    "DiscretizedLogistic": (D.DiscretizedLogistic, (0.5 + 0.3 * LOC, 0.1 * SCALE)),
     "MultivariateNormal": (lambda m, a: D.MultivariateNormal(m, scale_tril=a),
                            (_rng.normal(size=(2, 3, 4)), np.tril(_rng.normal(size=(2, 3, 4, 4)), -1)
                             + np.diag(_rng.uniform(0.5, 2.0, 4)))),

@@ -24,6 +24,7 @@ from minivae.distributions.gumbel import Gumbel
 from minivae.distributions.kumaraswamy import Kumaraswamy
 from minivae.distributions.student_t import StudentT
 from minivae.distributions.geometric import Geometric
+from minivae.distributions.discretized_logistic import DiscretizedLogistic
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
@@ -31,4 +32,5 @@ __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential
            "OneHotCategorical", "ExpRelaxedCategorical", "RelaxedOneHotCategorical", "LogitRelaxedBernoulli",
            "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "MixtureSameFamily", "MultivariateNormal",
            "LogNormal", "HalfNormal", "Cauchy", "Gumbel", "Kumaraswamy", "StudentT", "Geometric",
+           "DiscretizedLogistic",
            "constraints", "kl_divergence", "mc_kl", "register_kl"]

@@ -25,6 +25,8 @@ from minivae.distributions.kumaraswamy import Kumaraswamy
 from minivae.distributions.student_t import StudentT
 from minivae.distributions.geometric import Geometric
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
+from minivae.distributions import transforms
+from minivae.distributions.transformed_distribution import TransformedDistribution
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
@@ -32,3 +34,4 @@ __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential
            "RelaxedBernoulli", "Independent", "Poisson", "NegativeBinomial", "MixtureSameFamily", "MultivariateNormal",
            "LogNormal", "HalfNormal", "Cauchy", "Gumbel", "Kumaraswamy", "StudentT", "Geometric",
            "constraints", "kl_divergence", "mc_kl", "register_kl"]
+__all__ += ["TransformedDistribution", "transforms"]

@@ -156,7 +156,7 @@ def test_own_parameters_and_a_stack():
     total = stack(mv.tensor(z.numpy().astype(np.float64)), mv.tensor(extra))[1].numpy()
     for i in range(2):
         sign, expected = np.linalg.slogdet(numerical_jacobian(
-            lambda v: stack(mv.tensor(v), mv.tensor(extra[i]))[0].numpy(), z.numpy()[i].astype(np.float64)))
+            lambda v, i=i: stack(mv.tensor(v), mv.tensor(extra[i]))[0].numpy(), z.numpy()[i].astype(np.float64)))
         np.testing.assert_allclose(total[i], expected, rtol=1e-7)
     with pytest.raises(ValueError, match="flow must be"):
         FlowStack("maf", D, 2, rng=Generator(0))

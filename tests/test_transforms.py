@@ -133,17 +133,17 @@ def test_normal_through_exp_is_lognormal():
     assert d.sample((4,), rng=Generator(1)).shape == (4, 2, 3)
 
 
-def test_an_event_transform_sums_the_base_densities_over_the_event():
-    """Normal of batch (2, 3) through an affine map of event_dim 1: event_shape (3,), log_prob per row: Σ_d log N(x_d;
-    loc_d, scale_d) − Σ_d log|a_d| at x = (y − b)/a, written out."""
+def test_an_event_transform_sums_the_densities_and_log_dets_over_the_event():
+    """Normal of batch (2, 3) through an affine map of event_dim 1 and exp: event_shape (3,), log_prob per row:
+    Σ_d log N(x_d; loc_d, scale_d) − Σ_d log|a_d| − Σ_d log y_d at x = (log y − b)/a, written out."""
     loc, scale, b, a = R.normal(size=(2, 3)), R.random((2, 3)) + 0.5, R.normal(size=3), R.normal(size=3) + 2
     d = TransformedDistribution(Normal(mv.tensor(loc), mv.tensor(scale)),
-                                [T.AffineTransform(mv.tensor(b), mv.tensor(a), event_dim=1)])
+                                [T.AffineTransform(mv.tensor(b), mv.tensor(a), event_dim=1), T.ExpTransform()])
     assert d.batch_shape == (2,) and d.event_shape == (3,)
-    y = R.normal(size=(4, 2, 3))
-    x = (y - b) / a
+    y = np.exp(R.normal(size=(4, 2, 3)))
+    x = (np.log(y) - b) / a
     expected = (-0.5 * ((x - loc) / scale) ** 2 - np.log(scale) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    expected = expected - np.log(np.abs(a)).sum()
+    expected = expected - np.log(np.abs(a)).sum() - np.log(y).sum(-1)
     np.testing.assert_allclose(d.log_prob(mv.tensor(y)).numpy(), expected, rtol=1e-12)
 
 

@@ -345,7 +345,8 @@ class GaussianVAE(Module):
             log_prior = log_prior.sum(axis=-1)
         if self.objective == "iwae":
             log_w = self.likelihood(z).log_prob(x).sum(axis=-1) + beta * (log_prior - log_q)
-            return -(ops.logsumexp(log_w, axis=0) - math.log(k)).mean()
+            bound = ops.logsumexp(log_w, axis=0) - math.log(k)  # log (1/K) Σ_k e^{w_k}, an example
+            return -bound.mean()
         return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(log_q - log_prior, -1), beta)
 
     def _negative_iwae(self, x, loc, log_var, rng, beta):

@@ -224,3 +224,14 @@ def test_a_training_step_on_the_device_is_the_cpus_and_copies_nothing_back():
             out += [loss] + list(model.parameters())
         return out
     assert_device_run_is_the_cpus(step)
+
+
+@pytest.mark.parametrize("flow,objective,samples", [("planar", "elbo", 1), ("radial", "elbo", 2), ("iaf", "iwae", 3)])
+def test_replayed_steps_equal_eager_steps_bit_for_bit(flow, objective, samples):
+    """tests/test_plan.py's check (4 steps, 1 recorded and 3 replayed, β changing each step) for the flow posteriors."""
+    from tests.test_plan import X_DIM, assert_same_run, eager_run, plan_run
+
+    def make():
+        return GaussianVAE(X_DIM, (8,), 3, flow=flow, flow_length=2, objective=objective, samples=samples,
+                           rng=Generator(0))
+    assert_same_run(eager_run(make), plan_run(make))

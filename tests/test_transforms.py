@@ -131,6 +131,9 @@ def test_normal_through_exp_is_lognormal():
     np.testing.assert_allclose(d.rsample((4,), rng=Generator(1)).numpy(),
                                np.exp(Normal(mv.tensor(loc), mv.tensor(scale)).rsample((4,), rng=Generator(1)).numpy()))
     assert d.sample((4,), rng=Generator(1)).shape == (4, 2, 3)
+    wide = d.expand((5, 2, 3))
+    assert wide.batch_shape == (5, 2, 3) and wide.base_dist.batch_shape == (5, 2, 3)
+    np.testing.assert_allclose(wide.log_prob(x).numpy(), np.broadcast_to(d.log_prob(x).numpy(), (5, 2, 3)), rtol=0)
 
 
 def test_an_event_transform_sums_the_densities_and_log_dets_over_the_event():

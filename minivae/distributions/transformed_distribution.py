@@ -1,8 +1,11 @@
 """A distribution pushed through transforms, as torch.distributions.TransformedDistribution."""
+import copy
+
 from minivae.distributions.distribution import Distribution
 from minivae.distributions.independent import Independent
 from minivae.distributions.transforms import ComposeTransform, Transform, _sum_rightmost as sum_rightmost
 from minivae.engine import no_grad
+from minivae.random import _shape
 
 
 class TransformedDistribution(Distribution):
@@ -20,6 +23,7 @@ class TransformedDistribution(Distribution):
                        max(codomain.event_dim, base's event axes + the change in event axes) axes; where a transform
                        reads more event axes than the base has, the base is wrapped in Independent
     has_rsample        the base's
+    expand(batch_shape)        the base expanded (torch's)
     No kl_divergence is registered (as torch's); ``mc_kl`` estimates one.
     """
 
@@ -85,7 +89,16 @@ class TransformedDistribution(Distribution):
         return log_prob + sum_rightmost(self.base_dist.log_prob(y), event_dim - len(self.base_dist.event_shape))
 
     def expand(self, batch_shape):
-        raise NotImplementedError("TransformedDistribution.expand is not implemented")
+        """torch's: the base expanded to the batch shape whose image under the transforms is batch_shape + event_shape
+        (the same transforms, shared)."""
+        batch_shape = _shape(batch_shape, "batch_shape")
+        shape = batch_shape + tuple(self.event_shape)
+        for t in reversed(self.transforms):
+            shape = t.inverse_shape(shape)
+        new = copy.copy(self)
+        new.base_dist = self.base_dist.expand(shape[:len(shape) - len(self.base_dist.event_shape)])
+        new.batch_shape = batch_shape
+        return new
 
     def __repr__(self):
         return f"TransformedDistribution(batch_shape={self.batch_shape}, event_shape={self.event_shape})"

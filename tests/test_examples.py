@@ -14,6 +14,7 @@ EXAMPLES = {
     "exact_marginal.py": ([], "KL(q(z|x) ‖ p(z|x))"),
     "conv_vae.py": (["--smoke"], "test −ELBO"),
     "rebar_eta.py": (["--smoke"], "mean variance of an entry"),
+    "flow_posterior.py": (["--smoke"], "iaf ×4"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"
                                         "memory the replays took from the system from the third step on: 0 blocks"),
 }

@@ -16,6 +16,16 @@ encoder outputs they need (``n_outputs``), the flow of a base draw (``forward(z0
 Transforms (``transforms(extra)``, cache_size=1) for ``TransformedDistribution``, so that ``posterior(x)`` is a
 distribution whose log_prob scores its own draws (the planar flow has no closed-form inverse; torch's pyro-style
 flows are used the same way).
+
+References:
+    1. D. J. Rezende, S. Mohamed. Variational inference with normalizing flows. ICML 2015 (planar and radial flows,
+       eq. 10–14; the invertibility conditions, appendix A).
+    2. D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever, M. Welling. Improved variational inference
+       with inverse autoregressive flow. NeurIPS 2016 (IAF; the gated update, Algorithm 1).
+    3. M. Germain, K. Gregor, I. Murray, H. Larochelle. MADE: masked autoencoder for distribution estimation.
+       ICML 2015 (the masks).
+    4. R. van den Berg, L. Hasenclever, J. M. Tomczak, M. Welling. Sylvester normalizing flows for variational
+       inference. UAI 2018 (amortized flow parameters).
 """
 import math
 

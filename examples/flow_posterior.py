@@ -4,6 +4,14 @@ networks, seed, data and steps).
 
     python examples/flow_posterior.py            # 5 epochs of 5000 images each, a few minutes on 2 cores
     python examples/flow_posterior.py --smoke    # a few seconds
+
+What it printed (z_dim 8, one hidden layer of 256, 5 epochs of 5000 images, 1000 test images):
+
+    posterior        test ELBO   IWAE k=50
+    gaussian           -162.21     -158.09
+    planar ×4          -164.88     -159.48
+    radial ×4          -160.57     -155.93
+    iaf ×4             -155.77     -152.19
 """
 import sys
 

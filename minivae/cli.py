@@ -176,6 +176,11 @@ def _train(args):
     if args.prior_components is not None and args.prior != "mog":
         raise ValueError("--prior-components are the mixture's components: they need --prior mog (and --model gaussian)")
     _check_likelihood(args, args.likelihood)
+    if args.flow != "none" and args.model != "gaussian":
+        raise ValueError(f"--flow {args.flow} is a normalizing-flow posterior of the gaussian model's z: the {args.model} "
+                         "model's latents are discrete")
+    if args.flow_length is not None and args.flow == "none":
+        raise ValueError("--flow-length is the number of flows: it needs --flow planar, radial or iaf")
     _check_device(args)
     # before anything is written: a bad data file leaves no trace. The test split is checked too (one
     # image size across all splits), although training never reads it: eval would refuse it afterwards
@@ -185,7 +190,8 @@ def _train(args):
     if args.model == "gaussian":
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
                             samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
-                            prior_components=args.prior_components, likelihood=args.likelihood, rng=rng,
+                            prior_components=args.prior_components, likelihood=args.likelihood,
+                            flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length, rng=rng,
                             device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
@@ -200,6 +206,8 @@ def _train(args):
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     if args.prior == "mog":
         objective += f", a learned prior of {model.prior_components} Gaussians"
+    if args.flow != "none":
+        objective += f", a posterior of {model.flow_length} {args.flow} flows"
     if args.beta != 1.0:
         objective += f", β = {args.beta:g}"
     if args.likelihood != "bernoulli":
@@ -449,6 +457,11 @@ def build_parser():
                         "the KL then sampled")
     t.add_argument("--prior-components", type=_positive_int, metavar="K",
                    help="--prior mog: the mixture's components (default 10)")
+    t.add_argument("--flow", choices=["none", "planar", "radial", "iaf"], default="none",
+                   help="gaussian: q(z|x) pushed through --flow-length normalizing flows (planar, radial: amortized by "
+                        "the encoder; iaf: inverse autoregressive flow), the KL then sampled")
+    t.add_argument("--flow-length", type=_non_negative_int, metavar="K",
+                   help="--flow: the number of flows (default 4)")
     t.add_argument("--n-latent", type=_positive_int,
                    help=f"categorical and bernoulli: latent variables (default {N_LATENT['categorical']} of "
                         f"--n-categories each; bernoulli {N_LATENT['bernoulli']} binary ones)")

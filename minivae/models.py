@@ -36,8 +36,10 @@ from minivae._backend import device_constant, get_array_module, module_for_devic
 from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, DiscretizedLogistic, Independent,
                                    MixtureSameFamily, Normal, OneHotCategorical, kl_divergence)
 from minivae.distributions.distribution import LOG_2PI
+from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
+from minivae.flows import FLOWS, FlowStack
 from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
 from minivae.ops.softmax import check_temperature
@@ -135,6 +137,22 @@ def _prior(prior, components):
         return prior, None, {}
     components = PRIOR_COMPONENTS if components is None else _size("prior_components", components)
     return prior, components, dict(prior=prior, prior_components=components)
+
+
+FLOW_LENGTH = 4  # flow given: K, the flows, when not given
+
+
+def _flow(flow, length):
+    """(flow, K, the config entries recording them): checked; recorded only with a flow, so that a model without one
+    has the config of a checkpoint written before the option existed (as ``_prior``). K = 0 is the plain model."""
+    if flow is None:
+        if length is not None:
+            raise ValueError("flow_length is the number of flows: it needs flow='planar', 'radial' or 'iaf'")
+        return None, 0, {}
+    if flow not in FLOWS:
+        raise ValueError(f"flow must be None or one of {FLOWS}, not {flow!r}")
+    length = FLOW_LENGTH if length is None else _size("flow_length", length, minimum=0)
+    return flow, length, dict(flow=flow, flow_length=length)
 
 
 def _log_q(eps, log_var):
@@ -259,21 +277,33 @@ class GaussianVAE(Module):
     (``prior_logits`` (K,), ``prior_loc`` and ``prior_log_scale`` (K, Z)), trained with the rest. Its KL to q has no
     closed form: the loss takes the single-sample estimate log q(z|x) − log p(z) at the reparameterized z (the same ε as
     the standard prior's fused op draws), and the IWAE bound's log weights log p(z) of the mixture; both unbiased, with
-    the pathwise gradient in the encoder and the prior's parameters."""
+    the pathwise gradient in the encoder and the prior's parameters.
+
+    ``flow="planar" | "radial" | "iaf"`` (``flow_length`` K, 4 when not given) makes q(z|x) a normalizing-flow
+    posterior q_K (minivae.flows): z_0 = μ + σ·ε pushed through K flows, z_K = f_K ∘ … ∘ f_1(z_0), log q_K(z_K|x) =
+    log q_0(z_0|x) − Σ_k log|det J_k|. Planar and radial flows are amortized, their parameters further outputs of the
+    encoder (K·(2Z + 1), K·(Z + 2)); IAF's MADE networks are the model's own and read a context h of Z further encoder
+    outputs (Kingma et al. 2016). The KL has no closed form: the loss takes the single-draw estimate log q_0(z_0|x) −
+    Σ_k log|det J_k| − log p(z_K) (the log-dets of the same draw), the IWAE bound's log weights log p(z_K) − log q_K;
+    ``posterior(x)`` is the TransformedDistribution of the diagonal Gaussian through the flows (cache_size=1: its
+    log_prob scores its own draws, as objectives.elbo, iwae_bound and log_likelihood_is ask). K = 0 is the plain model,
+    bit for bit. flow and flow_length are recorded in the config only when a flow is given."""
 
     kind = "gaussian"
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
-                 objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None, *,
-                 rng, device="cpu"):
+                 objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None,
+                 flow=None, flow_length=None, *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
         arch, channels, layout = _architecture(arch, channels, x_dim, activation)
         self.prior_kind, self.prior_components, mixture = _prior(prior, prior_components)
+        self.flow_kind, self.flow_length, flows = _flow(flow, flow_length)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture)
-        self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim, z_dim, activation, arch, channels, rng)
+                           **recorded, **layout, **mixture, **flows)
+        extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
+        self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng)
         _likelihood_parameters(self, likelihood, x_dim)
         if prior == "mog":
             # drawn after the networks, so that their weights are those of the standard prior's model of the same seed.
@@ -284,13 +314,25 @@ class GaussianVAE(Module):
             self.prior_logits = Tensor(numpy.zeros(k, numpy.float32), requires_grad=True)
             self.prior_loc = Tensor(rng.normal((k, z_dim), numpy.float32), requires_grad=True)
             self.prior_log_scale = Tensor(numpy.zeros((k, z_dim), numpy.float32), requires_grad=True)
+        # drawn last, so that the other weights are those of the model without a flow of the same seed
+        self.flow = FlowStack(flow, z_dim, self.flow_length, rng=rng) if self.flow_length else None
         self.z_dim = z_dim
         self.to(device)
 
     def _encode(self, x):
         return ops.split(self.encoder(x), [self.z_dim], axis=-1)  # μ and log σ²
 
+    def _encode_flow(self, x):
+        """μ, log σ² and the flows' parameters or context (the encoder's further outputs)."""
+        return ops.split(self.encoder(x), [self.z_dim, 2 * self.z_dim], axis=-1)
+
     def posterior(self, x):
+        """N(μ(x), σ(x)²); with a flow, that diagonal Gaussian (an Independent of event_shape (Z,)) pushed through the
+        K flows, a TransformedDistribution whose log_prob scores the draws it made itself."""
+        if self.flow is not None:
+            loc, log_var, extra = self._encode_flow(x)
+            return TransformedDistribution(Independent(Normal(loc, ops.exp(0.5 * log_var)), 1),
+                                           self.flow.transforms(extra))
         loc, log_var = self._encode(x)
         return Normal(loc, ops.exp(0.5 * log_var))
 
@@ -313,7 +355,10 @@ class GaussianVAE(Module):
         likelihood ops.bernoulli_negative_elbo, with its log-likelihood), which sums and averages both parts in one
         node (on the GPU, one kernel launch each way). With ``samples`` K > 1, the same over K copies of the batch
         (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged. With
-        prior="mog", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class docstring)."""
+        prior="mog", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class docstring); with a
+        flow, log q_0(z_0|x) − Σ_k log|det J_k| − log p(z_K) (``_flow_loss``)."""
+        if self.flow is not None:
+            return self._flow_loss(x, rng, beta)
         loc, log_var = self._encode(x)
         if self.objective == "iwae":
             return self._negative_iwae(x, loc, log_var, rng, beta)
@@ -325,6 +370,30 @@ class GaussianVAE(Module):
             return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
         z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)  # ε ~ N(0, I) drawn from rng (in the kernel on a GPU)
         return _negative_elbo(self.likelihood(z), x, kl, beta)
+
+    def _flow_loss(self, x, rng, beta):
+        """The loss of a flow posterior: z_0 = μ + σ·ε, ε ~ N(0, I) from rng (of the shape the plain model draws:
+        (B, Z), (K, B, Z) for K samples), (z_K, Σ log|det J_k|) = flow(z_0), log q_K(z_K|x) = log q_0(z_0|x) − Σ log|det|.
+        ELBO: −(log p(x|z_K) − β·(log q_K(z_K|x) − log p(z_K))) per example, averaged (over the K copies too); IWAE:
+        −(log Σ_k e^{w_k} − log K), w_k = log p(x|z_k) + β·(log p(z_k) − log q_K(z_k|x)), averaged."""
+        loc, log_var, extra = self._encode_flow(x)
+        k = self.samples
+        if self.objective == "iwae":
+            shape = (k, *loc.shape)
+        else:
+            x, loc, log_var, extra = (_copies(t, k) for t in (x, loc, log_var, extra))
+            shape = loc.shape
+        eps = Tensor(rng.normal(shape, loc.dtype, device=self.device))
+        z, log_det = self.flow(ops.reparameterize(loc, log_var, eps), extra)
+        log_q = _log_q(eps, log_var) - log_det
+        log_prior = self.prior().log_prob(z)
+        if log_prior.ndim == z.ndim:  # the standard prior's Normal: one density a dimension
+            log_prior = log_prior.sum(axis=-1)
+        if self.objective == "iwae":
+            log_w = self.likelihood(z).log_prob(x).sum(axis=-1) + beta * (log_prior - log_q)
+            bound = ops.logsumexp(log_w, axis=0) - math.log(k)  # log (1/K) Σ_k e^{w_k}, an example
+            return -bound.mean()
+        return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(log_q - log_prior, -1), beta)
 
     def _negative_iwae(self, x, loc, log_var, rng, beta):
         """−(1/B) Σ_b [log Σ_k e^{w_kb} − log K], ε ~ N(0, I) of shape (K, B, Z) from rng (K draws an example), z = μ + σ·ε,

@@ -50,6 +50,8 @@ CASES = {
     "MultivariateNormal": (lambda m, a: D.MultivariateNormal(m, scale_tril=a),
                            (_rng.normal(size=(2, 3, 4)), np.tril(_rng.normal(size=(2, 3, 4, 4)), -1)
                             + np.diag(_rng.uniform(0.5, 2.0, 4)))),
+    "TransformedDistribution": (lambda m, s: D.TransformedDistribution(D.Normal(m, s), [
+        D.transforms.AffineTransform(0.5, 2.0, event_dim=1), D.transforms.SigmoidTransform()]), (LOC, SCALE)),
 }
 
 

@@ -26,6 +26,8 @@ from minivae.distributions.student_t import StudentT
 from minivae.distributions.geometric import Geometric
 from minivae.distributions.discretized_logistic import DiscretizedLogistic
 from minivae.distributions.kl import kl_divergence, mc_kl, register_kl
+from minivae.distributions import transforms
+from minivae.distributions.transformed_distribution import TransformedDistribution
 
 __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential", "Beta", "Dirichlet",
            "Bernoulli", "ContinuousBernoulli", "Categorical",
@@ -34,3 +36,4 @@ __all__ = ["Distribution", "Normal", "Laplace", "Uniform", "Gamma", "Exponential
            "LogNormal", "HalfNormal", "Cauchy", "Gumbel", "Kumaraswamy", "StudentT", "Geometric",
            "DiscretizedLogistic",
            "constraints", "kl_divergence", "mc_kl", "register_kl"]
+__all__ += ["TransformedDistribution", "transforms"]

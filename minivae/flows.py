@@ -1,0 +1,255 @@
+"""Normalizing flows for richer posteriors q(z|x): planar and radial flows (Rezende & Mohamed 2015) and inverse
+autoregressive flow (IAF; Kingma et al. 2016).
+
+Each layer is a Module whose ``forward(z, …)`` returns (f(z), log|det ∂f/∂z|) for every sample: z (…, D) gives
+f(z) (…, D) and a log-det (…). A flow posterior q_K(z_K|x) pushes a base draw z_0 ~ N(μ(x), σ²(x)) through K layers,
+log q_K(z_K|x) = log q_0(z_0|x) − Σ_k log|det J_k| (Rezende & Mohamed eq. 7).
+
+The design. Planar and radial layers are *amortized* (Rezende & Mohamed §4, van den Berg et al. 2018): their
+parameters are not the layer's own but the encoder's outputs for each example, passed to ``forward(z, params)`` packed
+along the last axis, ``params`` (…, n_params) broadcasting against z's batch (a draw axis in front); with
+``amortized=False`` a layer holds one set of its own (a flow for a fixed density), and ``forward(z)`` reads it. The raw
+parameters are unconstrained; each layer maps them to an invertible flow inside ``forward`` (planar's û, radial's
+α > 0 and β ≥ −α), so any encoder output is a valid flow. An IAF layer has its own weights (a MADE network) and reads
+the encoder's context h, ``forward(z, h)``. ``FlowStack`` holds K layers of one kind for a posterior: the number of
+encoder outputs they need (``n_outputs``), the flow of a base draw (``forward(z0, extra)``), and the same layers as
+Transforms (``transforms(extra)``, cache_size=1) for ``TransformedDistribution``, so that ``posterior(x)`` is a
+distribution whose log_prob scores its own draws (the planar flow has no closed-form inverse; torch's pyro-style
+flows are used the same way).
+
+References:
+    1. D. J. Rezende, S. Mohamed. Variational inference with normalizing flows. ICML 2015 (planar and radial flows,
+       eq. 10–14; the invertibility conditions, appendix A).
+    2. D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever, M. Welling. Improved variational inference
+       with inverse autoregressive flow. NeurIPS 2016 (IAF; the gated update, Algorithm 1).
+    3. M. Germain, K. Gregor, I. Murray, H. Larochelle. MADE: masked autoencoder for distribution estimation.
+       ICML 2015 (the masks).
+    4. R. van den Berg, L. Hasenclever, J. M. Tomczak, M. Welling. Sylvester normalizing flows for variational
+       inference. UAI 2018 (amortized flow parameters).
+"""
+import math
+
+import numpy
+
+from minivae import ops
+from minivae.distributions import constraints
+from minivae.distributions.transforms import Transform
+from minivae.engine import Tensor
+from minivae.nn import Buffer, Linear, Module, ModuleList
+
+__all__ = ["FLOWS", "FlowStack", "FlowTransform", "IAFFlow", "PlanarFlow", "RadialFlow", "made_masks"]
+
+FLOWS = ("planar", "radial", "iaf")
+
+
+def _dot(a, b):
+    """Σ over the last axis of a·b, kept as an axis of 1."""
+    return (a * b).sum(axis=-1, keepdims=True)
+
+
+def _own(shape, rng, scale):
+    return Tensor((rng.normal(shape, numpy.float64) * scale).astype(numpy.float32), requires_grad=True)
+
+
+class PlanarFlow(Module):
+    """f(z) = z + û·tanh(wᵀz + b) (Rezende & Mohamed 2015 eq. 10), log|det J| = log|1 + ûᵀψ(z)|, ψ(z) = (1 − tanh²(wᵀz +
+    b))·w (eq. 11–12).
+
+    Invertibility (their appendix A.1): f is invertible iff wᵀû ≥ −1, so the raw u is replaced by
+    û = u + (m(wᵀu) − wᵀu)·w/‖w‖², m(a) = −1 + softplus(a), which makes wᵀû = m(wᵀu) > −1 exactly. Then
+    ûᵀψ = (1 − tanh²)·m(wᵀu), and the log-det is log(1 + (1 − tanh²(a))·m(wᵀu)) with 1 − tanh²(a) written stably as
+    exp(2(log 2 − a − softplus(−2a))).
+
+    params (…, 2D + 1): u, w, b packed (amortized), or the layer's own (``amortized=False``; drawn from ``rng``)."""
+
+    def __init__(self, dim, amortized=True, *, rng=None):
+        self.dim, self.amortized = int(dim), bool(amortized)
+        self.n_params = 2 * self.dim + 1 if amortized else 0
+        if not amortized:
+            from minivae.random import resolve
+            rng = resolve(rng)
+            self.u, self.w = _own((dim,), rng, 0.1), _own((dim,), rng, 0.1)
+            self.b = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
+
+    def _params(self, params):
+        if params is None:
+            if self.amortized:
+                raise ValueError("PlanarFlow(amortized=True): forward needs the encoder's params (…, 2D + 1)")
+            return self.u, self.w, self.b
+        d = self.dim
+        if params.shape[-1] != 2 * d + 1:
+            raise ValueError(f"PlanarFlow: params need a last axis of 2D + 1 = {2 * d + 1}, got {params.shape}")
+        return ops.split(params, [d, 2 * d], axis=-1)
+
+    def forward(self, z, params=None):
+        u, w, b = self._params(params)
+        wu = _dot(w, u)
+        m = ops.softplus(wu) - 1.0  # m(wᵀu) = wᵀû > −1
+        u_hat = u + (m - wu) * w / _dot(w, w)
+        a = _dot(w, z) + b
+        out = z + u_hat * ops.tanh(a)
+        sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
+        log_det = ops.log(ops.abs(1.0 + sech2 * m))
+        return out, ops.squeeze(log_det, -1)
+
+
+class RadialFlow(Module):
+    """f(z) = z + β·h(α, r)·(z − z₀), r = ‖z − z₀‖, h = 1/(α + r) (Rezende & Mohamed 2015 eq. 14),
+    log|det J| = (D − 1)·log(1 + βh) + log(1 + βh + βh′(r)·r), h′ = −1/(α + r)².
+
+    Invertibility (their appendix A.2): β ≥ −α. The raw α′, β′ become α = softplus(α′) > 0 and β = −α + softplus(β′).
+
+    params (…, D + 2): z₀, α′, β′ packed (amortized), or the layer's own (``amortized=False``)."""
+
+    def __init__(self, dim, amortized=True, *, rng=None):
+        self.dim, self.amortized = int(dim), bool(amortized)
+        self.n_params = self.dim + 2 if amortized else 0
+        if not amortized:
+            from minivae.random import resolve
+            rng = resolve(rng)
+            self.z0 = _own((dim,), rng, 0.1)
+            self.alpha_raw = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
+            self.beta_raw = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
+
+    def _params(self, params):
+        if params is None:
+            if self.amortized:
+                raise ValueError("RadialFlow(amortized=True): forward needs the encoder's params (…, D + 2)")
+            return self.z0, self.alpha_raw, self.beta_raw
+        d = self.dim
+        if params.shape[-1] != d + 2:
+            raise ValueError(f"RadialFlow: params need a last axis of D + 2 = {d + 2}, got {params.shape}")
+        return ops.split(params, [d, d + 1], axis=-1)
+
+    def forward(self, z, params=None):
+        z0, alpha_raw, beta_raw = self._params(params)
+        alpha = ops.softplus(alpha_raw)
+        beta = ops.softplus(beta_raw) - alpha  # β ≥ −α
+        diff = z - z0
+        r = ops.sqrt(_dot(diff, diff))
+        h = 1.0 / (alpha + r)
+        h_prime = -h * h
+        out = z + beta * h * diff
+        log_det = (self.dim - 1) * ops.log1p(beta * h) + ops.log1p(beta * h + beta * h_prime * r)
+        return out, ops.squeeze(log_det, -1)
+
+
+def made_masks(dim, hidden, reverse=False):
+    """MADE's masks (Germain et al. 2015) for one hidden layer: the inputs' degrees 1…D (D…1 with ``reverse``), the
+    hidden units' m_k = (k mod max(D − 1, 1)) + 1; input i feeds unit k iff m_k ≥ d_i, unit k feeds output j iff
+    d_j > m_k. Output j then depends on the inputs of degree < d_j alone: the Jacobian is triangular in the degree
+    order. Returns the (D, H) and (H, D) masks, float32 0/1."""
+    degrees = numpy.arange(1, dim + 1)
+    if reverse:
+        degrees = degrees[::-1]
+    units = numpy.arange(hidden) % max(dim - 1, 1) + 1
+    into = (units[None, :] >= degrees[:, None]).astype(numpy.float32)
+    out = (degrees[None, :] > units[:, None]).astype(numpy.float32)
+    return into, out
+
+
+class IAFFlow(Module):
+    """One IAF step (Kingma et al. 2016, §4 and Algorithm 1's numerically stable form): [m, s] = MADE(z, h),
+    σ = sigmoid(s), z′ = σ ⊙ z + (1 − σ) ⊙ m, log|det J| = Σ_d log σ_d (= −Σ softplus(−s)).
+
+    The MADE: one masked hidden layer of ``hidden`` ELU units, a = elu((W ⊙ M₁)ᵀz + b + Cᵀh) (the context h
+    (…, ``context``) unmasked: it does not depend on z), then m and s from masked (H, D) layers, so that m_d and s_d
+    depend on z's entries of lower degree only and ∂z′/∂z is triangular with diagonal σ. ``reverse`` reverses the
+    degrees (Kingma et al. reverse the order between steps). s's bias starts at +1 (their advice: s "sufficiently
+    positive, such as close to +1 or +2" before training, σ ≈ 0.73, near the identity)."""
+
+    def __init__(self, dim, hidden, context, reverse=False, *, rng=None):
+        self.dim, self.hidden, self.context_size, self.reverse = int(dim), int(hidden), int(context), bool(reverse)
+        into, out = made_masks(self.dim, self.hidden, self.reverse)
+        self.mask_in = Buffer(Tensor(into), persistent=False)
+        self.mask_out = Buffer(Tensor(out), persistent=False)
+        self.input = Linear(self.dim, self.hidden, rng=rng)
+        self.context = Linear(self.context_size, self.hidden, bias=False, rng=rng) if self.context_size else None
+        self.out_m = Linear(self.hidden, self.dim, rng=rng)
+        self.out_s = Linear(self.hidden, self.dim, rng=rng)
+        self.out_s.bias.data = self.out_s.bias.data + 1.0
+
+    def forward(self, z, h=None):
+        a = ops.linear(z, self.input.weight * self.mask_in, self.input.bias)
+        if self.context is not None:
+            if h is None:
+                raise ValueError(f"IAFFlow: forward needs the context h (…, {self.context_size})")
+            a = a + ops.matmul(h, self.context.weight)
+        a = ops.elu(a)
+        m = ops.linear(a, self.out_m.weight * self.mask_out, self.out_m.bias)
+        s = ops.linear(a, self.out_s.weight * self.mask_out, self.out_s.bias)
+        sigma = ops.sigmoid(s)
+        out = sigma * z + (1.0 - sigma) * m
+        return out, -ops.softplus(-s).sum(axis=-1)  # Σ log σ(s)
+
+
+class FlowTransform(Transform):
+    """A flow layer (its parameters or context ``params`` bound) as a Transform of event_dim 1, cache_size=1: calling it
+    keeps (z, f(z)) and the log-det it computed, which ``log_abs_det_jacobian`` returns for that pair (else it
+    recomputes it from z); the inverse of a value it did not make is refused (no closed form for the planar flow)."""
+
+    bijective = True
+    domain = codomain = constraints.real_vector
+    sign = 1
+
+    def __init__(self, layer, params=None):
+        super().__init__(cache_size=1)
+        self.layer, self.params = layer, params
+        self._log_det = None
+
+    def _call(self, x):
+        y, self._log_det = self.layer(x, self.params)
+        return y
+
+    def log_abs_det_jacobian(self, x, y):
+        x_old, y_old = self._cached_x_y
+        if x is x_old and y is y_old and self._log_det is not None:
+            return self._log_det
+        return self.layer(x, self.params)[1]
+
+    def __repr__(self):
+        return f"FlowTransform({type(self.layer).__name__})"
+
+
+class FlowStack(Module):
+    """K flow layers of one kind (``FLOWS``) on a D-dimensional posterior, fed by the encoder's ``n_outputs`` extra
+    units an example: planar K·(2D + 1) (u, w, b of each layer), radial K·(D + 2) (z₀, α′, β′), IAF the context h of
+    D units shared by the K steps (each step's MADE has 4·D hidden units, its degrees reversed every other step).
+    K = 0: no layers, no extra outputs."""
+
+    def __init__(self, kind, dim, length, *, rng):
+        self.kind, self.dim, self.length = kind, int(dim), int(length)
+        self.n_outputs = self.outputs(kind, dim, length)
+        if kind == "planar":
+            layers, self._each = [PlanarFlow(dim) for _ in range(length)], 2 * dim + 1
+        elif kind == "radial":
+            layers, self._each = [RadialFlow(dim) for _ in range(length)], dim + 2
+        else:
+            layers = [IAFFlow(dim, 4 * dim, self.n_outputs, reverse=k % 2 == 1, rng=rng) for k in range(length)]
+            self._each = None
+        self.layers = ModuleList(layers)
+
+    @staticmethod
+    def outputs(kind, dim, length):
+        """The encoder's further outputs that K = ``length`` flows of ``kind`` read, an example."""
+        if kind not in FLOWS:
+            raise ValueError(f"flow must be one of {FLOWS} (or None), not {kind!r}")
+        return {"planar": length * (2 * dim + 1), "radial": length * (dim + 2), "iaf": dim if length else 0}[kind]
+
+    def _per_layer(self, extra):
+        """Each layer's parameters (planar, radial: the k-th block of ``extra``) or context (IAF: ``extra`` itself)."""
+        if self._each is None:
+            return [extra] * self.length
+        return ops.split(extra, [self._each * k for k in range(1, self.length)], axis=-1) if self.length > 1 else [extra]
+
+    def forward(self, z, extra):
+        """(z_K, Σ_k log|det J_k|) of a base draw z (…, D), ``extra`` the encoder's (…, n_outputs)."""
+        total = None
+        for layer, params in zip(self.layers, self._per_layer(extra)):
+            z, log_det = layer(z, params)
+            total = log_det if total is None else total + log_det
+        return z, total
+
+    def transforms(self, extra):
+        """The K layers as FlowTransforms (cache_size=1) bound to ``extra``, for TransformedDistribution."""
+        return [FlowTransform(layer, params) for layer, params in zip(self.layers, self._per_layer(extra))]

@@ -743,23 +743,37 @@ def build(kind, config, rng, device="cpu"):
     return MODELS[kind](**config, rng=rng, device=device)
 
 
-def reconstruct(model, x):
-    """x's deterministic reconstruction: the mean of p(x|z) at z = the mode of q(z|x) (μ of a Gaussian posterior, each
-    latent's most probable value for a discrete one), computed without a graph. x: (n, x_dim) on the model's device."""
+def code(model, x):
+    """x's deterministic code z: the mode of q(z|x) (μ of a Gaussian posterior, each latent's most probable value for a
+    discrete one); with a flow posterior, the flows applied to the base Gaussian's μ (the pushed-forward density's mode
+    has no closed form). Computed without a graph."""
     with no_grad():
-        return model.likelihood(model.posterior(x).mode).mean
+        q = model.posterior(x)
+        if not isinstance(q, TransformedDistribution):
+            return q.mode
+        z = q.base_dist.mode
+        for transform in q.transforms:
+            z = transform(z)
+        return z
+
+
+def reconstruct(model, x):
+    """x's deterministic reconstruction: the mean of p(x|z) at z = ``code(model, x)``, computed without a graph.
+    x: (n, x_dim) on the model's device."""
+    with no_grad():
+        return model.likelihood(code(model, x)).mean
 
 
 def interpolate(model, x_a, x_b, steps):
     """Mean images of p(x|z_t) along the straight line z_t = (1 − t)·z_a + t·z_b, t = 0, 1/(steps − 1), …, 1, from
-    z_a = the mode of q(z|x_a) to that of x_b: (n, steps, x_dim) for n pairs (x_a, x_b), each (n, x_dim). A line
+    z_a = code(model, x_a) to that of x_b: (n, steps, x_dim) for n pairs (x_a, x_b), each (n, x_dim). A line
     between two codes needs continuous latents: only a GaussianVAE (a one-hot or binary z has no points between)."""
     _gaussian_only(model, "interpolate")
     steps = _size("interpolate: steps", steps, 2)
     if x_a.shape != x_b.shape:
         raise ValueError(f"interpolate: x_a of shape {x_a.shape} and x_b of shape {x_b.shape} are not pairs")
     with no_grad():
-        z_a, z_b = model.posterior(x_a).mode, model.posterior(x_b).mode
+        z_a, z_b = code(model, x_a), code(model, x_b)
         xp = module_for_device(z_a.device)
         t = Tensor(xp.linspace(0, 1, steps, dtype=z_a.dtype)[:, None])  # (steps, 1): each t a row, the n pairs beside
         z = ops.unsqueeze(z_a, 1) * (1 - t) + ops.unsqueeze(z_b, 1) * t  # (n, steps, Z)
@@ -774,14 +788,14 @@ def _gaussian_only(model, what):
 
 
 def traverse(model, x, values):
-    """A latent traversal (Higgins et al. 2017): for one image x (x_dim,) with z₀ the mode of q(z|x), the mean images of
+    """A latent traversal (Higgins et al. 2017): for one image x (x_dim,) with z₀ = code(model, x), the mean images of
     p(x|z) at z₀ with its d-th coordinate set to each of ``values``, for every d: (z_dim, len(values), x_dim), a row a
     coordinate. Gaussian latents only."""
     _gaussian_only(model, "traverse")
     if x.ndim != 1:
         raise ValueError(f"traverse: x is one image of shape (x_dim,), got shape {x.shape}")
     with no_grad():
-        z0 = model.posterior(ops.unsqueeze(x, 0)).mode  # (1, Z)
+        z0 = code(model, ops.unsqueeze(x, 0))  # (1, Z)
         xp = module_for_device(z0.device)
         v = Tensor(xp.asarray(values, dtype=z0.dtype))
         if v.ndim != 1 or v.shape[0] == 0:

@@ -235,3 +235,16 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(flow, objective, samples):
         return GaussianVAE(X_DIM, (8,), 3, flow=flow, flow_length=2, objective=objective, samples=samples,
                            rng=Generator(0))
     assert_same_run(eager_run(make), plan_run(make))
+
+
+def test_a_flow_posterior_s_code_is_its_flows_applied_to_mu():
+    """models.code (what reconstruct, interpolate and traverse decode) of a planar posterior: the written-out flows at
+    z_0 = μ (the pushed-forward density's mode has no closed form); reconstruct decodes it."""
+    from minivae.models import code, reconstruct
+    model = model_of("planar", 3)
+    h = mlp(model.encoder.layers, X)
+    expected, _ = numpy_planar(h[:, :Z], h[:, 2 * Z:])
+    x = mv.tensor(X)
+    np.testing.assert_allclose(code(model, x).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(reconstruct(model, x).numpy(), 1 / (1 + np.exp(-mlp(model.decoder.layers, expected))),
+                               rtol=1e-12)

@@ -2621,7 +2621,7 @@ MUTANTS = [
     # ---- helper-65 begin: fix11-convspeed: faster convolutions on the CPU ----
     # ---- helper-65 end ----
     # ---- lead, session 29 ----
-    M('reconstruct-posterior-mean', 'minivae/models.py', ('return model.likelihood(model.posterior(x).mode).mean', 'return model.likelihood(model.posterior(x).mean).mean'),
+    M('reconstruct-posterior-mean', 'minivae/models.py', ('            return q.mode\n', '            return q.mean\n'),
       ['tests/test_reconstruct.py'], "a categorical code's probabilities decoded instead of its most probable one-hot"),
     M('interpolate-ends-swapped', 'minivae/models.py', ('ops.unsqueeze(z_a, 1) * (1 - t) + ops.unsqueeze(z_b, 1) * t', 'ops.unsqueeze(z_a, 1) * t + ops.unsqueeze(z_b, 1) * (1 - t)'),
       ['tests/test_reconstruct.py'], 'the path runs from x_b to x_a'),
@@ -2639,6 +2639,8 @@ MUTANTS = [
       ['tests/test_reconstruct.py'], 'rows sweep the second coordinate'),
     M('traverse-cli-one-sided', 'minivae/cli.py', ('values = [args.span * (2 * k / (args.steps - 1) - 1) for k in range(args.steps)]', 'values = [args.span * k / (args.steps - 1) for k in range(args.steps)]'),
       ['tests/test_reconstruct.py'], '--span swept from 0, not from −span'),
+    M('code-flows-not-applied', 'minivae/models.py', ('            z = transform(z)\n', '            pass\n'),
+      ['tests/test_flow_vae.py::test_a_flow_posterior_s_code_is_its_flows_applied_to_mu'], "a flow posterior's code is the base μ, the flows left out"),
     M('resume-omitted-setting-shown-as-none', 'minivae/training.py', ('now.get(k, defaults.get(k))) for k in keys)', 'now.get(k)) for k in keys)'),
       ['tests/test_cli_prior_beta.py'], 'a setting left out at its default (β = 1, the standard prior) shown as "now None"'),
 ]

@@ -1,5 +1,5 @@
 """Modules with named parameters, as in ``torch.nn``: Linear, MLP, Conv2d, ConvTranspose2d, activations, LayerNorm,
-BatchNorm1d, BatchNorm2d, Embedding, losses, state_dict."""
+BatchNorm1d, BatchNorm2d, Embedding, the recurrent RNN, GRU, LSTM and their cells, losses, state_dict."""
 import math
 import numbers
 import operator

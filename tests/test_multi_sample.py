@@ -546,7 +546,7 @@ def test_resume_with_another_objective_is_refused_naming_it(tmp_path):
     data = {"train": (np.random.default_rng(1).random((40, 25)) < 0.4).astype(np.float32), "valid": BATCH}
     args = dict(epochs=1, batch_size=20, lr=1e-3, seed=0, log=lambda line: None)
     train(PLANNED["gaussian-iwae"](), data, tmp_path, **args)
-    with pytest.raises(TrainingError, match=r"--objective \(checkpoint iwae, now None\); --samples \(checkpoint 3"):
+    with pytest.raises(TrainingError, match=r"--objective \(checkpoint iwae, now elbo\); --samples \(checkpoint 3"):
         train(GaussianVAE(25, (10,), 3, rng=Generator(0)), data, tmp_path, **{**args, "epochs": 2}, resume=True)
 
 

@@ -262,7 +262,8 @@ class ConvTranspose2d(Function):
               w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, g·C_out/G + o, i·s_h + a·d_h, j·s_w + b·d_w]
               = x₁[g] · W(ḡ)[g] per group;
               b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
-    saves     x, w
+    saves     w, and x₁ where w needs a gradient (x's memory); the backward pass makes W(ḡ) once for x̄ and w̄
+    fused     with Numba, minivae/_cpu/conv.py: the forward's slice sums and W(ḡ), the same numbers
     output_padding must be smaller than the stride or the dilation (torch's rule: else it would pad with rows no
     input reaches). Dtypes and the unbatched case as conv2d's.
     """
@@ -282,18 +283,21 @@ class ConvTranspose2d(Function):
                        for n, k, s, p, d, e in zip(in_hw, kernel, stride, padding, dilation, output_padding))
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
         geometry = (stride, padding, dilation, groups)
-        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
-        y = scatter(ctx.xp, channels_first(x), x.shape, weight, out_hw, *geometry)
+        x1 = channels_first(x)
+        ctx.save(x1=x1 if ctx.needs_input_grad[1] else None, in_hw=in_hw, weight=weight, has_bias=b is not None,
+                 geometry=geometry, unbatched=unbatched)
+        y = scatter(ctx.xp, x1, x.shape, weight, out_hw, *geometry)  # (a new array: the bias is added in place)
         if b is not None:
-            y = y + b[:, None, None]
+            y += b[:, None, None]
         return _squeezed(ctx.xp.ascontiguousarray(y), unbatched, dtype)
 
     def backward(ctx, g):
-        xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
-        g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
-        need, in_hw = ctx.needs_input_grad, x.shape[2:]
-        gx = correlate(xp, g, weight, None, in_hw, *geometry) if need[0] else None
-        gw = weight_grad(xp, g, channels_first(x), in_hw, weight.shape[2:], *geometry) if need[1] else None
+        xp, weight, geometry = ctx.xp, ctx.weight, ctx.geometry
+        g = (g[None] if ctx.unbatched else g).astype(weight.dtype, copy=False)
+        need, in_hw, kernel = ctx.needs_input_grad, ctx.in_hw, weight.shape[2:]
+        cols = windows(xp, g, kernel, in_hw, *geometry) if need[0] or need[1] else None  # (made once for both)
+        gx = correlate(xp, g, weight, None, in_hw, *geometry, cols=cols) if need[0] else None
+        gw = weight_grad(xp, g, ctx.x1, in_hw, kernel, *geometry, cols=cols) if need[1] else None
         if gx is not None and ctx.unbatched:
             gx = gx[0]
         if not ctx.has_bias:

@@ -128,17 +128,27 @@ def test_both_convolutions_are_the_formulas_values_and_gradients(geometry, dtype
             np.testing.assert_array_equal(a, e)
 
 
-def test_without_a_weight_gradient_the_windows_are_not_kept():
-    """conv2d keeps its windows for w̄ (kH·kW/(s_h·s_w) times x's memory) only where the weight wants a gradient; x̄
-    alone needs neither them nor x."""
+def test_the_backward_keeps_what_the_wanted_gradients_need():
+    """conv2d keeps its windows for w̄ (kH·kW/(s_h·s_w) times x's memory) and conv_transpose2d its x₁ only where the
+    weight wants a gradient; x̄ needs neither (nor x). w̄ of a constant x, ḡ = 1: conv2d's w̄[o, c, a, b] =
+    Σ_{n,i,j} x_p[n, c, i + a, j + b] (every o); conv_transpose2d's, unpadded, Σ_{n,i,j} x[n, c, i, j] (every o, a, b)."""
     rng = np.random.default_rng(5)
-    x, w = mv.tensor(rng.normal(size=(2, 3, 6, 6)), requires_grad=True), mv.tensor(rng.normal(size=(4, 3, 3, 3)))
-    y = ops.conv2d(x, w, stride=1, padding=1)
+    x, w = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(4, 3, 3, 3))
+    y = ops.conv2d(mv.tensor(x, requires_grad=True), mv.tensor(w), padding=1)
     assert y._ctx.cols is None and not hasattr(y._ctx, "x")
-    w.requires_grad = True
-    y = ops.conv2d(x, w, stride=1, padding=1)
+    wt = mv.tensor(w, requires_grad=True)
+    y = ops.conv2d(mv.tensor(x), wt, padding=1)
     assert y._ctx.cols.shape == (1, 2 * 6 * 6, 3 * 3 * 3)
-    y.sum().backward()  # ḡ = 1: w̄[o, c, a, b] = Σ_{n,i,j} x_p[n, c, i + a, j + b], the same for every o
-    x_p = np.pad(x.data, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    want = np.array([[[x_p[:, cc, a:a + 6, bb:bb + 6].sum() for bb in range(3)] for a in range(3)] for cc in range(3)])
-    np.testing.assert_allclose(w.grad, np.broadcast_to(want, (4, 3, 3, 3)), rtol=1e-12)
+    y.sum().backward()
+    x_p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = np.array([[[x_p[:, c, a:a + 6, b:b + 6].sum() for b in range(3)] for a in range(3)] for c in range(3)])
+    np.testing.assert_allclose(wt.grad, np.broadcast_to(want, (4, 3, 3, 3)), rtol=1e-12)
+
+    w = rng.normal(size=(3, 4, 3, 3))  # (in, out, kH, kW)
+    y = ops.conv_transpose2d(mv.tensor(x, requires_grad=True), mv.tensor(w), stride=2)
+    assert y._ctx.x1 is None and not hasattr(y._ctx, "x")
+    wt = mv.tensor(w, requires_grad=True)
+    y = ops.conv_transpose2d(mv.tensor(x), wt, stride=2)
+    y.sum().backward()
+    np.testing.assert_allclose(wt.grad, np.broadcast_to(x.sum(axis=(0, 2, 3))[:, None, None, None], (3, 4, 3, 3)),
+                               rtol=1e-12)

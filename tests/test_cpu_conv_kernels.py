@@ -129,19 +129,26 @@ def test_both_convolutions_are_the_formulas_values_and_gradients(geometry, dtype
 
 
 def test_the_backward_keeps_what_the_wanted_gradients_need():
-    """conv2d keeps its windows for w̄ (kH·kW/(s_h·s_w) times x's memory) and conv_transpose2d its x₁ only where the
-    weight wants a gradient; x̄ needs neither (nor x). w̄ of a constant x, ḡ = 1: conv2d's w̄[o, c, a, b] =
-    Σ_{n,i,j} x_p[n, c, i + a, j + b] (every o); conv_transpose2d's, unpadded, Σ_{n,i,j} x[n, c, i, j] (every o, a, b)."""
+    """conv2d keeps its windows for w̄ (kH·kW/(s_h·s_w) times x's memory) where they are at most 4 times x's size,
+    else x, and conv_transpose2d its x₁, only where the weight wants a gradient; x̄ needs neither (nor x). w̄ of a
+    constant x, ḡ = 1: conv2d's w̄[o, c, a, b] = Σ_{n,i,j} x_p[n, c, i·s + a, j·s + b] (every o); conv_transpose2d's,
+    unpadded, Σ_{n,i,j} x[n, c, i, j] (every o, a, b)."""
     rng = np.random.default_rng(5)
     x, w = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(4, 3, 3, 3))
     y = ops.conv2d(mv.tensor(x, requires_grad=True), mv.tensor(w), padding=1)
-    assert y._ctx.cols is None and not hasattr(y._ctx, "x")
+    assert y._ctx.cols is None and y._ctx.x is None
     wt = mv.tensor(w, requires_grad=True)
     y = ops.conv2d(mv.tensor(x), wt, padding=1)
-    assert y._ctx.cols.shape == (1, 2 * 6 * 6, 3 * 3 * 3)
+    assert y._ctx.cols is None and y._ctx.x.shape == x.shape  # 3×3 taps of stride 1: W would be 9 times x's size
     y.sum().backward()
     x_p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     want = np.array([[[x_p[:, c, a:a + 6, b:b + 6].sum() for b in range(3)] for a in range(3)] for c in range(3)])
+    np.testing.assert_allclose(wt.grad, np.broadcast_to(want, (4, 3, 3, 3)), rtol=1e-12)
+    wt = mv.tensor(w, requires_grad=True)
+    y = ops.conv2d(mv.tensor(x), wt, stride=2, padding=1)  # 4 times: kept (the conv VAE's 4×4 of stride 2 too)
+    assert y._ctx.cols.shape == (1, 2 * 3 * 3, 3 * 3 * 3) and y._ctx.x is None
+    y.sum().backward()
+    want = np.array([[[x_p[:, c, a:a + 6:2, b:b + 6:2].sum() for b in range(3)] for a in range(3)] for c in range(3)])
     np.testing.assert_allclose(wt.grad, np.broadcast_to(want, (4, 3, 3, 3)), rtol=1e-12)
 
     w = rng.normal(size=(3, 4, 3, 3))  # (in, out, kH, kW)

@@ -2508,6 +2508,8 @@ MUTANTS = [
       ['tests/test_cpu_conv_kernels.py'], "conv2d keeps its windows where x wants a gradient, not w: memory held for nothing, and w̄ of a constant x fails"),
     M('conv-transpose-x1-kept-for-the-wrong-gradient', 'minivae/ops/conv.py', ('x1=x1 if ctx.needs_input_grad[1] else None', 'x1=x1 if ctx.needs_input_grad[0] else None'),
       ['tests/test_cpu_conv_kernels.py'], "conv_transpose2d keeps x₁ where x wants a gradient, not w: w̄ of a constant x fails"),
+    M('conv-windows-kept-whatever-their-size', 'minivae/ops/conv.py', ('keep = ctx.needs_input_grad[1] and cols.size <= KEEP_WINDOWS * x.size', 'keep = ctx.needs_input_grad[1]'),
+      ['tests/test_cpu_conv_kernels.py'], "conv2d keeps its windows however large (a 3×3 convolution of stride 1: 9 times x's memory until the backward pass)"),
     # ---- helper-65 end ----
     # ---- lead, session 29 ----
     M('reconstruct-posterior-mean', 'minivae/models.py', ('return model.likelihood(model.posterior(x).mode).mean', 'return model.likelihood(model.posterior(x).mean).mean'),

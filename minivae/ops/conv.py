@@ -87,6 +87,9 @@ def _operands(who, x, weight, bias, groups, transposed=False):
     return x, weight, bias, dtype, unbatched
 
 
+KEEP_WINDOWS = 4  # conv2d keeps its windows W for w̄ up to this many times x's size (4×4 taps of stride 2: 4 times)
+
+
 def _kernels(xp, *arrays):
     """minivae/_cpu/conv.py for NumPy arrays of float32 or float64 when Numba is on, else None (the array formulas;
     on the GPU always: CuPy's copies and slice additions are already one kernel launch each)."""
@@ -212,8 +215,8 @@ class Conv2d(Function):
               = ``correlate``: per group the windows matrix W[g] (N·Ho·Wo, C/G·kH·kW) times w₂[g]ᵀ
     backward  x̄ = ``scatter``: w₂[g]ᵀ · ḡ₁[g] added back at each window's place, x̄_p cropped to x (rows and columns
               no window read get 0);  w̄[g] = ḡ₁[g] · W[g];  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
-    saves     w, and W where w needs a gradient (kH·kW/(s_h·s_w) times x's memory, in place of x: the backward pass
-              does not make W again)
+    saves     w; where w needs a gradient, W (about kH·kW/(s_h·s_w) times x's memory, in place of x: the backward
+              pass does not make it again) if it is at most KEEP_WINDOWS times x's size, else x
     fused     with Numba, minivae/_cpu/conv.py writes W and x̄'s slice sums in one pass each, the same numbers
     An unbatched x (C, H, W) gives (O, Ho, Wo), as torch's. Operands of several dtypes take their common one
     (floating_all's rule; torch refuses two dtypes), integer ones compute in integers (torch's); float16 computes in
@@ -230,9 +233,9 @@ class Conv2d(Function):
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
         geometry = (stride, padding, dilation, groups)
         cols = windows(ctx.xp, x, kernel, out_hw, *geometry)
-        # w̄ reads the windows again: kept (kH·kW/(s_h·s_w) times x's memory) rather than made twice
-        ctx.save(cols=cols if ctx.needs_input_grad[1] else None, in_hw=in_hw, weight=weight, has_bias=b is not None,
-                 geometry=geometry, unbatched=unbatched)
+        keep = ctx.needs_input_grad[1] and cols.size <= KEEP_WINDOWS * x.size  # (else w̄ makes them again from x)
+        ctx.save(cols=cols if keep else None, x=x if ctx.needs_input_grad[1] and not keep else None, in_hw=in_hw,
+                 weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
         return _squeezed(correlate(ctx.xp, x, weight, b, out_hw, *geometry, cols=cols), unbatched, dtype)
 
     def backward(ctx, g):
@@ -240,7 +243,7 @@ class Conv2d(Function):
         g = (g[None] if ctx.unbatched else g).astype(weight.dtype, copy=False)
         g1, need = channels_first(g), ctx.needs_input_grad
         gx = scatter(xp, g1, g.shape, weight, ctx.in_hw, *geometry) if need[0] else None
-        gw = weight_grad(xp, None, g1, g.shape[2:], weight.shape[2:], *geometry, cols=cols) if need[1] else None
+        gw = weight_grad(xp, ctx.x, g1, g.shape[2:], weight.shape[2:], *geometry, cols=cols) if need[1] else None
         if gx is not None and ctx.unbatched:
             gx = gx[0]
         if not ctx.has_bias:

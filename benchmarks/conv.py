@@ -1,14 +1,18 @@
-"""conv2d and conv_transpose2d at a conv VAE's size on the CPU: minivae (windows by as_strided, one matmul; x̄ by kH·kW
-strided-slice additions) against PyTorch CPU when installed, interleaved in one run.
+"""conv2d and conv_transpose2d at a conv VAE's size on the CPU: minivae (the windows as one matrix, one matrix product;
+x̄ by the slice sums of each tap; both passes through memory by the Numba kernels of minivae/_cpu/conv.py when Numba
+is on, by NumPy's strided copy and slice additions with MINIVAE_DISABLE_NUMBA=1) against PyTorch CPU when installed,
+interleaved in one run.
 
-    python benchmarks/conv.py [--batch 128] [--repeats 7] [--dtype float32] [--threads 1]
+    python benchmarks/conv.py [--batch 128] [--repeats 7] [--dtype float32] [--threads 1] [--clock wall]
 
 The layers of the classic MNIST conv VAE, k = 4, s = 2, p = 1: the encoder's 1→32 (28×28 → 14×14) and 32→64
 (14 → 7) convolutions, the decoder's 64→32 (7 → 14) and 32→1 (14 → 28) transposed ones. Prints the median ms of
 the forward pass alone and of forward + backward (x̄, w̄ and b̄, a random upstream gradient), and minivae / torch
 (above 1: torch is faster). Both get ``--threads`` threads (NumPy's BLAS through OPENBLAS_NUM_THREADS and its
 kin, set before NumPy is imported; torch.set_num_threads): on a machine shared with other work, multi-threaded
-OpenBLAS products can take 20 times their single-thread time, so one thread is the default.
+OpenBLAS products can take 20 times their single-thread time, so one thread is the default. ``--clock cpu`` times
+the process's CPU time (user + system) instead of the wall clock: on a shared machine it leaves out the time the
+process waited for a core, which the wall clock counts (one thread each: the two are the same on a quiet machine).
 """
 import argparse
 import os

@@ -16,7 +16,9 @@ into G column blocks (input channels g·C/G …), w₂ and ḡ₁ into G row blo
 additions writes a strided slice, distinct elements, so a plain += is exact (overlapping windows are different
 additions, one after another). The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU, also inside
 a CUDA graph's capture where groups = 1; grouped ones are CuPy's batched matmul); everything else is ``xp`` slicing,
-so the ops run on CuPy arrays as they are.
+so the ops run on CuPy arrays as they are. On the CPU with Numba, ``windows`` and the additions of ``scatter`` are the
+kernels of minivae/_cpu/conv.py (one pass through memory each, the same numbers bit for bit); conv2d keeps its W
+for w̄ (up to KEEP_WINDOWS times x's size) and conv_transpose2d's backward makes W(ḡ) once for x̄ and w̄.
 """
 import numbers
 

@@ -2619,6 +2619,26 @@ MUTANTS = [
       ['tests/test_rnn.py::test_outputs_are_the_reference_step_by_step', 'tests/test_rnn.py::test_cells_are_one_step_of_the_reference'], "nonlinearity='relu' ignored: an RNN of ReLUs computes tanh"),
     # ---- helper-64 end ----
     # ---- helper-65 begin: fix11-convspeed: faster convolutions on the CPU ----
+    M('numba-conv-inside-floor-not-ceiling', 'minivae/_cpu/conv.py', ('min((-offset + step - 1) // step, count)', 'min(-offset // step, count)'),
+      ['tests/test_cpu_conv_kernels.py'], "the first output a border tap reaches rounded down: with stride > 1 the kernels read (windows) or write (x̄) one pixel left of x or above it"),
+    M('numba-conv-windows-group-offset-dropped', 'minivae/_cpu/conv.py', ('plane = ((n * c_ + g * cg + c) * h) * w', 'plane = ((n * c_ + c) * h) * w'),
+      ['tests/test_cpu_conv_kernels.py'], "every group's Numba windows read the first group's channels"),
+    M('numba-conv-windows-bottom-row-read', 'minivae/_cpu/conv.py', ('                    if 0 <= r < h:\n                        src', '                    if 0 <= r <= h:\n                        src'),
+      ['tests/test_cpu_conv_kernels.py'], "a tap on the padding row below x reads the next channel's first row instead of a zero"),
+    M('numba-conv-windows-dilation-ignored', 'minivae/_cpu/conv.py', ('of[U(o + b)] = xf[U(src + b * dw)]', 'of[U(o + b)] = xf[U(src + b)]'),
+      ['tests/test_cpu_conv_kernels.py'], "the Numba windows' columns read adjacent pixels whatever the dilation"),
+    M('numba-conv-scatter-kernel-transposed', 'minivae/_cpu/conv.py', ('k = (c * kh + a) * kw + b', 'k = (c * kw + b) * kh + a'),
+      ['tests/test_cpu_conv_kernels.py'], "x̄ adds tap (a, b)'s terms from the row of cols of another tap (kernel rows and columns exchanged)"),
+    M('numba-conv-scatter-stride-ignored', 'minivae/_cpu/conv.py', ('of[U(dst + j * sw)] += cf[U(src + j)]', 'of[U(dst + j)] += cf[U(src + j)]'),
+      ['tests/test_cpu_conv_kernels.py'], "x̄'s terms added side by side along the columns, as if the stride were 1"),
+    M('numba-conv-scatter-not-zeroed', 'minivae/_cpu/conv.py', ('            of[U(plane + t)] = 0\n', '            pass\n'),
+      ['tests/test_cpu_conv_kernels.py'], "x̄'s planes not cleared: the sums start from whatever the new array held"),
+    M('conv-windows-kept-for-the-wrong-gradient', 'minivae/ops/conv.py', ('keep = ctx.needs_input_grad[1] and cols.size', 'keep = ctx.needs_input_grad[0] and cols.size'),
+      ['tests/test_cpu_conv_kernels.py'], "conv2d keeps its windows where x wants a gradient, not w: memory held for nothing, and w̄ made again"),
+    M('conv-transpose-x1-kept-for-the-wrong-gradient', 'minivae/ops/conv.py', ('x1=x1 if ctx.needs_input_grad[1] else None', 'x1=x1 if ctx.needs_input_grad[0] else None'),
+      ['tests/test_cpu_conv_kernels.py'], "conv_transpose2d keeps x₁ where x wants a gradient, not w: w̄ of a constant x fails"),
+    M('conv-windows-kept-whatever-their-size', 'minivae/ops/conv.py', ('keep = ctx.needs_input_grad[1] and cols.size <= KEEP_WINDOWS * x.size', 'keep = ctx.needs_input_grad[1]'),
+      ['tests/test_cpu_conv_kernels.py'], "conv2d keeps its windows however large (a 3×3 convolution of stride 1: 9 times x's memory until the backward pass)"),
     # ---- helper-65 end ----
     # ---- lead, session 29 ----
     M('reconstruct-posterior-mean', 'minivae/models.py', ('            return q.mode\n', '            return q.mean\n'),

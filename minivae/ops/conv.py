@@ -16,12 +16,15 @@ into G column blocks (input channels g·C/G …), w₂ and ḡ₁ into G row blo
 additions writes a strided slice, distinct elements, so a plain += is exact (overlapping windows are different
 additions, one after another). The matrix products go through ``linalg.matmul_array`` (cuBLAS on the GPU, also inside
 a CUDA graph's capture where groups = 1; grouped ones are CuPy's batched matmul); everything else is ``xp`` slicing,
-so the ops run on CuPy arrays as they are.
+so the ops run on CuPy arrays as they are. On the CPU with Numba, ``windows`` and the additions of ``scatter`` are the
+kernels of minivae/_cpu/conv.py (one pass through memory each, the same numbers bit for bit); conv2d keeps its W
+for w̄ (up to KEEP_WINDOWS times x's size) and conv_transpose2d's backward makes W(ḡ) once for x̄ and w̄.
 """
 import numbers
 
 import numpy
 
+from minivae._backend import fused
 from minivae.engine import Function
 from minivae.ops._registry import register
 from minivae.ops.arith import floating_all
@@ -86,11 +89,23 @@ def _operands(who, x, weight, bias, groups, transposed=False):
     return x, weight, bias, dtype, unbatched
 
 
-def windows(xp, x, kernel, out_hw, stride, padding, dilation, groups):
+KEEP_WINDOWS = 4  # conv2d keeps its windows W for w̄ up to this many times x's size (4×4 taps of stride 2: 4 times)
+
+
+def _kernels(xp, *arrays):
+    """minivae/_cpu/conv.py for NumPy arrays of float32 or float64 when Numba is on, else None (the array formulas;
+    on the GPU always: CuPy's copies and slice additions are already one kernel launch each)."""
+    return fused("conv", xp, *arrays) if xp is numpy else None
+
+
+def windows(xp, x, kernel_hw, out_hw, stride, padding, dilation, groups):
     """The (G, N·Ho·Wo, C/G·kH·kW) stack W: row (n, i, j) of block g is the window of the zero-padded x's channels
-    g·C/G … (g + 1)·C/G − 1 under output (i, j)."""
+    g·C/G … (g + 1)·C/G − 1 under output (i, j). (With Numba, minivae/_cpu/conv.py writes the same array.)"""
+    kernel = _kernels(xp, x)
+    if kernel is not None:
+        return kernel.windows(x, kernel_hw, out_hw, stride, padding, dilation, groups)
     n, c, h, w = x.shape
-    (kh, kw), (ho, wo), (sh, sw), (ph, pw), (dh, dw) = kernel, out_hw, stride, padding, dilation
+    (kh, kw), (ho, wo), (sh, sw), (ph, pw), (dh, dw) = kernel_hw, out_hw, stride, padding, dilation
     if ph or pw:
         padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
         padded[:, :, ph:ph + h, pw:pw + w] = x
@@ -117,13 +132,15 @@ def channels_first(g):
     return g.transpose(1, 0, 2, 3).reshape(c, n * h * w)
 
 
-def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation, groups):
+def correlate(xp, x, weight, bias, out_hw, stride, padding, dilation, groups, cols=None):
     """y = x ⋆ w (+ b): conv2d of x (N, C, H, W) and w (O, C/G, kH, kW) in G groups (output channels g·O/G … of
-    group g read input channels g·C/G …), its output (N, O, Ho, Wo) C-contiguous."""
+    group g read input channels g·C/G …), its output (N, O, Ho, Wo) C-contiguous. ``cols``: x's ``windows``, where
+    the caller made them already."""
     o, n = weight.shape[0], x.shape[0]
     w3 = weight.reshape(groups, o // groups, -1)
-    y = group_matmul(xp, windows(xp, x, weight.shape[2:], out_hw, stride, padding, dilation, groups),
-                     w3.transpose(0, 2, 1))  # (G, N·Ho·Wo, O/G)
+    if cols is None:
+        cols = windows(xp, x, weight.shape[2:], out_hw, stride, padding, dilation, groups)
+    y = group_matmul(xp, cols, w3.transpose(0, 2, 1))  # (G, N·Ho·Wo, O/G)
     y = xp.ascontiguousarray(y.reshape(groups, n, out_hw[0], out_hw[1], o // groups).transpose(1, 0, 4, 2, 3))
     y = y.reshape(n, o, *out_hw)
     if bias is not None:
@@ -140,6 +157,10 @@ def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation, groups):
     (n, _, ho, wo), (h, w), (sh, sw), (ph, pw), (dh, dw) = g_shape, in_hw, stride, padding, dilation
     w3 = weight.reshape(groups, o // groups, -1)
     cols = group_matmul(xp, w3.transpose(0, 2, 1), g1.reshape(groups, o // groups, -1))
+    kernel = _kernels(xp, cols)
+    if kernel is not None:  # (minivae/_cpu/conv.py: the same sums, x̄ written (N, C, H, W))
+        return kernel.scatter(cols.reshape(groups * cg * kh * kw, -1), (n, groups * cg, h, w), (ho, wo), (kh, kw),
+                              stride, padding, dilation)
     cols = cols.reshape(groups * cg, kh, kw, n, ho, wo)
     out = xp.zeros((groups * cg, n, max(h + 2 * ph, dh * (kh - 1) + sh * (ho - 1) + 1),
                     max(w + 2 * pw, dw * (kw - 1) + sw * (wo - 1) + 1)), g1.dtype)
@@ -149,13 +170,14 @@ def scatter(xp, g1, g_shape, weight, in_hw, stride, padding, dilation, groups):
     return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
 
-def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation, groups):
+def weight_grad(xp, x, g1, g_hw, kernel, stride, padding, dilation, groups, cols=None):
     """conv2d's w̄ (O, C/G, kH, kW) = ḡ₁[g] · W[g] per group, for x (N, C, H, W) and the upstream ḡ (N, O, Ho, Wo)
-    as ḡ₁ (O, N·Ho·Wo)."""
+    as ḡ₁ (O, N·Ho·Wo); ``cols``: W, where the forward pass kept it (x is then not read)."""
     o = g1.shape[0]
-    w3 = group_matmul(xp, g1.reshape(groups, o // groups, -1),
-                      windows(xp, x, kernel, g_hw, stride, padding, dilation, groups))
-    return w3.reshape(o, x.shape[1] // groups, *kernel)
+    if cols is None:
+        cols = windows(xp, x, kernel, g_hw, stride, padding, dilation, groups)
+    w3 = group_matmul(xp, g1.reshape(groups, o // groups, -1), cols)
+    return w3.reshape(o, -1, *kernel)
 
 
 def bias_grad(g):
@@ -195,7 +217,9 @@ class Conv2d(Function):
               = ``correlate``: per group the windows matrix W[g] (N·Ho·Wo, C/G·kH·kW) times w₂[g]ᵀ
     backward  x̄ = ``scatter``: w₂[g]ᵀ · ḡ₁[g] added back at each window's place, x̄_p cropped to x (rows and columns
               no window read get 0);  w̄[g] = ḡ₁[g] · W[g];  b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
-    saves     x, w (W is made again in the backward pass: kH·kW/(s_h·s_w) times x's memory otherwise)
+    saves     w; where w needs a gradient, W (about kH·kW/(s_h·s_w) times x's memory, in place of x: the backward
+              pass does not make it again) if it is at most KEEP_WINDOWS times x's size, else x
+    fused     with Numba, minivae/_cpu/conv.py writes W and x̄'s slice sums in one pass each, the same numbers
     An unbatched x (C, H, W) gives (O, Ho, Wo), as torch's. Operands of several dtypes take their common one
     (floating_all's rule; torch refuses two dtypes), integer ones compute in integers (torch's); float16 computes in
     float32, rounded once.
@@ -210,15 +234,18 @@ class Conv2d(Function):
         out_hw = tuple(_output_size(n, k, s, p, d) for n, k, s, p, d in zip(in_hw, kernel, stride, padding, dilation))
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
         geometry = (stride, padding, dilation, groups)
-        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
-        return _squeezed(correlate(ctx.xp, x, weight, b, out_hw, *geometry), unbatched, dtype)
+        cols = windows(ctx.xp, x, kernel, out_hw, *geometry)
+        keep = ctx.needs_input_grad[1] and cols.size <= KEEP_WINDOWS * x.size  # (else w̄ makes them again from x)
+        ctx.save(cols=cols if keep else None, x=x if ctx.needs_input_grad[1] and not keep else None, in_hw=in_hw,
+                 weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
+        return _squeezed(correlate(ctx.xp, x, weight, b, out_hw, *geometry, cols=cols), unbatched, dtype)
 
     def backward(ctx, g):
-        xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
-        g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
+        xp, cols, weight, geometry = ctx.xp, ctx.cols, ctx.weight, ctx.geometry
+        g = (g[None] if ctx.unbatched else g).astype(weight.dtype, copy=False)
         g1, need = channels_first(g), ctx.needs_input_grad
-        gx = scatter(xp, g1, g.shape, weight, x.shape[2:], *geometry) if need[0] else None
-        gw = weight_grad(xp, x, g1, g.shape[2:], weight.shape[2:], *geometry) if need[1] else None
+        gx = scatter(xp, g1, g.shape, weight, ctx.in_hw, *geometry) if need[0] else None
+        gw = weight_grad(xp, ctx.x, g1, g.shape[2:], weight.shape[2:], *geometry, cols=cols) if need[1] else None
         if gx is not None and ctx.unbatched:
             gx = gx[0]
         if not ctx.has_bias:
@@ -240,7 +267,8 @@ class ConvTranspose2d(Function):
               w̄[c, o, a, b] = Σ_{n,i,j} x[n, c, i, j] · ḡ_p[n, g·C_out/G + o, i·s_h + a·d_h, j·s_w + b·d_w]
               = x₁[g] · W(ḡ)[g] per group;
               b̄[o] = Σ_{n,i,j} ḡ[n, o, i, j]
-    saves     x, w
+    saves     w, and x₁ where w needs a gradient (x's memory); the backward pass makes W(ḡ) once for x̄ and w̄
+    fused     with Numba, minivae/_cpu/conv.py: the forward's slice sums and W(ḡ), the same numbers
     output_padding must be smaller than the stride or the dilation (torch's rule: else it would pad with rows no
     input reaches). Dtypes and the unbatched case as conv2d's.
     """
@@ -260,18 +288,21 @@ class ConvTranspose2d(Function):
                        for n, k, s, p, d, e in zip(in_hw, kernel, stride, padding, dilation, output_padding))
         _check_output(who, in_hw, out_hw, kernel, padding, dilation)
         geometry = (stride, padding, dilation, groups)
-        ctx.save(x=x, weight=weight, has_bias=b is not None, geometry=geometry, unbatched=unbatched)
-        y = scatter(ctx.xp, channels_first(x), x.shape, weight, out_hw, *geometry)
+        x1 = channels_first(x)
+        ctx.save(x1=x1 if ctx.needs_input_grad[1] else None, in_hw=in_hw, weight=weight, has_bias=b is not None,
+                 geometry=geometry, unbatched=unbatched)
+        y = scatter(ctx.xp, x1, x.shape, weight, out_hw, *geometry)  # (a new array: the bias is added in place)
         if b is not None:
-            y = y + b[:, None, None]
+            y += b[:, None, None]
         return _squeezed(ctx.xp.ascontiguousarray(y), unbatched, dtype)
 
     def backward(ctx, g):
-        xp, x, weight, geometry = ctx.xp, ctx.x, ctx.weight, ctx.geometry
-        g = (g[None] if ctx.unbatched else g).astype(x.dtype, copy=False)
-        need, in_hw = ctx.needs_input_grad, x.shape[2:]
-        gx = correlate(xp, g, weight, None, in_hw, *geometry) if need[0] else None
-        gw = weight_grad(xp, g, channels_first(x), in_hw, weight.shape[2:], *geometry) if need[1] else None
+        xp, weight, geometry = ctx.xp, ctx.weight, ctx.geometry
+        g = (g[None] if ctx.unbatched else g).astype(weight.dtype, copy=False)
+        need, in_hw, kernel = ctx.needs_input_grad, ctx.in_hw, weight.shape[2:]
+        cols = windows(xp, g, kernel, in_hw, *geometry) if need[0] or need[1] else None  # (made once for both)
+        gx = correlate(xp, g, weight, None, in_hw, *geometry, cols=cols) if need[0] else None
+        gw = weight_grad(xp, g, ctx.x1, in_hw, kernel, *geometry, cols=cols) if need[1] else None
         if gx is not None and ctx.unbatched:
             gx = gx[0]
         if not ctx.has_bias:

@@ -231,3 +231,36 @@ def test_transformed_distributions_match_torch():
     y = np.exp(np.tanh(R.normal(size=(5, 2, 3))))
     np.testing.assert_allclose(ours.log_prob(mv.tensor(y)).numpy(), theirs.log_prob(torch.tensor(y)).numpy(),
                                rtol=1e-9)
+
+
+def test_cdf_and_icdf_go_through_the_transforms_and_flip_where_they_decrease():
+    """Y = loc + scale·X, X ~ N(0, 1), scale of both signs: F_Y(y) = Φ((y − loc)/scale) where scale > 0 and
+    1 − Φ((y − loc)/scale) where scale < 0 (statistics.NormalDist, independent of minivae); icdf inverts it; exp of a
+    Normal is the LogNormal."""
+    import statistics
+    phi = statistics.NormalDist()
+    loc, scale = np.array([2.0, 2.0, -1.0]), np.array([-3.0, 0.5, 4.0])
+    d = TransformedDistribution(Normal(mv.tensor(np.zeros(3)), mv.tensor(np.ones(3))),
+                                [T.AffineTransform(mv.tensor(loc), mv.tensor(scale))])
+    y = np.array([-1.0, 2.3, 7.0])
+    expected = [phi.cdf(u) if s > 0 else 1 - phi.cdf(u) for u, s in zip((y - loc) / scale, scale)]
+    np.testing.assert_allclose(d.cdf(mv.tensor(y)).numpy(), expected, rtol=1e-12)
+    p = np.array([0.1, 0.5, 0.97])
+    expected = [lo + s * phi.inv_cdf(q if s > 0 else 1 - q) for lo, s, q in zip(loc, scale, p)]
+    np.testing.assert_allclose(d.icdf(mv.tensor(p)).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(d.cdf(d.icdf(mv.tensor(p))).numpy(), p, rtol=1e-12)
+    log_normal = TransformedDistribution(Normal(0.5, 2.0), [T.ExpTransform()])
+    x = mv.tensor(np.array([0.3, 4.0]))
+    np.testing.assert_allclose(log_normal.cdf(x).numpy(), LogNormal(0.5, 2.0).cdf(x).numpy(), rtol=1e-6)
+
+
+def test_cdf_against_torch():
+    torch = pytest.importorskip("torch")
+    td = torch.distributions
+    ours = TransformedDistribution(Normal(0.3, 1.7), [T.AffineTransform(1.0, -2.0), T.ExpTransform()])
+    theirs = td.TransformedDistribution(td.Normal(torch.tensor(0.3, dtype=torch.float64), 1.7),
+                                        [td.AffineTransform(1.0, -2.0), td.ExpTransform()])
+    y = np.array([0.05, 0.7, 3.0])
+    np.testing.assert_allclose(ours.cdf(mv.tensor(y)).numpy(), theirs.cdf(torch.tensor(y)).numpy(), rtol=1e-6)
+    p = np.array([0.2, 0.6])
+    np.testing.assert_allclose(ours.icdf(mv.tensor(p)).numpy(), theirs.icdf(torch.tensor(p)).numpy(), rtol=1e-6)

@@ -2661,6 +2661,10 @@ MUTANTS = [
       ['tests/test_reconstruct.py'], '--span swept from 0, not from −span'),
     M('code-flows-not-applied', 'minivae/models.py', ('            z = transform(z)\n', '            pass\n'),
       ['tests/test_flow_vae.py::test_a_flow_posterior_s_code_is_its_flows_applied_to_mu'], "a flow posterior's code is the base μ, the flows left out"),
+    M('transformed-cdf-not-flipped', 'minivae/distributions/transformed_distribution.py', ('        return p if isinstance(sign, int) and sign == 1 else sign * (p - 0.5) + 0.5', '        return p'),
+      ['tests/test_transforms.py::test_cdf_and_icdf_go_through_the_transforms_and_flip_where_they_decrease'], 'a decreasing transform keeps F_X instead of 1 − F_X'),
+    M('transformed-icdf-not-flipped', 'minivae/distributions/transformed_distribution.py', ('value = self.base_dist.icdf(self._monotonize_cdf(value))', 'value = self.base_dist.icdf(value)'),
+      ['tests/test_transforms.py::test_cdf_and_icdf_go_through_the_transforms_and_flip_where_they_decrease'], 'icdf of a decreasing transform reads p, not 1 − p'),
     M('resume-omitted-setting-shown-as-none', 'minivae/training.py', ('now.get(k, defaults.get(k))) for k in keys)', 'now.get(k)) for k in keys)'),
       ['tests/test_cli_prior_beta.py'], 'a setting left out at its default (β = 1, the standard prior) shown as "now None"'),
 ]

@@ -23,6 +23,7 @@ class TransformedDistribution(Distribution):
                        max(codomain.event_dim, base's event axes + the change in event axes) axes; where a transform
                        reads more event axes than the base has, the base is wrapped in Independent
     has_rsample        the base's
+    cdf, icdf          through the inverses (cdf) or the transforms (icdf), flipped where the transforms decrease
     expand(batch_shape)        the base expanded (torch's)
     No kl_divergence is registered (as torch's); ``mc_kl`` estimates one.
     """
@@ -87,6 +88,28 @@ class TransformedDistribution(Distribution):
             log_prob = log_prob - sum_rightmost(t.log_abs_det_jacobian(x, y), event_dim - t.domain.event_dim)
             y = x
         return log_prob + sum_rightmost(self.base_dist.log_prob(y), event_dim - len(self.base_dist.event_shape))
+
+    def _monotonize_cdf(self, p):
+        """p where the composed transforms increase, 1 − p where they decrease (the product of their signs: a number, or
+        a tensor for an AffineTransform of tensor scale)."""
+        sign = 1
+        for t in self.transforms:
+            sign = sign * t.sign
+        return p if isinstance(sign, int) and sign == 1 else sign * (p - 0.5) + 0.5
+
+    def cdf(self, value):
+        """F_Y(y) = F_X(f⁻¹(y)) for increasing f, 1 − F_X(f⁻¹(y)) for decreasing (torch's; monotone transforms only: a
+        transform without a ``sign``, e.g. a flow of event_dim 1, raises NotImplementedError)."""
+        for t in reversed(self.transforms):
+            value = t.inv(value)
+        return self._monotonize_cdf(self.base_dist.cdf(value))
+
+    def icdf(self, value):
+        """F_Y⁻¹(p) = f(F_X⁻¹(p)) for increasing f, f(F_X⁻¹(1 − p)) for decreasing (torch's)."""
+        value = self.base_dist.icdf(self._monotonize_cdf(value))
+        for t in self.transforms:
+            value = t(value)
+        return value
 
     def expand(self, batch_shape):
         """torch's: the base expanded to the batch shape whose image under the transforms is batch_shape + event_shape

@@ -303,7 +303,7 @@ def _images_of(args, model, n):
     data = load_splits(args.data)
     check_splits({args.split: data[args.split]}, data.files, x_dim=model.config["x_dim"])
     x = sample_rows(data[args.split], n, args.seed)
-    return as_tensor(x, device=args.device), f"{len(x)} {args.split} images of {data.files[args.split]}"
+    return as_tensor(x, device=args.device), f"{args.split} images of {data.files[args.split]}"
 
 
 def _reconstruct(args):
@@ -313,34 +313,10 @@ def _reconstruct(args):
     _check_device(args)
     _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    x, which = _images_of(args, model, args.n)
+    x, source = _images_of(args, model, args.n)
     shown = x.numpy()
     write_png(args.out, image_grid(paired_rows(shown, reconstruct(model, x).numpy()), columns=min(8, len(shown))))
-    print(f"wrote {which} (odd rows) and their reconstructions (even rows) to {args.out}")
-
-
-def _interpolate(args):
-    import numpy
-
-    from minivae.models import interpolate
-    from minivae.png import image_grid, write_png
-    from minivae.training import load_checkpoint
-    _check_device(args)
-    _check_png_out(args)
-    model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    if model.kind != "gaussian":
-        raise ValueError(f"{args.checkpoint} holds a {model.kind} model: interpolation walks a straight line between "
-                         "two codes z, which needs continuous latents (--model gaussian); try minivae reconstruct")
-    x, which = _images_of(args, model, 2 * args.pairs)
-    if len(x) < 2:
-        raise ValueError(f"{which}: interpolation needs two images")
-    pairs = len(x) // 2
-    path = interpolate(model, x[:pairs], x[pairs:2 * pairs], args.steps).numpy()  # (pairs, steps, x_dim)
-    shown = x.numpy()
-    rows = [numpy.concatenate([shown[i:i + 1], path[i], shown[pairs + i:pairs + i + 1]]) for i in range(pairs)]
-    write_png(args.out, image_grid(numpy.concatenate(rows), columns=args.steps + 2))
-    print(f"wrote {pairs} interpolations of {args.steps} steps between {which} (each row: an image, the decoded path "
-          f"between the two codes, the other image) to {args.out}")
+    print(f"wrote {len(x)} {source} (odd rows) and their reconstructions (even rows) to {args.out}")
 
 
 def _gaussian_checkpoint(args, what):
@@ -352,17 +328,37 @@ def _gaussian_checkpoint(args, what):
     return model
 
 
+def _interpolate(args):
+    import numpy
+
+    from minivae.models import interpolate
+    from minivae.png import image_grid, write_png
+    _check_device(args)
+    _check_png_out(args)
+    model = _gaussian_checkpoint(args, "an interpolation")
+    x, source = _images_of(args, model, 2 * args.pairs)
+    if len(x) < 2:
+        raise ValueError(f"{len(x)} {source}: interpolation needs two images")
+    pairs = len(x) // 2
+    path = interpolate(model, x[:pairs], x[pairs:2 * pairs], args.steps).numpy()  # (pairs, steps, x_dim)
+    shown = x.numpy()
+    rows = [numpy.concatenate([shown[i:i + 1], path[i], shown[pairs + i:pairs + i + 1]]) for i in range(pairs)]
+    write_png(args.out, image_grid(numpy.concatenate(rows), columns=args.steps + 2))
+    print(f"wrote {pairs} interpolations of {args.steps} steps between {len(x)} {source} (each row: an image, the decoded path "
+          f"between the two codes, the other image) to {args.out}")
+
+
 def _traverse(args):
     from minivae.models import traverse
     from minivae.png import image_grid, write_png
     _check_device(args)
     _check_png_out(args)
     model = _gaussian_checkpoint(args, "a traversal")
-    x, which = _images_of(args, model, 1)
+    x, source = _images_of(args, model, 1)
     values = [args.span * (2 * k / (args.steps - 1) - 1) for k in range(args.steps)]  # −span … span
     rows = traverse(model, x[0], values).numpy()  # (Z, steps, x_dim)
     write_png(args.out, image_grid(rows.reshape(-1, rows.shape[-1]), columns=args.steps))
-    print(f"wrote the traversal of one of the {which.split(' ', 1)[1]}: a row for each of the {model.z_dim} latent "
+    print(f"wrote the traversal of one of the {source}: a row for each of the {model.z_dim} latent "
           f"coordinates, set to {args.steps} values from {-args.span:g} to {args.span:g}, the others at the image's "
           f"code, to {args.out}")
 

@@ -2649,7 +2649,7 @@ MUTANTS = [
       ['tests/test_reconstruct.py'], 'a short last row: reconstructions beside their images, not beneath'),
     M('interpolate-cli-wrong-partner', 'minivae/cli.py', ('shown[pairs + i:pairs + i + 1]]', 'shown[i:i + 1]]'),
       ['tests/test_reconstruct.py'], "each row ends with its first image again, not the path's other end"),
-    M('reconstruct-out-unchecked', 'minivae/cli.py', ('    _check_png_out(args)\n    model, _ = load_checkpoint(args.checkpoint, device=args.device)\n    x, which = _images_of(args, model, args.n)', '    model, _ = load_checkpoint(args.checkpoint, device=args.device)\n    x, which = _images_of(args, model, args.n)'),
+    M('reconstruct-out-unchecked', 'minivae/cli.py', ('    _check_png_out(args)\n    model, _ = load_checkpoint(args.checkpoint, device=args.device)\n    x, source = _images_of(args, model, args.n)', '    model, _ = load_checkpoint(args.checkpoint, device=args.device)\n    x, source = _images_of(args, model, args.n)'),
       ['tests/test_reconstruct.py'], 'reconstruct overwrites a file that is not a PNG'),
     M('traverse-adds-instead-of-sets', 'minivae/models.py', ('z = z0 * (1 - eye) + eye * ops.reshape(v, (1, -1, 1))', 'z = z0 + eye * ops.reshape(v, (1, -1, 1))'),
       ['tests/test_reconstruct.py'], "a traversal adds the value to the image's coordinate instead of setting it"),
@@ -2665,6 +2665,8 @@ MUTANTS = [
       ['tests/test_transforms.py::test_cdf_and_icdf_go_through_the_transforms_and_flip_where_they_decrease'], 'a decreasing transform keeps F_X instead of 1 − F_X'),
     M('transformed-icdf-not-flipped', 'minivae/distributions/transformed_distribution.py', ('value = self.base_dist.icdf(self._monotonize_cdf(value))', 'value = self.base_dist.icdf(value)'),
       ['tests/test_transforms.py::test_cdf_and_icdf_go_through_the_transforms_and_flip_where_they_decrease'], 'icdf of a decreasing transform reads p, not 1 − p'),
+    M('log-sigmoid-softplus-of-x', 'minivae/ops/elementwise.py', ('        return -stable_softplus(xp, -x)\n', '        return -stable_softplus(xp, x)\n'),
+      ['tests/test_elementwise.py'], 'log σ(x) computed as log σ(−x)'),
     M('resume-omitted-setting-shown-as-none', 'minivae/training.py', ('now.get(k, defaults.get(k))) for k in keys)', 'now.get(k)) for k in keys)'),
       ['tests/test_cli_prior_beta.py'], 'a setting left out at its default (β = 1, the standard prior) shown as "now None"'),
 ]

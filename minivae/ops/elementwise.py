@@ -400,14 +400,14 @@ class Logit(Function):
 # ---- activations -----------------------------------------------------------------------------------------------------
 @register("log_sigmoid")
 class LogSigmoid(Function):
-    """y = log σ(x) = min(x, 0) − log1p(e^{−|x|}) (finite for any finite x: −1e4 at −1e4);  x̄ = ḡ·σ(−x) (the stable
-    σ: 1 at −1e4, 0 at 1e4).  saves x."""
+    """y = log σ(x) = −softplus(−x) = min(x, 0) − log1p(e^{−|x|}) (finite for any finite x: −1e4 at −1e4);
+    x̄ = ḡ·σ(−x) (the stable σ: 1 at −1e4, 0 at 1e4).  saves x."""
 
     def forward(ctx, x):
         x = real(x)
         xp = ctx.xp
         ctx.save(x=x)
-        return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
+        return -stable_softplus(xp, -x)
 
     def backward(ctx, g):
         return g * stable_sigmoid(ctx.xp, -ctx.x)

@@ -130,9 +130,9 @@ def kernel_cases(torch):
 
     cases = {"copy 65536×1024 (read + write)": (2 * x.nbytes, {"cupy copy": lambda: cupy.copyto(copy_out, x)})}
     gs = {"kernel": lambda: gumbel.gumbel_softmax_fwd(x, 1, 0, tau, False),
-          "minivae": lambda: ops.gumbel_softmax(mv.tensor(x, device="cuda"), gen, temperature=tau)}
+          "minivae": lambda: ops.gumbel_softmax(mv.as_tensor(x), gen, temperature=tau)}
     gs_b = {"minivae": mv_fwd_bwd(lambda t: ops.gumbel_softmax(t, gen, temperature=tau))}
-    sm = {"kernel": lambda: softmax.softmax_fwd(x, tau), "minivae": lambda: ops.softmax(mv.tensor(x, device="cuda"), temperature=tau)}
+    sm = {"kernel": lambda: softmax.softmax_fwd(x, tau), "minivae": lambda: ops.softmax(mv.as_tensor(x), temperature=tau)}
     sm_b = {"minivae": mv_fwd_bwd(lambda t: ops.softmax(t, temperature=tau))}
 
     n, d = 1 << 20, 64
@@ -146,7 +146,7 @@ def kernel_cases(torch):
         mv.backward([z, kl], [gz, gkl])   # one pass, as torch.autograd.backward below
         mut.grad = lvt.grad = None
     ga = {"kernel": lambda: gaussian.reparameterize_kl_fwd(mu, lv, eps),
-          "minivae": lambda: ops.reparameterize_kl(mv.tensor(mu, device="cuda"), mv.tensor(lv, device="cuda"), epst)}
+          "minivae": lambda: ops.reparameterize_kl(mv.as_tensor(mu), mv.as_tensor(lv), epst)}
     ga_b = {"minivae": mv_gauss_fwd_bwd}
 
     if torch is not None:

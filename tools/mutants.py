@@ -2669,6 +2669,13 @@ MUTANTS = [
       ['tests/test_elementwise.py'], 'log σ(x) computed as log σ(−x)'),
     M('resume-omitted-setting-shown-as-none', 'minivae/training.py', ('now.get(k, defaults.get(k))) for k in keys)', 'now.get(k)) for k in keys)'),
       ['tests/test_cli_prior_beta.py'], 'a setting left out at its default (β = 1, the standard prior) shown as "now None"'),
+    # ---- helper-66 begin: fix11-counts: count-data likelihoods ----
+    # ---- helper-66 end ----
+    # ---- helper-67 begin: fix11-numerics: NaN-free gradients at the edges ----
+    # ---- helper-67 end ----
+    # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
+    # ---- helper-68 end ----
+    # ---- lead, session 30 ----
 ]
 
 def copy_tree(dst):

@@ -35,6 +35,8 @@ def test_categorical_samples_equal_on_both_devices():
 def _train(kind, estimator, device, steps=4):
     rng = Generator(0)
     model = (GaussianVAE(x_dim=784, hidden=(64, 32), z_dim=8, rng=rng) if kind == "gaussian" else
+             GaussianVAE(x_dim=784, hidden=(64, 32), z_dim=8, flow=estimator, flow_length=2, rng=rng) if kind == "flow" else
+             GaussianVAE(x_dim=784, hidden=(64, 32), z_dim=8, likelihood=estimator, rng=rng) if kind == "likelihood" else
              GaussianVAE(x_dim=784, hidden=(32,), z_dim=8, arch="conv", channels=(8, 16), rng=rng) if kind == "conv" else
              BernoulliVAE(x_dim=784, hidden=(64, 32), n_latent=12, estimator=estimator, rng=rng) if kind == "bernoulli" else
              CategoricalVAE(x_dim=784, hidden=(64, 32), n_latent=6, n_categories=5, estimator=estimator, rng=rng))
@@ -55,7 +57,10 @@ def _train(kind, estimator, device, steps=4):
                                             ("categorical", "straight_through"), ("categorical", "reinforce"),
                                             ("bernoulli", "gumbel_softmax"), ("bernoulli", "straight_through"),
                                             ("bernoulli", "reinforce"), ("conv", None), ("categorical", "rebar"),
-                                            ("bernoulli", "rebar")])
+                                            ("bernoulli", "rebar"), ("flow", "planar"), ("flow", "radial"),
+                                            ("flow", "iaf"), ("likelihood", "gaussian"),
+                                            ("likelihood", "continuous_bernoulli"),
+                                            ("likelihood", "discretized_logistic")])
 def test_training_steps_on_the_gpu_match_the_cpu(kind, estimator):
     cpu_losses, cpu = _train(kind, estimator, "cpu")
     gpu_losses, gpu = _train(kind, estimator, "cuda")
@@ -67,3 +72,23 @@ def test_training_steps_on_the_gpu_match_the_cpu(kind, estimator):
         # by that much, and all others agree to float32 rounding
         assert diff.max() <= 4 * 1e-3 * 1.001, name
         assert (diff <= 1e-5 + 1e-3 * np.abs(cpu[name])).mean() >= 0.999, name
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_recurrent_layers_on_the_gpu_match_the_cpu(kind):
+    """A two-layer bidirectional recurrent layer's output and every gradient, float64, on both devices (CuPy's tanh,
+    sigmoid and products against NumPy's: an ulp or a few a step, over 7 steps)."""
+    x = np.random.default_rng(2).standard_normal((7, 3, 5))
+    g = np.random.default_rng(3).standard_normal((7, 3, 2 * 4))
+    results = {}
+    for device in ("cpu", "cuda"):
+        layer = getattr(mv.nn, kind)(5, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=Generator(1))
+        layer.to(device)
+        xt = mv.tensor(x, device=device, requires_grad=True)
+        out = layer(xt)[0]
+        out.backward(mv.tensor(g, device=device))
+        results[device] = [out.numpy(), xt.grad.get() if device == "cuda" else xt.grad] + [
+            p.grad.get() if device == "cuda" else p.grad for p in layer.parameters()]
+    assert len(results["cuda"]) == len(results["cpu"]) > 2
+    for gpu, cpu in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-12)

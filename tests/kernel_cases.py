@@ -56,6 +56,22 @@ if os.environ.get("MINIVAE_CUDA_HOST_SANITIZE"):
     LONG_ROWS, TINY_TAUS = 2, (1e-300,)
 
 
+def on_the_host(dev):
+    """Whether ``dev`` is the host emulation (its arrays NumPy's): there the kernel calls glibc's log, cos and exp, as
+    math does, and the same operations in the same order give the same double."""
+    return isinstance(dev.put(np.zeros(1)), np.ndarray)
+
+
+def flush(dev, a):
+    """``a`` as a kernel on ``dev`` reads or writes it. On a GPU CuPy compiles every kernel with -ftz=true (its
+    compiler.py appends the option after the caller's, so no kernel can take it back; CuPy's own elementwise kernels
+    too), and float32 subnormals are ±0 there: on the H200 (2026-11-30) erfc(9.44) = 1.09·10⁻⁴⁰ was written as 0, and
+    erfcinv(5.9·10⁻³⁹) read as erfcinv(0) = ∞. The host emulation keeps them. float64 is not flushed anywhere."""
+    if a.dtype != np.float32 or on_the_host(dev):
+        return a
+    return np.where(np.abs(a) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), a), a)
+
+
 def rows_for(rows, k):
     """``rows``, or LONG_ROWS of them (under a sanitizer) where the launchers give each row of ``k`` a block of 1024
     threads (``row_launch``)."""

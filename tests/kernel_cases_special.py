@@ -6,6 +6,7 @@ import pytest
 
 from minivae._gpu import special as gpu_special
 from minivae.ops import special
+from tests.kernel_cases import flush
 
 # The formulas are within ~2.6 ulp of the exact values (tests/test_special.py); CUDA's double erf, erfc, erfinv and
 # erfcinv within 2, 5, 5 and 6 (CUDA C++ Programming Guide, double-precision functions): at most 9 ulp apart.
@@ -35,11 +36,13 @@ def test_special_functions_are_the_formulas(dev, name, dtype, n):
     x = inputs(name, n).astype(dtype)
     got = dev.get(getattr(gpu_special, name)(dev.put(x)))
     assert got.dtype == dtype and got.shape == x.shape
-    want = special.in_float64(FORMULAS[name], x)
+    want = flush(dev, special.in_float64(FORMULAS[name], flush(dev, x)))
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     exact = ~np.isfinite(want) | (want == 0)  # ±∞, NaN and zeros (erf(−0) = −0): exactly
     np.testing.assert_array_equal(got[exact], want[exact])
-    np.testing.assert_array_equal(np.signbit(got[exact]), np.signbit(want[exact]))
+    # the signs of ±∞ and ±0; not a NaN's, which IEEE 754 leaves open (CUDA's erfinv(1.5) is a NaN of sign bit 1)
+    signed = exact & ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[signed]), np.signbit(want[signed]))
     close = ~exact
     err = np.abs(got[close].astype(np.float64) - want[close]) / np.spacing(np.abs(want[close]).astype(dtype))
     assert err.max(initial=0) <= (FLOAT64_ULPS if dtype == np.float64 else 1), x[close][err.argmax()]
@@ -50,7 +53,7 @@ def test_erfc_of_a_quotient_is_the_formulas(dev, dtype):
     """gelu's Φ(x) = ½·erfc(x/−√2): the quotient in double inside the kernel, as the formula takes it in float64."""
     x = np.concatenate([np.random.default_rng(9).uniform(-40, 40, 3000), [0.0, -0.0, -37.5]]).astype(dtype)
     got = dev.get(gpu_special.erfc(dev.put(x), -np.sqrt(2)))
-    want = special.in_float64(lambda v: special.erf_forward(np, v / -np.sqrt(2), True), x)
+    want = flush(dev, special.in_float64(lambda v: special.erf_forward(np, v / -np.sqrt(2), True), flush(dev, x)))
     nonzero = want != 0
     np.testing.assert_array_equal(got[~nonzero], want[~nonzero])
     err = np.abs(got[nonzero].astype(np.float64) - want[nonzero]) / np.spacing(np.abs(want[nonzero]).astype(dtype))

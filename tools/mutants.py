@@ -1522,7 +1522,7 @@ MUTANTS = [
       ['tests/test_special.py'], 'erfcinv(z) for z > 1 positive: −erfinv(z − 1) lost its sign'),
     M('numba-erfinv-residual-from-erf', 'minivae/_cpu/special.py', ('    residual = q - erfc_w if a >= 0.5 else erf_w - a', '    residual = erf_w - a'),
       ['tests/test_special.py'], "the tail's Halley residual from erf(w) − y, whose absolute rounding e^{w²} multiplies"),
-    M('numba-halley-stops-early', 'minivae/_cpu/special.py', ('    for _ in range(HALLEY_STEPS):', '    for _ in range(HALLEY_STEPS - 2):'),
+    M('numba-halley-stops-early', 'minivae/_cpu/special.py', ('    for _ in range(HALLEY_STEPS):\n        for i', '    for _ in range(HALLEY_STEPS - 2):\n        for i'),
       ['tests/test_special.py'], 'two Halley steps for the formula\'s four: from w₀ off by 3·10⁻³, the root off by (w²/3)⁴·(3·10⁻³)⁹ relatively'),
     M('numba-erfinv-at-one-nan', 'minivae/_cpu/special.py', ('(math.inf if a[i] == 1 else math.nan)', '(math.nan if a[i] == 1 else math.nan)'),
       ['tests/test_special.py'], 'erfinv(±1) NaN in the Numba kernel, not ±∞'),
@@ -2676,6 +2676,10 @@ MUTANTS = [
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('erfcinv-deep-residual-off', 'minivae/ops/special.py', ('    deep = q < DEEP\n', '    deep = q < 0\n'),
+      ['tests/test_special.py'], "erfcinv's residual q − erfc(w) below the normal numbers, where it has lost its digits"),
+    M('erfcinv-deep-redo-off-numba', 'minivae/_cpu/special.py', ('        if q[i] < DEEP:\n', '        if q[i] < 0:\n'),
+      ['tests/test_special.py'], "the Numba erfcinv's subnormal arguments not redone with the log-form residual"),
 ]
 
 def copy_tree(dst):

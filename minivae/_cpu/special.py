@@ -14,7 +14,8 @@ import numpy
 
 from minivae._cpu import kernel, vector
 from minivae._cpu.vector import erf_erfc
-from minivae.ops.special import BEYOND, HALLEY_STEPS, SQRT_PI_OVER_2
+from minivae.ops.special import (BEYOND, DEEP, FRACTION_LEVELS, HALLEY_STEPS, ONE_OVER_SQRT_PI, SQRT_PI_OVER_2,
+                                 TAYLOR_END)
 
 WINITZKI_K = 0.147
 LOG_2_TO_64 = 64 * math.log(2)
@@ -51,6 +52,19 @@ def _halley(w, a, q):
     return w - u / (1 + w * u)
 
 
+@numba.njit(inline="always")
+def _deep_halley(w, q):
+    """_halley for q below the normal numbers, where erfc w keeps few digits and q − erfc w fewer: the formula's
+    residual over the slope, e^{log q + w²} − G(w), G(w) = e^{w²} erfc w by its continued fraction."""
+    x = max(min(w, BEYOND), TAYLOR_END)
+    t = x
+    for n in range(FRACTION_LEVELS, 0, -1):
+        t = x + (n / 2) / t
+    hi = x * (2.0 ** 27 + 1) - (x * (2.0 ** 27 + 1) - x)  # x² = hi² + (x − hi)(x + hi) (split_square's)
+    u = SQRT_PI_OVER_2 * (vector.exp((_log(q) + hi * hi) + (x - hi) * (x + hi)) - ONE_OVER_SQRT_PI / t)
+    return w - u / (1 + w * u)
+
+
 @numba.njit(error_model="numpy")
 def _roots(a, q, w, n):
     """w[i] ← the w ≥ 0 with erf w = a[i] and erfc w = q[i], i < n, for a = 1 − q in [0, 1), a exact below ½ and q from ½ on:
@@ -62,6 +76,11 @@ def _roots(a, q, w, n):
     for _ in range(HALLEY_STEPS):
         for i in range(n):
             w[i] = _halley(w[i], a[i], q[i])
+    for i in range(n):  # the rare q below the normal numbers, again from the start (a loop apart: the ones above vectorize)
+        if q[i] < DEEP:
+            w[i] = _start(a[i], q[i])
+            for _ in range(HALLEY_STEPS):
+                w[i] = _deep_halley(w[i], q[i])
 
 
 @kernel

@@ -46,6 +46,7 @@ TAYLOR_END = 33 / 8    # below it, G by its Taylor polynomials about k/4, k = 2 
 MACLAURIN_TERMS, TAYLOR_DEGREE, FRACTION_LEVELS = 14, 15, 30
 HALLEY_STEPS = 4  # from w₀ off by 3·10⁻³, the error e → (w²/3)·e³ each step: 3 steps suffice up to w ≈ 22, 4 up to 27
 WINITZKI_K = 0.147   # Winitzki's constant in erfinv's start
+DEEP = 2.0 ** -1022     # float64's smallest normal number: erfcinv's q below it takes the residual in log form
 BEYOND = 28.0          # e^{−28²} is 0 in float64: larger |x| are computed as 28 (and ±∞ and 2⁺¹⁰⁰⁰ never overflow)
 
 
@@ -113,6 +114,14 @@ def horner(coefficients, t):
     return out
 
 
+def scaled_erfc_fraction(x):
+    """G(x) = e^{x²} erfc(x) for x ≥ 33/8 by Laplace's continued fraction (module docstring)."""
+    t = x
+    for n in range(FRACTION_LEVELS, 0, -1):
+        t = x + (n / 2) / t
+    return ONE_OVER_SQRT_PI / t
+
+
 def erf_erfc_of_magnitude(xp, a):
     """(erf a, erfc a) for float64 a ≥ 0 (no NaN, at most 28), by the series, polynomials and fraction above."""
     maclaurin, taylor = coefficients()
@@ -130,11 +139,7 @@ def erf_erfc_of_magnitude(xp, a):
     for j in range(TAYLOR_DEGREE, 1, -1):
         p = p * h + columns[j].take(piece)
     g_taylor = columns[0].take(piece) + (columns[1].take(piece) + p * h)
-    x = xp.maximum(a, TAYLOR_END)  # (the fraction is read only from there on; this keeps it off 0)
-    t = x
-    for n in range(FRACTION_LEVELS, 0, -1):
-        t = x + (n / 2) / t
-    g = xp.where(a < TAYLOR_END, g_taylor, ONE_OVER_SQRT_PI / t)
+    g = xp.where(a < TAYLOR_END, g_taylor, scaled_erfc_fraction(xp.maximum(a, TAYLOR_END)))  # (keeps x off 0)
     s, d = split_square(xp, a)
     erfc_large = xp.exp(-s) * (g + g * xp.expm1(-d))  # e^{−d} = 1 + expm1(−d): one rounding fewer than gauss's
     small = a < SMALL
@@ -204,10 +209,17 @@ def inverse_of_magnitude(xp, a, q):
     c = -log_1_minus_a2 / WINITZKI_K
     root = xp.sqrt(b * b + c)
     w = xp.sqrt(xp.where(b > 0, c / (root + b), root - b))
+    # below float64's normal numbers erfc(w) keeps few digits, and q − erfc(w) fewer: there the residual over the
+    # slope e^{−w²} is written q·e^{w²} − G(w) = e^{log q + w²} − G(w), every term normal (w > 26.5 for such q)
+    deep = q < DEEP
+    log_q = xp.log(xp.where(deep, q, 1.0))
     for _ in range(HALLEY_STEPS):
-        erf_w, erfc_w = erf_erfc_of_magnitude(xp, xp.minimum(w, BEYOND))
+        wc = xp.minimum(w, BEYOND)
+        erf_w, erfc_w = erf_erfc_of_magnitude(xp, wc)
         residual = xp.where(tail, q - erfc_w, erf_w - a)  # erf(w) − a
-        u = residual * SQRT_PI_OVER_2 / gauss(xp, w)
+        s, d = split_square(xp, wc)
+        u = xp.where(deep, SQRT_PI_OVER_2 * (xp.exp((log_q + s) + d) - scaled_erfc_fraction(xp.maximum(wc, TAYLOR_END))),
+                     residual * SQRT_PI_OVER_2 / gauss(xp, w))
         w = w - u / (1 + w * u)
     return w
 

@@ -578,7 +578,13 @@ inline double erf_root(double a, double q) {
     const double c = -l / 0.147, root = sqrt(b * b + c);
     double w = sqrt(b > 0 ? c / (root + b) : root - b);
     for (int k = 0; k < 4; ++k) {
-        const double u = (tail ? q - erfc(w) : erf(w) - a) * 0.88622692545275801 / exp(-w * w);
+        double u = (tail ? q - erfc(w) : erf(w) - a) * 0.88622692545275801 / exp(-w * w);
+        if (q < 2.2250738585072014e-308) {  // below the normal numbers, as the formula: e^{log q + w²} − e^{w²} erfc w
+            const double x = fmax(fmin(w, 28.0), 4.125), hi = x * 134217729.0 - (x * 134217729.0 - x);
+            double t = x;
+            for (int n = 30; n > 0; --n) t = x + (n / 2.0) / t;
+            u = 0.88622692545275801 * (exp((log(q) + hi * hi) + (x - hi) * (x + hi)) - 0.56418958354775629 / t);
+        }
         w -= u / (1 + w * u);
     }
     return w;

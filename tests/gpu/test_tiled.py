@@ -108,4 +108,9 @@ def test_training_steps_with_the_tiled_products_equal_those_with_cublas(gemm, mo
     assert np.isfinite(tiled[0]).all()
     np.testing.assert_allclose(tiled[0], cublas[0], rtol=1e-4)
     for a, b in zip(tiled[1], cublas[1]):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+        # as tests/gpu/test_training.py: Adam moves an entry by at most lr a step whatever its gradient, so an entry
+        # whose gradient is a near-cancelling sum may step either way under the two products' roundings (one entry
+        # of the categorical decoder's 401408 on the H200, 2026-11-30: 8·10⁻⁵ apart); all others agree to rounding
+        diff = np.abs(a - b)
+        assert diff.max() <= len(BATCHES) * 1e-3 * 1.001
+        assert (diff <= 1e-5 + 1e-3 * np.abs(b)).mean() >= 0.999

@@ -3,6 +3,7 @@ one CUDA graph, PyTorch eager, torch.compile (default and mode="reduce-overhead"
 installed, a jitted JAX step, side by side in one run.
 
     python benchmarks/gpu_step.py [--repeats 7] [--steps 50] [--batches 128 4096] [--only REGEX] [--interleave]
+                                  [--profile N]
 
 Models (float32, Bernoulli likelihood, Adam lr 1e-3): Gaussian VAE 784-512-256-z20 and categorical
 VAE 784-512-256-20×10 (Gumbel-Softmax, τ = 1 throughout). Per step it prints the median µs (over
@@ -29,6 +30,7 @@ Needs CuPy and a GPU; each peer is optional, and one that fails prints "failed: 
 """
 import argparse
 import importlib.util
+import os
 import re
 import statistics
 import sys
@@ -272,6 +274,8 @@ def main(argv=None):
     p.add_argument("--interleave", action="store_true",
                    help="make the implementations of a model and batch together and time them in turns, ratios paired "
                         "round by round")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after each minivae eager row, a cProfile of its host time: by package, and its N top functions")
     args = p.parse_args(argv)
     found = gpu_and_torch("benchmarks/gpu_step.py")
     if found is None:
@@ -307,6 +311,7 @@ def main(argv=None):
                 ratios = "".join(f" {results[m] / us:11.2f}" if m in results and m != name
                                  else " " * 12 for m in ("minivae eager", "minivae graph"))
                 row(name, us, ratios, count, mib)
+                profiled(name, step, args)
     from minivae._gpu import tiled
     if tiled.tuned():
         print("\nsplits of the tuned products (minivae/_gpu/tiled.py; split()'s guess first):\n  "
@@ -338,6 +343,38 @@ def compare_interleaved(chosen, args, have_torch):
         to_torch = (f" {paired_ratio(times, name, 'torch eager'):12.2f}"
                     if name != "torch eager" and isinstance(times.get("torch eager"), list) else "")
         row(name, 1e3 * statistics.median(times[name]), ratios, count, mib, to_torch)
+        profiled(name, step, args)
+
+
+def host_profile(step, steps, top, out=print):
+    """cProfile over ``steps`` calls of ``step``, the device not waited for (an eager step's time is the host's): µs a
+    step by where the Python ran (minivae's files, CuPy's modules and methods, the rest) and the ``top`` functions by
+    their own time, with their calls a step. For the eager target: where the host time the stand-in CuPy of
+    tools/eager_host_time.py cannot see goes on a real GPU."""
+    import cProfile
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    groups, rows = {"minivae": 0.0, "CuPy": 0.0, "other": 0.0}, []
+    for (filename, line, function), (_, calls, own, _, _) in pstats.Stats(profiler).stats.items():
+        where = ("minivae" if f"{os.sep}minivae{os.sep}" in filename else
+                 "CuPy" if "cupy" in filename or "cupy" in function else "other")
+        groups[where] += own
+        rows.append((own, calls, f"{os.path.basename(filename)}:{line}({function})"))
+    out(f"    host µs a step: {1e6 * sum(groups.values()) / steps:.1f} ("
+        + ", ".join(f"{k} {1e6 * v / steps:.1f}" for k, v in groups.items()) + ")")
+    for own, calls, where in sorted(rows, reverse=True)[:top]:
+        out(f"    {1e6 * own / steps:9.1f} µs {calls / steps:7.1f} calls  {where}")
+
+
+def profiled(name, step, args):
+    """``host_profile`` of a minivae eager row, under --profile N."""
+    if args.profile and name.startswith("minivae eager"):
+        print(f"  host profile of {name}, {args.steps} steps, the {args.profile} functions of most own time:")
+        host_profile(step, args.steps, args.profile)
 
 
 def row(name, us, ratios, count, mib, more=""):

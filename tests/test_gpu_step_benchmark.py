@@ -85,7 +85,7 @@ def test_the_interleaved_table_has_a_row_for_each_implementation(gpu_step, monke
         raise ValueError("no JAX")
     chosen = {"minivae eager": (lambda: (None, None), "minivae"), "torch eager": (lambda: (None, None), "torch"),
               "broken": (lambda: (None, None), None), "jax jit": (unmade, None)}
-    gpu_step.compare_interleaved(chosen, SimpleNamespace(repeats=3, steps=2), True)
+    gpu_step.compare_interleaved(chosen, SimpleNamespace(repeats=3, steps=2, profile=0), True)
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert rows[0][:3] == ["jax", "jit", "failed:"] and rows[0][-2:] == ["no", "JAX"]
     assert rows[1] == ["minivae", "eager", "1000.0", "17", "3.0", "0.33"]  # and / PyTorch's eager step, paired
@@ -115,3 +115,42 @@ def test_main_prints_a_table_per_model_and_batch(gpu_step, monkeypatch, capsys, 
     rows = [line.split() for line in out.splitlines() if line.startswith("  minivae")]
     assert [r[:3] for r in rows] == [["minivae", "eager", "2.0"], ["minivae", "graph", "2.0"]] * 2
     assert all(r[-2:] == ["n/a", "n/a"] for r in rows) and "failed" not in out
+
+
+def test_the_host_profile_splits_a_step_s_time_by_package_and_counts_calls_a_step(gpu_step):
+    """--profile's table: µs a step by package (a function of minivae's files is minivae's, the test's own "other"),
+    and the functions of most own time with their calls a step (3 of the local function a step: 12 over 4 steps)."""
+    import numpy
+
+    from minivae.random import philox4x32
+
+    def local():
+        return sum(range(2000))
+
+    def step():
+        for _ in range(3):
+            local()
+        philox4x32(numpy.zeros((4, 1), numpy.uint32), (5, 6))
+    lines = []
+    gpu_step.host_profile(step, steps=4, top=50, out=lines.append)
+    head = lines[0]
+    assert head.startswith("    host µs a step: ")
+    parts = dict(p.rsplit(" ", 1) for p in head[head.index("(") + 1:-1].split(", "))
+    assert set(parts) == {"minivae", "CuPy", "other"}
+    assert float(parts["minivae"]) > 0 and float(parts["other"]) > 0 and float(parts["CuPy"]) == 0
+    (row,) = [ln for ln in lines[1:] if "(local)" in ln]
+    assert row.split()[2] == "3.0"  # calls a step
+    assert any("philox4x32" in ln for ln in lines[1:])
+
+
+def test_only_minivae_eager_rows_are_profiled_and_only_under_profile(gpu_step, capsys):
+    from types import SimpleNamespace
+    calls = []
+
+    def step():
+        calls.append(1)
+    for name, n in (("minivae eager, tiled", 2), ("minivae graph", 2), ("torch eager", 2), ("minivae eager", 0)):
+        gpu_step.profiled(name, step, SimpleNamespace(profile=n, steps=3))
+    out = capsys.readouterr().out
+    assert out.count("host profile of") == 1 and "host profile of minivae eager, tiled, 3 steps" in out
+    assert len(calls) == 3

@@ -2676,6 +2676,10 @@ MUTANTS = [
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('gpu-step-profiles-graphs-too', 'benchmarks/gpu_step.py', ('name.startswith("minivae eager")', 'name.startswith("minivae")'),
+      ['tests/test_gpu_step_benchmark.py'], "--profile's cProfile run over a graph row too, whose host time is one launch"),
+    M('gpu-step-profile-groups-minivae-as-other', 'benchmarks/gpu_step.py', ('"minivae" if f"{os.sep}minivae{os.sep}" in filename', '"minivae" if f"{os.sep}minivae{os.sep}" in function'),
+      ['tests/test_gpu_step_benchmark.py'], "minivae's own Python counted as someone else's in the host profile"),
     M('erfcinv-deep-residual-off', 'minivae/ops/special.py', ('    deep = q < DEEP\n', '    deep = q < 0\n'),
       ['tests/test_special.py'], "erfcinv's residual q − erfc(w) below the normal numbers, where it has lost its digits"),
     M('erfcinv-deep-redo-off-numba', 'minivae/_cpu/special.py', ('        if q[i] < DEEP:\n', '        if q[i] < 0:\n'),

@@ -1,6 +1,7 @@
 """Everything a GPU can prove, in one command, on a machine with an NVIDIA GPU and no network:
 
-    python tools/gpu_check.py [--quick] [--budget SECONDS] [--step-only REGEX] [--interleave] [--out DIR]
+    python tools/gpu_check.py [--quick] [--budget SECONDS] [--parts A,B,...] [--step-only REGEX] [--interleave]
+                              [--profile N] [--out DIR]
 
 Needs only what is installed there (CuPy, pytest; PyTorch for the benchmark's peer) and this source
 tree (run from it; `pip install --no-deps --no-build-isolation -e .` is optional). Runs, each in its
@@ -21,6 +22,8 @@ own process with the Numba path off (the GPU suite does not use it):
   6. the CLI end to end on the GPU: `minivae train --device cuda --graph` (one epoch of the embedded digits,
      each step one CUDA graph launch; τ fixed, which a graph needs),
      then `eval` and `sample` of its checkpoint on the GPU.
+--parts names them (info, suite, build, kernel_report, launch_count, step, kernels, profile, cli) and runs those
+alone, in its order: on a machine lent for a few minutes, the figures an open target lacks first.
 Then one summary: each part passed, failed or was skipped, with its figures. Exit status 0 only if none failed.
 The summary and each part's whole output (the screen shows long outputs cut) go to one file as well,
 DIR/gpu_check.log (default DIR: gpu-check-<date>/): a lent machine that sends back few files sends it all.
@@ -67,16 +70,29 @@ def pytest_line(output):
     return lines[-1].strip("= ") if lines else "no pytest summary"
 
 
+# the default order; the step benchmark before the kernel one: a budget that runs out cuts the kernels, which change
+# less often
+PARTS = ("info", "suite", "build", "kernel_report", "launch_count", "step", "kernels", "profile", "cli")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="shorter benchmark loops")
     p.add_argument("--out", type=pathlib.Path, default=None)
     p.add_argument("--budget", type=float, default=3600, help="seconds for all parts together (each is cut off at its share)")
+    p.add_argument("--parts", default=",".join(PARTS), metavar="A,B,...",
+                   help=f"the parts to run, in this order (default: all, {','.join(PARTS)})")
     p.add_argument("--step-only", default="", metavar="REGEX",
                    help="the step benchmark's --only: its implementations whose name matches (default: all)")
     p.add_argument("--interleave", action="store_true",
                    help="the step benchmark's --interleave: a model's implementations timed in turns, ratios paired")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="the step benchmark's --profile: a cProfile of each minivae eager row's host time, N functions")
     args = p.parse_args(argv)
+    chosen = args.parts.split(",")
+    unknown = [name for name in chosen if name not in PARTS]
+    if unknown:
+        p.error(f"--parts: no part {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
     deadline = time.monotonic() + args.budget
 
     def share(seconds):
@@ -86,29 +102,46 @@ def main(argv=None):
     (out_dir / "gpu_check.log").write_text(f"# python {' '.join(sys.argv)}, {datetime.datetime.now().isoformat(timespec='seconds')}\n")
     py = sys.executable
     parts = []
-    code, out = run("info", [py, "-m", "minivae.cli", "info"], out_dir, share(120))
-    parts.append(("minivae info", code, " | ".join(ln for ln in out.splitlines() if ln.split()[:1] in (["gpu"], ["cupy"], ["cuda"]))))
-    code, out = run("gpu_suite", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/gpu", "tests/test_device.py"],
-                    out_dir, share(900))
-    parts.append(("GPU suite (tests/gpu, tests/test_device.py)", code, pytest_line(out)))
-    code, out = run("build", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/test_cuda_build.py"],
-                    out_dir, share(600))
-    parts.append(("NVRTC/nvcc builds (tests/test_cuda_build.py)", code, pytest_line(out)))
-    code, out = run("kernel_report", [py, "tools/kernel_report.py"], out_dir, share(600))
-    parts.append(("register/spill report (tools/kernel_report.py)", code, out.strip().splitlines()[-1] if out.strip() else ""))
-    code, out = run("launch_count", [py, "tools/launch_count.py"], out_dir, share(300))
-    parts.append(("launches a step counted on the CPU (tools/launch_count.py)", code,
-                  " | ".join(ln.split(" (")[0] for ln in out.splitlines() if "launches a step" in ln)))
-    # the step benchmark before the kernel one: a budget that runs out cuts the kernels, which change less often
-    code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else [])
-                    + (["--only", args.step_only] if args.step_only else []) + (["--interleave"] if args.interleave else []),
-                    out_dir, share(900))
-    parts.append(("benchmarks/gpu_step.py", code, f"{len(out.splitlines())} lines, see above"))
-    code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
-    parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
-    if importlib.util.find_spec("torch") is None:
-        parts.append(("graph profile (tools/graph_profile.py)", None, "needs PyTorch's profiler, which is not installed"))
-    else:
+
+    def info():
+        code, out = run("info", [py, "-m", "minivae.cli", "info"], out_dir, share(120))
+        parts.append(("minivae info", code, " | ".join(ln for ln in out.splitlines()
+                                                       if ln.split()[:1] in (["gpu"], ["cupy"], ["cuda"]))))
+
+    def suite():
+        code, out = run("gpu_suite", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/gpu",
+                                      "tests/test_device.py"], out_dir, share(900))
+        parts.append(("GPU suite (tests/gpu, tests/test_device.py)", code, pytest_line(out)))
+
+    def build():
+        code, out = run("build", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "tests/test_cuda_build.py"],
+                        out_dir, share(600))
+        parts.append(("NVRTC/nvcc builds (tests/test_cuda_build.py)", code, pytest_line(out)))
+
+    def kernel_report():
+        code, out = run("kernel_report", [py, "tools/kernel_report.py"], out_dir, share(600))
+        parts.append(("register/spill report (tools/kernel_report.py)", code,
+                      out.strip().splitlines()[-1] if out.strip() else ""))
+
+    def launch_count():
+        code, out = run("launch_count", [py, "tools/launch_count.py"], out_dir, share(300))
+        parts.append(("launches a step counted on the CPU (tools/launch_count.py)", code,
+                      " | ".join(ln.split(" (")[0] for ln in out.splitlines() if "launches a step" in ln)))
+
+    def step():
+        code, out = run("step_benchmark", [py, "benchmarks/gpu_step.py"] + (["--repeats", "3", "--steps", "20"] if args.quick else [])
+                        + (["--only", args.step_only] if args.step_only else []) + (["--interleave"] if args.interleave else [])
+                        + (["--profile", str(args.profile)] if args.profile else []), out_dir, share(900))
+        parts.append(("benchmarks/gpu_step.py", code, f"{len(out.splitlines())} lines, see above"))
+
+    def kernels():
+        code, out = run("benchmark", [py, "benchmarks/gpu_kernels.py"] + (["--quick"] if args.quick else []), out_dir, share(900))
+        parts.append(("benchmarks/gpu_kernels.py", code, f"{len(out.splitlines())} lines, see above"))
+
+    def profile():
+        if importlib.util.find_spec("torch") is None:
+            parts.append(("graph profile (tools/graph_profile.py)", None, "needs PyTorch's profiler, which is not installed"))
+            return
         code, out = run("graph_profile", [py, "tools/graph_profile.py", "--batches", "128", "4096",
                                           "--precision", "highest", "high"], out_dir, share(300))
         parts.append(("graph profile (tools/graph_profile.py)", code,
@@ -117,19 +150,27 @@ def main(argv=None):
                         out_dir, share(120))
         parts.append(("graph profile, tiled and tuned (tools/graph_profile.py --tiled --tune)", code,
                       " | ".join(ln.strip("# ") for ln in out.splitlines() if ln.startswith("## "))))
-    with tempfile.TemporaryDirectory() as tmp:
-        cli = [py, "-m", "minivae.cli"]
-        code, out = run("cli_train", cli + ["train", "--device", "cuda", "--epochs", "1", "--graph", "--tau0", "0.5",
-                                            "--out", tmp], out_dir, share(300))
-        if code == 0:
-            code, more = run("cli_eval", cli + ["eval", f"{tmp}/checkpoint.npz", "--device", "cuda", "-k", "10"], out_dir, share(300))
-            out += more
-        if code == 0:
-            code, more = run("cli_sample", cli + ["sample", f"{tmp}/checkpoint.npz", "--device", "cuda", "--out", f"{tmp}/s.png"],
-                             out_dir, share(120))
-            out += more
-    parts.append(("minivae train/eval/sample --device cuda", code,
-                  " | ".join(ln.strip() for ln in out.splitlines() if "ELBO" in ln or "log p(x)" in ln)[:300]))
+
+    def cli():
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [py, "-m", "minivae.cli"]
+            code, out = run("cli_train", command + ["train", "--device", "cuda", "--epochs", "1", "--graph", "--tau0", "0.5",
+                                                    "--out", tmp], out_dir, share(300))
+            if code == 0:
+                code, more = run("cli_eval", command + ["eval", f"{tmp}/checkpoint.npz", "--device", "cuda", "-k", "10"],
+                                 out_dir, share(300))
+                out += more
+            if code == 0:
+                code, more = run("cli_sample", command + ["sample", f"{tmp}/checkpoint.npz", "--device", "cuda", "--out",
+                                                          f"{tmp}/s.png"], out_dir, share(120))
+                out += more
+        parts.append(("minivae train/eval/sample --device cuda", code,
+                      " | ".join(ln.strip() for ln in out.splitlines() if "ELBO" in ln or "log p(x)" in ln)[:300]))
+
+    table = dict(info=info, suite=suite, build=build, kernel_report=kernel_report, launch_count=launch_count, step=step,
+                 kernels=kernels, profile=profile, cli=cli)
+    for name in chosen:
+        table[name]()
     summary = "\n===== summary\n" + "".join(f"{'SKIP' if code is None else 'PASS' if code == 0 else 'FAIL'}  {name}: {detail}\n"
                                            for name, code, detail in parts)
     log(out_dir, summary)

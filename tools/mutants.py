@@ -2676,6 +2676,10 @@ MUTANTS = [
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('gpu-check-parts-ignored', 'tools/gpu_check.py', ('    for name in chosen:\n        table[name]()', '    for name in PARTS:\n        table[name]()'),
+      ['tests/test_gpu_check.py'], "--parts ignored: every part run, in the default order"),
+    M('gpu-check-profile-not-passed', 'tools/gpu_check.py', ('+ (["--profile", str(args.profile)] if args.profile else [])', '+ []'),
+      ['tests/test_gpu_check.py'], "--profile not passed on to the step benchmark"),
     M('gpu-step-profiles-graphs-too', 'benchmarks/gpu_step.py', ('name.startswith("minivae eager")', 'name.startswith("minivae")'),
       ['tests/test_gpu_step_benchmark.py'], "--profile's cProfile run over a graph row too, whose host time is one launch"),
     M('gpu-step-profile-groups-minivae-as-other', 'benchmarks/gpu_step.py', ('"minivae" if f"{os.sep}minivae{os.sep}" in filename', '"minivae" if f"{os.sep}minivae{os.sep}" in function'),

@@ -3,6 +3,8 @@ BatchNorm1d, BatchNorm2d, Embedding, the recurrent RNN, GRU, LSTM and their cell
 import math
 import numbers
 import operator
+import sys
+import types
 import warnings
 from collections import namedtuple
 from collections.abc import Iterable, Mapping
@@ -1624,7 +1626,8 @@ def _input_tensor(who, input):
     if isinstance(input, Tensor):
         return input
     if isinstance(input, tuple):
-        raise TypeError(f"{who}: PackedSequence inputs are not supported here; pass a padded tensor")
+        raise TypeError(f"{who}: input must be a tensor or a minivae.nn.utils.rnn.PackedSequence, got a "
+                        f"{type(input).__name__}")
     if hasattr(input, "shape") and hasattr(input, "dtype"):
         return Tensor(input)
     raise TypeError(f"{who}: input must be a tensor, got {type(input).__name__}")
@@ -1764,8 +1767,9 @@ class RNNBase(Module):
 
     Computed by composing minivae's ops (so the backward pass is the engine's, iterative: any length): per layer and
     direction the input's projection x W_ihᵀ + b for all steps is one matrix product, then the recurrence one step
-    at a time. Not here: PackedSequence inputs (pad the sequences instead; a tuple input is refused), LSTM's
-    ``proj_size`` (refused unless 0), torch's cuDNN-specific ``flatten_parameters`` (a no-op here)."""
+    at a time. A PackedSequence input (minivae.nn.utils.rnn, torch's) runs padded, each sequence's steps beyond its
+    length masked (its state carried), and comes back packed as it came. Not here: LSTM's ``proj_size`` (refused
+    unless 0), torch's cuDNN-specific ``flatten_parameters`` (a no-op here)."""
 
     def _setup(self, mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
                dtype, rng):
@@ -1839,9 +1843,11 @@ class RNNBase(Module):
         pieces = [ops.split(ops.reshape(s, (count * n, self.hidden_size)), count, axis=0) for s in states]
         return list(zip(pieces[0], pieces[1] if lstm else [None] * count))
 
-    def _direction(self, x, length, suffix, reverse, h, c):
+    def _direction(self, x, length, suffix, reverse, h, c, masks=None):
         """One layer in one direction over x (L·N, in), the L steps' rows one after another: (outputs (L·N, H) in
-        time order, last h (N, H), last c)."""
+        time order, last h (N, H), last c). ``masks`` (packed input): per step an (N, 1) boolean array, whether the
+        step is within each sequence; outside it the state is carried unchanged (so the reverse pass of a shorter
+        sequence starts at its own last step, and h_n is each sequence's state at its last step)."""
         w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
         b_ih, b_hh = (getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)) if self.bias else (None,
                                                                                                               None)
@@ -1854,14 +1860,33 @@ class RNNBase(Module):
         steps = ops.split(xw, length, axis=0)  # one node: its VJP writes x̄w once (a getitem per step: L times)
         w_hh_t = ops.transpose(w_hh)
         ys = []
-        for xw_t in (steps[::-1] if reverse else steps):
-            h, c = _recurrent_step(self.mode, xw_t, h, c, w_hh_t, b_hn)
+        order = range(length - 1, -1, -1) if reverse else range(length)
+        for t in order:
+            h_t, c_t = _recurrent_step(self.mode, steps[t], h, c, w_hh_t, b_hn)
+            if masks is not None:
+                h_t = ops.where(masks[t], h_t, h)
+                c_t = None if c is None else ops.where(masks[t], c_t, c)
+            h, c = h_t, c_t
             ys.append(h)
         if reverse:
             ys.reverse()
         return ops.concatenate(ys, axis=0), h, c
 
     def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._packed_forward(input, hx)
+        return self._forward(input, hx)
+
+    def _packed_forward(self, packed, hx):
+        """A PackedSequence through the padded path with per-step masks (torch runs the packed rows themselves; the
+        valid steps' values are the same): the output packed as the input was, h_n in the batch's own order."""
+        padded, lengths = pad_packed_sequence(packed)
+        steps = numpy.arange(padded.shape[0])[:, None, None] < lengths.numpy()[None, :, None]  # (L, N, 1)
+        masks = padded.xp.asarray(steps)  # (the lengths live on the host, as torch's: one upload)
+        output, state = self._forward(padded, hx, masks)
+        return _pack_as(output, packed), state
+
+    def _forward(self, input, hx, masks=None):
         who = type(self).__name__
         input = _input_tensor(who, input)
         if input.ndim not in (2, 3):
@@ -1872,7 +1897,7 @@ class RNNBase(Module):
         batched = input.ndim == 3
         if not batched:
             x = ops.unsqueeze(input, 1)
-        elif self.batch_first:
+        elif self.batch_first and masks is None:  # (a packed input's padded form is time-major)
             x = ops.transpose(input, (1, 0, 2))
         else:
             x = input
@@ -1886,7 +1911,8 @@ class RNNBase(Module):
             outputs = []
             for reverse in ((False, True) if self.bidirectional else (False,)):
                 h0, c0 = next(initial)
-                y, h, c = self._direction(x, length, f"_l{layer}" + ("_reverse" if reverse else ""), reverse, h0, c0)
+                y, h, c = self._direction(x, length, f"_l{layer}" + ("_reverse" if reverse else ""), reverse, h0, c0,
+                                          masks)
                 outputs.append(y)
                 h_n.append(h)
                 c_n.append(c)
@@ -1899,7 +1925,7 @@ class RNNBase(Module):
         if not batched:
             x, h_n = ops.squeeze(x, 1), ops.squeeze(h_n, 1)
             c_n = None if c_n is None else ops.squeeze(c_n, 1)
-        elif self.batch_first:
+        elif self.batch_first and masks is None:
             x = ops.transpose(x, (1, 0, 2))
         return (x, h_n) if c_n is None else (x, (h_n, c_n))
 
@@ -1957,3 +1983,152 @@ class LSTM(RNNBase):
                                       "proj_size=0")
         self._setup("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
                     dtype, rng)
+
+
+# ---- minivae.nn.utils.rnn: torch.nn.utils.rnn's packed sequences ----------------------------------------------------
+class PackedSequence(namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
+    """torch's PackedSequence: ``data`` (Σ lengths, *), each time step's rows of the sequences still running, longest
+    sequence first (sorted by length, ties in batch order); ``batch_sizes`` (T,) how many sequences run at step t;
+    ``sorted_indices`` the batch's order by length (None: it was sorted) and ``unsorted_indices`` its inverse; the three
+    int64 CPU tensors. Made by ``pack_padded_sequence`` or ``pack_sequence``, read back by ``pad_packed_sequence``,
+    taken and given back by RNN, GRU and LSTM."""
+
+    __slots__ = ()
+
+    def __new__(cls, data, batch_sizes, sorted_indices=None, unsorted_indices=None):
+        if unsorted_indices is None and sorted_indices is not None:
+            unsorted_indices = Tensor(numpy.argsort(sorted_indices.numpy(), kind="stable"))
+        return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
+
+    def to(self, device):
+        """The same sequences with ``data`` on ``device`` (the indices stay on the CPU, as torch's batch_sizes)."""
+        return self._replace(data=self.data.to(device))
+
+
+def _swap_leading(x):
+    """x with its first two axes swapped (batch-first ↔ time-major)."""
+    return ops.transpose(x, (1, 0) + tuple(range(2, x.ndim)))
+
+
+def _lengths(lengths, n):
+    """``lengths`` (a sequence, array or CPU tensor of N positive integers) as an int64 NumPy array, checked as torch."""
+    if isinstance(lengths, Tensor):
+        if lengths.device != "cpu":
+            raise ValueError("pack_padded_sequence: 'lengths' argument should be a 1D CPU int64 tensor, but got a "
+                             f"tensor on {lengths.device}")
+        lengths = lengths.numpy()
+    values = numpy.asarray(lengths)
+    if values.ndim != 1 or values.dtype.kind not in "iu" and not (values.dtype.kind == "f" and
+                                                                   (values == numpy.round(values)).all()):
+        raise ValueError(f"pack_padded_sequence: lengths must be one integer per sequence, got {values!r}")
+    values = values.astype(numpy.int64)
+    if values.size != n:
+        raise ValueError(f"pack_padded_sequence: Expected `len(lengths)` to be equal to batch_size, but got "
+                         f"{values.size} (batch_size={n})")
+    if values.size and values.min() <= 0:
+        raise RuntimeError("pack_padded_sequence: Length of all samples has to be greater than 0, but found an "
+                           f"element in 'lengths' that is <= 0 ({values.tolist()})")
+    return values
+
+
+def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
+    """torch's: a padded batch (T, B, *) ((B, T, *) with ``batch_first``) of sequences of ``lengths`` (CPU
+    integers, one a sequence, each ≥ 1 and ≤ T) as a PackedSequence, its data one gather of the rows that are
+    within their sequence (so gradients reach only those). ``enforce_sorted``: the lengths must not increase (else
+    the batch is sorted, longest first, ties in batch order, and ``sorted_indices`` says how)."""
+    input = _input_tensor("pack_padded_sequence", input)
+    if input.ndim < 2:
+        raise ValueError(f"pack_padded_sequence: input must be at least 2-D (T, B, *), got shape {input.shape}")
+    if batch_first:
+        input = _swap_leading(input)
+    steps, n = input.shape[:2]
+    lengths = _lengths(lengths, n)
+    if n and lengths.max() > steps:
+        raise RuntimeError(f"pack_padded_sequence: a length {lengths.max()} exceeds the sequences' padded length "
+                           f"{steps}")
+    if enforce_sorted:
+        if (numpy.diff(lengths) > 0).any():
+            raise RuntimeError("`lengths` array must be sorted in decreasing order when `enforce_sorted` is True. You "
+                               "can pass `enforce_sorted=False` to pack_padded_sequence and/or pack_sequence to "
+                               "sidestep this requirement if you do not need ONNX exportability.")
+        order = numpy.arange(n)
+    else:
+        order = numpy.argsort(-lengths, kind="stable")
+    ordered = lengths[order]
+    batch_sizes = (ordered[None, :] > numpy.arange(ordered[0] if n else 0)[:, None]).sum(axis=1)
+    rows = numpy.concatenate([t * n + order[:b] for t, b in enumerate(batch_sizes)]) if n else numpy.zeros(0, int)
+    data = ops.take(ops.reshape(input, (steps * n,) + input.shape[2:]), Tensor(rows.astype(numpy.int64)), axis=0)
+    sorted_indices = None if enforce_sorted else Tensor(order.astype(numpy.int64))
+    return PackedSequence(data, Tensor(batch_sizes.astype(numpy.int64)), sorted_indices)
+
+
+def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
+    """torch's: (padded (T, B, *) ((B, T, *) with ``batch_first``), lengths (B,) int64 CPU tensor), the batch in
+    the order it had before packing, steps beyond a sequence's length ``padding_value``, T = ``total_length`` or
+    the longest length; one gather of the data and a padding row."""
+    if not isinstance(sequence, PackedSequence):
+        raise TypeError(f"pad_packed_sequence: a PackedSequence is needed, got {type(sequence).__name__}")
+    data, batch_sizes = sequence.data, sequence.batch_sizes.numpy()
+    steps, n = len(batch_sizes), int(batch_sizes[0]) if len(batch_sizes) else 0
+    if total_length is not None:
+        if total_length < steps:
+            raise ValueError("Expected total_length to be at least the length of the longest sequence in input, but "
+                             f"got total_length={total_length} and max sequence length being {steps}")
+        steps = total_length
+    rank = (numpy.arange(n) if sequence.unsorted_indices is None else sequence.unsorted_indices.numpy())
+    lengths_sorted = (batch_sizes[None, :] > numpy.arange(n)[:, None]).sum(axis=1)  # sequence s of the sorted order
+    lengths = lengths_sorted[rank]
+    offsets = numpy.concatenate([[0], numpy.cumsum(batch_sizes)])
+    t = numpy.arange(steps)[:, None]
+    within = t < lengths[None, :]
+    rows = numpy.where(within, offsets[numpy.minimum(t, len(batch_sizes))] + rank[None, :], data.shape[0])
+    pad = Tensor(data.xp.full((1,) + data.shape[1:], padding_value, dtype=data.dtype))
+    padded = ops.take(ops.concatenate([data, pad], axis=0), Tensor(rows.reshape(-1).astype(numpy.int64)), axis=0)
+    padded = ops.reshape(padded, (steps, n) + data.shape[1:])
+    return (_swap_leading(padded) if batch_first else padded), Tensor(lengths.astype(numpy.int64))
+
+
+def _pack_as(padded, packed):
+    """The padded (T, B, *) output of a packed input packed as that input was (its batch order and sizes)."""
+    return pack_padded_sequence(padded, pad_lengths(packed), enforce_sorted=packed.sorted_indices is None)._replace(
+        sorted_indices=packed.sorted_indices, unsorted_indices=packed.unsorted_indices)
+
+
+def pad_lengths(packed):
+    """The lengths of a PackedSequence's sequences, in the batch's own order (int64 NumPy)."""
+    batch_sizes = packed.batch_sizes.numpy()
+    n = int(batch_sizes[0]) if len(batch_sizes) else 0
+    lengths = (batch_sizes[None, :] > numpy.arange(n)[:, None]).sum(axis=1)
+    return lengths if packed.unsorted_indices is None else lengths[packed.unsorted_indices.numpy()]
+
+
+def pad_sequence(sequences, batch_first=False, padding_value=0.0):
+    """torch's: tensors (L_i, *) of one trailing shape as one (max L, B, *) tensor ((B, max L, *) with
+    ``batch_first``), each padded at its end with ``padding_value``."""
+    sequences = [_input_tensor("pad_sequence", s) for s in sequences]
+    if not sequences:
+        raise ValueError("pad_sequence: received an empty list of sequences")
+    rest = sequences[0].shape[1:]
+    if any(s.ndim < 1 or s.shape[1:] != rest for s in sequences):
+        raise ValueError(f"pad_sequence: the sequences' trailing shapes differ: {[s.shape for s in sequences]}")
+    longest = max(s.shape[0] for s in sequences)
+    padded = []
+    for s in sequences:
+        fill = Tensor(s.xp.full((longest - s.shape[0],) + rest, padding_value, dtype=s.dtype))
+        padded.append(ops.concatenate([s, fill], axis=0) if longest > s.shape[0] else s)
+    return ops.stack(padded, axis=0 if batch_first else 1)
+
+
+def pack_sequence(sequences, enforce_sorted=True):
+    """torch's: tensors (L_i, *) as one PackedSequence (pad_sequence, then pack_padded_sequence of their lengths)."""
+    sequences = list(sequences)
+    return pack_padded_sequence(pad_sequence(sequences), [s.shape[0] for s in sequences], enforce_sorted=enforce_sorted)
+
+
+# torch's places for them: minivae.nn.utils.rnn.pack_padded_sequence, `from minivae.nn.utils.rnn import …`
+utils = types.ModuleType("minivae.nn.utils", "torch.nn.utils' names that minivae has: rnn (packed sequences).")
+utils.rnn = types.ModuleType("minivae.nn.utils.rnn", "torch.nn.utils.rnn's packed sequences (defined in minivae.nn).")
+for _f in (PackedSequence, pack_padded_sequence, pad_packed_sequence, pad_sequence, pack_sequence):
+    setattr(utils.rnn, _f.__name__, _f)
+sys.modules.setdefault("minivae.nn.utils", utils)
+sys.modules.setdefault("minivae.nn.utils.rnn", utils.rnn)

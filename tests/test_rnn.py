@@ -371,8 +371,9 @@ def test_bad_inputs_are_refused_naming_the_problem():
         lstm(mv.tensor(np.ones((2, 1, 3))), mv.tensor(np.zeros((1, 1, 4))))
     with pytest.raises(ValueError, match=r"LSTM: Expected hidden\[1\] size \(1, 1, 4\), got \(1, 1, 5\)"):
         lstm(mv.tensor(np.ones((2, 1, 3))), (mv.tensor(np.zeros((1, 1, 4))), mv.tensor(np.zeros((1, 1, 5)))))
-    with pytest.raises(TypeError, match="PackedSequence inputs are not supported"):
-        lstm((mv.tensor(np.ones((2, 3))), mv.tensor(np.array([2]))))
+    with pytest.raises(TypeError, match="LSTM: input must be a tensor or a minivae.nn.utils.rnn.PackedSequence, got a "
+                                        "tuple"):
+        lstm((mv.tensor(np.ones((2, 3))), mv.tensor(np.array([2]))))  # (a plain tuple: not a PackedSequence)
     with pytest.raises(TypeError, match="LSTM: input must be a tensor, got str"):
         lstm("abc")
     x = np.ones((2, 1, 3), np.float32)  # an array is taken as the ops take it

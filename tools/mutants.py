@@ -2676,6 +2676,16 @@ MUTANTS = [
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('packed-state-not-carried', 'minivae/nn.py', ('                h_t = ops.where(masks[t], h_t, h)\n', '                h_t = h_t\n'),
+      ['tests/test_packed_sequence.py'], "a packed sequence's state not carried past its end: h_n and the reverse pass read the padding"),
+    M('packed-cell-state-not-carried', 'minivae/nn.py', ('c_t = None if c is None else ops.where(masks[t], c_t, c)', 'c_t = c_t'),
+      ['tests/test_packed_sequence.py'], "the LSTM's cell state run over a shorter sequence's padding"),
+    M('packed-order-ascending', 'minivae/nn.py', ('order = numpy.argsort(-lengths, kind="stable")', 'order = numpy.argsort(lengths, kind="stable")'),
+      ['tests/test_packed_sequence.py'], "an unsorted batch packed shortest first"),
+    M('packed-unpadded-in-sorted-order', 'minivae/nn.py', ('offsets[numpy.minimum(t, len(batch_sizes))] + rank[None, :]', 'offsets[numpy.minimum(t, len(batch_sizes))] + numpy.arange(n)[None, :]'),
+      ['tests/test_packed_sequence.py'], "pad_packed_sequence gives the batch in length order, not its own"),
+    M('packed-batch-first-transposes', 'minivae/nn.py', ('        elif self.batch_first and masks is None:  # (a packed', '        elif self.batch_first:  # (a packed'),
+      ['tests/test_packed_sequence.py'], "a batch_first module transposes a packed input's time-major padding"),
     M('gpu-check-parts-ignored', 'tools/gpu_check.py', ('    for name in chosen:\n        table[name]()', '    for name in PARTS:\n        table[name]()'),
       ['tests/test_gpu_check.py'], "--parts ignored: every part run, in the default order"),
     M('gpu-check-profile-not-passed', 'tools/gpu_check.py', ('+ (["--profile", str(args.profile)] if args.profile else [])', '+ []'),

@@ -192,3 +192,12 @@ def test_batch_first_does_not_change_what_a_packed_input_gives():
         results.append([out.data.numpy(), h_n.numpy(), c_n.numpy()])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_to_moves_the_data_and_keeps_the_indices_on_the_cpu():
+    from tests.strict_array import emulating
+    packed = pack_padded_sequence(mv.tensor(padded_batch()), LENGTHS, enforce_sorted=False)
+    with emulating():
+        moved = packed.to("cuda")
+        assert moved.data.device == "cuda" and moved.batch_sizes.device == "cpu" and moved.sorted_indices.device == "cpu"
+        np.testing.assert_array_equal(moved.data.numpy(), packed.data.numpy())

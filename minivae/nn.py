@@ -1558,14 +1558,16 @@ def _recurrent_sizes(who, input_size, hidden_size):
     return int(input_size), int(hidden_size)
 
 
-def _recurrent_parameters(module, suffix, input_size, hidden_size, gates, bias, rng, dtype):
-    """Register weight_ih{suffix} (gates·H, input_size), weight_hh{suffix} (gates·H, H) and, with ``bias``, bias_ih
-    and bias_hh{suffix} (gates·H,), in torch's order, each ~ U(−1/√H, 1/√H) (torch's reset_parameters), drawn on the
-    host from ``rng`` in float64 and cast to ``dtype``."""
+def _recurrent_parameters(module, suffix, input_size, hidden_size, gates, bias, rng, dtype, proj_size=0):
+    """Register weight_ih{suffix} (gates·H, input_size), weight_hh{suffix} (gates·H, H; P with a projection) and,
+    with ``bias``, bias_ih and bias_hh{suffix} (gates·H,), and with ``proj_size`` P > 0 weight_hr{suffix} (P, H), in
+    torch's order, each ~ U(−1/√H, 1/√H) (torch's reset_parameters), drawn on the host from ``rng`` in float64 and
+    cast to ``dtype``."""
     bound = 1 / math.sqrt(hidden_size)
     g = gates * hidden_size
-    shapes = [("weight_ih", (g, input_size)), ("weight_hh", (g, hidden_size))]
+    shapes = [("weight_ih", (g, input_size)), ("weight_hh", (g, proj_size or hidden_size))]
     shapes += [("bias_ih", (g,)), ("bias_hh", (g,))] if bias else []
+    shapes += [("weight_hr", (proj_size, hidden_size))] if proj_size else []
     for name, shape in shapes:
         w = (2 * rng.uniform(shape, numpy.float64) - 1) * bound
         setattr(module, name + suffix, Parameter(w.astype(dtype)))
@@ -1585,19 +1587,21 @@ def _input_projection(mode, x, w_ih, b_ih, b_hh):
     return ops.linear(x, ops.transpose(w_ih), b), b_hn
 
 
-def _recurrent_step(mode, xw, h, c, w_hh_t, b_hn):
+def _recurrent_step(mode, xw, h, c, w_hh_t, b_hn, w_hr_t=None):
     """One time step from the input's projection ``xw`` (x W_ihᵀ + b, _input_projection's), the state h (and c),
     ``w_hh_t`` = W_hhᵀ; returns (h', c'), c' None but for the LSTM. torch's equations (gate order as its weights'):
 
     RNN   h' = act(xw + h W_hhᵀ)                                      act tanh or relu
     GRU   (r, z) = σ(xw_rz + h W_h(rz)ᵀ + b_h(rz)) (folded in xw), n = tanh(xw_n + r ⊙ (h W_hnᵀ + b_hn)),
           h' = (1 − z) ⊙ n + z ⊙ h, written n + z ⊙ (h − n)
-    LSTM  (i, f, g, o) = split(xw + h W_hhᵀ), c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g), h' = σ(o) ⊙ tanh(c')"""
+    LSTM  (i, f, g, o) = split(xw + h W_hhᵀ), c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g), h' = σ(o) ⊙ tanh(c')
+          (with a projection, ``w_hr_t`` = W_hrᵀ: h' = (σ(o) ⊙ tanh(c')) W_hrᵀ, P values)"""
     hw = ops.matmul(h, w_hh_t)
     if mode == "LSTM":
         i, f, g, o = ops.split(xw + hw, 4, axis=-1)
         c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        return ops.sigmoid(o) * ops.tanh(c), c
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return (h if w_hr_t is None else ops.matmul(h, w_hr_t)), c
     if mode == "GRU":
         xr, xz, xn = ops.split(xw, 3, axis=-1)
         hr, hz, hn = ops.split(hw, 3, axis=-1)
@@ -1768,11 +1772,11 @@ class RNNBase(Module):
     Computed by composing minivae's ops (so the backward pass is the engine's, iterative: any length): per layer and
     direction the input's projection x W_ihᵀ + b for all steps is one matrix product, then the recurrence one step
     at a time. A PackedSequence input (minivae.nn.utils.rnn, torch's) runs padded, each sequence's steps beyond its
-    length masked (its state carried), and comes back packed as it came. Not here: LSTM's ``proj_size`` (refused
-    unless 0), torch's cuDNN-specific ``flatten_parameters`` (a no-op here)."""
+    length masked (its state carried), and comes back packed as it came. Not here: torch's cuDNN-specific
+    ``flatten_parameters`` (a no-op here)."""
 
     def _setup(self, mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
-               dtype, rng):
+               dtype, rng, proj_size=0):
         who = type(self).__name__
         self.mode = mode
         self.input_size, self.hidden_size = _recurrent_sizes(who, input_size, hidden_size)
@@ -1791,26 +1795,37 @@ class RNNBase(Module):
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
                           UserWarning, stacklevel=3)
         self.num_layers, self.bias, self.batch_first = int(num_layers), bias, batch_first
-        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, 0
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
         self.rng = rng
         generator, dtype = resolve(rng), numpy.float32 if dtype is None else dtype
         directions = 2 if bidirectional else 1
         self._flat_weights_names = []
         for layer in range(self.num_layers):
-            size = self.input_size if layer == 0 else directions * self.hidden_size
+            size = self.input_size if layer == 0 else directions * self._output_size
             for suffix in ("", "_reverse")[:directions]:
                 suffix = f"_l{layer}{suffix}"
-                _recurrent_parameters(self, suffix, size, self.hidden_size, _GATE_COUNTS[mode], bias, generator, dtype)
-                self._flat_weights_names += [f"{name}{suffix}" for name in
-                                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if bias else 2]]
+                _recurrent_parameters(self, suffix, size, self.hidden_size, _GATE_COUNTS[mode], bias, generator, dtype,
+                                      proj_size)
+                self._flat_weights_names += [f"{name}{suffix}" for name in self._weight_kinds]
         self.to("cpu" if device is None else device)
 
     @property
     def all_weights(self):
         """The parameters of each layer and direction, [[weight_ih, weight_hh, bias_ih, bias_hh], …], as torch's."""
-        per = 4 if self.bias else 2
+        per = len(self._weight_kinds)
         names = self._flat_weights_names
         return [[getattr(self, n) for n in names[k:k + per]] for k in range(0, len(names), per)]
+
+    @property
+    def _weight_kinds(self):
+        """The parameters of a layer and direction, torch's order: weight_ih, weight_hh[, bias_ih, bias_hh][, weight_hr]."""
+        return (("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())
+                + (("weight_hr",) if self.proj_size else ()))
+
+    @property
+    def _output_size(self):
+        """What a layer gives each step and direction: H, or P with a projection (its h's size too)."""
+        return self.proj_size or self.hidden_size
 
     def flatten_parameters(self):
         """torch's (cuDNN's one weight buffer): nothing to do here."""
@@ -1820,7 +1835,7 @@ class RNNBase(Module):
         None for zeros), after torch's checks of hx."""
         who = type(self).__name__
         lstm = self.mode == "LSTM"
-        count = len(self._flat_weights_names) // (4 if self.bias else 2)
+        count = len(self._flat_weights_names) // len(self._weight_kinds)
         if hx is None:
             return [(None, None)] * count
         if lstm:
@@ -1834,13 +1849,15 @@ class RNNBase(Module):
             kind = "batched 3-D" if batched else "unbatched 2-D"
             raise ValueError(f"{who}: for {kind} input, hx should also be {rank}-D but got "
                              f"{', '.join(_dims(s) for s in states)} tensor")
-        expected = (count, n, self.hidden_size) if batched else (count, self.hidden_size)
         for k, s in enumerate(states):
+            size = self._output_size if k == 0 else self.hidden_size  # (h0 of P with a projection; c0 of H)
+            expected = (count, n, size) if batched else (count, size)
             if s.shape != expected:
                 name = f"hidden[{k}]" if lstm else "hidden"
+                what = "proj_size" if size != self.hidden_size else "hidden_size"
                 raise ValueError(f"{who}: Expected {name} size {expected}, got {s.shape} (num_layers · directions "
-                                 f"{count}, batch {n}, hidden_size {self.hidden_size})")
-        pieces = [ops.split(ops.reshape(s, (count * n, self.hidden_size)), count, axis=0) for s in states]
+                                 f"{count}, batch {n}, {what} {size})")
+        pieces = [ops.split(ops.reshape(s, (count * n, s.shape[-1])), count, axis=0) for s in states]
         return list(zip(pieces[0], pieces[1] if lstm else [None] * count))
 
     def _direction(self, x, length, suffix, reverse, h, c, masks=None):
@@ -1852,17 +1869,18 @@ class RNNBase(Module):
         b_ih, b_hh = (getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)) if self.bias else (None,
                                                                                                               None)
         xw, b_hn = _input_projection(self.mode, x, w_ih, b_ih, b_hh)
-        shape = (x.shape[0] // length, self.hidden_size)
+        n = x.shape[0] // length
         if h is None:
-            h = Tensor(xw.xp.zeros(shape, dtype=xw.dtype))
+            h = Tensor(xw.xp.zeros((n, self._output_size), dtype=xw.dtype))
         if c is None and self.mode == "LSTM":
-            c = Tensor(xw.xp.zeros(shape, dtype=xw.dtype))
+            c = Tensor(xw.xp.zeros((n, self.hidden_size), dtype=xw.dtype))
+        w_hr_t = ops.transpose(getattr(self, "weight_hr" + suffix)) if self.proj_size else None
         steps = ops.split(xw, length, axis=0)  # one node: its VJP writes x̄w once (a getitem per step: L times)
         w_hh_t = ops.transpose(w_hh)
         ys = []
         order = range(length - 1, -1, -1) if reverse else range(length)
         for t in order:
-            h_t, c_t = _recurrent_step(self.mode, steps[t], h, c, w_hh_t, b_hn)
+            h_t, c_t = _recurrent_step(self.mode, steps[t], h, c, w_hh_t, b_hn, w_hr_t)
             if masks is not None:
                 h_t = ops.where(masks[t], h_t, h)
                 c_t = None if c is None else ops.where(masks[t], c_t, c)
@@ -1941,6 +1959,8 @@ class RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
 
@@ -1973,16 +1993,21 @@ class GRU(RNNBase):
 class LSTM(RNNBase):
     """An LSTM, torch's ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, proj_size=0, device=None, dtype=None)``: per layer LSTMCell's equations (gates i, f, g, o in
-    the weights' rows); hx is (h_0, c_0), the result (output, (h_n, c_n)). ``proj_size`` > 0 (torch's projected
-    LSTM) is not supported here: refused with NotImplementedError. See RNNBase."""
+    the weights' rows); hx is (h_0, c_0), the result (output, (h_n, c_n)). ``proj_size`` P > 0, torch's projected
+    LSTM: h_t = (σ(o) ⊙ tanh(c_t)) W_hrᵀ of P values (weight_hr_l{k} (P, H) after the biases; weight_hh (4H, P); h_0,
+    h_n and the output of P a direction, c of H). See RNNBase."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, rng=None):
-        if proj_size != 0:
-            raise NotImplementedError(f"LSTM: proj_size={proj_size!r} (a projected LSTM) is not supported here; only "
-                                      "proj_size=0")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral):
+            raise TypeError(f"LSTM: proj_size should be of type int, got: {type(proj_size).__name__}")
+        if proj_size < 0:
+            raise ValueError("LSTM: proj_size should be a positive integer or zero to disable projections")
+        if proj_size and proj_size >= hidden_size:
+            raise ValueError(f"LSTM: proj_size has to be smaller than hidden_size (proj_size={proj_size}, "
+                             f"hidden_size={hidden_size})")
         self._setup("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
-                    dtype, rng)
+                    dtype, rng, int(proj_size))
 
 
 # ---- minivae.nn.utils.rnn: torch.nn.utils.rnn's packed sequences ----------------------------------------------------

@@ -26,9 +26,10 @@ def sigmoid(a):
     return 1 / (1 + np.exp(-a))
 
 
-def reference_step(mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """One step of torch's cell, each gate from its own rows of the weights (torch's docs' equations)."""
-    H = h.shape[-1]
+def reference_step(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr=None):
+    """One step of torch's cell, each gate from its own rows of the weights (torch's docs' equations); the LSTM's h
+    projected by ``w_hr`` (P, H) where given."""
+    H = w_hh.shape[0] // {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}[mode]
     b_ih = np.zeros(w_ih.shape[0]) if b_ih is None else b_ih
     b_hh = np.zeros(w_hh.shape[0]) if b_hh is None else b_hh
 
@@ -47,7 +48,7 @@ def reference_step(mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
     i, f, g, o = (gate(k, x, h) for k in range(4))
     i, f, g, o = sigmoid(sum(i)), sigmoid(sum(f)), np.tanh(sum(g)), sigmoid(sum(o))
     c = f * c + i * g
-    return o * np.tanh(c), c
+    return (o * np.tanh(c) if w_hr is None else (o * np.tanh(c)) @ w_hr.T), c
 
 
 def reference(mode, state, x, num_layers, bidirectional, h0=None, c0=None, masks=None):
@@ -56,19 +57,20 @@ def reference(mode, state, x, num_layers, bidirectional, h0=None, c0=None, masks
     (dropout). Returns output (L, N, D·H), h_n and c_n (D·num_layers, N, H)."""
     L, N, _ = x.shape
     D = 2 if bidirectional else 1
-    H = state["weight_hh_l0"].shape[1]
+    P = state["weight_hh_l0"].shape[1]  # h's size: H, or the projection's P
+    H = state["weight_hh_l0"].shape[0] // {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}[mode]
     h_n, c_n = [], []
     for layer in range(num_layers):
         outs = []
         for d in range(D):
             s = f"_l{layer}" + ("_reverse" if d else "")
             k = layer * D + d
-            h = np.zeros((N, H)) if h0 is None else h0[k]
+            h = np.zeros((N, P)) if h0 is None else h0[k]
             c = np.zeros((N, H)) if c0 is None else c0[k]
-            y = np.zeros((L, N, H))
+            y = np.zeros((L, N, P))
             for t in (range(L - 1, -1, -1) if d else range(L)):
                 h, c2 = reference_step(mode, x[t], h, c, state["weight_ih" + s], state["weight_hh" + s],
-                                       state.get("bias_ih" + s), state.get("bias_hh" + s))
+                                       state.get("bias_ih" + s), state.get("bias_hh" + s), state.get("weight_hr" + s))
                 c = c2 if c2 is not None else c
                 y[t] = h
             outs.append(y)
@@ -195,6 +197,70 @@ def test_every_gradient_passes_gradcheck(case):
         return ops.concatenate([ops.reshape(p, (-1,)) for p in parts])
     params = [p.numpy() for p in m.parameters()]
     assert mv.gradcheck(fn, [x, *states, *params], full_max=0, seed=seed % 1000)
+
+
+# ---- the projected LSTM (proj_size) --------------------------------------------------------------------------------
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2, "bidirectional": True}, {"batch_first": True, "given": True},
+                                     {"unbatched": True, "given": True, "num_layers": 2}])
+def test_a_projected_lstm_is_the_reference(options):
+    """proj_size P: h = (σ(o) ⊙ tanh(c)) W_hrᵀ of P values, weight_hh (4H, P), weight_hr (P, H) after the biases (torch's
+    order and shapes), a layer above the first fed D·P values; output, h_n of P and c_n of H equal the reference."""
+    options = dict(options)
+    unbatched, given_state = options.pop("unbatched", False), options.pop("given", False)
+    rng = np.random.default_rng(8)
+    L, N, I, H, P = 4, 3, 4, 5, 2
+    D, layers = 2 if options.get("bidirectional") else 1, options.get("num_layers", 1)
+    m = nn.LSTM(I, H, proj_size=P, **options, dtype=np.float64, rng=Generator(2))
+    shapes = {k: v.shape for k, v in m.state_dict().items()}
+    assert list(shapes)[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"]
+    assert shapes["weight_hh_l0"] == (4 * H, P) and shapes["weight_hr_l0"] == (P, H)
+    assert [tuple(w.shape) for w in m.all_weights[0]] == [(4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]  # torch's
+    if layers == 2:
+        assert shapes["weight_ih_l1"] == (4 * H, D * P)
+    x = rng.normal(size=(L, N, I))
+    h0 = rng.normal(size=(D * layers, N, P)) if given_state else None
+    c0 = rng.normal(size=(D * layers, N, H)) if given_state else None
+    ry, rh, rc = reference("lstm", state_of(m), x, layers, D == 2, h0, c0)
+    xin = x[:, 0] if unbatched else x.transpose(1, 0, 2) if options.get("batch_first") else x
+    if unbatched:
+        ry, rh, rc = ry[:, 0], rh[:, 0], rc[:, 0]
+        h0, c0 = (None, None) if h0 is None else (h0[:, 0], c0[:, 0])
+    elif options.get("batch_first"):
+        ry = ry.transpose(1, 0, 2)
+    y, h, c = run(m, "lstm", mv.tensor(xin), *(None if a is None else mv.tensor(a) for a in (h0, c0)))
+    assert y.shape == ry.shape and y.shape[-1] == D * P and h.shape[-1] == P and c.shape[-1] == H
+    for got, want in ((y, ry), (h, rh), (c, rc)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_projected_lstm_passes_gradcheck():
+    m = nn.LSTM(2, 3, num_layers=2, bidirectional=True, proj_size=2, dtype=np.float64, rng=Generator(6))
+    names = [name for name, _ in m.named_parameters()]
+    rng = np.random.default_rng(6)
+
+    def fn(x, h0, c0, *params):
+        for name, p in zip(names, params):
+            setattr(m, name, p)
+        y, (h, c) = m(x, (h0, c0))
+        return ops.concatenate([ops.reshape(t, (-1,)) for t in (y, h, c)])
+    inputs = [rng.normal(size=(3, 2, 2)), rng.normal(size=(4, 2, 2)), rng.normal(size=(4, 2, 3))]
+    assert mv.gradcheck(fn, inputs + [p.numpy() for p in m.parameters()], full_max=0)
+
+
+def test_projected_lstm_refusals_name_the_problem():
+    with pytest.raises(ValueError, match=r"proj_size has to be smaller than hidden_size \(proj_size=3, hidden_size=3\)"):
+        nn.LSTM(2, 3, proj_size=3)
+    with pytest.raises(ValueError, match="proj_size should be a positive integer or zero"):
+        nn.LSTM(2, 3, proj_size=-1)
+    with pytest.raises(TypeError, match="proj_size should be of type int, got: float"):
+        nn.LSTM(2, 3, proj_size=1.0)
+    m = nn.LSTM(2, 4, proj_size=2)
+    assert repr(m) == "LSTM(2, 4, proj_size=2)"
+    x = mv.tensor(np.ones((3, 1, 2), np.float32))
+    with pytest.raises(ValueError, match=r"Expected hidden\[0\] size \(1, 1, 2\), got \(1, 1, 4\).*proj_size 2"):
+        m(x, (mv.tensor(np.zeros((1, 1, 4), np.float32)), mv.tensor(np.zeros((1, 1, 4), np.float32))))
+    with pytest.raises(ValueError, match=r"Expected hidden\[1\] size \(1, 1, 4\), got \(1, 1, 2\).*hidden_size 4"):
+        m(x, (mv.tensor(np.zeros((1, 1, 2), np.float32)), mv.tensor(np.zeros((1, 1, 2), np.float32))))
 
 
 @pytest.mark.parametrize("cls", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])
@@ -402,5 +468,3 @@ def test_bad_arguments_are_refused_naming_them():
         nn.RNNCell(3, 4, nonlinearity="gelu")
     with pytest.raises(TypeError, match="batch_first should be of type bool, got: int"):
         nn.LSTM(3, 4, batch_first=1)
-    with pytest.raises(NotImplementedError, match="proj_size=2 .* is not supported"):
-        nn.LSTM(3, 4, proj_size=2)

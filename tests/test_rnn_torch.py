@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-6)}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 MODULES = {"rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}), "gru": ("GRU", {}),
-           "lstm": ("LSTM", {})}
+           "lstm": ("LSTM", {}), "lstm_proj": ("LSTM", {"proj_size": 2})}
 OPTIONS = [{}, {"batch_first": True}, {"num_layers": 2, "bidirectional": True}, {"bias": False},
            {"unbatched": True, "num_layers": 2}, {"given": True, "bidirectional": True, "batch_first": True},
            {"given": True, "unbatched": True, "bidirectional": True}]
@@ -72,11 +72,12 @@ def test_module_values_and_gradients_are_torchs(mode, options, dtype):
     L, N, D, layers = 4, 2, 2 if options.get("bidirectional") else 1, options.get("num_layers", 1)
     batch = () if unbatched else (N,)
     x = rng.normal(size=(N, L, 3) if options.get("batch_first") and not unbatched else (L, *batch, 3)).astype(dtype)
-    states = [rng.normal(size=(D * layers, *batch, 5)).astype(dtype) for _ in range(2 if mode == "lstm" else 1)]
+    sizes = [kw.get("proj_size") or 5, 5][:2 if name == "LSTM" else 1]  # (h0 of proj_size, c0 of hidden_size)
+    states = [rng.normal(size=(D * layers, *batch, size)).astype(dtype) for size in sizes]
     (tx, *ts), (mx, *ms) = tensors([x, *states])
     if not given_state:
         t_inputs, m_inputs = [tx], [mx]
-    elif mode == "lstm":
+    elif name == "LSTM":
         t_inputs, m_inputs = [tx, tuple(ts)], [mx, tuple(ms)]
     else:
         t_inputs, m_inputs = [tx, ts[0]], [mx, ms[0]]

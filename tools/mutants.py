@@ -2676,6 +2676,13 @@ MUTANTS = [
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('lstm-proj-next-layer-reads-hidden-size', 'minivae/nn.py', ('size = self.input_size if layer == 0 else directions * self._output_size', 'size = self.input_size if layer == 0 else directions * self.hidden_size'),
+      ['tests/test_rnn.py'], "a projected LSTM's upper layer made to read D·H values where the layer below gives D·P"),
+    M('lstm-proj-weight-order', 'minivae/nn.py', ('        return (("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())\n                + (("weight_hr",) if self.proj_size else ()))',
+                                                  '        return (("weight_ih", "weight_hh") + (("weight_hr",) if self.proj_size else ())\n                + (("bias_ih", "bias_hh") if self.bias else ()))'),
+      ['tests/test_rnn.py'], "weight_hr listed before the biases: torch's state_dict order (and all_weights) broken"),
+    M('lstm-proj-not-applied-to-state', 'minivae/nn.py', ('        return (h if w_hr_t is None else ops.matmul(h, w_hr_t)), c', '        return (h if w_hr_t is None else ops.matmul(ops.sigmoid(o) * c, w_hr_t)), c'),
+      ['tests/test_rnn.py'], "the projection of σ(o) ⊙ c instead of σ(o) ⊙ tanh(c)"),
     M('packed-state-not-carried', 'minivae/nn.py', ('                h_t = ops.where(masks[t], h_t, h)\n', '                h_t = h_t\n'),
       ['tests/test_packed_sequence.py'], "a packed sequence's state not carried past its end: h_n and the reverse pass read the padding"),
     M('packed-cell-state-not-carried', 'minivae/nn.py', ('c_t = None if c is None else ops.where(masks[t], c_t, c)', 'c_t = c_t'),

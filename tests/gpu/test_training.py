@@ -8,6 +8,7 @@ from minivae.distributions import OneHotCategorical
 from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
 from minivae.optim import Adam
 from minivae.random import Generator
+from minivae.ops import reshape as ops_reshape
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -74,18 +75,27 @@ def test_training_steps_on_the_gpu_match_the_cpu(kind, estimator):
         assert (diff <= 1e-5 + 1e-3 * np.abs(cpu[name])).mean() >= 0.999, name
 
 
-@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
-def test_recurrent_layers_on_the_gpu_match_the_cpu(kind):
+@pytest.mark.parametrize("kind,options,packed", [("RNN", {}, False), ("GRU", {}, False), ("LSTM", {}, False),
+                                                  ("LSTM", {"proj_size": 3}, False), ("GRU", {}, True),
+                                                  ("LSTM", {"proj_size": 3}, True)])
+def test_recurrent_layers_on_the_gpu_match_the_cpu(kind, options, packed):
     """A two-layer bidirectional recurrent layer's output and every gradient, float64, on both devices (CuPy's tanh,
-    sigmoid and products against NumPy's: an ulp or a few a step, over 7 steps)."""
+    sigmoid and products against NumPy's: an ulp or a few a step, over 7 steps); the projected LSTM, and sequences of
+    lengths 7, 2 and 5 packed (their masks uploaded once)."""
+    from minivae.nn.utils.rnn import pack_padded_sequence
     x = np.random.default_rng(2).standard_normal((7, 3, 5))
-    g = np.random.default_rng(3).standard_normal((7, 3, 2 * 4))
+    width = 2 * options.get("proj_size", 4)
+    g = np.random.default_rng(3).standard_normal((14 if packed else 21, width))
     results = {}
     for device in ("cpu", "cuda"):
-        layer = getattr(mv.nn, kind)(5, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=Generator(1))
+        layer = getattr(mv.nn, kind)(5, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=Generator(1),
+                                     **options)
         layer.to(device)
         xt = mv.tensor(x, device=device, requires_grad=True)
-        out = layer(xt)[0]
+        if packed:
+            out = layer(pack_padded_sequence(xt, [7, 2, 5], enforce_sorted=False))[0].data
+        else:
+            out = ops_reshape(layer(xt)[0], (21, width))
         out.backward(mv.tensor(g, device=device))
         results[device] = [out.numpy(), xt.grad.get() if device == "cuda" else xt.grad] + [
             p.grad.get() if device == "cuda" else p.grad for p in layer.parameters()]

@@ -2676,6 +2676,16 @@ MUTANTS = [
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('vq-no-straight-through', 'minivae/vqvae.py', ('    z = z_e + (z_q - z_e).detach()\n', '    z = z_q\n'),
+      ['tests/test_vqvae.py'], "the decoder's gradient not passed to the encoder: the encoder learns from the commitment alone"),
+    M('vq-terms-swapped', 'minivae/vqvae.py', ('    return z, codes, codebook_term + beta * commitment\n', '    return z, codes, beta * codebook_term + commitment\n'),
+      ['tests/test_vqvae.py'], "β on the codebook term instead of the commitment"),
+    M('vq-farthest-code', 'minivae/vqvae.py', ('keepdims=True) - 2 * (flat @ e.T)', 'keepdims=True) + 2 * (flat @ e.T)'),
+      ['tests/test_vqvae.py'], "the distance's cross term of the wrong sign: a code far from z_e chosen"),
+    M('vq-kl-one-latent', 'minivae/vqvae.py', ('- self.n_latent * math.log(self.n_codes)', '- math.log(self.n_codes)'),
+      ['tests/test_vqvae.py'], "the ELBO's KL of one latent's log K, not L of them"),
+    M('vq-prior-skips-last-code', 'minivae/vqvae.py', ('(u * self.n_codes).astype', '(u * (self.n_codes - 1)).astype'),
+      ['tests/test_vqvae.py'], "the uniform prior never draws code K − 1"),
     M('lstm-proj-next-layer-reads-hidden-size', 'minivae/nn.py', ('size = self.input_size if layer == 0 else directions * self._output_size', 'size = self.input_size if layer == 0 else directions * self.hidden_size'),
       ['tests/test_rnn.py'], "a projected LSTM's upper layer made to read D·H values where the layer below gives D·P"),
     M('lstm-proj-weight-order', 'minivae/nn.py', ('        return (("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())\n                + (("weight_hr",) if self.proj_size else ()))',

@@ -824,3 +824,4 @@ def latent_grid(model, n, dims=(0, 1)):
         z = ops.reshape(q, (n, 1, 1)) * Tensor(axes[dims[0]]) + ops.reshape(q, (1, n, 1)) * Tensor(axes[dims[1]])
         images = model.likelihood(ops.reshape(z, (-1, model.z_dim))).mean
         return ops.reshape(images, (n, n) + images.shape[1:])
+from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402,F401  (helper-68: M2, Kingma et al. 2014)

@@ -82,6 +82,11 @@ def test_the_labelled_loss_is_the_formula_written_out():
     np.testing.assert_allclose(model.elbo(x, Y, eps=eps).numpy(), bound, rtol=1e-12)
     np.testing.assert_allclose(model.elbo(x, Y, Generator(11)).numpy(), bound, rtol=1e-12)  # the rng's next normals
     np.testing.assert_allclose(model.loss(x, Generator(11), y=Y).item(), np.mean(-bound - alpha * log_q), rtol=1e-12)
+    q = model.posterior(x, mv.tensor(np.eye(C)[Y]))  # q(z|x, y) and p(z), the distributions of the bound
+    enc = mlp(state_of(model), "encoder", np.concatenate([X, np.eye(C)[Y]], axis=-1))
+    np.testing.assert_allclose(q.loc.numpy(), enc[:, :Z], rtol=1e-12)
+    np.testing.assert_allclose(q.scale.numpy(), np.exp(0.5 * enc[:, Z:]), rtol=1e-12)
+    assert (model.prior().loc.numpy() == 0).all() and (model.prior().scale.numpy() == 1).all()
 
 
 def test_the_unlabelled_loss_is_the_formula_written_out():

@@ -824,11 +824,6 @@ def latent_grid(model, n, dims=(0, 1)):
         z = ops.reshape(q, (n, 1, 1)) * Tensor(axes[dims[0]]) + ops.reshape(q, (1, n, 1)) * Tensor(axes[dims[1]])
         images = model.likelihood(ops.reshape(z, (-1, model.z_dim))).mean
         return ops.reshape(images, (n, n) + images.shape[1:])
-
-
-def __getattr__(name):
-    """The models defined in modules of their own, which import this one (minivae.vqvae.VQVAE), as names of it too."""
-    if name == "VQVAE":
-        from minivae.vqvae import VQVAE
-        return VQVAE
-    raise AttributeError(f"module 'minivae.models' has no attribute {name!r}")
+# the models of modules of their own (which import this one's helpers at their end, after their classes), here too
+from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402,F401  (M2, Kingma et al. 2014)
+from minivae.vqvae import VQVAE  # noqa: E402,F401  (van den Oord et al. 2017)

@@ -22,8 +22,6 @@ import numpy
 from minivae import ops
 from minivae._backend import get_array_module, module_for_device, to_numpy
 from minivae.engine import Tensor, no_grad
-from minivae.models import (_architecture, _hidden, _likelihood_kind, _likelihood_of, _likelihood_parameters,
-                            _networks, _size)
 from minivae.nn import Module
 
 
@@ -141,3 +139,9 @@ class VQVAE(Module):
 def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
+
+# models.py imports this module at its end (VQVAE is a name of it too): its helpers are read here, after the class
+from minivae.models import (MODELS, _architecture, _hidden, _likelihood_kind, _likelihood_of,  # noqa: E402
+                            _likelihood_parameters, _networks, _size)
+
+MODELS.setdefault(VQVAE.kind, VQVAE)  # models.build (and so training.load_checkpoint) rebuild it

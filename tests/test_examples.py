@@ -17,6 +17,7 @@ EXAMPLES = {
     "sequence_vae.py": (["--smoke"], "test ELBO"),
     "flow_posterior.py": (["--smoke"], "iaf ×4"),
     "vq_vae.py": (["--smoke"], "vq 16×8, 64 codes"),
+    "semisupervised_m2.py": (["--smoke"], "test classification error"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"
                                         "memory the replays took from the system from the third step on: 0 blocks"),
 }

@@ -147,8 +147,12 @@ def test_state_round_trips_and_bad_options_are_refused():
         tiny(n_codes=0)
 
 
-def test_the_models_module_names_it_and_nothing_else_new():
+def test_the_models_module_names_it_and_builds_it_from_a_checkpoint_s_config():
     from minivae import models
-    assert models.VQVAE is VQVAE
-    with pytest.raises(AttributeError, match="module 'minivae.models' has no attribute 'VQVAE2'"):
-        getattr(models, "VQVAE2")  # noqa: B009 (the module's __getattr__ is what is tested)
+    assert models.VQVAE is VQVAE and models.MODELS["vq"] is VQVAE
+    model = tiny(seed=11, beta=0.5)
+    rebuilt = models.build("vq", model.config, rng=Generator(12))
+    rebuilt.load_state_dict(model.state_dict())
+    x = binary(3)
+    np.testing.assert_array_equal(rebuilt.elbo(x).numpy(), model.elbo(x).numpy())
+    assert rebuilt.beta == 0.5 and rebuilt.n_codes == 3

@@ -2674,6 +2674,24 @@ MUTANTS = [
     # ---- helper-67 begin: fix11-numerics: NaN-free gradients at the edges ----
     # ---- helper-67 end ----
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
+    M('m2-entropy-dropped', 'minivae/semisupervised.py', ('(ops.exp(log_pi) * (bounds - log_pi)).sum(axis=0)', '(ops.exp(log_pi) * bounds).sum(axis=0)'),
+      ['tests/test_semisupervised.py'], "U(x) = Σ_y q(y|x) L(x, y) without the entropy H(q(y|x)): the classifier collapses onto one class"),
+    M('m2-pi-detached', 'minivae/semisupervised.py', ('(ops.exp(log_pi) * (bounds - log_pi)).sum(axis=0)', '(ops.exp(log_pi).detach() * (bounds - log_pi)).sum(axis=0)'),
+      ['tests/test_semisupervised.py'], "the weights q(y|x) of the enumerated bounds get no gradient: the unlabelled images stop teaching the classifier"),
+    M('m2-classes-mislabelled', 'minivae/semisupervised.py', ('xp.eye(c, dtype=x.dtype)[:, None, :]', 'xp.eye(c, dtype=x.dtype)[::-1][:, None, :]'),
+      ['tests/test_semisupervised.py'], "copy c of the batch decoded with another class's one-hot y: L(x, c) weighted by π of another class"),
+    M('m2-log-prior-y-sign', 'minivae/semisupervised.py', ('return log_px - kl.sum(axis=-1) - math.log(self.n_classes)', 'return log_px - kl.sum(axis=-1) + math.log(self.n_classes)'),
+      ['tests/test_semisupervised.py'], "log p(y) = +log C: the bound above log p(x, y)"),
+    M('m2-kl-added', 'minivae/semisupervised.py', ('return log_px - kl.sum(axis=-1) - math.log(self.n_classes)', 'return log_px + kl.sum(axis=-1) - math.log(self.n_classes)'),
+      ['tests/test_semisupervised.py'], "L(x, y) adds KL(q(z|x, y) ‖ p(z)) instead of subtracting it"),
+    M('m2-alpha-not-applied', 'minivae/semisupervised.py', ('return -(bound + self.alpha * log_q_y).mean()', 'return -(bound + log_q_y).mean()'),
+      ['tests/test_semisupervised.py'], "the labelled loss's classification term not weighted by α"),
+    M('m2-alpha-default-not-per-labelled-image', 'minivae/semisupervised.py', ('return ALPHA_FRACTION * n_data / n_labelled', 'return ALPHA_FRACTION * n_data'),
+      ['tests/test_semisupervised.py'], "α = 0.1·N on each labelled image's −log q(y|x), where the paper's 0.1·N weighs their mean (0.1·N/N_l an image)"),
+    M('m2-decoder-ignores-y', 'minivae/semisupervised.py', ('return _likelihood_of(self, self.decoder(ops.concatenate([y, z], axis=-1)))', 'return _likelihood_of(self, self.decoder(ops.concatenate([0 * y, z], axis=-1)))'),
+      ['tests/test_semisupervised.py'], "p(x|y, z) reads z alone: the class is not generated, conditional samples are not of their class"),
+    M('m2-one-noise-for-all-classes', 'minivae/semisupervised.py', ('            z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)', '            z, kl = ops.reparameterize_kl(loc, log_var, Tensor(rng.normal(loc.shape[-2:], loc.dtype, device=loc.device)))'),
+      ['tests/test_semisupervised.py'], "the enumerated classes share one draw ε (B, Z), not the rng's (C, B, Z) with row c for class c that the docstring and the eps= path promise (still unbiased, but no longer replayable by eps)"),
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
     M('vq-no-straight-through', 'minivae/vqvae.py', ('    z = z_e + (z_q - z_e).detach()\n', '    z = z_q\n'),

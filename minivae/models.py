@@ -20,8 +20,11 @@ with a sampled KL.
 
 The likelihood p(x|z) is chosen at construction too (``likelihood=``, all three models; recorded in the config,
 and a checkpoint without the entry is a Bernoulli model's): "bernoulli" (the default: binary pixels),
-"gaussian" (one learned scale), "continuous_bernoulli" (a density of grey levels in [0, 1]) or
-"discretized_logistic" (the probability of 8-bit grey levels k/255, a learned scale a pixel); see ``_likelihood_of``.
+"gaussian" (one learned scale), "continuous_bernoulli" (a density of grey levels in [0, 1]),
+"discretized_logistic" (the probability of 8-bit grey levels k/255, a learned scale a pixel), or for count data (a
+matrix of non-negative integers, rows = samples, as single-cell or bag-of-words counts) "poisson" (a rate e^out a
+feature) or "negative_binomial" (a mean e^out and a learned inverse dispersion θ a feature, scVI's); see
+``_likelihood_of``.
 
 ``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
@@ -34,8 +37,10 @@ import numpy
 from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
 from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, DiscretizedLogistic, Independent,
-                                   MixtureSameFamily, Normal, OneHotCategorical, kl_divergence)
-from minivae.distributions.distribution import LOG_2PI
+                                   MixtureSameFamily, NegativeBinomial, Normal, OneHotCategorical, Poisson,
+                                   kl_divergence)
+from minivae.distributions.distribution import LOG_2PI, checked_params
+from minivae.distributions.poisson import _not_a_count
 from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
@@ -161,13 +166,20 @@ def _log_q(eps, log_var):
     return (-0.5 * (eps * eps + log_var)).sum(axis=-1) - 0.5 * LOG_2PI * eps.shape[-1]
 
 
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")
+IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")
+COUNT_LIKELIHOODS = ("poisson", "negative_binomial")  # of counts 0, 1, 2, …: not images
+LIKELIHOODS = IMAGE_LIKELIHOODS + COUNT_LIKELIHOODS
 # likelihood="discretized_logistic": log s, the per-pixel log-scale, starts at −2 (s ≈ 0.14: a logistic of standard
 # deviation s·π/√3 ≈ 0.25 of the grey range, about the spread of Fashion-MNIST's pixels), not 0 (s = 1, wider than the
 # data): Adam moves a parameter about lr a step, so the start matters for hundreds of steps. Measured (the gaussian
 # model, 5000 Fashion-MNIST images, batches of 100, lr 1e-3), the validation ELBO after 3 epochs: −2298 nats from −2,
 # −2430 from −1, −2688 from −3, −2727 from 0; after 5: −2256 from −2, −2390 from −1
 DL_LOG_SCALE = -2.0
+# likelihood="negative_binomial": log θ, the per-feature log inverse dispersion, starts at 0 (θ = 1: variance μ + μ²,
+# a strongly over-dispersed start from which θ rises where the data are closer to Poisson); scVI draws it from N(0, 1)
+# (px_r), around the same point. A constant start draws nothing, so the networks' weights stay those of the Bernoulli
+# model of the same seed
+NB_LOG_THETA = 0.0
 
 
 def _likelihood_kind(likelihood):
@@ -180,12 +192,51 @@ def _likelihood_kind(likelihood):
 def _likelihood_parameters(model, likelihood, x_dim):
     """The likelihood's own parameters, made after the networks (so their weights are those of the Bernoulli model of
     the same seed): "gaussian" one log-scale for every pixel, ``log_scale`` (1,) at 0; "discretized_logistic" one a
-    pixel, ``log_scale`` (x_dim,) at DL_LOG_SCALE; the others none (the decoder gives all of p(x|z))."""
+    pixel, ``log_scale`` (x_dim,) at DL_LOG_SCALE; "negative_binomial" one log inverse dispersion a feature,
+    ``log_theta`` (x_dim,) at NB_LOG_THETA; the others none (the decoder gives all of p(x|z))."""
     model.likelihood_kind = likelihood
     if likelihood == "gaussian":
         model.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
     elif likelihood == "discretized_logistic":
         model.log_scale = Tensor(numpy.full(x_dim, DL_LOG_SCALE, numpy.float32), requires_grad=True)
+    elif likelihood == "negative_binomial":
+        model.log_theta = Tensor(numpy.full(x_dim, NB_LOG_THETA, numpy.float32), requires_grad=True)
+
+
+class LogRatePoisson(Poisson):
+    """Poisson(rate λ = e^η) given its log-rate η (a decoder's output): the likelihood="poisson" of the VAEs.
+
+    log_prob   k·η − e^η − lgamma(k + 1): the log-rate form of torch.nn.functional.poisson_nll_loss(log_input=True,
+               full=True)'s exact loss (with log k! itself, not Stirling's approximation); −∞ at a value that is no count,
+               as Poisson's. ∂/∂η = k − e^η
+    rate = e^η, so mean, variance, mode and sample are Poisson's.
+
+    Different from Poisson(rate=e^η).log_prob on purpose: k·η is η itself times k, not xlogy(k, e^η), so that where e^η
+    underflows (η below about −103 in float32) the log-probability of a count k > 0 stays k·η − 0, finite, with the
+    gradient k, instead of −∞ (and no gradient)."""
+
+    _params = ("rate", "log_rate")
+
+    def __init__(self, log_rate):
+        (log_rate,), _, _ = checked_params((log_rate,), ("log_rate",), "LogRatePoisson", positive=())
+        super().__init__(ops.exp(log_rate))
+        self.log_rate = log_rate
+
+    def log_prob(self, value):
+        value = self._value(value)
+        bad = _not_a_count(value)
+        k = ops.where(bad, 0.0, value)
+        return ops.where(bad, -math.inf, k * self.log_rate - self.rate - ops.lgamma(k + 1))
+
+    def __repr__(self):
+        return f"LogRatePoisson(batch_shape={self.batch_shape})"
+
+
+def _encoder_input(model, x):
+    """What the encoder (and an input-dependent baseline) reads of x: log(1 + x) under a count likelihood (scVI's
+    log_variational: counts span orders of magnitude, and a count of 500 into a layer made for values near 1 would
+    saturate it), x itself under the others. The likelihood scores x itself either way."""
+    return ops.log1p(x) if model.likelihood_kind in COUNT_LIKELIHOODS else x
 
 
 def _likelihood_of(model, out):
@@ -197,12 +248,22 @@ def _likelihood_of(model, out):
     "discretized_logistic"  DiscretizedLogistic(out, exp(log_scale), bins=256) of 8-bit grey levels k/255, a learned
                             scale a pixel (the decoder gives the locations; a scale of its own a pixel, rather than a
                             second decoder output, keeps the decoders, the convolutional one's single channel
-                            included, as they are, and no image can shrink its scales towards 0 on its own)"""
+                            included, as they are, and no image can shrink its scales towards 0 on its own)
+    "poisson"               LogRatePoisson(out): counts of rate λ = e^out a feature, log p = k·out − e^out − log k!
+    "negative_binomial"     NegativeBinomial(total_count=θ, logits=out − log θ), θ = exp(log_theta) a feature: counts of
+                            mean μ = e^out and variance μ + μ²/θ (the Gamma–Poisson mixture of scVI, Lopez et al. 2018,
+                            with its gene-wise inverse dispersion θ), log p = θ log(θ/(θ + μ)) + k log(μ/(θ + μ)) +
+                            lgamma(θ + k) − lgamma(θ) − log k!, torch's NegativeBinomial at r = θ, l = log μ − log θ"""
     kind = model.likelihood_kind
     if kind == "bernoulli":
         return Bernoulli(logits=out)
     if kind == "continuous_bernoulli":
         return ContinuousBernoulli(logits=out)
+    if kind == "poisson":
+        return LogRatePoisson(out)
+    if kind == "negative_binomial":
+        log_theta = ops.broadcast_to(model.log_theta, out.shape)
+        return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
     scale = ops.broadcast_to(ops.exp(model.log_scale), out.shape)
     return Normal(out, scale) if kind == "gaussian" else DiscretizedLogistic(out, scale)
 
@@ -320,11 +381,11 @@ class GaussianVAE(Module):
         self.to(device)
 
     def _encode(self, x):
-        return ops.split(self.encoder(x), [self.z_dim], axis=-1)  # μ and log σ²
+        return ops.split(self.encoder(_encoder_input(self, x)), [self.z_dim], axis=-1)  # μ and log σ²
 
     def _encode_flow(self, x):
         """μ, log σ² and the flows' parameters or context (the encoder's further outputs)."""
-        return ops.split(self.encoder(x), [self.z_dim, 2 * self.z_dim], axis=-1)
+        return ops.split(self.encoder(_encoder_input(self, x)), [self.z_dim, 2 * self.z_dim], axis=-1)
 
     def posterior(self, x):
         """N(μ(x), σ(x)²); with a flow, that diagonal Gaussian (an Independent of event_shape (Z,)) pushed through the
@@ -510,7 +571,7 @@ class _DiscreteVAE(Module):
         baseline = array_function(self._moving_average, signal)
         fit = None
         if self.baseline_net is not None:
-            predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
+            predicted = ops.reshape(self.baseline_net(_encoder_input(self, x)), x.shape[:-1])
             error = predicted - (signal - baseline)
             fit = 0.5 * error * error  # least squares for ψ
             fit = fit - fit.detach()
@@ -629,7 +690,7 @@ class CategoricalVAE(_DiscreteVAE):
                     channels, rng, device, likelihood)
 
     def _logits(self, x):
-        return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
+        return ops.reshape(self.encoder(_encoder_input(self, x)), x.shape[:-1] + (self.n_latent, self.n_categories))
 
     def posterior(self, x):
         return OneHotCategorical(logits=self._logits(x))
@@ -701,7 +762,7 @@ class BernoulliVAE(_DiscreteVAE):
                     likelihood)
 
     def posterior(self, x):
-        return Bernoulli(logits=self.encoder(x))
+        return Bernoulli(logits=self.encoder(_encoder_input(self, x)))
 
     @property
     def _latent_shape(self):

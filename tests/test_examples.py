@@ -16,6 +16,7 @@ EXAMPLES = {
     "rebar_eta.py": (["--smoke"], "mean variance of an entry"),
     "sequence_vae.py": (["--smoke"], "test ELBO"),
     "flow_posterior.py": (["--smoke"], "iaf ×4"),
+    "count_vae.py": (["--smoke"], "learned inverse dispersion θ"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"
                                         "memory the replays took from the system from the third step on: 0 blocks"),
 }

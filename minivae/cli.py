@@ -100,7 +100,7 @@ def _check_device(args):
     module_for_device(args.device)
 
 
-COUNT_LIKELIHOODS = ("poisson", "negative_binomial")  # models.COUNT_LIKELIHOODS
+COUNT_LIKELIHOODS = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")  # models.COUNT_LIKELIHOODS
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic") + COUNT_LIKELIHOODS  # models'
 
 
@@ -433,7 +433,7 @@ def build_parser():
     def data_args(p, limit):
         p.add_argument("--data", default="default",
                        help="'default' (embedded digits), a folder of .amat/IDX files, or one file (also a NumPy "
-                            ".npy/.npz matrix, rows the samples: counts for --likelihood poisson or negative_binomial)")
+                            ".npy/.npz matrix, rows the samples: counts for the count likelihoods)")
         p.add_argument("--limit", type=_positive_int, help=limit)
         p.add_argument("--grey-targets", action="store_true",
                        help="accept grey-level data as it is: the Bernoulli likelihood takes grey levels as soft targets "
@@ -449,8 +449,9 @@ def build_parser():
                         "of grey levels in [0, 1]), or discretized_logistic (8-bit grey levels k/255, a learned scale a "
                         "pixel; eval adds bits/dim); all these but bernoulli take grey levels as they are; for count "
                         "data (a .npy/.npz matrix of whole numbers >= 0, rows the samples, any width): poisson (a rate "
-                        "exp(decoder output) a feature) or negative_binomial (mean exp(decoder output), a learned inverse "
-                        "dispersion a feature, as scVI's); the encoder then reads log(1 + x)")
+                        "exp(decoder output) a feature), negative_binomial (mean exp(decoder output), a learned inverse "
+                        "dispersion a feature, as scVI's) or zero_inflated_negative_binomial (that and a learned dropout "
+                        "probability a feature: scVI's ZINB); the encoder then reads log(1 + x)")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")

@@ -210,7 +210,7 @@ def off_grid(x, levels=256):
     return ~((numpy.abs(y - k) <= tol) & (k >= 0) & (k <= top))
 
 
-COUNT_HINT = "count data takes --likelihood poisson or negative_binomial"
+COUNT_HINT = "count data takes --likelihood poisson, negative_binomial or zero_inflated_negative_binomial"
 
 
 def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None, levels=None, counts=False):
@@ -245,8 +245,8 @@ def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None, lev
             if bad.any():
                 raise DataFormatError(
                     f"{files[split]}: {int(bad.sum())} values are not counts 0, 1, 2, … (e.g. {float(x[bad][0])!r}): "
-                    "the poisson and negative_binomial likelihoods model whole numbers ≥ 0; for grey levels in [0, 1] "
-                    "use --likelihood gaussian or continuous_bernoulli")
+                    "the count likelihoods model whole numbers ≥ 0; for grey levels in [0, 1] use --likelihood gaussian "
+                    "or continuous_bernoulli")
         return
     for split, x in splits.items():
         low, high = float(x.min()), float(x.max())

@@ -39,7 +39,7 @@ from minivae._backend import device_constant, get_array_module, module_for_devic
 from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, DiscretizedLogistic, Independent,
                                    MixtureSameFamily, NegativeBinomial, Normal, OneHotCategorical, Poisson,
                                    kl_divergence)
-from minivae.distributions.distribution import LOG_2PI, checked_params
+from minivae.distributions.distribution import LOG_2PI, checked_params, logits_from
 from minivae.distributions.poisson import _not_a_count
 from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
@@ -47,6 +47,7 @@ from minivae.estimators import rebar, rebar_parts, score_function, vimco_surroga
 from minivae.flows import FLOWS, FlowStack
 from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
+from minivae.random import resolve
 from minivae.ops.softmax import check_temperature
 
 
@@ -167,7 +168,7 @@ def _log_q(eps, log_var):
 
 
 IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")
-COUNT_LIKELIHOODS = ("poisson", "negative_binomial")  # of counts 0, 1, 2, …: not images
+COUNT_LIKELIHOODS = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")  # of counts 0, 1, 2, …
 LIKELIHOODS = IMAGE_LIKELIHOODS + COUNT_LIKELIHOODS
 # likelihood="discretized_logistic": log s, the per-pixel log-scale, starts at −2 (s ≈ 0.14: a logistic of standard
 # deviation s·π/√3 ≈ 0.25 of the grey range, about the spread of Fashion-MNIST's pixels), not 0 (s = 1, wider than the
@@ -180,6 +181,10 @@ DL_LOG_SCALE = -2.0
 # (px_r), around the same point. A constant start draws nothing, so the networks' weights stay those of the Bernoulli
 # model of the same seed
 NB_LOG_THETA = 0.0
+# likelihood="zero_inflated_negative_binomial": the per-feature dropout logit starts at −2 (π = σ(−2) ≈ 0.12 of
+# structural zeros), not 0 (half of every feature's counts taken for dropouts from the first step, the NB part then
+# trained on the other half's weight)
+ZINB_GATE_LOGIT = -2.0
 
 
 def _likelihood_kind(likelihood):
@@ -193,14 +198,17 @@ def _likelihood_parameters(model, likelihood, x_dim):
     """The likelihood's own parameters, made after the networks (so their weights are those of the Bernoulli model of
     the same seed): "gaussian" one log-scale for every pixel, ``log_scale`` (1,) at 0; "discretized_logistic" one a
     pixel, ``log_scale`` (x_dim,) at DL_LOG_SCALE; "negative_binomial" one log inverse dispersion a feature,
-    ``log_theta`` (x_dim,) at NB_LOG_THETA; the others none (the decoder gives all of p(x|z))."""
+    ``log_theta`` (x_dim,) at NB_LOG_THETA, and "zero_inflated_negative_binomial" with it a dropout logit a feature,
+    ``gate_logits`` (x_dim,) at ZINB_GATE_LOGIT; the others none (the decoder gives all of p(x|z))."""
     model.likelihood_kind = likelihood
     if likelihood == "gaussian":
         model.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
     elif likelihood == "discretized_logistic":
         model.log_scale = Tensor(numpy.full(x_dim, DL_LOG_SCALE, numpy.float32), requires_grad=True)
-    elif likelihood == "negative_binomial":
+    elif likelihood in ("negative_binomial", "zero_inflated_negative_binomial"):
         model.log_theta = Tensor(numpy.full(x_dim, NB_LOG_THETA, numpy.float32), requires_grad=True)
+        if likelihood == "zero_inflated_negative_binomial":
+            model.gate_logits = Tensor(numpy.full(x_dim, ZINB_GATE_LOGIT, numpy.float32), requires_grad=True)
 
 
 class LogRatePoisson(Poisson):
@@ -232,6 +240,78 @@ class LogRatePoisson(Poisson):
         return f"LogRatePoisson(batch_shape={self.batch_shape})"
 
 
+class ZeroInflatedNegativeBinomial(NegativeBinomial):
+    """ZeroInflatedNegativeBinomial(total_count r, probs p | logits l, gate π | gate_logits g): with probability
+    π = σ(g) a structural zero ("dropout"), else a NegativeBinomial(r, l) count, as Pyro's
+    pyro.distributions.ZeroInflatedNegativeBinomial (and scVI's ZINB, at r = θ, l = log μ − log θ, g its dropout
+    logit). Give exactly one of ``gate`` (in [0, 1]) and ``gate_logits``.
+
+    log_prob   k = 0: log(π + (1 − π)·NB(0)) = logaddexp(−softplus(−g), −softplus(g) + r·log σ(−l))
+               k > 0: log(1 − π) + log NB(k) = −softplus(g) + NegativeBinomial.log_prob(k)
+               (scVI's log_zinb_positive, without its ε: exact at every θ, μ > 0, and NB's own at g = −∞); −∞ at a
+               value that is no count
+    mean (1 − π)·NB mean;  variance (1 − π)·(NB mean² + NB variance) − mean² (Pyro's)
+    sample     the NB draw (NegativeBinomial.sample), then 0 where a uniform of ``rng`` falls below π; no gradient
+    mode       0 where P(0) ≥ (1 − π)·NB(NB mode), else the NB mode
+    """
+
+    _params = ("total_count", "logits", "_probs", "gate_logits", "_gate")
+
+    def __init__(self, total_count, probs=None, logits=None, gate=None, gate_logits=None):
+        super().__init__(total_count, probs=probs, logits=logits)
+        if (gate is None) == (gate_logits is None):
+            raise ValueError("ZeroInflatedNegativeBinomial: give exactly one of gate and gate_logits")
+        # a gate given: clamped to [ε, 1 − ε] and made logits, as Bernoulli's probs (torch's probs_to_logits)
+        gate_logits, self._gate = logits_from(gate, gate_logits, "ZeroInflatedNegativeBinomial", binary=True)
+        (self.gate_logits,), shape, dtype = checked_params((gate_logits,), ("gate_logits",),
+                                                           "ZeroInflatedNegativeBinomial", positive=())
+        self.batch_shape = numpy.broadcast_shapes(tuple(self.batch_shape), shape)
+        self._dtype = numpy.result_type(self._dtype, dtype)
+
+    @property
+    def gate(self):
+        return ops.sigmoid(self.gate_logits) if self._gate is None else self._gate
+
+    @property
+    def mean(self):
+        return self._batch(ops.sigmoid(-self.gate_logits) * super().mean)
+
+    @property
+    def variance(self):
+        nb_mean, keep = super().mean, ops.sigmoid(-self.gate_logits)
+        nb_variance = nb_mean / ops.sigmoid(-self.logits)  # (NegativeBinomial.variance would read this class's mean)
+        mean = keep * nb_mean
+        return self._batch(keep * (nb_mean * nb_mean + nb_variance) - mean * mean)
+
+    @property
+    def mode(self):
+        nb_mode = NegativeBinomial(self.total_count, logits=self.logits).mode
+        zero = self.log_prob(0.0) >= self.log_prob(nb_mode)
+        return self._batch(ops.where(zero, 0.0, nb_mode))
+
+    def sample(self, sample_shape=(), rng=None):
+        """NegativeBinomial.sample's counts (2·n Philox blocks of ``rng``), then n uniforms of ``rng`` in float64, the
+        count kept where u ≥ π; n = prod(shape)."""
+        rng = resolve(rng)
+        with no_grad():
+            counts = super().sample(sample_shape, rng=rng)
+            u = Tensor(rng.uniform(counts.shape, numpy.float64, device=counts.device))
+            return ops.where(u < ops.broadcast_to(self.gate, counts.shape), 0.0, counts)
+
+    def log_prob(self, value):
+        value = self._value(value)
+        bad = _not_a_count(value)
+        k = ops.where(bad, 0.0, value)
+        g = self.gate_logits
+        log_keep = -ops.softplus(g)  # log(1 − π)
+        at_zero = ops.logaddexp(-ops.softplus(-g), log_keep - self.total_count * ops.softplus(self.logits))
+        above = super().log_prob(k) + log_keep
+        return ops.where(bad, -math.inf, ops.where(k == 0, at_zero, above))
+
+    def __repr__(self):
+        return f"ZeroInflatedNegativeBinomial(batch_shape={self.batch_shape})"
+
+
 def _encoder_input(model, x):
     """What the encoder (and an input-dependent baseline) reads of x: log(1 + x) under a count likelihood (scVI's
     log_variational: counts span orders of magnitude, and a count of 500 into a layer made for values near 1 would
@@ -253,7 +333,12 @@ def _likelihood_of(model, out):
     "negative_binomial"     NegativeBinomial(total_count=θ, logits=out − log θ), θ = exp(log_theta) a feature: counts of
                             mean μ = e^out and variance μ + μ²/θ (the Gamma–Poisson mixture of scVI, Lopez et al. 2018,
                             with its gene-wise inverse dispersion θ), log p = θ log(θ/(θ + μ)) + k log(μ/(θ + μ)) +
-                            lgamma(θ + k) − lgamma(θ) − log k!, torch's NegativeBinomial at r = θ, l = log μ − log θ"""
+                            lgamma(θ + k) − lgamma(θ) − log k!, torch's NegativeBinomial at r = θ, l = log μ − log θ
+    "zero_inflated_negative_binomial"
+                            ZeroInflatedNegativeBinomial(θ, logits=out − log θ, gate_logits=gate_logits): that NB, and
+                            with probability π = σ(gate_logits), one learned logit a feature, a structural zero
+                            (scVI's ZINB; its dropout logit is a decoder output, here a parameter of each feature, which
+                            keeps the decoders as they are)"""
     kind = model.likelihood_kind
     if kind == "bernoulli":
         return Bernoulli(logits=out)
@@ -261,9 +346,12 @@ def _likelihood_of(model, out):
         return ContinuousBernoulli(logits=out)
     if kind == "poisson":
         return LogRatePoisson(out)
-    if kind == "negative_binomial":
+    if kind in ("negative_binomial", "zero_inflated_negative_binomial"):
         log_theta = ops.broadcast_to(model.log_theta, out.shape)
-        return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
+        if kind == "negative_binomial":
+            return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
+        return ZeroInflatedNegativeBinomial(ops.exp(log_theta), logits=out - log_theta,
+                                            gate_logits=ops.broadcast_to(model.gate_logits, out.shape))
     scale = ops.broadcast_to(ops.exp(model.log_scale), out.shape)
     return Normal(out, scale) if kind == "gaussian" else DiscretizedLogistic(out, scale)
 

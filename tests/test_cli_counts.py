@@ -1,6 +1,7 @@
-"""minivae train/eval with --likelihood poisson and negative_binomial on a .npy count matrix of 7 features (no square:
-no pictures, and no crash for want of them), eval's numbers recomputed from the checkpoint, --resume continuing a run
-exactly (log θ and its optimizer state included), and bad count data or commands refused in one line."""
+"""minivae train/eval with --likelihood poisson, negative_binomial and zero_inflated_negative_binomial on a .npy count
+matrix of 7 features (no square: no pictures, and no crash for want of them), eval's numbers recomputed from the
+checkpoint, --resume continuing a run exactly (log θ and its optimizer state included), and bad count data or commands
+refused in one line."""
 import re
 
 import numpy as np
@@ -33,7 +34,7 @@ def counts(tmp_path):
     return tmp_path / "counts.npy"
 
 
-@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial", "zero_inflated_negative_binomial"])
 def test_train_and_eval_a_count_model(counts, tmp_path, capsys, likelihood):
     out = tmp_path / "run"
     assert run("train", "--data", counts, "--likelihood", likelihood, *TINY, "--epochs", 2, "--out", out) == 0
@@ -79,9 +80,10 @@ def test_bad_count_data_and_commands_are_refused_in_one_line(counts, tmp_path, c
     cases = [
         (["negative.npy", "--likelihood", "poisson"], "values are not counts 0, 1, 2, … (e.g. -1.0)"),
         (["fraction.npy", "--likelihood", "negative_binomial"], "values are not counts 0, 1, 2, … (e.g. 0.5)"),
-        (["counts.npy"], "7 pixels an image, not a square image (count data takes --likelihood poisson or "
-                         "negative_binomial)"),
-        (["square.npy"], "not grey levels in [0, 1]: count data takes --likelihood poisson or negative_binomial"),
+        (["counts.npy"], "7 pixels an image, not a square image (count data takes --likelihood poisson, "
+                         "negative_binomial or zero_inflated_negative_binomial)"),
+        (["square.npy"], "not grey levels in [0, 1]: count data takes --likelihood poisson, negative_binomial or "
+                          "zero_inflated_negative_binomial"),
         (["square.npy", "--likelihood", "discretized_logistic"], "count data takes --likelihood poisson"),
         (["counts.npy", "--likelihood", "poisson", "--dynamic-binarization"],
          "--dynamic-binarization is for the Bernoulli likelihood: the poisson likelihood takes counts 0, 1, 2, … as "

@@ -23,6 +23,8 @@ CASES = {
                                                              rng=Generator(0), device=device),
     "categorical-negative_binomial": lambda device: CategoricalVAE(X_DIM, (8,), 3, 4, likelihood="negative_binomial",
                                                                    rng=Generator(0), device=device),
+    "gaussian-zero_inflated_negative_binomial": lambda device: GaussianVAE(
+        X_DIM, (8,), 3, likelihood="zero_inflated_negative_binomial", rng=Generator(0), device=device),
     "bernoulli-reinforce+nvil-poisson": lambda device: BernoulliVAE(X_DIM, (8,), 5, estimator="reinforce",
                                                                     baseline_hidden=5, likelihood="poisson",
                                                                     rng=Generator(0), device=device),
@@ -47,12 +49,15 @@ def test_count_training_steps_match_the_cpu_and_copy_nothing_back(name, monkeypa
     assert model.device == "cuda" and np.isfinite(losses).all()
     if "negative_binomial" in name:
         assert isinstance(model.log_theta.data, StrictArray) and "log_theta" in expected
+    if "zero_inflated" in name:
+        assert isinstance(model.gate_logits.data, StrictArray) and "gate_logits" in expected
     np.testing.assert_array_equal(np.array(losses), np.array(expected_losses))
     for n in expected:
         np.testing.assert_array_equal(params[n], expected[n], err_msg=n)
 
 
-@pytest.mark.parametrize("name", ["gaussian-poisson", "gaussian-negative_binomial"])
+@pytest.mark.parametrize("name", ["gaussian-poisson", "gaussian-negative_binomial",
+                                  "gaussian-zero_inflated_negative_binomial"])
 def test_count_eval_stays_on_the_device(name):
     def run(device):
         model, x, rng = CASES[name](device), mv.tensor(COUNTS[:5], device=device), Generator(9)

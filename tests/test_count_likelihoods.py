@@ -1,8 +1,9 @@
-"""likelihood="poisson" and "negative_binomial" on the three VAEs: log p(x|z) against the pmfs written out with
-math.lgamma (and torch's distributions where torch is installed), each pmf summing to 1 with the mean and variance it
-promises (exact enumeration), a float64 gradcheck of the loss, training on counts drawn from known Poisson and
-negative-binomial models lowers the loss and moves the learned dispersion towards the truth, checkpoints carry
-log_theta, the encoder reads log(1 + x), and .npy/.npz count files load with their values checked."""
+"""likelihood="poisson", "negative_binomial" and "zero_inflated_negative_binomial" on the three VAEs: log p(x|z) against
+the pmfs written out with math.lgamma (and torch's distributions where torch is installed), each pmf summing to 1 with
+the mean and variance it promises (exact enumeration), a float64 gradcheck of the loss, training on counts drawn from
+known Poisson and negative-binomial models lowers the loss and moves the learned dispersion (and dropout) towards the
+truth, checkpoints carry log_theta (and gate_logits), the encoder reads log(1 + x), and .npy/.npz count files load with
+their values checked."""
 import json
 import math
 
@@ -13,7 +14,8 @@ import minivae as mv
 from minivae import objectives
 from minivae.data import DataFormatError, check_splits, load_array, load_splits
 from minivae.distributions import NegativeBinomial, Poisson
-from minivae.models import COUNT_LIKELIHOODS, BernoulliVAE, CategoricalVAE, GaussianVAE, LogRatePoisson
+from minivae.models import (COUNT_LIKELIHOODS, BernoulliVAE, CategoricalVAE, GaussianVAE, LogRatePoisson,
+                            ZeroInflatedNegativeBinomial)
 from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.training import load_checkpoint, save_checkpoint
@@ -51,6 +53,16 @@ def _nb_log_pmf(k, log_mu, log_theta):
             + k * (log_mu - log_sum))
 
 
+def _zinb_log_pmf(k, log_mu, log_theta, gate_logit):
+    """π·[k = 0] + (1 − π)·NB(k), π = 1/(1 + e^{−g}), in logs."""
+    log_pi, log_keep = -math.log1p(math.exp(-gate_logit)), -math.log1p(math.exp(gate_logit))
+    nb = _nb_log_pmf(k, log_mu, log_theta)
+    if k > 0:
+        return log_keep + nb
+    top = max(log_pi, log_keep + nb)
+    return top + math.log(math.exp(log_pi - top) + math.exp(log_keep + nb - top))
+
+
 def _decoded(vae, n, seed=1):
     """(p(x|z), the decoder's output) at n draws z ~ p(z)."""
     z = vae.prior().sample((n,), rng=Generator(seed))
@@ -62,8 +74,10 @@ def _decoded(vae, n, seed=1):
 @pytest.mark.parametrize("likelihood", COUNT_LIKELIHOODS)
 def test_log_likelihood_of_each_model_is_the_pmf(model, likelihood):
     vae = MODELS[model](likelihood).double()
-    if likelihood == "negative_binomial":  # θ of each feature its own, from 0.05 to 20
+    if likelihood != "poisson":  # θ of each feature its own, from 0.05 to 20; π from 0.02 to 0.95
         vae.log_theta.data = np.linspace(math.log(0.05), math.log(20.0), X_DIM)
+    if likelihood == "zero_inflated_negative_binomial":
+        vae.gate_logits.data = np.linspace(-4.0, 3.0, X_DIM)
     x = nb_counts(3, 0.5, seed=2).astype(np.float64)
     x[0, :3] = (0, 1, 250)
     with mv.no_grad():
@@ -73,10 +87,15 @@ def test_log_likelihood_of_each_model_is_the_pmf(model, likelihood):
     for b in range(3):
         for j in range(X_DIM):
             k, o = float(x[b, j]), float(out[b, j])
-            expected = _poisson_log_pmf(k, o) if likelihood == "poisson" else \
-                _nb_log_pmf(k, o, float(vae.log_theta.data[j]))
+            if likelihood == "poisson":
+                expected = _poisson_log_pmf(k, o)
+            elif likelihood == "negative_binomial":
+                expected = _nb_log_pmf(k, o, float(vae.log_theta.data[j]))
+            else:
+                expected = _zinb_log_pmf(k, o, float(vae.log_theta.data[j]), float(vae.gate_logits.data[j]))
             assert got[b, j] == pytest.approx(expected, rel=1e-12, abs=1e-12), (b, j)
-    np.testing.assert_allclose(mean, np.exp(out), rtol=1e-12)  # the mean e^out of both
+    keep = 1 / (1 + np.exp(vae.gate_logits.data)) if likelihood == "zero_inflated_negative_binomial" else 1.0
+    np.testing.assert_allclose(mean, keep * np.exp(out), rtol=1e-12)  # the mean e^out (less the dropouts)
 
 
 def test_count_log_likelihoods_against_torch():
@@ -97,25 +116,44 @@ def test_count_log_likelihoods_against_torch():
     nll = torch.nn.functional.poisson_nll_loss(t(out_p), t(x), log_input=True, full=False, reduction="none").numpy()
     lgk = np.vectorize(math.lgamma)(x + 1)
     np.testing.assert_allclose(got_p, -nll - lgk, rtol=1e-12)
+    # ZINB: torch has none; the mixture π·[k = 0] + (1 − π)·NB(k) of torch's NB
+    vae_z = MODELS["gaussian"]("zero_inflated_negative_binomial").double()
+    vae_z.log_theta.data, vae_z.gate_logits.data = vae_nb.log_theta.data, np.linspace(-3.0, 2.0, X_DIM)
+    with mv.no_grad():
+        zinb, out_z = _decoded(vae_z, 4)
+        got_z = zinb.log_prob(mv.tensor(x)).numpy()
+    nb_z = torch.distributions.NegativeBinomial(torch.exp(log_theta), logits=t(out_z) - log_theta).log_prob(t(x))
+    pi = torch.sigmoid(t(vae_z.gate_logits.data))
+    expected_z = torch.log(pi * (t(x) == 0) + (1 - pi) * torch.exp(nb_z))
+    np.testing.assert_allclose(got_z, expected_z.numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("log_mu, log_theta", [(0.0, 0.0), (2.0, -2.0), (-1.0, 3.0), (3.0, 1.0)])
 def test_each_pmf_sums_to_one_with_its_mean_and_variance(log_mu, log_theta):
     """Σ_k p(k) over k = 0 … K (K far in the tail) is 1, Σ k·p(k) = μ and Σ (k − μ)²·p(k) = μ + μ²/θ (Poisson: μ):
-    the log Γ terms are all there, and θ is the inverse dispersion of scVI's parametrisation."""
-    vae = MODELS["gaussian"]("negative_binomial").double()
-    vae.log_theta.data = np.full(X_DIM, log_theta)
+    the log Γ terms are all there, and θ is the inverse dispersion of scVI's parametrisation. The ZINB of dropout π:
+    mean (1 − π)μ, E X² = (1 − π)(μ² + μ + μ²/θ)."""
+    vae = MODELS["gaussian"]("zero_inflated_negative_binomial").double()
+    vae.log_theta.data, vae.gate_logits.data = np.full(X_DIM, log_theta), np.full(X_DIM, -0.5)
+    keep = 1 / (1 + math.exp(-0.5))
     k = np.arange(6000, dtype=np.float64)[:, None]  # NB(μ = 20, θ = e⁻²): P(k ≥ 6000) < 10⁻¹⁸
     out = mv.tensor(np.full((1, X_DIM), log_mu))
     mu, theta = math.exp(log_mu), math.exp(log_theta)
     from minivae.models import _likelihood_of
-    for kind, variance in (("negative_binomial", mu + mu * mu / theta), ("poisson", mu)):
+    nb_variance = mu + mu * mu / theta
+    zi_mean = keep * mu
+    for kind, mean, variance in (("negative_binomial", mu, nb_variance), ("poisson", mu, mu),
+                                 ("zero_inflated_negative_binomial", zi_mean,
+                                  keep * (mu * mu + nb_variance) - zi_mean * zi_mean)):
         vae.likelihood_kind = kind
         with mv.no_grad():
-            pmf = np.exp(_likelihood_of(vae, out).log_prob(mv.tensor(k)).numpy()[:, 0])
+            p = _likelihood_of(vae, out)
+            pmf = np.exp(p.log_prob(mv.tensor(k)).numpy()[:, 0])
+            assert p.mean.numpy()[0, 0] == pytest.approx(mean, rel=1e-12)
+            assert p.variance.numpy()[0, 0] == pytest.approx(variance, rel=1e-12)
         assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
-        assert (k[:, 0] * pmf).sum() == pytest.approx(mu, rel=1e-10)
-        assert (((k[:, 0] - mu) ** 2) * pmf).sum() == pytest.approx(variance, rel=1e-9)
+        assert (k[:, 0] * pmf).sum() == pytest.approx(mean, rel=1e-10)
+        assert (((k[:, 0] - mean) ** 2) * pmf).sum() == pytest.approx(variance, rel=1e-9)
 
 
 def test_log_rate_poisson_stays_finite_where_the_rate_underflows():
@@ -132,13 +170,15 @@ def test_log_rate_poisson_stays_finite_where_the_rate_underflows():
 
 
 @pytest.mark.parametrize("model, likelihood", [("gaussian", "poisson"), ("gaussian", "negative_binomial"),
-                                               ("bernoulli", "negative_binomial")])
+                                               ("bernoulli", "negative_binomial"),
+                                               ("gaussian", "zero_inflated_negative_binomial")])
 def test_loss_gradcheck_with_fixed_noise(model, likelihood):
     vae = {"gaussian": lambda: GaussianVAE(4, (3,), 2, likelihood=likelihood, activation="tanh", rng=Generator(0)),
            "bernoulli": lambda: BernoulliVAE(4, (), 2, likelihood=likelihood, rng=Generator(0))}[model]()
     x = mv.tensor(np.array([[0, 3, 1, 7], [2, 0, 12, 1]], np.float64))
     names = [n for n, _ in vae.named_parameters()]
-    assert ("log_theta" in names) == (likelihood == "negative_binomial")
+    assert ("log_theta" in names) == (likelihood != "poisson")
+    assert ("gate_logits" in names) == (likelihood == "zero_inflated_negative_binomial")
     assert mv.gradcheck(lambda *ps: _rebind(vae, ps, x), [p.data.astype(np.float64) for p in vae.parameters()])
 
 
@@ -188,9 +228,12 @@ def test_adam_steps_lower_the_loss_on_counts_and_the_checkpoint_round_trips(mode
     loaded, arrays = load_checkpoint(tmp_path / "c.npz")
     assert json.loads(str(arrays["meta/config"]))["likelihood"] == likelihood
     assert loaded.likelihood_kind == likelihood and loaded.config == vae.config
-    if likelihood == "negative_binomial":
+    if likelihood != "poisson":
         assert np.all(vae.log_theta.data != 0)  # trained, then restored
         np.testing.assert_array_equal(loaded.log_theta.data, vae.log_theta.data)
+    if likelihood == "zero_inflated_negative_binomial":
+        assert np.all(vae.gate_logits.data != -2)
+        np.testing.assert_array_equal(loaded.gate_logits.data, vae.gate_logits.data)
     for (name, p), (_, q) in zip(vae.named_parameters(), loaded.named_parameters()):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
     with mv.no_grad():
@@ -221,11 +264,65 @@ def test_the_learned_dispersion_moves_towards_the_truth(theta):
         assert log_theta.mean() > 1.0 and log_theta.min() > 0.2, log_theta
 
 
+@pytest.mark.parametrize("pi", [0.4, 0.0])
+def test_the_learned_dropout_moves_towards_the_truth(pi):
+    """ZINB(μ_j, θ = 2, π) counts: from π = σ(−2) ≈ 0.12, 120 Adam steps raise the mean learned π towards 0.4
+    (measured over 3 seeds: 0.24) or lower it towards 0 (0.024 … 0.025)."""
+    mu = np.exp(np.linspace(0.5, 2.5, 20))
+    d = ZeroInflatedNegativeBinomial(np.full((200, 20), 2.0), logits=np.log(mu) - math.log(2.0),
+                                     gate=np.full((200, 20), pi))
+    x = d.sample(rng=Generator(7)).numpy().astype(np.float32)
+    vae = GaussianVAE(20, (16,), 2, likelihood="zero_inflated_negative_binomial", rng=Generator(0))
+    optimizer, rng = Adam(vae.parameters(), lr=3e-2), Generator(1)
+    for step in range(120):
+        loss = vae.loss(mv.tensor(x[(step % 4) * 50:(step % 4 + 1) * 50]), rng)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    gate = 1 / (1 + np.exp(-vae.gate_logits.numpy()))
+    assert (gate.mean() > 0.2) if pi else (gate.mean() < 0.06), gate
+
+
+def test_zinb_samples_zeros_as_often_as_its_pmf_says():
+    """The fraction of zeros in n = 20000 draws is P(0) = π + (1 − π)(θ/(θ + μ))^θ to within 5 standard errors
+    (a false failure once in 10⁶ seeds); the mean of the draws within 5 of theirs."""
+    n, theta, mu, pi = 20_000, 2.0, math.exp(1.2), 0.3
+    d = ZeroInflatedNegativeBinomial(np.full(n, theta), logits=np.full(n, 1.2 - math.log(theta)), gate=np.full(n, pi))
+    draws = d.sample(rng=Generator(21)).numpy()
+    p0 = pi + (1 - pi) * (theta / (theta + mu)) ** theta
+    assert abs((draws == 0).mean() - p0) < 5 * math.sqrt(p0 * (1 - p0) / n)
+    mean, variance = (1 - pi) * mu, (1 - pi) * (mu * mu + mu + mu * mu / theta) - ((1 - pi) * mu) ** 2
+    assert abs(draws.mean() - mean) < 5 * math.sqrt(variance / n)
+    assert np.all(draws == np.floor(draws)) and draws.min() >= 0
+
+
+def test_zinb_takes_one_of_gate_and_gate_logits():
+    for kw in ({}, {"gate": 0.5, "gate_logits": 0.0}):
+        with pytest.raises(ValueError, match="exactly one of gate and gate_logits"):
+            ZeroInflatedNegativeBinomial(2.0, logits=0.0, **kw)
+    assert ZeroInflatedNegativeBinomial(2.0, logits=0.0, gate=0.25).gate.item() == pytest.approx(0.25, rel=1e-7)
+
+
+def test_zinb_without_dropouts_is_the_negative_binomial():
+    """gate_logits −∞ (no dropout) gives NB's log_prob, zeros included (log(π + (1 − π)·NB(0)) not ∞ − ∞), with a
+    gradient 0 in the gate; gate = 0 (clamped to ε, as torch's probs) within ε of it."""
+    k = np.array([0.0, 0.0, 3.0, 40.0])
+    r, l = np.array([2.0, 0.1, 2.0, 5.0]), np.array([0.3, -2.0, 0.3, 2.0])
+    g = mv.tensor(np.full(4, -np.inf), requires_grad=True)
+    got = ZeroInflatedNegativeBinomial(r, logits=l, gate_logits=g).log_prob(k)
+    nb = NegativeBinomial(r, logits=l).log_prob(k).numpy()
+    np.testing.assert_allclose(got.numpy(), nb, rtol=1e-13)  # (NB's lgamma(r) − lgamma(r) rounds at k = 0)
+    got.sum().backward()
+    np.testing.assert_array_equal(g.grad, np.zeros(4))
+    at_zero = ZeroInflatedNegativeBinomial(r, logits=l, gate=np.zeros(4)).log_prob(k).numpy()
+    np.testing.assert_allclose(at_zero, nb, rtol=0, atol=1e-14)
+
+
 def test_nb_fits_over_dispersed_counts_better_than_poisson():
     """On NB(θ = 0.5) counts the NB model's validation ELBO is far above the Poisson model's after the same training."""
     x, valid = nb_counts(200, 0.5, seed=8), mv.tensor(nb_counts(100, 0.5, seed=9))
     elbo = {}
-    for likelihood in COUNT_LIKELIHOODS:
+    for likelihood in ("poisson", "negative_binomial"):
         vae = GaussianVAE(X_DIM, (16,), 2, likelihood=likelihood, rng=Generator(0))
         optimizer, rng = Adam(vae.parameters(), lr=2e-2), Generator(1)
         for step in range(80):
@@ -289,7 +386,7 @@ def test_check_splits_refuses_what_is_no_count_and_points_counts_to_the_count_li
             check_splits({"train": bad}, files, counts=True)
     counts = np.array([[0, 3, 1, 9]], np.float32)  # a square width: an image likelihood reads the range
     with pytest.raises(DataFormatError, match=r"values from 0 to 9, not grey levels in \[0, 1\]: count data takes "
-                                              "--likelihood poisson or negative_binomial"):
+                                              "--likelihood poisson, negative_binomial or zero_inflated"):
         check_splits({"train": counts}, files, binary=True)
     with pytest.raises(DataFormatError, match=r"3 pixels an image, not a square image \(count data takes"):
         check_splits({"train": counts[:, :3]}, files)

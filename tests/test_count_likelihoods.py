@@ -392,3 +392,19 @@ def test_check_splits_refuses_what_is_no_count_and_points_counts_to_the_count_li
         check_splits({"train": counts[:, :3]}, files)
     with pytest.raises(DataFormatError, match=r"values from -1 to 1, not grey levels in \[0, 1\]: images are grey"):
         check_splits({"train": np.array([[-1.0, 1.0, 0.5, 0.0]], np.float32)}, files)
+
+
+def test_train_skips_the_pictures_of_rows_that_are_no_square_images(tmp_path):
+    """train() on rows of 6 grey levels (the Python API: check_splits is the CLI's) ends with its checkpoint and says why
+    it drew no pictures, where write_pictures's image_grid raised ValueError after the last epoch; counts likewise."""
+    rng, said = np.random.default_rng(0), []
+    data = {"train": rng.random((20, 6)).astype(np.float32), "valid": rng.random((5, 6)).astype(np.float32)}
+    from minivae.training import train
+    train(GaussianVAE(6, (4,), 2, likelihood="gaussian", rng=Generator(0)), data, tmp_path / "grey", epochs=1,
+          batch_size=10, lr=1e-2, seed=0, log=said.append)
+    assert said[-1].endswith("metrics.csv (no pictures: 6 values a row are no square image)")
+    counts = {"train": nb_counts(20, 0.5, seed=1)[:, :4], "valid": nb_counts(5, 0.5, seed=2)[:, :4]}
+    train(GaussianVAE(4, (4,), 2, likelihood="poisson", rng=Generator(0)), counts, tmp_path / "counts", epochs=1,
+          batch_size=10, lr=1e-2, seed=0, log=said.append)
+    assert said[-1].endswith("metrics.csv (no pictures: the poisson likelihood models counts, not images)")
+    assert sorted(p.name for p in (tmp_path / "counts").iterdir()) == ["checkpoint.npz", "metrics.csv"]

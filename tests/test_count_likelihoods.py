@@ -408,3 +408,17 @@ def test_train_skips_the_pictures_of_rows_that_are_no_square_images(tmp_path):
           batch_size=10, lr=1e-2, seed=0, log=said.append)
     assert said[-1].endswith("metrics.csv (no pictures: the poisson likelihood models counts, not images)")
     assert sorted(p.name for p in (tmp_path / "counts").iterdir()) == ["checkpoint.npz", "metrics.csv"]
+
+
+@pytest.mark.parametrize("likelihood", COUNT_LIKELIHOODS)
+def test_a_step_plan_trains_the_count_likelihoods_as_the_eager_steps(likelihood, tmp_path):
+    from minivae.training import train
+    data = {"train": nb_counts(40, 0.5, seed=13), "valid": nb_counts(10, 0.5, seed=14)}
+    runs = []
+    for graph in (False, True):
+        vae = MODELS["gaussian"](likelihood)
+        train(vae, data, tmp_path / f"{likelihood}-{graph}", epochs=2, batch_size=10, lr=1e-2, seed=3, graph=graph,
+              log=lambda *a: None)
+        runs.append(vae)
+    for (name, p), (_, q) in zip(runs[0].named_parameters(), runs[1].named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)

@@ -6,6 +6,7 @@ import gzip
 import math
 import numbers
 import os
+import zipfile
 import zlib
 from importlib import resources
 
@@ -139,8 +140,8 @@ def _matrix(x, path):
         raise DataFormatError(f"{path}: {int((~numpy.isfinite(x)).sum())} values are NaN or infinite")
     big = numpy.abs(x.astype(numpy.float64)) > FLOAT32_EXACT
     if big.any():
-        raise DataFormatError(f"{path}: values up to {x.flat[int(numpy.argmax(big))]!r}, beyond 2^24 = {FLOAT32_EXACT}, "
-                              "which float32 does not hold exactly")
+        raise DataFormatError(f"{path}: {int(big.sum())} values beyond 2^24 = {FLOAT32_EXACT} (e.g. "
+                              f"{x.flat[int(numpy.argmax(big))].item()!r}), which float32 does not hold exactly")
     return x.astype(numpy.float32)
 
 
@@ -157,27 +158,28 @@ def load_array(path):
         raise DataFormatError(f"no such data file: {path}") from None
     except IsADirectoryError:
         raise DataFormatError(f"{path} is a folder, not a data file") from None
-    except (ValueError, OSError, EOFError) as e:  # a pickled object array, or not a NumPy file at all
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # a pickled array, or no NumPy file at all
         raise DataFormatError(f"{path}: not a NumPy array file of numbers ({e})") from None
     if isinstance(loaded, numpy.ndarray):
         return _matrix(loaded, path)
+
+    def member(name, label):
+        try:
+            x = loaded[name]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # a pickled array inside, or a broken one
+            raise DataFormatError(f"{label}: not an array of numbers ({e})") from None
+        return _matrix(x, label)
     with loaded:
         names = list(loaded.files)
         if "train" in names:
             unknown = sorted(set(names) - {"train", "valid", "test"})
             if unknown:
                 raise DataFormatError(f"{path}: arrays {unknown} besides the splits train, valid, test")
-            return {name: _matrix(loaded[name], f"{path}[{name}]") for name in ("train", "valid", "test")
-                    if name in names}
+            return {name: member(name, f"{path}[{name}]") for name in ("train", "valid", "test") if name in names}
         if len(names) != 1:
             raise DataFormatError(f"{path}: {len(names)} arrays {names}: an .npz holds one matrix, or the splits "
                                   "train (and valid, test)")
-        try:
-            return _matrix(loaded[names[0]], path)
-        except ValueError as e:  # an object array inside the .npz
-            if isinstance(e, DataFormatError):
-                raise
-            raise DataFormatError(f"{path}: not an array of numbers ({e})") from None
+        return member(names[0], path)
 
 
 def is_array_file(path):

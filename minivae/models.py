@@ -23,8 +23,9 @@ and a checkpoint without the entry is a Bernoulli model's): "bernoulli" (the def
 "gaussian" (one learned scale), "continuous_bernoulli" (a density of grey levels in [0, 1]),
 "discretized_logistic" (the probability of 8-bit grey levels k/255, a learned scale a pixel), or for count data (a
 matrix of non-negative integers, rows = samples, as single-cell or bag-of-words counts) "poisson" (a rate e^out a
-feature) or "negative_binomial" (a mean e^out and a learned inverse dispersion θ a feature, scVI's); see
-``_likelihood_of``.
+feature), "negative_binomial" (a mean e^out and a learned inverse dispersion θ a feature, scVI's) or
+"zero_inflated_negative_binomial" (that and a learned dropout probability a feature, scVI's ZINB), the encoder then
+reading log(1 + x); see ``_likelihood_of``.
 
 ``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
@@ -214,9 +215,9 @@ def _likelihood_parameters(model, likelihood, x_dim):
 class LogRatePoisson(Poisson):
     """Poisson(rate λ = e^η) given its log-rate η (a decoder's output): the likelihood="poisson" of the VAEs.
 
-    log_prob   k·η − e^η − lgamma(k + 1): the log-rate form of torch.nn.functional.poisson_nll_loss(log_input=True,
-               full=True)'s exact loss (with log k! itself, not Stirling's approximation); −∞ at a value that is no count,
-               as Poisson's. ∂/∂η = k − e^η
+    log_prob   k·η − e^η − lgamma(k + 1): −torch.nn.functional.poisson_nll_loss(η, k, log_input=True, full=False)
+               (e^η − k·η) less log k! exactly (full=True would add Stirling's approximation of it instead); −∞ at a
+               value that is no count, as Poisson's. ∂/∂η = k − e^η
     rate = e^η, so mean, variance, mode and sample are Poisson's.
 
     Different from Poisson(rate=e^η).log_prob on purpose: k·η is η itself times k, not xlogy(k, e^η), so that where e^η
@@ -414,7 +415,8 @@ def _networks(x_dim, hidden, encoder_out, decoder_in, activation, arch, channels
 
 class GaussianVAE(Module):
     """q(z|x) = N(μ(x), σ(x)²), p(z) = N(0, I), p(x|z) = Bernoulli(decoder(z)) (or, ``likelihood=``, a Gaussian
-    with one learned scale, a continuous Bernoulli or a discretized logistic: see ``_likelihood_of``). Trained by the
+    with one learned scale, a continuous Bernoulli, a discretized logistic, or of counts a Poisson, a negative binomial
+    or a zero-inflated one, the encoder then reading log(1 + x): see ``_likelihood_of``). Trained by the
     pathwise estimator, z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014); ``samples=K`` averages
     the ELBO over K draws an example, and ``objective="iwae"`` trains the IWAE bound of K draws (Burda et al. 2016),
     log (1/K) Σ_k e^{w_k}, through log-sum-exp, with w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²): log N(z; 0, I)

@@ -359,7 +359,7 @@ def test_npy_and_npz_count_matrices_load_as_float32_rows(tmp_path):
     (np.array([["a", "b"]]), "not of numbers"),
     (np.zeros((0, 3)), "no rows"),
     (np.array([[1.0, np.nan]]), "1 values are NaN or infinite"),
-    (np.array([[2 ** 24 + 1, 0]]), "beyond 2\\^24"),
+    (np.array([[2 ** 24 + 1, 0]]), "1 values beyond 2\\^24 = 16777216 \\(e.g. 16777217\\)"),
 ])
 def test_bad_array_files_are_refused(tmp_path, array, message):
     np.save(tmp_path / "bad.npy", array)
@@ -371,6 +371,12 @@ def test_pickled_and_ambiguous_array_files_are_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
     with pytest.raises(DataFormatError, match="not a NumPy array file of numbers"):
         load_array(tmp_path / "obj.npy")
+    np.savez(tmp_path / "obj.npz", train=np.array([[1, None]], dtype=object))
+    with pytest.raises(DataFormatError, match=r"obj.npz\[train\]: not an array of numbers"):
+        load_array(tmp_path / "obj.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "obj.npz").read_bytes()[:40])  # a zip cut short
+    with pytest.raises(DataFormatError, match="not a NumPy array file of numbers"):
+        load_array(tmp_path / "cut.npz")
     np.savez(tmp_path / "two.npz", a=np.ones((2, 2)), b=np.ones((2, 2)))
     with pytest.raises(DataFormatError, match=r"2 arrays \['a', 'b'\]"):
         load_array(tmp_path / "two.npz")

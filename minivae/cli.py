@@ -132,8 +132,8 @@ def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
         data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
     binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
-    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary,
-                 levels=256 if likelihood == "discretized_logistic" else None, counts=likelihood in COUNT_LIKELIHOODS)
+    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary, counts=likelihood in COUNT_LIKELIHOODS,
+                 levels=256 if likelihood == "discretized_logistic" else None)
     return data
 
 
@@ -294,22 +294,23 @@ def _check_png_out(args):
             raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
 
 
-def _image_checkpoint(args, what):
-    """The model of --checkpoint, refused (before anything is drawn) when it models counts: no picture of it."""
-    from minivae.training import load_checkpoint
-    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+def _no_counts(args, model):
+    """Refuse (before any data is read or anything drawn) the model of a picture command's checkpoint when it models
+    counts: rows of counts are no images."""
     if model.likelihood_kind in COUNT_LIKELIHOODS:
-        raise ValueError(f"{args.checkpoint} holds a model of counts (the {model.likelihood_kind} likelihood): {what} "
-                         "draws images, and rows of counts are none; use minivae eval for its ELBO and log p(x)")
-    return model
+        raise ValueError(f"{args.checkpoint} holds a model of counts (the {model.likelihood_kind} likelihood): minivae "
+                         f"{args.command} draws images, and rows of counts are none; use minivae eval for its ELBO and "
+                         "log p(x)")
 
 
 def _sample(args):
     from minivae.png import image_grid, write_png
     from minivae.random import Generator
+    from minivae.training import load_checkpoint
     _check_device(args)
     _check_png_out(args)
-    model = _image_checkpoint(args, "minivae sample")
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    _no_counts(args, model)
     images = model.sample(args.n, Generator(args.seed)).numpy()
     write_png(args.out, image_grid(images))
     print(f"wrote {args.n} samples to {args.out}")
@@ -320,6 +321,7 @@ def _images_of(args, model, n):
     model's width, on --device; grey levels are shown as they are (nothing here is a likelihood)."""
     from minivae.data import check_splits, load_splits, sample_rows
     from minivae.engine import as_tensor
+    _no_counts(args, model)
     data = load_splits(args.data)
     check_splits({args.split: data[args.split]}, data.files, x_dim=model.config["x_dim"])
     x = sample_rows(data[args.split], n, args.seed)
@@ -329,9 +331,10 @@ def _images_of(args, model, n):
 def _reconstruct(args):
     from minivae.models import reconstruct
     from minivae.png import image_grid, paired_rows, write_png
+    from minivae.training import load_checkpoint
     _check_device(args)
     _check_png_out(args)
-    model = _image_checkpoint(args, "minivae reconstruct")
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
     x, source = _images_of(args, model, args.n)
     shown = x.numpy()
     write_png(args.out, image_grid(paired_rows(shown, reconstruct(model, x).numpy()), columns=min(8, len(shown))))
@@ -339,7 +342,9 @@ def _reconstruct(args):
 
 
 def _gaussian_checkpoint(args, what):
-    model = _image_checkpoint(args, what)
+    from minivae.training import load_checkpoint
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    _no_counts(args, model)
     if model.kind != "gaussian":
         raise ValueError(f"{args.checkpoint} holds a {model.kind} model: {what} moves z continuously, which needs "
                          "continuous latents (--model gaussian); try minivae reconstruct")

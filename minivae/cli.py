@@ -100,22 +100,31 @@ def _check_device(args):
     module_for_device(args.device)
 
 
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")  # models.LIKELIHOODS
+COUNT_LIKELIHOODS = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")  # models.COUNT_LIKELIHOODS
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic") + COUNT_LIKELIHOODS  # models'
 
 
 def _check_likelihood(args, likelihood):
-    """Refuse the Bernoulli likelihood's data options with another likelihood (which takes grey levels as they are)."""
+    """Refuse the Bernoulli likelihood's data options with another likelihood (which takes grey levels, or counts, as
+    they are)."""
     flags = [f for f, on in (("--dynamic-binarization", args.dynamic_binarization),
                              ("--grey-targets", args.grey_targets)) if on]
     if likelihood != "bernoulli" and flags:
+        data = "counts 0, 1, 2, …" if likelihood in COUNT_LIKELIHOODS else "grey levels in [0, 1]"
         raise ValueError(f"{' and '.join(flags)} {'are' if len(flags) > 1 else 'is'} for the Bernoulli likelihood: "
-                         f"the {likelihood} likelihood takes grey levels in [0, 1] as they are")
+                         f"the {likelihood} likelihood takes {data} as they are")
+
+
+def _rows(likelihood):
+    """What a row of the data is called: an image, or (a count likelihood's) a row of counts."""
+    return "rows of counts" if likelihood in COUNT_LIKELIHOODS else "images"
 
 
 def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
     """The splits asked for, checked (size, count, values: data.check_splits) before anything is written: binary
     pixels for the Bernoulli likelihood without --dynamic-binarization or --grey-targets, the grid of 256 grey levels
-    for the discretized logistic one. ``likelihood``: the model's (eval), or train's --likelihood when not given."""
+    for the discretized logistic one, counts (of any width, no square images) for the count likelihoods.
+    ``likelihood``: the model's (eval), or train's --likelihood when not given."""
     likelihood = likelihood or getattr(args, "likelihood", "bernoulli")
     from minivae.data import Splits, check_splits, load_splits
     data = load_splits(args.data)
@@ -123,7 +132,7 @@ def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
         data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
     binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
-    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary,
+    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary, counts=likelihood in COUNT_LIKELIHOODS,
                  levels=256 if likelihood == "discretized_logistic" else None)
     return data
 
@@ -212,7 +221,8 @@ def _train(args):
         objective += f", β = {args.beta:g}"
     if args.likelihood != "bernoulli":
         objective += f", a {args.likelihood} likelihood"
-    print(f"training a {args.model} VAE{objective} on {len(data['train'])} images ({args.data}) on {args.device}; "
+    print(f"training a {args.model} VAE{objective} on {len(data['train'])} {_rows(args.likelihood)} ({args.data}) on "
+          f"{args.device}; "
           f"output in {args.out}")
     train(model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
           resume=args.resume, clip=args.clip, dynamic=args.dynamic_binarization, warmup_epochs=args.warmup_epochs,
@@ -243,10 +253,11 @@ def _eval(args):
             xb = as_tensor(xb, device=args.device)
             elbo.append(objectives.elbo(model, xb, rng))
             ll.append(objectives.log_likelihood_is(model, xb, rng, k=args.k))
-            progress.show(f"eval  batch {i}/{steps}  ({min(i * args.batch_size, len(x))} of {len(x)} images)", i, steps, started)
+            progress.show(f"eval  batch {i}/{steps}  ({min(i * args.batch_size, len(x))} of {len(x)} {_rows(likelihood)})", i,
+                      steps, started)
         # one copy of each result to the host, at the end
         elbo, ll = ops.concatenate(elbo).numpy(), ops.concatenate(ll).numpy()
-    print(f"{args.split}: {len(x)} images, {data.files[args.split]}"
+    print(f"{args.split}: {len(x)} {_rows(likelihood)}, {data.files[args.split]}"
           + (", binarized once with --seed" if args.dynamic_binarization else ""))
     print(f"  ELBO (1 sample)                     {elbo.mean():9.3f} nats")
     print(f"  log p(x), importance sampled k={args.k:<5d} {ll.mean():9.3f} nats")
@@ -283,6 +294,15 @@ def _check_png_out(args):
             raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
 
 
+def _no_counts(args, model):
+    """Refuse (before any data is read or anything drawn) the model of a picture command's checkpoint when it models
+    counts: rows of counts are no images."""
+    if model.likelihood_kind in COUNT_LIKELIHOODS:
+        raise ValueError(f"{args.checkpoint} holds a model of counts (the {model.likelihood_kind} likelihood): minivae "
+                         f"{args.command} draws images, and rows of counts are none; use minivae eval for its ELBO and "
+                         "log p(x)")
+
+
 def _sample(args):
     from minivae.png import image_grid, write_png
     from minivae.random import Generator
@@ -290,6 +310,7 @@ def _sample(args):
     _check_device(args)
     _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    _no_counts(args, model)
     images = model.sample(args.n, Generator(args.seed)).numpy()
     write_png(args.out, image_grid(images))
     print(f"wrote {args.n} samples to {args.out}")
@@ -300,6 +321,7 @@ def _images_of(args, model, n):
     model's width, on --device; grey levels are shown as they are (nothing here is a likelihood)."""
     from minivae.data import check_splits, load_splits, sample_rows
     from minivae.engine import as_tensor
+    _no_counts(args, model)
     data = load_splits(args.data)
     check_splits({args.split: data[args.split]}, data.files, x_dim=model.config["x_dim"])
     x = sample_rows(data[args.split], n, args.seed)
@@ -322,6 +344,7 @@ def _reconstruct(args):
 def _gaussian_checkpoint(args, what):
     from minivae.training import load_checkpoint
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    _no_counts(args, model)
     if model.kind != "gaussian":
         raise ValueError(f"{args.checkpoint} holds a {model.kind} model: {what} moves z continuously, which needs "
                          "continuous latents (--model gaussian); try minivae reconstruct")
@@ -414,7 +437,8 @@ def build_parser():
 
     def data_args(p, limit):
         p.add_argument("--data", default="default",
-                       help="'default' (embedded digits), a folder of .amat/IDX files, or one file")
+                       help="'default' (embedded digits), a folder of .amat/IDX files, or one file (also a NumPy "
+                            ".npy/.npz matrix, rows the samples: counts for the count likelihoods)")
         p.add_argument("--limit", type=_positive_int, help=limit)
         p.add_argument("--grey-targets", action="store_true",
                        help="accept grey-level data as it is: the Bernoulli likelihood takes grey levels as soft targets "
@@ -428,7 +452,11 @@ def build_parser():
     t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                    help="p(x|z): bernoulli (binary pixels), gaussian (one learned scale), continuous_bernoulli (a density "
                         "of grey levels in [0, 1]), or discretized_logistic (8-bit grey levels k/255, a learned scale a "
-                        "pixel; eval adds bits/dim); all but bernoulli take grey levels as they are")
+                        "pixel; eval adds bits/dim); all these but bernoulli take grey levels as they are; for count "
+                        "data (a .npy/.npz matrix of whole numbers >= 0, rows the samples, any width): poisson (a rate "
+                        "exp(decoder output) a feature), negative_binomial (mean exp(decoder output), a learned inverse "
+                        "dispersion a feature, as scVI's) or zero_inflated_negative_binomial (that and a learned dropout "
+                        "probability a feature: scVI's ZINB); the encoder then reads log(1 + x)")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")

@@ -1,10 +1,12 @@
 """Image data: readers for IDX (MNIST, Fashion-MNIST, KMNIST) and binarized-MNIST ``.amat``,
-gzip or raw, with their formats checked; dynamic binarization; seeded mini-batches; and a
-small embedded set of real binarized digits so that training works with no files at all."""
+gzip or raw, with their formats checked; count matrices (single-cell, bag-of-words) from NumPy ``.npy`` and ``.npz``
+files; dynamic binarization; seeded mini-batches; and a small embedded set of real binarized digits so that training
+works with no files at all."""
 import gzip
 import math
 import numbers
 import os
+import zipfile
 import zlib
 from importlib import resources
 
@@ -119,6 +121,78 @@ def load_images(path):
     return x
 
 
+ARRAY_SUFFIXES = (".npy", ".npz")
+FLOAT32_EXACT = 2 ** 24  # every whole number up to 2²⁴ is a float32; 2²⁴ + 1 is not
+
+
+def _matrix(x, path):
+    """One array of a .npy/.npz file as float32 rows (n, features), its values checked (module docstring of
+    ``load_array``)."""
+    if x.dtype.kind not in "biuf":
+        raise DataFormatError(f"{path}: an array of {x.dtype}, not of numbers")
+    if x.ndim < 2:
+        raise DataFormatError(f"{path}: an array of shape {x.shape}, not a matrix of rows (samples × features): "
+                              "reshape it to (n, features)")
+    if x.size == 0:
+        raise DataFormatError(f"{path}: no rows (shape {x.shape})")
+    x = x.reshape(len(x), -1)
+    if x.dtype.kind == "f" and not numpy.isfinite(x).all():
+        raise DataFormatError(f"{path}: {int((~numpy.isfinite(x)).sum())} values are NaN or infinite")
+    big = numpy.abs(x.astype(numpy.float64)) > FLOAT32_EXACT
+    if big.any():
+        raise DataFormatError(f"{path}: {int(big.sum())} values beyond 2^24 = {FLOAT32_EXACT} (e.g. "
+                              f"{x.flat[int(numpy.argmax(big))].item()!r}), which float32 does not hold exactly")
+    return x.astype(numpy.float32)
+
+
+def load_array(path):
+    """A matrix from a NumPy file: ``.npy``, or ``.npz`` holding one array (any name) or the splits "train" (and
+    optionally "valid", "test"), rows the samples (cells × genes, documents × words; images flattened), as float32
+    (n, features), or a dict of them by split. Any numeric dtype (bool, integers, floats); at least two dimensions
+    (further ones flattened into the features, as an image's rows and columns); finite; |values| ≤ 2²⁴, so that
+    every whole number is held exactly in float32. What the values must be (counts, grey levels) is the likelihood's
+    to say (``check_splits``). Pickled (object) arrays are refused, never loaded."""
+    try:
+        loaded = numpy.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataFormatError(f"no such data file: {path}") from None
+    except IsADirectoryError:
+        raise DataFormatError(f"{path} is a folder, not a data file") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # a pickled array, or no NumPy file at all
+        raise DataFormatError(f"{path}: not a NumPy array file of numbers ({e})") from None
+    if isinstance(loaded, numpy.ndarray):
+        return _matrix(loaded, path)
+
+    def member(name, label):
+        try:
+            x = loaded[name]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # a pickled array inside, or a broken one
+            raise DataFormatError(f"{label}: not an array of numbers ({e})") from None
+        return _matrix(x, label)
+    with loaded:
+        names = list(loaded.files)
+        if "train" in names:
+            unknown = sorted(set(names) - {"train", "valid", "test"})
+            if unknown:
+                raise DataFormatError(f"{path}: arrays {unknown} besides the splits train, valid, test")
+            return {name: member(name, f"{path}[{name}]") for name in ("train", "valid", "test") if name in names}
+        if len(names) != 1:
+            raise DataFormatError(f"{path}: {len(names)} arrays {names}: an .npz holds one matrix, or the splits "
+                                  "train (and valid, test)")
+        return member(names[0], path)
+
+
+def is_array_file(path):
+    """Whether ``path`` names a NumPy .npy or .npz file (by its name)."""
+    return os.fspath(path).lower().endswith(ARRAY_SUFFIXES)
+
+
+def not_counts(x):
+    """A mask of the values of ``x`` that are no counts: below 0, not whole, or not finite."""
+    x = numpy.asarray(x)
+    return ~(numpy.isfinite(x) & (x >= 0) & (numpy.floor(x) == x))
+
+
 def is_binary(x):
     """Whether every value of ``x`` is exactly 0 or 1."""
     return bool(((x == 0) | (x == 1)).all())
@@ -138,29 +212,49 @@ def off_grid(x, levels=256):
     return ~((numpy.abs(y - k) <= tol) & (k >= 0) & (k <= top))
 
 
-def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None, levels=None):
+COUNT_HINT = "count data takes --likelihood poisson, negative_binomial or zero_inflated_negative_binomial"
+
+
+def check_splits(splits, files, *, x_dim=None, batch_size=None, binary=None, levels=None, counts=False):
     """Raise DataFormatError, naming the file, unless the splits can be trained on (or evaluated).
 
-    Every split holds at least one image, all square (the pictures are drawn so) and of the same
-    width (``x_dim`` when given: the model's); the training split holds at least one full batch
-    of ``batch_size``; and with ``binary`` (a Bernoulli likelihood without binarization) every
-    value is exactly 0 or 1; with ``levels`` n (the discretized logistic likelihood's 256), every value is on the grid
-    k/(n − 1) (``off_grid``).
+    Every split holds at least one row, all of the same width (``x_dim`` when given: the model's); the training
+    split holds at least one full batch of ``batch_size``. Images (``counts`` false) are square (the pictures are drawn
+    so) with every value a grey level in [0, 1] (what load_images makes; a NumPy file may hold anything); with
+    ``binary`` (a Bernoulli likelihood without binarization) every value is exactly 0 or 1; with ``levels`` n (the
+    discretized logistic likelihood's 256), every value is on the grid k/(n − 1) (``off_grid``). With ``counts`` (a
+    count likelihood) the rows are samples of any width, every value a count 0, 1, 2, … (``not_counts``).
     ``files`` maps each split name to the file (or description) it came from.
     """
     first = next(iter(splits))
     width = x_dim if x_dim is not None else splits[first].shape[1]
     whose = "the model expects" if x_dim is not None else f"{files[first]} has"
-    if math.isqrt(width) ** 2 != width:
-        raise DataFormatError(f"{files[first]}: {width} pixels an image, not a square image")
+    unit, items = ("features a row", "rows") if counts else ("pixels an image", "images")
+    if not counts and math.isqrt(width) ** 2 != width:
+        hint = f" ({COUNT_HINT})" if all(not not_counts(x).any() for x in splits.values()) else ""
+        raise DataFormatError(f"{files[first]}: {width} pixels an image, not a square image{hint}")
     for split, x in splits.items():
         if len(x) == 0:
-            raise DataFormatError(f"{files[split]}: the {split} split holds no images")
+            raise DataFormatError(f"{files[split]}: the {split} split holds no {items}")
         if x.shape[1] != width:
-            raise DataFormatError(f"{files[split]}: {x.shape[1]} pixels an image, but {whose} {width}")
+            raise DataFormatError(f"{files[split]}: {x.shape[1]} {unit}, but {whose} {width}")
     if batch_size is not None and "train" in splits and len(splits["train"]) < batch_size:
-        raise DataFormatError(f"{files['train']}: {len(splits['train'])} training images, fewer than one batch "
+        raise DataFormatError(f"{files['train']}: {len(splits['train'])} training {items}, fewer than one batch "
                               f"of {batch_size} (--batch-size)")
+    if counts:
+        for split, x in splits.items():
+            bad = not_counts(x)
+            if bad.any():
+                raise DataFormatError(
+                    f"{files[split]}: {int(bad.sum())} values are not counts 0, 1, 2, … (e.g. {float(x[bad][0])!r}): "
+                    "the count likelihoods model whole numbers ≥ 0; for grey levels in [0, 1] use --likelihood gaussian "
+                    "or continuous_bernoulli")
+        return
+    for split, x in splits.items():
+        low, high = float(x.min()), float(x.max())
+        if not (0 <= low and high <= 1):  # (NaN fails both)
+            hint = COUNT_HINT if not not_counts(x).any() else "images are grey levels in [0, 1]"
+            raise DataFormatError(f"{files[split]}: values from {low:g} to {high:g}, not grey levels in [0, 1]: {hint}")
     if binary:
         for split, x in splits.items():
             if not is_binary(x):
@@ -216,15 +310,18 @@ def load_splits(source="default", valid_fraction=1 / 6):
 
     ``source`` is "default" (the embedded digits), a folder holding binarized-MNIST .amat or
     MNIST-style IDX files (gzip or raw), or one file (then its last ``valid_fraction`` becomes
-    the validation split and the test split is that same validation set). ``valid_fraction`` lies in (0, 1); the
-    held-out end is at least one image.
+    the validation split and the test split is that same validation set): an image file, or a NumPy .npy/.npz matrix
+    (``load_array``: counts, or images flattened; an .npz may hold the splits by name). ``valid_fraction`` lies in
+    (0, 1); the held-out end is at least one row.
     """
     if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, numbers.Real) or not 0 < valid_fraction < 1:
         raise ValueError(f"valid_fraction must be a number in (0, 1), got {valid_fraction!r}")
     if source == "default":
         return Splits(load_default(), {k: f"the embedded {k} digits" for k in ("train", "valid", "test")})
     if os.path.isfile(source):
-        x = load_images(source)
+        x = load_array(source) if is_array_file(source) else load_images(source)
+        if isinstance(x, dict):  # an .npz of the splits by name
+            return _named_splits(x, {k: f"{source}[{k}]" for k in x}, valid_fraction)
         cut = len(x) - max(1, int(len(x) * valid_fraction))
         return Splits({"train": x[:cut], "valid": x[cut:], "test": x[cut:]},
                       {"train": source, "valid": f"{source} (held-out end)", "test": f"{source} (held-out end)"})
@@ -239,7 +336,14 @@ def load_splits(source="default", valid_fraction=1 / 6):
                     found[split], files[split] = load_images(path), path
     if "train" not in found:
         raise DataFormatError(f"{source}: no training images found (looked for {_SPLIT_NAMES['train']}, optionally .gz)")
-    if "valid" not in found:  # IDX sets have no validation split: hold out the end of train
+    return _named_splits(found, files, valid_fraction)
+
+
+def _named_splits(found, files, valid_fraction):
+    """Splits of the arrays ``found`` by name, "train" among them: without "valid", the end of train held out (IDX
+    sets have none); without "test", the validation set."""
+    found, files = dict(found), dict(files)
+    if "valid" not in found:
         x = found["train"]
         cut = len(x) - max(1, int(len(x) * valid_fraction))
         found["train"], found["valid"] = x[:cut], x[cut:]

@@ -20,8 +20,12 @@ with a sampled KL.
 
 The likelihood p(x|z) is chosen at construction too (``likelihood=``, all three models; recorded in the config,
 and a checkpoint without the entry is a Bernoulli model's): "bernoulli" (the default: binary pixels),
-"gaussian" (one learned scale), "continuous_bernoulli" (a density of grey levels in [0, 1]) or
-"discretized_logistic" (the probability of 8-bit grey levels k/255, a learned scale a pixel); see ``_likelihood_of``.
+"gaussian" (one learned scale), "continuous_bernoulli" (a density of grey levels in [0, 1]),
+"discretized_logistic" (the probability of 8-bit grey levels k/255, a learned scale a pixel), or for count data (a
+matrix of non-negative integers, rows = samples, as single-cell or bag-of-words counts) "poisson" (a rate e^out a
+feature), "negative_binomial" (a mean e^out and a learned inverse dispersion θ a feature, scVI's) or
+"zero_inflated_negative_binomial" (that and a learned dropout probability a feature, scVI's ZINB), the encoder then
+reading log(1 + x); see ``_likelihood_of``.
 
 ``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
@@ -34,14 +38,17 @@ import numpy
 from minivae import ops
 from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
 from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, DiscretizedLogistic, Independent,
-                                   MixtureSameFamily, Normal, OneHotCategorical, kl_divergence)
-from minivae.distributions.distribution import LOG_2PI
+                                   MixtureSameFamily, NegativeBinomial, Normal, OneHotCategorical, Poisson,
+                                   kl_divergence)
+from minivae.distributions.distribution import LOG_2PI, checked_params, logits_from
+from minivae.distributions.poisson import _not_a_count
 from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
 from minivae.flows import FLOWS, FlowStack
 from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
+from minivae.random import resolve
 from minivae.ops.softmax import check_temperature
 
 
@@ -161,13 +168,24 @@ def _log_q(eps, log_var):
     return (-0.5 * (eps * eps + log_var)).sum(axis=-1) - 0.5 * LOG_2PI * eps.shape[-1]
 
 
-LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")
+IMAGE_LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")
+COUNT_LIKELIHOODS = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")  # of counts 0, 1, 2, …
+LIKELIHOODS = IMAGE_LIKELIHOODS + COUNT_LIKELIHOODS
 # likelihood="discretized_logistic": log s, the per-pixel log-scale, starts at −2 (s ≈ 0.14: a logistic of standard
 # deviation s·π/√3 ≈ 0.25 of the grey range, about the spread of Fashion-MNIST's pixels), not 0 (s = 1, wider than the
 # data): Adam moves a parameter about lr a step, so the start matters for hundreds of steps. Measured (the gaussian
 # model, 5000 Fashion-MNIST images, batches of 100, lr 1e-3), the validation ELBO after 3 epochs: −2298 nats from −2,
 # −2430 from −1, −2688 from −3, −2727 from 0; after 5: −2256 from −2, −2390 from −1
 DL_LOG_SCALE = -2.0
+# likelihood="negative_binomial": log θ, the per-feature log inverse dispersion, starts at 0 (θ = 1: variance μ + μ²,
+# a strongly over-dispersed start from which θ rises where the data are closer to Poisson); scVI draws it from N(0, 1)
+# (px_r), around the same point. A constant start draws nothing, so the networks' weights stay those of the Bernoulli
+# model of the same seed
+NB_LOG_THETA = 0.0
+# likelihood="zero_inflated_negative_binomial": the per-feature dropout logit starts at −2 (π = σ(−2) ≈ 0.12 of
+# structural zeros), not 0 (half of every feature's counts taken for dropouts from the first step, the NB part then
+# trained on the other half's weight)
+ZINB_GATE_LOGIT = -2.0
 
 
 def _likelihood_kind(likelihood):
@@ -180,12 +198,126 @@ def _likelihood_kind(likelihood):
 def _likelihood_parameters(model, likelihood, x_dim):
     """The likelihood's own parameters, made after the networks (so their weights are those of the Bernoulli model of
     the same seed): "gaussian" one log-scale for every pixel, ``log_scale`` (1,) at 0; "discretized_logistic" one a
-    pixel, ``log_scale`` (x_dim,) at DL_LOG_SCALE; the others none (the decoder gives all of p(x|z))."""
+    pixel, ``log_scale`` (x_dim,) at DL_LOG_SCALE; "negative_binomial" one log inverse dispersion a feature,
+    ``log_theta`` (x_dim,) at NB_LOG_THETA, and "zero_inflated_negative_binomial" with it a dropout logit a feature,
+    ``gate_logits`` (x_dim,) at ZINB_GATE_LOGIT; the others none (the decoder gives all of p(x|z))."""
     model.likelihood_kind = likelihood
     if likelihood == "gaussian":
         model.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
     elif likelihood == "discretized_logistic":
         model.log_scale = Tensor(numpy.full(x_dim, DL_LOG_SCALE, numpy.float32), requires_grad=True)
+    elif likelihood in ("negative_binomial", "zero_inflated_negative_binomial"):
+        model.log_theta = Tensor(numpy.full(x_dim, NB_LOG_THETA, numpy.float32), requires_grad=True)
+        if likelihood == "zero_inflated_negative_binomial":
+            model.gate_logits = Tensor(numpy.full(x_dim, ZINB_GATE_LOGIT, numpy.float32), requires_grad=True)
+
+
+class LogRatePoisson(Poisson):
+    """Poisson(rate λ = e^η) given its log-rate η (a decoder's output): the likelihood="poisson" of the VAEs.
+
+    log_prob   k·η − e^η − lgamma(k + 1): −torch.nn.functional.poisson_nll_loss(η, k, log_input=True, full=False)
+               (e^η − k·η) less log k! exactly (full=True would add Stirling's approximation of it instead); −∞ at a
+               value that is no count, as Poisson's. ∂/∂η = k − e^η
+    rate = e^η, so mean, variance, mode and sample are Poisson's.
+
+    Different from Poisson(rate=e^η).log_prob on purpose: k·η is η itself times k, not xlogy(k, e^η), so that where e^η
+    underflows (η below about −103 in float32) the log-probability of a count k > 0 stays k·η − 0, finite, with the
+    gradient k, instead of −∞ (and no gradient)."""
+
+    _params = ("rate", "log_rate")
+
+    def __init__(self, log_rate):
+        (log_rate,), _, _ = checked_params((log_rate,), ("log_rate",), "LogRatePoisson", positive=())
+        super().__init__(ops.exp(log_rate))
+        self.log_rate = log_rate
+
+    def log_prob(self, value):
+        value = self._value(value)
+        bad = _not_a_count(value)
+        k = ops.where(bad, 0.0, value)
+        return ops.where(bad, -math.inf, k * self.log_rate - self.rate - ops.lgamma(k + 1))
+
+    def __repr__(self):
+        return f"LogRatePoisson(batch_shape={self.batch_shape})"
+
+
+class ZeroInflatedNegativeBinomial(NegativeBinomial):
+    """ZeroInflatedNegativeBinomial(total_count r, probs p | logits l, gate π | gate_logits g): with probability
+    π = σ(g) a structural zero ("dropout"), else a NegativeBinomial(r, l) count, as Pyro's
+    pyro.distributions.ZeroInflatedNegativeBinomial (and scVI's ZINB, at r = θ, l = log μ − log θ, g its dropout
+    logit). Give exactly one of ``gate`` (in [0, 1]) and ``gate_logits``.
+
+    log_prob   k = 0: log(π + (1 − π)·NB(0)) = logaddexp(−softplus(−g), −softplus(g) + r·log σ(−l))
+               k > 0: log(1 − π) + log NB(k) = −softplus(g) + NegativeBinomial.log_prob(k)
+               (scVI's log_zinb_positive, without its ε: exact at every θ, μ > 0, and NB's own at g = −∞); −∞ at a
+               value that is no count
+    mean (1 − π)·NB mean;  variance (1 − π)·(NB mean² + NB variance) − mean² (Pyro's)
+    sample     the NB draw (NegativeBinomial.sample), then 0 where a uniform of ``rng`` falls below π; no gradient
+    mode       0 where P(0) ≥ (1 − π)·NB(NB mode), else the NB mode
+    """
+
+    _params = ("total_count", "logits", "_probs", "gate_logits", "_gate")
+
+    def __init__(self, total_count, probs=None, logits=None, gate=None, gate_logits=None):
+        super().__init__(total_count, probs=probs, logits=logits)
+        if (gate is None) == (gate_logits is None):
+            raise ValueError("ZeroInflatedNegativeBinomial: give exactly one of gate and gate_logits")
+        # a gate given: clamped to [ε, 1 − ε] and made logits, as Bernoulli's probs (torch's probs_to_logits)
+        gate_logits, self._gate = logits_from(gate, gate_logits, "ZeroInflatedNegativeBinomial", binary=True)
+        (self.gate_logits,), shape, dtype = checked_params((gate_logits,), ("gate_logits",),
+                                                           "ZeroInflatedNegativeBinomial", positive=())
+        self.batch_shape = numpy.broadcast_shapes(tuple(self.batch_shape), shape)
+        self._dtype = numpy.result_type(self._dtype, dtype)
+
+    @property
+    def gate(self):
+        return ops.sigmoid(self.gate_logits) if self._gate is None else self._gate
+
+    @property
+    def mean(self):
+        return self._batch(ops.sigmoid(-self.gate_logits) * super().mean)
+
+    @property
+    def variance(self):
+        nb_mean, keep = super().mean, ops.sigmoid(-self.gate_logits)
+        nb_variance = nb_mean / ops.sigmoid(-self.logits)  # (NegativeBinomial.variance would read this class's mean)
+        mean = keep * nb_mean
+        return self._batch(keep * (nb_mean * nb_mean + nb_variance) - mean * mean)
+
+    @property
+    def mode(self):
+        nb_mode = NegativeBinomial(self.total_count, logits=self.logits).mode
+        zero = self.log_prob(0.0) >= self.log_prob(nb_mode)
+        return self._batch(ops.where(zero, 0.0, nb_mode))
+
+    def sample(self, sample_shape=(), rng=None):
+        """NegativeBinomial.sample's counts (2·n Philox blocks of ``rng``), then n uniforms of ``rng`` in float64, the
+        count kept where u ≥ π; n = prod(shape)."""
+        rng = resolve(rng)
+        with no_grad():
+            counts = super().sample(sample_shape, rng=rng)
+            u = Tensor(rng.uniform(counts.shape, numpy.float64, device=counts.device))
+            return ops.where(u < ops.broadcast_to(self.gate, counts.shape), 0.0, counts)
+
+    def log_prob(self, value):
+        value = self._value(value)
+        bad = _not_a_count(value)
+        k = ops.where(bad, 0.0, value)
+        g = self.gate_logits
+        log_keep = -ops.softplus(g)  # log(1 − π)
+        at_zero = ops.logaddexp(-ops.softplus(-g), log_keep - self.total_count * ops.softplus(self.logits))
+        above = super().log_prob(k) + log_keep
+        return ops.where(bad, -math.inf, ops.where(k == 0, at_zero, above))
+
+    def __repr__(self):
+        return f"ZeroInflatedNegativeBinomial(batch_shape={self.batch_shape})"
+
+
+def _encoder_input(model, x):
+    """What the encoder (and an input-dependent baseline) reads of x: log(1 + x) under a count likelihood (scVI's
+    log_variational: counts span orders of magnitude, and a count of 500 into a layer made for values near 1 would
+    saturate it), x itself under the others. The likelihood scores x itself either way."""
+    return ops.log1p(x) if model.likelihood_kind in COUNT_LIKELIHOODS else x
 
 
 def _likelihood_of(model, out):
@@ -197,12 +329,30 @@ def _likelihood_of(model, out):
     "discretized_logistic"  DiscretizedLogistic(out, exp(log_scale), bins=256) of 8-bit grey levels k/255, a learned
                             scale a pixel (the decoder gives the locations; a scale of its own a pixel, rather than a
                             second decoder output, keeps the decoders, the convolutional one's single channel
-                            included, as they are, and no image can shrink its scales towards 0 on its own)"""
+                            included, as they are, and no image can shrink its scales towards 0 on its own)
+    "poisson"               LogRatePoisson(out): counts of rate λ = e^out a feature, log p = k·out − e^out − log k!
+    "negative_binomial"     NegativeBinomial(total_count=θ, logits=out − log θ), θ = exp(log_theta) a feature: counts of
+                            mean μ = e^out and variance μ + μ²/θ (the Gamma–Poisson mixture of scVI, Lopez et al. 2018,
+                            with its gene-wise inverse dispersion θ), log p = θ log(θ/(θ + μ)) + k log(μ/(θ + μ)) +
+                            lgamma(θ + k) − lgamma(θ) − log k!, torch's NegativeBinomial at r = θ, l = log μ − log θ
+    "zero_inflated_negative_binomial"
+                            ZeroInflatedNegativeBinomial(θ, logits=out − log θ, gate_logits=gate_logits): that NB, and
+                            with probability π = σ(gate_logits), one learned logit a feature, a structural zero
+                            (scVI's ZINB; its dropout logit is a decoder output, here a parameter of each feature, which
+                            keeps the decoders as they are)"""
     kind = model.likelihood_kind
     if kind == "bernoulli":
         return Bernoulli(logits=out)
     if kind == "continuous_bernoulli":
         return ContinuousBernoulli(logits=out)
+    if kind == "poisson":
+        return LogRatePoisson(out)
+    if kind in ("negative_binomial", "zero_inflated_negative_binomial"):
+        log_theta = ops.broadcast_to(model.log_theta, out.shape)
+        if kind == "negative_binomial":
+            return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
+        return ZeroInflatedNegativeBinomial(ops.exp(log_theta), logits=out - log_theta,
+                                            gate_logits=ops.broadcast_to(model.gate_logits, out.shape))
     scale = ops.broadcast_to(ops.exp(model.log_scale), out.shape)
     return Normal(out, scale) if kind == "gaussian" else DiscretizedLogistic(out, scale)
 
@@ -265,7 +415,8 @@ def _networks(x_dim, hidden, encoder_out, decoder_in, activation, arch, channels
 
 class GaussianVAE(Module):
     """q(z|x) = N(μ(x), σ(x)²), p(z) = N(0, I), p(x|z) = Bernoulli(decoder(z)) (or, ``likelihood=``, a Gaussian
-    with one learned scale, a continuous Bernoulli or a discretized logistic: see ``_likelihood_of``). Trained by the
+    with one learned scale, a continuous Bernoulli, a discretized logistic, or of counts a Poisson, a negative binomial
+    or a zero-inflated one, the encoder then reading log(1 + x): see ``_likelihood_of``). Trained by the
     pathwise estimator, z = μ + σ·ε, with the KL to the prior in closed form (Kingma & Welling 2014); ``samples=K`` averages
     the ELBO over K draws an example, and ``objective="iwae"`` trains the IWAE bound of K draws (Burda et al. 2016),
     log (1/K) Σ_k e^{w_k}, through log-sum-exp, with w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²): log N(z; 0, I)
@@ -320,11 +471,11 @@ class GaussianVAE(Module):
         self.to(device)
 
     def _encode(self, x):
-        return ops.split(self.encoder(x), [self.z_dim], axis=-1)  # μ and log σ²
+        return ops.split(self.encoder(_encoder_input(self, x)), [self.z_dim], axis=-1)  # μ and log σ²
 
     def _encode_flow(self, x):
         """μ, log σ² and the flows' parameters or context (the encoder's further outputs)."""
-        return ops.split(self.encoder(x), [self.z_dim, 2 * self.z_dim], axis=-1)
+        return ops.split(self.encoder(_encoder_input(self, x)), [self.z_dim, 2 * self.z_dim], axis=-1)
 
     def posterior(self, x):
         """N(μ(x), σ(x)²); with a flow, that diagonal Gaussian (an Independent of event_shape (Z,)) pushed through the
@@ -510,7 +661,7 @@ class _DiscreteVAE(Module):
         baseline = array_function(self._moving_average, signal)
         fit = None
         if self.baseline_net is not None:
-            predicted = ops.reshape(self.baseline_net(x), x.shape[:-1])
+            predicted = ops.reshape(self.baseline_net(_encoder_input(self, x)), x.shape[:-1])
             error = predicted - (signal - baseline)
             fit = 0.5 * error * error  # least squares for ψ
             fit = fit - fit.detach()
@@ -629,7 +780,7 @@ class CategoricalVAE(_DiscreteVAE):
                     channels, rng, device, likelihood)
 
     def _logits(self, x):
-        return ops.reshape(self.encoder(x), x.shape[:-1] + (self.n_latent, self.n_categories))
+        return ops.reshape(self.encoder(_encoder_input(self, x)), x.shape[:-1] + (self.n_latent, self.n_categories))
 
     def posterior(self, x):
         return OneHotCategorical(logits=self._logits(x))
@@ -701,7 +852,7 @@ class BernoulliVAE(_DiscreteVAE):
                     likelihood)
 
     def posterior(self, x):
-        return Bernoulli(logits=self.encoder(x))
+        return Bernoulli(logits=self.encoder(_encoder_input(self, x)))
 
     @property
     def _latent_shape(self):

@@ -15,7 +15,7 @@ from minivae._backend import get_float32_matmul_precision, module_for_device, se
 from minivae._io import folder_lock, load_npz, remove_stale_temporaries, save_npz_atomic, write_atomic
 from minivae.data import batches, binarize
 from minivae.engine import as_tensor, no_grad
-from minivae.models import _number, _size, build
+from minivae.models import COUNT_LIKELIHOODS, _number, _size, build
 from minivae.optim import Adam, clip_grad_norm_
 from minivae.plan import compile_step
 from minivae.png import image_grid, paired_rows, write_png
@@ -423,13 +423,19 @@ def _train_locked(model, data, out, settings, *, epochs, resume, override_settin
         save_checkpoint(ckpt_path, model, optimizer, rng, epoch, step, settings, rows)  # the commit point of the epoch
         _write_csv_atomic(metrics_path, rows)
         log(f"epoch {epoch}: train loss {total / count:.3f}  valid ELBO {valid:.3f} nats")
-    write_pictures(model, data["valid"], out, seed)  # its stream: derived_seed(seed, 2)
-    log(f"wrote {os.path.join(out, '')}: {CHECKPOINT} (epoch {max(epochs, start_epoch - 1)}), {METRICS}, "
-        "reconstructions.png, samples.png")
+    skipped = write_pictures(model, data["valid"], out, seed)  # its stream: derived_seed(seed, 2)
+    log(f"wrote {os.path.join(out, '')}: {CHECKPOINT} (epoch {max(epochs, start_epoch - 1)}), {METRICS}"
+        + (f" (no pictures: {skipped})" if skipped else ", reconstructions.png, samples.png"))
 
 
 def write_pictures(model, x, out, seed, n=32):
-    """reconstructions.png (rows of originals, then their mean reconstructions) and samples.png."""
+    """reconstructions.png (rows of originals, then their mean reconstructions) and samples.png; or, for data that are
+    no square images (a count likelihood's rows, or a width that is no square), nothing: returns why (None when
+    written)."""
+    if getattr(model, "likelihood_kind", None) in COUNT_LIKELIHOODS:
+        return f"the {model.likelihood_kind} likelihood models counts, not images"
+    if math.isqrt(x.shape[1]) ** 2 != x.shape[1]:
+        return f"{x.shape[1]} values a row are no square image"
     rng = Generator(derived_seed(seed, 2))
     with no_grad():
         originals = x[:n]

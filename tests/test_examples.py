@@ -18,6 +18,7 @@ EXAMPLES = {
     "flow_posterior.py": (["--smoke"], "iaf ×4"),
     "vq_vae.py": (["--smoke"], "vq 16×8, 64 codes"),
     "semisupervised_m2.py": (["--smoke"], "test classification error"),
+    "count_vae.py": (["--smoke"], "learned inverse dispersion θ"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"
                                         "memory the replays took from the system from the third step on: 0 blocks"),
 }

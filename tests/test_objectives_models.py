@@ -203,7 +203,7 @@ def test_gaussian_likelihood_option():
     loss.backward()
     assert np.isfinite(loss.item()) and model.log_scale.grad is not None
     with pytest.raises(ValueError, match="likelihood"):
-        GaussianVAE(likelihood="poisson", rng=Generator(0))
+        GaussianVAE(likelihood="laplace", rng=Generator(0))
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])

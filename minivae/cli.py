@@ -239,6 +239,7 @@ def _eval(args):
     from minivae.training import Progress, derived_seed, load_checkpoint
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    _one_posterior(args, model)
     likelihood = model.likelihood_kind
     _check_likelihood(args, likelihood)
     data = _load_data(args, (args.split,), x_dim=model.config["x_dim"], likelihood=likelihood)
@@ -294,6 +295,16 @@ def _check_png_out(args):
             raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
 
 
+def _one_posterior(args, model):
+    """Refuse a checkpoint whose model has no single q(z|x) for eval's bounds and reconstruct's codes: the
+    semi-supervised VAE's posterior needs a class y, the VQ-VAE's codes are no draws from one."""
+    if model.kind in ("semisupervised", "vq"):
+        api = ("unlabelled_bound, elbo(x, y) and classify" if model.kind == "semisupervised" else
+               "elbo, reconstruct and encode")
+        raise ValueError(f"{args.checkpoint} holds a {model.kind} model: minivae {args.command} reads a model of one "
+                         f"posterior q(z|x) (gaussian, categorical or bernoulli); use its Python API ({api})")
+
+
 def _no_counts(args, model):
     """Refuse (before any data is read or anything drawn) the model of a picture command's checkpoint when it models
     counts: rows of counts are no images."""
@@ -335,6 +346,7 @@ def _reconstruct(args):
     _check_device(args)
     _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    _one_posterior(args, model)
     x, source = _images_of(args, model, args.n)
     shown = x.numpy()
     write_png(args.out, image_grid(paired_rows(shown, reconstruct(model, x).numpy()), columns=min(8, len(shown))))

@@ -2730,6 +2730,8 @@ MUTANTS = [
       ['tests/test_semisupervised.py'], "the enumerated classes share one draw ε (B, Z), not the rng's (C, B, Z) with row c for class c that the docstring and the eps= path promise (still unbiased, but no longer replayable by eps)"),
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('cli-vq-checkpoint-evaluated', 'minivae/cli.py', ('    if model.kind in ("semisupervised", "vq"):', '    if model.kind in ("semisupervised",):'),
+      ['tests/test_cli_other_models.py'], "eval and reconstruct run on a VQ-VAE checkpoint, whose codes are no posterior's draws"),
     M('vq-no-straight-through', 'minivae/vqvae.py', ('    z = z_e + (z_q - z_e).detach()\n', '    z = z_q\n'),
       ['tests/test_vqvae.py'], "the decoder's gradient not passed to the encoder: the encoder learns from the commitment alone"),
     M('vq-terms-swapped', 'minivae/vqvae.py', ('    return z, codes, codebook_term + beta * commitment\n', '    return z, codes, beta * codebook_term + commitment\n'),

@@ -1,0 +1,40 @@
+"""The CLI with checkpoints of the models it does not train (saved from Python): the semi-supervised VAE and the
+VQ-VAE have no single q(z|x), so eval and reconstruct refuse them in one line, writing nothing; sample draws from
+their priors."""
+import pytest
+
+from minivae.cli import main
+from minivae.models import SemiSupervisedVAE, VQVAE
+from minivae.optim import Adam
+from minivae.random import Generator
+from minivae.training import save_checkpoint
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(params=["semisupervised", "vq"])
+def checkpoint(request, tmp_path):
+    rng = Generator(0)
+    model = (SemiSupervisedVAE(x_dim=784, n_classes=3, hidden=(8,), z_dim=2, alpha=1.0, rng=rng)
+             if request.param == "semisupervised" else VQVAE(hidden=(8,), n_latent=2, code_dim=2, n_codes=4, rng=rng))
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, model, Adam(model.parameters()), rng, epoch=1, step=1)
+    return request.param, path
+
+
+@pytest.mark.parametrize("command", ["eval", "reconstruct"])
+def test_eval_and_reconstruct_refuse_them_in_one_line(checkpoint, command, tmp_path, capsys):
+    kind, path = checkpoint
+    out = tmp_path / "r.png"
+    assert run(command, path, *(["--out", out] if command == "reconstruct" else [])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"holds a {kind} model: minivae {command} reads a model of one posterior q(z|x)" in err[0]
+    assert not out.exists()
+
+
+def test_sample_draws_from_their_priors(checkpoint, tmp_path):
+    _, path = checkpoint
+    assert run("sample", path, "--n", 4, "--out", tmp_path / "s.png") == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

@@ -2672,6 +2672,16 @@ MUTANTS = [
     # ---- helper-66 begin: fix11-counts: count-data likelihoods ----
     # ---- helper-66 end ----
     # ---- helper-67 begin: fix11-numerics: NaN-free gradients at the edges ----
+    M('xlogy-zero-cotangent-nan', 'minivae/ops/elementwise.py', ('xp.where(zero | (g == 0), 0, g * (x / y))', 'xp.where(zero, 0, g * (x / y))'),
+      ['tests/distributions/test_xlogy_gradient.py', 'tests/distributions/test_more_univariate.py::test_no_nan_at_extreme_parameters'], "xlogy's ȳ = ḡ·x/y also where ḡ = 0: 0·x/0 = NaN at y = 0 from a branch of ops.where not taken (Kumaraswamy's draws at exactly 1)"),
+    M('xlogy-op-zero-log-zero-nan', 'minivae/ops/elementwise.py', ('xp.where((x == 0) & ~xp.isnan(y), 0, x * xp.log(y))', 'xp.where((x == 0) & (y > 0), 0, x * xp.log(y))'),
+      ['tests/distributions/test_gamma_family.py', 'tests/distributions/test_xlogy_gradient.py'], '0·log 0 left NaN in the one xlogy: Gamma(1, β).log_prob(0) NaN instead of log β (was gamma-xlogy-at-zero on the removed composite)'),
+    M('xlogy-op-coefficient-gradient-zeroed', 'minivae/ops/elementwise.py', ('xp.where(zero & (y <= 0), 0, _xlogy(xp, g, y))', 'xp.where(zero, 0, _xlogy(xp, g, y))'),
+      ['tests/distributions/test_xlogy_gradient.py::test_log_prob_gradients_at_a_concentration_of_one'], "xlogy's x̄ 0 at x = 0: Gamma(1, β)'s and Beta(1, b)'s log_prob lose log x from their gradient in the concentration (was xlogy-no-gradient-at-zero-coefficient on the removed composite)"),
+    M('kumaraswamy-end-limit-dropped', 'minivae/distributions/kumaraswamy.py', ('        lp = lp + ops.where(one, (b - 1) * ops.log(a), 0.0)\n', ''),
+      ['tests/distributions/test_xlogy_gradient.py'], "Kumaraswamy's log_prob at x = 1 without (b − 1)·log a: its gradient in a 1/a instead of the limit b/a"),
+    M('kumaraswamy-one-not-masked', 'minivae/distributions/kumaraswamy.py', ('ops.where(end, ops.where(zero, 1.0, 0.0), -ops.expm1(a * ops.log(ops.where(end, 0.5, x))))', 'ops.where(zero, 1.0, -ops.expm1(a * ops.log(ops.where(zero, 1.0, x))))'),
+      ['tests/distributions/test_xlogy_gradient.py'], "Kumaraswamy's 1 − x^a at x = 1 through expm1: ȳ = ∞ times ∂(1 − x^a)/∂a = 0 is a NaN gradient in a"),
     # ---- helper-67 end ----
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----

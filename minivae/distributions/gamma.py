@@ -1,5 +1,5 @@
 """The Gamma distribution, sampled by Marsaglia and Tsang's method and differentiated by implicit reparameterization;
-with the helpers that Exponential, Beta and Dirichlet share (positive parameters, Gamma draws, x·log y)."""
+with the helpers that Exponential, Beta and Dirichlet share (positive parameters, Gamma draws)."""
 import math
 
 import numpy
@@ -9,6 +9,7 @@ from minivae._backend import KERNEL_DTYPES, fused, get_array_module
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, checked_params
 from minivae.engine import array_function
+from minivae.ops import xlogy
 from minivae.plan import Live, drawn_counter
 from minivae.random import philox4x32, resolve, words_to_uniform
 
@@ -102,18 +103,6 @@ def counted_draw(rng, blocks, draw, *tensors):
             first.clear()
         return draw(*arrays, c)
     return array_function(call, *tensors)
-
-
-def xlogy(c, x):
-    """c·log x for x ≥ 0, 0 where c = 0 (at x = 0 and x = ∞ too, as torch.xlogy), ∓∞ where x = 0 < ±c; no log of 0 is
-    taken, nor of ∞ (±∞ where x = ∞, 0 for c = 0: their gradients are 0). Its gradient in c is log x also at c = 0
-    for 0 < x < ∞ (where the product is 0: a log_prob at a concentration of exactly 1, Gamma(1, β)'s or Beta(1, b)'s,
-    has the gradient log x in it)."""
-    xp = x.xp
-    zero_x, inf_x = array_function(lambda x: (x == 0, x == xp.inf), x)
-    at_zero = array_function(lambda c: xp.where(c == 0, 0.0, xp.where(c > 0, -xp.inf, xp.inf)).astype(c.dtype), c)
-    product = c * ops.log(ops.where(zero_x | inf_x, 1.0, x))
-    return ops.where(zero_x, at_zero, ops.where(inf_x, -at_zero, product))
 
 
 def below_zero(value):

@@ -255,7 +255,10 @@ class Xlogy(Function):
     x̄ = unbroadcast(ḡ·log y, x.shape) (0 where ḡ = 0, and where x = 0 and y ≤ 0: torch's);
     ȳ = unbroadcast(ḡ·x/y, y.shape), 0 where x = 0 (torch's is NaN at (0, 0): x·log y is 0 for every y on the line
     x = 0, so its partial derivative in y is 0 there, and a Poisson log-density of k = 0 at a rate of 0 keeps a finite
-    gradient).  saves x, y."""
+    gradient), and 0 where ḡ = 0 (a VJP is linear in ḡ: torch's 0·x/0 is NaN at y = 0, which a branch of ops.where
+    that is not taken, a log-density at the edge of its support, passes on as NaN). Where the value is ±∞ (y = 0 or
+    y = ∞ with x ≠ 0) the gradients are torch's ±∞ (log 0 = −∞, x/0 = ±∞: the limits).  saves x, y. The one x·log y
+    of minivae: the distributions' log-densities (Gamma, Beta, Dirichlet, Kumaraswamy, Poisson) use it."""
 
     def forward(ctx, x, y):
         x, y = real_pair(x, y)
@@ -268,7 +271,7 @@ class Xlogy(Function):
         zero = x == 0
         with quiet():
             gx = unbroadcast(xp.where(zero & (y <= 0), 0, _xlogy(xp, g, y)), x.shape) if nx else None
-            gy = unbroadcast(g * xp.where(zero, 0, x / y), y.shape) if ny else None
+            gy = unbroadcast(xp.where(zero | (g == 0), 0, g * (x / y)), y.shape) if ny else None
         return gx, gy
 
 

@@ -2682,6 +2682,10 @@ MUTANTS = [
       ['tests/distributions/test_xlogy_gradient.py'], "Kumaraswamy's log_prob at x = 1 without (b − 1)·log a: its gradient in a 1/a instead of the limit b/a"),
     M('kumaraswamy-one-not-masked', 'minivae/distributions/kumaraswamy.py', ('ops.where(end, ops.where(zero, 1.0, 0.0), -ops.expm1(a * ops.log(ops.where(end, 0.5, x))))', 'ops.where(zero, 1.0, -ops.expm1(a * ops.log(ops.where(zero, 1.0, x))))'),
       ['tests/distributions/test_xlogy_gradient.py'], "Kumaraswamy's 1 − x^a at x = 1 through expm1: ȳ = ∞ times ∂(1 − x^a)/∂a = 0 is a NaN gradient in a"),
+    M('cdf-infinity-not-replaced', 'minivae/distributions/distribution.py', ('    inner = cdf(ops.where(up | down, 1.0, value))', '    inner = cdf(value)'),
+      ['tests/distributions/test_cdf_at_infinity.py'], "the cdfs evaluated at ±∞: (±∞ − loc)/scale sends ∞·0 = NaN to scale (Cauchy, Normal, Laplace, …), Gumbel's e^∞·0 to loc"),
+    M('gumbel-cdf-formula-at-infinity', 'minivae/distributions/gumbel.py', ('        return cdf_with_limits(lambda x: ops.exp(-ops.exp((self.loc - x) / self.scale)), self._value(value))', '        return ops.exp(-ops.exp((self.loc - self._value(value)) / self.scale))'),
+      ['tests/distributions/test_cdf_at_infinity.py'], "Gumbel's cdf by its formula at x = −∞: NaN gradients in loc, scale and the value"),
     # ---- helper-67 end ----
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----

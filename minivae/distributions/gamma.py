@@ -7,7 +7,7 @@ import numpy
 from minivae import ops
 from minivae._backend import KERNEL_DTYPES, fused, get_array_module
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, checked_params
+from minivae.distributions.distribution import Distribution, cdf_with_limits, checked_params
 from minivae.engine import array_function
 from minivae.ops import xlogy
 from minivae.plan import Live, drawn_counter
@@ -168,7 +168,9 @@ class Gamma(Distribution):
     def cdf(self, value):
         """P(α, β·x), the regularized incomplete gamma function (torch's), 0 below 0; differentiable in x, α and β
         (``ops.gammainc``; torch's has no gradient in α)."""
-        value = self._value(value)
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, value):
         return ops.gammainc(self.concentration, self.rate * ops.clip(value, 0.0))
 
     def __repr__(self):

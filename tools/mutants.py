@@ -2686,6 +2686,12 @@ MUTANTS = [
       ['tests/distributions/test_cdf_at_infinity.py'], "the cdfs evaluated at ±∞: (±∞ − loc)/scale sends ∞·0 = NaN to scale (Cauchy, Normal, Laplace, …), Gumbel's e^∞·0 to loc"),
     M('gumbel-cdf-formula-at-infinity', 'minivae/distributions/gumbel.py', ('        return cdf_with_limits(lambda x: ops.exp(-ops.exp((self.loc - x) / self.scale)), self._value(value))', '        return ops.exp(-ops.exp((self.loc - self._value(value)) / self.scale))'),
       ['tests/distributions/test_cdf_at_infinity.py'], "Gumbel's cdf by its formula at x = −∞: NaN gradients in loc, scale and the value"),
+    M('radial-r-by-sqrt', 'minivae/flows.py', ('        r = ops.norm(diff, axis=-1, keepdims=True)', '        r = ops.sqrt(_dot(diff, diff))'),
+      ['tests/test_flow_edges.py'], "the radial flow's r as √(Σ(z − z₀)²): its gradient ∞ at z = z₀, times z − z₀ = 0, NaN for z, z₀ and the parameters"),
+    M('planar-w-zero-divides', 'minivae/flows.py', ('w / ops.where(flat, 1.0, ww)', 'w / ww'),
+      ['tests/test_flow_edges.py'], "the planar û's w/‖w‖² at w = 0: 0/0 = NaN values and gradients"),
+    M('planar-w-zero-log-det-of-m', 'minivae/flows.py', ('ops.where(flat, wu, m)', 'm'),
+      ['tests/test_flow_edges.py'], "the planar log-det at w = 0 from m(wᵀu) = log 2 − 1, where û = u makes wᵀû = 0 and the log-det 0"),
     # ---- helper-67 end ----
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----

@@ -2692,6 +2692,20 @@ MUTANTS = [
       ['tests/test_flow_edges.py'], "the planar û's w/‖w‖² at w = 0: 0/0 = NaN values and gradients"),
     M('planar-w-zero-log-det-of-m', 'minivae/flows.py', ('ops.where(flat, wu, m)', 'm'),
       ['tests/test_flow_edges.py'], "the planar log-det at w = 0 from m(wᵀu) = log 2 − 1, where û = u makes wᵀû = 0 and the log-det 0"),
+    M('logaddexp-y-one-minus-sigma', 'minivae/ops/elementwise.py', ('unbroadcast(g * stable_sigmoid(xp, -d), ctx.yshape)', 'unbroadcast(g * (1 - stable_sigmoid(xp, d)), ctx.yshape)'),
+      ['tests/test_elementwise_edges.py'], "logaddexp's ȳ as 1 − σ(x − y): 0 from x − y ≈ 17 in float32, where σ(y − x) is 4·10⁻⁸"),
+    M('logit-gradient-at-minus-zero', 'minivae/ops/elementwise.py', ('gx = g / (x * (1 - x) + 0.0)', 'gx = g / (x * (1 - x))'),
+      ['tests/test_elementwise_edges.py'], "logit's x̄ at x = −0 is −∞ (1/−0), where at 0 it is +∞"),
+    M('softsign-at-infinity', 'minivae/ops/elementwise.py', ('xp.where(xp.isinf(x), xp.sign(x), x / (1 + xp.abs(x)))', 'x / (1 + xp.abs(x))'),
+      ['tests/test_elementwise_edges.py'], "softsign(±∞) = ∞/∞ = NaN instead of its limit ±1"),
+    M('mish-gradient-at-infinity', 'minivae/ops/elementwise.py', ('xp.where(xp.isinf(x), 0, x * stable_sigmoid(xp, x) * (1 - t * t))', 'x * stable_sigmoid(xp, x) * (1 - t * t)'),
+      ['tests/test_elementwise_edges.py'], "mish's x̄ at ±∞ through ∞·0 = NaN instead of the limits 1 and 0"),
+    M('mish-at-minus-infinity', 'minivae/ops/elementwise.py', ('xp.where(x == -xp.inf, 0, x * t).astype(t.dtype, copy=False)', 'x * t'),
+      ['tests/test_elementwise_edges.py'], "mish(−∞) = −∞·0 = NaN instead of its limit 0"),
+    M('hardswish-at-minus-infinity', 'minivae/ops/elementwise.py', ('xp.where(x == -xp.inf, 0, x * xp.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)', 'x * xp.clip(x + 3, 0, 6) / 6'),
+      ['tests/test_elementwise_edges.py'], "hardswish(−∞) = −∞·0 = NaN instead of 0"),
+    M('hypot-gradient-at-infinity', 'minivae/ops/elementwise.py', ('xs = xp.where(xp.isinf(x), xp.sign(x), x / m)', 'xs = x / m'),
+      ['tests/test_elementwise_edges.py'], "hypot's x̄ at x = ∞ as ∞/∞ = NaN instead of its limit 1"),
     # ---- helper-67 end ----
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----

@@ -2706,6 +2706,12 @@ MUTANTS = [
       ['tests/test_elementwise_edges.py'], "hardswish(−∞) = −∞·0 = NaN instead of 0"),
     M('hypot-gradient-at-infinity', 'minivae/ops/elementwise.py', ('xs = xp.where(xp.isinf(x), xp.sign(x), x / m)', 'xs = x / m'),
       ['tests/test_elementwise_edges.py'], "hypot's x̄ at x = ∞ as ∞/∞ = NaN instead of its limit 1"),
+    M('mlp-log-sigmoid-not-by-name', 'minivae/nn.py', ('"softsign": Softsign, "log_sigmoid": LogSigmoid}', '"softsign": Softsign}'),
+      ['tests/test_mlp_activation_names.py'], "MLP (and the models) refuse activation='log_sigmoid', a module minivae.nn has"),
+    M('mlp-mish-glorot-init', 'minivae/nn.py', ('"celu", "mish", "hardswish", "relu6")', '"celu", "hardswish", "relu6")'),
+      ['tests/test_mlp_activation_names.py'], "an MLP of mish units drawn by Glorot's rule, not He's"),
+    M('mlp-activation-unhashable', 'minivae/nn.py', ('if not isinstance(activation, str) or (activation not in ACTIVATION_MODULES and activation != "gated"):', 'if activation not in ACTIVATION_MODULES and activation != "gated":'),
+      ['tests/test_mlp_activation_names.py'], "MLP(activation=[...]) a TypeError of the dict lookup, not the ValueError listing the choices"),
     # ---- helper-67 end ----
     # ---- helper-68 begin: fix11-m2: semi-supervised VAE ----
     # ---- helper-68 end ----

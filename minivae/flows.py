@@ -89,15 +89,15 @@ class PlanarFlow(Module):
 
     def forward(self, z, params=None):
         u, w, b = self._params(params)
-        wu = _dot(w, u)
-        m = ops.softplus(wu) - 1.0  # m(wᵀu) = wᵀû > −1
-        ww = _dot(w, w)
-        flat = array_function(lambda ww: ww == 0, ww)  # (w = 0, or its square underflows: û = u, wᵀû = wᵀu)
-        u_hat = u + ops.where(flat, 0.0, m - wu) * w / ops.where(flat, 1.0, ww)
         a = _dot(w, z) + b
+        wu = _dot(w, u)
+        flat = array_function(lambda ww: ww == 0, _dot(w, w))  # (w = 0, or its square underflows)
+        m = ops.where(flat, wu, ops.softplus(wu) - 1.0)  # wᵀû: m(wᵀu) > −1, or wᵀu where w is flat (û = u)
+        w = ops.where(flat, 1.0, w)  # (any w ≠ 0 there, as m − wᵀu = 0: no 0/0 below)
+        u_hat = u + (m - wu) * w / _dot(w, w)
         out = z + u_hat * ops.tanh(a)
         sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
-        log_det = ops.log(ops.abs(1.0 + sech2 * ops.where(flat, wu, m)))
+        log_det = ops.log(ops.abs(1.0 + sech2 * m))
         return out, ops.squeeze(log_det, -1)
 
 

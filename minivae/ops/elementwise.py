@@ -505,9 +505,9 @@ class Mish(Function):
             return xp.where(x == -xp.inf, 0, x * t).astype(t.dtype, copy=False)
 
     def backward(ctx, g):
-        x, t, xp = ctx.x, ctx.t, ctx.xp
-        with quiet():
-            return g * (t + xp.where(xp.isinf(x), 0, x * stable_sigmoid(xp, x) * (1 - t * t)))
+        x, t = ctx.x, ctx.t
+        x = ctx.xp.where(ctx.xp.isinf(x), 0, x)  # (the second term's limit at ±∞, where ∞·0 is NaN: 0)
+        return g * (t + x * stable_sigmoid(ctx.xp, x) * (1 - t * t))
 
 
 @register("hardsigmoid")

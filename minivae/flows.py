@@ -34,7 +34,7 @@ import numpy
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.transforms import Transform
-from minivae.engine import Tensor
+from minivae.engine import Tensor, array_function
 from minivae.nn import Buffer, Linear, Module, ModuleList
 
 __all__ = ["FLOWS", "FlowStack", "FlowTransform", "IAFFlow", "PlanarFlow", "RadialFlow", "made_masks"]
@@ -60,6 +60,12 @@ class PlanarFlow(Module):
     ûᵀψ = (1 − tanh²)·m(wᵀu), and the log-det is log(1 + (1 − tanh²(a))·m(wᵀu)) with 1 − tanh²(a) written stably as
     exp(2(log 2 − a − softplus(−2a))).
 
+    At w = 0 the paper's û has no limit: ‖û − u‖ = |softplus(−wᵀu) − 1|/‖w‖ → (1 − log 2)/‖w‖ → ∞ as w → 0 (pyro's
+    Planar divides by ‖w‖² too, NaN at 0; others add an ε to ‖w‖², which makes û → u). There the flow needs no
+    constraint (wᵀû = 0 > −1 for every u): û = u, f(z) = z + u·tanh(b), a shift, log|det J| = 0, with finite gradients
+    (those of z + u·tanh(wᵀz + b) at w = 0); where ‖w‖² is 0 in the dtype (w = 0, or its square underflows: ‖w‖ below
+    about 10⁻²³ in float32) the same, with wᵀû = wᵀu. Elsewhere the paper's û, exactly.
+
     params (…, 2D + 1): u, w, b packed (amortized), or the layer's own (``amortized=False``; drawn from ``rng``)."""
 
     def __init__(self, dim, amortized=True, *, rng=None):
@@ -83,10 +89,12 @@ class PlanarFlow(Module):
 
     def forward(self, z, params=None):
         u, w, b = self._params(params)
-        wu = _dot(w, u)
-        m = ops.softplus(wu) - 1.0  # m(wᵀu) = wᵀû > −1
-        u_hat = u + (m - wu) * w / _dot(w, w)
         a = _dot(w, z) + b
+        wu = _dot(w, u)
+        flat = array_function(lambda ww: ww == 0, _dot(w, w))  # (w = 0, or its square underflows)
+        m = ops.where(flat, wu, ops.softplus(wu) - 1.0)  # wᵀû: m(wᵀu) > −1, or wᵀu where w is flat (û = u)
+        w = ops.where(flat, 1.0, w)  # (any w ≠ 0 there, as m − wᵀu = 0: no 0/0 below)
+        u_hat = u + (m - wu) * w / _dot(w, w)
         out = z + u_hat * ops.tanh(a)
         sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
         log_det = ops.log(ops.abs(1.0 + sech2 * m))
@@ -98,6 +106,12 @@ class RadialFlow(Module):
     log|det J| = (D − 1)·log(1 + βh) + log(1 + βh + βh′(r)·r), h′ = −1/(α + r)².
 
     Invertibility (their appendix A.2): β ≥ −α. The raw α′, β′ become α = softplus(α′) > 0 and β = −α + softplus(β′).
+
+    At z = z₀ (r = 0): f is differentiable there, ∂f/∂z = (1 + β/α)·I (the term βh′(r)·(z − z₀)(z − z₀)ᵀ/r → 0), and
+    its gradients are that, finite; the log-det, a function of r = ‖z − z₀‖, has a cone's kink there (its derivative
+    in r is not 0), and its gradient in z and z₀ is the subgradient 0 (the 2-norm's at the zero vector, ``ops.norm``'s,
+    what central differences give). r is ``ops.norm``, whose gradient is 0 at r = 0, where √(Σ(z − z₀)²)'s is ∞, and ∞
+    times z − z₀ = 0 was a NaN gradient for z, z₀ and every parameter upstream.
 
     params (…, D + 2): z₀, α′, β′ packed (amortized), or the layer's own (``amortized=False``)."""
 
@@ -126,7 +140,7 @@ class RadialFlow(Module):
         alpha = ops.softplus(alpha_raw)
         beta = ops.softplus(beta_raw) - alpha  # β ≥ −α
         diff = z - z0
-        r = ops.sqrt(_dot(diff, diff))
+        r = ops.norm(diff, axis=-1, keepdims=True)  # (∂r/∂z = 0 at r = 0, not ∞·0 = NaN: see the docstring)
         h = 1.0 / (alpha + r)
         h_prime = -h * h
         out = z + beta * h * diff

@@ -1484,10 +1484,17 @@ def _reduction(module, reduction):
 
 
 ACTIVATIONS = {"relu": ops.relu, "tanh": ops.tanh, "sigmoid": ops.sigmoid, "softplus": ops.softplus,
-               "leaky_relu": ops.leaky_relu, "elu": ops.elu, "gelu": ops.gelu, "silu": ops.silu}
+               "leaky_relu": ops.leaky_relu, "elu": ops.elu, "gelu": ops.gelu, "silu": ops.silu, "selu": ops.selu,
+               "celu": ops.celu, "mish": ops.mish, "hardswish": ops.hardswish, "relu6": ops.relu6,
+               "hardtanh": ops.hardtanh, "hardsigmoid": ops.hardsigmoid, "softsign": ops.softsign,
+               "log_sigmoid": ops.log_sigmoid}
 ACTIVATION_MODULES = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "softplus": Softplus, "leaky_relu": LeakyReLU,
-                      "elu": ELU, "gelu": GELU, "silu": SiLU}
-RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu", "silu")  # He init in MLP
+                      "elu": ELU, "gelu": GELU, "silu": SiLU, "selu": SELU, "celu": CELU, "mish": Mish,
+                      "hardswish": Hardswish, "relu6": ReLU6, "hardtanh": Hardtanh, "hardsigmoid": Hardsigmoid,
+                      "softsign": Softsign, "log_sigmoid": LogSigmoid}
+# He init in MLP: the ReLU-like ones (about x for x > 0, about 0 below); Glorot for the others (bounded, or SELU,
+# whose LeCun N(0, 1/in) Glorot's U(±√(6/(in + out))) matches for in = out)
+RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu", "silu", "celu", "mish", "hardswish", "relu6")
 
 
 class Sequential(ModuleList):
@@ -1522,13 +1529,14 @@ def _linear_then_relu(layers, i):
 
 
 class MLP(Sequential):
-    """Linear layers of ``sizes`` (e.g. (784, 512, 256, 40)) with ``activation`` between them (none after the last):
-    "relu", "leaky_relu", "elu", "gelu", "silu" (He init), "tanh", "sigmoid", "softplus" (Glorot init), each as the
-    nn module of that name with torch's defaults. ``activation="gated"`` makes every hidden layer a GatedLinear unit
-    instead."""
+    """Linear layers of ``sizes`` (e.g. (784, 512, 256, 40)) with ``activation`` between them (none after the last),
+    by name (``ACTIVATION_MODULES``): "relu", "leaky_relu", "elu", "gelu", "silu", "celu", "mish", "hardswish",
+    "relu6" (He init), "tanh", "sigmoid", "softplus", "selu", "hardtanh", "hardsigmoid", "softsign", "log_sigmoid"
+    (Glorot init), each as the nn module of that name with torch's defaults. ``activation="gated"`` makes every
+    hidden layer a GatedLinear unit instead. Another name is a ValueError listing these."""
 
     def __init__(self, sizes, activation="relu", *, rng=None, dtype=numpy.float32, device="cpu"):
-        if activation not in ACTIVATION_MODULES and activation != "gated":
+        if not isinstance(activation, str) or (activation not in ACTIVATION_MODULES and activation != "gated"):
             raise ValueError(f"activation must be one of {sorted([*ACTIVATION_MODULES, 'gated'])}, not {activation!r}")
         rng = resolve(rng)
         init = "he" if activation in RELU_LIKE else "glorot"

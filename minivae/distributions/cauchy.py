@@ -3,7 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, location_scale
+from minivae.distributions.distribution import Distribution, cdf_with_limits, location_scale
 from minivae.engine import array_function
 from minivae.random import resolve
 
@@ -100,7 +100,10 @@ class Cauchy(Distribution):
         return self._batch(LOG_4PI + ops.log(self.scale))
 
     def cdf(self, value):
-        z = (self._value(value) - self.loc) / self.scale
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, value):
+        z = (value - self.loc) / self.scale
         return ops.atan2(1.0, -z) / math.pi
 
     def icdf(self, value):

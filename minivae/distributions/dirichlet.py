@@ -4,8 +4,9 @@ import math
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution
-from minivae.distributions.gamma import gamma_rsample, positive_params, xlogy
+from minivae.distributions.gamma import gamma_rsample, positive_params
 from minivae.engine import array_function
+from minivae.ops import xlogy
 
 
 class Dirichlet(Distribution):

@@ -92,6 +92,18 @@ def as_value(value, like):
     return as_tensor(value, device=like.device)
 
 
+def cdf_with_limits(cdf, value):
+    """``cdf`` (a function of the value) at the finite values, and its limits 0 at −∞ and 1 at +∞, with gradients 0
+    there in the value and in the parameters (the limits of the cdf's derivatives: they are constant there whatever the
+    parameters). The formulas evaluated at ±∞ give the values but send ∞·0 = NaN back: (±∞ − loc)/scale to scale,
+    e^{(loc − x)/scale} at x = −∞ (Gumbel's) to loc and scale, rate·∞ to rate. The infinite values go into ``cdf`` as
+    1, which is inside (or at the edge of) every support here: ℝ, [0, ∞), [0, 1]."""
+    xp = value.xp
+    up, down = array_function(lambda v: (v == xp.inf, v == -xp.inf), value)
+    inner = cdf(ops.where(up | down, 1.0, value))
+    return ops.where(up, 1.0, ops.where(down, 0.0, inner))
+
+
 def checkable(x):
     """Whether the values of ``x`` are checked: only constants on the CPU. A computed parameter (one
     that requires grad) is left alone, as there is no pass over it each step, and so is one on the GPU:

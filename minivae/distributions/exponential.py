@@ -3,7 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution
+from minivae.distributions.distribution import Distribution, cdf_with_limits
 from minivae.distributions.gamma import below_zero, positive_params
 from minivae.engine import array_function
 from minivae.random import resolve
@@ -57,8 +57,7 @@ class Exponential(Distribution):
         return self._batch(1 - ops.log(self.rate))
 
     def cdf(self, value):
-        value = self._value(value)
-        return -ops.expm1(-self.rate * ops.clip(value, 0.0))
+        return cdf_with_limits(lambda x: -ops.expm1(-self.rate * ops.clip(x, 0.0)), self._value(value))
 
     def icdf(self, value):
         p = self._value(value)

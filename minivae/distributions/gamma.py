@@ -1,5 +1,5 @@
 """The Gamma distribution, sampled by Marsaglia and Tsang's method and differentiated by implicit reparameterization;
-with the helpers that Exponential, Beta and Dirichlet share (positive parameters, Gamma draws, x·log y)."""
+with the helpers that Exponential, Beta and Dirichlet share (positive parameters, Gamma draws)."""
 import math
 
 import numpy
@@ -7,8 +7,9 @@ import numpy
 from minivae import ops
 from minivae._backend import KERNEL_DTYPES, fused, get_array_module
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, checked_params
+from minivae.distributions.distribution import Distribution, cdf_with_limits, checked_params
 from minivae.engine import array_function
+from minivae.ops import xlogy
 from minivae.plan import Live, drawn_counter
 from minivae.random import philox4x32, resolve, words_to_uniform
 
@@ -104,18 +105,6 @@ def counted_draw(rng, blocks, draw, *tensors):
     return array_function(call, *tensors)
 
 
-def xlogy(c, x):
-    """c·log x for x ≥ 0, 0 where c = 0 (at x = 0 and x = ∞ too, as torch.xlogy), ∓∞ where x = 0 < ±c; no log of 0 is
-    taken, nor of ∞ (±∞ where x = ∞, 0 for c = 0: their gradients are 0). Its gradient in c is log x also at c = 0
-    for 0 < x < ∞ (where the product is 0: a log_prob at a concentration of exactly 1, Gamma(1, β)'s or Beta(1, b)'s,
-    has the gradient log x in it)."""
-    xp = x.xp
-    zero_x, inf_x = array_function(lambda x: (x == 0, x == xp.inf), x)
-    at_zero = array_function(lambda c: xp.where(c == 0, 0.0, xp.where(c > 0, -xp.inf, xp.inf)).astype(c.dtype), c)
-    product = c * ops.log(ops.where(zero_x | inf_x, 1.0, x))
-    return ops.where(zero_x, at_zero, ops.where(inf_x, -at_zero, product))
-
-
 def below_zero(value):
     return array_function(lambda v: v < 0, value)
 
@@ -179,7 +168,9 @@ class Gamma(Distribution):
     def cdf(self, value):
         """P(α, β·x), the regularized incomplete gamma function (torch's), 0 below 0; differentiable in x, α and β
         (``ops.gammainc``; torch's has no gradient in α)."""
-        value = self._value(value)
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, value):
         return ops.gammainc(self.concentration, self.rate * ops.clip(value, 0.0))
 
     def __repr__(self):

@@ -5,7 +5,7 @@ import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, location_scale
+from minivae.distributions.distribution import Distribution, cdf_with_limits, location_scale
 from minivae.engine import array_function
 from minivae.random import resolve
 
@@ -65,7 +65,7 @@ class Gumbel(Distribution):
         return self._batch(ops.log(self.scale) + (1 + numpy.euler_gamma))
 
     def cdf(self, value):
-        return ops.exp(-ops.exp((self.loc - self._value(value)) / self.scale))
+        return cdf_with_limits(lambda x: ops.exp(-ops.exp((self.loc - x) / self.scale)), self._value(value))
 
     def icdf(self, value):
         p = self._value(value)

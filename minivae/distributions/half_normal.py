@@ -3,7 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import LOG_2PI, Distribution, checked_params
+from minivae.distributions.distribution import LOG_2PI, Distribution, cdf_with_limits, checked_params
 from minivae.distributions.gamma import below_zero
 from minivae.distributions.normal import SQRT2, Normal
 from minivae.engine import array_function
@@ -72,8 +72,7 @@ class HalfNormal(Distribution):
         return self._batch(ops.log(self.scale) + (0.5 * (1 + LOG_2PI) - LOG_2))
 
     def cdf(self, value):
-        value = self._value(value)
-        return ops.erf(ops.clip(value, 0.0) / (self.scale * SQRT2))
+        return cdf_with_limits(lambda x: ops.erf(ops.clip(x, 0.0) / (self.scale * SQRT2)), self._value(value))
 
     def icdf(self, value):
         p = self._value(value)

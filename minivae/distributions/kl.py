@@ -28,7 +28,7 @@ from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
-from minivae.distributions.gamma import Gamma, xlogy
+from minivae.distributions.gamma import Gamma
 from minivae.distributions.geometric import Geometric
 from minivae.distributions.gumbel import Gumbel
 from minivae.distributions.half_normal import HalfNormal
@@ -40,6 +40,7 @@ from minivae.distributions.normal import Normal
 from minivae.distributions.poisson import Poisson
 from minivae.distributions.uniform import Uniform
 from minivae.engine import array_function
+from minivae.ops import xlogy
 
 _KL = {}
 

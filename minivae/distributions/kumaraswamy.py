@@ -6,8 +6,9 @@ import numpy
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution
-from minivae.distributions.gamma import positive_params, xlogy
+from minivae.distributions.gamma import positive_params
 from minivae.engine import array_function
+from minivae.ops import xlogy
 from minivae.random import resolve
 
 
@@ -27,7 +28,9 @@ class Kumaraswamy(Distribution):
                exactly 0 or 1 (Kumaraswamy(0.1, 100) in float32), where a concentration below 1 puts a pole of the
                density (log_prob +∞, as Beta's)
     log_prob   log a + log b + (a − 1) log x + (b − 1) log(1 − x^a), 1 − x^a = −expm1(a·log x) (its digits kept near
-               x = 1); the ends as torch.xlogy (x = 0, 1 with a = 1 or b = 1 give log(ab)); −∞ outside [0, 1]
+               x = 1); the ends as torch.xlogy (x = 0, 1 with a = 1 or b = 1 give log(ab)); −∞ outside [0, 1]. The
+               gradient in a at x = 1 is its limit from inside, b/a ((b − 1)·log(1 − x^a) ≈ (b − 1)·log(a(1 − x))),
+               not ∞·0 = NaN; the others at the ends are ops.xlogy's (log 0 = −∞ where x·log y is ±∞)
     entropy    (1 − 1/b) + (1 − 1/a)·H_b − log(ab), H_b = ψ(b + 1) + γ the harmonic number (torch's)
     mean       b·B(1 + 1/a, b);  variance b·B(1 + 2/a, b) − mean² (torch's, through lgamma)
     mode       ((a − 1)/(ab − 1))^{1/a} for a ≥ 1 and b ≥ 1 but not both 1, NaN otherwise (torch's NaN cases)
@@ -79,10 +82,14 @@ class Kumaraswamy(Distribution):
     def log_prob(self, value):
         value = self._value(value)
         a, b = self.concentration1, self.concentration0
-        outside, zero = array_function(lambda v: (~((v >= 0) & (v <= 1)), v == 0), value)
+        outside, zero, one = array_function(lambda v: (~((v >= 0) & (v <= 1)), v == 0, v == 1), value)
         x = ops.where(outside, 0.5, value)
-        one_minus_xa = ops.where(zero, 1.0, -ops.expm1(a * ops.log(ops.where(zero, 1.0, x))))
+        end = zero | one
+        one_minus_xa = ops.where(end, ops.where(zero, 1.0, 0.0), -ops.expm1(a * ops.log(ops.where(end, 0.5, x))))
         lp = ops.log(a) + ops.log(b) + xlogy(a - 1, x) + xlogy(b - 1, one_minus_xa)
+        # (at x = 1, 1 − x^a is the constant 0, and (b − 1)·log a keeps the gradient in a the limit b/a:
+        # log(1 − x^a) − log(1 − x) → log a as x → 1; the value is ±∞ there, or log(ab) + 0 for b = 1)
+        lp = lp + ops.where(one, (b - 1) * ops.log(a), 0.0)
         return ops.where(outside, -math.inf, lp)
 
     def entropy(self):

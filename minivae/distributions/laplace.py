@@ -3,7 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, location_scale
+from minivae.distributions.distribution import Distribution, cdf_with_limits, location_scale
 from minivae.distributions.normal import SQRT2
 from minivae.engine import array_function
 from minivae.random import resolve
@@ -69,7 +69,10 @@ class Laplace(Distribution):
         return self._batch(1 + ops.log(2 * self.scale))
 
     def cdf(self, value):
-        d = self._value(value) - self.loc
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, x):
+        d = x - self.loc
         below = array_function(lambda d: d < 0, d)
         # |d| written as a where, so that its gradient at d = 0 is 1 (the branch 1 − ½e^{−d/scale}: density 1/(2 scale))
         half_tail = 0.5 * ops.exp(-ops.where(below, -d, d) / self.scale)

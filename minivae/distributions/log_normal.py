@@ -3,7 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, location_scale
+from minivae.distributions.distribution import Distribution, cdf_with_limits, location_scale
 from minivae.distributions.normal import Normal
 from minivae.engine import array_function
 
@@ -69,7 +69,10 @@ class LogNormal(Distribution):
         return self._batch(self.base_dist.entropy() + self.loc)
 
     def cdf(self, value):
-        outside, y = positive_part(self._value(value))
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, x):
+        outside, y = positive_part(x)
         return ops.where(outside, 0.0, self.base_dist.cdf(y))
 
     def icdf(self, value):

@@ -4,7 +4,7 @@
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import LOG_2PI, Distribution, location_scale
+from minivae.distributions.distribution import LOG_2PI, Distribution, cdf_with_limits, location_scale
 from minivae.random import resolve
 
 SQRT2 = 1.4142135623730951  # √2 rounded to float64
@@ -59,7 +59,9 @@ class Normal(Distribution):
         return self._batch(ops.log(self.scale) + 0.5 * (1 + LOG_2PI))
 
     def cdf(self, value):
-        value = self._value(value)
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, value):
         return 0.5 * ops.erfc((self.loc - value) / (self.scale * SQRT2))
 
     def icdf(self, value):

@@ -8,8 +8,9 @@ from minivae import ops
 from minivae._backend import get_array_module
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, checked_params, logits_from
-from minivae.distributions.gamma import counted_draw, standard_gamma_draws, xlogy
+from minivae.distributions.gamma import counted_draw, standard_gamma_draws
 from minivae.engine import array_function, no_grad
+from minivae.ops import xlogy
 from minivae.ops.gamma import lgamma_positive
 from minivae.random import philox4x32, resolve, words_to_uniform
 

@@ -5,7 +5,7 @@ import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.distribution import Distribution, as_params, checkable, on_one_device
+from minivae.distributions.distribution import Distribution, as_params, cdf_with_limits, checkable, on_one_device
 from minivae.engine import array_function
 from minivae.random import resolve
 
@@ -100,7 +100,7 @@ class Uniform(Distribution):
         return self._batch(ops.log(self.high - self.low))
 
     def cdf(self, value):
-        return ops.clip((self._value(value) - self.low) / (self.high - self.low), 0.0, 1.0)
+        return cdf_with_limits(lambda x: ops.clip((x - self.low) / (self.high - self.low), 0.0, 1.0), self._value(value))
 
     def icdf(self, value):
         p = self._value(value)

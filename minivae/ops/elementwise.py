@@ -44,7 +44,8 @@ class Tan(Function):
     """y = tan x;  x̄ = ḡ·(1 + y²).  saves y."""
 
     def forward(ctx, x):
-        y = ctx.xp.tan(real(x))
+        with quiet():  # (NaN at ±∞, without NumPy's warning)
+            y = ctx.xp.tan(real(x))
         ctx.save(y=y)
         return y
 
@@ -208,29 +209,38 @@ class Atan2(Function):
 @register("hypot")
 class Hypot(Function):
     """z = √(x² + y²) without overflow;  x̄ = unbroadcast(ḡ·x/z, x.shape);  ȳ = unbroadcast(ḡ·y/z, y.shape); 0 and 0 at
-    (0, 0), a subgradient (the 2-norm's at the zero vector, as ops.norm's), where torch's are NaN.  saves x, y, z."""
+    (0, 0), a subgradient (the 2-norm's at the zero vector, as ops.norm's), where torch's are NaN. x/z and y/z are
+    taken as x′/r and y′/r, (x′, y′) = (x, y)/max(|x|, |y|) with an infinite x or y as ±1, r = hypot(x′, y′) in
+    [1, √2]: the limits where z is ∞, 1 at x = ∞ (torch's ∞/∞ is NaN) and 0 for the finite one; 1/√2 each at two
+    infinities (the diagonal); x/z of finite x and y where z overflows (x = y = 1.5·10³⁰⁸: 1/√2, not x/∞ = 0).
+    saves x, y."""
 
     def forward(ctx, x, y):
         x, y = real_pair(x, y)
-        z = ctx.xp.hypot(x, y)
-        ctx.save(x=x, y=y, z=z)
-        return z
+        ctx.save(x=x, y=y)
+        with quiet():  # (∞ where it overflows, without NumPy's warning)
+            return ctx.xp.hypot(x, y)
 
     def backward(ctx, g):
-        x, y, z, xp = ctx.x, ctx.y, ctx.z, ctx.xp
+        x, y, xp = ctx.x, ctx.y, ctx.xp
         nx, ny = ctx.needs_input_grad
-        zero = z == 0
-        w = g / xp.where(zero, 1, z)  # (∞ where z = ∞: ∞/∞ is NaN there, as torch's)
+        m = xp.maximum(xp.abs(x), xp.abs(y))
+        zero = m == 0
+        m = xp.where(zero, 1, m)
         with quiet():
-            gx = unbroadcast(xp.where(zero, 0, w * x), x.shape) if nx else None
-            gy = unbroadcast(xp.where(zero, 0, w * y), y.shape) if ny else None
+            xs = xp.where(xp.isinf(x), xp.sign(x), x / m)
+            ys = xp.where(xp.isinf(y), xp.sign(y), y / m)
+            w = g / xp.hypot(xs, ys)
+            gx = unbroadcast(xp.where(zero, 0, w * xs), x.shape) if nx else None
+            gy = unbroadcast(xp.where(zero, 0, w * ys), y.shape) if ny else None
         return gx, gy
 
 
 @register("logaddexp")
 class Logaddexp(Function):
     """z = log(eˣ + eʸ) = max(x, y) + log1p(e^{−|x − y|}) (finite for any finite x, y);  x̄ = unbroadcast(ḡ·σ(x − y),
-    x.shape);  ȳ = unbroadcast(ḡ·σ(y − x), y.shape), the softmax of the two (the stable σ). Where x = y, both ±∞
+    x.shape);  ȳ = unbroadcast(ḡ·σ(y − x), y.shape), the softmax of the two, each by the stable σ (not ȳ as 1 − σ(x − y),
+    which is 0 from x − y ≈ 17 in float32 and 37 in float64, where σ(y − x) is 4·10⁻⁸ and 10⁻¹⁶). Where x = y, both ±∞
     included, z = x + log 2 and the gradients ½ and ½ (torch's are NaN at two equal infinities).  saves d = x − y."""
 
     def forward(ctx, x, y):
@@ -244,9 +254,9 @@ class Logaddexp(Function):
 
     def backward(ctx, g):
         nx, ny = ctx.needs_input_grad
-        sx = stable_sigmoid(ctx.xp, ctx.d)
-        return (unbroadcast(g * sx, ctx.xshape) if nx else None,
-                unbroadcast(g * (1 - sx), ctx.yshape) if ny else None)
+        xp, d = ctx.xp, ctx.d
+        return (unbroadcast(g * stable_sigmoid(xp, d), ctx.xshape) if nx else None,
+                unbroadcast(g * stable_sigmoid(xp, -d), ctx.yshape) if ny else None)
 
 
 @register("xlogy")
@@ -255,7 +265,10 @@ class Xlogy(Function):
     x̄ = unbroadcast(ḡ·log y, x.shape) (0 where ḡ = 0, and where x = 0 and y ≤ 0: torch's);
     ȳ = unbroadcast(ḡ·x/y, y.shape), 0 where x = 0 (torch's is NaN at (0, 0): x·log y is 0 for every y on the line
     x = 0, so its partial derivative in y is 0 there, and a Poisson log-density of k = 0 at a rate of 0 keeps a finite
-    gradient).  saves x, y."""
+    gradient), and 0 where ḡ = 0 (a VJP is linear in ḡ: torch's 0·x/0 is NaN at y = 0, which a branch of ops.where
+    that is not taken, a log-density at the edge of its support, passes on as NaN). Where the value is ±∞ (y = 0 or
+    y = ∞ with x ≠ 0) the gradients are torch's ±∞ (log 0 = −∞, x/0 = ±∞: the limits).  saves x, y. The one x·log y
+    of minivae: the distributions' log-densities (Gamma, Beta, Dirichlet, Kumaraswamy, Poisson) use it."""
 
     def forward(ctx, x, y):
         x, y = real_pair(x, y)
@@ -268,7 +281,7 @@ class Xlogy(Function):
         zero = x == 0
         with quiet():
             gx = unbroadcast(xp.where(zero & (y <= 0), 0, _xlogy(xp, g, y)), x.shape) if nx else None
-            gy = unbroadcast(g * xp.where(zero, 0, x / y), y.shape) if ny else None
+            gy = unbroadcast(xp.where(zero | (g == 0), 0, g * (x / y)), y.shape) if ny else None
         return gx, gy
 
 
@@ -373,7 +386,8 @@ class Square(Function):
 class Logit(Function):
     """y = log(z/(1 − z)), z = x clamped to [ε, 1 − ε] (``eps`` = ε; None: no clamp), as torch.logit;
     x̄ = ḡ/(x(1 − x)) for ε ≤ x ≤ 1 − ε and 0 outside, where the clamp holds z constant (torch's); without ε, ±∞ at
-    0 and 1 and NaN outside [0, 1] (values and gradients, torch's).  saves x and the mask."""
+    0 and 1 and NaN outside [0, 1] (values and gradients, torch's; x̄ = +∞ at x = −0 too, which is 0).
+    saves x and the mask."""
 
     def forward(ctx, x, eps=None):
         x = real(x)
@@ -391,7 +405,7 @@ class Logit(Function):
     def backward(ctx, g):
         x, inside, xp = ctx.x, ctx.inside, ctx.xp
         with quiet():
-            gx = g / (x * (1 - x))
+            gx = g / (x * (1 - x) + 0.0)  # (+ 0.0: −0 + 0 = +0, so that x = −0 gives +∞ as x = 0)
         if inside is None:
             return xp.where((x < 0) | (x > 1), xp.nan, gx)
         return xp.where(inside, gx, 0)
@@ -415,13 +429,15 @@ class LogSigmoid(Function):
 
 @register("softsign")
 class Softsign(Function):
-    """y = x/(1 + |x|);  x̄ = ḡ·(1/(1 + |x|))² (the square of a number ≤ 1: no overflow at ±1e4 in float16).
-    saves x."""
+    """y = x/(1 + |x|), ±1 at ±∞ (its limits: ∞/∞ is NaN);  x̄ = ḡ·(1/(1 + |x|))² (the square of a number ≤ 1: no
+    overflow at ±1e4 in float16; 0 at ±∞).  saves x."""
 
     def forward(ctx, x):
         x = real(x)
+        xp = ctx.xp
         ctx.save(x=x)
-        return x / (1 + ctx.xp.abs(x))
+        with quiet():
+            return xp.where(xp.isinf(x), xp.sign(x), x / (1 + xp.abs(x)))
 
     def backward(ctx, g):
         r = 1 / (1 + ctx.xp.abs(ctx.x))
@@ -477,16 +493,20 @@ class Celu(Function):
 @register("mish")
 class Mish(Function):
     """y = x·tanh(softplus(x)) (Misra 2019);  x̄ = ḡ·(t + x·σ(x)·(1 − t²)), t = tanh(softplus(x)) (the stable
-    softplus and σ: x and 1 at 1e4, −0 and 0 at −1e4).  saves x, t."""
+    softplus and σ: x and 1 at 1e4, −0 and 0 at −1e4); at ±∞ the limits, y = ∞ and 0, x̄ = ḡ and 0 (the products
+    ∞·0 there are NaN: the second term is taken as its limit 0).  saves x, t."""
 
     def forward(ctx, x):
         x = real(x)
-        t = ctx.xp.tanh(stable_softplus(ctx.xp, x))
+        xp = ctx.xp
+        t = xp.tanh(stable_softplus(xp, x))
         ctx.save(x=x, t=t)
-        return x * t
+        with quiet():
+            return xp.where(x == -xp.inf, 0, x * t).astype(t.dtype, copy=False)
 
     def backward(ctx, g):
         x, t = ctx.x, ctx.t
+        x = ctx.xp.where(ctx.xp.isinf(x), 0, x)  # (the second term's limit at ±∞, where ∞·0 is NaN: 0)
         return g * (t + x * stable_sigmoid(ctx.xp, x) * (1 - t * t))
 
 
@@ -506,12 +526,15 @@ class Hardsigmoid(Function):
 @register("hardswish")
 class Hardswish(Function):
     """y = x·min(max(x + 3, 0), 6)/6 (Howard et al. 2019);  x̄ = 0 for x ≤ −3, ḡ·(x/3 + ½) for −3 < x < 3, ḡ for x ≥ 3
-    (at the kinks the outer pieces' derivatives, 0 at −3 and 1 at 3, torch's).  saves x."""
+    (at the kinks the outer pieces' derivatives, 0 at −3 and 1 at 3, torch's); y = 0 at −∞ (its limit; −∞·0 is NaN).
+    saves x."""
 
     def forward(ctx, x):
         x = real(x)
+        xp = ctx.xp
         ctx.save(x=x)
-        return x * ctx.xp.clip(x + 3, 0, 6) / 6
+        with quiet():
+            return xp.where(x == -xp.inf, 0, x * xp.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
         x, xp = ctx.x, ctx.xp

@@ -1,0 +1,126 @@
+"""The planar and radial flows where their formulas divide by zero: the radial flow at z = z₀ (r = 0), where f is
+differentiable with ∂f/∂z = (1 + β/α)·I and the log-det has a cone's kink (its subgradient 0, what central differences
+give), and the planar flow at w = 0, where the paper's û has no limit and the flow is the shift z + u·tanh(b) (log-det
+0). References: float64 central differences (minivae.gradcheck, and of the formulas written in NumPy), the formulas."""
+import math
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import ops
+from minivae.flows import PlanarFlow, RadialFlow
+from minivae.gradcheck import gradcheck
+
+D = 3
+
+
+def softplus(x):
+    return math.log1p(math.exp(-abs(x))) + max(x, 0.0)
+
+
+def both(layer):
+    def fn(z, p):
+        out, log_det = layer(z, p)
+        return ops.concatenate([out, ops.unsqueeze(log_det, -1)], axis=-1)
+    return fn
+
+
+@pytest.mark.parametrize("offset", [1e-3, 1e-2])
+def test_radial_flow_next_to_its_centre(offset):
+    """r = ‖z − z₀‖ small but ≫ the step: float64 gradcheck (central differences) in z and the parameters."""
+    z0 = np.array([[0.3, -0.2, 0.5], [1.0, 2.0, -1.0]])
+    params = np.concatenate([z0, [[0.4, -0.1], [-1.0, 0.7]]], -1)
+    assert gradcheck(both(RadialFlow(D)), (z0 + offset * np.array([1.0, -2.0, 0.5]), params))
+
+
+def radial_log_det_at_the_centre(alpha_raw, beta_raw):
+    """D·log(1 + β/α) (h = 1/α, h′·r = 0 at r = 0), α = softplus(α′), β = softplus(β′) − α."""
+    alpha = softplus(alpha_raw)
+    return D * math.log1p((softplus(beta_raw) - alpha) / alpha)
+
+
+def test_radial_flow_at_its_centre():
+    """z = z₀: ∂f/∂z = (1 + β/α)·I, ∂f/∂z₀ = −(β/α)·I, ∂f/∂(α′, β′) = 0 (z − z₀ = 0 multiplies them); the log-det
+    D·log(1 + β/α), its gradient in z and z₀ the subgradient 0 (central differences across the kink: 0 by symmetry),
+    in α′ and β′ the central differences of that formula; nothing NaN (√ of 0's gradient times 0, before)."""
+    z0 = np.array([0.3, -0.2, 0.5])
+    for raw in ([0.4, -0.1], [-1.0, 0.7], [2.0, -3.0]):
+        alpha = softplus(raw[0])
+        beta = softplus(raw[1]) - alpha
+        params = np.concatenate([z0, raw])[None]
+        g = np.array([[0.3, -1.2, 0.7]])
+        zt, pt = mv.tensor(z0[None].copy(), requires_grad=True), mv.tensor(params, requires_grad=True)
+        out, log_det = RadialFlow(D)(zt, pt)
+        np.testing.assert_array_equal(out.numpy(), z0[None])
+        assert log_det.item() == pytest.approx(radial_log_det_at_the_centre(*raw), rel=1e-14)
+        out.backward(mv.tensor(g))
+        np.testing.assert_allclose(zt.grad, g * (1 + beta / alpha), rtol=1e-14)
+        np.testing.assert_allclose(pt.grad[0, :D], -g[0] * (beta / alpha), rtol=1e-14)
+        np.testing.assert_array_equal(pt.grad[0, D:], 0.0)
+        zt, pt = mv.tensor(z0[None].copy(), requires_grad=True), mv.tensor(params, requires_grad=True)
+        RadialFlow(D)(zt, pt)[1].sum().backward()
+        np.testing.assert_array_equal(zt.grad, 0.0)
+        np.testing.assert_array_equal(pt.grad[0, :D], 0.0)
+        h = 1e-6
+        numeric = [(radial_log_det_at_the_centre(raw[0] + h, raw[1]) - radial_log_det_at_the_centre(raw[0] - h, raw[1]))
+                   / (2 * h),
+                   (radial_log_det_at_the_centre(raw[0], raw[1] + h) - radial_log_det_at_the_centre(raw[0], raw[1] - h))
+                   / (2 * h)]
+        np.testing.assert_allclose(pt.grad[0, D:], numeric, rtol=1e-7)
+
+
+def test_radial_flow_at_its_centre_in_float32():
+    z0 = np.array([[0.3, -0.2, 0.5]], np.float32)
+    zt = mv.tensor(z0.copy(), requires_grad=True)
+    pt = mv.tensor(np.concatenate([z0, [[0.4, -0.1]]], -1).astype(np.float32), requires_grad=True)
+    out, log_det = RadialFlow(D)(zt, pt)
+    (out.sum() + log_det.sum()).backward()
+    assert np.isfinite(zt.grad).all() and np.isfinite(pt.grad).all()
+
+
+def planar_numpy(z, u, w, b, g_out, g_ld):
+    """Σ g_out·(z + u·tanh(wᵀz + b)) + g_ld·log|1 + (1 − tanh²(wᵀz + b))·wᵀu|: the unconstrained planar flow, what the
+    layer is at w = 0 (û = u)."""
+    t = np.tanh(z @ w + b)
+    return float((g_out * (z + u * t)).sum() + g_ld * np.log(abs(1 + (1 - t * t) * (w @ u))))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_planar_flow_at_w_zero_is_a_shift(dtype):
+    """w = 0: f(z) = z + u·tanh(b), log-det 0; the gradients in z, u, w, b those of the unconstrained flow at w = 0
+    (central differences of the formula in NumPy, float64), not NaN (w/‖w‖² = 0/0)."""
+    z, u, b = np.array([0.3, -0.2, 0.5]), np.array([0.7, 1.5, -2.0]), 0.2
+    g_out, g_ld = np.array([0.7, -0.4, 1.1]), 0.9
+    zt = mv.tensor(z[None].astype(dtype), requires_grad=True)
+    pt = mv.tensor(np.concatenate([u, np.zeros(D), [b]])[None].astype(dtype), requires_grad=True)
+    out, log_det = PlanarFlow(D)(zt, pt)
+    np.testing.assert_allclose(out.numpy()[0], z + u * math.tanh(b), rtol=1e-6)
+    assert log_det.numpy()[0] == 0
+    (out * mv.tensor(g_out[None].astype(dtype))).sum().add(log_det.sum() * g_ld).backward()
+    args, h = [z, u, np.zeros(D), np.array(b)], 1e-6
+    numeric = []
+    for k, a in enumerate(args):
+        grad = np.zeros(a.shape)
+        for i in np.ndindex(a.shape):
+            up, down = [x.copy() for x in args], [x.copy() for x in args]
+            up[k][i] += h
+            down[k][i] -= h
+            grad[i] = (planar_numpy(*up, g_out, g_ld) - planar_numpy(*down, g_out, g_ld)) / (2 * h)
+        numeric.append(grad)
+    rtol = 1e-8 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(zt.grad[0], numeric[0], rtol=rtol)
+    np.testing.assert_allclose(pt.grad[0], np.concatenate([numeric[1], numeric[2], [numeric[3]]]), rtol=rtol)
+
+
+def test_planar_flow_with_a_w_whose_square_underflows():
+    """‖w‖² = 0 in float32 though w ≠ 0 (1e-30): û = u, everything finite; a small w that does not underflow keeps
+    the paper's wᵀû = m(wᵀu) > −1 (f monotone along w)."""
+    for scale in (1e-30, 1e-3):
+        w = np.array([1.0, -2.0, 0.5]) * scale
+        pt = mv.tensor(np.concatenate([[0.7, 1.5, -2.0], w, [0.2]])[None].astype(np.float32), requires_grad=True)
+        zt = mv.tensor(np.array([[0.3, -0.2, 0.5]], np.float32), requires_grad=True)
+        out, log_det = PlanarFlow(D)(zt, pt)
+        (out.sum() + log_det.sum()).backward()
+        assert np.isfinite(out.numpy()).all() and np.isfinite(log_det.numpy()).all()
+        assert np.isfinite(zt.grad).all() and np.isfinite(pt.grad).all()

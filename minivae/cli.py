@@ -102,6 +102,10 @@ def _check_device(args):
 
 COUNT_LIKELIHOODS = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")  # models.COUNT_LIKELIHOODS
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic") + COUNT_LIKELIHOODS  # models'
+# nn.ACTIVATION_MODULES' names and gated linear units (written here: the parser is made before minivae.nn is imported;
+# tests/test_cli_other_models.py checks both lists against the modules')
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "softplus", "leaky_relu", "elu", "gelu", "silu", "selu", "celu", "mish",
+               "hardswish", "relu6", "hardtanh", "hardsigmoid", "softsign", "log_sigmoid", "gated")
 
 
 def _check_likelihood(args, likelihood):
@@ -175,8 +179,8 @@ def _train(args):
     if args.channels is not None and args.arch != "conv":
         raise ValueError("--channels are the convolutions' channels: they need --arch conv")
     if args.arch == "conv" and args.activation == "gated":
-        raise ValueError("--activation gated makes gated linear units of the MLP's layers: --arch conv takes relu, tanh "
-                         "or softplus")
+        raise ValueError("--activation gated makes gated linear units of the MLP's layers: --arch conv takes one of "
+                         + ", ".join(a for a in ACTIVATIONS if a != "gated"))
     if args.tf32 and args.device != "cuda":
         raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     if args.prior != "standard" and args.model != "gaussian":
@@ -474,7 +478,7 @@ def build_parser():
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
     t.add_argument("--seed", type=_seed, default=0, help="seed of all the run's randomness")
     t.add_argument("--hidden", type=_sizes, default="512,256", help="hidden sizes, comma-separated")
-    t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",
+    t.add_argument("--activation", choices=ACTIVATIONS, default="relu",
                    help="hidden layers: an activation after each, or gated linear units")
     t.add_argument("--arch", choices=["mlp", "conv"], default="mlp",
                    help="encoder and decoder: fully connected layers of --hidden sizes, or (conv, for square images "

@@ -38,3 +38,22 @@ def test_sample_draws_from_their_priors(checkpoint, tmp_path):
     _, path = checkpoint
     assert run("sample", path, "--n", 4, "--out", tmp_path / "s.png") == 0
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_cli_s_lists_are_the_library_s():
+    """The parser's --activation and --likelihood choices, written out in cli.py (which imports nothing heavy before
+    parsing), are the names minivae.nn and minivae.models take."""
+    from minivae import cli, models, nn
+    assert cli.ACTIVATIONS == (*nn.ACTIVATION_MODULES, "gated")
+    assert cli.LIKELIHOODS == models.LIKELIHOODS and cli.COUNT_LIKELIHOODS == models.COUNT_LIKELIHOODS
+
+
+def test_train_takes_the_new_activations(tmp_path, capsys):
+    from minivae.training import load_checkpoint
+    out = tmp_path / "run"
+    assert run("train", "--limit", 200, "--epochs", 1, "--hidden", 8, "--z-dim", 2, "--model", "gaussian",
+               "--activation", "mish", "--out", out) == 0
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert model.config["activation"] == "mish"
+    assert run("train", "--arch", "conv", "--activation", "gated", "--out", tmp_path / "c") == 1
+    assert "--arch conv takes one of relu, tanh, sigmoid" in capsys.readouterr().err

@@ -207,6 +207,6 @@ def test_the_cli_trains_a_conv_model_and_refuses_bad_flags(tmp_path, capsys):
     assert isinstance(load_checkpoint(tmp_path / "run" / "checkpoint.npz")[0].encoder, ConvEncoder)
     capsys.readouterr()
     for flags, message in [(["--channels", "2,3"], "--channels are the convolutions' channels: they need --arch conv"),
-                           (["--arch", "conv", "--activation", "gated"], "--arch conv takes relu, tanh or softplus")]:
+                           (["--arch", "conv", "--activation", "gated"], "--arch conv takes one of relu, tanh, sigmoid, softplus")]:
         assert run(*common, *flags, "--out", tmp_path / "bad") == 1
         assert message in one_error_line(capsys) and not (tmp_path / "bad").exists()

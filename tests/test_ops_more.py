@@ -517,3 +517,18 @@ def test_a_device_index_on_a_cpu_tensor_is_refused():
     with emulating():
         with pytest.raises(RuntimeError, match="the index is on cuda, the tensor on cpu"):
             mv.tensor(X).gather(1, mv.tensor(IDX, device="cuda"))
+
+
+@pytest.mark.parametrize("ord", [2, 3, 1.5])
+@pytest.mark.parametrize("dtype,tiny,huge", [(np.float64, 1e-200, 1e200), (np.float32, 1e-25, 1e25)])
+def test_a_norm_of_tiny_or_huge_entries_is_the_number_not_0_or_inf(ord, dtype, tiny, huge):
+    """‖(t, t, 2t)‖_p = t·(2 + 2^p)^{1/p} for t where t^p underflows or overflows (√(Σx²) gave 0 and ∞): the value and
+    the gradient sign(x)·(|x|/y)^{p−1}, scale-free, equal those at t = 1 (math.fsum of the unscaled entries for both)."""
+    for t in (tiny, huge):
+        x = mv.tensor(np.array([t, -t, 2 * t], dtype), requires_grad=True)
+        y = ops.norm(x, ord=ord)
+        y.backward()
+        want = t * math.fsum([1, 1, 2 ** ord]) ** (1 / ord)
+        assert y.item() == pytest.approx(want, rel=4 * float(np.finfo(dtype).eps))
+        unit = np.array([1, -1, 2]) / math.fsum([1, 1, 2 ** ord]) ** (1 / ord)
+        np.testing.assert_allclose(x.grad, np.sign(unit) * np.abs(unit) ** (ord - 1), rtol=8 * np.finfo(dtype).eps)

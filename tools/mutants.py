@@ -2766,6 +2766,8 @@ MUTANTS = [
       ['tests/test_semisupervised.py'], "the enumerated classes share one draw ε (B, Z), not the rng's (C, B, Z) with row c for class c that the docstring and the eps= path promise (still unbiased, but no longer replayable by eps)"),
     # ---- helper-68 end ----
     # ---- lead, session 30 ----
+    M('norm-unscaled', 'minivae/ops/more_reduce.py', ('            s = xp.where((m == 0) | xp.isinf(m), xp.ones((), a.dtype), m)\n', '            s = xp.ones_like(m)\n'),
+      ['tests/test_ops_more.py'], "the norm of unscaled entries: √(Σx²) of 10⁻²⁰⁰'s 0, of 10²⁰⁰'s ∞"),
     M('cli-activations-old-list', 'minivae/cli.py', ('    t.add_argument("--activation", choices=ACTIVATIONS, default="relu",', '    t.add_argument("--activation", choices=["relu", "tanh", "softplus", "gated"], default="relu",'),
       ['tests/test_cli_other_models.py'], "--activation without the activations the library now has"),
     M('cli-vq-checkpoint-evaluated', 'minivae/cli.py', ('    if model.kind in ("semisupervised", "vq"):', '    if model.kind in ("semisupervised",):'),

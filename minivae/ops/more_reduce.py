@@ -115,7 +115,8 @@ class Norm(Function):
     r"""The vector p-norm over ``axis`` (all of x's entries when None), as ``torch.linalg.vector_norm``:
 
     - p = 2:    y = √(Σ x²);          x̄ = ḡ·x / y, and 0 where y = 0 (PyTorch's: the subgradient of least norm at the
-      zero vector, never 0/0 = NaN);
+      zero vector, never 0/0 = NaN); computed as m·√(Σ(x/m)²), m = max |x|, so that it neither underflows nor overflows
+      where y is a number (as for other p);
     - p = 1:    y = Σ |x|;            x̄ = ḡ·sign(x) (0 at 0);
     - p = ∞:    y = max |x|;          x̄ = ḡ·sign(x)·[|x| = y] / #ties (ties share ḡ, as torch's amax), −∞: min |x|;
     - p = 0:    y = #{x ≠ 0};         x̄ = 0;
@@ -139,10 +140,14 @@ class Norm(Function):
             y = (x != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
         elif ord == 1:
             y = a.sum(axis=axes, keepdims=True)
-        elif ord == 2:
-            y = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
-        else:
-            y = ((a ** ord).sum(axis=axes, keepdims=True)) ** (1.0 / ord)
+        else:  # p = 2 and other p: of |x|/m, m = max |x| (the slice's scale), so that no square or power of an entry
+            # underflows or overflows where the norm itself is a number (√(Σx²) of 10⁻²⁰⁰'s was 0, of 10²⁰⁰'s ∞)
+            m = _slice_max(xp, a, axes)
+            s = xp.where((m == 0) | xp.isinf(m), xp.ones((), a.dtype), m)
+            r = a / s
+            y = s * (xp.sqrt((r * r).sum(axis=axes, keepdims=True)) if ord == 2 else
+                     ((r ** ord).sum(axis=axes, keepdims=True)) ** (1.0 / ord))
+            y = xp.where(xp.isinf(m), m, y)  # an infinite entry: ∞ (r would be ∞/1)
         ctx.save(x=x, y=y, ord=ord, axes=axes, keepdims=keepdims)
         out = y if keepdims else y.reshape([n for i, n in enumerate(x.shape) if i not in axes])
         return out if dtype is None else out.astype(dtype)
@@ -163,6 +168,13 @@ class Norm(Function):
             return xp.where(y == 0, nothing, g * x / safe)
         a = xp.abs(x)
         return xp.where((a == 0) | (y == 0), nothing, g * xp.sign(x) * (a / safe) ** (p - 1))
+
+
+def _slice_max(xp, a, axes):
+    """max |x| over ``axes`` (kept), 0 for an empty slice (where a max has no value and the norm is 0)."""
+    if any(a.shape[i] == 0 for i in axes):
+        return xp.zeros([1 if i in axes else n for i, n in enumerate(a.shape)], a.dtype)
+    return a.max(axis=axes, keepdims=True)
 
 
 def _ord(ord):

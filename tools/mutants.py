@@ -2204,7 +2204,7 @@ MUTANTS = [
       ["tests/test_cupy_api.py"], "the stand-in's ufuncs take a list operand as NumPy's do: xp.maximum(x, [0.0, 1.0]) passes (CuPy: Unsupported type)"),
     M("cupy-api-indices-raise", "tests/strict_array.py", ("            p = p % shape[axis]\n", "            pass\n"),
       ["tests/test_cupy_api.py"], "out-of-bounds integer array indices raise IndexError on the stand-in, where CuPy wraps them around"),
-    M("cupy-api-norm-numpy-vector-norm", "minivae/ops/more_reduce.py", ("            y = xp.sqrt((x * x).sum(axis=axes, keepdims=True))", "            y = xp.linalg.vector_norm(x, axis=axes, keepdims=True)"),
+    M("cupy-api-norm-numpy-vector-norm", "minivae/ops/more_reduce.py", ("            y = s * (xp.sqrt((r * r).sum(axis=axes, keepdims=True)) if ord == 2 else", "            y = s * (xp.linalg.vector_norm(r, axis=axes, keepdims=True) if ord == 2 else"),
       ["tests/test_cupy_api.py"], "NumPy 2's linalg.vector_norm in the 2-norm (CuPy 14.2 has none): right on the CPU, AttributeError on the GPU"),
     M("cupy-api-clip-numpy-keywords", "minivae/ops/arith.py", ("        return ctx.xp.clip(x, lo, hi)", "        return ctx.xp.clip(x, min=lo, max=hi)"),
       ["tests/test_cupy_api.py"], "NumPy 2.1's clip(min=, max=) (CuPy's are a_min, a_max, required): right on the CPU, TypeError on the GPU"),

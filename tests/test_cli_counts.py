@@ -9,22 +9,12 @@ import pytest
 
 import minivae as mv
 from minivae import objectives
-from minivae.cli import main
 from minivae.random import Generator
 from minivae.training import load_checkpoint
+from tests.test_cli import one_error_line, run
 from tests.test_count_likelihoods import nb_counts
 
 TINY = ["--hidden", 8, "--batch-size", 10, "--z-dim", 2, "--model", "gaussian"]
-
-
-def run(*args):
-    return main([str(a) for a in args])
-
-
-def one_error_line(capsys):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
 
 
 @pytest.fixture

@@ -3,15 +3,11 @@ VQ-VAE have no single q(z|x), so eval and reconstruct refuse them in one line, w
 their priors."""
 import pytest
 
-from minivae.cli import main
 from minivae.models import SemiSupervisedVAE, VQVAE
 from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.training import save_checkpoint
-
-
-def run(*args):
-    return main([str(a) for a in args])
+from tests.test_cli import one_error_line, run
 
 
 @pytest.fixture(params=["semisupervised", "vq"])
@@ -29,8 +25,7 @@ def test_eval_and_reconstruct_refuse_them_in_one_line(checkpoint, command, tmp_p
     kind, path = checkpoint
     out = tmp_path / "r.png"
     assert run(command, path, *(["--out", out] if command == "reconstruct" else [])) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"holds a {kind} model: minivae {command} reads a model of one posterior q(z|x)" in err[0]
+    assert f"holds a {kind} model: minivae {command} reads a model of one posterior q(z|x)" in one_error_line(capsys)
     assert not out.exists()
 
 

@@ -2109,8 +2109,7 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
                              f"got total_length={total_length} and max sequence length being {steps}")
         steps = total_length
     rank = (numpy.arange(n) if sequence.unsorted_indices is None else sequence.unsorted_indices.numpy())
-    lengths_sorted = (batch_sizes[None, :] > numpy.arange(n)[:, None]).sum(axis=1)  # sequence s of the sorted order
-    lengths = lengths_sorted[rank]
+    lengths = _lengths_of(sequence)
     offsets = numpy.concatenate([[0], numpy.cumsum(batch_sizes)])
     t = numpy.arange(steps)[:, None]
     within = t < lengths[None, :]
@@ -2123,12 +2122,13 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
 
 def _pack_as(padded, packed):
     """The padded (T, B, *) output of a packed input packed as that input was (its batch order and sizes)."""
-    return pack_padded_sequence(padded, pad_lengths(packed), enforce_sorted=packed.sorted_indices is None)._replace(
+    return pack_padded_sequence(padded, _lengths_of(packed), enforce_sorted=packed.sorted_indices is None)._replace(
         sorted_indices=packed.sorted_indices, unsorted_indices=packed.unsorted_indices)
 
 
-def pad_lengths(packed):
-    """The lengths of a PackedSequence's sequences, in the batch's own order (int64 NumPy)."""
+def _lengths_of(packed):
+    """The lengths of a PackedSequence's sequences, in the batch's own order (int64 NumPy): sequence s of the sorted
+    order runs while the step's batch size exceeds s."""
     batch_sizes = packed.batch_sizes.numpy()
     n = int(batch_sizes[0]) if len(batch_sizes) else 0
     lengths = (batch_sizes[None, :] > numpy.arange(n)[:, None]).sum(axis=1)

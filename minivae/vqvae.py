@@ -21,7 +21,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import get_array_module, module_for_device, to_numpy
-from minivae.engine import Tensor, no_grad
+from minivae.engine import Tensor, as_tensor, no_grad
 from minivae.nn import Module
 
 
@@ -89,11 +89,11 @@ class VQVAE(Module):
     def encode(self, x):
         """The codes k(l) of x: int64 (…, L), on x's device (no gradient)."""
         with no_grad():
-            return nearest_codes(self._encode(_as_tensor(x)), self.codebook)
+            return nearest_codes(self._encode(as_tensor(x)), self.codebook)
 
     def decode(self, codes):
         """p(x|z_q) of codes (…, L): the likelihood of the code vectors e_k(l)."""
-        codes = codes if isinstance(codes, Tensor) else Tensor(codes)
+        codes = as_tensor(codes)
         return self._decode(ops.take(self.codebook, codes, axis=0))
 
     def loss(self, x, rng=None, step=0, beta=1.0):
@@ -108,7 +108,7 @@ class VQVAE(Module):
         """log p(x|z_q) − L log K per example, in nats: the ELBO of q one-hot on the codes and the uniform prior over
         the K^L code sequences (no gradient)."""
         with no_grad():
-            x = _as_tensor(x)
+            x = as_tensor(x)
             return self.decode(self.encode(x)).log_prob(x).sum(axis=-1) - self.n_latent * math.log(self.n_codes)
 
     def reconstruct(self, x):
@@ -134,10 +134,6 @@ class VQVAE(Module):
         p = numpy.bincount(codes, minlength=self.n_codes) / max(codes.size, 1)
         p = p[p > 0]
         return float(numpy.exp(-(p * numpy.log(p)).sum()))
-
-
-def _as_tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 # models.py imports this module at its end (VQVAE is a name of it too): its helpers are read here, after the class

@@ -2811,6 +2811,13 @@ MUTANTS = [
       ['tests/test_special.py'], "erfcinv's residual q − erfc(w) below the normal numbers, where it has lost its digits"),
     M('erfcinv-deep-redo-off-numba', 'minivae/_cpu/special.py', ('        if q[i] < DEEP:\n', '        if q[i] < 0:\n'),
       ['tests/test_special.py'], "the Numba erfcinv's subnormal arguments not redone with the log-form residual"),
+    # ---- helper-69 begin: fix11-vq: VQ-VAE EMA codebook, the CLI trains VQ and M2 ----
+    # ---- helper-69 end ----
+    # ---- helper-70 begin: fix11-edges: float32 flow and distribution gradients at the edges ----
+    # ---- helper-70 end ----
+    # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
+    # ---- helper-71 end ----
+    # ---- lead, session 31 ----
 ]
 
 def copy_tree(dst):

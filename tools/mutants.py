@@ -2817,6 +2817,8 @@ MUTANTS = [
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
     # ---- helper-71 end ----
+    # ---- helper-72 begin: fix11-vamp: VampPrior and free bits ----
+    # ---- helper-72 end ----
     # ---- lead, session 31 ----
 ]
 

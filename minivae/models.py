@@ -36,7 +36,7 @@ import numbers
 import numpy
 
 from minivae import ops
-from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
+from minivae._backend import device_constant, device_of, get_array_module, module_for_device, to_numpy
 from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, DiscretizedLogistic, Independent,
                                    MixtureSameFamily, NegativeBinomial, Normal, OneHotCategorical, Poisson,
                                    kl_divergence)
@@ -457,8 +457,10 @@ def _count_likelihood(model, out, library):
             raise ValueError("library: the mean of this model's counts is e^out; a library size is for a model of "
                              "library='observed'")
         return counts(out)
-    if library is not None:
-        (library,), _, _ = checked_params((library,), ("library",), "likelihood", positive=("library",))
+    if library is not None:  # (numbers and host arrays in out's dtype, on its device)
+        given = library if isinstance(library, Tensor) or device_of(library) != "cpu" else numpy.asarray(library, out.dtype)
+        (library,), _, _ = checked_params((given,), ("library",), "likelihood", positive=("library",))
+        library = library.to(out.device)
         library = ops.unsqueeze(library, -1) if library.ndim else library
     return ObservedLibrary(counts, ops.log_softmax(out, axis=-1), library, model.library_mean)
 

@@ -619,17 +619,23 @@ def test_train_skips_the_pictures_of_rows_that_are_no_square_images(tmp_path):
     assert sorted(p.name for p in (tmp_path / "counts").iterdir()) == ["checkpoint.npz", "metrics.csv"]
 
 
-@pytest.mark.parametrize("likelihood", COUNT_LIKELIHOODS)
-def test_a_step_plan_trains_the_count_likelihoods_as_the_eager_steps(likelihood, tmp_path):
+@pytest.mark.parametrize("likelihood, options", [(k, {}) for k in COUNT_LIKELIHOODS] + [
+    ("negative_binomial", {"library": "observed"}),
+    ("zero_inflated_negative_binomial", {"library": "observed", "gate": "decoder"})])
+def test_a_step_plan_trains_the_count_likelihoods_as_the_eager_steps(likelihood, options, tmp_path):
+    """Parameters, and library="observed"'s ℓ̄ (the buffers the plan updates in place), equal after 2 epochs."""
     from minivae.training import train
     data = {"train": nb_counts(40, 0.5, seed=13), "valid": nb_counts(10, 0.5, seed=14)}
     runs = []
     for graph in (False, True):
-        vae = MODELS["gaussian"](likelihood)
+        vae = MODELS["gaussian"](likelihood, **options)
         train(vae, data, tmp_path / f"{likelihood}-{graph}", epochs=2, batch_size=10, lr=1e-2, seed=3, graph=graph,
               log=lambda *a: None)
         runs.append(vae)
-    for (name, p), (_, q) in zip(runs[0].named_parameters(), runs[1].named_parameters()):
+    if options:
+        assert runs[1].library_rows.item() == 80 and runs[1].library_mean.item() > 0
+    for (name, p), (_, q) in zip([*runs[0].named_parameters(), *runs[0].named_buffers()],
+                                 [*runs[1].named_parameters(), *runs[1].named_buffers()], strict=True):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
 
 

@@ -25,7 +25,9 @@ and a checkpoint without the entry is a Bernoulli model's): "bernoulli" (the def
 matrix of non-negative integers, rows = samples, as single-cell or bag-of-words counts) "poisson" (a rate e^out a
 feature), "negative_binomial" (a mean e^out and a learned inverse dispersion θ a feature, scVI's) or
 "zero_inflated_negative_binomial" (that and a learned dropout probability a feature, scVI's ZINB), the encoder then
-reading log(1 + x); see ``_likelihood_of``.
+reading log(1 + x); see ``_likelihood_of``. Two options of the count likelihoods, recorded only when set:
+``library="observed"`` (the mean ℓ·softmax(out), ℓ the row's total count: scVI's use_observed_lib_size; see
+ObservedLibrary) and ``gate="decoder"`` (the ZINB's dropout logit a second decoder head, one a row and feature).
 
 ``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
@@ -211,7 +213,7 @@ def _count_options(likelihood, library, gate, arch):
     if gate == "decoder" and arch != "mlp":
         raise ValueError("gate='decoder' takes a second output a feature from the decoder: arch='mlp' (the "
                          "convolutional decoder has one channel)")
-    return library, gate, {k: v for k, v in (("library", library), ("gate", gate)) if v != LIBRARIES[0] and v != GATES[0]}
+    return library, gate, {k: v for k, v, default in (("library", library, None), ("gate", gate, "feature")) if v != default}
 
 
 def _likelihood_kind(likelihood):
@@ -482,7 +484,7 @@ def _sample_library(model, library):
     error before any training row."""
     if library is not None or getattr(model, "library_kind", None) != "observed":
         return library
-    if not float(model.library_rows.item()):
+    if not model.library_rows.item():
         raise ValueError("sample: a model of library='observed' needs a library size ℓ for its samples: give "
                          "library=, or train it first (ℓ is then the mean total of its training rows)")
     return None

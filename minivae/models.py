@@ -437,34 +437,38 @@ def _likelihood_of(model, out, library=None):
 
 
 def _count_likelihood(model, out, library):
-    """The count likelihood of the decoder's output ``out``: of log-mean η = out (η = log_softmax(out) + log ℓ with
-    library="observed"), LogRatePoisson(η), NegativeBinomial(θ, logits=η − log θ) or ZeroInflatedNegativeBinomial
-    with it and the dropout logits (gate="decoder": the second half of ``out``)."""
-    kind = model.likelihood_kind
+    """The count likelihood of the decoder's output ``out``: ``_counts_of`` the log-mean η = out, or with
+    library="observed" η = log_softmax(out) + log ℓ (ObservedLibrary); the dropout logits of gate="decoder" the second
+    half of ``out``."""
     gate_logits = None
     if model.gate_kind == "decoder":
         out, gate_logits = ops.split(out, 2, axis=-1)
-    elif kind == "zero_inflated_negative_binomial":
+    elif model.likelihood_kind == "zero_inflated_negative_binomial":
         gate_logits = ops.broadcast_to(model.gate_logits, out.shape)
-
-    def counts(log_mean):
-        if kind == "poisson":
-            return LogRatePoisson(log_mean)
-        log_theta = ops.broadcast_to(model.log_theta, log_mean.shape)
-        if kind == "negative_binomial":
-            return NegativeBinomial(ops.exp(log_theta), logits=log_mean - log_theta)
-        return ZeroInflatedNegativeBinomial(ops.exp(log_theta), logits=log_mean - log_theta, gate_logits=gate_logits)
     if model.library_kind is None:
         if library is not None:
             raise ValueError("library: the mean of this model's counts is e^out; a library size is for a model of "
                              "library='observed'")
-        return counts(out)
+        return _counts_of(model, out, gate_logits)
     if library is not None:  # (numbers and host arrays in out's dtype, on its device)
         given = library if isinstance(library, Tensor) or device_of(library) != "cpu" else numpy.asarray(library, out.dtype)
         (library,), _, _ = checked_params((given,), ("library",), "likelihood", positive=("library",))
         library = library.to(out.device)
         library = ops.unsqueeze(library, -1) if library.ndim else library
-    return ObservedLibrary(counts, ops.log_softmax(out, axis=-1), library, model.library_mean)
+    return ObservedLibrary(lambda log_mean: _counts_of(model, log_mean, gate_logits), ops.log_softmax(out, axis=-1),
+                           library, model.library_mean)
+
+
+def _counts_of(model, out, gate_logits):
+    """The model's count distribution of log-mean ``out`` (η): LogRatePoisson(η), NegativeBinomial(θ, logits=η − log θ)
+    or ZeroInflatedNegativeBinomial with it and ``gate_logits``."""
+    kind = model.likelihood_kind
+    if kind == "poisson":
+        return LogRatePoisson(out)
+    log_theta = ops.broadcast_to(model.log_theta, out.shape)
+    if kind == "negative_binomial":
+        return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
+    return ZeroInflatedNegativeBinomial(ops.exp(log_theta), logits=out - log_theta, gate_logits=gate_logits)
 
 
 def _track_library(model, x):

@@ -2816,7 +2816,7 @@ MUTANTS = [
     # ---- helper-70 begin: fix11-edges: float32 flow and distribution gradients at the edges ----
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
-    M('count-library-not-softmax', 'minivae/models.py', ('ops.log_softmax(out, axis=-1), library, model.library_mean', 'out, library, model.library_mean'),
+    M('count-library-not-softmax', 'minivae/models.py', ('ops.log_softmax(out, axis=-1),\n', 'out,\n'),
       ['tests/test_count_likelihoods.py'], "library='observed' scales e^out by ℓ instead of softmax(out): the means no longer sum to ℓ"),
     M('count-library-mean-not-total', 'minivae/models.py', ('value).sum(axis=-1, keepdims=True), 1.0)', 'value).mean(axis=-1, keepdims=True), 1.0)'),
       ['tests/test_count_likelihoods.py'], "log p(x|z, ℓ) with ℓ the row's mean count rather than its total"),

@@ -442,6 +442,21 @@ def test_the_mean_total_of_the_training_rows_is_tracked():
     assert vae.library_mean.item() == before and vae.library_rows.item() == 40
 
 
+def test_observed_library_takes_each_rows_total_across_the_samples_axis():
+    """z of K = 2 draws a row, (2, 3, Z), against x (3, x_dim) (the IWAE bound's and log_likelihood_is's shapes): each
+    draw's log p(x|z) is that of its own batch (ℓ the row's total, not a total over the K copies); the K-sample IWAE
+    loss counts the batch's 3 rows once into ℓ̄."""
+    vae = GaussianVAE(X_DIM, (12,), 3, likelihood="zero_inflated_negative_binomial", library="observed", gate="decoder",
+                      objective="iwae", samples=2, rng=Generator(0)).double()
+    x = mv.tensor(nb_counts(3, 0.5, seed=4).astype(np.float64))
+    z = vae.prior().sample((2, 3), rng=Generator(1))
+    with mv.no_grad():
+        both = vae.likelihood(z).log_prob(x).numpy()
+        for k in range(2):
+            np.testing.assert_array_equal(both[k], vae.likelihood(z[k]).log_prob(x).numpy())
+    assert np.isfinite(vae.loss(x, Generator(2)).item()) and vae.library_rows.item() == 3
+
+
 @pytest.mark.parametrize("likelihood, gate", COUNT_OPTIONS)
 def test_loss_gradcheck_with_observed_library(likelihood, gate):
     vae = GaussianVAE(4, (3,), 2, likelihood=likelihood, activation="tanh", library="observed", gate=gate,

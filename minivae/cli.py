@@ -204,6 +204,7 @@ def _train(args):
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
                             samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
                             prior_components=args.prior_components, likelihood=args.likelihood,
+                            library=None if args.library == "none" else args.library,
                             flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length, rng=rng,
                             device=args.device)
     else:  # the discrete latents' models take the same options
@@ -214,7 +215,8 @@ def _train(args):
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
             baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples,
             rebar_eta=1.0 if args.rebar_eta is None else args.rebar_eta, arch=args.arch, channels=args.channels,
-            likelihood=args.likelihood, rng=rng, device=args.device)
+            likelihood=args.likelihood, library=None if args.library == "none" else args.library, rng=rng,
+            device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     if args.prior == "mog":
@@ -473,6 +475,9 @@ def build_parser():
                         "exp(decoder output) a feature), negative_binomial (mean exp(decoder output), a learned inverse "
                         "dispersion a feature, as scVI's) or zero_inflated_negative_binomial (that and a learned dropout "
                         "probability a feature: scVI's ZINB); the encoder then reads log(1 + x)")
+    t.add_argument("--library", choices=["none", "observed"], default="none",
+                   help="a count likelihood's mean: none (exp(decoder output)) or observed (the row's total count times "
+                        "the softmax of the decoder output over the features: scVI's use_observed_lib_size)")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")

@@ -25,7 +25,9 @@ and a checkpoint without the entry is a Bernoulli model's): "bernoulli" (the def
 matrix of non-negative integers, rows = samples, as single-cell or bag-of-words counts) "poisson" (a rate e^out a
 feature), "negative_binomial" (a mean e^out and a learned inverse dispersion θ a feature, scVI's) or
 "zero_inflated_negative_binomial" (that and a learned dropout probability a feature, scVI's ZINB), the encoder then
-reading log(1 + x); see ``_likelihood_of``.
+reading log(1 + x); see ``_likelihood_of``. Two options of the count likelihoods, recorded only when set:
+``library="observed"`` (the mean ℓ·softmax(out), ℓ the row's total count: scVI's use_observed_lib_size; see
+ObservedLibrary) and ``gate="decoder"`` (the ZINB's dropout logit a second decoder head, one a row and feature).
 
 ``device="cuda"`` builds the same model (the same initial weights, drawn on the host) on the GPU;
 every sample the model draws is then made on the GPU, and a training step copies nothing back.
@@ -36,17 +38,17 @@ import numbers
 import numpy
 
 from minivae import ops
-from minivae._backend import device_constant, get_array_module, module_for_device, to_numpy
+from minivae._backend import device_constant, device_of, get_array_module, module_for_device, to_numpy
 from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, DiscretizedLogistic, Independent,
                                    MixtureSameFamily, NegativeBinomial, Normal, OneHotCategorical, Poisson,
                                    kl_divergence)
-from minivae.distributions.distribution import LOG_2PI, checked_params, logits_from
+from minivae.distributions.distribution import LOG_2PI, Distribution, as_value, checked_params, logits_from
 from minivae.distributions.poisson import _not_a_count
 from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
 from minivae.flows import FLOWS, FlowStack
-from minivae.nn import ACTIVATION_MODULES, MLP, Conv2d, ConvTranspose2d, Module, Sequential
+from minivae.nn import ACTIVATION_MODULES, MLP, Buffer, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.plan import array_function, live
 from minivae.random import resolve
 from minivae.ops.softmax import check_temperature
@@ -186,6 +188,32 @@ NB_LOG_THETA = 0.0
 # structural zeros), not 0 (half of every feature's counts taken for dropouts from the first step, the NB part then
 # trained on the other half's weight)
 ZINB_GATE_LOGIT = -2.0
+# library="observed" (scVI's use_observed_lib_size=True): the mean of each count μ = ℓ·softmax(out) over the features,
+# ℓ the row's total; None (the default) keeps the mean e^out of every earlier model and checkpoint
+LIBRARIES = (None, "observed")
+# gate="decoder" (scVI's ZINB): the dropout logit of each cell and feature a second decoder head; "feature" (the
+# default) one learned logit a feature, ``gate_logits``
+GATES = ("feature", "decoder")
+
+
+def _count_options(likelihood, library, gate, arch):
+    """(library, gate, the config entries recording them): checked against the likelihood; recorded only when not the
+    defaults (None, "feature"), so that a model of the defaults has the config of a checkpoint written before the
+    options existed (as ``_prior``)."""
+    if library not in LIBRARIES:
+        raise ValueError(f"library must be one of {LIBRARIES}, not {library!r}")
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, not {gate!r}")
+    if library is not None and likelihood not in COUNT_LIKELIHOODS:
+        raise ValueError(f"library='observed' scales the mean of counts by their total: it needs a count likelihood "
+                         f"{COUNT_LIKELIHOODS}, not {likelihood!r}")
+    if gate == "decoder" and likelihood != "zero_inflated_negative_binomial":
+        raise ValueError(f"gate='decoder' is the dropout logit of likelihood='zero_inflated_negative_binomial', which "
+                         f"{likelihood!r} has none of")
+    if gate == "decoder" and arch != "mlp":
+        raise ValueError("gate='decoder' takes a second output a feature from the decoder: arch='mlp' (the "
+                         "convolutional decoder has one channel)")
+    return library, gate, {k: v for k, v, default in (("library", library, None), ("gate", gate, "feature")) if v != default}
 
 
 def _likelihood_kind(likelihood):
@@ -195,20 +223,27 @@ def _likelihood_kind(likelihood):
     return likelihood
 
 
-def _likelihood_parameters(model, likelihood, x_dim):
+def _likelihood_parameters(model, likelihood, x_dim, library=None, gate="feature"):
     """The likelihood's own parameters, made after the networks (so their weights are those of the Bernoulli model of
     the same seed): "gaussian" one log-scale for every pixel, ``log_scale`` (1,) at 0; "discretized_logistic" one a
     pixel, ``log_scale`` (x_dim,) at DL_LOG_SCALE; "negative_binomial" one log inverse dispersion a feature,
     ``log_theta`` (x_dim,) at NB_LOG_THETA, and "zero_inflated_negative_binomial" with it a dropout logit a feature,
-    ``gate_logits`` (x_dim,) at ZINB_GATE_LOGIT; the others none (the decoder gives all of p(x|z))."""
-    model.likelihood_kind = likelihood
+    ``gate_logits`` (x_dim,) at ZINB_GATE_LOGIT (gate="decoder": none, the decoder's second head's biases start there
+    instead); the others none (the decoder gives all of p(x|z)). library="observed": the buffers ``library_mean`` and
+    ``library_rows``, the mean total ℓ̄ of the rows trained on and their number (``_track_library``), 0 and 0."""
+    model.likelihood_kind, model.library_kind, model.gate_kind = likelihood, library, gate
+    if library == "observed":
+        model.library_mean = Buffer(numpy.zeros((), numpy.float32))
+        model.library_rows = Buffer(numpy.zeros((), numpy.float32))
+    if gate == "decoder":
+        model.decoder.parameters()[-1].data[x_dim:] = ZINB_GATE_LOGIT  # the last layer's biases of the gate head
     if likelihood == "gaussian":
         model.log_scale = Tensor(numpy.zeros(1, numpy.float32), requires_grad=True)
     elif likelihood == "discretized_logistic":
         model.log_scale = Tensor(numpy.full(x_dim, DL_LOG_SCALE, numpy.float32), requires_grad=True)
     elif likelihood in ("negative_binomial", "zero_inflated_negative_binomial"):
         model.log_theta = Tensor(numpy.full(x_dim, NB_LOG_THETA, numpy.float32), requires_grad=True)
-        if likelihood == "zero_inflated_negative_binomial":
+        if likelihood == "zero_inflated_negative_binomial" and gate == "feature":
             model.gate_logits = Tensor(numpy.full(x_dim, ZINB_GATE_LOGIT, numpy.float32), requires_grad=True)
 
 
@@ -313,6 +348,53 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
         return f"ZeroInflatedNegativeBinomial(batch_shape={self.batch_shape})"
 
 
+class ObservedLibrary(Distribution):
+    """p(x | z, ℓ) of library="observed": counts whose means are μ = ℓ·ρ, ρ = softmax(out) over the features (the
+    decoder gives the proportions of the row's ℓ counts, scVI's px_scale, and ρ sums to 1, so μ sums to ℓ), each count
+    of ``counts(log μ)``, the likelihood's distribution of log-mean log μ = log_softmax(out) + log ℓ (LogRatePoisson,
+    NegativeBinomial or ZeroInflatedNegativeBinomial, as ``_count_likelihood`` makes them).
+
+    ℓ is ``library`` where given ((…, 1), a total a row); else log_prob(x) takes the scored row's own total
+    ℓ = max(Σ_j x_j, 1) (scVI's use_observed_lib_size=True: log p(x | z, ℓ = Σx), conditioned on the observed total,
+    so not a pmf summed over every x; counts are integers, so the max changes only a row of no counts, whose log ℓ would
+    be −∞), and mean, variance, mode and sample take ``default``, the model's ℓ̄ (the mean total of its training rows)."""
+
+    def __init__(self, counts, log_rho, library, default):
+        self.counts, self.log_rho, self.library, self.default = counts, log_rho, library, default
+        self.batch_shape = log_rho.shape
+
+    def _at(self, library):
+        return self.counts(self.log_rho + ops.log(library))
+
+    def _given(self):
+        return self._at(self.default if self.library is None else self.library)
+
+    def log_prob(self, value):
+        value = as_value(value, self.log_rho)
+        library = self.library
+        if library is None:  # the total of the counts among the values (the others −∞ whatever ℓ)
+            library = ops.maximum(ops.where(_not_a_count(value), 0.0, value).sum(axis=-1, keepdims=True), 1.0)
+        return self._at(library).log_prob(value)
+
+    @property
+    def mean(self):
+        return self._given().mean
+
+    @property
+    def variance(self):
+        return self._given().variance
+
+    @property
+    def mode(self):
+        return self._given().mode
+
+    def sample(self, sample_shape=(), rng=None):
+        return self._given().sample(sample_shape, rng=rng)
+
+    def __repr__(self):
+        return f"ObservedLibrary(batch_shape={self.batch_shape})"
+
+
 def _encoder_input(model, x):
     """What the encoder (and an input-dependent baseline) reads of x: log(1 + x) under a count likelihood (scVI's
     log_variational: counts span orders of magnitude, and a count of 500 into a layer made for values near 1 would
@@ -320,7 +402,7 @@ def _encoder_input(model, x):
     return ops.log1p(x) if model.likelihood_kind in COUNT_LIKELIHOODS else x
 
 
-def _likelihood_of(model, out):
+def _likelihood_of(model, out, library=None):
     """p(x|z) of the decoder's output ``out`` (…, x_dim) under the model's likelihood:
 
     "bernoulli"             Bernoulli(logits=out)
@@ -336,25 +418,80 @@ def _likelihood_of(model, out):
                             with its gene-wise inverse dispersion θ), log p = θ log(θ/(θ + μ)) + k log(μ/(θ + μ)) +
                             lgamma(θ + k) − lgamma(θ) − log k!, torch's NegativeBinomial at r = θ, l = log μ − log θ
     "zero_inflated_negative_binomial"
-                            ZeroInflatedNegativeBinomial(θ, logits=out − log θ, gate_logits=gate_logits): that NB, and
-                            with probability π = σ(gate_logits), one learned logit a feature, a structural zero
-                            (scVI's ZINB; its dropout logit is a decoder output, here a parameter of each feature, which
-                            keeps the decoders as they are)"""
+                            ZeroInflatedNegativeBinomial(θ, logits=out − log θ, gate_logits=g): that NB, and with
+                            probability π = σ(g) a structural zero; g one learned logit a feature (``gate_logits``), or
+                            with gate="decoder" the decoder's second head, out = [mean part, g] (scVI's ZINB: a
+                            dropout logit a row and feature)
+
+    The count likelihoods take the mean e^out, or with library="observed" ℓ·softmax(out), ℓ the row's total
+    (``ObservedLibrary``; ``library``: ℓ given, one a row)."""
     kind = model.likelihood_kind
     if kind == "bernoulli":
         return Bernoulli(logits=out)
     if kind == "continuous_bernoulli":
         return ContinuousBernoulli(logits=out)
-    if kind == "poisson":
-        return LogRatePoisson(out)
-    if kind in ("negative_binomial", "zero_inflated_negative_binomial"):
-        log_theta = ops.broadcast_to(model.log_theta, out.shape)
-        if kind == "negative_binomial":
-            return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
-        return ZeroInflatedNegativeBinomial(ops.exp(log_theta), logits=out - log_theta,
-                                            gate_logits=ops.broadcast_to(model.gate_logits, out.shape))
+    if kind in COUNT_LIKELIHOODS:
+        return _count_likelihood(model, out, library)
     scale = ops.broadcast_to(ops.exp(model.log_scale), out.shape)
     return Normal(out, scale) if kind == "gaussian" else DiscretizedLogistic(out, scale)
+
+
+def _count_likelihood(model, out, library):
+    """The count likelihood of the decoder's output ``out``: ``_counts_of`` the log-mean η = out, or with
+    library="observed" η = log_softmax(out) + log ℓ (ObservedLibrary); the dropout logits of gate="decoder" the second
+    half of ``out``."""
+    gate_logits = None
+    if model.gate_kind == "decoder":
+        out, gate_logits = ops.split(out, 2, axis=-1)
+    elif model.likelihood_kind == "zero_inflated_negative_binomial":
+        gate_logits = ops.broadcast_to(model.gate_logits, out.shape)
+    if model.library_kind is None:
+        if library is not None:
+            raise ValueError("library: the mean of this model's counts is e^out; a library size is for a model of "
+                             "library='observed'")
+        return _counts_of(model, out, gate_logits)
+    if library is not None:  # (numbers and host arrays in out's dtype, on its device)
+        given = library if isinstance(library, Tensor) or device_of(library) != "cpu" else numpy.asarray(library, out.dtype)
+        (library,), _, _ = checked_params((given,), ("library",), "likelihood", positive=("library",))
+        library = library.to(out.device)
+        library = ops.unsqueeze(library, -1) if library.ndim else library
+    return ObservedLibrary(lambda log_mean: _counts_of(model, log_mean, gate_logits), ops.log_softmax(out, axis=-1),
+                           library, model.library_mean)
+
+
+def _counts_of(model, out, gate_logits):
+    """The model's count distribution of log-mean ``out`` (η): LogRatePoisson(η), NegativeBinomial(θ, logits=η − log θ)
+    or ZeroInflatedNegativeBinomial with it and ``gate_logits``."""
+    kind = model.likelihood_kind
+    if kind == "poisson":
+        return LogRatePoisson(out)
+    log_theta = ops.broadcast_to(model.log_theta, out.shape)
+    if kind == "negative_binomial":
+        return NegativeBinomial(ops.exp(log_theta), logits=out - log_theta)
+    return ZeroInflatedNegativeBinomial(ops.exp(log_theta), logits=out - log_theta, gate_logits=gate_logits)
+
+
+def _track_library(model, x):
+    """library="observed": the rows of a training batch x (…, x_dim) folded into ℓ̄ = ``library_mean``, the mean total of
+    the rows the model has trained on, n = ``library_rows`` of them: ℓ̄ ← ℓ̄ + (Σ_rows ℓ − B·ℓ̄)/(n + B), n ← n + B for
+    the B rows. In place and as array functions: no copy to the host, and a step plan replays it."""
+    if model.library_kind != "observed":
+        return
+    m, n = model.library_mean, model.library_rows
+    rows = math.prod(x.shape[:-1])
+    m.copy_(array_function(lambda m, n, x: m + (x.sum(dtype=m.dtype) - rows * m) / (n + rows), m, n, x))
+    n.copy_(array_function(lambda n: n + rows, n))
+
+
+def _sample_library(model, library):
+    """ℓ of prior samples: ``library`` where given, else (library="observed") ℓ̄, the training rows' mean total; an
+    error before any training row."""
+    if library is not None or getattr(model, "library_kind", None) != "observed":
+        return library
+    if not model.library_rows.item():
+        raise ValueError("sample: a model of library='observed' needs a library size ℓ for its samples: give "
+                         "library=, or train it first (ℓ is then the mean total of its training rows)")
+    return None
 
 
 class ConvEncoder(Module):
@@ -402,12 +539,13 @@ class ConvDecoder(Module):
         return ops.reshape(self.deconvs(h), (*z.shape[:-1], self.side * self.side))
 
 
-def _networks(x_dim, hidden, encoder_out, decoder_in, activation, arch, channels, rng):
-    """The encoder x (…, x_dim) → (…, encoder_out) and the decoder (…, decoder_in) → (…, x_dim): MLPs of ``hidden``
-    layers, or (arch="conv") ConvEncoder and ConvDecoder, with ``hidden`` their fully connected layers."""
+def _networks(x_dim, hidden, encoder_out, decoder_in, activation, arch, channels, rng, heads=1):
+    """The encoder x (…, x_dim) → (…, encoder_out) and the decoder (…, decoder_in) → (…, heads·x_dim): MLPs of
+    ``hidden`` layers, or (arch="conv", one head) ConvEncoder and ConvDecoder, with ``hidden`` their fully connected
+    layers. heads = 2: the last layer's outputs are two heads of the last hidden layer (gate="decoder")."""
     if arch == "mlp":
         return (MLP((x_dim, *hidden, encoder_out), activation, rng=rng),
-                MLP((decoder_in, *reversed(hidden), x_dim), activation, rng=rng))
+                MLP((decoder_in, *reversed(hidden), heads * x_dim), activation, rng=rng))
     side = math.isqrt(x_dim)
     return (ConvEncoder(side, channels, hidden, encoder_out, activation, rng=rng),
             ConvDecoder(side, channels, hidden, decoder_in, activation, rng=rng))
@@ -444,18 +582,20 @@ class GaussianVAE(Module):
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
                  objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None,
-                 flow=None, flow_length=None, *, rng, device="cpu"):
+                 flow=None, flow_length=None, library=None, gate="feature", *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
         arch, channels, layout = _architecture(arch, channels, x_dim, activation)
         self.prior_kind, self.prior_components, mixture = _prior(prior, prior_components)
         self.flow_kind, self.flow_length, flows = _flow(flow, flow_length)
+        library, gate, counts = _count_options(likelihood, library, gate, arch)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture, **flows)
+                           **recorded, **layout, **mixture, **flows, **counts)
         extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
-        self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng)
-        _likelihood_parameters(self, likelihood, x_dim)
+        self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng,
+                                               heads=2 if gate == "decoder" else 1)
+        _likelihood_parameters(self, likelihood, x_dim, library, gate)
         if prior == "mog":
             # drawn after the networks, so that their weights are those of the standard prior's model of the same seed.
             # Means apart (~ N(0, I)): components of one mean, scale and weight get the same gradients and would never
@@ -497,8 +637,9 @@ class GaussianVAE(Module):
         xp = module_for_device(first.device)
         return Normal(Tensor(xp.zeros(self.z_dim, first.dtype)), Tensor(xp.ones(self.z_dim, first.dtype)))
 
-    def likelihood(self, z):
-        return _likelihood_of(self, self.decoder(z))
+    def likelihood(self, z, library=None):
+        """p(x|z) (``_likelihood_of``); ``library``: ℓ, one a row, of library="observed" (see ObservedLibrary)."""
+        return _likelihood_of(self, self.decoder(z), library)
 
     def loss(self, x, rng, step=0, beta=1.0):
         """−(E_q log p(x|z) − β·KL(q ‖ N(0, I))) per example, averaged: the same quantity as
@@ -508,6 +649,7 @@ class GaussianVAE(Module):
         (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged. With
         prior="mog", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class docstring); with a
         flow, log q_0(z_0|x) − Σ_k log|det J_k| − log p(z_K) (``_flow_loss``)."""
+        _track_library(self, x)
         if self.flow is not None:
             return self._flow_loss(x, rng, beta)
         loc, log_var = self._encode(x)
@@ -559,11 +701,12 @@ class GaussianVAE(Module):
         log_w = self.likelihood(z).log_prob(x).sum(axis=-1) + beta * log_prior_over_q
         return -(ops.logsumexp(log_w, axis=0) - math.log(k)).mean()
 
-    def sample(self, n, rng):
-        """Mean images p(x|z) for n draws z ~ p(z)."""
+    def sample(self, n, rng, library=None):
+        """Mean images p(x|z) for n draws z ~ p(z) (library="observed": of ℓ = ``library``, else ℓ̄, see
+        ``_sample_library``)."""
         with no_grad():
             z = self.prior().sample((n,), rng=rng)
-            return self.likelihood(z).mean
+            return self.likelihood(z, _sample_library(self, library)).mean
 
 
 class _DiscreteVAE(Module):
@@ -574,7 +717,8 @@ class _DiscreteVAE(Module):
     ESTIMATORS = ("gumbel_softmax", "straight_through", "reinforce", "rebar")
 
     def _build(self, x_dim, hidden, latents, estimator, tau0, tau_min, anneal_rate, activation, baseline_decay,
-               baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device, likelihood="bernoulli"):
+               baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device, likelihood="bernoulli",
+               library=None, gate="feature"):
         """``latents``: the latent sizes by name ({"n_latent": N, …}), checked, kept as attributes and in the config
         (in this order, after x_dim and hidden); the code the encoder makes and the decoder reads has their product
         of units (N·K logits of the categorical model, N of the Bernoulli one)."""
@@ -608,6 +752,7 @@ class _DiscreteVAE(Module):
                              "no input-dependent baseline (baseline_hidden=0)")
         arch, channels, layout = _architecture(arch, channels, x_dim, activation)
         likelihood = _likelihood_kind(likelihood)
+        library, gate, counts = _count_options(likelihood, library, gate, arch)
         self.objective, self.samples = objective, samples
         # η recorded for rebar alone, so that the other estimators' configs are those of checkpoints written before it
         recorded.update({"rebar_eta": rebar_eta} if estimator == "rebar" else {})
@@ -615,9 +760,10 @@ class _DiscreteVAE(Module):
         recorded.update({"likelihood": likelihood} if likelihood != "bernoulli" else {})
         self.config = dict(x_dim=x_dim, hidden=hidden, **latents, estimator=estimator, tau0=tau0, tau_min=tau_min,
                            anneal_rate=anneal_rate, activation=activation, baseline_decay=baseline_decay,
-                           baseline_hidden=baseline_hidden, **recorded, **layout)
+                           baseline_hidden=baseline_hidden, **recorded, **layout, **counts)
         code = math.prod(latents.values())
-        self.encoder, self.decoder = _networks(x_dim, hidden, code, code, activation, arch, channels, rng)
+        self.encoder, self.decoder = _networks(x_dim, hidden, code, code, activation, arch, channels, rng,
+                                               heads=2 if gate == "decoder" else 1)
         for name, value in latents.items():
             setattr(self, name, value)
         self.estimator, self.tau0, self.tau_min, self.anneal_rate = estimator, tau0, tau_min, anneal_rate
@@ -627,7 +773,7 @@ class _DiscreteVAE(Module):
         # c, the moving average: a float64 number (0-d array on the model's device once trained), or None
         self.baseline, self.baseline_decay = None, baseline_decay
         self.baseline_net = MLP((x_dim, baseline_hidden, 1), "tanh", rng=rng) if baseline_hidden else None
-        _likelihood_parameters(self, likelihood, x_dim)
+        _likelihood_parameters(self, likelihood, x_dim, library, gate)
         self.to(device)
 
     def to(self, *args, **kwargs):
@@ -728,11 +874,12 @@ class _DiscreteVAE(Module):
             self.baseline = c
         return out
 
-    def sample(self, n, rng):
-        """Mean images p(x|z) for n draws z ~ p(z)."""
+    def sample(self, n, rng, library=None):
+        """Mean images p(x|z) for n draws z ~ p(z) (library="observed": of ℓ = ``library``, else ℓ̄, see
+        ``_sample_library``)."""
         with no_grad():
             z = self.prior().sample((n,), rng=rng)
-            return self.likelihood(z).mean
+            return self.likelihood(z, _sample_library(self, library)).mean
 
 
 class CategoricalVAE(_DiscreteVAE):
@@ -773,11 +920,11 @@ class CategoricalVAE(_DiscreteVAE):
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
                  tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0,
-                 objective="elbo", samples=1, rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli", *, rng,
-                 device="cpu"):
+                 objective="elbo", samples=1, rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli",
+                 library=None, gate="feature", *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent, n_categories=n_categories), estimator, tau0, tau_min,
                     anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, rebar_eta, arch,
-                    channels, rng, device, likelihood)
+                    channels, rng, device, likelihood, library, gate)
 
     def _logits(self, x):
         return ops.reshape(self.encoder(_encoder_input(self, x)), x.shape[:-1] + (self.n_latent, self.n_categories))
@@ -793,11 +940,12 @@ class CategoricalVAE(_DiscreteVAE):
         """Uniform, in the parameters' dtype (float64 for the lab's enumerable model)."""
         return OneHotCategorical(logits=self._uniform_logits())
 
-    def likelihood(self, z):
+    def likelihood(self, z, library=None):
         flat = ops.reshape(z, z.shape[:-2] + (self.n_latent * self.n_categories,))
-        return _likelihood_of(self, self.decoder(flat))
+        return _likelihood_of(self, self.decoder(flat), library)
 
     def loss(self, x, rng, step=0, beta=1.0):
+        _track_library(self, x)
         logits = self._logits(x)
         if self.objective == "iwae":
             return self._negative_vimco(x, OneHotCategorical(logits=logits), rng, beta)
@@ -846,10 +994,11 @@ class BernoulliVAE(_DiscreteVAE):
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=50, estimator="gumbel_softmax", tau0=1.0, tau_min=0.5,
                  anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, objective="elbo", samples=1,
-                 rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli", *, rng, device="cpu"):
+                 rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli", library=None, gate="feature", *, rng,
+                 device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent), estimator, tau0, tau_min, anneal_rate, activation,
                     baseline_decay, baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device,
-                    likelihood)
+                    likelihood, library, gate)
 
     def posterior(self, x):
         return Bernoulli(logits=self.encoder(_encoder_input(self, x)))
@@ -862,10 +1011,11 @@ class BernoulliVAE(_DiscreteVAE):
         """Bernoulli(½) on each latent (logits 0), in the parameters' dtype."""
         return Bernoulli(logits=self._uniform_logits())
 
-    def likelihood(self, z):
-        return _likelihood_of(self, self.decoder(z))
+    def likelihood(self, z, library=None):
+        return _likelihood_of(self, self.decoder(z), library)
 
     def loss(self, x, rng, step=0, beta=1.0):
+        _track_library(self, x)
         q = self.posterior(x)
         if self.objective == "iwae":
             return self._negative_vimco(x, q, rng, beta)
@@ -912,6 +1062,8 @@ def reconstruct(model, x):
     """x's deterministic reconstruction: the mean of p(x|z) at z = ``code(model, x)``, computed without a graph.
     x: (n, x_dim) on the model's device."""
     with no_grad():
+        if getattr(model, "library_kind", None) == "observed":  # ℓ: each row's total
+            return model.likelihood(code(model, x), ops.maximum(x.sum(axis=-1), 1.0)).mean
         return model.likelihood(code(model, x)).mean
 
 

@@ -91,3 +91,30 @@ def test_bad_count_data_and_commands_are_refused_in_one_line(counts, tmp_path, c
         assert not (tmp_path / "p.png").exists()
     assert run("eval", out / "checkpoint.npz", "--data", tmp_path / "fraction.npy", "-k", 2) == 1
     assert "values are not counts" in one_error_line(capsys)
+
+
+def test_train_with_the_observed_library_and_resume_with_another_is_refused(counts, tmp_path, capsys):
+    """--library observed reaches the model (recorded in its config, ℓ̄ the mean total of the rows trained on, eval's
+    ELBO that of the checkpoint's model); without a count likelihood it is refused in one line and nothing is written;
+    --resume with --library none refuses the checkpoint of the other parametrisation."""
+    out = tmp_path / "run"
+    args = ["--data", counts, "--likelihood", "zero_inflated_negative_binomial", *TINY]
+    assert run("train", *args, "--library", "observed", "--epochs", 2, "--out", out) == 0
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert model.config["library"] == "observed" and model.library_rows.item() == 2 * 50
+    assert model.library_mean.item() == pytest.approx(np.load(counts)[:50].sum(axis=1).mean(), rel=1e-6)
+    capsys.readouterr()
+    assert run("eval", out / "checkpoint.npz", "--data", counts, "-k", 5) == 0
+    elbo = float(re.search(r"ELBO \(1 sample\)\s+(\S+) nats", capsys.readouterr().out).group(1))
+    x = mv.tensor(np.load(counts)[50:].astype(np.float32))
+    with mv.no_grad():
+        assert elbo == pytest.approx(objectives.elbo(model, x, Generator(0)).numpy().mean(), abs=1e-3)
+    assert run("train", *args, "--epochs", 3, "--out", out, "--resume") == 1
+    assert "another shape: --library (checkpoint observed," in one_error_line(capsys)
+    grey = tmp_path / "grey"
+    np.save(tmp_path / "grey.npy", np.random.default_rng(0).random((30, 9)).astype(np.float32))  # 3×3 grey images
+    assert run("train", "--data", tmp_path / "grey.npy", "--likelihood", "gaussian", "--library", "observed", *TINY,
+               "--epochs", 1, "--out", grey) == 1
+    assert "library='observed' scales the mean of counts by their total: it needs a count likelihood" in \
+        one_error_line(capsys)
+    assert not grey.exists()

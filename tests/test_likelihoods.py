@@ -121,7 +121,8 @@ def test_likelihood_sizes_and_refusal():
 
 def train_then_reload(vae, x, likelihood, tmp_path):
     """25 Adam steps on x raise the ELBO by more than a nat (every loss finite); the checkpoint records the likelihood,
-    and the model it loads has the same parameters and the same p(x|z) at draws of the prior. Returns (vae, loaded)."""
+    and the model it loads has the same parameters and buffers and the same p(x|z) at draws of the prior. Returns
+    (vae, loaded)."""
     before = objectives.elbo(vae, x, Generator(5)).numpy().mean()
     assert np.isfinite(before)
     optimizer, rng = Adam(vae.parameters(), lr=2e-2), Generator(2)
@@ -137,7 +138,8 @@ def train_then_reload(vae, x, likelihood, tmp_path):
     loaded, arrays = load_checkpoint(tmp_path / "c.npz")
     assert json.loads(str(arrays["meta/config"]))["likelihood"] == likelihood
     assert loaded.likelihood_kind == likelihood and loaded.config == vae.config
-    for (name, p), (_, q) in zip(vae.named_parameters(), loaded.named_parameters()):
+    for (name, p), (_, q) in zip([*vae.named_parameters(), *vae.named_buffers()],
+                                 [*loaded.named_parameters(), *loaded.named_buffers()], strict=True):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
     with mv.no_grad():
         z = vae.prior().sample((4,), rng=Generator(3))

@@ -2816,6 +2816,32 @@ MUTANTS = [
     # ---- helper-70 begin: fix11-edges: float32 flow and distribution gradients at the edges ----
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
+    M('count-library-not-softmax', 'minivae/models.py', ('ops.log_softmax(out, axis=-1),\n', 'out,\n'),
+      ['tests/test_count_likelihoods.py'], "library='observed' scales e^out by ℓ instead of softmax(out): the means no longer sum to ℓ"),
+    M('count-library-mean-not-total', 'minivae/models.py', ('value).sum(axis=-1, keepdims=True), 1.0)', 'value).mean(axis=-1, keepdims=True), 1.0)'),
+      ['tests/test_count_likelihoods.py'], "log p(x|z, ℓ) with ℓ the row's mean count rather than its total"),
+    M('count-library-empty-row-not-floored', 'minivae/models.py', ('value).sum(axis=-1, keepdims=True), 1.0)', 'value).sum(axis=-1, keepdims=True), 0.0)'),
+      ['tests/test_count_likelihoods.py'], 'a row of no counts gets ℓ = 0, log ℓ = −∞, and NaN log-probabilities'),
+    M('count-library-given-not-per-row', 'minivae/models.py', ('library = ops.unsqueeze(library, -1) if library.ndim else library', 'library = library'),
+      ['tests/test_count_likelihoods.py'], 'a given ℓ of one a row broadcast along the features instead of the rows'),
+    M('count-library-given-float32', 'minivae/models.py', ('device_of(library) != "cpu" else numpy.asarray(library, out.dtype)', 'device_of(library) != "cpu" else library'),
+      ['tests/test_count_likelihoods.py'], 'a number ℓ given to a float64 model taken in float32 (log ℓ rounded)'),
+    M('count-library-running-mean-last-batch', 'minivae/models.py', ('- rows * m) / (n + rows), m, n, x))', '- rows * m) / rows, m, n, x))'),
+      ['tests/test_count_likelihoods.py'], "ℓ̄ is the last batch's mean total, not that of every training row"),
+    M('count-library-rows-not-counted', 'minivae/models.py', ('    n.copy_(array_function(lambda n: n + rows, n))\n', ''),
+      ['tests/test_count_likelihoods.py'], 'the number of training rows never grows: ℓ̄ is not a mean, and sample() refuses a trained model'),
+    M('count-sample-library-ignored', 'minivae/models.py', ('if library is not None or getattr(model, "library_kind", None) != "observed":\n        return library', 'if library is not None or getattr(model, "library_kind", None) != "observed":\n        return None'),
+      ['tests/test_count_likelihoods.py'], 'sample(n, rng, library=ℓ) ignores the ℓ given'),
+    M('count-reconstruct-library-not-the-rows', 'minivae/models.py', ('model.likelihood(code(model, x), ops.maximum(x.sum(axis=-1), 1.0)).mean', 'model.likelihood(code(model, x)).mean'),
+      ['tests/test_count_likelihoods.py'], "reconstruct of library='observed' takes ℓ̄ instead of each row's total"),
+    M('count-decoder-gate-halves-swapped', 'minivae/models.py', ('out, gate_logits = ops.split(out, 2, axis=-1)', 'gate_logits, out = ops.split(out, 2, axis=-1)'),
+      ['tests/test_count_likelihoods.py'], "gate='decoder' reads the dropout logits from the mean head and the means from the gate head"),
+    M('count-decoder-gate-bias-start', 'minivae/models.py', ('model.decoder.parameters()[-1].data[x_dim:] = ZINB_GATE_LOGIT', 'model.decoder.parameters()[-1].data[:x_dim] = ZINB_GATE_LOGIT'),
+      ['tests/test_count_likelihoods.py'], "the −2 start of the dropout logits set on the mean head's biases"),
+    M('count-options-not-recorded', 'minivae/models.py', ('if v != default}', 'if False}'),
+      ['tests/test_count_likelihoods.py'], 'library and gate not in the config: a checkpoint reloads the default model'),
+    M('cli-library-not-passed', 'minivae/cli.py', ('                            library=None if args.library == "none" else args.library,\n', ''),
+      ['tests/test_cli_counts.py'], 'minivae train --library observed builds a gaussian model of the mean e^out'),
     # ---- helper-71 end ----
     # ---- helper-72 begin: fix11-vamp: VampPrior and free bits ----
     # ---- helper-72 end ----

@@ -21,6 +21,11 @@ and, for the K-sample bound L̂ = log (1/K) Σ_k p(x, z_k)/q_θ(z_k|x) rather th
 
     vimco             K ≥ 2 exact samples; each z_k's score weighted by L̂ − L̂_{−k},   unbiased for ∇ E[L̂]
                       L̂_{−k} the bound with w_k replaced by the other log weights' mean
+    sticking_the_landing  z_k reparameterized, log q_⊥(z_k) of q's parameters held    unbiased; zero variance
+                      fixed: the path through z kept, the score term ∇_φ log q dropped  where q is the posterior
+                      (K = 1: the ELBO's; K > 1: the IWAE bound's, IWAE-STL)           (K = 1)
+    dreg              z_k reparameterized; the encoder's gradient Σ_k w̃_k² ∂w_k/∂z_k    unbiased for ∇ E[L̂];
+                      ∂z_k/∂φ (w_k of log q_⊥), the decoder's IWAE's Σ_k w̃_k ∇_θ w_k   no score term at any K
 
 The discrete latents are a ``OneHotCategorical`` or a ``Bernoulli`` (or an ``Independent`` of either); L ~ Logistic(0, 1)
 is the Binary Concrete's noise, log u − log(1 − u) of a uniform u.
@@ -36,7 +41,11 @@ References:
     8. Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
     9. Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. REBAR: Low-variance, unbiased gradient estimates for discrete
        latent variable models. NeurIPS 2017.
+   10. Roeder, Wu, Duvenaud. Sticking the Landing: Simple, Lower-Variance Gradient Estimators for Variational
+       Inference. NeurIPS 2017.
+   11. Tucker, Lawson, Gu, Maddison. Doubly Reparameterized Gradient Estimators for Monte Carlo Objectives. ICLR 2019.
 """
+import copy
 import math
 import numbers
 
@@ -45,7 +54,7 @@ from minivae._backend import get_array_module
 from minivae.distributions import (Bernoulli, Categorical, Independent, OneHotCategorical, RelaxedBernoulli,
                                    RelaxedOneHotCategorical)
 from minivae.distributions.relaxed_bernoulli import clamp_unit
-from minivae.engine import Tensor, array_function, as_tensor
+from minivae.engine import Tensor, array_function, as_tensor, no_grad
 from minivae.objectives import _count, enumerate_one_hot
 from minivae.ops.binary_concrete import logistic_noise
 from minivae.ops.reduce import logsumexp_array
@@ -353,6 +362,93 @@ def vimco(log_joint, q, k, rng=None):
         raise ValueError(f"vimco: log_joint returned values of shape {tuple(log_p.shape)}; expected one per sample and "
                          f"batch entry, {tuple(log_q.shape)}")
     return vimco_surrogate(log_p - log_q, log_q)
+
+
+def detached(q):
+    """q with its parameters detached: the same density, log q_⊥(z), through which no gradient reaches q's parameters
+    (one still reaches z): the "stop gradient" of ``sticking_the_landing`` and ``dreg``. An Independent's base is
+    detached; a distribution that does not list its parameters (``_params``, as a flow's does not) is refused."""
+    if isinstance(q, Independent):
+        return Independent(detached(q.base_dist), q.reinterpreted_batch_ndims)
+    if not q._params:
+        raise ValueError(f"{type(q).__name__} does not list its parameters, so they cannot be held fixed (STL and DReG "
+                         "need log q with its parameters detached)")
+    held = copy.copy(q)
+    for name in q._params:
+        p = getattr(q, name)
+        if p is not None:
+            setattr(held, name, p.detach())
+    return held
+
+
+def _log_weights(log_joint, q, z, who):
+    """log p(x, z) − log q_⊥(z) at the samples z (k, *batch, *event): log q of q's parameters held fixed, summed over
+    q's axes beyond log_joint's values (as ``reinforce`` sums it)."""
+    log_p = log_joint(z)
+    log_q = _sum_to(detached(q).log_prob(z), log_p.ndim)
+    if log_q.shape != log_p.shape:
+        raise ValueError(f"{who}: log_joint returned values of shape {tuple(log_p.shape)}; expected one per sample and "
+                         f"batch entry, {tuple(log_q.shape)}")
+    return log_p - log_q
+
+
+def _reparameterized(q, k, who):
+    if _count(k, "k", who) < 1:
+        raise ValueError(f"{who}: k must be >= 1, got {k}")
+    if not q.has_rsample:
+        raise ValueError(f"{who} needs a reparameterizable distribution; {type(q).__name__} has none")
+
+
+def sticking_the_landing(log_joint, q, k=1, rng=None):
+    """L̂ = log (1/k) Σ_i p(x, z_i)/q(z_i|x) at k reparameterized draws z_i = g(φ, ε_i) (k = 1: one draw's ELBO,
+    log p(x, z) − log q(z|x)), whose gradient drops the score term: with q's parameters φ held fixed in log q,
+
+        ∇_φ = Σ_i w̃_i (∂/∂z_i)[log p(x, z_i) − log q_φ(z_i|x)] ∂z_i/∂φ,    w̃_i = w_i / Σ_j w_j (1 at k = 1),
+
+    the full pathwise gradient less E[∇_φ log q_φ(z)] = 0 (its expectation vanishes; its variance does not). Where q
+    is the exact posterior, log p(x, z) − log q(z|x) = log p(x) for every z, so each draw's gradient is 0: the estimate
+    "sticks the landing". ``log_joint(z)`` maps the draws (k, *batch, *event) to log p(x, z) of shape (k, *values)
+    (log q summed over q's axes beyond those); the value has shape values. The decoder's gradient is the pathwise
+    one. Not in ``ESTIMATORS``: it estimates the gradient of a bound, not of an E_q f.
+
+    References: Roeder, Wu, Duvenaud 2017 (eq. 8); with k > 1, Tucker et al. 2019's IWAE-STL."""
+    _reparameterized(q, k, "sticking_the_landing")
+    log_w = _log_weights(log_joint, q, q.rsample((k,), rng=rng), "sticking_the_landing")
+    return ops.logsumexp(log_w, axis=0) - math.log(k)
+
+
+def _normalized_weights(log_w):
+    """w̃_i = e^{w_i} / Σ_j e^{w_j} over the first axis, shifted by the largest w_j (no gradient)."""
+    xp = get_array_module(log_w)
+    return xp.exp(log_w - logsumexp_array(xp, log_w, (0,)))
+
+
+def dreg(log_joint, q, k, rng=None):
+    """L̂ = log (1/k) Σ_i p(x, z_i)/q(z_i|x) at k reparameterized draws z_i = g(φ, ε_i), whose gradient is the
+    doubly reparameterized one: the decoder's (θ) IWAE's, the encoder's (φ) with no score term,
+
+        ∇_θ = Σ_i w̃_i ∇_θ log p_θ(x, z_i),
+        ∇_φ = Σ_i w̃_i² (∂/∂z_i)[log p(x, z_i) − log q_φ(z_i|x)] ∂z_i/∂φ    (φ held fixed in log q),
+
+    w̃_i = w_i / Σ_j w_j. The score term of IWAE's encoder gradient, reparameterized a second time, becomes the part of
+    the path term that takes w̃_i² − w̃_i; its signal-to-noise ratio then grows with k where IWAE's falls. One surrogate
+    gives both sums: with z̃_i = ⊥z_i + ⊥w̃_i·(z_i − ⊥z_i) (the value z_i, its path to φ scaled by w̃_i),
+    Σ_i ⊥w̃_i [log p(x, z̃_i) − log q_⊥(z̃_i)] has ∇_θ the first sum and ∇_φ the second. The weights come from a first
+    pass of ``log_joint`` without a graph, so ``log_joint`` must be deterministic in z (no dropout). Shapes as
+    ``sticking_the_landing``'s; k = 1 gives its gradient.
+
+    References: Tucker, Lawson, Gu, Maddison 2019 (eq. 7–8)."""
+    _reparameterized(q, k, "dreg")
+    z = q.rsample((k,), rng=rng)
+    fixed = z.detach()
+    with no_grad():
+        weights = array_function(_normalized_weights, _log_weights(log_joint, q, fixed, "dreg"))  # w̃_i, (k, *values)
+    # z̃_i: the value z_i, its path to φ scaled by w̃_i (the weights' axes first, then z's own)
+    z_scaled = fixed + ops.reshape(weights, weights.shape + (1,) * (z.ndim - weights.ndim)) * (z - fixed)
+    log_w = _log_weights(log_joint, q, z_scaled, "dreg")
+    surrogate = (weights * log_w).sum(axis=0)
+    bound = ops.logsumexp(log_w.detach(), axis=0) - math.log(k)
+    return bound + surrogate - surrogate.detach()
 
 
 ESTIMATORS = {"pathwise": pathwise, "reinforce": reinforce, "gumbel_softmax": gumbel_softmax,

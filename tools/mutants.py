@@ -2846,6 +2846,16 @@ MUTANTS = [
     # ---- helper-72 begin: fix11-vamp: VampPrior and free bits ----
     # ---- helper-72 end ----
     # ---- lead, session 31 ----
+    M('dreg-path-not-reweighted', 'minivae/estimators.py', ('    log_w = _log_weights(log_joint, q, z_scaled, "dreg")\n', '    log_w = _log_weights(log_joint, q, z, "dreg")\n'),
+      ['tests/test_stl_dreg.py'], "DReG's path through z not scaled by w̃ a second time: IWAE-STL, biased for k > 1"),
+    M('stl-parameters-live', 'minivae/estimators.py', ('            setattr(held, name, p.detach())\n', '            setattr(held, name, p)\n'),
+      ['tests/test_stl_dreg.py'], "log q's parameters not held fixed: the score term back, no landing stuck"),
+    M('stl-independent-base-live', 'minivae/estimators.py', ('        return Independent(detached(q.base_dist), q.reinterpreted_batch_ndims)\n', '        return q\n'),
+      ['tests/test_stl_dreg.py'], "an Independent q's base not detached: its parameters take the score term"),
+    M('dreg-value-weighted', 'minivae/estimators.py', ('    bound = ops.logsumexp(log_w.detach(), axis=0) - math.log(k)\n', '    bound = surrogate.detach()\n'),
+      ['tests/test_stl_dreg.py'], "DReG's value Σ w̃ log w, not the bound L̂"),
+    M('dreg-weights-unnormalized', 'minivae/estimators.py', ('    return xp.exp(log_w - logsumexp_array(xp, log_w, (0,)))\n', '    return xp.exp(log_w - log_w.max(axis=0))\n'),
+      ['tests/test_stl_dreg.py'], "the weights shifted by the largest log weight but not normalized"),
 ]
 
 def copy_tree(dst):

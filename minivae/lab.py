@@ -8,6 +8,10 @@ the exact gradient is known (``minivae estimators`` prints the tables).
                     variance grows as τ → 0
 (d) categorical VAE N = 2 variables × K = 3 categories, enumerable: gradient of the ELBO's
                     reconstruction term for the encoder; ELBO ≤ log p(x) with gap KL(q(z|x) ‖ p(z|x))
+(e) Gaussian latent z ~ N(0, 1), x | z ~ N(a·z, 1), q = N(μ, σ²): the encoder's gradient of the ELBO (exact from
+                    its closed form) by IWAE's pathwise estimate, sticking the landing and DReG; then, for the
+                    K-sample bound, each one's signal-to-noise ratio |mean|/std as K grows (Rainforth et al. 2018:
+                    IWAE's encoder gradient loses its signal as K grows; DReG's does not; STL's is biased for K > 1)
 
 Every estimate is one sample; "draws" independent estimates give mean, bias and variance.
 Per-draw gradients come from one backward pass over a parameter replicated once per draw.
@@ -209,6 +213,42 @@ def tiny_vae_bounds(model=None):
     return {"log_px": log_px, "elbo": elbo, "gap": log_px - elbo, "kl_to_posterior": kl, "elbo_analytic_kl": analytic}
 
 
+# ---- (e) a Gaussian latent model: the encoder's gradient of the ELBO and of the IWAE bound ------------------
+LATENT_X, LATENT_A = 1.3, 0.9  # z ~ N(0, 1), x | z ~ N(a·z, 1): the posterior is N(a·x/(1 + a²), 1/(1 + a²))
+BOUND_ESTIMATORS = ("pathwise (IWAE's)", "sticking the landing", "dreg")
+SNR_SAMPLES = (1, 10, 100)
+
+
+def _latent_log_joint(z):
+    return -0.5 * z * z - 0.5 * (LATENT_X - LATENT_A * z) * (LATENT_X - LATENT_A * z) - math.log(2 * math.pi)
+
+
+def _iwae_pathwise(log_joint, q, k, rng):
+    """IWAE's own estimate: z reparameterized and log q's parameters live, so its gradient keeps the score term."""
+    z = q.rsample((k,), rng=rng)
+    return ops.logsumexp(log_joint(z) - q.log_prob(z), axis=0) - math.log(k)
+
+
+def gaussian_latent_gradients(draws, rng, k=1, mu=0.2, sigma=0.8):
+    """(exact ∇_{μ,σ} of the ELBO, or None for k > 1; {estimator: per-draw gradients (draws, 2)}) of the bound L̂_k of
+    k samples. ELBO(μ, σ) = −(μ² + σ²)/2 − ((x − aμ)² + a²σ²)/2 − log 2π + ½ log 2πe + log σ, so ∂/∂μ = a(x − aμ) − μ,
+    ∂/∂σ = 1/σ − (1 + a²)σ."""
+    exact = numpy.array([LATENT_A * (LATENT_X - LATENT_A * mu) - mu, 1 / sigma - (1 + LATENT_A ** 2) * sigma])
+    grads = {}
+    for name, estimator in zip(BOUND_ESTIMATORS, (_iwae_pathwise, E.sticking_the_landing, E.dreg)):
+        m = Tensor(numpy.full(draws, mu), requires_grad=True)
+        s = Tensor(numpy.full(draws, sigma), requires_grad=True)
+        estimator(_latent_log_joint, Normal(m, s), k, rng).sum().backward()
+        grads[name] = numpy.stack([m.grad, s.grad], axis=1)
+    return (exact if k == 1 else None), grads
+
+
+def signal_to_noise(grads):
+    """|mean| / standard deviation of each coordinate of per-draw gradients (draws, …)."""
+    grads = numpy.asarray(grads, dtype=numpy.float64)
+    return numpy.abs(grads.mean(0)) / grads.std(0, ddof=1)
+
+
 # ---- the report -----------------------------------------------------------------------------------
 def _table(title, exact, grads):
     print(f"\n{title}\n  exact gradient: {numpy.array2string(numpy.asarray(exact), precision=5)}")
@@ -237,6 +277,14 @@ def main(draws=1000, seed=0, plot=None):
     print(f"  {'log p(x)':>10s} {'ELBO':>10s} {'gap':>10s} {'KL(q‖p(z|x))':>14s}")
     for i in range(len(bounds["log_px"])):
         print(f"  {bounds['log_px'][i]:10.5f} {bounds['elbo'][i]:10.5f} {bounds['gap'][i]:10.5f} {bounds['kl_to_posterior'][i]:14.5f}")
+    _table("(e) Gaussian latent, a = 0.9, x = 1.3, q = N(0.2, 0.8²): encoder gradient (μ, σ) of the ELBO",
+           *gaussian_latent_gradients(draws, rng))
+    print("\n(e) the IWAE bound of K samples: signal-to-noise ratio |mean|/std of the encoder gradient (μ, σ)")
+    print(f"  {'K':>4s}  " + "  ".join(f"{name:>22s}" for name in BOUND_ESTIMATORS))
+    for k in SNR_SAMPLES:
+        grads = gaussian_latent_gradients(draws, rng, k)[1]
+        cells = ("{:9.3g} {:9.3g}".format(*signal_to_noise(grads[name])) for name in BOUND_ESTIMATORS)
+        print(f"  {k:4d}  " + "  ".join(f"{cell:>22s}" for cell in cells))
     if plot:
         _plot(rows_c, plot)
 

@@ -9,6 +9,7 @@ import pytest
 
 import minivae as mv
 from minivae import estimators as E
+from minivae import lab
 from minivae import ops
 from minivae.distributions import Independent, Normal, TransformedDistribution
 from minivae.distributions.transforms import AffineTransform
@@ -159,3 +160,23 @@ def test_refusals():
     shifted = TransformedDistribution(Normal(mu, sigma), AffineTransform(a, 2.0))  # a parameter inside the transform
     with pytest.raises(ValueError, match="cannot be held fixed"):
         E.sticking_the_landing(log_joint(a), shifted, 2, Generator(0))
+
+
+def test_the_lab_rows_against_the_closed_form():
+    """The lab's (e): at K = 1 the three estimators are unbiased for the ELBO's closed-form gradient, and the two without
+    the score term have a fraction of the pathwise estimate's variance."""
+    exact, grads = lab.gaussian_latent_gradients(4000, Generator(11))
+    rows = {name: lab.summarize(exact, g) for name, g in grads.items()}
+    for name, row in rows.items():
+        assert row["bias"] < 4 * row["bias_se"], name
+    for name in ("sticking the landing", "dreg"):
+        assert rows[name]["variance"] < 0.3 * rows["pathwise (IWAE's)"]["variance"]
+
+
+def test_the_lab_signal_to_noise_as_k_grows():
+    """IWAE's encoder gradient loses its signal-to-noise ratio as K grows; DReG's gains it (Rainforth et al. 2018;
+    Tucker et al. 2019)."""
+    snr = {k: {name: lab.signal_to_noise(g) for name, g in lab.gaussian_latent_gradients(2000, Generator(12), k)[1].items()}
+           for k in (1, 100)}
+    assert (snr[100]["pathwise (IWAE's)"] < snr[1]["pathwise (IWAE's)"]).all()
+    assert (snr[100]["dreg"] > 3 * snr[1]["dreg"]).all()

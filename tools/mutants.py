@@ -2846,6 +2846,10 @@ MUTANTS = [
     # ---- helper-72 begin: fix11-vamp: VampPrior and free bits ----
     # ---- helper-72 end ----
     # ---- lead, session 31 ----
+    M('lab-elbo-sigma-gradient-wrong', 'minivae/lab.py', ('1 / sigma - (1 + LATENT_A ** 2) * sigma', '1 / sigma - LATENT_A ** 2 * sigma'),
+      ['tests/test_stl_dreg.py'], "the lab's closed-form ELBO gradient in σ without the prior's −σ"),
+    M('lab-snr-variance-not-std', 'minivae/lab.py', ('grads.mean(0)) / grads.std(0, ddof=1)', 'grads.mean(0)) / grads.var(0, ddof=1)'),
+      ['tests/test_stl_dreg.py'], "the signal-to-noise ratio divided by the variance, not the standard deviation"),
     M('dreg-path-not-reweighted', 'minivae/estimators.py', ('    log_w = _log_weights(log_joint, q, z_scaled, "dreg")\n', '    log_w = _log_weights(log_joint, q, z, "dreg")\n'),
       ['tests/test_stl_dreg.py'], "DReG's path through z not scaled by w̃ a second time: IWAE-STL, biased for k > 1"),
     M('stl-parameters-live', 'minivae/estimators.py', ('            setattr(held, name, p.detach())\n', '            setattr(held, name, p)\n'),

@@ -2812,6 +2812,22 @@ MUTANTS = [
     M('erfcinv-deep-redo-off-numba', 'minivae/_cpu/special.py', ('        if q[i] < DEEP:\n', '        if q[i] < 0:\n'),
       ['tests/test_special.py'], "the Numba erfcinv's subnormal arguments not redone with the log-form residual"),
     # ---- helper-69 begin: fix11-vq: VQ-VAE EMA codebook, the CLI trains VQ and M2 ----
+    M('vq-ema-decay-swapped', 'minivae/vqvae.py', ('size = gamma * size + (1 - gamma) * one_hot.sum(axis=0)', 'size = (1 - gamma) * size + gamma * one_hot.sum(axis=0)'),
+      ['tests/test_vqvae.py'], "N's moving average weighs the batch by γ and the past by 1 − γ"),
+    M('vq-ema-w-not-decayed', 'minivae/vqvae.py', ('w = gamma * w + (1 - gamma) * (one_hot.T @ flat)', 'w = w + (1 - gamma) * (one_hot.T @ flat)'),
+      ['tests/test_vqvae.py'], "m accumulates without forgetting (the first update, from 0, is still right)"),
+    M('vq-ema-no-laplace-normalization', 'minivae/vqvae.py', ('smoothed = (size + eps) / (total + k * eps) * total', 'smoothed = size + eps'),
+      ['tests/test_vqvae.py'], "ε added to N without the renormalization that keeps Σ Ñ = Σ N"),
+    M('vq-ema-updates-in-eval-mode', 'minivae/vqvae.py', ('        if self.ema_decay is not None and self.training:\n', '        if self.ema_decay is not None:\n'),
+      ['tests/test_vqvae.py'], "evaluating a model in eval mode moves its codebook"),
+    M('vq-ema-keeps-codebook-term', 'minivae/vqvae.py', ('codebook_loss=self.ema_decay is None)', 'codebook_loss=True)'),
+      ['tests/test_vqvae.py'], "the codebook term, which has no gradient left, still counted in the loss"),
+    M('vq-ema-codebook-a-parameter', 'minivae/vqvae.py', ('            self.register_buffer("codebook", codebook)\n', '            self.codebook = codebook.requires_grad_(True)\n'),
+      ['tests/test_vqvae.py'], "the moving averages' codebook also stepped by the optimizer"),
+    M('vq-codes-fixed-in-a-step-plan', 'minivae/vqvae.py', ('index = array_function(nearest_codes, z_e, codebook)', 'index = Tensor(nearest_codes(z_e, codebook))'),
+      ['tests/test_vqvae.py'], "a recorded step (train --graph) replays the first batch's codes for every batch"),
+    M('vq-posterior-on-the-other-codes', 'minivae/vqvae.py', ('== xp.arange(self.n_codes), 0.0, -math.inf)', '== xp.arange(self.n_codes), -math.inf, 0.0)'),
+      ['tests/test_vqvae.py'], "q(k|x) puts its mass on every code but the nearest"),
     # ---- helper-69 end ----
     # ---- helper-70 begin: fix11-edges: float32 flow and distribution gradients at the edges ----
     # ---- helper-70 end ----

@@ -144,15 +144,21 @@ def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
     for the discretized logistic one, counts (of any width, no square images) for the count likelihoods.
     ``likelihood``: the model's (eval), or train's --likelihood when not given."""
     likelihood = likelihood or getattr(args, "likelihood", "bernoulli")
-    from minivae.data import Splits, check_splits, load_splits
+    from minivae.data import Splits, load_splits
     data = load_splits(args.data)
     if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
         data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
-    binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
-    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary, counts=likelihood in COUNT_LIKELIHOODS,
-                 levels=256 if likelihood == "discretized_logistic" else None)
+    _check_data(args, data, data.files, x_dim, batch_size, likelihood)
     return data
+
+
+def _check_data(args, data, files, x_dim, batch_size, likelihood):
+    """data.check_splits of the splits ``data`` for ``likelihood`` and the options (see _load_data)."""
+    from minivae.data import check_splits
+    binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
+    check_splits(data, files, x_dim=x_dim, batch_size=batch_size, binary=binary, counts=likelihood in COUNT_LIKELIHOODS,
+                 levels=256 if likelihood == "discretized_logistic" else None)
 
 
 # --n-latent's default for each model of discrete latents (see its --help)
@@ -298,14 +304,14 @@ def _train(args):
 
 
 def _labelled_splits(args, names, x_dim=None, batch_size=None, likelihood=None):
-    """{name: (images, labels)} of the splits ``names`` of --data, a folder of MNIST-style IDX files with their labels
-    (semisupervised.load_labelled): the training files' last sixth held out as "valid" (as data.load_splits holds out
-    an IDX set's), "test" the t10k files; --limit takes the first N (train) or N drawn with --seed (eval); checked as
-    the other models' data are (data.check_splits), before anything is written."""
+    """({name: (images, labels)}, {name: file}) of the splits ``names`` of --data, a folder of MNIST-style IDX files
+    with their labels (semisupervised.load_labelled): the training files' last sixth held out as "valid" (as
+    data.load_splits holds out an IDX set's), "test" the t10k files; --limit as _load_data's (the first N to train, N
+    drawn with --seed to evaluate: Splits.limit, here of the rows' indices); checked as the other models' data are,
+    before anything is written."""
     import numpy
 
-    from minivae.data import check_splits
-    from minivae.random import Generator
+    from minivae.data import Splits
     from minivae.semisupervised import load_labelled
     if not os.path.isdir(args.data):
         raise ValueError("the semisupervised model reads labelled images: --data is a folder of MNIST-style IDX files "
@@ -314,20 +320,14 @@ def _labelled_splits(args, names, x_dim=None, batch_size=None, likelihood=None):
     found = load_labelled(args.data)
     (x, y), cut = found["train"], len(found["train"][0]) - max(1, len(found["train"][0]) // 6)
     splits = {"train": (x[:cut], y[:cut]), "valid": (x[cut:], y[cut:]), "test": found["test"]}
-    splits = {name: splits[name] for name in names}
-    files = {"train": f"{args.data} (training files)", "valid": f"{args.data} (training files' held-out end)",
-             "test": f"{args.data} (t10k files)"}
-    if args.limit:  # as _load_data: the first N to train, N drawn (data.sample_rows' draw) to evaluate
-        if args.command == "train":
-            splits = {k: (x[:args.limit], y[:args.limit]) for k, (x, y) in splits.items()}
-        else:
-            drawn = {k: numpy.sort(Generator(args.seed).permutation(len(x))[:args.limit]) for k, (x, _) in splits.items()}
-            splits = {k: (x[drawn[k]], y[drawn[k]]) for k, (x, y) in splits.items()}
-    likelihood = likelihood or args.likelihood
-    check_splits({k: x for k, (x, _) in splits.items()}, files, x_dim=x_dim, batch_size=batch_size,
-                 binary=likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets),
-                 levels=256 if likelihood == "discretized_logistic" else None)
-    return splits, files
+    rows = Splits({name: numpy.arange(len(splits[name][0]))[:, None] for name in names},
+                  {"train": f"{args.data} (training files)", "valid": f"{args.data} (training files' held-out end)",
+                   "test": f"{args.data} (t10k files)"})
+    if args.limit:
+        rows = rows.limit(args.limit, seed=None if args.command == "train" else args.seed)
+    splits = {name: (splits[name][0][rows[name][:, 0]], splits[name][1][rows[name][:, 0]]) for name in names}
+    _check_data(args, {k: x for k, (x, _) in splits.items()}, rows.files, x_dim, batch_size, likelihood or args.likelihood)
+    return splits, rows.files
 
 
 def _train_semisupervised(args):

@@ -78,3 +78,24 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path)
     assert not (tmp_path / "made").exists()
     with pytest.raises(ValueError, match="the labelled images are none"):
         semisupervised.train(model, (x[:0], y[:0]), x, out, epochs=1, batch_size=4, lr=1e-2, seed=0, valid=(x, y))
+
+
+def test_a_step_adds_the_labelled_and_the_unlabelled_losses(tmp_path):
+    """One epoch of one step (as many unlabelled images as the batch), rebuilt by hand from the same seed: the batch
+    order, then the labelled draw with replacement, then −L − α log q of the labelled and −U of the unlabelled batch,
+    summed, one Adam step."""
+    from minivae.data import batches
+    from minivae.optim import Adam
+    (model, x, y), (by_hand, _, _) = model_and_data(n=20), model_and_data(n=20)
+    semisupervised.train(model, (x[:6], y[:6]), x[:8], tmp_path / "run", epochs=1, batch_size=8, lr=1e-2, seed=7,
+                         valid=(x[8:], y[8:]), log=lambda line: None)
+    rng = Generator(7)
+    xu = next(batches(x[:8], 8, rng=rng))
+    pick = rng.integers(0, 6, (8,))
+    loss = by_hand.loss(mv.tensor(x[:6][pick]), rng, y=y[:6][pick]) + by_hand.loss(mv.tensor(xu), rng)
+    optimizer = Adam(by_hand.parameters(), lr=1e-2)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    for key, value in by_hand.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)

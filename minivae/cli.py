@@ -173,8 +173,8 @@ LABELS = 100  # --labels' default: the paper's 100 labelled MNIST digits, 10 of 
 OWN_LOSS = {"vq": "it trains by −log p(x|z_q) and the codebook and commitment terms, no sampled latent and no KL to "
                   "weigh (its KL is the constant L log K); its weight is --commitment-cost",
             "semisupervised": "it trains by Kingma et al.'s bounds L(x, y) and U(x) of a class y and a Gaussian z "
-                              "(--z-dim), the classes summed out exactly, by a loop of its own (no --resume, --graph "
-                              "or --tf32)"}
+                              "(--z-dim), the classes summed out exactly, by MLPs and a loop of its own (no "
+                              "--resume, --graph or --tf32)"}
 
 
 def _model_options(args):
@@ -193,9 +193,12 @@ def _model_options(args):
               ("--baseline-hidden", args.baseline_hidden > 0), ("--objective iwae", args.objective != "elbo"),
               ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0)]
     if args.model == "semisupervised":
-        others += [("--n-latent", args.n_latent is not None), (f"--prior {args.prior}", args.prior != "standard"),
-                   (f"--flow {args.flow}", args.flow != "none"), ("--arch conv", args.arch != "mlp"),
-                   ("--resume", args.resume), ("--graph", args.graph), ("--tf32", args.tf32)]
+        others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
+                   (f"--prior {args.prior}", args.prior != "standard"),
+                   ("--prior-components", args.prior_components is not None), (f"--flow {args.flow}", args.flow != "none"),
+                   ("--flow-length", args.flow_length is not None), ("--arch conv", args.arch != "mlp"),
+                   ("--channels", args.channels is not None), ("--resume", args.resume),
+                   ("--override-settings", args.override_settings), ("--graph", args.graph), ("--tf32", args.tf32)]
     given = [flag for flag, on in others if on]
     if given:
         raise ValueError(f"{given[0]} is not for the {args.model} model: {OWN_LOSS[args.model]}")
@@ -336,8 +339,6 @@ def _train_semisupervised(args):
     if args.likelihood in COUNT_LIKELIHOODS:
         raise ValueError(f"the semisupervised model reads labelled images: the {args.likelihood} likelihood models counts")
     _check_likelihood(args, args.likelihood)
-    if args.channels is not None:
-        raise ValueError("--channels are the convolutions' channels: the semisupervised model's networks are MLPs")
     _check_device(args)
     splits, files = _labelled_splits(args, ("train", "valid", "test"), batch_size=args.batch_size)
     (x, y), classes = splits["train"], int(max(labels.max() for _, labels in splits.values())) + 1

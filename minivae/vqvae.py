@@ -17,7 +17,7 @@ each training step, with n_i the batch's latents snapped to code i and Σ_i z_e 
     Ñ_i = (N_i + ε) / (Σ_j N_j + K ε) · Σ_j N_j   (Laplace smoothing, ε = ``ema_epsilon``, Sonnet's VectorQuantizerEMA),
 
 N and m starting at 0 (Sonnet's; m_i/N_i is then the decayed mean of the vectors code i has taken, with no bias
-towards the start to correct: the factor 1 − γ^t of both cancels; a code not yet chosen sits at 0). The codes and z_q
+towards the start to correct: the factor 1 − γ^t of both cancels, up to ε; a code not yet chosen sits at 0). The codes and z_q
 of the step are the codebook's before its update; the codebook term leaves the loss (the codebook follows the means
 instead of a gradient), the commitment term β‖z_e − sg(z_q)‖² stays. The codebook, N and m are buffers
 (``codebook``, ``ema_cluster_size``, ``ema_w``, the names of the PyTorch ports of Sonnet's): in ``state_dict``, not in

@@ -293,7 +293,7 @@ def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, val
     ``dynamic`` both batches binarized afresh (grey levels as Bernoulli probabilities). After each epoch: the mean U(x)
     and the accuracy of q(y|x) on ``valid`` (x, y) (``evaluate``, its noise and a binarization with ``dynamic`` from
     Generator(seed + 1)); then out/checkpoint.npz (``training.save_checkpoint``, atomically: ``training.load_checkpoint``
-    and ``minivae eval`` read it) and out/metrics.csv (``COLUMNS``).
+    and ``minivae eval`` read it) and out/metrics.csv (``COLUMNS``); at the end reconstructions.png and samples.png.
 
     ``out`` is locked while training (training.train's lock); a folder holding a checkpoint is refused (a run of M2
     cannot be resumed), and a run that fails before its first checkpoint removes the folders it made."""
@@ -365,7 +365,22 @@ def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log
         training._write_csv_atomic(os.path.join(out, training.METRICS), rows)
         log(f"epoch {epoch}: labelled loss {sums[0] / i:.3f}, unlabelled −U {sums[1] / i:.3f}  valid U "
             f"{scores['unlabelled_bound']:.3f} nats, accuracy {100 * scores['accuracy']:.2f}%")
-    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {epochs}), {training.METRICS}")
+    skipped = _write_pictures(model, x_valid, out, training.derived_seed(settings["seed"], 2))
+    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {epochs}), {training.METRICS}"
+        + (f" (no pictures: {skipped})" if skipped else ", reconstructions.png, samples.png"))
+
+
+def _write_pictures(model, x, out, seed, n=32):
+    """reconstructions.png (rows of ``n`` images of x, then ``reconstruct``'s) and samples.png (64 of ``sample``, the
+    classes from p(y)), as training.write_pictures; nothing for rows that are no square images: returns why."""
+    from minivae.png import image_grid, paired_rows, write_png
+    from minivae.random import Generator
+    if math.isqrt(x.shape[1]) ** 2 != x.shape[1]:
+        return f"{x.shape[1]} values a row are no square image"
+    recon = model.reconstruct(as_tensor(x[:n], device=model.device)).numpy()
+    write_png(os.path.join(out, "reconstructions.png"), image_grid(paired_rows(x[:n], recon)))
+    write_png(os.path.join(out, "samples.png"), image_grid(model.sample(64, Generator(seed)).numpy()))
+    return None
 
 
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -53,6 +53,8 @@ def trained(folder, tmp_path_factory):
 def test_train_learns_to_classify_from_eight_labels(trained):
     rows = (trained / "metrics.csv").read_text().splitlines()
     assert rows[0] == "epoch,step,labelled_loss,unlabelled_loss,valid_unlabelled_bound,valid_accuracy,seconds"
+    for name in ("checkpoint.npz", "reconstructions.png", "samples.png"):
+        assert (trained / name).exists(), name
     accuracy = [float(r.split(",")[5]) for r in rows[1:]]
     assert len(accuracy) == 5 and accuracy[-1] > 0.9  # of the 200 held-out training images; chance is 0.25
     model, _ = load_checkpoint(trained / "checkpoint.npz")

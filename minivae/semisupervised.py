@@ -351,7 +351,7 @@ def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log
             if settings["clip"]:
                 clip_grad_norm_(model.parameters(), settings["clip"])
             optimizer.step()
-            values = [loss.item() for loss in losses]
+            values = ops.stack([loss.detach() for loss in losses]).numpy().tolist()  # (one copy to the host a step)
             if not all(map(math.isfinite, values)):
                 raise training.TrainingError(f"the loss became {values[0] + values[1]} at epoch {epoch}, step {step}"
                                              + ("" if epoch == 1 else f"; the checkpoint of epoch {epoch - 1} is kept"))

@@ -99,3 +99,18 @@ def test_a_step_adds_the_labelled_and_the_unlabelled_losses(tmp_path):
     optimizer.step()
     for key, value in by_hand.state_dict().items():
         np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+
+
+def test_evaluate_on_the_device_is_the_cpus_with_one_copy_back():
+    """On the strict CuPy stand-in (tests/strict_array.py): evaluate gives the CPU's numbers bit for bit (the array
+    formulas on both) with one copy to the host, of the three sums at the end."""
+    from minivae._backend import use_cuda_kernels, use_numba
+    from tests.strict_array import emulating, record
+    model, x, y = model_and_data(n=5)
+    with use_numba(False), use_cuda_kernels(False):
+        want = semisupervised.evaluate(model, x, y, Generator(4), batch_size=2)
+        with emulating():
+            model.to("cuda")
+            with record() as copies:
+                got = semisupervised.evaluate(model, x, y, Generator(4), batch_size=2)
+    assert got == want and len(copies) == 1

@@ -113,8 +113,8 @@ class VQVAE(Module):
         self.to(device)
 
     def _encode(self, x):
-        """z_e (…, L, D)."""
-        out = self.encoder(x)
+        """z_e (…, L, D), of log(1 + x) under a count likelihood (the other models' ``_encoder_input``)."""
+        out = self.encoder(_encoder_input(self, x))
         return ops.reshape(out, out.shape[:-1] + (self.n_latent, self.code_dim))
 
     def _decode(self, z):
@@ -212,7 +212,7 @@ class VQVAE(Module):
 
 
 # models.py imports this module at its end (VQVAE is a name of it too): its helpers are read here, after the class
-from minivae.models import (MODELS, _architecture, _hidden, _likelihood_kind, _likelihood_of, _number,  # noqa: E402
-                            _likelihood_parameters, _networks, _size)
+from minivae.models import (MODELS, _architecture, _encoder_input, _hidden, _likelihood_kind,  # noqa: E402
+                            _likelihood_of, _likelihood_parameters, _networks, _number, _size)
 
 MODELS.setdefault(VQVAE.kind, VQVAE)  # models.build (and so training.load_checkpoint) rebuild it

@@ -320,3 +320,13 @@ def test_bad_moving_average_options_are_refused():
         tiny(ema_decay=0.9, ema_epsilon=0)
     with pytest.raises(RuntimeError, match="learns its codebook by gradient"):
         tiny().ema_update(mv.tensor(np.zeros((1, 2, 2), np.float32)), np.zeros((1, 2), np.int64))
+
+
+def test_under_a_count_likelihood_the_encoder_reads_log_one_plus_the_counts():
+    """As the other models (scVI's log_variational): counts of hundreds into layers made for values near 1 would
+    saturate them; the likelihood scores the counts themselves."""
+    model = tiny(seed=30, likelihood="poisson")
+    x = np.random.default_rng(31).poisson(40.0, (3, 6)).astype(np.float32)
+    z_e = model.encoder(mv.tensor(np.log1p(x))).numpy().reshape(3, 2, 2)
+    np.testing.assert_array_equal(model._encode(mv.tensor(x)).numpy(), z_e)
+    np.testing.assert_array_equal(model.encode(x), nearest_codes(z_e, model.codebook.numpy()))

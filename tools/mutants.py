@@ -2848,6 +2848,8 @@ MUTANTS = [
       ['tests/test_semisupervised_training.py'], "the accuracy is the error rate"),
     M('m2-labelled-not-shuffled', 'minivae/semisupervised.py', ('    order = rng.permutation(len(y))\n', '    order = numpy.arange(len(y))\n'),
       ['tests/test_semisupervised_training.py'], "the first images of each class labelled, whatever the seed"),
+    M('vq-encoder-reads-raw-counts', 'minivae/vqvae.py', ('        out = self.encoder(_encoder_input(self, x))', '        out = self.encoder(x)'),
+      ['tests/test_vqvae.py'], "under a count likelihood the VQ-VAE's encoder reads the raw counts, not log(1 + x)"),
     # ---- helper-69 end ----
     # ---- helper-70 begin: fix11-edges: float32 flow and distribution gradients at the edges ----
     # ---- helper-70 end ----

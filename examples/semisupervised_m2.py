@@ -6,6 +6,11 @@ classification error of q(y|x) after a time budget.
     python examples/semisupervised_m2.py --data path/to/fashion-mnist/ --seconds 300 --labelled-only  # the baseline
     python examples/semisupervised_m2.py --smoke        # a synthetic labelled set, a few seconds
 
+The command line trains the same model by epochs (one labelled batch beside each unlabelled one, checkpoints, the
+validation accuracy each epoch; ``minivae eval`` then gives the test accuracy and bounds):
+
+    minivae train --model semisupervised --data DIR --dynamic-binarization --hidden 500 --z-dim 50 --activation softplus --lr 3e-4
+
 The data: a folder of MNIST-style IDX files with their labels (MNIST, Fashion-MNIST), grey levels binarized afresh
 at every step (dynamic binarization) for the Bernoulli p(x|y, z). Without --data the example says why it cannot use
 the embedded digits (they carry no labels) and runs on a synthetic labelled set instead: binary 8×8 images of four
@@ -31,7 +36,7 @@ from minivae.data import binarize
 from minivae.models import SemiSupervisedVAE
 from minivae.optim import Adam
 from minivae.random import Generator
-from minivae.semisupervised import load_labelled
+from minivae.semisupervised import balanced_labels, load_labelled
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--data", help="a folder of MNIST-style IDX files with labels (e.g. Fashion-MNIST)")
@@ -69,12 +74,10 @@ else:
     (x_train, y_train), (x_test, y_test) = synthetic(4000, rng), synthetic(1000, rng)
     grey = False
 classes = int(y_train.max()) + 1
-per_class = args.labels // classes
-if per_class < 1 or per_class * classes != args.labels:
-    parser.error(f"--labels must be a positive multiple of the {classes} classes, got {args.labels}")
-# the labelled images: the first per_class of each class in a seeded shuffle (balanced, as the paper's)
-order = rng.permutation(len(x_train))
-labelled = numpy.concatenate([order[y_train[order] == c][:per_class] for c in range(classes)])
+try:  # the labelled images: the first labels/C of each class in a seeded shuffle (balanced, as the paper's)
+    labelled = balanced_labels(y_train, args.labels, rng)
+except ValueError as e:
+    parser.error(f"--labels: {e}")
 x_l, y_l = x_train[labelled], y_train[labelled]
 x_u = x_train  # the unlabelled set: every training image, its label unused
 hidden, z_dim = ((64,), 8) if args.smoke else ((500,), 50)

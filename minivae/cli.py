@@ -62,6 +62,20 @@ def _positive_float(text):
     return value
 
 
+def _non_negative_float(text):
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
+
+
+def _decay(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
 def _finite_float(text):
     value = float(text)
     if not math.isfinite(value):
@@ -130,27 +144,78 @@ def _load_data(args, splits, x_dim=None, batch_size=None, likelihood=None):
     for the discretized logistic one, counts (of any width, no square images) for the count likelihoods.
     ``likelihood``: the model's (eval), or train's --likelihood when not given."""
     likelihood = likelihood or getattr(args, "likelihood", "bernoulli")
-    from minivae.data import Splits, check_splits, load_splits
+    from minivae.data import Splits, load_splits
     data = load_splits(args.data)
     if args.limit:  # training takes the first N (quick runs); eval draws N, since the first need not be typical
         data = data.limit(args.limit, seed=None if args.command == "train" else args.seed)
     data = Splits({k: data[k] for k in splits}, data.files)
-    binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
-    check_splits(data, data.files, x_dim=x_dim, batch_size=batch_size, binary=binary, counts=likelihood in COUNT_LIKELIHOODS,
-                 levels=256 if likelihood == "discretized_logistic" else None)
+    _check_data(args, data, data.files, x_dim, batch_size, likelihood)
     return data
 
 
+def _check_data(args, data, files, x_dim, batch_size, likelihood):
+    """data.check_splits of the splits ``data`` for ``likelihood`` and the options (see _load_data)."""
+    from minivae.data import check_splits
+    binary = likelihood == "bernoulli" and not (args.dynamic_binarization or args.grey_targets)
+    check_splits(data, files, x_dim=x_dim, batch_size=batch_size, binary=binary, counts=likelihood in COUNT_LIKELIHOODS,
+                 levels=256 if likelihood == "discretized_logistic" else None)
+
+
 # --n-latent's default for each model of discrete latents (see its --help)
-N_LATENT = {"categorical": 20, "bernoulli": 50}
+N_LATENT = {"categorical": 20, "bernoulli": 50, "vq": 16}
+# the vq model's options, by flag: (attribute, default); given with another model, they are refused
+VQ_OPTIONS = {"--code-dim": ("code_dim", 8), "--n-codes": ("n_codes", 64), "--commitment-cost": ("commitment_cost", 0.25),
+              "--ema-decay": ("ema_decay", None)}
+
+
+LABELS = 100  # --labels' default: the paper's 100 labelled MNIST digits, 10 of each class
+# why the vq and semisupervised models take none of the options of the others' sampled latents and weighted KL
+OWN_LOSS = {"vq": "it trains by −log p(x|z_q) and the codebook and commitment terms, no sampled latent and no KL to "
+                  "weigh (its KL is the constant L log K); its weight is --commitment-cost",
+            "semisupervised": "it trains by Kingma et al.'s bounds L(x, y) and U(x) of a class y and a Gaussian z "
+                              "(--z-dim), the classes summed out exactly, by MLPs and a loop of its own (no "
+                              "--resume, --graph or --tf32)"}
+
+
+def _model_options(args):
+    """Refuse the vq model's options (and --labels) with another model, and with the vq and semisupervised models the
+    options that only the others' sampled latents, weighted KL or training loop take; fill in the vq options'
+    defaults."""
+    if args.model != "vq":
+        given = [flag for flag, (name, _) in VQ_OPTIONS.items() if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"{given[0]} is the vq model's (its codebook): pass --model vq")
+    if args.model != "semisupervised" and args.labels is not None:
+        raise ValueError("--labels is the semisupervised model's count of labelled images: pass --model semisupervised")
+    if args.model not in OWN_LOSS:
+        return
+    others = [("--estimator", args.estimator is not None), ("--rebar-eta", args.rebar_eta is not None),
+              ("--baseline-hidden", args.baseline_hidden > 0), ("--objective iwae", args.objective != "elbo"),
+              ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0)]
+    if args.model == "semisupervised":
+        others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
+                   (f"--prior {args.prior}", args.prior != "standard"),
+                   ("--prior-components", args.prior_components is not None), (f"--flow {args.flow}", args.flow != "none"),
+                   ("--flow-length", args.flow_length is not None), ("--arch conv", args.arch != "mlp"),
+                   ("--channels", args.channels is not None), ("--resume", args.resume),
+                   ("--override-settings", args.override_settings), ("--graph", args.graph), ("--tf32", args.tf32)]
+    given = [flag for flag, on in others if on]
+    if given:
+        raise ValueError(f"{given[0]} is not for the {args.model} model: {OWN_LOSS[args.model]}")
+    for name, default in VQ_OPTIONS.values():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 # --estimator's default for the discrete latents, by --objective: the IWAE bound needs exact samples (VIMCO)
 DEFAULT_ESTIMATOR = {"elbo": "gumbel_softmax", "iwae": "reinforce"}
 
 
 def _train(args):
-    from minivae.models import BernoulliVAE, CategoricalVAE, GaussianVAE
+    from minivae.models import VQVAE, BernoulliVAE, CategoricalVAE, GaussianVAE
     from minivae.random import Generator
     from minivae.training import train
+    _model_options(args)
+    if args.model == "semisupervised":
+        return _train_semisupervised(args)
     if args.model == "gaussian" and args.estimator not in (None, "pathwise"):
         raise ValueError(f"the gaussian model trains with the pathwise estimator, not {args.estimator!r}")
     if args.model != "gaussian" and args.estimator == "pathwise":
@@ -172,8 +237,8 @@ def _train(args):
             raise ValueError("--baseline-hidden is not for --objective iwae: VIMCO baselines each sample by the bound of "
                              "the other samples")
     if args.model == "gaussian" and args.n_latent is not None:
-        raise ValueError("--n-latent is the categorical and bernoulli models' number of latent variables: the gaussian "
-                         "model's size is --z-dim")
+        raise ValueError("--n-latent is the categorical, bernoulli and vq models' number of latent variables: the "
+                         "gaussian model's size is --z-dim")
     if args.model != "categorical" and args.n_categories is not None:
         raise ValueError(f"--n-categories is the categorical model's: a {args.model} latent has none")
     if args.channels is not None and args.arch != "conv":
@@ -207,6 +272,10 @@ def _train(args):
                             library=None if args.library == "none" else args.library,
                             flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length, rng=rng,
                             device=args.device)
+    elif args.model == "vq":
+        model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
+                      args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
+                      arch=args.arch, channels=args.channels, ema_decay=args.ema_decay, rng=rng, device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
@@ -221,6 +290,10 @@ def _train(args):
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     if args.prior == "mog":
         objective += f", a learned prior of {model.prior_components} Gaussians"
+    if args.model == "vq":
+        objective += (f", {model.n_latent} latents of {model.n_codes} codes of {model.code_dim} dimensions, commitment "
+                      f"cost {model.beta:g}, the codebook by " + ("gradient" if model.ema_decay is None else
+                                                                 f"moving averages (γ = {model.ema_decay:g})"))
     if args.flow != "none":
         objective += f", a posterior of {model.flow_length} {args.flow} flows"
     if args.beta != 1.0:
@@ -235,6 +308,77 @@ def _train(args):
           override_settings=args.override_settings, graph=args.graph, tf32=args.tf32, beta=args.beta)
 
 
+def _labelled_splits(args, names, x_dim=None, batch_size=None, likelihood=None):
+    """({name: (images, labels)}, {name: file}) of the splits ``names`` of --data, a folder of MNIST-style IDX files
+    with their labels (semisupervised.load_labelled): the training files' last sixth held out as "valid" (as
+    data.load_splits holds out an IDX set's), "test" the t10k files; --limit as _load_data's (the first N to train, N
+    drawn with --seed to evaluate: Splits.limit, here of the rows' indices); checked as the other models' data are,
+    before anything is written."""
+    import numpy
+
+    from minivae.data import Splits
+    from minivae.semisupervised import load_labelled
+    if not os.path.isdir(args.data):
+        raise ValueError("the semisupervised model reads labelled images: --data is a folder of MNIST-style IDX files "
+                         "with their labels (train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte, e.g. Fashion-MNIST), "
+                         + ("and the embedded digits carry none" if args.data == "default" else f"not {args.data}"))
+    found = load_labelled(args.data)
+    (x, y), cut = found["train"], len(found["train"][0]) - max(1, len(found["train"][0]) // 6)
+    splits = {"train": (x[:cut], y[:cut]), "valid": (x[cut:], y[cut:]), "test": found["test"]}
+    rows = Splits({name: numpy.arange(len(splits[name][0]))[:, None] for name in names},
+                  {"train": f"{args.data} (training files)", "valid": f"{args.data} (training files' held-out end)",
+                   "test": f"{args.data} (t10k files)"})
+    if args.limit:
+        rows = rows.limit(args.limit, seed=None if args.command == "train" else args.seed)
+    splits = {name: (splits[name][0][rows[name][:, 0]], splits[name][1][rows[name][:, 0]]) for name in names}
+    _check_data(args, {k: x for k, (x, _) in splits.items()}, rows.files, x_dim, batch_size, likelihood or args.likelihood)
+    return splits, rows.files
+
+
+def _train_semisupervised(args):
+    from minivae import semisupervised
+    from minivae.random import Generator
+    if args.likelihood in COUNT_LIKELIHOODS:
+        raise ValueError(f"the semisupervised model reads labelled images: the {args.likelihood} likelihood models counts")
+    _check_likelihood(args, args.likelihood)
+    _check_device(args)
+    splits, files = _labelled_splits(args, ("train", "valid", "test"), batch_size=args.batch_size)
+    (x, y), classes = splits["train"], int(max(labels.max() for _, labels in splits.values())) + 1
+    rng = Generator(args.seed)
+    labelled = semisupervised.balanced_labels(y, LABELS if args.labels is None else args.labels, rng)
+    model = semisupervised.SemiSupervisedVAE(x.shape[1], classes, args.hidden, args.z_dim, n_data=len(x),
+                                             n_labelled=len(labelled), likelihood=args.likelihood,
+                                             activation=args.activation, rng=rng, device=args.device)
+    print(f"training a semisupervised VAE (M2: {classes} classes, z of {args.z_dim} dimensions, α = {model.alpha:g} a "
+          f"labelled image) on {len(labelled)} labelled and {len(x)} unlabelled images ({files['train']}) on "
+          f"{args.device}; output in {args.out}")
+    semisupervised.train(model, (x[labelled], y[labelled]), x, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, valid=splits["valid"], dynamic=args.dynamic_binarization,
+                         clip=args.clip)
+
+
+def _eval_semisupervised(args, model):
+    """M2's bounds on log p(x) (U, the classes summed out) and log p(x, y) (L, with the labels) and its classifier's
+    accuracy, on --split of the labelled --data."""
+    from minivae.data import binarize
+    from minivae.random import Generator
+    from minivae.semisupervised import evaluate
+    from minivae.training import derived_seed
+    splits, files = _labelled_splits(args, (args.split,), x_dim=model.x_dim, likelihood=model.likelihood_kind)
+    x, y = splits[args.split]
+    if y.max() >= model.n_classes:
+        raise ValueError(f"{files[args.split]}: labels up to {int(y.max())}, and the model knows {model.n_classes} classes")
+    if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed (as the other models')
+        x = binarize(x, Generator(derived_seed(args.seed, 1)))
+    scores = evaluate(model, x, y, Generator(args.seed), batch_size=args.batch_size)
+    print(f"{args.split}: {len(x)} labelled images, {files[args.split]}"
+          + (", binarized once with --seed" if args.dynamic_binarization else ""))
+    print(f"  U(x), a bound on log p(x) (1 sample a class)     {scores['unlabelled_bound']:9.3f} nats")
+    print(f"  L(x, y), a bound on log p(x, y) (1 sample)        {scores['labelled_bound']:9.3f} nats")
+    print(f"  classification accuracy of q(y|x)                 {100 * scores['accuracy']:9.2f}% (error "
+          f"{100 * (1 - scores['accuracy']):.2f}%)")
+
+
 def _eval(args):
     import time
 
@@ -245,14 +389,19 @@ def _eval(args):
     from minivae.training import Progress, derived_seed, load_checkpoint
     _check_device(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    _one_posterior(args, model)
     likelihood = model.likelihood_kind
     _check_likelihood(args, likelihood)
+    if model.kind == "semisupervised":
+        return _eval_semisupervised(args, model)
     data = _load_data(args, (args.split,), x_dim=model.config["x_dim"], likelihood=likelihood)
     x = data[args.split]
     rng = Generator(args.seed)
     if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed
         x = binarize(x, Generator(derived_seed(args.seed, 1)))
+    source = (f"{args.split}: {len(x)} {_rows(likelihood)}, {data.files[args.split]}"
+              + (", binarized once with --seed" if args.dynamic_binarization else ""))
+    if model.kind == "vq":
+        return _eval_vq(args, model, x, source)
     elbo, ll = [], []
     progress, started, steps = Progress(lines=10), time.perf_counter(), -(-len(x) // args.batch_size)
     with no_grad():
@@ -264,14 +413,31 @@ def _eval(args):
                       steps, started)
         # one copy of each result to the host, at the end
         elbo, ll = ops.concatenate(elbo).numpy(), ops.concatenate(ll).numpy()
-    print(f"{args.split}: {len(x)} {_rows(likelihood)}, {data.files[args.split]}"
-          + (", binarized once with --seed" if args.dynamic_binarization else ""))
+    print(source)
     print(f"  ELBO (1 sample)                     {elbo.mean():9.3f} nats")
     print(f"  log p(x), importance sampled k={args.k:<5d} {ll.mean():9.3f} nats")
     if likelihood == "discretized_logistic":  # a probability of the 8-bit image: −log₂ p(x) per pixel
         dims = x.shape[1] * math.log(2)
         print(f"  bits/dim, from the ELBO (a bound)   {-elbo.mean() / dims:9.4f}")
         print(f"  bits/dim, importance sampled        {-ll.mean() / dims:9.4f}")
+
+
+def _eval_vq(args, model, x, source):
+    """A VQ-VAE's ELBO log p(x|z_q) − L log K (exact: q is one-hot on the codes, so importance sampling from it would
+    give the ELBO again), its reconstruction term −log p(x|z_q) and the codebook's perplexity over the split."""
+    from minivae import ops
+    from minivae.data import batches
+    from minivae.engine import as_tensor
+    kl = model.n_latent * math.log(model.n_codes)
+    elbo = ops.concatenate([model.elbo(as_tensor(xb, device=args.device)) for xb in batches(x, args.batch_size)]).numpy()
+    print(source)
+    print(f"  −log p(x|z_q), the reconstruction   {-(elbo.mean() + kl):9.3f} nats")
+    print(f"  ELBO, log p(x|z_q) − L log K        {elbo.mean():9.3f} nats (KL = {model.n_latent}·log {model.n_codes} = "
+          f"{kl:.3f}; q is one-hot, so importance sampling gives the ELBO again)")
+    print(f"  codebook perplexity                 {model.perplexity(as_tensor(x, device=args.device)):9.3f} of "
+          f"{model.n_codes} codes")
+    if model.likelihood_kind == "discretized_logistic":
+        print(f"  bits/dim, from the ELBO (a bound)   {-elbo.mean() / (x.shape[1] * math.log(2)):9.4f}")
 
 
 def _same_file(a, b):
@@ -299,16 +465,6 @@ def _check_png_out(args):
     with open(args.out, "rb") as f:
         if f.read(8) != b"\x89PNG\r\n\x1a\n":
             raise ValueError(f"--out {args.out} exists and is not a PNG: choose another file (nothing was written)")
-
-
-def _one_posterior(args, model):
-    """Refuse a checkpoint whose model has no single q(z|x) for eval's bounds and reconstruct's codes: the
-    semi-supervised VAE's posterior needs a class y, the VQ-VAE's codes are no draws from one."""
-    if model.kind in ("semisupervised", "vq"):
-        api = ("unlabelled_bound, elbo(x, y) and classify" if model.kind == "semisupervised" else
-               "elbo, reconstruct and encode")
-        raise ValueError(f"{args.checkpoint} holds a {model.kind} model: minivae {args.command} reads a model of one "
-                         f"posterior q(z|x) (gaussian, categorical or bernoulli); use its Python API ({api})")
 
 
 def _no_counts(args, model):
@@ -352,11 +508,13 @@ def _reconstruct(args):
     _check_device(args)
     _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    _one_posterior(args, model)
     x, source = _images_of(args, model, args.n)
     shown = x.numpy()
-    write_png(args.out, image_grid(paired_rows(shown, reconstruct(model, x).numpy()), columns=min(8, len(shown))))
-    print(f"wrote {len(x)} {source} (odd rows) and their reconstructions (even rows) to {args.out}")
+    # M2's through the class q(y|x) finds most probable (its q(z|x, y) needs one)
+    recon = model.reconstruct(x) if model.kind == "semisupervised" else reconstruct(model, x)
+    write_png(args.out, image_grid(paired_rows(shown, recon.numpy()), columns=min(8, len(shown))))
+    through = " (through the class q(y|x) finds most probable)" if model.kind == "semisupervised" else ""
+    print(f"wrote {len(x)} {source} (odd rows) and their reconstructions{through} (even rows) to {args.out}")
 
 
 def _gaussian_checkpoint(args, what):
@@ -463,9 +621,13 @@ def build_parser():
                             "(then the ELBO is not a bound on a likelihood of the data)")
 
     t = command("train", "train a VAE")
-    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli"], default="categorical",
-                   help="latent variables: gaussian, categorical (one-hot), or bernoulli (binary, each Bernoulli(½) "
-                        "a priori)")
+    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli", "vq", "semisupervised"],
+                   default="categorical",
+                   help="latent variables: gaussian, categorical (one-hot), bernoulli (binary, each Bernoulli(½) "
+                        "a priori), vq (a VQ-VAE: --n-latent vectors snapped to the nearest of --n-codes code "
+                        "vectors, van den Oord et al. 2017), or semisupervised (Kingma et al.'s M2: a class y, "
+                        "observed for --labels images of --data's labelled IDX files and summed out for the others, "
+                        "and a Gaussian z of --z-dim)")
     data_args(t, "use only the first N images of each split")
     t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                    help="p(x|z): bernoulli (binary pixels), gaussian (one learned scale), continuous_bernoulli (a density "
@@ -511,6 +673,19 @@ def build_parser():
                    help=f"categorical and bernoulli: latent variables (default {N_LATENT['categorical']} of "
                         f"--n-categories each; bernoulli {N_LATENT['bernoulli']} binary ones)")
     t.add_argument("--n-categories", type=_positive_int, help="categorical: categories each (default 10)")
+    t.add_argument("--code-dim", type=_positive_int, metavar="D",
+                   help=f"vq: dimensions of each latent vector and code (default {VQ_OPTIONS['--code-dim'][1]})")
+    t.add_argument("--n-codes", type=_positive_int, metavar="K",
+                   help=f"vq: code vectors in the codebook (default {VQ_OPTIONS['--n-codes'][1]})")
+    t.add_argument("--commitment-cost", type=_non_negative_float, metavar="β",
+                   help="vq: the commitment term's weight β in −log p(x|z_q) + ‖sg(z_e) − z_q‖² + β‖z_e − sg(z_q)‖² "
+                        f"(default {VQ_OPTIONS['--commitment-cost'][1]}, the paper's)")
+    t.add_argument("--labels", type=_positive_int, metavar="N",
+                   help=f"semisupervised: labelled training images, as many of each class, drawn with --seed (default "
+                        f"{LABELS}); every training image is also one of the unlabelled")
+    t.add_argument("--ema-decay", type=_decay, metavar="γ",
+                   help="vq: learn the codebook by exponential moving averages of decay γ in [0, 1) (the paper's "
+                        "appendix A.1, e.g. 0.99; the codebook term then leaves the loss) instead of by gradient")
     t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce", "rebar"],
                    help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "
                         "bernoulli; with --objective iwae, reinforce: VIMCO; rebar: REBAR, unbiased, the relaxation at "

@@ -32,11 +32,12 @@ References:
 """
 import math
 import os
+import time
 
 import numpy
 
 from minivae import ops
-from minivae._backend import module_for_device
+from minivae._backend import module_for_device, to_numpy
 from minivae.data import DataFormatError, load_images, read_idx
 from minivae.distributions import Categorical, Normal
 from minivae.engine import Tensor, as_tensor, no_grad
@@ -177,6 +178,13 @@ class SemiSupervisedVAE(Module):
         """The most probable class of each image under q(y|x): int64 (B,) on x's device."""
         return self.classify(x).argmax(axis=-1)
 
+    def reconstruct(self, x):
+        """The mean of p(x|y, z) at y the most probable class of q(y|x) and z the mean μ(x, y) of q(z|x, y): x's
+        deterministic reconstruction through its inferred label (no gradient)."""
+        with no_grad():
+            y = self._one_hot(self.predict(self._images(x)), x)
+            return self.likelihood(y, self._encode(x, y)[0]).mean
+
     def sample(self, n, rng, y=None):
         """Mean images of p(x|y, z) (n, x_dim), z ~ N(0, I) from ``rng``: class ``y`` (an integer, or n integer labels),
         or classes drawn from the uniform p(y) when None."""
@@ -236,6 +244,143 @@ from minivae.models import (MODELS, _hidden, _likelihood_kind, _likelihood_of,  
                             _likelihood_parameters, _number, _size)
 
 MODELS.setdefault(SemiSupervisedVAE.kind, SemiSupervisedVAE)  # models.build (and so load_checkpoint) rebuild it
+
+
+def balanced_labels(y, n, rng):
+    """The indices of ``n`` labelled images, as many of each class (the paper's balanced 100 of MNIST): the first
+    n/C images of each class c in a permutation of ``y`` drawn from ``rng``, C = max(y) + 1; in that order, class by
+    class. n must be a positive multiple of C with n/C images of each class at hand."""
+    classes = int(numpy.max(y)) + 1 if len(y) else 0
+    per_class = n // classes if classes else 0
+    if per_class < 1 or per_class * classes != n:
+        raise ValueError(f"the labelled images must be a positive multiple of the {classes} classes, got {n}")
+    order = rng.permutation(len(y))
+    picked = [order[y[order] == c][:per_class] for c in range(classes)]
+    short = [c for c, p in enumerate(picked) if len(p) < per_class]
+    if short:
+        raise ValueError(f"{n} labelled images take {per_class} of each class, and class {short[0]} has "
+                         f"{len(picked[short[0]])}")
+    return numpy.concatenate(picked)
+
+
+def evaluate(model, x, y, rng, batch_size=500):
+    """{"unlabelled_bound": mean U(x), "labelled_bound": mean L(x, y), "accuracy": the fraction of the images whose
+    most probable class under q(y|x) is y} over images x (N, x_dim) and labels y (N,) (NumPy), in batches on the
+    model's device, the bounds' noise from ``rng``; one copy of each sum to the host, at the end."""
+    from minivae.data import batches
+    device = model.device
+    xp = module_for_device(device)
+    totals = xp.zeros(3, numpy.float64)
+    with no_grad():
+        for xb, yb in zip(batches(x, batch_size), batches(y, batch_size)):
+            xb, yb = as_tensor(xb, device=device), Tensor(xp.asarray(yb))
+            totals = totals + xp.stack([model.unlabelled_bound(xb, rng).data.sum().astype(numpy.float64),
+                                        model.elbo(xb, yb, rng).data.sum().astype(numpy.float64),
+                                        (model.predict(xb).data == yb.data).sum().astype(numpy.float64)])
+    unlabelled, labelled, right = (to_numpy(totals) / len(x)).tolist()
+    return {"unlabelled_bound": unlabelled, "labelled_bound": labelled, "accuracy": right}
+
+
+COLUMNS = ["epoch", "step", "labelled_loss", "unlabelled_loss", "valid_unlabelled_bound", "valid_accuracy", "seconds"]
+
+
+def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, valid, dynamic=False, clip=None,
+          log=print):
+    """Train M2 as Kingma et al. (and examples/semisupervised_m2.py; ``minivae train --model semisupervised``): an
+    epoch is one pass over the ``unlabelled`` images (N, x_dim) in batches shuffled by Generator(``seed``), each step
+    adding to the batch's loss −U(x) that of ``batch_size`` labelled pairs drawn with replacement from ``labelled``
+    (x_l, y_l), −L(x, y) − α·log q(y|x); Adam at ``lr``, gradients clipped to the norm ``clip`` if given; with
+    ``dynamic`` both batches binarized afresh (grey levels as Bernoulli probabilities). After each epoch: the mean U(x)
+    and the accuracy of q(y|x) on ``valid`` (x, y) (``evaluate``, its noise and a binarization with ``dynamic`` from
+    Generator(seed + 1)); then out/checkpoint.npz (``training.save_checkpoint``, atomically: ``training.load_checkpoint``
+    and ``minivae eval`` read it) and out/metrics.csv (``COLUMNS``); at the end reconstructions.png and samples.png.
+
+    ``out`` is locked while training (training.train's lock); a folder holding a checkpoint is refused (a run of M2
+    cannot be resumed), and a run that fails before its first checkpoint removes the folders it made."""
+    from minivae import training
+    from minivae._io import folder_lock, remove_stale_temporaries
+    epochs, batch_size, seed = _size("epochs", epochs), _size("batch_size", batch_size), _size("seed", seed, 0)
+    lr = _number("lr", lr, lambda v: v > 0, "> 0")
+    clip = None if clip is None else _number("clip", clip, lambda v: v > 0, "> 0 (or None: no clipping)")
+    for name, x in (("labelled", labelled[0]), ("unlabelled", unlabelled), ("valid", valid[0])):
+        if len(x) == 0:
+            raise ValueError(f"the {name} images are none: M2 trains on labelled and unlabelled images")
+    checkpoint = os.path.join(out, training.CHECKPOINT)
+    if os.path.exists(checkpoint):
+        raise training.TrainingError(f"{out} already holds a checkpoint: start the run with another --out (a "
+                                     "semisupervised run is not resumed)")
+    created = training._missing_folders(out)
+    os.makedirs(out, exist_ok=True)
+    try:
+        with folder_lock(out), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            remove_stale_temporaries(out)
+            settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic,
+                            labelled=len(labelled[0]))
+            _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log)
+    except BaseException:
+        for folder in created:  # (training.train's rule: only the empty folders this run made)
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+    return model
+
+
+def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log):
+    from minivae import training
+    from minivae.data import batches, binarize
+    from minivae.optim import Adam, clip_grad_norm_
+    from minivae.random import Generator
+    (x_l, y_l), batch_size, dynamic = labelled, settings["batch_size"], settings["dynamic_binarization"]
+    optimizer, rng, device = Adam(model.parameters(), lr=settings["lr"]), Generator(settings["seed"]), model.device
+    valid_seed = training.derived_seed(settings["seed"], 1)
+    x_valid = binarize(valid[0], Generator(valid_seed)) if dynamic else valid[0]
+    rows, step, progress, steps = [COLUMNS], 0, training.Progress(), -(-len(unlabelled) // batch_size)
+    for epoch in range(1, epochs + 1):
+        started, sums = time.perf_counter(), numpy.zeros(2)
+        for i, xu in enumerate(batches(unlabelled, batch_size, rng=rng), 1):
+            pick = rng.integers(0, len(x_l), (batch_size,))
+            xl = x_l[pick]
+            if dynamic:
+                xl, xu = binarize(xl, rng), binarize(xu, rng)
+            losses = (model.loss(as_tensor(xl, device=device), rng, y=y_l[pick]),
+                      model.loss(as_tensor(xu, device=device), rng))
+            optimizer.zero_grad()
+            (losses[0] + losses[1]).backward()
+            if settings["clip"]:
+                clip_grad_norm_(model.parameters(), settings["clip"])
+            optimizer.step()
+            values = ops.stack([loss.detach() for loss in losses]).numpy().tolist()  # (one copy to the host a step)
+            if not all(map(math.isfinite, values)):
+                raise training.TrainingError(f"the loss became {values[0] + values[1]} at epoch {epoch}, step {step}"
+                                             + ("" if epoch == 1 else f"; the checkpoint of epoch {epoch - 1} is kept"))
+            step, sums = step + 1, sums + values
+            progress.update(epoch, epochs, i, steps, sums.sum() / i, started)
+        scores = evaluate(model, x_valid, valid[1], Generator(valid_seed))
+        rows.append([epoch, step, f"{sums[0] / i:.4f}", f"{sums[1] / i:.4f}", f"{scores['unlabelled_bound']:.4f}",
+                     f"{scores['accuracy']:.4f}", f"{time.perf_counter() - started:.1f}"])
+        training.save_checkpoint(os.path.join(out, training.CHECKPOINT), model, optimizer, rng, epoch, step, settings,
+                                 rows)
+        training._write_csv_atomic(os.path.join(out, training.METRICS), rows)
+        log(f"epoch {epoch}: labelled loss {sums[0] / i:.3f}, unlabelled −U {sums[1] / i:.3f}  valid U "
+            f"{scores['unlabelled_bound']:.3f} nats, accuracy {100 * scores['accuracy']:.2f}%")
+    skipped = _write_pictures(model, x_valid, out, training.derived_seed(settings["seed"], 2))
+    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {epochs}), {training.METRICS}"
+        + (f" (no pictures: {skipped})" if skipped else ", reconstructions.png, samples.png"))
+
+
+def _write_pictures(model, x, out, seed, n=32):
+    """reconstructions.png (rows of ``n`` images of x, then ``reconstruct``'s) and samples.png (64 of ``sample``, the
+    classes from p(y)), as training.write_pictures; nothing for rows that are no square images: returns why."""
+    from minivae.png import image_grid, paired_rows, write_png
+    from minivae.random import Generator
+    if math.isqrt(x.shape[1]) ** 2 != x.shape[1]:
+        return f"{x.shape[1]} values a row are no square image"
+    recon = model.reconstruct(as_tensor(x[:n], device=model.device)).numpy()
+    write_png(os.path.join(out, "reconstructions.png"), image_grid(paired_rows(x[:n], recon)))
+    write_png(os.path.join(out, "samples.png"), image_grid(model.sample(64, Generator(seed)).numpy()))
+    return None
 
 
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -10,6 +10,19 @@ whose gradient is z_e's. The codebook learns from its own term, and a commitment
 
 per example, averaged over the batch (sg: stop-gradient, ``Tensor.detach``).
 
+The codebook by exponential moving averages instead (``ema_decay`` γ; the paper's appendix A.1, Razavi et al. 2019):
+each training step, with n_i the batch's latents snapped to code i and Σ_i z_e their sum,
+
+    N_i ← γ N_i + (1 − γ) n_i,    m_i ← γ m_i + (1 − γ) Σ_{l: k(l) = i} z_e,l,    e_i = m_i / Ñ_i,
+    Ñ_i = (N_i + ε) / (Σ_j N_j + K ε) · Σ_j N_j   (Laplace smoothing, ε = ``ema_epsilon``, Sonnet's VectorQuantizerEMA),
+
+N and m starting at 0 (Sonnet's; m_i/N_i is then the decayed mean of the vectors code i has taken, with no bias
+towards the start to correct: the factor 1 − γ^t of both cancels, up to ε; a code not yet chosen sits at 0). The codes and z_q
+of the step are the codebook's before its update; the codebook term leaves the loss (the codebook follows the means
+instead of a gradient), the commitment term β‖z_e − sg(z_q)‖² stays. The codebook, N and m are buffers
+(``codebook``, ``ema_cluster_size``, ``ema_w``, the names of the PyTorch ports of Sonnet's): in ``state_dict``, not in
+``parameters()``, updated only by ``loss`` in training mode (``train()``/``eval()``, as batch norm's running statistics).
+
 As a VAE: q(z|x) puts all its mass on the codes k(l), and the prior is uniform over the K^L code sequences, so
 KL(q ‖ p) = L·log K whatever x is, and the ELBO is log p(x|z_q) − L log K (``elbo``): a bound on log p(x) of this
 model with its uniform prior. Samples from that prior (``sample``) look like noise: the paper fits an autoregressive
@@ -21,8 +34,10 @@ import numpy
 
 from minivae import ops
 from minivae._backend import get_array_module, module_for_device, to_numpy
+from minivae.distributions import Categorical
 from minivae.engine import Tensor, as_tensor, no_grad
 from minivae.nn import Module
+from minivae.plan import array_function
 
 
 def nearest_codes(z_e, codebook):
@@ -37,17 +52,21 @@ def nearest_codes(z_e, codebook):
     return xp.argmin(distances, axis=1).astype(numpy.int64).reshape(z.shape[:-1])
 
 
-def vector_quantize(z_e, codebook, beta=0.25):
+def vector_quantize(z_e, codebook, beta=0.25, *, codebook_loss=True):
     """(z, codes, vq_loss) for z_e (…, L, D) and codebook (K, D): z = z_e + sg(z_q − z_e), the code vectors z_q with the
     encoder's gradient (straight through); codes (…, L) their indices; vq_loss (…) per example the codebook and
-    commitment terms Σ_l ‖sg(z_e,l) − z_q,l‖² + β Σ_l ‖z_e,l − sg(z_q,l)‖².
+    commitment terms Σ_l ‖sg(z_e,l) − z_q,l‖² + β Σ_l ‖z_e,l − sg(z_q,l)‖², or (``codebook_loss`` False: a codebook
+    of moving averages, ``ema_update``) the commitment term alone.
 
     Gradients: z̄_e = z̄ + 2β(z_e − z_q) ∘ v̄ (v̄ the loss's upstream gradient, broadcast), ē_k = Σ_{l: k(l) = k} 2(e_k − z_e,l) v̄."""
-    codes = nearest_codes(z_e, codebook)
-    z_q = ops.take(codebook, Tensor(codes), axis=0)  # (…, L, D), a gather whose VJP adds into the chosen rows
+    index = array_function(nearest_codes, z_e, codebook)  # (outside the graph, so that a step plan replays it)
+    z_q = ops.take(codebook, index, axis=0)  # (…, L, D), a gather whose VJP adds into the chosen rows
     z = z_e + (z_q - z_e).detach()
-    codebook_term = ((z_e.detach() - z_q) ** 2).sum(axis=(-2, -1))
     commitment = ((z_e - z_q.detach()) ** 2).sum(axis=(-2, -1))
+    codes = index.data
+    if not codebook_loss:
+        return z, codes, beta * commitment
+    codebook_term = ((z_e.detach() - z_q) ** 2).sum(axis=(-2, -1))
     return z, codes, codebook_term + beta * commitment
 
 
@@ -55,31 +74,47 @@ class VQVAE(Module):
     """The vector-quantized VAE (module docstring): ``n_latent`` L vectors of ``code_dim`` D an input, a codebook of
     ``n_codes`` K vectors (``codebook`` (K, D) ~ U(−1/K, 1/K), as the reference implementations initialize it), the
     commitment weight ``beta``; the encoder and decoder are the other models' (``hidden``, ``activation``, ``arch``,
-    ``channels``) and so are the likelihoods (``likelihood``). The decoder reads the L·D code values flattened."""
+    ``channels``) and so are the likelihoods (``likelihood``). The decoder reads the L·D code values flattened.
+
+    ``ema_decay`` γ ∈ [0, 1): the codebook a buffer learned by exponential moving averages (module docstring; None, the
+    default: a parameter learned by its loss term), ``ema_epsilon`` ε > 0 its Laplace smoothing; recorded in the config
+    only when γ is given. The objectives' protocol: ``posterior`` (q one-hot on the codes), ``prior`` (uniform),
+    ``likelihood`` (p(x|z_q) of codes), so that ``objectives.elbo`` and ``training.train`` take the model."""
 
     kind = "vq"
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=16, code_dim=8, n_codes=64, beta=0.25,
-                 likelihood="bernoulli", activation="relu", arch="mlp", channels=None, *, rng, device="cpu"):
+                 likelihood="bernoulli", activation="relu", arch="mlp", channels=None, ema_decay=None, ema_epsilon=1e-5,
+                 *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden = _size("x_dim", x_dim), _hidden(hidden)
         n_latent, code_dim, n_codes = _size("n_latent", n_latent), _size("code_dim", code_dim), _size("n_codes", n_codes)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0 or not math.isfinite(beta):
             raise ValueError(f"VQVAE: beta, the commitment weight, must be a finite number ≥ 0, not {beta!r}")
         arch, channels, layout = _architecture(arch, channels, x_dim, activation)
+        ema = {}
+        if ema_decay is not None:  # (recorded only when given: a gradient-learned model has the config of before)
+            ema = dict(ema_decay=_number("ema_decay", ema_decay, lambda g: 0 <= g < 1, "in [0, 1)"),
+                       ema_epsilon=_number("ema_epsilon", ema_epsilon, lambda e: e > 0, "> 0"))
         self.config = dict(x_dim=x_dim, hidden=hidden, n_latent=n_latent, code_dim=code_dim, n_codes=n_codes,
-                           beta=float(beta), likelihood=likelihood, activation=activation, **layout)
+                           beta=float(beta), likelihood=likelihood, activation=activation, **layout, **ema)
         self.n_latent, self.code_dim, self.n_codes, self.beta = n_latent, code_dim, n_codes, float(beta)
+        self.ema_decay, self.ema_epsilon = ema.get("ema_decay"), ema.get("ema_epsilon")
         self.encoder, self.decoder = _networks(x_dim, hidden, n_latent * code_dim, n_latent * code_dim, activation,
                                                arch, channels, rng)
         _likelihood_parameters(self, likelihood, x_dim)
-        self.codebook = Tensor(((2 * rng.uniform((n_codes, code_dim), numpy.float64) - 1) / n_codes)
-                               .astype(numpy.float32), requires_grad=True)
+        codebook = Tensor(((2 * rng.uniform((n_codes, code_dim), numpy.float64) - 1) / n_codes).astype(numpy.float32))
+        if self.ema_decay is None:
+            self.codebook = codebook.requires_grad_(True)
+        else:
+            self.register_buffer("codebook", codebook)
+            self.register_buffer("ema_cluster_size", Tensor(numpy.zeros(n_codes, numpy.float32)))
+            self.register_buffer("ema_w", Tensor(numpy.zeros((n_codes, code_dim), numpy.float32)))
         self.to(device)
 
     def _encode(self, x):
-        """z_e (…, L, D)."""
-        out = self.encoder(x)
+        """z_e (…, L, D), of log(1 + x) under a count likelihood (the other models' ``_encoder_input``)."""
+        out = self.encoder(_encoder_input(self, x))
         return ops.reshape(out, out.shape[:-1] + (self.n_latent, self.code_dim))
 
     def _decode(self, z):
@@ -97,12 +132,52 @@ class VQVAE(Module):
         return self._decode(ops.take(self.codebook, codes, axis=0))
 
     def loss(self, x, rng=None, step=0, beta=1.0):
-        """−log p(x|z_q) + the codebook and commitment terms, per example, averaged (module docstring). The draw
-        ``rng`` and the KL weight β of the other models' signature change nothing here: the encoder is deterministic
-        and the KL is the constant L log K (``elbo``)."""
-        z, _, vq = vector_quantize(self._encode(x), self.codebook, self.beta)
+        """−log p(x|z_q) + the codebook and commitment terms, per example, averaged (module docstring); with
+        ``ema_decay``, the commitment term alone, and in training mode the codebook's moving averages then take the
+        batch (``ema_update``). The draw ``rng`` and the KL weight β of the other models' signature change nothing
+        here: the encoder is deterministic and the KL is the constant L log K (``elbo``)."""
+        z_e = self._encode(x)
+        z, codes, vq = vector_quantize(z_e, self.codebook, self.beta, codebook_loss=self.ema_decay is None)
         log_lik = self._decode(z).log_prob(x).sum(axis=-1)
+        if self.ema_decay is not None and self.training:
+            self.ema_update(z_e, codes)
         return (vq - log_lik).mean()
+
+    def ema_update(self, z_e, codes):
+        """N ← γN + (1 − γ)n, m ← γm + (1 − γ)Σ z_e and e = m/Ñ (module docstring) for z_e (…, L, D) and its codes
+        (…, L), in place: outside the graph (array_function, then copy_), as batch norm's running statistics, so that
+        a step plan records it too."""
+        if self.ema_decay is None:
+            raise RuntimeError("ema_update: this VQVAE learns its codebook by gradient (ema_decay=None)")
+        gamma, eps, k = self.ema_decay, self.ema_epsilon, self.n_codes
+
+        def update(z, codes, size, w):
+            xp = get_array_module(z)
+            flat = z.reshape(-1, z.shape[-1])
+            one_hot = (codes.reshape(-1, 1) == xp.arange(k)).astype(z.dtype)  # (n, K)
+            size = gamma * size + (1 - gamma) * one_hot.sum(axis=0)
+            w = gamma * w + (1 - gamma) * (one_hot.T @ flat)
+            total = size.sum()
+            smoothed = (size + eps) / (total + k * eps) * total
+            return size, w, w / smoothed[:, None]
+        for buffer, value in zip((self.ema_cluster_size, self.ema_w, self.codebook),
+                                 array_function(update, z_e.detach(), codes, self.ema_cluster_size, self.ema_w)):
+            buffer.copy_(value)
+
+    def posterior(self, x):
+        """q(k|x): one-hot on the nearest codes k(l), a Categorical (…, L) of K logits, 0 at k(l) and −∞ elsewhere
+        (exactly: its samples and mode are k(l), log q = 0 there, KL to the uniform prior log K a latent)."""
+        with no_grad():
+            codes = self.encode(x)
+            xp = get_array_module(codes)
+            logits = xp.where(codes[..., None] == xp.arange(self.n_codes), 0.0, -math.inf).astype(self.codebook.dtype)
+            return Categorical(logits=Tensor(logits))
+
+    def prior(self):
+        """p(k) = 1/K for each of the L codes: a Categorical of K equal logits, in the codebook's dtype and device."""
+        return Categorical(logits=Tensor(module_for_device(self.codebook.device).zeros(self.n_codes, self.codebook.dtype)))
+
+    likelihood = decode  # p(x|z) of the objectives: z the codes (a sample of ``posterior`` or ``prior``)
 
     def elbo(self, x):
         """log p(x|z_q) − L log K per example, in nats: the ELBO of q one-hot on the codes and the uniform prior over
@@ -137,7 +212,7 @@ class VQVAE(Module):
 
 
 # models.py imports this module at its end (VQVAE is a name of it too): its helpers are read here, after the class
-from minivae.models import (MODELS, _architecture, _hidden, _likelihood_kind, _likelihood_of,  # noqa: E402
-                            _likelihood_parameters, _networks, _size)
+from minivae.models import (MODELS, _architecture, _encoder_input, _hidden, _likelihood_kind,  # noqa: E402
+                            _likelihood_of, _likelihood_parameters, _networks, _number, _size)
 
 MODELS.setdefault(VQVAE.kind, VQVAE)  # models.build (and so training.load_checkpoint) rebuild it

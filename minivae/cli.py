@@ -186,8 +186,12 @@ def _train(args):
     if args.prior != "standard" and args.model != "gaussian":
         raise ValueError(f"--prior {args.prior} is the gaussian model's learned prior: the {args.model} model's prior is "
                          "fixed (uniform)")
-    if args.prior_components is not None and args.prior != "mog":
-        raise ValueError("--prior-components are the mixture's components: they need --prior mog (and --model gaussian)")
+    if args.prior_components is not None and args.prior == "standard":
+        raise ValueError("--prior-components are the mixture's components: they need --prior mog or vamp (and --model "
+                         "gaussian)")
+    if args.free_bits < 0:
+        raise ValueError(f"--free-bits is λ, the nats a latent dimension's KL is clamped below at: a number >= 0 (0: "
+                         f"none), not {args.free_bits:g}")
     _check_likelihood(args, args.likelihood)
     if args.flow != "none" and args.model != "gaussian":
         raise ValueError(f"--flow {args.flow} is a normalizing-flow posterior of the gaussian model's z: the {args.model} "
@@ -204,8 +208,8 @@ def _train(args):
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
                             samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
                             prior_components=args.prior_components, likelihood=args.likelihood,
-                            flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length, rng=rng,
-                            device=args.device)
+                            flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length,
+                            free_bits=args.free_bits, rng=rng, device=args.device)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
@@ -214,11 +218,15 @@ def _train(args):
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
             baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples,
             rebar_eta=1.0 if args.rebar_eta is None else args.rebar_eta, arch=args.arch, channels=args.channels,
-            likelihood=args.likelihood, rng=rng, device=args.device)
+            likelihood=args.likelihood, free_bits=args.free_bits, rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     if args.prior == "mog":
         objective += f", a learned prior of {model.prior_components} Gaussians"
+    if args.prior == "vamp":
+        objective += f", a VampPrior of {model.prior_components} pseudo-inputs"
+    if args.free_bits:
+        objective += f", {args.free_bits:g} free bits (nats) a latent"
     if args.flow != "none":
         objective += f", a posterior of {model.flow_length} {args.flow} flows"
     if args.beta != 1.0:
@@ -492,11 +500,16 @@ def build_parser():
     t.add_argument("--beta", type=_positive_float, default=1.0, metavar="B",
                    help="the KL's weight B (β-VAE; 1: the ELBO); the validation ELBO is always the full bound")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
-    t.add_argument("--prior", choices=["standard", "mog"], default="standard",
+    t.add_argument("--prior", choices=["standard", "mog", "vamp"], default="standard",
                    help="gaussian: p(z) is N(0, I), or (mog) a learned mixture of --prior-components diagonal Gaussians, "
-                        "the KL then sampled")
+                        "or (vamp) the VampPrior, the mixture of the posteriors q(z|u_k) of --prior-components learned "
+                        "pseudo-inputs; the KL then sampled")
     t.add_argument("--prior-components", type=_positive_int, metavar="K",
-                   help="--prior mog: the mixture's components (default 10)")
+                   help="--prior mog or vamp: the mixture's components (default 10)")
+    t.add_argument("--free-bits", type=_finite_float, default=0.0, metavar="λ",
+                   help="train by the ELBO with each latent dimension's KL (a categorical variable's), averaged over the "
+                        "batch, clamped below at λ nats (free bits, Kingma et al. 2016; gaussian: the standard prior); "
+                        "the validation ELBO is always the true bound")
     t.add_argument("--flow", choices=["none", "planar", "radial", "iaf"], default="none",
                    help="gaussian: q(z|x) pushed through --flow-length normalizing flows (planar, radial: amortized by "
                         "the encoder; iaf: inverse autoregressive flow), the KL then sampled")

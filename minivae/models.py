@@ -717,9 +717,10 @@ class _DiscreteVAE(Module):
         return Tensor(module_for_device(self.device).zeros(self._latent_shape, first.dtype))
 
     def _reinforce_loss(self, x, q, kl, rng, beta):
-        """−ELBO of one exact draw z ~ q(z|x) per example, with the KL ``kl`` per latent variable, averaged; its
-        gradient has the score-function term (log p(x|z) − c − b_ψ(x))·∇ log q(z|x) for the encoder (see the
-        subclasses' docstrings) and, with a baseline network, the least-squares fit of ψ."""
+        """−ELBO of one exact draw z ~ q(z|x) per example, with the KL ``kl`` per latent variable (``_clamped`` by free
+        bits), averaged; its gradient has the score-function term (log p(x|z) − c − b_ψ(x))·∇ log q(z|x) for the encoder
+        (see the subclasses' docstrings) and, with a baseline network, the least-squares fit of ψ."""
+        kl = self._clamped(kl)
         z = q.sample(rng=rng)
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
         signal = reconstruction.detach()
@@ -741,7 +742,7 @@ class _DiscreteVAE(Module):
         REBAR's (estimators.rebar) with f = log p(x|·) (the decoder reads b, σ_λ(z) and σ_λ(z̃)), at λ = τ(step) and
         η = ``rebar_eta``: [log p(x|b) − η log p(x|σ_λ(z̃))] ∇ log q(b|x) + η ∇ log p(x|σ_λ(z)) − η ∇ log p(x|σ_λ(z̃)) for
         the encoder, ∇ log p(x|b) + η(∇ log p(x|σ_λ(z)) − ∇ log p(x|σ_λ(z̃))) for the decoder (its last two terms cancel
-        in expectation).
+        in expectation). The KL is ``_clamped`` by free bits first.
 
         With ``rebar_eta="auto"``, η is the parameter ``eta``, tuned as Tucker et al. tune it (§3.3), by the gradient
         of the encoder gradient's variance: the loss is affine in η, L = A − η·D (``estimators.rebar_parts``), so the
@@ -752,6 +753,7 @@ class _DiscreteVAE(Module):
         cannot record (it refuses them). λ stays the model's annealed τ: its own tuning needs second derivatives."""
         def log_likelihood(z):
             return self.likelihood(z).log_prob(x).sum(axis=-1)
+        kl = self._clamped(kl)
         temperature = live(self.temperature, step)
         if self.rebar_eta != "auto":
             surrogate = rebar(log_likelihood, q, rng=rng, temperature=temperature, eta=self.rebar_eta)
@@ -873,14 +875,14 @@ class CategoricalVAE(_DiscreteVAE):
         x, logits = _copies(x, self.samples), _copies(logits, self.samples)  # K > 1: each copy its own draw
         prior = self._uniform_logits(shared=True)  # as they are: the KL normalizes them (no log_softmax node a step)
         if self.estimator == "rebar":
-            return self._rebar_loss(x, OneHotCategorical(logits=logits), self._clamped(ops.categorical_kl(logits, prior)),
-                                    rng, step, beta)
+            return self._rebar_loss(x, OneHotCategorical(logits=logits), ops.categorical_kl(logits, prior), rng, step,
+                                    beta)
         if self.estimator != "reinforce":
             # the relaxed sample and its KL per latent variable as one node (one kernel each way on a GPU)
             z, kl = ops.gumbel_softmax_kl(logits, prior, rng, temperature=live(self.temperature, step),
                                           hard=self.estimator == "straight_through")
             return _negative_elbo(self.likelihood(z), x, self._clamped(kl), beta)  # −ELBO, as GaussianVAE.loss
-        kl = self._clamped(ops.categorical_kl(logits, prior))  # per latent variable
+        kl = ops.categorical_kl(logits, prior)  # per latent variable
         return self._reinforce_loss(x, OneHotCategorical(logits=logits), kl, rng, beta)
 
 
@@ -943,7 +945,7 @@ class BernoulliVAE(_DiscreteVAE):
             x, q = _copies(x, self.samples), Bernoulli(logits=_copies(q.logits, self.samples))
         prior_logits = self._uniform_logits(shared=True)
         if self.estimator in ("reinforce", "rebar"):
-            kl = self._clamped(kl_divergence(q, Bernoulli(logits=prior_logits)))  # to the prior, per latent variable
+            kl = kl_divergence(q, Bernoulli(logits=prior_logits))  # to the prior, per latent variable
             if self.estimator == "rebar":
                 return self._rebar_loss(x, q, kl, rng, step, beta)
             return self._reinforce_loss(x, q, kl, rng, beta)

@@ -492,8 +492,8 @@ class GaussianVAE(Module):
         self.flow_kind, self.flow_length, flows = _flow(flow, flow_length)
         if prior == "vamp" and self.flow_length:
             raise ValueError("prior='vamp' mixes the posteriors q(z|u_k) of the pseudo-inputs, and a flow posterior's "
-                             "density at a z needs the flows inverted (which planar and radial flows cannot be): use "
-                             "prior='mog' with a flow")
+                             "density at a z needs the flows inverted (planar and radial ones have no inverse in closed form): "
+                             "use prior='mog' with a flow")
         sampled = (f"the {prior} prior's KL is sampled, one number an example" if prior != "standard" else
                    "a flow posterior's KL is sampled, one number an example" if self.flow_length else None)
         self.free_bits, clamped = _free_bits(free_bits, self.objective, sampled)

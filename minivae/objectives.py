@@ -1,8 +1,8 @@
 """Bounds on log p(x), in nats per example, for any model with ``posterior``, ``prior`` and ``likelihood``.
 
     prior_bound        E_p(z)[log p(x|z)]                              (the loose bound: Jensen on p(z))
-    free_bits_kl       Σ_j max(λ, KL̄_j), the KL of a training objective (free bits), not of a bound
     elbo               E_q[log p(x|z)] − β·KL(q(z|x) ‖ p(z))           (β = 1: a lower bound on log p(x))
+    free_bits_kl       Σ_j max(λ, KL̄_j), the KL of a training objective (free bits), not of a bound
     iwae_bound(k)      E[log (1/k) Σ_i p(x, z_i) / q(z_i|x)]            (tightens with k; Burda et al. 2016)
     log_likelihood_is  the same importance-sampled estimate with k in the thousands, chunked
     exact_log_likelihood  log Σ_z p(x|z) p(z) over every configuration of a small discrete z

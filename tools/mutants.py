@@ -2856,6 +2856,12 @@ MUTANTS = [
       ['tests/test_free_bits.py'], "--free-bits not passed to the gaussian model"),
     M('cli-free-bits-negative-unchecked', 'minivae/cli.py', ('    if args.free_bits < 0:', '    if False:'),
       ['tests/test_free_bits.py'], "--free-bits -1 refused by the model's message, which names no flag"),
+    M('free-bits-reinforce-off', 'minivae/models.py', ('        kl = self._clamped(kl)\n        z = q.sample(rng=rng)', '        z = q.sample(rng=rng)'),
+      ['tests/test_free_bits.py'], "the reinforce estimator's loss takes the KL unclamped"),
+    M('free-bits-rebar-off', 'minivae/models.py', ('        kl = self._clamped(kl)\n        temperature = live(', '        temperature = live('),
+      ['tests/test_free_bits.py'], "the rebar estimator's loss takes the KL unclamped"),
+    M('free-bits-gumbel-softmax-off', 'minivae/models.py', ('            return _negative_elbo(self.likelihood(z), x, self._clamped(kl), beta)', '            return _negative_elbo(self.likelihood(z), x, kl, beta)'),
+      ['tests/test_free_bits.py'], "the categorical model's relaxed estimators take the KL unclamped"),
     # ---- helper-72 end ----
     # ---- lead, session 31 ----
 ]

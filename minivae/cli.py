@@ -191,7 +191,8 @@ def _model_options(args):
         return
     others = [("--estimator", args.estimator is not None), ("--rebar-eta", args.rebar_eta is not None),
               ("--baseline-hidden", args.baseline_hidden > 0), ("--objective iwae", args.objective != "elbo"),
-              ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0)]
+              ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0),
+              ("--free-bits", args.free_bits > 0), ("--library observed", args.library != "none")]
     if args.model == "semisupervised":
         others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
                    (f"--prior {args.prior}", args.prior != "standard"),
@@ -251,8 +252,12 @@ def _train(args):
     if args.prior != "standard" and args.model != "gaussian":
         raise ValueError(f"--prior {args.prior} is the gaussian model's learned prior: the {args.model} model's prior is "
                          "fixed (uniform)")
-    if args.prior_components is not None and args.prior != "mog":
-        raise ValueError("--prior-components are the mixture's components: they need --prior mog (and --model gaussian)")
+    if args.prior_components is not None and args.prior == "standard":
+        raise ValueError("--prior-components are the mixture's components: they need --prior mog or vamp (and --model "
+                         "gaussian)")
+    if args.free_bits < 0:
+        raise ValueError(f"--free-bits is λ, the nats a latent dimension's KL is clamped below at: a number >= 0 (0: "
+                         f"none), not {args.free_bits:g}")
     _check_likelihood(args, args.likelihood)
     if args.flow != "none" and args.model != "gaussian":
         raise ValueError(f"--flow {args.flow} is a normalizing-flow posterior of the gaussian model's z: the {args.model} "
@@ -270,8 +275,8 @@ def _train(args):
                             samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
                             prior_components=args.prior_components, likelihood=args.likelihood,
                             library=None if args.library == "none" else args.library,
-                            flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length, rng=rng,
-                            device=args.device)
+                            flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length,
+                            free_bits=args.free_bits, rng=rng, device=args.device)
     elif args.model == "vq":
         model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
                       args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
@@ -284,12 +289,16 @@ def _train(args):
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
             baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples,
             rebar_eta=1.0 if args.rebar_eta is None else args.rebar_eta, arch=args.arch, channels=args.channels,
-            likelihood=args.likelihood, library=None if args.library == "none" else args.library, rng=rng,
-            device=args.device)
+            likelihood=args.likelihood, library=None if args.library == "none" else args.library,
+            free_bits=args.free_bits, rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
     if args.prior == "mog":
         objective += f", a learned prior of {model.prior_components} Gaussians"
+    if args.prior == "vamp":
+        objective += f", a VampPrior of {model.prior_components} pseudo-inputs"
+    if args.free_bits:
+        objective += f", {args.free_bits:g} free bits (nats) a latent"
     if args.model == "vq":
         objective += (f", {model.n_latent} latents of {model.n_codes} codes of {model.code_dim} dimensions, commitment "
                       f"cost {model.beta:g}, the codebook by " + ("gradient" if model.ema_decay is None else
@@ -659,11 +668,16 @@ def build_parser():
     t.add_argument("--beta", type=_positive_float, default=1.0, metavar="B",
                    help="the KL's weight B (β-VAE; 1: the ELBO); the validation ELBO is always the full bound")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
-    t.add_argument("--prior", choices=["standard", "mog"], default="standard",
+    t.add_argument("--prior", choices=["standard", "mog", "vamp"], default="standard",
                    help="gaussian: p(z) is N(0, I), or (mog) a learned mixture of --prior-components diagonal Gaussians, "
-                        "the KL then sampled")
+                        "or (vamp) the VampPrior, the mixture of the posteriors q(z|u_k) of --prior-components learned "
+                        "pseudo-inputs; the KL then sampled")
     t.add_argument("--prior-components", type=_positive_int, metavar="K",
-                   help="--prior mog: the mixture's components (default 10)")
+                   help="--prior mog or vamp: the mixture's components (default 10)")
+    t.add_argument("--free-bits", type=_finite_float, default=0.0, metavar="λ",
+                   help="train by the ELBO with each latent dimension's KL (a categorical variable's), averaged over the "
+                        "batch, clamped below at λ nats (free bits, Kingma et al. 2016; gaussian: the standard prior); "
+                        "the validation ELBO is always the true bound")
     t.add_argument("--flow", choices=["none", "planar", "radial", "iaf"], default="none",
                    help="gaussian: q(z|x) pushed through --flow-length normalizing flows (planar, radial: amortized by "
                         "the encoder; iaf: inverse autoregressive flow), the KL then sampled")

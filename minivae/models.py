@@ -11,6 +11,9 @@ The objective is chosen at construction and recorded in the model's config (so a
     objective="iwae", samples=K   the IWAE bound L̂_K = log (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al. 2016): pathwise
                                   for the Gaussian VAE; VIMCO (Mnih & Rezende 2016) for the discrete ones' reinforce
                                   estimator (the relaxed estimators' samples have no density q: refused)
+    free_bits=λ (> 0, with "elbo")  the ELBO with each latent dimension's (a categorical variable's) KL, averaged over
+                                  the batch, clamped below at λ nats (Kingma et al. 2016; ``objectives.free_bits_kl``):
+                                  the training loss only, the bounds reported stay the true ones
 
 The names are those of the papers and of ``minivae.objectives`` (``elbo``, ``iwae_bound``); ``samples`` is K, the
 number of draws per example (objectives' ``k``, Pyro's ``num_particles``), spelled out as a config entry and a flag
@@ -49,6 +52,7 @@ from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
 from minivae.flows import FLOWS, FlowStack
 from minivae.nn import ACTIVATION_MODULES, MLP, Buffer, Conv2d, ConvTranspose2d, Module, Sequential
+from minivae.objectives import free_bits_kl
 from minivae.plan import array_function, live
 from minivae.random import resolve
 from minivae.ops.softmax import check_temperature
@@ -131,21 +135,41 @@ def _architecture(arch, channels, x_dim, activation):
     return arch, channels, dict(arch=arch, channels=channels)
 
 
-PRIORS = ("standard", "mog")
-PRIOR_COMPONENTS = 10  # prior="mog": K, the mixture's components, when not given
+PRIORS = ("standard", "mog", "vamp")
+PRIOR_COMPONENTS = 10  # prior="mog" or "vamp": K, the mixture's components, when not given
+# prior="vamp": the pseudo-inputs u_k start at 0.5 + 0.1·N(0, 1) a pixel. Apart: K equal pseudo-inputs give K equal
+# components, which get equal gradients and never separate (Tomczak & Welling's code draws them from a normal of small
+# spread too). Around 0.5, the middle of the grey range [0, 1] of the images the encoder reads, so that q(z|u_k) start
+# among the codes of real inputs, and not from the data: the model is built before it sees any (and a checkpoint
+# rebuilds it from its config alone). A spread of 0.1 keeps every u_k a plausible grey image
+PSEUDO_INPUT_MEAN, PSEUDO_INPUT_STD = 0.5, 0.1
 
 
 def _prior(prior, components):
-    """(prior, K or None, the config entries recording them): checked; recorded only for prior="mog", so that a model of
-    the standard prior has the config of a checkpoint written before the option existed (as ``_architecture``)."""
+    """(prior, K or None, the config entries recording them): checked; recorded only for a learned prior ("mog",
+    "vamp"), so that a model of the standard prior has the config of a checkpoint written before the option existed
+    (as ``_architecture``)."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
     if prior == "standard":
         if components is not None:
-            raise ValueError("prior_components are the mixture's (prior='mog'); the standard prior N(0, I) has none")
+            raise ValueError("prior_components are the mixture's (prior='mog' or 'vamp'); the standard prior N(0, I) has "
+                             "none")
         return prior, None, {}
     components = PRIOR_COMPONENTS if components is None else _size("prior_components", components)
     return prior, components, dict(prior=prior, prior_components=components)
+
+
+def _free_bits(free_bits, objective, why_not=None):
+    """(λ, the config entries recording it): λ a finite number >= 0 of nats a latent dimension (or group), recorded only
+    when > 0, so that a model without free bits has the config of a checkpoint written before the option existed.
+    Refused with the IWAE bound (it has no KL term to clamp) and where ``why_not`` says the KL is not one a latent."""
+    free_bits = _number("free_bits", free_bits, lambda v: v >= 0, ">= 0 (nats a latent dimension; 0: none)")
+    if free_bits and objective == "iwae":
+        raise ValueError("free_bits clamps the ELBO's KL a latent dimension; objective='iwae' has no KL term to clamp")
+    if free_bits and why_not:
+        raise ValueError(f"free_bits clamps the KL of each latent dimension, and {why_not}")
+    return free_bits, ({"free_bits": free_bits} if free_bits else {})
 
 
 FLOW_LENGTH = 4  # flow given: K, the flows, when not given
@@ -568,6 +592,21 @@ class GaussianVAE(Module):
     the standard prior's fused op draws), and the IWAE bound's log weights log p(z) of the mixture; both unbiased, with
     the pathwise gradient in the encoder and the prior's parameters.
 
+    ``prior="vamp"`` is the VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z|u_k), the posteriors of K =
+    ``prior_components`` learned pseudo-inputs u_k (``pseudo_inputs`` (K, x_dim), what the encoder reads: the images'
+    grey levels, log(1 + counts) under a count likelihood; drawn from PSEUDO_INPUT_MEAN + PSEUDO_INPUT_STD·N(0, 1)),
+    each component N(μ(u_k), σ(u_k)²) of the model's own encoder, equal weights 1/K. ``prior()`` is that
+    MixtureSameFamily (it runs the encoder on the K pseudo-inputs), and the loss and the bounds take it as the mog prior
+    (the KL sampled); the gradient reaches the pseudo-inputs and the encoder through log p(z) too. Not with a flow: the
+    components would be the flow posteriors q_K(z|u_k), whose density at a z the planar and radial flows cannot invert to.
+
+    ``free_bits=λ`` > 0 (Kingma et al. 2016, the IAF paper's free bits) trains by the ELBO with each latent dimension's
+    KL, averaged over the batch, clamped below at λ nats: E[log p(x|z)] − β·Σ_j max(λ, KL̄_j) (``objectives.free_bits_kl``),
+    so that the optimizer gains nothing by pushing a dimension's KL under λ (no gradient reaches it from the KL term
+    there). Only the training loss changes: ``objectives.elbo``, the validation ELBO and ``minivae eval`` stay the true
+    bound. The standard prior's alone (its KL is a sum over dimensions; the mixtures' and the flows' sampled KL is not),
+    not with the IWAE bound; recorded in the config when > 0.
+
     ``flow="planar" | "radial" | "iaf"`` (``flow_length`` K, 4 when not given) makes q(z|x) a normalizing-flow
     posterior q_K (minivae.flows): z_0 = μ + σ·ε pushed through K flows, z_K = f_K ∘ … ∘ f_1(z_0), log q_K(z_K|x) =
     log q_0(z_0|x) − Σ_k log|det J_k|. Planar and radial flows are amortized, their parameters further outputs of the
@@ -582,7 +621,7 @@ class GaussianVAE(Module):
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
                  objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None,
-                 flow=None, flow_length=None, library=None, gate="feature", *, rng, device="cpu"):
+                 flow=None, flow_length=None, library=None, gate="feature", free_bits=0.0, *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
@@ -590,8 +629,15 @@ class GaussianVAE(Module):
         self.prior_kind, self.prior_components, mixture = _prior(prior, prior_components)
         self.flow_kind, self.flow_length, flows = _flow(flow, flow_length)
         library, gate, counts = _count_options(likelihood, library, gate, arch)
+        if prior == "vamp" and self.flow_length:
+            raise ValueError("prior='vamp' mixes the posteriors q(z|u_k) of the pseudo-inputs, and a flow posterior's "
+                             "density at a z needs the flows inverted (planar and radial ones have no inverse in closed form): "
+                             "use prior='mog' with a flow")
+        sampled = (f"the {prior} prior's KL is sampled, one number an example" if prior != "standard" else
+                   "a flow posterior's KL is sampled, one number an example" if self.flow_length else None)
+        self.free_bits, clamped = _free_bits(free_bits, self.objective, sampled)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture, **flows, **counts)
+                           **recorded, **layout, **mixture, **flows, **counts, **clamped)
         extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
         self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng,
                                                heads=2 if gate == "decoder" else 1)
@@ -605,6 +651,9 @@ class GaussianVAE(Module):
             self.prior_logits = Tensor(numpy.zeros(k, numpy.float32), requires_grad=True)
             self.prior_loc = Tensor(rng.normal((k, z_dim), numpy.float32), requires_grad=True)
             self.prior_log_scale = Tensor(numpy.zeros((k, z_dim), numpy.float32), requires_grad=True)
+        elif prior == "vamp":  # drawn after the networks too (see PSEUDO_INPUT_MEAN)
+            u = PSEUDO_INPUT_MEAN + PSEUDO_INPUT_STD * rng.normal((self.prior_components, x_dim), numpy.float32)
+            self.pseudo_inputs = Tensor(u, requires_grad=True)
         # drawn last, so that the other weights are those of the model without a flow of the same seed
         self.flow = FlowStack(flow, z_dim, self.flow_length, rng=rng) if self.flow_length else None
         self.z_dim = z_dim
@@ -629,12 +678,17 @@ class GaussianVAE(Module):
 
     def prior(self):
         """N(0, I), in the parameters' dtype; with prior="mog", the mixture Σ_k π_k N(m_k, diag(s_k²)) of the prior's
-        parameters, π = softmax(prior_logits), s = exp(prior_log_scale): batch_shape (), event_shape (Z,)."""
+        parameters, π = softmax(prior_logits), s = exp(prior_log_scale): batch_shape (), event_shape (Z,); with
+        prior="vamp", (1/K) Σ_k N(μ(u_k), σ(u_k)²), the encoder's posteriors of the pseudo-inputs, equal weights."""
         if self.prior_kind == "mog":
             return MixtureSameFamily(Categorical(logits=self.prior_logits),
                                      Independent(Normal(self.prior_loc, ops.exp(self.prior_log_scale)), 1))
         first = self.encoder.parameters()[0]
         xp = module_for_device(first.device)
+        if self.prior_kind == "vamp":  # the pseudo-inputs are what the encoder reads (no log(1 + x) of counts)
+            loc, log_var = ops.split(self.encoder(self.pseudo_inputs), [self.z_dim], axis=-1)
+            return MixtureSameFamily(Categorical(logits=Tensor(xp.zeros(self.prior_components, first.dtype))),
+                                     Independent(Normal(loc, ops.exp(0.5 * log_var)), 1))
         return Normal(Tensor(xp.zeros(self.z_dim, first.dtype)), Tensor(xp.ones(self.z_dim, first.dtype)))
 
     def likelihood(self, z, library=None):
@@ -647,8 +701,9 @@ class GaussianVAE(Module):
         likelihood ops.bernoulli_negative_elbo, with its log-likelihood), which sums and averages both parts in one
         node (on the GPU, one kernel launch each way). With ``samples`` K > 1, the same over K copies of the batch
         (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged. With
-        prior="mog", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class docstring); with a
-        flow, log q_0(z_0|x) − Σ_k log|det J_k| − log p(z_K) (``_flow_loss``)."""
+        prior="mog" or "vamp", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class
+        docstring); with a flow, log q_0(z_0|x) − Σ_k log|det J_k| − log p(z_K) (``_flow_loss``). With ``free_bits`` λ,
+        each dimension's KL is max(λ, its mean over the batch (and the K copies)) (``objectives.free_bits_kl``)."""
         _track_library(self, x)
         if self.flow is not None:
             return self._flow_loss(x, rng, beta)
@@ -656,12 +711,14 @@ class GaussianVAE(Module):
         if self.objective == "iwae":
             return self._negative_iwae(x, loc, log_var, rng, beta)
         x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))
-        if self.prior_kind == "mog":  # no closed form: the KL sampled, log q(z|x) − log p(z) at the z of the loss
+        if self.prior_kind != "standard":  # no closed form: the KL sampled, log q(z|x) − log p(z) at the z of the loss
             eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))  # the ε reparameterize_kl would draw
             z = ops.reparameterize(loc, log_var, eps)
             kl = _log_q(eps, log_var) - self.prior().log_prob(z)
             return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
         z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)  # ε ~ N(0, I) drawn from rng (in the kernel on a GPU)
+        if self.free_bits:
+            kl = free_bits_kl(kl, self.free_bits)
         return _negative_elbo(self.likelihood(z), x, kl, beta)
 
     def _flow_loss(self, x, rng, beta):
@@ -694,7 +751,7 @@ class GaussianVAE(Module):
         k = self.samples
         eps = Tensor(rng.normal((k, *loc.shape), loc.dtype, device=self.device))
         z = ops.reparameterize(loc, log_var, eps)  # (K, B, Z)
-        if self.prior_kind == "mog":
+        if self.prior_kind != "standard":
             log_prior_over_q = self.prior().log_prob(z) - _log_q(eps, log_var)
         else:
             log_prior_over_q = (0.5 * (eps * eps - z * z + log_var)).sum(axis=-1)
@@ -718,7 +775,7 @@ class _DiscreteVAE(Module):
 
     def _build(self, x_dim, hidden, latents, estimator, tau0, tau_min, anneal_rate, activation, baseline_decay,
                baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device, likelihood="bernoulli",
-               library=None, gate="feature"):
+               library=None, gate="feature", free_bits=0.0):
         """``latents``: the latent sizes by name ({"n_latent": N, …}), checked, kept as attributes and in the config
         (in this order, after x_dim and hidden); the code the encoder makes and the decoder reads has their product
         of units (N·K logits of the categorical model, N of the Bernoulli one)."""
@@ -740,6 +797,8 @@ class _DiscreteVAE(Module):
         if baseline_hidden and estimator != "reinforce":
             raise ValueError(f"an input-dependent baseline is for the reinforce estimator, not {estimator!r}")
         objective, samples, recorded = _objective(objective, samples)
+        self.free_bits, clamped = _free_bits(free_bits, objective)
+        recorded.update(clamped)
         if objective == "iwae" and estimator != "reinforce":
             raise ValueError(f"objective='iwae' weighs each sample by p(x, z)/q(z|x), and the {estimator} estimator's "
                              "relaxed sample (a point of the simplex, or of [0, 1]) has no categorical or Bernoulli density "
@@ -788,6 +847,11 @@ class _DiscreteVAE(Module):
     def temperature(self, step):
         return max(self.tau_min, self.tau0 * math.exp(-self.anneal_rate * step))
 
+    def _clamped(self, kl):
+        """The KL per latent variable ``kl`` of the loss, or with ``free_bits`` λ > 0 its free-bits form
+        (``objectives.free_bits_kl``: each variable's batch mean clamped below at λ)."""
+        return free_bits_kl(kl, self.free_bits) if self.free_bits else kl
+
     def _uniform_logits(self, shared=False):
         """The uniform prior's logits, zeros of ``_latent_shape`` in the parameters' dtype: a new array, or where
         ``shared`` (the loss's, read by its ops alone) on a device the one kept for them, which saves a step its
@@ -798,9 +862,10 @@ class _DiscreteVAE(Module):
         return Tensor(module_for_device(self.device).zeros(self._latent_shape, first.dtype))
 
     def _reinforce_loss(self, x, q, kl, rng, beta):
-        """−ELBO of one exact draw z ~ q(z|x) per example, with the KL ``kl`` per latent variable, averaged; its
-        gradient has the score-function term (log p(x|z) − c − b_ψ(x))·∇ log q(z|x) for the encoder (see the
-        subclasses' docstrings) and, with a baseline network, the least-squares fit of ψ."""
+        """−ELBO of one exact draw z ~ q(z|x) per example, with the KL ``kl`` per latent variable (``_clamped`` by free
+        bits), averaged; its gradient has the score-function term (log p(x|z) − c − b_ψ(x))·∇ log q(z|x) for the encoder
+        (see the subclasses' docstrings) and, with a baseline network, the least-squares fit of ψ."""
+        kl = self._clamped(kl)
         z = q.sample(rng=rng)
         reconstruction = self.likelihood(z).log_prob(x).sum(axis=-1)
         signal = reconstruction.detach()
@@ -822,7 +887,7 @@ class _DiscreteVAE(Module):
         REBAR's (estimators.rebar) with f = log p(x|·) (the decoder reads b, σ_λ(z) and σ_λ(z̃)), at λ = τ(step) and
         η = ``rebar_eta``: [log p(x|b) − η log p(x|σ_λ(z̃))] ∇ log q(b|x) + η ∇ log p(x|σ_λ(z)) − η ∇ log p(x|σ_λ(z̃)) for
         the encoder, ∇ log p(x|b) + η(∇ log p(x|σ_λ(z)) − ∇ log p(x|σ_λ(z̃))) for the decoder (its last two terms cancel
-        in expectation).
+        in expectation). The KL is ``_clamped`` by free bits first.
 
         With ``rebar_eta="auto"``, η is the parameter ``eta``, tuned as Tucker et al. tune it (§3.3), by the gradient
         of the encoder gradient's variance: the loss is affine in η, L = A − η·D (``estimators.rebar_parts``), so the
@@ -833,6 +898,7 @@ class _DiscreteVAE(Module):
         cannot record (it refuses them). λ stays the model's annealed τ: its own tuning needs second derivatives."""
         def log_likelihood(z):
             return self.likelihood(z).log_prob(x).sum(axis=-1)
+        kl = self._clamped(kl)
         temperature = live(self.temperature, step)
         if self.rebar_eta != "auto":
             surrogate = rebar(log_likelihood, q, rng=rng, temperature=temperature, eta=self.rebar_eta)
@@ -914,6 +980,10 @@ class CategoricalVAE(_DiscreteVAE):
 
     ``likelihood=`` replaces the Bernoulli p(x|z) as GaussianVAE's does (see ``_likelihood_of``): every estimator
     reads only log p(x|z), so each works with each likelihood.
+
+    ``free_bits=λ`` > 0 clamps each latent variable's KL, averaged over the batch, below at λ nats in the training loss
+    of every estimator (a variable's K categories are one group, as the IAF paper's groups of dimensions), as
+    GaussianVAE's free bits; not with objective="iwae".
     """
 
     kind = "categorical"
@@ -921,10 +991,10 @@ class CategoricalVAE(_DiscreteVAE):
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=20, n_categories=10, estimator="gumbel_softmax",
                  tau0=1.0, tau_min=0.5, anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0,
                  objective="elbo", samples=1, rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli",
-                 library=None, gate="feature", *, rng, device="cpu"):
+                 library=None, gate="feature", free_bits=0.0, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent, n_categories=n_categories), estimator, tau0, tau_min,
                     anneal_rate, activation, baseline_decay, baseline_hidden, objective, samples, rebar_eta, arch,
-                    channels, rng, device, likelihood, library, gate)
+                    channels, rng, device, likelihood, library, gate, free_bits)
 
     def _logits(self, x):
         return ops.reshape(self.encoder(_encoder_input(self, x)), x.shape[:-1] + (self.n_latent, self.n_categories))
@@ -958,7 +1028,7 @@ class CategoricalVAE(_DiscreteVAE):
             # the relaxed sample and its KL per latent variable as one node (one kernel each way on a GPU)
             z, kl = ops.gumbel_softmax_kl(logits, prior, rng, temperature=live(self.temperature, step),
                                           hard=self.estimator == "straight_through")
-            return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
+            return _negative_elbo(self.likelihood(z), x, self._clamped(kl), beta)  # −ELBO, as GaussianVAE.loss
         kl = ops.categorical_kl(logits, prior)  # per latent variable
         return self._reinforce_loss(x, OneHotCategorical(logits=logits), kl, rng, beta)
 
@@ -987,18 +1057,19 @@ class BernoulliVAE(_DiscreteVAE):
     100 and −149.9 with NVIL's 200 (more latents, a wider gap between the relaxed and the discrete model at first).
 
     ``samples`` and ``objective`` as the categorical model's: ``objective="iwae"`` with "reinforce" is VIMCO, the
-    estimator its paper trained sigmoid belief nets with. ``likelihood=`` as the categorical model's.
+    estimator its paper trained sigmoid belief nets with. ``likelihood=`` and ``free_bits`` (each binary latent's KL
+    clamped) as the categorical model's.
     """
 
     kind = "bernoulli"
 
     def __init__(self, x_dim=784, hidden=(512, 256), n_latent=50, estimator="gumbel_softmax", tau0=1.0, tau_min=0.5,
                  anneal_rate=3e-5, activation="relu", baseline_decay=0.9, baseline_hidden=0, objective="elbo", samples=1,
-                 rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli", library=None, gate="feature", *, rng,
-                 device="cpu"):
+                 rebar_eta=1.0, arch="mlp", channels=None, likelihood="bernoulli", library=None, gate="feature",
+                 free_bits=0.0, *, rng, device="cpu"):
         self._build(x_dim, hidden, dict(n_latent=n_latent), estimator, tau0, tau_min, anneal_rate, activation,
                     baseline_decay, baseline_hidden, objective, samples, rebar_eta, arch, channels, rng, device,
-                    likelihood, library, gate)
+                    likelihood, library, gate, free_bits)
 
     def posterior(self, x):
         return Bernoulli(logits=self.encoder(_encoder_input(self, x)))
@@ -1031,7 +1102,7 @@ class BernoulliVAE(_DiscreteVAE):
         # way on a GPU): the same uniforms, so the same sample
         z, kl = ops.binary_concrete_kl(q.logits, prior_logits, rng, temperature=live(self.temperature, step),
                                        hard=self.estimator == "straight_through")
-        return _negative_elbo(self.likelihood(z), x, kl, beta)  # −ELBO, as GaussianVAE.loss
+        return _negative_elbo(self.likelihood(z), x, self._clamped(kl), beta)  # −ELBO, as GaussianVAE.loss
 
 
 MODELS = {"gaussian": GaussianVAE, "categorical": CategoricalVAE, "bernoulli": BernoulliVAE}

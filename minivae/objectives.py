@@ -2,6 +2,7 @@
 
     prior_bound        E_p(z)[log p(x|z)]                              (the loose bound: Jensen on p(z))
     elbo               E_q[log p(x|z)] − β·KL(q(z|x) ‖ p(z))           (β = 1: a lower bound on log p(x))
+    free_bits_kl       Σ_j max(λ, KL̄_j), the KL of a training objective (free bits), not of a bound
     iwae_bound(k)      E[log (1/k) Σ_i p(x, z_i) / q(z_i|x)]            (tightens with k; Burda et al. 2016)
     log_likelihood_is  the same importance-sampled estimate with k in the thousands, chunked
     exact_log_likelihood  log Σ_z p(x|z) p(z) over every configuration of a small discrete z
@@ -105,6 +106,21 @@ def elbo(model, x, rng, k=1, beta=1.0, analytic_kl=True):
     kl = (_per_example(q.log_prob(z), n, "elbo", "log q(z|x)")
           - _per_example(model.prior().log_prob(z), n, "elbo", "log p(z)")).mean(axis=0)
     return reconstruction - beta * kl
+
+
+def free_bits_kl(kl, free_bits):
+    """The free-bits KL of the training objective (Kingma et al. 2016, the IAF paper's §C.8): each latent dimension's
+    (or group's: the last axis) KL averaged over the batch, every axis but the last, and clamped below at λ =
+    ``free_bits`` nats, given back in ``kl``'s shape:
+
+        KL'_bj = max(λ, KL̄_j),  KL̄_j = (1/B) Σ_b KL_bj,  so that  (1/B) Σ_b Σ_j KL'_bj = Σ_j max(λ, KL̄_j)
+
+    the term a loss that averages its per-example KL over the batch (the models' ``loss``, ``ops.negative_elbo``) then
+    takes in place of the KL. No gradient reaches a dimension whose KL̄_j is under λ (max's is 0 there): the optimizer
+    gains nothing by pushing it lower, which keeps dimensions from collapsing onto the prior early in training. A
+    training objective only, below the ELBO where a KL̄_j < λ: ``elbo`` and the other bounds never take it."""
+    mean = kl.mean(axis=tuple(range(kl.ndim - 1)), keepdims=True)
+    return ops.broadcast_to(ops.maximum(mean, free_bits), kl.shape)
 
 
 def prior_bound(model, x, rng, k=1):

@@ -120,8 +120,8 @@ def test_beta_must_be_positive_and_finite(tmp_path, capsys, value):
     assert e.value.code == 2 and "argument --beta: must be a finite number > 0" in one_error_line(capsys)
     assert not (tmp_path / "run").exists()
     with pytest.raises(SystemExit):
-        run("train", "--prior", "vamp")
-    assert "argument --prior: invalid choice: 'vamp'" in one_error_line(capsys)
+        run("train", "--prior", "vampire")
+    assert "argument --prior: invalid choice: 'vampire'" in one_error_line(capsys)
 
 
 def test_kl_weight_and_train_refuse_a_beta_that_is_not_positive_and_finite(tmp_path):

@@ -16,6 +16,7 @@ EXAMPLES = {
     "rebar_eta.py": (["--smoke"], "mean variance of an entry"),
     "sequence_vae.py": (["--smoke"], "test ELBO"),
     "flow_posterior.py": (["--smoke"], "iaf ×4"),
+    "vamp_prior.py": (["--smoke"], "vamp K=5"),
     "vq_vae.py": (["--smoke"], "vq 16×8, 64 codes"),
     "semisupervised_m2.py": (["--smoke"], "test classification error"),
     "count_vae.py": (["--smoke"], "learned inverse dispersion θ"),

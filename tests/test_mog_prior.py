@@ -156,7 +156,7 @@ def test_checkpoint_round_trip_keeps_the_trained_prior(tmp_path):
 
 
 @pytest.mark.parametrize("change,error,message", [
-    (dict(prior="vamp"), ValueError, r"prior must be one of \('standard', 'mog'\), not 'vamp'"),
+    (dict(prior="vampire"), ValueError, r"prior must be one of \('standard', 'mog', 'vamp'\), not 'vampire'"),
     (dict(prior=None), ValueError, "prior must be one of"),
     (dict(prior="mog", prior_components=0), ValueError, "prior_components must be >= 1, got 0"),
     (dict(prior="mog", prior_components=2.5), TypeError, "prior_components must be an integer, got 2.5"),

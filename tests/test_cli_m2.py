@@ -105,6 +105,7 @@ def test_dynamic_binarization_is_a_setting_of_the_run(folder, tmp_path):
     (["--estimator", "reinforce"], "--estimator is not for the semisupervised model"),
     (["--flow", "planar"], "--flow planar is not for the semisupervised model"),
     (["--ema-decay", "0.9"], "--ema-decay is the vq model's"),
+    (["--free-bits", "0.5"], "--free-bits is not for the semisupervised model"),
 ])
 def test_what_does_not_apply_is_one_line_and_writes_nothing(folder, tmp_path, capsys, options, message):
     out = tmp_path / "run"

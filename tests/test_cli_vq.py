@@ -88,6 +88,8 @@ def test_eval_reconstruct_and_sample_read_a_vq_checkpoint(tmp_path, capsys):
     (["--model", "vq", "--objective", "iwae", "--samples", "2"], "--objective iwae is not for the vq model"),
     (["--model", "vq", "--n-categories", "4"], "--n-categories is the categorical model's"),
     (["--model", "vq", "--flow", "planar"], "--flow planar is a normalizing-flow posterior of the gaussian model's z"),
+    (["--model", "vq", "--free-bits", "0.5"], "--free-bits is not for the vq model"),
+    (["--model", "vq", "--likelihood", "poisson", "--library", "observed"], "--library observed is not for the vq model"),
 ])
 def test_options_of_other_models_are_one_line_and_write_nothing(tmp_path, capsys, options, message):
     out = tmp_path / "run"

@@ -221,9 +221,10 @@ def test_cli_trains_evaluates_and_samples_a_bernoulli_model(tmp_path, capsys):
 
 
 def test_cli_default_latent_sizes():
-    """--n-latent unset: 50 binary latents for bernoulli, 20 (of 10 categories) for categorical, as before."""
+    """--n-latent unset: 50 binary latents for bernoulli, 20 (of 10 categories) for categorical, as before (and 16
+    code vectors for vq)."""
     from minivae.cli import N_LATENT, build_parser
-    assert N_LATENT == {"categorical": 20, "bernoulli": 50} and BernoulliVAE(rng=Generator(0)).n_latent == 50
+    assert N_LATENT == {"categorical": 20, "bernoulli": 50, "vq": 16} and BernoulliVAE(rng=Generator(0)).n_latent == 50
     args = build_parser().parse_args(["train", "--model", "bernoulli"])
     assert args.n_latent is None and args.n_categories is None
 

@@ -211,17 +211,17 @@ DEFAULT_ESTIMATOR = {"elbo": "gumbel_softmax", "iwae": "reinforce"}
 
 
 def _train(args):
-    from minivae.models import VQVAE, BernoulliVAE, CategoricalVAE, GaussianVAE
+    from minivae.models import GAUSSIAN_ESTIMATORS, VQVAE, BernoulliVAE, CategoricalVAE, GaussianVAE
     from minivae.random import Generator
     from minivae.training import train
     _model_options(args)
     if args.model == "semisupervised":
         return _train_semisupervised(args)
-    if args.model == "gaussian" and args.estimator not in (None, "pathwise"):
-        raise ValueError(f"the gaussian model trains with the pathwise estimator, not {args.estimator!r}")
-    if args.model != "gaussian" and args.estimator == "pathwise":
-        raise ValueError(f"a {args.model} latent has no pathwise gradient: use gumbel_softmax, straight_through, "
-                         "reinforce or rebar")
+    if args.model == "gaussian" and args.estimator not in (None, *GAUSSIAN_ESTIMATORS):
+        raise ValueError(f"the gaussian model trains with the pathwise, stl or dreg estimator, not {args.estimator!r}")
+    if args.model != "gaussian" and args.estimator in GAUSSIAN_ESTIMATORS:
+        raise ValueError(f"a {args.model} latent has no {args.estimator} gradient (it differentiates a reparameterized "
+                         "z): use gumbel_softmax, straight_through, reinforce or rebar")
     if args.rebar_eta is not None and args.estimator != "rebar":
         raise ValueError("--rebar-eta is the rebar estimator's control-variate weight η: pass --estimator rebar")
     if args.baseline_hidden and args.estimator != "reinforce":
@@ -276,7 +276,7 @@ def _train(args):
                             prior_components=args.prior_components, likelihood=args.likelihood,
                             library=None if args.library == "none" else args.library,
                             flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length,
-                            free_bits=args.free_bits, rng=rng, device=args.device)
+                            free_bits=args.free_bits, estimator=args.estimator or "pathwise", rng=rng, device=args.device)
     elif args.model == "vq":
         model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
                       args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
@@ -700,10 +700,13 @@ def build_parser():
     t.add_argument("--ema-decay", type=_decay, metavar="γ",
                    help="vq: learn the codebook by exponential moving averages of decay γ in [0, 1) (the paper's "
                         "appendix A.1, e.g. 0.99; the codebook term then leaves the loss) instead of by gradient")
-    t.add_argument("--estimator", choices=["pathwise", "gumbel_softmax", "straight_through", "reinforce", "rebar"],
+    t.add_argument("--estimator", choices=["pathwise", "stl", "dreg", "gumbel_softmax", "straight_through", "reinforce",
+                                           "rebar"],
                    help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "
                         "bernoulli; with --objective iwae, reinforce: VIMCO; rebar: REBAR, unbiased, the relaxation at "
-                        "the temperature below as its control variate)")
+                        "the temperature below as its control variate; gaussian only: stl, sticking the landing, q's "
+                        "parameters held fixed in a sampled log q; dreg, with --objective iwae, the doubly "
+                        "reparameterized gradient)")
     t.add_argument("--rebar-eta", type=_eta, metavar="ETA",
                    help="rebar: the control variate's weight η (default 1; 0 is REINFORCE without a baseline), or auto: "
                         "learned from 1 by the gradient of the encoder gradient's variance")

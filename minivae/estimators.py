@@ -381,15 +381,15 @@ def detached(q):
     return held
 
 
-def _log_weights(log_joint, q, z, who):
-    """log p(x, z) − log q_⊥(z) at the samples z (k, *batch, *event): log q of q's parameters held fixed, summed over
+def _log_weights(log_joint, q, z, who, beta=1.0):
+    """log p(x, z) − β·log q_⊥(z) at the samples z (k, *batch, *event): log q of q's parameters held fixed, summed over
     q's axes beyond log_joint's values (as ``reinforce`` sums it)."""
     log_p = log_joint(z)
     log_q = _sum_to(detached(q).log_prob(z), log_p.ndim)
     if log_q.shape != log_p.shape:
         raise ValueError(f"{who}: log_joint returned values of shape {tuple(log_p.shape)}; expected one per sample and "
                          f"batch entry, {tuple(log_q.shape)}")
-    return log_p - log_q
+    return log_p - beta * log_q
 
 
 def _reparameterized(q, k, who):
@@ -399,7 +399,7 @@ def _reparameterized(q, k, who):
         raise ValueError(f"{who} needs a reparameterizable distribution; {type(q).__name__} has none")
 
 
-def sticking_the_landing(log_joint, q, k=1, rng=None):
+def sticking_the_landing(log_joint, q, k=1, rng=None, beta=1.0):
     """L̂ = log (1/k) Σ_i p(x, z_i)/q(z_i|x) at k reparameterized draws z_i = g(φ, ε_i) (k = 1: one draw's ELBO,
     log p(x, z) − log q(z|x)), whose gradient drops the score term: with q's parameters φ held fixed in log q,
 
@@ -409,11 +409,13 @@ def sticking_the_landing(log_joint, q, k=1, rng=None):
     is the exact posterior, log p(x, z) − log q(z|x) = log p(x) for every z, so each draw's gradient is 0: the estimate
     "sticks the landing". ``log_joint(z)`` maps the draws (k, *batch, *event) to log p(x, z) of shape (k, *values)
     (log q summed over q's axes beyond those); the value has shape values. The decoder's gradient is the pathwise
-    one. Not in ``ESTIMATORS``: it estimates the gradient of a bound, not of an E_q f.
+    one. ``beta`` β weighs log q in each log weight, log p(x, z) − β·log q_⊥(z), for the β-weighted bound
+    (``log_joint`` then carries β·log p(z) too). Not in ``ESTIMATORS``: it estimates the gradient of a bound, not of an
+    E_q f.
 
     References: Roeder, Wu, Duvenaud 2017 (eq. 8); with k > 1, Tucker et al. 2019's IWAE-STL."""
     _reparameterized(q, k, "sticking_the_landing")
-    log_w = _log_weights(log_joint, q, q.rsample((k,), rng=rng), "sticking_the_landing")
+    log_w = _log_weights(log_joint, q, q.rsample((k,), rng=rng), "sticking_the_landing", beta)
     return ops.logsumexp(log_w, axis=0) - math.log(k)
 
 
@@ -423,7 +425,7 @@ def _normalized_weights(log_w):
     return xp.exp(log_w - logsumexp_array(xp, log_w, (0,)))
 
 
-def dreg(log_joint, q, k, rng=None):
+def dreg(log_joint, q, k, rng=None, beta=1.0):
     """L̂ = log (1/k) Σ_i p(x, z_i)/q(z_i|x) at k reparameterized draws z_i = g(φ, ε_i), whose gradient is the
     doubly reparameterized one: the decoder's (θ) IWAE's, the encoder's (φ) with no score term,
 
@@ -434,18 +436,18 @@ def dreg(log_joint, q, k, rng=None):
     the path term that takes w̃_i² − w̃_i; its signal-to-noise ratio then grows with k where IWAE's falls. One surrogate
     gives both sums: with z̃_i = ⊥z_i + ⊥w̃_i·(z_i − ⊥z_i) (the value z_i, its path to φ scaled by w̃_i),
     Σ_i ⊥w̃_i [log p(x, z̃_i) − log q_⊥(z̃_i)] has ∇_θ the first sum and ∇_φ the second. The weights come from a first
-    pass of ``log_joint`` without a graph, so ``log_joint`` must be deterministic in z (no dropout). Shapes as
-    ``sticking_the_landing``'s; k = 1 gives its gradient.
+    pass of ``log_joint`` without a graph, so ``log_joint`` must be deterministic in z (no dropout). Shapes and
+    ``beta`` as ``sticking_the_landing``'s; k = 1 gives its gradient.
 
     References: Tucker, Lawson, Gu, Maddison 2019 (eq. 7–8)."""
     _reparameterized(q, k, "dreg")
     z = q.rsample((k,), rng=rng)
     fixed = z.detach()
     with no_grad():
-        weights = array_function(_normalized_weights, _log_weights(log_joint, q, fixed, "dreg"))  # w̃_i, (k, *values)
+        weights = array_function(_normalized_weights, _log_weights(log_joint, q, fixed, "dreg", beta))  # w̃_i, (k, *values)
     # z̃_i: the value z_i, its path to φ scaled by w̃_i (the weights' axes first, then z's own)
     z_scaled = fixed + ops.reshape(weights, weights.shape + (1,) * (z.ndim - weights.ndim)) * (z - fixed)
-    log_w = _log_weights(log_joint, q, z_scaled, "dreg")
+    log_w = _log_weights(log_joint, q, z_scaled, "dreg", beta)
     surrogate = (weights * log_w).sum(axis=0)
     bound = ops.logsumexp(log_w.detach(), axis=0) - math.log(k)
     return bound + surrogate - surrogate.detach()

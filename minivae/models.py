@@ -49,7 +49,7 @@ from minivae.distributions.distribution import LOG_2PI, Distribution, as_value, 
 from minivae.distributions.poisson import _not_a_count
 from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
-from minivae.estimators import rebar, rebar_parts, score_function, vimco_surrogate
+from minivae.estimators import dreg, rebar, rebar_parts, score_function, sticking_the_landing, vimco_surrogate
 from minivae.flows import FLOWS, FlowStack
 from minivae.nn import ACTIVATION_MODULES, MLP, Buffer, Conv2d, ConvTranspose2d, Module, Sequential
 from minivae.objectives import free_bits_kl
@@ -170,6 +170,24 @@ def _free_bits(free_bits, objective, why_not=None):
     if free_bits and why_not:
         raise ValueError(f"free_bits clamps the KL of each latent dimension, and {why_not}")
     return free_bits, ({"free_bits": free_bits} if free_bits else {})
+
+
+GAUSSIAN_ESTIMATORS = ("pathwise", "stl", "dreg")
+
+
+def _gaussian_estimator(estimator, objective, flow_length):
+    """(estimator, the config entries recording it) of the Gaussian VAE, recorded only when not "pathwise" (so that
+    its config is that of a checkpoint written before the option): "stl" holds q's parameters fixed in a sampled log q
+    (estimators.sticking_the_landing), "dreg" the IWAE bound's doubly reparameterized gradient (estimators.dreg)."""
+    if estimator not in GAUSSIAN_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {GAUSSIAN_ESTIMATORS}, not {estimator!r}")
+    if estimator == "dreg" and objective != "iwae":
+        raise ValueError("estimator='dreg' is the IWAE bound's doubly reparameterized gradient: it needs objective='iwae' "
+                         "(with one sample it is 'stl')")
+    if estimator != "pathwise" and flow_length:
+        raise ValueError(f"estimator={estimator!r} holds q's parameters fixed in log q, and a flow posterior's are inside "
+                         "its flows: train a flow with estimator='pathwise'")
+    return estimator, ({} if estimator == "pathwise" else {"estimator": estimator})
 
 
 FLOW_LENGTH = 4  # flow given: K, the flows, when not given
@@ -584,6 +602,11 @@ class GaussianVAE(Module):
     log (1/K) Σ_k e^{w_k}, through log-sum-exp, with w_k = log p(x|z_k) + β·Σ_d ½(ε_kd² − z_kd² + log σ_d²): log N(z; 0, I)
     − log N(z; μ, σ²) written in the noise ε = (z − μ)/σ that made z (exact: the two log 2π cancel). Its gradient
     is pathwise, through z and the explicit σ of log q (Burda et al.'s; not the "sticking the landing" variant).
+    ``estimator="stl"`` trains the same bound (the ELBO's KL then sampled, log q(z|x) − log p(z) at the z drawn) with
+    q's parameters held fixed in log q, so the encoder's gradient has no score term (Roeder et al. 2017,
+    estimators.sticking_the_landing; biased for the IWAE bound of K > 1 draws); ``estimator="dreg"`` trains the IWAE
+    bound by its doubly reparameterized gradient (Tucker et al. 2019, estimators.dreg: unbiased, and the encoder's
+    signal-to-noise ratio grows with K where the pathwise one's falls). Neither takes a flow or free bits.
 
     ``prior="mog"`` learns the prior: p(z) = Σ_k π_k N(z; m_k, diag(s_k²)) of K = ``prior_components`` Gaussians
     (``prior()``, a MixtureSameFamily), its logits, means m_k and log-scales log s_k parameters of the model
@@ -621,7 +644,8 @@ class GaussianVAE(Module):
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
                  objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None,
-                 flow=None, flow_length=None, library=None, gate="feature", free_bits=0.0, *, rng, device="cpu"):
+                 flow=None, flow_length=None, library=None, gate="feature", free_bits=0.0, estimator="pathwise", *, rng,
+                 device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
@@ -633,11 +657,13 @@ class GaussianVAE(Module):
             raise ValueError("prior='vamp' mixes the posteriors q(z|u_k) of the pseudo-inputs, and a flow posterior's "
                              "density at a z needs the flows inverted (planar and radial ones have no inverse in closed form): "
                              "use prior='mog' with a flow")
+        self.estimator, chosen = _gaussian_estimator(estimator, self.objective, self.flow_length)
         sampled = (f"the {prior} prior's KL is sampled, one number an example" if prior != "standard" else
-                   "a flow posterior's KL is sampled, one number an example" if self.flow_length else None)
+                   "a flow posterior's KL is sampled, one number an example" if self.flow_length else
+                   f"the {estimator} estimator's KL is sampled, one number an example" if estimator != "pathwise" else None)
         self.free_bits, clamped = _free_bits(free_bits, self.objective, sampled)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture, **flows, **counts, **clamped)
+                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen)
         extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
         self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng,
                                                heads=2 if gate == "decoder" else 1)
@@ -703,11 +729,15 @@ class GaussianVAE(Module):
         (K draws an example); with ``objective="iwae"``, −(the IWAE bound of K draws) per example, averaged. With
         prior="mog" or "vamp", the KL is the single-sample log q(z|x) − log p(z) at the z drawn (see the class
         docstring); with a flow, log q_0(z_0|x) − Σ_k log|det J_k| − log p(z_K) (``_flow_loss``). With ``free_bits`` λ,
-        each dimension's KL is max(λ, its mean over the batch (and the K copies)) (``objectives.free_bits_kl``)."""
+        each dimension's KL is max(λ, its mean over the batch (and the K copies)) (``objectives.free_bits_kl``). With
+        estimator="stl" or "dreg", the same bound with the KL sampled, its gradient that estimator's
+        (``_held_fixed_loss``)."""
         _track_library(self, x)
         if self.flow is not None:
             return self._flow_loss(x, rng, beta)
         loc, log_var = self._encode(x)
+        if self.estimator != "pathwise":
+            return self._held_fixed_loss(x, loc, log_var, rng, beta)
         if self.objective == "iwae":
             return self._negative_iwae(x, loc, log_var, rng, beta)
         x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))
@@ -744,6 +774,25 @@ class GaussianVAE(Module):
             bound = ops.logsumexp(log_w, axis=0) - math.log(k)  # log (1/K) Σ_k e^{w_k}, an example
             return -bound.mean()
         return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(log_q - log_prior, -1), beta)
+
+    def _held_fixed_loss(self, x, loc, log_var, rng, beta):
+        """−(the bound) per example, averaged, with q's parameters held fixed in log q: estimators.sticking_the_landing
+        (estimator="stl") or estimators.dreg ("dreg") of q = N(μ, σ²), the log weights log p(x|z) + β·(log p(z) −
+        log q(z|x)). The ELBO of K draws as K copies of the batch, one draw each (objective="elbo"); the IWAE bound of
+        K draws (objective="iwae"). The same ε from rng as the pathwise loss, so the same value; its encoder gradient
+        lacks the score term."""
+        k = self.samples if self.objective == "iwae" else 1
+        if self.objective == "elbo":
+            x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))
+        prior = self.prior()
+
+        def log_joint(z):  # log p(x|z) + β·log p(z), one value a draw and example
+            log_prior = prior.log_prob(z)
+            if log_prior.ndim == z.ndim:  # the standard prior's Normal: one density a dimension
+                log_prior = log_prior.sum(axis=-1)
+            return self.likelihood(z).log_prob(x).sum(axis=-1) + beta * log_prior
+        estimator = dreg if self.estimator == "dreg" else sticking_the_landing
+        return -estimator(log_joint, Normal(loc, ops.exp(0.5 * log_var)), k, rng, beta).mean()
 
     def _negative_iwae(self, x, loc, log_var, rng, beta):
         """−(1/B) Σ_b [log Σ_k e^{w_kb} − log K], ε ~ N(0, I) of shape (K, B, Z) from rng (K draws an example), z = μ + σ·ε,

@@ -554,7 +554,7 @@ SMALL = ["--limit", 100, "--hidden", 16, "--batch-size", 50, "--epochs", 1]
 
 
 @pytest.mark.parametrize("args,objective,estimator", [
-    (["--model", "gaussian", "--z-dim", 2, "--objective", "iwae", "--samples", 3], "iwae", None),
+    (["--model", "gaussian", "--z-dim", 2, "--objective", "iwae", "--samples", 3], "iwae", "pathwise"),
     (["--model", "bernoulli", "--n-latent", 4, "--objective", "iwae", "--samples", 2], "iwae", "reinforce"),
     (["--model", "categorical", "--n-latent", 3, "--samples", 2], "elbo", "gumbel_softmax"),
 ])

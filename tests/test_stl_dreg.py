@@ -13,7 +13,13 @@ from minivae import lab
 from minivae import ops
 from minivae.distributions import Independent, Normal, TransformedDistribution
 from minivae.distributions.transforms import AffineTransform
+from minivae._backend import use_numba
+from minivae.models import GaussianVAE, build
 from minivae.random import Generator
+from minivae.training import load_checkpoint
+from tests.test_cli import one_error_line, run
+from tests.test_multi_sample import float64
+from tests.test_plan import X_DIM, assert_same_run, eager_run, plan_run
 
 X = 1.3
 
@@ -180,3 +186,116 @@ def test_the_lab_signal_to_noise_as_k_grows():
            for k in (1, 100)}
     assert (snr[100]["pathwise (IWAE's)"] < snr[1]["pathwise (IWAE's)"]).all()
     assert (snr[100]["dreg"] > 3 * snr[1]["dreg"]).all()
+
+
+# ---- the Gaussian VAE trained by them ---------------------------------------------------------------------------
+def gaussian(**kw):
+    """A float64 GaussianVAE with one tanh hidden layer (6 → 5 → 2·2, 2 → 5 → 6)."""
+    return float64(GaussianVAE(x_dim=6, hidden=(5,), z_dim=2, activation="tanh", rng=Generator(0), **kw))
+
+
+BATCH = (np.random.default_rng(3).random((4, 6)) < 0.5).astype(np.float64)
+
+
+def loss_and_grads(model, seed=1, beta=1.0):
+    loss = model.loss(mv.tensor(BATCH), Generator(seed), beta=beta)
+    loss.backward()
+    return float(loss.item()), {name: p.grad.copy() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.4])
+@pytest.mark.parametrize("estimator", ["stl", "dreg"])
+def test_the_iwae_loss_is_the_pathwise_one_with_the_decoders_gradient(estimator, beta):
+    """The same ε from the same seed: the value of the pathwise IWAE loss (its β-weighted log weights too) and its
+    decoder's gradient; the encoder's gradient differs (no score term)."""
+    value, grads = loss_and_grads(gaussian(objective="iwae", samples=3, estimator=estimator), beta=beta)
+    ref_value, ref = loss_and_grads(gaussian(objective="iwae", samples=3), beta=beta)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    for name in grads:
+        if name.startswith("decoder"):
+            np.testing.assert_allclose(grads[name], ref[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    assert max(np.abs(grads[n] - ref[n]).max() for n in grads if n.startswith("encoder")) > 1e-3
+
+
+def test_the_stl_elbo_is_the_sampled_kl_elbo():
+    """objective="elbo" with STL: −mean(log p(x|z) + β·(log N(z; 0, I) − log N(z; μ, σ²))) at z = μ + σ·ε, ε of the
+    same seed, two samples as two copies of the batch; β = 0.4."""
+    model = gaussian(samples=2, estimator="stl")
+    value, _ = loss_and_grads(model, seed=5, beta=0.4)
+    h = np.tanh(np.concatenate([BATCH, BATCH]) @ model.encoder.layers[0].weight.data + model.encoder.layers[0].bias.data)
+    out = h @ model.encoder.layers[2].weight.data + model.encoder.layers[2].bias.data
+    loc, log_var = out[:, :2], out[:, 2:]
+    z = loc + np.exp(0.5 * log_var) * Generator(5).normal((1, 8, 2), np.float64)[0]
+    logits = (np.tanh(z @ model.decoder.layers[0].weight.data + model.decoder.layers[0].bias.data)
+              @ model.decoder.layers[2].weight.data + model.decoder.layers[2].bias.data)
+    x = np.concatenate([BATCH, BATCH])
+    log_lik = (x * logits - np.logaddexp(0, logits)).sum(axis=1)
+    log_prior = (-0.5 * z * z).sum(axis=1)
+    log_q = (-0.5 * (z - loc) ** 2 / np.exp(log_var) - 0.5 * log_var).sum(axis=1)
+    assert value == pytest.approx(-(log_lik + 0.4 * (log_prior - log_q)).mean(), rel=1e-10)
+
+
+def test_the_estimator_is_recorded_and_reloads(tmp_path):
+    assert "estimator" not in gaussian().config
+    model = GaussianVAE(x_dim=6, hidden=(5,), z_dim=2, objective="iwae", samples=3, estimator="dreg", rng=Generator(0))
+    assert model.config["estimator"] == "dreg"
+    again = build("gaussian", model.config, Generator(1))
+    assert again.estimator == "dreg" and again.config == model.config
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(estimator="reinforce"), "estimator must be one of"),
+    (dict(estimator="dreg"), "needs objective='iwae'"),
+    (dict(estimator="stl", flow="planar"), "a flow posterior's are inside its flows"),
+    (dict(estimator="stl", free_bits=0.5), "the stl estimator's KL is sampled"),
+])
+def test_the_model_refuses(options, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianVAE(x_dim=6, hidden=(5,), z_dim=2, rng=Generator(0), **options)
+
+
+PLAN_MODELS = {
+    "stl": lambda: GaussianVAE(X_DIM, (10,), 3, estimator="stl", rng=Generator(0)),
+    "dreg": lambda: GaussianVAE(X_DIM, (10,), 3, objective="iwae", samples=3, estimator="dreg", rng=Generator(0)),
+}
+
+
+@pytest.mark.parametrize("numba", [False, True], ids=["numpy", "numba"])
+@pytest.mark.parametrize("name", list(PLAN_MODELS))
+def test_replayed_steps_equal_eager_steps_bit_for_bit(name, numba):
+    """tests/test_plan.py's check (4 steps, 1 recorded and 3 replayed, β changing each step): DReG's weights from a
+    pass without a graph are recorded as the eager step computes them."""
+    with use_numba(numba):
+        assert_same_run(eager_run(PLAN_MODELS[name]), plan_run(PLAN_MODELS[name]))
+
+
+def test_the_cli_trains_with_dreg_and_refuses_it_elsewhere(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--model", "gaussian", "--objective", "iwae", "--samples", 3, "--estimator", "dreg",
+               "--hidden", 16, "--z-dim", 2, "--limit", 200, "--epochs", 1, "--out", out) == 0
+    assert load_checkpoint(out / "checkpoint.npz")[0].config["estimator"] == "dreg"
+    assert run("eval", out / "checkpoint.npz", "-k", 3, "--limit", 50) == 0
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert run("train", "--model", "categorical", "--estimator", "stl", "--limit", 100, "--out", bad) == 1
+    assert "a categorical latent has no stl gradient" in one_error_line(capsys)
+    assert not bad.exists()
+
+
+@pytest.mark.parametrize("estimator", ["stl", "dreg"])
+def test_the_model_takes_the_named_estimator(estimator):
+    """The model's gradient is that of estimators.sticking_the_landing or estimators.dreg on its own log p(x, z) and
+    q(z|x) (the IWAE bound of 3 draws, where the two differ)."""
+    model = gaussian(objective="iwae", samples=3, estimator=estimator)
+    _, grads = loss_and_grads(model, seed=2)
+    model.zero_grad()
+    x = mv.tensor(BATCH)
+    loc, log_var = model._encode(x)
+    function = E.dreg if estimator == "dreg" else E.sticking_the_landing
+    bound = function(lambda z: model.likelihood(z).log_prob(x).sum(axis=-1) + model.prior().log_prob(z).sum(axis=-1),
+                     Normal(loc, ops.exp(0.5 * log_var)), 3, Generator(2))
+    (-bound.mean()).backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad, rtol=1e-9, atol=1e-12, err_msg=name)
+    other = gaussian(objective="iwae", samples=3, estimator="stl" if estimator == "dreg" else "dreg")
+    assert max(np.abs(grads[n] - g).max() for n, g in loss_and_grads(other, seed=2)[1].items()) > 1e-3

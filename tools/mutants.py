@@ -2927,6 +2927,12 @@ MUTANTS = [
     M('free-bits-gumbel-softmax-off', 'minivae/models.py', ('            return _negative_elbo(self.likelihood(z), x, self._clamped(kl), beta)', '            return _negative_elbo(self.likelihood(z), x, kl, beta)'),
       ['tests/test_free_bits.py'], "the categorical model's relaxed estimators take the KL unclamped"),
     # ---- helper-72 end ----
+    # ---- helper-73 begin: fix11-codeprior: a learned prior over the VQ-VAE's codes ----
+    # ---- helper-73 end ----
+    # ---- helper-74 begin: fix11-cvae: a conditional VAE ----
+    # ---- helper-74 end ----
+    # ---- helper-75 begin: fix11-ulp: the Bernoulli log-density's Numba kernel against its formula ----
+    # ---- helper-75 end ----
     # ---- lead, session 31 ----
     M('gaussian-stl-for-dreg', 'minivae/models.py', ('        estimator = dreg if self.estimator == "dreg" else sticking_the_landing\n', '        estimator = sticking_the_landing\n'),
       ['tests/test_stl_dreg.py'], "estimator='dreg' trained by STL's gradient (biased for the IWAE bound)"),

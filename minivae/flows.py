@@ -57,14 +57,22 @@ class PlanarFlow(Module):
 
     Invertibility (their appendix A.1): f is invertible iff wᵀû ≥ −1, so the raw u is replaced by
     û = u + (m(wᵀu) − wᵀu)·w/‖w‖², m(a) = −1 + softplus(a), which makes wᵀû = m(wᵀu) > −1 exactly. Then
-    ûᵀψ = (1 − tanh²)·m(wᵀu), and the log-det is log(1 + (1 − tanh²(a))·m(wᵀu)) with 1 − tanh²(a) written stably as
-    exp(2(log 2 − a − softplus(−2a))).
+    ûᵀψ = (1 − tanh²)·m(wᵀu), and the log-det is log(1 + (1 − tanh²(a))·m(wᵀu)).
+
+    Computed so that float32 neither overflows nor cancels where the function is a number: w/‖w‖² as (w/‖w‖)/‖w‖
+    with the scale-free ``ops.norm`` (the gradient of 1/Σw², −w/(Σw²)², overflowed: ∞ for ‖w‖ ≲ 10⁻¹⁴ in float32,
+    where the gradient, ∝ 1/‖w‖², is 10²⁸); m − wᵀu as softplus(−wᵀu) − 1; the log-det as log1p((1 − tanh²)·m), but
+    where (1 − tanh²)·m < −1/2 as log(tanh²(a) + (1 − tanh²(a))·softplus(wᵀu)), a sum of terms ≥ 0 (1 + (1 − tanh²)·m
+    cancelled to 0 where a ≈ 0 and wᵀu ≪ 0: −∞ where the log-det is log softplus(wᵀu) ≈ wᵀu); 1 − tanh²(a) as
+    exp(2(log 2 − a − softplus(−2a))). (Left: where tanh²(a) and softplus(wᵀu) both underflow, |a| ≲ 10⁻¹⁹ and
+    wᵀu ≲ −103 in float32, the log-det is −∞.)
 
     At w = 0 the paper's û has no limit: ‖û − u‖ = |softplus(−wᵀu) − 1|/‖w‖ → (1 − log 2)/‖w‖ → ∞ as w → 0 (pyro's
     Planar divides by ‖w‖² too, NaN at 0; others add an ε to ‖w‖², which makes û → u). There the flow needs no
     constraint (wᵀû = 0 > −1 for every u): û = u, f(z) = z + u·tanh(b), a shift, log|det J| = 0, with finite gradients
-    (those of z + u·tanh(wᵀz + b) at w = 0); where ‖w‖² is 0 in the dtype (w = 0, or its square underflows: ‖w‖ below
-    about 10⁻²³ in float32) the same, with wᵀû = wᵀu. Elsewhere the paper's û, exactly.
+    (those of z + u·tanh(wᵀz + b) at w = 0). The same where ‖w‖² is below the dtype's smallest normal number (‖w‖ <
+    1.1·10⁻¹⁹ in float32, 1.5·10⁻¹⁵⁴ in float64), with wᵀû = wᵀu: beyond it the gradient, ∝ 1/‖w‖², is past 1/tiny
+    (8.5·10³⁷ in float32) and overflows. Elsewhere the paper's û, exactly.
 
     params (…, 2D + 1): u, w, b packed (amortized), or the layer's own (``amortized=False``; drawn from ``rng``)."""
 
@@ -91,13 +99,18 @@ class PlanarFlow(Module):
         u, w, b = self._params(params)
         a = _dot(w, z) + b
         wu = _dot(w, u)
-        flat = array_function(lambda ww: ww == 0, _dot(w, w))  # (w = 0, or its square underflows)
+        norm = ops.norm(w, axis=-1, keepdims=True)
+        flat = array_function(lambda n: n * n < numpy.finfo(n.dtype).tiny, norm)  # (w = 0, or ‖w‖² subnormal)
         m = ops.where(flat, wu, ops.softplus(wu) - 1.0)  # wᵀû: m(wᵀu) > −1, or wᵀu where w is flat (û = u)
-        w = ops.where(flat, 1.0, w)  # (any w ≠ 0 there, as m − wᵀu = 0: no 0/0 below)
-        u_hat = u + (m - wu) * w / _dot(w, w)
-        out = z + u_hat * ops.tanh(a)
+        norm = ops.where(flat, 1.0, norm)  # (any ‖w‖ ≠ 0 there, as m − wᵀu = 0: no 0/0 below)
+        u_hat = u + ops.where(flat, 0.0, ops.softplus(-wu) - 1.0) / norm * (w / norm)  # m − wᵀu = softplus(−wᵀu) − 1
+        t = ops.tanh(a)
+        out = z + u_hat * t
         sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
-        log_det = ops.log(ops.abs(1.0 + sech2 * m))
+        x = sech2 * m
+        near = array_function(lambda x: x < -0.5, x)  # 1 + x near 0: as tanh² + (1 − tanh²)·(1 + m), no cancellation
+        one_plus_m = ops.where(flat, 1.0 + wu, ops.softplus(wu))
+        log_det = ops.where(near, ops.log(ops.abs(t * t + sech2 * one_plus_m)), ops.log1p(ops.where(near, 0.0, x)))
         return out, ops.squeeze(log_det, -1)
 
 

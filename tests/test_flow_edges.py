@@ -1,7 +1,9 @@
 """The planar and radial flows where their formulas divide by zero: the radial flow at z = z₀ (r = 0), where f is
 differentiable with ∂f/∂z = (1 + β/α)·I and the log-det has a cone's kink (its subgradient 0, what central differences
 give), and the planar flow at w = 0, where the paper's û has no limit and the flow is the shift z + u·tanh(b) (log-det
-0). References: float64 central differences (minivae.gradcheck, and of the formulas written in NumPy), the formulas."""
+0), and near it in float32 (‖w‖ down to √tiny, where the gradient is ∝ 1/‖w‖²; wᵀu ≪ 0 at a = 0, where the log-det is
+log softplus(wᵀu)). References: float64 central differences (minivae.gradcheck, and of the formulas written in NumPy),
+the formulas, the layer in float64, torch's autograd of the paper's formulas in float64."""
 import math
 
 import numpy as np
@@ -124,3 +126,67 @@ def test_planar_flow_with_a_w_whose_square_underflows():
         (out.sum() + log_det.sum()).backward()
         assert np.isfinite(out.numpy()).all() and np.isfinite(log_det.numpy()).all()
         assert np.isfinite(zt.grad).all() and np.isfinite(pt.grad).all()
+
+
+def planar_values_and_grads(u, w, b, z, dtype):
+    """(f(z), log-det, ∂/∂z, ∂/∂params) of Σ f(z)·g_out + log-det·g_ld, the planar layer in ``dtype``."""
+    g_out, g_ld = np.array([0.7, -0.4, 1.1]), 0.9
+    zt = mv.tensor(np.asarray(z, dtype)[None], requires_grad=True)
+    pt = mv.tensor(np.concatenate([u, w, [b]]).astype(dtype)[None], requires_grad=True)
+    out, log_det = PlanarFlow(D)(zt, pt)
+    ((out * mv.tensor(g_out.astype(dtype))).sum() + log_det.sum() * g_ld).backward()
+    return out.numpy()[0], log_det.numpy()[0], zt.grad[0], pt.grad[0]
+
+
+W_SCALES = [1e-1, 1e-4, 1e-8, 1e-12, 1e-15, 1e-18, 1.5e-19]  # (‖w‖ = 2.3·scale ≥ √tiny of float32 = 1.1·10⁻¹⁹)
+
+
+@pytest.mark.parametrize("scale", W_SCALES)
+def test_planar_flow_in_float32_follows_float64_as_w_shrinks(scale):
+    """A small w that is not flat: float32's values and gradients those of float64 at the same (float32) inputs, to
+    float32's precision, though they grow as 1/‖w‖ and 1/‖w‖² (the gradient of 1/Σw² was ∞ from ‖w‖ ≈ 10⁻¹⁴)."""
+    u, w, b, z = (np.array(v, np.float32).astype(np.float64) for v in
+                  ([0.7, 1.5, -2.0], np.array([1.0, -2.0, 0.5]) * scale, 0.2, [0.3, -0.2, 0.5]))
+    single, double = planar_values_and_grads(u, w, b, z, np.float32), planar_values_and_grads(u, w, b, z, np.float64)
+    for got, expected in zip(single, double):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("scale", W_SCALES[:5] + [1e-30])
+def test_planar_flow_in_float64_is_the_papers(scale):
+    """float64 values and gradients against torch's autograd of the paper's formulas (û = u + (m(wᵀu) − wᵀu)·w/‖w‖²,
+    log|1 + (1 − tanh²(a))·m(wᵀu)|), w down to 10⁻³⁰ (‖w‖² = 10⁻⁶⁰, a number in float64)."""
+    torch = pytest.importorskip("torch")
+    u, w, b, z = [0.7, 1.5, -2.0], np.array([1.0, -2.0, 0.5]) * scale, 0.2, [0.3, -0.2, 0.5]
+    tz = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    tp = torch.tensor(np.concatenate([u, w, [b]]), requires_grad=True)
+    tu, tw, tb = tp[:D], tp[D:2 * D], tp[2 * D]
+    wu = tw @ tu
+    m = torch.nn.functional.softplus(wu) - 1
+    u_hat = tu + (m - wu) * tw / (tw @ tw)
+    a = tw @ tz + tb
+    out, log_det = tz + u_hat * torch.tanh(a), torch.log(torch.abs(1 + (1 - torch.tanh(a) ** 2) * m))
+    ((out * torch.tensor([0.7, -0.4, 1.1], dtype=torch.float64)).sum() + 0.9 * log_det).backward()
+    expected = out.detach().numpy(), log_det.item(), tz.grad.numpy(), tp.grad.numpy()
+    for got, e in zip(planar_values_and_grads(u, w, b, z, np.float64), expected):
+        np.testing.assert_allclose(got, e, rtol=1e-10, atol=1e-10 * np.abs(e).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wu", [-30.0, -80.0])
+def test_planar_log_det_where_w_dot_u_is_very_negative(wu, dtype):
+    """a = wᵀz + b = 0 and wᵀu ≪ 0: log-det = log softplus(wᵀu) (1 − tanh² = 1), ≈ wᵀu, not log(1 + (softplus(wᵀu) − 1))
+    = log 0 = −∞; its gradients σ(wᵀu)/softplus(wᵀu)·w in u, ·u in w (∂/∂a = 0 at a = 0: no z or b term)."""
+    w = np.array([1.0, -2.0, 0.5])
+    u = wu * w / (w @ w)
+    zt = mv.tensor(np.zeros((1, D), dtype), requires_grad=True)
+    pt = mv.tensor(np.concatenate([u, w, [0.0]]).astype(dtype)[None], requires_grad=True)
+    log_det = PlanarFlow(D)(zt, pt)[1]
+    log_det.sum().backward()
+    softplus_wu = math.log1p(math.exp(wu))
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    assert log_det.item() == pytest.approx(math.log(softplus_wu), rel=rtol)
+    ratio = 1 / (1 + math.exp(-wu)) / softplus_wu
+    np.testing.assert_allclose(pt.grad[0], np.concatenate([ratio * w, ratio * u, [0.0]]), rtol=4 * rtol, atol=rtol)
+    np.testing.assert_allclose(zt.grad, 0.0, atol=rtol)

@@ -2814,6 +2814,12 @@ MUTANTS = [
     # ---- helper-69 begin: fix11-vq: VQ-VAE EMA codebook, the CLI trains VQ and M2 ----
     # ---- helper-69 end ----
     # ---- helper-70 begin: fix11-edges: float32 flow and distribution gradients at the edges ----
+    M('planar-u-hat-over-norm-squared', 'minivae/flows.py', ('ops.softplus(-wu) - 1.0) / norm * (w / norm)', 'ops.softplus(-wu) - 1.0) * w / (norm * norm)'),
+      ['tests/test_flow_edges.py'], "PlanarFlow's w/‖w‖² as w/(‖w‖·‖w‖): its gradient overflows in float32 from ‖w‖ ≈ 1e-15, where it is 1e28"),
+    M('planar-flat-only-at-zero', 'minivae/flows.py', ('lambda n: n * n < numpy.finfo(n.dtype).tiny, norm', 'lambda n: n == 0, norm'),
+      ['tests/test_flow_edges.py'], "PlanarFlow flat only at w = 0: the paper's û at ‖w‖ = 1e-30 in float32, its gradient ∞"),
+    M('planar-log-det-cancels', 'minivae/flows.py', ('lambda x: x < -0.5, x)', 'lambda x: x < -2.0, x)'),
+      ['tests/test_flow_edges.py'], "PlanarFlow's log-det always log1p((1 − tanh²)·m): −∞ at a = 0, wᵀu ≪ 0, where it is log softplus(wᵀu)"),
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
     # ---- helper-71 end ----

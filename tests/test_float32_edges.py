@@ -1,0 +1,162 @@
+"""The edge sweep of minivae.distributions in float32 (the library's default dtype): log_prob, entropy, cdf and icdf
+of each univariate distribution at edge parameters (scales 1e-30…1e30, logits ±1e4, probabilities at 0, 1 and
+denormal, concentrations tiny and huge) and at values on its support's boundary. Nothing is NaN, value or gradient;
+with torch (float64, at the same float32 inputs), ours are not ±∞ where torch's are numbers inside float32's range;
+where the function has a closed form at the edge, it is that (math.*, float64)."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minivae as mv
+from minivae import distributions as D
+
+SCALES = [1e-30, 1e-10, 1e-3, 1.0, 1e3, 1e10, 1e30]
+LOGITS = [-1e4, -100.0, -20.0, -1e-4, 0.0, 1e-4, 20.0, 100.0, 1e4]
+CONC = [1e-30, 1e-4, 0.5, 1.0, 3.0, 1e4, 1e30]
+PROBS = [1e-45, 1e-38, 1e-7, 0.5, 1 - 6e-8, 1.0]
+
+
+def grid(*axes):
+    return [np.array(a, np.float32) for a in zip(*itertools.product(*axes))]
+
+
+def full(params, v):
+    return np.asarray(v, np.float32) + np.zeros(params[0].shape, np.float32)
+
+
+# name: (build from minivae.distributions or torch.distributions, float32 parameters, values in the support)
+CASES = {
+    "Normal": (lambda m, l, s: m.Normal(l, s), grid([0.0, 1e10], SCALES), lambda l, s: [l, l + s, l + 1.0]),
+    "Laplace": (lambda m, l, s: m.Laplace(l, s), grid([0.0], SCALES), lambda l, s: [l, l + s, l + 1.0]),
+    "Cauchy": (lambda m, l, s: m.Cauchy(l, s), grid([0.0], SCALES), lambda l, s: [l, l + s, l + 1.0, l + 1e30]),
+    "Gumbel": (lambda m, l, s: m.Gumbel(l, s), grid([0.0], SCALES), lambda l, s: [l, l + s, l - 1.0, l + 1.0]),
+    "HalfNormal": (lambda m, s: m.HalfNormal(s), grid(SCALES), lambda s: [0 * s, s, 1 + 0 * s]),
+    "LogNormal": (lambda m, l, s: m.LogNormal(l, s), grid([0.0], [1e-3, 1.0, 10.0]), lambda l, s: [1e-30 + 0 * s, 1 + 0 * s]),
+    "Exponential": (lambda m, r: m.Exponential(r), grid(SCALES), lambda r: [0 * r, 1 / r, 1 + 0 * r]),
+    "Gamma": (lambda m, a, b: m.Gamma(a, b), grid(CONC, [1e-10, 1.0, 1e10]), lambda a, b: [1e-30 + 0 * a, 1 + 0 * a]),
+    "Beta": (lambda m, a, b: m.Beta(a, b), grid(CONC, [1e-4, 1.0, 1e4]), lambda a, b: [1e-30 + 0 * a, 0.5 + 0 * a]),
+    "Kumaraswamy": (lambda m, a, b: m.Kumaraswamy(a, b), grid(CONC[1:-1], CONC[1:-1]), lambda a, b: [1e-30 + 0 * a, 0.5 + 0 * a]),
+    "StudentT": (lambda m, d, l, s: m.StudentT(d, l, s), grid([1e-4, 1.0, 30.0], [0.0], [1e-20, 1.0, 1e20]),
+                 lambda d, l, s: [l, l + s, l + 1e3]),
+    "Bernoulli": (lambda m, l: m.Bernoulli(logits=l), grid(LOGITS), lambda l: [0 * l, 1 + 0 * l]),
+    "BernoulliProbs": (lambda m, p: m.Bernoulli(probs=p), grid([0.0] + PROBS), lambda p: [0 * p, 1 + 0 * p]),
+    "Geometric": (lambda m, l: m.Geometric(logits=l), grid(LOGITS), lambda l: [0 * l, 1 + 0 * l, 1e4 + 0 * l]),
+    "GeometricProbs": (lambda m, p: m.Geometric(probs=p), grid(PROBS), lambda p: [0 * p, 1 + 0 * p, 1e4 + 0 * p]),
+    "ContinuousBernoulli": (lambda m, l: m.ContinuousBernoulli(logits=l), grid(LOGITS), lambda l: [0 * l, 0.5 + 0 * l, 1 + 0 * l]),
+    "Poisson": (lambda m, r: m.Poisson(r), grid([1e-30, 1e-3, 1.0, 1e3, 1e10, 1e30]), lambda r: [0 * r, 1 + 0 * r]),
+    "Uniform": (lambda m, a, b: m.Uniform(a, b), grid([0.0, -1e30], [1e-30, 1.0, 1e30]), lambda a, b: [a, (a + b) / 2]),
+}
+QUANTILES = [1e-30, 1e-7, 0.5, 1 - 6e-8]  # (icdf's gradient at 0 and 1 is ±∞·0 in a scale)
+
+
+def quantities(name, params):
+    """[(what, fn of a distribution and its module)]: log_prob at each value, entropy, cdf and icdf where defined."""
+    out = [(f"log_prob({i})", lambda d, m, v=v: d.log_prob(m(v))) for i, v in enumerate(CASES[name][2](*params))]
+    out.append(("entropy", lambda d, m: d.entropy()))
+    build = CASES[name][0]
+    if hasattr(type(build(D, *[mv.tensor(p) for p in params])), "cdf"):
+        out += [(f"cdf({i})", lambda d, m, v=v: d.cdf(m(v))) for i, v in enumerate(CASES[name][2](*params))]
+    if hasattr(type(build(D, *[mv.tensor(p) for p in params])), "icdf"):
+        out += [(f"icdf({q})", lambda d, m, q=q: d.icdf(m(full(params, q)))) for q in QUANTILES]
+    return out
+
+
+def ours(name, fn, params):
+    ts = [mv.tensor(p, requires_grad=True) for p in params]
+    try:
+        y = fn(CASES[name][0](D, *ts), lambda v: mv.tensor(full(params, v)))
+    except NotImplementedError:
+        return None, None
+    y.sum().backward()
+    return y.numpy(), [np.zeros(p.shape, np.float32) if t.grad is None else t.grad for t, p in zip(ts, params)]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_no_nan_at_the_edges(name):
+    params = CASES[name][1]
+    for what, fn in quantities(name, params):
+        y, grads = ours(name, fn, params)
+        if y is None:
+            continue
+        assert y.dtype == np.float32
+        bad = np.isnan(y) | np.any([np.isnan(g) for g in grads], axis=0)
+        assert not bad.any(), f"{name} {what}: NaN at {[p[bad][:4] for p in params]}"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_finite_where_torch_is(name):
+    """Where torch's float64 value (gradient) is a number inside float32's range, ours is not ±∞."""
+    torch = pytest.importorskip("torch")
+    params = CASES[name][1]
+    for what, fn in quantities(name, params):
+        y, grads = ours(name, fn, params)
+        if y is None or what.startswith("icdf"):  # (torch's tan(π(p − ½)) and 2p − 1 lose a small p's digits)
+            continue
+        ts = [torch.tensor(p.astype(np.float64), requires_grad=True) for p in params]
+        try:
+            ty = fn(CASES[name][0](torch.distributions, *ts), lambda v: torch.tensor(full(params, v).astype(np.float64)))
+            ty.sum().backward()
+        except (NotImplementedError, ValueError):
+            continue
+        representable = lambda a: np.isfinite(a) & (np.abs(a) < 1e37)  # noqa: E731 (a margin for float32 rounding)
+        bad = representable(ty.detach().numpy()) & np.isinf(y)
+        for t, g in zip(ts, grads):
+            bad |= (representable(t.grad.numpy()) if t.grad is not None else True) & np.isinf(g)
+        assert not bad.any(), f"{name} {what}: ±∞ at {[p[bad][:4] for p in params]}"
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def softplus(x):
+    return math.log1p(math.exp(-abs(x))) + max(x, 0.0)
+
+
+LIMITS = [  # (name, build, parameters, fn, value, gradients): closed forms in float64 (math.*)
+    ("Bernoulli(l = 20) entropy", lambda l: D.Bernoulli(logits=l), [20.0], lambda d: d.entropy(),
+     softplus(-20) + 20 * sigmoid(-20), [-20 * sigmoid(20) * sigmoid(-20)]),  # (softplus(l) − σ(l)·l cancelled)
+    ("Bernoulli(l = −30) entropy", lambda l: D.Bernoulli(logits=l), [-30.0], lambda d: d.entropy(),
+     softplus(-30) + 30 * sigmoid(-30), [30 * sigmoid(30) * sigmoid(-30)]),
+    ("Geometric(l = −100) entropy", lambda l: D.Geometric(logits=l), [-100.0], lambda d: d.entropy(),
+     1 + softplus(100), [-sigmoid(100)]),  # (H = 1 − log p + O(p); its gradient was NaN, e^l's square underflowing)
+    ("Geometric(p = 1e-42) entropy", lambda p: D.Geometric(probs=p), [1e-42], lambda d: d.entropy(),
+     1 - math.log(np.float32(1e-42)), [-math.inf]),  # (−1/p = −10⁴², past float32's range; NaN before)
+    ("Cauchy(0, 1e-30) log_prob(1e30)", D.Cauchy, [0.0, 1e-30], lambda d: d.log_prob(mv.tensor(np.float32(1e30))),
+     -math.log(math.pi) + math.log(1e-30) - 2 * math.log(1e30), [2 / 1e30, 1 / 1e-30]),  # (z = 10⁶⁰ overflowed: −∞)
+    ("Cauchy(0, 1e-30) cdf(1)", D.Cauchy, [0.0, 1e-30], lambda d: d.cdf(mv.tensor(np.float32(1.0))),
+     1 - 1e-30 / math.pi, [-1e-30 / math.pi, -1 / math.pi]),  # (the gradients were 0: z² overflowed)
+    ("Cauchy(0, 1e-10) cdf(1e30)", D.Cauchy, [0.0, 1e-10], lambda d: d.cdf(mv.tensor(np.float32(1e30))),
+     1.0, [0.0, -1 / (math.pi * 1e30)]),  # (−scale/(π(x − loc)²) underflows to 0; the scale's was NaN)
+    ("Gumbel(0, 1e-3) cdf(−1)", D.Gumbel, [0.0, 1e-3], lambda d: d.cdf(mv.tensor(np.float32(-1.0))),
+     0.0, [0.0, 0.0]),  # (exp(−e¹⁰⁰⁰) and its gradients: 0, not e^{−e^y}·e^y = 0·∞ = NaN)
+]
+
+
+@pytest.mark.parametrize("name,build,params,fn,value,grads", LIMITS, ids=[row[0] for row in LIMITS])
+def test_the_limits(name, build, params, fn, value, grads):
+    ts = [mv.tensor(np.float32(p), requires_grad=True) for p in params]
+    y = fn(build(*ts))
+    y.backward()
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), value, rtol=2e-6)
+    for t, expected in zip(ts, grads):
+        np.testing.assert_allclose(t.grad, expected, rtol=2e-6, atol=1e-45)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-1e4, 1e4, width=32))
+def test_bernoulli_entropy_in_float32_is_the_float64_formula(logit):
+    """H(l) = −p log p − (1 − p) log(1 − p), p = σ(l), in float64 (log σ(l) = −softplus(−l)): float32's within a few
+    ulps of it, relatively, over the whole range of logits, and its gradient −l·σ(l)·σ(−l)."""
+    t = mv.tensor(np.float32(logit), requires_grad=True)
+    h = D.Bernoulli(logits=t).entropy()
+    h.backward()
+    p, q = sigmoid(logit), sigmoid(-logit)
+    expected = p * softplus(-logit) + q * softplus(logit)
+    np.testing.assert_allclose(h.numpy(), expected, rtol=1e-5, atol=1e-44)
+    np.testing.assert_allclose(t.grad, -logit * p * q, rtol=1e-5, atol=1e-44)

@@ -1,8 +1,8 @@
 """The edge sweep of minivae.distributions in float32 (the library's default dtype): log_prob, entropy, cdf and icdf
-of each univariate distribution at edge parameters (scales 1e-30…1e30, logits ±1e4, probabilities at 0, 1 and
-denormal, concentrations tiny and huge) and at values on its support's boundary. Nothing is NaN, value or gradient;
-with torch (float64, at the same float32 inputs), ours are not ±∞ where torch's are numbers inside float32's range;
-where the function has a closed form at the edge, it is that (math.*, float64)."""
+of each univariate distribution, and the KL pairs of two of them, at edge parameters (scales 1e-30…1e30, logits
+±1e4, probabilities at 0, 1 and denormal, concentrations tiny and huge) and at values on the support's boundary.
+Nothing is NaN, value or gradient; with torch (float64, at the same float32 inputs), ours are not ±∞ where torch's
+are numbers inside float32's range; where the function has a closed form at the edge, it is that (math.*, float64)."""
 import itertools
 import math
 
@@ -132,6 +132,14 @@ LIMITS = [  # (name, build, parameters, fn, value, gradients): closed forms in f
      1 - 1e-30 / math.pi, [-1e-30 / math.pi, -1 / math.pi]),  # (the gradients were 0: z² overflowed)
     ("Cauchy(0, 1e-10) cdf(1e30)", D.Cauchy, [0.0, 1e-10], lambda d: d.cdf(mv.tensor(np.float32(1e30))),
      1.0, [0.0, -1 / (math.pi * 1e30)]),  # (−scale/(π(x − loc)²) underflows to 0; the scale's was NaN)
+    ("KL(N(0, 1e-30) ‖ N(0, 1e30))", lambda s, t: (D.Normal(0.0, s), D.Normal(0.0, t)), [1e-30, 1e30],
+     lambda pq: D.kl_divergence(*pq), math.log(1e60) - 0.5, [-1e30, 1e-30]),  # (σ_p/σ_q = 0 in float32: +∞ before)
+    ("KL(N(0, 1e-30) ‖ N(0, 1e10))", lambda s, t: (D.Normal(0.0, s), D.Normal(0.0, t)), [1e-30, 1e10],
+     lambda pq: D.kl_divergence(*pq), math.log(1e40) - 0.5, [-1e30, 1e-10]),  # (σ_q's gradient, 1/σ_q, was ∞)
+    ("KL(Cauchy(0, 1e-30) ‖ Cauchy(0, 1e-30))", lambda s, t: (D.Cauchy(0.0, s), D.Cauchy(0.0, t)), [1e-30, 1e-30],
+     lambda pq: D.kl_divergence(*pq), 0.0, [0.0, 0.0]),  # (log 0 − log 0 = NaN before)
+    ("KL(U(0, 1e-30) ‖ U(−1, 1e30))", lambda h, H: (D.Uniform(0.0, h), D.Uniform(-1.0, H)), [1e-30, 1e30],
+     lambda pq: D.kl_divergence(*pq), math.log(1e60), [-1e30, 1e-30]),  # (the widths' ratio overflowed: ∞, NaN)
     ("Gumbel(0, 1e-3) cdf(−1)", D.Gumbel, [0.0, 1e-3], lambda d: d.cdf(mv.tensor(np.float32(-1.0))),
      0.0, [0.0, 0.0]),  # (exp(−e¹⁰⁰⁰) and its gradients: 0, not e^{−e^y}·e^y = 0·∞ = NaN)
 ]
@@ -146,6 +154,51 @@ def test_the_limits(name, build, params, fn, value, grads):
     np.testing.assert_allclose(y.numpy(), value, rtol=2e-6)
     for t, expected in zip(ts, grads):
         np.testing.assert_allclose(t.grad, expected, rtol=2e-6, atol=1e-45)
+
+
+KL_PAIRS = {  # name: (build (p, q) from minivae.distributions or torch.distributions, float32 parameters)
+    "Normal‖Normal": (lambda m, a, b, c, d: (m.Normal(a, b), m.Normal(c, d)), grid([0.0], SCALES, [0.0, 1.0], SCALES)),
+    "Laplace‖Laplace": (lambda m, a, b, c, d: (m.Laplace(a, b), m.Laplace(c, d)), grid([0.0], SCALES, [0.0, 1.0], SCALES)),
+    "Normal‖Laplace": (lambda m, a, b, c, d: (m.Normal(a, b), m.Laplace(c, d)), grid([0.0], SCALES, [0.0, 1.0], SCALES)),
+    "Laplace‖Normal": (lambda m, a, b, c, d: (m.Laplace(a, b), m.Normal(c, d)), grid([0.0], SCALES, [0.0, 1.0], SCALES)),
+    "HalfNormal‖HalfNormal": (lambda m, a, b: (m.HalfNormal(a), m.HalfNormal(b)), grid(SCALES, SCALES)),
+    "LogNormal‖LogNormal": (lambda m, a, b, c, d: (m.LogNormal(a, b), m.LogNormal(c, d)), grid([0.0], SCALES, [1.0], SCALES)),
+    "Cauchy‖Cauchy": (lambda m, a, b, c, d: (m.Cauchy(a, b), m.Cauchy(c, d)), grid([0.0], SCALES, [0.0, 1.0], SCALES)),
+    "Gumbel‖Gumbel": (lambda m, a, b, c, d: (m.Gumbel(a, b), m.Gumbel(c, d)), grid([0.0], SCALES, [0.0, 1.0], SCALES)),
+    "Exponential‖Exponential": (lambda m, a, b: (m.Exponential(a), m.Exponential(b)), grid(SCALES, SCALES)),
+    "Uniform‖Uniform": (lambda m, a, b, c, d: (m.Uniform(a, b), m.Uniform(c, d)),
+                        grid([0.0], [1e-30, 1.0], [-1.0, -1e30], [1.0, 1e30])),
+    "Bernoulli‖Bernoulli": (lambda m, a, b: (m.Bernoulli(logits=a), m.Bernoulli(logits=b)), grid(LOGITS, LOGITS)),
+    "Poisson‖Poisson": (lambda m, a, b: (m.Poisson(a), m.Poisson(b)), grid([1e-30, 1e-3, 1.0, 1e3, 1e10], [1e-30, 1.0, 1e10])),
+}
+
+
+def kl_of(name, module, kl, params):
+    p, q = KL_PAIRS[name][0](module, *params)
+    return kl(p, q)
+
+
+@pytest.mark.parametrize("name", KL_PAIRS)
+def test_kl_at_the_edges(name):
+    """Where torch's float64 KL is a number inside float32's range, ours is a number (within 10⁻³ of it, relatively, or
+    10⁻⁴ absolutely), and no gradient of ours is NaN, nor ±∞ where torch's is a number in float32's range (the scales
+    10⁻³⁰ and 10³⁰ of p and q: a ratio of 10⁶⁰, 0 or ∞ in float32)."""
+    torch = pytest.importorskip("torch")
+    params = KL_PAIRS[name][1]
+    ts = [mv.tensor(p, requires_grad=True) for p in params]
+    y = kl_of(name, D, D.kl_divergence, ts)
+    y.sum().backward()
+    tts = [torch.tensor(p.astype(np.float64), requires_grad=True) for p in params]
+    ty = kl_of(name, torch.distributions, torch.distributions.kl_divergence, tts)
+    ty.sum().backward()
+    representable = lambda a: np.isfinite(a) & (np.abs(a) < 1e37)  # noqa: E731
+    inside = representable(ty.detach().numpy())
+    got, expected = y.numpy(), ty.detach().numpy()
+    bad = inside & ~(np.abs(got - expected) <= 1e-3 * np.abs(expected) + 1e-4)
+    for t, tt in zip(ts, tts):
+        g, tg = t.grad, tt.grad.numpy()
+        bad |= inside & (np.isnan(g) | (representable(tg) & np.isinf(g)))
+    assert not bad.any(), f"{name}: at {[p[bad][:4] for p in params]}, {got[bad][:4]} where torch has {expected[bad][:4]}"
 
 
 @settings(max_examples=60, deadline=None)

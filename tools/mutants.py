@@ -2842,6 +2842,12 @@ MUTANTS = [
       ['tests/test_float32_edges.py'], "KL(Cauchy ‖ Cauchy) of the square and the product, which underflow: NaN at σ = 1e-30"),
     M('kl-uniform-of-the-quotient', 'minivae/distributions/kl.py', ('_log_ratio(q.high - q.low, p.high - p.low)', 'ops.log((q.high - q.low) / (p.high - p.low))'),
       ['tests/test_float32_edges.py'], "KL(Uniform ‖ Uniform) of the widths' quotient: ∞ for widths 1e-30 and 1e30"),
+    M('student-t-lgamma-difference-direct', 'minivae/distributions/student_t.py', ('    return ops.where(big, series, ops.lgamma(x + 0.5) - ops.lgamma(x))', '    return ops.lgamma(x + 0.5) - ops.lgamma(x)'),
+      ['tests/test_float32_edges.py'], "StudentT's lgamma((ν + 1)/2) − lgamma(ν/2) by the two lgammas, which cancel: log_prob 0 at ν = 1e10 in float32"),
+    M('student-t-digamma-difference-direct', 'minivae/distributions/student_t.py', ('    return ops.where(big, series, ops.digamma(x + 0.5) - ops.digamma(x))', '    return ops.digamma(x + 0.5) - ops.digamma(x)'),
+      ['tests/test_float32_edges.py'], "StudentT's ψ((ν + 1)/2) − ψ(ν/2) by the two digammas: entropy 11.5 at ν = 1e10 in float32, where it is 1.419"),
+    M('student-t-series-of-powers-of-x', 'minivae/distributions/student_t.py', ('series = 0.5 * ops.log(y) + w * (-1 / 8 + w2 * (1 / 192 - w2 / 640))', 'series = 0.5 * ops.log(y) - 1 / (8 * y) + 1 / (192 * y ** 3) - 1 / (640 * y ** 5)'),
+      ['tests/test_float32_edges.py'], "the lgamma series in powers of x: x⁵ overflows at ν = 1e10, a NaN gradient in ν"),
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
     # ---- helper-71 end ----

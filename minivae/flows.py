@@ -114,6 +114,13 @@ class PlanarFlow(Module):
         return out, ops.squeeze(log_det, -1)
 
 
+def _log1p_or(x, log_one_plus_x):
+    """log1p(x), but ``log_one_plus_x`` (the same, computed without cancelling to log 0) where x < −1/2. (log1p of 0
+    there: its VJP would be NaN at x = −1; the other is a number wherever log1p is taken.)"""
+    near = array_function(lambda x: x < -0.5, x)
+    return ops.where(near, log_one_plus_x, ops.log1p(ops.where(near, 0.0, x)))
+
+
 class RadialFlow(Module):
     """f(z) = z + β·h(α, r)·(z − z₀), r = ‖z − z₀‖, h = 1/(α + r) (Rezende & Mohamed 2015 eq. 14),
     log|det J| = (D − 1)·log(1 + βh) + log(1 + βh + βh′(r)·r), h′ = −1/(α + r)².
@@ -125,6 +132,16 @@ class RadialFlow(Module):
     in r is not 0), and its gradient in z and z₀ is the subgradient 0 (the 2-norm's at the zero vector, ``ops.norm``'s,
     what central differences give). r is ``ops.norm``, whose gradient is 0 at r = 0, where √(Σ(z − z₀)²)'s is ∞, and ∞
     times z − z₀ = 0 was a NaN gradient for z, z₀ and every parameter upstream.
+
+    Computed without overflow, and without cancelling to log 0, in float32 where the flow is a number, from the
+    quotients by α + r p = α/(α + r), q = r/(α + r) = 1 − p and s = (α + β)/(α + r) (1/(α + r) itself overflowed where
+    α is subnormal, α′ ≲ −87: f(z₀) = ∞·0 = NaN): βh = (α + β − α)/(α + r); f(z) = z₀ + (r + α + β)·((z − z₀)/(α + r)),
+    which is z₀ + (1 + βh)(z − z₀) (∂f/∂z at z₀ is (α + β)/α, which z + βh(z − z₀) cancelled to 0 where β′ ≪ 0); the
+    log-det's log1p(βh) and log1p(βh + βh′r) = log1p(αβh²) = log1p(p·βh), but where their argument is below −1/2,
+    log(q + s) = log(r + α + β) − log(α + r) and log(q(q + 2p) + p·s), of sums of terms ≥ 0 (log1p(βh) was −∞ where
+    β′ ≪ 0, α + β = softplus(β′) tiny and βh ≈ −1: D·log((α + β)/α) = −59 at r = 0, β′ = −20, α′ = 0; its gradients
+    NaN). (Left: where α + r is 0, or s overflows or is subnormal — α′ ≲ −80 with z ≈ z₀ and β′ ≫ 0, or β′ ≲ α′ − 87
+    at z = z₀ — the log-det or its gradient is not a number.)
 
     params (…, D + 2): z₀, α′, β′ packed (amortized), or the layer's own (``amortized=False``)."""
 
@@ -150,14 +167,15 @@ class RadialFlow(Module):
 
     def forward(self, z, params=None):
         z0, alpha_raw, beta_raw = self._params(params)
-        alpha = ops.softplus(alpha_raw)
-        beta = ops.softplus(beta_raw) - alpha  # β ≥ −α
+        alpha, lifted = ops.softplus(alpha_raw), ops.softplus(beta_raw)  # α, and α + β ≥ 0
         diff = z - z0
         r = ops.norm(diff, axis=-1, keepdims=True)  # (∂r/∂z = 0 at r = 0, not ∞·0 = NaN: see the docstring)
-        h = 1.0 / (alpha + r)
-        h_prime = -h * h
-        out = z + beta * h * diff
-        log_det = (self.dim - 1) * ops.log1p(beta * h) + ops.log1p(beta * h + beta * h_prime * r)
+        total = alpha + r
+        beta_h = (lifted - alpha) / total  # βh, 1/(α + r) never formed: see the docstring
+        out = z0 + (r + lifted) * (diff / total)  # z + βh(z − z₀) = z₀ + (1 + βh)(z − z₀), 1 + βh = q + s (no 1 − 1)
+        p, q, s = alpha / total, r / total, lifted / total
+        log_det = ((self.dim - 1) * _log1p_or(beta_h, ops.log(r + lifted) - ops.log(total))
+                   + _log1p_or(p * beta_h, ops.log(q * (q + 2 * p) + p * s)))
         return out, ops.squeeze(log_det, -1)
 
 

@@ -190,3 +190,71 @@ def test_planar_log_det_where_w_dot_u_is_very_negative(wu, dtype):
     ratio = 1 / (1 + math.exp(-wu)) / softplus_wu
     np.testing.assert_allclose(pt.grad[0], np.concatenate([ratio * w, ratio * u, [0.0]]), rtol=4 * rtol, atol=rtol)
     np.testing.assert_allclose(zt.grad, 0.0, atol=rtol)
+
+
+RADIAL_RAW = [-80.0, -20.0, 0.0, 20.0, 1e4]  # α′ and β′ (softplus(−80) = 1.8·10⁻³⁵, a normal float32)
+RADIAL_R = [0.0, 1e-3, 1.0, 1e10, 1e30]  # r = ‖z − z₀‖
+RADIAL_LEFT = {(-80.0, 1e4, 0.0), (1e4, -80.0, 0.0)}  # (where s = (α + β)/(α + r) overflows, or is subnormal: the docstring)
+
+
+def radial_float32(alpha_raw, beta_raw, r):
+    """(f(z), log-det, ∂/∂z, ∂/∂params) of Σ f(z) + log-det, float32, z = z₀ + r·(a unit vector)."""
+    z0 = np.array([0.3, -0.2, 0.5])
+    z = (z0 + r * np.array([1.0, -2.0, 0.5]) / math.sqrt(5.25)).astype(np.float32)
+    zt = mv.tensor(z[None], requires_grad=True)
+    pt = mv.tensor(np.concatenate([z0, [alpha_raw, beta_raw]]).astype(np.float32)[None], requires_grad=True)
+    out, log_det = RadialFlow(D)(zt, pt)
+    (out.sum() + log_det.sum()).backward()
+    return out.numpy()[0], log_det.numpy()[0], zt.grad[0], pt.grad[0]
+
+
+@pytest.mark.parametrize("alpha_raw", RADIAL_RAW)
+@pytest.mark.parametrize("beta_raw", RADIAL_RAW)
+def test_radial_flow_in_float32_at_edge_parameters(alpha_raw, beta_raw):
+    """α′, β′ from −80 to 10⁴ and r from 0 to 10³⁰ in float32: nothing NaN or ±∞; with torch, within 10⁻³ (relatively,
+    or absolutely) of torch's autograd of the paper's formulas in float64 at the same float32 inputs, where those are
+    numbers in float32's range. Was: log-det −∞ and NaN gradients where β′ ≪ 0 (log1p(βh) of βh ≈ −1), f(z₀) NaN where
+    α′ = −80 (1/(α + r) overflowing)."""
+    try:
+        import torch
+    except ImportError:  # (CI: the finiteness alone)
+        torch = None
+    for r in RADIAL_R:
+        if (alpha_raw, beta_raw, r) in RADIAL_LEFT:
+            continue
+        got = radial_float32(alpha_raw, beta_raw, r)
+        for g in got:
+            assert np.isfinite(g).all(), (alpha_raw, beta_raw, r, got)
+        if torch is None:
+            continue
+        z0 = np.array([0.3, -0.2, 0.5])
+        z = (z0 + r * np.array([1.0, -2.0, 0.5]) / math.sqrt(5.25)).astype(np.float32).astype(np.float64)
+        tz = torch.tensor(z, requires_grad=True)
+        tp = torch.tensor(np.concatenate([z0, [alpha_raw, beta_raw]]).astype(np.float32).astype(np.float64),
+                          requires_grad=True)
+        alpha = torch.nn.functional.softplus(tp[D])
+        beta = torch.nn.functional.softplus(tp[D + 1]) - alpha
+        diff = tz - tp[:D]
+        rr = torch.linalg.vector_norm(diff)
+        h = 1 / (alpha + rr)
+        out = tz + beta * h * diff
+        log_det = (D - 1) * torch.log1p(beta * h) + torch.log1p(beta * h - beta * h * h * rr)
+        (out.sum() + log_det).backward()
+        for g, e in zip(got, (out.detach().numpy(), log_det.item(), tz.grad.numpy(), tp.grad.numpy())):
+            e = np.asarray(e)
+            inside = np.isfinite(e) & (np.abs(e) < 1e37)
+            assert (np.abs(g - e) <= 1e-3 * np.abs(e) + 1e-3)[inside].all(), (alpha_raw, beta_raw, r, g, e)
+
+
+@pytest.mark.parametrize("alpha_raw,beta_raw", [(0.0, -20.0), (-80.0, -20.0), (20.0, -30.0), (-20.0, 20.0)])
+def test_radial_flow_at_its_centre_at_edge_parameters(alpha_raw, beta_raw):
+    """z = z₀ in float32: f = z₀, log-det D·log((α + β)/α) = D·(log softplus(β′) − log softplus(α′)) (−59 at α′ = 0,
+    β′ = −20, where log1p(βh) of βh = −1 + 3·10⁻⁹ was −∞), ∂(Σf + log-det)/∂z = (α + β)/α per entry (the log-det's
+    subgradient 0), ∂/∂z₀ = 1 − (α + β)/α, ∂/∂β′ = D·σ(β′)/softplus(β′), ∂/∂α′ = −D·σ(α′)/softplus(α′) (math.*)."""
+    out, log_det, gz, gp = radial_float32(alpha_raw, beta_raw, 0.0)
+    a, sp = softplus(alpha_raw), softplus(beta_raw)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    np.testing.assert_allclose(out, np.array([0.3, -0.2, 0.5], np.float32), rtol=0)
+    assert log_det == pytest.approx(D * (math.log(sp) - math.log(a)), rel=1e-6)
+    np.testing.assert_allclose(gz, sp / a, rtol=1e-5)
+    np.testing.assert_allclose(gp, [1 - sp / a] * D + [-D * sig(alpha_raw) / a, D * sig(beta_raw) / sp], rtol=1e-5)

@@ -51,6 +51,13 @@ def _own(shape, rng, scale):
     return Tensor((rng.normal(shape, numpy.float64) * scale).astype(numpy.float32), requires_grad=True)
 
 
+def _log1p_or(x, log_one_plus_x):
+    """log1p(x), but ``log_one_plus_x`` (the same, computed without cancelling to log 0) where x < −1/2. (log1p of 0
+    there: its VJP would be NaN at x = −1; the other is a number wherever log1p is taken.)"""
+    near = array_function(lambda x: x < -0.5, x)
+    return ops.where(near, log_one_plus_x, ops.log1p(ops.where(near, 0.0, x)))
+
+
 class PlanarFlow(Module):
     """f(z) = z + û·tanh(wᵀz + b) (Rezende & Mohamed 2015 eq. 10), log|det J| = log|1 + ûᵀψ(z)|, ψ(z) = (1 − tanh²(wᵀz +
     b))·w (eq. 11–12).
@@ -107,18 +114,9 @@ class PlanarFlow(Module):
         t = ops.tanh(a)
         out = z + u_hat * t
         sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
-        x = sech2 * m
-        near = array_function(lambda x: x < -0.5, x)  # 1 + x near 0: as tanh² + (1 − tanh²)·(1 + m), no cancellation
         one_plus_m = ops.where(flat, 1.0 + wu, ops.softplus(wu))
-        log_det = ops.where(near, ops.log(ops.abs(t * t + sech2 * one_plus_m)), ops.log1p(ops.where(near, 0.0, x)))
+        log_det = _log1p_or(sech2 * m, ops.log(ops.abs(t * t + sech2 * one_plus_m)))  # (tanh² + (1 − tanh²)·(1 + m))
         return out, ops.squeeze(log_det, -1)
-
-
-def _log1p_or(x, log_one_plus_x):
-    """log1p(x), but ``log_one_plus_x`` (the same, computed without cancelling to log 0) where x < −1/2. (log1p of 0
-    there: its VJP would be NaN at x = −1; the other is a number wherever log1p is taken.)"""
-    near = array_function(lambda x: x < -0.5, x)
-    return ops.where(near, log_one_plus_x, ops.log1p(ops.where(near, 0.0, x)))
 
 
 class RadialFlow(Module):

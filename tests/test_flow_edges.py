@@ -258,3 +258,11 @@ def test_radial_flow_at_its_centre_at_edge_parameters(alpha_raw, beta_raw):
     assert log_det == pytest.approx(D * (math.log(sp) - math.log(a)), rel=1e-6)
     np.testing.assert_allclose(gz, sp / a, rtol=1e-5)
     np.testing.assert_allclose(gp, [1 - sp / a] * D + [-D * sig(alpha_raw) / a, D * sig(beta_raw) / sp], rtol=1e-5)
+
+
+def test_radial_flow_at_its_centre_with_a_subnormal_alpha():
+    """α′ = −100, β′ = −95: α = softplus(−100) = 3.7·10⁻⁴⁴ and α + β are subnormal in float32 (1/α overflows; f(z₀) was
+    ∞·0 = NaN): f(z₀) = z₀, the log-det D·log((α + β)/α) ≈ 3·5 = 15, to the few digits a subnormal keeps (10%)."""
+    out, log_det, gz, gp = radial_float32(-100.0, -95.0, 0.0)
+    np.testing.assert_array_equal(out, np.array([0.3, -0.2, 0.5], np.float32))
+    assert log_det == pytest.approx(D * (math.log(softplus(-95.0)) - math.log(softplus(-100.0))), rel=0.1)

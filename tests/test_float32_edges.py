@@ -117,6 +117,25 @@ def softplus(x):
     return math.log1p(math.exp(-abs(x))) + max(x, 0.0)
 
 
+def beta_variance(a, b):
+    """ab/(s²(s + 1)), s = a + b, and its gradients V·(1/a − 2/s − 1/(s + 1)), V·(1/b − …), in float64 at the float32
+    a and b."""
+    a, b = float(np.float32(a)), float(np.float32(b))
+    s = a + b
+    v = (a / s) * (b / s) / (s + 1)
+    return v, [v * (1 / a - 2 / s - 1 / (s + 1)), v * (1 / b - 2 / s - 1 / (s + 1))]
+
+
+def dirichlet_variance_sum(alpha):
+    """Σᵢ mᵢ(1 − mᵢ)/(s + 1) = (1 − Σ m²)/(s + 1), m = α/s, and its gradient −(2/s)(mᵢ − Σ m²)/(s + 1) − V/(s + 1), in
+    float64 at the float32 α."""
+    a = np.array(alpha, np.float32).astype(np.float64)
+    s = a.sum()
+    m = a / s
+    v = (1 - (m * m).sum()) / (s + 1)
+    return v, [-(2 / s) * (m - (m * m).sum()) / (s + 1) - v / (s + 1)]
+
+
 LIMITS = [  # (name, build, parameters, fn, value, gradients): closed forms in float64 (math.*)
     ("Bernoulli(l = 20) entropy", lambda l: D.Bernoulli(logits=l), [20.0], lambda d: d.entropy(),
      softplus(-20) + 20 * sigmoid(-20), [-20 * sigmoid(20) * sigmoid(-20)]),  # (softplus(l) − σ(l)·l cancelled)
@@ -140,6 +159,12 @@ LIMITS = [  # (name, build, parameters, fn, value, gradients): closed forms in f
      lambda pq: D.kl_divergence(*pq), 0.0, [0.0, 0.0]),  # (log 0 − log 0 = NaN before)
     ("KL(U(0, 1e-30) ‖ U(−1, 1e30))", lambda h, H: (D.Uniform(0.0, h), D.Uniform(-1.0, H)), [1e-30, 1e30],
      lambda pq: D.kl_divergence(*pq), math.log(1e60), [-1e30, 1e-30]),  # (the widths' ratio overflowed: ∞, NaN)
+    ("Beta(1e-30, 3e-30) variance", D.Beta, [1e-30, 3e-30], lambda d: d.variance,
+     *beta_variance(1e-30, 3e-30)),  # (ab/((a + b)²(a + b + 1)): 0/0 = NaN before, ab and (a + b)² underflowing)
+    ("Beta(0.5, 1e30) variance", D.Beta, [0.5, 1e30], lambda d: d.variance,
+     0.0, [0.0, 0.0]),  # (≈ a/b² = 5·10⁻⁶¹, its gradients 1/b², −2a/b³: 0 in float32; NaN before, (a + b)² = ∞)
+    ("Dirichlet(1e-30, 2e-30, 3e-30) Σ variance", D.Dirichlet, [[1e-30, 2e-30, 3e-30]], lambda d: d.variance.sum(),
+     *dirichlet_variance_sum([1e-30, 2e-30, 3e-30])),
     ("Gumbel(0, 1e-3) cdf(−1)", D.Gumbel, [0.0, 1e-3], lambda d: d.cdf(mv.tensor(np.float32(-1.0))),
      0.0, [0.0, 0.0]),  # (exp(−e¹⁰⁰⁰) and its gradients: 0, not e^{−e^y}·e^y = 0·∞ = NaN)
 ]
@@ -147,7 +172,7 @@ LIMITS = [  # (name, build, parameters, fn, value, gradients): closed forms in f
 
 @pytest.mark.parametrize("name,build,params,fn,value,grads", LIMITS, ids=[row[0] for row in LIMITS])
 def test_the_limits(name, build, params, fn, value, grads):
-    ts = [mv.tensor(np.float32(p), requires_grad=True) for p in params]
+    ts = [mv.tensor(np.array(p, np.float32), requires_grad=True) for p in params]
     y = fn(build(*ts))
     y.backward()
     assert y.dtype == np.float32

@@ -2856,6 +2856,10 @@ MUTANTS = [
       ['tests/test_flow_edges.py'], "RadialFlow's log(1 + βh) as such where βh ≈ −1: log 0 at z = z₀, β′ ≪ 0"),
     M('radial-reciprocal-of-alpha-plus-r', 'minivae/flows.py', ('p, q, s = alpha / total, r / total, lifted / total', 'h = 1.0 / total\n        p, q, s = alpha * h, r * h, lifted * h'),
       ['tests/test_flow_edges.py'], "RadialFlow's quotients through 1/(α + r), which overflows where α is subnormal"),
+    M('beta-variance-of-products', 'minivae/distributions/beta.py', ('        return self._batch((a / total) * (b / total) / (total + 1))', '        return self._batch(a * b / (total * total * (total + 1)))'),
+      ['tests/test_float32_edges.py'], "Beta's variance of ab and (a + b)², which underflow: 0/0 = NaN at a = 1e-30, b = 3e-30"),
+    M('dirichlet-variance-of-products', 'minivae/distributions/dirichlet.py', ('        return self._full((a / total) * ((total - a) / total) / (total + 1))', '        return self._full(a * (total - a) / (total * total * (total + 1)))'),
+      ['tests/test_float32_edges.py'], "Dirichlet's variance of α(s − α) and s², which underflow: 0/0 = NaN at α = 1e-30…"),
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
     # ---- helper-71 end ----

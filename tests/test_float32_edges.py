@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import minivae as mv
@@ -273,3 +273,30 @@ def test_student_t_with_many_degrees_of_freedom(df):
         expected = [-0.5 * math.log(2 * math.pi), -0.5 * math.log(2 * math.pi) - 1.125, 0.5 * math.log(2 * math.pi * math.e)]
     np.testing.assert_allclose([*values.numpy(), entropy.item()], expected, rtol=1e-6)
     assert np.isfinite(t.grad)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(-30, 30), st.floats(-30, 30), st.floats(-3, 3))
+@example(-30.0, 30.0, 0.0)  # (σ_p/σ_q = 10⁻⁶⁰, 0 in float32)
+@example(-30.0, 10.0, 1.0)  # (10⁻⁴⁰, subnormal)
+@example(10.0, -10.0, 0.0)  # (10²⁰: the KL, 5·10³⁹, past float32's range; σ_p's gradient, 10³⁰, not)
+def test_normal_kl_in_float32_is_the_float64_formula(log10_p, log10_q, shift):
+    """KL(N(0, σ_p) ‖ N(d·σ_q, σ_q)), the scales 10⁻³⁰…10³⁰ apart: float32's value and gradients in σ_p, σ_q those of
+    log σ_q − log σ_p + (σ_p² + d²σ_q²)/(2σ_q²) − ½ in float64 (math.*, the ratio r = σ_p/σ_q as 10^(log10_p − log10_q)),
+    to float32's precision, where they are numbers in float32's range."""
+    sp, sq = np.float32(10.0 ** log10_p), np.float32(10.0 ** log10_q)
+    if not (sp > 0 and sq > 0 and np.isfinite(sp) and np.isfinite(sq)):
+        return
+    loc_q = np.float32(shift * float(sq))
+    tp, tq = mv.tensor(sp, requires_grad=True), mv.tensor(sq, requires_grad=True)
+    kl = D.kl_divergence(D.Normal(mv.tensor(np.float32(0.0)), tp), D.Normal(mv.tensor(loc_q), tq))
+    kl.backward()
+    p, q, d = float(sp), float(sq), float(loc_q) / float(sq)
+    r = math.exp(math.log(p) - math.log(q))
+    expected = math.log(q) - math.log(p) + 0.5 * (r * r + d * d) - 0.5
+    grads = [r / q - 1 / p, 1 / q - r * r / q - d * d / q]  # (∂/∂σ_q at fixed μ_q: d = μ_q/σ_q moves too)
+    if abs(expected) < 1e37:
+        np.testing.assert_allclose(kl.numpy(), expected, rtol=1e-5, atol=1e-5)
+    for t, g in zip((tp, tq), grads):
+        if abs(g) < 1e37:
+            np.testing.assert_allclose(t.grad, g, rtol=1e-5, atol=1e-6 * (1 / p + 1 / q))

@@ -165,6 +165,11 @@ LIMITS = [  # (name, build, parameters, fn, value, gradients): closed forms in f
      0.0, [0.0, 0.0]),  # (≈ a/b² = 5·10⁻⁶¹, its gradients 1/b², −2a/b³: 0 in float32; NaN before, (a + b)² = ∞)
     ("Dirichlet(1e-30, 2e-30, 3e-30) Σ variance", D.Dirichlet, [[1e-30, 2e-30, 3e-30]], lambda d: d.variance.sum(),
      *dirichlet_variance_sum([1e-30, 2e-30, 3e-30])),
+    ("KL(Geometric(l = −100) ‖ Geometric(l = −100))", lambda a, b: (D.Geometric(logits=a), D.Geometric(logits=b)),
+     [-100.0, -100.0], lambda pq: D.kl_divergence(*pq), 0.0, [0.0, 0.0]),  # (E_p[k] = e¹⁰⁰ = ∞ in float32: +∞ before)
+    ("KL(Geometric(l = −100) ‖ Geometric(l = −99))", lambda a, b: (D.Geometric(logits=a), D.Geometric(logits=b)),
+     [-100.0, -99.0], lambda pq: D.kl_divergence(*pq), math.e - 2, [1 - math.e, math.e - 1]),
+    # (e^{−l_p}(e^{l_q} − e^{l_p}) + l_p − l_q + O(e^{−99}) = e − 2, its gradients −e^{l_q − l_p} + 1 and e^{l_q − l_p} − 1)
     ("Gumbel(0, 1e-3) cdf(−1)", D.Gumbel, [0.0, 1e-3], lambda d: d.cdf(mv.tensor(np.float32(-1.0))),
      0.0, [0.0, 0.0]),  # (exp(−e¹⁰⁰⁰) and its gradients: 0, not e^{−e^y}·e^y = 0·∞ = NaN)
 ]

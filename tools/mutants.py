@@ -2387,7 +2387,7 @@ MUTANTS = [
       ['tests/distributions/test_more_univariate.py::test_geometric_values_draws_and_probs_or_logits'], "Geometric's failures weighted by log p for log(1 − p)"),
     M('geometric-sample-ceil', 'minivae/distributions/geometric.py', ('k = xp.floor(', 'k = xp.ceil('),
       ['tests/distributions/test_more_univariate.py::test_geometric_values_draws_and_probs_or_logits'], "Geometric's draws rounded up: trials, not failures (never 0)"),
-    M('geometric-entropy-softplus-sign', 'minivae/distributions/geometric.py', ('return ops.softplus(-logits) + ops.where(negative, below, above)', 'return ops.softplus(logits) + ops.where(negative, below, above)'),
+    M('geometric-entropy-softplus-sign', 'minivae/distributions/geometric.py', ('return ops.softplus(-self.logits) + softplus_over_exp(self.logits)', 'return ops.softplus(self.logits) + softplus_over_exp(self.logits)'),
       ['tests/distributions/test_more_univariate.py::test_geometric_values_draws_and_probs_or_logits'], "Geometric's entropy from logits with −log(1 − p) for −log p"),
     M('kl-gumbel-lgamma-of-ratio', 'minivae/distributions/kl.py', ('ops.exp(shift + ops.lgamma(1 + ratio))', 'ops.exp(shift + ops.lgamma(ratio))'),
       ['tests/distributions/test_more_univariate_kl.py::test_kl_is_the_expected_log_ratio[Gumbel]'], "KL(Gumbel ‖ Gumbel) with Γ(r) for Γ(1 + r)"),
@@ -2860,6 +2860,10 @@ MUTANTS = [
       ['tests/test_float32_edges.py'], "Beta's variance of ab and (a + b)², which underflow: 0/0 = NaN at a = 1e-30, b = 3e-30"),
     M('dirichlet-variance-of-products', 'minivae/distributions/dirichlet.py', ('        return self._full((a / total) * ((total - a) / total) / (total + 1))', '        return self._full(a * (total - a) / (total * total * (total + 1)))'),
       ['tests/test_float32_edges.py'], "Dirichlet's variance of α(s − α) and s², which underflow: 0/0 = NaN at α = 1e-30…"),
+    M('kl-geometric-through-the-mean', 'minivae/distributions/kl.py', ('    if p._probs is None and q._probs is None:\n        # e^', '    if False:\n        # e^'),
+      ['tests/test_float32_edges.py'], "KL(Geometric ‖ Geometric) of logits through E_p[k] = e^(−l_p), ∞ at l_p = −100 in float32: +∞ where the KL is 0"),
+    M('log-softplus-of-the-underflow', 'minivae/distributions/geometric.py', ('below + ops.log(softplus_over_exp(below))', 'ops.log(ops.softplus(below))'),
+      ['tests/test_float32_edges.py'], "log softplus(l) as the log of softplus(l), subnormal from l ≈ −87 in float32: KL(Geometric(−100) ‖ Geometric(−99)) off"),
     # ---- helper-70 end ----
     # ---- helper-71 begin: fix11-library: count likelihoods with library size, decoder dropout ----
     # ---- helper-71 end ----

@@ -29,7 +29,7 @@ from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
 from minivae.distributions.gamma import Gamma
-from minivae.distributions.geometric import Geometric
+from minivae.distributions.geometric import Geometric, log_softplus, softplus_over_exp
 from minivae.distributions.gumbel import Gumbel
 from minivae.distributions.half_normal import HalfNormal
 from minivae.distributions.independent import Independent, sum_rightmost
@@ -404,7 +404,14 @@ def _kl_gumbel_gumbel(p, q):
 @register_kl(Geometric, Geometric)
 def _kl_geometric_geometric(p, q):
     """−H(p) − log(1 − q)·(1 − p)/p − log q = E_p[k]·(log(1 − p) − log(1 − q)) + log p − log q (torch's
-    −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``)."""
+    −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``); of two logits as
+    exp(log softplus(l_q) − l_p) − softplus(l_p)·e^{−l_p} + softplus(−l_q) − softplus(−l_p), finite where E_p[k] = e^{−l_p}
+    overflows (+∞ at l_p = l_q = −100 in float32, where the KL is 0; NaN gradients)."""
+    if p._probs is None and q._probs is None:
+        # e^{−l_p}·(softplus(l_q) − softplus(l_p)) + softplus(−l_q) − softplus(−l_p): E_p[k] = e^{−l_p} overflows from
+        # l_p ≈ −88 in float32 (∞·0 = NaN at p = q), so e^{−l_p}·softplus(l_q) = exp(log softplus(l_q) − l_p)
+        l_p, l_q = p.logits, q.logits
+        return (ops.exp(log_softplus(l_q) - l_p) - softplus_over_exp(l_p)) + (ops.softplus(-l_q) - ops.softplus(-l_p))
     log_q, log_1mq = q._log_p_and_q()
     return -p.entropy() - log_1mq * (p.mean + 1) - (log_q - log_1mq)
 

@@ -51,20 +51,35 @@ def _own(shape, rng, scale):
     return Tensor((rng.normal(shape, numpy.float64) * scale).astype(numpy.float32), requires_grad=True)
 
 
+def _log1p_or(x, log_one_plus_x):
+    """log1p(x), but ``log_one_plus_x`` (the same, computed without cancelling to log 0) where x < −1/2. (log1p of 0
+    there: its VJP would be NaN at x = −1; the other is a number wherever log1p is taken.)"""
+    near = array_function(lambda x: x < -0.5, x)
+    return ops.where(near, log_one_plus_x, ops.log1p(ops.where(near, 0.0, x)))
+
+
 class PlanarFlow(Module):
     """f(z) = z + û·tanh(wᵀz + b) (Rezende & Mohamed 2015 eq. 10), log|det J| = log|1 + ûᵀψ(z)|, ψ(z) = (1 − tanh²(wᵀz +
     b))·w (eq. 11–12).
 
     Invertibility (their appendix A.1): f is invertible iff wᵀû ≥ −1, so the raw u is replaced by
     û = u + (m(wᵀu) − wᵀu)·w/‖w‖², m(a) = −1 + softplus(a), which makes wᵀû = m(wᵀu) > −1 exactly. Then
-    ûᵀψ = (1 − tanh²)·m(wᵀu), and the log-det is log(1 + (1 − tanh²(a))·m(wᵀu)) with 1 − tanh²(a) written stably as
-    exp(2(log 2 − a − softplus(−2a))).
+    ûᵀψ = (1 − tanh²)·m(wᵀu), and the log-det is log(1 + (1 − tanh²(a))·m(wᵀu)).
+
+    Computed so that float32 neither overflows nor cancels where the function is a number: w/‖w‖² as (w/‖w‖)/‖w‖
+    with the scale-free ``ops.norm`` (the gradient of 1/Σw², −w/(Σw²)², overflowed: ∞ for ‖w‖ ≲ 10⁻¹⁴ in float32,
+    where the gradient, ∝ 1/‖w‖², is 10²⁸); m − wᵀu as softplus(−wᵀu) − 1; the log-det as log1p((1 − tanh²)·m), but
+    where (1 − tanh²)·m < −1/2 as log(tanh²(a) + (1 − tanh²(a))·softplus(wᵀu)), a sum of terms ≥ 0 (1 + (1 − tanh²)·m
+    cancelled to 0 where a ≈ 0 and wᵀu ≪ 0: −∞ where the log-det is log softplus(wᵀu) ≈ wᵀu); 1 − tanh²(a) as
+    exp(2(log 2 − a − softplus(−2a))). (Left: where tanh²(a) and softplus(wᵀu) both underflow, |a| ≲ 10⁻¹⁹ and
+    wᵀu ≲ −103 in float32, the log-det is −∞.)
 
     At w = 0 the paper's û has no limit: ‖û − u‖ = |softplus(−wᵀu) − 1|/‖w‖ → (1 − log 2)/‖w‖ → ∞ as w → 0 (pyro's
     Planar divides by ‖w‖² too, NaN at 0; others add an ε to ‖w‖², which makes û → u). There the flow needs no
     constraint (wᵀû = 0 > −1 for every u): û = u, f(z) = z + u·tanh(b), a shift, log|det J| = 0, with finite gradients
-    (those of z + u·tanh(wᵀz + b) at w = 0); where ‖w‖² is 0 in the dtype (w = 0, or its square underflows: ‖w‖ below
-    about 10⁻²³ in float32) the same, with wᵀû = wᵀu. Elsewhere the paper's û, exactly.
+    (those of z + u·tanh(wᵀz + b) at w = 0). The same where ‖w‖² is below the dtype's smallest normal number (‖w‖ <
+    1.1·10⁻¹⁹ in float32, 1.5·10⁻¹⁵⁴ in float64), with wᵀû = wᵀu: beyond it the gradient, ∝ 1/‖w‖², is past 1/tiny
+    (8.5·10³⁷ in float32) and overflows. Elsewhere the paper's û, exactly.
 
     params (…, 2D + 1): u, w, b packed (amortized), or the layer's own (``amortized=False``; drawn from ``rng``)."""
 
@@ -91,13 +106,16 @@ class PlanarFlow(Module):
         u, w, b = self._params(params)
         a = _dot(w, z) + b
         wu = _dot(w, u)
-        flat = array_function(lambda ww: ww == 0, _dot(w, w))  # (w = 0, or its square underflows)
+        norm = ops.norm(w, axis=-1, keepdims=True)
+        flat = array_function(lambda n: n * n < numpy.finfo(n.dtype).tiny, norm)  # (w = 0, or ‖w‖² subnormal)
         m = ops.where(flat, wu, ops.softplus(wu) - 1.0)  # wᵀû: m(wᵀu) > −1, or wᵀu where w is flat (û = u)
-        w = ops.where(flat, 1.0, w)  # (any w ≠ 0 there, as m − wᵀu = 0: no 0/0 below)
-        u_hat = u + (m - wu) * w / _dot(w, w)
-        out = z + u_hat * ops.tanh(a)
+        norm = ops.where(flat, 1.0, norm)  # (any ‖w‖ ≠ 0 there, as m − wᵀu = 0: no 0/0 below)
+        u_hat = u + ops.where(flat, 0.0, ops.softplus(-wu) - 1.0) / norm * (w / norm)  # m − wᵀu = softplus(−wᵀu) − 1
+        t = ops.tanh(a)
+        out = z + u_hat * t
         sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
-        log_det = ops.log(ops.abs(1.0 + sech2 * m))
+        one_plus_m = ops.where(flat, 1.0 + wu, ops.softplus(wu))
+        log_det = _log1p_or(sech2 * m, ops.log(ops.abs(t * t + sech2 * one_plus_m)))  # (tanh² + (1 − tanh²)·(1 + m))
         return out, ops.squeeze(log_det, -1)
 
 
@@ -112,6 +130,16 @@ class RadialFlow(Module):
     in r is not 0), and its gradient in z and z₀ is the subgradient 0 (the 2-norm's at the zero vector, ``ops.norm``'s,
     what central differences give). r is ``ops.norm``, whose gradient is 0 at r = 0, where √(Σ(z − z₀)²)'s is ∞, and ∞
     times z − z₀ = 0 was a NaN gradient for z, z₀ and every parameter upstream.
+
+    Computed without overflow, and without cancelling to log 0, in float32 where the flow is a number, from the
+    quotients by α + r p = α/(α + r), q = r/(α + r) = 1 − p and s = (α + β)/(α + r) (1/(α + r) itself overflowed where
+    α is subnormal, α′ ≲ −87: f(z₀) = ∞·0 = NaN): βh = (α + β − α)/(α + r); f(z) = z₀ + (r + α + β)·((z − z₀)/(α + r)),
+    which is z₀ + (1 + βh)(z − z₀) (∂f/∂z at z₀ is (α + β)/α, which z + βh(z − z₀) cancelled to 0 where β′ ≪ 0); the
+    log-det's log1p(βh) and log1p(βh + βh′r) = log1p(αβh²) = log1p(p·βh), but where their argument is below −1/2,
+    log(q + s) = log(r + α + β) − log(α + r) and log(q(q + 2p) + p·s), of sums of terms ≥ 0 (log1p(βh) was −∞ where
+    β′ ≪ 0, α + β = softplus(β′) tiny and βh ≈ −1: D·log((α + β)/α) = −59 at r = 0, β′ = −20, α′ = 0; its gradients
+    NaN). (Left: where α + r is 0, or s overflows or is subnormal — α′ ≲ −80 with z ≈ z₀ and β′ ≫ 0, or β′ ≲ α′ − 87
+    at z = z₀ — the log-det or its gradient is not a number.)
 
     params (…, D + 2): z₀, α′, β′ packed (amortized), or the layer's own (``amortized=False``)."""
 
@@ -137,14 +165,15 @@ class RadialFlow(Module):
 
     def forward(self, z, params=None):
         z0, alpha_raw, beta_raw = self._params(params)
-        alpha = ops.softplus(alpha_raw)
-        beta = ops.softplus(beta_raw) - alpha  # β ≥ −α
+        alpha, lifted = ops.softplus(alpha_raw), ops.softplus(beta_raw)  # α, and α + β ≥ 0
         diff = z - z0
         r = ops.norm(diff, axis=-1, keepdims=True)  # (∂r/∂z = 0 at r = 0, not ∞·0 = NaN: see the docstring)
-        h = 1.0 / (alpha + r)
-        h_prime = -h * h
-        out = z + beta * h * diff
-        log_det = (self.dim - 1) * ops.log1p(beta * h) + ops.log1p(beta * h + beta * h_prime * r)
+        total = alpha + r
+        beta_h = (lifted - alpha) / total  # βh, 1/(α + r) never formed: see the docstring
+        out = z0 + (r + lifted) * (diff / total)  # z + βh(z − z₀) = z₀ + (1 + βh)(z − z₀), 1 + βh = q + s (no 1 − 1)
+        p, q, s = alpha / total, r / total, lifted / total
+        log_det = ((self.dim - 1) * _log1p_or(beta_h, ops.log(r + lifted) - ops.log(total))
+                   + _log1p_or(p * beta_h, ops.log(q * (q + 2 * p) + p * s)))
         return out, ops.squeeze(log_det, -1)
 
 

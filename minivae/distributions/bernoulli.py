@@ -12,7 +12,8 @@ class Bernoulli(Distribution):
     """P(x = 1) = σ(logits), elementwise.
 
     log_prob   x·log σ(l) + (1 − x)·log(1 − σ(l)) = −bce_with_logits(l, x)  (stable for any l; one op)
-    entropy    bce_with_logits(l, p), p = probs (σ(l) when logits were given)
+    entropy    bce_with_logits(l, p), p the given probs; of logits, softplus(−|l|) + |l|·σ(−|l|) (= softplus(l) − σ(l)·l,
+               which cancels for l ≫ 0 in float32: 2.1·10⁻⁹ at l = 20, where it is 4.3·10⁻⁸)
     Give exactly one of ``probs`` (the first positional argument, as in PyTorch) and ``logits``.
     Given probs (in [0, 1]) are kept as given for ``probs``, ``mean`` and ``sample``, so probs 0 and 1
     never draw the impossible value; ``log_prob`` and ``entropy`` go through the logits of the probs
@@ -66,4 +67,7 @@ class Bernoulli(Distribution):
         return ops.bernoulli_log_prob(self.logits, as_value(value, self.logits))
 
     def entropy(self):
-        return ops.bce_with_logits(self.logits, self.probs)  # both arguments carry l's gradient
+        if self._probs is not None:
+            return ops.bce_with_logits(self.logits, self._probs)
+        a = ops.abs(self.logits)  # (H is even in l)
+        return ops.softplus(-a) + a * ops.sigmoid(-a)

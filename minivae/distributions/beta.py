@@ -56,8 +56,8 @@ class Beta(Distribution):
     @property
     def variance(self):
         a, b = self.concentration1, self.concentration0
-        total = a + b
-        return self._batch(a * b / (total * total * (total + 1)))
+        total = a + b  # ab/((a + b)²(a + b + 1)) as (a/(a + b))(b/(a + b))/(a + b + 1): ab and (a + b)² underflow
+        return self._batch((a / total) * (b / total) / (total + 1))  # (0/0 at a = b = 1e-30) or overflow
 
     def rsample(self, sample_shape=(), rng=None, draws=None):
         """X/(X + Y) of Gamma(a, 1) and Gamma(b, 1) draws by ``rng``; pass ``draws`` = (X, Y) to fix them."""

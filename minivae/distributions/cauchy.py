@@ -44,11 +44,12 @@ class Cauchy(Distribution):
     rsample    icdf(u), u ~ Uniform(0, 1) open: loc + scale·tan(π(u − ½)), differentiable in loc (1) and scale
                ((z − loc)/scale) (pathwise); float32 uniforms lie in [2⁻²⁴, 1 − 2⁻²⁴], so every draw is finite,
                within 5.3·10⁶ scales of loc (2.7·10⁹ in float64)
-    log_prob   −log π − log scale − log(1 + z²), z = (x − loc)/scale (log(1 + z²) = 2 log|z| + log1p(1/z²) for |z| > 1,
-               finite where z² overflows)
+    log_prob   −log π − log scale − log(1 + z²), z = (x − loc)/scale, as −log π + log scale − 2 log hypot(x − loc, scale)
+               (ops.hypot, scale-free: finite where z², or z itself, overflows: |x − loc| = 10³⁰ at scale 10⁻³⁰)
     entropy    log(4π) + log scale
     mean NaN;  variance ∞ (torch's: neither moment exists);  mode loc
-    cdf        ½ + atan(z)/π = atan2(1, −z)/π (ops.atan2: its lower tail keeps its digits, 1/(π|z|), where torch's
+    cdf        ½ + atan(z)/π = atan2(scale, loc − x)/π (ops.atan2, of x − loc and scale: z overflows where scale is
+               tiny, and its gradient was NaN there; the lower tail keeps its digits, 1/(π|z|), where torch's
                ½ + atan(z)/π is 0 from |z| ≈ 10¹⁶ on in float64); its gradient the density, 1/(π·scale·(1 + z²)) in x,
                0 at z = ±∞
     icdf       loc + scale·tan(π(p − ½)) (``tan_pi_centred``, ops.tan); −∞ at p = 0, ∞ at p = 1, NaN outside [0, 1]
@@ -93,8 +94,7 @@ class Cauchy(Distribution):
         return self.icdf(uniforms)
 
     def log_prob(self, value):
-        z = (self._value(value) - self.loc) / self.scale
-        return -LOG_PI - ops.log(self.scale) - log1p_square(z)
+        return -LOG_PI + ops.log(self.scale) - 2 * ops.log(ops.hypot(self._value(value) - self.loc, self.scale))
 
     def entropy(self):
         return self._batch(LOG_4PI + ops.log(self.scale))
@@ -103,8 +103,7 @@ class Cauchy(Distribution):
         return cdf_with_limits(self._cdf, self._value(value))
 
     def _cdf(self, value):
-        z = (value - self.loc) / self.scale
-        return ops.atan2(1.0, -z) / math.pi
+        return ops.atan2(self.scale, self.loc - value) / math.pi
 
     def icdf(self, value):
         return self.loc + self.scale * tan_pi_centred(self._value(value))

@@ -57,7 +57,7 @@ class Dirichlet(Distribution):
     def variance(self):
         a = self.concentration
         total = a.sum(axis=-1, keepdims=True)
-        return self._full(a * (total - a) / (total * total * (total + 1)))
+        return self._full((a / total) * ((total - a) / total) / (total + 1))  # (as Beta's: no products to underflow)
 
     def _full(self, x):
         shape = tuple(self.batch_shape) + tuple(self.event_shape)

@@ -1,11 +1,38 @@
 """The geometric distribution: the number of failures before the first success of Bernoulli(p) trials."""
 import math
 
+import numpy
+
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, _first_bad, as_value, checkable, logits_from
 from minivae.engine import array_function
 from minivae.random import resolve
+
+
+def _sqrt_eps(x):
+    return math.sqrt(float(numpy.finfo(x.dtype).eps))
+
+
+def softplus_over_exp(logits):
+    """softplus(l)·e^{−l} (= (1 − p)/p·(−log(1 − p)), p = σ(l)): log1p(t)/t, t = eˡ, for l < 0, 1 at t → 0, by its
+    series 1 − t/2 + t²/3 below √ε (log1p(t)/t's gradient divides by t², which underflows: NaN at l = −100 in float32);
+    softplus(l)·e^{−l} for l ≥ 0."""
+    negative = array_function(lambda l: l < 0, logits)
+    t = ops.exp(ops.where(negative, logits, 0.0))
+    small = array_function(lambda t: t < _sqrt_eps(t), t)
+    series = 1.0 - t * (0.5 - t / 3.0)  # log1p(t)/t = 1 − t/2 + t²/3 + O(t³)
+    below = ops.where(small, series, ops.log1p(t) / ops.where(small, 1.0, t))
+    above = ops.softplus(ops.where(negative, 0.0, logits)) * ops.exp(-ops.where(negative, 0.0, logits))
+    return ops.where(negative, below, above)
+
+
+def log_softplus(logits):
+    """log softplus(l): l + log(softplus(l)·e^{−l}) for l < 0 (softplus(l) ≈ eˡ underflows from l ≈ −104 in float32,
+    where its log is ≈ l), log(softplus(l)) for l ≥ 0."""
+    negative = array_function(lambda l: l < 0, logits)
+    below = ops.where(negative, logits, 0.0)
+    return ops.where(negative, below + ops.log(softplus_over_exp(below)), ops.log(ops.softplus(ops.where(negative, 1.0, logits))))
 
 
 class Geometric(Distribution):
@@ -15,7 +42,8 @@ class Geometric(Distribution):
     sample     floor(log u / log(1 − p)), u ~ Uniform(0, 1) open (torch's inversion); no rsample (a discrete value)
     log_prob   k·log(1 − p) + log p (0·log 0 = 0 at p = 1, k = 0, as torch's); −∞ for k < 0 or not an integer
     entropy    (−p log p − (1 − p) log(1 − p))/p: −log p − (1 − p)·log1p(−p)/p of probs given (0 at p = 1), and
-               softplus(−l) + softplus(l)·e^{−l} of logits given
+               softplus(−l) + softplus(l)·e^{−l} of logits given (``softplus_over_exp``); below √ε p's series,
+               1 − p/2 − p²/6 (the closed form's gradient divides by p², which underflows: NaN at p = 10⁻⁴⁵)
     mean (1 − p)/p;  mode 0;  variance (1 − p)/p²
     log p = −softplus(−l), log(1 − p) = −softplus(l), (1 − p)/p = e^{−l} when logits are given: every quantity finite
     for logits up to ±10⁴ (where p or 1 − p underflows). Given probs are used as they are (torch's formulas; torch's
@@ -92,18 +120,14 @@ class Geometric(Distribution):
         return ops.where(outside, -math.inf, failures + log_p)
 
     def entropy(self):
-        if self._probs is not None:  # −log p − (1 − p)·log(1 − p)/p, the second term 0 at p = 1
+        if self._probs is not None:  # −log p − (1 − p)·log1p(−p)/p, the second term 0 at p = 1
             p = self._probs
-            certain = array_function(lambda p: p == 1, p)
-            q = ops.where(certain, 0.0, p)
-            return -ops.log(p) - ops.where(certain, 0.0, (1 - q) * ops.log1p(-q) / ops.where(certain, 1.0, p))
-        logits = self.logits
-        negative = array_function(lambda l: l < 0, logits)
-        t = ops.exp(ops.where(negative, logits, 0.0))  # e^l for l < 0: softplus(l)·e^{−l} = log1p(t)/t, 1 at t → 0
-        vanished = array_function(lambda t: t == 0, t)
-        below = ops.where(vanished, 1.0, ops.log1p(t) / ops.where(vanished, 1.0, t))
-        above = ops.softplus(ops.where(negative, 0.0, logits)) * ops.exp(-ops.where(negative, 0.0, logits))
-        return ops.softplus(-logits) + ops.where(negative, below, above)
+            certain, small = array_function(lambda p: (p == 1, p < _sqrt_eps(p)), p)
+            q = ops.where(certain | small, 0.5, p)
+            series = 1.0 - p * (0.5 + p / 6.0)  # −(1 − p)·log1p(−p)/p = 1 − p/2 − p²/6 + O(p³)
+            closed = ops.where(certain, 0.0, -(1 - q) * ops.log1p(-q) / q)
+            return -ops.log(p) + ops.where(small, series, closed)
+        return ops.softplus(-self.logits) + softplus_over_exp(self.logits)
 
     def __repr__(self):
         return f"Geometric(batch_shape={self.batch_shape})"

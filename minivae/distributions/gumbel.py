@@ -21,7 +21,8 @@ class Gumbel(Distribution):
     log_prob   y − e^y − log scale, y = (loc − x)/scale (torch's)
     entropy    log scale + 1 + γ (γ Euler's constant)
     mean loc + γ·scale;  mode loc;  stddev π/√6·scale;  variance π²/6·scale²
-    cdf        exp(−e^{−(x − loc)/scale});  icdf loc − scale·log(−log p): −∞ at p = 0, ∞ at p = 1, NaN outside [0, 1]
+    cdf        exp(−e^y), y = (loc − x)/scale taken at most 7 (where it is 0 in float64 and its gradient 0, not 0·∞)
+    icdf       loc − scale·log(−log p): −∞ at p = 0, ∞ at p = 1, NaN outside [0, 1]
     kl_divergence(Gumbel, Gumbel) is torch's closed form (minivae.distributions.kl).
     support real; arg_constraints loc real, scale positive. A constant CPU scale must be > 0 and finite.
     """
@@ -65,7 +66,11 @@ class Gumbel(Distribution):
         return self._batch(ops.log(self.scale) + (1 + numpy.euler_gamma))
 
     def cdf(self, value):
-        return cdf_with_limits(lambda x: ops.exp(-ops.exp((self.loc - x) / self.scale)), self._value(value))
+        return cdf_with_limits(self._cdf, self._value(value))
+
+    def _cdf(self, x):
+        y = ops.clip((self.loc - x) / self.scale, max=7.0)  # exp(−e⁷) = exp(−1097) is 0 in float64 too: the value
+        return ops.exp(-ops.exp(y))  # unchanged, and its gradient 0 there, not e^{−e^y}·e^y = 0·∞ = NaN (y > 88.7)
 
     def icdf(self, value):
         p = self._value(value)

@@ -29,7 +29,7 @@ from minivae.distributions.dirichlet import Dirichlet
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
 from minivae.distributions.gamma import Gamma
-from minivae.distributions.geometric import Geometric
+from minivae.distributions.geometric import Geometric, log_softplus, softplus_over_exp
 from minivae.distributions.gumbel import Gumbel
 from minivae.distributions.half_normal import HalfNormal
 from minivae.distributions.independent import Independent, sum_rightmost
@@ -90,12 +90,22 @@ def _infinite(p, q):
     return array_function(lambda a: like.xp.full(shape, math.inf, p._dtype), like)
 
 
+def _log_ratio(a, b):
+    """log(a/b) of a, b > 0: the log of the quotient where it is a normal number, else log a − log b. The quotient of
+    scales far apart under- or overflows (10⁻³⁰/10³⁰ is 0 in float32, where log(a/b) is −138: −∞ and ∞ made KLs of
+    +∞ and NaN, and gradients of ±∞), and below the normal numbers it has lost digits. (The quotient in the graph is
+    of 1s there: the VJP of an ∞ quotient is NaN even for a gradient of 0.)"""
+    quotient = a.detach() / b.detach()  # (by an op: b may be a number's tensor on the CPU, beside a on the GPU)
+    normal = array_function(lambda r: (r >= numpy.finfo(r.dtype).tiny) & (r <= numpy.finfo(r.dtype).max), quotient)
+    return ops.where(normal, ops.log(ops.where(normal, a, 1.0) / ops.where(normal, b, 1.0)), ops.log(a) - ops.log(b))
+
+
 @register_kl(Normal, Normal)
 def _kl_normal_normal(p, q):
-    """log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½."""
+    """log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½ (the log by ``_log_ratio``)."""
     ratio = p.scale / q.scale
     diff = (p.loc - q.loc) / q.scale
-    return 0.5 * (ratio * ratio + diff * diff) - ops.log(ratio) - 0.5
+    return 0.5 * (ratio * ratio + diff * diff) - _log_ratio(p.scale, q.scale) - 0.5
 
 
 @register_kl(Categorical, Categorical)
@@ -166,10 +176,10 @@ def _kl_continuous_bernoulli_continuous_bernoulli(p, q):
 
 @register_kl(Laplace, Laplace)
 def _kl_laplace_laplace(p, q):
-    """−log r + |μ_p − μ_q|/b_q + r·e^{−|μ_p − μ_q|/b_p} − 1, r = b_p/b_q (torch's)."""
+    """−log r + |μ_p − μ_q|/b_q + r·e^{−|μ_p − μ_q|/b_p} − 1, r = b_p/b_q (torch's; log r by ``_log_ratio``)."""
     ratio = p.scale / q.scale
     diff = ops.abs(p.loc - q.loc)
-    return -ops.log(ratio) + diff / q.scale + ratio * ops.exp(-diff / p.scale) - 1
+    return -_log_ratio(p.scale, q.scale) + diff / q.scale + ratio * ops.exp(-diff / p.scale) - 1
 
 
 @register_kl(Uniform, Uniform)
@@ -179,7 +189,7 @@ def _kl_uniform_uniform(p, q):
     # (from the differences, ops, so that a q of numbers, on the CPU, serves beside a p on the GPU as the ops take it;
     # a − b > 0 exactly where a > b)
     outside = array_function(lambda below, above: (below > 0) | (above > 0), q.low - p.low, p.high - q.high)
-    return ops.where(outside, math.inf, ops.log((q.high - q.low) / (p.high - p.low)))
+    return ops.where(outside, math.inf, _log_ratio(q.high - q.low, p.high - p.low))
 
 
 @register_kl(Normal, Laplace)
@@ -189,7 +199,7 @@ def _kl_normal_laplace(p, q):
     delta = p.loc - q.loc
     z = delta / p.scale
     folded = math.sqrt(2 / math.pi) * p.scale * ops.exp(-0.5 * z * z) + delta * ops.erf(math.sqrt(0.5) * z)
-    return -ops.log(p.scale / q.scale) + folded / q.scale - 0.5 * (1 + math.log(0.5 * math.pi))
+    return -_log_ratio(p.scale, q.scale) + folded / q.scale - 0.5 * (1 + math.log(0.5 * math.pi))
 
 
 @register_kl(Laplace, Normal)
@@ -198,7 +208,7 @@ def _kl_laplace_normal(p, q):
     square of the difference (no cancellation for large locations)."""
     ratio2 = (p.scale / q.scale) ** 2
     delta = (p.loc - q.loc) / q.scale
-    return -0.5 * ops.log(2 / math.pi * ratio2) + ratio2 + 0.5 * delta * delta - 1
+    return -0.5 * math.log(2 / math.pi) - _log_ratio(p.scale, q.scale) + ratio2 + 0.5 * delta * delta - 1
 
 
 @register_kl(Uniform, Normal)
@@ -258,8 +268,7 @@ def _kl_gamma_gamma(p, q):
 @register_kl(Exponential, Exponential)
 def _kl_exponential_exponential(p, q):
     """r − log r − 1, r = β_q/β_p (torch's)."""
-    ratio = q.rate / p.rate
-    return ratio - ops.log(ratio) - 1
+    return q.rate / p.rate - _log_ratio(q.rate, p.rate) - 1
 
 
 @register_kl(Exponential, Gamma)
@@ -377,9 +386,10 @@ def _kl_through_base_normals(p, q):
 
 @register_kl(Cauchy, Cauchy)
 def _kl_cauchy_cauchy(p, q):
-    """log(((σ_p + σ_q)² + (μ_p − μ_q)²)/(4σ_pσ_q)) (torch's, from Chyzak & Nielsen 2019)."""
-    total, delta = p.scale + q.scale, p.loc - q.loc
-    return ops.log(total * total + delta * delta) - ops.log(4 * p.scale * q.scale)
+    """log(((σ_p + σ_q)² + (μ_p − μ_q)²)/(4σ_pσ_q)) (torch's, from Chyzak & Nielsen 2019), as
+    2 log hypot(σ_p + σ_q, μ_p − μ_q) − log 4 − log σ_p − log σ_q: the square and the product underflow (0/0 = NaN at
+    σ = 10⁻³⁰ in float32) or overflow."""
+    return 2 * ops.log(ops.hypot(p.scale + q.scale, p.loc - q.loc)) - math.log(4) - ops.log(p.scale) - ops.log(q.scale)
 
 
 @register_kl(Gumbel, Gumbel)
@@ -387,13 +397,21 @@ def _kl_gumbel_gumbel(p, q):
     """−log r − (μ_q − μ_p)/σ_q + γ·r + exp((μ_q − μ_p)/σ_q + lgamma(1 + r)) − (1 + γ), r = σ_p/σ_q (torch's, its
     μ_q/σ_q − μ_p/σ_q taken as one difference)."""
     ratio, shift = p.scale / q.scale, (q.loc - p.loc) / q.scale
-    return -ops.log(ratio) - shift + EULER_GAMMA * ratio + ops.exp(shift + ops.lgamma(1 + ratio)) - (1 + EULER_GAMMA)
+    return (-_log_ratio(p.scale, q.scale) - shift + EULER_GAMMA * ratio + ops.exp(shift + ops.lgamma(1 + ratio))
+            - (1 + EULER_GAMMA))
 
 
 @register_kl(Geometric, Geometric)
 def _kl_geometric_geometric(p, q):
     """−H(p) − log(1 − q)·(1 − p)/p − log q = E_p[k]·(log(1 − p) − log(1 − q)) + log p − log q (torch's
-    −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``)."""
+    −H(p) − log1p(−q)/p − logit(q), with the mean and logs of ``Geometric``); of two logits as
+    exp(log softplus(l_q) − l_p) − softplus(l_p)·e^{−l_p} + softplus(−l_q) − softplus(−l_p), finite where E_p[k] = e^{−l_p}
+    overflows (+∞ at l_p = l_q = −100 in float32, where the KL is 0; NaN gradients)."""
+    if p._probs is None and q._probs is None:
+        # e^{−l_p}·(softplus(l_q) − softplus(l_p)) + softplus(−l_q) − softplus(−l_p): E_p[k] = e^{−l_p} overflows from
+        # l_p ≈ −88 in float32 (∞·0 = NaN at p = q), so e^{−l_p}·softplus(l_q) = exp(log softplus(l_q) − l_p)
+        l_p, l_q = p.logits, q.logits
+        return (ops.exp(log_softplus(l_q) - l_p) - softplus_over_exp(l_p)) + (ops.softplus(-l_q) - ops.softplus(-l_p))
     log_q, log_1mq = q._log_p_and_q()
     return -p.entropy() - log_1mq * (p.mean + 1) - (log_q - log_1mq)
 
@@ -404,7 +422,7 @@ def _kl_gumbel_normal(p, q):
     and Var_p = π²σ_p²/6."""
     ratio = p.scale / q.scale
     centre = (p.loc + EULER_GAMMA * p.scale - q.loc) / q.scale
-    return (-ops.log(ratio) + 0.5 * LOG_2PI + (0.5 * math.pi * ratio) ** 2 / 3 + 0.5 * centre * centre
+    return (-_log_ratio(p.scale, q.scale) + 0.5 * LOG_2PI + (0.5 * math.pi * ratio) ** 2 / 3 + 0.5 * centre * centre
             - (EULER_GAMMA + 1))
 
 
@@ -414,7 +432,7 @@ def _kl_normal_gumbel(p, q):
     μ_p/σ_q − μ_q/σ_q taken as one difference): E_p[e^{−(x − μ_q)/σ_q}] is the Normal's moment generating function."""
     ratio = p.scale / q.scale
     shift = (p.loc - q.loc) / q.scale
-    return -ops.log(ratio) + shift + ops.exp(0.5 * ratio * ratio - shift) - 0.5 * (1 + LOG_2PI)
+    return -_log_ratio(p.scale, q.scale) + shift + ops.exp(0.5 * ratio * ratio - shift) - 0.5 * (1 + LOG_2PI)
 
 
 @register_kl(Exponential, Gumbel)

@@ -12,6 +12,33 @@ from minivae.random import resolve
 HALF_LOG_PI = 0.5 * math.log(math.pi)  # = lgamma(½)
 
 
+def _asymptotic(x):
+    """(where x is large enough for the series below, x there and 1 elsewhere): from 10 in float32 (their next terms
+    ~10⁻¹⁰ there), 100 in float64 (~10⁻¹⁷)."""
+    big = array_function(lambda x: x > (10.0 if x.dtype.itemsize <= 4 else 100.0), x)
+    return big, ops.where(big, x, 1.0)
+
+
+def lgamma_half_step(x):
+    """lgamma(x + ½) − lgamma(x), for large x by its asymptotic series ½ log x − 1/(8x) + 1/(192x³) − 1/(640x⁵): the
+    difference of the two lgammas cancels (both ≈ x log x: at ν = 10¹⁰ in float32 StudentT's log_prob was 0, where it
+    is the Normal's −0.919, and at ν = 10⁴ off by 4·10⁻³)."""
+    big, y = _asymptotic(x)
+    w = 1 / y  # (powers of 1/x, not of x: x⁵ overflows, and its gradient's ∞·0 is NaN)
+    w2 = w * w
+    series = 0.5 * ops.log(y) + w * (-1 / 8 + w2 * (1 / 192 - w2 / 640))
+    return ops.where(big, series, ops.lgamma(x + 0.5) - ops.lgamma(x))
+
+
+def digamma_half_step(x):
+    """ψ(x + ½) − ψ(x), for large x by its asymptotic series 1/(2x) + 1/(8x²) − 1/(64x⁴) + 1/(128x⁶) (the derivative
+    of ``lgamma_half_step``'s; ψ(x + ½) − ψ(x) cancels as the lgammas do)."""
+    big, y = _asymptotic(x)
+    w = 1 / y
+    series = w * (1 / 2 + w * (1 / 8 + w * w * (-1 / 64 + w * w / 128)))
+    return ops.where(big, series, ops.digamma(x + 0.5) - ops.digamma(x))
+
+
 class StudentT(Distribution):
     """StudentT(df ν, loc, scale): loc + scale·T, T of density Γ((ν + 1)/2)/(√(νπ)·Γ(ν/2))·(1 + t²/ν)^{−(ν+1)/2},
     elementwise (batch_shape = the broadcast shape of ν, loc and scale), as torch.distributions.StudentT (loc 0 and
@@ -21,8 +48,9 @@ class StudentT(Distribution):
                ``rng.normal``, then G by Gamma's draws (``gamma_rsample``), differentiable in loc, scale, and in ν by
                Gamma's implicit reparameterization
     log_prob   −(ν + 1)/2·log(1 + y²/ν) − log scale − ½ log ν − ½ log π − lgamma(ν/2) + lgamma((ν + 1)/2),
-               y = (x − loc)/scale (log(1 + y²/ν) finite where y² overflows, as Cauchy's)
-    entropy    log scale + (ν + 1)/2·(ψ((ν + 1)/2) − ψ(ν/2)) + ½ log ν + log B(ν/2, ½)
+               y = (x − loc)/scale (log(1 + y²/ν) finite where y² overflows, as Cauchy's; the lgammas' difference by
+               ``lgamma_half_step``, exact for large ν, where it cancels)
+    entropy    log scale + (ν + 1)/2·(ψ((ν + 1)/2) − ψ(ν/2)) + ½ log ν + log B(ν/2, ½) (the differences likewise)
     mean       loc for ν > 1, NaN for ν ≤ 1;  mode loc
     variance   scale²·ν/(ν − 2) for ν > 2, ∞ for 1 < ν ≤ 2, NaN for ν ≤ 1 (torch's)
     support real; arg_constraints df positive, loc real, scale positive. Constant CPU df and scale must be > 0 and
@@ -69,16 +97,14 @@ class StudentT(Distribution):
         df = self.df
         y = (self._value(value) - self.loc) / self.scale
         half = 0.5 * df
-        normalizer = (ops.log(self.scale) + 0.5 * ops.log(df) + HALF_LOG_PI + ops.lgamma(half)
-                      - ops.lgamma(half + 0.5))
+        normalizer = ops.log(self.scale) + 0.5 * ops.log(df) + HALF_LOG_PI - lgamma_half_step(half)
         return -(half + 0.5) * log1p_square(y / ops.sqrt(df)) - normalizer
 
     def entropy(self):
         df = self.df
         half = 0.5 * df
-        log_beta = ops.lgamma(half) + HALF_LOG_PI - ops.lgamma(half + 0.5)
-        return self._batch(ops.log(self.scale) + (half + 0.5) * (ops.digamma(half + 0.5) - ops.digamma(half))
-                           + 0.5 * ops.log(df) + log_beta)
+        log_beta = HALF_LOG_PI - lgamma_half_step(half)
+        return self._batch(ops.log(self.scale) + (half + 0.5) * digamma_half_step(half) + 0.5 * ops.log(df) + log_beta)
 
     def __repr__(self):
         return f"StudentT(batch_shape={self.batch_shape})"

@@ -2984,6 +2984,8 @@ MUTANTS = [
     # ---- helper-75 begin: fix11-ulp: the Bernoulli log-density's Numba kernel against its formula ----
     # ---- helper-75 end ----
     # ---- lead, session 31 ----
+    M('expm1-vjp-through-y', 'minivae/ops/unary.py', ('        return g * ctx.xp.exp(ctx.x)\n', '        return g * (ctx.xp.expm1(ctx.x) + 1)\n'),
+      ['tests/test_elementwise_edges.py'], "expm1's gradient as ḡ·(y + 1), which cancels where y ≈ −1"),
     M('gaussian-stl-for-dreg', 'minivae/models.py', ('        estimator = dreg if self.estimator == "dreg" else sticking_the_landing\n', '        estimator = sticking_the_landing\n'),
       ['tests/test_stl_dreg.py'], "estimator='dreg' trained by STL's gradient (biased for the IWAE bound)"),
     M('gaussian-held-fixed-one-sample', 'minivae/models.py', ('        k = self.samples if self.objective == "iwae" else 1\n', '        k = 1\n'),

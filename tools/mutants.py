@@ -2983,6 +2983,8 @@ MUTANTS = [
     # ---- helper-74 end ----
     # ---- helper-75 begin: fix11-ulp: the Bernoulli log-density's Numba kernel against its formula ----
     # ---- helper-75 end ----
+    # ---- helper-76 begin: fix11-gamma-large: the Gamma draw's gradient at large α ----
+    # ---- helper-76 end ----
     # ---- lead, session 31 ----
     M('expm1-vjp-through-y', 'minivae/ops/unary.py', ('        return g * ctx.xp.exp(ctx.x)\n', '        return g * (ctx.xp.expm1(ctx.x) + 1)\n'),
       ['tests/test_elementwise_edges.py'], "expm1's gradient as ḡ·(y + 1), which cancels where y ≈ −1"),

@@ -280,8 +280,8 @@ def _train(args):
     elif args.model == "vq":
         model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
                       args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
-                      arch=args.arch, channels=args.channels, ema_decay=args.ema_decay, prior_hidden=args.code_prior, rng=rng,
-                      device=args.device)
+                      arch=args.arch, channels=args.channels, ema_decay=args.ema_decay, rng=rng, device=args.device,
+                      prior_hidden=args.code_prior)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)

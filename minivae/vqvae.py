@@ -256,8 +256,8 @@ class VQVAE(Module):
         with no_grad():
             if self.code_prior is not None:
                 return self.code_prior.log_prob(codes)
-            return Tensor(get_array_module(codes).full(codes.shape[:-1], -self.n_latent * math.log(self.n_codes),
-                                                       self.codebook.dtype))
+            zeros = get_array_module(codes).zeros(codes.shape[:-1], self.codebook.dtype)
+            return Tensor(zeros - self.n_latent * math.log(self.n_codes))
 
     def elbo_terms(self, x):
         """(log p(x|z_q), log p(k)) per example, k = k(x) the codes (no gradient): the ELBO is their sum."""

@@ -32,8 +32,9 @@ paper (§3.2, §4) fits an autoregressive prior p(k) = Π_l p(k_l | k_<l) to the
 VQ-VAE is trained, and samples from it: here ``prior_hidden=H`` gives the model one (``CodePrior``, a MADE over the
 one-hot codes; exact log p(k), ancestral sampling), which ``fit_code_prior`` fits to the codes of images with the
 VQ-VAE frozen, and which ``loss`` also fits alongside the VQ-VAE by adding −log p(k) of the batch's codes (integers:
-no gradient reaches the encoder or codebook through them, so the VQ-VAE's own training is unchanged). ``elbo``,
-``sample`` and ``prior`` then use it.
+no gradient reaches the encoder or codebook through them, so the VQ-VAE's own training is unchanged, unless the
+gradient is clipped by its global norm, ``--clip``, which the prior's gradient enters). ``elbo``, ``sample`` and
+``prior`` then use it.
 """
 import math
 
@@ -100,6 +101,9 @@ class CodePrior(Module):
 
     def _one_hot(self, codes):
         codes = as_tensor(codes)
+        if codes.ndim == 0 or codes.shape[-1] != self.n_latent:
+            raise ValueError(f"CodePrior: codes need a last axis of L = {self.n_latent} positions, got shape "
+                             f"{tuple(codes.shape)}")
         x = ops.one_hot(codes, self.n_codes, dtype=self.mask_in.dtype)
         return x, ops.reshape(x, x.shape[:-2] + (self.n_latent * self.n_codes,))
 
@@ -109,7 +113,7 @@ class CodePrior(Module):
         return ops.reshape(logits, logits.shape[:-1] + (self.n_latent, self.n_codes))
 
     def forward(self, codes):
-        """The logits (…, L, K) of p(k_l | k_<l) for codes (…, L): row l normalized by ``log_softmax``."""
+        """The logits (…, L, K) of p(k_l | k_<l) for codes (…, L), unnormalized (``log_softmax`` of row l: log p)."""
         return self._logits(self._one_hot(codes)[1])
 
     def log_prob(self, codes):
@@ -120,7 +124,7 @@ class CodePrior(Module):
     def sample(self, sample_shape=(), rng=None):
         """Code sequences (*sample_shape, L), int64 on the prior's device, drawn ancestrally: k_1 ~ p(k_1), then each
         k_l ~ p(k_l | k_<l) (``Categorical``'s Gumbel-max, rng's draws), one pass of the network a position (the
-        positions not yet drawn are read as 0 by no output that matters: the masks)."""
+        positions not yet drawn hold 0, which the masks keep from the logits of every position drawn so far)."""
         shape = tuple(sample_shape) + (self.n_latent,)
         codes = module_for_device(self.mask_in.device).zeros(shape, numpy.int64)
         with no_grad():

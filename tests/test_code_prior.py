@@ -255,3 +255,8 @@ def test_bad_prior_options_are_refused():
         tiny(prior_hidden=0)
     with pytest.raises(RuntimeError, match="fit_code_prior: this VQVAE has the uniform prior; build it with prior_hidden"):
         tiny(prior_hidden=None).fit_code_prior(binary(4), rng=Generator(0))
+    prior = CodePrior(3, 4, 5, rng=Generator(0))
+    with pytest.raises(ValueError, match=r"CodePrior: codes need a last axis of L = 3 positions, got shape \(2, 2\)"):
+        prior.log_prob(np.zeros((2, 2), np.int64))
+    with pytest.raises(ValueError, match=r"one_hot: indices must lie in \[0, 4\)"):
+        prior.log_prob(np.array([[0, 4, 1]]))

@@ -2956,6 +2956,8 @@ MUTANTS = [
       ['tests/test_cli_vq.py'], "--code-prior taken but the model built without the prior"),
     M('cli-vq-eval-learned-elbo-minus', 'minivae/cli.py', ('{log_lik + log_prior:9.3f} nats (the learned prior)', '{log_lik - log_prior:9.3f} nats (the learned prior)'),
       ['tests/test_cli_vq.py'], "eval's ELBO under the learned prior adds the KL instead of subtracting it"),
+    M('code-prior-no-shape-check', 'minivae/vqvae.py', ('        if codes.ndim == 0 or codes.shape[-1] != self.n_latent:\n', '        if False:\n'),
+      ['tests/test_code_prior.py'], "codes of the wrong length reach the network: a reshape error that names no codes"),
     # ---- helper-73 end ----
     # ---- helper-74 begin: fix11-cvae: a conditional VAE ----
     # ---- helper-74 end ----

@@ -69,6 +69,23 @@ def test_the_probabilities_sum_to_one_over_every_sequence_and_are_the_made_s(n_l
     assert np.ptp(log_p) > 0.5  # a prior far from uniform: the sum is no accident of equal terms
 
 
+def test_the_log_probability_s_gradient_is_central_differences_and_finite_at_large_logits():
+    prior = randomized(CodePrior(3, 4, 6, rng=Generator(34)), seed=35)
+    codes = np.random.default_rng(36).integers(0, 4, (5, 3))
+
+    def log_prob(w1, b1, w2, b2):
+        prior.input.weight, prior.input.bias, prior.output.weight, prior.output.bias = w1, b1, w2, b2
+        return prior.log_prob(codes)
+    weights = [p.numpy().copy() for p in (prior.input.weight, prior.input.bias, prior.output.weight, prior.output.bias)]
+    assert mv.gradcheck(log_prob, weights)
+    bias = np.where(np.arange(12) % 2 == 0, 1e4, -1e4)  # logits of ±10⁴: log p of −2·10⁴ where a code is out of favour
+    tensors = [mv.tensor(w, requires_grad=True) for w in weights[:3]] + [mv.tensor(bias, requires_grad=True)]
+    value = log_prob(*tensors)
+    value.sum().backward()
+    assert np.isfinite(value.numpy()).all() and value.numpy().min() < -1e4
+    assert all(np.isfinite(t.grad).all() for t in tensors)
+
+
 def test_changing_a_code_changes_no_conditional_at_or_before_its_position():
     L, K = 4, 3
     prior = randomized(CodePrior(L, K, 11, rng=Generator(2)), seed=3)

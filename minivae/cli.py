@@ -165,7 +165,7 @@ def _check_data(args, data, files, x_dim, batch_size, likelihood):
 N_LATENT = {"categorical": 20, "bernoulli": 50, "vq": 16}
 # the vq model's options, by flag: (attribute, default); given with another model, they are refused
 VQ_OPTIONS = {"--code-dim": ("code_dim", 8), "--n-codes": ("n_codes", 64), "--commitment-cost": ("commitment_cost", 0.25),
-              "--ema-decay": ("ema_decay", None)}
+              "--ema-decay": ("ema_decay", None), "--code-prior": ("code_prior", None)}
 
 
 LABELS = 100  # --labels' default: the paper's 100 labelled MNIST digits, 10 of each class
@@ -280,7 +280,8 @@ def _train(args):
     elif args.model == "vq":
         model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
                       args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
-                      arch=args.arch, channels=args.channels, ema_decay=args.ema_decay, rng=rng, device=args.device)
+                      arch=args.arch, channels=args.channels, ema_decay=args.ema_decay, rng=rng, device=args.device,
+                      prior_hidden=args.code_prior)
     else:  # the discrete latents' models take the same options
         n_latent = N_LATENT[args.model] if args.n_latent is None else args.n_latent
         latents = (n_latent, args.n_categories or 10) if args.model == "categorical" else (n_latent,)
@@ -303,6 +304,8 @@ def _train(args):
         objective += (f", {model.n_latent} latents of {model.n_codes} codes of {model.code_dim} dimensions, commitment "
                       f"cost {model.beta:g}, the codebook by " + ("gradient" if model.ema_decay is None else
                                                                  f"moving averages (γ = {model.ema_decay:g})"))
+        if args.code_prior:
+            objective += f", a learned autoregressive prior over the codes ({args.code_prior} hidden units)"
     if args.flow != "none":
         objective += f", a posterior of {model.flow_length} {args.flow} flows"
     if args.beta != 1.0:
@@ -433,20 +436,25 @@ def _eval(args):
 
 def _eval_vq(args, model, x, source):
     """A VQ-VAE's ELBO log p(x|z_q) − L log K (exact: q is one-hot on the codes, so importance sampling from it would
-    give the ELBO again), its reconstruction term −log p(x|z_q) and the codebook's perplexity over the split."""
+    give the ELBO again), its reconstruction term −log p(x|z_q) and the codebook's perplexity over the split; with a
+    learned prior over the codes, also the codes' −log p(k) (the KL) and the ELBO log p(x|z_q) + log p(k)."""
     from minivae import ops
     from minivae.data import batches
     from minivae.engine import as_tensor
     kl = model.n_latent * math.log(model.n_codes)
-    elbo = ops.concatenate([model.elbo(as_tensor(xb, device=args.device)) for xb in batches(x, args.batch_size)]).numpy()
+    terms = [model.elbo_terms(as_tensor(xb, device=args.device)) for xb in batches(x, args.batch_size)]
+    log_lik, log_prior = (ops.concatenate(list(t)).numpy().mean() for t in zip(*terms))
     print(source)
-    print(f"  −log p(x|z_q), the reconstruction   {-(elbo.mean() + kl):9.3f} nats")
-    print(f"  ELBO, log p(x|z_q) − L log K        {elbo.mean():9.3f} nats (KL = {model.n_latent}·log {model.n_codes} = "
+    print(f"  −log p(x|z_q), the reconstruction   {-log_lik:9.3f} nats")
+    print(f"  ELBO, log p(x|z_q) − L log K        {log_lik - kl:9.3f} nats (KL = {model.n_latent}·log {model.n_codes} = "
           f"{kl:.3f}; q is one-hot, so importance sampling gives the ELBO again)")
+    if model.code_prior is not None:
+        print(f"  codes' −log p(k), the learned prior {-log_prior:9.3f} nats (the KL of q to it; uniform: {kl:.3f})")
+        print(f"  ELBO, log p(x|z_q) + log p(k)       {log_lik + log_prior:9.3f} nats (the learned prior)")
     print(f"  codebook perplexity                 {model.perplexity(as_tensor(x, device=args.device)):9.3f} of "
           f"{model.n_codes} codes")
     if model.likelihood_kind == "discretized_logistic":
-        print(f"  bits/dim, from the ELBO (a bound)   {-elbo.mean() / (x.shape[1] * math.log(2)):9.4f}")
+        print(f"  bits/dim, from the ELBO (a bound)   {-(log_lik + log_prior) / (x.shape[1] * math.log(2)):9.4f}")
 
 
 def _same_file(a, b):
@@ -700,6 +708,10 @@ def build_parser():
     t.add_argument("--ema-decay", type=_decay, metavar="γ",
                    help="vq: learn the codebook by exponential moving averages of decay γ in [0, 1) (the paper's "
                         "appendix A.1, e.g. 0.99; the codebook term then leaves the loss) instead of by gradient")
+    t.add_argument("--code-prior", type=_positive_int, metavar="H",
+                   help="vq: learn an autoregressive prior p(k) = Π_l p(k_l | k_<l) over the codes (a MADE of H hidden "
+                        "units), fitted to each batch's codes by maximum likelihood alongside the VQ-VAE (no gradient "
+                        "reaches the VQ-VAE); sample then draws from it and eval's ELBO is log p(x|z_q) + log p(k)")
     t.add_argument("--estimator", choices=["pathwise", "stl", "dreg", "gumbel_softmax", "straight_through", "reinforce",
                                            "rebar"],
                    help="gradient estimator (default: pathwise for gaussian, gumbel_softmax for categorical and "

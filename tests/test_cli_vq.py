@@ -37,7 +37,7 @@ def test_train_writes_a_vq_checkpoint_of_the_options(tmp_path, capsys):
     assert model.ema_decay is None and model.beta == 0.25 and "ema_decay" not in model.config
 
 
-@pytest.mark.parametrize("codebook", [[], ["--ema-decay", "0.8"]], ids=["gradient", "ema"])
+@pytest.mark.parametrize("codebook", [[], ["--ema-decay", "0.8"], ["--code-prior", "6"]], ids=["gradient", "ema", "prior"])
 def test_resume_and_graph_reach_the_eager_run(tmp_path, codebook):
     whole, resumed, graph = tmp_path / "whole", tmp_path / "resumed", tmp_path / "graph"
     assert run("train", *SMALL, *codebook, "--epochs", 2, "--out", whole) == 0
@@ -80,9 +80,39 @@ def test_eval_reconstruct_and_sample_read_a_vq_checkpoint(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_learned_code_prior_is_trained_evaluated_and_sampled(tmp_path, capsys):
+    """--code-prior H: the checkpoint's model has the prior, fitted (its codes' NLL below L log K); eval prints the codes'
+    −log p(k) and the ELBO log p(x|z_q) + log p(k), recomputed here from the prior's enumerated log-probabilities;
+    sample decodes the prior's draws."""
+    out = tmp_path / "run"
+    assert run("train", *SMALL, "--code-prior", 6, "--epochs", 2, "--out", out) == 0
+    assert "a learned autoregressive prior over the codes (6 hidden units)" in capsys.readouterr().out
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert model.config["prior_hidden"] == 6 and model.code_prior.hidden == 6
+    assert run("eval", out / "checkpoint.npz", "--limit", 60, "--seed", 5, "--batch-size", 25) == 0
+    printed = capsys.readouterr().out
+    x = load_splits("default").limit(60, seed=5)["test"]
+    codes = model.encode(x)
+    every = np.array([[a, b, c] for a in range(8) for b in range(8) for c in range(8)])
+    table = dict(zip(map(tuple, every), model.code_prior.log_prob(every).numpy()))  # all 8³ sequences' log p(k)
+    assert math.fsum(np.exp(list(table.values()))) == pytest.approx(1, abs=1e-5)
+    log_prior = np.array([table[tuple(k)] for k in codes])
+    log_lik = model.decode(codes).log_prob(tensor(x)).sum(axis=-1).numpy()
+    number = r"(-?\d+\.\d+)"
+    assert float(re.search(r"learned prior\s+" + number, printed)[1]) == pytest.approx(-log_prior.mean(), abs=2e-3)
+    assert -log_prior.mean() < 3 * math.log(8) - 0.01  # fitted (4 steps): below the untrained, uniform L log K
+    assert float(re.search(r"log p\(x\|z_q\) \+ log p\(k\)\s+" + number, printed)[1]) == pytest.approx(
+        (log_lik + log_prior).mean(), abs=2e-3)
+    assert float(re.search(r"L log K\s+" + number, printed)[1]) == pytest.approx(log_lik.mean() - 3 * math.log(8), abs=2e-3)
+    png = tmp_path / "sample.png"
+    assert run("sample", out / "checkpoint.npz", "--n", 4, "--out", png) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("options, message", [
     (["--model", "gaussian", "--code-dim", "4"], "--code-dim is the vq model's (its codebook): pass --model vq"),
     (["--model", "categorical", "--ema-decay", "0.9"], "--ema-decay is the vq model's"),
+    (["--model", "gaussian", "--code-prior", "16"], "--code-prior is the vq model's"),
     (["--model", "vq", "--estimator", "reinforce"], "--estimator is not for the vq model"),
     (["--model", "vq", "--beta", "0.5"], "--beta is not for the vq model: it trains by −log p(x|z_q)"),
     (["--model", "vq", "--objective", "iwae", "--samples", "2"], "--objective iwae is not for the vq model"),
@@ -99,7 +129,7 @@ def test_options_of_other_models_are_one_line_and_write_nothing(tmp_path, capsys
 
 
 @pytest.mark.parametrize("option", [["--ema-decay", "1"], ["--ema-decay", "-0.1"], ["--commitment-cost", "-1"],
-                                    ["--n-codes", "0"]])
+                                    ["--n-codes", "0"], ["--code-prior", "0"]])
 def test_out_of_range_vq_options_are_argument_errors(tmp_path, capsys, option):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit:

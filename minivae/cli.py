@@ -184,7 +184,7 @@ def _model_options(args):
     if args.model != "vq":
         given = [flag for flag, (name, _) in VQ_OPTIONS.items() if getattr(args, name) is not None]
         if given:
-            raise ValueError(f"{given[0]} is the vq model's (its codebook): pass --model vq")
+            raise ValueError(f"{given[0]} is the vq model's (its codebook or its codes' prior): pass --model vq")
     if args.model != "semisupervised" and args.labels is not None:
         raise ValueError("--labels is the semisupervised model's count of labelled images: pass --model semisupervised")
     if args.model not in OWN_LOSS:

@@ -110,7 +110,7 @@ def test_a_learned_code_prior_is_trained_evaluated_and_sampled(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--model", "gaussian", "--code-dim", "4"], "--code-dim is the vq model's (its codebook): pass --model vq"),
+    (["--model", "gaussian", "--code-dim", "4"], "--code-dim is the vq model's (its codebook or its codes' prior): pass --model vq"),
     (["--model", "categorical", "--ema-decay", "0.9"], "--ema-decay is the vq model's"),
     (["--model", "gaussian", "--code-prior", "16"], "--code-prior is the vq model's"),
     (["--model", "vq", "--estimator", "reinforce"], "--estimator is not for the vq model"),

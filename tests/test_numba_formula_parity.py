@@ -1,5 +1,5 @@
 """Where the Numba kernels of minivae/_cpu and the NumPy formulas they implement (the specification) differ in the last
-bits, and why. ``python -m tests.test_numba_formula_parity`` prints the table (README, "Numba kernels and formulas").
+bits, and why. ``python -m tests.test_numba_formula_parity`` prints the table of the differences, family by family.
 
 - Bit for bit: Adam, SGD, conv2d's windows and their scatter, the gamma draws and their gradient, and erf, erfc, erfinv,
   erfcinv in float32 (computed in float64 by both, rounded once): the same operations in the same order.
@@ -116,8 +116,9 @@ def ulps_of_largest(got, want):
 
 
 def sweep(name, dtype, seeds=range(4)):
-    """(max over outputs and inputs of ulps_of_largest, the output and shape where it was, the kernel modules run)."""
-    worst, where, ran = 0.0, "", set()
+    """(max over outputs and inputs of ulps_of_largest, where it was, the kernel modules' functions run, the largest
+    difference in ulps of each element itself, the fraction of elements that differ)."""
+    worst, where, ran, elementwise, differing, total = 0.0, "", set(), 0.0, 0, 0
     for seed in seeds:
         for shape in SHAPES:
             rng = np.random.default_rng([seed, len(shape), shape[-1]])
@@ -129,7 +130,11 @@ def sweep(name, dtype, seeds=range(4)):
                 d = ulps_of_largest(a, b)
                 if d > worst:
                     worst, where = d, f"output {i} at {shape}"
-    return worst, where, ran
+                unequal = (a != b) & ~(np.isnan(a) & np.isnan(b))
+                differing, total = differing + unequal.sum(), total + a.size
+                if unequal.any():
+                    elementwise = max(elementwise, float((np.abs(a.astype(np.float64) - b) / np.spacing(np.abs(b)))[unequal].max()))
+    return worst, where, ran, elementwise, differing / total
 
 
 class recording:
@@ -164,7 +169,7 @@ BIT_FOR_BIT = [(n, d) for n in ("adam", "sgd momentum", "conv2d", "standard_gamm
 def test_kernels_of_the_formula_s_operations_are_the_formula_bit_for_bit(name, dtype):
     """The families whose kernels compute the formula's operations in its order, with the same functions (erf and the
     rest in float32: both compute in float64 and round once): equal bit for bit, the kernel having run."""
-    worst, where, ran = sweep(name, dtype)
+    worst, where, ran, _, _ = sweep(name, dtype)
     assert ran, f"{name}: no kernel ran"
     assert worst == 0, f"{name} {dtype.__name__}: {worst} ulps at {where}"
 
@@ -250,11 +255,18 @@ def test_the_bernoulli_log_density_is_within_its_bound():
 
 
 def table(seeds=range(4)):
-    """(family, dtype, max ulps of the output's largest magnitude, where) for every family."""
-    return [(n, d.__name__, *sweep(n, d, seeds)[:2]) for d in DTYPES for n in NAMES]
+    """(family, dtype, max ulps of the output's largest magnitude, where, max ulps of each element, fraction of elements
+    differing) for every family."""
+    rows = []
+    for d in DTYPES:
+        for n in NAMES:
+            worst, where, _, elementwise, fraction = sweep(n, d, seeds)
+            rows.append((n, d.__name__, worst, elementwise, fraction, where))
+    return rows
 
 
 if __name__ == "__main__":
-    print("| family | dtype | max ulps (of the output's largest) | where |\n|---|---|---|---|")
+    print("| family | dtype | max ulps of the output's largest | max ulps of the element | elements differing | where |\n"
+          "|---|---|---|---|---|---|")
     for row in table():
-        print("| {} | {} | {:.3g} | {} |".format(*row))
+        print("| {} | {} | {:.3g} | {:.3g} | {:.2%} | {} |".format(*row))

@@ -13,8 +13,12 @@ bits, and why. ``python -m tests.test_numba_formula_parity`` prints the table of
 - float32: the kernels compute in float64 and round once (within an ulp of the exact value); the formula rounds at every
   step, with NumPy's float32 exp and log (which differ from the correctly rounded values in about 40% of the cases on
   an AVX2 machine): no order of operations makes the two agree.
-- Sums in the order LLVM picks (softmax, log-softmax, Gumbel-Softmax, categorical KL), vector.py's erf and Halley's
-  iterations for erfinv (special functions in float64): bounds in ulps of the output's largest magnitude.
+- Sums in the order LLVM picks (softmax, log-softmax, Gumbel-Softmax, categorical KL; vector.sum_any_order and
+  dot_any_order), the noise's logarithms by vector.log (Gumbel-Softmax, binary Concrete), vector.py's erf and Halley's
+  iterations for erfinv (special functions in float64): measured in ulps of the output's largest magnitude (an output
+  that cancels, softmax's gradient at a nearly one-hot row, is off by many ulps of its own elements). The categorical
+  KL's q is e^{x − m}/Σ, the formula's exp(log_softmax x): a second exp a row to match it, and its sums would still
+  differ.
 
 The device-equality tests therefore compare the stand-in GPU with the CPU's formulas, Numba off (tests/strict_array.py
 ``assert_device_run_is_the_cpus``, tests/test_device.py)."""

@@ -84,13 +84,13 @@ def test_a_planted_host_conversion_in_an_op_is_caught():
     assert [kind for kind, _, _ in log] == ["float"]
 
 
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_device_equality_compares_the_stand_in_with_the_cpu_s_formulas_not_its_numba_kernels(dtype):
     """assert_device_run_is_the_cpus (the check of many tests' device runs) runs the CPU with Numba off, as the stand-in
     runs: like with like. The Bernoulli log-density's kernel computes in float64 with its own exp and log1p
     (tests/test_numba_formula_parity.py), the formula in the dtype with NumPy's: on logits −4, −3.75, …, 4 and targets
-    0, ¼, ½, 1 some values differ in the last bit (float32: 33 values of 132, float64: 23, on an AVX2 machine). In
+    0, ¼, ½, 1 some differ in the last bits (of 132, values and derivatives: float32 33 and 65, float64 23 and 4, on an
+    AVX2 machine). In
     float32 at logit 1 and target 0, log σ(−1) = −log(1 + e): the kernel's is −1.3132616, the correctly rounded value
     (math.log1p in float64, rounded once), the formula's −1.3132617. With the kernels on the CPU (the check's former
     arrangement) the two runs were not equal."""

@@ -90,10 +90,9 @@ def test_device_equality_compares_the_stand_in_with_the_cpu_s_formulas_not_its_n
     runs: like with like. The Bernoulli log-density's kernel computes in float64 with its own exp and log1p
     (tests/test_numba_formula_parity.py), the formula in the dtype with NumPy's: on logits −4, −3.75, …, 4 and targets
     0, ¼, ½, 1 some differ in the last bits (of 132, values and derivatives: float32 33 and 65, float64 23 and 4, on an
-    AVX2 machine). In
-    float32 at logit 1 and target 0, log σ(−1) = −log(1 + e): the kernel's is −1.3132616, the correctly rounded value
-    (math.log1p in float64, rounded once), the formula's −1.3132617. With the kernels on the CPU (the check's former
-    arrangement) the two runs were not equal."""
+    AVX2 machine). In float32 at logit 1 and target 0, log σ(−1) = −log(1 + e): the kernel's is −1.3132616, the
+    correctly rounded value (math.log1p in float64, rounded once), the formula's −1.3132617. With the kernels on the
+    CPU (the check's former arrangement) the two runs were not equal."""
     pytest.importorskip("numba", reason="without Numba the CPU has only the formulas")
     x, t = (a.astype(dtype) for a in np.meshgrid(np.arange(-4, 4.25, 0.25), [0, 0.25, 0.5, 1]))
     g = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)

@@ -199,7 +199,7 @@ def logits_and_targets(n=20000, seed=0):
 @pytest.mark.parametrize("sign", [1.0, -1.0], ids=["bce", "bernoulli-log-prob"])
 def test_the_bce_kernel_with_libm_s_exp_and_log1p_is_cuda_s_loss_and_the_formula_s_sigmoid(sign):
     """minivae/_cpu/bce.py with libm's exp and log1p in place of vector.py's, in float64: its derivative is the formula's
-    (ops.unary.stable_sigmoid(x) − t: the numerator 1 or e over 1 + e; it took e·(1/(1 + e)), other bits in 5% of these
+    (ops.unary.stable_sigmoid(x) − t: the numerator 1 or e over 1 + e; it took e·(1/(1 + e)), other bits in 3% of these
     inputs even with libm's exp) bit for bit, and its loss is max(x, 0) − x·t + log1p(e) (kernels/common.cuh's
     bce_elem), which keeps e^{−|x|} where x·t cancels max(x, 0) and the formula's (max(x, 0) + log1p(e)) − x·t loses
     it: at x = 40, t = 1 the loss is e^{−40}(1 − e^{−40}/2 …) to an ulp, where the formula gives 0."""

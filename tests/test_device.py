@@ -5,6 +5,7 @@ Numba kernels off on the CPU side, both devices run the same formulas, so result
 bit for bit, and a training step must copy nothing back to the host."""
 import importlib.util
 import json
+import math
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from minivae.nn import MLP, GatedLinear, Linear
 from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.training import TrainingError, load_checkpoint, save_checkpoint, train
-from tests.strict_array import UPLOADS, StrictArray, describe, emulating, record, strict
+from tests.strict_array import UPLOADS, StrictArray, assert_device_run_is_the_cpus, describe, emulating, record, strict
 
 X_DIM = 20
 X = (np.random.default_rng(0).random((12, X_DIM)) < 0.4).astype(np.float32)
@@ -82,6 +83,36 @@ def test_a_planted_host_conversion_in_an_op_is_caught():
         SyncingScale.apply(x)
     assert [kind for kind, _, _ in log] == ["float"]
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_equality_compares_the_stand_in_with_the_cpu_s_formulas_not_its_numba_kernels(dtype):
+    """assert_device_run_is_the_cpus (the check of many tests' device runs) runs the CPU with Numba off, as the stand-in
+    runs: like with like. The Bernoulli log-density's kernel computes in float64 with its own exp and log1p
+    (tests/test_numba_formula_parity.py), the formula in the dtype with NumPy's: on logits −4, −3.75, …, 4 and targets
+    0, ¼, ½, 1 some differ in the last bits (of 132, values and derivatives: float32 33 and 65, float64 23 and 4, on an
+    AVX2 machine). In float32 at logit 1 and target 0, log σ(−1) = −log(1 + e): the kernel's is −1.3132616, the
+    correctly rounded value (math.log1p in float64, rounded once), the formula's −1.3132617. With the kernels on the
+    CPU (the check's former arrangement) the two runs were not equal."""
+    pytest.importorskip("numba", reason="without Numba the CPU has only the formulas")
+    x, t = (a.astype(dtype) for a in np.meshgrid(np.arange(-4, 4.25, 0.25), [0, 0.25, 0.5, 1]))
+    g = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
+
+    def run(device):
+        logits = mv.tensor(x, device=device, requires_grad=True)
+        y = ops.bernoulli_log_prob(logits, mv.tensor(t, device=device))
+        y.backward(mv.tensor(g, device=device))
+        return [y, logits.grad]
+    with use_numba(True):  # the default where Numba is installed (this file's fixture turns it off)
+        kernels = [a.data for a in run("cpu")]
+        assert_device_run_is_the_cpus(run)
+    with use_numba(False):
+        formulas = [a.data for a in run("cpu")]
+    assert not all(np.array_equal(a, b) for a, b in zip(kernels, formulas))  # (the former arrangement would fail)
+    if dtype == np.float32:
+        assert kernels[0][0, 20] == np.float32(-math.log1p(math.e)) == np.float32(-1.3132616)
+        # the formula's, here the float below (NumPy's float32 exp and log1p: its own SIMD exp, which may round otherwise
+        # on another machine; the grid as a whole is the check above)
+        assert abs(formulas[0][0, 20] - kernels[0][0, 20]) <= np.spacing(np.float32(1.3132616))
 
 # ---- tensors, modules, errors --------------------------------------------------------------------
 def test_mixing_devices_names_both():

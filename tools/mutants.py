@@ -231,7 +231,7 @@ MUTANTS = [
       kern("categorical_kl_kernel_matches_the_reference"), "wrong sign"),
     M("numba-categorical-kl-weights-of-the-prior-row", "minivae/_cpu/categorical.py", ("kl[r] = dot_any_order(q[r], diff[r])", "kl[r] = dot_any_order(q[pr], diff[r])"),
       kern("categorical_kl_kernel_matches_the_reference"), "the row index of the prior for the posterior's"),
-    M("numba-bce-sigmoid-branch", "minivae/_cpu/bce.py", ("((r if xi >= 0 else e * r) - ti)", "(r - ti)"),
+    M("numba-bce-sigmoid-branch", "minivae/_cpu/bce.py", ("((1.0 if xi >= 0 else e) / (1.0 + e) - ti)", "(1.0 / (1.0 + e) - ti)"),
       kern("bce_kernel_matches_the_reference"), "wrong branch for x < 0"),
     M("numba-log1p-rounding-uncorrected", "minivae/_cpu/vector.py", ("return log(u) + (x - (u - 1.0)) / u", "return log(u)"),
       kern("bce_float32_kernel_is_within_an_ulp_of_the_exact_value", "bce_kernel_matches_the_reference"), "log1p(x) as log(1 + x) rounded: tiny x's digits lost"),
@@ -3012,6 +3012,24 @@ MUTANTS = [
     # ---- helper-74 begin: fix11-cvae: a conditional VAE ----
     # ---- helper-74 end ----
     # ---- helper-75 begin: fix11-ulp: the Bernoulli log-density's Numba kernel against its formula ----
+    M("ulp-device-check-cpu-with-numba", "tests/strict_array.py", ('    with use_numba(False):\n        expected = arrays(run("cpu"))', '    if True:\n        expected = arrays(run("cpu"))'),
+      ["tests/test_device.py::test_device_equality_compares_the_stand_in_with_the_cpu_s_formulas_not_its_numba_kernels"],
+      "the device-equality check compares the stand-in's formulas with the CPU's Numba kernels: equal only by luck"),
+    M("ulp-bce-kernel-loss-in-the-formula-s-order", "minivae/_cpu/bce.py", ("sign * (max(xi, 0.0) - xi * ti + log1p(e))", "sign * ((max(xi, 0.0) + log1p(e)) - xi * ti)"),
+      [f"{CPU_KERNELS}::test_bce_float32_kernel_is_within_an_ulp_of_the_exact_value", "tests/test_numba_formula_parity.py::test_the_bce_kernel_with_libm_s_exp_and_log1p_is_cuda_s_loss_and_the_formula_s_sigmoid"],
+      "the BCE kernel's loss in the formula's order: e^{-|x|} lost where x·t cancels max(x, 0)"),
+    M("ulp-bce-kernel-former-sigmoid", "minivae/_cpu/bce.py", ("(1.0 if xi >= 0 else e) / (1.0 + e) - ti)", "(1.0 if xi >= 0 else e) * (1.0 / (1.0 + e)) - ti)"),
+      ["tests/test_numba_formula_parity.py::test_the_bce_kernel_with_libm_s_exp_and_log1p_is_cuda_s_loss_and_the_formula_s_sigmoid"],
+      "σ(x) as e·(1/(1 + e)), not the formula's e/(1 + e)"),
+    M("ulp-gaussian-kl-regrouped", "minivae/_cpu/gaussian.py", ("kl[i] = 0.5 * (mu[i] * mu[i] + v - 1.0 - log_var[i])", "kl[i] = 0.5 * (mu[i] * mu[i] + (v - 1.0) - log_var[i])"),
+      ["tests/test_numba_formula_parity.py::test_the_gaussian_kernels_are_the_formula_with_libm_s_exp"],
+      "the Gaussian KL's sum regrouped: other bits than the formula's"),
+    M("ulp-adam-second-moment-regrouped", "minivae/_cpu/adam.py", ("vi = b2 * v[i] + one_minus_b2 * gi * gi", "vi = b2 * v[i] + one_minus_b2 * (gi * gi)"),
+      ["tests/test_numba_formula_parity.py::test_kernels_of_the_formula_s_operations_are_the_formula_bit_for_bit"],
+      "Adam's v regrouped: no longer the formula bit for bit"),
+    M("ulp-log1p-without-correction", "minivae/_cpu/vector.py", ("    return log(u) + (x - (u - 1.0)) / u", "    return log(u)"),
+      ["tests/test_numba_formula_parity.py::test_the_bernoulli_log_density_is_within_its_bound"],
+      "log1p(x) as log(1 + x) rounded: the Bernoulli log-density off its bound where e^{-|x|} is small"),
     # ---- helper-75 end ----
     # ---- helper-76 begin: fix11-gamma-large: the Gamma draw's gradient at large α ----
     # ---- helper-76 end ----

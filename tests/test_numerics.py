@@ -124,3 +124,14 @@ def test_sampling_ops_give_nan_for_nan_logits():
         assert np.isnan(z[:, [0, 2]]).all() and (z[:, 1].sum(axis=-1) == 1).all()
         k = Categorical(logits=mv.tensor(logits)).sample((4,), rng=Generator(1)).data
         assert (k[:, [0, 2]] == -1).all() and (k[:, 1] >= 0).all()
+
+
+@pytest.mark.parametrize("numba", [False, True], ids=["formula", "numba"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_keeps_the_digits_of_a_right_confident_logit(dtype, numba):
+    """ℓ(x, t) = softplus(x) − x·t at x = 40, t = 1 (and x = −40, t = 0) is log1p(e⁻⁴⁰) = 4.25·10⁻¹⁸, not the 0 that
+    softplus(x) − x·t rounds to: (max(x, 0) − x·t) first, as the kernels do, on both paths."""
+    x, t = mv.tensor(np.array([40.0, -40.0, 20.0], dtype)), mv.tensor(np.array([1.0, 0.0, 1.0], dtype))
+    with use_numba(numba):
+        loss = ops.bce_with_logits(x, t).data
+    np.testing.assert_allclose(loss, np.log1p(np.exp(-np.array([40.0, 40.0, 20.0]))), rtol=4 * np.finfo(dtype).eps)

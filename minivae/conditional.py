@@ -183,9 +183,9 @@ def evaluate(model, x, y, rng, batch_size=500, k=None):
     with no_grad():
         for xb, yb in zip(batches(x, batch_size), batches(y, batch_size)):
             xb, given = as_tensor(xb, device=model.device), model.given(Tensor(xp.asarray(yb)))
+            elbo = objectives.elbo(given, xb, rng).data.sum()  # its draws first, then those of the estimate
             ll = objectives.log_likelihood_is(given, xb, rng, k=k).data.sum() if k else 0.0
-            totals = totals + xp.stack([objectives.elbo(given, xb, rng).data.sum().astype(numpy.float64),
-                                        xp.asarray(ll, numpy.float64)])
+            totals = totals + xp.stack([elbo.astype(numpy.float64), xp.asarray(ll, numpy.float64)])
     elbo, ll = (to_numpy(totals) / len(x)).tolist()
     return {"elbo": elbo, **({"log_likelihood": ll} if k else {})}
 

@@ -538,6 +538,9 @@ def _images_of(args, model, n):
     from minivae.data import check_splits, load_splits, sample_rows
     from minivae.engine import as_tensor
     _no_counts(args, model)
+    if model.kind == "conditional":
+        raise ValueError(f"{args.checkpoint} holds a conditional model, whose q(z|x, y) needs each image's label: "
+                         f"minivae {args.command} reads images alone (use ConditionalVAE.reconstruct(x, y))")
     data = load_splits(args.data)
     check_splits({args.split: data[args.split]}, data.files, x_dim=model.config["x_dim"])
     x = sample_rows(data[args.split], n, args.seed)
@@ -551,9 +554,6 @@ def _reconstruct(args):
     _check_device(args)
     _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
-    if model.kind == "conditional":
-        raise ValueError(f"{args.checkpoint} holds a conditional model, whose q(z|x, y) needs each image's label: "
-                         "minivae reconstruct reads images alone (use ConditionalVAE.reconstruct(x, y))")
     x, source = _images_of(args, model, args.n)
     shown = x.numpy()
     # M2's through the class q(y|x) finds most probable (its q(z|x, y) needs one)

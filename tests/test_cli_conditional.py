@@ -133,3 +133,23 @@ def test_label_is_for_models_of_classes(tmp_path, capsys):
     assert run("sample", out / "checkpoint.npz", "--label", "1", "--out", png) == 1
     assert "--label is the class of a conditional or semisupervised model's images" in one_error_line(capsys)
     assert not png.exists()
+
+
+def test_label_draws_an_m2_checkpoint_s_class_too(folder, tmp_path, capsys):
+    """sample --label of a semisupervised checkpoint: the grid of model.sample(n, Generator(seed), y=the classes in
+    turn), its p(x|y, z) of the classes asked for (without --label, the classes drawn from p(y) as before)."""
+    out = tmp_path / "m2"
+    assert run("train", "--model", "semisupervised", "--labels", "8", "--hidden", "16", "--z-dim", "2", "--epochs", 1,
+               "--limit", 200, "--data", folder, "--out", out) == 0
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    for labels, y in (("1", [1] * 4), ("3,0", [3, 0, 3, 0])):
+        png = tmp_path / f"{labels}.png"
+        assert run("sample", out / "checkpoint.npz", "--n", 4, "--seed", 2, "--label", labels, "--out", png) == 0
+        images = model.sample(4, Generator(2), y=np.array(y)).numpy()
+        columns = 8 if labels == "1" else 2
+        expected = np.zeros((-(-4 // columns) * 10 + 2, columns * 10 + 2))
+        for i, image in enumerate(images):
+            r, c = divmod(i, columns)
+            expected[2 + 10 * r:10 + 10 * r, 2 + 10 * c:10 + 10 * c] = image.reshape(8, 8)
+        np.testing.assert_array_equal(read_png(png)[1][..., 0], np.round(255 * expected).astype(np.uint8))
+    assert "of classes 3, 0 in turn" in capsys.readouterr().out

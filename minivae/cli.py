@@ -174,7 +174,9 @@ OWN_LOSS = {"vq": "it trains by −log p(x|z_q) and the codebook and commitment 
                   "weigh (its KL is the constant L log K); its weight is --commitment-cost",
             "semisupervised": "it trains by Kingma et al.'s bounds L(x, y) and U(x) of a class y and a Gaussian z "
                               "(--z-dim), the classes summed out exactly, by MLPs and a loop of its own (no "
-                              "--resume, --graph or --tf32)"}
+                              "--resume, --graph or --tf32)",
+            "conditional": "it trains by the ELBO of log p(x|y), a class y given to both networks and a Gaussian z "
+                           "(--z-dim), by MLPs and a loop of its own (no --resume, --graph or --tf32)"}
 
 
 def _model_options(args):
@@ -193,7 +195,7 @@ def _model_options(args):
               ("--baseline-hidden", args.baseline_hidden > 0), ("--objective iwae", args.objective != "elbo"),
               ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0),
               ("--free-bits", args.free_bits > 0), ("--library observed", args.library != "none")]
-    if args.model == "semisupervised":
+    if args.model in ("semisupervised", "conditional"):
         others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
                    (f"--prior {args.prior}", args.prior != "standard"),
                    ("--prior-components", args.prior_components is not None), (f"--flow {args.flow}", args.flow != "none"),
@@ -215,8 +217,8 @@ def _train(args):
     from minivae.random import Generator
     from minivae.training import train
     _model_options(args)
-    if args.model == "semisupervised":
-        return _train_semisupervised(args)
+    if args.model in ("semisupervised", "conditional"):
+        return _train_labelled(args)
     if args.model == "gaussian" and args.estimator not in (None, *GAUSSIAN_ESTIMATORS):
         raise ValueError(f"the gaussian model trains with the pathwise, stl or dreg estimator, not {args.estimator!r}")
     if args.model != "gaussian" and args.estimator in GAUSSIAN_ESTIMATORS:
@@ -331,7 +333,7 @@ def _labelled_splits(args, names, x_dim=None, batch_size=None, likelihood=None):
     from minivae.data import Splits
     from minivae.semisupervised import load_labelled
     if not os.path.isdir(args.data):
-        raise ValueError("the semisupervised model reads labelled images: --data is a folder of MNIST-style IDX files "
+        raise ValueError("the semisupervised and conditional models read labelled images: --data is a folder of MNIST-style IDX files "
                          "with their labels (train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte, e.g. Fashion-MNIST), "
                          + ("and the embedded digits carry none" if args.data == "default" else f"not {args.data}"))
     found = load_labelled(args.data)
@@ -347,16 +349,24 @@ def _labelled_splits(args, names, x_dim=None, batch_size=None, likelihood=None):
     return splits, rows.files
 
 
-def _train_semisupervised(args):
-    from minivae import semisupervised
+def _train_labelled(args):
+    from minivae import conditional, semisupervised
     from minivae.random import Generator
     if args.likelihood in COUNT_LIKELIHOODS:
-        raise ValueError(f"the semisupervised model reads labelled images: the {args.likelihood} likelihood models counts")
+        raise ValueError(f"the {args.model} model reads labelled images: the {args.likelihood} likelihood models counts")
     _check_likelihood(args, args.likelihood)
     _check_device(args)
     splits, files = _labelled_splits(args, ("train", "valid", "test"), batch_size=args.batch_size)
     (x, y), classes = splits["train"], int(max(labels.max() for _, labels in splits.values())) + 1
     rng = Generator(args.seed)
+    if args.model == "conditional":  # Sohn et al.'s CVAE: every training image with its label
+        model = conditional.ConditionalVAE(x.shape[1], classes, args.hidden, args.z_dim, likelihood=args.likelihood,
+                                           activation=args.activation, rng=rng, device=args.device)
+        print(f"training a conditional VAE ({classes} classes, z of {args.z_dim} dimensions) on {len(x)} labelled images "
+              f"({files['train']}) on {args.device}; output in {args.out}")
+        return conditional.train(model, {"train": (x, y), "valid": splits["valid"]}, args.out, epochs=args.epochs,
+                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                 dynamic=args.dynamic_binarization, clip=args.clip)
     labelled = semisupervised.balanced_labels(y, LABELS if args.labels is None else args.labels, rng)
     model = semisupervised.SemiSupervisedVAE(x.shape[1], classes, args.hidden, args.z_dim, n_data=len(x),
                                              n_labelled=len(labelled), likelihood=args.likelihood,
@@ -369,12 +379,13 @@ def _train_semisupervised(args):
                          clip=args.clip)
 
 
-def _eval_semisupervised(args, model):
+def _eval_labelled(args, model):
     """M2's bounds on log p(x) (U, the classes summed out) and log p(x, y) (L, with the labels) and its classifier's
-    accuracy, on --split of the labelled --data."""
+    accuracy, or the conditional VAE's ELBO and importance-sampled log p(x|y) (and, less log C, a bound on log p(x)),
+    on --split of the labelled --data."""
+    from minivae import conditional, semisupervised
     from minivae.data import binarize
     from minivae.random import Generator
-    from minivae.semisupervised import evaluate
     from minivae.training import derived_seed
     splits, files = _labelled_splits(args, (args.split,), x_dim=model.x_dim, likelihood=model.likelihood_kind)
     x, y = splits[args.split]
@@ -382,9 +393,16 @@ def _eval_semisupervised(args, model):
         raise ValueError(f"{files[args.split]}: labels up to {int(y.max())}, and the model knows {model.n_classes} classes")
     if args.dynamic_binarization:  # one fixed binarization of the grey levels, from the seed (as the other models')
         x = binarize(x, Generator(derived_seed(args.seed, 1)))
-    scores = evaluate(model, x, y, Generator(args.seed), batch_size=args.batch_size)
     print(f"{args.split}: {len(x)} labelled images, {files[args.split]}"
           + (", binarized once with --seed" if args.dynamic_binarization else ""))
+    if model.kind == "conditional":
+        scores, c = conditional.evaluate(model, x, y, Generator(args.seed), args.batch_size, k=args.k), model.n_classes
+        for what, value in (("ELBO of log p(x|y) (1 sample)", scores["elbo"]),
+                            (f"log p(x|y), importance sampled k={args.k}", scores["log_likelihood"]),
+                            (f"ELBO − log {c}, a bound on log p(x), p(y) = 1/{c}", scores["elbo"] - math.log(c))):
+            print(f"  {what:48s} {value:9.3f} nats")
+        return
+    scores = semisupervised.evaluate(model, x, y, Generator(args.seed), batch_size=args.batch_size)
     print(f"  U(x), a bound on log p(x) (1 sample a class)     {scores['unlabelled_bound']:9.3f} nats")
     print(f"  L(x, y), a bound on log p(x, y) (1 sample)        {scores['labelled_bound']:9.3f} nats")
     print(f"  classification accuracy of q(y|x)                 {100 * scores['accuracy']:9.2f}% (error "
@@ -403,8 +421,8 @@ def _eval(args):
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     likelihood = model.likelihood_kind
     _check_likelihood(args, likelihood)
-    if model.kind == "semisupervised":
-        return _eval_semisupervised(args, model)
+    if model.kind in ("semisupervised", "conditional"):
+        return _eval_labelled(args, model)
     data = _load_data(args, (args.split,), x_dim=model.config["x_dim"], likelihood=likelihood)
     x = data[args.split]
     rng = Generator(args.seed)
@@ -494,6 +512,8 @@ def _no_counts(args, model):
 
 
 def _sample(args):
+    import numpy
+
     from minivae.png import image_grid, write_png
     from minivae.random import Generator
     from minivae.training import load_checkpoint
@@ -501,9 +521,23 @@ def _sample(args):
     _check_png_out(args)
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     _no_counts(args, model)
-    images = model.sample(args.n, Generator(args.seed)).numpy()
-    write_png(args.out, image_grid(images))
-    print(f"wrote {args.n} samples to {args.out}")
+    classes, columns = args.label, 8
+    if classes is not None and not hasattr(model, "n_classes"):
+        raise ValueError(f"--label is the class of a conditional or semisupervised model's images: {args.checkpoint} holds "
+                         f"a {model.kind} model, which has no classes")
+    if classes is not None and max(classes) >= model.n_classes:
+        raise ValueError(f"--label {max(classes)}: the model knows classes 0 to {model.n_classes - 1}")
+    if model.kind == "conditional" and classes is None:
+        classes = range(model.n_classes)
+    if classes is not None:  # the classes in turn, a column each (8 columns of one class)
+        columns = len(classes) if len(classes) > 1 else 8
+        images = model.sample(args.n, Generator(args.seed), y=numpy.resize(classes, args.n)).numpy()
+    else:
+        images = model.sample(args.n, Generator(args.seed)).numpy()
+    write_png(args.out, image_grid(images, columns=columns))
+    named = "" if classes is None else f" of class {classes[0]}" if len(classes) == 1 else \
+        f" of classes {', '.join(map(str, classes))} in turn"
+    print(f"wrote {args.n} samples{named} to {args.out}")
 
 
 def _images_of(args, model, n):
@@ -512,6 +546,9 @@ def _images_of(args, model, n):
     from minivae.data import check_splits, load_splits, sample_rows
     from minivae.engine import as_tensor
     _no_counts(args, model)
+    if model.kind == "conditional":
+        raise ValueError(f"{args.checkpoint} holds a conditional model, whose q(z|x, y) needs each image's label: "
+                         f"minivae {args.command} reads images alone (use ConditionalVAE.reconstruct(x, y))")
     data = load_splits(args.data)
     check_splits({args.split: data[args.split]}, data.files, x_dim=model.config["x_dim"])
     x = sample_rows(data[args.split], n, args.seed)
@@ -638,13 +675,14 @@ def build_parser():
                             "(then the ELBO is not a bound on a likelihood of the data)")
 
     t = command("train", "train a VAE")
-    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli", "vq", "semisupervised"],
+    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli", "vq", "semisupervised", "conditional"],
                    default="categorical",
                    help="latent variables: gaussian, categorical (one-hot), bernoulli (binary, each Bernoulli(½) "
                         "a priori), vq (a VQ-VAE: --n-latent vectors snapped to the nearest of --n-codes code "
                         "vectors, van den Oord et al. 2017), or semisupervised (Kingma et al.'s M2: a class y, "
                         "observed for --labels images of --data's labelled IDX files and summed out for the others, "
-                        "and a Gaussian z of --z-dim)")
+                        "and a Gaussian z of --z-dim), or conditional (Sohn et al.'s CVAE: p(x|z, y) and q(z|x, y) of "
+                        "the class y of every image of --data's labelled IDX files, a Gaussian z of --z-dim)")
     data_args(t, "use only the first N images of each split")
     t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                    help="p(x|z): bernoulli (binary pixels), gaussian (one learned scale), continuous_bernoulli (a density "
@@ -778,6 +816,9 @@ def build_parser():
     s = picture_command("sample", "draw images from a checkpoint's prior", "samples.png", _sample)
     s.add_argument("--n", type=_positive_int, default=64, help="how many images")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
+    s.add_argument("--label", type=_sizes_from_zero, metavar="Y[,Y…]",
+                   help="conditional and semisupervised models: images of these classes, in turn, a column each "
+                        "(conditional default: every class)")
 
     r = picture_command("reconstruct", "draw images of a split and their reconstructions from a checkpoint",
                         "reconstructions.png", _reconstruct, split=True)

@@ -1250,3 +1250,4 @@ def latent_grid(model, n, dims=(0, 1)):
 # the models of modules of their own (which import this one's helpers at their end, after their classes), here too
 from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402,F401  (M2, Kingma et al. 2014)
 from minivae.vqvae import VQVAE  # noqa: E402,F401  (van den Oord et al. 2017)
+from minivae.conditional import ConditionalVAE  # noqa: E402,F401  (Sohn et al. 2015)

@@ -19,6 +19,7 @@ EXAMPLES = {
     "vamp_prior.py": (["--smoke"], "vamp K=5"),
     "vq_vae.py": (["--smoke"], "vq 16×8, 64 codes"),
     "semisupervised_m2.py": (["--smoke"], "test classification error"),
+    "conditional_vae.py": (["--smoke"], "samples nearest their class's mean training image"),
     "count_vae.py": (["--smoke"], "learned inverse dispersion θ"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"
                                         "memory the replays took from the system from the third step on: 0 blocks"),

@@ -3010,6 +3010,28 @@ MUTANTS = [
       ['tests/test_code_prior.py'], "codes of the wrong length reach the network: a reshape error that names no codes"),
     # ---- helper-73 end ----
     # ---- helper-74 begin: fix11-cvae: a conditional VAE ----
+    M('cvae-decoder-ignores-label', 'minivae/conditional.py', ('ops.concatenate([ops.broadcast_to(rows, (*z.shape[:-1], self.n_classes)),', 'ops.concatenate([0 * ops.broadcast_to(rows, (*z.shape[:-1], self.n_classes)),'),
+      ['tests/test_conditional.py'], "p(x|z, y) without y: the decoder of an unconditional VAE, whose samples of a class are any class"),
+    M('cvae-encoder-ignores-label', 'minivae/conditional.py', ('ops.concatenate([_encoder_input(self, x), rows], axis=-1)', 'ops.concatenate([_encoder_input(self, x), 0 * rows], axis=-1)'),
+      ['tests/test_conditional.py'], "q(z|x) in place of q(z|x, y): not the CVAE's posterior (and not the bound of the written-out networks)"),
+    M('cvae-beta-ignored', 'minivae/conditional.py', ('return _negative_elbo(self.likelihood(z, rows), x, kl, beta)', 'return _negative_elbo(self.likelihood(z, rows), x, kl, 1.0)'),
+      ['tests/test_conditional.py'], "β does not weigh the KL: a warm-up or β-VAE would train the plain ELBO"),
+    M('cvae-sample-classes-shifted', 'minivae/conditional.py', ('y = numpy.arange(n) % self.n_classes', 'y = (numpy.arange(n) + 1) % self.n_classes'),
+      ['tests/test_conditional.py', 'tests/test_cli_conditional.py'], "sample(n, rng) without y starts at class 1: a grid's columns are not the classes 0, 1, …"),
+    M('cvae-label-rows-unchecked', 'minivae/conditional.py', ('if rows.shape != (n, self.n_classes):', 'if False:'),
+      ['tests/test_conditional.py'], "label rows of the wrong shape reach the networks, broadcast or failing deep inside concatenate"),
+    M('cvae-reconstruct-at-log-var', 'minivae/conditional.py', ('return self.likelihood(self._encode(x, rows)[0], rows).mean', 'return self.likelihood(self._encode(x, rows)[1], rows).mean'),
+      ['tests/test_conditional.py'], "reconstruct decodes log σ² instead of q's mean μ"),
+    M('cvae-evaluate-mean-of-means', 'minivae/conditional.py', ('ll = objectives.log_likelihood_is(given, xb, rng, k=k).data.sum() if k else 0.0', 'll = objectives.log_likelihood_is(given, xb, rng, k=k).data.mean() if k else 0.0'),
+      ['tests/test_conditional.py', 'tests/test_cli_conditional.py'], "evaluate's log p(x|y) sums the batches' means and divides by the images: a fraction of the estimate"),
+    M('cvae-training-mislabelled', 'minivae/conditional.py', ('loss = model.loss(as_tensor(xb, device=device), y[pick], rng, step=step)', 'loss = model.loss(as_tensor(xb, device=device), y[pick][::-1], rng, step=step)'),
+      ['tests/test_cli_conditional.py'], "the training loop pairs images with other images' labels: the model learns to ignore y"),
+    M('cvae-cli-options-not-refused', 'minivae/cli.py', ('    if args.model in ("semisupervised", "conditional"):\n        others += [', '    if args.model == "semisupervised":\n        others += ['),
+      ['tests/test_cli_conditional.py'], "--resume, --graph, --prior mog, --arch conv … silently ignored by the conditional model's loop"),
+    M('cvae-cli-label-unchecked', 'minivae/cli.py', ('if classes is not None and max(classes) >= model.n_classes:', 'if False:'),
+      ['tests/test_cli_conditional.py'], "sample --label of a class the model does not know: no message naming the classes it knows"),
+    M('cvae-cli-label-columns', 'minivae/cli.py', ('columns = len(classes) if len(classes) > 1 else 8', 'columns = 8'),
+      ['tests/test_cli_conditional.py'], "sample --label Y,Y…: the grid's columns are not a class each"),
     # ---- helper-74 end ----
     # ---- helper-75 begin: fix11-ulp: the Bernoulli log-density's Numba kernel against its formula ----
     M("ulp-device-check-cpu-with-numba", "tests/strict_array.py", ('    with use_numba(False):\n        expected = arrays(run("cpu"))', '    if True:\n        expected = arrays(run("cpu"))'),

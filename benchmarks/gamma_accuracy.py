@@ -8,8 +8,8 @@ installed.
     python benchmarks/gamma_accuracy.py --pin 1e3 1e6 1e8      # tests/test_ops_gamma.py's MPMATH_LARGE_ALPHA rows
 
 Prints the largest relative error of each (--large: also of dz/dα at α from 10³ to 10¹², where Temme's expansion takes
-over, at the points mpmath converges; and the gradient's time at moderate α). Near a zero of the function only the absolute error is small, so those
-points are left out: lgamma within 0.05 of 1 and 2, digamma within 0.05 of its root 1.46163….
+over, at the points mpmath converges; and the gradient's time at moderate α). Near a zero of the function only the
+absolute error is small, so those points are left out: lgamma within 0.05 of 1 and 2, digamma within 0.05 of its root 1.46163….
 """
 import argparse
 

@@ -156,6 +156,11 @@ def gradient_grid(dtype):
 def gradient_scale(a, z):
     """The magnitude the implicit gradient is a difference of: (z/α)(S·(|log z| + |ψ(α + 1)|) + |∂S/∂α|) on the series
     side, z(C·(|log z| + |ψ(α)|) + |∂C/∂α|) on the fraction's (their terms cancel near z ≈ α)."""
+    with np.errstate(all="ignore"):  # (the branches not selected, as in the formula)
+        return _gradient_scale(a, z)
+
+
+def _gradient_scale(a, z):
     series = z < a + 1
     temme = (a >= ops_gamma.TEMME_FROM) & (np.abs(z / a - 1) < ops_gamma.TEMME_WIDTH)
     s, ds = ops_gamma.gamma_series(np, a, np.where(series & ~temme, z, 0.5 * np.minimum(a, 1.0)))

@@ -386,12 +386,12 @@ def standard_gamma_grad(xp, a, z):
     positive = z > 0
     z = xp.where(positive, z, 1.0)
     temme = (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)
-    z_sum = xp.where(temme, 0.5, z)  # (Temme's elements at a point where the series converges at once)
-    series, s, ds, c, dc = _branches(xp, a, z_sum)
-    log_z = xp.log(z_sum)
-    low = -(z_sum / a) * (s * (log_z - digamma_positive(xp, a + 1)) + ds)
-    high = z_sum * (c * (log_z - digamma_positive(xp, a)) + dc)
     near = temme_gradient(xp, xp.where(temme, a, TEMME_FROM), xp.where(temme, z, TEMME_FROM))
+    z = xp.where(temme, 0.5, z)  # (Temme's elements for the sums at a point where the series converges at once)
+    series, s, ds, c, dc = _branches(xp, a, z)
+    log_z = xp.log(z)
+    low = -(z / a) * (s * (log_z - digamma_positive(xp, a + 1)) + ds)
+    high = z * (c * (log_z - digamma_positive(xp, a)) + dc)
     return xp.where(positive, xp.where(temme, near, xp.where(series, low, high)), 0.0)
 
 

@@ -523,8 +523,8 @@ class Gammainc(Function):
     ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α: ``incomplete_gamma``), both
     summed to their operand's shape. Computed in float64 and rounded once to the operands' common dtype (integers as
     float32). torch has no gradient in α (it raises); where it gives NaN for x̄ at a limit (x = 0 with α = 1, x = ∞),
-    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits, as for
-    standard_gamma's gradient). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
+    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits; not yet
+    standard_gamma's gradient's Temme expansion). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
     yet).  saves α, x in float64, and ∂P/∂α where α needs a gradient (made with P by the same series or fraction)."""
 
     def forward(ctx, a, x, complement=False):

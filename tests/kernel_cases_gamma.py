@@ -136,7 +136,7 @@ def test_gamma_draws_in_a_graph_take_the_counter_advance_from_memory(dev, dtype,
 
 
 def gradient_grid(dtype):
-    """(α, z): α 10⁻³ … 10⁴, z around the bulk of Gamma(α, 1) on both sides of α + 1, the branch boundary z = α + 1
+    """(α, z): α 10⁻³ … 10⁴ and up to 10³⁰, z around the bulk of Gamma(α, 1) on both sides of α + 1, the branch boundary z = α + 1
     and the doubles either side of it, tiny and huge z (of ``dtype``'s range), and z ≤ 0 or NaN (gradient 0)."""
     tiny, huge = (1e-300, 1e300) if dtype == np.float64 else (1e-37, 1e37)
     rng = np.random.default_rng(4)
@@ -146,18 +146,32 @@ def gradient_grid(dtype):
     edges = np.concatenate([[b + 1, np.nextafter(b + 1, 0), np.nextafter(b + 1, np.inf), tiny, huge, 1e-30]
                             for b in 10.0 ** np.linspace(-3, 4, 15)])
     z = np.concatenate([bulk, edges])
-    return np.concatenate([a, [2.0, 2.0, 0.5]]), np.concatenate([z, [0.0, -1.0, np.nan]])
+    # large α (Temme's expansion, ops/gamma.py TEMME_FROM): its bulk, and either side of its band |z/α − 1| < ¼ and of
+    # α = 10³, where the series and the fraction take over
+    big = np.repeat([999.0, 1000.0, 1e5, 1e8, 1e12, 1e30], 9)
+    ratio = np.tile([0.5, 0.7499, 0.7501, 1 - 3 / np.sqrt(1e5), 1.0, 1 + 2 / np.sqrt(1e5), 1.2499, 1.2501, 2.0], 6)
+    return np.concatenate([a, big, [2.0, 2.0, 0.5]]), np.concatenate([z, big * ratio, [0.0, -1.0, np.nan]])
 
 
 def gradient_scale(a, z):
     """The magnitude the implicit gradient is a difference of: (z/α)(S·(|log z| + |ψ(α + 1)|) + |∂S/∂α|) on the series
     side, z(C·(|log z| + |ψ(α)|) + |∂C/∂α|) on the fraction's (their terms cancel near z ≈ α)."""
+    with np.errstate(all="ignore"):  # (the branches not selected, as in the formula)
+        return _gradient_scale(a, z)
+
+
+def _gradient_scale(a, z):
     series = z < a + 1
-    s, ds = ops_gamma.gamma_series(np, a, np.where(series, z, 0.5 * np.minimum(a, 1.0)))
-    c, dc = ops_gamma.gamma_fraction(np, a, np.where(series, a + 1, z))
+    temme = (a >= ops_gamma.TEMME_FROM) & (np.abs(z / a - 1) < ops_gamma.TEMME_WIDTH)
+    s, ds = ops_gamma.gamma_series(np, a, np.where(series & ~temme, z, 0.5 * np.minimum(a, 1.0)))
+    c, dc = ops_gamma.gamma_fraction(np, a, np.where(series | temme, a + 1, z))
     log_z = np.abs(np.log(z))
-    return np.where(series, (z / a) * (np.abs(s) * (log_z + np.abs(ops_gamma.digamma_positive(np, a + 1))) + np.abs(ds)),
-                    z * (np.abs(c) * (log_z + np.abs(ops_gamma.digamma_positive(np, a))) + np.abs(dc)))
+    # Temme's: λ − λ·(η/μ)·N/D, no e^{…} nor log (the same operations, bit for bit on the host): its two terms
+    near = ops_gamma.temme_gradient(np, np.where(temme, a, 1e3), np.where(temme, z, 1e3))
+    lam = np.where(temme, z / a, 1.0)
+    return np.where(temme, lam + np.abs(near - lam), np.where(
+        series, (z / a) * (np.abs(s) * (log_z + np.abs(ops_gamma.digamma_positive(np, a + 1))) + np.abs(ds)),
+        z * (np.abs(c) * (log_z + np.abs(ops_gamma.digamma_positive(np, a))) + np.abs(dc))))
 
 
 # ulp of the gradient's scale between the kernel and the formula element by element: the same operations, but the

@@ -86,6 +86,13 @@ def test_the_kernel_s_constants_are_the_formulas():
     terms = re.search(r"const double terms\[14\] = \{([^}]*)\}", text)[1]
     b = ops_gamma.bernoulli(2 * ops_gamma.ASYMPTOTIC_TERMS + 2)
     assert [float(v) for v in terms.split(",")] == [float(b[2 * k] / (2 * k)) for k in range(1, 15)]
+    assert (float(define["GAMMA_TEMME_FROM"]), float(define["GAMMA_TEMME_WIDTH"])) == (ops_gamma.TEMME_FROM, ops_gamma.TEMME_WIDTH)
+    assert (int(define["GAMMA_TEMME_ORDERS"]), int(define["GAMMA_TEMME_DEGREE"]), int(define["GAMMA_TEMME_RATIO_TERMS"])) \
+        == (ops_gamma.TEMME_ORDERS, ops_gamma.TEMME_DEGREE, ops_gamma.TEMME_RATIO_TERMS)
+    ratio, b, gstar = ops_gamma.temme_coefficients()
+    for name, want in [("ratio", ratio), ("b", [v for row in b for v in row]), ("gstar", gstar)]:
+        table = re.search(rf"const double {name}\[[^=]*= \{{(.*?)\}};", text, re.S)[1]
+        assert [float(v) for v in table.replace("{", "").replace("}", "").split(",")] == want, name
 
 
 # ---- step plans ----------------------------------------------------------------------------------

@@ -271,6 +271,146 @@ def test_implicit_gradient_is_torch_s_to_its_accuracy():
         np.testing.assert_allclose(got, torch._standard_gamma_grad(al, z).numpy(), rtol=2e-3, err_msg=str(a))
 
 
+def normal_limit(a, eps):
+    """dz/dα at z = α + ε√α for a large α, from the Cornish–Fisher expansion of the Gamma(α, 1) quantile (cumulants
+    κₙ = (n − 1)!·α, so γ₁ = 2/√α, γ₂ = 6/α): z = α + t√α + (t² − 1)/3 + (t³ − 7t)/(36√α) + O(1/α), t the normal
+    quantile of u. At fixed u (fixed t) dz/dα = 1 + t/(2√α) − (t³ − 7t)/(72α^{3/2}) + O(α⁻²); inverting
+    ε = t + (t² − 1)/(3√α) + (t³ − 7t)/(36α) gives t = ε − (ε² − 1)/(3√α) + (7ε³ − ε)/(36α) + O(α^{−3/2}), so
+        dz/dα = 1 + ε/(2√α) − (ε² − 1)/(6α) + (ε³ + ε)/(12α^{3/2}) + O(α⁻²)."""
+    r = np.sqrt(a)
+    return 1 + eps / (2 * r) - (eps * eps - 1) / (6 * a) + (eps ** 3 + eps) / (12 * a * r)
+
+
+@pytest.mark.filterwarnings("error")
+def test_implicit_gradient_at_large_alpha_is_the_normal_limit():
+    """α from 10⁶ to 10¹² (where the series needed more than its 4000 terms and gave 0.381 for 0.99995 at α = 10⁸,
+    ε = −1), z = α + ε√α across ±8 standard deviations: within (1 + ε⁴)·α⁻² (the expansion's next order, a polynomial
+    of degree 4 in ε) and 4 ulp of ``normal_limit``; the formula and Numba alike (``implicit_gradient``)."""
+    eps = np.linspace(-8, 8, 33)
+    for a in [1e6, 1e8, 1e10, 1e12]:
+        z = a + np.sqrt(a) * eps
+        got = implicit_gradient(np.full_like(z, a), z)
+        want = normal_limit(a, eps)
+        assert (np.abs(got - want) <= (1 + eps ** 4) / a ** 2 + 4 * 2.0 ** -52).all(), (a, got - want)
+
+
+# dz/dα at (α, z) from 50-digit mpmath, −(∂P/∂α)/f below z = α and (∂Q/∂α)/f above (mpmath.gammainc differentiated by
+# mpmath.diff), pinned: python benchmarks/gamma_accuracy.py --pin 1e3 1e6 1e8 1e10 1e12 (mpmath 1.3.0, 2026-11-30)
+MPMATH_LARGE_ALPHA = [
+    (1000.0, 841.886116991581, 0.91656462009638890504),
+    (1000.0, 968.3772233983162, 0.98418327241314812226),
+    (1000.0, 1000.0, 1.000166683323805956),
+    (1000.0, 1047.4341649025257, 1.023521294657561699),
+    (1000.0, 1158.113883008419, 1.0753704792038340452),
+    (1000.0, 500.0, 0.69326089321243291194),
+    (1000.0, 740.0, 0.85713383154375766525),
+    (1000.0, 760.0, 0.86919450277259956517),
+    (1000.0, 1240.0, 1.1115937646452610358),
+    (1000.0, 1260.0, 1.1201893115728944668),
+    (1000.0, 2000.0, 1.3865218019984518717),
+    (1000000.0, 995000.0, 0.99749598913449328714),
+    (1000000.0, 999000.0, 0.99949999983326659995),
+    (1000000.0, 1000000.0, 1.0000001666666833333),
+    (1000000.0, 1001500.0, 1.0007497920726055424),
+    (1000000.0, 1005000.0, 1.0024960108013726233),
+    (1000000.0, 500000.0, 0.69314729426559121107),
+    (1000000.0, 740000.0, 0.85699156032511931684),
+    (1000000.0, 760000.0, 0.86905015586793635516),
+    (100000000.0, 50000000.0, 0.69314718169700169892),
+    (100000000.0, 74000000.0, 0.85699141934748559215),
+    (100000000.0, 76000000.0, 0.86905001283369774764),
+    (10000000000.0, 5000000000.0, 0.69314718057131587331),
+    (10000000000.0, 7400000000.0, 0.8569914179377093736),
+    (10000000000.0, 7600000000.0, 0.86905001140335548408),
+    (1000000000000.0, 500000000000.0, 0.69314718056005901506),
+    (1000000000000.0, 740000000000.0, 0.85699141792361161143),
+    (1000000000000.0, 760000000000.0, 0.86905001138905206146),
+]
+
+
+def test_implicit_gradient_at_large_alpha_is_mpmath_s():
+    """Against the pinned 50-digit values: the bulk (z = α + ε√α, ε = −5 … 5) and both sides of Temme's band
+    (z/α = 0.74, 0.76, 1.24, 1.26; 0.5, 2). Inside the band to 4 ulp; outside, to 2ε·(8 + |log z|/|log λ|), λ = z/α:
+    there the series' log z − ψ(α + 1) ≈ log λ cancels, an ulp of log z becoming |log z|/|log λ| ulp of the
+    difference (3·10⁻¹⁴ at α = 10¹⁰, λ = 0.74; measured 1.2·10⁻¹⁴)."""
+    from minivae.ops.gamma import TEMME_WIDTH
+    a, z, want = np.array(MPMATH_LARGE_ALPHA).T
+    lam = z / a
+    band = (a >= 1e3) & (np.abs(lam - 1) < TEMME_WIDTH)
+    log_lam = np.where(band, 1.0, np.abs(np.log(lam)))
+    rtol = np.where(band, 4 * 2.0 ** -52, 2 * 2.0 ** -52 * (8 + np.abs(np.log(z)) / log_lam))
+    got = implicit_gradient(a, z)
+    assert (np.abs(got - want) <= rtol * want).all(), np.abs(got / want - 1) / rtol
+
+
+def test_implicit_gradient_by_temme_is_the_series_and_fraction_where_they_converge():
+    """Temme's expansion (ops/gamma.py temme_gradient) against the series and the continued fraction (``_branches``,
+    converged in fewer than 4000 terms up to α = 10⁵) at every z/α across its band, α = 10³ (its first α), 3·10³,
+    10⁴, 10⁵: to 2·10⁻¹³, the series' and fraction's own accuracy next to z = α (~9√α terms, each rounded; measured
+    1.0·10⁻¹³ at α = 10⁵). A term of S in 1/α wrong or left out moves it by ≥ 10⁻¹² at α = 10³."""
+    from minivae.ops import gamma as g
+    ratio = np.linspace(1 - g.TEMME_WIDTH, 1 + g.TEMME_WIDTH, 41)[1:-1]
+    for a in [1e3, 3e3, 1e4, 1e5]:
+        alpha, z = np.full_like(ratio, a), a * ratio
+        with np.errstate(all="ignore"):
+            series, s, ds, c, dc = g._branches(np, alpha, z)
+            log_z = np.log(z)
+            low = -(z / a) * (s * (log_z - g.digamma_positive(np, alpha + 1)) + ds)
+            high = z * (c * (log_z - g.digamma_positive(np, alpha)) + dc)
+        close(g.temme_gradient(np, alpha, z), np.where(series, low, high), rtol=2e-13)
+
+
+@pytest.mark.filterwarnings("error")
+def test_implicit_gradient_is_continuous_across_the_switch_to_temme():
+    """At α = 10³ and the largest double below it, and at z/α = 1 ± TEMME_WIDTH and the doubles either side (the
+    series or the fraction on one side, Temme's expansion on the other): equal to 2·10⁻¹³ relatively (dz/dα moves by
+    10⁻¹⁶ relatively over those steps)."""
+    from minivae.ops import gamma as g
+    a = g.TEMME_FROM
+    below = np.nextafter(a, 0)
+    z = a * np.linspace(0.8, 1.2, 9)
+    close(implicit_gradient(np.full_like(z, below), z), implicit_gradient(np.full_like(z, a), z), rtol=2e-13)
+    for alpha in [1e3, 1e6, 1e12]:
+        for edge in [1 - g.TEMME_WIDTH, 1 + g.TEMME_WIDTH]:
+            z = alpha * edge
+            either = np.array([np.nextafter(z, 0), z, np.nextafter(z, np.inf)])
+            got = implicit_gradient(np.full(3, alpha), either)
+            close(got, np.full(3, got[1]), rtol=2e-13)
+
+
+@pytest.mark.filterwarnings("error")
+def test_implicit_gradient_in_the_tails_of_a_large_alpha():
+    """z = λα with λ fixed away from 1 (the series and the fraction, which converge there in ~40/|λ − 1| terms
+    whatever α): the tail's leading term P ≈ e^L/(1 − λ) below α (Q ≈ e^{L'}/(z − α) above), L = α log z − z −
+    lgamma(α + 1) (L' with lgamma α), held fixed gives dz/dα = −∂L/∂α / ∂L/∂z → λ log λ/(λ − 1), as ∂L/∂α =
+    log z − ψ(α + 1) → log λ and ∂L/∂z = α/z − 1. The next order, from ψ(α) = log α − 1/(2α) + … and the prefactor's
+    log|z − α| (∂/∂α and ∂/∂z of it 1/(α|λ − 1|)): relatively (1/α)·((1 + 2/|λ − 1|)/|log λ| + 2λ/(λ − 1)²) at most,
+    and 10⁻¹² for the roundings; α 10⁶ … 10³⁰⁰, λ from 10⁻³⁰ to 10⁶."""
+    lam = np.array([1e-30, 1e-3, 0.3, 0.7, 1.3, 2.0, 10.0, 1e6])
+    want = lam * np.log(lam) / (lam - 1)
+    log_lam = np.abs(np.log(lam))
+    for a in [1e6, 1e9, 1e12, 1e20, 1e30, 1e300]:
+        got = implicit_gradient(np.full_like(lam, a), a * lam)
+        bound = ((1 + 2 / np.abs(lam - 1)) / log_lam + 2 * lam / (lam - 1) ** 2) / a + 1e-12
+        assert (np.abs(got - want) <= bound * want).all(), (a, got / want - 1)
+
+
+def test_standard_gamma_in_float32_at_alpha_1e30_is_finite():
+    """float32 α = 10³⁰ (draws by the sampler, and z across the bulk and both tails of float32's range): the gradient
+    is finite, and the float64 one rounded once (in the band, 1 + ε/(2√α) rounds to 1)."""
+    from minivae.distributions import Gamma
+    alpha = mv.tensor(np.full(64, 1e30, np.float32), requires_grad=True)
+    Gamma(alpha, mv.tensor(np.float32(1.0))).rsample(rng=mv.random.Generator(3)).sum().backward()
+    assert alpha.grad.dtype == np.float32 and np.isfinite(alpha.grad).all()
+    np.testing.assert_allclose(alpha.grad, 1.0, rtol=1e-6)
+    z = np.array([1e-30, 1e20, 7.5e29, 1e30, 1.3e30, 1e38], np.float32)
+    alpha = mv.tensor(np.full(6, 1e30, np.float32), requires_grad=True)
+    ops.standard_gamma(alpha, z).backward(mv.tensor(np.ones(6, np.float32)))
+    want = implicit_gradient(np.full(6, np.float64(np.float32(1e30))), z.astype(np.float64)).astype(np.float32)
+    assert np.isfinite(alpha.grad).all()
+    np.testing.assert_allclose(alpha.grad, want, rtol=2e-7)
+
+
 def test_standard_gamma_returns_the_draw_broadcast_and_sums_the_gradient_to_alpha_s_shape():
     alpha = mv.tensor(np.array([2.0], dtype=np.float32), requires_grad=True)
     z = np.array([[0.5, 1.5], [2.5, 3.5]])

@@ -3054,6 +3054,22 @@ MUTANTS = [
       "log1p(x) as log(1 + x) rounded: the Bernoulli log-density off its bound where e^{-|x|} is small"),
     # ---- helper-75 end ----
     # ---- helper-76 begin: fix11-gamma-large: the Gamma draw's gradient at large α ----
+    M('gamma-temme-never-taken', 'minivae/ops/gamma.py', ('    temme = (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)', '    temme = (a > xp.inf) & (xp.abs(z / a - 1) < TEMME_WIDTH)'),
+      ['tests/test_ops_gamma.py::test_implicit_gradient_at_large_alpha_is_the_normal_limit'], "the series for every z < α + 1 whatever α: stopped at its 4000 terms, 0.381 for 0.99995 at α = 10⁸ (the bug)"),
+    M('gamma-temme-ds-da-over-alpha-squared', 'minivae/ops/gamma.py', ('    ds_a = (s * v - u) * inv / g', '    ds_a = (s * v - u) * inv * inv / g'),
+      ['tests/test_ops_gamma.py::test_implicit_gradient_by_temme_is_the_series_and_fraction_where_they_converge'], "∂S/∂α with one 1/α too many (Horner's sum Σ k·bₖ·α⁻ᵏ read as α^{1−k}): 3·10⁻⁹ off at α = 10³"),
+    M('gamma-temme-eta-squared-term-dropped', 'minivae/ops/gamma.py', ('    n = 0.5 * eta + 0.5 * eta * eta * s - ds_a + 0.5 * s * inv', '    n = 0.5 * eta - ds_a + 0.5 * s * inv'),
+      ['tests/test_ops_gamma.py::test_implicit_gradient_at_large_alpha_is_the_normal_limit'], "N without η²S/2 (φ'(u)'s term of ∂P/∂α): the ε²/α coefficient −1/3 for −1/6"),
+    M('gamma-temme-two-orders', 'minivae/ops/gamma.py', ('TEMME_ORDERS, TEMME_DEGREE, TEMME_RATIO_TERMS = 6, 20, 30', 'TEMME_ORDERS, TEMME_DEGREE, TEMME_RATIO_TERMS = 2, 20, 30'),
+      ['tests/test_ops_gamma.py::test_implicit_gradient_by_temme_is_the_series_and_fraction_where_they_converge'], "S to 1/α only: 10⁻¹² off at α = 10³"),
+    M('gamma-temme-band-too-wide', 'minivae/ops/gamma.py', ('TEMME_FROM, TEMME_WIDTH = 1000.0, 0.25', 'TEMME_FROM, TEMME_WIDTH = 1000.0, 0.9'),
+      ['tests/test_ops_gamma.py::test_implicit_gradient_is_continuous_across_the_switch_to_temme'], "Temme's η-series used out to z/α = 0.1, beyond where η/μ's 30 terms converge"),
+    M('cuda-gamma-temme-never-taken', 'kernels/gamma.cuh', ('    if (a >= GAMMA_TEMME_FROM && fabs(z / a - 1) < GAMMA_TEMME_WIDTH) return gamma_temme_gradient(a, z);\n', ''),
+      [CUDA + '::test_gamma_gradient_is_the_formula_element_by_element'], "the kernel's series at large α, stopped at its cap (the bug, on the GPU)"),
+    M('cuda-gamma-temme-ds-da-over-alpha-squared', 'kernels/gamma.cuh', ('    const double ds_a = (s * v - u) * inv / g;', '    const double ds_a = (s * v - u) * inv * inv / g;'),
+      [CUDA + '::test_gamma_gradient_is_the_formula_element_by_element'], "the kernel's ∂S/∂α with one 1/α too many"),
+    M('numba-gamma-temme-never-taken', 'minivae/_cpu/gamma.py', ('    if a >= TEMME_FROM and abs(z / a - 1) < TEMME_WIDTH:\n        return temme_gradient(a, z, ratio, b, gstar)\n', ''),
+      ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "the Numba gradient's series at large α, stopped at its cap"),
     # ---- helper-76 end ----
     # ---- lead, session 31 ----
     M('bce-formula-small-term-lost', 'minivae/ops/losses.py', ('    loss = (xp.maximum(x, 0) - x * t) + xp.log1p(xp.exp(-xp.abs(x)))\n', '    loss = xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x))) - x * t\n'),

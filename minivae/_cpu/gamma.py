@@ -14,11 +14,12 @@ from minivae._cpu.philox import philox_round
 from minivae.distributions.gamma import GAMMA_ROUNDS, ONE_THIRD
 from minivae.ops._broadcast import periodic
 from minivae.ops.gamma import (ASYMPTOTIC_FROM, ASYMPTOTIC_TERMS, CHECK_EVERY, FRACTION_LEVELS, SERIES_TERMS,
-                               TOLERANCE, bernoulli)
+                               TEMME_FROM, TEMME_WIDTH, TOLERANCE, bernoulli, temme_coefficients)
 
 _MASK = numpy.uint64(0xFFFFFFFF)
 _PSI_TERMS = numpy.array([float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k))
                           for k in range(1, ASYMPTOTIC_TERMS + 1)])
+_RATIO, _B, _GSTAR = (numpy.array(c) for c in temme_coefficients())
 
 
 @numba.njit(inline="always")
@@ -75,10 +76,41 @@ def digamma_positive(a, terms):
 
 
 @numba.njit
-def gamma_grad(a, z, terms):
+def temme_gradient(a, z, ratio, b, gstar):
+    """dz/dα by Temme's expansion, α ≥ TEMME_FROM, |z/α − 1| < TEMME_WIDTH (ops/gamma.py temme_gradient for one
+    element; its Horner loops, each bₖ carried with its derivative)."""
+    lam = z / a
+    mu = lam - 1
+    w = ratio[-1]
+    for n in range(ratio.size - 2, -1, -1):
+        w = w * mu + ratio[n]
+    eta = mu * w
+    inv = 1 / a
+    t, dt, u, g, v = 0.0, 0.0, 0.0, 0.0, 0.0
+    for k in range(b.shape[0] - 1, -1, -1):
+        bk, dbk = b[k, -1], 0.0
+        for n in range(b.shape[1] - 2, -1, -1):
+            dbk = dbk * eta + bk
+            bk = bk * eta + b[k, n]
+        t = t * inv + bk
+        dt = dt * inv + dbk
+        u = u * inv + k * bk
+        g = g * inv + gstar[k]
+        v = v * inv + k * gstar[k]
+    s = t / g
+    ds_a = (s * v - u) * inv / g
+    n_ = 0.5 * eta + 0.5 * eta * eta * s - ds_a + 0.5 * s * inv
+    d = 1 + eta * s - dt / g * inv
+    return lam - lam * w * n_ / d
+
+
+@numba.njit
+def gamma_grad(a, z, terms, ratio, b, gstar):
     """dz/dα of a draw z of Gamma(a, 1) at fixed F(z; a) (ops/gamma.py standard_gamma_grad for one element)."""
     if not z > 0:
         return 0.0
+    if a >= TEMME_FROM and abs(z / a - 1) < TEMME_WIDTH:
+        return temme_gradient(a, z, ratio, b, gstar)
     log_z = math.log(z)
     if z < a + 1:
         t, s, h, ds = 1.0, 1.0, 0.0, 0.0
@@ -116,9 +148,10 @@ def gamma_grad(a, z, terms):
 
 
 @kernel
-def _grad(alpha, period, z, g, gx, terms):
+def _grad(alpha, period, z, g, gx, terms, ratio, b, gstar):
     for i in numba.prange(z.size):
-        gx[i] = g[i] * gx.dtype.type(gamma_grad(numpy.float64(alpha[i % period]), numpy.float64(z[i]), terms))
+        gx[i] = g[i] * gx.dtype.type(gamma_grad(numpy.float64(alpha[i % period]), numpy.float64(z[i]), terms, ratio, b,
+                                                gstar))
 
 
 def standard_gamma_draws(seed, counter, concentration, shape, dtype):
@@ -139,5 +172,6 @@ def standard_gamma_grad(alpha, z, g):
     if z.size:
         a, period = periodic(alpha.astype(z.dtype, copy=False), z.shape)
         _grad(z.size, a, numpy.int64(period), numpy.ascontiguousarray(z).reshape(-1),
-              numpy.ascontiguousarray(numpy.broadcast_to(g, z.shape), z.dtype).reshape(-1), gx.reshape(-1), _PSI_TERMS)
+              numpy.ascontiguousarray(numpy.broadcast_to(g, z.shape), z.dtype).reshape(-1), gx.reshape(-1), _PSI_TERMS,
+              _RATIO, _B, _GSTAR)
     return gx

@@ -29,9 +29,25 @@ function P(α, z) and f = z^{α−1}e^{−z}/Γ(α) the density. Both branches a
     z ≥ α + 1   Legendre's continued fraction Q = 1 − P = e^{L'}·C, L' = α log z − z − lgamma(α),
                 C = 1/(z + 1 − α − 1·(1 − α)/(z + 3 − α − 2·(2 − α)/(z + 5 − α − …))) by the modified Lentz method,
                 carried with its derivative in α (forward mode); f = e^{L'}/z, so dz/dα = z·[C·(log z − ψ(α)) + ∂C/∂α]
-Each is summed until its terms fall below 2⁻⁵⁶ of the sum (at most SERIES_TERMS, FRACTION_LEVELS: enough for α up to
-10⁴ within 5 standard deviations). A draw z ≤ 0 (the sampler clamps its draws to the dtype's tiny, as torch's) has
-gradient 0.
+Each is summed until its terms fall below 2⁻⁵⁶ of the sum (at most SERIES_TERMS, FRACTION_LEVELS); near z = α both
+need O(√α) terms (9√α for the series), so for α ≥ TEMME_FROM and |λ − 1| < TEMME_WIDTH, λ = z/α, the gradient is
+Temme's uniform asymptotic expansion of P (DLMF 8.12.3–8.12.8) differentiated in α at fixed P (outside that band the
+series and the fraction converge in ~40/|λ − 1| terms whatever α, 160 at most):
+    with s − 1 − log s = ζ²/2 (ζ of the sign of s − 1), Γ(α)·Q(α, x) = α^α e^{−α} ∫_η^∞ e^{−αζ²/2} f(ζ) dζ,
+    f(ζ) = ζ/(s − 1), η = ζ(λ); integrating by parts with f₀ = f, f_{k+1} = d/dζ[(f_k(ζ) − f_k(0))/ζ] gives
+    P = Φ(η√α) − φ(η√α)·S/√α,  S = T/Γ*,  T = Σₖ bₖ(η) α⁻ᵏ,  bₖ(η) = (f_k(η) − f_k(0))/η,  Γ*(α) = Σₖ f_k(0) α⁻ᵏ
+    (Γ*, Stirling's Γ(α)/(√(2π/α) α^α e^{−α}): 1 + 1/(12α) + 1/(288α²) − …; b₀ = 1/(λ − 1) − 1/η, DLMF's c₀). As
+    η_x = μ/(αλη), η_α = −μ/(αη) (μ = λ − 1), dz/dα = −P_α/P_x is
+        dz/dα = λ − λ·(η/μ)·N/D,  N = η/2 + η²S/2 − ∂S/∂α + S/(2α),  D = 1 + ηS − (∂S/∂η)/α,
+    free of e^{…} and of cancellation (η/μ = √(2(μ − log(1 + μ))/μ²) by its power series in μ, 1 at μ = 0).
+    The series of μ(ζ) come from μμ' = ζ(1 + μ) in exact rationals (``temme_coefficients``); TEMME_ORDERS terms in
+    1/α, each bₖ to η^{TEMME_DEGREE − 1}: the first left out, below 10⁻³·α^{−TEMME_ORDERS} ≤ 10⁻²¹ at α ≥ 10³,
+    and the η-series' tails (|η| ≤ 0.28, radius 2√π) below 10⁻¹⁸. Its normal limit: z = α + ε√α gives
+    dz/dα = 1 + ε/(2√α) − (ε² − 1)/(6α) + O(α^{−3/2}) (as the Cornish–Fisher quantile α + t√α + (t² − 1)/3 + …).
+Known: past α ≈ 10¹⁶ the fraction's check (δ − 1 within 2⁻⁵⁶, i.e. δ = 1 exactly) can miss for δ's rounding alone
+at some z and run all FRACTION_LEVELS after converging, gathering their roundings (3.5·10⁻¹³ of dz/dα at α = 10³⁰,
+z = 2α; tests/test_ops_gamma.py holds the tails to 10⁻¹²). A draw z ≤ 0 (the sampler clamps its draws to the dtype's
+tiny, as torch's) has gradient 0.
 
 References: Abramowitz & Stegun 6.1.40, 6.3.18, 6.4.11 (the asymptotic series); Numerical Recipes §6.2 (the series and
 the continued fraction of the incomplete gamma function); M. Figurnov, S. Mohamed, A. Mnih, "Implicit
@@ -61,6 +77,8 @@ LGAMMA_TERMS, STIRLING_TERMS, ASYMPTOTIC_TERMS = 30, 9, 14
 ASYMPTOTIC_FROM = 10.0   # digamma's and lgamma's asymptotic series from here on (polygamma's from 10 + n)
 SERIES_TERMS, FRACTION_LEVELS, CHECK_EVERY = 4000, 2000, 25
 TOLERANCE = 2.0 ** -56
+TEMME_FROM, TEMME_WIDTH = 1000.0, 0.25  # standard_gamma_grad by Temme's expansion where α ≥ 10³ and |z/α − 1| < ¼
+TEMME_ORDERS, TEMME_DEGREE, TEMME_RATIO_TERMS = 6, 20, 30  # terms in 1/α, in η (each bₖ), in μ (η/μ: 0.25³⁰ < 10⁻¹⁸)
 
 
 @functools.cache
@@ -370,11 +388,71 @@ def standard_gamma_grad(xp, a, z):
     """dz/dα of draws z of Gamma(α, 1) at fixed F(z; α) (module docstring): float64 arrays of one shape."""
     positive = z > 0
     z = xp.where(positive, z, 1.0)
+    temme = (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)
+    near = temme_gradient(xp, xp.where(temme, a, TEMME_FROM), xp.where(temme, z, TEMME_FROM))
+    z = xp.where(temme, 0.5, z)  # (Temme's elements for the sums at a point where the series converges at once)
     series, s, ds, c, dc = _branches(xp, a, z)
     log_z = xp.log(z)
     low = -(z / a) * (s * (log_z - digamma_positive(xp, a + 1)) + ds)
     high = z * (c * (log_z - digamma_positive(xp, a)) + dc)
-    return xp.where(positive, xp.where(series, low, high), 0.0)
+    return xp.where(positive, xp.where(temme, near, xp.where(series, low, high)), 0.0)
+
+
+@functools.cache
+def temme_coefficients():
+    """(ratio, b, gstar): float64 coefficients, lowest power first, of η/μ in μ (η/μ = √(2r), r = (μ − log(1 + μ))/μ² =
+    Σₙ (−1)ⁿ μⁿ/(n + 2)), of bₖ(η) in η for k < TEMME_ORDERS, and Γ*'s f_k(0) (module docstring), from exact
+    rationals: μ(ζ) = Σ mₙ ζⁿ by μμ' = ζ(1 + μ) ((n + 1)mₙ = mₙ₋₁ − Σᵢ₌₂ⁿ⁻¹ mᵢ(n + 1 − i)m_{n+1−i}, m₁ = 1), f = ζ/μ
+    by series division, f_{k+1}'s coefficients (j + 1)·(f_k's of degree j + 2)."""
+    degree = TEMME_DEGREE + 2 * TEMME_ORDERS + 1
+    m = [Fraction(0), Fraction(1)] + [Fraction(0)] * degree
+    for n in range(2, degree + 2):
+        m[n] = (m[n - 1] - sum(m[i] * (n + 1 - i) * m[n + 1 - i] for i in range(2, n))) / (n + 1)
+    f = [Fraction(1)] + [Fraction(0)] * degree  # 1/(μ/ζ), μ/ζ = m₁ + m₂ζ + …, m₁ = 1
+    for j in range(1, degree + 1):
+        f[j] = -sum(m[i + 1] * f[j - i] for i in range(1, j + 1))
+    b, gstar = [], []
+    for _ in range(TEMME_ORDERS):
+        gstar.append(float(f[0]))
+        b.append([float(v) for v in f[1:TEMME_DEGREE + 1]])
+        f = [(j + 1) * f[j + 2] for j in range(len(f) - 2)]
+    r2 = [Fraction(2 * (-1) ** n, n + 2) for n in range(TEMME_RATIO_TERMS)]
+    ratio = [Fraction(1)] + [Fraction(0)] * (TEMME_RATIO_TERMS - 1)  # √(2r), 2r = 1 − 2μ/3 + …
+    for n in range(1, TEMME_RATIO_TERMS):
+        ratio[n] = (r2[n] - sum(ratio[i] * ratio[n - i] for i in range(1, n))) / 2
+    return [float(v) for v in ratio], b, gstar
+
+
+def horner_derivative(coefficients, t):
+    """(p(t), p'(t)) of p = Σₖ cₖ tᵏ, coefficients lowest first, by Horner's rule carried with its derivative."""
+    p, dp = coefficients[-1], 0.0
+    for c in reversed(coefficients[:-1]):
+        dp = dp * t + p
+        p = p * t + c
+    return p, dp
+
+
+def temme_gradient(xp, a, z):
+    """dz/dα by Temme's expansion (module docstring), for float64 arrays α ≥ TEMME_FROM, |z/α − 1| < TEMME_WIDTH."""
+    ratio, b, gstar = temme_coefficients()
+    lam = z / a
+    mu = lam - 1
+    w = horner(ratio, mu)  # η/μ
+    eta = mu * w
+    inv = 1 / a
+    t = dt = u = g = v = 0.0  # T, ∂T/∂η, Σₖ k·bₖ·α⁻ᵏ, Γ*, Σₖ k·f_k(0)·α⁻ᵏ: Horner's rule in 1/α
+    for k in range(TEMME_ORDERS - 1, -1, -1):
+        bk, dbk = horner_derivative(b[k], eta)
+        t = t * inv + bk
+        dt = dt * inv + dbk
+        u = u * inv + k * bk
+        g = g * inv + gstar[k]
+        v = v * inv + k * gstar[k]
+    s = t / g
+    ds_a = (s * v - u) * inv / g  # ∂S/∂α = (∂T/∂α − S·∂Γ*/∂α)/Γ*, ∂T/∂α = −u/α, ∂Γ*/∂α = −v/α
+    n = 0.5 * eta + 0.5 * eta * eta * s - ds_a + 0.5 * s * inv
+    d = 1 + eta * s - dt / g * inv
+    return lam - lam * w * n / d
 
 
 def _undefined(xp, a, x):
@@ -448,8 +526,8 @@ class Gammainc(Function):
     ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α: ``incomplete_gamma``), both
     summed to their operand's shape. Computed in float64 and rounded once to the operands' common dtype (integers as
     float32). torch has no gradient in α (it raises); where it gives NaN for x̄ at a limit (x = 0 with α = 1, x = ∞),
-    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits, as for
-    standard_gamma's gradient). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
+    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits; not yet
+    standard_gamma's gradient's Temme expansion). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
     yet).  saves α, x in float64, and ∂P/∂α where α needs a gradient (made with P by the same series or fraction)."""
 
     def forward(ctx, a, x, complement=False):

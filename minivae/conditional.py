@@ -204,30 +204,15 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, dynamic=False, clip
     As semisupervised.train: ``out`` is locked while training, a folder holding a checkpoint is refused (no resume),
     and a run that fails before its first checkpoint removes the folders it made."""
     from minivae import training
-    from minivae._io import folder_lock, remove_stale_temporaries
     epochs, batch_size, seed = _size("epochs", epochs), _size("batch_size", batch_size), _size("seed", seed, 0)
     lr = _number("lr", lr, lambda v: v > 0, "> 0")
     clip = None if clip is None else _number("clip", clip, lambda v: v > 0, "> 0 (or None: no clipping)")
     for split in ("train", "valid"):
         if len(data[split][0]) == 0:
             raise ValueError(f"data[{split!r}] holds no images: training needs both splits")
-    if os.path.exists(os.path.join(out, training.CHECKPOINT)):
-        raise training.TrainingError(f"{out} already holds a checkpoint: start the run with another --out (a "
-                                     "conditional run is not resumed)")
-    created = training._missing_folders(out)
-    os.makedirs(out, exist_ok=True)
-    try:
-        with folder_lock(out), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            remove_stale_temporaries(out)
-            settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic)
-            _train_epochs(model, data, out, settings, epochs, log)
-    except BaseException:
-        for folder in created:  # (training.train's rule: only the empty folders this run made)
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-        raise
+    with training.run_folder(out, not_resumed="conditional"):
+        settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic)
+        _train_epochs(model, data, out, settings, epochs, log)
     return model
 
 

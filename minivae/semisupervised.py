@@ -298,32 +298,16 @@ def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, val
     ``out`` is locked while training (training.train's lock); a folder holding a checkpoint is refused (a run of M2
     cannot be resumed), and a run that fails before its first checkpoint removes the folders it made."""
     from minivae import training
-    from minivae._io import folder_lock, remove_stale_temporaries
     epochs, batch_size, seed = _size("epochs", epochs), _size("batch_size", batch_size), _size("seed", seed, 0)
     lr = _number("lr", lr, lambda v: v > 0, "> 0")
     clip = None if clip is None else _number("clip", clip, lambda v: v > 0, "> 0 (or None: no clipping)")
     for name, x in (("labelled", labelled[0]), ("unlabelled", unlabelled), ("valid", valid[0])):
         if len(x) == 0:
             raise ValueError(f"the {name} images are none: M2 trains on labelled and unlabelled images")
-    checkpoint = os.path.join(out, training.CHECKPOINT)
-    if os.path.exists(checkpoint):
-        raise training.TrainingError(f"{out} already holds a checkpoint: start the run with another --out (a "
-                                     "semisupervised run is not resumed)")
-    created = training._missing_folders(out)
-    os.makedirs(out, exist_ok=True)
-    try:
-        with folder_lock(out), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            remove_stale_temporaries(out)
-            settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic,
-                            labelled=len(labelled[0]))
-            _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log)
-    except BaseException:
-        for folder in created:  # (training.train's rule: only the empty folders this run made)
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-        raise
+    with training.run_folder(out, not_resumed="semisupervised"):
+        settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic,
+                        labelled=len(labelled[0]))
+        _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log)
     return model
 
 

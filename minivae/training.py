@@ -1,4 +1,5 @@
 """The training loop behind ``minivae train``: seeded, resumable, with atomic checkpoints."""
+import contextlib
 import csv
 import hashlib
 import inspect
@@ -291,19 +292,36 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
         if value != SETTING_DEFAULTS[name]:  # see SETTING_DEFAULTS
             settings[name] = value
     settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
-    created = _missing_folders(out)
-    os.makedirs(out, exist_ok=True)
     precision = get_float32_matmul_precision()
     try:
         if tf32:
             set_float32_matmul_precision("high")
+        with run_folder(out):
+            _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
+                          graph=graph, log=log)
+    finally:
+        set_float32_matmul_precision(precision)
+    return model
+
+
+@contextlib.contextmanager
+def run_folder(out, not_resumed=None):
+    """A training run's folder ``out`` for the block: made with its missing parents, locked, cleared of stale
+    temporaries, NumPy's floating-point warnings off; a run that fails before its first checkpoint leaves no empty
+    folder it made. ``not_resumed``: the kind of a model whose runs cannot be resumed (M2's, the conditional VAE's), so
+    that a folder already holding a checkpoint is refused, naming it."""
+    if not_resumed is not None and os.path.exists(os.path.join(out, CHECKPOINT)):
+        raise TrainingError(f"{out} already holds a checkpoint: start the run with another --out (a {not_resumed} run "
+                            "is not resumed)")
+    created = _missing_folders(out)
+    os.makedirs(out, exist_ok=True)
+    try:
         # NumPy's floating-point warnings off: a value that overflows to inf or NaN is caught by the
         # checks of the loss, the parameters and the validation ELBO, which stop the run in one line;
         # the warnings would only add lines (and source excerpts) of noise before it on stderr
         with folder_lock(out), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
             remove_stale_temporaries(out)
-            _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
-                          graph=graph, log=log)
+            yield
     except BaseException:
         # a run that failed before its first checkpoint leaves no empty folder: neither OUT nor the
         # parents it made for it (only those: a folder that was there before, or that is not empty, stays)
@@ -313,9 +331,6 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
             except OSError:  # not empty (the run wrote there, or someone else did): keep it and its parents
                 break
         raise
-    finally:
-        set_float32_matmul_precision(precision)
-    return model
 
 
 def _missing_folders(out):

@@ -3072,6 +3072,8 @@ MUTANTS = [
       ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "the Numba gradient's series at large α, stopped at its cap"),
     # ---- helper-76 end ----
     # ---- lead, session 31 ----
+    M('run-folder-checkpoint-not-refused', 'minivae/training.py', ('    if not_resumed is not None and os.path.exists(os.path.join(out, CHECKPOINT)):\n', '    if False:\n'),
+      ['tests/test_semisupervised_training.py', 'tests/test_conditional.py', 'tests/test_cli_conditional.py'], "an M2 or conditional run over a folder that holds a checkpoint, which it would overwrite"),
     M('bce-formula-small-term-lost', 'minivae/ops/losses.py', ('    loss = (xp.maximum(x, 0) - x * t) + xp.log1p(xp.exp(-xp.abs(x)))\n', '    loss = xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x))) - x * t\n'),
       ['tests/test_numerics.py'], "softplus(x) − x·t in that order: log1p(e⁻⁴⁰) lost to the cancellation at x = 40, t = 1"),
     M('expm1-vjp-through-y', 'minivae/ops/unary.py', ('        return g * ctx.xp.exp(ctx.x)\n', '        return g * (ctx.xp.expm1(ctx.x) + 1)\n'),

@@ -405,7 +405,7 @@ def sticking_the_landing(log_joint, q, k=1, rng=None, beta=1.0):
 
         ∇_φ = Σ_i w̃_i (∂/∂z_i)[log p(x, z_i) − log q_φ(z_i|x)] ∂z_i/∂φ,    w̃_i = w_i / Σ_j w_j (1 at k = 1),
 
-    the full pathwise gradient less E[∇_φ log q_φ(z)] = 0 (its expectation vanishes; its variance does not). Where q
+    the full pathwise gradient less the score term ∇_φ log q_φ(z), whose expectation is 0 but whose variance is not. Where q
     is the exact posterior, log p(x, z) − log q(z|x) = log p(x) for every z, so each draw's gradient is 0: the estimate
     "sticks the landing". ``log_joint(z)`` maps the draws (k, *batch, *event) to log p(x, z) of shape (k, *values)
     (log q summed over q's axes beyond those); the value has shape values. The decoder's gradient is the pathwise

@@ -194,7 +194,8 @@ def _model_options(args):
     others = [("--estimator", args.estimator is not None), ("--rebar-eta", args.rebar_eta is not None),
               ("--baseline-hidden", args.baseline_hidden > 0), ("--objective iwae", args.objective != "elbo"),
               ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0),
-              ("--free-bits", args.free_bits > 0), ("--library observed", args.library != "none")]
+              ("--free-bits", args.free_bits > 0), ("--library observed", args.library != "none"),
+              ("--gate decoder", args.gate != "feature")]
     if args.model in ("semisupervised", "conditional"):
         others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
                    (f"--prior {args.prior}", args.prior != "standard"),
@@ -276,7 +277,7 @@ def _train(args):
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
                             samples=args.samples, arch=args.arch, channels=args.channels, prior=args.prior,
                             prior_components=args.prior_components, likelihood=args.likelihood,
-                            library=None if args.library == "none" else args.library,
+                            library=None if args.library == "none" else args.library, gate=args.gate,
                             flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length,
                             free_bits=args.free_bits, estimator=args.estimator or "pathwise", rng=rng, device=args.device)
     elif args.model == "vq":
@@ -292,7 +293,7 @@ def _train(args):
             tau_min=args.tau_min, anneal_rate=args.anneal_rate, activation=args.activation,
             baseline_hidden=args.baseline_hidden, objective=args.objective, samples=args.samples,
             rebar_eta=1.0 if args.rebar_eta is None else args.rebar_eta, arch=args.arch, channels=args.channels,
-            likelihood=args.likelihood, library=None if args.library == "none" else args.library,
+            likelihood=args.likelihood, library=None if args.library == "none" else args.library, gate=args.gate,
             free_bits=args.free_bits, rng=rng, device=args.device)
     bound = {"elbo": "ELBO", "iwae": "IWAE bound"}[args.objective]
     objective = "" if (args.objective, args.samples) == ("elbo", 1) else f" on the {bound} of {args.samples} samples"
@@ -695,6 +696,9 @@ def build_parser():
     t.add_argument("--library", choices=["none", "observed"], default="none",
                    help="a count likelihood's mean: none (exp(decoder output)) or observed (the row's total count times "
                         "the softmax of the decoder output over the features: scVI's use_observed_lib_size)")
+    t.add_argument("--gate", choices=["feature", "decoder"], default="feature",
+                   help="zero_inflated_negative_binomial's dropout: feature (one learned logit a feature) or decoder (a "
+                        "second decoder head, a logit a sample and feature: scVI's)")
     t.add_argument("--epochs", type=_positive_int, default=10, help="train until this epoch (counted from the start of the run)")
     t.add_argument("--batch-size", type=_positive_int, default=100, help="images per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")

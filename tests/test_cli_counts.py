@@ -118,3 +118,21 @@ def test_train_with_the_observed_library_and_resume_with_another_is_refused(coun
     assert "library='observed' scales the mean of counts by their total: it needs a count likelihood" in \
         one_error_line(capsys)
     assert not grey.exists()
+
+
+def test_the_decoder_gate_reaches_the_model_and_is_refused_elsewhere(counts, tmp_path, capsys):
+    """--gate decoder gives ZINB its dropout logits from a second decoder head (recorded in the config); with another
+    likelihood, or with a model that has no such decoder, it is refused in one line and nothing is written."""
+    out = tmp_path / "run"
+    args = ["--data", counts, "--likelihood", "zero_inflated_negative_binomial", *TINY, "--epochs", 1]
+    assert run("train", *args, "--gate", "decoder", "--out", out) == 0
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert model.config["gate"] == "decoder" and "gate_logits" not in dict(model.named_parameters())
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert run("train", "--data", counts, "--likelihood", "poisson", *TINY, "--gate", "decoder", "--epochs", 1,
+               "--out", bad) == 1
+    assert "gate='decoder' is the dropout logit of likelihood='zero_inflated_negative_binomial'" in one_error_line(capsys)
+    assert run("train", "--model", "vq", "--gate", "decoder", "--limit", 100, "--out", bad) == 1
+    assert "--gate decoder is not for the vq model" in one_error_line(capsys)
+    assert not bad.exists()

@@ -2928,7 +2928,7 @@ MUTANTS = [
       ['tests/test_count_likelihoods.py'], "the −2 start of the dropout logits set on the mean head's biases"),
     M('count-options-not-recorded', 'minivae/models.py', ('if v != default}', 'if False}'),
       ['tests/test_count_likelihoods.py'], 'library and gate not in the config: a checkpoint reloads the default model'),
-    M('cli-library-not-passed', 'minivae/cli.py', ('                            library=None if args.library == "none" else args.library,\n', ''),
+    M('cli-library-not-passed', 'minivae/cli.py', ('                            library=None if args.library == "none" else args.library, gate=args.gate,\n', '                            gate=args.gate,\n'),
       ['tests/test_cli_counts.py'], 'minivae train --library observed builds a gaussian model of the mean e^out'),
     # ---- helper-71 end ----
     # ---- helper-72 begin: fix11-vamp: VampPrior and free bits ----
@@ -3072,6 +3072,8 @@ MUTANTS = [
       ['tests/test_gamma_stream.py::test_the_numba_kernels_are_the_stream_and_the_formula_element_by_element'], "the Numba gradient's series at large α, stopped at its cap"),
     # ---- helper-76 end ----
     # ---- lead, session 31 ----
+    M('cli-gate-not-passed', 'minivae/cli.py', ('else args.library, gate=args.gate,\n                            flow=', 'else args.library,\n                            flow='),
+      ['tests/test_cli_counts.py'], "--gate decoder accepted and the per-feature dropout logits trained"),
     M('run-folder-checkpoint-not-refused', 'minivae/training.py', ('    if not_resumed is not None and os.path.exists(os.path.join(out, CHECKPOINT)):\n', '    if False:\n'),
       ['tests/test_semisupervised_training.py', 'tests/test_conditional.py', 'tests/test_cli_conditional.py'], "an M2 or conditional run over a folder that holds a checkpoint, which it would overwrite"),
     M('bce-formula-small-term-lost', 'minivae/ops/losses.py', ('    loss = (xp.maximum(x, 0) - x * t) + xp.log1p(xp.exp(-xp.abs(x)))\n', '    loss = xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x))) - x * t\n'),

@@ -14,20 +14,11 @@ from minivae.random import Generator
 from minivae.semisupervised import load_labelled
 from minivae.training import load_checkpoint
 from tests.test_cli import one_error_line, run
-from tests.test_cli_m2 import bars, write_idx
+from tests import test_cli_m2
 from tests.test_png import read_png
 
+folder = test_cli_m2.folder  # the fixture of the labelled bars' IDX folder, shared
 SMALL = ["--model", "conditional", "--hidden", "32", "--z-dim", "2", "--batch-size", "50", "--lr", "1e-2"]
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    folder, rng = tmp_path_factory.mktemp("bars"), np.random.default_rng(0)
-    for prefix, n in (("train", 1200), ("t10k", 400)):
-        x, y = bars(n, rng)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from minivae.random import Generator
 from minivae.training import load_checkpoint, save_checkpoint
 from tests.strict_array import UPLOADS, describe, emulating, record
 from tests.test_cli_m2 import bars
+from tests.test_semisupervised import mlp, softplus, state_of
 
 D, C, H, Z, B = 6, 3, 5, 2, 4
 X = (np.random.default_rng(0).random((B, D)) < 0.5).astype(np.float64)
@@ -33,19 +34,7 @@ def tiny(seed=3, z_dim=Z, **kw):
     return model
 
 
-# ---- NumPy: the networks and the bound from the weights ---------------------------------------------------------------
-def softplus(v):
-    return np.logaddexp(0.0, v)
-
-
-def mlp(state, name, v):
-    """Linear, softplus, Linear (minivae's layout: v W + b, W (in, out))."""
-    h = softplus(v @ state[f"{name}.0.weight"] + state[f"{name}.0.bias"])
-    return h @ state[f"{name}.2.weight"] + state[f"{name}.2.bias"]
-
-
-def state_of(model):
-    return {k: np.asarray(v, np.float64) for k, v in model.state_dict().items()}
+# ---- NumPy: the networks and the bound from the weights (M2's tests' helpers: the same layout) ---------------------------
 
 
 def numpy_parts(state, x, y1h, eps, z_dim=Z):

@@ -202,12 +202,14 @@ def test_training_with_graph_gives_the_same_checkpoint(tmp_path):
     assert metrics[0] == metrics[1] and [row[5] for row in metrics[0][1:]] == [0.0, 0.25]
 
 
-def test_a_short_run_learns():
-    """40 Adam steps on 16 images of two patterns: the ELBO (200 samples, fixed noise) rises by nats."""
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_a_short_run_learns(prior):
+    """40 Adam steps on 16 images of two patterns: the ELBO (200 samples, fixed noise) rises by nats (both learned
+    priors: the mixture's and the VampPrior)."""
     r = np.random.default_rng(4)
     patterns = (r.random((2, 12)) < 0.5).astype(np.float32)
     x = mv.tensor(np.abs(patterns[r.integers(0, 2, 16)] - (r.random((16, 12)) < 0.05)).astype(np.float32))
-    model = GaussianVAE(x_dim=12, hidden=(8,), z_dim=2, prior="mog", prior_components=2, rng=Generator(0))
+    model = GaussianVAE(x_dim=12, hidden=(8,), z_dim=2, prior=prior, prior_components=2, rng=Generator(0))
     opt, rng = Adam(model.parameters(), lr=0.03), Generator(1)
     with mv.no_grad():
         before = O.elbo(model, x, Generator(9), k=200).numpy().mean()

@@ -16,6 +16,7 @@ from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.vqvae import VQVAE, CodePrior
 from tests.strict_array import assert_device_run_is_the_cpus
+from tests.test_vqvae import assert_replay_is_eager
 
 
 def randomized(prior, seed=0, scale=1.0):
@@ -248,23 +249,7 @@ def test_a_recorded_step_replays_the_eager_steps():
     """A step plan replays the prior's term on each batch's codes, not the recorded batch's."""
     batches = [binary(6, seed=s) for s in (28, 29, 30)]
 
-    def trained(replay):
-        model = tiny(seed=31, prior_hidden=4)
-        opt = Adam(model.parameters(), lr=0.05)
-        if not replay:
-            for x in batches:
-                loss = model.loss(mv.tensor(x))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            return model
-        plan = mv.compile_step(model, opt, lambda x: model.loss(x), mv.tensor(batches[0]))
-        for x in batches[1:]:
-            plan.step(x)
-        return model
-    eager, replayed = trained(False), trained(True)
-    for key, value in eager.state_dict().items():
-        np.testing.assert_array_equal(replayed.state_dict()[key], value, err_msg=key)
+    assert_replay_is_eager(lambda: tiny(seed=31, prior_hidden=4), batches)
 
 
 def test_bad_prior_options_are_refused():

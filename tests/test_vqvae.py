@@ -282,8 +282,14 @@ def test_a_recorded_step_replays_the_eager_steps(ema_decay):
     batch, not the recorded batch's."""
     batches = [binary(6, seed=s) for s in (24, 25, 26)]
 
+    assert_replay_is_eager(lambda: tiny(seed=27, ema_decay=ema_decay), batches)
+
+
+def assert_replay_is_eager(make, batches):
+    """The model ``make()`` gives, trained by Adam on ``batches`` eagerly and by a step plan recorded on the first and
+    replayed on the others: the same state_dict bit for bit."""
     def trained(replay):
-        model = tiny(seed=27, ema_decay=ema_decay)
+        model = make()
         opt = Adam(model.parameters(), lr=0.05)
         if not replay:
             for x in batches:

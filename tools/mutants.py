@@ -3104,6 +3104,15 @@ MUTANTS = [
       ['tests/test_stl_dreg.py'], "DReG's value Σ w̃ log w, not the bound L̂"),
     M('dreg-weights-unnormalized', 'minivae/estimators.py', ('    return xp.exp(log_w - logsumexp_array(xp, log_w, (0,)))\n', '    return xp.exp(log_w - log_w.max(axis=0))\n'),
       ['tests/test_stl_dreg.py'], "the weights shifted by the largest log weight but not normalized"),
+    # ---- helper-77 begin: fix11-saddle: Loader saddle-point log-densities in float32 ----
+    # ---- helper-77 end ----
+    # ---- helper-78 begin: fix11-gammainc-large: the incomplete gamma at large α ----
+    # ---- helper-78 end ----
+    # ---- helper-79 begin: fix11-resume: M2 and conditional runs resumed, M2 --graph ----
+    # ---- helper-79 end ----
+    # ---- helper-80 begin: fix11-edges2: the remaining float32 edges of flows, KLs and entropies ----
+    # ---- helper-80 end ----
+    # ---- lead, session 32 ----
 ]
 
 def copy_tree(dst):

@@ -422,6 +422,12 @@ def _eval(args):
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     likelihood = model.likelihood_kind
     _check_likelihood(args, likelihood)
+    if args.diagnostics and model.kind in ("semisupervised", "conditional", "vq"):
+        raise ValueError(f"--diagnostics measures the gaussian, categorical and bernoulli models' latent codes, not the "
+                         f"{model.kind} model's")
+    if args.diagnostics and getattr(model, "flow", None) is not None:
+        raise ValueError("--diagnostics needs a posterior of independent latent units, and this model's q(z|x) is a "
+                         "flow's")
     if model.kind in ("semisupervised", "conditional"):
         return _eval_labelled(args, model)
     data = _load_data(args, (args.split,), x_dim=model.config["x_dim"], likelihood=likelihood)
@@ -451,6 +457,31 @@ def _eval(args):
         dims = x.shape[1] * math.log(2)
         print(f"  bits/dim, from the ELBO (a bound)   {-elbo.mean() / dims:9.4f}")
         print(f"  bits/dim, importance sampled        {-ll.mean() / dims:9.4f}")
+    if args.diagnostics:
+        _print_diagnostics(args, model, x)
+
+
+def _print_diagnostics(args, model, x):
+    """How much of its code the model uses (minivae.diagnostics): the average KL split into the code's information
+    I_q(x; z), its total correlation and its units' marginal KLs; the KL per latent unit, largest first; the active
+    units."""
+    from minivae import diagnostics
+    from minivae.random import Generator
+    from minivae.training import derived_seed
+    count, activity = diagnostics.active_units(model, x, batch_size=args.batch_size)
+    parts = diagnostics.kl_decomposition(model, x, Generator(derived_seed(args.seed, 2)), batch_size=args.batch_size)
+    print(f"  I_q(x; z), the code's information   {parts['mutual_information']:9.3f} nats (at most log N = "
+          f"{math.log(len(x)):.3f})")
+    print(f"  total correlation of q(z)           {parts['total_correlation']:9.3f} nats")
+    if parts["dimension_wise_kl"] is None:  # a mixture prior: the KL does not split over the latents
+        print(f"  KL per latent unit: not split under the {model.prior_kind} prior")
+    else:
+        kl = diagnostics.kl_per_latent(model, x, batch_size=args.batch_size)
+        print(f"  Σ_u KL(q(z_u) ‖ p(z_u)), marginals  {parts['dimension_wise_kl']:9.3f} nats")
+        print(f"  KL(q(z|x) ‖ p(z)), averaged         {kl.sum():9.3f} nats (the three above estimate it)")
+        order = (-kl).argsort(kind="stable")
+        print("  KL per latent unit, largest first: " + ", ".join(f"{u}: {kl[u]:.3f}" for u in order))
+    print(f"  active units, Var_x E_q[z_u|x] > {diagnostics.ACTIVE}: {count} of {activity.size}")
 
 
 def _eval_vq(args, model, x, source):
@@ -801,6 +832,9 @@ def build_parser():
     e.add_argument("-k", type=_positive_int, default=1000, help="importance samples")
     e.add_argument("--batch-size", type=_positive_int, default=100, help="images at a time")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
+    e.add_argument("--diagnostics", action="store_true",
+                   help="also measure posterior collapse: the KL per latent unit, the active units and the code's "
+                        "mutual information with the images (its cost grows as N², N the images: see --limit)")
     device_arg(e)
     e.set_defaults(run=_eval)
 

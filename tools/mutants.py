@@ -3113,6 +3113,30 @@ MUTANTS = [
     # ---- helper-80 begin: fix11-edges2: the remaining float32 edges of flows, KLs and entropies ----
     # ---- helper-80 end ----
     # ---- lead, session 32 ----
+    M('mi-without-log-n', 'minivae/diagnostics.py', ('joint = ops.logsumexp(ops.sum(log_q, axis=1), axis=1) - log_n', 'joint = ops.logsumexp(ops.sum(log_q, axis=1), axis=1)'),
+      ['tests/test_diagnostics.py'], "the aggregate posterior a sum of the N posteriors, not their mean: Î off by log N"),
+    M('mi-own-term-misaligned', 'minivae/diagnostics.py', ('info += _total(own[start:start + block] - joint)', 'info += _total(own[:joint.shape[0]] - joint)'),
+      ['tests/test_diagnostics.py'], "a block of draws scored against the first draws' own densities"),
+    M('mi-aggregate-over-draws', 'minivae/diagnostics.py', ('joint = ops.logsumexp(ops.sum(log_q, axis=1), axis=1)', 'joint = ops.logsumexp(ops.sum(log_q, axis=2), axis=1)'),
+      ['tests/test_diagnostics.py'], "the aggregate's units summed over the inputs and its log-sum over the units"),
+    M('activity-ddof-zero', 'minivae/diagnostics.py', ('activity = means.var(axis=0, ddof=1)', 'activity = means.var(axis=0)'),
+      ['tests/test_diagnostics.py'], "the activity a variance divided by N, not numpy.cov's N − 1"),
+    M('activity-categorical-max', 'minivae/diagnostics.py', ('activity = activity.sum(axis=-1)', 'activity = activity.max(axis=-1)'),
+      ['tests/test_diagnostics.py'], "a categorical variable's activity its most varying category, not the trace"),
+    M('kl-per-latent-over-batches', 'minivae/diagnostics.py', ('    return total / len(x)\n\n\ndef _mean', '    return total / -(-len(x) // batch_size)\n\n\ndef _mean'),
+      ['tests/test_diagnostics.py'], "the KL per latent averaged over batches, not inputs"),
+    M('kl-per-latent-any-prior', 'minivae/diagnostics.py', ('            if type(prior) is not type(q):\n', '            if False:\n'),
+      ['tests/test_diagnostics.py'], "a mixture prior's KL taken unsplit (kl_divergence refuses it with a NotImplementedError)"),
+    M('tc-of-marginals-only', 'minivae/diagnostics.py', ('                correlation += _total(joint - marginals)\n', '                correlation += _total(joint)\n'),
+      ['tests/test_diagnostics.py'], "the total correlation without the units' marginals: log q(z) alone"),
+    M('dw-without-prior', 'minivae/diagnostics.py', ('_total(marginals - ops.sum(_units(prior.log_prob(z_n), 1), axis=1))', '_total(marginals)'),
+      ['tests/test_diagnostics.py'], "the units' marginal KLs without the prior's log-density"),
+    M('marginals-over-units', 'minivae/diagnostics.py', ('marginals = ops.sum(ops.logsumexp(log_q, axis=2) - log_n, axis=1)', 'marginals = ops.sum(ops.logsumexp(log_q, axis=1), axis=1) - log_n'),
+      ['tests/test_diagnostics.py'], "each input's marginal summed over the units inside the log, not over the inputs"),
+    M('dw-not-none-under-mixture', 'minivae/diagnostics.py', ('"dimension_wise_kl": dimension_wise / n if factored else None}', '"dimension_wise_kl": dimension_wise / n}'),
+      ['tests/test_diagnostics.py'], "a mixture prior's dimension-wise KL reported as 0"),
+    M('cli-diagnostics-order', 'minivae/cli.py', ('order = (-kl).argsort(kind="stable")', 'order = kl.argsort(kind="stable")'),
+      ['tests/test_diagnostics.py'], "the units printed smallest KL first"),
 ]
 
 def copy_tree(dst):

@@ -194,7 +194,8 @@ def _model_options(args):
     others = [("--estimator", args.estimator is not None), ("--rebar-eta", args.rebar_eta is not None),
               ("--baseline-hidden", args.baseline_hidden > 0), ("--objective iwae", args.objective != "elbo"),
               ("--samples", args.samples != 1), ("--beta", args.beta != 1.0), ("--warmup-epochs", args.warmup_epochs > 0),
-              ("--free-bits", args.free_bits > 0), ("--library observed", args.library != "none"),
+              ("--free-bits", args.free_bits > 0), ("--tc-beta", args.tc_beta is not None),
+              ("--library observed", args.library != "none"),
               ("--gate decoder", args.gate != "feature")]
     if args.model in ("semisupervised", "conditional"):
         others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
@@ -258,6 +259,9 @@ def _train(args):
     if args.prior_components is not None and args.prior == "standard":
         raise ValueError("--prior-components are the mixture's components: they need --prior mog or vamp (and --model "
                          "gaussian)")
+    if args.tc_beta is not None and args.model != "gaussian":
+        raise ValueError(f"--tc-beta weighs the total correlation of the gaussian model's z (the β-TCVAE), not of the "
+                         f"{args.model} model's latents")
     if args.free_bits < 0:
         raise ValueError(f"--free-bits is λ, the nats a latent dimension's KL is clamped below at: a number >= 0 (0: "
                          f"none), not {args.free_bits:g}")
@@ -279,7 +283,9 @@ def _train(args):
                             prior_components=args.prior_components, likelihood=args.likelihood,
                             library=None if args.library == "none" else args.library, gate=args.gate,
                             flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length,
-                            free_bits=args.free_bits, estimator=args.estimator or "pathwise", rng=rng, device=args.device)
+                            free_bits=args.free_bits, estimator=args.estimator or "pathwise", tc_beta=args.tc_beta,
+                            dataset_size=None if args.tc_beta is None else len(data["train"]), rng=rng,
+                            device=args.device)
     elif args.model == "vq":
         model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
                       args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
@@ -303,6 +309,8 @@ def _train(args):
         objective += f", a VampPrior of {model.prior_components} pseudo-inputs"
     if args.free_bits:
         objective += f", {args.free_bits:g} free bits (nats) a latent"
+    if args.tc_beta is not None:
+        objective += f", a total correlation weighted by β_TC = {args.tc_beta:g}"
     if args.model == "vq":
         objective += (f", {model.n_latent} latents of {model.n_codes} codes of {model.code_dim} dimensions, commitment "
                       f"cost {model.beta:g}, the codebook by " + ("gradient" if model.ema_decay is None else
@@ -759,6 +767,10 @@ def build_parser():
                    help="train by the ELBO with each latent dimension's KL (a categorical variable's), averaged over the "
                         "batch, clamped below at λ nats (free bits, Kingma et al. 2016; gaussian: the standard prior); "
                         "the validation ELBO is always the true bound")
+    t.add_argument("--tc-beta", type=_finite_float, metavar="B",
+                   help="gaussian: the β-TCVAE (Chen et al. 2018): the KL split into the code's information, its total "
+                        "correlation and its dimensions' marginal KLs, the second weighted by B (1: the ELBO), q(z) "
+                        "estimated from each batch; the validation ELBO is always the true bound")
     t.add_argument("--flow", choices=["none", "planar", "radial", "iaf"], default="none",
                    help="gaussian: q(z|x) pushed through --flow-length normalizing flows (planar, radial: amortized by "
                         "the encoder; iaf: inverse autoregressive flow), the KL then sampled")

@@ -190,6 +190,26 @@ def _gaussian_estimator(estimator, objective, flow_length):
     return estimator, ({} if estimator == "pathwise" else {"estimator": estimator})
 
 
+def _total_correlation(tc_beta, dataset_size, why_not):
+    """(β_TC, N, the config entries recording them): None, None and nothing when ``tc_beta`` is None (so that the
+    model's config is that of a checkpoint written before the option); else β_TC a finite number >= 0 and N, the
+    training set's size the minibatch-weighted estimate of q(z) needs, an integer >= 1; refused where ``why_not`` says
+    the loss is not the ELBO of one draw an example under the standard prior."""
+    if tc_beta is None:
+        if dataset_size is not None:
+            raise ValueError("dataset_size is the training set's size that tc_beta's estimate of q(z) takes: pass tc_beta")
+        return None, None, {}
+    tc_beta = _number("tc_beta", tc_beta, lambda v: v >= 0, ">= 0 (the total correlation's weight; 1: the ELBO)")
+    if dataset_size is None:
+        raise ValueError("tc_beta needs dataset_size, the number of training examples N: q(z) is estimated from a batch "
+                         "of M as (1/(N·M)) Σ_j q(z|x_j) (Chen et al. 2018's minibatch-weighted sampling)")
+    dataset_size = _size("dataset_size", dataset_size)
+    if why_not:
+        raise ValueError(f"tc_beta weighs the total correlation of the ELBO's KL, taken from one draw an example under "
+                         f"the standard prior, and {why_not}")
+    return tc_beta, dataset_size, {"tc_beta": tc_beta, "dataset_size": dataset_size}
+
+
 FLOW_LENGTH = 4  # flow given: K, the flows, when not given
 
 
@@ -644,8 +664,8 @@ class GaussianVAE(Module):
 
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
                  objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None,
-                 flow=None, flow_length=None, library=None, gate="feature", free_bits=0.0, estimator="pathwise", *, rng,
-                 device="cpu"):
+                 flow=None, flow_length=None, library=None, gate="feature", free_bits=0.0, estimator="pathwise",
+                 tc_beta=None, dataset_size=None, *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
@@ -662,8 +682,14 @@ class GaussianVAE(Module):
                    "a flow posterior's KL is sampled, one number an example" if self.flow_length else
                    f"the {estimator} estimator's KL is sampled, one number an example" if estimator != "pathwise" else None)
         self.free_bits, clamped = _free_bits(free_bits, self.objective, sampled)
+        self.tc_beta, self.dataset_size, weighted = _total_correlation(tc_beta, dataset_size, (
+            f"objective={self.objective!r} with samples={self.samples} is not that ELBO" if recorded else
+            f"the {prior} prior is not a product over the dimensions" if prior != "standard" else
+            "a flow posterior is not a product over the dimensions" if self.flow_length else
+            f"estimator={estimator!r} holds q's parameters fixed in log q: train it pathwise" if estimator != "pathwise" else
+            f"free_bits={self.free_bits:g} clamps each dimension's KL instead" if self.free_bits else None))
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen)
+                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen, **weighted)
         extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
         self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng,
                                                heads=2 if gate == "decoder" else 1)
@@ -740,6 +766,8 @@ class GaussianVAE(Module):
             return self._held_fixed_loss(x, loc, log_var, rng, beta)
         if self.objective == "iwae":
             return self._negative_iwae(x, loc, log_var, rng, beta)
+        if self.tc_beta is not None:
+            return self._total_correlation_loss(x, loc, log_var, rng, beta)
         x, loc, log_var = (_copies(t, self.samples) for t in (x, loc, log_var))
         if self.prior_kind != "standard":  # no closed form: the KL sampled, log q(z|x) − log p(z) at the z of the loss
             eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))  # the ε reparameterize_kl would draw
@@ -750,6 +778,27 @@ class GaussianVAE(Module):
         if self.free_bits:
             kl = free_bits_kl(kl, self.free_bits)
         return _negative_elbo(self.likelihood(z), x, kl, beta)
+
+    def _total_correlation_loss(self, x, loc, log_var, rng, beta):
+        """The β-TCVAE's loss (Chen et al. 2018): the ELBO's KL, sampled at z = μ + σ·ε (the ε the fused op would draw),
+        split as log q(z|x) − log p(z) = [log q(z|x) − log q(z)] + [log q(z) − Σ_d log q(z_d)] + [Σ_d log q(z_d) −
+        log p(z_d)], the code's information, its total correlation and its dimensions' marginal KLs, the second weighted
+        by β_TC (``tc_beta``); −(log p(x|z) − β·(I + β_TC·TC + DW)) per example, averaged. q(z) and each q(z_d) are
+        estimated by minibatch-weighted sampling over the batch x_1 … x_M of a training set of N (``dataset_size``):
+        log q(z_i) ≈ log Σ_j q(z_i|x_j) − log(N·M), log q(z_id) ≈ log Σ_j q(z_id|x_j) − log(N·M), the densities
+        q(z_id|x_j) = N(z_id; μ_jd, σ_jd²) of every pair. β_TC = 1 is the ELBO of one draw with its KL sampled,
+        exactly (the parts telescope)."""
+        eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))
+        z = ops.reparameterize(loc, log_var, eps)
+        m = loc.shape[0]
+        gap = ops.unsqueeze(z, 1) - ops.unsqueeze(loc, 0)  # z_i − μ_j: (M, M, Z)
+        pairs = -0.5 * (gap * gap * ops.exp(-ops.unsqueeze(log_var, 0)) + ops.unsqueeze(log_var, 0) + LOG_2PI)
+        log_nm = math.log(self.dataset_size * m)
+        log_qz = ops.logsumexp(pairs.sum(axis=-1), axis=1) - log_nm
+        log_marginals = (ops.logsumexp(pairs, axis=1) - log_nm).sum(axis=-1)
+        log_pz = (-0.5 * (z * z + LOG_2PI)).sum(axis=-1)
+        kl = (_log_q(eps, log_var) - log_qz) + self.tc_beta * (log_qz - log_marginals) + (log_marginals - log_pz)
+        return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
 
     def _flow_loss(self, x, rng, beta):
         """The loss of a flow posterior: z_0 = μ + σ·ε, ε ~ N(0, I) from rng (of the shape the plain model draws:

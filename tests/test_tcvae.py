@@ -1,0 +1,111 @@
+"""GaussianVAE(tc_beta=, dataset_size=), the β-TCVAE (Chen et al. 2018): its loss against the minibatch-weighted
+estimate written out in NumPy at the same draws, β_TC = 1 against the ELBO with its KL sampled, its gradient against
+central differences in float64, step plans, the refusals, a checkpoint and the CLI."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minivae.engine import Tensor
+from minivae.gradcheck import gradcheck
+from minivae.models import GaussianVAE
+from minivae.random import Generator
+from minivae.training import load_checkpoint
+from tests.test_cli import SMALL, one_error_line, run
+from tests.test_vqvae import assert_replay_is_eager
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def logsumexp(a, axis):
+    top = a.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def written_out(model, x, seed, tc_beta, n):
+    """−(log p(x|z) − (I + β_TC·TC + DW)) per example, averaged, in float64 NumPy from the encoder's μ, log σ² and
+    the decoder's logits at z = μ + σ·ε, ε the first draw of Generator(seed): log q(z_i) = log Σ_j N(z_i; μ_j, σ_j²) −
+    log(N·M), log q(z_id) the same a dimension, log p the standard normal's."""
+    loc, log_var = (t.numpy().astype(np.float64) for t in model._encode(Tensor(x)))
+    eps = Generator(seed).normal(loc.shape, np.float32).astype(np.float64)
+    z = loc + np.exp(0.5 * log_var) * eps
+    m = len(x)
+    pairs = -0.5 * ((z[:, None] - loc[None]) ** 2 / np.exp(log_var[None]) + log_var[None] + LOG_2PI)  # (M, M, Z)
+    log_q_x = (-0.5 * (eps ** 2 + log_var + LOG_2PI)).sum(-1)
+    log_q = logsumexp(pairs.sum(-1), 1) - math.log(n * m)
+    log_marginals = (logsumexp(pairs, 1) - math.log(n * m)).sum(-1)
+    log_p = (-0.5 * (z ** 2 + LOG_2PI)).sum(-1)
+    logits = model.decoder(Tensor(z.astype(np.float32))).numpy().astype(np.float64)
+    log_lik = (x * logits - np.logaddexp(0, logits)).sum(-1)
+    kl = (log_q_x - log_q) + tc_beta * (log_q - log_marginals) + (log_marginals - log_p)
+    return float((kl - log_lik).mean()), float((log_q_x - log_p - log_lik).mean())
+
+
+@pytest.fixture
+def x():
+    return (np.random.default_rng(0).random((16, 12)) < 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("tc_beta", [0.0, 1.0, 6.0])
+def test_the_loss_is_the_minibatch_weighted_estimate_written_out(x, tc_beta):
+    """The loss equals its formula at the same ε (a weight on the wrong part, log(N·M) left out of either estimate,
+    the pairs' axes swapped, each moves it); at β_TC = 1 the three parts telescope to the sampled ELBO."""
+    model = GaussianVAE(x_dim=12, hidden=(8,), z_dim=3, tc_beta=tc_beta, dataset_size=100, rng=Generator(0))
+    expected, elbo = written_out(model, x, 5, tc_beta, 100)
+    loss = float(model.loss(Tensor(x), Generator(5)).numpy())
+    assert loss == pytest.approx(expected, rel=2e-6)
+    if tc_beta == 1.0:
+        assert loss == pytest.approx(elbo, rel=2e-6)
+
+
+def test_the_gradient_is_its_central_differences_in_float64(x):
+    """In μ and log σ², the encoder's outputs the estimate pairs across the batch, at fixed ε (a new Generator of one
+    seed each call); float64, random directions and upstream gradient (minivae.gradcheck)."""
+    model = GaussianVAE(x_dim=12, hidden=(8,), z_dim=3, tc_beta=4.0, dataset_size=50, rng=Generator(1)).to(np.float64)
+    loc, log_var = (t.detach().numpy() for t in model._encode(Tensor(x.astype(np.float64))))
+    x64 = Tensor(x.astype(np.float64))
+    assert gradcheck(lambda a, b: model._total_correlation_loss(x64, a, b, Generator(7), 1.0), [loc, log_var])
+
+
+def test_a_step_plan_replays_it_bit_for_bit(x):
+    batches = [(np.random.default_rng(s).random((16, 12)) < 0.5).astype(np.float32) for s in range(4)]
+
+    class Model(GaussianVAE):  # the harness's loss(x): the noise from a generator of the model's own
+        def loss(self, x):
+            return super().loss(x, self.noise)
+
+    def make():
+        model = Model(x_dim=12, hidden=(8,), z_dim=3, tc_beta=3.0, dataset_size=64, rng=Generator(9))
+        model.noise = Generator(8)
+        return model
+    assert_replay_is_eager(make, batches)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(tc_beta=2.0), "tc_beta needs dataset_size, the number of training examples N"),
+    (dict(dataset_size=10), "dataset_size is the training set's size that tc_beta's estimate of q(z) takes"),
+    (dict(tc_beta=-1.0, dataset_size=10), "tc_beta must be"),
+    (dict(tc_beta=2.0, dataset_size=0), "dataset_size must be >= 1"),
+    (dict(tc_beta=2.0, dataset_size=10, objective="iwae", samples=3), "objective='iwae' with samples=3 is not that ELBO"),
+    (dict(tc_beta=2.0, dataset_size=10, samples=2), "objective='elbo' with samples=2 is not that ELBO"),
+    (dict(tc_beta=2.0, dataset_size=10, prior="mog"), "the mog prior is not a product over the dimensions"),
+    (dict(tc_beta=2.0, dataset_size=10, flow="planar"), "a flow posterior is not a product over the dimensions"),
+    (dict(tc_beta=2.0, dataset_size=10, estimator="stl"), "estimator='stl' holds q's parameters fixed"),
+    (dict(tc_beta=2.0, dataset_size=10, free_bits=0.5), "free_bits=0.5 clamps each dimension's KL instead"),
+])
+def test_what_it_cannot_weigh_is_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        GaussianVAE(x_dim=4, hidden=(4,), z_dim=2, rng=Generator(0), **options)
+
+
+def test_the_cli_trains_it_and_the_checkpoint_keeps_it(tmp_path, capsys):
+    """--tc-beta: the training set's size is the model's N, recorded in the checkpoint with β_TC (so that eval and
+    --resume rebuild the same model); refused for the other models in one line."""
+    out = tmp_path / "run"
+    assert run("train", "--model", "gaussian", "--z-dim", 2, "--epochs", 1, "--tc-beta", 6, "--out", out, *SMALL) == 0
+    assert "a total correlation weighted by β_TC = 6" in capsys.readouterr().out
+    model, _ = load_checkpoint(out / "checkpoint.npz")
+    assert (model.tc_beta, model.dataset_size) == (6.0, 300)
+    assert run("train", "--model", "categorical", "--epochs", 1, "--tc-beta", 6, "--out", tmp_path / "c", *SMALL) == 1
+    assert "--tc-beta weighs the total correlation of the gaussian model's z" in one_error_line(capsys)

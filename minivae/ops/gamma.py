@@ -67,7 +67,7 @@ from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.arith import common
 from minivae.ops.sampling import SURROGATES
-from minivae.ops.special import horner, in_float64
+from minivae.ops.special import BEYOND, erf_erfc_of_magnitude, gauss, horner, in_float64
 from minivae.ops.unary import real
 
 EULER_GAMMA = "0.57721566490153286060651209008240243104215933593992359880576723"
@@ -158,11 +158,16 @@ def lgamma_positive(xp, a):
     correction = xp.where(below, -xp.log(y) - xp.log1p(y), xp.where(mid, -xp.log(y), xp.log(prod)))
     series = t * horner(lgamma_coefficients(), t) + correction
     b = xp.where(small, ASYMPTOTIC_FROM, a)
-    w = 1 / (b * b)
-    terms = [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
     log_b = xp.log(b)
-    stirling = b * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + horner(terms, w) / b
+    stirling = b * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + log_gamma_star(xp, b)
     return xp.where(small, series, stirling)
+
+
+def log_gamma_star(xp, b):
+    """log Γ*(b) = lgamma(b) − (b − ½)·log b + b − ½ log 2π = Σₖ₌₁⁹ B₂ₖ/(2k(2k − 1) b²ᵏ⁻¹), Stirling's series, for
+    b ≥ ASYMPTOTIC_FROM (lgamma_positive's; Γ*'s Temme expansion below is its exponential)."""
+    terms = [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
+    return horner(terms, 1 / (b * b)) / b
 
 
 def shifted(xp, a, power, until):
@@ -179,9 +184,15 @@ def shifted(xp, a, power, until):
 def digamma_positive(xp, a):
     """ψ of a float64 array a > 0, finite."""
     y, acc = shifted(xp, a, -1, ASYMPTOTIC_FROM)
+    return xp.log(y) - 0.5 / y - digamma_bernoulli_sum(xp, y) - acc
+
+
+def digamma_bernoulli_sum(xp, y):
+    """Σₖ₌₁¹⁴ B₂ₖ/(2k·y²ᵏ), y ≥ ASYMPTOTIC_FROM: ψ(y) = log y − 1/(2y) − this (also the incomplete gamma function's
+    log x − ψ(α) at a large α, as log(x/α) + 1/(2α) + this, where log x − ψ(α) would cancel)."""
     w = 1 / (y * y)
     terms = [float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k)) for k in range(1, ASYMPTOTIC_TERMS + 1)]
-    return xp.log(y) - 0.5 / y - w * horner(terms, w) - acc
+    return w * horner(terms, w)
 
 
 @functools.cache
@@ -388,7 +399,7 @@ def standard_gamma_grad(xp, a, z):
     """dz/dα of draws z of Gamma(α, 1) at fixed F(z; α) (module docstring): float64 arrays of one shape."""
     positive = z > 0
     z = xp.where(positive, z, 1.0)
-    temme = (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)
+    temme = in_temme_band(xp, a, z)
     near = temme_gradient(xp, xp.where(temme, a, TEMME_FROM), xp.where(temme, z, TEMME_FROM))
     z = xp.where(temme, 0.5, z)  # (Temme's elements for the sums at a point where the series converges at once)
     series, s, ds, c, dc = _branches(xp, a, z)
@@ -432,11 +443,21 @@ def horner_derivative(coefficients, t):
     return p, dp
 
 
+def in_temme_band(xp, a, z):
+    """Where Temme's expansion replaces the series and the fraction: α ≥ TEMME_FROM and |z/α − 1| < TEMME_WIDTH."""
+    return (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)
+
+
 def temme_gradient(xp, a, z):
     """dz/dα by Temme's expansion (module docstring), for float64 arrays α ≥ TEMME_FROM, |z/α − 1| < TEMME_WIDTH."""
-    ratio, b, gstar = temme_coefficients()
     lam = z / a
-    mu = lam - 1
+    w, _, _, n, d = temme_series(xp, a, lam - 1)
+    return lam - lam * w * n / d
+
+
+def temme_series(xp, a, mu):
+    """(η/μ, η, S, N, D) of Temme's expansion (module docstring) at α and μ = z/α − 1, |μ| < TEMME_WIDTH."""
+    ratio, b, gstar = temme_coefficients()
     w = horner(ratio, mu)  # η/μ
     eta = mu * w
     inv = 1 / a
@@ -452,7 +473,7 @@ def temme_gradient(xp, a, z):
     ds_a = (s * v - u) * inv / g  # ∂S/∂α = (∂T/∂α − S·∂Γ*/∂α)/Γ*, ∂T/∂α = −u/α, ∂Γ*/∂α = −v/α
     n = 0.5 * eta + 0.5 * eta * eta * s - ds_a + 0.5 * s * inv
     d = 1 + eta * s - dt / g * inv
-    return lam - lam * w * n / d
+    return w, eta, s, n, d
 
 
 def _undefined(xp, a, x):
@@ -473,18 +494,76 @@ def incomplete_gamma(xp, a, x):
     edge = nan | (a == 0) | xp.isinf(a) | (x == 0) | xp.isinf(x)
     p_edge = xp.where((a == 0) | xp.isinf(x), 1.0, 0.0)  # (the rest of the edges: x = 0 or α = ∞, P = 0)
     a, x = xp.where(edge, 1.0, a), xp.where(edge, 1.0, x)
+    temme = in_temme_band(xp, a, x)
+    near = temme_incomplete(xp, xp.where(temme, a, TEMME_FROM), xp.where(temme, x, TEMME_FROM))
+    x = xp.where(temme, 0.5, x)  # (Temme's elements for the sums at a point where the series converges at once)
     series, s, ds, c, dc = _branches(xp, a, x)
     log_x = xp.log(x)
-    e_series = xp.exp(a * log_x - x - lgamma_positive(xp, a + 1))
-    e_fraction = xp.exp(a * log_x - x - lgamma_positive(xp, a))
+    e_series, e_fraction, dl_series, dl_fraction = power_terms(xp, a, x, log_x)
     p_series, q_fraction = e_series * s, e_fraction * c
     p = xp.where(series, p_series, 1 - q_fraction)
     q = xp.where(series, xp.where(a < 1, small_alpha_q(xp, a, x, log_x), 1 - p_series), q_fraction)
-    psi, psi_next = digamma_positive(xp, a), digamma_positive(xp, a + 1)
-    dp = xp.where(series, e_series * (s * (log_x - psi_next) + ds), -e_fraction * (c * (log_x - psi) + dc))
+    dp = xp.where(series, e_series * (s * dl_series + ds), -e_fraction * (c * dl_fraction + dc))
+    p, q, dp = (xp.where(temme, v, w) for v, w in zip(near, (p, q, dp)))
     p = xp.where(nan, xp.nan, xp.where(edge, p_edge, p))
     q = xp.where(nan, xp.nan, xp.where(edge, 1 - p_edge, q))
     return p, q, xp.where(nan, xp.nan, xp.where(edge, 0.0, dp))
+
+
+def power_terms(xp, a, x, log_x):
+    """(e^L, e^{L'}, ∂L/∂α, ∂L'/∂α) of the series and the fraction (module docstring): L = α log x − x − lgamma(α + 1),
+    L' = L + log α. Below α = ASYMPTOTIC_FROM so written; from it on e^{L'} = x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α)
+    (``scaled_power``) and ∂L'/∂α = log x − ψ(α) = log λ + 1/(2α) + Σₖ B₂ₖ/(2k α²ᵏ), λ = x/α, so that neither the
+    exponent's terms of size α log α nor log x − ψ(α) cancel (e^L relatively off by ε·α log α: 2·10⁻⁵ at α = 10¹⁰)."""
+    small = a < ASYMPTOTIC_FROM
+    e_series, e_fraction = (xp.exp(a * log_x - x - lgamma_positive(xp, v)) for v in (a + 1, a))
+    dl_series, dl_fraction = (log_x - digamma_positive(xp, v) for v in (a + 1, a))
+    b = xp.where(small, ASYMPTOTIC_FROM, a)
+    log_lam, h = log_ratio_and_exponent(xp, b, x)
+    scaled = scaled_power(xp, b, h)
+    dl = log_lam + 0.5 / b + digamma_bernoulli_sum(xp, b)
+    return (xp.where(small, e_series, scaled / b), xp.where(small, e_fraction, scaled),
+            xp.where(small, dl_series, dl - 1 / b), xp.where(small, dl_fraction, dl))
+
+
+DEEP = 2.0 ** -1022  # float64's smallest normal number
+
+
+def log_ratio_and_exponent(xp, a, x):
+    """(log λ, h) at λ = x/α: h = λ − 1 − log λ = η²/2 ≥ 0 (Temme's η), each relatively accurate. μ = (x − α)/α
+    (x − α exact within a factor 2 of α); log λ = log1p(μ) from λ = ½ on, log(x/α) below (where 1 + μ would lose λ's
+    digits; x/α kept from 0, where e^{−αh} is 0 at α ≥ ASYMPTOTIC_FROM whatever); h, which cancels to μ²/2 near λ = 1,
+    as (μ·η/μ)²/2 by the series of η/μ where |μ| < TEMME_WIDTH."""
+    mu = (x - a) / a
+    lam = x / a
+    log_lam = xp.where(lam < 0.5, xp.log(xp.maximum(lam, DEEP)), xp.log1p(mu))
+    band = xp.abs(mu) < TEMME_WIDTH
+    eta = mu * horner(temme_coefficients()[0], xp.where(band, mu, 0.0))
+    return log_lam, xp.where(band, 0.5 * eta * eta, mu - log_lam)
+
+
+def scaled_power(xp, a, h):
+    """x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α), h = λ − 1 − log λ (``log_ratio_and_exponent``), α ≥ ASYMPTOTIC_FROM:
+    Γ(α) = Γ*(α)·√(2π/α)·α^α e^{−α}. Relatively off by a few ε·(1 + αh), αh the exponent that x's own rounding moves
+    by ε·α|λ − 1|."""
+    return xp.exp(-a * h - log_gamma_star(xp, a)) * xp.sqrt(a / (2 * PI))
+
+
+def temme_incomplete(xp, a, x):
+    """(P, Q, ∂P/∂α) by Temme's expansion (module docstring), for float64 arrays α ≥ TEMME_FROM, |x/α − 1| <
+    TEMME_WIDTH: with t = η√(α/2), R = φ(η√α)·S/√α = e^{−t²}·S/√(2πα),
+        Q = ½ erfc(t) + R,  P = ½ erfc(−t) − R,  ∂P/∂α = e^{−t²}/√(2πα)·(N − D·μ/η)
+    (the derivative of P = Φ(η√α) − φ(η√α)·S/√α at fixed x, η_α = −μ/(αη)); each of P and Q is the smaller one's
+    complement where it is not the smaller, ½erfc(|t|) ± R taken where it is: the erfc and R cancel by a factor 1/(1 −
+    η/μ) ≤ 10 only. μ = (x − α)/α, relatively accurate (z/α − 1 would be off by ε absolutely: ε√α in t)."""
+    w, eta, s, n, d = temme_series(xp, a, (x - a) / a)
+    t = eta * xp.sqrt(0.5 * a)
+    erf_t, erfc_t = erf_erfc_of_magnitude(xp, xp.minimum(xp.abs(t), BEYOND))
+    scale = gauss(xp, t) / xp.sqrt((2 * PI) * a)
+    r = xp.where(eta < 0, -scale, scale) * s
+    smaller, larger = 0.5 * erfc_t + r, 0.5 + 0.5 * erf_t - r
+    upper = eta >= 0
+    return xp.where(upper, larger, smaller), xp.where(upper, smaller, larger), scale * (n - d / w)
 
 
 SMALL_ALPHA_TERMS = 30  # x < α + 1 < 2: the terms xⁿ/n! < 2ⁿ/n! fall below 10⁻²³ by n = 30
@@ -514,8 +593,12 @@ def gamma_density(xp, a, x):
     nan = _undefined(xp, a, x)
     flat = (a == 0) | xp.isinf(a) | xp.isinf(x)
     safe_a = xp.where(flat | nan, 1.0, a)
-    power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(xp.where(nan, 1.0, x)))  # (α − 1)·log x, 0 at α = 1
+    x = xp.where(nan, 1.0, x)
+    power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(x))  # (α − 1)·log x, 0 at α = 1
     density = xp.exp(power - x - lgamma_positive(xp, safe_a))
+    large = (safe_a >= ASYMPTOTIC_FROM) & (x > 0)  # (x^α e^{−x}/Γ(α))/x, no exponent of size α log α to cancel
+    b, positive = xp.where(large, safe_a, ASYMPTOTIC_FROM), xp.where(large, x, 1.0)
+    density = xp.where(large, scaled_power(xp, b, log_ratio_and_exponent(xp, b, positive)[1]) / positive, density)
     return xp.where(nan, xp.nan, xp.where(flat, 0.0, density))
 
 

@@ -246,3 +246,27 @@ def test_gamma_cdf_at_a_large_concentration_is_the_poisson_sum():
     assert_relative(cdf.numpy(), want[0], tol, "cdf")
     assert_relative(value.grad, 2 * g * want[3], tol, "d cdf/dv")
     np.testing.assert_allclose(alpha.grad, (g * want[2]).sum(), rtol=4 * EPS * (8 + exponent(n, 2 * v).max()))
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("a", [999.625, 1000.375, 3000.375])
+def test_gammainc_at_non_integer_alpha_is_mpmath_s(a):
+    """Against 40-digit mpmath where it is installed (not in CI; past α ≈ 10⁴ its hypergeometric series stop
+    converging): the smaller of P and Q and ∂P/∂α (mpmath.diff of the smaller: that of P next to 1 cancels) within
+    4ε·(8 + E), x = α + s√α, s = −25 … 25, and x/α = ½ … 2 astride the band's edges; α on both sides of 10³."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    x = np.concatenate([a + np.array([-25, -8, -3, -1, 0, 0.5, 2, 8, 25]) * math.sqrt(a),
+                        a * np.array([0.5, 0.74, 0.76, 1.24, 1.26, 2.0])])
+    lower = x < a
+    p, ga, _ = incomplete(np.full_like(x, a), x)
+    q = incomplete(np.full_like(x, a), x, complement=True)[0]
+    want, slope = [], []
+    for v, low in zip(x, lower):
+        def smaller(s, v=v, low=low):
+            return mpmath.gammainc(s, 0, v, regularized=True) if low else mpmath.gammainc(s, v, mpmath.inf, regularized=True)
+        want.append(float(smaller(mpmath.mpf(a))))
+        slope.append(float(mpmath.diff(smaller, mpmath.mpf(a))) * (1 if low else -1))
+    tol = 4 * EPS * (8 + exponent(a, x))
+    assert_relative(np.where(lower, p, q), want, tol, "the smaller of P and Q")
+    assert_relative(ga, slope, tol, "∂P/∂α")

@@ -49,8 +49,19 @@ at some z and run all FRACTION_LEVELS after converging, gathering their rounding
 z = 2α; tests/test_ops_gamma.py holds the tails to 10⁻¹²). A draw z ≤ 0 (the sampler clamps its draws to the dtype's
 tiny, as torch's) has gradient 0.
 
+gammainc / gammaincc (P, Q = 1 − P, ∂P/∂α, and x̄ = x^{α−1}e^{−x}/Γ(α)) take the same branches: below α = 10 the series
+and the fraction as written above (``incomplete_gamma``), from α = 10 on with x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α),
+h = λ − 1 − log λ = η²/2, log Γ* Stirling's series, and log x − ψ(α) = log λ + 1/(2α) + Σₖ B₂ₖ/(2k α²ᵏ) (e^{α log x − x
+− lgamma α} is off by ε·α log α relatively, 2·10⁻⁵ at α = 10¹⁰; log x − ψ(α) cancels to log λ); in the band, Temme's
+expansion itself: Q = ½ erfc(η√(α/2)) + e^{−αη²/2}·S/√(2πα), P = ½ erfc(−η√(α/2)) − e^{−αη²/2}·S/√(2πα) (DLMF 8.12.3,
+8.12.8), ∂P/∂α = e^{−αη²/2}/√(2πα)·(N − D·μ/η) with the N and D above. Each of P, Q, ∂P/∂α and x̄ is then within a few
+ε·(8 + E) of itself, E = αh the exponent (x's own rounding moves them by ε·α|λ − 1| ≥ ε·E): measured 2.2ε·(8 + E) at
+α = 10³ … 10¹⁰ against decimal Poisson sums (tests/test_gammainc_large.py).
+
 References: Abramowitz & Stegun 6.1.40, 6.3.18, 6.4.11 (the asymptotic series); Numerical Recipes §6.2 (the series and
-the continued fraction of the incomplete gamma function); M. Figurnov, S. Mohamed, A. Mnih, "Implicit
+the continued fraction of the incomplete gamma function); N. M. Temme, "The asymptotic expansion of the incomplete gamma
+functions", SIAM J. Math. Anal. 10 (1979); A. R. DiDonato, A. H. Morris, "Computation of the incomplete gamma function
+ratios and their inverse", ACM TOMS 12 (1986), §4; M. Figurnov, S. Mohamed, A. Mnih, "Implicit
 Reparameterization Gradients", NeurIPS 2018.
 """
 import contextlib
@@ -489,7 +500,8 @@ def incomplete_gamma(xp, a, x):
     ∂P/∂α = −e^{L'}·[C·(log x − ψ(α)) + ∂C/∂α], P = 1 − Q: each of P and Q from its own branch where it is the smaller
     (Numerical Recipes §6.2), except Q for α < 1 on the series' side (``small_alpha_q``). The limits, torch's:
     P(α, 0) = 0, P(α, ∞) = 1, P(0, x > 0) = 1, P(∞, x) = 0 (∂P/∂α = 0 at each); NaN for α < 0, x < 0 or NaN, and for
-    α = x = 0 or α = x = ∞."""
+    α = x = 0 or α = x = ∞. From α = 10 on e^L and e^{L'} and their α-derivatives by ``power_terms``; in Temme's band
+    (``in_temme_band``, standard_gamma's) all three by ``temme_incomplete`` (module docstring)."""
     nan = _undefined(xp, a, x)
     edge = nan | (a == 0) | xp.isinf(a) | (x == 0) | xp.isinf(x)
     p_edge = xp.where((a == 0) | xp.isinf(x), 1.0, 0.0)  # (the rest of the edges: x = 0 or α = ∞, P = 0)
@@ -606,12 +618,14 @@ def gamma_density(xp, a, x):
 class Gammainc(Function):
     """z = P(α, x), the regularized lower incomplete gamma function (``complement``: Q(α, x) = 1 − P, the upper), as
     torch.special.gammainc / gammaincc (their names and limits);  x̄ = ±ḡ·x^{α−1}e^{−x}/Γ(α) (the Gamma(α, 1) density);
-    ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α: ``incomplete_gamma``), both
-    summed to their operand's shape. Computed in float64 and rounded once to the operands' common dtype (integers as
-    float32). torch has no gradient in α (it raises); where it gives NaN for x̄ at a limit (x = 0 with α = 1, x = ∞),
-    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits; not yet
-    standard_gamma's gradient's Temme expansion). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
-    yet).  saves α, x in float64, and ∂P/∂α where α needs a gradient (made with P by the same series or fraction)."""
+    ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α, or Temme's expansion
+    differentiated in α: ``incomplete_gamma``), both summed to their operand's shape. Computed in float64 and rounded
+    once to the operands' common dtype (integers as float32). torch has no gradient in α (it raises); where it gives NaN
+    for x̄ at a limit (x = 0 with α = 1, x = ∞), this is the limit (1, 0). Accurate at every α: from α = 10 on P, Q, ᾱ
+    and x̄ each within a few ε·(8 + E) of itself, E = α(λ − 1 − log λ), λ = x/α (x's own rounding moves them by
+    ε·α|λ − 1|), by Temme's expansion where α ≥ 10³ and |λ − 1| < ¼ (module docstring). On a GPU, every 25 terms a
+    convergence check is a copy to the host (no fused kernel yet).  saves α, x in float64, and ∂P/∂α where α needs a
+    gradient (made with P by the same branch)."""
 
     def forward(ctx, a, x, complement=False):
         xp = ctx.xp

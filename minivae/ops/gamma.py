@@ -169,16 +169,24 @@ def lgamma_positive(xp, a):
     correction = xp.where(below, -xp.log(y) - xp.log1p(y), xp.where(mid, -xp.log(y), xp.log(prod)))
     series = t * horner(lgamma_coefficients(), t) + correction
     b = xp.where(small, ASYMPTOTIC_FROM, a)
+    w = 1 / (b * b)
+    terms = stirling_terms()
     log_b = xp.log(b)
-    stirling = b * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + log_gamma_star(xp, b)
+    stirling = b * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + horner(terms, w) / b
     return xp.where(small, series, stirling)
 
 
+@functools.cache
+def stirling_terms():
+    """B₂ₖ/(2k(2k − 1)), k = 1 … STIRLING_TERMS: log Γ*(b) = lgamma(b) − (b − ½)·log b + b − ½ log 2π = Σₖ B₂ₖ/(2k(2k −
+    1) b²ᵏ⁻¹), Stirling's series (lgamma_positive's from ASYMPTOTIC_FROM on, and ``log_gamma_star``)."""
+    return [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
+
+
 def log_gamma_star(xp, b):
-    """log Γ*(b) = lgamma(b) − (b − ½)·log b + b − ½ log 2π = Σₖ₌₁⁹ B₂ₖ/(2k(2k − 1) b²ᵏ⁻¹), Stirling's series, for
-    b ≥ ASYMPTOTIC_FROM (lgamma_positive's; Γ*'s Temme expansion below is its exponential)."""
-    terms = [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
-    return horner(terms, 1 / (b * b)) / b
+    """log Γ*(b) by Stirling's series (``stirling_terms``), b ≥ ASYMPTOTIC_FROM (Γ*'s series in Temme's expansion below
+    is its exponential)."""
+    return horner(stirling_terms(), 1 / (b * b)) / b
 
 
 def shifted(xp, a, power, until):
@@ -195,15 +203,17 @@ def shifted(xp, a, power, until):
 def digamma_positive(xp, a):
     """ψ of a float64 array a > 0, finite."""
     y, acc = shifted(xp, a, -1, ASYMPTOTIC_FROM)
-    return xp.log(y) - 0.5 / y - digamma_bernoulli_sum(xp, y) - acc
-
-
-def digamma_bernoulli_sum(xp, y):
-    """Σₖ₌₁¹⁴ B₂ₖ/(2k·y²ᵏ), y ≥ ASYMPTOTIC_FROM: ψ(y) = log y − 1/(2y) − this (also the incomplete gamma function's
-    log x − ψ(α) at a large α, as log(x/α) + 1/(2α) + this, where log x − ψ(α) would cancel)."""
     w = 1 / (y * y)
-    terms = [float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k)) for k in range(1, ASYMPTOTIC_TERMS + 1)]
-    return w * horner(terms, w)
+    terms = digamma_terms()
+    return xp.log(y) - 0.5 / y - w * horner(terms, w) - acc
+
+
+@functools.cache
+def digamma_terms():
+    """B₂ₖ/(2k), k = 1 … ASYMPTOTIC_TERMS: ψ(y) = log y − 1/(2y) − Σₖ B₂ₖ/(2k·y²ᵏ) for y ≥ ASYMPTOTIC_FROM (also the
+    incomplete gamma function's log x − ψ(α) at a large α, as log(x/α) + 1/(2α) + the sum, where log x − ψ(α) would
+    cancel: ``power_terms``)."""
+    return [float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k)) for k in range(1, ASYMPTOTIC_TERMS + 1)]
 
 
 @functools.cache
@@ -410,7 +420,7 @@ def standard_gamma_grad(xp, a, z):
     """dz/dα of draws z of Gamma(α, 1) at fixed F(z; α) (module docstring): float64 arrays of one shape."""
     positive = z > 0
     z = xp.where(positive, z, 1.0)
-    temme = in_temme_band(xp, a, z)
+    temme = (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)
     near = temme_gradient(xp, xp.where(temme, a, TEMME_FROM), xp.where(temme, z, TEMME_FROM))
     z = xp.where(temme, 0.5, z)  # (Temme's elements for the sums at a point where the series converges at once)
     series, s, ds, c, dc = _branches(xp, a, z)
@@ -454,9 +464,9 @@ def horner_derivative(coefficients, t):
     return p, dp
 
 
-def in_temme_band(xp, a, z):
-    """Where Temme's expansion replaces the series and the fraction: α ≥ TEMME_FROM and |z/α − 1| < TEMME_WIDTH."""
-    return (a >= TEMME_FROM) & (xp.abs(z / a - 1) < TEMME_WIDTH)
+def in_temme_band(xp, a, x):
+    """Where gammainc takes Temme's expansion: α ≥ TEMME_FROM and |x/α − 1| < TEMME_WIDTH, standard_gamma_grad's band."""
+    return (a >= TEMME_FROM) & (xp.abs(x / a - 1) < TEMME_WIDTH)
 
 
 def temme_gradient(xp, a, z):
@@ -533,7 +543,8 @@ def power_terms(xp, a, x, log_x):
     b = xp.where(small, ASYMPTOTIC_FROM, a)
     log_lam, h = log_ratio_and_exponent(xp, b, x)
     scaled = scaled_power(xp, b, h)
-    dl = log_lam + 0.5 / b + digamma_bernoulli_sum(xp, b)
+    w = 1 / (b * b)
+    dl = log_lam + 0.5 / b + w * horner(digamma_terms(), w)
     return (xp.where(small, e_series, scaled / b), xp.where(small, e_fraction, scaled),
             xp.where(small, dl_series, dl - 1 / b), xp.where(small, dl_fraction, dl))
 
@@ -605,8 +616,7 @@ def gamma_density(xp, a, x):
     nan = _undefined(xp, a, x)
     flat = (a == 0) | xp.isinf(a) | xp.isinf(x)
     safe_a = xp.where(flat | nan, 1.0, a)
-    x = xp.where(nan, 1.0, x)
-    power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(x))  # (α − 1)·log x, 0 at α = 1
+    power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(xp.where(nan, 1.0, x)))  # (α − 1)·log x, 0 at α = 1
     density = xp.exp(power - x - lgamma_positive(xp, safe_a))
     large = (safe_a >= ASYMPTOTIC_FROM) & (x > 0)  # (x^α e^{−x}/Γ(α))/x, no exponent of size α log α to cancel
     b, positive = xp.where(large, safe_a, ASYMPTOTIC_FROM), xp.where(large, x, 1.0)

@@ -271,3 +271,26 @@ def test_gammainc_at_non_integer_alpha_is_mpmath_s(a):
     tol = 4 * EPS * (8 + exponent(a, x))
     assert_relative(np.where(lower, p, q), want, tol, "the smaller of P and Q")
     assert_relative(ga, slope, tol, "∂P/∂α")
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("a", [1e12, 1e20, 1e100, 1e300])
+def test_gammainc_past_the_poisson_sums_is_the_edgeworth_expansion(a):
+    """Where no sum is feasible: at x = α + s√α (s = (x − α)/√α of the rounded x, x − α exact), the Gamma(α, 1) cdf's
+    Edgeworth expansion (skewness 2/√α) P = Φ(s) − φ(s)(s² − 1)/(3√α) + O(1/α), and its derivatives x̄ =
+    φ(s)/√α·(1 + (s³ − 3s)/(3√α)) and ∂P/∂α = (ds/dα)·√α·x̄, ds/dα = −(1 + s/(2√α))/√α, to O(1/α) relatively: within
+    (1 + s⁶)/α of φ(s) (the next terms, (3He₃(s) + He₅(s))/(18α)·φ(s), He₅(6) ≈ 5·10³) and the op's
+    own 4ε·(8 + s²/2)."""
+    s = np.array([-6.0, -3.0, -1.0, -0.25, 0.0, 0.5, 2.0, 4.0, 6.0])
+    x = a + s * math.sqrt(a)
+    s = (x - a) / math.sqrt(a)
+    r = math.sqrt(a)
+    phi = np.exp(-s * s / 2) / math.sqrt(2 * math.pi)
+    cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in s]) - phi * (s * s - 1) / (3 * r)
+    density = phi / r * (1 + (s ** 3 - 3 * s) / (3 * r))
+    slope = -(1 + s / (2 * r)) * density
+    p, ga, gx = incomplete(np.full_like(x, a), x)
+    bound = (1 + s ** 6) / a * phi + 4 * EPS * (8 + s * s / 2) * phi  # (and the op's own error, E = s²/2 + O(s³/√α))
+    assert (np.abs(p - cdf) <= bound + 2 * EPS).all(), p - cdf
+    assert (np.abs(gx - density) * r <= bound).all(), gx / density - 1
+    assert (np.abs(ga - slope) * r <= bound).all(), ga / slope - 1

@@ -52,7 +52,7 @@ tiny, as torch's) has gradient 0.
 gammainc / gammaincc (P, Q = 1 − P, ∂P/∂α, and x̄ = x^{α−1}e^{−x}/Γ(α)) take the same branches: below α = 10 the series
 and the fraction as written above (``incomplete_gamma``), from α = 10 on with x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α),
 h = λ − 1 − log λ = η²/2, log Γ* Stirling's series, and log x − ψ(α) = log λ + 1/(2α) + Σₖ B₂ₖ/(2k α²ᵏ) (e^{α log x − x
-− lgamma α} is off by ε·α log α relatively, 2·10⁻⁵ at α = 10¹⁰; log x − ψ(α) cancels to log λ); in the band, Temme's
+− lgamma α} is off by ε·α log α relatively, 10⁻⁵ at α = 10¹⁰; log x − ψ(α) cancels to log λ); in the band, Temme's
 expansion itself: Q = ½ erfc(η√(α/2)) + e^{−αη²/2}·S/√(2πα), P = ½ erfc(−η√(α/2)) − e^{−αη²/2}·S/√(2πα) (DLMF 8.12.3,
 8.12.8), ∂P/∂α = e^{−αη²/2}/√(2πα)·(N − D·μ/η) with the N and D above. Each of P, Q, ∂P/∂α and x̄ is then within a few
 ε·(8 + E) of itself, E = αh the exponent (x's own rounding moves them by ε·α|λ − 1| ≥ ε·E): measured 2.6ε·(8 + E) at
@@ -465,7 +465,8 @@ def horner_derivative(coefficients, t):
 
 
 def in_temme_band(xp, a, x):
-    """Where gammainc takes Temme's expansion: α ≥ TEMME_FROM and |x/α − 1| < TEMME_WIDTH, standard_gamma_grad's band."""
+    """Where gammainc takes Temme's expansion: α ≥ TEMME_FROM and |x/α − 1| < TEMME_WIDTH (standard_gamma_grad's band,
+    written out there too)."""
     return (a >= TEMME_FROM) & (xp.abs(x / a - 1) < TEMME_WIDTH)
 
 
@@ -536,7 +537,7 @@ def power_terms(xp, a, x, log_x):
     """(e^L, e^{L'}, ∂L/∂α, ∂L'/∂α) of the series and the fraction (module docstring): L = α log x − x − lgamma(α + 1),
     L' = L + log α. Below α = ASYMPTOTIC_FROM so written; from it on e^{L'} = x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α)
     (``scaled_power``) and ∂L'/∂α = log x − ψ(α) = log λ + 1/(2α) + Σₖ B₂ₖ/(2k α²ᵏ), λ = x/α, so that neither the
-    exponent's terms of size α log α nor log x − ψ(α) cancel (e^L relatively off by ε·α log α: 2·10⁻⁵ at α = 10¹⁰)."""
+    exponent's terms of size α log α nor log x − ψ(α) cancel (e^L relatively off by ε·α log α: 10⁻⁵ at α = 10¹⁰)."""
     small = a < ASYMPTOTIC_FROM
     e_series, e_fraction = (xp.exp(a * log_x - x - lgamma_positive(xp, v)) for v in (a + 1, a))
     dl_series, dl_fraction = (log_x - digamma_positive(xp, v) for v in (a + 1, a))
@@ -577,8 +578,9 @@ def temme_incomplete(xp, a, x):
     TEMME_WIDTH: with t = η√(α/2), R = φ(η√α)·S/√α = e^{−t²}·S/√(2πα),
         Q = ½ erfc(t) + R,  P = ½ erfc(−t) − R,  ∂P/∂α = e^{−t²}/√(2πα)·(N − D·μ/η)
     (the derivative of P = Φ(η√α) − φ(η√α)·S/√α at fixed x, η_α = −μ/(αη)); each of P and Q is the smaller one's
-    complement where it is not the smaller, ½erfc(|t|) ± R taken where it is: the erfc and R cancel by a factor 1/(1 −
-    η/μ) ≤ 10 only. μ = (x − α)/α, relatively accurate (z/α − 1 would be off by ε absolutely: ε√α in t)."""
+    complement where it is not the smaller, ½erfc(|t|) ± R taken where it is (of opposite signs in the tails, the erfc
+    term is μ/η ≤ 1.1 times their sum: no cancellation to speak of). μ = (x − α)/α, relatively accurate (x/α − 1
+    would be off by ε absolutely: ε√α in t)."""
     w, eta, s, n, d = temme_series(xp, a, (x - a) / a)
     t = eta * xp.sqrt(0.5 * a)
     erf_t, erfc_t = erf_erfc_of_magnitude(xp, xp.minimum(xp.abs(t), BEYOND))

@@ -1,5 +1,7 @@
 """Every registered op passes gradcheck in float64 over random shapes, axes and values
 in its valid domain. An op in OPS without an entry in DOMAINS fails the coverage test."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
@@ -459,10 +461,17 @@ def polygamma_case(draw):
 
 @st.composite
 def gammainc_case(draw):
-    """α and x broadcast against each other, on both branches (x below and above α + 1), P or its complement Q."""
+    """α and x broadcast against each other, on both branches (x below and above α + 1), P or its complement Q; or α
+    around a scale c from 10² to 10⁷ with x within 4√c of it (the series and the fraction below c = 10³, Temme's
+    expansion from it on: both sides of the switch, where P is neither 0 nor 1)."""
     sa, sx = draw(broadcastable_pair())
-    rng, complement = draw(rngs), draw(st.booleans())
-    return case(ops.gammaincc if complement else ops.gammainc, rng.uniform(0.1, 8, sa), rng.uniform(0.05, 14, sx))
+    rng, complement, large = draw(rngs), draw(st.booleans()), draw(st.booleans())
+    if large:
+        c = 10 ** rng.uniform(2, 7)
+        a, x = c + math.sqrt(c) * rng.uniform(-1, 1, sa), c + math.sqrt(c) * rng.uniform(-4, 4, sx)
+    else:
+        a, x = rng.uniform(0.1, 8, sa), rng.uniform(0.05, 14, sx)
+    return case(ops.gammaincc if complement else ops.gammainc, a, x)
 
 
 DOMAINS.update({

@@ -3107,6 +3107,38 @@ MUTANTS = [
     # ---- helper-77 begin: fix11-saddle: Loader saddle-point log-densities in float32 ----
     # ---- helper-77 end ----
     # ---- helper-78 begin: fix11-gammainc-large: the incomplete gamma at large α ----
+    M('gammainc-temme-never-taken', 'minivae/ops/gamma.py', ('    temme = in_temme_band(xp, a, x)\n', '    temme = in_temme_band(xp, a, x) & False\n'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum', 'tests/test_gammainc_large.py::test_gamma_cdf_at_a_large_concentration_is_the_poisson_sum'], 'no Temme band for gammainc: the series and the fraction stop at their term limits next to x = α (P(10¹⁰, α − √α) 0.0095 for 0.159)'),
+    M('gammainc-temme-band-twice-as-wide', 'minivae/ops/gamma.py', ('    return (a >= TEMME_FROM) & (xp.abs(x / a - 1) < TEMME_WIDTH)', '    return (a >= TEMME_FROM) & (xp.abs(x / a - 1) < 2 * TEMME_WIDTH)'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], "Temme's expansion out to |x/α − 1| = ½, past its η/μ series' 30 terms (0.5³⁰ = 10⁻⁹)"),
+    M('gammainc-temme-r-not-signed-below-alpha', 'minivae/ops/gamma.py', ('    r = xp.where(eta < 0, -scale, scale) * s', '    r = scale * s'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum', 'tests/test_gammainc_large.py::test_temme_is_the_series_and_fraction_across_its_band'], 'R added to ½erfc(|t|) below x = α too: P = ½erfc(−t) + R, not − R'),
+    M('gammainc-temme-r-sign', 'minivae/ops/gamma.py', ('    smaller, larger = 0.5 * erfc_t + r, 0.5 + 0.5 * erf_t - r', '    smaller, larger = 0.5 * erfc_t - r, 0.5 + 0.5 * erf_t + r'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum', 'tests/test_gammainc_large.py::test_temme_is_the_series_and_fraction_across_its_band'], "Q = ½erfc(t) − R: the first correction's sign flipped"),
+    M('gammainc-temme-eta-zero-on-the-lower-side', 'minivae/ops/gamma.py', ('    upper = eta >= 0', '    upper = eta > 0'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], "at x = α exactly (η = 0) P takes the upper side's ½ + R: P(n, n) off by 2R ≈ 2/(3√(2πn))"),
+    M('gammainc-temme-coefficients-reversed', 'minivae/ops/gamma.py', ('        bk, dbk = horner_derivative(b[k], eta)', '        bk, dbk = horner_derivative(b[k][::-1], eta)'),
+      ['tests/test_gammainc_large.py::test_temme_is_the_series_and_fraction_across_its_band', 'tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], "each bₖ(η)'s coefficients read highest power first: S wrong at every η ≠ 0"),
+    M('gammainc-temme-alpha-gradient-sign', 'minivae/ops/gamma.py', ('    return xp.where(upper, larger, smaller), xp.where(upper, smaller, larger), scale * (n - d / w)', '    return xp.where(upper, larger, smaller), xp.where(upper, smaller, larger), scale * (n + d / w)'),
+      ['tests/test_ops_gradcheck.py::test_op_gradcheck_float64[gammainc]', 'tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], "∂P/∂α = φ·(N + D·μ/η): the η_α term's sign flipped (positive where P falls with α)"),
+    M('gammainc-temme-mu-as-ratio-minus-one', 'minivae/ops/gamma.py', ('    w, eta, s, n, d = temme_series(xp, a, (x - a) / a)', '    w, eta, s, n, d = temme_series(xp, a, x / a - 1)'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], 'μ = x/α − 1 off by ε absolutely, t = η√(α/2) by ε√(α/2): P(10¹⁰, ·) 7·10⁻¹¹ off'),
+    M('gammainc-old-exponent-at-large-alpha', 'minivae/ops/gamma.py', ('    small = a < ASYMPTOTIC_FROM\n    e_series, e_fraction', '    small = a < xp.inf\n    e_series, e_fraction'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], 'e^{α log x − x − lgamma(α + 1)} at every α: relatively off by ε·α log α in the tails (3·10⁻¹² at α = 2·10⁴)'),
+    M('gammainc-exponent-switch-at-one', 'minivae/ops/gamma.py', ('    small = a < ASYMPTOTIC_FROM\n    e_series, e_fraction', '    small = a < 1\n    e_series, e_fraction'),
+      ['tests/test_gammainc_large.py::test_gammainc_is_continuous_where_the_exponent_s_form_changes', 'tests/test_gammainc_large.py::test_gammainc_at_non_integer_alpha_is_mpmath_s', 'tests/test_ops_gamma.py::test_gammainc_matches_mpmath_across_alpha_and_both_branches', 'tests/test_ops_gamma.py::test_gammainc_at_closed_forms_each_of_p_and_q_to_its_own_relative_accuracy'], "Stirling's log Γ* below α = 10, where its 9 terms no longer converge to float64"),
+    M('gammainc-series-log-gradient-missing-one-over-alpha', 'minivae/ops/gamma.py', ('            xp.where(small, dl_series, dl - 1 / b)', '            xp.where(small, dl_series, dl)'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum', 'tests/test_gammainc_large.py::test_gammainc_at_non_integer_alpha_is_mpmath_s'], "log x − ψ(α + 1) taken as log x − ψ(α): ∂P/∂α on the series' side off by 1/(α|log λ|)"),
+    M('gammainc-log-ratio-log1p-near-zero', 'minivae/ops/gamma.py', ('    log_lam = xp.where(lam < 0.5, xp.log(xp.maximum(lam, DEEP)), xp.log1p(mu))', '    log_lam = xp.log1p(mu)'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_extreme_alpha_and_x_is_finite_and_consistent'], 'log λ = log1p(μ) at x ≪ α: μ rounds to −1, log λ = −∞ and ∂P/∂α = 0·∞ = NaN at x = 10⁻³⁰⁰, α = 10¹⁰'),
+    M('gammainc-log-ratio-underflow-unguarded', 'minivae/ops/gamma.py', ('xp.log(xp.maximum(lam, DEEP))', 'xp.log(lam)'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_extreme_alpha_and_x_is_finite_and_consistent'], 'x/α underflows to 0 (x = 10⁻³¹⁰, α = 10³⁰⁰): log 0 in ∂P/∂α, NaN'),
+    M('gammainc-density-old-exponent-at-large-alpha', 'minivae/ops/gamma.py', ('    large = (safe_a >= ASYMPTOTIC_FROM) & (x > 0)', '    large = (safe_a > xp.inf) & (x > 0)'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum', 'tests/test_gammainc_large.py::test_gamma_cdf_at_a_large_concentration_is_the_poisson_sum'], 'x̄ = e^{(α − 1) log x − x − lgamma α} at every α: 1.4·10⁻⁵ off at α = 10¹⁰'),
+    M('gammainc-density-zero-x-unguarded', 'minivae/ops/gamma.py', ('    large = (safe_a >= ASYMPTOTIC_FROM) & (x > 0)', '    large = safe_a >= ASYMPTOTIC_FROM'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_extreme_alpha_and_x_is_finite_and_consistent'], 'x̄ at x = 0 for α ≥ 10 as (x^α e^{−x}/Γ(α))/x = 0/0'),
+    M('gammainc-exponent-ratio-series-dropped', 'minivae/ops/gamma.py', ('    return log_lam, xp.where(band, 0.5 * eta * eta, mu - log_lam)', '    return log_lam, mu - log_lam'),
+      ['tests/test_gammainc_large.py::test_gammainc_at_large_alpha_is_the_poisson_sum'], "x̄'s exponent αh as α(μ − log1p μ) next to λ = 1, cancelling to μ²/2: relatively off by ε·α|μ| (2·10⁻¹⁰ at α = 10¹⁰)"),
     # ---- helper-78 end ----
     # ---- helper-79 begin: fix11-resume: M2 and conditional runs resumed, M2 --graph ----
     # ---- helper-79 end ----

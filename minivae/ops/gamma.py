@@ -49,8 +49,19 @@ at some z and run all FRACTION_LEVELS after converging, gathering their rounding
 z = 2α; tests/test_ops_gamma.py holds the tails to 10⁻¹²). A draw z ≤ 0 (the sampler clamps its draws to the dtype's
 tiny, as torch's) has gradient 0.
 
+gammainc / gammaincc (P, Q = 1 − P, ∂P/∂α, and x̄ = x^{α−1}e^{−x}/Γ(α)) take the same branches: below α = 10 the series
+and the fraction as written above (``incomplete_gamma``), from α = 10 on with x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α),
+h = λ − 1 − log λ = η²/2, log Γ* Stirling's series, and log x − ψ(α) = log λ + 1/(2α) + Σₖ B₂ₖ/(2k α²ᵏ) (e^{α log x − x
+− lgamma α} is off by ε·α log α relatively, 10⁻⁵ at α = 10¹⁰; log x − ψ(α) cancels to log λ); in the band, Temme's
+expansion itself: Q = ½ erfc(η√(α/2)) + e^{−αη²/2}·S/√(2πα), P = ½ erfc(−η√(α/2)) − e^{−αη²/2}·S/√(2πα) (DLMF 8.12.3,
+8.12.8), ∂P/∂α = e^{−αη²/2}/√(2πα)·(N − D·μ/η) with the N and D above. Each of P, Q, ∂P/∂α and x̄ is then within a few
+ε·(8 + E) of itself, E = αh the exponent (x's own rounding moves them by ε·α|λ − 1|, ≥ ε·E for λ > 0.21): measured 2.6ε·(8 + E) at
+α = 10² … 10¹⁰ against decimal Poisson sums (tests/test_gammainc_large.py).
+
 References: Abramowitz & Stegun 6.1.40, 6.3.18, 6.4.11 (the asymptotic series); Numerical Recipes §6.2 (the series and
-the continued fraction of the incomplete gamma function); M. Figurnov, S. Mohamed, A. Mnih, "Implicit
+the continued fraction of the incomplete gamma function); N. M. Temme, "The asymptotic expansion of the incomplete gamma
+functions", SIAM J. Math. Anal. 10 (1979); A. R. DiDonato, A. H. Morris, "Computation of the incomplete gamma function
+ratios and their inverse", ACM TOMS 12 (1986), §4; M. Figurnov, S. Mohamed, A. Mnih, "Implicit
 Reparameterization Gradients", NeurIPS 2018.
 """
 import contextlib
@@ -67,7 +78,7 @@ from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.arith import common
 from minivae.ops.sampling import SURROGATES
-from minivae.ops.special import horner, in_float64
+from minivae.ops.special import BEYOND, erf_erfc_of_magnitude, gauss, horner, in_float64
 from minivae.ops.unary import real
 
 EULER_GAMMA = "0.57721566490153286060651209008240243104215933593992359880576723"
@@ -159,10 +170,23 @@ def lgamma_positive(xp, a):
     series = t * horner(lgamma_coefficients(), t) + correction
     b = xp.where(small, ASYMPTOTIC_FROM, a)
     w = 1 / (b * b)
-    terms = [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
+    terms = stirling_terms()
     log_b = xp.log(b)
     stirling = b * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + horner(terms, w) / b
     return xp.where(small, series, stirling)
+
+
+@functools.cache
+def stirling_terms():
+    """B₂ₖ/(2k(2k − 1)), k = 1 … STIRLING_TERMS: log Γ*(b) = lgamma(b) − (b − ½)·log b + b − ½ log 2π = Σₖ B₂ₖ/(2k(2k −
+    1) b²ᵏ⁻¹), Stirling's series (lgamma_positive's from ASYMPTOTIC_FROM on, and ``log_gamma_star``)."""
+    return [float(bernoulli(2 * STIRLING_TERMS + 2)[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, STIRLING_TERMS + 1)]
+
+
+def log_gamma_star(xp, b):
+    """log Γ*(b) by Stirling's series (``stirling_terms``), b ≥ ASYMPTOTIC_FROM (Γ*'s series in Temme's expansion below
+    is its exponential)."""
+    return horner(stirling_terms(), 1 / (b * b)) / b
 
 
 def shifted(xp, a, power, until):
@@ -180,8 +204,16 @@ def digamma_positive(xp, a):
     """ψ of a float64 array a > 0, finite."""
     y, acc = shifted(xp, a, -1, ASYMPTOTIC_FROM)
     w = 1 / (y * y)
-    terms = [float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k)) for k in range(1, ASYMPTOTIC_TERMS + 1)]
+    terms = digamma_terms()
     return xp.log(y) - 0.5 / y - w * horner(terms, w) - acc
+
+
+@functools.cache
+def digamma_terms():
+    """B₂ₖ/(2k), k = 1 … ASYMPTOTIC_TERMS: ψ(y) = log y − 1/(2y) − Σₖ B₂ₖ/(2k·y²ᵏ) for y ≥ ASYMPTOTIC_FROM (also the
+    incomplete gamma function's log x − ψ(α) at a large α, as log(x/α) + 1/(2α) + the sum, where log x − ψ(α) would
+    cancel: ``power_terms``)."""
+    return [float(bernoulli(2 * ASYMPTOTIC_TERMS + 2)[2 * k] / (2 * k)) for k in range(1, ASYMPTOTIC_TERMS + 1)]
 
 
 @functools.cache
@@ -432,11 +464,22 @@ def horner_derivative(coefficients, t):
     return p, dp
 
 
+def in_temme_band(xp, a, x):
+    """Where gammainc takes Temme's expansion: α ≥ TEMME_FROM and |x/α − 1| < TEMME_WIDTH (standard_gamma_grad's band,
+    written out there too)."""
+    return (a >= TEMME_FROM) & (xp.abs(x / a - 1) < TEMME_WIDTH)
+
+
 def temme_gradient(xp, a, z):
     """dz/dα by Temme's expansion (module docstring), for float64 arrays α ≥ TEMME_FROM, |z/α − 1| < TEMME_WIDTH."""
-    ratio, b, gstar = temme_coefficients()
     lam = z / a
-    mu = lam - 1
+    w, _, _, n, d = temme_series(xp, a, lam - 1)
+    return lam - lam * w * n / d
+
+
+def temme_series(xp, a, mu):
+    """(η/μ, η, S, N, D) of Temme's expansion (module docstring) at α and μ = z/α − 1, |μ| < TEMME_WIDTH."""
+    ratio, b, gstar = temme_coefficients()
     w = horner(ratio, mu)  # η/μ
     eta = mu * w
     inv = 1 / a
@@ -452,7 +495,7 @@ def temme_gradient(xp, a, z):
     ds_a = (s * v - u) * inv / g  # ∂S/∂α = (∂T/∂α − S·∂Γ*/∂α)/Γ*, ∂T/∂α = −u/α, ∂Γ*/∂α = −v/α
     n = 0.5 * eta + 0.5 * eta * eta * s - ds_a + 0.5 * s * inv
     d = 1 + eta * s - dt / g * inv
-    return lam - lam * w * n / d
+    return w, eta, s, n, d
 
 
 def _undefined(xp, a, x):
@@ -468,23 +511,84 @@ def incomplete_gamma(xp, a, x):
     ∂P/∂α = −e^{L'}·[C·(log x − ψ(α)) + ∂C/∂α], P = 1 − Q: each of P and Q from its own branch where it is the smaller
     (Numerical Recipes §6.2), except Q for α < 1 on the series' side (``small_alpha_q``). The limits, torch's:
     P(α, 0) = 0, P(α, ∞) = 1, P(0, x > 0) = 1, P(∞, x) = 0 (∂P/∂α = 0 at each); NaN for α < 0, x < 0 or NaN, and for
-    α = x = 0 or α = x = ∞."""
+    α = x = 0 or α = x = ∞. From α = 10 on e^L and e^{L'} and their α-derivatives by ``power_terms``; in Temme's band
+    (``in_temme_band``, standard_gamma's) all three by ``temme_incomplete`` (module docstring)."""
     nan = _undefined(xp, a, x)
     edge = nan | (a == 0) | xp.isinf(a) | (x == 0) | xp.isinf(x)
     p_edge = xp.where((a == 0) | xp.isinf(x), 1.0, 0.0)  # (the rest of the edges: x = 0 or α = ∞, P = 0)
     a, x = xp.where(edge, 1.0, a), xp.where(edge, 1.0, x)
+    temme = in_temme_band(xp, a, x)
+    near = temme_incomplete(xp, xp.where(temme, a, TEMME_FROM), xp.where(temme, x, TEMME_FROM))
+    x = xp.where(temme, 0.5, x)  # (Temme's elements for the sums at a point where the series converges at once)
     series, s, ds, c, dc = _branches(xp, a, x)
     log_x = xp.log(x)
-    e_series = xp.exp(a * log_x - x - lgamma_positive(xp, a + 1))
-    e_fraction = xp.exp(a * log_x - x - lgamma_positive(xp, a))
+    e_series, e_fraction, dl_series, dl_fraction = power_terms(xp, a, x, log_x)
     p_series, q_fraction = e_series * s, e_fraction * c
     p = xp.where(series, p_series, 1 - q_fraction)
     q = xp.where(series, xp.where(a < 1, small_alpha_q(xp, a, x, log_x), 1 - p_series), q_fraction)
-    psi, psi_next = digamma_positive(xp, a), digamma_positive(xp, a + 1)
-    dp = xp.where(series, e_series * (s * (log_x - psi_next) + ds), -e_fraction * (c * (log_x - psi) + dc))
+    dp = xp.where(series, e_series * (s * dl_series + ds), -e_fraction * (c * dl_fraction + dc))
+    p, q, dp = (xp.where(temme, v, w) for v, w in zip(near, (p, q, dp)))
     p = xp.where(nan, xp.nan, xp.where(edge, p_edge, p))
     q = xp.where(nan, xp.nan, xp.where(edge, 1 - p_edge, q))
     return p, q, xp.where(nan, xp.nan, xp.where(edge, 0.0, dp))
+
+
+def power_terms(xp, a, x, log_x):
+    """(e^L, e^{L'}, ∂L/∂α, ∂L'/∂α) of the series and the fraction (module docstring): L = α log x − x − lgamma(α + 1),
+    L' = L + log α. Below α = ASYMPTOTIC_FROM so written; from it on e^{L'} = x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α)
+    (``scaled_power``) and ∂L'/∂α = log x − ψ(α) = log λ + 1/(2α) + Σₖ B₂ₖ/(2k α²ᵏ), λ = x/α, so that neither the
+    exponent's terms of size α log α nor log x − ψ(α) cancel (e^L relatively off by ε·α log α: 10⁻⁵ at α = 10¹⁰)."""
+    small = a < ASYMPTOTIC_FROM
+    e_series, e_fraction = (xp.exp(a * log_x - x - lgamma_positive(xp, v)) for v in (a + 1, a))
+    dl_series, dl_fraction = (log_x - digamma_positive(xp, v) for v in (a + 1, a))
+    b = xp.where(small, ASYMPTOTIC_FROM, a)
+    log_lam, h = log_ratio_and_exponent(xp, b, x)
+    scaled = scaled_power(xp, b, h)
+    w = 1 / (b * b)
+    dl = log_lam + 0.5 / b + w * horner(digamma_terms(), w)
+    return (xp.where(small, e_series, scaled / b), xp.where(small, e_fraction, scaled),
+            xp.where(small, dl_series, dl - 1 / b), xp.where(small, dl_fraction, dl))
+
+
+DEEP = 2.0 ** -1022  # float64's smallest normal number
+
+
+def log_ratio_and_exponent(xp, a, x):
+    """(log λ, h) at λ = x/α: h = λ − 1 − log λ = η²/2 ≥ 0 (Temme's η), each relatively accurate. μ = (x − α)/α
+    (x − α exact within a factor 2 of α); log λ = log1p(μ) from λ = ½ on, log(x/α) below (where 1 + μ would lose λ's
+    digits; x/α kept from 0, where e^{−αh} is 0 at α ≥ ASYMPTOTIC_FROM whatever); h, which cancels to μ²/2 near λ = 1,
+    as (μ·η/μ)²/2 by the series of η/μ where |μ| < TEMME_WIDTH."""
+    mu = (x - a) / a
+    lam = x / a
+    log_lam = xp.where(lam < 0.5, xp.log(xp.maximum(lam, DEEP)), xp.log1p(mu))
+    band = xp.abs(mu) < TEMME_WIDTH
+    eta = mu * horner(temme_coefficients()[0], xp.where(band, mu, 0.0))
+    return log_lam, xp.where(band, 0.5 * eta * eta, mu - log_lam)
+
+
+def scaled_power(xp, a, h):
+    """x^α e^{−x}/Γ(α) = e^{−αh}·√(α/2π)/Γ*(α), h = λ − 1 − log λ (``log_ratio_and_exponent``), α ≥ ASYMPTOTIC_FROM:
+    Γ(α) = Γ*(α)·√(2π/α)·α^α e^{−α}. Relatively off by a few ε·(1 + αh), αh the exponent that x's own rounding moves
+    by ε·α|λ − 1|."""
+    return xp.exp(-a * h - log_gamma_star(xp, a)) * xp.sqrt(a / (2 * PI))
+
+
+def temme_incomplete(xp, a, x):
+    """(P, Q, ∂P/∂α) by Temme's expansion (module docstring), for float64 arrays α ≥ TEMME_FROM, |x/α − 1| <
+    TEMME_WIDTH: with t = η√(α/2), R = φ(η√α)·S/√α = e^{−t²}·S/√(2πα),
+        Q = ½ erfc(t) + R,  P = ½ erfc(−t) − R,  ∂P/∂α = e^{−t²}/√(2πα)·(N − D·μ/η)
+    (the derivative of P = Φ(η√α) − φ(η√α)·S/√α at fixed x, η_α = −μ/(αη)); each of P and Q is the smaller one's
+    complement where it is not the smaller, ½erfc(|t|) ± R taken where it is (of opposite signs in the tails, the erfc
+    term is μ/η ≤ 1.1 times their sum: no cancellation to speak of). μ = (x − α)/α, relatively accurate (x/α − 1
+    would be off by ε absolutely: ε√α in t)."""
+    w, eta, s, n, d = temme_series(xp, a, (x - a) / a)
+    t = eta * xp.sqrt(0.5 * a)
+    erf_t, erfc_t = erf_erfc_of_magnitude(xp, xp.minimum(xp.abs(t), BEYOND))
+    scale = gauss(xp, t) / xp.sqrt((2 * PI) * a)
+    r = xp.where(eta < 0, -scale, scale) * s
+    smaller, larger = 0.5 * erfc_t + r, 0.5 + 0.5 * erf_t - r
+    upper = eta >= 0
+    return xp.where(upper, larger, smaller), xp.where(upper, smaller, larger), scale * (n - d / w)
 
 
 SMALL_ALPHA_TERMS = 30  # x < α + 1 < 2: the terms xⁿ/n! < 2ⁿ/n! fall below 10⁻²³ by n = 30
@@ -516,6 +620,9 @@ def gamma_density(xp, a, x):
     safe_a = xp.where(flat | nan, 1.0, a)
     power = xp.where(safe_a == 1, 0.0, (safe_a - 1) * xp.log(xp.where(nan, 1.0, x)))  # (α − 1)·log x, 0 at α = 1
     density = xp.exp(power - x - lgamma_positive(xp, safe_a))
+    large = (safe_a >= ASYMPTOTIC_FROM) & (x > 0)  # (x^α e^{−x}/Γ(α))/x, no exponent of size α log α to cancel
+    b, positive = xp.where(large, safe_a, ASYMPTOTIC_FROM), xp.where(large, x, 1.0)
+    density = xp.where(large, scaled_power(xp, b, log_ratio_and_exponent(xp, b, positive)[1]) / positive, density)
     return xp.where(nan, xp.nan, xp.where(flat, 0.0, density))
 
 
@@ -523,12 +630,14 @@ def gamma_density(xp, a, x):
 class Gammainc(Function):
     """z = P(α, x), the regularized lower incomplete gamma function (``complement``: Q(α, x) = 1 − P, the upper), as
     torch.special.gammainc / gammaincc (their names and limits);  x̄ = ±ḡ·x^{α−1}e^{−x}/Γ(α) (the Gamma(α, 1) density);
-    ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α: ``incomplete_gamma``), both
-    summed to their operand's shape. Computed in float64 and rounded once to the operands' common dtype (integers as
-    float32). torch has no gradient in α (it raises); where it gives NaN for x̄ at a limit (x = 0 with α = 1, x = ∞),
-    this is the limit (1, 0). Accurate for α up to about 10⁴ (the series' and fraction's term limits; not yet
-    standard_gamma's gradient's Temme expansion). On a GPU, every 25 terms a convergence check is a copy to the host (no fused kernel
-    yet).  saves α, x in float64, and ∂P/∂α where α needs a gradient (made with P by the same series or fraction)."""
+    ᾱ = ±ḡ·∂P/∂α (the series or the continued fraction carried with its derivative in α, or Temme's expansion
+    differentiated in α: ``incomplete_gamma``), both summed to their operand's shape. Computed in float64 and rounded
+    once to the operands' common dtype (integers as float32). torch has no gradient in α (it raises); where it gives NaN
+    for x̄ at a limit (x = 0 with α = 1, x = ∞), this is the limit (1, 0). Accurate at every α: from α = 10 on P, Q, ᾱ
+    and x̄ each within a few ε·(8 + E) of itself, E = α(λ − 1 − log λ), λ = x/α (x's own rounding moves them by
+    ε·α|λ − 1|), by Temme's expansion where α ≥ 10³ and |λ − 1| < ¼ (module docstring). On a GPU, every 25 terms a
+    convergence check is a copy to the host (no fused kernel yet).  saves α, x in float64, and ∂P/∂α where α needs a
+    gradient (made with P by the same branch)."""
 
     def forward(ctx, a, x, complement=False):
         xp = ctx.xp

@@ -370,8 +370,7 @@ def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, res
             xl = x_l[pick]
             if dynamic:
                 xl, xu = binarize(xl, rng), binarize(xu, rng)
-            take_step(numpy.concatenate([numpy.concatenate([xl, eye[y_l[pick]]], axis=1),
-                                         numpy.concatenate([xu, numpy.zeros((len(xu), model.n_classes), xu.dtype)], axis=1)]))
+            take_step(numpy.block([[xl, eye[y_l[pick]]], [xu, numpy.zeros((len(xu), model.n_classes), xu.dtype)]]))
             values = parts.numpy().tolist()
             if not all(map(math.isfinite, values)):
                 raise training.TrainingError(f"the loss became {values[0] + values[1]} at epoch {epoch}, step {step}; "

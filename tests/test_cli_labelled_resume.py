@@ -7,6 +7,7 @@ import csv
 
 import pytest
 
+from minivae import training
 from tests import test_cli_conditional, test_cli_m2
 from tests.test_cli import one_error_line, run
 from tests.test_labelled_resume import assert_same_run
@@ -17,13 +18,18 @@ SMALL = {"semisupervised": [*test_cli_m2.SMALL, "--limit", "100"],
 
 
 @pytest.mark.parametrize("model", list(SMALL))
-def test_resume_and_graph_reach_the_uninterrupted_run(folder, tmp_path, model):
+def test_resume_and_graph_reach_the_uninterrupted_run(folder, tmp_path, monkeypatch, model):
+    """(The --graph run records one step plan, and only it: counted at training.compile_step.)"""
+    plans, compile_step = [], training.compile_step
+    monkeypatch.setattr(training, "compile_step", lambda *args, **kw: plans.append(compile_step(*args, **kw)) or plans[-1])
     args = ["train", *SMALL[model], "--data", folder, "--dynamic-binarization"]
     whole, cut, graph = tmp_path / "whole", tmp_path / "cut", tmp_path / "graph"
     assert run(*args, "--epochs", 2, "--out", whole) == 0
     assert run(*args, "--epochs", 1, "--out", cut) == 0
     assert run(*args, "--epochs", 2, "--out", cut, "--resume") == 0
+    assert plans == []
     assert run(*args, "--epochs", 2, "--out", graph, "--graph") == 0
+    assert len(plans) == 1 and plans[0].replays > 0
     assert_same_run(whole, cut)
     assert_same_run(whole, graph)
 

@@ -169,21 +169,21 @@ VQ_OPTIONS = {"--code-dim": ("code_dim", 8), "--n-codes": ("n_codes", 64), "--co
 
 
 LABELS = 100  # --labels' default: the paper's 100 labelled MNIST digits, 10 of each class
-# why the vq and semisupervised models take none of the options of the others' sampled latents and weighted KL
+# why the vq, semisupervised and conditional models take none of the options of the others' sampled latents and weighted KL
 OWN_LOSS = {"vq": "it trains by −log p(x|z_q) and the codebook and commitment terms, no sampled latent and no KL to "
                   "weigh (its KL is the constant L log K); its weight is --commitment-cost",
             "semisupervised": "it trains by Kingma et al.'s bounds L(x, y) and U(x) of a class y and a Gaussian z "
-                              "(--z-dim), the classes summed out exactly, by MLPs (a loop of its own, which takes "
-                              "--resume, --graph and --tf32 as the others')",
+                              "(--z-dim), the classes summed out exactly, by MLPs (in a loop of its own, resumable "
+                              "and with --graph and --tf32 as the others')",
             "conditional": "it trains by the ELBO of log p(x|y), a class y given to both networks and a Gaussian z "
-                           "(--z-dim), by MLPs (a loop of its own, which takes --resume, --graph and --tf32 as the "
+                           "(--z-dim), by MLPs (in a loop of its own, resumable and with --graph and --tf32 as the "
                            "others')"}
 
 
 def _model_options(args):
-    """Refuse the vq model's options (and --labels) with another model, and with the vq and semisupervised models the
-    options that only the others' sampled latents, weighted KL or training loop take; fill in the vq options'
-    defaults."""
+    """Refuse the vq model's options (and --labels) with another model, and with the vq, semisupervised and conditional
+    models the options that only the others' sampled latents, weighted KL, priors, flows or convolutions take; fill in
+    the vq options' defaults."""
     if args.model != "vq":
         given = [flag for flag, (name, _) in VQ_OPTIONS.items() if getattr(args, name) is not None]
         if given:

@@ -160,7 +160,7 @@ class Given:
 # here, after the class
 from minivae.models import (MODELS, _encoder_input, _hidden, _likelihood_kind, _likelihood_of,  # noqa: E402
                             _likelihood_parameters, _negative_elbo, _number, _size)
-from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402
+from minivae.semisupervised import SemiSupervisedVAE, one_hot_rows  # noqa: E402
 
 MODELS.setdefault(ConditionalVAE.kind, ConditionalVAE)  # models.build (and so training.load_checkpoint) rebuild it
 
@@ -230,20 +230,21 @@ def _train_epochs(model, data, out, settings, epochs, resume, override_settings,
     from minivae.optim import Adam
     from minivae.random import Generator
     (x, y), (x_valid, y_valid), batch_size = data["train"], data["valid"], settings["batch_size"]
+    y_rows = one_hot_rows(y, model.n_classes, x.dtype)  # (refusing a label outside [0, C) before anything changes)
     optimizer = Adam(model.parameters(), lr=settings["lr"])
     rng, first, step, rows, note = training.start_run(out, model, optimizer, Generator(settings["seed"]), settings,
                                                       COLUMNS, resume=resume, override_settings=override_settings)
     valid_seed = training.derived_seed(settings["seed"], 1)
     if settings["dynamic_binarization"]:
         x_valid = binarize(x_valid, Generator(valid_seed))
-    progress, steps, eye = training.Progress(), -(-len(x) // batch_size), numpy.eye(model.n_classes, dtype=x.dtype)
+    progress, steps = training.Progress(), -(-len(x) // batch_size)
     take_step = training.Stepper(model, optimizer, _step_loss(model, rng), batch_size, graph=graph,
                                  clip=settings["clip"])
     for epoch in range(first, epochs + 1):
         started, total = time.perf_counter(), 0.0
         for i, pick in enumerate(batches(numpy.arange(len(x)), batch_size, rng=rng), 1):
             xb = binarize(x[pick], rng) if settings["dynamic_binarization"] else x[pick]
-            value = take_step(numpy.concatenate([xb, eye[y[pick]]], axis=1)).item()
+            value = take_step(numpy.concatenate([xb, y_rows[pick]], axis=1)).item()
             if not math.isfinite(value):
                 raise training.TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; "
                                              f"{training.kept(out, epoch)}")

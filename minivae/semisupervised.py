@@ -332,6 +332,12 @@ def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, val
     return model
 
 
+def one_hot_rows(y, n_classes, dtype):
+    """Integer labels y (N,) as one-hot rows (N, C) of ``dtype``, a NumPy array (the rows of the training loops'
+    packed batches), by ops.one_hot, which refuses indices outside [0, C)."""
+    return ops.one_hot(Tensor(numpy.asarray(y)), n_classes, dtype=dtype).numpy()
+
+
 def _step_loss(model, rng, n_labelled, parts):
     """The loss of a step on one batch (n_labelled + B, x_dim + C): the labelled images and their one-hot labels, then
     the unlabelled images (their label columns unread), −L − α·log q(y|x) of the former plus −U of the latter, each a
@@ -353,6 +359,7 @@ def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, res
     from minivae.optim import Adam
     from minivae.random import Generator
     (x_l, y_l), batch_size, dynamic = labelled, settings["batch_size"], settings["dynamic_binarization"]
+    rows_l, no_rows = one_hot_rows(y_l, model.n_classes, x_l.dtype), numpy.zeros((batch_size, model.n_classes), x_l.dtype)
     optimizer, device = Adam(model.parameters(), lr=settings["lr"]), model.device
     rng, first, step, rows, note = training.start_run(out, model, optimizer, Generator(settings["seed"]), settings,
                                                       COLUMNS, resume=resume, override_settings=override_settings)
@@ -360,7 +367,6 @@ def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, res
     x_valid = binarize(valid[0], Generator(valid_seed)) if dynamic else valid[0]
     progress, steps = training.Progress(), -(-len(unlabelled) // batch_size)
     parts = Tensor(module_for_device(device).zeros(2, model.classifier.parameters()[0].dtype))
-    eye = numpy.eye(model.n_classes, dtype=x_l.dtype)  # the labels' one-hot rows, and the unlabelled images' (unread)
     take_step = training.Stepper(model, optimizer, _step_loss(model, rng, batch_size, parts), 2 * batch_size,
                                  graph=graph, clip=settings["clip"])
     for epoch in range(first, epochs + 1):
@@ -370,7 +376,7 @@ def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, res
             xl = x_l[pick]
             if dynamic:
                 xl, xu = binarize(xl, rng), binarize(xu, rng)
-            take_step(numpy.block([[xl, eye[y_l[pick]]], [xu, numpy.zeros((len(xu), model.n_classes), xu.dtype)]]))
+            take_step(numpy.block([[xl, rows_l[pick]], [xu, no_rows[:len(xu)]]]))  # (the unlabelled rows' labels unread)
             values = parts.numpy().tolist()
             if not all(map(math.isfinite, values)):
                 raise training.TrainingError(f"the loss became {values[0] + values[1]} at epoch {epoch}, step {step}; "

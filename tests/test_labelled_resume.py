@@ -146,3 +146,14 @@ def test_tf32_is_a_setting_of_a_gpu_run_and_refused_on_the_cpu(tmp_path, monkeyp
     with pytest.raises(TrainingError, match="--tf32 is for a model on the GPU"):
         RUNS[name](tmp_path / "cpu", 1, tf32=True)
     assert not (tmp_path / "cpu").exists()
+
+
+def test_a_label_outside_the_classes_is_refused_before_anything_is_written(tmp_path):
+    """The labels become the one-hot rows of the packed batches (semisupervised.one_hot_rows): −1 would index the last
+    class, C be out of range; both are named (ops.one_hot's check) and no folder is left."""
+    for bad in (-1, C):
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, 3\)"):
+            m2(tmp_path / "m2", 1, labelled=(X[:6], np.r_[Y[:5], bad]))
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, 3\)"):
+            cvae(tmp_path / "cvae", 1, labels=np.r_[Y[:23], bad])
+    assert list(tmp_path.iterdir()) == []

@@ -3024,7 +3024,7 @@ MUTANTS = [
       ['tests/test_conditional.py'], "reconstruct decodes log σ² instead of q's mean μ"),
     M('cvae-evaluate-mean-of-means', 'minivae/conditional.py', ('ll = objectives.log_likelihood_is(given, xb, rng, k=k).data.sum() if k else 0.0', 'll = objectives.log_likelihood_is(given, xb, rng, k=k).data.mean() if k else 0.0'),
       ['tests/test_conditional.py', 'tests/test_cli_conditional.py'], "evaluate's log p(x|y) sums the batches' means and divides by the images: a fraction of the estimate"),
-    M('cvae-training-mislabelled', 'minivae/conditional.py', ('numpy.concatenate([xb, eye[y[pick]]], axis=1)', 'numpy.concatenate([xb, eye[y[pick][::-1]]], axis=1)'),
+    M('cvae-training-mislabelled', 'minivae/conditional.py', ('numpy.concatenate([xb, y_rows[pick]], axis=1)', 'numpy.concatenate([xb, y_rows[pick][::-1]], axis=1)'),
       ['tests/test_cli_conditional.py'], "the training loop pairs images with other images' labels: the model learns to ignore y"),
     M('cvae-cli-options-not-refused', 'minivae/cli.py', ('    if args.model in ("semisupervised", "conditional"):\n        others += [', '    if args.model == "semisupervised":\n        others += ['),
       ['tests/test_cli_conditional.py'], "--resume, --graph, --prior mog, --arch conv … silently ignored by the conditional model's loop"),
@@ -3141,6 +3141,8 @@ MUTANTS = [
       ['tests/test_cli_labelled_resume.py'], "--graph accepted by the labelled models and ignored"),
     M('cli-labelled-resume-not-passed', 'minivae/cli.py', ('    resumed = dict(resume=args.resume,', '    resumed = dict(resume=False,'),
       ['tests/test_cli_labelled_resume.py'], "--resume accepted by the labelled models and ignored (a new run over the checkpoint)"),
+    M('labelled-rows-wrap-around', 'minivae/semisupervised.py', ('    return ops.one_hot(Tensor(numpy.asarray(y)), n_classes, dtype=dtype).numpy()', '    return numpy.eye(n_classes, dtype=dtype)[numpy.asarray(y) % n_classes]'),
+      ['tests/test_labelled_resume.py'], "a label −1 or C trained as class C − 1 or 0, silently"),
     # ---- helper-79 end ----
     # ---- helper-80 begin: fix11-edges2: the remaining float32 edges of flows, KLs and entropies ----
     # ---- helper-80 end ----

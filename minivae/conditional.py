@@ -160,7 +160,7 @@ class Given:
 # here, after the class
 from minivae.models import (MODELS, _encoder_input, _hidden, _likelihood_kind, _likelihood_of,  # noqa: E402
                             _likelihood_parameters, _negative_elbo, _number, _size)
-from minivae.semisupervised import SemiSupervisedVAE, one_hot_rows  # noqa: E402
+from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402
 
 MODELS.setdefault(ConditionalVAE.kind, ConditionalVAE)  # models.build (and so training.load_checkpoint) rebuild it
 
@@ -229,6 +229,9 @@ def _train_epochs(model, data, out, settings, epochs, resume, override_settings,
     from minivae.data import batches, binarize
     from minivae.optim import Adam
     from minivae.random import Generator
+    # (here, not at the top: a first import of minivae.semisupervised imports models, and so this module, before it
+    # defines one_hot_rows)
+    from minivae.semisupervised import one_hot_rows
     (x, y), (x_valid, y_valid), batch_size = data["train"], data["valid"], settings["batch_size"]
     y_rows = one_hot_rows(y, model.n_classes, x.dtype)  # (refusing a label outside [0, C) before anything changes)
     optimizer = Adam(model.parameters(), lr=settings["lr"])

@@ -169,20 +169,21 @@ VQ_OPTIONS = {"--code-dim": ("code_dim", 8), "--n-codes": ("n_codes", 64), "--co
 
 
 LABELS = 100  # --labels' default: the paper's 100 labelled MNIST digits, 10 of each class
-# why the vq and semisupervised models take none of the options of the others' sampled latents and weighted KL
+# why the vq, semisupervised and conditional models take none of the options of the others' sampled latents and weighted KL
 OWN_LOSS = {"vq": "it trains by −log p(x|z_q) and the codebook and commitment terms, no sampled latent and no KL to "
                   "weigh (its KL is the constant L log K); its weight is --commitment-cost",
             "semisupervised": "it trains by Kingma et al.'s bounds L(x, y) and U(x) of a class y and a Gaussian z "
-                              "(--z-dim), the classes summed out exactly, by MLPs and a loop of its own (no "
-                              "--resume, --graph or --tf32)",
+                              "(--z-dim), the classes summed out exactly, by MLPs (in a loop of its own, resumable "
+                              "and with --graph and --tf32 as the others')",
             "conditional": "it trains by the ELBO of log p(x|y), a class y given to both networks and a Gaussian z "
-                           "(--z-dim), by MLPs and a loop of its own (no --resume, --graph or --tf32)"}
+                           "(--z-dim), by MLPs (in a loop of its own, resumable and with --graph and --tf32 as the "
+                           "others')"}
 
 
 def _model_options(args):
-    """Refuse the vq model's options (and --labels) with another model, and with the vq and semisupervised models the
-    options that only the others' sampled latents, weighted KL or training loop take; fill in the vq options'
-    defaults."""
+    """Refuse the vq model's options (and --labels) with another model, and with the vq, semisupervised and conditional
+    models the options that only the others' sampled latents, weighted KL, priors, flows or convolutions take; fill in
+    the vq options' defaults."""
     if args.model != "vq":
         given = [flag for flag, (name, _) in VQ_OPTIONS.items() if getattr(args, name) is not None]
         if given:
@@ -202,8 +203,7 @@ def _model_options(args):
                    (f"--prior {args.prior}", args.prior != "standard"),
                    ("--prior-components", args.prior_components is not None), (f"--flow {args.flow}", args.flow != "none"),
                    ("--flow-length", args.flow_length is not None), ("--arch conv", args.arch != "mlp"),
-                   ("--channels", args.channels is not None), ("--resume", args.resume),
-                   ("--override-settings", args.override_settings), ("--graph", args.graph), ("--tf32", args.tf32)]
+                   ("--channels", args.channels is not None)]
     given = [flag for flag, on in others if on]
     if given:
         raise ValueError(f"{given[0]} is not for the {args.model} model: {OWN_LOSS[args.model]}")
@@ -219,6 +219,8 @@ def _train(args):
     from minivae.random import Generator
     from minivae.training import train
     _model_options(args)
+    if args.tf32 and args.device != "cuda":
+        raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     if args.model in ("semisupervised", "conditional"):
         return _train_labelled(args)
     if args.model == "gaussian" and args.estimator not in (None, *GAUSSIAN_ESTIMATORS):
@@ -251,8 +253,6 @@ def _train(args):
     if args.arch == "conv" and args.activation == "gated":
         raise ValueError("--activation gated makes gated linear units of the MLP's layers: --arch conv takes one of "
                          + ", ".join(a for a in ACTIVATIONS if a != "gated"))
-    if args.tf32 and args.device != "cuda":
-        raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     if args.prior != "standard" and args.model != "gaussian":
         raise ValueError(f"--prior {args.prior} is the gaussian model's learned prior: the {args.model} model's prior is "
                          "fixed (uniform)")
@@ -367,6 +367,9 @@ def _train_labelled(args):
     _check_device(args)
     splits, files = _labelled_splits(args, ("train", "valid", "test"), batch_size=args.batch_size)
     (x, y), classes = splits["train"], int(max(labels.max() for _, labels in splits.values())) + 1
+    resumed = dict(resume=args.resume, override_settings=args.override_settings, graph=args.graph, tf32=args.tf32)
+    # the labelled images are drawn from --seed's stream, before the model's weights: a resumed run draws the same
+    # (its --seed and --labels compared with the checkpoint's, and their fingerprint), its weights then loaded
     rng = Generator(args.seed)
     if args.model == "conditional":  # Sohn et al.'s CVAE: every training image with its label
         model = conditional.ConditionalVAE(x.shape[1], classes, args.hidden, args.z_dim, likelihood=args.likelihood,
@@ -375,7 +378,7 @@ def _train_labelled(args):
               f"({files['train']}) on {args.device}; output in {args.out}")
         return conditional.train(model, {"train": (x, y), "valid": splits["valid"]}, args.out, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                 dynamic=args.dynamic_binarization, clip=args.clip)
+                                 dynamic=args.dynamic_binarization, clip=args.clip, **resumed)
     labelled = semisupervised.balanced_labels(y, LABELS if args.labels is None else args.labels, rng)
     model = semisupervised.SemiSupervisedVAE(x.shape[1], classes, args.hidden, args.z_dim, n_data=len(x),
                                              n_labelled=len(labelled), likelihood=args.likelihood,
@@ -385,7 +388,7 @@ def _train_labelled(args):
           f"{args.device}; output in {args.out}")
     semisupervised.train(model, (x[labelled], y[labelled]), x, args.out, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, valid=splits["valid"], dynamic=args.dynamic_binarization,
-                         clip=args.clip)
+                         clip=args.clip, **resumed)
 
 
 def _eval_labelled(args, model):

@@ -134,15 +134,9 @@ class ConditionalVAE(Module):
         return x, self._rows(y, x.shape[0], x)
 
     def _rows(self, y, n, like):
-        """y as n rows (n, C) in ``like``'s dtype on its device: integer labels made one-hot (SemiSupervisedVAE's checks:
-        integers, shape (n,), on that device; ops.one_hot refuses indices outside [0, C) on the CPU), floating rows
-        (n, C) as they are."""
-        if (y.dtype if isinstance(y, Tensor) else numpy.asarray(y).dtype).kind == "f":
-            rows = y if isinstance(y, Tensor) else Tensor(module_for_device(like.device).asarray(y, like.dtype))
-            if rows.shape != (n, self.n_classes):
-                raise ValueError(f"label rows (one-hot or soft) must have shape ({n}, {self.n_classes}), got {rows.shape}")
-            return rows
-        return ops.one_hot(self._labels(y, like.device, n), self.n_classes, dtype=like.dtype)
+        """y as n rows (n, C) in ``like``'s dtype on its device: integer labels made one-hot, floating rows as they are
+        (SemiSupervisedVAE._rows)."""
+        return SemiSupervisedVAE._rows(self, y, n, like)
 
 
 class Given:
@@ -190,10 +184,11 @@ def evaluate(model, x, y, rng, batch_size=500, k=None):
     return {"elbo": elbo, **({"log_likelihood": ll} if k else {})}
 
 
-COLUMNS = ["epoch", "step", "train_loss", "valid_elbo", "seconds"]
+COLUMNS = ["epoch", "step", "train_loss", "valid_elbo", "seconds", "settings_changed"]
 
 
-def train(model, data, out, *, epochs, batch_size, lr, seed, dynamic=False, clip=None, log=print):
+def train(model, data, out, *, epochs, batch_size, lr, seed, dynamic=False, clip=None, resume=False,
+          override_settings=False, graph=False, tf32=False, log=print):
     """Train a ConditionalVAE (``minivae train --model conditional``): an epoch is one pass over data["train"], images
     and labels (x (N, x_dim), y (N,)), in batches shuffled by Generator(``seed``), Adam at ``lr`` on the loss, gradients
     clipped to the norm ``clip`` if given, the images binarized afresh with ``dynamic``. After each epoch: the mean
@@ -201,8 +196,12 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, dynamic=False, clip
     out/checkpoint.npz (``training.save_checkpoint``, atomically: ``minivae eval`` and ``sample`` read it) and
     out/metrics.csv (``COLUMNS``); at the end reconstructions.png and samples.png (the classes in turn, a column each).
 
-    As semisupervised.train: ``out`` is locked while training, a folder holding a checkpoint is refused (no resume),
-    and a run that fails before its first checkpoint removes the folders it made."""
+    As training.train: ``out`` is locked while training, a run that fails before its first checkpoint removes the
+    folders it made, and a folder holding a checkpoint is refused unless ``resume``, which continues it bit for bit
+    (training.start_run), its settings (training.train's that apply; the data's fingerprint covers the labels) compared
+    unless ``override_settings``. ``graph``: the step of the full batches recorded and replayed (training.Stepper: the
+    images and their one-hot labels in one buffer, ``_step_loss``); ``tf32``: float32 products in TF32 on the GPU
+    (training.tf32_for, a setting of the run)."""
     from minivae import training
     epochs, batch_size, seed = _size("epochs", epochs), _size("batch_size", batch_size), _size("seed", seed, 0)
     lr = _number("lr", lr, lambda v: v > 0, "> 0")
@@ -210,48 +209,60 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, dynamic=False, clip
     for split in ("train", "valid"):
         if len(data[split][0]) == 0:
             raise ValueError(f"data[{split!r}] holds no images: training needs both splits")
-    with training.run_folder(out, not_resumed="conditional"):
-        settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic)
-        _train_epochs(model, data, out, settings, epochs, log)
+    settings = training.recorded_settings(dict(data=training.data_fingerprint(data), lr=lr, batch_size=batch_size,
+                                               seed=seed, clip=clip, dynamic_binarization=dynamic), tf32=tf32)
+    with training.tf32_for(model, tf32), training.run_folder(out):
+        _train_epochs(model, data, out, settings, epochs, resume, override_settings, graph, log)
     return model
 
 
-def _train_epochs(model, data, out, settings, epochs, log):
+def _step_loss(model, rng):
+    """The loss of a batch (B, x_dim + C), the images and their one-hot labels side by side (one buffer, which a
+    step plan replays on)."""
+    def loss(batch):
+        return model.loss(*ops.split(batch, [model.x_dim], axis=-1), rng)
+    return loss
+
+
+def _train_epochs(model, data, out, settings, epochs, resume, override_settings, graph, log):
     from minivae import training
     from minivae.data import batches, binarize
-    from minivae.optim import Adam, clip_grad_norm_
+    from minivae.optim import Adam
     from minivae.random import Generator
-    (x, y), (x_valid, y_valid), device = data["train"], data["valid"], model.device
-    optimizer, rng = Adam(model.parameters(), lr=settings["lr"]), Generator(settings["seed"])
+    # (here, not at the top: a first import of minivae.semisupervised imports models, and so this module, before it
+    # defines one_hot_rows)
+    from minivae.semisupervised import one_hot_rows
+    (x, y), (x_valid, y_valid), batch_size = data["train"], data["valid"], settings["batch_size"]
+    y_rows = one_hot_rows(y, model.n_classes, x.dtype)  # (refusing a label outside [0, C) before anything changes)
+    optimizer = Adam(model.parameters(), lr=settings["lr"])
+    rng, first, step, rows, note = training.start_run(out, model, optimizer, Generator(settings["seed"]), settings,
+                                                      COLUMNS, resume=resume, override_settings=override_settings)
     valid_seed = training.derived_seed(settings["seed"], 1)
     if settings["dynamic_binarization"]:
         x_valid = binarize(x_valid, Generator(valid_seed))
-    rows, step, progress = [COLUMNS], 0, training.Progress()
-    steps = -(-len(x) // settings["batch_size"])
-    for epoch in range(1, epochs + 1):
+    progress, steps = training.Progress(), -(-len(x) // batch_size)
+    take_step = training.Stepper(model, optimizer, _step_loss(model, rng), batch_size, graph=graph,
+                                 clip=settings["clip"])
+    for epoch in range(first, epochs + 1):
         started, total = time.perf_counter(), 0.0
-        for i, pick in enumerate(batches(numpy.arange(len(x)), settings["batch_size"], rng=rng), 1):
+        for i, pick in enumerate(batches(numpy.arange(len(x)), batch_size, rng=rng), 1):
             xb = binarize(x[pick], rng) if settings["dynamic_binarization"] else x[pick]
-            loss = model.loss(as_tensor(xb, device=device), y[pick], rng, step=step)
-            optimizer.zero_grad()
-            loss.backward()
-            if settings["clip"]:
-                clip_grad_norm_(model.parameters(), settings["clip"])
-            optimizer.step()
-            value = loss.item()
+            value = take_step(numpy.concatenate([xb, y_rows[pick]], axis=1)).item()
             if not math.isfinite(value):
-                raise training.TrainingError(f"the loss became {value} at epoch {epoch}, step {step}"
-                                             + ("" if epoch == 1 else f"; the checkpoint of epoch {epoch - 1} is kept"))
+                raise training.TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; "
+                                             f"{training.kept(out, epoch)}")
             step, total = step + 1, total + value
             progress.update(epoch, epochs, i, steps, total / i, started)
+        training.check_parameters(model, optimizer, out, epoch, step)
         valid = evaluate(model, x_valid, y_valid, Generator(valid_seed))["elbo"]
-        rows.append([epoch, step, f"{total / i:.4f}", f"{valid:.4f}", f"{time.perf_counter() - started:.1f}"])
+        rows.append([epoch, step, f"{total / i:.4f}", f"{valid:.4f}", f"{time.perf_counter() - started:.1f}", note])
+        note = ""
         training.save_checkpoint(os.path.join(out, training.CHECKPOINT), model, optimizer, rng, epoch, step, settings,
                                  rows)
         training._write_csv_atomic(os.path.join(out, training.METRICS), rows)
         log(f"epoch {epoch}: train loss {total / i:.3f}  valid ELBO (of log p(x|y)) {valid:.3f} nats")
     skipped = _write_pictures(model, x_valid, y_valid, out, training.derived_seed(settings["seed"], 2))
-    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {epochs}), {training.METRICS}"
+    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {max(epochs, first - 1)}), {training.METRICS}"
         + (f" (no pictures: {skipped})" if skipped else ", reconstructions.png, samples.png"))
 
 

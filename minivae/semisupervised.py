@@ -70,7 +70,7 @@ class SemiSupervisedVAE(Module):
         encoder     [x, one-hot y] → [μ, log σ²] of q(z|x, y)       MLP((x_dim + C, *hidden, 2·z_dim))
         decoder     [one-hot y, z] → p(x|y, z) (logits for Bernoulli) MLP((C + z_dim, *reversed(hidden), x_dim))
 
-    ``loss(x, rng, y=None)``: with integer labels y (B,), mean_b[−L(x_b, y_b) − α·log q(y_b|x_b)]; without,
+    ``loss(x, rng, y=None)``: with labels y (integers (B,), or one-hot rows (B, C)), mean_b[−L(x_b, y_b) − α·log q(y_b|x_b)]; without,
     mean_b[−U(x_b)], the classes enumerated. ``elbo(x, y)`` is L (B,), ``unlabelled_bound(x)`` U (B,), each at the
     next draws of ``rng`` or at given noise ``eps`` ((B, Z) and (C, B, Z): the latter's row c is class c's).
     ``classify(x)`` gives q(y|x) (B, C), ``predict(x)`` its most probable class, ``sample(n, rng, y=None)`` mean
@@ -210,8 +210,19 @@ class SemiSupervisedVAE(Module):
         return x
 
     def _one_hot(self, y, x):
-        """Integer labels (B,) in [0, C) as one-hot rows (B, C) in x's dtype."""
-        return ops.one_hot(self._labels(y, x.device, x.shape[0]), self.n_classes, dtype=x.dtype)
+        """The labels y of the images x as rows (B, C) in x's dtype (``_rows``)."""
+        return self._rows(y, x.shape[0], x)
+
+    def _rows(self, y, n, like):
+        """y as n rows (n, C) in ``like``'s dtype on its device: integer labels made one-hot (``_labels``' checks;
+        ops.one_hot refuses indices outside [0, C) on the CPU), floating rows (n, C) as they are (one-hot rows: the
+        training loop's step plan reads the labels from its one floating batch buffer)."""
+        if (y.dtype if isinstance(y, Tensor) else numpy.asarray(y).dtype).kind == "f":
+            rows = y if isinstance(y, Tensor) else Tensor(module_for_device(like.device).asarray(y, like.dtype))
+            if rows.shape != (n, self.n_classes):
+                raise ValueError(f"label rows (one-hot or soft) must have shape ({n}, {self.n_classes}), got {rows.shape}")
+            return rows
+        return ops.one_hot(self._labels(y, like.device, n), self.n_classes, dtype=like.dtype)
 
     def _labels(self, y, device, n):
         """``y`` checked as n integer class indices on ``device`` (a NumPy array or a list is put there; a tensor on
@@ -281,11 +292,12 @@ def evaluate(model, x, y, rng, batch_size=500):
     return {"unlabelled_bound": unlabelled, "labelled_bound": labelled, "accuracy": right}
 
 
-COLUMNS = ["epoch", "step", "labelled_loss", "unlabelled_loss", "valid_unlabelled_bound", "valid_accuracy", "seconds"]
+COLUMNS = ["epoch", "step", "labelled_loss", "unlabelled_loss", "valid_unlabelled_bound", "valid_accuracy", "seconds",
+           "settings_changed"]
 
 
 def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, valid, dynamic=False, clip=None,
-          log=print):
+          resume=False, override_settings=False, graph=False, tf32=False, log=print):
     """Train M2 as Kingma et al. (and examples/semisupervised_m2.py; ``minivae train --model semisupervised``): an
     epoch is one pass over the ``unlabelled`` images (N, x_dim) in batches shuffled by Generator(``seed``), each step
     adding to the batch's loss −U(x) that of ``batch_size`` labelled pairs drawn with replacement from ``labelled``
@@ -295,8 +307,14 @@ def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, val
     Generator(seed + 1)); then out/checkpoint.npz (``training.save_checkpoint``, atomically: ``training.load_checkpoint``
     and ``minivae eval`` read it) and out/metrics.csv (``COLUMNS``); at the end reconstructions.png and samples.png.
 
-    ``out`` is locked while training (training.train's lock); a folder holding a checkpoint is refused (a run of M2
-    cannot be resumed), and a run that fails before its first checkpoint removes the folders it made."""
+    As training.train: ``out`` is locked while training, a run that fails before its first checkpoint removes the
+    folders it made, and a folder holding a checkpoint is refused unless ``resume``, which continues it bit for bit
+    (training.start_run: the parameters, Adam's state, the Generator's, which the batches, the labelled pairs' draws and
+    the noise come from). The settings compared are the training.train's that apply, the count of labelled images and
+    the fingerprints of the data (unlabelled and validation) and of the labelled pairs: the labelled split of a resumed
+    run is the checkpoint's, or refused (``override_settings``: go on, the change in metrics.csv). ``graph``: the step
+    of the full batches recorded and replayed (training.Stepper: both batches in one buffer, ``_step_loss``);
+    ``tf32``: float32 products in TF32 on the GPU (training.tf32_for, a setting of the run)."""
     from minivae import training
     epochs, batch_size, seed = _size("epochs", epochs), _size("batch_size", batch_size), _size("seed", seed, 0)
     lr = _number("lr", lr, lambda v: v > 0, "> 0")
@@ -304,53 +322,79 @@ def train(model, labelled, unlabelled, out, *, epochs, batch_size, lr, seed, val
     for name, x in (("labelled", labelled[0]), ("unlabelled", unlabelled), ("valid", valid[0])):
         if len(x) == 0:
             raise ValueError(f"the {name} images are none: M2 trains on labelled and unlabelled images")
-    with training.run_folder(out, not_resumed="semisupervised"):
-        settings = dict(lr=lr, batch_size=batch_size, seed=seed, clip=clip, dynamic_binarization=dynamic,
-                        labelled=len(labelled[0]))
-        _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log)
+    fingerprint = training.data_fingerprint
+    settings = training.recorded_settings(dict(
+        data=fingerprint({"train": unlabelled, "valid": valid}), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
+        dynamic_binarization=dynamic, labelled=len(labelled[0]),
+        labelled_data=fingerprint({"labelled": labelled}, ("labelled",))), tf32=tf32)
+    with training.tf32_for(model, tf32), training.run_folder(out):
+        _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, resume, override_settings, graph, log)
     return model
 
 
-def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, log):
+def one_hot_rows(y, n_classes, dtype):
+    """Integer labels y (N,) as one-hot rows (N, C) of ``dtype``, a NumPy array (the rows of the training loops'
+    packed batches), by ops.one_hot, which refuses indices outside [0, C)."""
+    return ops.one_hot(Tensor(numpy.asarray(y)), n_classes, dtype=dtype).numpy()
+
+
+def _step_loss(model, rng, n_labelled, parts):
+    """The loss of a step on one batch (n_labelled + B, x_dim + C): the labelled images and their one-hot labels, then
+    the unlabelled images (their label columns unread), −L − α·log q(y|x) of the former plus −U of the latter, each a
+    mean over its images, in this order (their noise drawn from ``rng`` so). The two terms are written into ``parts``
+    (2,), in place, so that a replayed step reports them too (one copy to the host a step)."""
+    def loss(batch):
+        labelled, unlabelled = ops.split(batch, [n_labelled], axis=0)
+        x_l, y_l = ops.split(labelled, [model.x_dim], axis=-1)
+        terms = model.loss(x_l, rng, y=y_l), model.loss(ops.split(unlabelled, [model.x_dim], axis=-1)[0], rng)
+        with no_grad():
+            parts.copy_(ops.stack([t.detach() for t in terms]))
+        return terms[0] + terms[1]
+    return loss
+
+
+def _train_epochs(model, labelled, unlabelled, valid, out, settings, epochs, resume, override_settings, graph, log):
     from minivae import training
     from minivae.data import batches, binarize
-    from minivae.optim import Adam, clip_grad_norm_
+    from minivae.optim import Adam
     from minivae.random import Generator
     (x_l, y_l), batch_size, dynamic = labelled, settings["batch_size"], settings["dynamic_binarization"]
-    optimizer, rng, device = Adam(model.parameters(), lr=settings["lr"]), Generator(settings["seed"]), model.device
+    rows_l, no_rows = one_hot_rows(y_l, model.n_classes, x_l.dtype), numpy.zeros((batch_size, model.n_classes), x_l.dtype)
+    optimizer, device = Adam(model.parameters(), lr=settings["lr"]), model.device
+    rng, first, step, rows, note = training.start_run(out, model, optimizer, Generator(settings["seed"]), settings,
+                                                      COLUMNS, resume=resume, override_settings=override_settings)
     valid_seed = training.derived_seed(settings["seed"], 1)
     x_valid = binarize(valid[0], Generator(valid_seed)) if dynamic else valid[0]
-    rows, step, progress, steps = [COLUMNS], 0, training.Progress(), -(-len(unlabelled) // batch_size)
-    for epoch in range(1, epochs + 1):
+    progress, steps = training.Progress(), -(-len(unlabelled) // batch_size)
+    parts = Tensor(module_for_device(device).zeros(2, model.classifier.parameters()[0].dtype))
+    take_step = training.Stepper(model, optimizer, _step_loss(model, rng, batch_size, parts), 2 * batch_size,
+                                 graph=graph, clip=settings["clip"])
+    for epoch in range(first, epochs + 1):
         started, sums = time.perf_counter(), numpy.zeros(2)
         for i, xu in enumerate(batches(unlabelled, batch_size, rng=rng), 1):
             pick = rng.integers(0, len(x_l), (batch_size,))
             xl = x_l[pick]
             if dynamic:
                 xl, xu = binarize(xl, rng), binarize(xu, rng)
-            losses = (model.loss(as_tensor(xl, device=device), rng, y=y_l[pick]),
-                      model.loss(as_tensor(xu, device=device), rng))
-            optimizer.zero_grad()
-            (losses[0] + losses[1]).backward()
-            if settings["clip"]:
-                clip_grad_norm_(model.parameters(), settings["clip"])
-            optimizer.step()
-            values = ops.stack([loss.detach() for loss in losses]).numpy().tolist()  # (one copy to the host a step)
+            take_step(numpy.block([[xl, rows_l[pick]], [xu, no_rows[:len(xu)]]]))  # (the unlabelled rows' labels unread)
+            values = parts.numpy().tolist()
             if not all(map(math.isfinite, values)):
-                raise training.TrainingError(f"the loss became {values[0] + values[1]} at epoch {epoch}, step {step}"
-                                             + ("" if epoch == 1 else f"; the checkpoint of epoch {epoch - 1} is kept"))
+                raise training.TrainingError(f"the loss became {values[0] + values[1]} at epoch {epoch}, step {step}; "
+                                             f"{training.kept(out, epoch)}")
             step, sums = step + 1, sums + values
             progress.update(epoch, epochs, i, steps, sums.sum() / i, started)
+        training.check_parameters(model, optimizer, out, epoch, step)
         scores = evaluate(model, x_valid, valid[1], Generator(valid_seed))
         rows.append([epoch, step, f"{sums[0] / i:.4f}", f"{sums[1] / i:.4f}", f"{scores['unlabelled_bound']:.4f}",
-                     f"{scores['accuracy']:.4f}", f"{time.perf_counter() - started:.1f}"])
+                     f"{scores['accuracy']:.4f}", f"{time.perf_counter() - started:.1f}", note])
+        note = ""
         training.save_checkpoint(os.path.join(out, training.CHECKPOINT), model, optimizer, rng, epoch, step, settings,
                                  rows)
         training._write_csv_atomic(os.path.join(out, training.METRICS), rows)
         log(f"epoch {epoch}: labelled loss {sums[0] / i:.3f}, unlabelled −U {sums[1] / i:.3f}  valid U "
             f"{scores['unlabelled_bound']:.3f} nats, accuracy {100 * scores['accuracy']:.2f}%")
     skipped = _write_pictures(model, x_valid, out, training.derived_seed(settings["seed"], 2))
-    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {epochs}), {training.METRICS}"
+    log(f"wrote {os.path.join(out, '')}: {training.CHECKPOINT} (epoch {max(epochs, first - 1)}), {training.METRICS}"
         + (f" (no pictures: {skipped})" if skipped else ", reconstructions.png, samples.png"))
 
 

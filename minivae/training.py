@@ -152,25 +152,55 @@ def _non_finite(model, optimizer):
     return None
 
 
-def data_fingerprint(data):
-    """SHA-256 (first 16 hex digits) of the training and validation images, shapes included: what
-    --resume compares to know that it continues on the same data."""
+def data_fingerprint(data, splits=("train", "valid")):
+    """SHA-256 (first 16 hex digits) of the ``splits`` of ``data`` (the training and validation images), shapes
+    included: what --resume compares to know that it continues on the same data. A split may be a tuple of arrays
+    (images and their labels: the labelled models'), each hashed in turn."""
     digest = hashlib.sha256()
-    for split in ("train", "valid"):
-        x = numpy.ascontiguousarray(data[split])
-        digest.update(f"{split}{x.shape}{x.dtype}".encode())
-        digest.update(memoryview(x).cast("B"))
+    for split in splits:
+        for x in data[split] if isinstance(data[split], tuple) else (data[split],):
+            x = numpy.ascontiguousarray(x)
+            digest.update(f"{split}{x.shape}{x.dtype}".encode())
+            digest.update(memoryview(x).cast("B"))
     return digest.hexdigest()[:16]
 
 
 def _flag(name):
     """The command-line flag behind a setting or a model config entry."""
-    special = {"x_dim": "--data (pixels an image)", "data": "--data or --limit (the images' fingerprint)"}
+    special = {"x_dim": "--data (pixels an image)", "data": "--data or --limit (the images' fingerprint)",
+               "n_classes": "--data (its labels' classes)", "labelled": "--labels",
+               "alpha": "--labels or --data (α = 0.1·N/N_l, the classifier's weight)",
+               "labelled_data": "--labels, --seed or --data (the labelled images drawn: their fingerprint)"}
     return special.get(name, "--" + name.replace("_", "-"))
 
 
 # what a setting recorded only when it is not its default (so that older checkpoints resume as they did) stands for
 SETTING_DEFAULTS = {"tf32": False, "beta": 1.0}
+
+
+def recorded_settings(settings, **optional):
+    """``settings`` as the checkpoint will give them back (Python numbers and lists: JSON has no NumPy int64), with
+    each of ``optional`` (names of SETTING_DEFAULTS) only when it is not its default."""
+    settings = dict(settings)
+    for name, value in optional.items():
+        if value != SETTING_DEFAULTS[name]:  # see SETTING_DEFAULTS
+            settings[name] = value
+    return json.loads(json.dumps(settings))
+
+
+@contextlib.contextmanager
+def tf32_for(model, tf32):
+    """The block with float32 matrix products in TF32 when ``tf32`` (``set_float32_matmul_precision("high")``, the
+    precision before restored after it); a TrainingError, before anything is made, for a model not on the GPU."""
+    if tf32 and model.device != "cuda":
+        raise TrainingError("--tf32 is for a model on the GPU (--device cuda): NumPy's products have no TF32")
+    precision = get_float32_matmul_precision()
+    try:
+        if tf32:
+            set_float32_matmul_precision("high")
+        yield
+    finally:
+        set_float32_matmul_precision(precision)
 
 
 def _constructor_defaults(model):
@@ -284,35 +314,19 @@ def train(model, data, out, *, epochs, batch_size, lr, seed, resume=False, clip=
         raise TrainingError("--graph records one step to replay it, and rebar_eta='auto' tunes η by two extra backward "
                             "passes a step (autograd.grad), which a recording refuses: give η a number or train without "
                             "--graph")
-    if tf32 and model.device != "cuda":
-        raise TrainingError("--tf32 is for a model on the GPU (--device cuda): NumPy's products have no TF32")
-    settings = dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
-                    dynamic_binarization=dynamic, warmup_epochs=warmup_epochs)
-    for name, value in (("tf32", tf32), ("beta", beta)):
-        if value != SETTING_DEFAULTS[name]:  # see SETTING_DEFAULTS
-            settings[name] = value
-    settings = json.loads(json.dumps(settings))  # as the checkpoint will give them back
-    precision = get_float32_matmul_precision()
-    try:
-        if tf32:
-            set_float32_matmul_precision("high")
-        with run_folder(out):
-            _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
-                          graph=graph, log=log)
-    finally:
-        set_float32_matmul_precision(precision)
+    settings = recorded_settings(dict(data=data_fingerprint(data), lr=lr, batch_size=batch_size, seed=seed, clip=clip,
+                                      dynamic_binarization=dynamic, warmup_epochs=warmup_epochs), tf32=tf32, beta=beta)
+    with tf32_for(model, tf32), run_folder(out):
+        _train_locked(model, data, out, settings, epochs=epochs, resume=resume, override_settings=override_settings,
+                      graph=graph, log=log)
     return model
 
 
 @contextlib.contextmanager
-def run_folder(out, not_resumed=None):
+def run_folder(out):
     """A training run's folder ``out`` for the block: made with its missing parents, locked, cleared of stale
     temporaries, NumPy's floating-point warnings off; a run that fails before its first checkpoint leaves no empty
-    folder it made. ``not_resumed``: the kind of a model whose runs cannot be resumed (M2's, the conditional VAE's), so
-    that a folder already holding a checkpoint is refused, naming it."""
-    if not_resumed is not None and os.path.exists(os.path.join(out, CHECKPOINT)):
-        raise TrainingError(f"{out} already holds a checkpoint: start the run with another --out (a {not_resumed} run "
-                            "is not resumed)")
+    folder it made."""
     created = _missing_folders(out)
     os.makedirs(out, exist_ok=True)
     try:
@@ -346,92 +360,125 @@ def _missing_folders(out):
     return missing
 
 
+def start_run(out, model, optimizer, rng, settings, columns=COLUMNS, *, resume, override_settings):
+    """Where the run in ``out`` starts: (Generator, first epoch, step, metrics rows, note). A new run starts from
+    ``rng`` at epoch 1, step 0, the rows the header ``columns``; refused when ``out`` already holds a checkpoint. With
+    ``resume``, from out/checkpoint.npz: its parameters, optimizer state and baseline loaded into ``model`` and
+    ``optimizer`` (in place), its Generator state, epoch, step and metrics (metrics.csv rewritten from them: a kill may
+    have cut it), so that the run goes on exactly as an uninterrupted one. Refused (a TrainingError naming the flags)
+    unless the checkpoint holds a model of ``model``'s kind and config and ``settings`` equal its own; with
+    ``override_settings`` a change of settings goes on, and ``note`` names it (the metrics' settings_changed)."""
+    ckpt_path = os.path.join(out, CHECKPOINT)
+    if not resume:
+        if os.path.exists(ckpt_path):
+            raise TrainingError(f"{out} already holds a checkpoint: continue that run with --resume (and a larger "
+                                "--epochs), or start a new one with another --out")
+        return rng, 1, 0, [columns], ""
+    if not os.path.exists(ckpt_path):  # e.g. a run killed in its first epoch
+        raise TrainingError(f"{out} holds no checkpoint to resume: start the run without --resume")
+    saved, arrays = load_checkpoint(ckpt_path)
+    if saved.kind != model.kind:
+        raise TrainingError(f"{ckpt_path} holds a {saved.kind} model, not a {model.kind} one (--model)")
+    changed = _differences(saved.config, model.config, _constructor_defaults(model))
+    if changed:
+        raise TrainingError(f"{ckpt_path} holds a {saved.kind} model of another shape: {'; '.join(changed)}")
+    recorded = _json_entry(arrays, "meta/settings", ckpt_path, dict, {})  # checked by read_checkpoint
+    changed = _differences(recorded, settings, SETTING_DEFAULTS)
+    warmup = recorded.get("warmup_epochs")
+    if _format(arrays) < 2 and warmup == settings.get("warmup_epochs") and int(arrays["meta/epoch"]) < warmup:
+        changed.append(f"--warmup-epochs (checkpoint's β = epoch/{warmup}, now (epoch − 1)/{warmup}: "
+                       "written by an older minivae, mid-warm-up)")
+    if changed and not override_settings:
+        raise TrainingError(f"--resume would not continue {ckpt_path} exactly, its settings differ: {'; '.join(changed)}. "
+                            "Resume with the checkpoint's values, or pass --override-settings to go on with these "
+                            "(the change is recorded in metrics.csv)")
+    try:
+        model.load_state_dict(saved.state_dict())
+        if hasattr(model, "baseline"):
+            model.baseline = saved.baseline
+        optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{ckpt_path} does not hold a usable optimizer state ({type(e).__name__}: {e})") from None
+    rng = Generator(int(arrays["meta/rng"][0]), int(arrays["meta/rng"][1]))
+    rows = _json_entry(arrays, "meta/metrics", ckpt_path, list, [columns])  # checked by read_checkpoint
+    _write_csv_atomic(os.path.join(out, METRICS), rows)
+    return rng, int(arrays["meta/epoch"]) + 1, int(arrays["meta/step"]), rows, "; ".join(changed)
+
+
+def kept(out, epoch):
+    """What a run stopped in ``epoch`` keeps: the last epoch committed, if any (for its error message)."""
+    path = os.path.join(out, CHECKPOINT)
+    return f"the last good checkpoint (epoch {epoch - 1}) is kept in {path}" if os.path.exists(path) else \
+        "no checkpoint was written"
+
+
+def check_parameters(model, optimizer, out, epoch, step):
+    """A TrainingError unless the parameters, optimizer state and baseline are finite: the loss was checked before
+    each update, not after the last, which may have made them NaN. Run before evaluating (a NaN model may fail or warn
+    there) and before the epoch is committed, so that no checkpoint that could not be continued is written."""
+    bad = _non_finite(model, optimizer)
+    if bad is not None:
+        raise TrainingError(f"the parameters became NaN or infinite at epoch {epoch} ({bad}, after step {step}); "
+                            f"{kept(out, epoch)}")
+
+
+class Stepper:
+    """The training step of ``loss_fn(batch, **scalars)``: forward, backward, gradients clipped to the norm ``clip``
+    if given, ``optimizer.step()``; called with a batch (NumPy or a tensor, copied to the model's device) and the
+    scalars, it returns the loss tensor. With ``graph``, the first batch of ``rows`` rows is recorded
+    (minivae.plan.compile_step, its scalars live; on the GPU captured as one CUDA graph) and every later batch of
+    ``rows`` rows replays it: the same numbers bit for bit on the CPU. A batch of another size (an epoch's last)
+    takes the eager step."""
+
+    def __init__(self, model, optimizer, loss_fn, rows, *, graph=False, clip=None):
+        self.model, self.optimizer, self.loss_fn, self.rows = model, optimizer, loss_fn, rows
+        self.graph, self.clip, self.plan = graph, clip, None
+
+    def __call__(self, batch, **scalars):
+        if self.graph and len(batch) == self.rows:
+            if self.plan is not None:
+                return self.plan.step(batch, **scalars)
+            self.plan = compile_step(self.model, self.optimizer, self.loss_fn, as_tensor(batch, device=self.model.device),
+                                     clip=self.clip, **scalars)
+            if self.model.device == "cuda":
+                self.plan.capture()
+            return self.plan.loss
+        loss = self.loss_fn(as_tensor(batch, device=self.model.device), **scalars)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.clip:
+            clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        return loss
+
+
 def _train_locked(model, data, out, settings, *, epochs, resume, override_settings, graph, log):
     ckpt_path, metrics_path = os.path.join(out, CHECKPOINT), os.path.join(out, METRICS)
     lr, batch_size, seed = settings["lr"], settings["batch_size"], settings["seed"]
     clip, dynamic, warmup_epochs = settings["clip"], settings["dynamic_binarization"], settings["warmup_epochs"]
-    optimizer, rng = Adam(model.parameters(), lr=lr), Generator(seed)
-    start_epoch, step, rows, note = 1, 0, [COLUMNS], ""
-    if resume:
-        if not os.path.exists(ckpt_path):  # e.g. a run killed in its first epoch
-            raise TrainingError(f"{out} holds no checkpoint to resume: start the run without --resume")
-        saved, arrays = load_checkpoint(ckpt_path)
-        if saved.kind != model.kind:
-            raise TrainingError(f"{ckpt_path} holds a {saved.kind} model, not a {model.kind} one (--model)")
-        changed = _differences(saved.config, model.config, _constructor_defaults(model))
-        if changed:
-            raise TrainingError(f"{ckpt_path} holds a {saved.kind} model of another shape: {'; '.join(changed)}")
-        recorded = _json_entry(arrays, "meta/settings", ckpt_path, dict, {})  # checked by read_checkpoint
-        changed = _differences(recorded, settings, SETTING_DEFAULTS)
-        warmup = recorded.get("warmup_epochs")
-        if _format(arrays) < 2 and warmup == settings["warmup_epochs"] and int(arrays["meta/epoch"]) < warmup:
-            changed.append(f"--warmup-epochs (checkpoint's β = epoch/{warmup}, now (epoch − 1)/{warmup}: "
-                           "written by an older minivae, mid-warm-up)")
-        if changed and not override_settings:
-            raise TrainingError(f"--resume would not continue {ckpt_path} exactly, its settings differ: {'; '.join(changed)}. "
-                                "Resume with the checkpoint's values, or pass --override-settings to go on with these "
-                                "(the change is recorded in metrics.csv)")
-        note = "; ".join(changed)
-        try:
-            model.load_state_dict(saved.state_dict())
-            if hasattr(model, "baseline"):
-                model.baseline = saved.baseline
-            optimizer.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(f"{ckpt_path} does not hold a usable optimizer state ({type(e).__name__}: {e})") from None
-        rng = Generator(int(arrays["meta/rng"][0]), int(arrays["meta/rng"][1]))
-        start_epoch, step = int(arrays["meta/epoch"]) + 1, int(arrays["meta/step"])
-        rows = _json_entry(arrays, "meta/metrics", ckpt_path, list, [COLUMNS])  # checked by read_checkpoint
-        _write_csv_atomic(metrics_path, rows)  # metrics.csv as committed with the checkpoint (a kill may have cut it)
-    elif os.path.exists(ckpt_path):
-        raise TrainingError(f"{out} already holds a checkpoint: continue that run with --resume (and a larger --epochs), "
-                            "or start a new one with another --out")
-
-    def kept():  # what a stop keeps: the last epoch committed, if any
-        return (f"the last good checkpoint (epoch {epoch - 1}) is kept in {ckpt_path}" if os.path.exists(ckpt_path)
-                else "no checkpoint was written")
-
-    device = model.device
+    optimizer = Adam(model.parameters(), lr=lr)
+    rng, start_epoch, step, rows, note = start_run(out, model, optimizer, Generator(seed), settings, resume=resume,
+                                                   override_settings=override_settings)
     steps_per_epoch = -(-len(data["train"]) // batch_size)
     progress = Progress()
-    plan = None
+    take_step = Stepper(model, optimizer, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta), batch_size,
+                        graph=graph, clip=clip)
     for epoch in range(start_epoch, epochs + 1):
         started, total, count = time.perf_counter(), 0.0, 0
         beta = kl_weight(epoch, warmup_epochs, settings.get("beta", 1.0))
         for i, xb in enumerate(batches(data["train"], batch_size, rng=rng), 1):
             if dynamic:
                 xb = binarize(xb, rng)
-            if plan is not None and len(xb) == batch_size:
-                loss = plan.step(xb, step=step, beta=beta)
-            elif graph and len(xb) == batch_size:
-                plan = compile_step(model, optimizer, lambda x, step, beta: model.loss(x, rng, step=step, beta=beta),
-                                    as_tensor(xb, device=device), clip=clip, step=step, beta=beta)
-                if device == "cuda":
-                    plan.capture()
-                loss = plan.loss
-            else:
-                loss = model.loss(as_tensor(xb, device=device), rng, step=step, beta=beta)
-                optimizer.zero_grad()
-                loss.backward()
-                if clip:
-                    clip_grad_norm_(model.parameters(), clip)
-                optimizer.step()
-            value = loss.item()
+            value = take_step(xb, step=step, beta=beta).item()
             if not math.isfinite(value):
-                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; {kept()}")
+                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}; {kept(out, epoch)}")
             step += 1
             total, count = total + value * len(xb), count + len(xb)
             progress.update(epoch, epochs, i, steps_per_epoch, total / count, started)
-        # the loss was checked before each update, not after the last: that update may have made the
-        # parameters non-finite. Check them before evaluating (a NaN model may fail or warn there) and the
-        # validation ELBO after, so that no epoch whose checkpoint could not be continued is committed
-        bad = _non_finite(model, optimizer)
-        if bad is not None:
-            raise TrainingError(f"the parameters became NaN or infinite at epoch {epoch} ({bad}, after step {step}); "
-                                f"{kept()}")
+        check_parameters(model, optimizer, out, epoch, step)
         valid = evaluate(model, data["valid"], derived_seed(seed, 1))
         if not math.isfinite(valid):
-            raise TrainingError(f"the validation ELBO became {valid} at epoch {epoch}, step {step}; {kept()}")
+            raise TrainingError(f"the validation ELBO became {valid} at epoch {epoch}, step {step}; {kept(out, epoch)}")
         tau = model.temperature(step) if hasattr(model, "temperature") else ""
         rows.append([epoch, step, f"{total / count:.4f}", f"{valid:.4f}", tau, beta, f"{time.perf_counter() - started:.1f}", note])
         note = ""

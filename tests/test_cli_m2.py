@@ -52,7 +52,7 @@ def trained(folder, tmp_path_factory):
 
 def test_train_learns_to_classify_from_eight_labels(trained):
     rows = (trained / "metrics.csv").read_text().splitlines()
-    assert rows[0] == "epoch,step,labelled_loss,unlabelled_loss,valid_unlabelled_bound,valid_accuracy,seconds"
+    assert rows[0] == "epoch,step,labelled_loss,unlabelled_loss,valid_unlabelled_bound,valid_accuracy,seconds,settings_changed"
     for name in ("checkpoint.npz", "reconstructions.png", "samples.png"):
         assert (trained / name).exists(), name
     accuracy = [float(r.split(",")[5]) for r in rows[1:]]
@@ -99,8 +99,7 @@ def test_dynamic_binarization_is_a_setting_of_the_run(folder, tmp_path):
 @pytest.mark.parametrize("options, message", [
     (["--data", "default"], "--data is a folder of MNIST-style IDX files with their labels"),
     (["--labels", "6"], "the labelled images must be a positive multiple of the 4 classes, got 6"),
-    (["--resume"], "--resume is not for the semisupervised model"),
-    (["--graph"], "--graph is not for the semisupervised model"),
+    (["--tf32"], "--tf32 needs --device cuda: NumPy's products have no TF32"),
     (["--arch", "conv"], "--arch conv is not for the semisupervised model"),
     (["--estimator", "reinforce"], "--estimator is not for the semisupervised model"),
     (["--flow", "planar"], "--flow planar is not for the semisupervised model"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minivae as mv
-from minivae import objectives, ops
+from minivae import conditional, objectives
 from minivae._backend import use_cuda_kernels, use_numba
 from minivae.conditional import ConditionalVAE, evaluate
 from minivae.models import MODELS
@@ -187,19 +187,15 @@ def test_training_steps_on_the_device_equal_the_cpu_and_copy_nothing_back():
 
 
 def test_a_step_plan_replays_the_eager_steps_bit_for_bit():
-    """compile_step of the loss of a packed batch [x | one-hot y] (a plan has one input), replayed on later batches:
-    the eager steps' parameters, bit for bit."""
+    """compile_step of the training loop's loss of a packed batch [x | one-hot y] (a plan has one input), replayed on
+    later batches: the eager steps' parameters, bit for bit."""
     rng = np.random.default_rng(2)
     batches = [np.concatenate([(rng.random((B, D)) < 0.5), np.eye(C)[rng.integers(0, C, B)]], axis=1).astype(np.float32)
                for _ in range(4)]
 
     def trained(planned):
         model = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0))
-        opt, draws = Adam(model.parameters(), lr=1e-2), Generator(3)
-
-        def loss(xy):
-            x, rows = ops.split(xy, [D], axis=-1)
-            return model.loss(x, rows, draws)
+        opt, loss = Adam(model.parameters(), lr=1e-2), conditional._step_loss(model, Generator(3))
         if not planned:
             for xy in batches:
                 opt.zero_grad()

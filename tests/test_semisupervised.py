@@ -82,6 +82,9 @@ def test_the_labelled_loss_is_the_formula_written_out():
     np.testing.assert_allclose(model.elbo(x, Y, eps=eps).numpy(), bound, rtol=1e-12)
     np.testing.assert_allclose(model.elbo(x, Y, Generator(11)).numpy(), bound, rtol=1e-12)  # the rng's next normals
     np.testing.assert_allclose(model.loss(x, Generator(11), y=Y).item(), np.mean(-bound - alpha * log_q), rtol=1e-12)
+    # one-hot rows in place of the integer labels (the training loop's packed batch): the same loss
+    np.testing.assert_allclose(model.loss(x, Generator(11), y=np.eye(C)[Y]).item(), np.mean(-bound - alpha * log_q),
+                               rtol=1e-12)
     q = model.posterior(x, mv.tensor(np.eye(C)[Y]))  # q(z|x, y) and p(z), the distributions of the bound
     enc = mlp(state_of(model), "encoder", np.concatenate([X, np.eye(C)[Y]], axis=-1))
     np.testing.assert_allclose(q.loc.numpy(), enc[:, :Z], rtol=1e-12)
@@ -319,6 +322,8 @@ def test_bad_input_is_named():
     model = tiny()
     x = mv.tensor(X)
     with pytest.raises(TypeError, match="labels must be integer class indices"):
+        model.loss(x, Generator(0), y=np.array([True, False, True, True]))
+    with pytest.raises(ValueError, match=r"label rows \(one-hot or soft\) must have shape \(4, 3\), got \(4,\)"):
         model.loss(x, Generator(0), y=Y.astype(np.float64))
     with pytest.raises(ValueError, match=r"one class index an image, shape \(4,\)"):
         model.loss(x, Generator(0), y=Y[:3])

@@ -1,7 +1,7 @@
 """minivae.semisupervised's training helpers: balanced_labels (as many of each class, from the seed), the model's
 reconstruct (through the most probable class and q(z|x, y)'s mean), evaluate (batch by batch, the same as the bounds
 called directly) and train (its checkpoint and metrics, the steps it takes, a run that fails before its first checkpoint
-leaving no folder, a folder that holds a checkpoint refused)."""
+leaving no folder, a folder that holds a checkpoint refused; its resume, graph and tf32: tests/test_labelled_resume.py)."""
 import numpy as np
 import pytest
 
@@ -83,7 +83,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path)
 def test_a_step_adds_the_labelled_and_the_unlabelled_losses(tmp_path):
     """One epoch of one step (as many unlabelled images as the batch), rebuilt by hand from the same seed: the batch
     order, then the labelled draw with replacement, then −L − α log q of the labelled and −U of the unlabelled batch,
-    summed, one Adam step."""
+    summed, one Adam step; the metrics report the two terms."""
     from minivae.data import batches
     from minivae.optim import Adam
     (model, x, y), (by_hand, _, _) = model_and_data(n=20), model_and_data(n=20)
@@ -92,13 +92,15 @@ def test_a_step_adds_the_labelled_and_the_unlabelled_losses(tmp_path):
     rng = Generator(7)
     xu = next(batches(x[:8], 8, rng=rng))
     pick = rng.integers(0, 6, (8,))
-    loss = by_hand.loss(mv.tensor(x[:6][pick]), rng, y=y[:6][pick]) + by_hand.loss(mv.tensor(xu), rng)
+    labelled, unlabelled = by_hand.loss(mv.tensor(x[:6][pick]), rng, y=y[:6][pick]), by_hand.loss(mv.tensor(xu), rng)
     optimizer = Adam(by_hand.parameters(), lr=1e-2)
     optimizer.zero_grad()
-    loss.backward()
+    (labelled + unlabelled).backward()
     optimizer.step()
     for key, value in by_hand.state_dict().items():
         np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+    row = dict(zip(semisupervised.COLUMNS, (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1].split(",")))
+    assert (row["labelled_loss"], row["unlabelled_loss"]) == (f"{labelled.item():.4f}", f"{unlabelled.item():.4f}")
 
 
 def test_evaluate_on_the_device_is_the_cpus_with_one_copy_back():

@@ -3178,6 +3178,10 @@ MUTANTS = [
     # ---- helper-79 end ----
     # ---- helper-80 begin: fix11-edges2: the remaining float32 edges of flows, KLs and entropies ----
     # ---- helper-80 end ----
+    # ---- helper-81 begin: fix11-cprior: the conditional VAE's learned prior p(z|y) ----
+    # ---- helper-81 end ----
+    # ---- helper-82 begin: fix11-hier: a VAE of two stochastic layers ----
+    # ---- helper-82 end ----
     # ---- lead, session 32 ----
     M('tc-weight-on-information', 'minivae/models.py', ('kl = (_log_q(eps, log_var) - log_qz) + self.tc_beta * (log_qz - log_marginals)', 'kl = self.tc_beta * (_log_q(eps, log_var) - log_qz) + (log_qz - log_marginals)'),
       ['tests/test_tcvae.py'], "β_TC weighing the code's information, not its total correlation"),

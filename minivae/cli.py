@@ -436,6 +436,10 @@ def _eval(args):
     if args.diagnostics and model.kind in ("semisupervised", "conditional", "vq"):
         raise ValueError(f"--diagnostics measures the gaussian, categorical and bernoulli models' latent codes, not the "
                          f"{model.kind} model's")
+    if args.ais and (model.kind != "gaussian" or getattr(model, "flow", None) is not None):
+        raise ValueError("--ais anneals from q(z|x) by Hamiltonian Monte Carlo on a continuous z: the gaussian model's, "
+                         f"without a flow (this checkpoint is a {model.kind} model's"
+                         + (" with a flow)" if model.kind == "gaussian" else ")"))
     if args.diagnostics and getattr(model, "flow", None) is not None:
         raise ValueError("--diagnostics needs a posterior of independent latent units, and this model's q(z|x) is a "
                          "flow's")
@@ -468,8 +472,25 @@ def _eval(args):
         dims = x.shape[1] * math.log(2)
         print(f"  bits/dim, from the ELBO (a bound)   {-elbo.mean() / dims:9.4f}")
         print(f"  bits/dim, importance sampled        {-ll.mean() / dims:9.4f}")
+    if args.ais:
+        _print_ais(args, model, x)
     if args.diagnostics:
         _print_diagnostics(args, model, x)
+
+
+def _print_ais(args, model, x):
+    """The AIS estimate of log p(x) (minivae.ais), a batch at a time, its own generator from --seed."""
+    from minivae import ops
+    from minivae.ais import log_likelihood_ais
+    from minivae.data import batches
+    from minivae.engine import as_tensor
+    from minivae.random import Generator
+    from minivae.training import derived_seed
+    rng = Generator(derived_seed(args.seed, 3))
+    ll = ops.concatenate([log_likelihood_ais(model, as_tensor(xb, device=args.device), rng, steps=args.ais,
+                                             chains=args.ais_chains) for xb in batches(x, args.batch_size)]).numpy()
+    label = f"log p(x), AIS T={args.ais} C={args.ais_chains}"
+    print(f"  {label:<37s}{ll.mean():9.3f} nats")
 
 
 def _print_diagnostics(args, model, x):
@@ -847,6 +868,10 @@ def build_parser():
     e.add_argument("-k", type=_positive_int, default=1000, help="importance samples")
     e.add_argument("--batch-size", type=_positive_int, default=100, help="images at a time")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the samples")
+    e.add_argument("--ais", type=_positive_int, metavar="T",
+                   help="gaussian: also estimate log p(x) by annealed importance sampling from q(z|x) over T temperatures "
+                        "(Hamiltonian Monte Carlo moves; tighter than -k's importance sampling as T grows)")
+    e.add_argument("--ais-chains", type=_positive_int, default=16, metavar="C", help="--ais: chains an image")
     e.add_argument("--diagnostics", action="store_true",
                    help="also measure posterior collapse: the KL per latent unit, the active units and the code's "
                         "mutual information with the images (its cost grows as N², N the images: see --limit)")

@@ -21,6 +21,7 @@ EXAMPLES = {
     "semisupervised_m2.py": (["--smoke"], "test classification error"),
     "conditional_vae.py": (["--smoke"], "samples nearest their class's mean training image"),
     "count_vae.py": (["--smoke"], "learned inverse dispersion θ"),
+    "annealed_importance.py": (["--smoke"], "AIS, T = 20, 64 chains"),
     "step_plan.py": (["--steps", "10"], "equal bit for bit: True (largest difference 0)\n"
                                         "memory the replays took from the system from the third step on: 0 blocks"),
 }

@@ -4,9 +4,11 @@ import math
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution
-from minivae.distributions.gamma import gamma_rsample, positive_params
+from minivae.distributions.gamma import SADDLE_FROM, gamma_rsample, positive_params
 from minivae.engine import array_function
 from minivae.ops import xlogy
+from minivae.ops.gamma import HALF_LOG_2PI
+from minivae.ops.saddle import bd0, stirlerr
 
 
 def log_beta(a, b):
@@ -14,12 +16,23 @@ def log_beta(a, b):
     return ops.lgamma(a) + ops.lgamma(b) - ops.lgamma(a + b)
 
 
+def _log_prob_saddle(a1, b1, x):
+    """log Beta(x; a1 + 1, b1 + 1) = log(n + 1) + log Binomial(a1; n, x), n = a1 + b1, by Loader's saddle-point form
+    (R's dbeta and dbinom_raw): log(n + 1) + s(n) − s(a1) − s(b1) − bd0(a1, n·x) − bd0(b1, n·(1 − x))
+    − ½ log(2π·a1·b1/n) (minivae/ops/saddle.py)."""
+    n = a1 + b1
+    return (ops.log(n + 1) + stirlerr(n) - stirlerr(a1) - stirlerr(b1) - bd0(a1, n * x) - bd0(b1, n * (1 - x))
+            - 0.5 * (ops.log(a1) + ops.log(b1) - ops.log(n)) - HALF_LOG_2PI)
+
+
 class Beta(Distribution):
     """Beta(concentration1 a, concentration0 b): density x^{a−1}(1 − x)^{b−1}/B(a, b) on [0, 1], elementwise, as
     torch.distributions.Beta.
 
     rsample    X/(X + Y), X ~ Gamma(a, 1), Y ~ Gamma(b, 1) (Gamma's draws, each with its implicit gradient)
-    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1)
+    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1); for a, b >
+               SADDLE_FROM and 0 < x < 1 by Loader's saddle-point form (``_log_prob_saddle``: the plain lgammas cancel,
+               log B(10¹⁰, 10¹⁰) ≈ −1.4·10¹⁰ of a log-density near 11)
     entropy    log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b)
     mean a/(a + b);  variance ab/((a + b)²(a + b + 1));  mode (a − 1)⁺/((a − 1)⁺ + (b − 1)⁺), torch's: 1 where a < 1
     and b < 1 (the density is unbounded at both ends; torch's Dirichlet rule takes the first category's), NaN where
@@ -72,8 +85,10 @@ class Beta(Distribution):
         outside = array_function(lambda v: ~((v >= 0) & (v <= 1)), value)
         x = ops.where(outside, 0.5, value)
         a, b = self.concentration1, self.concentration0
-        lp = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
-        return ops.where(outside, -math.inf, lp)
+        plain = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
+        saddle = (a > SADDLE_FROM) & (b > SADDLE_FROM) & (x > 0) & (x < 1)
+        a, b, x = (ops.where(saddle, t, fill) for t, fill in ((a, 2 * SADDLE_FROM), (b, 2 * SADDLE_FROM), (x, 0.5)))
+        return ops.where(outside, -math.inf, ops.where(saddle, _log_prob_saddle(a - 1, b - 1, x), plain))
 
     def entropy(self):
         a, b = self.concentration1, self.concentration0

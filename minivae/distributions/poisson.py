@@ -10,8 +10,8 @@ from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, checked_params, logits_from
 from minivae.distributions.gamma import counted_draw, standard_gamma_draws
 from minivae.engine import array_function, no_grad
-from minivae.ops import xlogy
-from minivae.ops.gamma import lgamma_positive
+from minivae.ops.gamma import HALF_LOG_2PI, lgamma_positive
+from minivae.ops.saddle import bd0, log_poisson_saddle, stirlerr
 from minivae.random import philox4x32, resolve, words_to_uniform
 
 INVERSION_BELOW = 10.0  # λ below this: inversion (≤ λ + 12√λ + 14 steps for u ≤ 1 − 2⁻³³); above: transformed rejection
@@ -84,6 +84,12 @@ def poisson_draws(rng, rate, shape, dtype, counter):
     return out.astype(dtype).reshape(shape)
 
 
+def poisson_log_pmf(k, rate):
+    """log P(k; λ) of counts k ≥ 0: −λ at k = 0, ``log_poisson_saddle``(k, λ) at k ≥ 1 (minivae/ops/saddle.py)."""
+    zero = k == 0
+    return ops.where(zero, -rate, log_poisson_saddle(ops.where(zero, 1.0, k), rate))
+
+
 def _not_a_count(value):
     """Where ``value`` is no count: below 0, not a whole number, or NaN."""
     xp = value.xp
@@ -94,7 +100,9 @@ class Poisson(Distribution):
     """Poisson(rate λ): P(k) = λᵏe^{−λ}/k! on k = 0, 1, 2, …, elementwise, as torch.distributions.Poisson.
 
     sample     no gradient (a count): ``poisson_draws`` (inversion below λ = 10, Hörmann's PTRS above)
-    log_prob   k log λ − λ − lgamma(k + 1) (k log λ as torch.xlogy: 0 at k = 0, λ = 0);  ∂/∂λ = k/λ − 1
+    log_prob   k log λ − λ − lgamma(k + 1), as −λ at k = 0 and for k ≥ 1 as Loader's −s(k) − bd0(k, λ) − ½ log(2πk)
+               (``poisson_log_pmf``: the plain formula's k log λ and lgamma(k + 1) cancel, 2·10¹¹ each at k = λ = 10¹⁰,
+               where its float32 value was −16384 for −12.4);  ∂/∂λ = k/λ − 1
     mean, variance λ;  mode ⌊λ⌋
     support nonnegative_integer; arg_constraints rate nonnegative. A constant CPU rate must be ≥ 0 and finite.
     kl_divergence(Poisson, Poisson) = λ_p log(λ_p/λ_q) − λ_p + λ_q (minivae.distributions.kl).
@@ -132,7 +140,7 @@ class Poisson(Distribution):
         value = self._value(value)
         bad = _not_a_count(value)
         k = ops.where(bad, 0.0, value)
-        return ops.where(bad, -math.inf, xlogy(k, self.rate) - self.rate - ops.lgamma(k + 1))
+        return ops.where(bad, -math.inf, poisson_log_pmf(k, self.rate))
 
     def __repr__(self):
         return f"Poisson(batch_shape={self.batch_shape})"
@@ -146,7 +154,10 @@ class NegativeBinomial(Distribution):
 
     sample     Poisson(G), G ~ Gamma(r, rate e^{−l}) = Gamma(r, 1)·e^l (a Gamma mixture of Poissons, torch's); no
                gradient
-    log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x))
+    log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x)), for
+               k ≥ 1 as Loader's saddle-point form (R's dnbinom: r/n times the Binomial(n = r + k, σ(−l)) probability
+               of r): s(n) − s(r) − s(k) − bd0(r, n·σ(−l)) − bd0(k, n·σ(l)) + ½ log(r/(2πkn)) (minivae/ops/saddle.py;
+               the plain lgammas cancel where r or k is large), the plain formula where σ(±l) underflows to 0
     mean r·e^l;  variance mean/σ(−l);  mode max(⌊(r − 1)·e^l⌋, 0)
     Give exactly one of ``probs`` (in [0, 1)) and ``logits``. support nonnegative_integer; a constant CPU total_count
     must be > 0 and finite.
@@ -196,8 +207,19 @@ class NegativeBinomial(Distribution):
         bad = _not_a_count(value)
         k = ops.where(bad, 0.0, value)
         r, log_p, log_q = self.total_count, -ops.softplus(-self.logits), -ops.softplus(self.logits)
-        lp = r * log_q + k * log_p + ops.lgamma(r + k) - ops.lgamma(r) - ops.lgamma(k + 1)
-        return ops.where(bad, -math.inf, lp)
+        plain = r * log_q + k * log_p + ops.lgamma(r + k) - ops.lgamma(r) - ops.lgamma(k + 1)
+        return ops.where(bad, -math.inf, ops.where(k == 0, plain, self._saddle(k, plain)))
+
+    def _saddle(self, k, plain):
+        """log P(k) by the saddle-point form at k ≥ 1 (class docstring), ``plain`` where σ(l) or σ(−l) is 0 (the
+        form's means n·σ(±l) would be 0 there, its value −∞ for a finite log-probability)."""
+        r, l = self.total_count, self.logits
+        k = ops.where(k == 0, 1.0, k)
+        n = r + k
+        mean_r, mean_k = n * ops.sigmoid(-l), n * ops.sigmoid(l)
+        lp = (stirlerr(n) - stirlerr(r) - stirlerr(k) - bd0(r, mean_r) - bd0(k, mean_k)
+              + 0.5 * (ops.log(r) - ops.log(k) - ops.log(n)) - HALF_LOG_2PI)
+        return ops.where((mean_r > 0) & (mean_k > 0), lp, plain)
 
     def __repr__(self):
         return f"NegativeBinomial(batch_shape={self.batch_shape})"

@@ -1,0 +1,163 @@
+"""Catherine Loader's saddle-point pieces of the count and Gamma/Beta log-densities, which keep their digits where the
+plain formulas subtract lgammas of large arguments (lgamma(10¹⁰) ≈ 2.2·10¹¹, a float32 ulp of it 16384: Poisson(10¹⁰)'s
+log-probability at its mode came out −16384, where it is −12.4):
+
+stirlerr(x)  s(x) = lgamma(x + 1) − [(x + ½)·log x − x + ½ log 2π], the error of Stirling's formula (1/(12x) + …)
+             x ≥ STIRLERR_FROM  Σₖ₌₁⁹ B₂ₖ/(2k(2k − 1)·x²ᵏ⁻¹) (lgamma's Stirling series: its first term left out is
+                                below 10⁻¹⁶ of s, s', s'' at x = 10)
+             0 < x < 10         the definition, lgamma (and ψ, ψ⁽¹⁾ for the derivatives) in float64: it loses at most
+                                three of float64's digits (s(10) ≈ 8.3·10⁻³ of lgamma(11) ≈ 15.1)
+             s'(x) = ψ(x + 1) − log x − 1/(2x),  s''(x) = ψ⁽¹⁾(x + 1) − 1/x + 1/(2x²);  s(0) = ∞, s'(0) = −∞, s''(0) = ∞,
+             and 0 at x = ∞; NaN for x < 0
+bd0(x, m)    x·log(x/m) + m − x ≥ 0, the deviance term (Poisson's: log P(k; λ) = −s(k) − bd0(k, λ) − ½ log(2πk), k ≥ 1)
+             |x − m| < BD0_NEAR·(x + m): with v = (x − m)/(x + m), log(x/m) = 2 atanh v, so
+                                bd0 = (x − m)·v + 2x·Σⱼ₌₁ v²ʲ⁺¹/(2j + 1), every term of one sign, no cancellation
+                                (|v| < 0.1: BD0_TERMS terms take the sum to 10⁻¹⁸ of itself)
+             elsewhere          x·(log x − log m) + m − x (x and m at least 22% apart: no cancellation to speak of)
+             bd0(0, m) = m; ∞ where m = 0 < x, where m = ∞ > x or x = ∞ > m; NaN for x < 0 or m < 0
+
+Both computed in float64 and rounded once to the input dtype (float32 and float16 inputs are exact in float64, so the
+differences x − m and the shifts of the callers' arguments lose nothing). Their VJPs are 0 where ḡ = 0 (a VJP is
+linear in ḡ; a branch of ops.where that is not taken passes ḡ = 0 to a piece that may be ∞ there, as xlogy's VJP).
+
+Reference: C. Loader, "Fast and accurate computation of binomial probabilities" (2000), as in R's dpois_raw,
+dbinom_raw and dgamma.
+"""
+import functools
+import math
+
+import numpy
+
+from minivae.engine import Function
+from minivae.ops._broadcast import unbroadcast
+from minivae.ops._registry import register
+from minivae.ops.arith import common
+from minivae.ops.gamma import (HALF_LOG_2PI, STIRLING_TERMS, bernoulli, digamma_positive, lgamma_positive,
+                               polygamma_positive, quiet)
+from minivae.ops.special import horner, in_float64
+from minivae.ops.unary import log, real
+
+STIRLERR_FROM = 10.0  # stirlerr's series from here on, lgamma's difference below
+BD0_NEAR, BD0_TERMS = 0.1, 10  # bd0's series where |x − m| < 0.1·(x + m): |v|²⁰/21 < 10⁻²¹ of its first term
+TWO_PI = 2 * math.pi
+
+
+@functools.cache
+def stirling_derivative_terms(order):
+    """dₖ with s⁽ⁿ⁾(x) = x^{−1−n}·Σₖ dₖ·x^{−2(k−1)} (n = ``order``): dₖ = (−1)ⁿ·cₖ·p(p + 1)…(p + n − 1), p = 2k − 1,
+    cₖ = B₂ₖ/(2k(2k − 1)), k = 1 … STIRLING_TERMS."""
+    b = bernoulli(2 * STIRLING_TERMS + 2)
+    out = []
+    for k in range(1, STIRLING_TERMS + 1):
+        term = b[2 * k] / (2 * k * (2 * k - 1))
+        for j in range(order):
+            term *= -(2 * k - 1 + j)
+        out.append(float(term))
+    return out
+
+
+@quiet
+def stirlerr_forward(xp, order, x):
+    """s⁽ⁿ⁾(x), n = ``order`` in 0, 1, 2, of a float64 array x (module docstring)."""
+    big = x >= STIRLERR_FROM
+    y = xp.where(big, x, STIRLERR_FROM)  # (each branch at a point of its own domain)
+    series = y ** (-1.0 - order) * horner(stirling_derivative_terms(order), 1 / (y * y))
+    t = xp.where(big | ~(x > 0), 1.0, x)
+    if order == 0:
+        direct = lgamma_positive(xp, t + 1) - (t + 0.5) * xp.log(t) + t - HALF_LOG_2PI
+    elif order == 1:
+        direct = digamma_positive(xp, t + 1) - xp.log(t) - 0.5 / t
+    else:
+        direct = polygamma_positive(xp, 1, t + 1) - 1 / t + 0.5 / (t * t)
+    out = xp.where(big, series, direct)
+    out = xp.where(x == 0, (-1) ** order * numpy.inf, out)
+    out = xp.where(x == numpy.inf, 0.0, out)
+    return xp.where((x < 0) | xp.isnan(x), numpy.nan, out)
+
+
+@quiet
+def bd0_forward(xp, x, m):
+    """bd0(x, m) of float64 arrays of one shape (module docstring)."""
+    d = x - m
+    near = xp.abs(d) < BD0_NEAR * (x + m)  # (False at ∞ and NaN)
+    v = xp.where(near, d / xp.where(near, x + m, 1.0), 0.0)
+    v2 = v * v
+    series = d * v + 2 * x * v * v2 * horner([1 / (2 * j + 1) for j in range(1, BD0_TERMS + 1)], v2)
+    far = xp.where(x == 0, m, x * (xp.log(x) - xp.log(m)) + m - x)
+    out = xp.where(near, series, far)
+    out = xp.where((x == numpy.inf) ^ (m == numpy.inf), numpy.inf, out)
+    return xp.where((x < 0) | (m < 0), numpy.nan, out)
+
+
+@quiet
+def bd0_partials(xp, x, m):
+    """(∂bd0/∂x, ∂bd0/∂m) = (log(x/m), 1 − x/m) of float64 arrays: log1p((x − m)/m) where x and m are close, −∞ at
+    x = 0; −(x − m)/m, 1 at x = 0 (bd0(0, m) = m) and at m = ∞, −∞ at m = 0 < x."""
+    d = x - m
+    near = xp.abs(d) < BD0_NEAR * (x + m)
+    gx = xp.where(near, xp.log1p(d / xp.where(near, m, 1.0)), xp.log(x) - xp.log(m))
+    gx = xp.where(x == 0, -numpy.inf, gx)
+    gm = xp.where((x == 0) | (m == numpy.inf), 1.0, -d / m)
+    nan = (x < 0) | (m < 0) | xp.isnan(x) | xp.isnan(m)
+    return xp.where(nan, numpy.nan, gx), xp.where(nan, numpy.nan, gm)
+
+
+def times(xp, g, partial):
+    """ḡ·∂ in ḡ's dtype, 0 where ḡ = 0 (module docstring)."""
+    return xp.where(g == 0, 0, g * partial.astype(g.dtype, copy=False))
+
+
+@register("stirlerr")
+class Stirlerr(Function):
+    """y = s⁽ⁿ⁾(x), s(x) = lgamma(x + 1) − (x + ½)·log x + x − ½ log 2π (n = ``order``, 0 or 1: s or s');
+    x̄ = ḡ·s⁽ⁿ⁺¹⁾(x) (0 where ḡ = 0).  saves x, order."""
+
+    def forward(ctx, x, order=0):
+        if order not in (0, 1):
+            raise ValueError(f"stirlerr: order must be 0 or 1, got {order!r}")
+        x = real(x)
+        ctx.save(x=x, order=order)
+        return in_float64(lambda v: stirlerr_forward(ctx.xp, order, v), x)
+
+    def backward(ctx, g):
+        return times(ctx.xp, g, stirlerr_forward(ctx.xp, ctx.order + 1, ctx.x.astype(numpy.float64)))
+
+
+@register("bd0")
+class Bd0(Function):
+    """z = bd0(x, m) = x·log(x/m) + m − x;  x̄ = unbroadcast(ḡ·log(x/m), x.shape);  m̄ = unbroadcast(ḡ·(1 − x/m),
+    m.shape) (each 0 where ḡ = 0). Computed in float64, rounded once to the operands' common dtype.  saves x, m
+    (broadcast, in float64)."""
+
+    def forward(ctx, x, m):
+        xp = ctx.xp
+        x, m = common((x, m))
+        shape = numpy.broadcast_shapes(x.shape, m.shape)
+        x64, m64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (x, m))
+        ctx.save(x64=x64, m64=m64, shapes=(x.shape, m.shape))
+        return bd0_forward(xp, x64, m64).astype(x.dtype)
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        gx, gm = bd0_partials(xp, ctx.x64, ctx.m64)
+        nx, nm = ctx.needs_input_grad
+        return (unbroadcast(times(xp, g, gx), ctx.shapes[0]) if nx else None,
+                unbroadcast(times(xp, g, gm), ctx.shapes[1]) if nm else None)
+
+
+def stirlerr(x, order=0):
+    """lgamma(x + 1) − [(x + ½)·log x − x + ½ log 2π] (``order`` 1: its derivative ψ(x + 1) − log x − 1/(2x)), without
+    the cancellation of that difference for large x (``Stirlerr``)."""
+    return Stirlerr.apply(x, order=order)
+
+
+def bd0(x, m):
+    """x·log(x/m) + m − x, without cancellation where x ≈ m (``Bd0``)."""
+    return Bd0.apply(x, m)
+
+
+def log_poisson_saddle(x, m):
+    """−s(x) − bd0(x, m) − ½ log(2πx) = x·log m − m − lgamma(x + 1), x > 0 (Loader's dpois_raw; Gamma's log-density is
+    log β + this at x = α − 1, m = βx): the log-probability of a count x ≥ 1 of Poisson(m), without the difference of
+    x·log m and lgamma(x + 1) (2·10¹¹ each at x = m = 10¹⁰)."""
+    return -stirlerr(x) - bd0(x, m) - 0.5 * log(TWO_PI * x)

@@ -21,7 +21,7 @@ def _log_prob_saddle(a1, b1, x):
     (R's dbeta and dbinom_raw): log(n + 1) + s(n) − s(a1) − s(b1) − bd0(a1, n·x) − bd0(b1, n·(1 − x))
     − ½ log(2π·a1·b1/n) (minivae/ops/saddle.py)."""
     n = a1 + b1
-    return (ops.log(n + 1) + stirlerr(n) - stirlerr(a1) - stirlerr(b1) - bd0(a1, n * x) - bd0(b1, n * (1 - x))
+    return (ops.log(n + 1) + stirlerr(n) - stirlerr(a1) - stirlerr(b1) - bd0(a1, x, n) - bd0(b1, 1 - x, n)
             - 0.5 * (ops.log(a1) + ops.log(b1) - ops.log(n)) - HALF_LOG_2PI)
 
 

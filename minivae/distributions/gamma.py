@@ -168,7 +168,7 @@ class Gamma(Distribution):
         plain = a * ops.log(b) + xlogy(a - 1, x) - b * x - ops.lgamma(a)
         saddle = (a > SADDLE_FROM) & (x > 0)
         a, x = ops.where(saddle, a, 2 * SADDLE_FROM), ops.where(saddle, x, 1.0)  # (finite where not taken)
-        lp = ops.where(saddle, ops.log(b) + log_poisson_saddle(a - 1, b * x), plain)
+        lp = ops.where(saddle, ops.log(b) + log_poisson_saddle(a - 1, x, b), plain)
         return ops.where(outside, -math.inf, lp)
 
     def entropy(self):

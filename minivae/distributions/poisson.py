@@ -157,7 +157,7 @@ class NegativeBinomial(Distribution):
     log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x)), for
                k ≥ 1 as Loader's saddle-point form (R's dnbinom: r/n times the Binomial(n = r + k, σ(−l)) probability
                of r): s(n) − s(r) − s(k) − bd0(r, n·σ(−l)) − bd0(k, n·σ(l)) + ½ log(r/(2πkn)) (minivae/ops/saddle.py;
-               the plain lgammas cancel where r or k is large), the plain formula where σ(±l) underflows to 0
+               the plain lgammas cancel where r or k is large), the plain formula where σ(±l) is nearly 0
     mean r·e^l;  variance mean/σ(−l);  mode max(⌊(r − 1)·e^l⌋, 0)
     Give exactly one of ``probs`` (in [0, 1)) and ``logits``. support nonnegative_integer; a constant CPU total_count
     must be > 0 and finite.
@@ -211,15 +211,16 @@ class NegativeBinomial(Distribution):
         return ops.where(bad, -math.inf, ops.where(k == 0, plain, self._saddle(k, plain)))
 
     def _saddle(self, k, plain):
-        """log P(k) by the saddle-point form at k ≥ 1 (class docstring), ``plain`` where σ(l) or σ(−l) is 0 (the
-        form's means n·σ(±l) would be 0 there, its value −∞ for a finite log-probability)."""
+        """log P(k) by the saddle-point form at k ≥ 1 (class docstring); ``plain`` where σ(−l) < r·tiny or σ(l) < k·tiny
+        (tiny: the dtype's smallest normal number; |l| ≳ 60 in float32): there the chain rule through σ(±l) takes
+        r/σ(−l) or k/σ(l), ∞ in the dtype, and the form's value is −∞ where σ underflows to 0."""
         r, l = self.total_count, self.logits
         k = ops.where(k == 0, 1.0, k)
-        n = r + k
-        mean_r, mean_k = n * ops.sigmoid(-l), n * ops.sigmoid(l)
-        lp = (stirlerr(n) - stirlerr(r) - stirlerr(k) - bd0(r, mean_r) - bd0(k, mean_k)
+        n, q, p = r + k, ops.sigmoid(-l), ops.sigmoid(l)
+        lp = (stirlerr(n) - stirlerr(r) - stirlerr(k) - bd0(r, q, n) - bd0(k, p, n)
               + 0.5 * (ops.log(r) - ops.log(k) - ops.log(n)) - HALF_LOG_2PI)
-        return ops.where((mean_r > 0) & (mean_k > 0), lp, plain)
+        tiny = numpy.finfo(q.dtype).tiny
+        return ops.where((q >= r * tiny) & (p >= k * tiny), lp, plain)
 
     def __repr__(self):
         return f"NegativeBinomial(batch_shape={self.batch_shape})"

@@ -9,7 +9,8 @@ stirlerr(x)  s(x) = lgamma(x + 1) − [(x + ½)·log x − x + ½ log 2π], the 
                                 three of float64's digits (s(10) ≈ 8.3·10⁻³ of lgamma(11) ≈ 15.1)
              s'(x) = ψ(x + 1) − log x − 1/(2x),  s''(x) = ψ⁽¹⁾(x + 1) − 1/x + 1/(2x²);  s(0) = ∞, s'(0) = −∞, s''(0) = ∞,
              and 0 at x = ∞; NaN for x < 0
-bd0(x, m)    x·log(x/m) + m − x ≥ 0, the deviance term (Poisson's: log P(k; λ) = −s(k) − bd0(k, λ) − ½ log(2πk), k ≥ 1)
+bd0(x, m)    x·log(x/m) + m − x ≥ 0, the deviance term (Poisson's: log P(k; λ) = −s(k) − bd0(k, λ) − ½ log(2πk), k ≥ 1);
+             bd0(x, m, c) at the mean c·m, formed in float64
              |x − m| < BD0_NEAR·(x + m): with v = (x − m)/(x + m), log(x/m) = 2 atanh v, so
                                 bd0 = (x − m)·v + 2x·Σⱼ₌₁ v²ʲ⁺¹/(2j + 1), every term of one sign, no cancellation
                                 (|v| < 0.1: BD0_TERMS terms take the sum to 10⁻¹⁸ of itself)
@@ -23,6 +24,7 @@ linear in ḡ; a branch of ops.where that is not taken passes ḡ = 0 to a piece
 Reference: C. Loader, "Fast and accurate computation of binomial probabilities" (2000), as in R's dpois_raw,
 dbinom_raw and dgamma.
 """
+import contextlib
 import functools
 import math
 
@@ -90,21 +92,28 @@ def bd0_forward(xp, x, m):
 
 
 @quiet
-def bd0_partials(xp, x, m):
-    """(∂bd0/∂x, ∂bd0/∂m) = (log(x/m), 1 − x/m) of float64 arrays: log1p((x − m)/m) where x and m are close, −∞ at
-    x = 0; −(x − m)/m, 1 at x = 0 (bd0(0, m) = m) and at m = ∞, −∞ at m = 0 < x."""
-    d = x - m
-    near = xp.abs(d) < BD0_NEAR * (x + m)
-    gx = xp.where(near, xp.log1p(d / xp.where(near, m, 1.0)), xp.log(x) - xp.log(m))
+def bd0_partials(xp, x, m, c):
+    """(∂/∂x, ∂/∂m, ∂/∂c) of bd0(x, c·m) at float64 arrays: log(x/(c·m)) (log1p((x − c·m)/(c·m)) where x and c·m are
+    close, −∞ at x = 0), c − x/m and m − x/c (c and m at x = 0, where bd0 = c·m; c − x/m is c at m = ∞, −∞ at m = 0)."""
+    mean = c * m
+    d = x - mean
+    near = xp.abs(d) < BD0_NEAR * (x + mean)
+    gx = xp.where(near, xp.log1p(d / xp.where(near, mean, 1.0)), xp.log(x) - xp.log(mean))
     gx = xp.where(x == 0, -numpy.inf, gx)
-    gm = xp.where((x == 0) | (m == numpy.inf), 1.0, -d / m)
-    nan = (x < 0) | (m < 0) | xp.isnan(x) | xp.isnan(m)
-    return xp.where(nan, numpy.nan, gx), xp.where(nan, numpy.nan, gm)
+    gm, gc = xp.where(x == 0, c, c - x / m), xp.where(x == 0, m, m - x / c)
+    nan = (x < 0) | (mean < 0) | xp.isnan(x) | xp.isnan(mean)
+    return tuple(xp.where(nan, numpy.nan, v) for v in (gx, gm, gc))
+
+
+def quiet_numpy(xp):
+    """NumPy's warnings off for the edges whose values are the limits (x/0 = ∞), CuPy's nothing."""
+    return numpy.errstate(all="ignore") if xp is numpy else contextlib.nullcontext()
 
 
 def times(xp, g, partial):
     """ḡ·∂ in ḡ's dtype, 0 where ḡ = 0 (module docstring)."""
-    return xp.where(g == 0, 0, g * partial.astype(g.dtype, copy=False))
+    with quiet_numpy(xp):  # (∂ beyond ḡ's dtype's range: ±∞, the limit)
+        return xp.where(g == 0, 0, g * partial.astype(g.dtype, copy=False))
 
 
 @register("stirlerr")
@@ -125,24 +134,24 @@ class Stirlerr(Function):
 
 @register("bd0")
 class Bd0(Function):
-    """z = bd0(x, m) = x·log(x/m) + m − x;  x̄ = unbroadcast(ḡ·log(x/m), x.shape);  m̄ = unbroadcast(ḡ·(1 − x/m),
-    m.shape) (each 0 where ḡ = 0). Computed in float64, rounded once to the operands' common dtype.  saves x, m
-    (broadcast, in float64)."""
+    """z = bd0(x, c·m) = x·log(x/(c·m)) + c·m − x (c = ``scale``: the mean c·m formed in float64, where a float32
+    product would round, underflow or overflow, and the chain rule through it would take x/(c·m), which overflows where
+    the partials below do not);  x̄ = unbroadcast(ḡ·log(x/(c·m)), x.shape);  m̄ = unbroadcast(ḡ·(c − x/m), m.shape);
+    c̄ = unbroadcast(ḡ·(m − x/c), c.shape) (each 0 where ḡ = 0). Computed in float64, rounded once to the operands'
+    common dtype.  saves x, m, c (broadcast, in float64)."""
 
-    def forward(ctx, x, m):
+    def forward(ctx, x, m, scale):
         xp = ctx.xp
-        x, m = common((x, m))
-        shape = numpy.broadcast_shapes(x.shape, m.shape)
-        x64, m64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (x, m))
-        ctx.save(x64=x64, m64=m64, shapes=(x.shape, m.shape))
-        return bd0_forward(xp, x64, m64).astype(x.dtype)
+        x, m, scale = common((x, m, scale))
+        shape = numpy.broadcast_shapes(x.shape, m.shape, scale.shape)
+        x64, m64, c64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (x, m, scale))
+        ctx.save(x64=x64, m64=m64, c64=c64, shapes=(x.shape, m.shape, scale.shape))
+        return bd0_forward(xp, x64, c64 * m64).astype(x.dtype)
 
     def backward(ctx, g):
-        xp = ctx.xp
-        gx, gm = bd0_partials(xp, ctx.x64, ctx.m64)
-        nx, nm = ctx.needs_input_grad
-        return (unbroadcast(times(xp, g, gx), ctx.shapes[0]) if nx else None,
-                unbroadcast(times(xp, g, gm), ctx.shapes[1]) if nm else None)
+        partials = bd0_partials(ctx.xp, ctx.x64, ctx.m64, ctx.c64)
+        return tuple(unbroadcast(times(ctx.xp, g, p), shape) if need else None
+                     for p, shape, need in zip(partials, ctx.shapes, ctx.needs_input_grad))
 
 
 def stirlerr(x, order=0):
@@ -151,13 +160,13 @@ def stirlerr(x, order=0):
     return Stirlerr.apply(x, order=order)
 
 
-def bd0(x, m):
-    """x·log(x/m) + m − x, without cancellation where x ≈ m (``Bd0``)."""
-    return Bd0.apply(x, m)
+def bd0(x, m, scale=1.0):
+    """x·log(x/(c·m)) + c·m − x (c = ``scale``), without cancellation where x ≈ c·m (``Bd0``)."""
+    return Bd0.apply(x, m, scale)
 
 
-def log_poisson_saddle(x, m):
-    """−s(x) − bd0(x, m) − ½ log(2πx) = x·log m − m − lgamma(x + 1), x > 0 (Loader's dpois_raw; Gamma's log-density is
-    log β + this at x = α − 1, m = βx): the log-probability of a count x ≥ 1 of Poisson(m), without the difference of
-    x·log m and lgamma(x + 1) (2·10¹¹ each at x = m = 10¹⁰)."""
-    return -stirlerr(x) - bd0(x, m) - 0.5 * log(TWO_PI * x)
+def log_poisson_saddle(x, m, scale=1.0):
+    """−s(x) − bd0(x, c·m) − ½ log(2πx) = x·log(c·m) − c·m − lgamma(x + 1), x > 0, c = ``scale`` (Loader's dpois_raw;
+    Gamma's log-density is log β + this at x = α − 1, c·m = βx): the log-probability of a count x ≥ 1 of Poisson(c·m),
+    without the difference of x·log(c·m) and lgamma(x + 1) (2·10¹¹ each at x = c·m = 10¹⁰)."""
+    return -stirlerr(x) - bd0(x, m, scale) - 0.5 * log(TWO_PI * x)

@@ -219,7 +219,7 @@ class NegativeBinomial(Distribution):
         n, q, p = r + k, ops.sigmoid(-l), ops.sigmoid(l)
         lp = (stirlerr(n) - stirlerr(r) - stirlerr(k) - bd0(r, q, n) - bd0(k, p, n)
               + 0.5 * (ops.log(r) - ops.log(k) - ops.log(n)) - HALF_LOG_2PI)
-        tiny = numpy.finfo(q.dtype).tiny
+        tiny = float(numpy.finfo(q.dtype).tiny)
         return ops.where((q >= r * tiny) & (p >= k * tiny), lp, plain)
 
     def __repr__(self):

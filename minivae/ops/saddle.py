@@ -98,7 +98,7 @@ def bd0_partials(xp, x, m, c):
     mean = c * m
     d = x - mean
     near = xp.abs(d) < BD0_NEAR * (x + mean)
-    gx = xp.where(near, xp.log1p(d / xp.where(near, mean, 1.0)), xp.log(x) - xp.log(mean))
+    gx = xp.where(near, xp.log1p(xp.where(near, d, 0.0) / xp.where(near, mean, 1.0)), xp.log(x) - xp.log(mean))
     gx = xp.where(x == 0, -numpy.inf, gx)
     gm, gc = xp.where(x == 0, c, c - x / m), xp.where(x == 0, m, m - x / c)
     nan = (x < 0) | (mean < 0) | xp.isnan(x) | xp.isnan(mean)

@@ -16,13 +16,15 @@ def log_beta(a, b):
     return ops.lgamma(a) + ops.lgamma(b) - ops.lgamma(a + b)
 
 
-def _log_prob_saddle(a1, b1, x):
-    """log Beta(x; a1 + 1, b1 + 1) = log(n + 1) + log Binomial(a1; n, x), n = a1 + b1, by Loader's saddle-point form
-    (R's dbeta and dbinom_raw): log(n + 1) + s(n) − s(a1) − s(b1) − bd0(a1, n·x) − bd0(b1, n·(1 − x))
-    − ½ log(2π·a1·b1/n) (minivae/ops/saddle.py)."""
-    n = a1 + b1
-    return (ops.log(n + 1) + stirlerr(n) - stirlerr(a1) - stirlerr(b1) - bd0(a1, x, n) - bd0(b1, 1 - x, n)
-            - 0.5 * (ops.log(a1) + ops.log(b1) - ops.log(n)) - HALF_LOG_2PI)
+def _log_prob_saddle(a, b, x):
+    """log Beta(x; a, b) = log Binomial(a; n, x) + log(ab/(n·x(1 − x))), n = a + b (Γ(n + 1)/(Γ(a + 1)Γ(b + 1)) =
+    Γ(n)/(Γ(a)Γ(b))·n/(ab)), the Binomial by Loader's saddle-point form (R's dbinom_raw): s(n) − s(a) − s(b)
+    − bd0(a, x, n) − bd0(b, 1 − x, n) + ½ log(ab/(2πn)) − log x − log(1 − x) (minivae/ops/saddle.py). (R's dbeta takes
+    the Binomial of a − 1 in a + b − 2 instead, whose shifts round in float32 above 2²⁴; n's rounding moves the two bd0
+    terms by opposite amounts, to first order nothing.)"""
+    n = a + b
+    return (stirlerr(n) - stirlerr(a) - stirlerr(b) - bd0(a, x, n) - bd0(b, 1 - x, n)
+            + 0.5 * (ops.log(a) + ops.log(b) - ops.log(n)) - HALF_LOG_2PI - ops.log(x) - ops.log(1 - x))
 
 
 class Beta(Distribution):
@@ -88,7 +90,7 @@ class Beta(Distribution):
         plain = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
         saddle = (a > SADDLE_FROM) & (b > SADDLE_FROM) & (x > 0) & (x < 1)
         a, b, x = (ops.where(saddle, t, fill) for t, fill in ((a, 2 * SADDLE_FROM), (b, 2 * SADDLE_FROM), (x, 0.5)))
-        return ops.where(outside, -math.inf, ops.where(saddle, _log_prob_saddle(a - 1, b - 1, x), plain))
+        return ops.where(outside, -math.inf, ops.where(saddle, _log_prob_saddle(a, b, x), plain))
 
     def entropy(self):
         a, b = self.concentration1, self.concentration0

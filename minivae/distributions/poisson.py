@@ -11,7 +11,7 @@ from minivae.distributions.distribution import Distribution, checked_params, log
 from minivae.distributions.gamma import counted_draw, standard_gamma_draws
 from minivae.engine import array_function, no_grad
 from minivae.ops.gamma import HALF_LOG_2PI, lgamma_positive
-from minivae.ops.saddle import bd0, log_poisson_saddle, stirlerr
+from minivae.ops.saddle import TWO_PI, bd0, stirlerr
 from minivae.random import philox4x32, resolve, words_to_uniform
 
 INVERSION_BELOW = 10.0  # λ below this: inversion (≤ λ + 12√λ + 14 steps for u ≤ 1 − 2⁻³³); above: transformed rejection
@@ -85,9 +85,11 @@ def poisson_draws(rng, rate, shape, dtype, counter):
 
 
 def poisson_log_pmf(k, rate):
-    """log P(k; λ) of counts k ≥ 0: −λ at k = 0, ``log_poisson_saddle``(k, λ) at k ≥ 1 (minivae/ops/saddle.py)."""
+    """log P(k; λ) = k log λ − λ − lgamma(k + 1) of counts k ≥ 0: −λ at k = 0, and at k ≥ 1 Loader's saddle-point form
+    −s(k) − bd0(k, λ) − ½ log(2πk) (minivae/ops/saddle.py), without the difference of k log λ and lgamma(k + 1)."""
     zero = k == 0
-    return ops.where(zero, -rate, log_poisson_saddle(ops.where(zero, 1.0, k), rate))
+    k = ops.where(zero, 1.0, k)
+    return ops.where(zero, -rate, -stirlerr(k) - bd0(k, rate) - 0.5 * ops.log(TWO_PI * k))
 
 
 def _not_a_count(value):

@@ -3,7 +3,7 @@ plain formulas subtract lgammas of large arguments (lgamma(10¹⁰) ≈ 2.2·10�
 log-probability at its mode came out −16384, where it is −12.4):
 
 stirlerr(x)  s(x) = lgamma(x + 1) − [(x + ½)·log x − x + ½ log 2π], the error of Stirling's formula (1/(12x) + …)
-             x ≥ STIRLERR_FROM  Σₖ₌₁⁹ B₂ₖ/(2k(2k − 1)·x²ᵏ⁻¹) (lgamma's Stirling series: its first term left out is
+             x ≥ STIRLERR_FROM  Σₖ₌₁¹¹ B₂ₖ/(2k(2k − 1)·x²ᵏ⁻¹) (lgamma's Stirling series: its first term left out is
                                 below 10⁻¹⁶ of s, s', s'' at x = 10)
              0 < x < 10         the definition, lgamma (and ψ, ψ⁽¹⁾ for the derivatives) in float64: it loses at most
                                 three of float64's digits (s(10) ≈ 8.3·10⁻³ of lgamma(11) ≈ 15.1)
@@ -12,9 +12,10 @@ stirlerr(x)  s(x) = lgamma(x + 1) − [(x + ½)·log x − x + ½ log 2π], the 
 bd0(x, m)    x·log(x/m) + m − x ≥ 0, the deviance term (Poisson's: log P(k; λ) = −s(k) − bd0(k, λ) − ½ log(2πk), k ≥ 1);
              bd0(x, m, c) at the mean c·m, formed in float64
              |x − m| < BD0_NEAR·(x + m): with v = (x − m)/(x + m), log(x/m) = 2 atanh v, so
-                                bd0 = (x − m)·v + 2x·Σⱼ₌₁ v²ʲ⁺¹/(2j + 1), every term of one sign, no cancellation
-                                (|v| < 0.1: BD0_TERMS terms take the sum to 10⁻¹⁸ of itself)
-             elsewhere          x·(log x − log m) + m − x (x and m at least 22% apart: no cancellation to speak of)
+                                bd0 = (x − m)·v + 2x·Σⱼ₌₁ v²ʲ⁺¹/(2j + 1), the first term (≥ 0) at least 3/2|v| ≥ 3
+                                times the rest: no cancellation (|v| < ½: BD0_TERMS terms, the next below 10⁻¹⁷ of it)
+             elsewhere          x·log(x/m) + m − x (m/x outside (⅓, 3): the sum is at least a third of its largest
+                                term; log x − log m where x/m is no normal number)
              bd0(0, m) = m; ∞ where m = 0 < x, where m = ∞ > x or x = ∞ > m; NaN for x < 0 or m < 0
 
 Both computed in float64 and rounded once to the input dtype (float32 and float16 inputs are exact in float64, so the
@@ -34,23 +35,22 @@ from minivae.engine import Function
 from minivae.ops._broadcast import unbroadcast
 from minivae.ops._registry import register
 from minivae.ops.arith import common
-from minivae.ops.gamma import (HALF_LOG_2PI, STIRLING_TERMS, bernoulli, digamma_positive, lgamma_positive,
-                               polygamma_positive, quiet)
+from minivae.ops.gamma import HALF_LOG_2PI, bernoulli, digamma_positive, lgamma_positive, polygamma_positive, quiet
 from minivae.ops.special import horner, in_float64
-from minivae.ops.unary import log, real
+from minivae.ops.unary import real
 
-STIRLERR_FROM = 10.0  # stirlerr's series from here on, lgamma's difference below
-BD0_NEAR, BD0_TERMS = 0.1, 10  # bd0's series where |x − m| < 0.1·(x + m): |v|²⁰/21 < 10⁻²¹ of its first term
+STIRLERR_FROM, STIRLERR_TERMS = 10.0, 11  # stirlerr's series from 10 on (11 terms), lgamma's difference below
+BD0_NEAR, BD0_TERMS = 0.5, 26  # bd0's series where |x − m| < ½(x + m): its 27th term < |v|⁵²/55 < 10⁻¹⁷ of the first
 TWO_PI = 2 * math.pi
 
 
 @functools.cache
 def stirling_derivative_terms(order):
     """dₖ with s⁽ⁿ⁾(x) = x^{−1−n}·Σₖ dₖ·x^{−2(k−1)} (n = ``order``): dₖ = (−1)ⁿ·cₖ·p(p + 1)…(p + n − 1), p = 2k − 1,
-    cₖ = B₂ₖ/(2k(2k − 1)), k = 1 … STIRLING_TERMS."""
-    b = bernoulli(2 * STIRLING_TERMS + 2)
+    cₖ = B₂ₖ/(2k(2k − 1)), k = 1 … STIRLERR_TERMS."""
+    b = bernoulli(2 * STIRLERR_TERMS + 2)
     out = []
-    for k in range(1, STIRLING_TERMS + 1):
+    for k in range(1, STIRLERR_TERMS + 1):
         term = b[2 * k] / (2 * k * (2 * k - 1))
         for j in range(order):
             term *= -(2 * k - 1 + j)
@@ -77,6 +77,13 @@ def stirlerr_forward(xp, order, x):
     return xp.where((x < 0) | xp.isnan(x), numpy.nan, out)
 
 
+def log_ratio(xp, x, m):
+    """log(x/m) of float64 arrays: of the quotient where it is a normal number (one rounding), else log x − log m."""
+    r = x / m
+    normal = (r >= numpy.finfo(numpy.float64).tiny) & (r < numpy.inf)
+    return xp.where(normal, xp.log(xp.where(normal, r, 1.0)), xp.log(x) - xp.log(m))
+
+
 @quiet
 def bd0_forward(xp, x, m):
     """bd0(x, m) of float64 arrays of one shape (module docstring)."""
@@ -85,7 +92,7 @@ def bd0_forward(xp, x, m):
     v = xp.where(near, d / xp.where(near, x + m, 1.0), 0.0)
     v2 = v * v
     series = d * v + 2 * x * v * v2 * horner([1 / (2 * j + 1) for j in range(1, BD0_TERMS + 1)], v2)
-    far = xp.where(x == 0, m, x * (xp.log(x) - xp.log(m)) + m - x)
+    far = xp.where(x == 0, m, x * log_ratio(xp, x, m) + m - x)
     out = xp.where(near, series, far)
     out = xp.where((x == numpy.inf) ^ (m == numpy.inf), numpy.inf, out)
     return xp.where((x < 0) | (m < 0), numpy.nan, out)
@@ -94,13 +101,15 @@ def bd0_forward(xp, x, m):
 @quiet
 def bd0_partials(xp, x, m, c):
     """(∂/∂x, ∂/∂m, ∂/∂c) of bd0(x, c·m) at float64 arrays: log(x/(c·m)) (log1p((x − c·m)/(c·m)) where x and c·m are
-    close, −∞ at x = 0), c − x/m and m − x/c (c and m at x = 0, where bd0 = c·m; c − x/m is c at m = ∞, −∞ at m = 0)."""
+    close, −∞ at x = 0), c − x/m and m − x/c as −(x − c·m)/m and −(x − c·m)/c (c and m at x = 0, where bd0 = c·m;
+    c − x/m is c at m = ∞, −∞ at m = 0). (c·m of float32 inputs is exact in float64.)"""
     mean = c * m
     d = x - mean
     near = xp.abs(d) < BD0_NEAR * (x + mean)
-    gx = xp.where(near, xp.log1p(xp.where(near, d, 0.0) / xp.where(near, mean, 1.0)), xp.log(x) - xp.log(mean))
+    gx = xp.where(near, xp.log1p(xp.where(near, d, 0.0) / xp.where(near, mean, 1.0)), log_ratio(xp, x, mean))
     gx = xp.where(x == 0, -numpy.inf, gx)
-    gm, gc = xp.where(x == 0, c, c - x / m), xp.where(x == 0, m, m - x / c)
+    gm = xp.where(m == numpy.inf, c, -d / m)  # (−d/m = c − x/m, exact where x ≈ c·m; c at x = 0)
+    gc = xp.where(c == numpy.inf, m, -d / c)
     nan = (x < 0) | (mean < 0) | xp.isnan(x) | xp.isnan(mean)
     return tuple(xp.where(nan, numpy.nan, v) for v in (gx, gm, gc))
 
@@ -164,9 +173,3 @@ def bd0(x, m, scale=1.0):
     """x·log(x/(c·m)) + c·m − x (c = ``scale``), without cancellation where x ≈ c·m (``Bd0``)."""
     return Bd0.apply(x, m, scale)
 
-
-def log_poisson_saddle(x, m, scale=1.0):
-    """−s(x) − bd0(x, c·m) − ½ log(2πx) = x·log(c·m) − c·m − lgamma(x + 1), x > 0, c = ``scale`` (Loader's dpois_raw;
-    Gamma's log-density is log β + this at x = α − 1, c·m = βx): the log-probability of a count x ≥ 1 of Poisson(c·m),
-    without the difference of x·log(c·m) and lgamma(x + 1) (2·10¹¹ each at x = c·m = 10¹⁰)."""
-    return -stirlerr(x) - bd0(x, m, scale) - 0.5 * log(TWO_PI * x)

@@ -413,6 +413,23 @@ def test_gamma_log_prob_and_entropy_at_small_concentrations_are_unchanged(dtype)
         a + abs(math.log(b)) + abs(math.lgamma(a)) + abs((1 - a) * float(digamma_d(dec(a))))))
 
 
+def test_gamma_and_beta_gradients_stay_finite_where_the_mean_is_beyond_float32():
+    """Gamma(3, 10⁻¹⁰) at x = 10⁻³⁰ (β·x = 10⁻⁴⁰, below float32's normal numbers; the chain rule through a float32
+    product β·x took (α/(βx))·x = ∞·0 for ∂β): log p = 3 ln β + 2 ln x − βx − ln 2, ∂α = ln β + ln x − ψ(3),
+    ∂β = α/β − x = 3·10¹⁰; and Beta(10⁴, 3) at x = 10⁻³⁰, finite with finite gradients."""
+    ta, tb = mv.tensor(np.float32(3.0), requires_grad=True), mv.tensor(np.float32(1e-10), requires_grad=True)
+    y = Gamma(ta, tb).log_prob(mv.tensor(np.float32(1e-30)))
+    y.backward()
+    b, x = float(np.float32(1e-10)), float(np.float32(1e-30))
+    np.testing.assert_allclose(y.numpy(), 3 * math.log(b) + 2 * math.log(x) - b * x - math.log(2), rtol=2 * EPS32)
+    psi3 = 1.5 - float(EULER)  # ψ(3) = 1 + ½ − γ
+    np.testing.assert_allclose([ta.grad, tb.grad], [math.log(b) + math.log(x) - psi3, 3 / b - x], rtol=4 * EPS32)
+    ta, tb = mv.tensor(np.float32(1e4), requires_grad=True), mv.tensor(np.float32(3.0), requires_grad=True)
+    y = Beta(ta, tb).log_prob(mv.tensor(np.float32(1e-30)))
+    y.backward()
+    assert np.isfinite([y.numpy(), ta.grad, tb.grad]).all()
+
+
 BETA_CASES = [(a, b, j) for a, b in ((1e6, 1e6), (1e8, 1e8), (1e10, 1e10), (3e6, 1e6), (5.0, 1e6)) for j in (0, 1, -2)]
 
 

@@ -158,11 +158,13 @@ def test_stirlerr_edges_and_no_nan_in_the_gradients():
 
 # ---- bd0 -------------------------------------------------------------------------------------------------------------
 def test_bd0_is_x_log_x_over_m_plus_m_minus_x_in_decimal_without_its_cancellation():
-    """x·ln(x/m) + m − x at m = x(1 + δ), δ from ±10⁻¹² to ±0.9 (both sides of the series' edge |x − m| = 0.1(x + m))
-    and x from 10⁻³ to 10¹², within 10⁻¹⁴ relatively in float64: the plain formula keeps none of its digits at
-    δ = 10⁻⁸ (bd0 ≈ xδ²/2 ~ 10⁻¹⁶·x beside terms of x·ln x)."""
-    deltas = [s * d for d in (1e-12, 1e-8, 1e-4, 0.01, 0.15, 0.2, 0.21, 0.25, 0.5, 0.9) for s in (1, -1)]
-    x, m = np.array([[v, v * (1 + d)] for v in (1e-3, 0.7, 3.0, 1e4, 1e12) for d in deltas]).T
+    """x·ln(x/m) + m − x at m = x(1 + δ), δ from ±10⁻¹² to ±0.9 and 2, 3 (both sides of the series' edge
+    |x − m| = ½(x + m), at m = 3x and x/3)
+    and x from 10⁻³⁰⁰ to 10³⁰⁰, within 10⁻¹⁴ relatively in float64: the plain formula keeps none of its digits at
+    δ = 10⁻⁸ (bd0 ≈ xδ²/2 ~ 10⁻¹⁶·x beside terms of x·ln x), and ln x − ln m for ln(x/m) loses ln x/ln(x/m) ulps
+    (690/0.64 at x = 10³⁰⁰, δ = 0.9)."""
+    deltas = [s * d for d in (1e-12, 1e-8, 1e-4, 0.01, 0.15, 0.2, 0.21, 0.25, 0.5, 0.9) for s in (1, -1)] + [2.0, 3.0]
+    x, m = np.array([[v, v * (1 + d)] for v in (1e-300, 1e-3, 0.7, 3.0, 1e4, 1e12, 1e300) for d in deltas]).T
     got = ops.bd0(mv.tensor(x), mv.tensor(m)).numpy()
     want = np.array([float(bd0_d(dec(a), dec(b))) for a, b in zip(x, m)])
     np.testing.assert_allclose(got, want, rtol=1e-14)

@@ -12,15 +12,18 @@ stirlerr(x)  s(x) = lgamma(x + 1) − [(x + ½)·log x − x + ½ log 2π], the 
 bd0(x, m)    x·log(x/m) + m − x ≥ 0, the deviance term (Poisson's: log P(k; λ) = −s(k) − bd0(k, λ) − ½ log(2πk), k ≥ 1);
              bd0(x, m, c) at the mean c·m, formed in float64
              |x − m| < BD0_NEAR·(x + m): with v = (x − m)/(x + m), log(x/m) = 2 atanh v, so
-                                bd0 = (x − m)·v + 2x·Σⱼ₌₁ v²ʲ⁺¹/(2j + 1), the first term (≥ 0) at least 3/2|v| ≥ 3
-                                times the rest: no cancellation (|v| < ½: BD0_TERMS terms, the next below 10⁻¹⁷ of it)
+                                bd0 = (x − m)·v + 2x·Σⱼ₌₁ v²ʲ⁺¹/(2j + 1), the first term (≥ 0) at least 3 times the
+                                rest for |v| < ½: no cancellation (BD0_TERMS terms, the next below 10⁻¹⁷ of the first)
              elsewhere          x·log(x/m) + m − x (m/x outside (⅓, 3): the sum is at least a third of its largest
                                 term; log x − log m where x/m is no normal number)
              bd0(0, m) = m; ∞ where m = 0 < x, where m = ∞ > x or x = ∞ > m; NaN for x < 0 or m < 0
 
-Both computed in float64 and rounded once to the input dtype (float32 and float16 inputs are exact in float64, so the
-differences x − m and the shifts of the callers' arguments lose nothing). Their VJPs are 0 where ḡ = 0 (a VJP is
-linear in ḡ; a branch of ops.where that is not taken passes ḡ = 0 to a piece that may be ∞ there, as xlogy's VJP).
+Both computed in float64 and rounded once to the input dtype (float32 and float16 inputs are exact in float64, and so
+are x − c·m and the product c·m of two float32 numbers). Their VJPs are 0 where ḡ = 0 (a VJP is linear in ḡ; a branch
+of ops.where that is not taken passes ḡ = 0 to a piece that may be ∞ there, as xlogy's VJP).
+
+Their users (the Poisson, NegativeBinomial, Gamma and Beta log-densities, Gamma's entropy) compose them with float32
+ops: a mean formed there (σ(±l), 1 − x) rounds by an ulp, which moves the result by as much as an ulp of an input would.
 
 Reference: C. Loader, "Fast and accurate computation of binomial probabilities" (2000), as in R's dpois_raw,
 dbinom_raw and dgamma.

@@ -19,7 +19,7 @@ bd0(x, m)    x·log(x/m) + m − x ≥ 0, the deviance term (Poisson's: log P(k;
              bd0(0, m) = m; ∞ where m = 0 < x, where m = ∞ > x or x = ∞ > m; NaN for x < 0 or m < 0
 
 Both computed in float64 and rounded once to the input dtype (float32 and float16 inputs are exact in float64, and so
-are x − c·m and the product c·m of two float32 numbers). Their VJPs are 0 where ḡ = 0 (a VJP is linear in ḡ; a branch
+is the product c·m of two float32 numbers). Their VJPs are 0 where ḡ = 0 (a VJP is linear in ḡ; a branch
 of ops.where that is not taken passes ḡ = 0 to a piece that may be ∞ there, as xlogy's VJP).
 
 Their users (the Poisson, NegativeBinomial, Gamma and Beta log-densities, Gamma's entropy) compose them with float32

@@ -432,7 +432,8 @@ def test_gamma_and_beta_gradients_stay_finite_where_the_mean_is_beyond_float32()
     assert np.isfinite([y.numpy(), ta.grad, tb.grad]).all()
 
 
-BETA_CASES = [(a, b, j) for a, b in ((1e6, 1e6), (1e8, 1e8), (1e10, 1e10), (3e6, 1e6), (5.0, 1e6)) for j in (0, 1, -2)]
+BETA_CASES = [(a, b, j) for a, b in ((1e6, 1e6), (1e8, 1e8), (1e10, 1e10), (3e6, 1e6), (5.0, 1e6), (1.5, 1e8))
+              for j in (0, 1, -2)]
 
 
 def beta_inputs(dtype):
@@ -447,9 +448,9 @@ def beta_inputs(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_beta_at_large_concentrations_keeps_its_digits(dtype):
-    """Beta(a, b) for a = b = 10⁶ … 10¹⁰ and a ≠ b: within 4 float32 ulps of the decimal truth at the float32 inputs
-    (10⁻¹³ in float64), plus the rounding of 1 − x (worth |a − (a + b)x|·ε of the value, as an ulp of x's).
-    The plain formula gave −15360 for 11.63 at a = b = 10¹⁰ in float32."""
+    """Beta(a, b) for a = b = 10⁶ … 10¹⁰ and a ≠ b, one of them below 2 too: within 4 float32 ulps of the decimal truth
+    at the float32 inputs (10⁻¹³ in float64), plus the rounding of 1 − x (worth |a − (a + b)x|·ε of the value, as an
+    ulp of x's). The plain formula gave −15360 for 11.63 at a = b = 10¹⁰ in float32, and 27 off at a = 1.5, b = 10⁸."""
     cases = beta_inputs(dtype)
     x, a, b = (np.array(v, dtype) for v in zip(*cases))
     got = Beta(a, b).log_prob(x).numpy()

@@ -3121,7 +3121,7 @@ MUTANTS = [
       ['tests/test_saddle_point.py::test_gamma_and_beta_gradients_stay_finite_where_the_mean_is_beyond_float32'], "β·x formed in float32: 10⁻⁴⁰ rounds, and ∂β through it is ∞·0"),
     M('saddle-gamma-entropy-plain-formula', 'minivae/distributions/gamma.py', ('        return self._batch(0.5 * ops.log(TWO_PI * a) + 0.5 - 0.5 / a - ops.log(self.rate) + stirlerr(a)\n                           + (1 - a) * stirlerr(a, order=1))', '        return self._batch(a - ops.log(self.rate) + ops.lgamma(a) + (1 - a) * ops.digamma(a))'),
       ['tests/test_saddle_point.py::test_gamma_at_large_concentrations_keeps_its_digits'], "Gamma's entropy α − log β + lgamma(α) + (1 − α)ψ(α) back: 5·10⁻³ off at α = 10⁴ in float32"),
-    M('saddle-beta-plain-formula', 'minivae/distributions/beta.py', ('        saddle = (a > SADDLE_FROM) & (b > SADDLE_FROM) & (x > 0) & (x < 1)', '        saddle = (a > math.inf) & (b > SADDLE_FROM) & (x > 0) & (x < 1)'),
+    M('saddle-beta-plain-formula', 'minivae/distributions/beta.py', ('        saddle = ((a > SADDLE_FROM) | (b > SADDLE_FROM)) & (x > 0) & (x < 1)', '        saddle = ((a > math.inf) | (b > math.inf)) & (x > 0) & (x < 1)'),
       ['tests/test_saddle_point.py::test_beta_at_large_concentrations_keeps_its_digits'], "Beta's (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) at every a: −15360 for 11.63 at a = b = 10¹⁰ in float32"),
     M('saddle-beta-shifted-by-one', 'minivae/distributions/beta.py', ('    return (stirlerr(n) - stirlerr(a) - stirlerr(b) - bd0(a, x, n) - bd0(b, 1 - x, n)', '    return (stirlerr(n) - stirlerr(a) - stirlerr(b) - bd0(a - 1, x, n) - bd0(b, 1 - x, n)'),
       ['tests/test_saddle_point.py::test_beta_at_large_concentrations_keeps_its_digits'], "the Binomial of a − 1 beside one of a in n: off by ln(x/(1 − x))-sized terms"),
@@ -3147,6 +3147,8 @@ MUTANTS = [
       ['tests/test_saddle_point.py::test_stirlerr_and_its_derivatives_are_the_exact_factorials_and_harmonic_sums'] + gc('stirlerr'), "stirlerr's VJP of its own order"),
     M('saddle-nb-swapped', 'minivae/distributions/poisson.py', ('- bd0(r, q, n) - bd0(k, p, n)', '- bd0(r, p, n) - bd0(k, q, n)'),
       ['tests/distributions/test_poisson.py::test_negative_binomial_probabilities_are_the_formula_and_sum_to_one_with_its_moments', 'tests/test_saddle_point.py::test_negative_binomial_small_parameters_and_extreme_logits_are_unchanged'], "the saddle-point form's means swapped: r against n·σ(l), k against n·σ(−l)"),
+    M('saddle-beta-only-where-both-are-large', 'minivae/distributions/beta.py', ('        saddle = ((a > SADDLE_FROM) | (b > SADDLE_FROM)) & (x > 0) & (x < 1)', '        saddle = (a > SADDLE_FROM) & (b > SADDLE_FROM) & (x > 0) & (x < 1)'),
+      ['tests/test_saddle_point.py::test_beta_at_large_concentrations_keeps_its_digits'], "R's rule (a, b > 2) for the saddle-point form: lgamma(b) − lgamma(a + b) of the plain one 27 off at a = 1.5, b = 10⁸ in float32"),
     # ---- helper-77 end ----
     # ---- helper-78 begin: fix11-gammainc-large: the incomplete gamma at large α ----
     # ---- helper-78 end ----

@@ -32,9 +32,10 @@ class Beta(Distribution):
     torch.distributions.Beta.
 
     rsample    X/(X + Y), X ~ Gamma(a, 1), Y ~ Gamma(b, 1) (Gamma's draws, each with its implicit gradient)
-    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1); for a, b >
-               SADDLE_FROM and 0 < x < 1 by Loader's saddle-point form (``_log_prob_saddle``: the plain lgammas cancel,
-               log B(10¹⁰, 10¹⁰) ≈ −1.4·10¹⁰ of a log-density near 11)
+    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1); where a or
+               b exceeds SADDLE_FROM and 0 < x < 1 by Loader's saddle-point form (``_log_prob_saddle``: the plain
+               lgammas cancel, log B(10¹⁰, 10¹⁰) ≈ −1.4·10¹⁰ of a log-density near 11, and lgamma(b) − lgamma(a + b)
+               at a = 1.5, b = 10⁸ in float32 was 27 off)
     entropy    log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b)
     mean a/(a + b);  variance ab/((a + b)²(a + b + 1));  mode (a − 1)⁺/((a − 1)⁺ + (b − 1)⁺), torch's: 1 where a < 1
     and b < 1 (the density is unbounded at both ends; torch's Dirichlet rule takes the first category's), NaN where
@@ -88,7 +89,7 @@ class Beta(Distribution):
         x = ops.where(outside, 0.5, value)
         a, b = self.concentration1, self.concentration0
         plain = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
-        saddle = (a > SADDLE_FROM) & (b > SADDLE_FROM) & (x > 0) & (x < 1)
+        saddle = ((a > SADDLE_FROM) | (b > SADDLE_FROM)) & (x > 0) & (x < 1)
         a, b, x = (ops.where(saddle, t, fill) for t, fill in ((a, 2 * SADDLE_FROM), (b, 2 * SADDLE_FROM), (x, 0.5)))
         return ops.where(outside, -math.inf, ops.where(saddle, _log_prob_saddle(a, b, x), plain))
 

@@ -354,22 +354,24 @@ def test_negative_binomial_at_large_total_counts_keeps_its_digits(dtype):
 
 
 def test_negative_binomial_small_parameters_and_extreme_logits_are_unchanged():
-    """At r ≤ 30, k ≤ 40: the plain formula in float64 (math.lgamma), within 10⁻¹³; at logits ±100 and ±10⁴ (where
-    σ(∓l) is below r·tiny and the plain formula is taken) finite values and gradients, the plain formula's."""
+    """At r ≤ 30, k ≤ 40: the plain formula in float64 (math.lgamma), within 10⁻¹³; at logits ±60, ±100 and ±10⁴ in
+    float32 (from about |l| = 60, σ(∓l) is below r·tiny and the plain formula is taken) its values (math.lgamma) within
+    4 ulps, and finite gradients, k·σ(−l) − r·σ(l) in l."""
     cases = [(k, r, l) for r in (0.3, 2.0, 30.0) for l in (-3.0, 0.0, 2.5) for k in (0.0, 1.0, 4.0, 40.0)]
     k, r, l = (np.array(v) for v in zip(*cases))
     got = NegativeBinomial(r, logits=l).log_prob(k).numpy()
 
-    def plain(k, r, l):
-        log_q, log_p = -math.log1p(math.exp(l)), -math.log1p(math.exp(-l))
+    def plain(k, r, l):  # (softplus(±l) of |l| up to 10⁴ without overflow)
+        log_q, log_p = -(max(l, 0) + math.log1p(math.exp(-abs(l)))), -(max(-l, 0) + math.log1p(math.exp(-abs(l))))
         return r * log_q + k * log_p + math.lgamma(r + k) - math.lgamma(r) - math.lgamma(k + 1)
     np.testing.assert_allclose(got, [plain(*c) for c in cases], rtol=1e-13, atol=1e-13)
-    l32 = np.array([-1e4, -100.0, 100.0, 1e4], np.float32)
-    tr, tl = mv.tensor(np.full(4, 50.0, np.float32), requires_grad=True), mv.tensor(l32, requires_grad=True)
-    y = NegativeBinomial(tr, logits=tl).log_prob(mv.tensor(np.full(4, 7.0, np.float32)))
+    l32 = np.array([-1e4, -100.0, -60.0, 60.0, 100.0, 1e4], np.float32)
+    tr, tl = mv.tensor(np.full(6, 50.0, np.float32), requires_grad=True), mv.tensor(l32, requires_grad=True)
+    y = NegativeBinomial(tr, logits=tl).log_prob(mv.tensor(np.full(6, 7.0, np.float32)))
     y.sum().backward()
     assert np.isfinite(y.numpy()).all() and np.isfinite(tr.grad).all() and np.isfinite(tl.grad).all()
-    np.testing.assert_allclose(tl.grad, [7.0, 7.0, -50.0, -50.0], rtol=1e-6)  # k·σ(−l) − r·σ(l)
+    np.testing.assert_allclose(y.numpy(), [plain(7.0, 50.0, float(v)) for v in l32], rtol=4 * EPS32)
+    np.testing.assert_allclose(tl.grad, [7.0, 7.0, 7.0, -50.0, -50.0, -50.0], rtol=1e-6)  # k·σ(−l) − r·σ(l)
 
 
 GAMMA_CASES = [(a, b, j) for a in (1e4, 1e6, 1e8) for b in (1.0, 1e-3) for j in (0, 1, -2)]

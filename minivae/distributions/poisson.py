@@ -156,10 +156,13 @@ class NegativeBinomial(Distribution):
 
     sample     Poisson(G), G ~ Gamma(r, rate e^{−l}) = Gamma(r, 1)·e^l (a Gamma mixture of Poissons, torch's); no
                gradient
-    log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x)), for
-               k ≥ 1 as Loader's saddle-point form (R's dnbinom: r/n times the Binomial(n = r + k, σ(−l)) probability
-               of r): s(n) − s(r) − s(k) − bd0(r, n·σ(−l)) − bd0(k, n·σ(l)) + ½ log(r/(2πkn)) (minivae/ops/saddle.py;
-               the plain lgammas cancel where r or k is large), the plain formula where σ(±l) is nearly 0
+    log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x)):
+               r·log σ(−l) at k = 0; for k ≥ 1 Loader's saddle-point form (R's dnbinom: r/n times the Binomial(n = r + k,
+               σ(−l)) probability of r), s(n) − s(r) − s(k) − bd0(r, n·σ(−l)) − bd0(k, n·σ(l)) + ½ log(r/(2πkn))
+               (minivae/ops/saddle.py: the plain lgammas cancel where r or k is large); where σ(−l) < r·tiny or
+               σ(l) < k·tiny (tiny: the dtype's smallest normal number; |l| ≳ 60 in float32: the chain rule through
+               σ(±l) would take r/σ(−l) or k/σ(l), ∞ in the dtype) the plain formula, its lgammas as s(n) − s(r) − s(k)
+               + (n − ½)·log n − (r − ½)·log r − (k + ½)·log k − ½ log 2π (r·log σ(−l) or k·log σ(l) dominates there)
     mean r·e^l;  variance mean/σ(−l);  mode max(⌊(r − 1)·e^l⌋, 0)
     Give exactly one of ``probs`` (in [0, 1)) and ``logits``. support nonnegative_integer; a constant CPU total_count
     must be > 0 and finite.
@@ -207,22 +210,20 @@ class NegativeBinomial(Distribution):
     def log_prob(self, value):
         value = self._value(value)
         bad = _not_a_count(value)
-        k = ops.where(bad, 0.0, value)
-        r, log_p, log_q = self.total_count, -ops.softplus(-self.logits), -ops.softplus(self.logits)
-        plain = r * log_q + k * log_p + ops.lgamma(r + k) - ops.lgamma(r) - ops.lgamma(k + 1)
-        return ops.where(bad, -math.inf, ops.where(k == 0, plain, self._saddle(k, plain)))
-
-    def _saddle(self, k, plain):
-        """log P(k) by the saddle-point form at k ≥ 1 (class docstring); ``plain`` where σ(−l) < r·tiny or σ(l) < k·tiny
-        (tiny: the dtype's smallest normal number; |l| ≳ 60 in float32): there the chain rule through σ(±l) takes
-        r/σ(−l) or k/σ(l), ∞ in the dtype, and the form's value is −∞ where σ underflows to 0."""
+        zero = value == 0
+        k = ops.where(bad | zero, 1.0, value)
         r, l = self.total_count, self.logits
-        k = ops.where(k == 0, 1.0, k)
-        n, q, p = r + k, ops.sigmoid(-l), ops.sigmoid(l)
-        lp = (stirlerr(n) - stirlerr(r) - stirlerr(k) - bd0(r, q, n) - bd0(k, p, n)
-              + 0.5 * (ops.log(r) - ops.log(k) - ops.log(n)) - HALF_LOG_2PI)
+        log_q, log_p = -ops.softplus(l), -ops.softplus(-l)
+        n = r + k
+        log_r, log_k, log_n = ops.log(r), ops.log(k), ops.log(n)
+        stirling = stirlerr(n) - stirlerr(r) - stirlerr(k)  # (lgamma(n) − lgamma(r) − lgamma(k + 1) less Stirling's parts)
+        q, p = ops.sigmoid(-l), ops.sigmoid(l)
+        saddle = stirling - bd0(r, q, n) - bd0(k, p, n) + 0.5 * (log_r - log_k - log_n) - HALF_LOG_2PI
+        plain = (r * log_q + k * log_p + stirling + (n - 0.5) * log_n - (r - 0.5) * log_r - (k + 0.5) * log_k
+                 - HALF_LOG_2PI)
         tiny = float(numpy.finfo(q.dtype).tiny)
-        return ops.where((q >= r * tiny) & (p >= k * tiny), lp, plain)
+        lp = ops.where((q >= r * tiny) & (p >= k * tiny), saddle, plain)
+        return ops.where(bad, -math.inf, ops.where(zero, r * log_q, lp))
 
     def __repr__(self):
         return f"NegativeBinomial(batch_shape={self.batch_shape})"

@@ -15,7 +15,7 @@ from minivae.plan import Live, drawn_counter
 from minivae.random import philox4x32, resolve, words_to_uniform
 
 ONE_THIRD = 1 / 3
-SADDLE_FROM = 2.0  # Gamma's and Beta's log-densities by the saddle-point form where the concentrations exceed this (R's)
+SADDLE_FROM = 2.0  # Gamma's and Beta's log-densities by the saddle-point form where a concentration exceeds this (below, lgamma ≤ 0.6)
 
 
 def positive_params(given, names, who):

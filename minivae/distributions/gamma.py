@@ -15,7 +15,8 @@ from minivae.plan import Live, drawn_counter
 from minivae.random import philox4x32, resolve, words_to_uniform
 
 ONE_THIRD = 1 / 3
-SADDLE_FROM = 2.0  # Gamma's and Beta's log-densities by the saddle-point form where a concentration exceeds this (below, lgamma ≤ 0.6)
+SADDLE_FROM = 2.0  # Gamma's and Beta's log-densities by the saddle-point form where a concentration exceeds this (below,
+# lgamma of the concentrations is no larger than the formula's other terms: about −log α as α → 0)
 
 
 def positive_params(given, names, who):

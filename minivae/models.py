@@ -46,7 +46,7 @@ from minivae.distributions import (Bernoulli, Categorical, ContinuousBernoulli, 
                                    MixtureSameFamily, NegativeBinomial, Normal, OneHotCategorical, Poisson,
                                    kl_divergence)
 from minivae.distributions.distribution import LOG_2PI, Distribution, as_value, checked_params, logits_from
-from minivae.distributions.poisson import _not_a_count
+from minivae.distributions.poisson import _not_a_count, poisson_log_pmf
 from minivae.distributions.transformed_distribution import TransformedDistribution
 from minivae.engine import Tensor, grad, no_grad
 from minivae.estimators import dreg, rebar, rebar_parts, score_function, sticking_the_landing, vimco_surrogate
@@ -314,7 +314,8 @@ class LogRatePoisson(Poisson):
 
     log_prob   k·η − e^η − lgamma(k + 1): −torch.nn.functional.poisson_nll_loss(η, k, log_input=True, full=False)
                (e^η − k·η) less log k! exactly (full=True would add Stirling's approximation of it instead); −∞ at a
-               value that is no count, as Poisson's. ∂/∂η = k − e^η
+               value that is no count, as Poisson's. For η > 0 Poisson's (``poisson_log_pmf``, Loader's saddle-point
+               form: k·η and lgamma(k + 1) cancel where k is large; for η ≤ 0 the terms share their sign). ∂/∂η = k − e^η
     rate = e^η, so mean, variance, mode and sample are Poisson's.
 
     Different from Poisson(rate=e^η).log_prob on purpose: k·η is η itself times k, not xlogy(k, e^η), so that where e^η
@@ -332,7 +333,8 @@ class LogRatePoisson(Poisson):
         value = self._value(value)
         bad = _not_a_count(value)
         k = ops.where(bad, 0.0, value)
-        return ops.where(bad, -math.inf, k * self.log_rate - self.rate - ops.lgamma(k + 1))
+        plain = k * self.log_rate - self.rate - ops.lgamma(k + 1)
+        return ops.where(bad, -math.inf, ops.where(self.log_rate > 0, poisson_log_pmf(k, self.rate), plain))
 
     def __repr__(self):
         return f"LogRatePoisson(batch_shape={self.batch_shape})"

@@ -6,6 +6,8 @@ Then every op of several tensor inputs on pairs of dtypes: the result dtype by P
 float32 where the values are real), the values against PyTorch's formula evaluated in float64 (PyTorch's own mixed
 results take some steps in the narrower dtype: its kl_divergence of float16 logits beside a float32 prior is 5·10⁻³ off).
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -138,6 +140,30 @@ def reduction(n):
     return one(), lambda a: getattr(ops, n)(a[0], axis=1), lambda t: getattr(torch, n)(t[0], dim=1)
 
 
+def in_float64(formula):
+    """torch's ``formula`` of the inputs in float64, rounded to their dtype (integers and bools: float32), as the
+    saddle-point pieces compute (minivae/ops/saddle.py)."""
+    def run(t):
+        dtype = t[0].dtype if t[0].is_floating_point() else torch.float32
+        return formula(*[v.double() for v in t]).to(dtype)
+    return run
+
+
+def positive(n):
+    """``one(n)``'s data plus 1 (bools True), none 0 when cast to integers: bd0(x, 0) is ∞ with the gradient −∞ in the
+    mean, where torch's formula gives NaN."""
+    return lambda d: [np.ones(SHAPE, bool) if a.dtype == bool else a + 1 for a in one(n)(d)]
+
+
+def torch_stirlerr(x):
+    return torch.lgamma(x + 1) - (x + 0.5) * torch.log(x) + x - 0.5 * math.log(2 * math.pi)
+
+
+def torch_bd0(x, m, c):
+    mean = c * m
+    return torch.where(x == 0, mean, torch.xlogy(x, x / mean) + mean - x)
+
+
 INDEX = np.array([[0, 2, 2], [1, 1, 0]])  # take_along_axis's, along axis 1 (2 repeats)
 
 # name: (inputs(dtype) → arrays, ours(tensors) → tensor or tuple, theirs(torch tensors) → tensor or tuple)
@@ -147,6 +173,8 @@ ROWS = {
     "digamma": (one(), lambda a: ops.digamma(a[0]), lambda t: TorchDigamma.apply(t[0])),
     "polygamma": (one(), lambda a: ops.polygamma(2, a[0]), lambda t: torch.polygamma(2, t[0])),
     "gammainc": (one(2), lambda a: ops.gammainc(*a), lambda t: TorchGammainc.apply(*t)),
+    "stirlerr": (one(), lambda a: ops.stirlerr(a[0]), in_float64(torch_stirlerr)),
+    "bd0": (positive(3), lambda a: ops.bd0(*a), in_float64(torch_bd0)),
     # a Gamma(α, 1) draw given, returned in the promoted dtype (real: float32 of integers); its implicit gradient
     # (a surrogate: not the derivative of y = z) is tested in tests/test_ops_gamma.py
     "standard_gamma": (one(2), lambda a: ops.standard_gamma(*a),
@@ -388,6 +416,7 @@ REAL = {"div", "binary_cross_entropy", "standard_gamma", "gammainc", "bce_with_l
         "bernoulli_negative_elbo"}
 REAL |= {"solve_triangular"}
 REAL |= {"atan2", "hypot", "logaddexp", "xlogy"}  # (helper-62)
+REAL |= {"bd0"}  # (helper-77)
 
 
 @pytest.mark.parametrize("name", MIXED)

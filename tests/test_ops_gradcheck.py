@@ -480,6 +480,27 @@ DOMAINS.update({
 })  # (standard_gamma, a surrogate, is gradchecked against its quantile in tests/test_ops_gamma.py)
 
 
+@st.composite
+def stirlerr_case(draw):
+    """stirlerr (order 0) and its derivative (order 1) on both sides of the series' cut-over at 10."""
+    order = draw(st.sampled_from([0, 1]))
+    return case(lambda t: ops.stirlerr(t, order=order), draw(rngs).uniform(0.05, 30, draw(shapes(empty=True))))
+
+
+@st.composite
+def bd0_case(draw):
+    """bd0(x, m, c) with x and the mean c·m both in (5, 6) (the series in v = (x − cm)/(x + cm), |v| < 0.1) or anywhere
+    in (0.1, 20) (mostly x log(x/(cm)) + cm − x); x, m and c broadcast against each other."""
+    sx, sm = draw(broadcastable_pair())
+    rng = draw(rngs)
+    c = rng.uniform(0.5, 2.0, draw(st.sampled_from([(), sm])))
+    low, high = (5.0, 6.0) if draw(st.booleans()) else (0.1, 20.0)
+    return case(ops.bd0, rng.uniform(low, high, sx), rng.uniform(low, high, sm) / c, c)
+
+
+DOMAINS.update({"stirlerr": stirlerr_case(), "bd0": bd0_case()})  # (helper-77: minivae/ops/saddle.py)
+
+
 # ---- minivae.ops.more_reduce, more_shape and rounding --------------------------------------------------------------
 def with_zeros(rng, shape):
     """Normal values with about a third set to exactly 0: products and running products at and past their zeros."""

@@ -4,9 +4,11 @@ import math
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution
-from minivae.distributions.gamma import gamma_rsample, positive_params
+from minivae.distributions.gamma import SADDLE_FROM, gamma_rsample, positive_params
 from minivae.engine import array_function
 from minivae.ops import xlogy
+from minivae.ops.gamma import HALF_LOG_2PI
+from minivae.ops.saddle import bd0, stirlerr
 
 
 def log_beta(a, b):
@@ -14,12 +16,26 @@ def log_beta(a, b):
     return ops.lgamma(a) + ops.lgamma(b) - ops.lgamma(a + b)
 
 
+def _log_prob_saddle(a, b, x):
+    """log Beta(x; a, b) = log Binomial(a; n, x) + log(ab/(n·x(1 − x))), n = a + b (Γ(n + 1)/(Γ(a + 1)Γ(b + 1)) =
+    Γ(n)/(Γ(a)Γ(b))·n/(ab)), the Binomial by Loader's saddle-point form (R's dbinom_raw): s(n) − s(a) − s(b)
+    − bd0(a, x, n) − bd0(b, 1 − x, n) + ½ log(ab/(2πn)) − log x − log(1 − x) (minivae/ops/saddle.py). (R's dbeta takes
+    the Binomial of a − 1 in a + b − 2 instead, whose shifts round in float32 above 2²⁴; n's rounding moves the two bd0
+    terms by opposite amounts, to first order nothing.)"""
+    n = a + b
+    return (stirlerr(n) - stirlerr(a) - stirlerr(b) - bd0(a, x, n) - bd0(b, 1 - x, n)
+            + 0.5 * (ops.log(a) + ops.log(b) - ops.log(n)) - HALF_LOG_2PI - ops.log(x) - ops.log(1 - x))
+
+
 class Beta(Distribution):
     """Beta(concentration1 a, concentration0 b): density x^{a−1}(1 − x)^{b−1}/B(a, b) on [0, 1], elementwise, as
     torch.distributions.Beta.
 
     rsample    X/(X + Y), X ~ Gamma(a, 1), Y ~ Gamma(b, 1) (Gamma's draws, each with its implicit gradient)
-    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1)
+    log_prob   (a − 1) log x + (b − 1) log(1 − x) − log B(a, b) (x·log y as torch.xlogy at x = 0 and 1); where a or
+               b exceeds SADDLE_FROM and 0 < x < 1 by Loader's saddle-point form (``_log_prob_saddle``: the plain
+               lgammas cancel, log B(10¹⁰, 10¹⁰) ≈ −1.4·10¹⁰ of a log-density near 11, and lgamma(b) − lgamma(a + b)
+               at a = 1.5, b = 10⁸ in float32 was 27 off)
     entropy    log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b)
     mean a/(a + b);  variance ab/((a + b)²(a + b + 1));  mode (a − 1)⁺/((a − 1)⁺ + (b − 1)⁺), torch's: 1 where a < 1
     and b < 1 (the density is unbounded at both ends; torch's Dirichlet rule takes the first category's), NaN where
@@ -72,8 +88,10 @@ class Beta(Distribution):
         outside = array_function(lambda v: ~((v >= 0) & (v <= 1)), value)
         x = ops.where(outside, 0.5, value)
         a, b = self.concentration1, self.concentration0
-        lp = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
-        return ops.where(outside, -math.inf, lp)
+        plain = xlogy(a - 1, x) + xlogy(b - 1, 1 - x) - log_beta(a, b)
+        saddle = ((a > SADDLE_FROM) | (b > SADDLE_FROM)) & (x > 0) & (x < 1)
+        a, b, x = (ops.where(saddle, t, fill) for t, fill in ((a, 2 * SADDLE_FROM), (b, 2 * SADDLE_FROM), (x, 0.5)))
+        return ops.where(outside, -math.inf, ops.where(saddle, _log_prob_saddle(a, b, x), plain))
 
     def entropy(self):
         a, b = self.concentration1, self.concentration0

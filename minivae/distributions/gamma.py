@@ -10,10 +10,13 @@ from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, cdf_with_limits, checked_params
 from minivae.engine import array_function
 from minivae.ops import xlogy
+from minivae.ops.saddle import TWO_PI, bd0, stirlerr
 from minivae.plan import Live, drawn_counter
 from minivae.random import philox4x32, resolve, words_to_uniform
 
 ONE_THIRD = 1 / 3
+SADDLE_FROM = 2.0  # Gamma's and Beta's log-densities by the saddle-point form where a concentration exceeds this (below,
+# lgamma of the concentrations is no larger than the formula's other terms: about −log α as α → 0)
 
 
 def positive_params(given, names, who):
@@ -115,8 +118,14 @@ class Gamma(Distribution):
 
     rsample    z/β, z ~ Gamma(α, 1) by Marsaglia & Tsang (``standard_gamma_draws``), differentiable in α by implicit
                reparameterization (ops.standard_gamma: dz/dα = −(∂F/∂α)/f at fixed F(z; α)) and in β as z/β
-    log_prob   α log β + (α − 1) log x − βx − lgamma(α) (x·log y as torch.xlogy: α = 1 at x = 0 gives log β)
-    entropy    α − log β + lgamma(α) + (1 − α)·ψ(α)
+    log_prob   α log β + (α − 1) log x − βx − lgamma(α) (x·log y as torch.xlogy: α = 1 at x = 0 gives log β); for
+               α > SADDLE_FROM and x > 0 as log Poisson(α; βx) + log(α/x) (R's dgamma's form for α < 1) by Loader's
+               saddle-point form: −s(α) − bd0(α, βx) + ½ log(α/(2π)) − log x (minivae/ops/saddle.py; the plain terms
+               cancel, lgamma(α) ≈ α log α, 5·10⁻³ off in float32 at α = 10⁴; log Poisson(α − 1; βx) + log β, R's
+               form for α ≥ 1, would round α − 1 in float32 above 2²⁴)
+    entropy    α − log β + lgamma(α) + (1 − α)·ψ(α), computed as ½ log(2πα) + ½ − 1/(2α) − log β + s(α) + (1 − α)·s'(α)
+               (lgamma(α) = s(α) + (α − ½) log α − α + ½ log 2π, ψ(α) = log α − 1/(2α) + s'(α): the same without
+               their cancellation, whose float32 value was 5·10⁻³ off at α = 10⁴; → ½ log(2πeα) − log β)
     mean α/β;  mode max((α − 1)/β, 0);  variance α/β²
     support nonnegative; arg_constraints positive. Constant CPU parameters must be > 0 and finite.
     kl_divergence(Gamma, Gamma) and (Exponential, Gamma): torch's closed forms (minivae.distributions.kl).
@@ -158,12 +167,16 @@ class Gamma(Distribution):
         outside = below_zero(value)
         x = ops.where(outside, 1.0, value)
         a, b = self.concentration, self.rate
-        lp = a * ops.log(b) + xlogy(a - 1, x) - b * x - ops.lgamma(a)
+        plain = a * ops.log(b) + xlogy(a - 1, x) - b * x - ops.lgamma(a)
+        saddle = (a > SADDLE_FROM) & (x > 0)
+        a, x = ops.where(saddle, a, 2 * SADDLE_FROM), ops.where(saddle, x, 1.0)  # (finite where not taken)
+        lp = ops.where(saddle, -stirlerr(a) - bd0(a, x, b) + 0.5 * ops.log(a / TWO_PI) - ops.log(x), plain)
         return ops.where(outside, -math.inf, lp)
 
     def entropy(self):
         a = self.concentration
-        return self._batch(a - ops.log(self.rate) + ops.lgamma(a) + (1 - a) * ops.digamma(a))
+        return self._batch(0.5 * ops.log(TWO_PI * a) + 0.5 - 0.5 / a - ops.log(self.rate) + stirlerr(a)
+                           + (1 - a) * stirlerr(a, order=1))
 
     def cdf(self, value):
         """P(α, β·x), the regularized incomplete gamma function (torch's), 0 below 0; differentiable in x, α and β

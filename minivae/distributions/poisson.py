@@ -10,8 +10,8 @@ from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution, checked_params, logits_from
 from minivae.distributions.gamma import counted_draw, standard_gamma_draws
 from minivae.engine import array_function, no_grad
-from minivae.ops import xlogy
-from minivae.ops.gamma import lgamma_positive
+from minivae.ops.gamma import HALF_LOG_2PI, lgamma_positive
+from minivae.ops.saddle import TWO_PI, bd0, stirlerr
 from minivae.random import philox4x32, resolve, words_to_uniform
 
 INVERSION_BELOW = 10.0  # λ below this: inversion (≤ λ + 12√λ + 14 steps for u ≤ 1 − 2⁻³³); above: transformed rejection
@@ -84,6 +84,14 @@ def poisson_draws(rng, rate, shape, dtype, counter):
     return out.astype(dtype).reshape(shape)
 
 
+def poisson_log_pmf(k, rate):
+    """log P(k; λ) = k log λ − λ − lgamma(k + 1) of counts k ≥ 0: −λ at k = 0, and at k ≥ 1 Loader's saddle-point form
+    −s(k) − bd0(k, λ) − ½ log(2πk) (minivae/ops/saddle.py), without the difference of k log λ and lgamma(k + 1)."""
+    zero = k == 0
+    k = ops.where(zero, 1.0, k)
+    return ops.where(zero, -rate, -stirlerr(k) - bd0(k, rate) - 0.5 * ops.log(TWO_PI * k))
+
+
 def _not_a_count(value):
     """Where ``value`` is no count: below 0, not a whole number, or NaN."""
     xp = value.xp
@@ -94,7 +102,9 @@ class Poisson(Distribution):
     """Poisson(rate λ): P(k) = λᵏe^{−λ}/k! on k = 0, 1, 2, …, elementwise, as torch.distributions.Poisson.
 
     sample     no gradient (a count): ``poisson_draws`` (inversion below λ = 10, Hörmann's PTRS above)
-    log_prob   k log λ − λ − lgamma(k + 1) (k log λ as torch.xlogy: 0 at k = 0, λ = 0);  ∂/∂λ = k/λ − 1
+    log_prob   k log λ − λ − lgamma(k + 1), as −λ at k = 0 and for k ≥ 1 as Loader's −s(k) − bd0(k, λ) − ½ log(2πk)
+               (``poisson_log_pmf``: the plain formula's k log λ and lgamma(k + 1) cancel, 2·10¹¹ each at k = λ = 10¹⁰,
+               where its float32 value was −16384 for −12.4);  ∂/∂λ = k/λ − 1
     mean, variance λ;  mode ⌊λ⌋
     support nonnegative_integer; arg_constraints rate nonnegative. A constant CPU rate must be ≥ 0 and finite.
     kl_divergence(Poisson, Poisson) = λ_p log(λ_p/λ_q) − λ_p + λ_q (minivae.distributions.kl).
@@ -132,7 +142,7 @@ class Poisson(Distribution):
         value = self._value(value)
         bad = _not_a_count(value)
         k = ops.where(bad, 0.0, value)
-        return ops.where(bad, -math.inf, xlogy(k, self.rate) - self.rate - ops.lgamma(k + 1))
+        return ops.where(bad, -math.inf, poisson_log_pmf(k, self.rate))
 
     def __repr__(self):
         return f"Poisson(batch_shape={self.batch_shape})"
@@ -146,7 +156,13 @@ class NegativeBinomial(Distribution):
 
     sample     Poisson(G), G ~ Gamma(r, rate e^{−l}) = Gamma(r, 1)·e^l (a Gamma mixture of Poissons, torch's); no
                gradient
-    log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x))
+    log_prob   r·log σ(−l) + k·log σ(l) + lgamma(r + k) − lgamma(r) − lgamma(k + 1) (log σ(x) = −softplus(−x)):
+               r·log σ(−l) at k = 0; for k ≥ 1 Loader's saddle-point form (R's dnbinom: r/n times the Binomial(n = r + k,
+               σ(−l)) probability of r), s(n) − s(r) − s(k) − bd0(r, n·σ(−l)) − bd0(k, n·σ(l)) + ½ log(r/(2πkn))
+               (minivae/ops/saddle.py: the plain lgammas cancel where r or k is large); where σ(−l) < r·tiny or
+               σ(l) < k·tiny (tiny: the dtype's smallest normal number; |l| ≳ 60 in float32: the chain rule through
+               σ(±l) would take r/σ(−l) or k/σ(l), ∞ in the dtype) the plain formula, its lgammas as s(n) − s(r) − s(k)
+               + (n − ½)·log n − (r − ½)·log r − (k + ½)·log k − ½ log 2π (r·log σ(−l) or k·log σ(l) dominates there)
     mean r·e^l;  variance mean/σ(−l);  mode max(⌊(r − 1)·e^l⌋, 0)
     Give exactly one of ``probs`` (in [0, 1)) and ``logits``. support nonnegative_integer; a constant CPU total_count
     must be > 0 and finite.
@@ -194,10 +210,20 @@ class NegativeBinomial(Distribution):
     def log_prob(self, value):
         value = self._value(value)
         bad = _not_a_count(value)
-        k = ops.where(bad, 0.0, value)
-        r, log_p, log_q = self.total_count, -ops.softplus(-self.logits), -ops.softplus(self.logits)
-        lp = r * log_q + k * log_p + ops.lgamma(r + k) - ops.lgamma(r) - ops.lgamma(k + 1)
-        return ops.where(bad, -math.inf, lp)
+        zero = value == 0
+        k = ops.where(bad | zero, 1.0, value)
+        r, l = self.total_count, self.logits
+        log_q, log_p = -ops.softplus(l), -ops.softplus(-l)
+        n = r + k
+        log_r, log_k, log_n = ops.log(r), ops.log(k), ops.log(n)
+        stirling = stirlerr(n) - stirlerr(r) - stirlerr(k)  # (lgamma(n) − lgamma(r) − lgamma(k + 1) less Stirling's parts)
+        q, p = ops.sigmoid(-l), ops.sigmoid(l)
+        saddle = stirling - bd0(r, q, n) - bd0(k, p, n) + 0.5 * (log_r - log_k - log_n) - HALF_LOG_2PI
+        plain = (r * log_q + k * log_p + stirling + (n - 0.5) * log_n - (r - 0.5) * log_r - (k + 0.5) * log_k
+                 - HALF_LOG_2PI)
+        tiny = float(numpy.finfo(q.dtype).tiny)
+        lp = ops.where((q >= r * tiny) & (p >= k * tiny), saddle, plain)
+        return ops.where(bad, -math.inf, ops.where(zero, r * log_q, lp))
 
     def __repr__(self):
         return f"NegativeBinomial(batch_shape={self.batch_shape})"

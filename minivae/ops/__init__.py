@@ -7,6 +7,7 @@ from minivae.ops.arith import add, cast, clip, div, maximum, minimum, mul, neg, 
 from minivae.ops.unary import abs, cos, exp, expm1, log, log1p, relu, sigmoid, sin, softplus, sqrt, tanh
 from minivae.ops.special import erf, erfc, erfcinv, erfinv
 from minivae.ops.gamma import digamma, gammainc, gammaincc, lgamma, polygamma, standard_gamma
+from minivae.ops.saddle import bd0, stirlerr
 from minivae.ops.reduce import logsumexp, max, mean, min, std, sum, var
 from minivae.ops.linalg import linear, matmul
 from minivae.ops.shape import (broadcast_to, chunk, clone, concatenate, getitem, one_hot, reshape, split,

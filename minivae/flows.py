@@ -74,7 +74,7 @@ class PlanarFlow(Module):
     cancelled to 0 where a ≈ 0 and wᵀu ≪ 0: −∞ where the log-det is log softplus(wᵀu) ≈ wᵀu), that sum in log space
     (both its terms underflow where |a| ≲ 10⁻¹⁹ and wᵀu ≲ −103 in float32: −∞ and NaN gradients before); 1 − tanh²(a) as
     exp(2(log 2 − a − softplus(−2a))). (Left: where |a| is subnormal and wᵀu ≪ 2 log|a|, the log-det's gradient in a,
-    ≈ 2/a, is past float32's range: ±∞.)
+    ≈ 2/a, is past float32's range: ±∞, and z·∞ = NaN in w where z = 0.)
 
     At w = 0 the paper's û has no limit: ‖û − u‖ = |softplus(−wᵀu) − 1|/‖w‖ → (1 − log 2)/‖w‖ → ∞ as w → 0 (pyro's
     Planar divides by ‖w‖² too, NaN at 0; others add an ε to ‖w‖², which makes û → u). There the flow needs no

@@ -314,10 +314,10 @@ def _kl_beta_beta(p, q):
              + (s_q - s_p) * ops.digamma(s_p))
     a_p, b_p = ops.where(near, p.concentration1, 1.0), ops.where(near, p.concentration0, 1.0)
     # (the poles a_q/a_p + b_q/b_p − s_q/s_p − 1 as a_q(b_p/s_p)/a_p + b_q(a_p/s_p)/b_p − 1: terms ≥ 0, no ∞ − ∞, each
-    # past the range only where it is)
-    s_p = a_p + b_p
-    small = (_gamma_terms_near_zero(a_p, a_q) + _gamma_terms_near_zero(b_p, b_q) - _gamma_terms_near_zero(s_p, s_q)
-             + a_q * (b_p / s_p) / a_p + b_q * (a_p / s_p) / b_p - 1)
+    # past the range only where it is; b_p/s_p as 1/(1 + a_p/b_p), whose gradient in b_p is not the difference of its
+    # partials in b_p and in s_p, ±2.5·10¹⁹ times a_q/a_p at a_p = 8·10⁻²⁰, b_p = ½, where the sum is 4)
+    small = (_gamma_terms_near_zero(a_p, a_q) + _gamma_terms_near_zero(b_p, b_q) - _gamma_terms_near_zero(a_p + b_p, s_q)
+             + a_q / (1 + a_p / b_p) / a_p + b_q / (1 + b_p / a_p) / b_p - 1)
     return ops.where(near, small, usual)
 
 

@@ -165,7 +165,7 @@ class RadialFlow(Module):
     D·(log softplus(β′) − log softplus(α′)), a number for every α′, β′ (NaN, ±∞ before); ∂f/∂z = (α + β)/α, past the
     dtype's range where β′ − α′ ≳ 88 in float32, saturates at half its largest number (∞ times z − z₀ = 0 would make
     f(z₀) NaN). (Left: where 0 < r with α + r subnormal, z and z₀ within 10⁻³⁸ of each other and of 0, the quotients
-    keep few digits and s may overflow.)
+    keep few digits, s may overflow, and their VJPs, ḡ/(α + r) first, are ∞ or NaN.)
 
     params (…, D + 2): z₀, α′, β′ packed (amortized), or the layer's own (``amortized=False``)."""
 

@@ -366,7 +366,7 @@ def uniform_normal_kl(a, b, mu, sigma):
                    1 / sigma - (w * w / 12 + c * c) / sigma**3]
 
 
-NEAR_ZERO = [  # (name, build, parameters, fn, (value, gradients) in float64): concentrations below √tiny = 1.1·10⁻¹⁹
+AGAINST_FLOAT64 = [  # (name, build, parameters, fn, (value, gradients[, atol]) in float64): concentrations below √tiny
     ("Beta(8e-20, 8e-20) entropy", D.Beta, [8e-20, 8e-20], lambda d: d.entropy(), dirichlet_entropy([8e-20, 8e-20])),
     ("Beta(8e-20, 1) entropy", D.Beta, [8e-20, 1.0], lambda d: d.entropy(), dirichlet_entropy([8e-20, 1.0])),
     ("Beta(1e3, 8e-20) entropy", D.Beta, [1e3, 8e-20], lambda d: d.entropy(), dirichlet_entropy([1e3, 8e-20])),
@@ -392,6 +392,8 @@ NEAR_ZERO = [  # (name, build, parameters, fn, (value, gradients) in float64): c
      lambda pq: D.kl_divergence(*pq), uniform_normal_kl(0.0, 1e-30, 0.0, 1e-30)),  # (σ² = 0: NaN before)
     ("KL(U(0, 1e-30) ‖ N(0, 1e10))", lambda a, b, c, d: (D.Uniform(a, b), D.Normal(c, d)), [0.0, 1e-30, 0.0, 1e10],
      lambda pq: D.kl_divergence(*pq), uniform_normal_kl(0.0, 1e-30, 0.0, 1e10)),  # (σ/(b − a) = ∞: +∞ before)
+    ("KL(Gamma(1, 1e20) ‖ Gamma(1, 1e-20))", lambda a, b, c, d: (D.Gamma(a, b), D.Gamma(c, d)), [1.0, 1e20, 1.0, 1e-20],
+     lambda pq: D.kl_divergence(*pq), gamma_kl(1.0, 1e20, 1.0, 1e-20)),  # (β_p/β_q = ∞ in float32: +∞ before, 91.1)
 ]
 
 
@@ -401,9 +403,10 @@ def past_the_range(expected):
     return np.where(np.abs(e) > np.finfo(np.float32).max, np.copysign(np.inf, e), e)
 
 
-@pytest.mark.parametrize("name,build,params,fn,expected", NEAR_ZERO, ids=[row[0] for row in NEAR_ZERO])
-def test_near_zero_concentrations(name, build, params, fn, expected):
-    """Entropies and KLs whose concentrations are below √tiny, where ψ′ ≈ 1/α² passes float32's range: the value and
+@pytest.mark.parametrize("name,build,params,fn,expected", AGAINST_FLOAT64, ids=[row[0] for row in AGAINST_FLOAT64])
+def test_against_the_float64_formulas(name, build, params, fn, expected):
+    """Entropies and KLs whose concentrations are below √tiny, where ψ′ ≈ 1/α² passes float32's range (and KLs of
+    quotients that under- or overflow, σ/(b − a) and β_p/β_q), against the float64 formulas: the value and
     gradients within float32's precision of the float64 formula's (±∞ where those are past float32's range, ∞·0 or
     ∞ − ∞ = NaN before). At p = q the KL's gradient 0 is a sum of terms ±1/α = ±10³⁰: 10⁻⁶ of them (float32's
     rounding, 6·10⁻⁸ relatively, of a few) is the tolerance there."""
@@ -429,6 +432,8 @@ def test_kls_past_the_range_are_plus_infinity():
     kl.backward()
     assert kl.item() == math.inf
     np.testing.assert_allclose(b.grad, 1 / float(np.float32(1e-30)) - float(np.float32(1e-30)) / 1e10, rtol=2e-6)
+    p, q = (mv.tensor(np.float32(c)) for c in ([1e-30, 1e-30], [1e-30, 1e10]))
+    assert D.kl_divergence(D.Dirichlet(p), D.Dirichlet(q)).item() == math.inf  # (≈ 10⁴⁰: q's 10¹⁰ over p's 10⁻³⁰)
 
 
 def planar_log_det(a, wu):
@@ -499,3 +504,13 @@ def test_radial_flow_at_its_centre_where_alpha_underflows(alpha_raw, beta_raw):
     np.testing.assert_allclose(zt.grad[0], [slope] * dim, rtol=1e-5)
     np.testing.assert_allclose(pt.grad[0], [1 - slope] * dim + [-dim * sigmoid(alpha_raw) / softplus(alpha_raw),
                                                                  dim * sigmoid(beta_raw) / softplus(beta_raw)], rtol=1e-5)
+
+
+def test_radial_flow_next_to_its_centre_at_a_subnormal_r():
+    """α′ = β′ = −200 (α = softplus(−200) = 0 in float32, β = 0: the identity), z₀ = 0, z = (10⁻⁴⁰, 0, 0): r subnormal,
+    α + r = r, whose reciprocal overflows (10⁴⁰: p = 0·∞ = NaN), the quotients by it not: f(z) = z, log-det 0. (The
+    gradients there are the flow's docstring's "Left": ḡ/(α + r) overflows in the quotients' VJPs.)"""
+    z = mv.tensor(np.float32([[1e-40, 0.0, 0.0]]))
+    out, log_det = RadialFlow(3)(z, mv.tensor(np.float32([[0.0, 0.0, 0.0, -200.0, -200.0]])))
+    np.testing.assert_array_equal(out.numpy(), z.numpy())
+    np.testing.assert_array_equal(log_det.numpy(), [0.0])

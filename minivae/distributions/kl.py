@@ -279,11 +279,12 @@ def _kl_gamma_gamma(p, q):
     ``_log_ratio``), the Gamma functions' part by ``_gamma_terms_near_zero`` where α_p is below √tiny (the formula's
     branch of α_p = 1 there)."""
     near = _near_zero(p.concentration)
-    a_p, b_p, a_q, b_q = ops.where(near, 1.0, p.concentration), p.rate, q.concentration, q.rate
-    usual = ops.lgamma(a_q) - ops.lgamma(a_p) + (a_p - a_q) * ops.digamma(a_p)
-    small = ops.where(near, p.concentration, 1.0)
+    a_p, b_p, a_q, b_q = p.concentration, p.rate, q.concentration, q.rate
+    one = ops.where(near, 1.0, a_p)
+    usual = ops.lgamma(a_q) - ops.lgamma(one) + (one - a_q) * ops.digamma(one)
+    small = ops.where(near, a_p, 1.0)
     terms = ops.where(near, _gamma_terms_near_zero(small, a_q) + a_q / small - 1, usual)
-    return a_q * _log_ratio(b_p, b_q) + terms + (b_q - b_p) * p.concentration / b_p
+    return (a_q * _log_ratio(b_p, b_q) + terms + (b_q - b_p) * a_p / b_p)
 
 
 @register_kl(Exponential, Exponential)

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 import minivae as mv
 from minivae import distributions as D
+from minivae.distributions.dirichlet import entropy_near_zero
+from minivae.distributions.kl import _gamma_terms_near_zero
 from minivae.flows import PlanarFlow, RadialFlow
+from minivae.gradcheck import gradcheck
 
 SCALES = [1e-30, 1e-10, 1e-3, 1.0, 1e3, 1e10, 1e30]
 LOGITS = [-1e4, -100.0, -20.0, -1e-4, 0.0, 1e-4, 20.0, 100.0, 1e4]
@@ -309,24 +312,25 @@ def test_normal_kl_in_float32_is_the_float64_formula(log10_p, log10_q, shift):
 
 
 def digamma(x):
-    """ψ(x) in float64: ψ(x) = ψ(x + 6) − Σₖ₌₀⁵ 1/(x + k), then the asymptotic series log y − 1/(2y) − Σ B₂ₖ/(2k·y²ᵏ)."""
-    shift = sum(1 / (x + k) for k in range(6))
-    y = x + 6
+    """ψ(x) in float64: ψ(x) = ψ(x + 10) − Σₖ₌₀⁹ 1/(x + k), then the asymptotic series log y − 1/(2y) − Σ B₂ₖ/(2k·y²ᵏ)
+    (its first term left out, 1/(132y¹⁰) < 10⁻¹², the error)."""
+    shift = sum(1 / (x + k) for k in range(10))
+    y = x + 10
     return math.log(y) - 1 / (2 * y) - 1 / (12 * y**2) + 1 / (120 * y**4) - 1 / (252 * y**6) + 1 / (240 * y**8) - shift
 
 
 def trigamma(x):
-    """ψ′(x) in float64: ψ′(x) = ψ′(x + 6) + Σₖ₌₀⁵ 1/(x + k)², then 1/y + 1/(2y²) + Σ B₂ₖ/y²ᵏ⁺¹."""
-    shift = sum(1 / (x + k) ** 2 for k in range(6))
-    y = x + 6
+    """ψ′(x) in float64: ψ′(x) = ψ′(x + 10) + Σₖ₌₀⁹ 1/(x + k)², then 1/y + 1/(2y²) + Σ B₂ₖ/y²ᵏ⁺¹."""
+    shift = sum(1 / (x + k) ** 2 for k in range(10))
+    y = x + 10
     return 1 / y + 1 / (2 * y**2) + 1 / (6 * y**3) - 1 / (30 * y**5) + 1 / (42 * y**7) - 1 / (30 * y**9) + shift
 
 
-def dirichlet_entropy(alpha):
+def dirichlet_entropy(alpha, dtype=np.float32):
     """Σ lgamma(αₖ) − lgamma(α₀) + (α₀ − K)ψ(α₀) − Σ (αₖ − 1)ψ(αₖ) and its gradient (α₀ − K)ψ′(α₀) − (αₖ − 1)ψ′(αₖ),
-    in float64 (math.lgamma, the series above) at the float32 α: the textbook formula, whose terms float64 holds
-    (10⁶⁰ at α = 10⁻³⁰)."""
-    a = [float(np.float32(x)) for x in alpha]
+    in float64 (math.lgamma, the series above) at α rounded to ``dtype``: the textbook formula, whose terms float64
+    holds (10⁶⁰ at α = 10⁻³⁰)."""
+    a = [float(dtype(x)) for x in alpha]
     s, k = sum(a), len(a)
     value = (sum(math.lgamma(x) for x in a) - math.lgamma(s) + (s - k) * digamma(s)
              - sum((x - 1) * digamma(x) for x in a))
@@ -514,3 +518,22 @@ def test_radial_flow_next_to_its_centre_at_a_subnormal_r():
     out, log_det = RadialFlow(3)(z, mv.tensor(np.float32([[0.0, 0.0, 0.0, -200.0, -200.0]])))
     np.testing.assert_array_equal(out.numpy(), z.numpy())
     np.testing.assert_array_equal(log_det.numpy(), [0.0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-3, 3), min_size=1, max_size=4), st.integers(0, 2**31 - 1))
+def test_the_near_zero_forms_are_the_formulas_in_float64(log10_alpha, seed):
+    """``entropy_near_zero`` (its reciprocals scaled by a constant minₖ αₖ) and ``_gamma_terms_near_zero`` + x_q/x_p − 1
+    at αₖ in 10⁻³…10³, float64: the formulas they rewrite (Dirichlet's entropy of 1s-free α above √tiny, and
+    lgamma(x_q) − lgamma(x_p) + (x_p − x_q)·ψ(x_p), with the series above), to 10⁻¹² relatively, and their gradients
+    central differences' (gradcheck; its rounding bound from terms 10² times the value, lgamma(α₀ + 1) and
+    (α₀ − K)·ψ(α₀ + 1) ≈ 10³ at α₀ = 10³, which cancel to it: value_rtol 10⁻¹³ for its 10⁻¹⁴)."""
+    alpha = 10.0 ** np.array(log10_alpha)
+    other = 10.0 ** np.random.default_rng(seed).uniform(-3, 3, alpha.shape)
+    value = entropy_near_zero(mv.tensor(alpha)).item()
+    np.testing.assert_allclose(value, dirichlet_entropy(alpha, np.float64)[0], rtol=1e-12, atol=1e-12)
+    assert gradcheck(entropy_near_zero, (alpha,), value_rtol=1e-13)
+    terms = (_gamma_terms_near_zero(mv.tensor(alpha), mv.tensor(other)) + mv.tensor(other / alpha) - 1).numpy()
+    expected = [math.lgamma(q) - math.lgamma(p) + (p - q) * digamma(p) for p, q in zip(alpha, other)]
+    np.testing.assert_allclose(terms, expected, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda p, q: _gamma_terms_near_zero(p, q) + q / p, (alpha, other), value_rtol=1e-13)

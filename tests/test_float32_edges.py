@@ -370,6 +370,20 @@ def uniform_normal_kl(a, b, mu, sigma):
                    1 / sigma - (w * w / 12 + c * c) / sigma**3]
 
 
+def uniform_gumbel_kl(a, b, mu, sigma):
+    """KL(U(a, b) ‖ Gumbel(μ, σ)) = −log(b − a) + log σ + E_p[z] + E_p[e^{−z}], z = (x − μ)/σ: −log w + (h + l)/2 +
+    e^{−l}·g(w), w = (b − a)/σ, l = (a − μ)/σ, h = l + w, g(w) = (1 − e^{−w})/w (math.expm1; its series 1 − w/2 + w²/6
+    and g′ = −1/2 + w/3 below 10⁻⁴), and its gradients, float64 at the float32 inputs. (torch's float64 formula loses the
+    e^{−l}·g(w) ≈ 1 where w ≈ 10⁻⁴⁰: e^{−h} − e^{−l} = 0.)"""
+    a, b, mu, sigma = (float(np.float32(x)) for x in (a, b, mu, sigma))
+    w, low = (b - a) / sigma, (a - mu) / sigma
+    g, dg = (1 - w / 2 + w * w / 6, -0.5 + w / 3) if w < 1e-4 else (-math.expm1(-w) / w, (w * math.exp(-w) + math.expm1(-w)) / w**2)
+    e = math.exp(-low)
+    value = -math.log(b - a) + math.log(sigma) + (low + w / 2) + e * g
+    return value, [1 / (b - a) + 1 / (2 * sigma) - e * (g + dg) / sigma, -1 / (b - a) + 1 / (2 * sigma) + e * dg / sigma,
+                   (e * g - 1) / sigma, 1 / sigma - ((a + b) / 2 - mu) / sigma**2 + e * (g * low - dg * w) / sigma]
+
+
 AGAINST_FLOAT64 = [  # (name, build, parameters, fn, (value, gradients[, atol]) in float64): concentrations below √tiny
     ("Beta(8e-20, 8e-20) entropy", D.Beta, [8e-20, 8e-20], lambda d: d.entropy(), dirichlet_entropy([8e-20, 8e-20])),
     ("Beta(8e-20, 1) entropy", D.Beta, [8e-20, 1.0], lambda d: d.entropy(), dirichlet_entropy([8e-20, 1.0])),
@@ -398,6 +412,10 @@ AGAINST_FLOAT64 = [  # (name, build, parameters, fn, (value, gradients[, atol]) 
      lambda pq: D.kl_divergence(*pq), uniform_normal_kl(0.0, 1e-30, 0.0, 1e10)),  # (σ/(b − a) = ∞: +∞ before)
     ("KL(Gamma(1, 1e20) ‖ Gamma(1, 1e-20))", lambda a, b, c, d: (D.Gamma(a, b), D.Gamma(c, d)), [1.0, 1e20, 1.0, 1e-20],
      lambda pq: D.kl_divergence(*pq), gamma_kl(1.0, 1e20, 1.0, 1e-20)),  # (β_p/β_q = ∞ in float32: +∞ before, 91.1)
+    ("KL(U(0, 1e-30) ‖ Gumbel(0, 1e10))", lambda a, b, c, d: (D.Uniform(a, b), D.Gumbel(c, d)), [0.0, 1e-30, 0.0, 1e10],
+     lambda pq: D.kl_divergence(*pq), uniform_gumbel_kl(0.0, 1e-30, 0.0, 1e10)),  # (σ/(b − a) = ∞: NaN before, 93.1)
+    ("KL(U(-1, 2) ‖ Gumbel(0.5, 3))", lambda a, b, c, d: (D.Uniform(a, b), D.Gumbel(c, d)), [-1.0, 2.0, 0.5, 3.0],
+     lambda pq: D.kl_divergence(*pq), uniform_gumbel_kl(-1.0, 2.0, 0.5, 3.0)),  # (w = 1: the closed form)
 ]
 
 

@@ -3145,6 +3145,8 @@ MUTANTS = [
       ['tests/test_float32_edges.py::test_against_the_float64_formulas'], "KL(Gamma ‖ Gamma)'s log(β_p/β_q) of the quotient: +∞ at β_p/β_q = 1e40, where the KL is 91.1"),
     M('kl-uniform-normal-of-squares', 'minivae/distributions/kl.py', ('    width = (p.high - p.low) / q.scale\n    centre = ((p.high + p.low) / 2 - q.loc) / q.scale\n    return 0.5 * LOG_2PI - _log_ratio(p.high - p.low, q.scale) + (width * width / 12 + centre * centre) / 2\n', '    width = p.high - p.low\n    centre = (p.high + p.low) / 2 - q.loc\n    return (ops.log(math.sqrt(2 * math.pi) * q.scale / width)\n            + (width * width / 12 + centre * centre) / (2 * q.scale * q.scale))\n'),
       ['tests/test_float32_edges.py::test_against_the_float64_formulas'], "KL(Uniform ‖ Normal) of σ² and (b − a)²: 0/0 = NaN at b − a = σ = 1e-30, +∞ at σ/(b − a) = 1e40"),
+    M('kl-uniform-gumbel-of-the-ratio', 'minivae/distributions/kl.py', ('    return -_log_ratio(p.high - p.low, q.scale) + 0.5 * (high + low) + ops.exp(-low) * fraction\n', '    ratio = q.scale / (p.high - p.low)\n    return ops.log(ratio) + 0.5 * (high + low) - ratio * (ops.exp(-high) - ops.exp(-low))\n'),
+      ['tests/test_float32_edges.py::test_against_the_float64_formulas'], "KL(Uniform ‖ Gumbel) as torch's log r + (h + l)/2 − r(e^{−h} − e^{−l}), r = σ/(b − a): NaN at r = 1e40, where the KL is 93.1"),
     # ---- helper-80 end ----
     # ---- lead, session 32 ----
 ]

@@ -494,10 +494,16 @@ def _kl_gamma_gumbel(p, q):
 
 @register_kl(Uniform, Gumbel)
 def _kl_uniform_gumbel(p, q):
-    """log(σ/(b − a)) + ½(h + l) − σ/(b − a)·(e^{−h} − e^{−l}), h = (b − μ)/σ, l = (a − μ)/σ, p = U(a, b) (torch's)."""
-    ratio = q.scale / (p.high - p.low)
+    """log(σ/(b − a)) + ½(h + l) − σ/(b − a)·(e^{−h} − e^{−l}), h = (b − μ)/σ, l = (a − μ)/σ, p = U(a, b) (torch's), as
+    −log w + ½(h + l) + e^{−l}·(1 − e^{−w})/w, w = (b − a)/σ (= h − l; the log by ``_log_ratio``, (1 − e^{−w})/w by its
+    series 1 − w/2 + w²/6 below √ε): σ/(b − a) overflowed and e^{−h} − e^{−l} cancelled (NaN at b − a = 10⁻³⁰,
+    σ = 10¹⁰ in float32, where the KL is 92.1)."""
+    width = (p.high - p.low) / q.scale
     high, low = (p.high - q.loc) / q.scale, (p.low - q.loc) / q.scale
-    return ops.log(ratio) + 0.5 * (high + low) - ratio * (ops.exp(-high) - ops.exp(-low))
+    small = array_function(lambda w: w < math.sqrt(numpy.finfo(w.dtype).eps), width)
+    w = ops.where(small, 1.0, width)
+    fraction = ops.where(small, 1.0 - width * (0.5 - width / 6.0), -ops.expm1(-w) / w)
+    return -_log_ratio(p.high - p.low, q.scale) + 0.5 * (high + low) + ops.exp(-low) * fraction
 
 
 @register_kl(Gumbel, Beta)

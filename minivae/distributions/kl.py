@@ -100,6 +100,14 @@ def _log_ratio(a, b):
     return ops.where(normal, ops.log(ops.where(normal, a, 1.0) / ops.where(normal, b, 1.0)), ops.log(a) - ops.log(b))
 
 
+def _one_minus_exp_over(w):
+    """(1 − e^{−w})/w of w ≥ 0, −expm1(−w)/w, by its series 1 − w/2 + w²/6 below √ε (0/0 at w = 0, and its gradient
+    divides by w²)."""
+    small = array_function(lambda w: w < math.sqrt(numpy.finfo(w.dtype).eps), w)
+    safe = ops.where(small, 1.0, w)
+    return ops.where(small, 1.0 - w * (0.5 - w / 6.0), -ops.expm1(-safe) / safe)
+
+
 @register_kl(Normal, Normal)
 def _kl_normal_normal(p, q):
     """log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½ (the log by ``_log_ratio``)."""
@@ -498,11 +506,8 @@ def _kl_uniform_gumbel(p, q):
     −log w + ½(h + l) + e^{−l}·(1 − e^{−w})/w, w = (b − a)/σ (= h − l; the log by ``_log_ratio``, (1 − e^{−w})/w by its
     series 1 − w/2 + w²/6 below √ε): σ/(b − a) overflowed and e^{−h} − e^{−l} cancelled (NaN at b − a = 10⁻³⁰,
     σ = 10¹⁰ in float32, where the KL is 92.1)."""
-    width = (p.high - p.low) / q.scale
     high, low = (p.high - q.loc) / q.scale, (p.low - q.loc) / q.scale
-    small = array_function(lambda w: w < math.sqrt(numpy.finfo(w.dtype).eps), width)
-    w = ops.where(small, 1.0, width)
-    fraction = ops.where(small, 1.0 - width * (0.5 - width / 6.0), -ops.expm1(-w) / w)
+    fraction = _one_minus_exp_over((p.high - p.low) / q.scale)
     return -_log_ratio(p.high - p.low, q.scale) + 0.5 * (high + low) + ops.exp(-low) * fraction
 
 

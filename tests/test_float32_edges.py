@@ -445,7 +445,7 @@ def test_against_the_float64_formulas(name, build, params, fn, expected):
 def test_kls_past_the_range_are_plus_infinity():
     """Where the KL is past float32's range, +∞ (not NaN: ∞ − ∞ of its poles, of r − α·log r), with no NaN gradient where
     the gradient is a number in range: KL(Beta(10⁻³⁰, 10⁻³⁰) ‖ Beta(10⁻³⁰, 10¹⁰)) ≈ 5·10³⁹, KL(Exp(10⁻³⁰) ‖
-    Gamma(10⁻³⁰, 10¹⁰)) ≈ 10⁴⁰ (∂/∂β_q = 1/λ_p − α_q/β_q = 10³⁰)."""
+    Gamma(10⁻³⁰, 10¹⁰)) ≈ 10⁴⁰ (∂/∂β_q = 1/λ_p − α_q/β_q = 10³⁰), KL(Dir(10⁻³⁰, 10⁻³⁰) ‖ Dir(10⁻³⁰, 10¹⁰)) ≈ 10⁴⁰."""
     ts = [mv.tensor(np.float32(x), requires_grad=True) for x in (1e-30, 1e-30, 1e-30, 1e10)]
     assert D.kl_divergence(D.Beta(ts[0], ts[1]), D.Beta(ts[2], ts[3])).item() == math.inf
     assert beta_kl(1e-30, 1e-30, 1e-30, 1e10)[0] > 1e39

@@ -384,6 +384,17 @@ def uniform_gumbel_kl(a, b, mu, sigma):
                    (e * g - 1) / sigma, 1 / sigma - ((a + b) / 2 - mu) / sigma**2 + e * (g * low - dg * w) / sigma]
 
 
+def exponential_gumbel_kl(rate, mu, sigma):
+    """KL(Exp(λ) ‖ Gumbel(μ, σ)) = log P − 1 − s + e^s·P/(P + 1) + 1/P, P = λσ, s = μ/σ (torch's formula, float64: P =
+    10⁻³³ and 10⁴⁰ are numbers there), and its gradients in λ, μ, σ through ∂/∂P = 1/P + e^s/(P + 1)² − 1/P² and
+    ∂/∂s = −1 + e^s·P/(P + 1), at the float32 inputs."""
+    rate, mu, sigma = (float(np.float32(x)) for x in (rate, mu, sigma))
+    prod, shift = rate * sigma, mu / sigma
+    value = math.log(prod) - 1 - shift + math.exp(shift) * prod / (prod + 1) + 1 / prod
+    by_p, by_s = 1 / prod + math.exp(shift) / (prod + 1) ** 2 - 1 / prod**2, -1 + math.exp(shift) * prod / (prod + 1)
+    return value, [sigma * by_p, by_s / sigma, rate * by_p - by_s * mu / sigma**2]
+
+
 AGAINST_FLOAT64 = [  # (name, build, parameters, fn, (value, gradients[, atol]) in float64): concentrations below √tiny
     ("Beta(8e-20, 8e-20) entropy", D.Beta, [8e-20, 8e-20], lambda d: d.entropy(), dirichlet_entropy([8e-20, 8e-20])),
     ("Beta(8e-20, 1) entropy", D.Beta, [8e-20, 1.0], lambda d: d.entropy(), dirichlet_entropy([8e-20, 1.0])),
@@ -416,6 +427,10 @@ AGAINST_FLOAT64 = [  # (name, build, parameters, fn, (value, gradients[, atol]) 
      lambda pq: D.kl_divergence(*pq), uniform_gumbel_kl(0.0, 1e-30, 0.0, 1e10)),  # (σ/(b − a) = ∞: NaN before, 93.1)
     ("KL(U(-1, 2) ‖ Gumbel(0.5, 3))", lambda a, b, c, d: (D.Uniform(a, b), D.Gumbel(c, d)), [-1.0, 2.0, 0.5, 3.0],
      lambda pq: D.kl_divergence(*pq), uniform_gumbel_kl(-1.0, 2.0, 0.5, 3.0)),  # (w = 1: the closed form)
+    ("KL(Exp(1e-30) ‖ Gumbel(0, 1e-3))", lambda r, c, d: (D.Exponential(r), D.Gumbel(c, d)), [1e-30, 0.0, 1e-3],
+     lambda pq: D.kl_divergence(*pq), exponential_gumbel_kl(1e-30, 0.0, 1e-3)),  # (∂/∂σ = −10³⁶: −∞ before)
+    ("KL(Exp(1e10) ‖ Gumbel(0, 1e30))", lambda r, c, d: (D.Exponential(r), D.Gumbel(c, d)), [1e10, 0.0, 1e30],
+     lambda pq: D.kl_divergence(*pq), exponential_gumbel_kl(1e10, 0.0, 1e30)),  # (λσ = ∞: +∞ before, 92.1)
 ]
 
 

@@ -3147,6 +3147,8 @@ MUTANTS = [
       ['tests/test_float32_edges.py::test_against_the_float64_formulas'], "KL(Uniform ‖ Normal) of σ² and (b − a)²: 0/0 = NaN at b − a = σ = 1e-30, +∞ at σ/(b − a) = 1e40"),
     M('kl-uniform-gumbel-of-the-ratio', 'minivae/distributions/kl.py', ('    return -_log_ratio(p.high - p.low, q.scale) + 0.5 * (high + low) + ops.exp(-low) * fraction\n', '    ratio = q.scale / (p.high - p.low)\n    return ops.log(ratio) + 0.5 * (high + low) - ratio * (ops.exp(-high) - ops.exp(-low))\n'),
       ['tests/test_float32_edges.py::test_against_the_float64_formulas'], "KL(Uniform ‖ Gumbel) as torch's log r + (h + l)/2 − r(e^{−h} − e^{−l}), r = σ/(b − a): NaN at r = 1e40, where the KL is 93.1"),
+    M('kl-exponential-gumbel-of-the-product', 'minivae/distributions/kl.py', ('    reciprocal, shift = 1 / p.rate / q.scale, q.loc / q.scale\n    return ops.log(p.rate) + ops.log(q.scale) - 1 - shift + ops.exp(shift) / (1 + reciprocal) + reciprocal\n', '    product, shift = p.rate * q.scale, q.loc / q.scale\n    return ops.log(product) - 1 - shift + ops.exp(shift) * product / (product + 1) + 1 / product\n'),
+      ['tests/test_float32_edges.py::test_against_the_float64_formulas'], "KL(Exponential ‖ Gumbel) of the product λσ: +∞ at λσ = 1e40 (92.1), a gradient −∞ in σ where it is −1e36"),
     # ---- helper-80 end ----
     # ---- lead, session 32 ----
 ]

@@ -486,9 +486,12 @@ def _kl_normal_gumbel(p, q):
 
 @register_kl(Exponential, Gumbel)
 def _kl_exponential_gumbel(p, q):
-    """log(λσ) − 1 − μ/σ + e^{μ/σ}·λσ/(λσ + 1) + 1/(λσ), λ = p.rate, μ, σ = q's (torch's)."""
-    product, shift = p.rate * q.scale, q.loc / q.scale
-    return ops.log(product) - 1 - shift + ops.exp(shift) * product / (product + 1) + 1 / product
+    """log(λσ) − 1 − μ/σ + e^{μ/σ}·λσ/(λσ + 1) + 1/(λσ), λ = p.rate, μ, σ = q's (torch's), without the product λσ:
+    log λ + log σ, c = (1/λ)/σ and e^{μ/σ}/(1 + c). λσ under- or overflows (log 0 + 1/0 = −∞ + ∞ = NaN at λ = σ = 10⁻³⁰
+    in float32, where the KL is 10⁶⁰, +∞; ∞/∞ = NaN at λσ = 10⁴⁰, where it is 92.1), and the VJP of 1/(λσ) in σ,
+    (ḡ/(λσ))·(1/(λσ)), overflowed where its −1/(λσ²) is a number (−10³⁶ at λ = 10⁻³⁰, σ = 10⁻³)."""
+    reciprocal, shift = 1 / p.rate / q.scale, q.loc / q.scale
+    return ops.log(p.rate) + ops.log(q.scale) - 1 - shift + ops.exp(shift) / (1 + reciprocal) + reciprocal
 
 
 @register_kl(Gamma, Gumbel)

@@ -33,6 +33,7 @@ import numpy
 
 from minivae import ops
 from minivae.distributions import constraints
+from minivae.distributions.geometric import log_softplus
 from minivae.distributions.transforms import Transform
 from minivae.engine import Tensor, array_function
 from minivae.nn import Buffer, Linear, Module, ModuleList
@@ -70,9 +71,10 @@ class PlanarFlow(Module):
     with the scale-free ``ops.norm`` (the gradient of 1/Σw², −w/(Σw²)², overflowed: ∞ for ‖w‖ ≲ 10⁻¹⁴ in float32,
     where the gradient, ∝ 1/‖w‖², is 10²⁸); m − wᵀu as softplus(−wᵀu) − 1; the log-det as log1p((1 − tanh²)·m), but
     where (1 − tanh²)·m < −1/2 as log(tanh²(a) + (1 − tanh²(a))·softplus(wᵀu)), a sum of terms ≥ 0 (1 + (1 − tanh²)·m
-    cancelled to 0 where a ≈ 0 and wᵀu ≪ 0: −∞ where the log-det is log softplus(wᵀu) ≈ wᵀu); 1 − tanh²(a) as
-    exp(2(log 2 − a − softplus(−2a))). (Left: where tanh²(a) and softplus(wᵀu) both underflow, |a| ≲ 10⁻¹⁹ and
-    wᵀu ≲ −103 in float32, the log-det is −∞.)
+    cancelled to 0 where a ≈ 0 and wᵀu ≪ 0: −∞ where the log-det is log softplus(wᵀu) ≈ wᵀu), that sum in log space
+    (both its terms underflow where |a| ≲ 10⁻¹⁹ and wᵀu ≲ −103 in float32: −∞ and NaN gradients before); 1 − tanh²(a) as
+    exp(2(log 2 − a − softplus(−2a))). (Left: where |a| is subnormal and wᵀu ≪ 2 log|a|, the log-det's gradient in a,
+    ≈ 2/a, is past float32's range: ±∞, and z·∞ = NaN in w where z = 0.)
 
     At w = 0 the paper's û has no limit: ‖û − u‖ = |softplus(−wᵀu) − 1|/‖w‖ → (1 − log 2)/‖w‖ → ∞ as w → 0 (pyro's
     Planar divides by ‖w‖² too, NaN at 0; others add an ε to ‖w‖², which makes û → u). There the flow needs no
@@ -113,10 +115,30 @@ class PlanarFlow(Module):
         u_hat = u + ops.where(flat, 0.0, ops.softplus(-wu) - 1.0) / norm * (w / norm)  # m − wᵀu = softplus(−wᵀu) − 1
         t = ops.tanh(a)
         out = z + u_hat * t
-        sech2 = ops.exp(2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a)))  # 1 − tanh²(a)
-        one_plus_m = ops.where(flat, 1.0 + wu, ops.softplus(wu))
-        log_det = _log1p_or(sech2 * m, ops.log(ops.abs(t * t + sech2 * one_plus_m)))  # (tanh² + (1 − tanh²)·(1 + m))
+        log_sech2 = 2.0 * (math.log(2.0) - a - ops.softplus(-2.0 * a))  # log(1 − tanh²(a))
+        sech2 = ops.exp(log_sech2)
+        log_det = _log1p_or(sech2 * m, self._log_one_plus_m_sech2(t, log_sech2, sech2, wu, flat))
         return out, ops.squeeze(log_det, -1)
+
+    @staticmethod
+    def _log_one_plus_m_sech2(t, log_sech2, sech2, wu, flat):
+        """log(tanh²(a) + (1 − tanh²(a))·(1 + m)), 1 + m = softplus(wᵀu), as logaddexp(2 log|tanh a|, log(1 − tanh²(a)) +
+        log softplus(wᵀu)) (both terms underflowed to 0, log 0 = −∞, where |a| ≲ 10⁻¹⁹ and wᵀu ≲ −103 in float32: the
+        log-det ≈ max(2 log|a|, wᵀu) is a number); 2 log|tanh a| is −∞ at a = 0, kept out of the graph there (its
+        gradient, 1/tanh a times 0, was NaN). Where w is flat, 1 + m = 1 + wᵀu, of either sign: log|tanh² + sech²·(1 + m)|."""
+        zero = array_function(lambda t: t == 0, t)
+        log_t2 = ops.where(zero, -math.inf, 2.0 * ops.log(ops.abs(ops.where(zero, 1.0, t))))
+        sloped = ops.logaddexp(log_t2, log_sech2 + log_softplus(ops.where(flat, 0.0, wu)))
+        shift = ops.log(ops.abs(t * t + sech2 * (1.0 + ops.where(flat, wu, 0.0))))  # (1 where w is not flat: no log 0)
+        return ops.where(flat, shift, sloped)
+
+
+def _off_the_normals(r, alpha, lifted):
+    """z = z₀ (r = 0) where α or (α + β)/α = softplus(β′)/α is not a positive normal number of the dtype."""
+    tiny, huge = numpy.finfo(r.dtype).tiny, numpy.finfo(r.dtype).max
+    with numpy.errstate(divide="ignore", over="ignore", invalid="ignore"):  # (α = 0: 0/0 and l/0, not taken)
+        ratio = lifted / alpha
+    return (r == 0) & ~((alpha >= tiny) & (ratio >= tiny) & (ratio <= huge))
 
 
 class RadialFlow(Module):
@@ -138,8 +160,12 @@ class RadialFlow(Module):
     log-det's log1p(βh) and log1p(βh + βh′r) = log1p(αβh²) = log1p(p·βh), but where their argument is below −1/2,
     log(q + s) = log(r + α + β) − log(α + r) and log(q(q + 2p) + p·s), of sums of terms ≥ 0 (log1p(βh) was −∞ where
     β′ ≪ 0, α + β = softplus(β′) tiny and βh ≈ −1: D·log((α + β)/α) = −59 at r = 0, β′ = −20, α′ = 0; its gradients
-    NaN). (Left: where α + r is 0, or s overflows or is subnormal — α′ ≲ −80 with z ≈ z₀ and β′ ≫ 0, or β′ ≲ α′ − 87
-    at z = z₀ — the log-det or its gradient is not a number.)
+    NaN). At z = z₀ where α or (α + β)/α is not a normal number (α′ ≲ −87, so that α + r = 0 and p = 0/0, or
+    |β′ − α′| ≳ 87: s over- or underflows), in log space: f(z) = z₀ + ((α + β)/α)·(z − z₀), the log-det
+    D·(log softplus(β′) − log softplus(α′)), a number for every α′, β′ (NaN, ±∞ before); ∂f/∂z = (α + β)/α, past the
+    dtype's range where β′ − α′ ≳ 88 in float32, saturates at half its largest number (∞ times z − z₀ = 0 would make
+    f(z₀) NaN). (Left: where 0 < r with α + r subnormal, z and z₀ within 10⁻³⁸ of each other and of 0, the quotients
+    keep few digits, s may overflow, and their VJPs, ḡ/(α + r) first, are ∞ or NaN.)
 
     params (…, D + 2): z₀, α′, β′ packed (amortized), or the layer's own (``amortized=False``)."""
 
@@ -168,12 +194,21 @@ class RadialFlow(Module):
         alpha, lifted = ops.softplus(alpha_raw), ops.softplus(beta_raw)  # α, and α + β ≥ 0
         diff = z - z0
         r = ops.norm(diff, axis=-1, keepdims=True)  # (∂r/∂z = 0 at r = 0, not ∞·0 = NaN: see the docstring)
+        edge = array_function(_off_the_normals, r, alpha, lifted)
+        # at z = z₀ where α or (α + β)/α is not a normal number: 1 + βh = (α + β)/α and the log-det D·log((α + β)/α)
+        # from log softplus(β′) − log softplus(α′); elsewhere α and α + β are 1 there, so that no branch is 0/0
+        log_ratio = log_softplus(beta_raw) - log_softplus(alpha_raw)
+        alpha, lifted = ops.where(edge, 1.0, alpha), ops.where(edge, 1.0, lifted)
         total = alpha + r
         beta_h = (lifted - alpha) / total  # βh, 1/(α + r) never formed: see the docstring
         out = z0 + (r + lifted) * (diff / total)  # z + βh(z − z₀) = z₀ + (1 + βh)(z − z₀), 1 + βh = q + s (no 1 − 1)
+        # ∂f/∂z at z₀, saturated at half the dtype's largest number (its log rounds up: ∞·0 = NaN in f(z₀) = z₀ + ·0)
+        slope = ops.exp(ops.minimum(ops.where(edge, log_ratio, 0.0), math.log(numpy.finfo(r.dtype).max / 2)))
+        out = ops.where(edge, z0 + slope * diff, out)
         p, q, s = alpha / total, r / total, lifted / total
         log_det = ((self.dim - 1) * _log1p_or(beta_h, ops.log(r + lifted) - ops.log(total))
                    + _log1p_or(p * beta_h, ops.log(q * (q + 2 * p) + p * s)))
+        log_det = ops.where(edge, self.dim * log_ratio, log_det)
         return out, ops.squeeze(log_det, -1)
 
 

@@ -13,6 +13,10 @@ from hypothesis import strategies as st
 
 import minivae as mv
 from minivae import distributions as D
+from minivae.distributions.dirichlet import entropy_near_zero
+from minivae.distributions.kl import _gamma_terms_near_zero
+from minivae.flows import PlanarFlow, RadialFlow
+from minivae.gradcheck import gradcheck
 
 SCALES = [1e-30, 1e-10, 1e-3, 1.0, 1e3, 1e10, 1e30]
 LOGITS = [-1e4, -100.0, -20.0, -1e-4, 0.0, 1e-4, 20.0, 100.0, 1e4]
@@ -305,3 +309,264 @@ def test_normal_kl_in_float32_is_the_float64_formula(log10_p, log10_q, shift):
     for t, g in zip((tp, tq), grads):
         if abs(g) < 1e37:
             np.testing.assert_allclose(t.grad, g, rtol=1e-5, atol=1e-6 * (1 / p + 1 / q))
+
+
+def digamma(x):
+    """ψ(x) in float64: ψ(x) = ψ(x + 10) − Σₖ₌₀⁹ 1/(x + k), then the asymptotic series log y − 1/(2y) − Σ B₂ₖ/(2k·y²ᵏ)
+    (its first term left out, 1/(132y¹⁰) < 10⁻¹², the error)."""
+    shift = sum(1 / (x + k) for k in range(10))
+    y = x + 10
+    return math.log(y) - 1 / (2 * y) - 1 / (12 * y**2) + 1 / (120 * y**4) - 1 / (252 * y**6) + 1 / (240 * y**8) - shift
+
+
+def trigamma(x):
+    """ψ′(x) in float64: ψ′(x) = ψ′(x + 10) + Σₖ₌₀⁹ 1/(x + k)², then 1/y + 1/(2y²) + Σ B₂ₖ/y²ᵏ⁺¹."""
+    shift = sum(1 / (x + k) ** 2 for k in range(10))
+    y = x + 10
+    return 1 / y + 1 / (2 * y**2) + 1 / (6 * y**3) - 1 / (30 * y**5) + 1 / (42 * y**7) - 1 / (30 * y**9) + shift
+
+
+def dirichlet_entropy(alpha, dtype=np.float32):
+    """Σ lgamma(αₖ) − lgamma(α₀) + (α₀ − K)ψ(α₀) − Σ (αₖ − 1)ψ(αₖ) and its gradient (α₀ − K)ψ′(α₀) − (αₖ − 1)ψ′(αₖ),
+    in float64 (math.lgamma, the series above) at α rounded to ``dtype``: the textbook formula, whose terms float64
+    holds (10⁶⁰ at α = 10⁻³⁰)."""
+    a = [float(dtype(x)) for x in alpha]
+    s, k = sum(a), len(a)
+    value = (sum(math.lgamma(x) for x in a) - math.lgamma(s) + (s - k) * digamma(s)
+             - sum((x - 1) * digamma(x) for x in a))
+    return value, [(s - k) * trigamma(s) - (x - 1) * trigamma(x) for x in a]
+
+
+def gamma_kl(a_p, b_p, a_q, b_q):
+    """KL(Gamma(α_p, β_p) ‖ Gamma(α_q, β_q)) and its gradients in (α_p, β_p, α_q, β_q), float64 at the float32 inputs."""
+    a_p, b_p, a_q, b_q = (float(np.float32(x)) for x in (a_p, b_p, a_q, b_q))
+    value = (a_q * math.log(b_p / b_q) + math.lgamma(a_q) - math.lgamma(a_p) + (a_p - a_q) * digamma(a_p)
+             + (b_q - b_p) * a_p / b_p)
+    return value, [(a_p - a_q) * trigamma(a_p) + (b_q - b_p) / b_p, a_q / b_p - a_p * b_q / b_p**2,
+                   math.log(b_p / b_q) + digamma(a_q) - digamma(a_p), -a_q / b_q + a_p / b_p]
+
+
+def beta_kl(a_p, b_p, a_q, b_q):
+    """KL(Beta(a_p, b_p) ‖ Beta(a_q, b_q)) and its gradients, float64 at the float32 inputs: log B(a_q, b_q) −
+    log B(a_p, b_p) + (a_p − a_q)ψ(a_p) + (b_p − b_q)ψ(b_p) + (s_q − s_p)ψ(s_p)."""
+    a_p, b_p, a_q, b_q = (float(np.float32(x)) for x in (a_p, b_p, a_q, b_q))
+    s_p, s_q = a_p + b_p, a_q + b_q
+    log_b = lambda a, b: math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)  # noqa: E731
+    value = (log_b(a_q, b_q) - log_b(a_p, b_p) + (a_p - a_q) * digamma(a_p) + (b_p - b_q) * digamma(b_p)
+             + (s_q - s_p) * digamma(s_p))
+    common = (s_q - s_p) * trigamma(s_p)
+    return value, [(a_p - a_q) * trigamma(a_p) + common, (b_p - b_q) * trigamma(b_p) + common,
+                   digamma(a_q) - digamma(s_q) - digamma(a_p) + digamma(s_p),
+                   digamma(b_q) - digamma(s_q) - digamma(b_p) + digamma(s_p)]
+
+
+def uniform_normal_kl(a, b, mu, sigma):
+    """KL(U(a, b) ‖ N(μ, σ)) = ½ log 2π + log σ − log(b − a) + ((b − a)²/12 + ((a + b)/2 − μ)²)/(2σ²) and its gradients,
+    float64 at the float32 inputs."""
+    a, b, mu, sigma = (float(np.float32(x)) for x in (a, b, mu, sigma))
+    w, c = b - a, (a + b) / 2 - mu
+    value = 0.5 * math.log(2 * math.pi) + math.log(sigma) - math.log(w) + (w * w / 12 + c * c) / (2 * sigma**2)
+    return value, [1 / w + (-w / 6 + c) / (2 * sigma**2), -1 / w + (w / 6 + c) / (2 * sigma**2), -c / sigma**2,
+                   1 / sigma - (w * w / 12 + c * c) / sigma**3]
+
+
+def uniform_gumbel_kl(a, b, mu, sigma):
+    """KL(U(a, b) ‖ Gumbel(μ, σ)) = −log(b − a) + log σ + E_p[z] + E_p[e^{−z}], z = (x − μ)/σ: −log w + (h + l)/2 +
+    e^{−l}·g(w), w = (b − a)/σ, l = (a − μ)/σ, h = l + w, g(w) = (1 − e^{−w})/w (math.expm1; its series 1 − w/2 + w²/6
+    and g′ = −1/2 + w/3 below 10⁻⁴), and its gradients, float64 at the float32 inputs. (torch's float64 formula loses the
+    e^{−l}·g(w) ≈ 1 where w ≈ 10⁻⁴⁰: e^{−h} − e^{−l} = 0.)"""
+    a, b, mu, sigma = (float(np.float32(x)) for x in (a, b, mu, sigma))
+    w, low = (b - a) / sigma, (a - mu) / sigma
+    g, dg = (1 - w / 2 + w * w / 6, -0.5 + w / 3) if w < 1e-4 else (-math.expm1(-w) / w, (w * math.exp(-w) + math.expm1(-w)) / w**2)
+    e = math.exp(-low)
+    value = -math.log(b - a) + math.log(sigma) + (low + w / 2) + e * g
+    return value, [1 / (b - a) + 1 / (2 * sigma) - e * (g + dg) / sigma, -1 / (b - a) + 1 / (2 * sigma) + e * dg / sigma,
+                   (e * g - 1) / sigma, 1 / sigma - ((a + b) / 2 - mu) / sigma**2 + e * (g * low - dg * w) / sigma]
+
+
+def exponential_gumbel_kl(rate, mu, sigma):
+    """KL(Exp(λ) ‖ Gumbel(μ, σ)) = log P − 1 − s + e^s·P/(P + 1) + 1/P, P = λσ, s = μ/σ (torch's formula, float64: P =
+    10⁻³³ and 10⁴⁰ are numbers there), and its gradients in λ, μ, σ through ∂/∂P = 1/P + e^s/(P + 1)² − 1/P² and
+    ∂/∂s = −1 + e^s·P/(P + 1), at the float32 inputs."""
+    rate, mu, sigma = (float(np.float32(x)) for x in (rate, mu, sigma))
+    prod, shift = rate * sigma, mu / sigma
+    value = math.log(prod) - 1 - shift + math.exp(shift) * prod / (prod + 1) + 1 / prod
+    by_p, by_s = 1 / prod + math.exp(shift) / (prod + 1) ** 2 - 1 / prod**2, -1 + math.exp(shift) * prod / (prod + 1)
+    return value, [sigma * by_p, by_s / sigma, rate * by_p - by_s * mu / sigma**2]
+
+
+AGAINST_FLOAT64 = [  # (name, build, parameters, fn, (value, gradients[, atol]) in float64): concentrations below √tiny
+    ("Beta(8e-20, 8e-20) entropy", D.Beta, [8e-20, 8e-20], lambda d: d.entropy(), dirichlet_entropy([8e-20, 8e-20])),
+    ("Beta(8e-20, 1) entropy", D.Beta, [8e-20, 1.0], lambda d: d.entropy(), dirichlet_entropy([8e-20, 1.0])),
+    ("Beta(1e3, 8e-20) entropy", D.Beta, [1e3, 8e-20], lambda d: d.entropy(), dirichlet_entropy([1e3, 8e-20])),
+    ("Beta(1e-30, 1e-30) entropy", D.Beta, [1e-30, 1e-30], lambda d: d.entropy(), dirichlet_entropy([1e-30, 1e-30])),
+    ("Beta(1e-30, 2) entropy", D.Beta, [1e-30, 2.0], lambda d: d.entropy(), dirichlet_entropy([1e-30, 2.0])),
+    ("Dirichlet(8e-20, 1e-3, 2) entropy", D.Dirichlet, [[8e-20, 1e-3, 2.0]], lambda d: d.entropy(),
+     (lambda v, g: (v, [g]))(*dirichlet_entropy([8e-20, 1e-3, 2.0]))),
+    ("Dirichlet(1e-30, 2e-30, 3e-30) entropy", D.Dirichlet, [[1e-30, 2e-30, 3e-30]], lambda d: d.entropy(),
+     (lambda v, g: (v, [g]))(*dirichlet_entropy([1e-30, 2e-30, 3e-30]))),
+    ("KL(Gamma(1e-30, 1) ‖ Gamma(1e-30, 2))", lambda a, b, c, d: (D.Gamma(a, b), D.Gamma(c, d)), [1e-30, 1.0, 1e-30, 2.0],
+     lambda pq: D.kl_divergence(*pq), gamma_kl(1e-30, 1.0, 1e-30, 2.0)),
+    ("KL(Gamma(8e-20, 1) ‖ Gamma(1, 1))", lambda a, b, c, d: (D.Gamma(a, b), D.Gamma(c, d)), [8e-20, 1.0, 1.0, 1.0],
+     lambda pq: D.kl_divergence(*pq), gamma_kl(8e-20, 1.0, 1.0, 1.0)),
+    ("KL(Beta(1e-30, 1e-30) ‖ Beta(1e-30, 1e-30))", lambda a, b, c, d: (D.Beta(a, b), D.Beta(c, d)),
+     [1e-30, 1e-30, 1e-30, 1e-30], lambda pq: D.kl_divergence(*pq), (0.0, [0.0] * 4, 1e24)),  # (its minimum: NaN before)
+    ("KL(Beta(8e-20, 0.5) ‖ Beta(1, 3))", lambda a, b, c, d: (D.Beta(a, b), D.Beta(c, d)), [8e-20, 0.5, 1.0, 3.0],
+     lambda pq: D.kl_divergence(*pq), beta_kl(8e-20, 0.5, 1.0, 3.0)),
+    ("KL(Dir(1e-30, 2e-30) ‖ Dir(1e-30, 2e-30))", lambda a, b: (D.Dirichlet(a), D.Dirichlet(b)),
+     [[1e-30, 2e-30], [1e-30, 2e-30]], lambda pq: D.kl_divergence(*pq), (0.0, [[0.0, 0.0], [0.0, 0.0]], 1e24)),
+    ("KL(Dir(8e-20, 0.5) ‖ Dir(1, 3))", lambda a, b: (D.Dirichlet(a), D.Dirichlet(b)), [[8e-20, 0.5], [1.0, 3.0]],
+     lambda pq: D.kl_divergence(*pq), (lambda v, g: (v, [g[:2], g[2:]]))(*beta_kl(8e-20, 0.5, 1.0, 3.0))),
+    ("KL(U(0, 1e-30) ‖ N(0, 1e-30))", lambda a, b, c, d: (D.Uniform(a, b), D.Normal(c, d)), [0.0, 1e-30, 0.0, 1e-30],
+     lambda pq: D.kl_divergence(*pq), uniform_normal_kl(0.0, 1e-30, 0.0, 1e-30)),  # (σ² = 0: NaN before)
+    ("KL(U(0, 1e-30) ‖ N(0, 1e10))", lambda a, b, c, d: (D.Uniform(a, b), D.Normal(c, d)), [0.0, 1e-30, 0.0, 1e10],
+     lambda pq: D.kl_divergence(*pq), uniform_normal_kl(0.0, 1e-30, 0.0, 1e10)),  # (σ/(b − a) = ∞: +∞ before)
+    ("KL(Gamma(1, 1e20) ‖ Gamma(1, 1e-20))", lambda a, b, c, d: (D.Gamma(a, b), D.Gamma(c, d)), [1.0, 1e20, 1.0, 1e-20],
+     lambda pq: D.kl_divergence(*pq), gamma_kl(1.0, 1e20, 1.0, 1e-20)),  # (β_p/β_q = ∞ in float32: +∞ before, 91.1)
+    ("KL(U(0, 1e-30) ‖ Gumbel(0, 1e10))", lambda a, b, c, d: (D.Uniform(a, b), D.Gumbel(c, d)), [0.0, 1e-30, 0.0, 1e10],
+     lambda pq: D.kl_divergence(*pq), uniform_gumbel_kl(0.0, 1e-30, 0.0, 1e10)),  # (σ/(b − a) = ∞: NaN before, 93.1)
+    ("KL(U(-1, 2) ‖ Gumbel(0.5, 3))", lambda a, b, c, d: (D.Uniform(a, b), D.Gumbel(c, d)), [-1.0, 2.0, 0.5, 3.0],
+     lambda pq: D.kl_divergence(*pq), uniform_gumbel_kl(-1.0, 2.0, 0.5, 3.0)),  # (w = 1: the closed form)
+    ("KL(Exp(1e-30) ‖ Gumbel(0, 1e-3))", lambda r, c, d: (D.Exponential(r), D.Gumbel(c, d)), [1e-30, 0.0, 1e-3],
+     lambda pq: D.kl_divergence(*pq), exponential_gumbel_kl(1e-30, 0.0, 1e-3)),  # (∂/∂σ = −10³⁶: −∞ before)
+    ("KL(Exp(1e10) ‖ Gumbel(0, 1e30))", lambda r, c, d: (D.Exponential(r), D.Gumbel(c, d)), [1e10, 0.0, 1e30],
+     lambda pq: D.kl_divergence(*pq), exponential_gumbel_kl(1e10, 0.0, 1e30)),  # (λσ = ∞: +∞ before, 92.1)
+]
+
+
+def past_the_range(expected):
+    """float64 numbers past float32's: ±∞ of their sign, what float32 can say of them."""
+    e = np.asarray(expected, np.float64)
+    return np.where(np.abs(e) > np.finfo(np.float32).max, np.copysign(np.inf, e), e)
+
+
+@pytest.mark.parametrize("name,build,params,fn,expected", AGAINST_FLOAT64, ids=[row[0] for row in AGAINST_FLOAT64])
+def test_against_the_float64_formulas(name, build, params, fn, expected):
+    """Entropies and KLs whose concentrations are below √tiny, where ψ′ ≈ 1/α² passes float32's range (and KLs of
+    quotients that under- or overflow, σ/(b − a) and β_p/β_q), against the float64 formulas: the value and
+    gradients within float32's precision of the float64 formula's (±∞ where those are past float32's range, ∞·0 or
+    ∞ − ∞ = NaN before). At p = q the KL's gradient 0 is a sum of terms ±1/α = ±10³⁰: 10⁻⁶ of them (float32's
+    rounding, 6·10⁻⁸ relatively, of a few) is the tolerance there."""
+    ts = [mv.tensor(np.array(p, np.float32), requires_grad=True) for p in params]
+    y = fn(build(*ts))
+    y.backward()
+    value, grads, atol = (*expected, 1e-6) if len(expected) == 2 else expected
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), value, rtol=2e-6, atol=1e-6)
+    for t, g in zip(ts, grads):
+        np.testing.assert_allclose(t.grad, past_the_range(g), rtol=2e-6, atol=atol)
+
+
+def test_kls_past_the_range_are_plus_infinity():
+    """Where the KL is past float32's range, +∞ (not NaN: ∞ − ∞ of its poles, of r − α·log r), with no NaN gradient where
+    the gradient is a number in range: KL(Beta(10⁻³⁰, 10⁻³⁰) ‖ Beta(10⁻³⁰, 10¹⁰)) ≈ 5·10³⁹, KL(Exp(10⁻³⁰) ‖
+    Gamma(10⁻³⁰, 10¹⁰)) ≈ 10⁴⁰ (∂/∂β_q = 1/λ_p − α_q/β_q = 10³⁰), KL(Dir(10⁻³⁰, 10⁻³⁰) ‖ Dir(10⁻³⁰, 10¹⁰)) ≈ 10⁴⁰."""
+    ts = [mv.tensor(np.float32(x), requires_grad=True) for x in (1e-30, 1e-30, 1e-30, 1e10)]
+    assert D.kl_divergence(D.Beta(ts[0], ts[1]), D.Beta(ts[2], ts[3])).item() == math.inf
+    assert beta_kl(1e-30, 1e-30, 1e-30, 1e10)[0] > 1e39
+    rate, a, b = (mv.tensor(np.float32(x), requires_grad=True) for x in (1e-30, 1e-30, 1e10))
+    kl = D.kl_divergence(D.Exponential(rate), D.Gamma(a, b))
+    kl.backward()
+    assert kl.item() == math.inf
+    np.testing.assert_allclose(b.grad, 1 / float(np.float32(1e-30)) - float(np.float32(1e-30)) / 1e10, rtol=2e-6)
+    p, q = (mv.tensor(np.float32(c)) for c in ([1e-30, 1e-30], [1e-30, 1e10]))
+    assert D.kl_divergence(D.Dirichlet(p), D.Dirichlet(q)).item() == math.inf  # (≈ 10⁴⁰: q's 10¹⁰ over p's 10⁻³⁰)
+
+
+def planar_log_det(a, wu):
+    """log|det J| of the planar flow, log(tanh²a + (1 − tanh²a)·softplus(wᵀu)), and its partials in a and in wᵀu,
+    2 tanh a·(1 − tanh²a)(1 − softplus(wᵀu))/(…) and (1 − tanh²a)·σ(wᵀu)/(…), in float64 (math.*; softplus(−700) =
+    10⁻³⁰⁴ is a float64 number)."""
+    t, sp = math.tanh(a), softplus(wu)
+    sech2 = 1 - t * t
+    inner = t * t + sech2 * sp
+    return math.log(inner), 2 * t * sech2 * (1 - sp) / inner, sech2 * sigmoid(wu) / inner
+
+
+@pytest.mark.parametrize("a", [0.0, 1e-30, 1e-20, 1e-10])
+@pytest.mark.parametrize("wu", [-103.0, -110.0, -200.0, -700.0])
+def test_planar_log_det_where_both_of_its_terms_underflow(a, wu):
+    """D = 1, z = 0, a = b, wᵀu = u (w = 1): tanh²a and softplus(wᵀu) both underflow in float32 (|a| ≲ 10⁻¹⁹,
+    wᵀu ≲ −103), where the log-det, ≈ max(2 log|a|, wᵀu), is a number: within float32's precision of the float64
+    formula, and so its gradients, ∂/∂b = ∂/∂a, ∂/∂u = ∂/∂(wᵀu), ∂/∂w = u·∂/∂(wᵀu) (z = 0), ∂/∂z = w·∂/∂a (those in
+    wᵀu to 10⁻⁵: the weight of the smaller term, e^{−10.9} at a = 10⁻²⁰, wᵀu = −103, is the exp of a difference of logs
+    ≈ 100, whose float32 rounding is ≈ 100·6·10⁻⁸ relatively). Was: −∞ and NaN gradients (and −103.28 at wᵀu = −103,
+    a = 0, where it is −103)."""
+    zt = mv.tensor(np.zeros((1, 1), np.float32), requires_grad=True)
+    pt = mv.tensor(np.array([[wu, 1.0, a]], np.float32), requires_grad=True)
+    log_det = PlanarFlow(1)(zt, pt)[1]
+    log_det.sum().backward()
+    value, by_a, by_wu = planar_log_det(float(np.float32(a)), wu)
+    np.testing.assert_allclose(log_det.numpy(), [value], rtol=2e-6)
+    np.testing.assert_allclose(pt.grad[0], [by_wu, wu * by_wu, by_a], rtol=1e-5, atol=1e-30)
+    np.testing.assert_allclose(zt.grad[0], [by_a], rtol=2e-6, atol=1e-30)
+
+
+def test_planar_log_det_at_a_subnormal_a():
+    """a = 10⁻⁴⁰ (subnormal in float32), wᵀu = −10⁴: the log-det 2 log a = −184.2 (log(a² + e^{wᵀu}), e^{−10⁴} far below
+    a²), and its gradient in a, 2/a = 2·10⁴⁰, past float32's range: +∞, not NaN (in b and z; in u a number; in w,
+    z·∞ = 0·∞, NaN: the flow's docstring's "Left")."""
+    zt = mv.tensor(np.zeros((1, 1), np.float32), requires_grad=True)
+    pt = mv.tensor(np.array([[-1e4, 1.0, 1e-40]], np.float32), requires_grad=True)
+    log_det = PlanarFlow(1)(zt, pt)[1]
+    log_det.sum().backward()
+    np.testing.assert_allclose(log_det.numpy(), [2 * math.log(float(np.float32(1e-40)))], rtol=2e-6)
+    assert pt.grad[0, 2] == np.inf and zt.grad[0, 0] == np.inf
+    assert np.isfinite(pt.grad[0, 0])
+
+
+RADIAL_AT_CENTRE = [(-200.0, -200.0), (-200.0, -210.0), (-120.0, -110.0), (-200.0, 0.0), (-90.0, 0.0), (-80.0, 1e4),
+                    (1e4, -80.0), (-100.0, -95.0)]
+
+
+@pytest.mark.parametrize("alpha_raw,beta_raw", RADIAL_AT_CENTRE)
+def test_radial_flow_at_its_centre_where_alpha_underflows(alpha_raw, beta_raw):
+    """z = z₀ in float32 where α = softplus(α′) underflows (α′ ≲ −104: α + r = 0, p = 0/0) or (α + β)/α = softplus(β′)/α
+    is not a normal number: f = z₀; the log-det D·(log softplus(β′) − log softplus(α′)), its gradients −D·σ(α′)/
+    softplus(α′) and D·σ(β′)/softplus(β′) (math.*, float64), within float32's precision; ∂(Σf + log-det)/∂z per entry
+    (α + β)/α, ∂/∂z₀ = 1 − (α + β)/α, where (α + β)/α is in float32's range, else half its largest number (the
+    docstring's saturation), to 10⁻⁵ (the exp of log softplus(β′) − log softplus(α′), logs ≈ 100: 100·6·10⁻⁸). Was: NaN
+    values and gradients."""
+    dim = 3
+    z0 = np.array([0.3, -0.2, 0.5], np.float32)
+    zt = mv.tensor(z0[None].copy(), requires_grad=True)
+    pt = mv.tensor(np.concatenate([z0, np.float32([alpha_raw, beta_raw])])[None], requires_grad=True)
+    out, log_det = RadialFlow(dim)(zt, pt)
+    (out.sum() + log_det.sum()).backward()
+    log_sp = lambda x: math.log(softplus(x))  # noqa: E731
+    ratio = math.exp(log_sp(beta_raw) - log_sp(alpha_raw))
+    slope = ratio if ratio < np.finfo(np.float32).max / 2 else float(np.finfo(np.float32).max / 2)
+    np.testing.assert_array_equal(out.numpy()[0], z0)
+    np.testing.assert_allclose(log_det.numpy(), [dim * (log_sp(beta_raw) - log_sp(alpha_raw))], rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(zt.grad[0], [slope] * dim, rtol=1e-5)
+    np.testing.assert_allclose(pt.grad[0], [1 - slope] * dim + [-dim * sigmoid(alpha_raw) / softplus(alpha_raw),
+                                                                 dim * sigmoid(beta_raw) / softplus(beta_raw)], rtol=1e-5)
+
+
+def test_radial_flow_next_to_its_centre_at_a_subnormal_r():
+    """α′ = β′ = −200 (α = softplus(−200) = 0 in float32, β = 0: the identity), z₀ = 0, z = (10⁻⁴⁰, 0, 0): r subnormal,
+    α + r = r, whose reciprocal overflows (10⁴⁰: p = 0·∞ = NaN), the quotients by it not: f(z) = z, log-det 0. (The
+    gradients there are the flow's docstring's "Left": ḡ/(α + r) overflows in the quotients' VJPs.)"""
+    z = mv.tensor(np.float32([[1e-40, 0.0, 0.0]]))
+    out, log_det = RadialFlow(3)(z, mv.tensor(np.float32([[0.0, 0.0, 0.0, -200.0, -200.0]])))
+    np.testing.assert_array_equal(out.numpy(), z.numpy())
+    np.testing.assert_array_equal(log_det.numpy(), [0.0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-3, 3), min_size=1, max_size=4), st.integers(0, 2**31 - 1))
+def test_the_near_zero_forms_are_the_formulas_in_float64(log10_alpha, seed):
+    """``entropy_near_zero`` (its reciprocals scaled by a constant minₖ αₖ) and ``_gamma_terms_near_zero`` + x_q/x_p − 1
+    at αₖ in 10⁻³…10³, float64: the formulas they rewrite (Dirichlet's entropy of 1s-free α above √tiny, and
+    lgamma(x_q) − lgamma(x_p) + (x_p − x_q)·ψ(x_p), with the series above), to 10⁻¹² relatively, and their gradients
+    central differences' (gradcheck; its rounding bound from terms 10² times the value, lgamma(α₀ + 1) and
+    (α₀ − K)·ψ(α₀ + 1) ≈ 10³ at α₀ = 10³, which cancel to it: value_rtol 10⁻¹³ for its 10⁻¹⁴)."""
+    alpha = 10.0 ** np.array(log10_alpha)
+    other = 10.0 ** np.random.default_rng(seed).uniform(-3, 3, alpha.shape)
+    value = entropy_near_zero(mv.tensor(alpha)).item()
+    np.testing.assert_allclose(value, dirichlet_entropy(alpha, np.float64)[0], rtol=1e-12, atol=1e-12)
+    assert gradcheck(entropy_near_zero, (alpha,), value_rtol=1e-13)
+    terms = (_gamma_terms_near_zero(mv.tensor(alpha), mv.tensor(other)) + mv.tensor(other / alpha) - 1).numpy()
+    expected = [math.lgamma(q) - math.lgamma(p) + (p - q) * digamma(p) for p, q in zip(alpha, other)]
+    np.testing.assert_allclose(terms, expected, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda p, q: _gamma_terms_near_zero(p, q) + q / p, (alpha, other), value_rtol=1e-13)

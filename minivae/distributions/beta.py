@@ -3,6 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
+from minivae.distributions.dirichlet import below_root_tiny, entropy_near_zero
 from minivae.distributions.distribution import Distribution
 from minivae.distributions.gamma import SADDLE_FROM, gamma_rsample, positive_params
 from minivae.engine import array_function
@@ -94,10 +95,16 @@ class Beta(Distribution):
         return ops.where(outside, -math.inf, ops.where(saddle, _log_prob_saddle(a, b, x), plain))
 
     def entropy(self):
-        a, b = self.concentration1, self.concentration0
+        """The formula, but where a or b is below √tiny (10⁻¹⁹ in float32) the Dirichlet's ``entropy_near_zero`` of
+        (a, b) (in the formula, ψ′(a)(1 − a) − ψ′(a + b)(2 − a − b), each ∞, made the gradient NaN). The formula's
+        branch is of 1s there."""
+        near = array_function(lambda a, b: below_root_tiny(a) | below_root_tiny(b), self.concentration1, self.concentration0)
+        a, b = ops.where(near, 1.0, self.concentration1), ops.where(near, 1.0, self.concentration0)
         total = a + b
-        return self._batch(log_beta(a, b) - (a - 1) * ops.digamma(a) - (b - 1) * ops.digamma(b)
-                           + (total - 2) * ops.digamma(total))
+        usual = (log_beta(a, b) - (a - 1) * ops.digamma(a) - (b - 1) * ops.digamma(b)
+                 + (total - 2) * ops.digamma(total))
+        pair = [ops.broadcast_to(ops.where(near, c, 1.0), near.shape) for c in (self.concentration1, self.concentration0)]
+        return self._batch(ops.where(near, entropy_near_zero(ops.stack(pair, axis=-1)), usual))
 
     def __repr__(self):
         return f"Beta(batch_shape={self.batch_shape})"

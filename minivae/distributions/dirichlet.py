@@ -1,12 +1,36 @@
 """The Dirichlet distribution, sampled as normalized Gamma draws."""
 import math
 
+import numpy
+
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.distribution import Distribution
 from minivae.distributions.gamma import gamma_rsample, positive_params
 from minivae.engine import array_function
 from minivae.ops import xlogy
+
+
+def below_root_tiny(x):
+    """x < √tiny of its dtype (1.1·10⁻¹⁹ in float32): where ψ′(x) ≈ 1/x² passes 1/tiny, near the dtype's largest number."""
+    return x < numpy.sqrt(numpy.finfo(x.dtype).tiny)
+
+
+def entropy_near_zero(alpha):
+    """The Dirichlet entropy of the last axis, Σₖ lgamma(αₖ) − lgamma(α₀) + (α₀ − K)ψ(α₀) − Σₖ (αₖ − 1)ψ(αₖ), through
+    lgamma(x) = lgamma(x + 1) − log x and ψ(x) = ψ(x + 1) − 1/x: Σₖ lgamma(αₖ + 1) − lgamma(α₀ + 1) +
+    (α₀ − K)ψ(α₀ + 1) − Σₖ (αₖ − 1)ψ(αₖ + 1) + log α₀ − Σₖ log αₖ + K − 1 + R, R = K/α₀ − Σₖ 1/αₖ, whose terms have
+    gradients bounded near 0 but R's. R is homogeneous of degree −1, computed as R(α/c)/c with c = minₖ αₖ held
+    constant: its gradient, ≈ 1/αₖ², is then one product by 1/c of a number of order 1 — ±∞ where it is past the dtype's
+    range (αₖ ≲ 10⁻¹⁹ in float32) — not the difference of two infinities, NaN."""
+    k = alpha.shape[-1]
+    total = alpha.sum(axis=-1)
+    scale = alpha.detach().min(axis=-1, keepdims=True)
+    scaled = alpha / scale
+    reciprocals = (k / scaled.sum(axis=-1) - (1.0 / scaled).sum(axis=-1)) / ops.squeeze(scale, -1)
+    return (ops.lgamma(alpha + 1).sum(axis=-1) - ops.lgamma(total + 1) + (total - k) * ops.digamma(total + 1)
+            - ((alpha - 1) * ops.digamma(alpha + 1)).sum(axis=-1) + ops.log(total) - ops.log(alpha).sum(axis=-1)
+            + (k - 1) + reciprocals)
 
 
 class Dirichlet(Distribution):
@@ -77,11 +101,16 @@ class Dirichlet(Distribution):
         return ops.where(outside, -math.inf, lp)
 
     def entropy(self):
-        a = self.concentration
+        """The formula, but where a concentration is below √tiny (10⁻¹⁹ in float32) ``entropy_near_zero``'s (in the
+        formula, ψ′(αₖ)(1 − αₖ) − ψ′(α₀)(K − α₀), each ∞, made its gradient NaN). The formula's branch is of 1s there."""
+        near = array_function(lambda a: below_root_tiny(a).any(axis=-1), self.concentration)
+        a = ops.where(ops.unsqueeze(near, -1), 1.0, self.concentration)
         k = a.shape[-1]
         total = a.sum(axis=-1)
-        return self._batch(ops.lgamma(a).sum(axis=-1) - ops.lgamma(total) + (total - k) * ops.digamma(total)
-                           - ((a - 1) * ops.digamma(a)).sum(axis=-1))
+        usual = (ops.lgamma(a).sum(axis=-1) - ops.lgamma(total) + (total - k) * ops.digamma(total)
+                 - ((a - 1) * ops.digamma(a)).sum(axis=-1))
+        small = entropy_near_zero(ops.where(ops.unsqueeze(near, -1), self.concentration, 1.0))
+        return self._batch(ops.where(near, small, usual))
 
     def __repr__(self):
         return f"Dirichlet(batch_shape={self.batch_shape}, event_shape={self.event_shape})"

@@ -25,7 +25,7 @@ from minivae.distributions.beta import Beta, log_beta
 from minivae.distributions.categorical import Categorical
 from minivae.distributions.cauchy import Cauchy
 from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
-from minivae.distributions.dirichlet import Dirichlet
+from minivae.distributions.dirichlet import Dirichlet, below_root_tiny
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
 from minivae.distributions.gamma import Gamma
@@ -98,6 +98,14 @@ def _log_ratio(a, b):
     quotient = a.detach() / b.detach()  # (by an op: b may be a number's tensor on the CPU, beside a on the GPU)
     normal = array_function(lambda r: (r >= numpy.finfo(r.dtype).tiny) & (r <= numpy.finfo(r.dtype).max), quotient)
     return ops.where(normal, ops.log(ops.where(normal, a, 1.0) / ops.where(normal, b, 1.0)), ops.log(a) - ops.log(b))
+
+
+def _one_minus_exp_over(w):
+    """(1 − e^{−w})/w of w ≥ 0, −expm1(−w)/w, by its series 1 − w/2 + w²/6 below √ε (0/0 at w = 0, and its gradient
+    divides by w²)."""
+    small = array_function(lambda w: w < math.sqrt(numpy.finfo(w.dtype).eps), w)
+    safe = ops.where(small, 1.0, w)
+    return ops.where(small, 1.0 - w * (0.5 - w / 6.0), -ops.expm1(-safe) / safe)
 
 
 @register_kl(Normal, Normal)
@@ -213,11 +221,13 @@ def _kl_laplace_normal(p, q):
 
 @register_kl(Uniform, Normal)
 def _kl_uniform_normal(p, q):
-    """log(√(2π)·σ/(b − a)) + ((b − a)²/12 + ((a + b)/2 − μ)²)/(2σ²), p = U(a, b) (torch's)."""
-    width = p.high - p.low
-    centre = (p.high + p.low) / 2 - q.loc
-    return (ops.log(math.sqrt(2 * math.pi) * q.scale / width)
-            + (width * width / 12 + centre * centre) / (2 * q.scale * q.scale))
+    """log(√(2π)·σ/(b − a)) + ((b − a)²/12 + ((a + b)/2 − μ)²)/(2σ²), p = U(a, b) (torch's), as ½ log 2π −
+    log((b − a)/σ) + (w²/12 + c²)/2 of the quotients by σ w = (b − a)/σ, c = ((a + b)/2 − μ)/σ (the log by ``_log_ratio``):
+    σ² and (b − a)² underflow (0/0 = NaN at b − a = σ = 10⁻³⁰ in float32, where the KL is 1.09) and √(2π)σ/(b − a)
+    overflows (+∞ at σ/(b − a) = 10⁴⁰, where it is 93)."""
+    width = (p.high - p.low) / q.scale
+    centre = ((p.high + p.low) / 2 - q.loc) / q.scale
+    return 0.5 * LOG_2PI - _log_ratio(p.high - p.low, q.scale) + (width * width / 12 + centre * centre) / 2
 
 
 @register_kl(Normal, Uniform)
@@ -257,12 +267,32 @@ def _kl_uniform_continuous_bernoulli(p, q):
 EULER_GAMMA = 0.5772156649015329  # γ = 0.57721566490153286061…
 
 
+def _gamma_terms_near_zero(x_p, x_q):
+    """lgamma(x_q) − lgamma(x_p) + (x_p − x_q)·ψ(x_p) − (x_q/x_p − 1), the Gamma functions' part of the KLs of the
+    Gamma, Beta and Dirichlet less its pole, for an x_p below √tiny: through lgamma(x) = lgamma(x + 1) − log x and
+    ψ(x) = ψ(x + 1) − 1/x, lgamma(x_q + 1) − lgamma(x_p + 1) + (x_p − x_q)·ψ(x_p + 1) + log(x_p/x_q) (the log by
+    ``_log_ratio``), whose gradient in x_p has no ψ′(x_p) ≈ 1/x_p² (∞ in float32 below 10⁻¹⁹: ∞·0 = NaN at x_p = x_q,
+    where the KL's gradient is 0). The callers add the poles x_q/x_p − 1, combined into terms ≥ 0 where they cancel."""
+    return ops.lgamma(x_q + 1) - ops.lgamma(x_p + 1) + (x_p - x_q) * ops.digamma(x_p + 1) + _log_ratio(x_p, x_q)
+
+
+def _near_zero(*concentrations):
+    """A mask: where any of p's concentrations is below √tiny of its dtype (``_gamma_terms_near_zero`` there)."""
+    return array_function(lambda *c: functools.reduce(numpy.logical_or, [below_root_tiny(x) for x in c]), *concentrations)
+
+
 @register_kl(Gamma, Gamma)
 def _kl_gamma_gamma(p, q):
-    """α_q·log(β_p/β_q) + lgamma(α_q) − lgamma(α_p) + (α_p − α_q)·ψ(α_p) + (β_q − β_p)·α_p/β_p (torch's)."""
+    """α_q·log(β_p/β_q) + lgamma(α_q) − lgamma(α_p) + (α_p − α_q)·ψ(α_p) + (β_q − β_p)·α_p/β_p (torch's; the log by
+    ``_log_ratio``), the Gamma functions' part by ``_gamma_terms_near_zero`` where α_p is below √tiny (the formula's
+    branch of α_p = 1 there)."""
+    near = _near_zero(p.concentration)
     a_p, b_p, a_q, b_q = p.concentration, p.rate, q.concentration, q.rate
-    return (a_q * ops.log(b_p / b_q) + ops.lgamma(a_q) - ops.lgamma(a_p) + (a_p - a_q) * ops.digamma(a_p)
-            + (b_q - b_p) * a_p / b_p)
+    one = ops.where(near, 1.0, a_p)
+    usual = ops.lgamma(a_q) - ops.lgamma(one) + (one - a_q) * ops.digamma(one)
+    small = ops.where(near, a_p, 1.0)
+    terms = ops.where(near, _gamma_terms_near_zero(small, a_q) + a_q / small - 1, usual)
+    return (a_q * _log_ratio(b_p, b_q) + terms + (b_q - b_p) * a_p / b_p)
 
 
 @register_kl(Exponential, Exponential)
@@ -274,33 +304,52 @@ def _kl_exponential_exponential(p, q):
 @register_kl(Exponential, Gamma)
 def _kl_exponential_gamma(p, q):
     """−α·log r + r + lgamma(α) + α·γ − (1 + γ), r = β_q/λ_p, γ Euler's constant (torch's): E_p[x] = 1/λ_p and
-    E_p[log x] = −γ − log λ_p."""
+    E_p[log x] = −γ − log λ_p. (log r by ``_log_ratio``: r = ∞ made −α·∞ + ∞ = NaN where the KL is past the range.)"""
     ratio = q.rate / p.rate
     a = q.concentration
-    return -a * ops.log(ratio) + ratio + ops.lgamma(a) + a * EULER_GAMMA - (1 + EULER_GAMMA)
+    return -a * _log_ratio(q.rate, p.rate) + ratio + ops.lgamma(a) + a * EULER_GAMMA - (1 + EULER_GAMMA)
 
 
 @register_kl(Beta, Beta)
 def _kl_beta_beta(p, q):
     """log B(a_q, b_q) − log B(a_p, b_p) + (a_p − a_q)ψ(a_p) + (b_p − b_q)ψ(b_p) + (s_q − s_p)ψ(s_p), s = a + b (torch's,
-    its lgamma terms grouped as the two log B)."""
-    a_p, b_p, a_q, b_q = p.concentration1, p.concentration0, q.concentration1, q.concentration0
+    its lgamma terms grouped as the two log B); where a_p or b_p is below √tiny, the same as T(a) + T(b) − T(s) and
+    their poles, T the ``_gamma_terms_near_zero`` of p's and q's (the formula's branch of 1s there)."""
+    near = _near_zero(p.concentration1, p.concentration0)
+    a_p, b_p = ops.where(near, 1.0, p.concentration1), ops.where(near, 1.0, p.concentration0)
+    a_q, b_q = q.concentration1, q.concentration0
     s_p, s_q = a_p + b_p, a_q + b_q
-    return (log_beta(a_q, b_q) - log_beta(a_p, b_p) + (a_p - a_q) * ops.digamma(a_p) + (b_p - b_q) * ops.digamma(b_p)
-            + (s_q - s_p) * ops.digamma(s_p))
+    usual = (log_beta(a_q, b_q) - log_beta(a_p, b_p) + (a_p - a_q) * ops.digamma(a_p) + (b_p - b_q) * ops.digamma(b_p)
+             + (s_q - s_p) * ops.digamma(s_p))
+    a_p, b_p = ops.where(near, p.concentration1, 1.0), ops.where(near, p.concentration0, 1.0)
+    # (the poles a_q/a_p + b_q/b_p − s_q/s_p − 1 as a_q(b_p/s_p)/a_p + b_q(a_p/s_p)/b_p − 1: terms ≥ 0, no ∞ − ∞, each
+    # past the range only where it is; b_p/s_p as 1/(1 + a_p/b_p), whose gradient in b_p is not the difference of its
+    # partials in b_p and in s_p, ±2.5·10¹⁹ times a_q/a_p at a_p = 8·10⁻²⁰, b_p = ½, where the sum is 4)
+    small = (_gamma_terms_near_zero(a_p, a_q) + _gamma_terms_near_zero(b_p, b_q) - _gamma_terms_near_zero(a_p + b_p, s_q)
+             + a_q / (1 + a_p / b_p) / a_p + b_q / (1 + b_p / a_p) / b_p - 1)
+    return ops.where(near, small, usual)
 
 
 @register_kl(Dirichlet, Dirichlet)
 def _kl_dirichlet_dirichlet(p, q):
     """lgamma(α₀_p) − lgamma(α₀_q) − Σₖ (lgamma(α_p) − lgamma(α_q)) + Σₖ (α_p − α_q)(ψ(α_p) − ψ(α₀_p)) (torch's); both
-    of K categories."""
+    of K categories. Where an α_p is below √tiny, the same as Σₖ T(α_p, α_q) − T(α₀_p, α₀_q) and their poles, T the
+    ``_gamma_terms_near_zero`` (the formula's branch of 1s there)."""
     a_p, a_q = p.concentration, q.concentration
     if a_p.shape[-1] != a_q.shape[-1]:
         raise ValueError(f"kl_divergence: p has K = {a_p.shape[-1]} categories and q has K = {a_q.shape[-1]}; "
                          "they must be equal")
+    near = array_function(lambda a: below_root_tiny(a).any(axis=-1), a_p)
+    a_p = ops.where(ops.unsqueeze(near, -1), 1.0, p.concentration)
     s_p = a_p.sum(axis=-1, keepdims=True)
-    return (ops.lgamma(s_p.sum(axis=-1)) - ops.lgamma(a_q.sum(axis=-1)) - (ops.lgamma(a_p) - ops.lgamma(a_q)).sum(axis=-1)
-            + ((a_p - a_q) * (ops.digamma(a_p) - ops.digamma(s_p))).sum(axis=-1))
+    usual = (ops.lgamma(s_p.sum(axis=-1)) - ops.lgamma(a_q.sum(axis=-1)) - (ops.lgamma(a_p) - ops.lgamma(a_q)).sum(axis=-1)
+             + ((a_p - a_q) * (ops.digamma(a_p) - ops.digamma(s_p))).sum(axis=-1))
+    a_p = ops.where(ops.unsqueeze(near, -1), p.concentration, 1.0)
+    s_p = a_p.sum(axis=-1, keepdims=True)
+    # (the poles Σₖ α_q/α_p − α₀_q/α₀_p + 1 − K as Σₖ α_q(1 − α_p/α₀_p)/α_p + 1 − K: terms ≥ 0, no ∞ − ∞)
+    small = (_gamma_terms_near_zero(a_p, a_q).sum(axis=-1) - _gamma_terms_near_zero(s_p, a_q.sum(axis=-1, keepdims=True))[..., 0]
+             + (a_q * (1 - a_p / s_p) / a_p).sum(axis=-1) + 1 - a_p.shape[-1])
+    return ops.where(near, small, usual)
 
 
 @register_kl(Poisson, Poisson)
@@ -437,9 +486,12 @@ def _kl_normal_gumbel(p, q):
 
 @register_kl(Exponential, Gumbel)
 def _kl_exponential_gumbel(p, q):
-    """log(λσ) − 1 − μ/σ + e^{μ/σ}·λσ/(λσ + 1) + 1/(λσ), λ = p.rate, μ, σ = q's (torch's)."""
-    product, shift = p.rate * q.scale, q.loc / q.scale
-    return ops.log(product) - 1 - shift + ops.exp(shift) * product / (product + 1) + 1 / product
+    """log(λσ) − 1 − μ/σ + e^{μ/σ}·λσ/(λσ + 1) + 1/(λσ), λ = p.rate, μ, σ = q's (torch's), without the product λσ:
+    log λ + log σ, c = (1/λ)/σ and e^{μ/σ}/(1 + c). λσ under- or overflows (log 0 + 1/0 = −∞ + ∞ = NaN at λ = σ = 10⁻³⁰
+    in float32, where the KL is 10⁶⁰, +∞; ∞/∞ = NaN at λσ = 10⁴⁰, where it is 92.1), and the VJP of 1/(λσ) in σ,
+    (ḡ/(λσ))·(1/(λσ)), overflowed where its −1/(λσ²) is a number (−10³⁶ at λ = 10⁻³⁰, σ = 10⁻³)."""
+    reciprocal, shift = 1 / p.rate / q.scale, q.loc / q.scale
+    return ops.log(p.rate) + ops.log(q.scale) - 1 - shift + ops.exp(shift) / (1 + reciprocal) + reciprocal
 
 
 @register_kl(Gamma, Gumbel)
@@ -453,10 +505,13 @@ def _kl_gamma_gumbel(p, q):
 
 @register_kl(Uniform, Gumbel)
 def _kl_uniform_gumbel(p, q):
-    """log(σ/(b − a)) + ½(h + l) − σ/(b − a)·(e^{−h} − e^{−l}), h = (b − μ)/σ, l = (a − μ)/σ, p = U(a, b) (torch's)."""
-    ratio = q.scale / (p.high - p.low)
+    """log(σ/(b − a)) + ½(h + l) − σ/(b − a)·(e^{−h} − e^{−l}), h = (b − μ)/σ, l = (a − μ)/σ, p = U(a, b) (torch's), as
+    −log w + ½(h + l) + e^{−l}·(1 − e^{−w})/w, w = (b − a)/σ (= h − l; the log by ``_log_ratio``, (1 − e^{−w})/w by its
+    series 1 − w/2 + w²/6 below √ε): σ/(b − a) overflowed and e^{−h} − e^{−l} cancelled (NaN at b − a = 10⁻³⁰,
+    σ = 10¹⁰ in float32, where the KL is 93.1; torch's float64 gives 92.1, e^{−h} − e^{−l} = 0 there)."""
     high, low = (p.high - q.loc) / q.scale, (p.low - q.loc) / q.scale
-    return ops.log(ratio) + 0.5 * (high + low) - ratio * (ops.exp(-high) - ops.exp(-low))
+    fraction = _one_minus_exp_over((p.high - p.low) / q.scale)
+    return -_log_ratio(p.high - p.low, q.scale) + 0.5 * (high + low) + ops.exp(-low) * fraction
 
 
 @register_kl(Gumbel, Beta)

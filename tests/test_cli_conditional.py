@@ -28,9 +28,14 @@ PRIORS = {"standard": ([], {}), "learned": (["--prior", "learned", "--prior-hidd
 
 
 @pytest.fixture(scope="module", params=list(PRIORS))
-def trained(folder, tmp_path_factory, request):
+def prior(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory, prior):
     out = tmp_path_factory.mktemp("cvae") / "run"
-    assert run("train", *SMALL, *PRIORS[request.param][0], "--data", folder, "--epochs", 8, "--out", out) == 0
+    assert run("train", *SMALL, *PRIORS[prior][0], "--data", folder, "--epochs", 8, "--out", out) == 0
     return out
 
 
@@ -43,7 +48,7 @@ def nearest(images, means):
     return ((images[:, None, :] - means[None]) ** 2).sum(axis=-1).argmin(axis=1)
 
 
-def test_train_writes_a_checkpoint_of_the_model_whose_samples_follow_the_class(trained, folder):
+def test_train_writes_a_checkpoint_of_the_model_whose_samples_follow_the_class(trained, folder, prior):
     rows = (trained / "metrics.csv").read_text().splitlines()
     assert rows[0] == "epoch,step,train_loss,valid_elbo,seconds,settings_changed" and len(rows) == 9
     for name in ("checkpoint.npz", "reconstructions.png", "samples.png"):
@@ -51,9 +56,9 @@ def test_train_writes_a_checkpoint_of_the_model_whose_samples_follow_the_class(t
     valid = [float(r.split(",")[3]) for r in rows[1:]]
     assert valid[-1] > valid[0]  # the validation bound rose
     model, _ = load_checkpoint(trained / "checkpoint.npz")
-    recorded = PRIORS[model.prior_kind][1]
     assert model.kind == "conditional" and model.config == dict(x_dim=64, n_classes=4, hidden=(32,), z_dim=2,
-                                                                 likelihood="bernoulli", activation="relu", **recorded)
+                                                                 likelihood="bernoulli", activation="relu",
+                                                                 **PRIORS[prior][1])
     means = class_means(folder)
     for c in range(4):
         assert (nearest(model.sample(50, Generator(c), y=c).numpy(), means) == c).mean() > 0.9, c

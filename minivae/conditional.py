@@ -17,6 +17,7 @@ With the learned prior the bound is E_q[log p(x|z, y)] − KL(q(z|x, y) ‖ p(z|
 in closed form (distributions.kl_divergence), per dimension
 
     KL_j = log(σ_p,j/σ_j) + (σ_j² + (μ_j − μ_p,j)²) / (2σ_p,j²) − ½.
+
 With a uniform p(y) = 1/C, L(x, y) − log C bounds log p(x, y) ≤ log p(x): a number to set beside an unconditional
 VAE's ELBO (M2's labelled bound L(x, y) is this with the classifier's term; minivae.semisupervised).
 

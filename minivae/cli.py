@@ -190,6 +190,12 @@ def _model_options(args):
             raise ValueError(f"{given[0]} is the vq model's (its codebook or its codes' prior): pass --model vq")
     if args.model != "semisupervised" and args.labels is not None:
         raise ValueError("--labels is the semisupervised model's count of labelled images: pass --model semisupervised")
+    if args.model != "conditional" and args.prior == "learned":
+        raise ValueError(f"--prior learned is the conditional model's prior network p(z|y), not the {args.model} "
+                         "model's: pass --model conditional")
+    if args.prior_hidden is not None and args.prior != "learned":
+        raise ValueError("--prior-hidden are the layers of the conditional model's prior network: they need --model "
+                         "conditional --prior learned")
     if args.model not in OWN_LOSS:
         return
     others = [("--estimator", args.estimator is not None), ("--rebar-eta", args.rebar_eta is not None),
@@ -200,7 +206,7 @@ def _model_options(args):
               ("--gate decoder", args.gate != "feature")]
     if args.model in ("semisupervised", "conditional"):
         others += [("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
-                   (f"--prior {args.prior}", args.prior != "standard"),
+                   (f"--prior {args.prior}", args.prior not in ("standard", "learned")),
                    ("--prior-components", args.prior_components is not None), (f"--flow {args.flow}", args.flow != "none"),
                    ("--flow-length", args.flow_length is not None), ("--arch conv", args.arch != "mlp"),
                    ("--channels", args.channels is not None)]
@@ -373,9 +379,11 @@ def _train_labelled(args):
     rng = Generator(args.seed)
     if args.model == "conditional":  # Sohn et al.'s CVAE: every training image with its label
         model = conditional.ConditionalVAE(x.shape[1], classes, args.hidden, args.z_dim, likelihood=args.likelihood,
-                                           activation=args.activation, rng=rng, device=args.device)
-        print(f"training a conditional VAE ({classes} classes, z of {args.z_dim} dimensions) on {len(x)} labelled images "
-              f"({files['train']}) on {args.device}; output in {args.out}")
+                                           activation=args.activation, prior=args.prior, prior_hidden=args.prior_hidden,
+                                           rng=rng, device=args.device)
+        learned = ", a learned prior p(z|y)" if args.prior == "learned" else ""
+        print(f"training a conditional VAE ({classes} classes, z of {args.z_dim} dimensions{learned}) on {len(x)} "
+              f"labelled images ({files['train']}) on {args.device}; output in {args.out}")
         return conditional.train(model, {"train": (x, y), "valid": splits["valid"]}, args.out, epochs=args.epochs,
                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                  dynamic=args.dynamic_binarization, clip=args.clip, **resumed)
@@ -781,10 +789,14 @@ def build_parser():
     t.add_argument("--beta", type=_positive_float, default=1.0, metavar="B",
                    help="the KL's weight B (β-VAE; 1: the ELBO); the validation ELBO is always the full bound")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
-    t.add_argument("--prior", choices=["standard", "mog", "vamp"], default="standard",
+    t.add_argument("--prior", choices=["standard", "mog", "vamp", "learned"], default="standard",
                    help="gaussian: p(z) is N(0, I), or (mog) a learned mixture of --prior-components diagonal Gaussians, "
                         "or (vamp) the VampPrior, the mixture of the posteriors q(z|u_k) of --prior-components learned "
-                        "pseudo-inputs; the KL then sampled")
+                        "pseudo-inputs; the KL then sampled. conditional: N(0, I), or (learned) Sohn et al.'s prior "
+                        "network p(z|y) = N(μ_p(y), σ_p²(y)), the KL to it in closed form")
+    t.add_argument("--prior-hidden", type=_sizes, metavar="H1,H2",
+                   help="conditional --prior learned: the prior network's hidden sizes (default none: one linear layer "
+                        "of the one-hot label, a free mean and variance a class)")
     t.add_argument("--prior-components", type=_positive_int, metavar="K",
                    help="--prior mog or vamp: the mixture's components (default 10)")
     t.add_argument("--free-bits", type=_finite_float, default=0.0, metavar="λ",

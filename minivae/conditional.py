@@ -2,7 +2,8 @@
 reading y.
 
 Generative model   p(z) = N(0, I),  p(x|z, y) = Bernoulli(decoder([y, z])) (or another ``likelihood=``, as the other
-                   models': minivae.models._likelihood_of)
+                   models': minivae.models._likelihood_of); with prior="learned", Sohn et al.'s prior network
+                   p(z|y) = N(μ_p(y), σ_p²(y)) in place of N(0, I)
 Inference          q(z|x, y) = N(μ(x, y), σ²(x, y))
 
 y enters both networks as a one-hot row (or any row of C numbers given in its place: a soft label, an embedding).
@@ -12,6 +13,11 @@ Its bound on the conditional log-likelihood is the Gaussian VAE's ELBO with y be
 
 the expectation one pathwise draw z = μ + σ·ε (ε from an explicit Generator) and the KL in closed form, through the
 fused op ops.reparameterize_kl and minivae.models._negative_elbo, as GaussianVAE's loss (β weighs the KL as there).
+With the learned prior the bound is E_q[log p(x|z, y)] − KL(q(z|x, y) ‖ p(z|y)), the KL of the two diagonal Gaussians
+in closed form (distributions.kl_divergence), per dimension
+
+    KL_j = log(σ_p,j/σ_j) + (σ_j² + (μ_j − μ_p,j)²) / (2σ_p,j²) − ½.
+
 With a uniform p(y) = 1/C, L(x, y) − log C bounds log p(x, y) ≤ log p(x): a number to set beside an unconditional
 VAE's ELBO (M2's labelled bound L(x, y) is this with the classifier's term; minivae.semisupervised).
 
@@ -20,7 +26,8 @@ iwae_bound, log_likelihood_is) bound log p(x|y) unchanged.
 
 References:
     1. K. Sohn, H. Lee, X. Yan. Learning Structured Output Representation using Deep Conditional Generative Models.
-       NeurIPS 2015 (§3, Eq. 4 with the prior network p(z|x) replaced by N(0, I), the common CVAE).
+       NeurIPS 2015 (§3, Eq. 4: the standard prior replaces their prior network p(z|x) by N(0, I), the common CVAE;
+       prior="learned" is the prior network, of the label y, their "input" x being our condition).
 """
 import math
 import os
@@ -30,7 +37,7 @@ import numpy
 
 from minivae import ops
 from minivae._backend import module_for_device, to_numpy
-from minivae.distributions import Normal
+from minivae.distributions import Normal, kl_divergence
 from minivae.engine import Tensor, as_tensor, no_grad
 from minivae.nn import MLP, Module
 
@@ -48,20 +55,38 @@ class ConditionalVAE(Module):
     ``sample(n, rng, y=)`` mean images of class y (an integer, or n labels; None: the classes in turn, 0, 1, …, C − 1,
     0, …); ``reconstruct(x, y)`` the mean of p(x|μ(x, y), y). ``kind`` "conditional" is registered in
     ``minivae.models.MODELS``, so that ``training.load_checkpoint`` reads one.
+
+    ``prior="learned"`` is Sohn et al.'s prior network: p(z|y) = N(μ_p(y), σ_p²(y)), an MLP of the label row,
+
+        prior_network  y → [μ_p, log σ_p²]                   MLP((C, *prior_hidden, 2·z_dim))
+
+    trained with the rest; ``prior(y)`` is that Normal of batch shape (B, Z), the loss's KL is that of q to it in closed
+    form, and ``sample`` draws z ~ p(z|y). ``prior_hidden`` () (the default) is one linear layer, which for one-hot rows
+    is a free mean and log-variance a class (row c of its weight plus its bias): as general as p(z|y) of a class gets;
+    hidden layers matter only for rows that are not one-hot (soft labels, embeddings). Its weights are drawn after all
+    the others (the networks of the standard model of the same seed are this model's), and its last layer starts at 0,
+    so p(z|y) starts at N(0, I), the standard model's: the model starts where the standard one does. prior and
+    prior_hidden are recorded in the config only when learned (the standard model's config is that of a checkpoint
+    written before the option existed).
     """
 
     kind = "conditional"
 
     def __init__(self, x_dim=784, n_classes=10, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
-                 *, rng, device="cpu"):
+                 prior="standard", prior_hidden=None, *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         n_classes = _size("n_classes", n_classes, minimum=2)
+        self.prior_kind, prior_hidden, learned = _prior(prior, prior_hidden)
         self.config = dict(x_dim=x_dim, n_classes=n_classes, hidden=hidden, z_dim=z_dim, likelihood=likelihood,
-                           activation=activation)
+                           activation=activation, **learned)
         self.encoder = MLP((x_dim + n_classes, *hidden, 2 * z_dim), activation, rng=rng)
         self.decoder = MLP((n_classes + z_dim, *reversed(hidden), x_dim), activation, rng=rng)
         _likelihood_parameters(self, likelihood, x_dim)
+        if self.prior_kind == "learned":  # drawn last: the other weights are the standard model's of the same seed
+            self.prior_network = MLP((n_classes, *prior_hidden, 2 * z_dim), activation, rng=rng)
+            for p in self.prior_network.parameters()[-2:]:  # the last layer's weight and bias: p(z|y) starts at N(0, I)
+                p.data[...] = 0
         self.x_dim, self.n_classes, self.z_dim = x_dim, n_classes, z_dim
         self.to(device)
 
@@ -71,9 +96,18 @@ class ConditionalVAE(Module):
         loc, log_var = self._encode(*self._pair(x, y))
         return Normal(loc, ops.exp(0.5 * log_var))
 
-    def prior(self):
-        """p(z) = N(0, I), in the parameters' dtype."""
-        return SemiSupervisedVAE.prior(self)
+    def prior(self, y=None):
+        """p(z) = N(0, I), in the parameters' dtype (``y`` unread); with prior="learned", p(z|y) = N(μ_p(y), σ_p²(y)) of
+        the labels y of a batch (B integer labels or B rows, as the class docstring's y): batch shape (B, Z)."""
+        if self.prior_kind == "standard":
+            return SemiSupervisedVAE.prior(self)
+        shape = y.shape if isinstance(y, Tensor) else numpy.shape(y)
+        if y is None or len(shape) == 0:
+            raise ValueError(f"the learned prior p(z|y) needs the labels y of a batch (B,) or their rows (B, "
+                             f"{self.n_classes}), got {y!r}")
+        loc, log_var = ops.split(self.prior_network(self._rows(y, shape[0], self.decoder.parameters()[0])), [self.z_dim],
+                                 axis=-1)
+        return Normal(loc, ops.exp(0.5 * log_var))
 
     def likelihood(self, z, y):
         """p(x|z, y) for z (…, B, Z) and labels y of the B rows (one-hot rows broadcast over z's further axes)."""
@@ -84,17 +118,25 @@ class ConditionalVAE(Module):
                                                                    z], axis=-1)))
 
     def given(self, y):
-        """The model with the labels y fixed: ``posterior(x)``, ``prior()``, ``likelihood(z)`` of p(x, z|y), which
-        minivae.objectives take as any model's (their bounds then bound log p(x|y))."""
+        """The model with the labels y fixed: ``posterior(x)``, ``prior()`` (p(z|y) of the learned prior), ``likelihood(z)``
+        of p(x, z|y), which minivae.objectives take as any model's (their bounds then bound log p(x|y))."""
         return Given(self, y)
 
     # ---- the bound -----------------------------------------------------------------------------------------------
     def loss(self, x, y, rng, step=0, beta=1.0):
         """−(E_q log p(x|z, y) − β·KL(q(z|x, y) ‖ N(0, I))) per image, averaged: one z = μ + σ·ε, ε from ``rng`` (in the
         kernel on a GPU), and the KL in closed form, through the fused op and ops.negative_elbo (ops.bernoulli_negative_elbo
-        for a Bernoulli likelihood), as GaussianVAE.loss. ``step`` is taken, and unused, as the other models' loss."""
+        for a Bernoulli likelihood), as GaussianVAE.loss. With prior="learned", the KL is to p(z|y), in closed form
+        (kl_divergence of the two Normals, per dimension), at the z of the same ε. ``step`` is taken, and unused, as the
+        other models' loss."""
         x, rows = self._pair(x, y)
-        z, kl = ops.reparameterize_kl(*self._encode(x, rows), rng=rng)
+        loc, log_var = self._encode(x, rows)
+        if self.prior_kind == "learned":
+            eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))  # the ε reparameterize_kl would draw
+            z = ops.reparameterize(loc, log_var, eps)
+            kl = kl_divergence(Normal(loc, ops.exp(0.5 * log_var)), self.prior(rows))
+        else:
+            z, kl = ops.reparameterize_kl(loc, log_var, rng=rng)
         return _negative_elbo(self.likelihood(z, rows), x, kl, beta)
 
     def _encode(self, x, rows):
@@ -103,8 +145,9 @@ class ConditionalVAE(Module):
 
     # ---- using it ------------------------------------------------------------------------------------------------
     def sample(self, n, rng, y=None):
-        """Mean images of p(x|z, y) (n, x_dim), z ~ N(0, I) from ``rng``, of class ``y``: an integer, n integer labels,
-        or None, the classes in turn (image i of class i mod C: a grid of C columns has a class a column)."""
+        """Mean images of p(x|z, y) (n, x_dim), z ~ N(0, I) (with prior="learned", z ~ p(z|y)) from ``rng``, of class
+        ``y``: an integer, n integer labels, or None, the classes in turn (image i of class i mod C: a grid of C columns
+        has a class a column)."""
         n = _size("sample: n", n)
         first = self.decoder.parameters()[0]
         if y is None:
@@ -112,8 +155,10 @@ class ConditionalVAE(Module):
         elif not isinstance(y, Tensor) and numpy.ndim(y) == 0:
             y = numpy.full(n, y)
         with no_grad():
-            z = Tensor(rng.normal((n, self.z_dim), first.dtype, device=first.device))
-            return self.likelihood(z, self._rows(y, n, z)).mean
+            rows = self._rows(y, n, first)
+            z = (self.prior(rows).sample(rng=rng) if self.prior_kind == "learned" else
+                 Tensor(rng.normal((n, self.z_dim), first.dtype, device=first.device)))
+            return self.likelihood(z, rows).mean
 
     def reconstruct(self, x, y):
         """The mean of p(x|z, y) at z = μ(x, y), q's mean: x's deterministic reconstruction given its label."""
@@ -150,7 +195,8 @@ class Given:
         return self.model.posterior(x, self.y)
 
     def prior(self):
-        return self.model.prior()
+        """p(z|y) of the labels fixed (N(0, I) under the standard prior)."""
+        return self.model.prior(self.y)
 
     def likelihood(self, z):
         return self.model.likelihood(z, self.y)
@@ -163,6 +209,22 @@ from minivae.models import (MODELS, _encoder_input, _hidden, _likelihood_kind, _
 from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402
 
 MODELS.setdefault(ConditionalVAE.kind, ConditionalVAE)  # models.build (and so training.load_checkpoint) rebuild it
+
+PRIORS = ("standard", "learned")
+
+
+def _prior(prior, prior_hidden):
+    """(prior, the prior network's hidden sizes, the config entries recording them): checked; recorded only for the
+    learned prior (as models._prior), so that the standard model's config is that of a checkpoint written before."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
+    if prior == "standard":
+        if prior_hidden is not None:
+            raise ValueError("prior_hidden are the layers of the learned prior's network (prior='learned'); the standard "
+                             "prior N(0, I) has none")
+        return prior, None, {}
+    prior_hidden = () if prior_hidden is None else _hidden(prior_hidden, "prior_hidden")
+    return prior, prior_hidden, dict(prior=prior, prior_hidden=prior_hidden)
 
 
 def evaluate(model, x, y, rng, batch_size=500, k=None):

@@ -1,8 +1,9 @@
 """minivae train --model conditional (Sohn et al.'s CVAE) end to end on a labelled IDX folder of binary 8×8 bars of four
-classes (tests/test_cli_m2.py's): the run's checkpoint holds the model of the options and its samples of each class
-are that class, eval prints the bounds recomputed here from the model, sample --label draws the classes asked for a
-column each; options that do not apply, labels the model does not know and data without labels are one line before
-anything is written."""
+classes (tests/test_cli_m2.py's), with the standard prior and with the learned one (--prior learned): the run's
+checkpoint holds the model of the options and its samples of each class are that class, eval prints the bounds
+recomputed here from the model, sample --label draws the classes asked for a column each; options that do not apply
+(--prior mog or vamp here, --prior learned and --prior-hidden elsewhere), labels the model does not know and data
+without labels are one line before anything is written."""
 import re
 
 import numpy as np
@@ -21,10 +22,20 @@ folder = test_cli_m2.folder  # the fixture of the labelled bars' IDX folder, sha
 SMALL = ["--model", "conditional", "--hidden", "32", "--z-dim", "2", "--batch-size", "50", "--lr", "1e-2"]
 
 
+# each prior's options and the config entries they record
+PRIORS = {"standard": ([], {}), "learned": (["--prior", "learned", "--prior-hidden", "8"],
+                                            dict(prior="learned", prior_hidden=(8,)))}
+
+
+@pytest.fixture(scope="module", params=list(PRIORS))
+def prior(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def trained(folder, tmp_path_factory):
+def trained(folder, tmp_path_factory, prior):
     out = tmp_path_factory.mktemp("cvae") / "run"
-    assert run("train", *SMALL, "--data", folder, "--epochs", 8, "--out", out) == 0
+    assert run("train", *SMALL, *PRIORS[prior][0], "--data", folder, "--epochs", 8, "--out", out) == 0
     return out
 
 
@@ -37,7 +48,7 @@ def nearest(images, means):
     return ((images[:, None, :] - means[None]) ** 2).sum(axis=-1).argmin(axis=1)
 
 
-def test_train_writes_a_checkpoint_of_the_model_whose_samples_follow_the_class(trained, folder):
+def test_train_writes_a_checkpoint_of_the_model_whose_samples_follow_the_class(trained, folder, prior):
     rows = (trained / "metrics.csv").read_text().splitlines()
     assert rows[0] == "epoch,step,train_loss,valid_elbo,seconds,settings_changed" and len(rows) == 9
     for name in ("checkpoint.npz", "reconstructions.png", "samples.png"):
@@ -46,7 +57,8 @@ def test_train_writes_a_checkpoint_of_the_model_whose_samples_follow_the_class(t
     assert valid[-1] > valid[0]  # the validation bound rose
     model, _ = load_checkpoint(trained / "checkpoint.npz")
     assert model.kind == "conditional" and model.config == dict(x_dim=64, n_classes=4, hidden=(32,), z_dim=2,
-                                                                 likelihood="bernoulli", activation="relu")
+                                                                 likelihood="bernoulli", activation="relu",
+                                                                 **PRIORS[prior][1])
     means = class_means(folder)
     for c in range(4):
         assert (nearest(model.sample(50, Generator(c), y=c).numpy(), means) == c).mean() > 0.9, c
@@ -92,6 +104,9 @@ def test_sample_draws_the_classes_asked_for_a_column_each(trained, folder, tmp_p
     (["--labels", "8"], "--labels is the semisupervised model's"),
     (["--tf32"], "--tf32 needs --device cuda: NumPy's products have no TF32"),
     (["--prior", "mog"], "--prior mog is not for the conditional model"),
+    (["--prior", "vamp"], "--prior vamp is not for the conditional model"),
+    (["--prior-hidden", "8"], "--prior-hidden are the layers of the conditional model's prior network: they need --model "
+                              "conditional --prior learned"),
     (["--arch", "conv"], "--arch conv is not for the conditional model"),
     (["--objective", "iwae", "--samples", "2"], "--objective iwae is not for the conditional model"),
     (["--beta", "0.5"], "--beta is not for the conditional model"),
@@ -101,6 +116,16 @@ def test_what_does_not_apply_is_one_line_and_writes_nothing(folder, tmp_path, ca
     out = tmp_path / "run"
     assert run("train", *SMALL, "--data", folder, "--limit", 100, *options, "--out", out) == 1
     assert message in one_error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("model", ["gaussian", "semisupervised", "bernoulli"])
+def test_the_learned_prior_is_the_conditional_model_s_alone(folder, tmp_path, capsys, model):
+    out = tmp_path / "run"
+    assert run("train", "--model", model, "--prior", "learned", "--hidden", "8", "--z-dim", "2", "--limit", 100,
+               *(["--data", folder] if model == "semisupervised" else []), "--out", out) == 1
+    assert (f"--prior learned is the conditional model's prior network p(z|y), not the {model} model's: pass --model "
+            "conditional") in one_error_line(capsys)
     assert not out.exists()
 
 

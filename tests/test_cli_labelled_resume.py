@@ -1,4 +1,4 @@
-"""minivae train --model semisupervised | conditional --resume, --override-settings and --graph, end to end on the
+"""minivae train --model semisupervised | conditional [--prior learned] --resume, --override-settings and --graph, end to end on the
 labelled bars (tests/test_cli_m2.py's folder): 1 epoch then --resume to 2, and 2 with --graph, reach the 2-epoch run's
 checkpoint bit for bit (metrics included); another setting is one line naming it, --override-settings goes on and
 records it; M2's other --labels (another α, another split) is refused naming --labels; --resume with no checkpoint is
@@ -14,7 +14,8 @@ from tests.test_labelled_resume import assert_same_run
 
 folder = test_cli_m2.folder  # the fixture of the labelled bars' IDX folder, shared
 SMALL = {"semisupervised": [*test_cli_m2.SMALL, "--limit", "100"],
-         "conditional": [*test_cli_conditional.SMALL, "--limit", "100"]}
+         "conditional": [*test_cli_conditional.SMALL, "--limit", "100"],
+         "conditional-learned": [*test_cli_conditional.SMALL, "--prior", "learned", "--limit", "100"]}
 
 
 @pytest.mark.parametrize("model", list(SMALL))
@@ -46,6 +47,14 @@ def test_another_setting_is_one_line_and_override_settings_records_it(folder, tm
     assert run(*args, "--epochs", 2, "--resume", "--clip", 3, "--override-settings") == 0
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["settings_changed"] for r in rows] == ["", "--clip (checkpoint None, now 3.0)"]
+
+
+def test_a_resume_with_the_other_prior_is_one_line(folder, tmp_path, capsys):
+    args, out = ["train", *SMALL["conditional"], "--data", folder, "--epochs", 1], tmp_path / "run"
+    assert run(*args, "--out", out) == 0
+    capsys.readouterr()
+    assert run(*args[:-1], 2, "--prior", "learned", "--out", out, "--resume") == 1
+    assert "holds a conditional model of another shape: --prior (checkpoint standard, now learned)" in one_error_line(capsys)
 
 
 def test_m2_s_other_labels_are_refused_naming_labels(folder, tmp_path, capsys):

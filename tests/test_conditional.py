@@ -151,8 +151,11 @@ def test_samples_of_a_class_after_training_on_labelled_bars_are_that_class():
 
 
 # ---- the device stand-in, step plans, checkpoints -------------------------------------------------------------------------
-def _steps(device, steps=3):
-    model = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0), device=device)
+PRIORS = {"standard": {}, "learned": dict(prior="learned", prior_hidden=(3,))}  # the model's options of each prior
+
+
+def _steps(device, steps=3, prior="standard"):
+    model = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0), device=device, **PRIORS[prior])
     optimizer, rng, log, uploads, losses = Adam(model.parameters(), lr=1e-2), Generator(4), [], [], []
     x, y = mv.tensor(X.astype(np.float32), device=device), mv.tensor(Y, device=device)
     for step in range(steps):
@@ -168,12 +171,14 @@ def _steps(device, steps=3):
     return params, losses, log, uploads, model
 
 
-def test_training_steps_on_the_device_equal_the_cpu_and_copy_nothing_back():
+@pytest.mark.parametrize("prior", list(PRIORS))
+def test_training_steps_on_the_device_equal_the_cpu_and_copy_nothing_back(prior):
     """The strict CuPy stand-in (tests/strict_array.py): loss, backward and Adam copy nothing to the host and give the
-    CPU's numbers bit for bit (the array formulas on both); sampling and the bounds of ``given`` stay on the device."""
+    CPU's numbers bit for bit (the array formulas on both); sampling and the bounds of ``given`` stay on the device.
+    The learned prior's too (its KL, its draws of p(z|y))."""
     with use_numba(False), use_cuda_kernels(False), emulating():
-        expected, expected_losses, _, _, _ = _steps("cpu")
-        params, losses, conversions, uploads, model = _steps("cuda")
+        expected, expected_losses, _, _, _ = _steps("cpu", prior=prior)
+        params, losses, conversions, uploads, model = _steps("cuda", prior=prior)
         assert conversions == [], "device→host copies inside a training step:\n" + describe(conversions)
         assert all("sampling.py" in where for _, _, where in uploads), describe(uploads)
         np.testing.assert_array_equal(np.array(losses), np.array(expected_losses))
@@ -186,15 +191,16 @@ def test_training_steps_on_the_device_equal_the_cpu_and_copy_nothing_back():
         assert log == [] and images.device == "cuda" and images.shape == (3, D) and bound.device == "cuda"
 
 
-def test_a_step_plan_replays_the_eager_steps_bit_for_bit():
+@pytest.mark.parametrize("prior", list(PRIORS))
+def test_a_step_plan_replays_the_eager_steps_bit_for_bit(prior):
     """compile_step of the training loop's loss of a packed batch [x | one-hot y] (a plan has one input), replayed on
-    later batches: the eager steps' parameters, bit for bit."""
+    later batches: the eager steps' parameters, bit for bit (the learned prior's ε drawn by the plan as eagerly)."""
     rng = np.random.default_rng(2)
     batches = [np.concatenate([(rng.random((B, D)) < 0.5), np.eye(C)[rng.integers(0, C, B)]], axis=1).astype(np.float32)
                for _ in range(4)]
 
     def trained(planned):
-        model = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0))
+        model = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0), **PRIORS[prior])
         opt, loss = Adam(model.parameters(), lr=1e-2), conditional._step_loss(model, Generator(3))
         if not planned:
             for xy in batches:
@@ -211,8 +217,9 @@ def test_a_step_plan_replays_the_eager_steps_bit_for_bit():
     eager, replayed = trained(False), trained(True)
     for key, value in eager.state_dict().items():
         np.testing.assert_array_equal(replayed.state_dict()[key], value, err_msg=key)
-    assert not np.array_equal(eager.state_dict()["encoder.0.weight"],
-                              ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0)).state_dict()["encoder.0.weight"])
+    start = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0), **PRIORS[prior]).state_dict()
+    for key in ("encoder.0.weight", *(["prior_network.2.weight"] if prior == "learned" else [])):
+        assert not np.array_equal(eager.state_dict()[key], start[key]), key
 
 
 def test_a_checkpoint_rebuilds_the_model(tmp_path):

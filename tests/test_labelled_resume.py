@@ -5,6 +5,7 @@ on with override_settings, the change in metrics.csv; a resume with no checkpoin
 with graph the full batches' step is recorded once and replayed, and the run is the eager one bit for bit; tf32 is a
 setting of a GPU run (the strict stand-in) and refused on the CPU."""
 import csv
+import functools
 import json
 
 import numpy as np
@@ -28,14 +29,16 @@ def m2(out, epochs, labelled=(X[:6], Y[:6]), lr=1e-2, device="cpu", **kw):
                                 valid=(X[24:32], Y[24:32]), dynamic=True, clip=5.0, log=lambda line: None, **kw)
 
 
-def cvae(out, epochs, labels=Y[:24], lr=1e-2, device="cpu", **kw):
-    """The conditional VAE on 24 labelled images in batches of 10 (two full, one of 4 an epoch), 8 to validate."""
-    model = ConditionalVAE(D, C, hidden=(5,), z_dim=2, rng=Generator(0), device=device)
+def cvae(out, epochs, labels=Y[:24], lr=1e-2, device="cpu", prior="standard", **kw):
+    """The conditional VAE on 24 labelled images in batches of 10 (two full, one of 4 an epoch), 8 to validate;
+    prior="learned": with the prior network p(z|y) of a hidden layer of 4."""
+    learned = dict(prior="learned", prior_hidden=(4,)) if prior == "learned" else {}
+    model = ConditionalVAE(D, C, hidden=(5,), z_dim=2, rng=Generator(0), device=device, **learned)
     return conditional.train(model, {"train": (X[:24], labels), "valid": (X[24:32], Y[24:32])}, out, epochs=epochs,
                              batch_size=10, lr=lr, seed=5, dynamic=True, clip=5.0, log=lambda line: None, **kw)
 
 
-RUNS = {"m2": m2, "conditional": cvae}
+RUNS = {"m2": m2, "conditional": cvae, "conditional-learned": functools.partial(cvae, prior="learned")}
 
 
 def checkpoint(out):
@@ -107,6 +110,18 @@ def test_m2_s_labelled_split_is_the_checkpoint_s(tmp_path):
             m2(out, 2, labelled=labelled, resume=True)
     with pytest.raises(TrainingError, match=r"--labels \(checkpoint 6, now 3\); --labels, --seed or --data"):
         m2(out, 2, labelled=(X[:3], Y[:3]), resume=True)
+
+
+def test_the_learned_prior_trains_and_is_part_of_the_model_s_shape(tmp_path):
+    """The prior network's parameters move in the run (and so are what the resume and graph tests compare); a resume
+    with the other prior is refused naming it."""
+    start = ConditionalVAE(D, C, hidden=(5,), z_dim=2, prior="learned", prior_hidden=(4,), rng=Generator(0))
+    trained = cvae(tmp_path / "run", 1, prior="learned")
+    for name in ("prior_network.0.weight", "prior_network.2.weight", "prior_network.2.bias"):
+        assert not np.array_equal(trained.state_dict()[name], start.state_dict()[name]), name
+    with pytest.raises(TrainingError, match=r"of another shape: --prior \(checkpoint learned, now standard\); "
+                                            r"--prior-hidden \(checkpoint \(4,\), now None\)"):
+        cvae(tmp_path / "run", 2, resume=True)
 
 
 def test_the_conditional_vae_s_labels_are_part_of_its_data(tmp_path):

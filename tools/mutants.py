@@ -3300,6 +3300,10 @@ MUTANTS = [
     # ---- helper-81 end ----
     # ---- helper-82 begin: fix11-hier: a VAE of two stochastic layers ----
     # ---- helper-82 end ----
+    # ---- helper-83 begin: fix11-kl-large: the KLs and entropies at large concentrations, StudentT's far tail ----
+    # ---- helper-83 end ----
+    # ---- helper-84 begin: fix11-saddle-fast: Numba kernels for stirlerr and bd0 ----
+    # ---- helper-84 end ----
     # ---- lead, session 32 ----
     M('ais-adaptation-flipped', 'minivae/ais.py', ('xp.where(rate > TARGET_ACCEPTANCE, 1.02, 0.98)', 'xp.where(rate > TARGET_ACCEPTANCE, 0.98, 1.02)'),
       ['tests/test_ais.py'], "the step size grown where the moves are refused"),

@@ -14,6 +14,7 @@ from minivae.engine import Tensor
 from minivae.gradcheck import gradcheck
 from minivae.models import HierarchicalVAE
 from minivae.optim import Adam
+from minivae.plan import compile_step
 from minivae.random import Generator
 from minivae.training import load_checkpoint, save_checkpoint
 from tests.test_cli import SMALL, one_error_line, run
@@ -252,22 +253,54 @@ def test_a_step_plan_replays_it_bit_for_bit():
     assert_replay_is_eager(make, batches)
 
 
-def test_the_cli_trains_evaluates_and_samples_it(tmp_path, capsys):
-    """--model hierarchical --z-dims --hidden2 with the IWAE bound and --graph; the checkpoint keeps the sizes; eval's
-    importance-sampled log p(x) lies above its ELBO; sample and reconstruct write PNGs."""
+def test_a_step_plan_replays_a_live_beta_bit_for_bit():
+    """minivae train --graph's step: β (the KL warm-up's weight) a live scalar of the plan, a new value each replay."""
+    batches, betas = [binary(6, s) for s in (33, 34, 35)], [0.2, 0.6, 1.0]
+
+    def trained(replay):
+        model, noise = tiny(seed=36, samples=2), Generator(37)
+        opt = Adam(model.parameters(), lr=0.05)
+        loss = lambda x, beta: model.loss(x, noise, beta=beta)  # noqa: E731
+        if replay:
+            plan = compile_step(model, opt, loss, Tensor(batches[0]), beta=betas[0])
+            for x, beta in zip(batches[1:], betas[1:]):
+                plan.step(x, beta=beta)
+            return model
+        for x, beta in zip(batches, betas):
+            value = loss(Tensor(x), beta)
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+        return model
+    eager, replayed = trained(False), trained(True)
+    for key, value in eager.state_dict().items():
+        np.testing.assert_array_equal(replayed.state_dict()[key], value, err_msg=key)
+
+
+def test_the_cli_trains_it(tmp_path, capsys):
+    """--model hierarchical --z-dims --hidden2 with the IWAE bound: the checkpoint keeps the sizes and the objective."""
     out = tmp_path / "run"
     assert run("train", "--model", "hierarchical", "--z-dims", "6,3", "--hidden2", 8, "--objective", "iwae", "--samples",
-               2, "--graph", "--epochs", 1, "--out", out, *SMALL) == 0
+               2, "--epochs", 1, "--out", out, *SMALL) == 0
     assert "two stochastic layers z1, z2 of 6 and 3 dimensions" in capsys.readouterr().out
     model, _ = load_checkpoint(out / "checkpoint.npz")
     assert (model.kind, model.z_dims, model.config["hidden2"], model.objective, model.samples) == \
         ("hierarchical", (6, 3), (8,), "iwae", 2)
-    assert run("eval", out / "checkpoint.npz", "-k", 20, "--limit", 50) == 0
+    assert all((out / name).exists() for name in ("metrics.csv", "reconstructions.png", "samples.png"))
+
+
+def test_the_cli_evaluates_samples_and_reconstructs_it(tmp_path, capsys):
+    """eval's importance-sampled log p(x) lies above its ELBO (the same q and prior, k = 20 draws against 1); sample and
+    reconstruct write PNGs."""
+    model = HierarchicalVAE(784, (16,), (6, 3), (8,), rng=Generator(38))
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, model, Adam(model.parameters()), Generator(0), 1, 0)
+    assert run("eval", path, "-k", 20, "--limit", 50) == 0
     lines = capsys.readouterr().out.splitlines()
     elbo, ll = (float(next(line for line in lines if line.strip().startswith(s)).split()[-2]) for s in ("ELBO", "log p(x)"))
     assert math.isfinite(elbo) and elbo < ll < 0
     for command in ("sample", "reconstruct"):
-        assert run(command, out / "checkpoint.npz", "--out", tmp_path / f"{command}.png") == 0
+        assert run(command, path, "--out", tmp_path / f"{command}.png") == 0
         assert (tmp_path / f"{command}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -75,10 +75,10 @@ class TwoLayerPosterior(Distribution):
         return z
 
     def _draw(self, rng, shape, loc, log_var):
-        """(z, log N(z; μ, σ²) summed) at z = μ + σ·ε, ε ~ N(0, I) of ``shape`` + loc's last axis, from rng."""
+        """(z, log N(z; μ, σ²) summed, written in the noise: models._log_q) at z = μ + σ·ε, ε ~ N(0, I) of ``shape`` +
+        loc's last axis, from rng."""
         eps = Tensor(rng.normal(shape + loc.shape[-1:], loc.dtype, device=loc.device))
-        log_q = (-0.5 * (eps * eps + log_var)).sum(axis=-1) - 0.5 * LOG_2PI * eps.shape[-1]
-        return ops.reparameterize(loc, log_var, eps), log_q
+        return ops.reparameterize(loc, log_var, eps), _log_q(eps, log_var)
 
     def log_prob(self, value):
         """log q(z1|x) + log q(z2|z1) of z = [z1, z2] (…, *batch, Z1 + Z2): one number a draw and example."""
@@ -209,6 +209,6 @@ class HierarchicalVAE(Module):
 # models.py imports this module at its end (HierarchicalVAE is a name of it too): its helpers are read here, after the
 # class
 from minivae.models import (MODELS, _encoder_input, _hidden, _likelihood_kind, _likelihood_of,  # noqa: E402
-                            _likelihood_parameters, _objective, _size)
+                            _likelihood_parameters, _log_q, _objective, _size)
 
 MODELS.setdefault(HierarchicalVAE.kind, HierarchicalVAE)  # models.build (and so training.load_checkpoint) rebuild it

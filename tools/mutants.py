@@ -3183,10 +3183,10 @@ MUTANTS = [
     # ---- helper-82 begin: fix11-hier: a VAE of two stochastic layers ----
     M('hier-q2-reads-z1-detached', 'minivae/hierarchical.py', ('loc2, log_var2 = _halves(self.model.encoder2(z1), self.model.z_dims[1])', 'loc2, log_var2 = _halves(self.model.encoder2(z1.detach()), self.model.z_dims[1])'),
       ['tests/test_hierarchical.py::test_the_gradient_is_its_central_differences_in_float64'], 'no gradient from q(z2|z1) back through z1 into q(z1|x): not pathwise through both layers'),
-    M('hier-log-q-scale-detached', 'minivae/hierarchical.py', ('log_q = (-0.5 * (eps * eps + log_var)).sum(axis=-1)', 'log_q = (-0.5 * (eps * eps + log_var.detach())).sum(axis=-1)'),
+    M('hier-log-q-scale-detached', 'minivae/hierarchical.py', ('return ops.reparameterize(loc, log_var, eps), _log_q(eps, log_var)', 'return ops.reparameterize(loc, log_var, eps), _log_q(eps, log_var.detach())'),
       ['tests/test_hierarchical.py::test_the_gradient_is_its_central_differences_in_float64'], "log q's −½ log σ² held fixed: the value right, the encoder's gradient without the entropy's term"),
-    M('hier-log-q-without-2pi', 'minivae/hierarchical.py', ('- 0.5 * LOG_2PI * eps.shape[-1]', ''),
-      ['tests/test_hierarchical.py'], "the draw's log q(z|x) without its −½ log 2π a value (the IWAE weights off by a constant, the ELBO too)"),
+    M('hier-log-q-without-log-var', 'minivae/hierarchical.py', ('_log_q(eps, log_var)\n', '_log_q(eps, 0 * log_var)\n'),
+      ['tests/test_hierarchical.py'], "the draw's log q(z|x) without its −½ log σ² (the log weights of every draw off, the ELBO's KL too)"),
     M('hier-log-q-first-layer-only', 'minivae/hierarchical.py', ('self._drawn = (z, log_q1 + log_q2)', 'self._drawn = (z, log_q1)'),
       ['tests/test_hierarchical.py'], 'log q(z2|z1) left out of the log weight'),
     M('hier-cached-density-for-any-z', 'minivae/hierarchical.py', ('if self._drawn is not None and value is self._drawn[0]:', 'if self._drawn is not None:'),

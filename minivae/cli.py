@@ -196,6 +196,7 @@ def _model_options(args):
     if args.prior_hidden is not None and args.prior != "learned":
         raise ValueError("--prior-hidden are the layers of the conditional model's prior network: they need --model "
                          "conditional --prior learned")
+    _hierarchical_options(args)
     if args.model not in OWN_LOSS:
         return
     others = [("--estimator", args.estimator is not None), ("--rebar-eta", args.rebar_eta is not None),
@@ -216,12 +217,40 @@ def _model_options(args):
     for name, default in VQ_OPTIONS.values():
         if getattr(args, name) is None:
             setattr(args, name, default)
+
+
+# what the hierarchical model trains by, and so why it takes none of the other models' options of their latents
+HIERARCHICAL = ("its two Gaussian layers z1, z2 (sizes --z-dims Z1,Z2, networks --hidden and --hidden2) train pathwise "
+                "by the ELBO or the IWAE bound (--objective, --samples) under the prior p(z1|z2) N(z2; 0, I), by MLPs")
+
+
+def _hierarchical_options(args):
+    """Refuse --z-dims and --hidden2 with another model, and with the hierarchical model the options of the others'
+    latents, estimators, priors, flows, convolutions and count options (the CLI's --z-dim when not its default 20)."""
+    if args.model != "hierarchical":
+        given = [flag for flag, value in (("--z-dims", args.z_dims), ("--hidden2", args.hidden2)) if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} is the hierarchical model's (its two stochastic layers): pass --model hierarchical")
+        return
+    others = [("--z-dim", args.z_dim != 20), ("--estimator", args.estimator is not None),
+              ("--rebar-eta", args.rebar_eta is not None), ("--baseline-hidden", args.baseline_hidden > 0),
+              ("--free-bits", args.free_bits != 0), ("--tc-beta", args.tc_beta is not None),
+              ("--library observed", args.library != "none"), ("--gate decoder", args.gate != "feature"),
+              ("--n-latent", args.n_latent is not None), ("--n-categories", args.n_categories is not None),
+              (f"--prior {args.prior}", args.prior != "standard"), ("--prior-components", args.prior_components is not None),
+              (f"--flow {args.flow}", args.flow != "none"), ("--flow-length", args.flow_length is not None),
+              ("--arch conv", args.arch != "mlp"), ("--channels", args.channels is not None)]
+    given = [flag for flag, on in others if on]
+    if given:
+        raise ValueError(f"{given[0]} is not for the hierarchical model: {HIERARCHICAL}")
+
+
 # --estimator's default for the discrete latents, by --objective: the IWAE bound needs exact samples (VIMCO)
 DEFAULT_ESTIMATOR = {"elbo": "gumbel_softmax", "iwae": "reinforce"}
 
 
 def _train(args):
-    from minivae.models import GAUSSIAN_ESTIMATORS, VQVAE, BernoulliVAE, CategoricalVAE, GaussianVAE
+    from minivae.models import GAUSSIAN_ESTIMATORS, VQVAE, BernoulliVAE, CategoricalVAE, GaussianVAE, HierarchicalVAE
     from minivae.random import Generator
     from minivae.training import train
     _model_options(args)
@@ -292,6 +321,10 @@ def _train(args):
                             free_bits=args.free_bits, estimator=args.estimator or "pathwise", tc_beta=args.tc_beta,
                             dataset_size=None if args.tc_beta is None else len(data["train"]), rng=rng,
                             device=args.device)
+    elif args.model == "hierarchical":  # the sizes not given: the model's defaults, Burda et al.'s
+        sizes = {name: value for name, value in (("z_dims", args.z_dims), ("hidden2", args.hidden2)) if value is not None}
+        model = HierarchicalVAE(x_dim, args.hidden, **sizes, likelihood=args.likelihood, activation=args.activation,
+                                objective=args.objective, samples=args.samples, rng=rng, device=args.device)
     elif args.model == "vq":
         model = VQVAE(x_dim, args.hidden, N_LATENT["vq"] if args.n_latent is None else args.n_latent, args.code_dim,
                       args.n_codes, args.commitment_cost, likelihood=args.likelihood, activation=args.activation,
@@ -323,6 +356,8 @@ def _train(args):
                                                                  f"moving averages (γ = {model.ema_decay:g})"))
         if args.code_prior:
             objective += f", a learned autoregressive prior over the codes ({args.code_prior} hidden units)"
+    if args.model == "hierarchical":
+        objective += ", two stochastic layers z1, z2 of {} and {} dimensions".format(*model.z_dims)
     if args.flow != "none":
         objective += f", a posterior of {model.flow_length} {args.flow} flows"
     if args.beta != 1.0:
@@ -441,7 +476,7 @@ def _eval(args):
     model, _ = load_checkpoint(args.checkpoint, device=args.device)
     likelihood = model.likelihood_kind
     _check_likelihood(args, likelihood)
-    if args.diagnostics and model.kind in ("semisupervised", "conditional", "vq"):
+    if args.diagnostics and model.kind not in ("gaussian", "categorical", "bernoulli"):
         raise ValueError(f"--diagnostics measures the gaussian, categorical and bernoulli models' latent codes, not the "
                          f"{model.kind} model's")
     if args.ais and (model.kind != "gaussian" or getattr(model, "flow", None) is not None):
@@ -747,14 +782,17 @@ def build_parser():
                             "(then the ELBO is not a bound on a likelihood of the data)")
 
     t = command("train", "train a VAE")
-    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli", "vq", "semisupervised", "conditional"],
+    t.add_argument("--model", choices=["gaussian", "categorical", "bernoulli", "vq", "semisupervised", "conditional",
+                                       "hierarchical"],
                    default="categorical",
                    help="latent variables: gaussian, categorical (one-hot), bernoulli (binary, each Bernoulli(½) "
                         "a priori), vq (a VQ-VAE: --n-latent vectors snapped to the nearest of --n-codes code "
                         "vectors, van den Oord et al. 2017), or semisupervised (Kingma et al.'s M2: a class y, "
                         "observed for --labels images of --data's labelled IDX files and summed out for the others, "
                         "and a Gaussian z of --z-dim), or conditional (Sohn et al.'s CVAE: p(x|z, y) and q(z|x, y) of "
-                        "the class y of every image of --data's labelled IDX files, a Gaussian z of --z-dim)")
+                        "the class y of every image of --data's labelled IDX files, a Gaussian z of --z-dim), or hierarchical "
+                        "(Burda et al.'s two Gaussian layers: q(z1|x) q(z2|z1), p(z2) p(z1|z2) p(x|z1), sizes --z-dims, "
+                        "networks --hidden and --hidden2)")
     data_args(t, "use only the first N images of each split")
     t.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                    help="p(x|z): bernoulli (binary pixels), gaussian (one learned scale), continuous_bernoulli (a density "
@@ -789,6 +827,10 @@ def build_parser():
     t.add_argument("--beta", type=_positive_float, default=1.0, metavar="B",
                    help="the KL's weight B (β-VAE; 1: the ELBO); the validation ELBO is always the full bound")
     t.add_argument("--z-dim", type=_positive_int, default=20, help="gaussian: latent dimensions")
+    t.add_argument("--z-dims", type=_sizes, metavar="Z1,Z2",
+                   help="hierarchical: the two stochastic layers' dimensions, z1 next to x (default 100,50, Burda et al.'s)")
+    t.add_argument("--hidden2", type=_sizes, metavar="H,…",
+                   help="hierarchical: hidden sizes of q(z2|z1) (p(z1|z2) reversed), comma-separated (default 50,50)")
     t.add_argument("--prior", choices=["standard", "mog", "vamp", "learned"], default="standard",
                    help="gaussian: p(z) is N(0, I), or (mog) a learned mixture of --prior-components diagonal Gaussians, "
                         "or (vamp) the VampPrior, the mixture of the posteriors q(z|u_k) of --prior-components learned "

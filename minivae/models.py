@@ -1302,3 +1302,4 @@ def latent_grid(model, n, dims=(0, 1)):
 from minivae.semisupervised import SemiSupervisedVAE  # noqa: E402,F401  (M2, Kingma et al. 2014)
 from minivae.vqvae import VQVAE  # noqa: E402,F401  (van den Oord et al. 2017)
 from minivae.conditional import ConditionalVAE  # noqa: E402,F401  (Sohn et al. 2015)
+from minivae.hierarchical import HierarchicalVAE  # noqa: E402,F401  (Burda et al. 2016's two stochastic layers)

@@ -139,3 +139,17 @@ def test_eval_prints_the_ais_estimate_and_refuses_discrete_latents(tmp_path, cap
     capsys.readouterr()
     assert run("eval", cat / "checkpoint.npz", "--limit", 20, "--ais", 10) == 1
     assert "--ais anneals from q(z|x) by Hamiltonian Monte Carlo on a continuous z" in one_error_line(capsys)
+
+
+def test_on_the_device_stand_in_the_chains_stay_on_the_device():
+    """A Gaussian VAE's AIS estimate on "cuda" (the strict CuPy stand-in): the CPU's bit for bit, no copy to the host
+    (the schedule is host numbers; the chains, momenta, tests and weights are device arrays)."""
+    import minivae as mv
+    from minivae.models import GaussianVAE
+    from tests.strict_array import assert_device_run_is_the_cpus
+    x = (np.random.default_rng(7).random((3, 10)) < 0.5).astype(np.float32)
+
+    def run(device):
+        model = GaussianVAE(x_dim=10, hidden=(6,), z_dim=2, rng=Generator(8), device=device)
+        return [ais.log_likelihood_ais(model, mv.tensor(x, device=device), Generator(9), steps=4, chains=3, leapfrog=2)]
+    assert_device_run_is_the_cpus(run)

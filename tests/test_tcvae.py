@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+import minivae as mv
+
 from minivae.engine import Tensor
 from minivae.gradcheck import gradcheck
 from minivae.models import GaussianVAE
@@ -109,3 +111,16 @@ def test_the_cli_trains_it_and_the_checkpoint_keeps_it(tmp_path, capsys):
     assert (model.tc_beta, model.dataset_size) == (6.0, 300)
     assert run("train", "--model", "categorical", "--epochs", 1, "--tc-beta", 6, "--out", tmp_path / "c", *SMALL) == 1
     assert "--tc-beta weighs the total correlation of the gaussian model's z" in one_error_line(capsys)
+
+
+def test_on_the_device_stand_in_a_step_copies_nothing_to_the_host(x):
+    """The loss and its gradients on "cuda" (the strict CuPy stand-in): the CPU's bit for bit, no copy to the host
+    (the pairs' log-sum-exps and the noise stay on the device)."""
+    from tests.strict_array import assert_device_run_is_the_cpus
+
+    def run(device):
+        model = GaussianVAE(x_dim=12, hidden=(8,), z_dim=3, tc_beta=5.0, dataset_size=80, rng=Generator(2), device=device)
+        loss = model.loss(mv.tensor(x, device=device), Generator(3))
+        loss.backward()
+        return [loss] + [p.grad for p in model.parameters()]
+    assert_device_run_is_the_cpus(run)

@@ -12,11 +12,13 @@ multiplied by 1.02 after a step whose acceptance over its chains was above 0.65,
 uses the chains' past, as theirs does, so the weights are unbiased only up to that adaptation).
 """
 
+import contextlib
+
 import numpy
 
 from minivae._backend import device_of, get_array_module
 from minivae.distributions import Normal
-from minivae.engine import Tensor, grad, no_grad
+from minivae.engine import Tensor, grad
 
 TARGET_ACCEPTANCE = 0.65
 SCHEDULE_RADIUS = 4.0
@@ -41,32 +43,46 @@ def log_likelihood_ais(model, x, rng, steps=100, chains=16, leapfrog=10, step_si
     """The AIS estimate of log p(x) (module docstring), one a row of ``x``: a tensor of shape x.shape[:-1]. ``model``:
     its ``posterior(x)`` a Normal (the Gaussian VAE's, without a flow), ``prior()`` and ``likelihood(z)``; ``rng`` draws
     the chains' start, momenta and tests; ``steps`` T temperatures, ``chains`` C, ``leapfrog`` L steps each of the
-    starting size ``step_size``."""
+    starting size ``step_size``. The model's parameters are held constant meanwhile (``_frozen``)."""
     for name, value in (("steps", steps), ("chains", chains), ("leapfrog", leapfrog)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"log_likelihood_ais: {name} must be an integer >= 1, got {value!r}")
     if not step_size > 0:
         raise ValueError(f"log_likelihood_ais: step_size must be > 0, got {step_size!r}")
-    with no_grad():
-        q = model.posterior(x)
-    if type(q) is not Normal:
-        raise ValueError(f"log_likelihood_ais: starts from q(z|x) as a Normal (the gaussian model's, without a flow), "
-                         f"and this model's is {type(q).__name__}")
-    prior, n = model.prior(), len(x.shape) - 1  # the chains' axis first, then x's batch axes
+    with _frozen(model):
+        q, prior, n = model.posterior(x), model.prior(), len(x.shape) - 1  # the chains' axis first, then x's batch axes
+        if type(q) is not Normal:
+            raise ValueError(f"log_likelihood_ais: starts from q(z|x) as a Normal (the gaussian model's, without a "
+                             f"flow), and this model's is {type(q).__name__}")
 
-    def parts(z):
-        """(z as a tensor to differentiate by, log q(z|x), log p(x, z)) at the array z, one value a chain and example."""
-        zt = Tensor(z, requires_grad=True)
-        log_q = _summed(q.log_prob(zt), n + 1)
-        log_joint = _summed(model.likelihood(zt).log_prob(x), n + 1) + _summed(prior.log_prob(zt), n + 1)
-        return zt, log_q, log_joint
+        def value_and_gradient(z, beta):
+            """(log f_β(z), its gradient in z, log p(x, z) − log q(z|x)) at the array z, one a chain and example."""
+            zt = Tensor(z, requires_grad=True)
+            log_q = _summed(q.log_prob(zt), n + 1)
+            log_joint = _summed(model.likelihood(zt).log_prob(x), n + 1) + _summed(prior.log_prob(zt), n + 1)
+            log_f = (1 - beta) * log_q + beta * log_joint
+            (g,) = grad(log_f.sum(), zt)
+            return log_f.data, g.data, (log_joint - log_q).data
+        return _anneal(value_and_gradient, q, rng, steps, chains, leapfrog, step_size)
 
-    def value_and_gradient(z, beta):
-        zt, log_q, log_joint = parts(z)
-        log_f = (1 - beta) * log_q + beta * log_joint
-        (g,) = grad(log_f.sum(), zt)
-        return log_f.data, g.data, (log_joint - log_q).data
 
+@contextlib.contextmanager
+def _frozen(model):
+    """The model's parameters held constant while the chains move: a gradient in z alone, none for the weights
+    (which would more than double each step's backward pass); their requires_grad flags restored after."""
+    parameters = list(model.parameters()) if hasattr(model, "parameters") else []
+    flags = [p.requires_grad for p in parameters]
+    for p in parameters:
+        p.requires_grad = False
+    try:
+        yield
+    finally:
+        for p, flag in zip(parameters, flags):
+            p.requires_grad = flag
+
+
+def _anneal(value_and_gradient, q, rng, steps, chains, leapfrog, step_size):
+    """log (1/C) Σ_c w_c from C chains started at q's draws (module docstring)."""
     loc = q.loc.data
     xp = get_array_module(loc)
     z = q.sample((chains,), rng=rng).data

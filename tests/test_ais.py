@@ -153,3 +153,19 @@ def test_on_the_device_stand_in_the_chains_stay_on_the_device():
         model = GaussianVAE(x_dim=10, hidden=(6,), z_dim=2, rng=Generator(8), device=device)
         return [ais.log_likelihood_ais(model, mv.tensor(x, device=device), Generator(9), steps=4, chains=3, leapfrog=2)]
     assert_device_run_is_the_cpus(run)
+
+
+def test_the_model_s_parameters_are_held_constant_and_their_flags_restored():
+    """The chains differentiate in z alone; after the run each parameter's requires_grad is what it was (one frozen
+    beforehand stays frozen, the others train again), also when the run fails part way, and no .grad is written."""
+    from minivae.models import GaussianVAE
+    model = GaussianVAE(x_dim=10, hidden=(6,), z_dim=2, rng=Generator(8))
+    parameters = model.parameters()
+    parameters[0].requires_grad = False
+    flags = [p.requires_grad for p in parameters]
+    x = Tensor((np.random.default_rng(7).random((3, 10)) < 0.5).astype(np.float32))
+    ais.log_likelihood_ais(model, x, Generator(9), steps=3, chains=2, leapfrog=2)
+    assert [p.requires_grad for p in parameters] == flags and all(p.grad is None for p in parameters)
+    with pytest.raises(ValueError):
+        ais.log_likelihood_ais(model, Tensor(np.zeros((2, 9), np.float32)), Generator(9), steps=3)  # x of the wrong size
+    assert [p.requires_grad for p in parameters] == flags

@@ -3345,6 +3345,10 @@ MUTANTS = [
     # ---- helper-84 begin: fix11-saddle-fast: Numba kernels for stirlerr and bd0 ----
     # ---- helper-84 end ----
     # ---- lead, session 32 ----
+    M('ais-flags-not-restored', 'minivae/ais.py', ('        for p, flag in zip(parameters, flags):\n            p.requires_grad = flag\n', '        pass\n'),
+      ['tests/test_ais.py'], "the model left frozen after an AIS run: it would train no more"),
+    M('ais-flags-restored-to-true', 'minivae/ais.py', ('            p.requires_grad = flag\n', '            p.requires_grad = True\n'),
+      ['tests/test_ais.py'], "a parameter frozen by the caller made trainable by an AIS run"),
     M('ais-adaptation-flipped', 'minivae/ais.py', ('xp.where(rate > TARGET_ACCEPTANCE, 1.02, 0.98)', 'xp.where(rate > TARGET_ACCEPTANCE, 0.98, 1.02)'),
       ['tests/test_ais.py'], "the step size grown where the moves are refused"),
     M('ais-adaptation-over-examples', 'minivae/ais.py', ('rate = accepted.mean(axis=0)[None, ..., None]', 'rate = accepted.mean()'),

@@ -329,7 +329,9 @@ def _kl_gamma_gamma(p, q):
     """α_q·log(β_p/β_q) + lgamma(α_q) − lgamma(α_p) + (α_p − α_q)·ψ(α_p) + (β_q − β_p)·α_p/β_p (torch's; the log by
     ``_log_ratio``), the Gamma functions' part by ``_gamma_terms_near_zero`` where α_p is below √tiny (the formula's
     branch of α_p = 1 there), and where α_p or α_q exceeds SADDLE_FROM as bd0(α_q, α_p) + ``_gamma_terms_saddle``
-    (the lgammas cancel: 0.00648 for 0.00500 in float32 at α_p = 10⁴, α_q = 1.001·10⁴)."""
+    (the lgammas cancel: 0.00648 for 0.00500 in float32 at α_p = 10⁴, α_q = 1.001·10⁴), with the rates' terms
+    gathered into bd0(α_q, ρ·α_p), ρ = β_q/β_p, where ρ is a normal number (α_q·log(β_p/β_q) and α_p·β_q/β_p cancel
+    as the lgammas: the gradient in β_p is their difference, 33280 for 33451 at α = 10¹⁰, β = 3)."""
     near = _near_zero(p.concentration)
     a_p, b_p, a_q, b_q = p.concentration, p.rate, q.concentration, q.rate
     large = _large(near, a_p, a_q)
@@ -337,9 +339,12 @@ def _kl_gamma_gamma(p, q):
     usual = ops.lgamma(a_q) - ops.lgamma(one) + (one - a_q) * ops.digamma(one)
     small = ops.where(near, a_p, 1.0)
     big_p, big_q = (ops.where(large, a, 2 * SADDLE_FROM) for a in (a_p, a_q))
+    fused = array_function(lambda large, r: large & (r >= numpy.finfo(r.dtype).tiny) & (r <= numpy.finfo(r.dtype).max),
+                           large, b_q.detach() / b_p.detach())
+    rho = ops.where(fused, b_q, 1.0) / ops.where(fused, b_p, 1.0)
     terms = ops.where(near, _gamma_terms_near_zero(small, a_q) + a_q / small - 1,
-                      ops.where(large, bd0(big_q, big_p) + _gamma_terms_saddle(big_p, big_q), usual))
-    return (a_q * _log_ratio(b_p, b_q) + terms + (b_q - b_p) * a_p / b_p)
+                      ops.where(large, bd0(big_q, big_p, rho) + _gamma_terms_saddle(big_p, big_q), usual))
+    return ops.where(fused, 0.0, a_q * _log_ratio(b_p, b_q) + (b_q - b_p) * a_p / b_p) + terms
 
 
 @register_kl(Exponential, Exponential)

@@ -196,12 +196,6 @@ def _kl_laplace_laplace(p, q):
     return ops.where(same, ratio - 1 - _log_ratio(p.scale, q.scale), general)
 
 
-def _at_equal_locations(delta, fill):
-    """(mask of delta = 0, delta with ``fill`` there): a KL's branch at equal locations, and the difference of locations
-    for the other branch, away from 0 where that branch is not taken (its VJPs at 0 met ∞·0)."""
-    same = array_function(lambda d: d == 0, delta)
-    return same, ops.where(same, fill, delta)
-
 
 @register_kl(Uniform, Uniform)
 def _kl_uniform_uniform(p, q):
@@ -216,10 +210,11 @@ def _kl_uniform_uniform(p, q):
 @register_kl(Normal, Laplace)
 def _kl_normal_laplace(p, q):
     """−log(σ/b) + (σ·√(2/π)·e^{−δ²/(2σ²)} + δ·erf(δ/(σ√2)))/b − ½(1 + log(π/2)), δ = μ_p − μ_q (torch's):
-    E|X − μ_q| of X ~ N(μ_p, σ²) is the folded normal's mean; at δ = 0 it is σ·√(2/π), the δ's branch of σ there
-    (``_at_equal_locations``: σ/b = ∞ made the VJP of e^{−z²/2} through z² ∞·0 = NaN at b_p = 10³⁰, b_q = 10⁻⁹ in
-    float32, where the gradients in σ and the locations are numbers)."""
-    same, delta = _at_equal_locations(p.loc - q.loc, p.scale)
+    E|X − μ_q| of X ~ N(μ_p, σ²) is the folded normal's mean; at δ = 0 σ·√(2/π), its own branch (a VJP of ∞ through
+    e^{−z²/2} met z = 0: ∞·0 = NaN where σ/b overflows, at σ = 10³⁰, b = 10⁻⁹ in float32, where the gradients in σ and
+    the locations are numbers; the other branch gets a VJP of 0 there)."""
+    delta = p.loc - q.loc
+    same = array_function(lambda d: d == 0, delta)
     z = delta / p.scale
     folded = math.sqrt(2 / math.pi) * p.scale * ops.exp(-0.5 * z * z) + delta * ops.erf(math.sqrt(0.5) * z)
     folded = ops.where(same, math.sqrt(2 / math.pi) * p.scale, folded)

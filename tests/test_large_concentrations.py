@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import minivae as mv
+from minivae import ops
 from minivae.distributions import Beta, Dirichlet, Gamma, Laplace, Normal, StudentT, kl_divergence
 from tests.test_saddle_point import EPS32, D, dec, digamma_d, lgamma_d, precise, ulp32
 
@@ -198,3 +199,23 @@ def test_laplace_kls_at_equal_locations_have_the_gradients_that_fit(p_type):
         assert float(scale_p.grad) == pytest.approx(factor * 1e9 - 1e-30, rel=1e-6)
         assert loc_p.grad == 0 and loc_q.grad == 0
         assert float(scale_q.grad) == (-math.inf if dtype == np.float32 else pytest.approx(-factor * 1e48, rel=1e-6))
+
+
+
+def test_gradcheck_float64_of_the_saddle_point_branches():
+    """The large-concentration branches (concentrations from 3 to 10³, where they are taken) and StudentT's far tail
+    (x − loc = 10³⁰⁰ over a scale of 10⁻³⁰⁰: the quotient overflows float64), against central differences in float64."""
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(3, 1e3, 4), rng.uniform(3, 1e3, 4)
+    c, d = rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
+
+    def f(a, b, c, d):
+        alpha, other = ops.stack([a, b, c], axis=-1), ops.stack([b, a, d], axis=-1)
+        x = ops.stack([c, d, c + d], axis=-1) / ops.unsqueeze(2 * (c + d), -1)
+        return (kl_divergence(Gamma(a, c), Gamma(b, d)) + kl_divergence(Beta(a, b), Beta(b, a + c))
+                + Beta(a, c).entropy() + kl_divergence(Dirichlet(alpha), Dirichlet(other))
+                + Dirichlet(alpha).entropy() + Dirichlet(alpha).log_prob(x))
+    assert mv.gradcheck(f, [a, b, c, d])
+    far = mv.tensor(np.full(4, 1e300))
+    assert mv.gradcheck(lambda df, u: StudentT(df, 0.0, ops.exp(u) * 1e-300).log_prob(far),
+                        [rng.uniform(1, 5, 4), rng.uniform(-1, 1, 4)])

@@ -100,9 +100,9 @@ class Beta(Distribution):
         (a, b) (in the formula, ψ′(a)(1 − a) − ψ′(a + b)(2 − a − b), each ∞, made the gradient NaN), and where a or b
         exceeds SADDLE_FROM its ``entropy_saddle``. The formula's branch is of 1s there, the saddle's of 2·SADDLE_FROM
         elsewhere."""
-        near, large = array_function(lambda a, b: (below_root_tiny(a) | below_root_tiny(b), ~(below_root_tiny(a) | below_root_tiny(b))
-                                                   & ((a > SADDLE_FROM) | (b > SADDLE_FROM))),
-                                     self.concentration1, self.concentration0)
+        near = array_function(lambda a, b: below_root_tiny(a) | below_root_tiny(b), self.concentration1, self.concentration0)
+        large = array_function(lambda near, a, b: ~near & ((a > SADDLE_FROM) | (b > SADDLE_FROM)), near,
+                               self.concentration1, self.concentration0)
         a, b = ops.where(near | large, 1.0, self.concentration1), ops.where(near | large, 1.0, self.concentration0)
         total = a + b
         usual = (log_beta(a, b) - (a - 1) * ops.digamma(a) - (b - 1) * ops.digamma(b)

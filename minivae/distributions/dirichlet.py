@@ -136,8 +136,8 @@ class Dirichlet(Distribution):
     def entropy(self):
         """The formula, but where a concentration is below √tiny (10⁻¹⁹ in float32) ``entropy_near_zero``'s (in the
         formula, ψ′(αₖ)(1 − αₖ) − ψ′(α₀)(K − α₀), each ∞, made its gradient NaN). The formula's branch is of 1s there."""
-        near, large = array_function(lambda a: (below_root_tiny(a).any(axis=-1), ~below_root_tiny(a).any(axis=-1)
-                                                & (a > SADDLE_FROM).any(axis=-1)), self.concentration)
+        near = array_function(lambda a: below_root_tiny(a).any(axis=-1), self.concentration)
+        large = array_function(lambda near, a: ~near & (a > SADDLE_FROM).any(axis=-1), near, self.concentration)
         a = ops.where(ops.unsqueeze(near | large, -1), 1.0, self.concentration)
         k = a.shape[-1]
         total = a.sum(axis=-1)

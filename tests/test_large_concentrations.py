@@ -156,8 +156,10 @@ def test_small_concentrations_keep_the_plain_formulas():
         assert float(kl_divergence(Beta(t[0], t[1]), Beta(t[2], t[3])).numpy()) == pytest.approx(
             float(kl_dirichlet_d(*d)), abs=1e-13)
         assert float(Beta(t[0], t[1]).entropy().numpy()) == pytest.approx(float(entropy_dirichlet_d(*d[:2])), abs=1e-13)
-        alpha = mv.tensor(np.array(params[:3]))
+        alpha, other = mv.tensor(np.array(params[:3])), mv.tensor(np.array(params[1:]))
         assert float(Dirichlet(alpha).entropy().numpy()) == pytest.approx(float(entropy_dirichlet_d(*d[:3])), abs=1e-13)
+        assert float(kl_divergence(Dirichlet(alpha), Dirichlet(other)).numpy()) == pytest.approx(
+            float(kl_dirichlet_d(*d[:3], *d[1:])), abs=1e-13)
 
 
 # ---- StudentT's far tail ---------------------------------------------------------------------------------------------

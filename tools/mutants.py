@@ -1919,7 +1919,7 @@ MUTANTS = [
     M('kl-beta-digamma-of-q', 'minivae/distributions/kl.py', ('(s_q - s_p) * ops.digamma(s_p))', '(s_q - s_p) * ops.digamma(s_q))'),
       ['tests/distributions/test_gamma_family.py'], "KL(Beta ‖ Beta)'s last term with ψ(s_q)"),
     M('kl-dirichlet-no-total-digamma', 'minivae/distributions/kl.py', ('(ops.digamma(a_p) - ops.digamma(s_p))', 'ops.digamma(a_p)'),
-      ['tests/distributions/test_gamma_family.py'], 'KL(Dirichlet ‖ Dirichlet) without −ψ(α₀_p)'),
+      ['tests/distributions/test_gamma_family.py', 'tests/test_large_concentrations.py'], 'KL(Dirichlet ‖ Dirichlet) without −ψ(α₀_p)'),
     # ---- helper-47 end ----
     # ---- helper-48 begin: fix10-nn: normalization layers and state_dict options ----
     M('nn-state-dict-keep-vars-ignored', 'minivae/nn.py', ('destination[key] = t if keep_vars else numpy.array(t.numpy())', 'destination[key] = numpy.array(t.numpy())'),

@@ -201,7 +201,6 @@ def _kl_laplace_formula(p, q, ratio, diff):
     return -_log_ratio(p.scale, q.scale) + diff / q.scale + ratio * ops.exp(-diff / p.scale) - 1
 
 
-
 @register_kl(Uniform, Uniform)
 def _kl_uniform_uniform(p, q):
     """log((high_q − low_q)/(high_p − low_p)), +∞ where p's interval is not inside q's (low_q > low_p or

@@ -51,7 +51,7 @@ def _log1p_square_t(d, scale, df):
     """log(1 + w²), w = (d/scale)/√ν (``log1p_square``), but 2(log|d| − log scale − ½ log ν) where d/scale overflows:
     there |w| exceeds the root of the dtype's largest number over ν^¼ (ν ≤ that number) and log1p(1/w²) is below an
     ulp of the rest. (d/scale = ∞ made log_prob −∞ and its gradients NaN at d = 10³⁰, scale = 10⁻¹⁰ in float32, where
-    it is −275 at ν = 3; the quotient in the graph is of 0 there: the VJP of an ∞ quotient is NaN even for a gradient
+    it is −344 at ν = 3; the quotient in the graph is of 0 there: the VJP of an ∞ quotient is NaN even for a gradient
     of 0.)"""
     over = array_function(_overflows, d, scale)
     y = ops.where(over, 0.0, d) / scale

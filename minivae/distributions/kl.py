@@ -338,7 +338,7 @@ def _kl_gamma_gamma(p, q):
     usual = ops.lgamma(a_q) - ops.lgamma(one) + (one - a_q) * ops.digamma(one)
     small = ops.where(near, a_p, 1.0)
     big_p, big_q = (ops.where(large, a, 2 * SADDLE_FROM) for a in (a_p, a_q))
-    fused = array_function(lambda large, r: large & numpy.isfinite(r) & (r >= numpy.finfo(r.dtype).tiny),
+    fused = array_function(lambda large, r: large & (r < math.inf) & (r >= numpy.finfo(r.dtype).tiny),
                            large, b_q.detach() / b_p.detach())
     rho = ops.where(fused, b_q, 1.0) / ops.where(fused, b_p, 1.0)
     terms = ops.where(near, _gamma_terms_near_zero(small, a_q) + a_q / small - 1,

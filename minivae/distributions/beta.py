@@ -3,7 +3,7 @@ import math
 
 from minivae import ops
 from minivae.distributions import constraints
-from minivae.distributions.dirichlet import below_root_tiny, entropy_near_zero
+from minivae.distributions.dirichlet import below_root_tiny, entropy_near_zero, entropy_saddle
 from minivae.distributions.distribution import Distribution
 from minivae.distributions.gamma import SADDLE_FROM, gamma_rsample, positive_params
 from minivae.engine import array_function
@@ -37,7 +37,8 @@ class Beta(Distribution):
                b exceeds SADDLE_FROM and 0 < x < 1 by Loader's saddle-point form (``_log_prob_saddle``: the plain
                lgammas cancel, log B(10¹⁰, 10¹⁰) ≈ −1.4·10¹⁰ of a log-density near 11, and lgamma(b) − lgamma(a + b)
                at a = 1.5, b = 10⁸ in float32 was 27 off)
-    entropy    log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b)
+    entropy    log B(a, b) − (a − 1)ψ(a) − (b − 1)ψ(b) + (a + b − 2)ψ(a + b); where a or b exceeds SADDLE_FROM the
+               Dirichlet's ``entropy_saddle`` of (a, b) (the lgammas cancel: −6.0 for −6.53 in float32 at a = b = 10⁶)
     mean a/(a + b);  variance ab/((a + b)²(a + b + 1));  mode (a − 1)⁺/((a − 1)⁺ + (b − 1)⁺), torch's: 1 where a < 1
     and b < 1 (the density is unbounded at both ends; torch's Dirichlet rule takes the first category's), NaN where
     both counts are 0 otherwise (a = 1, b ≤ 1, or b = 1, a ≤ 1)
@@ -96,15 +97,21 @@ class Beta(Distribution):
 
     def entropy(self):
         """The formula, but where a or b is below √tiny (10⁻¹⁹ in float32) the Dirichlet's ``entropy_near_zero`` of
-        (a, b) (in the formula, ψ′(a)(1 − a) − ψ′(a + b)(2 − a − b), each ∞, made the gradient NaN). The formula's
-        branch is of 1s there."""
+        (a, b) (in the formula, ψ′(a)(1 − a) − ψ′(a + b)(2 − a − b), each ∞, made the gradient NaN), and where a or b
+        exceeds SADDLE_FROM its ``entropy_saddle``. The formula's branch is of 1s there, the saddle's of 2·SADDLE_FROM
+        elsewhere."""
         near = array_function(lambda a, b: below_root_tiny(a) | below_root_tiny(b), self.concentration1, self.concentration0)
-        a, b = ops.where(near, 1.0, self.concentration1), ops.where(near, 1.0, self.concentration0)
+        large = array_function(lambda near, a, b: ~near & ((a > SADDLE_FROM) | (b > SADDLE_FROM)), near,
+                               self.concentration1, self.concentration0)
+        a, b = ops.where(near | large, 1.0, self.concentration1), ops.where(near | large, 1.0, self.concentration0)
         total = a + b
         usual = (log_beta(a, b) - (a - 1) * ops.digamma(a) - (b - 1) * ops.digamma(b)
                  + (total - 2) * ops.digamma(total))
         pair = [ops.broadcast_to(ops.where(near, c, 1.0), near.shape) for c in (self.concentration1, self.concentration0)]
-        return self._batch(ops.where(near, entropy_near_zero(ops.stack(pair, axis=-1)), usual))
+        big = [ops.broadcast_to(ops.where(large, c, 2 * SADDLE_FROM), near.shape)
+               for c in (self.concentration1, self.concentration0)]
+        saddle = entropy_saddle(ops.stack(big, axis=-1))
+        return self._batch(ops.where(near, entropy_near_zero(ops.stack(pair, axis=-1)), ops.where(large, saddle, usual)))
 
     def __repr__(self):
         return f"Beta(batch_shape={self.batch_shape})"

@@ -28,7 +28,7 @@ from minivae.distributions.continuous_bernoulli import ContinuousBernoulli
 from minivae.distributions.dirichlet import Dirichlet, below_root_tiny
 from minivae.distributions.distribution import LOG_2PI
 from minivae.distributions.exponential import Exponential
-from minivae.distributions.gamma import Gamma
+from minivae.distributions.gamma import SADDLE_FROM, Gamma
 from minivae.distributions.geometric import Geometric, log_softplus, softplus_over_exp
 from minivae.distributions.gumbel import Gumbel
 from minivae.distributions.half_normal import HalfNormal
@@ -41,6 +41,7 @@ from minivae.distributions.poisson import Poisson
 from minivae.distributions.uniform import Uniform
 from minivae.engine import array_function
 from minivae.ops import xlogy
+from minivae.ops.saddle import bd0, stirlerr
 
 _KL = {}
 
@@ -184,9 +185,19 @@ def _kl_continuous_bernoulli_continuous_bernoulli(p, q):
 
 @register_kl(Laplace, Laplace)
 def _kl_laplace_laplace(p, q):
-    """−log r + |μ_p − μ_q|/b_q + r·e^{−|μ_p − μ_q|/b_p} − 1, r = b_p/b_q (torch's; log r by ``_log_ratio``)."""
+    """−log r + |μ_p − μ_q|/b_q + r·e^{−|μ_p − μ_q|/b_p} − 1, r = b_p/b_q (torch's; log r by ``_log_ratio``); at
+    μ_p = μ_q, r − 1 − log r, the formula's r of 1 there: r = ∞ made the VJP of r·e^{−0} through the exponent
+    ∞·0 = NaN where the gradients in b_p and the locations are numbers (1/b_q − 1/b_p and 0 at b_p = 10³⁰, b_q = 10⁻⁹
+    in float32)."""
     ratio = p.scale / q.scale
     diff = ops.abs(p.loc - q.loc)
+    same = array_function(lambda d: d == 0, diff)
+    general = _kl_laplace_formula(p, q, ops.where(same, 1.0, ratio), diff)
+    return ops.where(same, ratio - 1 - _log_ratio(p.scale, q.scale), general)
+
+
+def _kl_laplace_formula(p, q, ratio, diff):
+    """−log(b_p/b_q) + d/b_q + r·e^{−d/b_p} − 1 of r = ``ratio``, d = ``diff``."""
     return -_log_ratio(p.scale, q.scale) + diff / q.scale + ratio * ops.exp(-diff / p.scale) - 1
 
 
@@ -203,10 +214,14 @@ def _kl_uniform_uniform(p, q):
 @register_kl(Normal, Laplace)
 def _kl_normal_laplace(p, q):
     """−log(σ/b) + (σ·√(2/π)·e^{−δ²/(2σ²)} + δ·erf(δ/(σ√2)))/b − ½(1 + log(π/2)), δ = μ_p − μ_q (torch's):
-    E|X − μ_q| of X ~ N(μ_p, σ²) is the folded normal's mean."""
+    E|X − μ_q| of X ~ N(μ_p, σ²) is the folded normal's mean; at δ = 0 σ·√(2/π), its own branch (a VJP of ∞ through
+    e^{−z²/2} met z = 0: ∞·0 = NaN where σ/b overflows, at σ = 10³⁰, b = 10⁻⁹ in float32, where the gradients in σ and
+    the locations are numbers; the other branch gets a VJP of 0 there)."""
     delta = p.loc - q.loc
+    same = array_function(lambda d: d == 0, delta)
     z = delta / p.scale
     folded = math.sqrt(2 / math.pi) * p.scale * ops.exp(-0.5 * z * z) + delta * ops.erf(math.sqrt(0.5) * z)
+    folded = ops.where(same, math.sqrt(2 / math.pi) * p.scale, folded)
     return -_log_ratio(p.scale, q.scale) + folded / q.scale - 0.5 * (1 + math.log(0.5 * math.pi))
 
 
@@ -276,6 +291,33 @@ def _gamma_terms_near_zero(x_p, x_q):
     return ops.lgamma(x_q + 1) - ops.lgamma(x_p + 1) + (x_p - x_q) * ops.digamma(x_p + 1) + _log_ratio(x_p, x_q)
 
 
+def _large(near, *concentrations):
+    """A mask: where one of the ``concentrations`` exceeds SADDLE_FROM and ``near`` is not set (the saddle-point forms
+    there)."""
+    return array_function(lambda near, *c: ~near & functools.reduce(numpy.logical_or, [x > SADDLE_FROM for x in c]),
+                          near, *concentrations)
+
+
+def _gamma_terms_saddle(x_p, x_q):
+    """lgamma(x_q) − lgamma(x_p) + (x_p − x_q)·ψ(x_p) less bd0(x_q, x_p), by lgamma(x) = s(x) + (x − ½)·log x − x +
+    ½ log 2π and ψ(x) = log x − 1/(2x) + s'(x) (s = ``ops.stirlerr``): ½·bd0(x_p, x_q)/x_p + s(x_q) − s(x_p) −
+    (x_q − x_p)·s'(x_p), where ½·bd0(x_p, x_q)/x_p = ½(r − 1 − log r), r = x_q/x_p, gathers −½ log r + (x_q − x_p)/(2x_p):
+    the terms of x·log x, each of the size of lgamma, cancelled analytically, the rest ≥ 0 or of order 1/x."""
+    return (0.5 * bd0(x_p, x_q) / x_p + stirlerr(x_q) - stirlerr(x_p)
+            - (x_q - x_p) * stirlerr(x_p, order=1))
+
+
+def _dirichlet_terms_saddle(a_p, a_q):
+    """Σₖ G(α_pk, α_qk) − G(α₀_p, α₀_q) of the last axis, G = lgamma(x_q) − lgamma(x_p) + (x_p − x_q)·ψ(x_p) (the
+    Gamma functions' part of the Beta's and Dirichlet's KLs), as the multinomial deviance Σₖ bd0(α_qk, α₀_q·α_pk/α₀_p)
+    (= Σₖ bd0(α_qk, α_pk) − bd0(α₀_q, α₀_p), terms ≥ 0 instead of a difference of terms of α·log r) plus the
+    ``_gamma_terms_saddle`` of each. (α₀'s rounding moves the deviance's terms by opposite amounts, to first order
+    nothing: as Beta's ``_log_prob_saddle``.)"""
+    s_p, s_q = a_p.sum(axis=-1, keepdims=True), a_q.sum(axis=-1, keepdims=True)
+    deviance = bd0(a_q, a_p / s_p, s_q).sum(axis=-1)
+    return deviance + _gamma_terms_saddle(a_p, a_q).sum(axis=-1) - _gamma_terms_saddle(s_p, s_q)[..., 0]
+
+
 def _near_zero(*concentrations):
     """A mask: where any of p's concentrations is below √tiny of its dtype (``_gamma_terms_near_zero`` there)."""
     return array_function(lambda *c: functools.reduce(numpy.logical_or, [below_root_tiny(x) for x in c]), *concentrations)
@@ -285,14 +327,23 @@ def _near_zero(*concentrations):
 def _kl_gamma_gamma(p, q):
     """α_q·log(β_p/β_q) + lgamma(α_q) − lgamma(α_p) + (α_p − α_q)·ψ(α_p) + (β_q − β_p)·α_p/β_p (torch's; the log by
     ``_log_ratio``), the Gamma functions' part by ``_gamma_terms_near_zero`` where α_p is below √tiny (the formula's
-    branch of α_p = 1 there)."""
+    branch of α_p = 1 there), and where α_p or α_q exceeds SADDLE_FROM as bd0(α_q, α_p) + ``_gamma_terms_saddle``
+    (the lgammas cancel: 0.00648 for 0.00500 in float32 at α_p = 10⁴, α_q = 1.001·10⁴), with the rates' terms
+    gathered into bd0(α_q, ρ·α_p), ρ = β_q/β_p, where ρ is a normal number (α_q·log(β_p/β_q) and α_p·β_q/β_p cancel
+    as the lgammas: the gradient in β_p is their difference, 33280 for 33451 at α = 10¹⁰, β = 3)."""
     near = _near_zero(p.concentration)
     a_p, b_p, a_q, b_q = p.concentration, p.rate, q.concentration, q.rate
-    one = ops.where(near, 1.0, a_p)
+    large = _large(near, a_p, a_q)
+    one = ops.where(near | large, 1.0, a_p)
     usual = ops.lgamma(a_q) - ops.lgamma(one) + (one - a_q) * ops.digamma(one)
     small = ops.where(near, a_p, 1.0)
-    terms = ops.where(near, _gamma_terms_near_zero(small, a_q) + a_q / small - 1, usual)
-    return (a_q * _log_ratio(b_p, b_q) + terms + (b_q - b_p) * a_p / b_p)
+    big_p, big_q = (ops.where(large, a, 2 * SADDLE_FROM) for a in (a_p, a_q))
+    fused = array_function(lambda large, r: large & (r < math.inf) & (r >= numpy.finfo(r.dtype).tiny),
+                           large, b_q.detach() / b_p.detach())
+    rho = ops.where(fused, b_q, 1.0) / ops.where(fused, b_p, 1.0)
+    terms = ops.where(near, _gamma_terms_near_zero(small, a_q) + a_q / small - 1,
+                      ops.where(large, bd0(big_q, big_p, rho) + _gamma_terms_saddle(big_p, big_q), usual))
+    return ops.where(fused, 0.0, a_q * _log_ratio(b_p, b_q) + (b_q - b_p) * a_p / b_p) + terms
 
 
 @register_kl(Exponential, Exponential)
@@ -314,10 +365,16 @@ def _kl_exponential_gamma(p, q):
 def _kl_beta_beta(p, q):
     """log B(a_q, b_q) − log B(a_p, b_p) + (a_p − a_q)ψ(a_p) + (b_p − b_q)ψ(b_p) + (s_q − s_p)ψ(s_p), s = a + b (torch's,
     its lgamma terms grouped as the two log B); where a_p or b_p is below √tiny, the same as T(a) + T(b) − T(s) and
-    their poles, T the ``_gamma_terms_near_zero`` of p's and q's (the formula's branch of 1s there)."""
+    their poles, T the ``_gamma_terms_near_zero`` of p's and q's (the formula's branch of 1s there); where one of the
+    four exceeds SADDLE_FROM, by ``_dirichlet_terms_saddle`` of (a, b) (the log B cancel: 2.0 for 0.153 in float32 at
+    (10⁶, 10⁶) ‖ (2·10⁶, 2·10⁶))."""
     near = _near_zero(p.concentration1, p.concentration0)
-    a_p, b_p = ops.where(near, 1.0, p.concentration1), ops.where(near, 1.0, p.concentration0)
+    large = _large(near, p.concentration1, p.concentration0, q.concentration1, q.concentration0)
     a_q, b_q = q.concentration1, q.concentration0
+    pairs = [ops.stack([ops.broadcast_to(ops.where(large, c, 2 * SADDLE_FROM), large.shape) for c in d], axis=-1)
+             for d in ((p.concentration1, p.concentration0), (a_q, b_q))]
+    saddle = _dirichlet_terms_saddle(*pairs)
+    a_p, b_p = ops.where(near | large, 1.0, p.concentration1), ops.where(near | large, 1.0, p.concentration0)
     s_p, s_q = a_p + b_p, a_q + b_q
     usual = (log_beta(a_q, b_q) - log_beta(a_p, b_p) + (a_p - a_q) * ops.digamma(a_p) + (b_p - b_q) * ops.digamma(b_p)
              + (s_q - s_p) * ops.digamma(s_p))
@@ -327,20 +384,25 @@ def _kl_beta_beta(p, q):
     # partials in b_p and in s_p, ±2.5·10¹⁹ times a_q/a_p at a_p = 8·10⁻²⁰, b_p = ½, where the sum is 4)
     small = (_gamma_terms_near_zero(a_p, a_q) + _gamma_terms_near_zero(b_p, b_q) - _gamma_terms_near_zero(a_p + b_p, s_q)
              + a_q / (1 + a_p / b_p) / a_p + b_q / (1 + b_p / a_p) / b_p - 1)
-    return ops.where(near, small, usual)
+    return ops.where(near, small, ops.where(large, saddle, usual))
 
 
 @register_kl(Dirichlet, Dirichlet)
 def _kl_dirichlet_dirichlet(p, q):
     """lgamma(α₀_p) − lgamma(α₀_q) − Σₖ (lgamma(α_p) − lgamma(α_q)) + Σₖ (α_p − α_q)(ψ(α_p) − ψ(α₀_p)) (torch's); both
     of K categories. Where an α_p is below √tiny, the same as Σₖ T(α_p, α_q) − T(α₀_p, α₀_q) and their poles, T the
-    ``_gamma_terms_near_zero`` (the formula's branch of 1s there)."""
+    ``_gamma_terms_near_zero`` (the formula's branch of 1s there); where an α_p or α_q exceeds SADDLE_FROM, by
+    ``_dirichlet_terms_saddle`` (the lgammas cancel)."""
     a_p, a_q = p.concentration, q.concentration
     if a_p.shape[-1] != a_q.shape[-1]:
         raise ValueError(f"kl_divergence: p has K = {a_p.shape[-1]} categories and q has K = {a_q.shape[-1]}; "
                          "they must be equal")
     near = array_function(lambda a: below_root_tiny(a).any(axis=-1), a_p)
-    a_p = ops.where(ops.unsqueeze(near, -1), 1.0, p.concentration)
+    large = array_function(lambda near, a, b: ~near & ((a > SADDLE_FROM).any(axis=-1) | (b > SADDLE_FROM).any(axis=-1)),
+                           near, a_p, a_q)
+    wide = ops.unsqueeze(large, -1)
+    saddle = _dirichlet_terms_saddle(ops.where(wide, a_p, 2 * SADDLE_FROM), ops.where(wide, a_q, 2 * SADDLE_FROM))
+    a_p = ops.where(ops.unsqueeze(near | large, -1), 1.0, p.concentration)
     s_p = a_p.sum(axis=-1, keepdims=True)
     usual = (ops.lgamma(s_p.sum(axis=-1)) - ops.lgamma(a_q.sum(axis=-1)) - (ops.lgamma(a_p) - ops.lgamma(a_q)).sum(axis=-1)
              + ((a_p - a_q) * (ops.digamma(a_p) - ops.digamma(s_p))).sum(axis=-1))
@@ -349,7 +411,7 @@ def _kl_dirichlet_dirichlet(p, q):
     # (the poles Σₖ α_q/α_p − α₀_q/α₀_p + 1 − K as Σₖ α_q(1 − α_p/α₀_p)/α_p + 1 − K: terms ≥ 0, no ∞ − ∞)
     small = (_gamma_terms_near_zero(a_p, a_q).sum(axis=-1) - _gamma_terms_near_zero(s_p, a_q.sum(axis=-1, keepdims=True))[..., 0]
              + (a_q * (1 - a_p / s_p) / a_p).sum(axis=-1) + 1 - a_p.shape[-1])
-    return ops.where(near, small, usual)
+    return ops.where(near, small, ops.where(large, saddle, usual))
 
 
 @register_kl(Poisson, Poisson)

@@ -1,6 +1,8 @@
 """Student's t distribution, sampled as a Normal draw over the root of a Gamma (chi-square) draw."""
 import math
 
+import numpy
+
 from minivae import ops
 from minivae.distributions import constraints
 from minivae.distributions.cauchy import log1p_square
@@ -39,6 +41,24 @@ def digamma_half_step(x):
     return ops.where(big, series, ops.digamma(x + 0.5) - ops.digamma(x))
 
 
+def _overflows(d, scale):
+    """A mask: where d/scale is not a finite number (its overflow is the point: no warning)."""
+    with numpy.errstate(over="ignore"):
+        return ~(abs(d / scale) < math.inf)
+
+
+def _log1p_square_t(d, scale, df):
+    """log(1 + w²), w = (d/scale)/√ν (``log1p_square``), but 2(log|d| − log scale − ½ log ν) where d/scale overflows:
+    there |w| exceeds the root of the dtype's largest number over ν^¼ (ν ≤ that number) and log1p(1/w²) is below an
+    ulp of the rest. (d/scale = ∞ made log_prob −∞ and its gradients NaN at d = 10³⁰, scale = 10⁻¹⁰ in float32, where
+    it is −344 at ν = 3; the quotient in the graph is of 0 there: the VJP of an ∞ quotient is NaN even for a gradient
+    of 0.)"""
+    over = array_function(_overflows, d, scale)
+    y = ops.where(over, 0.0, d) / scale
+    far = 2 * (ops.log(ops.where(over, ops.abs(d), 1.0)) - ops.log(scale)) - ops.log(df)
+    return ops.where(over, far, log1p_square(y / ops.sqrt(df)))
+
+
 class StudentT(Distribution):
     """StudentT(df ν, loc, scale): loc + scale·T, T of density Γ((ν + 1)/2)/(√(νπ)·Γ(ν/2))·(1 + t²/ν)^{−(ν+1)/2},
     elementwise (batch_shape = the broadcast shape of ν, loc and scale), as torch.distributions.StudentT (loc 0 and
@@ -48,7 +68,7 @@ class StudentT(Distribution):
                ``rng.normal``, then G by Gamma's draws (``gamma_rsample``), differentiable in loc, scale, and in ν by
                Gamma's implicit reparameterization
     log_prob   −(ν + 1)/2·log(1 + y²/ν) − log scale − ½ log ν − ½ log π − lgamma(ν/2) + lgamma((ν + 1)/2),
-               y = (x − loc)/scale (log(1 + y²/ν) finite where y² overflows, as Cauchy's; the lgammas' difference by
+               y = (x − loc)/scale (log(1 + y²/ν) finite where y² or y overflows: ``_log1p_square_t``; the lgammas' difference by
                ``lgamma_half_step``, exact for large ν, where it cancels)
     entropy    log scale + (ν + 1)/2·(ψ((ν + 1)/2) − ψ(ν/2)) + ½ log ν + log B(ν/2, ½) (the differences likewise)
     mean       loc for ν > 1, NaN for ν ≤ 1;  mode loc
@@ -95,10 +115,9 @@ class StudentT(Distribution):
 
     def log_prob(self, value):
         df = self.df
-        y = (self._value(value) - self.loc) / self.scale
         half = 0.5 * df
         normalizer = ops.log(self.scale) + 0.5 * ops.log(df) + HALF_LOG_PI - lgamma_half_step(half)
-        return -(half + 0.5) * log1p_square(y / ops.sqrt(df)) - normalizer
+        return -(half + 0.5) * _log1p_square_t(self._value(value) - self.loc, self.scale, df) - normalizer
 
     def entropy(self):
         df = self.df

@@ -2,7 +2,8 @@
 its own branch (the series from 10 on, or lgamma's, ψ's or ψ⁽¹⁾'s recurrences and series below; bd0's series or its
 log), where the array formula computes every branch for every element in a dozen float64 temporaries. The same
 operations in the same order, in float64, with the C library's log and log1p, rounded once to the dtype of the
-result; the coefficient tables are the formula's."""
+result. The coefficient tables and the branch points are the formula's, passed as arguments: Numba would freeze a
+global into a cached build, which is rebuilt when a file of minivae/_cpu changes, not when minivae/ops/saddle.py does."""
 import math
 
 import numba
@@ -11,14 +12,14 @@ import numpy
 from minivae._cpu import kernel
 from minivae._cpu.gamma import digamma_positive
 from minivae.ops._broadcast import periodic
-from minivae.ops.gamma import (ASYMPTOTIC_FROM, HALF_LOG_2PI, digamma_terms, lgamma_coefficients, stirling_terms,
-                               zeta_terms)
+from minivae.ops.gamma import ASYMPTOTIC_FROM, HALF_LOG_2PI, digamma_terms, lgamma_coefficients, stirling_terms, zeta_terms
 from minivae.ops.saddle import BD0_NEAR, BD0_SERIES, STIRLERR_FROM, stirling_derivative_terms
 
 TINY = float(numpy.finfo(numpy.float64).tiny)
 _STIRLERR = numpy.array([stirling_derivative_terms(order) for order in range(3)])  # (orders 0, 1, 2) × terms
 _LGAMMA, _STIRLING, _PSI, _ZETA1, _BD0 = (numpy.array(c) for c in (lgamma_coefficients(), stirling_terms(),
                                                                     digamma_terms(), zeta_terms(1), BD0_SERIES))
+_BELOW_10 = (_LGAMMA, _STIRLING, _PSI, _ZETA1, ASYMPTOTIC_FROM)  # (the tables of lgamma, ψ and ψ⁽¹⁾, their series' start)
 
 
 @numba.njit(inline="always")
@@ -31,10 +32,10 @@ def _horner(c, t):
 
 
 @numba.njit
-def _lgamma_above_1(a, lgamma, stirling):
+def _lgamma_above_1(a, lgamma, stirling, asymptotic):
     """lgamma(a), 1 < a finite (ops/gamma.py lgamma_positive for one element: stirlerr's a = x + 1 never takes its
     branch below ½)."""
-    if a >= ASYMPTOTIC_FROM:
+    if a >= asymptotic:
         log_b = math.log(a)
         return a * (log_b - 1) - 0.5 * log_b + HALF_LOG_2PI + _horner(stirling, 1 / (a * a)) / a
     if a < 1.5:
@@ -50,11 +51,11 @@ def _lgamma_above_1(a, lgamma, stirling):
 
 
 @numba.njit
-def _trigamma(a, zeta1):
+def _trigamma(a, zeta1, asymptotic):
     """ψ⁽¹⁾(a), a > 0 finite (ops/gamma.py polygamma_positive, n = 1, for one element)."""
     acc = 0.0
-    for _ in range(int(ASYMPTOTIC_FROM) + 1):
-        if a < ASYMPTOTIC_FROM + 1:
+    for _ in range(int(math.ceil(asymptotic + 1))):
+        if a < asymptotic + 1:
             acc = acc + a ** -2.0
             a = a + 1
     w = 1 / (a * a)
@@ -62,35 +63,36 @@ def _trigamma(a, zeta1):
 
 
 @numba.njit
-def stirlerr_one(x, order, series, lgamma, stirling, psi, zeta1):
-    """s⁽ⁿ⁾(x), n = ``order`` in 0, 1, 2 (ops/saddle.py stirlerr_forward for one element; ``series`` its order's
-    stirling_derivative_terms)."""
+def stirlerr_one(x, order, start, series, below):
+    """s⁽ⁿ⁾(x), n = ``order`` in 0, 1, 2 (ops/saddle.py stirlerr_forward for one element; ``start`` STIRLERR_FROM,
+    ``series`` its order's stirling_derivative_terms, ``below`` _BELOW_10)."""
+    lgamma, stirling, psi, zeta1, asymptotic = below
     if x < 0 or math.isnan(x):
         return math.nan
     if x == 0:
         return math.inf if order != 1 else -math.inf
     if x == math.inf:
         return 0.0
-    if x >= STIRLERR_FROM:
+    if x >= start:
         return x ** (-1.0 - order) * _horner(series, 1 / (x * x))
     if order == 0:
-        return _lgamma_above_1(x + 1, lgamma, stirling) - (x + 0.5) * math.log(x) + x - HALF_LOG_2PI
+        return _lgamma_above_1(x + 1, lgamma, stirling, asymptotic) - (x + 0.5) * math.log(x) + x - HALF_LOG_2PI
     if order == 1:
         return digamma_positive(x + 1, psi) - math.log(x) - 0.5 / x
-    return _trigamma(x + 1, zeta1) - 1 / x + 0.5 / (x * x)
+    return _trigamma(x + 1, zeta1, asymptotic) - 1 / x + 0.5 / (x * x)
 
 
 @kernel
-def _stirlerr(x, out, order, series, lgamma, stirling, psi, zeta1):
+def _stirlerr(x, out, order, start, series, below):
     for i in numba.prange(x.size):
-        out[i] = stirlerr_one(numpy.float64(x[i]), order, series, lgamma, stirling, psi, zeta1)
+        out[i] = stirlerr_one(numpy.float64(x[i]), order, start, series, below)
 
 
 @kernel
-def _stirlerr_vjp(x, g, out, order, series, lgamma, stirling, psi, zeta1):
+def _stirlerr_vjp(x, g, out, order, start, series, below):
     for i in numba.prange(x.size):
         # ḡ·s⁽ⁿ⁾(x) with s⁽ⁿ⁾ rounded to ḡ's dtype first, 0 where ḡ = 0 (ops/saddle.py times)
-        d = out.dtype.type(stirlerr_one(numpy.float64(x[i]), order, series, lgamma, stirling, psi, zeta1))
+        d = out.dtype.type(stirlerr_one(numpy.float64(x[i]), order, start, series, below))
         out[i] = 0 if g[i] == 0 else g[i] * d
 
 
@@ -102,14 +104,14 @@ def _log_ratio(x, m):
 
 
 @numba.njit
-def bd0_one(x, m, terms):
-    """bd0(x, m) (ops/saddle.py bd0_forward for one element)."""
+def bd0_one(x, m, near, terms):
+    """bd0(x, m) (ops/saddle.py bd0_forward for one element; ``near`` BD0_NEAR, ``terms`` BD0_SERIES)."""
     if x < 0 or m < 0:
         return math.nan
     if (x == math.inf) != (m == math.inf):
         return math.inf
     d = x - m
-    if abs(d) < BD0_NEAR * (x + m):
+    if abs(d) < near * (x + m):
         v = d / (x + m)
         v2 = v * v
         return d * v + 2 * x * v * v2 * _horner(terms, v2)
@@ -117,10 +119,10 @@ def bd0_one(x, m, terms):
 
 
 @kernel
-def _bd0(x, px, m, pm, c, pc, out, terms):
+def _bd0(x, px, m, pm, c, pc, out, near, terms):
     for i in numba.prange(out.size):
         mean = numpy.float64(c[i % pc]) * numpy.float64(m[i % pm])
-        out[i] = bd0_one(numpy.float64(x[i % px]), mean, terms)
+        out[i] = bd0_one(numpy.float64(x[i % px]), mean, near, terms)
 
 
 @numba.njit(inline="always")
@@ -130,7 +132,7 @@ def _times(g, partial, dtype_of):
 
 
 @kernel
-def _bd0_vjp(x, px, m, pm, c, pc, g, gx, gm, gc, need_x, need_m, need_c):
+def _bd0_vjp(x, px, m, pm, c, pc, g, gx, gm, gc, need_x, need_m, need_c, near):
     for i in numba.prange(g.size):
         xi, mi, ci = numpy.float64(x[i % px]), numpy.float64(m[i % pm]), numpy.float64(c[i % pc])
         # (∂/∂x, ∂/∂m, ∂/∂c) of bd0(x, c·m): ops/saddle.py bd0_partials for one element
@@ -141,7 +143,7 @@ def _bd0_vjp(x, px, m, pm, c, pc, g, gx, gm, gc, need_x, need_m, need_c):
         else:
             if xi == 0:
                 dx = -math.inf
-            elif abs(d) < BD0_NEAR * (xi + mean):
+            elif abs(d) < near * (xi + mean):
                 dx = math.log1p(d / mean)
             else:
                 dx = _log_ratio(xi, mean)
@@ -158,8 +160,8 @@ def _bd0_vjp(x, px, m, pm, c, pc, g, gx, gm, gc, need_x, need_m, need_c):
 def stirlerr(x, order):
     """s⁽ⁿ⁾(x) of an array x (n = ``order``, 0, 1 or 2), in x's dtype."""
     out = numpy.empty(x.shape, x.dtype)
-    _stirlerr(x.size, numpy.ascontiguousarray(x).reshape(-1), out.reshape(-1), order, _STIRLERR[order], _LGAMMA,
-              _STIRLING, _PSI, _ZETA1)
+    _stirlerr(x.size, numpy.ascontiguousarray(x).reshape(-1), out.reshape(-1), order, STIRLERR_FROM,
+              _STIRLERR[order], _BELOW_10)
     return out
 
 
@@ -168,7 +170,7 @@ def stirlerr_vjp(x, g, order):
     out = numpy.empty(x.shape, g.dtype)
     _stirlerr_vjp(x.size, numpy.ascontiguousarray(x).reshape(-1),
                   numpy.ascontiguousarray(numpy.broadcast_to(g, x.shape)).reshape(-1), out.reshape(-1), order + 1,
-                  _STIRLERR[order + 1], _LGAMMA, _STIRLING, _PSI, _ZETA1)
+                  STIRLERR_FROM, _STIRLERR[order + 1], _BELOW_10)
     return out
 
 
@@ -186,7 +188,7 @@ def bd0(x, m, scale):
     shape = numpy.broadcast_shapes(x.shape, m.shape, scale.shape)
     out = numpy.empty(shape, x.dtype)
     if out.size:
-        _bd0(out.size, *_operands(shape, (x, m, scale)), out.reshape(-1), _BD0)
+        _bd0(out.size, *_operands(shape, (x, m, scale)), out.reshape(-1), BD0_NEAR, _BD0)
     return out
 
 
@@ -197,5 +199,6 @@ def bd0_vjp(x, m, scale, g, needs):
     outs = [numpy.empty(shape if need else (0,), g.dtype) for need in needs]
     if math.prod(shape):
         g = numpy.ascontiguousarray(numpy.broadcast_to(g, shape)).reshape(-1)
-        _bd0_vjp(g.size, *_operands(shape, (x, m, scale)), g, *(o.reshape(-1) for o in outs), *map(bool, needs))
+        _bd0_vjp(g.size, *_operands(shape, (x, m, scale)), g, *(o.reshape(-1) for o in outs), *map(bool, needs),
+                 BD0_NEAR)
     return tuple(o if need else None for o, need in zip(outs, needs))

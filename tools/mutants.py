@@ -3313,7 +3313,7 @@ MUTANTS = [
       ['tests/test_saddle_kernels.py'], "ψ⁽¹⁾ without its Euler–Maclaurin series (stirlerr's s″ below 10, the VJP of s′)"),
     M('saddle-kernel-digamma-half-dropped', 'minivae/_cpu/saddle.py', ('digamma_positive(x + 1, psi) - math.log(x) - 0.5 / x', 'digamma_positive(x + 1, psi) - math.log(x)'),
       ['tests/test_saddle_kernels.py'], 's′ below 10 without its −1/(2x)'),
-    M('saddle-kernel-vjp-series-of-the-order', 'minivae/_cpu/saddle.py', ('_STIRLERR[order + 1], _LGAMMA', '_STIRLERR[order], _LGAMMA'),
+    M('saddle-kernel-vjp-series-of-the-order', 'minivae/_cpu/saddle.py', ('_STIRLERR[order + 1], _BELOW_10', '_STIRLERR[order], _BELOW_10'),
       ['tests/test_saddle_kernels.py'], "stirlerr's VJP above 10 takes the series of s⁽ⁿ⁾, not s⁽ⁿ⁺¹⁾"),
     M('saddle-dispatch-vjp-order-0', 'minivae/ops/saddle.py', ('kernel.stirlerr_vjp(ctx.x, g, ctx.order)', 'kernel.stirlerr_vjp(ctx.x, g, 0)'),
       ['tests/test_saddle_kernels.py'], "stirlerr(order=1)'s fused VJP is s′ for s″"),

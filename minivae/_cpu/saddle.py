@@ -4,6 +4,7 @@ log), where the array formula computes every branch for every element in a dozen
 operations in the same order, in float64, with the C library's log and log1p, rounded once to the dtype of the
 result. The coefficient tables and the branch points are the formula's, passed as arguments: Numba would freeze a
 global into a cached build, which is rebuilt when a file of minivae/_cpu changes, not when minivae/ops/saddle.py does."""
+import functools
 import math
 
 import numba
@@ -62,19 +63,10 @@ def _trigamma(a, zeta1, asymptotic):
     return acc + a ** -1.0 * (1.0 + 0.5 / a + w * _horner(zeta1, w))
 
 
-@numba.njit
-def stirlerr_one(x, order, start, series, below):
-    """s⁽ⁿ⁾(x), n = ``order`` in 0, 1, 2 (ops/saddle.py stirlerr_forward for one element; ``start`` STIRLERR_FROM,
-    ``series`` its order's stirling_derivative_terms, ``below`` _BELOW_10)."""
+@numba.njit(cache=True, error_model="numpy")  # (called from Python too, for _counts: the kernels' error model)
+def _direct(x, order, below):
+    """s⁽ⁿ⁾(x), 0 < x < STIRLERR_FROM, by its definition (stirlerr_forward's branch below 10; ``below`` _BELOW_10)."""
     lgamma, stirling, psi, zeta1, asymptotic = below
-    if x < 0 or math.isnan(x):
-        return math.nan
-    if x == 0:
-        return math.inf if order != 1 else -math.inf
-    if x == math.inf:
-        return 0.0
-    if x >= start:
-        return x ** (-1.0 - order) * _horner(series, 1 / (x * x))
     if order == 0:
         return _lgamma_above_1(x + 1, lgamma, stirling, asymptotic) - (x + 0.5) * math.log(x) + x - HALF_LOG_2PI
     if order == 1:
@@ -82,17 +74,46 @@ def stirlerr_one(x, order, start, series, below):
     return _trigamma(x + 1, zeta1, asymptotic) - 1 / x + 0.5 / (x * x)
 
 
+@functools.cache
+def _counts(order):
+    """s⁽ⁿ⁾(j) by _direct at j = 1 … ⌈STIRLERR_FROM⌉ − 1 (index 0 never read): the values at the counts of the count
+    models, looked up (lgamma's series and recurrence are most of an element's time)."""
+    out = numpy.full(math.ceil(STIRLERR_FROM), numpy.nan)
+    for j in range(1, out.size):
+        out[j] = _direct(float(j), order, _BELOW_10)
+    return out
+
+
+@numba.njit
+def stirlerr_one(x, order, start, series, below, counts):
+    """s⁽ⁿ⁾(x), n = ``order`` in 0, 1, 2 (ops/saddle.py stirlerr_forward for one element; ``start`` STIRLERR_FROM,
+    ``series`` its order's stirling_derivative_terms, ``below`` _BELOW_10, ``counts`` _counts(order))."""
+    if x < 0 or math.isnan(x):
+        return math.nan
+    if x == 0:
+        return math.inf if order != 1 else -math.inf
+    if x == math.inf:
+        return 0.0
+    if x >= start:
+        # x^{−1−n} as a product of 1/x's, where the formula's y ** (−1 − n) is libm's pow (30 ns an element) for n ≥ 1
+        # (NumPy's y ** −1 is 1/y): within 2 ulps of it
+        r = 1 / x
+        return (r if order == 0 else r * r if order == 1 else r * r * r) * _horner(series, 1 / (x * x))
+    j = int(x)
+    return counts[j] if j == x else _direct(x, order, below)
+
+
 @kernel
-def _stirlerr(x, out, order, start, series, below):
+def _stirlerr(x, out, order, start, series, below, counts):
     for i in numba.prange(x.size):
-        out[i] = stirlerr_one(numpy.float64(x[i]), order, start, series, below)
+        out[i] = stirlerr_one(numpy.float64(x[i]), order, start, series, below, counts)
 
 
 @kernel
-def _stirlerr_vjp(x, g, out, order, start, series, below):
+def _stirlerr_vjp(x, g, out, order, start, series, below, counts):
     for i in numba.prange(x.size):
         # ḡ·s⁽ⁿ⁾(x) with s⁽ⁿ⁾ rounded to ḡ's dtype first, 0 where ḡ = 0 (ops/saddle.py times)
-        d = out.dtype.type(stirlerr_one(numpy.float64(x[i]), order, start, series, below))
+        d = out.dtype.type(stirlerr_one(numpy.float64(x[i]), order, start, series, below, counts))
         out[i] = 0 if g[i] == 0 else g[i] * d
 
 
@@ -161,7 +182,7 @@ def stirlerr(x, order):
     """s⁽ⁿ⁾(x) of an array x (n = ``order``, 0, 1 or 2), in x's dtype."""
     out = numpy.empty(x.shape, x.dtype)
     _stirlerr(x.size, numpy.ascontiguousarray(x).reshape(-1), out.reshape(-1), order, STIRLERR_FROM,
-              _STIRLERR[order], _BELOW_10)
+              _STIRLERR[order], _BELOW_10, _counts(order))
     return out
 
 
@@ -170,7 +191,7 @@ def stirlerr_vjp(x, g, order):
     out = numpy.empty(x.shape, g.dtype)
     _stirlerr_vjp(x.size, numpy.ascontiguousarray(x).reshape(-1),
                   numpy.ascontiguousarray(numpy.broadcast_to(g, x.shape)).reshape(-1), out.reshape(-1), order + 1,
-                  STIRLERR_FROM, _STIRLERR[order + 1], _BELOW_10)
+                  STIRLERR_FROM, _STIRLERR[order + 1], _BELOW_10, _counts(order + 1))
     return out
 
 

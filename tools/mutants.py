@@ -3331,6 +3331,8 @@ MUTANTS = [
       ['tests/test_saddle_kernels.py'], 'log(x/m) of a subnormal quotient, its digits rounded away'),
     M('saddle-kernel-vjp-zero-upstream', 'minivae/_cpu/saddle.py', ('return 0 if g == 0 else g * dtype_of.dtype.type(partial)', 'return g * dtype_of.dtype.type(partial)'),
       ['tests/test_saddle_kernels.py'], "bd0's fused VJP 0·∞ = NaN at x = 0 where ḡ = 0"),
+    M('saddle-kernel-counts-off-by-one', 'minivae/_cpu/saddle.py', ('return counts[j] if j == x else', 'return counts[j - 1] if j == x else'),
+      ['tests/test_saddle_kernels.py'], "stirlerr's looked-up value at a count k that of k − 1"),
     # ---- helper-84 end ----
     # ---- lead, session 32 ----
     M('ais-adaptation-flipped', 'minivae/ais.py', ('xp.where(rate > TARGET_ACCEPTANCE, 1.02, 0.98)', 'xp.where(rate > TARGET_ACCEPTANCE, 0.98, 1.02)'),

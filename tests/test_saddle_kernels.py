@@ -209,3 +209,23 @@ def test_float16_and_integer_inputs_take_the_formula(monkeypatch):
     assert not calls
     np.testing.assert_array_equal(y.data, want_y.data)
     np.testing.assert_array_equal(z.data, want_z.data)
+
+
+def test_on_a_device_the_ops_take_the_formula():
+    """No CUDA kernels of these (no minivae/_gpu/saddle.py): on a device, CUDA kernels on, the array formula runs, as on
+    the CPU with Numba off ("cuda" = strict arrays, tests/strict_array.py)."""
+    from minivae._backend import use_cuda_kernels
+    from tests.strict_array import emulating
+    x, m = np.array([0.5, 3.0, 12.0, 25.0]), np.array([2.0, 3.5, 1.0, 4.0])
+
+    def run(device):
+        t = mv.tensor(x, device=device, requires_grad=True)
+        y = ops.stirlerr(t) + ops.bd0(t, mv.tensor(m, device=device))
+        y.backward(mv.tensor(np.ones(4), device=device))
+        return [np.asarray(y.data.get() if device == "cuda" else y.data), np.asarray(t.grad.get() if device == "cuda" else t.grad)]
+    with use_numba(True), use_cuda_kernels(True), emulating():
+        on_device = run("cuda")
+    with use_numba(False):
+        on_cpu = run("cpu")
+    for a, b in zip(on_device, on_cpu):
+        np.testing.assert_array_equal(a, b)

@@ -3333,6 +3333,8 @@ MUTANTS = [
       ['tests/test_saddle_kernels.py'], "bd0's fused VJP 0·∞ = NaN at x = 0 where ḡ = 0"),
     M('saddle-kernel-counts-off-by-one', 'minivae/_cpu/saddle.py', ('return counts[j] if j == x else', 'return counts[j - 1] if j == x else'),
       ['tests/test_saddle_kernels.py'], "stirlerr's looked-up value at a count k that of k − 1"),
+    M('saddle-dispatch-kernel-on-device', 'minivae/ops/saddle.py', ('return ctx.fused("saddle", *arrays) if ctx.xp is numpy else None', 'return ctx.fused("saddle", *arrays)'),
+      ['tests/test_saddle_kernels.py::test_on_a_device_the_ops_take_the_formula'], "stirlerr and bd0 on a device look for CUDA kernels they have none of (ModuleNotFoundError)"),
     # ---- helper-84 end ----
     # ---- lead, session 32 ----
     M('ais-adaptation-flipped', 'minivae/ais.py', ('xp.where(rate > TARGET_ACCEPTANCE, 1.02, 0.98)', 'xp.where(rate > TARGET_ACCEPTANCE, 0.98, 1.02)'),

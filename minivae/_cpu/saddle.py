@@ -2,7 +2,9 @@
 its own branch (the series from 10 on, or lgamma's, ψ's or ψ⁽¹⁾'s recurrences and series below; bd0's series or its
 log), where the array formula computes every branch for every element in a dozen float64 temporaries. The same
 operations in the same order, in float64, with the C library's log and log1p, rounded once to the dtype of the
-result. The coefficient tables and the branch points are the formula's, passed as arguments: Numba would freeze a
+result, but for two: the series' x^{−1−n} is a product of 1/x's (the formula's power is libm's pow, within an ulp of
+it), and s⁽ⁿ⁾ at the integers below 10 (the count models' counts) is looked up, computed once by the same function.
+The coefficient tables and the branch points are the formula's, passed as arguments: Numba would freeze a
 global into a cached build, which is rebuilt when a file of minivae/_cpu changes, not when minivae/ops/saddle.py does."""
 import functools
 import math
@@ -95,8 +97,8 @@ def stirlerr_one(x, order, start, series, below, counts):
     if x == math.inf:
         return 0.0
     if x >= start:
-        # x^{−1−n} as a product of 1/x's, where the formula's y ** (−1 − n) is libm's pow (30 ns an element) for n ≥ 1
-        # (NumPy's y ** −1 is 1/y): within 2 ulps of it
+        # x^{−1−n} as a product of 1/x's, where the formula's y ** (−1 − n) is libm's pow for n ≥ 1 (30 ns an element;
+        # NumPy's y ** −1 is 1/y): within 2 ulps of it
         r = 1 / x
         return (r if order == 0 else r * r if order == 1 else r * r * r) * _horner(series, 1 / (x * x))
     j = int(x)

@@ -123,6 +123,12 @@ def quiet_numpy(xp):
     return numpy.errstate(all="ignore") if xp is numpy else contextlib.nullcontext()
 
 
+def fused_cpu(ctx, *arrays):
+    """minivae/_cpu/saddle.py for NumPy arrays where Numba is on, else None: the formula (on the GPU too, where these
+    have no kernel of their own)."""
+    return ctx.fused("saddle", *arrays) if ctx.xp is numpy else None
+
+
 def times(xp, g, partial):
     """ḡ·∂ in ḡ's dtype, 0 where ḡ = 0 (module docstring)."""
     with quiet_numpy(xp):  # (∂ beyond ḡ's dtype's range: ±∞, the limit)
@@ -140,14 +146,14 @@ class Stirlerr(Function):
             raise ValueError(f"stirlerr: order must be 0 or 1, got {order!r}")
         x = real(x)
         ctx.save(x=x, order=order)
-        kernel = ctx.fused("saddle", x)
+        kernel = fused_cpu(ctx, x)
         if kernel is not None:
             return kernel.stirlerr(x, order)
         with quiet_numpy(ctx.xp):  # (s'(x) = −1/(2x) beyond float32's range at x = 10⁻⁴⁵: −∞, the limit)
             return in_float64(lambda v: stirlerr_forward(ctx.xp, order, v), x)
 
     def backward(ctx, g):
-        kernel = ctx.fused("saddle", ctx.x, g)
+        kernel = fused_cpu(ctx, ctx.x, g)
         if kernel is not None:
             return kernel.stirlerr_vjp(ctx.x, g, ctx.order)
         return times(ctx.xp, g, stirlerr_forward(ctx.xp, ctx.order + 1, ctx.x.astype(numpy.float64)))
@@ -165,7 +171,7 @@ class Bd0(Function):
     def forward(ctx, x, m, scale):
         x, m, scale = common((x, m, scale))
         ctx.save(x=x, m=m, c=scale)
-        kernel = ctx.fused("saddle", x)
+        kernel = fused_cpu(ctx, x)
         if kernel is not None:
             return kernel.bd0(x, m, scale)
         x64, m64, c64 = float64_operands(ctx)
@@ -173,7 +179,7 @@ class Bd0(Function):
             return bd0_forward(ctx.xp, x64, c64 * m64).astype(x.dtype)
 
     def backward(ctx, g):
-        kernel = ctx.fused("saddle", ctx.x, g)
+        kernel = fused_cpu(ctx, ctx.x, g)
         if kernel is not None:
             products = kernel.bd0_vjp(ctx.x, ctx.m, ctx.c, g, ctx.needs_input_grad)
         else:

@@ -61,6 +61,7 @@ def assert_close(got, want, scale, dtype, ulps):
 
 
 def ulps_of(scale, want, finite, dtype, ulps):
+    """``ulps`` float64 ulps of ``scale`` (float64), or ``ulps`` ulps of |want| (float32), at the finite elements."""
     if dtype == np.float64:
         scale = np.nan_to_num(np.broadcast_to(scale, want.shape), nan=0.0)  # (0·∞ where ḡ = 0: the product is 0)
         return ulps * np.spacing(scale[finite])
@@ -107,8 +108,9 @@ def test_stirlerr_kernel_is_the_formula_with_its_gradient(monkeypatch, dtype, or
 
 
 def test_stirlerr_kernel_at_the_branch_point_10_is_the_series():
-    """s, s′, s″ at 10 and its neighbours from the kernel within 4 ulps of the formula's series (where the difference of
-    lgammas would be off by ~10⁻¹⁵ of lgamma(11) ≈ 15, a hundred ulps of s(10) ≈ 8.3·10⁻³)."""
+    """s, s′, s″ from the kernel at 10 and above within 4 ulps of Stirling's series, its terms from the Bernoulli numbers
+    summed here exactly (fsum): the kernel takes the series there, as the formula, where the difference of lgammas would
+    be off by ~10⁻¹⁵ of lgamma(11) ≈ 15, tens of ulps of s(10) ≈ 8.3·10⁻³."""
     x = np.array([10.0, np.nextafter(10.0, 11.0), 10.5, 1e3])
     for order in (0, 1):
         with use_numba(True):

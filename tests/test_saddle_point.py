@@ -14,6 +14,7 @@ import pytest
 
 import minivae as mv
 from minivae import ops
+from minivae._backend import use_numba
 from minivae.distributions import Beta, Gamma, NegativeBinomial, Poisson
 from minivae.models import LogRatePoisson, ZeroInflatedNegativeBinomial
 
@@ -25,6 +26,14 @@ B2K = [Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30), Frac
        Fraction(-236364091, 2730)]  # B₂ … B₂₄
 SHIFT = 40
 EPS32 = float(np.finfo(np.float32).eps)
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["fused", "formula"])
+def cpu_path(request):
+    """Each test on both CPU paths: minivae/_cpu/saddle.py's Numba kernels (where Numba is installed; use_numba switches
+    them on under MINIVAE_DISABLE_NUMBA=1 too) and the array formula, so that both are held to the decimal truth."""
+    with use_numba(request.param):
+        yield
 
 
 def precise(fn):

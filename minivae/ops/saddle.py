@@ -44,6 +44,7 @@ from minivae.ops.unary import real
 
 STIRLERR_FROM, STIRLERR_TERMS = 10.0, 11  # stirlerr's series from 10 on (11 terms), lgamma's difference below
 BD0_NEAR, BD0_TERMS = 0.5, 26  # bd0's series where |x − m| < ½(x + m): its 27th term < |v|⁵²/55 < 10⁻¹⁷ of the first
+BD0_SERIES = [1 / (2 * j + 1) for j in range(1, BD0_TERMS + 1)]  # 1/(2j + 1): 2 atanh v = 2v·Σⱼ v²ʲ/(2j + 1)
 TWO_PI = 2 * math.pi
 
 
@@ -94,7 +95,7 @@ def bd0_forward(xp, x, m):
     near = xp.abs(d) < BD0_NEAR * (x + m)  # (False at ∞ and NaN)
     v = xp.where(near, d / xp.where(near, x + m, 1.0), 0.0)
     v2 = v * v
-    series = d * v + 2 * x * v * v2 * horner([1 / (2 * j + 1) for j in range(1, BD0_TERMS + 1)], v2)
+    series = d * v + 2 * x * v * v2 * horner(BD0_SERIES, v2)
     far = xp.where(x == 0, m, x * log_ratio(xp, x, m) + m - x)
     out = xp.where(near, series, far)
     out = xp.where((x == numpy.inf) ^ (m == numpy.inf), numpy.inf, out)
@@ -122,6 +123,12 @@ def quiet_numpy(xp):
     return numpy.errstate(all="ignore") if xp is numpy else contextlib.nullcontext()
 
 
+def fused_cpu(ctx, *arrays):
+    """minivae/_cpu/saddle.py for NumPy arrays where Numba is on, else None: the formula (on the GPU too, where these
+    have no kernel of their own)."""
+    return ctx.fused("saddle", *arrays) if ctx.xp is numpy else None
+
+
 def times(xp, g, partial):
     """ḡ·∂ in ḡ's dtype, 0 where ḡ = 0 (module docstring)."""
     with quiet_numpy(xp):  # (∂ beyond ḡ's dtype's range: ±∞, the limit)
@@ -131,17 +138,24 @@ def times(xp, g, partial):
 @register("stirlerr")
 class Stirlerr(Function):
     """y = s⁽ⁿ⁾(x), s(x) = lgamma(x + 1) − (x + ½)·log x + x − ½ log 2π (n = ``order``, 0 or 1: s or s');
-    x̄ = ḡ·s⁽ⁿ⁺¹⁾(x) (0 where ḡ = 0).  saves x, order."""
+    x̄ = ḡ·s⁽ⁿ⁺¹⁾(x) (0 where ḡ = 0).  saves x, order.  fused: minivae/_cpu/saddle.py (Numba: each element its own
+    branch, where the formula computes the series and lgamma's (ψ's) for every element)."""
 
     def forward(ctx, x, order=0):
         if order not in (0, 1):
             raise ValueError(f"stirlerr: order must be 0 or 1, got {order!r}")
         x = real(x)
         ctx.save(x=x, order=order)
+        kernel = fused_cpu(ctx, x)
+        if kernel is not None:
+            return kernel.stirlerr(x, order)
         with quiet_numpy(ctx.xp):  # (s'(x) = −1/(2x) beyond float32's range at x = 10⁻⁴⁵: −∞, the limit)
             return in_float64(lambda v: stirlerr_forward(ctx.xp, order, v), x)
 
     def backward(ctx, g):
+        kernel = fused_cpu(ctx, ctx.x, g)
+        if kernel is not None:
+            return kernel.stirlerr_vjp(ctx.x, g, ctx.order)
         return times(ctx.xp, g, stirlerr_forward(ctx.xp, ctx.order + 1, ctx.x.astype(numpy.float64)))
 
 
@@ -151,21 +165,33 @@ class Bd0(Function):
     product would round, underflow or overflow, and the chain rule through it would take x/(c·m), which overflows where
     the partials below do not);  x̄ = unbroadcast(ḡ·log(x/(c·m)), x.shape);  m̄ = unbroadcast(ḡ·(c − x/m), m.shape);
     c̄ = unbroadcast(ḡ·(m − x/c), c.shape) (each 0 where ḡ = 0). Computed in float64, rounded once to the operands'
-    common dtype.  saves x, m, c (broadcast, in float64)."""
+    common dtype.  saves x, m, c.  fused: minivae/_cpu/saddle.py (Numba: each element its own branch, the
+    broadcast operands read in place)."""
 
     def forward(ctx, x, m, scale):
-        xp = ctx.xp
         x, m, scale = common((x, m, scale))
-        shape = numpy.broadcast_shapes(x.shape, m.shape, scale.shape)
-        x64, m64, c64 = (xp.broadcast_to(v, shape).astype(numpy.float64) for v in (x, m, scale))
-        ctx.save(x64=x64, m64=m64, c64=c64, shapes=(x.shape, m.shape, scale.shape))
-        with quiet_numpy(xp):  # (a value beyond float32's range: ∞, as its exp would underflow to 0)
-            return bd0_forward(xp, x64, c64 * m64).astype(x.dtype)
+        ctx.save(x=x, m=m, c=scale)
+        kernel = fused_cpu(ctx, x)
+        if kernel is not None:
+            return kernel.bd0(x, m, scale)
+        x64, m64, c64 = float64_operands(ctx)
+        with quiet_numpy(ctx.xp):  # (a value beyond float32's range: ∞, as its exp would underflow to 0)
+            return bd0_forward(ctx.xp, x64, c64 * m64).astype(x.dtype)
 
     def backward(ctx, g):
-        partials = bd0_partials(ctx.xp, ctx.x64, ctx.m64, ctx.c64)
-        return tuple(unbroadcast(times(ctx.xp, g, p), shape) if need else None
-                     for p, shape, need in zip(partials, ctx.shapes, ctx.needs_input_grad))
+        kernel = fused_cpu(ctx, ctx.x, g)
+        if kernel is not None:
+            products = kernel.bd0_vjp(ctx.x, ctx.m, ctx.c, g, ctx.needs_input_grad)
+        else:
+            products = [times(ctx.xp, g, p) for p in bd0_partials(ctx.xp, *float64_operands(ctx))]
+        return tuple(unbroadcast(p, v.shape) if need else None
+                     for p, v, need in zip(products, (ctx.x, ctx.m, ctx.c), ctx.needs_input_grad))
+
+
+def float64_operands(ctx):
+    """Bd0's saved x, m, c broadcast together, in float64."""
+    shape = numpy.broadcast_shapes(ctx.x.shape, ctx.m.shape, ctx.c.shape)
+    return tuple(ctx.xp.broadcast_to(v, shape).astype(numpy.float64) for v in (ctx.x, ctx.m, ctx.c))
 
 
 def stirlerr(x, order=0):

@@ -3406,6 +3406,10 @@ MUTANTS = [
     M('saddle-dispatch-kernel-on-device', 'minivae/ops/saddle.py', ('return ctx.fused("saddle", *arrays) if ctx.xp is numpy else None', 'return ctx.fused("saddle", *arrays)'),
       ['tests/test_saddle_kernels.py::test_on_a_device_the_ops_take_the_formula'], "stirlerr and bd0 on a device look for CUDA kernels they have none of (ModuleNotFoundError)"),
     # ---- helper-84 end ----
+    # ---- helper-85 begin: fix11-kl-more: Exponential/Gamma‖Gumbel at large α, StudentT entropy, Laplace KL tails ----
+    # ---- helper-85 end ----
+    # ---- helper-86 begin: fix11-mss: the β-TCVAE's stratified estimator; prior_bound of a per-row prior ----
+    # ---- helper-86 end ----
     # ---- lead, session 32 ----
     M('ais-flags-not-restored', 'minivae/ais.py', ('        for p, flag in zip(parameters, flags):\n            p.requires_grad = flag\n', '        pass\n'),
       ['tests/test_ais.py'], "the model left frozen after an AIS run: it would train no more"),

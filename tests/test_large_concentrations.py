@@ -1,10 +1,12 @@
 """The KLs and entropies of the Gamma family at large concentrations (Gamma ‖ Gamma, Beta ‖ Beta, Dirichlet ‖ Dirichlet,
-Beta's and Dirichlet's entropies, Dirichlet's log_prob: their saddle-point forms, minivae/ops/saddle.py), StudentT's
-far tail and the Laplace KLs at equal locations, against references in 80-digit decimal arithmetic (tests/
+Exponential ‖ Gamma, Gamma ‖ Gumbel, Beta's and Dirichlet's entropies, Dirichlet's log_prob: their saddle-point forms,
+minivae/ops/saddle.py), StudentT's far tail and its entropy at large ν, and the Laplace KLs at equal locations and where
+|μ_p − μ_q|/b_p overflows, against references in 80-digit decimal arithmetic (tests/
 test_saddle_point.py's lgamma and ψ by Stirling's series).
 
 The plain formulas subtract lgammas of the size α·log α: in float32, KL(Gamma(10⁴) ‖ Gamma(1.001·10⁴)) was 0.00648 for
-0.00500, Beta(10⁶, 10⁶)'s entropy −6.0 for −6.53 and Beta(10¹⁰, 10¹⁰)'s 0. Now each float32 value is within
+0.00500, Beta(10⁶, 10⁶)'s entropy −6.0 for −6.53 and Beta(10¹⁰, 10¹⁰)'s 0, KL(Gamma(10⁶, 1) ‖ Gumbel(10⁶, 10⁶)) 5.82 for
+6.49. Now each float32 value is within
 4 ulps of its reference plus 4·ε₃₂·Σᵢ |θᵢ·∂f/∂θᵢ| (the change an ulp of each parameter θᵢ makes, by the reference's own
 central differences: a mean the formula forms in float32, a/(a + b), rounds by as much), and its gradients are finite
 and within 10⁻³ (relatively) or 8·ε₃₂ (absolutely: they are sums of logarithms of ratios near 1, each of an absolute
@@ -17,8 +19,8 @@ import pytest
 
 import minivae as mv
 from minivae import ops
-from minivae.distributions import Beta, Dirichlet, Gamma, Laplace, Normal, StudentT, kl_divergence
-from tests.test_saddle_point import EPS32, D, dec, digamma_d, lgamma_d, precise, ulp32
+from minivae.distributions import Beta, Dirichlet, Exponential, Gamma, Gumbel, Laplace, Normal, StudentT, kl_divergence
+from tests.test_saddle_point import EPS32, EULER, PI, D, dec, digamma_d, lgamma_d, precise, ulp32
 
 STEP = D("1e-25")  # the relative step of the central differences (their error ~10⁻⁵⁰ at 80 digits)
 
@@ -221,3 +223,102 @@ def test_gradcheck_float64_of_the_saddle_point_branches():
     far = mv.tensor(np.full(4, 1e300))
     assert mv.gradcheck(lambda df, u: StudentT(df, 0.0, ops.exp(u) * 1e-300).log_prob(far),
                         [rng.uniform(1, 5, 4), rng.uniform(-1, 1, 4)])
+
+
+# ---- Exponential ‖ Gamma, Gamma ‖ Gumbel, StudentT's entropy (the lgammas of α·log α cancel) --------------------------
+@precise
+def kl_exponential_gamma_d(lam, a, b):
+    r = b / lam
+    return -a * r.ln() + r + lgamma_d(a) + a * EULER - (1 + EULER)
+
+
+@precise
+def kl_gamma_gumbel_d(a, b, mu, s):
+    t = b * s
+    return ((a - 1) * digamma_d(a) - lgamma_d(a) - a + t.ln() + a / t + (mu / s - a * (1 + 1 / t).ln()).exp() - mu / s)
+
+
+@precise
+def student_t_entropy_d(df, scale):
+    h = df / 2
+    return (scale.ln() + (h + D("0.5")) * (digamma_d(h + D("0.5")) - digamma_d(h)) + df.ln() / 2 + PI.ln() / 2
+            + lgamma_d(h) - lgamma_d(h + D("0.5")))
+
+
+# (λ_p, α, β_q): at β_q = α·e^γ·λ_p the gradient in α, −log r + ψ(α) + γ, is 0 (1.4·10⁻⁶ for −3.8·10⁻⁸ at 10¹⁰ before)
+@pytest.mark.parametrize("params", [(1.0, 1e4, 1.781e4), (1.0, 1e6, 1e6), (2.0, 1e6, 3e6), (1.0, 1e8, 1e8),
+                                    (1.0, 1e10, 1e10), (1.0, 1e10, 1.7810725e10), (1e-3, 1e6, 2e3), (0.5, 1e6, 1.0)])
+def test_exponential_gamma_kl_at_large_concentrations(params):
+    params = [np.float32(v) for v in params]
+    t = leaves(*params)
+    kl = kl_divergence(Exponential(t[0]), Gamma(t[1], t[2]))
+    kl.backward()
+    check(kl.numpy(), [v.grad for v in t], params, kl_exponential_gamma_d)
+
+
+# (α, β, μ, σ): the KL is of order log α where βσ ≈ α and μ/σ ≈ α·log(1 + 1/(βσ)) (−9192 for 11.1 at 10¹⁰ before)
+@pytest.mark.parametrize("params", [(1e4, 1.0, 1e4, 1e4), (1e6, 1.0, 1e6, 1e6), (1e8, 1.0, 1e8, 1e8), (1e10, 1.0, 1e10, 1e10),
+                                    (1e6, 2.0, 0.0, 1.0), (1e10, 2.0, 0.0, 1.0), (1e6, 0.5, 3.0, 2e6)])
+def test_gamma_gumbel_kl_at_large_concentrations(params):
+    params = [np.float32(v) for v in params]
+    t = leaves(*params)
+    kl = kl_divergence(Gamma(t[0], t[1]), Gumbel(t[2], t[3]))
+    kl.backward()
+    check(kl.numpy(), [v.grad for v in t], params, kl_gamma_gumbel_d)
+
+
+@pytest.mark.parametrize("params", [(30.0, 1.0), (1e4, 1.0), (1e6, 2.0), (1e10, 1.0), (1e10, 1e-3), (1e30, 1.0)])
+def test_student_t_entropy_at_large_df(params):
+    """½ log ν (11.5 at ν = 10¹⁰) less log B(ν/2, ½)'s ½ log(ν/2): 7 ulps off before (1.4189377 for 1.4189385). At
+    scale 1, whose log is exactly 0, within 4 ulps plus an ulp of ν's worth (ν·∂H/∂ν → ¼/ν): check's allowance of an
+    ulp of the scale, ε, would hide those 7."""
+    params = [np.float32(v) for v in params]
+    t = leaves(*params)
+    h = StudentT(t[0], 0.0, t[1]).entropy()
+    h.backward()
+    check(h.numpy(), [v.grad for v in t], params, student_t_entropy_d)
+    if params[1] == 1:
+        want, (d_df, _) = reference(student_t_entropy_d, params)
+        assert abs(float(h.numpy()) - want) <= 4 * ulp32(want) + 4 * EPS32 * abs(float(params[0]) * d_df)
+
+
+def test_exponential_gamma_gumbel_and_student_t_keep_the_plain_formulas():
+    """At α ≤ SADDLE_FROM (and ν below the series' 100 in float64) the plain formulas, within 10⁻¹³ of the references."""
+    for lam, a, b, mu in [(0.5, 1.5, 2.0, 0.7), (2.0, 0.3, 0.4, -1.0), (1.0, 2.0, 1.0, 0.0)]:
+        lam_t, a_t, b_t, mu_t = (mv.tensor(np.float64(v)) for v in (lam, a, b, mu))
+        assert float(kl_divergence(Exponential(lam_t), Gamma(a_t, b_t)).numpy()) == pytest.approx(
+            float(kl_exponential_gamma_d(dec(lam), dec(a), dec(b))), abs=1e-13)
+        assert float(kl_divergence(Gamma(a_t, b_t), Gumbel(mu_t, lam_t)).numpy()) == pytest.approx(
+            float(kl_gamma_gumbel_d(dec(a), dec(b), dec(mu), dec(lam))), abs=1e-13)
+        assert float(StudentT(mv.tensor(np.float64(a * 30)), 0.0, b_t).entropy().numpy()) == pytest.approx(
+            float(student_t_entropy_d(dec(a * 30), dec(b))), abs=1e-13)
+
+
+# ---- Laplace ‖ Laplace where |μ_p − μ_q|/b_p overflows ------------------------------------------------------------------
+@precise
+def kl_laplace_d(loc_p, scale_p, loc_q, scale_q):
+    d = abs(loc_p - loc_q)
+    return -(scale_p / scale_q).ln() + d / scale_q + scale_p / scale_q * (-d / scale_p).exp() - 1
+
+
+@pytest.mark.parametrize("params", [(0.0, 1e-10, 1e30, 1e30), (1e30, 1e-20, -1e30, 1e20), (1e38, 0.1, -1e38, 1e37)])
+def test_laplace_kl_where_the_distance_over_b_p_overflows(params):
+    """d/b_p past float32's range (r·e^{−d/b_p} = 0): the value and gradients of the rest, −1/b_p in b_p (NaN before)."""
+    params = [np.float32(v) for v in params]
+    t = leaves(*params)
+    with np.errstate(over="ignore"):
+        kl = kl_divergence(Laplace(t[0], t[1]), Laplace(t[2], t[3]))
+        kl.backward()
+    check(kl.numpy(), [v.grad for v in t], params, kl_laplace_d)
+
+
+def test_gradcheck_float64_of_the_new_large_branches():
+    """Exponential ‖ Gamma and Gamma ‖ Gumbel at α from 3 to 10³ (their saddle-point forms) and StudentT's entropy at
+    ν from 250 to 10⁴ (its series past ν/2 = 100 in float64), against central differences in float64."""
+    rng = np.random.default_rng(7)
+    a, lam, b = rng.uniform(3, 1e3, 4), rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
+
+    def f(a, lam, b):
+        return (kl_divergence(Exponential(lam), Gamma(a, b * a)) + kl_divergence(Gamma(a, b), Gumbel(lam * a, a / b))
+                + StudentT(a * 10 + 250, 0.0, lam).entropy())
+    assert mv.gradcheck(f, [a, lam, b])

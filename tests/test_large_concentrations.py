@@ -322,3 +322,26 @@ def test_gradcheck_float64_of_the_new_large_branches():
         return (kl_divergence(Exponential(lam), Gamma(a, b * a)) + kl_divergence(Gamma(a, b), Gumbel(lam * a, a / b))
                 + StudentT(a * 10 + 250, 0.0, lam).entropy())
     assert mv.gradcheck(f, [a, lam, b])
+
+
+def test_laplace_kl_where_the_ratio_and_the_distance_over_b_p_both_overflow():
+    """r = b_p/b_q = 10³⁹ and d/b_p = 10³⁹ in float32 (b_q = 10⁻⁴¹, subnormal): the KL, ~d/b_q = 10⁷⁸, is past the range
+    and so are its gradients in the locations (∓(1 − e^{−d/b_p})/b_q), but the one in b_p, −1/b_p + e^{−d/b_p}(…), is
+    −100 (r·e^{−d/b_p} = ∞·0 made it NaN)."""
+    loc_p, scale_p, loc_q, scale_q = leaves(0.0, 1e-2, 1e37, 1e-41)
+    with np.errstate(all="ignore"):
+        kl = kl_divergence(Laplace(loc_p, scale_p), Laplace(loc_q, scale_q))
+        kl.backward()
+    assert float(kl.numpy()) == math.inf
+    assert float(scale_p.grad) == pytest.approx(-1 / float(np.float32(1e-2)), rel=1e-6)
+    assert float(loc_p.grad) == -math.inf and float(loc_q.grad) == math.inf
+
+
+@pytest.mark.parametrize("lam, a, b", [(1.0, 2.5, 3.0), (0.7, 10.0, 4.0), (2.0, 60.0, 100.0)])
+def test_exponential_gamma_and_gamma_gumbel_saddle_forms_in_float64(lam, a, b):
+    """Just past SADDLE_FROM, where s(α) ≈ 1/(12α) is of the KL's size, within 10⁻¹³ of the references in float64."""
+    lam_t, a_t, b_t = (mv.tensor(np.float64(v)) for v in (lam, a, b))
+    assert float(kl_divergence(Exponential(lam_t), Gamma(a_t, b_t)).numpy()) == pytest.approx(
+        float(kl_exponential_gamma_d(dec(lam), dec(a), dec(b))), rel=1e-13, abs=1e-13)
+    assert float(kl_divergence(Gamma(a_t, b_t), Gumbel(lam_t, b_t)).numpy()) == pytest.approx(
+        float(kl_gamma_gumbel_d(dec(a), dec(b), dec(lam), dec(b))), rel=1e-13, abs=1e-13)

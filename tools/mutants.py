@@ -3407,6 +3407,26 @@ MUTANTS = [
       ['tests/test_saddle_kernels.py::test_on_a_device_the_ops_take_the_formula'], "stirlerr and bd0 on a device look for CUDA kernels they have none of (ModuleNotFoundError)"),
     # ---- helper-84 end ----
     # ---- helper-85 begin: fix11-kl-more: Exponential/Gamma‖Gumbel at large α, StudentT entropy, Laplace KL tails ----
+    M('kl-exponential-gamma-lgamma-formula', 'minivae/distributions/kl.py', ('    return ops.where(large, saddle, usual)\n', '    return usual\n'),
+      ['tests/test_large_concentrations.py'], "KL(Exponential ‖ Gamma) by lgamma(α) − α·log r at every α (33 float32 ulps off at α = r = 10¹⁰)"),
+    M('kl-exponential-gamma-no-stirlerr', 'minivae/distributions/kl.py', ('bd0(big, rho) + stirlerr(big) - 0.5 * ops.log(big)', 'bd0(big, rho) - 0.5 * ops.log(big)'),
+      ['tests/test_large_concentrations.py'], "Exponential ‖ Gamma's saddle form without s(α) (1/(12α) off)"),
+    M('kl-exponential-gamma-rho-inverted', 'minivae/distributions/kl.py', ('rho = ops.where(large, q.rate, 1.0) / ops.where(large, p.rate, 1.0)', 'rho = ops.where(large, p.rate, 1.0) / ops.where(large, q.rate, 1.0)'),
+      ['tests/test_large_concentrations.py'], "Exponential ‖ Gamma's saddle form at r = λ_p/β_q, the rates' quotient upside down"),
+    M('kl-gamma-gumbel-lgamma-formula', 'minivae/distributions/kl.py', ('ops.where(large, saddle, usual) + ops.log(product)', '((a - 1) * ops.digamma(a) - ops.lgamma(a) - a) + ops.log(product)'),
+      ['tests/test_large_concentrations.py'], "KL(Gamma ‖ Gumbel) by (α − 1)ψ(α) − lgamma(α) − α at every α (−9192 for 11.1 at α = 10¹⁰)"),
+    M('kl-gamma-gumbel-stirlerr-sign', 'minivae/distributions/kl.py', ('(big - 1) * stirlerr(big, order=1) - stirlerr(big)', '(big - 1) * stirlerr(big, order=1) + stirlerr(big)'),
+      ['tests/test_large_concentrations.py'], "Gamma ‖ Gumbel's saddle form adding s(α) where it subtracts it"),
+    M('kl-gamma-gumbel-no-half-over-alpha', 'minivae/distributions/kl.py', ('- 0.5 * ops.log(big) + 0.5 / big', '- 0.5 * ops.log(big)'),
+      ['tests/test_large_concentrations.py'], "Gamma ‖ Gumbel's saddle form without the 1/(2α) of ψ(α) = log α − 1/(2α) + s'(α)"),
+    M('student-t-entropy-half-log-df-formula', 'minivae/distributions/student_t.py', ('digamma_half_step(half) + _half_log_df_less_half_step(df)', 'digamma_half_step(half) + 0.5 * ops.log(df) - lgamma_half_step(half)'),
+      ['tests/test_large_concentrations.py'], "StudentT's entropy with ½ log ν − ½ log(ν/2) cancelling (7 float32 ulps off at ν = 10¹⁰)"),
+    M('student-t-entropy-rest-sign', 'minivae/distributions/student_t.py', ('0.5 * math.log(2) - _half_step_rest(y)', '0.5 * math.log(2) + _half_step_rest(y)'),
+      ['tests/test_large_concentrations.py'], "½ log ν − lgamma_half_step(ν/2) with its series' rest added where it is subtracted"),
+    M('kl-laplace-distance-over-b-p-unchecked', 'minivae/distributions/kl.py', ('decay = ops.where(far, 1.0, ratio) * ops.exp(-ops.where(far, 0.0, diff) / p.scale)', 'decay = ratio * ops.exp(-diff / p.scale)'),
+      ['tests/test_large_concentrations.py'], "Laplace ‖ Laplace's d/b_p overflowing into the VJP: NaN gradient in b_p where it is −1/b_p"),
+    M('kl-laplace-far-ratio-unmasked', 'minivae/distributions/kl.py', ('decay = ops.where(far, 1.0, ratio) *', 'decay = ratio *'),
+      ['tests/test_large_concentrations.py'], "Laplace ‖ Laplace's r = ∞ times e^{−∞} in the graph where d/b_p overflows: ∞·0 = NaN in the gradient in b_p"),
     # ---- helper-85 end ----
     # ---- helper-86 begin: fix11-mss: the β-TCVAE's stratified estimator; prior_bound of a per-row prior ----
     # ---- helper-86 end ----

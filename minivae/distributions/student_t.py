@@ -21,33 +21,24 @@ def _asymptotic(x):
     return big, ops.where(big, x, 1.0)
 
 
-def lgamma_half_step(x):
-    """lgamma(x + ½) − lgamma(x), for large x by its asymptotic series ½ log x − 1/(8x) + 1/(192x³) − 1/(640x⁵): the
-    difference of the two lgammas cancels (both ≈ x log x: at ν = 10¹⁰ in float32 StudentT's log_prob was 0, where it
-    is the Normal's −0.919, and at ν = 10⁴ off by 4·10⁻³)."""
-    big, y = _asymptotic(x)
-    return ops.where(big, 0.5 * ops.log(y) + _half_step_rest(y), ops.lgamma(x + 0.5) - ops.lgamma(x))
-
-
-def _half_step_rest(y):
-    """−1/(8y) + 1/(192y³) − 1/(640y⁵): ``lgamma_half_step``'s series less its ½ log y."""
-    w = 1 / y  # (powers of 1/y, not of y: y⁵ overflows, and its gradient's ∞·0 is NaN)
-    w2 = w * w
-    return w * (-1 / 8 + w2 * (1 / 192 - w2 / 640))
-
-
-def _half_log_df_less_half_step(df):
-    """½ log ν − lgamma_half_step(ν/2), of StudentT's normalizer: ½ log 2 − ``_half_step_rest``(ν/2) where the series
-    is taken, whose ½ log(ν/2) cancels ½ log ν analytically (7 float32 ulps off in the entropy at ν = 10¹⁰: ½ log ν is
-    11.5, the entropy 1.42)."""
+def half_log_df_less_lgamma_step(df):
+    """½ log ν − (lgamma((ν + 1)/2) − lgamma(ν/2)), of StudentT's normalizer; for large h = ν/2 by the asymptotic series
+    lgamma(h + ½) − lgamma(h) = ½ log h − 1/(8h) + 1/(192h³) − 1/(640h⁵), as ½ log 2 + 1/(8h) − 1/(192h³) + 1/(640h⁵):
+    the two lgammas cancel (both ≈ h log h: at ν = 10¹⁰ in float32 StudentT's log_prob was 0, where it is the Normal's
+    −0.919, and at ν = 10⁴ off by 4·10⁻³), and the series' ½ log h cancels ½ log ν analytically (½ log ν less
+    ½ log(ν/2) in float32, ½ log ν 11.5 at ν = 10¹⁰, left the entropy, 1.42, 7 ulps off and log_prob at the location,
+    −0.919, 14)."""
     half = 0.5 * df
     big, y = _asymptotic(half)
-    return ops.where(big, 0.5 * math.log(2) - _half_step_rest(y), 0.5 * ops.log(df) - lgamma_half_step(half))
+    w = 1 / y  # (powers of 1/h, not of h: h⁵ overflows, and its gradient's ∞·0 is NaN)
+    w2 = w * w
+    series = 0.5 * math.log(2) - w * (-1 / 8 + w2 * (1 / 192 - w2 / 640))
+    return ops.where(big, series, 0.5 * ops.log(df) - (ops.lgamma(half + 0.5) - ops.lgamma(half)))
 
 
 def digamma_half_step(x):
     """ψ(x + ½) − ψ(x), for large x by its asymptotic series 1/(2x) + 1/(8x²) − 1/(64x⁴) + 1/(128x⁶) (the derivative
-    of ``lgamma_half_step``'s; ψ(x + ½) − ψ(x) cancels as the lgammas do)."""
+    of lgamma(x + ½) − lgamma(x)'s, ``half_log_df_less_lgamma_step``; ψ(x + ½) − ψ(x) cancels as the lgammas do)."""
     big, y = _asymptotic(x)
     w = 1 / y
     series = w * (1 / 2 + w * (1 / 8 + w * w * (-1 / 64 + w * w / 128)))
@@ -81,10 +72,10 @@ class StudentT(Distribution):
                ``rng.normal``, then G by Gamma's draws (``gamma_rsample``), differentiable in loc, scale, and in ν by
                Gamma's implicit reparameterization
     log_prob   −(ν + 1)/2·log(1 + y²/ν) − log scale − ½ log ν − ½ log π − lgamma(ν/2) + lgamma((ν + 1)/2),
-               y = (x − loc)/scale (log(1 + y²/ν) finite where y² or y overflows: ``_log1p_square_t``; the lgammas' difference by
-               ``lgamma_half_step``, exact for large ν, where it cancels)
+               y = (x − loc)/scale (log(1 + y²/ν) finite where y² or y overflows: ``_log1p_square_t``; ½ log ν less the lgammas'
+               difference by ``half_log_df_less_lgamma_step``, exact for large ν, where they cancel)
     entropy    log scale + (ν + 1)/2·(ψ((ν + 1)/2) − ψ(ν/2)) + ½ log ν + log B(ν/2, ½) (the differences likewise, and
-               ½ log ν with log B's ½ log(ν/2) by ``_half_log_df_less_half_step``)
+               ½ log ν with log B's ½ log(ν/2) by ``half_log_df_less_lgamma_step``)
     mean       loc for ν > 1, NaN for ν ≤ 1;  mode loc
     variance   scale²·ν/(ν − 2) for ν > 2, ∞ for 1 < ν ≤ 2, NaN for ν ≤ 1 (torch's)
     support real; arg_constraints df positive, loc real, scale positive. Constant CPU df and scale must be > 0 and
@@ -130,13 +121,13 @@ class StudentT(Distribution):
     def log_prob(self, value):
         df = self.df
         half = 0.5 * df
-        normalizer = ops.log(self.scale) + 0.5 * ops.log(df) + HALF_LOG_PI - lgamma_half_step(half)
+        normalizer = ops.log(self.scale) + half_log_df_less_lgamma_step(df) + HALF_LOG_PI
         return -(half + 0.5) * _log1p_square_t(self._value(value) - self.loc, self.scale, df) - normalizer
 
     def entropy(self):
         df = self.df
         half = 0.5 * df
-        return self._batch(ops.log(self.scale) + (half + 0.5) * digamma_half_step(half) + _half_log_df_less_half_step(df)
+        return self._batch(ops.log(self.scale) + (half + 0.5) * digamma_half_step(half) + half_log_df_less_lgamma_step(df)
                            + HALF_LOG_PI)
 
     def __repr__(self):

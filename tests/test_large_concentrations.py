@@ -1,8 +1,8 @@
 """The KLs and entropies of the Gamma family at large concentrations (Gamma ‖ Gamma, Beta ‖ Beta, Dirichlet ‖ Dirichlet,
 Exponential ‖ Gamma, Gamma ‖ Gumbel, Beta's and Dirichlet's entropies, Dirichlet's log_prob: their saddle-point forms,
-minivae/ops/saddle.py), StudentT's far tail and its entropy at large ν, and the Laplace KLs at equal locations and where
-|μ_p − μ_q|/b_p overflows, against references in 80-digit decimal arithmetic (tests/
-test_saddle_point.py's lgamma and ψ by Stirling's series).
+minivae/ops/saddle.py), StudentT's far tail and its entropy and log_prob at large ν, and the Laplace KLs at equal
+locations and where |μ_p − μ_q|/b_p overflows, against references in 80-digit decimal arithmetic
+(tests/test_saddle_point.py's lgamma and ψ by Stirling's series).
 
 The plain formulas subtract lgammas of the size α·log α: in float32, KL(Gamma(10⁴) ‖ Gamma(1.001·10⁴)) was 0.00648 for
 0.00500, Beta(10⁶, 10⁶)'s entropy −6.0 for −6.53 and Beta(10¹⁰, 10¹⁰)'s 0, KL(Gamma(10⁶, 1) ‖ Gumbel(10⁶, 10⁶)) 5.82 for

@@ -3409,6 +3409,32 @@ MUTANTS = [
     # ---- helper-85 begin: fix11-kl-more: Exponential/Gamma‖Gumbel at large α, StudentT entropy, Laplace KL tails ----
     # ---- helper-85 end ----
     # ---- helper-86 begin: fix11-mss: the β-TCVAE's stratified estimator; prior_bound of a per-row prior ----
+    M('mss-own-weight-mws', 'minivae/models.py', ('w[rows, rows] = 1 / n', 'w[rows, rows] = 1 / (n * m)'),
+      ['tests/test_tcvae.py'], "MSS's weight of the draw's own example MWS's 1/(N·M), not 1/N"),
+    M('mss-own-stratum-weight-uniform', 'minivae/models.py', ('w[rows, (rows + 1) % m] = (n - m + 1) / (n * (m - 1))', 'w[rows, (rows + 1) % m] = 1 / (m - 1)'),
+      ['tests/test_tcvae.py'], "the own stratum's member weighted as a full stratum, N/(M − 1) examples, not N/(M − 1) − 1"),
+    M('mss-reference-columns', 'minivae/models.py', ('w[rows, rows] = 1 / n', 'w[rows, 0] = 1 / n'),
+      ['tests/test_tcvae.py'], "Chen et al.'s code's stride: 1/N in column 0, not on the diagonal (rtqichen/beta-tcvae#1)"),
+    M('mss-weights-transposed', 'minivae/models.py', ('_log_stratified_weights(m, self.dataset_size).astype', '_log_stratified_weights(m, self.dataset_size).T.astype'),
+      ['tests/test_tcvae.py'], "w_ji for w_ij: the own stratum's weight on the member before the draw, its estimate biased"),
+    M('mss-marginals-unweighted', 'minivae/models.py', ('ops.logsumexp(pairs + ops.unsqueeze(log_w, -1), axis=1)', 'ops.logsumexp(pairs, axis=1)'),
+      ['tests/test_tcvae.py'], "log q(z_d) of MSS without its weights"),
+    M('mss-ignored', 'minivae/models.py', ('if self.tc_estimator == "mss":', 'if False:'),
+      ['tests/test_tcvae.py'], "tc_estimator='mss' accepted and recorded, the loss MWS's"),
+    M('mss-not-recorded', 'minivae/models.py', ('**({"tc_estimator": "mss"} if tc_estimator == "mss" else {})', '**{}'),
+      ['tests/test_tcvae.py'], "the checkpoint of an mss model loads as mws"),
+    M('mss-without-tc-beta-accepted', 'minivae/models.py', ('        if tc_estimator != "mws":\n            raise', '        if False:\n            raise'),
+      ['tests/test_tcvae.py'], "tc_estimator='mss' without tc_beta silently does nothing"),
+    M('mss-batch-of-one-unchecked', 'minivae/models.py', ('    if m < 2:\n        raise ValueError(f"tc_estimator', '    if False:\n        raise ValueError(f"tc_estimator'),
+      ['tests/test_tcvae.py'], "a batch of 1 divides by M − 1 = 0"),
+    M('mss-batch-over-n-unchecked', 'minivae/models.py', ('    if m > n:\n', '    if False:\n'),
+      ['tests/test_tcvae.py'], "a batch larger than N: a negative weight, log q(z) NaN"),
+    M('cli-tc-estimator-dropped', 'minivae/cli.py', ('tc_estimator=args.tc_estimator or "mws", rng=rng,', 'rng=rng,'),
+      ['tests/test_tcvae.py'], "--tc-estimator mss trains MWS"),
+    M('cli-tc-estimator-alone-accepted', 'minivae/cli.py', ('if args.tc_estimator is not None and args.tc_beta is None:', 'if False:'),
+      ['tests/test_tcvae.py'], "--tc-estimator without --tc-beta: ignored by the other models, the model's own message for the gaussian"),
+    M('cli-mss-last-batch-of-one', 'minivae/cli.py', ('if args.tc_estimator == "mss" and len(data["train"]) % args.batch_size == 1:', 'if False:'),
+      ['tests/test_tcvae.py'], "a last batch of 1 fails mid-training, after the output directory is written"),
     # ---- helper-86 end ----
     # ---- lead, session 32 ----
     M('ais-flags-not-restored', 'minivae/ais.py', ('        for p, flag in zip(parameters, flags):\n            p.requires_grad = flag\n', '        pass\n'),

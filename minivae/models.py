@@ -190,24 +190,15 @@ def _gaussian_estimator(estimator, objective, flow_length):
     return estimator, ({} if estimator == "pathwise" else {"estimator": estimator})
 
 
-TC_ESTIMATORS = ("mws", "mss")
-
-
-def _total_correlation(tc_beta, dataset_size, tc_estimator, why_not):
-    """(β_TC, N, the estimator, the config entries recording them): None, None, "mws" and nothing when ``tc_beta`` is
-    None (so that the model's config is that of a checkpoint written before the option); else β_TC a finite number >= 0
-    and N, the training set's size the estimates of q(z) need, an integer >= 1, and ``tc_estimator`` "mws" (minibatch
-    weighted sampling) or "mss" (minibatch stratified sampling), recorded only when "mss" (so that checkpoints written
-    before the option load); refused where ``why_not`` says the loss is not the ELBO of one draw an example under the
-    standard prior."""
-    if tc_estimator not in TC_ESTIMATORS:
-        raise ValueError(f"tc_estimator must be one of {TC_ESTIMATORS}, not {tc_estimator!r}")
+def _total_correlation(tc_beta, dataset_size, why_not):
+    """(β_TC, N, the config entries recording them): None, None and nothing when ``tc_beta`` is None (so that the
+    model's config is that of a checkpoint written before the option); else β_TC a finite number >= 0 and N, the
+    training set's size the minibatch-weighted estimate of q(z) needs, an integer >= 1; refused where ``why_not`` says
+    the loss is not the ELBO of one draw an example under the standard prior."""
     if tc_beta is None:
         if dataset_size is not None:
             raise ValueError("dataset_size is the training set's size that tc_beta's estimate of q(z) takes: pass tc_beta")
-        if tc_estimator != "mws":
-            raise ValueError(f"tc_estimator={tc_estimator!r} estimates the q(z) of tc_beta's total correlation: pass tc_beta")
-        return None, None, "mws", {}
+        return None, None, {}
     tc_beta = _number("tc_beta", tc_beta, lambda v: v >= 0, ">= 0 (the total correlation's weight; 1: the ELBO)")
     if dataset_size is None:
         raise ValueError("tc_beta needs dataset_size, the number of training examples N: q(z) is estimated from a batch "
@@ -216,8 +207,23 @@ def _total_correlation(tc_beta, dataset_size, tc_estimator, why_not):
     if why_not:
         raise ValueError(f"tc_beta weighs the total correlation of the ELBO's KL, taken from one draw an example under "
                          f"the standard prior, and {why_not}")
-    recorded = {"tc_beta": tc_beta, "dataset_size": dataset_size}
-    return tc_beta, dataset_size, tc_estimator, {**recorded, **({"tc_estimator": "mss"} if tc_estimator == "mss" else {})}
+    return tc_beta, dataset_size, {"tc_beta": tc_beta, "dataset_size": dataset_size}
+
+
+TC_ESTIMATORS = ("mws", "mss")
+
+
+def _tc_estimator(tc_estimator, tc_beta):
+    """(the estimator of q(z), the config entries recording it): "mws" (minibatch weighted sampling) or "mss"
+    (minibatch stratified sampling, ``_log_stratified_weights``), recorded only when "mss" (so that checkpoints written
+    before the option load); "mss" only with tc_beta."""
+    if tc_estimator not in TC_ESTIMATORS:
+        raise ValueError(f"tc_estimator must be one of {TC_ESTIMATORS}, not {tc_estimator!r}")
+    if tc_estimator == "mws":
+        return tc_estimator, {}
+    if tc_beta is None:
+        raise ValueError(f"tc_estimator={tc_estimator!r} estimates the q(z) of tc_beta's total correlation: pass tc_beta")
+    return tc_estimator, {"tc_estimator": tc_estimator}
 
 
 def _log_stratified_weights(m, n):
@@ -716,14 +722,16 @@ class GaussianVAE(Module):
                    "a flow posterior's KL is sampled, one number an example" if self.flow_length else
                    f"the {estimator} estimator's KL is sampled, one number an example" if estimator != "pathwise" else None)
         self.free_bits, clamped = _free_bits(free_bits, self.objective, sampled)
-        self.tc_beta, self.dataset_size, self.tc_estimator, weighted = _total_correlation(tc_beta, dataset_size, tc_estimator, (
+        self.tc_beta, self.dataset_size, weighted = _total_correlation(tc_beta, dataset_size, (
             f"objective={self.objective!r} with samples={self.samples} is not that ELBO" if recorded else
             f"the {prior} prior is not a product over the dimensions" if prior != "standard" else
             "a flow posterior is not a product over the dimensions" if self.flow_length else
             f"estimator={estimator!r} holds q's parameters fixed in log q: train it pathwise" if estimator != "pathwise" else
             f"free_bits={self.free_bits:g} clamps each dimension's KL instead" if self.free_bits else None))
+        self.tc_estimator, stratified = _tc_estimator(tc_estimator, self.tc_beta)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen, **weighted)
+                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen, **weighted,
+                           **stratified)
         extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
         self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng,
                                                heads=2 if gate == "decoder" else 1)
@@ -822,8 +830,8 @@ class GaussianVAE(Module):
         log q(z_i) ≈ log Σ_j q(z_i|x_j) − log(N·M), log q(z_id) ≈ log Σ_j q(z_id|x_j) − log(N·M), the densities
         q(z_id|x_j) = N(z_id; μ_jd, σ_jd²) of every pair. With tc_estimator="mss", minibatch stratified sampling
         instead: log q(z_i) ≈ log Σ_j w_ij q(z_i|x_j), log q(z_id) ≈ log Σ_j w_ij q(z_id|x_j), the weights of
-        ``_log_stratified_weights`` (1/N for the draw's own example; they sum to 1 where MWS's 1/(N·M) sum to 1/N, so
-        its TC is not offset by (Z − 1)·log(N·M)); a batch of at least 2 from the N. β_TC = 1 is the ELBO of one draw
+        ``_log_stratified_weights`` (1/N for the draw's own example; a row sums to 1, where MWS's weights 1/(N·M) sum to
+        1/N); a batch of at least 2 from the N. β_TC = 1 is the ELBO of one draw
         with its KL sampled, exactly, by either estimator (the parts telescope whatever log q(z) and Σ_d log q(z_d)
         are)."""
         eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))

@@ -873,7 +873,7 @@ MUTANTS = [
       ['tests/test_objectives_models.py::test_constructors_refuse_bad_arguments_naming_them'], 'z_dim = 0: a ZeroDivisionError in the init'),
     M('models-infinite-anneal-rate-accepted', 'minivae/models.py', ('    if not (math.isfinite(value) and ok(value)):', '    if not ok(value):'),
       ['tests/test_objectives_models.py::test_constructors_refuse_bad_arguments_naming_them'], 'anneal_rate = inf accepted'),
-    M('objectives-prior-bound-first-axis-only', 'minivae/objectives.py', ('    z = model.prior().sample((k, *x.shape[:-1]), rng=rng)', '    z = model.prior().sample((k, x.shape[0]), rng=rng)'),
+    M('objectives-prior-bound-first-axis-only', 'minivae/objectives.py', ('    z = prior.sample((k, *_rows_to_draw(prior, tuple(x.shape[:-1]))), rng=rng)', '    z = prior.sample((k, *_rows_to_draw(prior, tuple(x.shape[:1]))), rng=rng)'),
       ['tests/test_objectives_models.py::test_prior_bound_keeps_every_batch_axis'], 'x (D,) gives D values; x (a, b, D) fails'),
     M('objectives-exact-ll-one-batch-axis', 'minivae/objectives.py', ('    batch_axes = (1,) * (len(x.shape) - 1)', '    batch_axes = (1,)'),
       ['tests/test_objectives_models.py::test_exact_log_likelihood_keeps_every_batch_axis'], 'x (a, b, D): log p(x) of shape (b,) from mixed images'),
@@ -3435,6 +3435,14 @@ MUTANTS = [
       ['tests/test_tcvae.py'], "--tc-estimator without --tc-beta: ignored by the other models, the model's own message for the gaussian"),
     M('cli-mss-last-batch-of-one', 'minivae/cli.py', ('if args.tc_estimator == "mss" and len(data["train"]) % args.batch_size == 1:', 'if False:'),
       ['tests/test_tcvae.py'], "a last batch of 1 fails mid-training, after the output directory is written"),
+    M('prior-bound-rows-of-the-prior-drawn-again', 'minivae/objectives.py', ('z = prior.sample((k, *_rows_to_draw(prior, tuple(x.shape[:-1]))), rng=rng)', 'z = prior.sample((k, *x.shape[:-1]), rng=rng)'),
+      ['tests/test_prior_bound.py'], "p(z|y) of batch shape (B, Z) drawn (k, B) times: z of (k, B, B, Z)"),
+    M('prior-bound-batch-prefix-alone', 'minivae/objectives.py', ('if len(batch) > len(held) and batch[:len(held)] == held:', 'if batch[:len(held)] == held:'),
+      ['tests/test_prior_bound.py'], "N(0, I) of Z = B latents taken for a prior of the B rows: one draw a latent shared by the rows"),
+    M('prior-bound-leading-rows-not-drawn', 'minivae/objectives.py', ('            return rows[:start]\n', '            return ()\n'),
+      ['tests/test_prior_bound.py'], "x (2, B, X) under p(z|y) of the B rows: the leading 2 share one draw"),
+    M('prior-bound-event-taken-for-rows', 'minivae/objectives.py', ('batch = tuple(getattr(prior, "batch_shape", ()))', 'batch = tuple(getattr(prior, "batch_shape", ())) + tuple(getattr(prior, "event_shape", ()))'),
+      ['tests/test_prior_bound.py'], "a categorical prior of N = B variables (batch (N,), event (K,)) taken for one of the B rows"),
     # ---- helper-86 end ----
     # ---- lead, session 32 ----
     M('ais-flags-not-restored', 'minivae/ais.py', ('        for p, flag in zip(parameters, flags):\n            p.requires_grad = flag\n', '        pass\n'),

@@ -836,6 +836,14 @@ class GaussianVAE(Module):
         are)."""
         eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))
         z = ops.reparameterize(loc, log_var, eps)
+        log_qz, log_marginals = self._log_aggregate(z, loc, log_var)
+        log_pz = (-0.5 * (z * z + LOG_2PI)).sum(axis=-1)
+        kl = (_log_q(eps, log_var) - log_qz) + self.tc_beta * (log_qz - log_marginals) + (log_marginals - log_pz)
+        return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
+
+    def _log_aggregate(self, z, loc, log_var):
+        """(log q(z_i), Σ_d log q(z_id)) of each draw z_i of the batch, the aggregate posterior and its marginals
+        estimated from the batch's posteriors N(μ_j, σ_j²) by ``tc_estimator`` (see ``_total_correlation_loss``)."""
         m = loc.shape[0]
         gap = ops.unsqueeze(z, 1) - ops.unsqueeze(loc, 0)  # z_i − μ_j: (M, M, Z)
         pairs = -0.5 * (gap * gap * ops.exp(-ops.unsqueeze(log_var, 0)) + ops.unsqueeze(log_var, 0) + LOG_2PI)
@@ -848,9 +856,7 @@ class GaussianVAE(Module):
             log_nm = math.log(self.dataset_size * m)
             log_qz = ops.logsumexp(pairs.sum(axis=-1), axis=1) - log_nm
             log_marginals = (ops.logsumexp(pairs, axis=1) - log_nm).sum(axis=-1)
-        log_pz = (-0.5 * (z * z + LOG_2PI)).sum(axis=-1)
-        kl = (_log_q(eps, log_var) - log_qz) + self.tc_beta * (log_qz - log_marginals) + (log_marginals - log_pz)
-        return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
+        return log_qz, log_marginals
 
     def _flow_loss(self, x, rng, beta):
         """The loss of a flow posterior: z_0 = μ + σ·ε, ε ~ N(0, I) from rng (of the shape the plain model draws:

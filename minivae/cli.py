@@ -254,6 +254,9 @@ def _train(args):
     from minivae.random import Generator
     from minivae.training import train
     _model_options(args)
+    if args.tc_estimator is not None and args.tc_beta is None:
+        raise ValueError(f"--tc-estimator {args.tc_estimator} estimates the q(z) of --tc-beta's total correlation: pass "
+                         "--tc-beta")
     if args.tf32 and args.device != "cuda":
         raise ValueError("--tf32 needs --device cuda: NumPy's products have no TF32")
     if args.model in ("semisupervised", "conditional"):
@@ -311,6 +314,9 @@ def _train(args):
     # image size across all splits), although training never reads it: eval would refuse it afterwards
     data = _load_data(args, ("train", "valid", "test"), batch_size=args.batch_size)
     x_dim = data["train"].shape[1]
+    if args.tc_estimator == "mss" and len(data["train"]) % args.batch_size == 1:
+        raise ValueError(f"--tc-estimator mss needs batches of at least 2, and {len(data['train'])} training examples in "
+                         f"batches of {args.batch_size} leave one of 1: change --batch-size or --limit")
     rng = Generator(args.seed)
     if args.model == "gaussian":
         model = GaussianVAE(x_dim, args.hidden, args.z_dim, activation=args.activation, objective=args.objective,
@@ -319,7 +325,8 @@ def _train(args):
                             library=None if args.library == "none" else args.library, gate=args.gate,
                             flow=None if args.flow == "none" else args.flow, flow_length=args.flow_length,
                             free_bits=args.free_bits, estimator=args.estimator or "pathwise", tc_beta=args.tc_beta,
-                            dataset_size=None if args.tc_beta is None else len(data["train"]), rng=rng,
+                            dataset_size=None if args.tc_beta is None else len(data["train"]),
+                            tc_estimator=args.tc_estimator or "mws", rng=rng,
                             device=args.device)
     elif args.model == "hierarchical":  # the sizes not given: the model's defaults, Burda et al.'s
         sizes = {name: value for name, value in (("z_dims", args.z_dims), ("hidden2", args.hidden2)) if value is not None}
@@ -849,6 +856,9 @@ def build_parser():
                    help="gaussian: the β-TCVAE (Chen et al. 2018): the KL split into the code's information, its total "
                         "correlation and its dimensions' marginal KLs, the second weighted by B (1: the ELBO), q(z) "
                         "estimated from each batch; the validation ELBO is always the true bound")
+    t.add_argument("--tc-estimator", choices=["mws", "mss"],
+                   help="--tc-beta: q(z)'s estimate from the batch, minibatch weighted (mws, the default) or stratified "
+                        "(mss) sampling (Chen et al. 2018, App. C)")
     t.add_argument("--flow", choices=["none", "planar", "radial", "iaf"], default="none",
                    help="gaussian: q(z|x) pushed through --flow-length normalizing flows (planar, radial: amortized by "
                         "the encoder; iaf: inverse autoregressive flow), the KL then sampled")

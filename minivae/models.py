@@ -210,6 +210,44 @@ def _total_correlation(tc_beta, dataset_size, why_not):
     return tc_beta, dataset_size, {"tc_beta": tc_beta, "dataset_size": dataset_size}
 
 
+TC_ESTIMATORS = ("mws", "mss")
+
+
+def _tc_estimator(tc_estimator, tc_beta):
+    """(the estimator of q(z), the config entries recording it): "mws" (minibatch weighted sampling) or "mss"
+    (minibatch stratified sampling, ``_log_stratified_weights``), recorded only when "mss" (so that checkpoints written
+    before the option load); "mss" only with tc_beta."""
+    if tc_estimator not in TC_ESTIMATORS:
+        raise ValueError(f"tc_estimator must be one of {TC_ESTIMATORS}, not {tc_estimator!r}")
+    if tc_estimator == "mws":
+        return tc_estimator, {}
+    if tc_beta is None:
+        raise ValueError(f"tc_estimator={tc_estimator!r} estimates the q(z) of tc_beta's total correlation: pass tc_beta")
+    return tc_estimator, {"tc_estimator": tc_estimator}
+
+
+def _log_stratified_weights(m, n):
+    """log w, the (M, M) importance weights of minibatch stratified sampling (Chen et al. 2018, App. C.2) for a batch
+    of M >= 2 from a training set of N >= M: q(z_i) ≈ Σ_j w_ij q(z_i|x_j). z_i is drawn from q(z|x_i), and q(z_i) =
+    (1/N) q(z_i|x_i) + (1/N) Σ_{n≠i} q(z_i|x_n): w_ii = 1/N; the other N − 1 examples are taken as M − 1 strata, M − 2
+    of N/(M − 1) examples and the one x_i was drawn from, N/(M − 1) − 1 without it, each represented by one member of
+    the batch weighted by its stratum's size over N: w_ij = 1/(M − 1), and w_i,i+1 (mod M) = (N − M + 1)/(N·(M − 1)).
+    Each row sums to 1 and, the other members being a uniform draw, Σ_j w_ij q(z_i|x_j) is unbiased for q(z_i).
+    Chen et al.'s code (``log_importance_weight_matrix``) strides its flattened matrix by M instead of M + 1, filling
+    columns 0 and 1 rather than the diagonal and the one after it (rtqichen/beta-tcvae#1): these are the paper's."""
+    if m < 2:
+        raise ValueError(f"tc_estimator='mss' represents the other examples by the batch's other members: it needs a "
+                         f"batch of at least 2, not {m}")
+    if m > n:
+        raise ValueError(f"tc_estimator='mss' draws the batch from the training set: a batch of {m} is more than its "
+                         f"dataset_size N = {n}")
+    w = numpy.full((m, m), 1 / (m - 1))
+    rows = numpy.arange(m)
+    w[rows, (rows + 1) % m] = (n - m + 1) / (n * (m - 1))
+    w[rows, rows] = 1 / n
+    return numpy.log(w)
+
+
 FLOW_LENGTH = 4  # flow given: K, the flows, when not given
 
 
@@ -667,7 +705,7 @@ class GaussianVAE(Module):
     def __init__(self, x_dim=784, hidden=(512, 256), z_dim=20, likelihood="bernoulli", activation="relu",
                  objective="elbo", samples=1, arch="mlp", channels=None, prior="standard", prior_components=None,
                  flow=None, flow_length=None, library=None, gate="feature", free_bits=0.0, estimator="pathwise",
-                 tc_beta=None, dataset_size=None, *, rng, device="cpu"):
+                 tc_beta=None, dataset_size=None, tc_estimator="mws", *, rng, device="cpu"):
         likelihood = _likelihood_kind(likelihood)
         x_dim, hidden, z_dim = _size("x_dim", x_dim), _hidden(hidden), _size("z_dim", z_dim)
         self.objective, self.samples, recorded = _objective(objective, samples)
@@ -690,8 +728,10 @@ class GaussianVAE(Module):
             "a flow posterior is not a product over the dimensions" if self.flow_length else
             f"estimator={estimator!r} holds q's parameters fixed in log q: train it pathwise" if estimator != "pathwise" else
             f"free_bits={self.free_bits:g} clamps each dimension's KL instead" if self.free_bits else None))
+        self.tc_estimator, stratified = _tc_estimator(tc_estimator, self.tc_beta)
         self.config = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, activation=activation,
-                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen, **weighted)
+                           **recorded, **layout, **mixture, **flows, **counts, **clamped, **chosen, **weighted,
+                           **stratified)
         extra = FlowStack.outputs(flow, z_dim, self.flow_length) if self.flow_length else 0
         self.encoder, self.decoder = _networks(x_dim, hidden, 2 * z_dim + extra, z_dim, activation, arch, channels, rng,
                                                heads=2 if gate == "decoder" else 1)
@@ -788,19 +828,35 @@ class GaussianVAE(Module):
         by β_TC (``tc_beta``); −(log p(x|z) − β·(I + β_TC·TC + DW)) per example, averaged. q(z) and each q(z_d) are
         estimated by minibatch-weighted sampling over the batch x_1 … x_M of a training set of N (``dataset_size``):
         log q(z_i) ≈ log Σ_j q(z_i|x_j) − log(N·M), log q(z_id) ≈ log Σ_j q(z_id|x_j) − log(N·M), the densities
-        q(z_id|x_j) = N(z_id; μ_jd, σ_jd²) of every pair. β_TC = 1 is the ELBO of one draw with its KL sampled,
-        exactly (the parts telescope)."""
+        q(z_id|x_j) = N(z_id; μ_jd, σ_jd²) of every pair. With tc_estimator="mss", minibatch stratified sampling
+        instead: log q(z_i) ≈ log Σ_j w_ij q(z_i|x_j), log q(z_id) ≈ log Σ_j w_ij q(z_id|x_j), the weights of
+        ``_log_stratified_weights`` (1/N for the draw's own example; a row sums to 1, where MWS's weights 1/(N·M) sum to
+        1/N); a batch of at least 2 from the N. β_TC = 1 is the ELBO of one draw
+        with its KL sampled, exactly, by either estimator (the parts telescope whatever log q(z) and Σ_d log q(z_d)
+        are)."""
         eps = Tensor(rng.normal(loc.shape, loc.dtype, device=self.device))
         z = ops.reparameterize(loc, log_var, eps)
-        m = loc.shape[0]
-        gap = ops.unsqueeze(z, 1) - ops.unsqueeze(loc, 0)  # z_i − μ_j: (M, M, Z)
-        pairs = -0.5 * (gap * gap * ops.exp(-ops.unsqueeze(log_var, 0)) + ops.unsqueeze(log_var, 0) + LOG_2PI)
-        log_nm = math.log(self.dataset_size * m)
-        log_qz = ops.logsumexp(pairs.sum(axis=-1), axis=1) - log_nm
-        log_marginals = (ops.logsumexp(pairs, axis=1) - log_nm).sum(axis=-1)
+        log_qz, log_marginals = self._log_aggregate(z, loc, log_var)
         log_pz = (-0.5 * (z * z + LOG_2PI)).sum(axis=-1)
         kl = (_log_q(eps, log_var) - log_qz) + self.tc_beta * (log_qz - log_marginals) + (log_marginals - log_pz)
         return _negative_elbo(self.likelihood(z), x, ops.unsqueeze(kl, -1), beta)
+
+    def _log_aggregate(self, z, loc, log_var):
+        """(log q(z_i), Σ_d log q(z_id)) of each draw z_i of the batch, the aggregate posterior and its marginals
+        estimated from the batch's posteriors N(μ_j, σ_j²) by ``tc_estimator`` (see ``_total_correlation_loss``)."""
+        m = loc.shape[0]
+        gap = ops.unsqueeze(z, 1) - ops.unsqueeze(loc, 0)  # z_i − μ_j: (M, M, Z)
+        pairs = -0.5 * (gap * gap * ops.exp(-ops.unsqueeze(log_var, 0)) + ops.unsqueeze(log_var, 0) + LOG_2PI)
+        if self.tc_estimator == "mss":
+            log_w = _log_stratified_weights(m, self.dataset_size).astype(loc.dtype)
+            log_w = Tensor(module_for_device(self.device).asarray(log_w))
+            log_qz = ops.logsumexp(pairs.sum(axis=-1) + log_w, axis=1)
+            log_marginals = ops.logsumexp(pairs + ops.unsqueeze(log_w, -1), axis=1).sum(axis=-1)
+        else:
+            log_nm = math.log(self.dataset_size * m)
+            log_qz = ops.logsumexp(pairs.sum(axis=-1), axis=1) - log_nm
+            log_marginals = (ops.logsumexp(pairs, axis=1) - log_nm).sum(axis=-1)
+        return log_qz, log_marginals
 
     def _flow_loss(self, x, rng, beta):
         """The loss of a flow posterior: z_0 = μ + σ·ε, ε ~ N(0, I) from rng (of the shape the plain model draws:

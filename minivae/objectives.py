@@ -125,10 +125,27 @@ def free_bits_kl(kl, free_bits):
 
 def prior_bound(model, x, rng, k=1):
     """(1/k) Σ_i log p(x|z_i), z_i ~ p(z) drawn apart for each example (every batch axis of x, all
-    but the last): a lower bound on log p(x) that ignores x when choosing z, so it is far looser than the ELBO."""
+    but the last): a lower bound on log p(x) that ignores x when choosing z, so it is far looser than the ELBO.
+    A prior of one distribution a row (``ConditionalVAE.given(y)``'s p(z|y), batch shape (B, Z)) is drawn k times
+    over the rows it lacks only (``_rows_to_draw``)."""
     k = _count(k, "k", "prior_bound")
-    z = model.prior().sample((k, *x.shape[:-1]), rng=rng)
+    prior = model.prior()
+    z = prior.sample((k, *_rows_to_draw(prior, tuple(x.shape[:-1]))), rng=rng)
     return _per_example(model.likelihood(z).log_prob(x), len(x.shape), "prior_bound", "log p(x|z)").mean(axis=0)
+
+
+def _rows_to_draw(prior, rows):
+    """The leading part of x's rows (its batch axes) that ``prior`` does not hold. A prior of one distribution a row
+    holds a trailing part of them as the leading axes of its batch shape, the latent's own axes after them (p(z|y) of
+    rows (B,): batch shape (B, Z)); a prior of one example holds none (N(0, I): batch shape (Z,); a categorical's (N,),
+    event (K,)). Taken from the batch shape alone, the longest such part: a per-row prior whose latent is all event
+    (an Independent of batch shape (B,)) cannot be told from a one-example prior of B latents and is drawn as one."""
+    batch = tuple(getattr(prior, "batch_shape", ()))  # (vqvae's CodePrior is a module, with no batch shape)
+    for start in range(len(rows)):
+        held = rows[start:]
+        if len(batch) > len(held) and batch[:len(held)] == held:
+            return rows[:start]
+    return rows
 
 
 def iwae_bound(model, x, rng, k=5):

@@ -15,9 +15,9 @@ from minivae.models import MODELS
 from minivae.optim import Adam
 from minivae.random import Generator
 from minivae.training import load_checkpoint, save_checkpoint
-from tests.strict_array import UPLOADS, describe, emulating, record
+from tests.strict_array import describe, emulating, record
 from tests.test_cli_m2 import bars
-from tests.test_semisupervised import mlp, softplus, state_of
+from tests.test_semisupervised import mlp, recorded_steps, softplus, state_of
 
 D, C, H, Z, B = 6, 3, 5, 2, 4
 X = (np.random.default_rng(0).random((B, D)) < 0.5).astype(np.float64)
@@ -156,19 +156,8 @@ PRIORS = {"standard": {}, "learned": dict(prior="learned", prior_hidden=(3,))}  
 
 def _steps(device, steps=3, prior="standard"):
     model = ConditionalVAE(D, C, hidden=(H,), z_dim=Z, rng=Generator(0), device=device, **PRIORS[prior])
-    optimizer, rng, log, uploads, losses = Adam(model.parameters(), lr=1e-2), Generator(4), [], [], []
     x, y = mv.tensor(X.astype(np.float32), device=device), mv.tensor(Y, device=device)
-    for step in range(steps):
-        with record() as conversions, record(UPLOADS) as up:
-            loss = model.loss(x, y, rng, step=step, beta=0.5)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        log += conversions
-        uploads += up
-        losses.append(loss.numpy() if device == "cpu" else loss.data.get())
-    params = {n: p.data if device == "cpu" else p.data.get() for n, p in model.named_parameters()}
-    return params, losses, log, uploads, model
+    return recorded_steps(model, lambda step, rng: model.loss(x, y, rng, step=step, beta=0.5), steps, device)
 
 
 @pytest.mark.parametrize("prior", list(PRIORS))

@@ -259,12 +259,18 @@ def test_a_few_labels_name_the_classes():
 
 def _steps(device, steps=3):
     model = SemiSupervisedVAE(D, C, hidden=(H,), z_dim=Z, alpha=0.5, rng=Generator(0), device=device)
+    x, y = mv.tensor(X.astype(np.float32), device=device), mv.tensor(Y, device=device)
+    return recorded_steps(model, lambda step, rng: model.loss(x, rng, y=y) + model.loss(x, rng), steps, device)
+
+
+def recorded_steps(model, loss_of, steps, device):
+    """``steps`` Adam steps (lr 10⁻², noise from Generator(4)) of ``loss_of(step, rng)``, each recording the host
+    conversions and uploads it makes: (the parameters, the losses, the conversions, the uploads, the model), on the
+    host."""
     optimizer, rng, log, uploads, losses = Adam(model.parameters(), lr=1e-2), Generator(4), [], [], []
-    x = mv.tensor(X.astype(np.float32), device=device)
-    y = mv.tensor(Y, device=device)
-    for _ in range(steps):
+    for step in range(steps):
         with record() as conversions, record(UPLOADS) as up:
-            loss = model.loss(x, rng, y=y) + model.loss(x, rng)
+            loss = loss_of(step, rng)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -52,7 +52,7 @@ def _posterior(model, xb, who):
     q = model.posterior(xb)
     if not isinstance(q, FACTORED):
         raise ValueError(f"{who}: needs a posterior of independent latent units (Normal, Bernoulli or "
-                         f"OneHotCategorical), and this model's is {type(q).__name__} (a flow's or a mixture's)")
+                         f"OneHotCategorical), and this model's is {type(q).__name__}")
     return q
 
 
